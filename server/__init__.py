@@ -1,0 +1,1 @@
+"""The groupware store server: SOAP service, users, storage and blobs."""

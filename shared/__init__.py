@@ -1,0 +1,1 @@
+"""The adapter: everything a gateway needs to reach the groupware store."""

@@ -1,0 +1,77 @@
+"""Errors with stable codes, shared by the store server and the adapter.
+
+The server turns a `GroupwareError` into a SOAP fault carrying its code; the
+adapter turns the fault back into the same class, so a gateway can tell a bad
+password (`AuthFailed`) from a store outage (`Unavailable`).
+"""
+from __future__ import annotations
+
+
+class GroupwareError(Exception):
+    code = "internal"
+    # SOAP 1.1 faultcode: whose fault it was.
+    fault_side = "Server"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+
+
+class AuthFailed(GroupwareError):
+    code = "authFailed"
+    fault_side = "Client"
+
+
+class SessionInvalid(GroupwareError):
+    code = "sessionInvalid"
+    fault_side = "Client"
+
+
+class Forbidden(GroupwareError):
+    code = "forbidden"
+    fault_side = "Client"
+
+
+class NotFound(GroupwareError):
+    code = "notFound"
+    fault_side = "Client"
+
+
+class Conflict(GroupwareError):
+    code = "conflict"
+    fault_side = "Client"
+
+
+class Quota(GroupwareError):
+    code = "quota"
+    fault_side = "Client"
+
+
+class TooLarge(GroupwareError):
+    code = "tooLarge"
+    fault_side = "Client"
+
+
+class BadRequest(GroupwareError):
+    code = "badRequest"
+    fault_side = "Client"
+
+
+class Unavailable(GroupwareError):
+    code = "unavailable"
+
+
+class Internal(GroupwareError):
+    code = "internal"
+
+
+ERRORS_BY_CODE: dict[str, type[GroupwareError]] = {
+    cls.code: cls
+    for cls in (AuthFailed, SessionInvalid, Forbidden, NotFound, Conflict, Quota,
+                TooLarge, BadRequest, Unavailable, Internal)
+}
+
+
+def error_for_code(code: str, message: str = "") -> GroupwareError:
+    """The exception for a fault code; unknown codes become `Internal`."""
+    return ERRORS_BY_CODE.get(code, Internal)(message)
