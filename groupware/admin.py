@@ -1,0 +1,66 @@
+"""User administration on the configured user database.
+
+Works whether or not the server is running: the storage layer serialises
+writes itself, and a running server reads users from the same database.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.config import Config
+from shared.errors import GroupwareError
+
+from groupware.cli import FEATURES, parse_feature_changes, read_password
+
+
+def open_storage(cfg: Config):
+    from server.storage import open_storage as _open
+    return _open(cfg)
+
+
+def _features_text(features: dict[str, bool]) -> str:
+    return " ".join(("+" if features.get(name) else "-") + name for name in FEATURES)
+
+
+def run(cfg: Config, args: argparse.Namespace) -> int:
+    from server.users.db import hash_password
+
+    storage = open_storage(cfg)
+    try:
+        action = args.action
+        if action == "list":
+            for user in storage.list_users():
+                state = "active" if user["active"] else "disabled"
+                print(f"{user['name']}\t{state}\t{_features_text(user['features'])}\t"
+                      f"{user['fullname']}\t{user['email']}")
+            return 0
+        if action != "add" and storage.get_user(args.name) is None:
+            print(f"groupware: no user {args.name!r}", file=sys.stderr)
+            return 1
+        if action == "add":
+            storage.create_user(args.name, hash_password(read_password(args)),
+                                fullname=args.fullname, email=args.email)
+            print(f"created user {args.name}")
+        elif action == "passwd":
+            storage.set_password_hash(args.name, hash_password(read_password(args)))
+            print(f"password of {args.name} changed")
+        elif action in ("disable", "enable"):
+            storage.set_active(args.name, action == "enable")
+            print(f"user {args.name} {action}d")
+        elif action == "delete":
+            storage.delete_user(args.name)
+            print(f"deleted user {args.name} and their store")
+        elif action == "features":
+            changes = parse_feature_changes(args.changes)
+            if changes:
+                features = dict(storage.get_user(args.name)["features"])
+                features.update(changes)
+                storage.set_features(args.name, features)
+            print(f"{args.name}\t{_features_text(storage.get_user(args.name)['features'])}")
+        return 0
+    except GroupwareError as exc:
+        print(f"groupware: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        storage.close()

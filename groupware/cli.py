@@ -1,0 +1,108 @@
+"""The `groupware` command: run the suite and administer users.
+
+    groupware serve                 store server plus every enabled gateway, one process
+    groupware user add NAME         create a user (password from a prompt or --password-stdin)
+    groupware user passwd NAME      set a new password
+    groupware user list             users with their protocol switches
+    groupware user disable NAME     refuse further logins (the store is kept)
+    groupware user enable NAME
+    groupware user delete NAME      remove the user and their store
+    groupware user features NAME [+imap|-imap|+pop3|-pop3|+caldav|-caldav ...]
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from shared.config import Config, ConfigError, parse_overrides
+
+FEATURES = ("imap", "pop3", "caldav")
+
+
+def _default_config_dir() -> str:
+    return os.environ.get("GROUPWARE_CONFIG_DIR", "conf")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-dir", default=_default_config_dir(),
+                        help="directory holding server.cfg, gateway.cfg, ical.cfg (default: conf)")
+    common.add_argument("--data-dir", default=os.environ.get("GROUPWARE_DATA_DIR", "var"),
+                        help="where the database, blobs and socket live (default: ./var)")
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a config option; may be repeated")
+
+    parser = argparse.ArgumentParser(prog="groupware", description=__doc__.split("\n\n")[0],
+                                     parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", parents=[common],
+                                help="run the store server and every enabled gateway")
+    serve.add_argument("--demo", action="store_true",
+                       help="create a demo user on first run and print its login")
+
+    user = commands.add_parser("user", parents=[common], help="administer users")
+    actions = user.add_subparsers(dest="action", required=True)
+    for name in ("add", "passwd"):
+        sub = actions.add_parser(name, parents=[common])
+        sub.add_argument("name")
+        sub.add_argument("--password-stdin", action="store_true",
+                         help="read the password from the first line of standard input")
+        if name == "add":
+            sub.add_argument("--fullname", default="")
+            sub.add_argument("--email", default="")
+    actions.add_parser("list", parents=[common])
+    for name in ("disable", "enable", "delete"):
+        actions.add_parser(name, parents=[common]).add_argument("name")
+    features = actions.add_parser("features", parents=[common],
+                                  help="show or switch a user's protocols: +imap -pop3 ...")
+    features.add_argument("name")
+    features.add_argument("changes", nargs="*", metavar="+FEATURE|-FEATURE")
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    return Config.load(args.config_dir, args.data_dir, parse_overrides(args.overrides))
+
+
+def read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            raise SystemExit("groupware: passwords differ")
+    if not password:
+        raise SystemExit("groupware: empty password refused")
+    return password
+
+
+def parse_feature_changes(changes: Sequence[str]) -> dict[str, bool]:
+    wanted: dict[str, bool] = {}
+    for change in changes:
+        sign, name = change[:1], change[1:].lower()
+        if sign not in "+-" or not sign or name not in FEATURES:
+            raise SystemExit(f"groupware: expected +FEATURE or -FEATURE with FEATURE in {', '.join(FEATURES)}, got {change!r}")
+        wanted[name] = sign == "+"
+    return wanted
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args)
+        if args.command == "serve":
+            from groupware.serve import serve
+            return serve(cfg, demo=args.demo)
+        from groupware import admin
+        return admin.run(cfg, args)
+    except ConfigError as exc:
+        print(f"groupware: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""`groupware serve`: the store server and every enabled gateway in one reactor.
+
+The gateways still reach the server through the SOAP contract over its UNIX
+socket, exactly as they would from another host, so the all-in-one process
+runs the same code paths as a split deployment.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+
+from shared.config import Config
+
+log = logging.getLogger("groupware")
+
+DEMO_USER = "demo"
+DEMO_PASSWORD_FILE = "demo-password"
+
+# Gateway name -> "module:factory". A factory takes (cfg, reactor) and returns
+# an object with start() and stop() returning Deferreds. Each gateway package
+# registers itself here when it exists.
+GATEWAYS: dict[str, str] = {}
+
+
+def ensure_demo_user(cfg: Config) -> tuple[str, str] | None:
+    """Create the demo user once; afterwards report the login it was given.
+
+    The password lives in the data dir (mode 0600) so every `make run` can print
+    it again; if an admin changed or removed the demo user, nothing is printed.
+    """
+    from groupware.admin import open_storage
+    from server.users.db import hash_password
+
+    path = os.path.join(cfg.data_dir, DEMO_PASSWORD_FILE)
+    storage = open_storage(cfg)
+    try:
+        if not storage.list_users():
+            password = secrets.token_urlsafe(12)
+            storage.create_user(DEMO_USER, hash_password(password), fullname="Demo User",
+                                email=f"{DEMO_USER}@localhost")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+            with os.fdopen(fd, "w") as fp:
+                fp.write(password + "\n")
+            return DEMO_USER, password
+        if storage.get_user(DEMO_USER) is not None and os.path.exists(path):
+            with open(path, encoding="utf-8") as fp:
+                return DEMO_USER, fp.read().strip()
+        return None
+    finally:
+        storage.close()
+
+
+def enabled_gateways(cfg: Config) -> list[str]:
+    disabled = set(cfg.get_list("disabled_features"))
+    return [name for name in GATEWAYS if name not in disabled]
+
+
+def serve(cfg: Config, demo: bool = False) -> int:
+    from twisted.internet import reactor
+
+    from server.service import StoreServer
+    from shared.logging import setup_logging
+
+    os.makedirs(cfg.data_dir, exist_ok=True)
+    setup_logging(cfg)
+    login = ensure_demo_user(cfg) if demo else None
+
+    server = StoreServer(cfg)
+    services = []
+
+    def started(_):
+        for name in enabled_gateways(cfg):
+            module_name, _, factory_name = GATEWAYS[name].partition(":")
+            module = __import__(module_name, fromlist=[factory_name])
+            gateway = getattr(module, factory_name)(cfg, reactor)
+            services.append(gateway)
+            gateway.start()
+        log.info("store server listening on %s", cfg.get("server_socket"))
+        if login:
+            print(f"Demo login: user {login[0]}, password {login[1]}", flush=True)
+        print(f"groupware is running; data in {cfg.data_dir}. Stop with Ctrl-C.", flush=True)
+
+    def failed(failure):
+        log.error("could not start: %s", failure.getErrorMessage())
+        reactor.stop()
+        exit_code.append(1)
+
+    def shutdown():
+        for gateway in reversed(services):
+            gateway.stop()
+        return server.stop()
+
+    exit_code: list[int] = []
+    reactor.callWhenRunning(lambda: server.start(reactor).addCallbacks(started, failed))
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.run()
+    return exit_code[0] if exit_code else 0
