@@ -26,17 +26,27 @@ def _default_config_dir() -> str:
     return os.environ.get("GROUPWARE_CONFIG_DIR", "conf")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config-dir", default=_default_config_dir(),
-                        help="directory holding server.cfg, gateway.cfg, ical.cfg (default: conf)")
-    common.add_argument("--data-dir", default=os.environ.get("GROUPWARE_DATA_DIR", "var"),
-                        help="where the database, blobs and socket live (default: ./var)")
-    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a config option; may be repeated")
+def _common_options(suppress: bool) -> argparse.ArgumentParser:
+    # Subcommands repeat the options with SUPPRESS defaults so that a value given
+    # before the subcommand is not reset by the subcommand's own default.
+    def default(value):
+        return argparse.SUPPRESS if suppress else value
 
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-dir", default=default(_default_config_dir()),
+                        help="directory holding server.cfg and gateway.cfg (default: conf)")
+    common.add_argument("--data-dir", default=default(os.environ.get("GROUPWARE_DATA_DIR", "var")),
+                        help="where the database, blobs and socket live (default: ./var)")
+    common.add_argument("--set", dest="sub_overrides" if suppress else "overrides",
+                        action="append", default=default([]),
+                        metavar="NAME=VALUE", help="override a config option; may be repeated")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(suppress=True)
     parser = argparse.ArgumentParser(prog="groupware", description=__doc__.split("\n\n")[0],
-                                     parents=[common])
+                                     parents=[_common_options(suppress=False)])
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", parents=[common],
@@ -65,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace) -> Config:
-    return Config.load(args.config_dir, args.data_dir, parse_overrides(args.overrides))
+    pairs = list(args.overrides) + list(getattr(args, "sub_overrides", []))
+    return Config.load(args.config_dir, args.data_dir, parse_overrides(pairs))
 
 
 def read_password(args: argparse.Namespace) -> str:

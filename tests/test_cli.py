@@ -1,0 +1,80 @@
+"""The admin CLI, run as a real subprocess on a throwaway data directory."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+
+
+def groupware(data_dir, *args, stdin=None, check=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", "groupware.cli", "--config-dir", os.path.join(ROOT, "conf"),
+         "--data-dir", str(data_dir), *args],
+        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"groupware {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+def storage_of(data_dir):
+    from shared.config import Config
+    from server.storage import open_storage
+    return open_storage(Config({}, str(data_dir)))
+
+
+def test_user_lifecycle(tmp_path):
+    from server.users.db import DbUserBackend
+
+    groupware(tmp_path, "user", "add", "alice", "--password-stdin", "--fullname", "Alice A.",
+              "--email", "alice@example.com", stdin="s3cret pass\n")
+    listing = groupware(tmp_path, "user", "list").stdout
+    assert "alice\tactive\t+imap +pop3 +caldav\tAlice A.\talice@example.com" in listing
+
+    storage = storage_of(tmp_path)
+    try:
+        backend = DbUserBackend(storage)
+        assert backend.authenticate("alice", "s3cret pass")["name"] == "alice"
+        folders = {f["name"]: f for f in storage.list_folders(storage.get_user("alice")["store_id"])}
+        assert {"Inbox", "Drafts", "Sent", "Trash", "Junk", "Archive", "Calendar", "Tasks",
+                "Contacts"} <= set(folders)
+    finally:
+        storage.close()
+
+    assert "-pop3" in groupware(tmp_path, "user", "features", "alice", "-pop3").stdout
+    assert "+imap -pop3 +caldav" in groupware(tmp_path, "user", "list").stdout
+
+    groupware(tmp_path, "user", "passwd", "alice", "--password-stdin", stdin="new one\n")
+    groupware(tmp_path, "user", "disable", "alice")
+    assert "alice\tdisabled" in groupware(tmp_path, "user", "list").stdout
+    storage = storage_of(tmp_path)
+    try:
+        from shared.errors import AuthFailed
+        backend = DbUserBackend(storage)
+        with pytest.raises(AuthFailed):
+            backend.authenticate("alice", "new one")
+        storage.set_active("alice", True)
+        assert backend.authenticate("alice", "new one")["name"] == "alice"
+        with pytest.raises(AuthFailed):
+            backend.authenticate("alice", "s3cret pass")
+    finally:
+        storage.close()
+
+    groupware(tmp_path, "user", "delete", "alice")
+    assert "alice" not in groupware(tmp_path, "user", "list").stdout
+
+
+def test_cli_errors(tmp_path):
+    groupware(tmp_path, "user", "add", "bob", "--password-stdin", stdin="pw\n")
+    dup = groupware(tmp_path, "user", "add", "bob", "--password-stdin", stdin="pw\n", check=False)
+    assert dup.returncode == 1 and "conflict" in dup.stderr
+    missing = groupware(tmp_path, "user", "passwd", "nobody", "--password-stdin", stdin="x\n", check=False)
+    assert missing.returncode == 1 and "no user" in missing.stderr
+    empty = groupware(tmp_path, "user", "add", "carol", "--password-stdin", stdin="\n", check=False)
+    assert empty.returncode != 0 and "empty password" in empty.stderr
+    bad = groupware(tmp_path, "user", "features", "bob", "+smtp", check=False)
+    assert bad.returncode != 0 and "FEATURE" in bad.stderr
+    badset = groupware(tmp_path, "--set", "oops", "user", "list", check=False)
+    assert badset.returncode == 2 and "name=value" in badset.stderr
