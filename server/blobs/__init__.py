@@ -1,0 +1,45 @@
+"""Blob stores for message bodies and calendar objects, chosen by `attachment_storage`."""
+from __future__ import annotations
+
+import os
+from typing import Any, BinaryIO, Protocol
+
+from .database import DatabaseBlobStore
+from .files import FileBlobStore
+
+
+class BlobStore(Protocol):
+    def put_file(self, path: str) -> str: ...
+    def put_bytes(self, data: bytes) -> str: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def size(self, key: str) -> int: ...
+    def delete(self, key: str) -> None: ...
+
+
+def _opt(cfg: Any, name: str, default: str) -> str:
+    try:
+        value = cfg.get(name)
+    except KeyError:
+        value = None
+    return default if value in (None, "") else str(value)
+
+
+def open_blob_store(cfg: Any, data_dir: str, engine: Any = None) -> BlobStore:
+    """The configured blob store; the database kind shares the store database."""
+    kind = _opt(cfg, "attachment_storage", "files").lower()
+    if kind == "files":
+        path = _opt(cfg, "attachment_path", os.path.join(data_dir, "attachments"))
+        try:
+            fsync = bool(cfg.get_bool("attachment_files_fsync"))
+        except KeyError:
+            fsync = True
+        return FileBlobStore(path, fsync=fsync)
+    if kind in ("database", "db"):
+        if engine is None:
+            from server.storage.engine import database_url, make_engine
+            engine = make_engine(database_url(cfg, data_dir))
+        return DatabaseBlobStore(engine)
+    raise ValueError(f"unknown attachment_storage {kind!r}")
+
+
+__all__ = ["BlobStore", "FileBlobStore", "DatabaseBlobStore", "open_blob_store"]

@@ -1,0 +1,116 @@
+"""Blobs as 1 MB chunk rows in the store database (the `blobs` table)."""
+from __future__ import annotations
+
+import io
+import os
+import secrets
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from sqlalchemy import Engine, delete, func, insert, select
+
+from shared.errors import NotFound
+
+from server.storage.engine import run_in_transaction
+from server.storage.schema import blobs
+
+CHUNK = 1 << 20
+
+
+class DatabaseBlobStore:
+    """Chunked rows: writes stream a file in, reads fetch one chunk at a time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _store(self, chunks: Iterator[bytes]) -> str:
+        key = secrets.token_hex(16)
+
+        def run(conn) -> None:
+            seq = 0
+            for data in chunks:
+                conn.execute(insert(blobs).values(key=key, seq=seq, data=data))
+                seq += 1
+            if seq == 0:
+                conn.execute(insert(blobs).values(key=key, seq=0, data=b""))
+
+        # One transaction: a half-written blob is never visible.
+        run_in_transaction(self.engine, run, write=True)
+        return key
+
+    def put_bytes(self, data: bytes) -> str:
+        view = memoryview(data)
+        return self._store(bytes(view[i:i + CHUNK]) for i in range(0, len(view), CHUNK))
+
+    def put_file(self, path: str) -> str:
+        def read() -> Iterator[bytes]:
+            with open(path, "rb") as f:
+                while data := f.read(CHUNK):
+                    yield data
+
+        key = self._store(read())
+        try:
+            os.unlink(path)  # ingested: the caller's temp file is ours to drop
+        except OSError:
+            pass
+        return key
+
+    def _chunk(self, key: str, seq: int) -> bytes:
+        data = run_in_transaction(self.engine, lambda c: c.execute(
+            select(blobs.c.data).where(blobs.c.key == key, blobs.c.seq == seq)).scalar(), write=False)
+        return b"" if data is None else bytes(data)
+
+    def size(self, key: str) -> int:
+        count, last = run_in_transaction(self.engine, lambda c: c.execute(
+            select(func.count(), func.max(blobs.c.seq)).where(blobs.c.key == key)).one(), write=False)
+        if not count:
+            raise NotFound(f"blob {key} not found")
+        # Every chunk but the last is full.
+        return last * CHUNK + len(self._chunk(key, last))
+
+    def open(self, key: str) -> BinaryIO:
+        return io.BufferedReader(_ChunkReader(self, key, self.size(key)), buffer_size=CHUNK)
+
+    def delete(self, key: str) -> None:
+        run_in_transaction(self.engine, lambda c: c.execute(delete(blobs).where(blobs.c.key == key)),
+                           write=True)
+
+
+class _ChunkReader(io.RawIOBase):
+    """Seekable raw stream over the chunk rows of one blob."""
+
+    def __init__(self, store: DatabaseBlobStore, key: str, size: int) -> None:
+        self._store = store
+        self._key = key
+        self._size = size
+        self._pos = 0
+        self._cached: tuple[int, bytes] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        pos = base + offset
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def readinto(self, buf) -> int:
+        if self._pos >= self._size:
+            return 0
+        seq, inner = divmod(self._pos, CHUNK)
+        if self._cached is None or self._cached[0] != seq:
+            self._cached = (seq, self._store._chunk(self._key, seq))
+        data = self._cached[1][inner:inner + len(buf)]
+        n = len(data)
+        buf[:n] = data
+        self._pos += n
+        return n

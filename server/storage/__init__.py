@@ -1,0 +1,5 @@
+"""Relational storage of the store server: users, folders, items, changes."""
+from .folders import KEEP
+from .store import Storage
+
+__all__ = ["Storage", "KEEP"]

@@ -1,0 +1,139 @@
+"""Shared plumbing of the Storage mixins: transactions, folder locks, counters, blob release."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, case, func, select, update
+
+from shared.errors import NotFound
+from shared.flags import SEEN
+
+from .engine import make_engine, run_in_transaction
+from .schema import folders, items, meta
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+FOLDER_COLUMNS = ("id", "store_id", "parent_id", "name", "container_class", "role", "uidvalidity",
+                  "uidnext", "highestmodseq", "display_name", "color", "description")
+
+
+def chunks(values: list, size: int = 500) -> Iterable[list]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
+
+
+class StorageBase:
+    """Engine, transaction helpers and the folder counters every write goes through."""
+
+    def __init__(self, url: str, blobs: Any) -> None:
+        self.url = url
+        self.blobs = blobs
+        self.engine = make_engine(url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions ---------------------------------------------------
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        return run_in_transaction(self.engine, fn, write=False)
+
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        return run_in_transaction(self.engine, fn, write=True)
+
+    # -- folder rows ----------------------------------------------------
+    def _lock_folders(self, conn: Connection, folder_ids: Iterable[int]) -> dict[int, Any]:
+        """Lock folder rows (in id order, so two writers never deadlock); NotFound if one is missing.
+
+        On SQLite BEGIN IMMEDIATE already serialises writers and FOR UPDATE is not emitted.
+        """
+        ids = sorted(set(folder_ids))
+        rows = conn.execute(
+            select(folders).where(folders.c.id.in_(ids)).order_by(folders.c.id).with_for_update()
+        ).all()
+        found = {r.id: r for r in rows}
+        for fid in ids:
+            if fid not in found:
+                raise NotFound(f"folder {fid} not found")
+        return found
+
+    def _bump(self, conn: Connection, folder_id: int, new_uids: int = 0) -> tuple[int, int]:
+        """Take `new_uids` uids and one modseq from the folder counters -> (first uid, modseq).
+
+        The UPDATE takes the row lock itself, so concurrent writers queue on it
+        and read back their own values.
+        """
+        res = conn.execute(
+            update(folders).where(folders.c.id == folder_id)
+            .values(uidnext=folders.c.uidnext + new_uids, highestmodseq=folders.c.highestmodseq + 1)
+        )
+        if res.rowcount == 0:
+            raise NotFound(f"folder {folder_id} not found")
+        uidnext, modseq = conn.execute(
+            select(folders.c.uidnext, folders.c.highestmodseq).where(folders.c.id == folder_id)
+        ).one()
+        return uidnext - new_uids, modseq
+
+    def _next_uidvalidity(self, conn: Connection) -> int:
+        conn.execute(update(meta).where(meta.c.name == "uidvalidity").values(value=meta.c.value + 1))
+        value = conn.execute(select(meta.c.value).where(meta.c.name == "uidvalidity")).scalar_one()
+        # IMAP UIDVALIDITY is a non-zero 32-bit number.
+        return (value - 1) % 0xFFFFFFFF + 1
+
+    @staticmethod
+    def _stats_subquery(folder_filter: Any):
+        """Per-folder count/unseen/size, grouped in one pass over the items."""
+        unseen = case((items.c.flags.op("&")(SEEN) == 0, 1), else_=0)
+        return (
+            select(items.c.folder_id.label("fid"), func.count().label("count"),
+                   func.sum(unseen).label("unseen"), func.sum(items.c.size).label("size"))
+            .where(folder_filter)
+            .group_by(items.c.folder_id)
+            .subquery()
+        )
+
+    def _folder_rows(self, conn: Connection, where: Any, item_filter: Any) -> list[dict]:
+        stats = self._stats_subquery(item_filter)
+        rows = conn.execute(
+            select(*[folders.c[c] for c in FOLDER_COLUMNS], stats.c.count, stats.c.unseen, stats.c.size)
+            .select_from(folders.outerjoin(stats, stats.c.fid == folders.c.id))
+            .where(where).order_by(folders.c.id)
+        ).all()
+        return [self._folder_dict(r) for r in rows]
+
+    @staticmethod
+    def _folder_dict(r: Any) -> dict:
+        d = {c: getattr(r, c) for c in FOLDER_COLUMNS}
+        d["count"] = int(r.count or 0)
+        d["unseen"] = int(r.unseen or 0)
+        d["size"] = int(r.size or 0)
+        return d
+
+    def _get_folder(self, conn: Connection, folder_id: int) -> dict:
+        rows = self._folder_rows(conn, folders.c.id == folder_id, items.c.folder_id == folder_id)
+        if not rows:
+            raise NotFound(f"folder {folder_id} not found")
+        return rows[0]
+
+    # -- blobs ----------------------------------------------------------
+    def _release_blobs(self, keys: Iterable[str]) -> None:
+        """Delete blobs no item references any more; call only after the commit.
+
+        Copies share a key, so a key is only dropped when its last row is gone.
+        """
+        pending = sorted(set(k for k in keys if k))
+        if not pending or self.blobs is None:
+            return
+        for part in chunks(pending):
+            still = set(self._read(lambda c: c.execute(
+                select(items.c.blob_key).where(items.c.blob_key.in_(part)).distinct()
+            ).scalars().all()))
+            for key in part:
+                if key in still:
+                    continue
+                try:
+                    self.blobs.delete(key)
+                except Exception:  # a leaked blob is harmless; a failed delete must not undo the commit
+                    log.exception("could not delete blob %s", key)

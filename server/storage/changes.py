@@ -1,0 +1,74 @@
+"""Change tracking: modseqs, tombstones and their expiry."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from shared.errors import NotFound
+
+from .base import StorageBase, chunks
+from .schema import folders, items, tombstones
+
+CHANGE_COLUMNS = ("uid", "modseq", "flags", "keywords")
+
+
+class ChangesMixin(StorageBase):
+    """What changed in a folder since a modseq (CONDSTORE/QRESYNC, sync-collection)."""
+
+    def get_changes(self, folder_id: int, since: int) -> dict:
+        """Rows with modseq > since, uids deleted since, and whether `since` is too old to answer."""
+        since = int(since)
+
+        def run(conn: Connection) -> dict:
+            folder = conn.execute(select(folders.c.highestmodseq, folders.c.tombstone_floor)
+                                  .where(folders.c.id == folder_id)).first()
+            if folder is None:
+                raise NotFound(f"folder {folder_id} not found")
+            rows = conn.execute(select(*[items.c[c] for c in CHANGE_COLUMNS])
+                                .where(items.c.folder_id == folder_id, items.c.modseq > since)
+                                .order_by(items.c.uid)).all()
+            changed = {c: [] for c in CHANGE_COLUMNS}
+            if rows:
+                for c, values in zip(CHANGE_COLUMNS, zip(*rows)):
+                    changed[c] = list(values)
+            deleted = conn.execute(select(tombstones.c.uid)
+                                   .where(tombstones.c.folder_id == folder_id, tombstones.c.modseq > since)
+                                   .order_by(tombstones.c.uid)).scalars().all()
+            return {"highestmodseq": folder.highestmodseq, "changed": changed, "deleted": list(deleted),
+                    "expired": since < folder.tombstone_floor}
+
+        return self._read(run)
+
+    def highest_modseqs(self, folder_ids: Iterable[int]) -> dict[int, int]:
+        """{folder_id: highestmodseq} for the folders that exist."""
+        ids = sorted(set(int(f) for f in folder_ids))
+
+        def run(conn: Connection) -> dict[int, int]:
+            out: dict[int, int] = {}
+            for part in chunks(ids):
+                out.update(conn.execute(select(folders.c.id, folders.c.highestmodseq)
+                                        .where(folders.c.id.in_(part))).all())
+            return out
+
+        return self._read(run) if ids else {}
+
+    def purge_tombstones(self, older_than: int) -> int:
+        """Drop tombstones recorded before `older_than` (epoch); raise each folder's floor to match.
+
+        A client asking for changes since a modseq below the floor is told the
+        answer has expired and must resynchronise in full.
+        """
+        def run(conn: Connection) -> int:
+            floors = conn.execute(select(tombstones.c.folder_id, func.max(tombstones.c.modseq))
+                                  .where(tombstones.c.deleted_at < older_than)
+                                  .group_by(tombstones.c.folder_id)).all()
+            for fid, floor in floors:
+                conn.execute(update(folders).where(folders.c.id == fid, folders.c.tombstone_floor < floor)
+                             .values(tombstone_floor=floor))
+            return conn.execute(delete(tombstones).where(tombstones.c.deleted_at < older_than)).rowcount
+
+        return self._write(run)
+
+
+__all__ = ["ChangesMixin", "CHANGE_COLUMNS"]

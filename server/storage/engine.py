@@ -1,0 +1,154 @@
+"""Database URL from the config, engine creation and transaction discipline."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import URL, Connection, Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
+
+from shared.errors import Unavailable
+
+T = TypeVar("T")
+
+# MySQL error numbers worth one more try: deadlock, lock wait timeout.
+_MYSQL_RETRY = {1213, 1205}
+_RETRIES = 8
+
+
+class ConfigLike(Protocol):
+    def get(self, name: str) -> str: ...
+    def get_int(self, name: str) -> int: ...
+
+
+def _opt(cfg: ConfigLike, name: str, default: str) -> str:
+    try:
+        value = cfg.get(name)
+    except KeyError:
+        value = None
+    return default if value in (None, "") else str(value)
+
+
+def database_url(cfg: ConfigLike, data_dir: str) -> str:
+    """The SQLAlchemy URL for `database_engine` and the `mysql_*` / `database_path` options."""
+    kind = _opt(cfg, "database_engine", "sqlite").lower()
+    if kind == "sqlite":
+        path = _opt(cfg, "database_path", os.path.join(data_dir, "store.db"))
+        return "sqlite:///" + os.path.abspath(path)
+    if kind in ("mysql", "mariadb"):
+        query = {"charset": "utf8mb4"}
+        socket = _opt(cfg, "mysql_socket", "")
+        if socket:
+            query["unix_socket"] = socket
+        url = URL.create(
+            "mysql+pymysql",
+            username=_opt(cfg, "mysql_user", "root"),
+            password=_opt(cfg, "mysql_password", "") or None,
+            host=None if socket else _opt(cfg, "mysql_host", "127.0.0.1"),
+            port=None if socket else int(_opt(cfg, "mysql_port", "3306")),
+            database=_opt(cfg, "mysql_database", "groupware"),
+            query=query,
+        )
+        return url.render_as_string(hide_password=False)
+    raise ValueError(f"unknown database_engine {kind!r}")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for many short transactions from a thread pool."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        return _sqlite_engine(u)
+    query = dict(u.query)
+    query.setdefault("charset", "utf8mb4")
+    u = u.set(query=query)
+    return create_engine(
+        u, pool_pre_ping=True, pool_recycle=3600, pool_size=10, max_overflow=20,
+        # Counters are serialised by row locks on the folder row, so the
+        # cheaper isolation level is enough and avoids gap-lock deadlocks.
+        isolation_level="READ COMMITTED",
+    )
+
+
+def _sqlite_engine(u) -> Engine:
+    if u.database and u.database != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(u.database)), exist_ok=True)
+    engine = create_engine(
+        u, pool_size=10, max_overflow=20, pool_timeout=60,
+        connect_args={"timeout": 60, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so that BEGIN is ours.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A writer takes the write lock up front: a deferred transaction that
+        # later upgrades from read to write can deadlock with another one
+        # and gets SQLITE_BUSY immediately, without the busy handler.
+        if conn.get_execution_options().get("gw_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _retryable(err: exc.DBAPIError) -> bool:
+    orig = getattr(err, "orig", None)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_RETRY:
+        return True
+    return "database is locked" in str(orig)
+
+
+def is_unavailable(err: BaseException) -> bool:
+    """True for errors that mean the database is unreachable rather than a bad statement."""
+    if isinstance(err, (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError,
+                        exc.TimeoutError)):
+        return True
+    return isinstance(err, exc.DBAPIError) and bool(err.connection_invalidated)
+
+
+@contextmanager
+def unavailable_on_failure() -> Iterator[None]:
+    """Turn connection-level database failures into `Unavailable`."""
+    try:
+        yield
+    except exc.SQLAlchemyError as err:
+        if is_unavailable(err):
+            raise Unavailable(f"store database unavailable: {err.__class__.__name__}") from err
+        raise
+
+
+def run_in_transaction(engine: Engine, fn: Callable[[Connection], T], write: bool) -> T:
+    """Run fn(conn) in one transaction; retry whole on deadlock; map outages to Unavailable."""
+    delay = 0.01
+    for attempt in range(_RETRIES):
+        try:
+            with engine.connect() as conn:
+                if write:
+                    conn.execution_options(gw_write=True)
+                with conn.begin():
+                    return fn(conn)
+        except exc.DBAPIError as err:
+            if _retryable(err) and attempt < _RETRIES - 1:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            if is_unavailable(err):
+                raise Unavailable(f"store database unavailable: {err.orig}") from err
+            raise
+        except (exc.DisconnectionError, exc.TimeoutError) as err:
+            raise Unavailable(f"store database unavailable: {err}") from err
+    raise AssertionError("unreachable")

@@ -1,0 +1,286 @@
+"""Folders: the tree, its counters, and per-user permissions."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, literal, select, update
+
+from shared.errors import BadRequest, Conflict, NotFound
+
+from .base import StorageBase, chunks
+from .schema import folders, items, permissions, stores, tombstones, users
+
+CONTAINER_CLASSES = ("mail", "calendar", "tasks", "contacts", "notes")
+ROLES = (None, "inbox", "drafts", "sent", "trash", "junk", "archive")
+RIGHTS = ("read", "write", "owner")
+
+
+class _Keep:
+    """Marks "argument not given" where None is a meaningful value (top level)."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("folder name is empty")
+    if "/" in name:
+        raise BadRequest("folder name contains '/'")
+    if len(name) > 255 or any(ord(ch) < 32 for ch in name):
+        raise BadRequest("bad folder name")
+    return name
+
+
+class FoldersMixin(StorageBase):
+    """Folder tree operations and sharing."""
+
+    # -- helpers --------------------------------------------------------
+    def _insert_folder(self, conn: Connection, store_id: int, parent_id: int | None, name: str,
+                       container_class: str, role: str | None) -> int:
+        return conn.execute(insert(folders).values(
+            store_id=store_id, parent_id=parent_id, name=name, container_class=container_class,
+            role=role, uidvalidity=self._next_uidvalidity(conn), uidnext=1, highestmodseq=1,
+            tombstone_floor=0)).inserted_primary_key[0]
+
+    def _lock_store(self, conn: Connection, store_id: int) -> None:
+        """Serialise tree changes within one store so sibling-name checks hold."""
+        if conn.execute(select(stores.c.id).where(stores.c.id == store_id).with_for_update()).first() is None:
+            raise NotFound(f"store {store_id} not found")
+
+    def _sibling_exists(self, conn: Connection, store_id: int, parent_id: int | None, name: str,
+                        exclude: int | None = None) -> bool:
+        parent_cond = folders.c.parent_id.is_(None) if parent_id is None else folders.c.parent_id == parent_id
+        q = select(folders.c.id, folders.c.name).where(folders.c.store_id == store_id, parent_cond)
+        # Compare in Python: the database collation may be case- or accent-insensitive.
+        return any(r.name == name and r.id != exclude for r in conn.execute(q).all())
+
+    @staticmethod
+    def _tree(conn: Connection, store_id: int) -> dict[int, int | None]:
+        return {r.id: r.parent_id for r in conn.execute(
+            select(folders.c.id, folders.c.parent_id).where(folders.c.store_id == store_id)).all()}
+
+    @staticmethod
+    def _descendants(tree: dict[int, int | None], root: int) -> list[int]:
+        children: dict[int | None, list[int]] = {}
+        for fid, parent in tree.items():
+            children.setdefault(parent, []).append(fid)
+        out, todo = [], [root]
+        while todo:
+            fid = todo.pop()
+            out.append(fid)
+            todo.extend(children.get(fid, ()))
+        return out
+
+    def _delete_folder_rows(self, conn: Connection, folder_ids: list[int]) -> list[str]:
+        """Delete folders with their items and tombstones; returns blob keys to release."""
+        keys: list[str] = []
+        for part in chunks(list(folder_ids)):
+            keys.extend(conn.execute(select(items.c.blob_key).where(items.c.folder_id.in_(part))
+                                     .distinct()).scalars().all())
+            conn.execute(delete(items).where(items.c.folder_id.in_(part)))
+            conn.execute(delete(tombstones).where(tombstones.c.folder_id.in_(part)))
+            conn.execute(delete(permissions).where(permissions.c.folder_id.in_(part)))
+            # Detach first: one DELETE then needs no cascade order (MySQL caps cascade depth).
+            conn.execute(update(folders).where(folders.c.id.in_(part)).values(parent_id=None))
+        for part in chunks(list(folder_ids)):
+            conn.execute(delete(folders).where(folders.c.id.in_(part)))
+        return keys
+
+    # -- reading --------------------------------------------------------
+    def list_folders(self, store_id: int) -> list[dict]:
+        """All folders of a store with count/unseen/size, in one query."""
+        in_store = select(folders.c.id).where(folders.c.store_id == store_id)
+        return self._read(lambda c: self._folder_rows(
+            c, folders.c.store_id == store_id, items.c.folder_id.in_(in_store)))
+
+    def get_folder(self, folder_id: int) -> dict:
+        return self._read(lambda c: self._get_folder(c, folder_id))
+
+    # -- writing --------------------------------------------------------
+    def create_folder(self, store_id: int, parent_id: int | None, name: str,
+                      container_class: str = "mail", role: str | None = None) -> dict:
+        _check_name(name)
+        if container_class not in CONTAINER_CLASSES:
+            raise BadRequest(f"unknown container class {container_class!r}")
+        if role not in ROLES:
+            raise BadRequest(f"unknown role {role!r}")
+
+        def run(conn: Connection) -> int:
+            self._lock_store(conn, store_id)
+            if parent_id is not None:
+                parent = conn.execute(select(folders.c.store_id).where(folders.c.id == parent_id)).first()
+                if parent is None:
+                    raise NotFound(f"folder {parent_id} not found")
+                if parent.store_id != store_id:
+                    raise BadRequest("parent folder is in another store")
+            if self._sibling_exists(conn, store_id, parent_id, name):
+                raise Conflict(f"folder {name!r} exists")
+            return self._insert_folder(conn, store_id, parent_id, name, container_class, role)
+
+        fid = self._write(run)
+        return self.get_folder(fid)
+
+    def update_folder(self, folder_id: int, name: str | None = None, parent_id: Any = KEEP,
+                      display_name: str | None = None, color: str | None = None,
+                      description: str | None = None) -> dict:
+        """Rename, move (parent_id=None: top level) or restyle a folder."""
+        if name is not None:
+            _check_name(name)
+
+        def run(conn: Connection) -> None:
+            row = conn.execute(select(folders).where(folders.c.id == folder_id)).first()
+            if row is None:
+                raise NotFound(f"folder {folder_id} not found")
+            self._lock_store(conn, row.store_id)
+            values: dict[str, Any] = {}
+            new_parent = row.parent_id if parent_id is KEEP else parent_id
+            new_name = row.name if name is None else name
+            if new_parent != row.parent_id:
+                if new_parent is not None:
+                    tree = self._tree(conn, row.store_id)
+                    if new_parent not in tree:
+                        target = conn.execute(select(folders.c.id).where(folders.c.id == new_parent)).first()
+                        if target is None:
+                            raise NotFound(f"folder {new_parent} not found")
+                        raise BadRequest("cannot move a folder to another store")
+                    if new_parent in self._descendants(tree, folder_id):
+                        raise BadRequest("cannot move a folder under itself")
+                values["parent_id"] = new_parent
+            if new_name != row.name:
+                values["name"] = new_name
+            if values and self._sibling_exists(conn, row.store_id, new_parent, new_name, exclude=folder_id):
+                raise Conflict(f"folder {new_name!r} exists")
+            for key, val in (("display_name", display_name), ("color", color), ("description", description)):
+                if val is not None:
+                    values[key] = val
+            if values:
+                conn.execute(update(folders).where(folders.c.id == folder_id).values(**values))
+
+        self._write(run)
+        return self.get_folder(folder_id)
+
+    def delete_folder(self, folder_id: int) -> None:
+        """Delete a folder, its subfolders and items; the inbox cannot be deleted."""
+        def run(conn: Connection) -> list[str]:
+            row = conn.execute(select(folders.c.store_id, folders.c.role)
+                               .where(folders.c.id == folder_id)).first()
+            if row is None:
+                raise NotFound(f"folder {folder_id} not found")
+            if row.role == "inbox":
+                raise BadRequest("the inbox cannot be deleted")
+            self._lock_store(conn, row.store_id)
+            ids = self._descendants(self._tree(conn, row.store_id), folder_id)
+            self._lock_folders(conn, ids)
+            return self._delete_folder_rows(conn, ids)
+
+        self._release_blobs(self._write(run))
+
+    def empty_folder(self, folder_id: int) -> int:
+        """Delete every item of the folder (leaving tombstones); returns the new highestmodseq."""
+        def run(conn: Connection) -> tuple[int, list[str]]:
+            folder = self._lock_folders(conn, [folder_id])[folder_id]
+            if conn.execute(select(items.c.id).where(items.c.folder_id == folder_id).limit(1)).first() is None:
+                return folder.highestmodseq, []
+            _, modseq = self._bump(conn, folder_id)
+            keys = conn.execute(select(items.c.blob_key).where(items.c.folder_id == folder_id)
+                                .distinct()).scalars().all()
+            conn.execute(insert(tombstones).from_select(
+                ["folder_id", "uid", "modseq", "deleted_at"],
+                select(items.c.folder_id, items.c.uid, literal(modseq), literal(int(time.time())))
+                .where(items.c.folder_id == folder_id)))
+            conn.execute(delete(items).where(items.c.folder_id == folder_id))
+            return modseq, list(keys)
+
+        modseq, keys = self._write(run)
+        self._release_blobs(keys)
+        return modseq
+
+    # -- permissions ----------------------------------------------------
+    def grant(self, folder_id: int, user_id: int, rights: str) -> None:
+        """Give a user read/write/owner on a folder and its subfolders (replaces an earlier grant)."""
+        if rights not in RIGHTS:
+            raise BadRequest(f"unknown rights {rights!r}")
+
+        def run(conn: Connection) -> None:
+            self._lock_folders(conn, [folder_id])
+            if conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is None:
+                raise NotFound(f"user {user_id} not found")
+            conn.execute(delete(permissions).where(permissions.c.folder_id == folder_id,
+                                                   permissions.c.user_id == user_id))
+            conn.execute(insert(permissions).values(folder_id=folder_id, user_id=user_id, rights=rights))
+
+        self._write(run)
+
+    def revoke(self, folder_id: int, user_id: int) -> None:
+        self._write(lambda c: c.execute(delete(permissions).where(
+            permissions.c.folder_id == folder_id, permissions.c.user_id == user_id)))
+
+    def folder_rights(self, user_id: int, folder_id: int) -> str | None:
+        """The user's rights on a folder: store owner -> "owner"; else the nearest grant up the tree."""
+        def run(conn: Connection) -> str | None:
+            row = conn.execute(select(folders.c.store_id, stores.c.owner_id)
+                               .select_from(folders.join(stores, stores.c.id == folders.c.store_id))
+                               .where(folders.c.id == folder_id)).first()
+            if row is None:
+                raise NotFound(f"folder {folder_id} not found")
+            if row.owner_id is not None and row.owner_id == user_id:
+                return "owner"
+            grants = dict(conn.execute(
+                select(permissions.c.folder_id, permissions.c.rights)
+                .select_from(permissions.join(folders, folders.c.id == permissions.c.folder_id))
+                .where(permissions.c.user_id == user_id, folders.c.store_id == row.store_id)).all())
+            if not grants:
+                return None
+            tree = self._tree(conn, row.store_id)
+            fid: int | None = folder_id
+            seen: set[int] = set()
+            while fid is not None and fid not in seen:
+                if fid in grants:
+                    return grants[fid]
+                seen.add(fid)
+                fid = tree.get(fid)
+            return None
+
+        return self._read(run)
+
+    def shared_folders(self, user_id: int) -> list[dict]:
+        """Folders of other stores granted to the user, with subfolders; each dict has "rights"."""
+        def run(conn: Connection) -> list[dict]:
+            granted = conn.execute(
+                select(permissions.c.folder_id, permissions.c.rights, folders.c.store_id)
+                .select_from(permissions.join(folders, folders.c.id == permissions.c.folder_id)
+                             .join(stores, stores.c.id == folders.c.store_id))
+                .where(permissions.c.user_id == user_id,
+                       (stores.c.owner_id != user_id) | stores.c.owner_id.is_(None))).all()
+            rights: dict[int, str] = {}
+            by_store: dict[int, dict[int, str]] = {}
+            for g in granted:
+                by_store.setdefault(g.store_id, {})[g.folder_id] = g.rights
+            for store_id, grants in by_store.items():
+                tree = self._tree(conn, store_id)
+                for fid in tree:
+                    cur: int | None = fid
+                    seen: set[int] = set()
+                    while cur is not None and cur not in seen:
+                        if cur in grants:
+                            rights[fid] = grants[cur]
+                            break
+                        seen.add(cur)
+                        cur = tree.get(cur)
+            out: list[dict] = []
+            ids = sorted(rights)
+            for part in chunks(ids):
+                out.extend(self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part)))
+            for f in out:
+                f["rights"] = rights[f["id"]]
+            return out
+
+        return self._read(run)
+
+
+__all__ = ["FoldersMixin", "KEEP", "CONTAINER_CLASSES", "ROLES", "RIGHTS"]

@@ -1,0 +1,327 @@
+"""Items: mail messages and calendar/task objects, one per-folder UID space."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from shared.errors import BadRequest, Conflict, NotFound
+
+from .base import StorageBase, chunks
+from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction
+from .schema import folders, items, tombstones
+from .uidset import contains, has_star, parse_uidset, resolve, sql_condition, uid_in
+
+# Columns a caller may set from the parsed message.
+MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "envelope", "bodystructure")
+CALENDAR_COLUMNS = ("icalUid", "itemClass", "summary", "dtstart", "dtend", "recurring", "etag")
+ITEM_COLUMNS = COLUMNS | {"blob_key"}
+# Every column but the surrogate id: what a copy carries over.
+_COPY_COLUMNS = [c.name for c in items.columns if c.name not in ("id", "folder_id", "uid", "modseq")]
+_EMPTY_ROW: dict[str, Any] = {c.name: None for c in items.columns if c.name != "id"}
+_INSERT = insert(items)
+_MODES = ("add", "remove", "replace")
+
+
+def normalize_keywords(keywords: Iterable[str] | str | None) -> list[str]:
+    """Sorted unique keywords; BadRequest for empty or whitespace-holding names."""
+    if keywords is None:
+        return []
+    if isinstance(keywords, str):
+        keywords = keywords.split()
+    out = set()
+    for kw in keywords:
+        if not isinstance(kw, str) or not kw or any(ch.isspace() for ch in kw) or kw.startswith("\\"):
+            raise BadRequest(f"bad keyword {kw!r}")
+        out.add(kw)
+    return sorted(out)
+
+
+def _split_keywords(text: str | None) -> list[str]:
+    return text.split() if text else []
+
+
+class ItemsMixin(StorageBase):
+    """Create, list, flag, copy, move and delete items."""
+
+    # -- uid sets -------------------------------------------------------
+    def _uid_condition(self, conn: Connection, folder_id: int, uidset: str) -> ColumnElement[bool]:
+        ranges = parse_uidset(uidset)
+        max_uid = 0
+        if has_star(ranges):
+            max_uid = conn.execute(select(func.max(items.c.uid))
+                                   .where(items.c.folder_id == folder_id)).scalar() or 0
+        merged = resolve(ranges, max_uid)
+        cond = sql_condition(items.c.uid, merged)
+        if cond is None:
+            # Too many ranges for one expression: intersect with the folder's uids here.
+            existing = conn.execute(select(items.c.uid).where(items.c.folder_id == folder_id)).scalars()
+            cond = uid_in(items.c.uid, [u for u in existing if contains(merged, u)])
+        return cond
+
+    def _where(self, conn: Connection, folder_id: int, restriction: dict | None) -> ColumnElement[bool]:
+        base = items.c.folder_id == folder_id
+        if not restriction:
+            return base
+        return and_(base, compile_restriction(restriction, lambda s: self._uid_condition(conn, folder_id, s)))
+
+    # -- creating -------------------------------------------------------
+    def create_message(self, folder_id: int, blob_key: str, size: int, internal_date: int | None,
+                       flags: int = 0, keywords: Iterable[str] = (), columns: dict | None = None) -> dict:
+        """Add a mail message; returns {uid, modseq}. Unknown keys in `columns` are ignored."""
+        row = dict(_EMPTY_ROW)
+        if columns:
+            for name in MAIL_COLUMNS:
+                if name in columns:
+                    row[name] = columns[name]
+        row.update(folder_id=folder_id, size=int(size), flags=int(flags) & 0x1F,
+                   keywords=" ".join(normalize_keywords(keywords)),
+                   internalDate=int(internal_date if internal_date is not None else time.time()),
+                   recurring=0, itemClass="IPM.Note", blob_key=blob_key)
+
+        def run(conn: Connection) -> dict:
+            uid, modseq = self._bump(conn, folder_id, 1)
+            row["uid"] = uid
+            row["modseq"] = modseq
+            conn.execute(_INSERT, row)
+            return {"uid": uid, "modseq": modseq}
+
+        return self._write(run)
+
+    def save_calendar_item(self, folder_id: int, name: str, blob_key: str, size: int, columns: dict,
+                           if_match: str | None = None, if_none_match: bool = False) -> dict:
+        """Create or replace (same name, same uid) an iCalendar object -> {uid, modseq, etag, created}."""
+        if not name or "/" in name or len(name) > 512:
+            raise BadRequest("bad resource name")
+        values = {c: columns.get(c) for c in CALENDAR_COLUMNS}
+        values["itemClass"] = values["itemClass"] or "IPM.Appointment"
+        values["recurring"] = int(bool(values["recurring"]))
+        ical_uid = values["icalUid"]
+        if ical_uid is not None and len(ical_uid) > 512:
+            raise BadRequest("UID too long")
+
+        def run(conn: Connection) -> tuple[dict, str | None]:
+            self._lock_folders(conn, [folder_id])
+            old = conn.execute(select(items.c.uid, items.c.etag, items.c.blob_key)
+                               .where(items.c.folder_id == folder_id, items.c.name == name)).first()
+            if if_match is not None:
+                if old is None or (if_match != "*" and old.etag != if_match):
+                    raise Conflict("precondition")
+            if if_none_match and old is not None:
+                raise Conflict("exists")
+            if ical_uid is not None:
+                q = select(items.c.uid).where(items.c.folder_id == folder_id, items.c.icalUid == ical_uid)
+                if old is not None:
+                    q = q.where(items.c.uid != old.uid)
+                if conn.execute(q.limit(1)).first() is not None:
+                    raise Conflict(f"another item has UID {ical_uid}")
+            now = int(time.time())
+            if old is not None:
+                _, modseq = self._bump(conn, folder_id)
+                conn.execute(update(items).where(items.c.folder_id == folder_id, items.c.uid == old.uid)
+                             .values(modseq=modseq, blob_key=blob_key, size=int(size), internalDate=now,
+                                     **values))
+                released = old.blob_key if old.blob_key != blob_key else None
+                return {"uid": old.uid, "modseq": modseq, "etag": values["etag"], "created": False}, released
+            uid, modseq = self._bump(conn, folder_id, 1)
+            row = dict(_EMPTY_ROW)
+            row.update(values, folder_id=folder_id, uid=uid, modseq=modseq, size=int(size), flags=0,
+                       keywords="", internalDate=now, name=name, blob_key=blob_key)
+            conn.execute(_INSERT, row)
+            return {"uid": uid, "modseq": modseq, "etag": values["etag"], "created": True}, None
+
+        result, released = self._write(run)
+        if released:
+            self._release_blobs([released])
+        return result
+
+    # -- reading --------------------------------------------------------
+    def query_items(self, folder_id: int, columns: list[str], restriction: dict | None = None,
+                    sort: Iterable[tuple[str, bool]] = (), offset: int = 0, limit: int | None = None
+                    ) -> tuple[int, dict[str, list]]:
+        """A window of rows as {column: [values]} plus the total number of matching rows."""
+        names = list(columns)
+        cols = [column(n, frozenset({"blob_key"})) for n in names]
+        order = []
+        for item in sort or ():
+            name, descending = item
+            c = column(name)
+            order.append(c.desc() if descending else c.asc())
+        order.append(items.c.uid.asc())  # stable windows
+        offset = max(0, int(offset or 0))
+        if limit is not None and int(limit) < 0:
+            raise BadRequest("negative limit")
+
+        def run(conn: Connection) -> tuple[int, dict[str, list]]:
+            self._check_folder(conn, folder_id)
+            where = self._where(conn, folder_id, restriction)
+            q = select(*cols).where(where).order_by(*order)
+            if offset:
+                q = q.offset(offset)
+            if limit is not None:
+                q = q.limit(int(limit))
+            rows = conn.execute(q).all() if cols else []
+            if (not offset and (limit is None or len(rows) < int(limit))) and cols:
+                total = len(rows)
+            else:
+                total = conn.execute(select(func.count()).select_from(items).where(where)).scalar_one()
+            data = {n: [] for n in names}
+            if rows:
+                for n, values in zip(names, zip(*rows)):
+                    data[n] = list(values)
+            return int(total), data
+
+        return self._read(run)
+
+    def _check_folder(self, conn: Connection, folder_id: int) -> None:
+        if conn.execute(select(folders.c.id).where(folders.c.id == folder_id)).first() is None:
+            raise NotFound(f"folder {folder_id} not found")
+
+    def get_item(self, folder_id: int, uid: int, columns: Iterable[str] | None = None) -> dict:
+        """One item's columns plus "blob_key"; NotFound if absent."""
+        names = [n for n in (columns or sorted(COLUMNS)) if n != "blob_key"]
+        cols = [column(n) for n in names] + [items.c.blob_key]
+        row = self._read(lambda c: c.execute(
+            select(*cols).where(items.c.folder_id == folder_id, items.c.uid == int(uid))).first())
+        if row is None:
+            raise NotFound(f"item {uid} not found in folder {folder_id}")
+        return dict(zip(names + ["blob_key"], row))
+
+    def find_item_by_name(self, folder_id: int, name: str) -> int | None:
+        return self._read(lambda c: c.execute(select(items.c.uid).where(
+            items.c.folder_id == folder_id, items.c.name == name)).scalar())
+
+    def find_item_by_ical_uid(self, folder_id: int, ical_uid: str) -> int | None:
+        return self._read(lambda c: c.execute(select(items.c.uid).where(
+            items.c.folder_id == folder_id, items.c.icalUid == ical_uid).order_by(items.c.uid)).scalar())
+
+    # -- flags ----------------------------------------------------------
+    def set_flags(self, folder_id: int, uids: str, mode: str, flags: int, keywords: Iterable[str] = (),
+                  unchanged_since: int | None = None) -> dict:
+        """Add/remove/replace flags and keywords on a uid set, with one modseq for the whole call.
+
+        Only rows whose value changes get the new modseq; with `unchanged_since`,
+        rows modified later are reported in "failed" and left alone (RFC 7162).
+        """
+        if mode not in _MODES:
+            raise BadRequest(f"unknown mode {mode!r}")
+        bits = int(flags) & 0x1F
+        kws = set(normalize_keywords(keywords))
+
+        def run(conn: Connection) -> dict:
+            folder = self._lock_folders(conn, [folder_id])[folder_id]
+            cond = self._uid_condition(conn, folder_id, uids)
+            rows = conn.execute(select(items.c.uid, items.c.modseq, items.c.flags, items.c.keywords)
+                                .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
+            failed: list[int] = []
+            updates: dict[tuple[int, str], list[int]] = {}
+            for r in rows:
+                if unchanged_since is not None and r.modseq > unchanged_since:
+                    failed.append(r.uid)
+                    continue
+                old_kws = set(_split_keywords(r.keywords))
+                if mode == "add":
+                    nf, nk = r.flags | bits, old_kws | kws
+                elif mode == "remove":
+                    nf, nk = r.flags & ~bits, old_kws - kws
+                else:
+                    nf, nk = bits, set(kws)
+                if nf != r.flags or nk != old_kws:
+                    updates.setdefault((nf, " ".join(sorted(nk))), []).append(r.uid)
+            if not updates:
+                return {"modseq": folder.highestmodseq, "changed": [], "failed": failed}
+            _, modseq = self._bump(conn, folder_id)
+            changed = []
+            # Rows sharing the new value are updated together: few statements for big sets.
+            for (nf, nk), group in updates.items():
+                for part in chunks(group, 1000):
+                    conn.execute(update(items).where(items.c.folder_id == folder_id, uid_in(items.c.uid, part))
+                                 .values(flags=nf, keywords=nk, modseq=modseq))
+                changed.extend((u, modseq, nf, _split_keywords(nk)) for u in group)
+            changed.sort()
+            return {"modseq": modseq, "changed": changed, "failed": failed}
+
+        return self._write(run)
+
+    # -- copy / move / delete ------------------------------------------
+    def _source_rows(self, conn: Connection, folder_id: int, uids: str) -> list[Any]:
+        cond = self._uid_condition(conn, folder_id, uids)
+        return conn.execute(select(items.c.uid, *[items.c[c] for c in _COPY_COLUMNS])
+                            .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
+
+    def _insert_copies(self, conn: Connection, rows: list[Any], target_id: int) -> tuple[list, int]:
+        first, modseq = self._bump(conn, target_id, len(rows))
+        pairs, batch = [], []
+        for i, r in enumerate(rows):
+            m = r._mapping
+            new = {c: m[c] for c in _COPY_COLUMNS}
+            new.update(folder_id=target_id, uid=first + i, modseq=modseq)
+            batch.append(new)
+            pairs.append((r.uid, first + i))
+        for part in chunks(batch):
+            conn.execute(_INSERT, part)
+        return pairs, modseq
+
+    def copy_items(self, folder_id: int, uids: str, target_folder_id: int) -> dict:
+        """Copy items; blobs are shared by key. -> {pairs: [(src, dst)], modseq: target highestmodseq}"""
+        def run(conn: Connection) -> dict:
+            # Lock the source too, so a concurrent delete cannot free a blob being copied.
+            locked = self._lock_folders(conn, [folder_id, target_folder_id])
+            rows = self._source_rows(conn, folder_id, uids)
+            if not rows:
+                return {"pairs": [], "modseq": locked[target_folder_id].highestmodseq}
+            pairs, modseq = self._insert_copies(conn, rows, target_folder_id)
+            return {"pairs": pairs, "modseq": modseq}
+
+        return self._write(run)
+
+    def move_items(self, folder_id: int, uids: str, target_folder_id: int) -> dict:
+        """Move items (new uids in the target, tombstones in the source)."""
+        if folder_id == target_folder_id:
+            raise BadRequest("source and target are the same folder")
+
+        def run(conn: Connection) -> dict:
+            locked = self._lock_folders(conn, [folder_id, target_folder_id])
+            rows = self._source_rows(conn, folder_id, uids)
+            if not rows:
+                return {"pairs": [], "modseq": locked[target_folder_id].highestmodseq,
+                        "source_modseq": locked[folder_id].highestmodseq}
+            pairs, modseq = self._insert_copies(conn, rows, target_folder_id)
+            source_modseq = self._remove_rows(conn, folder_id, [r.uid for r in rows])
+            return {"pairs": pairs, "modseq": modseq, "source_modseq": source_modseq}
+
+        return self._write(run)
+
+    def _remove_rows(self, conn: Connection, folder_id: int, uid_list: list[int]) -> int:
+        """Delete rows and leave tombstones, under one new modseq; returns it."""
+        _, modseq = self._bump(conn, folder_id)
+        now = int(time.time())
+        for part in chunks(uid_list):
+            conn.execute(delete(items).where(items.c.folder_id == folder_id, uid_in(items.c.uid, part)))
+            conn.execute(insert(tombstones), [{"folder_id": folder_id, "uid": u, "modseq": modseq,
+                                               "deleted_at": now} for u in part])
+        return modseq
+
+    def delete_items(self, folder_id: int, uids: str) -> dict:
+        """Delete items -> {deleted: [uid], modseq}; blobs go once no row references them."""
+        def run(conn: Connection) -> tuple[dict, list[str]]:
+            folder = self._lock_folders(conn, [folder_id])[folder_id]
+            cond = self._uid_condition(conn, folder_id, uids)
+            rows = conn.execute(select(items.c.uid, items.c.blob_key)
+                                .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
+            if not rows:
+                return {"deleted": [], "modseq": folder.highestmodseq}, []
+            deleted = [r.uid for r in rows]
+            modseq = self._remove_rows(conn, folder_id, deleted)
+            return {"deleted": deleted, "modseq": modseq}, [r.blob_key for r in rows]
+
+        result, keys = self._write(run)
+        self._release_blobs(keys)
+        return result
+
+
+__all__ = ["ItemsMixin", "MAIL_COLUMNS", "CALENDAR_COLUMNS", "ITEM_COLUMNS", "INT_COLUMNS",
+           "normalize_keywords"]

@@ -1,0 +1,131 @@
+"""Table definitions (SQLAlchemy Core). Migrations in migrations/ create the same shape."""
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary,
+                        MetaData, String, Table, Text)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+# LONGBLOB so a 1 MB chunk fits on MySQL (plain BLOB stops at 64 KB).
+Chunk = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+_mysql = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "sqlite_autoincrement": True}
+
+meta = Table(
+    "meta", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False, default=""),
+    Column("fullname", String(255), nullable=False, default=""),
+    Column("email", String(255), nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("feature_imap", Boolean, nullable=False, default=True),
+    Column("feature_pop3", Boolean, nullable=False, default=True),
+    Column("feature_caldav", Boolean, nullable=False, default=True),
+    Column("external_id", String(255), nullable=True),
+    **_mysql,
+)
+
+stores = Table(
+    "stores", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # NULL owner = the public store.
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, unique=True),
+    Column("kind", String(16), nullable=False),
+    **_mysql,
+)
+
+folders = Table(
+    "folders", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("store_id", Id, ForeignKey("stores.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), nullable=True),
+    Column("name", String(255), nullable=False),
+    Column("container_class", String(16), nullable=False),
+    Column("role", String(16), nullable=True),
+    Column("uidvalidity", BigInteger, nullable=False),
+    Column("uidnext", BigInteger, nullable=False),
+    Column("highestmodseq", BigInteger, nullable=False),
+    # Changes at or below this modseq may have lost their tombstones.
+    Column("tombstone_floor", BigInteger, nullable=False, default=0),
+    Column("display_name", String(255), nullable=True),
+    Column("color", String(32), nullable=True),
+    Column("description", Text, nullable=True),
+    Index("ix_folders_store_parent", "store_id", "parent_id"),
+    **_mysql,
+)
+
+items = Table(
+    "items", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    Column("uid", BigInteger, nullable=False),
+    Column("modseq", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("flags", Integer, nullable=False, default=0),
+    Column("keywords", Text, nullable=False, default=""),
+    Column("internalDate", BigInteger, nullable=False),
+    Column("dtstart", BigInteger, nullable=True),
+    Column("dtend", BigInteger, nullable=True),
+    Column("recurring", Integer, nullable=False, default=0),
+    Column("itemClass", String(32), nullable=False),
+    Column("subject", Text, nullable=True),
+    Column("from", Text, nullable=True),
+    Column("to", Text, nullable=True),
+    Column("cc", Text, nullable=True),
+    Column("messageId", Text, nullable=True),
+    Column("inReplyTo", Text, nullable=True),
+    Column("date", Text, nullable=True),
+    Column("envelope", Text, nullable=True),
+    Column("bodystructure", Text, nullable=True),
+    Column("icalUid", String(512), nullable=True),
+    Column("name", String(512), nullable=True),
+    Column("etag", String(128), nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("blob_key", String(128), nullable=False),
+    Index("ux_items_folder_uid", "folder_id", "uid", unique=True),
+    Index("ix_items_folder_modseq", "folder_id", "modseq"),
+    Index("ix_items_folder_name", "folder_id", "name"),
+    Index("ix_items_folder_icaluid", "folder_id", "icalUid"),
+    Index("ix_items_blob_key", "blob_key"),
+    **_mysql,
+)
+
+tombstones = Table(
+    "tombstones", metadata,
+    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True),
+    Column("uid", BigInteger, primary_key=True, autoincrement=False),
+    Column("modseq", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=False),
+    Index("ix_tombstones_folder_modseq", "folder_id", "modseq"),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
+permissions = Table(
+    "permissions", metadata,
+    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("rights", String(8), nullable=False),
+    Index("ix_permissions_user", "user_id"),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
+# Blobs of the "database" attachment store, split into 1 MB chunks so that
+# neither writing nor reading ever needs a whole blob in memory.
+blobs = Table(
+    "blobs", metadata,
+    Column("key", String(128), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("data", Chunk, nullable=False),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)

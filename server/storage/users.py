@@ -1,0 +1,145 @@
+"""Users and their stores."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, exc, insert, select, update
+
+from shared.errors import BadRequest, Conflict, NotFound
+
+from .base import StorageBase
+from .schema import folders, permissions, stores, users
+
+# The folders of a new private store: (name, container_class, role).
+DEFAULT_FOLDERS = (
+    ("Inbox", "mail", "inbox"),
+    ("Drafts", "mail", "drafts"),
+    ("Sent", "mail", "sent"),
+    ("Trash", "mail", "trash"),
+    ("Junk", "mail", "junk"),
+    ("Archive", "mail", "archive"),
+    ("Calendar", "calendar", None),
+    ("Tasks", "tasks", None),
+    ("Contacts", "contacts", None),
+)
+FEATURES = ("imap", "pop3", "caldav")
+
+
+class UsersMixin(StorageBase):
+    """User accounts, each owning one private store.
+
+    Folder creation and removal come from FoldersMixin (_insert_folder, _delete_folder_rows).
+    """
+
+    def _user_select(self):
+        return select(users, stores.c.id.label("store_id")).select_from(
+            users.outerjoin(stores, stores.c.owner_id == users.c.id))
+
+    @staticmethod
+    def _user_dict(r: Any) -> dict:
+        return {
+            "id": r.id, "name": r.name, "password_hash": r.password_hash,
+            "fullname": r.fullname, "email": r.email, "active": bool(r.active),
+            "features": {f: bool(getattr(r, "feature_" + f)) for f in FEATURES},
+            "store_id": r.store_id, "external_id": r.external_id,
+        }
+
+    def create_user(self, name: str, password_hash: str, fullname: str = "", email: str = "",
+                    external_id: str | None = None) -> dict:
+        """Create a user with a private store and its default folders; Conflict if the name exists."""
+        if not name or len(name) > 255:
+            raise BadRequest("bad user name")
+
+        def run(conn: Connection) -> int:
+            if conn.execute(select(users.c.id).where(users.c.name == name)).first():
+                raise Conflict(f"user {name} exists")
+            try:
+                uid = conn.execute(insert(users).values(
+                    name=name, password_hash=password_hash or "", fullname=fullname or "",
+                    email=email or "", active=True, feature_imap=True, feature_pop3=True,
+                    feature_caldav=True, external_id=external_id)).inserted_primary_key[0]
+            except exc.IntegrityError as err:
+                raise Conflict(f"user {name} exists") from err
+            sid = conn.execute(insert(stores).values(owner_id=uid, kind="private")).inserted_primary_key[0]
+            for fname, cls, role in DEFAULT_FOLDERS:
+                self._insert_folder(conn, sid, None, fname, cls, role)
+            return uid
+
+        uid = self._write(run)
+        return self.get_user_by_id(uid)
+
+    def get_user(self, name: str) -> dict | None:
+        r = self._read(lambda c: c.execute(self._user_select().where(users.c.name == name)).first())
+        return self._user_dict(r) if r else None
+
+    def get_user_by_id(self, user_id: int) -> dict | None:
+        r = self._read(lambda c: c.execute(self._user_select().where(users.c.id == user_id)).first())
+        return self._user_dict(r) if r else None
+
+    def list_users(self) -> list[dict]:
+        rows = self._read(lambda c: c.execute(self._user_select().order_by(users.c.name)).all())
+        return [self._user_dict(r) for r in rows]
+
+    def _update_user(self, name: str, **values: Any) -> None:
+        def run(conn: Connection) -> None:
+            if conn.execute(update(users).where(users.c.name == name).values(**values)).rowcount == 0:
+                # MySQL counts only rows that changed; tell "same value" from "no such user".
+                if not conn.execute(select(users.c.id).where(users.c.name == name)).first():
+                    raise NotFound(f"user {name} not found")
+        self._write(run)
+
+    def set_password_hash(self, name: str, password_hash: str) -> None:
+        self._update_user(name, password_hash=password_hash)
+
+    def set_active(self, name: str, active: bool) -> None:
+        self._update_user(name, active=bool(active))
+
+    def set_features(self, name: str, features: dict[str, bool]) -> None:
+        """Switch protocols on or off; keys not given keep their value."""
+        unknown = set(features) - set(FEATURES)
+        if unknown:
+            raise BadRequest(f"unknown features {sorted(unknown)}")
+        values = {"feature_" + k: bool(v) for k, v in features.items()}
+        if values:
+            self._update_user(name, **values)
+
+    def set_user_details(self, name: str, fullname: str | None = None, email: str | None = None,
+                         external_id: str | None = None) -> None:
+        values = {k: v for k, v in (("fullname", fullname), ("email", email),
+                                    ("external_id", external_id)) if v is not None}
+        if values:
+            self._update_user(name, **values)
+
+    def delete_user(self, name: str) -> None:
+        """Remove the user, their store, folders, items, grants; blobs are released after commit."""
+        def run(conn: Connection) -> list[str]:
+            uid = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            if uid is None:
+                raise NotFound(f"user {name} not found")
+            keys: list[str] = []
+            for sid in conn.execute(select(stores.c.id).where(stores.c.owner_id == uid)).scalars().all():
+                fids = conn.execute(select(folders.c.id).where(folders.c.store_id == sid)).scalars().all()
+                keys.extend(self._delete_folder_rows(conn, fids))
+                conn.execute(delete(stores).where(stores.c.id == sid))
+            conn.execute(delete(permissions).where(permissions.c.user_id == uid))
+            conn.execute(delete(users).where(users.c.id == uid))
+            return keys
+
+        self._release_blobs(self._write(run))
+
+    def public_store_id(self) -> int:
+        sid = self._read(lambda c: c.execute(
+            select(stores.c.id).where(stores.c.kind == "public").order_by(stores.c.id)).scalar())
+        if sid is None:
+            raise NotFound("no public store; run migrate()")
+        return sid
+
+    def store_owner(self, store_id: int) -> int | None:
+        row = self._read(lambda c: c.execute(
+            select(stores.c.owner_id).where(stores.c.id == store_id)).first())
+        if row is None:
+            raise NotFound(f"store {store_id} not found")
+        return row[0]
+
+
+__all__ = ["UsersMixin", "DEFAULT_FOLDERS"]
