@@ -1,0 +1,47 @@
+"""Where users and their passwords come from, chosen by `user_plugin`.
+
+The SOAP layer only sees `UserBackend`; `db` keeps argon2 hashes in the store
+database. Other directories (system accounts, LDAP) plug in here by name.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from shared.config import Config, ConfigError
+from shared.errors import AuthFailed
+
+__all__ = ["AuthFailed", "UserBackend", "hash_password", "load_user_backend", "PLUGINS"]
+
+
+class UserBackend:
+    """Authenticates logons and looks users up; sync, runs in the thread pool."""
+
+    def authenticate(self, name: str, password: str) -> dict[str, Any]:
+        """The user dict for a correct name and password, else AuthFailed.
+
+        A store outage raises Unavailable, never AuthFailed: a gateway must not
+        tell a user their password is wrong because the database is down.
+        """
+        raise NotImplementedError
+
+    def lookup(self, name: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+
+# Plugin name -> module under server.users holding a `backend(config, storage)` factory.
+PLUGINS = {"db": "server.users.db"}
+
+
+def load_user_backend(config: Config, storage: Any) -> UserBackend:
+    name = config.get("user_plugin")
+    module_name = PLUGINS.get(name)
+    if module_name is None:
+        raise ConfigError(f"user_plugin: unknown plugin {name!r}; available: {', '.join(sorted(PLUGINS))}")
+    module = __import__(module_name, fromlist=["backend"])
+    return module.backend(config, storage)
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash for storing with the user (used by the admin CLI)."""
+    from server.users.db import hash_password as _hash
+    return _hash(password)

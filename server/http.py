@@ -1,0 +1,445 @@
+"""The store server's HTTP face: SOAP endpoint, WSDL, stream and upload side channel.
+
+    POST /soap           SOAP 1.1 document/literal (server.soap.dispatch)
+    GET  /soap?wsdl      the contract, soap:address pointing back at this host
+    GET  /stream/<token> an item's raw bytes, Range-aware, streamed from the blob store
+    PUT  /upload         raw message bytes spooled to disk -> 201 + uploadId
+
+Request bodies are limited before they are read: a declared Content-Length over
+the limit is answered 413 right after the headers, a chunked body is counted
+and cut off, and neither is ever held in memory.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from importlib import resources
+from typing import Any, BinaryIO
+
+from twisted.internet.defer import CancelledError
+from twisted.internet.interfaces import IPushProducer
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel, RESPONSES
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request, Site
+from zope.interface import implementer
+
+from server.soap.context import Services
+from server.soap.dispatch import dispatch
+from server.soap.streams import lookup_stream, register_upload
+from shared.codec import fault
+from shared.errors import BadRequest, GroupwareError, NotFound, SessionInvalid, TooLarge
+
+log = logging.getLogger(__name__)
+
+SOAP_PATH = b"/soap"
+UPLOAD_PATH = b"/upload"
+STREAM_PREFIX = b"/stream/"
+XML = b"text/xml; charset=utf-8"
+CHUNK = 64 * 1024
+# After refusing a body, keep reading (and dropping) it for a while so the
+# client gets to read our answer instead of a connection reset.
+LINGER_SECONDS = 5.0
+LINGER_BYTES = 256 * 1024 * 1024
+WSDL_ADDRESS = b"http://localhost/soap"
+_HOST = re.compile(rb"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+def _peer(request: Request) -> str:
+    address = request.getClientAddress()
+    host = getattr(address, "host", None)
+    return f"{host}:{address.port}" if host else "local"
+
+
+class StoreChannel(HTTPChannel):
+    """HTTP/1.1 connection that enforces body limits before any body is read."""
+
+    site: "StoreSite"
+    _refused = False
+    _discarded = 0
+    _linger = None
+
+    def allHeadersReceived(self) -> None:
+        request = self.requests[-1]
+        path = self._path.split(b"?", 1)[0]
+        upload = path == UPLOAD_PATH and self._command == b"PUT"
+        limits = self.site.services.limits
+        request.body_limit = limits.max_message_size if upload else self.site.max_soap_size
+        if self.length is not None and self.length > request.body_limit:
+            self.refuse(413, TooLarge(f"request body exceeds {request.body_limit} bytes"))
+            return
+        if upload:
+            if self.length is None:
+                self.refuse(411, BadRequest("uploads need a Content-Length"))
+                return
+            # Nobody streams megabytes at us without a live session.
+            if not self.site.services.sessions.is_valid(_header(request, b"X-Session-Id")):
+                self.refuse(403, SessionInvalid("unknown or expired session"))
+                return
+            request.spool_dir = self.site.services.spool_dir
+        super().allHeadersReceived()
+
+    def refuse(self, status: int, error: GroupwareError) -> None:
+        """Answer now, drop the rest of the body, then close."""
+        if self._refused:
+            return
+        self._refused = True
+        body = fault(error)
+        head = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                % (status, RESPONSES.get(status, b"Error"), XML, len(body)))
+        self.setTimeout(None)
+        self.transport.write(head + body)
+        self.setRawMode()
+        lose_write = getattr(self.transport, "loseWriteConnection", None)
+        if lose_write is not None:
+            lose_write()
+            self._linger = self.callLater(LINGER_SECONDS, self.transport.abortConnection)
+        else:
+            self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            self._discarded += len(data)
+            if self._discarded > LINGER_BYTES:
+                self.transport.abortConnection()
+            return
+        super().dataReceived(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+    def allContentReceived(self) -> None:
+        if not self._refused:
+            super().allContentReceived()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        super().connectionLost(reason)
+
+
+class StoreRequest(Request):
+    """Counts body bytes (chunked bodies have no declared length) and spools uploads to a named file."""
+
+    body_limit = 0
+    spool_dir: str | None = None
+    spool_path: str | None = None
+    _received = 0
+    # SOAP is not a form post; never let the base class parse bodies into args.
+    _parsePOSTFormSubmission = False
+
+    def gotLength(self, length: int | None) -> None:
+        if self.spool_dir is None:
+            super().gotLength(length)
+            return
+        fd, self.spool_path = tempfile.mkstemp(prefix="upload-", dir=self.spool_dir)
+        self.content = os.fdopen(fd, "w+b")
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.channel is None or self.channel._refused:
+            return
+        self._received += len(data)
+        if self._received > self.body_limit:
+            self.channel.refuse(413, TooLarge(f"request body exceeds {self.body_limit} bytes"))
+            return
+        super().handleContentChunk(data)
+
+    def take_spool(self) -> str | None:
+        """Hand the spooled body file over to the caller, who must remove it."""
+        path, self.spool_path = self.spool_path, None
+        if self.content is not None:
+            self.content.close()
+        return path
+
+    def _discard_spool(self) -> None:
+        path = self.take_spool()
+        if path is not None:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def finish(self) -> None:
+        self._discard_spool()
+        super().finish()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._discard_spool()
+        super().connectionLost(reason)
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    value = request.getHeader(name)
+    return value.decode("latin-1").strip() if value is not None else None
+
+
+def _send(request: Request, status: int, body: bytes, content_type: bytes = XML) -> None:
+    if request.finished or request.channel is None:
+        return
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    request.write(body)
+    request.finish()
+
+
+def _fault_status(error: GroupwareError) -> int:
+    return {"sessionInvalid": 403, "notFound": 404, "tooLarge": 413}.get(error.code, 500)
+
+
+class SoapResource(Resource):
+    isLeaf = True
+
+    def __init__(self, site: "StoreSite") -> None:
+        super().__init__()
+        self.site = site
+
+    def render_POST(self, request: Request) -> Any:
+        services = self.site.services
+        content = request.content
+        if hasattr(content, "getvalue"):
+            data = content.getvalue()
+            answer = dispatch(services, data, _peer(request))
+        else:
+            # Twisted spooled a large body to a temporary file: read it off the reactor.
+            answer = services.run(_read_all, content).addCallback(
+                lambda data: dispatch(services, data, _peer(request)))
+        # The client hung up (e.g. during a long poll): stop waiting for it.
+        request.notifyFinish().addErrback(lambda _: answer.cancel())
+        answer.addCallback(lambda result: _send(request, result[0], result[1]))
+        answer.addErrback(self._failed, request)
+        return NOT_DONE_YET
+
+    def render_GET(self, request: Request) -> bytes:
+        if b"wsdl" not in request.args:
+            request.setResponseCode(405)
+            request.setHeader(b"Allow", b"POST")
+            return b""
+        host = request.getHeader(b"Host") or b"localhost"
+        if not _HOST.match(host):
+            host = b"localhost"
+        scheme = b"https" if request.isSecure() else b"http"
+        body = self.site.wsdl.replace(WSDL_ADDRESS, scheme + b"://" + host + SOAP_PATH)
+        request.setHeader(b"Content-Type", XML)
+        return body
+
+    @staticmethod
+    def _failed(failure: Failure, request: Request) -> None:
+        if failure.check(CancelledError):
+            return
+        log.error("SOAP request failed: %s", failure.getTraceback())
+        _send(request, 500, fault(GroupwareError("internal server error")))
+
+
+def _read_all(fp: BinaryIO) -> bytes:
+    fp.seek(0)
+    return fp.read()
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte for a single `bytes=` range; None to send everything.
+
+    Raises ValueError for a range that cannot be satisfied (-> 416).
+    Multi-range and malformed headers are ignored, as RFC 9110 section 14.2 allows.
+    """
+    if not header:
+        return None
+    match = _RANGE.match(header)
+    if not match or not (match.group(1) or match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise ValueError("empty suffix range")
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise ValueError("range starts past the end")
+    return start, min(end, size - 1)
+
+
+@implementer(IPushProducer)
+class BlobSender:
+    """Streams a byte range of a blob to a request, reading 64 KB at a time in the thread pool.
+
+    Reads wait while the transport's buffer is full (pauseProducing), so memory
+    stays flat however large the blob is, on every blob backend.
+    """
+
+    def __init__(self, request: Request, services: Services, key: str, start: int, length: int) -> None:
+        self.request = request
+        self.run = services.run
+        self.blobs = services.storage.blobs
+        self.key = key
+        self.start = start
+        self.remaining = length
+        self.fp: BinaryIO | None = None
+        self.paused = False
+        self.reading = False
+        self.done = False
+
+    def begin(self) -> None:
+        self.request.registerProducer(self, True)
+        self.request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        self.reading = True
+        self.run(self._open).addCallbacks(self._opened, self._failed)
+
+    def _open(self) -> BinaryIO:
+        fp = self.blobs.open(self.key)
+        if self.start:
+            fp.seek(self.start)
+        return fp
+
+    def _opened(self, fp: BinaryIO) -> None:
+        self.fp = fp
+        self.reading = False
+        if self.done:
+            self._close()
+        else:
+            self._next()
+
+    def _next(self) -> None:
+        if self.paused or self.reading or self.done:
+            return
+        if self.remaining <= 0:
+            self._finish()
+            return
+        self.reading = True
+        self.run(self.fp.read, min(CHUNK, self.remaining)).addCallbacks(self._got, self._failed)
+
+    def _got(self, data: bytes) -> None:
+        self.reading = False
+        if self.done:
+            self._close()
+            return
+        if not data:
+            self._failed(Failure(EOFError(f"blob {self.key} ended early")))
+            return
+        data = data[:self.remaining]
+        self.remaining -= len(data)
+        self.request.write(data)
+        self._next()
+
+    def _finish(self) -> None:
+        self.done = True
+        self._close()
+        self.request.unregisterProducer()
+        self.request.finish()
+
+    def _failed(self, failure: Failure) -> None:
+        self.reading = False
+        log.error("streaming blob %s failed: %s", self.key, failure.getErrorMessage())
+        self.done = True
+        self._close()
+        # Headers (with Content-Length) are already out: only cutting the
+        # connection tells the client the body is incomplete.
+        if self.request.channel is not None:
+            self.request.unregisterProducer()
+            self.request.channel.transport.abortConnection()
+
+    def _close(self) -> None:
+        fp, self.fp = self.fp, None
+        if fp is not None and not self.reading:
+            self.run(fp.close)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._next()
+
+    def stopProducing(self) -> None:
+        self.done = True
+        if not self.reading:
+            self._close()
+
+
+class StreamResource(Resource):
+    isLeaf = True
+
+    def __init__(self, site: "StoreSite") -> None:
+        super().__init__()
+        self.site = site
+
+    def render_GET(self, request: Request) -> Any:
+        services = self.site.services
+        token = request.postpath[0].decode("ascii", "replace") if len(request.postpath) == 1 else ""
+        try:
+            stream = lookup_stream(services, token)
+        except NotFound as err:
+            _send(request, 404, fault(err))
+            return NOT_DONE_YET
+        size = stream.size
+        try:
+            wanted = parse_range(_header(request, b"Range"), size)
+        except ValueError:
+            request.setHeader(b"Content-Range", b"bytes */%d" % size)
+            _send(request, 416, b"", b"text/plain")
+            return NOT_DONE_YET
+        start, end = wanted if wanted is not None else (0, size - 1)
+        length = end - start + 1 if size else 0
+        if wanted is not None:
+            request.setResponseCode(206)
+            request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        request.setHeader(b"Content-Length", b"%d" % length)
+        if request.method == b"HEAD" or length == 0:
+            request.finish()
+            return NOT_DONE_YET
+        BlobSender(request, services, stream.blob_key, start, length).begin()
+        return NOT_DONE_YET
+
+    render_HEAD = render_GET
+
+
+class UploadResource(Resource):
+    isLeaf = True
+
+    def __init__(self, site: "StoreSite") -> None:
+        super().__init__()
+        self.site = site
+
+    def render_PUT(self, request: StoreRequest) -> Any:
+        path = request.take_spool()
+        if path is None:
+            _send(request, 400, fault(BadRequest("no body")))
+            return NOT_DONE_YET
+        try:
+            upload_id = register_upload(self.site.services, _header(request, b"X-Session-Id") or "", path)
+        except GroupwareError as err:
+            _send(request, _fault_status(err), fault(err))
+            return NOT_DONE_YET
+        _send(request, 201, upload_id.encode("ascii"), b"text/plain; charset=us-ascii")
+        return NOT_DONE_YET
+
+
+class StoreSite(Site):
+    """The resource tree plus what the channel needs to police request bodies."""
+
+    protocol = StoreChannel
+    requestFactory = StoreRequest
+    noisy = False
+
+    def __init__(self, services: Services, max_soap_size: int, timeout: float = 300) -> None:
+        root = Resource()
+        super().__init__(root, timeout=timeout)
+        self.services = services
+        self.max_soap_size = max_soap_size
+        self.wsdl = resources.files("shared").joinpath("groupware.wsdl").read_bytes()
+        root.putChild(b"soap", SoapResource(self))
+        root.putChild(b"stream", StreamResource(self))
+        root.putChild(b"upload", UploadResource(self))
+
+    def log(self, request: Request) -> None:
+        log.debug("%s %s %s -> %s", _peer(request), request.method.decode("ascii", "replace"),
+                  request.uri.decode("ascii", "replace"), request.code)

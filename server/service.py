@@ -1,0 +1,220 @@
+"""The store server as one object: storage, thread pool, sessions, notifier, listeners.
+
+    server = StoreServer(cfg)
+    d = server.start(reactor)     # fires once every listener is up
+    ...
+    server.stop()                 # Deferred; closes listeners, sessions and storage
+
+All SQL and blob I/O runs in a dedicated thread pool of `threads` workers, so
+the reactor thread only parses, dispatches and writes bytes.
+"""
+from __future__ import annotations
+
+import errno
+import glob
+import logging
+import os
+import socket
+import stat
+from typing import Any, Callable
+
+from twisted.internet import ssl
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from server.http import StoreSite
+from server.notify import ChangeNotifier, LocalNotifier
+from server.sessions import SessionManager
+from server.soap.context import Limits, Services
+from server.users import load_user_backend
+from shared.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+# Idle keep-alive connections are closed after this long; requests in
+# progress (long polls included) are not subject to it.
+HTTP_IDLE_TIMEOUT = 300
+SPOOL_DIR = "tmp"
+
+
+def open_storage(cfg: Config) -> Any:
+    """Storage with its blob store for the configured engines, schema brought up to date."""
+    from server.storage import open_storage as open_configured
+    storage = open_configured(cfg)
+    storage.migrate()
+    return storage
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `*:port` -> (interface, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"listen address {value!r}: expected host:port")
+    host = host.strip("[]")
+    if host in ("", "*"):
+        host = ""
+    return host, int(port)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class StoreServer:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.data_dir = cfg.data_dir
+        self.listening_ports: list[IListeningPort] = []
+        self.storage: Any = None
+        self.services: Services | None = None
+        self.site: StoreSite | None = None
+        self.notifier: ChangeNotifier | None = None
+        threads = cfg.get_int("threads")
+        if threads < 1:
+            raise ConfigError("threads: at least 1")
+        self.pool = ThreadPool(minthreads=1, maxthreads=threads, name="store-storage")
+        self._reactor: Any = None
+        self._expiry: LoopingCall | None = None
+        self._stopping: Deferred | None = None
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Deferred:
+        """fn(*args) in the storage thread pool."""
+        return deferToThreadPool(self._reactor, self.pool, fn, *args)
+
+    def start(self, reactor: Any) -> Deferred:
+        self._reactor = reactor
+        return ensureDeferred(self._start(reactor))
+
+    async def _start(self, reactor: Any) -> None:
+        cfg = self.cfg
+        self.pool.start()
+        # Whatever happens to stop(), worker threads must not keep the process alive.
+        reactor.addSystemEventTrigger("after", "shutdown", self._stop_pool)
+        try:
+            spool_dir = os.path.join(self.data_dir, SPOOL_DIR)
+            await self.run(self._prepare_spool, spool_dir)
+            self.storage = await self.run(open_storage, cfg)
+            users = await self.run(load_user_backend, cfg, self.storage)
+            public_store_id = await self.run(self.storage.public_store_id)
+            self.notifier = LocalNotifier(reactor, cfg.get_int("longpoll_max_timeout"))
+            sessions = SessionManager(cfg.get_int("session_timeout"),
+                                      lambda path: self.run(_unlink, path), reactor.seconds)
+            limits = Limits(
+                max_message_size=cfg.get_size("max_message_size"),
+                inline_source_limit=cfg.get_size("inline_source_limit"),
+                disabled_features=frozenset(cfg.get_list("disabled_features")),
+            )
+            self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run,
+                                     public_store_id, spool_dir)
+            self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT)
+            self._expiry = LoopingCall(sessions.expire)
+            self._expiry.clock = reactor
+            self._expiry.start(max(1.0, min(60.0, sessions.timeout / 4)), now=False)
+            await self._listen(reactor)
+        except BaseException:
+            await self.stop()
+            raise
+
+    @staticmethod
+    def _prepare_spool(spool_dir: str) -> None:
+        os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+        # Uploads left by a previous run belong to sessions that no longer exist.
+        for path in glob.glob(os.path.join(spool_dir, "upload-*")):
+            _unlink(path)
+
+    async def _listen(self, reactor: Any) -> None:
+        cfg = self.cfg
+        socket_path = cfg.get("server_socket")
+        if socket_path:
+            await self.run(self._clear_stale_socket, socket_path)
+            mode = int(cfg.get("server_pipe_mode"), 8)
+            port = reactor.listenUNIX(socket_path, self.site, mode=mode, wantPID=False)
+            # listenUNIX applies the mode after bind; make sure of it for the umask's sake.
+            os.chmod(socket_path, mode)
+            self._listening(port, f"unix:{socket_path}")
+        for address in cfg.get_list("server_listen"):
+            host, number = parse_listen(address)
+            port = reactor.listenTCP(number, self.site, interface=host)
+            self._listening(port, f"tcp:{address}")
+        tls_addresses = cfg.get_list("server_listen_tls")
+        if tls_addresses:
+            context = self._tls_context()
+            for address in tls_addresses:
+                host, number = parse_listen(address)
+                port = reactor.listenSSL(number, self.site, context, interface=host)
+                self._listening(port, f"tls:{address}")
+        if not self.listening_ports:
+            raise ConfigError("no listener configured: set server_socket or server_listen")
+
+    def _listening(self, port: IListeningPort, what: str) -> None:
+        self.listening_ports.append(port)
+        log.info("store server listening on %s", what)
+
+    def _tls_context(self) -> Any:
+        cert_file = self.cfg.get("server_ssl_cert_file")
+        key_file = self.cfg.get("server_ssl_key_file")
+        if not cert_file or not key_file:
+            raise ConfigError("server_listen_tls needs server_ssl_cert_file and server_ssl_key_file")
+        with open(cert_file, "rb") as fp:
+            cert = fp.read()
+        with open(key_file, "rb") as fp:
+            key = fp.read()
+        return ssl.PrivateCertificate.loadPEM(cert + b"\n" + key).options()
+
+    @staticmethod
+    def _clear_stale_socket(path: str) -> None:
+        """Remove a socket file left by a dead server; refuse to steal a live one."""
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise ConfigError(f"server_socket {path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError as err:
+            if err.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise
+            _unlink(path)
+            return
+        finally:
+            probe.close()
+        raise ConfigError(f"another server is already listening on {path}")
+
+    def stop(self) -> Deferred:
+        if self._stopping is None:
+            self._stopping = ensureDeferred(self._stop())
+        return self._stopping
+
+    async def _stop(self) -> None:
+        ports, self.listening_ports = self.listening_ports, []
+        for port in ports:
+            try:
+                await port.stopListening()
+            except Exception:
+                log.exception("could not close listener %s", port)
+        if self._expiry is not None and self._expiry.running:
+            self._expiry.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
+        if self.services is not None:
+            self.services.sessions.clear()
+        if self.storage is not None and self.pool.started:
+            try:
+                await self.run(self.storage.close)
+            except Exception:
+                log.exception("closing storage failed")
+        self._stop_pool()
+
+    def _stop_pool(self) -> None:
+        if self.pool.started:
+            # Let queued work (upload removals, storage close) run before joining.
+            self.pool.stop()

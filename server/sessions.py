@@ -1,0 +1,151 @@
+"""Logged-on sessions of the store server, kept in memory.
+
+A session id is the only credential a gateway presents after logon, so it is
+128 random bits. Sessions die after `session_timeout` seconds without a call;
+whatever they own (stream tokens, spooled uploads) dies with them.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import NotFound, Quota, SessionInvalid
+
+# A session may park a few uploads between PUT /upload and createMessage;
+# more than this is a client leaking them, and each one holds disk space.
+MAX_UPLOADS_PER_SESSION = 16
+
+
+@dataclass
+class Stream:
+    """What GET /stream/<token> serves: one item's blob."""
+    blob_key: str
+    size: int
+
+
+@dataclass
+class Session:
+    id: str
+    user: dict[str, Any]
+    protocol: str | None
+    client_address: str | None
+    last_used: float
+    # Calls in progress; a session is never expired under a running call
+    # (a long poll may outlast the idle timeout).
+    busy: int = 0
+    streams: dict[str, Stream] = field(default_factory=dict)
+    uploads: dict[str, str] = field(default_factory=dict)  # upload id -> spooled file path
+
+    @property
+    def user_id(self) -> int:
+        return self.user["id"]
+
+    @property
+    def store_id(self) -> int:
+        return self.user["store_id"]
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+class SessionManager:
+    """The session table. Lives on the reactor thread; not thread-safe on purpose."""
+
+    def __init__(self, timeout: float, discard_file: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout = timeout
+        self.discard_file = discard_file
+        self._clock = clock
+        self._sessions: dict[str, Session] = {}
+        self._streams: dict[str, str] = {}  # token -> session id
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self, user: dict[str, Any], protocol: str | None = None,
+               client_address: str | None = None) -> Session:
+        session = Session(new_token(), user, protocol, client_address, self._clock())
+        self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str | None) -> Session:
+        """The live session for an id, marked as used now."""
+        session = self._sessions.get(session_id or "")
+        if session is None or self._expired(session):
+            if session is not None:
+                self.remove(session.id)
+            raise SessionInvalid("unknown or expired session")
+        session.last_used = self._clock()
+        return session
+
+    def touch(self, session: Session) -> None:
+        session.last_used = self._clock()
+
+    def is_valid(self, session_id: str | None) -> bool:
+        session = self._sessions.get(session_id or "")
+        return session is not None and not self._expired(session)
+
+    def remove(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return
+        for token in session.streams:
+            self._streams.pop(token, None)
+        for path in session.uploads.values():
+            self.discard_file(path)
+        session.streams.clear()
+        session.uploads.clear()
+
+    def expire(self) -> int:
+        """Drop idle sessions; returns how many went."""
+        stale = [s.id for s in self._sessions.values() if self._expired(s)]
+        for session_id in stale:
+            self.remove(session_id)
+        return len(stale)
+
+    def clear(self) -> None:
+        for session_id in list(self._sessions):
+            self.remove(session_id)
+
+    def _expired(self, session: Session) -> bool:
+        return session.busy == 0 and self._clock() - session.last_used > self.timeout
+
+    # -- streams --------------------------------------------------------------
+
+    def add_stream(self, session: Session, stream: Stream) -> str:
+        token = new_token()
+        session.streams[token] = stream
+        self._streams[token] = session.id
+        return token
+
+    def stream(self, token: str) -> tuple[Session, Stream]:
+        """The stream behind a token; NotFound once its session is gone."""
+        session_id = self._streams.get(token)
+        if session_id is None:
+            raise NotFound("unknown stream")
+        try:
+            session = self.get(session_id)
+        except SessionInvalid:
+            raise NotFound("unknown stream") from None
+        return session, session.streams[token]
+
+    # -- uploads --------------------------------------------------------------
+
+    def add_upload(self, session: Session, path: str) -> str:
+        if len(session.uploads) >= MAX_UPLOADS_PER_SESSION:
+            self.discard_file(path)
+            raise Quota("too many pending uploads in this session")
+        upload_id = new_token()
+        session.uploads[upload_id] = path
+        return upload_id
+
+    def take_upload(self, session: Session, upload_id: str) -> str:
+        """Hand a spooled upload over to the caller, who then owns the file."""
+        path = session.uploads.pop(upload_id, None)
+        if path is None:
+            raise NotFound("unknown upload")
+        return path

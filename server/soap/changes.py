@@ -1,0 +1,92 @@
+"""getChanges and waitForChanges: incremental sync and push."""
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+from twisted.internet.defer import CancelledError
+
+from server.soap.context import Call, require, response
+from server.soap.items import changes_table
+from server.storage.uidset import format_uidset
+from shared.codec import add, element, envelope, gw, int_field, required_int, table_to_xml
+from shared.errors import BadRequest
+
+# One long poll watching more folders than this is not a mail client.
+MAX_WATCHES = 10000
+
+
+async def get_changes(call: Call) -> bytes:
+    session = call.session()
+    folder_id = required_int(call.body, "folderId")
+    since = required_int(call.body, "sinceModseq")
+
+    def work() -> bytes:
+        require(call.storage, session.user_id, folder_id, "read")
+        result = call.storage.get_changes(folder_id, since)
+        changed = dict(result["changed"])
+        if "keywords" in changed:
+            changed["keywords"] = [k if isinstance(k, str) or k is None else " ".join(k)
+                                   for k in changed["keywords"]]
+        rows = len(changed.get("uid", ()))
+        out = response("getChanges")
+        add(out, "highestModseq", result["highestmodseq"])
+        add(out, "expired", bool(result["expired"]))
+        out.append(table_to_xml(changed, rows))
+        add(out, "deleted", format_uidset(result["deleted"]))
+        return envelope(out)
+
+    return await call.run(work)
+
+
+def _watches(body: etree._Element) -> dict[int, int]:
+    watches: dict[int, int] = {}
+    for el in body.iterchildren(gw("watch")):
+        try:
+            watches[int(el.get("folderId", ""))] = int(el.get("modseq", ""))
+        except ValueError:
+            raise BadRequest("watch needs integer folderId and modseq") from None
+        if len(watches) > MAX_WATCHES:
+            raise BadRequest(f"at most {MAX_WATCHES} folders per watch")
+    return watches
+
+
+def _answer(changes: list[tuple[int, int]]) -> etree._Element:
+    out = response("waitForChanges")
+    for folder_id, modseq in sorted(changes):
+        out.append(element("changed", folderId=str(folder_id), modseq=str(modseq)))
+    return out
+
+
+async def wait_for_changes(call: Call) -> etree._Element:
+    session = call.session()
+    watches = _watches(call.body)
+    notifier = call.services.notifier
+    timeout = int_field(call.body, "timeout", 0)
+    if timeout < 0:
+        raise BadRequest("timeout must not be negative")
+    # Listen before looking: a commit landing between the look and the
+    # listen would otherwise be missed until the timeout.
+    waiting = notifier.wait(watches, timeout)
+
+    def current() -> dict[int, int]:
+        for folder_id in watches:
+            require(call.storage, session.user_id, folder_id, "read")
+        return call.storage.highest_modseqs(list(watches))
+
+    try:
+        highest: dict[int, Any] = await call.run(current)
+    except BaseException:
+        _drop(waiting)
+        raise
+    already = [(fid, modseq) for fid, modseq in highest.items()
+               if modseq is not None and modseq > watches.get(fid, modseq)]
+    if already:
+        _drop(waiting)
+        return _answer(already)
+    return _answer(await waiting)
+
+
+def _drop(waiting: Any) -> None:
+    waiting.addErrback(lambda failure: failure.trap(CancelledError))
+    waiting.cancel()

@@ -1,0 +1,116 @@
+"""What every SOAP operation handler gets: the server's services and the call.
+
+Handlers are coroutines on the reactor thread. Anything touching SQL or blob
+files goes through `services.run`, which runs it in the storage thread pool;
+rights checks ride in the same thread hop as the work they guard.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field as dc_field
+from typing import Any, TypeVar
+
+from lxml import etree
+from twisted.internet.defer import Deferred
+
+from server.notify import ChangeNotifier
+from server.sessions import Session, SessionManager
+from server.users import UserBackend
+from shared.codec import add, element, field
+from shared.errors import Forbidden, NotFound
+
+T = TypeVar("T")
+
+RIGHTS_RANK = {"read": 1, "write": 2, "owner": 3}
+
+
+@dataclass
+class Limits:
+    max_message_size: int
+    inline_source_limit: int
+    disabled_features: frozenset[str] = frozenset()
+
+
+@dataclass
+class Services:
+    storage: Any
+    users: UserBackend
+    sessions: SessionManager
+    notifier: ChangeNotifier
+    limits: Limits
+    # run(fn, *args) -> Deferred: fn(*args) in the storage thread pool.
+    run: Callable[..., Deferred]
+    public_store_id: int = 0
+    spool_dir: str = ""
+
+
+@dataclass
+class Call:
+    """One SOAP request: the body element plus where it came from."""
+    services: Services
+    body: etree._Element
+    peer: str
+    _session: Session | None = dc_field(default=None, repr=False)
+
+    @property
+    def storage(self) -> Any:
+        return self.services.storage
+
+    def session(self) -> Session:
+        """The caller's session; held busy until the call ends so it cannot expire mid-call."""
+        if self._session is None:
+            session = self.services.sessions.get(field(self.body, "sessionId"))
+            session.busy += 1
+            self._session = session
+        return self._session
+
+    def release(self) -> None:
+        if self._session is not None:
+            self._session.busy -= 1
+            # A call that ran long (a long poll) counts as activity until its end.
+            self.services.sessions.touch(self._session)
+            self._session = None
+
+    def run(self, fn: Callable[..., T], *args: Any) -> "Deferred[T]":
+        return self.services.run(fn, *args)
+
+
+def require(storage: Any, user_id: int, folder_id: int, need: str) -> str:
+    """The caller's rights on a folder, or the error for too little.
+
+    No rights at all reads as "not found", so folder ids of other users'
+    stores cannot be probed.
+    """
+    have = storage.folder_rights(user_id, folder_id)
+    if have is None:
+        raise NotFound(f"folder {folder_id} not found")
+    if RIGHTS_RANK[have] < RIGHTS_RANK[need]:
+        raise Forbidden(f"{need} access to folder {folder_id} is not granted")
+    return have
+
+
+def response(op: str) -> etree._Element:
+    return element(op + "Response")
+
+
+def folder_xml(folder: dict[str, Any], rights: str) -> etree._Element:
+    el = element("folder")
+    add(el, "id", folder["id"])
+    if folder.get("parent_id") is not None:
+        add(el, "parentId", folder["parent_id"])
+    add(el, "storeId", folder["store_id"])
+    add(el, "name", folder["name"])
+    add(el, "containerClass", folder["container_class"])
+    if folder.get("role"):
+        add(el, "role", folder["role"])
+    add(el, "uidValidity", folder["uidvalidity"])
+    add(el, "uidNext", folder["uidnext"])
+    add(el, "highestModseq", folder["highestmodseq"])
+    add(el, "count", folder.get("count") or 0)
+    add(el, "unseen", folder.get("unseen") or 0)
+    add(el, "size", folder.get("size") or 0)
+    for key, name in (("display_name", "displayName"), ("color", "color"), ("description", "description")):
+        if folder.get(key) is not None:
+            add(el, name, folder[key])
+    add(el, "rights", rights)
+    return el

@@ -1,0 +1,83 @@
+"""SOAP request -> operation handler -> response or fault.
+
+The table below is the whole list of operations; each family lives in its
+own module. Error mapping is uniform: a GroupwareError becomes a fault with
+its code, a lost database connection becomes `unavailable` (never a bad
+password), anything else is logged and answered `internal`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from lxml import etree
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+
+from server.soap import changes, folders, items, session, streams, tables
+from server.soap.context import Call, Services
+from server.storage.engine import is_unavailable
+from shared.codec import body_of, envelope, fault, operation_of
+from shared.errors import BadRequest, GroupwareError, Internal, Unavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Call], Awaitable["etree._Element | bytes"]]
+
+OPERATIONS: dict[str, Handler] = {
+    "logon": session.logon,
+    "logoff": session.logoff,
+    "whoami": session.whoami,
+    "listFolders": folders.list_folders,
+    "createFolder": folders.create_folder,
+    "updateFolder": folders.update_folder,
+    "deleteFolder": folders.delete_folder,
+    "emptyFolder": folders.empty_folder,
+    "grantFolder": folders.grant_folder,
+    "queryRows": tables.query_rows,
+    "getItem": tables.get_item,
+    "createMessage": items.create_message,
+    "saveCalendarItem": items.save_calendar_item,
+    "setFlags": items.set_flags,
+    "copyItems": items.copy_items,
+    "moveItems": items.move_items,
+    "deleteItems": items.delete_items,
+    "getChanges": changes.get_changes,
+    "waitForChanges": changes.wait_for_changes,
+    "openStream": streams.open_stream,
+}
+
+# Parsing a document this large would stall the reactor noticeably.
+PARSE_IN_THREAD = 64 * 1024
+
+
+def dispatch(services: Services, data: bytes, peer: str) -> "Deferred[tuple[int, bytes]]":
+    """Answer one SOAP request: (HTTP status, response document)."""
+    return ensureDeferred(_answer(services, data, peer))
+
+
+async def _answer(services: Services, data: bytes, peer: str) -> tuple[int, bytes]:
+    op = "?"
+    try:
+        body = await services.run(body_of, data) if len(data) > PARSE_IN_THREAD else body_of(data)
+        op = operation_of(body)
+        handler = OPERATIONS.get(op)
+        if handler is None:
+            raise BadRequest(f"unknown operation {op!r}")
+        call = Call(services, body, peer)
+        try:
+            result = await handler(call)
+        finally:
+            call.release()
+        return 200, result if isinstance(result, bytes) else envelope(result)
+    except CancelledError:
+        raise
+    except GroupwareError as err:
+        if isinstance(err, Internal):
+            log.error("%s from %s failed: %s", op, peer, err.message)
+        return 500, fault(err)
+    except Exception as err:
+        if is_unavailable(err):
+            log.error("%s from %s: store database unavailable: %s", op, peer, err)
+            return 500, fault(Unavailable("store database unavailable"))
+        log.exception("%s from %s failed unexpectedly", op, peer)
+        return 500, fault(Internal("internal server error"))

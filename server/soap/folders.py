@@ -1,0 +1,157 @@
+"""listFolders, createFolder, updateFolder, deleteFolder, emptyFolder, grantFolder."""
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from server.soap.context import Call, folder_xml, require, response
+from shared.codec import add, field, gw, int_field, required, required_int
+from shared.errors import BadRequest, Forbidden, NotFound
+
+GRANTABLE = frozenset({"none", "read", "write", "owner"})
+
+
+def _require_store_owner(storage: Any, user_id: int, store_id: int) -> None:
+    # Top-level folders belong to the store itself, so only its owner adds or moves them.
+    if storage.store_owner(store_id) != user_id:
+        raise Forbidden("only the store owner may change its top level")
+
+
+async def list_folders(call: Call) -> etree._Element:
+    session = call.session()
+    store_id = int_field(call.body, "storeId", session.store_id)
+
+    def work() -> list[tuple[dict, str]]:
+        st = call.storage
+        folders = st.list_folders(store_id)
+        if store_id == session.store_id:
+            return [(f, "owner") for f in folders]
+        # Someone else's (or the public) store: only what was granted shows.
+        visible = []
+        for folder in folders:
+            rights = st.folder_rights(session.user_id, folder["id"])
+            if rights is not None:
+                visible.append((folder, rights))
+        return visible
+
+    out = response("listFolders")
+    for folder, rights in await call.run(work):
+        out.append(folder_xml(folder, rights))
+    return out
+
+
+async def create_folder(call: Call) -> etree._Element:
+    session = call.session()
+    body = call.body
+    store_id = int_field(body, "storeId")
+    parent_id = int_field(body, "parentId")
+    name = required(body, "name")
+    container_class = field(body, "containerClass") or "mail"
+    role = field(body, "role") or None
+
+    def work() -> tuple[dict, str]:
+        st = call.storage
+        target_store = store_id
+        if parent_id is not None:
+            require(st, session.user_id, parent_id, "write")
+            parent_store = st.get_folder(parent_id)["store_id"]
+            if target_store is not None and target_store != parent_store:
+                raise BadRequest("parent folder is in another store")
+            target_store = parent_store
+        else:
+            target_store = session.store_id if target_store is None else target_store
+            _require_store_owner(st, session.user_id, target_store)
+        folder = st.create_folder(target_store, parent_id, name, container_class, role)
+        return folder, st.folder_rights(session.user_id, folder["id"]) or "owner"
+
+    folder, rights = await call.run(work)
+    out = response("createFolder")
+    out.append(folder_xml(folder, rights))
+    return out
+
+
+async def update_folder(call: Call) -> etree._Element:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    changes: dict[str, Any] = {}
+    for tag, key in (("name", "name"), ("displayName", "display_name"),
+                     ("color", "color"), ("description", "description")):
+        value = field(body, tag)
+        if value is not None:
+            changes[key] = value
+    parent_el = body.find(gw("parentId"))
+    moving = parent_el is not None
+    if moving:
+        changes["parent_id"] = None if parent_el.get("nil") == "true" else required_int(body, "parentId")
+
+    def work() -> tuple[dict, str]:
+        st = call.storage
+        rights = require(st, session.user_id, folder_id, "owner")
+        if moving:
+            store_id = st.get_folder(folder_id)["store_id"]
+            new_parent = changes["parent_id"]
+            if new_parent is None:
+                _require_store_owner(st, session.user_id, store_id)
+            else:
+                require(st, session.user_id, new_parent, "write")
+                if st.get_folder(new_parent)["store_id"] != store_id:
+                    raise BadRequest("folders cannot move between stores")
+        return st.update_folder(folder_id, **changes), rights
+
+    folder, rights = await call.run(work)
+    out = response("updateFolder")
+    out.append(folder_xml(folder, rights))
+    return out
+
+
+async def delete_folder(call: Call) -> etree._Element:
+    session = call.session()
+    folder_id = required_int(call.body, "folderId")
+
+    def work() -> None:
+        require(call.storage, session.user_id, folder_id, "owner")
+        call.storage.delete_folder(folder_id)
+
+    await call.run(work)
+    return response("deleteFolder")
+
+
+async def empty_folder(call: Call) -> etree._Element:
+    session = call.session()
+    folder_id = required_int(call.body, "folderId")
+
+    def work() -> int:
+        require(call.storage, session.user_id, folder_id, "write")
+        return call.storage.empty_folder(folder_id)
+
+    modseq = await call.run(work)
+    call.services.notifier.changed(folder_id, modseq)
+    out = response("emptyFolder")
+    add(out, "highestModseq", modseq)
+    return out
+
+
+async def grant_folder(call: Call) -> etree._Element:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    grantee = required(body, "grantee")
+    rights = required(body, "rights")
+    if rights not in GRANTABLE:
+        raise BadRequest(f"rights must be one of {', '.join(sorted(GRANTABLE))}")
+
+    def work() -> None:
+        st = call.storage
+        require(st, session.user_id, folder_id, "owner")
+        user = call.services.users.lookup(grantee)
+        if user is None:
+            raise NotFound(f"no user {grantee!r}")
+        if rights == "none":
+            st.revoke(folder_id, user["id"])
+        else:
+            st.grant(folder_id, user["id"], rights)
+
+    await call.run(work)
+    return response("grantFolder")

@@ -1,0 +1,216 @@
+"""createMessage, saveCalendarItem, setFlags, copyItems, moveItems, deleteItems.
+
+Every write reports the folder's new modseq to the notifier after the
+storage call returned, i.e. after its transaction committed.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from typing import Any
+
+from lxml import etree
+
+from server.icalcolumns import calendar_columns
+from server.mime import message_columns
+from server.soap.context import Call, require, response
+from server.storage.uidset import format_uidset
+from shared.codec import add, bool_field, bytes_field, element, field, int_field, required, \
+    required_int, table_to_xml
+from shared.errors import BadRequest, TooLarge
+from shared.flags import split_flags
+
+FLAG_MODES = frozenset({"add", "remove", "replace"})
+
+
+def parse_flags(text: str | None) -> tuple[int, list[str]]:
+    try:
+        return split_flags((text or "").split())
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _discard(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+async def create_message(call: Call) -> etree._Element:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    source = bytes_field(body, "source")
+    upload_id = field(body, "uploadId")
+    if (source is None) == (upload_id is None):
+        raise BadRequest("give exactly one of <source> and <uploadId>")
+    flags, keywords = parse_flags(field(body, "flags"))
+    internal_date = int_field(body, "internalDate", int(time.time()))
+    # From here on this call owns the spooled file and must remove it.
+    path = call.services.sessions.take_upload(session, upload_id) if upload_id else None
+    max_size = call.services.limits.max_message_size
+
+    def work() -> tuple[dict[str, Any], int, int]:
+        st = call.storage
+        try:
+            require(st, session.user_id, folder_id, "write")
+            folder = st.get_folder(folder_id)
+            size = len(source) if source is not None else os.path.getsize(path)
+            if size > max_size:
+                raise TooLarge(f"message exceeds {max_size} bytes")
+            if source is not None:
+                columns = message_columns(io.BytesIO(source))
+                key = st.blobs.put_bytes(source)
+            else:
+                with open(path, "rb") as fp:
+                    columns = message_columns(fp)
+                key = st.blobs.put_file(path)
+            try:
+                result = st.create_message(folder_id, key, size, internal_date, flags, keywords, columns)
+            except BaseException:
+                st.blobs.delete(key)
+                raise
+            return result, size, folder["uidvalidity"]
+        finally:
+            _discard(path)
+
+    result, size, uidvalidity = await call.run(work)
+    call.services.notifier.changed(folder_id, result["modseq"])
+    out = response("createMessage")
+    add(out, "uid", result["uid"])
+    add(out, "modseq", result["modseq"])
+    add(out, "size", size)
+    add(out, "uidValidity", uidvalidity)
+    return out
+
+
+async def save_calendar_item(call: Call) -> etree._Element:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    name = required(body, "name")
+    ical = required(body, "icalendar")
+    if_match = field(body, "ifMatch") or None
+    if_none_match = bool_field(body, "ifNoneMatch")
+    max_size = call.services.limits.max_message_size
+
+    def work() -> dict[str, Any]:
+        st = call.storage
+        require(st, session.user_id, folder_id, "write")
+        data = ical.encode("utf-8", "surrogateescape")
+        if len(data) > max_size:
+            raise TooLarge(f"calendar object exceeds {max_size} bytes")
+        columns = calendar_columns(ical)
+        key = st.blobs.put_bytes(data)
+        try:
+            return st.save_calendar_item(folder_id, name, key, len(data), columns,
+                                         if_match=if_match, if_none_match=if_none_match)
+        except BaseException:
+            st.blobs.delete(key)
+            raise
+
+    result = await call.run(work)
+    call.services.notifier.changed(folder_id, result["modseq"])
+    out = response("saveCalendarItem")
+    add(out, "uid", result["uid"])
+    add(out, "modseq", result["modseq"])
+    add(out, "etag", result["etag"])
+    add(out, "created", bool(result["created"]))
+    return out
+
+
+def changes_table(rows: list[tuple[int, int, int, Any]]) -> etree._Element:
+    """uid/modseq/flags/keywords of changed items as a table."""
+    table: dict[str, list[Any]] = {"uid": [], "modseq": [], "flags": [], "keywords": []}
+    for uid, modseq, flags, keywords in rows:
+        table["uid"].append(uid)
+        table["modseq"].append(modseq)
+        table["flags"].append(flags)
+        table["keywords"].append(keywords if isinstance(keywords, str) else " ".join(keywords or ()))
+    return table_to_xml(table, len(rows))
+
+
+async def set_flags(call: Call) -> etree._Element:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    uids = required(body, "uids")
+    mode = required(body, "mode")
+    if mode not in FLAG_MODES:
+        raise BadRequest("mode must be add, remove or replace")
+    flags, keywords = parse_flags(field(body, "flags"))
+    unchanged_since = int_field(body, "unchangedSince")
+
+    def work() -> dict[str, Any]:
+        require(call.storage, session.user_id, folder_id, "write")
+        return call.storage.set_flags(folder_id, uids, mode, flags, keywords, unchanged_since)
+
+    result = await call.run(work)
+    if result["changed"]:
+        call.services.notifier.changed(folder_id, result["modseq"])
+    out = response("setFlags")
+    add(out, "highestModseq", result["modseq"])
+    out.append(changes_table(result["changed"]))
+    add(out, "failed", format_uidset(result["failed"]))
+    return out
+
+
+async def _transfer(call: Call, op: str) -> etree._Element:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    uids = required(body, "uids")
+    target_id = required_int(body, "targetFolderId")
+    moving = op == "moveItems"
+
+    def work() -> tuple[dict[str, Any], int]:
+        st = call.storage
+        require(st, session.user_id, folder_id, "write" if moving else "read")
+        require(st, session.user_id, target_id, "write")
+        if moving:
+            result = st.move_items(folder_id, uids, target_id)
+        else:
+            result = st.copy_items(folder_id, uids, target_id)
+        return result, st.get_folder(target_id)["uidvalidity"]
+
+    result, uidvalidity = await call.run(work)
+    if result["pairs"]:
+        call.services.notifier.changed(target_id, result["modseq"])
+        if moving:
+            call.services.notifier.changed(folder_id, result["source_modseq"])
+    out = response(op)
+    add(out, "highestModseq", result["modseq"])
+    add(out, "uidValidity", uidvalidity)
+    for src, dst in result["pairs"]:
+        out.append(element("pair", src=str(src), dst=str(dst)))
+    return out
+
+
+async def copy_items(call: Call) -> etree._Element:
+    return await _transfer(call, "copyItems")
+
+
+async def move_items(call: Call) -> etree._Element:
+    return await _transfer(call, "moveItems")
+
+
+async def delete_items(call: Call) -> etree._Element:
+    session = call.session()
+    folder_id = required_int(call.body, "folderId")
+    uids = required(call.body, "uids")
+
+    def work() -> dict[str, Any]:
+        require(call.storage, session.user_id, folder_id, "write")
+        return call.storage.delete_items(folder_id, uids)
+
+    result = await call.run(work)
+    if result["deleted"]:
+        call.services.notifier.changed(folder_id, result["modseq"])
+    out = response("deleteItems")
+    add(out, "highestModseq", result["modseq"])
+    add(out, "deleted", format_uidset(result["deleted"]))
+    return out

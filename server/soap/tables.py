@@ -1,0 +1,80 @@
+"""queryRows and getItem: table reads.
+
+Their responses can be large, so the table is built and serialised in the
+thread pool next to the query instead of on the reactor thread.
+"""
+from __future__ import annotations
+
+from contextlib import closing
+
+from server.soap.context import Call, require, response
+from shared.codec import add, envelope, field, gw, int_field, required, required_int, \
+    restriction_from_xml, sort_from_xml, table_to_xml
+from shared.errors import BadRequest, TooLarge
+
+DEFAULT_ITEM_COLUMNS = ("uid", "modseq", "size", "flags", "keywords", "internalDate", "itemClass",
+                        "subject", "from", "to", "cc", "messageId", "date")
+# Not a stored column: the item's original bytes, inline when small enough.
+SOURCE = "source"
+MAX_LIMIT = 2**31
+
+
+async def query_rows(call: Call) -> bytes:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    columns = required(body, "columns").split()
+    if not columns:
+        raise BadRequest("no columns requested")
+    restriction = restriction_from_xml(body.find(gw("restriction")))
+    sort = sort_from_xml(body)
+    offset = int_field(body, "offset", 0)
+    limit = int_field(body, "limit")
+    if offset < 0 or (limit is not None and not 0 <= limit <= MAX_LIMIT):
+        raise BadRequest("offset and limit must not be negative")
+
+    def work() -> bytes:
+        require(call.storage, session.user_id, folder_id, "read")
+        total, table = call.storage.query_items(folder_id, columns, restriction, sort, offset, limit)
+        out = response("queryRows")
+        add(out, "total", total)
+        out.append(table_to_xml(table, _rows(table)))
+        return envelope(out)
+
+    return await call.run(work)
+
+
+async def get_item(call: Call) -> bytes:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    uid = required_int(body, "uid")
+    columns = (field(body, "columns") or "").split() or list(DEFAULT_ITEM_COLUMNS)
+    stored = [c for c in columns if c != SOURCE]
+    with_source = SOURCE in columns
+    if with_source and "size" not in stored:
+        stored.append("size")
+    inline_limit = call.services.limits.inline_source_limit
+
+    def work() -> bytes:
+        st = call.storage
+        require(st, session.user_id, folder_id, "read")
+        item = st.get_item(folder_id, uid, stored)
+        table = {}
+        for name in columns:
+            if name == SOURCE:
+                if item["size"] > inline_limit:
+                    raise TooLarge("message too large to inline; use openStream")
+                with closing(st.blobs.open(item["blob_key"])) as fp:
+                    table[name] = [fp.read(inline_limit + 1)]
+            else:
+                table[name] = [item.get(name)]
+        out = response("getItem")
+        out.append(table_to_xml(table, 1))
+        return envelope(out)
+
+    return await call.run(work)
+
+
+def _rows(table: dict) -> int:
+    return len(next(iter(table.values()))) if table else 0
