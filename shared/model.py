@@ -1,0 +1,799 @@
+"""The object model the gateways program against; SOAP stays below this line.
+
+`Adapter.logon` gives a `Session`; a session opens `Store`s, a store lists
+`Folder`s, and folders answer table queries with `Message` / `CalendarItem`
+value objects. Every call returns a Deferred and fails with a
+`shared.errors.GroupwareError` subclass, so a gateway maps one set of errors to
+its protocol's answers.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from lxml import etree
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from shared import codec
+from shared.client import StoreClient
+from shared.errors import BadRequest, GroupwareError, NotFound, SessionInvalid, Unavailable
+from shared.flags import flag_names, split_flags
+
+log = logging.getLogger(__name__)
+
+_G = "{%s}" % codec.NS
+_KEEP: Any = object()  # "leave the parent as it is" for Folder.rename
+
+MESSAGE_COLUMNS = ("uid", "modseq", "flags", "keywords", "size", "internalDate")
+CALENDAR_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "summary", "dtstart", "dtend",
+                    "recurring", "itemClass", "size")
+
+
+# -- uid sets --------------------------------------------------------------------
+
+def format_uidset(uids: Iterable[int] | str) -> str:
+    """A uid-set string (`1:5,9`) from ints, compressing runs; strings pass through."""
+    if isinstance(uids, str):
+        text = uids.strip()
+        if not text or any(c not in "0123456789:,*" for c in text):
+            raise BadRequest(f"bad uid set {uids!r}")
+        return text
+    ordered = sorted(set(int(u) for u in uids))
+    if ordered and ordered[0] < 1:
+        raise BadRequest("uids start at 1")
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def parse_uidset(text: str | None, max_uid: int | None = None) -> list[int]:
+    """The sorted uids of a uid-set string; `*` needs `max_uid`."""
+    uids: set[int] = set()
+    for part in (text or "").replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition(":")
+        try:
+            a = max_uid if lo == "*" else int(lo)
+            b = a if not hi else (max_uid if hi == "*" else int(hi))
+        except ValueError:
+            raise BadRequest(f"bad uid set {text!r}") from None
+        if a is None or b is None:
+            raise BadRequest("uid set with * needs the highest uid")
+        if a > b:
+            a, b = b, a
+        uids.update(range(a, b + 1))
+    return sorted(uids)
+
+
+def _is_empty(uids: Iterable[int] | str) -> bool:
+    if isinstance(uids, str):
+        return not uids.strip()
+    return len(uids) == 0  # type: ignore[arg-type]
+
+
+def _uid_list(uids: Iterable[int] | str) -> Iterable[int] | str:
+    # Generators are consumed once; freeze them so emptiness and encoding agree.
+    return uids if isinstance(uids, (str, list, tuple, set, frozenset)) else list(uids)
+
+
+def _flag_text(flags: Iterable[str] | int | str) -> str:
+    if isinstance(flags, int):
+        return " ".join(flag_names(flags))
+    if isinstance(flags, str):
+        return " ".join(flags.split())
+    return " ".join(flags)
+
+
+# -- reading response elements ------------------------------------------------------
+
+def _int(el: etree._Element, name: str, default: int | None = None) -> int | None:
+    return codec.int_field(el, name, default)
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "1", "yes")
+
+
+@dataclass
+class UserInfo:
+    name: str
+    full_name: str = ""
+    email: str = ""
+    features: dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def from_xml(cls, el: etree._Element | None) -> "UserInfo":
+        if el is None:
+            return cls("")
+        features: dict[str, bool] = {}
+        feat = el.find(_G + "features")
+        if feat is not None:
+            if len(feat):
+                # <features><imap>true</imap>...</features>
+                for child in feat:
+                    if isinstance(child.tag, str):
+                        features[etree.QName(child).localname] = _bool(child.text)
+            else:
+                # "imap pop3 caldav": the enabled ones
+                for name in (feat.text or "").split():
+                    features[name] = True
+        return cls(codec.field(el, "name", "") or "", codec.field(el, "fullName", "") or "",
+                   codec.field(el, "email", "") or "", features)
+
+
+# -- adapter and sessions -------------------------------------------------------------
+
+class Adapter:
+    """The gateways' entry point: holds the store client, hands out sessions."""
+
+    def __init__(self, cfg: Any, reactor: Any = None, client: StoreClient | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+            reactor = default_reactor
+        self.cfg = cfg
+        self.reactor = reactor
+        self.client = client or StoreClient.from_config(reactor, cfg)
+        self.inline_limit = cfg.get_size("inline_source_limit")
+        # Features an admin turned off for this gateway host regardless of the user.
+        self.disabled_features = frozenset(cfg.get_list("disabled_features"))
+
+    def logon(self, user: str, password: str, protocol: str | None = None,
+              client_address: str | None = None) -> defer.Deferred:
+        """Fires with a `Session`; fails with AuthFailed, Forbidden or Unavailable."""
+        d = self._logon(user, password, protocol, client_address)
+        d.addCallback(lambda resp: Session(self, resp, user, password, protocol, client_address))
+        return d
+
+    def _logon(self, user: str, password: str, protocol: str | None,
+               client_address: str | None) -> defer.Deferred:
+        return self.client.call("logon", [("user", user), ("password", password),
+                                          ("protocol", protocol), ("clientAddress", client_address)])
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Session:
+    """A logged-on user. Re-logs on once, transparently, when the server forgot the session
+    (e.g. after a restart), which is why the credentials stay in memory."""
+
+    def __init__(self, adapter: Adapter, resp: etree._Element, user: str, password: str,
+                 protocol: str | None, client_address: str | None) -> None:
+        self.adapter = adapter
+        self.client = adapter.client
+        self._credentials = (user, password, protocol, client_address)
+        self._relogon_waiters: list[defer.Deferred] | None = None
+        self.closed = False
+        self._apply(resp)
+
+    def _apply(self, resp: etree._Element) -> None:
+        self.id: str = codec.required(resp, "sessionId")
+        self.user = UserInfo.from_xml(resp.find(_G + "user"))
+        self.store_id: int = _int(resp, "storeId")  # type: ignore[assignment]
+        self.public_store_id: int | None = _int(resp, "publicStoreId")
+
+    @property
+    def protocol(self) -> str | None:
+        return self._credentials[2]
+
+    def has_feature(self, name: str) -> bool:
+        """Whether the user may use `name` (imap, pop3, caldav) through this gateway."""
+        if name in self.adapter.disabled_features:
+            return False
+        return self.user.features.get(name, True)
+
+    # -- calls
+    def call(self, op: str, fields: Sequence[tuple[str, Any]] = (), long_poll: bool = False) -> defer.Deferred:
+        """`op` with this session's id first; re-logs on once if the session was lost."""
+        if self.closed:
+            return defer.fail(SessionInvalid("logged off"))
+        sid = self.id
+        d = self.client.call(op, [("sessionId", sid), *fields], long_poll=long_poll)
+
+        def retry(failure: Any) -> Any:
+            failure.trap(SessionInvalid)
+            if self.closed:
+                return failure
+            d2 = self._relogon(sid)
+            d2.addCallback(lambda _: self.client.call(op, [("sessionId", self.id), *fields],
+                                                      long_poll=long_poll))
+            return d2
+        return d.addErrback(retry)
+
+    def _relogon(self, stale_id: str) -> defer.Deferred:
+        """Log on again with the kept credentials; concurrent callers share one logon."""
+        if self.id != stale_id:
+            return defer.succeed(None)  # another call already logged on again
+        d: defer.Deferred = defer.Deferred()
+        if self._relogon_waiters is not None:
+            self._relogon_waiters.append(d)
+            return d
+        self._relogon_waiters = [d]
+        log.info("store session of %s lost; logging on again", self._credentials[0])
+
+        def done(result: Any) -> None:
+            waiters, self._relogon_waiters = self._relogon_waiters or [], None
+            if isinstance(result, Failure):
+                for waiter in waiters:
+                    waiter.errback(result)
+                return
+            self._apply(result)
+            for waiter in waiters:
+                waiter.callback(None)
+        self.adapter._logon(*self._credentials).addBoth(done)
+        return d
+
+    def upload(self, source: Any) -> defer.Deferred:
+        """PUT a message body (path or binary file) to the server; fires with its uploadId."""
+        sid = self.id
+        start = source.tell() if hasattr(source, "tell") else None
+
+        def retry(failure: Failure) -> Any:
+            failure.trap(SessionInvalid)
+            if start is not None:
+                source.seek(start)
+            return self._relogon(sid).addCallback(lambda _: self.client.upload(self.id, source))
+        return self.client.upload(sid, source).addErrback(retry)
+
+    def whoami(self) -> defer.Deferred:
+        """Fires with (UserInfo, store_id, public_store_id) as the server sees them."""
+        return self.call("whoami").addCallback(
+            lambda r: (UserInfo.from_xml(r.find(_G + "user")), _int(r, "storeId"), _int(r, "publicStoreId")))
+
+    def store(self) -> "Store":
+        return Store(self, self.store_id)
+
+    def public_store(self) -> "Store":
+        if self.public_store_id is None:
+            raise NotFound("the server has no public store")
+        return Store(self, self.public_store_id, public=True)
+
+    def logoff(self) -> defer.Deferred:
+        """End the session; errors are swallowed because there is nothing left to do about them."""
+        if self.closed:
+            return defer.succeed(None)
+        d = self.client.call("logoff", [("sessionId", self.id)])
+        self.closed = True
+        self._credentials = ("", "", None, None)
+        return d.addErrback(lambda f: log.debug("logoff failed: %s", f.getErrorMessage()))
+
+
+# -- stores and folders ------------------------------------------------------------------
+
+class Store:
+    def __init__(self, session: Session, store_id: int, public: bool = False) -> None:
+        self.session = session
+        self.id = store_id
+        self.public = public
+
+    def _store_field(self) -> list[tuple[str, Any]]:
+        # The session's own store is the server's default; naming it is harmless but noisy.
+        return [] if self.id == self.session.store_id else [("storeId", self.id)]
+
+    def folders(self) -> defer.Deferred:
+        """Fires with every folder of the store visible to the user."""
+        return self.session.call("listFolders", self._store_field()).addCallback(
+            lambda r: [Folder(self, el) for el in r.iterchildren(_G + "folder")])
+
+    def folder(self, folder_id: int) -> defer.Deferred:
+        """Fires with one folder by id; NotFound if it is not (or no longer) there."""
+        def pick(folders: list[Folder]) -> Folder:
+            for f in folders:
+                if f.id == folder_id:
+                    return f
+            raise NotFound(f"no folder {folder_id}")
+        return self.folders().addCallback(pick)
+
+    def by_role(self, role: str) -> defer.Deferred:
+        """Fires with the folder holding a special-use role, or None."""
+        return self.folders().addCallback(lambda fs: next((f for f in fs if f.role == role), None))
+
+    def inbox(self) -> defer.Deferred:
+        def need(folder: Folder | None) -> Folder:
+            if folder is None:
+                raise NotFound("the store has no inbox")
+            return folder
+        return self.by_role("inbox").addCallback(need)
+
+    def create_folder(self, name: str, parent: "Folder | int | None" = None,
+                      container_class: str = "mail", role: str | None = None) -> defer.Deferred:
+        fields = [*self._store_field(), ("parentId", _folder_id(parent)), ("name", name),
+                  ("containerClass", container_class), ("role", role)]
+        return self.session.call("createFolder", fields).addCallback(
+            lambda r: Folder(self, r.find(_G + "folder")))
+
+    def public_store(self) -> "Store":
+        return self.session.public_store()
+
+
+def _folder_id(folder: "Folder | int | None") -> int | None:
+    return folder.id if isinstance(folder, Folder) else folder
+
+
+class Folder:
+    """A folder as last read from the server; methods act on the server, not on these attributes."""
+
+    def __init__(self, store: Store, el: etree._Element | None) -> None:
+        if el is None:
+            raise BadRequest("reply without a folder")
+        self.store = store
+        self.session = store.session
+        self._read(el)
+
+    def _read(self, el: etree._Element) -> None:
+        self.id: int = codec.required_int(el, "id")
+        self.parent_id: int | None = _int(el, "parentId")
+        self.store_id: int | None = _int(el, "storeId")
+        self.name: str = codec.field(el, "name", "") or ""
+        self.container_class: str = codec.field(el, "containerClass", "mail") or "mail"
+        self.role: str | None = codec.field(el, "role") or None
+        self.uid_validity: int = _int(el, "uidValidity", 0)  # type: ignore[assignment]
+        self.uid_next: int = _int(el, "uidNext", 1)  # type: ignore[assignment]
+        self.highest_modseq: int = _int(el, "highestModseq", 0)  # type: ignore[assignment]
+        self.count: int = _int(el, "count", 0)  # type: ignore[assignment]
+        self.unseen: int = _int(el, "unseen", 0)  # type: ignore[assignment]
+        self.size: int = _int(el, "size", 0)  # type: ignore[assignment]
+        self.display_name: str | None = codec.field(el, "displayName")
+        self.color: str | None = codec.field(el, "color")
+        self.description: str | None = codec.field(el, "description")
+        self.rights: str | None = codec.field(el, "rights")
+
+    def __repr__(self) -> str:
+        return f"<Folder {self.id} {self.name!r} {self.container_class}>"
+
+    def _call(self, op: str, *fields: tuple[str, Any], long_poll: bool = False) -> defer.Deferred:
+        return self.session.call(op, [("folderId", self.id), *fields], long_poll=long_poll)
+
+    # -- the folder itself
+    def refresh(self) -> defer.Deferred:
+        """Re-read counters (uidNext, highestModseq, count...) from the server; fires with self."""
+        def update(folder: Folder) -> Folder:
+            self.__dict__.update({k: v for k, v in folder.__dict__.items() if k not in ("store", "session")})
+            return self
+        return self.store.folder(self.id).addCallback(update)
+
+    def rename(self, name: str | None = None, parent: "Folder | int | None" = _KEEP,
+               display_name: str | None = None, color: str | None = None,
+               description: str | None = None) -> defer.Deferred:
+        """Rename and/or move (`parent=None` = top level); fires with self, updated."""
+        fields: list[tuple[str, Any]] = [("name", name)]
+        if parent is not _KEEP:
+            pid = _folder_id(parent)
+            fields.append(("parentId", codec.element("parentId", nil="true") if pid is None else pid))
+        fields += [("displayName", display_name), ("color", color), ("description", description)]
+
+        def update(r: etree._Element) -> Folder:
+            self._read(r.find(_G + "folder"))
+            return self
+        return self._call("updateFolder", *fields).addCallback(update)
+
+    def delete(self, uids: Iterable[int] | str | None = None) -> defer.Deferred:
+        """Without uids: delete this folder and everything in it. With uids: delete
+        (expunge) those items, firing with the sorted uids that went."""
+        if uids is None:
+            return self._call("deleteFolder").addCallback(lambda _: None)
+        return self.delete_items(uids)
+
+    def empty(self) -> defer.Deferred:
+        """Delete every item; fires with the new highest modseq."""
+        return self._call("emptyFolder").addCallback(lambda r: _int(r, "highestModseq"))
+
+    def grant(self, grantee: str, rights: str) -> defer.Deferred:
+        """Share with another user: rights none/read/write/owner."""
+        return self._call("grantFolder", ("grantee", grantee), ("rights", rights)).addCallback(lambda _: None)
+
+    # -- tables
+    def query(self, columns: Iterable[str] | str, restriction: Mapping[str, Any] | None = None,
+              sort: Iterable[tuple[str, bool]] = (), offset: int = 0,
+              limit: int | None = None) -> defer.Deferred:
+        """Fires with (total, {column: values}) for any number of rows in one round trip."""
+        cols = columns if isinstance(columns, str) else " ".join(columns)
+        fields: list[tuple[str, Any]] = [("columns", cols)]
+        if restriction:
+            fields.append(("restriction", codec.restriction_to_xml(restriction)))
+        fields += [("sort", codec.sort_to_xml(sort)), ("offset", offset or None), ("limit", limit)]
+
+        def decode(r: etree._Element) -> tuple[int, dict[str, list[Any]]]:
+            _, table = codec.table_from_xml(r.find(_G + "table"))
+            return _int(r, "total", 0), table
+        return self._call("queryRows", *fields).addCallback(decode)
+
+    def messages(self, columns: Iterable[str] = MESSAGE_COLUMNS, restriction: Mapping[str, Any] | None = None,
+                 sort: Iterable[tuple[str, bool]] = (), offset: int = 0,
+                 limit: int | None = None) -> defer.Deferred:
+        """Like `query`, but fires with (total, [Message | CalendarItem])."""
+        cols = list(columns)
+        if "uid" not in cols:
+            cols.insert(0, "uid")
+        return self.query(cols, restriction, sort, offset, limit).addCallback(
+            lambda result: (result[0], [self._item(row) for row in codec.rows_of(result[1], len(result[1]["uid"]))]))
+
+    def uids_and_flags(self) -> defer.Deferred:
+        """Fires with every item as a Message holding uid, modseq, flags and keywords, by uid."""
+        return self.messages(("uid", "modseq", "flags", "keywords"), sort=[("uid", False)]).addCallback(
+            lambda result: result[1])
+
+    def _item(self, row: dict[str, Any]) -> "Message":
+        if self.container_class in ("calendar", "tasks") or (row.get("itemClass") or "").startswith(
+                ("IPM.Appointment", "IPM.Task")):
+            return CalendarItem(self, row)
+        return Message(self, row)
+
+    def message(self, uid: int, columns: Iterable[str] | None = None) -> defer.Deferred:
+        """Fires with one item (NotFound if absent); `columns` None = the server's default set."""
+        fields: list[tuple[str, Any]] = [("uid", uid)]
+        if columns is not None:
+            fields.append(("columns", " ".join(columns)))
+
+        def decode(r: etree._Element) -> Message:
+            rows, table = codec.table_from_xml(r.find(_G + "table"))
+            if rows != 1:
+                raise NotFound(f"no item {uid}")
+            row = codec.rows_of(table, 1)[0]
+            row.setdefault("uid", uid)
+            return self._item(row)
+        return self._call("getItem", *fields).addCallback(decode)
+
+    # -- writing items
+    def append(self, source: bytes | str | os.PathLike, flags: Iterable[str] | int = (),
+               internal_date: int | None = None) -> defer.Deferred:
+        """Store a message; fires with (uid, modseq).
+
+        Small messages travel inline; larger ones are uploaded from disk (or from
+        memory) in chunks first, so no XML document ever holds them.
+        """
+        size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.path.getsize(source)
+        extra = [("flags", _flag_text(flags) or None), ("internalDate", internal_date)]
+        if size <= self.session.adapter.inline_limit:
+            if not isinstance(source, (bytes, bytearray, memoryview)):
+                with open(source, "rb") as fp:
+                    source = fp.read()
+            d = self._call("createMessage", ("source", bytes(source)), *extra)
+        else:
+            body = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+            d = self.session.upload(body)
+            d.addCallback(lambda upload_id: self._call("createMessage", ("uploadId", upload_id), *extra))
+        return d.addCallback(lambda r: (_int(r, "uid"), _int(r, "modseq")))
+
+    def save_calendar_item(self, name: str, ical_text: str, if_match: str | None = None,
+                           if_none_match: bool = False) -> defer.Deferred:
+        """Create or replace the calendar object `name`; fires with {uid, modseq, etag, created}.
+
+        Fails with Conflict when `if_match` does not match or `if_none_match` finds one.
+        """
+        fields = [("name", name), ("icalendar", ical_text), ("ifMatch", if_match),
+                  ("ifNoneMatch", True if if_none_match else None)]
+        return self._call("saveCalendarItem", *fields).addCallback(lambda r: {
+            "uid": _int(r, "uid"), "modseq": _int(r, "modseq"), "etag": codec.field(r, "etag"),
+            "created": _bool(codec.field(r, "created"))})
+
+    def set_flags(self, uids: Iterable[int] | str, mode: str, flags: Iterable[str] | int,
+                  unchanged_since: int | None = None) -> defer.Deferred:
+        """Add/remove/replace flags on many items; fires with a FlagResult."""
+        if mode not in ("add", "remove", "replace"):
+            raise BadRequest(f"unknown flag mode {mode!r}")
+        uids = _uid_list(uids)
+        if _is_empty(uids):
+            return defer.succeed(FlagResult(None, [], []))
+        fields = [("uids", format_uidset(uids)), ("mode", mode), ("flags", _flag_text(flags)),
+                  ("unchangedSince", unchanged_since)]
+
+        def decode(r: etree._Element) -> FlagResult:
+            return FlagResult(_int(r, "highestModseq"), _changes_of(r.find(_G + "table")),
+                              parse_uidset(codec.field(r, "failed")))
+        return self._call("setFlags", *fields).addCallback(decode)
+
+    def copy(self, uids: Iterable[int] | str, target: "Folder | int") -> defer.Deferred:
+        """Fires with [(source uid, new uid)] in the target folder."""
+        return self._transfer("copyItems", uids, target)
+
+    def move(self, uids: Iterable[int] | str, target: "Folder | int") -> defer.Deferred:
+        """Fires with [(source uid, new uid)]; the sources are gone afterwards."""
+        return self._transfer("moveItems", uids, target)
+
+    def _transfer(self, op: str, uids: Iterable[int] | str, target: "Folder | int") -> defer.Deferred:
+        uids = _uid_list(uids)
+        if _is_empty(uids):
+            return defer.succeed(UidPairs())
+
+        def decode(r: etree._Element) -> UidPairs:
+            pairs = UidPairs((int(p.get("src", "0")), int(p.get("dst", "0")))
+                             for p in r.iterchildren(_G + "pair"))
+            pairs.highest_modseq = _int(r, "highestModseq")
+            pairs.uid_validity = _int(r, "uidValidity")
+            return pairs
+        return self._call(op, ("uids", format_uidset(uids)),
+                          ("targetFolderId", _folder_id(target))).addCallback(decode)
+
+    def delete_items(self, uids: Iterable[int] | str) -> defer.Deferred:
+        """Delete (expunge) items; fires with the sorted uids that went."""
+        uids = _uid_list(uids)
+        if _is_empty(uids):
+            return defer.succeed([])
+        return self._call("deleteItems", ("uids", format_uidset(uids))).addCallback(
+            lambda r: parse_uidset(codec.field(r, "deleted")))
+
+    def changes(self, since_modseq: int) -> defer.Deferred:
+        """Fires with the Changes since a modseq (flag changes, new items, deletions)."""
+        def decode(r: etree._Element) -> Changes:
+            return Changes(_int(r, "highestModseq", 0), _bool(codec.field(r, "expired")),  # type: ignore[arg-type]
+                           _changes_of(r.find(_G + "table")), parse_uidset(codec.field(r, "deleted")))
+        return self._call("getChanges", ("sinceModseq", since_modseq)).addCallback(decode)
+
+    def open_stream(self, uid: int) -> defer.Deferred:
+        """Fires with (href, size) of an item's source for `StoreClient.stream`."""
+        return self._call("openStream", ("uid", uid)).addCallback(
+            lambda r: (codec.required(r, "href"), _int(r, "size", 0)))
+
+
+# -- results and value objects --------------------------------------------------------------
+
+@dataclass
+class ItemChange:
+    uid: int
+    modseq: int
+    flags: list[str]
+
+
+def _changes_of(table_el: etree._Element | None) -> list[ItemChange]:
+    rows, table = codec.table_from_xml(table_el)
+    if not rows:
+        return []
+    uids, modseqs = table.get("uid", []), table.get("modseq", [None] * rows)
+    bits, keywords = table.get("flags", [0] * rows), table.get("keywords", [None] * rows)
+    return [ItemChange(u, m, flag_names(b or 0, (k or "").split())) for u, m, b, k in zip(uids, modseqs, bits, keywords)]
+
+
+@dataclass
+class FlagResult:
+    highest_modseq: int | None
+    changed: list[ItemChange]
+    failed: list[int]
+
+
+@dataclass
+class Changes:
+    highest_modseq: int
+    expired: bool
+    changed: list[ItemChange]
+    deleted: list[int]
+
+
+class UidPairs(list):
+    """[(source uid, new uid)], plus the target's highestModseq and uidValidity (for COPYUID)."""
+    highest_modseq: int | None = None
+    uid_validity: int | None = None
+
+
+class Message:
+    """One item as listed: the row's columns, with typed accessors for the common ones."""
+
+    def __init__(self, folder: Folder, row: Mapping[str, Any]) -> None:
+        self.folder = folder
+        self.row = dict(row)
+        self.uid: int = self.row["uid"]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.folder.id}/{self.uid}>"
+
+    def __getitem__(self, column: str) -> Any:
+        return self.row[column]
+
+    def get(self, column: str, default: Any = None) -> Any:
+        return self.row.get(column, default)
+
+    @property
+    def modseq(self) -> int | None:
+        return self.row.get("modseq")
+
+    @property
+    def size(self) -> int | None:
+        return self.row.get("size")
+
+    @property
+    def internal_date(self) -> int | None:
+        return self.row.get("internalDate")
+
+    @property
+    def flag_bits(self) -> int:
+        return self.row.get("flags") or 0
+
+    @property
+    def keywords(self) -> list[str]:
+        return (self.row.get("keywords") or "").split()
+
+    @property
+    def flags(self) -> list[str]:
+        """System flags and keywords by name (`\\Seen`, `$Junk`)."""
+        return flag_names(self.flag_bits, self.keywords)
+
+    @property
+    def subject(self) -> str | None:
+        return self.row.get("subject")
+
+    @cached_property
+    def envelope(self) -> Any:
+        """The cached IMAP ENVELOPE as parsed JSON (parsed on first use)."""
+        text = self.row.get("envelope")
+        return None if text is None else json.loads(text)
+
+    @cached_property
+    def bodystructure(self) -> Any:
+        text = self.row.get("bodystructure")
+        return None if text is None else json.loads(text)
+
+    def read(self, consumer: Any, start: int | None = None, end: int | None = None) -> defer.Deferred:
+        """Stream the source (or `[start:end]` of it) to an IConsumer or a callback.
+
+        Fires with the number of bytes delivered; the consumer's pauses reach the socket.
+        """
+        def go(href_size: tuple[str, int]) -> defer.Deferred:
+            return self.folder.session.client.stream(href_size[0], consumer, start, end)
+        return self.folder.open_stream(self.uid).addCallback(go)
+
+    def source(self) -> defer.Deferred:
+        """The whole source as bytes; for small items (larger ones are streamed into memory)."""
+        limit = self.folder.session.adapter.inline_limit
+        size = self.row.get("size")
+        if size is not None and size <= limit:
+            def decode(r: etree._Element) -> bytes:
+                rows, table = codec.table_from_xml(r.find(_G + "table"))
+                if rows != 1 or table.get("source", [None])[0] is None:
+                    raise NotFound(f"no source for item {self.uid}")
+                return base64.b64decode(table["source"][0])
+            return self.folder._call("getItem", ("uid", self.uid), ("columns", "uid source")).addCallback(decode)
+        parts: list[bytes] = []
+        return self.read(parts.append).addCallback(lambda _: b"".join(parts))
+
+
+class CalendarItem(Message):
+    """An appointment or task: its iCalendar text lives in the source."""
+
+    @property
+    def name(self) -> str | None:
+        return self.row.get("name")
+
+    @property
+    def etag(self) -> str | None:
+        return self.row.get("etag")
+
+    @property
+    def ical_uid(self) -> str | None:
+        return self.row.get("icalUid")
+
+    @property
+    def summary(self) -> str | None:
+        return self.row.get("summary")
+
+    @property
+    def dtstart(self) -> int | None:
+        return self.row.get("dtstart")
+
+    @property
+    def dtend(self) -> int | None:
+        return self.row.get("dtend")
+
+    @property
+    def recurring(self) -> bool:
+        return bool(self.row.get("recurring"))
+
+    def ical(self) -> defer.Deferred:
+        """Fires with the iCalendar text."""
+        return self.source().addCallback(lambda data: data.decode("utf-8"))
+
+
+# -- push ---------------------------------------------------------------------------------------
+
+class ChangeWatcher:
+    """Long-polls `waitForChanges` for a set of folders and reports each change at once.
+
+    `callback(folder_id, modseq)` runs on the reactor thread as soon as the server
+    answers. Outages are ridden out with exponential backoff; `stop()` ends it.
+    """
+
+    MIN_BACKOFF = 0.05
+    MAX_BACKOFF = 5.0
+
+    def __init__(self, session: Session, folders: Iterable[Folder] | Mapping[int, int],
+                 callback: Callable[[int, int], Any], timeout: int = 60) -> None:
+        self.session = session
+        self.callback = callback
+        self.timeout = timeout
+        if isinstance(folders, Mapping):
+            self.watched: dict[int, int] = {int(k): int(v) for k, v in folders.items()}
+        else:
+            self.watched = {f.id: f.highest_modseq for f in folders}
+        self.running = False
+        self._pending: defer.Deferred | None = None
+        self._timer: Any = None
+        self._backoff = self.MIN_BACKOFF
+
+    def start(self) -> "ChangeWatcher":
+        if not self.running:
+            self.running = True
+            self._poll()
+        return self
+
+    def stop(self) -> None:
+        self.running = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+
+    def watch(self, folder_id: int, modseq: int) -> None:
+        """Add (or re-base) a folder; the running poll restarts with the new set."""
+        self.watched[folder_id] = modseq
+        self._restart()
+
+    def unwatch(self, folder_id: int) -> None:
+        self.watched.pop(folder_id, None)
+        self._restart()
+
+    def _restart(self) -> None:
+        if self.running and self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+            self._poll()
+
+    def _poll(self) -> None:
+        self._timer = None
+        if not self.running:
+            return
+        if not self.watched:
+            return  # nothing to wait for; watch() starts polling again
+        watches = [codec.element("watch", folderId=str(fid), modseq=str(ms)) for fid, ms in self.watched.items()]
+        d = self.session.call("waitForChanges", [("watch", watches), ("timeout", self.timeout)], long_poll=True)
+        self._pending = d
+        d.addCallbacks(self._answered, self._failed, callbackArgs=(d,), errbackArgs=(d,))
+
+    def _answered(self, resp: etree._Element, d: defer.Deferred) -> None:
+        if d is not self._pending:
+            return
+        self._pending = None
+        self._backoff = self.MIN_BACKOFF
+        for el in resp.iterchildren(_G + "changed"):
+            try:
+                fid, modseq = int(el.get("folderId", "")), int(el.get("modseq", ""))
+            except ValueError:
+                continue
+            if fid in self.watched and modseq > self.watched[fid]:
+                self.watched[fid] = modseq
+                try:
+                    self.callback(fid, modseq)
+                except Exception:
+                    log.exception("change callback failed")
+        self._poll()
+
+    def _failed(self, failure: Any, d: defer.Deferred) -> None:
+        if d is not self._pending:
+            return  # a cancelled poll, replaced or stopped
+        self._pending = None
+        if failure.check(defer.CancelledError) or not self.running:
+            return
+        if failure.check(Unavailable):
+            log.info("change watch: store unavailable, retrying in %.2fs", self._backoff)
+        elif failure.check(GroupwareError):
+            log.warning("change watch failed: %s", failure.getErrorMessage())
+        else:
+            log.error("change watch failed: %s", failure.getTraceback())
+        reactor = self.session.adapter.reactor
+        self._timer = reactor.callLater(self._backoff, self._poll)
+        self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)

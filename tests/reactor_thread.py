@@ -1,0 +1,50 @@
+"""One Twisted reactor running in a background thread for the whole test run.
+
+Tests stay plain synchronous pytest functions and hand work to the reactor with
+`ReactorThread.call`, which waits for the Deferred's result (or raises its failure).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from twisted.internet import defer, reactor
+from twisted.internet.threads import blockingCallFromThread
+
+_thread: threading.Thread | None = None
+
+
+def _start() -> None:
+    global _thread
+    if _thread is not None:
+        return
+    _thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
+                               name="reactor", daemon=True)
+    _thread.start()
+    started = threading.Event()
+    reactor.callFromThread(started.set)
+    if not started.wait(10):
+        raise RuntimeError("the reactor thread did not start")
+
+
+class ReactorThread:
+    reactor = reactor
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30, **kwargs: Any) -> Any:
+        """Run `fn` on the reactor thread; wait for its (Deferred) result, at most `timeout` s."""
+        def run() -> defer.Deferred:
+            d = defer.maybeDeferred(fn, *args, **kwargs)
+            return d.addTimeout(timeout, reactor)
+        return blockingCallFromThread(reactor, run)
+
+    def coro(self, fn: Callable[..., Any], *args: Any, timeout: float = 30, **kwargs: Any) -> Any:
+        """Run an `async def` on the reactor thread (awaiting Deferreds) and return its result."""
+        return self.call(lambda: defer.Deferred.fromCoroutine(fn(*args, **kwargs)), timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def reactor_thread() -> ReactorThread:
+    _start()
+    return ReactorThread()
