@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _G = "{%s}" % codec.NS
 _KEEP: Any = object()  # "leave the parent as it is" for Folder.rename
 
+KNOWN_FEATURES = ("imap", "pop3", "caldav")
 MESSAGE_COLUMNS = ("uid", "modseq", "flags", "keywords", "size", "internalDate")
 CALENDAR_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "summary", "dtstart", "dtend",
                     "recurring", "itemClass", "size")
@@ -129,9 +130,10 @@ class UserInfo:
                     if isinstance(child.tag, str):
                         features[etree.QName(child).localname] = _bool(child.text)
             else:
-                # "imap pop3 caldav": the enabled ones
-                for name in (feat.text or "").split():
-                    features[name] = True
+                # "imap pop3": the enabled ones; a known protocol left out is switched off.
+                enabled = (feat.text or "").split()
+                features = {name: name in enabled for name in KNOWN_FEATURES}
+                features.update((name, True) for name in enabled)
         return cls(codec.field(el, "name", "") or "", codec.field(el, "fullName", "") or "",
                    codec.field(el, "email", "") or "", features)
 
@@ -195,7 +197,8 @@ class Session:
         """Whether the user may use `name` (imap, pop3, caldav) through this gateway."""
         if name in self.adapter.disabled_features:
             return False
-        return self.user.features.get(name, True)
+        # A server that reports no features at all has nothing switched off.
+        return self.user.features.get(name, not self.user.features)
 
     # -- calls
     def call(self, op: str, fields: Sequence[tuple[str, Any]] = (), long_poll: bool = False) -> defer.Deferred:
