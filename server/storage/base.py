@@ -5,7 +5,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
 
 from shared.errors import NotFound
 from shared.flags import SEEN
@@ -20,6 +20,13 @@ FOLDER_COLUMNS = ("id", "store_id", "parent_id", "name", "container_class", "rol
                   "uidnext", "highestmodseq", "display_name", "color", "description")
 
 
+# Built once: create_message runs these on every call.
+_BUMP = (update(folders).where(folders.c.id == bindparam("fid"))
+         .values(uidnext=folders.c.uidnext + bindparam("n"), highestmodseq=folders.c.highestmodseq + 1))
+_BUMP_RETURNING = _BUMP.returning(folders.c.uidnext, folders.c.highestmodseq)
+_COUNTERS = select(folders.c.uidnext, folders.c.highestmodseq).where(folders.c.id == bindparam("fid"))
+
+
 def chunks(values: list, size: int = 500) -> Iterable[list]:
     for i in range(0, len(values), size):
         yield values[i:i + size]
@@ -32,6 +39,8 @@ class StorageBase:
         self.url = url
         self.blobs = blobs
         self.engine = make_engine(url)
+        # SQLite can hand the counters back from the UPDATE; MariaDB cannot.
+        self._update_returning = bool(self.engine.dialect.update_returning)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -65,15 +74,16 @@ class StorageBase:
         The UPDATE takes the row lock itself, so concurrent writers queue on it
         and read back their own values.
         """
-        res = conn.execute(
-            update(folders).where(folders.c.id == folder_id)
-            .values(uidnext=folders.c.uidnext + new_uids, highestmodseq=folders.c.highestmodseq + 1)
-        )
-        if res.rowcount == 0:
-            raise NotFound(f"folder {folder_id} not found")
-        uidnext, modseq = conn.execute(
-            select(folders.c.uidnext, folders.c.highestmodseq).where(folders.c.id == folder_id)
-        ).one()
+        params = {"fid": folder_id, "n": new_uids}
+        if self._update_returning:
+            row = conn.execute(_BUMP_RETURNING, params).first()
+            if row is None:
+                raise NotFound(f"folder {folder_id} not found")
+        else:
+            if conn.execute(_BUMP, params).rowcount == 0:
+                raise NotFound(f"folder {folder_id} not found")
+            row = conn.execute(_COUNTERS, {"fid": folder_id}).one()
+        uidnext, modseq = row
         return uidnext - new_uids, modseq
 
     def _next_uidvalidity(self, conn: Connection) -> int:

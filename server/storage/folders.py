@@ -184,7 +184,7 @@ class FoldersMixin(StorageBase):
         """Delete every item of the folder (leaving tombstones); returns the new highestmodseq."""
         def run(conn: Connection) -> tuple[int, list[str]]:
             folder = self._lock_folders(conn, [folder_id])[folder_id]
-            if conn.execute(select(items.c.id).where(items.c.folder_id == folder_id).limit(1)).first() is None:
+            if conn.execute(select(items.c.uid).where(items.c.folder_id == folder_id).limit(1)).first() is None:
                 return folder.highestmodseq, []
             _, modseq = self._bump(conn, folder_id)
             keys = conn.execute(select(items.c.blob_key).where(items.c.folder_id == folder_id)

@@ -19,9 +19,9 @@ from .uidset import contains, has_star, parse_uidset, resolve, sql_condition, ui
 MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "envelope", "bodystructure")
 CALENDAR_COLUMNS = ("icalUid", "itemClass", "summary", "dtstart", "dtend", "recurring", "etag")
 ITEM_COLUMNS = COLUMNS | {"blob_key"}
-# Every column but the surrogate id: what a copy carries over.
-_COPY_COLUMNS = [c.name for c in items.columns if c.name not in ("id", "folder_id", "uid", "modseq")]
-_EMPTY_ROW: dict[str, Any] = {c.name: None for c in items.columns if c.name != "id"}
+# What a copy carries over: everything but the key and modseq.
+_COPY_COLUMNS = [c.name for c in items.columns if c.name not in ("folder_id", "uid", "modseq")]
+_EMPTY_ROW: dict[str, Any] = {c.name: None for c in items.columns}
 _INSERT = insert(items)
 _MODES = ("add", "remove", "replace")
 

@@ -65,11 +65,12 @@ folders = Table(
     **_mysql,
 )
 
+# Keyed by (folder_id, uid): InnoDB clusters rows by it, so a folder listing
+# in uid order is one range scan with no sort and no per-row lookups.
 items = Table(
     "items", metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
-    Column("uid", BigInteger, nullable=False),
+    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True),
+    Column("uid", BigInteger, primary_key=True, autoincrement=False),
     Column("modseq", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False, default=0),
     Column("flags", Integer, nullable=False, default=0),
@@ -93,12 +94,11 @@ items = Table(
     Column("etag", String(128), nullable=True),
     Column("summary", Text, nullable=True),
     Column("blob_key", String(128), nullable=False),
-    Index("ux_items_folder_uid", "folder_id", "uid", unique=True),
     Index("ix_items_folder_modseq", "folder_id", "modseq"),
     Index("ix_items_folder_name", "folder_id", "name"),
     Index("ix_items_folder_icaluid", "folder_id", "icalUid"),
     Index("ix_items_blob_key", "blob_key"),
-    **_mysql,
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
 
 tombstones = Table(

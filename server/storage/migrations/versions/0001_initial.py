@@ -69,9 +69,8 @@ def upgrade() -> None:
     op.create_index("ix_folders_store_parent", "folders", ["store_id", "parent_id"])
     op.create_table(
         "items",
-        sa.Column("id", Id, primary_key=True, autoincrement=True),
-        sa.Column("folder_id", Id, sa.ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("uid", sa.BigInteger, nullable=False),
+        sa.Column("folder_id", Id, sa.ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("uid", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("modseq", sa.BigInteger, nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("flags", sa.Integer, nullable=False),
@@ -95,9 +94,8 @@ def upgrade() -> None:
         sa.Column("etag", sa.String(128), nullable=True),
         sa.Column("summary", sa.Text, nullable=True),
         sa.Column("blob_key", sa.String(128), nullable=False),
-        **AUTO,
+        **TABLE,
     )
-    op.create_index("ux_items_folder_uid", "items", ["folder_id", "uid"], unique=True)
     op.create_index("ix_items_folder_modseq", "items", ["folder_id", "modseq"])
     op.create_index("ix_items_folder_name", "items", ["folder_id", "name"])
     op.create_index("ix_items_folder_icaluid", "items", ["folder_id", "icalUid"])
