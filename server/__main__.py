@@ -36,9 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     def started(_: object) -> None:
         for port in server.listening_ports:
             address = port.getHost()
-            where = getattr(address, "name", None)
-            if where is None:
-                where = f"{address.host}:{address.port}"
+            name = getattr(address, "name", None)
+            if name is not None:
+                where = "unix:" + (name.decode() if isinstance(name, bytes) else name)
+            else:
+                where = f"tcp:{address.host}:{address.port}"
             print(f"listening {where}", flush=True)
         print("ready", flush=True)
 

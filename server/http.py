@@ -215,7 +215,8 @@ class SoapResource(Resource):
         return NOT_DONE_YET
 
     def render_GET(self, request: Request) -> bytes:
-        if b"wsdl" not in request.args:
+        query = request.uri.partition(b"?")[2].lower()
+        if not any(part.split(b"=", 1)[0] == b"wsdl" for part in query.split(b"&")):
             request.setResponseCode(405)
             request.setHeader(b"Allow", b"POST")
             return b""

@@ -42,8 +42,13 @@ SPOOL_DIR = "tmp"
 
 def open_storage(cfg: Config) -> Any:
     """Storage with its blob store for the configured engines, schema brought up to date."""
-    from server.storage import open_storage as open_configured
-    storage = open_configured(cfg)
+    from server.blobs import open_blob_store
+    from server.storage import Storage
+    from server.storage.engine import database_url
+
+    storage = Storage(database_url(cfg, cfg.data_dir))
+    # The database blob backend shares the store's engine (and its pool).
+    storage.blobs = open_blob_store(cfg, cfg.data_dir, storage.engine)
     storage.migrate()
     return storage
 

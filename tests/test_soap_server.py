@@ -1,0 +1,253 @@
+"""Every SOAP operation against the real store server, over its UNIX socket and over TCP.
+
+Each request and answer is validated against the XSD embedded in the WSDL.
+"""
+from __future__ import annotations
+
+import base64
+import threading
+import time
+
+import pytest
+
+from shared import codec
+from shared.errors import AuthFailed, BadRequest, Forbidden, NotFound, SessionInvalid
+from tests.soap_harness import USERS, SoapClient, StoreProcess, drop_mariadb_database, \
+    mariadb_database, schema
+
+XSD = schema()
+
+MESSAGE = (b"From: Carol <carol@example.org>\r\nTo: alice@example.org\r\n"
+           b"Subject: Quarterly numbers\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n"
+           b"Message-ID: <q1@example.org>\r\n\r\nHere they are.\r\n")
+EVENT = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+         "UID:standup-{tag}@example.org\r\nDTSTAMP:20260301T090000Z\r\nDTSTART:20260302T090000Z\r\n"
+         "DTEND:20260302T091500Z\r\nSUMMARY:Stand-up\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+ALL_OPS = {"logon", "logoff", "whoami", "listFolders", "createFolder", "updateFolder", "deleteFolder",
+           "emptyFolder", "grantFolder", "queryRows", "getItem", "createMessage", "saveCalendarItem",
+           "setFlags", "copyItems", "moveItems", "deleteItems", "getChanges", "waitForChanges",
+           "openStream"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc = StoreProcess(tmp_path_factory.mktemp("store"), {"disabled_features": "pop3"}).start()
+    yield proc
+    proc.stop()
+
+
+def client(server: StoreProcess, transport: str) -> SoapClient:
+    return SoapClient(server.connect(transport), XSD)
+
+
+def folder_ids(answer) -> dict[str, int]:
+    return {codec.field(f, "name"): int(codec.field(f, "id")) for f in answer.iterchildren(codec.gw("folder"))}
+
+
+def table(answer) -> dict:
+    rows, columns = codec.table_from_xml(answer.find(codec.gw("table")))
+    return columns
+
+
+def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> set[str]:
+    alice = client(server, transport)
+    bob = client(server, transport)
+
+    answer = alice.logon("alice", USERS["alice"], "imap")
+    user = answer.find(codec.gw("user"))
+    assert codec.field(user, "name") == "alice"
+    assert codec.field(user, "features") == "imap caldav"  # pop3 is off server-wide
+    store_id = int(codec.field(answer, "storeId"))
+    public_id = int(codec.field(answer, "publicStoreId"))
+    assert store_id != public_id
+    who = alice.call("whoami")
+    assert int(codec.field(who, "storeId")) == store_id
+
+    folders = folder_ids(alice.call("listFolders"))
+    assert {"Inbox", "Drafts", "Sent", "Trash", "Calendar"} <= set(folders)
+    inbox, calendar = folders["Inbox"], folders["Calendar"]
+
+    projects = alice.call("createFolder", ("name", f"Projects {tag}")).find(codec.gw("folder"))
+    projects_id = int(codec.field(projects, "id"))
+    assert codec.field(projects, "rights") == "owner"
+    child = alice.call("createFolder", ("parentId", projects_id), ("name", "Child"))
+    child_id = int(codec.field(child.find(codec.gw("folder")), "id"))
+    moved = alice.call("updateFolder", ("folderId", child_id), ("name", f"Top {tag}"),
+                       ("parentId", codec.element("parentId", nil="true")),
+                       ("displayName", "Top level"), ("color", "#ff0000")).find(codec.gw("folder"))
+    assert codec.field(moved, "parentId") is None and codec.field(moved, "name") == f"Top {tag}"
+    assert codec.field(moved, "displayName") == "Top level"
+
+    created = alice.call("createMessage", ("folderId", inbox), ("source", MESSAGE),
+                         ("flags", "\\Seen $Work"), ("internalDate", 1772445600))
+    uid1 = int(codec.field(created, "uid"))
+    assert int(codec.field(created, "size")) == len(MESSAGE)
+
+    upload = alice.http.request("PUT", "/upload", MESSAGE.replace(b"Quarterly", b"Monthly"),
+                                {"X-Session-Id": alice.session_id})
+    assert upload.status == 201, upload
+    created = alice.call("createMessage", ("folderId", inbox), ("uploadId", upload.body.decode()))
+    uid2 = int(codec.field(created, "uid"))
+    assert uid2 > uid1
+
+    rows = alice.call("queryRows", ("folderId", inbox), ("columns", "uid subject flags keywords size"),
+                      ("restriction", codec.restriction_to_xml({"flag": ("\\Seen", True)})),
+                      ("sort", codec.sort_to_xml([("internalDate", True)])), ("offset", 0), ("limit", 10))
+    assert codec.field(rows, "total") == "1"
+    assert table(rows) == {"uid": [uid1], "subject": ["Quarterly numbers"], "flags": [1],
+                           "keywords": ["$Work"], "size": [len(MESSAGE)]}
+
+    item = table(alice.call("getItem", ("folderId", inbox), ("uid", uid1), ("columns", "uid subject source")))
+    assert base64.b64decode(item["source"][0]) == MESSAGE
+
+    flagged = alice.call("setFlags", ("folderId", inbox), ("uids", "1:*"), ("mode", "add"),
+                         ("flags", "\\Flagged"))
+    assert sorted(table(flagged)["uid"]) == [uid1, uid2]
+    assert codec.field(flagged, "failed") == ""
+    since = int(codec.field(flagged, "highestModseq"))
+
+    copied = alice.call("copyItems", ("folderId", inbox), ("uids", str(uid1)), ("targetFolderId", projects_id))
+    assert len(copied.findall(codec.gw("pair"))) == 1
+    moved = alice.call("moveItems", ("folderId", inbox), ("uids", str(uid2)), ("targetFolderId", projects_id))
+    assert moved.find(codec.gw("pair")).get("src") == str(uid2)
+    deleted = alice.call("deleteItems", ("folderId", inbox), ("uids", str(uid1)))
+    assert codec.field(deleted, "deleted") == str(uid1)
+
+    changes = alice.call("getChanges", ("folderId", inbox), ("sinceModseq", since))
+    assert codec.field(changes, "expired") == "false"
+    assert codec.field(changes, "deleted") == f"{uid1}:{uid2}"  # deleted and moved away
+    full = alice.call("getChanges", ("folderId", projects_id), ("sinceModseq", 0))
+    assert len(table(full)["uid"]) == 2
+
+    saved = alice.call("saveCalendarItem", ("folderId", calendar), ("name", f"standup-{tag}.ics"),
+                       ("icalendar", EVENT.format(tag=tag)), ("ifNoneMatch", True))
+    assert codec.field(saved, "created") == "true"
+    again = alice.call("saveCalendarItem", ("folderId", calendar), ("name", f"standup-{tag}.ics"),
+                       ("icalendar", EVENT.format(tag=tag).replace("Stand-up", "Daily")), ("ifMatch", codec.field(saved, "etag")))
+    assert codec.field(again, "created") == "false" and codec.field(again, "uid") == codec.field(saved, "uid")
+
+    stream = alice.call("openStream", ("folderId", projects_id), ("uid", int(moved.find(codec.gw("pair")).get("dst"))))
+    href = codec.field(stream, "href")
+    got = alice.http.request("GET", href)
+    assert got.status == 200 and got.body == MESSAGE.replace(b"Quarterly", b"Monthly")
+    part = alice.http.request("GET", href, headers={"Range": "bytes=6-10"})
+    assert part.status == 206 and part.body == got.body[6:11]
+
+    # Long poll: at once when already behind, empty at timeout, woken by a change.
+    highest = int(codec.field(full, "highestModseq"))
+    behind = alice.call("waitForChanges", ("watch", codec.element("watch", folderId=str(projects_id), modseq="0")),
+                        ("timeout", 30))
+    assert behind.find(codec.gw("changed")).get("modseq") == str(highest)
+    started = time.monotonic()
+    idle = alice.call("waitForChanges", ("watch", codec.element("watch", folderId=str(projects_id),
+                                                                 modseq=str(highest))), ("timeout", 1))
+    assert len(idle) == 0 and 0.9 < time.monotonic() - started < 10
+    woken: list = []
+    waiter = threading.Thread(target=lambda: woken.append(alice.call(
+        "waitForChanges", ("watch", codec.element("watch", folderId=str(projects_id), modseq=str(highest))),
+        ("timeout", 60))))
+    started = time.monotonic()
+    waiter.start()
+    time.sleep(0.3)
+    other = client(server, transport)
+    other.logon("alice", USERS["alice"])
+    other.call("createMessage", ("folderId", projects_id), ("source", MESSAGE))
+    waiter.join(30)
+    assert woken and int(woken[0].find(codec.gw("changed")).get("modseq")) > highest
+    assert time.monotonic() - started < 5
+
+    # Sharing: bob sees only what alice granted, with the rights she gave.
+    bob.logon("bob", USERS["bob"])
+    with pytest.raises(NotFound):
+        bob.call("queryRows", ("folderId", projects_id), ("columns", "uid"))
+    alice.call("grantFolder", ("folderId", projects_id), ("grantee", "bob"), ("rights", "read"))
+    shared = folder_ids(bob.call("listFolders", ("storeId", store_id)))
+    assert f"Projects {tag}" in shared and "Inbox" not in shared
+    assert codec.field(bob.call("queryRows", ("folderId", projects_id), ("columns", "uid")), "total") == "3"
+    with pytest.raises(Forbidden):
+        bob.call("createMessage", ("folderId", projects_id), ("source", MESSAGE))
+    alice.call("grantFolder", ("folderId", projects_id), ("grantee", "bob"), ("rights", "none"))
+    with pytest.raises(NotFound):
+        bob.call("getChanges", ("folderId", projects_id), ("sinceModseq", 0))
+
+    emptied = alice.call("emptyFolder", ("folderId", projects_id))
+    assert int(codec.field(emptied, "highestModseq")) > highest
+    assert codec.field(alice.call("queryRows", ("folderId", projects_id), ("columns", "uid")), "total") == "0"
+    alice.call("deleteFolder", ("folderId", projects_id))
+    assert f"Projects {tag}" not in folder_ids(alice.call("listFolders"))
+
+    alice.call("logoff")
+    with pytest.raises(SessionInvalid):
+        alice.call("whoami")
+    assert alice.http.request("GET", href).status == 404  # stream tokens die with the session
+    for c in (alice, bob, other):
+        c.http.close()
+    return alice.seen | bob.seen | other.seen
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_every_operation(server, transport):
+    seen = exercise_every_operation(server, transport, transport)
+    assert {op for op in ALL_OPS} <= seen
+    assert {op + "Response" for op in ALL_OPS} <= seen
+
+
+def test_logon_failures_and_features(server):
+    c = client(server, "unix")
+    c.session_id = None
+    with pytest.raises(AuthFailed):
+        c.logon("alice", "wrong")
+    with pytest.raises(AuthFailed):
+        c.logon("nobody", "whatever")
+    with pytest.raises(Forbidden):
+        c.logon("alice", USERS["alice"], "pop3")  # disabled_features = pop3
+    assert "authentication failed for user 'nobody'" in server.log()
+    c.logon("bob", USERS["bob"], "caldav")
+    with pytest.raises(BadRequest):
+        SoapClient(c.http).call("noSuchOperation")  # not in the schema, so unvalidated
+    stranger = SoapClient(server.connect("unix"), XSD)
+    stranger.session_id = "0" * 32
+    with pytest.raises(SessionInvalid):
+        stranger.call("whoami")
+    stranger.http.close()
+    c.http.close()
+
+
+def test_user_feature_switch(server):
+    from server.service import open_storage
+    storage = open_storage(server.config())
+    try:
+        storage.set_features("bob", {"imap": True, "pop3": True, "caldav": False})
+    finally:
+        storage.close()
+    c = client(server, "tcp")
+    with pytest.raises(Forbidden):
+        c.logon("bob", USERS["bob"], "caldav")
+    assert codec.field(c.logon("bob", USERS["bob"], "imap").find(codec.gw("user")), "features") == "imap"
+    c.http.close()
+
+
+def test_wsdl_names_the_request_host(server):
+    http = server.connect("tcp")
+    answer = http.request("GET", "/soap?wsdl", headers={"Host": f"127.0.0.1:{server.tcp_port}"})
+    assert answer.status == 200
+    assert f'location="http://127.0.0.1:{server.tcp_port}/soap"'.encode() in answer.body
+    hostile = http.request("GET", "/soap?wsdl", headers={"Host": 'evil"/><x y="'})
+    assert b'location="http://localhost/soap"' in hostile.body
+    assert http.request("GET", "/soap").status == 405
+    http.close()
+
+
+@pytest.mark.parametrize("engine", ["mariadb"])
+def test_every_operation_on_mariadb(tmp_path, engine):
+    database = mariadb_database()
+    proc = StoreProcess(tmp_path, {"database_engine": "mysql", "mysql_database": database,
+                                   "attachment_storage": "database", "disabled_features": "pop3"})
+    try:
+        proc.start()
+        seen = exercise_every_operation(proc, "unix", engine)
+        assert ALL_OPS <= seen
+        assert proc.alive()
+    finally:
+        proc.stop()
+        drop_mariadb_database(database)
