@@ -62,8 +62,9 @@ def parse_endpoint(reactor: Any, spec: str, ca_file: str | None = None) -> tuple
         endpoint = HostnameEndpoint(reactor, host.encode("idna"), port, timeout=CONNECT_TIMEOUT)
         if kind == "tls":
             for item in extra:
-                if item.startswith("ca="):
-                    ca_file = item[3:]
+                if not item.startswith("ca="):
+                    raise ValueError(f"unknown endpoint option in {spec!r}; only ca=<file>")
+                ca_file = item[3:]
             from shared.tls import client_options  # only TLS users pay for pyOpenSSL
             endpoint = wrapClientTLS(client_options(host, ca_file), endpoint)
         elif extra:
@@ -556,12 +557,13 @@ class StoreClient:
 
     def __init__(self, reactor: Any, endpoint: str, connections: int = 8,
                  ca_file: str | None = None, max_response_size: int = DEFAULT_MAX_RESPONSE,
-                 long_poll_connections: int = 1024) -> None:
+                 long_poll_connections: int = 1024, call_timeout: float | None = 300) -> None:
         self.reactor = reactor
         self.endpoint_spec = endpoint
         ep, host, _ = parse_endpoint(reactor, endpoint, ca_file)
         self.host = host.encode("idna")
         self.max_response_size = max_response_size
+        self.call_timeout = call_timeout
         self.pool = ConnectionPool(ep, connections)
         # Long polls sit on a connection for minutes; they get their own lane so
         # that many idle watchers never starve ordinary calls of connections.
@@ -578,23 +580,33 @@ class StoreClient:
 
     # -- SOAP
     def call(self, op: str, fields: Mapping[str, Any] | Sequence[tuple[str, Any]] = (),
-             long_poll: bool = False) -> defer.Deferred:
-        """Run one operation; fires with its `<op>Response` element or fails with a GroupwareError."""
+             long_poll: bool = False, timeout: float | None = None) -> defer.Deferred:
+        """Run one operation; fires with its `<op>Response` element or fails with a GroupwareError.
+
+        `long_poll` sends it on the separate long-poll connections. `timeout` (seconds)
+        defaults to `call_timeout`; long polls should pass their own poll time plus a margin.
+        """
         _, body = codec.request(op, fields)
         head = (b"POST /soap HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml; charset=utf-8\r\n"
                 b"SOAPAction: \"urn:groupware:store:1#%s\"\r\nContent-Length: %d\r\n\r\n"
                 % (self.host, op.encode("ascii"), len(body)))
         pool = self.poll_pool if long_poll else self.pool
         d = self._request(pool, head, body, lambda: _BufferSink(self.max_response_size),
-                          retry=op in IDEMPOTENT_OPS)
+                          retry=op in IDEMPOTENT_OPS,
+                          timeout=self.call_timeout if timeout is None else timeout or None)
         d.addCallback(_soap_result, op)
         return d
 
     def _request(self, pool: ConnectionPool, head: bytes, body: bytes | None,
                  make_sink: Callable[[], Any], retry: bool,
-                 body_file: tuple[IO[bytes], int] | None = None) -> defer.Deferred:
-        """Send one request, resending once on a stale connection when `retry` allows."""
-        state: dict[str, Any] = {"conn": None, "attempt": None}
+                 body_file: tuple[IO[bytes], int] | None = None,
+                 timeout: float | None = None) -> defer.Deferred:
+        """Send one request, resending once on a stale connection when `retry` allows.
+
+        With `timeout`, a server that accepts but never answers yields Unavailable
+        instead of hanging the gateway client behind us.
+        """
+        state: dict[str, Any] = {"conn": None, "attempt": None, "expired": None, "timer": None}
 
         def cancel(_: defer.Deferred) -> None:
             conn = state["conn"]
@@ -619,6 +631,9 @@ class StoreClient:
                 state["conn"] = None
                 if outer.called:
                     return None
+                if state["expired"] is not None:
+                    outer.errback(state["expired"])
+                    return None
                 if reason.check(_StaleConnection) and tries_left:
                     attempt(tries_left - 1)
                     return None
@@ -632,6 +647,22 @@ class StoreClient:
 
             d.addCallback(got).addCallbacks(ok, failed)
 
+        if timeout is not None:
+            def expire() -> None:
+                state["timer"] = None
+                state["expired"] = Unavailable(f"the store server did not answer within {timeout:g}s")
+                if state["conn"] is not None:
+                    state["conn"].abort(state["expired"])
+                elif state["attempt"] is not None:
+                    state["attempt"].cancel()
+
+            def disarm(result: Any) -> Any:
+                if state["timer"] is not None:
+                    state["timer"].cancel()
+                    state["timer"] = None
+                return result
+            state["timer"] = self.reactor.callLater(timeout, expire)
+            outer.addBoth(disarm)
         attempt(1 if retry else 0)
         return outer
 

@@ -201,12 +201,13 @@ class Session:
         return self.user.features.get(name, not self.user.features)
 
     # -- calls
-    def call(self, op: str, fields: Sequence[tuple[str, Any]] = (), long_poll: bool = False) -> defer.Deferred:
+    def call(self, op: str, fields: Sequence[tuple[str, Any]] = (), long_poll: bool = False,
+             timeout: float | None = None) -> defer.Deferred:
         """`op` with this session's id first; re-logs on once if the session was lost."""
         if self.closed:
             return defer.fail(SessionInvalid("logged off"))
         sid = self.id
-        d = self.client.call(op, [("sessionId", sid), *fields], long_poll=long_poll)
+        d = self.client.call(op, [("sessionId", sid), *fields], long_poll=long_poll, timeout=timeout)
 
         def retry(failure: Any) -> Any:
             failure.trap(SessionInvalid)
@@ -214,7 +215,7 @@ class Session:
                 return failure
             d2 = self._relogon(sid)
             d2.addCallback(lambda _: self.client.call(op, [("sessionId", self.id), *fields],
-                                                      long_poll=long_poll))
+                                                      long_poll=long_poll, timeout=timeout))
             return d2
         return d.addErrback(retry)
 
@@ -763,7 +764,8 @@ class ChangeWatcher:
         if not self.watched:
             return  # nothing to wait for; watch() starts polling again
         watches = [codec.element("watch", folderId=str(fid), modseq=str(ms)) for fid, ms in self.watched.items()]
-        d = self.session.call("waitForChanges", [("watch", watches), ("timeout", self.timeout)], long_poll=True)
+        d = self.session.call("waitForChanges", [("watch", watches), ("timeout", self.timeout)],
+                              long_poll=True, timeout=self.timeout + 30)
         self._pending = d
         d.addCallbacks(self._answered, self._failed, callbackArgs=(d,), errbackArgs=(d,))
 

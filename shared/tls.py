@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from OpenSSL import SSL
+from OpenSSL.crypto import FILETYPE_PEM
 from twisted.internet import ssl
 
 # TLS 1.0/1.1 are deprecated (RFC 8996).
@@ -43,7 +44,7 @@ def server_options(cert_file: str, key_file: str | None = None,
     (or from `cert_file` when the key is bundled). With `ca_file`, clients must
     present a certificate signed by that CA."""
     certs = load_certificates(cert_file)
-    key = ssl.KeyPair.load(_read(key_file or cert_file), ssl.FILETYPE_PEM)
+    key = ssl.KeyPair.load(_read(key_file or cert_file), FILETYPE_PEM)
     kwargs: dict[str, Any] = {}
     if ca_file:
         kwargs.update(verify=True, caCerts=[c.original for c in load_certificates(ca_file)],

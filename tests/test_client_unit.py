@@ -333,3 +333,105 @@ def test_upload_refused_with_413(reactor_thread, server, client, tmp_path):
         b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
     with pytest.raises(TooLarge):
         reactor_thread.call(client.upload, "sess", str(path))
+
+
+# -- TCP and TLS endpoints ----------------------------------------------------------------------
+
+def _make_ca_and_server_cert(directory) -> tuple[str, str, str]:
+    """A throwaway CA and a localhost certificate it signed: (ca.pem, cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("Test CA")).issuer_name(name("Test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = [os.path.join(str(directory), n) for n in ("ca.pem", "cert.pem", "key.pem")]
+    with open(paths[0], "wb") as fp:
+        fp.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(paths[1], "wb") as fp:
+        fp.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths[2], "wb") as fp:
+        fp.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    return paths[0], paths[1], paths[2]
+
+
+def test_tcp_and_verified_tls(reactor_thread, tmp_path):
+    from shared.tls import server_options
+
+    ca, cert, key = _make_ca_and_server_cert(tmp_path)
+    reactor = reactor_thread.reactor
+
+    def listen():
+        factory = protocol.Factory.forProtocol(FakeHTTP)
+        factory.connections, factory.requests = 0, []
+        factory.script = lambda conn, head, body: conn.transport.write(response())
+        tcp = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        tls = reactor.listenSSL(0, factory, server_options(cert, key), interface="127.0.0.1")
+        return tcp, tls
+    tcp, tls = reactor_thread.call(listen)
+    try:
+        clients = [
+            StoreClient(reactor, f"tcp:127.0.0.1:{tcp.getHost().port}", 2),
+            StoreClient(reactor, f"tls:localhost:{tls.getHost().port}:ca={ca}", 2),
+            StoreClient(reactor, f"tls:localhost:{tls.getHost().port}", 2, ca_file=ca),
+        ]
+        for c in clients:
+            for _ in range(3):
+                assert reactor_thread.call(c.call, "whoami", WHOAMI).tag == codec.gw("whoamiResponse")
+            reactor_thread.call(c.close)
+        # Without our CA the certificate can't be verified: refused, reported as Unavailable.
+        untrusted = StoreClient(reactor, f"tls:localhost:{tls.getHost().port}", 1)
+        with pytest.raises(Unavailable):
+            reactor_thread.call(untrusted.call, "whoami", WHOAMI)
+        # Nor is a certificate for another name accepted.
+        wrong_name = StoreClient(reactor, f"tls:127.0.0.2:{tls.getHost().port}", 1, ca_file=ca)
+        with pytest.raises(Unavailable):
+            reactor_thread.call(wrong_name.call, "whoami", WHOAMI)
+    finally:
+        reactor_thread.call(tcp.stopListening)
+        reactor_thread.call(tls.stopListening)
+
+
+def test_bad_endpoint_strings():
+    from twisted.internet import reactor
+    for spec in ("tcp:host", "tcp::80", "tcp:host:port", "tls:host:1:bogus=1"):
+        with pytest.raises(ValueError):
+            StoreClient(reactor, spec)
+
+
+def test_silent_server_times_out_as_unavailable(reactor_thread, server, client):
+    script(server, lambda conn, h, b: None)
+    with pytest.raises(Unavailable, match="did not answer"):
+        reactor_thread.call(lambda: client.call("whoami", WHOAMI, timeout=0.2))
+    # Queued behind busy connections counts too.
+    c = StoreClient(reactor_thread.reactor, server.path, 1)
+
+    def two():
+        first = c.call("whoami", WHOAMI, timeout=0.3)
+        second = c.call("whoami", WHOAMI, timeout=0.1)
+        return defer.DeferredList([first, second])
+    results = reactor_thread.call(two)
+    assert all(not ok and r.check(Unavailable) for ok, r in results)
+    reactor_thread.call(c.close)
