@@ -161,6 +161,12 @@ class _StreamSink:
         self.resumeProducing()
 
     def finish(self) -> None:
+        conn, self.conn = self.conn, None
+        # The connection goes back to the pool: it must not stay paused, and a late
+        # pause/stop from the consumer must not reach the next request on it.
+        if self.paused and conn is not None and conn.transport is not None:
+            self.paused = False
+            conn.transport.resumeProducing()
         if self.registered:
             self.registered = False
             self.consumer.unregisterProducer()  # type: ignore[union-attr]
@@ -196,11 +202,13 @@ class _FileProducer:
             if self.remaining:
                 self.conn.abort(_ProtocolError("upload file shrank while sending"))
             else:
+                self.conn.producer = None
                 self.conn.transport.unregisterProducer()
             return
         self.remaining -= len(chunk)
         self.conn.transport.write(chunk)
         if not self.remaining:
+            self.conn.producer = None
             self.conn.transport.unregisterProducer()
 
     def stopProducing(self) -> None:

@@ -435,3 +435,32 @@ def test_silent_server_times_out_as_unavailable(reactor_thread, server, client):
     results = reactor_thread.call(two)
     assert all(not ok and r.check(Unavailable) for ok, r in results)
     reactor_thread.call(c.close)
+
+
+def test_connection_reused_after_paused_stream_and_upload(reactor_thread, server, tmp_path):
+    c = StoreClient(reactor_thread.reactor, server.path, 1)
+    body = b"y" * 100000
+
+    def answer(conn, h, b):
+        if h.startswith("GET"):
+            conn.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        elif h.startswith("PUT"):
+            conn.transport.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nid")
+        else:
+            conn.transport.write(response())
+    script(server, answer)
+
+    @implementer(IConsumer)
+    class PausesAtTheEnd(SlowConsumer):
+        def write(self, data):
+            self.received += len(data)
+            if self.received == len(body):
+                self.producer.pauseProducing()  # and never resumes
+    assert reactor_thread.call(c.stream, "/stream/a", PausesAtTheEnd()) == len(body)
+    assert reactor_thread.call(c.call, "whoami", WHOAMI) is not None
+    path = tmp_path / "m.eml"
+    path.write_bytes(b"z" * 200000)
+    assert reactor_thread.call(c.upload, "s", str(path)) == "id"
+    assert reactor_thread.call(c.call, "whoami", WHOAMI) is not None
+    assert server.factory.connections == 1
+    reactor_thread.call(c.close)
