@@ -43,7 +43,9 @@ def _clean(text: str) -> str:
 
 def _raw(msg: Message, name: str) -> str | None:
     """A header's raw value, unfolded, or None."""
-    value = msg.get(name)
+    # raw_items: compat32 wraps 8-bit values in Header objects on plain access.
+    wanted = name.lower()
+    value = next((v for k, v in msg.raw_items() if k.lower() == wanted), None)
     if value is None:
         return None
     if not isinstance(value, str):
@@ -53,8 +55,8 @@ def _raw(msg: Message, name: str) -> str | None:
 
 def _decoded(value: str | None) -> str | None:
     """RFC 2047 encoded words decoded for display; raw text when they are broken."""
-    if value is None:
-        return None
+    if value is None or "=?" not in value:
+        return value
     try:
         return _clean(str(make_header(decode_header(value))))
     except Exception:  # malformed encoded words or unknown charsets
@@ -76,7 +78,9 @@ def split_header(raw: bytes) -> tuple[bytes, bytes]:
         line = raw[pos:end]
         if line in (b"\n", b"\r\n"):
             return raw[:pos], raw[end:]
-        if _HEADER_LINE.match(line) or (pos > 0 and line[:1] in (b" ", b"\t")):
+        # An mbox "From " line may lead the headers; it belongs to neither part.
+        if _HEADER_LINE.match(line) or (pos > 0 and line[:1] in (b" ", b"\t")) or \
+                (pos == 0 and line.startswith(b"From ")):
             pos = end
             continue
         return raw[:pos], raw[pos:]
