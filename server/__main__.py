@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from twisted.internet import reactor
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    # Twisted's own reports (unhandled errors in Deferreds, ...) go to the same log.
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
     from server.service import StoreServer
 

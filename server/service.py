@@ -146,14 +146,14 @@ class StoreServer:
         for address in cfg.get_list("server_listen"):
             host, number = parse_listen(address)
             port = reactor.listenTCP(number, self.site, interface=host)
-            self._listening(port, f"tcp:{address}")
+            self._listening(port, f"tcp:{port.getHost().host}:{port.getHost().port}")
         tls_addresses = cfg.get_list("server_listen_tls")
         if tls_addresses:
             context = self._tls_context()
             for address in tls_addresses:
                 host, number = parse_listen(address)
                 port = reactor.listenSSL(number, self.site, context, interface=host)
-                self._listening(port, f"tls:{address}")
+                self._listening(port, f"tls:{port.getHost().host}:{port.getHost().port}")
         if not self.listening_ports:
             raise ConfigError("no listener configured: set server_socket or server_listen")
 

@@ -1,0 +1,122 @@
+"""Session expiry and the change notifier, driven by a fake clock; long-poll hang-up over the wire."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from twisted.internet.defer import CancelledError
+from twisted.internet.task import Clock
+
+from server.notify import LocalNotifier
+from server.sessions import MAX_UPLOADS_PER_SESSION, SessionManager, Stream
+from shared import codec
+from shared.errors import NotFound, Quota, SessionInvalid
+from tests.soap_harness import USERS, SoapClient, StoreProcess
+
+USER = {"id": 7, "name": "alice", "store_id": 3}
+
+
+def manager(clock: Clock, discarded: list) -> SessionManager:
+    return SessionManager(60, discarded.append, clock.seconds)
+
+
+def test_idle_sessions_expire_with_their_tokens_and_uploads():
+    clock, discarded = Clock(), []
+    sessions = manager(clock, discarded)
+    session = sessions.create(USER, "imap")
+    assert len(session.id) == 32
+    token = sessions.add_stream(session, Stream("key", 10))
+    sessions.add_upload(session, "/tmp/upload-1")
+    clock.advance(59)
+    assert sessions.get(session.id) is session  # use resets the idle clock
+    clock.advance(59)
+    assert sessions.stream(token)[1].blob_key == "key"
+    clock.advance(61)
+    assert sessions.expire() == 1
+    with pytest.raises(SessionInvalid):
+        sessions.get(session.id)
+    with pytest.raises(NotFound):
+        sessions.stream(token)
+    assert discarded == ["/tmp/upload-1"]
+
+
+def test_busy_session_outlives_the_idle_timeout():
+    clock, discarded = Clock(), []
+    sessions = manager(clock, discarded)
+    session = sessions.create(USER)
+    session.busy += 1
+    clock.advance(600)
+    assert sessions.expire() == 0
+    session.busy -= 1
+    assert sessions.expire() == 1
+
+
+def test_uploads_are_taken_once_and_capped():
+    clock, discarded = Clock(), []
+    sessions = manager(clock, discarded)
+    session = sessions.create(USER)
+    upload = sessions.add_upload(session, "/tmp/a")
+    assert sessions.take_upload(session, upload) == "/tmp/a"
+    with pytest.raises(NotFound):
+        sessions.take_upload(session, upload)
+    for n in range(MAX_UPLOADS_PER_SESSION):
+        sessions.add_upload(session, f"/tmp/u{n}")
+    with pytest.raises(Quota):
+        sessions.add_upload(session, "/tmp/one-too-many")
+    assert discarded == ["/tmp/one-too-many"]
+    sessions.remove(session.id)
+    assert len(discarded) == 1 + MAX_UPLOADS_PER_SESSION
+
+
+def test_notifier_wakes_times_out_and_forgets_cancelled_waiters():
+    clock = Clock()
+    notifier = LocalNotifier(clock, max_timeout=300)
+    results: list = []
+    notifier.wait({1: 5, 2: 9}, 60).addCallback(results.append)
+    notifier.changed(1, 5)  # not newer than what the waiter has seen
+    assert results == []
+    notifier.changed(2, 10)
+    assert results == [[(2, 10)]] and notifier.waiting() == 0
+
+    notifier.wait({1: 5}, 10_000).addCallback(results.append)
+    clock.advance(299)
+    assert len(results) == 1
+    clock.advance(1)  # capped at max_timeout
+    assert results[-1] == [] and notifier.waiting() == 0
+
+    failures: list = []
+    waiting = notifier.wait({1: 5}, 60)
+    waiting.addErrback(failures.append)
+    waiting.cancel()
+    assert failures[0].check(CancelledError) and notifier.waiting() == 0
+    assert not clock.getDelayedCalls()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc = StoreProcess(tmp_path_factory.mktemp("longpoll")).start()
+    yield proc
+    proc.stop()
+
+
+def test_hanging_up_during_a_long_poll_frees_the_server(server):
+    soap = SoapClient(server.connect("unix"))
+    soap.logon("alice", USERS["alice"])
+    inbox = next(int(codec.field(f, "id")) for f in soap.call("listFolders").iterchildren(codec.gw("folder"))
+                 if codec.field(f, "role") == "inbox")
+    _, data = codec.request("waitForChanges", [
+        ("sessionId", soap.session_id),
+        ("watch", codec.element("watch", folderId=str(inbox), modseq="1000000")), ("timeout", 300)])
+    for _ in range(20):
+        poller = server.connect("tcp")
+        poller.send_head("POST", "/soap", {"Content-Type": "text/xml", "Content-Length": str(len(data))})
+        poller.sock.sendall(data)
+        time.sleep(0.02)
+        poller.close()
+    time.sleep(0.5)
+    # The server answers at once and nothing was logged as a failure.
+    started = time.monotonic()
+    soap.call("createMessage", ("folderId", inbox), ("source", b"Subject: hi\r\n\r\nhi\r\n"))
+    assert time.monotonic() - started < 2
+    assert "Traceback" not in server.log() and "Unhandled" not in server.log()
+    soap.http.close()
