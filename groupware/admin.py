@@ -11,11 +11,11 @@ import sys
 from shared.config import Config
 from shared.errors import GroupwareError
 
-from groupware.cli import FEATURES, parse_feature_changes, read_password
+from groupware.cli import FEATURES, feature_changes, read_password
 
 
 def open_storage(cfg: Config):
-    from server.storage import open_storage as _open
+    from server.service import open_storage as _open
     return _open(cfg)
 
 
@@ -52,7 +52,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
             storage.delete_user(args.name)
             print(f"deleted user {args.name} and their store")
         elif action == "features":
-            changes = parse_feature_changes(args.changes)
+            changes = feature_changes(args)
             if changes:
                 features = dict(storage.get_user(args.name)["features"])
                 features.update(changes)

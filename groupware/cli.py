@@ -7,7 +7,8 @@
     groupware user disable NAME     refuse further logins (the store is kept)
     groupware user enable NAME
     groupware user delete NAME      remove the user and their store
-    groupware user features NAME [+imap|-imap|+pop3|-pop3|+caldav|-caldav ...]
+    groupware user features NAME [--enable-feature F] [--disable-feature F]
+                                    show or switch protocols (F: imap, pop3, caldav)
 """
 from __future__ import annotations
 
@@ -68,9 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("disable", "enable", "delete"):
         actions.add_parser(name, parents=[common]).add_argument("name")
     features = actions.add_parser("features", parents=[common],
-                                  help="show or switch a user's protocols: +imap -pop3 ...")
+                                  help="show or switch a user's protocols")
     features.add_argument("name")
-    features.add_argument("changes", nargs="*", metavar="+FEATURE|-FEATURE")
+    # Kopano's kopano-admin spells these the same way.
+    features.add_argument("--enable-feature", action="append", default=[], choices=FEATURES,
+                          metavar="FEATURE", help="switch a protocol on (imap, pop3, caldav)")
+    features.add_argument("--disable-feature", action="append", default=[], choices=FEATURES,
+                          metavar="FEATURE", help="switch a protocol off")
     return parser
 
 
@@ -91,14 +96,14 @@ def read_password(args: argparse.Namespace) -> str:
     return password
 
 
-def parse_feature_changes(changes: Sequence[str]) -> dict[str, bool]:
-    wanted: dict[str, bool] = {}
-    for change in changes:
-        sign, name = change[:1], change[1:].lower()
-        if sign not in "+-" or not sign or name not in FEATURES:
-            raise SystemExit(f"groupware: expected +FEATURE or -FEATURE with FEATURE in {', '.join(FEATURES)}, got {change!r}")
-        wanted[name] = sign == "+"
-    return wanted
+def feature_changes(args: argparse.Namespace) -> dict[str, bool]:
+    """The switches asked for; naming a feature both ways is a mistake, not a toggle."""
+    both = set(args.enable_feature) & set(args.disable_feature)
+    if both:
+        raise SystemExit(f"groupware: {', '.join(sorted(both))} both enabled and disabled")
+    changes = {name: True for name in args.enable_feature}
+    changes.update({name: False for name in args.disable_feature})
+    return changes
 
 
 def main(argv: Sequence[str] | None = None) -> int:

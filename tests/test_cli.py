@@ -21,7 +21,7 @@ def groupware(data_dir, *args, stdin=None, check=True):
 
 def storage_of(data_dir):
     from shared.config import Config
-    from server.storage import open_storage
+    from server.service import open_storage
     return open_storage(Config({}, str(data_dir)))
 
 
@@ -43,7 +43,7 @@ def test_user_lifecycle(tmp_path):
     finally:
         storage.close()
 
-    assert "-pop3" in groupware(tmp_path, "user", "features", "alice", "-pop3").stdout
+    assert "-pop3" in groupware(tmp_path, "user", "features", "alice", "--disable-feature", "pop3").stdout
     assert "+imap -pop3 +caldav" in groupware(tmp_path, "user", "list").stdout
 
     groupware(tmp_path, "user", "passwd", "alice", "--password-stdin", stdin="new one\n")
@@ -74,7 +74,11 @@ def test_cli_errors(tmp_path):
     assert missing.returncode == 1 and "no user" in missing.stderr
     empty = groupware(tmp_path, "user", "add", "carol", "--password-stdin", stdin="\n", check=False)
     assert empty.returncode != 0 and "empty password" in empty.stderr
-    bad = groupware(tmp_path, "user", "features", "bob", "+smtp", check=False)
-    assert bad.returncode != 0 and "FEATURE" in bad.stderr
+    bad = groupware(tmp_path, "user", "features", "bob", "--enable-feature", "smtp", check=False)
+    assert bad.returncode != 0 and "invalid choice" in bad.stderr
+    both = groupware(tmp_path, "user", "features", "bob", "--enable-feature", "imap",
+                     "--disable-feature", "imap", check=False)
+    assert both.returncode != 0 and "both enabled and disabled" in both.stderr
+    assert "+imap -pop3 +caldav" not in groupware(tmp_path, "user", "list").stdout
     badset = groupware(tmp_path, "--set", "oops", "user", "list", check=False)
     assert badset.returncode == 2 and "name=value" in badset.stderr
