@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 from shared import codec
 from shared.client import StoreClient
 from shared.errors import BadRequest, GroupwareError, NotFound, SessionInvalid, Unavailable
-from shared.flags import flag_names, split_flags
+from shared.flags import flag_names
 
 log = logging.getLogger(__name__)
 
@@ -792,6 +792,9 @@ class ChangeWatcher:
             return  # a cancelled poll, replaced or stopped
         self._pending = None
         if failure.check(defer.CancelledError) or not self.running:
+            return
+        if self.session.closed:
+            self.running = False  # logged off: nothing left to watch for
             return
         if failure.check(Unavailable):
             log.info("change watch: store unavailable, retrying in %.2fs", self._backoff)
