@@ -52,35 +52,35 @@ class StreamStopped(Exception):
     """The consumer of a stream stopped it before the body was complete."""
 
 
-def parse_endpoint(reactor: Any, spec: str, ca_file: str | None = None) -> tuple[Any, str, bool]:
+def parse_endpoint(reactor: Any, address: str, ca_file: str | None = None) -> tuple[Any, str, bool]:
     """Turn an endpoint string into (endpoint, Host header value, is_tcp)."""
-    if spec.startswith(("tcp:", "tls:")):
-        kind, rest = spec[:3], spec[4:]
+    if address.startswith(("tcp:", "tls:")):
+        kind, rest = address[:3], address[4:]
         parts = rest.split(":", 2)
         extra = parts[2:]
-        host, port = _host_port(parts[:2], spec)
+        host, port = _host_port(parts[:2], address)
         endpoint = HostnameEndpoint(reactor, host.encode("idna"), port, timeout=CONNECT_TIMEOUT)
         if kind == "tls":
             for item in extra:
                 if not item.startswith("ca="):
-                    raise ValueError(f"unknown endpoint option in {spec!r}; only ca=<file>")
+                    raise ValueError(f"unknown endpoint option in {address!r}; only ca=<file>")
                 ca_file = item[3:]
             from shared.tls import client_options  # only TLS users pay for pyOpenSSL
             endpoint = wrapClientTLS(client_options(host, ca_file), endpoint)
         elif extra:
-            raise ValueError(f"unexpected endpoint options in {spec!r}")
+            raise ValueError(f"unexpected endpoint options in {address!r}")
         return endpoint, f"{host}:{port}", True
-    path = spec[5:] if spec.startswith("unix:") else spec
+    path = address[5:] if address.startswith("unix:") else address
     return UNIXClientEndpoint(reactor, path, timeout=CONNECT_TIMEOUT), "localhost", False
 
 
-def _host_port(parts: list[str], spec: str) -> tuple[str, int]:
+def _host_port(parts: list[str], address: str) -> tuple[str, int]:
     if len(parts) != 2 or not parts[0]:
-        raise ValueError(f"expected tcp:host:port or tls:host:port, got {spec!r}")
+        raise ValueError(f"expected tcp:host:port or tls:host:port, got {address!r}")
     try:
         return parts[0], int(parts[1])
     except ValueError:
-        raise ValueError(f"bad port in {spec!r}") from None
+        raise ValueError(f"bad port in {address!r}") from None
 
 
 # -- response sinks ------------------------------------------------------------
@@ -567,7 +567,7 @@ class StoreClient:
                  ca_file: str | None = None, max_response_size: int = DEFAULT_MAX_RESPONSE,
                  long_poll_connections: int = 1024, call_timeout: float | None = 300) -> None:
         self.reactor = reactor
-        self.endpoint_spec = endpoint
+        self.address = endpoint
         ep, host, _ = parse_endpoint(reactor, endpoint, ca_file)
         self.host = host.encode("idna")
         self.max_response_size = max_response_size

@@ -416,9 +416,9 @@ def test_tcp_and_verified_tls(reactor_thread, tmp_path):
 
 def test_bad_endpoint_strings():
     from twisted.internet import reactor
-    for spec in ("tcp:host", "tcp::80", "tcp:host:port", "tls:host:1:bogus=1"):
+    for address in ("tcp:host", "tcp::80", "tcp:host:port", "tls:host:1:bogus=1"):
         with pytest.raises(ValueError):
-            StoreClient(reactor, spec)
+            StoreClient(reactor, address)
 
 
 def test_silent_server_times_out_as_unavailable(reactor_thread, server, client):
