@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from shared import codec
-from tests.soap_harness import USERS, RawHTTP, SoapClient, StoreProcess
+from soap_harness import USERS, RawHTTP, SoapClient, StoreProcess
 
 ENV = codec.SOAP_ENV
 NS = codec.NS

@@ -11,7 +11,7 @@ from server.notify import LocalNotifier
 from server.sessions import MAX_UPLOADS_PER_SESSION, SessionManager, Stream
 from shared import codec
 from shared.errors import NotFound, Quota, SessionInvalid
-from tests.soap_harness import USERS, SoapClient, StoreProcess
+from soap_harness import USERS, SoapClient, StoreProcess
 
 USER = {"id": 7, "name": "alice", "store_id": 3}
 

@@ -12,7 +12,7 @@ import pytest
 
 from shared import codec
 from shared.errors import AuthFailed, BadRequest, Forbidden, NotFound, SessionInvalid
-from tests.soap_harness import USERS, SoapClient, StoreProcess, drop_mariadb_database, \
+from soap_harness import USERS, SoapClient, StoreProcess, drop_mariadb_database, \
     mariadb_database, schema
 
 XSD = schema()

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from shared import codec
-from tests.soap_harness import USERS, SoapClient, StoreProcess
+from soap_harness import USERS, SoapClient, StoreProcess
 
 MB = 1024 * 1024
 SIZE = 50 * MB

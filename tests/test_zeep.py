@@ -7,7 +7,7 @@ import pytest
 import zeep
 from lxml import etree
 
-from tests.soap_harness import USERS, StoreProcess
+from soap_harness import USERS, StoreProcess
 
 MESSAGE = (b"From: Dave <dave@example.org>\r\nTo: alice@example.org\r\nSubject: Via zeep\r\n"
            b"Message-ID: <zeep-1@example.org>\r\n\r\nA body line.\r\n")
