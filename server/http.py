@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any, BinaryIO
 
 from twisted.internet.defer import CancelledError
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, RESPONSES
 from twisted.web.resource import Resource
@@ -93,23 +93,31 @@ class StoreChannel(HTTPChannel):
         self.setTimeout(None)
         self.transport.write(head + body)
         self.setRawMode()
-        lose_write = getattr(self.transport, "loseWriteConnection", None)
-        if lose_write is not None:
-            lose_write()
-            self._linger = self.callLater(LINGER_SECONDS, self.transport.abortConnection)
-        else:
-            self.transport.loseConnection()
+        # Closing while the client still sends would reset the connection and
+        # could destroy our answer before it is read; so half-close where the
+        # transport can (TCP, UNIX), drain, and cut off only a client that
+        # keeps sending past the linger limits.
+        self._linger = self.callLater(LINGER_SECONDS, self.transport.abortConnection)
+        # Under TLS the attribute lookup would reach the raw socket beneath
+        # and half-close it behind the TLS layer's back.
+        if not ISSLTransport.providedBy(self.transport):
+            self.transport.loseWriteConnection()
+
+    def _drain(self, data: bytes) -> None:
+        self._discarded += len(data)
+        if self._discarded > LINGER_BYTES:
+            self.transport.abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
-            self._discarded += len(data)
-            if self._discarded > LINGER_BYTES:
-                self.transport.abortConnection()
-            return
-        super().dataReceived(data)
+            self._drain(data)
+        else:
+            super().dataReceived(data)
 
     def rawDataReceived(self, data: bytes) -> None:
-        if not self._refused:
+        if self._refused:
+            self._drain(data)
+        else:
             super().rawDataReceived(data)
 
     def allContentReceived(self) -> None:

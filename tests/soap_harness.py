@@ -10,6 +10,7 @@ import secrets
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -62,6 +63,7 @@ class StoreProcess:
         self.users = USERS if users is None else users
         self.proc: subprocess.Popen | None = None
         self.tcp_port = 0
+        self.ports: list[int] = []
         self.stderr_path = os.path.join(self.data_dir, "server.err")
 
     @property
@@ -99,7 +101,8 @@ class StoreProcess:
             if not line:
                 raise RuntimeError(f"server exited: {self.log()}")
             if line.startswith("listening tcp:"):
-                self.tcp_port = int(line.rsplit(":", 1)[1])
+                self.ports.append(int(line.rsplit(":", 1)[1]))
+                self.tcp_port = self.ports[0]
             if line.strip() == "ready":
                 return self
         raise RuntimeError("server did not start in time")
@@ -156,6 +159,11 @@ class RawHTTP:
             self.sock = socket.socket(family, socket.SOCK_STREAM)
             self.sock.settimeout(self.timeout)
             self.sock.connect(where)
+            if kind == "tls":
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE  # a throwaway self-signed test certificate
+                self.sock = context.wrap_socket(self.sock)
             self.buffer = b""
         return self.sock
 

@@ -251,3 +251,52 @@ def test_every_operation_on_mariadb(tmp_path, engine):
     finally:
         proc.stop()
         drop_mariadb_database(database)
+
+
+def self_signed(directory) -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = str(directory / "cert.pem"), str(directory / "key.pem")
+    with open(cert_path, "wb") as fp:
+        fp.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as fp:
+        fp.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls_listener(tmp_path):
+    from soap_harness import RawHTTP
+    cert, key = self_signed(tmp_path)
+    proc = StoreProcess(tmp_path / "data", {"server_listen_tls": "127.0.0.1:0", "server_ssl_cert_file": cert,
+                                            "server_ssl_key_file": key})
+    try:
+        proc.start()
+        tls_port = proc.ports[-1]
+        soap = SoapClient(RawHTTP(("tls", ("127.0.0.1", tls_port))), XSD)
+        soap.logon("alice", USERS["alice"])
+        assert folder_ids(soap.call("listFolders"))
+        wsdl = soap.http.request("GET", "/soap?wsdl", headers={"Host": f"127.0.0.1:{tls_port}"})
+        assert f'location="https://127.0.0.1:{tls_port}/soap"'.encode() in wsdl.body
+        # An oversized body is refused over TLS too, without upsetting the TLS layer.
+        http = RawHTTP(("tls", ("127.0.0.1", tls_port)))
+        http.send_head("POST", "/soap", {"Content-Type": "text/xml", "Content-Length": str(20 << 20)})
+        http.send_body_until_answered(b"x" * (1 << 20) for _ in range(20))
+        assert http.read_response().status == 413
+        http.close()
+        soap.call("whoami")
+        soap.http.close()
+        assert proc.alive() and "Traceback" not in proc.log()
+    finally:
+        proc.stop()
