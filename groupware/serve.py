@@ -61,10 +61,10 @@ def serve(cfg: Config, demo: bool = False) -> int:
     from twisted.internet import reactor
 
     from server.service import StoreServer
-    from shared.logging import setup_logging
+    from shared.logging import setup_from_config
 
     os.makedirs(cfg.data_dir, exist_ok=True)
-    setup_logging(cfg)
+    setup_from_config(cfg)
     login = ensure_demo_user(cfg) if demo else None
 
     server = StoreServer(cfg)
