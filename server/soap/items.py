@@ -58,7 +58,6 @@ async def create_message(call: Call) -> etree._Element:
         st = call.storage
         try:
             require(st, session.user_id, folder_id, "write")
-            folder = st.get_folder(folder_id)
             size = len(source) if source is not None else os.path.getsize(path)
             if size > max_size:
                 raise TooLarge(f"message exceeds {max_size} bytes")
@@ -74,7 +73,7 @@ async def create_message(call: Call) -> etree._Element:
             except BaseException:
                 st.blobs.delete(key)
                 raise
-            return result, size, folder["uidvalidity"]
+            return result, size, result["uidvalidity"]
         finally:
             _discard(path)
 

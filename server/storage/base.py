@@ -23,8 +23,8 @@ FOLDER_COLUMNS = ("id", "store_id", "parent_id", "name", "container_class", "rol
 # Built once: create_message runs these on every call.
 _BUMP = (update(folders).where(folders.c.id == bindparam("fid"))
          .values(uidnext=folders.c.uidnext + bindparam("n"), highestmodseq=folders.c.highestmodseq + 1))
-_BUMP_RETURNING = _BUMP.returning(folders.c.uidnext, folders.c.highestmodseq)
-_COUNTERS = select(folders.c.uidnext, folders.c.highestmodseq).where(folders.c.id == bindparam("fid"))
+_BUMP_RETURNING = _BUMP.returning(folders.c.uidnext, folders.c.highestmodseq, folders.c.uidvalidity)
+_COUNTERS = select(folders.c.uidnext, folders.c.highestmodseq, folders.c.uidvalidity).where(folders.c.id == bindparam("fid"))
 
 
 def chunks(values: list, size: int = 500) -> Iterable[list]:
@@ -68,8 +68,9 @@ class StorageBase:
                 raise NotFound(f"folder {fid} not found")
         return found
 
-    def _bump(self, conn: Connection, folder_id: int, new_uids: int = 0) -> tuple[int, int]:
-        """Take `new_uids` uids and one modseq from the folder counters -> (first uid, modseq).
+    def _bump(self, conn: Connection, folder_id: int, new_uids: int = 0) -> tuple[int, int, int]:
+        """Take `new_uids` uids and one modseq from the folder counters
+        -> (first uid, modseq, uidvalidity).
 
         The UPDATE takes the row lock itself, so concurrent writers queue on it
         and read back their own values.
@@ -83,8 +84,8 @@ class StorageBase:
             if conn.execute(_BUMP, params).rowcount == 0:
                 raise NotFound(f"folder {folder_id} not found")
             row = conn.execute(_COUNTERS, {"fid": folder_id}).one()
-        uidnext, modseq = row
-        return uidnext - new_uids, modseq
+        uidnext, modseq, uidvalidity = row
+        return uidnext - new_uids, modseq, uidvalidity
 
     def _next_uidvalidity(self, conn: Connection) -> int:
         conn.execute(update(meta).where(meta.c.name == "uidvalidity").values(value=meta.c.value + 1))

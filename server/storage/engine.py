@@ -1,8 +1,11 @@
 """Database URL from the config, engine creation and transaction discipline."""
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -17,6 +20,10 @@ T = TypeVar("T")
 # MySQL error numbers worth one more try: deadlock, lock wait timeout.
 _MYSQL_RETRY = {1213, 1205}
 _RETRIES = 8
+
+# SQLite allows one writer; writers of this process queue on a lock instead of
+# polling SQLite's busy handler, which sleeps in steps of milliseconds.
+_SQLITE_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
 class ConfigLike(Protocol):
@@ -80,6 +87,8 @@ def _sqlite_engine(u) -> Engine:
         connect_args={"timeout": 60, "check_same_thread": False},
     )
 
+    _SQLITE_WRITE_LOCKS[engine] = threading.Lock()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control away from the driver so that BEGIN is ours.
@@ -134,9 +143,10 @@ def unavailable_on_failure() -> Iterator[None]:
 def run_in_transaction(engine: Engine, fn: Callable[[Connection], T], write: bool) -> T:
     """Run fn(conn) in one transaction; retry whole on deadlock; map outages to Unavailable."""
     delay = 0.01
+    lock = _SQLITE_WRITE_LOCKS.get(engine) if write else None
     for attempt in range(_RETRIES):
         try:
-            with engine.connect() as conn:
+            with lock or contextlib.nullcontext(), engine.connect() as conn:
                 if write:
                     conn.execution_options(gw_write=True)
                 with conn.begin():

@@ -186,7 +186,7 @@ class FoldersMixin(StorageBase):
             folder = self._lock_folders(conn, [folder_id])[folder_id]
             if conn.execute(select(items.c.uid).where(items.c.folder_id == folder_id).limit(1)).first() is None:
                 return folder.highestmodseq, []
-            _, modseq = self._bump(conn, folder_id)
+            _, modseq, _ = self._bump(conn, folder_id)
             keys = conn.execute(select(items.c.blob_key).where(items.c.folder_id == folder_id)
                                 .distinct()).scalars().all()
             conn.execute(insert(tombstones).from_select(

@@ -71,7 +71,7 @@ class ItemsMixin(StorageBase):
     # -- creating -------------------------------------------------------
     def create_message(self, folder_id: int, blob_key: str, size: int, internal_date: int | None,
                        flags: int = 0, keywords: Iterable[str] = (), columns: dict | None = None) -> dict:
-        """Add a mail message; returns {uid, modseq}. Unknown keys in `columns` are ignored."""
+        """Add a mail message; returns {uid, modseq, uidvalidity}. Unknown keys in `columns` are ignored."""
         row = dict(_EMPTY_ROW)
         if columns:
             for name in MAIL_COLUMNS:
@@ -83,11 +83,11 @@ class ItemsMixin(StorageBase):
                    recurring=0, itemClass="IPM.Note", blob_key=blob_key)
 
         def run(conn: Connection) -> dict:
-            uid, modseq = self._bump(conn, folder_id, 1)
+            uid, modseq, uidvalidity = self._bump(conn, folder_id, 1)
             row["uid"] = uid
             row["modseq"] = modseq
             conn.execute(_INSERT, row)
-            return {"uid": uid, "modseq": modseq}
+            return {"uid": uid, "modseq": modseq, "uidvalidity": uidvalidity}
 
         return self._write(run)
 
@@ -120,13 +120,13 @@ class ItemsMixin(StorageBase):
                     raise Conflict(f"another item has UID {ical_uid}")
             now = int(time.time())
             if old is not None:
-                _, modseq = self._bump(conn, folder_id)
+                _, modseq, _ = self._bump(conn, folder_id)
                 conn.execute(update(items).where(items.c.folder_id == folder_id, items.c.uid == old.uid)
                              .values(modseq=modseq, blob_key=blob_key, size=int(size), internalDate=now,
                                      **values))
                 released = old.blob_key if old.blob_key != blob_key else None
                 return {"uid": old.uid, "modseq": modseq, "etag": values["etag"], "created": False}, released
-            uid, modseq = self._bump(conn, folder_id, 1)
+            uid, modseq, _ = self._bump(conn, folder_id, 1)
             row = dict(_EMPTY_ROW)
             row.update(values, folder_id=folder_id, uid=uid, modseq=modseq, size=int(size), flags=0,
                        keywords="", internalDate=now, name=name, blob_key=blob_key)
@@ -233,7 +233,7 @@ class ItemsMixin(StorageBase):
                     updates.setdefault((nf, " ".join(sorted(nk))), []).append(r.uid)
             if not updates:
                 return {"modseq": folder.highestmodseq, "changed": [], "failed": failed}
-            _, modseq = self._bump(conn, folder_id)
+            _, modseq, _ = self._bump(conn, folder_id)
             changed = []
             # Rows sharing the new value are updated together: few statements for big sets.
             for (nf, nk), group in updates.items():
@@ -253,7 +253,7 @@ class ItemsMixin(StorageBase):
                             .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
 
     def _insert_copies(self, conn: Connection, rows: list[Any], target_id: int) -> tuple[list, int]:
-        first, modseq = self._bump(conn, target_id, len(rows))
+        first, modseq, _ = self._bump(conn, target_id, len(rows))
         pairs, batch = [], []
         for i, r in enumerate(rows):
             m = r._mapping
@@ -297,7 +297,7 @@ class ItemsMixin(StorageBase):
 
     def _remove_rows(self, conn: Connection, folder_id: int, uid_list: list[int]) -> int:
         """Delete rows and leave tombstones, under one new modseq; returns it."""
-        _, modseq = self._bump(conn, folder_id)
+        _, modseq, _ = self._bump(conn, folder_id)
         now = int(time.time())
         for part in chunks(uid_list):
             conn.execute(delete(items).where(items.c.folder_id == folder_id, uid_in(items.c.uid, part)))
