@@ -26,6 +26,7 @@ from shared import codec
 from shared.client import StoreClient
 from shared.errors import BadRequest, GroupwareError, NotFound, SessionInvalid, Unavailable
 from shared.flags import flag_names
+from shared.uidset import format_uidset, uid_list
 
 log = logging.getLogger(__name__)
 
@@ -39,47 +40,6 @@ CALENDAR_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "summary", "dtst
 
 
 # -- uid sets --------------------------------------------------------------------
-
-def format_uidset(uids: Iterable[int] | str) -> str:
-    """A uid-set string (`1:5,9`) from ints, compressing runs; strings pass through."""
-    if isinstance(uids, str):
-        text = uids.strip()
-        if not text or any(c not in "0123456789:,*" for c in text):
-            raise BadRequest(f"bad uid set {uids!r}")
-        return text
-    ordered = sorted(set(int(u) for u in uids))
-    if ordered and ordered[0] < 1:
-        raise BadRequest("uids start at 1")
-    parts: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
-        i = j + 1
-    return ",".join(parts)
-
-
-def parse_uidset(text: str | None, max_uid: int | None = None) -> list[int]:
-    """The sorted uids of a uid-set string; `*` needs `max_uid`."""
-    uids: set[int] = set()
-    for part in (text or "").replace(" ", "").split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition(":")
-        try:
-            a = max_uid if lo == "*" else int(lo)
-            b = a if not hi else (max_uid if hi == "*" else int(hi))
-        except ValueError:
-            raise BadRequest(f"bad uid set {text!r}") from None
-        if a is None or b is None:
-            raise BadRequest("uid set with * needs the highest uid")
-        if a > b:
-            a, b = b, a
-        uids.update(range(a, b + 1))
-    return sorted(uids)
-
 
 def _is_empty(uids: Iterable[int] | str) -> bool:
     if isinstance(uids, str):
@@ -499,7 +459,7 @@ class Folder:
 
         def decode(r: etree._Element) -> FlagResult:
             return FlagResult(_int(r, "highestModseq"), _changes_of(r.find(_G + "table")),
-                              parse_uidset(codec.field(r, "failed")))
+                              uid_list(codec.field(r, "failed")))
         return self._call("setFlags", *fields).addCallback(decode)
 
     def copy(self, uids: Iterable[int] | str, target: "Folder | int") -> defer.Deferred:
@@ -530,13 +490,13 @@ class Folder:
         if _is_empty(uids):
             return defer.succeed([])
         return self._call("deleteItems", ("uids", format_uidset(uids))).addCallback(
-            lambda r: parse_uidset(codec.field(r, "deleted")))
+            lambda r: uid_list(codec.field(r, "deleted")))
 
     def changes(self, since_modseq: int) -> defer.Deferred:
         """Fires with the Changes since a modseq (flag changes, new items, deletions)."""
         def decode(r: etree._Element) -> Changes:
             return Changes(_int(r, "highestModseq", 0), _bool(codec.field(r, "expired")),  # type: ignore[arg-type]
-                           _changes_of(r.find(_G + "table")), parse_uidset(codec.field(r, "deleted")))
+                           _changes_of(r.find(_G + "table")), uid_list(codec.field(r, "deleted")))
         return self._call("getChanges", ("sinceModseq", since_modseq)).addCallback(decode)
 
     def open_stream(self, uid: int) -> defer.Deferred:

@@ -16,7 +16,8 @@ from zope.interface import implementer
 
 from shared.config import Config
 from shared.errors import AuthFailed, BadRequest, Conflict, Forbidden, NotFound, Unavailable
-from shared.model import Adapter, ChangeWatcher, format_uidset, parse_uidset
+from shared.model import Adapter, ChangeWatcher
+from shared.uidset import format_uidset, uid_list as parse_uidset
 
 from reactor_thread import ReactorThread, reactor_thread  # noqa: F401  (fixture)
 

@@ -1,6 +1,5 @@
 """Every option has a default, is documented in its conf/ file, and is read back."""
 import os
-import re
 
 import pytest
 

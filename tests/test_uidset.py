@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
 
-from server.storage.uidset import (MAX_SQL_RANGES, contains, format_uidset, has_star, parse_uidset,
-                                   resolve, sql_condition, uid_in)
+from server.storage.uidset import MAX_SQL_RANGES, sql_condition, uid_in
+from shared.uidset import contains, format_uidset, has_star, parse_uidset, resolve, uid_list
 from shared.errors import BadRequest
 
 
@@ -80,3 +80,14 @@ def test_too_many_spans_asks_for_python_filtering(table):
     spans = [(u, u + 1) for u in range(1, 3 * (MAX_SQL_RANGES + 5), 3)]
     assert sql_condition(t.c.uid, spans) is None
     assert sql_condition(t.c.uid, spans[:MAX_SQL_RANGES]) is not None
+
+
+def test_uid_list_expands_sets():
+    assert uid_list("1:3,5,9:10") == [1, 2, 3, 5, 9, 10]
+    assert uid_list("7:*", max_uid=9) == [7, 8, 9]
+    assert uid_list("") == [] and uid_list(None) == []
+    with pytest.raises(BadRequest):
+        uid_list("3:*")
+    assert format_uidset(" 1:4 ") == "1:4"
+    with pytest.raises(BadRequest):
+        format_uidset("1;DROP")

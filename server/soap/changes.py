@@ -7,7 +7,7 @@ from lxml import etree
 from twisted.internet.defer import CancelledError
 
 from server.soap.context import Call, require, response
-from server.storage.uidset import format_uidset
+from shared.uidset import format_uidset
 from shared.codec import add, element, envelope, gw, int_field, required_int, table_to_xml
 from shared.errors import BadRequest
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from lxml import etree
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
 from server.soap import changes, folders, items, session, streams, tables

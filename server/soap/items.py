@@ -15,7 +15,7 @@ from lxml import etree
 from server.icalcolumns import calendar_columns
 from server.mime import message_columns
 from server.soap.context import Call, require, response
-from server.storage.uidset import format_uidset
+from shared.uidset import format_uidset
 from shared.codec import add, bool_field, bytes_field, element, field, int_field, required, \
     required_int, table_to_xml
 from shared.errors import BadRequest, TooLarge
