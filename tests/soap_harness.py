@@ -6,7 +6,6 @@ wire behaviour is tested on its own terms, byte for byte.
 from __future__ import annotations
 
 import os
-import secrets
 import select
 import signal
 import socket
@@ -22,34 +21,12 @@ from shared import codec
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 WSDL = os.path.join(ROOT, "shared", "groupware.wsdl")
-MARIADB = dict(host="127.0.0.1", port=3306, user="root", password="")
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 
 
 def schema() -> etree.XMLSchema:
     tree = etree.parse(WSDL)
     return etree.XMLSchema(tree.find(".//{http://www.w3.org/2001/XMLSchema}schema"))
-
-
-def mariadb_database() -> str:
-    """Create a throwaway database; drop it with drop_mariadb_database."""
-    import pymysql
-    name = "gwtest_" + secrets.token_hex(6)
-    conn = pymysql.connect(**MARIADB)
-    try:
-        conn.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    finally:
-        conn.close()
-    return name
-
-
-def drop_mariadb_database(name: str) -> None:
-    import pymysql
-    conn = pymysql.connect(**MARIADB)
-    try:
-        conn.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-    finally:
-        conn.close()
 
 
 class StoreProcess:

@@ -3,41 +3,25 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 
-import pymysql
 import pytest
+from harness import mariadb_database
 
 from server.blobs import DatabaseBlobStore, FileBlobStore, open_blob_store
 from server.blobs.database import CHUNK
 from server.storage import Storage
+from shared.config import Config
 from shared.errors import NotFound
 
 
-class Cfg(dict):
-    def get(self, name, default=None):
-        return dict.get(self, name, "" if default is None else default)
-
-    def get_int(self, name):
-        return int(self.get(name) or 0)
-
-    def get_bool(self, name):
-        return str(self.get(name) or "yes").lower() in ("yes", "true", "1", "on")
-
-    def get_size(self, name):
-        return int(self.get(name) or 0)
+def Cfg(**values: str) -> Config:
+    return Config(values)
 
 
 @pytest.fixture(scope="module")
 def mysql_db():
-    name = "gw_test_" + secrets.token_hex(3)
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    yield name
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    with mariadb_database() as name:
+        yield name
 
 
 @pytest.fixture(scope="module", params=["files", "sqlite", "mariadb"])

@@ -12,8 +12,8 @@ import pytest
 
 from shared import codec
 from shared.errors import AuthFailed, BadRequest, Forbidden, NotFound, SessionInvalid
-from soap_harness import USERS, SoapClient, StoreProcess, drop_mariadb_database, \
-    mariadb_database, schema
+from harness import mariadb_database
+from soap_harness import USERS, SoapClient, StoreProcess, schema
 
 XSD = schema()
 
@@ -240,17 +240,16 @@ def test_wsdl_names_the_request_host(server):
 
 @pytest.mark.parametrize("engine", ["mariadb"])
 def test_every_operation_on_mariadb(tmp_path, engine):
-    database = mariadb_database()
-    proc = StoreProcess(tmp_path, {"database_engine": "mysql", "mysql_database": database,
-                                   "attachment_storage": "database", "disabled_features": "pop3"})
-    try:
-        proc.start()
-        seen = exercise_every_operation(proc, "unix", engine)
-        assert ALL_OPS <= seen
-        assert proc.alive()
-    finally:
-        proc.stop()
-        drop_mariadb_database(database)
+    with mariadb_database() as database:
+        proc = StoreProcess(tmp_path, {"database_engine": "mysql", "mysql_database": database,
+                                       "attachment_storage": "database", "disabled_features": "pop3"})
+        try:
+            proc.start()
+            seen = exercise_every_operation(proc, "unix", engine)
+            assert ALL_OPS <= seen
+            assert proc.alive()
+        finally:
+            proc.stop()
 
 
 def self_signed(directory) -> tuple[str, str]:

@@ -8,44 +8,25 @@ import time
 
 import pymysql
 import pytest
+from harness import MARIADB as MYSQL, mariadb_database
 from sqlalchemy import event, insert, text
 
 from server.blobs import FileBlobStore
 from server.storage import KEEP, Storage
 from server.storage.engine import database_url
 from server.storage.schema import items
+from shared.config import Config
 from shared.errors import BadRequest, Conflict, NotFound, Unavailable
 from shared.flags import ANSWERED, DELETED, FLAGGED, SEEN
 
-MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-
-
-class Cfg(dict):
-    """Dict-backed stand-in for the server config."""
-
-    def get(self, name, default=None):  # noqa: D401 - same shape as the real config
-        return dict.get(self, name, "" if default is None else default)
-
-    def get_int(self, name):
-        return int(self.get(name) or 0)
-
-    def get_bool(self, name):
-        return str(self.get(name)).lower() in ("yes", "true", "1", "on")
-
-    def get_size(self, name):
-        return int(self.get(name) or 0)
+def Cfg(**values: str) -> Config:
+    return Config(values)
 
 
 @pytest.fixture(scope="module")
 def mysql_url():
-    name = "gw_test_" + secrets.token_hex(3)
-    conn = pymysql.connect(**MYSQL)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    with mariadb_database() as name:
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "mariadb"])
