@@ -14,16 +14,12 @@ from shared.errors import GroupwareError
 from groupware.cli import FEATURES, feature_changes, read_password
 
 
-def open_storage(cfg: Config):
-    from server.service import open_storage as _open
-    return _open(cfg)
-
-
 def _features_text(features: dict[str, bool]) -> str:
     return " ".join(("+" if features.get(name) else "-") + name for name in FEATURES)
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
+    from server.service import open_storage
     from server.users.db import hash_password
 
     storage = open_storage(cfg)

@@ -30,7 +30,7 @@ def ensure_demo_user(cfg: Config) -> tuple[str, str] | None:
     The password lives in the data dir (mode 0600) so every `make run` can print
     it again; if an admin changed or removed the demo user, nothing is printed.
     """
-    from groupware.admin import open_storage
+    from server.service import open_storage
     from server.users.db import hash_password
 
     path = os.path.join(cfg.data_dir, DEMO_PASSWORD_FILE)
