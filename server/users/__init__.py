@@ -5,7 +5,7 @@ database. Other directories (system accounts, LDAP) plug in here by name.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from shared.config import Config, ConfigError
 from shared.errors import AuthFailed
@@ -13,7 +13,7 @@ from shared.errors import AuthFailed
 __all__ = ["AuthFailed", "UserBackend", "hash_password", "load_user_backend", "PLUGINS"]
 
 
-class UserBackend:
+class UserBackend(Protocol):
     """Authenticates logons and looks users up; sync, runs in the thread pool."""
 
     def authenticate(self, name: str, password: str) -> dict[str, Any]:
@@ -22,10 +22,11 @@ class UserBackend:
         A store outage raises Unavailable, never AuthFailed: a gateway must not
         tell a user their password is wrong because the database is down.
         """
-        raise NotImplementedError
+        ...
 
     def lookup(self, name: str) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """The user dict by login name, or None."""
+        ...
 
 
 # Plugin name -> module under server.users holding a `backend(config, storage)` factory.
