@@ -39,6 +39,9 @@ class StorageBase:
         self.url = url
         self.blobs = blobs
         self.engine = make_engine(url)
+        # folder id -> (store id, owner user id). A folder never changes store,
+        # so the entry stays true until the folder is deleted.
+        self._folder_owners: dict[int, tuple[int, int | None]] = {}
         # SQLite can hand the counters back from the UPDATE; MariaDB cannot.
         self._update_returning = bool(self.engine.dialect.update_returning)
 

@@ -15,6 +15,8 @@ CONTAINER_CLASSES = ("mail", "calendar", "tasks", "contacts", "notes")
 ROLES = (None, "inbox", "drafts", "sent", "trash", "junk", "archive")
 RIGHTS = ("read", "write", "owner")
 
+_OWNER_CACHE_SIZE = 100_000
+
 
 class _Keep:
     """Marks "argument not given" where None is a meaningful value (top level)."""
@@ -79,6 +81,8 @@ class FoldersMixin(StorageBase):
     def _delete_folder_rows(self, conn: Connection, folder_ids: list[int]) -> list[str]:
         """Delete folders with their items and tombstones; returns blob keys to release."""
         keys: list[str] = []
+        for fid in folder_ids:
+            self._folder_owners.pop(fid, None)
         for part in chunks(list(folder_ids)):
             keys.extend(conn.execute(select(items.c.blob_key).where(items.c.folder_id.in_(part))
                                      .distinct()).scalars().all())
@@ -222,12 +226,21 @@ class FoldersMixin(StorageBase):
 
     def folder_rights(self, user_id: int, folder_id: int) -> str | None:
         """The user's rights on a folder: store owner -> "owner"; else the nearest grant up the tree."""
+        # The owner check runs on every call a gateway makes; answer it from
+        # memory when the folder's store is known.
+        known = self._folder_owners.get(folder_id)
+        if known is not None and known[1] is not None and known[1] == user_id:
+            return "owner"
+
         def run(conn: Connection) -> str | None:
             row = conn.execute(select(folders.c.store_id, stores.c.owner_id)
                                .select_from(folders.join(stores, stores.c.id == folders.c.store_id))
                                .where(folders.c.id == folder_id)).first()
             if row is None:
                 raise NotFound(f"folder {folder_id} not found")
+            if len(self._folder_owners) >= _OWNER_CACHE_SIZE:
+                self._folder_owners.clear()
+            self._folder_owners[folder_id] = (row.store_id, row.owner_id)
             if row.owner_id is not None and row.owner_id == user_id:
                 return "owner"
             grants = dict(conn.execute(
