@@ -341,6 +341,31 @@ def test_large_append_goes_through_upload(reactor_thread, adapter, tmp_path):
     reactor_thread.coro(scenario, timeout=60)
 
 
+def test_append_many_in_batches(reactor_thread, adapter, monkeypatch):
+    import shared.model
+    # Small batches so one call crosses several of them, an upload included.
+    monkeypatch.setattr(shared.model, "APPEND_BATCH_MESSAGES", 7)
+    session = logon(reactor_thread, adapter)
+    sources = [message(f"bulk {i}") for i in range(30)]
+    sources[11] = message("bulk big", b"x" * (2 * 1024 * 1024))  # over the inline limit
+    for path in EMAIL_CORPUS[:10]:
+        with open(path, "rb") as fp:
+            sources.append(fp.read())
+
+    async def scenario():
+        folder = await fresh_folder(session, "Bulk")
+        uids = await folder.append_many(sources, flags=["\\Seen", "$Imported"], internal_date=1700000000)
+        assert uids == list(range(1, len(sources) + 1))
+        total, cols = await folder.query(["uid", "size", "flags", "keywords", "internalDate"], sort=[("uid", False)])
+        assert total == len(sources) and cols["size"] == [len(s) for s in sources]
+        assert set(cols["flags"]) == {1} and set(cols["keywords"]) == {"$Imported"}
+        assert set(cols["internalDate"]) == {1700000000}
+        for uid in (1, 12, len(sources)):
+            assert await (await folder.message(uid, ["uid"])).source() == sources[uid - 1]
+
+    reactor_thread.coro(scenario, timeout=60)
+
+
 # -- push ----------------------------------------------------------------------------------------
 
 def test_change_watcher_fires_fast(reactor_thread, adapter):

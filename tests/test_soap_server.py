@@ -24,7 +24,8 @@ EVENT = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r
          "UID:standup-{tag}@example.org\r\nDTSTAMP:20260301T090000Z\r\nDTSTART:20260302T090000Z\r\n"
          "DTEND:20260302T091500Z\r\nSUMMARY:Stand-up\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
 ALL_OPS = {"logon", "logoff", "whoami", "listFolders", "createFolder", "updateFolder", "deleteFolder",
-           "emptyFolder", "grantFolder", "queryRows", "getItem", "createMessage", "saveCalendarItem",
+           "emptyFolder", "grantFolder", "queryRows", "getItem", "createMessage", "createMessages",
+           "saveCalendarItem",
            "setFlags", "copyItems", "moveItems", "deleteItems", "getChanges", "waitForChanges",
            "openStream"}
 
@@ -118,6 +119,25 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
     assert codec.field(changes, "deleted") == f"{uid1}:{uid2}"  # deleted and moved away
     full = alice.call("getChanges", ("folderId", projects_id), ("sinceModseq", 0))
     assert len(table(full)["uid"]) == 2
+
+    # Several messages in one call: consecutive uids in request order, one modseq, inline and uploaded.
+    bulk = int(codec.field(alice.call("createFolder", ("name", f"Bulk {tag}")).find(codec.gw("folder")), "id"))
+    sources = [MESSAGE.replace(b"Quarterly", b"Batch %d" % i) for i in range(3)]
+    upload = alice.http.request("PUT", "/upload", sources[2], {"X-Session-Id": alice.session_id})
+    messages = [codec.element("message") for _ in range(3)]
+    codec.add(messages[0], "source", sources[0])
+    codec.add(messages[0], "flags", "\\Seen")
+    codec.add(messages[1], "source", sources[1])
+    codec.add(messages[2], "uploadId", upload.body.decode())
+    many = alice.call("createMessages", ("folderId", bulk), ("message", messages))
+    created = [(int(c.get("uid")), int(c.get("size"))) for c in many.findall(codec.gw("created"))]
+    assert created == [(1, len(sources[0])), (2, len(sources[1])), (3, len(sources[2]))]
+    listed = table(alice.call("queryRows", ("folderId", bulk), ("columns", "uid modseq flags subject")))
+    assert listed["subject"] == ["Batch 0 numbers", "Batch 1 numbers", "Batch 2 numbers"] and listed["flags"] == [1, 0, 0]
+    assert set(listed["modseq"]) == {int(codec.field(many, "highestModseq"))}
+    with pytest.raises(NotFound):  # an upload is consumed by the call that stored it
+        alice.call("createMessages", ("folderId", bulk), ("message", [messages[2]]))
+    assert codec.field(alice.call("queryRows", ("folderId", bulk), ("columns", "uid")), "total") == "3"
 
     saved = alice.call("saveCalendarItem", ("folderId", calendar), ("name", f"standup-{tag}.ics"),
                        ("icalendar", EVENT.format(tag=tag)), ("ifNoneMatch", True))

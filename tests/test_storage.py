@@ -665,3 +665,27 @@ def test_sqlite_pragmas(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
     assert os.path.exists(tmp_path / "sub" / "store.db")
     st.close()
+
+
+def test_create_messages_in_one_transaction(st, inbox):
+    from server.storage import NewMessage
+
+    first = add(st, inbox)[0]
+    batch = [NewMessage(st.blobs.put_bytes(b"Subject: b%d\r\n\r\nx\r\n" % i), 20 + i, 1_000 + i,
+                        SEEN if i == 1 else 0, ("$Batch",) if i == 2 else (), {"subject": f"b{i}"})
+             for i in range(3)]
+    result = st.create_messages(inbox, batch)
+    assert result["uids"] == [first["uid"] + 1, first["uid"] + 2, first["uid"] + 3]
+    assert result["modseq"] == first["modseq"] + 1
+    assert result["uidvalidity"] == st.get_folder(inbox)["uidvalidity"]
+    _, cols = st.query_items(inbox, ["uid", "modseq", "flags", "keywords", "subject", "size"], None,
+                             [("uid", False)])
+    assert cols["subject"][1:] == ["b0", "b1", "b2"]
+    assert cols["flags"][1:] == [0, SEEN, 0] and cols["keywords"][1:] == ["", "", "$Batch"]
+    assert cols["modseq"][1:] == [result["modseq"]] * 3 and cols["size"][1:] == [20, 21, 22]
+    with pytest.raises(BadRequest):
+        st.create_messages(inbox, [])
+    # A bad keyword refuses the whole batch: nothing is half stored.
+    with pytest.raises(BadRequest):
+        st.create_messages(inbox, [NewMessage("k" + "0" * 16, 1), NewMessage("k" + "1" * 16, 1, keywords=("a b",))])
+    assert st.get_folder(inbox)["count"] == 4

@@ -35,6 +35,7 @@ OPERATIONS: dict[str, Handler] = {
     "queryRows": tables.query_rows,
     "getItem": tables.get_item,
     "createMessage": items.create_message,
+    "createMessages": items.create_messages,
     "saveCalendarItem": items.save_calendar_item,
     "setFlags": items.set_flags,
     "copyItems": items.copy_items,

@@ -1,4 +1,4 @@
-"""createMessage, saveCalendarItem, setFlags, copyItems, moveItems, deleteItems.
+"""createMessage(s), saveCalendarItem, setFlags, copyItems, moveItems, deleteItems.
 
 Every write reports the folder's new modseq to the notifier after the
 storage call returned, i.e. after its transaction committed.
@@ -8,15 +8,17 @@ from __future__ import annotations
 import io
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
 
 from server.icalcolumns import calendar_columns
 from server.mime import message_columns
+from server.storage import NewMessage
 from server.soap.context import Call, require, response
 from shared.uidset import format_uidset
-from shared.codec import add, bool_field, bytes_field, element, field, int_field, required, \
+from shared.codec import add, bool_field, bytes_field, element, field, gw, int_field, required, \
     required_int, table_to_xml
 from shared.errors import BadRequest, TooLarge
 from shared.flags import split_flags
@@ -40,50 +42,104 @@ def _discard(path: str | None) -> None:
         pass
 
 
-async def create_message(call: Call) -> etree._Element:
-    session = call.session()
-    body = call.body
-    folder_id = required_int(body, "folderId")
-    source = bytes_field(body, "source")
-    upload_id = field(body, "uploadId")
+# One createMessages call stores at most this many messages (MULTIAPPEND, imports).
+MAX_MESSAGES_PER_CALL = 1000
+
+
+@dataclass
+class _Incoming:
+    """A message as the request gave it: inline bytes or a spooled upload this call now owns."""
+    source: bytes | None
+    path: str | None
+    flags: int
+    keywords: list[str]
+    internal_date: int
+
+
+def _incoming(call: Call, session: Any, el: etree._Element) -> _Incoming:
+    source = bytes_field(el, "source")
+    upload_id = field(el, "uploadId")
     if (source is None) == (upload_id is None):
         raise BadRequest("give exactly one of <source> and <uploadId>")
-    flags, keywords = parse_flags(field(body, "flags"))
-    internal_date = int_field(body, "internalDate", int(time.time()))
-    # From here on this call owns the spooled file and must remove it.
+    flags, keywords = parse_flags(field(el, "flags"))
+    internal_date = int_field(el, "internalDate", int(time.time()))
     path = call.services.sessions.take_upload(session, upload_id) if upload_id else None
+    return _Incoming(source, path, flags, keywords, internal_date)
+
+
+def _store_blob(st: Any, m: _Incoming, max_size: int) -> NewMessage:
+    """Write the message's blob and parse its listing columns (in the thread pool)."""
+    size = len(m.source) if m.source is not None else os.path.getsize(m.path)
+    if size > max_size:
+        raise TooLarge(f"message exceeds {max_size} bytes")
+    if m.source is not None:
+        columns = message_columns(io.BytesIO(m.source))
+        key = st.blobs.put_bytes(m.source)
+    else:
+        with open(m.path, "rb") as fp:
+            columns = message_columns(fp)
+        key = st.blobs.put_file(m.path)
+    return NewMessage(key, size, m.internal_date, m.flags, tuple(m.keywords), columns)
+
+
+async def _create(call: Call, folder_id: int, elements: list[etree._Element]) -> tuple[dict, list[int]]:
+    """Store messages in one transaction; fires with the storage result and the sizes."""
+    session = call.session()
+    incoming: list[_Incoming] = []
+    try:
+        for el in elements:
+            incoming.append(_incoming(call, session, el))
+    except BaseException:
+        for m in incoming:
+            _discard(m.path)
+        raise
     max_size = call.services.limits.max_message_size
 
-    def work() -> tuple[dict[str, Any], int, int]:
+    def work() -> tuple[dict, list[int]]:
         st = call.storage
+        stored: list[NewMessage] = []
         try:
             require(st, session.user_id, folder_id, "write")
-            size = len(source) if source is not None else os.path.getsize(path)
-            if size > max_size:
-                raise TooLarge(f"message exceeds {max_size} bytes")
-            if source is not None:
-                columns = message_columns(io.BytesIO(source))
-                key = st.blobs.put_bytes(source)
-            else:
-                with open(path, "rb") as fp:
-                    columns = message_columns(fp)
-                key = st.blobs.put_file(path)
-            try:
-                result = st.create_message(folder_id, key, size, internal_date, flags, keywords, columns)
-            except BaseException:
-                st.blobs.delete(key)
-                raise
-            return result, size, result["uidvalidity"]
+            for m in incoming:
+                stored.append(_store_blob(st, m, max_size))
+            return st.create_messages(folder_id, stored), [n.size for n in stored]
+        except BaseException:
+            for n in stored:
+                st.blobs.delete(n.blob_key)
+            raise
         finally:
-            _discard(path)
+            for m in incoming:
+                _discard(m.path)
 
-    result, size, uidvalidity = await call.run(work)
+    result, sizes = await call.run(work)
     call.services.notifier.changed(folder_id, result["modseq"])
+    return result, sizes
+
+
+async def create_message(call: Call) -> etree._Element:
+    result, sizes = await _create(call, required_int(call.body, "folderId"), [call.body])
     out = response("createMessage")
-    add(out, "uid", result["uid"])
+    add(out, "uid", result["uids"][0])
     add(out, "modseq", result["modseq"])
-    add(out, "size", size)
-    add(out, "uidValidity", uidvalidity)
+    add(out, "size", sizes[0])
+    add(out, "uidValidity", result["uidvalidity"])
+    return out
+
+
+async def create_messages(call: Call) -> etree._Element:
+    """Several messages in one call and one transaction; the uids come back in request order."""
+    folder_id = required_int(call.body, "folderId")
+    elements = list(call.body.iterchildren(gw("message")))
+    if not elements:
+        raise BadRequest("no <message> given")
+    if len(elements) > MAX_MESSAGES_PER_CALL:
+        raise BadRequest(f"at most {MAX_MESSAGES_PER_CALL} messages per call")
+    result, sizes = await _create(call, folder_id, elements)
+    out = response("createMessages")
+    add(out, "uidValidity", result["uidvalidity"])
+    add(out, "highestModseq", result["modseq"])
+    for uid, size in zip(result["uids"], sizes):
+        out.append(element("created", uid=str(uid), size=str(size)))
     return out
 
 

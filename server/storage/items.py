@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
@@ -40,6 +40,16 @@ def normalize_keywords(keywords: Iterable[str] | str | None) -> list[str]:
     return sorted(out)
 
 
+class NewMessage(NamedTuple):
+    """A message to store: its blob, size and the columns parsed from it."""
+    blob_key: str
+    size: int
+    internal_date: int | None = None
+    flags: int = 0
+    keywords: tuple[str, ...] = ()
+    columns: dict | None = None
+
+
 def _split_keywords(text: str | None) -> list[str]:
     return text.split() if text else []
 
@@ -72,24 +82,43 @@ class ItemsMixin(StorageBase):
     def create_message(self, folder_id: int, blob_key: str, size: int, internal_date: int | None,
                        flags: int = 0, keywords: Iterable[str] = (), columns: dict | None = None) -> dict:
         """Add a mail message; returns {uid, modseq, uidvalidity}. Unknown keys in `columns` are ignored."""
-        row = dict(_EMPTY_ROW)
-        if columns:
-            for name in MAIL_COLUMNS:
-                if name in columns:
-                    row[name] = columns[name]
-        row.update(folder_id=folder_id, size=int(size), flags=int(flags) & 0x1F,
-                   keywords=" ".join(normalize_keywords(keywords)),
-                   internalDate=int(internal_date if internal_date is not None else time.time()),
-                   recurring=0, itemClass="IPM.Note", blob_key=blob_key)
+        result = self.create_messages(folder_id, [NewMessage(blob_key, size, internal_date, flags,
+                                                             tuple(keywords), columns)])
+        return {"uid": result["uids"][0], "modseq": result["modseq"], "uidvalidity": result["uidvalidity"]}
+
+    def create_messages(self, folder_id: int, messages: Sequence["NewMessage"]) -> dict:
+        """Add several messages in one transaction under one new modseq.
+
+        Returns {uids (in the order given), modseq, uidvalidity}. The uids are
+        consecutive: the folder counter is taken once for all of them.
+        """
+        if not messages:
+            raise BadRequest("no messages to create")
+        rows = [self._message_row(folder_id, m) for m in messages]
 
         def run(conn: Connection) -> dict:
-            uid, modseq, uidvalidity = self._bump(conn, folder_id, 1)
-            row["uid"] = uid
-            row["modseq"] = modseq
-            conn.execute(_INSERT, row)
-            return {"uid": uid, "modseq": modseq, "uidvalidity": uidvalidity}
+            first, modseq, uidvalidity = self._bump(conn, folder_id, len(rows))
+            for offset, row in enumerate(rows):
+                row["uid"] = first + offset
+                row["modseq"] = modseq
+            for part in chunks(rows):
+                conn.execute(_INSERT, part)
+            return {"uids": [row["uid"] for row in rows], "modseq": modseq, "uidvalidity": uidvalidity}
 
         return self._write(run)
+
+    @staticmethod
+    def _message_row(folder_id: int, m: "NewMessage") -> dict[str, Any]:
+        row = dict(_EMPTY_ROW)
+        if m.columns:
+            for name in MAIL_COLUMNS:
+                if name in m.columns:
+                    row[name] = m.columns[name]
+        row.update(folder_id=folder_id, size=int(m.size), flags=int(m.flags) & 0x1F,
+                   keywords=" ".join(normalize_keywords(m.keywords)),
+                   internalDate=int(m.internal_date if m.internal_date is not None else time.time()),
+                   recurring=0, itemClass="IPM.Note", blob_key=m.blob_key)
+        return row
 
     def save_calendar_item(self, folder_id: int, name: str, blob_key: str, size: int, columns: dict,
                            if_match: str | None = None, if_none_match: bool = False) -> dict:
