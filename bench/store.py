@@ -15,8 +15,10 @@ prints, each as the median of several runs:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -166,12 +168,17 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="run one backend, print its figures as JSON")
     args = parser.parse_args()
+    if args.json:
+        print(json.dumps(run_backend(args.backends, args)))
+        return
     for name in args.backends.split(","):
-        import multiprocessing
-        # task.react stops the reactor for good, so each backend runs in its own process.
-        with multiprocessing.get_context("fork").Pool(1) as pool:
-            r = pool.apply(run_backend, (name, args))
+        # A Twisted reactor runs once per process, so each backend gets its own.
+        child = subprocess.run([sys.executable, __file__, "--json", "--backends", name, "--big", str(args.big),
+                                "--small", str(args.small), "--runs", str(args.runs)],
+                               stdout=subprocess.PIPE, text=True, check=True)
+        r = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"\n== {name} ==")
         print(f"list uid+flags of {args.big:,} messages: adapter {r['list_adapter_s'] * 1000:.0f} ms, "
               f"direct SQL {r['list_direct_s'] * 1000:.0f} ms, ratio adapter/direct "

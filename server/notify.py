@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -19,18 +20,19 @@ log = logging.getLogger(__name__)
 Changes = list[tuple[int, int]]  # (folder_id, highest modseq)
 
 
-class ChangeNotifier:
+class ChangeNotifier(Protocol):
     """What the SOAP layer needs from a notifier. Called on the reactor thread."""
 
     def changed(self, folder_id: int, modseq: int) -> None:
-        raise NotImplementedError
+        """A write to the folder committed with this modseq."""
+        ...
 
     def wait(self, watches: Mapping[int, int], timeout: float) -> "Deferred[Changes]":
         """Fires with the watched folders that moved past their modseq, or [] at timeout.
 
         Cancelling the Deferred (the client hung up) forgets the waiter.
         """
-        raise NotImplementedError
+        ...
 
     def stop(self) -> None:
         """Wake every waiter with no changes, e.g. at shutdown."""

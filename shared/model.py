@@ -8,14 +8,11 @@ its protocol's answers.
 """
 from __future__ import annotations
 
-import base64
 import io
-import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from lxml import etree
@@ -24,11 +21,15 @@ from twisted.python.failure import Failure
 
 from shared import codec
 from shared.client import StoreClient
-from shared.errors import BadRequest, GroupwareError, NotFound, SessionInvalid, Unavailable
+from shared.errors import BadRequest, NotFound, SessionInvalid
 from shared.flags import flag_names
+from shared.items import CalendarItem, Changes, FlagResult, Message, UidPairs, _changes_of
 from shared.uidset import format_uidset, uid_list
+from shared.watcher import ChangeWatcher
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Adapter", "Session", "Store", "Folder", "Message", "CalendarItem", "ChangeWatcher"]
 
 _G = "{%s}" % codec.NS
 _KEEP: Any = object()  # "leave the parent as it is" for Folder.rename
@@ -543,265 +544,3 @@ class Folder:
         """Fires with (href, size) of an item's source for `StoreClient.stream`."""
         return self._call("openStream", ("uid", uid)).addCallback(
             lambda r: (codec.required(r, "href"), _int(r, "size", 0)))
-
-
-# -- results and value objects --------------------------------------------------------------
-
-@dataclass
-class ItemChange:
-    uid: int
-    modseq: int
-    flags: list[str]
-
-
-def _changes_of(table_el: etree._Element | None) -> list[ItemChange]:
-    rows, table = codec.table_from_xml(table_el)
-    if not rows:
-        return []
-    uids, modseqs = table.get("uid", []), table.get("modseq", [None] * rows)
-    bits, keywords = table.get("flags", [0] * rows), table.get("keywords", [None] * rows)
-    return [ItemChange(u, m, flag_names(b or 0, (k or "").split())) for u, m, b, k in zip(uids, modseqs, bits, keywords)]
-
-
-@dataclass
-class FlagResult:
-    highest_modseq: int | None
-    changed: list[ItemChange]
-    failed: list[int]
-
-
-@dataclass
-class Changes:
-    highest_modseq: int
-    expired: bool
-    changed: list[ItemChange]
-    deleted: list[int]
-
-
-class UidPairs(list):
-    """[(source uid, new uid)], plus the target's highestModseq and uidValidity (for COPYUID)."""
-    highest_modseq: int | None = None
-    uid_validity: int | None = None
-
-
-class Message:
-    """One item as listed: the row's columns, with typed accessors for the common ones."""
-
-    def __init__(self, folder: Folder, row: Mapping[str, Any]) -> None:
-        self.folder = folder
-        self.row = dict(row)
-        self.uid: int = self.row["uid"]
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.folder.id}/{self.uid}>"
-
-    def __getitem__(self, column: str) -> Any:
-        return self.row[column]
-
-    def get(self, column: str, default: Any = None) -> Any:
-        return self.row.get(column, default)
-
-    @property
-    def modseq(self) -> int | None:
-        return self.row.get("modseq")
-
-    @property
-    def size(self) -> int | None:
-        return self.row.get("size")
-
-    @property
-    def internal_date(self) -> int | None:
-        return self.row.get("internalDate")
-
-    @property
-    def flag_bits(self) -> int:
-        return self.row.get("flags") or 0
-
-    @property
-    def keywords(self) -> list[str]:
-        return (self.row.get("keywords") or "").split()
-
-    @property
-    def flags(self) -> list[str]:
-        """System flags and keywords by name (`\\Seen`, `$Junk`)."""
-        return flag_names(self.flag_bits, self.keywords)
-
-    @property
-    def subject(self) -> str | None:
-        return self.row.get("subject")
-
-    @cached_property
-    def envelope(self) -> Any:
-        """The cached IMAP ENVELOPE as parsed JSON (parsed on first use)."""
-        text = self.row.get("envelope")
-        return None if text is None else json.loads(text)
-
-    @cached_property
-    def bodystructure(self) -> Any:
-        text = self.row.get("bodystructure")
-        return None if text is None else json.loads(text)
-
-    def read(self, consumer: Any, start: int | None = None, end: int | None = None) -> defer.Deferred:
-        """Stream the source (or `[start:end]` of it) to an IConsumer or a callback.
-
-        Fires with the number of bytes delivered; the consumer's pauses reach the socket.
-        """
-        def go(href_size: tuple[str, int]) -> defer.Deferred:
-            return self.folder.session.client.stream(href_size[0], consumer, start, end)
-        return self.folder.open_stream(self.uid).addCallback(go)
-
-    def source(self) -> defer.Deferred:
-        """The whole source as bytes; for small items (larger ones are streamed into memory)."""
-        limit = self.folder.session.adapter.inline_limit
-        size = self.row.get("size")
-        if size is not None and size <= limit:
-            def decode(r: etree._Element) -> bytes:
-                rows, table = codec.table_from_xml(r.find(_G + "table"))
-                if rows != 1 or table.get("source", [None])[0] is None:
-                    raise NotFound(f"no source for item {self.uid}")
-                return base64.b64decode(table["source"][0])
-            return self.folder._call("getItem", ("uid", self.uid), ("columns", "uid source")).addCallback(decode)
-        parts: list[bytes] = []
-        return self.read(parts.append).addCallback(lambda _: b"".join(parts))
-
-
-class CalendarItem(Message):
-    """An appointment or task: its iCalendar text lives in the source."""
-
-    @property
-    def name(self) -> str | None:
-        return self.row.get("name")
-
-    @property
-    def etag(self) -> str | None:
-        return self.row.get("etag")
-
-    @property
-    def ical_uid(self) -> str | None:
-        return self.row.get("icalUid")
-
-    @property
-    def summary(self) -> str | None:
-        return self.row.get("summary")
-
-    @property
-    def dtstart(self) -> int | None:
-        return self.row.get("dtstart")
-
-    @property
-    def dtend(self) -> int | None:
-        return self.row.get("dtend")
-
-    @property
-    def recurring(self) -> bool:
-        return bool(self.row.get("recurring"))
-
-    def ical(self) -> defer.Deferred:
-        """Fires with the iCalendar text."""
-        return self.source().addCallback(lambda data: data.decode("utf-8"))
-
-
-# -- push ---------------------------------------------------------------------------------------
-
-class ChangeWatcher:
-    """Long-polls `waitForChanges` for a set of folders and reports each change at once.
-
-    `callback(folder_id, modseq)` runs on the reactor thread as soon as the server
-    answers. Outages are ridden out with exponential backoff; `stop()` ends it.
-    """
-
-    MIN_BACKOFF = 0.05
-    MAX_BACKOFF = 5.0
-
-    def __init__(self, session: Session, folders: Iterable[Folder] | Mapping[int, int],
-                 callback: Callable[[int, int], Any], timeout: int = 60) -> None:
-        self.session = session
-        self.callback = callback
-        self.timeout = timeout
-        if isinstance(folders, Mapping):
-            self.watched: dict[int, int] = {int(k): int(v) for k, v in folders.items()}
-        else:
-            self.watched = {f.id: f.highest_modseq for f in folders}
-        self.running = False
-        self._pending: defer.Deferred | None = None
-        self._timer: Any = None
-        self._backoff = self.MIN_BACKOFF
-
-    def start(self) -> "ChangeWatcher":
-        if not self.running:
-            self.running = True
-            self._poll()
-        return self
-
-    def stop(self) -> None:
-        self.running = False
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.cancel()
-
-    def watch(self, folder_id: int, modseq: int) -> None:
-        """Add (or re-base) a folder; the running poll restarts with the new set."""
-        self.watched[folder_id] = modseq
-        self._restart()
-
-    def unwatch(self, folder_id: int) -> None:
-        self.watched.pop(folder_id, None)
-        self._restart()
-
-    def _restart(self) -> None:
-        if self.running and self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.cancel()
-            self._poll()
-
-    def _poll(self) -> None:
-        self._timer = None
-        if not self.running:
-            return
-        if not self.watched:
-            return  # nothing to wait for; watch() starts polling again
-        watches = [codec.element("watch", folderId=str(fid), modseq=str(ms)) for fid, ms in self.watched.items()]
-        d = self.session.call("waitForChanges", [("watch", watches), ("timeout", self.timeout)],
-                              long_poll=True, timeout=self.timeout + 30)
-        self._pending = d
-        d.addCallbacks(self._answered, self._failed, callbackArgs=(d,), errbackArgs=(d,))
-
-    def _answered(self, resp: etree._Element, d: defer.Deferred) -> None:
-        if d is not self._pending:
-            return
-        self._pending = None
-        self._backoff = self.MIN_BACKOFF
-        for el in resp.iterchildren(_G + "changed"):
-            try:
-                fid, modseq = int(el.get("folderId", "")), int(el.get("modseq", ""))
-            except ValueError:
-                continue
-            if fid in self.watched and modseq > self.watched[fid]:
-                self.watched[fid] = modseq
-                try:
-                    self.callback(fid, modseq)
-                except Exception:
-                    log.exception("change callback failed")
-        self._poll()
-
-    def _failed(self, failure: Any, d: defer.Deferred) -> None:
-        if d is not self._pending:
-            return  # a cancelled poll, replaced or stopped
-        self._pending = None
-        if failure.check(defer.CancelledError) or not self.running:
-            return
-        if self.session.closed:
-            self.running = False  # logged off: nothing left to watch for
-            return
-        if failure.check(Unavailable):
-            log.info("change watch: store unavailable, retrying in %.2fs", self._backoff)
-        elif failure.check(GroupwareError):
-            log.warning("change watch failed: %s", failure.getErrorMessage())
-        else:
-            log.error("change watch failed: %s", failure.getTraceback())
-        reactor = self.session.adapter.reactor
-        self._timer = reactor.callLater(self._backoff, self._poll)
-        self._backoff = min(self._backoff * 2, self.MAX_BACKOFF)
