@@ -15,7 +15,7 @@ from shared.config import Config, ConfigError, parse_overrides
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="groupware store server")
     parser.add_argument("--data-dir", default="var", help="state directory (database, attachments, socket)")
-    parser.add_argument("--config-dir", default=None, help="directory holding server.cfg")
+    parser.add_argument("--config-dir", default="conf", help="directory holding server.cfg (default: conf)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a config option (repeatable)")
     args = parser.parse_args(argv)
