@@ -137,8 +137,6 @@ class StoreRequest(Request):
     spool_dir: str | None = None
     spool_path: str | None = None
     _received = 0
-    # SOAP is not a form post; never let the base class parse bodies into args.
-    _parsePOSTFormSubmission = False
 
     def gotLength(self, length: int | None) -> None:
         if self.spool_dir is None:
@@ -441,7 +439,9 @@ class StoreSite(Site):
 
     def __init__(self, services: Services, max_soap_size: int, timeout: float = 300) -> None:
         root = Resource()
-        super().__init__(root, timeout=timeout)
+        # SOAP is not a form post: never let twisted.web parse bodies into args
+        # (it would also parse every Content-Type with the email package).
+        super().__init__(root, timeout=timeout, parsePOSTFormSubmission=False)
         self.services = services
         self.max_soap_size = max_soap_size
         self.wsdl = resources.files("shared").joinpath("groupware.wsdl").read_bytes()
