@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import tempfile
 from typing import BinaryIO
 
 from shared.errors import NotFound
@@ -23,6 +22,8 @@ class FileBlobStore:
         self.root = os.path.abspath(root)
         self.fsync = fsync
         os.makedirs(self.root, exist_ok=True)
+        # Shard directories known to exist: saves a failing mkdir per blob.
+        self._dirs: set[str] = set()
 
     def _path(self, key: str) -> str:
         if not _valid_key(key):
@@ -41,7 +42,10 @@ class FileBlobStore:
     def _target(self) -> tuple[str, str]:
         key = secrets.token_hex(16)
         path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        directory = os.path.dirname(path)
+        if directory not in self._dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._dirs.add(directory)
         return key, path
 
     def _commit(self, tmp: str, path: str) -> None:
@@ -51,13 +55,18 @@ class FileBlobStore:
 
     def put_bytes(self, data: bytes) -> str:
         key, path = self._target()
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        # The key is 128 random bits, so its temp name is unique without mkstemp's retries.
+        tmp = os.path.join(os.path.dirname(path), ".tmp-" + key)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
                 if self.fsync:
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             self._commit(tmp, path)
         except BaseException:
             _unlink(tmp)
