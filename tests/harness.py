@@ -111,3 +111,12 @@ def mariadb_database(prefix: str = "gw_test") -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
+
+
+async def fresh_folder(session, name: str):
+    """An empty top-level folder `name` in the session's store (an older one is deleted)."""
+    store = session.store()
+    for folder in await store.folders():
+        if folder.name == name:
+            await folder.delete()
+    return await store.create_folder(name)

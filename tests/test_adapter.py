@@ -19,6 +19,7 @@ from shared.errors import AuthFailed, BadRequest, Conflict, Forbidden, NotFound,
 from shared.model import Adapter, ChangeWatcher
 from shared.uidset import format_uidset, uid_list as parse_uidset
 
+from harness import fresh_folder
 from reactor_thread import ReactorThread, reactor_thread  # noqa: F401  (fixture)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
@@ -108,14 +109,6 @@ def logon(rt: ReactorThread, adapter: Adapter, user: str = "alice", protocol: st
 def message(subject: str, body: bytes = b"Hello.\r\n") -> bytes:
     return (b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: " + subject.encode()
             + b"\r\nMessage-ID: <" + subject.encode().replace(b" ", b".") + b"@example.org>\r\n\r\n" + body)
-
-
-async def fresh_folder(session, name: str):
-    store = session.store()
-    for f in await store.folders():
-        if f.name == name:
-            await f.delete()
-    return await store.create_folder(name)
 
 
 # -- logon ---------------------------------------------------------------------------------

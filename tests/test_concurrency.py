@@ -14,7 +14,7 @@ import statistics
 import pytest
 from twisted.internet import defer
 
-from harness import ServerProcess, mariadb_database, mysql_options
+from harness import ServerProcess, fresh_folder, mariadb_database, mysql_options
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter, Store
@@ -70,14 +70,6 @@ def logon(reactor_thread, server):
 def message(tag: str) -> bytes:
     return (f"From: {tag}@example.org\r\nTo: alice@example.org\r\nSubject: {tag}\r\n"
             f"Message-ID: <{tag}@example.org>\r\n\r\nbody of {tag}\r\n").encode()
-
-
-async def fresh_folder(session, name: str):
-    store = session.store()
-    for f in await store.folders():
-        if f.name == name:
-            await f.delete()
-    return await store.create_folder(name)
 
 
 async def limited(sem: defer.DeferredSemaphore, fn, *args, **kwargs):

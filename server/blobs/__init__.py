@@ -16,24 +16,12 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
 
-def _opt(cfg: Any, name: str, default: str) -> str:
-    try:
-        value = cfg.get(name)
-    except KeyError:
-        value = None
-    return default if value in (None, "") else str(value)
-
-
 def open_blob_store(cfg: Any, data_dir: str, engine: Any = None) -> BlobStore:
     """The configured blob store; the database kind shares the store database."""
-    kind = _opt(cfg, "attachment_storage", "files").lower()
+    kind = cfg.get("attachment_storage").lower()
     if kind == "files":
-        path = _opt(cfg, "attachment_path", os.path.join(data_dir, "attachments"))
-        try:
-            fsync = bool(cfg.get_bool("attachment_files_fsync"))
-        except KeyError:
-            fsync = True
-        return FileBlobStore(path, fsync=fsync)
+        path = cfg.get("attachment_path") or os.path.join(data_dir, "attachments")
+        return FileBlobStore(path, fsync=cfg.get_bool("attachment_files_fsync"))
     if kind in ("database", "db"):
         if engine is None:
             from server.storage.engine import database_url, make_engine

@@ -31,32 +31,24 @@ class ConfigLike(Protocol):
     def get_int(self, name: str) -> int: ...
 
 
-def _opt(cfg: ConfigLike, name: str, default: str) -> str:
-    try:
-        value = cfg.get(name)
-    except KeyError:
-        value = None
-    return default if value in (None, "") else str(value)
-
-
 def database_url(cfg: ConfigLike, data_dir: str) -> str:
     """The SQLAlchemy URL for `database_engine` and the `mysql_*` / `database_path` options."""
-    kind = _opt(cfg, "database_engine", "sqlite").lower()
+    kind = cfg.get("database_engine").lower()
     if kind == "sqlite":
-        path = _opt(cfg, "database_path", os.path.join(data_dir, "store.db"))
+        path = cfg.get("database_path") or os.path.join(data_dir, "store.db")
         return "sqlite:///" + os.path.abspath(path)
     if kind in ("mysql", "mariadb"):
         query = {"charset": "utf8mb4"}
-        socket = _opt(cfg, "mysql_socket", "")
+        socket = cfg.get("mysql_socket")
         if socket:
             query["unix_socket"] = socket
         url = URL.create(
             "mysql+pymysql",
-            username=_opt(cfg, "mysql_user", "root"),
-            password=_opt(cfg, "mysql_password", "") or None,
-            host=None if socket else _opt(cfg, "mysql_host", "127.0.0.1"),
-            port=None if socket else int(_opt(cfg, "mysql_port", "3306")),
-            database=_opt(cfg, "mysql_database", "groupware"),
+            username=cfg.get("mysql_user"),
+            password=cfg.get("mysql_password") or None,
+            host=None if socket else cfg.get("mysql_host"),
+            port=None if socket else cfg.get_int("mysql_port"),
+            database=cfg.get("mysql_database"),
             query=query,
         )
         return url.render_as_string(hide_password=False)
