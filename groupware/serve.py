@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import stat
 
 from shared.config import Config
@@ -93,6 +94,20 @@ def serve(cfg: Config, demo: bool = False) -> int:
         return server.stop()
 
     exit_code: list[int] = []
+
+    def stop_once() -> None:
+        if reactor.running and not stopping:
+            stopping.append(True)
+            reactor.stop()
+
+    def on_signal(signum: int, frame: object) -> None:
+        # `make run` and a terminal both deliver Ctrl-C or SIGTERM to the whole
+        # process group, so the same signal can arrive twice; stop only once.
+        reactor.callFromThread(stop_once)
+
+    stopping: list[bool] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        reactor.callWhenRunning(signal.signal, signum, on_signal)
     reactor.callWhenRunning(lambda: server.start(reactor).addCallbacks(started, failed))
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.run()
