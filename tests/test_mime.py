@@ -19,8 +19,10 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from server import mime
-from server.mime import message_columns, split_header, split_multipart
+from server.mime import decoders, message_columns, structure
+from server.mime.decoders import Base64Decoder, QuotedPrintableDecoder
+from server.mime.headers import decode_words, envelope, header_params, header_parser, raw_header
+from server.mime.structure import HEADER_LINE, MAX_DEPTH, MAX_PARTS
 
 CORPUS = "/usr/lib/python3.11/test/test_email/data"
 KEYS = {"subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "internalDate", "envelope",
@@ -171,6 +173,65 @@ def test_split_multipart_ignores_longer_boundaries():
 
 # -- the streaming parser against the whole-message parser it replaced ---------
 
+def split_header(raw: bytes) -> tuple[bytes, bytes]:
+    """(For whole messages in memory; structure._Part streams the same rule.) Split at the end of the header block; a line that is not a header starts the body."""
+    pos, n = 0, len(raw)
+    while pos < n:
+        eol = raw.find(b"\n", pos)
+        end = n if eol < 0 else eol + 1
+        line = raw[pos:end]
+        if line in (b"\n", b"\r\n"):
+            return raw[:pos], raw[end:]
+        # An mbox "From " line may lead the headers; it belongs to neither part.
+        if HEADER_LINE.match(line) or (pos > 0 and line[:1] in (b" ", b"\t")) or \
+                (pos == 0 and line.startswith(b"From ")):
+            pos = end
+            continue
+        return raw[:pos], raw[pos:]
+    return raw, b""
+
+
+def split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
+    """(For whole bodies in memory; structure._Multipart streams the same rule.)
+    The body parts between boundary lines (RFC 2046 5.1.1): the CRLF before a
+    delimiter belongs to the delimiter, text before the first and after the last is dropped."""
+    delim = b"--" + boundary
+    marks: list[tuple[int, int, bool]] = []  # (line start, line end, closing)
+    pos = 0
+    while len(marks) < MAX_PARTS:
+        i = body.find(delim, pos)
+        if i < 0:
+            break
+        pos = i + len(delim)
+        if i and body[i - 1:i] != b"\n":
+            continue
+        eol = body.find(b"\n", i)
+        end = len(body) if eol < 0 else eol + 1
+        rest = body[pos:end]
+        closing = rest.startswith(b"--")
+        if closing:
+            rest = rest[2:]
+        if rest.strip():
+            continue  # a longer boundary that merely starts with ours
+        marks.append((i, end, closing))
+        if closing:
+            break
+    parts: list[bytes] = []
+    for (_, start, closing), nxt in zip(marks, marks[1:] + [None]):
+        if closing:
+            break
+        if nxt is None:
+            parts.append(body[start:])  # unterminated: the part runs to the end
+            break
+        stop = nxt[0]
+        if body[stop - 2:stop] == b"\r\n":
+            stop -= 2
+        elif body[stop - 1:stop] == b"\n":
+            stop -= 1
+        parts.append(body[start:max(start, stop)])
+    return parts
+
+
 def _reference_decode_transfer(body: bytes, encoding: str) -> bytes:
     try:
         if encoding == "BASE64":
@@ -188,39 +249,39 @@ def _reference_lines(body: bytes) -> int:
 
 def _reference_part(raw: bytes, default_type: str = "text/plain", depth: int = 0) -> dict:
     header, body = split_header(raw)
-    msg = mime._parser.parsebytes(header)
+    msg = header_parser.parsebytes(header)
     if msg.get("Content-Type") is None:
         ctype, params = default_type, ({"charset": "us-ascii"} if default_type == "text/plain" else {})
     else:
-        ctype, params = mime._params(msg, "content-type")
+        ctype, params = header_params(msg, "content-type")
         if not ctype or ctype.count("/") != 1 or not all(ctype.split("/")):
             ctype, params = "text/plain", {"charset": "us-ascii"}
     maintype, subtype = ctype.split("/")
-    encoding = (mime._raw(msg, "Content-Transfer-Encoding") or "7BIT").strip().upper()
-    disp_type, disp_params = mime._params(msg, "content-disposition")
-    language = mime._raw(msg, "Content-Language")
+    encoding = (raw_header(msg, "Content-Transfer-Encoding") or "7BIT").strip().upper()
+    disp_type, disp_params = header_params(msg, "content-disposition")
+    language = raw_header(msg, "Content-Language")
     node = {
         "type": maintype, "subtype": subtype, "params": params,
-        "id": mime._raw(msg, "Content-ID"), "description": mime._raw(msg, "Content-Description"),
+        "id": raw_header(msg, "Content-ID"), "description": raw_header(msg, "Content-Description"),
         "encoding": encoding, "size": len(body),
-        "md5": mime._raw(msg, "Content-MD5"),
+        "md5": raw_header(msg, "Content-MD5"),
         "disposition": [disp_type, disp_params] if disp_type else None,
         "language": [x.strip() for x in language.split(",") if x.strip()] if language else None,
-        "location": mime._raw(msg, "Content-Location"),
+        "location": raw_header(msg, "Content-Location"),
     }
     if maintype == "multipart":
         boundary = params.get("boundary")
         parts = split_multipart(body, boundary.encode("utf-8", "surrogateescape")) if boundary else []
-        if parts and depth < mime.MAX_DEPTH:
+        if parts and depth < MAX_DEPTH:
             child_default = "message/rfc822" if subtype == "digest" else "text/plain"
             node["parts"] = [_reference_part(p, child_default, depth + 1) for p in parts]
             return node
         node.update(type="text", subtype="plain", params={"charset": "us-ascii"})
         maintype = "text"
-    if maintype == "message" and subtype in ("rfc822", "global") and depth < mime.MAX_DEPTH:
+    if maintype == "message" and subtype in ("rfc822", "global") and depth < MAX_DEPTH:
         inner = _reference_decode_transfer(body, encoding)
         inner_header, _ = split_header(inner)
-        node["envelope"] = mime.envelope(mime._parser.parsebytes(inner_header))
+        node["envelope"] = envelope(header_parser.parsebytes(inner_header))
         node["body"] = _reference_part(inner, "text/plain", depth + 1)
         node["lines"] = _reference_lines(body)
     elif maintype == "text":
@@ -233,8 +294,8 @@ def whole_message_columns(raw: bytes) -> dict:
     in memory: the reference the streaming parser must reproduce."""
     try:
         header, _ = split_header(raw)
-        msg = mime._parser.parsebytes(header)
-        env = mime.envelope(msg)
+        msg = header_parser.parsebytes(header)
+        env = envelope(msg)
         date = env["date"]
         internal = None
         if date:
@@ -243,8 +304,8 @@ def whole_message_columns(raw: bytes) -> dict:
             except (TypeError, ValueError, IndexError, OverflowError):
                 internal = None
         return {
-            "subject": mime._decoded(env["subject"]), "from": mime._decoded(mime._raw(msg, "From")),
-            "to": mime._decoded(mime._raw(msg, "To")), "cc": mime._decoded(mime._raw(msg, "Cc")),
+            "subject": decode_words(env["subject"]), "from": decode_words(raw_header(msg, "From")),
+            "to": decode_words(raw_header(msg, "To")), "cc": decode_words(raw_header(msg, "Cc")),
             "messageId": env["messageId"], "inReplyTo": env["inReplyTo"], "date": date,
             "internalDate": internal,
             "envelope": json.dumps(env, ensure_ascii=False, separators=(",", ":")),
@@ -357,7 +418,7 @@ def test_transfer_decoders_match_the_stdlib():
         data = bytes(rnd.choice(b"AB+/=\r\n =x9=\r3Df") for _ in range(rnd.randint(0, 60)))
         cuts = sorted(rnd.sample(range(len(data) + 1), min(len(data) + 1, 4)))
         chunks = [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
-        dec = mime._Base64()
+        dec = Base64Decoder()
         out = b"".join(dec.feed(c) for c in chunks)
         tail = dec.close()
         try:
@@ -365,14 +426,15 @@ def test_transfer_decoders_match_the_stdlib():
         except binascii.Error:
             want = None
         assert (None if tail is None else out + tail) == want, data
-        dec = mime._QuotedPrintable()
+        dec = QuotedPrintableDecoder()
         assert b"".join(dec.feed(c) for c in chunks) + dec.close() == quopri.decodestring(data), data
 
 
 def test_long_lines_are_counted_in_pieces(monkeypatch):
     """Lines beyond LINE_CAP (shrunk here) stream through: sizes and the decoded
     inner message stay exact."""
-    monkeypatch.setattr(mime, "LINE_CAP", 64)
+    for module in (decoders, structure):  # each binds its own LINE_CAP
+        monkeypatch.setattr(module, "LINE_CAP", 64)
     inner = b"Subject: inner\r\nContent-Type: text/plain\r\n\r\n" + b"=3D" * 500 + b"y" * 300
     for raw in (b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n\r\n" + b"x" * 5000 + b"\r\n--zz--\r\n",
                 b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + inner,
