@@ -17,6 +17,9 @@ from shared.errors import NotFound, Quota, SessionInvalid
 # A session may park a few uploads between PUT /upload and createMessage;
 # more than this is a client leaking them, and each one holds disk space.
 MAX_UPLOADS_PER_SESSION = 16
+# Stream tokens are used right after openStream; a session that reads its
+# whole mailbox must not pile up one token per message, so the oldest go.
+MAX_STREAMS_PER_SESSION = 256
 
 
 @dataclass
@@ -117,6 +120,10 @@ class SessionManager:
     # -- streams --------------------------------------------------------------
 
     def add_stream(self, session: Session, stream: Stream) -> str:
+        while len(session.streams) >= MAX_STREAMS_PER_SESSION:
+            oldest = next(iter(session.streams))
+            del session.streams[oldest]
+            self._streams.pop(oldest, None)
         token = new_token()
         session.streams[token] = stream
         self._streams[token] = session.id

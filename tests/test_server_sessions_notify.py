@@ -8,7 +8,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 
 from server.notify import LocalNotifier
-from server.sessions import MAX_UPLOADS_PER_SESSION, SessionManager, Stream
+from server.sessions import MAX_STREAMS_PER_SESSION, MAX_UPLOADS_PER_SESSION, SessionManager, Stream
 from shared import codec
 from shared.errors import NotFound, Quota, SessionInvalid
 from soap_harness import USERS, SoapClient, StoreProcess
@@ -49,6 +49,19 @@ def test_busy_session_outlives_the_idle_timeout():
     assert sessions.expire() == 0
     session.busy -= 1
     assert sessions.expire() == 1
+
+
+def test_stream_tokens_per_session_are_capped_oldest_first():
+    clock, discarded = Clock(), []
+    sessions = manager(clock, discarded)
+    session = sessions.create(USER)
+    tokens = [sessions.add_stream(session, Stream(f"key{n}", n)) for n in range(MAX_STREAMS_PER_SESSION + 10)]
+    assert len(session.streams) == MAX_STREAMS_PER_SESSION
+    for token in tokens[:10]:
+        with pytest.raises(NotFound):
+            sessions.stream(token)
+    assert sessions.stream(tokens[10])[1].blob_key == "key10"
+    assert sessions.stream(tokens[-1])[1].blob_key == f"key{MAX_STREAMS_PER_SESSION + 9}"
 
 
 def test_uploads_are_taken_once_and_capped():
