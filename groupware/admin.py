@@ -1,11 +1,14 @@
-"""User administration on the configured user database.
+"""User and blob store administration on the configured database.
 
 Works whether or not the server is running: the storage layer serialises
 writes itself, and a running server reads users from the same database.
+Blob collection only removes blobs older than a minimum age, which a save
+in flight never is.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from shared.config import Config
@@ -18,12 +21,28 @@ def _features_text(features: dict[str, bool]) -> str:
     return " ".join(("+" if features.get(name) else "-") + name for name in FEATURES)
 
 
+def _blobs(cfg: Config, storage, args: argparse.Namespace) -> int:
+    from server.blobs import FileBlobStore
+    from server.blobs.gc import STATE_FILE, collect_garbage
+
+    state = None
+    if not isinstance(storage.blobs, FileBlobStore):
+        os.makedirs(cfg.data_dir, exist_ok=True)
+        state = os.path.join(cfg.data_dir, STATE_FILE)
+    result = collect_garbage(storage, storage.blobs, args.min_age, dry_run=args.dry_run,
+                             state_path=state)
+    print(result.line(args.dry_run))
+    return 0
+
+
 def run(cfg: Config, args: argparse.Namespace) -> int:
     from server.service import open_storage
     from server.users.db import hash_password
 
     storage = open_storage(cfg)
     try:
+        if args.command == "blobs":
+            return _blobs(cfg, storage, args)
         action = args.action
         if action == "list":
             for user in storage.list_users():

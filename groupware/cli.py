@@ -9,6 +9,8 @@
     groupware user delete NAME      remove the user and their store
     groupware user features NAME [--enable-feature F] [--disable-feature F]
                                     show or switch protocols (F: imap, pop3, caldav)
+    groupware blobs gc [--min-age SECONDS] [--dry-run]
+                                    remove blobs no item references (left by a crash)
 """
 from __future__ import annotations
 
@@ -76,7 +78,35 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar="FEATURE", help="switch a protocol on (imap, pop3, caldav)")
     features.add_argument("--disable-feature", action="append", default=[], choices=FEATURES,
                           metavar="FEATURE", help="switch a protocol off")
+
+    blob = commands.add_parser("blobs", parents=[common], help="maintain the blob store")
+    blob_actions = blob.add_subparsers(dest="action", required=True)
+    gc = blob_actions.add_parser(
+        "gc", parents=[common], help="remove blobs no item references",
+        description="Remove blobs of the configured store that no item references, such as "
+                    "those left when the server dies between writing a blob and committing "
+                    "its item, and unfinished .tmp- files. A save writes its blob before its "
+                    "item, so only blobs older than --min-age go. File blobs are aged by "
+                    "their mtime. Database blobs keep no write time: their age counts from "
+                    "the first gc run that found them unreferenced (recorded in "
+                    "blob-gc-seen in the data directory), so a first run removes none of "
+                    "them unless --min-age is 0. --min-age 0 removes every unreferenced "
+                    "blob at once: use it only while the server is stopped.")
+    gc.add_argument("--min-age", type=_seconds, default=3600, metavar="SECONDS",
+                    help="keep blobs younger than this (default: 3600)")
+    gc.add_argument("--dry-run", action="store_true",
+                    help="only count what would be removed; change nothing")
     return parser
+
+
+def _seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
 
 
 def load_config(args: argparse.Namespace) -> Config:

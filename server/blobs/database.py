@@ -75,6 +75,23 @@ class DatabaseBlobStore:
         run_in_transaction(self.engine, lambda c: c.execute(delete(blobs).where(blobs.c.key == key)),
                            write=True)
 
+    def scan(self, batch: int = 1000) -> Iterator[tuple[str, float | None, int | None, bool]]:
+        """(key, None, None, False) for every stored blob, in key order.
+
+        Rows keep no write time, so the mtime is None; the size is left to size().
+        Pages by key on the primary key index, so blobs deleted meanwhile do no harm.
+        """
+        last = ""
+        while True:
+            keys = run_in_transaction(self.engine, lambda c: c.execute(
+                select(blobs.c.key).where(blobs.c.key > last).distinct()
+                .order_by(blobs.c.key).limit(batch)).scalars().all(), write=False)
+            for key in keys:
+                yield key, None, None, False
+            if len(keys) < batch:
+                return
+            last = keys[-1]
+
 
 class _ChunkReader(io.RawIOBase):
     """Seekable raw stream over the chunk rows of one blob."""

@@ -4,15 +4,30 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from shared.errors import NotFound
 
 _CHUNK = 1 << 20
+TMP_PREFIX = ".tmp-"
+_HEX = frozenset("0123456789abcdef")
 
 
 def _valid_key(key: str) -> bool:
-    return isinstance(key, str) and 8 <= len(key) <= 128 and all(c in "0123456789abcdef" for c in key)
+    return isinstance(key, str) and 8 <= len(key) <= 128 and all(c in _HEX for c in key)
+
+
+def _is_shard(name: str) -> bool:
+    return len(name) == 2 and all(c in _HEX for c in name)
+
+
+def _subdirs(path: str) -> list[str]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(e.name for e in it if _is_shard(e.name) and e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
 
 
 class FileBlobStore:
@@ -56,7 +71,7 @@ class FileBlobStore:
     def put_bytes(self, data: bytes) -> str:
         key, path = self._target()
         # The key is 128 random bits, so its temp name is unique without mkstemp's retries.
-        tmp = os.path.join(os.path.dirname(path), ".tmp-" + key)
+        tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + key)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
@@ -76,7 +91,7 @@ class FileBlobStore:
     def put_file(self, path: str) -> str:
         """Take over a finished temp file: renamed in when on the same filesystem, else copied."""
         key, target = self._target()
-        tmp = os.path.join(os.path.dirname(target), ".tmp-" + key)
+        tmp = os.path.join(os.path.dirname(target), TMP_PREFIX + key)
         try:
             try:
                 os.rename(path, tmp)
@@ -84,6 +99,12 @@ class FileBlobStore:
                 with open(path, "rb") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
                 _unlink(path)
+            else:
+                # The mtime is the blob's age for `blobs gc`: when it was stored, not spooled.
+                try:
+                    os.utime(tmp)
+                except OSError:
+                    pass
             if self.fsync:
                 with open(tmp, "rb+") as f:
                     os.fsync(f.fileno())
@@ -108,6 +129,37 @@ class FileBlobStore:
     def delete(self, key: str) -> None:
         if _valid_key(key):
             _unlink(self._path(key))
+
+    def scan(self) -> Iterator[tuple[str, float | None, int, bool]]:
+        """(key, mtime, size, temp) of every file in the shard directories, one directory at a time.
+
+        temp is True for an unfinished write (`.tmp-<key>`), which no item can reference.
+        Other names are not ours and are skipped.
+        """
+        for top in _subdirs(self.root):
+            for sub in _subdirs(os.path.join(self.root, top)):
+                directory = os.path.join(self.root, top, sub)
+                try:
+                    it = os.scandir(directory)
+                except FileNotFoundError:
+                    continue
+                with it:
+                    for entry in it:
+                        temp = entry.name.startswith(TMP_PREFIX)
+                        key = entry.name[len(TMP_PREFIX):] if temp else entry.name
+                        if not _valid_key(key) or key[:2] != top or key[2:4] != sub:
+                            continue
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:  # renamed or removed meanwhile
+                            continue
+                        yield key, st.st_mtime, st.st_size, temp
+
+    def delete_temp(self, key: str) -> None:
+        """Remove the unfinished write `.tmp-<key>`, if it is still there."""
+        if _valid_key(key):
+            path = self._path(key)
+            _unlink(os.path.join(os.path.dirname(path), TMP_PREFIX + key))
 
 
 def _unlink(path: str) -> None:

@@ -132,6 +132,17 @@ class StorageBase:
         return rows[0]
 
     # -- blobs ----------------------------------------------------------
+    def unreferenced_blob_keys(self, keys: Iterable[str]) -> set[str]:
+        """The keys no item references, checked 1000 keys to a SELECT."""
+        pending = sorted(set(k for k in keys if k))
+        missing: set[str] = set()
+        for part in chunks(pending, 1000):
+            found = set(self._read(lambda c: c.execute(
+                select(items.c.blob_key).where(items.c.blob_key.in_(part)).distinct()
+            ).scalars().all()))
+            missing.update(k for k in part if k not in found)
+        return missing
+
     def _release_blobs(self, keys: Iterable[str]) -> None:
         """Delete blobs no item references any more; call only after the commit.
 
