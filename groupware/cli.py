@@ -1,6 +1,7 @@
 """The `groupware` command: run the suite and administer users.
 
     groupware serve                 store server plus every enabled gateway, one process
+    groupware pop3                  only the POP3 gateway, against the store at server_socket
     groupware user add NAME         create a user (password from a prompt or --password-stdin)
     groupware user passwd NAME      set a new password
     groupware user list             users with their protocol switches
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true",
                        help="create a demo user on first run and print its login")
 
+    commands.add_parser("pop3", parents=[common],
+                        help="run only the POP3 gateway, against the store server at server_socket")
     user = commands.add_parser("user", parents=[common], help="administer users")
     actions = user.add_subparsers(dest="action", required=True)
     for name in ("add", "passwd"):
@@ -143,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from groupware.serve import serve
             return serve(cfg, demo=args.demo)
+        if args.command == "pop3":
+            from groupware.serve import run_gateway
+            return run_gateway(cfg, "pop3")
         from groupware import admin
         return admin.run(cfg, args)
     except ConfigError as exc:

@@ -12,6 +12,8 @@ import secrets
 import signal
 import stat
 
+from twisted.internet import defer
+
 from shared.config import Config
 
 log = logging.getLogger("groupware")
@@ -22,7 +24,9 @@ DEMO_PASSWORD_FILE = "demo-password"
 # Gateway name -> "module:factory". A factory takes (cfg, reactor) and returns
 # an object with start() and stop() returning Deferreds. Each gateway package
 # registers itself here when it exists.
-GATEWAYS: dict[str, str] = {}
+GATEWAYS: dict[str, str] = {
+    "pop3": "gateways.pop3.service:make_service",
+}
 
 
 def ensure_demo_user(cfg: Config) -> tuple[str, str] | None:
@@ -58,6 +62,50 @@ def enabled_gateways(cfg: Config) -> list[str]:
     return [name for name in GATEWAYS if name not in disabled]
 
 
+def make_gateway(name: str, cfg: Config, reactor):
+    module_name, _, factory_name = GATEWAYS[name].partition(":")
+    module = __import__(module_name, fromlist=[factory_name])
+    return getattr(module, factory_name)(cfg, reactor)
+
+
+def print_listeners(services) -> None:
+    """One banner line per gateway listener, so an admin sees where to point clients."""
+    for gateway in services:
+        for line in getattr(gateway, "listeners", lambda: [])():
+            print(line, flush=True)
+
+
+def run_gateway(cfg: Config, name: str) -> int:
+    """One gateway alone, against the store server at `server_socket`."""
+    from twisted.internet import reactor
+
+    from shared.logging import setup_from_config
+
+    setup_from_config(cfg)
+    gateway = make_gateway(name, cfg, reactor)
+    exit_code: list[int] = []
+
+    def running(_):
+        print_listeners([gateway])
+        print(f"groupware {name} is running against {cfg.get('server_socket')}. Stop with Ctrl-C.",
+              flush=True)
+
+    def failed(failure):
+        log.error("could not start %s: %s", name, failure.getErrorMessage())
+        exit_code.append(1)
+        reactor.stop()
+
+    def on_signal(signum: int, frame: object) -> None:
+        reactor.callFromThread(lambda: reactor.running and reactor.stop())
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        reactor.callWhenRunning(signal.signal, signum, on_signal)
+    reactor.callWhenRunning(lambda: gateway.start().addCallbacks(running, failed))
+    reactor.addSystemEventTrigger("before", "shutdown", gateway.stop)
+    reactor.run()
+    return exit_code[0] if exit_code else 0
+
+
 def serve(cfg: Config, demo: bool = False) -> int:
     from twisted.internet import reactor
 
@@ -72,18 +120,25 @@ def serve(cfg: Config, demo: bool = False) -> int:
     services = []
 
     def started(_):
+        starting = []
         for name in enabled_gateways(cfg):
-            module_name, _, factory_name = GATEWAYS[name].partition(":")
-            module = __import__(module_name, fromlist=[factory_name])
-            gateway = getattr(module, factory_name)(cfg, reactor)
+            gateway = make_gateway(name, cfg, reactor)
             services.append(gateway)
-            gateway.start()
+            starting.append(gateway.start())
+        d = defer.gatherResults(starting, consumeErrors=True)
+        d.addCallback(lambda _: running())
+        return d
+
+    def running():
         log.info("store server listening on %s", cfg.get("server_socket"))
+        print_listeners(services)
         if login:
             print(f"Demo login: user {login[0]}, password {login[1]}", flush=True)
         print(f"groupware is running; data in {cfg.data_dir}. Stop with Ctrl-C.", flush=True)
 
     def failed(failure):
+        if isinstance(failure.value, defer.FirstError):
+            failure = failure.value.subFailure
         log.error("could not start: %s", failure.getErrorMessage())
         reactor.stop()
         exit_code.append(1)

@@ -60,6 +60,13 @@ OPTIONS: dict[str, Option] = {
         "gateway.cfg",
         server_connections="8",
         disabled_features="",
+        ssl_certificate_file="",
+        ssl_private_key_file="",
+        disable_plaintext_auth="yes",
+        pop3_listen="*:110",
+        pop3s_listen="*:995",
+        pop3_max_line="8192",
+        pop3_timeout="600",
     ),
 }
 

@@ -21,7 +21,9 @@ class ServerProcess:
     def __init__(self, data_dir: str, options: dict[str, str] | None = None, demo: bool = False) -> None:
         self.data_dir = str(data_dir)
         self.options = {"server_socket": os.path.join(self.data_dir, "server.sock"),
-                        "log_file": os.path.join(self.data_dir, "server.log"), **(options or {})}
+                        "log_file": os.path.join(self.data_dir, "server.log"),
+                        # Never the privileged default port: tests run side by side.
+                        "pop3_listen": "127.0.0.1:0", **(options or {})}
         self.demo = demo
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []

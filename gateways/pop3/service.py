@@ -1,0 +1,121 @@
+"""The POP3 gateway as a service: listeners, TLS, options, one shared adapter.
+
+`make_service(cfg, reactor)` is what `groupware serve` (GATEWAYS) and
+`groupware pop3` start.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from twisted.internet import defer, protocol
+from twisted.internet.task import deferLater
+
+from gateways.pop3.server import POP3Server
+from shared.model import Adapter
+from shared.tls import server_options
+
+log = logging.getLogger("gateways.pop3")
+
+
+class LoginDelays:
+    """A growing delay after failed logins from one remote address, never blocking
+    the reactor: 0.5 s after the first failure, doubling up to 15 s; forgotten after
+    ten quiet minutes or a successful login."""
+
+    BASE = 0.5
+    MAXIMUM = 15.0
+    FORGET_AFTER = 600.0
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self.failures: dict[str, tuple[int, float]] = {}
+
+    def failed(self, address: str) -> defer.Deferred:
+        now = time.monotonic()
+        count, last = self.failures.get(address, (0, now))
+        if now - last > self.FORGET_AFTER:
+            count = 0
+        count += 1
+        self.failures[address] = (count, now)
+        if len(self.failures) > 100_000:  # a botnet must not grow this without bound
+            self.failures = {a: v for a, v in self.failures.items() if now - v[1] <= self.FORGET_AFTER}
+        return deferLater(self.reactor, min(self.BASE * 2 ** (count - 1), self.MAXIMUM), lambda: None)
+
+    def succeeded(self, address: str) -> None:
+        self.failures.pop(address, None)
+
+
+class POP3Factory(protocol.ServerFactory):
+    protocol = POP3Server
+
+    def __init__(self, cfg: Any, adapter: Adapter, delays: LoginDelays, locks: set[str],
+                 tls_options: Any, implicit_tls: bool = False) -> None:
+        self.adapter = adapter
+        self.delays = delays
+        self.locks = locks
+        self.tls_options = tls_options
+        self.implicit_tls = implicit_tls
+        self.max_line = cfg.get_int("pop3_max_line")
+        self.timeout = cfg.get_int("pop3_timeout")
+        self.disable_plaintext_auth = cfg.get_bool("disable_plaintext_auth")
+
+
+def parse_listen(value: str) -> list[tuple[str, int]]:
+    """`*:110 127.0.0.1:1110 [::1]:110` -> [(interface, port)]; `*` is every IPv4 address."""
+    out = []
+    for item in value.split():
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        out.append(("" if host in ("*", "") else host, int(port)))
+    return out
+
+
+class POP3Service:
+    def __init__(self, cfg: Any, reactor: Any) -> None:
+        self.cfg = cfg
+        self.reactor = reactor
+        self.adapter: Adapter | None = None
+        self.ports: list[tuple[str, Any]] = []
+
+    def start(self) -> defer.Deferred:
+        return defer.maybeDeferred(self._start)
+
+    def _start(self) -> None:
+        cfg = self.cfg
+        cert, key = cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file")
+        tls = server_options(cert, key or None) if cert else None
+        self.adapter = Adapter(cfg, self.reactor)
+        delays, locks = LoginDelays(self.reactor), set()
+        plain = POP3Factory(cfg, self.adapter, delays, locks, tls)
+        try:
+            for host, port in parse_listen(cfg.get("pop3_listen")):
+                self.ports.append(("pop3", self.reactor.listenTCP(port, plain, interface=host)))
+            if tls is not None:
+                implicit = POP3Factory(cfg, self.adapter, delays, locks, tls, implicit_tls=True)
+                for host, port in parse_listen(cfg.get("pop3s_listen")):
+                    self.ports.append(("pop3s", self.reactor.listenSSL(port, implicit, tls, interface=host)))
+        except Exception:
+            self.stop()
+            raise
+
+    def listeners(self) -> list[str]:
+        """One banner line per listening socket, with the real port (also for port 0)."""
+        lines = []
+        for name, port in self.ports:
+            address = port.getHost()
+            lines.append(f"{name} listening on {address.host}:{address.port}")
+        return lines
+
+    def stop(self) -> defer.Deferred:
+        ports, self.ports = self.ports, []
+        ds = [defer.maybeDeferred(port.stopListening) for _, port in ports]
+        if self.adapter is not None:
+            self.adapter.close()
+            self.adapter = None
+        return defer.DeferredList(ds)
+
+
+def make_service(cfg: Any, reactor: Any) -> POP3Service:
+    return POP3Service(cfg, reactor)
