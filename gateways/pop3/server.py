@@ -133,6 +133,7 @@ class POP3Server(pop3.POP3):
         if self.overlong >= MAX_OVERLONG_LINES:
             self.err("Too many overlong lines, closing.")
             self.transport.loseConnection()
+            self.closed = True  # read nothing more of what is buffered
 
     def lineReceived(self, line: bytes) -> None:
         self.resetTimeout()

@@ -1,0 +1,339 @@
+"""The POP3 gateway inside a real `groupware serve`, driven with poplib and raw sockets."""
+from __future__ import annotations
+
+import base64
+import datetime
+import os
+import poplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import ROOT, ServerProcess
+from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from shared.config import Config
+from shared.model import Adapter
+
+CAPA = [b"TOP", b"UIDL", b"USER", b"SASL PLAIN LOGIN", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
+        b"STLS", b"EXPIRE NEVER", b"UTF8", b"IMPLEMENTATION groupware"]
+CRLF_MSG = (b"From: a@example.com\r\nTo: demo@localhost\r\nSubject: one\r\n\r\n"
+            b"first line\r\n.starts with a dot\r\n..two dots\r\nlast\r\n")
+LF_MSG = b"From: b@example.com\nSubject: bare LF\n\nline one\n.dot line\nline three\n"
+NO_EOL_MSG = b"Subject: no final line end\r\n\r\nbody without newline"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_cert(directory) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    with open(cert_file, "wb") as fp:
+        fp.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_file, "wb") as fp:
+        fp.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def groupware(server: ServerProcess, *args: str, stdin: str | None = None) -> str:
+    cmd = [sys.executable, "-m", "groupware.cli", *args, "--config-dir", os.path.join(ROOT, "conf"),
+           "--data-dir", server.data_dir, "--set", f"server_socket={server.socket_path}"]
+    return subprocess.run(cmd, cwd=ROOT, input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+class Env:
+    def __init__(self, rt, server: ServerProcess, port: int, pop3s_port: int) -> None:
+        self.rt, self.server, self.port, self.pop3s_port = rt, server, port, pop3s_port
+        self.password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
+        cfg = Config({"server_socket": server.socket_path, "server_connections": "2"}, server.data_dir)
+        self.adapter = rt.call(Adapter, cfg, rt.reactor)
+        self.session = rt.call(self.adapter.logon, "demo", self.password, "imap", "127.0.0.1")
+
+    def inbox(self):
+        return self.rt.call(self.session.store().inbox)
+
+    def reset(self, *sources: bytes) -> list[int]:
+        """Empty the demo Inbox and append `sources`; returns their uids."""
+        inbox = self.inbox()
+        self.rt.call(inbox.empty)
+        for source in sources:
+            self.rt.call(inbox.append, source)
+        return self.uids()
+
+    def uids(self) -> list[int]:
+        _, table = self.rt.call(self.inbox().query, ["uid"], sort=[("uid", False)])
+        return list(table.get("uid", []))
+
+    def pop(self, login: bool = True) -> poplib.POP3:
+        p = poplib.POP3("127.0.0.1", self.port, timeout=20)
+        if login:
+            p.user("demo")
+            p.pass_(self.password)
+        return p
+
+
+@pytest.fixture(scope="module")
+def env(reactor_thread, tmp_path_factory):
+    data = tmp_path_factory.mktemp("pop3")
+    cert, key = make_cert(str(data))
+    port, pop3s = free_port(), free_port()
+    server = ServerProcess(str(data / "var"), {"pop3_listen": f"127.0.0.1:{port}",
+                                               "pop3s_listen": f"127.0.0.1:{pop3s}",
+                                               "ssl_certificate_file": cert, "ssl_private_key_file": key},
+                           demo=True).start()
+    try:
+        assert f"pop3 listening on 127.0.0.1:{port}\n" in server.output
+        assert f"pop3s listening on 127.0.0.1:{pop3s}\n" in server.output
+        e = Env(reactor_thread, server, port, pop3s)
+        yield e
+        reactor_thread.call(e.session.logoff)
+        reactor_thread.call(e.adapter.close)
+    finally:
+        server.stop()
+
+
+def raw(env: Env, payload: bytes, wait: float = 1.0) -> bytes:
+    """Send `payload` after the greeting; return everything answered within `wait` seconds."""
+    with socket.create_connection(("127.0.0.1", env.port), timeout=5) as s:
+        s.recv(1000)
+        s.sendall(payload)
+        s.settimeout(wait)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except socket.timeout:
+            pass
+        return out
+
+
+def retr_wire(p: poplib.POP3, which: str) -> tuple[bytes, bytes]:
+    """The +OK line and the raw bytes up to and including the terminating '.' line."""
+    p._putcmd(which)
+    first = p._getline()[0]
+    body = b""
+    while True:
+        line = p.file.readline()
+        body += line
+        if line == b".\r\n":
+            return first, body
+
+
+def test_capa_is_exactly_what_works(env):
+    out = raw(env, b"CAPA\r\n")
+    assert out.split(b"\r\n")[0].startswith(b"+OK")
+    assert out.split(b"\r\n")[1:-2] == CAPA and out.endswith(b"\r\n.\r\n")
+
+
+def test_user_pass_and_auth_plain_and_login(env):
+    env.reset()
+    p = env.pop()
+    assert p.stat() == (0, 0)
+    p.quit()
+    token = base64.b64encode(b"\0demo\0" + env.password.encode()).decode()
+    out = raw(env, f"AUTH PLAIN {token}\r\nSTAT\r\nQUIT\r\n".encode())
+    assert out.startswith(b"+OK Logged in") and b"\r\n+OK 0 0\r\n" in out, out
+    login = f"AUTH LOGIN {base64.b64encode(b'demo').decode()}\r\n{base64.b64encode(env.password.encode()).decode()}\r\n"
+    out = raw(env, (login + "QUIT\r\n").encode())
+    assert out.startswith(b"+ UGFzc3dvcmQ6\r\n+OK Logged in"), out
+    out = raw(env, b"AUTH PLAIN\r\n" + token.encode() + b"\r\nQUIT\r\n")
+    assert out.startswith(b"+ \r\n+OK Logged in"), out
+
+
+def test_unknown_user_and_bad_password_answer_the_same(env):
+    def fail(user: str, password: str) -> str:
+        p = env.pop(login=False)
+        p.user(user)
+        with pytest.raises(poplib.error_proto) as info:
+            p.pass_(password)
+        p.close()
+        return str(info.value)
+    wrong = fail("demo", "wrong password")
+    unknown = fail("nosuchuser", "wrong password")
+    assert wrong == unknown and "-ERR [AUTH]" in wrong
+    time.sleep(0.2)
+    log = open(os.path.join(env.server.data_dir, "server.log"), encoding="utf-8").read()
+    assert "pop3 login failed: user=demo rip=127.0.0.1" in log
+    assert "pop3 login failed: user=nosuchuser rip=127.0.0.1" in log
+
+
+def test_pop3_switched_off_per_user_and_globally(env):
+    groupware(env.server, "user", "add", "carol", "--password-stdin", stdin="carol-secret\n")
+    groupware(env.server, "user", "features", "carol", "--disable-feature", "pop3")
+    p = env.pop(login=False)
+    p.user("carol")
+    with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] POP3 access is disabled"):
+        p.pass_("carol-secret")
+    p.close()
+    # Globally: `groupware pop3` with disabled_features=pop3 runs but lets nobody in.
+    port = free_port()
+    cmd = [sys.executable, "-m", "groupware.cli", "pop3", "--config-dir", os.path.join(ROOT, "conf"),
+           "--data-dir", env.server.data_dir, "--set", f"server_socket={env.server.socket_path}",
+           "--set", f"pop3_listen=127.0.0.1:{port}", "--set", "disabled_features=pop3",
+           "--set", "log_file=-"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == f"pop3 listening on 127.0.0.1:{port}"
+        p = poplib.POP3("127.0.0.1", port, timeout=20)
+        p.user("demo")
+        with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] POP3 access is disabled"):
+            p.pass_(env.password)
+        p.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        proc.stdout.close()
+
+
+def test_stat_list_uidl_retr_are_byte_exact(env):
+    uids = env.reset(CRLF_MSG, LF_MSG, NO_EOL_MSG)
+    validity = env.inbox().uid_validity
+    p = env.pop()
+    sizes = [len(CRLF_MSG), len(LF_MSG), len(NO_EOL_MSG)]
+    assert p.stat() == (3, sum(sizes))
+    assert p.list()[1] == [b"%d %d" % (i + 1, s) for i, s in enumerate(sizes)]
+    assert p.uidl()[1] == [b"%d %d.%d" % (i + 1, validity, u) for i, u in enumerate(uids)]
+    assert p.uidl(2) == b"+OK 2 %d.%d" % (validity, uids[1])
+    first, body = retr_wire(p, "RETR 1")
+    assert first == b"+OK %d octets" % len(CRLF_MSG)
+    # Stored CRLF bytes go out as they are, dot-stuffed: no \r\r\n, size matches.
+    assert body == CRLF_MSG.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    assert p.retr(1)[1] == CRLF_MSG.split(b"\r\n")[:-1]
+    # Bare LF sources go out with CRLF (RFC 1939); the announced size is the stored one.
+    first, body = retr_wire(p, "RETR 2")
+    assert first == b"+OK %d octets" % len(LF_MSG)
+    assert body == LF_MSG.replace(b"\n", b"\r\n").replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    # A source without a final line end gets one before the terminator.
+    assert retr_wire(p, "RETR 3")[1] == NO_EOL_MSG + b"\r\n.\r\n"
+    p.quit()
+
+
+def test_top(env):
+    env.reset(CRLF_MSG)
+    p = env.pop()
+    assert p.top(1, 0)[1] == [b"From: a@example.com", b"To: demo@localhost", b"Subject: one", b""]
+    assert p.top(1, 2)[1][-2:] == [b"first line", b".starts with a dot"]
+    assert p.top(1, 100)[1] == p.retr(1)[1]
+    with pytest.raises(poplib.error_proto):
+        p.top(1, -1)
+    p.quit()
+
+
+def test_dele_rset_quit_and_dropped_connection(env):
+    uids = env.reset(b"Subject: 1\r\n\r\na\r\n", b"Subject: 2\r\n\r\nb\r\n", b"Subject: 3\r\n\r\nc\r\n")
+    p = env.pop()
+    p.dele(1)
+    with pytest.raises(poplib.error_proto):
+        p.retr(1)  # marked messages are gone from the listing
+    assert p.stat()[0] == 2 and [line.split()[0] for line in p.list()[1]] == [b"2", b"3"]
+    p.rset()
+    assert p.stat()[0] == 3
+    p.dele(1)
+    p.dele(3)
+    p.close()  # dropped, no QUIT: nothing is deleted
+    time.sleep(0.3)
+    assert env.uids() == uids
+    p = env.pop()
+    p.dele(1)
+    p.dele(3)
+    assert p.quit().startswith(b"+OK")
+    assert env.uids() == [uids[1]]
+
+
+def test_second_session_on_the_maildrop_is_in_use(env):
+    env.reset()
+    first = env.pop()
+    second = env.pop(login=False)
+    second.user("demo")
+    with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+        second.pass_(env.password)
+    second.close()
+    first.quit()
+    env.pop().quit()  # the lock went with the first session
+
+
+def test_bad_input_keeps_the_connection_healthy(env):
+    env.reset(CRLF_MSG)
+    login = b"USER demo\r\nPASS " + env.password.encode() + b"\r\n"
+    out = raw(env, b"STAT\r\nRETR 1\r\nFOO\r\n\x00\xff\xfe junk\r\n\r\n" + login
+              + b"USER x\r\nRETR 9\r\nRETR x\r\nDELE 0\r\nTOP 1 x\r\nLIST 99999999999999999999\r\nSTAT\r\n")
+    lines = out.split(b"\r\n")
+    assert [line[:4] for line in lines[:5]] == [b"-ERR"] * 5, lines
+    assert lines[5] == b"+OK" and lines[6].startswith(b"+OK Logged in")
+    assert [line[:4] for line in lines[7:13]] == [b"-ERR"] * 6, lines
+    assert lines[13] == b"+OK 1 %d" % len(CRLF_MSG)
+    # An overlong line: -ERR and the connection goes on; the third one closes it.
+    long_line = b"NOOP " + b"x" * 9000 + b"\r\n"
+    out = raw(env, long_line + b"NOOP\r\n")
+    assert out == b"-ERR Line too long.\r\n+OK\r\n"
+    out = raw(env, long_line * 3 + b"NOOP\r\n")
+    assert out.count(b"-ERR Line too long.") == 3 and b"+OK\r\n" not in out
+
+
+def test_stls_discards_pipelined_plaintext(env):
+    with socket.create_connection(("127.0.0.1", env.port), timeout=5) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        s.sendall(b"STLS\r\nUSER x\r\n")  # one segment
+        assert f.readline().startswith(b"+OK Begin TLS")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(s, server_hostname="localhost") as tls:
+            tls.settimeout(1)
+            # The injected USER got no answer: the first reply is to our own command.
+            tls.sendall(b"PASS something\r\n")
+            assert tls.recv(1000).startswith(b"-ERR USER first")
+            tls.sendall(b"CAPA\r\n")
+            caps = b""
+            while not caps.endswith(b"\r\n.\r\n"):
+                caps += tls.recv(1000)
+            assert b"STLS" not in caps and b"USER" in caps
+    # Implicit TLS on the pop3s port.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    p = poplib.POP3_SSL("127.0.0.1", env.pop3s_port, context=ctx, timeout=20)
+    assert "STLS" not in p.capa()
+    p.quit()
+
+
+def test_uidl_is_stable_across_a_restart(env, reactor_thread, tmp_path):
+    port = free_port()
+    server = ServerProcess(str(tmp_path / "var"), {"pop3_listen": f"127.0.0.1:{port}"}, demo=True).start()
+    try:
+        e = Env(reactor_thread, server, port, 0)
+        e.reset(b"Subject: a\r\n\r\na\r\n", b"Subject: b\r\n\r\nb\r\n")
+        reactor_thread.call(e.session.logoff)
+        reactor_thread.call(e.adapter.close)
+        before = e.pop().uidl()[1]
+    finally:
+        server.stop()
+    server = ServerProcess(str(tmp_path / "var"), {"pop3_listen": f"127.0.0.1:{port}"}, demo=True).start()
+    try:
+        e.server = server
+        p = e.pop()
+        assert p.uidl()[1] == before
+        p.quit()
+    finally:
+        server.stop()
