@@ -1,0 +1,254 @@
+"""POP3 benchmark: our POP3 gateway against Dovecot's POP3 server, in the same run.
+
+Starts a real `groupware serve` with the POP3 gateway on a loopback port and a
+private Dovecot (Debian's dovecot-pop3d, installed when missing) with its own
+configuration and Maildir in a temporary directory. Both get the same small
+messages (ours appended through the adapter in createMessages batches). With
+poplib it then measures, against each, the median of several runs of:
+
+  * login + STAT + UIDL of the whole maildrop, then QUIT;
+  * login + RETR of every message, then QUIT (nothing is deleted);
+
+and prints both times and the ratio ours/Dovecot.
+
+    python bench/pop3.py [--messages 10000] [--runs 5] [--retr-runs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import poplib
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from harness import ServerProcess  # noqa: E402
+from twisted.internet import defer, task  # noqa: E402
+
+from server.service import open_storage  # noqa: E402
+from server.users.db import hash_password  # noqa: E402
+from shared.config import Config  # noqa: E402
+from shared.model import Adapter  # noqa: E402
+
+USER, PASSWORD = "bench", "bench-password"
+SMALL = (b"From: Alice <alice@example.com>\r\nTo: Bob <bob@example.com>\r\n"
+         b"Subject: benchmark message %d\r\nMessage-ID: <%d@bench.example>\r\n"
+         b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob,\r\nthis is message %d.\r\n")
+
+
+def message(i: int) -> bytes:
+    return SMALL % (i, i, i)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+# -- Dovecot ------------------------------------------------------------------------------------
+
+DOVECOT_CONF = """\
+protocols = pop3
+listen = 127.0.0.1
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+default_login_user = dovenull
+default_internal_user = dovecot
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {base}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={base}/home/%u
+}}
+mail_location = maildir:~/Maildir
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+"""
+
+
+class Dovecot:
+    """A private Dovecot serving POP3 on a loopback port, everything under `base`."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.port = free_port()
+        self.conf = os.path.join(base, "dovecot.conf")
+
+    @staticmethod
+    def install() -> None:
+        if shutil.which("dovecot") and os.path.exists("/usr/lib/dovecot/pop3"):
+            return
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "dovecot-core", "dovecot-pop3d"], check=True,
+                       env=env, stdout=subprocess.DEVNULL)
+
+    def fill(self, count: int) -> None:
+        """The same messages as a Maildir, oldest first (the POP3 message order)."""
+        maildir = os.path.join(self.base, "home", USER, "Maildir")
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+        now = int(time.time())
+        for i in range(count):
+            with open(os.path.join(maildir, "cur", f"{now + i}.M{i}P1.bench:2,"), "wb") as fp:
+                fp.write(message(i))
+        # Dovecot does not serve mail as root: the mail belongs to nobody.
+        home = os.path.join(self.base, "home")
+        for parent, dirs, files in os.walk(home):
+            for name in [parent, *(os.path.join(parent, f) for f in dirs + files)]:
+                shutil.chown(name, "nobody", "nogroup")
+
+    def start(self) -> "Dovecot":
+        os.makedirs(os.path.join(self.base, "state"), exist_ok=True)
+        # Dovecot's auth process (user dovecot) reads the passwd file.
+        for path in (os.path.dirname(self.base), self.base):
+            os.chmod(path, 0o755)
+        with open(os.path.join(self.base, "passwd"), "w") as fp:
+            fp.write(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        with open(self.conf, "w") as fp:
+            fp.write(DOVECOT_CONF.format(base=self.base, port=self.port))
+        subprocess.run(["dovecot", "-c", self.conf], check=True)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        subprocess.run(["doveadm", "-c", self.conf, "stop"], check=False)
+
+
+# -- our server ---------------------------------------------------------------------------------
+
+@defer.inlineCallbacks
+def append_all(reactor, cfg: Config, count: int):
+    adapter = Adapter(cfg, reactor)
+    session = yield adapter.logon(USER, PASSWORD)
+    inbox = yield session.store().inbox()
+    uids = yield inbox.append_many([message(i) for i in range(count)])
+    assert len(uids) == count
+    yield session.logoff()
+    adapter.close()
+
+
+def fill_ours(server: ServerProcess, data_dir: str, options: dict, count: int) -> None:
+    cfg = Config({**options, "server_socket": server.socket_path}, data_dir)
+    try:
+        task.react(lambda reactor: append_all(reactor, cfg, count))
+    except SystemExit as done:
+        if done.code:
+            raise
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+def login(port: int) -> poplib.POP3:
+    client = poplib.POP3("127.0.0.1", port, timeout=120)
+    client.user(USER)
+    client.pass_(PASSWORD)
+    return client
+
+
+def stat_uidl(port: int, count: int) -> float:
+    start = time.perf_counter()
+    client = login(port)
+    messages, _ = client.stat()
+    _, uidls, _ = client.uidl()
+    client.quit()
+    elapsed = time.perf_counter() - start
+    assert messages == count and len(uidls) == count, (messages, len(uidls))
+    return elapsed
+
+
+def retr_all(port: int, count: int) -> float:
+    start = time.perf_counter()
+    client = login(port)
+    size = 0
+    for i in range(1, count + 1):
+        _, lines, _ = client.retr(i)
+        size += len(lines)
+    client.quit()
+    elapsed = time.perf_counter() - start
+    assert size >= count * 7, size
+    return elapsed
+
+
+def median_of(runs: int, fn, *args) -> float:
+    return statistics.median(fn(*args) for _ in range(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5, help="runs of login + STAT + UIDL")
+    parser.add_argument("--retr-runs", type=int, default=3, help="runs of RETR of every message")
+    args = parser.parse_args()
+    n = args.messages
+    Dovecot.install()
+
+    with tempfile.TemporaryDirectory(prefix="gw-bench-pop3-") as base:
+        data_dir = os.path.join(base, "groupware")
+        ours_port = free_port()
+        options = {"pop3_listen": f"127.0.0.1:{ours_port}", "log_level": "warning"}
+        storage = open_storage(Config(options, data_dir))
+        try:
+            storage.create_user(USER, hash_password(PASSWORD))
+        finally:
+            storage.close()
+        dovecot = Dovecot(os.path.join(base, "dovecot"))
+        server = ServerProcess(data_dir, options).start()
+        try:
+            wait_for_port(ours_port)
+            start = time.perf_counter()
+            fill_ours(server, data_dir, options, n)
+            print(f"appended {n:,} messages through the adapter in {time.perf_counter() - start:.1f} s")
+            dovecot.fill(n)
+            dovecot.start()
+            results = {}
+            for name, port in (("ours", ours_port), ("dovecot", dovecot.port)):
+                stat_uidl(port, n)  # warm-up: Dovecot builds its index, caches fill
+                results[name] = (median_of(args.runs, stat_uidl, port, n),
+                                 median_of(args.retr_runs, retr_all, port, n))
+        finally:
+            dovecot.stop()
+            server.stop()
+
+    ours, theirs = results["ours"], results["dovecot"]
+    print(f"login + STAT + UIDL of {n:,} messages (median of {args.runs}): ours {ours[0] * 1000:.0f} ms, "
+          f"Dovecot {theirs[0] * 1000:.0f} ms, ratio ours/Dovecot {ours[0] / theirs[0]:.2f}x")
+    print(f"RETR of all {n:,} messages (median of {args.retr_runs}): ours {ours[1]:.2f} s, "
+          f"Dovecot {theirs[1]:.2f} s, ratio ours/Dovecot {ours[1] / theirs[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
