@@ -37,10 +37,8 @@ from server.users.db import hash_password  # noqa: E402
 from shared.config import Config  # noqa: E402
 from shared.model import Adapter  # noqa: E402
 
-USER, PASSWORD = "bench", "bench-password"
-SMALL = (b"From: Alice <alice@example.com>\r\nTo: Bob <bob@example.com>\r\n"
-         b"Subject: benchmark message %d\r\nMessage-ID: <%d@bench.example>\r\n"
-         b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob,\r\nthis is message %d.\r\n")
+# The same user and message shape as the store benchmark beside this file.
+from store import PASSWORD, SMALL, USER  # noqa: E402
 
 
 def message(i: int) -> bytes:
