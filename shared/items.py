@@ -121,7 +121,7 @@ class Message:
         Fires with the number of bytes delivered; the consumer's pauses reach the socket.
         """
         def go(href_size: tuple[str, int]) -> defer.Deferred:
-            return self.folder.session.client.stream(href_size[0], consumer, start, end)
+            return self.folder.stream(href_size[0], consumer, start, end)
         return self.folder.open_stream(self.uid).addCallback(go)
 
     def source(self) -> defer.Deferred:

@@ -541,6 +541,12 @@ class Folder:
         return self._call("getChanges", ("sinceModseq", since_modseq)).addCallback(decode)
 
     def open_stream(self, uid: int) -> defer.Deferred:
-        """Fires with (href, size) of an item's source for `StoreClient.stream`."""
+        """Fires with (href, size) of an item's source, to read with `stream`."""
         return self._call("openStream", ("uid", uid)).addCallback(
             lambda r: (codec.required(r, "href"), _int(r, "size", 0)))
+
+    def stream(self, href: str, consumer: Any, start: int | None = None,
+               end: int | None = None) -> defer.Deferred:
+        """Read an opened source (or `[start:end]` of it) into an IConsumer or a callback;
+        fires with the number of bytes delivered."""
+        return self.session.client.stream(href, consumer, start, end)

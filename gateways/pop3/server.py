@@ -456,7 +456,7 @@ class POP3Server(pop3.POP3):
         self.ok(text)
         stuffer = DotStuffer(self.transport, top)
         try:
-            yield maildrop.folder.session.client.stream(href, stuffer)
+            yield maildrop.folder.stream(href, stuffer)
         except Exception as exc:  # noqa: BLE001
             # Half a message is out: the only honest answer is to hang up.
             log.warning("pop3 streaming to %s failed: %s", self.user_name, exc)

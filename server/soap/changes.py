@@ -23,10 +23,7 @@ async def get_changes(call: Call) -> bytes:
     def work() -> bytes:
         require(call.storage, session.user_id, folder_id, "read")
         result = call.storage.get_changes(folder_id, since)
-        changed = dict(result["changed"])
-        if "keywords" in changed:
-            changed["keywords"] = [k if isinstance(k, str) or k is None else " ".join(k)
-                                   for k in changed["keywords"]]
+        changed = result["changed"]
         rows = len(changed.get("uid", ()))
         out = response("getChanges")
         add(out, "highestModseq", result["highestmodseq"])
