@@ -1,0 +1,281 @@
+"""Cutting the client's byte stream into IMAP commands (RFC 3501 §2.2.1, §7.5; RFC 7888).
+
+`CommandFramer` is fed bytes as they arrive and hands out one event at a time
+when the protocol asks for it (`next_event`), so a command that is still running
+holds the next one back without the framer reading ahead into memory.
+
+A command is its line(s) with every literal kept inline exactly as sent: the
+`{N}` / `{N+}` / `~{N}` marker, CRLF, the N octets, then the rest of the line,
+without the final CRLF. That is what `gateways.imap.grammar.parse_command` reads.
+
+Limits, answered without dropping the connection:
+
+- a line (or all lines of one command) longer than `max_line`: `BAD [TOOBIG]`,
+  the rest of the line is skipped;
+- a literal over the limit (`max_literal` for APPEND, `max_line` for any other
+  command, `UNAUTHENTICATED_LITERAL` before login): a synchronizing one is
+  refused before the client sends it (`NO [TOOBIG]` for APPEND as RFC 7889 asks,
+  `BAD [TOOBIG]` otherwise); a non-synchronizing one is read and thrown away,
+  then refused with `BAD [TOOBIG]`;
+- before login, non-synchronizing literals over 4096 octets are refused
+  (LITERAL-, RFC 7888 §5).
+
+Overlong lines and refused non-synchronizing literals count as abuse; after
+`MAX_ABUSE` of them, or a non-synchronizing literal too large even to skip, the
+refusal asks the protocol to close the connection.
+
+In line mode (`line_mode = True`) each line comes back as a `LineReady`, for
+AUTHENTICATE's continuation responses and IDLE's `DONE`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+LITERAL_MARKER = re.compile(rb"(~?)\{(\d+)(\+?)\}$")
+# tag = 1*<any ASTRING-CHAR except "+"> (RFC 3501 §9)
+TAG = re.compile(rb"^[!#$&',./0-9:;<=>?@A-Z\[\]^_`a-z|}~-]+")
+# LITERAL- (RFC 7888 §5): the largest non-synchronizing literal before login.
+NONSYNC_LIMIT_UNAUTHENTICATED = 4096
+# Before login only LOGIN and AUTHENTICATE take strings; nothing honest is larger.
+UNAUTHENTICATED_LITERAL = 8192
+MAX_ABUSE = 3
+COMPACT_AFTER = 65536
+
+
+@dataclass(frozen=True)
+class CommandReady:
+    """One complete command, literals inline, without the final CRLF."""
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class LineReady:
+    """One line in line mode, without its line end."""
+    line: bytes
+
+
+@dataclass(frozen=True)
+class LiteralWanted:
+    """A synchronizing literal was accepted: send a `+` continuation, then ask again."""
+    size: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Answer `<tag or *> <status> [<code>] <text>`; with `close`, then say BYE and hang up."""
+    tag: str | None
+    status: str
+    code: str | None
+    text: str
+    close: bool = False
+
+    def response(self) -> bytes:
+        code = f"[{self.code}] " if self.code else ""
+        return f"{self.tag or '*'} {self.status} {code}{self.text}\r\n".encode("utf-8", "replace")
+
+
+Event = CommandReady | LineReady | LiteralWanted | Refused
+
+_LINE, _LITERAL, _SKIP_LINE, _SKIP_COMMAND = range(4)
+
+
+class CommandFramer:
+    """Incremental framer; `feed` bytes, then call `next_event` until it returns None."""
+
+    def __init__(self, max_line: int = 65536, max_literal: int = 64 * 1024 * 1024) -> None:
+        self.max_line = max_line
+        self.max_literal = max_literal
+        self.authenticated = False
+        self.line_mode = False
+        self.abuse = 0
+        self._buf = bytearray()
+        self._pos = 0
+        self._state = _LINE
+        self._parts: list[bytes] = []
+        self._text_size = 0
+        self._literal_size = 0
+        self._literal_left = 0
+        self._skip_literal = False
+        self._pending: Refused | None = None
+        self._first_line: bytes | None = None
+
+    # -- input
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet cut into events (what a paused protocol holds)."""
+        return len(self._buf) - self._pos
+
+    def discard_buffered(self) -> None:
+        """Forget everything received and not yet handed out (STARTTLS: plaintext
+        pipelined before the handshake must never run as if it came over TLS)."""
+        self._buf = bytearray()
+        self._pos = 0
+        self._reset_command()
+        self._state = _LINE
+
+    # -- output
+    def next_event(self) -> Event | None:
+        """The next event, or None until more bytes arrive."""
+        try:
+            return self._next()
+        finally:
+            if self._pos > COMPACT_AFTER or self._pos == len(self._buf):
+                del self._buf[:self._pos]
+                self._pos = 0
+
+    def _next(self) -> Event | None:
+        while True:
+            if self._state == _LITERAL:
+                if not self._take_literal():
+                    return None
+                self._state = _SKIP_COMMAND if self._skip_literal else _LINE
+                continue
+            if self._state == _SKIP_LINE:
+                nl = self._buf.find(b"\n", self._pos)
+                if nl < 0:
+                    self._pos = len(self._buf)
+                    return None
+                self._pos = nl + 1
+                self._state = _LINE
+                continue
+            line = self._read_line()
+            if line is None:
+                return None
+            if isinstance(line, Refused):
+                return line
+            if self._state == _SKIP_COMMAND:
+                event = self._skip_rest(line)
+                if event is not None:
+                    return event
+                continue
+            if self.line_mode and not self._parts:
+                return LineReady(line)
+            event = self._command_line(line)
+            if event is not None:
+                return event
+
+    def _read_line(self) -> bytes | Refused | None:
+        nl = self._buf.find(b"\n", self._pos)
+        if nl < 0:
+            if len(self._buf) - self._pos > self.max_line:
+                # Never hold an endless line: refuse now, drop up to its end.
+                tag = self._tag(self._first_line or self._buf[self._pos:self._pos + 200])
+                self._pos = len(self._buf)
+                self._state = _SKIP_LINE
+                return self._overlong(tag)
+            return None
+        end = nl - 1 if nl > self._pos and self._buf[nl - 1] == 0x0D else nl
+        line = bytes(self._buf[self._pos:end])
+        self._pos = nl + 1
+        if len(line) > self.max_line or self._text_size + len(line) > self.max_line:
+            return self._overlong(self._tag(self._first_line or line))
+        return line
+
+    def _command_line(self, line: bytes) -> Event | None:
+        if self._first_line is None:
+            self._first_line = line
+        marker = LITERAL_MARKER.search(line)
+        if marker is None:
+            self._parts.append(line)
+            raw = b"".join(self._parts)
+            self._reset_command()
+            return CommandReady(raw)
+        size = int(marker.group(2))
+        synchronizing = not marker.group(3)
+        limit = self._literal_limit()
+        too_big = self._literal_size + size > limit
+        if not synchronizing and not self.authenticated and size > NONSYNC_LIMIT_UNAUTHENTICATED:
+            too_big = True
+        if too_big:
+            tag = self._tag(self._first_line)
+            if synchronizing:
+                # The client waits for "+" and sends nothing more of this command.
+                status = "NO" if self._is_append() else "BAD"
+                self._reset_command()
+                return Refused(tag, status, "TOOBIG", f"Literal too large (limit {limit} octets)")
+            return self._skip_nonsync(tag, size, limit)
+        self._parts.append(line + b"\r\n")
+        self._text_size += len(line)
+        self._literal_size += size
+        self._literal_left = size
+        self._skip_literal = False
+        self._state = _LITERAL
+        return LiteralWanted(size) if synchronizing else None
+
+    def _skip_nonsync(self, tag: str | None, size: int, limit: int) -> Refused | None:
+        self.abuse += 1
+        refusal = Refused(tag, "BAD", "TOOBIG", f"Literal too large (limit {limit} octets)",
+                          close=self.abuse >= MAX_ABUSE or size > max(self.max_literal, limit))
+        self._reset_command()
+        if refusal.close:
+            return refusal
+        # The octets are already on their way: read past them, then past the rest
+        # of the command, and answer once it is over.
+        self._pending = refusal
+        self._literal_left = size
+        self._skip_literal = True
+        self._state = _LITERAL
+        return None
+
+    def _skip_rest(self, line: bytes) -> Refused | None:
+        marker = LITERAL_MARKER.search(line)
+        if marker is not None and marker.group(3):
+            size = int(marker.group(2))
+            if size > max(self.max_literal, self.max_line):
+                self._state = _LINE
+                pending, self._pending = self._pending, None
+                return Refused(pending.tag if pending else None, "BAD", "TOOBIG",
+                               "Literal too large", close=True)
+            self._literal_left = size
+            self._skip_literal = True
+            self._state = _LITERAL
+            return None
+        # A synchronizing marker here gets no "+": the client gives up with the command.
+        self._state = _LINE
+        pending, self._pending = self._pending, None
+        return pending
+
+    def _take_literal(self) -> bool:
+        available = len(self._buf) - self._pos
+        take = min(available, self._literal_left)
+        if take and not self._skip_literal:
+            self._parts.append(bytes(self._buf[self._pos:self._pos + take]))
+        self._pos += take
+        self._literal_left -= take
+        return self._literal_left == 0
+
+    # -- helpers
+    def _overlong(self, tag: str | None) -> Refused:
+        self.abuse += 1
+        self._reset_command()
+        self._pending = None
+        if self._state == _SKIP_COMMAND:
+            self._state = _LINE
+        return Refused(tag, "BAD", "TOOBIG", f"Line too long (limit {self.max_line} octets)",
+                       close=self.abuse >= MAX_ABUSE)
+
+    def _literal_limit(self) -> int:
+        if not self.authenticated:
+            return UNAUTHENTICATED_LITERAL
+        return self.max_literal if self._is_append() else self.max_line
+
+    def _is_append(self) -> bool:
+        words = (self._first_line or b"").split(b" ", 2)
+        return len(words) > 1 and words[1].upper() == b"APPEND"
+
+    @staticmethod
+    def _tag(line: bytes | bytearray | None) -> str | None:
+        match = TAG.match(bytes(line or b""))
+        if match is None or not line[match.end():match.end() + 1] in (b" ", b""):  # type: ignore[index]
+            return None
+        return match.group(0).decode("ascii")
+
+    def _reset_command(self) -> None:
+        self._parts = []
+        self._text_size = 0
+        self._literal_size = 0
+        self._first_line = None
