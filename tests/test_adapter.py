@@ -1,7 +1,6 @@
 """The adapter (shared/) against the real store server running as a separate process."""
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import subprocess
@@ -19,12 +18,12 @@ from shared.errors import AuthFailed, BadRequest, Conflict, Forbidden, NotFound,
 from shared.model import Adapter, ChangeWatcher
 from shared.uidset import format_uidset, uid_list as parse_uidset
 
+from debian import email_corpus
 from harness import fresh_folder
 from reactor_thread import ReactorThread, reactor_thread  # noqa: F401  (fixture)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 PASSWORD = "correct horse"
-EMAIL_CORPUS = sorted(glob.glob("/usr/lib/python3.11/test/test_email/data/msg_*.txt"))
 
 
 class StoreServerProcess:
@@ -183,7 +182,7 @@ def test_folders_list_create_rename_delete(reactor_thread, adapter):
 def test_append_query_and_read_back_byte_identical(reactor_thread, adapter):
     session = logon(reactor_thread, adapter)
     sources = [message("plain one"), message("binary-ish", b"caf\xc3\xa9 \xff\x00 tail\r\n")]
-    for path in EMAIL_CORPUS[:20]:
+    for path in email_corpus()[:20]:
         with open(path, "rb") as fp:
             sources.append(fp.read())
 
@@ -341,7 +340,7 @@ def test_append_many_in_batches(reactor_thread, adapter, monkeypatch):
     session = logon(reactor_thread, adapter)
     sources = [message(f"bulk {i}") for i in range(30)]
     sources[11] = message("bulk big", b"x" * (2 * 1024 * 1024))  # over the inline limit
-    for path in EMAIL_CORPUS[:10]:
+    for path in email_corpus()[:10]:
         with open(path, "rb") as fp:
             sources.append(fp.read())
 

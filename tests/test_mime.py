@@ -4,14 +4,12 @@ from __future__ import annotations
 import base64
 import binascii
 import email
-import glob
 import io
 import json
 import os
 import quopri
 import random
 import re
-import shutil
 import subprocess
 import sys
 from email import policy
@@ -19,25 +17,19 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+from debian import email_corpus
 from server.mime import decoders, message_columns, structure
 from server.mime.decoders import Base64Decoder, QuotedPrintableDecoder
 from server.mime.headers import decode_words, envelope, header_params, header_parser, raw_header
 from server.mime.structure import HEADER_LINE, MAX_DEPTH, MAX_PARTS
 
-CORPUS = "/usr/lib/python3.11/test/test_email/data"
 KEYS = {"subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "internalDate", "envelope",
         "bodystructure"}
 
 
 @pytest.fixture(scope="session")
 def corpus() -> list[str]:
-    """The email package's own test messages (Debian ships them in libpython3.11-testsuite)."""
-    if not os.path.isdir(CORPUS) and shutil.which("apt-get"):
-        subprocess.run("apt-get update -qq && apt-get install -y -qq libpython3.11-testsuite",
-                       shell=True, check=True, stdout=subprocess.DEVNULL)
-    files = sorted(glob.glob(os.path.join(CORPUS, "msg_*.txt")))
-    assert len(files) > 40, "message corpus missing"
-    return files
+    return email_corpus()
 
 
 def cols(raw: bytes) -> tuple[dict, dict, dict]:

@@ -26,12 +26,12 @@ from collections import Counter
 
 import pytest
 
+from debian import command, email_corpus, ensure_packages
 from harness import ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
 
-CORPUS = "/usr/lib/python3.11/test/test_email/data"
 PASSWORD = "pop3 clients secret"
 HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
 MESSAGE_ID = re.compile(rb"^message-id:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
@@ -42,27 +42,11 @@ FETCHMAIL_DROPS = {b"return-path"}
 GETMAIL_ADDS = {b"received", b"delivered-to", b"return-path"}
 
 
-def _missing_packages() -> list[str]:
-    missing = []
-    if not shutil.which("fetchmail"):
-        missing.append("fetchmail")
-    if not shutil.which("getmail"):
-        missing.append("getmail6")
-    if not glob.glob(os.path.join(CORPUS, "msg_*.txt")):
-        missing.append("libpython3.11-testsuite")
-    return missing
-
-
 @pytest.fixture(scope="session")
 def pop3_clients() -> None:
     """fetchmail, getmail6 and the message corpus, installed from Debian when missing."""
-    missing = _missing_packages()
-    if missing:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-    assert not _missing_packages()
+    ensure_packages({"fetchmail": command("fetchmail"), "getmail6": command("getmail")})
+    email_corpus()
 
 
 def corpus_messages() -> list[bytes]:
@@ -71,7 +55,7 @@ def corpus_messages() -> list[bytes]:
     needs the blank line after the header; it silently drops a message whose Message-ID it just saw, so each ID appears once, and
     it does not hand delivery status reports to an MDA, so there are none."""
     messages, seen_ids = [], set()
-    for path in sorted(glob.glob(os.path.join(CORPUS, "msg_*.txt"))):
+    for path in email_corpus():
         with open(path, "rb") as fp:
             data = fp.read()
         if (not HEADER_LINE.match(data) or b"\n\n" not in data or b"\r" in data
