@@ -5,14 +5,7 @@ it) into a `Command`; `writer` renders values and responses to bytes.
 """
 from gateways.imap.grammar.commands import Command
 from gateways.imap.grammar.errors import ParseError
+from gateways.imap.grammar.parser import parse_command
 from gateways.imap.grammar.sequence import SequenceSet
 
 __all__ = ["Command", "ParseError", "SequenceSet", "parse_command"]
-
-
-def __getattr__(name: str):
-    # the parser is imported on first use so commands.py can be used while it grows
-    if name == "parse_command":
-        from gateways.imap.grammar.parser import parse_command
-        return parse_command
-    raise AttributeError(name)

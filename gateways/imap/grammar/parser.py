@@ -1,0 +1,917 @@
+"""The IMAP4 command parser: one complete command in, a `Command` out (RFC 3501 §9).
+
+The input is what the framer collects: the command line(s) with every literal kept
+inline as sent (`{N}\\r\\n`, `{N+}\\r\\n` or `~{N}\\r\\n` followed by N octets), without
+the final CRLF. The parser is a hand-written recursive descent over bytes; every
+mistake becomes a `ParseError` (with the tag once it is known), never another
+exception, whatever the input.
+"""
+from __future__ import annotations
+
+import binascii
+import datetime
+import re
+from collections.abc import Callable
+
+from gateways.imap.grammar import commands as c
+from gateways.imap.grammar.errors import ParseError
+from gateways.imap.grammar.mutf7 import MUTF7Error, decode as mutf7_decode
+from gateways.imap.grammar.sequence import SequenceSet
+
+MAX_NUMBER = 2**32 - 1      # number, nz-number (RFC 3501 §9)
+MAX_MODSEQ = 2**63 - 1      # mod-sequence-value (RFC 7162 §7)
+MAX_DEPTH = 64              # parentheses, NOT and OR in one search program
+MAX_ID_FIELDS = 30          # RFC 2971 §3.3
+
+# Character classes of RFC 3501 §9, as regular expressions over bytes.
+_CTL = bytes(range(0x20)) + b"\x7f"
+_ATOM_SPECIALS = b'(){ %*"\\]' + _CTL
+_ATOM_CHARS = bytes(b for b in range(1, 0x80) if b not in _ATOM_SPECIALS)
+
+
+def _class(chars: bytes) -> re.Pattern[bytes]:
+    return re.compile(b"[" + b"".join(b"\\x%02x" % b for b in chars) + b"]+")
+
+
+_ATOM = _class(_ATOM_CHARS)
+_ASTRING = _class(_ATOM_CHARS + b"]")
+_TAG = _class(bytes(b for b in _ATOM_CHARS + b"]" if b != ord("+")))
+_LIST_MAILBOX = _class(_ATOM_CHARS + b"%*]")
+_DIGITS = re.compile(rb"[0-9]+")
+_FETCH_NAME = re.compile(rb"[A-Za-z0-9.]+")
+_QUOTED_PLAIN = re.compile(rb'[^"\\\r\n\x00]*')
+_TIME_ZONE = re.compile(rb'([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})"')
+_BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
+
+_MONTHS = {m: i for i, m in enumerate(
+    (b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN",
+     b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"), start=1)}
+
+SYSTEM_FLAGS = {f.upper(): f for f in
+                ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")}
+SPECIAL_USE = {f.upper(): f for f in
+               ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")}
+SEARCH_CHARSETS = ("US-ASCII", "UTF-8")
+_CHARSET_CODE = "BADCHARSET (" + " ".join(SEARCH_CHARSETS) + ")"
+
+
+class _Reader:
+    """A cursor over one command; every failure raises ParseError carrying the tag."""
+
+    __slots__ = ("data", "pos", "tag", "view")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+        self.tag: str | None = None
+        self.view: memoryview | None = None
+
+    # --- basics -------------------------------------------------------------------
+
+    def fail(self, text: str, code: str | None = None) -> ParseError:
+        return ParseError(text, self.tag, code)
+
+    def peek(self) -> int:
+        """The next octet, or -1 at the end."""
+        return self.data[self.pos] if self.pos < len(self.data) else -1
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def expect(self, char: bytes, what: str | None = None) -> None:
+        if self.data.startswith(char, self.pos):
+            self.pos += len(char)
+        else:
+            raise self.fail(f"expected {what or repr(char.decode())} at octet {self.pos}")
+
+    def sp(self) -> None:
+        if self.peek() != 0x20:
+            raise self.fail(f"expected a space at octet {self.pos}")
+        self.pos += 1
+
+    def maybe(self, char: bytes) -> bool:
+        if self.data.startswith(char, self.pos):
+            self.pos += len(char)
+            return True
+        return False
+
+    def maybe_word(self, word: bytes) -> bool:
+        """Consume `word` (case-insensitive) when it stands alone as an atom."""
+        end = self.pos + len(word)
+        if self.data[self.pos:end].upper() == word:
+            nxt = self.data[end] if end < len(self.data) else -1
+            if nxt in (-1, 0x20, 0x28, 0x29):  # end, SP, "(", ")"
+                self.pos = end
+                return True
+        return False
+
+    def match(self, pattern: re.Pattern[bytes], what: str) -> bytes:
+        m = pattern.match(self.data, self.pos)
+        if m is None:
+            raise self.fail(f"expected {what} at octet {self.pos}")
+        self.pos = m.end()
+        return m.group()
+
+    def end(self) -> None:
+        if not self.at_end():
+            raise self.fail(f"unexpected characters at octet {self.pos}")
+
+    # --- numbers ------------------------------------------------------------------
+
+    def number(self, maximum: int = MAX_NUMBER, what: str = "a number") -> int:
+        digits = self.match(_DIGITS, what)
+        if len(digits) > 19 or int(digits) > maximum:
+            raise self.fail(f"number out of range: {digits[:24].decode()}")
+        return int(digits)
+
+    def nz_number(self, maximum: int = MAX_NUMBER, what: str = "a non-zero number") -> int:
+        value = self.number(maximum, what)
+        if value == 0:
+            raise self.fail(f"{what} must not be 0")
+        return value
+
+    def modseq(self, zero: bool = False) -> int:
+        """mod-sequence-value (non-zero) or, with `zero`, mod-sequence-valzer."""
+        if zero:
+            return self.number(MAX_MODSEQ, "a mod-sequence")
+        return self.nz_number(MAX_MODSEQ, "a mod-sequence")
+
+    # --- strings ------------------------------------------------------------------
+
+    def atom(self, what: str = "an atom") -> bytes:
+        return self.match(_ATOM, what)
+
+    def quoted(self) -> bytes:
+        self.expect(b'"')
+        parts = []
+        while True:
+            parts.append(self.match(_QUOTED_PLAIN, "a quoted string"))
+            ch = self.peek()
+            if ch == 0x22:  # closing quote
+                self.pos += 1
+                return b"".join(parts)
+            if ch == 0x5C:  # backslash
+                nxt = self.data[self.pos + 1:self.pos + 2]
+                if nxt not in (b'"', b"\\"):
+                    raise self.fail("only \\\" and \\\\ may be escaped in a quoted string")
+                parts.append(nxt)
+                self.pos += 2
+                continue
+            if ch == -1:
+                raise self.fail("unterminated quoted string")
+            raise self.fail("NUL, CR or LF in a quoted string")
+
+    def literal_view(self, binary_ok: bool = False) -> tuple[memoryview, bool]:
+        """A literal's octets as a memoryview into the command, and whether it was `~{N}`."""
+        binary = self.maybe(b"~")
+        if binary and not binary_ok:
+            raise self.fail("a binary literal is not allowed here")
+        self.expect(b"{")
+        if self.peek() == 0x2D:  # "-"
+            raise self.fail("negative literal size")
+        size = self.number(what="a literal size")
+        self.maybe(b"+")
+        self.expect(b"}")
+        self.expect(b"\r\n", "CRLF after literal size")
+        start = self.pos
+        if len(self.data) - start < size:
+            raise self.fail("literal is shorter than announced")
+        self.pos = start + size
+        if self.view is None:
+            self.view = memoryview(self.data)
+        body = self.view[start:self.pos]
+        if not binary and 0 in body:
+            raise self.fail("NUL in a literal (use a binary literal)")
+        return body, binary
+
+    def literal(self) -> bytes:
+        return bytes(self.literal_view()[0])
+
+    def string(self) -> bytes:
+        ch = self.peek()
+        if ch == 0x22:
+            return self.quoted()
+        if ch == 0x7B:  # "{"
+            return self.literal()
+        raise self.fail(f"expected a string at octet {self.pos}")
+
+    def astring(self, what: str = "a string") -> bytes:
+        ch = self.peek()
+        if ch == 0x22 or ch == 0x7B:
+            return self.string()
+        return self.match(_ASTRING, what)
+
+    def nstring(self) -> bytes | None:
+        if self.maybe_word(b"NIL"):
+            return None
+        return self.string()
+
+    def text(self, raw: bytes, charset: str = "UTF-8") -> str:
+        try:
+            return raw.decode("ascii" if charset == "US-ASCII" else "utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"string is not valid {charset}") from None
+
+    # --- mailboxes ----------------------------------------------------------------
+
+    def mailbox(self) -> str:
+        return self.mailbox_name(self.astring("a mailbox name"))
+
+    def mailbox_name(self, raw: bytes) -> str:
+        try:
+            name = mutf7_decode(raw)
+        except MUTF7Error as e:
+            raise self.fail(str(e)) from None
+        head = name[:6].upper()
+        if head == "INBOX" or head == "INBOX/":
+            name = head + name[6:]
+        return name
+
+    def list_mailbox(self) -> str:
+        ch = self.peek()
+        raw = self.string() if ch in (0x22, 0x7B) else self.match(_LIST_MAILBOX, "a mailbox pattern")
+        try:
+            return mutf7_decode(raw)
+        except MUTF7Error as e:
+            raise self.fail(str(e)) from None
+
+    # --- lists, flags, sets, dates ------------------------------------------------
+
+    def paren_list(self, item: Callable[[], object], empty_ok: bool = True) -> list:
+        """"(" [item *(SP item)] ")"."""
+        self.expect(b"(")
+        items = []
+        if self.maybe(b")"):
+            if not empty_ok:
+                raise self.fail("empty list")
+            return items
+        while True:
+            items.append(item())
+            if self.maybe(b")"):
+                return items
+            self.sp()
+
+    def flag(self) -> str:
+        """flag (RFC 3501 §9) for STORE and APPEND: no \\Recent, no unknown system flags."""
+        if self.maybe(b"\\"):
+            name = "\\" + self.atom("a flag name").decode("ascii")
+            canonical = SYSTEM_FLAGS.get(name.upper())
+            if canonical is None or canonical == "\\Recent":
+                raise self.fail(f"invalid system flag {name}")
+            return canonical
+        return self.atom("a flag").decode("ascii")
+
+    def flag_list(self) -> tuple[str, ...]:
+        return _unique(self.paren_list(self.flag))
+
+    def sequence_set(self) -> SequenceSet:
+        ranges = []
+        while True:
+            lo = self.seq_number()
+            hi = self.seq_number() if self.maybe(b":") else lo
+            ranges.append((lo, hi))
+            if not self.maybe(b","):
+                return SequenceSet(ranges)
+
+    def seq_number(self) -> int | None:
+        if self.maybe(b"*"):
+            return None
+        return self.nz_number(what="a sequence number")
+
+    def date(self) -> datetime.date:
+        """date = date-text / DQUOTE date-text DQUOTE; date-text = d[d]-Mon-yyyy."""
+        quoted = self.maybe(b'"')
+        day = self.match(_DIGITS, "a day")
+        self.expect(b"-")
+        month = self.month()
+        self.expect(b"-")
+        year = self.match(_DIGITS, "a year")
+        if quoted:
+            self.expect(b'"')
+        return self._date(day, month, year)
+
+    def month(self) -> int:
+        month = _MONTHS.get(self.data[self.pos:self.pos + 3].upper())
+        if month is None:
+            raise self.fail(f"expected a month name at octet {self.pos}")
+        self.pos += 3
+        return month
+
+    def _date(self, day: bytes, month: int, year: bytes) -> datetime.date:
+        if len(day) > 2 or len(year) != 4:
+            raise self.fail("bad date")
+        try:
+            return datetime.date(int(year), month, int(day))
+        except ValueError:
+            raise self.fail("bad date") from None
+
+    def date_time(self) -> datetime.datetime:
+        """date-time = DQUOTE date-day-fixed "-" month "-" year SP time SP zone DQUOTE."""
+        self.expect(b'"')
+        self.maybe(b" ")  # date-day-fixed pads one-digit days with a space
+        day = self.match(_DIGITS, "a day")
+        self.expect(b"-")
+        month = self.month()
+        self.expect(b"-")
+        date = self._date(day, month, self.match(_DIGITS, "a year"))
+        self.sp()
+        m = _TIME_ZONE.match(self.data, self.pos)
+        if m is None:
+            raise self.fail("bad time or zone in date-time")
+        self.pos = m.end()
+        hh, mm, ss, sign, zh, zm = m.groups()
+        if int(zm) > 59 or int(zh) > 23:
+            raise self.fail("bad zone in date-time")
+        offset = datetime.timedelta(hours=int(zh), minutes=int(zm))
+        try:
+            return datetime.datetime(date.year, date.month, date.day, int(hh), int(mm), int(ss),
+                                     tzinfo=datetime.timezone(-offset if sign == b"-" else offset))
+        except ValueError:
+            raise self.fail("bad time in date-time") from None
+
+
+def _unique(items: list) -> tuple:
+    return tuple(dict.fromkeys(items))
+
+
+# --- commands --------------------------------------------------------------------------
+
+def _no_args(r: _Reader, uid: bool) -> c.Arguments:
+    return c.NO_ARGUMENTS
+
+
+def _authenticate(r: _Reader, uid: bool) -> c.Authenticate:
+    r.sp()
+    mechanism = r.atom("a mechanism name").decode("ascii").upper()
+    if r.at_end():
+        return c.Authenticate(mechanism)
+    r.sp()
+    if r.maybe(b"="):
+        return c.Authenticate(mechanism, b"")
+    raw = r.match(_ATOM, "a base64 initial response")
+    return c.Authenticate(mechanism, decode_base64(raw, r.tag))
+
+
+def decode_base64(raw: bytes, tag: str | None = None) -> bytes:
+    """Strict base64 of a SASL response (RFC 3501 §9 `base64`); "" and "=" are not handled here."""
+    if _BASE64.match(raw) is None:
+        raise ParseError("bad base64", tag)
+    try:
+        return binascii.a2b_base64(raw, strict_mode=True)
+    except binascii.Error:
+        raise ParseError("bad base64", tag) from None
+
+
+def _login(r: _Reader, uid: bool) -> c.Login:
+    r.sp()
+    user = r.text(r.astring("a user name"))
+    r.sp()
+    password = r.text(r.astring("a password"))
+    return c.Login(user, password)
+
+
+def _enable(r: _Reader, uid: bool) -> c.Enable:
+    names = []
+    while not r.at_end():
+        r.sp()
+        names.append(r.atom("a capability name").decode("ascii").upper())
+    if not names:
+        raise r.fail("ENABLE needs at least one capability")
+    return c.Enable(tuple(names))
+
+
+def _id(r: _Reader, uid: bool) -> c.Id:
+    r.sp()
+    if r.maybe_word(b"NIL"):
+        return c.Id(None)
+
+    def pair() -> tuple[str, str | None]:
+        name = r.string()
+        r.sp()
+        value = r.nstring()
+        if len(name) > 30 or (value is not None and len(value) > 1024):
+            raise r.fail("ID field name or value too long")
+        return (r.text(name), None if value is None else r.text(value))
+
+    fields = r.paren_list(pair)
+    if len(fields) > MAX_ID_FIELDS:
+        raise r.fail("too many ID fields")
+    return c.Id(tuple(fields))
+
+
+def _select(r: _Reader, uid: bool) -> c.Select:
+    r.sp()
+    mailbox = r.mailbox()
+    condstore = False
+    qresync = None
+    if not r.at_end():
+        r.sp()
+
+        def param() -> None:
+            nonlocal condstore, qresync
+            if r.maybe_word(b"CONDSTORE"):
+                condstore = True
+            elif r.maybe_word(b"QRESYNC"):
+                if qresync is not None:
+                    raise r.fail("QRESYNC given twice")
+                r.sp()
+                qresync = _qresync(r)
+            else:
+                raise r.fail("unknown SELECT parameter")
+
+        r.paren_list(param, empty_ok=False)
+    return c.Select(mailbox, condstore, qresync)
+
+
+def _qresync(r: _Reader) -> c.QresyncParameters:
+    r.expect(b"(")
+    uidvalidity = r.nz_number(what="a UIDVALIDITY")
+    r.sp()
+    modseq = r.modseq()
+    known = None
+    match = None
+    if r.maybe(b" "):
+        if r.peek() != 0x28:
+            known = r.sequence_set()
+            if r.maybe(b" "):
+                match = _seq_match(r)
+        else:
+            match = _seq_match(r)
+    r.expect(b")")
+    return c.QresyncParameters(uidvalidity, modseq, known, match)
+
+
+def _seq_match(r: _Reader) -> tuple[SequenceSet, SequenceSet]:
+    r.expect(b"(")
+    seqs = r.sequence_set()
+    r.sp()
+    uids = r.sequence_set()
+    r.expect(b")")
+    return (seqs, uids)
+
+
+def _create(r: _Reader, uid: bool) -> c.Create:
+    r.sp()
+    mailbox = r.mailbox()
+    uses: list[str] = []
+    if not r.at_end():
+        r.sp()
+
+        def param() -> None:
+            if not r.maybe_word(b"USE"):
+                raise r.fail("unknown CREATE parameter")
+            r.sp()
+            uses.extend(r.paren_list(use_attr))
+
+        def use_attr() -> str:
+            r.expect(b"\\")
+            name = "\\" + r.atom("a special-use attribute").decode("ascii")
+            return SPECIAL_USE.get(name.upper(), name)
+
+        r.paren_list(param, empty_ok=False)
+    return c.Create(mailbox, _unique(uses))
+
+
+def _mailbox_only(r: _Reader, uid: bool) -> c.MailboxName:
+    r.sp()
+    return c.MailboxName(r.mailbox())
+
+
+def _rename(r: _Reader, uid: bool) -> c.Rename:
+    r.sp()
+    source = r.mailbox()
+    r.sp()
+    return c.Rename(source, r.mailbox())
+
+
+_LIST_SELECTION = {b"SUBSCRIBED", b"REMOTE", b"RECURSIVEMATCH", b"SPECIAL-USE"}
+_LIST_RETURNS = {b"SUBSCRIBED", b"CHILDREN", b"SPECIAL-USE"}
+
+
+def _list(r: _Reader, uid: bool) -> c.List:
+    r.sp()
+    extended = False
+    selection: list[str] = []
+    if r.peek() == 0x28:
+        extended = True
+
+        def option() -> str:
+            name = r.atom("a selection option").upper()
+            if name not in _LIST_SELECTION:
+                raise r.fail(f"unknown LIST selection option {name.decode()}")
+            return name.decode()
+
+        selection = r.paren_list(option)
+        if "RECURSIVEMATCH" in selection and not set(selection) - {"RECURSIVEMATCH", "REMOTE"}:
+            raise r.fail("RECURSIVEMATCH needs another selection option", "CLIENTBUG")
+        r.sp()
+    reference = r.mailbox_name(r.astring("a reference name"))
+    r.sp()
+    if r.peek() == 0x28:
+        extended = True
+        patterns = tuple(r.paren_list(r.list_mailbox, empty_ok=False))
+    else:
+        patterns = (r.list_mailbox(),)
+    returns: list[str] = []
+    status_items = None
+    if not r.at_end():
+        r.sp()
+        if not r.maybe_word(b"RETURN"):
+            raise r.fail("expected RETURN")
+        r.sp()
+        extended = True
+
+        def return_option() -> None:
+            nonlocal status_items
+            name = r.atom("a return option").upper()
+            if name == b"STATUS":
+                r.sp()
+                status_items = _status_items(r)
+            elif name in _LIST_RETURNS:
+                returns.append(name.decode())
+            else:
+                raise r.fail(f"unknown LIST return option {name.decode()}")
+
+        r.paren_list(return_option)
+    return c.List(reference, patterns, frozenset(selection), frozenset(returns),
+                  status_items, extended)
+
+
+def _lsub(r: _Reader, uid: bool) -> c.Lsub:
+    r.sp()
+    reference = r.mailbox_name(r.astring("a reference name"))
+    r.sp()
+    return c.Lsub(reference, r.list_mailbox())
+
+
+def _status_items(r: _Reader) -> tuple[str, ...]:
+    def item() -> str:
+        name = r.atom("a status item").upper().decode("ascii")
+        if name not in c.STATUS_ITEMS:
+            raise r.fail(f"unknown status item {name}")
+        return name
+    return _unique(r.paren_list(item, empty_ok=False))
+
+
+def _status(r: _Reader, uid: bool) -> c.Status:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    return c.Status(mailbox, _status_items(r))
+
+
+def _append(r: _Reader, uid: bool) -> c.Append:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    flags: tuple[str, ...] = ()
+    date = None
+    if r.peek() == 0x28:
+        flags = r.flag_list()
+        r.sp()
+    if r.peek() == 0x22:
+        date = r.date_time()
+        r.sp()
+    if r.peek() not in (0x7B, 0x7E):
+        raise r.fail("APPEND needs the message as a literal")
+    message, binary = r.literal_view(binary_ok=True)
+    return c.Append(mailbox, flags, date, message, binary)
+
+
+def _expunge(r: _Reader, uid: bool) -> c.Expunge:
+    if not uid:
+        return c.Expunge()
+    r.sp()
+    return c.Expunge(r.sequence_set())
+
+
+def _copy_move(r: _Reader, uid: bool) -> c.CopyMove:
+    r.sp()
+    sequence = r.sequence_set()
+    r.sp()
+    return c.CopyMove(sequence, r.mailbox())
+
+
+# --- SEARCH ----------------------------------------------------------------------
+
+def _search(r: _Reader, uid: bool) -> c.Search:
+    r.sp()
+    returns = None
+    if r.maybe_word(b"RETURN"):
+        r.sp()
+
+        def option() -> str:
+            name = r.atom("a return option").upper().decode("ascii")
+            if name not in c.ESEARCH_RETURNS:
+                raise r.fail(f"unknown SEARCH return option {name}")
+            return name
+
+        returns = _unique(r.paren_list(option)) or ("ALL",)
+        r.sp()
+    charset = None
+    if r.maybe_word(b"CHARSET"):
+        r.sp()
+        charset = r.text(r.astring("a charset name"), "US-ASCII").upper()
+        if charset not in SEARCH_CHARSETS:
+            raise r.fail(f"unsupported charset {charset}", _CHARSET_CODE)
+        r.sp()
+    program = _SearchProgram(r, charset or "UTF-8")
+    keys = [program.key(0)]
+    while not r.at_end():
+        r.sp()
+        keys.append(program.key(0))
+    return c.Search(c.SearchAnd(tuple(keys)), charset, returns)
+
+
+_FLAG_KEYS = {
+    b"ANSWERED": ("\\Answered", True), b"UNANSWERED": ("\\Answered", False),
+    b"DELETED": ("\\Deleted", True), b"UNDELETED": ("\\Deleted", False),
+    b"DRAFT": ("\\Draft", True), b"UNDRAFT": ("\\Draft", False),
+    b"FLAGGED": ("\\Flagged", True), b"UNFLAGGED": ("\\Flagged", False),
+    b"SEEN": ("\\Seen", True), b"UNSEEN": ("\\Seen", False),
+    b"RECENT": ("\\Recent", True), b"OLD": ("\\Recent", False),
+}
+_HEADER_KEYS = {b"BCC": "Bcc", b"CC": "Cc", b"FROM": "From", b"SUBJECT": "Subject", b"TO": "To"}
+_DATE_KEYS = {
+    b"BEFORE": ("INTERNAL", "BEFORE"), b"ON": ("INTERNAL", "ON"), b"SINCE": ("INTERNAL", "SINCE"),
+    b"SENTBEFORE": ("SENT", "BEFORE"), b"SENTON": ("SENT", "ON"), b"SENTSINCE": ("SENT", "SINCE"),
+}
+_SEARCH_ALL = c.SearchAll()
+_SEARCH_NEW = c.SearchAnd((c.SearchFlag("\\Recent", True), c.SearchFlag("\\Seen", False)))
+
+
+class _SearchProgram:
+    """search-key (RFC 3501 §6.4.4, MODSEQ of RFC 7162 §3.1.5) as a tree, depth-limited."""
+
+    def __init__(self, reader: _Reader, charset: str) -> None:
+        self.r = reader
+        self.charset = charset
+
+    def string(self) -> str:
+        return self.r.text(self.r.astring(), self.charset)
+
+    def key(self, depth: int) -> c.SearchKey:
+        r = self.r
+        if depth > MAX_DEPTH:
+            raise r.fail("search program nested too deeply")
+        ch = r.peek()
+        if ch == 0x28:  # "("
+            keys = r.paren_list(lambda: self.key(depth + 1), empty_ok=False)
+            return keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
+        if ch == 0x2A or 0x30 <= ch <= 0x39:  # "*" or a digit
+            return c.SearchSequence(r.sequence_set())
+        name = r.atom("a search key").upper()
+        if name in _FLAG_KEYS:
+            return c.SearchFlag(*_FLAG_KEYS[name])
+        if name == b"ALL":
+            return _SEARCH_ALL
+        if name == b"NEW":
+            return _SEARCH_NEW
+        r.sp()
+        if name in _HEADER_KEYS:
+            return c.SearchHeader(_HEADER_KEYS[name], self.string())
+        if name in _DATE_KEYS:
+            return c.SearchDate(*_DATE_KEYS[name], r.date())
+        if name == b"NOT":
+            return c.SearchNot(self.key(depth + 1))
+        if name == b"OR":
+            left = self.key(depth + 1)
+            r.sp()
+            return c.SearchOr(left, self.key(depth + 1))
+        if name in (b"KEYWORD", b"UNKEYWORD"):
+            keyword = r.atom("a keyword").decode("ascii")
+            return c.SearchFlag(keyword, name == b"KEYWORD")
+        if name in (b"LARGER", b"SMALLER"):
+            return c.SearchSize(name.decode(), r.number())
+        if name in (b"BODY", b"TEXT"):
+            return c.SearchText(name.decode(), self.string())
+        if name == b"HEADER":
+            field = r.text(r.astring("a header name"), "US-ASCII")
+            r.sp()
+            return c.SearchHeader(field, self.string())
+        if name == b"UID":
+            return c.SearchSequence(r.sequence_set(), uid=True)
+        if name == b"MODSEQ":
+            return self.modseq()
+        raise r.fail(f"unknown search key {name[:40].decode()}")
+
+    def modseq(self) -> c.SearchModseq:
+        r = self.r
+        entry = None
+        if r.peek() == 0x22:
+            entry_name = r.text(r.quoted(), "US-ASCII")
+            r.sp()
+            kind = r.atom("an entry type").upper().decode("ascii")
+            if kind not in ("PRIV", "SHARED", "ALL"):
+                raise r.fail("entry type must be priv, shared or all")
+            r.sp()
+            entry = (entry_name, kind)
+        return c.SearchModseq(r.modseq(zero=True), entry)
+
+
+# --- FETCH -----------------------------------------------------------------------
+
+_SIMPLE_ATTRIBUTES = {name: c.FetchAttribute(name) for name in (
+    "UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY",
+    "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ")}
+_MACROS = {
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+_SECTION_TEXTS = (b"HEADER.FIELDS.NOT", b"HEADER.FIELDS", b"HEADER", b"TEXT", b"MIME")
+
+
+def _fetch(r: _Reader, uid: bool) -> c.Fetch:
+    r.sp()
+    sequence = r.sequence_set()
+    r.sp()
+    if r.peek() == 0x28:
+        attributes = r.paren_list(lambda: _fetch_attribute(r), empty_ok=False)
+    else:
+        name = r.match(_FETCH_NAME, "a fetch attribute").upper().decode("ascii")
+        if name in _MACROS:
+            attributes = [_SIMPLE_ATTRIBUTES[n] for n in _MACROS[name]]
+        else:
+            r.pos -= len(name)
+            attributes = [_fetch_attribute(r)]
+    changedsince = None
+    vanished = False
+    if not r.at_end():
+        r.sp()
+
+        def modifier() -> None:
+            nonlocal changedsince, vanished
+            if r.maybe_word(b"CHANGEDSINCE"):
+                r.sp()
+                changedsince = r.modseq(zero=True)
+            elif r.maybe_word(b"VANISHED"):
+                vanished = True
+            else:
+                raise r.fail("unknown FETCH modifier")
+
+        r.paren_list(modifier, empty_ok=False)
+        if vanished and (not uid or changedsince is None):
+            raise r.fail("VANISHED needs UID FETCH with CHANGEDSINCE")
+    return c.Fetch(sequence, _unique(attributes), changedsince, vanished)
+
+
+def _fetch_attribute(r: _Reader) -> c.FetchAttribute:
+    name = r.match(_FETCH_NAME, "a fetch attribute").upper().decode("ascii")
+    if r.peek() != 0x5B:  # "["
+        attribute = _SIMPLE_ATTRIBUTES.get(name)
+        if attribute is None:
+            raise r.fail(f"unknown fetch attribute {name[:40]}")
+        return attribute
+    if name in ("BODY", "BODY.PEEK"):
+        section = _section(r)
+        return c.FetchAttribute("BODY[]", section, _partial(r), name == "BODY.PEEK")
+    if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+        r.expect(b"[")
+        part = _part_numbers(r) if r.peek() != 0x5D else ()
+        r.expect(b"]")
+        section = c.Section(part)
+        if name == "BINARY.SIZE":
+            return c.FetchAttribute("BINARY.SIZE", section)
+        return c.FetchAttribute("BINARY[]", section, _partial(r), name == "BINARY.PEEK")
+    raise r.fail(f"unknown fetch attribute {name[:40]}[")
+
+
+def _part_numbers(r: _Reader) -> tuple[int, ...]:
+    part = [r.nz_number(what="a part number")]
+    while r.data.startswith(b".", r.pos) and 0x30 <= _at(r, r.pos + 1) <= 0x39:
+        r.pos += 1
+        part.append(r.nz_number(what="a part number"))
+    return tuple(part)
+
+
+def _at(r: _Reader, pos: int) -> int:
+    return r.data[pos] if pos < len(r.data) else -1
+
+
+def _section(r: _Reader) -> c.Section:
+    r.expect(b"[")
+    part: tuple[int, ...] = ()
+    text = None
+    headers: tuple[str, ...] = ()
+    if r.peek() != 0x5D:
+        if 0x30 <= r.peek() <= 0x39:
+            part = _part_numbers(r)
+            if r.maybe(b"."):
+                text = _section_text(r, allow_mime=True)
+        else:
+            text = _section_text(r, allow_mime=False)
+        if text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+            r.sp()
+            headers = _unique(r.paren_list(
+                lambda: r.text(r.astring("a header name"), "US-ASCII").upper(), empty_ok=False))
+    r.expect(b"]")
+    return c.Section(part, text, headers)
+
+
+def _section_text(r: _Reader, allow_mime: bool) -> str:
+    for word in _SECTION_TEXTS:
+        end = r.pos + len(word)
+        if r.data[r.pos:end].upper() == word and _at(r, end) in (0x20, 0x5D):
+            if word == b"MIME" and not allow_mime:
+                raise r.fail("MIME needs a part number")
+            r.pos = end
+            return word.decode()
+    raise r.fail(f"bad section text at octet {r.pos}")
+
+
+def _partial(r: _Reader) -> tuple[int, int] | None:
+    if not r.maybe(b"<"):
+        return None
+    origin = r.number(what="a partial origin")
+    r.expect(b".")
+    length = r.nz_number(what="a partial length")
+    r.expect(b">")
+    return (origin, length)
+
+
+# --- STORE -----------------------------------------------------------------------
+
+def _store(r: _Reader, uid: bool) -> c.Store:
+    r.sp()
+    sequence = r.sequence_set()
+    r.sp()
+    unchangedsince = None
+    if r.peek() == 0x28:
+        def modifier() -> None:
+            nonlocal unchangedsince
+            if not r.maybe_word(b"UNCHANGEDSINCE"):
+                raise r.fail("unknown STORE modifier")
+            r.sp()
+            unchangedsince = r.modseq(zero=True)
+
+        r.paren_list(modifier, empty_ok=False)
+        r.sp()
+    mode = ""
+    if r.peek() in (0x2B, 0x2D):  # "+" "-"
+        mode = chr(r.peek())
+        r.pos += 1
+    item = r.atom("FLAGS").upper()
+    if item not in (b"FLAGS", b"FLAGS.SILENT"):
+        raise r.fail("expected FLAGS or FLAGS.SILENT")
+    r.sp()
+    if r.peek() == 0x28:
+        flags = r.flag_list()
+    else:
+        items = [r.flag()]
+        while not r.at_end():
+            r.sp()
+            items.append(r.flag())
+        flags = _unique(items)
+    return c.Store(sequence, mode, item == b"FLAGS.SILENT", flags, unchangedsince)
+
+
+# --- dispatch --------------------------------------------------------------------
+
+_Parser = Callable[[_Reader, bool], c.Arguments]
+
+COMMANDS: dict[bytes, _Parser] = {
+    b"CAPABILITY": _no_args, b"NOOP": _no_args, b"LOGOUT": _no_args,
+    b"STARTTLS": _no_args, b"NAMESPACE": _no_args, b"CHECK": _no_args,
+    b"CLOSE": _no_args, b"UNSELECT": _no_args, b"IDLE": _no_args,
+    b"AUTHENTICATE": _authenticate, b"LOGIN": _login, b"ENABLE": _enable, b"ID": _id,
+    b"SELECT": _select, b"EXAMINE": _select, b"CREATE": _create,
+    b"DELETE": _mailbox_only, b"SUBSCRIBE": _mailbox_only, b"UNSUBSCRIBE": _mailbox_only,
+    b"RENAME": _rename, b"LIST": _list, b"LSUB": _lsub, b"STATUS": _status,
+    b"APPEND": _append, b"EXPUNGE": _expunge, b"SEARCH": _search, b"FETCH": _fetch,
+    b"STORE": _store, b"COPY": _copy_move, b"MOVE": _copy_move,
+}
+UID_COMMANDS = frozenset({b"COPY", b"MOVE", b"FETCH", b"STORE", b"SEARCH", b"EXPUNGE"})
+
+
+def parse_command(raw: bytes) -> c.Command:
+    """Parse one complete command (literals inline, no final CRLF) into a Command."""
+    data = raw if isinstance(raw, bytes) else bytes(raw)
+    r = _Reader(data)
+    try:
+        m = _TAG.match(data)
+        if m is None:
+            raise r.fail("missing or bad tag")
+        r.pos = m.end()
+        r.tag = m.group().decode("ascii")
+        r.sp()
+        name = r.atom("a command name").upper()
+        uid = False
+        if name == b"UID":
+            uid = True
+            r.sp()
+            name = r.atom("a command name").upper()
+            if name not in UID_COMMANDS:
+                raise r.fail(f"UID {name[:40].decode()} is not a command")
+        handler = COMMANDS.get(name)
+        if handler is None:
+            raise r.fail(f"unknown command {name[:40].decode()}")
+        args = handler(r, uid)
+        r.end()
+        return c.Command(r.tag, name.decode("ascii"), uid, args)
+    except ParseError:
+        raise
+    except RecursionError:
+        raise r.fail("command nested too deeply") from None
+    except (ValueError, IndexError, UnicodeError, OverflowError) as e:  # a gap in the checks above
+        raise r.fail(f"malformed command ({type(e).__name__})") from None
