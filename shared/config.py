@@ -67,6 +67,14 @@ OPTIONS: dict[str, Option] = {
         pop3s_listen="*:995",
         pop3_max_line="8192",
         pop3_timeout="600",
+        auth_failure_delay="2",
+        auth_max_delay="15",
+        auth_ban_threshold="20",
+        auth_ban_time="3600",
+        auth_failure_window="3600",
+        auth_guard_max_entries="100000",
+        auth_exempt_loopback="yes",
+        trusted_networks="",
     ),
 }
 

@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 
 from gateways.pop3.maildrop import Maildrop
 from gateways.pop3.wire import DotStuffer
+from shared.authguard import Banned
 from shared.errors import AuthFailed, Forbidden, GroupwareError, NotFound, Unavailable
 
 log = logging.getLogger("gateways.pop3")
@@ -26,6 +27,7 @@ log = logging.getLogger("gateways.pop3")
 AUTH_FAILED = b"-ERR [AUTH] Authentication failed."
 PLAINTEXT_REFUSED = b"-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
 TEMP_FAILURE = b"-ERR [SYS/TEMP] Temporary failure, please try again later."
+BANNED = b"-ERR [AUTH] Too many failed logins from your address, try again later."
 MAX_OVERLONG_LINES = 3
 MAX_QUEUED_LINES = 1000  # pipelined commands held while one runs; beyond this we stop reading
 
@@ -332,11 +334,19 @@ class POP3Server(pop3.POP3):
     def login(self, user: str, password: str) -> Any:
         factory = self.factory
         try:
+            # The delay owed for earlier failures comes before the password is checked.
+            yield factory.guard.before_attempt("pop3", self.peer_host, user)
+        except Banned:
+            self.send(BANNED)
+            self.transport.loseConnection()
+            return
+        if self.closed:
+            return
+        try:
             session = yield factory.adapter.logon(user, password, protocol="pop3",
                                                   client_address=self.peer_host)
         except AuthFailed:
-            log.warning("pop3 login failed: user=%s rip=%s", user, self.peer_host)
-            yield factory.delays.failed(self.peer_host)
+            factory.guard.failed("pop3", self.peer_host, user)
             self.send(AUTH_FAILED)
             return
         except Forbidden:
@@ -353,7 +363,7 @@ class POP3Server(pop3.POP3):
             session.logoff()
             self.err("[AUTH] POP3 access is disabled for this account.")
             return
-        factory.delays.succeeded(self.peer_host)
+        factory.guard.succeeded(self.peer_host, user)
         # One maildrop per user in this process. Several gateway processes in front
         # of one store would need a store-side lock instead.
         key = (session.user.name or user).lower()

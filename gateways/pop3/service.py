@@ -6,54 +6,25 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from twisted.internet import defer, protocol
-from twisted.internet.task import deferLater
 
 from gateways.pop3.server import POP3Server
+from shared.authguard import AuthGuard
 from shared.model import Adapter
 from shared.tls import server_options
 
 log = logging.getLogger("gateways.pop3")
 
 
-class LoginDelays:
-    """A growing delay after failed logins from one remote address, never blocking
-    the reactor: 0.5 s after the first failure, doubling up to 15 s; forgotten after
-    ten quiet minutes or a successful login."""
-
-    BASE = 0.5
-    MAXIMUM = 15.0
-    FORGET_AFTER = 600.0
-
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-        self.failures: dict[str, tuple[int, float]] = {}
-
-    def failed(self, address: str) -> defer.Deferred:
-        now = time.monotonic()
-        count, last = self.failures.get(address, (0, now))
-        if now - last > self.FORGET_AFTER:
-            count = 0
-        count += 1
-        self.failures[address] = (count, now)
-        if len(self.failures) > 100_000:  # a botnet must not grow this without bound
-            self.failures = {a: v for a, v in self.failures.items() if now - v[1] <= self.FORGET_AFTER}
-        return deferLater(self.reactor, min(self.BASE * 2 ** (count - 1), self.MAXIMUM), lambda: None)
-
-    def succeeded(self, address: str) -> None:
-        self.failures.pop(address, None)
-
-
 class POP3Factory(protocol.ServerFactory):
     protocol = POP3Server
 
-    def __init__(self, cfg: Any, adapter: Adapter, delays: LoginDelays, locks: set[str],
+    def __init__(self, cfg: Any, adapter: Adapter, guard: AuthGuard, locks: set[str],
                  tls_options: Any, implicit_tls: bool = False) -> None:
         self.adapter = adapter
-        self.delays = delays
+        self.guard = guard
         self.locks = locks
         self.tls_options = tls_options
         self.implicit_tls = implicit_tls
@@ -87,13 +58,13 @@ class POP3Service:
         cert, key = cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file")
         tls = server_options(cert, key or None) if cert else None
         self.adapter = Adapter(cfg, self.reactor)
-        delays, locks = LoginDelays(self.reactor), set()
-        plain = POP3Factory(cfg, self.adapter, delays, locks, tls)
+        guard, locks = AuthGuard.for_process(cfg, self.reactor), set()
+        plain = POP3Factory(cfg, self.adapter, guard, locks, tls)
         try:
             for host, port in parse_listen(cfg.get("pop3_listen")):
                 self.ports.append(("pop3", self.reactor.listenTCP(port, plain, interface=host)))
             if tls is not None:
-                implicit = POP3Factory(cfg, self.adapter, delays, locks, tls, implicit_tls=True)
+                implicit = POP3Factory(cfg, self.adapter, guard, locks, tls, implicit_tls=True)
                 for host, port in parse_listen(cfg.get("pop3s_listen")):
                     self.ports.append(("pop3s", self.reactor.listenSSL(port, implicit, tls, interface=host)))
         except Exception:
