@@ -191,13 +191,13 @@ class _Reader:
         ch = self.peek()
         if ch == 0x22:
             return self.quoted()
-        if ch == 0x7B:  # "{"
+        if ch == 0x7B or self.data.startswith(b"~{", self.pos):
             return self.literal()
         raise self.fail(f"expected a string at octet {self.pos}")
 
     def astring(self, what: str = "a string") -> bytes:
         ch = self.peek()
-        if ch == 0x22 or ch == 0x7B:
+        if ch == 0x22 or ch == 0x7B or self.data.startswith(b"~{", self.pos):
             return self.string()
         return self.match(_ASTRING, what)
 
