@@ -2,6 +2,7 @@
 
     groupware serve                 store server plus every enabled gateway, one process
     groupware pop3                  only the POP3 gateway, against the store at server_socket
+    groupware ical                  only the CalDAV/iCal gateway, against the store at server_socket
     groupware user add NAME         create a user (password from a prompt or --password-stdin)
     groupware user passwd NAME      set a new password
     groupware user list             users with their protocol switches
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("pop3", parents=[common],
                         help="run only the POP3 gateway, against the store server at server_socket")
+    commands.add_parser("ical", parents=[common],
+                        help="run only the CalDAV/iCal gateway, against the store server at server_socket")
     user = commands.add_parser("user", parents=[common], help="administer users")
     actions = user.add_subparsers(dest="action", required=True)
     for name in ("add", "passwd"):
@@ -149,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "pop3":
             from groupware.serve import run_gateway
             return run_gateway(cfg, "pop3")
+        if args.command == "ical":
+            from groupware.serve import run_gateway
+            return run_gateway(cfg, "caldav")
         from groupware import admin
         return admin.run(cfg, args)
     except ConfigError as exc:

@@ -26,6 +26,7 @@ DEMO_PASSWORD_FILE = "demo-password"
 # registers itself here when it exists.
 GATEWAYS: dict[str, str] = {
     "pop3": "gateways.pop3.service:make_service",
+    "caldav": "gateways.caldav.service:make_service",
 }
 
 

@@ -47,6 +47,7 @@ OPTIONS: dict[str, Option] = {
         attachment_path="",
         attachment_files_fsync="yes",
         user_plugin="db",
+        user_plugin_config="",
         session_timeout="300",
         max_soap_size="16M",
         max_message_size="64M",
@@ -55,6 +56,33 @@ OPTIONS: dict[str, Option] = {
         threads="8",
         log_level="info",
         log_file="-",
+    ),
+    **_opts(
+        "ldap.cfg",
+        ldap_uri="ldap://localhost:389",
+        ldap_starttls="no",
+        ldap_tls_cacert_file="",
+        ldap_bind_user="",
+        ldap_bind_passwd="",
+        ldap_network_timeout="10",
+        ldap_timeout="10",
+        ldap_pool_size="8",
+        ldap_search_base="dc=example,dc=org",
+        ldap_user_search_filter="(objectClass=inetOrgPerson)",
+        ldap_loginname_attribute="uid",
+        ldap_emailaddress_attribute="mail",
+        ldap_fullname_attribute="cn",
+        ldap_user_unique_attribute="entryUUID",
+        ldap_user_unique_attribute_type="text",
+        ldap_enabled_features_attribute="",
+        ldap_disabled_features_attribute="",
+        ldap_group_search_filter="(objectClass=groupOfNames)",
+        ldap_groupname_attribute="cn",
+        ldap_groupmembers_attribute="member",
+        ldap_groupmembers_attribute_type="dn",
+        ldap_user_memberof_attribute="",
+        ldap_login_group="",
+        ldap_page_size="500",
     ),
     **_opts(
         "gateway.cfg",
@@ -67,6 +95,7 @@ OPTIONS: dict[str, Option] = {
         pop3s_listen="*:995",
         pop3_max_line="8192",
         pop3_timeout="600",
+        pop3_read_ahead="256k",
         auth_failure_delay="2",
         auth_max_delay="15",
         auth_ban_threshold="20",
@@ -75,6 +104,16 @@ OPTIONS: dict[str, Option] = {
         auth_guard_max_entries="100000",
         auth_exempt_loopback="yes",
         trusted_networks="",
+    ),
+    **_opts(
+        "ical.cfg",
+        ical_listen="*:8080",
+        icals_listen="*:8443",
+        ical_plaintext_auth="no",
+        ical_max_request_size="10M",
+        ical_session_expiry="300",
+        ical_threads="8",
+        ical_retry_after="30",
     ),
 }
 
@@ -135,6 +174,12 @@ class Config:
                 if os.path.exists(path):
                     with open(path, encoding="utf-8") as fp:
                         values.update(parse_config_text(fp.read(), path))
+        # Kopano's user_plugin_config: the directory options from a file of their own.
+        plugin_config = (overrides or {}).get("user_plugin_config") or values.get("user_plugin_config")
+        if plugin_config:
+            path = os.path.join(config_dir or ".", plugin_config)
+            with open(path, encoding="utf-8") as fp:
+                values.update(parse_config_text(fp.read(), path))
         values.update(overrides or {})
         return cls(values, data_dir)
 

@@ -170,6 +170,12 @@ class CalendarItem(Message):
     def recurring(self) -> bool:
         return bool(self.row.get("recurring"))
 
+    @property
+    def text(self) -> str | None:
+        """The iCalendar text when it was listed with the "source" column (None: not inline)."""
+        source = self.row.get("source")
+        return None if source is None else base64.b64decode(source).decode("utf-8")
+
     def ical(self) -> defer.Deferred:
         """Fires with the iCalendar text."""
         return self.source().addCallback(lambda data: data.decode("utf-8"))

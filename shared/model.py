@@ -487,6 +487,14 @@ class Folder:
             "uid": _int(r, "uid"), "modseq": _int(r, "modseq"), "etag": codec.field(r, "etag"),
             "created": _bool(codec.field(r, "created"))})
 
+    def calendar_items(self, restriction: Mapping[str, Any] | None = None,
+                       with_text: bool = False) -> defer.Deferred:
+        """Fires with [CalendarItem] matching `restriction`, in uid order, in one round trip;
+        with `with_text` each carries its iCalendar text (`CalendarItem.text`) when small
+        enough to travel inline."""
+        columns = list(CALENDAR_COLUMNS) + (["source"] if with_text else [])
+        return self.messages(columns, restriction, sort=[("uid", False)]).addCallback(lambda r: r[1])
+
     def set_flags(self, uids: Iterable[int] | str, mode: str, flags: Iterable[str] | int,
                   unchanged_since: int | None = None) -> defer.Deferred:
         """Add/remove/replace flags on many items; fires with a FlagResult."""
@@ -544,6 +552,16 @@ class Folder:
         """Fires with (href, size) of an item's source, to read with `stream`."""
         return self._call("openStream", ("uid", uid)).addCallback(
             lambda r: (codec.required(r, "href"), _int(r, "size", 0)))
+
+    def open_sources(self, uids: Iterable[int] | str) -> defer.Deferred:
+        """Fires with (href, [(uid, size), ...]): the sources of up to 1000 items of
+        `uids` back to back in uid order, one `stream` to read them all and cut apart
+        by size. Items that are gone are left out of the list."""
+        def decode(r: etree._Element) -> tuple[str, list[tuple[int, int]]]:
+            got = [int(u) for u in (codec.field(r, "uids") or "").split()]
+            sizes = [int(n) for n in (codec.field(r, "sizes") or "").split()]
+            return codec.required(r, "href"), list(zip(got, sizes))
+        return self._call("openStream", ("uids", format_uidset(_uid_list(uids)))).addCallback(decode)
 
     def stream(self, href: str, consumer: Any, start: int | None = None,
                end: int | None = None) -> defer.Deferred:

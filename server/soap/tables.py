@@ -33,9 +33,18 @@ async def query_rows(call: Call) -> bytes:
     if offset < 0 or (limit is not None and not 0 <= limit <= MAX_LIMIT):
         raise BadRequest("offset and limit must not be negative")
 
+    with_source = SOURCE in columns
+    stored = [("blob_key" if c == SOURCE else c) for c in columns]
+    if with_source and "size" not in stored:
+        stored.append("size")
+    inline_limit = call.services.limits.inline_source_limit
+
     def work() -> bytes:
-        require(call.storage, session.user_id, folder_id, "read")
-        total, table = call.storage.query_items(folder_id, columns, restriction, sort, offset, limit)
+        st = call.storage
+        require(st, session.user_id, folder_id, "read")
+        total, table = st.query_items(folder_id, stored, restriction, sort, offset, limit)
+        if with_source:
+            table = _with_sources(st, table, columns, inline_limit)
         out = response("queryRows")
         add(out, "total", total)
         out.append(table_to_xml(table, _rows(table)))
@@ -74,6 +83,18 @@ async def get_item(call: Call) -> bytes:
         return envelope(out)
 
     return await call.run(work)
+
+
+def _with_sources(st, table: dict, columns: list[str], inline_limit: int) -> dict:
+    """Replace blob keys by the items' bytes; larger items get null (read them with openStream)."""
+    sources = []
+    for key, size in zip(table["blob_key"], table["size"]):
+        if size > inline_limit:
+            sources.append(None)
+            continue
+        with closing(st.blobs.open(key)) as fp:
+            sources.append(fp.read(inline_limit + 1))
+    return {name: (sources if name == SOURCE else table[name]) for name in columns}
 
 
 def _rows(table: dict) -> int:

@@ -1,0 +1,291 @@
+"""The HTTP side of the CalDAV/iCal gateway: twisted.web in front of Radicale.
+
+The resource does what must not cost a thread or must happen before a body is
+read: size limits (413 before reading), Basic authentication against the store
+(with the delay after failures on a reactor timer), hostile-XML refusal, URL
+mapping (`/caldav/...`, `/ical/<user>/<calendar>`, `/.well-known/caldav`, principal
+discovery on any other path). Then it hands the request to Radicale in a WSGI
+thread, and maps store errors Radicale could not express (503, 403, 409) back.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.web import resource, server
+from twisted.web.wsgi import WSGIResource
+
+from gateways.caldav import auth as auth_plugin
+from gateways.caldav import context, radicale_glue, rights, storage
+from gateways.caldav.sessions import SessionCache
+from shared.authguard import AuthGuard, Banned
+from shared.errors import (AuthFailed, BadRequest, Conflict, Forbidden, GroupwareError, NotFound,
+                           SessionInvalid, TooLarge, Unavailable)
+
+log = logging.getLogger("gateways.caldav")
+
+CALDAV_ROOT = "/caldav"
+ICAL_ROOT = "/ical"
+REALM = "Groupware CalDAV"
+CONTEXT_HEADER = b"x-groupware-context"
+# Methods whose body is XML; a DOCTYPE or ENTITY in it is refused before parsing.
+XML_METHODS = frozenset({b"PROPFIND", b"PROPPATCH", b"REPORT", b"MKCALENDAR", b"MKCOL"})
+XML_SNIFF = 64 * 1024
+STATUS_FOR_ERROR: dict[type, int] = {Unavailable: 503, Forbidden: 403, NotFound: 404, Conflict: 409,
+                                     TooLarge: 413, BadRequest: 400, AuthFailed: 401, SessionInvalid: 401}
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class LimitedRequest(server.Request):
+    """Refuses a body longer than the site's limit before reading it: by Content-Length
+    when given, else while chunks arrive."""
+
+    _too_large = False
+    _received = 0
+
+    def _limit(self) -> int:
+        return self.channel.site.max_request_size
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self._limit():
+            self._refuse()
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._too_large:
+            return
+        self._received += len(data)
+        if self._received > self._limit():
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def _refuse(self) -> None:
+        if self._too_large:
+            return
+        self._too_large = True
+        log.info("caldav: request body over %d bytes refused from %s", self._limit(),
+                 self.getClientAddress().host)
+        transport = self.channel.transport
+        transport.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\n"
+                        b"Content-Length: 18\r\nConnection: close\r\n\r\nrequest too large\n")
+        transport.loseConnection()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._too_large:
+            return
+        super().requestReceived(command, path, version)
+
+
+class CalDAVSite(server.Site):
+    requestFactory = LimitedRequest
+
+    def __init__(self, root: resource.Resource, max_request_size: int) -> None:
+        super().__init__(root)
+        self.max_request_size = max_request_size
+        self.displayTracebacks = False
+
+    def log(self, request: Any) -> None:
+        pass  # Radicale logs each request already
+
+
+class GatewayResource(resource.Resource):
+    """Every path of the gateway; routing is by prefix, not by child resources."""
+
+    isLeaf = True
+
+    def __init__(self, reactor: Any, threadpool: Any, sessions: SessionCache, guard: AuthGuard,
+                 plaintext_auth: bool, retry_after: int, max_request_size: int) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.sessions = sessions
+        self.guard = guard
+        self.plaintext_auth = plaintext_auth
+        self.retry_after = retry_after
+        self.contexts: dict[str, context.RequestContext] = {}
+        app = radicale_glue.make_application(storage.Storage, auth_plugin.Auth, rights.Rights,
+                                             max_request_size, REALM)
+        self.radicale = app
+        self.wsgi = WSGIResource(reactor, threadpool, self._wsgi_app)
+
+    # -- routing
+    def render(self, request: server.Request) -> Any:
+        path = request.path.decode("latin-1")
+        if b"\x00" in request.path or "%00" in path:
+            return self._plain(request, 400, "bad path\n")
+        if path.rstrip("/") == "/.well-known/caldav":
+            request.setResponseCode(301)
+            request.setHeader(b"location", (CALDAV_ROOT + "/").encode())
+            return b""
+        if path.startswith("/.well-known/"):
+            return self._plain(request, 404, "not found\n")
+        if path.startswith(ICAL_ROOT + "/"):
+            if request.method not in (b"GET", b"HEAD", b"PUT"):
+                return self._plain(request, 405, "GET or PUT a whole calendar here\n")
+            rest = [p for p in request.postpath[1:] if p]
+            if len(rest) != 2:
+                return self._plain(request, 404, "expected /ical/<user>/<calendar>\n")
+            # The whole calendar is the collection; Radicale serves and replaces it.
+            request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], rest + [b""]
+        elif path == CALDAV_ROOT or path.startswith(CALDAV_ROOT + "/"):
+            request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], request.postpath[1:]
+        elif request.method in (b"PROPFIND", b"OPTIONS"):
+            # Clients probe the server root (or any path) for current-user-principal.
+            request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], [b""]
+        else:
+            return self._plain(request, 404, "not found\n")
+        if request.method in XML_METHODS and self._hostile_xml(request):
+            return self._plain(request, 400, "DOCTYPE and entity declarations are not accepted\n")
+        self._authenticate(request)
+        return server.NOT_DONE_YET
+
+    @staticmethod
+    def _hostile_xml(request: server.Request) -> bool:
+        content = request.content
+        content.seek(0)
+        head = content.read(XML_SNIFF).upper()
+        content.seek(0)
+        return b"<!DOCTYPE" in head or b"<!ENTITY" in head
+
+    def _plain(self, request: server.Request, code: int, text: str,
+               headers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        for name, value in headers:
+            request.setHeader(name, value)
+        return text.encode()
+
+    def _finish(self, request: server.Request, code: int, text: str,
+                headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        if request.finished or request._disconnected:
+            return
+        body = self._plain(request, code, text, headers)
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
+
+    # -- authentication
+    def _credentials(self, request: server.Request) -> tuple[str, str] | None:
+        header = request.getHeader(b"authorization") or b""
+        scheme, _, value = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return None
+        try:
+            user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return (user, password) if sep and user else None
+
+    def _challenge(self, request: server.Request, text: str = "authentication required\n") -> None:
+        self._finish(request, 401, text, [(b"www-authenticate", f'Basic realm="{REALM}"'.encode())])
+
+    def _authenticate(self, request: server.Request) -> None:
+        address = request.getClientAddress().host
+        if not (request.isSecure() or self.plaintext_auth or is_loopback(address)):
+            self._finish(request, 403, "log in over https\n")
+            return
+        credentials = self._credentials(request)
+        if credentials is None:
+            self._challenge(request)
+            return
+        user, password = credentials
+        session = self.sessions.cached(user, password)
+        if session is not None:
+            self._authenticated(request, user, session, address)
+            return
+        # The delay owed for earlier failures comes before the password is checked.
+        d = self.guard.before_attempt("caldav", address, user)
+        d.addCallback(lambda _: self.sessions.logon(user, password, address))
+        d.addCallbacks(lambda session: self._authenticated(request, user, session, address),
+                       lambda failure: self._logon_failed(request, user, address, failure))
+        d.addErrback(self._internal_error, request)
+
+    def _logon_failed(self, request: server.Request, user: str, address: str, failure: Any) -> Any:
+        err = failure.value
+        if isinstance(err, Banned):
+            self._finish(request, 429, "too many failed logins from your address\n",
+                         [(b"retry-after", str(int(err.retry_after) + 1).encode())])
+            return None
+        if isinstance(err, Unavailable):
+            log.warning("caldav: store unavailable for %s from %s: %s", user, address, err.message)
+            self._finish(request, 503, "the store is unavailable, try again later\n",
+                         [(b"retry-after", str(self.retry_after).encode())])
+            return None
+        if isinstance(err, AuthFailed):
+            self.guard.failed("caldav", address, user)
+            self._challenge(request)
+            return None
+        if isinstance(err, Forbidden):
+            # The password was right; CalDAV is switched off for this user.
+            log.warning("caldav login refused, caldav disabled: user=%s rip=%s", user, address)
+            self._challenge(request, "CalDAV is disabled for this account\n")
+            return None
+        return failure
+
+    def _authenticated(self, request: server.Request, user: str, session: Any, address: str) -> None:
+        self.guard.succeeded(address, user)
+        if request.finished or request._disconnected:
+            return
+        token = secrets.token_hex(16)
+        self.contexts[token] = context.RequestContext(self.reactor, session, user)
+        request.requestHeaders.removeHeader(b"authorization")
+        request.requestHeaders.setRawHeaders(CONTEXT_HEADER, [token.encode()])
+        request.notifyFinish().addBoth(lambda _: self.contexts.pop(token, None))
+        self.wsgi.render(request)
+
+    def _internal_error(self, failure: Any, request: server.Request) -> None:
+        log.error("caldav: %s", failure.getTraceback())
+        self._finish(request, 500, "internal error\n")
+
+    # -- the WSGI side (runs in a worker thread)
+    def _wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        ctx = self.contexts.get(environ.pop("HTTP_X_GROUPWARE_CONTEXT", ""))
+        if ctx is None:
+            start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+            return [b"authentication required\n"]
+        # PEP 3333 hands the path over as latin-1; the bytes on the wire are UTF-8.
+        for key in ("PATH_INFO", "SCRIPT_NAME"):
+            environ[key] = environ.get(key, "").encode("latin-1").decode("utf-8", "replace")
+        environ[auth_plugin.USER_KEY] = ctx.user
+        captured: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
+            captured[:] = [status, headers]
+            return lambda data: None
+
+        context.bind(ctx)
+        try:
+            body = self.radicale(environ, capture)
+        finally:
+            context.bind(None)
+        status, headers = captured
+        if ctx.error is not None and status[:3] in ("500", "400", "403", "409"):
+            status, headers, body = self._store_error(ctx.error, status, headers, body)
+        start_response(status, headers)
+        return body
+
+    def _store_error(self, err: GroupwareError, status: str, headers: list, body: Any) -> tuple:
+        code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
+        if code == 400 or str(code) == status[:3] or (code == 404 and status[:3] != "500"):
+            return status, headers, body
+        text = {503: "the store is unavailable, try again later\n", 403: "forbidden\n",
+                404: "not found\n", 409: "conflict\n", 413: "too large\n", 401: "log in again\n"}.get(
+                    code, "internal error\n")
+        new_headers = [("Content-Type", "text/plain; charset=utf-8")]
+        if code == 503:
+            new_headers.append(("Retry-After", str(self.retry_after)))
+        reason = {503: "Service Unavailable", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+                  413: "Payload Too Large", 401: "Unauthorized"}.get(code, "Internal Server Error")
+        return f"{code} {reason}", new_headers, [text.encode()]

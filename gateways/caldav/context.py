@@ -1,0 +1,50 @@
+"""The request being served by a WSGI thread, and the bridge from that thread to the reactor.
+
+Radicale calls its plugins synchronously from a WSGI worker thread; the adapter
+lives on the reactor. `RequestContext.call` runs an adapter call on the reactor
+and waits for it in the worker thread, so the reactor itself never blocks.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.threads import blockingCallFromThread
+
+from shared.errors import GroupwareError
+
+_local = threading.local()
+
+
+class RequestContext:
+    """One authenticated request: who it is for and the store session serving it."""
+
+    def __init__(self, reactor: Any, session: Any, user: str) -> None:
+        self.reactor = reactor
+        self.session = session
+        self.user = user
+        # The first store error met while serving; the resource maps it to an HTTP status
+        # because Radicale turns every plugin exception into a 500.
+        self.error: GroupwareError | None = None
+        self.folders: list[Any] | None = None  # listed once per request
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fn` (returning a Deferred or a value) on the reactor and wait for its result."""
+        try:
+            return blockingCallFromThread(self.reactor, fn, *args, **kwargs)
+        except GroupwareError as err:
+            if self.error is None:
+                self.error = err
+            raise
+
+
+def current() -> RequestContext:
+    ctx = getattr(_local, "context", None)
+    if ctx is None:
+        raise RuntimeError("no CalDAV request is being served on this thread")
+    return ctx
+
+
+def bind(ctx: RequestContext | None) -> None:
+    _local.context = ctx

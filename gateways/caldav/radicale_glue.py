@@ -1,0 +1,74 @@
+"""Everything this gateway takes from Radicale, in one place.
+
+Radicale is the WebDAV/CalDAV engine (XML, filters, expansion, preconditions);
+its internal API changes between releases, so every name we rely on is imported
+here and nowhere else, and tests/test_caldav_radicale_contract.py checks them on
+each upgrade.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import radicale
+from radicale import config as radicale_config
+from radicale import pathutils, xmlutils
+from radicale.app import Application
+from radicale.auth import BaseAuth
+from radicale.item import Item, filter as radicale_filter
+from radicale.log import logger as radicale_logger
+from radicale.rights import BaseRights
+from radicale.storage import BaseCollection, BaseStorage, ComponentExistsError, ComponentNotFoundError
+
+# The Radicale release the plugins are written against (setup.cfg pins it).
+RADICALE_VERSION = "3.9.0"
+TIMESTAMP_MIN: int = radicale_filter.TIMESTAMP_MIN
+TIMESTAMP_MAX: int = radicale_filter.TIMESTAMP_MAX
+
+__all__ = ["Application", "BaseAuth", "BaseCollection", "BaseRights", "BaseStorage",
+           "ComponentExistsError", "ComponentNotFoundError", "Item", "TIMESTAMP_MAX",
+           "TIMESTAMP_MIN", "make_application", "make_clark", "radicale_logger",
+           "sanitize_path", "simplify_prefilters", "strip_path", "version"]
+
+
+def version() -> str:
+    return radicale.VERSION
+
+
+def strip_path(path: str) -> str:
+    return pathutils.strip_path(path)
+
+
+def sanitize_path(path: str) -> str:
+    return pathutils.sanitize_path(path)
+
+
+def make_clark(human_tag: str) -> str:
+    return xmlutils.make_clark(human_tag)
+
+
+def simplify_prefilters(filters: Iterable[Any], tag: str) -> tuple[str | None, int, int, bool]:
+    """(component name or None, start, end, whether the store's answer is exact)."""
+    return radicale_filter.simplify_prefilters(filters, tag)
+
+
+def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
+                     rights: Callable[[Any], Any], max_content_length: int,
+                     realm: str) -> Application:
+    """A Radicale WSGI application that uses our plugins and nothing on disk."""
+    configuration = radicale_config.load()
+    configuration.update({
+        "server": {"max_content_length": str(max_content_length),
+                   "max_resource_size": str(int(max_content_length * 0.8)),
+                   # Our storage keeps any name the client picks, e.g. "ü.ics".
+                   "validate_path_value": "minimal", "validate_user_value": "minimal"},
+        "auth": {"type": auth, "realm": realm, "delay": "0", "cache_logins": "False"},
+        "rights": {"type": rights, "permit_delete_collection": "True",
+                   "permit_overwrite_collection": "True"},
+        "storage": {"type": storage, "predefined_collections": "{}"},
+        "web": {"type": "none"},
+        "sharing": {"type": "none"},
+        "hook": {"type": "none"},
+        "logging": {"mask_passwords": "True"},
+    }, "groupware", privileged=True)
+    return Application(configuration)

@@ -1,0 +1,394 @@
+"""Radicale storage plugin: a user's calendar and task folders in the store are the collections.
+
+Paths are `<user>/<calendar>/<item>`: the calendar segment is the folder's name
+(with `~<id>` appended when two calendar folders share a name), the item
+segment is the name the client gave the object. Every cached field of an item
+(etag, UID, component, time range) comes from store columns, so reads never
+parse iCalendar; time-range and component filters, UID look-ups, sync tokens
+and collection ETags are answered by store queries.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from email.utils import formatdate
+from typing import Any
+
+from gateways.caldav import context
+from gateways.caldav.radicale_glue import (TIMESTAMP_MAX, TIMESTAMP_MIN, BaseCollection, BaseStorage,
+                                           ComponentNotFoundError, Item, simplify_prefilters, strip_path)
+
+CALENDAR_CLASSES = ("calendar", "tasks")
+COMPONENTS = {"IPM.Appointment": "VEVENT", "IPM.Task": "VTODO"}
+ITEM_CLASSES = {v: k for k, v in COMPONENTS.items()}
+ITEM_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "dtstart", "dtend", "recurring",
+                "itemClass", "size", "internalDate")
+SYNC_TOKEN_PREFIX = "http://groupware.invalid/ns/sync/"
+_SYNC_TOKEN = re.compile(r"^%s(\d+)-(\d+)-(\d+)$" % re.escape(SYNC_TOKEN_PREFIX))
+# Hrefs per store query when fetching several items by name.
+NAME_BATCH = 200
+
+
+def segment_names(folders: Iterable[Any]) -> dict[str, Any]:
+    """URL segment -> calendar or task folder; names shared by several folders get `~<id>`."""
+    calendars = [f for f in folders if f.container_class in CALENDAR_CLASSES]
+    counts: dict[str, int] = {}
+    for f in calendars:
+        counts[f.name] = counts.get(f.name, 0) + 1
+    out = {}
+    for f in calendars:
+        base = f.name.replace("/", "_")
+        out[base if counts[f.name] == 1 else f"{base}~{f.id}"] = f
+    return out
+
+
+def _http_date(epoch: int | None) -> str:
+    return formatdate(epoch if epoch is not None else time.time(), usegmt=True)
+
+
+class StoreItem(Item):
+    """An item whose text is fetched from the store only if Radicale asks for it
+    (a PROPFIND needs only the ETag and content type)."""
+
+    def __init__(self, loader: Any, **kwargs: Any) -> None:
+        super().__init__(text="", **kwargs)
+        self._text = None
+        self._loader = loader
+
+    def serialize(self) -> str:
+        if self._text is None:
+            self._text = self._loader()
+        return self._text
+
+    @property
+    def vobject_item(self) -> Any:
+        if self._vobject_item is None:
+            self.serialize()
+        return Item.vobject_item.fget(self)  # type: ignore[attr-defined]
+
+
+class PrincipalCollection(BaseCollection):
+    """`/<user>/`: the calendar home; holds no items."""
+
+    def __init__(self, user: str) -> None:
+        self._path = user
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def etag(self) -> str:
+        return '"principal"'
+
+    def get_meta(self, key: str | None = None) -> Any:
+        return {} if key is None else None
+
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        pass
+
+    def get_all(self) -> Iterable[Item]:
+        return []
+
+    def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, Item | None]]:
+        return [(h, None) for h in hrefs]
+
+    def has_uid(self, uid: str) -> bool:
+        return False
+
+    def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        raise ValueError("the calendar home has no sync token")
+
+    @property
+    def last_modified(self) -> str:
+        return _http_date(None)
+
+
+class RootCollection(PrincipalCollection):
+    def __init__(self) -> None:
+        self._path = ""
+
+
+class FolderCollection(BaseCollection):
+    """One calendar or task folder."""
+
+    def __init__(self, ctx: context.RequestContext, user: str, segment: str, folder: Any) -> None:
+        self.ctx = ctx
+        self.folder = folder
+        self._path = f"{user}/{segment}"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    # -- properties
+    @property
+    def component(self) -> str:
+        return "VTODO" if self.folder.container_class == "tasks" else "VEVENT"
+
+    def get_meta(self, key: str | None = None) -> Any:
+        f = self.folder
+        meta = {"tag": "VCALENDAR", "D:displayname": f.display_name or f.name,
+                "C:supported-calendar-component-set": self.component}
+        if f.color:
+            meta["ICAL:calendar-color"] = f.color
+        if f.description:
+            meta["C:calendar-description"] = f.description
+        return meta if key is None else meta.get(key)
+
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        """Display name, colour and description live in the store; other properties are
+        accepted but not kept."""
+        self.ctx.call(self.folder.rename, display_name=props.get("D:displayname") or "",
+                      color=props.get("ICAL:calendar-color") or "",
+                      description=props.get("C:calendar-description") or "")
+
+    @property
+    def etag(self) -> str:
+        f = self.folder
+        return f'"{f.id}-{f.uid_validity}-{f.highest_modseq}"'
+
+    @property
+    def last_modified(self) -> str:
+        return _http_date(None)
+
+    # -- items
+    def _item(self, row: Any, text: str | None) -> Item:
+        start = row.dtstart if row.dtstart is not None else TIMESTAMP_MIN
+        end = row.dtend if row.dtend is not None else TIMESTAMP_MAX
+        fields = dict(collection=self, href=row.name, etag=row.etag, uid=row.ical_uid, name="VCALENDAR",
+                      component_name=COMPONENTS.get(row.get("itemClass"), "VEVENT"),
+                      time_range=(start, end), last_modified=_http_date(row.get("internalDate")))
+        item: Any = Item(text=text, **fields) if text is not None else \
+            StoreItem(lambda: self.ctx.call(row.ical), **fields)
+        item.recurring = row.recurring
+        return item
+
+    def _query(self, restriction: Any = None, with_text: bool = True) -> list[Item]:
+        columns = list(ITEM_COLUMNS) + (["source"] if with_text else [])
+        _, rows = self.ctx.call(self.folder.messages, columns, restriction, [("uid", False)])
+        return [self._item(r, r.text if with_text else None) for r in rows]
+
+    def list_items(self) -> list[Item]:
+        """Every item with its cached fields only (no text)."""
+        return self._query(None, with_text=False)
+
+    def get_all(self) -> Iterable[Item]:
+        return self._query(None)
+
+    def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, Item | None]]:
+        wanted = list(dict.fromkeys(hrefs))
+        found: dict[str, Item] = {}
+        for i in range(0, len(wanted), NAME_BATCH):
+            part = wanted[i:i + NAME_BATCH]
+            restriction = {"or": [{"cmp": ["name", "eq", h]} for h in part]}
+            for item in self._query(restriction):
+                found[item.href] = item
+        return [(h, found.get(h)) for h in wanted]
+
+    def get_filtered(self, filters: Iterable[Any]) -> Iterable[tuple[Item, bool]]:
+        """The store narrows by component and time range; recurring series are handed on
+        for Radicale to expand."""
+        tag, start, end, simple = simplify_prefilters(filters, "VCALENDAR")
+        terms: list[Any] = []
+        if tag is not None:
+            if tag not in ITEM_CLASSES:
+                return []
+            terms.append({"cmp": ["itemClass", "eq", ITEM_CLASSES[tag]]})
+        if start > TIMESTAMP_MIN or end < TIMESTAMP_MAX:
+            # A to-do without dates matches every range (RFC 4791 9.9).
+            terms.append({"or": [{"range": [max(start, -2**62), min(end, 2**62)]},
+                                 {"cmp": ["dtstart", "eq", None]}]})
+        restriction = {"and": terms} if terms else None
+        out = []
+        for item in self._query(restriction):
+            istart, iend = item.time_range
+            exact = simple and not _recurring(item) and (start <= istart or iend <= end)
+            out.append((item, exact))
+        return out
+
+    def has_uid(self, uid: str) -> bool:
+        total, _ = self.ctx.call(self.folder.query, ["uid"], {"cmp": ["icalUid", "eq", uid]}, (), 0, 1)
+        return total > 0
+
+    def _uid_of(self, href: str) -> int | None:
+        _, table = self.ctx.call(self.folder.query, ["uid"], {"cmp": ["name", "eq", href]})
+        return table["uid"][0] if table.get("uid") else None
+
+    def upload(self, href: str, item: Item) -> tuple[Item, Item | None]:
+        text = item.serialize()
+        result = self.ctx.call(self.folder.save_calendar_item, href, text)
+        self.folder.highest_modseq = result["modseq"]
+        start, end = item.time_range
+        new = Item(collection=self, href=href, text=text, etag=result["etag"], uid=item.uid,
+                   name="VCALENDAR", component_name=item.component_name, time_range=(start, end),
+                   last_modified=_http_date(None))
+        return new, None
+
+    def delete(self, href: str | None = None) -> None:
+        if href is None:
+            self.ctx.call(self.folder.delete)
+            self.ctx.folders = None
+            return
+        uid = self._uid_of(href)
+        if uid is None:
+            raise ComponentNotFoundError(href)
+        self.ctx.call(self.folder.delete_items, [uid])
+
+    # -- sync (RFC 6578)
+    def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        """Tokens name the folder, its uidvalidity and a modseq, so they survive restarts;
+        the answer costs in proportion to the changes since the token."""
+        f = self.folder
+        token = f"{SYNC_TOKEN_PREFIX}{f.id}-{f.uid_validity}-{f.highest_modseq}"
+        if not old_token:
+            return token, [item.href for item in self.list_items()]
+        match = _SYNC_TOKEN.match(old_token)
+        if not match or int(match.group(1)) != f.id or int(match.group(2)) != f.uid_validity:
+            raise ValueError("unknown sync token")
+        since = int(match.group(3))
+        if since > f.highest_modseq:
+            raise ValueError("sync token from the future")
+        changes = self.ctx.call(f.changes, since)
+        if changes.expired:
+            raise ValueError("sync token expired")
+        token = f"{SYNC_TOKEN_PREFIX}{f.id}-{f.uid_validity}-{changes.highest_modseq}"
+        hrefs = []
+        uids = [c.uid for c in changes.changed]
+        if uids:
+            restriction = {"uids": ",".join(str(u) for u in uids)}
+            _, table = self.ctx.call(f.query, ["uid", "name"], restriction)
+            hrefs.extend(n for n in table.get("name", []) if n)
+        hrefs.extend(changes.deleted_names.values() if hasattr(changes, "deleted_names") else [])
+        return token, hrefs
+
+
+def _recurring(item: Item) -> bool:
+    start, end = item.time_range
+    return end == TIMESTAMP_MAX or getattr(item, "recurring", False)
+
+
+class Storage(BaseStorage):
+    """Maps Radicale paths to the current user's store; per-user write lock for
+    check-then-write sequences (PUT precondition, UID check, save)."""
+
+    _supports_unicode = True
+    _supports_trailing_whitespace = True
+    _supports_problematic_chars = True
+
+    def __init__(self, configuration: Any) -> None:
+        super().__init__(configuration)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- resolving paths
+    def _calendars(self, ctx: context.RequestContext) -> dict[str, Any]:
+        if ctx.folders is None:
+            ctx.folders = ctx.call(ctx.session.store().folders)
+        return segment_names(ctx.folders)
+
+    def discover(self, path: str, depth: str = "0", child_context_manager: Any = None,
+                 user_groups: Any = frozenset()) -> Iterator[Any]:
+        ctx = context.current()
+        sane = strip_path(path)
+        parts = sane.split("/") if sane else []
+        if not parts:
+            yield RootCollection()
+            if depth != "0":
+                yield PrincipalCollection(ctx.user)
+            return
+        if parts[0] != ctx.user or len(parts) > 3:
+            return
+        if len(parts) == 1:
+            yield PrincipalCollection(ctx.user)
+            if depth != "0":
+                for segment, folder in self._calendars(ctx).items():
+                    yield FolderCollection(ctx, ctx.user, segment, folder)
+            return
+        folder = self._calendars(ctx).get(parts[1])
+        if folder is None:
+            return
+        collection = FolderCollection(ctx, ctx.user, parts[1], folder)
+        if len(parts) == 3:
+            _, item = next(iter(collection.get_multi([parts[2]])))
+            if item is not None:
+                yield item
+            return
+        yield collection
+        if depth != "0":
+            yield from collection.list_items()
+
+    # -- changing collections
+    def create_collection(self, href: str, items: Iterable[Item] | None = None,
+                          props: Mapping[str, str] | None = None) -> tuple[Any, dict, list]:
+        ctx = context.current()
+        parts = strip_path(href).split("/")
+        if parts[0] != ctx.user or len(parts) > 2:
+            raise ValueError(f"cannot create a collection at {href!r}")
+        if len(parts) == 1:
+            return PrincipalCollection(ctx.user), {}, []
+        props = dict(props or {})
+        if props.get("tag") not in (None, "VCALENDAR"):
+            raise ValueError("only calendars can be created")
+        folder = self._calendars(ctx).get(parts[1])
+        if folder is None:
+            components = props.get("C:supported-calendar-component-set", "VEVENT")
+            kind = "tasks" if components.split(",") == ["VTODO"] else "calendar"
+            folder = ctx.call(ctx.session.store().create_folder, parts[1], None, kind)
+            ctx.folders = None
+        collection = FolderCollection(ctx, ctx.user, parts[1], folder)
+        if props:
+            collection.set_meta(props)
+        replaced: dict[str, Item] = {}
+        new_hrefs: list[str] = []
+        if items is not None:
+            replaced, new_hrefs = self._replace_items(collection, list(items))
+        return collection, replaced, new_hrefs
+
+    def _replace_items(self, collection: FolderCollection, items: list[Item]) -> tuple[dict, list]:
+        """A whole-calendar PUT by difference: unchanged objects keep their names and ETags,
+        changed ones are rewritten in place, missing ones are deleted."""
+        existing = {item.uid: item for item in collection.get_all()}
+        replaced: dict[str, Item] = {}
+        new_hrefs: list[str] = []
+        keep = set()
+        for item in items:
+            old = existing.get(item.uid)
+            if old is not None:
+                keep.add(item.uid)
+                if old.serialize() != item.serialize():
+                    collection.upload(old.href, item)
+                    replaced[old.href] = old
+                continue
+            href = item.href or f"{item.uid}.ics"
+            collection.upload(href, item)
+            new_hrefs.append(href)
+        gone = [old for uid, old in existing.items() if uid not in keep]
+        if gone:
+            uids = [u for u in (collection._uid_of(o.href) for o in gone) if u is not None]
+            collection.ctx.call(collection.folder.delete_items, uids)
+        return replaced, new_hrefs
+
+    def move(self, item: Item, to_collection: Any, to_href: str) -> None:
+        source = item.collection
+        to_collection.upload(to_href, item)
+        if source is not to_collection or item.href != to_href:
+            source.delete(item.href)
+
+    @contextlib.contextmanager
+    def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
+        if mode != "w":
+            yield
+            return
+        with self._locks_guard:
+            lock = self._locks.setdefault(user, threading.Lock())
+        with lock:
+            ctx = context.current()
+            ctx.folders = None  # re-read counters under the lock
+            yield
+
+    def verify(self) -> bool:
+        return True
