@@ -129,6 +129,7 @@ def test_mailbox_names_must_be_modified_utf7():
     assert "7-bit" in error(b'a SELECT "Entw\xc3\xbcrfe"').text
     assert "unterminated" in error(b"a DELETE a&b").text
     assert "ASCII" in error(b"a CREATE &AGE-").text
+    assert "ASCII" in error(b"a CREATE &AAA-").text
     assert error(b"a RENAME &U,BTFw-&ZeVnLIqe- x").tag == "a"
 
 

@@ -93,6 +93,6 @@ def _decode_shift(b64: bytes) -> str:
         text = raw.decode("utf-16-be")
     except UnicodeDecodeError as e:
         raise MUTF7Error("bad UTF-16 in mailbox name") from e
-    if any(" " <= ch <= "~" for ch in text):
-        raise MUTF7Error("printable ASCII inside &-shift in mailbox name")
+    if any(ch <= "\x7f" for ch in text):
+        raise MUTF7Error("ASCII inside &-shift in mailbox name")
     return text

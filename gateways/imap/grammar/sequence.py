@@ -18,13 +18,14 @@ MAX_NUMBER = 2**32 - 1  # nz-number is 32 bits (RFC 3501 §9)
 class SequenceSet:
     """A sequence set as sent, possibly containing `*`."""
 
-    __slots__ = ("ranges", "_text")
+    __slots__ = ("ranges", "_text", "_resolved")
 
     def __init__(self, ranges: Iterable[RawRange]) -> None:
         self.ranges: tuple[RawRange, ...] = tuple(ranges)
         if not self.ranges:
             raise ValueError("empty sequence set")
         self._text: bytes | None = None
+        self._resolved: tuple[int, list[tuple[int, int]]] | None = None
 
     @classmethod
     def of(cls, numbers: Iterable[int]) -> "SequenceSet":
@@ -46,8 +47,11 @@ class SequenceSet:
         ranges are normalised rather than dropped; nothing survives when maximum is 0
         and the range is made of `*` only. Numbers above `maximum` are kept: for UIDs
         they simply match nothing, and the caller decides what that means for
-        message sequence numbers.
+        message sequence numbers. The result is remembered for the last maximum, so
+        repeated membership tests do not sort again; callers must not modify it.
         """
+        if self._resolved is not None and self._resolved[0] == maximum:
+            return self._resolved[1]
         out = []
         for a, b in self.ranges:
             lo = maximum if a is None else a
@@ -57,7 +61,9 @@ class SequenceSet:
             if hi <= 0:
                 continue
             out.append((max(lo, 1), hi))
-        return merge(out)
+        resolved = merge(out)
+        self._resolved = (maximum, resolved)
+        return resolved
 
     def clipped(self, maximum: int) -> list[tuple[int, int]]:
         """Like `resolve`, without anything above `maximum`."""
