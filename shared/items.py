@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,8 @@ class Changes:
     expired: bool
     changed: list[ItemChange]
     deleted: list[int]
+    # uid -> resource name of deleted calendar objects
+    deleted_names: dict[int, str] = field(default_factory=dict)
 
 
 class UidPairs(list):

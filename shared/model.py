@@ -544,8 +544,10 @@ class Folder:
     def changes(self, since_modseq: int) -> defer.Deferred:
         """Fires with the Changes since a modseq (flag changes, new items, deletions)."""
         def decode(r: etree._Element) -> Changes:
+            _, names = codec.table_from_xml(r.find(_G + "deletedNames"))
             return Changes(_int(r, "highestModseq", 0), _bool(codec.field(r, "expired")),  # type: ignore[arg-type]
-                           _changes_of(r.find(_G + "table")), uid_list(codec.field(r, "deleted")))
+                           _changes_of(r.find(_G + "table")), uid_list(codec.field(r, "deleted")),
+                           dict(zip(names.get("uid", []), names.get("name", []))))
         return self._call("getChanges", ("sinceModseq", since_modseq)).addCallback(decode)
 
     def open_stream(self, uid: int) -> defer.Deferred:

@@ -30,6 +30,12 @@ async def get_changes(call: Call) -> bytes:
         add(out, "expired", bool(result["expired"]))
         out.append(table_to_xml(changed, rows))
         add(out, "deleted", format_uidset(result["deleted"]))
+        names = result.get("deleted_names")
+        if names:
+            # Named items (calendar objects) that went: CalDAV sync reports them by name.
+            gone = table_to_xml({"uid": list(names), "name": list(names.values())}, len(names))
+            gone.tag = gw("deletedNames")
+            out.append(gone)
         return envelope(out)
 
     return await call.run(work)

@@ -32,10 +32,11 @@ class ChangesMixin(StorageBase):
             if rows:
                 for c, values in zip(CHANGE_COLUMNS, zip(*rows)):
                     changed[c] = list(values)
-            deleted = conn.execute(select(tombstones.c.uid)
-                                   .where(tombstones.c.folder_id == folder_id, tombstones.c.modseq > since)
-                                   .order_by(tombstones.c.uid)).scalars().all()
-            return {"highestmodseq": folder.highestmodseq, "changed": changed, "deleted": list(deleted),
+            gone = conn.execute(select(tombstones.c.uid, tombstones.c.name)
+                                .where(tombstones.c.folder_id == folder_id, tombstones.c.modseq > since)
+                                .order_by(tombstones.c.uid)).all()
+            return {"highestmodseq": folder.highestmodseq, "changed": changed, "deleted": [g.uid for g in gone],
+                    "deleted_names": {g.uid: g.name for g in gone if g.name is not None},
                     "expired": since < folder.tombstone_floor}
 
         return self._read(run)

@@ -329,9 +329,11 @@ class ItemsMixin(StorageBase):
         _, modseq, _ = self._bump(conn, folder_id)
         now = int(time.time())
         for part in chunks(uid_list):
+            names = dict(conn.execute(select(items.c.uid, items.c.name).where(
+                items.c.folder_id == folder_id, uid_in(items.c.uid, part), items.c.name.is_not(None))).all())
             conn.execute(delete(items).where(items.c.folder_id == folder_id, uid_in(items.c.uid, part)))
             conn.execute(insert(tombstones), [{"folder_id": folder_id, "uid": u, "modseq": modseq,
-                                               "deleted_at": now} for u in part])
+                                               "deleted_at": now, "name": names.get(u)} for u in part])
         return modseq
 
     def delete_items(self, folder_id: int, uids: str) -> dict:

@@ -107,6 +107,8 @@ tombstones = Table(
     Column("uid", BigInteger, primary_key=True, autoincrement=False),
     Column("modseq", BigInteger, nullable=False),
     Column("deleted_at", BigInteger, nullable=False),
+    # The item's resource name (calendar objects), so CalDAV sync can report it gone.
+    Column("name", String(512), nullable=True),
     Index("ix_tombstones_folder_modseq", "folder_id", "modseq"),
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
