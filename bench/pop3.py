@@ -78,7 +78,7 @@ default_login_user = dovenull
 default_internal_user = dovecot
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {base}/passwd
+  args = username_format=%u {base}/passwd
 }}
 userdb {{
   driver = static
@@ -135,7 +135,8 @@ class Dovecot:
         for path in (os.path.dirname(self.base), self.base):
             os.chmod(path, 0o755)
         with open(os.path.join(self.base, "passwd"), "w") as fp:
-            fp.write(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+            # The same argon2id hash our server keeps, so both sides do the same work.
+            fp.write(f"{USER}:{{ARGON2ID}}{hash_password(PASSWORD)}\n")
         with open(self.conf, "w") as fp:
             fp.write(DOVECOT_CONF.format(base=self.base, port=self.port))
         subprocess.run(["dovecot", "-c", self.conf], check=True)

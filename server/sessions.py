@@ -24,9 +24,13 @@ MAX_STREAMS_PER_SESSION = 256
 
 @dataclass
 class Stream:
-    """What GET /stream/<token> serves: one item's blob."""
-    blob_key: str
-    size: int
+    """What GET /stream/<token> serves: one or more blobs back to back, so a
+    gateway can read many small messages in one request."""
+    segments: list[tuple[str, int]]  # (blob_key, size)
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.segments)
 
 
 @dataclass

@@ -50,6 +50,9 @@ class Maildrop:
             return i
         return None
 
+    def is_live(self, i: int) -> bool:
+        return i not in self.deleted
+
     def live(self) -> list[int]:
         """Indexes not marked deleted."""
         return [i for i in range(len(self.uids)) if i not in self.deleted]

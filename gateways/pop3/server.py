@@ -18,7 +18,8 @@ from twisted.mail import pop3
 from twisted.python.failure import Failure
 
 from gateways.pop3.maildrop import Maildrop
-from gateways.pop3.wire import DotStuffer
+from gateways.pop3.readahead import ReadAhead
+from gateways.pop3.wire import DotStuffer, DrainWaiter
 from shared.authguard import Banned
 from shared.errors import AuthFailed, Forbidden, GroupwareError, NotFound, Unavailable
 
@@ -57,6 +58,7 @@ class POP3Server(pop3.POP3):
         self.user_name: str | None = None
         self.session: Any = None
         self.maildrop: Maildrop | None = None
+        self.read_ahead: ReadAhead | None = None
         self.lock_key: str | None = None
         self.peer_host = ""
         self.closed = False
@@ -384,6 +386,7 @@ class POP3Server(pop3.POP3):
             self.release()
             return
         self.maildrop, self.user_name, self.state = maildrop, user, "TRANSACTION"
+        self.read_ahead = ReadAhead(maildrop, self.factory.read_ahead)
         count, size = maildrop.stat()
         log.info("pop3 login: user=%s rip=%s messages=%d", user, self.peer_host, count)
         self.ok(f"Logged in, {count} messages ({size} octets).")
@@ -450,10 +453,14 @@ class POP3Server(pop3.POP3):
 
     @defer.inlineCallbacks
     def send_message(self, i: int, top: int | None, text: str) -> Any:
-        maildrop = self.maildrop
-        assert maildrop is not None
+        """RETR/TOP: a small message from the read-ahead, a big one streamed from the store."""
+        maildrop, read_ahead = self.maildrop, self.read_ahead
+        assert maildrop is not None and read_ahead is not None
         try:
-            href, _ = yield maildrop.folder.open_stream(maildrop.uids[i])
+            if read_ahead.fits(i):
+                source, href = (yield read_ahead.source(i)), None
+            else:
+                source, (href, _) = None, (yield maildrop.folder.open_stream(maildrop.uids[i]))
         except NotFound:
             self.err("Message was deleted by another session.")
             return
@@ -462,6 +469,14 @@ class POP3Server(pop3.POP3):
             self.send(TEMP_FAILURE)
             return
         if self.closed:
+            return
+        if source is not None:
+            waiter = DrainWaiter(self.transport)
+            self.ok(text)
+            stuffer = DotStuffer(self.transport, top)
+            stuffer.write(source)
+            self.transport.write(stuffer.terminator())
+            yield waiter.drained()
             return
         self.ok(text)
         stuffer = DotStuffer(self.transport, top)

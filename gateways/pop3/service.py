@@ -29,6 +29,7 @@ class POP3Factory(protocol.ServerFactory):
         self.tls_options = tls_options
         self.implicit_tls = implicit_tls
         self.max_line = cfg.get_int("pop3_max_line")
+        self.read_ahead = cfg.get_size("pop3_read_ahead")
         self.timeout = cfg.get_int("pop3_timeout")
         self.disable_plaintext_auth = cfg.get_bool("disable_plaintext_auth")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from twisted.internet.interfaces import IConsumer
+from twisted.internet import defer
+from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import implementer
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -91,3 +92,42 @@ class DotStuffer:
         if not self.sent_any or self.ends_with_lf:
             return b".\r\n"
         return b"\n.\r\n" if self.last_cr else b"\r\n.\r\n"
+
+
+@implementer(IPushProducer)
+class DrainWaiter:
+    """Held on the transport while a command writes a whole message at once.
+
+    The transport pauses it once its buffer passes the high-water mark; `drained()`
+    then waits until the client has read that, so a client that pipelines RETRs
+    without reading cannot pile messages up in our memory.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.paused = False
+        self.waiting: defer.Deferred | None = None
+        transport.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None:
+            waiting.callback(None)
+
+    def stopProducing(self) -> None:
+        self.resumeProducing()  # the connection is gone: nothing left to wait for
+
+    def drained(self) -> defer.Deferred:
+        """Fires once the client has read what was written; the waiter is then released."""
+        d = defer.succeed(None) if not self.paused else defer.Deferred()
+        if self.paused:
+            self.waiting = d
+
+        def release(result: Any) -> Any:
+            self.transport.unregisterProducer()
+            return result
+        return d.addBoth(release)

@@ -10,24 +10,39 @@ from lxml import etree
 
 from server.sessions import Stream
 from server.soap.context import Call, Services, require, response
-from shared.codec import add, required_int
+from shared.codec import add, field, required_int
 from shared.errors import SessionInvalid
 
 
+# One openStream of a uid set covers at most this many items; a reader asks again
+# for the rest, so one call never pins an unbounded list of blobs.
+MAX_ITEMS_PER_STREAM = 1000
+
+
 async def open_stream(call: Call) -> etree._Element:
+    """A token for one item's source (`uid`), or for the sources of a uid set
+    (`uids`) back to back; then the response names the uids it covers and each
+    one's size, so the reader can cut the stream apart."""
     session = call.session()
     folder_id = required_int(call.body, "folderId")
-    uid = required_int(call.body, "uid")
+    uidset = field(call.body, "uids")
 
-    def work() -> dict:
+    def work() -> list[tuple[int, str, int]]:
         require(call.storage, session.user_id, folder_id, "read")
-        return call.storage.get_item(folder_id, uid, ["size"])
+        if uidset is None:
+            uid = required_int(call.body, "uid")
+            item = call.storage.get_item(folder_id, uid, ["size"])
+            return [(uid, item["blob_key"], item["size"])]
+        return call.storage.item_blobs(folder_id, uidset, MAX_ITEMS_PER_STREAM)
 
-    item = await call.run(work)
-    token = call.services.sessions.add_stream(session, Stream(item["blob_key"], item["size"]))
+    found = await call.run(work)
+    token = call.services.sessions.add_stream(session, Stream([(key, size) for _, key, size in found]))
     out = response("openStream")
     add(out, "href", "/stream/" + token)
-    add(out, "size", item["size"])
+    add(out, "size", sum(size for _, _, size in found))
+    if uidset is not None:
+        add(out, "uids", " ".join(str(uid) for uid, _, _ in found))
+        add(out, "sizes", " ".join(str(size) for _, _, size in found))
     return out
 
 

@@ -219,6 +219,18 @@ class ItemsMixin(StorageBase):
             raise NotFound(f"item {uid} not found in folder {folder_id}")
         return dict(zip(names + ["blob_key"], row))
 
+    def item_blobs(self, folder_id: int, uids: str, limit: int) -> list[tuple[int, str, int]]:
+        """(uid, blob_key, size) of up to `limit` items of a uid set, in uid order; uids
+        that are gone are simply absent, so a reader can tell which ones it got."""
+        def run(conn: Connection) -> list[tuple[int, str, int]]:
+            self._check_folder(conn, folder_id)
+            cond = self._uid_condition(conn, folder_id, uids)
+            rows = conn.execute(select(items.c.uid, items.c.blob_key, items.c.size)
+                                .where(items.c.folder_id == folder_id, cond)
+                                .order_by(items.c.uid).limit(limit)).all()
+            return [(int(uid), key, int(size)) for uid, key, size in rows]
+        return self._read(run)
+
     def find_item_by_name(self, folder_id: int, name: str) -> int | None:
         return self._read(lambda c: c.execute(select(items.c.uid).where(
             items.c.folder_id == folder_id, items.c.name == name)).scalar())
