@@ -1,6 +1,7 @@
 """The `groupware` command: run the suite and administer users.
 
     groupware serve                 store server plus every enabled gateway, one process
+    groupware imap                  only the IMAP gateway, against the store at server_socket
     groupware pop3                  only the POP3 gateway, against the store at server_socket
     groupware ical                  only the CalDAV/iCal gateway, against the store at server_socket
     groupware user add NAME         create a user (password from a prompt or --password-stdin)
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true",
                        help="create a demo user on first run and print its login")
 
+    commands.add_parser("imap", parents=[common],
+                        help="run only the IMAP gateway, against the store server at server_socket")
     commands.add_parser("pop3", parents=[common],
                         help="run only the POP3 gateway, against the store server at server_socket")
     commands.add_parser("ical", parents=[common],
@@ -149,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from groupware.serve import serve
             return serve(cfg, demo=args.demo)
-        if args.command == "pop3":
+        if args.command in ("imap", "pop3"):
             from groupware.serve import run_gateway
-            return run_gateway(cfg, "pop3")
+            return run_gateway(cfg, args.command)
         if args.command == "ical":
             from groupware.serve import run_gateway
             return run_gateway(cfg, "caldav")

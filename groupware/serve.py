@@ -25,6 +25,7 @@ DEMO_PASSWORD_FILE = "demo-password"
 # an object with start() and stop() returning Deferreds. Each gateway package
 # registers itself here when it exists.
 GATEWAYS: dict[str, str] = {
+    "imap": "gateways.imap.service:make_service",
     "pop3": "gateways.pop3.service:make_service",
     "caldav": "gateways.caldav.service:make_service",
 }

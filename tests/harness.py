@@ -24,7 +24,8 @@ class ServerProcess:
                         "log_file": os.path.join(self.data_dir, "server.log"),
                         # Never the privileged default port: tests run side by side.
                         "pop3_listen": "127.0.0.1:0", "ical_listen": "127.0.0.1:0",
-                        "icals_listen": "127.0.0.1:0", **(options or {})}
+                        "icals_listen": "127.0.0.1:0", "imap_listen": "127.0.0.1:0",
+                        "imaps_listen": "127.0.0.1:0", **(options or {})}
         self.demo = demo
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
@@ -62,6 +63,14 @@ class ServerProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError("server did not start listening in time")
+
+    def port(self, listener: str) -> int:
+        """The port a listener got (e.g. "imap" for imap_listen=127.0.0.1:0), from the banner."""
+        prefix = f"{listener} listening on "
+        for line in self.output:
+            if line.startswith(prefix):
+                return int(line.strip().rpartition(":")[2])
+        raise KeyError(f"no {listener} listener in the server's banner")
 
     def _accepts(self) -> bool:
         if not os.path.exists(self.socket_path):

@@ -1,0 +1,331 @@
+"""One IMAP client connection: state, command dispatch, output pacing (RFC 3501 §3, §5.5).
+
+Our own Twisted protocol (not `twisted.mail.imap4.IMAP4Server`). Bytes go through
+`framing.CommandFramer`; each complete command is parsed by
+`grammar.parse_command` and handed to the handler registered for its name in
+`dispatch` (one module per command family). One command runs at a time; later
+pipelined commands wait in the framer, and when that backlog or the unsent output
+(`output.ResponseWriter`) grows, the connection stops reading from the socket.
+
+Attributes command modules use:
+
+- `state`: `dispatch.NOT_AUTHENTICATED`, `AUTHENTICATED`, `SELECTED` or `LOGOUT`.
+- `session` (`shared.model.Session`) and `store` (`shared.model.Store`) once logged in.
+- `selected`: the `selected.SelectedMailbox` in the selected state, else None.
+- `enabled`: capabilities the client turned on with ENABLE (`CONDSTORE`, `QRESYNC`).
+- `writer`: the `ResponseWriter`; `send(bytes)`, `untagged(bytes)` write through it.
+- `read_line()` -> Deferred of the next line (AUTHENTICATE continuations);
+  `read_lines(callback)` / `stop_reading_lines()` hand every line to `callback`
+  while a command runs (IDLE waiting for DONE).
+- `flush_updates(expunge)` writes the selected mailbox's pending untagged updates
+  at once (IDLE pushes them this way).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, protocol
+from twisted.internet.error import ConnectionDone
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from gateways.imap import dispatch
+from gateways.imap.dispatch import (AUTHENTICATED, LOGOUT, NOT_AUTHENTICATED, SELECTED, CommandFailed,
+                                    Reply)
+from gateways.imap.framing import CommandFramer, CommandReady, LineReady, LiteralWanted, Refused
+from gateways.imap.grammar import ParseError, parse_command
+from gateways.imap.grammar import writer as w
+from gateways.imap.output import ResponseWriter
+from shared.errors import (Conflict, Forbidden, GroupwareError, NotFound, Quota, SessionInvalid, TooLarge,
+                           Unavailable)
+
+log = logging.getLogger("gateways.imap")
+
+# Pipelined bytes held while a command runs before the socket is no longer read.
+READ_AHEAD = 256 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    return host == "::1" or host.startswith("127.") or host.startswith("::ffff:127.")
+
+
+def failure_reply(failure: Failure, name: str) -> Reply:
+    """The tagged answer for a store error that escaped a command handler."""
+    if failure.check(CommandFailed):
+        return failure.value.reply()
+    if failure.check(Unavailable, SessionInvalid, ConnectionError):
+        log.warning("imap %s: store unavailable: %s", name, failure.getErrorMessage())
+        return Reply("NO", "Temporary failure, please try again later.", "UNAVAILABLE")
+    if failure.check(NotFound):
+        return Reply("NO", "No such mailbox or message.", "NONEXISTENT")
+    if failure.check(Forbidden):
+        return Reply("NO", "Permission denied.", "NOPERM")
+    if failure.check(Quota):
+        return Reply("NO", "Quota exceeded.", "OVERQUOTA")
+    if failure.check(TooLarge):
+        return Reply("NO", "Too large.", "TOOBIG")
+    if failure.check(Conflict):
+        return Reply("NO", "Conflicting change, please try again.", "INUSE")
+    if failure.check(GroupwareError):
+        log.warning("imap %s failed: %s", name, failure.getErrorMessage())
+    else:
+        log.error("imap %s failed: %s", name, failure.getTraceback())
+    return Reply("NO", "Internal error.", "SERVERBUG")
+
+
+class IMAPConnection(protocol.Protocol, TimeoutMixin):
+    """One client. `factory` is the service's `IMAPFactory` (adapter, options, TLS)."""
+
+    def __init__(self) -> None:
+        self.state = NOT_AUTHENTICATED
+        self.framer = CommandFramer()
+        self.writer: ResponseWriter | None = None
+        self.tls_active = False
+        self.peer_host = ""
+        self.user_name: str | None = None
+        self.session: Any = None
+        self.store: Any = None
+        self.selected: Any = None
+        self.enabled: set[str] = set()
+        self.client_id: dict[str, str | None] | None = None
+        self.closed = False
+        self.busy = False
+        self.current: Any = None
+        self.reading_paused = False
+        self._pumping = False
+        self._closing = False
+        self._line_sink: Callable[[bytes], Any] | None = None
+        self._after_reply: list[Callable[[], Any]] = []
+
+    # -- connection
+    def connectionMade(self) -> None:
+        factory = self.factory
+        self.framer = CommandFramer(factory.max_line, factory.max_literal)
+        self.tls_active = factory.implicit_tls
+        self.peer_host = getattr(self.transport.getPeer(), "host", "") or ""
+        try:
+            self.transport.setTcpNoDelay(True)  # Nagle costs ~40 ms per small answer
+        except Exception:  # noqa: BLE001  (not a TCP socket)
+            pass
+        self.writer = ResponseWriter(self.transport, on_resume=self._writable_again)
+        self.setTimeout(factory.login_timeout)
+        self.send(w.untagged("OK", "groupware IMAP4rev1 server ready",
+                             w.capability_code(dispatch.capabilities(self))))
+
+    def connectionLost(self, reason: Failure = ConnectionDone()) -> None:  # type: ignore[assignment]
+        self.closed = True
+        self.state = LOGOUT
+        self.setTimeout(None)
+        if self.writer is not None:
+            self.writer.close()
+        self.release()
+
+    def release(self) -> None:
+        """Drop the selected mailbox and the store session."""
+        if self.selected is not None:
+            selected, self.selected = self.selected, None
+            selected.close()
+        if self.session is not None:
+            session, self.session = self.session, None
+            self.store = None
+            session.logoff()
+
+    def timeoutConnection(self) -> None:
+        self.send(b"* BYE Autologout; idle for too long\r\n")
+        self.close()
+
+    def close(self) -> None:
+        """Hang up after what is written; a client that reads nothing is cut off."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.writer is not None and self.writer.paused:
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
+
+    # -- output
+    def send(self, data: bytes) -> None:
+        if self.writer is not None and not self.closed:
+            self.writer.write(data)
+
+    def untagged(self, text: bytes | str) -> None:
+        """`* <text>` and CRLF."""
+        if isinstance(text, str):
+            text = text.encode("utf-8")
+        self.send(b"* " + text + b"\r\n")
+
+    def tagged(self, tag: str, reply: Reply) -> None:
+        self.send(w.tagged(tag, reply.status, reply.text, reply.code))
+
+    def flush_updates(self, expunge: bool = True) -> None:
+        """Write what changed in the selected mailbox since it was last told."""
+        if self.selected is not None and not self.closed:
+            for line in self.selected.take_updates(expunge=expunge):
+                self.send(line)
+
+    def _writable_again(self) -> None:
+        self.resetTimeout()  # the client is reading: not idle
+        self.pump()
+
+    # -- input
+    def dataReceived(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.framer.feed(data)
+        self.pump()
+
+    def pump(self) -> None:
+        """Hand out framed events while nothing holds them back."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while not self.closed and not self.writer.paused and (not self.busy or self._line_sink):
+                event = self.framer.next_event()
+                if event is None:
+                    break
+                self.handle(event)
+        finally:
+            self._pumping = False
+        self._flow_control()
+
+    def _flow_control(self) -> None:
+        hold = not self.closed and (self.writer.paused or self.framer.buffered > READ_AHEAD)
+        if hold and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pauseProducing()
+        elif not hold and self.reading_paused and not self.closed:
+            self.reading_paused = False
+            self.transport.resumeProducing()
+
+    def handle(self, event: Any) -> None:
+        if isinstance(event, CommandReady):
+            self.resetTimeout()
+            self.run(event.raw)
+        elif isinstance(event, LiteralWanted):
+            self.send(b"+ Ready for literal data\r\n")
+        elif isinstance(event, LineReady):
+            self.resetTimeout()
+            sink = self._line_sink
+            if sink is not None:
+                sink(event.line)
+        elif isinstance(event, Refused):
+            self.send(event.response())
+            if event.close:
+                self.send(b"* BYE Too many invalid commands\r\n")
+                self.close()
+
+    def read_line(self) -> defer.Deferred:
+        """The next line the client sends (a SASL response), raw, without its line end."""
+        d: defer.Deferred = defer.Deferred()
+
+        def one(line: bytes) -> None:
+            self.stop_reading_lines()
+            d.callback(line)
+        self.read_lines(one)
+        return d
+
+    def read_lines(self, sink: Callable[[bytes], Any]) -> None:
+        """Give every line to `sink` until `stop_reading_lines`, even while a command runs."""
+        self._line_sink = sink
+        self.framer.line_mode = True
+        if not self._pumping:
+            self.pump()
+
+    def stop_reading_lines(self) -> None:
+        self._line_sink = None
+        self.framer.line_mode = False
+
+    # -- commands
+    def run(self, raw: bytes) -> None:
+        try:
+            cmd = parse_command(raw)
+        except ParseError as exc:
+            code = f"[{exc.code}] " if exc.code else ""
+            self.send(f"{exc.tag or '*'} BAD {code}{exc.text}\r\n".encode("utf-8", "replace"))
+            return
+        except Exception:  # noqa: BLE001  (a client must never crash the process)
+            log.exception("imap parser failed")
+            self.send(b"* BAD Invalid command\r\n")
+            return
+        spec = dispatch.COMMANDS.get(cmd.name)
+        if spec is None:
+            return self.tagged(cmd.tag, Reply("BAD", f"{cmd.name} is not supported"))
+        if cmd.uid and not spec.uid:
+            return self.tagged(cmd.tag, Reply("BAD", f"UID {cmd.name} is not a command"))
+        if self.state not in spec.states:
+            return self.tagged(cmd.tag, Reply("BAD", f"{cmd.name} is not allowed in the {self.state} state"))
+        self.busy = True
+        self.current = cmd
+        d = defer.maybeDeferred(spec.handler, self, cmd)
+        d.addCallbacks(self._completed, self._failed, callbackArgs=(cmd, spec), errbackArgs=(cmd, spec))
+        d.addErrback(lambda f: log.error("imap completion failed: %s", f.getTraceback()))
+
+    def _completed(self, result: Any, cmd: Any, spec: dispatch.CommandSpec) -> None:
+        name = ("UID " if cmd.uid else "") + cmd.name
+        reply = result if isinstance(result, Reply) else Reply("OK", f"{name} completed")
+        self._finish(cmd, spec, reply)
+
+    def _failed(self, failure: Failure, cmd: Any, spec: dispatch.CommandSpec) -> None:
+        if self.closed:
+            self._finish(cmd, spec, None)
+            return
+        self._finish(cmd, spec, failure_reply(failure, cmd.name))
+
+    def _finish(self, cmd: Any, spec: dispatch.CommandSpec, reply: Reply | None) -> None:
+        self.busy = False
+        self.current = None
+        self.stop_reading_lines()
+        if self.closed or reply is None:
+            return
+        if self.state == SELECTED and reply.status != "BAD":
+            self.flush_updates(expunge=spec.expunge_after or cmd.uid)
+        self.tagged(cmd.tag, reply)
+        hooks, self._after_reply = self._after_reply, []
+        for hook in hooks:
+            hook()
+        if self._closing:
+            self.close()
+            return
+        self.pump()
+
+    # -- state changes the command modules make
+    def logged_in(self, session: Any, user: str) -> None:
+        self.session = session
+        self.store = session.store()
+        self.user_name = user
+        self.state = AUTHENTICATED
+        self.framer.authenticated = True
+        self.setTimeout(self.factory.timeout)
+
+    def select(self, mailbox: Any) -> None:
+        """Enter the selected state with a `selected.SelectedMailbox`."""
+        self.deselect()
+        self.selected = mailbox
+        self.state = SELECTED
+
+    def deselect(self) -> None:
+        """Back to the authenticated state; what was pending for the old mailbox is dropped."""
+        if self.selected is not None:
+            selected, self.selected = self.selected, None
+            selected.close()
+        if self.state == SELECTED:
+            self.state = AUTHENTICATED
+
+    def logout(self) -> None:
+        """Close once the tagged answer to the running command is out."""
+        self.state = LOGOUT
+        self._closing = True
+        self.release()
+
+    def after_reply(self, hook: Callable[[], Any]) -> None:
+        """Run `hook` right after the running command's tagged answer is written
+        (STARTTLS starts the handshake there)."""
+        self._after_reply.append(hook)
+
+    def plaintext_allowed(self) -> bool:
+        return (self.tls_active or not self.factory.disable_plaintext_auth
+                or is_loopback(self.peer_host))

@@ -1,0 +1,196 @@
+"""Mailbox commands of the authenticated state: NAMESPACE (RFC 2342), LIST with
+LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), CHILDREN (RFC 3348) and
+SPECIAL-USE (RFC 6154), LSUB, STATUS, CREATE, DELETE, RENAME, SUBSCRIBE and
+UNSUBSCRIBE (RFC 3501 §6.3).
+
+Mailboxes are the store's mail folders (see `tree`); subscriptions are a property
+of the folder kept by the store, so every gateway process and client agrees on them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, capability, command
+from gateways.imap.grammar import writer as w
+from gateways.imap.tree import ATTRIBUTE_ROLES, DELIMITER, MailboxTree, normalize
+from shared.errors import Conflict
+
+capability("NAMESPACE")
+capability("UNSELECT")
+capability("CHILDREN")
+capability("SPECIAL-USE")
+capability("LIST-EXTENDED")
+capability("LIST-STATUS")
+
+
+def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int]]:
+    """STATUS items from the folder's listing counters (no message is read)."""
+    values = {
+        "MESSAGES": folder.count, "RECENT": 0, "UIDNEXT": folder.uid_next,
+        "UIDVALIDITY": folder.uid_validity, "UNSEEN": folder.unseen,
+        "HIGHESTMODSEQ": folder.highest_modseq, "SIZE": folder.size,
+        "APPENDLIMIT": conn.factory.max_literal,
+    }
+    return [(item, values[item]) for item in items if item in values]
+
+
+@command("NAMESPACE", AUTHENTICATED_OR_SELECTED)
+def namespace(conn: Any, cmd: Any) -> None:
+    conn.send(w.namespace_response([("", DELIMITER)]))
+
+
+@command("LIST", AUTHENTICATED_OR_SELECTED)
+async def list_mailboxes(conn: Any, cmd: Any) -> None:
+    args = cmd.args
+    if args.patterns == ("",) and not args.extended:
+        # The hierarchy delimiter and the root (RFC 3501 §6.3.8).
+        conn.send(w.list_response(["\\Noselect"], DELIMITER, ""))
+        return
+    tree = await MailboxTree.load(conn.store)
+    subscribed_only = "SUBSCRIBED" in args.selection
+    show_subscribed = subscribed_only or "SUBSCRIBED" in args.returns
+    special_only = "SPECIAL-USE" in args.selection
+    recursive = "RECURSIVEMATCH" in args.selection
+    listed: dict[str, Any] = {}
+    for pattern in args.patterns:
+        for mailbox in tree.match(args.reference, pattern):
+            listed.setdefault(mailbox.name, mailbox)
+    for mailbox in tree.sorted():
+        if mailbox.name not in listed:
+            continue
+        extended = b""
+        if subscribed_only and not mailbox.subscribed:
+            if not (recursive and any(d.subscribed for d in tree.descendants(mailbox.name))):
+                continue
+            extended = b' ("CHILDINFO" ("SUBSCRIBED"))'
+        if special_only and not mailbox.special_use:
+            continue
+        conn.send(w.list_response(mailbox.attributes(subscribed=show_subscribed), DELIMITER,
+                                  mailbox.name, extended=extended))
+        if args.status_items and mailbox.selectable:
+            conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, args.status_items)))
+        await conn.writer.writable()
+
+
+@command("LSUB", AUTHENTICATED_OR_SELECTED)
+async def lsub(conn: Any, cmd: Any) -> None:
+    tree = await MailboxTree.load(conn.store)
+    for mailbox in tree.match(cmd.args.reference, cmd.args.pattern):
+        if mailbox.subscribed:
+            attributes = [a for a in mailbox.attributes() if not a.startswith("\\Has")]
+            conn.send(w.list_response(attributes, DELIMITER, mailbox.name, kind="LSUB"))
+
+
+@command("STATUS", AUTHENTICATED_OR_SELECTED)
+async def status(conn: Any, cmd: Any) -> None:
+    tree = await MailboxTree.load(conn.store)
+    mailbox = tree.get(cmd.args.mailbox)
+    if mailbox is None or not mailbox.selectable:
+        raise No("Mailbox does not exist.", "NONEXISTENT")
+    conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, cmd.args.items)))
+
+
+def _levels(name: str) -> list[str]:
+    parts = name.split(DELIMITER)
+    if any(not part for part in parts):
+        raise No("Mailbox names have no empty levels.", "CANNOT")
+    return parts
+
+
+async def _parent_for(conn: Any, tree: MailboxTree, parts: list[str]) -> Any:
+    """The folder that will hold `parts[-1]`, creating missing levels above it."""
+    parent = None
+    for depth in range(1, len(parts)):
+        prefix = DELIMITER.join(parts[:depth])
+        mailbox = tree.get(prefix)
+        if mailbox is not None:
+            if not mailbox.selectable:
+                raise No(f"{prefix} is not a mail folder.", "CANNOT")
+            parent = mailbox.folder
+            continue
+        parent = await conn.store.create_folder(parts[depth - 1], parent=parent)
+    return parent
+
+
+@command("CREATE", AUTHENTICATED_OR_SELECTED)
+async def create(conn: Any, cmd: Any) -> None:
+    # A trailing delimiter only says that names will be created below (RFC 3501 §6.3.3).
+    name = normalize(cmd.args.mailbox).rstrip(DELIMITER)
+    if not name:
+        raise No("Mailbox name missing.", "CANNOT")
+    role = None
+    if cmd.args.special_use:
+        roles = [ATTRIBUTE_ROLES.get(use.lower()) for use in cmd.args.special_use]
+        if None in roles or len(roles) > 1:
+            raise No("Only one of \\Sent \\Drafts \\Trash \\Junk \\Archive can be given.", "USEATTR")
+        role = roles[0]
+    parts = _levels(name)
+    tree = await MailboxTree.load(conn.store)
+    if tree.get(name) is not None:
+        raise No("Mailbox already exists.", "ALREADYEXISTS")
+    parent = await _parent_for(conn, tree, parts)
+    try:
+        await conn.store.create_folder(parts[-1], parent=parent, role=role)
+    except Conflict:
+        raise No("Mailbox already exists.", "ALREADYEXISTS") from None
+
+
+@command("DELETE", AUTHENTICATED_OR_SELECTED)
+async def delete(conn: Any, cmd: Any) -> None:
+    name = normalize(cmd.args.mailbox)
+    if name == "INBOX":
+        raise No("INBOX cannot be deleted.", "CANNOT")
+    folders = await conn.store.folders()
+    tree = MailboxTree(folders)
+    mailbox = tree.get(name)
+    if mailbox is None or not mailbox.selectable:
+        raise No("Mailbox does not exist.", "NONEXISTENT")
+    if any(f.parent_id == mailbox.folder.id for f in folders):
+        # Deleting the store folder would take its subfolders with it.
+        raise No("Mailbox has children, delete them first.", "INUSE")
+    if conn.selected is not None and conn.selected.folder.id == mailbox.folder.id:
+        conn.deselect()
+    await mailbox.folder.delete()
+
+
+@command("RENAME", AUTHENTICATED_OR_SELECTED)
+async def rename(conn: Any, cmd: Any) -> None:
+    source = normalize(cmd.args.source)
+    destination = normalize(cmd.args.destination).rstrip(DELIMITER)
+    tree = await MailboxTree.load(conn.store)
+    mailbox = tree.get(source)
+    if mailbox is None or not mailbox.selectable:
+        raise No("Mailbox does not exist.", "NONEXISTENT")
+    if tree.get(destination) is not None:
+        raise No("Mailbox already exists.", "ALREADYEXISTS")
+    if destination == "INBOX" or destination.startswith(source + DELIMITER):
+        raise No("Cannot rename a mailbox there.", "CANNOT")
+    parts = _levels(destination)
+    parent = await _parent_for(conn, tree, parts)
+    if source == "INBOX":
+        # RFC 3501 §6.3.5: the messages move to the new name; INBOX stays, empty.
+        target = await conn.store.create_folder(parts[-1], parent=parent)
+        await mailbox.folder.move("1:*", target)
+        return
+    try:
+        await mailbox.folder.rename(name=parts[-1], parent=parent)
+    except Conflict:
+        raise No("Mailbox already exists.", "ALREADYEXISTS") from None
+
+
+async def _subscribe(conn: Any, name: str, on: bool) -> None:
+    tree = await MailboxTree.load(conn.store)
+    mailbox = tree.get(name)
+    if mailbox is None or not mailbox.selectable:
+        raise No("Mailbox does not exist.", "NONEXISTENT")
+    await mailbox.folder.set_subscribed(on)
+
+
+@command("SUBSCRIBE", AUTHENTICATED_OR_SELECTED)
+async def subscribe(conn: Any, cmd: Any) -> None:
+    await _subscribe(conn, cmd.args.mailbox, True)
+
+
+@command("UNSUBSCRIBE", AUTHENTICATED_OR_SELECTED)
+async def unsubscribe(conn: Any, cmd: Any) -> None:
+    await _subscribe(conn, cmd.args.mailbox, False)

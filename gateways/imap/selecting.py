@@ -1,0 +1,103 @@
+"""Entering and leaving a mailbox: SELECT, EXAMINE (RFC 3501 §6.3.1-2, RFC 7162 §3.1.8),
+CLOSE, UNSELECT (RFC 3691), CHECK, EXPUNGE and UID EXPUNGE (RFC 4315 §2.1)."""
+from __future__ import annotations
+
+from typing import Any
+
+from gateways.imap import dispatch
+from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, SELECTED, Bad, No, Reply, command
+from gateways.imap.grammar import writer as w
+from gateways.imap.selected import SelectedMailbox
+from gateways.imap.tree import MailboxTree
+from shared.flags import DELETED
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+# Keywords mail clients set; offered in FLAGS even before a message carries them.
+COMMON_KEYWORDS = ("$Forwarded", "$Junk", "$NotJunk", "$MDNSent")
+
+
+@command("SELECT", AUTHENTICATED_OR_SELECTED)
+async def select(conn: Any, cmd: Any) -> Reply:
+    return await _open(conn, cmd, readonly=False)
+
+
+@command("EXAMINE", AUTHENTICATED_OR_SELECTED)
+async def examine(conn: Any, cmd: Any) -> Reply:
+    return await _open(conn, cmd, readonly=True)
+
+
+async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
+    args = cmd.args
+    if conn.selected is not None:
+        # A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+        conn.deselect()
+        if "QRESYNC" in conn.enabled:
+            conn.send(w.untagged("OK", "Previous mailbox closed", "CLOSED"))
+    if args.qresync is not None and "QRESYNC" not in conn.enabled:
+        raise Bad("QRESYNC must be enabled first")
+    if args.condstore:
+        if not dispatch.advertised(conn, "CONDSTORE"):
+            raise Bad("CONDSTORE is not supported")
+        conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables it
+    tree = await MailboxTree.load(conn.store)
+    mailbox = tree.get(args.mailbox)
+    if mailbox is None or not mailbox.selectable:
+        raise No("Mailbox does not exist.", "NONEXISTENT")
+    folder = mailbox.folder
+    readonly = readonly or folder.rights == "read"
+    box = await SelectedMailbox.open(folder, readonly, conn.enabled)
+    if conn.closed:
+        box.close()
+        return Reply("NO", "Connection closed.")
+    conn.select(box)
+    keywords = [k for k in box.keywords_in_use() if k not in COMMON_KEYWORDS]
+    flags = SYSTEM_FLAGS + COMMON_KEYWORDS + tuple(keywords)
+    conn.send(w.flags(flags))
+    permanent = () if readonly else flags + ("\\*",)
+    conn.send(w.untagged("OK", "Flags permitted", w.permanent_flags_code(permanent)))
+    conn.send(w.exists(box.exists))
+    conn.send(w.recent(0))
+    unseen = box.first_unseen()
+    if unseen is not None:
+        conn.send(w.untagged("OK", f"Message {unseen} is first unseen", f"UNSEEN {unseen}"))
+    conn.send(w.untagged("OK", "UIDs valid", f"UIDVALIDITY {box.uid_validity}"))
+    conn.send(w.untagged("OK", "Predicted next UID", f"UIDNEXT {box.uid_next}"))
+    conn.send(w.untagged("OK", "Highest", f"HIGHESTMODSEQ {box.highest_modseq}"))
+    name = cmd.name
+    return Reply("OK", f"{name} completed", "READ-ONLY" if readonly else "READ-WRITE")
+
+
+def _deleted_uids(box: SelectedMailbox, ranges: list[tuple[int, int]] | None = None) -> list[int]:
+    indexes = box.iter_indexes(ranges) if ranges is not None else range(box.exists)
+    return [box.uids[i] for i in indexes if box.flag_bits(i) & DELETED]
+
+
+@command("CLOSE", SELECTED)
+async def close(conn: Any, cmd: Any) -> None:
+    box = conn.selected
+    conn.deselect()
+    if not box.readonly:
+        # Expunged silently: the client has left the mailbox (RFC 3501 §6.4.2).
+        await box.folder.delete_items(_deleted_uids(box))
+
+
+@command("UNSELECT", SELECTED)
+def unselect(conn: Any, cmd: Any) -> None:
+    conn.deselect()
+
+
+@command("CHECK", SELECTED)
+async def check(conn: Any, cmd: Any) -> None:
+    # Everything is on disk already; CHECK is another way to ask for news.
+    await conn.selected.refresh()
+
+
+@command("EXPUNGE", SELECTED, uid=True)
+async def expunge(conn: Any, cmd: Any) -> None:
+    box = conn.selected
+    if box.readonly:
+        raise No("Mailbox is read-only.", "READ-ONLY")
+    ranges = box.index_ranges(cmd.args.uids, uid=True) if cmd.uid else None
+    gone = await box.folder.delete_items(_deleted_uids(box, ranges))
+    if conn.selected is box:
+        box.mark_expunged(gone)

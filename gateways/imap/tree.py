@@ -1,0 +1,140 @@
+"""The IMAP view of a store's folder tree: which folders are mailboxes and what they are called.
+
+Only mail folders are mailboxes. Names are the folder path joined with `/`; the
+folder with the `inbox` role is `INBOX` whatever it is called in the store, and
+its subfolders are `INBOX/...`. A folder of another kind (a calendar) that has
+mail folders below it shows as a `\\Noselect` name so the tree stays whole.
+Special-use attributes (RFC 6154) come from the folders' roles.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer
+
+DELIMITER = "/"
+ROLE_ATTRIBUTES = {"sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "junk": "\\Junk",
+                   "archive": "\\Archive"}
+ATTRIBUTE_ROLES = {attribute.lower(): role for role, attribute in ROLE_ATTRIBUTES.items()}
+
+
+def normalize(name: str) -> str:
+    """`inbox/x` and `INBOX/x` name the same mailbox (RFC 3501 §5.1); other names are exact."""
+    if name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] == DELIMITER):
+        return "INBOX" + name[5:]
+    return name
+
+
+@dataclass
+class Mailbox:
+    name: str
+    folder: Any  # shared.model.Folder, or None for a \Noselect placeholder
+    has_children: bool = False
+
+    @property
+    def selectable(self) -> bool:
+        return self.folder is not None
+
+    @property
+    def special_use(self) -> str | None:
+        return ROLE_ATTRIBUTES.get(self.folder.role) if self.folder is not None else None
+
+    @property
+    def subscribed(self) -> bool:
+        return self.folder is not None and bool(getattr(self.folder, "subscribed", True))
+
+    def attributes(self, subscribed: bool = False) -> list[str]:
+        out = ["\\HasChildren" if self.has_children else "\\HasNoChildren"]
+        if self.folder is None:
+            out.insert(0, "\\Noselect")
+        if self.special_use:
+            out.append(self.special_use)
+        if subscribed and self.subscribed:
+            out.append("\\Subscribed")
+        return out
+
+
+class MailboxTree:
+    """Every mailbox of one store, by IMAP name, as read in one folder listing."""
+
+    def __init__(self, folders: list[Any]) -> None:
+        by_id = {f.id: f for f in folders}
+        self.by_name: dict[str, Mailbox] = {}
+        self.by_folder: dict[int, str] = {}
+        names: dict[int, str | None] = {}
+
+        def name_of(folder: Any, depth: int = 0) -> str | None:
+            if folder.id in names:
+                return names[folder.id]
+            names[folder.id] = None  # a cycle would end here
+            if folder.container_class == "mail" and folder.role == "inbox":
+                name: str | None = "INBOX"
+            elif depth > 64:
+                name = None
+            else:
+                parent = by_id.get(folder.parent_id) if folder.parent_id is not None else None
+                prefix = name_of(parent, depth + 1) if parent is not None else ""
+                name = None if prefix is None or not folder.name else (
+                    f"{prefix}{DELIMITER}{folder.name}" if prefix else folder.name)
+            names[folder.id] = name
+            return name
+
+        mail = [f for f in folders if f.container_class == "mail"]
+        for folder in sorted(mail, key=lambda f: (f.role != "inbox", f.id)):
+            name = name_of(folder)
+            if name is None or normalize(name) in self.by_name:
+                continue  # the first folder of a name wins; later twins stay hidden
+            name = normalize(name)
+            self.by_name[name] = Mailbox(name, folder)
+            self.by_folder[folder.id] = name
+        for name in list(self.by_name):
+            parts = name.split(DELIMITER)
+            for i in range(1, len(parts)):
+                parent = DELIMITER.join(parts[:i])
+                entry = self.by_name.get(parent)
+                if entry is None:
+                    entry = self.by_name[parent] = Mailbox(parent, None)
+                entry.has_children = True
+
+    @classmethod
+    def load(cls, store: Any) -> defer.Deferred:
+        return store.folders().addCallback(cls)
+
+    def get(self, name: str) -> Mailbox | None:
+        return self.by_name.get(normalize(name))
+
+    def folder(self, name: str) -> Any:
+        entry = self.get(name)
+        return entry.folder if entry is not None else None
+
+    def name_of(self, folder_id: int) -> str | None:
+        return self.by_folder.get(folder_id)
+
+    def sorted(self) -> list[Mailbox]:
+        return [self.by_name[n] for n in sorted(self.by_name, key=lambda n: (n != "INBOX", n))]
+
+    def descendants(self, name: str) -> list[Mailbox]:
+        prefix = normalize(name) + DELIMITER
+        return [m for n, m in self.by_name.items() if n.startswith(prefix)]
+
+    def match(self, reference: str, pattern: str) -> list[Mailbox]:
+        """Mailboxes whose names match `reference` + `pattern` (`*` anything, `%` within a level)."""
+        regex = pattern_regex(reference, pattern)
+        return [m for m in self.sorted() if regex.match(m.name)]
+
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+    full = reference + pattern
+    if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in (DELIMITER, "*", "%")):
+        full = "INBOX" + full[5:]
+    parts = []
+    for ch in full:
+        if ch == "*":
+            parts.append(".*")
+        elif ch == "%":
+            parts.append(f"[^{re.escape(DELIMITER)}]*")
+        else:
+            parts.append(re.escape(ch))
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
