@@ -251,6 +251,8 @@ def test_string_forms():
     assert w.astring("") == b'""'
     assert w.astring("a b") == b'"a b"'
     assert w.astring("a]b") == b'"a]b"'
+    assert w.literal_header(5) == b"{5}\r\n"
+    assert w.literal_header(0, binary=True) == b"~{0}\r\n"
     assert w.number(2**63 - 1) == b"9223372036854775807"
     assert w.text("bad\r\nline\x00") == b"bad line "
 

@@ -45,6 +45,12 @@ def literal(data: bytes) -> bytes:
     return b"{%d}\r\n" % len(data) + data
 
 
+def literal_header(size: int, binary: bool = False) -> bytes:
+    """What precedes `size` streamed octets: `{N}\r\n`, or `~{N}\r\n` (literal8) for
+    BINARY content that contains NUL (RFC 3516 §4.3)."""
+    return (b"~{%d}\r\n" if binary else b"{%d}\r\n") % size
+
+
 def quoted(value: str | bytes) -> bytes:
     """A quoted string; the caller has made sure it needs no literal."""
     data = _bytes(value)
