@@ -198,10 +198,10 @@ class FolderCollection(BaseCollection):
             if tag not in ITEM_CLASSES:
                 return []
             terms.append({"cmp": ["itemClass", "eq", ITEM_CLASSES[tag]]})
-        if start > TIMESTAMP_MIN or end < TIMESTAMP_MAX:
-            # A to-do without dates matches every range (RFC 4791 9.9).
-            terms.append({"or": [{"range": [max(start, -2**62), min(end, 2**62)]},
-                                 {"cmp": ["dtstart", "eq", None]}]})
+        # Events always have a start; a to-do without dates matches every range (RFC 4791
+        # 9.9), so to-do ranges are left to Radicale.
+        if tag == "VEVENT" and (start > TIMESTAMP_MIN or end < TIMESTAMP_MAX):
+            terms.append({"range": [max(start, -2**62), min(end, 2**62)]})
         restriction = {"and": terms} if terms else None
         out = []
         for item in self._query(restriction):
@@ -262,8 +262,15 @@ class FolderCollection(BaseCollection):
             restriction = {"uids": ",".join(str(u) for u in uids)}
             _, table = self.ctx.call(f.query, ["uid", "name"], restriction)
             hrefs.extend(n for n in table.get("name", []) if n)
-        hrefs.extend(changes.deleted_names.values() if hasattr(changes, "deleted_names") else [])
+        hrefs.extend(changes.deleted_names.values())
         return token, hrefs
+
+
+def _content(text: str) -> list[str]:
+    """An object's lines for "did it change": unfolded, in any order, without the PRODID
+    of whoever wrote the calendar around it."""
+    lines = text.replace("\r\n ", "").replace("\n ", "").replace("\r\n", "\n").split("\n")
+    return sorted(line for line in lines if line and not line.upper().startswith("PRODID:"))
 
 
 def _recurring(item: Item) -> bool:
@@ -359,7 +366,7 @@ class Storage(BaseStorage):
             old = existing.get(item.uid)
             if old is not None:
                 keep.add(item.uid)
-                if old.serialize() != item.serialize():
+                if _content(old.serialize()) != _content(item.serialize()):
                     collection.upload(old.href, item)
                     replaced[old.href] = old
                 continue
