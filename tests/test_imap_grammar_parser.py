@@ -292,6 +292,11 @@ def test_search_charset_and_esearch_return():
     assert cmd.uid and cmd.args.returns == ("COUNT",)
 
 
+def test_unknown_search_keys_are_named():
+    assert error(b"a SEARCH FOO").text == "unknown search key FOO"
+    assert error(b"a SEARCH SEEN BOGUS 5").text == "unknown search key BOGUS"
+
+
 def test_search_errors():
     for raw in (b"", b" ", b"FOO", b"FROM", b"OR SEEN", b"NOT", b"()", b"(SEEN", b"SEEN)",
                 b"BEFORE 32-Jan-2024", b"BEFORE 1-Jan-24", b"BEFORE 1/1/2024", b"LARGER -1",

@@ -636,6 +636,9 @@ _DATE_KEYS = {
     b"BEFORE": ("INTERNAL", "BEFORE"), b"ON": ("INTERNAL", "ON"), b"SINCE": ("INTERNAL", "SINCE"),
     b"SENTBEFORE": ("SENT", "BEFORE"), b"SENTON": ("SENT", "ON"), b"SENTSINCE": ("SENT", "SINCE"),
 }
+_VALUED_KEYS = frozenset(_HEADER_KEYS) | frozenset(_DATE_KEYS) | {
+    b"NOT", b"OR", b"KEYWORD", b"UNKEYWORD", b"LARGER", b"SMALLER", b"BODY", b"TEXT", b"HEADER",
+    b"UID", b"MODSEQ"}
 _SEARCH_ALL = c.SearchAll()
 _SEARCH_NEW = c.SearchAnd((c.SearchFlag("\\Recent", True), c.SearchFlag("\\Seen", False)))
 
@@ -667,6 +670,8 @@ class _SearchProgram:
             return _SEARCH_ALL
         if name == b"NEW":
             return _SEARCH_NEW
+        if name not in _VALUED_KEYS:
+            raise r.fail(f"unknown search key {name[:40].decode()}")
         r.sp()
         if name in _HEADER_KEYS:
             return c.SearchHeader(_HEADER_KEYS[name], self.string())
@@ -691,9 +696,7 @@ class _SearchProgram:
             return c.SearchHeader(field, self.string())
         if name == b"UID":
             return c.SearchSequence(r.sequence_set(), uid=True)
-        if name == b"MODSEQ":
-            return self.modseq()
-        raise r.fail(f"unknown search key {name[:40].decode()}")
+        return self.modseq()
 
     def modseq(self) -> c.SearchModseq:
         r = self.r

@@ -166,7 +166,7 @@ def envelope(env: Mapping[str, Any] | None) -> bytes:
     out = []
     for key in _ENVELOPE_KEYS:
         value = env.get(key)
-        out.append(_addresses(value) if key in _ADDRESS_KEYS else nstring(value or None))
+        out.append(_addresses(value) if key in _ADDRESS_KEYS else nstring(value))
     return b"(" + b" ".join(out) + b")"
 
 
