@@ -228,6 +228,36 @@ def test_append_query_and_read_back_byte_identical(reactor_thread, adapter):
     reactor_thread.coro(scenario, timeout=60)
 
 
+def test_sources_of_many_items_in_one_stream(reactor_thread, adapter):
+    session = logon(reactor_thread, adapter)
+    sources = [message(f"batch {i}", b"x" * (i * 37) + b"\r\n") for i in range(12)] + [b""]
+
+    async def scenario():
+        folder = await fresh_folder(session, "Batch")
+        uids = [(await folder.append(src))[0] for src in sources]
+        await folder.delete([uids[3], uids[4]])
+        wanted = uids + [uids[-1] + 100]  # gone and never-existing uids are left out
+        href, parts = await folder.open_sources(wanted)
+        kept = [u for u in uids if u not in (uids[3], uids[4])]
+        assert [u for u, _ in parts] == kept
+        assert [n for _, n in parts] == [len(sources[uids.index(u)]) for u in kept]
+        whole = b"".join(sources[uids.index(u)] for u in kept)
+        chunks: list[bytes] = []
+        assert await folder.stream(href, chunks.append) == len(whole)
+        assert b"".join(chunks) == whole
+        # A range that crosses from one source into the next.
+        cut = len(sources[0]) - 5
+        chunks = []
+        await folder.stream(href, chunks.append, cut, cut + 60)
+        assert b"".join(chunks) == whole[cut:cut + 60]
+        href, parts = await folder.open_sources(f"{uids[3]}:{uids[4]}")
+        assert parts == []
+        with pytest.raises(BadRequest):
+            await folder.open_sources("1:x")
+
+    reactor_thread.coro(scenario, timeout=60)
+
+
 def test_flags(reactor_thread, adapter):
     session = logon(reactor_thread, adapter)
 

@@ -337,3 +337,72 @@ def test_uidl_is_stable_across_a_restart(env, reactor_thread, tmp_path):
         p.quit()
     finally:
         server.stop()
+
+
+def bulky(i: int, size: int) -> bytes:
+    """A message of about `size` bytes; odd ones with bare LF line ends, some lines dotted."""
+    head = b"From: bulk@example.com\r\nSubject: bulk %d\r\n\r\n" % i
+    line = b".dotted line %d of filler text to make the message longer\r\n" % i
+    source = head + line * max(1, (size - len(head)) // len(line))
+    return source.replace(b"\r\n", b"\n") if i % 2 else source
+
+
+def wire_form(source: bytes) -> bytes:
+    crlf = source.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return crlf.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+
+
+def test_read_ahead_in_order_at_random_and_after_removal(env):
+    # Small messages come through the read-ahead, the 300 KB one is streamed.
+    sources = [bulky(i, 300_000 if i == 7 else 2_000 + 700 * i) for i in range(24)]
+    uids = env.reset(*sources)
+    p = env.pop()
+    for n in range(1, 25):
+        assert retr_wire(p, f"RETR {n}")[1] == wire_form(sources[n - 1])
+    for n in (20, 3, 8, 3, 24, 1):
+        assert retr_wire(p, f"RETR {n}")[1] == wire_form(sources[n - 1])
+    assert p.top(9, 0)[1] == [b"From: bulk@example.com", b"Subject: bulk 8", b""]
+    p.quit()
+
+    # Messages another session removes after this one logged in answer -ERR; the rest still come.
+    p = env.pop()
+    env.rt.call(env.inbox().delete, [uids[9], uids[10]])
+    for n in range(1, 10):
+        assert retr_wire(p, f"RETR {n}")[1] == wire_form(sources[n - 1])
+    for n in (10, 11):
+        with pytest.raises(poplib.error_proto, match="deleted by another session"):
+            p.retr(n)
+    assert retr_wire(p, "RETR 12")[1] == wire_form(sources[11])
+    p.quit()
+
+
+def test_pipelined_retrs_without_reading_stay_bounded(env):
+    import psutil
+
+    count, size = 60, 200_000  # each under the read-ahead budget
+    sources = [bulky(i, size) for i in range(count)]
+    env.reset(*sources)
+    server = psutil.Process(env.server.pid())
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.connect(("127.0.0.1", env.port))
+        s.settimeout(20)
+        reader = s.makefile("rb")
+        reader.readline()
+        s.sendall(b"USER demo\r\nPASS %s\r\n" % env.password.encode())
+        assert reader.readline().startswith(b"+OK") and reader.readline().startswith(b"+OK")
+        time.sleep(0.3)
+        baseline = server.memory_info().rss
+        rounds = 3  # 36 MB asked for, nothing read
+        s.sendall(b"".join(b"RETR %d\r\n" % (n % count + 1) for n in range(rounds * count)))
+        time.sleep(3)
+        grown = server.memory_info().rss - baseline
+        assert grown < 20 * 1024 * 1024, f"gateway buffered {grown} bytes for a client that does not read"
+        for n in range(rounds * count):
+            assert reader.readline().startswith(b"+OK")
+            body = b""
+            while (line := reader.readline()) != b".\r\n":
+                assert line, "connection closed mid-message"
+                body += line
+            assert body + b".\r\n" == wire_form(sources[n % count])
+        reader.close()

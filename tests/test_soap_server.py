@@ -152,6 +152,13 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
     assert got.status == 200 and got.body == MESSAGE.replace(b"Quarterly", b"Monthly")
     part = alice.http.request("GET", href, headers={"Range": "bytes=6-10"})
     assert part.status == 206 and part.body == got.body[6:11]
+    # Several sources back to back, cut apart by the sizes the response lists.
+    many = alice.call("openStream", ("folderId", projects_id), ("uids", "1:*"))
+    sizes = [int(n) for n in codec.field(many, "sizes").split()]
+    assert len(codec.field(many, "uids").split()) == len(sizes) == 2
+    both = alice.http.request("GET", codec.field(many, "href"))
+    assert both.status == 200 and len(both.body) == sum(sizes) == int(codec.field(many, "size"))
+    assert got.body in (both.body[:sizes[0]], both.body[sizes[0]:])
 
     # Long poll: at once when already behind, empty at timeout, woken by a change.
     highest = int(codec.field(full, "highestModseq"))
