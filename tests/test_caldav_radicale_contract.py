@@ -1,0 +1,97 @@
+"""What the CalDAV gateway relies on in Radicale's internal API; run on every Radicale upgrade.
+
+Everything is reached through gateways.caldav.radicale_glue, the one module that imports
+Radicale, so a failure here names the seam that moved.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import xml.etree.ElementTree as ET
+
+from gateways.caldav import auth, radicale_glue as glue, rights, storage
+
+
+def test_pinned_version_is_the_installed_one():
+    assert glue.version() == glue.RADICALE_VERSION
+
+
+def test_collection_methods_we_override_exist_in_the_base():
+    for name in ("get_multi", "get_all", "get_filtered", "has_uid", "upload", "delete", "get_meta",
+                 "set_meta", "sync", "serialize"):
+        assert callable(getattr(glue.BaseCollection, name)), name
+    for name in ("etag", "last_modified", "path", "owner", "is_principal", "tag"):
+        assert isinstance(inspect.getattr_static(glue.BaseCollection, name), property), name
+
+
+def test_storage_methods_and_flags():
+    for name in ("discover", "create_collection", "move", "acquire_lock", "verify"):
+        assert callable(getattr(glue.BaseStorage, name)), name
+    for flag in ("_supports_unicode", "_supports_trailing_whitespace", "_supports_problematic_chars"):
+        assert hasattr(glue.BaseStorage, flag)
+    params = inspect.signature(glue.BaseStorage.discover).parameters
+    assert list(params)[:3] == ["self", "path", "depth"]
+
+
+def test_item_takes_every_cached_field():
+    params = set(inspect.signature(glue.Item.__init__).parameters)
+    assert {"collection_path", "collection", "href", "last_modified", "text", "etag", "uid", "name",
+            "component_name", "time_range"} <= params
+    item = glue.Item(collection_path="u/c", href="a.ics", text="BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+                     etag='"e"', uid="x", name="VCALENDAR", component_name="VEVENT", time_range=(1, 2))
+    # Cached fields are answered without parsing.
+    assert (item.etag, item.uid, item.name, item.component_name, item.time_range) == ('"e"', "x", "VCALENDAR",
+                                                                                     "VEVENT", (1, 2))
+    assert "_text" in vars(item) and "_vobject_item" in vars(item)
+
+
+def test_lazy_item_fetches_its_text_once():
+    calls = []
+
+    def load() -> str:
+        calls.append(1)
+        return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
+    item = storage.StoreItem(load, collection_path="u/c", href="a.ics", etag='"e"', uid="x",
+                             name="VCALENDAR", component_name="VEVENT", time_range=(1, 2))
+    assert item.etag == '"e"' and not calls
+    assert item.serialize().startswith("BEGIN:VCALENDAR") and item.vobject_item.name == "VCALENDAR"
+    assert len(calls) == 1
+
+
+def test_prefilter_simplification():
+    f = ET.fromstring('<C:filter xmlns:C="urn:ietf:params:xml:ns:caldav"><C:comp-filter name="VCALENDAR">'
+                      '<C:comp-filter name="VEVENT"><C:time-range start="20260101T000000Z" end="20260102T000000Z"/>'
+                      '</C:comp-filter></C:comp-filter></C:filter>')
+    tag, start, end, simple = glue.simplify_prefilters([f], "VCALENDAR")
+    assert tag == "VEVENT" and end - start == 86400 and simple is True
+    assert glue.simplify_prefilters([], "VCALENDAR")[1:3] == (glue.TIMESTAMP_MIN, glue.TIMESTAMP_MAX)
+
+
+def test_plugins_accepted_as_callables_and_auth_hooks():
+    app = glue.make_application(storage.Storage, auth.Auth, rights.Rights, 1024 * 1024, "realm")
+    assert isinstance(app._storage, storage.Storage)
+    assert isinstance(app._auth, auth.Auth) and isinstance(app._rights, rights.Rights)
+    assert app._max_content_length == 1024 * 1024
+    assert app._auth.get_external_login({auth.USER_KEY: "demo"}) == ("demo", "")
+    assert app._auth.get_external_login({}) == ()
+    assert callable(getattr(glue.BaseAuth, "_login"))
+
+
+def test_radicale_logs_through_the_standard_logging_tree():
+    assert glue.radicale_logger.name == "radicale"
+    assert isinstance(glue.radicale_logger, logging.Logger)
+
+
+def test_clark_names_and_paths():
+    assert glue.make_clark("C:calendar-color") == "{urn:ietf:params:xml:ns:caldav}calendar-color"
+    assert glue.strip_path("/a/b/") == "a/b"
+    assert glue.sanitize_path("/a/../b/") == "/b/"
+
+
+def test_rights_letters():
+    r = rights.Rights.__new__(rights.Rights)
+    assert r.authorization("demo", set(), "/") == "R"
+    assert r.authorization("demo", set(), "/demo/") == "RW"
+    assert r.authorization("demo", set(), "/demo/Calendar/") == "rw"
+    assert r.authorization("demo", set(), "/bob/Calendar/") == ""
+    assert r.authorization("", set(), "/demo/") == ""
