@@ -151,12 +151,39 @@ _ADDRESS_KEYS = frozenset({"from", "sender", "replyTo", "to", "cc", "bcc"})
 _EMPTY_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
 
 
+MISSING_MAILBOX = "MISSING_MAILBOX"
+MISSING_DOMAIN = "MISSING_DOMAIN"
+
+
 def _addresses(value: Any) -> bytes:
-    """`"(" 1*address ")" / nil`; addresses follow each other without a space."""
+    """`"(" 1*address ")" / nil`; addresses follow each other without a space.
+
+    A NIL host marks a group (RFC 3501 §7.4.2): mailbox = group name opens it, a NIL
+    mailbox closes it. An ordinary address that lacks its mailbox or domain (a bare
+    "MAILER DAEMON", a "user" without "@") would read as such a marker, so the missing
+    parts are filled with placeholders, as Dovecot does.
+    """
     if not value:
         return NIL
-    return b"(" + b"".join(
-        b"(" + b" ".join(nstring(part) for part in address) + b")" for address in value) + b")"
+    out = []
+    closers = sum(1 for a in value if a[2] is None and a[3] is None and a[0] is None)
+    open_groups = 0
+    for name, adl, mailbox, host in value:
+        if host is None:
+            if mailbox is None and name is None and open_groups:
+                open_groups -= 1  # end of group
+            elif mailbox is not None and name is None and closers > open_groups:
+                open_groups += 1  # start of group
+            elif mailbox is None and name is None:
+                continue  # a stray end of group
+            else:
+                mailbox = mailbox if mailbox is not None else MISSING_MAILBOX
+                host = MISSING_DOMAIN
+        elif mailbox is None:
+            mailbox = MISSING_MAILBOX
+        out.append(b"(" + nstring(name) + b" " + nstring(adl) + b" " + nstring(mailbox) + b" "
+                   + nstring(host) + b")")
+    return b"(" + b"".join(out) + b")" if out else NIL
 
 
 def envelope(env: Mapping[str, Any] | None) -> bytes:
