@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import os
 import poplib
@@ -186,23 +187,56 @@ def test_pop3_switched_off_per_user_and_globally(env):
         p.pass_("carol-secret")
     p.close()
     # Globally: `groupware pop3` with disabled_features=pop3 runs but lets nobody in.
-    port = free_port()
-    cmd = [sys.executable, "-m", "groupware.cli", "pop3", "--config-dir", os.path.join(ROOT, "conf"),
-           "--data-dir", env.server.data_dir, "--set", f"server_socket={env.server.socket_path}",
-           "--set", f"pop3_listen=127.0.0.1:{port}", "--set", "disabled_features=pop3",
-           "--set", "log_file=-"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout.readline().strip() == f"pop3 listening on 127.0.0.1:{port}"
+    with standalone_pop3(env, disabled_features="pop3") as port:
         p = poplib.POP3("127.0.0.1", port, timeout=20)
         p.user("demo")
         with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] POP3 access is disabled"):
             p.pass_(env.password)
         p.close()
+
+
+@contextlib.contextmanager
+def standalone_pop3(env: Env, **options: str):
+    """`groupware pop3` alone against the env's store server (or wherever `options` say)."""
+    port = free_port()
+    settings = {"server_socket": env.server.socket_path, "pop3_listen": f"127.0.0.1:{port}",
+                "log_file": "-", **options}
+    cmd = [sys.executable, "-m", "groupware.cli", "pop3", "--config-dir", os.path.join(ROOT, "conf"),
+           "--data-dir", env.server.data_dir]
+    for name, value in settings.items():
+        cmd += ["--set", f"{name}={value}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == f"pop3 listening on 127.0.0.1:{port}"
+        yield port
     finally:
         proc.terminate()
         proc.wait(20)
         proc.stdout.close()
+
+
+def test_store_outage_is_a_temporary_failure_not_a_bad_password(env, tmp_path):
+    with standalone_pop3(env, server_socket=str(tmp_path / "no-server.sock")) as port:
+        p = poplib.POP3("127.0.0.1", port, timeout=20)
+        p.user("demo")
+        with pytest.raises(poplib.error_proto, match=r"-ERR \[SYS/TEMP\]"):
+            p.pass_(env.password)
+        assert p.noop().startswith(b"+OK")  # the connection stays usable
+        p.close()
+
+
+def test_idle_timeout_closes_and_deletes_nothing(env):
+    uids = env.reset(b"Subject: keep\r\n\r\nbody\r\n")
+    with standalone_pop3(env, pop3_timeout="1") as port:
+        p = poplib.POP3("127.0.0.1", port, timeout=20)
+        p.user("demo")
+        p.pass_(env.password)
+        p.dele(1)
+        time.sleep(2.5)
+        with pytest.raises((poplib.error_proto, EOFError, OSError)):
+            p.stat()
+        p.close()
+    assert env.uids() == uids
 
 
 def test_stat_list_uidl_retr_are_byte_exact(env):

@@ -66,7 +66,6 @@ class POP3Server(pop3.POP3):
     # -- connection
     def connectionMade(self) -> None:
         factory = self.factory
-        self.timeOut = factory.timeout
         self.tls_active = factory.implicit_tls
         peer = self.transport.getPeer()
         self.peer_host = getattr(peer, "host", "") or ""
@@ -74,7 +73,7 @@ class POP3Server(pop3.POP3):
             self.transport.setTcpNoDelay(True)  # Nagle costs ~40 ms per pipelined reply
         except Exception:  # noqa: BLE001  (not a TCP socket)
             pass
-        self.setTimeout(self.timeOut)
+        self.setTimeout(factory.timeout)
         self.send(b"+OK groupware POP3 server ready.")
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
@@ -169,7 +168,8 @@ class POP3Server(pop3.POP3):
         self.busy = False
         if self.closed:
             return
-        self.setTimeout(self.timeOut)
+        # setTimeout(None) above also forgot the period: take it from the factory again.
+        self.setTimeout(self.factory.timeout)
         while self.queue and not self.busy and not self.closed:
             self.run(self.queue.popleft())
         if self.reading_paused and len(self.queue) < MAX_QUEUED_LINES // 2:
