@@ -21,7 +21,7 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/groupware serve --demo --config-dir $(CONFIG_DIR) --data-dir $(DATA_DIR) --set pop3_listen=127.0.0.1:1110
+	$(BIN)/groupware serve --demo --config-dir $(CONFIG_DIR) --data-dir $(DATA_DIR) --set pop3_listen=127.0.0.1:1110 --set imap_listen=127.0.0.1:1143
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
