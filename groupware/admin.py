@@ -35,6 +35,32 @@ def _blobs(cfg: Config, storage, args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(cfg: Config, storage, dry_run: bool) -> int:
+    from server.users import load_user_backend
+    from server.users.directory import apply_sync, plan_sync
+
+    backend = load_user_backend(cfg, storage)
+    if not hasattr(backend, "all_users"):
+        print(f"groupware: user_plugin {cfg.get('user_plugin')} has no directory to sync", file=sys.stderr)
+        return 1
+    try:
+        changes = plan_sync(backend, storage)
+        for change in changes:
+            print(change.line())
+        if not dry_run:
+            apply_sync(changes, storage)
+        counts = {}
+        for change in changes:
+            counts[change.action] = counts.get(change.action, 0) + 1
+        summary = ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "nothing to change"
+        print(("dry run, would change: " if dry_run else "changed: ") + summary)
+        return 0
+    finally:
+        close = getattr(backend, "close", None)
+        if close:
+            close()
+
+
 def run(cfg: Config, args: argparse.Namespace) -> int:
     from server.service import open_storage
     from server.users.db import hash_password
@@ -44,9 +70,11 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         if args.command == "blobs":
             return _blobs(cfg, storage, args)
         action = args.action
+        if action == "sync":
+            return _sync(cfg, storage, args.dry_run)
         if action == "list":
             for user in storage.list_users():
-                state = "active" if user["active"] else "disabled"
+                state = "orphaned" if user.get("orphaned") else "active" if user["active"] else "disabled"
                 print(f"{user['name']}\t{state}\t{_features_text(user['features'])}\t"
                       f"{user['fullname']}\t{user['email']}")
             return 0

@@ -12,6 +12,8 @@
     groupware user delete NAME      remove the user and their store
     groupware user features NAME [--enable-feature F] [--disable-feature F]
                                     show or switch protocols (F: imap, pop3, caldav)
+    groupware user sync [--dry-run] create, update and orphan users from the directory
+                                    (user_plugin ldap or unix); lists every change
     groupware blobs gc [--min-age SECONDS] [--dry-run]
                                     remove blobs no item references (left by a crash)
 """
@@ -87,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar="FEATURE", help="switch a protocol on (imap, pop3, caldav)")
     features.add_argument("--disable-feature", action="append", default=[], choices=FEATURES,
                           metavar="FEATURE", help="switch a protocol off")
+
+    sync = actions.add_parser("sync", parents=[common],
+                              help="bring local users in line with the directory (ldap, unix)",
+                              description="List the users of the configured directory and create "
+                                          "the missing ones with their stores, rename and update "
+                                          "the changed ones, and mark those gone from the "
+                                          "directory as orphaned (their stores are kept until "
+                                          "'groupware user delete'). Prints one line per change.")
+    sync.add_argument("--dry-run", action="store_true", help="only list what would change")
 
     blob = commands.add_parser("blobs", parents=[common], help="maintain the blob store")
     blob_actions = blob.add_subparsers(dest="action", required=True)

@@ -33,6 +33,9 @@ users = Table(
     Column("feature_pop3", Boolean, nullable=False, default=True),
     Column("feature_caldav", Boolean, nullable=False, default=True),
     Column("external_id", String(255), nullable=True),
+    # Gone from the directory (LDAP, unix): logins refused, store kept for an admin to delete.
+    Column("orphaned", Boolean, nullable=False, default=False),
+    Index("ux_users_external_id", "external_id", unique=True),
     **_mysql,
 )
 

@@ -41,7 +41,7 @@ class UsersMixin(StorageBase):
             "id": r.id, "name": r.name, "password_hash": r.password_hash,
             "fullname": r.fullname, "email": r.email, "active": bool(r.active),
             "features": {f: bool(getattr(r, "feature_" + f)) for f in FEATURES},
-            "store_id": r.store_id, "external_id": r.external_id,
+            "store_id": r.store_id, "external_id": r.external_id, "orphaned": bool(r.orphaned),
         }
 
     def create_user(self, name: str, password_hash: str, fullname: str = "", email: str = "",
@@ -109,6 +109,68 @@ class UsersMixin(StorageBase):
                                     ("external_id", external_id)) if v is not None}
         if values:
             self._update_user(name, **values)
+
+    def get_user_by_external_id(self, external_id: str) -> dict | None:
+        r = self._read(lambda c: c.execute(
+            self._user_select().where(users.c.external_id == external_id)).first())
+        return self._user_dict(r) if r else None
+
+    def set_orphaned(self, name: str, orphaned: bool) -> None:
+        self._update_user(name, orphaned=bool(orphaned))
+
+    def adopt_directory_user(self, external_id: str, name: str, fullname: str = "", email: str = "",
+                             features: dict[str, bool] | None = None) -> tuple[dict, str]:
+        """Make the row of a directory identity match the directory, in one transaction.
+
+        The row is found by `external_id` (the directory's unique attribute), so a
+        renamed user keeps their store. A new identity gets a user and a store;
+        a row of that name without an identity (made by `groupware user add`) is
+        taken over; a row of that name owned by another identity is renamed
+        aside and orphaned, never handed to the newcomer. `features` None leaves
+        the switches alone. Returns (user, action) with action one of created,
+        adopted, renamed, updated, unchanged.
+        """
+        if not name or len(name) > 255:
+            raise BadRequest("bad user name")
+        values: dict[str, Any] = {"fullname": fullname or "", "email": email or "", "orphaned": False}
+        for feature, on in (features or {}).items():
+            if feature in FEATURES:
+                values["feature_" + feature] = bool(on)
+
+        def run(conn: Connection) -> tuple[int, str]:
+            row = conn.execute(select(users).where(users.c.external_id == external_id)).first()
+            holder = conn.execute(select(users).where(users.c.name == name)).first()
+            if holder is not None and (row is None or holder.id != row.id):
+                if row is None and holder.external_id is None:
+                    conn.execute(update(users).where(users.c.id == holder.id)
+                                 .values(external_id=external_id, **values))
+                    return holder.id, "adopted"
+                aside = f"{name[:200]}~orphan{holder.id}"
+                conn.execute(update(users).where(users.c.id == holder.id)
+                             .values(name=aside, orphaned=True))
+            if row is None:
+                row_values = {"feature_" + f: True for f in FEATURES}
+                row_values.update(values)
+                uid = conn.execute(insert(users).values(
+                    name=name, password_hash="", active=True, external_id=external_id,
+                    **row_values)).inserted_primary_key[0]
+                sid = conn.execute(insert(stores).values(owner_id=uid, kind="private")).inserted_primary_key[0]
+                for fname, cls, role in DEFAULT_FOLDERS:
+                    self._insert_folder(conn, sid, None, fname, cls, role)
+                return uid, "created"
+            changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+            if row.name != name:
+                changed["name"] = name
+            if changed:
+                conn.execute(update(users).where(users.c.id == row.id).values(**changed))
+            return row.id, ("renamed" if "name" in changed else "updated" if changed else "unchanged")
+
+        try:
+            uid, action = self._write(run)
+        except exc.IntegrityError:
+            # Another logon of the same identity created it first.
+            uid, action = self._write(run)
+        return self.get_user_by_id(uid), action
 
     def delete_user(self, name: str) -> None:
         """Remove the user, their store, folders, items, grants; blobs are released after commit."""

@@ -30,7 +30,7 @@ class UserBackend(Protocol):
 
 
 # Plugin name -> module under server.users holding a `backend(config, storage)` factory.
-PLUGINS = {"db": "server.users.db"}
+PLUGINS = {"db": "server.users.db", "ldap": "server.users.ldap", "unix": "server.users.unix"}
 
 
 def load_user_backend(config: Config, storage: Any) -> UserBackend:

@@ -1,0 +1,280 @@
+"""A throwaway OpenLDAP slapd on loopback, with its own slapd.conf, TLS and data in a temp dir.
+
+Two trees: `dc=example,dc=org` shaped like an OpenLDAP directory (inetOrgPerson,
+entryUUID, groupOfNames) and `dc=corp,dc=example` shaped like Active Directory
+(user/group with sAMAccountName, userPrincipalName, binary objectGUID and memberOf,
+under Microsoft's OIDs, with the case-insensitive matching AD applies).
+Changes go through the real ldap-utils (ldapadd, ldapmodify, ldapdelete).
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+from harness import ROOT
+
+SCHEMA_DIR = "/etc/ldap/schema"
+SUFFIX = "dc=example,dc=org"
+AD_SUFFIX = "dc=corp,dc=example"
+ROOTPW = "root-secret"
+READER_DN = f"cn=reader,{SUFFIX}"
+READER_PW = "reader-secret"
+AD_READER_DN = f"cn=svc-groupware,cn=Users,{AD_SUFFIX}"
+
+
+def ensure_packages() -> None:
+    """Debian's slapd and ldap-utils, installed when missing."""
+    if shutil.which("slapd") or os.path.exists("/usr/sbin/slapd"):
+        if shutil.which("ldapmodify"):
+            return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "slapd", "ldap-utils"], check=True, env=env,
+                   capture_output=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_ca_and_server_cert(directory: str) -> tuple[str, str, str]:
+    """(ca.pem, server.pem, server.key): a CA, and a server certificate for 127.0.0.1/localhost."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test directory CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = [os.path.join(directory, n) for n in ("ca.pem", "server.pem", "server.key")]
+    with open(paths[0], "wb") as fp:
+        fp.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(paths[1], "wb") as fp:
+        fp.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths[2], "wb") as fp:
+        fp.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                   serialization.NoEncryption()))
+    return paths[0], paths[1], paths[2]
+
+
+AD_SCHEMA = """
+attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName'
+  EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.656 NAME 'userPrincipalName'
+  EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.2 NAME 'objectGUID'
+  EQUALITY octetStringMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.2.102 NAME 'memberOf'
+  EQUALITY distinguishedNameMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )
+attributetype ( 1.2.840.113556.1.4.750 NAME 'groupType'
+  EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl'
+  EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
+objectclass ( 1.2.840.113556.1.5.9 NAME 'user' SUP organizationalPerson STRUCTURAL
+  MAY ( sAMAccountName $ userPrincipalName $ objectGUID $ memberOf $ mail $ displayName $
+        userAccountControl $ groupwareEnabledFeatures $ groupwareDisabledFeatures ) )
+objectclass ( 1.2.840.113556.1.5.8 NAME 'group' SUP top STRUCTURAL
+  MUST cn MAY ( member $ groupType $ objectGUID $ sAMAccountName $ description ) )
+objectclass ( 1.2.840.113556.1.3.23 NAME 'container' SUP top STRUCTURAL MUST cn )
+"""
+
+
+def _database(suffix: str, directory: str) -> str:
+    return f"""
+database mdb
+maxsize 67108864
+suffix "{suffix}"
+rootdn "cn=admin,{suffix}"
+rootpw {ROOTPW}
+directory {directory}
+index objectClass eq
+access to attrs=userPassword by anonymous auth by self write by * none
+access to * by users read by * none
+"""
+
+
+def openldap_ldif() -> str:
+    people = f"ou=people,{SUFFIX}"
+    entries = [f"""dn: {SUFFIX}
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+""", f"""dn: {READER_DN}
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: reader
+userPassword: {READER_PW}
+""", f"""dn: {people}
+objectClass: organizationalUnit
+ou: people
+""", f"""dn: ou=groups,{SUFFIX}
+objectClass: organizationalUnit
+ou: groups
+"""]
+    for uid, name in (("alice", "Alice Liddell"), ("bob", "Bob Builder"), ("carol", "Carol Danvers"),
+                      ("dave", "Dave Lister"), ("star", "Star Name"), ("nomail", "No Mail")):
+        entries.append(f"""dn: uid={uid},{people}
+objectClass: inetOrgPerson
+objectClass: groupwareUser
+uid: {uid}
+cn: {name}
+sn: {name.split()[-1]}
+mail: {uid}@example.org
+userPassword: {uid}-pw
+""")
+    entries.append(f"""dn: cn=mail-users,ou=groups,{SUFFIX}
+objectClass: groupOfNames
+cn: mail-users
+member: uid=alice,{people}
+member: uid=bob,{people}
+""")
+    return "\n".join(entries)
+
+
+def ad_ldif() -> str:
+    users = f"cn=Users,{AD_SUFFIX}"
+    entries = [f"""dn: {AD_SUFFIX}
+objectClass: dcObject
+objectClass: organization
+o: Corp
+dc: corp
+""", f"""dn: {users}
+objectClass: container
+cn: Users
+""", f"""dn: {AD_READER_DN}
+objectClass: user
+cn: svc-groupware
+sn: groupware
+sAMAccountName: svc-groupware
+objectGUID:: {base64.b64encode(uuid.uuid4().bytes).decode()}
+userPassword: {READER_PW}
+"""]
+    for sam, name, groups in (("jdoe", "John Doe", ["Mail Users"]), ("asmith", "Anna Smith", ["Mail Users"]),
+                              ("outsider", "Out Sider", [])):
+        member_of = "".join(f"memberOf: cn={g},{users}\n" for g in groups)
+        entries.append(f"""dn: cn={name},{users}
+objectClass: user
+cn: {name}
+sn: {name.split()[-1]}
+displayName: {name}
+sAMAccountName: {sam}
+userPrincipalName: {sam}@corp.example
+mail: {sam}@corp.example
+objectGUID:: {base64.b64encode(uuid.uuid4().bytes).decode()}
+{member_of}userAccountControl: 512
+userPassword: {sam}-pw
+""")
+    entries.append(f"""dn: cn=Mail Users,{users}
+objectClass: group
+cn: Mail Users
+groupType: -2147483646
+member: cn=John Doe,{users}
+member: cn=Anna Smith,{users}
+""")
+    return "\n".join(entries)
+
+
+class Slapd:
+    """One slapd process (plain ldap:// and ldaps:// on loopback), restartable on the same ports."""
+
+    def __init__(self, directory: str) -> None:
+        self.dir = directory
+        self.port, self.tls_port = free_port(), free_port()
+        self.uri = f"ldap://127.0.0.1:{self.port}"
+        self.ldaps_uri = f"ldaps://127.0.0.1:{self.tls_port}"
+        self.log_path = os.path.join(directory, "slapd.log")
+        self.proc: subprocess.Popen | None = None
+        self.ca, self.cert, self.key = make_ca_and_server_cert(directory)
+        ad_schema = os.path.join(directory, "ad.schema")
+        with open(ad_schema, "w") as fp:
+            fp.write(AD_SCHEMA)
+        conf = [f"include {SCHEMA_DIR}/{name}.schema" for name in ("core", "cosine", "inetorgperson", "nis")]
+        conf.append(f"include {os.path.join(ROOT, 'conf', 'ldap', 'groupware.schema')}")
+        conf.append(f"include {ad_schema}")
+        conf += [f"pidfile {directory}/slapd.pid", f"argsfile {directory}/slapd.args",
+                 "modulepath /usr/lib/ldap", "moduleload back_mdb",
+                 f"TLSCACertificateFile {self.ca}", f"TLSCertificateFile {self.cert}",
+                 f"TLSCertificateKeyFile {self.key}", "sizelimit unlimited"]
+        for suffix, name in ((SUFFIX, "openldap"), (AD_SUFFIX, "ad")):
+            os.makedirs(os.path.join(directory, name))
+            conf.append(_database(suffix, os.path.join(directory, name)))
+        self.conf = os.path.join(directory, "slapd.conf")
+        with open(self.conf, "w") as fp:
+            fp.write("\n".join(conf) + "\n")
+
+    def start(self) -> "Slapd":
+        log = open(self.log_path, "ab")
+        # -d stats: stay in the foreground and log every operation (BIND, SRCH filters) for the tests.
+        self.proc = subprocess.Popen(["slapd", "-f", self.conf, "-h", f"{self.uri}/ {self.ldaps_uri}/",
+                                      "-d", "stats"], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("slapd exited: " + open(self.log_path, errors="replace").read()[-3000:])
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("slapd did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def load(self) -> None:
+        self.ldapadd(SUFFIX, openldap_ldif())
+        self.ldapadd(AD_SUFFIX, ad_ldif())
+
+    def _tool(self, tool: str, suffix: str, ldif: str, *extra: str) -> str:
+        result = subprocess.run([tool, "-x", "-H", self.uri, "-D", f"cn=admin,{suffix}", "-w", ROOTPW, *extra],
+                                input=ldif, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {result.stderr}")
+        return result.stdout
+
+    def ldapadd(self, suffix: str, ldif: str) -> None:
+        self._tool("ldapadd", suffix, ldif)
+
+    def ldapmodify(self, suffix: str, ldif: str) -> None:
+        self._tool("ldapmodify", suffix, ldif)
+
+    def ldapdelete(self, suffix: str, dn: str) -> None:
+        self._tool("ldapdelete", suffix, "", dn)
+
+    def log_text(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as fp:
+            return fp.read()

@@ -1,0 +1,332 @@
+"""user_plugin = ldap against a real slapd: through the real POP3 gateway (poplib), the adapter,
+`groupware user sync`, and the backend itself for TLS."""
+from __future__ import annotations
+
+import base64
+import os
+import poplib
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from harness import ROOT, ServerProcess
+from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from shared.config import OPTIONS, Config, parse_config_text
+from shared.errors import AuthFailed, Unavailable
+from shared.model import Adapter
+from slapd_harness import AD_READER_DN, AD_SUFFIX, READER_DN, READER_PW, SUFFIX, Slapd, ensure_packages
+
+PEOPLE = f"ou=people,{SUFFIX}"
+MESSAGE = b"From: x@example.org\r\nSubject: kept\r\n\r\nstill here\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory):
+    ensure_packages()
+    server = Slapd(str(tmp_path_factory.mktemp("slapd"))).start()
+    try:
+        server.load()
+        yield server
+    finally:
+        server.stop()
+
+
+def openldap_options(slapd: Slapd, dead_port: int) -> dict[str, str]:
+    # The first server never answers: every logon below also exercises failover.
+    return {"ldap_uri": f"ldap://127.0.0.1:{dead_port} {slapd.uri}",
+            "ldap_bind_user": READER_DN, "ldap_bind_passwd": READER_PW,
+            "ldap_search_base": SUFFIX, "ldap_network_timeout": "3", "ldap_timeout": "5",
+            "ldap_enabled_features_attribute": "groupwareEnabledFeatures",
+            "ldap_disabled_features_attribute": "groupwareDisabledFeatures"}
+
+
+def ad_options(slapd: Slapd) -> dict[str, str]:
+    return {"ldap_uri": slapd.ldaps_uri, "ldap_tls_cacert_file": slapd.ca,
+            "ldap_bind_user": AD_READER_DN, "ldap_bind_passwd": READER_PW,
+            "ldap_search_base": AD_SUFFIX, "ldap_user_search_filter": "(objectClass=user)",
+            "ldap_loginname_attribute": "sAMAccountName", "ldap_fullname_attribute": "displayName",
+            "ldap_user_unique_attribute": "objectGUID", "ldap_user_unique_attribute_type": "binary",
+            "ldap_group_search_filter": "(objectClass=group)", "ldap_user_memberof_attribute": "memberOf",
+            "ldap_login_group": "Mail Users"}
+
+
+class Gateway:
+    """`groupware serve` with user_plugin = ldap, the ldap options in a user_plugin_config file."""
+
+    def __init__(self, data_dir, options: dict[str, str]) -> None:
+        os.makedirs(data_dir, exist_ok=True)
+        self.plugin_config = os.path.join(data_dir, "ldap-test.cfg")
+        with open(self.plugin_config, "w") as fp:
+            fp.write("".join(f"{k} = {v}\n" for k, v in options.items()))
+        self.port = free_port()
+        self.server = ServerProcess(os.path.join(data_dir, "var"), {
+            "user_plugin": "ldap", "user_plugin_config": self.plugin_config,
+            "pop3_listen": f"127.0.0.1:{self.port}"})
+
+    def overrides(self) -> list[str]:
+        return ["--set", "user_plugin=ldap", "--set", f"user_plugin_config={self.plugin_config}",
+                "--set", f"server_socket={self.server.socket_path}"]
+
+    def groupware(self, *args: str) -> str:
+        cmd = [sys.executable, "-m", "groupware.cli", *args, "--config-dir", os.path.join(ROOT, "conf"),
+               "--data-dir", self.server.data_dir, *self.overrides()]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    def users(self) -> dict[str, str]:
+        """name -> state (active, disabled, orphaned) from `groupware user list`."""
+        return {line.split("\t")[0]: line.split("\t")[1]
+                for line in self.groupware("user", "list").splitlines() if line}
+
+    def pop(self, user: str, password: str) -> bytes:
+        """The answer to AUTH PLAIN (any bytes in the name), the session closed with QUIT."""
+        p = poplib.POP3("127.0.0.1", self.port, timeout=30)
+        try:
+            plain = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+            try:
+                return p._shortcmd("AUTH PLAIN " + plain)
+            except poplib.error_proto as exc:
+                return exc.args[0]
+        finally:
+            try:
+                p.quit()
+            except (poplib.error_proto, OSError):
+                pass
+
+    def log(self) -> str:
+        with open(self.server.options["log_file"], encoding="utf-8") as fp:
+            return fp.read()
+
+
+@pytest.fixture(scope="module")
+def gw(slapd, tmp_path_factory):
+    gateway = Gateway(str(tmp_path_factory.mktemp("ldapgw")), openldap_options(slapd, free_port()))
+    gateway.server.start()
+    try:
+        yield gateway
+    finally:
+        gateway.server.stop()
+
+
+@pytest.fixture(scope="module")
+def adapter(gw, reactor_thread):
+    cfg = Config({"server_socket": gw.server.socket_path, "server_connections": "2"}, gw.server.data_dir)
+    a = reactor_thread.call(Adapter, cfg, reactor_thread.reactor)
+    yield a
+    reactor_thread.call(a.close)
+
+
+def logon_error(rt, adapter, user: str, password: str) -> type:
+    try:
+        session = rt.call(adapter.logon, user, password, "imap", "127.0.0.1")
+    except Exception as exc:  # noqa: BLE001
+        return type(exc)
+    rt.call(session.logoff)
+    return type(None)
+
+
+# -- through the real POP3 gateway
+
+
+def test_first_login_creates_the_store(gw):
+    assert "alice" not in gw.users()
+    assert gw.pop("alice", "alice-pw").startswith(b"+OK Logged in, 0 messages")
+    assert gw.users()["alice"] == "active"
+    listing = gw.groupware("user", "list")
+    assert "Alice Liddell\talice@example.org" in listing
+    assert gw.pop("alice", "wrong") == b"-ERR [AUTH] Authentication failed."
+    assert gw.pop("nosuchuser", "x") == b"-ERR [AUTH] Authentication failed."
+    # The directory matches names case-insensitively; the store is the same one.
+    assert gw.pop("ALICE", "alice-pw").startswith(b"+OK Logged in")
+    assert [n for n in gw.users() if n.lower() == "alice"] == ["alice"]
+    # The dead first URI was tried and then skipped (failover).
+    assert re.search(r"directory server ldap://127\.0\.0\.1:\d+ unusable", gw.log())
+
+
+def test_empty_password_is_refused_before_any_bind(gw, slapd, adapter, reactor_thread):
+    binds = slapd.log_text().count(f'BIND dn="uid=alice,{PEOPLE}"')
+    searches = slapd.log_text().count("(uid=alice)")
+    assert binds > 0  # the earlier logins did bind as alice
+    assert gw.pop("alice", "") == b"-ERR [AUTH] Authentication failed."
+    assert logon_error(reactor_thread, adapter, "alice", "") is AuthFailed
+    assert slapd.log_text().count(f'BIND dn="uid=alice,{PEOPLE}"') == binds
+    assert slapd.log_text().count("(uid=alice)") == searches
+
+
+@pytest.mark.parametrize("name", ["*", "al*", "*)(uid=*", "alice)(uid=*", "alice)(|(uid=*)", "alice\\",
+                                  "(uid=alice)", "alice*"])
+def test_filter_metacharacters_cannot_widen_the_search(gw, name):
+    assert gw.pop(name, "alice-pw") == b"-ERR [AUTH] Authentication failed."
+
+
+def test_nul_and_escapes_reach_the_directory_escaped(gw, slapd, adapter, reactor_thread):
+    for name in ("alice\0", "\0", "al\0*"):
+        assert logon_error(reactor_thread, adapter, name, "alice-pw") is AuthFailed
+    text = slapd.log_text()
+    assert "(uid=al\\2A)" in text or "(uid=al*)" not in text
+    assert 'filter="(&(objectClass=inetOrgPerson)(uid=\\2A))"' in text
+    assert "(uid=alice\\00)" in text
+    assert "(uid=*)" not in text
+
+
+def test_renamed_user_keeps_the_store(gw, slapd, adapter, reactor_thread):
+    assert gw.pop("bob", "bob-pw").startswith(b"+OK Logged in, 0 messages")
+    session = reactor_thread.call(adapter.logon, "bob", "bob-pw", "imap", "127.0.0.1")
+    inbox = reactor_thread.call(session.store().inbox)
+    reactor_thread.call(inbox.append, MESSAGE)
+    reactor_thread.call(session.logoff)
+    slapd.ldapmodify(SUFFIX, f"dn: uid=bob,{PEOPLE}\nchangetype: modrdn\nnewrdn: uid=robert\ndeleteoldrdn: 1\n")
+    assert gw.pop("bob", "bob-pw") == b"-ERR [AUTH] Authentication failed."
+    assert gw.pop("robert", "bob-pw").startswith(b"+OK Logged in, 1 messages")
+    users = gw.users()
+    assert "robert" in users and "bob" not in users
+
+
+def test_feature_attribute_switches_protocols(gw, slapd):
+    dn = f"uid=dave,{PEOPLE}"
+    assert gw.pop("dave", "dave-pw").startswith(b"+OK")
+    slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\nadd: groupwareDisabledFeatures\n"
+                             "groupwareDisabledFeatures: pop3\n")
+    assert gw.pop("dave", "dave-pw") == b"-ERR [AUTH] POP3 access is disabled for this account."
+    assert "-pop3" in gw.groupware("user", "features", "dave")
+    slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\ndelete: groupwareDisabledFeatures\n-\n"
+                             "add: groupwareEnabledFeatures\ngroupwareEnabledFeatures: imap\n")
+    assert gw.pop("dave", "dave-pw") == b"-ERR [AUTH] POP3 access is disabled for this account."
+    slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\nadd: groupwareEnabledFeatures\n"
+                             "groupwareEnabledFeatures: pop3\n")
+    assert gw.pop("dave", "dave-pw").startswith(b"+OK Logged in")
+
+
+def test_disappeared_user_cannot_log_in_and_is_orphaned_by_sync(gw, slapd):
+    assert gw.pop("carol", "carol-pw").startswith(b"+OK Logged in")
+    slapd.ldapdelete(SUFFIX, f"uid=carol,{PEOPLE}")
+    assert gw.pop("carol", "carol-pw") == b"-ERR [AUTH] Authentication failed."
+    before = gw.users()
+    plan = gw.groupware("user", "sync", "--dry-run")
+    assert "orphan\tcarol\tgone from the directory; store kept" in plan
+    assert re.search(r"^create\tstar\tStar Name <star@example\.org>$", plan, re.M)
+    assert "\talice\t" not in plan  # nothing to change for alice
+    assert plan.splitlines()[-1].startswith("dry run, would change: ")
+    assert gw.users() == before  # a dry run changes nothing
+    done = gw.groupware("user", "sync")
+    assert "orphan\tcarol" in done
+    users = gw.users()
+    assert users["carol"] == "orphaned" and users["star"] == "active" and users["nomail"] == "active"
+    assert gw.groupware("user", "sync", "--dry-run").splitlines() == ["dry run, would change: nothing to change"]
+    assert gw.pop("carol", "carol-pw") == b"-ERR [AUTH] Authentication failed."
+    # Coming back (restored with the same entryUUID is not possible here: a new entry is a new person).
+    slapd.ldapadd(SUFFIX, f"dn: uid=carol,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: carol\ncn: Carol New\n"
+                          "sn: New\nuserPassword: carol-pw\n")
+    assert gw.pop("carol", "carol-pw").startswith(b"+OK Logged in, 0 messages")
+    users = gw.users()
+    assert users["carol"] == "active"
+    assert [state for name, state in users.items() if name.startswith("carol~orphan")] == ["orphaned"]
+
+
+def test_unreachable_directory_is_unavailable_then_recovers(gw, slapd, adapter, reactor_thread):
+    assert gw.pop("alice", "alice-pw").startswith(b"+OK")  # warm pool
+    failures = gw.log().count("login failed")
+    slapd.stop()
+    try:
+        assert gw.pop("alice", "alice-pw") == b"-ERR [SYS/TEMP] Temporary failure, please try again later."
+        assert gw.pop("alice", "wrong") == b"-ERR [SYS/TEMP] Temporary failure, please try again later."
+        assert logon_error(reactor_thread, adapter, "alice", "alice-pw") is Unavailable
+        assert gw.log().count("login failed") == failures  # never counted as a bad password
+    finally:
+        slapd.start()
+    assert gw.pop("alice", "alice-pw").startswith(b"+OK Logged in")
+
+
+# -- Active Directory shaped tree, over ldaps:// with the CA checked
+
+
+@pytest.fixture(scope="module")
+def ad_gw(slapd, tmp_path_factory):
+    gateway = Gateway(str(tmp_path_factory.mktemp("adgw")), ad_options(slapd))
+    gateway.server.start()
+    try:
+        yield gateway
+    finally:
+        gateway.server.stop()
+
+
+def test_ad_login_by_samaccountname_with_group_and_rename(ad_gw, slapd):
+    assert ad_gw.pop("jdoe", "jdoe-pw").startswith(b"+OK Logged in, 0 messages")
+    assert ad_gw.pop("JDOE", "jdoe-pw").startswith(b"+OK Logged in")
+    assert ad_gw.pop("jdoe", "asmith-pw") == b"-ERR [AUTH] Authentication failed."
+    # Not in "Mail Users" (memberOf): refused like a bad password.
+    assert ad_gw.pop("outsider", "outsider-pw") == b"-ERR [AUTH] Authentication failed."
+    plan = ad_gw.groupware("user", "sync", "--dry-run")
+    assert "create\tasmith\tAnna Smith <asmith@corp.example> groups: Mail Users" in plan
+    # AD renames change sAMAccountName, not the DN; objectGUID keeps the store.
+    slapd.ldapmodify(AD_SUFFIX, f"dn: cn=John Doe,cn=Users,{AD_SUFFIX}\nchangetype: modify\n"
+                                "replace: sAMAccountName\nsAMAccountName: john.doe\n")
+    assert ad_gw.pop("john.doe", "jdoe-pw").startswith(b"+OK Logged in")
+    users = ad_gw.users()
+    assert "john.doe" in users and "jdoe" not in users
+
+
+# -- the backend itself: TLS and certificate checks
+
+
+@pytest.fixture
+def storage(tmp_path):
+    from server.storage.store import Storage
+
+    s = Storage(f"sqlite:///{tmp_path}/store.db")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def backend(storage, **options):
+    from server.users.ldap import LdapUserBackend
+
+    values = {"ldap_bind_user": READER_DN, "ldap_bind_passwd": READER_PW, "ldap_search_base": SUFFIX,
+              "ldap_network_timeout": "3", "ldap_timeout": "5", **options}
+    return LdapUserBackend(Config(values, "/nonexistent"), storage)
+
+
+def test_ldaps_and_starttls_check_the_certificate(slapd, storage):
+    for options in ({"ldap_uri": slapd.ldaps_uri, "ldap_tls_cacert_file": slapd.ca},
+                    {"ldap_uri": slapd.uri, "ldap_starttls": "yes", "ldap_tls_cacert_file": slapd.ca}):
+        b = backend(storage, **options)
+        assert b.authenticate("alice", "alice-pw")["email"] == "alice@example.org"
+        with pytest.raises(AuthFailed):
+            b.authenticate("alice", "wrong")
+        b.close()
+    assert "STARTTLS" in slapd.log_text()
+    # Without our CA the certificate is not trusted: that is an outage, never a bad password.
+    for options in ({"ldap_uri": slapd.ldaps_uri}, {"ldap_uri": slapd.uri, "ldap_starttls": "yes"}):
+        b = backend(storage, **options)
+        with pytest.raises(Unavailable):
+            b.authenticate("alice", "alice-pw")
+        b.close()
+
+
+def test_wrong_service_password_is_unavailable(slapd, storage):
+    b = backend(storage, ldap_uri=slapd.uri, ldap_bind_passwd="nope")
+    with pytest.raises(Unavailable):
+        b.authenticate("alice", "alice-pw")
+
+
+def test_escape_filter_value():
+    from server.users.ldap import escape_filter_value
+
+    assert escape_filter_value("a*b(c)d\\e\0") == "a\\2ab\\28c\\29d\\5ce\\00"
+    assert escape_filter_value("Jürgen") == "Jürgen"
+
+
+def test_sample_configs_name_only_known_options():
+    for name in ("ldap.cfg", "ldap.ad.cfg"):
+        with open(os.path.join(ROOT, "conf", name), encoding="utf-8") as fp:
+            values = parse_config_text(fp.read(), name)
+        assert values and all(key in OPTIONS and OPTIONS[key].file == "ldap.cfg" for key in values)
