@@ -25,8 +25,8 @@ from gateways.imap.grammar.sequence import SequenceSet
 
 @dataclass(frozen=True)
 class NoArguments:
-    """CAPABILITY, NOOP, LOGOUT, STARTTLS, NAMESPACE, CHECK, CLOSE, UNSELECT, IDLE, and
-    EXPUNGE without the UID prefix. (DONE, which ends IDLE, is read by the protocol.)"""
+    """CAPABILITY, NOOP, LOGOUT, STARTTLS, NAMESPACE, CHECK, CLOSE, UNSELECT and IDLE.
+    (DONE, which ends IDLE, is read by the protocol; EXPUNGE has `Expunge`.)"""
 
 
 NO_ARGUMENTS = NoArguments()
