@@ -1,0 +1,223 @@
+"""CalDAV benchmark: our CalDAV gateway against stock Radicale, in the same run.
+
+Starts a real `groupware serve` (CalDAV on a loopback port) and a plain Radicale
+server of the same version with its own filesystem storage in a temporary
+directory. Both get the same events (a whole-calendar PUT each), then, against
+each, the median of several runs of:
+
+  * PROPFIND depth 1 (getetag) of the whole calendar;
+  * calendar-query for one week (getetag);
+  * calendar-multiget of 100 events with their data;
+  * sync-collection from the previous token after one changed event;
+  * PUT of one new event;
+  * GET of the whole calendar as one .ics;
+  * the one-week query again, with 200 open-ended weekly events added;
+
+and prints both times in milliseconds and the ratio ours/Radicale.
+
+    python bench/caldav.py [--events 10000] [--runs 5]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+import requests
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from harness import ServerProcess  # noqa: E402
+
+DAV = "{DAV:}"
+USER = "demo"
+WEEK = ('<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/></d:prop>'
+        '<c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
+        '<c:time-range start="20270301T000000Z" end="20270308T000000Z"/></c:comp-filter></c:comp-filter>'
+        '</c:filter></c:calendar-query>')
+
+
+def vevent(uid: str, start: float, rrule: str = "") -> str:
+    begin = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start))
+    end = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start + 3600))
+    return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{begin}\r\nDTEND:{end}\r\n"
+            f"SUMMARY:Event {uid}\r\nLOCATION:Room {len(uid)}\r\n{rrule}END:VEVENT\r\n")
+
+
+def calendar(events: list[str]) -> str:
+    return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\n" + "".join(events) + "END:VCALENDAR\r\n"
+
+
+def single(uid: str, start: float, rrule: str = "") -> str:
+    return calendar([vevent(uid, start, rrule)])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {port}")
+            time.sleep(0.1)
+
+
+class Radicale:
+    """Stock Radicale on its own filesystem storage, no authentication."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Radicale":
+        config = os.path.join(self.base, "radicale.conf")
+        with open(config, "w") as fp:
+            fp.write(f"[server]\nhosts = 127.0.0.1:{self.port}\nmax_content_length = 1000000000\n"
+                     f"[auth]\ntype = none\n[storage]\nfilesystem_folder = {self.base}/collections\n"
+                     "[logging]\nlevel = warning\n[rights]\ntype = owner_only\n")
+        self.proc = subprocess.Popen([sys.executable, "-m", "radicale", "--config", config],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+class Target:
+    def __init__(self, name: str, base: str, auth: tuple[str, str], calendar_path: str, feed_path: str) -> None:
+        self.name = name
+        self.base = base
+        self.http = requests.Session()
+        self.http.auth = auth
+        self.cal = calendar_path
+        self.feed = feed_path
+
+    def req(self, method: str, path: str, body: str | None = None, **headers: str) -> requests.Response:
+        hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
+        r = self.http.request(method, self.base + path, data=body.encode() if body else None, headers=hdrs,
+                              timeout=600)
+        if r.status_code >= 400:
+            raise RuntimeError(f"{self.name}: {method} {path} -> {r.status_code} {r.text[:300]}")
+        return r
+
+    def sync_token(self, token: str = "") -> tuple[str, int]:
+        token_el = f"<d:sync-token>{token}</d:sync-token>" if token else "<d:sync-token/>"
+        r = self.req("REPORT", self.cal, f'<d:sync-collection xmlns:d="DAV:">{token_el}<d:sync-level>1'
+                     '</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>',
+                     Content_Type="application/xml")
+        root = ET.fromstring(r.content)
+        return root.find(DAV + "sync-token").text, len(root.findall(DAV + "response"))
+
+
+def timed(fn, *args, **kwargs) -> float:
+    started = time.perf_counter()
+    fn(*args, **kwargs)
+    return (time.perf_counter() - started) * 1000
+
+
+def measure(t: Target, runs: int, names: list[str], week_only: bool = False) -> dict[str, float]:
+    out: dict[str, list[float]] = {}
+
+    def add(row: str, ms: float) -> None:
+        out.setdefault(row, []).append(ms)
+
+    hrefs = "".join(f"<d:href>{t.cal}{n}</d:href>" for n in names[:: max(1, len(names) // 100)][:100])
+    multiget = ('<c:calendar-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>'
+                f'<d:getetag/><c:calendar-data/></d:prop>{hrefs}</c:calendar-multiget>')
+    for run in range(runs):
+        add("week query" + (" +200 weekly" if week_only else ""),
+            timed(t.req, "REPORT", t.cal, WEEK, Depth="1", Content_Type="application/xml"))
+        if week_only:
+            continue
+        add("PROPFIND depth 1", timed(t.req, "PROPFIND", t.cal,
+                                       '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>',
+                                       Depth="1", Content_Type="application/xml"))
+        add("multiget 100", timed(t.req, "REPORT", t.cal, multiget, Depth="1", Content_Type="application/xml"))
+        token, _ = t.sync_token()
+        t.req("PUT", t.cal + names[run], single(names[run].removesuffix(".ics"), 1.8e9 + run * 3600),
+              Content_Type="text/calendar")
+        started = time.perf_counter()
+        _, changed = t.sync_token(token)
+        add("sync, one change", (time.perf_counter() - started) * 1000)
+        assert changed == 1, f"{t.name}: sync reported {changed} changes"
+        add("PUT one event", timed(t.req, "PUT", t.cal + f"new-{run}.ics",
+                                   single(f"new-{run}", 1.8e9 + run * 7200), Content_Type="text/calendar"))
+        add("GET whole calendar", timed(t.req, "GET", t.feed))
+    return {row: statistics.median(values) for row, values in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    base = tempfile.mkdtemp(prefix="bench-caldav-")
+    server = radicale = None
+    try:
+        port = free_port()
+        server = ServerProcess(os.path.join(base, "ours"), {"ical_listen": f"127.0.0.1:{port}",
+                                                            "log_level": "warning"}, demo=True).start()
+        password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
+        os.makedirs(os.path.join(base, "radicale"))
+        radicale = Radicale(os.path.join(base, "radicale")).start()
+        ours = Target("ours", f"http://127.0.0.1:{port}", (USER, password), f"/caldav/{USER}/bench/",
+                      f"/ical/{USER}/bench")
+        theirs = Target("radicale", f"http://127.0.0.1:{radicale.port}", (USER, "x"), f"/{USER}/bench/",
+                        f"/{USER}/bench/")
+        # Events spread over about two years, one every ~1.75 hours.
+        start = 1.77e9
+        uids = [f"ev-{i:06d}" for i in range(args.events)]
+        whole = calendar([vevent(u, start + i * 6300) for i, u in enumerate(uids)])
+        weekly = [(f"weekly-{i:03d}", single(f"weekly-{i:03d}", start + i * 3600, "RRULE:FREQ=WEEKLY\r\n"))
+                  for i in range(200)]
+        results = {}
+        for t in (ours, theirs):
+            mk = '<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"/>'
+            t.req("MKCALENDAR", t.cal, mk, Content_Type="application/xml")
+            started = time.perf_counter()
+            t.req("PUT", t.feed if t is ours else t.cal, whole, Content_Type="text/calendar")
+            print(f"{t.name}: {args.events} events loaded in {time.perf_counter() - started:.1f} s", flush=True)
+            r = t.req("PROPFIND", t.cal, '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>',
+                      Depth="1", Content_Type="application/xml")
+            names = sorted(re.findall(r"/bench/([^/<]+\.ics)<", r.text))
+            assert len(names) == args.events, (t.name, len(names))
+            results[t.name] = measure(t, args.runs, names)
+            for uid, text in weekly:
+                t.req("PUT", t.cal + uid + ".ics", text, Content_Type="text/calendar")
+            results[t.name].update(measure(t, args.runs, names, week_only=True))
+        print(f"\n{args.events} events, median of {args.runs} runs (ms); ratio = ours / Radicale")
+        print(f"{'':26} {'ours':>10} {'Radicale':>10} {'ratio':>7}")
+        for row in results["ours"]:
+            a, b = results["ours"][row], results["radicale"][row]
+            print(f"{row:26} {a:10.1f} {b:10.1f} {a / b:7.2f}")
+    finally:
+        if radicale:
+            radicale.stop()
+        if server:
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
