@@ -2,345 +2,41 @@
 
 The input is what the framer collects: the command line(s) with every literal kept
 inline as sent (`{N}\\r\\n`, `{N+}\\r\\n` or `~{N}\\r\\n` followed by N octets), without
-the final CRLF. The parser is a hand-written recursive descent over bytes; every
-mistake becomes a `ParseError` (with the tag once it is known), never another
-exception, whatever the input.
+the final CRLF. The parser is a hand-written recursive descent over bytes, one
+function per command on top of the primitives of reader.py; every mistake becomes a
+`ParseError` (with the tag once it is known), never another exception, whatever the
+input.
 """
 from __future__ import annotations
 
 import binascii
-import datetime
 import re
 from collections.abc import Callable
 
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar.errors import ParseError
-from gateways.imap.grammar.mutf7 import MUTF7Error, decode as mutf7_decode
+from gateways.imap.grammar.reader import TAG, Reader, unique
 from gateways.imap.grammar.sequence import SequenceSet
 
-MAX_NUMBER = 2**32 - 1      # number, nz-number (RFC 3501 §9)
-MAX_MODSEQ = 2**63 - 1      # mod-sequence-value (RFC 7162 §7)
 MAX_DEPTH = 64              # parentheses, NOT and OR in one search program
 MAX_ID_FIELDS = 30          # RFC 2971 §3.3
 
-# Character classes of RFC 3501 §9, as regular expressions over bytes.
-_CTL = bytes(range(0x20)) + b"\x7f"
-_ATOM_SPECIALS = b'(){ %*"\\]' + _CTL
-_ATOM_CHARS = bytes(b for b in range(1, 0x80) if b not in _ATOM_SPECIALS)
-
-
-def _class(chars: bytes) -> re.Pattern[bytes]:
-    return re.compile(b"[" + b"".join(b"\\x%02x" % b for b in chars) + b"]+")
-
-
-_ATOM = _class(_ATOM_CHARS)
-_ASTRING = _class(_ATOM_CHARS + b"]")
-_TAG = _class(bytes(b for b in _ATOM_CHARS + b"]" if b != ord("+")))
-_LIST_MAILBOX = _class(_ATOM_CHARS + b"%*]")
-_DIGITS = re.compile(rb"[0-9]+")
 _FETCH_NAME = re.compile(rb"[A-Za-z0-9.]+")
-_QUOTED_PLAIN = re.compile(rb'[^"\\\r\n\x00]*')
-_TIME_ZONE = re.compile(rb'([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})"')
 _BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z")
 
-_MONTHS = {m: i for i, m in enumerate(
-    (b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN",
-     b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"), start=1)}
-
-SYSTEM_FLAGS = {f.upper(): f for f in
-                ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")}
 SPECIAL_USE = {f.upper(): f for f in
                ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")}
 SEARCH_CHARSETS = ("US-ASCII", "UTF-8")
 _CHARSET_CODE = "BADCHARSET (" + " ".join(SEARCH_CHARSETS) + ")"
 
 
-class _Reader:
-    """A cursor over one command; every failure raises ParseError carrying the tag."""
-
-    __slots__ = ("data", "pos", "tag", "view")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-        self.tag: str | None = None
-        self.view: memoryview | None = None
-
-    # --- basics -------------------------------------------------------------------
-
-    def fail(self, text: str, code: str | None = None) -> ParseError:
-        return ParseError(text, self.tag, code)
-
-    def peek(self) -> int:
-        """The next octet, or -1 at the end."""
-        return self.data[self.pos] if self.pos < len(self.data) else -1
-
-    def at_end(self) -> bool:
-        return self.pos >= len(self.data)
-
-    def expect(self, char: bytes, what: str | None = None) -> None:
-        if self.data.startswith(char, self.pos):
-            self.pos += len(char)
-        else:
-            raise self.fail(f"expected {what or repr(char.decode())} at octet {self.pos}")
-
-    def sp(self) -> None:
-        if self.peek() != 0x20:
-            raise self.fail(f"expected a space at octet {self.pos}")
-        self.pos += 1
-
-    def maybe(self, char: bytes) -> bool:
-        if self.data.startswith(char, self.pos):
-            self.pos += len(char)
-            return True
-        return False
-
-    def maybe_word(self, word: bytes) -> bool:
-        """Consume `word` (case-insensitive) when it stands alone as an atom."""
-        end = self.pos + len(word)
-        if self.data[self.pos:end].upper() == word:
-            nxt = self.data[end] if end < len(self.data) else -1
-            if nxt in (-1, 0x20, 0x28, 0x29):  # end, SP, "(", ")"
-                self.pos = end
-                return True
-        return False
-
-    def match(self, pattern: re.Pattern[bytes], what: str) -> bytes:
-        m = pattern.match(self.data, self.pos)
-        if m is None:
-            raise self.fail(f"expected {what} at octet {self.pos}")
-        self.pos = m.end()
-        return m.group()
-
-    def end(self) -> None:
-        if not self.at_end():
-            raise self.fail(f"unexpected characters at octet {self.pos}")
-
-    # --- numbers ------------------------------------------------------------------
-
-    def number(self, maximum: int = MAX_NUMBER, what: str = "a number") -> int:
-        digits = self.match(_DIGITS, what)
-        if len(digits) > 19 or int(digits) > maximum:
-            raise self.fail(f"number out of range: {digits[:24].decode()}")
-        return int(digits)
-
-    def nz_number(self, maximum: int = MAX_NUMBER, what: str = "a non-zero number") -> int:
-        value = self.number(maximum, what)
-        if value == 0:
-            raise self.fail(f"{what} must not be 0")
-        return value
-
-    def modseq(self, zero: bool = False) -> int:
-        """mod-sequence-value (non-zero) or, with `zero`, mod-sequence-valzer."""
-        if zero:
-            return self.number(MAX_MODSEQ, "a mod-sequence")
-        return self.nz_number(MAX_MODSEQ, "a mod-sequence")
-
-    # --- strings ------------------------------------------------------------------
-
-    def atom(self, what: str = "an atom") -> bytes:
-        return self.match(_ATOM, what)
-
-    def quoted(self) -> bytes:
-        self.expect(b'"')
-        parts = []
-        while True:
-            parts.append(self.match(_QUOTED_PLAIN, "a quoted string"))
-            ch = self.peek()
-            if ch == 0x22:  # closing quote
-                self.pos += 1
-                return b"".join(parts)
-            if ch == 0x5C:  # backslash
-                nxt = self.data[self.pos + 1:self.pos + 2]
-                if nxt not in (b'"', b"\\"):
-                    raise self.fail("only \\\" and \\\\ may be escaped in a quoted string")
-                parts.append(nxt)
-                self.pos += 2
-                continue
-            if ch == -1:
-                raise self.fail("unterminated quoted string")
-            raise self.fail("NUL, CR or LF in a quoted string")
-
-    def literal_view(self, binary_ok: bool = False) -> tuple[memoryview, bool]:
-        """A literal's octets as a memoryview into the command, and whether it was `~{N}`."""
-        binary = self.maybe(b"~")
-        if binary and not binary_ok:
-            raise self.fail("a binary literal is not allowed here")
-        self.expect(b"{")
-        if self.peek() == 0x2D:  # "-"
-            raise self.fail("negative literal size")
-        size = self.number(what="a literal size")
-        self.maybe(b"+")
-        self.expect(b"}")
-        self.expect(b"\r\n", "CRLF after literal size")
-        start = self.pos
-        if len(self.data) - start < size:
-            raise self.fail("literal is shorter than announced")
-        self.pos = start + size
-        if self.view is None:
-            self.view = memoryview(self.data)
-        body = self.view[start:self.pos]
-        if not binary and 0 in body:
-            raise self.fail("NUL in a literal (use a binary literal)")
-        return body, binary
-
-    def literal(self) -> bytes:
-        return bytes(self.literal_view()[0])
-
-    def string(self) -> bytes:
-        ch = self.peek()
-        if ch == 0x22:
-            return self.quoted()
-        if ch == 0x7B or self.data.startswith(b"~{", self.pos):
-            return self.literal()
-        raise self.fail(f"expected a string at octet {self.pos}")
-
-    def astring(self, what: str = "a string") -> bytes:
-        ch = self.peek()
-        if ch == 0x22 or ch == 0x7B or self.data.startswith(b"~{", self.pos):
-            return self.string()
-        return self.match(_ASTRING, what)
-
-    def nstring(self) -> bytes | None:
-        if self.maybe_word(b"NIL"):
-            return None
-        return self.string()
-
-    def text(self, raw: bytes, charset: str = "UTF-8") -> str:
-        try:
-            return raw.decode("ascii" if charset == "US-ASCII" else "utf-8")
-        except UnicodeDecodeError:
-            raise self.fail(f"string is not valid {charset}") from None
-
-    # --- mailboxes ----------------------------------------------------------------
-
-    def mailbox(self) -> str:
-        return self.mailbox_name(self.astring("a mailbox name"))
-
-    def mailbox_name(self, raw: bytes) -> str:
-        try:
-            name = mutf7_decode(raw)
-        except MUTF7Error as e:
-            raise self.fail(str(e)) from None
-        head = name[:6].upper()
-        if head == "INBOX" or head == "INBOX/":
-            name = head + name[6:]
-        return name
-
-    def list_mailbox(self) -> str:
-        ch = self.peek()
-        raw = self.string() if ch in (0x22, 0x7B) else self.match(_LIST_MAILBOX, "a mailbox pattern")
-        try:
-            return mutf7_decode(raw)
-        except MUTF7Error as e:
-            raise self.fail(str(e)) from None
-
-    # --- lists, flags, sets, dates ------------------------------------------------
-
-    def paren_list(self, item: Callable[[], object], empty_ok: bool = True) -> list:
-        """"(" [item *(SP item)] ")"."""
-        self.expect(b"(")
-        items = []
-        if self.maybe(b")"):
-            if not empty_ok:
-                raise self.fail("empty list")
-            return items
-        while True:
-            items.append(item())
-            if self.maybe(b")"):
-                return items
-            self.sp()
-
-    def flag(self) -> str:
-        """flag (RFC 3501 §9) for STORE and APPEND: no \\Recent, no unknown system flags."""
-        if self.maybe(b"\\"):
-            name = "\\" + self.atom("a flag name").decode("ascii")
-            canonical = SYSTEM_FLAGS.get(name.upper())
-            if canonical is None or canonical == "\\Recent":
-                raise self.fail(f"invalid system flag {name}")
-            return canonical
-        return self.atom("a flag").decode("ascii")
-
-    def flag_list(self) -> tuple[str, ...]:
-        return _unique(self.paren_list(self.flag))
-
-    def sequence_set(self) -> SequenceSet:
-        ranges = []
-        while True:
-            lo = self.seq_number()
-            hi = self.seq_number() if self.maybe(b":") else lo
-            ranges.append((lo, hi))
-            if not self.maybe(b","):
-                return SequenceSet(ranges)
-
-    def seq_number(self) -> int | None:
-        if self.maybe(b"*"):
-            return None
-        return self.nz_number(what="a sequence number")
-
-    def date(self) -> datetime.date:
-        """date = date-text / DQUOTE date-text DQUOTE; date-text = d[d]-Mon-yyyy."""
-        quoted = self.maybe(b'"')
-        day = self.match(_DIGITS, "a day")
-        self.expect(b"-")
-        month = self.month()
-        self.expect(b"-")
-        year = self.match(_DIGITS, "a year")
-        if quoted:
-            self.expect(b'"')
-        return self._date(day, month, year)
-
-    def month(self) -> int:
-        month = _MONTHS.get(self.data[self.pos:self.pos + 3].upper())
-        if month is None:
-            raise self.fail(f"expected a month name at octet {self.pos}")
-        self.pos += 3
-        return month
-
-    def _date(self, day: bytes, month: int, year: bytes) -> datetime.date:
-        if len(day) > 2 or len(year) != 4:
-            raise self.fail("bad date")
-        try:
-            return datetime.date(int(year), month, int(day))
-        except ValueError:
-            raise self.fail("bad date") from None
-
-    def date_time(self) -> datetime.datetime:
-        """date-time = DQUOTE date-day-fixed "-" month "-" year SP time SP zone DQUOTE."""
-        self.expect(b'"')
-        self.maybe(b" ")  # date-day-fixed pads one-digit days with a space
-        day = self.match(_DIGITS, "a day")
-        self.expect(b"-")
-        month = self.month()
-        self.expect(b"-")
-        date = self._date(day, month, self.match(_DIGITS, "a year"))
-        self.sp()
-        m = _TIME_ZONE.match(self.data, self.pos)
-        if m is None:
-            raise self.fail("bad time or zone in date-time")
-        self.pos = m.end()
-        hh, mm, ss, sign, zh, zm = m.groups()
-        if int(zm) > 59 or int(zh) > 23:
-            raise self.fail("bad zone in date-time")
-        offset = datetime.timedelta(hours=int(zh), minutes=int(zm))
-        try:
-            return datetime.datetime(date.year, date.month, date.day, int(hh), int(mm), int(ss),
-                                     tzinfo=datetime.timezone(-offset if sign == b"-" else offset))
-        except ValueError:
-            raise self.fail("bad time in date-time") from None
-
-
-def _unique(items: list) -> tuple:
-    return tuple(dict.fromkeys(items))
-
-
 # --- commands --------------------------------------------------------------------------
 
-def _no_args(r: _Reader, uid: bool) -> c.Arguments:
+def _no_args(r: Reader, uid: bool) -> c.Arguments:
     return c.NO_ARGUMENTS
 
 
-def _authenticate(r: _Reader, uid: bool) -> c.Authenticate:
+def _authenticate(r: Reader, uid: bool) -> c.Authenticate:
     r.sp()
     mechanism = r.atom("a mechanism name").decode("ascii").upper()
     if r.at_end():
@@ -348,7 +44,7 @@ def _authenticate(r: _Reader, uid: bool) -> c.Authenticate:
     r.sp()
     if r.maybe(b"="):
         return c.Authenticate(mechanism, b"")
-    raw = r.match(_ATOM, "a base64 initial response")
+    raw = r.atom("a base64 initial response")
     return c.Authenticate(mechanism, decode_base64(raw, r.tag))
 
 
@@ -362,7 +58,7 @@ def decode_base64(raw: bytes, tag: str | None = None) -> bytes:
         raise ParseError("bad base64", tag) from None
 
 
-def _login(r: _Reader, uid: bool) -> c.Login:
+def _login(r: Reader, uid: bool) -> c.Login:
     r.sp()
     user = r.text(r.astring("a user name"))
     r.sp()
@@ -370,7 +66,7 @@ def _login(r: _Reader, uid: bool) -> c.Login:
     return c.Login(user, password)
 
 
-def _enable(r: _Reader, uid: bool) -> c.Enable:
+def _enable(r: Reader, uid: bool) -> c.Enable:
     names = []
     while not r.at_end():
         r.sp()
@@ -380,7 +76,7 @@ def _enable(r: _Reader, uid: bool) -> c.Enable:
     return c.Enable(tuple(names))
 
 
-def _id(r: _Reader, uid: bool) -> c.Id:
+def _id(r: Reader, uid: bool) -> c.Id:
     r.sp()
     if r.maybe_word(b"NIL"):
         return c.Id(None)
@@ -399,7 +95,7 @@ def _id(r: _Reader, uid: bool) -> c.Id:
     return c.Id(tuple(fields))
 
 
-def _select(r: _Reader, uid: bool) -> c.Select:
+def _select(r: Reader, uid: bool) -> c.Select:
     r.sp()
     mailbox = r.mailbox()
     condstore = False
@@ -423,7 +119,7 @@ def _select(r: _Reader, uid: bool) -> c.Select:
     return c.Select(mailbox, condstore, qresync)
 
 
-def _qresync(r: _Reader) -> c.QresyncParameters:
+def _qresync(r: Reader) -> c.QresyncParameters:
     r.expect(b"(")
     uidvalidity = r.nz_number(what="a UIDVALIDITY")
     r.sp()
@@ -441,7 +137,7 @@ def _qresync(r: _Reader) -> c.QresyncParameters:
     return c.QresyncParameters(uidvalidity, modseq, known, match)
 
 
-def _seq_match(r: _Reader) -> tuple[SequenceSet, SequenceSet]:
+def _seq_match(r: Reader) -> tuple[SequenceSet, SequenceSet]:
     r.expect(b"(")
     seqs = r.sequence_set()
     r.sp()
@@ -450,7 +146,7 @@ def _seq_match(r: _Reader) -> tuple[SequenceSet, SequenceSet]:
     return (seqs, uids)
 
 
-def _create(r: _Reader, uid: bool) -> c.Create:
+def _create(r: Reader, uid: bool) -> c.Create:
     r.sp()
     mailbox = r.mailbox()
     uses: list[str] = []
@@ -469,15 +165,15 @@ def _create(r: _Reader, uid: bool) -> c.Create:
             return SPECIAL_USE.get(name.upper(), name)
 
         r.paren_list(param, empty_ok=False)
-    return c.Create(mailbox, _unique(uses))
+    return c.Create(mailbox, unique(uses))
 
 
-def _mailbox_only(r: _Reader, uid: bool) -> c.MailboxName:
+def _mailbox_only(r: Reader, uid: bool) -> c.MailboxName:
     r.sp()
     return c.MailboxName(r.mailbox())
 
 
-def _rename(r: _Reader, uid: bool) -> c.Rename:
+def _rename(r: Reader, uid: bool) -> c.Rename:
     r.sp()
     source = r.mailbox()
     r.sp()
@@ -488,7 +184,7 @@ _LIST_SELECTION = {b"SUBSCRIBED", b"REMOTE", b"RECURSIVEMATCH", b"SPECIAL-USE"}
 _LIST_RETURNS = {b"SUBSCRIBED", b"CHILDREN", b"SPECIAL-USE"}
 
 
-def _list(r: _Reader, uid: bool) -> c.List:
+def _list(r: Reader, uid: bool) -> c.List:
     r.sp()
     extended = False
     selection: list[str] = []
@@ -537,30 +233,30 @@ def _list(r: _Reader, uid: bool) -> c.List:
                   status_items, extended)
 
 
-def _lsub(r: _Reader, uid: bool) -> c.Lsub:
+def _lsub(r: Reader, uid: bool) -> c.Lsub:
     r.sp()
     reference = r.mailbox_name(r.astring("a reference name"))
     r.sp()
     return c.Lsub(reference, r.list_mailbox())
 
 
-def _status_items(r: _Reader) -> tuple[str, ...]:
+def _status_items(r: Reader) -> tuple[str, ...]:
     def item() -> str:
         name = r.atom("a status item").upper().decode("ascii")
         if name not in c.STATUS_ITEMS:
             raise r.fail(f"unknown status item {name}")
         return name
-    return _unique(r.paren_list(item, empty_ok=False))
+    return unique(r.paren_list(item, empty_ok=False))
 
 
-def _status(r: _Reader, uid: bool) -> c.Status:
+def _status(r: Reader, uid: bool) -> c.Status:
     r.sp()
     mailbox = r.mailbox()
     r.sp()
     return c.Status(mailbox, _status_items(r))
 
 
-def _append(r: _Reader, uid: bool) -> c.Append:
+def _append(r: Reader, uid: bool) -> c.Append:
     r.sp()
     mailbox = r.mailbox()
     r.sp()
@@ -578,14 +274,14 @@ def _append(r: _Reader, uid: bool) -> c.Append:
     return c.Append(mailbox, flags, date, message, binary)
 
 
-def _expunge(r: _Reader, uid: bool) -> c.Expunge:
+def _expunge(r: Reader, uid: bool) -> c.Expunge:
     if not uid:
         return c.Expunge()
     r.sp()
     return c.Expunge(r.sequence_set())
 
 
-def _copy_move(r: _Reader, uid: bool) -> c.CopyMove:
+def _copy_move(r: Reader, uid: bool) -> c.CopyMove:
     r.sp()
     sequence = r.sequence_set()
     r.sp()
@@ -594,7 +290,7 @@ def _copy_move(r: _Reader, uid: bool) -> c.CopyMove:
 
 # --- SEARCH ----------------------------------------------------------------------
 
-def _search(r: _Reader, uid: bool) -> c.Search:
+def _search(r: Reader, uid: bool) -> c.Search:
     r.sp()
     returns = None
     if r.maybe_word(b"RETURN"):
@@ -606,7 +302,7 @@ def _search(r: _Reader, uid: bool) -> c.Search:
                 raise r.fail(f"unknown SEARCH return option {name}")
             return name
 
-        returns = _unique(r.paren_list(option)) or ("ALL",)
+        returns = unique(r.paren_list(option)) or ("ALL",)
         r.sp()
     charset = None
     if r.maybe_word(b"CHARSET"):
@@ -646,7 +342,7 @@ _SEARCH_NEW = c.SearchAnd((c.SearchFlag("\\Recent", True), c.SearchFlag("\\Seen"
 class _SearchProgram:
     """search-key (RFC 3501 §6.4.4, MODSEQ of RFC 7162 §3.1.5) as a tree, depth-limited."""
 
-    def __init__(self, reader: _Reader, charset: str) -> None:
+    def __init__(self, reader: Reader, charset: str) -> None:
         self.r = reader
         self.charset = charset
 
@@ -725,7 +421,7 @@ _MACROS = {
 _SECTION_TEXTS = (b"HEADER.FIELDS.NOT", b"HEADER.FIELDS", b"HEADER", b"TEXT", b"MIME")
 
 
-def _fetch(r: _Reader, uid: bool) -> c.Fetch:
+def _fetch(r: Reader, uid: bool) -> c.Fetch:
     r.sp()
     sequence = r.sequence_set()
     r.sp()
@@ -756,10 +452,10 @@ def _fetch(r: _Reader, uid: bool) -> c.Fetch:
         r.paren_list(modifier, empty_ok=False)
         if vanished and (not uid or changedsince is None):
             raise r.fail("VANISHED needs UID FETCH with CHANGEDSINCE")
-    return c.Fetch(sequence, _unique(attributes), changedsince, vanished)
+    return c.Fetch(sequence, unique(attributes), changedsince, vanished)
 
 
-def _fetch_attribute(r: _Reader) -> c.FetchAttribute:
+def _fetch_attribute(r: Reader) -> c.FetchAttribute:
     name = r.match(_FETCH_NAME, "a fetch attribute").upper().decode("ascii")
     if r.peek() != 0x5B:  # "["
         attribute = _SIMPLE_ATTRIBUTES.get(name)
@@ -780,7 +476,7 @@ def _fetch_attribute(r: _Reader) -> c.FetchAttribute:
     raise r.fail(f"unknown fetch attribute {name[:40]}[")
 
 
-def _part_numbers(r: _Reader) -> tuple[int, ...]:
+def _part_numbers(r: Reader) -> tuple[int, ...]:
     part = [r.nz_number(what="a part number")]
     while r.data.startswith(b".", r.pos) and 0x30 <= _at(r, r.pos + 1) <= 0x39:
         r.pos += 1
@@ -788,11 +484,11 @@ def _part_numbers(r: _Reader) -> tuple[int, ...]:
     return tuple(part)
 
 
-def _at(r: _Reader, pos: int) -> int:
+def _at(r: Reader, pos: int) -> int:
     return r.data[pos] if pos < len(r.data) else -1
 
 
-def _section(r: _Reader) -> c.Section:
+def _section(r: Reader) -> c.Section:
     r.expect(b"[")
     part: tuple[int, ...] = ()
     text = None
@@ -806,13 +502,13 @@ def _section(r: _Reader) -> c.Section:
             text = _section_text(r, allow_mime=False)
         if text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
             r.sp()
-            headers = _unique(r.paren_list(
+            headers = unique(r.paren_list(
                 lambda: r.text(r.astring("a header name"), "US-ASCII").upper(), empty_ok=False))
     r.expect(b"]")
     return c.Section(part, text, headers)
 
 
-def _section_text(r: _Reader, allow_mime: bool) -> str:
+def _section_text(r: Reader, allow_mime: bool) -> str:
     for word in _SECTION_TEXTS:
         end = r.pos + len(word)
         if r.data[r.pos:end].upper() == word and _at(r, end) in (0x20, 0x5D):
@@ -823,7 +519,7 @@ def _section_text(r: _Reader, allow_mime: bool) -> str:
     raise r.fail(f"bad section text at octet {r.pos}")
 
 
-def _partial(r: _Reader) -> tuple[int, int] | None:
+def _partial(r: Reader) -> tuple[int, int] | None:
     if not r.maybe(b"<"):
         return None
     origin = r.number(what="a partial origin")
@@ -835,7 +531,7 @@ def _partial(r: _Reader) -> tuple[int, int] | None:
 
 # --- STORE -----------------------------------------------------------------------
 
-def _store(r: _Reader, uid: bool) -> c.Store:
+def _store(r: Reader, uid: bool) -> c.Store:
     r.sp()
     sequence = r.sequence_set()
     r.sp()
@@ -865,13 +561,13 @@ def _store(r: _Reader, uid: bool) -> c.Store:
         while not r.at_end():
             r.sp()
             items.append(r.flag())
-        flags = _unique(items)
+        flags = unique(items)
     return c.Store(sequence, mode, item == b"FLAGS.SILENT", flags, unchangedsince)
 
 
 # --- dispatch --------------------------------------------------------------------
 
-_Parser = Callable[[_Reader, bool], c.Arguments]
+_Parser = Callable[[Reader, bool], c.Arguments]
 
 COMMANDS: dict[bytes, _Parser] = {
     b"CAPABILITY": _no_args, b"NOOP": _no_args, b"LOGOUT": _no_args,
@@ -890,9 +586,9 @@ UID_COMMANDS = frozenset({b"COPY", b"MOVE", b"FETCH", b"STORE", b"SEARCH", b"EXP
 def parse_command(raw: bytes) -> c.Command:
     """Parse one complete command (literals inline, no final CRLF) into a Command."""
     data = raw if isinstance(raw, bytes) else bytes(raw)
-    r = _Reader(data)
+    r = Reader(data)
     try:
-        m = _TAG.match(data)
+        m = TAG.match(data)
         if m is None:
             raise r.fail("missing or bad tag")
         r.pos = m.end()
