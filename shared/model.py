@@ -321,6 +321,7 @@ class Folder:
         self.color: str | None = codec.field(el, "color")
         self.description: str | None = codec.field(el, "description")
         self.rights: str | None = codec.field(el, "rights")
+        self.subscribed: bool = _bool(codec.field(el, "subscribed") or "true")
 
     def __repr__(self) -> str:
         return f"<Folder {self.id} {self.name!r} {self.container_class}>"
@@ -350,6 +351,13 @@ class Folder:
             self._read(r.find(_G + "folder"))
             return self
         return self._call("updateFolder", *fields).addCallback(update)
+
+    def set_subscribed(self, subscribed: bool) -> defer.Deferred:
+        """Subscribe (IMAP SUBSCRIBE) or unsubscribe; fires with self, updated."""
+        def update(r: etree._Element) -> Folder:
+            self._read(r.find(_G + "folder"))
+            return self
+        return self._call("updateFolder", ("subscribed", bool(subscribed))).addCallback(update)
 
     def delete(self, uids: Iterable[int] | str | None = None) -> defer.Deferred:
         """Without uids: delete this folder and everything in it. With uids: delete

@@ -460,6 +460,22 @@ def test_expunge_uid_expunge_close_unselect(env):
     raw.close()
 
 
+def test_subscriptions_live_in_the_store(env):
+    env.fresh("Subscribed", 0)
+    m = env.imap()
+    assert m.unsubscribe("Subscribed")[0] == "OK"
+    assert b'"/" Subscribed' not in b" ".join(m.lsub('""', "*")[1])
+    m.logout()
+    m = env.imap()  # another session sees the same
+    assert b'"/" Subscribed' not in b" ".join(m.lsub('""', "*")[1])
+    assert m.subscribe("Subscribed")[0] == "OK"
+    assert b'() "/" Subscribed' in m.lsub('""', "*")[1]
+    typ, lines = m._simple_command("LIST", "(SUBSCRIBED)", '""', "Sub*")
+    assert m._untagged_response(typ, lines, "LIST")[1] == [b'(\\HasNoChildren \\Subscribed) "/" Subscribed']
+    assert m.subscribe("Nowhere")[1][0].startswith(b"[NONEXISTENT]")
+    m.logout()
+
+
 # -- outages -------------------------------------------------------------------------------------
 
 def test_store_outage_is_unavailable_never_a_bad_password(env, tmp_path):

@@ -112,5 +112,6 @@ def folder_xml(folder: dict[str, Any], rights: str) -> etree._Element:
     for key, name in (("display_name", "displayName"), ("color", "color"), ("description", "description")):
         if folder.get(key) is not None:
             add(el, name, folder[key])
+    add(el, "subscribed", bool(folder.get("subscribed", True)))
     add(el, "rights", rights)
     return el

@@ -81,6 +81,9 @@ async def update_folder(call: Call) -> etree._Element:
         value = field(body, tag)
         if value is not None:
             changes[key] = value
+    subscribed = field(body, "subscribed")
+    if subscribed is not None:
+        changes["subscribed"] = subscribed.strip().lower() in ("true", "1")
     parent_el = body.find(gw("parentId"))
     moving = parent_el is not None
     if moving:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary,
-                        MetaData, String, Table, Text)
+                        MetaData, String, Table, Text, true)
 from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
@@ -64,6 +64,8 @@ folders = Table(
     Column("display_name", String(255), nullable=True),
     Column("color", String(32), nullable=True),
     Column("description", Text, nullable=True),
+    # IMAP SUBSCRIBE/UNSUBSCRIBE; a new folder starts subscribed.
+    Column("subscribed", Boolean, nullable=False, default=True, server_default=true()),
     Index("ix_folders_store_parent", "store_id", "parent_id"),
     **_mysql,
 )
