@@ -333,6 +333,22 @@ def test_date_times_round_trip():
         b'"31-Dec-2024 23:59:59 +0000"'
 
 
+def test_imaplib_reads_our_dates_flags_and_names():
+    import imaplib
+
+    for epoch in (0, 1_700_000_000, 951_782_400):  # 1970, 2023, a leap day
+        line = b"* 1 FETCH (INTERNALDATE " + w.date_time(epoch) + b")"
+        assert time.mktime(imaplib.Internaldate2tuple(line)) == epoch
+    dt = datetime.datetime(2024, 3, 5, 1, 2, 3, tzinfo=datetime.timezone(datetime.timedelta(hours=-5)))
+    line = b"* 2 FETCH (INTERNALDATE " + w.date_time(dt) + b")"
+    assert time.mktime(imaplib.Internaldate2tuple(line)) == dt.timestamp()
+    flags = ("\\Seen", "\\Answered", "$Forwarded")
+    assert imaplib.ParseFlags(b"* 3 FETCH (FLAGS " + w.flag_list(flags) + b")") == \
+        tuple(f.encode() for f in flags)
+    # imaplib's own mailbox quoting agrees with ours where it quotes at all
+    assert w.astring("a b") == imaplib.IMAP4._quote(None, "a b").encode()
+
+
 def test_sequence_sets_round_trip():
     for text in ("1", "1:*", "*", "3:1", "1,3:5,7:*", "4294967295"):
         s = parse_command(b"t FETCH " + text.encode() + b" UID").args.sequence
