@@ -85,6 +85,14 @@ OPTIONS: dict[str, Option] = {
         ldap_page_size="500",
     ),
     **_opts(
+        "unix.cfg",
+        min_user_uid="1000",
+        max_user_uid="60000",
+        except_user_uids="",
+        default_domain="",
+        pam_service="groupware",
+    ),
+    **_opts(
         "gateway.cfg",
         server_connections="8",
         disabled_features="",

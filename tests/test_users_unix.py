@@ -1,0 +1,176 @@
+"""user_plugin = unix with a real system account (useradd + chpasswd) and PAM,
+through the real POP3 gateway, `groupware user sync`, and the backend itself."""
+from __future__ import annotations
+
+import base64
+import os
+import poplib
+import pwd
+import secrets
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import ROOT, ServerProcess
+from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from shared.config import Config
+from shared.errors import AuthFailed
+from shared.model import Adapter
+
+MIN_UID, MAX_UID = 42000, 42999
+MESSAGE = b"From: x@example.net\r\nSubject: kept\r\n\r\nstill here\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_uid() -> int:
+    used = {p.pw_uid for p in pwd.getpwall()}
+    return next(uid for uid in range(MIN_UID + 100, MAX_UID) if uid not in used)
+
+
+class Account:
+    """A throwaway system account; removed again at the end."""
+
+    def __init__(self) -> None:
+        self.name = "gwt" + secrets.token_hex(3)
+        self.password = "Pw-" + secrets.token_urlsafe(12)
+        self.uid = free_uid()
+        subprocess.run(["useradd", "-M", "-u", str(self.uid), "-c", "Test Person,Room 12,,",
+                        "-s", "/usr/sbin/nologin", self.name], check=True, capture_output=True)
+        subprocess.run(["chpasswd"], input=f"{self.name}:{self.password}\n", text=True, check=True,
+                       capture_output=True)
+
+    def rename(self, new: str) -> None:
+        subprocess.run(["usermod", "-l", new, self.name], check=True, capture_output=True)
+        self.name = new
+
+    def remove(self) -> None:
+        subprocess.run(["userdel", self.name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def account():
+    acc = Account()
+    try:
+        yield acc
+    finally:
+        acc.remove()
+
+
+class Gateway:
+    def __init__(self, data_dir: str) -> None:
+        self.port = free_port()
+        self.options = {"user_plugin": "unix", "min_user_uid": str(MIN_UID), "max_user_uid": str(MAX_UID),
+                        "default_domain": "example.net"}
+        self.server = ServerProcess(os.path.join(data_dir, "var"),
+                                    {**self.options, "pop3_listen": f"127.0.0.1:{self.port}"})
+
+    def groupware(self, *args: str) -> str:
+        cmd = [sys.executable, "-m", "groupware.cli", *args, "--config-dir", os.path.join(ROOT, "conf"),
+               "--data-dir", self.server.data_dir]
+        for name, value in self.options.items():
+            cmd += ["--set", f"{name}={value}"]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    def users(self) -> dict[str, list[str]]:
+        return {line.split("\t")[0]: line.split("\t")[1:]
+                for line in self.groupware("user", "list").splitlines() if line}
+
+    def pop(self, user: str, password: str) -> bytes:
+        p = poplib.POP3("127.0.0.1", self.port, timeout=30)
+        try:
+            plain = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+            try:
+                return p._shortcmd("AUTH PLAIN " + plain)
+            except poplib.error_proto as exc:
+                return exc.args[0]
+        finally:
+            try:
+                p.quit()
+            except (poplib.error_proto, OSError):
+                pass
+
+
+@pytest.fixture(scope="module")
+def gw(account, tmp_path_factory):
+    gateway = Gateway(str(tmp_path_factory.mktemp("unixgw")))
+    gateway.server.start()
+    try:
+        yield gateway
+    finally:
+        gateway.server.stop()
+
+
+def test_system_account_logs_in_through_pam(gw, account):
+    assert account.name not in gw.users()
+    assert gw.pop(account.name, account.password).startswith(b"+OK Logged in, 0 messages")
+    state, features, fullname, email = gw.users()[account.name]
+    assert (state, fullname, email) == ("active", "Test Person", f"{account.name}@example.net")
+    assert gw.pop(account.name, "wrong") == b"-ERR [AUTH] Authentication failed."
+    assert gw.pop(account.name, "") == b"-ERR [AUTH] Authentication failed."
+    # root and other system accounts are outside the uid range.
+    assert gw.pop("root", account.password) == b"-ERR [AUTH] Authentication failed."
+    assert gw.pop("nosuchaccount", account.password) == b"-ERR [AUTH] Authentication failed."
+
+
+def test_wrong_password_holds_no_server_thread(gw, account):
+    # pam_unix would sleep ~2 s per failure; our PAM_FAIL_DELAY hook returns at once.
+    started = time.monotonic()
+    assert gw.pop(account.name, "wrong-again") == b"-ERR [AUTH] Authentication failed."
+    assert time.monotonic() - started < 1.5
+
+
+def test_renamed_account_keeps_its_store_and_removed_one_is_orphaned(gw, account, reactor_thread):
+    cfg = Config({"server_socket": gw.server.socket_path, "server_connections": "1"}, gw.server.data_dir)
+    adapter = reactor_thread.call(Adapter, cfg, reactor_thread.reactor)
+    try:
+        session = reactor_thread.call(adapter.logon, account.name, account.password, "imap", "127.0.0.1")
+        inbox = reactor_thread.call(session.store().inbox)
+        reactor_thread.call(inbox.append, MESSAGE)
+        reactor_thread.call(session.logoff)
+    finally:
+        reactor_thread.call(adapter.close)
+    old = account.name
+    account.rename(old + "x")
+    assert gw.pop(old, account.password) == b"-ERR [AUTH] Authentication failed."
+    assert gw.pop(account.name, account.password).startswith(b"+OK Logged in, 1 messages")
+    assert account.name in gw.users() and old not in gw.users()
+
+    account.remove()
+    assert gw.pop(account.name, account.password) == b"-ERR [AUTH] Authentication failed."
+    plan = gw.groupware("user", "sync", "--dry-run")
+    assert f"orphan\t{account.name}\tgone from the directory; store kept" in plan
+    gw.groupware("user", "sync")
+    assert gw.users()[account.name][0] == "orphaned"
+
+
+def test_uid_range_and_exceptions(account, tmp_path):
+    from server.storage.store import Storage
+    from server.users.unix import UnixUserBackend
+
+    acc = Account()
+    storage = Storage(f"sqlite:///{tmp_path}/store.db")
+    storage.migrate()
+    try:
+        def backend(**options):
+            values = {"min_user_uid": str(MIN_UID), "max_user_uid": str(MAX_UID), **options}
+            return UnixUserBackend(Config(values, str(tmp_path)), storage)
+
+        user = backend(default_domain="example.com").authenticate(acc.name, acc.password)
+        assert user["email"] == f"{acc.name}@example.com" and user["fullname"] == "Test Person"
+        with pytest.raises(AuthFailed):
+            backend(max_user_uid=str(acc.uid - 1)).authenticate(acc.name, acc.password)
+        with pytest.raises(AuthFailed):
+            backend(except_user_uids=f"1 {acc.uid}").authenticate(acc.name, acc.password)
+        names = [u.name for u in backend().all_users()]
+        assert acc.name in names and "root" not in names
+    finally:
+        storage.close()
+        acc.remove()
