@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import imaplib
 import os
 import poplib
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from harness import ROOT, ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
@@ -101,6 +103,27 @@ class Gateway:
             except (poplib.error_proto, OSError):
                 pass
 
+    def imap(self, user: str, password: str) -> str:
+        """'OK' or the tagged NO answer to LOGIN over the real IMAP gateway."""
+        client = imaplib.IMAP4("127.0.0.1", self.server.port("imap"), timeout=30)
+        try:
+            client.login(user, password)
+            client.logout()
+            return "OK"
+        except imaplib.IMAP4.error as exc:
+            return str(exc)
+        finally:
+            try:
+                client.shutdown()
+            except OSError:
+                pass
+
+    def caldav(self, user: str, password: str) -> int:
+        """The status of a PROPFIND on the CalDAV root with basic auth."""
+        url = f"http://127.0.0.1:{self.server.port('ical')}/caldav/"
+        return requests.request("PROPFIND", url, auth=(user, password), headers={"Depth": "0"},
+                                timeout=30).status_code
+
     def log(self) -> str:
         with open(self.server.options["log_file"], encoding="utf-8") as fp:
             return fp.read()
@@ -149,6 +172,15 @@ def test_first_login_creates_the_store(gw):
     assert [n for n in gw.users() if n.lower() == "alice"] == ["alice"]
     # The dead first URI was tried and then skipped (failover).
     assert re.search(r"directory server ldap://127\.0\.0\.1:\d+ unusable", gw.log())
+
+
+def test_imap_and_caldav_gateways_use_the_directory(gw):
+    assert gw.imap("alice", "alice-pw") == "OK"
+    assert "[AUTHENTICATIONFAILED]" in gw.imap("alice", "wrong")
+    assert "[AUTHENTICATIONFAILED]" in gw.imap('"al*"', "alice-pw")  # imaplib leaves quoting to us
+    assert gw.caldav("alice", "alice-pw") == 207
+    assert gw.caldav("alice", "wrong") == 401
+    assert gw.caldav("*", "alice-pw") == 401
 
 
 def test_empty_password_is_refused_before_any_bind(gw, slapd, adapter, reactor_thread):
@@ -239,10 +271,14 @@ def test_unreachable_directory_is_unavailable_then_recovers(gw, slapd, adapter, 
         assert gw.pop("alice", "alice-pw") == b"-ERR [SYS/TEMP] Temporary failure, please try again later."
         assert gw.pop("alice", "wrong") == b"-ERR [SYS/TEMP] Temporary failure, please try again later."
         assert logon_error(reactor_thread, adapter, "alice", "alice-pw") is Unavailable
+        assert "[UNAVAILABLE]" in gw.imap("alice", "alice-pw")
+        assert gw.caldav("star", "star-pw") == 503
         assert gw.log().count("login failed") == failures  # never counted as a bad password
     finally:
         slapd.start()
     assert gw.pop("alice", "alice-pw").startswith(b"+OK Logged in")
+    assert gw.imap("alice", "alice-pw") == "OK"
+    assert gw.caldav("star", "star-pw") == 207
 
 
 # -- Active Directory shaped tree, over ldaps:// with the CA checked
