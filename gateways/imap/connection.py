@@ -245,7 +245,9 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
             cmd = parse_command(raw)
         except ParseError as exc:
             code = f"[{exc.code}] " if exc.code else ""
-            self.send(f"{exc.tag or '*'} BAD {code}{exc.text}\r\n".encode("utf-8", "replace"))
+            # An unknown SEARCH charset is a NO, not a BAD (RFC 3501 §6.4.4).
+            status = "NO" if (exc.code or "").startswith("BADCHARSET") else "BAD"
+            self.send(f"{exc.tag or '*'} {status} {code}{exc.text}\r\n".encode("utf-8", "replace"))
             return
         except Exception:  # noqa: BLE001  (a client must never crash the process)
             log.exception("imap parser failed")
