@@ -95,3 +95,20 @@ def test_rights_letters():
     assert r.authorization("demo", set(), "/demo/Calendar/") == "rw"
     assert r.authorization("demo", set(), "/bob/Calendar/") == ""
     assert r.authorization("", set(), "/demo/") == ""
+
+
+def test_make_item_sets_what_item_init_sets():
+    class Collection:
+        path = "u/c"
+    fields = dict(href="a.ics", text="BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", etag='"e"', uid="x",
+                  component_name="VEVENT", time_range=(1, 2), last_modified="Mon, 23 Nov 2026 00:00:00 GMT")
+    collection = Collection()
+    made = glue.make_item(glue.Item, collection, **fields)
+    built = glue.Item(collection=collection, name="VCALENDAR", **fields)
+    assert vars(made) == vars(built)
+
+
+def test_sanitize_path_is_remembered_and_still_sanitizes():
+    assert glue.sanitize_path("/a/./b/../c") == "/a/c"
+    assert glue.sanitize_path("/../../etc/passwd") == "/etc/passwd"
+    assert glue.sanitize_path("/a/b/") == "/a/b/"

@@ -7,6 +7,7 @@ each upgrade.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,13 +21,17 @@ from radicale.log import logger as radicale_logger
 from radicale.rights import BaseRights
 from radicale.storage import BaseCollection, BaseStorage, ComponentExistsError, ComponentNotFoundError
 
+# Radicale re-sanitizes the same few collection paths for every item of a listing
+# (inside asserts); the function is pure, so remembering its answers is safe.
+pathutils.sanitize_path = functools.lru_cache(maxsize=4096)(pathutils.sanitize_path)
+
 # The Radicale release the plugins are written against (setup.cfg pins it).
 RADICALE_VERSION = "3.9.0"
 TIMESTAMP_MIN: int = radicale_filter.TIMESTAMP_MIN
 TIMESTAMP_MAX: int = radicale_filter.TIMESTAMP_MAX
 
 __all__ = ["Application", "BaseAuth", "BaseCollection", "BaseRights", "BaseStorage",
-           "ComponentExistsError", "ComponentNotFoundError", "Item", "TIMESTAMP_MAX",
+           "ComponentExistsError", "ComponentNotFoundError", "Item", "TIMESTAMP_MAX", "make_item",
            "TIMESTAMP_MIN", "make_application", "make_clark", "radicale_logger",
            "sanitize_path", "simplify_prefilters", "strip_path", "version"]
 
@@ -37,6 +42,19 @@ def version() -> str:
 
 def strip_path(path: str) -> str:
     return pathutils.strip_path(path)
+
+
+def make_item(cls: type, collection: Any, href: str, text: str | None, etag: str, uid: str | None,
+              component_name: str, time_range: tuple[int, int] | None, last_modified: str) -> Any:
+    """An Item (or subclass) with every cached field set, without Item.__init__'s path
+    checks, which cost more than the rest of a listing; `text` None leaves the text to
+    the subclass to load."""
+    item = cls.__new__(cls)
+    item.__dict__.update(_collection_path=collection.path, collection=collection, href=href,
+                         last_modified=last_modified, _text=text, _vobject_item=None, _etag=etag,
+                         _uid=uid, _name="VCALENDAR", _component_name=component_name,
+                         _time_range=time_range)
+    return item
 
 
 def sanitize_path(path: str) -> str:

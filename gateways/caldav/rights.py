@@ -5,14 +5,16 @@ keeps Radicale from offering what the store would refuse.
 """
 from __future__ import annotations
 
-from gateways.caldav.radicale_glue import BaseRights, strip_path
+from gateways.caldav.radicale_glue import BaseRights
 
 
 class Rights(BaseRights):
     def authorization(self, user: str, user_groups: set, path: str) -> str:
         if not user:
             return ""
-        parts = strip_path(path).split("/") if strip_path(path) else []
+        # Radicale hands over sanitized paths; this runs once per listed item.
+        stripped = path.strip("/")
+        parts = stripped.split("/") if stripped else []
         if not parts:
             return "R"
         if parts[0] != user:

@@ -10,6 +10,7 @@ and collection ETags are answered by store queries.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 import time
@@ -19,13 +20,16 @@ from typing import Any
 
 from gateways.caldav import context
 from gateways.caldav.radicale_glue import (TIMESTAMP_MAX, TIMESTAMP_MIN, BaseCollection, BaseStorage,
-                                           ComponentNotFoundError, Item, simplify_prefilters, strip_path)
+                                           ComponentNotFoundError, Item, make_item, simplify_prefilters,
+                                           strip_path)
 
 CALENDAR_CLASSES = ("calendar", "tasks")
 COMPONENTS = {"IPM.Appointment": "VEVENT", "IPM.Task": "VTODO"}
 ITEM_CLASSES = {v: k for k, v in COMPONENTS.items()}
 ITEM_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "dtstart", "dtend", "recurring",
                 "itemClass", "size", "internalDate")
+# What a PROPFIND needs of each item; UID and time range are then read from the text if asked.
+LISTING_COLUMNS = ("uid", "name", "etag", "itemClass", "size", "internalDate")
 SYNC_TOKEN_PREFIX = "http://groupware.invalid/ns/sync/"
 _SYNC_TOKEN = re.compile(r"^%s(\d+)-(\d+)-(\d+)$" % re.escape(SYNC_TOKEN_PREFIX))
 # Hrefs per store query when fetching several items by name.
@@ -45,6 +49,7 @@ def segment_names(folders: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
 def _http_date(epoch: int | None) -> str:
     return formatdate(epoch if epoch is not None else time.time(), usegmt=True)
 
@@ -155,26 +160,55 @@ class FolderCollection(BaseCollection):
     def last_modified(self) -> str:
         return _http_date(None)
 
+    def serialize(self, vcf_to_ics: bool = False, ShareActions: Any = None) -> str:  # noqa: N803
+        """The whole calendar as one VCALENDAR (the iCal feed): every object's components,
+        each VTIMEZONE once per TZID. Cut from the stored texts, not parsed."""
+        head = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//groupware//CalDAV gateway//EN",
+                _fold("X-WR-CALNAME:" + _escape_text(self.get_meta("D:displayname") or ""))]
+        if self.folder.description:
+            head.append(_fold("X-WR-CALDESC:" + _escape_text(self.folder.description)))
+        zones: dict[str, str] = {}
+        bodies = []
+        for item in self.get_all():
+            text = item.serialize().replace("\r\n", "\n").replace("\n", "\r\n")
+            start = text.find("\r\nBEGIN:", text.find("BEGIN:VCALENDAR") + 15)
+            end = text.rfind("END:VCALENDAR")
+            if start < 0 or end < start:
+                continue
+            body = text[start + 2:end]
+            if "BEGIN:VTIMEZONE" in body:
+                for zone in _VTIMEZONE.findall(body):
+                    tzid = _TZID.search(zone)
+                    zones.setdefault(tzid.group(1) if tzid else zone, zone)
+                body = _VTIMEZONE.sub("", body)
+            bodies.append(body)
+        return "\r\n".join(head) + "\r\n" + "".join(zones.values()) + "".join(bodies) + "END:VCALENDAR\r\n"
+
     # -- items
     def _item(self, row: Any, text: str | None) -> Item:
-        start = row.dtstart if row.dtstart is not None else TIMESTAMP_MIN
-        end = row.dtend if row.dtend is not None else TIMESTAMP_MAX
-        fields = dict(collection=self, href=row.name, etag=row.etag, uid=row.ical_uid, name="VCALENDAR",
-                      component_name=COMPONENTS.get(row.get("itemClass"), "VEVENT"),
-                      time_range=(start, end), last_modified=_http_date(row.get("internalDate")))
-        item: Any = Item(text=text, **fields) if text is not None else \
-            StoreItem(lambda: self.ctx.call(row.ical), **fields)
-        item.recurring = row.recurring
+        if "dtstart" in row.row:
+            start = row.dtstart if row.dtstart is not None else TIMESTAMP_MIN
+            end = row.dtend if row.dtend is not None else TIMESTAMP_MAX
+            time_range: tuple[int, int] | None = (start, end)
+        else:
+            time_range = None
+        item: Any = make_item(Item if text is not None else StoreItem, self, row.name, text, row.etag,
+                              row.get("icalUid"), COMPONENTS.get(row.get("itemClass"), "VEVENT"), time_range,
+                              _http_date(row.get("internalDate")))
+        if text is None:
+            item._loader = lambda: self.ctx.call(row.ical)
+        item.recurring = bool(row.get("recurring"))
         return item
 
-    def _query(self, restriction: Any = None, with_text: bool = True) -> list[Item]:
-        columns = list(ITEM_COLUMNS) + (["source"] if with_text else [])
+    def _query(self, restriction: Any = None, with_text: bool = True,
+               columns: Iterable[str] = ITEM_COLUMNS) -> list[Item]:
+        columns = list(columns) + (["source"] if with_text else [])
         _, rows = self.ctx.call(self.folder.messages, columns, restriction, [("uid", False)])
         return [self._item(r, r.text if with_text else None) for r in rows]
 
     def list_items(self) -> list[Item]:
         """Every item with its cached fields only (no text)."""
-        return self._query(None, with_text=False)
+        return self._query(None, with_text=False, columns=LISTING_COLUMNS)
 
     def get_all(self) -> Iterable[Item]:
         return self._query(None)
@@ -264,6 +298,31 @@ class FolderCollection(BaseCollection):
             hrefs.extend(n for n in table.get("name", []) if n)
         hrefs.extend(changes.deleted_names.values())
         return token, hrefs
+
+
+_VTIMEZONE = re.compile(r"BEGIN:VTIMEZONE\r\n.*?END:VTIMEZONE\r\n", re.S)
+_TZID = re.compile(r"^TZID[:;](.*?)\r$", re.M)
+
+
+def _escape_text(value: str) -> str:
+    """An iCalendar TEXT value (RFC 5545 3.3.11)."""
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\r\n", "\\n").replace("\n", "\\n"))
+
+
+def _fold(line: str) -> str:
+    """Fold a content line at 75 octets without splitting a UTF-8 character."""
+    data = line.encode("utf-8")
+    if len(data) <= 75:
+        return line
+    parts, limit = [], 75
+    while data:
+        cut = min(limit, len(data))
+        while cut < len(data) and (data[cut] & 0xC0) == 0x80:
+            cut -= 1
+        parts.append(data[:cut].decode("utf-8"))
+        data, limit = data[cut:], 74
+    return "\r\n ".join(parts)
 
 
 def _content(text: str) -> list[str]:
