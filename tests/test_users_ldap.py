@@ -366,3 +366,14 @@ def test_sample_configs_name_only_known_options():
         with open(os.path.join(ROOT, "conf", name), encoding="utf-8") as fp:
             values = parse_config_text(fp.read(), name)
         assert values and all(key in OPTIONS and OPTIONS[key].file == "ldap.cfg" for key in values)
+
+
+def test_login_group_by_group_search(slapd, storage):
+    b = backend(storage, ldap_uri=slapd.uri, ldap_login_group="mail-users")
+    assert b.authenticate("alice", "alice-pw")["name"] == "alice"
+    with pytest.raises(AuthFailed):
+        b.authenticate("dave", "dave-pw")  # right password, not a member
+    membership = b.groups()
+    alice = b.find("alice")
+    assert b.groups_of(alice, membership) == ["mail-users"]
+    b.close()

@@ -22,7 +22,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from ldap3 import NONE, SUBTREE, Connection, Server, Tls
@@ -260,37 +260,47 @@ class LdapUserBackend:
 
         def search(conn: Connection) -> list[DirectoryUser]:
             found: list[DirectoryUser] = []
-            cookie: Any = None
-            while True:
-                conn.search(s.base, s.user_filter, SUBTREE, attributes=s.user_attributes(),
-                            paged_size=s.page_size, paged_cookie=cookie)
+            for _ in self._pages(conn, s.user_filter, s.user_attributes()):
                 found.extend(self._entries(conn))
-                controls = conn.result.get("controls") or {}
-                cookie = controls.get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")
-                if not cookie:
-                    return found
+            return found
 
         return self._search_pool.run(search)
 
     def groups(self) -> dict[str, list[str]]:
-        """Member (DN, or login name for `text` members) -> names of their groups."""
+        """Member (DN, or login name for `text` members) -> names of their groups.
+
+        Empty when users carry their groups themselves (ldap_user_memberof_attribute).
+        """
         s = self.settings
+        if s.memberof_attr:
+            return {}
 
         def search(conn: Connection) -> dict[str, list[str]]:
-            conn.search(s.base, s.group_filter, SUBTREE, attributes=[s.groupname_attr, s.members_attr])
-            self._check(conn)
             out: dict[str, list[str]] = {}
-            for item in conn.response or []:
-                if item.get("type") != "searchResEntry":
-                    continue
-                attrs = _lower_keys(item.get("raw_attributes") or {})
-                group = _text(attrs.get(s.groupname_attr.lower()))
-                for member in attrs.get(s.members_attr.lower(), []):
-                    key = member.decode("utf-8", "replace")
-                    out.setdefault(key.lower(), []).append(group)
+            for _ in self._pages(conn, s.group_filter, [s.groupname_attr, s.members_attr]):
+                self._check(conn)
+                for item in conn.response or []:
+                    if item.get("type") != "searchResEntry":
+                        continue
+                    attrs = _lower_keys(item.get("raw_attributes") or {})
+                    group = _text(attrs.get(s.groupname_attr.lower()))
+                    for member in attrs.get(s.members_attr.lower(), []):
+                        out.setdefault(member.decode("utf-8", "replace").lower(), []).append(group)
             return out
 
         return self._search_pool.run(search)
+
+    def _pages(self, conn: Connection, flt: str, attributes: list[str]) -> Iterator[None]:
+        """Run a paged search (RFC 2696); yields once per page, its entries in conn.response."""
+        cookie: Any = None
+        while True:
+            conn.search(self.settings.base, flt, SUBTREE, attributes=attributes,
+                        paged_size=self.settings.page_size, paged_cookie=cookie)
+            yield None
+            controls = conn.result.get("controls") or {}
+            cookie = controls.get("1.2.840.113556.1.4.319", {}).get("value", {}).get("cookie")
+            if not cookie:
+                return
 
     def groups_of(self, entry: DirectoryUser, membership: dict[str, list[str]] | None = None) -> list[str]:
         s = self.settings
