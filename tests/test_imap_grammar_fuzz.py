@@ -88,10 +88,10 @@ def test_random_bytes():
 
 def test_mutated_valid_commands():
     rnd = random.Random(4)
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(40_000):
         _check(_mutate(rnd, rnd.choice(VALID)))
-    assert time.perf_counter() - started < 6
+    assert time.process_time() - started < 6
 
 
 def test_every_prefix_of_every_valid_command():
@@ -101,10 +101,11 @@ def test_every_prefix_of_every_valid_command():
 
 
 def test_large_hostile_inputs_are_quick():
-    started = time.perf_counter()
+    # CPU time of this process, so that other work on the machine does not count
+    started = time.process_time()
     for raw in (b"a SEARCH " + b"(" * 1_000_000, b"a SEARCH " + b"NOT " * 300_000 + b"ALL",
                 b"a FETCH " + b"1," * 300_000 + b"1 UID", b"a LOGIN {" + b"9" * 100_000 + b"}",
                 b"a " + b"X" * 1_000_000, b"a LOGIN " + b'"' + b"x" * 1_000_000,
                 b"a SEARCH " + b"ALL " * 200_000 + b"ALL", b"\xff" * 1_000_000):
         _check(raw)
-    assert time.perf_counter() - started < 3
+    assert time.process_time() - started < 3

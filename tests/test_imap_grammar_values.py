@@ -104,7 +104,7 @@ def test_sequence_set_membership_and_counting():
 
 def test_sequence_sets_at_100000_messages_stay_ranges():
     big = 100_000
-    started = time.perf_counter()
+    started = time.process_time()
     s = parsed("1:*")
     assert s.resolve(big) == [(1, big)]
     assert s.count(big) == big
@@ -117,7 +117,7 @@ def test_sequence_sets_at_100000_messages_stay_ranges():
     assert len(resolved) == big // 2
     assert all(odd.contains(n, big) == (n % 2 == 1) for n in range(1, 2001))
     assert format_ranges(resolved) == every_other.encode()
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_compact_formatting():

@@ -427,11 +427,11 @@ def test_list_status_search_responses():
 def test_fetch_lines_for_100000_messages_are_cheap():
     flags_by_row = [("\\Seen",), ("\\Seen", "\\Answered"), (), ("\\Seen", "$Junk")]
     best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
+    for _ in range(3):  # CPU time, best of three: other work on the machine does not count
+        started = time.process_time()
         out = b"".join([w.fetch_uid_flags(n, n + 1000, flags_by_row[n & 3])
                         for n in range(1, 100_001)])
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     assert out.startswith(b"* 1 FETCH (UID 1001 FLAGS (\\Seen \\Answered))\r\n")
     assert out.count(b"\r\n") == 100_000
     assert best < 0.5, f"{best:.3f} s for 100,000 FETCH lines"
