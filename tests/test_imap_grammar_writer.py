@@ -273,7 +273,7 @@ def test_odd_nodes_still_render():
 def test_string_forms():
     assert w.quoted('a"b\\c') == b'"a\\"b\\\\c"'
     assert w.string("plain") == b'"plain"'
-    assert w.string(b"a\x00b") == b"{3}\r\na\x00b"
+    assert w.string(b"a\x00b") == b"{5}\r\na\xef\xbf\xbdb"
     assert w.nstring(None) == b"NIL"
     assert w.astring("INBOX") == b"INBOX"
     assert w.astring("NIL") == b'"NIL"'

@@ -46,7 +46,7 @@ def literal(data: bytes) -> bytes:
 
 
 def literal_header(size: int, binary: bool = False) -> bytes:
-    """What precedes `size` streamed octets: `{N}\r\n`, or `~{N}\r\n` (literal8) for
+    """What precedes `size` streamed octets: `{N}\\r\\n`, or `~{N}\\r\\n` (literal8) for
     BINARY content that contains NUL (RFC 3516 §4.3)."""
     return (b"~{%d}\r\n" if binary else b"{%d}\r\n") % size
 
@@ -60,9 +60,15 @@ def quoted(value: str | bytes) -> bytes:
 
 
 def string(value: str | bytes) -> bytes:
-    """`string`: quoted, or a literal for 8-bit, CR, LF or NUL content."""
+    """`string`: quoted, or a literal for 8-bit, CR or LF content.
+
+    NUL may appear in neither (RFC 3501 §9: CHAR8 excludes it), so a NUL from a broken header becomes
+    U+FFFD rather than an answer the client cannot parse.
+    """
     data = _bytes(value)
     if _NEEDS_LITERAL.search(data):
+        if b"\x00" in data:
+            data = data.replace(b"\x00", "\ufffd".encode("utf-8"))
         return literal(data)
     if _NEEDS_ESCAPE.search(data):
         data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
