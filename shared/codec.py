@@ -332,7 +332,21 @@ def _restriction_node(r: Mapping[str, Any]) -> etree._Element:
     if kind == "range":
         start, end = value
         return element("range", start=str(int(start)), end=str(int(end)))
+    if kind in _SCAN_NODES:
+        first, needle = value
+        el = element(kind)
+        el.set(_SCAN_NODES[kind], str(first))
+        add_text(el, str(needle))
+        return el
     raise BadRequest(f"unknown restriction {kind!r}")
+
+
+# Nodes the store answers by reading text (IMAP SEARCH): the attribute naming what
+# to look at, the element text what to look for.
+#   {"header": (field name, substring)}    a header field holds the substring
+#   {"text": ("body" | "text", substring)} the body (or header and body) holds it
+#   {"sent": ("before" | "on" | "since", "YYYY-MM-DD")}  the Date header's day
+_SCAN_NODES = {"header": "name", "text": "where", "sent": "relation"}
 
 
 def add_text(el: etree._Element, value: str) -> None:
@@ -389,6 +403,8 @@ def _restriction_dict(el: etree._Element, depth: int) -> dict[str, Any]:
             return {"range": (int(el.get("start", "")), int(el.get("end", "")))}
         except ValueError:
             raise BadRequest("range needs integer start and end") from None
+    if kind in _SCAN_NODES:
+        return {kind: (el.get(_SCAN_NODES[kind], ""), text(el) or "")}
     raise BadRequest(f"unknown restriction {kind!r}")
 
 

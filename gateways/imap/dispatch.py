@@ -64,6 +64,7 @@ COMMAND_MODULES = (
     "gateways.imap.auth",
     "gateways.imap.mailboxes",
     "gateways.imap.selecting",
+    "gateways.imap.search",
 )
 
 

@@ -11,7 +11,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from shared.errors import BadRequest, Conflict, NotFound
 
 from .base import StorageBase, chunks
-from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction
+from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, needs_scan, superset
+from .scan import ScanEvaluator
 from .schema import folders, items, tombstones
 from .uidset import contains, has_star, parse_uidset, resolve, sql_condition, uid_in
 
@@ -76,7 +77,13 @@ class ItemsMixin(StorageBase):
         base = items.c.folder_id == folder_id
         if not restriction:
             return base
-        return and_(base, compile_restriction(restriction, lambda s: self._uid_condition(conn, folder_id, s)))
+        def uids(uidset: str) -> ColumnElement[bool]:
+            return self._uid_condition(conn, folder_id, uidset)
+        scan = None
+        if needs_scan(restriction):
+            # Header, body and Date searches look only at rows the rest lets through.
+            scan = ScanEvaluator(conn, self.blobs, and_(base, superset(restriction, uids)))
+        return and_(base, compile_restriction(restriction, uids, scan=scan))
 
     # -- creating -------------------------------------------------------
     def create_message(self, folder_id: int, blob_key: str, size: int, internal_date: int | None,

@@ -1,6 +1,7 @@
 """Restriction trees (the dict form of <gw:restriction>) -> SQLAlchemy conditions on items."""
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,12 @@ _OPS = {
 }
 _FLAG_BY_LOWER = {k.lower(): v for k, v in FLAG_BITS.items()}
 MAX_DEPTH = 64
+# Kinds the store answers by parsing text or reading sources rather than in SQL
+# (IMAP SEARCH HEADER/BCC, BODY/TEXT, SENT*): see scan.py.
+SCAN_KINDS = frozenset({"header", "text", "sent"})
+# Header names whose decoded value is a column of its own.
+HEADER_COLUMNS = {"subject": "subject", "from": "from", "to": "to", "cc": "cc"}
+_SENT_RELATIONS = frozenset({"before", "on", "since"})
 
 
 def column(name: str, extra: frozenset[str] = frozenset()):
@@ -66,9 +73,77 @@ def flag_condition(name: str, has: bool) -> ColumnElement[bool]:
     return cond if has else not_(cond)
 
 
-def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], depth: int = 0
+def scan_argument(kind: str, arg: Any) -> tuple[str, str]:
+    """The checked argument of a scan kind: header (name, substring), text
+    ("body" | "text", substring) or sent ("before" | "on" | "since", "YYYY-MM-DD")."""
+    first, second = (str(v) for v in _pair(arg, 2, kind))
+    if kind == "header":
+        if not first or any(ch.isspace() or ch == ":" or not ch.isprintable() for ch in first):
+            raise BadRequest("bad header name")
+        return first, second
+    if kind == "text":
+        if first.lower() not in ("body", "text"):
+            raise BadRequest("text restriction searches body or text")
+        return first.lower(), second
+    if first.lower() not in _SENT_RELATIONS:
+        raise BadRequest("sent restriction is before, on or since")
+    try:
+        datetime.date.fromisoformat(second)
+    except ValueError:
+        raise BadRequest("sent restriction needs a YYYY-MM-DD date") from None
+    return first.lower(), second
+
+
+def header_sql(name: str, needle: str) -> ColumnElement[bool] | None:
+    """SQL for a header search on a column holding that header's decoded value, where
+    SQL folds case as IMAP does (ASCII needles); None when the header needs a scan."""
+    col = HEADER_COLUMNS.get(name.lower())
+    if col is None or not needle.isascii():
+        return None
+    if not needle:
+        return items.c[col].is_not(None)
+    return func.lower(items.c[col]).contains(needle.lower(), autoescape=True)
+
+
+def needs_scan(r: Any, depth: int = 0) -> bool:
+    """Whether a tree holds a node only a scan can answer."""
+    if depth > MAX_DEPTH or not isinstance(r, dict) or len(r) != 1:
+        return False  # compile_restriction reports the error
+    (kind, arg), = r.items()
+    if kind in ("and", "or") and isinstance(arg, (list, tuple)):
+        return any(needs_scan(x, depth + 1) for x in arg)
+    if kind == "not":
+        return needs_scan(arg, depth + 1)
+    if kind == "header" and isinstance(arg, (list, tuple)) and len(arg) == 2:
+        return header_sql(str(arg[0]), str(arg[1])) is None
+    return kind in SCAN_KINDS
+
+
+def superset(r: Any, uids: Callable[[str], ColumnElement[bool]], depth: int = 0,
+             wider: bool = True) -> ColumnElement[bool]:
+    """A SQL condition true for every row the tree matches (`wider`), or only for rows
+    it matches (not `wider`), with scan nodes as "maybe": the rows a scan must look at."""
+    if depth > MAX_DEPTH or not isinstance(r, dict) or len(r) != 1:
+        raise BadRequest("bad restriction")
+    (kind, arg), = r.items()
+    if kind in ("and", "or") and isinstance(arg, (list, tuple)):
+        terms = [superset(x, uids, depth + 1, wider) for x in arg]
+        if not terms:
+            return true() if kind == "and" else false()
+        return and_(*terms) if kind == "and" else or_(*terms)
+    if kind == "not":
+        return not_(superset(arg, uids, depth + 1, not wider))
+    if kind in SCAN_KINDS and needs_scan(r):
+        scan_argument(kind, arg)
+        return true() if wider else false()
+    return compile_restriction(r, uids, depth)
+
+
+def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], depth: int = 0,
+                        scan: Callable[[str, tuple[str, str]], ColumnElement[bool]] | None = None
                         ) -> ColumnElement[bool]:
-    """Compile a restriction tree; `uids` turns a uid-set string into a condition."""
+    """Compile a restriction tree; `uids` turns a uid-set string into a condition, `scan`
+    answers the scan kinds (as a condition naming the rows that match)."""
     if depth > MAX_DEPTH:
         raise BadRequest("restriction nested too deeply")
     if not isinstance(r, dict) or len(r) != 1:
@@ -77,12 +152,12 @@ def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], dept
     if kind in ("and", "or"):
         if not isinstance(arg, (list, tuple)):
             raise BadRequest(f"{kind} takes a list")
-        terms = [compile_restriction(x, uids, depth + 1) for x in arg]
+        terms = [compile_restriction(x, uids, depth + 1, scan) for x in arg]
         if not terms:
             return true() if kind == "and" else false()
         return and_(*terms) if kind == "and" else or_(*terms)
     if kind == "not":
-        return not_(compile_restriction(arg, uids, depth + 1))
+        return not_(compile_restriction(arg, uids, depth + 1, scan))
     if kind == "cmp":
         name, op, value = _pair(arg, 3, "cmp")
         col = column(name)
@@ -110,4 +185,12 @@ def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], dept
     if kind == "range":
         start, end = (_int(v) for v in _pair(arg, 2, "range"))
         return and_(items.c.dtstart < end, or_(items.c.dtend.is_(None), items.c.dtend > start))
+    if kind in SCAN_KINDS:
+        node = scan_argument(kind, arg)
+        direct = header_sql(*node) if kind == "header" else None
+        if direct is not None:
+            return direct
+        if scan is None:
+            raise BadRequest(f"{kind} restrictions work on folder queries only")
+        return scan(kind, node)
     raise BadRequest(f"unknown restriction {kind!r}")

@@ -1,0 +1,158 @@
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4), ESEARCH answers (RFC 4731), MODSEQ (RFC 7162 §3.1.5).
+
+The whole search program becomes one store restriction and one table query:
+flags, keywords, sizes, internal dates, modseqs, sequence and UID sets compile
+to SQL in the store; HEADER/BCC, SENT* and BODY/TEXT are restriction nodes the
+store answers next to the data, reading each candidate's source in chunks there
+(`server/mime/search.py`). Searching in the store rather than here means a body
+search of a big folder moves a list of uids over the wire instead of every
+message, and reads only the rows the rest of the program lets through.
+
+Matching is the case-insensitive substring test of RFC 3501; strings arrive
+decoded from the command's CHARSET (UTF-8 or US-ASCII; others are refused by
+the grammar with BADCHARSET). \\Recent is never set in this store, so RECENT
+and NEW match nothing and OLD matches everything. Dates of BEFORE/ON/SINCE are
+days in UTC, the zone INTERNALDATE is written in; SENT* take the Date header's
+own day, disregarding its time and zone.
+
+Only messages the session has been told about are answered; mail that arrived
+since gets its EXISTS first (after the SEARCH response, with the tagged OK) and
+shows in the next search.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime
+from typing import Any
+
+from gateways.imap.dispatch import SELECTED, capability, command
+from gateways.imap.grammar import commands as c
+from gateways.imap.grammar import writer as w
+from gateways.imap.grammar.sequence import merge
+
+capability("ESEARCH")
+
+_TRUE: dict[str, Any] = {"and": []}
+_FALSE: dict[str, Any] = {"or": []}
+_RELATIONS = {"BEFORE": "before", "ON": "on", "SINCE": "since"}
+DAY = 86400
+
+
+@command("SEARCH", SELECTED, uid=True, expunge_after=False)
+async def search(conn: Any, cmd: Any) -> None:
+    box = conn.selected
+    args: c.Search = cmd.args
+    restriction = Restriction(box).of(args.criteria)
+    uses_modseq = _uses_modseq(args.criteria)
+    columns = ["uid", "modseq"] if uses_modseq else ["uid"]
+    if restriction == _FALSE or not box.exists:
+        table: dict[str, list[int]] = {"uid": [], "modseq": []}
+    else:
+        bounded = {"and": [{"cmp": ("uid", "le", box.uids[-1])}, restriction]}
+        _, table = await box.folder.query(columns, bounded, sort=[("uid", False)])
+    if conn.selected is not box:
+        return
+    numbers: list[int] = []
+    highest = 0
+    modseqs = table.get("modseq") or [0] * len(table["uid"])
+    for uid, modseq in zip(table["uid"], modseqs):
+        msn = box.msn(uid)
+        if msn is None:
+            continue  # announced later, or already expunged here
+        numbers.append(uid if cmd.uid else msn)
+        highest = max(highest, modseq or 0)
+    modseq_result = highest if uses_modseq and numbers else None
+    if args.returns is None:
+        conn.send(w.search_response(numbers, modseq_result))
+        return
+    conn.send(w.esearch_response(cmd.tag, cmd.uid, _esearch_results(args.returns, numbers, modseq_result)))
+
+
+def _esearch_results(returns: tuple[str, ...], numbers: list[int], modseq: int | None) -> list[tuple[str, Any]]:
+    """RFC 4731 §3.1: MIN, MAX and ALL only when something matched; COUNT always."""
+    out: list[tuple[str, Any]] = []
+    for name in returns:
+        if name == "COUNT":
+            out.append(("COUNT", len(numbers)))
+        elif not numbers:
+            continue
+        elif name == "MIN":
+            out.append(("MIN", numbers[0]))
+        elif name == "MAX":
+            out.append(("MAX", numbers[-1]))
+        elif name == "ALL":
+            out.append(("ALL", merge((n, n) for n in numbers)))
+    if modseq is not None:
+        out.append(("MODSEQ", modseq))
+    return out
+
+
+def _uses_modseq(key: Any) -> bool:
+    if isinstance(key, c.SearchModseq):
+        return True
+    if isinstance(key, c.SearchAnd):
+        return any(_uses_modseq(k) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return _uses_modseq(key.left) or _uses_modseq(key.right)
+    if isinstance(key, c.SearchNot):
+        return _uses_modseq(key.key)
+    return False
+
+
+def _midnight(day: datetime.date) -> int:
+    return calendar.timegm(day.timetuple())
+
+
+class Restriction:
+    """A search key tree -> the store's restriction dict (shared/codec.py)."""
+
+    def __init__(self, box: Any) -> None:
+        self.box = box
+
+    def of(self, key: Any) -> dict[str, Any]:
+        if isinstance(key, c.SearchAnd):
+            parts = [self.of(k) for k in key.keys]
+            if _FALSE in parts:
+                return _FALSE
+            parts = [p for p in parts if p != _TRUE]
+            return parts[0] if len(parts) == 1 else {"and": parts}
+        if isinstance(key, c.SearchOr):
+            left, right = self.of(key.left), self.of(key.right)
+            if _TRUE in (left, right):
+                return _TRUE
+            return right if left == _FALSE else left if right == _FALSE else {"or": [left, right]}
+        if isinstance(key, c.SearchNot):
+            inner = self.of(key.key)
+            return _FALSE if inner == _TRUE else _TRUE if inner == _FALSE else {"not": inner}
+        if isinstance(key, c.SearchAll):
+            return _TRUE
+        if isinstance(key, c.SearchFlag):
+            if key.flag == "\\Recent":
+                return _FALSE if key.present else _TRUE
+            return {"flag": (key.flag, key.present)}
+        if isinstance(key, c.SearchSequence):
+            ranges = self.box.index_ranges(key.sequence, uid=key.uid)
+            return {"uids": self.box.store_uids(ranges)} if ranges else _FALSE
+        if isinstance(key, c.SearchSize):
+            return {"cmp": ("size", "gt" if key.relation == "LARGER" else "lt", key.size)}
+        if isinstance(key, c.SearchDate):
+            return self._date(key)
+        if isinstance(key, c.SearchHeader):
+            return {"header": (key.name, key.value)}
+        if isinstance(key, c.SearchText):
+            return {"text": (key.where.lower(), key.value)}
+        if isinstance(key, c.SearchModseq):
+            return {"cmp": ("modseq", "ge", key.modseq)}
+        raise TypeError(f"unknown search key {key!r}")
+
+    @staticmethod
+    def _date(key: c.SearchDate) -> dict[str, Any]:
+        if key.field == "SENT":
+            return {"sent": (_RELATIONS[key.relation], key.date.isoformat())}
+        start = _midnight(key.date)
+        if key.relation == "BEFORE":
+            return {"cmp": ("internalDate", "lt", start)}
+        if key.relation == "SINCE":
+            return {"cmp": ("internalDate", "ge", start)}
+        return {"and": [{"cmp": ("internalDate", "ge", start)},
+                        {"cmp": ("internalDate", "lt", start + DAY)}]}

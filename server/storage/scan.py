@@ -1,0 +1,58 @@
+"""Restriction nodes answered by looking at the rows rather than in SQL (restriction.SCAN_KINDS).
+
+A query with such nodes first selects the rows that could match at all (the
+restriction with every scan node read as "maybe", `restriction.superset`), once.
+Each scan node is then decided for those rows only, from a column (header
+columns with non-ASCII needles, the Date header for SENT*) or by reading the
+source from the blob store in chunks (other headers, BODY, TEXT), and turned into
+a uid list the real SQL condition uses.
+"""
+from __future__ import annotations
+
+import datetime
+from contextlib import closing
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from server.mime.search import fold, header_matches, sent_matches, text_matches
+
+from .restriction import HEADER_COLUMNS
+from .schema import items
+from .uidset import uid_in
+
+
+class ScanEvaluator:
+    """Decides scan nodes for the candidate rows of one query (inside its transaction)."""
+
+    def __init__(self, conn: Connection, blobs: Any, candidates: ColumnElement[bool]) -> None:
+        self.conn = conn
+        self.blobs = blobs
+        self.candidates = candidates
+        self._rows: list[Any] | None = None
+
+    def rows(self) -> list[Any]:
+        if self._rows is None:
+            cols = [items.c.uid, items.c.blob_key, items.c.date, *(items.c[c] for c in HEADER_COLUMNS.values())]
+            self._rows = self.conn.execute(select(*cols).where(self.candidates).order_by(items.c.uid)).all()
+        return self._rows
+
+    def __call__(self, kind: str, node: tuple[str, str]) -> ColumnElement[bool]:
+        return uid_in(items.c.uid, [row.uid for row in self.rows() if self._matches(row, kind, node)])
+
+    def _matches(self, row: Any, kind: str, node: tuple[str, str]) -> bool:
+        first, second = node
+        if kind == "sent":
+            return sent_matches(row.date, first, datetime.date.fromisoformat(second))
+        if kind == "header":
+            col = HEADER_COLUMNS.get(first.lower())
+            if col is not None:
+                value = row._mapping[items.c[col]]
+                return value is not None and fold(second) in fold(value)
+            return self._read(row, lambda fp: header_matches(fp, first, second))
+        return self._read(row, lambda fp: text_matches(fp, second, body_only=first == "body"))
+
+    def _read(self, row: Any, test: Any) -> bool:
+        with closing(self.blobs.open(row.blob_key)) as fp:
+            return test(fp)

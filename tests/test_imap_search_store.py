@@ -1,0 +1,89 @@
+"""The store's scan restrictions (header, text, sent) that IMAP SEARCH sends, on SQLite and
+MariaDB, through the codec both ends use."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from harness import mariadb_database
+
+from server.blobs import FileBlobStore
+from server.mime import message_columns
+from server.storage import Storage
+from shared import codec
+from shared.errors import BadRequest
+
+MESSAGES = [
+    b"From: Ann <ann@example.com>\r\nBcc: hidden@example.com\r\nSubject: =?utf-8?q?=C3=84rger?=\r\n"
+    b"Date: Sun, 31 Dec 2023 23:00:00 -0500\r\nX-Tag: Alpha\r\n\r\nfirst body\r\n",
+    b"From: Bob <bob@example.org>\r\nSubject: Plain\r\nDate: Mon, 1 Jan 2024 01:00:00 +0000\r\n\r\n"
+    + b"z" * 100_000 + b"Tail Words\r\n",
+    b"Subject: no date\r\n\r\nX-Tag: Alpha is only in the body\r\n",
+]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
+def st(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scan-" + request.param)
+    if request.param == "sqlite":
+        storage = Storage("sqlite:///" + str(tmp / "store.db"), FileBlobStore(str(tmp / "blobs"), fsync=False))
+        storage.migrate()
+        yield storage
+        storage.close()
+        return
+    with mariadb_database() as name:
+        storage = Storage(f"mysql+pymysql://root@127.0.0.1:3306/{name}",
+                          FileBlobStore(str(tmp / "blobs"), fsync=False))
+        storage.migrate()
+        yield storage
+        storage.close()
+
+
+@pytest.fixture(scope="module")
+def folder(st):
+    import io
+    user = st.create_user("u" + secrets.token_hex(4), "hash", "Full Name", "a@example.com")
+    inbox = next(f for f in st.list_folders(user["store_id"]) if f["name"] == "Inbox")["id"]
+    for i, source in enumerate(MESSAGES):
+        key = st.blobs.put_bytes(source)
+        st.create_message(inbox, key, len(source), 1_700_000_000 + i, i, (), message_columns(io.BytesIO(source)))
+    return inbox
+
+
+def uids(st, folder, restriction):
+    # Through the wire form, as the gateway sends it.
+    decoded = codec.restriction_from_xml(codec.restriction_to_xml(restriction))
+    return st.query_items(folder, ["uid"], decoded, [])[1]["uid"]
+
+
+@pytest.mark.parametrize("restriction, expected", [
+    ({"header": ("From", "ANN@")}, [1]),
+    ({"header": ("subject", "ärger")}, [1]),          # decoded words, Unicode case folding
+    ({"header": ("Subject", "ÄRGER")}, [1]),
+    ({"header": ("Subject", "")}, [1, 2, 3]),
+    ({"header": ("Bcc", "HIDDEN")}, [1]),
+    ({"header": ("x-tag", "alpha")}, [1]),
+    ({"header": ("Date", "")}, [1, 2]),
+    ({"text": ("body", "alpha")}, [3]),
+    ({"text": ("text", "alpha")}, [1, 3]),
+    ({"text": ("body", "tail words")}, [2]),
+    ({"text": ("body", "")}, [1, 2, 3]),
+    ({"sent": ("on", "2023-12-31")}, [1]),
+    ({"sent": ("before", "2024-01-01")}, [1]),
+    ({"sent": ("since", "2024-01-01")}, [2]),
+    ({"not": {"text": ("text", "alpha")}}, [2]),
+    ({"or": [{"flag": ("\\Seen", True)}, {"header": ("x-tag", "alpha")}]}, [1, 2]),
+    ({"and": [{"uids": "2:3"}, {"not": {"header": ("Bcc", "")}}]}, [2, 3]),
+    ({"not": {"or": [{"uids": "1"}, {"text": ("body", "z")}]}}, [3]),
+])
+def test_scan_restrictions(st, folder, restriction, expected):
+    assert uids(st, folder, restriction) == expected
+
+
+@pytest.mark.parametrize("bad", [
+    {"header": ("Bad Name", "x")}, {"header": ("X:", "x")}, {"text": ("head", "x")},
+    {"sent": ("after", "2024-01-01")}, {"sent": ("on", "yesterday")}, {"header": ("x",)},
+])
+def test_bad_scan_restrictions(st, folder, bad):
+    with pytest.raises(BadRequest):
+        st.query_items(folder, ["uid"], bad, [])
