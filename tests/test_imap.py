@@ -262,9 +262,7 @@ def test_starttls_discards_pipelined_plaintext(env):
 
 def test_plaintext_login_refused_off_loopback(env, tmp_path):
     """A listener on the machine's own non-loopback address: the peer is not 127.x."""
-    address = next((a for a in subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
-                    if "." in a and not a.startswith("127.")), None)
-    assert address, "the test needs a non-loopback IPv4 address"
+    address = non_loopback_address()
     proc, port = standalone(env, tmp_path, f"imap_listen={address}:0")
     try:
         raw = RawIMAP(port, host=address)
@@ -282,6 +280,33 @@ def test_plaintext_login_refused_off_loopback(env, tmp_path):
         tls.close()
     finally:
         stop(proc)
+
+
+def test_failed_logins_off_loopback_are_slowed_down(env, tmp_path):
+    address = non_loopback_address()
+    proc, port = standalone(env, tmp_path, f"imap_listen={address}:0", "disable_plaintext_auth=no",
+                            "auth_failure_delay=0.4", "auth_max_delay=5")
+    try:
+        raw = RawIMAP(port, host=address)
+        times = []
+        for _ in range(3):
+            start = time.monotonic()
+            assert b"[AUTHENTICATIONFAILED]" in raw.cmd("LOGIN demo wrong")[-1]
+            times.append(time.monotonic() - start)
+        assert times[0] < 0.4 and 0.35 < times[1] < 2 and 0.75 < times[2] < 3, times
+        start = time.monotonic()
+        assert raw.cmd(f"LOGIN demo {env.password}")[-1].startswith(b"r4 OK")
+        assert time.monotonic() - start > 1.5  # the delay comes before the password is checked
+        raw.close()
+    finally:
+        stop(proc)
+
+
+def non_loopback_address() -> str:
+    address = next((a for a in subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+                    if "." in a and not a.startswith("127.")), None)
+    assert address, "the test needs a non-loopback IPv4 address"
+    return address
 
 
 def standalone(env: Env, tmp_path, *settings: str,

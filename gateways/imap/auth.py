@@ -132,4 +132,5 @@ async def log_in(conn: Any, user: str, password: str) -> Reply:
         raise not_allowed()
     factory.guard.succeeded(conn.peer_host, user)
     conn.logged_in(session, user)
+    log.info("imap login: user=%s rip=%s", log_safe(user), conn.peer_host)
     return Reply("OK", "Logged in", w.capability_code(dispatch.capabilities(conn)).decode("ascii"))

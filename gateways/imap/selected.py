@@ -2,7 +2,7 @@
 
 A `SelectedMailbox` holds the message sequence number <-> UID map of the session
 and a cache of every message's flags and modseq, filled by one
-`Folder.uids_and_flags()` call. It costs a few arrays, not an object per message:
+`Folder.query` of the uid, modseq, flags and keywords columns. It costs a few arrays, not an object per message:
 100,000 messages take about 2 MB.
 
 Reading (msn = message sequence number, 1-based; index = msn - 1):
@@ -54,11 +54,24 @@ from twisted.python.failure import Failure
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import SequenceSet, format_ranges
 from shared.flags import flag_names, split_flags
+from shared.items import ItemChange
 from shared.watcher import ChangeWatcher
 
 log = logging.getLogger("gateways.imap")
 
 _NO_KEYWORDS: tuple[str, ...] = ()
+# Flag bytes -> 1 where \\Seen is set, 0 elsewhere: the first unseen is one find().
+_SEEN_TO_ONE = bytes((b & 1) for b in range(256))
+COLUMNS = ("uid", "modseq", "flags", "keywords")
+
+
+async def _listing(folder: Any) -> tuple[list, list, list, list]:
+    """uid, modseq, flags and keywords of every message, ascending by uid, in one call."""
+    _, table = await folder.query(COLUMNS, sort=[("uid", False)])
+    uids = table.get("uid") or []
+    n = len(uids)
+    return (uids, table.get("modseq") or [0] * n, table.get("flags") or [0] * n,
+            table.get("keywords") or [None] * n)
 
 
 def _split(names: Iterable[str]) -> tuple[int, tuple[str, ...]]:
@@ -78,17 +91,9 @@ class SelectedMailbox:
         self.enabled = enabled if enabled is not None else set()
         self.uid_validity: int = folder.uid_validity
         self.highest_modseq: int = folder.highest_modseq
-        self.uids = array("Q")
-        self._modseqs = array("Q")
-        self._bits = array("B")
-        self._keywords: list[tuple[str, ...]] = []
-        interned: dict[tuple[str, ...], tuple[str, ...]] = {}
-        for m in messages:
-            self.uids.append(m.uid)
-            self._modseqs.append(m.modseq or 0)
-            self._bits.append(m.flag_bits & 0xFF)
-            kw = tuple(m.keywords)
-            self._keywords.append(interned.setdefault(kw, kw) if kw else _NO_KEYWORDS)
+        messages = list(messages)
+        self._fill([m.uid for m in messages], [m.modseq for m in messages],
+                   [m.flag_bits for m in messages], [m.get("keywords") for m in messages])
         self._uid_next = max(folder.uid_next, (self.uids[-1] + 1) if self.uids else 1)
         self.on_change: Callable[[], Any] | None = None
         self.watcher: ChangeWatcher | None = None
@@ -103,12 +108,23 @@ class SelectedMailbox:
     async def open(cls, folder: Any, readonly: bool, enabled: set[str] | None = None,
                    watch: bool = True) -> "SelectedMailbox":
         """Read the folder's messages (one call) and start watching it for changes."""
-        messages = await folder.uids_and_flags()
-        box = cls(folder, readonly, messages, enabled)
+        box = cls(folder, readonly, (), enabled)
+        box._fill(*await _listing(folder))
+        box._uid_next = max(box._uid_next, (box.uids[-1] + 1) if box.uids else 1)
         if watch:
             box.watcher = ChangeWatcher(folder.session, {folder.id: box.highest_modseq}, box._pushed)
             box.watcher.start()
         return box
+
+    def _fill(self, uids: list[int], modseqs: list[int | None], bits: list[int | None],
+              keywords: list[str | None]) -> None:
+        """The arrays from listing columns (uids ascending); keyword tuples are shared."""
+        self.uids = array("Q", uids)
+        self._modseqs = array("Q", (m or 0 for m in modseqs))
+        self._bits = array("B", ((b or 0) & 0xFF for b in bits))
+        interned: dict[str, tuple[str, ...]] = {}
+        self._keywords = [_NO_KEYWORDS if not k else interned.get(k) or interned.setdefault(k, tuple(k.split()))
+                          for k in keywords]
 
     def close(self) -> None:
         self.closed = True
@@ -147,10 +163,8 @@ class SelectedMailbox:
 
     def first_unseen(self) -> int | None:
         """The msn of the first message without \\Seen (SELECT's UNSEEN code)."""
-        for i, bits in enumerate(self._bits):
-            if not bits & 1:
-                return i + 1
-        return None
+        i = self._bits.tobytes().translate(_SEEN_TO_ONE).find(b"\0")
+        return None if i < 0 else i + 1
 
     def keywords_in_use(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -290,16 +304,11 @@ class SelectedMailbox:
 
     async def _resync(self) -> None:
         """The store no longer knows the changes since our modseq: compare everything."""
-        messages = await self.folder.uids_and_flags()
-        present = {m.uid for m in messages}
+        uids, modseqs, bits, keywords = await _listing(self.folder)
+        present = set(uids)
         deleted = [uid for uid in self.uids if uid not in present]
-
-        class Item:
-            __slots__ = ("uid", "modseq", "flags")
-
-            def __init__(self, m: Any) -> None:
-                self.uid, self.modseq, self.flags = m.uid, m.modseq or 0, m.flags
-        self.apply((Item(m) for m in messages), deleted)
+        self.apply((ItemChange(u, m or 0, flag_names(b or 0, (k or "").split()))
+                    for u, m, b, k in zip(uids, modseqs, bits, keywords)), deleted)
 
     # -- what the client is told
     def has_updates(self, expunge: bool = True) -> bool:
