@@ -271,21 +271,21 @@ class GatewayResource(resource.Resource):
         finally:
             context.bind(None)
         status, headers = captured
-        if ctx.error is not None and status[:3] in ("500", "400", "403", "409"):
+        if ctx.error is not None and status[:3] in ("500", "400", "403", "404", "409"):
             status, headers, body = self._store_error(ctx.error, status, headers, body)
         start_response(status, headers)
         return body
 
     def _store_error(self, err: GroupwareError, status: str, headers: list, body: Any) -> tuple:
+        """Radicale answers a plugin exception with 500 (or 400 for a ValueError); say what the
+        store said instead. An outage, a refusal or a conflict wins over Radicale's guess."""
         code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
-        if code == 400 or str(code) == status[:3] or (code == 404 and status[:3] != "500"):
+        if not (status.startswith("500") or code in (503, 403, 409, 413)) or status.startswith(str(code)):
             return status, headers, body
-        text = {503: "the store is unavailable, try again later\n", 403: "forbidden\n",
-                404: "not found\n", 409: "conflict\n", 413: "too large\n", 401: "log in again\n"}.get(
-                    code, "internal error\n")
+        reason = {503: "Service Unavailable", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+                  413: "Payload Too Large", 401: "Unauthorized", 400: "Bad Request"}.get(code, "Internal Server Error")
         new_headers = [("Content-Type", "text/plain; charset=utf-8")]
         if code == 503:
             new_headers.append(("Retry-After", str(self.retry_after)))
-        reason = {503: "Service Unavailable", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-                  413: "Payload Too Large", 401: "Unauthorized"}.get(code, "Internal Server Error")
+        text = "the store is unavailable, try again later\n" if code == 503 else reason.lower() + "\n"
         return f"{code} {reason}", new_headers, [text.encode()]
