@@ -19,6 +19,10 @@ Attributes command modules use:
   while a command runs (IDLE waiting for DONE).
 - `flush_updates(expunge)` writes the selected mailbox's pending untagged updates
   at once (IDLE pushes them this way).
+- `after_reply(hook)` runs `hook()` right after the running command's tagged reply
+  (STARTTLS starts the handshake there); `run(raw)` runs one more framed command.
+- `select(box)` / `deselect()` enter and leave the selected state; `logged_in()` and
+  `logout()` the other state changes; `plaintext_allowed()` says whether LOGIN may run.
 """
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ log = logging.getLogger("gateways.imap")
 
 # Pipelined bytes held while a command runs before the socket is no longer read.
 READ_AHEAD = 256 * 1024
+# APPEND messages larger than this are spooled to a temporary file as they arrive.
+SPOOL_APPEND_OVER = 64 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -93,6 +99,8 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.closed = False
         self.busy = False
         self.current: Any = None
+        # Temporary files holding the running command's APPEND literals (framing.py).
+        self.spooled: tuple[Any, ...] = ()
         self.reading_paused = False
         self._pumping = False
         self._closing = False
@@ -103,6 +111,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         factory = self.factory
         self.framer = CommandFramer(factory.max_line, factory.max_literal)
+        self.framer.spool_threshold = SPOOL_APPEND_OVER
         self.tls_active = factory.implicit_tls
         self.peer_host = getattr(self.transport.getPeer(), "host", "") or ""
         try:
@@ -204,6 +213,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def handle(self, event: Any) -> None:
         if isinstance(event, CommandReady):
             self.resetTimeout()
+            self.spooled = event.spooled
             self.run(event.raw)
         elif isinstance(event, LiteralWanted):
             self.send(b"+ Ready for literal data\r\n")
@@ -280,6 +290,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def _finish(self, cmd: Any, spec: dispatch.CommandSpec, reply: Reply | None) -> None:
         self.busy = False
         self.current = None
+        self.release_spooled()
         self.stop_reading_lines()
         if self.closed or reply is None:
             return
@@ -293,6 +304,11 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
             self.close()
             return
         self.pump()
+
+    def release_spooled(self) -> None:
+        spooled, self.spooled = self.spooled, ()
+        for fp in spooled:
+            fp.close()
 
     # -- state changes the command modules make
     def logged_in(self, session: Any, user: str) -> None:
