@@ -7,6 +7,7 @@ from typing import Any
 from gateways.imap import dispatch
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
+from gateways.imap.qresync import resynchronize
 from gateways.imap.selected import SelectedMailbox
 from gateways.imap.tree import MailboxTree
 from shared.flags import DELETED
@@ -63,6 +64,8 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     conn.send(w.untagged("OK", "UIDs valid", f"UIDVALIDITY {box.uid_validity}"))
     conn.send(w.untagged("OK", "Predicted next UID", f"UIDNEXT {box.uid_next}"))
     conn.send(w.untagged("OK", "Highest", f"HIGHESTMODSEQ {box.highest_modseq}"))
+    if args.qresync is not None:
+        await resynchronize(conn, box, args.qresync)
     name = cmd.name
     return Reply("OK", f"{name} completed", "READ-ONLY" if readonly else "READ-WRITE")
 
