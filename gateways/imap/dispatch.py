@@ -64,6 +64,10 @@ COMMAND_MODULES = (
     "gateways.imap.auth",
     "gateways.imap.mailboxes",
     "gateways.imap.selecting",
+    "gateways.imap.fetch",
+    "gateways.imap.store",
+    "gateways.imap.idle",
+    "gateways.imap.qresync",
     "gateways.imap.search",
 )
 
