@@ -208,6 +208,8 @@ class Slapd:
         self.port, self.tls_port = free_port(), free_port()
         self.uri = f"ldap://127.0.0.1:{self.port}"
         self.ldaps_uri = f"ldaps://127.0.0.1:{self.tls_port}"
+        # The same TLS listener on an address the certificate does not name.
+        self.wrong_name_uri = f"ldaps://127.0.0.2:{self.tls_port}"
         self.log_path = os.path.join(directory, "slapd.log")
         self.proc: subprocess.Popen | None = None
         self.ca, self.cert, self.key = make_ca_and_server_cert(directory)
@@ -231,7 +233,7 @@ class Slapd:
     def start(self) -> "Slapd":
         log = open(self.log_path, "ab")
         # -d stats: stay in the foreground and log every operation (BIND, SRCH filters) for the tests.
-        self.proc = subprocess.Popen(["slapd", "-f", self.conf, "-h", f"{self.uri}/ {self.ldaps_uri}/",
+        self.proc = subprocess.Popen(["slapd", "-f", self.conf, "-h", f"{self.uri}/ {self.ldaps_uri}/ {self.wrong_name_uri}/",
                                       "-d", "stats"], stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + 30

@@ -341,7 +341,9 @@ def test_ldaps_and_starttls_check_the_certificate(slapd, storage):
         b.close()
     assert "STARTTLS" in slapd.log_text()
     # Without our CA the certificate is not trusted: that is an outage, never a bad password.
-    for options in ({"ldap_uri": slapd.ldaps_uri}, {"ldap_uri": slapd.uri, "ldap_starttls": "yes"}):
+    # Nor is a certificate for another name, though our CA signed it.
+    for options in ({"ldap_uri": slapd.ldaps_uri}, {"ldap_uri": slapd.uri, "ldap_starttls": "yes"},
+                    {"ldap_uri": slapd.wrong_name_uri, "ldap_tls_cacert_file": slapd.ca}):
         b = backend(storage, **options)
         with pytest.raises(Unavailable):
             b.authenticate("alice", "alice-pw")
