@@ -147,6 +147,16 @@ def test_calendar_home_lists_calendar_and_tasks_with_their_components(env):
     assert not any("Inbox" in h for h in components)
 
 
+def test_carddav_and_scheduling_are_not_advertised(env):
+    r = env.request("OPTIONS", "/caldav/demo/Calendar/")
+    dav = [t.strip() for t in r.headers["DAV"].split(",")]
+    assert "calendar-access" in dav and "addressbook" not in dav
+    assert not any("schedule" in t for t in dav)
+    r = env.request("PROPFIND", "/caldav/demo/", Depth="0", Accept_Encoding="gzip")
+    assert r.status_code == 207 and "addressbook" not in r.text
+    assert "calendar-home-set" in r.text
+
+
 # -- authentication ---------------------------------------------------------------
 
 def test_no_credentials_get_a_basic_challenge(env):
@@ -488,3 +498,34 @@ def test_concurrent_clients(env):
     for t in threads:
         t.join()
     assert not errors
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_https_listener_and_no_basic_auth_over_plain_http_from_other_hosts(tmp_path):
+    from test_pop3 import free_port, make_cert
+    address = _non_loopback_address()
+    assert address, "the test needs one non-loopback IPv4 address on this host"
+    cert, key = make_cert(str(tmp_path))
+    plain, tls = free_port(), free_port()
+    e = start_env(str(tmp_path / "var"), {"ical_listen": f"127.0.0.1:0 {address}:{plain}",
+                                          "icals_listen": f"127.0.0.1:{tls}", "pop3s_listen": "127.0.0.1:0",
+                                          "ssl_certificate_file": cert, "ssl_private_key_file": key})
+    try:
+        assert f"icals listening on 127.0.0.1:{tls}\n" in e.server.output
+        r = requests.request("PROPFIND", f"http://{address}:{plain}/caldav/", auth=("demo", e.password),
+                             timeout=10)
+        assert r.status_code == 403 and "https" in r.text
+        r = requests.request("PROPFIND", f"https://localhost:{tls}/caldav/demo/", auth=("demo", e.password),
+                             headers={"Depth": "0"}, verify=cert, timeout=10)
+        assert r.status_code == 207
+    finally:
+        e.server.stop()

@@ -13,6 +13,7 @@ import base64
 import binascii
 import ipaddress
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,6 +40,14 @@ XML_METHODS = frozenset({b"PROPFIND", b"PROPPATCH", b"REPORT", b"MKCALENDAR", b"
 XML_SNIFF = 64 * 1024
 STATUS_FOR_ERROR: dict[type, int] = {Unavailable: 503, Forbidden: 403, NotFound: 404, Conflict: 409,
                                      TooLarge: 413, BadRequest: 400, AuthFailed: 401, SessionInvalid: 401}
+
+
+# CardDAV and scheduling are not offered: Radicale's answers are cut to calendars.
+_ADDRESSBOOK_HOME = re.compile(rb"<(\w+):addressbook-home-set(?:\s*/>|>.*?</\1:addressbook-home-set>)", re.S)
+
+
+def _calendar_only(dav_header: str) -> str:
+    return ", ".join(t.strip() for t in dav_header.split(",") if t.strip() != "addressbook")
 
 
 def is_loopback(host: str) -> bool:
@@ -259,6 +268,11 @@ class GatewayResource(resource.Resource):
         for key in ("PATH_INFO", "SCRIPT_NAME"):
             environ[key] = environ.get(key, "").encode("latin-1").decode("utf-8", "replace")
         environ[auth_plugin.USER_KEY] = ctx.user
+        # Principal answers are small; read them uncompressed to take CardDAV out of them.
+        principal_propfind = (environ["REQUEST_METHOD"] == "PROPFIND"
+                              and environ["PATH_INFO"].strip("/").count("/") == 0)
+        if principal_propfind:
+            environ.pop("HTTP_ACCEPT_ENCODING", None)
         captured: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
@@ -271,6 +285,11 @@ class GatewayResource(resource.Resource):
         finally:
             context.bind(None)
         status, headers = captured
+        headers = [(k, _calendar_only(v) if k.lower() == "dav" else v) for k, v in headers]
+        if principal_propfind:
+            data = _ADDRESSBOOK_HOME.sub(b"", b"".join(body))
+            headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in headers]
+            body = [data]
         if ctx.error is not None and status[:3] in ("500", "400", "403", "404", "409"):
             status, headers, body = self._store_error(ctx.error, status, headers, body)
         start_response(status, headers)
