@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from lxml import etree
 from twisted.internet import defer
@@ -427,9 +427,9 @@ class Folder:
         return self._call("getItem", *fields).addCallback(decode)
 
     # -- writing items
-    def append(self, source: bytes | str | os.PathLike, flags: Iterable[str] | int = (),
+    def append(self, source: bytes | str | os.PathLike | IO[bytes], flags: Iterable[str] | int = (),
                internal_date: int | None = None) -> defer.Deferred:
-        """Store a message; fires with (uid, modseq).
+        """Store a message (bytes, a path or a binary file); fires with (uid, modseq).
 
         Small messages travel inline; larger ones are uploaded from disk (or from
         memory) in chunks first, so no XML document ever holds them.
@@ -472,8 +472,16 @@ class Folder:
         d = self._call("createMessages", ("message", messages))
         return d.addCallback(lambda r: [int(c.get("uid")) for c in r.iterchildren(_G + "created")])
 
-    def _source_field(self, source: bytes | str | os.PathLike) -> defer.Deferred:
-        """("source", bytes) for a small message, ("uploadId", id) after uploading a big one."""
+    def _source_field(self, source: Any) -> defer.Deferred:
+        """("source", bytes) for a small message, ("uploadId", id) after uploading a big one.
+        `source` is bytes, a path, or a binary file read from its current position."""
+        if hasattr(source, "read"):
+            here = source.tell()
+            size = source.seek(0, os.SEEK_END) - here
+            source.seek(here)
+            if size <= self.session.adapter.inline_limit:
+                return defer.succeed(("source", source.read()))
+            return self.session.upload(source).addCallback(lambda upload_id: ("uploadId", upload_id))
         size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.path.getsize(source)
         if size <= self.session.adapter.inline_limit:
             if not isinstance(source, (bytes, bytearray, memoryview)):

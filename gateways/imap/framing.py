@@ -26,11 +26,21 @@ refusal asks the protocol to close the connection.
 
 In line mode (`line_mode = True`) each line comes back as a `LineReady`, for
 AUTHENTICATE's continuation responses and IDLE's `DONE`.
+
+APPEND messages need not be held in memory: with `spool_threshold` set, an
+APPEND literal larger than it is written, as it arrives, to a temporary file
+(kept in memory up to `SPOOL_IN_MEMORY` octets), its marker in the command
+becomes an empty literal (`{0}`), and the files come with the command in
+`CommandReady.spooled`, in order. An over-limit non-synchronizing APPEND
+literal (LITERAL+) is read and thrown away and answered `NO [TOOBIG]`, so the
+connection stays usable, unless it is too large even to skip.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
+from typing import IO
 
 LITERAL_MARKER = re.compile(rb"(~?)\{(\d+)(\+?)\}$")
 # tag = 1*<any ASTRING-CHAR except "+"> (RFC 3501 §9)
@@ -41,12 +51,18 @@ NONSYNC_LIMIT_UNAUTHENTICATED = 4096
 UNAUTHENTICATED_LITERAL = 8192
 MAX_ABUSE = 3
 COMPACT_AFTER = 65536
+# A spooled APPEND literal stays in memory up to this size, then goes to disk.
+SPOOL_IN_MEMORY = 256 * 1024
+# Over-limit LITERAL+ APPEND messages up to this many times the limit are skipped.
+DRAIN_FACTOR = 4
 
 
 @dataclass(frozen=True)
 class CommandReady:
-    """One complete command, literals inline, without the final CRLF."""
+    """One complete command, literals inline, without the final CRLF; `spooled` holds
+    the APPEND literals written to temporary files, positioned at their start."""
     raw: bytes
+    spooled: tuple[IO[bytes], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,9 @@ class CommandFramer:
         self._skip_literal = False
         self._pending: Refused | None = None
         self._first_line: bytes | None = None
+        self.spool_threshold: int | None = None
+        self._spooled: list[IO[bytes]] = []
+        self._sink: IO[bytes] | None = None
 
     # -- input
     def feed(self, data: bytes) -> None:
@@ -182,8 +201,11 @@ class CommandFramer:
         if marker is None:
             self._parts.append(line)
             raw = b"".join(self._parts)
+            spooled, self._spooled = tuple(self._spooled), []
+            for fp in spooled:
+                fp.seek(0)
             self._reset_command()
-            return CommandReady(raw)
+            return CommandReady(raw, spooled)
         size = int(marker.group(2))
         synchronizing = not marker.group(3)
         limit = self._literal_limit()
@@ -197,7 +219,13 @@ class CommandFramer:
                 status = "NO" if self._is_append() else "BAD"
                 self._reset_command()
                 return Refused(tag, status, "TOOBIG", f"Literal too large (limit {limit} octets)")
+            if self.authenticated and self._is_append() and size <= self.max_literal * DRAIN_FACTOR:
+                return self._drain(tag, size, limit)
             return self._skip_nonsync(tag, size, limit)
+        if self.spool_threshold is not None and size > self.spool_threshold and self._is_append():
+            self._sink = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+            self._spooled.append(self._sink)
+            line = line[:marker.start()] + marker.group(1) + b"{0}"
         self._parts.append(line + b"\r\n")
         self._text_size += len(line)
         self._literal_size += size
@@ -216,6 +244,15 @@ class CommandFramer:
         # The octets are already on their way: read past them, then past the rest
         # of the command, and answer once it is over.
         self._pending = refusal
+        self._literal_left = size
+        self._skip_literal = True
+        self._state = _LITERAL
+        return None
+
+    def _drain(self, tag: str | None, size: int, limit: int) -> None:
+        """Skip an over-limit LITERAL+ message (RFC 7889 §4: NO [TOOBIG]); not abuse."""
+        self._reset_command()
+        self._pending = Refused(tag, "NO", "TOOBIG", f"Message too large (limit {limit} octets)")
         self._literal_left = size
         self._skip_literal = True
         self._state = _LITERAL
@@ -243,10 +280,16 @@ class CommandFramer:
         available = len(self._buf) - self._pos
         take = min(available, self._literal_left)
         if take and not self._skip_literal:
-            self._parts.append(bytes(self._buf[self._pos:self._pos + take]))
+            if self._sink is not None:
+                self._sink.write(bytes(self._buf[self._pos:self._pos + take]))
+            else:
+                self._parts.append(bytes(self._buf[self._pos:self._pos + take]))
         self._pos += take
         self._literal_left -= take
-        return self._literal_left == 0
+        if self._literal_left == 0:
+            self._sink = None
+            return True
+        return False
 
     # -- helpers
     def _overlong(self, tag: str | None) -> Refused:
@@ -275,6 +318,10 @@ class CommandFramer:
         return match.group(0).decode("ascii")
 
     def _reset_command(self) -> None:
+        for fp in self._spooled:  # a command that never completed
+            fp.close()
+        self._spooled = []
+        self._sink = None
         self._parts = []
         self._text_size = 0
         self._literal_size = 0
