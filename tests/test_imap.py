@@ -443,6 +443,20 @@ def test_append_elsewhere_shows_as_exists_on_noop_and_expunge_as_expunge(env):
     raw.close()
 
 
+def test_keywords_reach_the_mailbox_view(env):
+    folder = env.fresh("Keywords", 3)
+    uids = env.rt.call(folder.query, ["uid"], sort=[("uid", False)])[1]["uid"]
+    env.rt.call(folder.set_flags, [uids[1]], "add", ["$Work", "\\Answered"])
+    raw = env.raw(login=True)
+    lines = raw.cmd("SELECT Keywords")
+    assert lines[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded $Junk $NotJunk " \
+                       b"$MDNSent $Work)\r\n"
+    assert raw.cmd("NOOP") == [b"r3 OK NOOP completed\r\n"]  # nothing changed since
+    env.rt.call(folder.set_flags, [uids[1]], "add", ["\\Seen"])
+    assert raw.cmd("NOOP")[0] == b"* 2 FETCH (UID %d FLAGS (\\Seen \\Answered $Work))\r\n" % uids[1]
+    raw.close()
+
+
 def test_push_arrives_without_asking(env):
     """The long-poll queues changes as they happen; the next command of any kind carries them."""
     folder = env.fresh("Pushed", 1)

@@ -1,8 +1,9 @@
 """The selected mailbox as one IMAP session sees it (RFC 3501 §2.3.1, §5.2, §7.4.1; RFC 7162).
 
 A `SelectedMailbox` holds the message sequence number <-> UID map of the session
-and a cache of every message's flags and modseq, filled by one
-`Folder.query` of the uid, modseq, flags and keywords columns. It costs a few arrays, not an object per message:
+and a cache of every message's flags and modseq, filled by one `Folder.query`
+of the uid, modseq and flags columns (and one, at the same time, of the keywords
+of the few messages that have any). It costs a few arrays, not an object per message:
 100,000 messages take about 2 MB.
 
 Reading (msn = message sequence number, 1-based; index = msn - 1):
@@ -62,16 +63,25 @@ log = logging.getLogger("gateways.imap")
 _NO_KEYWORDS: tuple[str, ...] = ()
 # Flag bytes -> 1 where \\Seen is set, 0 elsewhere: the first unseen is one find().
 _SEEN_TO_ONE = bytes((b & 1) for b in range(256))
-COLUMNS = ("uid", "modseq", "flags", "keywords")
 
 
 async def _listing(folder: Any) -> tuple[list, list, list, list]:
-    """uid, modseq, flags and keywords of every message, ascending by uid, in one call."""
-    _, table = await folder.query(COLUMNS, sort=[("uid", False)])
+    """uid, modseq, flags and keywords of every message, ascending by uid.
+
+    Two queries at once: the number columns of every row, and the keywords of
+    only the rows that have any (most have none, and a text column costs the store
+    one element per row)."""
+    numbers, keyworded = await defer.gatherResults([
+        folder.query(("uid", "modseq", "flags"), sort=[("uid", False)]),
+        folder.query(("uid", "keywords"), {"cmp": ("keywords", "ne", "")}),
+    ], consumeErrors=True).addErrback(lambda f: f.value.subFailure if isinstance(
+        f.value, defer.FirstError) else f)
+    table = numbers[1]
     uids = table.get("uid") or []
     n = len(uids)
-    return (uids, table.get("modseq") or [0] * n, table.get("flags") or [0] * n,
-            table.get("keywords") or [None] * n)
+    by_uid = dict(zip(keyworded[1].get("uid") or [], keyworded[1].get("keywords") or []))
+    keywords = [by_uid.get(uid) for uid in uids] if by_uid else [None] * n
+    return uids, table.get("modseq") or [0] * n, table.get("flags") or [0] * n, keywords
 
 
 def _split(names: Iterable[str]) -> tuple[int, tuple[str, ...]]:
