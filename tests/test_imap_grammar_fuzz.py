@@ -1,4 +1,5 @@
-"""Hostile input to the command parser: random bytes and mutated valid commands.
+"""Hostile input to the command parser: random bytes and mutated valid commands; and
+random search programs that must parse back into the tree they were written from.
 
 Whatever arrives, `parse_command` returns a Command or raises ParseError; nothing
 else may escape, and no input takes long. The generator is seeded so a failure
@@ -6,11 +7,15 @@ names the input that caused it and reproduces.
 """
 from __future__ import annotations
 
+import datetime
 import random
 import time
 
 from gateways.imap.grammar import ParseError, parse_command
+from gateways.imap.grammar import commands as c
+from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import Command
+from gateways.imap.grammar.sequence import SequenceSet
 
 VALID = [
     b"a1 CAPABILITY", b"a NOOP", b"a LOGOUT", b"a STARTTLS", b"a NAMESPACE", b"a IDLE",
@@ -109,3 +114,100 @@ def test_large_hostile_inputs_are_quick():
                 b"a SEARCH " + b"ALL " * 200_000 + b"ALL", b"\xff" * 1_000_000):
         _check(raw)
     assert time.process_time() - started < 3
+
+
+# --- random search programs: rendered, parsed, compared ---------------------------------
+
+_FLAG_NAMES = {("\\Answered", True): "ANSWERED", ("\\Answered", False): "UNANSWERED",
+               ("\\Deleted", True): "DELETED", ("\\Deleted", False): "UNDELETED",
+               ("\\Draft", True): "DRAFT", ("\\Draft", False): "UNDRAFT",
+               ("\\Flagged", True): "FLAGGED", ("\\Flagged", False): "UNFLAGGED",
+               ("\\Seen", True): "SEEN", ("\\Seen", False): "UNSEEN",
+               ("\\Recent", True): "RECENT", ("\\Recent", False): "OLD"}
+_HEADER_NAMES = {"Bcc": "BCC", "Cc": "CC", "From": "FROM", "Subject": "SUBJECT", "To": "TO"}
+_MONTH_NAMES = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def _random_text(rnd: random.Random) -> str:
+    return "".join(rnd.choice('ab Z"\\(){}*%]äß日~') for _ in range(rnd.randint(0, 8)))
+
+
+def _random_set(rnd: random.Random) -> SequenceSet:
+    def end():
+        return None if rnd.random() < 0.1 else rnd.randint(1, 2**32 - 1)
+    ranges = []
+    for _ in range(rnd.randint(1, 4)):
+        a = end()
+        ranges.append((a, a) if rnd.random() < 0.5 else (a, end()))
+    return SequenceSet(ranges)
+
+
+def _random_key(rnd: random.Random, depth: int) -> c.SearchKey:
+    kind = rnd.randrange(12 if depth < 6 else 9)
+    if kind == 0:
+        return c.SearchAll()
+    if kind == 1:
+        return c.SearchFlag(*rnd.choice(list(_FLAG_NAMES)))
+    if kind == 2:
+        return c.SearchFlag(rnd.choice(["$Junk", "$Forwarded", "work"]), rnd.random() < 0.5)
+    if kind == 3:
+        return c.SearchSequence(_random_set(rnd), uid=rnd.random() < 0.5)
+    if kind == 4:
+        return c.SearchDate(rnd.choice(["INTERNAL", "SENT"]), rnd.choice(["BEFORE", "ON", "SINCE"]),
+                            datetime.date(rnd.randint(1970, 2100), rnd.randint(1, 12), rnd.randint(1, 28)))
+    if kind == 5:
+        return c.SearchSize(rnd.choice(["LARGER", "SMALLER"]), rnd.randint(0, 2**32 - 1))
+    if kind == 6:
+        name = rnd.choice(list(_HEADER_NAMES) + ["X-Spam", "Message-ID"])
+        return c.SearchHeader(name, _random_text(rnd))
+    if kind == 7:
+        return c.SearchText(rnd.choice(["BODY", "TEXT"]), _random_text(rnd))
+    if kind == 8:
+        entry = rnd.choice([None, ("/flags/\\draft", "ALL"), ("/flags/$x", "PRIV")])
+        return c.SearchModseq(rnd.randint(0, 2**63 - 1), entry)
+    if kind == 9:
+        return c.SearchNot(_random_key(rnd, depth + 1))
+    if kind == 10:
+        return c.SearchOr(_random_key(rnd, depth + 1), _random_key(rnd, depth + 1))
+    return c.SearchAnd(tuple(_random_key(rnd, depth + 1) for _ in range(rnd.randint(2, 3))))
+
+
+def _render(key: c.SearchKey) -> bytes:
+    if isinstance(key, c.SearchAll):
+        return b"ALL"
+    if isinstance(key, c.SearchFlag):
+        name = _FLAG_NAMES.get((key.flag, key.present))
+        if name:
+            return name.encode()
+        return (b"KEYWORD " if key.present else b"UNKEYWORD ") + key.flag.encode()
+    if isinstance(key, c.SearchSequence):
+        return (b"UID " if key.uid else b"") + bytes(key.sequence)
+    if isinstance(key, c.SearchDate):
+        prefix = b"SENT" if key.field == "SENT" else b""
+        d = key.date
+        return prefix + key.relation.encode() + b" %d-%s-%04d" % (
+            d.day, _MONTH_NAMES[d.month - 1].encode(), d.year)
+    if isinstance(key, c.SearchSize):
+        return key.relation.encode() + b" %d" % key.size
+    if isinstance(key, c.SearchHeader):
+        if key.name in _HEADER_NAMES:
+            return _HEADER_NAMES[key.name].encode() + b" " + w.astring(key.value)
+        return b"HEADER " + w.astring(key.name) + b" " + w.astring(key.value)
+    if isinstance(key, c.SearchText):
+        return key.where.encode() + b" " + w.string(key.value)
+    if isinstance(key, c.SearchModseq):
+        entry = b"" if key.entry is None else w.quoted(key.entry[0]) + b" " + key.entry[1].encode() + b" "
+        return b"MODSEQ " + entry + b"%d" % key.modseq
+    if isinstance(key, c.SearchNot):
+        return b"NOT " + _render(key.key)
+    if isinstance(key, c.SearchOr):
+        return b"OR " + _render(key.left) + b" " + _render(key.right)
+    return b"(" + b" ".join(_render(k) for k in key.keys) + b")"
+
+
+def test_random_search_programs_survive_rendering_and_parsing():
+    rnd = random.Random(11)
+    for _ in range(3000):
+        keys = tuple(_random_key(rnd, 0) for _ in range(rnd.randint(1, 3)))
+        raw = b"t UID SEARCH CHARSET UTF-8 " + b" ".join(_render(k) for k in keys)
+        assert parse_command(raw).args.criteria == c.SearchAnd(keys), raw
