@@ -173,14 +173,6 @@ class Append:
     message: memoryview
     binary: bool = False
 
-    def __eq__(self, other: object) -> bool:
-        # memoryview compares by content; keep dataclass equality meaningful
-        return (isinstance(other, Append) and self.mailbox == other.mailbox
-                and self.flags == other.flags and self.internal_date == other.internal_date
-                and self.binary == other.binary and bytes(self.message) == bytes(other.message))
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 # --- selected: searching -----------------------------------------------------------
 
