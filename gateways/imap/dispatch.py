@@ -36,7 +36,8 @@ mailbox's pending untagged updates (see `gateways.imap.selected`).
 
 `capability(name, when=None)` adds a capability to CAPABILITY and the greeting;
 `when(conn) -> bool` decides per connection and moment (e.g. STARTTLS only before
-TLS). Register a capability in the module that makes it work, so nothing is
+TLS); a str from `when` is advertised in place of `name` (`APPENDLIMIT=1000`).
+Register a capability in the module that makes it work, so nothing is
 advertised that is not there.
 
 The modules in `COMMAND_MODULES` are imported by `load()` when the gateway starts;
@@ -69,6 +70,8 @@ COMMAND_MODULES = (
     "gateways.imap.idle",
     "gateways.imap.qresync",
     "gateways.imap.search",
+    "gateways.imap.append",
+    "gateways.imap.copymove",
 )
 
 
@@ -140,7 +143,12 @@ def capability(name: str, when: Callable[["IMAPConnection"], bool] | None = None
 
 def capabilities(conn: "IMAPConnection") -> list[str]:
     """What this connection may use right now, in registration order."""
-    return [name for name, when in CAPABILITIES if when is None or when(conn)]
+    out = []
+    for name, when in CAPABILITIES:
+        shown = True if when is None else when(conn)
+        if shown:
+            out.append(shown if isinstance(shown, str) else name)
+    return out
 
 
 def advertised(conn: "IMAPConnection", name: str) -> bool:

@@ -1,0 +1,204 @@
+"""APPEND against a real `groupware serve`: APPENDUID, flags and INTERNALDATE kept, LITERAL+,
+APPENDLIMIT and TOOBIG with the connection still usable, byte-exact round trips of corpus
+messages, and a 50 MB message that the process stores without holding it."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+
+import pytest
+
+from debian import email_corpus
+from harness import ServerProcess
+from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from test_imap import Env, RawIMAP
+from test_pop3 import free_port, make_cert
+
+LIMIT = 60 * 1024 * 1024
+SMALL = b"From: a@example.com\r\nSubject: appended\r\n\r\nhello\r\n"
+
+
+@pytest.fixture(scope="module")
+def env(reactor_thread, tmp_path_factory):
+    data = tmp_path_factory.mktemp("imap-append")
+    cert, key = make_cert(str(data))
+    server = ServerProcess(str(data / "var"), {"imaps_listen": f"127.0.0.1:{free_port()}",
+                                               "ssl_certificate_file": cert, "ssl_private_key_file": key,
+                                               "imap_max_literal": str(LIMIT)},
+                           demo=True).start()
+    try:
+        e = Env(reactor_thread, server, 0)
+        yield e
+        reactor_thread.call(e.session.logoff)
+        reactor_thread.call(e.adapter.close)
+    finally:
+        server.stop()
+
+
+def source_of(env: Env, folder, uid: int) -> bytes:
+    href, size = env.rt.call(folder.open_stream, uid)
+    parts: list[bytes] = []
+    env.rt.call(folder.stream, href, parts.append)
+    return b"".join(parts)
+
+
+def appenduid(line: bytes) -> tuple[int, int]:
+    match = re.search(rb"\[APPENDUID (\d+) (\d+)\]", line)
+    assert match, line
+    return int(match.group(1)), int(match.group(2))
+
+
+def test_append_keeps_flags_date_and_bytes(env):
+    folder = env.fresh("Appended")
+    raw = env.raw(login=True)
+    raw.send(b'a APPEND Appended (\\Seen $Forwarded) "05-Mar-2021 14:07:09 +0100" {%d}\r\n' % len(SMALL))
+    assert raw.readline().startswith(b"+ ")
+    raw.send(SMALL + b"\r\n")
+    line = raw.until(b"a")[-1]
+    assert line.startswith(b"a OK [APPENDUID ")
+    validity, uid = appenduid(line)
+    assert validity == folder.uid_validity
+    message = env.rt.call(folder.message, uid, ["flags", "keywords", "internalDate", "size"])
+    assert set(message.flags) == {"\\Seen", "$Forwarded"}
+    assert source_of(env, folder, uid) == SMALL
+    _, table = env.rt.call(folder.query, ["uid", "internalDate"], {"uids": str(uid)})
+    assert table["internalDate"] == [1614949629]
+    # Without flags and date, with LITERAL+ and a binary literal.
+    raw.send(b"b APPEND Appended {%d+}\r\n" % len(SMALL) + SMALL + b"\r\n")
+    assert appenduid(raw.until(b"b")[-1])[1] == uid + 1
+    raw.send(b"c APPEND Appended ~{%d+}\r\n" % len(SMALL) + SMALL + b"\r\n")
+    assert appenduid(raw.until(b"c")[-1])[1] == uid + 2
+    raw.close()
+
+
+def test_internal_date_is_honoured(env):
+    folder = env.fresh("Dated")
+    raw = env.raw(login=True)
+    raw.send(b'a APPEND Dated "01-Feb-2000 00:00:00 -0500" {%d+}\r\n' % len(SMALL) + SMALL + b"\r\n")
+    _, uid = appenduid(raw.until(b"a")[-1])
+    _, table = env.rt.call(folder.query, ["uid", "internalDate"], {"uids": str(uid)})
+    assert table["internalDate"] == [949381200]
+    raw.close()
+
+
+def test_append_to_the_selected_mailbox_announces_it(env):
+    env.fresh("Selected", 2)
+    raw = env.raw(login=True)
+    assert b"* 2 EXISTS\r\n" in raw.cmd("SELECT Selected")
+    raw.send(b"a APPEND Selected {%d+}\r\n" % len(SMALL) + SMALL + b"\r\n")
+    lines = raw.until(b"a")
+    assert b"* 3 EXISTS\r\n" in lines and lines[-1].startswith(b"a OK [APPENDUID")
+    raw.close()
+
+
+def test_append_errors(env):
+    raw = env.raw(login=True)
+    raw.send(b"a APPEND NoSuchBox {%d+}\r\n" % len(SMALL) + SMALL + b"\r\n")
+    assert raw.until(b"a")[-1].startswith(b"a NO [TRYCREATE]")
+    raw.send(b"b APPEND INBOX {0+}\r\n\r\n")
+    assert raw.until(b"b")[-1].startswith(b"b NO")
+    # Over APPENDLIMIT, synchronizing: refused before the client sends a byte.
+    raw.send(b"c APPEND INBOX {%d}\r\n" % (LIMIT + 1))
+    assert raw.readline().startswith(b"c NO [TOOBIG]")
+    assert raw.cmd("NOOP")[-1].startswith(b"r2 OK")
+    # Over APPENDLIMIT with LITERAL+: read and thrown away, the connection stays usable.
+    size = LIMIT + 1024
+    raw.send(b"d APPEND INBOX {%d+}\r\n" % size)
+    chunk = b"y" * 65536
+    sent = 0
+    while sent < size:
+        n = min(len(chunk), size - sent)
+        raw.send(chunk[:n])
+        sent += n
+    raw.send(b"\r\n")
+    assert raw.until(b"d")[-1].startswith(b"d NO [TOOBIG]")
+    assert raw.cmd("NOOP")[-1].startswith(b"r3 OK")
+    caps = raw.cmd("CAPABILITY")[0].split()
+    assert b"APPENDLIMIT=%d" % LIMIT in caps and b"UIDPLUS" in caps and b"LITERAL+" in caps
+    status = raw.cmd("STATUS INBOX (APPENDLIMIT)")[0]
+    assert b"APPENDLIMIT %d" % LIMIT in status
+    raw.close()
+
+
+def test_corpus_round_trips_byte_for_byte(env):
+    folder = env.fresh("AppendCorpus")
+    raw = env.raw(login=True)
+    files = email_corpus()
+    for i, name in enumerate(files):
+        data = open(name, "rb").read()
+        raw.send(b"a%d APPEND AppendCorpus {%d+}\r\n" % (i, len(data)) + data + b"\r\n")
+    uids = []
+    for i in range(len(files)):
+        uids.append(appenduid(raw.until(b"a%d" % i)[-1])[1])
+    for uid, name in zip(uids, files):
+        assert source_of(env, folder, uid) == open(name, "rb").read(), name
+    raw.close()
+
+
+def peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fp:
+        for line in fp:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def big_message(size: int) -> tuple[bytes, bytes]:
+    """A message of about `size` octets whose lines all differ (a shifted byte shows)."""
+    head = b"From: big@example.com\r\nSubject: fifty megabytes\r\n\r\n"
+    lines = []
+    total = len(head)
+    n = 0
+    while total < size:
+        line = hashlib.sha256(b"%d" % n).hexdigest().encode() * 2 + b"\r\n"
+        lines.append(line)
+        total += len(line)
+        n += 1
+    return head, b"".join(lines)
+
+
+def test_fifty_megabytes_streamed_into_the_store(env):
+    folder = env.fresh("Big")
+    head, body = big_message(50 * 1024 * 1024)
+    message = head + body
+    digest = hashlib.sha256(message).hexdigest()
+    pid = env.server.pid()
+    with open(f"/proc/{pid}/clear_refs", "w") as fp:
+        fp.write("5")  # reset the peak resident size to the current one
+    before = peak_rss_kb(pid)
+    raw = env.raw(login=True)
+    raw.send(b"a APPEND Big (\\Flagged) {%d}\r\n" % len(message))
+    assert raw.readline().startswith(b"+ ")
+    view = memoryview(message)
+    for start in range(0, len(message), 256 * 1024):
+        raw.send(view[start:start + 256 * 1024])
+    raw.send(b"\r\n")
+    started = time.monotonic()
+    line = raw.until(b"a")[-1]
+    assert line.startswith(b"a OK [APPENDUID"), line
+    grown = peak_rss_kb(pid) - before
+    print(f"50 MB APPEND: peak RSS growth {grown / 1024:.1f} MB, stored in {time.monotonic() - started:.1f}s "
+          "after the last byte")
+    assert grown < 20 * 1024, f"the process grew by {grown} kB"
+    _, uid = appenduid(line)
+    href, size = env.rt.call(folder.open_stream, uid)
+    assert size == len(message)
+    h = hashlib.sha256()
+    env.rt.call(folder.stream, href, h.update, timeout=120)
+    assert h.hexdigest() == digest
+    del message, view
+    raw.close()
+    time.sleep(0.2)
+    assert not [target for target in open_files(pid) if target.endswith("(deleted)")], "spooled file left open"
+
+
+def open_files(pid: int) -> list[str]:
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return out
