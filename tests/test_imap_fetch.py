@@ -370,3 +370,14 @@ def test_changedsince_and_qresync(env):
     assert not any(b"VANISHED" in line or b"FETCH" in line for line in lines)
     assert lines[0] == b"* OK [CLOSED] Previous mailbox closed\r\n"
     raw.close()
+
+
+def test_listing_cache_stays_within_its_bytes():
+    from gateways.imap.listing_cache import ListingCache
+    cache = ListingCache(max_bytes=10_000)
+    for uid in range(1, 200):
+        cache.put((1, 7, uid), {"ENVELOPE": b"x" * 100, "RFC822.SIZE": 5})
+    assert cache.bytes <= 10_000
+    assert cache.get((1, 7, 1)) is None and cache.get((1, 7, 199))["RFC822.SIZE"] == 5
+    cache.put((1, 7, 500), {"ENVELOPE": b"y" * 20_000})  # bigger than the whole cache: not kept
+    assert cache.get((1, 7, 500)) is None and cache.bytes <= 10_000

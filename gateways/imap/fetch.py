@@ -5,7 +5,9 @@ Where each item comes from:
 - UID, FLAGS, MODSEQ: the selected mailbox's own map (no store call at all);
 - INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY: listing columns, one
   `Folder.query` for the whole set (in windows of `QUERY_WINDOW` messages, so a
-  100,000-message `FETCH 1:* ALL` is a handful of calls, never one per message);
+  100,000-message `FETCH 1:* ALL` is a handful of calls, never one per message),
+  rendered once and kept in the process's `listing_cache` (they never change for
+  a UID), so a repeated FETCH of the same envelopes asks the store nothing;
 - body sections: the stored source. Sources up to `SMALL_SOURCE` come in batches
   of many messages per request (`Folder.open_sources`, about `BATCH_BYTES` each,
   the next batch read while the current one is written); bigger ones are
@@ -32,6 +34,7 @@ from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute, Section
 from gateways.imap.grammar.sequence import contains, format_ranges
+from gateways.imap.listing_cache import CACHE
 from gateways.imap.sections import Decoder, Located, PartMap, UnknownEncoding, filter_header, locate
 from gateways.imap.sections import decode as decode_transfer
 from shared.flags import SEEN
@@ -83,9 +86,13 @@ class Output:
         self.parts: list[bytes] = []
         self.size = 0
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes | memoryview) -> None:
         self.parts.append(data)
         self.size += len(data)
+
+    def extend(self, pieces: list[bytes | memoryview]) -> None:
+        self.parts.extend(pieces)
+        self.size += sum(len(p) for p in pieces)
 
     async def maybe_flush(self) -> None:
         if self.size >= FLUSH_BYTES:
@@ -175,10 +182,10 @@ class Fetcher:
         self.conn = conn
         self.box = box
         self.attributes = attributes
-        self.columns = sorted({COLUMNS[a.name] for a in attributes if a.name in COLUMNS})
         self.bodies = [a for a in attributes if a.name in BODY_ITEMS]
-        if self.bodies and "size" not in self.columns:
-            self.columns.append("size")
+        # Listing items to read (the size decides how a body is read).
+        self.listing = {a.name for a in attributes if a.name in COLUMNS} | (
+            {"RFC822.SIZE"} if self.bodies else set())
         self.sets_seen = not box.readonly and any(_sets_seen(a) for a in self.bodies)
         self.condstore = "CONDSTORE" in conn.enabled
         self.missing = 0
@@ -187,7 +194,7 @@ class Fetcher:
         self._flag_cache: dict[tuple[int, tuple[str, ...]], bytes] = {}
 
     async def run(self, indexes: Iterable[int]) -> None:
-        if not self.columns and not self.sets_seen:
+        if not self.listing and not self.sets_seen:
             await self._cached_only(indexes)
             return
         indexes = list(indexes)
@@ -196,7 +203,7 @@ class Fetcher:
         for start in range(0, len(indexes), QUERY_WINDOW):
             window = indexes[start:start + QUERY_WINDOW]
             rows = await self._rows(window)
-            sources = SourceBatches(self.box.folder, [(self.box.uids[i], rows[self.box.uids[i]]["size"])
+            sources = SourceBatches(self.box.folder, [(self.box.uids[i], rows[self.box.uids[i]]["RFC822.SIZE"])
                                                       for i in window if self.box.uids[i] in rows]
                                     if self.bodies else [])
             try:
@@ -246,15 +253,36 @@ class Fetcher:
 
     # -- store calls
     async def _rows(self, window: list[int]) -> dict[int, dict[str, Any]]:
-        if not window:
-            return {}
-        uids = self.box.uids
-        runs = uid_runs([uids[i] for i in window])
-        _, table = await self.box.folder.query(["uid", *self.columns], {"uids": format_ranges(runs).decode()},
-                                               sort=[("uid", False)])
+        """The listing items of the window's messages by uid: from the cache, and what
+        it lacks from one store query; messages that are gone are left out."""
+        box = self.box
+        uids = box.uids
+        folder_id, validity = box.folder.id, box.uid_validity
+        wanted = self.listing
+        rows: dict[int, dict[str, Any]] = {}
+        missing: list[int] = []
+        for i in window:
+            uid = uids[i]
+            entry = CACHE.get((folder_id, validity, uid))
+            if entry is not None and all(k in entry for k in wanted):
+                rows[uid] = entry
+            else:
+                missing.append(uid)
+        if not missing:
+            return rows
+        columns = sorted({COLUMNS[k] for k in wanted})
+        _, table = await box.folder.query(["uid", *columns], {"uids": format_ranges(uid_runs(missing)).decode()},
+                                          sort=[("uid", False)])
         got = table.get("uid", [])
-        columns = [(c, table.get(c, [None] * len(got))) for c in self.columns]
-        return {uid: {c: values[k] for c, values in columns} for k, uid in enumerate(got)}
+        values = {c: table.get(c, [None] * len(got)) for c in columns}
+        for k, uid in enumerate(got):
+            key = (folder_id, validity, uid)
+            entry = dict(CACHE.get(key) or {})
+            for name in wanted:
+                entry[name] = _render(name, values[COLUMNS[name]][k])
+            CACHE.put(key, entry)
+            rows[uid] = entry
+        return rows
 
     async def _mark_seen(self, indexes: list[int]) -> None:
         box = self.box
@@ -269,8 +297,8 @@ class Fetcher:
     # -- one message
     async def _message(self, i: int, uid: int, row: dict[str, Any], sources: "SourceBatches") -> None:
         box, out = self.box, self.out
-        size = row.get("size") or 0
-        source: bytes | None = None
+        size = row.get("RFC822.SIZE") or 0
+        source: memoryview | None = None
         big: BigMessage | None = None
         if self.bodies:
             if size <= SMALL_SOURCE:
@@ -288,18 +316,13 @@ class Fetcher:
             sep = b" "
             if name in CACHED:
                 line.append(self._cached(name, i))
-            elif name == "INTERNALDATE":
-                line.append(b"INTERNALDATE " + w.date_time(row.get("internalDate") or 0))
             elif name == "RFC822.SIZE":
                 line.append(b"RFC822.SIZE %d" % size)
-            elif name == "ENVELOPE":
-                line.append(b"ENVELOPE " + w.envelope(_json(row.get("envelope"))))
-            elif name == "BODYSTRUCTURE":
-                line.append(b"BODYSTRUCTURE " + w.body_structure(_json(row.get("bodystructure")), True))
-            elif name == "BODY":
-                line.append(b"BODY " + w.body_structure(_json(row.get("bodystructure")), False))
+            elif name in COLUMNS:
+                line.append(row[name])
             elif source is not None:
-                line.append(w.fetch_label(attribute) + b" " + _small_value(attribute, source))
+                line.append(w.fetch_label(attribute) + b" ")
+                line.extend(_small_value(attribute, source))
             else:
                 value = await big.value(attribute)  # type: ignore[union-attr]
                 line.append(w.fetch_label(attribute) + b" ")
@@ -307,14 +330,27 @@ class Fetcher:
                     line.append(value)
                     continue
                 # What precedes the streamed literal goes out first.
-                out.add(b"".join(line))
+                out.extend(line)
                 line = []
                 await out.flush()
                 await value.send(self.conn)
         if uid in self.seen_now and not any(a.name == "FLAGS" for a in self.attributes):
             line.append(b" FLAGS " + self._flags(i))
         line.append(b")\r\n")
-        out.add(b"".join(line))
+        out.extend(line)
+
+
+def _render(name: str, value: Any) -> Any:
+    """A listing item as the answer shows it (the size stays an int)."""
+    if name == "RFC822.SIZE":
+        return value or 0
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + w.date_time(value or 0)
+    if name == "ENVELOPE":
+        return b"ENVELOPE " + w.envelope(_json(value))
+    if name == "BODYSTRUCTURE":
+        return b"BODYSTRUCTURE " + w.body_structure(_json(value), True)
+    return b"BODY " + w.body_structure(_json(value), False)
 
 
 def _json(text: Any) -> Any:
@@ -328,26 +364,31 @@ def _json(text: Any) -> Any:
 
 # -- section values from a source in memory ------------------------------------------
 
-def _partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
+def _partial(data: Any, partial: tuple[int, int] | None) -> Any:
     if partial is None:
         return data
     origin, length = partial
     return data[origin:origin + length]
 
 
-def _small_value(attribute: FetchAttribute, source: bytes) -> bytes:
-    """The rendered value of a body item of a message held in memory."""
+def _small_value(attribute: FetchAttribute, source: memoryview) -> list[bytes | memoryview]:
+    """The rendered value of a body item of a message held in memory, as pieces
+    (the source itself is not copied for a whole-message fetch)."""
     section = _section_of(attribute)
     name = attribute.name
+    if section == WHOLE and name == "BODY[]" or name in ("RFC822",):
+        data = source if attribute.partial is None else _partial(source, attribute.partial)
+        return [b"{%d}\r\n" % len(data), data]
+    whole = bytes(source)
     if section == WHOLE:
-        located: Located | None = Located(0, len(source))
+        located: Located | None = Located(0, len(whole))
     else:
         parts = PartMap()
-        parts.feed(source)
-        located = locate(parts.finish(len(source)), section.part, section.text, section.headers)
+        parts.feed(whole)
+        located = locate(parts.finish(len(whole)), section.part, section.text, section.headers)
     if located is None:
-        return b"0" if name == "BINARY.SIZE" else w.NIL
-    data = source[located.start:located.end]
+        return [b"0" if name == "BINARY.SIZE" else w.NIL]
+    data = whole[located.start:located.end]
     if located.fields is not None:
         data = filter_header(data, located.fields, located.exclude)
     if name in ("BINARY[]", "BINARY.SIZE") and section.part:
@@ -356,11 +397,11 @@ def _small_value(attribute: FetchAttribute, source: bytes) -> bytes:
         except UnknownEncoding:
             raise No("Unknown content transfer encoding.", "UNKNOWN-CTE") from None
     if name == "BINARY.SIZE":
-        return b"%d" % len(data)
+        return [b"%d" % len(data)]
     data = _partial(data, attribute.partial)
     if name == "BINARY[]":
-        return w.literal_header(len(data), b"\x00" in data) + data
-    return w.literal(data)
+        return [w.literal_header(len(data), b"\x00" in data), data]
+    return [w.literal(data)]
 
 
 # -- batches of small sources ---------------------------------------------------------
@@ -400,20 +441,19 @@ class SourceBatches:
             self.ready[k] = result
         self.loading[k] = defer.ensureDeferred(self._read(self.batches[k])).addBoth(keep)
 
-    async def _read(self, uids: list[int]) -> dict[int, bytes]:
+    async def _read(self, uids: list[int]) -> dict[int, memoryview]:
         href, parts = await self.folder.open_sources(uids)
         chunks: list[bytes] = []
         await self.folder.stream(href, chunks.append)
-        data = b"".join(chunks)
+        view = memoryview(b"".join(chunks))
         del chunks
         out, pos = {}, 0
-        view = memoryview(data)
         for uid, size in parts:
-            out[uid] = bytes(view[pos:pos + size])
+            out[uid] = view[pos:pos + size]  # slices of one buffer, not copies
             pos += size
         return out
 
-    async def get(self, uid: int) -> bytes | None:
+    async def get(self, uid: int) -> memoryview | None:
         k = self.batch_of.get(uid)
         if k is None:
             return None

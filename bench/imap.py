@@ -1,0 +1,515 @@
+"""IMAP benchmark: our IMAP gateway against Dovecot's IMAP server, in the same run.
+
+Starts a real `groupware serve` with the IMAP gateway on a loopback port and a
+private Dovecot (Debian's dovecot-imapd, installed when missing) with its own
+configuration and Maildir in a temporary directory, both holding the same
+messages and the same argon2id password hash. A raw-socket client (it only
+looks for literals and the tagged reply, so its own cost stays small) measures
+against each, as medians of several runs:
+
+  * LOGIN + SELECT of a folder of `--messages` messages (default 100,000);
+  * `UID FETCH 1:* (UID FLAGS)`, `UID SEARCH UNSEEN` and
+    `FETCH 1:100 (ENVELOPE BODYSTRUCTURE)` on it;
+  * `FETCH 1:* BODY.PEEK[]` of a folder of about `--download-mb` MB, in bytes/s;
+  * APPEND of 1,000 messages, one after the other;
+  * IDLE push latency: APPEND in one session until EXISTS arrives in another;
+  * resident memory (PSS, so shared pages count once) with 1,000 idle
+    connections, each logged in, a small folder selected and IDLE running.
+
+and prints a table with the ratio ours/Dovecot for each row. Our number is the
+whole `groupware serve` process: the store server runs in it too.
+
+    python bench/imap.py [--messages 100000] [--download-mb 200] [--runs 5] [--idle-connections 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+from harness import ServerProcess  # noqa: E402
+from twisted.internet import defer, task  # noqa: E402
+
+from server.service import open_storage  # noqa: E402
+from server.users.db import hash_password  # noqa: E402
+from shared.config import Config  # noqa: E402
+from shared.model import Adapter  # noqa: E402
+
+from pop3 import free_port, wait_for_port  # noqa: E402
+from store import PASSWORD, SMALL, USER  # noqa: E402
+
+BIG_MESSAGE_KB = 100  # the download folder holds messages of about this size
+APPENDS = 1000
+UNSEEN_EVERY = 10  # every tenth message of the big folder is unseen
+PUSH_SAMPLES = 20
+
+
+def message(i: int) -> bytes:
+    return SMALL % (i, i, i)
+
+
+def big_message(i: int) -> bytes:
+    head = (b"From: Alice <alice@example.com>\r\nTo: Bob <bob@example.com>\r\n"
+            b"Subject: download %d\r\nMessage-ID: <d%d@bench.example>\r\n"
+            b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n" % (i, i))
+    line = b"%05d the quick brown fox jumps over the lazy dog, again and again and again.\r\n" % i
+    return head + line * (BIG_MESSAGE_KB * 1024 // len(line))
+
+
+def append_message(i: int) -> bytes:
+    return b"Subject: appended %d\r\nFrom: bench@example.com\r\n\r\nappended body %d\r\n" % (i, i)
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+class Client:
+    """IMAP over a raw socket: sends a command and reads up to its tagged reply,
+    skipping literals by their announced size and keeping only a little of the data."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=600)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = bytearray()
+        self.n = 0
+        self.greeting = self._line()
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed")
+            self.buf += data
+        end = self.buf.index(b"\r\n") + 2
+        line = bytes(self.buf[:end])
+        del self.buf[:end]
+        return line
+
+    def send(self, data: bytes) -> str:
+        self.n += 1
+        tag = "t%d" % self.n
+        self.sock.sendall(tag.encode() + b" " + data + b"\r\n")
+        return tag
+
+    def read_until(self, tag: str) -> tuple[int, bytes]:
+        """(bytes received, tagged line) for `tag`."""
+        needle = b"\r\n" + tag.encode() + b" "
+        buf = bytearray(b"\r\n") + self.buf  # a line end before the first line
+        self.buf = bytearray()
+        total, pos, skip = -2, 0, 0
+        while True:
+            while True:
+                literal = buf.find(b"}\r\n", pos)
+                tagged = buf.find(needle, pos)
+                if tagged >= 0 and (literal < 0 or tagged < literal):
+                    end = buf.find(b"\r\n", tagged + 2)
+                    if end >= 0:
+                        self.buf = buf[end + 2:]
+                        return total + end + 2, bytes(buf[tagged + 2:end + 2])
+                    break
+                if literal < 0:
+                    # Keep a tail that a tag or a literal's size may straddle.
+                    pos = max(pos, len(buf) - 32)
+                    break
+                opening = buf.rfind(b"{", max(0, literal - 24), literal)
+                digits = buf[opening + 1:literal].rstrip(b"+") if opening >= 0 else b""
+                pos = literal + 3 + (int(digits) if digits.isdigit() else 0)
+                if pos > len(buf):
+                    skip, pos = pos - len(buf), len(buf)
+                    break
+            total += pos
+            del buf[:pos]
+            pos = 0
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("closed")
+            if skip:
+                used = min(skip, len(data))
+                skip -= used
+                total += used
+                data = data[used:]
+            buf += data
+
+    def cmd(self, data: bytes) -> tuple[int, bytes]:
+        size, line = self.read_until(self.send(data))
+        if line.split(b" ", 2)[1] != b"OK":
+            raise RuntimeError(f"{data[:60]!r}: {line[-300:]!r}")
+        return size, line
+
+    def login(self) -> None:
+        self.cmd(b"LOGIN %s %s" % (USER.encode(), PASSWORD.encode()))
+
+    def append(self, mailbox: bytes, data: bytes) -> None:
+        self.cmd(b"APPEND %s {%d+}\r\n" % (mailbox, len(data)) + data)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# -- Dovecot ------------------------------------------------------------------------------------
+
+DOVECOT_CONF = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+default_login_user = dovenull
+default_internal_user = dovecot
+default_client_limit = 5000
+default_process_limit = 5000
+passdb {{
+  driver = passwd-file
+  args = username_format=%u {base}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={base}/home/%u
+}}
+mail_location = maildir:~/Maildir
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 5000
+}}
+service imap {{
+  process_limit = 5000
+}}
+service anvil {{
+  client_limit = 12000
+}}
+service auth {{
+  client_limit = 12000
+}}
+"""
+
+
+class Dovecot:
+    """A private Dovecot serving IMAP on a loopback port, everything under `base`."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.port = free_port()
+        self.conf = os.path.join(base, "dovecot.conf")
+        self.maildir = os.path.join(base, "home", USER, "Maildir")
+
+    @staticmethod
+    def install() -> None:
+        if shutil.which("dovecot") and os.path.exists("/usr/lib/dovecot/imap"):
+            return
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "dovecot-core", "dovecot-imapd"], check=True,
+                       env=env, stdout=subprocess.DEVNULL)
+
+    def folder(self, name: str, messages, seen=lambda i: True) -> None:
+        path = self.maildir if name == "INBOX" else os.path.join(self.maildir, "." + name)
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(path, sub), exist_ok=True)
+        now = int(time.time())
+        for i, data in enumerate(messages):
+            flags = "S" if seen(i) else ""
+            with open(os.path.join(path, "cur", f"{now}.M{i}P1.bench,S={len(data)}:2,{flags}"), "wb") as fp:
+                fp.write(data)
+
+    def start(self) -> "Dovecot":
+        # Dovecot does not serve mail as root: the mail belongs to nobody.
+        home = os.path.join(self.base, "home")
+        for parent, dirs, files in os.walk(home):
+            for name in [parent, *(os.path.join(parent, f) for f in dirs + files)]:
+                shutil.chown(name, "nobody", "nogroup")
+        os.makedirs(os.path.join(self.base, "state"), exist_ok=True)
+        for path in (os.path.dirname(self.base), self.base):
+            os.chmod(path, 0o755)
+        with open(os.path.join(self.base, "passwd"), "w") as fp:
+            # The same argon2id hash our server keeps, so both sides do the same work.
+            fp.write(f"{USER}:{{ARGON2ID}}{hash_password(PASSWORD)}\n")
+        with open(self.conf, "w") as fp:
+            fp.write(DOVECOT_CONF.format(base=self.base, port=self.port))
+        subprocess.run(["dovecot", "-c", self.conf], check=True)
+        wait_for_port(self.port)
+        return self
+
+    def pids(self) -> list[int]:
+        master = int(open(os.path.join(self.base, "run", "master.pid")).read())
+        return [master, *descendants(master)]
+
+    def stop(self) -> None:
+        subprocess.run(["doveadm", "-c", self.conf, "stop"], check=False)
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fp:
+                    ppid = int(fp.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def pss_mb(pids: list[int]) -> float:
+    """Proportional set size of processes together, in MB (shared pages split between them)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fp:
+                for line in fp:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total / 1024
+
+
+# -- our server ---------------------------------------------------------------------------------
+
+@defer.inlineCallbacks
+def fill(reactor, cfg: Config, count: int, big_count: int):
+    adapter = Adapter(cfg, reactor)
+    session = yield adapter.logon(USER, PASSWORD)
+    store = session.store()
+    inbox = yield store.inbox()
+    seen = [message(i) for i in range(count) if i % UNSEEN_EVERY]
+    unseen = [message(i) for i in range(count) if not i % UNSEEN_EVERY]
+    for start in range(0, len(seen), 10000):
+        yield inbox.append_many(seen[start:start + 10000], ["\\Seen"])
+    for start in range(0, len(unseen), 10000):
+        yield inbox.append_many(unseen[start:start + 10000])
+    big = yield store.create_folder("big")
+    for start in range(0, big_count, 100):
+        yield big.append_many([big_message(i) for i in range(start, min(start + 100, big_count))], ["\\Seen"])
+    push = yield store.create_folder("push")
+    yield push.append_many([message(i) for i in range(10)])
+    yield store.create_folder("appended")
+    yield session.logoff()
+    adapter.close()
+
+
+def fill_ours(server: ServerProcess, data_dir: str, options: dict, count: int, big_count: int) -> None:
+    cfg = Config({**options, "server_socket": server.socket_path}, data_dir)
+    try:
+        task.react(lambda reactor: fill(reactor, cfg, count, big_count))
+    except SystemExit as done:
+        if done.code:
+            raise
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+def login_select(port: int) -> float:
+    start = time.perf_counter()
+    client = Client(port)
+    client.login()
+    client.cmd(b"SELECT INBOX")
+    elapsed = time.perf_counter() - start
+    client.close()
+    return elapsed
+
+
+def timed(client: Client, command: bytes) -> tuple[float, int]:
+    start = time.perf_counter()
+    size, _ = client.cmd(command)
+    return time.perf_counter() - start, size
+
+
+def appends(port: int, base: int) -> float:
+    client = Client(port)
+    client.login()
+    start = time.perf_counter()
+    for i in range(APPENDS):
+        client.append(b"appended", append_message(base + i))
+    elapsed = time.perf_counter() - start
+    client.close()
+    return elapsed
+
+
+def push_latency(port: int, samples: int) -> float:
+    idler, writer = Client(port), Client(port)
+    idler.login()
+    writer.login()
+    idler.cmd(b"SELECT push")
+    latencies = []
+    for i in range(samples):
+        tag = idler.send(b"IDLE")
+        while not idler._line().startswith(b"+"):
+            pass
+        time.sleep(0.05)  # let the server settle into IDLE
+        start = time.perf_counter()
+        writer.send(b"APPEND push {%d+}\r\n" % len(message(i)) + message(i))
+        while b"EXISTS" not in idler._line():
+            pass
+        latencies.append(time.perf_counter() - start)
+        idler.sock.sendall(b"DONE\r\n")
+        idler.read_until(tag)
+        writer.read_until("t%d" % writer.n)
+    idler.close()
+    writer.close()
+    return statistics.median(latencies)
+
+
+def idle_connections(port: int, count: int, pids) -> tuple[float, float]:
+    """(PSS before, PSS with `count` idling connections) in MB."""
+    before = pss_mb(pids())
+    clients: list[Client] = []
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        client = Client(port)
+        client.login()
+        client.cmd(b"SELECT push")
+        client.send(b"IDLE")
+        while not client._line().startswith(b"+"):
+            pass
+        with lock:
+            clients.append(client)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(count)))
+    time.sleep(2)
+    after = pss_mb(pids())
+    for client in clients:
+        client.close()
+    time.sleep(1)
+    return before, after
+
+
+def median_of(runs: int, fn, *args) -> float:
+    return statistics.median(fn(*args) for _ in range(runs))
+
+
+def measure(port: int, args, count: int, pids) -> dict[str, float]:
+    out: dict[str, float] = {}
+    login_select(port)  # warm-up: Dovecot builds its index, caches fill
+    out["login_select"] = median_of(args.runs, login_select, port)
+    client = Client(port)
+    client.login()
+    client.cmd(b"SELECT INBOX")
+    for name, command in (("uid_fetch_flags", b"UID FETCH 1:* (UID FLAGS)"),
+                          ("uid_search_unseen", b"UID SEARCH UNSEEN"),
+                          ("envelope_100", b"FETCH 1:100 (ENVELOPE BODYSTRUCTURE)")):
+        try:
+            timed(client, command)
+            out[name] = statistics.median(timed(client, command)[0] for _ in range(args.runs))
+        except RuntimeError as exc:
+            print(f"  {name}: {exc}")
+    client.cmd(b"EXAMINE big")
+    timed(client, b"FETCH 1:* BODY.PEEK[]")
+    rates = []
+    for _ in range(max(1, args.runs // 2)):
+        elapsed, size = timed(client, b"FETCH 1:* BODY.PEEK[]")
+        rates.append(size / elapsed)
+    out["download"] = statistics.median(rates)
+    client.close()
+    try:
+        out["append"] = median_of(max(1, args.runs // 2), appends, port, 0)
+    except RuntimeError as exc:
+        print(f"  append: {exc}")
+    out["push"] = push_latency(port, PUSH_SAMPLES)
+    out["idle_before"], out["idle_after"] = idle_connections(port, args.idle_connections, pids)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--download-mb", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--idle-connections", type=int, default=1000)
+    args = parser.parse_args()
+    n = args.messages
+    big_count = max(1, args.download_mb * 1024 // BIG_MESSAGE_KB)
+    Dovecot.install()
+
+    with tempfile.TemporaryDirectory(prefix="gw-bench-imap-") as base:
+        data_dir = os.path.join(base, "groupware")
+        ours_port = free_port()
+        options = {"imap_listen": f"127.0.0.1:{ours_port}", "log_level": "warning"}
+        storage = open_storage(Config(options, data_dir))
+        try:
+            storage.create_user(USER, hash_password(PASSWORD))
+        finally:
+            storage.close()
+        dovecot = Dovecot(os.path.join(base, "dovecot"))
+        server = ServerProcess(data_dir, options).start()
+        try:
+            wait_for_port(ours_port)
+            start = time.perf_counter()
+            fill_ours(server, data_dir, options, n, big_count)
+            print(f"stored {n:,} + {big_count:,} messages through the adapter in "
+                  f"{time.perf_counter() - start:.1f} s", flush=True)
+            seen = [message(i) for i in range(n) if i % UNSEEN_EVERY]
+            unseen = [message(i) for i in range(n) if not i % UNSEEN_EVERY]
+            dovecot.folder("INBOX", seen + unseen, lambda i: i < len(seen))
+            dovecot.folder("big", (big_message(i) for i in range(big_count)))
+            dovecot.folder("push", [message(i) for i in range(10)], lambda i: False)
+            dovecot.folder("appended", [])
+            dovecot.start()
+            results = {}
+            for name, port, pids in (("ours", ours_port, lambda: [server.pid()]),
+                                     ("dovecot", dovecot.port, dovecot.pids)):
+                print(f"measuring {name} ...", flush=True)
+                results[name] = measure(port, args, n, pids)
+        finally:
+            dovecot.stop()
+            server.stop()
+    report(results, args, n, big_count)
+
+
+def report(results: dict, args, n: int, big_count: int) -> None:
+    ours, theirs = results["ours"], results["dovecot"]
+    rows = [
+        (f"LOGIN + SELECT ({n:,} messages)", "login_select", "ms", 1000),
+        ("UID FETCH 1:* (UID FLAGS)", "uid_fetch_flags", "ms", 1000),
+        ("UID SEARCH UNSEEN", "uid_search_unseen", "ms", 1000),
+        ("FETCH 1:100 (ENVELOPE BODYSTRUCTURE)", "envelope_100", "ms", 1000),
+        (f"FETCH 1:* BODY.PEEK[] ({big_count:,} x {BIG_MESSAGE_KB} KB)", "download", "MB/s", 1 / 1e6),
+        (f"APPEND x {APPENDS}", "append", "s", 1),
+        ("IDLE push latency", "push", "ms", 1000),
+    ]
+    print(f"\n{'':45} {'ours':>12} {'Dovecot':>12} {'ours/Dovecot':>13}   (median of {args.runs})")
+    for label, key, unit, scale in rows:
+        if key not in ours or key not in theirs:
+            print(f"{label:45} {'n/a':>12} {'n/a':>12}")
+            continue
+        a, b = ours[key] * scale, theirs[key] * scale
+        print(f"{label:45} {a:>9.1f} {unit:<2} {b:>9.1f} {unit:<2} {a / b:>12.2f}x")
+    label = f"PSS with {args.idle_connections:,} idle connections"
+    a, b = ours["idle_after"], theirs["idle_after"]
+    print(f"{label:45} {a:>9.0f} MB {b:>9.0f} MB {a / b:>12.2f}x   "
+          f"(growth ours {a - ours['idle_before']:.0f} MB, Dovecot {b - theirs['idle_before']:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
