@@ -32,7 +32,8 @@ Changing (after the session's own store calls):
                                       `take_updates(expunge=True)`
 
 Updates from elsewhere (other sessions, delivered mail) come from the store's
-long-poll (`shared.watcher.ChangeWatcher`, started by `open`) and from `refresh()`,
+long-poll (`push.FolderWatches`, one `shared.watcher.ChangeWatcher` per folder
+shared by every connection that has it selected; `open` joins it) and from `refresh()`,
 which NOOP and CHECK call to look at once. They are queued, and the protocol
 writes them before a tagged reply with `take_updates(expunge)`:
 `* n EXPUNGE` (or `* VANISHED uids` once QRESYNC is enabled) only where RFC 3501
@@ -56,6 +57,7 @@ from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import SequenceSet, format_ranges
 from shared.flags import flag_names, split_flags
 from shared.items import ItemChange
+from gateways.imap.push import FolderWatches
 from shared.watcher import ChangeWatcher
 
 log = logging.getLogger("gateways.imap")
@@ -106,7 +108,7 @@ class SelectedMailbox:
                    [m.flag_bits for m in messages], [m.get("keywords") for m in messages])
         self._uid_next = max(folder.uid_next, (self.uids[-1] + 1) if self.uids else 1)
         self.on_change: Callable[[], Any] | None = None
-        self.watcher: ChangeWatcher | None = None
+        self._stop_watching: Callable[[], Any] | None = None
         self._pending_new: dict[int, tuple[int, int, tuple[str, ...]]] = {}
         self._pending_expunge: set[int] = set()
         self._pending_flags: set[int] = set()
@@ -116,14 +118,18 @@ class SelectedMailbox:
 
     @classmethod
     async def open(cls, folder: Any, readonly: bool, enabled: set[str] | None = None,
-                   watch: bool = True) -> "SelectedMailbox":
-        """Read the folder's messages (one call) and start watching it for changes."""
+                   watches: FolderWatches | None = None) -> "SelectedMailbox":
+        """Read the folder's messages (one call) and start hearing of its changes
+        through `watches` (the service's shared long-polls), or a poll of its own."""
         box = cls(folder, readonly, (), enabled)
         box._fill(*await _listing(folder))
         box._uid_next = max(box._uid_next, (box.uids[-1] + 1) if box.uids else 1)
-        if watch:
-            box.watcher = ChangeWatcher(folder.session, {folder.id: box.highest_modseq}, box._pushed)
-            box.watcher.start()
+        if watches is None:
+            watcher = ChangeWatcher(folder.session, {folder.id: box.highest_modseq}, box._pushed)
+            box._stop_watching = watcher.stop
+            watcher.start()
+        else:
+            box._stop_watching = watches.watch(folder.session, folder.id, box.highest_modseq, box._pushed)
         return box
 
     def _fill(self, uids: list[int], modseqs: list[int | None], bits: list[int | None],
@@ -139,9 +145,9 @@ class SelectedMailbox:
     def close(self) -> None:
         self.closed = True
         self.on_change = None
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
+        if self._stop_watching is not None:
+            stop, self._stop_watching = self._stop_watching, None
+            stop()
 
     # -- reading
     @property

@@ -46,7 +46,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
         raise No("Mailbox does not exist.", "NONEXISTENT")
     folder = mailbox.folder
     readonly = readonly or folder.rights == "read"
-    box = await SelectedMailbox.open(folder, readonly, conn.enabled)
+    box = await SelectedMailbox.open(folder, readonly, conn.enabled, conn.factory.watches)
     if conn.closed:
         box.close()
         return Reply("NO", "Connection closed.")

@@ -12,6 +12,7 @@ from twisted.internet import defer, protocol
 
 from gateways.imap import dispatch
 from gateways.imap.connection import IMAPConnection
+from gateways.imap.push import FolderWatches
 from shared.authguard import AuthGuard
 from shared.model import Adapter
 from shared.tls import server_options
@@ -22,10 +23,11 @@ log = logging.getLogger("gateways.imap")
 class IMAPFactory(protocol.ServerFactory):
     protocol = IMAPConnection
 
-    def __init__(self, cfg: Any, adapter: Adapter, guard: AuthGuard, tls_options: Any,
-                 implicit_tls: bool = False) -> None:
+    def __init__(self, cfg: Any, adapter: Adapter, guard: AuthGuard, watches: FolderWatches,
+                 tls_options: Any, implicit_tls: bool = False) -> None:
         self.adapter = adapter
         self.guard = guard
+        self.watches = watches
         self.tls_options = tls_options
         self.implicit_tls = implicit_tls
         self.max_line = cfg.get_size("imap_max_line")
@@ -62,12 +64,13 @@ class IMAPService:
         tls = server_options(cert, key or None) if cert else None
         self.adapter = Adapter(cfg, self.reactor)
         guard = AuthGuard.for_process(cfg, self.reactor)
-        plain = IMAPFactory(cfg, self.adapter, guard, tls)
+        watches = FolderWatches()
+        plain = IMAPFactory(cfg, self.adapter, guard, watches, tls)
         try:
             for host, port in parse_listen(cfg.get("imap_listen")):
                 self.ports.append(("imap", self.reactor.listenTCP(port, plain, interface=host)))
             if tls is not None:
-                implicit = IMAPFactory(cfg, self.adapter, guard, tls, implicit_tls=True)
+                implicit = IMAPFactory(cfg, self.adapter, guard, watches, tls, implicit_tls=True)
                 for host, port in parse_listen(cfg.get("imaps_listen")):
                     self.ports.append(("imaps", self.reactor.listenSSL(port, implicit, tls, interface=host)))
         except Exception:
