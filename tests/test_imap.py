@@ -407,6 +407,8 @@ def test_create_rename_delete_and_modified_utf7_names(env):
     assert m.delete("Nowhere")[1][0].startswith(b"[NONEXISTENT]")
     with pytest.raises(imaplib.IMAP4.error, match="BAD"):
         m.create("Bad&Name")  # not modified UTF-7
+    assert m.create("a//b")[1][0].startswith(b"[CANNOT]")
+    assert m.create('"Star*"')[1][0].startswith(b"[CANNOT]")
     m.logout()
 
 

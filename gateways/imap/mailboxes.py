@@ -94,6 +94,8 @@ def _levels(name: str) -> list[str]:
     parts = name.split(DELIMITER)
     if any(not part for part in parts):
         raise No("Mailbox names have no empty levels.", "CANNOT")
+    if "*" in name or "%" in name:
+        raise No("Mailbox names cannot hold the LIST wildcards * and %.", "CANNOT")
     return parts
 
 

@@ -4,7 +4,8 @@ Only mail folders are mailboxes. Names are the folder path joined with `/`; the
 folder with the `inbox` role is `INBOX` whatever it is called in the store, and
 its subfolders are `INBOX/...`. A folder of another kind (a calendar) that has
 mail folders below it shows as a `\\Noselect` name so the tree stays whole.
-Special-use attributes (RFC 6154) come from the folders' roles.
+Special-use attributes (RFC 6154) come from the folders' roles. The store
+refuses `/` in folder names, so a name's levels are always the folder path.
 """
 from __future__ import annotations
 
