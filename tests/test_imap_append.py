@@ -14,7 +14,6 @@ from debian import email_corpus
 from harness import ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from test_imap import Env, RawIMAP
-from test_pop3 import free_port, make_cert
 
 LIMIT = 60 * 1024 * 1024
 SMALL = b"From: a@example.com\r\nSubject: appended\r\n\r\nhello\r\n"
@@ -23,11 +22,7 @@ SMALL = b"From: a@example.com\r\nSubject: appended\r\n\r\nhello\r\n"
 @pytest.fixture(scope="module")
 def env(reactor_thread, tmp_path_factory):
     data = tmp_path_factory.mktemp("imap-append")
-    cert, key = make_cert(str(data))
-    server = ServerProcess(str(data / "var"), {"imaps_listen": f"127.0.0.1:{free_port()}",
-                                               "ssl_certificate_file": cert, "ssl_private_key_file": key,
-                                               "imap_max_literal": str(LIMIT)},
-                           demo=True).start()
+    server = ServerProcess(str(data / "var"), {"imap_max_literal": str(LIMIT)}, demo=True).start()
     try:
         e = Env(reactor_thread, server, 0)
         yield e

@@ -9,16 +9,12 @@ import pytest
 from harness import ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from test_imap import Env
-from test_pop3 import free_port, make_cert
 
 
 @pytest.fixture(scope="module")
 def env(reactor_thread, tmp_path_factory):
     data = tmp_path_factory.mktemp("imap-copymove")
-    cert, key = make_cert(str(data))
-    server = ServerProcess(str(data / "var"), {"imaps_listen": f"127.0.0.1:{free_port()}",
-                                               "ssl_certificate_file": cert, "ssl_private_key_file": key},
-                           demo=True).start()
+    server = ServerProcess(str(data / "var"), demo=True).start()
     try:
         e = Env(reactor_thread, server, 0)
         yield e
