@@ -24,7 +24,7 @@ NSMAP = {"soap": SOAP_ENV, "gw": NS}
 
 # Columns whose values are integers travel as one space-separated text node.
 INT_COLUMNS = frozenset({
-    "uid", "modseq", "size", "flags", "internalDate", "dtstart", "dtend", "recurring",
+    "uid", "modseq", "size", "flags", "internalDate", "dtstart", "dtend", "recurring", "occurrencesUntil",
 })
 NULL_INT = "-"
 
@@ -329,9 +329,9 @@ def _restriction_node(r: Mapping[str, Any]) -> etree._Element:
         el = element("contains", column=column)
         add_text(el, needle)
         return el
-    if kind == "range":
+    if kind in ("range", "occurs"):
         start, end = value
-        return element("range", start=str(int(start)), end=str(int(end)))
+        return element(kind, start=str(int(start)), end=str(int(end)))
     if kind in _SCAN_NODES:
         first, needle = value
         el = element(kind)
@@ -398,11 +398,11 @@ def _restriction_dict(el: etree._Element, depth: int) -> dict[str, Any]:
         return {"flag": ((el.text or "").strip(), el.get("has", "true") != "false")}
     if kind == "contains":
         return {"contains": (el.get("column", ""), text(el) or "")}
-    if kind == "range":
+    if kind in ("range", "occurs"):
         try:
-            return {"range": (int(el.get("start", "")), int(el.get("end", "")))}
+            return {kind: (int(el.get("start", "")), int(el.get("end", "")))}
         except ValueError:
-            raise BadRequest("range needs integer start and end") from None
+            raise BadRequest(f"{kind} needs integer start and end") from None
     if kind in _SCAN_NODES:
         return {kind: (el.get(_SCAN_NODES[kind], ""), text(el) or "")}
     raise BadRequest(f"unknown restriction {kind!r}")

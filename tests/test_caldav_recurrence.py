@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import time
 import xml.etree.ElementTree as ET
 
 import icalendar
@@ -190,3 +191,38 @@ def _shape(text: str) -> set[tuple[str, str]]:
     except Exception:
         return set()
     return {(c.name, p) for c in parsed.walk() if c.name in ("VEVENT", "VTODO") for p in c}
+
+
+# -- the store's occurrence index ---------------------------------------------------------
+
+def test_occurrence_index_follows_local_time_overrides_and_exdates():
+    from server.occurrences import COMPLETE, occurrence_index
+    tz = "Europe/Amsterdam"
+    text = wrap(vevent("s", f"DTSTART;TZID={tz}:20260323T090000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\n"
+                            f"EXDATE;TZID={tz}:20260406T090000\r\n"),
+                vevent("s", f"RECURRENCE-ID;TZID={tz}:20260330T090000\r\nDTSTART;TZID={tz}:20260331T150000\r\n"
+                            f"DTEND;TZID={tz}:20260331T160000\r\n"), tz=tz)
+    rows, until = occurrence_index(text, series_end=1775000000)
+    utc = [(time_of(s), time_of(e)) for s, e in rows]
+    assert utc == [("2026-03-23 08:00", "2026-03-23 09:00"), ("2026-03-31 13:00", "2026-03-31 14:00")]
+    assert until == COMPLETE
+
+
+def test_occurrence_index_is_bounded():
+    from server.occurrences import HORIZON_SECONDS, MAX_OCCURRENCES, occurrence_index
+    started = time.monotonic()
+    huge = "DTSTART:20260101T000000Z\r\nRRULE:FREQ=SECONDLY;COUNT=100000000\r\n"
+    assert occurrence_index(wrap(vevent("x", huge))) == ([], None)
+    rows, until = occurrence_index(wrap(vevent("d", "DTSTART:19000101T000000Z\r\nRRULE:FREQ=DAILY;COUNT=100000000\r\n")))
+    assert len(rows) == MAX_OCCURRENCES and until == rows[-1][0] + 86400
+    assert time.monotonic() - started < 30
+    now = 1_800_000_000
+    rows, until = occurrence_index(wrap(vevent("w", "DTSTART:20260101T000000Z\r\nRRULE:FREQ=WEEKLY\r\n")),
+                                   now=now)
+    assert until == now + HORIZON_SECONDS and rows[-1][0] < until
+    assert occurrence_index("BEGIN:VCALENDAR\r\nnot a calendar") == ([], None)
+
+
+def time_of(epoch: int) -> str:
+    import datetime
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")

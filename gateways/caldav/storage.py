@@ -27,7 +27,7 @@ CALENDAR_CLASSES = ("calendar", "tasks")
 COMPONENTS = {"IPM.Appointment": "VEVENT", "IPM.Task": "VTODO"}
 ITEM_CLASSES = {v: k for k, v in COMPONENTS.items()}
 ITEM_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "dtstart", "dtend", "recurring",
-                "itemClass", "size", "internalDate")
+                "itemClass", "size", "internalDate", "occurrencesUntil")
 # What a PROPFIND needs of each item; UID and time range are then read from the text if asked.
 LISTING_COLUMNS = ("uid", "name", "etag", "itemClass", "size", "internalDate")
 SYNC_TOKEN_PREFIX = "http://groupware.invalid/ns/sync/"
@@ -198,6 +198,7 @@ class FolderCollection(BaseCollection):
         if text is None:
             item._loader = lambda: self.ctx.call(row.ical)
         item.recurring = bool(row.get("recurring"))
+        item.occurrences_until = row.get("occurrencesUntil")
         return item
 
     def _query(self, restriction: Any = None, with_text: bool = True,
@@ -233,14 +234,20 @@ class FolderCollection(BaseCollection):
                 return []
             terms.append({"cmp": ["itemClass", "eq", ITEM_CLASSES[tag]]})
         # Events always have a start; a to-do without dates matches every range (RFC 4791
-        # 9.9), so to-do ranges are left to Radicale.
+        # 9.9), so to-do ranges are left to Radicale. Recurring events are matched by the
+        # store's occurrence index where it reaches.
         if tag == "VEVENT" and (start > TIMESTAMP_MIN or end < TIMESTAMP_MAX):
-            terms.append({"range": [max(start, -2**62), min(end, 2**62)]})
+            terms.append({"occurs": [max(start, -2**62), min(end, 2**62)]})
         restriction = {"and": terms} if terms else None
         out = []
         for item in self._query(restriction):
             istart, iend = item.time_range
-            exact = simple and not _recurring(item) and (start <= istart or iend <= end)
+            if item.recurring:
+                # Found through the index, which covers the whole range: it does occur there.
+                until = item.occurrences_until
+                exact = simple and tag == "VEVENT" and until is not None and end <= until
+            else:
+                exact = simple and (start <= istart or iend <= end)
             out.append((item, exact))
         return out
 
@@ -330,11 +337,6 @@ def _content(text: str) -> list[str]:
     of whoever wrote the calendar around it."""
     lines = text.replace("\r\n ", "").replace("\n ", "").replace("\r\n", "\n").split("\n")
     return sorted(line for line in lines if line and not line.upper().startswith("PRODID:"))
-
-
-def _recurring(item: Item) -> bool:
-    start, end = item.time_range
-    return end == TIMESTAMP_MAX or getattr(item, "recurring", False)
 
 
 class Storage(BaseStorage):

@@ -14,6 +14,7 @@ from typing import Any
 from lxml import etree
 
 from server.icalcolumns import calendar_columns
+from server.occurrences import occurrence_index
 from server.mime import message_columns
 from server.storage import NewMessage
 from server.soap.context import Call, require, response
@@ -160,6 +161,9 @@ async def save_calendar_item(call: Call) -> etree._Element:
         if len(data) > max_size:
             raise TooLarge(f"calendar object exceeds {max_size} bytes")
         columns = calendar_columns(ical)
+        if columns["recurring"]:
+            kind = "VTODO" if columns["itemClass"] == "IPM.Task" else "VEVENT"
+            columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
         key = st.blobs.put_bytes(data)
         try:
             return st.save_calendar_item(folder_id, name, key, len(data), columns,

@@ -18,7 +18,8 @@ from .uidset import contains, has_star, parse_uidset, resolve, sql_condition, ui
 
 # Columns a caller may set from the parsed message.
 MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "envelope", "bodystructure")
-CALENDAR_COLUMNS = ("icalUid", "itemClass", "summary", "dtstart", "dtend", "recurring", "etag")
+CALENDAR_COLUMNS = ("icalUid", "itemClass", "summary", "dtstart", "dtend", "recurring", "etag",
+                    "occurrencesUntil")
 ITEM_COLUMNS = COLUMNS | {"blob_key"}
 # What a copy carries over: everything but the key and modseq.
 _COPY_COLUMNS = [c.name for c in items.columns if c.name not in ("folder_id", "uid", "modseq")]
@@ -135,6 +136,7 @@ class ItemsMixin(StorageBase):
         values = {c: columns.get(c) for c in CALENDAR_COLUMNS}
         values["itemClass"] = values["itemClass"] or "IPM.Appointment"
         values["recurring"] = int(bool(values["recurring"]))
+        occurrence_rows = list(columns.get("occurrences") or ())
         ical_uid = values["icalUid"]
         if ical_uid is not None and len(ical_uid) > 512:
             raise BadRequest("UID too long")
@@ -161,12 +163,14 @@ class ItemsMixin(StorageBase):
                              .values(modseq=modseq, blob_key=blob_key, size=int(size), internalDate=now,
                                      **values))
                 released = old.blob_key if old.blob_key != blob_key else None
+                self._replace_occurrences(conn, folder_id, old.uid, occurrence_rows)
                 return {"uid": old.uid, "modseq": modseq, "etag": values["etag"], "created": False}, released
             uid, modseq, _ = self._bump(conn, folder_id, 1)
             row = dict(_EMPTY_ROW)
             row.update(values, folder_id=folder_id, uid=uid, modseq=modseq, size=int(size), flags=0,
                        keywords="", internalDate=now, name=name, blob_key=blob_key)
             conn.execute(_INSERT, row)
+            self._replace_occurrences(conn, folder_id, uid, occurrence_rows)
             return {"uid": uid, "modseq": modseq, "etag": values["etag"], "created": True}, None
 
         result, released = self._write(run)
@@ -306,7 +310,8 @@ class ItemsMixin(StorageBase):
         for i, r in enumerate(rows):
             m = r._mapping
             new = {c: m[c] for c in _COPY_COLUMNS}
-            new.update(folder_id=target_id, uid=first + i, modseq=modseq)
+            # The copy's occurrences are not indexed; queries expand it instead.
+            new.update(folder_id=target_id, uid=first + i, modseq=modseq, occurrencesUntil=None)
             batch.append(new)
             pairs.append((r.uid, first + i))
         for part in chunks(batch):

@@ -11,9 +11,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from shared.errors import BadRequest
 from shared.flags import FLAG_BITS
 
+from .occurrences import occurs_condition
 from .schema import items
 
-INT_COLUMNS = frozenset({"uid", "modseq", "size", "flags", "internalDate", "dtstart", "dtend", "recurring"})
+INT_COLUMNS = frozenset({"uid", "modseq", "size", "flags", "internalDate", "dtstart", "dtend", "recurring",
+                         "occurrencesUntil"})
 STR_COLUMNS = frozenset({"itemClass", "keywords", "subject", "from", "to", "cc", "messageId", "inReplyTo",
                          "date", "envelope", "bodystructure", "icalUid", "name", "etag", "summary"})
 COLUMNS = INT_COLUMNS | STR_COLUMNS
@@ -185,6 +187,10 @@ def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], dept
     if kind == "range":
         start, end = (_int(v) for v in _pair(arg, 2, "range"))
         return and_(items.c.dtstart < end, or_(items.c.dtend.is_(None), items.c.dtend > start))
+    if kind == "occurs":
+        # Like range, but recurring series are matched by their indexed occurrences.
+        start, end = (_int(v) for v in _pair(arg, 2, "occurs"))
+        return occurs_condition(start, end)
     if kind in SCAN_KINDS:
         node = scan_argument(kind, arg)
         direct = header_sql(*node) if kind == "header" else None

@@ -1,7 +1,8 @@
 """Table definitions (SQLAlchemy Core). Migrations in migrations/ create the same shape."""
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary,
+from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, ForeignKeyConstraint, Index, Integer,
+                        LargeBinary,
                         MetaData, String, Table, Text, true)
 from sqlalchemy.dialects import mysql
 
@@ -98,11 +99,27 @@ items = Table(
     Column("name", String(512), nullable=True),
     Column("etag", String(128), nullable=True),
     Column("summary", Text, nullable=True),
+    # Recurring calendar objects: the occurrence index lists every occurrence starting
+    # before this epoch second (NULL: not indexed, expand the object instead).
+    Column("occurrencesUntil", BigInteger, nullable=True),
     Column("blob_key", String(128), nullable=False),
     Index("ix_items_folder_modseq", "folder_id", "modseq"),
     Index("ix_items_folder_name", "folder_id", "name"),
     Index("ix_items_folder_icaluid", "folder_id", "icalUid"),
     Index("ix_items_blob_key", "blob_key"),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
+# One row per occurrence of a recurring calendar object (see server/occurrences.py), so
+# time-range queries need not expand open-ended series.
+occurrences = Table(
+    "occurrences", metadata,
+    Column("folder_id", Id, primary_key=True),
+    Column("uid", BigInteger, primary_key=True, autoincrement=False),
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
+    Column("end", BigInteger, nullable=False),
+    ForeignKeyConstraint(["folder_id", "uid"], ["items.folder_id", "items.uid"], ondelete="CASCADE"),
+    Index("ix_occurrences_folder_start", "folder_id", "start"),
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
 

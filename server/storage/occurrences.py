@@ -1,0 +1,35 @@
+"""The occurrence index of recurring calendar objects."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, and_, delete, exists, insert, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from .base import StorageBase, chunks
+from .schema import items, occurrences
+
+
+def occurs_condition(start: int, end: int) -> ColumnElement[bool]:
+    """Items with an occurrence overlapping [start, end): single objects by their own range,
+    indexed series by their occurrences, other series by the whole series' range."""
+    in_range = and_(items.c.dtstart < end, or_(items.c.dtend.is_(None), items.c.dtend > start))
+    occ = occurrences.c
+    indexed_hit = exists().where(occ.folder_id == items.c.folder_id, occ.uid == items.c.uid,
+                                 occ.start < end, or_(occ.end > start, occ.start >= start))
+    return and_(in_range, or_(items.c.recurring == 0, items.c.occurrencesUntil.is_(None),
+                              items.c.occurrencesUntil < end, indexed_hit))
+
+
+class OccurrencesMixin(StorageBase):
+    def _replace_occurrences(self, conn: Connection, folder_id: int, uid: int,
+                             rows: Sequence[tuple[int, int]]) -> None:
+        conn.execute(delete(occurrences).where(occurrences.c.folder_id == folder_id, occurrences.c.uid == uid))
+        values = [{"folder_id": folder_id, "uid": uid, "start": s, "end": e} for s, e in dict(rows).items()]
+        for part in chunks(values):
+            conn.execute(insert(occurrences), part)
+
+    def occurrences_of(self, folder_id: int, uid: int) -> list[tuple[int, int]]:
+        return self._read(lambda c: [tuple(r) for r in c.execute(
+            select(occurrences.c.start, occurrences.c.end).where(
+                occurrences.c.folder_id == folder_id, occurrences.c.uid == uid).order_by(occurrences.c.start))])
