@@ -243,16 +243,62 @@ def test_header_search_on_real_messages(corpus, name, needle):
     assert search(m, *args) == expected
 
 
-@pytest.mark.parametrize("needle", ["Python", "viagra", "the", "boundary", "SpamAssassin", "ISO-8859"])
+def _body_text(msg) -> str:
+    """What BODY searches, per the email package: decoded text parts."""
+    out = []
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_maintype() not in ("text", "message"):
+            continue
+        payload = part.get_payload(decode=True)
+        if payload is not None:
+            try:
+                out.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+            except LookupError:
+                out.append(payload.decode("utf-8", "replace"))
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("needle", ["spam", "EMAIL", "unsubscribe"])
 def test_text_and_body_search_on_real_messages(corpus, needle):
-    m, messages, sources = corpus
-    folded = needle.casefold().encode()
-    text = [i for i, s in enumerate(sources, 1) if folded in s.lower()]
-    # Without an empty line the whole message is header (msg_35 has none).
-    body = [i for i, s in enumerate(sources, 1)
-            if folded in (re.split(rb"\r?\n\r?\n", s, maxsplit=1) + [b""])[1].lower()]
-    assert search(m, "TEXT", needle) == text
+    m, messages, _ = corpus
+    folded = needle.casefold()
+    body = [i for i, msg in enumerate(messages, 1) if folded in _body_text(msg).casefold()]
+    text = [i for i, msg in enumerate(messages, 1)
+            if i in body or any(folded in f"{k}: {_decoded(str(v))}".casefold() for k, v in msg.items())]
+    assert body, "pick a needle that matches something"
     assert search(m, "BODY", needle) == body
+    assert search(m, "TEXT", needle) == text
+
+
+MIME = (b"From: mime@example.com\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+        b"preamble words\r\n--XX\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe und sch=F6ne =\r\nW=FCnsche\r\n"
+        b"--XX\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"PHA+VGhlIDxiPmhpZGRlbjwvYj4gdHJlYXN1cmU8L3A+\r\n"
+        b"--XX\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"UERGIGludGVybmFscw==\r\n"
+        b"--XX\r\nContent-Type: message/rfc822\r\n\r\nFrom: inner@example.org\r\nSubject: forwarded note\r\n\r\n"
+        b"inner body\r\n--XX--\r\nepilogue words\r\n")
+
+
+@pytest.mark.parametrize("key, needle, found", [
+    ("BODY", "grüße und schöne wünsche", True),   # quoted-printable, Latin-1, a soft line break
+    ("BODY", "hidden</b> TREASURE", True),          # base64 HTML
+    ("BODY", "forwarded note", True),               # an attached message's header
+    ("BODY", "inner body", True),
+    ("BODY", "PDF internals", False),              # not a text part
+    ("BODY", "preamble", False), ("BODY", "epilogue", False),
+    ("BODY", "mime@example.com", False), ("TEXT", "mime@example.com", True),
+    ("TEXT", "subject: parts", True), ("TEXT", "W=FCnsche", False),
+])
+def test_body_search_decodes_mime_parts(env, key, needle, found):
+    folder = env.fresh("SearchMime")
+    env.rt.call(folder.append, MIME)
+    m = env.imap()
+    m.select("SearchMime")
+    m.literal = needle.encode()
+    assert search(m, key, charset="UTF-8") == ([1] if found else [])
+    m.logout()
 
 
 def test_sent_dates_on_real_messages(corpus):

@@ -1,22 +1,33 @@
 """Case-insensitive substring search in message sources for IMAP SEARCH (RFC 3501 §6.4.4).
 
-A source is read from a file object in chunks and never held whole; only its
-header block is kept (up to `HEADER_CAP` octets). Header values are unfolded and
-their RFC 2047 encoded words decoded before matching, so `SUBJECT Grüße` finds an
-encoded subject. Bodies are matched as sent, decoded as UTF-8 where they are UTF-8
-(other bytes stand for themselves); transfer encodings are not undone.
+A source is read from a file object line by line and never held whole; only
+header blocks are kept (up to `HEADER_CAP` octets each). Header values are
+unfolded and their RFC 2047 encoded words decoded before matching, so `SUBJECT
+Grüße` finds an encoded subject. BODY looks at the text the reader sees: the
+text parts of the MIME tree (and the headers and text of attached messages),
+with their base64 or quoted-printable encoding undone and decoded from their
+charset; attachments of other types are not searched. TEXT is the message's
+header values and its BODY.
 """
 from __future__ import annotations
 
 import codecs
 import datetime
-from email.utils import parsedate_tz
-from typing import BinaryIO
+import re
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import collapse_rfc2231_value, parsedate_tz
+from typing import Any, BinaryIO
 
-from server.mime.headers import _FOLD, decode_words, header_parser
+from server.mime.decoders import LINE_CAP, Base64Decoder, QuotedPrintableDecoder
 
 CHUNK = 64 * 1024
 HEADER_CAP = 256 * 1024
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")
+_PARSER = BytesHeaderParser(policy=compat32)
 
 
 def fold(text: str) -> str:
@@ -41,17 +52,58 @@ def read_header_block(fp: BinaryIO) -> bytes:
 
 def header_values(block: bytes) -> list[tuple[str, str]]:
     """(lower-case name, unfolded decoded value) of every header field of a block."""
-    msg = header_parser.parsebytes(block)
+    msg = _PARSER.parsebytes(block)
     out = []
     for name, value in msg.raw_items():
-        text = value if isinstance(value, str) else str(value)
-        text = _FOLD.sub("", text).strip("\r\n")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        out.append((name.lower(), decode_words(text) or ""))
+        out.append((name.lower(), _decoded(_unfolded(value))))
     return out
+
+
+def _unfolded(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    text = _UNFOLD.sub("", text).strip("\r\n")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # 8-bit header bytes, kept as surrogates by the parser
+        raw = text.encode("utf-8", "surrogateescape")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+    return text
+
+
+def _decoded(text: str) -> str:
+    """RFC 2047 encoded words decoded; the text as it is where they are broken."""
+    if "=?" not in text:
+        return text
+    try:
+        return str(make_header(decode_header(text)))
+    except Exception:  # malformed encoded words or unknown charsets
+        return text
+
+
+def _field(msg: Message, name: str) -> str | None:
+    wanted = name.lower()
+    value = next((v for k, v in msg.raw_items() if k.lower() == wanted), None)
+    return None if value is None else _unfolded(value)
+
+
+def _content_type(msg: Message) -> tuple[str | None, dict[str, str]]:
+    try:
+        pairs = msg.get_params(header="content-type")
+    except Exception:
+        pairs = None
+    if not pairs:
+        return None, {}
+    params = {}
+    for key, value in pairs[1:]:
+        if key:
+            try:
+                params[key.lower()] = str(collapse_rfc2231_value(value))
+            except Exception:
+                continue
+    return pairs[0][0].strip().lower() or None, params
 
 
 def header_matches(fp: BinaryIO, name: str, needle: str) -> bool:
@@ -61,30 +113,144 @@ def header_matches(fp: BinaryIO, name: str, needle: str) -> bool:
                for field, value in header_values(read_header_block(fp)))
 
 
+def _header_text(block: bytes) -> str:
+    return "\n".join(f"{name}: {value}" for name, value in header_values(block))
+
+
 def text_matches(fp: BinaryIO, needle: str, body_only: bool) -> bool:
     """BODY (`body_only`) or TEXT (header and body) holds `needle`."""
     folded = fold(needle)
-    block = read_header_block(fp)
-    if not body_only:
-        if any(folded in fold(value) for _, value in header_values(block)):
-            return True
-        if _scan_text(iter((block,)), folded):
-            return True
-    return _scan_text(iter(lambda: fp.read(CHUNK), b""), folded)
-
-
-def _scan_text(chunks, folded: str) -> bool:
     if not folded:
         return True
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     keep = len(folded) + 8  # case folding may change lengths a little
-    tail = ""
-    for chunk in chunks:
-        text = tail + fold(decoder.decode(chunk))
-        if folded in text:
-            return True
-        tail = text[-keep:]
-    return folded in tail + fold(decoder.decode(b"", final=True))
+    text, size = [], 0
+    for piece in body_text(fp, with_header=not body_only):
+        if piece is None or size > CHUNK:  # a part ended, or enough to look at
+            joined = fold("".join(text))
+            if folded in joined:
+                return True
+            text, size = ([] if piece is None else [joined[-keep:]]), 0
+        if piece:
+            text.append(piece)
+            size += len(piece)
+    return folded in fold("".join(text))
+
+
+def body_text(fp: BinaryIO, with_header: bool = False) -> Iterator[str | None]:
+    """The searchable text of a message, in pieces; None between parts (no match spans
+    two parts). With `with_header` the message's own header values come first."""
+    return _BodyText(fp).pieces(with_header)
+
+
+class _BodyText:
+    """A line-by-line walk of the MIME tree (RFC 2045, 2046) that decodes text parts."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self.fp = fp
+        self.boundaries: list[bytes] = []
+
+    def _lines(self) -> Iterator[tuple[bytes, bool]]:
+        """(line or piece of a long line, whether it starts a line)."""
+        start = True
+        for line in iter(lambda: self.fp.readline(LINE_CAP), b""):
+            yield line, start
+            start = line.endswith(b"\n")
+
+    def _boundary(self, line: bytes) -> tuple[int, bool] | None:
+        """(level, closing) when the line is a delimiter of an open multipart."""
+        if not self.boundaries or not line.startswith(b"--"):
+            return None
+        text = line.rstrip(b" \t\r\n")
+        for level in range(len(self.boundaries) - 1, -1, -1):
+            b = self.boundaries[level]
+            if text == b"--" + b:
+                return level, False
+            if text == b"--" + b + b"--":
+                return level, True
+        return None
+
+    def pieces(self, with_header: bool) -> Iterator[str | None]:
+        head: list[bytes] | None = []  # collecting a header block
+        head_size = 0
+        top, show_head = True, with_header
+        default = "text/plain"
+        part: _TextPart | None = None
+        for line, starts in self._lines():
+            delimiter = self._boundary(line) if starts else None
+            if delimiter is not None:
+                level, closing = delimiter
+                if part is not None:
+                    yield part.close()
+                    yield None
+                    part = None
+                del self.boundaries[level + (0 if closing else 1):]
+                head, head_size, top, show_head = (None, 0, False, False) if closing else ([], 0, False, False)
+                continue
+            if head is not None:
+                if line in (b"\r\n", b"\n") and starts:
+                    block, head = b"".join(head), None
+                    if show_head:
+                        yield _header_text(block)
+                        yield None
+                    part, nested = self._open(block, default)
+                    default = "text/plain"
+                    if nested == "message":
+                        head, head_size, show_head = [], 0, True  # an attached message's header
+                    elif nested == "digest":
+                        default = "message/rfc822"
+                    continue
+                if head_size < HEADER_CAP:
+                    head.append(line)
+                    head_size += len(line)
+                continue
+            if part is not None:
+                yield part.feed(line)
+        if head is not None and show_head and top:
+            yield _header_text(b"".join(head))  # all header, no body
+        if part is not None:
+            yield part.close()
+
+    def _open(self, block: bytes, default: str) -> tuple["_TextPart | None", str | None]:
+        """The decoder for a part's body (None when it is not searched), and what nests."""
+        msg = _PARSER.parsebytes(block)
+        ctype, params = _content_type(msg)
+        if not ctype or ctype.count("/") != 1:
+            ctype, params = default, {}
+        maintype, subtype = ctype.split("/")
+        encoding = (_field(msg, "Content-Transfer-Encoding") or "7bit").strip().lower()
+        if maintype == "multipart" and params.get("boundary"):
+            self.boundaries.append(params["boundary"].encode("utf-8", "surrogateescape"))
+            return None, "digest" if subtype == "digest" else None
+        if maintype == "message" and subtype in ("rfc822", "global") and encoding in ("7bit", "8bit", "binary"):
+            return None, "message"
+        if maintype == "text" or maintype == "message":
+            return _TextPart(encoding, params.get("charset") or "us-ascii"), None
+        return None, None
+
+
+class _TextPart:
+    """One text part's body: transfer encoding undone, then decoded from its charset."""
+
+    def __init__(self, encoding: str, charset: str) -> None:
+        self.transfer: Any = Base64Decoder() if encoding == "base64" else \
+            QuotedPrintableDecoder() if encoding == "quoted-printable" else None
+        try:
+            factory = codecs.getincrementaldecoder(codecs.lookup(charset).name)
+        except (LookupError, TypeError):
+            factory = codecs.getincrementaldecoder("utf-8")
+        if charset.lower() in ("us-ascii", "ascii"):
+            factory = codecs.getincrementaldecoder("utf-8")  # 8-bit text labelled ASCII is common
+        self.text = factory(errors="replace")
+
+    def feed(self, line: bytes) -> str:
+        data = self.transfer.feed(line) if self.transfer is not None else line
+        return self.text.decode(data) if data else ""
+
+    def close(self) -> str:
+        tail = b""
+        if self.transfer is not None:
+            tail = self.transfer.close() or b""
+        return self.text.decode(tail, final=True)
 
 
 def sent_date(value: str | None) -> datetime.date | None:
