@@ -227,6 +227,18 @@ class Session:
     def store(self) -> "Store":
         return Store(self, self.store_id)
 
+    def shared_folders(self) -> defer.Deferred:
+        """Fires with the folders of other users' (and the public) stores granted to this
+        user, each with its `rights` and its own store."""
+        def decode(r: etree._Element) -> list[Folder]:
+            out = []
+            for el in r.iterchildren(_G + "folder"):
+                store_id = _int(el, "storeId")
+                store = Store(self, store_id, public=store_id == self.public_store_id)  # type: ignore[arg-type]
+                out.append(Folder(store, el))
+            return out
+        return self.call("listFolders", [("shared", True)]).addCallback(decode)
+
     def public_store(self) -> "Store":
         if self.public_store_id is None:
             raise NotFound("the server has no public store")

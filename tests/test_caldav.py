@@ -193,6 +193,49 @@ def test_another_users_calendars_are_not_found(env):
     assert r.status_code == 207
 
 
+def test_granted_calendars_appear_in_the_home_with_their_rights(env):
+    """bob shares his calendar read-only, then read-write; demo's client finds it without a URL."""
+    import sys as _sys
+    bob = requests.Session()
+    bob.auth = ("bob", "bob-secret")
+    bob.request("MKCALENDAR", env.url("/caldav/bob/Team/"))
+    assert bob.put(env.url("/caldav/bob/Team/t1.ics"), data=event("team-1"), timeout=10).status_code in (201, 204)
+    cmd = [_sys.executable, "-c", GRANT, env.server.socket_path, "bob", "bob-secret", "Team", "demo", "read"]
+    subprocess.run(cmd, cwd=ROOT, check=True, timeout=60)
+    r = propfind(env, "/caldav/demo/", "<d:displayname/><d:resourcetype/>", depth="1")
+    shared = [h for h in hrefs(r) if h.startswith("/caldav/demo/Team~")]
+    assert len(shared) == 1, hrefs(r)
+    cal = shared[0]
+    assert "UID:team-1" in env.request("GET", cal + "t1.ics").text
+    assert env.request("PUT", cal + "mine.ics", event("demo-in-team")).status_code == 403
+    assert env.request("DELETE", cal + "t1.ics").status_code == 403
+    subprocess.run(cmd[:-1] + ["write"], cwd=ROOT, check=True, timeout=60)
+    assert env.request("PUT", cal + "mine.ics", event("demo-in-team")).status_code == 201
+    assert "UID:demo-in-team" in bob.get(env.url("/caldav/bob/Team/mine.ics"), timeout=10).text
+    # bob's other calendars stay invisible to demo.
+    assert not any(h.startswith("/caldav/demo/Calendar~") for h in hrefs(propfind(env, "/caldav/demo/", "", depth="1")))
+
+
+# A grant through the adapter, as a sharing dialog would make it.
+GRANT = """
+import sys
+from twisted.internet import defer, task
+from shared.config import Config
+from shared.model import Adapter
+
+async def main(reactor, socket_path, user, password, folder_name, grantee, rights):
+    adapter = Adapter(Config({"server_socket": socket_path}), reactor)
+    session = await adapter.logon(user, password)
+    for folder in await session.store().folders():
+        if folder.name == folder_name:
+            await folder.grant(grantee, rights)
+    await session.logoff()
+    adapter.close()
+
+task.react(lambda reactor, *a: defer.Deferred.fromCoroutine(main(reactor, *a)), sys.argv[1:])
+"""
+
+
 # -- items ---------------------------------------------------------------------------
 
 def test_put_get_delete_with_etags_and_preconditions(env):

@@ -89,7 +89,24 @@ def test_clark_names_and_paths():
 
 
 def test_rights_letters():
+    from types import SimpleNamespace
+
+    from gateways.caldav import context
     r = rights.Rights.__new__(rights.Rights)
+    ctx = context.RequestContext(None, None, "demo")
+    ctx.folders = {"Calendar": SimpleNamespace(rights="owner"), "Team~7": SimpleNamespace(rights="read"),
+                   "Desk~8": SimpleNamespace(rights="write")}
+    context.bind(ctx)
+    try:
+        assert r.authorization("demo", set(), "/demo/Team~7/") == "r"
+        assert r.authorization("demo", set(), "/demo/Desk~8/") == "rw"
+        assert r.authorization("demo", set(), "/demo/New/") == "rw"
+        check_letters(r)
+    finally:
+        context.bind(None)
+
+
+def check_letters(r):
     assert r.authorization("demo", set(), "/") == "R"
     assert r.authorization("demo", set(), "/demo/") == "RW"
     assert r.authorization("demo", set(), "/demo/Calendar/") == "rw"

@@ -27,7 +27,7 @@ class RequestContext:
         # The first store error met while serving; the resource maps it to an HTTP status
         # because Radicale turns every plugin exception into a 500.
         self.error: GroupwareError | None = None
-        self.folders: list[Any] | None = None  # listed once per request
+        self.folders: dict[str, Any] | None = None  # calendar home by URL segment, listed once per request
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn` (returning a Deferred or a value) on the reactor and wait for its result."""

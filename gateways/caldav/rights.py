@@ -1,11 +1,14 @@
-"""Radicale rights plugin: a user reads and writes the calendars in their own home.
+"""Radicale rights plugin: a user reads and writes the calendars in their own home, and
+the calendars others granted them as far as the grant goes.
 
 The store checks folder permissions again on every call, so this plugin only
 keeps Radicale from offering what the store would refuse.
 """
 from __future__ import annotations
 
+from gateways.caldav import context
 from gateways.caldav.radicale_glue import BaseRights
+from gateways.caldav.storage import calendars_of
 
 
 class Rights(BaseRights):
@@ -20,4 +23,11 @@ class Rights(BaseRights):
         if parts[0] != user:
             return ""
         # "RW": the home (create and delete calendars in it); "rw": a calendar's items.
-        return "RW" if len(parts) == 1 else "rw" if len(parts) == 2 else ""
+        if len(parts) == 1:
+            return "RW"
+        if len(parts) != 2:
+            return ""
+        folder = calendars_of(context.current()).get(parts[1])
+        if folder is None or folder.rights in (None, "owner", "write"):
+            return "rw"  # absent ones are created or answered 404 by the storage
+        return "r" if folder.rights == "read" else ""

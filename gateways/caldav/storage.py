@@ -36,8 +36,9 @@ _SYNC_TOKEN = re.compile(r"^%s(\d+)-(\d+)-(\d+)$" % re.escape(SYNC_TOKEN_PREFIX)
 NAME_BATCH = 200
 
 
-def segment_names(folders: Iterable[Any]) -> dict[str, Any]:
-    """URL segment -> calendar or task folder; names shared by several folders get `~<id>`."""
+def segment_names(folders: Iterable[Any], shared: Iterable[Any] = ()) -> dict[str, Any]:
+    """URL segment -> calendar or task folder; names shared by several folders, and folders
+    other users granted, get `~<id>`."""
     calendars = [f for f in folders if f.container_class in CALENDAR_CLASSES]
     counts: dict[str, int] = {}
     for f in calendars:
@@ -46,7 +47,20 @@ def segment_names(folders: Iterable[Any]) -> dict[str, Any]:
     for f in calendars:
         base = f.name.replace("/", "_")
         out[base if counts[f.name] == 1 else f"{base}~{f.id}"] = f
+    for f in shared:
+        if f.container_class in CALENDAR_CLASSES:
+            out[f"{f.name.replace('/', '_')}~{f.id}"] = f
     return out
+
+
+def calendars_of(ctx: context.RequestContext) -> dict[str, Any]:
+    """The calendar home of the request's user: own calendar and task folders, then those
+    granted by others; listed once per request."""
+    if ctx.folders is None:
+        own = ctx.call(ctx.session.store().folders)
+        shared = ctx.call(ctx.session.shared_folders)
+        ctx.folders = segment_names(own, shared)
+    return ctx.folders
 
 
 @functools.lru_cache(maxsize=4096)
@@ -354,9 +368,7 @@ class Storage(BaseStorage):
 
     # -- resolving paths
     def _calendars(self, ctx: context.RequestContext) -> dict[str, Any]:
-        if ctx.folders is None:
-            ctx.folders = ctx.call(ctx.session.store().folders)
-        return segment_names(ctx.folders)
+        return calendars_of(ctx)
 
     def discover(self, path: str, depth: str = "0", child_context_manager: Any = None,
                  user_groups: Any = frozenset()) -> Iterator[Any]:

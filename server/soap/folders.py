@@ -6,7 +6,7 @@ from typing import Any
 from lxml import etree
 
 from server.soap.context import Call, folder_xml, require, response
-from shared.codec import add, field, gw, int_field, required, required_int
+from shared.codec import add, bool_field, field, gw, int_field, required, required_int
 from shared.errors import BadRequest, Forbidden, NotFound
 
 GRANTABLE = frozenset({"none", "read", "write", "owner"})
@@ -21,9 +21,12 @@ def _require_store_owner(storage: Any, user_id: int, store_id: int) -> None:
 async def list_folders(call: Call) -> etree._Element:
     session = call.session()
     store_id = int_field(call.body, "storeId", session.store_id)
+    shared = bool_field(call.body, "shared")
 
     def work() -> list[tuple[dict, str]]:
         st = call.storage
+        if shared:
+            return [(f, f["rights"]) for f in st.shared_folders(session.user_id)]
         folders = st.list_folders(store_id)
         if store_id == session.store_id:
             return [(f, "owner") for f in folders]
