@@ -183,7 +183,19 @@ def test_fifty_megabytes_streamed_into_the_store(env):
     h = hashlib.sha256()
     env.rt.call(folder.stream, href, h.update, timeout=120)
     assert h.hexdigest() == digest
-    del message, view
+    # A body search reads the big source in the store without holding it either.
+    last = body.rsplit(b"\r\n", 2)[-2][:40].decode()
+    del message, view, body
+    assert raw.cmd("SELECT Big")[-1].startswith(b"r2 OK")
+    with open(f"/proc/{pid}/clear_refs", "w") as fp:
+        fp.write("5")
+    before = peak_rss_kb(pid)
+    started = time.monotonic()
+    assert raw.cmd(f"SEARCH BODY {last}")[0] == b"* SEARCH 1\r\n"
+    assert raw.cmd("SEARCH BODY not-in-there")[0] == b"* SEARCH\r\n"
+    grown = peak_rss_kb(pid) - before
+    print(f"BODY search of 50 MB twice: peak RSS growth {grown / 1024:.1f} MB in {time.monotonic() - started:.1f}s")
+    assert grown < 20 * 1024, f"the process grew by {grown} kB"
     raw.close()
     time.sleep(0.2)
     assert not [target for target in open_files(pid) if target.endswith("(deleted)")], "spooled file left open"

@@ -166,6 +166,12 @@ def test_search_modseq(env, crafted):
     assert lines[0] == b"* SEARCH\r\n"
     lines = raw.cmd('SEARCH RETURN (COUNT) MODSEQ "/flags/\\\\draft" all 0')
     assert lines[0] == b'* ESEARCH (TAG "r5") COUNT 4 MODSEQ %d\r\n' % top
+    # SEARCH MODSEQ turned CONDSTORE on: flag changes now carry their MODSEQ.
+    folder = env.folder("Search")
+    env.rt.call(folder.set_flags, [min(modseqs)], "add", ["$Searched"])
+    lines = raw.cmd("NOOP")
+    assert re.match(rb"\* 1 FETCH \(UID \d+ FLAGS \(.*\$Searched.*\) MODSEQ \(\d+\)\)", lines[0]), lines
+    env.rt.call(folder.set_flags, [min(modseqs)], "remove", ["$Searched"])
     raw.close()
 
 

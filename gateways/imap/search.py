@@ -44,6 +44,8 @@ async def search(conn: Any, cmd: Any) -> None:
     args: c.Search = cmd.args
     restriction = Restriction(box).of(args.criteria)
     uses_modseq = _uses_modseq(args.criteria)
+    if uses_modseq:
+        conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE-enabling command
     columns = ["uid", "modseq"] if uses_modseq else ["uid"]
     if restriction == _FALSE or not box.exists:
         table: dict[str, list[int]] = {"uid": [], "modseq": []}
