@@ -2,7 +2,8 @@
 
 The expected strings are what Dovecot 2.3.19 answered to `FETCH n (ENVELOPE BODY
 BODYSTRUCTURE)` for these files stored with CRLF line ends (Maildir, default settings),
-copied here so the test needs no Dovecot. The store spells media types and transfer
+copied here so the test needs no Dovecot (tests/test_mime_dovecot.py compares the whole
+corpus with a live one). The store spells media types and transfer
 encodings in its own case, so they are compared case-insensitively, as IMAP clients do.
 """
 from __future__ import annotations
@@ -100,8 +101,16 @@ DOVECOT = {
         b'"MISSING_MAILBOX" "MISSING_DOMAIN")) (("MAILER DAEMON" NIL '
         b'"MISSING_MAILBOX" "MISSING_DOMAIN")) ((NIL NIL "webmaster" "python.org")) '
         b'NIL NIL NIL "<edab.7804f5cb8070@python.org>")',
-        None,  # text/rfc822-headers: the store adds no default charset, Dovecot does
-        None,
+        b'(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 1178 10)("message" '
+        b'"delivery-status" NIL NIL "Delivery error report" "7bit" 6259)("text" '
+        b'"rfc822-headers" ("charset" "us-ascii") NIL "Undelivered-message headers" '
+        b'"7bit" 544 14) "report")',
+        b'(("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 1178 10 NIL ("inline" '
+        b'NIL) NIL NIL)("message" "delivery-status" NIL NIL "Delivery error report" '
+        b'"7bit" 6259 NIL ("inline" NIL) NIL NIL)("text" "rfc822-headers" ("charset" '
+        b'"us-ascii") NIL "Undelivered-message headers" "7bit" 544 14 NIL ("inline" '
+        b'NIL) NIL NIL) "report" ("report-type" "delivery-status" "charset" "utf-8" '
+        b'"boundary" "----------=_1101526904-1956-5") NIL NIL NIL)',
     ),
 }
 

@@ -173,7 +173,7 @@ def test_hand_checked_structures(corpus):
         b'("image" "gif" ("name" "dingusfish.gif") NIL NIL "BASE64" 4746) "mixed")')
     _, node = columns(_corpus(corpus, "msg_45.txt"))
     assert w.body_structure(node) == (
-        b'(("text" "plain" NIL NIL NIL "7BIT" 29 1 NIL NIL NIL NIL)'
+        b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 29 1 NIL NIL NIL NIL)'
         b'("application" "pgp-signature" ("name" "signature.asc") NIL "OpenPGP digital signature" '
         b'"7BIT" 189 NIL ("attachment" ("filename" "signature.asc")) NIL NIL) "signed" '
         b'("boundary" "borderline" "protocol" "application/pgp-signature" "micalg" "pgp-sha1") '
@@ -181,8 +181,9 @@ def test_hand_checked_structures(corpus):
     # a digest of message/rfc822 parts: envelope, inner body and line count in each
     _, node = columns(_corpus(corpus, "msg_02.txt"))
     assert b'("message" "rfc822" NIL NIL NIL "7BIT" 235 ("Fri, 20 Apr 2001 20:16:13 -0400" ' \
-        b'"[Ppp] testing #1" ((NIL NIL "barry" "digicool.com")) ((NIL NIL "barry" ' \
-        b'"digicool.com")) ((NIL NIL "barry" "digicool.com")) ((NIL NIL "ppp" "zzz.org")) ' \
+        b'"[Ppp] testing #1" (("Barry A. Warsaw" NIL "barry" "digicool.com")) (("Barry A. Warsaw" ' \
+        b'NIL "barry" "digicool.com")) (("Barry A. Warsaw" NIL "barry" "digicool.com")) ' \
+        b'((NIL NIL "ppp" "zzz.org")) ' \
         b'NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 8 3) 12)' \
         in w.body_structure(node, extensible=False)
 

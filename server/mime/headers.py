@@ -1,22 +1,27 @@
 """Header blocks of a message or part: raw and display values, RFC 5322 address
-lists, the IMAP ENVELOPE and Content-Type/Disposition parameters."""
+lists, the IMAP ENVELOPE and Content-Type/Disposition parameters.
+
+Values are read the way Dovecot reads them for its ENVELOPE and BODYSTRUCTURE, so
+that clients see the same answers from both: a line end and the blanks that
+follow it unfold into one space, a line that is not a header field is skipped,
+parameters keep their RFC 2231 form (only continuations are joined, RFC 2231 §3).
+"""
 from __future__ import annotations
 
 import re
 from email.header import decode_header, make_header
-from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import collapse_rfc2231_value
-from typing import Any
+from urllib.parse import unquote_to_bytes
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 header_parser = BytesHeaderParser(policy=compat32)
+_FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:[ \t]*")
 
 
 # -- text helpers ------------------------------------------------------------
 
-def _clean(text: str) -> str:
+def _clean_text(text: str) -> str:
     """Turn undecodable header bytes (kept as surrogates) back into text."""
     try:
         text.encode("utf-8")
@@ -29,16 +34,50 @@ def _clean(text: str) -> str:
             return raw.decode("latin-1")
 
 
-def raw_header(msg: Message, name: str) -> str | None:
-    """A header's raw value, unfolded, or None."""
-    # raw_items: compat32 wraps 8-bit values in Header objects on plain access.
-    wanted = name.lower()
-    value = next((v for k, v in msg.raw_items() if k.lower() == wanted), None)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        value = str(value)
-    return _clean(_FOLD.sub("", value)).strip("\r\n")
+class HeaderBlock:
+    """The fields of a header block, in order, as (lowercased name, raw value bytes).
+
+    A line end followed by blanks unfolds into one space; the blanks after the colon
+    are not part of the value. A line that is not a field (no colon), and its
+    continuation lines, are skipped rather than ending the block.
+    """
+
+    __slots__ = ("fields",)
+
+    def __init__(self, data: bytes) -> None:
+        fields: list[tuple[bytes, list[bytes]]] = []
+        current: list[bytes] | None = None
+        for line in data.split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line[:1] in (b" ", b"\t"):
+                if current is not None:
+                    current.append(line.lstrip(b" \t"))
+                continue
+            m = _FIELD_NAME.match(line)
+            if m is None:
+                current = None
+                continue
+            current = [line[m.end():]]
+            fields.append((m.group(1).lower(), current))
+        self.fields = [(name, b" ".join(pieces)) for name, pieces in fields]
+
+    def all(self, name: bytes) -> list[str]:
+        return [_clean(value) for key, value in self.fields if key == name]
+
+    def first(self, name: bytes) -> str | None:
+        return next((_clean(value) for key, value in self.fields if key == name), None)
+
+    def last(self, name: bytes) -> str | None:
+        return next((_clean(value) for key, value in reversed(self.fields) if key == name), None)
+
+
+def _clean(value: bytes) -> str:
+    """Header bytes as text: UTF-8 where they are, else Latin-1."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def decode_words(value: str | None) -> str | None:
@@ -46,7 +85,7 @@ def decode_words(value: str | None) -> str | None:
     if value is None or "=?" not in value:
         return value
     try:
-        return _clean(str(make_header(decode_header(value))))
+        return _clean_text(str(make_header(decode_header(value))))
     except Exception:  # malformed encoded words or unknown charsets
         return value
 
@@ -138,7 +177,11 @@ def _mailbox(tokens: list[tuple[str, str]]) -> list | None:
         name = _phrase(tokens[:lt])
         route, local, host = _addr_spec(tokens[lt + 1:gt])
     else:
-        name = None
+        # A bare addr-spec takes its last comment as the display name, as Dovecot
+        # shows `bbb@ddd.com (John X. Doe)`.
+        name = next((t for k, t in reversed(tokens) if k == "c"), None)
+        if name is not None and all(k == "c" for k, _ in tokens[:tokens.index(("c", name))]):
+            name = None  # a comment before the address is not its name
         route, local, host = _addr_spec(tokens)
     if local is None and host is None and name is None:
         return None
@@ -187,44 +230,201 @@ def parse_addresses(value: str | None) -> list[list] | None:
     return out or None
 
 
-def envelope(msg: Message) -> dict:
-    """The IMAP ENVELOPE fields, raw (encoded words stay encoded)."""
-    sender_from = parse_addresses(raw_header(msg, "From"))
+def _address_list(block: HeaderBlock, name: bytes) -> list[list] | None:
+    """Every occurrence of an address field, one list after the other."""
+    out: list[list] = []
+    for value in block.all(name):
+        out.extend(parse_addresses(value) or ())
+    return out or None
+
+
+def envelope(block: HeaderBlock) -> dict:
+    """The IMAP ENVELOPE fields, raw (encoded words stay encoded). A repeated
+    address field adds its addresses; of a repeated text field the last counts."""
+    sender_from = _address_list(block, b"from")
     return {
-        "date": raw_header(msg, "Date"),
-        "subject": raw_header(msg, "Subject"),
+        "date": block.last(b"date"),
+        "subject": block.last(b"subject"),
         "from": sender_from,
         # RFC 3501: Sender and Reply-To default to From.
-        "sender": parse_addresses(raw_header(msg, "Sender")) or sender_from,
-        "replyTo": parse_addresses(raw_header(msg, "Reply-To")) or sender_from,
-        "to": parse_addresses(raw_header(msg, "To")),
-        "cc": parse_addresses(raw_header(msg, "Cc")),
-        "bcc": parse_addresses(raw_header(msg, "Bcc")),
-        "inReplyTo": raw_header(msg, "In-Reply-To"),
-        "messageId": raw_header(msg, "Message-ID"),
+        "sender": _address_list(block, b"sender") or sender_from,
+        "replyTo": _address_list(block, b"reply-to") or sender_from,
+        "to": _address_list(block, b"to"),
+        "cc": _address_list(block, b"cc"),
+        "bcc": _address_list(block, b"bcc"),
+        "inReplyTo": block.last(b"in-reply-to"),
+        "messageId": block.last(b"message-id"),
     }
 
 
 # -- Content-Type / Content-Disposition parameters ---------------------------
 
-def _param_value(value: Any) -> str:
-    if isinstance(value, tuple):
-        value = collapse_rfc2231_value(value)
-    return _clean(str(value))
+_TOKEN = re.compile(r"""[^\x00-\x20()<>@,;:\\"/\[\]?=\x7f]+""")
+_BLANKS = re.compile(r"[ \t\r\n]*")
+_CONTINUATION = re.compile(r"(.*?)\*(\d*)(\*?)\Z", re.S)
 
 
-def header_params(msg: Message, header: str) -> tuple[str | None, dict[str, str]]:
-    """The lowercased value of a parameterised header (None when absent or
-    unparsable) and its parameters, RFC 2231 continuations collapsed."""
-    try:
-        pairs = msg.get_params(header=header)
-    except Exception:
-        pairs = None
-    if not pairs:
+def _skip(text: str, pos: int) -> int:
+    """Past blanks and (nested) comments."""
+    n = len(text)
+    while True:
+        pos = _BLANKS.match(text, pos).end()
+        if pos >= n or text[pos] != "(":
+            return pos
+        depth = 0
+        while pos < n:
+            ch = text[pos]
+            if ch == "\\":
+                pos += 1
+            elif ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if not depth:
+                    pos += 1
+                    break
+            pos += 1
+
+
+def _quoted(text: str, pos: int) -> tuple[str, int]:
+    """The content of the quoted string at text[pos] == '"', and the position after it."""
+    out, pos, n = [], pos + 1, len(text)
+    while pos < n and text[pos] != '"':
+        if text[pos] == "\\" and pos + 1 < n:
+            pos += 1
+        out.append(text[pos])
+        pos += 1
+    return "".join(out), pos + 1
+
+
+def _next_semicolon(text: str, pos: int) -> int:
+    n = len(text)
+    while pos < n and text[pos] != ";":
+        if text[pos] == '"':
+            pos = _quoted(text, pos)[1]
+        elif text[pos] == "(":
+            pos = _skip(text, pos)
+        else:
+            pos += 1
+    return pos
+
+
+def _parameters(text: str, pos: int) -> list[tuple[str, str]]:
+    """`*(";" attribute "=" value)`; a malformed parameter is skipped, not the rest."""
+    out: list[tuple[str, str]] = []
+    n = len(text)
+    while True:
+        pos = _skip(text, pos)
+        if pos < n and text[pos] != ";":
+            pos = _next_semicolon(text, pos)
+        if pos >= n:
+            return out
+        pos = _skip(text, pos + 1)
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            continue
+        key, pos = m.group(0), _skip(text, m.end())
+        if pos >= n or text[pos] != "=":
+            continue
+        pos = _skip(text, pos + 1)
+        if pos < n and text[pos] == '"':
+            value, pos = _quoted(text, pos)
+        else:
+            m = _TOKEN.match(text, pos)
+            if m is None:
+                continue
+            value, pos = m.group(0), m.end()
+        pos = _skip(text, pos)
+        if pos < n and text[pos] != ";":
+            continue  # trailing junk: the parameter is dropped
+        out.append((key, value))
+
+
+def _rfc2231_escape(value: str) -> str:
+    """A plain piece joined to encoded ones: only "%" would change its meaning."""
+    return value.replace("%", "%25")
+
+
+def _join_continuations(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """RFC 2231 continuations (`name*0`, `name*1*`, ...) joined into one parameter,
+    `name` or (when any piece is extended) `name*` with the value still encoded;
+    they follow the plain parameters. Pieces with a gap in their numbers stay apart."""
+    plain: list[tuple[str, str]] = []
+    pieces: list[tuple[str, int, bool, str]] = []
+    for key, value in pairs:
+        m = _CONTINUATION.match(key) if "*" in key else None
+        if m is None:
+            plain.append((key, value))
+        else:
+            # `name*` alone is an extended value of its own (number 0)
+            pieces.append((m.group(1), int(m.group(2) or 0), bool(m.group(3)) or not m.group(2), value))
+    if not pieces:
+        return plain
+    pieces.sort(key=lambda p: (p[0].lower(), p[1]))
+    i = 0
+    while i < len(pieces):
+        name = pieces[i][0].lower()
+        j = i
+        while j < len(pieces) and pieces[j][0].lower() == name:
+            j += 1
+        group = pieces[i:j]
+        extended = any(p[2] for p in group)
+        if any(p[1] != k for k, p in enumerate(group)):
+            plain.extend((f"{p[0]}*{p[1]}{'*' if p[2] else ''}", p[3]) for p in group)
+        else:
+            value = "''" if extended and not group[0][2] else ""
+            value += "".join(_rfc2231_escape(p[3]) if extended and not p[2] else p[3] for p in group)
+            plain.append((group[0][0] + ("*" if extended else ""), value))
+        i = j
+    return plain
+
+
+def content_type(value: str | None) -> tuple[str | None, dict[str, str]]:
+    """The lowercased `type/subtype` of a Content-Type value (None when absent or
+    malformed) and its parameters, names lowercased, values as sent."""
+    if value is None:
         return None, {}
-    first = pairs[0][0].strip().lower() or None
+    pos = _skip(value, 0)
+    m = _TOKEN.match(value, pos)
+    if m is None:
+        return None, {}
+    pos = _skip(value, m.end())
+    if pos >= len(value) or value[pos] != "/":
+        return None, {}
+    sub = _TOKEN.match(value, _skip(value, pos + 1))
+    if sub is None:
+        return None, {}
+    return (m.group(0) + "/" + sub.group(0)).lower(), _param_dict(value, sub.end())
+
+
+def disposition(value: str | None) -> tuple[str | None, dict[str, str]]:
+    """The lowercased disposition type of a Content-Disposition value and its parameters."""
+    if value is None:
+        return None, {}
+    m = _TOKEN.match(value, _skip(value, 0))
+    if m is None:
+        return None, {}
+    return m.group(0).lower(), _param_dict(value, m.end())
+
+
+def _param_dict(text: str, pos: int) -> dict[str, str]:
     params: dict[str, str] = {}
-    for key, value in pairs[1:]:
-        if key:
-            params[_clean(key).lower()] = _param_value(value)
-    return first, params
+    for key, value in _join_continuations(_parameters(text, pos)):
+        params.setdefault(key.lower(), value)
+    return params
+
+
+def decoded_parameter(params: dict[str, str], name: str) -> str | None:
+    """A parameter's value with RFC 2231 encoding undone (`name*=charset'lang'%XX`)."""
+    if name in params:
+        return params[name]
+    value = params.get(name + "*")
+    if value is None:
+        return None
+    charset, _, rest = value.partition("'")
+    _, _, rest = rest.partition("'")
+    raw = unquote_to_bytes(rest)
+    try:
+        return raw.decode(charset or "us-ascii")
+    except (LookupError, UnicodeDecodeError):
+        return raw.decode("latin-1")

@@ -3,32 +3,38 @@ listing columns, read in chunks without ever holding a body.
 
 Part boundaries are found in the original bytes so that every size in the
 BODYSTRUCTURE is the exact octet count IMAP clients rely on for partial
-fetches; the stdlib email package only parses the header blocks.
+fetches. The parts are found the way Dovecot finds them, so that both servers
+show clients the same structure:
+
+- a header block ends at the first empty line (lines without a colon inside it
+  are skipped, not taken for the body);
+- a line that starts with `--` and the boundary of any enclosing multipart is a
+  delimiter (RFC 2046 §5.1.1 forbids such lines inside a part); the longest
+  matching boundary wins, then the innermost, so a boundary reused by a nested
+  multipart belongs to the nested one. A delimiter of an outer multipart ends
+  every part inside it;
+- the line end before a delimiter belongs to the delimiter; preamble and
+  epilogue belong to no part; an unterminated part runs to the end;
+- `lines` counts the line feeds of a body.
 """
 from __future__ import annotations
 
 import json
 import re
-from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 
 from server.mime.decoders import LINE_CAP, Base64Decoder, QuotedPrintableDecoder
-from server.mime.headers import decode_words, envelope, header_params, header_parser, raw_header
+from server.mime.headers import HeaderBlock, content_type, decode_words, decoded_parameter, disposition, envelope
 
 HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 # Hostile nesting or part counts are cut off rather than followed.
 MAX_DEPTH = 40
 MAX_PARTS = 5000
 
-# The message is pushed through a tree of small state machines: a part reads
-# its header block (kept, up to HEADER_CAP), then only counts its body while
-# passing it on to a multipart splitter or, for message/rfc822, through a
-# transfer decoder to the inner message's part. Nothing holds a body.
-
 CHUNK = 64 * 1024
 # A line longer than LINE_CAP (shared with the decoders) is handled in pieces:
-# it is never a boundary line and a header line is recognised by its first
+# a delimiter is recognised by its start and a header line by its first
 # LINE_CAP bytes.
 
 # Header bytes kept per part; further header lines are skipped.
@@ -36,333 +42,344 @@ HEADER_CAP = 256 * 1024
 # Base64 message/rfc822 parts are also parsed undecoded, in case the decoding
 # fails at the end; at most this many per message.
 MAX_FALLBACKS = 16
-
-
-class _Counter:
-    """Size and line count of a byte stream."""
-
-    def __init__(self) -> None:
-        self.size = self.newlines = 0
-        self.last = b""
-
-    def add(self, data: bytes) -> None:
-        if data:
-            self.size += len(data)
-            self.newlines += data.count(b"\n")
-            self.last = data[-1:]
-
-    @property
-    def lines(self) -> int:
-        return self.newlines + (1 if self.size and self.last != b"\n" else 0)
-
-
-class _Multipart:
-    """Splits a multipart body into parts as it streams by (RFC 2046 5.1.1):
-    the line end before a delimiter belongs to the delimiter, the preamble and
-    the epilogue are dropped, a line that merely starts with a longer boundary
-    is content, an unterminated last part runs to the end."""
-
-    def __init__(self, boundary: bytes, new_child: Any) -> None:
-        self.delim = b"--" + boundary
-        self.nl_delim = b"\n" + self.delim
-        self.new_child = new_child
-        self.children: list[Any] = []
-        self.child: Any = None  # the part being read; None in the preamble
-        self.buf = b""  # the start of a line that may still become a delimiter
-        self.at_start = True  # the next byte starts a line
-        self.pending = b""  # the current part's trailing line end, held back
-        self.marks = 0
-        self.done = False  # after the closing delimiter
-        self.open_end = False  # MAX_PARTS reached: the last part runs to the end
-
-    def _delimiter(self, line: bytes) -> bool | None:
-        """None for a content line, else whether the line closes the multipart."""
-        rest = line[len(self.delim):]
-        closing = rest.startswith(b"--")
-        if closing:
-            rest = rest[2:]
-        return None if rest.strip() else closing
-
-    def _mark(self, closing: bool) -> None:
-        self.pending = b""
-        self.marks += 1
-        if self.child is not None:
-            self.child.close()
-            self.child = None
-        if closing:
-            self.done = True
-            return
-        self.child = self.new_child()
-        self.children.append(self.child)
-        self.open_end = self.marks >= MAX_PARTS
-
-    def _content(self, piece: bytes) -> None:
-        child = self.child
-        if child is None or not piece:
-            return
-        if self.pending:
-            if len(piece) < 2:
-                piece = self.pending + piece
-            else:
-                child.feed(self.pending)
-            self.pending = b""
-        hold = 2 if piece.endswith(b"\r\n") else 1 if piece[-1:] in (b"\n", b"\r") else 0
-        if hold:
-            self.pending = piece[-hold:]
-            piece = piece[:-hold]
-        if piece:
-            child.feed(piece)
-
-    def feed(self, data: bytes) -> None:
-        if self.done:
-            return
-        if self.open_end:
-            self.child.feed(data)
-            return
-        if self.buf:
-            data, self.buf = self.buf + data, b""
-        delim, pos, n = self.delim, 0, len(data)
-        while pos < n:
-            if self.at_start:
-                head = data[pos:pos + len(delim)]
-                if delim.startswith(head):
-                    if len(head) < len(delim):
-                        self.buf = data[pos:]
-                        return
-                    eol = data.find(b"\n", pos + len(delim))
-                    if eol < 0 and n - pos <= LINE_CAP:
-                        self.buf = data[pos:]  # wait for the whole line
-                        return
-                    if eol >= 0:
-                        closing = self._delimiter(data[pos:eol + 1])
-                        if closing is not None:
-                            self._mark(closing)
-                            pos = eol + 1
-                            if self.done:
-                                return
-                            if self.open_end:
-                                self.child.feed(data[pos:])
-                                return
-                            continue
-                self.at_start = False
-            j = data.find(self.nl_delim, pos)
-            if j >= 0:
-                self._content(data[pos:j + 1])
-                pos, self.at_start = j + 1, True
-                continue
-            last = data.rfind(b"\n", pos)
-            if last >= 0 and delim.startswith(data[last + 1:]):
-                self._content(data[pos:last + 1])
-                self.buf, self.at_start = data[last + 1:], True
-            else:
-                self._content(data[pos:])
-            return
-
-    def close(self) -> None:
-        if not self.done and not self.open_end and self.buf:
-            line, self.buf = self.buf, b""
-            closing = self._delimiter(line) if line.startswith(self.delim) else None
-            if closing is None:
-                self._content(line)
-            else:
-                self._mark(closing)
-        if self.child is not None:
-            if self.pending:
-                self.child.feed(self.pending)
-            self.child.close()
-            self.child = None
-        self.pending = b""
-
+# Transfer encodings under which a message/rfc822 body is the message itself.
+_IDENTITY = frozenset({"7BIT", "8BIT", "BINARY"})
 
 class _Budget:
+    """Limits shared by every parser of one message."""
+
     def __init__(self) -> None:
         self.fallbacks = MAX_FALLBACKS
+        self.parts = MAX_PARTS
 
 
-class _Rfc822:
-    """The body of a message/rfc822 part, decoded and parsed as a message."""
+class _Entity:
+    """One MIME entity: its header block while it is read, then its body
+    structure node; its body is [body_start, end) of the parser's stream, with
+    body_nl and end_nl the line feeds before those offsets."""
 
-    def __init__(self, encoding: str, depth: int, budget: _Budget) -> None:
-        self.decoder: Any = Base64Decoder() if encoding == "BASE64" else \
-            QuotedPrintableDecoder() if encoding == "QUOTED-PRINTABLE" else None
-        self.inner = _Part("text/plain", depth, budget)
-        # Where base64 decoding fails the undecoded body is the message.
-        self.undecoded: _Part | None = None
-        if encoding == "BASE64" and budget.fallbacks > 0:
-            budget.fallbacks -= 1
-            self.undecoded = _Part("text/plain", depth, budget)
-        self.raw = _Counter()
+    __slots__ = ("depth", "default_type", "head", "head_full", "keep", "in_head", "body_start",
+                 "body_nl", "end", "end_nl", "node", "envelope", "children", "inner", "sink",
+                 "pending", "child_default", "message")
 
-    def feed(self, data: bytes) -> None:
-        self.raw.add(data)
-        if self.decoder is None:
-            self.inner.feed(data)
-        else:
-            out = self.decoder.feed(data)
-            if out:
-                self.inner.feed(out)
-        if self.undecoded is not None:
-            self.undecoded.feed(data)
-
-    def close(self) -> tuple[dict, dict]:
-        """(envelope, body structure) of the inner message."""
-        inner = self.inner
-        if self.decoder is not None:
-            tail = self.decoder.close()
-            if tail is None:
-                inner = self.undecoded
-            elif tail:
-                inner.feed(tail)
-        if inner is None:  # undecodable, and no fallback parse left
-            empty = envelope(Message())
-            return empty, _plain_node(self.raw.size, self.raw.lines)
-        inner.close()
-        if inner is not self.undecoded and self.undecoded is not None:
-            self.undecoded.close()
-        return envelope(inner.msg), inner.node
-
-
-class _Part:
-    """One MIME part (or message) pushed through in arbitrary chunks; after
-    close(), `msg` holds its parsed header block and `node` its body structure."""
-
-    def __init__(self, default_type: str = "text/plain", depth: int = 0,
-                 budget: _Budget | None = None) -> None:
-        self.default_type, self.depth = default_type, depth
-        self.budget = budget or _Budget()
-        self.in_head = True
+    def __init__(self, depth: int, default_type: str) -> None:
+        self.depth, self.default_type = depth, default_type
         self.head = bytearray()
         self.head_full = False
-        self.line = b""  # the start of a header line not yet classified
-        self.in_line = False  # inside a header line already classified (and too long)
-        self.first = True
-        self.body = _Counter()
-        self.sink: Any = None
-        self.msg: Message | None = None
+        self.keep = False  # the header line being read is kept
+        self.in_head = True
+        self.body_start = self.body_nl = self.end = self.end_nl = 0
         self.node: dict[str, Any] = {}
+        self.envelope: dict | None = None
+        self.children: list[_Entity] = []
+        self.inner: _Entity | None = None  # the message inside a message/rfc822
+        self.sink: _Encoded | None = None  # the decoder of an encoded message/rfc822
+        self.pending = b""  # the line end held back from the sink
+        self.child_default = "text/plain"
+        self.message = False  # a message (not a part): it has an envelope
 
-    # header block
-
-    def _keep(self, piece: bytes) -> None:
+    def keep_line(self, piece: bytes) -> None:
         if not self.head_full:
             if len(self.head) + len(piece) <= HEADER_CAP:
                 self.head += piece
             else:
                 self.head_full = True
 
-    def _classify(self, line: bytes, complete: bool) -> bytes | None:
-        """Take a header line (or its first piece); a line that ends the header
-        block is returned as the body's first bytes (b"" for the empty line)."""
-        if complete and line in (b"\n", b"\r\n"):
-            return b""
-        # An mbox "From " line may lead the headers; it belongs to neither part.
-        if HEADER_LINE.match(line) or (not self.first and line[:1] in (b" ", b"\t")) or \
-                (self.first and line.startswith(b"From ")):
-            self.first = False
-            self._keep(line)
-            self.in_line = not complete
-            return None
-        return line
 
-    def _head(self, data: bytes) -> bytes | None:
-        """Consume header bytes; what follows the header block, or None."""
-        pos, n = 0, len(data)
-        while pos < n:
-            nl = data.find(b"\n", pos)
-            end = n if nl < 0 else nl + 1
-            if self.in_line:
-                self._keep(data[pos:end])
-                self.in_line = nl < 0
-                pos = end
-                continue
-            line = self.line + data[pos:end] if self.line else data[pos:end]
-            self.line = b""
-            pos = end
-            if nl < 0 and len(line) <= LINE_CAP:
-                self.line = line
-                return None
-            rest = self._classify(line, nl >= 0)
-            if rest is not None:
-                return rest + data[pos:] if rest else data[pos:]
-        return None
+class _Parser:
+    """Splits a stream into entities as it goes by; see the module docstring."""
 
-    def _end_head(self) -> None:
-        self.in_head = False
-        msg = self.msg = header_parser.parsebytes(bytes(self.head))
-        self.head = bytearray()
-        if msg.get("Content-Type") is None:
-            ctype = self.default_type
-            params = {"charset": "us-ascii"} if ctype == "text/plain" else {}
-        else:
-            ctype, params = header_params(msg, "content-type")
-            if not ctype or ctype.count("/") != 1 or not all(ctype.split("/")):
-                ctype, params = "text/plain", {"charset": "us-ascii"}
+    def __init__(self, depth: int = 0, budget: _Budget | None = None) -> None:
+        self.budget = budget or _Budget()
+        self.root = _Entity(depth, "text/plain")
+        self.root.message = True
+        self.block = HeaderBlock(b"")  # the message's own header block
+        self.stack = [self.root]  # open entities, the innermost last
+        self.bounds: list[tuple[bytes, _Entity]] = []  # ("--" + boundary, multipart), innermost last
+        self.base = 0  # stream offset of the data being worked on
+        self.nl_base = 0  # line feeds before it
+        self.tail = b""  # the last two bytes before it
+        self.buf = b""  # the start of a line not yet complete
+        self.at_start = True  # at the start of a line
+        self.skip = False  # inside the rest of a long delimiter line
+        self.head_rest = False  # inside the rest of a long header line
+        # line feeds counted so far in the current data: up to index _ci there are _cnl
+        self._ci = 0
+        self._cnl = 0
+
+    # -- offsets
+
+    def _nl_at(self, data: bytes, i: int) -> int:
+        if i > self._ci:
+            self._cnl += data.count(b"\n", self._ci, i)
+            self._ci = i
+        return self._cnl
+
+    def _eol_before(self, data: bytes, i: int) -> int:
+        pre = data[i - 2:i] if i >= 2 else (self.tail + data[:i])[-2:]
+        return 2 if pre == b"\r\n" else 1 if pre[-1:] == b"\n" else 0
+
+    # -- entities
+
+    def _end_head(self, e: _Entity, start: int, nl: int, open_body: bool) -> None:
+        """The header block of `e` is complete; its body starts at `start`."""
+        e.in_head = False
+        e.body_start, e.body_nl = start, nl
+        block = HeaderBlock(bytes(e.head))
+        e.head = bytearray()
+        ctype, params = content_type(block.first(b"content-type"))
+        if ctype is None:
+            ctype, params = e.default_type, {}
+        elif ctype.count("/") != 1 or not all(ctype.split("/")):
+            ctype, params = "text/plain", {}
         maintype, subtype = ctype.split("/")
-        encoding = (raw_header(msg, "Content-Transfer-Encoding") or "7BIT").strip().upper()
-        disp_type, disp_params = header_params(msg, "content-disposition")
-        language = raw_header(msg, "Content-Language")
-        self.node = {
+        if maintype == "text" and "charset" not in params:
+            params["charset"] = "us-ascii"  # RFC 2045 §5.2, as Dovecot reports it
+        encoding = (block.first(b"content-transfer-encoding") or "7BIT").strip().upper() or "7BIT"
+        disp_type, disp_params = disposition(block.first(b"content-disposition"))
+        language = block.first(b"content-language")
+        e.node = {
             "type": maintype, "subtype": subtype, "params": params,
-            "id": raw_header(msg, "Content-ID"), "description": raw_header(msg, "Content-Description"),
+            "id": block.first(b"content-id"), "description": block.first(b"content-description"),
             "encoding": encoding, "size": 0,
-            "md5": raw_header(msg, "Content-MD5"),
+            "md5": block.first(b"content-md5"),
             "disposition": [disp_type, disp_params] if disp_type else None,
             "language": [x.strip() for x in language.split(",") if x.strip()] if language else None,
-            "location": raw_header(msg, "Content-Location"),
+            "location": block.first(b"content-location"),
         }
-        if self.depth >= MAX_DEPTH:
+        if e.message:
+            e.envelope = envelope(block)
+            if e is self.root:
+                self.block = block
+        if not open_body or e.depth >= MAX_DEPTH:
             return
         if maintype == "multipart":
-            boundary = params.get("boundary")
+            boundary = decoded_parameter(params, "boundary")
             if boundary:
-                child_default = "message/rfc822" if subtype == "digest" else "text/plain"
-                depth, budget = self.depth + 1, self.budget
-                self.sink = _Multipart(boundary.encode("utf-8", "surrogateescape"),
-                                       lambda: _Part(child_default, depth, budget))
+                e.child_default = "message/rfc822" if subtype == "digest" else "text/plain"
+                self.bounds.append((b"--" + boundary.encode("utf-8", "surrogateescape"), e))
         elif maintype == "message" and subtype in ("rfc822", "global"):
-            self.sink = _Rfc822(encoding, self.depth + 1, self.budget)
+            if encoding in ("BASE64", "QUOTED-PRINTABLE"):
+                e.sink = _Encoded(encoding, e.depth + 1, self.budget)
+            else:
+                inner = e.inner = _Entity(e.depth + 1, "text/plain")
+                inner.message = True
+                self.stack.append(inner)
 
-    # body
+    def _finish(self, e: _Entity, end: int, end_nl: int) -> None:
+        if e.in_head:
+            self._end_head(e, end, end_nl, False)
+        if end > e.body_start:
+            e.end, e.end_nl = end, end_nl
+        else:
+            e.end, e.end_nl = e.body_start, e.body_nl
+        if e.sink is not None:
+            e.sink.close()
+
+    def _delimiter(self, data: bytes, i: int, line: bytes, complete: bool) -> bool:
+        """Whether `line` (at data[i]) is a delimiter; if so every entity it ends is
+        finished and, unless it closes its multipart, a new part opened."""
+        best = -1
+        size = 0
+        bounds = self.bounds
+        for k in range(len(bounds) - 1, -1, -1):
+            delim = bounds[k][0]
+            if len(delim) > size and line.startswith(delim):
+                best, size = k, len(delim)
+                if complete and line[size:].rstrip(b" \t\r\n") in (b"", b"--"):
+                    break
+        if best < 0:
+            return False
+        multipart = bounds[best][1]
+        eol = self._eol_before(data, i)
+        end, end_nl = self.base + i - eol, self._nl_at(data, i) - (1 if eol else 0)
+        stack = self.stack
+        depth = stack.index(multipart)
+        for e in reversed(stack[depth + 1:]):
+            self._finish(e, end, end_nl)
+        del stack[depth + 1:]
+        del bounds[best + 1:]
+        if line[size:size + 2] == b"--":
+            del bounds[best]
+        else:
+            self.budget.parts -= 1
+            child = _Entity(multipart.depth + 1, multipart.child_default)
+            multipart.children.append(child)
+            stack.append(child)
+        return True
+
+    def _content(self, e: _Entity, piece: bytes) -> None:
+        """Body bytes of an encoded message/rfc822, its last line end held back."""
+        if e.pending:
+            piece = e.pending + piece
+            e.pending = b""
+        hold = 2 if piece.endswith(b"\r\n") else 1 if piece[-1:] in (b"\n", b"\r") else 0
+        if hold:
+            e.pending = piece[-hold:]
+            piece = piece[:-hold]
+        if piece:
+            e.sink.feed(piece)
+
+    # -- the stream
 
     def feed(self, data: bytes) -> None:
-        if self.in_head:
-            rest = self._head(data)
-            if rest is None:
-                return
-            self._end_head()
-            data = rest
-        if data:
-            self.body.add(data)
-            if self.sink is not None:
-                self.sink.feed(data)
+        if self.buf:
+            data, self.buf = self.buf + data, b""
+        self._run(data, False)
+
+    def _run(self, data: bytes, final: bool) -> None:
+        self._ci, self._cnl = 0, self.nl_base
+        n, i = len(data), 0
+        while i < n:
+            if self.skip or self.head_rest:
+                j = data.find(b"\n", i)
+                stop = n if j < 0 else j + 1
+                if self.head_rest and self.stack[-1].keep:
+                    self.stack[-1].keep_line(data[i:stop])
+                i = stop
+                if j >= 0:
+                    self.skip = self.head_rest = False
+                    self.at_start = True
+                continue
+            cur = self.stack[-1]
+            bounds = self.bounds if self.budget.parts > 0 else None
+            if cur.in_head or (bounds and self.at_start and data.startswith(b"-", i)):
+                # at the start of a line that needs looking at
+                j = data.find(b"\n", i)
+                if j < 0 and n - i < LINE_CAP and not final:
+                    self.buf = data[i:]
+                    break
+                complete = j >= 0 or final
+                stop = j + 1 if j >= 0 else min(n, i + LINE_CAP) if not final else n
+                line = data[i:stop]
+                if bounds and line.startswith(b"--") and self._delimiter(data, i, line, complete):
+                    if complete:
+                        i, self.at_start = stop, True
+                    else:
+                        i, self.skip = stop, True
+                    continue
+                if cur.in_head:
+                    if line == b"\r\n" or line == b"\n":
+                        i = stop
+                        self._end_head(cur, self.base + i, self._nl_at(data, i), True)
+                        continue
+                    if line[:1] not in (b" ", b"\t"):
+                        cur.keep = HEADER_LINE.match(line) is not None
+                    if cur.keep:
+                        cur.keep_line(line)
+                    i = stop
+                    self.at_start = complete
+                    self.head_rest = not complete
+                    continue
+                self.at_start = False
+            if not bounds:
+                if cur.sink is not None:
+                    self._content(cur, data[i:] if i else data)
+                self.at_start = data.endswith(b"\n")
+                i = n
+                break
+            if self.at_start and n - i < 2 and not final:
+                self.buf = data[i:]  # may become a delimiter
+                break
+            k = data.find(b"\n--", i)
+            if k >= 0:
+                if cur.sink is not None:
+                    self._content(cur, data[i:k + 1])
+                i, self.at_start = k + 1, True
+                continue
+            stop = n
+            if not final:
+                last = data.rfind(b"\n", i)
+                if last >= 0 and n - last - 1 < 2:
+                    stop = last + 1
+            if cur.sink is not None:
+                self._content(cur, data[i:stop])
+            if stop < n:
+                self.buf = data[stop:]
+            self.at_start = data[stop - 1:stop] == b"\n"
+            i = stop
+            break
+        consumed = n - len(self.buf)
+        self.nl_base = self._nl_at(data, consumed)
+        self.base += consumed
+        self.tail = (self.tail + data[max(0, consumed - 2):consumed])[-2:]
 
     def close(self) -> None:
-        if self.in_head:
-            line, self.line = self.line, b""
-            rest = self._classify(line, False) if line else None
-            self._end_head()
-            if rest:
-                self.feed(rest)
-        node, body = self.node, self.body
-        node["size"] = body.size
-        maintype = node["type"]
-        if maintype == "multipart":
-            if isinstance(self.sink, _Multipart):
-                self.sink.close()
-                if self.sink.children:
-                    node["parts"] = [child.node for child in self.sink.children]
-                    self.sink = None
-                    return
-            # No usable parts: show the body as plain text, as most servers do.
-            node.update(type="text", subtype="plain", params={"charset": "us-ascii"})
-            maintype = "text"
-        if isinstance(self.sink, _Rfc822):
-            node["envelope"], node["body"] = self.sink.close()
-            node["lines"] = body.lines
-        elif maintype == "text":
-            node["lines"] = body.lines
-        self.sink = None
+        if self.buf:
+            data, self.buf = self.buf, b""
+            self._run(data, True)
+        end, end_nl = self.base, self.nl_base
+        for e in reversed(self.stack):
+            if e.sink is not None and e.pending:
+                e.sink.feed(e.pending)
+                e.pending = b""
+            self._finish(e, end, end_nl)
+        self.stack = []
 
+
+def _empty_text() -> dict:
+    """What Dovecot shows for a multipart in which no part was found."""
+    return _plain_node(0, 0)
+
+
+def _node(e: _Entity) -> dict:
+    node = e.node
+    node["size"] = e.end - e.body_start
+    maintype = node["type"]
+    if maintype == "multipart":
+        node["parts"] = [_node(c) for c in e.children] or [_empty_text()]
+    elif e.inner is not None:
+        node["envelope"] = e.inner.envelope
+        node["body"] = _node(e.inner)
+        node["lines"] = e.end_nl - e.body_nl
+    elif e.sink is not None:
+        node["envelope"], node["body"] = e.sink.result()
+        node["lines"] = e.end_nl - e.body_nl
+    elif maintype == "text":
+        node["lines"] = e.end_nl - e.body_nl
+    return node
+
+
+class _Encoded:
+    """The body of a base64 or quoted-printable message/rfc822 part, decoded and
+    parsed as a message of its own."""
+
+    def __init__(self, encoding: str, depth: int, budget: _Budget) -> None:
+        self.decoder: Any = Base64Decoder() if encoding == "BASE64" else QuotedPrintableDecoder()
+        self.inner = _Parser(depth, budget)
+        # Where base64 decoding fails the undecoded body is the message.
+        self.undecoded: _Parser | None = None
+        if encoding == "BASE64" and budget.fallbacks > 0:
+            budget.fallbacks -= 1
+            self.undecoded = _Parser(depth, budget)
+        self.failed = False
+
+    def feed(self, data: bytes) -> None:
+        out = self.decoder.feed(data)
+        if out:
+            self.inner.feed(out)
+        if self.undecoded is not None:
+            self.undecoded.feed(data)
+
+    def close(self) -> None:
+        tail = self.decoder.close()
+        if tail is None:
+            self.failed = True
+        elif tail:
+            self.inner.feed(tail)
+        self.inner.close()
+        if self.undecoded is not None:
+            self.undecoded.close()
+
+    def result(self) -> tuple[dict, dict]:
+        """(envelope, body structure) of the inner message."""
+        parser = self.undecoded if self.failed else self.inner
+        if parser is None:  # undecodable, and no fallback parse left
+            return envelope(HeaderBlock(b"")), _plain_node(0, 0)
+        return parser.root.envelope, _node(parser.root)
+
+
+# -- the columns -------------------------------------------------------------
 
 def _plain_node(size: int, lines: int) -> dict:
     return {"type": "text", "subtype": "plain", "params": {"charset": "us-ascii"}, "id": None,
@@ -370,11 +387,8 @@ def _plain_node(size: int, lines: int) -> dict:
             "disposition": None, "language": None, "location": None, "lines": lines}
 
 
-# -- the columns -------------------------------------------------------------
-
-def _columns(part: _Part) -> dict:
-    msg = part.msg
-    env = envelope(msg)
+def _columns(parser: _Parser) -> dict:
+    block, env = parser.block, parser.root.envelope
     date = env["date"]
     internal = None
     if date:
@@ -384,15 +398,15 @@ def _columns(part: _Part) -> dict:
             internal = None
     return {
         "subject": decode_words(env["subject"]),
-        "from": decode_words(raw_header(msg, "From")),
-        "to": decode_words(raw_header(msg, "To")),
-        "cc": decode_words(raw_header(msg, "Cc")),
+        "from": decode_words(block.first(b"from")),
+        "to": decode_words(block.first(b"to")),
+        "cc": decode_words(block.first(b"cc")),
         "messageId": env["messageId"],
         "inReplyTo": env["inReplyTo"],
         "date": date,
         "internalDate": internal,
         "envelope": json.dumps(env, ensure_ascii=False, separators=(",", ":")),
-        "bodystructure": json.dumps(part.node, ensure_ascii=False, separators=(",", ":")),
+        "bodystructure": json.dumps(_node(parser.root), ensure_ascii=False, separators=(",", ":")),
     }
 
 
@@ -404,26 +418,27 @@ def message_columns(fp: BinaryIO) -> dict:
     "internalDate" is the Date header as epoch seconds (None when unparsable),
     a guess the caller may use when no delivery time is given.
     """
-    whole = _Counter()
-    part: _Part | None = _Part()
+    size = lines = 0
+    parser: _Parser | None = _Parser()
     while True:
         chunk = fp.read(CHUNK)
         if not chunk:
             break
-        whole.add(chunk)
-        if part is not None:
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+        if parser is not None:
             try:
-                part.feed(chunk)
+                parser.feed(chunk)
             except Exception:  # whatever a hostile message triggers, it is still stored
-                part = None
-    if part is not None:
+                parser = None
+    if parser is not None:
         try:
-            part.close()
-            return _columns(part)
+            parser.close()
+            return _columns(parser)
         except Exception:
             pass
     empty = {"date": None, "subject": None, "from": None, "sender": None, "replyTo": None,
              "to": None, "cc": None, "bcc": None, "inReplyTo": None, "messageId": None}
     return {"subject": None, "from": None, "to": None, "cc": None, "messageId": None,
             "inReplyTo": None, "date": None, "internalDate": None,
-            "envelope": json.dumps(empty), "bodystructure": json.dumps(_plain_node(whole.size, whole.lines))}
+            "envelope": json.dumps(empty), "bodystructure": json.dumps(_plain_node(size, lines))}
