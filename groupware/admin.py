@@ -61,6 +61,41 @@ def _sync(cfg: Config, storage, dry_run: bool) -> int:
             close()
 
 
+def _calendar(cfg: Config, storage, args: argparse.Namespace) -> int:
+    """Publish a calendar at a secret URL, or revoke it."""
+    user = storage.get_user(args.name)
+    if user is None:
+        print(f"groupware: no user {args.name!r}", file=sys.stderr)
+        return 1
+    folder = next((f for f in storage.list_folders(user["store_id"]) if f["name"] == args.calendar
+                   and f["container_class"] in ("calendar", "tasks")), None)
+    if folder is None:
+        print(f"groupware: {args.name} has no calendar {args.calendar!r}", file=sys.stderr)
+        return 1
+    if args.action == "unpublish":
+        done = storage.unpublish_folder(folder["id"])
+        print(f"{args.name}/{args.calendar} " + ("is no longer published" if done else "was not published"))
+        return 0
+    token = storage.publish_folder(folder["id"])
+    print(f"{_ical_base_url(cfg)}/ical/published/{token}")
+    return 0
+
+
+def _ical_base_url(cfg: Config) -> str:
+    """Where subscribers reach the iCal gateway: HTTPS when a certificate is configured."""
+    import socket
+
+    secure = bool(cfg.get("ssl_certificate_file"))
+    listen = (cfg.get("icals_listen") if secure else cfg.get("ical_listen")).split()[0]
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "*", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if secure else 'http'}://{host}:{port}"
+
+
 def run(cfg: Config, args: argparse.Namespace) -> int:
     from server.service import open_storage
     from server.users.db import hash_password
@@ -69,6 +104,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     try:
         if args.command == "blobs":
             return _blobs(cfg, storage, args)
+        if args.command == "calendar":
+            return _calendar(cfg, storage, args)
         action = args.action
         if action == "sync":
             return _sync(cfg, storage, args.dry_run)

@@ -14,6 +14,10 @@
                                     show or switch protocols (F: imap, pop3, caldav)
     groupware user sync [--dry-run] create, update and orphan users from the directory
                                     (user_plugin ldap or unix); lists every change
+    groupware calendar publish USER CALENDAR
+                                    print a secret read-only iCal URL of the calendar
+    groupware calendar unpublish USER CALENDAR
+                                    revoke it
     groupware blobs gc [--min-age SECONDS] [--dry-run]
                                     remove blobs no item references (left by a crash)
 """
@@ -99,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
                                           "'groupware user delete'). Prints one line per change.")
     sync.add_argument("--dry-run", action="store_true", help="only list what would change")
 
+    calendar = commands.add_parser("calendar", parents=[common], help="publish calendars for webcal subscribers")
+    calendar_actions = calendar.add_subparsers(dest="action", required=True)
+    for name, text in (("publish", "print a new secret read-only URL of a user's calendar (an older one stops)"),
+                       ("unpublish", "revoke the secret URL of a user's calendar")):
+        sub = calendar_actions.add_parser(name, parents=[common], help=text)
+        sub.add_argument("name", metavar="USER")
+        sub.add_argument("calendar", metavar="CALENDAR", help="the calendar folder's name, e.g. Calendar")
     blob = commands.add_parser("blobs", parents=[common], help="maintain the blob store")
     blob_actions = blob.add_subparsers(dest="action", required=True)
     gc = blob_actions.add_parser(

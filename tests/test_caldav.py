@@ -572,3 +572,20 @@ def test_https_listener_and_no_basic_auth_over_plain_http_from_other_hosts(tmp_p
         assert r.status_code == 207
     finally:
         e.server.stop()
+
+
+def test_publish_a_calendar_at_a_secret_url_and_revoke_it(env):
+    cal = new_calendar(env, "published")
+    env.request("PUT", cal + "pub.ics", event("pub-1", summary="open day"))
+    url = groupware(env.server.data_dir, env.server.socket_path, "calendar", "publish", "demo", "published",
+                    "--set", f"ical_listen=127.0.0.1:{env.port}").strip()
+    assert re.fullmatch(rf"http://127\.0\.0\.1:{env.port}/ical/published/[\w-]{{32}}", url), url
+    r = requests.get(url, timeout=10)  # no credentials
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/calendar")
+    assert "SUMMARY:open day" in r.text and "X-WR-CALNAME:published" in r.text
+    assert requests.get(url, headers={"If-None-Match": r.headers["ETag"]}, timeout=10).status_code == 304
+    assert requests.put(url, data=event("x"), timeout=10).status_code == 405
+    assert requests.get(url[:-3] + "xyz", timeout=10).status_code == 404
+    out = groupware(env.server.data_dir, env.server.socket_path, "calendar", "unpublish", "demo", "published")
+    assert "no longer published" in out
+    assert requests.get(url, timeout=10).status_code == 404

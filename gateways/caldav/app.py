@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.threads import deferToThreadPool
 from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
 
 from gateways.caldav import auth as auth_plugin
 from gateways.caldav import context, radicale_glue, rights, storage
+from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from shared.authguard import AuthGuard, Banned
 from shared.errors import (AuthFailed, BadRequest, Conflict, Forbidden, GroupwareError, NotFound,
@@ -33,6 +35,7 @@ log = logging.getLogger("gateways.caldav")
 
 CALDAV_ROOT = "/caldav"
 ICAL_ROOT = "/ical"
+PUBLISHED_ROOT = "/ical/published/"
 REALM = "Groupware CalDAV"
 CONTEXT_HEADER = b"x-groupware-context"
 # Methods whose body is XML; a DOCTYPE or ENTITY in it is refused before parsing.
@@ -115,10 +118,12 @@ class GatewayResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, reactor: Any, threadpool: Any, sessions: SessionCache, guard: AuthGuard,
+    def __init__(self, reactor: Any, threadpool: Any, adapter: Any, sessions: SessionCache, guard: AuthGuard,
                  plaintext_auth: bool, retry_after: int, max_request_size: int) -> None:
         super().__init__()
         self.reactor = reactor
+        self.threadpool = threadpool
+        self.adapter = adapter
         self.sessions = sessions
         self.guard = guard
         self.plaintext_auth = plaintext_auth
@@ -140,6 +145,8 @@ class GatewayResource(resource.Resource):
             return b""
         if path.startswith("/.well-known/"):
             return self._plain(request, 404, "not found\n")
+        if path.startswith(PUBLISHED_ROOT):
+            return self._published(request, path[len(PUBLISHED_ROOT):].removesuffix(".ics"))
         if path.startswith(ICAL_ROOT + "/"):
             if request.method not in (b"GET", b"HEAD", b"PUT"):
                 return self._plain(request, 405, "GET or PUT a whole calendar here\n")
@@ -159,6 +166,46 @@ class GatewayResource(resource.Resource):
             return self._plain(request, 400, "DOCTYPE and entity declarations are not accepted\n")
         self._authenticate(request)
         return server.NOT_DONE_YET
+
+    # -- published calendars (no login: the secret in the URL is the credential)
+    def _published(self, request: server.Request, token: str) -> Any:
+        if request.method not in (b"GET", b"HEAD"):
+            return self._plain(request, 405, "a published calendar is read-only\n")
+        d = self.adapter.read_published_calendar(token)
+
+        def render(calendar: dict[str, Any]) -> Any:
+            etag = feed_etag(e for _, e, _ in calendar["items"])
+            request.setHeader(b"etag", etag.encode())
+            request.setHeader(b"cache-control", b"private, max-age=300")
+            if request.getHeader(b"if-none-match") == etag.encode():
+                self._finish(request, 304, "")
+                return None
+            name = calendar["display_name"] or calendar["name"]
+            texts = [text for _, _, text in calendar["items"]]
+            built = deferToThreadPool(self.reactor, self.threadpool, feed_text, name, calendar["description"], texts)
+            return built.addCallback(lambda text: self._send_feed(request, text))
+
+        def failed(failure: Any) -> None:
+            if failure.check(NotFound):
+                self._finish(request, 404, "not found\n")
+            elif failure.check(Unavailable):
+                self._finish(request, 503, "the store is unavailable, try again later\n",
+                             [(b"retry-after", str(self.retry_after).encode())])
+            else:
+                self._internal_error(failure, request)
+        d.addCallback(render).addErrback(failed)
+        return server.NOT_DONE_YET
+
+    def _send_feed(self, request: server.Request, text: str) -> None:
+        if request.finished or request._disconnected:
+            return
+        request.setHeader(b"content-type", b"text/calendar; charset=utf-8")
+        request.setHeader(b"content-disposition", b'attachment; filename="calendar.ics"')
+        data = text.encode("utf-8")
+        request.setHeader(b"content-length", str(len(data)).encode())
+        if request.method != b"HEAD":
+            request.write(data)
+        request.finish()
 
     @staticmethod
     def _hostile_xml(request: server.Request) -> bool:

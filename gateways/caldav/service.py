@@ -64,7 +64,7 @@ class CalDAVService:
         self.threadpool = ThreadPool(1, cfg.get_int("ical_threads"), name="caldav")
         self.threadpool.start()
         max_size = cfg.get_size("ical_max_request_size")
-        root = GatewayResource(self.reactor, self.threadpool, self.sessions, AuthGuard.for_process(cfg, self.reactor),
+        root = GatewayResource(self.reactor, self.threadpool, self.adapter, self.sessions, AuthGuard.for_process(cfg, self.reactor),
                                cfg.get_bool("ical_plaintext_auth"), cfg.get_int("ical_retry_after"),
                                max_size)
         site = CalDAVSite(root, max_size)

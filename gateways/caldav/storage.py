@@ -19,6 +19,7 @@ from email.utils import formatdate
 from typing import Any
 
 from gateways.caldav import context
+from gateways.caldav.feed import feed_text
 from gateways.caldav.radicale_glue import (TIMESTAMP_MAX, TIMESTAMP_MIN, BaseCollection, BaseStorage,
                                            ComponentNotFoundError, Item, make_item, simplify_prefilters,
                                            strip_path)
@@ -175,28 +176,9 @@ class FolderCollection(BaseCollection):
         return _http_date(None)
 
     def serialize(self, vcf_to_ics: bool = False, ShareActions: Any = None) -> str:  # noqa: N803
-        """The whole calendar as one VCALENDAR (the iCal feed): every object's components,
-        each VTIMEZONE once per TZID. Cut from the stored texts, not parsed."""
-        head = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//groupware//CalDAV gateway//EN",
-                _fold("X-WR-CALNAME:" + _escape_text(self.get_meta("D:displayname") or ""))]
-        if self.folder.description:
-            head.append(_fold("X-WR-CALDESC:" + _escape_text(self.folder.description)))
-        zones: dict[str, str] = {}
-        bodies = []
-        for item in self.get_all():
-            text = item.serialize().replace("\r\n", "\n").replace("\n", "\r\n")
-            start = text.find("\r\nBEGIN:", text.find("BEGIN:VCALENDAR") + 15)
-            end = text.rfind("END:VCALENDAR")
-            if start < 0 or end < start:
-                continue
-            body = text[start + 2:end]
-            if "BEGIN:VTIMEZONE" in body:
-                for zone in _VTIMEZONE.findall(body):
-                    tzid = _TZID.search(zone)
-                    zones.setdefault(tzid.group(1) if tzid else zone, zone)
-                body = _VTIMEZONE.sub("", body)
-            bodies.append(body)
-        return "\r\n".join(head) + "\r\n" + "".join(zones.values()) + "".join(bodies) + "END:VCALENDAR\r\n"
+        """The whole calendar as one VCALENDAR (the iCal feed)."""
+        return feed_text(self.get_meta("D:displayname") or "", self.folder.description,
+                         (item.serialize() for item in self.get_all()))
 
     # -- items
     def _item(self, row: Any, text: str | None) -> Item:
@@ -319,31 +301,6 @@ class FolderCollection(BaseCollection):
             hrefs.extend(n for n in table.get("name", []) if n)
         hrefs.extend(changes.deleted_names.values())
         return token, hrefs
-
-
-_VTIMEZONE = re.compile(r"BEGIN:VTIMEZONE\r\n.*?END:VTIMEZONE\r\n", re.S)
-_TZID = re.compile(r"^TZID[:;](.*?)\r$", re.M)
-
-
-def _escape_text(value: str) -> str:
-    """An iCalendar TEXT value (RFC 5545 3.3.11)."""
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n"))
-
-
-def _fold(line: str) -> str:
-    """Fold a content line at 75 octets without splitting a UTF-8 character."""
-    data = line.encode("utf-8")
-    if len(data) <= 75:
-        return line
-    parts, limit = [], 75
-    while data:
-        cut = min(limit, len(data))
-        while cut < len(data) and (data[cut] & 0xC0) == 0x80:
-            cut -= 1
-        parts.append(data[:cut].decode("utf-8"))
-        data, limit = data[cut:], 74
-    return "\r\n ".join(parts)
 
 
 def _content(text: str) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
-from server.soap import changes, folders, items, session, streams, tables
+from server.soap import changes, folders, items, publishing, session, streams, tables
 from server.soap.context import Call, Services
 from server.storage.engine import is_unavailable
 from shared.codec import body_of, envelope, fault, operation_of
@@ -44,6 +44,7 @@ OPERATIONS: dict[str, Handler] = {
     "getChanges": changes.get_changes,
     "waitForChanges": changes.wait_for_changes,
     "openStream": streams.open_stream,
+    "readPublishedCalendar": publishing.read_published_calendar,
 }
 
 # Parsing a document this large would stall the reactor noticeably.

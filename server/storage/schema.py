@@ -65,9 +65,12 @@ folders = Table(
     Column("display_name", String(255), nullable=True),
     Column("color", String(32), nullable=True),
     Column("description", Text, nullable=True),
+    # Secret of a calendar published read-only at /ical/published/<token> (NULL: not published).
+    Column("publish_token", String(64), nullable=True),
     # IMAP SUBSCRIBE/UNSUBSCRIBE; a new folder starts subscribed.
     Column("subscribed", Boolean, nullable=False, default=True, server_default=true()),
     Index("ix_folders_store_parent", "store_id", "parent_id"),
+    Index("ux_folders_publish_token", "publish_token", unique=True),
     **_mysql,
 )
 

@@ -12,12 +12,13 @@ from .engine import unavailable_on_failure
 from .folders import KEEP, FoldersMixin
 from .items import ItemsMixin
 from .occurrences import OccurrencesMixin
+from .publishing import PublishingMixin
 from .users import UsersMixin
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin):
+class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.
