@@ -87,6 +87,7 @@ async def _listing(folder: Any) -> tuple[list, list, list, list]:
 
 
 def _split(names: Iterable[str]) -> tuple[int, tuple[str, ...]]:
+    names = list(names)
     try:
         bits, keywords = split_flags(names)
     except ValueError:  # an unknown system flag from the store: keep what is known
