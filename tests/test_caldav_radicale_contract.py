@@ -72,6 +72,7 @@ def test_plugins_accepted_as_callables_and_auth_hooks():
     assert isinstance(app._storage, storage.Storage)
     assert isinstance(app._auth, auth.Auth) and isinstance(app._rights, rights.Rights)
     assert app._max_content_length == 1024 * 1024
+    assert app._delay_on_error == 0 and app._auth_delay == 0
     assert app._auth.get_external_login({auth.USER_KEY: "demo"}) == ("demo", "")
     assert app._auth.get_external_login({}) == ()
     assert callable(getattr(glue.BaseAuth, "_login"))
@@ -129,3 +130,16 @@ def test_sanitize_path_is_remembered_and_still_sanitizes():
     assert glue.sanitize_path("/a/./b/../c") == "/a/c"
     assert glue.sanitize_path("/../../etc/passwd") == "/etc/passwd"
     assert glue.sanitize_path("/a/b/") == "/a/b/"
+
+
+def test_request_pretty_printing_only_when_debugging():
+    from radicale import xmlutils
+    el = ET.fromstring('<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>')
+    level = glue.radicale_logger.level
+    try:
+        glue.radicale_logger.setLevel(logging.WARNING)
+        assert xmlutils.pretty_xml(el) == ""
+        glue.radicale_logger.setLevel(logging.DEBUG)
+        assert "getetag" in xmlutils.pretty_xml(el)
+    finally:
+        glue.radicale_logger.setLevel(level)

@@ -8,6 +8,7 @@ each upgrade.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,17 @@ from radicale.storage import BaseCollection, BaseStorage, ComponentExistsError, 
 # Radicale re-sanitizes the same few collection paths for every item of a listing
 # (inside asserts); the function is pure, so remembering its answers is safe.
 pathutils.sanitize_path = functools.lru_cache(maxsize=4096)(pathutils.sanitize_path)
+
+# Radicale pretty-prints every request body only to pick flags for its access log line;
+# for a large REPORT that costs more than the answer. Done only when debugging.
+_pretty_xml = xmlutils.pretty_xml
+
+
+def _pretty_xml_when_debugging(element: Any) -> str:
+    return _pretty_xml(element) if radicale_logger.isEnabledFor(logging.DEBUG) else ""
+
+
+xmlutils.pretty_xml = _pretty_xml_when_debugging
 
 # The Radicale release the plugins are written against (setup.cfg pins it).
 RADICALE_VERSION = "3.9.0"
@@ -76,7 +88,8 @@ def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
     """A Radicale WSGI application that uses our plugins and nothing on disk."""
     configuration = radicale_config.load()
     configuration.update({
-        "server": {"max_content_length": str(max_content_length),
+        # delay_on_error: no worker thread sleeps after a 5xx (e.g. during a store outage).
+        "server": {"max_content_length": str(max_content_length), "delay_on_error": "0",
                    "max_resource_size": str(int(max_content_length * 0.8)),
                    # Our storage keeps any name the client picks, e.g. "ü.ics".
                    "validate_path_value": "minimal", "validate_user_value": "minimal"},

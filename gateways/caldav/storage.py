@@ -18,11 +18,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from email.utils import formatdate
 from typing import Any
 
+from twisted.internet import defer
+
 from gateways.caldav import context
 from gateways.caldav.feed import feed_text
 from gateways.caldav.radicale_glue import (TIMESTAMP_MAX, TIMESTAMP_MIN, BaseCollection, BaseStorage,
                                            ComponentNotFoundError, Item, make_item, simplify_prefilters,
                                            strip_path)
+from shared.errors import GroupwareError
 
 CALENDAR_CLASSES = ("calendar", "tasks")
 COMPONENTS = {"IPM.Appointment": "VEVENT", "IPM.Task": "VTODO"}
@@ -58,8 +61,16 @@ def calendars_of(ctx: context.RequestContext) -> dict[str, Any]:
     """The calendar home of the request's user: own calendar and task folders, then those
     granted by others; listed once per request."""
     if ctx.folders is None:
-        own = ctx.call(ctx.session.store().folders)
-        shared = ctx.call(ctx.session.shared_folders)
+        session = ctx.session
+
+        def both() -> defer.Deferred:  # one wait for the two listings
+            return defer.gatherResults([session.store().folders(), session.shared_folders()], consumeErrors=True)
+        try:
+            own, shared = ctx.call(both)
+        except defer.FirstError as err:
+            if ctx.error is None and isinstance(err.subFailure.value, GroupwareError):
+                ctx.error = err.subFailure.value
+            err.subFailure.raiseException()
         ctx.folders = segment_names(own, shared)
     return ctx.folders
 
