@@ -158,6 +158,9 @@ def test_envelope_addresses_and_repeated_fields():
     assert env["cc"] == [[None, None, "one", "x"], [None, None, "two", "x"]]
     assert (env["subject"], env["messageId"]) == ("last", "<2@x>")
     assert envelope(HeaderBlock(b""))["from"] is None
+    # subjects and names are for humans: blank runs become one space, none at the ends
+    _, env, _ = cols(b"Subject:  a\tb  c\r\n\td \r\nFrom: \"Tab\tName \" <a@b>\r\n\r\n")
+    assert (env["subject"], env["from"][0][0]) == ("a b c d", "Tab Name")
 
 
 def test_parameters_as_sent():
@@ -172,6 +175,10 @@ def test_parameters_as_sent():
     assert disposition("attachment; filename*=utf-8''%E2%82%AC.txt") == (
         "attachment", {"filename*": "utf-8''%E2%82%AC.txt"})
     assert content_type("text") == (None, {}) and content_type("/") == (None, {})
+    assert content_type("text/plain junk; charset=x") == (None, {})
+    # after a malformed parameter the reading resumes one character on, at the next ";"
+    assert content_type("text/plain; junk ; q=1; boundary=BOUND\txARY; c=\"open") == (
+        "text/plain", {"boundary": "BOUND"})
     # the boundary is found in its RFC 2231 form too
     raw = (b"Content-Type: multipart/signed; boundary*=\"us-ascii''b%31\"\r\n\r\n--b1\r\n\r\none\r\n"
            b"--b1\r\n\r\ntwo\r\n--b1--\r\n")
@@ -200,6 +207,18 @@ def test_delimiters_of_every_enclosing_multipart():
     assert second["subtype"] == "alternative" and [p["size"] for p in second["parts"]] == [1]
     assert third["subtype"] == "alternative" and [p["size"] for p in third["parts"]] == [1]
     assert body["size"] == len(body_of(raw))
+
+
+def test_delimiter_inside_a_header_block():
+    # a header cut short by a delimiter keeps its last line end; a message/rfc822 part
+    # without a body still holds an (empty) message
+    raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
+           b"Subject: inner\r\n--b\r\nContent-Type: message/rfc822\r\n--b--\r\n")
+    _, _, body = cols(raw)
+    first, second = body["parts"]
+    assert (first["size"], first["lines"], first["envelope"]["subject"]) == (16, 1, "inner")
+    assert (second["size"], second["lines"], second["envelope"]["subject"]) == (0, 0, None)
+    assert (second["body"]["type"], second["body"]["size"]) == ("text", 0)
 
 
 def test_hostile_structures_stay_bounded():

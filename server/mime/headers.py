@@ -185,7 +185,7 @@ def _mailbox(tokens: list[tuple[str, str]]) -> list | None:
         route, local, host = _addr_spec(tokens)
     if local is None and host is None and name is None:
         return None
-    return [name, route, local, host]
+    return [for_humans(name), route, local, host]
 
 
 def parse_addresses(value: str | None) -> list[list] | None:
@@ -238,13 +238,24 @@ def _address_list(block: HeaderBlock, name: bytes) -> list[list] | None:
     return out or None
 
 
+_BLANK_RUN = re.compile(r"[ \t\r\n]+")
+
+
+def for_humans(text: str | None) -> str | None:
+    """A subject or display name the way Dovecot sends it: each run of blanks one space,
+    none at either end."""
+    if text is None or not _BLANK_RUN.search(text):
+        return text
+    return _BLANK_RUN.sub(" ", text).strip(" ")
+
+
 def envelope(block: HeaderBlock) -> dict:
     """The IMAP ENVELOPE fields, raw (encoded words stay encoded). A repeated
     address field adds its addresses; of a repeated text field the last counts."""
     sender_from = _address_list(block, b"from")
     return {
         "date": block.last(b"date"),
-        "subject": block.last(b"subject"),
+        "subject": for_humans(block.last(b"subject")),
         "from": sender_from,
         # RFC 3501: Sender and Reply-To default to From.
         "sender": _address_list(block, b"sender") or sender_from,
@@ -261,6 +272,7 @@ def envelope(block: HeaderBlock) -> dict:
 
 _TOKEN = re.compile(r"""[^\x00-\x20()<>@,;:\\"/\[\]?=\x7f]+""")
 _BLANKS = re.compile(r"[ \t\r\n]*")
+_UNQUOTED_WORD = re.compile(r"[^; \t\r\n]*")
 _CONTINUATION = re.compile(r"(.*?)\*(\d*)(\*?)\Z", re.S)
 
 
@@ -286,58 +298,57 @@ def _skip(text: str, pos: int) -> int:
             pos += 1
 
 
-def _quoted(text: str, pos: int) -> tuple[str, int]:
-    """The content of the quoted string at text[pos] == '"', and the position after it."""
+def _quoted(text: str, pos: int) -> tuple[str | None, int]:
+    """The content of the quoted string at text[pos] == '"' (None when it is not
+    closed), and the position after it."""
     out, pos, n = [], pos + 1, len(text)
     while pos < n and text[pos] != '"':
         if text[pos] == "\\" and pos + 1 < n:
             pos += 1
         out.append(text[pos])
         pos += 1
-    return "".join(out), pos + 1
+    return ("".join(out) if pos < n else None), pos + 1
 
 
-def _next_semicolon(text: str, pos: int) -> int:
+def _parameter(text: str, pos: int) -> tuple[tuple[str, str] | None, int]:
+    """`";" attribute "=" value` at text[pos]: the pair (None where malformed) and
+    the position after it."""
     n = len(text)
-    while pos < n and text[pos] != ";":
-        if text[pos] == '"':
-            pos = _quoted(text, pos)[1]
-        elif text[pos] == "(":
-            pos = _skip(text, pos)
-        else:
-            pos += 1
-    return pos
+    if text[pos] != ";":
+        return None, pos
+    pos = _skip(text, pos + 1)
+    m = _TOKEN.match(text, pos)
+    if m is None:
+        return None, pos
+    key, pos = m.group(0), _skip(text, m.end())
+    if pos >= n or text[pos] != "=":
+        return None, pos
+    pos = _skip(text, pos + 1)
+    if pos < n and text[pos] == '"':
+        value, pos = _quoted(text, pos)
+        if value is None:  # not closed
+            return None, n
+    elif pos < n and text[pos] == "=":  # name==?utf-8?b?...?= sent unquoted
+        m = _UNQUOTED_WORD.match(text, pos)
+        value, pos = m.group(0), m.end()
+    else:
+        m = _TOKEN.match(text, pos)
+        value, pos = (m.group(0), m.end()) if m else ("", pos)
+    return (key, value), _skip(text, pos)
 
 
 def _parameters(text: str, pos: int) -> list[tuple[str, str]]:
-    """`*(";" attribute "=" value)`; a malformed parameter is skipped, not the rest."""
+    """`*(";" parameter)`. Where a parameter is malformed the reading goes on one
+    character further, looking for the next ";", as Dovecot reads it."""
     out: list[tuple[str, str]] = []
     n = len(text)
-    while True:
-        pos = _skip(text, pos)
-        if pos < n and text[pos] != ";":
-            pos = _next_semicolon(text, pos)
-        if pos >= n:
-            return out
-        pos = _skip(text, pos + 1)
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            continue
-        key, pos = m.group(0), _skip(text, m.end())
-        if pos >= n or text[pos] != "=":
-            continue
-        pos = _skip(text, pos + 1)
-        if pos < n and text[pos] == '"':
-            value, pos = _quoted(text, pos)
-        else:
-            m = _TOKEN.match(text, pos)
-            if m is None:
-                continue
-            value, pos = m.group(0), m.end()
-        pos = _skip(text, pos)
-        if pos < n and text[pos] != ";":
-            continue  # trailing junk: the parameter is dropped
-        out.append((key, value))
+    while pos < n:
+        pair, pos = _parameter(text, pos)
+        if pair is not None:
+            out.append(pair)
+        elif pos < n:
+            pos += 1
+    return out
 
 
 def _rfc2231_escape(value: str) -> str:
@@ -394,7 +405,10 @@ def content_type(value: str | None) -> tuple[str | None, dict[str, str]]:
     sub = _TOKEN.match(value, _skip(value, pos + 1))
     if sub is None:
         return None, {}
-    return (m.group(0) + "/" + sub.group(0)).lower(), _param_dict(value, sub.end())
+    end = _skip(value, sub.end())
+    if end < len(value) and value[end] != ";":
+        return None, {}  # junk after the subtype: not a media type
+    return (m.group(0) + "/" + sub.group(0)).lower(), _param_dict(value, end)
 
 
 def disposition(value: str | None) -> tuple[str | None, dict[str, str]]:

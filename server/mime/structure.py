@@ -191,7 +191,9 @@ class _Parser:
         if best < 0:
             return False
         multipart = bounds[best][1]
-        eol = self._eol_before(data, i)
+        # The line end before the delimiter is the delimiter's, unless it ends a
+        # header line: a header block cut short keeps its last line whole.
+        eol = 0 if self.stack[-1].in_head else self._eol_before(data, i)
         end, end_nl = self.base + i - eol, self._nl_at(data, i) - (1 if eol else 0)
         stack = self.stack
         depth = stack.index(multipart)
@@ -334,6 +336,10 @@ def _node(e: _Entity) -> dict:
         node["lines"] = e.end_nl - e.body_nl
     elif e.sink is not None:
         node["envelope"], node["body"] = e.sink.result()
+        node["lines"] = e.end_nl - e.body_nl
+    elif maintype == "message" and node["subtype"] in ("rfc822", "global") and e.depth < MAX_DEPTH:
+        # no body to hold a message (its header was cut short): an empty one, as Dovecot shows it
+        node["envelope"], node["body"] = envelope(HeaderBlock(b"")), _empty_text()
         node["lines"] = e.end_nl - e.body_nl
     elif maintype == "text":
         node["lines"] = e.end_nl - e.body_nl
