@@ -2,6 +2,7 @@
 MariaDB, through the codec both ends use."""
 from __future__ import annotations
 
+import io
 import secrets
 
 import pytest
@@ -9,6 +10,7 @@ from harness import mariadb_database
 
 from server.blobs import FileBlobStore
 from server.mime import message_columns
+from server.mime.search import text_matches
 from server.storage import Storage
 from shared import codec
 from shared.errors import BadRequest
@@ -41,7 +43,6 @@ def st(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def folder(st):
-    import io
     user = st.create_user("u" + secrets.token_hex(4), "hash", "Full Name", "a@example.com")
     inbox = next(f for f in st.list_folders(user["store_id"]) if f["name"] == "Inbox")["id"]
     for i, source in enumerate(MESSAGES):
@@ -87,3 +88,20 @@ def test_scan_restrictions(st, folder, restriction, expected):
 def test_bad_scan_restrictions(st, folder, bad):
     with pytest.raises(BadRequest):
         st.query_items(folder, ["uid"], bad, [])
+
+
+DIGEST = (b"Subject: digest\r\nContent-Type: multipart/digest; boundary=D\r\n\r\n"
+          b"--D\r\n\r\nSubject: one\r\n\r\nfirst\r\n"
+          b"--D\r\n\r\nSubject: two\r\nContent-Type: text/plain; charset=utf-8\r\n"
+          b"Content-Transfer-Encoding: base64\r\n\r\nc2Vjb25kIMOcYmVyc2ljaHQ=\r\n"
+          b"--D\r\nContent-Type: text/plain\r\n\r\nthird\r\n--D--\r\n")
+
+
+@pytest.mark.parametrize("needle, found", [
+    ("first", True), ("SECOND übersicht", True), ("third", True), ("subject: two", True),
+    ("subject: digest", False), ("first\r\nsecond", False), ("--D", False),
+])
+def test_digest_parts_are_messages(needle, found):
+    """multipart/digest parts default to message/rfc822 (RFC 2046 §5.1.5); a match never
+    spans two parts."""
+    assert text_matches(io.BytesIO(DIGEST), needle, body_only=True) is found

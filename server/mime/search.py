@@ -148,6 +148,7 @@ class _BodyText:
     def __init__(self, fp: BinaryIO) -> None:
         self.fp = fp
         self.boundaries: list[bytes] = []
+        self.child_types: list[str] = []  # each open multipart's default part type
 
     def _lines(self) -> Iterator[tuple[bytes, bool]]:
         """(line or piece of a long line, whether it starts a line)."""
@@ -183,8 +184,11 @@ class _BodyText:
                     yield part.close()
                     yield None
                     part = None
-                del self.boundaries[level + (0 if closing else 1):]
+                keep = level + (0 if closing else 1)
+                del self.boundaries[keep:], self.child_types[keep:]
                 head, head_size, top, show_head = (None, 0, False, False) if closing else ([], 0, False, False)
+                if not closing:
+                    default = self.child_types[level]
                 continue
             if head is not None:
                 if line in (b"\r\n", b"\n") and starts:
@@ -194,10 +198,8 @@ class _BodyText:
                         yield None
                     part, nested = self._open(block, default)
                     default = "text/plain"
-                    if nested == "message":
+                    if nested:
                         head, head_size, show_head = [], 0, True  # an attached message's header
-                    elif nested == "digest":
-                        default = "message/rfc822"
                     continue
                 if head_size < HEADER_CAP:
                     head.append(line)
@@ -210,8 +212,9 @@ class _BodyText:
         if part is not None:
             yield part.close()
 
-    def _open(self, block: bytes, default: str) -> tuple["_TextPart | None", str | None]:
-        """The decoder for a part's body (None when it is not searched), and what nests."""
+    def _open(self, block: bytes, default: str) -> tuple["_TextPart | None", bool]:
+        """The decoder for a part's body (None when it is not searched), and whether a
+        message (with a header block of its own) follows."""
         msg = _PARSER.parsebytes(block)
         ctype, params = _content_type(msg)
         if not ctype or ctype.count("/") != 1:
@@ -220,12 +223,13 @@ class _BodyText:
         encoding = (_field(msg, "Content-Transfer-Encoding") or "7bit").strip().lower()
         if maintype == "multipart" and params.get("boundary"):
             self.boundaries.append(params["boundary"].encode("utf-8", "surrogateescape"))
-            return None, "digest" if subtype == "digest" else None
+            self.child_types.append("message/rfc822" if subtype == "digest" else "text/plain")
+            return None, False
         if maintype == "message" and subtype in ("rfc822", "global") and encoding in ("7bit", "8bit", "binary"):
-            return None, "message"
+            return None, True
         if maintype == "text" or maintype == "message":
-            return _TextPart(encoding, params.get("charset") or "us-ascii"), None
-        return None, None
+            return _TextPart(encoding, params.get("charset") or "us-ascii"), False
+        return None, False
 
 
 class _TextPart:
