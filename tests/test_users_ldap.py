@@ -379,3 +379,17 @@ def test_login_group_by_group_search(slapd, storage):
     alice = b.find("alice")
     assert b.groups_of(alice, membership) == ["mail-users"]
     b.close()
+
+
+def test_sync_reads_the_directory_page_by_page(slapd, storage):
+    paged = backend(storage, ldap_uri=slapd.uri, ldap_page_size="2").all_users()
+    whole = backend(storage, ldap_uri=slapd.uri).all_users()
+    assert len(paged) > 2 and sorted(u.name for u in paged) == sorted(u.name for u in whole)
+
+
+def test_a_user_made_with_user_add_is_taken_over_by_the_directory(slapd, storage):
+    # Moving from user_plugin = db to ldap keeps everyone's mail.
+    made = storage.create_user("alice", "")
+    user = backend(storage, ldap_uri=slapd.uri).authenticate("alice", "alice-pw")
+    assert user["id"] == made["id"] and user["store_id"] == made["store_id"]
+    assert user["external_id"].startswith("ldap:") and user["email"] == "alice@example.org"
