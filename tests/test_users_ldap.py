@@ -393,3 +393,11 @@ def test_a_user_made_with_user_add_is_taken_over_by_the_directory(slapd, storage
     user = backend(storage, ldap_uri=slapd.uri).authenticate("alice", "alice-pw")
     assert user["id"] == made["id"] and user["store_id"] == made["store_id"]
     assert user["external_id"].startswith("ldap:") and user["email"] == "alice@example.org"
+
+
+def test_sync_needs_a_directory(tmp_path):
+    cmd = [sys.executable, "-m", "groupware.cli", "user", "sync", "--config-dir", os.path.join(ROOT, "conf"),
+           "--data-dir", str(tmp_path)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "user_plugin db has no directory to sync" in result.stderr
