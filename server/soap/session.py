@@ -46,8 +46,11 @@ async def logon(call: Call) -> etree._Element:
     try:
         user = await call.run(services.users.authenticate, name, password)
     except AuthFailed:
-        # One line with user and address so fail2ban can act on it.
-        log.warning("authentication failed for user %r from %s", name, where)
+        # A gateway that names its client logs the failure itself, once, with protocol,
+        # user and address for fail2ban (shared.authguard); for a direct SOAP client
+        # this is the line fail2ban has.
+        log.log(logging.INFO if client else logging.WARNING,
+                "authentication failed for user %r from %s", name, where)
         raise
     if protocol in FEATURES and protocol not in enabled_features(services, user):
         log.info("user %r refused %s access from %s: feature disabled", name, protocol, where)
