@@ -589,3 +589,32 @@ def test_publish_a_calendar_at_a_secret_url_and_revoke_it(env):
     out = groupware(env.server.data_dir, env.server.socket_path, "calendar", "unpublish", "demo", "published")
     assert "no longer published" in out
     assert requests.get(url, timeout=10).status_code == 404
+
+
+def test_free_busy_query(env):
+    cal = new_calendar(env, "busy")
+    env.request("PUT", cal + "b.ics", event("busy-1", "20261203T100000Z", "20261203T113000Z"))
+    body = ('<c:free-busy-query xmlns:c="urn:ietf:params:xml:ns:caldav">'
+            '<c:time-range start="20261201T000000Z" end="20261210T000000Z"/></c:free-busy-query>')
+    r = env.request("REPORT", cal, body, Depth="1", Content_Type="application/xml")
+    assert r.status_code == 200 and "BEGIN:VFREEBUSY" in r.text
+    assert "20261203T100000Z/20261203T113000Z" in r.text.replace("\r\n ", "")
+
+
+def test_sync_tokens_survive_a_restart(tmp_path):
+    data = str(tmp_path / "var")
+    e = start_env(data)
+    try:
+        cal = new_calendar(e, "durable")
+        e.request("PUT", cal + "a.ics", event("durable-a"))
+        token = xml(sync_collection(e, cal)).find(DAV + "sync-token").text
+    finally:
+        e.server.stop()
+    e = start_env(data)
+    try:
+        r = sync_collection(e, cal, token)
+        assert r.status_code == 207 and hrefs(r) == []
+        e.request("PUT", cal + "b.ics", event("durable-b"))
+        assert [h.rsplit("/", 1)[1] for h in hrefs(sync_collection(e, cal, token))] == ["b.ics"]
+    finally:
+        e.server.stop()
