@@ -18,7 +18,6 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
