@@ -35,7 +35,7 @@ def _clean_text(text: str) -> str:
 
 
 class HeaderBlock:
-    """The fields of a header block, in order, as (lowercased name, raw value bytes).
+    """The fields of a header block by lowercased name, raw value bytes in order.
 
     A line end followed by blanks unfolds into one space; the blanks after the colon
     are not part of the value. A line that is not a field (no colon), and its
@@ -45,7 +45,7 @@ class HeaderBlock:
     __slots__ = ("fields",)
 
     def __init__(self, data: bytes) -> None:
-        fields: list[tuple[bytes, list[bytes]]] = []
+        fields: dict[bytes, list[list[bytes]]] = {}
         current: list[bytes] | None = None
         for line in data.split(b"\n"):
             if line.endswith(b"\r"):
@@ -59,17 +59,20 @@ class HeaderBlock:
                 current = None
                 continue
             current = [line[m.end():]]
-            fields.append((m.group(1).lower(), current))
-        self.fields = [(name, b" ".join(pieces)) for name, pieces in fields]
+            fields.setdefault(m.group(1).lower(), []).append(current)
+        # lowercased name -> its values in order
+        self.fields = {name: [b" ".join(pieces) for pieces in values] for name, values in fields.items()}
 
     def all(self, name: bytes) -> list[str]:
-        return [_clean(value) for key, value in self.fields if key == name]
+        return [_clean(value) for value in self.fields.get(name, ())]
 
     def first(self, name: bytes) -> str | None:
-        return next((_clean(value) for key, value in self.fields if key == name), None)
+        values = self.fields.get(name)
+        return _clean(values[0]) if values else None
 
     def last(self, name: bytes) -> str | None:
-        return next((_clean(value) for key, value in reversed(self.fields) if key == name), None)
+        values = self.fields.get(name)
+        return _clean(values[-1]) if values else None
 
 
 def _clean(value: bytes) -> str:

@@ -13,8 +13,10 @@ show clients the same structure:
   matching boundary wins, then the innermost, so a boundary reused by a nested
   multipart belongs to the nested one. A delimiter of an outer multipart ends
   every part inside it;
-- the line end before a delimiter belongs to the delimiter; preamble and
-  epilogue belong to no part; an unterminated part runs to the end;
+- the line end before a delimiter belongs to the delimiter (unless it ends a
+  header block cut short); preamble and epilogue belong to no part; an
+  unterminated part runs to the end;
+- a multipart in which no part is found shows one empty text/plain part;
 - `lines` counts the line feeds of a body.
 """
 from __future__ import annotations
@@ -42,8 +44,7 @@ HEADER_CAP = 256 * 1024
 # Base64 message/rfc822 parts are also parsed undecoded, in case the decoding
 # fails at the end; at most this many per message.
 MAX_FALLBACKS = 16
-# Transfer encodings under which a message/rfc822 body is the message itself.
-_IDENTITY = frozenset({"7BIT", "8BIT", "BINARY"})
+
 
 class _Budget:
     """Limits shared by every parser of one message."""
@@ -127,11 +128,11 @@ class _Parser:
         e.body_start, e.body_nl = start, nl
         block = HeaderBlock(bytes(e.head))
         e.head = bytearray()
-        ctype, params = content_type(block.first(b"content-type"))
+        value = block.first(b"content-type")
+        ctype, params = content_type(value)
         if ctype is None:
-            ctype, params = e.default_type, {}
-        elif ctype.count("/") != 1 or not all(ctype.split("/")):
-            ctype, params = "text/plain", {}
+            # absent: the default; malformed: text/plain (RFC 2045 §5.2)
+            ctype, params = (e.default_type if value is None else "text/plain"), {}
         maintype, subtype = ctype.split("/")
         if maintype == "text" and "charset" not in params:
             params["charset"] = "us-ascii"  # RFC 2045 §5.2, as Dovecot reports it
