@@ -25,12 +25,12 @@ def test_idle_sessions_expire_with_their_tokens_and_uploads():
     sessions = manager(clock, discarded)
     session = sessions.create(USER, "imap")
     assert len(session.id) == 32
-    token = sessions.add_stream(session, Stream("key", 10))
+    token = sessions.add_stream(session, Stream([("key", 10)]))
     sessions.add_upload(session, "/tmp/upload-1")
     clock.advance(59)
     assert sessions.get(session.id) is session  # use resets the idle clock
     clock.advance(59)
-    assert sessions.stream(token)[1].blob_key == "key"
+    assert sessions.stream(token)[1].segments == [("key", 10)]
     clock.advance(61)
     assert sessions.expire() == 1
     with pytest.raises(SessionInvalid):
@@ -55,13 +55,13 @@ def test_stream_tokens_per_session_are_capped_oldest_first():
     clock, discarded = Clock(), []
     sessions = manager(clock, discarded)
     session = sessions.create(USER)
-    tokens = [sessions.add_stream(session, Stream(f"key{n}", n)) for n in range(MAX_STREAMS_PER_SESSION + 10)]
+    tokens = [sessions.add_stream(session, Stream([(f"key{n}", n)])) for n in range(MAX_STREAMS_PER_SESSION + 10)]
     assert len(session.streams) == MAX_STREAMS_PER_SESSION
     for token in tokens[:10]:
         with pytest.raises(NotFound):
             sessions.stream(token)
-    assert sessions.stream(tokens[10])[1].blob_key == "key10"
-    assert sessions.stream(tokens[-1])[1].blob_key == f"key{MAX_STREAMS_PER_SESSION + 9}"
+    assert sessions.stream(tokens[10])[1].segments[0][0] == "key10"
+    assert sessions.stream(tokens[-1])[1].segments[0][0] == f"key{MAX_STREAMS_PER_SESSION + 9}"
 
 
 def test_uploads_are_taken_once_and_capped():
