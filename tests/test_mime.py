@@ -221,6 +221,36 @@ def test_delimiter_inside_a_header_block():
     assert (second["body"]["type"], second["body"]["size"]) == ("text", 0)
 
 
+def _located(node: dict):
+    if "offsets" in node:
+        yield node
+    for part in node.get("parts", []):
+        yield from _located(part)
+    if "body" in node:
+        yield from _located(node["body"])
+
+
+def test_offsets_locate_every_part(corpus):
+    """[header start, body start, end] of each part in the source: the header re-read
+    gives the same media type, the body is `size` octets with `lines` line feeds."""
+    long_delimiter = (b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz" + b" " * 100_000 +
+                      b"\r\nContent-Type: text/html\r\n\r\n<p>\r\n--zz--\r\n")
+    for raw in [open(p, "rb").read() for p in corpus] + HAND_MADE + [long_delimiter]:
+        _, _, body = cols(raw)
+        assert body["offsets"][0] == 0 and body["offsets"][2] == len(raw)
+        for node in _located(body):
+            start, body_start, end = node["offsets"]
+            assert 0 <= start <= body_start <= end <= len(raw) and end - body_start == node["size"]
+            if "lines" in node:
+                assert raw[body_start:end].count(b"\n") == node["lines"]
+            ctype, _ = content_type(HeaderBlock(raw[start:body_start]).first(b"content-type"))
+            if ctype is not None:
+                assert ctype == f"{node['type']}/{node['subtype']}"
+    _, _, body = cols(long_delimiter)
+    start, body_start, end = body["parts"][0]["offsets"]
+    assert long_delimiter[start:end] == b"Content-Type: text/html\r\n\r\n<p>"
+
+
 def test_hostile_structures_stay_bounded():
     many = b"Content-Type: multipart/mixed; boundary=m\r\n\r\n" + b"--m\r\n\r\nx\r\n" * (MAX_PARTS + 500)
     _, _, body = cols(many)

@@ -18,6 +18,10 @@ show clients the same structure:
   unterminated part runs to the end;
 - a multipart in which no part is found shows one empty text/plain part;
 - `lines` counts the line feeds of a body.
+
+Every node located in the stored source carries "offsets": [header start, body
+start, end], so a FETCH of BODY[section] can read exactly the range that the
+BODYSTRUCTURE describes.
 """
 from __future__ import annotations
 
@@ -56,10 +60,11 @@ class _Budget:
 
 class _Entity:
     """One MIME entity: its header block while it is read, then its body
-    structure node; its body is [body_start, end) of the parser's stream, with
-    body_nl and end_nl the line feeds before those offsets."""
+    structure node; its header is [start, body_start) and its body
+    [body_start, end) of the parser's stream, with body_nl and end_nl the line
+    feeds before those offsets."""
 
-    __slots__ = ("depth", "default_type", "head", "head_full", "keep", "in_head", "body_start",
+    __slots__ = ("depth", "default_type", "head", "head_full", "keep", "in_head", "start", "body_start",
                  "body_nl", "end", "end_nl", "node", "envelope", "children", "inner", "sink",
                  "pending", "child_default", "message")
 
@@ -69,7 +74,7 @@ class _Entity:
         self.head_full = False
         self.keep = False  # the header line being read is kept
         self.in_head = True
-        self.body_start = self.body_nl = self.end = self.end_nl = 0
+        self.start = self.body_start = self.body_nl = self.end = self.end_nl = 0
         self.node: dict[str, Any] = {}
         self.envelope: dict | None = None
         self.children: list[_Entity] = []
@@ -103,6 +108,7 @@ class _Parser:
         self.buf = b""  # the start of a line not yet complete
         self.at_start = True  # at the start of a line
         self.skip = False  # inside the rest of a long delimiter line
+        self.opened: _Entity | None = None  # the part the delimiter being read opens
         self.head_rest = False  # inside the rest of a long header line
         # line feeds counted so far in the current data: up to index _ci there are _cnl
         self._ci = 0
@@ -165,6 +171,7 @@ class _Parser:
             else:
                 inner = e.inner = _Entity(e.depth + 1, "text/plain")
                 inner.message = True
+                inner.start = start
                 self.stack.append(inner)
 
     def _finish(self, e: _Entity, end: int, end_nl: int) -> None:
@@ -191,6 +198,7 @@ class _Parser:
                     break
         if best < 0:
             return False
+        self.opened = None
         multipart = bounds[best][1]
         # The line end before the delimiter is the delimiter's, unless it ends a
         # header line: a header block cut short keeps its last line whole.
@@ -206,10 +214,16 @@ class _Parser:
             del bounds[best]
         else:
             self.budget.parts -= 1
-            child = _Entity(multipart.depth + 1, multipart.child_default)
+            child = self.opened = _Entity(multipart.depth + 1, multipart.child_default)
             multipart.children.append(child)
             stack.append(child)
         return True
+
+    def _opened_at(self, i: int) -> None:
+        """The part a delimiter opened starts after the delimiter line, at data[i]."""
+        if self.opened is not None:
+            self.opened.start = self.base + i
+            self.opened = None
 
     def _content(self, e: _Entity, piece: bytes) -> None:
         """Body bytes of an encoded message/rfc822, its last line end held back."""
@@ -241,6 +255,7 @@ class _Parser:
                     self.stack[-1].keep_line(data[i:stop])
                 i = stop
                 if j >= 0:
+                    self._opened_at(stop)
                     self.skip = self.head_rest = False
                     self.at_start = True
                 continue
@@ -257,6 +272,7 @@ class _Parser:
                 line = data[i:stop]
                 if bounds and line.startswith(b"--") and self._delimiter(data, i, line, complete):
                     if complete:
+                        self._opened_at(stop)
                         i, self.at_start = stop, True
                     else:
                         i, self.skip = stop, True
@@ -325,15 +341,20 @@ def _empty_text() -> dict:
     return _plain_node(0, 0)
 
 
-def _node(e: _Entity) -> dict:
+def _node(e: _Entity, located: bool = True) -> dict:
+    """The body structure of `e`. Entities `located` in the stored source also get
+    "offsets": [header start, body start, end] in it (parts of a decoded
+    message/rfc822 have none; nor has the empty part of an empty multipart)."""
     node = e.node
     node["size"] = e.end - e.body_start
+    if located:
+        node["offsets"] = [e.start, e.body_start, e.end]
     maintype = node["type"]
     if maintype == "multipart":
-        node["parts"] = [_node(c) for c in e.children] or [_empty_text()]
+        node["parts"] = [_node(c, located) for c in e.children] or [_empty_text()]
     elif e.inner is not None:
         node["envelope"] = e.inner.envelope
-        node["body"] = _node(e.inner)
+        node["body"] = _node(e.inner, located)
         node["lines"] = e.end_nl - e.body_nl
     elif e.sink is not None:
         node["envelope"], node["body"] = e.sink.result()
@@ -383,7 +404,7 @@ class _Encoded:
         parser = self.undecoded if self.failed else self.inner
         if parser is None:  # undecodable, and no fallback parse left
             return envelope(HeaderBlock(b"")), _plain_node(0, 0)
-        return parser.root.envelope, _node(parser.root)
+        return parser.root.envelope, _node(parser.root, False)
 
 
 # -- the columns -------------------------------------------------------------
