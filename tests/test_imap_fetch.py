@@ -381,3 +381,36 @@ def test_listing_cache_stays_within_its_bytes():
     assert cache.get((1, 7, 1)) is None and cache.get((1, 7, 199))["RFC822.SIZE"] == 5
     cache.put((1, 7, 500), {"ENVELOPE": b"y" * 20_000})  # bigger than the whole cache: not kept
     assert cache.get((1, 7, 500)) is None and cache.bytes <= 10_000
+
+
+def test_fetch_of_a_message_expunged_elsewhere(env):
+    folder = fill(env, "expunged", [b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i) for i in range(3)])
+    raw = env.raw(login=True)
+    raw.cmd("SELECT expunged")
+    env.rt.call(folder.delete_items, [2])
+    time.sleep(0.3)  # the push has come; FETCH may not announce the expunge
+    lines = raw.cmd("FETCH 1:3 (BODY.PEEK[])")
+    assert lines[-1].startswith(b"r3 NO [EXPUNGEISSUED]")
+    assert not any(b"EXPUNGE\r\n" in line for line in lines[:-1])
+    text = b"".join(lines)
+    assert b"* 1 FETCH (BODY[] {22}\r\nSubject: 0\r\n\r\nbody 0\r\n)" in text
+    assert b"* 3 FETCH (BODY[] {22}\r\nSubject: 2\r\n\r\nbody 2\r\n)" in text
+    # UID FETCH may carry it; afterwards message 2 is the former 3.
+    assert raw.cmd("UID FETCH 1:* (UID)") == [b"* 1 FETCH (UID 1)\r\n", b"* 2 FETCH (UID 2)\r\n",
+                                              b"* 3 FETCH (UID 3)\r\n", b"* 2 EXPUNGE\r\n",
+                                              b"r4 OK UID FETCH completed\r\n"]
+    assert raw.cmd("FETCH 2 (UID)")[0] == b"* 2 FETCH (UID 3)\r\n"
+    raw.close()
+
+
+def test_binary_of_an_unknown_encoding_and_a_header_only_message(env):
+    odd = (b"Subject: odd\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+           b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n--B--\r\n")
+    fill(env, "oddities", [odd, b"Subject: only a header\r\nFrom: a@b.example\r\n"])
+    raw = env.raw(login=True)
+    raw.cmd("EXAMINE oddities")
+    assert raw.cmd("FETCH 1 (BINARY.PEEK[1])")[-1].startswith(b"r3 NO [UNKNOWN-CTE]")
+    text = b"".join(raw.cmd("FETCH 2 (BODY.PEEK[HEADER] BODY.PEEK[TEXT] BODY.PEEK[1])"))
+    assert b"BODY[HEADER] {43}\r\nSubject: only a header\r\nFrom: a@b.example\r\n" in text
+    assert b"BODY[TEXT] {0}\r\n" in text and b"BODY[1] {0}\r\n" in text
+    raw.close()
