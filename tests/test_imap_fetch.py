@@ -289,6 +289,23 @@ def test_partial_of_a_big_message_reads_only_its_range(env, tmp_path):
     raw.close()
 
 
+def test_partials_and_headers_of_mid_sized_messages(env):
+    sources = [b"Subject: mid %d\r\nX-Pad: %s\r\n\r\n" % (n, b"p" * n) + b"".join(b"%07d\r\n" % i for i in range(30000))
+               for n in range(3)]
+    fill(env, "midsized", sources)
+    raw = env.raw(login=True)
+    raw.cmd("EXAMINE midsized")
+    lines = raw.cmd("FETCH 1:3 (BODY.PEEK[]<100000.18> BODY.PEEK[TEXT]<9.9> BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    text = b"".join(lines)
+    for n, source in enumerate(sources, start=1):
+        body = source.index(b"\r\n\r\n") + 4
+        assert (b"* %d FETCH (BODY[]<100000> {18}\r\n" % n + source[100000:100018]
+                + b" BODY[TEXT]<9> {9}\r\n" + source[body + 9:body + 18]
+                + b" BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: mid %d\r\n\r\n)" % (n - 1)) in text
+    assert lines[-1].startswith(b"r3 OK")
+    raw.close()
+
+
 # -- STORE ---------------------------------------------------------------------------------
 
 def test_store_flags_and_keywords(env):

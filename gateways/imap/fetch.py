@@ -47,6 +47,7 @@ BATCH_BYTES = 4 * 1024 * 1024  # bytes of sources per batch request
 BATCH_MESSAGES = 1000  # the store's limit per openStream
 FLUSH_BYTES = 128 * 1024  # output gathered before it is written
 HEADER_PROBE = 128 * 1024  # first bytes read to find the header of a big message
+PARTIAL_SOURCE = 64 * 1024  # above this, a partial or header fetch reads by range
 
 UID_ATTRIBUTE = FetchAttribute("UID")
 MODSEQ_ATTRIBUTE = FetchAttribute("MODSEQ")
@@ -65,6 +66,19 @@ def _sets_seen(attribute: FetchAttribute) -> bool:
     if name in ("RFC822", "RFC822.TEXT"):
         return True
     return name in ("BODY[]", "BINARY[]") and not attribute.peek
+
+
+def _needs_little(attribute: FetchAttribute) -> bool:
+    """Whether a body item needs only a little of a message: a partial of the whole
+    message or of its text, or the top-level header (fields)."""
+    section = _section_of(attribute)
+    if attribute.name not in ("BODY[]", "RFC822.HEADER", "RFC822", "RFC822.TEXT"):
+        return False
+    if section.part:
+        return False
+    if section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        return True
+    return attribute.partial is not None and attribute.partial[1] <= PARTIAL_SOURCE
 
 
 def _section_of(attribute: FetchAttribute) -> Section:
@@ -187,6 +201,10 @@ class Fetcher:
         self.listing = {a.name for a in attributes if a.name in COLUMNS} | (
             {"RFC822.SIZE"} if self.bodies else set())
         self.sets_seen = not box.readonly and any(_sets_seen(a) for a in self.bodies)
+        # Messages above this size are read by range, not whole: any size for items
+        # that need only a part of a message (a partial, the header), else SMALL_SOURCE.
+        self.whole_limit = PARTIAL_SOURCE if self.bodies and all(map(_needs_little, self.bodies)) \
+            else SMALL_SOURCE
         self.condstore = "CONDSTORE" in conn.enabled
         self.missing = 0
         self.seen_now: set[int] = set()
@@ -205,7 +223,7 @@ class Fetcher:
             rows = await self._rows(window)
             sources = SourceBatches(self.box.folder, [(self.box.uids[i], rows[self.box.uids[i]]["RFC822.SIZE"])
                                                       for i in window if self.box.uids[i] in rows]
-                                    if self.bodies else [])
+                                    if self.bodies else [], self.whole_limit)
             try:
                 for i in window:
                     uid = self.box.uids[i]
@@ -301,7 +319,7 @@ class Fetcher:
         source: memoryview | None = None
         big: BigMessage | None = None
         if self.bodies:
-            if size <= SMALL_SOURCE:
+            if size <= self.whole_limit:
                 source = await sources.get(uid)
                 if source is None:
                     self.missing += 1
@@ -412,15 +430,16 @@ class SourceBatches:
     At most two batches are held: the one being written and the next, requested
     while the first goes out."""
 
-    def __init__(self, folder: Any, messages: list[tuple[int, int]]) -> None:
+    def __init__(self, folder: Any, messages: list[tuple[int, int]], limit: int = 0) -> None:
         self.folder = folder
+        limit = limit or SMALL_SOURCE
         self.batch_of: dict[int, int] = {}
         self.batches: list[list[int]] = []
         current: list[int] = []
         total = 0
         for uid, size in messages:
             size = size or 0
-            if size > SMALL_SOURCE:
+            if size > limit:
                 continue
             if current and (total + size > BATCH_BYTES or len(current) >= BATCH_MESSAGES):
                 self.batches.append(current)
@@ -543,7 +562,7 @@ class BigMessage:
         return b"".join(chunks)
 
     async def _locate(self, section: Section) -> Located | None:
-        if not section.part and section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        if not section.part and section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"):
             probe = PartMap()
             probe.feed(await self._read(0, min(self.size, HEADER_PROBE)))
             if probe.root.body_start >= 0 or self.size <= HEADER_PROBE:
@@ -569,6 +588,12 @@ class BigMessage:
         start, end = located.start, located.end
         binary = name in ("BINARY[]", "BINARY.SIZE")
         decoding = binary and bool(section.part) and located.encoding.upper() not in ("7BIT", "8BIT", "BINARY", "")
+        if attribute.partial is not None and located.fields is None and not decoding and name != "BINARY.SIZE":
+            # Only the asked-for octets are read.
+            origin, count = attribute.partial
+            start = min(start + origin, end)
+            end = min(start + count, end)
+            attribute = FetchAttribute(name, attribute.section, None, attribute.peek)
         if located.fields is not None or (end - start <= SMALL_SOURCE):
             data = await self._read(start, end) if end > start else b""
             if located.fields is not None:
