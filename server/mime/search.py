@@ -109,8 +109,18 @@ def _content_type(msg: Message) -> tuple[str | None, dict[str, str]]:
 def header_matches(fp: BinaryIO, name: str, needle: str) -> bool:
     """Whether the header `name` holds `needle`; an empty needle asks only that it be there."""
     wanted, folded = name.lower(), fold(needle)
-    return any(field == wanted and folded in fold(value)
-               for field, value in header_values(read_header_block(fp)))
+    block = read_header_block(fp)
+    if _surely_absent(block, folded):
+        return False
+    return any(field == wanted and folded in fold(value) for field, value in header_values(block))
+
+
+def _surely_absent(block: bytes, folded: str) -> bool:
+    """A cheap no for the common case: an ASCII needle without blanks (which unfolding
+    could create) that is not in the raw block, and no encoded words that could hide it."""
+    if not folded or not folded.isascii() or any(ch.isspace() for ch in folded) or b"=?" in block:
+        return False
+    return folded.encode("ascii") not in block.lower()
 
 
 def _header_text(block: bytes) -> str:
@@ -122,6 +132,8 @@ def text_matches(fp: BinaryIO, needle: str, body_only: bool) -> bool:
     folded = fold(needle)
     if not folded:
         return True
+    if _raw_says_no(fp, folded, body_only):
+        return False
     keep = len(folded) + 8  # case folding may change lengths a little
     text, size = [], 0
     for piece in body_text(fp, with_header=not body_only):
@@ -134,6 +146,34 @@ def text_matches(fp: BinaryIO, needle: str, body_only: bool) -> bool:
             text.append(piece)
             size += len(piece)
     return folded in fold("".join(text))
+
+
+# What could hide an ASCII needle from a look at the raw octets.
+_DISGUISES = (b"base64", b"quoted-printable", b"=?", b"utf-16", b"utf-32", b"utf-7")
+
+
+def _raw_says_no(fp: BinaryIO, folded: str, body_only: bool) -> bool:
+    """A cheap no: the ASCII needle is nowhere in the raw source and nothing in it is
+    encoded in a way that could hide it. Blanks in the needle could come from unfolding
+    a header, so they are allowed only for BODY of messages without attached messages.
+    Leaves `fp` at the start either way."""
+    blanks = any(ch.isspace() for ch in folded)
+    if not folded.isascii() or (blanks and not body_only) or not fp.seekable():
+        return False
+    needle = folded.encode("ascii")
+    disguises = _DISGUISES + ((b"message/", b"digest") if blanks else ())
+    keep = max(len(needle), max(map(len, disguises))) - 1
+    start = fp.tell()
+    tail = b""
+    try:
+        for chunk in iter(lambda: fp.read(CHUNK), b""):
+            text = tail + chunk.lower()
+            if needle in text or any(d in text for d in disguises):
+                return False
+            tail = text[-keep:]
+        return True
+    finally:
+        fp.seek(start)
 
 
 def body_text(fp: BinaryIO, with_header: bool = False) -> Iterator[str | None]:
