@@ -17,7 +17,7 @@ from harness import ROOT, ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
-from test_pop3 import free_port, groupware, make_cert
+from test_pop3 import groupware, make_cert
 
 from gateways.imap.grammar.mutf7 import encode as mutf7
 
@@ -115,12 +115,10 @@ class Env:
 def env(reactor_thread, tmp_path_factory):
     data = tmp_path_factory.mktemp("imap")
     cert, key = make_cert(str(data))
-    imaps = free_port()
-    server = ServerProcess(str(data / "var"), {"imaps_listen": f"127.0.0.1:{imaps}",
-                                               "ssl_certificate_file": cert, "ssl_private_key_file": key},
+    server = ServerProcess(str(data / "var"), {"ssl_certificate_file": cert, "ssl_private_key_file": key},
                            demo=True).start()
     try:
-        e = Env(reactor_thread, server, imaps)
+        e = Env(reactor_thread, server, server.port("imaps"))
         yield e
         reactor_thread.call(e.session.logoff)
         reactor_thread.call(e.adapter.close)
