@@ -165,7 +165,8 @@ def serve(cfg: Config, demo: bool = False) -> int:
     stopping: list[bool] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         reactor.callWhenRunning(signal.signal, signum, on_signal)
-    reactor.callWhenRunning(lambda: server.start(reactor).addCallbacks(started, failed))
+    # addCallback then addErrback: a gateway that fails to start must stop the process too.
+    reactor.callWhenRunning(lambda: server.start(reactor).addCallback(started).addErrback(failed))
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.run()
     return exit_code[0] if exit_code else 0

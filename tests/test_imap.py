@@ -528,6 +528,19 @@ def test_store_outage_is_unavailable_never_a_bad_password(env, tmp_path):
         stop(proc)
 
 
+def test_serve_stops_when_the_imap_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = ServerProcess(str(tmp_path / "var"), {"imap_listen": "127.0.0.1:%d" % taken.getsockname()[1]})
+        with pytest.raises(RuntimeError, match="server (exited|closed its output)"):
+            server.start(timeout=60)
+        assert server.proc.wait(30) == 1  # not left hanging
+        server.stop()
+    log = open(os.path.join(server.data_dir, "server.log"), encoding="utf-8").read()
+    assert "could not start" in log
+
+
 def test_session_survives_a_store_restart(reactor_thread, tmp_path):
     server = ServerProcess(str(tmp_path / "var"), demo=True).start()
     password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
