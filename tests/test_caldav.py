@@ -618,3 +618,13 @@ def test_sync_tokens_survive_a_restart(tmp_path):
         assert [h.rsplit("/", 1)[1] for h in hrefs(sync_collection(e, cal, token))] == ["b.ics"]
     finally:
         e.server.stop()
+
+
+def test_multiget_names_become_one_indexed_in_query():
+    """calendar-multiget asks the store for up to 200 names at once; that must be one IN
+    over the (folder, name) index, not a folder scan."""
+    from server.storage.restriction import compile_restriction
+    names = {"or": [{"cmp": ["name", "eq", f"{i}.ics"]} for i in range(200)]}
+    assert " IN " in str(compile_restriction(names, lambda s: None))
+    mixed = {"or": [{"cmp": ["name", "eq", "a.ics"]}, {"cmp": ["icalUid", "eq", "a"]}]}
+    assert " OR " in str(compile_restriction(mixed, lambda s: None))

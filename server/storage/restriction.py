@@ -141,6 +141,25 @@ def superset(r: Any, uids: Callable[[str], ColumnElement[bool]], depth: int = 0,
     return compile_restriction(r, uids, depth)
 
 
+def _same_column_values(terms: Any) -> tuple[str, list[Any]] | None:
+    """(column, values) when every term is an equality with a non-null value on one column."""
+    if len(terms) < 2:
+        return None
+    name, values = None, []
+    for term in terms:
+        if not isinstance(term, dict) or len(term) != 1 or "cmp" not in term:
+            return None
+        arg = term["cmp"]
+        if not isinstance(arg, (list, tuple)) or len(arg) != 3 or arg[1] != "eq" or arg[2] is None:
+            return None
+        if name is None:
+            name = arg[0]
+        elif arg[0] != name:
+            return None
+        values.append(arg[2])
+    return (name, values) if isinstance(name, str) else None
+
+
 def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], depth: int = 0,
                         scan: Callable[[str, tuple[str, str]], ColumnElement[bool]] | None = None
                         ) -> ColumnElement[bool]:
@@ -154,6 +173,12 @@ def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], dept
     if kind in ("and", "or"):
         if not isinstance(arg, (list, tuple)):
             raise BadRequest(f"{kind} takes a list")
+        listed = _same_column_values(arg) if kind == "or" else None
+        if listed is not None:
+            # name = a OR name = b ...: one IN, which the (folder, column) indexes answer
+            # (SQLite scans the whole folder for a long OR).
+            name, values = listed
+            return column(name).in_([_int(v) if name in INT_COLUMNS else str(v) for v in values])
         terms = [compile_restriction(x, uids, depth + 1, scan) for x in arg]
         if not terms:
             return true() if kind == "and" else false()
