@@ -51,6 +51,17 @@ def literal_items(m: imaplib.IMAP4, data) -> list[tuple[bytes, bytes]]:
     return [item for item in data if isinstance(item, tuple)]
 
 
+def reuses_boundary(msg, outer=()) -> bool:
+    """A nested multipart with its parent's boundary: Python and our BODYSTRUCTURE
+    (like Dovecot's) split such a message differently, so part numbers disagree."""
+    boundary = msg.get_boundary()
+    if boundary is not None and boundary in outer:
+        return True
+    if msg.get_content_maintype() == "multipart" and isinstance(msg.get_payload(), list):
+        return any(reuses_boundary(part, outer + (boundary,)) for part in msg.get_payload())
+    return False
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fp:
         for line in fp:
@@ -197,7 +208,7 @@ def test_every_corpus_message_comes_back_byte_for_byte(env):
     checked = 0
     for n, source in enumerate(sources, start=1):
         msg = email.message_from_bytes(source, policy=email.policy.compat32)
-        if not msg.is_multipart() or msg.get_content_maintype() != "multipart":
+        if not msg.is_multipart() or msg.get_content_maintype() != "multipart" or reuses_boundary(msg):
             continue
         for k, part in enumerate(msg.get_payload(), start=1):
             if part.is_multipart() or part.get_content_maintype() == "message":

@@ -35,7 +35,8 @@ from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute, Section
 from gateways.imap.grammar.sequence import contains, format_ranges
 from gateways.imap.listing_cache import CACHE
-from gateways.imap.sections import Decoder, Located, PartMap, UnknownEncoding, filter_header, locate
+from gateways.imap.sections import (Decoder, Located, PartMap, UnknownEncoding, filter_header, from_structure,
+                                    locate)
 from gateways.imap.sections import decode as decode_transfer
 from shared.flags import SEEN
 
@@ -54,7 +55,9 @@ MODSEQ_ATTRIBUTE = FetchAttribute("MODSEQ")
 FLAGS_ATTRIBUTE = FetchAttribute("FLAGS")
 CACHED = frozenset({"UID", "FLAGS", "MODSEQ"})
 COLUMNS = {"INTERNALDATE": "internalDate", "RFC822.SIZE": "size", "ENVELOPE": "envelope",
-           "BODYSTRUCTURE": "bodystructure", "BODY": "bodystructure"}
+           "BODYSTRUCTURE": "bodystructure", "BODY": "bodystructure",
+           # not an item: the structure's JSON, whose "offsets" place every part in the source
+           "STRUCTURE": "bodystructure"}
 BODY_ITEMS = frozenset({"BODY[]", "BINARY[]", "BINARY.SIZE", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
 WHOLE = Section()
 HEADER = Section(text="HEADER")
@@ -199,7 +202,8 @@ class Fetcher:
         self.bodies = [a for a in attributes if a.name in BODY_ITEMS]
         # Listing items to read (the size decides how a body is read).
         self.listing = {a.name for a in attributes if a.name in COLUMNS} | (
-            {"RFC822.SIZE"} if self.bodies else set())
+            {"RFC822.SIZE"} if self.bodies else set()) | (
+            {"STRUCTURE"} if any(_section_of(a) != WHOLE for a in self.bodies) else set())
         self.sets_seen = not box.readonly and any(_sets_seen(a) for a in self.bodies)
         # Messages above this size are read by range, not whole: any size for items
         # that need only a part of a message (a partial, the header), else SMALL_SOURCE.
@@ -325,7 +329,7 @@ class Fetcher:
                     self.missing += 1
                     return
             else:
-                big = BigMessage(box.folder, uid, size)
+                big = BigMessage(box.folder, uid, size, row.get("STRUCTURE"))
         line: list[bytes] = [b"* %d FETCH (" % (i + 1)]
         sep = b""
         for attribute in self.attributes:
@@ -340,7 +344,7 @@ class Fetcher:
                 line.append(row[name])
             elif source is not None:
                 line.append(w.fetch_label(attribute) + b" ")
-                line.extend(_small_value(attribute, source))
+                line.extend(_small_value(attribute, source, row.get("STRUCTURE")))
             else:
                 value = await big.value(attribute)  # type: ignore[union-attr]
                 line.append(w.fetch_label(attribute) + b" ")
@@ -358,10 +362,25 @@ class Fetcher:
         out.extend(line)
 
 
+def _source_map(structure: bytes | None, size: int, source: bytes | None = None) -> Any:
+    """Where the parts lie: from the stored structure's offsets, else by mapping
+    `source` (None when there is neither)."""
+    tree = from_structure(_json(structure)) if structure else None
+    if tree is not None and tree.end == size:
+        return tree
+    if source is None:
+        return None
+    parts = PartMap()
+    parts.feed(source)
+    return parts.finish(size)
+
+
 def _render(name: str, value: Any) -> Any:
     """A listing item as the answer shows it (the size stays an int)."""
     if name == "RFC822.SIZE":
         return value or 0
+    if name == "STRUCTURE":
+        return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else b""
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + w.date_time(value or 0)
     if name == "ENVELOPE":
@@ -389,7 +408,8 @@ def _partial(data: Any, partial: tuple[int, int] | None) -> Any:
     return data[origin:origin + length]
 
 
-def _small_value(attribute: FetchAttribute, source: memoryview) -> list[bytes | memoryview]:
+def _small_value(attribute: FetchAttribute, source: memoryview,
+                 structure: bytes | None = None) -> list[bytes | memoryview]:
     """The rendered value of a body item of a message held in memory, as pieces
     (the source itself is not copied for a whole-message fetch)."""
     section = _section_of(attribute)
@@ -401,9 +421,7 @@ def _small_value(attribute: FetchAttribute, source: memoryview) -> list[bytes | 
     if section == WHOLE:
         located: Located | None = Located(0, len(whole))
     else:
-        parts = PartMap()
-        parts.feed(whole)
-        located = locate(parts.finish(len(whole)), section.part, section.text, section.headers)
+        located = locate(_source_map(structure, len(whole), whole), section.part, section.text, section.headers)
     if located is None:
         return [b"0" if name == "BINARY.SIZE" else w.NIL]
     data = whole[located.start:located.end]
@@ -544,10 +562,10 @@ class Streamed:
 class BigMessage:
     """A message too big to hold: its sections are located once, then read by range."""
 
-    def __init__(self, folder: Any, uid: int, size: int) -> None:
+    def __init__(self, folder: Any, uid: int, size: int, structure: bytes | None = None) -> None:
         self.folder, self.uid, self.size = folder, uid, size
         self._href: str | None = None
-        self._map: Any = None
+        self._map: Any = _source_map(structure, size)
 
     async def href(self) -> str:
         if self._href is None:
@@ -562,7 +580,7 @@ class BigMessage:
         return b"".join(chunks)
 
     async def _locate(self, section: Section) -> Located | None:
-        if not section.part and section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"):
+        if self._map is None and not section.part and section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"):
             probe = PartMap()
             probe.feed(await self._read(0, min(self.size, HEADER_PROBE)))
             if probe.root.body_start >= 0 or self.size <= HEADER_PROBE:

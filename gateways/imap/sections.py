@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import Any
 
 HEADER_CAP = 64 * 1024  # header bytes kept per entity for its Content-Type
 LINE_CAP = 8 * 1024  # longer lines are content, never a boundary or a header we read
@@ -352,3 +353,34 @@ def _b64(data: bytes) -> bytes:
 def decode(data: bytes, encoding: str) -> bytes:
     decoder = Decoder(encoding)
     return decoder.feed(data) + decoder.close()
+
+
+# -- the same map from the structure the store keeps -----------------------------------
+
+def from_structure(node: Any) -> Entity | None:
+    """The entity tree of a message from its cached BODYSTRUCTURE, whose nodes carry
+    "offsets": [header start, body start, end] in the source; None when the root has
+    none (stored before offsets were kept), so the caller maps the source instead."""
+    if not isinstance(node, dict) or not _offsets(node):
+        return None
+    return _entity(node)
+
+
+def _offsets(node: dict) -> bool:
+    offsets = node.get("offsets")
+    return isinstance(offsets, list) and len(offsets) == 3 and all(isinstance(n, int) for n in offsets)
+
+
+def _entity(node: dict) -> Entity:
+    start, body_start, end = node["offsets"]
+    kind = f"{node.get('type') or 'text'}/{node.get('subtype') or 'plain'}".lower()
+    entity = Entity(start, body_start=body_start, end=end, content_type=kind,
+                    encoding=str(node.get("encoding") or "7BIT").upper())
+    parts = node.get("parts")
+    if kind.startswith("multipart/") and parts and all(isinstance(p, dict) and _offsets(p) for p in parts):
+        entity.boundary = b"-"
+        entity.children = [_entity(p) for p in parts]
+    inner = node.get("body")
+    if kind in ("message/rfc822", "message/global") and isinstance(inner, dict) and _offsets(inner):
+        entity.inner = _entity(inner)
+    return entity
