@@ -12,9 +12,11 @@ Where each item comes from:
   of many messages per request (`Folder.open_sources`, about `BATCH_BYTES` each,
   the next batch read while the current one is written); bigger ones are
   streamed with ranged reads straight to the client, paced by its reading, so
-  the gateway never holds them whole. A section of a big message is found by
-  mapping the source once (`sections.PartMap`, which keeps only header blocks)
-  and then reading just its range; a partial `<origin.length>` reads only that.
+  the gateway never holds them whole. A section is placed by the offsets the
+  stored BODYSTRUCTURE carries (for messages stored before it had them, by
+  mapping the source once with `sections.PartMap`, which keeps only header
+  blocks) and only its range is read; a partial `<origin.length>` or a header
+  reads only that much, also of messages above `PARTIAL_SOURCE`.
 
 A non-PEEK body fetch sets \\Seen (one bulk store call) in a read-write mailbox
 and reports FLAGS with the message.
