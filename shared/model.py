@@ -242,9 +242,9 @@ class Session:
     def store(self) -> "Store":
         return Store(self, self.store_id)
 
-    def shared_folders(self) -> defer.Deferred:
+    def shared_folders(self, counts: bool = True) -> defer.Deferred:
         """Fires with the folders of other users' (and the public) stores granted to this
-        user, each with its `rights` and its own store."""
+        user, each with its `rights` and its own store (`counts` as for Store.folders)."""
         def decode(r: etree._Element) -> list[Folder]:
             out = []
             for el in r.iterchildren(_G + "folder"):
@@ -252,7 +252,8 @@ class Session:
                 store = Store(self, store_id, public=store_id == self.public_store_id)  # type: ignore[arg-type]
                 out.append(Folder(store, el))
             return out
-        return self.call("listFolders", [("shared", True)]).addCallback(decode)
+        return self.call("listFolders", [("shared", True)] + ([] if counts else [("counts", False)])
+                         ).addCallback(decode)
 
     def public_store(self) -> "Store":
         if self.public_store_id is None:
@@ -281,9 +282,11 @@ class Store:
         # The session's own store is the server's default; naming it is harmless but noisy.
         return [] if self.id == self.session.store_id else [("storeId", self.id)]
 
-    def folders(self) -> defer.Deferred:
-        """Fires with every folder of the store visible to the user."""
-        return self.session.call("listFolders", self._store_field()).addCallback(
+    def folders(self, counts: bool = True) -> defer.Deferred:
+        """Fires with every folder of the store visible to the user; without `counts`
+        their count, unseen and size read 0 (a cheaper listing)."""
+        fields = self._store_field() + ([] if counts else [("counts", False)])
+        return self.session.call("listFolders", fields).addCallback(
             lambda r: [Folder(self, el) for el in r.iterchildren(_G + "folder")])
 
     def folder(self, folder_id: int) -> defer.Deferred:

@@ -22,12 +22,13 @@ async def list_folders(call: Call) -> etree._Element:
     session = call.session()
     store_id = int_field(call.body, "storeId", session.store_id)
     shared = bool_field(call.body, "shared")
+    counts = bool_field(call.body, "counts", True)
 
     def work() -> list[tuple[dict, str]]:
         st = call.storage
         if shared:
-            return [(f, f["rights"]) for f in st.shared_folders(session.user_id)]
-        folders = st.list_folders(store_id)
+            return [(f, f["rights"]) for f in st.shared_folders(session.user_id, counts)]
+        folders = st.list_folders(store_id, counts)
         if store_id == session.store_id:
             return [(f, "owner") for f in folders]
         # Someone else's (or the public) store: only what was granted shows.

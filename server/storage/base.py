@@ -5,7 +5,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, case, func, select, update
+from sqlalchemy import Connection, bindparam, case, func, literal, select, update
 
 from shared.errors import NotFound
 from shared.flags import SEEN
@@ -108,7 +108,13 @@ class StorageBase:
             .subquery()
         )
 
-    def _folder_rows(self, conn: Connection, where: Any, item_filter: Any) -> list[dict]:
+    def _folder_rows(self, conn: Connection, where: Any, item_filter: Any, counts: bool = True) -> list[dict]:
+        if not counts:
+            # count/unseen/size read as 0: no pass over the folders' items.
+            rows = conn.execute(select(*[folders.c[c] for c in FOLDER_COLUMNS], literal(0).label("count"),
+                                       literal(0).label("unseen"), literal(0).label("size"))
+                                .where(where).order_by(folders.c.id)).all()
+            return [self._folder_dict(r) for r in rows]
         stats = self._stats_subquery(item_filter)
         rows = conn.execute(
             select(*[folders.c[c] for c in FOLDER_COLUMNS], stats.c.count, stats.c.unseen, stats.c.size)

@@ -96,11 +96,11 @@ class FoldersMixin(StorageBase):
         return keys
 
     # -- reading --------------------------------------------------------
-    def list_folders(self, store_id: int) -> list[dict]:
-        """All folders of a store with count/unseen/size, in one query."""
+    def list_folders(self, store_id: int, counts: bool = True) -> list[dict]:
+        """All folders of a store with count/unseen/size (0 unless `counts`), in one query."""
         in_store = select(folders.c.id).where(folders.c.store_id == store_id)
         return self._read(lambda c: self._folder_rows(
-            c, folders.c.store_id == store_id, items.c.folder_id.in_(in_store)))
+            c, folders.c.store_id == store_id, items.c.folder_id.in_(in_store), counts))
 
     def get_folder(self, folder_id: int) -> dict:
         return self._read(lambda c: self._get_folder(c, folder_id))
@@ -262,7 +262,7 @@ class FoldersMixin(StorageBase):
 
         return self._read(run)
 
-    def shared_folders(self, user_id: int) -> list[dict]:
+    def shared_folders(self, user_id: int, counts: bool = True) -> list[dict]:
         """Folders of other stores granted to the user, with subfolders; each dict has "rights"."""
         def run(conn: Connection) -> list[dict]:
             granted = conn.execute(
@@ -289,7 +289,7 @@ class FoldersMixin(StorageBase):
             out: list[dict] = []
             ids = sorted(rights)
             for part in chunks(ids):
-                out.extend(self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part)))
+                out.extend(self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part), counts))
             for f in out:
                 f["rights"] = rights[f["id"]]
             return out
