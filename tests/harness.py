@@ -23,7 +23,7 @@ class ServerProcess:
         self.options = {"server_socket": os.path.join(self.data_dir, "server.sock"),
                         "log_file": os.path.join(self.data_dir, "server.log"),
                         # Never the privileged default port: tests run side by side.
-                        "pop3_listen": "127.0.0.1:0", "ical_listen": "127.0.0.1:0",
+                        "pop3_listen": "127.0.0.1:0", "pop3s_listen": "127.0.0.1:0", "ical_listen": "127.0.0.1:0",
                         "icals_listen": "127.0.0.1:0", "imap_listen": "127.0.0.1:0",
                         "imaps_listen": "127.0.0.1:0", **(options or {})}
         self.demo = demo
