@@ -31,6 +31,7 @@ from server.sessions import SessionManager
 from server.soap.context import Limits, Services
 from server.users import load_user_backend
 from shared.config import Config, ConfigError
+from shared.listeners import parse_address
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,6 @@ def open_storage(cfg: Config) -> Any:
     storage.blobs = open_blob_store(cfg, cfg.data_dir, storage.engine)
     storage.migrate()
     return storage
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """`host:port`, `[v6]:port` or `*:port` -> (interface, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"listen address {value!r}: expected host:port")
-    host = host.strip("[]")
-    if host in ("", "*"):
-        host = ""
-    return host, int(port)
 
 
 def _unlink(path: str) -> None:
@@ -144,14 +134,14 @@ class StoreServer:
             os.chmod(socket_path, mode)
             self._listening(port, f"unix:{socket_path}")
         for address in cfg.get_list("server_listen"):
-            host, number = parse_listen(address)
+            host, number = parse_address(address)
             port = reactor.listenTCP(number, self.site, interface=host)
             self._listening(port, f"tcp:{port.getHost().host}:{port.getHost().port}")
         tls_addresses = cfg.get_list("server_listen_tls")
         if tls_addresses:
             context = self._tls_context()
             for address in tls_addresses:
-                host, number = parse_listen(address)
+                host, number = parse_address(address)
                 port = reactor.listenSSL(number, self.site, context, interface=host)
                 self._listening(port, f"tls:{port.getHost().host}:{port.getHost().port}")
         if not self.listening_ports:

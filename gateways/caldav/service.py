@@ -17,19 +17,9 @@ from gateways.caldav.radicale_glue import radicale_logger
 from gateways.caldav.sessions import SessionCache
 from shared.authguard import AuthGuard
 from shared.model import Adapter
-from shared.tls import server_options
+from shared.listeners import Listeners, gateway_tls
 
 log = logging.getLogger("gateways.caldav")
-
-
-def parse_listen(value: str) -> list[tuple[str, int]]:
-    """`*:8080 127.0.0.1:8081 [::1]:8080` -> [(interface, port)]; `*` is every IPv4 address."""
-    out = []
-    for item in value.split():
-        host, _, port = item.rpartition(":")
-        host = host.strip("[]")
-        out.append(("" if host in ("*", "") else host, int(port)))
-    return out
 
 
 def route_radicale_log() -> None:
@@ -49,7 +39,7 @@ class CalDAVService:
         self.adapter: Adapter | None = None
         self.sessions: SessionCache | None = None
         self.threadpool: ThreadPool | None = None
-        self.ports: list[tuple[str, Any]] = []
+        self.listening = Listeners(reactor)
 
     def start(self) -> defer.Deferred:
         return defer.maybeDeferred(self._start)
@@ -57,8 +47,7 @@ class CalDAVService:
     def _start(self) -> None:
         cfg = self.cfg
         route_radicale_log()
-        cert, key = cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file")
-        tls = server_options(cert, key or None) if cert else None
+        tls = gateway_tls(cfg)
         self.adapter = Adapter(cfg, self.reactor)
         self.sessions = SessionCache(self.adapter, cfg.get_int("ical_session_expiry"))
         self.threadpool = ThreadPool(1, cfg.get_int("ical_threads"), name="caldav")
@@ -69,26 +58,18 @@ class CalDAVService:
                                max_size)
         site = CalDAVSite(root, max_size)
         try:
-            for host, port in parse_listen(cfg.get("ical_listen")):
-                self.ports.append(("ical", self.reactor.listenTCP(port, site, interface=host)))
+            self.listening.tcp("ical", cfg.get("ical_listen"), site)
             if tls is not None:
-                for host, port in parse_listen(cfg.get("icals_listen")):
-                    self.ports.append(("icals", self.reactor.listenSSL(port, site, tls, interface=host)))
+                self.listening.tls("icals", cfg.get("icals_listen"), site, tls)
         except Exception:
             self.stop()
             raise
 
     def listeners(self) -> list[str]:
-        """One banner line per listening socket, with the real port (also for port 0)."""
-        lines = []
-        for name, port in self.ports:
-            address = port.getHost()
-            lines.append(f"{name} listening on {address.host}:{address.port}")
-        return lines
+        return self.listening.lines()
 
     def stop(self) -> defer.Deferred:
-        ports, self.ports = self.ports, []
-        ds = [defer.maybeDeferred(port.stopListening) for _, port in ports]
+        ds = [self.listening.stop()]
         if self.threadpool is not None:
             self.threadpool.stop()
             self.threadpool = None

@@ -15,7 +15,7 @@ from gateways.imap.connection import IMAPConnection
 from gateways.imap.push import FolderWatches
 from shared.authguard import AuthGuard
 from shared.model import Adapter
-from shared.tls import server_options
+from shared.listeners import Listeners, gateway_tls
 
 log = logging.getLogger("gateways.imap")
 
@@ -37,22 +37,12 @@ class IMAPFactory(protocol.ServerFactory):
         self.disable_plaintext_auth = cfg.get_bool("disable_plaintext_auth")
 
 
-def parse_listen(value: str) -> list[tuple[str, int]]:
-    """`*:143 127.0.0.1:1143 [::1]:143` -> [(interface, port)]; `*` is every IPv4 address."""
-    out = []
-    for item in value.split():
-        host, _, port = item.rpartition(":")
-        host = host.strip("[]")
-        out.append(("" if host in ("*", "") else host, int(port)))
-    return out
-
-
 class IMAPService:
     def __init__(self, cfg: Any, reactor: Any) -> None:
         self.cfg = cfg
         self.reactor = reactor
         self.adapter: Adapter | None = None
-        self.ports: list[tuple[str, Any]] = []
+        self.listening = Listeners(reactor)
 
     def start(self) -> defer.Deferred:
         return defer.maybeDeferred(self._start)
@@ -60,34 +50,25 @@ class IMAPService:
     def _start(self) -> None:
         cfg = self.cfg
         dispatch.load()
-        cert, key = cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file")
-        tls = server_options(cert, key or None) if cert else None
+        tls = gateway_tls(cfg)
         self.adapter = Adapter(cfg, self.reactor)
         guard = AuthGuard.for_process(cfg, self.reactor)
         watches = FolderWatches()
         plain = IMAPFactory(cfg, self.adapter, guard, watches, tls)
         try:
-            for host, port in parse_listen(cfg.get("imap_listen")):
-                self.ports.append(("imap", self.reactor.listenTCP(port, plain, interface=host)))
+            self.listening.tcp("imap", cfg.get("imap_listen"), plain)
             if tls is not None:
                 implicit = IMAPFactory(cfg, self.adapter, guard, watches, tls, implicit_tls=True)
-                for host, port in parse_listen(cfg.get("imaps_listen")):
-                    self.ports.append(("imaps", self.reactor.listenSSL(port, implicit, tls, interface=host)))
+                self.listening.tls("imaps", cfg.get("imaps_listen"), implicit, tls)
         except Exception:
             self.stop()
             raise
 
     def listeners(self) -> list[str]:
-        """One banner line per listening socket, with the real port (also for port 0)."""
-        lines = []
-        for name, port in self.ports:
-            address = port.getHost()
-            lines.append(f"{name} listening on {address.host}:{address.port}")
-        return lines
+        return self.listening.lines()
 
     def stop(self) -> defer.Deferred:
-        ports, self.ports = self.ports, []
-        ds = [defer.maybeDeferred(port.stopListening) for _, port in ports]
+        ds = [self.listening.stop()]
         if self.adapter is not None:
             self.adapter.close()
             self.adapter = None

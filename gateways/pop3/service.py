@@ -13,7 +13,7 @@ from twisted.internet import defer, protocol
 from gateways.pop3.server import POP3Server
 from shared.authguard import AuthGuard
 from shared.model import Adapter
-from shared.tls import server_options
+from shared.listeners import Listeners, gateway_tls
 
 log = logging.getLogger("gateways.pop3")
 
@@ -34,55 +34,36 @@ class POP3Factory(protocol.ServerFactory):
         self.disable_plaintext_auth = cfg.get_bool("disable_plaintext_auth")
 
 
-def parse_listen(value: str) -> list[tuple[str, int]]:
-    """`*:110 127.0.0.1:1110 [::1]:110` -> [(interface, port)]; `*` is every IPv4 address."""
-    out = []
-    for item in value.split():
-        host, _, port = item.rpartition(":")
-        host = host.strip("[]")
-        out.append(("" if host in ("*", "") else host, int(port)))
-    return out
-
-
 class POP3Service:
     def __init__(self, cfg: Any, reactor: Any) -> None:
         self.cfg = cfg
         self.reactor = reactor
         self.adapter: Adapter | None = None
-        self.ports: list[tuple[str, Any]] = []
+        self.listening = Listeners(reactor)
 
     def start(self) -> defer.Deferred:
         return defer.maybeDeferred(self._start)
 
     def _start(self) -> None:
         cfg = self.cfg
-        cert, key = cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file")
-        tls = server_options(cert, key or None) if cert else None
+        tls = gateway_tls(cfg)
         self.adapter = Adapter(cfg, self.reactor)
         guard, locks = AuthGuard.for_process(cfg, self.reactor), set()
         plain = POP3Factory(cfg, self.adapter, guard, locks, tls)
         try:
-            for host, port in parse_listen(cfg.get("pop3_listen")):
-                self.ports.append(("pop3", self.reactor.listenTCP(port, plain, interface=host)))
+            self.listening.tcp("pop3", cfg.get("pop3_listen"), plain)
             if tls is not None:
                 implicit = POP3Factory(cfg, self.adapter, guard, locks, tls, implicit_tls=True)
-                for host, port in parse_listen(cfg.get("pop3s_listen")):
-                    self.ports.append(("pop3s", self.reactor.listenSSL(port, implicit, tls, interface=host)))
+                self.listening.tls("pop3s", cfg.get("pop3s_listen"), implicit, tls)
         except Exception:
             self.stop()
             raise
 
     def listeners(self) -> list[str]:
-        """One banner line per listening socket, with the real port (also for port 0)."""
-        lines = []
-        for name, port in self.ports:
-            address = port.getHost()
-            lines.append(f"{name} listening on {address.host}:{address.port}")
-        return lines
+        return self.listening.lines()
 
     def stop(self) -> defer.Deferred:
-        ports, self.ports = self.ports, []
-        ds = [defer.maybeDeferred(port.stopListening) for _, port in ports]
+        ds = [self.listening.stop()]
         if self.adapter is not None:
             self.adapter.close()
             self.adapter = None
