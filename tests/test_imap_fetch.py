@@ -336,13 +336,15 @@ def test_store_flags_and_keywords(env):
         b"* 3 FETCH (FLAGS (\\Seen $Label1))\r\n", b"* 4 FETCH (FLAGS (\\Deleted))\r\n",
         b"* 5 FETCH (FLAGS (\\Answered \\Draft Junk))\r\n"]
     assert raw.cmd("STORE 9 +FLAGS (\\Seen)")[-1].startswith(b"r8 BAD")
+    assert raw.cmd("STORE 5 FLAGS ()")[0] == b"* 5 FETCH (FLAGS ())\r\n"
+    assert raw.cmd("STORE 5 FLAGS (\\Answered \\Draft Junk)")[0] == b"* 5 FETCH (FLAGS (\\Answered \\Draft Junk))\r\n"
     # Another session sees the change.
     m = env.imap()
     m.select("storing")
     assert m.fetch("1", "FLAGS")[1] == [b"1 (FLAGS (\\Seen $Label1))"]
     m.logout()
     raw.cmd("EXAMINE storing")
-    assert raw.cmd("STORE 1 +FLAGS (\\Flagged)")[-1].startswith(b"r10 NO")
+    assert raw.cmd("STORE 1 +FLAGS (\\Flagged)")[-1].startswith(b"r12 NO")
     raw.close()
 
 
