@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import poplib
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +26,8 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from harness import ServerProcess  # noqa: E402
+from dovecot import PrivateDovecot  # noqa: E402
+from harness import ServerProcess, free_port, wait_for_port  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from server.service import open_storage  # noqa: E402
@@ -43,108 +41,6 @@ from store import PASSWORD, SMALL, USER  # noqa: E402
 
 def message(i: int) -> bytes:
     return SMALL % (i, i, i)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-# -- Dovecot ------------------------------------------------------------------------------------
-
-DOVECOT_CONF = """\
-protocols = pop3
-listen = 127.0.0.1
-base_dir = {base}/run
-state_dir = {base}/state
-log_path = {base}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-default_login_user = dovenull
-default_internal_user = dovecot
-passdb {{
-  driver = passwd-file
-  args = username_format=%u {base}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={base}/home/%u
-}}
-mail_location = maildir:~/Maildir
-service pop3-login {{
-  inet_listener pop3 {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-"""
-
-
-class Dovecot:
-    """A private Dovecot serving POP3 on a loopback port, everything under `base`."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.port = free_port()
-        self.conf = os.path.join(base, "dovecot.conf")
-
-    @staticmethod
-    def install() -> None:
-        if shutil.which("dovecot") and os.path.exists("/usr/lib/dovecot/pop3"):
-            return
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "dovecot-core", "dovecot-pop3d"], check=True,
-                       env=env, stdout=subprocess.DEVNULL)
-
-    def fill(self, count: int) -> None:
-        """The same messages as a Maildir, oldest first (the POP3 message order)."""
-        maildir = os.path.join(self.base, "home", USER, "Maildir")
-        for sub in ("cur", "new", "tmp"):
-            os.makedirs(os.path.join(maildir, sub), exist_ok=True)
-        now = int(time.time())
-        for i in range(count):
-            with open(os.path.join(maildir, "cur", f"{now + i}.M{i}P1.bench:2,"), "wb") as fp:
-                fp.write(message(i))
-        # Dovecot does not serve mail as root: the mail belongs to nobody.
-        home = os.path.join(self.base, "home")
-        for parent, dirs, files in os.walk(home):
-            for name in [parent, *(os.path.join(parent, f) for f in dirs + files)]:
-                shutil.chown(name, "nobody", "nogroup")
-
-    def start(self) -> "Dovecot":
-        os.makedirs(os.path.join(self.base, "state"), exist_ok=True)
-        # Dovecot's auth process (user dovecot) reads the passwd file.
-        for path in (os.path.dirname(self.base), self.base):
-            os.chmod(path, 0o755)
-        with open(os.path.join(self.base, "passwd"), "w") as fp:
-            # The same argon2id hash our server keeps, so both sides do the same work.
-            fp.write(f"{USER}:{{ARGON2ID}}{hash_password(PASSWORD)}\n")
-        with open(self.conf, "w") as fp:
-            fp.write(DOVECOT_CONF.format(base=self.base, port=self.port))
-        subprocess.run(["dovecot", "-c", self.conf], check=True)
-        wait_for_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        subprocess.run(["doveadm", "-c", self.conf, "stop"], check=False)
 
 
 # -- our server ---------------------------------------------------------------------------------
@@ -213,7 +109,7 @@ def main() -> None:
     parser.add_argument("--retr-runs", type=int, default=3, help="runs of RETR of every message")
     args = parser.parse_args()
     n = args.messages
-    Dovecot.install()
+    PrivateDovecot.install("pop3")
 
     with tempfile.TemporaryDirectory(prefix="gw-bench-pop3-") as base:
         data_dir = os.path.join(base, "groupware")
@@ -224,14 +120,16 @@ def main() -> None:
             storage.create_user(USER, hash_password(PASSWORD))
         finally:
             storage.close()
-        dovecot = Dovecot(os.path.join(base, "dovecot"))
+        # The same argon2id hash our server keeps, so both sides do the same work.
+        dovecot = PrivateDovecot(os.path.join(base, "dovecot"), "pop3", USER,
+                                 "{ARGON2ID}" + hash_password(PASSWORD))
         server = ServerProcess(data_dir, options).start()
         try:
             wait_for_port(ours_port)
             start = time.perf_counter()
             fill_ours(server, data_dir, options, n)
             print(f"appended {n:,} messages through the adapter in {time.perf_counter() - start:.1f} s")
-            dovecot.fill(n)
+            dovecot.folder("INBOX", (message(i) for i in range(n)))
             dovecot.start()
             results = {}
             for name, port in (("ours", ours_port), ("dovecot", dovecot.port)):

@@ -15,6 +15,26 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 MARIADB = dict(host="127.0.0.1", port=3306, user="root", password="")
 
 
+def free_port() -> int:
+    """A loopback port free right now (for peers that cannot listen on port 0 and say which)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    """Until something accepts on 127.0.0.1:`port`; OSError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class ServerProcess:
     """One `groupware serve` process with its own data dir and socket."""
 

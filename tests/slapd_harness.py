@@ -19,7 +19,7 @@ import subprocess
 import time
 import uuid
 
-from harness import ROOT
+from harness import ROOT, free_port
 
 SCHEMA_DIR = "/etc/ldap/schema"
 SUFFIX = "dc=example,dc=org"
@@ -39,12 +39,6 @@ def ensure_packages() -> None:
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
     subprocess.run(["apt-get", "install", "-y", "-q", "slapd", "ldap-utils"], check=True, env=env,
                    capture_output=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_ca_and_server_cert(directory: str) -> tuple[str, str, str]:

@@ -16,7 +16,7 @@ import time
 import pytest
 from twisted.internet.task import Clock
 
-from harness import ROOT, ServerProcess
+from harness import ROOT, ServerProcess, free_port
 from shared.authguard import AuthGuard, Banned, log_safe
 from shared.config import Config
 
@@ -154,12 +154,6 @@ def test_one_guard_per_process():
 
 
 # -- the real POP3 gateway, loopback untrusted
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_fail2ban() -> str:

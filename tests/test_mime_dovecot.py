@@ -21,14 +21,13 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from debian import email_corpus, ensure_packages, path
+from dovecot import PrivateDovecot
 from gateways.imap.grammar import writer
 from server.mime import message_columns
 
@@ -219,45 +218,7 @@ def ours(raw: bytes) -> dict[str, bytes]:
             "BODYSTRUCTURE": writer.body_structure(node)}
 
 
-# -- a private Dovecot -----------------------------------------------------------------
-
-DOVECOT_CONF = """\
-protocols = imap
-listen = 127.0.0.1
-base_dir = {base}/run
-state_dir = {base}/state
-log_path = {base}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-default_login_user = dovenull
-default_internal_user = dovecot
-passdb {{
-  driver = passwd-file
-  args = username_format=%u {base}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={base}/home/%u
-}}
-mail_location = maildir:~/Maildir
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+# -- Dovecot's answers ------------------------------------------------------------------
 
 class ImapConnection:
     """Just enough of an IMAP client to send commands and read whole responses."""
@@ -312,73 +273,37 @@ class ImapConnection:
         self.sock.close()
 
 
-class Dovecot:
-    """A private Dovecot serving IMAP on a free loopback port, everything under `base`."""
-
-    def __init__(self, base: str) -> None:
-        self.base, self.port = base, free_port()
-        self.conf = os.path.join(base, "dovecot.conf")
-
-    def start(self) -> "Dovecot":
-        home = os.path.join(self.base, "home")
-        os.makedirs(os.path.join(self.base, "state"))
-        os.makedirs(home)
-        os.chmod(self.base, 0o755)  # Dovecot's auth process (user dovecot) reads the passwd file
-        shutil.chown(home, "nobody", "nogroup")  # the mail belongs to nobody
-        with open(os.path.join(self.base, "passwd"), "w") as fp:
-            fp.write(f"{USER}:{{PLAIN}}{PASSWORD}\n")
-        with open(self.conf, "w") as fp:
-            fp.write(DOVECOT_CONF.format(base=self.base, port=self.port))
-        subprocess.run(["dovecot", "-c", self.conf], check=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        subprocess.run(["doveadm", "-c", self.conf, "stop"], check=False)
-
-    def answers(self, messages: list[bytes]) -> list[dict[str, object]]:
-        """Dovecot's ENVELOPE, BODY and BODYSTRUCTURE of each message, parsed."""
-        imap = ImapConnection(self.port)
-        try:
-            imap.command(b'LOGIN "%s" "%s"' % (USER.encode(), PASSWORD.encode()))
-            for raw in messages:
-                imap.command(b"APPEND INBOX", raw)
-            imap.command(b"SELECT INBOX")
-            untagged = imap.command(b"FETCH 1:* (ENVELOPE BODY BODYSTRUCTURE)")
-            imap.command(b"LOGOUT")
-        finally:
-            imap.close()
-        out = []
-        for response in untagged:
-            m = re.match(rb"\* (\d+) FETCH ", response)
-            assert m, response
-            assert int(m.group(1)) == len(out) + 1
-            out.append(fetch_items(response[m.end():]))
-        assert len(out) == len(messages)
-        return out
-
-
-def dovecot_installed() -> bool:
-    return bool(shutil.which("dovecot")) and os.path.exists("/usr/lib/dovecot/imap")
+def dovecot_answers_for(port: int, messages: list[bytes]) -> list[dict[str, object]]:
+    """Dovecot's ENVELOPE, BODY and BODYSTRUCTURE of each message, parsed."""
+    imap = ImapConnection(port)
+    try:
+        imap.command(b'LOGIN "%s" "%s"' % (USER.encode(), PASSWORD.encode()))
+        for raw in messages:
+            imap.command(b"APPEND INBOX", raw)
+        imap.command(b"SELECT INBOX")
+        untagged = imap.command(b"FETCH 1:* (ENVELOPE BODY BODYSTRUCTURE)")
+        imap.command(b"LOGOUT")
+    finally:
+        imap.close()
+    out = []
+    for response in untagged:
+        m = re.match(rb"\* (\d+) FETCH ", response)
+        assert m, response
+        assert int(m.group(1)) == len(out) + 1
+        out.append(fetch_items(response[m.end():]))
+    assert len(out) == len(messages)
+    return out
 
 
 @pytest.fixture(scope="module")
 def dovecot_answers() -> Iterator[tuple[list[tuple[str, bytes]], list[dict[str, object]]]]:
-    ensure_packages({"dovecot-core": dovecot_installed, "dovecot-imapd": dovecot_installed})
+    PrivateDovecot.install("imap")
     messages = corpus()
     base = tempfile.mkdtemp(prefix="gw-mime-dovecot-")
-    dovecot = Dovecot(base)
+    dovecot = PrivateDovecot(os.path.join(base, "dovecot"), "imap", USER, "{PLAIN}" + PASSWORD)
     try:
         dovecot.start()
-        yield messages, dovecot.answers([raw for _, raw in messages])
+        yield messages, dovecot_answers_for(dovecot.port, [raw for _, raw in messages])
     finally:
         dovecot.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import ROOT, ServerProcess
+from harness import ROOT, ServerProcess, free_port
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
@@ -25,12 +25,6 @@ CRLF_MSG = (b"From: a@example.com\r\nTo: demo@localhost\r\nSubject: one\r\n\r\n"
             b"first line\r\n.starts with a dot\r\n..two dots\r\nlast\r\n")
 LF_MSG = b"From: b@example.com\nSubject: bare LF\n\nline one\n.dot line\nline three\n"
 NO_EOL_MSG = b"Subject: no final line end\r\n\r\nbody without newline"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_cert(directory) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from collections import Counter
 import pytest
 
 from debian import command, email_corpus, ensure_packages
-from harness import ServerProcess
+from harness import ServerProcess, free_port
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
@@ -71,12 +71,6 @@ def corpus_messages() -> list[bytes]:
         messages.append(data)
     assert len(messages) >= 30
     return messages
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Pop3Server:

@@ -7,14 +7,13 @@ import imaplib
 import os
 import poplib
 import re
-import socket
 import subprocess
 import sys
 
 import pytest
 import requests
 
-from harness import ROOT, ServerProcess
+from harness import ROOT, ServerProcess, free_port
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import OPTIONS, Config, parse_config_text
 from shared.errors import AuthFailed, Unavailable
@@ -23,12 +22,6 @@ from slapd_harness import AD_READER_DN, AD_SUFFIX, READER_DN, READER_PW, SUFFIX,
 
 PEOPLE = f"ou=people,{SUFFIX}"
 MESSAGE = b"From: x@example.org\r\nSubject: kept\r\n\r\nstill here\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

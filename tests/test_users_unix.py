@@ -7,14 +7,13 @@ import os
 import poplib
 import pwd
 import secrets
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from harness import ROOT, ServerProcess
+from harness import ROOT, ServerProcess, free_port
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.errors import AuthFailed
@@ -22,12 +21,6 @@ from shared.model import Adapter
 
 MIN_UID, MAX_UID = 42000, 42999
 MESSAGE = b"From: x@example.net\r\nSubject: kept\r\n\r\nstill here\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def free_uid() -> int:
