@@ -278,6 +278,32 @@ def test_unicode_names_are_kept(env):
     assert env.request("GET", cal + "%C3%BC.ics").status_code == 200
 
 
+def test_depth_1_listing_matches_radicales_item_answers(env):
+    cal = new_calendar(env, "listing")
+    for name in ("a.ics", "%C3%BC b&c.ics", "x%3Cy.ics"):
+        assert env.request("PUT", cal + name, event(name), Content_Type="text/calendar").status_code == 201
+    env.request("PUT", "/caldav/demo/Tasks/list-t.ics", todo("list-t"), Content_Type="text/calendar")
+    for path in (cal, "/caldav/demo/Tasks/"):
+        for props in ("<d:getetag/>", "<d:getcontenttype/><d:getetag/>", "<d:resourcetype/><d:getetag/>"):
+            listing = env.request("PROPFIND", path, f'<d:propfind xmlns:d="DAV:"><d:prop>{props}</d:prop></d:propfind>',
+                                  Depth="1", Content_Type="application/xml")
+            assert listing.status_code == 207
+            root = xml(listing)
+            responses = root.findall(DAV + "response")
+            collection = propfind(env, path, props)
+            assert ET.tostring(responses[0]) == ET.tostring(xml(collection).find(DAV + "response"))
+            assert len(responses) > 1
+            for resp in responses[1:]:
+                # Each item answered as Radicale answers a PROPFIND of that item alone.
+                alone = env.request("PROPFIND", resp.find(DAV + "href").text,
+                                    f'<d:propfind xmlns:d="DAV:"><d:prop>{props}</d:prop></d:propfind>',
+                                    Depth="0", Content_Type="application/xml")
+                assert ET.tostring(resp) == ET.tostring(xml(alone).find(DAV + "response"))
+    r = env.request("PROPFIND", cal, '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>',
+                    Depth="1", Content_Type="application/xml", Accept_Encoding="identity")
+    assert "content-encoding" not in r.headers and int(r.headers["content-length"]) == len(r.content)
+
+
 def test_todos_in_the_task_list(env):
     r = env.request("PUT", "/caldav/demo/Tasks/t1.ics", todo("todo-1"), Content_Type="text/calendar")
     assert r.status_code in (201, 204)

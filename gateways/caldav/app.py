@@ -23,7 +23,7 @@ from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
 
 from gateways.caldav import auth as auth_plugin
-from gateways.caldav import context, radicale_glue, rights, storage
+from gateways.caldav import context, listing, radicale_glue, rights, storage
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from shared.authguard import AuthGuard, Banned
@@ -327,7 +327,9 @@ class GatewayResource(resource.Resource):
 
         context.bind(ctx)
         try:
-            body = self.radicale(environ, capture)
+            body = listing.calendar_propfind(self.radicale, environ, ctx, capture)
+            if body is None:
+                body = self.radicale(environ, capture)
         finally:
             context.bind(None)
         status, headers = captured

@@ -44,7 +44,7 @@ TIMESTAMP_MAX: int = radicale_filter.TIMESTAMP_MAX
 
 __all__ = ["Application", "BaseAuth", "BaseCollection", "BaseRights", "BaseStorage",
            "ComponentExistsError", "ComponentNotFoundError", "Item", "TIMESTAMP_MAX", "make_item",
-           "TIMESTAMP_MIN", "make_application", "make_clark", "radicale_logger",
+           "TIMESTAMP_MIN", "item_content_type", "make_application", "make_clark", "radicale_logger",
            "sanitize_path", "simplify_prefilters", "strip_path", "version"]
 
 
@@ -67,6 +67,13 @@ def make_item(cls: type, collection: Any, href: str, text: str | None, etag: str
                          _uid=uid, _name="VCALENDAR", _component_name=component_name,
                          _time_range=time_range)
     return item
+
+
+def item_content_type(component_name: str) -> str:
+    """getcontenttype of a calendar object holding `component_name`, as Radicale writes it."""
+    stand_in = Item.__new__(Item)
+    stand_in.__dict__.update(_name="VCALENDAR", _component_name=component_name)
+    return xmlutils.get_content_type(stand_in, "utf-8")
 
 
 def sanitize_path(path: str) -> str:

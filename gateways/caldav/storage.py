@@ -152,6 +152,8 @@ class FolderCollection(BaseCollection):
         self.ctx = ctx
         self.folder = folder
         self._path = f"{user}/{segment}"
+        self._synced: dict[str, Item] = {}  # href -> item, read by the last sync answer
+        self._synced_gone: set[str] = set()
 
     @property
     def path(self) -> str:
@@ -225,9 +227,11 @@ class FolderCollection(BaseCollection):
 
     def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, Item | None]]:
         wanted = list(dict.fromkeys(hrefs))
-        found: dict[str, Item] = {}
-        for i in range(0, len(wanted), NAME_BATCH):
-            part = wanted[i:i + NAME_BATCH]
+        # Items a sync answer just read need no second round trip.
+        found: dict[str, Item] = {h: self._synced[h] for h in wanted if h in self._synced}
+        missing = [h for h in wanted if h not in found and h not in self._synced_gone]
+        for i in range(0, len(missing), NAME_BATCH):
+            part = missing[i:i + NAME_BATCH]
             restriction = {"or": [{"cmp": ["name", "eq", h]} for h in part]}
             for item in self._query(restriction):
                 found[item.href] = item
@@ -309,10 +313,15 @@ class FolderCollection(BaseCollection):
         hrefs = []
         uids = [c.uid for c in changes.changed]
         if uids:
+            # Read with their cached fields and text: Radicale asks for these very items next.
             restriction = {"uids": ",".join(str(u) for u in uids)}
-            _, table = self.ctx.call(f.query, ["uid", "name"], restriction)
-            hrefs.extend(n for n in table.get("name", []) if n)
-        hrefs.extend(changes.deleted_names.values())
+            for item in self._query(restriction):
+                if item.href:
+                    self._synced[item.href] = item
+                    hrefs.append(item.href)
+        gone = [n for n in changes.deleted_names.values() if n not in self._synced]
+        self._synced_gone.update(gone)
+        hrefs.extend(gone)
         return token, hrefs
 
 
