@@ -8,6 +8,7 @@ and ETags, in the same form Radicale gives them.
 from __future__ import annotations
 
 import io
+import re
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,7 +22,8 @@ GETETAG = "{DAV:}getetag"
 GETCONTENTTYPE = "{DAV:}getcontenttype"
 RESOURCETYPE = "{DAV:}resourcetype"
 LISTED_PROPS = frozenset({GETETAG, GETCONTENTTYPE, RESOURCETYPE})
-END = b"</D:multistatus>"
+# The end of Radicale's answer; its prefix for DAV: (none when DAV: is the default namespace).
+END = re.compile(rb"</(?:(\w+):)?multistatus>\s*$")
 
 
 def _text(value: str) -> str:
@@ -50,8 +52,8 @@ def requested_props(body: bytes) -> list[str] | None:
 
 
 def item_responses(href_prefix: str, rows: Iterable[tuple[str, str | None, str | None]],
-                   props: list[str]) -> bytes:
-    """<D:response> elements for (name, etag, itemClass) rows."""
+                   props: list[str], prefix: str = "") -> bytes:
+    """<response> elements for (name, etag, itemClass) rows, DAV: elements written with `prefix`."""
     content_types = {cls: _text(item_content_type(comp)) for cls, comp in storage.COMPONENTS.items()}
     default_type = _text(item_content_type("VEVENT"))
     out = []
@@ -66,7 +68,9 @@ def item_responses(href_prefix: str, rows: Iterable[tuple[str, str | None, str |
                 parts.append("<D:resourcetype />")
         parts.append("</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>")
         out.append("".join(parts))
-    return "".join(out).encode("utf-8")
+    text = "".join(out)
+    return (text.replace("<D:", f"<{prefix}:").replace("</D:", f"</{prefix}:") if prefix
+            else text.replace("<D:", "<").replace("</D:", "</")).encode("utf-8")
 
 
 def calendar_propfind(app: Callable[..., Any], environ: dict[str, Any], ctx: context.RequestContext,
@@ -104,14 +108,15 @@ def calendar_propfind(app: Callable[..., Any], environ: dict[str, Any], ctx: con
 
     head = b"".join(app(inner, capture))
     status, headers = captured
-    if not status.startswith("207") or not head.rstrip().endswith(END):
+    end = END.search(head)
+    if not status.startswith("207") or end is None:
         return None
     _, table = ctx.call(folder.query, ["uid", "name", "etag", "itemClass"], None, [("uid", False)])
     rows = [(n, e, c) for n, e, c in zip(table.get("name", []), table.get("etag", []), table.get("itemClass", []))
             if n]
     href_prefix = environ.get("SCRIPT_NAME", "") + "/" + "/".join(parts) + "/"
-    cut = head.rstrip().rfind(END)
-    data = head[:cut] + item_responses(href_prefix, rows, props) + head[cut:]
+    prefix = (end.group(1) or b"").decode("ascii")
+    data = head[:end.start()] + item_responses(href_prefix, rows, props, prefix) + head[end.start():]
     headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "content-encoding")]
     if "gzip" in [e.strip() for e in accept.split(",")]:
         zcomp = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
