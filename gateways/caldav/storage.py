@@ -192,8 +192,15 @@ class FolderCollection(BaseCollection):
 
     def serialize(self, vcf_to_ics: bool = False, ShareActions: Any = None) -> str:  # noqa: N803
         """The whole calendar as one VCALENDAR (the iCal feed)."""
-        return feed_text(self.get_meta("D:displayname") or "", self.folder.description,
-                         (item.serialize() for item in self.get_all()))
+        return feed_text(self.get_meta("D:displayname") or "", self.folder.description, self._texts())
+
+    def _texts(self) -> Iterator[str]:
+        """Every item's text, in uid order; only the texts travel (objects too large to
+        travel inline are read one by one)."""
+        _, rows = self.ctx.call(self.folder.messages, ["uid", "size", "source"], None, [("uid", False)])
+        for row in rows:
+            text = row.text
+            yield text if text is not None else self.ctx.call(row.ical)
 
     # -- items
     def _item(self, row: Any, text: str | None) -> Item:
