@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import os
 import select
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from harness import ServerProcess  # noqa: E402
+from dovecot import PrivateDovecot  # noqa: E402
+from harness import ServerProcess, free_port, wait_for_port  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from server.service import open_storage  # noqa: E402
@@ -48,7 +47,6 @@ from server.users.db import hash_password  # noqa: E402
 from shared.config import Config  # noqa: E402
 from shared.model import Adapter  # noqa: E402
 
-from pop3 import free_port, wait_for_port  # noqa: E402
 from store import PASSWORD, SMALL, USER  # noqa: E402
 
 BIG_MESSAGE_KB = 100  # the download folder holds messages of about this size
@@ -163,104 +161,23 @@ class Client:
 
 # -- Dovecot ------------------------------------------------------------------------------------
 
-DOVECOT_CONF = """\
-protocols = imap
-listen = 127.0.0.1
-base_dir = {base}/run
-state_dir = {base}/state
-log_path = {base}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-default_login_user = dovenull
-default_internal_user = dovecot
+# Dovecot's defaults cap connections far below the idle-connection row.
+DOVECOT_TUNING = """\
 default_client_limit = 5000
 default_process_limit = 5000
-passdb {{
-  driver = passwd-file
-  args = username_format=%u {base}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={base}/home/%u
-}}
-mail_location = maildir:~/Maildir
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-protocol imap {{
+protocol imap {
   mail_max_userip_connections = 5000
-}}
-service imap {{
+}
+service imap {
   process_limit = 5000
-}}
-service anvil {{
+}
+service anvil {
   client_limit = 12000
-}}
-service auth {{
+}
+service auth {
   client_limit = 12000
-}}
+}
 """
-
-
-class Dovecot:
-    """A private Dovecot serving IMAP on a loopback port, everything under `base`."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.port = free_port()
-        self.conf = os.path.join(base, "dovecot.conf")
-        self.maildir = os.path.join(base, "home", USER, "Maildir")
-
-    @staticmethod
-    def install() -> None:
-        if shutil.which("dovecot") and os.path.exists("/usr/lib/dovecot/imap"):
-            return
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "dovecot-core", "dovecot-imapd"], check=True,
-                       env=env, stdout=subprocess.DEVNULL)
-
-    def folder(self, name: str, messages, seen=lambda i: True) -> None:
-        path = self.maildir if name == "INBOX" else os.path.join(self.maildir, "." + name)
-        for sub in ("cur", "new", "tmp"):
-            os.makedirs(os.path.join(path, sub), exist_ok=True)
-        now = int(time.time())
-        for i, data in enumerate(messages):
-            flags = "S" if seen(i) else ""
-            with open(os.path.join(path, "cur", f"{now}.M{i}P1.bench,S={len(data)}:2,{flags}"), "wb") as fp:
-                fp.write(data)
-
-    def start(self) -> "Dovecot":
-        # Dovecot does not serve mail as root: the mail belongs to nobody.
-        home = os.path.join(self.base, "home")
-        for parent, dirs, files in os.walk(home):
-            for name in [parent, *(os.path.join(parent, f) for f in dirs + files)]:
-                shutil.chown(name, "nobody", "nogroup")
-        os.makedirs(os.path.join(self.base, "state"), exist_ok=True)
-        for path in (os.path.dirname(self.base), self.base):
-            os.chmod(path, 0o755)
-        with open(os.path.join(self.base, "passwd"), "w") as fp:
-            # The same argon2id hash our server keeps, so both sides do the same work.
-            fp.write(f"{USER}:{{ARGON2ID}}{hash_password(PASSWORD)}\n")
-        with open(self.conf, "w") as fp:
-            fp.write(DOVECOT_CONF.format(base=self.base, port=self.port))
-        subprocess.run(["dovecot", "-c", self.conf], check=True)
-        wait_for_port(self.port)
-        return self
-
-    def pids(self) -> list[int]:
-        master = int(open(os.path.join(self.base, "run", "master.pid")).read())
-        return [master, *descendants(master)]
-
-    def stop(self) -> None:
-        subprocess.run(["doveadm", "-c", self.conf, "stop"], check=False)
 
 
 def descendants(pid: int) -> list[int]:
@@ -464,7 +381,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.messages
     big_count = max(1, args.download_mb * 1024 // BIG_MESSAGE_KB)
-    Dovecot.install()
+    PrivateDovecot.install("imap")
 
     with tempfile.TemporaryDirectory(prefix="gw-bench-imap-") as base:
         data_dir = os.path.join(base, "groupware")
@@ -475,7 +392,9 @@ def main() -> None:
             storage.create_user(USER, hash_password(PASSWORD))
         finally:
             storage.close()
-        dovecot = Dovecot(os.path.join(base, "dovecot"))
+        # The same argon2id hash our server keeps, so both sides do the same work.
+        dovecot = PrivateDovecot(os.path.join(base, "dovecot"), "imap", USER,
+                                 "{ARGON2ID}" + hash_password(PASSWORD), DOVECOT_TUNING)
         server = ServerProcess(data_dir, options).start()
         try:
             wait_for_port(ours_port)
@@ -486,13 +405,13 @@ def main() -> None:
             seen = [message(i) for i in range(n) if i % UNSEEN_EVERY]
             unseen = [message(i) for i in range(n) if not i % UNSEEN_EVERY]
             dovecot.folder("INBOX", seen + unseen, lambda i: i < len(seen))
-            dovecot.folder("big", (big_message(i) for i in range(big_count)))
+            dovecot.folder("big", (big_message(i) for i in range(big_count)), lambda i: True)
             dovecot.folder("push", [message(i) for i in range(10)], lambda i: False)
             dovecot.folder("appended", [])
             dovecot.start()
             results = {}
             for name, port, pids in (("ours", ours_port, lambda: [server.pid()]),
-                                     ("dovecot", dovecot.port, dovecot.pids)):
+                                     ("dovecot", dovecot.port, lambda: [dovecot.master_pid(), *descendants(dovecot.master_pid())])):
                 print(f"measuring {name} ...", flush=True)
                 results[name] = measure(port, args, n, pids)
         finally:
