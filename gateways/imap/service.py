@@ -30,7 +30,7 @@ class IMAPFactory(protocol.ServerFactory):
         self.watches = watches
         self.tls_options = tls_options
         self.implicit_tls = implicit_tls
-        self.max_line = cfg.get_size("imap_max_line")
+        self.max_line = cfg.get_size("imap_max_line_length")
         self.max_literal = cfg.get_size("imap_max_literal")
         self.timeout = cfg.get_int("imap_timeout")
         self.login_timeout = cfg.get_int("imap_login_timeout")
