@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import imaplib
 import os
-import re
 import socket
 import ssl
 import subprocess
@@ -111,19 +110,25 @@ class Env:
         return r
 
 
+def demo_env(rt, directory, options: dict[str, str] | None = None):
+    """A `groupware serve` with the demo user under `directory` and an Env on it, for a
+    module fixture to `yield from`; with a certificate in `options`, imaps listens too."""
+    options = options or {}
+    server = ServerProcess(str(directory / "var"), options, demo=True).start()
+    try:
+        e = Env(rt, server, server.port("imaps") if "ssl_certificate_file" in options else 0)
+        yield e
+        rt.call(e.session.logoff)
+        rt.call(e.adapter.close)
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def env(reactor_thread, tmp_path_factory):
     data = tmp_path_factory.mktemp("imap")
     cert, key = make_cert(str(data))
-    server = ServerProcess(str(data / "var"), {"ssl_certificate_file": cert, "ssl_private_key_file": key},
-                           demo=True).start()
-    try:
-        e = Env(reactor_thread, server, server.port("imaps"))
-        yield e
-        reactor_thread.call(e.session.logoff)
-        reactor_thread.call(e.adapter.close)
-    finally:
-        server.stop()
+    yield from demo_env(reactor_thread, data, {"ssl_certificate_file": cert, "ssl_private_key_file": key})
 
 
 def server_log(env: Env) -> str:

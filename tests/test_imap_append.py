@@ -11,9 +11,8 @@ import time
 import pytest
 
 from debian import email_corpus
-from harness import ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import Env, RawIMAP
+from test_imap import Env, demo_env
 
 LIMIT = 60 * 1024 * 1024
 SMALL = b"From: a@example.com\r\nSubject: appended\r\n\r\nhello\r\n"
@@ -21,15 +20,7 @@ SMALL = b"From: a@example.com\r\nSubject: appended\r\n\r\nhello\r\n"
 
 @pytest.fixture(scope="module")
 def env(reactor_thread, tmp_path_factory):
-    data = tmp_path_factory.mktemp("imap-append")
-    server = ServerProcess(str(data / "var"), {"imap_max_literal": str(LIMIT)}, demo=True).start()
-    try:
-        e = Env(reactor_thread, server, 0)
-        yield e
-        reactor_thread.call(e.session.logoff)
-        reactor_thread.call(e.adapter.close)
-    finally:
-        server.stop()
+    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imap-append"), {"imap_max_literal": str(LIMIT)})
 
 
 def source_of(env: Env, folder, uid: int) -> bytes:
@@ -209,3 +200,30 @@ def open_files(pid: int) -> list[str]:
         except FileNotFoundError:
             pass  # closed meanwhile
     return out
+
+
+def test_append_follows_folders_changed_by_another_session(env):
+    """APPEND resolves its target from a tree kept per connection; a folder deleted,
+    recreated or created elsewhere in between is still found (or refused) correctly."""
+    env.fresh("Moving")
+    imap = env.imap()
+    try:
+        assert imap.append("Moving", None, None, SMALL)[0] == "OK"
+        recreated = env.fresh("Moving")  # deleted and made again by someone else
+        typ, data = imap.append("Moving", None, None, SMALL)
+        assert typ == "OK", data
+        assert appenduid(b"x OK " + data[0])[0] == recreated.uid_validity
+        created = env.fresh("CreatedElsewhere")
+        typ, data = imap.append("CreatedElsewhere", None, None, SMALL)
+        assert typ == "OK", data
+        assert appenduid(b"x OK " + data[0])[0] == created.uid_validity
+
+        async def drop():
+            for folder in await env.session.store().folders():
+                if folder.name == "CreatedElsewhere":
+                    await folder.delete()
+        env.rt.coro(drop)
+        typ, data = imap.append("CreatedElsewhere", None, None, SMALL)
+        assert typ == "NO" and b"TRYCREATE" in data[0], data
+    finally:
+        imap.logout()

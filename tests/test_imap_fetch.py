@@ -11,9 +11,8 @@ import time
 import pytest
 
 from debian import email_corpus
-from harness import ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import Env
+from test_imap import Env, demo_env
 
 MULTIPART = (b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: parts\r\n"
              b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n"
@@ -29,15 +28,7 @@ MULTIPART = (b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject
 
 @pytest.fixture(scope="module")
 def env(reactor_thread, tmp_path_factory):
-    data = tmp_path_factory.mktemp("imapfetch")
-    server = ServerProcess(str(data / "var"), demo=True).start()
-    try:
-        e = Env(reactor_thread, server, 0)
-        yield e
-        reactor_thread.call(e.session.logoff)
-        reactor_thread.call(e.adapter.close)
-    finally:
-        server.stop()
+    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapfetch"))
 
 
 def fill(env: Env, name: str, sources: list[bytes], flags=()):

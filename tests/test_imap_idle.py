@@ -7,22 +7,13 @@ import time
 
 import pytest
 
-from harness import ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import Env
+from test_imap import demo_env
 
 
 @pytest.fixture(scope="module")
 def env(reactor_thread, tmp_path_factory):
-    data = tmp_path_factory.mktemp("imapidle")
-    server = ServerProcess(str(data / "var"), demo=True).start()
-    try:
-        e = Env(reactor_thread, server, 0)
-        yield e
-        reactor_thread.call(e.session.logoff)
-        reactor_thread.call(e.adapter.close)
-    finally:
-        server.stop()
+    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapidle"))
 
 
 def start_idle(raw) -> None:

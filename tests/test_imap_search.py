@@ -15,9 +15,8 @@ import re
 import pytest
 
 from debian import ensure_packages, email_corpus, path
-from harness import ServerProcess
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import Env
+from test_imap import demo_env
 
 SPAM_DIR = "/usr/share/doc/spamassassin/examples"
 
@@ -46,15 +45,7 @@ CRAFTED = [
 
 @pytest.fixture(scope="module")
 def env(reactor_thread, tmp_path_factory):
-    data = tmp_path_factory.mktemp("imap-search")
-    server = ServerProcess(str(data / "var"), demo=True).start()
-    try:
-        e = Env(reactor_thread, server, 0)
-        yield e
-        reactor_thread.call(e.session.logoff)
-        reactor_thread.call(e.adapter.close)
-    finally:
-        server.stop()
+    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imap-search"))
 
 
 @pytest.fixture(scope="module")
@@ -316,3 +307,21 @@ def test_sent_dates_on_real_messages(corpus):
         if parsed and datetime.date(*parsed[:3]) < cutoff:
             expected.append(i)
     assert search(m, "SENTBEFORE", "1-Jan-2001") == expected
+
+
+@pytest.mark.parametrize("criteria", [
+    "UNSEEN", "SEEN", "FLAGGED", "UNFLAGGED", "DELETED NOT DRAFT", "ANSWERED", "UNANSWERED",
+    "DRAFT", "KEYWORD $Important", "KEYWORD $important", "UNKEYWORD $Important", "KEYWORD $Nowhere",
+    "RECENT", "NEW", "OLD", "ALL", "2:3", "2:* UNSEEN", "OR SEEN FLAGGED", "NOT (OR SEEN FLAGGED)",
+    "OR (DELETED 3) (NOT SEEN KEYWORD $Important)", "MODSEQ 1", "MODSEQ 999999999",
+])
+def test_view_answers_match_the_store(crafted, criteria):
+    """Flag, keyword, sequence and MODSEQ keys are answered from the session's view;
+    the same search with a key only the store answers (LARGER 0) must agree."""
+    def answer(*keys: str, uid: bool) -> bytes:
+        typ, data = crafted.uid("SEARCH", *keys) if uid else crafted.search(None, *keys)
+        assert typ == "OK", (keys, data)
+        return data[0]
+
+    for uid in (False, True):
+        assert answer(criteria, uid=uid) == answer(criteria, "LARGER 0", uid=uid), (criteria, uid)
