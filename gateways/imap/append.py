@@ -14,7 +14,8 @@ from typing import Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
-from gateways.imap.tree import MailboxTree
+from gateways.imap.tree import forget, resolve
+from shared.errors import NotFound
 
 capability("UIDPLUS")
 capability("APPENDLIMIT", lambda conn: f"APPENDLIMIT={conn.factory.max_literal}")
@@ -31,13 +32,25 @@ async def append(conn: Any, cmd: Any) -> Reply:
             raise No("Cannot store an empty message.")
         if size > conn.factory.max_literal:
             raise No(f"Message too large (limit {conn.factory.max_literal} octets).", "TOOBIG")
-        tree = await MailboxTree.load(conn.store)
-        mailbox = tree.get(args.mailbox)
-        if mailbox is None or not mailbox.selectable:
-            raise No("Mailbox does not exist.", "TRYCREATE")
-        folder = mailbox.folder
         when = int(args.internal_date.timestamp()) if args.internal_date is not None else None
-        uid, _ = await folder.append(source, args.flags, when)
+        start = None if isinstance(source, bytes) else source.tell()
+        folder = await _target(conn, args.mailbox)
+        try:
+            uid, _ = await folder.append(source, args.flags, when)
+        except NotFound:
+            # The cached tree was out of date (the folder was deleted or replaced
+            # elsewhere): ask the store once more before telling the client.
+            forget(conn)
+            again = await _target(conn, args.mailbox)
+            if again.id == folder.id:
+                raise No("Mailbox does not exist.", "TRYCREATE") from None
+            folder = again
+            if start is not None:
+                source.seek(start)
+            uid, _ = await folder.append(source, args.flags, when)
+        except Exception:
+            forget(conn)
+            raise
     finally:
         for fp in spooled:
             fp.close()
@@ -45,6 +58,13 @@ async def append(conn: Any, cmd: Any) -> Reply:
     if box is not None and box.folder.id == folder.id:
         await box.refresh()  # EXISTS before the tagged OK (RFC 3501 §6.3.11)
     return Reply("OK", "APPEND completed", w.appenduid_code(folder.uid_validity, uid).decode("ascii"))
+
+
+async def _target(conn: Any, name: str) -> Any:
+    mailbox = await resolve(conn, name)
+    if mailbox is None or not mailbox.selectable:
+        raise No("Mailbox does not exist.", "TRYCREATE")
+    return mailbox.folder
 
 
 def _size(source: Any) -> int:

@@ -94,6 +94,8 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.session: Any = None
         self.store: Any = None
         self.selected: Any = None
+        # The last folder tree read for APPEND/COPY/MOVE targets (tree.resolve).
+        self.mailbox_tree: Any = None
         self.enabled: set[str] = set()
         self.client_id: dict[str, str | None] | None = None
         self.closed = False
@@ -139,6 +141,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         if self.session is not None:
             session, self.session = self.session, None
             self.store = None
+            self.mailbox_tree = None
             session.logoff()
 
     def timeoutConnection(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
-from gateways.imap.tree import MailboxTree
+from gateways.imap.tree import forget, resolve
 
 capability("MOVE")
 
@@ -34,8 +34,7 @@ async def _transfer(conn: Any, cmd: Any, move: bool) -> Reply | None:
         raise Bad("Invalid message sequence number")
     if move and box.readonly:
         raise No("Mailbox is read-only.", "READ-ONLY")
-    tree = await MailboxTree.load(conn.store)
-    target = tree.get(args.mailbox)
+    target = await resolve(conn, args.mailbox)
     if target is None or not target.selectable:
         raise No("Mailbox does not exist.", "TRYCREATE")
     ranges = box.index_ranges(args.sequence, cmd.uid)
@@ -44,12 +43,16 @@ async def _transfer(conn: Any, cmd: Any, move: bool) -> Reply | None:
     uids = box.store_uids(ranges)
     folder = target.folder
     same = folder.id == box.folder.id
-    if move and not same:
-        pairs = await box.folder.move(uids, folder)
-    else:
-        pairs = await box.folder.copy(uids, folder)
-        if move and pairs:
-            await box.folder.delete_items([src for src, _ in pairs])
+    try:
+        if move and not same:
+            pairs = await box.folder.move(uids, folder)
+        else:
+            pairs = await box.folder.copy(uids, folder)
+            if move and pairs:
+                await box.folder.delete_items([src for src, _ in pairs])
+    except Exception:
+        forget(conn)  # the target may be gone or moved: read the tree again next time
+        raise
     if conn.selected is not box:
         return None
     name = "UID " + cmd.name if cmd.uid else cmd.name

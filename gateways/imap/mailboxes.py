@@ -12,7 +12,7 @@ from typing import Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, capability, command
 from gateways.imap.grammar import writer as w
-from gateways.imap.tree import ATTRIBUTE_ROLES, DELIMITER, MailboxTree, normalize
+from gateways.imap.tree import ATTRIBUTE_ROLES, DELIMITER, MailboxTree, forget, normalize
 from shared.errors import Conflict
 
 capability("NAMESPACE")
@@ -46,7 +46,7 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
         # The hierarchy delimiter and the root (RFC 3501 §6.3.8).
         conn.send(w.list_response(["\\Noselect"], DELIMITER, ""))
         return
-    tree = await MailboxTree.load(conn.store)
+    tree = await MailboxTree.load(conn.store, counts=bool(args.status_items))
     subscribed_only = "SUBSCRIBED" in args.selection
     show_subscribed = subscribed_only or "SUBSCRIBED" in args.returns
     special_only = "SPECIAL-USE" in args.selection
@@ -83,7 +83,7 @@ async def lsub(conn: Any, cmd: Any) -> None:
 
 @command("STATUS", AUTHENTICATED_OR_SELECTED)
 async def status(conn: Any, cmd: Any) -> None:
-    tree = await MailboxTree.load(conn.store)
+    tree = await MailboxTree.load(conn.store, counts=True)
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
@@ -127,6 +127,7 @@ async def create(conn: Any, cmd: Any) -> None:
             raise No("Only one of \\Sent \\Drafts \\Trash \\Junk \\Archive can be given.", "USEATTR")
         role = roles[0]
     parts = _levels(name)
+    forget(conn)
     tree = await MailboxTree.load(conn.store)
     if tree.get(name) is not None:
         raise No("Mailbox already exists.", "ALREADYEXISTS")
@@ -142,7 +143,8 @@ async def delete(conn: Any, cmd: Any) -> None:
     name = normalize(cmd.args.mailbox)
     if name == "INBOX":
         raise No("INBOX cannot be deleted.", "CANNOT")
-    folders = await conn.store.folders()
+    forget(conn)
+    folders = await conn.store.folders(counts=False)
     tree = MailboxTree(folders)
     mailbox = tree.get(name)
     if mailbox is None or not mailbox.selectable:
@@ -159,6 +161,7 @@ async def delete(conn: Any, cmd: Any) -> None:
 async def rename(conn: Any, cmd: Any) -> None:
     source = normalize(cmd.args.source)
     destination = normalize(cmd.args.destination).rstrip(DELIMITER)
+    forget(conn)
     tree = await MailboxTree.load(conn.store)
     mailbox = tree.get(source)
     if mailbox is None or not mailbox.selectable:
@@ -181,6 +184,7 @@ async def rename(conn: Any, cmd: Any) -> None:
 
 
 async def _subscribe(conn: Any, name: str, on: bool) -> None:
+    forget(conn)
     tree = await MailboxTree.load(conn.store)
     mailbox = tree.get(name)
     if mailbox is None or not mailbox.selectable:

@@ -100,8 +100,10 @@ class MailboxTree:
                 entry.has_children = True
 
     @classmethod
-    def load(cls, store: Any) -> defer.Deferred:
-        return store.folders().addCallback(cls)
+    def load(cls, store: Any, counts: bool = False) -> defer.Deferred:
+        """The tree as the store has it now. Folders' count, unseen and size read 0
+        unless `counts` (counting is a pass over every folder's messages)."""
+        return store.folders(counts=counts).addCallback(cls)
 
     def get(self, name: str) -> Mailbox | None:
         return self.by_name.get(normalize(name))
@@ -139,3 +141,24 @@ def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
         else:
             parts.append(re.escape(ch))
     return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+async def resolve(conn: Any, name: str) -> Mailbox | None:
+    """The mailbox `name` from the tree this connection last read, reading the tree
+    only when there is none or `name` is not in it (it may have been created since).
+
+    Meant for commands that only need a target folder (APPEND, COPY, MOVE): a client
+    appending a thousand messages should not cost a thousand folder listings. The
+    connection's own CREATE, DELETE, RENAME and (UN)SUBSCRIBE drop the tree
+    (`forget`), and so does any failure of a command that used it."""
+    tree = conn.mailbox_tree
+    mailbox = tree.get(name) if tree is not None else None
+    if mailbox is None:
+        tree = conn.mailbox_tree = await MailboxTree.load(conn.store)
+        mailbox = tree.get(name)
+    return mailbox
+
+
+def forget(conn: Any) -> None:
+    """Drop the connection's cached tree; the next `resolve` reads it again."""
+    conn.mailbox_tree = None
