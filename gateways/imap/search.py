@@ -25,6 +25,7 @@ import calendar
 import datetime
 from typing import Any
 
+from gateways.imap import search_view
 from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import writer as w
@@ -42,10 +43,16 @@ DAY = 86400
 async def search(conn: Any, cmd: Any) -> None:
     box = conn.selected
     args: c.Search = cmd.args
-    restriction = Restriction(box).of(args.criteria)
     uses_modseq = _uses_modseq(args.criteria)
     if uses_modseq:
         conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE-enabling command
+    if search_view.answerable(args.criteria):
+        indexes = search_view.matching_indexes(box, args.criteria)
+        numbers = [box.uids[i] for i in indexes] if cmd.uid else [i + 1 for i in indexes]
+        highest = max((box.modseq(i) for i in indexes), default=0)
+        _answer(conn, cmd, numbers, highest if uses_modseq and numbers else None)
+        return
+    restriction = Restriction(box).of(args.criteria)
     columns = ["uid", "modseq"] if uses_modseq else ["uid"]
     if restriction == _FALSE or not box.exists:
         table: dict[str, list[int]] = {"uid": [], "modseq": []}
@@ -63,11 +70,15 @@ async def search(conn: Any, cmd: Any) -> None:
             continue  # announced later, or already expunged here
         numbers.append(uid if cmd.uid else msn)
         highest = max(highest, modseq or 0)
-    modseq_result = highest if uses_modseq and numbers else None
-    if args.returns is None:
+    _answer(conn, cmd, numbers, highest if uses_modseq and numbers else None)
+
+
+def _answer(conn: Any, cmd: Any, numbers: list[int], modseq_result: int | None) -> None:
+    returns = cmd.args.returns
+    if returns is None:
         conn.send(w.search_response(numbers, modseq_result))
         return
-    conn.send(w.esearch_response(cmd.tag, cmd.uid, _esearch_results(args.returns, numbers, modseq_result)))
+    conn.send(w.esearch_response(cmd.tag, cmd.uid, _esearch_results(returns, numbers, modseq_result)))
 
 
 def _esearch_results(returns: tuple[str, ...], numbers: list[int], modseq: int | None) -> list[tuple[str, Any]]:

@@ -183,6 +183,26 @@ class SelectedMailbox:
         i = self._bits.tobytes().translate(_SEEN_TO_ONE).find(b"\0")
         return None if i < 0 else i + 1
 
+    def flag_bytes(self) -> bytes:
+        """Every message's system-flag bits, one byte each, in sequence order."""
+        return self._bits.tobytes()
+
+    def all_keywords(self) -> list[tuple[str, ...]]:
+        """Every message's keywords, in sequence order (tuples shared between messages)."""
+        return self._keywords
+
+    def all_modseqs(self) -> array:
+        return self._modseqs
+
+    def expunge_pending_indexes(self) -> list[int]:
+        """Indexes of messages gone from the store whose EXPUNGE is not yet sent."""
+        out = []
+        for uid in self._pending_expunge:
+            i = bisect.bisect_left(self.uids, uid)
+            if i < len(self.uids) and self.uids[i] == uid:
+                out.append(i)
+        return out
+
     def keywords_in_use(self) -> list[str]:
         seen: dict[str, None] = {}
         for kw in set(self._keywords):
