@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from twisted.internet import defer, protocol
+from twisted.internet import protocol
 
 from gateways.imap import dispatch
 from gateways.imap.connection import IMAPConnection
 from gateways.imap.push import FolderWatches
 from shared.authguard import AuthGuard
 from shared.model import Adapter
-from shared.listeners import Listeners, gateway_tls
+from shared.gateway import GatewayService
 
 log = logging.getLogger("gateways.imap")
 
@@ -37,42 +37,16 @@ class IMAPFactory(protocol.ServerFactory):
         self.disable_plaintext_auth = cfg.get_bool("disable_plaintext_auth")
 
 
-class IMAPService:
-    def __init__(self, cfg: Any, reactor: Any) -> None:
-        self.cfg = cfg
-        self.reactor = reactor
-        self.adapter: Adapter | None = None
-        self.listening = Listeners(reactor)
-
-    def start(self) -> defer.Deferred:
-        return defer.maybeDeferred(self._start)
-
-    def _start(self) -> None:
+class IMAPService(GatewayService):
+    def listen(self, adapter: Adapter, tls: Any) -> None:
         cfg = self.cfg
         dispatch.load()
-        tls = gateway_tls(cfg)
-        self.adapter = Adapter(cfg, self.reactor)
         guard = AuthGuard.for_process(cfg, self.reactor)
         watches = FolderWatches()
-        plain = IMAPFactory(cfg, self.adapter, guard, watches, tls)
-        try:
-            self.listening.tcp("imap", cfg.get("imap_listen"), plain)
-            if tls is not None:
-                implicit = IMAPFactory(cfg, self.adapter, guard, watches, tls, implicit_tls=True)
-                self.listening.tls("imaps", cfg.get("imaps_listen"), implicit, tls)
-        except Exception:
-            self.stop()
-            raise
-
-    def listeners(self) -> list[str]:
-        return self.listening.lines()
-
-    def stop(self) -> defer.Deferred:
-        ds = [self.listening.stop()]
-        if self.adapter is not None:
-            self.adapter.close()
-            self.adapter = None
-        return defer.DeferredList(ds)
+        self.listening.tcp("imap", cfg.get("imap_listen"), IMAPFactory(cfg, adapter, guard, watches, tls))
+        if tls is not None:
+            implicit = IMAPFactory(cfg, adapter, guard, watches, tls, implicit_tls=True)
+            self.listening.tls("imaps", cfg.get("imaps_listen"), implicit, tls)
 
 
 def make_service(cfg: Any, reactor: Any) -> IMAPService:

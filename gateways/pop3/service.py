@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from twisted.internet import defer, protocol
+from twisted.internet import protocol
 
 from gateways.pop3.server import POP3Server
 from shared.authguard import AuthGuard
 from shared.model import Adapter
-from shared.listeners import Listeners, gateway_tls
+from shared.gateway import GatewayService
 
 log = logging.getLogger("gateways.pop3")
 
@@ -34,40 +34,14 @@ class POP3Factory(protocol.ServerFactory):
         self.disable_plaintext_auth = cfg.get_bool("disable_plaintext_auth")
 
 
-class POP3Service:
-    def __init__(self, cfg: Any, reactor: Any) -> None:
-        self.cfg = cfg
-        self.reactor = reactor
-        self.adapter: Adapter | None = None
-        self.listening = Listeners(reactor)
-
-    def start(self) -> defer.Deferred:
-        return defer.maybeDeferred(self._start)
-
-    def _start(self) -> None:
+class POP3Service(GatewayService):
+    def listen(self, adapter: Adapter, tls: Any) -> None:
         cfg = self.cfg
-        tls = gateway_tls(cfg)
-        self.adapter = Adapter(cfg, self.reactor)
         guard, locks = AuthGuard.for_process(cfg, self.reactor), set()
-        plain = POP3Factory(cfg, self.adapter, guard, locks, tls)
-        try:
-            self.listening.tcp("pop3", cfg.get("pop3_listen"), plain)
-            if tls is not None:
-                implicit = POP3Factory(cfg, self.adapter, guard, locks, tls, implicit_tls=True)
-                self.listening.tls("pop3s", cfg.get("pop3s_listen"), implicit, tls)
-        except Exception:
-            self.stop()
-            raise
-
-    def listeners(self) -> list[str]:
-        return self.listening.lines()
-
-    def stop(self) -> defer.Deferred:
-        ds = [self.listening.stop()]
-        if self.adapter is not None:
-            self.adapter.close()
-            self.adapter = None
-        return defer.DeferredList(ds)
+        self.listening.tcp("pop3", cfg.get("pop3_listen"), POP3Factory(cfg, adapter, guard, locks, tls))
+        if tls is not None:
+            implicit = POP3Factory(cfg, adapter, guard, locks, tls, implicit_tls=True)
+            self.listening.tls("pop3s", cfg.get("pop3s_listen"), implicit, tls)
 
 
 def make_service(cfg: Any, reactor: Any) -> POP3Service:
