@@ -1,8 +1,10 @@
 """Start the real `groupware serve` as a subprocess on loopback, and throwaway MariaDB databases."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import poplib
 import secrets
 import signal
 import socket
@@ -33,6 +35,22 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def pop3_auth_plain(port: int, user: str, password: str) -> bytes:
+    """The POP3 gateway's answer to AUTH PLAIN (any bytes in the name), closed with QUIT."""
+    p = poplib.POP3("127.0.0.1", port, timeout=30)
+    try:
+        plain = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+        try:
+            return p._shortcmd("AUTH PLAIN " + plain)
+        except poplib.error_proto as exc:
+            return exc.args[0]
+    finally:
+        try:
+            p.quit()
+        except (poplib.error_proto, OSError):
+            pass
 
 
 class ServerProcess:

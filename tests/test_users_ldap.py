@@ -2,10 +2,8 @@
 `groupware user sync`, and the backend itself for TLS."""
 from __future__ import annotations
 
-import base64
 import imaplib
 import os
-import poplib
 import re
 import subprocess
 import sys
@@ -13,7 +11,7 @@ import sys
 import pytest
 import requests
 
-from harness import ROOT, ServerProcess, free_port
+from harness import ROOT, ServerProcess, free_port, pop3_auth_plain
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import OPTIONS, Config, parse_config_text
 from shared.errors import AuthFailed, Unavailable
@@ -83,18 +81,7 @@ class Gateway:
 
     def pop(self, user: str, password: str) -> bytes:
         """The answer to AUTH PLAIN (any bytes in the name), the session closed with QUIT."""
-        p = poplib.POP3("127.0.0.1", self.port, timeout=30)
-        try:
-            plain = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
-            try:
-                return p._shortcmd("AUTH PLAIN " + plain)
-            except poplib.error_proto as exc:
-                return exc.args[0]
-        finally:
-            try:
-                p.quit()
-            except (poplib.error_proto, OSError):
-                pass
+        return pop3_auth_plain(self.port, user, password)
 
     def imap(self, user: str, password: str) -> str:
         """'OK' or the tagged NO answer to LOGIN over the real IMAP gateway."""

@@ -2,9 +2,7 @@
 through the real POP3 gateway, `groupware user sync`, and the backend itself."""
 from __future__ import annotations
 
-import base64
 import os
-import poplib
 import pwd
 import secrets
 import subprocess
@@ -13,7 +11,7 @@ import time
 
 import pytest
 
-from harness import ROOT, ServerProcess, free_port
+from harness import ROOT, ServerProcess, free_port, pop3_auth_plain
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.errors import AuthFailed
@@ -77,18 +75,7 @@ class Gateway:
                 for line in self.groupware("user", "list").splitlines() if line}
 
     def pop(self, user: str, password: str) -> bytes:
-        p = poplib.POP3("127.0.0.1", self.port, timeout=30)
-        try:
-            plain = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
-            try:
-                return p._shortcmd("AUTH PLAIN " + plain)
-            except poplib.error_proto as exc:
-                return exc.args[0]
-        finally:
-            try:
-                p.quit()
-            except (poplib.error_proto, OSError):
-                pass
+        return pop3_auth_plain(self.port, user, password)
 
 
 @pytest.fixture(scope="module")
