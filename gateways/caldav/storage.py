@@ -57,22 +57,27 @@ def segment_names(folders: Iterable[Any], shared: Iterable[Any] = ()) -> dict[st
     return out
 
 
+def together(ctx: context.RequestContext, *calls: Any) -> list[Any]:
+    """Start several adapter calls on the reactor and wait once for all their results."""
+    def start() -> defer.Deferred:
+        return defer.gatherResults([defer.maybeDeferred(c) for c in calls], consumeErrors=True)
+    try:
+        return ctx.call(start)
+    except defer.FirstError as err:
+        if ctx.error is None and isinstance(err.subFailure.value, GroupwareError):
+            ctx.error = err.subFailure.value
+        err.subFailure.raiseException()
+        raise  # not reached
+
+
 def calendars_of(ctx: context.RequestContext) -> dict[str, Any]:
     """The calendar home of the request's user: own calendar and task folders, then those
     granted by others; listed once per request."""
     if ctx.folders is None:
         session = ctx.session
-
-        def both() -> defer.Deferred:  # one wait for the two listings
-            # Item counts are not needed here, and cost a pass over every folder's items.
-            return defer.gatherResults([session.store().folders(counts=False), session.shared_folders(counts=False)],
-                                       consumeErrors=True)
-        try:
-            own, shared = ctx.call(both)
-        except defer.FirstError as err:
-            if ctx.error is None and isinstance(err.subFailure.value, GroupwareError):
-                ctx.error = err.subFailure.value
-            err.subFailure.raiseException()
+        # Item counts are not needed here, and cost a pass over every folder's items.
+        own, shared = together(ctx, lambda: session.store().folders(counts=False),
+                               lambda: session.shared_folders(counts=False))
         ctx.folders = segment_names(own, shared)
     return ctx.folders
 
@@ -313,19 +318,21 @@ class FolderCollection(BaseCollection):
         since = int(match.group(3))
         if since > f.highest_modseq:
             raise ValueError("sync token from the future")
-        changes = self.ctx.call(f.changes, since)
+        # Deletions and the token's age come from the change log; the changed items, with
+        # their cached fields and text (Radicale asks for these very items next), from the
+        # (folder, modseq) index; both in one wait. An item changed between the two is
+        # reported now and again next time, which sync allows.
+        columns = list(ITEM_COLUMNS) + ["source"]
+        changes, (_, rows) = together(self.ctx, lambda: f.changes(since), lambda: f.messages(
+            columns, {"cmp": ["modseq", "gt", since]}, [("uid", False)]))
         if changes.expired:
             raise ValueError("sync token expired")
         token = f"{SYNC_TOKEN_PREFIX}{f.id}-{f.uid_validity}-{changes.highest_modseq}"
         hrefs = []
-        uids = [c.uid for c in changes.changed]
-        if uids:
-            # Read with their cached fields and text: Radicale asks for these very items next.
-            restriction = {"uids": ",".join(str(u) for u in uids)}
-            for item in self._query(restriction):
-                if item.href:
-                    self._synced[item.href] = item
-                    hrefs.append(item.href)
+        for item in (self._item(r, r.text) for r in rows):
+            if item.href:
+                self._synced[item.href] = item
+                hrefs.append(item.href)
         gone = [n for n in changes.deleted_names.values() if n not in self._synced]
         self._synced_gone.update(gone)
         hrefs.extend(gone)
