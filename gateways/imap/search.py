@@ -1,6 +1,8 @@
 """SEARCH and UID SEARCH (RFC 3501 §6.4.4), ESEARCH answers (RFC 4731), MODSEQ (RFC 7162 §3.1.5).
 
-The whole search program becomes one store restriction and one table query:
+A program made only of flag, keyword, sequence-set, UID and MODSEQ keys is
+answered from the session's view of the mailbox (`search_view`), which holds all
+of those already. Any other program becomes one store restriction and one table query:
 flags, keywords, sizes, internal dates, modseqs, sequence and UID sets compile
 to SQL in the store; HEADER/BCC, SENT* and BODY/TEXT are restriction nodes the
 store answers next to the data, reading each candidate's source in chunks there
