@@ -40,9 +40,14 @@ class GatewayService:
     def listeners(self) -> list[str]:
         return self.listening.lines()
 
+    def release(self) -> list[defer.Deferred]:
+        """Let go of what `listen()` set up besides the ports (sessions, threads); the
+        adapter closes once these have fired, so logoffs still reach the store."""
+        return []
+
     def stop(self) -> defer.Deferred:
-        ds = [self.listening.stop()]
+        done = defer.DeferredList([self.listening.stop(), *self.release()])
         if self.adapter is not None:
-            self.adapter.close()
-            self.adapter = None
-        return defer.DeferredList(ds)
+            adapter, self.adapter = self.adapter, None
+            done.addBoth(lambda _: adapter.close())
+        return done

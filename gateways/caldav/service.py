@@ -17,7 +17,7 @@ from gateways.caldav.radicale_glue import radicale_logger
 from gateways.caldav.sessions import SessionCache
 from shared.authguard import AuthGuard
 from shared.model import Adapter
-from shared.listeners import Listeners, gateway_tls
+from shared.gateway import GatewayService
 
 log = logging.getLogger("gateways.caldav")
 
@@ -32,54 +32,36 @@ def route_radicale_log() -> None:
                                            else logging.DEBUG)
 
 
-class CalDAVService:
+class CalDAVService(GatewayService):
     def __init__(self, cfg: Any, reactor: Any) -> None:
-        self.cfg = cfg
-        self.reactor = reactor
-        self.adapter: Adapter | None = None
+        super().__init__(cfg, reactor)
         self.sessions: SessionCache | None = None
         self.threadpool: ThreadPool | None = None
-        self.listening = Listeners(reactor)
 
-    def start(self) -> defer.Deferred:
-        return defer.maybeDeferred(self._start)
-
-    def _start(self) -> None:
+    def listen(self, adapter: Adapter, tls: Any) -> None:
         cfg = self.cfg
         route_radicale_log()
-        tls = gateway_tls(cfg)
-        self.adapter = Adapter(cfg, self.reactor)
-        self.sessions = SessionCache(self.adapter, cfg.get_int("ical_session_expiry"))
+        self.sessions = SessionCache(adapter, cfg.get_int("ical_session_expiry"))
         self.threadpool = ThreadPool(1, cfg.get_int("ical_threads"), name="caldav")
         self.threadpool.start()
         max_size = cfg.get_size("ical_max_request_size")
-        root = GatewayResource(self.reactor, self.threadpool, self.adapter, self.sessions, AuthGuard.for_process(cfg, self.reactor),
-                               cfg.get_bool("ical_plaintext_auth"), cfg.get_int("ical_retry_after"),
-                               max_size)
+        root = GatewayResource(self.reactor, self.threadpool, adapter, self.sessions,
+                               AuthGuard.for_process(cfg, self.reactor), cfg.get_bool("ical_plaintext_auth"),
+                               cfg.get_int("ical_retry_after"), max_size)
         site = CalDAVSite(root, max_size)
-        try:
-            self.listening.tcp("ical", cfg.get("ical_listen"), site)
-            if tls is not None:
-                self.listening.tls("icals", cfg.get("icals_listen"), site, tls)
-        except Exception:
-            self.stop()
-            raise
+        self.listening.tcp("ical", cfg.get("ical_listen"), site)
+        if tls is not None:
+            self.listening.tls("icals", cfg.get("icals_listen"), site, tls)
 
-    def listeners(self) -> list[str]:
-        return self.listening.lines()
-
-    def stop(self) -> defer.Deferred:
-        ds = [self.listening.stop()]
+    def release(self) -> list[defer.Deferred]:
+        ds = []
         if self.threadpool is not None:
             self.threadpool.stop()
             self.threadpool = None
         if self.sessions is not None:
             ds.append(self.sessions.close())
             self.sessions = None
-        if self.adapter is not None:
-            adapter, self.adapter = self.adapter, None
-            defer.DeferredList(ds).addBoth(lambda _: adapter.close())
-        return defer.DeferredList(ds)
+        return ds
 
 
 def make_service(cfg: Any, reactor: Any) -> CalDAVService:
