@@ -23,7 +23,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ import requests
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from harness import ServerProcess  # noqa: E402
+from harness import ServerProcess, free_port, wait_for_port  # noqa: E402
 
 DAV = "{DAV:}"
 USER = "demo"
@@ -59,24 +58,6 @@ def calendar(events: list[str]) -> str:
 
 def single(uid: str, start: float, rrule: str = "") -> str:
     return calendar([vevent(uid, start, rrule)])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on {port}")
-            time.sleep(0.1)
 
 
 class Radicale:

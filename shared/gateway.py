@@ -6,6 +6,7 @@ serve` (its GATEWAYS registry) and the standalone commands only call `start()`,
 """
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 from twisted.internet import defer
@@ -14,7 +15,7 @@ from shared.listeners import Listeners, gateway_tls
 from shared.model import Adapter
 
 
-class GatewayService:
+class GatewayService(abc.ABC):
     def __init__(self, cfg: Any, reactor: Any) -> None:
         self.cfg = cfg
         self.reactor = reactor
@@ -33,9 +34,9 @@ class GatewayService:
             self.stop()
             raise
 
+    @abc.abstractmethod
     def listen(self, adapter: Adapter, tls: Any) -> None:
         """Open this gateway's ports on `self.listening`; `tls` is None without a certificate."""
-        raise NotImplementedError
 
     def listeners(self) -> list[str]:
         return self.listening.lines()

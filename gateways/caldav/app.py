@@ -109,7 +109,7 @@ class CalDAVSite(server.Site):
         self.displayTracebacks = False
 
     def log(self, request: Any) -> None:
-        pass  # Radicale logs each request already
+        """No access log of our own: Radicale already logs each request."""
 
 
 class GatewayResource(resource.Resource):
