@@ -42,12 +42,10 @@ from dovecot import PrivateDovecot  # noqa: E402
 from harness import ServerProcess, free_port, wait_for_port  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
-from server.service import open_storage  # noqa: E402
-from server.users.db import hash_password  # noqa: E402
 from shared.config import Config  # noqa: E402
 from shared.model import Adapter  # noqa: E402
 
-from store import PASSWORD, SMALL, USER  # noqa: E402
+from store import PASSWORD, SMALL, USER, create_bench_user  # noqa: E402
 
 BIG_MESSAGE_KB = 100  # the download folder holds messages of about this size
 APPENDS = 1000
@@ -387,14 +385,9 @@ def main() -> None:
         data_dir = os.path.join(base, "groupware")
         ours_port = free_port()
         options = {"imap_listen": f"127.0.0.1:{ours_port}", "log_level": "warning"}
-        storage = open_storage(Config(options, data_dir))
-        try:
-            storage.create_user(USER, hash_password(PASSWORD))
-        finally:
-            storage.close()
-        # The same argon2id hash our server keeps, so both sides do the same work.
+        password_hash = create_bench_user(options, data_dir)
         dovecot = PrivateDovecot(os.path.join(base, "dovecot"), "imap", USER,
-                                 "{ARGON2ID}" + hash_password(PASSWORD), DOVECOT_TUNING)
+                                 "{ARGON2ID}" + password_hash, DOVECOT_TUNING)
         server = ServerProcess(data_dir, options).start()
         try:
             wait_for_port(ours_port)

@@ -42,6 +42,18 @@ SMALL = (b"From: Alice <alice@example.com>\r\nTo: Bob <bob@example.com>\r\n"
          b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello Bob,\r\nthis is message %d.\r\n")
 
 
+def create_bench_user(options: dict, data_dir: str) -> str:
+    """The benchmark user in a fresh store; returns its argon2id hash, so that a peer
+    server can be given the very same one and both sides do the same work at login."""
+    password_hash = hash_password(PASSWORD)
+    storage = open_storage(Config(options, data_dir))
+    try:
+        storage.create_user(USER, password_hash)
+    finally:
+        storage.close()
+    return password_hash
+
+
 def fill_big_folder(storage, folder_id: int, count: int) -> None:
     """Bulk-insert `count` rows the way create_message would leave them (one blob shared)."""
     blob_key = storage.blobs.put_bytes(SMALL % (0, 0, 0))
