@@ -37,6 +37,17 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
             time.sleep(0.05)
 
 
+def read_until_quiet(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes or stays quiet for the socket's timeout."""
+    out = b""
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except socket.timeout:
+        pass
+    return out
+
+
 def pop3_auth_plain(port: int, user: str, password: str) -> bytes:
     """The POP3 gateway's answer to AUTH PLAIN (any bytes in the name), closed with QUIT."""
     p = poplib.POP3("127.0.0.1", port, timeout=30)

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import requests
 
-from harness import ROOT, ServerProcess
+from harness import ROOT, ServerProcess, read_until_quiet
 
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -445,13 +445,7 @@ def test_billion_laughs_is_refused_quickly(env):
 def raw_exchange(env: CalDAVEnv, head: bytes, body: bytes = b"", wait: float = 5.0) -> bytes:
     with socket.create_connection(("127.0.0.1", env.port), timeout=wait) as s:
         s.sendall(head + body)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except socket.timeout:
-            pass
-        return out
+        return read_until_quiet(s)
 
 
 def test_body_over_the_limit_is_413_before_it_is_read(env):

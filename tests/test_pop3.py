@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import ROOT, ServerProcess, free_port
+from harness import ROOT, ServerProcess, free_port, read_until_quiet
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
@@ -113,13 +113,7 @@ def raw(env: Env, payload: bytes, wait: float = 1.0) -> bytes:
         s.recv(1000)
         s.sendall(payload)
         s.settimeout(wait)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except socket.timeout:
-            pass
-        return out
+        return read_until_quiet(s)
 
 
 def retr_wire(p: poplib.POP3, which: str) -> tuple[bytes, bytes]:
