@@ -159,13 +159,15 @@ def fault(error: GroupwareError) -> bytes:
     err = etree.SubElement(detail, _G + "error")
     etree.SubElement(err, _G + "code").text = error.code
     etree.SubElement(err, _G + "message").text = _xml_safe(error.message)
+    if error.reason:
+        etree.SubElement(err, _G + "reason").text = error.reason
     return envelope(fault_el)
 
 
 def fault_error(fault_el: etree._Element) -> GroupwareError:
     code = fault_el.findtext(f"detail/{_G}error/{_G}code") or "internal"
     message = fault_el.findtext(f"detail/{_G}error/{_G}message") or fault_el.findtext("faultstring") or ""
-    return error_for_code(code, message)
+    return error_for_code(code, message, fault_el.findtext(f"detail/{_G}error/{_G}reason"))
 
 
 def _xml_safe(text: str) -> str:

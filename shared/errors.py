@@ -12,9 +12,11 @@ class GroupwareError(Exception):
     # SOAP 1.1 faultcode: whose fault it was.
     fault_side = "Server"
 
-    def __init__(self, message: str = "") -> None:
+    def __init__(self, message: str = "", reason: str | None = None) -> None:
         super().__init__(message or self.code)
         self.message = message or self.code
+        # A finer, equally stable cause within the code (e.g. a conflict's "uidConflict").
+        self.reason = reason
 
 
 class AuthFailed(GroupwareError):
@@ -40,6 +42,12 @@ class NotFound(GroupwareError):
 class Conflict(GroupwareError):
     code = "conflict"
     fault_side = "Client"
+
+
+# Reasons of a Conflict: another object of the folder has the iCalendar UID; the
+# If-Match / If-None-Match condition did not hold.
+UID_CONFLICT = "uidConflict"
+PRECONDITION_FAILED = "preconditionFailed"
 
 
 class Quota(GroupwareError):
@@ -72,6 +80,6 @@ ERRORS_BY_CODE: dict[str, type[GroupwareError]] = {
 }
 
 
-def error_for_code(code: str, message: str = "") -> GroupwareError:
+def error_for_code(code: str, message: str = "", reason: str | None = None) -> GroupwareError:
     """The exception for a fault code; unknown codes become `Internal`."""
-    return ERRORS_BY_CODE.get(code, Internal)(message)
+    return ERRORS_BY_CODE.get(code, Internal)(message, reason)

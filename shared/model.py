@@ -41,6 +41,9 @@ MESSAGE_COLUMNS = ("uid", "modseq", "flags", "keywords", "size", "internalDate")
 # inline bytes of one request well under max_soap_size (base64 adds a third).
 APPEND_BATCH_MESSAGES = 500
 APPEND_BATCH_BYTES = 4 * 1024 * 1024
+# save_calendar_items: the server takes at most 5000 objects per call.
+CALENDAR_BATCH_ITEMS = 2000
+CALENDAR_BATCH_BYTES = 4 * 1024 * 1024
 CALENDAR_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "summary", "dtstart", "dtend",
                     "recurring", "itemClass", "size")
 
@@ -532,6 +535,45 @@ class Folder:
         return self._call("saveCalendarItem", *fields).addCallback(lambda r: {
             "uid": _int(r, "uid"), "modseq": _int(r, "modseq"), "etag": codec.field(r, "etag"),
             "created": _bool(codec.field(r, "created"))})
+
+    @defer.inlineCallbacks
+    def save_calendar_items(self, objects: Sequence[tuple[str, str]],
+                            delete_names: Sequence[str] = ()) -> Any:
+        """Create or replace the calendar objects `(name, text)` and delete the objects named
+        in `delete_names`, with few round trips: batches of at most `CALENDAR_BATCH_ITEMS`
+        objects and about `CALENDAR_BATCH_BYTES` of text, each one transaction on the server
+        (deletions go first). Objects not named keep their ETags. Fires with
+        {highest_modseq, saved: {name: {uid, etag, created}}, deleted: [uid]}; fails with
+        Conflict (reason uidConflict) when a UID would be held by two objects."""
+        objects, deletes = list(objects), list(delete_names)
+        out: dict[str, Any] = {"highest_modseq": self.highest_modseq, "saved": {}, "deleted": []}
+        # Deletions go first, so a UID can move from a deleted object to a new one.
+        next_object = 0
+        while next_object < len(objects) or deletes:
+            batch_deletes, deletes = deletes[:CALENDAR_BATCH_ITEMS], deletes[CALENDAR_BATCH_ITEMS:]
+            room = 0 if deletes else CALENDAR_BATCH_ITEMS - len(batch_deletes)
+            fields: list[tuple[str, Any]] = []
+            size = 0
+            while next_object < len(objects) and len(fields) < room and size < CALENDAR_BATCH_BYTES:
+                name, text = objects[next_object]
+                next_object += 1
+                el = codec.element("item")
+                codec.add(el, "name", name)
+                codec.add(el, "icalendar", text)
+                fields.append(("item", el))
+                size += len(text)
+            # The schema puts the items before the names to delete.
+            fields += [("deleteName", name) for name in batch_deletes]
+            r = yield self._call("saveCalendarItems", *fields)
+            out["highest_modseq"] = _int(r, "highestModseq")
+            for el in r.iterchildren(_G + "saved"):
+                out["saved"][codec.field(el, "name")] = {
+                    "uid": int(el.get("uid", "0")), "etag": codec.field(el, "etag"),
+                    "created": _bool(el.get("created"))}
+            out["deleted"].extend(int(u) for u in (codec.field(r, "deleted") or "").split())
+        if out["highest_modseq"] is not None:
+            self.highest_modseq = out["highest_modseq"]
+        return out
 
     def calendar_items(self, restriction: Mapping[str, Any] | None = None,
                        with_text: bool = False) -> defer.Deferred:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from sqlalchemy import Engine, delete, func, insert, select
@@ -41,6 +41,22 @@ class DatabaseBlobStore:
     def put_bytes(self, data: bytes) -> str:
         view = memoryview(data)
         return self._store(bytes(view[i:i + CHUNK]) for i in range(0, len(view), CHUNK))
+
+    def put_many(self, datas: Sequence[bytes]) -> list[str]:
+        """Several blobs in one transaction."""
+        keys = [secrets.token_hex(16) for _ in datas]
+
+        def run(conn) -> None:
+            rows = []
+            for key, data in zip(keys, datas):
+                view = memoryview(data)
+                rows.extend({"key": key, "seq": seq, "data": bytes(view[i:i + CHUNK])}
+                            for seq, i in enumerate(range(0, max(len(view), 1), CHUNK)))
+            for i in range(0, len(rows), 200):
+                conn.execute(insert(blobs), rows[i:i + 200])
+
+        run_in_transaction(self.engine, run, write=True)
+        return keys
 
     def put_file(self, path: str) -> str:
         def read() -> Iterator[bytes]:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
-from server.soap import changes, folders, items, publishing, session, streams, tables
+from server.soap import calendar, changes, folders, items, publishing, session, streams, tables
 from server.soap.context import Call, Services
 from server.storage.engine import is_unavailable
 from shared.codec import body_of, envelope, fault, operation_of
@@ -37,6 +37,7 @@ OPERATIONS: dict[str, Handler] = {
     "createMessage": items.create_message,
     "createMessages": items.create_messages,
     "saveCalendarItem": items.save_calendar_item,
+    "saveCalendarItems": calendar.save_calendar_items,
     "setFlags": items.set_flags,
     "copyItems": items.copy_items,
     "moveItems": items.move_items,

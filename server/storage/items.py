@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared.errors import BadRequest, Conflict, NotFound
+from shared.errors import PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
 
 from .base import StorageBase, chunks
 from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, needs_scan, superset
@@ -147,15 +147,15 @@ class ItemsMixin(StorageBase):
                                .where(items.c.folder_id == folder_id, items.c.name == name)).first()
             if if_match is not None:
                 if old is None or (if_match != "*" and old.etag != if_match):
-                    raise Conflict("precondition")
+                    raise Conflict("precondition", PRECONDITION_FAILED)
             if if_none_match and old is not None:
-                raise Conflict("exists")
+                raise Conflict("exists", PRECONDITION_FAILED)
             if ical_uid is not None:
                 q = select(items.c.uid).where(items.c.folder_id == folder_id, items.c.icalUid == ical_uid)
                 if old is not None:
                     q = q.where(items.c.uid != old.uid)
                 if conn.execute(q.limit(1)).first() is not None:
-                    raise Conflict(f"another item has UID {ical_uid}")
+                    raise Conflict(f"another item has UID {ical_uid}", UID_CONFLICT)
             now = int(time.time())
             if old is not None:
                 _, modseq, _ = self._bump(conn, folder_id)

@@ -7,6 +7,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 
+from .calendar_batch import CalendarBatchMixin
 from .changes import ChangesMixin
 from .engine import unavailable_on_failure
 from .folders import KEEP, FoldersMixin
@@ -18,7 +19,8 @@ from .users import UsersMixin
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin):
+class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
+              CalendarBatchMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.

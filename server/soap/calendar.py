@@ -1,0 +1,81 @@
+"""saveCalendarItems: many calendar objects saved and deleted in one call and one transaction.
+
+A whole-calendar import sends only what changed; each object is parsed for its
+query columns, its blob written (the blobs' fsyncs overlap), and the rows change
+together under one modseq.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from server.icalcolumns import calendar_columns
+from server.occurrences import occurrence_index
+from server.soap.context import Call, require, response
+from server.storage.calendar_batch import CalendarSave
+from shared.codec import add, element, field, gw, required_int, text
+from shared.errors import BadRequest, TooLarge
+
+# One call saves or deletes at most this many objects.
+MAX_CALENDAR_ITEMS_PER_CALL = 5000
+
+
+def _columns(ical: str) -> dict[str, Any]:
+    columns = calendar_columns(ical)
+    if columns["recurring"]:
+        kind = "VTODO" if columns["itemClass"] == "IPM.Task" else "VEVENT"
+        columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
+    return columns
+
+
+async def save_calendar_items(call: Call) -> etree._Element:
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    objects: list[tuple[str, str]] = []
+    for el in body.iterchildren(gw("item")):
+        name, ical = field(el, "name"), field(el, "icalendar")
+        if name is None or ical is None:
+            raise BadRequest("an <item> needs <name> and <icalendar>")
+        objects.append((name, ical))
+    delete_names = [text(el) or "" for el in body.iterchildren(gw("deleteName"))]
+    if len(objects) + len(delete_names) > MAX_CALENDAR_ITEMS_PER_CALL:
+        raise BadRequest(f"at most {MAX_CALENDAR_ITEMS_PER_CALL} objects per call")
+    max_size = call.services.limits.max_message_size
+
+    def work() -> dict[str, Any]:
+        st = call.storage
+        require(st, session.user_id, folder_id, "write")
+        datas, columns = [], []
+        for name, ical in objects:
+            data = ical.encode("utf-8", "surrogateescape")
+            if len(data) > max_size:
+                raise TooLarge(f"calendar object {name!r} exceeds {max_size} bytes")
+            try:
+                columns.append(_columns(ical))
+            except BadRequest as err:
+                raise BadRequest(f"{name}: {err.message}") from None
+            datas.append(data)
+        keys = st.blobs.put_many(datas) if datas else []
+        saves = [CalendarSave(name, key, len(data), cols)
+                 for (name, _), key, data, cols in zip(objects, keys, datas, columns)]
+        try:
+            return st.save_calendar_items(folder_id, saves, delete_names)
+        except BaseException:
+            for key in keys:
+                st.blobs.delete(key)
+            raise
+
+    result = await call.run(work)
+    if result["saved"] or result["deleted"]:
+        call.services.notifier.changed(folder_id, result["modseq"])
+    out = response("saveCalendarItems")
+    add(out, "highestModseq", result["modseq"])
+    for saved in result["saved"]:
+        el = element("saved", uid=str(saved["uid"]), created="true" if saved["created"] else "false")
+        add(el, "name", saved["name"])
+        add(el, "etag", saved["etag"])
+        out.append(el)
+    add(out, "deleted", " ".join(str(u) for u in result["deleted"]))
+    return out

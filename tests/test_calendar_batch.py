@@ -1,0 +1,103 @@
+"""saveCalendarItems: many calendar objects saved and deleted in one transaction, through the
+storage API (SQLite and MariaDB) and through the adapter against a real store server."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from server.storage.calendar_batch import CalendarSave
+from server.icalcolumns import calendar_columns
+from shared import model
+from shared.errors import UID_CONFLICT, Conflict
+from test_adapter import logon, reactor_thread, store_server, adapter  # noqa: F401  (fixtures)
+from test_storage import mysql_url, st, user  # noqa: F401  (fixtures)
+
+
+def ical(uid: str, summary: str = "meeting", rrule: str = "") -> str:
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+            f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\n"
+            f"SUMMARY:{summary}\r\n{rrule}END:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def save(st, name: str, text: str) -> CalendarSave:
+    data = text.encode()
+    columns = calendar_columns(text)
+    return CalendarSave(name, st.blobs.put_bytes(data), len(data), columns)
+
+
+def test_storage_saves_replaces_and_deletes_in_one_modseq(st, user):
+    folder = st.create_folder(user["store_id"], None, "batch", "calendar")
+    fid = folder["id"]
+    first = st.save_calendar_items(fid, [save(st, f"{i}.ics", ical(f"u{i}")) for i in range(5)])
+    assert [s["created"] for s in first["saved"]] == [True] * 5
+    etags = {s["name"]: s["etag"] for s in first["saved"]}
+    second = st.save_calendar_items(fid, [save(st, "1.ics", ical("u1", "moved")), save(st, "9.ics", ical("u9"))],
+                                    ["2.ics", "3.ics", "not-there.ics"])
+    assert [(s["name"], s["created"]) for s in second["saved"]] == [("1.ics", False), ("9.ics", True)]
+    assert len(second["deleted"]) == 2 and second["modseq"] > first["modseq"]
+    _, table = st.query_items(fid, ["name", "etag", "modseq", "summary"], None, [("uid", False)])
+    rows = dict(zip(table["name"], zip(table["etag"], table["modseq"], table["summary"])))
+    assert sorted(rows) == ["0.ics", "1.ics", "4.ics", "9.ics"]
+    # Untouched objects keep their ETag and modseq; the changed ones share the new modseq.
+    assert rows["0.ics"][0] == etags["0.ics"] and rows["0.ics"][1] == first["modseq"]
+    assert rows["1.ics"][1] == rows["9.ics"][1] == second["modseq"] and rows["1.ics"][2] == "moved"
+
+
+def test_storage_refuses_a_uid_held_by_an_object_that_stays(st, user):
+    fid = st.create_folder(user["store_id"], None, "batch-uids", "calendar")["id"]
+    st.save_calendar_items(fid, [save(st, "a.ics", ical("same"))])
+    with pytest.raises(Conflict) as err:
+        st.save_calendar_items(fid, [save(st, "ok.ics", ical("fine")), save(st, "b.ics", ical("same"))])
+    assert err.value.reason == UID_CONFLICT
+    # Nothing of the refused call was kept.
+    _, table = st.query_items(fid, ["name"])
+    assert table["name"] == ["a.ics"]
+    # The UID may move when its old object goes in the same call.
+    st.save_calendar_items(fid, [save(st, "b.ics", ical("same"))], ["a.ics"])
+    _, table = st.query_items(fid, ["name", "icalUid"])
+    assert table["name"] == ["b.ics"] and table["icalUid"] == ["same"]
+    with pytest.raises(Conflict):
+        st.save_calendar_items(fid, [save(st, "c.ics", ical("twice")), save(st, "d.ics", ical("twice"))])
+
+
+def test_storage_indexes_occurrences_of_recurring_objects(st, user):
+    from server.occurrences import occurrence_index
+    fid = st.create_folder(user["store_id"], None, "batch-rrule", "calendar")["id"]
+    text = ical("weekly", rrule="RRULE:FREQ=WEEKLY;COUNT=4\r\n")
+    columns = calendar_columns(text)
+    columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(text, "VEVENT", columns["dtend"])
+    data = text.encode()
+    st.save_calendar_items(fid, [CalendarSave("w.ics", st.blobs.put_bytes(data), len(data), columns)])
+    week = 7 * 86400
+    start = 1796119200  # 2026-12-01T10:00Z
+    _, table = st.query_items(fid, ["name"], {"occurs": [start + 3 * week - 60, start + 3 * week + 60]})
+    assert table["name"] == ["w.ics"]
+    _, table = st.query_items(fid, ["name"], {"occurs": [start + 4 * week - 60, start + 4 * week + 60]})
+    assert table["name"] == []
+
+
+def test_adapter_imports_in_batches_and_keeps_untouched_etags(reactor_thread, adapter, monkeypatch):
+    monkeypatch.setattr(model, "CALENDAR_BATCH_ITEMS", 7)
+    session = logon(reactor_thread, adapter, protocol="caldav")
+
+    async def scenario():
+        cal = await session.store().create_folder(f"Import {time.time()}", container_class="calendar")
+        objects = [(f"e{i}.ics", ical(f"e{i}")) for i in range(20)]
+        result = await cal.save_calendar_items(objects)
+        assert sorted(result["saved"]) == sorted(n for n, _ in objects)
+        assert all(s["created"] for s in result["saved"].values())
+        before = {i.name: i.etag for i in await cal.calendar_items()}
+        result = await cal.save_calendar_items([("e3.ics", ical("e3", "changed")), ("new.ics", ical("new"))],
+                                               [f"e{i}.ics" for i in range(10, 20)])
+        assert len(result["deleted"]) == 10 and cal.highest_modseq == result["highest_modseq"]
+        after = {i.name: i.etag for i in await cal.calendar_items()}
+        assert sorted(after) == sorted([f"e{i}.ics" for i in range(10)] + ["new.ics"])
+        assert all(after[n] == before[n] for n in after if n not in ("e3.ics", "new.ics"))
+        assert after["e3.ics"] != before["e3.ics"]
+        with pytest.raises(Conflict) as err:
+            await cal.save_calendar_items([("other.ics", ical("e1"))])
+        assert err.value.reason == UID_CONFLICT
+        await cal.delete()
+
+    reactor_thread.coro(scenario)
