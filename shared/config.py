@@ -105,6 +105,7 @@ OPTIONS: dict[str, Option] = {
         imap_max_literal="64M",
         imap_timeout="1800",
         imap_login_timeout="60",
+        imap_index_cache="64M",
         pop3_listen="*:110",
         pop3s_listen="*:995",
         pop3_max_line="8192",

@@ -1,10 +1,10 @@
 """The selected mailbox as one IMAP session sees it (RFC 3501 §2.3.1, §5.2, §7.4.1; RFC 7162).
 
 A `SelectedMailbox` holds the message sequence number <-> UID map of the session
-and a cache of every message's flags and modseq, filled by one `Folder.query`
-of the uid, modseq and flags columns (and one, at the same time, of the keywords
-of the few messages that have any). It costs a few arrays, not an object per message:
-100,000 messages take about 2 MB.
+and a cache of every message's flags and modseq: its own copy of the folder's
+`MailboxIndex` (from the process's `IndexCache`, which asks the store only for what
+changed since another session last selected the folder). It costs a few arrays, not
+an object per message: 100,000 messages take about 2 MB.
 
 Reading (msn = message sequence number, 1-based; index = msn - 1):
 
@@ -55,6 +55,7 @@ from twisted.python.failure import Failure
 
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import SequenceSet, format_ranges
+from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, split_flag_names
 from shared.flags import flag_names, split_flags
 from shared.items import ItemChange
 from gateways.imap.push import FolderWatches
@@ -62,38 +63,8 @@ from shared.watcher import ChangeWatcher
 
 log = logging.getLogger("gateways.imap")
 
-_NO_KEYWORDS: tuple[str, ...] = ()
 # Flag bytes -> 1 where \\Seen is set, 0 elsewhere: the first unseen is one find().
 _SEEN_TO_ONE = bytes((b & 1) for b in range(256))
-
-
-async def _listing(folder: Any) -> tuple[list, list, list, list]:
-    """uid, modseq, flags and keywords of every message, ascending by uid.
-
-    Two queries at once: the number columns of every row, and the keywords of
-    only the rows that have any (most have none, and a text column costs the store
-    one element per row)."""
-    numbers, keyworded = await defer.gatherResults([
-        folder.query(("uid", "modseq", "flags"), sort=[("uid", False)]),
-        folder.query(("uid", "keywords"), {"cmp": ("keywords", "ne", "")}),
-    ], consumeErrors=True).addErrback(lambda f: f.value.subFailure if isinstance(
-        f.value, defer.FirstError) else f)
-    table = numbers[1]
-    uids = table.get("uid") or []
-    n = len(uids)
-    by_uid = dict(zip(keyworded[1].get("uid") or [], keyworded[1].get("keywords") or []))
-    keywords = [by_uid.get(uid) for uid in uids] if by_uid else [None] * n
-    return uids, table.get("modseq") or [0] * n, table.get("flags") or [0] * n, keywords
-
-
-def _split(names: Iterable[str]) -> tuple[int, tuple[str, ...]]:
-    names = list(names)
-    try:
-        bits, keywords = split_flags(names)
-    except ValueError:  # an unknown system flag from the store: keep what is known
-        bits, keywords = split_flags(n for n in names if not n.startswith("\\") or n.lower() in (
-            "\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"))
-    return bits, tuple(keywords) if keywords else _NO_KEYWORDS
 
 
 class SelectedMailbox:
@@ -105,8 +76,9 @@ class SelectedMailbox:
         self.uid_validity: int = folder.uid_validity
         self.highest_modseq: int = folder.highest_modseq
         messages = list(messages)
-        self._fill([m.uid for m in messages], [m.modseq for m in messages],
-                   [m.flag_bits for m in messages], [m.get("keywords") for m in messages])
+        self._fill(MailboxIndex.from_columns(
+            [m.uid for m in messages], [m.modseq for m in messages], [m.flag_bits for m in messages],
+            [m.get("keywords") for m in messages], self.highest_modseq))
         self._uid_next = max(folder.uid_next, (self.uids[-1] + 1) if self.uids else 1)
         self.on_change: Callable[[], Any] | None = None
         self._stop_watching: Callable[[], Any] | None = None
@@ -119,11 +91,17 @@ class SelectedMailbox:
 
     @classmethod
     async def open(cls, folder: Any, readonly: bool, enabled: set[str] | None = None,
-                   watches: FolderWatches | None = None) -> "SelectedMailbox":
-        """Read the folder's messages (one call) and start hearing of its changes
-        through `watches` (the service's shared long-polls), or a poll of its own."""
+                   watches: FolderWatches | None = None, indexes: IndexCache | None = None) -> "SelectedMailbox":
+        """Read the folder's messages (through `indexes`, the process's cache, when given)
+        and start hearing of its changes through `watches` (the service's shared
+        long-polls), or a poll of its own."""
         box = cls(folder, readonly, (), enabled)
-        box._fill(*await _listing(folder))
+        if indexes is None:
+            index = MailboxIndex.from_columns(*await full_listing(folder), folder.highest_modseq)
+        else:
+            index = await indexes.load(folder)
+        box._fill(index)
+        box.highest_modseq = max(box.highest_modseq, index.modseq)
         box._uid_next = max(box._uid_next, (box.uids[-1] + 1) if box.uids else 1)
         if watches is None:
             watcher = ChangeWatcher(folder.session, {folder.id: box.highest_modseq}, box._pushed)
@@ -133,15 +111,12 @@ class SelectedMailbox:
             box._stop_watching = watches.watch(folder.session, folder.id, box.highest_modseq, box._pushed)
         return box
 
-    def _fill(self, uids: list[int], modseqs: list[int | None], bits: list[int | None],
-              keywords: list[str | None]) -> None:
-        """The arrays from listing columns (uids ascending); keyword tuples are shared."""
-        self.uids = array("Q", uids)
-        self._modseqs = array("Q", (m or 0 for m in modseqs))
-        self._bits = array("B", ((b or 0) & 0xFF for b in bits))
-        interned: dict[str, tuple[str, ...]] = {}
-        self._keywords = [_NO_KEYWORDS if not k else interned.get(k) or interned.setdefault(k, tuple(k.split()))
-                          for k in keywords]
+    def _fill(self, index: MailboxIndex) -> None:
+        """Take over the arrays of a private MailboxIndex."""
+        self.uids = index.uids
+        self._modseqs = index.modseqs
+        self._bits = index.bits
+        self._keywords = index.keywords
 
     def close(self) -> None:
         self.closed = True
@@ -238,7 +213,7 @@ class SelectedMailbox:
 
     # -- the session's own changes
     def update(self, uid: int, flags: Iterable[str], modseq: int | None = None, report: bool = False) -> None:
-        bits, keywords = _split(flags)
+        bits, keywords = split_flag_names(flags)
         i = bisect.bisect_left(self.uids, uid)
         if i < len(self.uids) and self.uids[i] == uid:
             changed = self._bits[i] != bits or self._keywords[i] != keywords
@@ -317,7 +292,7 @@ class SelectedMailbox:
         last = self.uids[-1] if self.uids else 0
         for item in changed:
             uid, modseq = item.uid, item.modseq or 0
-            bits, keywords = _split(item.flags)
+            bits, keywords = split_flag_names(item.flags)
             i = bisect.bisect_left(self.uids, uid)
             if i < len(self.uids) and self.uids[i] == uid:
                 if modseq < self._modseqs[i]:
@@ -341,7 +316,7 @@ class SelectedMailbox:
 
     async def _resync(self) -> None:
         """The store no longer knows the changes since our modseq: compare everything."""
-        uids, modseqs, bits, keywords = await _listing(self.folder)
+        uids, modseqs, bits, keywords = await full_listing(self.folder)
         present = set(uids)
         deleted = [uid for uid in self.uids if uid not in present]
         self.apply((ItemChange(u, m or 0, flag_names(b or 0, (k or "").split()))

@@ -46,7 +46,8 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
         raise No("Mailbox does not exist.", "NONEXISTENT")
     folder = mailbox.folder
     readonly = readonly or folder.rights == "read"
-    box = await SelectedMailbox.open(folder, readonly, conn.enabled, conn.factory.watches)
+    box = await SelectedMailbox.open(folder, readonly, conn.enabled, conn.factory.watches,
+                                     conn.factory.indexes)
     if conn.closed:
         box.close()
         return Reply("NO", "Connection closed.")

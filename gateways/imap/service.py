@@ -12,6 +12,7 @@ from twisted.internet import protocol
 
 from gateways.imap import dispatch
 from gateways.imap.connection import IMAPConnection
+from gateways.imap.mailbox_index import IndexCache
 from gateways.imap.push import FolderWatches
 from shared.authguard import AuthGuard
 from shared.model import Adapter
@@ -24,10 +25,11 @@ class IMAPFactory(protocol.ServerFactory):
     protocol = IMAPConnection
 
     def __init__(self, cfg: Any, adapter: Adapter, guard: AuthGuard, watches: FolderWatches,
-                 tls_options: Any, implicit_tls: bool = False) -> None:
+                 indexes: IndexCache | None, tls_options: Any, implicit_tls: bool = False) -> None:
         self.adapter = adapter
         self.guard = guard
         self.watches = watches
+        self.indexes = indexes
         self.tls_options = tls_options
         self.implicit_tls = implicit_tls
         self.max_line = cfg.get_size("imap_max_line_length")
@@ -43,9 +45,11 @@ class IMAPService(GatewayService):
         dispatch.load()
         guard = AuthGuard.for_process(cfg, self.reactor)
         watches = FolderWatches()
-        self.listening.tcp("imap", cfg.get("imap_listen"), IMAPFactory(cfg, adapter, guard, watches, tls))
+        cache_bytes = cfg.get_size("imap_index_cache")
+        indexes = IndexCache(cache_bytes) if cache_bytes else None
+        self.listening.tcp("imap", cfg.get("imap_listen"), IMAPFactory(cfg, adapter, guard, watches, indexes, tls))
         if tls is not None:
-            implicit = IMAPFactory(cfg, adapter, guard, watches, tls, implicit_tls=True)
+            implicit = IMAPFactory(cfg, adapter, guard, watches, indexes, tls, implicit_tls=True)
             self.listening.tls("imaps", cfg.get("imaps_listen"), implicit, tls)
 
 
