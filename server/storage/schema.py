@@ -107,6 +107,9 @@ items = Table(
     Column("occurrencesUntil", BigInteger, nullable=True),
     Column("blob_key", String(128), nullable=False),
     Index("ix_items_folder_modseq", "folder_id", "modseq"),
+    # Covers the per-folder listing of uid, modseq and flags (IMAP SELECT, POP3 login):
+    # read from the index alone, not row by row from the wide table.
+    Index("ix_items_folder_listing", "folder_id", "uid", "modseq", "flags"),
     Index("ix_items_folder_name", "folder_id", "name"),
     Index("ix_items_folder_icaluid", "folder_id", "icalUid"),
     Index("ix_items_blob_key", "blob_key"),
