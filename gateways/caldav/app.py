@@ -18,17 +18,18 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
 
 from gateways.caldav import auth as auth_plugin
-from gateways.caldav import context, listing, radicale_glue, rights, storage
+from gateways.caldav import context, feed_import, listing, radicale_glue, rights, storage
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from shared.authguard import AuthGuard, Banned
-from shared.errors import (AuthFailed, BadRequest, Conflict, Forbidden, GroupwareError, NotFound,
-                           SessionInvalid, TooLarge, Unavailable)
+from shared.errors import (PRECONDITION_FAILED, AuthFailed, BadRequest, Conflict, Forbidden, GroupwareError,
+                           NotFound, SessionInvalid, TooLarge, Unavailable)
 
 log = logging.getLogger("gateways.caldav")
 
@@ -152,10 +153,16 @@ class GatewayResource(resource.Resource):
             rest = [p for p in request.postpath[1:] if p]
             if len(rest) != 2:
                 return self._plain(request, 404, "expected /ical/<user>/<calendar>\n")
+            if request.method == b"PUT":
+                request.calendar_import = rest
             # The whole calendar is the collection; Radicale serves and replaces it.
             request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], rest + [b""]
         elif path == CALDAV_ROOT or path.startswith(CALDAV_ROOT + "/"):
             request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], request.postpath[1:]
+            segments = [p for p in request.postpath if p]
+            if request.method == b"PUT" and len(segments) == 2 and not path.endswith(".ics"):
+                # A whole calendar: updated by difference, as at /ical/.
+                request.calendar_import = segments
         elif request.method in (b"PROPFIND", b"OPTIONS"):
             # Clients probe the server root (or any path) for current-user-principal.
             request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], [b""]
@@ -298,7 +305,48 @@ class GatewayResource(resource.Resource):
         request.requestHeaders.removeHeader(b"authorization")
         request.requestHeaders.setRawHeaders(CONTEXT_HEADER, [token.encode()])
         request.notifyFinish().addBoth(lambda _: self.contexts.pop(token, None))
+        target = getattr(request, "calendar_import", None)
+        if target is not None:
+            self._import_calendar(request, user, session, target)
+            return
         self.wsgi.render(request)
+
+    # -- PUT of a whole calendar (the iCal feed, or a collection)
+    def _import_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
+        owner, segment = (s.decode("utf-8", "replace") for s in target)
+        if owner != user:
+            self._finish(request, 404, "not found\n")
+            return
+        request.content.seek(0)
+        body = request.content.read()
+
+        def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+            return deferToThreadPool(self.reactor, self.threadpool, fn, *args)
+        d = defer.ensureDeferred(feed_import.import_calendar(
+            session, segment, body, in_thread, if_match=(request.getHeader(b"if-match") or b"").decode("latin-1"),
+            if_none_match=request.getHeader(b"if-none-match") == b"*"))
+
+        def done(result: feed_import.ImportResult) -> None:
+            plan = result.plan
+            log.info("caldav: calendar %s/%s replaced by PUT: %d saved, %d deleted, %d unchanged",
+                     user, segment, len(plan.saves), len(plan.deletes), plan.unchanged)
+            self._finish(request, 201 if result.created else 204, "", [(b"etag", result.etag.encode())])
+
+        def failed(failure: Any) -> None:
+            err = failure.value
+            if not isinstance(err, GroupwareError):
+                self._internal_error(failure, request)
+                return
+            if isinstance(err, Conflict) and err.reason == PRECONDITION_FAILED:
+                self._finish(request, 412, "precondition failed\n")
+            elif isinstance(err, Unavailable):
+                self._finish(request, 503, "the store is unavailable, try again later\n",
+                             [(b"retry-after", str(self.retry_after).encode())])
+            else:
+                code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
+                log.info("caldav: calendar PUT %s/%s refused: %s", user, segment, err.message)
+                self._finish(request, code, err.message + "\n")
+        d.addCallbacks(done, failed).addErrback(self._internal_error, request)
 
     def _internal_error(self, failure: Any, request: server.Request) -> None:
         log.error("caldav: %s", failure.getTraceback())

@@ -13,8 +13,10 @@ from shared.errors import NotFound
 _CHUNK = 1 << 20
 TMP_PREFIX = ".tmp-"
 _HEX = frozenset("0123456789abcdef")
-# put_many: fsyncs in flight at once; the file system commits them together.
+# put_many: fsyncs in flight at once (the file system commits them together), and how
+# many blobs of one call share a shard directory, so one directory fsync covers them.
 _SYNC_THREADS = 16
+_BLOBS_PER_SHARD = 1000
 
 
 def _valid_key(key: str) -> bool:
@@ -57,8 +59,8 @@ class FileBlobStore:
         finally:
             os.close(fd)
 
-    def _target(self) -> tuple[str, str]:
-        key = secrets.token_hex(16)
+    def _target(self, shard: str = "") -> tuple[str, str]:
+        key = shard + secrets.token_hex(16 - len(shard) // 2)
         path = self._path(key)
         directory = os.path.dirname(path)
         if directory not in self._dirs:
@@ -96,8 +98,10 @@ class FileBlobStore:
         fsyncs overlap instead of queueing one after the other (a calendar import)."""
         written: list[tuple[str, str, str]] = []
         try:
-            for data in datas:
-                key, path = self._target()
+            for i, data in enumerate(datas):
+                if i % _BLOBS_PER_SHARD == 0:
+                    shard = secrets.token_hex(2)
+                key, path = self._target(shard)
                 tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + key)
                 written.append((key, path, tmp))
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

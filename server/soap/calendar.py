@@ -6,6 +6,7 @@ together under one modseq.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from lxml import etree
@@ -21,12 +22,25 @@ from shared.errors import BadRequest, TooLarge
 MAX_CALENDAR_ITEMS_PER_CALL = 5000
 
 
-def _columns(ical: str) -> dict[str, Any]:
-    columns = calendar_columns(ical)
+def _columns(name: str, ical: str) -> dict[str, Any]:
+    try:
+        columns = calendar_columns(ical)
+    except BadRequest as err:
+        raise BadRequest(f"{name}: {err.message}") from None
     if columns["recurring"]:
         kind = "VTODO" if columns["itemClass"] == "IPM.Task" else "VEVENT"
         columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
     return columns
+
+
+def _discard(st: Any, writing: Future) -> None:
+    """Delete the blobs of a write that is no longer wanted, once it is done."""
+    try:
+        keys = writing.result()
+    except Exception:
+        return  # put_many cleans up after itself
+    for key in keys:
+        st.blobs.delete(key)
 
 
 async def save_calendar_items(call: Call) -> etree._Element:
@@ -47,17 +61,20 @@ async def save_calendar_items(call: Call) -> etree._Element:
     def work() -> dict[str, Any]:
         st = call.storage
         require(st, session.user_id, folder_id, "write")
-        datas, columns = [], []
-        for name, ical in objects:
-            data = ical.encode("utf-8", "surrogateescape")
+        datas = [ical.encode("utf-8", "surrogateescape") for _, ical in objects]
+        for (name, _), data in zip(objects, datas):
             if len(data) > max_size:
                 raise TooLarge(f"calendar object {name!r} exceeds {max_size} bytes")
+        # The blobs are written (and wait for their fsyncs) while the objects are parsed.
+        with ThreadPoolExecutor(1) as pool:
+            writing = pool.submit(st.blobs.put_many, datas) if datas else None
             try:
-                columns.append(_columns(ical))
-            except BadRequest as err:
-                raise BadRequest(f"{name}: {err.message}") from None
-            datas.append(data)
-        keys = st.blobs.put_many(datas) if datas else []
+                columns = [_columns(name, ical) for name, ical in objects]
+            except BaseException:
+                if writing is not None:
+                    _discard(st, writing)
+                raise
+            keys = writing.result() if writing is not None else []
         saves = [CalendarSave(name, key, len(data), cols)
                  for (name, _), key, data, cols in zip(objects, keys, datas, columns)]
         try:
