@@ -106,6 +106,7 @@ OPTIONS: dict[str, Option] = {
         imap_timeout="1800",
         imap_login_timeout="60",
         imap_index_cache="64M",
+        imap_ignore_command_idle="no",
         pop3_listen="*:110",
         pop3s_listen="*:995",
         pop3_max_line="8192",

@@ -84,7 +84,9 @@ def test_metadata_items_and_macros(env):
     assert b"ENVELOPE" in every and b"BODY " not in every
     # UID FETCH adds UID; MODSEQ turns CONDSTORE on.
     assert raw.cmd("UID FETCH 2 FLAGS")[0] == b"* 2 FETCH (UID 2 FLAGS (\\Flagged $Forwarded))\r\n"
-    assert re.match(rb"\* 1 FETCH \(MODSEQ \(\d+\)\)\r\n", raw.cmd("FETCH 1 MODSEQ")[0])
+    lines = raw.cmd("FETCH 1 MODSEQ")
+    assert lines[0].startswith(b"* OK [HIGHESTMODSEQ ")  # RFC 7162 §3.1, once
+    assert re.match(rb"\* 1 FETCH \(MODSEQ \(\d+\)\)\r\n", lines[1])
     assert raw.cmd("FETCH 3 UID")[-1].startswith(b"r9 BAD")
     assert raw.cmd("UID FETCH 3:9 UID") == [b"r10 OK UID FETCH completed\r\n"]
     raw.close()
@@ -315,13 +317,17 @@ def test_store_flags_and_keywords(env):
     raw = env.raw(login=True)
     raw.cmd("SELECT storing")
     lines = raw.cmd("STORE 1:3 +FLAGS (\\Seen $Label1)")
-    assert lines[:3] == [b"* %d FETCH (FLAGS (\\Seen $Label1))\r\n" % n for n in (1, 2, 3)]
-    assert lines[3].startswith(b"r3 OK")
+    # A keyword new to the mailbox is announced first (FLAGS, PERMANENTFLAGS).
+    assert lines[0].startswith(b"* FLAGS (") and lines[0].endswith(b" $Label1)\r\n")
+    assert lines[1].startswith(b"* OK [PERMANENTFLAGS (")
+    assert lines[2:5] == [b"* %d FETCH (FLAGS (\\Seen $Label1))\r\n" % n for n in (1, 2, 3)]
+    assert lines[5].startswith(b"r3 OK")
     lines = raw.cmd("UID STORE 2 -FLAGS ($Label1)")
     assert lines[0] == b"* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n"
     assert raw.cmd("STORE 4 +FLAGS.SILENT (\\Deleted)") == [b"r5 OK STORE completed\r\n"]
     lines = raw.cmd("STORE 5 FLAGS (\\Answered \\Draft Junk)")
-    assert lines[0] == b"* 5 FETCH (FLAGS (\\Answered \\Draft Junk))\r\n"
+    assert lines[0].endswith(b" $Label1 Junk)\r\n")
+    assert lines[2] == b"* 5 FETCH (FLAGS (\\Answered \\Draft Junk))\r\n"
     assert raw.cmd("FETCH 1:5 FLAGS")[:5] == [
         b"* 1 FETCH (FLAGS (\\Seen $Label1))\r\n", b"* 2 FETCH (FLAGS (\\Seen))\r\n",
         b"* 3 FETCH (FLAGS (\\Seen $Label1))\r\n", b"* 4 FETCH (FLAGS (\\Deleted))\r\n",

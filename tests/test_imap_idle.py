@@ -53,6 +53,8 @@ def test_flags_and_expunges_from_another_session_during_idle(env):
     other = env.raw(login=True)
     other.cmd("SELECT idlechanges")
     other.cmd("STORE 2 +FLAGS.SILENT (\\Flagged $Work)")
+    assert raw.readline().endswith(b" $Work)\r\n")  # FLAGS: a keyword new to the mailbox
+    assert raw.readline().startswith(b"* OK [PERMANENTFLAGS (")
     assert raw.readline() == b"* 2 FETCH (UID 2 FLAGS (\\Flagged $Work))\r\n"
     other.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
     assert raw.readline() == b"* 1 FETCH (UID 1 FLAGS (\\Deleted))\r\n"
@@ -82,7 +84,28 @@ def test_condstore_clients_get_modseq_and_qresync_clients_vanished(env):
     raw.close()
 
 
-def test_a_command_sent_during_idle_ends_it_and_is_answered(env):
+def test_a_command_sent_during_idle_ends_it_with_bad_by_default(env):
+    """RFC 2177 allows only DONE; like Dovecot, anything else ends IDLE with BAD and
+    is not run (imap_ignore_command_idle = no)."""
+    env.fresh("idlebad", 1)
+    raw = env.raw(login=True)
+    raw.cmd("SELECT idlebad")
+    start_idle(raw)
+    raw.send(b"x NOOP\r\n")
+    assert raw.readline() == b"i BAD Expected DONE.\r\n"
+    assert not readable(raw, 0.3)  # x was dropped, not answered
+    assert raw.cmd("NOOP")[-1].startswith(b"r3 OK")
+    raw.close()
+
+
+@pytest.fixture(scope="module")
+def apple_env(reactor_thread, tmp_path_factory):
+    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapidleapple"),
+                        {"imap_ignore_command_idle": "yes"})
+
+
+def test_a_command_sent_during_idle_ends_it_and_is_answered_when_configured(apple_env):
+    env = apple_env
     env.fresh("idlecmd", 2)
     raw = env.raw(login=True)
     raw.cmd("SELECT idlecmd")

@@ -12,7 +12,8 @@ Attributes command modules use:
 - `state`: `dispatch.NOT_AUTHENTICATED`, `AUTHENTICATED`, `SELECTED` or `LOGOUT`.
 - `session` (`shared.model.Session`) and `store` (`shared.model.Store`) once logged in.
 - `selected`: the `selected.SelectedMailbox` in the selected state, else None.
-- `enabled`: capabilities the client turned on with ENABLE (`CONDSTORE`, `QRESYNC`).
+- `enabled`: capabilities the client turned on with ENABLE (`CONDSTORE`, `QRESYNC`);
+  `enable_condstore()` for the commands that turn CONDSTORE on by being used.
 - `writer`: the `ResponseWriter`; `send(bytes)`, `untagged(bytes)` write through it.
 - `read_line()` -> Deferred of the next line (AUTHENTICATE continuations);
   `read_lines(callback)` / `stop_reading_lines()` hand every line to `callback`
@@ -41,6 +42,7 @@ from gateways.imap.dispatch import (AUTHENTICATED, LOGOUT, NOT_AUTHENTICATED, SE
 from gateways.imap.framing import CommandFramer, CommandReady, LineReady, LiteralWanted, Refused
 from gateways.imap.grammar import ParseError, parse_command
 from gateways.imap.grammar import writer as w
+from gateways.imap.keywords import announce_in_use
 from gateways.imap.output import ResponseWriter
 from shared.errors import (Conflict, Forbidden, GroupwareError, NotFound, Quota, SessionInvalid, TooLarge,
                            Unavailable)
@@ -97,6 +99,8 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         # The last folder tree read for APPEND/COPY/MOVE targets (tree.resolve).
         self.mailbox_tree: Any = None
         self.enabled: set[str] = set()
+        # (mailbox, flags) the FLAGS response of SELECT listed (keywords.py).
+        self.announced_flags: Any = None
         self.client_id: dict[str, str | None] | None = None
         self.closed = False
         self.busy = False
@@ -175,7 +179,10 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def flush_updates(self, expunge: bool = True) -> None:
         """Write what changed in the selected mailbox since it was last told."""
         if self.selected is not None and not self.closed:
-            for line in self.selected.take_updates(expunge=expunge):
+            lines = self.selected.take_updates(expunge=expunge)
+            if any(b" FETCH " in line for line in lines):
+                announce_in_use(self)  # a FLAGS list with keywords new to the client
+            for line in lines:
                 self.send(line)
 
     def _writable_again(self) -> None:
@@ -259,7 +266,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         except ParseError as exc:
             code = f"[{exc.code}] " if exc.code else ""
             # An unknown SEARCH charset is a NO, not a BAD (RFC 3501 §6.4.4).
-            status = "NO" if (exc.code or "").startswith("BADCHARSET") else "BAD"
+            status = "NO" if (exc.code or "").startswith("BADCHARSET") else exc.status
             self.send(f"{exc.tag or '*'} {status} {code}{exc.text}\r\n".encode("utf-8", "replace"))
             return
         except Exception:  # noqa: BLE001  (a client must never crash the process)
@@ -341,6 +348,16 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.state = LOGOUT
         self._closing = True
         self.release()
+
+    def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command ran (RFC 7162 §3.1). The first one in the
+        selected state is answered with the mailbox's HIGHESTMODSEQ, since the
+        client may not have asked for it when it selected."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.selected is not None:
+            self.send(w.untagged("OK", "Highest", f"HIGHESTMODSEQ {self.selected.highest_modseq}"))
 
     def after_reply(self, hook: Callable[[], Any]) -> None:
         """Run `hook` right after the running command's tagged answer is written

@@ -36,6 +36,7 @@ from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute, Section
 from gateways.imap.grammar.sequence import contains, format_ranges
+from gateways.imap.keywords import announce
 from gateways.imap.listing_cache import CACHE
 from gateways.imap.sections import (Decoder, Located, PartMap, UnknownEncoding, filter_header, from_structure,
                                     locate)
@@ -134,7 +135,7 @@ async def fetch(conn: Any, cmd: Any) -> Reply | None:
     if cmd.uid and "UID" not in names:
         attributes.insert(0, UID_ATTRIBUTE)
     if args.changedsince is not None or "MODSEQ" in names:
-        conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1: a CONDSTORE-enabling command
+        conn.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
         if "MODSEQ" not in names:
             attributes.append(MODSEQ_ATTRIBUTE)
     if args.vanished and "QRESYNC" not in conn.enabled:
@@ -265,6 +266,7 @@ class Fetcher:
         key = (self.box.flag_bits(i), self.box.keywords(i))
         rendered = self._flag_cache.get(key)
         if rendered is None:
+            announce(self.conn, key[1])  # a keyword new to the client: FLAGS first
             rendered = self._flag_cache[key] = w.flag_list(self.box.flags(i))
         return rendered
 

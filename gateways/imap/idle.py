@@ -6,10 +6,13 @@ idles, every change the store reports is fetched and written at once as
 EXPUNGE (or VANISHED), EXISTS and FETCH FLAGS, so new mail shows within the time
 of two store round trips.
 
-`DONE` ends IDLE. A client that sends a command instead (Apple Mail does, after
-a while) gets IDLE completed first and its command answered next, as if it had
-sent DONE in between; a line holding a literal cannot be taken that way and is
-refused.
+`DONE` ends IDLE. RFC 2177 allows nothing else; a client that sends a command
+instead gets IDLE ended with a tagged BAD and its line dropped, as Dovecot does.
+Apple Mail sends commands that way after a while: with `imap_ignore_command_idle`
+on, such a line ends IDLE (tagged OK) and is run next, as if DONE had come in
+between; a line holding a literal cannot be taken that way and is refused.
+(Kopano's option of that name keeps idling and drops the command; answering it
+serves the client better.)
 """
 from __future__ import annotations
 
@@ -17,15 +20,16 @@ from typing import Any
 
 from twisted.internet import defer
 
-from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, capability, command
+from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, Reply, capability, command
 from gateways.imap.framing import LITERAL_MARKER
 
 capability("IDLE")
 
 
 @command("IDLE", AUTHENTICATED_OR_SELECTED)
-async def idle(conn: Any, cmd: Any) -> None:
+async def idle(conn: Any, cmd: Any) -> Reply | None:
     done: defer.Deferred = defer.Deferred()
+    run_commands = conn.factory.ignore_command_idle
     box = conn.selected
 
     def changed() -> None:
@@ -37,6 +41,9 @@ async def idle(conn: Any, cmd: Any) -> None:
         if done.called or not text:
             return
         conn.stop_reading_lines()
+        if text.upper() != b"DONE" and not run_commands:
+            done.callback(Reply("BAD", "Expected DONE."))
+            return
         if text.upper() != b"DONE":
             if LITERAL_MARKER.search(text):
                 conn.after_reply(lambda: conn.send(b"* BAD Command with a literal sent during IDLE\r\n"))
@@ -51,7 +58,7 @@ async def idle(conn: Any, cmd: Any) -> None:
         box.on_change = changed
     conn.read_lines(line)
     try:
-        await done
+        return await done
     finally:
         if box is not None and box.on_change is changed:
             box.on_change = None

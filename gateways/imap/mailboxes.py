@@ -74,11 +74,19 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
 
 @command("LSUB", AUTHENTICATED_OR_SELECTED)
 async def lsub(conn: Any, cmd: Any) -> None:
+    """Subscribed names matching the pattern. RFC 3501 §6.3.9: when "%" stops at a
+    level that is not subscribed but has subscribed mailboxes below it, that level
+    is answered too, with \\Noselect (here meaning "not subscribed itself")."""
     tree = await MailboxTree.load(conn.store)
+    wildcard_level = "%" in cmd.args.pattern
     for mailbox in tree.match(cmd.args.reference, cmd.args.pattern):
         if mailbox.subscribed:
             attributes = [a for a in mailbox.attributes() if not a.startswith("\\Has")]
-            conn.send(w.list_response(attributes, DELIMITER, mailbox.name, kind="LSUB"))
+        elif wildcard_level and any(d.subscribed for d in tree.descendants(mailbox.name)):
+            attributes = ["\\Noselect"]
+        else:
+            continue
+        conn.send(w.list_response(attributes, DELIMITER, mailbox.name, kind="LSUB"))
 
 
 @command("STATUS", AUTHENTICATED_OR_SELECTED)
@@ -150,8 +158,11 @@ async def delete(conn: Any, cmd: Any) -> None:
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
     if any(f.parent_id == mailbox.folder.id for f in folders):
-        # Deleting the store folder would take its subfolders with it.
-        raise No("Mailbox has children, delete them first.", "INUSE")
+        # RFC 3501 §6.3.4 would empty it and keep the name as \\Noselect, but a store
+        # folder is always a selectable container, and deleting it would take its
+        # subfolders along. So refuse, in Dovecot's words and code for layouts that
+        # cannot keep such a name either.
+        raise No("Mailbox has children, delete them first.", "ALREADYEXISTS")
     if conn.selected is not None and conn.selected.folder.id == mailbox.folder.id:
         conn.deselect()
     await mailbox.folder.delete()

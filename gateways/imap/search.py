@@ -47,12 +47,12 @@ async def search(conn: Any, cmd: Any) -> None:
     args: c.Search = cmd.args
     uses_modseq = _uses_modseq(args.criteria)
     if uses_modseq:
-        conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE-enabling command
+        conn.enable_condstore()  # RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE-enabling command
     if search_view.answerable(args.criteria):
         indexes = search_view.matching_indexes(box, args.criteria)
         numbers = [box.uids[i] for i in indexes] if cmd.uid else [i + 1 for i in indexes]
-        highest = max((box.modseq(i) for i in indexes), default=0)
-        _answer(conn, cmd, numbers, highest if uses_modseq and numbers else None)
+        modseqs = [box.modseq(i) for i in indexes] if uses_modseq else None
+        _answer(conn, cmd, numbers, modseqs)
         return
     restriction = Restriction(box).of(args.criteria)
     columns = ["uid", "modseq"] if uses_modseq else ["uid"]
@@ -64,19 +64,29 @@ async def search(conn: Any, cmd: Any) -> None:
     if conn.selected is not box:
         return
     numbers: list[int] = []
-    highest = 0
+    found: list[int] = []
     modseqs = table.get("modseq") or [0] * len(table["uid"])
     for uid, modseq in zip(table["uid"], modseqs):
         msn = box.msn(uid)
         if msn is None:
             continue  # announced later, or already expunged here
         numbers.append(uid if cmd.uid else msn)
-        highest = max(highest, modseq or 0)
-    _answer(conn, cmd, numbers, highest if uses_modseq and numbers else None)
+        found.append(modseq or 0)
+    _answer(conn, cmd, numbers, found if uses_modseq else None)
 
 
-def _answer(conn: Any, cmd: Any, numbers: list[int], modseq_result: int | None) -> None:
+def _answer(conn: Any, cmd: Any, numbers: list[int], modseqs: list[int] | None) -> None:
+    """`modseqs` (those of `numbers`, in order) when the search used MODSEQ."""
     returns = cmd.args.returns
+    modseq_result = None
+    if modseqs and numbers:
+        if returns is None or not returns or {"ALL", "COUNT"} & set(returns):
+            modseq_result = max(modseqs)
+        else:
+            # RFC 4731 §3.2: with only MIN and/or MAX, the highest modseq of the
+            # messages actually returned.
+            picked = ([modseqs[0]] if "MIN" in returns else []) + ([modseqs[-1]] if "MAX" in returns else [])
+            modseq_result = max(picked)
     if returns is None:
         conn.send(w.search_response(numbers, modseq_result))
         return

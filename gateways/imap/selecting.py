@@ -7,6 +7,7 @@ from typing import Any
 from gateways.imap import dispatch
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
+from gateways.imap.keywords import remember as remember_flags
 from gateways.imap.qresync import resynchronize
 from gateways.imap.selected import SelectedMailbox
 from gateways.imap.tree import MailboxTree
@@ -55,6 +56,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     keywords = [k for k in box.keywords_in_use() if k not in COMMON_KEYWORDS]
     flags = SYSTEM_FLAGS + COMMON_KEYWORDS + tuple(keywords)
     conn.send(w.flags(flags))
+    remember_flags(conn, box, flags)
     permanent = () if readonly else flags + ("\\*",)
     conn.send(w.untagged("OK", "Flags permitted", w.permanent_flags_code(permanent)))
     conn.send(w.exists(box.exists))
@@ -102,6 +104,9 @@ async def expunge(conn: Any, cmd: Any) -> None:
     if box.readonly:
         raise No("Mailbox is read-only.", "READ-ONLY")
     ranges = box.index_ranges(cmd.args.uids, uid=True) if cmd.uid else None
-    gone = await box.folder.delete_items(_deleted_uids(box, ranges))
+    uids = _deleted_uids(box, ranges)
+    gone = await box.folder.delete_items(uids)
     if conn.selected is box:
-        box.mark_expunged(gone)
+        # What another session expunged first is gone as well: the client hears
+        # of every message it asked to remove before the tagged OK.
+        box.mark_expunged([*gone, *uids])

@@ -37,6 +37,7 @@ class IMAPFactory(protocol.ServerFactory):
         self.timeout = cfg.get_int("imap_timeout")
         self.login_timeout = cfg.get_int("imap_login_timeout")
         self.disable_plaintext_auth = cfg.get_bool("disable_plaintext_auth")
+        self.ignore_command_idle = cfg.get_bool("imap_ignore_command_idle")
 
 
 class IMAPService(GatewayService):

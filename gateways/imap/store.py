@@ -16,6 +16,7 @@ from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
 from gateways.imap.fetch import Output
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import format_numbers
+from gateways.imap.keywords import announce
 
 MODES = {"+": "add", "-": "remove", "": "replace"}
 
@@ -25,7 +26,7 @@ async def store(conn: Any, cmd: Any) -> Reply | None:
     box = conn.selected
     args = cmd.args
     if args.unchangedsince is not None:
-        conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1: a CONDSTORE-enabling command
+        conn.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     if not cmd.uid and box.msn_beyond(args.sequence):
         raise Bad("Invalid message sequence number")
     if box.readonly:
@@ -38,6 +39,7 @@ async def store(conn: Any, cmd: Any) -> Reply | None:
                                         args.unchangedsince)
     if conn.selected is not box:
         return None
+    announce(conn, (name for change in result.changed for name in change.flags))
     changed = set()
     for change in result.changed:
         box.update(change.uid, change.flags, change.modseq)

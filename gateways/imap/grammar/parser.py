@@ -502,7 +502,9 @@ def _section(r: Reader) -> c.Section:
             text = _section_text(r, allow_mime=False)
         if text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
             r.sp()
-            headers = unique(r.paren_list(
+            # Kept as sent, twins too: the response names the section the way the
+            # client asked for it (RFC 3501 §7.4.2), and some clients match on that.
+            headers = tuple(r.paren_list(
                 lambda: r.text(r.astring("a header name"), "US-ASCII").upper(), empty_ok=False))
     r.expect(b"]")
     return c.Section(part, text, headers)

@@ -208,7 +208,8 @@ class Reader:
         try:
             name = mutf7_decode(raw)
         except MUTF7Error as e:
-            raise self.fail(str(e)) from None
+            # An astring is a valid mailbox argument; it just names no mailbox (NO, not BAD).
+            raise ParseError(str(e), self.tag, status="NO") from None
         head = name[:6].upper()
         if head == "INBOX" or head == "INBOX/":
             name = head + name[6:]
@@ -219,8 +220,10 @@ class Reader:
         raw = self.string() if ch in (0x22, 0x7B) else self.match(_LIST_MAILBOX, "a mailbox pattern")
         try:
             return mutf7_decode(raw)
-        except MUTF7Error as e:
-            raise self.fail(str(e)) from None
+        except MUTF7Error:
+            # A pattern that is not modified UTF-7 matches no mailbox: LIST answers
+            # nothing, as Dovecot does. No name holds NUL, so this matches none.
+            return "\0" + raw.decode("latin-1")
 
     # --- lists, flags, sets, dates ------------------------------------------------
 

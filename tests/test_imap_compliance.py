@@ -1,0 +1,194 @@
+"""RFC 3501 details a real client can run into, each checked against a real `groupware serve`
+over a raw socket: the answers Dovecot gives to the same commands (Dovecot's imaptest
+compliance suite found where ours differed)."""
+from __future__ import annotations
+
+import pytest
+
+from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from test_imap import demo_env
+
+
+@pytest.fixture(scope="module")
+def env(reactor_thread, tmp_path_factory):
+    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapcompliance"))
+
+
+def untagged(lines: list[bytes]) -> list[bytes]:
+    return [line for line in lines if line.startswith(b"* ")]
+
+
+# -- mailbox names ------------------------------------------------------------------------
+
+def test_a_name_that_is_not_modified_utf7_gets_no_and_lists_nothing(env):
+    """RFC 3501 §5.1.3: such a name is a well-formed astring that names no mailbox,
+    so the command fails with NO (not BAD, which clients treat as their own bug),
+    and a LIST pattern spelled that way matches nothing."""
+    raw = env.raw(login=True)
+    bad = "!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    assert raw.cmd(f"SELECT {bad}")[-1].startswith(b"r2 NO ")
+    assert raw.cmd("CREATE Bad&Name")[-1].startswith(b"r3 NO ")
+    assert raw.cmd("STATUS Bad&Name (MESSAGES)")[-1].startswith(b"r4 NO ")
+    assert raw.cmd(f'LIST "" {bad}%*') == [b"r5 OK LIST completed\r\n"]
+    assert raw.cmd('LIST "" ~foo') == [b"r6 OK LIST completed\r\n"]
+    assert raw.cmd("NOOP")[-1].startswith(b"r7 OK")
+    raw.close()
+
+
+# -- LSUB and DELETE ------------------------------------------------------------------------
+
+def test_lsub_percent_answers_unsubscribed_parents_of_subscribed_children_as_noselect(env):
+    """RFC 3501 §6.3.9: "%" stopping at an unsubscribed level with subscribed
+    mailboxes below it answers that level with \\Noselect; "*" does not."""
+    raw = env.raw(login=True)
+    for name in ("lsubt/a/x", "lsubt/b/y", "lsubt/c"):
+        assert raw.cmd(f"CREATE {name}")[-1].startswith(b"r")
+    for name in ("lsubt/a", "lsubt/a/x", "lsubt/b", "lsubt/b/y", "lsubt/c"):
+        raw.cmd(f"UNSUBSCRIBE {name}")
+    raw.cmd("SUBSCRIBE lsubt/a/x")
+    raw.cmd("SUBSCRIBE lsubt/c")
+    lines = untagged(raw.cmd('LSUB "" lsubt/%'))
+    assert lines == [b'* LSUB (\\Noselect) "/" lsubt/a\r\n', b'* LSUB () "/" lsubt/c\r\n']
+    lines = untagged(raw.cmd('LSUB "" lsubt/*'))
+    assert lines == [b'* LSUB () "/" lsubt/a/x\r\n', b'* LSUB () "/" lsubt/c\r\n']
+    raw.cmd("UNSUBSCRIBE lsubt/a/x")
+    assert untagged(raw.cmd('LSUB "" lsubt/%')) == [b'* LSUB () "/" lsubt/c\r\n']
+    raw.close()
+
+
+def test_delete_of_a_mailbox_with_children_is_refused_and_keeps_everything(env):
+    """RFC 3501 §6.3.4 lets a server keep such a name as \\Noselect; a store folder
+    cannot be that, so the answer is Dovecot's for layouts that cannot either:
+    NO [ALREADYEXISTS], nothing deleted. Without children it goes."""
+    env.fresh("delparent", 2)
+    raw = env.raw(login=True)
+    assert raw.cmd("CREATE delparent/child")[-1].startswith(b"r2 OK")
+    reply = raw.cmd("DELETE delparent")[-1]
+    assert reply.startswith(b"r3 NO [ALREADYEXISTS] ")
+    assert untagged(raw.cmd("STATUS delparent (MESSAGES)")) == [b"* STATUS delparent (MESSAGES 2)\r\n"]
+    assert untagged(raw.cmd('LIST "" delparent*')) == [
+        b'* LIST (\\HasChildren) "/" delparent\r\n', b'* LIST (\\HasNoChildren) "/" delparent/child\r\n']
+    assert raw.cmd("DELETE delparent/child")[-1].startswith(b"r6 OK")
+    assert raw.cmd("DELETE delparent")[-1].startswith(b"r7 OK")
+    assert untagged(raw.cmd('LIST "" delparent*')) == []
+    raw.close()
+
+
+# -- flags ------------------------------------------------------------------------------
+
+def test_a_new_keyword_is_announced_in_flags_before_a_fetch_shows_it(env):
+    """RFC 3501 §7.2.6: FLAGS lists the flags of the mailbox; a keyword that comes
+    into use later is announced (FLAGS and PERMANENTFLAGS, as Dovecot does) before
+    any FETCH carries it: the session's own STORE, another session's change, a FETCH."""
+    env.fresh("kwannounce", 2)
+    raw = env.raw(login=True)
+    select = raw.cmd("SELECT kwannounce")
+    assert b"$hello" not in b"".join(select)
+    lines = raw.cmd("STORE 1 +FLAGS ($hello)")
+    assert lines[0].startswith(b"* FLAGS (") and lines[0].endswith(b" $hello)\r\n")
+    assert lines[1].startswith(b"* OK [PERMANENTFLAGS (") and b" $hello \\*)]" in lines[1]
+    assert lines[2] == b"* 1 FETCH (FLAGS ($hello))\r\n"
+    assert raw.cmd("STORE 2 +FLAGS ($hello)")[0] == b"* 2 FETCH (FLAGS ($hello))\r\n"  # told once
+    other = env.raw(login=True)
+    other.cmd("SELECT kwannounce")
+    assert other.cmd("STORE 2 +FLAGS (NIL)")[0].startswith(b"* FLAGS (")
+    other.close()
+    lines = raw.cmd("NOOP")
+    assert lines[0].startswith(b"* FLAGS (") and lines[0].endswith(b" $hello NIL)\r\n")
+    assert lines[2] == b"* 2 FETCH (UID 2 FLAGS ($hello NIL))\r\n"
+    # New mail that arrives with a keyword shows as EXISTS only; the FETCH that
+    # first shows the keyword announces it.
+    late = env.raw(login=True)
+    late.cmd("EXAMINE kwannounce")
+    env.rt.call(env.folder("kwannounce").append, b"Subject: x\r\n\r\nx\r\n", ["$later"])
+    assert untagged(late.cmd("NOOP")) == [b"* 3 EXISTS\r\n"]
+    lines = late.cmd("FETCH 3 FLAGS")
+    assert lines[0].startswith(b"* FLAGS (") and lines[0].endswith(b" $later)\r\n")
+    assert lines[1].startswith(b"* OK [PERMANENTFLAGS ()]")
+    assert lines[2] == b"* 3 FETCH (FLAGS ($later))\r\n"
+    late.close()
+    raw.close()
+
+
+def test_recent_is_always_zero_and_searches_agree(env):
+    """RFC 3501 allows a server to keep no \\Recent state; if so every answer must say
+    the same: SELECT and STATUS report 0 RECENT, no FETCH shows \\Recent, RECENT and
+    NEW match nothing, OLD matches everything."""
+    env.fresh("recentzero", 3)
+    raw = env.raw(login=True)
+    assert untagged(raw.cmd("STATUS recentzero (RECENT MESSAGES)")) == [
+        b"* STATUS recentzero (RECENT 0 MESSAGES 3)\r\n"]
+    assert b"* 0 RECENT\r\n" in raw.cmd("SELECT recentzero")
+    assert untagged(raw.cmd("SEARCH RECENT")) == [b"* SEARCH\r\n"]
+    assert untagged(raw.cmd("SEARCH NEW")) == [b"* SEARCH\r\n"]
+    assert untagged(raw.cmd("SEARCH OLD")) == [b"* SEARCH 1 2 3\r\n"]
+    assert untagged(raw.cmd("SEARCH NOT RECENT")) == [b"* SEARCH 1 2 3\r\n"]
+    assert b"\\Recent" not in b"".join(raw.cmd("FETCH 1:* FLAGS"))
+    assert raw.cmd("STORE 1 +FLAGS (\\Recent)")[-1].startswith(b"r9 BAD")  # not the client's to set
+    raw.close()
+
+
+# -- FETCH, SEARCH, EXPUNGE ---------------------------------------------------------------------
+
+def test_header_fields_answer_names_the_section_as_asked(env):
+    """RFC 3501 §7.4.2: the section in the answer is the one requested, repeated
+    field names included (Dovecot echoes them; clients match answers on it)."""
+    env.fresh("hdrfields", 1)
+    raw = env.raw(login=True)
+    raw.cmd("SELECT hdrfields")
+    lines = raw.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM from)])")
+    assert lines[0] == b"* 1 FETCH (BODY[HEADER.FIELDS (FROM FROM)] {23}\r\n"
+    assert lines[1:3] == [b"From: a@example.com\r\n", b"\r\n"]
+    raw.close()
+
+
+def test_the_first_condstore_command_in_a_mailbox_reports_highestmodseq(env):
+    """RFC 7162 §3.1: a CONDSTORE-enabling command (FETCH MODSEQ here) turns it on, and
+    the server then says the mailbox's HIGHESTMODSEQ once."""
+    env.fresh("condfirst", 2)
+    raw = env.raw(login=True)
+    raw.cmd("SELECT condfirst")
+    lines = raw.cmd("FETCH 1 MODSEQ")
+    assert lines[0].startswith(b"* OK [HIGHESTMODSEQ ")
+    assert lines[1].startswith(b"* 1 FETCH (MODSEQ (")
+    assert not raw.cmd("FETCH 2 MODSEQ")[0].startswith(b"* OK")
+    raw.close()
+
+
+def test_esearch_min_and_max_report_the_modseq_of_what_they_return(env):
+    """RFC 4731 §3.2 with RFC 7162: MODSEQ of an ESEARCH answer is the highest of the
+    messages returned: MIN alone gives that message's, ALL the highest of all."""
+    env.fresh("esearchmod", 3)
+    raw = env.raw(login=True)
+    raw.cmd("SELECT esearchmod")
+    for n in (1, 3, 2):
+        raw.cmd(f"STORE {n} +FLAGS.SILENT (\\Seen)")
+    modseq = {n: int(raw.cmd(f"FETCH {n} MODSEQ")[-2].rsplit(b"(", 1)[1].split(b")")[0]) for n in (1, 2, 3)}
+    assert modseq[1] < modseq[3] < modseq[2]
+
+    def esearch(returns: str) -> bytes:
+        lines = raw.cmd(f'SEARCH RETURN ({returns}) 1:3 MODSEQ "/flags/\\\\seen" all 1')
+        return lines[0].split(b") ", 1)[1].rstrip(b"\r\n")
+    assert esearch("MIN") == b"MIN 1 MODSEQ %d" % modseq[1]
+    assert esearch("MAX") == b"MAX 3 MODSEQ %d" % modseq[3]
+    assert esearch("MIN MAX") == b"MIN 1 MAX 3 MODSEQ %d" % modseq[3]
+    assert esearch("") == b"ALL 1:3 MODSEQ %d" % modseq[2]
+    raw.close()
+
+
+def test_expunge_reports_a_message_another_session_expunged_first(env):
+    """Two sessions both mark a message \\Deleted and both EXPUNGE: the second
+    still hears `* 1 EXPUNGE` before its OK, whoever removed it from the store."""
+    env.fresh("twoexpunge", 2)
+    one, two = env.raw(login=True), env.raw(login=True)
+    one.cmd("SELECT twoexpunge")
+    two.cmd("SELECT twoexpunge")
+    one.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    two.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert one.cmd("EXPUNGE")[0] == b"* 1 EXPUNGE\r\n"
+    lines = two.cmd("EXPUNGE")
+    assert lines.count(b"* 1 EXPUNGE\r\n") == 1 and lines[-1].startswith(b"r4 OK")
+    assert untagged(two.cmd("NOOP")) == []
+    assert untagged(two.cmd("FETCH 1:* UID")) == [b"* 1 FETCH (UID 2)\r\n"]
+    one.close()
+    two.close()
