@@ -30,7 +30,7 @@ DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
 # when a kept-alive connection turns out to have been closed by the server.
 IDEMPOTENT_OPS = frozenset({
     "logon", "logoff", "whoami", "listFolders", "queryRows", "getItem", "getChanges",
-    "waitForChanges", "openStream", "setFlags", "deleteItems", "grantFolder",
+    "waitForChanges", "openStream", "setFlags", "deleteItems", "grantFolder", "getChangedItems",
 })
 
 

@@ -54,6 +54,18 @@ class Changes:
     deleted_names: dict[int, str] = field(default_factory=dict)
 
 
+@dataclass
+class ChangedItems:
+    """A folder's changes since a modseq with the changed items themselves (getChangedItems)."""
+    highest_modseq: int
+    uid_validity: int
+    expired: bool
+    items: list[Any]  # Message or CalendarItem, in uid order
+    deleted: list[int]
+    # uid -> resource name of deleted calendar objects
+    deleted_names: dict[int, str] = field(default_factory=dict)
+
+
 class UidPairs(list):
     """[(source uid, new uid)], plus the target's highestModseq and uidValidity (for COPYUID)."""
     highest_modseq: int | None = None

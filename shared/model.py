@@ -24,7 +24,7 @@ from shared import codec
 from shared.client import StoreClient
 from shared.errors import BadRequest, NotFound, SessionInvalid
 from shared.flags import flag_names
-from shared.items import CalendarItem, Changes, FlagResult, Message, UidPairs, _changes_of
+from shared.items import CalendarItem, ChangedItems, Changes, FlagResult, Message, UidPairs, _changes_of
 from shared.uidset import format_uidset, uid_list
 from shared.watcher import ChangeWatcher
 
@@ -637,6 +637,24 @@ class Folder:
                            _changes_of(r.find(_G + "table")), uid_list(codec.field(r, "deleted")),
                            dict(zip(names.get("uid", []), names.get("name", []))))
         return self._call("getChanges", ("sinceModseq", since_modseq)).addCallback(decode)
+
+    def changed_items(self, since_modseq: int, columns: Iterable[str]) -> defer.Deferred:
+        """Fires with the ChangedItems since a modseq: the changed items with `columns`
+        (as `messages` gives them) and the deletions, in one round trip."""
+        cols = list(columns)
+        if "uid" not in cols:
+            cols.insert(0, "uid")
+
+        def decode(r: etree._Element) -> ChangedItems:
+            rows, table = codec.table_from_xml(r.find(_G + "table"))
+            _, names = codec.table_from_xml(r.find(_G + "deletedNames"))
+            return ChangedItems(_int(r, "highestModseq", 0), _int(r, "uidValidity", 0),  # type: ignore[arg-type]
+                                _bool(codec.field(r, "expired")),
+                                [self._item(row) for row in codec.rows_of(table, rows)] if rows else [],
+                                uid_list(codec.field(r, "deleted")),
+                                dict(zip(names.get("uid", []), names.get("name", []))))
+        return self._call("getChangedItems", ("sinceModseq", since_modseq), ("columns", " ".join(cols))
+                          ).addCallback(decode)
 
     def open_stream(self, uid: int) -> defer.Deferred:
         """Fires with (href, size) of an item's source, to read with `stream`."""

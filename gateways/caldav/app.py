@@ -24,7 +24,7 @@ from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
 
 from gateways.caldav import auth as auth_plugin
-from gateways.caldav import context, feed_import, listing, radicale_glue, rights, storage
+from gateways.caldav import context, feed_import, listing, radicale_glue, rights, storage, sync
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from shared.authguard import AuthGuard, Banned
@@ -133,6 +133,7 @@ class GatewayResource(resource.Resource):
                                              max_request_size, REALM)
         self.radicale = app
         self.wsgi = WSGIResource(reactor, threadpool, self._wsgi_app)
+        self.sync = sync.SyncResponder(reactor, threadpool, CALDAV_ROOT)
 
     # -- routing
     def render(self, request: server.Request) -> Any:
@@ -309,7 +310,9 @@ class GatewayResource(resource.Resource):
         if target is not None:
             self._import_calendar(request, user, session, target)
             return
-        self.wsgi.render(request)
+        # Sync polls are answered without a worker thread where they can be.
+        self.sync.answer(request, user, session).addCallback(
+            lambda answered: None if answered else self.wsgi.render(request)).addErrback(self._internal_error, request)
 
     # -- PUT of a whole calendar (the iCal feed, or a collection)
     def _import_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:

@@ -26,7 +26,7 @@ LISTED_PROPS = frozenset({GETETAG, GETCONTENTTYPE, RESOURCETYPE})
 END = re.compile(rb"</(?:(\w+):)?multistatus>\s*$")
 
 
-def _text(value: str) -> str:
+def xml_text(value: str) -> str:
     """XML character data, escaped as ElementTree escapes it."""
     if "&" in value:
         value = value.replace("&", "&amp;")
@@ -54,14 +54,14 @@ def requested_props(body: bytes) -> list[str] | None:
 def item_responses(href_prefix: str, rows: Iterable[tuple[str, str | None, str | None]],
                    props: list[str], prefix: str = "") -> bytes:
     """<response> elements for (name, etag, itemClass) rows, DAV: elements written with `prefix`."""
-    content_types = {cls: _text(item_content_type(comp)) for cls, comp in storage.COMPONENTS.items()}
-    default_type = _text(item_content_type("VEVENT"))
+    content_types = {cls: xml_text(item_content_type(comp)) for cls, comp in storage.COMPONENTS.items()}
+    default_type = xml_text(item_content_type("VEVENT"))
     out = []
     for name, etag, item_class in rows:
         parts = ["<D:response><D:href>", quote(href_prefix + name), "</D:href><D:propstat><D:prop>"]
         for prop in props:
             if prop == GETETAG:
-                parts.append(f"<D:getetag>{_text(etag)}</D:getetag>" if etag is not None else "<D:getetag />")
+                parts.append(f"<D:getetag>{xml_text(etag)}</D:getetag>" if etag is not None else "<D:getetag />")
             elif prop == GETCONTENTTYPE:
                 parts.append(f"<D:getcontenttype>{content_types.get(item_class, default_type)}</D:getcontenttype>")
             else:

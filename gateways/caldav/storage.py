@@ -14,6 +14,7 @@ import functools
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from email.utils import formatdate
 from typing import Any
@@ -25,7 +26,6 @@ from gateways.caldav.feed import feed_text
 from gateways.caldav.radicale_glue import (TIMESTAMP_MAX, TIMESTAMP_MIN, BaseCollection, BaseStorage,
                                            ComponentNotFoundError, Item, make_item, simplify_prefilters,
                                            strip_path)
-from shared.errors import GroupwareError
 
 CALENDAR_CLASSES = ("calendar", "tasks")
 COMPONENTS = {"IPM.Appointment": "VEVENT", "IPM.Task": "VTODO"}
@@ -38,6 +38,28 @@ SYNC_TOKEN_PREFIX = "http://groupware.invalid/ns/sync/"
 _SYNC_TOKEN = re.compile(r"^%s(\d+)-(\d+)-(\d+)$" % re.escape(SYNC_TOKEN_PREFIX))
 # Hrefs per store query when fetching several items by name.
 NAME_BATCH = 200
+
+
+def sync_token(folder_id: int, uid_validity: int, modseq: int) -> str:
+    return f"{SYNC_TOKEN_PREFIX}{folder_id}-{uid_validity}-{modseq}"
+
+
+def parse_sync_token(token: str) -> tuple[int, int, int] | None:
+    """(folder id, uidvalidity, modseq) of one of our tokens, or None."""
+    match = _SYNC_TOKEN.match(token)
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
+
+
+def check_sync_token(parsed: tuple[int, int, int], changes: Any) -> None:
+    """ValueError (Radicale's answer: 403 valid-sync-token) when the changes the store
+    gave cannot be answered for this token."""
+    _, uid_validity, since = parsed
+    if uid_validity != changes.uid_validity:
+        raise ValueError("unknown sync token")
+    if since > changes.highest_modseq:
+        raise ValueError("sync token from the future")
+    if changes.expired:
+        raise ValueError("sync token expired")
 
 
 def segment_names(folders: Iterable[Any], shared: Iterable[Any] = ()) -> dict[str, Any]:
@@ -57,28 +79,55 @@ def segment_names(folders: Iterable[Any], shared: Iterable[Any] = ()) -> dict[st
     return out
 
 
-def together(ctx: context.RequestContext, *calls: Any) -> list[Any]:
-    """Start several adapter calls on the reactor and wait once for all their results."""
-    def start() -> defer.Deferred:
-        return defer.gatherResults([defer.maybeDeferred(c) for c in calls], consumeErrors=True)
-    try:
-        return ctx.call(start)
-    except defer.FirstError as err:
-        if ctx.error is None and isinstance(err.subFailure.value, GroupwareError):
-            ctx.error = err.subFailure.value
-        err.subFailure.raiseException()
-        raise  # not reached
+def list_home(session: Any) -> defer.Deferred:
+    """Fires with the calendar home (URL segment -> folder) of a store session: its own
+    calendar and task folders, then those granted by others; remembered in HOMES."""
+    # Item counts are not needed here, and cost a pass over every folder's items.
+    d = defer.gatherResults([session.store().folders(counts=False), session.shared_folders(counts=False)],
+                            consumeErrors=True)
+
+    def done(result: list[Any]) -> dict[str, Any]:
+        home = segment_names(*result)
+        HOMES.put(session, home)
+        return home
+
+    def unwrap(failure: Any) -> Any:
+        failure.trap(defer.FirstError)
+        return failure.value.subFailure
+    return d.addCallbacks(done, unwrap)
+
+
+class CalendarHomes:
+    """The calendar home last listed for each store session, for requests that only need
+    to find a calendar by its URL (a sync poll). A home lives as long as its session
+    (ical_session_expiry); requests that report or change folders list it afresh, and
+    the store checks every folder id it is given, so a stale entry at worst answers a
+    renamed calendar under its old URL for that long."""
+
+    def __init__(self) -> None:
+        self._homes: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, session: Any) -> dict[str, Any] | None:
+        with self._lock:
+            return self._homes.get(session)
+
+    def put(self, session: Any, home: dict[str, Any]) -> None:
+        with self._lock:
+            self._homes[session] = home
+
+    def forget(self, session: Any) -> None:
+        with self._lock:
+            self._homes.pop(session, None)
+
+
+HOMES = CalendarHomes()
 
 
 def calendars_of(ctx: context.RequestContext) -> dict[str, Any]:
-    """The calendar home of the request's user: own calendar and task folders, then those
-    granted by others; listed once per request."""
+    """The calendar home of the request's user, listed once per request."""
     if ctx.folders is None:
-        session = ctx.session
-        # Item counts are not needed here, and cost a pass over every folder's items.
-        own, shared = together(ctx, lambda: session.store().folders(counts=False),
-                               lambda: session.shared_folders(counts=False))
-        ctx.folders = segment_names(own, shared)
+        ctx.folders = ctx.call(list_home, ctx.session)
     return ctx.folders
 
 
@@ -298,6 +347,7 @@ class FolderCollection(BaseCollection):
         if href is None:
             self.ctx.call(self.folder.delete)
             self.ctx.folders = None
+            HOMES.forget(self.ctx.session)
             return
         uid = self._uid_of(href)
         if uid is None:
@@ -309,27 +359,18 @@ class FolderCollection(BaseCollection):
         """Tokens name the folder, its uidvalidity and a modseq, so they survive restarts;
         the answer costs in proportion to the changes since the token."""
         f = self.folder
-        token = f"{SYNC_TOKEN_PREFIX}{f.id}-{f.uid_validity}-{f.highest_modseq}"
         if not old_token:
-            return token, [item.href for item in self.list_items()]
-        match = _SYNC_TOKEN.match(old_token)
-        if not match or int(match.group(1)) != f.id or int(match.group(2)) != f.uid_validity:
+            return sync_token(f.id, f.uid_validity, f.highest_modseq), [item.href for item in self.list_items()]
+        parsed = parse_sync_token(old_token)
+        if parsed is None or parsed[0] != f.id:
             raise ValueError("unknown sync token")
-        since = int(match.group(3))
-        if since > f.highest_modseq:
-            raise ValueError("sync token from the future")
-        # Deletions and the token's age come from the change log; the changed items, with
-        # their cached fields and text (Radicale asks for these very items next), from the
-        # (folder, modseq) index; both in one wait. An item changed between the two is
-        # reported now and again next time, which sync allows.
-        columns = list(ITEM_COLUMNS) + ["source"]
-        changes, (_, rows) = together(self.ctx, lambda: f.changes(since), lambda: f.messages(
-            columns, {"cmp": ["modseq", "gt", since]}, [("uid", False)]))
-        if changes.expired:
-            raise ValueError("sync token expired")
-        token = f"{SYNC_TOKEN_PREFIX}{f.id}-{f.uid_validity}-{changes.highest_modseq}"
+        # The changed items, with their cached fields and text (Radicale asks for these
+        # very items next), and the deletions come in one store call.
+        changes = self.ctx.call(f.changed_items, parsed[2], list(ITEM_COLUMNS) + ["source"])
+        check_sync_token(parsed, changes)
+        token = sync_token(f.id, changes.uid_validity, changes.highest_modseq)
         hrefs = []
-        for item in (self._item(r, r.text) for r in rows):
+        for item in (self._item(r, r.text) for r in changes.items):
             if item.href:
                 self._synced[item.href] = item
                 hrefs.append(item.href)

@@ -43,6 +43,7 @@ OPERATIONS: dict[str, Handler] = {
     "moveItems": items.move_items,
     "deleteItems": items.delete_items,
     "getChanges": changes.get_changes,
+    "getChangedItems": changes.get_changed_items,
     "waitForChanges": changes.wait_for_changes,
     "openStream": streams.open_stream,
     "readPublishedCalendar": publishing.read_published_calendar,
