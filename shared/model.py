@@ -355,6 +355,10 @@ class Folder:
         self.description: str | None = codec.field(el, "description")
         self.rights: str | None = codec.field(el, "rights")
         self.subscribed: bool = _bool(codec.field(el, "subscribed") or "true")
+        # Only the owner is told the secret of a published calendar.
+        self.publish_token: str | None = codec.field(el, "publishToken")
+        self.properties: dict[str, str] = {p.get("name"): codec.text(p) or ""
+                                           for p in el.iterchildren(_G + "property")}
 
     def __repr__(self) -> str:
         return f"<Folder {self.id} {self.name!r} {self.container_class}>"
@@ -402,6 +406,35 @@ class Folder:
     def empty(self) -> defer.Deferred:
         """Delete every item; fires with the new highest modseq."""
         return self._call("emptyFolder").addCallback(lambda r: _int(r, "highestModseq"))
+
+    def set_properties(self, properties: Mapping[str, str]) -> defer.Deferred:
+        """Replace the properties a client keeps on this folder (name -> text; the
+        owner's to change); fires with self, updated."""
+        fields = []
+        for name, value in sorted(properties.items()):
+            el = codec.element("property")
+            el.set("name", name)
+            codec.add_text(el, value)
+            fields.append(("property", el))
+
+        def update(r: etree._Element) -> Folder:
+            self._read(r.find(_G + "folder"))
+            return self
+        return self._call("setFolderProperties", *fields).addCallback(update)
+
+    def publish(self) -> defer.Deferred:
+        """Publish this calendar at a secret read-only URL (the owner's to do); fires with
+        the new token, which replaces an older one."""
+        def keep(r: etree._Element) -> str:
+            self.publish_token = codec.required(r, "token")
+            return self.publish_token
+        return self._call("publishCalendar", ("publish", True)).addCallback(keep)
+
+    def unpublish(self) -> defer.Deferred:
+        """Revoke the secret URL of this calendar, if it has one."""
+        def forget(_: Any) -> None:
+            self.publish_token = None
+        return self._call("publishCalendar", ("publish", False)).addCallback(forget)
 
     def grant(self, grantee: str, rights: str) -> defer.Deferred:
         """Share with another user: rights none/read/write/owner."""

@@ -15,21 +15,24 @@ import ipaddress
 import logging
 import re
 import secrets
+from xml.sax.saxutils import escape
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from lxml import etree
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
 
 from gateways.caldav import auth as auth_plugin
+from gateways.caldav import properties
 from gateways.caldav import context, feed_import, listing, radicale_glue, rights, storage, sync
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from shared.authguard import AuthGuard, Banned
-from shared.errors import (PRECONDITION_FAILED, AuthFailed, BadRequest, Conflict, Forbidden, GroupwareError,
-                           NotFound, SessionInvalid, TooLarge, Unavailable)
+from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
+                           GroupwareError, NotFound, SessionInvalid, TooLarge, Unavailable)
 
 log = logging.getLogger("gateways.caldav")
 
@@ -41,6 +44,10 @@ CONTEXT_HEADER = b"x-groupware-context"
 # Methods whose body is XML; a DOCTYPE or ENTITY in it is refused before parsing.
 XML_METHODS = frozenset({b"PROPFIND", b"PROPPATCH", b"REPORT", b"MKCALENDAR", b"MKCOL"})
 XML_SNIFF = 64 * 1024
+NO_UID_CONFLICT = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:" '
+                   b'xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict/></D:error>')
+PUBLISH_ACTIONS = {"{%s}publish-calendar" % properties.CS: True, "{%s}unpublish-calendar" % properties.CS: False}
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 STATUS_FOR_ERROR: dict[type, int] = {Unavailable: 503, Forbidden: 403, NotFound: 404, Conflict: 409,
                                      TooLarge: 413, BadRequest: 400, AuthFailed: 401, SessionInvalid: 401}
 
@@ -164,6 +171,11 @@ class GatewayResource(resource.Resource):
             if request.method == b"PUT" and len(segments) == 2 and not path.endswith(".ics"):
                 # A whole calendar: updated by difference, as at /ical/.
                 request.calendar_import = segments
+            elif request.method == b"POST" and len(segments) == 2:
+                # publish-calendar / unpublish-calendar (calendarserver.org), answered here.
+                if self._hostile_xml(request):
+                    return self._plain(request, 400, "DOCTYPE and entity declarations are not accepted\n")
+                request.calendar_post = segments
         elif request.method in (b"PROPFIND", b"OPTIONS"):
             # Clients probe the server root (or any path) for current-user-principal.
             request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], [b""]
@@ -302,7 +314,8 @@ class GatewayResource(resource.Resource):
         if request.finished or request._disconnected:
             return
         token = secrets.token_hex(16)
-        self.contexts[token] = context.RequestContext(self.reactor, session, user)
+        ctx = self.contexts[token] = context.RequestContext(self.reactor, session, user)
+        ctx.base_url = self._base_url(request)
         request.requestHeaders.removeHeader(b"authorization")
         request.requestHeaders.setRawHeaders(CONTEXT_HEADER, [token.encode()])
         request.notifyFinish().addBoth(lambda _: self.contexts.pop(token, None))
@@ -310,9 +323,79 @@ class GatewayResource(resource.Resource):
         if target is not None:
             self._import_calendar(request, user, session, target)
             return
+        target = getattr(request, "calendar_post", None)
+        if target is not None:
+            self._publish_calendar(request, user, session, target)
+            return
         # Sync polls are answered without a worker thread where they can be.
         self.sync.answer(request, user, session).addCallback(
             lambda answered: None if answered else self.wsgi.render(request)).addErrback(self._internal_error, request)
+
+    @staticmethod
+    def _base_url(request: server.Request) -> str:
+        """scheme://host[:port] as the client addressed us (the Host header when it is sane)."""
+        scheme = "https" if request.isSecure() else "http"
+        host = (request.getHeader(b"host") or b"").decode("latin-1")
+        if not _HOST.match(host):
+            address = request.getHost()
+            host = f"{address.host}:{address.port}" if ":" not in address.host else f"[{address.host}]:{address.port}"
+        return f"{scheme}://{host}"
+
+    # -- POST to a calendar: the owner publishes it at a secret read-only URL, or revokes it
+    def _publish_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
+        owner, segment = (s.decode("utf-8", "replace") for s in target)
+        request.content.seek(0)
+        try:
+            root = etree.fromstring(request.content.read(), etree.XMLParser(
+                resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False))
+            publish = PUBLISH_ACTIONS[root.tag]
+        except (etree.XMLSyntaxError, KeyError, ValueError):
+            self._finish(request, 400, "POST <CS:publish-calendar/> or <CS:unpublish-calendar/> "
+                                       f"(xmlns:CS=\"{properties.CS}\") to a calendar\n")
+            return
+        if owner != user:
+            self._finish(request, 404, "not found\n")
+            return
+
+        async def change() -> str | None:
+            own, shared = await defer.gatherResults([session.store().folders(counts=False),
+                                                     session.shared_folders(counts=False)], consumeErrors=True)
+            folder = storage.segment_names(own, shared).get(segment)
+            if folder is None:
+                raise NotFound("no such calendar")
+            if not publish:
+                await folder.unpublish()
+                return None
+            return properties.publish_url(self._base_url(request), await folder.publish())
+
+        def done(url: str | None) -> None:
+            log.info("caldav: %s %s calendar %s", user, "published" if url else "unpublished", segment)
+            if url is None:
+                self._finish(request, 204, "")
+                return
+            body = (f'<?xml version="1.0" encoding="utf-8"?>\n<CS:publish-url xmlns:CS="{properties.CS}" '
+                    f'xmlns:D="DAV:"><D:href>{escape(url)}</D:href></CS:publish-url>\n').encode()
+            if request.finished or request._disconnected:
+                return
+            request.setResponseCode(200)
+            request.setHeader(b"content-type", b"application/xml; charset=utf-8")
+            request.write(body)
+            request.finish()
+
+        def failed(failure: Any) -> None:
+            err = failure.value
+            if isinstance(err, defer.FirstError):
+                err = err.subFailure.value
+            if isinstance(err, Unavailable):
+                self._finish(request, 503, "the store is unavailable, try again later\n",
+                             [(b"retry-after", str(self.retry_after).encode())])
+            elif isinstance(err, GroupwareError):
+                code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
+                self._finish(request, code, "only the owner publishes a calendar\n" if code == 403
+                             else err.message + "\n")
+            else:
+                self._internal_error(failure, request)
+        defer.ensureDeferred(change()).addCallbacks(done, failed).addErrback(self._internal_error, request)
 
     # -- PUT of a whole calendar (the iCal feed, or a collection)
     def _import_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
@@ -365,6 +448,8 @@ class GatewayResource(resource.Resource):
         for key in ("PATH_INFO", "SCRIPT_NAME"):
             environ[key] = environ.get(key, "").encode("latin-1").decode("utf-8", "replace")
         environ[auth_plugin.USER_KEY] = ctx.user
+        if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].strip("/").count("/") == 2:
+            ctx.put_conditions = (environ.get("HTTP_IF_MATCH") or None, environ.get("HTTP_IF_NONE_MATCH") == "*")
         # Principal answers are small; read them uncompressed to take CardDAV out of them.
         principal_propfind = (environ["REQUEST_METHOD"] == "PROPFIND"
                               and environ["PATH_INFO"].strip("/").count("/") == 0)
@@ -398,6 +483,12 @@ class GatewayResource(resource.Resource):
         """Radicale answers a plugin exception with 500 (or 400 for a ValueError); say what the
         store said instead. An outage, a refusal or a conflict wins over Radicale's guess."""
         code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
+        if isinstance(err, Conflict) and err.reason == PRECONDITION_FAILED:
+            # The store's own If-Match / If-None-Match check, made as it wrote.
+            return "412 Precondition Failed", [("Content-Type", "text/plain; charset=utf-8")], [b"precondition failed\n"]
+        if isinstance(err, Conflict) and err.reason == UID_CONFLICT:
+            # Another writer (another thread or gateway process) stored the UID first.
+            return "409 Conflict", [("Content-Type", "text/xml; charset=utf-8")], [NO_UID_CONFLICT]
         if not (status.startswith("500") or code in (503, 403, 409, 413)) or status.startswith(str(code)):
             return status, headers, body
         reason = {503: "Service Unavailable", 403: "Forbidden", 404: "Not Found", 409: "Conflict",

@@ -28,6 +28,11 @@ class RequestContext:
         # because Radicale turns every plugin exception into a 500.
         self.error: GroupwareError | None = None
         self.folders: dict[str, Any] | None = None  # calendar home by URL segment, listed once per request
+        # scheme://host:port the client reached, for URLs in answers (a published calendar's).
+        self.base_url = ""
+        # An item PUT's If-Match and If-None-Match: *, which the store checks again as it
+        # writes, as it checks the UID (None: not an item PUT).
+        self.put_conditions: tuple[str | None, bool] | None = None
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn` (returning a Deferred or a value) on the reactor and wait for its result."""

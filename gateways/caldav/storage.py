@@ -21,7 +21,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from gateways.caldav import context
+from gateways.caldav import context, properties
 from gateways.caldav.feed import feed_text
 from gateways.caldav.radicale_glue import (TIMESTAMP_MAX, TIMESTAMP_MIN, BaseCollection, BaseStorage,
                                            ComponentNotFoundError, Item, make_item, simplify_prefilters,
@@ -226,14 +226,16 @@ class FolderCollection(BaseCollection):
             meta["ICAL:calendar-color"] = f.color
         if f.description:
             meta["C:calendar-description"] = f.description
+        meta.update(properties.collection_meta(self.ctx, f))
         return meta if key is None else meta.get(key)
 
     def set_meta(self, props: Mapping[str, str]) -> None:
-        """Display name, colour and description live in the store; other properties are
-        accepted but not kept."""
+        """Display name, colour and description live in the store's columns, other
+        properties (dead ones) beside them."""
         self.ctx.call(self.folder.rename, display_name=props.get("D:displayname") or "",
                       color=props.get("ICAL:calendar-color") or "",
                       description=props.get("C:calendar-description") or "")
+        properties.keep_dead(self.ctx, self.folder, props)
 
     @property
     def etag(self) -> str:
@@ -326,6 +328,8 @@ class FolderCollection(BaseCollection):
         return out
 
     def has_uid(self, uid: str) -> bool:
+        if self.ctx.put_conditions is not None:
+            return False  # an item PUT: the store refuses a taken UID in the transaction that writes
         total, _ = self.ctx.call(self.folder.query, ["uid"], {"cmp": ["icalUid", "eq", uid]}, (), 0, 1)
         return total > 0
 
@@ -335,7 +339,10 @@ class FolderCollection(BaseCollection):
 
     def upload(self, href: str, item: Item) -> tuple[Item, Item | None]:
         text = item.serialize()
-        result = self.ctx.call(self.folder.save_calendar_item, href, text)
+        # The store checks the PUT's conditions again in the transaction that writes.
+        if_match, if_none_match = self.ctx.put_conditions or (None, False)
+        result = self.ctx.call(self.folder.save_calendar_item, href, text, if_match=if_match,
+                               if_none_match=if_none_match)
         self.folder.highest_modseq = result["modseq"]
         start, end = item.time_range
         new = Item(collection=self, href=href, text=text, etag=result["etag"], uid=item.uid,

@@ -93,7 +93,8 @@ def response(op: str) -> etree._Element:
     return element(op + "Response")
 
 
-def folder_xml(folder: dict[str, Any], rights: str) -> etree._Element:
+def folder_xml(folder: dict[str, Any], rights: str,
+               properties: dict[str, str] | None = None) -> etree._Element:
     el = element("folder")
     add(el, "id", folder["id"])
     if folder.get("parent_id") is not None:
@@ -114,4 +115,9 @@ def folder_xml(folder: dict[str, Any], rights: str) -> etree._Element:
             add(el, name, folder[key])
     add(el, "subscribed", bool(folder.get("subscribed", True)))
     add(el, "rights", rights)
+    # The secret of a published calendar is the owner's to see.
+    if rights == "owner" and folder.get("publish_token"):
+        add(el, "publishToken", folder["publish_token"])
+    for name, value in sorted((properties or {}).items()):
+        add(el, "property", value).set("name", name)
     return el

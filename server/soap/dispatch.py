@@ -32,6 +32,7 @@ OPERATIONS: dict[str, Handler] = {
     "deleteFolder": folders.delete_folder,
     "emptyFolder": folders.empty_folder,
     "grantFolder": folders.grant_folder,
+    "setFolderProperties": folders.set_folder_properties,
     "queryRows": tables.query_rows,
     "getItem": tables.get_item,
     "createMessage": items.create_message,
@@ -47,6 +48,7 @@ OPERATIONS: dict[str, Handler] = {
     "waitForChanges": changes.wait_for_changes,
     "openStream": streams.open_stream,
     "readPublishedCalendar": publishing.read_published_calendar,
+    "publishCalendar": publishing.publish_calendar,
 }
 
 # Parsing a document this large would stall the reactor noticeably.

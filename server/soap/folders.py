@@ -1,4 +1,5 @@
-"""listFolders, createFolder, updateFolder, deleteFolder, emptyFolder, grantFolder."""
+"""listFolders, createFolder, updateFolder, deleteFolder, emptyFolder, grantFolder,
+setFolderProperties."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,10 +7,11 @@ from typing import Any
 from lxml import etree
 
 from server.soap.context import Call, folder_xml, require, response
-from shared.codec import add, bool_field, field, gw, int_field, required, required_int
+from shared.codec import add, bool_field, field, gw, int_field, required, required_int, text
 from shared.errors import BadRequest, Forbidden, NotFound
 
 GRANTABLE = frozenset({"none", "read", "write", "owner"})
+PROPERTY_CLASSES = frozenset({"calendar", "tasks"})
 
 
 def _require_store_owner(storage: Any, user_id: int, store_id: int) -> None:
@@ -39,9 +41,39 @@ async def list_folders(call: Call) -> etree._Element:
                 visible.append((folder, rights))
         return visible
 
+    def with_properties() -> list[tuple[dict, str, dict[str, str] | None]]:
+        listed = work()
+        # Only calendars keep properties; a mail folder listing does not look for any.
+        props = call.storage.folder_properties(f["id"] for f, _ in listed
+                                               if f["container_class"] in PROPERTY_CLASSES)
+        return [(f, rights, props.get(f["id"])) for f, rights in listed]
+
     out = response("listFolders")
-    for folder, rights in await call.run(work):
-        out.append(folder_xml(folder, rights))
+    for folder, rights, props in await call.run(with_properties):
+        out.append(folder_xml(folder, rights, props))
+    return out
+
+
+async def set_folder_properties(call: Call) -> etree._Element:
+    """Replace the properties a client keeps on a folder (the owner's to change)."""
+    session = call.session()
+    folder_id = required_int(call.body, "folderId")
+    props: dict[str, str] = {}
+    for el in call.body.iterchildren(gw("property")):
+        name = el.get("name")
+        if not name:
+            raise BadRequest("a <property> needs a name")
+        props[name] = text(el) or ""
+
+    def work() -> tuple[dict, str, dict[str, str]]:
+        st = call.storage
+        rights = require(st, session.user_id, folder_id, "owner")
+        st.set_folder_properties(folder_id, props)
+        return st.get_folder(folder_id), rights, st.folder_properties([folder_id]).get(folder_id, {})
+
+    folder, rights, kept = await call.run(work)
+    out = response("setFolderProperties")
+    out.append(folder_xml(folder, rights, kept))
     return out
 
 
@@ -93,7 +125,7 @@ async def update_folder(call: Call) -> etree._Element:
     if moving:
         changes["parent_id"] = None if parent_el.get("nil") == "true" else required_int(body, "parentId")
 
-    def work() -> tuple[dict, str]:
+    def work() -> tuple[dict, str, dict[str, str] | None]:
         st = call.storage
         rights = require(st, session.user_id, folder_id, "owner")
         if moving:
@@ -105,11 +137,11 @@ async def update_folder(call: Call) -> etree._Element:
                 require(st, session.user_id, new_parent, "write")
                 if st.get_folder(new_parent)["store_id"] != store_id:
                     raise BadRequest("folders cannot move between stores")
-        return st.update_folder(folder_id, **changes), rights
+        return st.update_folder(folder_id, **changes), rights, st.folder_properties([folder_id]).get(folder_id)
 
-    folder, rights = await call.run(work)
+    folder, rights, props = await call.run(work)
     out = response("updateFolder")
-    out.append(folder_xml(folder, rights))
+    out.append(folder_xml(folder, rights, props))
     return out
 
 

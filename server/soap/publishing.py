@@ -1,14 +1,19 @@
-"""readPublishedCalendar: a calendar published at a secret URL, read without a session.
+"""readPublishedCalendar: a calendar published at a secret URL, read without a session;
+publishCalendar: its owner publishes it (a new secret each time) or revokes the URL.
 
 The token is the credential (192 random bits); the answer holds the folder and every
 object's text, and nothing else of the store.
 """
 from __future__ import annotations
 
-from server.soap.context import Call, folder_xml, response
+from lxml import etree
+
+from server.soap.context import Call, folder_xml, require, response
 from server.soap.tables import _with_sources
-from shared.codec import envelope, required, table_to_xml
-from shared.errors import NotFound
+from shared.codec import add, bool_field, envelope, required, required_int, table_to_xml
+from shared.errors import BadRequest, NotFound
+
+CALENDAR_CLASSES = ("calendar", "tasks")
 
 PUBLISHED_COLUMNS = ["uid", "name", "etag", "source"]
 
@@ -31,3 +36,26 @@ async def read_published_calendar(call: Call) -> bytes:
         return envelope(out)
 
     return await call.run(work)
+
+
+async def publish_calendar(call: Call) -> etree._Element:
+    """`publish` true: a new secret URL token (an older one stops working); false: none."""
+    session = call.session()
+    folder_id = required_int(call.body, "folderId")
+    publish = bool_field(call.body, "publish", True)
+
+    def work() -> str | None:
+        st = call.storage
+        require(st, session.user_id, folder_id, "owner")
+        if st.get_folder(folder_id)["container_class"] not in CALENDAR_CLASSES:
+            raise BadRequest("only calendars and task lists are published")
+        if publish:
+            return st.publish_folder(folder_id)
+        st.unpublish_folder(folder_id)
+        return None
+
+    token = await call.run(work)
+    out = response("publishCalendar")
+    if token is not None:
+        add(out, "token", token)
+    return out

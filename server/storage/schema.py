@@ -74,6 +74,16 @@ folders = Table(
     **_mysql,
 )
 
+# Properties clients keep on a folder that the store does not interpret (WebDAV dead
+# properties of a calendar, e.g. Apple's calendar-order), by qualified name.
+folder_properties = Table(
+    "folder_properties", metadata,
+    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
 # Keyed by (folder_id, uid): InnoDB clusters rows by it, so a folder listing
 # in uid order is one range scan with no sort and no per-row lookups.
 items = Table(

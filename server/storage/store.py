@@ -10,6 +10,7 @@ from alembic.config import Config
 from .calendar_batch import CalendarBatchMixin
 from .changes import ChangesMixin
 from .engine import unavailable_on_failure
+from .folder_properties import FolderPropertiesMixin
 from .folders import KEEP, FoldersMixin
 from .items import ItemsMixin
 from .occurrences import OccurrencesMixin
@@ -20,7 +21,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
-              CalendarBatchMixin):
+              CalendarBatchMixin, FolderPropertiesMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.

@@ -1,0 +1,52 @@
+"""Calendar properties beyond name, colour and description: the dead properties clients
+PROPPATCH (Apple's calendar-order, calendar-timezone, ...), kept in the store, and the
+secret read-only URL the owner published the calendar at (calendarserver.org's
+`publish-url`), which the owner sets with a POST of `publish-calendar` /
+`unpublish-calendar` (see app.py).
+
+Names are Radicale's: `PREFIX:name` for the namespaces it knows, `{namespace}name` for others.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateways.caldav import context
+
+CS = "http://calendarserver.org/ns/"
+PUBLISH_URL = "CS:publish-url"
+PUBLISHED_PATH = "/ical/published/"
+# Kept in the store's own columns, or computed by Radicale or this gateway: never dead.
+LIVE = frozenset({
+    "tag", "D:displayname", "ICAL:calendar-color", "C:calendar-description",
+    "C:supported-calendar-component-set", PUBLISH_URL, "CS:getctag", "D:getetag", "D:sync-token",
+    "D:resourcetype", "D:getlastmodified", "D:getcontenttype", "D:getcontentlength", "D:owner",
+    "D:current-user-principal", "D:current-user-privilege-set", "D:supported-report-set",
+    "C:calendar-home-set", "C:calendar-user-address-set", "C:supported-calendar-data",
+    "C:max-resource-size", "D:principal-URL", "D:principal-collection-set",
+})
+
+
+def publish_url(base_url: str, token: str) -> str:
+    return f"{base_url}{PUBLISHED_PATH}{token}"
+
+
+def collection_meta(ctx: context.RequestContext, folder: Any) -> dict[str, str]:
+    """What a PROPFIND of the calendar shows besides its name, colour and description."""
+    meta = dict(getattr(folder, "properties", None) or {})
+    token = getattr(folder, "publish_token", None)
+    if token and folder.rights in (None, "owner"):
+        meta[PUBLISH_URL] = publish_url(getattr(ctx, "base_url", ""), token)
+    return meta
+
+
+def dead(props: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in props.items() if name not in LIVE and value is not None}
+
+
+def keep_dead(ctx: context.RequestContext, folder: Any, props: Mapping[str, str]) -> None:
+    """Store the calendar's dead properties as `props` has them (a PROPPATCH hands over the
+    whole set, old and new); one store call, and none when nothing changed."""
+    wanted = dead(props)
+    if wanted != dict(getattr(folder, "properties", None) or {}):
+        ctx.call(folder.set_properties, wanted)
