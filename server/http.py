@@ -38,7 +38,9 @@ SOAP_PATH = b"/soap"
 UPLOAD_PATH = b"/upload"
 STREAM_PREFIX = b"/stream/"
 XML = b"text/xml; charset=utf-8"
-CHUNK = 64 * 1024
+# Bytes a stream reads per thread hop: fewer hops make a bulk download about a
+# third faster than 64 KB, and a stream still holds only one chunk at a time.
+CHUNK = 256 * 1024
 # After refusing a body, keep reading (and dropping) it for a while so the
 # client gets to read our answer instead of a connection reset.
 LINGER_SECONDS = 5.0
