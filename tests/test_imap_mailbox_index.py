@@ -75,7 +75,7 @@ def load(cache, folder):
 
 
 def test_a_second_select_asks_only_for_changes_and_gets_a_private_copy():
-    cache, folder = IndexCache(), FakeFolder([1, 2, 3], modseq=5)
+    cache, folder = IndexCache(1 << 20), FakeFolder([1, 2, 3], modseq=5)
     first = load(cache, folder)
     assert folder.listings == 1 and list(first.uids) == [1, 2, 3]
     first.uids.append(77)  # a session's own view does not leak into the cache
@@ -87,7 +87,7 @@ def test_a_second_select_asks_only_for_changes_and_gets_a_private_copy():
 
 
 def test_an_expired_snapshot_is_listed_again():
-    cache, folder = IndexCache(), FakeFolder([1, 2], modseq=5)
+    cache, folder = IndexCache(1 << 20), FakeFolder([1, 2], modseq=5)
     load(cache, folder)
     folder.highest_modseq, folder.expired, folder.uids = 9, True, [2, 6]
     assert list(load(cache, folder).uids) == [2, 6] and folder.listings == 2

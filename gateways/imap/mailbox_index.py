@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import defer
 
+from gateways.imap.lru import SizedLRU
 from shared.flags import split_flags
 
 NO_KEYWORDS: tuple[str, ...] = ()
-INDEX_CACHE_BYTES = 64 * 1024 * 1024
 _BYTES_PER_MESSAGE = 8 + 8 + 1 + 8  # uid, modseq, flag bits, a keywords slot
 
 
@@ -130,44 +129,32 @@ async def full_listing(folder: Any) -> tuple[list, list, list, list]:
 class IndexCache:
     """MailboxIndex per (folder id, UIDVALIDITY), bounded in bytes, least recently used dropped."""
 
-    def __init__(self, max_bytes: int = INDEX_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        # key -> (index, the bytes it was counted with)
-        self._entries: OrderedDict[tuple[int, int], tuple[MailboxIndex, int]] = OrderedDict()
+    def __init__(self, max_bytes: int) -> None:
+        self._entries = SizedLRU(max_bytes)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def bytes(self) -> int:
+        return self._entries.bytes
+
+    @property
+    def max_bytes(self) -> int:
+        return self._entries.max_bytes
+
     async def load(self, folder: Any) -> MailboxIndex:
         """A private copy of the folder's index, at least as new as `folder.highest_modseq`."""
         key = (folder.id, folder.uid_validity)
-        cached = self._get(key)
+        cached = self._entries.get(key)
         if cached is not None and cached.modseq < folder.highest_modseq:
             changes = await folder.changes(cached.modseq)
-            cached = self._get(key)  # another session may have moved it on or dropped it meanwhile
+            cached = self._entries.get(key)  # another session may have moved it on or dropped it meanwhile
             if changes.expired or cached is None:
                 cached = None
             elif changes.highest_modseq > cached.modseq:
                 cached.apply(changes.changed, changes.deleted, changes.highest_modseq)
         if cached is None:
             cached = MailboxIndex.from_columns(*await full_listing(folder), folder.highest_modseq)
-        self._put(key, cached)
+        self._entries.put(key, cached, cached.nbytes)
         return cached.copy()
-
-    def _get(self, key: tuple[int, int]) -> MailboxIndex | None:
-        found = self._entries.get(key)
-        return None if found is None else found[0]
-
-    def _put(self, key: tuple[int, int], index: MailboxIndex) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-        size = index.nbytes
-        if size > self.max_bytes:
-            return
-        self._entries[key] = (index, size)
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self.bytes -= dropped
