@@ -86,6 +86,22 @@ def test_a_second_select_asks_only_for_changes_and_gets_a_private_copy():
     assert folder.listings == 1 and folder.change_calls == [5]
 
 
+def test_changes_read_before_another_sessions_newer_ones_are_not_applied_over_them():
+    cache, folder = IndexCache(1 << 20), FakeFolder([1, 2, 3], modseq=5)
+    load(cache, folder)
+    slow = defer.Deferred()
+    folder.changes = lambda since: slow  # the first look's answer is late
+    folder.highest_modseq = 7
+    first = defer.ensureDeferred(cache.load(folder))
+    # Meanwhile message 4 arrived (modseq 7) and was deleted (modseq 8); a second session
+    # hears of both and brings the cache to modseq 8.
+    folder.changes = lambda since: defer.succeed(Changes(8, False, [], [4]))
+    folder.highest_modseq = 8
+    assert list(load(cache, folder).uids) == [1, 2, 3]
+    slow.callback(Changes(7, False, [ItemChange(4, 7, [])], []))
+    assert first.called and list(first.result.uids) == [1, 2, 3]
+
+
 def test_an_expired_snapshot_is_listed_again():
     cache, folder = IndexCache(1 << 20), FakeFolder([1, 2], modseq=5)
     load(cache, folder)

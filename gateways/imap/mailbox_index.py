@@ -147,13 +147,21 @@ class IndexCache:
         """A private copy of the folder's index, at least as new as `folder.highest_modseq`."""
         key = (folder.id, folder.uid_validity)
         cached = self._entries.get(key)
-        if cached is not None and cached.modseq < folder.highest_modseq:
-            changes = await folder.changes(cached.modseq)
-            cached = self._entries.get(key)  # another session may have moved it on or dropped it meanwhile
+        for _ in range(3):
+            if cached is None or cached.modseq >= folder.highest_modseq:
+                break
+            since = cached.modseq
+            changes = await folder.changes(since)
+            cached = self._entries.get(key)
             if changes.expired or cached is None:
                 cached = None
-            elif changes.highest_modseq > cached.modseq:
+            elif cached.modseq == since:
                 cached.apply(changes.changed, changes.deleted, changes.highest_modseq)
+                break
+            # Another session moved it on meanwhile: changes read earlier than theirs could
+            # bring back a message they saw deleted, so look again from where it is now.
+        else:
+            cached = None
         if cached is None:
             cached = MailboxIndex.from_columns(*await full_listing(folder), folder.highest_modseq)
         self._entries.put(key, cached, cached.nbytes)
