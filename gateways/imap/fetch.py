@@ -50,6 +50,7 @@ SMALL_SOURCE = 1024 * 1024  # sources up to this size are read in batches, in me
 BATCH_BYTES = 4 * 1024 * 1024  # bytes of sources per batch request
 BATCH_MESSAGES = 1000  # the store's limit per openStream
 FLUSH_BYTES = 128 * 1024  # output gathered before it is written
+LINES_PER_WRITE = 1024  # short FETCH lines gathered before they count towards FLUSH_BYTES
 HEADER_PROBE = 128 * 1024  # first bytes read to find the header of a big message
 PARTIAL_SOURCE = 64 * 1024  # above this, a partial or header fetch reads by range
 
@@ -251,10 +252,18 @@ class Fetcher:
         names = [a.name for a in self.attributes]
         flags_of = self._flags
         if names == ["UID", "FLAGS"]:
+            # The hot loop of a client's resync: locals only, lines gathered a batch at a time.
+            bits, keywords, rendered = box.flag_bytes(), box.all_keywords(), self._flag_cache
+            lines: list[bytes] = []
             for i in indexes:
-                out.add(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (i + 1, uids[i], flags_of(i)))
-                if out.size >= FLUSH_BYTES:
-                    await out.flush()
+                flags = rendered.get((bits[i], keywords[i])) or flags_of(i)
+                lines.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (i + 1, uids[i], flags))
+                if len(lines) >= LINES_PER_WRITE:
+                    out.extend(lines)
+                    lines = []
+                    if out.size >= FLUSH_BYTES:
+                        await out.flush()
+            out.extend(lines)
         else:
             for i in indexes:
                 out.add(w.fetch_line(i + 1, b" ".join(self._cached(name, i) for name in names)))
