@@ -192,3 +192,19 @@ def test_expunge_reports_a_message_another_session_expunged_first(env):
     assert untagged(two.cmd("FETCH 1:* UID")) == [b"* 1 FETCH (UID 2)\r\n"]
     one.close()
     two.close()
+
+
+def test_star_names_no_message_of_an_empty_mailbox(env):
+    """A sequence number "*" means the last message; an empty mailbox has none, so
+    FETCH, STORE and COPY of "*" are BAD there, as "1:*" is (Dovecot answers the
+    same). UID forms and SEARCH just match nothing."""
+    env.fresh("emptystar")
+    raw = env.raw(login=True)
+    raw.cmd("SELECT emptystar")
+    assert raw.cmd("FETCH * FLAGS")[-1].startswith(b"r3 BAD")
+    assert raw.cmd("STORE * +FLAGS (\\Seen)")[-1].startswith(b"r4 BAD")
+    assert raw.cmd("COPY * INBOX")[-1].startswith(b"r5 BAD")
+    assert raw.cmd("UID FETCH * FLAGS") == [b"r6 OK UID FETCH completed\r\n"]
+    assert raw.cmd("SEARCH *") == [b"* SEARCH\r\n", b"r7 OK SEARCH completed\r\n"]
+    assert raw.cmd("NOOP")[-1].startswith(b"r8 OK")
+    raw.close()

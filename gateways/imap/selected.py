@@ -187,6 +187,8 @@ class SelectedMailbox:
 
     # -- sequence sets
     def msn_beyond(self, seqset: SequenceSet) -> bool:
+        if not self.exists:
+            return True  # an empty mailbox has no sequence numbers, not even "*" (Dovecot: BAD)
         return any(hi > self.exists for _, hi in seqset.resolve(self.exists))
 
     def index_ranges(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
