@@ -44,6 +44,7 @@ APPEND_BATCH_BYTES = 4 * 1024 * 1024
 # save_calendar_items: the server takes at most 5000 objects per call.
 CALENDAR_BATCH_ITEMS = 2000
 CALENDAR_BATCH_BYTES = 4 * 1024 * 1024
+CALENDAR_BATCHES_IN_FLIGHT = 2
 CALENDAR_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "summary", "dtstart", "dtend",
                     "recurring", "itemClass", "size")
 
@@ -575,35 +576,56 @@ class Folder:
         """Create or replace the calendar objects `(name, text)` and delete the objects named
         in `delete_names`, with few round trips: batches of at most `CALENDAR_BATCH_ITEMS`
         objects and about `CALENDAR_BATCH_BYTES` of text, each one transaction on the server
-        (deletions go first). Objects not named keep their ETags. Fires with
-        {highest_modseq, saved: {name: {uid, etag, created}}, deleted: [uid]}; fails with
-        Conflict (reason uidConflict) when a UID would be held by two objects."""
+        (deletions go first; a failed batch leaves other batches saved). Objects not named
+        keep their ETags. Fires with {highest_modseq, saved: {name: {uid, etag, created}},
+        deleted: [uid]}; fails with Conflict (reason uidConflict) when a UID would be held
+        by two objects."""
         objects, deletes = list(objects), list(delete_names)
         out: dict[str, Any] = {"highest_modseq": self.highest_modseq, "saved": {}, "deleted": []}
-        # Deletions go first, so a UID can move from a deleted object to a new one.
-        next_object = 0
-        while next_object < len(objects) or deletes:
-            batch_deletes, deletes = deletes[:CALENDAR_BATCH_ITEMS], deletes[CALENDAR_BATCH_ITEMS:]
-            room = 0 if deletes else CALENDAR_BATCH_ITEMS - len(batch_deletes)
-            fields: list[tuple[str, Any]] = []
-            size = 0
-            while next_object < len(objects) and len(fields) < room and size < CALENDAR_BATCH_BYTES:
-                name, text = objects[next_object]
-                next_object += 1
-                el = codec.element("item")
-                codec.add(el, "name", name)
-                codec.add(el, "icalendar", text)
-                fields.append(("item", el))
-                size += len(text)
-            # The schema puts the items before the names to delete.
-            fields += [("deleteName", name) for name in batch_deletes]
-            r = yield self._call("saveCalendarItems", *fields)
-            out["highest_modseq"] = _int(r, "highestModseq")
+
+        def merge(r: etree._Element) -> None:
+            modseq = _int(r, "highestModseq")
+            if modseq is not None and (out["highest_modseq"] is None or modseq > out["highest_modseq"]):
+                out["highest_modseq"] = modseq
             for el in r.iterchildren(_G + "saved"):
                 out["saved"][codec.field(el, "name")] = {
                     "uid": int(el.get("uid", "0")), "etag": codec.field(el, "etag"),
                     "created": _bool(el.get("created"))}
             out["deleted"].extend(int(u) for u in (codec.field(r, "deleted") or "").split())
+
+        def item_fields(batch: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+            fields: list[tuple[str, Any]] = []
+            for name, text in batch:
+                el = codec.element("item")
+                codec.add(el, "name", name)
+                codec.add(el, "icalendar", text)
+                fields.append(("item", el))
+            return fields
+
+        batches: list[list[tuple[str, str]]] = []
+        size = 0
+        for obj in objects:
+            if not batches or len(batches[-1]) >= CALENDAR_BATCH_ITEMS or size >= CALENDAR_BATCH_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(obj)
+            size += len(obj[1])
+        # Deletions go first (with the first objects), so a UID can move from a deleted
+        # object to a new one; the other batches then go CALENDAR_BATCHES_IN_FLIGHT at a
+        # time, so the server writes one batch's blobs while it stores another's rows.
+        first = batches.pop(0) if batches and len(deletes) + len(batches[0]) <= CALENDAR_BATCH_ITEMS else []
+        while deletes or first:
+            part, deletes = deletes[:CALENDAR_BATCH_ITEMS], deletes[CALENDAR_BATCH_ITEMS:]
+            fields = item_fields(first if not deletes else [])
+            first = first if deletes else []
+            # The schema puts the items before the names to delete.
+            merge((yield self._call("saveCalendarItems", *fields, *[("deleteName", n) for n in part])))
+        lanes = defer.DeferredSemaphore(CALENDAR_BATCHES_IN_FLIGHT)
+        results = yield defer.gatherResults(
+            [lanes.run(self._call, "saveCalendarItems", *item_fields(batch)) for batch in batches],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
+        for r in results:
+            merge(r)
         if out["highest_modseq"] is not None:
             self.highest_modseq = out["highest_modseq"]
         return out

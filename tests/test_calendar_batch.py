@@ -101,3 +101,26 @@ def test_adapter_imports_in_batches_and_keeps_untouched_etags(reactor_thread, ad
         await cal.delete()
 
     reactor_thread.coro(scenario)
+
+
+def test_blob_stores_put_many(tmp_path):
+    from server.blobs import DatabaseBlobStore, FileBlobStore
+    from server.storage.engine import make_engine
+    import server.blobs.files as files
+    datas = [b"", b"one", bytes(range(256)) * 10] + [b"x%d" % i for i in range(30)]
+    stores = [FileBlobStore(str(tmp_path / "fsync"), fsync=True), FileBlobStore(str(tmp_path / "plain"), fsync=False),
+              DatabaseBlobStore(make_engine("sqlite:///" + str(tmp_path / "blobs.db")))]
+    from server.storage import Storage
+    Storage("sqlite:///" + str(tmp_path / "blobs.db")).migrate()
+    old, files._BLOBS_PER_SHARD = files._BLOBS_PER_SHARD, 7
+    try:
+        for store in stores:
+            keys = store.put_many(datas)
+            assert len(set(keys)) == len(datas)
+            assert [store.open(k).read() for k in keys] == datas
+    finally:
+        files._BLOBS_PER_SHARD = old
+    # Blobs of one call share a few shard directories; no temp file is left behind.
+    names = [p for p in (tmp_path / "fsync").rglob("*") if p.is_file()]
+    assert len(names) == len(datas) and not any(p.name.startswith(".tmp-") for p in names)
+    assert len({p.parent for p in names}) == -(-len(datas) // 7)

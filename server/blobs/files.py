@@ -94,22 +94,32 @@ class FileBlobStore:
         return key
 
     def put_many(self, datas: Sequence[bytes]) -> list[str]:
-        """Several blobs, durable when this returns, as put_bytes would leave them. Their
-        fsyncs overlap instead of queueing one after the other (a calendar import)."""
+        """Several blobs, durable when this returns, as put_bytes would leave them. They are
+        written and fsynced by several threads at once, and share a shard directory per
+        thousand, so a calendar import does not wait for each file in turn."""
         written: list[tuple[str, str, str]] = []
+        shard = ""
+        for i in range(len(datas)):
+            if i % _BLOBS_PER_SHARD == 0:
+                shard = secrets.token_hex(2)
+            key, path = self._target(shard)
+            written.append((key, path, os.path.join(os.path.dirname(path), TMP_PREFIX + key)))
+
+        def write(job: tuple[str, bytes]) -> None:
+            tmp, data = job
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         try:
-            for i, data in enumerate(datas):
-                if i % _BLOBS_PER_SHARD == 0:
-                    shard = secrets.token_hex(2)
-                key, path = self._target(shard)
-                tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + key)
-                written.append((key, path, tmp))
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as fp:
-                    fp.write(data)
-            if self.fsync and written:
+            if written:
                 with ThreadPoolExecutor(min(_SYNC_THREADS, len(written))) as pool:
-                    list(pool.map(_fsync_path, [tmp for _, _, tmp in written]))
+                    list(pool.map(write, [(tmp, data) for (_, _, tmp), data in zip(written, datas)]))
             for _, path, tmp in written:
                 os.replace(tmp, path)
             if self.fsync and written:

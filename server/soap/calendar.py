@@ -11,7 +11,8 @@ from typing import Any
 
 from lxml import etree
 
-from server.icalcolumns import calendar_columns
+from server.icalcolumns import calendar_columns, etag_for
+from server.icalsimple import simple_columns
 from server.occurrences import occurrence_index
 from server.soap.context import Call, require, response
 from server.storage.calendar_batch import CalendarSave
@@ -23,6 +24,9 @@ MAX_CALENDAR_ITEMS_PER_CALL = 5000
 
 
 def _columns(name: str, ical: str) -> dict[str, Any]:
+    simple = simple_columns(ical, etag_for(ical))
+    if simple is not None:
+        return simple
     try:
         columns = calendar_columns(ical)
     except BadRequest as err:

@@ -1,0 +1,121 @@
+"""Query columns of the most common calendar object read straight from its lines: one
+VEVENT or VTODO, not recurring, with UTC, floating or all-day dates and no time zones.
+
+A whole-calendar import sends thousands of these; building an icalendar tree for each
+costs ten times more. Anything else (or anything unexpected) answers None, and the
+full parser in server/icalcolumns.py decides, so both always agree.
+"""
+from __future__ import annotations
+
+import re
+from calendar import timegm
+from typing import Any
+
+_CLASSES = {"VEVENT": "IPM.Appointment", "VTODO": "IPM.Task"}
+_LINE = re.compile(r"([A-Za-z0-9-]+)((?:;[A-Za-z0-9-]+=(?:\"[^\"]*\"|[^\";:,]*)(?:,(?:\"[^\"]*\"|[^\";:,]*))*)*):(.*)\Z",
+                   re.S)
+_UTC = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z?\Z")
+_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})\Z")
+# Make the object recurring, zoned or otherwise more than this reader knows.
+_HARD = frozenset({"RRULE", "RDATE", "EXRULE", "EXDATE", "RECURRENCE-ID", "DURATION"})
+_DAY = 86400
+
+
+def _epoch(params: str, value: str) -> tuple[int, bool] | None:
+    """(epoch seconds, is a date) of a DATE or DATE-TIME value without TZID; None if unsure."""
+    kind = None
+    for param in params.split(";")[1:]:
+        name, _, pvalue = param.partition("=")
+        if name.upper() != "VALUE":
+            return None  # TZID and anything else: the full parser
+        kind = pvalue.upper()
+    value = value.strip()
+    if kind in (None, "DATE-TIME"):
+        m = _UTC.match(value)
+        if m is None:
+            return None
+        y, mo, d, h, mi, s = (int(g) for g in m.groups())
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 60):
+            return None
+        try:
+            return timegm((y, mo, d, h, mi, s)), False
+        except (ValueError, OverflowError):
+            return None
+    if kind == "DATE":
+        m = _DATE.match(value)
+        if m is None:
+            return None
+        y, mo, d = (int(g) for g in m.groups())
+        if not (1 <= mo <= 12 and 1 <= d <= 31):
+            return None
+        return timegm((y, mo, d, 0, 0, 0)), True
+    return None
+
+
+def simple_columns(text: str, etag: str) -> dict[str, Any] | None:
+    """The columns calendar_columns gives for `text`, or None when it must decide."""
+    lines: list[str] = []
+    for raw in text.lstrip("\ufeff").replace("\r\n", "\n").split("\n"):
+        if raw[:1] in (" ", "\t") and lines:
+            lines[-1] += raw[1:]
+        elif raw:
+            lines.append(raw)
+    if len(lines) < 4 or lines[0].upper() != "BEGIN:VCALENDAR" or lines[-1].upper() != "END:VCALENDAR":
+        return None
+    stack: list[str] = []
+    kind = None
+    props: dict[str, tuple[str, str]] = {}
+    for line in lines:
+        m = _LINE.match(line)
+        if m is None or "\r" in line:
+            return None
+        name, params, value = m.group(1).upper(), m.group(2), m.group(3)
+        if name == "BEGIN":
+            comp = value.strip().upper()
+            if len(stack) == 1:
+                if comp not in _CLASSES or kind is not None:
+                    return None  # a time zone, a second component, a journal: the full parser
+                kind = comp
+            elif len(stack) == 2 and comp != "VALARM":
+                return None
+            elif len(stack) > 2:
+                return None
+            stack.append(comp)
+            continue
+        if name == "END":
+            if not stack or stack.pop() != value.strip().upper():
+                return None
+            continue
+        if not stack:
+            return None
+        if len(stack) == 2:
+            if name in _HARD or name in props and name in ("UID", "DTSTART", "DTEND", "DUE", "SUMMARY"):
+                return None
+            props[name] = (params, value)
+    if stack or kind is None or "UID" not in props:
+        return None
+    uid = props["UID"][1]
+    summary = props.get("SUMMARY", (None, None))[1]
+    if "\\" in uid or (summary is not None and "\\" in summary) or props["UID"][0]:
+        return None  # escapes: the full parser unescapes them
+    start = props.get("DTSTART") or (props.get("DUE") if kind == "VTODO" else None)
+    dtstart = dtend = None
+    if start is not None:
+        began = _epoch(*start)
+        if began is None:
+            return None
+        end_prop = props.get("DTEND" if kind == "VEVENT" else "DUE")
+        length = 0
+        if end_prop is not None:
+            ended = _epoch(*end_prop)
+            if ended is None:
+                return None
+            if ended[0] >= began[0]:
+                length = ended[0] - began[0]
+            elif began[1]:
+                length = _DAY
+        elif began[1]:
+            length = _DAY  # RFC 5545 3.6.1: an all-day event without end lasts one day
+        dtstart, dtend = began[0], began[0] + length
+    return {"icalUid": uid, "itemClass": _CLASSES[kind], "summary": summary, "dtstart": dtstart,
+            "dtend": dtend, "recurring": 0, "etag": etag}
