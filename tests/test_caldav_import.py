@@ -122,3 +122,22 @@ def test_bad_bodies_and_preconditions(env):
     etag = xml(propfind(env, cal, "<d:getetag/>")).findtext(f".//{DAV}getetag")
     assert env.request("PUT", "/ical/demo/guarded", whole(event("n")), If_Match=etag).status_code == 204
     assert env.request("PUT", "/ical/bob/Calendar", whole(event("n"))).status_code == 404
+
+
+def test_a_read_only_share_cannot_be_replaced(env):
+    import subprocess
+    import sys
+
+    import requests
+
+    from harness import ROOT
+    from test_caldav import GRANT
+    bob = ("bob", "bob-secret")
+    requests.request("MKCALENDAR", env.url("/caldav/bob/ReadOnlyImport/"), auth=bob, timeout=10)
+    cmd = [sys.executable, "-c", GRANT, env.server.socket_path, "bob", "bob-secret", "ReadOnlyImport", "demo", "read"]
+    subprocess.run(cmd, cwd=ROOT, check=True, timeout=60)
+    home = xml(propfind(env, "/caldav/demo/", "<d:displayname/>", depth="1"))
+    shared = next(h.text for h in home.iter(DAV + "href") if h.text.startswith("/caldav/demo/ReadOnlyImport~"))
+    segment = shared.rstrip("/").rsplit("/", 1)[1]
+    assert env.request("PUT", f"/ical/demo/{segment}", whole(event("sneaky"))).status_code == 403
+    assert env.request("PUT", shared, whole(event("sneaky"))).status_code == 403

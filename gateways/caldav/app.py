@@ -363,6 +363,7 @@ class GatewayResource(resource.Resource):
             folder = storage.segment_names(own, shared).get(segment)
             if folder is None:
                 raise NotFound("no such calendar")
+            storage.HOMES.forget(session)  # its listing holds the old secret
             if not publish:
                 await folder.unpublish()
                 return None

@@ -18,7 +18,7 @@ from typing import Any
 from twisted.internet import defer
 
 from gateways.caldav.feed import PRODID
-from gateways.caldav.storage import segment_names
+from gateways.caldav.storage import HOMES, segment_names
 from shared.errors import PRECONDITION_FAILED, BadRequest, Conflict, Forbidden
 
 OBJECT_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
@@ -277,6 +277,7 @@ async def import_calendar(session: Any, segment: str, body: bytes, in_thread: Ca
         raise Conflict("the calendar's ETag does not match", PRECONDITION_FAILED)
     if created:
         folder = await session.store().create_folder(segment, None, folder_kind(feed))
+        HOMES.forget(session)
     elif folder.rights == "read":
         raise Forbidden("the calendar is shared read-only")
     _, rows = await folder.messages(["uid", "name", "icalUid", "size", "source"], None, [("uid", False)])
@@ -298,6 +299,7 @@ async def import_calendar(session: Any, segment: str, body: bytes, in_thread: Ca
         restyle["description"] = feed.description
     if restyle and folder.rights in (None, "owner"):
         await folder.rename(**restyle)
+        HOMES.forget(session)
     return ImportResult(created, _etag(folder), plan)
 
 
