@@ -31,6 +31,7 @@ DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
 IDEMPOTENT_OPS = frozenset({
     "logon", "logoff", "whoami", "listFolders", "queryRows", "getItem", "getChanges",
     "waitForChanges", "openStream", "setFlags", "deleteItems", "grantFolder", "getChangedItems",
+    "getItemsByName",
 })
 
 

@@ -27,7 +27,7 @@ from twisted.web.wsgi import WSGIResource
 
 from gateways.caldav import auth as auth_plugin
 from gateways.caldav import properties
-from gateways.caldav import context, feed_import, listing, radicale_glue, rights, storage, sync
+from gateways.caldav import context, direct, feed_import, listing, radicale_glue, rights, storage
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from shared.authguard import AuthGuard, Banned
@@ -140,7 +140,7 @@ class GatewayResource(resource.Resource):
                                              max_request_size, REALM)
         self.radicale = app
         self.wsgi = WSGIResource(reactor, threadpool, self._wsgi_app)
-        self.sync = sync.SyncResponder(reactor, threadpool, CALDAV_ROOT)
+        self.direct = direct.DirectAnswers(reactor, threadpool, CALDAV_ROOT)
 
     # -- routing
     def render(self, request: server.Request) -> Any:
@@ -327,8 +327,8 @@ class GatewayResource(resource.Resource):
         if target is not None:
             self._publish_calendar(request, user, session, target)
             return
-        # Sync polls are answered without a worker thread where they can be.
-        self.sync.answer(request, user, session).addCallback(
+        # Sync polls and multigets are answered without a worker thread where they can be.
+        self.direct.answer(request, user, session).addCallback(
             lambda answered: None if answered else self.wsgi.render(request)).addErrback(self._internal_error, request)
 
     @staticmethod

@@ -36,8 +36,8 @@ ITEM_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "dtstart", "dtend", 
 LISTING_COLUMNS = ("uid", "name", "etag", "itemClass", "size", "internalDate")
 SYNC_TOKEN_PREFIX = "http://groupware.invalid/ns/sync/"
 _SYNC_TOKEN = re.compile(r"^%s(\d+)-(\d+)-(\d+)$" % re.escape(SYNC_TOKEN_PREFIX))
-# Hrefs per store query when fetching several items by name.
-NAME_BATCH = 200
+# Hrefs per store call when fetching several items by name (getItemsByName takes 1000).
+NAME_BATCH = 1000
 
 
 def sync_token(folder_id: int, uid_validity: int, modseq: int) -> str:
@@ -293,10 +293,10 @@ class FolderCollection(BaseCollection):
         # Items a sync answer just read need no second round trip.
         found: dict[str, Item] = {h: self._synced[h] for h in wanted if h in self._synced}
         missing = [h for h in wanted if h not in found and h not in self._synced_gone]
+        columns = list(ITEM_COLUMNS) + ["source"]
         for i in range(0, len(missing), NAME_BATCH):
-            part = missing[i:i + NAME_BATCH]
-            restriction = {"or": [{"cmp": ["name", "eq", h]} for h in part]}
-            for item in self._query(restriction):
+            rows = self.ctx.call(self.folder.items_by_name, missing[i:i + NAME_BATCH], columns)
+            for item in (self._item(r, r.text) for r in rows):
                 found[item.href] = item
         return [(h, found.get(h)) for h in wanted]
 
@@ -334,8 +334,8 @@ class FolderCollection(BaseCollection):
         return total > 0
 
     def _uid_of(self, href: str) -> int | None:
-        _, table = self.ctx.call(self.folder.query, ["uid"], {"cmp": ["name", "eq", href]})
-        return table["uid"][0] if table.get("uid") else None
+        rows = self.ctx.call(self.folder.items_by_name, [href], ["uid"])
+        return rows[0].uid if rows else None
 
     def upload(self, href: str, item: Item) -> tuple[Item, Item | None]:
         text = item.serialize()

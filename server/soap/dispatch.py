@@ -35,6 +35,7 @@ OPERATIONS: dict[str, Handler] = {
     "setFolderProperties": folders.set_folder_properties,
     "queryRows": tables.query_rows,
     "getItem": tables.get_item,
+    "getItemsByName": tables.get_items_by_name,
     "createMessage": items.create_message,
     "createMessages": items.create_messages,
     "saveCalendarItem": items.save_calendar_item,

@@ -17,6 +17,8 @@ DEFAULT_ITEM_COLUMNS = ("uid", "modseq", "size", "flags", "keywords", "internalD
 # Not a stored column: the item's original bytes, inline when small enough.
 SOURCE = "source"
 MAX_LIMIT = 2**31
+# Resource names one getItemsByName may ask for.
+MAX_NAMES = 1000
 
 
 async def query_rows(call: Call) -> bytes:
@@ -80,6 +82,36 @@ async def get_item(call: Call) -> bytes:
                 table[name] = [item.get(name)]
         out = response("getItem")
         out.append(table_to_xml(table, 1))
+        return envelope(out)
+
+    return await call.run(work)
+
+
+async def get_items_by_name(call: Call) -> bytes:
+    """Items of a folder by resource name (CalDAV multiget, GET and PUT of one object)."""
+    session = call.session()
+    body = call.body
+    folder_id = required_int(body, "folderId")
+    columns = required(body, "columns").split()
+    if not columns:
+        raise BadRequest("no columns requested")
+    names = [el.text or "" for el in body.iterchildren(gw("name"))]
+    if len(names) > MAX_NAMES:
+        raise BadRequest(f"at most {MAX_NAMES} names per call")
+    stored = [("blob_key" if c == SOURCE else c) for c in columns]
+    with_source = SOURCE in columns
+    if with_source and "size" not in stored:
+        stored.append("size")
+    inline_limit = call.services.limits.inline_source_limit
+
+    def work() -> bytes:
+        st = call.storage
+        require(st, session.user_id, folder_id, "read")
+        table = st.items_by_name(folder_id, names, stored)
+        if with_source:
+            table = _with_sources(st, table, columns, inline_limit)
+        out = response("getItemsByName")
+        out.append(table_to_xml(table, _rows(table)))
         return envelope(out)
 
     return await call.run(work)

@@ -56,12 +56,11 @@ class ChangesMixin(StorageBase):
                                   .where(folders.c.id == folder_id)).first()
             if folder is None:
                 raise NotFound(f"folder {folder_id} not found")
-            changed: dict[str, list] = {n: [] for n in names}
-            rows = conn.execute(select(*cols).where(items.c.folder_id == folder_id, items.c.modseq > since)
-                                .order_by(items.c.uid)).all() if cols else []
-            if rows:
-                for n, values in zip(names, zip(*rows)):
-                    changed[n] = list(values)
+            # Sorted here: an ORDER BY uid could have SQLite walk the folder in uid order.
+            rows = sorted(conn.execute(select(items.c.uid, *cols)
+                                       .where(items.c.folder_id == folder_id, items.c.modseq > since)).all(),
+                          key=lambda row: row[0])
+            changed = {n: [row[i] for row in rows] for i, n in enumerate(names, 1)}
             gone = conn.execute(select(tombstones.c.uid, tombstones.c.name)
                                 .where(tombstones.c.folder_id == folder_id, tombstones.c.modseq > since)
                                 .order_by(tombstones.c.uid)).all()
