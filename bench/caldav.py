@@ -13,7 +13,8 @@ each, the median of several runs of:
   * GET of the whole calendar as one .ics;
   * the one-week query again, with 200 open-ended weekly events added;
 
-and prints both times in milliseconds and the ratio ours/Radicale.
+and prints both times in milliseconds, the ratio ours/Radicale and the machine's load
+average before and after.
 
     python bench/caldav.py [--events 10000] [--runs 5]
 """
@@ -153,6 +154,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     base = tempfile.mkdtemp(prefix="bench-caldav-")
     server = radicale = None
     try:
@@ -187,7 +189,9 @@ def main() -> None:
             for uid, text in weekly:
                 t.req("PUT", t.cal + uid + ".ics", text, Content_Type="text/calendar")
             results[t.name].update(measure(t, args.runs, names, week_only=True))
-        print(f"\n{args.events} events, median of {args.runs} runs (ms); ratio = ours / Radicale")
+        load = " / ".join(f"{a:.2f} {b:.2f} {c:.2f}" for a, b, c in (load_before, os.getloadavg()))
+        print(f"\n{args.events} events, median of {args.runs} runs (ms); ratio = ours / Radicale; "
+              f"load average (1, 5, 15 min) before / after: {load}")
         print(f"{'':26} {'ours':>10} {'Radicale':>10} {'ratio':>7}")
         for row in results["ours"]:
             a, b = results["ours"][row], results["radicale"][row]
