@@ -436,14 +436,15 @@ def test_append_elsewhere_shows_as_exists_on_noop_and_expunge_as_expunge(env):
     assert b"* 2 EXISTS\r\n" in raw.cmd("SELECT Live")
     env.rt.call(folder.append, MESSAGE % (3, 3))
     lines = raw.cmd("NOOP")
-    assert lines == [b"* 3 EXISTS\r\n", lines[-1]] and lines[-1].startswith(b"r3 OK")
+    # The new message is \Recent to this session, the first to hear of it.
+    assert lines == [b"* 3 EXISTS\r\n", b"* 1 RECENT\r\n", lines[-1]] and lines[-1].startswith(b"r3 OK")
     uids = env.rt.call(folder.query, ["uid"], sort=[("uid", False)])[1]["uid"]
     env.rt.call(folder.delete_items, [uids[0]])
     lines = raw.cmd("CHECK")
     assert lines[0] == b"* 1 EXPUNGE\r\n" and lines[-1].startswith(b"r4 OK")
     env.rt.call(folder.set_flags, [uids[2]], "add", ["\\Flagged", "$Junk"])
     lines = raw.cmd("NOOP")
-    assert lines[0] == b"* 2 FETCH (UID %d FLAGS (\\Flagged $Junk))\r\n" % uids[2]
+    assert lines[0] == b"* 2 FETCH (UID %d FLAGS (\\Flagged \\Recent $Junk))\r\n" % uids[2]
     raw.close()
 
 

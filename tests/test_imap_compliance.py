@@ -3,6 +3,8 @@ over a raw socket: the answers Dovecot gives to the same commands (Dovecot's ima
 compliance suite found where ours differed)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
@@ -101,31 +103,53 @@ def test_a_new_keyword_is_announced_in_flags_before_a_fetch_shows_it(env):
     late = env.raw(login=True)
     late.cmd("EXAMINE kwannounce")
     env.rt.call(env.folder("kwannounce").append, b"Subject: x\r\n\r\nx\r\n", ["$later"])
-    assert untagged(late.cmd("NOOP")) == [b"* 3 EXISTS\r\n"]
+    assert untagged(late.cmd("NOOP")) == [b"* 3 EXISTS\r\n", b"* 1 RECENT\r\n"]
     lines = late.cmd("FETCH 3 FLAGS")
     assert lines[0].startswith(b"* FLAGS (") and lines[0].endswith(b" $later)\r\n")
     assert lines[1].startswith(b"* OK [PERMANENTFLAGS ()]")
-    assert lines[2] == b"* 3 FETCH (FLAGS ($later))\r\n"
+    assert lines[2] == b"* 3 FETCH (FLAGS (\\Recent $later))\r\n"
     late.close()
     raw.close()
 
 
-def test_recent_is_always_zero_and_searches_agree(env):
-    """RFC 3501 allows a server to keep no \\Recent state; if so every answer must say
-    the same: SELECT and STATUS report 0 RECENT, no FETCH shows \\Recent, RECENT and
-    NEW match nothing, OLD matches everything."""
-    env.fresh("recentzero", 3)
-    raw = env.raw(login=True)
-    assert untagged(raw.cmd("STATUS recentzero (RECENT MESSAGES)")) == [
-        b"* STATUS recentzero (RECENT 0 MESSAGES 3)\r\n"]
-    assert b"* 0 RECENT\r\n" in raw.cmd("SELECT recentzero")
-    assert untagged(raw.cmd("SEARCH RECENT")) == [b"* SEARCH\r\n"]
-    assert untagged(raw.cmd("SEARCH NEW")) == [b"* SEARCH\r\n"]
-    assert untagged(raw.cmd("SEARCH OLD")) == [b"* SEARCH 1 2 3\r\n"]
-    assert untagged(raw.cmd("SEARCH NOT RECENT")) == [b"* SEARCH 1 2 3\r\n"]
-    assert b"\\Recent" not in b"".join(raw.cmd("FETCH 1:* FLAGS"))
-    assert raw.cmd("STORE 1 +FLAGS (\\Recent)")[-1].startswith(b"r9 BAD")  # not the client's to set
-    raw.close()
+def test_recent_belongs_to_the_first_session_that_selects(env):
+    """RFC 3501 §2.3.2: a message is \\Recent in one session only, the first to be
+    told of it; EXAMINE and STATUS look without taking. SELECT and new mail report
+    RECENT counts, FETCH shows the flag, SEARCH RECENT/NEW/OLD follow it (from the
+    session's view and in a store query alike), and a client cannot set it. What a
+    folder held before the gateway first saw it is old."""
+    env.fresh("recentbox", 1)
+    one, two = env.raw(login=True), env.raw(login=True)
+    one.send(b"r100 APPEND recentbox {14+}\r\nSubject: x\r\n\r\n\r\n")
+    assert one.until(b"r100")[-1].startswith(b"r100 OK [APPENDUID ")
+    assert untagged(one.cmd("STATUS recentbox (RECENT MESSAGES)")) == [
+        b"* STATUS recentbox (RECENT 1 MESSAGES 2)\r\n"]
+    assert b"* 1 RECENT\r\n" in one.cmd("EXAMINE recentbox")
+    assert untagged(one.cmd("FETCH 1:* FLAGS")) == [b"* 1 FETCH (FLAGS ())\r\n",
+                                                   b"* 2 FETCH (FLAGS (\\Recent))\r\n"]
+    assert b"* 1 RECENT\r\n" in one.cmd("SELECT recentbox")  # taken now
+    assert untagged(one.cmd("SEARCH RECENT")) == [b"* SEARCH 2\r\n"]
+    assert untagged(one.cmd("SEARCH NEW")) == [b"* SEARCH 2\r\n"]
+    one.cmd("STORE 2 +FLAGS.SILENT (\\Seen)")
+    assert untagged(one.cmd("SEARCH NEW")) == [b"* SEARCH\r\n"]
+    assert untagged(one.cmd("SEARCH OLD")) == [b"* SEARCH 1\r\n"]
+    assert untagged(one.cmd("SEARCH RECENT LARGER 1")) == [b"* SEARCH 2\r\n"]  # a store query
+    assert untagged(one.cmd("SEARCH OLD LARGER 1")) == [b"* SEARCH 1\r\n"]
+    assert b"* 0 RECENT\r\n" in two.cmd("SELECT recentbox")
+    assert untagged(two.cmd("FETCH 2 FLAGS")) == [b"* 2 FETCH (FLAGS (\\Seen))\r\n"]
+    assert untagged(two.cmd("SEARCH OLD")) == [b"* SEARCH 1 2\r\n"]
+    # New mail: recent to the session that hears of it first.
+    env.rt.call(env.folder("recentbox").append, b"Subject: new\r\n\r\nnew\r\n")
+    time.sleep(0.3)
+    assert untagged(one.cmd("NOOP")) == [b"* 3 EXISTS\r\n", b"* 2 RECENT\r\n"]
+    assert untagged(two.cmd("NOOP")) == [b"* 3 EXISTS\r\n", b"* 0 RECENT\r\n"]
+    assert untagged(one.cmd("FETCH 3 FLAGS")) == [b"* 3 FETCH (FLAGS (\\Recent))\r\n"]
+    assert untagged(two.cmd("FETCH 3 FLAGS")) == [b"* 3 FETCH (FLAGS ())\r\n"]
+    assert untagged(one.cmd("STORE 3 +FLAGS ($tag)"))[-1] == b"* 3 FETCH (FLAGS (\\Recent $tag))\r\n"
+    assert one.cmd("STORE 1 +FLAGS (\\Recent)")[-1].startswith(b"r16 BAD")  # the server's alone
+    assert b"* STATUS recentbox (RECENT 0)\r\n" in two.cmd("STATUS recentbox (RECENT)")
+    one.close()
+    two.close()
 
 
 # -- FETCH, SEARCH, EXPUNGE ---------------------------------------------------------------------

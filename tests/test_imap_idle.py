@@ -38,6 +38,7 @@ def test_new_mail_reaches_an_idling_client_within_100_ms(env):
         env.rt.call(folder.append, b"Subject: pushed %d\r\n\r\nnew\r\n" % n)
         assert raw.readline() == b"* %d EXISTS\r\n" % n
         latencies.append(time.perf_counter() - start)
+        assert raw.readline() == b"* %d RECENT\r\n" % (n - 1)  # all new mail is recent here
     raw.send(b"DONE\r\n")
     assert raw.readline() == b"i OK IDLE completed\r\n"
     assert statistics.median(latencies) < 0.1, latencies

@@ -136,7 +136,7 @@ def flag_view(m) -> dict[int, set[str]]:
     out = {}
     for line in data:
         match = re.search(rb"UID (\d+) FLAGS \(([^)]*)\)", line)
-        out[int(match.group(1))] = set(match.group(2).decode().split())
+        out[int(match.group(1))] = set(match.group(2).decode().split()) - {"\\Recent"}  # the session's own
     return out
 
 

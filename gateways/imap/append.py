@@ -54,6 +54,7 @@ async def append(conn: Any, cmd: Any) -> Reply:
     finally:
         for fp in spooled:
             fp.close()
+    conn.factory.recent.arrived(folder.id, folder.uid_validity, uid)
     box = conn.selected
     if box is not None and box.folder.id == folder.id:
         await box.refresh()  # EXISTS before the tagged OK (RFC 3501 §6.3.11)

@@ -59,6 +59,7 @@ async def _transfer(conn: Any, cmd: Any, move: bool) -> Reply | None:
     code = None
     if pairs:
         validity = pairs.uid_validity or folder.uid_validity
+        conn.factory.recent.arrived(folder.id, validity, min(d for _, d in pairs))
         code = w.copyuid_code(validity, [s for s, _ in pairs], [d for _, d in pairs]).decode("ascii")
     if same:
         await box.refresh()  # the copies are news for this very session

@@ -217,7 +217,8 @@ class Fetcher:
         self.missing = 0
         self.seen_now: set[int] = set()
         self.out = Output(conn)
-        self._flag_cache: dict[tuple[int, tuple[str, ...]], bytes] = {}
+        self._flag_cache: dict[tuple, bytes] = {}
+        self._recent_from = box.recent.lowest
 
     async def run(self, indexes: Iterable[int]) -> None:
         if not self.listing and not self.sets_seen:
@@ -272,7 +273,10 @@ class Fetcher:
         await out.flush()
 
     def _flags(self, i: int) -> bytes:
-        key = (self.box.flag_bits(i), self.box.keywords(i))
+        key: tuple = (self.box.flag_bits(i), self.box.keywords(i))
+        if self._recent_from is not None and self.box.uids[i] >= self._recent_from \
+                and self.box.uids[i] in self.box.recent:
+            key += (True,)  # \Recent to this session
         rendered = self._flag_cache.get(key)
         if rendered is None:
             announce(self.conn, key[1])  # a keyword new to the client: FLAGS first

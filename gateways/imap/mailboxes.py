@@ -26,7 +26,8 @@ capability("LIST-STATUS")
 def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int]]:
     """STATUS items from the folder's listing counters (no message is read)."""
     values = {
-        "MESSAGES": folder.count, "RECENT": 0, "UIDNEXT": folder.uid_next,
+        "MESSAGES": folder.count, "UIDNEXT": folder.uid_next,
+        "RECENT": conn.factory.recent.unclaimed(folder.id, folder.uid_validity, folder.count, folder.uid_next),
         "UIDVALIDITY": folder.uid_validity, "UNSEEN": folder.unseen,
         "HIGHESTMODSEQ": folder.highest_modseq, "SIZE": folder.size,
         "APPENDLIMIT": conn.factory.max_literal,

@@ -12,8 +12,8 @@ message, and reads only the rows the rest of the program lets through.
 
 Matching is the case-insensitive substring test of RFC 3501; strings arrive
 decoded from the command's CHARSET (UTF-8 or US-ASCII; others are refused by
-the grammar with BADCHARSET). \\Recent is never set in this store, so RECENT
-and NEW match nothing and OLD matches everything. Dates of BEFORE/ON/SINCE are
+the grammar with BADCHARSET). \\Recent is the session's own (recent.py): RECENT,
+NEW and OLD become a uid set of the messages it claimed. Dates of BEFORE/ON/SINCE are
 days in UTC, the zone INTERNALDATE is written in; SENT* take the Date header's
 own day, disregarding its time and zone.
 
@@ -152,8 +152,12 @@ class Restriction:
         if isinstance(key, c.SearchAll):
             return _TRUE
         if isinstance(key, c.SearchFlag):
-            if key.flag == "\\Recent":
-                return _FALSE if key.present else _TRUE
+            if key.flag == "\\Recent":  # the session's own claims (recent.py)
+                ranges = self.box.recent.index_ranges(self.box.uids)
+                if not ranges:
+                    return _FALSE if key.present else _TRUE
+                recent = {"uids": self.box.store_uids(ranges)}
+                return recent if key.present else {"not": recent}
             return {"flag": (key.flag, key.present)}
         if isinstance(key, c.SearchSequence):
             ranges = self.box.index_ranges(key.sequence, uid=key.uid)

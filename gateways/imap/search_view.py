@@ -9,7 +9,8 @@ store as one restriction (`search.Restriction`).
 
 A set of messages is an int with bit i set for the message at index i, so AND, OR
 and NOT are one operation each. Matching follows the store's: system flags by bit,
-keywords as whole words, ASCII case-insensitively; \\Recent is never set.
+keywords as whole words, ASCII case-insensitively; \\Recent from the session's own
+claims (recent.py).
 """
 from __future__ import annotations
 
@@ -96,7 +97,10 @@ class _Matcher:
 
     def _flag(self, flag: str) -> int:
         if flag == "\\Recent":
-            return 0
+            mask = 0
+            for first, last in self.box.recent.index_ranges(self.box.uids):
+                mask |= ((1 << (last - first + 1)) - 1) << first
+            return mask
         bit = _BIT_BY_LOWER.get(flag.lower()) if flag.startswith("\\") else None
         if bit is not None:
             return self._mask(self.box.flag_bytes().translate(_HAS_BIT[bit]))

@@ -19,7 +19,10 @@ Reading (msn = message sequence number, 1-based; index = msn - 1):
     box.iter_indexes(ranges)          every index in such ranges
     box.store_uids(ranges)            the same messages as a compact uid-set string for
                                       the adapter (Folder.set_flags/copy/move/delete_items)
-    box.flags(index)                  tuple of flag names, system flags first
+    box.flags(index)                  tuple of flag names, system flags first (\\Recent
+                                      among them for the session's recent messages)
+    box.recent                        `recent.RecentRanges`: uids \\Recent to this session,
+                                      taken by `claim_recent` at SELECT and as new ones come
     box.flag_bits(index), box.keywords(index), box.modseq(index)
     box.uid_validity, box.uid_next, box.highest_modseq, box.readonly, box.folder
 
@@ -56,6 +59,7 @@ from twisted.python.failure import Failure
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import SequenceSet, format_ranges
 from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, split_flag_names
+from gateways.imap.recent import RecentClaims, RecentRanges
 from shared.flags import flag_names, split_flags
 from shared.items import ItemChange
 from gateways.imap.push import FolderWatches
@@ -88,6 +92,8 @@ class SelectedMailbox:
         self._refreshing: defer.Deferred | None = None
         self._again: list[defer.Deferred] | None = None
         self.closed = False
+        self.recent = RecentRanges()
+        self._claims: RecentClaims | None = None
 
     @classmethod
     async def open(cls, folder: Any, readonly: bool, enabled: set[str] | None = None,
@@ -148,7 +154,18 @@ class SelectedMailbox:
         return self._keywords[index]
 
     def flags(self, index: int) -> tuple[str, ...]:
-        return tuple(flag_names(self._bits[index], self._keywords[index]))
+        names = flag_names(self._bits[index], self._keywords[index])
+        if self.uids[index] in self.recent:
+            names.insert(sum(1 for n in names if n.startswith("\\")), "\\Recent")
+        return tuple(names)
+
+    def claim_recent(self, claims: RecentClaims) -> None:
+        """Take this session's \\Recent messages (recent.py): at SELECT what no session
+        of the process has claimed; later, the new messages as they are announced.
+        A read-only session sees what is unclaimed without taking it."""
+        self._claims = claims
+        first = claims.claim(self.folder.id, self.uid_validity, self._uid_next, take=not self.readonly)
+        self.recent.add(first, self._uid_next)
 
     def modseq(self, index: int) -> int:
         return self._modseqs[index]
@@ -340,9 +357,15 @@ class SelectedMailbox:
                 self._modseqs.append(modseq)
                 self._bits.append(bits)
                 self._keywords.append(keywords)
+            first_new = min(self._pending_new)
             self._pending_new.clear()
             self._uid_next = max(self._uid_next, self.uids[-1] + 1)
             out.append(w.exists(self.exists))
+            if self._claims is not None:
+                top = self.uids[-1] + 1
+                first = self._claims.claim(self.folder.id, self.uid_validity, top, take=not self.readonly)
+                self.recent.add(max(first, first_new), top)
+                out.append(w.recent(self.recent.count(self.uids)))
         if self._pending_flags:
             condstore = "CONDSTORE" in self.enabled
             for msn in sorted(m for m in map(self.msn, self._pending_flags) if m is not None):

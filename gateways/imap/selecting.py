@@ -53,6 +53,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
         box.close()
         return Reply("NO", "Connection closed.")
     conn.select(box)
+    box.claim_recent(conn.factory.recent)
     keywords = [k for k in box.keywords_in_use() if k not in COMMON_KEYWORDS]
     flags = SYSTEM_FLAGS + COMMON_KEYWORDS + tuple(keywords)
     conn.send(w.flags(flags))
@@ -60,7 +61,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     permanent = () if readonly else flags + ("\\*",)
     conn.send(w.untagged("OK", "Flags permitted", w.permanent_flags_code(permanent)))
     conn.send(w.exists(box.exists))
-    conn.send(w.recent(0))
+    conn.send(w.recent(box.recent.count(box.uids)))
     unseen = box.first_unseen()
     if unseen is not None:
         conn.send(w.untagged("OK", f"Message {unseen} is first unseen", f"UNSEEN {unseen}"))

@@ -14,6 +14,7 @@ from gateways.imap import dispatch
 from gateways.imap.connection import IMAPConnection
 from gateways.imap.mailbox_index import IndexCache
 from gateways.imap.push import FolderWatches
+from gateways.imap.recent import RecentClaims
 from shared.authguard import AuthGuard
 from shared.model import Adapter
 from shared.gateway import GatewayService
@@ -25,10 +26,13 @@ class IMAPFactory(protocol.ServerFactory):
     protocol = IMAPConnection
 
     def __init__(self, cfg: Any, adapter: Adapter, guard: AuthGuard, watches: FolderWatches,
-                 indexes: IndexCache | None, tls_options: Any, implicit_tls: bool = False) -> None:
+                 indexes: IndexCache | None, tls_options: Any, implicit_tls: bool = False,
+                 recent: RecentClaims | None = None) -> None:
         self.adapter = adapter
         self.guard = guard
         self.watches = watches
+        # \\Recent claims, shared by the listeners of the process (recent.py).
+        self.recent = recent if recent is not None else RecentClaims()
         self.indexes = indexes
         self.tls_options = tls_options
         self.implicit_tls = implicit_tls
@@ -48,9 +52,11 @@ class IMAPService(GatewayService):
         watches = FolderWatches()
         cache_bytes = cfg.get_size("imap_index_cache")
         indexes = IndexCache(cache_bytes) if cache_bytes else None
-        self.listening.tcp("imap", cfg.get("imap_listen"), IMAPFactory(cfg, adapter, guard, watches, indexes, tls))
+        recent = RecentClaims()
+        self.listening.tcp("imap", cfg.get("imap_listen"),
+                           IMAPFactory(cfg, adapter, guard, watches, indexes, tls, recent=recent))
         if tls is not None:
-            implicit = IMAPFactory(cfg, adapter, guard, watches, indexes, tls, implicit_tls=True)
+            implicit = IMAPFactory(cfg, adapter, guard, watches, indexes, tls, implicit_tls=True, recent=recent)
             self.listening.tls("imaps", cfg.get("imaps_listen"), implicit, tls)
 
 
