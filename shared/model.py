@@ -630,6 +630,22 @@ class Folder:
             self.highest_modseq = out["highest_modseq"]
         return out
 
+    def delete_calendar_item(self, name: str, if_match: str | None = None) -> defer.Deferred:
+        """Delete the calendar object `name` in one transaction that also checks `if_match`
+        (its ETag, or "*"); fires with the uids deleted ([] when there was none), fails with
+        Conflict (reason preconditionFailed) when the condition does not hold."""
+        el = codec.element("deleteName")
+        codec.add_text(el, name)
+        if if_match is not None:
+            el.set("ifMatch", if_match)
+
+        def done(r: etree._Element) -> list[int]:
+            modseq = _int(r, "highestModseq")
+            if modseq is not None:
+                self.highest_modseq = modseq
+            return [int(u) for u in (codec.field(r, "deleted") or "").split()]
+        return self._call("saveCalendarItems", ("deleteName", el)).addCallback(done)
+
     def calendar_items(self, restriction: Mapping[str, Any] | None = None,
                        with_text: bool = False) -> defer.Deferred:
         """Fires with [CalendarItem] matching `restriction`, in uid order, in one round trip;

@@ -35,8 +35,9 @@ def two(tmp_path_factory):
         e.server.stop()
 
 
-def race(e, requests_to_send: list[tuple[str, str, str, dict[str, str]]]) -> list[requests.Response]:
-    """Send (base, path, body, headers) all at once, one thread each; the answers in order."""
+def race(e, requests_to_send: list[tuple], method: str = "PUT") -> list[requests.Response]:
+    """Send (base, path, body, headers[, method]) all at once, one thread each; the answers
+    in order."""
     barrier = threading.Barrier(len(requests_to_send))
     answers: list[requests.Response | None] = [None] * len(requests_to_send)
     sessions = [requests.Session() for _ in requests_to_send]
@@ -45,10 +46,10 @@ def race(e, requests_to_send: list[tuple[str, str, str, dict[str, str]]]) -> lis
         s.request("OPTIONS", requests_to_send[0][0] + "/caldav/", timeout=30)  # log on before the race
 
     def send(i: int) -> None:
-        base, path, body, headers = requests_to_send[i]
+        base, path, body, headers, *how = requests_to_send[i]
         barrier.wait()
-        answers[i] = sessions[i].put(base + path, data=body.encode(), timeout=60,
-                                     headers={"Content-Type": "text/calendar", **headers})
+        answers[i] = sessions[i].request(how[0] if how else method, base + path, data=body.encode(), timeout=60,
+                                         headers={"Content-Type": "text/calendar", **headers})
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests_to_send))]
     for t in threads:
         t.start()
@@ -91,3 +92,20 @@ def test_if_match_on_one_etag_at_once_changes_once(two):
         assert sorted(a.status_code for a in answers) == [204, 412, 412, 412]
         winner = next(i for i, a in enumerate(answers) if a.status_code == 204)
         assert f"SUMMARY:writer {winner}" in e.request("GET", f"{cal}m-{r}.ics").text
+
+
+def test_if_match_deletes_and_changes_at_once_let_one_win(two):
+    e, bases = two
+    cal = new_calendar(e, "deleterace")
+    for r in range(ROUNDS):
+        path = f"{cal}d-{r}.ics"
+        etag = e.request("PUT", path, event(f"d-{r}")).headers["ETag"]
+        answers = race(e, [(bases[0], path, "", {"If-Match": etag}, "DELETE"),
+                           (bases[1], path, "", {"If-Match": etag}, "DELETE"),
+                           (bases[0], path, event(f"d-{r}", summary="kept"), {"If-Match": etag}, "PUT"),
+                           (bases[1], path, event(f"d-{r}", summary="kept"), {"If-Match": etag}, "PUT")])
+        codes = [a.status_code for a in answers]
+        assert sum(c in (200, 204) for c in codes) == 1, codes
+        assert all(c in (200, 204, 404, 412) for c in codes), codes
+        exists = e.request("GET", path).status_code == 200
+        assert exists == (codes[2] == 204 or codes[3] == 204)

@@ -124,3 +124,31 @@ def test_blob_stores_put_many(tmp_path):
     names = [p for p in (tmp_path / "fsync").rglob("*") if p.is_file()]
     assert len(names) == len(datas) and not any(p.name.startswith(".tmp-") for p in names)
     assert len({p.parent for p in names}) == -(-len(datas) // 7)
+
+
+def test_storage_deletes_only_while_the_etag_matches(st, user):
+    from shared.errors import PRECONDITION_FAILED
+    fid = st.create_folder(user["store_id"], None, "batch-ifmatch", "calendar")["id"]
+    etag = st.save_calendar_items(fid, [save(st, "a.ics", ical("a"))])["saved"][0]["etag"]
+    for condition in ('"stale"', None):
+        with pytest.raises(Conflict) as err:
+            st.save_calendar_items(fid, [], ["missing.ics"], {"missing.ics": condition or "*"})
+        assert err.value.reason == PRECONDITION_FAILED
+    with pytest.raises(Conflict):
+        st.save_calendar_items(fid, [], ["a.ics"], {"a.ics": '"stale"'})
+    assert st.save_calendar_items(fid, [], ["a.ics"], {"a.ics": etag})["deleted"]
+
+
+def test_adapter_deletes_one_object_with_its_condition(reactor_thread, adapter):
+    session = logon(reactor_thread, adapter, protocol="caldav")
+
+    async def scenario():
+        cal = await session.store().create_folder(f"Delete {time.time()}", container_class="calendar")
+        etag = (await cal.save_calendar_items([("x.ics", ical("x"))]))["saved"]["x.ics"]["etag"]
+        with pytest.raises(Conflict):
+            await cal.delete_calendar_item("x.ics", '"other"')
+        assert len(await cal.delete_calendar_item("x.ics", etag)) == 1
+        assert await cal.delete_calendar_item("x.ics") == []
+        await cal.delete()
+
+    reactor_thread.coro(scenario)

@@ -451,6 +451,8 @@ class GatewayResource(resource.Resource):
         environ[auth_plugin.USER_KEY] = ctx.user
         if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].strip("/").count("/") == 2:
             ctx.put_conditions = (environ.get("HTTP_IF_MATCH") or None, environ.get("HTTP_IF_NONE_MATCH") == "*")
+        elif environ["REQUEST_METHOD"] == "DELETE" and environ["PATH_INFO"].strip("/").count("/") == 2:
+            ctx.delete_condition = environ.get("HTTP_IF_MATCH") or None
         # Principal answers are small; read them uncompressed to take CardDAV out of them.
         principal_propfind = (environ["REQUEST_METHOD"] == "PROPFIND"
                               and environ["PATH_INFO"].strip("/").count("/") == 0)

@@ -33,6 +33,8 @@ class RequestContext:
         # An item PUT's If-Match and If-None-Match: *, which the store checks again as it
         # writes, as it checks the UID (None: not an item PUT).
         self.put_conditions: tuple[str | None, bool] | None = None
+        # An item DELETE's If-Match, checked by the store as it deletes.
+        self.delete_condition: str | None = None
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn` (returning a Deferred or a value) on the reactor and wait for its result."""

@@ -356,10 +356,9 @@ class FolderCollection(BaseCollection):
             self.ctx.folders = None
             HOMES.forget(self.ctx.session)
             return
-        uid = self._uid_of(href)
-        if uid is None:
+        # One store call, which checks a DELETE's If-Match as it deletes.
+        if not self.ctx.call(self.folder.delete_calendar_item, href, if_match=self.ctx.delete_condition):
             raise ComponentNotFoundError(href)
-        self.ctx.call(self.folder.delete_items, [uid])
 
     # -- sync (RFC 6578)
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:

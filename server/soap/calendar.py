@@ -57,7 +57,12 @@ async def save_calendar_items(call: Call) -> etree._Element:
         if name is None or ical is None:
             raise BadRequest("an <item> needs <name> and <icalendar>")
         objects.append((name, ical))
-    delete_names = [text(el) or "" for el in body.iterchildren(gw("deleteName"))]
+    delete_names: list[str] = []
+    delete_if_match: dict[str, str] = {}
+    for el in body.iterchildren(gw("deleteName")):
+        delete_names.append(text(el) or "")
+        if el.get("ifMatch") is not None:
+            delete_if_match[delete_names[-1]] = el.get("ifMatch")
     if len(objects) + len(delete_names) > MAX_CALENDAR_ITEMS_PER_CALL:
         raise BadRequest(f"at most {MAX_CALENDAR_ITEMS_PER_CALL} objects per call")
     max_size = call.services.limits.max_message_size
@@ -82,7 +87,7 @@ async def save_calendar_items(call: Call) -> etree._Element:
         saves = [CalendarSave(name, key, len(data), cols)
                  for (name, _), key, data, cols in zip(objects, keys, datas, columns)]
         try:
-            return st.save_calendar_items(folder_id, saves, delete_names)
+            return st.save_calendar_items(folder_id, saves, delete_names, delete_if_match)
         except BaseException:
             for key in keys:
                 st.blobs.delete(key)

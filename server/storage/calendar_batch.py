@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
-from shared.errors import UID_CONFLICT, BadRequest, Conflict
+from shared.errors import PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict
 
 from .base import StorageBase, chunks
 from .items import CALENDAR_COLUMNS
@@ -31,7 +31,7 @@ def _values(columns: dict) -> dict[str, Any]:
     return values
 
 
-def _check(saves: Sequence[CalendarSave], delete_names: Sequence[str]) -> None:
+def _check(saves: Sequence[CalendarSave], delete_names: Sequence[str], conditions: Mapping[str, str]) -> None:
     names: set[str] = set()
     uids: set[str] = set()
     for save in saves:
@@ -49,22 +49,28 @@ def _check(saves: Sequence[CalendarSave], delete_names: Sequence[str]) -> None:
             uids.add(uid)
     if names.intersection(delete_names):
         raise BadRequest("an object is both saved and deleted")
+    if not set(conditions).issubset(delete_names):
+        raise BadRequest("a condition for an object not deleted")
 
 
 class CalendarBatchMixin(StorageBase):
     def save_calendar_items(self, folder_id: int, saves: Sequence[CalendarSave],
-                            delete_names: Sequence[str] = ()) -> dict:
+                            delete_names: Sequence[str] = (),
+                            delete_if_match: Mapping[str, str] | None = None) -> dict:
         """Create or replace (by name) and delete (by name) calendar objects in one transaction.
 
         Every change gets the same new modseq; objects not named keep theirs and their ETags.
         A UID may belong to one object of the folder only, counting the objects that stay:
         Conflict (reason uidConflict) otherwise, and nothing is changed. Names to delete
-        that are not there are ignored. Returns {modseq, saved: [{name, uid, etag, created}]
-        in the order given, deleted: [uid]}.
+        that are not there are ignored, unless `delete_if_match` (name -> ETag or "*") holds a
+        condition for them, which must hold (DELETE with If-Match) or nothing is changed:
+        Conflict (reason preconditionFailed). Returns {modseq, saved: [{name, uid, etag,
+        created}] in the order given, deleted: [uid]}.
         """
+        conditions = dict(delete_if_match or {})
         saves = list(saves)
         delete_names = list(dict.fromkeys(delete_names))
-        _check(saves, delete_names)
+        _check(saves, delete_names, conditions)
         values = [_values(s.columns) for s in saves]
 
         def run(conn: Connection) -> tuple[dict, list[str]]:
@@ -75,8 +81,12 @@ class CalendarBatchMixin(StorageBase):
             existing = {}
             for part in chunks(touched):
                 existing.update((r.name, r) for r in conn.execute(
-                    select(items.c.uid, items.c.name, items.c.blob_key)
+                    select(items.c.uid, items.c.name, items.c.blob_key, items.c.etag)
                     .where(items.c.folder_id == folder_id, items.c.name.in_(part))).all())
+            for name, etag in conditions.items():
+                old = existing.get(name)
+                if old is None or (etag != "*" and old.etag != etag):
+                    raise Conflict(f"{name} does not match {etag}", PRECONDITION_FAILED)
             gone = [existing[n] for n in delete_names if n in existing]
             # A UID may stay with another object only if that object is replaced or deleted here.
             touched_names = set(touched)
