@@ -169,3 +169,17 @@ def test_reselect_after_changes_elsewhere_shows_what_the_store_holds(env):
         assert view == store_view(env, folder)
         assert 1 not in view and 7 not in view and view[5] == {"\\Seen", "$Label1"}
         assert view[6] == {"\\Flagged"} and view[31] == {"\\Answered"}
+
+
+def test_flag_listing_tells_recent_messages_from_others_with_the_same_flags(env):
+    folder = env.fresh("recent-mix", 3)
+    first = env.imap()
+    assert first.select("recent-mix")[0] == "OK"  # new to the process: 1-3 are old
+    first.logout()
+    env.rt.call(folder.append_many, [MESSAGE % (9, 9)])
+    second = env.imap()
+    assert second.select("recent-mix")[0] == "OK"
+    typ, data = second.uid("FETCH", "1:*", "(UID FLAGS)")
+    assert data == [b"1 (UID 1 FLAGS ())", b"2 (UID 2 FLAGS ())", b"3 (UID 3 FLAGS ())",
+                    b"4 (UID 4 FLAGS (\\Recent))"]
+    second.logout()
