@@ -255,10 +255,13 @@ class Fetcher:
         if names == ["UID", "FLAGS"]:
             # The hot loop of a client's resync: locals only, lines gathered a batch at a time.
             bits, keywords, rendered = box.flag_bytes(), box.all_keywords(), self._flag_cache
+            # Messages from this uid on may be \Recent: _flags tells them apart.
+            recent_from = self._recent_from if self._recent_from is not None else 1 << 64
             lines: list[bytes] = []
             for i in indexes:
-                flags = rendered.get((bits[i], keywords[i])) or flags_of(i)
-                lines.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (i + 1, uids[i], flags))
+                uid = uids[i]
+                flags = (rendered.get((bits[i], keywords[i])) if uid < recent_from else None) or flags_of(i)
+                lines.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (i + 1, uid, flags))
                 if len(lines) >= LINES_PER_WRITE:
                     out.extend(lines)
                     lines = []
