@@ -232,3 +232,24 @@ def test_star_names_no_message_of_an_empty_mailbox(env):
     assert raw.cmd("SEARCH *") == [b"* SEARCH\r\n", b"r7 OK SEARCH completed\r\n"]
     assert raw.cmd("NOOP")[-1].startswith(b"r8 OK")
     raw.close()
+
+
+def test_fetching_bodies_while_another_session_expunges_them_is_no_outage(env):
+    """A message expunged elsewhere while this session reads its body: the answer is
+    the bodies that still exist and, for the gone one, NO [EXPUNGEISSUED] or nothing,
+    never NO [UNAVAILABLE] (the store is fine). The race is provoked many times."""
+    env.fresh("racebodies", 60)
+    reader, expunger = env.raw(login=True), env.raw(login=True)
+    reader.cmd("SELECT racebodies")
+    expunger.cmd("SELECT racebodies")
+    answers = []
+    for n in range(40):
+        reader.send(b"f%d FETCH 1:* BODY.PEEK[]\r\n" % n)
+        expunger.send(b"e%d UID STORE %d +FLAGS.SILENT (\\Deleted)\r\ne%d EXPUNGE\r\n" % (n, n + 1, n))
+        expunger.until(b"e%d" % n)
+        expunger.until(b"e%d" % n)
+        answers.append(reader.until(b"f%d" % n)[-1])
+    assert not [a for a in answers if b"UNAVAILABLE" in a], answers
+    assert all(a.startswith((b"f", )) and (b" OK " in a or b"[EXPUNGEISSUED]" in a) for a in answers), answers
+    reader.close()
+    expunger.close()

@@ -41,7 +41,9 @@ from gateways.imap.listing_cache import CACHE
 from gateways.imap.sections import (Decoder, Located, PartMap, UnknownEncoding, filter_header, from_structure,
                                     locate)
 from gateways.imap.sections import decode as decode_transfer
+from shared.errors import Unavailable
 from shared.flags import SEEN
+from shared.httpconn import ConnectionGone
 
 log = logging.getLogger("gateways.imap")
 
@@ -501,7 +503,15 @@ class SourceBatches:
     async def _read(self, uids: list[int]) -> dict[int, memoryview]:
         href, parts = await self.folder.open_sources(uids)
         chunks: list[bytes] = []
-        await self.folder.stream(href, chunks.append)
+        try:
+            await self.folder.stream(href, chunks.append)
+        except (Unavailable, ConnectionGone, ConnectionError):
+            # A message expunged elsewhere between opening and reading cuts the
+            # stream short; opened again, the sources leave it out (the client is
+            # told EXPUNGEISSUED). A store that is really down fails again.
+            href, parts = await self.folder.open_sources(uids)
+            chunks = []
+            await self.folder.stream(href, chunks.append)
         view = memoryview(b"".join(chunks))
         del chunks
         out, pos = {}, 0
