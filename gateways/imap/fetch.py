@@ -55,6 +55,8 @@ FLUSH_BYTES = 128 * 1024  # output gathered before it is written
 LINES_PER_WRITE = 1024  # short FETCH lines gathered before they count towards FLUSH_BYTES
 HEADER_PROBE = 128 * 1024  # first bytes read to find the header of a big message
 PARTIAL_SOURCE = 64 * 1024  # above this, a partial or header fetch reads by range
+# Reads of a batch of sources cut short by messages expunged meanwhile, before giving up.
+STREAM_ATTEMPTS = 5
 
 UID_ATTRIBUTE = FetchAttribute("UID")
 MODSEQ_ATTRIBUTE = FetchAttribute("MODSEQ")
@@ -501,17 +503,18 @@ class SourceBatches:
         self.loading[k] = defer.ensureDeferred(self._read(self.batches[k])).addBoth(keep)
 
     async def _read(self, uids: list[int]) -> dict[int, memoryview]:
-        href, parts = await self.folder.open_sources(uids)
-        chunks: list[bytes] = []
-        try:
-            await self.folder.stream(href, chunks.append)
-        except (Unavailable, ConnectionGone, ConnectionError):
-            # A message expunged elsewhere between opening and reading cuts the
-            # stream short; opened again, the sources leave it out (the client is
-            # told EXPUNGEISSUED). A store that is really down fails again.
+        for attempt in range(STREAM_ATTEMPTS):
             href, parts = await self.folder.open_sources(uids)
-            chunks = []
-            await self.folder.stream(href, chunks.append)
+            chunks: list[bytes] = []
+            try:
+                await self.folder.stream(href, chunks.append)
+                break
+            except (Unavailable, ConnectionGone, ConnectionError):
+                # A message expunged elsewhere between opening and reading cuts the
+                # stream short; opened again, the sources leave it out (the client is
+                # told EXPUNGEISSUED). A store that is really down fails to open.
+                if attempt == STREAM_ATTEMPTS - 1:
+                    raise
         view = memoryview(b"".join(chunks))
         del chunks
         out, pos = {}, 0
