@@ -3,6 +3,7 @@ of one object find it through the (folder, name) index, whatever the calendar's 
 from __future__ import annotations
 
 import base64
+import io
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
@@ -11,6 +12,7 @@ from sqlalchemy import event
 
 from gateways.caldav import multiget
 from server.blobs import FileBlobStore
+from server.soap.tables import read_inline
 from server.storage import Storage
 from shared import codec
 from shared.errors import BadRequest, NotFound
@@ -119,3 +121,14 @@ def test_multiget_answer_is_radicales_answer(env):
         assert fast.headers["Content-Type"] == slow.headers["Content-Type"]
         assert sorted_answer(fast.content) == sorted_answer(slow.content)
         assert len(ET.fromstring(fast.content)) == 4
+
+
+@pytest.mark.parametrize("content, size, limit, expected", [
+    (b"abc", 3, 10, b"abc"),
+    (b"abcdef", 3, 10, b"abcdef"),           # longer than recorded: read on
+    (b"a" * 20, 3, 10, b"a" * 11),            # ... but never past the limit (+1, to tell)
+    (b"a" * 20, 20, 10, b"a" * 11),
+    (b"ab", 3, 10, b"ab"),
+])
+def test_sources_are_read_as_far_as_their_size_and_the_limit(content, size, limit, expected):
+    assert read_inline(io.BytesIO(content), size, limit) == expected
