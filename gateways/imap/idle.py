@@ -6,11 +6,11 @@ idles, every change the store reports is fetched and written at once as
 EXPUNGE (or VANISHED), EXISTS and FETCH FLAGS, so new mail shows within the time
 of two store round trips.
 
-`DONE` ends IDLE. RFC 2177 allows nothing else; a client that sends a command
-instead gets IDLE ended with a tagged BAD and its line dropped, as Dovecot does.
-Apple Mail sends commands that way after a while: with `imap_ignore_command_idle`
-on, such a line ends IDLE (tagged OK) and is run next, as if DONE had come in
-between; a line holding a literal cannot be taken that way and is refused.
+`DONE` ends IDLE. Apple Mail sends commands instead after a while: with
+`imap_ignore_command_idle` on (the default), such a line ends IDLE (tagged OK) and
+is run next, as if DONE had come in between; a line holding a literal cannot be
+taken that way and is refused. RFC 2177 allows nothing but DONE: with the option
+off, IDLE ends with a tagged BAD and the line is dropped, as Dovecot does.
 (Kopano's option of that name keeps idling and drops the command; answering it
 serves the client better.)
 """
