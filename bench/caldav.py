@@ -3,7 +3,7 @@
 Starts a real `groupware serve` (CalDAV on a loopback port) and a plain Radicale
 server of the same version with its own filesystem storage in a temporary
 directory. Both get the same events (a whole-calendar PUT each), then, against
-each, the median of several runs of:
+each, taking turns run by run, the median of several runs of:
 
   * PROPFIND depth 1 (getetag) of the whole calendar;
   * calendar-query for one week (getetag);
@@ -118,35 +118,33 @@ def timed(fn, *args, **kwargs) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def measure(t: Target, runs: int, names: list[str], week_only: bool = False) -> dict[str, float]:
-    out: dict[str, list[float]] = {}
-
+def measure_run(t: Target, run: int, names: list[str], out: dict[str, list[float]],
+                week_only: bool = False) -> None:
+    """One run of every row against one target, adding the times to `out`."""
     def add(row: str, ms: float) -> None:
         out.setdefault(row, []).append(ms)
 
     hrefs = "".join(f"<d:href>{t.cal}{n}</d:href>" for n in names[:: max(1, len(names) // 100)][:100])
     multiget = ('<c:calendar-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>'
                 f'<d:getetag/><c:calendar-data/></d:prop>{hrefs}</c:calendar-multiget>')
-    for run in range(runs):
-        add("week query" + (" +200 weekly" if week_only else ""),
-            timed(t.req, "REPORT", t.cal, WEEK, Depth="1", Content_Type="application/xml"))
-        if week_only:
-            continue
-        add("PROPFIND depth 1", timed(t.req, "PROPFIND", t.cal,
-                                       '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>',
-                                       Depth="1", Content_Type="application/xml"))
-        add("multiget 100", timed(t.req, "REPORT", t.cal, multiget, Depth="1", Content_Type="application/xml"))
-        token, _ = t.sync_token()
-        t.req("PUT", t.cal + names[run], single(names[run].removesuffix(".ics"), 1.8e9 + run * 3600),
-              Content_Type="text/calendar")
-        started = time.perf_counter()
-        _, changed = t.sync_token(token)
-        add("sync, one change", (time.perf_counter() - started) * 1000)
-        assert changed == 1, f"{t.name}: sync reported {changed} changes"
-        add("PUT one event", timed(t.req, "PUT", t.cal + f"new-{run}.ics",
-                                   single(f"new-{run}", 1.8e9 + run * 7200), Content_Type="text/calendar"))
-        add("GET whole calendar", timed(t.req, "GET", t.feed))
-    return {row: statistics.median(values) for row, values in out.items()}
+    add("week query" + (" +200 weekly" if week_only else ""),
+        timed(t.req, "REPORT", t.cal, WEEK, Depth="1", Content_Type="application/xml"))
+    if week_only:
+        return
+    add("PROPFIND depth 1", timed(t.req, "PROPFIND", t.cal,
+                                   '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>',
+                                   Depth="1", Content_Type="application/xml"))
+    add("multiget 100", timed(t.req, "REPORT", t.cal, multiget, Depth="1", Content_Type="application/xml"))
+    token, _ = t.sync_token()
+    t.req("PUT", t.cal + names[run], single(names[run].removesuffix(".ics"), 1.8e9 + run * 3600),
+          Content_Type="text/calendar")
+    started = time.perf_counter()
+    _, changed = t.sync_token(token)
+    add("sync, one change", (time.perf_counter() - started) * 1000)
+    assert changed == 1, f"{t.name}: sync reported {changed} changes"
+    add("PUT one event", timed(t.req, "PUT", t.cal + f"new-{run}.ics",
+                               single(f"new-{run}", 1.8e9 + run * 7200), Content_Type="text/calendar"))
+    add("GET whole calendar", timed(t.req, "GET", t.feed))
 
 
 def main() -> None:
@@ -174,8 +172,9 @@ def main() -> None:
         whole = calendar([vevent(u, start + i * 6300) for i, u in enumerate(uids)])
         weekly = [(f"weekly-{i:03d}", single(f"weekly-{i:03d}", start + i * 3600, "RRULE:FREQ=WEEKLY\r\n"))
                   for i in range(200)]
-        results = {}
-        for t in (ours, theirs):
+        targets = (ours, theirs)
+        names: dict[str, list[str]] = {}
+        for t in targets:
             mk = '<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"/>'
             t.req("MKCALENDAR", t.cal, mk, Content_Type="application/xml")
             started = time.perf_counter()
@@ -183,12 +182,20 @@ def main() -> None:
             print(f"{t.name}: {args.events} events loaded in {time.perf_counter() - started:.1f} s", flush=True)
             r = t.req("PROPFIND", t.cal, '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>',
                       Depth="1", Content_Type="application/xml")
-            names = sorted(re.findall(r"/bench/([^/<]+\.ics)<", r.text))
-            assert len(names) == args.events, (t.name, len(names))
-            results[t.name] = measure(t, args.runs, names)
+            names[t.name] = sorted(re.findall(r"/bench/([^/<]+\.ics)<", r.text))
+            assert len(names[t.name]) == args.events, (t.name, len(names[t.name]))
+        # The two take turns run by run, so that a change in the machine's load reaches both.
+        times: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
+        for run in range(args.runs):
+            for t in targets:
+                measure_run(t, run, names[t.name], times[t.name])
+        for t in targets:
             for uid, text in weekly:
                 t.req("PUT", t.cal + uid + ".ics", text, Content_Type="text/calendar")
-            results[t.name].update(measure(t, args.runs, names, week_only=True))
+        for run in range(args.runs):
+            for t in targets:
+                measure_run(t, run, names[t.name], times[t.name], week_only=True)
+        results = {name: {row: statistics.median(v) for row, v in rows.items()} for name, rows in times.items()}
         load = " / ".join(f"{a:.2f} {b:.2f} {c:.2f}" for a, b, c in (load_before, os.getloadavg()))
         print(f"\n{args.events} events, median of {args.runs} runs (ms); ratio = ours / Radicale; "
               f"load average (1, 5, 15 min) before / after: {load}")
