@@ -389,9 +389,11 @@ def _restriction_node(r: Mapping[str, Any]) -> etree._Element:
 # Nodes the store answers by reading text (IMAP SEARCH): the attribute naming what
 # to look at, the element text what to look for.
 #   {"header": (field name, substring)}    a header field holds the substring
+#   {"address": ("from" | "to" | "cc" | "bcc", substring)}  the field's address list,
+#                                          written in a normal form, holds it
 #   {"text": ("body" | "text", substring)} the body (or header and body) holds it
 #   {"sent": ("before" | "on" | "since", "YYYY-MM-DD")}  the Date header's day
-_SCAN_NODES = {"header": "name", "text": "where", "sent": "relation"}
+_SCAN_NODES = {"header": "name", "address": "name", "text": "where", "sent": "relation"}
 
 
 def add_text(el: etree._Element, value: str) -> None:

@@ -159,7 +159,7 @@ def _random_key(rnd: random.Random, depth: int) -> c.SearchKey:
         return c.SearchSize(rnd.choice(["LARGER", "SMALLER"]), rnd.randint(0, 2**32 - 1))
     if kind == 6:
         name = rnd.choice(list(_HEADER_NAMES) + ["X-Spam", "Message-ID"])
-        return c.SearchHeader(name, _random_text(rnd))
+        return c.SearchHeader(name, _random_text(rnd), address=name in ("Bcc", "Cc", "From", "To"))
     if kind == 7:
         return c.SearchText(rnd.choice(["BODY", "TEXT"]), _random_text(rnd))
     if kind == 8:

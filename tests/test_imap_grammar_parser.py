@@ -242,7 +242,8 @@ def test_search_simple_keys():
 def test_search_valued_keys():
     for name, header in [("BCC", "Bcc"), ("CC", "Cc"), ("FROM", "From"), ("SUBJECT", "Subject"),
                          ("TO", "To")]:
-        assert key(name.encode() + b' "x y"') == c.SearchHeader(header, "x y")
+        assert key(name.encode() + b' "x y"') == c.SearchHeader(header, "x y", address=name != "SUBJECT")
+    assert key(b"HEADER From joe") == c.SearchHeader("From", "joe")  # the text, not the addresses
     assert key(b"HEADER X-Spam-Flag YES") == c.SearchHeader("X-Spam-Flag", "YES")
     assert key(b'HEADER Message-ID ""') == c.SearchHeader("Message-ID", "")
     assert key(b"BODY {5}\r\nhello") == c.SearchText("BODY", "hello")
@@ -266,7 +267,7 @@ def test_search_valued_keys():
 def test_search_tree():
     a = args(b"a SEARCH OR (FROM joe UNSEEN) NOT 1:5 DELETED NOT NOT SEEN")
     assert a.criteria == c.SearchAnd((
-        c.SearchOr(c.SearchAnd((c.SearchHeader("From", "joe"), c.SearchFlag("\\Seen", False))),
+        c.SearchOr(c.SearchAnd((c.SearchHeader("From", "joe", address=True), c.SearchFlag("\\Seen", False))),
                    c.SearchNot(c.SearchSequence(seq("1:5")))),
         c.SearchFlag("\\Deleted"),
         c.SearchNot(c.SearchNot(c.SearchFlag("\\Seen")))))

@@ -1,5 +1,5 @@
-"""The store's scan restrictions (header, text, sent) that IMAP SEARCH sends, on SQLite and
-MariaDB, through the codec both ends use."""
+"""The store's scan restrictions (header, address, text, sent) that IMAP SEARCH sends, on
+SQLite and MariaDB, through the codec both ends use."""
 from __future__ import annotations
 
 import io
@@ -22,6 +22,10 @@ MESSAGES = [
     + b"z" * 100_000 + b"Tail Words\r\n",
     b"Subject: no date\r\n\r\nX-Tag: Alpha is only in the body\r\n",
 ]
+ADDRESSED = MESSAGES + [
+    b"From: <carl (comment)@ (comment) example.net>\r\nTo: \"Smith, Jo\" <jo@example.com>, Team: a@x.org;\r\n"
+    b"Cc: =?iso-8859-1?q?Andr=E9?= <andre@example.fr>\r\nBcc: =?utf-8?b?SsO8cmdlbg==?= <j@example.de>\r\n\r\nx\r\n",
+]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "mariadb"])
@@ -41,14 +45,23 @@ def st(request, tmp_path_factory):
         storage.close()
 
 
-@pytest.fixture(scope="module")
-def folder(st):
+def _filled(st, messages):
     user = st.create_user("u" + secrets.token_hex(4), "hash", "Full Name", "a@example.com")
     inbox = next(f for f in st.list_folders(user["store_id"]) if f["name"] == "Inbox")["id"]
-    for i, source in enumerate(MESSAGES):
+    for i, source in enumerate(messages):
         key = st.blobs.put_bytes(source)
         st.create_message(inbox, key, len(source), 1_700_000_000 + i, i, (), message_columns(io.BytesIO(source)))
     return inbox
+
+
+@pytest.fixture(scope="module")
+def folder(st):
+    return _filled(st, MESSAGES)
+
+
+@pytest.fixture(scope="module")
+def addressed(st):
+    return _filled(st, ADDRESSED)
 
 
 def uids(st, folder, restriction):
@@ -81,9 +94,33 @@ def test_scan_restrictions(st, folder, restriction, expected):
     assert uids(st, folder, restriction) == expected
 
 
+@pytest.mark.parametrize("restriction, expected", [
+    # Address lists in their written form: comments gone, names quoted, words decoded.
+    ({"address": ("from", "carl@example.net")}, [4]),
+    ({"address": ("from", "comment")}, []),
+    ({"header": ("From", "comment")}, [4]),
+    ({"address": ("from", "Ann <ANN@")}, [1]),
+    ({"address": ("from", "")}, [1, 2, 4]),
+    ({"address": ("to", '"smith, jo" <jo@')}, [4]),
+    ({"address": ("to", "Team: <a@x.org>;")}, [4]),
+    ({"address": ("cc", "andré <andre@")}, [4]),
+    ({"address": ("cc", "ANDRÉ")}, [4]),
+    ({"address": ("bcc", "Jürgen <j@example.de>")}, [4]),
+    ({"address": ("bcc", "hidden")}, [1]),
+    ({"address": ("bcc", "")}, [1, 4]),
+    ({"not": {"address": ("from", "example")}}, [3]),
+    ({"and": [{"text": ("body", "first")}, {"address": ("from", "ann")}]}, [1]),
+    ({"or": [{"uids": "3"}, {"address": ("to", "x.org")}]}, [3, 4]),
+])
+def test_address_restrictions(st, addressed, restriction, expected):
+    """FROM/TO/CC/BCC look in the address list as Dovecot writes it (the cached ENVELOPE)."""
+    assert uids(st, addressed, restriction) == expected
+
+
 @pytest.mark.parametrize("bad", [
     {"header": ("Bad Name", "x")}, {"header": ("X:", "x")}, {"text": ("head", "x")},
     {"sent": ("after", "2024-01-01")}, {"sent": ("on", "yesterday")}, {"header": ("x",)},
+    {"address": ("reply-to", "x")}, {"address": ("from",)},
 ])
 def test_bad_scan_restrictions(st, folder, bad):
     with pytest.raises(BadRequest):

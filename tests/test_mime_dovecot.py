@@ -97,6 +97,10 @@ EDGE_CASES = {
         b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: message/rfc822\n\nSubject: inner\n"
         b"--b\nContent-Type: message/rfc822\n\n--b\nContent-Type: message/rfc822\n--b--\n",
     "edge-text-without-subtype.eml": b"Content-Type: text\n\nx",
+    "edge-address-forms.eml":
+        b"From: MAILER DAEMON\nSender: \"Someone\"\nReply-To: postmaster\nTo: <>, x@y\n"
+        b"Cc: <user (comment)@ (comment) domain.org>, \"quoted local\"@example.com\n"
+        b"Bcc: Team: a@x.org, Bob <b@y.org>;, undisclosed-recipients:;\nSender: \"Lee,  Ann\"   <ann@x.com>\n\nx",
     "edge-base64-message.eml":
         b"Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\nU3ViamVjdDogaW5uZXIKCmJvZHkK\n",
 }

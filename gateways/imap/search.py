@@ -10,7 +10,9 @@ store answers next to the data, reading each candidate's source in chunks there
 search of a big folder moves a list of uids over the wire instead of every
 message, and reads only the rows the rest of the program lets through.
 
-Matching is the case-insensitive substring test of RFC 3501; strings arrive
+Matching is the case-insensitive substring test of RFC 3501; FROM, TO, CC and BCC
+look in the address list written in one normal form, as Dovecot does
+(`server/mime/address_search.py`), HEADER in the field's decoded text. Strings arrive
 decoded from the command's CHARSET (UTF-8 or US-ASCII; others are refused by
 the grammar with BADCHARSET). \\Recent is the session's own (recent.py): RECENT,
 NEW and OLD become a uid set of the messages it claimed. Dates of BEFORE/ON/SINCE are
@@ -167,7 +169,7 @@ class Restriction:
         if isinstance(key, c.SearchDate):
             return self._date(key)
         if isinstance(key, c.SearchHeader):
-            return {"header": (key.name, key.value)}
+            return {"address" if key.address else "header": (key.name, key.value)}
         if isinstance(key, c.SearchText):
             return {"text": (key.where.lower(), key.value)}
         if isinstance(key, c.SearchModseq):

@@ -96,6 +96,9 @@ def decode_words(value: str | None) -> str | None:
 # -- addresses ---------------------------------------------------------------
 
 _SPECIALS = set(",:;<>@")
+# What Dovecot writes for the missing parts of an address.
+MISSING_MAILBOX = "MISSING_MAILBOX"
+MISSING_DOMAIN = "MISSING_DOMAIN"
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -162,8 +165,8 @@ def _addr_spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str | None, s
     at = max((i for i, (k, t) in enumerate(parts) if k == "s" and t == "@"), default=-1)
 
     def join(seq: list[tuple[str, str]]) -> str:
-        return "".join('"%s"' % t.replace("\\", "\\\\").replace('"', '\\"') if k == "q" else t
-                       for k, t in seq)
+        # A quoted local part is its text, unquoted, as Dovecot's ENVELOPE has it.
+        return "".join(t for _, t in seq)
 
     if at < 0:
         local = join(parts)
@@ -179,12 +182,20 @@ def _mailbox(tokens: list[tuple[str, str]]) -> list | None:
         gt = tokens.index(("s", ">")) if ("s", ">") in tokens[lt:] else len(tokens)
         name = _phrase(tokens[:lt])
         route, local, host = _addr_spec(tokens[lt + 1:gt])
+        if local is None and host is None and name is None and route is None:
+            return [None, None, MISSING_MAILBOX, MISSING_DOMAIN]  # `<>`, filled in as Dovecot does
     else:
         # A bare addr-spec takes its last comment as the display name, as Dovecot
         # shows `bbb@ddd.com (John X. Doe)`.
         name = next((t for k, t in reversed(tokens) if k == "c"), None)
         if name is not None and all(k == "c" for k, _ in tokens[:tokens.index(("c", name))]):
             name = None  # a comment before the address is not its name
+        words = [(k, t) for k, t in tokens if k != "c"]
+        if name is None and words and all(k in ("a", "q") for k, _ in words) and \
+                (len(words) > 1 or words[0][0] == "q"):
+            # Words without "@": a display name with no address, as Dovecot reads
+            # `MAILER DAEMON` or `"Someone"` (a lone atom stays a local part).
+            return [for_humans(_phrase(words)), None, None, None]
         route, local, host = _addr_spec(tokens)
     if local is None and host is None and name is None:
         return None

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import and_, false, func, literal, not_, or_, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from server.mime.address_search import needle_pieces
 from shared.errors import BadRequest
 from shared.flags import FLAG_BITS
 
@@ -30,10 +31,12 @@ _OPS = {
 _FLAG_BY_LOWER = {k.lower(): v for k, v in FLAG_BITS.items()}
 MAX_DEPTH = 64
 # Kinds the store answers by parsing text or reading sources rather than in SQL
-# (IMAP SEARCH HEADER/BCC, BODY/TEXT, SENT*): see scan.py.
-SCAN_KINDS = frozenset({"header", "text", "sent"})
+# (IMAP SEARCH HEADER, FROM/TO/CC/BCC, BODY/TEXT, SENT*): see scan.py.
+SCAN_KINDS = frozenset({"header", "address", "text", "sent"})
 # Header names whose decoded value is a column of its own.
 HEADER_COLUMNS = {"subject": "subject", "from": "from", "to": "to", "cc": "cc"}
+# Address fields an address search looks at, by their key in the cached ENVELOPE.
+ADDRESS_FIELDS = {"from": "from", "to": "to", "cc": "cc", "bcc": "bcc"}
 _SENT_RELATIONS = frozenset({"before", "on", "since"})
 
 
@@ -76,9 +79,14 @@ def flag_condition(name: str, has: bool) -> ColumnElement[bool]:
 
 
 def scan_argument(kind: str, arg: Any) -> tuple[str, str]:
-    """The checked argument of a scan kind: header (name, substring), text
-    ("body" | "text", substring) or sent ("before" | "on" | "since", "YYYY-MM-DD")."""
+    """The checked argument of a scan kind: header (name, substring), address
+    ("from" | "to" | "cc" | "bcc", substring), text ("body" | "text", substring) or
+    sent ("before" | "on" | "since", "YYYY-MM-DD")."""
     first, second = (str(v) for v in _pair(arg, 2, kind))
+    if kind == "address":
+        if first.lower() not in ADDRESS_FIELDS:
+            raise BadRequest("address restriction searches from, to, cc or bcc")
+        return first.lower(), second
     if kind == "header":
         if not first or any(ch.isspace() or ch == ":" or not ch.isprintable() for ch in first):
             raise BadRequest("bad header name")
@@ -107,6 +115,25 @@ def header_sql(name: str, needle: str) -> ColumnElement[bool] | None:
     return func.lower(items.c[col]).contains(needle.lower(), autoescape=True)
 
 
+def address_sql(name: str, needle: str) -> ColumnElement[bool] | None:
+    """SQL for an address search that is one on the header's presence (empty needle),
+    where a decoded column tells it; None otherwise."""
+    return header_sql(name, needle) if not needle else None
+
+
+def address_candidates(needle: str) -> ColumnElement[bool]:
+    """Rows an address search may match: those whose cached ENVELOPE holds every
+    piece of an ASCII needle, or holds encoded words that could hide a piece."""
+    if not needle.isascii():
+        return true()
+    pieces = needle_pieces(needle)
+    if not pieces:
+        return true()
+    env = func.lower(items.c.envelope)
+    return or_(items.c.envelope.contains("=?", autoescape=True),
+               and_(*(env.contains(piece, autoescape=True) for piece in pieces)))
+
+
 def needs_scan(r: Any, depth: int = 0) -> bool:
     """Whether a tree holds a node only a scan can answer."""
     if depth > MAX_DEPTH or not isinstance(r, dict) or len(r) != 1:
@@ -118,6 +145,8 @@ def needs_scan(r: Any, depth: int = 0) -> bool:
         return needs_scan(arg, depth + 1)
     if kind == "header" and isinstance(arg, (list, tuple)) and len(arg) == 2:
         return header_sql(str(arg[0]), str(arg[1])) is None
+    if kind == "address" and isinstance(arg, (list, tuple)) and len(arg) == 2:
+        return address_sql(str(arg[0]), str(arg[1])) is None
     return kind in SCAN_KINDS
 
 
@@ -136,7 +165,9 @@ def superset(r: Any, uids: Callable[[str], ColumnElement[bool]], depth: int = 0,
     if kind == "not":
         return not_(superset(arg, uids, depth + 1, not wider))
     if kind in SCAN_KINDS and needs_scan(r):
-        scan_argument(kind, arg)
+        _, needle = scan_argument(kind, arg)
+        if kind == "address":
+            return address_candidates(needle) if wider else false()
         return true() if wider else false()
     return compile_restriction(r, uids, depth)
 
@@ -218,7 +249,7 @@ def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], dept
         return occurs_condition(start, end)
     if kind in SCAN_KINDS:
         node = scan_argument(kind, arg)
-        direct = header_sql(*node) if kind == "header" else None
+        direct = header_sql(*node) if kind == "header" else address_sql(*node) if kind == "address" else None
         if direct is not None:
             return direct
         if scan is None:

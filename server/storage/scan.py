@@ -3,22 +3,24 @@
 A query with such nodes first selects the rows that could match at all (the
 restriction with every scan node read as "maybe", `restriction.superset`), once.
 Each scan node is then decided for those rows only, from a column (header
-columns with non-ASCII needles, the Date header for SENT*) or by reading the
-source from the blob store in chunks (other headers, BODY, TEXT), and turned into
-a uid list the real SQL condition uses.
+columns with non-ASCII needles, the Date header for SENT*, the cached ENVELOPE
+for address searches) or by reading the source from the blob store in chunks
+(other headers, BODY, TEXT), and turned into a uid list the real SQL condition uses.
 """
 from __future__ import annotations
 
 import datetime
+import json
 from contextlib import closing
 from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from server.mime.address_search import holds
 from server.mime.search import fold, header_matches, sent_matches, text_matches
 
-from .restriction import HEADER_COLUMNS
+from .restriction import ADDRESS_FIELDS, HEADER_COLUMNS
 from .schema import items
 from .uidset import uid_in
 
@@ -31,6 +33,7 @@ class ScanEvaluator:
         self.blobs = blobs
         self.candidates = candidates
         self._rows: list[Any] | None = None
+        self._envelopes: dict[int, str | None] | None = None
 
     def rows(self) -> list[Any]:
         if self._rows is None:
@@ -45,6 +48,10 @@ class ScanEvaluator:
         first, second = node
         if kind == "sent":
             return sent_matches(row.date, first, datetime.date.fromisoformat(second))
+        if kind == "address":
+            if not second:  # only that the field is there
+                return self._read(row, lambda fp: header_matches(fp, first, ""))
+            return holds(self._addresses(row.uid, ADDRESS_FIELDS[first]), second)
         if kind == "header":
             col = HEADER_COLUMNS.get(first.lower())
             if col is not None:
@@ -53,6 +60,19 @@ class ScanEvaluator:
             return self._read(row, lambda fp: header_matches(fp, first, second))
         return self._read(row, lambda fp: text_matches(fp, second, body_only=first == "body"))
 
+    def _addresses(self, uid: int, field: str) -> list | None:
+        """An address field of the cached ENVELOPE (read for all candidates at once)."""
+        if self._envelopes is None:
+            query = select(items.c.uid, items.c.envelope).where(self.candidates)
+            self._envelopes = {uid: env for uid, env in self.conn.execute(query)}
+        try:
+            env = json.loads(self._envelopes.get(uid) or "{}")
+        except ValueError:
+            return None
+        addresses = env.get(field) if isinstance(env, dict) else None
+        return addresses if isinstance(addresses, list) else None
+
     def _read(self, row: Any, test: Any) -> bool:
         with closing(self.blobs.open(row.blob_key)) as fp:
             return test(fp)
+

@@ -239,10 +239,12 @@ class SearchHeader:
 
     BCC, CC, FROM, SUBJECT, TO arrive as their header names ("Bcc", ...) and
     HEADER field-name string with the name as sent. An empty value matches every
-    message that has the header.
+    message that has the header. `address` is set for BCC, CC, FROM and TO, which
+    match the field's address list rather than its text.
     """
     name: str
     value: str
+    address: bool = False
 
 
 @dataclass(frozen=True)

@@ -370,7 +370,7 @@ class _SearchProgram:
             raise r.fail(f"unknown search key {name[:40].decode()}")
         r.sp()
         if name in _HEADER_KEYS:
-            return c.SearchHeader(_HEADER_KEYS[name], self.string())
+            return c.SearchHeader(_HEADER_KEYS[name], self.string(), address=name != b"SUBJECT")
         if name in _DATE_KEYS:
             return c.SearchDate(*_DATE_KEYS[name], r.date())
         if name == b"NOT":
