@@ -27,7 +27,7 @@ PROP = "{DAV:}prop"
 ANSWERED_PROPS = frozenset({listing.GETETAG, listing.GETCONTENTTYPE, CALENDAR_DATA})
 # Radicale's [reporting] max_expand_occurrence: more events than this in one answer is a 400.
 MAX_EVENTS = 10000
-COLUMNS = ("name", "etag", "itemClass", "source")
+COLUMNS = ("name", "etag", "source")
 HEAD = b"<?xml version='1.0' encoding='utf-8'?>\n"
 MISSING = "<response><href>%s</href><status>HTTP/1.1 404 Not Found</status></response>"
 
@@ -64,7 +64,8 @@ async def answer(report: "Report", root: ET.Element) -> bytes | None:
     folder = await report.folder()
     if folder is None:
         return None
-    rows = await folder.items_by_name(names, COLUMNS)
+    columns = COLUMNS + ("itemClass",) if listing.GETCONTENTTYPE in props else COLUMNS
+    rows = await folder.items_by_name(names, columns)
     texts = [row.text for row in rows]
     if any(t is None for t in texts) or any(r.etag is None for r in rows):
         return None
