@@ -323,6 +323,26 @@ class Store:
     def public_store(self) -> "Store":
         return self.session.public_store()
 
+    # -- IMAP subscriptions: mailbox names, kept whether or not a folder has the name now
+    def _subscription_call(self, op: str, fields: list[tuple[str, Any]]) -> defer.Deferred:
+        if self.id != self.session.store_id:
+            return defer.fail(BadRequest("subscriptions are kept for the session's own store only"))
+        return self.session.call(op, fields)
+
+    def subscriptions(self) -> defer.Deferred:
+        """Fires with the subscribed mailbox names, sorted."""
+        return self._subscription_call("listSubscriptions", []).addCallback(
+            lambda r: [codec.text(el) or "" for el in r.iterchildren(_G + "name")])
+
+    def subscribe(self, names: Iterable[str]) -> defer.Deferred:
+        """Put names on the subscription list (existing or not); fires with None."""
+        return self._subscription_call("subscribe", [("name", n) for n in names]).addCallback(lambda _: None)
+
+    def unsubscribe(self, names: Iterable[str]) -> defer.Deferred:
+        """Take names off the subscription list; fires with None."""
+        return self._subscription_call("unsubscribe", [("name", n) for n in names]).addCallback(
+            lambda _: None)
+
 
 def _folder_id(folder: "Folder | int | None") -> int | None:
     return folder.id if isinstance(folder, Folder) else folder
@@ -355,7 +375,6 @@ class Folder:
         self.color: str | None = codec.field(el, "color")
         self.description: str | None = codec.field(el, "description")
         self.rights: str | None = codec.field(el, "rights")
-        self.subscribed: bool = _bool(codec.field(el, "subscribed") or "true")
         # Only the owner is told the secret of a published calendar.
         self.publish_token: str | None = codec.field(el, "publishToken")
         self.properties: dict[str, str] = {p.get("name"): codec.text(p) or ""
@@ -389,13 +408,6 @@ class Folder:
             self._read(r.find(_G + "folder"))
             return self
         return self._call("updateFolder", *fields).addCallback(update)
-
-    def set_subscribed(self, subscribed: bool) -> defer.Deferred:
-        """Subscribe (IMAP SUBSCRIBE) or unsubscribe; fires with self, updated."""
-        def update(r: etree._Element) -> Folder:
-            self._read(r.find(_G + "folder"))
-            return self
-        return self._call("updateFolder", ("subscribed", bool(subscribed))).addCallback(update)
 
     def delete(self, uids: Iterable[int] | str | None = None) -> defer.Deferred:
         """Without uids: delete this folder and everything in it. With uids: delete

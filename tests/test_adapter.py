@@ -177,6 +177,23 @@ def test_folders_list_create_rename_delete(reactor_thread, adapter):
     reactor_thread.coro(scenario)
 
 
+def test_subscriptions_are_names_of_the_own_store(reactor_thread, adapter):
+    session = logon(reactor_thread, adapter)
+
+    async def scenario():
+        store = session.store()
+        assert {"INBOX", "Sent", "Drafts", "Trash"} <= set(await store.subscriptions())
+        await store.subscribe(["Sub scribed/Ünï", "Later"])
+        await store.unsubscribe(["Later", "never subscribed"])
+        names = await store.subscriptions()
+        assert "Sub scribed/Ünï" in names and "Later" not in names and names == sorted(names)
+        await store.unsubscribe(["Sub scribed/Ünï"])
+        with pytest.raises(BadRequest):
+            await session.public_store().subscriptions()
+
+    reactor_thread.coro(scenario)
+
+
 # -- items --------------------------------------------------------------------------------------
 
 def test_append_query_and_read_back_byte_identical(reactor_thread, adapter):

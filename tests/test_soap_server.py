@@ -27,7 +27,7 @@ ALL_OPS = {"logon", "logoff", "whoami", "listFolders", "createFolder", "updateFo
            "emptyFolder", "grantFolder", "queryRows", "getItem", "createMessage", "createMessages",
            "saveCalendarItem",
            "setFlags", "copyItems", "moveItems", "deleteItems", "getChanges", "waitForChanges",
-           "openStream"}
+           "openStream", "listSubscriptions", "subscribe", "unsubscribe"}
 
 
 @pytest.fixture(scope="module")
@@ -197,11 +197,25 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
     with pytest.raises(NotFound):
         bob.call("getChanges", ("folderId", projects_id), ("sinceModseq", 0))
 
+    # Subscriptions: names of the caller's own store, kept whether or not a folder has them.
+    def subscribed(c) -> list[str]:
+        return [codec.text(n) for n in c.call("listSubscriptions").iterchildren(codec.gw("name"))]
+    assert {"INBOX", "Drafts", "Sent", "Trash"} <= set(subscribed(alice))
+    assert f"Projects {tag}" not in subscribed(alice)  # a new folder starts unsubscribed
+    alice.call("subscribe", ("name", f"Projects {tag}"), ("name", f"Gone {tag}/x"))
+    alice.call("unsubscribe", ("name", "Junk"), ("name", f"Never {tag}"))
+    names = subscribed(alice)
+    assert {f"Projects {tag}", f"Gone {tag}/x"} <= set(names) and "Junk" not in names
+    assert f"Projects {tag}" not in subscribed(bob)
+    with pytest.raises(BadRequest):
+        alice.call("subscribe", ("name", ""))
+
     emptied = alice.call("emptyFolder", ("folderId", projects_id))
     assert int(codec.field(emptied, "highestModseq")) > highest
     assert codec.field(alice.call("queryRows", ("folderId", projects_id), ("columns", "uid")), "total") == "0"
     alice.call("deleteFolder", ("folderId", projects_id))
     assert f"Projects {tag}" not in folder_ids(alice.call("listFolders"))
+    assert f"Projects {tag}" in subscribed(alice)  # RFC 3501 6.3.6: the name stays
 
     alice.call("logoff")
     with pytest.raises(SessionInvalid):

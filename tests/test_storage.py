@@ -689,3 +689,107 @@ def test_create_messages_in_one_transaction(st, inbox):
     with pytest.raises(BadRequest):
         st.create_messages(inbox, [NewMessage("k" + "0" * 16, 1), NewMessage("k" + "1" * 16, 1, keywords=("a b",))])
     assert st.get_folder(inbox)["count"] == 4
+
+
+# -- subscriptions --------------------------------------------------------------
+
+def test_a_new_store_is_subscribed_to_its_mail_folders_and_new_folders_are_not(st, user):
+    sid = user["store_id"]
+    assert st.subscriptions(sid) == ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+    st.create_folder(sid, None, "Later")
+    assert "Later" not in st.subscriptions(sid)
+
+
+def test_subscriptions_are_names_that_outlive_their_folders(st, user):
+    """RFC 3501 §6.3.6: a name stays on the list when its folder goes or is renamed."""
+    sid = user["store_id"]
+    folder = st.create_folder(sid, None, "Proj")
+    st.subscribe(sid, ["Proj", "Nowhere/deep", "Proj"])
+    st.update_folder(folder["id"], name="Proj2")
+    assert {"Proj", "Nowhere/deep"} <= set(st.subscriptions(sid))
+    st.delete_folder(folder["id"])
+    assert {"Proj", "Nowhere/deep"} <= set(st.subscriptions(sid))
+    st.unsubscribe(sid, ["Proj", "never-was"])
+    assert "Proj" not in st.subscriptions(sid)
+
+
+def test_subscription_names_compare_exactly(st, user):
+    sid = user["store_id"]
+    st.subscribe(sid, ["Case", "case", "Ünïcode/日本"])
+    names = st.subscriptions(sid)
+    assert {"Case", "case", "Ünïcode/日本"} <= set(names)
+    st.unsubscribe(sid, ["CASE"])
+    assert {"Case", "case"} <= set(st.subscriptions(sid))
+
+
+def test_subscription_names_are_checked(st, user):
+    sid = user["store_id"]
+    for bad in ("", "x" * 701, "a\x00b", "tab\there"):
+        with pytest.raises(BadRequest):
+            st.subscribe(sid, [bad])
+    st.subscribe(sid, ["x" * 700])
+    assert "x" * 700 in st.subscriptions(sid)
+    with pytest.raises(NotFound):
+        st.subscribe(10**9, ["a"])
+
+
+def test_subscriptions_go_with_the_user(st):
+    u = st.create_user("subgone" + secrets.token_hex(3), "h")
+    st.subscribe(u["store_id"], ["Kept"])
+    st.delete_user(u["name"])
+    assert st.subscriptions(u["store_id"]) == []
+
+
+def test_migration_carries_subscribed_folders_over_by_imap_name(st, tmp_path):
+    """0009 turns the per-folder flags of 0004 into names: the path joined with "/",
+    the inbox as INBOX (subfolders too), mail folders under a calendar included,
+    unsubscribed and non-mail folders left out; the old column goes."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from server.storage.store import MIGRATIONS
+
+    def run(url):
+        old = Storage(url, FileBlobStore(str(tmp_path / "blobs"), fsync=False))
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        with old.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0008")
+        with old.engine.begin() as c:
+            c.execute(text("INSERT INTO users (name, password_hash, fullname, email, active, feature_imap, "
+                           "feature_pop3, feature_caldav, orphaned) VALUES ('old', '', '', '', 1, 1, 1, 1, 0)"))
+            uid = c.execute(text("SELECT id FROM users WHERE name = 'old'")).scalar()
+            c.execute(text("INSERT INTO stores (owner_id, kind) VALUES (:u, 'private')"), {"u": uid})
+            sid = c.execute(text("SELECT id FROM stores WHERE owner_id = :u"), {"u": uid}).scalar()
+
+            def folder(name, parent=None, cls="mail", role=None, subscribed=True):
+                c.execute(text("INSERT INTO folders (store_id, parent_id, name, container_class, role, uidvalidity, "
+                               "uidnext, highestmodseq, tombstone_floor, subscribed) "
+                               "VALUES (:s, :p, :n, :c, :r, 1, 1, 1, 0, :sub)"),
+                          {"s": sid, "p": parent, "n": name, "c": cls, "r": role, "sub": subscribed})
+                return c.execute(text("SELECT max(id) FROM folders")).scalar()
+
+            inbox = folder("Inbox", role="inbox")
+            folder("sub", inbox)
+            folder("Foo", subscribed=False)
+            folder("foo")
+            cal = folder("Calendar", cls="calendar")
+            under = folder("mail", cal)
+            folder("deep", under)
+        old.migrate()
+        try:
+            assert old.subscriptions(sid) == ["Calendar/mail", "Calendar/mail/deep", "INBOX", "INBOX/sub", "foo"]
+            assert "subscribed" not in old.list_folders(sid)[0]
+            with old.engine.connect() as c:
+                columns = list(c.execute(text("SELECT * FROM folders")).keys())
+            assert "subscribed" not in columns
+        finally:
+            old.close()
+
+    if st.backend == "sqlite":
+        run("sqlite:///" + str(tmp_path / "old.db"))
+    else:
+        with mariadb_database() as name:
+            run(f"mysql+pymysql://root@127.0.0.1:3306/{name}")

@@ -3,8 +3,11 @@ LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), CHILDREN (RFC 3348) and
 SPECIAL-USE (RFC 6154), LSUB, STATUS, CREATE, DELETE, RENAME, SUBSCRIBE and
 UNSUBSCRIBE (RFC 3501 §6.3).
 
-Mailboxes are the store's mail folders (see `tree`); subscriptions are a property
-of the folder kept by the store, so every gateway process and client agrees on them.
+Mailboxes are the store's mail folders (see `tree`). Subscriptions are a list of
+names the store keeps, so every gateway process and client agrees on them; as in
+Dovecot, CREATE subscribes nothing, DELETE and RENAME leave the list alone (RFC 3501
+§6.3.6: a name is never dropped from it unilaterally), and SUBSCRIBE wants a name
+that exists now. A subscribed name with no mailbox lists as \\NonExistent (RFC 5258).
 """
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ from typing import Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, capability, command
 from gateways.imap.grammar import writer as w
-from gateways.imap.tree import ATTRIBUTE_ROLES, DELIMITER, MailboxTree, forget, normalize
-from shared.errors import Conflict
+from gateways.imap.tree import (ATTRIBUTE_ROLES, DELIMITER, MailboxTree, ancestors, forget, normalize,
+                                pattern_regex, sort_names)
+from shared.errors import BadRequest, Conflict, TooLarge
 
 capability("NAMESPACE")
 capability("UNSELECT")
@@ -47,11 +51,16 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
         # The hierarchy delimiter and the root (RFC 3501 §6.3.8).
         conn.send(w.list_response(["\\Noselect"], DELIMITER, ""))
         return
-    tree = await MailboxTree.load(conn.store, counts=bool(args.status_items))
-    subscribed_only = "SUBSCRIBED" in args.selection
-    show_subscribed = subscribed_only or "SUBSCRIBED" in args.returns
+    counts = bool(args.status_items)
+    if "SUBSCRIBED" in args.selection:
+        tree, subscribed = await MailboxTree.load_with_subscriptions(conn.store, counts)
+        await _list_subscribed(conn, args, tree, subscribed)
+        return
+    if "SUBSCRIBED" in args.returns:
+        tree, subscribed = await MailboxTree.load_with_subscriptions(conn.store, counts)
+    else:
+        tree, subscribed = await MailboxTree.load(conn.store, counts), set()
     special_only = "SPECIAL-USE" in args.selection
-    recursive = "RECURSIVEMATCH" in args.selection
     listed: dict[str, Any] = {}
     for pattern in args.patterns:
         for mailbox in tree.match(args.reference, pattern):
@@ -59,35 +68,82 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
     for mailbox in tree.sorted():
         if mailbox.name not in listed:
             continue
-        extended = b""
-        if subscribed_only and not mailbox.subscribed:
-            if not (recursive and any(d.subscribed for d in tree.descendants(mailbox.name))):
-                continue
-            extended = b' ("CHILDINFO" ("SUBSCRIBED"))'
         if special_only and not mailbox.special_use:
             continue
-        conn.send(w.list_response(mailbox.attributes(subscribed=show_subscribed), DELIMITER,
-                                  mailbox.name, extended=extended))
+        conn.send(w.list_response(mailbox.attributes(subscribed=mailbox.name in subscribed), DELIMITER,
+                                  mailbox.name))
         if args.status_items and mailbox.selectable:
             conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, args.status_items)))
         await conn.writer.writable()
 
 
+async def _list_subscribed(conn: Any, args: Any, tree: MailboxTree, subscribed: set[str]) -> None:
+    """LIST (SUBSCRIBED [RECURSIVEMATCH]) (RFC 5258 §3): the subscribed names matching
+    the patterns, those naming no mailbox as \\NonExistent; with RECURSIVEMATCH also
+    the unsubscribed levels above subscribed names, marked CHILDINFO ("SUBSCRIBED")."""
+    regexes = [pattern_regex(args.reference, pattern) for pattern in args.patterns]
+    candidates = set(subscribed)
+    if "RECURSIVEMATCH" in args.selection:
+        candidates.update(_levels_above_unlisted(subscribed, regexes))
+    special_only = "SPECIAL-USE" in args.selection
+    children = "CHILDREN" in args.returns
+    for name in sort_names(candidates):
+        if not any(regex.match(name) for regex in regexes):
+            continue
+        mailbox = tree.get(name)
+        if special_only and (mailbox is None or not mailbox.special_use):
+            continue
+        extended = b""
+        if name in subscribed:
+            if mailbox is not None:
+                attributes = mailbox.attributes(subscribed=True)
+            else:
+                attributes = ["\\Subscribed", "\\NonExistent"]
+                if children:
+                    attributes.append("\\HasChildren" if tree.descendants(name) else "\\HasNoChildren")
+        else:
+            attributes = mailbox.attributes() if mailbox is not None else ["\\NonExistent"]
+            if mailbox is None and children:
+                attributes.append("\\HasChildren" if tree.descendants(name) else "\\HasNoChildren")
+            extended = b' ("CHILDINFO" ("SUBSCRIBED"))'
+        conn.send(w.list_response(attributes, DELIMITER, name, extended=extended))
+        if args.status_items and mailbox is not None and mailbox.selectable:
+            conn.send(w.status_response(name, status_values(conn, mailbox.folder, args.status_items)))
+        await conn.writer.writable()
+
+
+def _levels_above_unlisted(subscribed: set[str], regexes: list[Any]) -> set[str]:
+    """The levels above subscribed names that the patterns do not list themselves:
+    such a level stands in for them (CHILDINFO, LSUB's \\Noselect). A name the
+    patterns list needs no stand-in, as in Dovecot."""
+    out: set[str] = set()
+    for name in subscribed:
+        if not any(regex.match(name) for regex in regexes):
+            out.update(ancestors(name))
+    return out
+
+
 @command("LSUB", AUTHENTICATED_OR_SELECTED)
 async def lsub(conn: Any, cmd: Any) -> None:
-    """Subscribed names matching the pattern. RFC 3501 §6.3.9: when "%" stops at a
-    level that is not subscribed but has subscribed mailboxes below it, that level
-    is answered too, with \\Noselect (here meaning "not subscribed itself")."""
-    tree = await MailboxTree.load(conn.store)
-    wildcard_level = "%" in cmd.args.pattern
-    for mailbox in tree.match(cmd.args.reference, cmd.args.pattern):
-        if mailbox.subscribed:
-            attributes = [a for a in mailbox.attributes() if not a.startswith("\\Has")]
-        elif wildcard_level and any(d.subscribed for d in tree.descendants(mailbox.name)):
-            attributes = ["\\Noselect"]
-        else:
+    """Subscribed names matching the pattern, whether or not they name a mailbox now.
+    RFC 3501 §6.3.9: when "%" stops at a level that is not subscribed but has
+    subscribed names below it, that level is answered too, with \\Noselect (here
+    meaning "not subscribed itself")."""
+    tree, subscribed = await MailboxTree.load_with_subscriptions(conn.store)
+    regex = pattern_regex(cmd.args.reference, cmd.args.pattern)
+    candidates = set(subscribed)
+    if "%" in cmd.args.pattern:
+        candidates.update(_levels_above_unlisted(subscribed, [regex]))
+    for name in sort_names(candidates):
+        if not regex.match(name):
             continue
-        conn.send(w.list_response(attributes, DELIMITER, mailbox.name, kind="LSUB"))
+        if name in subscribed:
+            mailbox = tree.get(name)
+            attributes = [a for a in mailbox.attributes() if not a.startswith("\\Has")] if mailbox else []
+        else:
+            attributes = ["\\Noselect"]
+        conn.send(w.list_response(attributes, DELIMITER, name, kind="LSUB"))
+        await conn.writer.writable()
 
 
 @command("STATUS", AUTHENTICATED_OR_SELECTED)
@@ -195,20 +251,30 @@ async def rename(conn: Any, cmd: Any) -> None:
         raise No("Mailbox already exists.", "ALREADYEXISTS") from None
 
 
-async def _subscribe(conn: Any, name: str, on: bool) -> None:
-    forget(conn)
-    tree = await MailboxTree.load(conn.store)
-    mailbox = tree.get(name)
-    if mailbox is None or not mailbox.selectable:
-        raise No("Mailbox does not exist.", "NONEXISTENT")
-    await mailbox.folder.set_subscribed(on)
-
-
 @command("SUBSCRIBE", AUTHENTICATED_OR_SELECTED)
 async def subscribe(conn: Any, cmd: Any) -> None:
-    await _subscribe(conn, cmd.args.mailbox, True)
+    """RFC 3501 §6.3.6 lets a server check that the name exists; Dovecot does, and so
+    do we (a \\Noselect level of the tree counts). The name stays subscribed after."""
+    name = normalize(cmd.args.mailbox)
+    tree = await MailboxTree.load(conn.store)
+    if tree.get(name) is None:
+        raise No("Mailbox does not exist.", "NONEXISTENT")
+    await _change_subscriptions(conn.store.subscribe, name)
 
 
 @command("UNSUBSCRIBE", AUTHENTICATED_OR_SELECTED)
 async def unsubscribe(conn: Any, cmd: Any) -> None:
-    await _subscribe(conn, cmd.args.mailbox, False)
+    """Any name can go, a mailbox or not; one that was not subscribed is no error (as in Dovecot)."""
+    name = normalize(cmd.args.mailbox)
+    if not name:
+        raise No("Mailbox name missing.", "CANNOT")
+    await _change_subscriptions(conn.store.unsubscribe, name)
+
+
+async def _change_subscriptions(change: Any, name: str) -> None:
+    try:
+        await change([name])
+    except TooLarge:
+        raise No("Too many subscriptions.", "LIMIT") from None
+    except BadRequest:
+        raise No("This name cannot be subscribed.", "CANNOT") from None

@@ -42,17 +42,13 @@ class Mailbox:
     def special_use(self) -> str | None:
         return ROLE_ATTRIBUTES.get(self.folder.role) if self.folder is not None else None
 
-    @property
-    def subscribed(self) -> bool:
-        return self.folder is not None and bool(getattr(self.folder, "subscribed", True))
-
     def attributes(self, subscribed: bool = False) -> list[str]:
         out = ["\\HasChildren" if self.has_children else "\\HasNoChildren"]
         if self.folder is None:
             out.insert(0, "\\Noselect")
         if self.special_use:
             out.append(self.special_use)
-        if subscribed and self.subscribed:
+        if subscribed:
             out.append("\\Subscribed")
         return out
 
@@ -105,6 +101,14 @@ class MailboxTree:
         unless `counts` (counting is a pass over every folder's messages)."""
         return store.folders(counts=counts).addCallback(cls)
 
+    @classmethod
+    async def load_with_subscriptions(cls, store: Any, counts: bool = False) -> "tuple[MailboxTree, set[str]]":
+        """The tree and the subscribed names (RFC 3501 §6.3.6: names, which may name
+        no mailbox now), read side by side."""
+        tree, names = await defer.gatherResults([cls.load(store, counts), store.subscriptions()],
+                                                consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        return tree, {normalize(name) for name in names}
+
     def get(self, name: str) -> Mailbox | None:
         return self.by_name.get(normalize(name))
 
@@ -116,7 +120,7 @@ class MailboxTree:
         return self.by_folder.get(folder_id)
 
     def sorted(self) -> list[Mailbox]:
-        return [self.by_name[n] for n in sorted(self.by_name, key=lambda n: (n != "INBOX", n))]
+        return [self.by_name[n] for n in sort_names(self.by_name)]
 
     def descendants(self, name: str) -> list[Mailbox]:
         prefix = normalize(name) + DELIMITER
@@ -126,6 +130,17 @@ class MailboxTree:
         """Mailboxes whose names match `reference` + `pattern` (`*` anything, `%` within a level)."""
         regex = pattern_regex(reference, pattern)
         return [m for m in self.sorted() if regex.match(m.name)]
+
+
+def sort_names(names: Any) -> list[str]:
+    """INBOX first, then the rest in order."""
+    return sorted(names, key=lambda n: (n != "INBOX", n))
+
+
+def ancestors(name: str) -> list[str]:
+    """The levels above `name`: `a/b/c` -> `a`, `a/b`."""
+    parts = name.split(DELIMITER)
+    return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
 
 
 def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:

@@ -113,7 +113,6 @@ def folder_xml(folder: dict[str, Any], rights: str,
     for key, name in (("display_name", "displayName"), ("color", "color"), ("description", "description")):
         if folder.get(key) is not None:
             add(el, name, folder[key])
-    add(el, "subscribed", bool(folder.get("subscribed", True)))
     add(el, "rights", rights)
     # The secret of a published calendar is the owner's to see.
     if rights == "owner" and folder.get("publish_token"):

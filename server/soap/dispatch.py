@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
-from server.soap import calendar, changes, folders, items, publishing, session, streams, tables
+from server.soap import calendar, changes, folders, items, publishing, session, streams, subscriptions, tables
 from server.soap.context import Call, Services
 from server.storage.engine import is_unavailable
 from shared.codec import body_of, envelope, fault, operation_of
@@ -50,6 +50,9 @@ OPERATIONS: dict[str, Handler] = {
     "openStream": streams.open_stream,
     "readPublishedCalendar": publishing.read_published_calendar,
     "publishCalendar": publishing.publish_calendar,
+    "listSubscriptions": subscriptions.list_subscriptions,
+    "subscribe": subscriptions.subscribe,
+    "unsubscribe": subscriptions.unsubscribe,
 }
 
 # Parsing a document this large would stall the reactor noticeably.

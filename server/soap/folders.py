@@ -117,9 +117,9 @@ async def update_folder(call: Call) -> etree._Element:
         value = field(body, tag)
         if value is not None:
             changes[key] = value
-    subscribed = field(body, "subscribed")
-    if subscribed is not None:
-        changes["subscribed"] = subscribed.strip().lower() in ("true", "1")
+    if body.find(gw("subscribed")) is not None:
+        # Subscriptions are names kept apart from folders (subscribe, unsubscribe).
+        raise BadRequest("subscriptions are kept by mailbox name: use subscribe or unsubscribe")
     parent_el = body.find(gw("parentId"))
     moving = parent_el is not None
     if moving:

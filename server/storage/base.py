@@ -17,8 +17,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 FOLDER_COLUMNS = ("id", "store_id", "parent_id", "name", "container_class", "role", "uidvalidity",
-                  "uidnext", "highestmodseq", "display_name", "color", "description", "subscribed",
-                  "publish_token")
+                  "uidnext", "highestmodseq", "display_name", "color", "description", "publish_token")
 
 
 # Built once: create_message runs these on every call.

@@ -131,8 +131,8 @@ class FoldersMixin(StorageBase):
 
     def update_folder(self, folder_id: int, name: str | None = None, parent_id: Any = KEEP,
                       display_name: str | None = None, color: str | None = None,
-                      description: str | None = None, subscribed: bool | None = None) -> dict:
-        """Rename, move (parent_id=None: top level), restyle or (un)subscribe a folder."""
+                      description: str | None = None) -> dict:
+        """Rename, move (parent_id=None: top level) or restyle a folder."""
         if name is not None:
             _check_name(name)
 
@@ -159,8 +159,7 @@ class FoldersMixin(StorageBase):
                 values["name"] = new_name
             if values and self._sibling_exists(conn, row.store_id, new_parent, new_name, exclude=folder_id):
                 raise Conflict(f"folder {new_name!r} exists")
-            for key, val in (("display_name", display_name), ("color", color), ("description", description),
-                             ("subscribed", subscribed)):
+            for key, val in (("display_name", display_name), ("color", color), ("description", description)):
                 if val is not None:
                     values[key] = val
             if values:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, ForeignKeyConstraint, Index, Integer,
                         LargeBinary,
-                        MetaData, String, Table, Text, true)
+                        MetaData, String, Table, Text)
 from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
@@ -67,8 +67,6 @@ folders = Table(
     Column("description", Text, nullable=True),
     # Secret of a calendar published read-only at /ical/published/<token> (NULL: not published).
     Column("publish_token", String(64), nullable=True),
-    # IMAP SUBSCRIBE/UNSUBSCRIBE; a new folder starts subscribed.
-    Column("subscribed", Boolean, nullable=False, default=True, server_default=true()),
     Index("ix_folders_store_parent", "store_id", "parent_id"),
     Index("ux_folders_publish_token", "publish_token", unique=True),
     **_mysql,
@@ -81,6 +79,18 @@ folder_properties = Table(
     Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True),
     Column("name", String(255), primary_key=True),
     Column("value", Text, nullable=False),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
+# IMAP subscriptions (RFC 3501 §6.3.6): mailbox names, not folders, so a name stays
+# subscribed when its folder is deleted or renamed. Names compare exactly on every
+# engine; 700 characters keep the key within InnoDB's 3072 bytes.
+SubscriptionName = String(700).with_variant(mysql.VARCHAR(700, charset="utf8mb4", collation="utf8mb4_bin"),
+                                            "mysql", "mariadb")
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("store_id", Id, ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", SubscriptionName, primary_key=True),
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
 

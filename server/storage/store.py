@@ -15,13 +15,14 @@ from .folders import KEEP, FoldersMixin
 from .items import ItemsMixin
 from .occurrences import OccurrencesMixin
 from .publishing import PublishingMixin
+from .subscriptions import SubscriptionsMixin
 from .users import UsersMixin
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
-              CalendarBatchMixin, FolderPropertiesMixin):
+              CalendarBatchMixin, FolderPropertiesMixin, SubscriptionsMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.

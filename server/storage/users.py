@@ -8,7 +8,7 @@ from sqlalchemy import Connection, delete, exc, insert, select, update
 from shared.errors import BadRequest, Conflict, NotFound
 
 from .base import StorageBase
-from .schema import folders, permissions, stores, users
+from .schema import folders, permissions, stores, subscriptions, users
 
 # The folders of a new private store: (name, container_class, role).
 DEFAULT_FOLDERS = (
@@ -22,6 +22,11 @@ DEFAULT_FOLDERS = (
     ("Tasks", "tasks", None),
     ("Contacts", "contacts", None),
 )
+# A new store is subscribed to its mail folders by their IMAP names, so that clients
+# that show only subscribed mailboxes (Thunderbird) show them; later folders are not
+# subscribed on creation (as in Dovecot).
+DEFAULT_SUBSCRIPTIONS = tuple("INBOX" if role == "inbox" else name
+                              for name, cls, role in DEFAULT_FOLDERS if cls == "mail")
 FEATURES = ("imap", "pop3", "caldav")
 
 
@@ -30,6 +35,11 @@ class UsersMixin(StorageBase):
 
     Folder creation and removal come from FoldersMixin (_insert_folder, _delete_folder_rows).
     """
+
+    def _insert_default_folders(self, conn: Connection, store_id: int) -> None:
+        for fname, cls, role in DEFAULT_FOLDERS:
+            self._insert_folder(conn, store_id, None, fname, cls, role)
+        conn.execute(insert(subscriptions), [{"store_id": store_id, "name": n} for n in DEFAULT_SUBSCRIPTIONS])
 
     def _user_select(self):
         return select(users, stores.c.id.label("store_id")).select_from(
@@ -61,8 +71,7 @@ class UsersMixin(StorageBase):
             except exc.IntegrityError as err:
                 raise Conflict(f"user {name} exists") from err
             sid = conn.execute(insert(stores).values(owner_id=uid, kind="private")).inserted_primary_key[0]
-            for fname, cls, role in DEFAULT_FOLDERS:
-                self._insert_folder(conn, sid, None, fname, cls, role)
+            self._insert_default_folders(conn, sid)
             return uid
 
         uid = self._write(run)
@@ -155,8 +164,7 @@ class UsersMixin(StorageBase):
                     name=name, password_hash="", active=True, external_id=external_id,
                     **row_values)).inserted_primary_key[0]
                 sid = conn.execute(insert(stores).values(owner_id=uid, kind="private")).inserted_primary_key[0]
-                for fname, cls, role in DEFAULT_FOLDERS:
-                    self._insert_folder(conn, sid, None, fname, cls, role)
+                self._insert_default_folders(conn, sid)
                 return uid, "created"
             changed = {k: v for k, v in values.items() if getattr(row, k) != v}
             if row.name != name:
@@ -182,6 +190,7 @@ class UsersMixin(StorageBase):
             for sid in conn.execute(select(stores.c.id).where(stores.c.owner_id == uid)).scalars().all():
                 fids = conn.execute(select(folders.c.id).where(folders.c.store_id == sid)).scalars().all()
                 keys.extend(self._delete_folder_rows(conn, fids))
+                conn.execute(delete(subscriptions).where(subscriptions.c.store_id == sid))
                 conn.execute(delete(stores).where(stores.c.id == sid))
             conn.execute(delete(permissions).where(permissions.c.user_id == uid))
             conn.execute(delete(users).where(users.c.id == uid))
@@ -204,4 +213,4 @@ class UsersMixin(StorageBase):
         return row[0]
 
 
-__all__ = ["UsersMixin", "DEFAULT_FOLDERS"]
+__all__ = ["UsersMixin", "DEFAULT_FOLDERS", "DEFAULT_SUBSCRIPTIONS"]
