@@ -49,6 +49,9 @@ def normal(lines: list[bytes]) -> tuple[bytes, list[tuple]]:
     do; both are the astring the grammar asks for)."""
     listed = []
     for line in untagged(lines[:-1]):
+        if line.startswith(b"* STATUS "):
+            listed.append((b"STATUS", line, frozenset(), b""))
+            continue
         m = _LISTED.match(line)
         assert m, line
         attributes = frozenset(a.lower() for a in m.group(2).split())
@@ -162,3 +165,41 @@ def test_a_level_whose_only_child_went_has_no_children(env):
         b'* LIST (\\HasNoChildren) "/" hc/b ("CHILDINFO" ("SUBSCRIBED"))\r\n']
     assert untagged(raw.cmd('LSUB "" hc/%')) == [b'* LSUB (\\Noselect) "/" hc/b\r\n']
     raw.close()
+
+
+def test_lsub_levels_and_wildcards_as_dovecot(env, dovecot):
+    """The shape of imaptest's `subscribe` group: "%" answers unsubscribed levels with
+    subscribed names below as \\Noselect, "*" answers only the names themselves."""
+    compare(env, dovecot, sequence("sb", [
+        "CREATE {p}", "CREATE {p}/test", "CREATE {p}/test2", "CREATE {p}/test3",
+        "CREATE {p}/test2/test", "CREATE {p}/test3/test3",
+        "SUBSCRIBE {p}/test", "SUBSCRIBE {p}/test2/test", "SUBSCRIBE {p}/test3/test3",
+        'LSUB "" {p}/%', 'LSUB "" {p}*test', 'LSUB "" {p}/test2',
+        "UNSUBSCRIBE {p}/test", 'LSUB "" {p}/%',
+        "UNSUBSCRIBE {p}/test2/test", 'LSUB "" {p}/*',
+        "UNSUBSCRIBE {p}/test3/test3", 'LSUB "" {p}/%',
+    ]))
+
+
+def test_list_extended_selection_as_dovecot(env, dovecot):
+    """The shape of imaptest's `listext` group: SUBSCRIBED with a deleted name,
+    RECURSIVEMATCH where the pattern does and does not reach the subscribed child,
+    several patterns, RETURN (SUBSCRIBED) on a plain listing."""
+    compare(env, dovecot, sequence("le", [
+        "CREATE {p}", "CREATE {p}/test1", "CREATE {p}/test2", "CREATE {p}/test2/test1", "CREATE {p}/test3",
+        "CREATE {p}/test4", "CREATE {p}/test4/test5", "CREATE {p}/test4/test52", "CREATE {p}/test6",
+        "CREATE {p}/test7", "CREATE {p}/test7/test7", "CREATE {p}/test8", "CREATE {p}/test8/test8",
+        "CREATE {p}/test8/test9",
+        "SUBSCRIBE {p}/test1", "SUBSCRIBE {p}/test2/test1", "SUBSCRIBE {p}/test6", "SUBSCRIBE {p}/test7/test7",
+        "SUBSCRIBE {p}/test8/test8", "SUBSCRIBE {p}/test8/test9",
+        "DELETE {p}/test6", None,
+        'LIST "" ({p}/*2 {p}/test3) RETURN (CHILDREN)',
+        'LIST (SUBSCRIBED RECURSIVEMATCH) "" {p}/test2% RETURN (CHILDREN)',
+        'LIST (SUBSCRIBED RECURSIVEMATCH) "" {p}*test7 RETURN (CHILDREN)',
+        'LIST (SUBSCRIBED RECURSIVEMATCH) "" {p}*test8 RETURN (CHILDREN)',
+        'LIST (SUBSCRIBED RECURSIVEMATCH) "" ({p}/test2) RETURN (CHILDREN)',
+        'LIST (SUBSCRIBED RECURSIVEMATCH) "" ({p}/test2 {p}/test2/test1) RETURN (CHILDREN)',
+        'LIST (SUBSCRIBED RECURSIVEMATCH REMOTE) "" {p}/% RETURN (CHILDREN)',
+        'LIST (SUBSCRIBED) "" {p}/* RETURN (CHILDREN STATUS (MESSAGES))',
+        'LIST (RECURSIVEMATCH) "" {p}/*', 'LIST (SUBSCRIBED) "" ""',
+    ]))
