@@ -40,7 +40,9 @@ def parse(root: ET.Element, href_prefix: str) -> tuple[list[str], list[str]] | N
     names: list[str] = []
     for child in root:
         if child.tag == HREF:
-            path = unquote(urlparse((child.text or "").strip()).path)
+            text = (child.text or "").strip()
+            # Most clients send bare paths; only a full URL, a query or a fragment needs parsing.
+            path = unquote(urlparse(text).path if ":" in text or "?" in text or "#" in text else text)
             name = path[len(href_prefix):] if path.startswith(href_prefix) else ""
             if not name or "/" in name or name in (".", ".."):
                 return None
