@@ -112,6 +112,25 @@ class Target:
         return root.find(DAV + "sync-token").text, len(root.findall(DAV + "response"))
 
 
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fp:
+        fields = fp.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def settle(pid: int, limit: float = 5.0) -> None:
+    """Wait until a server has stopped working (on what it does after answering, such
+    as collecting garbage), so that it does not slow the other one down."""
+    deadline = time.monotonic() + limit
+    before = cpu_ticks(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = cpu_ticks(pid)
+        if now == before:
+            return
+        before = now
+
+
 def timed(fn, *args, **kwargs) -> float:
     started = time.perf_counter()
     fn(*args, **kwargs)
@@ -184,17 +203,20 @@ def main() -> None:
                       Depth="1", Content_Type="application/xml")
             names[t.name] = sorted(re.findall(r"/bench/([^/<]+\.ics)<", r.text))
             assert len(names[t.name]) == args.events, (t.name, len(names[t.name]))
-        # The two take turns run by run, so that a change in the machine's load reaches both.
+        # The two take turns run by run, so that a change in the machine's load reaches both;
+        # each run starts when neither server is busy any more.
         times: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
-        for run in range(args.runs):
-            for t in targets:
-                measure_run(t, run, names[t.name], times[t.name])
-        for t in targets:
-            for uid, text in weekly:
-                t.req("PUT", t.cal + uid + ".ics", text, Content_Type="text/calendar")
-        for run in range(args.runs):
-            for t in targets:
-                measure_run(t, run, names[t.name], times[t.name], week_only=True)
+        pids = {"ours": server.pid(), "radicale": radicale.proc.pid}
+        for week_only in (False, True):
+            if week_only:
+                for t in targets:
+                    for uid, text in weekly:
+                        t.req("PUT", t.cal + uid + ".ics", text, Content_Type="text/calendar")
+            for run in range(args.runs):
+                for t in targets:
+                    for pid in pids.values():
+                        settle(pid)
+                    measure_run(t, run, names[t.name], times[t.name], week_only)
         results = {name: {row: statistics.median(v) for row, v in rows.items()} for name, rows in times.items()}
         load = " / ".join(f"{a:.2f} {b:.2f} {c:.2f}" for a, b, c in (load_before, os.getloadavg()))
         print(f"\n{args.events} events, median of {args.runs} runs (ms); ratio = ours / Radicale; "
