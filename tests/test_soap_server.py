@@ -207,6 +207,12 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
     names = subscribed(alice)
     assert {f"Projects {tag}", f"Gone {tag}/x"} <= set(names) and "Junk" not in names
     assert f"Projects {tag}" not in subscribed(bob)
+    # The folder flag of older adapters is refused, not dropped silently (unchecked: the XSD lacks it).
+    loose = SoapClient(server.connect(transport))
+    loose.session_id = alice.session_id
+    with pytest.raises(BadRequest):
+        loose.call("updateFolder", ("folderId", projects_id), ("subscribed", True))
+    loose.http.close()
     with pytest.raises(BadRequest):
         alice.call("subscribe", ("name", ""))
 
