@@ -24,20 +24,18 @@ from server.mime.headers import MISSING_DOMAIN, MISSING_MAILBOX
 from server.mime.search import fold
 
 # RFC 5322 atext; octets beyond ASCII count as atom characters too.
-_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
-_ESCAPED = frozenset('"\\\'')
-
-
-def _atext(ch: str) -> bool:
-    return ch in _ATEXT or ord(ch) > 0x7F
+_ATEXT = r"A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff"
+_ATOM = re.compile(f"[{_ATEXT}]*")
+_DOT_ATOM = re.compile(f"[{_ATEXT}.]*")
+_ESCAPED = re.compile(r"([\"\\'])")
 
 
 def _maybe_quoted(text: str, dot_is_atom: bool) -> str:
     """`text` as it is when it is atom characters only (and dots, for a local part),
     else as a quoted string."""
-    if all(_atext(ch) or (dot_is_atom and ch == ".") for ch in text):
+    if (_DOT_ATOM if dot_is_atom else _ATOM).fullmatch(text):
         return text
-    return '"' + "".join("\\" + ch if ch in _ESCAPED else ch for ch in text) + '"'
+    return '"' + _ESCAPED.sub(r"\\\1", text) + '"'
 
 
 def _name(name: str) -> str:
@@ -133,9 +131,9 @@ def holds(addresses: list[list] | None, needle: str) -> bool:
     return fold(needle) in fold(search_text(addresses))
 
 
-# Characters the normal form adds, drops or escapes; what lies between them is
-# taken over from the header (comments, quoting and encoded words aside).
-_STRUCTURE = re.compile(r"[\s<>\"\\,:;@()]+")
+# Characters the normal form adds, drops or escapes (a quoted name's ' gets a
+# backslash); what lies between them is taken over from the header.
+_STRUCTURE = re.compile(r"[\s<>\"\\',:;@()]+")
 _FILLED = tuple(fold(word) for word in (MISSING_MAILBOX, MISSING_DOMAIN, "INVALID_ROUTE", "SYNTAX_ERROR"))
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from shared.errors import PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
 
 from .base import StorageBase, chunks
-from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, needs_scan, superset
+from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, needs_scan, superset, uses_kind
 from .scan import ScanEvaluator
 from .schema import folders, items, tombstones
 from .uidset import contains, has_star, parse_uidset, resolve, sql_condition, uid_in
@@ -83,7 +83,8 @@ class ItemsMixin(StorageBase):
         scan = None
         if needs_scan(restriction):
             # Header, body and Date searches look only at rows the rest lets through.
-            scan = ScanEvaluator(conn, self.blobs, and_(base, superset(restriction, uids)))
+            scan = ScanEvaluator(conn, self.blobs, and_(base, superset(restriction, uids)),
+                                 envelopes=uses_kind(restriction, "address"))
         return and_(base, compile_restriction(restriction, uids, scan=scan))
 
     # -- creating -------------------------------------------------------

@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from server.mime.address_search import holds
 from server.mime.search import fold, header_matches, sent_matches, text_matches
 
-from .restriction import ADDRESS_FIELDS, HEADER_COLUMNS
+from .restriction import ADDRESS_FIELDS, ENVELOPE_STRETCH, HEADER_COLUMNS
 from .schema import items
 from .uidset import uid_in
 
@@ -28,16 +28,20 @@ from .uidset import uid_in
 class ScanEvaluator:
     """Decides scan nodes for the candidate rows of one query (inside its transaction)."""
 
-    def __init__(self, conn: Connection, blobs: Any, candidates: ColumnElement[bool]) -> None:
+    def __init__(self, conn: Connection, blobs: Any, candidates: ColumnElement[bool],
+                 envelopes: bool = False) -> None:
+        """`envelopes`: the query has address nodes, which read the cached ENVELOPE."""
         self.conn = conn
         self.blobs = blobs
         self.candidates = candidates
+        self.envelopes = envelopes
         self._rows: list[Any] | None = None
-        self._envelopes: dict[int, str | None] | None = None
 
     def rows(self) -> list[Any]:
         if self._rows is None:
             cols = [items.c.uid, items.c.blob_key, items.c.date, *(items.c[c] for c in HEADER_COLUMNS.values())]
+            if self.envelopes:
+                cols.append(items.c.envelope)
             self._rows = self.conn.execute(select(*cols).where(self.candidates).order_by(items.c.uid)).all()
         return self._rows
 
@@ -51,7 +55,7 @@ class ScanEvaluator:
         if kind == "address":
             if not second:  # only that the field is there
                 return self._read(row, lambda fp: header_matches(fp, first, ""))
-            return holds(self._addresses(row.uid, ADDRESS_FIELDS[first]), second)
+            return holds(_addresses(row.envelope, ADDRESS_FIELDS[first]), second)
         if kind == "header":
             col = HEADER_COLUMNS.get(first.lower())
             if col is not None:
@@ -60,19 +64,21 @@ class ScanEvaluator:
             return self._read(row, lambda fp: header_matches(fp, first, second))
         return self._read(row, lambda fp: text_matches(fp, second, body_only=first == "body"))
 
-    def _addresses(self, uid: int, field: str) -> list | None:
-        """An address field of the cached ENVELOPE (read for all candidates at once)."""
-        if self._envelopes is None:
-            query = select(items.c.uid, items.c.envelope).where(self.candidates)
-            self._envelopes = {uid: env for uid, env in self.conn.execute(query)}
-        try:
-            env = json.loads(self._envelopes.get(uid) or "{}")
-        except ValueError:
-            return None
-        addresses = env.get(field) if isinstance(env, dict) else None
-        return addresses if isinstance(addresses, list) else None
-
     def _read(self, row: Any, test: Any) -> bool:
         with closing(self.blobs.open(row.blob_key)) as fp:
             return test(fp)
 
+
+def _addresses(envelope: str | None, field: str) -> list | None:
+    """An address field of the cached ENVELOPE: only its stretch is parsed."""
+    if not envelope:
+        return None
+    start, end = ENVELOPE_STRETCH[field]
+    i = envelope.find(start)
+    j = envelope.find(end, i)
+    try:
+        addresses = json.loads(envelope[i + len(start):j]) if 0 <= i < j else \
+            json.loads(envelope).get(field)
+    except (ValueError, AttributeError):
+        return None
+    return addresses if isinstance(addresses, list) else None
