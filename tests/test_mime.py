@@ -23,7 +23,7 @@ from server.mime.headers import HeaderBlock, content_type, disposition, envelope
 from server.mime.structure import HEADER_CAP, MAX_DEPTH, MAX_PARTS
 
 KEYS = {"subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "internalDate", "envelope",
-        "bodystructure"}
+        "bodystructure", "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses"}
 
 
 @pytest.fixture(scope="session")
@@ -161,6 +161,19 @@ def test_envelope_addresses_and_repeated_fields():
     # subjects and names are for humans: blank runs become one space, none at the ends
     _, env, _ = cols(b"Subject:  a\tb  c\r\n\td \r\nFrom: \"Tab\tName \" <a@b>\r\n\r\n")
     assert (env["subject"], env["from"][0][0]) == ("a b c d", "Tab Name")
+
+
+def test_address_search_text_is_written_as_dovecot_writes_it():
+    """What SEARCH FROM/TO/CC/BCC look in (tests/test_imap_search_dovecot.py compares the
+    answers with Dovecot's): one line per field, addresses written again."""
+    c, _, _ = cols(b"From: <user (comment)@ (comment) domain.org>\r\nFrom: jdoe@x.org (John Doe)\r\n"
+                   b"To: Team: a@x.org, =?utf-8?q?J=C3=BCrgen?= <j@y.org>;, \"Lee,  Ann\" <ann@x.com>\r\n"
+                   b"Cc: MAILER DAEMON, <>, \"quoted local\"@example.com, Mary O'Brien <m@ie>\r\n\r\n")
+    assert c["fromAddresses"] == '\n<user@domain.org>\n"John Doe" <jdoe@x.org>'
+    assert c["toAddresses"] == '\nTeam: <a@x.org>, J\u00fcrgen <j@y.org>;, "Lee,  Ann" <ann@x.com>'
+    assert c["ccAddresses"] == ('\n"MAILER DAEMON" <MISSING_MAILBOX@MISSING_DOMAIN>, <MISSING_MAILBOX@MISSING_DOMAIN>, '
+                                '<"quoted local"@example.com>, "Mary O\\\'Brien" <m@ie>')
+    assert c["bccAddresses"] == ""  # no such field
 
 
 def test_parameters_as_sent():

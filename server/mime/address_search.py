@@ -20,7 +20,7 @@ import binascii
 import codecs
 import re
 
-from server.mime.headers import MISSING_DOMAIN, MISSING_MAILBOX
+from server.mime.headers import MISSING_DOMAIN, MISSING_MAILBOX, HeaderBlock, parse_addresses
 from server.mime.search import fold
 
 # RFC 5322 atext; octets beyond ASCII count as atom characters too.
@@ -142,3 +142,14 @@ def needle_pieces(needle: str) -> list[str]:
     parsed form (the cached ENVELOPE), unless encoded words hide them there."""
     return [piece for piece in _STRUCTURE.split(fold(needle))
             if piece and not any(piece in filled for filled in _FILLED)]
+
+
+# Columns of the stored search text (server/storage/schema.py) and their fields.
+ADDRESS_COLUMNS = {"fromAddresses": b"from", "toAddresses": b"to", "ccAddresses": b"cc", "bccAddresses": b"bcc"}
+
+
+def field_text(block: HeaderBlock, name: bytes) -> str:
+    """The stored search text of an address field: each occurrence on a line of its
+    own, after a line end ("\\n..."), so that no match spans two; "" when the message
+    has no such field."""
+    return "".join("\n" + search_text(parse_addresses(value, tidy=False)) for value in block.all(name))

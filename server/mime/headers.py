@@ -174,7 +174,8 @@ def _addr_spec(tokens: list[tuple[str, str]]) -> tuple[str | None, str | None, s
     return route, join(parts[:at]) or None, join(parts[at + 1:]) or None
 
 
-def _mailbox(tokens: list[tuple[str, str]]) -> list | None:
+def _mailbox(tokens: list[tuple[str, str]], tidy: bool = True) -> list | None:
+    tidied = for_humans if tidy else (lambda text: text)
     if not tokens:
         return None
     if ("s", "<") in tokens:
@@ -195,16 +196,18 @@ def _mailbox(tokens: list[tuple[str, str]]) -> list | None:
                 (len(words) > 1 or words[0][0] == "q"):
             # Words without "@": a display name with no address, as Dovecot reads
             # `MAILER DAEMON` or `"Someone"` (a lone atom stays a local part).
-            return [for_humans(_phrase(words)), None, None, None]
+            return [tidied(_phrase(words)), None, None, None]
         route, local, host = _addr_spec(tokens)
     if local is None and host is None and name is None:
         return None
-    return [for_humans(name), route, local, host]
+    return [tidied(name), route, local, host]
 
 
-def parse_addresses(value: str | None) -> list[list] | None:
+def parse_addresses(value: str | None, tidy: bool = True) -> list[list] | None:
     """IMAP ENVELOPE address list: [name, adl, mailbox, host]; groups open with
-    [None, None, group, None] and close with [None, None, None, None] (RFC 3501 7.4.2)."""
+    [None, None, group, None] and close with [None, None, None, None] (RFC 3501 7.4.2).
+    Display names have their blanks tidied as Dovecot's ENVELOPE has them, unless
+    `tidy` is false (its searches keep a quoted name's blanks)."""
     if not value:
         return None
     out: list[list] = []
@@ -212,7 +215,7 @@ def parse_addresses(value: str | None) -> list[list] | None:
     in_group = in_angle = False
 
     def flush() -> None:
-        box = _mailbox(current)
+        box = _mailbox(current, tidy)
         if box is not None:
             out.append(box)
         current.clear()

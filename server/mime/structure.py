@@ -30,6 +30,7 @@ import re
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 
+from server.mime.address_search import ADDRESS_COLUMNS, field_text
 from server.mime.decoders import LINE_CAP, Base64Decoder, QuotedPrintableDecoder
 from server.mime.headers import HeaderBlock, content_type, decode_words, decoded_parameter, disposition, envelope
 
@@ -429,6 +430,7 @@ def _columns(parser: _Parser) -> dict:
         "from": decode_words(block.first(b"from")),
         "to": decode_words(block.first(b"to")),
         "cc": decode_words(block.first(b"cc")),
+        **{column: field_text(block, field) for column, field in ADDRESS_COLUMNS.items()},
         "messageId": env["messageId"],
         "inReplyTo": env["inReplyTo"],
         "date": date,
@@ -467,6 +469,7 @@ def message_columns(fp: BinaryIO) -> dict:
             pass
     empty = {"date": None, "subject": None, "from": None, "sender": None, "replyTo": None,
              "to": None, "cc": None, "bcc": None, "inReplyTo": None, "messageId": None}
-    return {"subject": None, "from": None, "to": None, "cc": None, "messageId": None,
+    return {**{column: None for column in ADDRESS_COLUMNS},
+            "subject": None, "from": None, "to": None, "cc": None, "messageId": None,
             "inReplyTo": None, "date": None, "internalDate": None,
             "envelope": json.dumps(empty), "bodystructure": json.dumps(_plain_node(size, lines))}

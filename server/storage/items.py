@@ -11,13 +11,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from shared.errors import PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
 
 from .base import StorageBase, chunks
-from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, needs_scan, superset, uses_kind
+from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, needs_scan, superset
 from .scan import ScanEvaluator
 from .schema import folders, items, tombstones
 from .uidset import contains, has_star, parse_uidset, resolve, sql_condition, uid_in
 
 # Columns a caller may set from the parsed message.
-MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "envelope", "bodystructure")
+MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "envelope", "bodystructure",
+                "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses")
 CALENDAR_COLUMNS = ("icalUid", "itemClass", "summary", "dtstart", "dtend", "recurring", "etag",
                     "occurrencesUntil")
 ITEM_COLUMNS = COLUMNS | {"blob_key"}
@@ -83,8 +84,7 @@ class ItemsMixin(StorageBase):
         scan = None
         if needs_scan(restriction):
             # Header, body and Date searches look only at rows the rest lets through.
-            scan = ScanEvaluator(conn, self.blobs, and_(base, superset(restriction, uids)),
-                                 envelopes=uses_kind(restriction, "address"))
+            scan = ScanEvaluator(conn, self.blobs, and_(base, superset(restriction, uids)))
         return and_(base, compile_restriction(restriction, uids, scan=scan))
 
     # -- creating -------------------------------------------------------

@@ -35,8 +35,10 @@ MAX_DEPTH = 64
 SCAN_KINDS = frozenset({"header", "address", "text", "sent"})
 # Header names whose decoded value is a column of its own.
 HEADER_COLUMNS = {"subject": "subject", "from": "from", "to": "to", "cc": "cc"}
-# Address fields an address search looks at, by their key in the cached ENVELOPE.
-ADDRESS_FIELDS = {"from": "from", "to": "to", "cc": "cc", "bcc": "bcc"}
+# Address fields an address search looks at: the column with their search text
+# (server/mime/address_search.py; NULL for messages stored before it was kept,
+# which are searched through their cached ENVELOPE).
+ADDRESS_FIELDS = {"from": "fromAddresses", "to": "toAddresses", "cc": "ccAddresses", "bcc": "bccAddresses"}
 _SENT_RELATIONS = frozenset({"before", "on", "since"})
 
 
@@ -115,10 +117,36 @@ def header_sql(name: str, needle: str) -> ColumnElement[bool] | None:
     return func.lower(items.c[col]).contains(needle.lower(), autoescape=True)
 
 
+def address_text_sql(name: str, needle: str) -> ColumnElement[bool] | None:
+    """SQL for an address search on rows that keep the field's search text (lines of
+    printable text, so a printable needle never spans two); None for needles SQL
+    cannot fold as IMAP does (beyond ASCII)."""
+    col = items.c[ADDRESS_FIELDS[name]]
+    if not needle:
+        return col != ""
+    if not needle.isascii() or not needle.isprintable():
+        return None
+    return func.lower(col).contains(needle.lower(), autoescape=True)
+
+
 def address_sql(name: str, needle: str) -> ColumnElement[bool] | None:
-    """SQL for an address search that is one on the header's presence (empty needle),
-    where a decoded column tells it; None otherwise."""
-    return header_sql(name, needle) if not needle else None
+    """SQL for a whole address search, where no row needs a scan: the field's
+    presence (empty needle) for fields with a decoded column; None otherwise."""
+    if needle or name not in HEADER_COLUMNS:
+        return None
+    col = items.c[ADDRESS_FIELDS[name]]
+    return or_(col != "", and_(col.is_(None), items.c[HEADER_COLUMNS[name]].is_not(None)))
+
+
+def address_condition(name: str, needle: str, wider: bool) -> ColumnElement[bool]:
+    """The rows an address search may match (`wider`) or surely matches: SQL on the
+    search text, the ENVELOPE pre-filter for rows without one."""
+    col = items.c[ADDRESS_FIELDS[name]]
+    text = address_text_sql(name, needle)
+    if not wider:
+        return false() if text is None else and_(col.is_not(None), text)
+    kept = col.is_not(None) if text is None else and_(col.is_not(None), text)
+    return or_(kept, and_(col.is_(None), address_candidates(name, needle)))
 
 
 # Each address field's stretch of the cached ENVELOPE JSON (written in this key order,
@@ -150,18 +178,6 @@ def address_candidates(name: str, needle: str) -> ColumnElement[bool]:
         return or_(and_(*(_in_stretch(name, p) for p in pieces)), _in_stretch(name, "=?"))
     decoded = func.lower(items.c[column])
     return and_(*(or_(_in_stretch(name, p), decoded.contains(p, autoescape=True)) for p in pieces))
-
-
-def uses_kind(r: Any, wanted: str, depth: int = 0) -> bool:
-    """Whether a tree holds a node of kind `wanted`."""
-    if depth > MAX_DEPTH or not isinstance(r, dict) or len(r) != 1:
-        return False
-    (kind, arg), = r.items()
-    if kind in ("and", "or") and isinstance(arg, (list, tuple)):
-        return any(uses_kind(x, wanted, depth + 1) for x in arg)
-    if kind == "not":
-        return uses_kind(arg, wanted, depth + 1)
-    return kind == wanted
 
 
 def needs_scan(r: Any, depth: int = 0) -> bool:
@@ -197,7 +213,7 @@ def superset(r: Any, uids: Callable[[str], ColumnElement[bool]], depth: int = 0,
     if kind in SCAN_KINDS and needs_scan(r):
         first, needle = scan_argument(kind, arg)
         if kind == "address":
-            return address_candidates(first, needle) if wider else false()
+            return address_condition(first, needle, wider)
         return true() if wider else false()
     return compile_restriction(r, uids, depth)
 
@@ -284,5 +300,8 @@ def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], dept
             return direct
         if scan is None:
             raise BadRequest(f"{kind} restrictions work on folder queries only")
+        if kind == "address" and address_text_sql(*node) is not None:
+            # The scan decides only rows without search text.
+            return or_(address_condition(*node, wider=False), scan(kind, node))
         return scan(kind, node)
     raise BadRequest(f"unknown restriction {kind!r}")

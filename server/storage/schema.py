@@ -13,6 +13,9 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 # LONGBLOB so a 1 MB chunk fits on MySQL (plain BLOB stops at 64 KB).
 Chunk = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
+# Compared octet by octet on MariaDB, so that LIKE is no looser than the search.
+AddressText = Text().with_variant(mysql.MEDIUMTEXT(charset="utf8mb4", collation="utf8mb4_bin"),
+                                  "mysql", "mariadb")
 _mysql = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "sqlite_autoincrement": True}
 
 meta = Table(
@@ -118,6 +121,12 @@ items = Table(
     Column("date", Text, nullable=True),
     Column("envelope", Text, nullable=True),
     Column("bodystructure", Text, nullable=True),
+    # IMAP SEARCH FROM/TO/CC/BCC text: server/mime/address_search.py (NULL: stored
+    # before it was kept; such messages are searched through "envelope").
+    Column("fromAddresses", AddressText, nullable=True),
+    Column("toAddresses", AddressText, nullable=True),
+    Column("ccAddresses", AddressText, nullable=True),
+    Column("bccAddresses", AddressText, nullable=True),
     Column("icalUid", String(512), nullable=True),
     Column("name", String(512), nullable=True),
     Column("etag", String(128), nullable=True),
