@@ -14,6 +14,7 @@ import stat
 
 from twisted.internet import defer
 
+from shared import heap
 from shared.config import Config
 
 log = logging.getLogger("groupware")
@@ -88,6 +89,7 @@ def run_gateway(cfg: Config, name: str) -> int:
     exit_code: list[int] = []
 
     def running(_):
+        heap.settle()
         print_listeners([gateway])
         print(f"groupware {name} is running against {cfg.get('server_socket')}. Stop with Ctrl-C.",
               flush=True)
@@ -132,6 +134,7 @@ def serve(cfg: Config, demo: bool = False) -> int:
         return d
 
     def running():
+        heap.settle()
         log.info("store server listening on %s", cfg.get("server_socket"))
         print_listeners(services)
         if login:

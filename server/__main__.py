@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 
+from shared import heap
 from shared.config import Config, ConfigError, parse_overrides
 
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 where = f"tcp:{address.host}:{address.port}"
             print(f"listening {where}", flush=True)
+        heap.settle()
         print("ready", flush=True)
 
     def failed(failure) -> None:
