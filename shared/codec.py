@@ -317,7 +317,7 @@ def _pack_ints(values: Sequence[Any]) -> str | None:
 
 def _unpack_ints(name: str, text_value: str) -> list[int]:
     try:
-        raw = base64.b64decode(text_value, validate=True)
+        raw = binascii.a2b_base64(text_value, strict_mode=True)
     except (binascii.Error, ValueError):
         raise BadRequest(f"column {name} is not base64") from None
     if len(raw) % _I64_BYTES:
