@@ -8,8 +8,8 @@ from twisted.internet.defer import CancelledError
 
 from server.soap.context import Call, require, response
 from shared.uidset import format_uidset
-from server.soap.tables import SOURCE, _with_sources
-from shared.codec import add, element, envelope, gw, int_field, required, required_int, table_to_xml
+from server.soap.tables import Columns
+from shared.codec import add, element, envelope, gw, int_field, required_int, table_to_xml
 from shared.errors import BadRequest
 
 # One long poll watching more folders than this is not a mail client.
@@ -48,27 +48,18 @@ async def get_changed_items(call: Call) -> bytes:
     session = call.session()
     folder_id = required_int(call.body, "folderId")
     since = required_int(call.body, "sinceModseq")
-    columns = required(call.body, "columns").split()
-    if not columns:
-        raise BadRequest("no columns requested")
-    stored = [("blob_key" if c == SOURCE else c) for c in columns]
-    with_source = SOURCE in columns
-    if with_source and "size" not in stored:
-        stored.append("size")
-    inline_limit = call.services.limits.inline_source_limit
+    columns = Columns(call)
 
     def work() -> bytes:
         st = call.storage
         require(st, session.user_id, folder_id, "read")
-        result = st.changed_items(folder_id, since, stored)
-        table = result["changed"]
-        if with_source:
-            table = _with_sources(st, table, columns, inline_limit)
+        result = st.changed_items(folder_id, since, columns.stored)
+        table = columns.answer(st, result["changed"])
         out = response("getChangedItems")
         add(out, "highestModseq", result["highestmodseq"])
         add(out, "uidValidity", result["uidvalidity"])
         add(out, "expired", bool(result["expired"]))
-        out.append(table_to_xml(table, len(table[columns[0]])))
+        out.append(table_to_xml(table, len(table[columns.requested[0]])))
         add(out, "deleted", format_uidset(result["deleted"]))
         names = result["deleted_names"]
         if names:

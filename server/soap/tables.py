@@ -22,13 +22,30 @@ MAX_LIMIT = 2**31
 MAX_NAMES = 1000
 
 
+class Columns:
+    """The columns a table read asks for: what storage reads for them (an item's blob
+    key and size in place of "source") and the answer with small sources inline."""
+
+    def __init__(self, call: Call) -> None:
+        self.requested = required(call.body, "columns").split()
+        if not self.requested:
+            raise BadRequest("no columns requested")
+        self.with_source = SOURCE in self.requested
+        self.stored = [("blob_key" if c == SOURCE else c) for c in self.requested]
+        if self.with_source and "size" not in self.stored:
+            self.stored.append("size")
+        self.inline_limit = call.services.limits.inline_source_limit
+
+    def answer(self, st: Any, table: dict) -> dict:
+        """The storage table as asked for; larger sources are null (read them with openStream)."""
+        return _with_sources(st, table, self.requested, self.inline_limit) if self.with_source else table
+
+
 async def query_rows(call: Call) -> bytes:
     session = call.session()
     body = call.body
     folder_id = required_int(body, "folderId")
-    columns = required(body, "columns").split()
-    if not columns:
-        raise BadRequest("no columns requested")
+    columns = Columns(call)
     restriction = restriction_from_xml(body.find(gw("restriction")))
     sort = sort_from_xml(body)
     offset = int_field(body, "offset", 0)
@@ -36,18 +53,11 @@ async def query_rows(call: Call) -> bytes:
     if offset < 0 or (limit is not None and not 0 <= limit <= MAX_LIMIT):
         raise BadRequest("offset and limit must not be negative")
 
-    with_source = SOURCE in columns
-    stored = [("blob_key" if c == SOURCE else c) for c in columns]
-    if with_source and "size" not in stored:
-        stored.append("size")
-    inline_limit = call.services.limits.inline_source_limit
-
     def work() -> bytes:
         st = call.storage
         require(st, session.user_id, folder_id, "read")
-        total, table = st.query_items(folder_id, stored, restriction, sort, offset, limit)
-        if with_source:
-            table = _with_sources(st, table, columns, inline_limit)
+        total, table = st.query_items(folder_id, columns.stored, restriction, sort, offset, limit)
+        table = columns.answer(st, table)
         out = response("queryRows")
         add(out, "total", total)
         out.append(table_to_xml(table, _rows(table)))
@@ -93,24 +103,15 @@ async def get_items_by_name(call: Call) -> bytes:
     session = call.session()
     body = call.body
     folder_id = required_int(body, "folderId")
-    columns = required(body, "columns").split()
-    if not columns:
-        raise BadRequest("no columns requested")
+    columns = Columns(call)
     names = [el.text or "" for el in body.iterchildren(gw("name"))]
     if len(names) > MAX_NAMES:
         raise BadRequest(f"at most {MAX_NAMES} names per call")
-    stored = [("blob_key" if c == SOURCE else c) for c in columns]
-    with_source = SOURCE in columns
-    if with_source and "size" not in stored:
-        stored.append("size")
-    inline_limit = call.services.limits.inline_source_limit
 
     def work() -> bytes:
         st = call.storage
         require(st, session.user_id, folder_id, "read")
-        table = st.items_by_name(folder_id, names, stored)
-        if with_source:
-            table = _with_sources(st, table, columns, inline_limit)
+        table = columns.answer(st, st.items_by_name(folder_id, names, columns.stored))
         out = response("getItemsByName")
         out.append(table_to_xml(table, _rows(table)))
         return envelope(out)
