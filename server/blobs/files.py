@@ -78,20 +78,24 @@ class FileBlobStore:
         # The key is 128 random bits, so its temp name is unique without mkstemp's retries.
         tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + key)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write_new(tmp, data)
             self._commit(tmp, path)
         except BaseException:
             _unlink(tmp)
             raise
         return key
+
+    def _write_new(self, tmp: str, data: bytes) -> None:
+        """`data` into a file that must not exist yet, fsynced when configured."""
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def put_many(self, datas: Sequence[bytes]) -> list[str]:
         """Several blobs, durable when this returns, as put_bytes would leave them. They are
@@ -106,16 +110,7 @@ class FileBlobStore:
             written.append((key, path, os.path.join(os.path.dirname(path), TMP_PREFIX + key)))
 
         def write(job: tuple[str, bytes]) -> None:
-            tmp, data = job
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write_new(*job)
         try:
             if written:
                 with ThreadPoolExecutor(min(_SYNC_THREADS, len(written))) as pool:
