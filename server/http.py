@@ -279,10 +279,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 class BlobSender:
     """Streams a byte range of one or more blobs, back to back, to a request.
 
-    Each step reads up to 64 KB in one thread-pool call, crossing from blob to blob
-    inside it, so a batch of small messages costs a few hops, not three per blob.
-    Reads wait while the transport's buffer is full (pauseProducing), so memory
-    stays flat however large the blobs are, on every blob backend.
+    Each step reads up to CHUNK bytes in one thread-pool call, crossing from blob to
+    blob inside it, so a batch of small messages costs a few hops, not three per blob.
+    While the transport's buffer is full (pauseProducing) one more chunk is read and
+    held, no further, so memory stays flat however large the blobs are, on every
+    blob backend.
     """
 
     def __init__(self, request: Request, services: Services, segments: list[tuple[str, int]],
@@ -301,6 +302,7 @@ class BlobSender:
         self.paused = False
         self.reading = False
         self.done = False
+        self.ahead: bytes | None = None
 
     def begin(self) -> None:
         self.request.registerProducer(self, True)
@@ -332,7 +334,9 @@ class BlobSender:
         return b"".join(parts)
 
     def _next(self) -> None:
-        if self.paused or self.reading or self.done:
+        # While the transport drains, one chunk is read ahead (self.ahead) and held:
+        # the thread hop overlaps the drain, and memory stays at one chunk.
+        if self.reading or self.done or self.ahead is not None:
             return
         if self.remaining <= 0:
             self._finish()
@@ -350,6 +354,9 @@ class BlobSender:
             return
         data = data[:self.remaining]
         self.remaining -= len(data)
+        if self.paused:
+            self.ahead = data
+            return
         self.request.write(data)
         self._next()
 
@@ -380,6 +387,9 @@ class BlobSender:
 
     def resumeProducing(self) -> None:
         self.paused = False
+        if self.ahead is not None and not self.done:
+            data, self.ahead = self.ahead, None
+            self.request.write(data)
         self._next()
 
     def stopProducing(self) -> None:
