@@ -46,11 +46,11 @@ WEEK = ('<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav
         '</c:filter></c:calendar-query>')
 
 
-def vevent(uid: str, start: float, rrule: str = "") -> str:
+def vevent(uid: str, start: float, rrule: str = "", summary: str = "") -> str:
     begin = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start))
     end = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start + 3600))
     return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{begin}\r\nDTEND:{end}\r\n"
-            f"SUMMARY:Event {uid}\r\nLOCATION:Room {len(uid)}\r\n{rrule}END:VEVENT\r\n")
+            f"SUMMARY:{summary or 'Event ' + uid}\r\nLOCATION:Room {len(uid)}\r\n{rrule}END:VEVENT\r\n")
 
 
 def calendar(events: list[str]) -> str:

@@ -28,20 +28,12 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from harness import ServerProcess, free_port  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from caldav import calendar, vevent  # noqa: E402
+
 USER = "demo"
 DAV = "{DAV:}"
 ETAGS = '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
-
-
-def vevent(uid: str, start: float, summary: str = "") -> str:
-    begin = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start))
-    end = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start + 3600))
-    return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{begin}\r\nDTEND:{end}\r\n"
-            f"SUMMARY:{summary or 'Event ' + uid}\r\nLOCATION:Room {len(uid)}\r\nEND:VEVENT\r\n")
-
-
-def calendar(events: list[str]) -> str:
-    return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\n" + "".join(events) + "END:VCALENDAR\r\n"
 
 
 def etags(http: requests.Session, url: str) -> dict[str, str]:
@@ -87,7 +79,7 @@ def main() -> None:
         dropped = list(events)[1::step]
         edited = dict(events)
         for uid in changed:
-            edited[uid] = vevent(uid, start, "changed " + uid)
+            edited[uid] = vevent(uid, start, summary="changed " + uid)
         for uid in dropped:
             del edited[uid]
         for i in range(len(changed)):
