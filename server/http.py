@@ -26,6 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
+from server.blobs.reader import SpanReader
 from server.soap.context import Services
 from server.soap.dispatch import dispatch
 from server.soap.streams import lookup_stream, register_upload
@@ -279,26 +280,18 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 class BlobSender:
     """Streams a byte range of one or more blobs, back to back, to a request.
 
-    Each step reads up to CHUNK bytes in one thread-pool call, crossing from blob to
-    blob inside it, so a batch of small messages costs a few hops, not three per blob.
-    While the transport's buffer is full (pauseProducing) one more chunk is read and
-    held, no further, so memory stays flat however large the blobs are, on every
-    blob backend.
+    Each step sends up to CHUNK bytes: read on the reactor from the page cache when
+    it holds them (`SpanReader.read_cached`, which never waits on the disk), else
+    in one thread-pool call that also opens the next blobs. While the transport's
+    buffer is full (pauseProducing) at most one chunk read in the pool is held, no
+    further, so memory stays flat however large the blobs are, on every backend.
     """
 
     def __init__(self, request: Request, services: Services, segments: list[tuple[str, int]],
                  start: int, length: int) -> None:
         self.request = request
         self.run = services.run
-        self.blobs = services.storage.blobs
-        self.segments = segments
-        self.index = 0  # the segment being read, and the offset inside it
-        self.offset = start
-        while self.index < len(segments) and self.offset >= segments[self.index][1]:
-            self.offset -= segments[self.index][1]
-            self.index += 1
-        self.remaining = length
-        self.fp: BinaryIO | None = None
+        self.reader = SpanReader(services.storage.blobs, segments, start, length)
         self.paused = False
         self.reading = False
         self.done = False
@@ -309,40 +302,24 @@ class BlobSender:
         self.request.notifyFinish().addErrback(lambda _: self.stopProducing())
         self._next()
 
-    def _read_chunk(self, want: int) -> bytes:
-        """Runs in the thread pool: the next `want` bytes, opening and closing blobs as it goes."""
-        parts = []
-        while want > 0 and self.index < len(self.segments):
-            key, size = self.segments[self.index]
-            if self.offset < size:
-                if self.fp is None:
-                    self.fp = self.blobs.open(key)
-                    if self.offset:
-                        self.fp.seek(self.offset)
-                data = self.fp.read(min(want, size - self.offset))
-                if not data:
-                    raise EOFError(f"blob {key} ended early")
-                parts.append(data)
-                want -= len(data)
-                self.offset += len(data)
-            if self.offset >= size:
-                if self.fp is not None:
-                    self.fp.close()
-                    self.fp = None
-                self.index += 1
-                self.offset = 0
-        return b"".join(parts)
-
     def _next(self) -> None:
-        # While the transport drains, one chunk is read ahead (self.ahead) and held:
-        # the thread hop overlaps the drain, and memory stays at one chunk.
-        if self.reading or self.done or self.ahead is not None:
-            return
-        if self.remaining <= 0:
-            self._finish()
-            return
-        self.reading = True
-        self.run(self._read_chunk, min(CHUNK, self.remaining)).addCallbacks(self._got, self._failed)
+        # Writing pauses us as soon as the transport holds more than its buffer
+        # size, so this loop usually sends one chunk per call.
+        while not (self.reading or self.done or self.paused or self.ahead is not None):
+            reader = self.reader
+            if reader.remaining <= 0:
+                self._finish()
+                return
+            try:
+                data = reader.read_cached(CHUNK)
+            except Exception:  # noqa: BLE001  (a blob that went away: as in the pool)
+                self._failed(Failure())
+                return
+            if not data:
+                self.reading = True
+                self.run(reader.read, CHUNK).addCallbacks(self._got, self._failed)
+                return
+            self.request.write(data)
 
     def _got(self, data: bytes) -> None:
         self.reading = False
@@ -352,8 +329,6 @@ class BlobSender:
         if not data:
             self._failed(Failure(EOFError("stream ended early")))
             return
-        data = data[:self.remaining]
-        self.remaining -= len(data)
         if self.paused:
             self.ahead = data
             return
@@ -378,9 +353,8 @@ class BlobSender:
             self.request.channel.transport.abortConnection()
 
     def _close(self) -> None:
-        fp, self.fp = self.fp, None
-        if fp is not None and not self.reading:
-            self.run(fp.close)
+        if not self.reading and self.reader.open:
+            self.run(self.reader.close)
 
     def pauseProducing(self) -> None:
         self.paused = True

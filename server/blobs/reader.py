@@ -1,0 +1,147 @@
+"""Reading a byte range across blobs laid back to back (one stream of many messages).
+
+`read` runs in the storage thread pool: it may wait on the disk, and it opens
+the blobs a little ahead of where it reads (`OPEN_AHEAD_*`), so a batch of small
+messages costs one pool call per few MB, not one per message.
+
+`read_cached` runs on the reactor thread and never waits on the disk: it reads
+only from blobs already open as files, with `RWF_NOWAIT`, which takes what the
+page cache holds and refuses the rest. Most downloads are served from the cache,
+and a hop to the pool and back costs more than copying the bytes; whatever the
+cache lacks is left to `read`. Blobs that are not files (database blobs) are
+always read in the pool.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import os
+from typing import Any, BinaryIO
+
+# Blobs opened ahead of the read position, in one pool call.
+OPEN_AHEAD_FILES = 32
+OPEN_AHEAD_BYTES = 2 * 1024 * 1024
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)
+
+
+def _fileno(fp: Any) -> int | None:
+    try:
+        return fp.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+
+
+class SpanReader:
+    """Bytes `start` to `start + length` of the blobs `segments` ([(key, size)]).
+
+    Not thread-safe: the caller runs one read at a time, `read` in the pool or
+    `read_cached` on the reactor, and calls `close` (in the pool) when done."""
+
+    def __init__(self, blobs: Any, segments: list[tuple[str, int]], start: int, length: int) -> None:
+        self.blobs = blobs
+        self.segments = segments
+        self.index = 0  # the segment being read, and the offset inside it
+        self.offset = start
+        while self.index < len(segments) and self.offset >= segments[self.index][1]:
+            self.offset -= segments[self.index][1]
+            self.index += 1
+        self.remaining = length
+        self.open: dict[int, BinaryIO] = {}  # segment index -> its opened blob
+        self.fds: dict[int, int] = {}  # segment index -> OS file descriptor, for files
+        self.cache_reads = _NOWAIT is not None
+
+    # -- in the pool
+    def read(self, want: int) -> bytes:
+        """Up to `want` bytes (fewer only at the end), opening blobs ahead; may block."""
+        want = min(want, self.remaining)
+        parts = []
+        while want > 0 and self.index < len(self.segments):
+            if self.index not in self.open:
+                self._open_ahead()
+            data = self._read_here(want, blocking=True)
+            parts.append(data)
+            want -= len(data)
+        data = b"".join(parts)
+        self.remaining -= len(data)
+        return data
+
+    def _open_ahead(self) -> None:
+        ahead, j = 0, self.index
+        while j < len(self.segments) and len(self.open) < OPEN_AHEAD_FILES and \
+                (ahead < OPEN_AHEAD_BYTES or j == self.index):
+            key, size = self.segments[j]
+            if j not in self.open and size > 0:
+                fp = self.open[j] = self.blobs.open(key)
+                fd = _fileno(fp)
+                if fd is not None:
+                    self.fds[j] = fd
+            ahead += size - (self.offset if j == self.index else 0)
+            j += 1
+
+    def close(self) -> None:
+        files, self.open, self.fds = self.open, {}, {}
+        for fp in files.values():
+            fp.close()
+
+    # -- on the reactor
+    def read_cached(self, want: int) -> bytes:
+        """Up to `want` bytes that the page cache holds of blobs already open as
+        files; b"" when the next bytes need `read`. Never waits on the disk."""
+        if not self.cache_reads:
+            return b""
+        want = min(want, self.remaining)
+        parts = []
+        while want > 0 and self.index in self.fds:
+            data = self._read_here(want, blocking=False)
+            if not data:
+                break
+            parts.append(data)
+            want -= len(data)
+        data = b"".join(parts) if len(parts) != 1 else parts[0]
+        self.remaining -= len(data)
+        return data
+
+    # -- both
+    def _read_here(self, want: int, blocking: bool) -> bytes:
+        """Bytes of the current segment (b"" when a cached read finds nothing)."""
+        key, size = self.segments[self.index]
+        count = min(want, size - self.offset)
+        if count <= 0:
+            data = b""
+        elif self.index in self.fds:
+            data = self._pread(self.fds[self.index], count, blocking)
+            if not data and not blocking:
+                return b""
+        else:
+            fp = self.open[self.index]
+            if self.offset and fp.tell() != self.offset:
+                fp.seek(self.offset)
+            data = fp.read(count)
+        if count > 0 and not data:
+            raise EOFError(f"blob {key} ended early")
+        self.offset += len(data)
+        if self.offset >= size:
+            fp = self.open.pop(self.index, None)
+            self.fds.pop(self.index, None)
+            if fp is not None:
+                fp.close()
+            self.index += 1
+            self.offset = 0
+        return data
+
+    def _pread(self, fd: int, count: int, blocking: bool) -> bytes:
+        if blocking:
+            return os.pread(fd, count, self.offset)
+        buf = bytearray(count)
+        try:
+            got = os.preadv(fd, [buf], self.offset, _NOWAIT)
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return b""
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                self.cache_reads = False  # the file system cannot: read in the pool
+                return b""
+            raise
+        if got == count:
+            return bytes(buf)
+        return bytes(memoryview(buf)[:got])
