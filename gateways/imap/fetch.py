@@ -8,9 +8,9 @@ Where each item comes from:
   100,000-message `FETCH 1:* ALL` is a handful of calls, never one per message),
   rendered once and kept in the process's `listing_cache` (they never change for
   a UID), so a repeated FETCH of the same envelopes asks the store nothing;
-- body sections: the stored source. Sources up to `SMALL_SOURCE` come in batches
-  of many messages per request (`Folder.open_sources`, about `BATCH_BYTES` each,
-  the next batch read while the current one is written); bigger ones are
+- body sections: the stored source. Sources up to `SMALL_SOURCE` come many
+  messages per stream, cut apart as they arrive (`sources.SourceStream`, read a
+  few MB ahead of what is written); bigger ones are
   streamed with ranged reads straight to the client, paced by its reading, so
   the gateway never holds them whole. A section is placed by the offsets the
   stored BODYSTRUCTURE carries (for messages stored before it had them, by
@@ -29,8 +29,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from twisted.internet import defer
-from twisted.python.failure import Failure
 
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
@@ -41,22 +39,17 @@ from gateways.imap.listing_cache import CACHE
 from gateways.imap.sections import (Decoder, Located, PartMap, UnknownEncoding, filter_header, from_structure,
                                     locate)
 from gateways.imap.sections import decode as decode_transfer
-from shared.errors import Unavailable
+from gateways.imap.sources import Piece, SourceStream
 from shared.flags import SEEN
-from shared.httpconn import ConnectionGone
 
 log = logging.getLogger("gateways.imap")
 
 QUERY_WINDOW = 25_000  # messages per listing call
 SMALL_SOURCE = 1024 * 1024  # sources up to this size are read in batches, in memory
-BATCH_BYTES = 4 * 1024 * 1024  # bytes of sources per batch request
-BATCH_MESSAGES = 1000  # the store's limit per openStream
 FLUSH_BYTES = 128 * 1024  # output gathered before it is written
 LINES_PER_WRITE = 1024  # short FETCH lines gathered before they count towards FLUSH_BYTES
 HEADER_PROBE = 128 * 1024  # first bytes read to find the header of a big message
 PARTIAL_SOURCE = 64 * 1024  # above this, a partial or header fetch reads by range
-# Reads of a batch of sources cut short by messages expunged meanwhile, before giving up.
-STREAM_ATTEMPTS = 5
 
 UID_ATTRIBUTE = FetchAttribute("UID")
 MODSEQ_ATTRIBUTE = FetchAttribute("MODSEQ")
@@ -234,9 +227,7 @@ class Fetcher:
         for start in range(0, len(indexes), QUERY_WINDOW):
             window = indexes[start:start + QUERY_WINDOW]
             rows = await self._rows(window)
-            sources = SourceBatches(self.box.folder, [(self.box.uids[i], rows[self.box.uids[i]]["RFC822.SIZE"])
-                                                      for i in window if self.box.uids[i] in rows]
-                                    if self.bodies else [], self.whole_limit)
+            sources = SourceStream(self.box.folder, self._small_messages(window, rows))
             try:
                 for i in window:
                     uid = self.box.uids[i]
@@ -249,6 +240,14 @@ class Fetcher:
             finally:
                 sources.close()
         await self.out.flush()
+
+    def _small_messages(self, window: list[int], rows: dict[int, dict[str, Any]]) -> list[tuple[int, int]]:
+        """(uid, size) of the window's messages whose sources are read whole."""
+        if not self.bodies:
+            return []
+        uids, limit = self.box.uids, self.whole_limit
+        return [(uid, size) for uid, size in ((uids[i], rows[uids[i]]["RFC822.SIZE"]) for i in window if uids[i] in rows)
+                if size <= limit]
 
     # -- items from the mailbox map only: the fast path of UID FETCH 1:* (UID FLAGS)
     async def _cached_only(self, indexes: Iterable[int]) -> None:
@@ -341,10 +340,10 @@ class Fetcher:
         self.seen_now = set(unseen)
 
     # -- one message
-    async def _message(self, i: int, uid: int, row: dict[str, Any], sources: "SourceBatches") -> None:
+    async def _message(self, i: int, uid: int, row: dict[str, Any], sources: SourceStream) -> None:
         box, out = self.box, self.out
         size = row.get("RFC822.SIZE") or 0
-        source: memoryview | None = None
+        source: list[Piece] | None = None
         big: BigMessage | None = None
         if self.bodies:
             if size <= self.whole_limit:
@@ -432,16 +431,18 @@ def _partial(data: Any, partial: tuple[int, int] | None) -> Any:
     return data[origin:origin + length]
 
 
-def _small_value(attribute: FetchAttribute, source: memoryview,
-                 structure: bytes | None = None) -> list[bytes | memoryview]:
-    """The rendered value of a body item of a message held in memory, as pieces
-    (the source itself is not copied for a whole-message fetch)."""
+def _small_value(attribute: FetchAttribute, source: list[Piece],
+                 structure: bytes | None = None) -> list[Piece]:
+    """The rendered value of a body item of a message held in memory (as the
+    pieces it arrived in), as pieces: a whole-message fetch copies nothing."""
     section = _section_of(attribute)
     name = attribute.name
-    if section == WHOLE and name == "BODY[]" or name in ("RFC822",):
-        data = source if attribute.partial is None else _partial(source, attribute.partial)
+    if attribute.partial is None and (section == WHOLE and name == "BODY[]" or name == "RFC822"):
+        return [b"{%d}\r\n" % sum(map(len, source)), *source]
+    whole = b"".join(source)
+    if section == WHOLE and name == "BODY[]" or name == "RFC822":
+        data = _partial(whole, attribute.partial)
         return [b"{%d}\r\n" % len(data), data]
-    whole = bytes(source)
     if section == WHOLE:
         located: Located | None = Located(0, len(whole))
     else:
@@ -462,88 +463,6 @@ def _small_value(attribute: FetchAttribute, source: memoryview,
     if name == "BINARY[]":
         return [w.literal_header(len(data), b"\x00" in data), data]
     return [w.literal(data)]
-
-
-# -- batches of small sources ---------------------------------------------------------
-
-class SourceBatches:
-    """Sources of the small messages of a FETCH, many per store request, in order.
-
-    At most two batches are held: the one being written and the next, requested
-    while the first goes out."""
-
-    def __init__(self, folder: Any, messages: list[tuple[int, int]], limit: int = 0) -> None:
-        self.folder = folder
-        limit = limit or SMALL_SOURCE
-        self.batch_of: dict[int, int] = {}
-        self.batches: list[list[int]] = []
-        current: list[int] = []
-        total = 0
-        for uid, size in messages:
-            size = size or 0
-            if size > limit:
-                continue
-            if current and (total + size > BATCH_BYTES or len(current) >= BATCH_MESSAGES):
-                self.batches.append(current)
-                current, total = [], 0
-            current.append(uid)
-            total += size
-            self.batch_of[uid] = len(self.batches)
-        if current:
-            self.batches.append(current)
-        self.loading: dict[int, defer.Deferred] = {}
-        self.ready: dict[int, Any] = {}
-
-    def _load(self, k: int) -> None:
-        if k >= len(self.batches) or k in self.loading:
-            return
-
-        def keep(result: Any) -> None:
-            self.ready[k] = result
-        self.loading[k] = defer.ensureDeferred(self._read(self.batches[k])).addBoth(keep)
-
-    async def _read(self, uids: list[int]) -> dict[int, memoryview]:
-        for attempt in range(STREAM_ATTEMPTS):
-            href, parts = await self.folder.open_sources(uids)
-            chunks: list[bytes] = []
-            try:
-                await self.folder.stream(href, chunks.append)
-                break
-            except (Unavailable, ConnectionGone, ConnectionError):
-                # A message expunged elsewhere between opening and reading cuts the
-                # stream short; opened again, the sources leave it out (the client is
-                # told EXPUNGEISSUED). A store that is really down fails to open.
-                if attempt == STREAM_ATTEMPTS - 1:
-                    raise
-        view = memoryview(b"".join(chunks))
-        del chunks
-        out, pos = {}, 0
-        for uid, size in parts:
-            out[uid] = view[pos:pos + size]  # slices of one buffer, not copies
-            pos += size
-        return out
-
-    async def get(self, uid: int) -> memoryview | None:
-        k = self.batch_of.get(uid)
-        if k is None:
-            return None
-        for old in [j for j in self.loading if j < k]:
-            del self.loading[old]
-            self.ready.pop(old, None)
-        self._load(k)
-        self._load(k + 1)
-        if k not in self.ready:
-            waiter: defer.Deferred = defer.Deferred()
-            self.loading[k].addCallback(lambda _: waiter.callback(None))
-            await waiter
-        batch = self.ready[k]
-        if isinstance(batch, Failure):
-            batch.raiseException()
-        return batch.pop(uid, None)
-
-    def close(self) -> None:
-        self.loading.clear()
-        self.ready.clear()
 
 
 # -- big messages: ranged reads, streamed --------------------------------------------
