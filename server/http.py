@@ -27,6 +27,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from server.blobs.reader import SpanReader
+from server.sessions import Stream
 from server.soap.context import Services
 from server.soap.dispatch import dispatch
 from server.soap.streams import lookup_stream, register_upload
@@ -64,6 +65,11 @@ class StoreChannel(HTTPChannel):
     _refused = False
     _discarded = 0
     _linger = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # A blob chunk (CHUNK) in one send, not two of Twisted's 128 KB.
+        self.transport.SEND_LIMIT = CHUNK
 
     def allHeadersReceived(self) -> None:
         request = self.requests[-1]
@@ -287,11 +293,10 @@ class BlobSender:
     further, so memory stays flat however large the blobs are, on every backend.
     """
 
-    def __init__(self, request: Request, services: Services, segments: list[tuple[str, int]],
-                 start: int, length: int) -> None:
+    def __init__(self, request: Request, services: Services, stream: Stream, start: int, length: int) -> None:
         self.request = request
         self.run = services.run
-        self.reader = SpanReader(services.storage.blobs, segments, start, length)
+        self.reader = SpanReader(services.storage.blobs, stream.segments, start, length, stream.ends)
         self.paused = False
         self.reading = False
         self.done = False
@@ -405,7 +410,7 @@ class StreamResource(Resource):
         if request.method == b"HEAD" or length == 0:
             request.finish()
             return NOT_DONE_YET
-        BlobSender(request, services, stream.segments, start, length).begin()
+        BlobSender(request, services, stream, start, length).begin()
         return NOT_DONE_YET
 
     render_HEAD = render_GET

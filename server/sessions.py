@@ -6,6 +6,7 @@ whatever they own (stream tokens, spooled uploads) dies with them.
 """
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -22,15 +23,17 @@ MAX_UPLOADS_PER_SESSION = 16
 MAX_STREAMS_PER_SESSION = 256
 
 
-@dataclass
 class Stream:
     """What GET /stream/<token> serves: one or more blobs back to back, so a
-    gateway can read many small messages in one request."""
-    segments: list[tuple[str, int]]  # (blob_key, size)
+    gateway can read many small messages in one request, or in ranges."""
+
+    def __init__(self, segments: list[tuple[str, int]]) -> None:
+        self.segments = segments  # (blob_key, size)
+        self.ends = list(itertools.accumulate(size for _, size in segments))  # running end offsets
 
     @property
     def size(self) -> int:
-        return sum(size for _, size in self.segments)
+        return self.ends[-1] if self.ends else 0
 
 
 @dataclass

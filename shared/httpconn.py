@@ -228,6 +228,8 @@ class HTTPConnection(Protocol):
         self.producer: FileProducer | None = None
 
     def connectionMade(self) -> None:
+        # Streams of message sources arrive in MBs: 256 KB per read, not Twisted's 64 KB.
+        self.transport.bufferSize = 1 << 18
         # Small requests must not wait for Nagle on TCP; UNIX sockets lack the option.
         try:
             self.transport.setTcpNoDelay(True)

@@ -105,3 +105,16 @@ def test_a_blob_shorter_than_recorded_is_an_error(tmp_path):
     with pytest.raises(EOFError):
         reader.read(500)
     reader.close()
+
+
+def test_a_stream_finds_a_range_start_by_its_end_offsets(tmp_path):
+    from server.sessions import Stream
+    blobs = FileBlobStore(str(tmp_path / "att"), fsync=False)
+    datas, segments = laid_out(blobs, [10, 0, 0, 25, 1, 40])
+    stream, whole = Stream(segments), b"".join(datas)
+    assert stream.size == len(whole) == 76
+    for start in range(stream.size):
+        reader = SpanReader(blobs, segments, start, stream.size - start, stream.ends)
+        walked = SpanReader(blobs, segments, start, stream.size - start)
+        assert (reader.index, reader.offset) == (walked.index, walked.offset)
+        assert drain(reader, 16, cached_first=True) == whole[start:]

@@ -13,6 +13,7 @@ always read in the pool.
 """
 from __future__ import annotations
 
+import bisect
 import errno
 import io
 import os
@@ -37,14 +38,20 @@ class SpanReader:
     Not thread-safe: the caller runs one read at a time, `read` in the pool or
     `read_cached` on the reactor, and calls `close` (in the pool) when done."""
 
-    def __init__(self, blobs: Any, segments: list[tuple[str, int]], start: int, length: int) -> None:
+    def __init__(self, blobs: Any, segments: list[tuple[str, int]], start: int, length: int,
+                 ends: list[int] | None = None) -> None:
+        """`ends`, the segments' running end offsets, finds `start` without a walk."""
         self.blobs = blobs
         self.segments = segments
-        self.index = 0  # the segment being read, and the offset inside it
-        self.offset = start
-        while self.index < len(segments) and self.offset >= segments[self.index][1]:
-            self.offset -= segments[self.index][1]
-            self.index += 1
+        # The segment being read, and the offset inside it.
+        if ends is not None:
+            self.index = bisect.bisect_right(ends, start)
+            self.offset = start - (ends[self.index - 1] if self.index else 0)
+        else:
+            self.index, self.offset = 0, start
+            while self.index < len(segments) and self.offset >= segments[self.index][1]:
+                self.offset -= segments[self.index][1]
+                self.index += 1
         self.remaining = length
         self.open: dict[int, BinaryIO] = {}  # segment index -> its opened blob
         self.fds: dict[int, int] = {}  # segment index -> OS file descriptor, for files
