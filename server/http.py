@@ -26,13 +26,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
-from server.blobs.reader import SpanReader
 from server.sessions import Stream
 from server.soap.context import Services
 from server.soap.dispatch import dispatch
 from server.soap.streams import lookup_stream, register_upload
 from shared.codec import fault
 from shared.errors import BadRequest, GroupwareError, NotFound, SessionInvalid, TooLarge
+from shared.spans import SpanReader
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ class BlobSender:
     def __init__(self, request: Request, services: Services, stream: Stream, start: int, length: int) -> None:
         self.request = request
         self.run = services.run
-        self.reader = SpanReader(services.storage.blobs, stream.segments, start, length, stream.ends)
+        self.reader = SpanReader(services.storage.blobs.open, stream.segments, start, length, stream.ends)
         self.paused = False
         self.reading = False
         self.done = False

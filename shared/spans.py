@@ -1,8 +1,11 @@
 """Reading a byte range across blobs laid back to back (one stream of many messages).
 
-`read` runs in the storage thread pool: it may wait on the disk, and it opens
-the blobs a little ahead of where it reads (`OPEN_AHEAD_*`), so a batch of small
-messages costs one pool call per few MB, not one per message.
+The store server reads its streams with it, and so does the adapter when the
+store hands it the blob files' paths (a store on the same host).
+
+`read` runs in a thread pool: it may wait on the disk, and it opens the blobs a
+little ahead of where it reads (`OPEN_AHEAD_*`), so a batch of small messages
+costs one pool call per few MB, not one per message.
 
 `read_cached` runs on the reactor thread and never waits on the disk: it reads
 only from blobs already open as files, with `RWF_NOWAIT`, which takes what the
@@ -17,6 +20,7 @@ import bisect
 import errno
 import io
 import os
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 # Blobs opened ahead of the read position, in one pool call.
@@ -38,10 +42,11 @@ class SpanReader:
     Not thread-safe: the caller runs one read at a time, `read` in the pool or
     `read_cached` on the reactor, and calls `close` (in the pool) when done."""
 
-    def __init__(self, blobs: Any, segments: list[tuple[str, int]], start: int, length: int,
-                 ends: list[int] | None = None) -> None:
-        """`ends`, the segments' running end offsets, finds `start` without a walk."""
-        self.blobs = blobs
+    def __init__(self, open_blob: Callable[[str], BinaryIO], segments: list[tuple[str, int]], start: int,
+                 length: int, ends: list[int] | None = None) -> None:
+        """`open_blob` opens a segment's key (a blob key, a path); `ends`, the
+        segments' running end offsets, finds `start` without a walk."""
+        self.open_blob = open_blob
         self.segments = segments
         # The segment being read, and the offset inside it.
         if ends is not None:
@@ -78,7 +83,7 @@ class SpanReader:
                 (ahead < OPEN_AHEAD_BYTES or j == self.index):
             key, size = self.segments[j]
             if j not in self.open and size > 0:
-                fp = self.open[j] = self.blobs.open(key)
+                fp = self.open[j] = self.open_blob(key)
                 fd = _fileno(fp)
                 if fd is not None:
                     self.fds[j] = fd
