@@ -6,6 +6,7 @@ store outage is never mistaken for a bad password.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
@@ -23,6 +24,9 @@ from shared.httpconn import (
     MAX_HEAD, BufferSink, ConnectionGone, ConnectionPool, HTTPConnection, ProtocolError, StaleConnection,
     StreamSink, StreamStopped, parse_endpoint,
 )
+from shared.localstream import FileTrouble, LocalStream, StreamHref
+
+log = logging.getLogger("shared.client")
 
 DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
 
@@ -42,10 +46,14 @@ class StoreClient:
 
     def __init__(self, reactor: Any, endpoint: str, connections: int = 8,
                  ca_file: str | None = None, max_response_size: int = DEFAULT_MAX_RESPONSE,
-                 long_poll_connections: int = 1024, call_timeout: float | None = 300) -> None:
+                 long_poll_connections: int = 1024, call_timeout: float | None = 300,
+                 blob_files: bool = True) -> None:
         self.reactor = reactor
         self.address = endpoint
-        ep, host, _ = parse_endpoint(reactor, endpoint, ca_file)
+        ep, host, is_tcp = parse_endpoint(reactor, endpoint, ca_file)
+        # On the store's own host (its UNIX socket), sources are read from the blob
+        # files the store names (shared.localstream).
+        self.blob_files = blob_files and not is_tcp
         self.host = host.encode("idna")
         self.max_response_size = max_response_size
         self.call_timeout = call_timeout
@@ -57,7 +65,8 @@ class StoreClient:
     @classmethod
     def from_config(cls, reactor: Any, cfg: Any) -> "StoreClient":
         """A client for the `server_socket` endpoint with `server_connections` connections."""
-        return cls(reactor, cfg.get("server_socket"), cfg.get_int("server_connections"))
+        return cls(reactor, cfg.get("server_socket"), cfg.get_int("server_connections"),
+                   blob_files=cfg.get_bool("server_blob_files"))
 
     def close(self) -> None:
         self.pool.close()
@@ -154,11 +163,31 @@ class StoreClient:
     # -- side channel
     def stream(self, href: str, consumer_or_callback: IConsumer | Callable[[bytes], Any],
                start: int | None = None, end: int | None = None) -> defer.Deferred:
-        """GET a stream href, handing the body on in chunks as it arrives.
+        """Read a stream href, handing the body on in chunks as it arrives.
 
         `start`/`end` select bytes like a Python slice (`end` exclusive). Fires with
         the number of body bytes delivered; an IConsumer gets us as a push producer.
+        A href that names its blob files is read from them, else (and from wherever
+        a file fails) it is fetched from the store.
         """
+        if not (self.blob_files and isinstance(href, StreamHref) and href.paths):
+            return self._fetch_stream(href, consumer_or_callback, start, end)
+        local = LocalStream(self.reactor, href, consumer_or_callback, start, end)
+
+        def hand_over(failure: Failure) -> defer.Deferred:
+            failure.trap(FileTrouble)
+            cause = failure.value.__cause__
+            if isinstance(cause, PermissionError):
+                log.warning("cannot read the store's blob files (%s); reading sources through %s",
+                            cause, self.address)
+                self.blob_files = False
+            rest = self._fetch_stream(href, consumer_or_callback, local.first + local.delivered, end)
+            return rest.addCallback(lambda n: local.delivered + n)
+        return defer.ensureDeferred(local.run()).addErrback(hand_over)
+
+    def _fetch_stream(self, href: str, consumer_or_callback: IConsumer | Callable[[bytes], Any],
+                      start: int | None = None, end: int | None = None) -> defer.Deferred:
+        """GET a stream href from the store."""
         if not href.startswith("/stream/") or any(c in href for c in " \r\n"):
             return defer.fail(BadHref(f"not a stream href: {href!r}"))
         range_header = b""

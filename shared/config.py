@@ -95,6 +95,7 @@ OPTIONS: dict[str, Option] = {
     **_opts(
         "gateway.cfg",
         server_connections="8",
+        server_blob_files="yes",
         disabled_features="",
         ssl_certificate_file="",
         ssl_private_key_file="",

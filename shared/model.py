@@ -25,6 +25,7 @@ from shared.client import StoreClient
 from shared.errors import BadRequest, NotFound, SessionInvalid
 from shared.flags import flag_names
 from shared.items import CalendarItem, ChangedItems, Changes, FlagResult, Message, UidPairs, _changes_of
+from shared.localstream import StreamHref
 from shared.uidset import format_uidset, uid_list
 from shared.watcher import ChangeWatcher
 
@@ -753,8 +754,10 @@ class Folder:
 
     def open_stream(self, uid: int) -> defer.Deferred:
         """Fires with (href, size) of an item's source, to read with `stream`."""
-        return self._call("openStream", ("uid", uid)).addCallback(
-            lambda r: (codec.required(r, "href"), _int(r, "size", 0)))
+        def decode(r: etree._Element) -> tuple[str, int]:
+            size = _int(r, "size", 0)
+            return self._href(r, [size]), size
+        return self._call("openStream", ("uid", uid), *self._local_paths()).addCallback(decode)
 
     def open_sources(self, uids: Iterable[int] | str) -> defer.Deferred:
         """Fires with (href, [(uid, size), ...]): the sources of up to 1000 items of
@@ -763,8 +766,21 @@ class Folder:
         def decode(r: etree._Element) -> tuple[str, list[tuple[int, int]]]:
             got = [int(u) for u in (codec.field(r, "uids") or "").split()]
             sizes = [int(n) for n in (codec.field(r, "sizes") or "").split()]
-            return codec.required(r, "href"), list(zip(got, sizes))
-        return self._call("openStream", ("uids", format_uidset(_uid_list(uids)))).addCallback(decode)
+            return self._href(r, sizes), list(zip(got, sizes))
+        return self._call("openStream", ("uids", format_uidset(_uid_list(uids))),
+                          *self._local_paths()).addCallback(decode)
+
+    def _local_paths(self) -> tuple[tuple[str, bool], ...]:
+        return (("localPaths", True),) if self.session.client.blob_files else ()
+
+    @staticmethod
+    def _href(r: etree._Element, sizes: list[int]) -> str:
+        """The stream's href; one that also names the blob files when the store gave them."""
+        href = codec.required(r, "href")
+        paths = [codec.text(el) or "" for el in r.iterchildren(_G + "path")]
+        if paths and len(paths) == len(sizes):
+            return StreamHref(href, paths, sizes)
+        return href
 
     def stream(self, href: str, consumer: Any, start: int | None = None,
                end: int | None = None) -> defer.Deferred:

@@ -29,9 +29,10 @@ PASSWORD = "correct horse"
 class StoreServerProcess:
     """`python -m server` on a UNIX socket in its own data directory."""
 
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, options: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.socket = os.path.join(data_dir, "server.sock")
+        self.options = options or {}
         self.proc: subprocess.Popen | None = None
 
     def create_users(self) -> None:
@@ -51,7 +52,8 @@ class StoreServerProcess:
         log = open(os.path.join(self.data_dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--data-dir", self.data_dir,
-             "--set", f"server_socket={self.socket}", "--set", "log_level=warning"],
+             "--set", f"server_socket={self.socket}", "--set", "log_level=warning",
+             *(arg for name, value in self.options.items() for arg in ("--set", f"{name}={value}"))],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
         log.close()
         deadline = time.monotonic() + 60

@@ -154,6 +154,10 @@ class FileBlobStore:
             raise
         return key
 
+    def path(self, key: str) -> str:
+        """Where the blob's file is, for a reader on this host (see openStream's localPaths)."""
+        return self._path(key)
+
     def open(self, key: str) -> BinaryIO:
         try:
             return open(self._path(key), "rb")

@@ -10,7 +10,7 @@ from lxml import etree
 
 from server.sessions import Stream
 from server.soap.context import Call, Services, require, response
-from shared.codec import add, field, required_int
+from shared.codec import add, bool_field, field, required_int
 from shared.errors import SessionInvalid
 
 
@@ -22,20 +22,27 @@ MAX_ITEMS_PER_STREAM = 1000
 async def open_stream(call: Call) -> etree._Element:
     """A token for one item's source (`uid`), or for the sources of a uid set
     (`uids`) back to back; then the response names the uids it covers and each
-    one's size, so the reader can cut the stream apart."""
+    one's size, so the reader can cut the stream apart. With `localPaths`, a
+    caller on this host also learns the blob files, to read them itself."""
     session = call.session()
     folder_id = required_int(call.body, "folderId")
     uidset = field(call.body, "uids")
+    # Only a caller on the UNIX socket can use a path; over TCP the bytes travel
+    # through the href as always.
+    local = bool_field(call.body, "localPaths") and call.peer == "local"
 
-    def work() -> list[tuple[int, str, int]]:
+    def work() -> tuple[list[tuple[int, str, int]], list[str]]:
         require(call.storage, session.user_id, folder_id, "read")
         if uidset is None:
             uid = required_int(call.body, "uid")
             item = call.storage.get_item(folder_id, uid, ["size"])
-            return [(uid, item["blob_key"], item["size"])]
-        return call.storage.item_blobs(folder_id, uidset, MAX_ITEMS_PER_STREAM)
+            found = [(uid, item["blob_key"], item["size"])]
+        else:
+            found = call.storage.item_blobs(folder_id, uidset, MAX_ITEMS_PER_STREAM)
+        blob_path = getattr(call.storage.blobs, "path", None) if local else None
+        return found, [blob_path(key) for _, key, _ in found] if blob_path is not None else []
 
-    found = await call.run(work)
+    found, paths = await call.run(work)
     token = call.services.sessions.add_stream(session, Stream([(key, size) for _, key, size in found]))
     out = response("openStream")
     add(out, "href", "/stream/" + token)
@@ -43,6 +50,8 @@ async def open_stream(call: Call) -> etree._Element:
     if uidset is not None:
         add(out, "uids", " ".join(str(uid) for uid, _, _ in found))
         add(out, "sizes", " ".join(str(size) for _, _, size in found))
+    for path in paths:
+        add(out, "path", path)
     return out
 
 

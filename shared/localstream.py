@@ -1,0 +1,119 @@
+"""Reading an opened stream from the blob files themselves, on the store's host.
+
+A store server on this host (reached over its UNIX socket) names the blob files
+of an `openStream` when asked (`localPaths`). Reading them here spares the
+server a file read, a socket write and an HTTP response per chunk, and us a
+socket read and its parsing: for bulk downloads that is most of the work. What
+may be read was decided by the store (the stream is only opened for items the
+session may read); the paths only say where the bytes are.
+
+Files are opened and read as the server reads its own (`shared.spans`): from the
+page cache on the reactor when it holds the bytes, else in a thread. Whatever
+goes wrong with a file (a permission the gateway's user lacks, a blob removed
+meanwhile) hands the rest of the stream back to the href, which answers as it
+always does.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.threads import deferToThreadPool
+from zope.interface import implementer
+
+from shared.httpconn import StreamStopped
+from shared.spans import SpanReader
+
+CHUNK = 256 * 1024
+
+
+class StreamHref(str):
+    """An openStream href that also knows its blob files (when the store named them)."""
+
+    paths: list[str]
+    sizes: list[int]
+
+    def __new__(cls, href: str, paths: list[str], sizes: list[int]) -> "StreamHref":
+        self = super().__new__(cls, href)
+        self.paths, self.sizes = paths, sizes
+        return self
+
+
+class FileTrouble(Exception):
+    """A blob file could not be read here; the href has to serve the rest."""
+
+
+def _open_file(path: str) -> Any:
+    return open(path, "rb")
+
+
+@implementer(IPushProducer)
+class LocalStream:
+    """Delivers `[start:end]` of a StreamHref's files to an IConsumer or a callback,
+    paced like a stream from the socket (a callback returning a Deferred is waited for)."""
+
+    def __init__(self, reactor: Any, href: StreamHref, target: IConsumer | Callable[[bytes], Any],
+                 start: int | None, end: int | None) -> None:
+        self.reactor = reactor
+        total = sum(href.sizes)
+        first = min(max(0, start or 0), total)
+        last = total if end is None else min(max(end, first), total)
+        segments = list(zip(href.paths, href.sizes))
+        ends = list(itertools.accumulate(href.sizes))
+        self.reader = SpanReader(_open_file, segments, first, last - first, ends)
+        self.first = first
+        self.delivered = 0
+        self.consumer = target if IConsumer.providedBy(target) else None
+        self.callback = None if self.consumer is not None else target
+        self.paused = False
+        self.stopped = False
+        self._resumed: defer.Deferred | None = None
+
+    async def run(self) -> int:
+        """Fires with the bytes delivered; FileTrouble (with `delivered`) hands over to the href."""
+        reader = self.reader
+        if self.consumer is not None:
+            self.consumer.registerProducer(self, True)
+        try:
+            while reader.remaining > 0:
+                if self.paused:
+                    self._resumed = defer.Deferred()
+                    await self._resumed
+                if self.stopped:
+                    raise StreamStopped("consumer stopped the stream")
+                try:
+                    data = reader.read_cached(CHUNK)
+                    if not data:
+                        data = await deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                                       reader.read, CHUNK)
+                except (OSError, EOFError) as exc:
+                    raise FileTrouble(str(exc)) from exc
+                self.delivered += len(data)
+                if self.consumer is not None:
+                    self.consumer.write(data)
+                else:
+                    result = self.callback(data)  # type: ignore[misc]
+                    if isinstance(result, defer.Deferred):
+                        await result
+        finally:
+            reader.close()
+            if self.consumer is not None:
+                self.consumer.unregisterProducer()
+        return self.delivered
+
+    # -- IPushProducer, seen by the consumer
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:
+            resumed.callback(None)
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+        self.resumeProducing()
