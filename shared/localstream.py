@@ -39,7 +39,14 @@ class StreamHref(str):
     def __new__(cls, href: str, paths: list[str], sizes: list[int]) -> "StreamHref":
         self = super().__new__(cls, href)
         self.paths, self.sizes = paths, sizes
+        self._layout: tuple[list[tuple[str, int]], list[int]] | None = None
         return self
+
+    def layout(self) -> tuple[list[tuple[str, int]], list[int]]:
+        """([(path, size)], running end offsets), worked out once for all ranged reads."""
+        if self._layout is None:
+            self._layout = list(zip(self.paths, self.sizes)), list(itertools.accumulate(self.sizes))
+        return self._layout
 
 
 class FileTrouble(Exception):
@@ -58,11 +65,10 @@ class LocalStream:
     def __init__(self, reactor: Any, href: StreamHref, target: IConsumer | Callable[[bytes], Any],
                  start: int | None, end: int | None) -> None:
         self.reactor = reactor
-        total = sum(href.sizes)
+        segments, ends = href.layout()
+        total = ends[-1] if ends else 0
         first = min(max(0, start or 0), total)
         last = total if end is None else min(max(end, first), total)
-        segments = list(zip(href.paths, href.sizes))
-        ends = list(itertools.accumulate(href.sizes))
         self.reader = SpanReader(_open_file, segments, first, last - first, ends)
         self.first = first
         self.delivered = 0
@@ -79,30 +85,37 @@ class LocalStream:
             self.consumer.registerProducer(self, True)
         try:
             while reader.remaining > 0:
-                if self.paused:
-                    self._resumed = defer.Deferred()
-                    await self._resumed
-                if self.stopped:
-                    raise StreamStopped("consumer stopped the stream")
+                await self._unpaused()
                 try:
-                    data = reader.read_cached(CHUNK)
-                    if not data:
-                        data = await deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
-                                                       reader.read, CHUNK)
+                    # A piece per blob: a reader that cuts messages apart gets them whole.
+                    pieces = reader.read_cached_pieces(CHUNK)
+                    if not pieces:
+                        pieces = [await deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
+                                                          reader.read, CHUNK)]
                 except (OSError, EOFError) as exc:
                     raise FileTrouble(str(exc)) from exc
-                self.delivered += len(data)
-                if self.consumer is not None:
-                    self.consumer.write(data)
-                else:
-                    result = self.callback(data)  # type: ignore[misc]
-                    if isinstance(result, defer.Deferred):
-                        await result
+                for k, data in enumerate(pieces):
+                    if k:
+                        await self._unpaused()
+                    self.delivered += len(data)
+                    if self.consumer is not None:
+                        self.consumer.write(data)
+                    else:
+                        result = self.callback(data)  # type: ignore[misc]
+                        if isinstance(result, defer.Deferred):
+                            await result
         finally:
             reader.close()
             if self.consumer is not None:
                 self.consumer.unregisterProducer()
         return self.delivered
+
+    async def _unpaused(self) -> None:
+        if self.paused:
+            self._resumed = defer.Deferred()
+            await self._resumed
+        if self.stopped:
+            raise StreamStopped("consumer stopped the stream")
 
     # -- IPushProducer, seen by the consumer
     def pauseProducing(self) -> None:

@@ -61,6 +61,7 @@ class SpanReader:
         self.open: dict[int, BinaryIO] = {}  # segment index -> its opened blob
         self.fds: dict[int, int] = {}  # segment index -> OS file descriptor, for files
         self.cache_reads = _NOWAIT is not None
+        self._buffer: memoryview | None = None  # cached reads land here, then are copied out
 
     # -- in the pool
     def read(self, want: int) -> bytes:
@@ -99,19 +100,23 @@ class SpanReader:
     def read_cached(self, want: int) -> bytes:
         """Up to `want` bytes that the page cache holds of blobs already open as
         files; b"" when the next bytes need `read`. Never waits on the disk."""
+        parts = self.read_cached_pieces(want)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def read_cached_pieces(self, want: int) -> list[bytes]:
+        """As `read_cached`, one piece per blob instead of joined ([] for nothing)."""
+        parts: list[bytes] = []
         if not self.cache_reads:
-            return b""
+            return parts
         want = min(want, self.remaining)
-        parts = []
         while want > 0 and self.index in self.fds:
             data = self._read_here(want, blocking=False)
             if not data:
                 break
             parts.append(data)
             want -= len(data)
-        data = b"".join(parts) if len(parts) != 1 else parts[0]
-        self.remaining -= len(data)
-        return data
+            self.remaining -= len(data)
+        return parts
 
     # -- both
     def _read_here(self, want: int, blocking: bool) -> bytes:
@@ -144,7 +149,9 @@ class SpanReader:
     def _pread(self, fd: int, count: int, blocking: bool) -> bytes:
         if blocking:
             return os.pread(fd, count, self.offset)
-        buf = bytearray(count)
+        if self._buffer is None or len(self._buffer) < count:
+            self._buffer = memoryview(bytearray(max(count, 256 * 1024)))
+        buf = self._buffer[:count]
         try:
             got = os.preadv(fd, [buf], self.offset, _NOWAIT)
         except OSError as exc:
@@ -154,6 +161,4 @@ class SpanReader:
                 self.cache_reads = False  # the file system cannot: read in the pool
                 return b""
             raise
-        if got == count:
-            return bytes(buf)
-        return bytes(memoryview(buf)[:got])
+        return bytes(buf[:got])
