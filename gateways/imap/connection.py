@@ -167,6 +167,10 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         if self.writer is not None and not self.closed:
             self.writer.write(data)
 
+    def send_sequence(self, parts: list[bytes]) -> None:
+        if self.writer is not None and not self.closed:
+            self.writer.write_sequence(parts)
+
     def untagged(self, text: bytes | str) -> None:
         """`* <text>` and CRLF."""
         if isinstance(text, str):

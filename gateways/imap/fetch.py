@@ -118,9 +118,9 @@ class Output:
 
     async def flush(self) -> None:
         if self.parts:
-            data = b"".join(self.parts)
-            self.parts, self.size = [], 0
-            self.conn.send(data)
+            parts, self.parts, self.size = self.parts, [], 0
+            # The transport takes bytes only; slices of a stream's chunks become bytes here.
+            self.conn.send_sequence([p if type(p) is bytes else bytes(p) for p in parts])
         await self.conn.writer.writable()
 
 

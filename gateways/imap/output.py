@@ -40,6 +40,13 @@ class ResponseWriter:
             self.written += len(data)
             self.transport.write(data)
 
+    def write_sequence(self, parts: list[bytes]) -> None:
+        """Hand several pieces to the transport at once; it joins them as it sends,
+        so gathering them first would copy every byte once more."""
+        if not self.closed and parts:
+            self.written += sum(map(len, parts))
+            self.transport.writeSequence(parts)
+
     def writable(self) -> defer.Deferred:
         """Fires once the client has taken enough that writing more is fair;
         fails with ConnectionDone if the connection goes first."""
