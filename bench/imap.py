@@ -10,7 +10,8 @@ against each, as medians of several runs:
   * LOGIN + SELECT of a folder of `--messages` messages (default 100,000);
   * `UID FETCH 1:* (UID FLAGS)`, `UID SEARCH UNSEEN` and
     `FETCH 1:100 (ENVELOPE BODYSTRUCTURE)` on it;
-  * `FETCH 1:* BODY.PEEK[]` of a folder of about `--download-mb` MB, in bytes/s;
+  * `FETCH 1:* BODY.PEEK[]` of a folder of about `--download-mb` MB, in bytes/s
+    (ours and Dovecot taking turns run by run);
   * APPEND of 1,000 messages, one after the other;
   * IDLE push latency: APPEND in one session until EXISTS arrives in another, and
     the part of it after the APPEND's tagged OK (what the push itself adds);
@@ -362,13 +363,6 @@ def measure(port: int, args, count: int, pids) -> dict[str, float]:
             out[name] = statistics.median(timed(client, command)[0] for _ in range(args.runs))
         except RuntimeError as exc:
             print(f"  {name}: {exc}")
-    client.cmd(b"EXAMINE big")
-    timed(client, b"FETCH 1:* BODY.PEEK[]")
-    rates = []
-    for _ in range(max(1, args.runs // 2)):
-        elapsed, size = timed(client, b"FETCH 1:* BODY.PEEK[]")
-        rates.append(size / elapsed)
-    out["download"] = statistics.median(rates)
     client.close()
     try:
         out["append"] = median_of(max(1, args.runs // 2), appends, port, 0)
@@ -377,6 +371,25 @@ def measure(port: int, args, count: int, pids) -> dict[str, float]:
     out["push"], out["push_after_ok"] = push_latency(port, PUSH_SAMPLES)
     out["idle_before"], out["idle_after"] = idle_connections(port, args.idle_connections, pids)
     return out
+
+
+def downloads(ports: dict[str, int], runs: int) -> dict[str, float]:
+    """Median bytes/s of `FETCH 1:* BODY.PEEK[]` of the big folder per server, the
+    servers taking turns run by run so that both see the same machine."""
+    clients = {}
+    for name, port in ports.items():
+        client = clients[name] = Client(port)
+        client.login()
+        client.cmd(b"EXAMINE big")
+        timed(client, b"FETCH 1:* BODY.PEEK[]")  # warm-up: page cache, caches
+    rates: dict[str, list[float]] = {name: [] for name in ports}
+    for _ in range(runs):
+        for name, client in clients.items():
+            elapsed, size = timed(client, b"FETCH 1:* BODY.PEEK[]")
+            rates[name].append(size / elapsed)
+    for client in clients.values():
+        client.close()
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def main() -> None:
@@ -416,6 +429,9 @@ def main() -> None:
                                      ("dovecot", dovecot.port, lambda: [dovecot.master_pid(), *descendants(dovecot.master_pid())])):
                 print(f"measuring {name} ...", flush=True)
                 results[name] = measure(port, args, n, pids)
+            print("measuring downloads, taking turns ...", flush=True)
+            for name, rate in downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
+                results[name]["download"] = rate
         finally:
             dovecot.stop()
             server.stop()
