@@ -10,6 +10,7 @@ from twisted.internet.interfaces import IConsumer
 from zope.interface import directlyProvides
 
 import shared.localstream
+from shared import codec
 from shared.config import Config
 from shared.errors import Unavailable
 from shared.localstream import StreamHref
@@ -37,6 +38,16 @@ def sources(n: int) -> list[bytes]:
     return [message(f"local {i}", os.urandom(1000 + 7919 * i).hex().encode() + b"\r\n") for i in range(n)]
 
 
+def filled(rt, adapter, name: str, count: int):
+    """(sources, folder, href of them all): a fresh folder of alice's holding `count` messages."""
+    texts = sources(count)
+    session = rt.call(adapter.logon, "alice", PASSWORD, "imap", "192.0.2.1")
+    folder = rt.coro(fresh_folder, session, name)
+    rt.call(folder.append_many, texts)
+    href, _ = rt.call(folder.open_sources, "1:*")
+    return texts, folder, href
+
+
 def read(rt, folder, href, start=None, end=None) -> bytes:
     chunks: list[bytes] = []
     got = rt.call(folder.stream, href, chunks.append, start, end)
@@ -50,13 +61,9 @@ def test_a_local_caller_reads_the_files_and_gets_the_same_bytes(reactor_thread, 
     local = adapter_for(rt, server)
     remote = adapter_for(rt, server, server_socket="tcp:" + server.options["server_listen"])
     try:
-        texts = sources(40)
-        session = rt.call(local.logon, "alice", PASSWORD, "imap", "192.0.2.1")
-        folder = rt.coro(fresh_folder, session, "Local")
-        rt.call(folder.append_many, texts)
+        texts, folder, href = filled(rt, local, "Local", 40)
         whole = b"".join(texts)
-        href, parts = rt.call(folder.open_sources, "1:*")
-        assert isinstance(href, StreamHref) and len(href.paths) == len(parts) == 40
+        assert isinstance(href, StreamHref) and len(href.paths) == len(href.sizes) == 40
         assert all(os.path.isfile(p) and p.startswith(server.data_dir) for p in href.paths)
         assert read(rt, folder, href) == whole
         cut = len(texts[0]) - 3
@@ -69,7 +76,10 @@ def test_a_local_caller_reads_the_files_and_gets_the_same_bytes(reactor_thread, 
         rsession = rt.call(remote.logon, "alice", PASSWORD, "imap", "192.0.2.1")
         rfolder = next(f for f in rt.call(rsession.store().folders) if f.name == "Local")
         assert not remote.client.blob_files
-        rt.call(rsession.call, "openStream", [("folderId", rfolder.id), ("uids", "1:*"), ("localPaths", True)])
+        answer = rt.call(rsession.call, "openStream", [("folderId", rfolder.id), ("uids", "1:*"),
+                                                       ("localPaths", True)])
+        assert answer.find("{%s}href" % codec.NS) is not None
+        assert answer.find("{%s}path" % codec.NS) is None
         href, _ = rt.call(rfolder.open_sources, "1:*")
         assert type(href) is str and read(rt, rfolder, href) == whole
 
@@ -89,11 +99,7 @@ def test_a_file_that_cannot_be_read_hands_the_rest_to_the_store(reactor_thread, 
     rt = reactor_thread
     adapter = adapter_for(rt, server)
     try:
-        texts = sources(12)
-        session = rt.call(adapter.logon, "alice", PASSWORD, "imap", "192.0.2.1")
-        folder = rt.coro(fresh_folder, session, "Denied")
-        rt.call(folder.append_many, texts)
-        href, _ = rt.call(folder.open_sources, "1:*")
+        texts, folder, href = filled(rt, adapter, "Denied", 12)
         denied = href.paths[5]
         opened = shared.localstream._open_file
 
@@ -108,7 +114,7 @@ def test_a_file_that_cannot_be_read_hands_the_rest_to_the_store(reactor_thread, 
         # A blob removed under a reader (its message expunged): the store answers for it as
         # it would have without files, here by cutting the stream short.
         adapter.client.blob_files = True
-        href, parts = rt.call(folder.open_sources, "1:*")
+        href, _ = rt.call(folder.open_sources, "1:*")
         os.rename(href.paths[3], href.paths[3] + ".away")
         try:
             with pytest.raises(Unavailable):
@@ -124,11 +130,7 @@ def test_a_paused_consumer_pauses_the_files(reactor_thread, server):
     rt = reactor_thread
     adapter = adapter_for(rt, server)
     try:
-        texts = sources(30)
-        session = rt.call(adapter.logon, "alice", PASSWORD, "imap", "192.0.2.1")
-        folder = rt.coro(fresh_folder, session, "Paused")
-        rt.call(folder.append_many, texts)
-        href, _ = rt.call(folder.open_sources, "1:*")
+        texts, folder, href = filled(rt, adapter, "Paused", 30)
 
         class Consumer:
             def __init__(self):
