@@ -296,7 +296,7 @@ class BlobSender:
     def __init__(self, request: Request, services: Services, stream: Stream, start: int, length: int) -> None:
         self.request = request
         self.run = services.run
-        self.reader = SpanReader(services.storage.blobs.open, stream.segments, start, length, stream.ends)
+        self.reader = SpanReader(services.storage.blobs.open, stream, start, length)
         self.paused = False
         self.reading = False
         self.done = False

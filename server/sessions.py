@@ -6,7 +6,6 @@ whatever they own (stream tokens, spooled uploads) dies with them.
 """
 from __future__ import annotations
 
-import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import NotFound, Quota, SessionInvalid
+from shared.spans import Layout
 
 # A session may park a few uploads between PUT /upload and createMessage;
 # more than this is a client leaking them, and each one holds disk space.
@@ -23,17 +23,9 @@ MAX_UPLOADS_PER_SESSION = 16
 MAX_STREAMS_PER_SESSION = 256
 
 
-class Stream:
-    """What GET /stream/<token> serves: one or more blobs back to back, so a
-    gateway can read many small messages in one request, or in ranges."""
-
-    def __init__(self, segments: list[tuple[str, int]]) -> None:
-        self.segments = segments  # (blob_key, size)
-        self.ends = list(itertools.accumulate(size for _, size in segments))  # running end offsets
-
-    @property
-    def size(self) -> int:
-        return self.ends[-1] if self.ends else 0
+class Stream(Layout):
+    """What GET /stream/<token> serves: one or more blobs ([(blob_key, size)]) back
+    to back, so a gateway can read many small messages in one request, or in ranges."""
 
 
 @dataclass

@@ -15,7 +15,6 @@ always does.
 """
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
 from shared.httpconn import StreamStopped
-from shared.spans import SpanReader
+from shared.spans import Layout, SpanReader
 
 CHUNK = 256 * 1024
 
@@ -39,13 +38,13 @@ class StreamHref(str):
     def __new__(cls, href: str, paths: list[str], sizes: list[int]) -> "StreamHref":
         self = super().__new__(cls, href)
         self.paths, self.sizes = paths, sizes
-        self._layout: tuple[list[tuple[str, int]], list[int]] | None = None
+        self._layout: Layout | None = None
         return self
 
-    def layout(self) -> tuple[list[tuple[str, int]], list[int]]:
-        """([(path, size)], running end offsets), worked out once for all ranged reads."""
+    def layout(self) -> Layout:
+        """The files back to back, worked out once for all ranged reads."""
         if self._layout is None:
-            self._layout = list(zip(self.paths, self.sizes)), list(itertools.accumulate(self.sizes))
+            self._layout = Layout(list(zip(self.paths, self.sizes)))
         return self._layout
 
 
@@ -65,11 +64,10 @@ class LocalStream:
     def __init__(self, reactor: Any, href: StreamHref, target: IConsumer | Callable[[bytes], Any],
                  start: int | None, end: int | None) -> None:
         self.reactor = reactor
-        segments, ends = href.layout()
-        total = ends[-1] if ends else 0
-        first = min(max(0, start or 0), total)
-        last = total if end is None else min(max(end, first), total)
-        self.reader = SpanReader(_open_file, segments, first, last - first, ends)
+        layout = href.layout()
+        first = min(max(0, start or 0), layout.size)
+        last = layout.size if end is None else min(max(end, first), layout.size)
+        self.reader = SpanReader(_open_file, layout, first, last - first)
         self.first = first
         self.delivered = 0
         self.consumer = target if IConsumer.providedBy(target) else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import errno
 import io
+import itertools
 import os
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -36,27 +37,35 @@ def _fileno(fp: Any) -> int | None:
         return None
 
 
+class Layout:
+    """Blobs laid back to back: [(key, size)] and their running end offsets,
+    worked out once for every ranged read of the same stream."""
+
+    def __init__(self, segments: list[tuple[str, int]]) -> None:
+        self.segments = segments
+        self.ends = list(itertools.accumulate(size for _, size in segments))
+
+    @property
+    def size(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def locate(self, offset: int) -> tuple[int, int]:
+        """(segment index, offset inside it) of the stream's byte `offset`."""
+        index = bisect.bisect_right(self.ends, offset)
+        return index, offset - (self.ends[index - 1] if index else 0)
+
+
 class SpanReader:
-    """Bytes `start` to `start + length` of the blobs `segments` ([(key, size)]).
+    """Bytes `start` to `start + length` of a Layout's blobs.
 
     Not thread-safe: the caller runs one read at a time, `read` in the pool or
-    `read_cached` on the reactor, and calls `close` (in the pool) when done."""
+    `read_cached` on the reactor, and calls `close` when done."""
 
-    def __init__(self, open_blob: Callable[[str], BinaryIO], segments: list[tuple[str, int]], start: int,
-                 length: int, ends: list[int] | None = None) -> None:
-        """`open_blob` opens a segment's key (a blob key, a path); `ends`, the
-        segments' running end offsets, finds `start` without a walk."""
+    def __init__(self, open_blob: Callable[[str], BinaryIO], layout: Layout, start: int, length: int) -> None:
+        """`open_blob` opens a segment's key (a blob key, a path)."""
         self.open_blob = open_blob
-        self.segments = segments
-        # The segment being read, and the offset inside it.
-        if ends is not None:
-            self.index = bisect.bisect_right(ends, start)
-            self.offset = start - (ends[self.index - 1] if self.index else 0)
-        else:
-            self.index, self.offset = 0, start
-            while self.index < len(segments) and self.offset >= segments[self.index][1]:
-                self.offset -= segments[self.index][1]
-                self.index += 1
+        self.segments = layout.segments
+        self.index, self.offset = layout.locate(start)  # the segment being read, and where in it
         self.remaining = length
         self.open: dict[int, BinaryIO] = {}  # segment index -> its opened blob
         self.fds: dict[int, int] = {}  # segment index -> OS file descriptor, for files

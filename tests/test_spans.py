@@ -7,7 +7,7 @@ import pytest
 
 from server.blobs import DatabaseBlobStore, FileBlobStore
 from shared import spans as span
-from shared.spans import SpanReader
+from shared.spans import Layout, SpanReader
 from server.storage import Storage
 
 
@@ -48,13 +48,13 @@ def test_ranges_across_blobs_come_back_exactly(blobs, cached_first):
     for start, length in [(0, len(whole)), (4999, 3), (5000, 1), (5001, 80_000), (len(whole) - 9, 9),
                           (17, 0), (200_000, len(whole) - 200_000)]:
         for chunk in (7, 4096, 256 * 1024):
-            got = drain(SpanReader(blobs.open, segments, start, length), chunk, cached_first)
+            got = drain(SpanReader(blobs.open, Layout(segments), start, length), chunk, cached_first)
             assert got == whole[start:start + length], (start, length, chunk)
 
 
 def test_cached_reads_only_come_from_open_files(blobs):
     datas, segments = laid_out(blobs, [10_000, 20_000])
-    reader = SpanReader(blobs.open, segments, 0, 30_000)
+    reader = SpanReader(blobs.open, Layout(segments), 0, 30_000)
     assert reader.read_cached(1000) == b""  # nothing open yet: the pool opens
     first = reader.read(1000)
     assert first == datas[0][:1000]
@@ -70,7 +70,7 @@ def test_cached_reads_only_come_from_open_files(blobs):
 def test_a_cold_page_cache_sends_the_read_to_the_pool(tmp_path):
     blobs = FileBlobStore(str(tmp_path / "att"), fsync=True)
     datas, segments = laid_out(blobs, [300_000])
-    reader = SpanReader(blobs.open, segments, 0, 300_000)
+    reader = SpanReader(blobs.open, Layout(segments), 0, 300_000)
     assert reader.read(1000) == datas[0][:1000]
     fd = reader.fds[0]
     os.fsync(fd)
@@ -84,7 +84,7 @@ def test_a_cold_page_cache_sends_the_read_to_the_pool(tmp_path):
 def test_blobs_are_opened_a_bounded_way_ahead(tmp_path):
     blobs = FileBlobStore(str(tmp_path / "att"), fsync=False)
     datas, segments = laid_out(blobs, [100] * 200)
-    reader = SpanReader(blobs.open, segments, 0, 100 * 200)
+    reader = SpanReader(blobs.open, Layout(segments), 0, 100 * 200)
     reader.read(100)
     assert len(reader.open) == span.OPEN_AHEAD_FILES - 1  # the first is done and closed
     got = [datas[0]]
@@ -99,7 +99,7 @@ def test_a_blob_shorter_than_recorded_is_an_error(tmp_path):
     blobs = FileBlobStore(str(tmp_path / "att"), fsync=False)
     datas, segments = laid_out(blobs, [1000, 1000])
     segments[0] = (segments[0][0], 1500)  # the record says more than the file holds
-    reader = SpanReader(blobs.open, segments, 0, 2500)
+    reader = SpanReader(blobs.open, Layout(segments), 0, 2500)
     assert reader.read(1000) == datas[0]
     assert reader.read_cached(500) == b""
     with pytest.raises(EOFError):
@@ -114,7 +114,10 @@ def test_a_stream_finds_a_range_start_by_its_end_offsets(tmp_path):
     stream, whole = Stream(segments), b"".join(datas)
     assert stream.size == len(whole) == 76
     for start in range(stream.size):
-        reader = SpanReader(blobs.open, segments, start, stream.size - start, stream.ends)
-        walked = SpanReader(blobs.open, segments, start, stream.size - start)
-        assert (reader.index, reader.offset) == (walked.index, walked.offset)
+        reader = SpanReader(blobs.open, stream, start, stream.size - start)
+        index, offset = 0, start  # walked blob by blob, skipping the empty ones
+        while offset >= segments[index][1]:
+            offset -= segments[index][1]
+            index += 1
+        assert (reader.index, reader.offset) == (index, offset)
         assert drain(reader, 16, cached_first=True) == whole[start:]

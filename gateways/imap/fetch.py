@@ -29,7 +29,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute, Section
@@ -241,13 +240,12 @@ class Fetcher:
                 sources.close()
         await self.out.flush()
 
-    def _small_messages(self, window: list[int], rows: dict[int, dict[str, Any]]) -> list[tuple[int, int]]:
-        """(uid, size) of the window's messages whose sources are read whole."""
+    def _small_messages(self, window: list[int], rows: dict[int, dict[str, Any]]) -> list[int]:
+        """Uids of the window's messages whose sources are read whole."""
         if not self.bodies:
             return []
         uids, limit = self.box.uids, self.whole_limit
-        return [(uid, size) for uid, size in ((uids[i], rows[uids[i]]["RFC822.SIZE"]) for i in window if uids[i] in rows)
-                if size <= limit]
+        return [uids[i] for i in window if uids[i] in rows and rows[uids[i]]["RFC822.SIZE"] <= limit]
 
     # -- items from the mailbox map only: the fast path of UID FETCH 1:* (UID FLAGS)
     async def _cached_only(self, indexes: Iterable[int]) -> None:
@@ -437,10 +435,11 @@ def _small_value(attribute: FetchAttribute, source: list[Piece],
     pieces it arrived in), as pieces: a whole-message fetch copies nothing."""
     section = _section_of(attribute)
     name = attribute.name
-    if attribute.partial is None and (section == WHOLE and name == "BODY[]" or name == "RFC822"):
+    whole_message = section == WHOLE and name == "BODY[]" or name == "RFC822"
+    if whole_message and attribute.partial is None:
         return [b"{%d}\r\n" % sum(map(len, source)), *source]
     whole = b"".join(source)
-    if section == WHOLE and name == "BODY[]" or name == "RFC822":
+    if whole_message:
         data = _partial(whole, attribute.partial)
         return [b"{%d}\r\n" % len(data), data]
     if section == WHOLE:

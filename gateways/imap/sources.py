@@ -43,13 +43,13 @@ class StreamShort(ConnectionGone):
 class SourceStream:
     """Sources of messages (uid order) as lists of pieces, read ahead of the caller.
 
-    `get(uid)` must be called in the order of `messages`; it fires with the
+    `get(uid)` must be called in the order of `uids`; it fires with the
     message's pieces, or None when the store no longer has it."""
 
-    def __init__(self, folder: Any, messages: list[tuple[int, int]]) -> None:
+    def __init__(self, folder: Any, uids: list[int]) -> None:
         self.folder = folder
-        self.order = [uid for uid, _ in messages]
-        self.wanted = set(self.order)
+        self.order = uids
+        self.wanted = set(uids)
         self.ready: dict[int, list[Piece]] = {}
         self.ready_bytes = 0
         self.gone: set[int] = set()
