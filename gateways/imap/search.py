@@ -47,7 +47,7 @@ DAY = 86400
 async def search(conn: Any, cmd: Any) -> None:
     box = conn.selected
     args: c.Search = cmd.args
-    uses_modseq = _uses_modseq(args.criteria)
+    uses_modseq = any(isinstance(k, c.SearchModseq) for k in c.leaf_keys(args.criteria))
     if uses_modseq:
         conn.enable_condstore()  # RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE-enabling command
     if search_view.answerable(args.criteria):
@@ -112,18 +112,6 @@ def _esearch_results(returns: tuple[str, ...], numbers: list[int], modseq: int |
     if modseq is not None:
         out.append(("MODSEQ", modseq))
     return out
-
-
-def _uses_modseq(key: Any) -> bool:
-    if isinstance(key, c.SearchModseq):
-        return True
-    if isinstance(key, c.SearchAnd):
-        return any(_uses_modseq(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return _uses_modseq(key.left) or _uses_modseq(key.right)
-    if isinstance(key, c.SearchNot):
-        return _uses_modseq(key.key)
-    return False
 
 
 def _midnight(day: datetime.date) -> int:

@@ -28,12 +28,10 @@ _ONE = re.compile("1")
 
 def answerable(key: Any) -> bool:
     """Whether the view alone can answer the search key tree `key`."""
-    if isinstance(key, c.SearchAnd):
-        return all(answerable(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return answerable(key.left) and answerable(key.right)
-    if isinstance(key, c.SearchNot):
-        return answerable(key.key)
+    return all(_answerable_leaf(k) for k in c.leaf_keys(key))
+
+
+def _answerable_leaf(key: Any) -> bool:
     if isinstance(key, c.SearchFlag):
         flag = key.flag
         if flag.startswith("\\"):

@@ -17,6 +17,7 @@ below. Conventions shared by all of them:
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -264,6 +265,21 @@ class SearchModseq:
 
 SearchKey = Union[SearchAll, SearchAnd, SearchOr, SearchNot, SearchFlag, SearchSequence,
                   SearchDate, SearchSize, SearchHeader, SearchText, SearchModseq]
+
+
+def leaf_keys(key: SearchKey) -> Iterator[SearchKey]:
+    """The keys of a search tree below its AND, OR and NOT nodes, left to right."""
+    pending = [key]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, SearchAnd):
+            pending.extend(reversed(node.keys))
+        elif isinstance(node, SearchOr):
+            pending.extend((node.right, node.left))
+        elif isinstance(node, SearchNot):
+            pending.append(node.key)
+        else:
+            yield node
 
 
 ESEARCH_RETURNS = frozenset({"MIN", "MAX", "ALL", "COUNT"})
