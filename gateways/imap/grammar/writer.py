@@ -245,10 +245,7 @@ def _body(node: Mapping[str, Any], ext: bool, out: list[bytes]) -> None:
             _body(part, ext, out)
         out.append(b" " + string(node.get("subtype") or "mixed"))
         if ext:
-            out.append(b" " + _params(node.get("params")) + b" "
-                       + _disposition(node.get("disposition")) + b" "
-                       + _language(node.get("language")) + b" "
-                       + nstring(node.get("location")))
+            out.append(b" " + _params(node.get("params")) + _extension_tail(node))
         out.append(b")")
         return
     kind = node.get("type") or "text"
@@ -271,11 +268,15 @@ def _body(node: Mapping[str, Any], ext: bool, out: list[bytes]) -> None:
     elif lower == "text":
         out.append(b" %d" % int(node.get("lines") or 0))
     if ext:
-        out.append(b" " + nstring(node.get("md5")) + b" "
-                   + _disposition(node.get("disposition")) + b" "
-                   + _language(node.get("language")) + b" "
-                   + nstring(node.get("location")))
+        out.append(b" " + nstring(node.get("md5")) + _extension_tail(node))
     out.append(b")")
+
+
+def _extension_tail(node: Mapping[str, Any]) -> bytes:
+    """The body extension fields every part ends with (RFC 3501 §7.4.2): disposition,
+    language and location, each preceded by a space."""
+    return (b" " + _disposition(node.get("disposition")) + b" " + _language(node.get("language"))
+            + b" " + nstring(node.get("location")))
 
 
 # --- FETCH ---------------------------------------------------------------------------
