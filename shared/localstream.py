@@ -24,6 +24,7 @@ from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
 from shared.httpconn import StreamStopped
+from shared.pacing import PauseGate
 from shared.spans import Layout, SpanReader
 
 CHUNK = 256 * 1024
@@ -72,9 +73,8 @@ class LocalStream:
         self.delivered = 0
         self.consumer = target if IConsumer.providedBy(target) else None
         self.callback = None if self.consumer is not None else target
-        self.paused = False
+        self.gate = PauseGate()
         self.stopped = False
-        self._resumed: defer.Deferred | None = None
 
     async def run(self) -> int:
         """Fires with the bytes delivered; FileTrouble (with `delivered`) hands over to the href."""
@@ -109,22 +109,17 @@ class LocalStream:
         return self.delivered
 
     async def _unpaused(self) -> None:
-        if self.paused:
-            self._resumed = defer.Deferred()
-            await self._resumed
+        await self.gate.wait()
         if self.stopped:
             raise StreamStopped("consumer stopped the stream")
 
     # -- IPushProducer, seen by the consumer
     def pauseProducing(self) -> None:
-        self.paused = True
+        self.gate.pause()
 
     def resumeProducing(self) -> None:
-        self.paused = False
-        resumed, self._resumed = self._resumed, None
-        if resumed is not None:
-            resumed.callback(None)
+        self.gate.resume()
 
     def stopProducing(self) -> None:
         self.stopped = True
-        self.resumeProducing()
+        self.gate.resume()

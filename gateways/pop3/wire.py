@@ -13,6 +13,8 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from zope.interface import implementer
 
+from shared.pacing import PauseGate
+
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
@@ -105,27 +107,21 @@ class DrainWaiter:
 
     def __init__(self, transport: Any) -> None:
         self.transport = transport
-        self.paused = False
-        self.waiting: defer.Deferred | None = None
+        self.gate = PauseGate()
         transport.registerProducer(self, True)
 
     def pauseProducing(self) -> None:
-        self.paused = True
+        self.gate.pause()
 
     def resumeProducing(self) -> None:
-        self.paused = False
-        waiting, self.waiting = self.waiting, None
-        if waiting is not None:
-            waiting.callback(None)
+        self.gate.resume()
 
     def stopProducing(self) -> None:
-        self.resumeProducing()  # the connection is gone: nothing left to wait for
+        self.gate.resume()  # the connection is gone: nothing left to wait for
 
     def drained(self) -> defer.Deferred:
         """Fires once the client has read what was written; the waiter is then released."""
-        d = defer.succeed(None) if not self.paused else defer.Deferred()
-        if self.paused:
-            self.waiting = d
+        d = self.gate.wait()
 
         def release(result: Any) -> Any:
             self.transport.unregisterProducer()
