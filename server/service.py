@@ -18,7 +18,6 @@ import socket
 import stat
 from typing import Any, Callable
 
-from twisted.internet import ssl
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
@@ -31,7 +30,8 @@ from server.sessions import SessionManager
 from server.soap.context import Limits, Services
 from server.users import load_user_backend
 from shared.config import Config, ConfigError
-from shared.listeners import parse_address
+from shared.endpoints import listen, port_address, unix_description
+from shared.tls import config_server_options
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,6 @@ class StoreServer:
         self.site: StoreSite | None = None
         self.notifier: ChangeNotifier | None = None
         threads = cfg.get_int("threads")
-        if threads < 1:
-            raise ConfigError("threads: at least 1")
         self.pool = ThreadPool(minthreads=1, maxthreads=threads, name="store-storage")
         self._reactor: Any = None
         self._expiry: LoopingCall | None = None
@@ -125,42 +123,38 @@ class StoreServer:
 
     async def _listen(self, reactor: Any) -> None:
         cfg = self.cfg
-        socket_path = cfg.get("server_socket")
-        if socket_path:
+        address = cfg.get_store_address("server_socket")
+        if address is not None:
+            if address.is_tcp:
+                raise ConfigError("server_socket", "the store server listens on a UNIX socket path here; "
+                                  "TCP and TLS listeners are server_listen and server_listen_tls")
+            socket_path = address.path
             await self.run(self._clear_stale_socket, socket_path)
-            mode = int(cfg.get("server_pipe_mode"), 8)
-            port = reactor.listenUNIX(socket_path, self.site, mode=mode, wantPID=False)
-            # listenUNIX applies the mode after bind; make sure of it for the umask's sake.
+            mode = cfg.get_mode("server_pipe_mode")
+            port = await listen(reactor, unix_description(socket_path, mode), self.site)
+            # The endpoint applies the mode after bind; make sure of it for the umask's sake.
             os.chmod(socket_path, mode)
             self._listening(port, f"unix:{socket_path}")
-        for address in cfg.get_list("server_listen"):
-            host, number = parse_address(address)
-            port = reactor.listenTCP(number, self.site, interface=host)
-            self._listening(port, f"tcp:{port.getHost().host}:{port.getHost().port}")
-        tls_addresses = cfg.get_list("server_listen_tls")
+        for tcp in cfg.get_listen("server_listen"):
+            port = await listen(reactor, tcp.description(), self.site)
+            self._listening(port, f"tcp:{port_address(port)}")
+        tls_addresses = cfg.get_listen("server_listen_tls")
         if tls_addresses:
-            context = self._tls_context()
-            for address in tls_addresses:
-                host, number = parse_address(address)
-                port = reactor.listenSSL(number, self.site, context, interface=host)
-                self._listening(port, f"tls:{port.getHost().host}:{port.getHost().port}")
+            options = self._tls_options()
+            for tls in tls_addresses:
+                port = await listen(reactor, tls.description(), self.site, options)
+                self._listening(port, f"tls:{port_address(port)}")
         if not self.listening_ports:
-            raise ConfigError("no listener configured: set server_socket or server_listen")
+            raise ConfigError("server_socket", "no listener configured: set server_socket or server_listen")
 
     def _listening(self, port: IListeningPort, what: str) -> None:
         self.listening_ports.append(port)
         log.info("store server listening on %s", what)
 
-    def _tls_context(self) -> Any:
-        cert_file = self.cfg.get("server_ssl_cert_file")
-        key_file = self.cfg.get("server_ssl_key_file")
-        if not cert_file or not key_file:
-            raise ConfigError("server_listen_tls needs server_ssl_cert_file and server_ssl_key_file")
-        with open(cert_file, "rb") as fp:
-            cert = fp.read()
-        with open(key_file, "rb") as fp:
-            key = fp.read()
-        return ssl.PrivateCertificate.loadPEM(cert + b"\n" + key).options()
+    def _tls_options(self) -> Any:
+        if not (self.cfg.get_file("server_ssl_cert_file") and self.cfg.get_file("server_ssl_key_file")):
+            raise ConfigError("server_listen_tls", "needs server_ssl_cert_file and server_ssl_key_file")
+        return config_server_options(self.cfg, "server_ssl_cert_file", "server_ssl_key_file")
 
     @staticmethod
     def _clear_stale_socket(path: str) -> None:
@@ -171,7 +165,7 @@ class StoreServer:
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(mode):
-            raise ConfigError(f"server_socket {path} exists and is not a socket")
+            raise ConfigError("server_socket", f"{path} exists and is not a socket")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(path)
@@ -182,7 +176,8 @@ class StoreServer:
             return
         finally:
             probe.close()
-        raise ConfigError(f"another server is already listening on {path}")
+        # Like a port in use: a start-up failure, not a bad value.
+        raise RuntimeError(f"another server is already listening on {path}")
 
     def stop(self) -> Deferred:
         if self._stopping is None:

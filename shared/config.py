@@ -7,11 +7,14 @@ side from one config directory.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -19,120 +22,154 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Option:
     default: str
-    file: str  # which conf/ file documents it
+    file: str = ""  # which conf/ file documents it
+    kind: str = "text"  # which typed getter reads it: Config.get_<kind>
+    choices: tuple[str, ...] = ()  # allowed values of a choice, schemes of urls
+    minimum: int = 0  # smallest number an int option accepts
 
 
-def _opts(file: str, **defaults: str) -> dict[str, Option]:
-    return {name: Option(value, file) for name, value in defaults.items()}
+def text(default: str) -> Option:
+    return Option(default)
+
+
+def number(default: str, minimum: int = 0) -> Option:
+    return Option(default, kind="int", minimum=minimum)
+
+
+def size(default: str) -> Option:
+    return Option(default, kind="size")
+
+
+def seconds(default: str) -> Option:
+    return Option(default, kind="seconds")
+
+
+def flag(default: str) -> Option:
+    return Option(default, kind="bool")
+
+
+def choice(default: str, *choices: str) -> Option:
+    return Option(default, kind="choice", choices=choices)
+
+
+def typed(kind: str, default: str = "", *choices: str) -> Option:
+    return Option(default, kind=kind, choices=choices)
+
+
+def _opts(file: str, **options: Option) -> dict[str, Option]:
+    return {name: replace(option, file=file) for name, option in options.items()}
 
 
 OPTIONS: dict[str, Option] = {
     **_opts(
         "server.cfg",
-        server_socket="%(data_dir)s/server.sock",
-        server_listen="",
-        server_listen_tls="",
-        server_ssl_key_file="",
-        server_ssl_cert_file="",
-        server_pipe_mode="0660",
-        database_engine="sqlite",
-        database_path="",
-        mysql_host="127.0.0.1",
-        mysql_port="3306",
-        mysql_user="root",
-        mysql_password="",
-        mysql_database="groupware",
-        mysql_socket="",
-        attachment_storage="files",
-        attachment_path="",
-        attachment_files_fsync="yes",
-        user_plugin="db",
-        user_plugin_config="",
-        session_timeout="300",
-        max_soap_size="16M",
-        max_message_size="64M",
-        inline_source_limit="1M",
-        longpoll_max_timeout="300",
-        threads="8",
-        log_level="info",
-        log_file="-",
+        server_socket=typed("store_address", "%(data_dir)s/server.sock"),
+        server_listen=typed("listen"),
+        server_listen_tls=typed("listen"),
+        server_ssl_key_file=typed("file"),
+        server_ssl_cert_file=typed("file"),
+        server_pipe_mode=typed("mode", "0660"),
+        database_engine=choice("sqlite", "sqlite", "mysql", "mariadb"),
+        database_path=text(""),
+        mysql_host=text("127.0.0.1"),
+        mysql_port=number("3306", minimum=1),
+        mysql_user=text("root"),
+        mysql_password=text(""),
+        mysql_database=text("groupware"),
+        mysql_socket=text(""),
+        attachment_storage=choice("files", "files", "database", "db"),
+        attachment_path=text(""),
+        attachment_files_fsync=flag("yes"),
+        user_plugin=choice("db", "db", "ldap", "unix"),
+        user_plugin_config=text(""),
+        session_timeout=number("300"),
+        max_soap_size=size("16M"),
+        max_message_size=size("64M"),
+        inline_source_limit=size("1M"),
+        longpoll_max_timeout=number("300"),
+        threads=number("8", minimum=1),
+        log_level=typed("log_level", "info"),
+        log_file=text("-"),
     ),
     **_opts(
         "ldap.cfg",
-        ldap_uri="ldap://localhost:389",
-        ldap_starttls="no",
-        ldap_tls_cacert_file="",
-        ldap_bind_user="",
-        ldap_bind_passwd="",
-        ldap_network_timeout="10",
-        ldap_timeout="10",
-        ldap_pool_size="8",
-        ldap_search_base="dc=example,dc=org",
-        ldap_user_search_filter="(objectClass=inetOrgPerson)",
-        ldap_loginname_attribute="uid",
-        ldap_emailaddress_attribute="mail",
-        ldap_fullname_attribute="cn",
-        ldap_user_unique_attribute="entryUUID",
-        ldap_user_unique_attribute_type="text",
-        ldap_enabled_features_attribute="",
-        ldap_disabled_features_attribute="",
-        ldap_group_search_filter="(objectClass=groupOfNames)",
-        ldap_groupname_attribute="cn",
-        ldap_groupmembers_attribute="member",
-        ldap_groupmembers_attribute_type="dn",
-        ldap_user_memberof_attribute="",
-        ldap_login_group="",
-        ldap_page_size="500",
+        ldap_uri=typed("urls", "ldap://localhost:389", "ldap", "ldaps"),
+        ldap_starttls=flag("no"),
+        ldap_tls_cacert_file=typed("file"),
+        ldap_bind_user=text(""),
+        ldap_bind_passwd=text(""),
+        ldap_network_timeout=number("10"),
+        ldap_timeout=number("10"),
+        ldap_pool_size=number("8"),
+        ldap_search_base=text("dc=example,dc=org"),
+        ldap_user_search_filter=text("(objectClass=inetOrgPerson)"),
+        ldap_loginname_attribute=text("uid"),
+        ldap_emailaddress_attribute=text("mail"),
+        ldap_fullname_attribute=text("cn"),
+        ldap_user_unique_attribute=text("entryUUID"),
+        ldap_user_unique_attribute_type=choice("text", "text", "binary"),
+        ldap_enabled_features_attribute=text(""),
+        ldap_disabled_features_attribute=text(""),
+        ldap_group_search_filter=text("(objectClass=groupOfNames)"),
+        ldap_groupname_attribute=text("cn"),
+        ldap_groupmembers_attribute=text("member"),
+        ldap_groupmembers_attribute_type=choice("dn", "dn", "text"),
+        ldap_user_memberof_attribute=text(""),
+        ldap_login_group=text(""),
+        ldap_page_size=number("500", minimum=1),
     ),
     **_opts(
         "unix.cfg",
-        min_user_uid="1000",
-        max_user_uid="60000",
-        except_user_uids="",
-        default_domain="",
-        pam_service="groupware",
+        min_user_uid=number("1000"),
+        max_user_uid=number("60000"),
+        except_user_uids=typed("int_list"),
+        default_domain=text(""),
+        pam_service=text("groupware"),
     ),
     **_opts(
         "gateway.cfg",
-        server_connections="8",
-        server_blob_files="yes",
-        disabled_features="",
-        ssl_certificate_file="",
-        ssl_private_key_file="",
-        disable_plaintext_auth="yes",
-        imap_listen="*:143",
-        imaps_listen="*:993",
-        imap_max_line_length="64k",
-        imap_max_literal="64M",
-        imap_timeout="1800",
-        imap_login_timeout="60",
-        imap_index_cache="64M",
-        imap_ignore_command_idle="yes",
-        pop3_listen="*:110",
-        pop3s_listen="*:995",
-        pop3_max_line="8192",
-        pop3_timeout="600",
-        pop3_read_ahead="256k",
-        auth_failure_delay="2",
-        auth_max_delay="15",
-        auth_ban_threshold="20",
-        auth_ban_time="3600",
-        auth_failure_window="3600",
-        auth_guard_max_entries="100000",
-        auth_exempt_loopback="yes",
-        trusted_networks="",
+        server_connections=number("8", minimum=1),
+        server_blob_files=flag("yes"),
+        disabled_features=text(""),
+        ssl_certificate_file=typed("file"),
+        ssl_private_key_file=typed("file"),
+        disable_plaintext_auth=flag("yes"),
+        imap_listen=typed("listen", "*:143"),
+        imaps_listen=typed("listen", "*:993"),
+        imap_max_line_length=size("64k"),
+        imap_max_literal=size("64M"),
+        imap_timeout=number("1800"),
+        imap_login_timeout=number("60"),
+        imap_index_cache=size("64M"),
+        imap_ignore_command_idle=flag("yes"),
+        pop3_listen=typed("listen", "*:110"),
+        pop3s_listen=typed("listen", "*:995"),
+        pop3_max_line=number("8192"),
+        pop3_timeout=number("600"),
+        pop3_read_ahead=size("256k"),
+        auth_failure_delay=seconds("2"),
+        auth_max_delay=seconds("15"),
+        auth_ban_threshold=number("20"),
+        auth_ban_time=seconds("3600"),
+        auth_failure_window=seconds("3600"),
+        auth_guard_max_entries=number("100000"),
+        auth_exempt_loopback=flag("yes"),
+        trusted_networks=typed("networks"),
     ),
     **_opts(
         "ical.cfg",
-        ical_listen="*:8080",
-        icals_listen="*:8443",
-        ical_plaintext_auth="no",
-        ical_max_request_size="10M",
-        ical_session_expiry="300",
-        ical_threads="8",
-        ical_retry_after="30",
+        ical_listen=typed("listen", "*:8080"),
+        icals_listen=typed("listen", "*:8443"),
+        ical_plaintext_auth=flag("no"),
+        ical_max_request_size=size("10M"),
+        ical_session_expiry=number("300"),
+        ical_threads=number("8", minimum=1),
+        ical_retry_after=number("30"),
     ),
 }
+
+# Options of a user plugin's own file are read only when that plugin is chosen.
+PLUGIN_FILES = {"ldap": "ldap.cfg", "unix": "unix.cfg"}
 
 _LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgKMG]?)[bB]?\s*$")
@@ -141,19 +178,30 @@ _FALSE = {"no", "false", "off", "0", ""}
 
 
 class ConfigError(ValueError):
-    pass
+    """A bad option value (or config line), reported as `<option>: <what is wrong>`."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option}: {problem}")
+        self.option = option
+        self.problem = problem
+
+
+def report_config_error(prog: str, err: ConfigError) -> int:
+    """What every command does with a ConfigError: one line on stderr, exit code 2."""
+    print(f"{prog}: {err}", file=sys.stderr)
+    return 2
 
 
 def parse_config_text(text: str, origin: str = "<config>") -> dict[str, str]:
     """Parse `name = value` lines; blank lines and `#`/`;` comments are skipped."""
     values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
+    for line_number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
             continue
         match = _LINE.match(line)
         if not match:
-            raise ConfigError(f"{origin}:{number}: expected 'name = value'")
+            raise ConfigError(f"{origin}:{line_number}", "expected 'name = value'")
         values[match.group(1)] = match.group(2)
     return values
 
@@ -164,13 +212,22 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(f"--set expects name=value, got {pair!r}")
+            raise ConfigError("--set", f"expects name=value, got {pair!r}")
         values[name.strip()] = value.strip()
     return values
 
 
+def _read_config_file(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as fp:
+        return parse_config_text(fp.read(), path)
+
+
 class Config:
-    """Effective option values: defaults < config files < overrides."""
+    """Effective option values: defaults < config files < overrides.
+
+    Each option is parsed by the getter its `Option.kind` names, so a bad value
+    always ends in the same ConfigError however many places read it.
+    """
 
     def __init__(self, values: Mapping[str, str] | None = None, data_dir: str = "var") -> None:
         self.data_dir = os.path.abspath(data_dir)
@@ -189,48 +246,155 @@ class Config:
             for file in sorted({opt.file for opt in OPTIONS.values()}):
                 path = os.path.join(config_dir, file)
                 if os.path.exists(path):
-                    with open(path, encoding="utf-8") as fp:
-                        values.update(parse_config_text(fp.read(), path))
+                    values.update(_read_config_file(path))
         # Kopano's user_plugin_config: the directory options from a file of their own.
         plugin_config = (overrides or {}).get("user_plugin_config") or values.get("user_plugin_config")
         if plugin_config:
             path = os.path.join(config_dir or ".", plugin_config)
-            with open(path, encoding="utf-8") as fp:
-                values.update(parse_config_text(fp.read(), path))
+            if not os.path.isfile(path):
+                raise ConfigError("user_plugin_config", f"no such file: {path!r}")
+            values.update(_read_config_file(path))
         values.update(overrides or {})
         return cls(values, data_dir)
+
+    def check(self) -> None:
+        """Parse every typed option that applies, so a bad value stops a command at
+        start-up; the options of a user plugin not chosen are left alone."""
+        skipped = {file for plugin, file in PLUGIN_FILES.items() if plugin != self.get_choice("user_plugin")}
+        for name, option in OPTIONS.items():
+            if option.kind != "text" and option.file not in skipped:
+                getattr(self, f"get_{option.kind}")(name)
 
     def get(self, name: str) -> str:
         if name not in self._values:
             raise KeyError(f"unknown config option {name!r}")
         return self._values[name].replace("%(data_dir)s", self.data_dir)
 
+    def _typed(self, name: str, kind: str) -> str:
+        declared = OPTIONS[name].kind if name in OPTIONS else None
+        if declared != kind:
+            raise KeyError(f"config option {name!r} is declared as {declared}, not {kind}")
+        return self.get(name)
+
     def get_int(self, name: str) -> int:
-        value = self.get(name)
+        value = self._typed(name, "int")
         try:
-            return int(value, 0) if value.startswith("0o") else int(value)
+            number = int(value)
         except ValueError:
-            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+            raise ConfigError(name, f"expected a number, got {value!r}") from None
+        minimum = OPTIONS[name].minimum
+        if number < minimum:
+            raise ConfigError(name, f"expected at least {minimum}, got {value!r}")
+        return number
 
     def get_bool(self, name: str) -> bool:
-        value = self.get(name).lower()
+        value = self._typed(name, "bool").lower()
         if value in _TRUE:
             return True
         if value in _FALSE:
             return False
-        raise ConfigError(f"{name}: expected yes or no, got {value!r}")
+        raise ConfigError(name, f"expected yes or no, got {value!r}")
 
     def get_size(self, name: str) -> int:
         """A byte count such as `16M`, `512k` or `1048576`."""
-        value = self.get(name)
+        value = self._typed(name, "size")
         match = _SIZE.match(value)
         if not match:
-            raise ConfigError(f"{name}: expected a size like 16M, got {value!r}")
+            raise ConfigError(name, f"expected a size like 16M, got {value!r}")
         unit = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
         return int(match.group(1)) * unit
 
-    def get_list(self, name: str) -> list[str]:
-        return [item for item in re.split(r"[\s,]+", self.get(name)) if item]
+    def get_seconds(self, name: str) -> float:
+        """A duration in seconds, fractions allowed."""
+        value = self._typed(name, "seconds")
+        try:
+            result = float(value)
+        except ValueError:
+            raise ConfigError(name, f"expected seconds, got {value!r}") from None
+        if not 0 <= result < float("inf"):
+            raise ConfigError(name, f"expected seconds, got {value!r}")
+        return result
+
+    def get_choice(self, name: str) -> str:
+        """One of the option's declared words, lower-cased."""
+        value = self._typed(name, "choice").lower()
+        choices = OPTIONS[name].choices
+        if value not in choices:
+            raise ConfigError(name, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def get_mode(self, name: str) -> int:
+        """File permissions in octal, such as 0660."""
+        value = self._typed(name, "mode")
+        try:
+            mode = int(value, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o7777:
+            raise ConfigError(name, f"expected an octal mode like 0660, got {value!r}")
+        return mode
+
+    def get_int_list(self, name: str) -> list[int]:
+        values = self.get_list(name, "int_list")
+        try:
+            return [int(item) for item in values]
+        except ValueError:
+            raise ConfigError(name, f"expected numbers, got {self.get(name)!r}") from None
+
+    def get_file(self, name: str) -> str | None:
+        """A file that must exist; None when the option is empty."""
+        value = self._typed(name, "file")
+        if not value:
+            return None
+        if not os.path.isfile(value):
+            raise ConfigError(name, f"no such file: {value!r}")
+        return value
+
+    def get_networks(self, name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """CIDR networks, space- or comma-separated; a bare address is a network of one."""
+        networks = []
+        for item in self.get_list(name, "networks"):
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(name, f"expected networks like 192.0.2.0/24, got {item!r}") from None
+        return networks
+
+    def get_urls(self, name: str) -> list[str]:
+        """Space-separated URLs with one of the option's schemes; at least one."""
+        urls = self.get_list(name, "urls")
+        schemes = OPTIONS[name].choices
+        if not urls:
+            raise ConfigError(name, "expected at least one URL")
+        for url in urls:
+            if url.partition("://")[0].lower() not in schemes or "://" not in url:
+                wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+                raise ConfigError(name, f"expected {wanted}, got {url!r}")
+        return urls
+
+    def get_log_level(self, name: str) -> int:
+        """A logging level: a name (`info`) or a Kopano number (0-6)."""
+        from shared.logging import parse_level
+        value = self._typed(name, "log_level")
+        try:
+            return parse_level(value)
+        except ValueError:
+            raise ConfigError(name, f"expected debug, info, warning, error or 0-6, got {value!r}") from None
+
+    def get_listen(self, name: str) -> list[Any]:
+        """Listen addresses (`*:143 127.0.0.1:1143 [::1]:143`), see shared.endpoints."""
+        from shared.endpoints import parse_listen
+        return parse_listen(self._typed(name, "listen"), name)
+
+    def get_store_address(self, name: str) -> Any:
+        """Where the store server is: a socket path, unix:, tcp: or tls:; None when empty."""
+        from shared.endpoints import parse_store_address
+        value = self._typed(name, "store_address")
+        return parse_store_address(value, name) if value else None
+
+    def get_list(self, name: str, kind: str | None = None) -> list[str]:
+        value = self._typed(name, kind) if kind else self.get(name)
+        return [item for item in re.split(r"[\s,]+", value) if item]
 
     def path(self, name: str, default_name: str) -> str:
         """An option naming a path; empty means `default_name` under the data dir."""

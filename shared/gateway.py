@@ -25,7 +25,7 @@ class GatewayService(abc.ABC):
     def start(self) -> defer.Deferred:
         return defer.maybeDeferred(self._start)
 
-    def _start(self) -> None:
+    def _start(self) -> defer.Deferred:
         tls = gateway_tls(self.cfg)
         self.adapter = Adapter(self.cfg, self.reactor)
         try:
@@ -33,6 +33,11 @@ class GatewayService(abc.ABC):
         except Exception:
             self.stop()
             raise
+        return self.listening.opened().addErrback(self._not_started)
+
+    def _not_started(self, failure: Any) -> Any:
+        self.stop()
+        return failure
 
     @abc.abstractmethod
     def listen(self, adapter: Adapter, tls: Any) -> None:

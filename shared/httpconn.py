@@ -6,7 +6,8 @@ connections is several times faster than the general-purpose agent. Everything
 here is strict: a broken or hostile server yields an error, never an unbounded buffer.
 
 Endpoints: a filesystem path (UNIX socket), `tcp:host:port`, or
-`tls:host:port[:ca=/path/to/ca.pem]` (TLS with certificate verification).
+`tls:host:port[:ca=/path/to/ca.pem]` (TLS with certificate verification), read
+by shared.endpoints.
 """
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from twisted.internet import defer, error as ierror
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IConsumer, IPullProducer, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from shared.endpoints import client_endpoint, parse_store_address
 from shared.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ MAX_HEAD = 64 * 1024            # status line + headers
 MAX_HEADERS = 100
 MAX_CHUNK_LINE = 1024           # a chunk-size line with extensions
 UPLOAD_CHUNK = 64 * 1024
-CONNECT_TIMEOUT = 10
 
 
 class StreamStopped(Exception):
@@ -39,34 +39,9 @@ class StreamStopped(Exception):
 
 
 def parse_endpoint(reactor: Any, address: str, ca_file: str | None = None) -> tuple[Any, str, bool]:
-    """Turn an endpoint string into (endpoint, Host header value, is_tcp)."""
-    if address.startswith(("tcp:", "tls:")):
-        kind, rest = address[:3], address[4:]
-        parts = rest.split(":", 2)
-        extra = parts[2:]
-        host, port = _host_port(parts[:2], address)
-        endpoint = HostnameEndpoint(reactor, host.encode("idna"), port, timeout=CONNECT_TIMEOUT)
-        if kind == "tls":
-            for item in extra:
-                if not item.startswith("ca="):
-                    raise ValueError(f"unknown endpoint option in {address!r}; only ca=<file>")
-                ca_file = item[3:]
-            from shared.tls import client_options  # only TLS users pay for pyOpenSSL
-            endpoint = wrapClientTLS(client_options(host, ca_file), endpoint)
-        elif extra:
-            raise ValueError(f"unexpected endpoint options in {address!r}")
-        return endpoint, f"{host}:{port}", True
-    path = address[5:] if address.startswith("unix:") else address
-    return UNIXClientEndpoint(reactor, path, timeout=CONNECT_TIMEOUT), "localhost", False
-
-
-def _host_port(parts: list[str], address: str) -> tuple[str, int]:
-    if len(parts) != 2 or not parts[0]:
-        raise ValueError(f"expected tcp:host:port or tls:host:port, got {address!r}")
-    try:
-        return parts[0], int(parts[1])
-    except ValueError:
-        raise ValueError(f"bad port in {address!r}") from None
+    """The store address (shared.endpoints) as (endpoint, Host header value, is_tcp)."""
+    store = parse_store_address(address)
+    return client_endpoint(reactor, store, ca_file), store.host_header(), store.is_tcp
 
 
 # -- response sinks ------------------------------------------------------------

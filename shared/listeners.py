@@ -1,7 +1,7 @@
-"""Listening sockets from the config: `host:port` lists, plain and TLS, and banner lines.
+"""A service's listening ports, plain and TLS, under the names its banner lines show.
 
-Every gateway (and the store server) listens on addresses written the same way,
-`*:143 127.0.0.1:1143 [::1]:143`, where `*` (or nothing) is every IPv4 address.
+Addresses are read and opened by shared.endpoints, written as every gateway (and
+the store server) takes them: `*:143 127.0.0.1:1143 [::1]:143`.
 """
 from __future__ import annotations
 
@@ -9,28 +9,15 @@ from typing import Any
 
 from twisted.internet import defer
 
-from shared.config import ConfigError
-from shared.tls import server_options
+from shared.endpoints import listen, parse_listen, port_address
+from shared.tls import config_server_options
 
-
-def parse_address(value: str) -> tuple[str, int]:
-    """`host:port`, `[v6]:port` or `*:port` -> (interface, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"listen address {value!r}: expected host:port")
-    host = host.strip("[]")
-    return ("" if host in ("", "*") else host), int(port)
-
-
-def parse_listen(value: str) -> list[tuple[str, int]]:
-    """A space- or comma-separated list of addresses -> [(interface, port)]."""
-    return [parse_address(item) for item in value.replace(",", " ").split()]
+__all__ = ["Listeners", "gateway_tls"]
 
 
 def gateway_tls(cfg: Any) -> Any:
     """The gateways' TLS options from ssl_certificate_file/ssl_private_key_file, or None."""
-    cert, key = cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file")
-    return server_options(cert, key or None) if cert else None
+    return config_server_options(cfg, "ssl_certificate_file", "ssl_private_key_file")
 
 
 class Listeners:
@@ -39,20 +26,39 @@ class Listeners:
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.ports: list[tuple[str, Any]] = []
+        self._opening: list[defer.Deferred] = []
 
     def tcp(self, name: str, addresses: str, factory: Any) -> None:
-        for host, port in parse_listen(addresses):
-            self.ports.append((name, self.reactor.listenTCP(port, factory, interface=host)))
+        self._listen(name, addresses, factory, None)
 
     def tls(self, name: str, addresses: str, factory: Any, options: Any) -> None:
-        for host, port in parse_listen(addresses):
-            self.ports.append((name, self.reactor.listenSSL(port, factory, options, interface=host)))
+        self._listen(name, addresses, factory, options)
+
+    def _listen(self, name: str, addresses: str, factory: Any, options: Any) -> None:
+        for address in parse_listen(addresses):
+            # A slot per address keeps the banner in config order, however the
+            # endpoints fire.
+            slot = len(self.ports)
+            self.ports.append((name, None))
+            d = listen(self.reactor, address.description(), factory, options)
+            d.addCallback(self._opened, slot)
+            self._opening.append(d)
+
+    def _opened(self, port: Any, slot: int) -> None:
+        self.ports[slot] = (self.ports[slot][0], port)
+
+    def opened(self) -> defer.Deferred:
+        """Fires once every port listens, or fails with the first port that could not."""
+        opening, self._opening = self._opening, []
+        d = defer.gatherResults(opening, consumeErrors=True)
+        d.addErrback(lambda failure: failure.value.subFailure if failure.check(defer.FirstError) else failure)
+        return d
 
     def lines(self) -> list[str]:
         """One banner line per listening socket, with the real port (also for port 0)."""
-        return [f"{name} listening on {port.getHost().host}:{port.getHost().port}"
-                for name, port in self.ports]
+        return [f"{name} listening on {port_address(port)}" for name, port in self.ports if port is not None]
 
     def stop(self) -> defer.Deferred:
         ports, self.ports = self.ports, []
-        return defer.DeferredList([defer.maybeDeferred(port.stopListening) for _, port in ports])
+        return defer.DeferredList([defer.maybeDeferred(port.stopListening)
+                                   for _, port in ports if port is not None])

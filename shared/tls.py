@@ -5,11 +5,14 @@ store server, the IMAP/POP3/CalDAV listeners and the adapter agree.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from OpenSSL.crypto import FILETYPE_PEM
 from twisted.internet import ssl
+
+from shared.config import ConfigError
 
 # TLS 1.0/1.1 are deprecated (RFC 8996).
 MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
@@ -44,7 +47,7 @@ def server_options(cert_file: str, key_file: str | None = None,
     (or from `cert_file` when the key is bundled). With `ca_file`, clients must
     present a certificate signed by that CA."""
     certs = load_certificates(cert_file)
-    key = ssl.KeyPair.load(_read(key_file or cert_file), FILETYPE_PEM)
+    key = _load_key(key_file or cert_file)
     kwargs: dict[str, Any] = {}
     if ca_file:
         kwargs.update(verify=True, caCerts=[c.original for c in load_certificates(ca_file)],
@@ -56,6 +59,41 @@ def server_options(cert_file: str, key_file: str | None = None,
         raiseMinimumTo=MINIMUM_TLS,
         **kwargs,
     )
+
+
+def _load_key(path: str) -> ssl.KeyPair:
+    return ssl.KeyPair.load(_read(path), FILETYPE_PEM)
+
+
+def _from_option(option: str, path: str, load: Callable[[str], Any], what: str) -> Any:
+    try:
+        return load(path)
+    except (OSError, ValueError, crypto.Error, SSL.Error):
+        raise ConfigError(option, f"no usable PEM {what} in {path!r}") from None
+
+
+def config_server_options(cfg: Any, cert_option: str, key_option: str) -> ssl.CertificateOptions | None:
+    """`server_options` from two file options, or None when no certificate is set.
+
+    The files are checked here, at start-up, so that a missing, broken or
+    mismatched certificate or key is reported with its option's name instead of
+    failing the first client's handshake.
+    """
+    cert_file = cfg.get_file(cert_option)
+    key_file = cfg.get_file(key_option)
+    if cert_file is None:
+        return None
+    certs = _from_option(cert_option, cert_file, load_certificates, "certificate")
+    key_option, key_path = (key_option, key_file) if key_file else (cert_option, cert_file)
+    key = _from_option(key_option, key_path, _load_key, "private key")
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.use_certificate(certs[0].original)
+    context.use_privatekey(key.original)
+    try:
+        context.check_privatekey()
+    except SSL.Error:
+        raise ConfigError(key_option, f"the key in {key_path!r} does not match the certificate") from None
+    return server_options(cert_file, key_file)
 
 
 def client_options(hostname: str, ca_file: str | None = None,

@@ -2,7 +2,7 @@
 import pytest
 
 from shared.config import ConfigError
-from shared.listeners import parse_address, parse_listen
+from shared.endpoints import parse_address, parse_listen
 
 
 def test_addresses_and_lists():

@@ -1,0 +1,135 @@
+"""Address options as Twisted endpoints: the one place listeners and the store address are read.
+
+Admins keep writing Kopano-style values: listeners as `*:143 127.0.0.1:1143 [::1]:143`
+(`*` or nothing is every IPv4 address), the store server's address as a socket
+path, `unix:PATH`, `tcp:HOST:PORT` or `tls:HOST:PORT[:ca=FILE]`. Here they become
+the description strings `serverFromString` and `clientFromString` take, with
+colons and backslashes in addresses and paths escaped as Twisted's syntax wants.
+
+TLS is layered on by our own code (shared.tls) rather than through the `ssl:` and
+`tls:` descriptions, whose options cannot express our TLS floor or a CA file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from twisted.internet import defer
+from twisted.internet.endpoints import (
+    HostnameEndpoint, clientFromString, quoteStringArgument, serverFromString, wrapClientTLS,
+)
+from twisted.internet.interfaces import IListeningPort, IStreamClientEndpoint
+
+from shared.config import ConfigError
+
+# Seconds a connection to the store server may take to open.
+CONNECT_TIMEOUT = 10
+
+
+class ListenAddress(NamedTuple):
+    host: str  # "" is every IPv4 address
+    port: int
+
+    def description(self) -> str:
+        """The `serverFromString` description of this listener."""
+        interface = f":interface={quoteStringArgument(self.host)}" if self.host else ""
+        return f"tcp:{self.port}{interface}"
+
+
+def parse_address(value: str, option: str = "listen address") -> ListenAddress:
+    """`host:port`, `[v6]:port` or `*:port`."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(option, f"expected host:port, got {value!r}")
+    host = host.strip("[]")
+    return ListenAddress("" if host in ("", "*") else host, int(port))
+
+
+def parse_listen(value: str, option: str = "listen address") -> list[ListenAddress]:
+    """A space- or comma-separated list of addresses."""
+    return [parse_address(item, option) for item in value.replace(",", " ").split()]
+
+
+def unix_description(path: str, mode: int) -> str:
+    """The `serverFromString` description of a UNIX socket with file mode `mode`."""
+    return f"unix:address={quoteStringArgument(path)}:mode={mode:o}:lockfile=0"
+
+
+def listen(reactor: Any, description: str, factory: Any, tls_options: Any = None) -> defer.Deferred:
+    """Listen on an endpoint description, under TLS with `tls_options`; fires with the
+    IListeningPort. TCP and UNIX endpoints bind at once, so the Deferred has already
+    fired (or failed with CannotListenError) when this returns."""
+    if tls_options is not None:
+        # What reactor.listenSSL does too: TLS in memory over a plain TCP port.
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+        factory = TLSMemoryBIOFactory(tls_options, False, factory)
+    return serverFromString(reactor, description).listen(factory)
+
+
+def port_address(port: IListeningPort) -> str:
+    """`host:port` of a listening TCP port, the real port also for port 0."""
+    address = port.getHost()
+    return f"{address.host}:{address.port}"
+
+
+@dataclass(frozen=True)
+class StoreAddress:
+    """Where the store server is: a UNIX socket `path`, or `host` and `port` (over TLS
+    when `tls`, checked against `ca_file` or the platform's trust store)."""
+
+    path: str | None = None
+    host: str = ""
+    port: int = 0
+    tls: bool = False
+    ca_file: str | None = None
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.path is None
+
+    def host_header(self) -> str:
+        if self.path is not None:
+            return "localhost"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_store_address(value: str, option: str = "server_socket") -> StoreAddress:
+    """A socket path, `unix:PATH`, `tcp:HOST:PORT` or `tls:HOST:PORT[:ca=FILE]`
+    (HOST may be `[v6]`)."""
+    kind, sep, rest = value.partition(":")
+    if not sep or kind not in ("tcp", "tls", "unix"):
+        return StoreAddress(path=value)
+    if kind == "unix":
+        return StoreAddress(path=rest)
+    expected = f"expected {kind}:host:port, got {value!r}"
+    if rest.startswith("["):
+        host, bracket, rest = rest[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise ConfigError(option, expected)
+        port, _, extra = rest[1:].partition(":")
+    else:
+        host, _, rest = rest.partition(":")
+        port, _, extra = rest.partition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(option, expected)
+    ca_file = None
+    if extra:
+        if kind != "tls" or not extra.startswith("ca=") or ":" in extra:
+            raise ConfigError(option, f"unknown endpoint option in {value!r}; only tls: takes ca=<file>")
+        ca_file = extra[3:]
+    return StoreAddress(host=host, port=int(port), tls=kind == "tls", ca_file=ca_file)
+
+
+def client_endpoint(reactor: Any, address: StoreAddress, ca_file: str | None = None) -> IStreamClientEndpoint:
+    """The endpoint that connects to `address`, verifying the server under TLS."""
+    if address.path is not None:
+        path = quoteStringArgument(address.path)
+        return clientFromString(reactor, f"unix:path={path}:timeout={CONNECT_TIMEOUT}")
+    # clientFromString's tcp: resolves IPv4 only; HostnameEndpoint tries every
+    # address of the name (RFC 8305), as the adapter always has.
+    endpoint: IStreamClientEndpoint = HostnameEndpoint(
+        reactor, address.host.encode("idna"), address.port, timeout=CONNECT_TIMEOUT)
+    if address.tls:
+        from shared.tls import client_options  # only TLS users pay for pyOpenSSL
+        endpoint = wrapClientTLS(client_options(address.host, address.ca_file or ca_file), endpoint)
+    return endpoint
