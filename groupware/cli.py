@@ -29,7 +29,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shared.config import Config, ConfigError, parse_overrides
+from shared.config import Config, ConfigError, parse_overrides, report_config_error
 
 FEATURES = ("imap", "pop3", "caldav")
 
@@ -142,7 +142,9 @@ def _seconds(text: str) -> int:
 
 def load_config(args: argparse.Namespace) -> Config:
     pairs = list(args.overrides) + list(getattr(args, "sub_overrides", []))
-    return Config.load(args.config_dir, args.data_dir, parse_overrides(pairs))
+    cfg = Config.load(args.config_dir, args.data_dir, parse_overrides(pairs))
+    cfg.check()
+    return cfg
 
 
 def read_password(args: argparse.Namespace) -> str:
@@ -183,8 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from groupware import admin
         return admin.run(cfg, args)
     except ConfigError as exc:
-        print(f"groupware: {exc}", file=sys.stderr)
-        return 2
+        return report_config_error("groupware", exc)
 
 
 if __name__ == "__main__":

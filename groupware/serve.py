@@ -16,6 +16,7 @@ from twisted.internet import defer
 
 from shared import heap
 from shared.config import Config
+from shared.startup import StartOutcome
 
 log = logging.getLogger("groupware")
 
@@ -86,7 +87,7 @@ def run_gateway(cfg: Config, name: str) -> int:
 
     setup_from_config(cfg)
     gateway = make_gateway(name, cfg, reactor)
-    exit_code: list[int] = []
+    outcome = StartOutcome(log)
 
     def running(_):
         heap.settle()
@@ -95,8 +96,7 @@ def run_gateway(cfg: Config, name: str) -> int:
               flush=True)
 
     def failed(failure):
-        log.error("could not start %s: %s", name, failure.getErrorMessage())
-        exit_code.append(1)
+        outcome.failed(failure, f"could not start {name}")
         reactor.stop()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -107,7 +107,7 @@ def run_gateway(cfg: Config, name: str) -> int:
     reactor.callWhenRunning(lambda: gateway.start().addCallbacks(running, failed))
     reactor.addSystemEventTrigger("before", "shutdown", gateway.stop)
     reactor.run()
-    return exit_code[0] if exit_code else 0
+    return outcome.result()
 
 
 def serve(cfg: Config, demo: bool = False) -> int:
@@ -142,18 +142,15 @@ def serve(cfg: Config, demo: bool = False) -> int:
         print(f"groupware is running; data in {cfg.data_dir}. Stop with Ctrl-C.", flush=True)
 
     def failed(failure):
-        if isinstance(failure.value, defer.FirstError):
-            failure = failure.value.subFailure
-        log.error("could not start: %s", failure.getErrorMessage())
+        outcome.failed(failure, "could not start")
         reactor.stop()
-        exit_code.append(1)
 
     def shutdown():
         for gateway in reversed(services):
             gateway.stop()
         return server.stop()
 
-    exit_code: list[int] = []
+    outcome = StartOutcome(log)
 
     def stop_once() -> None:
         if reactor.running and not stopping:
@@ -172,4 +169,4 @@ def serve(cfg: Config, demo: bool = False) -> int:
     reactor.callWhenRunning(lambda: server.start(reactor).addCallback(started).addErrback(failed))
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.run()
-    return exit_code[0] if exit_code else 0
+    return outcome.result()

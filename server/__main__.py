@@ -10,7 +10,8 @@ import logging
 import sys
 
 from shared import heap
-from shared.config import Config, ConfigError, parse_overrides
+from shared.config import Config, ConfigError, parse_overrides, report_config_error
+from shared.startup import StartOutcome
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,9 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = Config.load(args.config_dir, args.data_dir, parse_overrides(args.set))
+        cfg.check()
+        return run(cfg)
     except ConfigError as err:
-        parser.error(str(err))
-    logging.basicConfig(stream=sys.stderr, level=cfg.get("log_level").upper(),
+        return report_config_error(parser.prog, err)
+
+
+def run(cfg: Config) -> int:
+    """The store server in this process's reactor until it stops; its exit code."""
+    logging.basicConfig(stream=sys.stderr, level=cfg.get_log_level("log_level"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from twisted.internet import reactor
@@ -36,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from server.service import StoreServer
 
     server = StoreServer(cfg)
-    exit_code = [0]
+    outcome = StartOutcome(logging.getLogger("server"))
 
     def started(_: object) -> None:
         for port in server.listening_ports:
@@ -51,14 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         print("ready", flush=True)
 
     def failed(failure) -> None:
-        logging.getLogger("server").error("could not start: %s", failure.getErrorMessage())
-        exit_code[0] = 1
+        outcome.failed(failure)
         reactor.stop()
 
     reactor.callWhenRunning(lambda: server.start(reactor).addCallbacks(started, failed))
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
     reactor.run()
-    return exit_code[0]
+    return outcome.result()
 
 
 if __name__ == "__main__":

@@ -86,17 +86,6 @@ def log_safe(text: str, limit: int = MAX_LOGIN_KEY) -> str:
     return "".join(out)
 
 
-def _seconds(cfg: Any, name: str) -> float:
-    value = cfg.get(name)
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected seconds, got {value!r}") from None
-    if seconds < 0:
-        raise ValueError(f"{name}: must not be negative")
-    return seconds
-
-
 def _canonical_ip(ip: str) -> str:
     """`::ffff:192.0.2.1` and `192.0.2.1` count as one address."""
     try:
@@ -115,14 +104,14 @@ class AuthGuard:
 
     def __init__(self, cfg: Any, reactor: Any) -> None:
         self.reactor = reactor
-        self.base_delay = _seconds(cfg, "auth_failure_delay")
-        self.max_delay = _seconds(cfg, "auth_max_delay")
+        self.base_delay = cfg.get_seconds("auth_failure_delay")
+        self.max_delay = cfg.get_seconds("auth_max_delay")
         self.ban_threshold = cfg.get_int("auth_ban_threshold")  # 0: never ban
-        self.ban_time = _seconds(cfg, "auth_ban_time")
-        self.window = _seconds(cfg, "auth_failure_window")
+        self.ban_time = cfg.get_seconds("auth_ban_time")
+        self.window = cfg.get_seconds("auth_failure_window")
         self.max_entries = max(1, cfg.get_int("auth_guard_max_entries"))
         self.exempt_loopback = cfg.get_bool("auth_exempt_loopback")
-        self.trusted = [ipaddress.ip_network(net, strict=False) for net in cfg.get_list("trusted_networks")]
+        self.trusted = cfg.get_networks("trusted_networks")
         self.by_ip: OrderedDict[str, _Record] = OrderedDict()
         self.by_login: OrderedDict[str, _Record] = OrderedDict()
 

@@ -87,8 +87,8 @@ def config_server_options(cfg: Any, cert_option: str, key_option: str) -> ssl.Ce
     key_option, key_path = (key_option, key_file) if key_file else (cert_option, cert_file)
     key = _from_option(key_option, key_path, _load_key, "private key")
     context = SSL.Context(SSL.TLS_METHOD)
-    context.use_certificate(certs[0].original)
-    context.use_privatekey(key.original)
+    context.use_certificate(certs[0].original.to_cryptography())
+    context.use_privatekey(key.original.to_cryptography_key())
     try:
         context.check_privatekey()
     except SSL.Error:

@@ -5,6 +5,8 @@ import os
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Protocol
 
+from shared.config import ConfigError
+
 from .database import DatabaseBlobStore
 from .files import FileBlobStore
 
@@ -20,7 +22,7 @@ class BlobStore(Protocol):
 
 def open_blob_store(cfg: Any, data_dir: str, engine: Any = None) -> BlobStore:
     """The configured blob store; the database kind shares the store database."""
-    kind = cfg.get("attachment_storage").lower()
+    kind = cfg.get_choice("attachment_storage")
     if kind == "files":
         path = cfg.get("attachment_path") or os.path.join(data_dir, "attachments")
         return FileBlobStore(path, fsync=cfg.get_bool("attachment_files_fsync"))
@@ -29,7 +31,7 @@ def open_blob_store(cfg: Any, data_dir: str, engine: Any = None) -> BlobStore:
             from server.storage.engine import database_url, make_engine
             engine = make_engine(database_url(cfg, data_dir))
         return DatabaseBlobStore(engine)
-    raise ValueError(f"unknown attachment_storage {kind!r}")
+    raise ConfigError("attachment_storage", f"expected files or database, got {kind!r}")
 
 
 __all__ = ["BlobStore", "FileBlobStore", "DatabaseBlobStore", "open_blob_store"]

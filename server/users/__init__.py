@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from shared.config import Config, ConfigError
+from shared.config import Config
 from shared.errors import AuthFailed
 
 __all__ = ["AuthFailed", "UserBackend", "hash_password", "load_user_backend", "PLUGINS"]
@@ -34,11 +34,7 @@ PLUGINS = {"db": "server.users.db", "ldap": "server.users.ldap", "unix": "server
 
 
 def load_user_backend(config: Config, storage: Any) -> UserBackend:
-    name = config.get("user_plugin")
-    module_name = PLUGINS.get(name)
-    if module_name is None:
-        raise ConfigError(f"user_plugin: unknown plugin {name!r}; available: {', '.join(sorted(PLUGINS))}")
-    module = __import__(module_name, fromlist=["backend"])
+    module = __import__(PLUGINS[config.get_choice("user_plugin")], fromlist=["backend"])
     return module.backend(config, storage)
 
 

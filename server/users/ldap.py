@@ -56,14 +56,9 @@ class LdapSettings:
     """The ldap_* options, checked once."""
 
     def __init__(self, cfg: Config) -> None:
-        self.uris = cfg.get_list("ldap_uri")
-        if not self.uris:
-            raise ConfigError("ldap_uri: no directory server given")
-        for uri in self.uris:
-            if not uri.lower().startswith(("ldap://", "ldaps://")):
-                raise ConfigError(f"ldap_uri: expected ldap:// or ldaps://, got {uri!r}")
+        self.uris = cfg.get_urls("ldap_uri")
         self.starttls = cfg.get_bool("ldap_starttls")
-        self.cacert = cfg.get("ldap_tls_cacert_file") or None
+        self.cacert = cfg.get_file("ldap_tls_cacert_file")
         self.bind_user = cfg.get("ldap_bind_user")
         self.bind_password = cfg.get("ldap_bind_passwd")
         # ldap3 packs the receive timeout into a socket option: whole seconds.
@@ -76,19 +71,19 @@ class LdapSettings:
         self.email_attr = cfg.get("ldap_emailaddress_attribute")
         self.fullname_attr = cfg.get("ldap_fullname_attribute")
         self.unique_attr = cfg.get("ldap_user_unique_attribute")
-        self.unique_binary = cfg.get("ldap_user_unique_attribute_type").lower() == "binary"
+        self.unique_binary = cfg.get_choice("ldap_user_unique_attribute_type") == "binary"
         self.enabled_attr = cfg.get("ldap_enabled_features_attribute")
         self.disabled_attr = cfg.get("ldap_disabled_features_attribute")
         self.group_filter = cfg.get("ldap_group_search_filter") or "(objectClass=*)"
         self.groupname_attr = cfg.get("ldap_groupname_attribute")
         self.members_attr = cfg.get("ldap_groupmembers_attribute")
-        self.members_are_dns = cfg.get("ldap_groupmembers_attribute_type").lower() == "dn"
+        self.members_are_dns = cfg.get_choice("ldap_groupmembers_attribute_type") == "dn"
         self.memberof_attr = cfg.get("ldap_user_memberof_attribute")
         self.login_group = cfg.get("ldap_login_group")
         self.page_size = cfg.get_int("ldap_page_size")
-        for name in ("login_attr", "unique_attr"):
-            if not getattr(self, name):
-                raise ConfigError(f"ldap: {name} must not be empty")
+        for option in ("ldap_loginname_attribute", "ldap_user_unique_attribute"):
+            if not cfg.get(option):
+                raise ConfigError(option, "must not be empty")
 
     def user_attributes(self) -> list[str]:
         names = [self.login_attr, self.email_attr, self.fullname_attr, self.unique_attr,

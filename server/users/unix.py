@@ -21,7 +21,7 @@ from typing import Any
 import pamela
 
 from server.users.directory import DirectoryUser, local_user
-from shared.config import Config, ConfigError
+from shared.config import Config
 from shared.errors import AuthFailed, Unavailable
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,7 @@ class UnixUserBackend:
         self._storage = storage
         self.min_uid = cfg.get_int("min_user_uid")
         self.max_uid = cfg.get_int("max_user_uid")
-        try:
-            self.except_uids = {int(v) for v in cfg.get_list("except_user_uids")}
-        except ValueError:
-            raise ConfigError("except_user_uids: expected uids") from None
+        self.except_uids = set(cfg.get_int_list("except_user_uids"))
         self.domain = cfg.get("default_domain") or socket.getfqdn()
         self.service = cfg.get("pam_service")
 
