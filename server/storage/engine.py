@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import URL, Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
+from shared.config import ConfigError
 from shared.errors import Unavailable
 
 T = TypeVar("T")
@@ -52,7 +53,7 @@ def database_url(cfg: ConfigLike, data_dir: str) -> str:
             query=query,
         )
         return url.render_as_string(hide_password=False)
-    raise ValueError(f"unknown database_engine {kind!r}")
+    raise ConfigError("database_engine", f"expected one of sqlite, mysql, mariadb, got {kind!r}")
 
 
 def make_engine(url: str) -> Engine:
