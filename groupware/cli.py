@@ -30,8 +30,7 @@ import sys
 from collections.abc import Sequence
 
 from shared.config import Config, ConfigError, parse_overrides, report_config_error
-
-FEATURES = ("imap", "pop3", "caldav")
+from shared.features import FEATURES
 
 
 def _default_config_dir() -> str:

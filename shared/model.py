@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from shared import codec
 from shared.client import StoreClient
 from shared.errors import BadRequest, NotFound, SessionInvalid
+from shared.features import FEATURES as KNOWN_FEATURES
 from shared.flags import flag_names
 from shared.items import CalendarItem, ChangedItems, Changes, FlagResult, Message, UidPairs, _changes_of
 from shared.localstream import StreamHref
@@ -36,7 +37,6 @@ __all__ = ["Adapter", "Session", "Store", "Folder", "Message", "CalendarItem", "
 _G = "{%s}" % codec.NS
 _KEEP: Any = object()  # "leave the parent as it is" for Folder.rename
 
-KNOWN_FEATURES = ("imap", "pop3", "caldav")
 MESSAGE_COLUMNS = ("uid", "modseq", "flags", "keywords", "size", "internalDate")
 # append_many: the server takes at most 1000 messages per call; keeping the
 # inline bytes of one request well under max_soap_size (base64 adds a third).

@@ -9,12 +9,12 @@ from lxml import etree
 from server.soap.context import Call, Services, response
 from shared.codec import add, element, field, required
 from shared.errors import AuthFailed, BadRequest, Forbidden
+from shared.features import FEATURES
 
 log = logging.getLogger(__name__)
 
 # Protocols a gateway may name at logon; the first three can be switched off
 # per user and server-wide (`disabled_features`).
-FEATURES = ("imap", "pop3", "caldav")
 PROTOCOLS = frozenset(FEATURES + ("admin",))
 
 

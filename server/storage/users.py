@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, exc, insert, select, update
 
 from shared.errors import BadRequest, Conflict, NotFound
+from shared.features import FEATURES
 
 from .base import StorageBase
 from .schema import folders, permissions, stores, subscriptions, users
@@ -27,7 +28,6 @@ DEFAULT_FOLDERS = (
 # subscribed on creation (as in Dovecot).
 DEFAULT_SUBSCRIPTIONS = tuple("INBOX" if role == "inbox" else name
                               for name, cls, role in DEFAULT_FOLDERS if cls == "mail")
-FEATURES = ("imap", "pop3", "caldav")
 
 
 class UsersMixin(StorageBase):
