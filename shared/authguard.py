@@ -24,7 +24,7 @@ The login name is escaped (no spaces or control characters), so the line always
 ends with ` rip=<address>` and cannot be forged by a crafted name; the fail2ban
 filter in conf/fail2ban/ matches it.
 
-API:
+API (gateways do not call it themselves: `shared.login.LoginService` does, for each of them):
 
     guard = AuthGuard.for_process(cfg, reactor)   # one per process, shared by all gateways
     d = guard.before_attempt(protocol, ip, login)  # Deferred: fires (None) after the delay
@@ -97,6 +97,15 @@ def _canonical_ip(ip: str) -> str:
     return str(address)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is an address of this machine (127.0.0.0/8, ::1, or either
+    written as IPv4-mapped IPv6); False for anything that is not an IP address."""
+    try:
+        return ipaddress.ip_address(_canonical_ip(host)).is_loopback
+    except ValueError:
+        return False
+
+
 class AuthGuard:
     """Failure counts, delays and bans for logins from every gateway of a process."""
 
@@ -125,12 +134,12 @@ class AuthGuard:
 
     # -- queries
     def exempt(self, ip: str) -> bool:
+        if self.exempt_loopback and is_loopback(ip):
+            return True
         try:
             address = ipaddress.ip_address(_canonical_ip(ip))
         except ValueError:
             return False  # not an IP (a UNIX socket peer has none): counted like any other
-        if self.exempt_loopback and address.is_loopback:
-            return True
         return any(address.version == net.version and address in net for net in self.trusted)
 
     def ban_remaining(self, ip: str) -> float:
@@ -152,7 +161,7 @@ class AuthGuard:
             return 0.0
         return min(self.base_delay * 2 ** min(failures - 1, 32), self.max_delay)
 
-    # -- the three calls a gateway makes
+    # -- the three calls a login makes
     def before_attempt(self, protocol: str, ip: str, login: str) -> defer.Deferred:
         """A Deferred that fires once the attempt may be checked, or fails with `Banned`."""
         remaining = 0.0 if self.exempt(ip) else self.ban_remaining(ip)

@@ -1,21 +1,44 @@
-"""What every gateway service shares: one adapter, its listeners, start and stop.
+"""What every gateway service shares: one adapter, one login service, its listeners,
+start and stop.
 
-A gateway package subclasses `GatewayService` and fills in `listen()`; `groupware
-serve` (its GATEWAYS registry) and the standalone commands only call `start()`,
-`listeners()` and `stop()`.
+A gateway package subclasses `GatewayService`, names its `protocol` (a name from
+`shared.features`) and fills in `listen()`; `groupware serve` (its GATEWAYS registry)
+and the standalone commands only call `start()`, `listeners()` and `stop()`.
+Connection-oriented gateways (IMAP, POP3) build their listeners' factories on
+`ConnectionFactory`.
 """
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 
+from shared.authguard import AuthGuard
 from shared.listeners import Listeners, gateway_tls
+from shared.login import LoginService, plaintext_login_allowed
 from shared.model import Adapter
 
 
+class ConnectionFactory(protocol.ServerFactory):
+    """What a connection learns from the port it came in on: how to log users in, the TLS
+    options (None without a certificate), whether the port speaks TLS from the first byte,
+    and whether passwords may come in the clear (`disable_plaintext_auth`)."""
+
+    def __init__(self, cfg: Any, login: LoginService, tls_options: Any, implicit_tls: bool = False) -> None:
+        self.login = login
+        self.tls_options = tls_options
+        self.implicit_tls = implicit_tls
+        self.plaintext_auth = not cfg.get_bool("disable_plaintext_auth")
+
+    def plaintext_allowed(self, tls_active: bool, peer_host: str) -> bool:
+        return plaintext_login_allowed(tls_active, self.plaintext_auth, peer_host)
+
+
 class GatewayService(abc.ABC):
+    protocol: str  # the feature name its users log in under
+
     def __init__(self, cfg: Any, reactor: Any) -> None:
         self.cfg = cfg
         self.reactor = reactor
@@ -28,8 +51,9 @@ class GatewayService(abc.ABC):
     def _start(self) -> defer.Deferred:
         tls = gateway_tls(self.cfg)
         self.adapter = Adapter(self.cfg, self.reactor)
+        login = LoginService(self.adapter, AuthGuard.for_process(self.cfg, self.reactor), self.protocol)
         try:
-            self.listen(self.adapter, tls)
+            self.listen(login, tls)
         except Exception:
             self.stop()
             raise
@@ -40,8 +64,16 @@ class GatewayService(abc.ABC):
         return failure
 
     @abc.abstractmethod
-    def listen(self, adapter: Adapter, tls: Any) -> None:
-        """Open this gateway's ports on `self.listening`; `tls` is None without a certificate."""
+    def listen(self, login: LoginService, tls: Any) -> None:
+        """Open this gateway's ports on `self.listening`; `tls` is None without a certificate.
+        `login.adapter` is the service's adapter."""
+
+    def listen_plain_and_tls(self, name: str, factory_for: Callable[[bool], Any], tls: Any) -> None:
+        """Plain ports from `<name>_listen` and, with a certificate, implicit-TLS ones from
+        `<name>s_listen`; `factory_for(implicit_tls)` gives each kind its factory."""
+        self.listening.tcp(name, self.cfg.get(f"{name}_listen"), factory_for(False))
+        if tls is not None:
+            self.listening.tls(f"{name}s", self.cfg.get(f"{name}s_listen"), factory_for(True), tls)
 
     def listeners(self) -> list[str]:
         return self.listening.lines()

@@ -534,7 +534,7 @@ def test_store_outage_is_503_with_retry_after_never_401(tmp_path):
 
 
 def test_plain_http_from_another_host_is_refused_unless_configured():
-    from gateways.caldav.app import is_loopback
+    from shared.login import is_loopback
     assert is_loopback("127.0.0.1") and is_loopback("::1")
     assert not is_loopback("192.0.2.1") and not is_loopback("not an address")
 

@@ -1,8 +1,9 @@
 """The HTTP side of the CalDAV/iCal gateway: twisted.web in front of Radicale.
 
 The resource does what must not cost a thread or must happen before a body is
-read: size limits (413 before reading), Basic authentication against the store
-(with the delay after failures on a reactor timer), hostile-XML refusal, URL
+read: size limits (413 before reading), Basic authentication through the login
+service (`shared.login`, whose delay after failures is a reactor timer) and the
+session cache on top of it, hostile-XML refusal, URL
 mapping (`/caldav/...`, `/ical/<user>/<calendar>`, `/.well-known/caldav`, principal
 discovery on any other path). Then it hands the request to Radicale in a WSGI
 thread, and maps store errors Radicale could not express (503, 403, 409) back.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import logging
 import re
 import secrets
@@ -30,9 +30,9 @@ from gateways.caldav import properties
 from gateways.caldav import context, direct, feed_import, listing, radicale_glue, rights, storage
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
-from shared.authguard import AuthGuard, Banned
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
                            GroupwareError, NotFound, SessionInvalid, TooLarge, Unavailable)
+from shared.login import LoginRefused, Outcome, plaintext_login_allowed
 
 log = logging.getLogger("gateways.caldav")
 
@@ -58,13 +58,6 @@ _ADDRESSBOOK_HOME = re.compile(rb"<(\w+):addressbook-home-set(?:\s*/>|>.*?</\1:a
 
 def _calendar_only(dav_header: str) -> str:
     return ", ".join(t.strip() for t in dav_header.split(",") if t.strip() != "addressbook")
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 class LimitedRequest(server.Request):
@@ -125,14 +118,13 @@ class GatewayResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, reactor: Any, threadpool: Any, adapter: Any, sessions: SessionCache, guard: AuthGuard,
+    def __init__(self, reactor: Any, threadpool: Any, adapter: Any, sessions: SessionCache,
                  plaintext_auth: bool, retry_after: int, max_request_size: int) -> None:
         super().__init__()
         self.reactor = reactor
         self.threadpool = threadpool
         self.adapter = adapter
         self.sessions = sessions
-        self.guard = guard
         self.plaintext_auth = plaintext_auth
         self.retry_after = retry_after
         self.contexts: dict[str, context.RequestContext] = {}
@@ -268,7 +260,7 @@ class GatewayResource(resource.Resource):
 
     def _authenticate(self, request: server.Request) -> None:
         address = request.getClientAddress().host
-        if not (request.isSecure() or self.plaintext_auth or is_loopback(address)):
+        if not plaintext_login_allowed(request.isSecure(), self.plaintext_auth, address):
             self._finish(request, 403, "log in over https\n")
             return
         credentials = self._credentials(request)
@@ -276,41 +268,28 @@ class GatewayResource(resource.Resource):
             self._challenge(request)
             return
         user, password = credentials
-        session = self.sessions.cached(user, password)
-        if session is not None:
-            self._authenticated(request, user, session, address)
-            return
-        # The delay owed for earlier failures comes before the password is checked.
-        d = self.guard.before_attempt("caldav", address, user)
-        d.addCallback(lambda _: self.sessions.logon(user, password, address))
-        d.addCallbacks(lambda session: self._authenticated(request, user, session, address),
-                       lambda failure: self._logon_failed(request, user, address, failure))
+        d = self.sessions.logon(user, password, address)
+        d.addCallbacks(lambda session: self._authenticated(request, user, session),
+                       lambda failure: self._login_refused(request, failure))
         d.addErrback(self._internal_error, request)
 
-    def _logon_failed(self, request: server.Request, user: str, address: str, failure: Any) -> Any:
-        err = failure.value
-        if isinstance(err, Banned):
+    def _login_refused(self, request: server.Request, failure: Any) -> None:
+        failure.trap(LoginRefused)
+        refused = failure.value
+        outcome = refused.outcome
+        if outcome is Outcome.BANNED:
             self._finish(request, 429, "too many failed logins from your address\n",
-                         [(b"retry-after", str(int(err.retry_after) + 1).encode())])
-            return None
-        if isinstance(err, Unavailable):
-            log.warning("caldav: store unavailable for %s from %s: %s", user, address, err.message)
+                         [(b"retry-after", str(int(refused.retry_after) + 1).encode())])
+        elif outcome is Outcome.UNAVAILABLE:
             self._finish(request, 503, "the store is unavailable, try again later\n",
                          [(b"retry-after", str(self.retry_after).encode())])
-            return None
-        if isinstance(err, AuthFailed):
-            self.guard.failed("caldav", address, user)
-            self._challenge(request)
-            return None
-        if isinstance(err, Forbidden):
+        elif outcome is Outcome.DISABLED:
             # The password was right; CalDAV is switched off for this user.
-            log.warning("caldav login refused, caldav disabled: user=%s rip=%s", user, address)
             self._challenge(request, "CalDAV is disabled for this account\n")
-            return None
-        return failure
+        else:
+            self._challenge(request)
 
-    def _authenticated(self, request: server.Request, user: str, session: Any, address: str) -> None:
-        self.guard.succeeded(address, user)
+    def _authenticated(self, request: server.Request, user: str, session: Any) -> None:
         if request.finished or request._disconnected:
             return
         token = secrets.token_hex(16)

@@ -1,8 +1,9 @@
 """Radicale auth plugin: the HTTP resource has already checked the password.
 
-Credentials are verified on the reactor before a request reaches a worker
-thread (so a failed login's delay holds no thread); Radicale only learns the
-user name through the request context.
+Credentials are verified on the reactor, through the login service every gateway
+uses (`shared.login`), before a request reaches a worker thread (so a failed
+login's delay holds no thread); Radicale only learns the user name through the
+request context.
 """
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ from twisted.python.threadpool import ThreadPool
 from gateways.caldav.app import CalDAVSite, GatewayResource
 from gateways.caldav.radicale_glue import radicale_logger
 from gateways.caldav.sessions import SessionCache
-from shared.authguard import AuthGuard
-from shared.model import Adapter
+from shared.features import CALDAV
 from shared.gateway import GatewayService
+from shared.login import LoginService
 
 log = logging.getLogger("gateways.caldav")
 
@@ -33,25 +33,24 @@ def route_radicale_log() -> None:
 
 
 class CalDAVService(GatewayService):
+    protocol = CALDAV
+
     def __init__(self, cfg: Any, reactor: Any) -> None:
         super().__init__(cfg, reactor)
         self.sessions: SessionCache | None = None
         self.threadpool: ThreadPool | None = None
 
-    def listen(self, adapter: Adapter, tls: Any) -> None:
+    def listen(self, login: LoginService, tls: Any) -> None:
         cfg = self.cfg
         route_radicale_log()
-        self.sessions = SessionCache(adapter, cfg.get_int("ical_session_expiry"))
+        self.sessions = SessionCache(login, cfg.get_int("ical_session_expiry"))
         self.threadpool = ThreadPool(1, cfg.get_int("ical_threads"), name="caldav")
         self.threadpool.start()
         max_size = cfg.get_size("ical_max_request_size")
-        root = GatewayResource(self.reactor, self.threadpool, adapter, self.sessions,
-                               AuthGuard.for_process(cfg, self.reactor), cfg.get_bool("ical_plaintext_auth"),
-                               cfg.get_int("ical_retry_after"), max_size)
+        root = GatewayResource(self.reactor, self.threadpool, login.adapter, self.sessions,
+                               cfg.get_bool("ical_plaintext_auth"), cfg.get_int("ical_retry_after"), max_size)
         site = CalDAVSite(root, max_size)
-        self.listening.tcp("ical", cfg.get("ical_listen"), site)
-        if tls is not None:
-            self.listening.tls("icals", cfg.get("icals_listen"), site, tls)
+        self.listen_plain_and_tls("ical", lambda implicit_tls: site, tls)
 
     def release(self) -> list[defer.Deferred]:
         ds = []

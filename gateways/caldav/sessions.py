@@ -1,4 +1,9 @@
-"""Store sessions for HTTP requests: one logon per user, kept for a while."""
+"""Store sessions for HTTP requests: one login per user, kept for a while.
+
+The cache sits on top of the gateway's login service (`shared.login`): a request whose
+credentials match a kept session skips it; concurrent requests with the same new
+credentials share one login, with one pass through the guard.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +16,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from shared.model import Adapter
+from shared.login import ClientLogin, LoginService
 
 log = logging.getLogger("gateways.caldav")
 
@@ -29,8 +34,8 @@ class SessionCache:
 
     MAX_ENTRIES = 10_000
 
-    def __init__(self, adapter: Adapter, expiry: float) -> None:
-        self.adapter = adapter
+    def __init__(self, login: LoginService, expiry: float) -> None:
+        self.login = login
         self.expiry = expiry
         self._salt = os.urandom(16)
         self._entries: dict[str, _Entry] = {}
@@ -48,7 +53,7 @@ class SessionCache:
         return None
 
     def logon(self, user: str, password: str, address: str) -> defer.Deferred:
-        """Fires with a Session; fails with AuthFailed, Forbidden or Unavailable."""
+        """Fires with a Session; fails with `shared.login.LoginRefused`."""
         session = self.cached(user, password)
         if session is not None:
             return defer.succeed(session)
@@ -70,7 +75,7 @@ class SessionCache:
                     waiter.errback(result)
                 else:
                     waiter.callback(result)
-        self.adapter.logon(user, password, "caldav", address).addBoth(done)
+        self.login.login(ClientLogin(user, password, address)).addBoth(done)
         return d
 
     def _remember(self, user: str, digest: bytes, session: Any) -> None:

@@ -1,5 +1,5 @@
 """Getting in: STARTTLS, LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 3501 §6.2, RFC 4616,
-RFC 4959), and the one `log_in` every way in goes through.
+RFC 4959), and the one `log_in` every way in goes through (to `shared.login`).
 
 Before TLS, and unless `disable_plaintext_auth = no` or the client is on loopback,
 LOGIN and AUTHENTICATE are refused and LOGINDISABLED is advertised instead of
@@ -8,17 +8,13 @@ AUTH=PLAIN (RFC 3501 §6.2.3, §7.2.1).
 from __future__ import annotations
 
 import binascii
-import logging
 from base64 import b64decode
 from typing import Any
 
 from gateways.imap import dispatch
 from gateways.imap.dispatch import NOT_AUTHENTICATED, Bad, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
-from shared.authguard import Banned, log_safe
-from shared.errors import AuthFailed, Forbidden
-
-log = logging.getLogger("gateways.imap")
+from shared.login import ClientLogin, LoginRefused, Outcome
 
 
 def auth_failed() -> No:
@@ -101,36 +97,31 @@ async def authenticate(conn: Any, cmd: Any) -> Reply:
 
 
 async def log_in(conn: Any, user: str, password: str) -> Reply:
-    """Check the password with the store (through the shared brute-force guard) and
-    switch the connection to the authenticated state.
+    """Log in through the gateway's login service and switch the connection to the
+    authenticated state.
 
     A bad password and an unknown user get the same answer; an account with IMAP
     switched off gets NO; a store outage gets NO [UNAVAILABLE], never a bad password.
     """
-    factory = conn.factory
     try:
-        await factory.guard.before_attempt("imap", conn.peer_host, user)
-    except Banned:
+        session = await conn.factory.login.login(ClientLogin(user, password, conn.peer_host),
+                                                 lambda: not conn.closed)
+    except LoginRefused as refused:
+        raise refusal(conn, refused.outcome) from None
+    conn.logged_in(session, user)
+    return Reply("OK", "Logged in", w.capability_code(dispatch.capabilities(conn)).decode("ascii"))
+
+
+def refusal(conn: Any, outcome: Outcome) -> No:
+    """The tagged NO for a refused login; a banned address is also told BYE and let go."""
+    if outcome is Outcome.BANNED:
         conn.send(w.untagged("BYE", "Too many failed logins from your address, try again later"))
         conn.logout()
-        raise auth_failed() from None
-    try:
-        session = await factory.adapter.logon(user, password, protocol="imap", client_address=conn.peer_host)
-    except AuthFailed:
-        factory.guard.failed("imap", conn.peer_host, user)
-        raise auth_failed() from None
-    except Forbidden:
-        raise not_allowed() from None
-    except Exception as exc:  # noqa: BLE001  (an outage is never a bad password)
-        log.warning("imap login of %s: store unavailable: %s rip=%s", log_safe(user), exc, conn.peer_host)
-        raise unavailable() from None
-    if conn.closed:
-        session.logoff()
-        raise No("Connection closed.")
-    if not session.has_feature("imap"):
-        session.logoff()
-        raise not_allowed()
-    factory.guard.succeeded(conn.peer_host, user)
-    conn.logged_in(session, user)
-    log.info("imap login: user=%s rip=%s", log_safe(user), conn.peer_host)
-    return Reply("OK", "Logged in", w.capability_code(dispatch.capabilities(conn)).decode("ascii"))
+        return auth_failed()
+    if outcome is Outcome.DISABLED:
+        return not_allowed()
+    if outcome is Outcome.UNAVAILABLE:
+        return unavailable()
+    if outcome is Outcome.GONE:
+        return No("Connection closed.")
+    return auth_failed()

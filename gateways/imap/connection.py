@@ -55,10 +55,6 @@ READ_AHEAD = 256 * 1024
 SPOOL_APPEND_OVER = 64 * 1024
 
 
-def is_loopback(host: str) -> bool:
-    return host == "::1" or host.startswith("127.") or host.startswith("::ffff:127.")
-
-
 def failure_reply(failure: Failure, name: str) -> Reply:
     """The tagged answer for a store error that escaped a command handler."""
     if failure.check(CommandFailed):
@@ -84,7 +80,7 @@ def failure_reply(failure: Failure, name: str) -> Reply:
 
 
 class IMAPConnection(protocol.Protocol, TimeoutMixin):
-    """One client. `factory` is the service's `IMAPFactory` (adapter, options, TLS)."""
+    """One client. `factory` is the service's `IMAPFactory` (login, options, TLS)."""
 
     def __init__(self) -> None:
         self.state = NOT_AUTHENTICATED
@@ -369,5 +365,4 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self._after_reply.append(hook)
 
     def plaintext_allowed(self) -> bool:
-        return (self.tls_active or not self.factory.disable_plaintext_auth
-                or is_loopback(self.peer_host))
+        return self.factory.plaintext_allowed(self.tls_active, self.peer_host)

@@ -20,8 +20,8 @@ from twisted.python.failure import Failure
 from gateways.pop3.maildrop import Maildrop
 from gateways.pop3.readahead import ReadAhead
 from gateways.pop3.wire import DotStuffer, DrainWaiter
-from shared.authguard import Banned
-from shared.errors import AuthFailed, Forbidden, GroupwareError, NotFound, Unavailable
+from shared.errors import GroupwareError, NotFound, Unavailable
+from shared.login import ClientLogin, LoginRefused, Outcome
 
 log = logging.getLogger("gateways.pop3")
 
@@ -29,6 +29,8 @@ AUTH_FAILED = b"-ERR [AUTH] Authentication failed."
 PLAINTEXT_REFUSED = b"-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
 TEMP_FAILURE = b"-ERR [SYS/TEMP] Temporary failure, please try again later."
 BANNED = b"-ERR [AUTH] Too many failed logins from your address, try again later."
+DISABLED = b"-ERR [AUTH] POP3 access is disabled for this account."
+REFUSALS = {Outcome.BAD_CREDENTIALS: AUTH_FAILED, Outcome.DISABLED: DISABLED, Outcome.UNAVAILABLE: TEMP_FAILURE}
 MAX_OVERLONG_LINES = 3
 MAX_QUEUED_LINES = 1000  # pipelined commands held while one runs; beyond this we stop reading
 
@@ -38,12 +40,8 @@ TRANSACTION_COMMANDS = frozenset({"CAPA", "STAT", "LIST", "UIDL", "RETR", "TOP",
                                   "QUIT"})
 
 
-def is_loopback(host: str) -> bool:
-    return host == "::1" or host.startswith("127.") or host.startswith("::ffff:127.")
-
-
 class POP3Server(pop3.POP3):
-    """One client connection. `factory` is the `POP3Factory` (shared adapter, options, locks)."""
+    """One client connection. `factory` is the `POP3Factory` (login, options, locks)."""
 
     def __init__(self) -> None:
         self.state = "AUTHORIZATION"
@@ -196,8 +194,7 @@ class POP3Server(pop3.POP3):
 
     # -- capabilities and session commands
     def plaintext_allowed(self) -> bool:
-        return (self.tls_active or not self.factory.disable_plaintext_auth
-                or is_loopback(self.peer_host))
+        return self.factory.plaintext_allowed(self.tls_active, self.peer_host)
 
     def capabilities(self) -> list[bytes]:
         caps = [b"TOP", b"UIDL"]
@@ -336,36 +333,11 @@ class POP3Server(pop3.POP3):
     def login(self, user: str, password: str) -> Any:
         factory = self.factory
         try:
-            # The delay owed for earlier failures comes before the password is checked.
-            yield factory.guard.before_attempt("pop3", self.peer_host, user)
-        except Banned:
-            self.send(BANNED)
-            self.transport.loseConnection()
+            session = yield factory.login.login(ClientLogin(user, password, self.peer_host),
+                                                lambda: not self.closed)
+        except LoginRefused as refused:
+            self.refuse_login(refused.outcome)
             return
-        if self.closed:
-            return
-        try:
-            session = yield factory.adapter.logon(user, password, protocol="pop3",
-                                                  client_address=self.peer_host)
-        except AuthFailed:
-            factory.guard.failed("pop3", self.peer_host, user)
-            self.send(AUTH_FAILED)
-            return
-        except Forbidden:
-            self.err("[AUTH] POP3 access is disabled for this account.")
-            return
-        except Exception as exc:  # noqa: BLE001  (an outage is never a bad password)
-            log.warning("pop3 login of %s: store unavailable: %s", user, exc)
-            self.send(TEMP_FAILURE)
-            return
-        if self.closed:
-            session.logoff()
-            return
-        if not session.has_feature("pop3"):
-            session.logoff()
-            self.err("[AUTH] POP3 access is disabled for this account.")
-            return
-        factory.guard.succeeded(self.peer_host, user)
         # One maildrop per user in this process. Several gateway processes in front
         # of one store would need a store-side lock instead.
         key = (session.user.name or user).lower()
@@ -388,8 +360,15 @@ class POP3Server(pop3.POP3):
         self.maildrop, self.user_name, self.state = maildrop, user, "TRANSACTION"
         self.read_ahead = ReadAhead(maildrop, self.factory.read_ahead)
         count, size = maildrop.stat()
-        log.info("pop3 login: user=%s rip=%s messages=%d", user, self.peer_host, count)
+        log.debug("pop3 maildrop of %s: %d messages", user, count)
         self.ok(f"Logged in, {count} messages ({size} octets).")
+
+    def refuse_login(self, outcome: Outcome) -> None:
+        if outcome is Outcome.BANNED:
+            self.send(BANNED)
+            self.transport.loseConnection()
+        elif outcome is not Outcome.GONE:
+            self.send(REFUSALS[outcome])
 
     # -- transaction
     def message_index(self, number: bytes) -> int | None:
