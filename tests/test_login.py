@@ -17,22 +17,10 @@ from shared.login import (ClientLogin, LoginRefused, LoginService, Outcome, is_l
 from shared.model import Adapter
 
 from reactor_thread import ReactorThread, reactor_thread  # noqa: F401  (fixture)
-from test_adapter import PASSWORD, StoreServerProcess
+# The store server and its users: alice, bob, and carol with POP3 switched off.
+from test_adapter import PASSWORD, StoreServerProcess, store_server  # noqa: F401  (fixture)
 
 ATTACKER = "192.0.2.66"
-
-
-def start_store(data_dir: str, options: dict[str, str] | None = None) -> StoreServerProcess:
-    srv = StoreServerProcess(data_dir, options)
-    srv.create_users()  # alice, bob; carol with POP3 switched off
-    return srv.start()
-
-
-@pytest.fixture(scope="module")
-def store_server(tmp_path_factory):
-    srv = start_store(str(tmp_path_factory.mktemp("store")))
-    yield srv
-    srv.stop()
 
 
 def make_adapter(rt: ReactorThread, socket: str, data_dir: str, **options: str) -> Adapter:
@@ -122,7 +110,9 @@ def test_feature_switched_off_on_the_gateway_host(reactor_thread, store_server):
 
 
 def test_feature_switched_off_server_wide(reactor_thread, tmp_path):
-    srv = start_store(str(tmp_path), {"disabled_features": IMAP})
+    srv = StoreServerProcess(str(tmp_path), {"disabled_features": IMAP})
+    srv.create_users()
+    srv.start()
     adapter = make_adapter(reactor_thread, srv.socket, srv.data_dir)
     try:
         guard = make_guard(reactor_thread)
