@@ -33,6 +33,10 @@ def unavailable() -> No:
     return No("Temporary failure, please try again later.", "UNAVAILABLE")
 
 
+# The answer to each way a login is refused (besides a ban and a closed connection).
+REFUSALS = {Outcome.BAD_CREDENTIALS: auth_failed, Outcome.DISABLED: not_allowed, Outcome.UNAVAILABLE: unavailable}
+
+
 def _tls_offered(conn: Any) -> bool:
     return conn.state == NOT_AUTHENTICATED and conn.factory.tls_options is not None and not conn.tls_active
 
@@ -118,10 +122,6 @@ def refusal(conn: Any, outcome: Outcome) -> No:
         conn.send(w.untagged("BYE", "Too many failed logins from your address, try again later"))
         conn.logout()
         return auth_failed()
-    if outcome is Outcome.DISABLED:
-        return not_allowed()
-    if outcome is Outcome.UNAVAILABLE:
-        return unavailable()
     if outcome is Outcome.GONE:
         return No("Connection closed.")
-    return auth_failed()
+    return REFUSALS[outcome]()
