@@ -48,6 +48,7 @@ NO_UID_CONFLICT = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="D
                    b'xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict/></D:error>')
 PUBLISH_ACTIONS = {"{%s}publish-calendar" % properties.CS: True, "{%s}unpublish-calendar" % properties.CS: False}
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+UNAVAILABLE_TEXT = "the store is unavailable, try again later\n"
 STATUS_FOR_ERROR: dict[type, int] = {Unavailable: 503, Forbidden: 403, NotFound: 404, Conflict: 409,
                                      TooLarge: 413, BadRequest: 400, AuthFailed: 401, SessionInvalid: 401}
 
@@ -200,8 +201,7 @@ class GatewayResource(resource.Resource):
             if failure.check(NotFound):
                 self._finish(request, 404, "not found\n")
             elif failure.check(Unavailable):
-                self._finish(request, 503, "the store is unavailable, try again later\n",
-                             [(b"retry-after", str(self.retry_after).encode())])
+                self._unavailable(request)
             else:
                 self._internal_error(failure, request)
         d.addCallback(render).addErrback(failed)
@@ -243,6 +243,10 @@ class GatewayResource(resource.Resource):
             request.write(body)
         request.finish()
 
+    def _unavailable(self, request: server.Request) -> None:
+        """503 with Retry-After: the store could not answer, the client should come back."""
+        self._finish(request, 503, UNAVAILABLE_TEXT, [(b"retry-after", str(self.retry_after).encode())])
+
     # -- authentication
     def _credentials(self, request: server.Request) -> tuple[str, str] | None:
         header = request.getHeader(b"authorization") or b""
@@ -281,8 +285,7 @@ class GatewayResource(resource.Resource):
             self._finish(request, 429, "too many failed logins from your address\n",
                          [(b"retry-after", str(int(refused.retry_after) + 1).encode())])
         elif outcome is Outcome.UNAVAILABLE:
-            self._finish(request, 503, "the store is unavailable, try again later\n",
-                         [(b"retry-after", str(self.retry_after).encode())])
+            self._unavailable(request)
         elif outcome is Outcome.DISABLED:
             # The password was right; CalDAV is switched off for this user.
             self._challenge(request, "CalDAV is disabled for this account\n")
@@ -367,8 +370,7 @@ class GatewayResource(resource.Resource):
             if isinstance(err, defer.FirstError):
                 err = err.subFailure.value
             if isinstance(err, Unavailable):
-                self._finish(request, 503, "the store is unavailable, try again later\n",
-                             [(b"retry-after", str(self.retry_after).encode())])
+                self._unavailable(request)
             elif isinstance(err, GroupwareError):
                 code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
                 self._finish(request, code, "only the owner publishes a calendar\n" if code == 403
@@ -406,8 +408,7 @@ class GatewayResource(resource.Resource):
             if isinstance(err, Conflict) and err.reason == PRECONDITION_FAILED:
                 self._finish(request, 412, "precondition failed\n")
             elif isinstance(err, Unavailable):
-                self._finish(request, 503, "the store is unavailable, try again later\n",
-                             [(b"retry-after", str(self.retry_after).encode())])
+                self._unavailable(request)
             else:
                 code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
                 log.info("caldav: calendar PUT %s/%s refused: %s", user, segment, err.message)
@@ -478,5 +479,5 @@ class GatewayResource(resource.Resource):
         new_headers = [("Content-Type", "text/plain; charset=utf-8")]
         if code == 503:
             new_headers.append(("Retry-After", str(self.retry_after)))
-        text = "the store is unavailable, try again later\n" if code == 503 else reason.lower() + "\n"
+        text = UNAVAILABLE_TEXT if code == 503 else reason.lower() + "\n"
         return f"{code} {reason}", new_headers, [text.encode()]

@@ -29,9 +29,9 @@ from ldap3 import NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.dn import parse_dn
 
-from server.storage.users import FEATURES
 from server.users.directory import DirectoryUser, local_user
 from shared.config import Config, ConfigError
+from shared.features import FEATURES
 from shared.errors import AuthFailed, Unavailable
 
 log = logging.getLogger(__name__)
