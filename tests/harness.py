@@ -10,8 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+
+from waiting import wait_until
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 MARIADB = dict(host="127.0.0.1", port=3306, user="root", password="")
@@ -25,16 +26,14 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
-    """Until something accepts on 127.0.0.1:`port`; OSError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Until something accepts on 127.0.0.1:`port`; TimeoutError (an OSError) after `timeout` seconds."""
+    def accepts() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return
+            return True
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+            return False
+    wait_until(accepts, timeout, interval=0.05, message=f"nothing accepts on 127.0.0.1:{port}")
 
 
 def read_until_quiet(sock: socket.socket) -> bytes:
@@ -96,22 +95,23 @@ class ServerProcess:
         os.makedirs(self.data_dir, exist_ok=True)
         self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def listening() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.proc.stdout.read()}")
-            if self._accepts():
-                line = ""
-                # The banner comes after the listeners are up.
-                while "groupware is running" not in line:
-                    line = self.proc.stdout.readline()
-                    if not line:
-                        raise RuntimeError("server closed its output: " + "".join(self.output))
-                    self.output.append(line)
-                return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("server did not start listening in time")
+            return self._accepts()
+        try:
+            wait_until(listening, timeout, interval=0.05, message="server did not start listening in time")
+        except TimeoutError:
+            self.kill()
+            raise
+        line = ""
+        # The banner comes after the listeners are up.
+        while "groupware is running" not in line:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("server closed its output: " + "".join(self.output))
+            self.output.append(line)
+        return self
 
     def port(self, listener: str) -> int:
         """The port a listener got (e.g. "imap" for imap_listen=127.0.0.1:0), from the banner."""

@@ -16,10 +16,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import uuid
 
 from harness import ROOT, free_port
+from waiting import wait_until
 
 SCHEMA_DIR = "/etc/ldap/schema"
 SUFFIX = "dc=example,dc=org"
@@ -230,16 +230,17 @@ class Slapd:
         self.proc = subprocess.Popen(["slapd", "-f", self.conf, "-h", f"{self.uri}/ {self.ldaps_uri}/ {self.wrong_name_uri}/",
                                       "-d", "stats"], stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def listening() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError("slapd exited: " + open(self.log_path, errors="replace").read()[-3000:])
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
+                return True
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("slapd did not start")
+                return False
+        wait_until(listening, 30, interval=0.05, message="slapd did not start")
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -162,7 +162,7 @@ def test_database_store(tmp_path, mysql_db):
         young = storage.blobs.put_bytes(b"young orphan")
     finally:
         storage.close()
-    time.sleep(1.2)
+    time.sleep(1.2)  # the young orphan grows older than --min-age 1: the age rule is under test
 
     state = os.path.join(tmp_path, "blob-gc-seen")
     with open(state) as f:

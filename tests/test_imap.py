@@ -17,6 +17,7 @@ from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
 from test_pop3 import groupware, make_cert
+from waiting import wait_until
 
 from gateways.imap.grammar.mutf7 import encode as mutf7
 
@@ -191,7 +192,8 @@ def test_bad_password_and_unknown_user_answer_the_same(env):
         answers.append(str(info.value))
         m.logout()
     assert answers[0] == answers[1] and "[AUTHENTICATIONFAILED]" in answers[0]
-    time.sleep(0.2)
+    wait_until(lambda: "imap login failed: user=nosuchuser" in server_log(env),
+               message="no log line for the failed logins")
     log = server_log(env)
     assert "imap login failed: user=demo rip=127.0.0.1" in log
     assert "imap login failed: user=nosuchuser rip=127.0.0.1" in log
@@ -468,14 +470,9 @@ def test_push_arrives_without_asking(env):
     raw = env.raw(login=True)
     raw.cmd("SELECT Pushed")
     env.rt.call(folder.append, MESSAGE % (2, 2))
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = raw.cmd("NAMESPACE")  # no store look of its own
-        if b"* 2 EXISTS\r\n" in lines:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the append was never pushed")
+    # NAMESPACE has no store look of its own: only the push can bring the news.
+    wait_until(lambda: b"* 2 EXISTS\r\n" in raw.cmd("NAMESPACE"), timeout=5, interval=0.05,
+               message="the append was never pushed")
     raw.close()
 
 

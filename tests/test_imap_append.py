@@ -13,6 +13,7 @@ import pytest
 from debian import email_corpus
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from test_imap import Env, demo_env
+from waiting import wait_until
 
 LIMIT = 60 * 1024 * 1024
 SMALL = b"From: a@example.com\r\nSubject: appended\r\n\r\nhello\r\n"
@@ -188,8 +189,8 @@ def test_fifty_megabytes_streamed_into_the_store(env):
     print(f"BODY search of 50 MB twice: peak RSS growth {grown / 1024:.1f} MB in {time.monotonic() - started:.1f}s")
     assert grown < 20 * 1024, f"the process grew by {grown} kB"
     raw.close()
-    time.sleep(0.2)
-    assert not [target for target in open_files(pid) if target.endswith("(deleted)")], "spooled file left open"
+    wait_until(lambda: not [target for target in open_files(pid) if target.endswith("(deleted)")],
+               message="spooled file left open")
 
 
 def open_files(pid: int) -> list[str]:

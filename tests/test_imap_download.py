@@ -16,6 +16,7 @@ import pytest
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from test_imap import Env, RawIMAP, demo_env
 from test_imap_fetch import rss_kb
+from waiting import wait_until_quiet
 
 MESSAGES = 300
 STALLED = 3  # more than the gateway's store connections
@@ -63,7 +64,7 @@ def test_stalled_downloads_hold_neither_connections_nor_memory(env):
     pid = env.server.pid()
     before = rss_kb(pid)
     stalled = [stalled_client(env) for _ in range(STALLED)]
-    time.sleep(2)  # each download runs until its client's window and our read-ahead are full
+    wait_until_quiet(pid)  # each download runs until its client's window and our read-ahead are full
     grown = rss_kb(pid) - before
     folder_kb = sum(map(len, sources)) // 1024
     print(f"{STALLED} stalled downloads of {folder_kb} KB each: the gateway grew by {grown} KB")

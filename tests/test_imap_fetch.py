@@ -262,7 +262,7 @@ def test_fifty_megabytes_stream_without_being_held(env, tmp_path):
             assert data == fp.read(len(data))
             left -= len(data)
             peak = max(peak, rss_kb(pid))
-            time.sleep(0.005)  # a slowish reader
+            time.sleep(0.005)  # a slowish reader is the case under test
     assert raw.readline() == b")\r\n" and raw.readline().startswith(b"b OK")
     assert peak - before < 20 * 1024, (before, peak)
     # Sections of the big message: located, then read by range.
@@ -414,8 +414,17 @@ def test_fetch_of_a_message_expunged_elsewhere(env):
     folder = fill(env, "expunged", [b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i) for i in range(3)])
     raw = env.raw(login=True)
     raw.cmd("SELECT expunged")
+    # Every session with the folder open hears of changes from the one long-poll per
+    # folder, in the order they opened it: once a later idling session is told, so is raw.
+    observer = env.raw(login=True)
+    observer.cmd("EXAMINE expunged")
+    observer.send(b"i IDLE\r\n")
+    assert observer.readline() == b"+ idling\r\n"
     env.rt.call(folder.delete_items, [2])
-    time.sleep(0.3)  # the push has come; FETCH may not announce the expunge
+    while observer.readline() != b"* 2 EXPUNGE\r\n":
+        pass
+    observer.close()
+    # The push has come; FETCH may not announce the expunge.
     lines = raw.cmd("FETCH 1:3 (BODY.PEEK[])")
     assert lines[-1].startswith(b"r3 NO [EXPUNGEISSUED]")
     assert not any(b"EXPUNGE\r\n" in line for line in lines[:-1])

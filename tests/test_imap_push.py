@@ -1,18 +1,10 @@
 """One store long-poll per folder, shared by every connection that has it selected."""
 from __future__ import annotations
 
-import time
-
 from gateways.imap.push import FolderWatches
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from test_imap import MESSAGE, env  # noqa: F401  (env is a fixture)
-
-
-def wait_for(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+from waiting import wait_until
 
 
 def test_listeners_share_one_poll_that_moves_when_its_session_leaves(env):
@@ -26,14 +18,14 @@ def test_listeners_share_one_poll_that_moves_when_its_session_leaves(env):
              for i in range(3)]
     assert watches.polls == 1
     rt.call(folder.append, MESSAGE % (2, 2))
-    wait_for(lambda: all(heard))
+    wait_until(lambda: all(heard), timeout=5)
     assert heard[0] == heard[1] == heard[2]
     # The session that carries the poll leaves: the others still hear of changes.
     rt.call(stops[0])
     rt.call(sessions[0].logoff)
     assert watches.polls == 1
     rt.call(folder.append, MESSAGE % (3, 3))
-    wait_for(lambda: len(heard[1]) == 2 and len(heard[2]) == 2)
+    wait_until(lambda: len(heard[1]) == 2 and len(heard[2]) == 2, timeout=5)
     assert len(heard[0]) == 1
     # A late listener is told at once that the folder moved on since its look.
     late: list[int] = []
@@ -53,15 +45,11 @@ def test_two_connections_on_one_folder_both_hear_of_new_mail(env):
     second.cmd("SELECT \"Two readers\"")
     env.rt.call(folder.append, MESSAGE % (2, 2))
     for raw in (first, second):
-        deadline = time.monotonic() + 5
-        while b"* 2 EXISTS\r\n" not in raw.cmd("NAMESPACE"):
-            assert time.monotonic() < deadline, "never pushed"
-            time.sleep(0.05)
+        wait_until(lambda: b"* 2 EXISTS\r\n" in raw.cmd("NAMESPACE"), timeout=5, interval=0.05,
+                   message="never pushed")
     second.cmd("LOGOUT")
     env.rt.call(folder.append, MESSAGE % (3, 3))
-    deadline = time.monotonic() + 5
-    while b"* 3 EXISTS\r\n" not in first.cmd("NAMESPACE"):
-        assert time.monotonic() < deadline, "never pushed after the other reader left"
-        time.sleep(0.05)
+    wait_until(lambda: b"* 3 EXISTS\r\n" in first.cmd("NAMESPACE"), timeout=5, interval=0.05,
+               message="never pushed after the other reader left")
     first.close()
     second.close()

@@ -10,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -18,6 +17,7 @@ from harness import ROOT, ServerProcess, free_port, read_until_quiet
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
+from waiting import wait_until, wait_until_quiet
 
 CAPA = [b"TOP", b"UIDL", b"USER", b"SASL PLAIN LOGIN", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
         b"STLS", b"EXPIRE NEVER", b"UTF8", b"IMPLEMENTATION groupware"]
@@ -160,8 +160,12 @@ def test_unknown_user_and_bad_password_answer_the_same(env):
     wrong = fail("demo", "wrong password")
     unknown = fail("nosuchuser", "wrong password")
     assert wrong == unknown and "-ERR [AUTH]" in wrong
-    time.sleep(0.2)
-    log = open(os.path.join(env.server.data_dir, "server.log"), encoding="utf-8").read()
+
+    def server_log() -> str:
+        return open(os.path.join(env.server.data_dir, "server.log"), encoding="utf-8").read()
+    wait_until(lambda: "pop3 login failed: user=nosuchuser" in server_log(),
+               message="no log line for the failed logins")
+    log = server_log()
     assert "pop3 login failed: user=demo rip=127.0.0.1" in log
     assert "pop3 login failed: user=nosuchuser rip=127.0.0.1" in log
 
@@ -220,7 +224,8 @@ def test_idle_timeout_closes_and_deletes_nothing(env):
         p.user("demo")
         p.pass_(env.password)
         p.dele(1)
-        time.sleep(2.5)
+        while p.file.readline():  # until the gateway hangs up after pop3_timeout
+            pass
         with pytest.raises((poplib.error_proto, EOFError, OSError)):
             p.stat()
         p.close()
@@ -273,13 +278,27 @@ def test_dele_rset_quit_and_dropped_connection(env):
     p.dele(1)
     p.dele(3)
     p.close()  # dropped, no QUIT: nothing is deleted
-    time.sleep(0.3)
+    # The maildrop is free again once the gateway has handled the drop.
+    p = wait_until(lambda: login_unless_in_use(env), message="the dropped session kept the maildrop")
     assert env.uids() == uids
-    p = env.pop()
     p.dele(1)
     p.dele(3)
     assert p.quit().startswith(b"+OK")
     assert env.uids() == [uids[1]]
+
+
+def login_unless_in_use(env: Env) -> poplib.POP3 | None:
+    """A logged-in demo session, or None while another session holds the maildrop."""
+    p = env.pop(login=False)
+    p.user("demo")
+    try:
+        p.pass_(env.password)
+        return p
+    except poplib.error_proto as exc:
+        p.close()
+        if b"[IN-USE]" not in exc.args[0]:
+            raise
+        return None
 
 
 def test_second_session_on_the_maildrop_is_in_use(env):
@@ -413,11 +432,11 @@ def test_pipelined_retrs_without_reading_stay_bounded(env):
         reader.readline()
         s.sendall(b"USER demo\r\nPASS %s\r\n" % env.password.encode())
         assert reader.readline().startswith(b"+OK") and reader.readline().startswith(b"+OK")
-        time.sleep(0.3)
+        wait_until_quiet(server.pid)
         baseline = server.memory_info().rss
         rounds = 3  # 36 MB asked for, nothing read
         s.sendall(b"".join(b"RETR %d\r\n" % (n % count + 1) for n in range(rounds * count)))
-        time.sleep(3)
+        wait_until_quiet(server.pid)  # it has read ahead all it will for a client that does not read
         grown = server.memory_info().rss - baseline
         assert grown < 20 * 1024 * 1024, f"gateway buffered {grown} bytes for a client that does not read"
         for n in range(rounds * count):

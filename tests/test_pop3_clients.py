@@ -17,17 +17,15 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
-import time
 from collections import Counter
 
 import pytest
 
 from debian import command, email_corpus, ensure_packages
-from harness import ServerProcess, free_port
+from harness import ServerProcess, free_port, wait_for_port
 from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
@@ -91,15 +89,8 @@ class Pop3Server:
         finally:
             storage.close()
         self.process.start()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_port(self.port, 20)
+        return self
 
 
 @pytest.fixture(scope="module")

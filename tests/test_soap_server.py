@@ -175,7 +175,8 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
         ("timeout", 60))))
     started = time.monotonic()
     waiter.start()
-    time.sleep(0.3)
+    time.sleep(0.3)  # nothing answers a parked poll: the change below must be what wakes it
+    assert not woken
     other = client(server, transport)
     other.logon("alice", USERS["alice"])
     other.call("createMessage", ("folderId", projects_id), ("source", MESSAGE))

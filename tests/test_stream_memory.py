@@ -42,7 +42,7 @@ class PeakRSS:
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.01)
+            self._stop.wait(0.01)
 
     def stop(self) -> int:
         self._stop.set()
@@ -101,7 +101,7 @@ def test_fifty_megabytes_through_the_side_channel(server):
         received += len(chunk)
         if not paused and received > MB:
             paused = True
-            time.sleep(1.0)
+            time.sleep(1.0)  # a reader that stops for a while is the case under test
     stream_growth = rss.stop()
     assert received == len(message)
     assert digest.digest() == hashlib.sha256(message).digest()
