@@ -9,8 +9,6 @@ Changes go through the real ldap-utils (ldapadd, ldapmodify, ldapdelete).
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import os
 import shutil
 import signal
@@ -18,6 +16,7 @@ import socket
 import subprocess
 import uuid
 
+from certificates import make_ca_and_server_cert
 from harness import ROOT, free_port
 from waiting import wait_until
 
@@ -39,40 +38,6 @@ def ensure_packages() -> None:
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
     subprocess.run(["apt-get", "install", "-y", "-q", "slapd", "ldap-utils"], check=True, env=env,
                    capture_output=True)
-
-
-def make_ca_and_server_cert(directory: str) -> tuple[str, str, str]:
-    """(ca.pem, server.pem, server.key): a CA, and a server certificate for 127.0.0.1/localhost."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test directory CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    paths = [os.path.join(directory, n) for n in ("ca.pem", "server.pem", "server.key")]
-    with open(paths[0], "wb") as fp:
-        fp.write(ca.public_bytes(serialization.Encoding.PEM))
-    with open(paths[1], "wb") as fp:
-        fp.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(paths[2], "wb") as fp:
-        fp.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                   serialization.NoEncryption()))
-    return paths[0], paths[1], paths[2]
 
 
 AD_SCHEMA = """
