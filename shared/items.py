@@ -28,7 +28,8 @@ class ItemChange:
     flags: list[str]
 
 
-def _changes_of(table_el: etree._Element | None) -> list[ItemChange]:
+def item_changes_from_xml(table_el: etree._Element | None) -> list[ItemChange]:
+    """The ItemChange rows of a reply's table (uid, modseq, flags, keywords)."""
     rows, table = codec.table_from_xml(table_el)
     if not rows:
         return []
@@ -148,7 +149,7 @@ class Message:
                 if rows != 1 or table.get("source", [None])[0] is None:
                     raise NotFound(f"no source for item {self.uid}")
                 return base64.b64decode(table["source"][0])
-            return self.folder._call("getItem", ("uid", self.uid), ("columns", "uid source")).addCallback(decode)
+            return self.folder.call("getItem", ("uid", self.uid), ("columns", "uid source")).addCallback(decode)
         parts: list[bytes] = []
         return self.read(parts.append).addCallback(lambda _: b"".join(parts))
 

@@ -384,9 +384,9 @@ def test_large_append_goes_through_upload(reactor_thread, adapter, tmp_path):
 
 
 def test_append_many_in_batches(reactor_thread, adapter, monkeypatch):
-    import shared.model
+    from shared.model import mail_items
     # Small batches so one call crosses several of them, an upload included.
-    monkeypatch.setattr(shared.model, "APPEND_BATCH_MESSAGES", 7)
+    monkeypatch.setattr(mail_items, "APPEND_BATCH_MESSAGES", 7)
     session = logon(reactor_thread, adapter)
     sources = [message(f"bulk {i}") for i in range(30)]
     sources[11] = message("bulk big", b"x" * (2 * 1024 * 1024))  # over the inline limit

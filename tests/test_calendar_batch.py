@@ -8,7 +8,7 @@ import pytest
 
 from server.storage.calendar_batch import CalendarSave
 from server.icalcolumns import calendar_columns
-from shared import model
+from shared.model import calendar_items
 from shared.errors import UID_CONFLICT, Conflict
 from test_adapter import logon, reactor_thread, store_server, adapter  # noqa: F401  (fixtures)
 from test_storage import mysql_url, st, user  # noqa: F401  (fixtures)
@@ -78,7 +78,7 @@ def test_storage_indexes_occurrences_of_recurring_objects(st, user):
 
 
 def test_adapter_imports_in_batches_and_keeps_untouched_etags(reactor_thread, adapter, monkeypatch):
-    monkeypatch.setattr(model, "CALENDAR_BATCH_ITEMS", 7)
+    monkeypatch.setattr(calendar_items, "CALENDAR_BATCH_ITEMS", 7)
     session = logon(reactor_thread, adapter, protocol="caldav")
 
     async def scenario():

@@ -208,6 +208,6 @@ def test_the_feature_names_are_one_list_everywhere():
     from groupware import cli
     from server.soap import session
     from server.storage import users
-    from shared import model
+    from shared.model import user
     assert FEATURES == (IMAP, POP3, CALDAV)
-    assert cli.FEATURES is session.FEATURES is users.FEATURES is model.KNOWN_FEATURES is FEATURES
+    assert cli.FEATURES is session.FEATURES is users.FEATURES is user.FEATURES is FEATURES

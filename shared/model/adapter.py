@@ -1,0 +1,41 @@
+"""The gateways' entry point to the store: logging on, and what needs no logon."""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+
+from shared.client import StoreClient
+from shared.model.publishing import read_published_calendar
+from shared.model.session import Session, call_logon
+
+
+class Adapter:
+    """The gateways' entry point: holds the store client, hands out sessions."""
+
+    def __init__(self, cfg: Any, reactor: Any = None, client: StoreClient | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+            reactor = default_reactor
+        self.cfg = cfg
+        self.reactor = reactor
+        self.client = client or StoreClient.from_config(reactor, cfg)
+        self.inline_limit = cfg.get_size("inline_source_limit")
+        # Features an admin turned off for this gateway host regardless of the user.
+        self.disabled_features = frozenset(cfg.get_list("disabled_features"))
+
+    def logon(self, user: str, password: str, protocol: str | None = None,
+              client_address: str | None = None) -> defer.Deferred:
+        """Fires with a `Session`; fails with AuthFailed, Forbidden or Unavailable."""
+        d = call_logon(self.client, user, password, protocol, client_address)
+        d.addCallback(lambda resp: Session(self, resp, user, password, protocol, client_address))
+        return d
+
+    def read_published_calendar(self, token: str) -> defer.Deferred:
+        """A calendar published at a secret URL, without logging on: fires with
+        {name, display_name, description, items: [(name, etag, text)]}; objects too large
+        to travel inline are left out. NotFound for an unknown or revoked token."""
+        return read_published_calendar(self.client, token)
+
+    def close(self) -> None:
+        self.client.close()

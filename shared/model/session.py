@@ -1,0 +1,151 @@
+"""A logged-on user's session at the store, logging on again by itself when the
+server has forgotten it."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from shared import codec
+from shared.client import StoreClient
+from shared.errors import NotFound, SessionInvalid
+from shared.model.folder import Folder
+from shared.model.store import Store
+from shared.model.user import UserInfo
+
+if TYPE_CHECKING:
+    from shared.model.adapter import Adapter
+
+log = logging.getLogger(__name__)
+
+
+def call_logon(client: StoreClient, user: str, password: str, protocol: str | None,
+               client_address: str | None) -> defer.Deferred:
+    """The logon call; fires with the server's answer, from which a Session is made."""
+    return client.call("logon", [("user", user), ("password", password),
+                                 ("protocol", protocol), ("clientAddress", client_address)])
+
+
+class Session:
+    """A logged-on user. Re-logs on once, transparently, when the server forgot the session
+    (e.g. after a restart), which is why the credentials stay in memory."""
+
+    def __init__(self, adapter: Adapter, resp: etree._Element, user: str, password: str,
+                 protocol: str | None, client_address: str | None) -> None:
+        self.adapter = adapter
+        self.client = adapter.client
+        self._credentials = (user, password, protocol, client_address)
+        self._relogon_waiters: list[defer.Deferred] | None = None
+        self.closed = False
+        self._apply(resp)
+
+    def _apply(self, resp: etree._Element) -> None:
+        self.id: str = codec.required(resp, "sessionId")
+        self.user = UserInfo.from_xml(resp.find(codec.gw("user")))
+        self.store_id: int = codec.int_field(resp, "storeId")  # type: ignore[assignment]
+        self.public_store_id: int | None = codec.int_field(resp, "publicStoreId")
+
+    @property
+    def protocol(self) -> str | None:
+        return self._credentials[2]
+
+    def has_feature(self, name: str) -> bool:
+        """Whether the user may use `name` (imap, pop3, caldav) through this gateway."""
+        if name in self.adapter.disabled_features:
+            return False
+        # A server that reports no features at all has nothing switched off.
+        return self.user.features.get(name, not self.user.features)
+
+    # -- calls
+    def call(self, op: str, fields: Sequence[tuple[str, Any]] = (), long_poll: bool = False,
+             timeout: float | None = None) -> defer.Deferred:
+        """`op` with this session's id first; re-logs on once if the session was lost."""
+        if self.closed:
+            return defer.fail(SessionInvalid("logged off"))
+        sid = self.id
+        d = self.client.call(op, [("sessionId", sid), *fields], long_poll=long_poll, timeout=timeout)
+
+        def retry(failure: Any) -> Any:
+            failure.trap(SessionInvalid)
+            if self.closed:
+                return failure
+            d2 = self._relogon(sid)
+            d2.addCallback(lambda _: self.client.call(op, [("sessionId", self.id), *fields],
+                                                      long_poll=long_poll, timeout=timeout))
+            return d2
+        return d.addErrback(retry)
+
+    def _relogon(self, stale_id: str) -> defer.Deferred:
+        """Log on again with the kept credentials; concurrent callers share one logon."""
+        if self.id != stale_id:
+            return defer.succeed(None)  # another call already logged on again
+        d: defer.Deferred = defer.Deferred()
+        if self._relogon_waiters is not None:
+            self._relogon_waiters.append(d)
+            return d
+        self._relogon_waiters = [d]
+        log.info("store session of %s lost; logging on again", self._credentials[0])
+
+        def done(result: Any) -> None:
+            waiters, self._relogon_waiters = self._relogon_waiters or [], None
+            if isinstance(result, Failure):
+                for waiter in waiters:
+                    waiter.errback(result)
+                return
+            self._apply(result)
+            for waiter in waiters:
+                waiter.callback(None)
+        call_logon(self.client, *self._credentials).addBoth(done)
+        return d
+
+    def upload(self, source: Any) -> defer.Deferred:
+        """PUT a message body (path or binary file) to the server; fires with its uploadId."""
+        sid = self.id
+        start = source.tell() if hasattr(source, "tell") else None
+
+        def retry(failure: Failure) -> Any:
+            failure.trap(SessionInvalid)
+            if start is not None:
+                source.seek(start)
+            return self._relogon(sid).addCallback(lambda _: self.client.upload(self.id, source))
+        return self.client.upload(sid, source).addErrback(retry)
+
+    def whoami(self) -> defer.Deferred:
+        """Fires with (UserInfo, store_id, public_store_id) as the server sees them."""
+        return self.call("whoami").addCallback(
+            lambda r: (UserInfo.from_xml(r.find(codec.gw("user"))), codec.int_field(r, "storeId"),
+                       codec.int_field(r, "publicStoreId")))
+
+    def store(self) -> Store:
+        return Store(self, self.store_id)
+
+    def shared_folders(self, counts: bool = True) -> defer.Deferred:
+        """Fires with the folders of other users' (and the public) stores granted to this
+        user, each with its `rights` and its own store (`counts` as for Store.folders)."""
+        def decode(r: etree._Element) -> list[Folder]:
+            out = []
+            for el in r.iterchildren(codec.gw("folder")):
+                store_id = codec.int_field(el, "storeId")
+                store = Store(self, store_id, public=store_id == self.public_store_id)  # type: ignore[arg-type]
+                out.append(Folder(store, el))
+            return out
+        return self.call("listFolders", [("shared", True)] + ([] if counts else [("counts", False)])
+                         ).addCallback(decode)
+
+    def public_store(self) -> Store:
+        if self.public_store_id is None:
+            raise NotFound("the server has no public store")
+        return Store(self, self.public_store_id, public=True)
+
+    def logoff(self) -> defer.Deferred:
+        """End the session; errors are swallowed because there is nothing left to do about them."""
+        if self.closed:
+            return defer.succeed(None)
+        d = self.client.call("logoff", [("sessionId", self.id)])
+        self.closed = True
+        self._credentials = ("", "", None, None)
+        return d.addErrback(lambda f: log.debug("logoff failed: %s", f.getErrorMessage()))
