@@ -8,17 +8,41 @@ in flight never is.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 
 from shared.config import Config
 from shared.errors import GroupwareError
 
-from groupware.cli import FEATURES, feature_changes, read_password
-
 
 def _features_text(features: dict[str, bool]) -> str:
-    return " ".join(("+" if features.get(name) else "-") + name for name in FEATURES)
+    # The store lists every protocol switch of a user, in its own order.
+    return " ".join(("+" if enabled else "-") + name for name, enabled in features.items())
+
+
+def read_password(args: argparse.Namespace) -> str:
+    """The new password: the first line of standard input with --password-stdin, else
+    asked twice at the terminal."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            raise SystemExit("groupware: passwords differ")
+    if not password:
+        raise SystemExit("groupware: empty password refused")
+    return password
+
+
+def feature_changes(args: argparse.Namespace) -> dict[str, bool]:
+    """The switches asked for; naming a feature both ways is a mistake, not a toggle."""
+    both = set(args.enable_feature) & set(args.disable_feature)
+    if both:
+        raise SystemExit(f"groupware: {', '.join(sorted(both))} both enabled and disabled")
+    changes = {name: True for name in args.enable_feature}
+    changes.update({name: False for name in args.disable_feature})
+    return changes
 
 
 def _blobs(cfg: Config, storage, args: argparse.Namespace) -> int:

@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -144,28 +143,6 @@ def load_config(args: argparse.Namespace) -> Config:
     cfg = Config.load(args.config_dir, args.data_dir, parse_overrides(pairs))
     cfg.check()
     return cfg
-
-
-def read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if password != getpass.getpass("Again: "):
-            raise SystemExit("groupware: passwords differ")
-    if not password:
-        raise SystemExit("groupware: empty password refused")
-    return password
-
-
-def feature_changes(args: argparse.Namespace) -> dict[str, bool]:
-    """The switches asked for; naming a feature both ways is a mistake, not a toggle."""
-    both = set(args.enable_feature) & set(args.disable_feature)
-    if both:
-        raise SystemExit(f"groupware: {', '.join(sorted(both))} both enabled and disabled")
-    changes = {name: True for name in args.enable_feature}
-    changes.update({name: False for name in args.disable_feature})
-    return changes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
