@@ -12,7 +12,7 @@ import getpass
 import os
 import sys
 
-from shared.config import Config
+from shared.config import Config, ConfigError
 from shared.errors import GroupwareError
 
 
@@ -110,10 +110,12 @@ def _ical_base_url(cfg: Config) -> str:
     import socket
 
     secure = bool(cfg.get("ssl_certificate_file"))
-    listen = (cfg.get("icals_listen") if secure else cfg.get("ical_listen")).split()[0]
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if host in ("", "*", "0.0.0.0", "::"):
+    option = "icals_listen" if secure else "ical_listen"
+    listeners = cfg.get_listen(option)
+    if not listeners:
+        raise ConfigError(option, "empty: the iCal gateway has no address to publish calendars on")
+    host, port = listeners[0]
+    if host in ("", "0.0.0.0", "::"):
         host = socket.getfqdn()
     if ":" in host:
         host = f"[{host}]"

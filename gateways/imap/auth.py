@@ -12,7 +12,7 @@ from base64 import b64decode
 from typing import Any
 
 from gateways.imap import dispatch
-from gateways.imap.dispatch import NOT_AUTHENTICATED, Bad, No, Reply, capability, command
+from gateways.imap.dispatch import NOT_AUTHENTICATED, Bad, No, Reply, capability, command, unavailable
 from gateways.imap.grammar import writer as w
 from shared.login import ClientLogin, LoginRefused, Outcome
 
@@ -27,10 +27,6 @@ def plaintext_refused() -> No:
 
 def not_allowed() -> No:
     return No("IMAP access is disabled for this account.", "AUTHORIZATIONFAILED")
-
-
-def unavailable() -> No:
-    return No("Temporary failure, please try again later.", "UNAVAILABLE")
 
 
 # The answer to each way a login is refused (besides a ban and a closed connection).

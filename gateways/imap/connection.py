@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 
 from gateways.imap import dispatch
 from gateways.imap.dispatch import (AUTHENTICATED, LOGOUT, NOT_AUTHENTICATED, SELECTED, CommandFailed,
-                                    Reply)
+                                    Reply, unavailable)
 from gateways.imap.framing import CommandFramer, CommandReady, LineReady, LiteralWanted, Refused
 from gateways.imap.grammar import ParseError, parse_command
 from gateways.imap.grammar import writer as w
@@ -55,23 +55,26 @@ READ_AHEAD = 256 * 1024
 SPOOL_APPEND_OVER = 64 * 1024
 
 
+# Store faults a command handler let through, and the tagged NO each gets (RFC 5530 codes).
+STORE_FAULT_REPLIES: tuple[tuple[type[Exception], Reply], ...] = (
+    (NotFound, Reply("NO", "No such mailbox or message.", "NONEXISTENT")),
+    (Forbidden, Reply("NO", "Permission denied.", "NOPERM")),
+    (Quota, Reply("NO", "Quota exceeded.", "OVERQUOTA")),
+    (TooLarge, Reply("NO", "Too large.", "TOOBIG")),
+    (Conflict, Reply("NO", "Conflicting change, please try again.", "INUSE")),
+)
+
+
 def failure_reply(failure: Failure, name: str) -> Reply:
     """The tagged answer for a store error that escaped a command handler."""
     if failure.check(CommandFailed):
         return failure.value.reply()
     if failure.check(Unavailable, SessionInvalid, ConnectionError):
         log.warning("imap %s: store unavailable: %s", name, failure.getErrorMessage())
-        return Reply("NO", "Temporary failure, please try again later.", "UNAVAILABLE")
-    if failure.check(NotFound):
-        return Reply("NO", "No such mailbox or message.", "NONEXISTENT")
-    if failure.check(Forbidden):
-        return Reply("NO", "Permission denied.", "NOPERM")
-    if failure.check(Quota):
-        return Reply("NO", "Quota exceeded.", "OVERQUOTA")
-    if failure.check(TooLarge):
-        return Reply("NO", "Too large.", "TOOBIG")
-    if failure.check(Conflict):
-        return Reply("NO", "Conflicting change, please try again.", "INUSE")
+        return unavailable().reply()
+    for fault, reply in STORE_FAULT_REPLIES:
+        if failure.check(fault):
+            return reply
     if failure.check(GroupwareError):
         log.warning("imap %s failed: %s", name, failure.getErrorMessage())
     else:

@@ -100,6 +100,11 @@ class No(CommandFailed):
     status = "NO"
 
 
+def unavailable() -> No:
+    """The store could not answer: the client should try again, nothing is wrong with it."""
+    return No("Temporary failure, please try again later.", "UNAVAILABLE")
+
+
 class Bad(CommandFailed):
     """The command was not acceptable: tagged BAD."""
     status = "BAD"
