@@ -25,19 +25,7 @@ async def get_changes(call: Call) -> bytes:
         require(call.storage, session.user_id, folder_id, "read")
         result = call.storage.get_changes(folder_id, since)
         changed = result["changed"]
-        rows = len(changed.get("uid", ()))
-        out = response("getChanges")
-        add(out, "highestModseq", result["highestmodseq"])
-        add(out, "expired", bool(result["expired"]))
-        out.append(table_to_xml(changed, rows))
-        add(out, "deleted", format_uidset(result["deleted"]))
-        names = result.get("deleted_names")
-        if names:
-            # Named items (calendar objects) that went: CalDAV sync reports them by name.
-            gone = table_to_xml({"uid": list(names), "name": list(names.values())}, len(names))
-            gone.tag = gw("deletedNames")
-            out.append(gone)
-        return envelope(out)
+        return _change_answer("getChanges", result, changed, len(changed.get("uid", ())))
 
     return await call.run(work)
 
@@ -55,20 +43,30 @@ async def get_changed_items(call: Call) -> bytes:
         require(st, session.user_id, folder_id, "read")
         result = st.changed_items(folder_id, since, columns.stored)
         table = columns.answer(st, result["changed"])
-        out = response("getChangedItems")
-        add(out, "highestModseq", result["highestmodseq"])
-        add(out, "uidValidity", result["uidvalidity"])
-        add(out, "expired", bool(result["expired"]))
-        out.append(table_to_xml(table, len(table[columns.requested[0]])))
-        add(out, "deleted", format_uidset(result["deleted"]))
-        names = result["deleted_names"]
-        if names:
-            gone = table_to_xml({"uid": list(names), "name": list(names.values())}, len(names))
-            gone.tag = gw("deletedNames")
-            out.append(gone)
-        return envelope(out)
+        return _change_answer("getChangedItems", result, table, len(table[columns.requested[0]]),
+                              uid_validity=result["uidvalidity"])
 
     return await call.run(work)
+
+
+def _change_answer(op: str, result: dict[str, Any], changed: dict, rows: int,
+                   uid_validity: int | None = None) -> bytes:
+    """The answer both sync calls give: the folder's modseq, whether `since` was too old,
+    the changed items' table and what was deleted."""
+    out = response(op)
+    add(out, "highestModseq", result["highestmodseq"])
+    if uid_validity is not None:
+        add(out, "uidValidity", uid_validity)
+    add(out, "expired", bool(result["expired"]))
+    out.append(table_to_xml(changed, rows))
+    add(out, "deleted", format_uidset(result["deleted"]))
+    names = result.get("deleted_names")
+    if names:
+        # Named items (calendar objects) that went: CalDAV sync reports them by name.
+        gone = table_to_xml({"uid": list(names), "name": list(names.values())}, len(names))
+        gone.tag = gw("deletedNames")
+        out.append(gone)
+    return envelope(out)
 
 
 def _watches(body: etree._Element) -> dict[int, int]:

@@ -24,10 +24,14 @@ MAX_NAMES = 1000
 
 class Columns:
     """The columns a table read asks for: what storage reads for them (an item's blob
-    key and size in place of "source") and the answer with small sources inline."""
+    key and size in place of "source") and the answer with small sources inline.
 
-    def __init__(self, call: Call) -> None:
-        self.requested = required(call.body, "columns").split()
+    With `default`, a request that names no columns gets those (getItem); without,
+    it must name some."""
+
+    def __init__(self, call: Call, default: tuple[str, ...] = ()) -> None:
+        given = field(call.body, "columns") if default else required(call.body, "columns")
+        self.requested = (given or "").split() or list(default)
         if not self.requested:
             raise BadRequest("no columns requested")
         self.with_source = SOURCE in self.requested
@@ -36,9 +40,12 @@ class Columns:
             self.stored.append("size")
         self.inline_limit = call.services.limits.inline_source_limit
 
-    def answer(self, st: Any, table: dict) -> dict:
-        """The storage table as asked for; larger sources are null (read them with openStream)."""
-        return _with_sources(st, table, self.requested, self.inline_limit) if self.with_source else table
+    def answer(self, st: Any, table: dict, refuse_large: bool = False) -> dict:
+        """The storage table as asked for. Larger sources are null (read them with
+        openStream), or with `refuse_large` a TooLarge fault."""
+        if not self.with_source:
+            return {name: table[name] for name in self.requested}
+        return _with_sources(st, table, self.requested, self.inline_limit, refuse_large)
 
 
 async def query_rows(call: Call) -> bytes:
@@ -71,26 +78,13 @@ async def get_item(call: Call) -> bytes:
     body = call.body
     folder_id = required_int(body, "folderId")
     uid = required_int(body, "uid")
-    columns = (field(body, "columns") or "").split() or list(DEFAULT_ITEM_COLUMNS)
-    stored = [c for c in columns if c != SOURCE]
-    with_source = SOURCE in columns
-    if with_source and "size" not in stored:
-        stored.append("size")
-    inline_limit = call.services.limits.inline_source_limit
+    columns = Columns(call, default=DEFAULT_ITEM_COLUMNS)
 
     def work() -> bytes:
         st = call.storage
         require(st, session.user_id, folder_id, "read")
-        item = st.get_item(folder_id, uid, stored)
-        table = {}
-        for name in columns:
-            if name == SOURCE:
-                if item["size"] > inline_limit:
-                    raise TooLarge("message too large to inline; use openStream")
-                with closing(st.blobs.open(item["blob_key"])) as fp:
-                    table[name] = [read_inline(fp, item["size"], inline_limit)]
-            else:
-                table[name] = [item.get(name)]
+        item = st.get_item(folder_id, uid, columns.stored)
+        table = columns.answer(st, {name: [value] for name, value in item.items()}, refuse_large=True)
         out = response("getItem")
         out.append(table_to_xml(table, 1))
         return envelope(out)
@@ -119,11 +113,13 @@ async def get_items_by_name(call: Call) -> bytes:
     return await call.run(work)
 
 
-def _with_sources(st, table: dict, columns: list[str], inline_limit: int) -> dict:
-    """Replace blob keys by the items' bytes; larger items get null (read them with openStream)."""
+def _with_sources(st, table: dict, columns: list[str], inline_limit: int, refuse_large: bool) -> dict:
+    """Replace blob keys by the items' bytes; larger items get null, or TooLarge when refused."""
     sources = []
     for key, size in zip(table["blob_key"], table["size"]):
         if size > inline_limit:
+            if refuse_large:
+                raise TooLarge("message too large to inline; use openStream")
             sources.append(None)
             continue
         with closing(st.blobs.open(key)) as fp:
