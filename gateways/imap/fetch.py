@@ -32,7 +32,6 @@ from typing import Any
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute, Section
-from gateways.imap.grammar.sequence import contains, format_ranges
 from gateways.imap.keywords import announce
 from gateways.imap.listing_cache import CACHE
 from gateways.imap.sections import (Decoder, Located, PartMap, UnknownEncoding, filter_header, from_structure,
@@ -40,6 +39,7 @@ from gateways.imap.sections import (Decoder, Located, PartMap, UnknownEncoding, 
 from gateways.imap.sections import decode as decode_transfer
 from gateways.imap.sources import Piece, SourceStream
 from shared.flags import SEEN
+from shared.uidset import contains, format_ranges, runs
 
 log = logging.getLogger("gateways.imap")
 
@@ -161,7 +161,7 @@ async def _vanished_earlier(conn: Any, box: Any, sequence: Any, since: int) -> N
     if changes.expired:
         gone = absent_ranges(wanted, box.uids)
     else:
-        gone = uid_runs(sorted(u for u in changes.deleted if contains(wanted, u) and box.msn(u) is None))
+        gone = runs(sorted(u for u in changes.deleted if contains(wanted, u) and box.msn(u) is None))
     if gone:
         conn.send(w.vanished(gone, earlier=True))
 
@@ -179,16 +179,6 @@ def absent_ranges(ranges: list[tuple[int, int]], uids: Any) -> list[tuple[int, i
             i += 1
         if cur <= hi:
             out.append((cur, hi))
-    return out
-
-
-def uid_runs(numbers: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for n in numbers:
-        if out and n == out[-1][1] + 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
     return out
 
 
@@ -314,7 +304,7 @@ class Fetcher:
         if not missing:
             return rows
         columns = sorted({COLUMNS[k] for k in wanted})
-        _, table = await box.folder.query(["uid", *columns], {"uids": format_ranges(uid_runs(missing)).decode()},
+        _, table = await box.folder.query(["uid", *columns], {"uids": format_ranges(runs(missing))},
                                           sort=[("uid", False)])
         got = table.get("uid", [])
         values = {c: table.get(c, [None] * len(got)) for c in columns}

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from gateways.imap.dispatch import capability
-from gateways.imap.fetch import Output, absent_ranges, uid_runs
+from gateways.imap.fetch import Output, absent_ranges
 from gateways.imap.grammar import writer as w
-from gateways.imap.grammar.sequence import contains
+from shared.uidset import contains, runs
 
 capability("CONDSTORE")
 capability("QRESYNC")
@@ -33,7 +33,7 @@ async def resynchronize(conn: Any, box: Any, params: Any) -> None:
     if changes.expired:
         gone = absent_ranges(known, box.uids)
     else:
-        gone = uid_runs(sorted(u for u in set(changes.deleted) if contains(known, u) and box.msn(u) is None))
+        gone = runs(sorted(u for u in set(changes.deleted) if contains(known, u) and box.msn(u) is None))
     if gone:
         conn.send(w.vanished(gone, earlier=True))
     out = Output(conn)

@@ -33,7 +33,7 @@ from gateways.imap import search_view
 from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import writer as w
-from gateways.imap.grammar.sequence import merge
+from shared.uidset import merge
 
 capability("ESEARCH")
 

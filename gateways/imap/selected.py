@@ -57,11 +57,12 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from gateways.imap.grammar import writer as w
-from gateways.imap.grammar.sequence import SequenceSet, format_ranges
+from gateways.imap.grammar.sequence import SequenceSet
 from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, split_flag_names
 from gateways.imap.recent import RecentClaims, RecentRanges
 from shared.flags import flag_names, split_flags
 from shared.items import ItemChange
+from shared.uidset import format_ranges
 from gateways.imap.push import FolderWatches
 from shared.watcher import ChangeWatcher
 
@@ -228,7 +229,7 @@ class SelectedMailbox:
 
     def store_uids(self, ranges: Iterable[tuple[int, int]]) -> str:
         """A uid-set string naming the messages of index ranges, for the adapter."""
-        return format_ranges((self.uids[a], self.uids[b]) for a, b in ranges).decode("ascii")
+        return format_ranges((self.uids[a], self.uids[b]) for a, b in ranges)
 
     # -- the session's own changes
     def update(self, uid: int, flags: Iterable[str], modseq: int | None = None, report: bool = False) -> None:

@@ -9,12 +9,13 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.errors import PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
+from shared.uidset import contains, has_star, parse_uidset, resolve
 
 from .base import StorageBase, chunks
 from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, needs_scan, superset
 from .scan import ScanEvaluator
 from .schema import folders, items, tombstones
-from .uidset import contains, has_star, parse_uidset, resolve, sql_condition, uid_in
+from .uidset import sql_condition, uid_in
 
 # Columns a caller may set from the parsed message.
 MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "envelope", "bodystructure",

@@ -1,10 +1,8 @@
-"""Uid sets as SQL conditions; parsing and formatting live in shared.uidset."""
+"""Resolved uid sets (shared.uidset) as SQL conditions."""
 from __future__ import annotations
 
 from sqlalchemy import bindparam, false, or_
 from sqlalchemy.sql.elements import ColumnElement
-
-from shared.uidset import contains, format_uidset, has_star, parse_uidset, resolve
 
 # Past this many distinct ranges a condition would get too deep for SQLite's
 # expression parser; callers then resolve the set against the existing uids.
@@ -37,5 +35,4 @@ def sql_condition(column: ColumnElement, resolved: list[tuple[int, int]]) -> Col
     return terms[0] if len(terms) == 1 else or_(*terms)
 
 
-__all__ = ["parse_uidset", "resolve", "has_star", "contains", "sql_condition",
-           "uid_in", "format_uidset"]
+__all__ = ["sql_condition", "uid_in", "MAX_SQL_RANGES"]
