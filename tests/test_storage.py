@@ -694,10 +694,39 @@ def test_create_messages_in_one_transaction(st, inbox):
 # -- subscriptions --------------------------------------------------------------
 
 def test_a_new_store_is_subscribed_to_its_mail_folders_and_new_folders_are_not(st, user):
+    """The IMAP gateway's defaults (its rule, not the store's) start a new store's list."""
+    from types import SimpleNamespace
+
+    from gateways.imap.tree import MailboxTree
+
     sid = user["store_id"]
-    assert st.subscriptions(sid) == ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
+    defaults = MailboxTree([SimpleNamespace(**f) for f in st.list_folders(sid)]).default_subscriptions()
+    assert st.subscriptions(sid, defaults) == ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
     st.create_folder(sid, None, "Later")
     assert "Later" not in st.subscriptions(sid)
+
+
+def test_a_list_starts_with_the_defaults_of_its_first_call_only(st):
+    """The store keeps no protocol's names: a list nobody has started takes the
+    defaults its first call gives, on any of the three calls; a list its user
+    emptied stays empty."""
+    def new_store() -> int:
+        return st.create_user("subdef" + secrets.token_hex(3), "h")["store_id"]
+
+    sid = new_store()
+    assert st.subscriptions(sid) == []
+    st.subscribe(sid, ["B"], ["A"])
+    assert st.subscriptions(sid, ["C"]) == ["A", "B"]
+    st.unsubscribe(sid, ["A", "B"], ["C"])
+    assert st.subscriptions(sid, ["C"]) == []
+    sid = new_store()
+    st.unsubscribe(sid, ["A"], ["A", "B"])
+    assert st.subscriptions(sid, ["C"]) == ["B"]
+    sid = new_store()
+    st.subscribe(sid, ["A"])
+    assert st.subscriptions(sid, ["C"]) == ["A"]
+    with pytest.raises(BadRequest):
+        st.subscriptions(new_store(), ["bad\x00name"])
 
 
 def test_subscriptions_are_names_that_outlive_their_folders(st, user):

@@ -259,7 +259,7 @@ async def subscribe(conn: Any, cmd: Any) -> None:
     tree = await MailboxTree.load(conn.store)
     if tree.get(name) is None:
         raise No("Mailbox does not exist.", "NONEXISTENT")
-    await _change_subscriptions(conn.store.subscribe, name)
+    await _change_subscriptions(conn.store.subscribe, name, tree)
 
 
 @command("UNSUBSCRIBE", AUTHENTICATED_OR_SELECTED)
@@ -268,12 +268,13 @@ async def unsubscribe(conn: Any, cmd: Any) -> None:
     name = normalize(cmd.args.mailbox)
     if not name:
         raise No("Mailbox name missing.", "CANNOT")
-    await _change_subscriptions(conn.store.unsubscribe, name)
+    await _change_subscriptions(conn.store.unsubscribe, name, await MailboxTree.load(conn.store))
 
 
-async def _change_subscriptions(change: Any, name: str) -> None:
+async def _change_subscriptions(change: Any, name: str, tree: MailboxTree) -> None:
+    """A list's first change starts it with the tree's defaults, as its first read would."""
     try:
-        await change([name])
+        await change([name], tree.default_subscriptions())
     except TooLarge:
         raise No("Too many subscriptions.", "LIMIT") from None
     except BadRequest:

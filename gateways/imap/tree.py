@@ -6,6 +6,9 @@ its subfolders are `INBOX/...`. A folder of another kind (a calendar) that has
 mail folders below it shows as a `\\Noselect` name so the tree stays whole.
 Special-use attributes (RFC 6154) come from the folders' roles. The store
 refuses `/` in folder names, so a name's levels are always the folder path.
+
+The store keeps subscriptions as names it does not interpret; this module gives
+the names a new store's list starts with (`default_subscriptions`).
 """
 from __future__ import annotations
 
@@ -104,10 +107,20 @@ class MailboxTree:
     @classmethod
     async def load_with_subscriptions(cls, store: Any, counts: bool = False) -> "tuple[MailboxTree, set[str]]":
         """The tree and the subscribed names (RFC 3501 §6.3.6: names, which may name
-        no mailbox now), read side by side."""
+        no mailbox now), read side by side. An empty list may be one never started:
+        asking again with the defaults starts it (the store gives them only then)."""
         tree, names = await defer.gatherResults([cls.load(store, counts), store.subscriptions()],
                                                 consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        if not names:
+            names = await store.subscriptions(tree.default_subscriptions())
         return tree, {normalize(name) for name in names}
+
+    def default_subscriptions(self) -> list[str]:
+        """What a new store's list starts with: INBOX and the special-use mailboxes, so
+        that clients showing only subscribed mailboxes (Thunderbird) show them. Folders
+        created later are not subscribed by their creation (as in Dovecot)."""
+        return [m.name for m in self.sorted() if m.folder is not None
+                and (m.name == "INBOX" or m.special_use is not None)]
 
     def get(self, name: str) -> Mailbox | None:
         return self.by_name.get(normalize(name))

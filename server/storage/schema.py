@@ -49,6 +49,9 @@ stores = Table(
     # NULL owner = the public store.
     Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, unique=True),
     Column("kind", String(16), nullable=False),
+    # False until a gateway first reads or writes the subscription list with the
+    # names it starts with (migration 0011 marks the stores before it as started).
+    Column("subscriptions_started", Boolean, nullable=False, default=False),
     **_mysql,
 )
 
@@ -85,8 +88,8 @@ folder_properties = Table(
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
 
-# IMAP subscriptions (RFC 3501 §6.3.6): mailbox names, not folders, so a name stays
-# subscribed when its folder is deleted or renamed. Names compare exactly on every
+# Subscriptions (IMAP's, RFC 3501 §6.3.6): names as a gateway gives them, not folders,
+# so a name stays subscribed when its folder is deleted or renamed. Names compare exactly on every
 # engine; 700 characters keep the key within InnoDB's 3072 bytes.
 SubscriptionName = String(700).with_variant(mysql.VARCHAR(700, charset="utf8mb4", collation="utf8mb4_bin"),
                                             "mysql", "mariadb")

@@ -23,11 +23,6 @@ DEFAULT_FOLDERS = (
     ("Tasks", "tasks", None),
     ("Contacts", "contacts", None),
 )
-# A new store is subscribed to its mail folders by their IMAP names, so that clients
-# that show only subscribed mailboxes (Thunderbird) show them; later folders are not
-# subscribed on creation (as in Dovecot).
-DEFAULT_SUBSCRIPTIONS = tuple("INBOX" if role == "inbox" else name
-                              for name, cls, role in DEFAULT_FOLDERS if cls == "mail")
 
 
 class UsersMixin(StorageBase):
@@ -39,7 +34,6 @@ class UsersMixin(StorageBase):
     def _insert_default_folders(self, conn: Connection, store_id: int) -> None:
         for fname, cls, role in DEFAULT_FOLDERS:
             self._insert_folder(conn, store_id, None, fname, cls, role)
-        conn.execute(insert(subscriptions), [{"store_id": store_id, "name": n} for n in DEFAULT_SUBSCRIPTIONS])
 
     def _user_select(self):
         return select(users, stores.c.id.label("store_id")).select_from(
@@ -213,4 +207,4 @@ class UsersMixin(StorageBase):
         return row[0]
 
 
-__all__ = ["UsersMixin", "DEFAULT_FOLDERS", "DEFAULT_SUBSCRIPTIONS"]
+__all__ = ["UsersMixin", "DEFAULT_FOLDERS"]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class Store:
-    """A user's (or the public) store: its folders, and the IMAP subscription list."""
+    """A user's (or the public) store: its folders, and the subscription list."""
 
     def __init__(self, session: Session, store_id: int, public: bool = False) -> None:
         self.session = session
@@ -64,22 +64,24 @@ class Store:
     def public_store(self) -> Store:
         return self.session.public_store()
 
-    # -- IMAP subscriptions: mailbox names, kept whether or not a folder has the name now
-    def _subscription_call(self, op: str, fields: list[tuple[str, Any]]) -> defer.Deferred:
+    # -- subscriptions: names the gateway gives, kept whether or not a folder has the name now;
+    # `defaults` are what a list that no call has started yet starts with
+    def _subscription_call(self, op: str, fields: list[tuple[str, Any]], defaults: Iterable[str]) -> defer.Deferred:
         if self.id != self.session.store_id:
             return defer.fail(BadRequest("subscriptions are kept for the session's own store only"))
-        return self.session.call(op, fields)
+        return self.session.call(op, fields + [("default", n) for n in defaults])
 
-    def subscriptions(self) -> defer.Deferred:
-        """Fires with the subscribed mailbox names, sorted."""
-        return self._subscription_call("listSubscriptions", []).addCallback(
+    def subscriptions(self, defaults: Iterable[str] = ()) -> defer.Deferred:
+        """Fires with the subscribed names, sorted."""
+        return self._subscription_call("listSubscriptions", [], defaults).addCallback(
             lambda r: [codec.text(el) or "" for el in r.iterchildren(codec.gw("name"))])
 
-    def subscribe(self, names: Iterable[str]) -> defer.Deferred:
+    def subscribe(self, names: Iterable[str], defaults: Iterable[str] = ()) -> defer.Deferred:
         """Put names on the subscription list (existing or not); fires with None."""
-        return self._subscription_call("subscribe", [("name", n) for n in names]).addCallback(lambda _: None)
+        return self._subscription_call("subscribe", [("name", n) for n in names], defaults).addCallback(
+            lambda _: None)
 
-    def unsubscribe(self, names: Iterable[str]) -> defer.Deferred:
+    def unsubscribe(self, names: Iterable[str], defaults: Iterable[str] = ()) -> defer.Deferred:
         """Take names off the subscription list; fires with None."""
-        return self._subscription_call("unsubscribe", [("name", n) for n in names]).addCallback(
+        return self._subscription_call("unsubscribe", [("name", n) for n in names], defaults).addCallback(
             lambda _: None)

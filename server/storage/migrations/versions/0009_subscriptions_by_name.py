@@ -26,7 +26,11 @@ MAX_NAME = 700
 
 
 def _imap_names(rows: list) -> dict[int, set[str]]:
-    """store id -> names of its subscribed mail folders, as the IMAP gateway names them."""
+    """store id -> names of its subscribed mail folders, as the IMAP gateway named them.
+
+    Frozen history: a private copy of the gateway's naming rule as it stood when this
+    migration was written, so that the migration means the same whatever the
+    gateway's rule becomes. Do not replace it by an import of live code."""
     by_id = {r.id: r for r in rows}
     names: dict[int, str | None] = {}
 
