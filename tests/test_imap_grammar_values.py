@@ -7,7 +7,8 @@ import pytest
 
 from gateways.imap.grammar import ParseError, SequenceSet, parse_command
 from gateways.imap.grammar.mutf7 import MUTF7Error, decode, encode
-from gateways.imap.grammar.sequence import format_numbers, format_ranges, merge
+from gateways.imap.grammar.sequence import format_numbers, format_ranges
+from shared.uidset import merge
 
 # --- modified UTF-7 (RFC 3501 §5.1.3) ------------------------------------------------
 

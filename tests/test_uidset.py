@@ -5,7 +5,9 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
 
 from server.storage.uidset import MAX_SQL_RANGES, sql_condition, uid_in
-from shared.uidset import contains, format_uidset, has_star, parse_uidset, resolve, uid_list
+from gateways.imap.grammar import parse_command
+from shared.uidset import (UidSet, contains, format_ranges, format_uidset, has_star, parse_uidset, resolve, runs,
+                           uid_list)
 from shared.errors import BadRequest
 
 
@@ -91,3 +93,21 @@ def test_uid_list_expands_sets():
     assert format_uidset(" 1:4 ") == "1:4"
     with pytest.raises(BadRequest):
         format_uidset("1;DROP")
+
+
+def test_the_imap_grammar_and_the_contract_read_sets_into_one_representation():
+    text = "7:3,1,2,10:*"
+    sent = parse_command(b"t UID FETCH " + text.encode() + b" UID").args.sequence
+    assert isinstance(sent, UidSet)
+    assert list(sent.ranges) == parse_uidset(text)
+    assert sent.resolve(12) == resolve(parse_uidset(text), 12) == [(1, 7), (10, 12)]
+    assert str(sent) == str(UidSet(parse_uidset(text))) == text
+    assert format_ranges(sent.resolve(12)) == "1:7,10:12"
+
+
+def test_runs_keep_the_order_given():
+    assert runs([4, 5, 6, 1, 2, 9]) == [(4, 6), (1, 2), (9, 9)]
+    assert runs([]) == []
+    assert UidSet.of([5, 1, 2, 3, 9, 9]).ranges == ((1, 3), (5, 5), (9, 9))
+    with pytest.raises(ValueError):
+        UidSet([])

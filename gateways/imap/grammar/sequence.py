@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from shared import uidset
-from shared.uidset import UidSet, contains, merge, runs
+from shared.uidset import UidSet, merge, runs
 
-__all__ = ["SequenceSet", "contains", "merge", "format_ranges", "format_numbers"]
+__all__ = ["SequenceSet", "format_ranges", "format_numbers"]
 
 
 class SequenceSet(UidSet):
