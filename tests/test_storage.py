@@ -769,56 +769,87 @@ def test_subscriptions_go_with_the_user(st):
     assert st.subscriptions(u["store_id"]) == []
 
 
-def test_migration_carries_subscribed_folders_over_by_imap_name(st, tmp_path):
-    """0009 turns the per-folder flags of 0004 into names: the path joined with "/",
-    the inbox as INBOX (subfolders too), mail folders under a calendar included,
-    unsubscribed and non-mail folders left out; the old column goes."""
+def _on_an_old_schema(st, tmp_path, revision: str, run) -> None:
+    """A database of the engine `st` runs on, at `revision`, with one user's private
+    store: `run(storage, connection, store_id)` fills it and returns the checks to
+    make once it is brought up to date."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
     from server.storage.store import MIGRATIONS
 
-    def run(url):
+    def on(url):
         old = Storage(url, FileBlobStore(str(tmp_path / "blobs"), fsync=False))
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         with old.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0008")
-        with old.engine.begin() as c:
-            c.execute(text("INSERT INTO users (name, password_hash, fullname, email, active, feature_imap, "
-                           "feature_pop3, feature_caldav, orphaned) VALUES ('old', '', '', '', 1, 1, 1, 1, 0)"))
-            uid = c.execute(text("SELECT id FROM users WHERE name = 'old'")).scalar()
-            c.execute(text("INSERT INTO stores (owner_id, kind) VALUES (:u, 'private')"), {"u": uid})
-            sid = c.execute(text("SELECT id FROM stores WHERE owner_id = :u"), {"u": uid}).scalar()
-
-            def folder(name, parent=None, cls="mail", role=None, subscribed=True):
-                c.execute(text("INSERT INTO folders (store_id, parent_id, name, container_class, role, uidvalidity, "
-                               "uidnext, highestmodseq, tombstone_floor, subscribed) "
-                               "VALUES (:s, :p, :n, :c, :r, 1, 1, 1, 0, :sub)"),
-                          {"s": sid, "p": parent, "n": name, "c": cls, "r": role, "sub": subscribed})
-                return c.execute(text("SELECT max(id) FROM folders")).scalar()
-
-            inbox = folder("Inbox", role="inbox")
-            folder("sub", inbox)
-            folder("Foo", subscribed=False)
-            folder("foo")
-            cal = folder("Calendar", cls="calendar")
-            under = folder("mail", cal)
-            folder("deep", under)
-        old.migrate()
+            command.upgrade(cfg, revision)
         try:
-            assert old.subscriptions(sid) == ["Calendar/mail", "Calendar/mail/deep", "INBOX", "INBOX/sub", "foo"]
-            assert "subscribed" not in old.list_folders(sid)[0]
-            with old.engine.connect() as c:
-                columns = list(c.execute(text("SELECT * FROM folders")).keys())
-            assert "subscribed" not in columns
+            with old.engine.begin() as c:
+                c.execute(text("INSERT INTO users (name, password_hash, fullname, email, active, feature_imap, "
+                               "feature_pop3, feature_caldav, orphaned) VALUES ('old', '', '', '', 1, 1, 1, 1, 0)"))
+                uid = c.execute(text("SELECT id FROM users WHERE name = 'old'")).scalar()
+                c.execute(text("INSERT INTO stores (owner_id, kind) VALUES (:u, 'private')"), {"u": uid})
+                sid = c.execute(text("SELECT id FROM stores WHERE owner_id = :u"), {"u": uid}).scalar()
+                checks = run(old, c, sid)
+            old.migrate()
+            checks()
         finally:
             old.close()
 
     if st.backend == "sqlite":
-        run("sqlite:///" + str(tmp_path / "old.db"))
+        on("sqlite:///" + str(tmp_path / "old.db"))
     else:
         with mariadb_database() as name:
-            run(f"mysql+pymysql://root@127.0.0.1:3306/{name}")
+            on(f"mysql+pymysql://root@127.0.0.1:3306/{name}")
+
+
+def test_migration_carries_subscribed_folders_over_by_imap_name(st, tmp_path):
+    """0009 turns the per-folder flags of 0004 into names: the path joined with "/",
+    the inbox as INBOX (subfolders too), mail folders under a calendar included,
+    unsubscribed and non-mail folders left out; the old column goes."""
+    def run(old, c, sid):
+
+        def folder(name, parent=None, cls="mail", role=None, subscribed=True):
+            c.execute(text("INSERT INTO folders (store_id, parent_id, name, container_class, role, uidvalidity, "
+                           "uidnext, highestmodseq, tombstone_floor, subscribed) "
+                           "VALUES (:s, :p, :n, :c, :r, 1, 1, 1, 0, :sub)"),
+                      {"s": sid, "p": parent, "n": name, "c": cls, "r": role, "sub": subscribed})
+            return c.execute(text("SELECT max(id) FROM folders")).scalar()
+
+        inbox = folder("Inbox", role="inbox")
+        folder("sub", inbox)
+        folder("Foo", subscribed=False)
+        folder("foo")
+        cal = folder("Calendar", cls="calendar")
+        under = folder("mail", cal)
+        folder("deep", under)
+
+        def checks():
+            assert old.subscriptions(sid) == ["Calendar/mail", "Calendar/mail/deep", "INBOX", "INBOX/sub", "foo"]
+            assert "subscribed" not in old.list_folders(sid)[0]
+            with old.engine.connect() as conn:
+                columns = list(conn.execute(text("SELECT * FROM folders")).keys())
+            assert "subscribed" not in columns
+        return checks
+
+    _on_an_old_schema(st, tmp_path, "0008", run)
+
+
+def test_migration_keeps_the_lists_of_existing_stores_as_they_are(st, tmp_path):
+    """0011: a store from before has the list it was given, so a gateway's defaults do
+    not add to it, even when its user emptied it; a store created after starts with them."""
+    def run(old, c, sid):
+        c.execute(text("INSERT INTO subscriptions (store_id, name) VALUES (:s, 'INBOX/kept')"), {"s": sid})
+
+        def checks():
+            assert old.subscriptions(sid, ["INBOX", "Sent"]) == ["INBOX/kept"]
+            old.unsubscribe(sid, ["INBOX/kept"])
+            assert old.subscriptions(sid, ["INBOX", "Sent"]) == []
+            new = old.create_user("new" + secrets.token_hex(3), "h")["store_id"]
+            assert old.subscriptions(new, ["INBOX", "Sent"]) == ["INBOX", "Sent"]
+        return checks
+
+    _on_an_old_schema(st, tmp_path, "0010", run)

@@ -19,7 +19,8 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("stores", sa.Column("subscriptions_started", sa.Boolean, nullable=False,
-                                      server_default=sa.true()))
+                                      server_default=sa.false()))
+    op.execute(sa.text("UPDATE stores SET subscriptions_started = :started").bindparams(started=True))
 
 
 def downgrade() -> None:
