@@ -11,7 +11,7 @@ import time
 import pytest
 
 from shared import codec
-from shared.errors import AuthFailed, BadRequest, Forbidden, NotFound, SessionInvalid
+from shared.errors import AuthFailed, BadRequest, Forbidden, NotFound, SessionInvalid, TooLarge
 from harness import mariadb_database
 from soap_harness import USERS, SoapClient, StoreProcess, schema
 
@@ -100,6 +100,8 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
 
     item = table(alice.call("getItem", ("folderId", inbox), ("uid", uid1), ("columns", "uid subject source")))
     assert base64.b64decode(item["source"][0]) == MESSAGE
+    item = table(alice.call("getItem", ("folderId", inbox), ("uid", uid1)))  # no columns: the usual ones
+    assert item["uid"] == [uid1] and item["subject"] == ["Quarterly numbers"] and "source" not in item
 
     flagged = alice.call("setFlags", ("folderId", inbox), ("uids", "1:*"), ("mode", "add"),
                          ("flags", "\\Flagged"))
@@ -286,6 +288,27 @@ def test_wsdl_names_the_request_host(server):
     assert b'location="http://localhost/soap"' in hostile.body
     assert http.request("GET", "/soap").status == 405
     http.close()
+
+
+def test_sources_above_the_inline_limit(tmp_path):
+    """A listing gives such a source as null (read it with openStream); getItem, which
+    names one item, refuses it."""
+    proc = StoreProcess(tmp_path, {"inline_source_limit": "64"}).start()
+    try:
+        alice = client(proc, "unix")
+        alice.logon("alice", USERS["alice"], "imap")
+        inbox = folder_ids(alice.call("listFolders"))["Inbox"]
+        uid = int(codec.field(alice.call("createMessage", ("folderId", inbox), ("source", MESSAGE)), "uid"))
+        assert len(MESSAGE) > 64
+        rows = table(alice.call("queryRows", ("folderId", inbox), ("columns", "uid source")))
+        assert rows == {"uid": [uid], "source": [None]}
+        with pytest.raises(TooLarge):
+            alice.call("getItem", ("folderId", inbox), ("uid", uid), ("columns", "uid source"))
+        assert table(alice.call("getItem", ("folderId", inbox), ("uid", uid), ("columns", "uid size"))) == {
+            "uid": [uid], "size": [len(MESSAGE)]}
+        alice.http.close()
+    finally:
+        proc.stop()
 
 
 @pytest.mark.parametrize("engine", ["mariadb"])

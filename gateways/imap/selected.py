@@ -62,7 +62,7 @@ from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, 
 from gateways.imap.recent import RecentClaims, RecentRanges
 from shared.flags import flag_names, split_flags
 from shared.items import ItemChange
-from shared.uidset import format_ranges
+from shared.uidset import format_ranges, runs
 from gateways.imap.push import FolderWatches
 from shared.watcher import ChangeWatcher
 
@@ -384,7 +384,7 @@ class SelectedMailbox:
         indexes = sorted((i for i in (bisect.bisect_left(self.uids, u) for u in gone)
                           if i < len(self.uids) and self.uids[i] in gone), reverse=True)
         if "QRESYNC" in self.enabled:
-            out = [w.vanished(_ranges(sorted(self.uids[i] for i in indexes)))] if indexes else []
+            out = [w.vanished(runs(sorted(self.uids[i] for i in indexes)))] if indexes else []
         else:
             # Highest first: every number sent is still valid when the client reads it.
             out = [w.expunge(i + 1) for i in indexes]
@@ -407,12 +407,3 @@ class SelectedMailbox:
         self._bits = array("B", (self._bits[i] for i in keep))
         self._keywords = [self._keywords[i] for i in keep]
 
-
-def _ranges(sorted_numbers: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for n in sorted_numbers:
-        if out and n == out[-1][1] + 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
-    return out

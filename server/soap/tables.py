@@ -5,6 +5,7 @@ thread pool next to the query instead of on the reactor thread.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
@@ -60,17 +61,11 @@ async def query_rows(call: Call) -> bytes:
     if offset < 0 or (limit is not None and not 0 <= limit <= MAX_LIMIT):
         raise BadRequest("offset and limit must not be negative")
 
-    def work() -> bytes:
-        st = call.storage
-        require(st, session.user_id, folder_id, "read")
+    def read(st: Any) -> tuple[dict, list[tuple[str, Any]]]:
         total, table = st.query_items(folder_id, columns.stored, restriction, sort, offset, limit)
-        table = columns.answer(st, table)
-        out = response("queryRows")
-        add(out, "total", total)
-        out.append(table_to_xml(table, _rows(table)))
-        return envelope(out)
+        return columns.answer(st, table), [("total", total)]
 
-    return await call.run(work)
+    return await _answer_table(call, session, "queryRows", folder_id, read)
 
 
 async def get_item(call: Call) -> bytes:
@@ -80,16 +75,11 @@ async def get_item(call: Call) -> bytes:
     uid = required_int(body, "uid")
     columns = Columns(call, default=DEFAULT_ITEM_COLUMNS)
 
-    def work() -> bytes:
-        st = call.storage
-        require(st, session.user_id, folder_id, "read")
+    def read(st: Any) -> tuple[dict, list[tuple[str, Any]]]:
         item = st.get_item(folder_id, uid, columns.stored)
-        table = columns.answer(st, {name: [value] for name, value in item.items()}, refuse_large=True)
-        out = response("getItem")
-        out.append(table_to_xml(table, 1))
-        return envelope(out)
+        return columns.answer(st, {name: [value] for name, value in item.items()}, refuse_large=True), []
 
-    return await call.run(work)
+    return await _answer_table(call, session, "getItem", folder_id, read)
 
 
 async def get_items_by_name(call: Call) -> bytes:
@@ -102,11 +92,23 @@ async def get_items_by_name(call: Call) -> bytes:
     if len(names) > MAX_NAMES:
         raise BadRequest(f"at most {MAX_NAMES} names per call")
 
+    def read(st: Any) -> tuple[dict, list[tuple[str, Any]]]:
+        return columns.answer(st, st.items_by_name(folder_id, names, columns.stored)), []
+
+    return await _answer_table(call, session, "getItemsByName", folder_id, read)
+
+
+async def _answer_table(call: Call, session: Any, op: str, folder_id: int,
+                        read: Callable[[Any], tuple[dict, list[tuple[str, Any]]]]) -> bytes:
+    """Check the read right, `read` the table and its leading fields, and serialise the
+    answer, all in the thread pool: a large table never touches the reactor thread."""
     def work() -> bytes:
         st = call.storage
         require(st, session.user_id, folder_id, "read")
-        table = columns.answer(st, st.items_by_name(folder_id, names, columns.stored))
-        out = response("getItemsByName")
+        table, fields = read(st)
+        out = response(op)
+        for name, value in fields:
+            add(out, name, value)
         out.append(table_to_xml(table, _rows(table)))
         return envelope(out)
 
