@@ -4,7 +4,9 @@ SPECIAL-USE (RFC 6154), LSUB, STATUS, CREATE, DELETE, RENAME, SUBSCRIBE and
 UNSUBSCRIBE (RFC 3501 §6.3).
 
 Mailboxes are the store's mail folders (see `tree`). Subscriptions are a list of
-names the store keeps, so every gateway process and client agrees on them; as in
+names the store keeps without reading them, so every gateway process and client
+agrees on them; a new store's list starts with INBOX and the special-use mailboxes
+(`MailboxTree.default_subscriptions`, given with the list's first use). As in
 Dovecot, CREATE subscribes nothing, DELETE and RENAME leave the list alone (RFC 3501
 §6.3.6: a name is never dropped from it unilaterally), and SUBSCRIBE wants a name
 that exists now. A subscribed name with no mailbox lists as \\NonExistent (RFC 5258).
