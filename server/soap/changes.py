@@ -8,7 +8,7 @@ from twisted.internet.defer import CancelledError
 
 from server.soap.context import Call, require, response
 from shared.uidset import format_uidset
-from server.soap.tables import Columns
+from server.soap.tables import Columns, read_consistently
 from shared.codec import add, element, envelope, gw, int_field, required_int, table_to_xml
 from shared.errors import BadRequest
 
@@ -41,8 +41,11 @@ async def get_changed_items(call: Call) -> bytes:
     def work() -> bytes:
         st = call.storage
         require(st, session.user_id, folder_id, "read")
-        result = st.changed_items(folder_id, since, columns.stored)
-        table = columns.answer(st, result["changed"])
+
+        def read() -> tuple[dict[str, Any], dict]:
+            result = st.changed_items(folder_id, since, columns.stored)
+            return result, columns.answer(st, result["changed"])
+        result, table = read_consistently(read)
         return _change_answer("getChangedItems", result, table, len(table[columns.requested[0]]),
                               uid_validity=result["uidvalidity"])
 

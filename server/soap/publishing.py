@@ -9,7 +9,7 @@ from __future__ import annotations
 from lxml import etree
 
 from server.soap.context import Call, folder_xml, require, response
-from server.soap.tables import _with_sources
+from server.soap.tables import _with_sources, read_consistently
 from shared.codec import add, bool_field, envelope, required, required_int, table_to_xml
 from shared.errors import BadRequest, NotFound
 
@@ -28,8 +28,11 @@ async def read_published_calendar(call: Call) -> bytes:
         if folder_id is None:
             raise NotFound("no calendar is published under this token")
         folder = st.get_folder(folder_id)
-        _, table = st.query_items(folder_id, ["uid", "name", "etag", "blob_key", "size"], None, [("uid", False)])
-        table = _with_sources(st, table, PUBLISHED_COLUMNS, inline_limit)
+
+        def read() -> dict:
+            _, table = st.query_items(folder_id, ["uid", "name", "etag", "blob_key", "size"], None, [("uid", False)])
+            return _with_sources(st, table, PUBLISHED_COLUMNS, inline_limit)
+        table = read_consistently(read)
         out = response("readPublishedCalendar")
         out.append(folder_xml(folder, "read"))
         out.append(table_to_xml(table, len(table["uid"])))

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import closing
-from typing import Any
+from typing import Any, TypeVar
 
 from server.soap.context import Call, require, response
 from shared.codec import add, envelope, field, gw, int_field, required, required_int, \
     restriction_from_xml, sort_from_xml, table_to_xml
-from shared.errors import BadRequest, TooLarge
+from shared.errors import BadRequest, NotFound, TooLarge
+
+T = TypeVar("T")
 
 DEFAULT_ITEM_COLUMNS = ("uid", "modseq", "size", "flags", "keywords", "internalDate", "itemClass",
                         "subject", "from", "to", "cc", "messageId", "date")
@@ -21,6 +23,25 @@ SOURCE = "source"
 MAX_LIMIT = 2**31
 # Resource names one getItemsByName may ask for.
 MAX_NAMES = 1000
+# Times a read with sources reads its rows when their blobs keep vanishing under it.
+SOURCE_READ_ATTEMPTS = 3
+
+
+class SourceGone(NotFound):
+    """A row's blob was gone when its source was read: the item was replaced or deleted
+    after its row was read, and the save or delete released the blob once committed."""
+
+
+def read_consistently(read: Callable[[], T]) -> T:
+    """`read()` (rows, then their sources), again when an item changed between the two:
+    read again, its row names the new blob, or is gone too. A blob missing for good
+    is NotFound, as before."""
+    for _ in range(SOURCE_READ_ATTEMPTS - 1):
+        try:
+            return read()
+        except SourceGone:
+            continue
+    return read()
 
 
 class Columns:
@@ -105,7 +126,7 @@ async def _answer_table(call: Call, session: Any, op: str, folder_id: int,
     def work() -> bytes:
         st = call.storage
         require(st, session.user_id, folder_id, "read")
-        table, fields = read(st)
+        table, fields = read_consistently(lambda: read(st))
         out = response(op)
         for name, value in fields:
             add(out, name, value)
@@ -115,8 +136,9 @@ async def _answer_table(call: Call, session: Any, op: str, folder_id: int,
     return await call.run(work)
 
 
-def _with_sources(st, table: dict, columns: list[str], inline_limit: int, refuse_large: bool) -> dict:
-    """Replace blob keys by the items' bytes; larger items get null, or TooLarge when refused."""
+def _with_sources(st, table: dict, columns: list[str], inline_limit: int, refuse_large: bool = False) -> dict:
+    """Replace blob keys by the items' bytes; larger items get null, or TooLarge when refused.
+    SourceGone when an item changed since its row was read (see `read_consistently`)."""
     sources = []
     for key, size in zip(table["blob_key"], table["size"]):
         if size > inline_limit:
@@ -124,7 +146,11 @@ def _with_sources(st, table: dict, columns: list[str], inline_limit: int, refuse
                 raise TooLarge("message too large to inline; use openStream")
             sources.append(None)
             continue
-        with closing(st.blobs.open(key)) as fp:
+        try:
+            blob = st.blobs.open(key)
+        except NotFound as err:
+            raise SourceGone(err.message) from None
+        with closing(blob) as fp:
             sources.append(read_inline(fp, size, inline_limit))
     return {name: (sources if name == SOURCE else table[name]) for name in columns}
 
