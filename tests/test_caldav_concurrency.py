@@ -12,6 +12,11 @@ import pytest
 import requests
 
 from harness import ROOT, free_port, wait_for_port
+from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from server.icalcolumns import calendar_columns
+from server.service import StoreServer, open_storage
+from server.users import hash_password
+from shared.config import Config
 from test_caldav import event, new_calendar, start_env
 
 ROUNDS = 8
@@ -21,18 +26,32 @@ ROUNDS = 8
 def two(tmp_path_factory):
     """The demo server (with its own gateway) and a second gateway process on the same store."""
     e = start_env(str(tmp_path_factory.mktemp("caldav-race") / "var"))
-    port = free_port()
-    cmd = [sys.executable, "-m", "groupware.cli", "ical", "--config-dir", os.path.join(ROOT, "conf"),
-           "--data-dir", e.server.data_dir, "--set", f"server_socket={e.server.socket_path}",
-           "--set", f"ical_listen=127.0.0.1:{port}", "--set", f"log_file={e.server.data_dir}/ical2.log"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(port)
-        yield e, [e.base, f"http://127.0.0.1:{port}"]
+        proc, second = ical_gateway(e.server.data_dir, e.server.socket_path, "ical2.log")
+    except OSError:
+        e.server.stop()
+        raise
+    try:
+        yield e, [e.base, second]
     finally:
         proc.terminate()
         proc.wait(30)
         e.server.stop()
+
+
+def ical_gateway(data_dir: str, socket_path: str, log_name: str) -> tuple[subprocess.Popen, str]:
+    """A `groupware ical` process on the store at `socket_path`, and its base URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "groupware.cli", "ical", "--config-dir", os.path.join(ROOT, "conf"),
+           "--data-dir", data_dir, "--set", f"server_socket={socket_path}",
+           "--set", f"ical_listen=127.0.0.1:{port}", "--set", f"log_file={data_dir}/{log_name}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+    except OSError:
+        proc.kill()
+        raise
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def race(e, requests_to_send: list[tuple], method: str = "PUT") -> list[requests.Response]:
@@ -109,3 +128,68 @@ def test_if_match_deletes_and_changes_at_once_let_one_win(two):
         assert all(c in (200, 204, 404, 412) for c in codes), codes
         exists = e.request("GET", path).status_code == 200
         assert exists == (codes[2] == 204 or codes[3] == 204)
+
+
+class ReplacedAfterItsRowIsRead:
+    """Wraps the store's read of items by name: once armed, right after the next read of
+    `name` has its rows and before the server reads their blobs, another writer replaces
+    the object, and its save releases the blob those rows name. Two gateway processes
+    writing one object under load meet in this window now and then; here every time."""
+
+    def __init__(self, storage, name: str) -> None:
+        self.storage = storage
+        self.name = name
+        self.read = storage.items_by_name
+        self.text: str | None = None
+
+    def arm(self, text: str) -> None:
+        self.text = text
+
+    def __call__(self, folder_id: int, names, columns):
+        names = list(names)
+        rows = self.read(folder_id, names, columns)
+        if self.text is not None and self.name in names:
+            data, self.text = self.text.encode(), None
+            key = self.storage.blobs.put_bytes(data)
+            self.storage.save_calendar_item(folder_id, self.name, key, len(data), calendar_columns(data.decode()))
+        return rows
+
+
+@pytest.fixture
+def store_with_writer_in_between(tmp_path, monkeypatch, reactor_thread):  # noqa: F811
+    """A store server in this process whose reads of race.ics meet a replacement of it,
+    and a CalDAV gateway process in front of it."""
+    socket_path = str(tmp_path / "store.sock")
+    cfg = Config({"server_socket": socket_path, "server_listen": "", "threads": "4"}, str(tmp_path))
+    storage = open_storage(cfg)
+    storage.create_user("demo", hash_password("demo-secret"))
+    storage.close()
+    server = StoreServer(cfg)
+    reactor_thread.call(server.start, reactor_thread.reactor)
+    try:
+        writer = ReplacedAfterItsRowIsRead(server.storage, "race.ics")
+        monkeypatch.setattr(server.storage, "items_by_name", writer)
+        proc, base = ical_gateway(str(tmp_path), socket_path, "ical.log")
+        try:
+            yield base, writer
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    finally:
+        reactor_thread.call(server.stop)
+
+
+def test_if_match_on_an_object_replaced_while_it_is_read_fails_its_precondition(store_with_writer_in_between):
+    """The object exists throughout: a PUT whose If-Match no longer holds is 412, never 404."""
+    base, writer = store_with_writer_in_between
+    http = requests.Session()
+    http.auth = ("demo", "demo-secret")
+    cal = f"{base}/caldav/demo/Calendar/race.ics"
+    created = http.put(cal, data=event("race").encode(), headers={"Content-Type": "text/calendar"}, timeout=30)
+    assert created.status_code == 201, created.text
+    writer.arm(event("race", summary="other writer"))
+    late = http.put(cal, data=event("race", summary="late writer").encode(), timeout=30,
+                    headers={"Content-Type": "text/calendar", "If-Match": created.headers["ETag"]})
+    assert late.status_code == 412, (late.status_code, late.text)
+    assert writer.text is None
+    assert "SUMMARY:other writer" in http.get(cal, timeout=30).text
