@@ -147,11 +147,10 @@ def _with_sources(st, table: dict, columns: list[str], inline_limit: int, refuse
             sources.append(None)
             continue
         try:
-            blob = st.blobs.open(key)
+            with closing(st.blobs.open(key)) as fp:
+                sources.append(read_inline(fp, size, inline_limit))
         except NotFound as err:
             raise SourceGone(err.message) from None
-        with closing(blob) as fp:
-            sources.append(read_inline(fp, size, inline_limit))
     return {name: (sources if name == SOURCE else table[name]) for name in columns}
 
 
