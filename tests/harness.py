@@ -1,164 +1,54 @@
-"""Start the real `groupware serve` as a subprocess on loopback, and throwaway MariaDB databases."""
+"""Our processes for integration tests: the store server alone (`python -m server`) or
+`groupware serve` with its gateways, each in its own data directory on loopback; and the
+MariaDB the tests use, with throwaway databases on it.
+
+Every process is started, waited for and stopped the same way: ready when it prints the
+line that says so, given `READY_TIMEOUT` seconds (loaded CI machines are slow).
+"""
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
-import poplib
 import secrets
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
-from waiting import wait_until
+from waiting import scaled, wait_until
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-MARIADB = dict(host="127.0.0.1", port=3306, user="root", password="")
+CONFIG_DIR = os.path.join(ROOT, "conf")
+# Seconds a process or peer may take to get ready; generous, since it only costs time on
+# failure, and stretched by TEST_TIMEOUT_SCALE like every deadline of the tests.
+READY_TIMEOUT = 120
+# The users every store server test gets, with their passwords.
+USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 
-
-def free_port() -> int:
-    """A loopback port free right now (for peers that cannot listen on port 0 and say which)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    """Until something accepts on 127.0.0.1:`port`; TimeoutError (an OSError) after `timeout` seconds."""
-    def accepts() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return True
-        except OSError:
-            return False
-    wait_until(accepts, timeout, interval=0.05, message=f"nothing accepts on 127.0.0.1:{port}")
-
-
-def read_until_quiet(sock: socket.socket) -> bytes:
-    """Everything the peer sends until it closes or stays quiet for the socket's timeout."""
-    out = b""
-    try:
-        while chunk := sock.recv(65536):
-            out += chunk
-    except socket.timeout:
-        pass
-    return out
-
-
-def pop3_auth_plain(port: int, user: str, password: str) -> bytes:
-    """The POP3 gateway's answer to AUTH PLAIN (any bytes in the name), closed with QUIT."""
-    p = poplib.POP3("127.0.0.1", port, timeout=30)
-    try:
-        plain = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
-        try:
-            return p._shortcmd("AUTH PLAIN " + plain)
-        except poplib.error_proto as exc:
-            return exc.args[0]
-    finally:
-        try:
-            p.quit()
-        except (poplib.error_proto, OSError):
-            pass
-
-
-class ServerProcess:
-    """One `groupware serve` process with its own data dir and socket."""
-
-    def __init__(self, data_dir: str, options: dict[str, str] | None = None, demo: bool = False) -> None:
-        self.data_dir = str(data_dir)
-        self.options = {"server_socket": os.path.join(self.data_dir, "server.sock"),
-                        "log_file": os.path.join(self.data_dir, "server.log"),
-                        # Never the privileged default port: tests run side by side.
-                        "pop3_listen": "127.0.0.1:0", "pop3s_listen": "127.0.0.1:0", "ical_listen": "127.0.0.1:0",
-                        "icals_listen": "127.0.0.1:0", "imap_listen": "127.0.0.1:0",
-                        "imaps_listen": "127.0.0.1:0", **(options or {})}
-        self.demo = demo
-        self.proc: subprocess.Popen | None = None
-        self.output: list[str] = []
-
-    @property
-    def socket_path(self) -> str:
-        return self.options["server_socket"]
-
-    def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "groupware.cli", "serve", "--config-dir", os.path.join(ROOT, "conf"),
-               "--data-dir", self.data_dir]
-        for name, value in self.options.items():
-            cmd += ["--set", f"{name}={value}"]
-        if self.demo:
-            cmd.append("--demo")
-        return cmd
-
-    def start(self, timeout: float = 60) -> "ServerProcess":
-        os.makedirs(self.data_dir, exist_ok=True)
-        self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        def listening() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.proc.stdout.read()}")
-            return self._accepts()
-        try:
-            wait_until(listening, timeout, interval=0.05, message="server did not start listening in time")
-        except TimeoutError:
-            self.kill()
-            raise
-        line = ""
-        # The banner comes after the listeners are up.
-        while "groupware is running" not in line:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("server closed its output: " + "".join(self.output))
-            self.output.append(line)
-        return self
-
-    def port(self, listener: str) -> int:
-        """The port a listener got (e.g. "imap" for imap_listen=127.0.0.1:0), from the banner."""
-        prefix = f"{listener} listening on "
-        for line in self.output:
-            if line.startswith(prefix):
-                return int(line.strip().rpartition(":")[2])
-        raise KeyError(f"no {listener} listener in the server's banner")
-
-    def _accepts(self) -> bool:
-        if not os.path.exists(self.socket_path):
-            return False
-        with socket.socket(socket.AF_UNIX) as sock:
-            try:
-                sock.connect(self.socket_path)
-                return True
-            except OSError:
-                return False
-
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, as in a crash."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if self.proc and self.proc.stdout:
-            self.proc.stdout.close()
+MARIADB = dict(host=os.environ.get("GROUPWARE_TEST_MYSQL_HOST", "127.0.0.1"),
+               port=int(os.environ.get("GROUPWARE_TEST_MYSQL_PORT", "3306")),
+               user=os.environ.get("GROUPWARE_TEST_MYSQL_USER", "root"),
+               password=os.environ.get("GROUPWARE_TEST_MYSQL_PASSWORD", ""))
 
 
 def mysql_options(database: str) -> dict[str, str]:
+    """The server options that put its store into `database` on the test MariaDB."""
     return {"database_engine": "mysql", "mysql_host": MARIADB["host"], "mysql_port": str(MARIADB["port"]),
             "mysql_user": MARIADB["user"], "mysql_password": MARIADB["password"], "mysql_database": database}
 
 
+def mariadb_url(database: str) -> str:
+    """The storage URL of `database` on the test MariaDB, as the server builds it from its options."""
+    from server.storage.engine import database_url
+    from shared.config import Config
+
+    return database_url(Config(mysql_options(database)), ROOT)
+
+
 @contextlib.contextmanager
-def mariadb_database(prefix: str = "gw_test") -> Iterator[str]:
+def throwaway_mariadb_database(prefix: str = "gw_test") -> Iterator[str]:
     """A fresh, empty MariaDB database, dropped afterwards."""
     import pymysql
 
@@ -174,10 +64,264 @@ def mariadb_database(prefix: str = "gw_test") -> Iterator[str]:
         conn.close()
 
 
-async def fresh_folder(session, name: str):
-    """An empty top-level folder `name` in the session's store (an older one is deleted)."""
-    store = session.store()
-    for folder in await store.folders():
-        if folder.name == name:
-            await folder.delete()
-    return await store.create_folder(name)
+def free_port() -> int:
+    """A loopback port free right now (for peers that cannot listen on port 0 and say which)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = READY_TIMEOUT, alive: Callable[[], bool] = lambda: True) -> None:
+    """Until something accepts on 127.0.0.1:`port`; TimeoutError (an OSError) after `timeout`
+    seconds, or RuntimeError as soon as `alive()` says the process that should listen is gone."""
+    def accepts() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return True
+        except OSError:
+            if not alive():
+                raise RuntimeError(f"the process that should listen on port {port} exited") from None
+            return False
+    wait_until(accepts, timeout, interval=0.05, message=f"nothing accepts on 127.0.0.1:{port}")
+
+
+def stop_process(proc: subprocess.Popen | None, grace: float = 30) -> None:
+    """SIGTERM, and SIGKILL if it is still there after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace)
+
+
+def settings(options: dict[str, str]) -> list[str]:
+    """Options as `--set name=value` arguments."""
+    return [arg for name, value in options.items() for arg in ("--set", f"{name}={value}")]
+
+
+def memory_kb(pid: int, field: str) -> int:
+    """A memory figure of process `pid` from /proc/<pid>/status ("VmRSS", "VmHWM"), in kB."""
+    with open(f"/proc/{pid}/status") as fp:
+        for line in fp:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def rss_kb(pid: int) -> int:
+    """The resident memory of process `pid` now, in kB."""
+    return memory_kb(pid, "VmRSS")
+
+
+def peak_rss_kb(pid: int) -> int:
+    """The most resident memory process `pid` has had, in kB."""
+    return memory_kb(pid, "VmHWM")
+
+
+class OurProcess:
+    """One of our processes in its own data directory, started by `command()` and ready when
+    it prints a line for which `is_ready_line` is true; the lines up to it are in `output`."""
+
+    name = "process"
+    stderr_name = ""  # a file in the data dir for stderr; empty: stderr goes with stdout
+
+    def __init__(self, data_dir: str, options: dict[str, str]) -> None:
+        self.data_dir = str(data_dir)
+        self.options = options
+        self.proc: subprocess.Popen | None = None
+        self.output: list[str] = []
+
+    @property
+    def socket_path(self) -> str:
+        return self.options["server_socket"]
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def is_ready_line(self, line: str) -> bool:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Work to do in the data dir before each start."""
+
+    def start(self, timeout: float = READY_TIMEOUT) -> "OurProcess":
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.prepare()
+        stderr = open(self.stderr_path, "ab") if self.stderr_name else subprocess.STDOUT
+        self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        if self.stderr_name:
+            stderr.close()
+        self.output = []
+        # Reading lines blocks; a process that hangs before it is ready is killed, which ends the read.
+        timeout = scaled(timeout)
+        watchdog = threading.Timer(timeout, self.kill)
+        watchdog.start()
+        try:
+            while True:
+                line = self.proc.stdout.readline()
+                if not line:
+                    self.proc.wait()
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before it was "
+                                       f"ready (within {timeout:.0f} s): {self.log()}")
+                self.output.append(line)
+                if self.is_ready_line(line):
+                    return self
+        finally:
+            watchdog.cancel()
+
+    @property
+    def stderr_path(self) -> str:
+        return os.path.join(self.data_dir, self.stderr_name)
+
+    def log(self) -> str:
+        """What the process wrote to stderr (or stdout, when they are one)."""
+        if not self.stderr_name:
+            return "".join(self.output)
+        with open(self.stderr_path, encoding="utf-8", errors="replace") as fp:
+            return fp.read()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> "OurProcess":
+        """Started (if it is not running yet) for the `with` block, stopped at its end."""
+        return self if self.alive() else self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as in a crash."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class StoreProcess(OurProcess):
+    """The store server alone (`python -m server`) on a UNIX socket and a loopback TCP port,
+    with `users` ({name: password}) created before it starts; `features` switch protocols off
+    per user ({name: {"pop3": False, ...}})."""
+
+    name = "store server"
+    stderr_name = "server.err"
+
+    def __init__(self, data_dir: str, options: dict[str, str] | None = None,
+                 users: dict[str, str] | None = None,
+                 features: dict[str, dict[str, bool]] | None = None) -> None:
+        data_dir = str(data_dir)
+        super().__init__(data_dir, {"server_socket": os.path.join(data_dir, "server.sock"),
+                                    "server_listen": "127.0.0.1:0", "log_level": "info", **(options or {})})
+        self.users = USERS if users is None else users
+        self.features = features or {}
+        self.ports: list[int] = []
+
+    @property
+    def tcp_port(self) -> int:
+        return self.ports[0] if self.ports else 0
+
+    def config(self):
+        from shared.config import Config
+        return Config(self.options, self.data_dir)
+
+    def prepare(self) -> None:
+        from server.service import open_storage
+        from server.users import hash_password
+        storage = open_storage(self.config())
+        try:
+            for name, password in self.users.items():
+                if storage.get_user(name) is None:
+                    storage.create_user(name, hash_password(password), fullname=name.title(),
+                                        email=f"{name}@example.org")
+            for name, switches in self.features.items():
+                storage.set_features(name, {"imap": True, "pop3": True, "caldav": True, **switches})
+        finally:
+            storage.close()
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "server", "--data-dir", self.data_dir, *settings(self.options)]
+
+    def is_ready_line(self, line: str) -> bool:
+        if line.startswith("listening tcp:"):
+            self.ports.append(int(line.rsplit(":", 1)[1]))
+        return line.strip() == "ready"
+
+    def start(self, timeout: float = READY_TIMEOUT) -> "StoreProcess":
+        self.ports = []
+        super().start(timeout)
+        return self
+
+    def connect(self, transport: str = "unix"):
+        """A raw HTTP connection to the server's socket ("unix") or TCP port ("tcp")."""
+        from soap_client import RawHTTP
+        if transport == "unix":
+            return RawHTTP(("unix", self.socket_path))
+        return RawHTTP(("tcp", ("127.0.0.1", self.tcp_port)))
+
+
+class ServerProcess(OurProcess):
+    """`groupware serve`: the store and every gateway, listening on loopback ports of its choice
+    (see `port()`); with `demo`, the demo user and its password in `demo-password`. With another
+    `command` ("imap", "pop3", "ical"), that gateway alone against `server_socket`."""
+
+    name = "groupware server"
+
+    def __init__(self, data_dir: str, options: dict[str, str] | None = None, demo: bool = False,
+                 command: str = "serve") -> None:
+        data_dir = str(data_dir)
+        super().__init__(data_dir, {"server_socket": os.path.join(data_dir, "server.sock"),
+                                    "log_file": os.path.join(data_dir, "server.log"),
+                                    # Never the privileged default ports: tests run side by side.
+                                    "pop3_listen": "127.0.0.1:0", "pop3s_listen": "127.0.0.1:0",
+                                    "ical_listen": "127.0.0.1:0", "icals_listen": "127.0.0.1:0",
+                                    "imap_listen": "127.0.0.1:0", "imaps_listen": "127.0.0.1:0",
+                                    **(options or {})})
+        self.demo = demo
+        self.subcommand = command
+        if command != "serve":
+            # A gateway alone often logs to stderr (log_file=-): to a file, so no pipe fills up.
+            self.stderr_name = f"{command}.err"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "groupware.cli", self.subcommand, "--config-dir", CONFIG_DIR,
+                "--data-dir", self.data_dir, *settings(self.options), *(["--demo"] if self.demo else [])]
+
+    def is_ready_line(self, line: str) -> bool:
+        # The banner ("groupware is running", "groupware imap is running") comes after every listener is up.
+        return " is running" in line
+
+    def start(self, timeout: float = READY_TIMEOUT) -> "ServerProcess":
+        super().start(timeout)
+        return self
+
+    def port(self, listener: str) -> int:
+        """The port a listener got (e.g. "imap" for imap_listen=127.0.0.1:0), from the banner."""
+        prefix = f"{listener} listening on "
+        for line in self.output:
+            if line.startswith(prefix):
+                return int(line.strip().rpartition(":")[2])
+        raise KeyError(f"no {listener} listener in the server's banner")
+
+    def demo_password(self) -> str:
+        with open(os.path.join(self.data_dir, "demo-password")) as fp:
+            return fp.read().strip()
+
+    def cli(self, *args: str, stdin: str | None = None) -> str:
+        """`groupware <args>` against this server's store (user management and the like); its output."""
+        # The admin commands open the store and the user backend themselves, as the server does.
+        shared = {name: value for name, value in self.options.items()
+                  if not name.endswith("_listen") and name != "log_file"}
+        cmd = [sys.executable, "-m", "groupware.cli", *args, "--config-dir", CONFIG_DIR,
+               "--data-dir", self.data_dir, *settings(shared)]
+        return subprocess.run(cmd, cwd=ROOT, input=stdin, capture_output=True, text=True, check=True).stdout

@@ -2,6 +2,7 @@
 
 Tests stay plain synchronous pytest functions and hand work to the reactor with
 `ReactorThread.call`, which waits for the Deferred's result (or raises its failure).
+The `reactor_thread` fixture (conftest.py) hands it out.
 """
 from __future__ import annotations
 
@@ -9,24 +10,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from twisted.internet import defer, reactor
 from twisted.internet.threads import blockingCallFromThread
 
 _thread: threading.Thread | None = None
-
-
-def _start() -> None:
-    global _thread
-    if _thread is not None:
-        return
-    _thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
-                               name="reactor", daemon=True)
-    _thread.start()
-    started = threading.Event()
-    reactor.callFromThread(started.set)
-    if not started.wait(10):
-        raise RuntimeError("the reactor thread did not start")
 
 
 class ReactorThread:
@@ -44,7 +31,15 @@ class ReactorThread:
         return self.call(lambda: defer.Deferred.fromCoroutine(fn(*args, **kwargs)), timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def reactor_thread() -> ReactorThread:
-    _start()
+def start_reactor_thread() -> ReactorThread:
+    """The reactor running in its thread (started on the first call)."""
+    global _thread
+    if _thread is None:
+        _thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
+                                   name="reactor", daemon=True)
+        _thread.start()
+        started = threading.Event()
+        reactor.callFromThread(started.set)
+        if not started.wait(10):
+            raise RuntimeError("the reactor thread did not start")
     return ReactorThread()

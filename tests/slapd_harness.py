@@ -11,14 +11,12 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import uuid
 
 from certificates import make_ca_and_server_cert
-from harness import ROOT, free_port
-from waiting import wait_until
+from debian import command, ensure_packages
+from harness import ROOT, free_port, stop_process, wait_for_port
 
 SCHEMA_DIR = "/etc/ldap/schema"
 SUFFIX = "dc=example,dc=org"
@@ -29,15 +27,10 @@ READER_PW = "reader-secret"
 AD_READER_DN = f"cn=svc-groupware,cn=Users,{AD_SUFFIX}"
 
 
-def ensure_packages() -> None:
+def ensure_slapd() -> None:
     """Debian's slapd and ldap-utils, installed when missing."""
-    if shutil.which("slapd") or os.path.exists("/usr/sbin/slapd"):
-        if shutil.which("ldapmodify"):
-            return
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-q", "slapd", "ldap-utils"], check=True, env=env,
-                   capture_output=True)
+    ensure_packages({"slapd": lambda: bool(shutil.which("slapd")) or os.path.exists("/usr/sbin/slapd"),
+                     "ldap-utils": command("ldapmodify")})
 
 
 AD_SCHEMA = """
@@ -77,14 +70,14 @@ access to * by users read by * none
 """
 
 
+def organization(suffix: str, name: str) -> str:
+    """The LDIF of a tree's root entry."""
+    return f"dn: {suffix}\nobjectClass: dcObject\nobjectClass: organization\no: {name}\ndc: {name.lower()}\n"
+
+
 def openldap_ldif() -> str:
     people = f"ou=people,{SUFFIX}"
-    entries = [f"""dn: {SUFFIX}
-objectClass: dcObject
-objectClass: organization
-o: Example
-dc: example
-""", f"""dn: {READER_DN}
+    entries = [organization(SUFFIX, "Example"), f"""dn: {READER_DN}
 objectClass: organizationalRole
 objectClass: simpleSecurityObject
 cn: reader
@@ -118,12 +111,7 @@ member: uid=bob,{people}
 
 def ad_ldif() -> str:
     users = f"cn=Users,{AD_SUFFIX}"
-    entries = [f"""dn: {AD_SUFFIX}
-objectClass: dcObject
-objectClass: organization
-o: Corp
-dc: corp
-""", f"""dn: {users}
+    entries = [organization(AD_SUFFIX, "Corp"), f"""dn: {users}
 objectClass: container
 cn: Users
 """, f"""dn: {AD_READER_DN}
@@ -195,26 +183,15 @@ class Slapd:
         self.proc = subprocess.Popen(["slapd", "-f", self.conf, "-h", f"{self.uri}/ {self.ldaps_uri}/ {self.wrong_name_uri}/",
                                       "-d", "stats"], stdout=log, stderr=subprocess.STDOUT)
         log.close()
-
-        def listening() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError("slapd exited: " + open(self.log_path, errors="replace").read()[-3000:])
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_until(listening, 30, interval=0.05, message="slapd did not start")
+        try:
+            wait_for_port(self.port, alive=lambda: self.proc.poll() is None)
+        except (OSError, RuntimeError):
+            self.stop()
+            raise RuntimeError("slapd did not start: " + self.log_text()[-3000:]) from None
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, grace=20)
         self.proc = None
 
     def load(self) -> None:

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import time
 
 import psutil
@@ -13,104 +10,13 @@ from twisted.internet import defer, task
 from twisted.internet.interfaces import IConsumer
 from zope.interface import implementer
 
-from shared.config import Config
 from shared.errors import AuthFailed, BadRequest, Conflict, Forbidden, NotFound, Unavailable
-from shared.model import Adapter, ChangeWatcher
+from shared.model import ChangeWatcher
 from shared.uidset import format_uidset, uid_list as parse_uidset
 
+from adapter_client import PASSWORD, fresh_folder, logon, make_adapter, message, start_store_server
 from debian import email_corpus
-from harness import fresh_folder
-from reactor_thread import ReactorThread, reactor_thread  # noqa: F401  (fixture)
 from waiting import wait_until
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-PASSWORD = "correct horse"
-
-
-class StoreServerProcess:
-    """`python -m server` on a UNIX socket in its own data directory."""
-
-    def __init__(self, data_dir: str, options: dict[str, str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.socket = os.path.join(data_dir, "server.sock")
-        self.options = options or {}
-        self.proc: subprocess.Popen | None = None
-
-    def create_users(self) -> None:
-        from server.service import open_storage
-        from server.users import hash_password
-
-        storage = open_storage(Config({}, self.data_dir))
-        try:
-            for name in ("alice", "bob", "carol"):
-                if storage.get_user(name) is None:
-                    storage.create_user(name, hash_password(PASSWORD), name.title(), f"{name}@example.org")
-            storage.set_features("carol", {"imap": True, "pop3": False, "caldav": True})
-        finally:
-            storage.close()
-
-    def start(self) -> "StoreServerProcess":
-        log = open(os.path.join(self.data_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--data-dir", self.data_dir,
-             "--set", f"server_socket={self.socket}", "--set", "log_level=warning",
-             *(arg for name, value in self.options.items() for arg in ("--set", f"{name}={value}"))],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("store server exited: see " + os.path.join(self.data_dir, "server.log"))
-            if line.strip() == b"ready":
-                return self
-        raise RuntimeError("store server did not get ready")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
-        if self.proc is not None and self.proc.stdout:
-            self.proc.stdout.close()
-        self.proc = None
-
-
-def _server(data_dir: str) -> StoreServerProcess:
-    srv = StoreServerProcess(data_dir)
-    srv.create_users()
-    return srv.start()
-
-
-@pytest.fixture(scope="module")
-def store_server(tmp_path_factory):
-    srv = _server(str(tmp_path_factory.mktemp("store")))
-    yield srv
-    srv.stop()
-
-
-def make_adapter(rt: ReactorThread, srv: StoreServerProcess) -> Adapter:
-    cfg = Config({"server_socket": srv.socket, "server_connections": "4"}, srv.data_dir)
-    return rt.call(Adapter, cfg, rt.reactor)
-
-
-@pytest.fixture
-def adapter(reactor_thread, store_server):
-    a = make_adapter(reactor_thread, store_server)
-    yield a
-    reactor_thread.call(a.close)
-
-
-def logon(rt: ReactorThread, adapter: Adapter, user: str = "alice", protocol: str = "imap"):
-    return rt.call(adapter.logon, user, PASSWORD, protocol, "192.0.2.1")
-
-
-def message(subject: str, body: bytes = b"Hello.\r\n") -> bytes:
-    return (b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: " + subject.encode()
-            + b"\r\nMessage-ID: <" + subject.encode().replace(b" ", b".") + b"@example.org>\r\n\r\n" + body)
 
 
 # -- logon ---------------------------------------------------------------------------------
@@ -529,7 +435,7 @@ def test_stream_50mb_with_bounded_memory(reactor_thread, adapter, tmp_path):
 # -- outages -------------------------------------------------------------------------------------
 
 def test_server_stop_and_restart(reactor_thread, tmp_path):
-    srv = _server(str(tmp_path))
+    srv = start_store_server(str(tmp_path))
     adapter = make_adapter(reactor_thread, srv)
     try:
         session = logon(reactor_thread, adapter)

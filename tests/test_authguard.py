@@ -17,6 +17,7 @@ import psutil
 import pytest
 from twisted.internet.task import Clock
 
+from debian import command, ensure_packages
 from harness import ROOT, ServerProcess, free_port
 from shared.authguard import AuthGuard, Banned, log_safe
 from shared.config import Config
@@ -159,10 +160,7 @@ def test_one_guard_per_process():
 
 
 def ensure_fail2ban() -> str:
-    if shutil.which("fail2ban-regex") is None:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "fail2ban"], check=True, env=env, capture_output=True)
+    ensure_packages({"fail2ban": command("fail2ban-regex")})
     path = shutil.which("fail2ban-regex")
     assert path
     return path
@@ -205,12 +203,9 @@ def pop3(tmp_path_factory):
     server = ServerProcess(str(data / "var"), {
         "pop3_listen": f"127.0.0.1:{port}", "auth_exempt_loopback": "no",
         "auth_failure_delay": "1.5", "auth_max_delay": "3",
-        "auth_ban_threshold": "4", "auth_ban_time": "3"}, demo=True).start()
-    try:
-        password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
-        yield server, port, password
-    finally:
-        server.stop()
+        "auth_ban_threshold": "4", "auth_ban_time": "3"}, demo=True)
+    with server:
+        yield server, port, server.demo_password()
 
 
 def test_pop3_gateway_delays_bans_and_logs_for_fail2ban(pop3):

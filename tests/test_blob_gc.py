@@ -5,7 +5,7 @@ import sys
 import time
 
 import pytest
-from harness import mariadb_database, mysql_options
+from harness import mysql_options
 
 from server.blobs import FileBlobStore
 from server.blobs.files import TMP_PREFIX
@@ -138,9 +138,8 @@ def test_files_put_file_stamps_store_time(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mysql_db():
-    with mariadb_database() as name:
-        yield name
+def mysql_db(mariadb_database: str) -> str:
+    return mariadb_database
 
 
 def test_database_store(tmp_path, mysql_db):

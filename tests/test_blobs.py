@@ -5,7 +5,7 @@ import io
 import os
 
 import pytest
-from harness import mariadb_database
+from harness import mariadb_url, mysql_options
 
 from server.blobs import DatabaseBlobStore, FileBlobStore, open_blob_store
 from server.blobs.database import CHUNK
@@ -18,12 +18,6 @@ def Cfg(**values: str) -> Config:
     return Config(values)
 
 
-@pytest.fixture(scope="module")
-def mysql_db():
-    with mariadb_database() as name:
-        yield name
-
-
 @pytest.fixture(scope="module", params=["files", "sqlite", "mariadb"])
 def store(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("blobs-" + request.param)
@@ -33,7 +27,7 @@ def store(request, tmp_path_factory):
     if request.param == "sqlite":
         url = "sqlite:///" + str(tmp / "store.db")
     else:
-        url = "mysql+pymysql://root@127.0.0.1:3306/" + request.getfixturevalue("mysql_db")
+        url = mariadb_url(request.getfixturevalue("mariadb_database"))
     st = Storage(url, None)
     st.migrate()
     yield DatabaseBlobStore(st.engine)
@@ -118,7 +112,7 @@ def test_files_put_file_across_filesystems(tmp_path, monkeypatch):
     assert fs.open(key).read() == b"x" * 100 and not src.exists()
 
 
-def test_open_blob_store_from_config(tmp_path, mysql_db):
+def test_open_blob_store_from_config(tmp_path, mariadb_database):
     files = open_blob_store(Cfg(), str(tmp_path))
     assert isinstance(files, FileBlobStore) and files.root == str(tmp_path / "attachments")
     assert files.fsync is True
@@ -131,9 +125,8 @@ def test_open_blob_store_from_config(tmp_path, mysql_db):
     assert db.open(db.put_bytes(b"abc")).read() == b"abc"
     st.close()
     # Without an engine the store database is opened from the same options.
-    Storage("mysql+pymysql://root@127.0.0.1:3306/" + mysql_db, None).migrate()
-    own = open_blob_store(Cfg(attachment_storage="database", database_engine="mysql",
-                              mysql_database=mysql_db), str(tmp_path))
+    Storage(mariadb_url(mariadb_database), None).migrate()
+    own = open_blob_store(Cfg(attachment_storage="database", **mysql_options(mariadb_database)), str(tmp_path))
     assert own.size(own.put_bytes(b"12345")) == 5
     with pytest.raises(ValueError):
         open_blob_store(Cfg(attachment_storage="s4"), str(tmp_path))

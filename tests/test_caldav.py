@@ -13,107 +13,15 @@ import xml.etree.ElementTree as ET
 import pytest
 import requests
 
-from harness import ROOT, ServerProcess, read_until_quiet
+from caldav_env import (CAL, DAV, CalDAVEnv, event, hrefs, new_calendar, propfind, start_env, sync_collection,
+                        todo, xml)
+from certificates import self_signed_certificate
+from harness import ROOT, free_port
+from raw_clients import read_until_quiet
 from waiting import wait_until
 
-DAV = "{DAV:}"
-CAL = "{urn:ietf:params:xml:ns:caldav}"
-
-
-def event(uid: str, start: str = "20261201T100000Z", end: str = "20261201T110000Z",
-          summary: str = "meeting", extra: str = "") -> str:
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-            f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\n"
-            f"SUMMARY:{summary}\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n")
-
-
-def todo(uid: str, summary: str = "task") -> str:
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VTODO\r\n"
-            f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:{summary}\r\nEND:VTODO\r\nEND:VCALENDAR\r\n")
-
-
-def groupware(data_dir: str, socket_path: str, *args: str, stdin: str | None = None) -> str:
-    cmd = [sys.executable, "-m", "groupware.cli", *args, "--config-dir", os.path.join(ROOT, "conf"),
-           "--data-dir", data_dir, "--set", f"server_socket={socket_path}"]
-    return subprocess.run(cmd, cwd=ROOT, input=stdin, capture_output=True, text=True, check=True).stdout
-
-
-class CalDAVEnv:
-    """A running server with the demo user and a second user, and an HTTP session per user."""
-
-    def __init__(self, server: ServerProcess) -> None:
-        self.server = server
-        banner = "".join(server.output)
-        self.port = int(re.search(r"ical listening on [\d.]+:(\d+)", banner).group(1))
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
-        self.http = requests.Session()
-        self.http.auth = ("demo", self.password)
-
-    def add_user(self, name: str, password: str) -> None:
-        groupware(self.server.data_dir, self.server.socket_path, "user", "add", name, "--password-stdin",
-                  stdin=password + "\n")
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def request(self, method: str, path: str, body: str | bytes | None = None, auth=None,
-                **headers: str) -> requests.Response:
-        hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        kwargs = {"auth": auth} if auth is not None else {}
-        return self.http.request(method, self.url(path), data=body, headers=hdrs, timeout=30, **kwargs)
-
-    def log(self) -> str:
-        with open(self.server.options["log_file"], encoding="utf-8", errors="replace") as fp:
-            return fp.read()
-
-
-def start_env(data_dir: str, options: dict[str, str] | None = None) -> CalDAVEnv:
-    server = ServerProcess(data_dir, options, demo=True).start()
-    return CalDAVEnv(server)
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    e = start_env(str(tmp_path_factory.mktemp("caldav") / "var"))
-    try:
-        e.add_user("bob", "bob-secret")
-        yield e
-    finally:
-        e.server.stop()
-
-
-def xml(resp: requests.Response) -> ET.Element:
-    return ET.fromstring(resp.content)
-
-
-def hrefs(resp: requests.Response) -> list[str]:
-    return [h.text for h in xml(resp).iter(DAV + "href") if h.text]
-
-
-def propfind(env: CalDAVEnv, path: str, props: str, depth: str = "0", auth=None) -> requests.Response:
-    body = f'<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>{props}</d:prop></d:propfind>'
-    return env.request("PROPFIND", path, body, auth=auth, Depth=depth, Content_Type="application/xml")
-
-
-def sync_collection(env: CalDAVEnv, path: str, token: str = "") -> requests.Response:
-    token_el = f"<d:sync-token>{token}</d:sync-token>" if token else "<d:sync-token/>"
-    body = (f'<d:sync-collection xmlns:d="DAV:">{token_el}<d:sync-level>1</d:sync-level>'
-            '<d:prop><d:getetag/></d:prop></d:sync-collection>')
-    return env.request("REPORT", path, body, Content_Type="application/xml")
-
-
-def new_calendar(env: CalDAVEnv, name: str, components: str = "VEVENT") -> str:
-    path = f"/caldav/demo/{name}/"
-    env.request("DELETE", path)
-    body = ('<c:mkcalendar xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:set><d:prop>'
-            f'<d:displayname>{name}</d:displayname><c:supported-calendar-component-set>'
-            f'<c:comp name="{components}"/></c:supported-calendar-component-set></d:prop></d:set></c:mkcalendar>')
-    r = env.request("MKCALENDAR", path, body, Content_Type="application/xml")
-    assert r.status_code == 201, r.text
-    return path
+pytestmark = [pytest.mark.gateway_env("caldav", users={"bob": "bob-secret"}),
+              pytest.mark.database_engines("sqlite", "mariadb")]
 
 
 # -- discovery -----------------------------------------------------------------
@@ -175,8 +83,7 @@ def test_bad_password_is_401_and_logged_with_user_and_address(env):
 
 def test_caldav_switched_off_for_a_user_gets_401(env):
     env.add_user("carol", "carol-secret")
-    groupware(env.server.data_dir, env.server.socket_path, "user", "features", "carol",
-              "--disable-feature", "caldav")
+    env.server.cli("user", "features", "carol", "--disable-feature", "caldav")
     r = propfind(env, "/caldav/carol/", "<d:displayname/>", auth=("carol", "carol-secret"))
     assert r.status_code == 401
 
@@ -194,13 +101,11 @@ def test_another_users_calendars_are_not_found(env):
 
 def test_granted_calendars_appear_in_the_home_with_their_rights(env):
     """bob shares his calendar read-only, then read-write; demo's client finds it without a URL."""
-    import sys as _sys
     bob = requests.Session()
     bob.auth = ("bob", "bob-secret")
     bob.request("MKCALENDAR", env.url("/caldav/bob/Team/"))
     assert bob.put(env.url("/caldav/bob/Team/t1.ics"), data=event("team-1"), timeout=10).status_code in (201, 204)
-    cmd = [_sys.executable, "-c", GRANT, env.server.socket_path, "bob", "bob-secret", "Team", "demo", "read"]
-    subprocess.run(cmd, cwd=ROOT, check=True, timeout=60)
+    env.grant("bob", "bob-secret", "Team", "demo", "read")
     r = propfind(env, "/caldav/demo/", "<d:displayname/><d:resourcetype/>", depth="1")
     shared = [h for h in hrefs(r) if h.startswith("/caldav/demo/Team~")]
     assert len(shared) == 1, hrefs(r)
@@ -208,31 +113,11 @@ def test_granted_calendars_appear_in_the_home_with_their_rights(env):
     assert "UID:team-1" in env.request("GET", cal + "t1.ics").text
     assert env.request("PUT", cal + "mine.ics", event("demo-in-team")).status_code == 403
     assert env.request("DELETE", cal + "t1.ics").status_code == 403
-    subprocess.run(cmd[:-1] + ["write"], cwd=ROOT, check=True, timeout=60)
+    env.grant("bob", "bob-secret", "Team", "demo", "write")
     assert env.request("PUT", cal + "mine.ics", event("demo-in-team")).status_code == 201
     assert "UID:demo-in-team" in bob.get(env.url("/caldav/bob/Team/mine.ics"), timeout=10).text
     # bob's other calendars stay invisible to demo.
     assert not any(h.startswith("/caldav/demo/Calendar~") for h in hrefs(propfind(env, "/caldav/demo/", "", depth="1")))
-
-
-# A grant through the adapter, as a sharing dialog would make it.
-GRANT = """
-import sys
-from twisted.internet import defer, task
-from shared.config import Config
-from shared.model import Adapter
-
-async def main(reactor, socket_path, user, password, folder_name, grantee, rights):
-    adapter = Adapter(Config({"server_socket": socket_path}), reactor)
-    session = await adapter.logon(user, password)
-    for folder in await session.store().folders():
-        if folder.name == folder_name:
-            await folder.grant(grantee, rights)
-    await session.logoff()
-    adapter.close()
-
-task.react(lambda reactor, *a: defer.Deferred.fromCoroutine(main(reactor, *a)), sys.argv[1:])
-"""
 
 
 # -- items ---------------------------------------------------------------------------
@@ -573,10 +458,9 @@ def _non_loopback_address() -> str | None:
 
 
 def test_https_listener_and_no_basic_auth_over_plain_http_from_other_hosts(tmp_path):
-    from test_pop3 import free_port, make_cert
     address = _non_loopback_address()
     assert address, "the test needs one non-loopback IPv4 address on this host"
-    cert, key = make_cert(str(tmp_path))
+    cert, key = self_signed_certificate(tmp_path)
     plain, tls = free_port(), free_port()
     e = start_env(str(tmp_path / "var"), {"ical_listen": f"127.0.0.1:0 {address}:{plain}",
                                           "icals_listen": f"127.0.0.1:{tls}", "pop3s_listen": "127.0.0.1:0",
@@ -596,8 +480,8 @@ def test_https_listener_and_no_basic_auth_over_plain_http_from_other_hosts(tmp_p
 def test_publish_a_calendar_at_a_secret_url_and_revoke_it(env):
     cal = new_calendar(env, "published")
     env.request("PUT", cal + "pub.ics", event("pub-1", summary="open day"))
-    url = groupware(env.server.data_dir, env.server.socket_path, "calendar", "publish", "demo", "published",
-                    "--set", f"ical_listen=127.0.0.1:{env.port}").strip()
+    url = env.server.cli("calendar", "publish", "demo", "published",
+                         "--set", f"ical_listen=127.0.0.1:{env.port}").strip()
     assert re.fullmatch(rf"http://127\.0\.0\.1:{env.port}/ical/published/[\w-]{{32}}", url), url
     r = requests.get(url, timeout=10)  # no credentials
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/calendar")
@@ -605,7 +489,7 @@ def test_publish_a_calendar_at_a_secret_url_and_revoke_it(env):
     assert requests.get(url, headers={"If-None-Match": r.headers["ETag"]}, timeout=10).status_code == 304
     assert requests.put(url, data=event("x"), timeout=10).status_code == 405
     assert requests.get(url[:-3] + "xyz", timeout=10).status_code == 404
-    out = groupware(env.server.data_dir, env.server.socket_path, "calendar", "unpublish", "demo", "published")
+    out = env.server.cli("calendar", "unpublish", "demo", "published")
     assert "no longer published" in out
     assert requests.get(url, timeout=10).status_code == 404
 

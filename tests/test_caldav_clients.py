@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import subprocess
 import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from test_caldav import CAL, DAV, event, start_env, todo
+from debian import command, ensure_packages
+from caldav_env import CAL, DAV, event, todo
 
-DEBIAN_CLIENTS = {"vdirsyncer": "vdirsyncer", "khal": "khal"}
-
+pytestmark = pytest.mark.gateway_env("caldav")
 
 def ensure_debian(*commands: str) -> None:
-    missing = [DEBIAN_CLIENTS[c] for c in commands if shutil.which(c) is None]
-    if missing:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    e = start_env(str(tmp_path_factory.mktemp("caldav-clients") / "var"))
-    try:
-        yield e
-    finally:
-        e.server.stop()
+    """vdirsyncer and khal (Debian packages named after their commands), installed when missing."""
+    ensure_packages({name: command(name) for name in commands})
 
 
 @pytest.fixture

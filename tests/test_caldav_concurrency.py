@@ -4,20 +4,17 @@ writes, who gets the UID and whose If-Match / If-None-Match still holds."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 
 import pytest
 import requests
 
-from harness import ROOT, free_port, wait_for_port
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from caldav_env import event, new_calendar, start_env
+from harness import ServerProcess
 from server.icalcolumns import calendar_columns
 from server.service import StoreServer, open_storage
 from server.users import hash_password
 from shared.config import Config
-from test_caldav import event, new_calendar, start_env
 
 ROUNDS = 8
 
@@ -28,30 +25,21 @@ def two(tmp_path_factory):
     e = start_env(str(tmp_path_factory.mktemp("caldav-race") / "var"))
     try:
         proc, second = ical_gateway(e.server.data_dir, e.server.socket_path, "ical2.log")
-    except OSError:
+    except BaseException:
         e.server.stop()
         raise
     try:
         yield e, [e.base, second]
     finally:
-        proc.terminate()
-        proc.wait(30)
+        proc.stop()
         e.server.stop()
 
 
-def ical_gateway(data_dir: str, socket_path: str, log_name: str) -> tuple[subprocess.Popen, str]:
+def ical_gateway(data_dir: str, socket_path: str, log_name: str) -> tuple[ServerProcess, str]:
     """A `groupware ical` process on the store at `socket_path`, and its base URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "groupware.cli", "ical", "--config-dir", os.path.join(ROOT, "conf"),
-           "--data-dir", data_dir, "--set", f"server_socket={socket_path}",
-           "--set", f"ical_listen=127.0.0.1:{port}", "--set", f"log_file={data_dir}/{log_name}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-    except OSError:
-        proc.kill()
-        raise
-    return proc, f"http://127.0.0.1:{port}"
+    gateway = ServerProcess(data_dir, {"server_socket": socket_path, "ical_listen": "127.0.0.1:0",
+                                       "log_file": os.path.join(data_dir, log_name)}, command="ical").start()
+    return gateway, f"http://127.0.0.1:{gateway.port('ical')}"
 
 
 def race(e, requests_to_send: list[tuple], method: str = "PUT") -> list[requests.Response]:
@@ -156,7 +144,7 @@ class ReplacedAfterItsRowIsRead:
 
 
 @pytest.fixture
-def store_with_writer_in_between(tmp_path, monkeypatch, reactor_thread):  # noqa: F811
+def store_with_writer_in_between(tmp_path, monkeypatch, reactor_thread):
     """A store server in this process whose reads of race.ics meet a replacement of it,
     and a CalDAV gateway process in front of it."""
     socket_path = str(tmp_path / "store.sock")
@@ -173,8 +161,7 @@ def store_with_writer_in_between(tmp_path, monkeypatch, reactor_thread):  # noqa
         try:
             yield base, writer
         finally:
-            proc.terminate()
-            proc.wait(30)
+            proc.stop()
     finally:
         reactor_thread.call(server.stop)
 

@@ -6,8 +6,9 @@ import pytest
 
 from gateways.caldav.feed_import import content_key, parse_feed, plan_import
 from shared.errors import BadRequest
-from test_caldav import (DAV, env, event, hrefs, new_calendar, propfind, sync_collection,  # noqa: F401
-                         todo, xml)
+from caldav_env import DAV, event, new_calendar, propfind, sync_collection, todo, xml
+
+pytestmark = pytest.mark.gateway_env("caldav", users={"bob": "bob-secret"})
 
 ZONE = ("BEGIN:VTIMEZONE\r\nTZID:Europe/Amsterdam\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
         "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
@@ -125,17 +126,11 @@ def test_bad_bodies_and_preconditions(env):
 
 
 def test_a_read_only_share_cannot_be_replaced(env):
-    import subprocess
-    import sys
-
     import requests
 
-    from harness import ROOT
-    from test_caldav import GRANT
     bob = ("bob", "bob-secret")
     requests.request("MKCALENDAR", env.url("/caldav/bob/ReadOnlyImport/"), auth=bob, timeout=10)
-    cmd = [sys.executable, "-c", GRANT, env.server.socket_path, "bob", "bob-secret", "ReadOnlyImport", "demo", "read"]
-    subprocess.run(cmd, cwd=ROOT, check=True, timeout=60)
+    env.grant("bob", "bob-secret", "ReadOnlyImport", "demo", "read")
     home = xml(propfind(env, "/caldav/demo/", "<d:displayname/>", depth="1"))
     shared = next(h.text for h in home.iter(DAV + "href") if h.text.startswith("/caldav/demo/ReadOnlyImport~"))
     segment = shared.rstrip("/").rsplit("/", 1)[1]

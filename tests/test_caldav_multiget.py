@@ -16,12 +16,14 @@ from server.soap.tables import read_inline
 from server.storage import Storage
 from shared import codec
 from shared.errors import BadRequest, NotFound
-from test_caldav import CAL, DAV, event as vevent, new_calendar, start_env, xml
-from test_caldav_sync import soap, store  # noqa: F401 - the store fixture
+from caldav_env import CAL, DAV, event as vevent, new_calendar, xml
+from soap_client import caldav_soap
+
+pytestmark = pytest.mark.gateway_env("caldav")
 
 
-def test_get_items_by_name_returns_the_named_items_in_uid_order(store):  # noqa: F811
-    alice = soap(store, "alice")
+def test_get_items_by_name_returns_the_named_items_in_uid_order(server):
+    alice = caldav_soap(server, "alice")
     folder = codec.field(alice.call("createFolder", ("name", "By name"), ("containerClass", "calendar"))
                          .find(codec.gw("folder")), "id")
     for name in ("b.ics", "a b&c.ics", "c.ics"):
@@ -36,7 +38,7 @@ def test_get_items_by_name_returns_the_named_items_in_uid_order(store):  # noqa:
     with pytest.raises(BadRequest):
         alice.call("getItemsByName", ("folderId", folder), ("columns", "name nosuchcolumn"))
     with pytest.raises(NotFound):
-        soap(store, "bob").call("getItemsByName", ("folderId", folder), ("name", "c.ics"), ("columns", "name"))
+        caldav_soap(server, "bob").call("getItemsByName", ("folderId", folder), ("name", "c.ics"), ("columns", "name"))
 
 
 def test_items_by_name_searches_the_name_index(tmp_path):
@@ -63,13 +65,6 @@ def test_items_by_name_searches_the_name_index(tmp_path):
         assert plans and all("ix_items_folder_name" in p for p in plans), plans
     finally:
         st.close()
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    e = start_env(str(tmp_path_factory.mktemp("caldav-multiget") / "var"))
-    yield e
-    e.server.stop()
 
 
 def test_multiget_get_and_delete_by_name(env):

@@ -2,13 +2,12 @@
 properties kept in the store, and the owner publishing a calendar at a secret URL."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
+import pytest
 import requests
 
-from harness import ROOT
-from test_caldav import GRANT, env, event, new_calendar, propfind, xml  # noqa: F401  (fixture)
+from caldav_env import event, new_calendar, propfind, xml
+
+pytestmark = pytest.mark.gateway_env("caldav", users={"bob": "bob-secret"})
 
 ICAL = "{http://apple.com/ns/ical/}"
 CS = "{http://calendarserver.org/ns/}"
@@ -87,8 +86,7 @@ def test_the_owner_publishes_and_unpublishes_through_the_gateway(env):
 def test_only_the_owner_may_publish_even_with_a_write_share(env):
     bob = ("bob", "bob-secret")
     requests.request("MKCALENDAR", env.url("/caldav/bob/Shared-pub/"), auth=bob, timeout=10)
-    cmd = [sys.executable, "-c", GRANT, env.server.socket_path, "bob", "bob-secret", "Shared-pub", "demo", "write"]
-    subprocess.run(cmd, cwd=ROOT, check=True, timeout=60)
+    env.grant("bob", "bob-secret", "Shared-pub", "demo", "write")
     home = xml(propfind(env, "/caldav/demo/", "<d:displayname/>", depth="1"))
     shared = next(h.text for h in home.iter("{DAV:}href") if h.text.startswith("/caldav/demo/Shared-pub~"))
     assert env.request("PUT", shared + "w.ics", event("writable")).status_code == 201

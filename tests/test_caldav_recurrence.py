@@ -12,7 +12,9 @@ import xml.etree.ElementTree as ET
 import icalendar
 import pytest
 
-from test_caldav import CAL, DAV, new_calendar, start_env
+from caldav_env import CAL, DAV, new_calendar
+
+pytestmark = pytest.mark.gateway_env("caldav")
 
 VTIMEZONES = {
     "Europe/Amsterdam": (
@@ -36,15 +38,6 @@ def wrap(*components: str, tz: str | None = None) -> str:
 
 def vevent(uid: str, lines: str) -> str:
     return f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\n{lines}END:VEVENT\r\n"
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    e = start_env(str(tmp_path_factory.mktemp("caldav-recurrence") / "var"))
-    try:
-        yield e
-    finally:
-        e.server.stop()
 
 
 def query(env, cal: str, start: str, end: str, expand: bool = False) -> ET.Element:

@@ -14,29 +14,18 @@ from server.blobs import FileBlobStore
 from server.storage import Storage
 from shared import codec
 from shared.errors import NotFound
-from soap_harness import USERS, SoapClient, StoreProcess, schema
-from test_caldav import DAV, event as vevent, hrefs, new_calendar, start_env, sync_collection, xml
+from soap_client import caldav_soap, schema
+from caldav_env import DAV, event as vevent, hrefs, new_calendar, sync_collection, xml
+
+pytestmark = pytest.mark.gateway_env("caldav")
 
 XSD = schema()
 
 
 # -- the store call ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    proc = StoreProcess(tmp_path_factory.mktemp("store")).start()
-    yield proc
-    proc.stop()
-
-
-def soap(store: StoreProcess, user: str) -> SoapClient:
-    c = SoapClient(store.connect("unix"), XSD)
-    c.logon(user, USERS[user], "caldav")
-    return c
-
-
-def test_get_changed_items_returns_changed_rows_with_their_columns_and_deleted_names(store):
-    alice = soap(store, "alice")
+def test_get_changed_items_returns_changed_rows_with_their_columns_and_deleted_names(server):
+    alice = caldav_soap(server, "alice")
     folder = codec.field(alice.call("createFolder", ("name", "Sync cal"), ("containerClass", "calendar"))
                          .find(codec.gw("folder")), "id")
     for i in range(5):
@@ -65,7 +54,7 @@ def test_get_changed_items_returns_changed_rows_with_their_columns_and_deleted_n
     assert codec.table_from_xml(nothing.find(codec.gw("table")))[0] == 0
     assert nothing.find(codec.gw("deletedNames")) is None
 
-    bob = soap(store, "bob")
+    bob = caldav_soap(server, "bob")
     with pytest.raises(NotFound):
         bob.call("getChangedItems", ("folderId", folder), ("sinceModseq", 0), ("columns", "name"))
 
@@ -104,13 +93,6 @@ def test_changed_items_reads_only_the_changes_through_the_modseq_indexes(tmp_pat
 
 
 # -- the CalDAV answer --------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    e = start_env(str(tmp_path_factory.mktemp("caldav-sync") / "var"))
-    yield e
-    e.server.stop()
-
 
 def sync_body(token: str, props: str, extra: str = "") -> str:
     return (f'<d:sync-collection xmlns:d="DAV:"><d:sync-token>{token}</d:sync-token>'

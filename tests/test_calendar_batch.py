@@ -10,8 +10,9 @@ from server.storage.calendar_batch import CalendarSave
 from server.icalcolumns import calendar_columns
 from shared.model import calendar_items
 from shared.errors import UID_CONFLICT, Conflict
-from test_adapter import logon, reactor_thread, store_server, adapter  # noqa: F401  (fixtures)
-from test_storage import mysql_url, st, user  # noqa: F401  (fixtures)
+from adapter_client import logon
+
+pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
 
 
 def ical(uid: str, summary: str = "meeting", rrule: str = "") -> str:

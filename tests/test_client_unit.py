@@ -26,8 +26,8 @@ from shared.client import StoreClient, StreamStopped
 from shared.errors import NotFound, TooLarge, Unavailable
 
 from certificates import make_ca_and_server_cert
-from reactor_thread import ReactorThread, reactor_thread  # noqa: F401  (fixture)
-from soap_harness import USERS, StoreProcess
+from harness import USERS, StoreProcess
+from reactor_thread import ReactorThread
 from waiting import wait_until
 
 MAX_MESSAGE = 9 * 1024 * 1024  # over the 8 MB stream of the back-pressure test

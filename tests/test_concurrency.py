@@ -7,15 +7,14 @@ change gets its own modseq, and getChanges agrees with the final state.
 """
 from __future__ import annotations
 
-import contextlib
 import random
 import statistics
 
 import pytest
 from twisted.internet import defer
 
-from harness import ServerProcess, fresh_folder, mariadb_database, mysql_options
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from adapter_client import fresh_folder
+from harness import ServerProcess
 from shared.config import Config
 from shared.model import Adapter, Store
 
@@ -25,26 +24,27 @@ APPENDS_EACH = 50
 IN_FLIGHT = 6
 
 
-@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
-def server(request, tmp_path_factory):
+pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
+
+
+@pytest.fixture(scope="module")
+def server(database_engine, database_options, tmp_path_factory):
     from server.service import open_storage
     from server.users.db import hash_password
 
     data_dir = str(tmp_path_factory.mktemp("concurrency"))
-    with contextlib.ExitStack() as stack:
-        options = {"log_level": "warning"}
-        if request.param == "mariadb":
-            options.update(mysql_options(stack.enter_context(mariadb_database("gw_conc"))),
-                           attachment_storage="database")
-        storage = open_storage(Config(options, data_dir))
-        try:
-            for name in ("alice", "bob"):
-                storage.create_user(name, hash_password(PASSWORD), name.title(), f"{name}@example.org")
-        finally:
-            storage.close()
-        srv = ServerProcess(data_dir, options).start()
-        stack.callback(srv.stop)
-        yield srv
+    options = {"log_level": "warning", **database_options}
+    if database_engine == "mariadb":
+        options["attachment_storage"] = "database"
+    storage = open_storage(Config(options, data_dir))
+    try:
+        for name in ("alice", "bob"):
+            storage.create_user(name, hash_password(PASSWORD), name.title(), f"{name}@example.org")
+    finally:
+        storage.close()
+    srv = ServerProcess(data_dir, options).start()
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ import threading
 import pytest
 
 from crash_writer import message_source, seq_of
-from harness import ROOT, ServerProcess, mariadb_database, mysql_options
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from harness import ROOT, ServerProcess, mysql_options, throwaway_mariadb_database
 from shared.config import Config
 from shared.model import Adapter
 
@@ -37,7 +36,7 @@ def sqlite_files(tmp_path):
 
 @contextlib.contextmanager
 def mariadb_blobs_in_db(tmp_path):
-    with mariadb_database("gw_crash") as name:
+    with throwaway_mariadb_database("gw_crash") as name:
         yield {**mysql_options(name), "attachment_storage": "database"}
 
 

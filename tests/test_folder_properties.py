@@ -7,8 +7,9 @@ import time
 import pytest
 
 from shared.errors import BadRequest, Forbidden, TooLarge
-from test_adapter import logon, reactor_thread, store_server, adapter  # noqa: F401  (fixtures)
-from test_storage import mysql_url, st, user  # noqa: F401  (fixtures)
+from adapter_client import logon
+
+pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
 
 ORDER = "{http://apple.com/ns/ical/}calendar-order"
 

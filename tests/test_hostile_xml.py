@@ -8,7 +8,8 @@ import psutil
 import pytest
 
 from shared import codec
-from soap_harness import USERS, RawHTTP, SoapClient, StoreProcess
+from harness import USERS, StoreProcess
+from soap_client import RawHTTP, SoapClient
 
 ENV = codec.SOAP_ENV
 NS = codec.NS
@@ -16,10 +17,8 @@ MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc = StoreProcess(tmp_path_factory.mktemp("hostile"), {"max_message_size": "4M"}).start()
-    yield proc
-    proc.stop()
+def store_options() -> dict[str, str]:
+    return {"max_message_size": "4M"}
 
 
 @pytest.fixture

@@ -5,131 +5,19 @@ import base64
 import imaplib
 import os
 import socket
-import ssl
 import subprocess
-import sys
 import time
 
 import pytest
 
-from harness import ROOT, ServerProcess
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from shared.config import Config
-from shared.model import Adapter
-from test_pop3 import groupware, make_cert
+from harness import ServerProcess
+from imap_env import MESSAGE, Env, standalone, stop
+from raw_clients import RawIMAP, tls_context
 from waiting import wait_until
 
 from gateways.imap.grammar.mutf7 import encode as mutf7
 
-MESSAGE = b"From: a@example.com\r\nTo: demo@localhost\r\nSubject: %d\r\n\r\nbody %d\r\n"
-
-
-def tls_context() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class RawIMAP:
-    """A socket that speaks IMAP by hand: what imaplib would hide or refuse to send."""
-
-    def __init__(self, port: int, host: str = "127.0.0.1", sock: socket.socket | None = None) -> None:
-        self.sock = sock or socket.create_connection((host, port), timeout=10)
-        self.file = self.sock.makefile("rb")
-        self.greeting = self.file.readline()
-        self.n = 0
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def readline(self) -> bytes:
-        line = self.file.readline()
-        if not line:
-            raise ConnectionError("closed")
-        return line
-
-    def until(self, tag: bytes) -> list[bytes]:
-        lines = []
-        while True:
-            line = self.readline()
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
-
-    def cmd(self, text: bytes | str) -> list[bytes]:
-        self.n += 1
-        tag = b"r%d" % self.n
-        self.send(tag + b" " + (text.encode() if isinstance(text, str) else text) + b"\r\n")
-        return self.until(tag)
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-
-class Env:
-    def __init__(self, rt, server: ServerProcess, imaps_port: int) -> None:
-        self.rt, self.server = rt, server
-        self.port = server.port("imap")
-        self.imaps_port = imaps_port
-        self.password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
-        cfg = Config({"server_socket": server.socket_path, "server_connections": "2"}, server.data_dir)
-        self.adapter = rt.call(Adapter, cfg, rt.reactor)
-        self.session = rt.call(self.adapter.logon, "demo", self.password, "imap", "127.0.0.1")
-
-    def folder(self, name: str):
-        folders = self.rt.call(self.session.store().folders)
-        return next(f for f in folders if f.name == name)
-
-    def inbox(self):
-        return self.rt.call(self.session.store().inbox)
-
-    def fresh(self, name: str, count: int = 0, flags=()):
-        """An empty top-level mail folder `name` holding `count` new messages."""
-        async def make():
-            store = self.session.store()
-            for folder in await store.folders():
-                if folder.name == name:
-                    await folder.delete()
-            folder = await store.create_folder(name)
-            if count:
-                await folder.append_many([MESSAGE % (i, i) for i in range(count)], flags=flags)
-            return await folder.refresh()
-        return self.rt.coro(make)
-
-    def imap(self, login: bool = True) -> imaplib.IMAP4:
-        m = imaplib.IMAP4("127.0.0.1", self.port, timeout=20)
-        if login:
-            m.login("demo", self.password)
-        return m
-
-    def raw(self, login: bool = False) -> RawIMAP:
-        r = RawIMAP(self.port)
-        if login:
-            assert r.cmd(f"LOGIN demo {self.password}")[-1].startswith(b"r1 OK")
-        return r
-
-
-def demo_env(rt, directory, options: dict[str, str] | None = None):
-    """A `groupware serve` with the demo user under `directory` and an Env on it, for a
-    module fixture to `yield from`; with a certificate in `options`, imaps listens too."""
-    options = options or {}
-    server = ServerProcess(str(directory / "var"), options, demo=True).start()
-    try:
-        e = Env(rt, server, server.port("imaps") if "ssl_certificate_file" in options else 0)
-        yield e
-        rt.call(e.session.logoff)
-        rt.call(e.adapter.close)
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    data = tmp_path_factory.mktemp("imap")
-    cert, key = make_cert(str(data))
-    yield from demo_env(reactor_thread, data, {"ssl_certificate_file": cert, "ssl_private_key_file": key})
+pytestmark = [pytest.mark.gateway_env("imap", tls=True), pytest.mark.database_engines("sqlite", "mariadb")]
 
 
 def server_log(env: Env) -> str:
@@ -200,8 +88,8 @@ def test_bad_password_and_unknown_user_answer_the_same(env):
 
 
 def test_imap_switched_off_for_a_user(env):
-    groupware(env.server, "user", "add", "erin", "--password-stdin", stdin="erin-secret\n")
-    groupware(env.server, "user", "features", "erin", "--disable-feature", "imap")
+    env.server.cli("user", "add", "erin", "--password-stdin", stdin="erin-secret\n")
+    env.server.cli("user", "features", "erin", "--disable-feature", "imap")
     m = env.imap(login=False)
     with pytest.raises(imaplib.IMAP4.error, match=r"AUTHORIZATIONFAILED"):
         m.login("erin", "erin-secret")
@@ -287,6 +175,7 @@ def test_plaintext_login_refused_off_loopback(env, tmp_path):
         stop(proc)
 
 
+@pytest.mark.database_engines("sqlite")  # timing of the login delay: nothing of the store
 def test_failed_logins_off_loopback_are_slowed_down(env, tmp_path):
     address = non_loopback_address()
     proc, port = standalone(env, tmp_path, f"imap_listen={address}:0", "disable_plaintext_auth=no",
@@ -312,30 +201,6 @@ def non_loopback_address() -> str:
                     if "." in a and not a.startswith("127.")), None)
     assert address, "the test needs a non-loopback IPv4 address"
     return address
-
-
-def standalone(env: Env, tmp_path, *settings: str,
-               server_socket: str | None = None) -> tuple[subprocess.Popen, int]:
-    """`groupware imap` alone against the test server's socket (or another one); its port."""
-    cmd = [sys.executable, "-m", "groupware.cli", "imap", "--config-dir", os.path.join(ROOT, "conf"),
-           "--data-dir", str(tmp_path), "--set", f"server_socket={server_socket or env.server.socket_path}",
-           "--set", "log_file=-", "--set", "ssl_certificate_file=" + env.server.options.get("ssl_certificate_file", ""),
-           "--set", "ssl_private_key_file=" + env.server.options.get("ssl_private_key_file", ""),
-           "--set", "imaps_listen=127.0.0.1:0"]
-    for setting in settings:
-        cmd += ["--set", setting]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("imap listening on "), line
-    while "is running" not in proc.stdout.readline():
-        pass  # imaps, then the banner
-    return proc, int(line.strip().rpartition(":")[2])
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait(20)
-    proc.stdout.close()
 
 
 # -- mailboxes -----------------------------------------------------------------------------
@@ -545,7 +410,7 @@ def test_serve_stops_when_the_imap_port_is_taken(tmp_path):
 
 def test_session_survives_a_store_restart(reactor_thread, tmp_path):
     server = ServerProcess(str(tmp_path / "var"), demo=True).start()
-    password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
+    password = server.demo_password()
     env = Env(reactor_thread, server, 0)
     env.fresh("Kept", 2)
     reactor_thread.call(env.session.logoff)

@@ -7,17 +7,15 @@ import select
 import socket
 import time
 
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import RawIMAP, env, standalone, stop  # noqa: F401  (env is a fixture)
+import pytest
+
 from waiting import wait_until_quiet
 
+from harness import rss_kb
+from imap_env import standalone, stop
+from raw_clients import RawIMAP
 
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fp:
-        for line in fp:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+pytestmark = pytest.mark.gateway_env("imap", tls=True)
 
 
 def test_overlong_lines_get_toobig_and_the_third_closes(env):

@@ -11,17 +11,13 @@ import time
 import pytest
 
 from debian import email_corpus
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import Env, demo_env
+from harness import peak_rss_kb
+from imap_env import Env
 from waiting import wait_until
 
 LIMIT = 60 * 1024 * 1024
+pytestmark = pytest.mark.gateway_env("imap", imap_max_literal=str(LIMIT))
 SMALL = b"From: a@example.com\r\nSubject: appended\r\n\r\nhello\r\n"
-
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imap-append"), {"imap_max_literal": str(LIMIT)})
 
 
 def source_of(env: Env, folder, uid: int) -> bytes:
@@ -122,14 +118,6 @@ def test_corpus_round_trips_byte_for_byte(env):
     for uid, name in zip(uids, files):
         assert source_of(env, folder, uid) == open(name, "rb").read(), name
     raw.close()
-
-
-def peak_rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fp:
-        for line in fp:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM")
 
 
 def big_message(size: int) -> tuple[bytes, bytes]:

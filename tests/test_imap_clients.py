@@ -14,7 +14,6 @@ import email
 import email.policy
 import os
 import pathlib
-import shutil
 import subprocess
 import time
 
@@ -22,10 +21,8 @@ import pytest
 
 from debian import command, ensure_packages
 from harness import ServerProcess
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
 from shared.config import Config
 from shared.model import Adapter
-from test_pop3 import groupware
 
 # IMAP system flags and the Maildir info letters both clients use.
 LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S"}
@@ -41,9 +38,8 @@ def message(subject: str) -> bytes:
 def server(reactor_thread, tmp_path_factory):
     ensure_packages({"isync": command("mbsync"), "offlineimap3": command("offlineimap")})
     data = tmp_path_factory.mktemp("imap-clients")
-    srv = ServerProcess(str(data / "var"), demo=True).start()
-    yield srv
-    srv.stop()
+    with ServerProcess(str(data / "var"), demo=True) as srv:
+        yield srv
 
 
 class Remote:
@@ -235,7 +231,7 @@ def scenario(remote: Remote, local: Maildir, sync, strip) -> None:
 
 def new_user(server: ServerProcess, name: str) -> str:
     password = f"{name} secret"
-    groupware(server, "user", "add", name, "--password-stdin", stdin=password + "\n")
+    server.cli("user", "add", name, "--password-stdin", stdin=password + "\n")
     return password
 
 

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import demo_env
+pytestmark = pytest.mark.gateway_env("imap")
 
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapcompliance"))
 
 
 def untagged(lines: list[bytes]) -> list[bytes]:

@@ -6,13 +6,9 @@ import re
 
 import pytest
 
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import Env, demo_env
+from imap_env import Env
 
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imap-copymove"))
+pytestmark = pytest.mark.gateway_env("imap")
 
 
 def listing(env: Env, folder):

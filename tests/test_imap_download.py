@@ -13,10 +13,12 @@ import time
 
 import pytest
 
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import Env, RawIMAP, demo_env
-from test_imap_fetch import rss_kb
+from harness import rss_kb
+from imap_env import Env
+from raw_clients import RawIMAP
 from waiting import wait_until_quiet
+
+pytestmark = pytest.mark.gateway_env("imap", server_connections="2")
 
 MESSAGES = 300
 STALLED = 3  # more than the gateway's store connections
@@ -25,11 +27,6 @@ STALLED = 3  # more than the gateway's store connections
 def source(i: int) -> bytes:
     line = b"%05d the quick brown fox jumps over the lazy dog, and back again.\r\n" % i
     return b"Subject: download %d\r\n\r\n" % i + line * (100_000 // len(line))
-
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):  # noqa: F811
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapdownload"), {"server_connections": "2"})
 
 
 def stalled_client(env: Env) -> RawIMAP:

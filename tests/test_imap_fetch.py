@@ -11,8 +11,10 @@ import time
 import pytest
 
 from debian import email_corpus
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import Env, demo_env
+from harness import rss_kb
+from imap_env import Env
+
+pytestmark = pytest.mark.gateway_env("imap")
 
 MULTIPART = (b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: parts\r\n"
              b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n"
@@ -24,11 +26,6 @@ MULTIPART = (b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject
              b"<p>inner</p>\r\n--YY--\r\n"
              b"\r\n--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
              b"AAECAwQFBgcICQ==\r\n--XX--\r\nepilogue\r\n")
-
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapfetch"))
 
 
 def fill(env: Env, name: str, sources: list[bytes], flags=()):
@@ -51,14 +48,6 @@ def reuses_boundary(msg, outer=()) -> bool:
     if msg.get_content_maintype() == "multipart" and isinstance(msg.get_payload(), list):
         return any(reuses_boundary(part, outer + (boundary,)) for part in msg.get_payload())
     return False
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fp:
-        for line in fp:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 # -- items from the listing ----------------------------------------------------------------

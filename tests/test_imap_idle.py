@@ -7,13 +7,10 @@ import time
 
 import pytest
 
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import demo_env
+import imap_env
 
+pytestmark = pytest.mark.gateway_env("imap")
 
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapidle"))
 
 
 def start_idle(raw) -> None:
@@ -87,8 +84,9 @@ def test_condstore_clients_get_modseq_and_qresync_clients_vanished(env):
 
 @pytest.fixture(scope="module")
 def strict_env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapidlestrict"),
-                        {"imap_ignore_command_idle": "no"})
+    with imap_env.running(reactor_thread, tmp_path_factory.mktemp("imapidlestrict"),
+                          {"imap_ignore_command_idle": "no"}) as e:
+        yield e
 
 
 def test_a_command_sent_during_idle_ends_it_with_bad_when_strict(strict_env):

@@ -11,8 +11,9 @@ from twisted.internet import defer
 from gateways.imap.mailbox_index import IndexCache, MailboxIndex
 from shared.flags import FLAGGED, SEEN, flag_names
 from shared.items import Changes, ItemChange
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import MESSAGE, demo_env
+from imap_env import MESSAGE
+
+pytestmark = pytest.mark.gateway_env("imap")
 
 
 def index_of(uids, modseq=10, bits=0, keywords=None):
@@ -123,11 +124,6 @@ def test_the_cache_stays_within_its_bytes():
 
 
 # -- against the real server ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imap-index"))
-
 
 def flag_view(m) -> dict[int, set[str]]:
     """{uid: flags} as `UID FETCH 1:* (UID FLAGS)` tells it."""

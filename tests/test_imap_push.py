@@ -1,10 +1,13 @@
 """One store long-poll per folder, shared by every connection that has it selected."""
 from __future__ import annotations
 
+import pytest
+
 from gateways.imap.push import FolderWatches
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import MESSAGE, env  # noqa: F401  (env is a fixture)
+from imap_env import MESSAGE
 from waiting import wait_until
+
+pytestmark = pytest.mark.gateway_env("imap", tls=True)
 
 
 def test_listeners_share_one_poll_that_moves_when_its_session_leaves(env):

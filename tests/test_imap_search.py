@@ -15,8 +15,8 @@ import re
 import pytest
 
 from debian import ensure_packages, email_corpus, path
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import demo_env
+
+pytestmark = pytest.mark.gateway_env("imap")
 
 SPAM_DIR = "/usr/share/doc/spamassassin/examples"
 
@@ -41,11 +41,6 @@ CRAFTED = [
      ("\\Answered", "\\Deleted"), day("2024-01-04 23:59")),
     (b"From: nobody@example.com\r\nSubject: no date here\r\n\r\nplain\r\n", ("\\Draft",), day("2024-01-05 12:00")),
 ]
-
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imap-search"))
 
 
 @pytest.fixture(scope="module")

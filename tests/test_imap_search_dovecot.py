@@ -19,9 +19,8 @@ import time
 
 import pytest
 
+import imap_env
 from dovecot import PrivateDovecot
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import demo_env
 
 USER, PASSWORD = "addresses", "address search secret"
 
@@ -102,7 +101,7 @@ def answers(reactor_thread, tmp_path_factory):
     finally:
         dovecot.stop()
         shutil.rmtree(base, ignore_errors=True)
-    for env in demo_env(reactor_thread, tmp_path_factory.mktemp("imap-addresses")):
+    with imap_env.running(reactor_thread, tmp_path_factory.mktemp("imap-addresses")) as env:
         folder = env.fresh("Addresses")
         for source in MESSAGES:
             env.rt.call(folder.append, source, (), int(time.time()))

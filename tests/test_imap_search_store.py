@@ -6,12 +6,9 @@ import io
 import secrets
 
 import pytest
-from harness import mariadb_database
 
-from server.blobs import FileBlobStore
 from server.mime import message_columns
 from server.mime.search import text_matches
-from server.storage import Storage
 from shared import codec
 from shared.errors import BadRequest
 
@@ -28,21 +25,7 @@ ADDRESSED = MESSAGES + [
 ]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
-def st(request, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("scan-" + request.param)
-    if request.param == "sqlite":
-        storage = Storage("sqlite:///" + str(tmp / "store.db"), FileBlobStore(str(tmp / "blobs"), fsync=False))
-        storage.migrate()
-        yield storage
-        storage.close()
-        return
-    with mariadb_database() as name:
-        storage = Storage(f"mysql+pymysql://root@127.0.0.1:3306/{name}",
-                          FileBlobStore(str(tmp / "blobs"), fsync=False))
-        storage.migrate()
-        yield storage
-        storage.close()
+pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
 
 
 def _filled(st, messages, dropped=()):

@@ -12,15 +12,11 @@ import tempfile
 import pytest
 
 from dovecot import PrivateDovecot
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_imap import RawIMAP, demo_env
+from raw_clients import RawIMAP
+
+pytestmark = pytest.mark.gateway_env("imap")
 
 SLASH_NAMESPACE = "namespace inbox {\n  inbox = yes\n  separator = /\n}\n"
-
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    yield from demo_env(reactor_thread, tmp_path_factory.mktemp("imapsubscriptions"))
 
 
 @pytest.fixture(scope="module")

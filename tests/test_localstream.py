@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from harness import free_port
 from twisted.internet.interfaces import IConsumer
 from zope.interface import directlyProvides
 
@@ -15,22 +14,21 @@ from shared.config import Config
 from shared.errors import Unavailable
 from shared.localstream import StreamHref
 from shared.model import Adapter
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from test_adapter import PASSWORD, StoreServerProcess, fresh_folder, message
+from adapter_client import PASSWORD, STORE_FEATURES, STORE_USERS, fresh_folder, message
+from harness import StoreProcess, free_port
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = StoreServerProcess(str(tmp_path_factory.mktemp("localstream")),
-                             {"server_listen": f"127.0.0.1:{free_port()}"})
-    srv.create_users()
-    srv.start()
+    srv = StoreProcess(tmp_path_factory.mktemp("localstream"),
+                       {"server_listen": f"127.0.0.1:{free_port()}", "log_level": "warning"},
+                       STORE_USERS, STORE_FEATURES).start()
     yield srv
     srv.stop()
 
 
 def adapter_for(rt, srv, **options):
-    cfg = Config({"server_socket": srv.socket, "server_connections": "2", **options}, srv.data_dir)
+    cfg = Config({"server_socket": srv.socket_path, "server_connections": "2", **options}, srv.data_dir)
     return rt.call(Adapter, cfg, rt.reactor)
 
 

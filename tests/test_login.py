@@ -16,9 +16,9 @@ from shared.login import (ClientLogin, LoginRefused, LoginService, Outcome, is_l
                           plaintext_login_allowed)
 from shared.model import Adapter
 
-from reactor_thread import ReactorThread, reactor_thread  # noqa: F401  (fixture)
-# The store server and its users: alice, bob, and carol with POP3 switched off.
-from test_adapter import PASSWORD, StoreServerProcess, store_server  # noqa: F401  (fixture)
+# The store server (the `store_server` fixture) and its users: alice, bob, and carol with POP3 switched off.
+from adapter_client import PASSWORD, start_store_server
+from reactor_thread import ReactorThread
 
 ATTACKER = "192.0.2.66"
 
@@ -36,7 +36,7 @@ def make_guard(rt: ReactorThread, **options: str) -> AuthGuard:
 
 @pytest.fixture
 def adapter(reactor_thread, store_server):
-    a = make_adapter(reactor_thread, store_server.socket, store_server.data_dir)
+    a = make_adapter(reactor_thread, store_server.socket_path, store_server.data_dir)
     yield a
     reactor_thread.call(a.close)
 
@@ -99,7 +99,7 @@ def test_feature_switched_off_for_the_user_is_disabled_not_a_bad_password(reacto
 
 
 def test_feature_switched_off_on_the_gateway_host(reactor_thread, store_server):
-    adapter = make_adapter(reactor_thread, store_server.socket, store_server.data_dir, disabled_features=CALDAV)
+    adapter = make_adapter(reactor_thread, store_server.socket_path, store_server.data_dir, disabled_features=CALDAV)
     try:
         guard = make_guard(reactor_thread)
         refused = refusal(reactor_thread, LoginService(adapter, guard, CALDAV), "alice")
@@ -110,10 +110,8 @@ def test_feature_switched_off_on_the_gateway_host(reactor_thread, store_server):
 
 
 def test_feature_switched_off_server_wide(reactor_thread, tmp_path):
-    srv = StoreServerProcess(str(tmp_path), {"disabled_features": IMAP})
-    srv.create_users()
-    srv.start()
-    adapter = make_adapter(reactor_thread, srv.socket, srv.data_dir)
+    srv = start_store_server(str(tmp_path), {"disabled_features": IMAP})
+    adapter = make_adapter(reactor_thread, srv.socket_path, srv.data_dir)
     try:
         guard = make_guard(reactor_thread)
         assert refusal(reactor_thread, LoginService(adapter, guard, IMAP), "alice").outcome is Outcome.DISABLED

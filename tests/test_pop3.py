@@ -3,20 +3,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime
 import os
 import poplib
 import socket
 import ssl
-import subprocess
-import sys
 
 import pytest
 
-from harness import ROOT, ServerProcess, free_port, read_until_quiet
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from shared.config import Config
-from shared.model import Adapter
+from harness import ServerProcess, free_port
+from pop3_env import Env
+from raw_clients import read_until_quiet
 from waiting import wait_until, wait_until_quiet
 
 CAPA = [b"TOP", b"UIDL", b"USER", b"SASL PLAIN LOGIN", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
@@ -26,85 +22,9 @@ CRLF_MSG = (b"From: a@example.com\r\nTo: demo@localhost\r\nSubject: one\r\n\r\n"
 LF_MSG = b"From: b@example.com\nSubject: bare LF\n\nline one\n.dot line\nline three\n"
 NO_EOL_MSG = b"Subject: no final line end\r\n\r\nbody without newline"
 
-
-def make_cert(directory) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
-    with open(cert_file, "wb") as fp:
-        fp.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(key_file, "wb") as fp:
-        fp.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()))
-    return cert_file, key_file
-
-
-def groupware(server: ServerProcess, *args: str, stdin: str | None = None) -> str:
-    cmd = [sys.executable, "-m", "groupware.cli", *args, "--config-dir", os.path.join(ROOT, "conf"),
-           "--data-dir", server.data_dir, "--set", f"server_socket={server.socket_path}"]
-    return subprocess.run(cmd, cwd=ROOT, input=stdin, capture_output=True, text=True, check=True).stdout
-
-
-class Env:
-    def __init__(self, rt, server: ServerProcess, port: int, pop3s_port: int) -> None:
-        self.rt, self.server, self.port, self.pop3s_port = rt, server, port, pop3s_port
-        self.password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
-        cfg = Config({"server_socket": server.socket_path, "server_connections": "2"}, server.data_dir)
-        self.adapter = rt.call(Adapter, cfg, rt.reactor)
-        self.session = rt.call(self.adapter.logon, "demo", self.password, "imap", "127.0.0.1")
-
-    def inbox(self):
-        return self.rt.call(self.session.store().inbox)
-
-    def reset(self, *sources: bytes) -> list[int]:
-        """Empty the demo Inbox and append `sources`; returns their uids."""
-        inbox = self.inbox()
-        self.rt.call(inbox.empty)
-        for source in sources:
-            self.rt.call(inbox.append, source)
-        return self.uids()
-
-    def uids(self) -> list[int]:
-        _, table = self.rt.call(self.inbox().query, ["uid"], sort=[("uid", False)])
-        return list(table.get("uid", []))
-
-    def pop(self, login: bool = True) -> poplib.POP3:
-        p = poplib.POP3("127.0.0.1", self.port, timeout=20)
-        if login:
-            p.user("demo")
-            p.pass_(self.password)
-        return p
-
-
-@pytest.fixture(scope="module")
-def env(reactor_thread, tmp_path_factory):
-    data = tmp_path_factory.mktemp("pop3")
-    cert, key = make_cert(str(data))
-    port, pop3s = free_port(), free_port()
-    server = ServerProcess(str(data / "var"), {"pop3_listen": f"127.0.0.1:{port}",
-                                               "pop3s_listen": f"127.0.0.1:{pop3s}",
-                                               "ssl_certificate_file": cert, "ssl_private_key_file": key},
-                           demo=True).start()
-    try:
-        assert f"pop3 listening on 127.0.0.1:{port}\n" in server.output
-        assert f"pop3s listening on 127.0.0.1:{pop3s}\n" in server.output
-        e = Env(reactor_thread, server, port, pop3s)
-        yield e
-        reactor_thread.call(e.session.logoff)
-        reactor_thread.call(e.adapter.close)
-    finally:
-        server.stop()
+pytestmark = [pytest.mark.gateway_env("pop3"), pytest.mark.database_engines("sqlite", "mariadb")]
+# For tests that measure time or memory of the gateway, not anything of the store.
+NOT_STORE_BOUND = pytest.mark.database_engines("sqlite")
 
 
 def raw(env: Env, payload: bytes, wait: float = 1.0) -> bytes:
@@ -128,6 +48,7 @@ def retr_wire(p: poplib.POP3, which: str) -> tuple[bytes, bytes]:
             return first, body
 
 
+@NOT_STORE_BOUND
 def test_capa_is_exactly_what_works(env):
     out = raw(env, b"CAPA\r\n")
     assert out.split(b"\r\n")[0].startswith(b"+OK")
@@ -171,8 +92,8 @@ def test_unknown_user_and_bad_password_answer_the_same(env):
 
 
 def test_pop3_switched_off_per_user_and_globally(env):
-    groupware(env.server, "user", "add", "carol", "--password-stdin", stdin="carol-secret\n")
-    groupware(env.server, "user", "features", "carol", "--disable-feature", "pop3")
+    env.server.cli("user", "add", "carol", "--password-stdin", stdin="carol-secret\n")
+    env.server.cli("user", "features", "carol", "--disable-feature", "pop3")
     p = env.pop(login=False)
     p.user("carol")
     with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] POP3 access is disabled"):
@@ -191,20 +112,14 @@ def test_pop3_switched_off_per_user_and_globally(env):
 def standalone_pop3(env: Env, **options: str):
     """`groupware pop3` alone against the env's store server (or wherever `options` say)."""
     port = free_port()
-    settings = {"server_socket": env.server.socket_path, "pop3_listen": f"127.0.0.1:{port}",
-                "log_file": "-", **options}
-    cmd = [sys.executable, "-m", "groupware.cli", "pop3", "--config-dir", os.path.join(ROOT, "conf"),
-           "--data-dir", env.server.data_dir]
-    for name, value in settings.items():
-        cmd += ["--set", f"{name}={value}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    gateway = ServerProcess(env.server.data_dir, {"server_socket": env.server.socket_path,
+                                                  "pop3_listen": f"127.0.0.1:{port}", "log_file": "-", **options},
+                            command="pop3").start()
     try:
-        assert proc.stdout.readline().strip() == f"pop3 listening on 127.0.0.1:{port}"
+        assert f"pop3 listening on 127.0.0.1:{port}\n" in gateway.output
         yield port
     finally:
-        proc.terminate()
-        proc.wait(20)
-        proc.stdout.close()
+        gateway.stop()
 
 
 def test_store_outage_is_a_temporary_failure_not_a_bad_password(env, tmp_path):
@@ -217,6 +132,7 @@ def test_store_outage_is_a_temporary_failure_not_a_bad_password(env, tmp_path):
         p.close()
 
 
+@NOT_STORE_BOUND
 def test_idle_timeout_closes_and_deletes_nothing(env):
     uids = env.reset(b"Subject: keep\r\n\r\nbody\r\n")
     with standalone_pop3(env, pop3_timeout="1") as port:
@@ -313,6 +229,7 @@ def test_second_session_on_the_maildrop_is_in_use(env):
     env.pop().quit()  # the lock went with the first session
 
 
+@NOT_STORE_BOUND
 def test_bad_input_keeps_the_connection_healthy(env):
     env.reset(CRLF_MSG)
     login = b"USER demo\r\nPASS " + env.password.encode() + b"\r\n"
@@ -359,6 +276,7 @@ def test_stls_discards_pipelined_plaintext(env):
     p.quit()
 
 
+@NOT_STORE_BOUND
 def test_uidl_is_stable_across_a_restart(env, reactor_thread, tmp_path):
     port = free_port()
     server = ServerProcess(str(tmp_path / "var"), {"pop3_listen": f"127.0.0.1:{port}"}, demo=True).start()
@@ -417,6 +335,7 @@ def test_read_ahead_in_order_at_random_and_after_removal(env):
     p.quit()
 
 
+@NOT_STORE_BOUND
 def test_pipelined_retrs_without_reading_stay_bounded(env):
     import psutil
 

@@ -25,8 +25,7 @@ from collections import Counter
 import pytest
 
 from debian import command, email_corpus, ensure_packages
-from harness import ServerProcess, free_port, wait_for_port
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from harness import ServerProcess, free_port
 from shared.config import Config
 from shared.model import Adapter
 
@@ -89,7 +88,6 @@ class Pop3Server:
         finally:
             storage.close()
         self.process.start()
-        wait_for_port(self.port, 20)
         return self
 
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from harness import ROOT, ServerProcess
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from harness import READY_TIMEOUT, ROOT, ServerProcess
+from waiting import scaled
 from shared.config import Config
 from shared.errors import AuthFailed
 from shared.model import Adapter
@@ -152,7 +152,7 @@ def test_make_run_command_starts_the_demo(tmp_path):
                                 stderr=err, text=True)
     try:
         lines = []
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + scaled(READY_TIMEOUT)
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:

@@ -12,7 +12,8 @@ from server.notify import LocalNotifier
 from server.sessions import MAX_STREAMS_PER_SESSION, MAX_UPLOADS_PER_SESSION, SessionManager, Stream
 from shared import codec
 from shared.errors import NotFound, Quota, SessionInvalid
-from soap_harness import USERS, SoapClient, StoreProcess
+from harness import USERS
+from soap_client import SoapClient
 from waiting import wait_until
 
 USER = {"id": 7, "name": "alice", "store_id": 3}
@@ -105,13 +106,6 @@ def test_notifier_wakes_times_out_and_forgets_cancelled_waiters():
     waiting.cancel()
     assert failures[0].check(CancelledError) and notifier.waiting() == 0
     assert not clock.getDelayedCalls()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc = StoreProcess(tmp_path_factory.mktemp("longpoll")).start()
-    yield proc
-    proc.stop()
 
 
 def test_hanging_up_during_a_long_poll_frees_the_server(server):

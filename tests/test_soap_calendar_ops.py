@@ -6,7 +6,8 @@ import pytest
 
 from shared import codec
 from shared.errors import UID_CONFLICT, Conflict, Forbidden
-from soap_harness import USERS, SoapClient, StoreProcess, schema
+from harness import USERS
+from soap_client import SoapClient, schema
 
 XSD = schema()
 
@@ -22,13 +23,6 @@ def item(name: str, text: str):
     codec.add(el, "name", name)
     codec.add(el, "icalendar", text)
     return el
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc = StoreProcess(tmp_path_factory.mktemp("store")).start()
-    yield proc
-    proc.stop()
 
 
 def test_calendar_operations_match_the_contract(server):

@@ -4,237 +4,21 @@ Each request and answer is validated against the XSD embedded in the WSDL.
 """
 from __future__ import annotations
 
-import base64
-import threading
-import time
-
 import pytest
 
 from shared import codec
-from shared.errors import AuthFailed, BadRequest, Forbidden, NotFound, SessionInvalid, TooLarge
-from harness import mariadb_database
-from soap_harness import USERS, SoapClient, StoreProcess, schema
+from shared.errors import AuthFailed, BadRequest, Forbidden, SessionInvalid, TooLarge
+from certificates import self_signed_certificate
+from harness import USERS, StoreProcess, mysql_options, throwaway_mariadb_database
+from soap_client import RawHTTP, SoapClient, schema
+from soap_scenario import ALL_OPS, MESSAGE, client, exercise_every_operation, folder_ids, table
 
 XSD = schema()
 
-MESSAGE = (b"From: Carol <carol@example.org>\r\nTo: alice@example.org\r\n"
-           b"Subject: Quarterly numbers\r\nDate: Mon, 2 Mar 2026 10:00:00 +0000\r\n"
-           b"Message-ID: <q1@example.org>\r\n\r\nHere they are.\r\n")
-EVENT = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-         "UID:standup-{tag}@example.org\r\nDTSTAMP:20260301T090000Z\r\nDTSTART:20260302T090000Z\r\n"
-         "DTEND:20260302T091500Z\r\nSUMMARY:Stand-up\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
-ALL_OPS = {"logon", "logoff", "whoami", "listFolders", "createFolder", "updateFolder", "deleteFolder",
-           "emptyFolder", "grantFolder", "queryRows", "getItem", "createMessage", "createMessages",
-           "saveCalendarItem",
-           "setFlags", "copyItems", "moveItems", "deleteItems", "getChanges", "waitForChanges",
-           "openStream", "listSubscriptions", "subscribe", "unsubscribe"}
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc = StoreProcess(tmp_path_factory.mktemp("store"), {"disabled_features": "pop3"}).start()
-    yield proc
-    proc.stop()
-
-
-def client(server: StoreProcess, transport: str) -> SoapClient:
-    return SoapClient(server.connect(transport), XSD)
-
-
-def folder_ids(answer) -> dict[str, int]:
-    return {codec.field(f, "name"): int(codec.field(f, "id")) for f in answer.iterchildren(codec.gw("folder"))}
-
-
-def table(answer) -> dict:
-    rows, columns = codec.table_from_xml(answer.find(codec.gw("table")))
-    return columns
-
-
-def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> set[str]:
-    alice = client(server, transport)
-    bob = client(server, transport)
-
-    answer = alice.logon("alice", USERS["alice"], "imap")
-    user = answer.find(codec.gw("user"))
-    assert codec.field(user, "name") == "alice"
-    assert codec.field(user, "features") == "imap caldav"  # pop3 is off server-wide
-    store_id = int(codec.field(answer, "storeId"))
-    public_id = int(codec.field(answer, "publicStoreId"))
-    assert store_id != public_id
-    who = alice.call("whoami")
-    assert int(codec.field(who, "storeId")) == store_id
-
-    folders = folder_ids(alice.call("listFolders"))
-    assert {"Inbox", "Drafts", "Sent", "Trash", "Calendar"} <= set(folders)
-    inbox, calendar = folders["Inbox"], folders["Calendar"]
-
-    projects = alice.call("createFolder", ("name", f"Projects {tag}")).find(codec.gw("folder"))
-    projects_id = int(codec.field(projects, "id"))
-    assert codec.field(projects, "rights") == "owner"
-    child = alice.call("createFolder", ("parentId", projects_id), ("name", "Child"))
-    child_id = int(codec.field(child.find(codec.gw("folder")), "id"))
-    moved = alice.call("updateFolder", ("folderId", child_id), ("name", f"Top {tag}"),
-                       ("parentId", codec.element("parentId", nil="true")),
-                       ("displayName", "Top level"), ("color", "#ff0000")).find(codec.gw("folder"))
-    assert codec.field(moved, "parentId") is None and codec.field(moved, "name") == f"Top {tag}"
-    assert codec.field(moved, "displayName") == "Top level"
-
-    created = alice.call("createMessage", ("folderId", inbox), ("source", MESSAGE),
-                         ("flags", "\\Seen $Work"), ("internalDate", 1772445600))
-    uid1 = int(codec.field(created, "uid"))
-    assert int(codec.field(created, "size")) == len(MESSAGE)
-
-    upload = alice.http.request("PUT", "/upload", MESSAGE.replace(b"Quarterly", b"Monthly"),
-                                {"X-Session-Id": alice.session_id})
-    assert upload.status == 201, upload
-    created = alice.call("createMessage", ("folderId", inbox), ("uploadId", upload.body.decode()))
-    uid2 = int(codec.field(created, "uid"))
-    assert uid2 > uid1
-
-    rows = alice.call("queryRows", ("folderId", inbox), ("columns", "uid subject flags keywords size"),
-                      ("restriction", codec.restriction_to_xml({"flag": ("\\Seen", True)})),
-                      ("sort", codec.sort_to_xml([("internalDate", True)])), ("offset", 0), ("limit", 10))
-    assert codec.field(rows, "total") == "1"
-    assert table(rows) == {"uid": [uid1], "subject": ["Quarterly numbers"], "flags": [1],
-                           "keywords": ["$Work"], "size": [len(MESSAGE)]}
-
-    item = table(alice.call("getItem", ("folderId", inbox), ("uid", uid1), ("columns", "uid subject source")))
-    assert base64.b64decode(item["source"][0]) == MESSAGE
-    item = table(alice.call("getItem", ("folderId", inbox), ("uid", uid1)))  # no columns: the usual ones
-    assert item["uid"] == [uid1] and item["subject"] == ["Quarterly numbers"] and "source" not in item
-
-    flagged = alice.call("setFlags", ("folderId", inbox), ("uids", "1:*"), ("mode", "add"),
-                         ("flags", "\\Flagged"))
-    assert sorted(table(flagged)["uid"]) == [uid1, uid2]
-    assert codec.field(flagged, "failed") == ""
-    since = int(codec.field(flagged, "highestModseq"))
-
-    copied = alice.call("copyItems", ("folderId", inbox), ("uids", str(uid1)), ("targetFolderId", projects_id))
-    assert len(copied.findall(codec.gw("pair"))) == 1
-    moved = alice.call("moveItems", ("folderId", inbox), ("uids", str(uid2)), ("targetFolderId", projects_id))
-    assert moved.find(codec.gw("pair")).get("src") == str(uid2)
-    deleted = alice.call("deleteItems", ("folderId", inbox), ("uids", str(uid1)))
-    assert codec.field(deleted, "deleted") == str(uid1)
-
-    changes = alice.call("getChanges", ("folderId", inbox), ("sinceModseq", since))
-    assert codec.field(changes, "expired") == "false"
-    assert codec.field(changes, "deleted") == f"{uid1}:{uid2}"  # deleted and moved away
-    full = alice.call("getChanges", ("folderId", projects_id), ("sinceModseq", 0))
-    assert len(table(full)["uid"]) == 2
-
-    # Several messages in one call: consecutive uids in request order, one modseq, inline and uploaded.
-    bulk = int(codec.field(alice.call("createFolder", ("name", f"Bulk {tag}")).find(codec.gw("folder")), "id"))
-    sources = [MESSAGE.replace(b"Quarterly", b"Batch %d" % i) for i in range(3)]
-    upload = alice.http.request("PUT", "/upload", sources[2], {"X-Session-Id": alice.session_id})
-    messages = [codec.element("message") for _ in range(3)]
-    codec.add(messages[0], "source", sources[0])
-    codec.add(messages[0], "flags", "\\Seen")
-    codec.add(messages[1], "source", sources[1])
-    codec.add(messages[2], "uploadId", upload.body.decode())
-    many = alice.call("createMessages", ("folderId", bulk), ("message", messages))
-    created = [(int(c.get("uid")), int(c.get("size"))) for c in many.findall(codec.gw("created"))]
-    assert created == [(1, len(sources[0])), (2, len(sources[1])), (3, len(sources[2]))]
-    listed = table(alice.call("queryRows", ("folderId", bulk), ("columns", "uid modseq flags subject")))
-    assert listed["subject"] == ["Batch 0 numbers", "Batch 1 numbers", "Batch 2 numbers"] and listed["flags"] == [1, 0, 0]
-    assert set(listed["modseq"]) == {int(codec.field(many, "highestModseq"))}
-    with pytest.raises(NotFound):  # an upload is consumed by the call that stored it
-        alice.call("createMessages", ("folderId", bulk), ("message", [messages[2]]))
-    assert codec.field(alice.call("queryRows", ("folderId", bulk), ("columns", "uid")), "total") == "3"
-
-    saved = alice.call("saveCalendarItem", ("folderId", calendar), ("name", f"standup-{tag}.ics"),
-                       ("icalendar", EVENT.format(tag=tag)), ("ifNoneMatch", True))
-    assert codec.field(saved, "created") == "true"
-    again = alice.call("saveCalendarItem", ("folderId", calendar), ("name", f"standup-{tag}.ics"),
-                       ("icalendar", EVENT.format(tag=tag).replace("Stand-up", "Daily")), ("ifMatch", codec.field(saved, "etag")))
-    assert codec.field(again, "created") == "false" and codec.field(again, "uid") == codec.field(saved, "uid")
-
-    stream = alice.call("openStream", ("folderId", projects_id), ("uid", int(moved.find(codec.gw("pair")).get("dst"))))
-    href = codec.field(stream, "href")
-    got = alice.http.request("GET", href)
-    assert got.status == 200 and got.body == MESSAGE.replace(b"Quarterly", b"Monthly")
-    part = alice.http.request("GET", href, headers={"Range": "bytes=6-10"})
-    assert part.status == 206 and part.body == got.body[6:11]
-    # Several sources back to back, cut apart by the sizes the response lists.
-    many = alice.call("openStream", ("folderId", projects_id), ("uids", "1:*"))
-    sizes = [int(n) for n in codec.field(many, "sizes").split()]
-    assert len(codec.field(many, "uids").split()) == len(sizes) == 2
-    both = alice.http.request("GET", codec.field(many, "href"))
-    assert both.status == 200 and len(both.body) == sum(sizes) == int(codec.field(many, "size"))
-    assert got.body in (both.body[:sizes[0]], both.body[sizes[0]:])
-
-    # Long poll: at once when already behind, empty at timeout, woken by a change.
-    highest = int(codec.field(full, "highestModseq"))
-    behind = alice.call("waitForChanges", ("watch", codec.element("watch", folderId=str(projects_id), modseq="0")),
-                        ("timeout", 30))
-    assert behind.find(codec.gw("changed")).get("modseq") == str(highest)
-    started = time.monotonic()
-    idle = alice.call("waitForChanges", ("watch", codec.element("watch", folderId=str(projects_id),
-                                                                 modseq=str(highest))), ("timeout", 1))
-    assert len(idle) == 0 and 0.9 < time.monotonic() - started < 10
-    woken: list = []
-    waiter = threading.Thread(target=lambda: woken.append(alice.call(
-        "waitForChanges", ("watch", codec.element("watch", folderId=str(projects_id), modseq=str(highest))),
-        ("timeout", 60))))
-    started = time.monotonic()
-    waiter.start()
-    time.sleep(0.3)  # nothing answers a parked poll: the change below must be what wakes it
-    assert not woken
-    other = client(server, transport)
-    other.logon("alice", USERS["alice"])
-    other.call("createMessage", ("folderId", projects_id), ("source", MESSAGE))
-    waiter.join(30)
-    assert woken and int(woken[0].find(codec.gw("changed")).get("modseq")) > highest
-    assert time.monotonic() - started < 5
-
-    # Sharing: bob sees only what alice granted, with the rights she gave.
-    bob.logon("bob", USERS["bob"])
-    with pytest.raises(NotFound):
-        bob.call("queryRows", ("folderId", projects_id), ("columns", "uid"))
-    alice.call("grantFolder", ("folderId", projects_id), ("grantee", "bob"), ("rights", "read"))
-    shared = folder_ids(bob.call("listFolders", ("storeId", store_id)))
-    assert f"Projects {tag}" in shared and "Inbox" not in shared
-    assert codec.field(bob.call("queryRows", ("folderId", projects_id), ("columns", "uid")), "total") == "3"
-    with pytest.raises(Forbidden):
-        bob.call("createMessage", ("folderId", projects_id), ("source", MESSAGE))
-    alice.call("grantFolder", ("folderId", projects_id), ("grantee", "bob"), ("rights", "none"))
-    with pytest.raises(NotFound):
-        bob.call("getChanges", ("folderId", projects_id), ("sinceModseq", 0))
-
-    # Subscriptions: names of the caller's own store, kept whether or not a folder has them;
-    # a new store's list starts with the defaults the gateway gives (IMAP's).
-    def subscribed(c) -> list[str]:
-        defaults = [("default", n) for n in ("INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive")]
-        return [codec.text(n) for n in c.call("listSubscriptions", *defaults).iterchildren(codec.gw("name"))]
-    assert {"INBOX", "Drafts", "Sent", "Trash"} <= set(subscribed(alice))
-    assert f"Projects {tag}" not in subscribed(alice)  # a new folder starts unsubscribed
-    alice.call("subscribe", ("name", f"Projects {tag}"), ("name", f"Gone {tag}/x"))
-    alice.call("unsubscribe", ("name", "Junk"), ("name", f"Never {tag}"))
-    names = subscribed(alice)
-    assert {f"Projects {tag}", f"Gone {tag}/x"} <= set(names) and "Junk" not in names
-    assert f"Projects {tag}" not in subscribed(bob)
-    # The folder flag of older adapters is refused, not dropped silently (unchecked: the XSD lacks it).
-    loose = SoapClient(server.connect(transport))
-    loose.session_id = alice.session_id
-    with pytest.raises(BadRequest):
-        loose.call("updateFolder", ("folderId", projects_id), ("subscribed", True))
-    loose.http.close()
-    with pytest.raises(BadRequest):
-        alice.call("subscribe", ("name", ""))
-
-    emptied = alice.call("emptyFolder", ("folderId", projects_id))
-    assert int(codec.field(emptied, "highestModseq")) > highest
-    assert codec.field(alice.call("queryRows", ("folderId", projects_id), ("columns", "uid")), "total") == "0"
-    alice.call("deleteFolder", ("folderId", projects_id))
-    assert f"Projects {tag}" not in folder_ids(alice.call("listFolders"))
-    assert f"Projects {tag}" in subscribed(alice)  # RFC 3501 6.3.6: the name stays
-
-    alice.call("logoff")
-    with pytest.raises(SessionInvalid):
-        alice.call("whoami")
-    assert alice.http.request("GET", href).status == 404  # stream tokens die with the session
-    for c in (alice, bob, other):
-        c.http.close()
-    return alice.seen | bob.seen | other.seen
+def store_options() -> dict[str, str]:
+    return {"disabled_features": "pop3"}
 
 
 @pytest.mark.parametrize("transport", ["unix", "tcp"])
@@ -313,9 +97,9 @@ def test_sources_above_the_inline_limit(tmp_path):
 
 @pytest.mark.parametrize("engine", ["mariadb"])
 def test_every_operation_on_mariadb(tmp_path, engine):
-    with mariadb_database() as database:
-        proc = StoreProcess(tmp_path, {"database_engine": "mysql", "mysql_database": database,
-                                       "attachment_storage": "database", "disabled_features": "pop3"})
+    with throwaway_mariadb_database() as database:
+        proc = StoreProcess(tmp_path, {**mysql_options(database), "attachment_storage": "database",
+                                       "disabled_features": "pop3"})
         try:
             proc.start()
             seen = exercise_every_operation(proc, "unix", engine)
@@ -325,32 +109,8 @@ def test_every_operation_on_mariadb(tmp_path, engine):
             proc.stop()
 
 
-def self_signed(directory) -> tuple[str, str]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    cert_path, key_path = str(directory / "cert.pem"), str(directory / "key.pem")
-    with open(cert_path, "wb") as fp:
-        fp.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(key_path, "wb") as fp:
-        fp.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 def test_tls_listener(tmp_path):
-    from soap_harness import RawHTTP
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     proc = StoreProcess(tmp_path / "data", {"server_listen_tls": "127.0.0.1:0", "server_ssl_cert_file": cert,
                                             "server_ssl_key_file": key})
     try:

@@ -8,7 +8,7 @@ import time
 
 import pymysql
 import pytest
-from harness import MARIADB as MYSQL, mariadb_database
+from harness import MARIADB as MYSQL, mariadb_url, throwaway_mariadb_database
 from sqlalchemy import event, insert, text
 
 from server.blobs import FileBlobStore
@@ -19,31 +19,11 @@ from shared.config import Config
 from shared.errors import BadRequest, Conflict, NotFound, Unavailable
 from shared.flags import ANSWERED, DELETED, FLAGGED, SEEN
 
+pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
+
+
 def Cfg(**values: str) -> Config:
     return Config(values)
-
-
-@pytest.fixture(scope="module")
-def mysql_url():
-    with mariadb_database() as name:
-        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
-
-
-@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
-def st(request, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("store-" + request.param)
-    url = ("sqlite:///" + str(tmp / "store.db") if request.param == "sqlite"
-           else request.getfixturevalue("mysql_url"))
-    storage = Storage(url, FileBlobStore(str(tmp / "blobs"), fsync=False))
-    storage.migrate()
-    storage.backend = request.param
-    yield storage
-    storage.close()
-
-
-@pytest.fixture
-def user(st):
-    return st.create_user("u" + secrets.token_hex(4), "hash", "Full Name", "a@example.com")
 
 
 def folder_by_name(st, store_id, name):
@@ -802,8 +782,8 @@ def _on_an_old_schema(st, tmp_path, revision: str, run) -> None:
     if st.backend == "sqlite":
         on("sqlite:///" + str(tmp_path / "old.db"))
     else:
-        with mariadb_database() as name:
-            on(f"mysql+pymysql://root@127.0.0.1:3306/{name}")
+        with throwaway_mariadb_database() as name:
+            on(mariadb_url(name))
 
 
 def test_migration_carries_subscribed_folders_over_by_imap_name(st, tmp_path):

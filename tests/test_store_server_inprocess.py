@@ -6,9 +6,9 @@ import threading
 from server import service
 from server.service import StoreServer
 from shared.config import Config
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
-from soap_harness import USERS, RawHTTP
-from test_soap_server import exercise_every_operation
+from harness import USERS
+from soap_client import RawHTTP
+from soap_scenario import exercise_every_operation
 
 
 class ReactorGuard:

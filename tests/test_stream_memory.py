@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from shared import codec
-from soap_harness import USERS, SoapClient, StoreProcess
+from harness import USERS
+from soap_client import SoapClient
 
 MB = 1024 * 1024
 SIZE = 50 * MB
@@ -51,11 +52,8 @@ class PeakRSS:
 
 
 @pytest.fixture(scope="module", params=["files", "database"])
-def server(request, tmp_path_factory):
-    proc = StoreProcess(tmp_path_factory.mktemp("stream-" + request.param),
-                        {"attachment_storage": request.param}).start()
-    yield proc
-    proc.stop()
+def store_options(request) -> dict[str, str]:
+    return {"attachment_storage": request.param}
 
 
 def test_fifty_megabytes_through_the_side_channel(server):

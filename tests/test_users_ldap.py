@@ -11,12 +11,12 @@ import sys
 import pytest
 import requests
 
-from harness import ROOT, ServerProcess, free_port, pop3_auth_plain
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from harness import ROOT, ServerProcess, free_port
+from raw_clients import pop3_auth_plain
 from shared.config import OPTIONS, Config, parse_config_text
 from shared.errors import AuthFailed, Unavailable
 from shared.model import Adapter
-from slapd_harness import AD_READER_DN, AD_SUFFIX, READER_DN, READER_PW, SUFFIX, Slapd, ensure_packages
+from slapd_harness import AD_READER_DN, AD_SUFFIX, READER_DN, READER_PW, SUFFIX, Slapd, ensure_slapd
 
 PEOPLE = f"ou=people,{SUFFIX}"
 MESSAGE = b"From: x@example.org\r\nSubject: kept\r\n\r\nstill here\r\n"
@@ -24,7 +24,7 @@ MESSAGE = b"From: x@example.org\r\nSubject: kept\r\n\r\nstill here\r\n"
 
 @pytest.fixture(scope="module")
 def slapd(tmp_path_factory):
-    ensure_packages()
+    ensure_slapd()
     server = Slapd(str(tmp_path_factory.mktemp("slapd"))).start()
     try:
         server.load()
@@ -65,19 +65,10 @@ class Gateway:
             "user_plugin": "ldap", "user_plugin_config": self.plugin_config,
             "pop3_listen": f"127.0.0.1:{self.port}"})
 
-    def overrides(self) -> list[str]:
-        return ["--set", "user_plugin=ldap", "--set", f"user_plugin_config={self.plugin_config}",
-                "--set", f"server_socket={self.server.socket_path}"]
-
-    def groupware(self, *args: str) -> str:
-        cmd = [sys.executable, "-m", "groupware.cli", *args, "--config-dir", os.path.join(ROOT, "conf"),
-               "--data-dir", self.server.data_dir, *self.overrides()]
-        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-
     def users(self) -> dict[str, str]:
         """name -> state (active, disabled, orphaned) from `groupware user list`."""
         return {line.split("\t")[0]: line.split("\t")[1]
-                for line in self.groupware("user", "list").splitlines() if line}
+                for line in self.server.cli("user", "list").splitlines() if line}
 
     def pop(self, user: str, password: str) -> bytes:
         """The answer to AUTH PLAIN (any bytes in the name), the session closed with QUIT."""
@@ -112,11 +103,8 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gw(slapd, tmp_path_factory):
     gateway = Gateway(str(tmp_path_factory.mktemp("ldapgw")), openldap_options(slapd, free_port()))
-    gateway.server.start()
-    try:
+    with gateway.server:
         yield gateway
-    finally:
-        gateway.server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +131,7 @@ def test_first_login_creates_the_store(gw):
     assert "alice" not in gw.users()
     assert gw.pop("alice", "alice-pw").startswith(b"+OK Logged in, 0 messages")
     assert gw.users()["alice"] == "active"
-    listing = gw.groupware("user", "list")
+    listing = gw.server.cli("user", "list")
     assert "Alice Liddell\talice@example.org" in listing
     assert gw.pop("alice", "wrong") == b"-ERR [AUTH] Authentication failed."
     assert gw.pop("nosuchuser", "x") == b"-ERR [AUTH] Authentication failed."
@@ -208,7 +196,7 @@ def test_feature_attribute_switches_protocols(gw, slapd):
     slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\nadd: groupwareDisabledFeatures\n"
                              "groupwareDisabledFeatures: pop3\n")
     assert gw.pop("dave", "dave-pw") == b"-ERR [AUTH] POP3 access is disabled for this account."
-    assert "-pop3" in gw.groupware("user", "features", "dave")
+    assert "-pop3" in gw.server.cli("user", "features", "dave")
     slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\ndelete: groupwareDisabledFeatures\n-\n"
                              "add: groupwareEnabledFeatures\ngroupwareEnabledFeatures: imap\n")
     assert gw.pop("dave", "dave-pw") == b"-ERR [AUTH] POP3 access is disabled for this account."
@@ -222,17 +210,17 @@ def test_disappeared_user_cannot_log_in_and_is_orphaned_by_sync(gw, slapd):
     slapd.ldapdelete(SUFFIX, f"uid=carol,{PEOPLE}")
     assert gw.pop("carol", "carol-pw") == b"-ERR [AUTH] Authentication failed."
     before = gw.users()
-    plan = gw.groupware("user", "sync", "--dry-run")
+    plan = gw.server.cli("user", "sync", "--dry-run")
     assert "orphan\tcarol\tgone from the directory; store kept" in plan
     assert re.search(r"^create\tstar\tStar Name <star@example\.org>$", plan, re.M)
     assert "\talice\t" not in plan  # nothing to change for alice
     assert plan.splitlines()[-1].startswith("dry run, would change: ")
     assert gw.users() == before  # a dry run changes nothing
-    done = gw.groupware("user", "sync")
+    done = gw.server.cli("user", "sync")
     assert "orphan\tcarol" in done
     users = gw.users()
     assert users["carol"] == "orphaned" and users["star"] == "active" and users["nomail"] == "active"
-    assert gw.groupware("user", "sync", "--dry-run").splitlines() == ["dry run, would change: nothing to change"]
+    assert gw.server.cli("user", "sync", "--dry-run").splitlines() == ["dry run, would change: nothing to change"]
     assert gw.pop("carol", "carol-pw") == b"-ERR [AUTH] Authentication failed."
     # Coming back (restored with the same entryUUID is not possible here: a new entry is a new person).
     slapd.ldapadd(SUFFIX, f"dn: uid=carol,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: carol\ncn: Carol New\n"
@@ -267,11 +255,8 @@ def test_unreachable_directory_is_unavailable_then_recovers(gw, slapd, adapter, 
 @pytest.fixture(scope="module")
 def ad_gw(slapd, tmp_path_factory):
     gateway = Gateway(str(tmp_path_factory.mktemp("adgw")), ad_options(slapd))
-    gateway.server.start()
-    try:
+    with gateway.server:
         yield gateway
-    finally:
-        gateway.server.stop()
 
 
 def test_ad_login_by_samaccountname_with_group_and_rename(ad_gw, slapd):
@@ -280,7 +265,7 @@ def test_ad_login_by_samaccountname_with_group_and_rename(ad_gw, slapd):
     assert ad_gw.pop("jdoe", "asmith-pw") == b"-ERR [AUTH] Authentication failed."
     # Not in "Mail Users" (memberOf): refused like a bad password.
     assert ad_gw.pop("outsider", "outsider-pw") == b"-ERR [AUTH] Authentication failed."
-    plan = ad_gw.groupware("user", "sync", "--dry-run")
+    plan = ad_gw.server.cli("user", "sync", "--dry-run")
     assert "create\tasmith\tAnna Smith <asmith@corp.example> groups: Mail Users" in plan
     # AD renames change sAMAccountName, not the DN; objectGUID keeps the store.
     slapd.ldapmodify(AD_SUFFIX, f"dn: cn=John Doe,cn=Users,{AD_SUFFIX}\nchangetype: modify\n"

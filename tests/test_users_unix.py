@@ -6,13 +6,12 @@ import os
 import pwd
 import secrets
 import subprocess
-import sys
 import time
 
 import pytest
 
-from harness import ROOT, ServerProcess, free_port, pop3_auth_plain
-from reactor_thread import reactor_thread  # noqa: F401  (fixture)
+from harness import ServerProcess, free_port
+from raw_clients import pop3_auth_plain
 from shared.config import Config
 from shared.errors import AuthFailed
 from shared.model import Adapter
@@ -63,16 +62,9 @@ class Gateway:
         self.server = ServerProcess(os.path.join(data_dir, "var"),
                                     {**self.options, "pop3_listen": f"127.0.0.1:{self.port}"})
 
-    def groupware(self, *args: str) -> str:
-        cmd = [sys.executable, "-m", "groupware.cli", *args, "--config-dir", os.path.join(ROOT, "conf"),
-               "--data-dir", self.server.data_dir]
-        for name, value in self.options.items():
-            cmd += ["--set", f"{name}={value}"]
-        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-
     def users(self) -> dict[str, list[str]]:
         return {line.split("\t")[0]: line.split("\t")[1:]
-                for line in self.groupware("user", "list").splitlines() if line}
+                for line in self.server.cli("user", "list").splitlines() if line}
 
     def pop(self, user: str, password: str) -> bytes:
         return pop3_auth_plain(self.port, user, password)
@@ -81,11 +73,8 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gw(account, tmp_path_factory):
     gateway = Gateway(str(tmp_path_factory.mktemp("unixgw")))
-    gateway.server.start()
-    try:
+    with gateway.server:
         yield gateway
-    finally:
-        gateway.server.stop()
 
 
 def test_system_account_logs_in_through_pam(gw, account):
@@ -125,9 +114,9 @@ def test_renamed_account_keeps_its_store_and_removed_one_is_orphaned(gw, account
 
     account.remove()
     assert gw.pop(account.name, account.password) == b"-ERR [AUTH] Authentication failed."
-    plan = gw.groupware("user", "sync", "--dry-run")
+    plan = gw.server.cli("user", "sync", "--dry-run")
     assert f"orphan\t{account.name}\tgone from the directory; store kept" in plan
-    gw.groupware("user", "sync")
+    gw.server.cli("user", "sync")
     assert gw.users()[account.name][0] == "orphaned"
 
 

@@ -7,17 +7,10 @@ import pytest
 import zeep
 from lxml import etree
 
-from soap_harness import USERS, StoreProcess
+from harness import USERS
 
 MESSAGE = (b"From: Dave <dave@example.org>\r\nTo: alice@example.org\r\nSubject: Via zeep\r\n"
            b"Message-ID: <zeep-1@example.org>\r\n\r\nA body line.\r\n")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc = StoreProcess(tmp_path_factory.mktemp("zeep")).start()
-    yield proc
-    proc.stop()
 
 
 def text(value):

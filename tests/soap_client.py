@@ -1,113 +1,30 @@
-"""The store server as a subprocess (`python -m server`) and a tiny raw HTTP client for it.
+"""A tiny raw HTTP client for the store server, and SOAP calls over it checked against the XSD.
 
 The client is deliberately independent of shared/client.py so the server's
 wire behaviour is tested on its own terms, byte for byte.
 """
 from __future__ import annotations
 
+import functools
 import os
 import select
-import signal
 import socket
-import ssl
-import subprocess
-import sys
-import time
 from typing import Any
 
 from lxml import etree
 
 from shared import codec
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
+from harness import ROOT, USERS
+from raw_clients import tls_context
+
 WSDL = os.path.join(ROOT, "shared", "groupware.wsdl")
-USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 
 
+@functools.cache
 def schema() -> etree.XMLSchema:
     tree = etree.parse(WSDL)
     return etree.XMLSchema(tree.find(".//{http://www.w3.org/2001/XMLSchema}schema"))
-
-
-class StoreProcess:
-    """One store server subprocess with its own data dir, UNIX socket and loopback TCP port."""
-
-    def __init__(self, data_dir: str, options: dict[str, str] | None = None,
-                 users: dict[str, str] | None = None) -> None:
-        self.data_dir = str(data_dir)
-        self.options = {"server_socket": os.path.join(self.data_dir, "server.sock"),
-                        "server_listen": "127.0.0.1:0", "log_level": "info", **(options or {})}
-        self.users = USERS if users is None else users
-        self.proc: subprocess.Popen | None = None
-        self.tcp_port = 0
-        self.ports: list[int] = []
-        self.stderr_path = os.path.join(self.data_dir, "server.err")
-
-    @property
-    def socket_path(self) -> str:
-        return self.options["server_socket"]
-
-    def config(self):
-        from shared.config import Config
-        return Config(self.options, self.data_dir)
-
-    def create_users(self) -> None:
-        from server.service import open_storage
-        from server.users import hash_password
-        storage = open_storage(self.config())
-        try:
-            for name, password in self.users.items():
-                if storage.get_user(name) is None:
-                    storage.create_user(name, hash_password(password), fullname=name.title(),
-                                        email=f"{name}@example.org")
-        finally:
-            storage.close()
-
-    def start(self, timeout: float = 30) -> "StoreProcess":
-        os.makedirs(self.data_dir, exist_ok=True)
-        self.create_users()
-        cmd = [sys.executable, "-m", "server", "--data-dir", self.data_dir]
-        for name, value in self.options.items():
-            cmd += ["--set", f"{name}={value}"]
-        err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
-        err.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"server exited: {self.log()}")
-            if line.startswith("listening tcp:"):
-                self.ports.append(int(line.rsplit(":", 1)[1]))
-                self.tcp_port = self.ports[0]
-            if line.strip() == "ready":
-                return self
-        raise RuntimeError("server did not start in time")
-
-    def log(self) -> str:
-        with open(self.stderr_path, encoding="utf-8", errors="replace") as fp:
-            return fp.read()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.proc = None
-
-    def connect(self, transport: str = "unix") -> "RawHTTP":
-        if transport == "unix":
-            return RawHTTP(("unix", self.socket_path))
-        return RawHTTP(("tcp", ("127.0.0.1", self.tcp_port)))
 
 
 class Response:
@@ -137,10 +54,7 @@ class RawHTTP:
             self.sock.settimeout(self.timeout)
             self.sock.connect(where)
             if kind == "tls":
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE  # a throwaway self-signed test certificate
-                self.sock = context.wrap_socket(self.sock)
+                self.sock = tls_context().wrap_socket(self.sock)
             self.buffer = b""
         return self.sock
 
@@ -280,3 +194,11 @@ class SoapClient:
         answer = self.call("logon", ("user", user), ("password", password), ("protocol", protocol))
         self.session_id = codec.field(answer, "sessionId")
         return answer
+
+
+def caldav_soap(server, user: str) -> SoapClient:
+    """`user` (one of harness.USERS) logged on to `server` (a harness.StoreProcess) as the CalDAV
+    gateway logs on, over its UNIX socket, every message checked against the XSD."""
+    c = SoapClient(server.connect("unix"), schema())
+    c.logon(user, USERS[user], "caldav")
+    return c

@@ -1,0 +1,152 @@
+"""The fixtures test modules share: the reactor thread, databases, store servers and the
+gateway environments.
+
+Two markers choose what a module (or a test) gets:
+- `database_engines("sqlite", "mariadb")`: tests that use a store (`env`, `st`, `database_options`)
+  run once per engine, one module-scoped server per engine; without it, on SQLite alone.
+- `gateway_env("imap" | "pop3" | "caldav", tls=..., users=..., **options)`: what `env` starts.
+"""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+import caldav_env
+import imap_env
+import pop3_env
+from adapter_client import make_adapter, start_store_server
+from certificates import self_signed_certificate
+from harness import StoreProcess, mariadb_url, mysql_options, throwaway_mariadb_database
+from reactor_thread import ReactorThread, start_reactor_thread
+
+ENGINES = ("sqlite", "mariadb")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "database_engines(*engines): the engines (sqlite, mariadb) a test's store "
+                                       "runs on; SQLite alone without it")
+    config.addinivalue_line("markers", "gateway_env(kind, tls=False, users=None, **options): the gateway "
+                                       "environment (imap, pop3, caldav) the `env` fixture starts")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Always parametrized (even for one engine) so that every test of a module shares the
+    # module's server for an engine.
+    if "database_engine" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("database_engines")
+        engines = marker.args if marker else ENGINES[:1]
+        assert set(engines) <= set(ENGINES), engines
+        metafunc.parametrize("database_engine", engines, scope="module", indirect=True)
+
+
+# -- the reactor ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def reactor_thread() -> ReactorThread:
+    return start_reactor_thread()
+
+
+# -- databases ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def database_engine(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def mariadb_database():
+    """The name of a fresh MariaDB database for this module, dropped afterwards."""
+    with throwaway_mariadb_database() as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def mysql_url(mariadb_database: str) -> str:
+    return mariadb_url(mariadb_database)
+
+
+@pytest.fixture(scope="module")
+def database_options(request: pytest.FixtureRequest, database_engine: str) -> dict[str, str]:
+    """Server options that put the store on the engine under test (SQLite is the default)."""
+    if database_engine == "sqlite":
+        return {}
+    return mysql_options(request.getfixturevalue("mariadb_database"))
+
+
+@pytest.fixture(scope="module")
+def st(request: pytest.FixtureRequest, database_engine: str, tmp_path_factory):
+    """The storage API on the engine under test, migrated, with file blobs."""
+    from server.blobs import FileBlobStore
+    from server.storage import Storage
+
+    tmp = tmp_path_factory.mktemp("store-" + database_engine)
+    url = ("sqlite:///" + str(tmp / "store.db") if database_engine == "sqlite"
+           else request.getfixturevalue("mysql_url"))
+    storage = Storage(url, FileBlobStore(str(tmp / "blobs"), fsync=False))
+    storage.migrate()
+    storage.backend = database_engine
+    yield storage
+    storage.close()
+
+
+@pytest.fixture
+def user(st):
+    return st.create_user("u" + secrets.token_hex(4), "hash", "Full Name", "a@example.com")
+
+
+# -- the store server alone ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def store_options() -> dict[str, str]:
+    """Options for this module's `server`; a module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server(store_options: dict[str, str], tmp_path_factory):
+    """The store server alone, with alice and bob (harness.USERS), for SOAP tests."""
+    with StoreProcess(tmp_path_factory.mktemp("store"), store_options) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def store_server(tmp_path_factory):
+    """The store server alone with the adapter tests' users (adapter_client.STORE_USERS)."""
+    with start_store_server(str(tmp_path_factory.mktemp("store"))) as srv:
+        yield srv
+
+
+@pytest.fixture
+def adapter(reactor_thread, store_server):
+    a = make_adapter(reactor_thread, store_server)
+    yield a
+    reactor_thread.call(a.close)
+
+
+# -- gateway environments -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def env(request: pytest.FixtureRequest, reactor_thread, database_options, tmp_path_factory):
+    """The gateway environment the module's `gateway_env` marker names, on the engine under test."""
+    marker = request.node.get_closest_marker("gateway_env")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.name} uses `env` without a gateway_env marker")
+    kind, = marker.args
+    options = dict(marker.kwargs)
+    tls, users = options.pop("tls", False), options.pop("users", None)
+    directory = tmp_path_factory.mktemp(kind)
+    options.update(database_options)
+    if tls:
+        cert, key = self_signed_certificate(directory)
+        options.update(ssl_certificate_file=cert, ssl_private_key_file=key)
+    if kind == "imap":
+        running = imap_env.running(reactor_thread, directory, options)
+    elif kind == "pop3":
+        running = pop3_env.running(reactor_thread, directory, options)
+    elif kind == "caldav":
+        running = caldav_env.running(directory, options, users)
+    else:
+        raise pytest.UsageError(f"no gateway environment {kind!r}")
+    with running as e:
+        yield e
