@@ -31,7 +31,6 @@ import select
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,14 +38,14 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from dovecot import PrivateDovecot  # noqa: E402
-from harness import ServerProcess, free_port, wait_for_port  # noqa: E402
+from harness import ServerProcess  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from shared.config import Config  # noqa: E402
 from shared.model import Adapter  # noqa: E402
 
-from store import PASSWORD, SMALL, USER, create_bench_user  # noqa: E402
+from peers import ours_beside_dovecot  # noqa: E402
+from store import PASSWORD, SMALL, USER  # noqa: E402
 
 BIG_MESSAGE_KB = 100  # the download folder holds messages of about this size
 APPENDS = 1000
@@ -401,40 +400,27 @@ def main() -> None:
     args = parser.parse_args()
     n = args.messages
     big_count = max(1, args.download_mb * 1024 // BIG_MESSAGE_KB)
-    PrivateDovecot.install("imap")
-
-    with tempfile.TemporaryDirectory(prefix="gw-bench-imap-") as base:
-        data_dir = os.path.join(base, "groupware")
-        ours_port = free_port()
-        options = {"imap_listen": f"127.0.0.1:{ours_port}", "log_level": "warning"}
-        password_hash = create_bench_user(options, data_dir)
-        dovecot = PrivateDovecot(os.path.join(base, "dovecot"), "imap", USER,
-                                 "{ARGON2ID}" + password_hash, DOVECOT_TUNING)
-        server = ServerProcess(data_dir, options).start()
-        try:
-            wait_for_port(ours_port)
-            start = time.perf_counter()
-            fill_ours(server, data_dir, options, n, big_count)
-            print(f"stored {n:,} + {big_count:,} messages through the adapter in "
-                  f"{time.perf_counter() - start:.1f} s", flush=True)
-            seen = [message(i) for i in range(n) if i % UNSEEN_EVERY]
-            unseen = [message(i) for i in range(n) if not i % UNSEEN_EVERY]
-            dovecot.folder("INBOX", seen + unseen, lambda i: i < len(seen))
-            dovecot.folder("big", (big_message(i) for i in range(big_count)), lambda i: True)
-            dovecot.folder("push", [message(i) for i in range(10)], lambda i: False)
-            dovecot.folder("appended", [])
-            dovecot.start()
-            results = {}
-            for name, port, pids in (("ours", ours_port, lambda: [server.pid()]),
-                                     ("dovecot", dovecot.port, lambda: [dovecot.master_pid(), *descendants(dovecot.master_pid())])):
-                print(f"measuring {name} ...", flush=True)
-                results[name] = measure(port, args, n, pids)
-            print("measuring downloads, taking turns ...", flush=True)
-            for name, rate in downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
-                results[name]["download"] = rate
-        finally:
-            dovecot.stop()
-            server.stop()
+    with ours_beside_dovecot("imap", DOVECOT_TUNING) as peers:
+        server, dovecot, ours_port = peers.server, peers.dovecot, peers.port
+        start = time.perf_counter()
+        fill_ours(server, peers.data_dir, peers.options, n, big_count)
+        print(f"stored {n:,} + {big_count:,} messages through the adapter in "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
+        seen = [message(i) for i in range(n) if i % UNSEEN_EVERY]
+        unseen = [message(i) for i in range(n) if not i % UNSEEN_EVERY]
+        dovecot.folder("INBOX", seen + unseen, lambda i: i < len(seen))
+        dovecot.folder("big", (big_message(i) for i in range(big_count)), lambda i: True)
+        dovecot.folder("push", [message(i) for i in range(10)], lambda i: False)
+        dovecot.folder("appended", [])
+        dovecot.start()
+        results = {}
+        for name, port, pids in (("ours", ours_port, lambda: [server.pid()]),
+                                 ("dovecot", dovecot.port, lambda: [dovecot.master_pid(), *descendants(dovecot.master_pid())])):
+            print(f"measuring {name} ...", flush=True)
+            results[name] = measure(port, args, n, pids)
+        print("measuring downloads, taking turns ...", flush=True)
+        for name, rate in downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
+            results[name]["download"] = rate
     report(results, args, n, big_count)
 
 

@@ -20,21 +20,20 @@ import os
 import poplib
 import statistics
 import sys
-import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from dovecot import PrivateDovecot  # noqa: E402
-from harness import ServerProcess, free_port, wait_for_port  # noqa: E402
+from harness import ServerProcess  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from shared.config import Config  # noqa: E402
 from shared.model import Adapter  # noqa: E402
 
 # The same user and message shape as the store benchmark beside this file.
-from store import PASSWORD, SMALL, USER, create_bench_user  # noqa: E402
+from peers import ours_beside_dovecot  # noqa: E402
+from store import PASSWORD, SMALL, USER  # noqa: E402
 
 
 def message(i: int) -> bytes:
@@ -107,31 +106,17 @@ def main() -> None:
     parser.add_argument("--retr-runs", type=int, default=3, help="runs of RETR of every message")
     args = parser.parse_args()
     n = args.messages
-    PrivateDovecot.install("pop3")
-
-    with tempfile.TemporaryDirectory(prefix="gw-bench-pop3-") as base:
-        data_dir = os.path.join(base, "groupware")
-        ours_port = free_port()
-        options = {"pop3_listen": f"127.0.0.1:{ours_port}", "log_level": "warning"}
-        password_hash = create_bench_user(options, data_dir)
-        dovecot = PrivateDovecot(os.path.join(base, "dovecot"), "pop3", USER,
-                                 "{ARGON2ID}" + password_hash)
-        server = ServerProcess(data_dir, options).start()
-        try:
-            wait_for_port(ours_port)
-            start = time.perf_counter()
-            fill_ours(server, data_dir, options, n)
-            print(f"appended {n:,} messages through the adapter in {time.perf_counter() - start:.1f} s")
-            dovecot.folder("INBOX", (message(i) for i in range(n)))
-            dovecot.start()
-            results = {}
-            for name, port in (("ours", ours_port), ("dovecot", dovecot.port)):
-                stat_uidl(port, n)  # warm-up: Dovecot builds its index, caches fill
-                results[name] = (median_of(args.runs, stat_uidl, port, n),
-                                 median_of(args.retr_runs, retr_all, port, n))
-        finally:
-            dovecot.stop()
-            server.stop()
+    with ours_beside_dovecot("pop3") as peers:
+        start = time.perf_counter()
+        fill_ours(peers.server, peers.data_dir, peers.options, n)
+        print(f"appended {n:,} messages through the adapter in {time.perf_counter() - start:.1f} s")
+        peers.dovecot.folder("INBOX", (message(i) for i in range(n)))
+        peers.dovecot.start()
+        results = {}
+        for name, port in (("ours", peers.port), ("dovecot", peers.dovecot.port)):
+            stat_uidl(port, n)  # warm-up: Dovecot builds its index, caches fill
+            results[name] = (median_of(args.runs, stat_uidl, port, n),
+                             median_of(args.retr_runs, retr_all, port, n))
 
     ours, theirs = results["ours"], results["dovecot"]
     print(f"login + STAT + UIDL of {n:,} messages (median of {args.runs}): ours {ours[0] * 1000:.0f} ms, "

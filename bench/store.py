@@ -26,7 +26,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
-from harness import ServerProcess, mariadb_database, mysql_options  # noqa: E402
+from harness import ServerProcess, mysql_options, throwaway_mariadb_database  # noqa: E402
 from sqlalchemy import select, update  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
@@ -150,7 +150,7 @@ def storage_call(reactor, fn, *args):
 def run_backend(name: str, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as data_dir:
         if name == "mysql":
-            with mariadb_database("gw_bench") as database:
+            with throwaway_mariadb_database("gw_bench") as database:
                 return _run(data_dir, mysql_options(database), args)
         return _run(data_dir, {}, args)
 
