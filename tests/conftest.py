@@ -4,7 +4,8 @@ gateway environments.
 Two markers choose what a module (or a test) gets:
 - `database_engines("sqlite", "mariadb")`: tests that use a store (`env`, `st`, `database_options`)
   run once per engine, one module-scoped server per engine; without it, on SQLite alone.
-- `gateway_env("imap" | "pop3" | "caldav", tls=..., users=..., **options)`: what `env` starts.
+- `gateway_env("imap" | "pop3" | "caldav", tls=..., users=..., environment=..., **options)`: what `env`
+  starts (`environment`: variables for the IMAP server process).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ ENGINES = ("sqlite", "mariadb")
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "database_engines(*engines): the engines (sqlite, mariadb) a test's store "
                                        "runs on; SQLite alone without it")
-    config.addinivalue_line("markers", "gateway_env(kind, tls=False, users=None, **options): the gateway "
+    config.addinivalue_line("markers", "gateway_env(kind, tls=False, users=None, environment=None, **options): the gateway "
                                        "environment (imap, pop3, caldav) the `env` fixture starts")
 
 
@@ -135,13 +136,16 @@ def env(request: pytest.FixtureRequest, reactor_thread, database_options, tmp_pa
     kind, = marker.args
     options = dict(marker.kwargs)
     tls, users = options.pop("tls", False), options.pop("users", None)
+    environment = options.pop("environment", None)
+    if environment and kind != "imap":
+        raise pytest.UsageError(f"gateway_env: environment= is taken by the imap environment only, not {kind}")
     directory = tmp_path_factory.mktemp(kind)
     options.update(database_options)
     if tls:
         cert, key = self_signed_certificate(directory)
         options.update(ssl_certificate_file=cert, ssl_private_key_file=key)
     if kind == "imap":
-        running = imap_env.running(reactor_thread, directory, options)
+        running = imap_env.running(reactor_thread, directory, options, environment)
     elif kind == "pop3":
         running = pop3_env.running(reactor_thread, directory, options)
     elif kind == "caldav":

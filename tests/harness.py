@@ -131,6 +131,7 @@ class OurProcess:
     def __init__(self, data_dir: str, options: dict[str, str]) -> None:
         self.data_dir = str(data_dir)
         self.options = options
+        self.environment: dict[str, str] = {}  # set in the process's environment besides ours
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
 
@@ -151,7 +152,8 @@ class OurProcess:
         os.makedirs(self.data_dir, exist_ok=True)
         self.prepare()
         stderr = open(self.stderr_path, "ab") if self.stderr_name else subprocess.STDOUT
-        self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                     env={**os.environ, **self.environment})
         if self.stderr_name:
             stderr.close()
         self.output = []

@@ -51,11 +51,14 @@ class Env(DemoSession):
 
 
 @contextlib.contextmanager
-def running(rt, directory, options: dict[str, str] | None = None) -> Iterator[Env]:
+def running(rt, directory, options: dict[str, str] | None = None,
+            environment: dict[str, str] | None = None) -> Iterator[Env]:
     """A `groupware serve` with the demo user under `directory` and an Env on it; with a
-    certificate in `options`, imaps listens too."""
+    certificate in `options`, imaps listens too. `environment` is added to its environment."""
     options = options or {}
-    server = ServerProcess(os.path.join(str(directory), "var"), options, demo=True).start()
+    server = ServerProcess(os.path.join(str(directory), "var"), options, demo=True)
+    server.environment.update(environment or {})
+    server.start()
     try:
         e = Env(rt, server, server.port("imaps") if "ssl_certificate_file" in options else 0)
         yield e
