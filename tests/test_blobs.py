@@ -82,6 +82,21 @@ def test_open_is_seekable_and_reads_in_pieces(store):
         assert f.read(5) == b""
 
 
+def test_a_blob_released_while_it_is_read_is_never_read_short(store):
+    """A save or delete may release a blob a reader has open: an open file keeps its bytes,
+    a database blob whose chunks are gone is NotFound, and neither hands out a short read."""
+    data = os.urandom(2 * CHUNK + 5)
+    key = store.put_bytes(data)
+    with store.open(key) as f:
+        head = f.read(CHUNK)
+        store.delete(key)
+        try:
+            rest = f.read()
+        except NotFound:
+            return
+    assert head + rest == data
+
+
 def test_keys_are_unique(store):
     keys = {store.put_bytes(b"same") for _ in range(20)}
     assert len(keys) == 20

@@ -74,7 +74,10 @@ class DatabaseBlobStore:
     def _chunk(self, key: str, seq: int) -> bytes:
         data = run_in_transaction(self.engine, lambda c: c.execute(
             select(blobs.c.data).where(blobs.c.key == key, blobs.c.seq == seq)).scalar(), write=False)
-        return b"" if data is None else bytes(data)
+        if data is None:
+            # Every chunk below the size exists while the blob does: it was released meanwhile.
+            raise NotFound(f"blob {key} not found")
+        return bytes(data)
 
     def size(self, key: str) -> int:
         count, last = run_in_transaction(self.engine, lambda c: c.execute(
