@@ -71,6 +71,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def non_loopback_address() -> str:
+    """An IPv4 address of this host other than loopback (the one its default route leaves
+    from), for tests of what a client on another host gets."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # picks the route; a datagram socket sends nothing
+            address = sock.getsockname()[0]
+        except OSError:
+            address = ""
+    assert address and not address.startswith("127."), "the test needs a non-loopback IPv4 address on this host"
+    return address
+
+
 def wait_for_port(port: int, timeout: float = READY_TIMEOUT, alive: Callable[[], bool] = lambda: True) -> None:
     """Until something accepts on 127.0.0.1:`port`; TimeoutError (an OSError) after `timeout`
     seconds, or RuntimeError as soon as `alive()` says the process that should listen is gone."""

@@ -16,7 +16,7 @@ import requests
 from caldav_env import (CAL, DAV, CalDAVEnv, event, hrefs, new_calendar, propfind, start_env, sync_collection,
                         todo, xml)
 from certificates import self_signed_certificate
-from harness import ROOT, free_port
+from harness import ROOT, free_port, non_loopback_address
 from raw_clients import read_until_quiet
 from waiting import wait_until
 
@@ -447,19 +447,8 @@ def test_concurrent_clients(env):
     assert not errors
 
 
-def _non_loopback_address() -> str | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))
-            address = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if address.startswith("127.") else address
-
-
 def test_https_listener_and_no_basic_auth_over_plain_http_from_other_hosts(tmp_path):
-    address = _non_loopback_address()
-    assert address, "the test needs one non-loopback IPv4 address on this host"
+    address = non_loopback_address()
     cert, key = self_signed_certificate(tmp_path)
     plain, tls = free_port(), free_port()
     e = start_env(str(tmp_path / "var"), {"ical_listen": f"127.0.0.1:0 {address}:{plain}",

@@ -5,12 +5,11 @@ import base64
 import imaplib
 import os
 import socket
-import subprocess
 import time
 
 import pytest
 
-from harness import ServerProcess
+from harness import ServerProcess, non_loopback_address
 from imap_env import MESSAGE, Env, standalone, stop
 from raw_clients import RawIMAP, tls_context
 from waiting import wait_until
@@ -194,13 +193,6 @@ def test_failed_logins_off_loopback_are_slowed_down(env, tmp_path):
         raw.close()
     finally:
         stop(proc)
-
-
-def non_loopback_address() -> str:
-    address = next((a for a in subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
-                    if "." in a and not a.startswith("127.")), None)
-    assert address, "the test needs a non-loopback IPv4 address"
-    return address
 
 
 # -- mailboxes -----------------------------------------------------------------------------
