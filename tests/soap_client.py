@@ -195,6 +195,15 @@ class SoapClient:
         self.session_id = codec.field(answer, "sessionId")
         return answer
 
+    def inbox_id(self) -> int:
+        return inbox_of(self.call("listFolders"))
+
+
+def inbox_of(list_folders_answer: etree._Element) -> int:
+    """The id of the inbox in a listFolders answer."""
+    return next(int(codec.field(f, "id")) for f in list_folders_answer.iterchildren(codec.gw("folder"))
+                if codec.field(f, "role") == "inbox")
+
 
 def caldav_soap(server, user: str) -> SoapClient:
     """`user` (one of harness.USERS) logged on to `server` (a harness.StoreProcess) as the CalDAV

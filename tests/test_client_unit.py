@@ -28,6 +28,7 @@ from shared.errors import NotFound, TooLarge, Unavailable
 from certificates import make_ca_and_server_cert
 from harness import USERS, StoreProcess
 from reactor_thread import ReactorThread
+from soap_client import inbox_of
 from waiting import wait_until
 
 MAX_MESSAGE = 9 * 1024 * 1024  # over the 8 MB stream of the back-pressure test
@@ -145,9 +146,7 @@ def whoami(session_id: str) -> list[tuple[str, str]]:
 
 
 def inbox_id(rt: ReactorThread, client: StoreClient, session_id: str) -> int:
-    folders = rt.call(client.call, "listFolders", whoami(session_id))
-    return next(int(codec.field(f, "id")) for f in folders.iterchildren(codec.gw("folder"))
-                if codec.field(f, "role") == "inbox")
+    return inbox_of(rt.call(client.call, "listFolders", whoami(session_id)))
 
 
 def message_of_size(size: int) -> bytes:

@@ -185,8 +185,7 @@ def test_wrong_namespace(server, session):
 @pytest.mark.parametrize("depth", [40, 100000])
 def test_deeply_nested_restriction(server, session, depth):
     restriction = "<gw:not>" * depth + "<gw:uids>1</gw:uids>" + "</gw:not>" * depth
-    inbox = next(int(codec.field(f, "id")) for f in session.call("listFolders").iterchildren(codec.gw("folder"))
-                 if codec.field(f, "role") == "inbox")
+    inbox = session.inbox_id()
     body = envelope(f"<gw:queryRows><gw:sessionId>{session.session_id}</gw:sessionId>"
                     f"<gw:folderId>{inbox}</gw:folderId><gw:columns>uid</gw:columns>"
                     f"<gw:restriction>{restriction}</gw:restriction></gw:queryRows>")

@@ -111,8 +111,7 @@ def test_notifier_wakes_times_out_and_forgets_cancelled_waiters():
 def test_hanging_up_during_a_long_poll_frees_the_server(server):
     soap = SoapClient(server.connect("unix"))
     soap.logon("alice", USERS["alice"])
-    inbox = next(int(codec.field(f, "id")) for f in soap.call("listFolders").iterchildren(codec.gw("folder"))
-                 if codec.field(f, "role") == "inbox")
+    inbox = soap.inbox_id()
     _, data = codec.request("waitForChanges", [
         ("sessionId", soap.session_id),
         ("watch", codec.element("watch", folderId=str(inbox), modseq="1000000")), ("timeout", 300)])

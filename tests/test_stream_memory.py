@@ -60,8 +60,7 @@ def test_fifty_megabytes_through_the_side_channel(server):
     message = big_message()
     soap = SoapClient(server.connect("tcp"))
     soap.logon("alice", USERS["alice"])
-    inbox = next(int(codec.field(f, "id")) for f in soap.call("listFolders").iterchildren(codec.gw("folder"))
-                 if codec.field(f, "role") == "inbox")
+    inbox = soap.inbox_id()
     pid = server.proc.pid
 
     rss = PeakRSS(pid)
