@@ -17,9 +17,14 @@ def start_store_server(data_dir: str, options: dict[str, str] | None = None) -> 
     return StoreProcess(data_dir, {"log_level": "warning", **(options or {})}, STORE_USERS, STORE_FEATURES).start()
 
 
-def make_adapter(rt, srv) -> Adapter:
+def make_adapter(rt, srv, **options: str) -> Adapter:
     """An adapter on `srv`'s (a harness.StoreProcess) UNIX socket, made on the reactor thread."""
-    cfg = Config({"server_socket": srv.socket_path, "server_connections": "4"}, srv.data_dir)
+    return adapter_on(rt, srv.socket_path, srv.data_dir, **options)
+
+
+def adapter_on(rt, socket_path: str, data_dir: str, **options: str) -> Adapter:
+    """An adapter on the store server at `socket_path` (which may be absent), with `options`."""
+    cfg = Config({"server_socket": socket_path, "server_connections": "4", **options}, data_dir)
     return rt.call(Adapter, cfg, rt.reactor)
 
 

@@ -10,11 +10,9 @@ from zope.interface import directlyProvides
 
 import shared.localstream
 from shared import codec
-from shared.config import Config
 from shared.errors import Unavailable
 from shared.localstream import StreamHref
-from shared.model import Adapter
-from adapter_client import PASSWORD, STORE_FEATURES, STORE_USERS, fresh_folder, message
+from adapter_client import PASSWORD, STORE_FEATURES, STORE_USERS, fresh_folder, make_adapter, message
 from harness import StoreProcess, free_port
 
 
@@ -25,11 +23,6 @@ def server(tmp_path_factory):
                        STORE_USERS, STORE_FEATURES).start()
     yield srv
     srv.stop()
-
-
-def adapter_for(rt, srv, **options):
-    cfg = Config({"server_socket": srv.socket_path, "server_connections": "2", **options}, srv.data_dir)
-    return rt.call(Adapter, cfg, rt.reactor)
 
 
 def sources(n: int) -> list[bytes]:
@@ -56,8 +49,8 @@ def read(rt, folder, href, start=None, end=None) -> bytes:
 
 def test_a_local_caller_reads_the_files_and_gets_the_same_bytes(reactor_thread, server):
     rt = reactor_thread
-    local = adapter_for(rt, server)
-    remote = adapter_for(rt, server, server_socket="tcp:" + server.options["server_listen"])
+    local = make_adapter(rt, server, server_connections="2")
+    remote = make_adapter(rt, server, server_socket="tcp:" + server.options["server_listen"], server_connections="2")
     try:
         texts, folder, href = filled(rt, local, "Local", 40)
         whole = b"".join(texts)
@@ -82,7 +75,7 @@ def test_a_local_caller_reads_the_files_and_gets_the_same_bytes(reactor_thread, 
         assert type(href) is str and read(rt, rfolder, href) == whole
 
         # Switched off, a local caller is not given them either.
-        off = adapter_for(rt, server, server_blob_files="no")
+        off = make_adapter(rt, server, server_blob_files="no", server_connections="2")
         osession = rt.call(off.logon, "alice", PASSWORD, "imap", "192.0.2.1")
         ofolder = next(f for f in rt.call(osession.store().folders) if f.name == "Local")
         href, _ = rt.call(ofolder.open_sources, "1:*")
@@ -95,7 +88,7 @@ def test_a_local_caller_reads_the_files_and_gets_the_same_bytes(reactor_thread, 
 
 def test_a_file_that_cannot_be_read_hands_the_rest_to_the_store(reactor_thread, server, monkeypatch):
     rt = reactor_thread
-    adapter = adapter_for(rt, server)
+    adapter = make_adapter(rt, server, server_connections="2")
     try:
         texts, folder, href = filled(rt, adapter, "Denied", 12)
         denied = href.paths[5]
@@ -126,7 +119,7 @@ def test_a_file_that_cannot_be_read_hands_the_rest_to_the_store(reactor_thread, 
 
 def test_a_paused_consumer_pauses_the_files(reactor_thread, server):
     rt = reactor_thread
-    adapter = adapter_for(rt, server)
+    adapter = make_adapter(rt, server, server_connections="2")
     try:
         texts, folder, href = filled(rt, adapter, "Paused", 30)
 

@@ -14,18 +14,12 @@ from shared.config import Config
 from shared.features import CALDAV, FEATURES, IMAP, POP3
 from shared.login import (ClientLogin, LoginRefused, LoginService, Outcome, is_loopback,
                           plaintext_login_allowed)
-from shared.model import Adapter
 
 # The store server (the `store_server` fixture) and its users: alice, bob, and carol with POP3 switched off.
-from adapter_client import PASSWORD, start_store_server
+from adapter_client import PASSWORD, adapter_on, make_adapter, start_store_server
 from reactor_thread import ReactorThread
 
 ATTACKER = "192.0.2.66"
-
-
-def make_adapter(rt: ReactorThread, socket: str, data_dir: str, **options: str) -> Adapter:
-    cfg = Config({"server_socket": socket, "server_connections": "2", **options}, data_dir)
-    return rt.call(Adapter, cfg, rt.reactor)
 
 
 def make_guard(rt: ReactorThread, **options: str) -> AuthGuard:
@@ -36,7 +30,7 @@ def make_guard(rt: ReactorThread, **options: str) -> AuthGuard:
 
 @pytest.fixture
 def adapter(reactor_thread, store_server):
-    a = make_adapter(reactor_thread, store_server.socket_path, store_server.data_dir)
+    a = make_adapter(reactor_thread, store_server)
     yield a
     reactor_thread.call(a.close)
 
@@ -99,7 +93,7 @@ def test_feature_switched_off_for_the_user_is_disabled_not_a_bad_password(reacto
 
 
 def test_feature_switched_off_on_the_gateway_host(reactor_thread, store_server):
-    adapter = make_adapter(reactor_thread, store_server.socket_path, store_server.data_dir, disabled_features=CALDAV)
+    adapter = make_adapter(reactor_thread, store_server, disabled_features=CALDAV)
     try:
         guard = make_guard(reactor_thread)
         refused = refusal(reactor_thread, LoginService(adapter, guard, CALDAV), "alice")
@@ -111,7 +105,7 @@ def test_feature_switched_off_on_the_gateway_host(reactor_thread, store_server):
 
 def test_feature_switched_off_server_wide(reactor_thread, tmp_path):
     srv = start_store_server(str(tmp_path), {"disabled_features": IMAP})
-    adapter = make_adapter(reactor_thread, srv.socket_path, srv.data_dir)
+    adapter = make_adapter(reactor_thread, srv)
     try:
         guard = make_guard(reactor_thread)
         assert refusal(reactor_thread, LoginService(adapter, guard, IMAP), "alice").outcome is Outcome.DISABLED
@@ -138,7 +132,7 @@ def test_banned_address_is_refused_even_with_the_right_password(reactor_thread, 
 
 def test_store_outage_is_unavailable_and_never_counted(reactor_thread, tmp_path, caplog):
     caplog.set_level(logging.INFO)
-    adapter = make_adapter(reactor_thread, os.path.join(tmp_path, "absent.sock"), str(tmp_path))
+    adapter = adapter_on(reactor_thread, os.path.join(tmp_path, "absent.sock"), str(tmp_path))
     try:
         guard = make_guard(reactor_thread)
         service = LoginService(adapter, guard, CALDAV)
