@@ -8,15 +8,13 @@ import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import event
 
 from gateways.caldav import multiget
-from server.blobs import FileBlobStore
 from server.soap.tables import read_inline
-from server.storage import Storage
 from shared import codec
 from shared.errors import BadRequest, NotFound
 from caldav_env import CAL, DAV, event as vevent, new_calendar, xml
+from query_plans import planned, sqlite_calendar
 from soap_client import caldav_soap
 
 pytestmark = pytest.mark.gateway_env("caldav")
@@ -42,29 +40,12 @@ def test_get_items_by_name_returns_the_named_items_in_uid_order(server):
 
 
 def test_items_by_name_searches_the_name_index(tmp_path):
-    st = Storage("sqlite:///" + str(tmp_path / "store.db"), FileBlobStore(str(tmp_path / "blobs"), fsync=False))
-    st.migrate()
-    try:
-        user = st.create_user("dave", "hash", "Dave", "dave@example.org")
-        folder = st.create_folder(user["store_id"], None, "Big", "calendar")["id"]
-        for i in range(300):
-            st.save_calendar_item(folder, f"e{i}.ics", f"k{i}", 10, {"icalUid": f"e{i}", "etag": f'"{i}"'})
-        statements: list[tuple[str, object]] = []
-
-        def seen(conn, cursor, statement, parameters, context, executemany):
-            statements.append((statement, parameters))
-        event.listen(st.engine, "before_cursor_execute", seen)
-        try:
-            table = st.items_by_name(folder, ["e250.ics", "e3.ics", "nope.ics"], ["name", "etag"])
-        finally:
-            event.remove(st.engine, "before_cursor_execute", seen)
+    with sqlite_calendar(tmp_path) as (st, folder):
+        table, statements = planned(st, lambda: st.items_by_name(folder, ["e250.ics", "e3.ics", "nope.ics"],
+                                                                 ["name", "etag"]))
         assert table == {"name": ["e3.ics", "e250.ics"], "etag": ['"3"', '"250"']}
-        with st.engine.connect() as conn:
-            plans = [row[-1] for statement, parameters in statements if "FROM items" in statement
-                     for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+        plans = [p for statement, lines in statements if "FROM items" in statement for p in lines]
         assert plans and all("ix_items_folder_name" in p for p in plans), plans
-    finally:
-        st.close()
 
 
 def test_multiget_get_and_delete_by_name(env):

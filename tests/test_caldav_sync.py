@@ -7,13 +7,11 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from sqlalchemy import event
 
 from gateways.caldav import sync
-from server.blobs import FileBlobStore
-from server.storage import Storage
 from shared import codec
 from shared.errors import NotFound
+from query_plans import planned, sqlite_calendar
 from soap_client import caldav_soap, schema
 from caldav_env import DAV, event as vevent, hrefs, new_calendar, sync_collection, xml
 
@@ -60,36 +58,16 @@ def test_get_changed_items_returns_changed_rows_with_their_columns_and_deleted_n
 
 
 def test_changed_items_reads_only_the_changes_through_the_modseq_indexes(tmp_path):
-    st = Storage("sqlite:///" + str(tmp_path / "store.db"), FileBlobStore(str(tmp_path / "blobs"), fsync=False))
-    st.migrate()
-    try:
-        user = st.create_user("carol", "hash", "Carol", "carol@example.org")
-        folder = st.create_folder(user["store_id"], None, "Big", "calendar")["id"]
-        for i in range(300):
-            st.save_calendar_item(folder, f"e{i}.ics", f"k{i}", 10, {"icalUid": f"e{i}", "etag": f'"{i}"'})
+    with sqlite_calendar(tmp_path) as (st, folder):
         since = st.changed_items(folder, 0, ["uid"])["highestmodseq"]
         st.save_calendar_item(folder, "e7.ics", "k7b", 10, {"icalUid": "e7", "etag": '"7b"'})
-        statements: list[tuple[str, object]] = []
-
-        def seen(conn, cursor, statement, parameters, context, executemany):
-            statements.append((statement, parameters))
-        event.listen(st.engine, "before_cursor_execute", seen)
-        try:
-            result = st.changed_items(folder, since, ["name", "etag"])
-        finally:
-            event.remove(st.engine, "before_cursor_execute", seen)
+        result, statements = planned(st, lambda: st.changed_items(folder, since, ["name", "etag"]))
         assert result["changed"] == {"name": ["e7.ics"], "etag": ['"7b"']}
-        plans = []
-        with st.engine.connect() as conn:
-            for statement, parameters in statements:
-                if statement.lstrip().upper().startswith("SELECT"):
-                    plans += [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+        plans = [p for _, lines in statements for p in lines]
         # Every table is searched by an index, none read in full.
         assert plans and not [p for p in plans if p.startswith("SCAN")], plans
         assert any("ix_items_folder_modseq" in p for p in plans), plans
         assert any("ix_tombstones_folder_modseq" in p for p in plans), plans
-    finally:
-        st.close()
 
 
 # -- the CalDAV answer --------------------------------------------------------------
