@@ -146,6 +146,7 @@ OPTIONS: dict[str, Option] = {
         pop3s_listen=typed("listen", "*:995"),
         pop3_max_line=number("8192"),
         pop3_timeout=number("600"),
+        pop3_login_timeout=number("60"),
         pop3_read_ahead=size("256k"),
         auth_failure_delay=seconds("2"),
         auth_max_delay=seconds("15"),

@@ -7,6 +7,7 @@ import os
 import poplib
 import socket
 import ssl
+import time
 
 import pytest
 
@@ -146,6 +147,23 @@ def test_idle_timeout_closes_and_deletes_nothing(env):
             p.stat()
         p.close()
     assert env.uids() == uids
+
+
+@NOT_STORE_BOUND
+def test_a_silent_connection_is_closed_after_the_login_timeout_and_a_session_after_the_idle_one(env):
+    with standalone_pop3(env, pop3_login_timeout="1", pop3_timeout="30") as port:
+        started = time.monotonic()
+        p = poplib.POP3("127.0.0.1", port, timeout=20)
+        while p.file.readline():  # until the gateway hangs up after pop3_login_timeout
+            pass
+        assert time.monotonic() - started < 15
+        p.close()
+        p = poplib.POP3("127.0.0.1", port, timeout=20)
+        p.user("demo")
+        p.pass_(env.password)
+        time.sleep(2)  # longer than the login timeout: once logged in, only pop3_timeout applies
+        assert p.noop().startswith(b"+OK")
+        p.quit()
 
 
 def test_stat_list_uidl_retr_are_byte_exact(env):

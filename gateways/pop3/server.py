@@ -71,7 +71,7 @@ class POP3Server(pop3.POP3):
             self.transport.setTcpNoDelay(True)  # Nagle costs ~40 ms per pipelined reply
         except Exception:  # noqa: BLE001  (not a TCP socket)
             pass
-        self.setTimeout(factory.timeout)
+        self.setTimeout(self.idle_timeout())
         self.send(b"+OK groupware POP3 server ready.")
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
@@ -88,6 +88,10 @@ class POP3Server(pop3.POP3):
             session, self.session = self.session, None
             session.logoff()
         self.maildrop = None
+
+    def idle_timeout(self) -> int:
+        """Seconds of silence allowed: short before login, so idle strangers hold no connection."""
+        return self.factory.timeout if self.session is not None else self.factory.login_timeout
 
     def timeoutConnection(self) -> None:
         self.send(b"-ERR Disconnected for inactivity.")
@@ -166,8 +170,8 @@ class POP3Server(pop3.POP3):
         self.busy = False
         if self.closed:
             return
-        # setTimeout(None) above also forgot the period: take it from the factory again.
-        self.setTimeout(self.factory.timeout)
+        # setTimeout(None) above also forgot the period: take it again.
+        self.setTimeout(self.idle_timeout())
         while self.queue and not self.busy and not self.closed:
             self.run(self.queue.popleft())
         if self.reading_paused and len(self.queue) < MAX_QUEUED_LINES // 2:

@@ -26,6 +26,7 @@ class POP3Factory(ConnectionFactory):
         self.max_line = cfg.get_int("pop3_max_line")
         self.read_ahead = cfg.get_size("pop3_read_ahead")
         self.timeout = cfg.get_int("pop3_timeout")
+        self.login_timeout = cfg.get_int("pop3_login_timeout")
 
 
 class POP3Service(GatewayService):
