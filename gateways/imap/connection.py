@@ -44,8 +44,8 @@ from gateways.imap.grammar import ParseError, parse_command
 from gateways.imap.grammar import writer as w
 from gateways.imap.keywords import announce_in_use
 from gateways.imap.output import ResponseWriter
-from shared.errors import (Conflict, Forbidden, GroupwareError, NotFound, Quota, SessionInvalid, TooLarge,
-                           Unavailable)
+from shared.errors import (BadRequest, Conflict, Forbidden, GroupwareError, NotFound, Quota, SessionInvalid,
+                           TooLarge, Unavailable)
 
 log = logging.getLogger("gateways.imap")
 
@@ -75,6 +75,10 @@ def failure_reply(failure: Failure, name: str) -> Reply:
     for fault, reply in STORE_FAULT_REPLIES:
         if failure.check(fault):
             return reply
+    if failure.check(BadRequest):
+        # The store refused what the client asked for (a name it cannot hold, say): the
+        # client's doing, which it can never retry with success, not our bug.
+        return Reply("NO", f"{failure.value.message[:200]}.", "CANNOT")
     if failure.check(GroupwareError):
         log.warning("imap %s failed: %s", name, failure.getErrorMessage())
     else:
