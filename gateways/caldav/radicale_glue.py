@@ -89,6 +89,21 @@ def simplify_prefilters(filters: Iterable[Any], tag: str) -> tuple[str | None, i
     return radicale_filter.simplify_prefilters(filters, tag)
 
 
+class _Application(Application):
+    """Radicale, refusing request bodies with an element outside every namespace: WebDAV names
+    properties by namespace and local name (RFC 4918 §4.3), and Radicale's tag helpers fail
+    on anything else, which would answer 500 instead of 400."""
+
+    def _read_xml_request_body(self, environ: Any, request_info: dict) -> Any:
+        xml = super()._read_xml_request_body(environ, request_info)
+        if xml is not None:
+            for element in xml.iter():
+                if not isinstance(element.tag, str) or not element.tag.startswith("{"):
+                    # Radicale answers a RuntimeError from here with 400 Bad Request.
+                    raise RuntimeError(f"XML element without a namespace: {str(element.tag)[:100]!r}")
+        return xml
+
+
 def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
                      rights: Callable[[Any], Any], max_content_length: int,
                      realm: str) -> Application:
@@ -109,4 +124,4 @@ def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
         "hook": {"type": "none"},
         "logging": {"mask_passwords": "True"},
     }, "groupware", privileged=True)
-    return Application(configuration)
+    return _Application(configuration)
