@@ -114,6 +114,14 @@ def test_files_layout_and_no_leftovers(tmp_path):
         fs.delete(bad)
 
 
+def test_file_blobs_are_the_store_users_alone(tmp_path):
+    store = FileBlobStore(str(tmp_path / "att"), fsync=False)
+    key = store.put_bytes(b"Subject: private\r\n\r\nmail\r\n")
+    path = store._path(key)
+    for place in (store.root, os.path.dirname(os.path.dirname(path)), os.path.dirname(path), path):
+        assert os.stat(place).st_mode & 0o077 == 0, (place, oct(os.stat(place).st_mode))
+
+
 def test_files_put_file_across_filesystems(tmp_path, monkeypatch):
     fs = FileBlobStore(str(tmp_path / "att"))
     src = tmp_path / "in.tmp"

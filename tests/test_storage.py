@@ -63,6 +63,18 @@ def test_database_url_from_config(tmp_path):
     assert "unix_socket=%2Frun%2Fmysqld.sock" in url or "unix_socket=/run/mysqld.sock" in url
 
 
+def test_a_new_sqlite_database_is_the_store_users_alone(tmp_path):
+    path = tmp_path / "private" / "store.db"
+    st = Storage("sqlite:///" + str(path), None)
+    try:
+        st.migrate()
+        st.create_user("modes", "h")
+        for name in os.listdir(path.parent):  # the database and its -wal / -shm files
+            assert os.stat(path.parent / name).st_mode & 0o077 == 0, (name, oct(os.stat(path.parent / name).st_mode))
+    finally:
+        st.close()
+
+
 def test_user_lifecycle(st):
     name = "alice" + secrets.token_hex(3)
     u = st.create_user(name, "h1", "Alice", "alice@example.com")

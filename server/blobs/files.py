@@ -35,13 +35,24 @@ def _subdirs(path: str) -> list[str]:
         return []
 
 
+
+def _private_directory(path: str) -> None:
+    """`path` made if missing, readable by the store's user alone (other local users must
+    not read mail); `os.makedirs` gives its mode to the last level only, so one level a call."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, 0o700, exist_ok=True)
+
 class FileBlobStore:
     """One file per blob. Keys are random hex, so nothing else ever writes the same path."""
 
     def __init__(self, root: str, fsync: bool = True) -> None:
         self.root = os.path.abspath(root)
         self.fsync = fsync
-        os.makedirs(self.root, exist_ok=True)
+        _private_directory(self.root)
         # Shard directories known to exist: saves a failing mkdir per blob.
         self._dirs: set[str] = set()
 
@@ -64,7 +75,8 @@ class FileBlobStore:
         path = self._path(key)
         directory = os.path.dirname(path)
         if directory not in self._dirs:
-            os.makedirs(directory, exist_ok=True)
+            _private_directory(os.path.dirname(directory))
+            _private_directory(directory)
             self._dirs.add(directory)
         return key, path
 

@@ -75,6 +75,12 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(u) -> Engine:
     if u.database and u.database != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(u.database)), exist_ok=True)
+        # A new database file is the store user's alone; SQLite gives its -wal and -shm
+        # files the database file's permissions.
+        try:
+            os.close(os.open(os.path.abspath(u.database), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError:
+            pass  # there already, or not to be made here: opening it says what is wrong
     engine = create_engine(
         u, pool_size=10, max_overflow=20, pool_timeout=60,
         connect_args={"timeout": 60, "check_same_thread": False},
