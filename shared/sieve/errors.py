@@ -1,0 +1,26 @@
+"""Errors of the Sieve engine (RFC 5228 §2.10.6)."""
+from __future__ import annotations
+
+
+class SieveError(Exception):
+    """A script that cannot run: a syntax, validation or limit error at a known line."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message, line)
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+class SieveRuntimeError(Exception):
+    """A problem met while a compiled script runs; the message is kept (RFC 5228 §2.10.6)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        super().__init__(message, line)
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
