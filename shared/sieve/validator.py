@@ -113,6 +113,13 @@ class Validator:
     def _tests(self, node: Node, source: Command | Test) -> None:
         spec = node.spec
         count = len(source.tests)
+        if spec.tests == "none" and count and not source.test_list:
+            stray = source.tests[0]
+            if isinstance(source, Command):
+                raise SieveError(f"expected ';' after '{spec.name}', found '{stray.name}'",
+                                 stray.line)
+            raise SieveError(f"'{spec.name}' takes no test, but '{stray.name}' follows it",
+                             stray.line)
         if spec.tests == "none" and (count or source.test_list):
             raise SieveError(f"'{spec.name}' takes no test", node.line)
         if spec.tests == "one" and (count != 1 or source.test_list):

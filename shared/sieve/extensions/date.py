@@ -87,9 +87,13 @@ def run_date(runtime: Runtime, node: Node) -> bool:
     header, part_name, keys = node.positional
     part = _part(runtime, node, str(part_name))
     zone = _target_zone(runtime, node)
-    fields = runtime.select_fields(node, runtime.message.header(runtime.expand(str(header))))
+    name = runtime.expand(str(header)).lower()
+    fields = runtime.select_fields(node, runtime.message.header(name))
     values = []
     for field in fields:
+        if name == "received":
+            # RFC 5260 §4.1: a Received field's date follows its last semicolon.
+            field = field.rpartition(";")[2]
         moment = parse_date(field)
         if moment is None:
             continue
