@@ -121,6 +121,7 @@ class Runtime:
         key = _mailbox_key(mailbox)
         earlier = self.fileinto.get(key)
         if earlier is not None:
+            mailbox = earlier.mailbox
             flags = tuple(dict.fromkeys((*earlier.flags, *flags)))
             create = create or earlier.create
         self.fileinto[key] = FileInto(mailbox, flags, create)
