@@ -6,6 +6,7 @@ import email
 import email.policy
 import email.utils
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from email.message import EmailMessage
 
 from shared.sieve.message import MessageView, split_address
@@ -79,7 +80,9 @@ def _body(reply: EmailMessage, vacation: Vacation) -> None:
         reply.set_payload(entity.get_payload())
         if entity.get_content_type() != "text/plain" or "content-type" in entity:
             return
-    reply.set_content(vacation.reason, charset="utf-8")
+    # Quoted-printable keeps the reply 7-bit for relays without 8BITMIME.
+    encoding = None if vacation.reason.isascii() else "quoted-printable"
+    reply.set_content(vacation.reason, charset="utf-8", cte=encoding)
 
 
 def vacation_reply(vacation: Vacation, message: bytes, envelope: Envelope,
@@ -105,8 +108,8 @@ def vacation_reply(vacation: Vacation, message: bytes, envelope: Envelope,
     reply["To"] = sender
     original_subject = _one_line(" ".join(view.header("subject")))
     reply["Subject"] = _one_line(vacation.subject) if vacation.subject is not None \
-        else f"Auto: {original_subject}"
-    reply["Date"] = email.utils.formatdate(localtime=False)
+        else f"Auto: {original_subject}".rstrip()
+    reply["Date"] = email.utils.format_datetime(datetime.now(timezone.utc))
     domain = split_address(_normalized(vacation.from_ and email.utils.parseaddr(
         vacation.from_)[1] or recipient))[1] or "localhost"
     reply["Message-ID"] = email.utils.make_msgid(domain=domain)
