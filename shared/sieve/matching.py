@@ -68,6 +68,25 @@ def _segment_length(segment: list[object]) -> int:
     return sum(1 if item is ANY else len(str(item)) for item in segment)
 
 
+def _find_segment(folded: str, value: str, start: int,
+                  segment: list[object]) -> tuple[int, list[str]] | None:
+    """The leftmost position from `start` where `segment` matches, and its captures."""
+    length = _segment_length(segment)
+    anchor = next((item for item in segment if isinstance(item, str)), None)
+    while start + length <= len(folded):
+        if anchor is not None and anchor is segment[0]:
+            # str.find skips ahead to the literal start in C.
+            found = folded.find(anchor, start)
+            if found < 0:
+                return None
+            start = found
+        captures = _segment_at(folded, value, start, segment)
+        if captures is not None:
+            return start, captures
+        start += 1
+    return None
+
+
 def glob_match(value: str, pattern: str, comparator: Comparator) -> list[str] | None:
     """Match `value` against a :matches pattern; the wildcard captures or None."""
     folded = comparator.fold(value)
@@ -91,14 +110,10 @@ def glob_match(value: str, pattern: str, comparator: Comparator) -> list[str] | 
     *middle, last = middle_and_last
     for segment in middle:
         length = _segment_length(segment)
-        start = position
-        while True:
-            if start + length > len(folded):
-                return None
-            found = _segment_at(folded, value, start, segment)
-            if found is not None:
-                break
-            start += 1
+        placed = _find_segment(folded, value, position, segment)
+        if placed is None:
+            return None
+        start, found = placed
         captures.append(value[position:start])
         captures.extend(found)
         position = start + length
@@ -138,7 +153,7 @@ def match_matches(runtime: Runtime, comparator: Comparator, values: Sequence[str
                   keys: Sequence[str], argument: object) -> bool:
     for value in values:
         for key in keys:
-            runtime.step(1 + len(value) // 256)
+            runtime.step(1 + len(value) // 64)
             captures = glob_match(value, key, comparator)
             if captures is not None:
                 runtime.set_match_variables([value, *captures])
