@@ -65,7 +65,7 @@ def test_parse_tree():
     assert parse("size :over 1K;", 4)[0].arguments[1] == Number(1024, 1)
 
 
-@pytest.mark.parametrize("script,line,words", [
+SYNTAX_ERRORS = [
     ('keep', 1, "expected ';'"),
     ('keep;\n\nif true {\n  stop;\n', 5, "'}'"),
     ('require "fileinto";\nfileinto "a"\nkeep;', 3, "expected ';'"),
@@ -80,16 +80,9 @@ def test_parse_tree():
     ('if header :is ["a", ] "b" { keep; }', 1, "expected a string"),
     ('size :over 99999999999999999999G;', 1, "too large"),
     ('size :over 12abc;', 1, "bad number"),
-])
-def test_syntax_errors_name_their_line(script, line, words):
-    with pytest.raises(SieveError) as caught:
-        compile_script(script)
-    assert caught.value.line == line
-    assert words in caught.value.message
-    assert str(caught.value).startswith(f"line {line}: ")
+]
 
-
-@pytest.mark.parametrize("script,line,words", [
+VALIDATION_ERRORS = [
     ('keep;\nfileinto "x";', 2, "needs require \"fileinto\""),
     ('require "frobnicate";', 1, "unsupported capability"),
     ('keep;\nrequire "fileinto";', 2, "before every other command"),
@@ -125,12 +118,16 @@ def test_syntax_errors_name_their_line(script, line, words):
     ('keep "x";', 1, "takes nothing"),
     ('if true { keep; }\nif not { keep; }', 2, "exactly one test"),
     ('if true (false) { keep; }', 1, "'true' takes no test"),
-])
-def test_validation_errors_name_their_line(script, line, words):
+]
+
+
+@pytest.mark.parametrize("script,line,words", SYNTAX_ERRORS + VALIDATION_ERRORS)
+def test_errors_name_their_line(script, line, words):
     with pytest.raises(SieveError) as caught:
         compile_script(script)
     assert caught.value.line == line, caught.value
     assert words in caught.value.message, caught.value
+    assert str(caught.value).startswith(f"line {line}: ")
 
 
 def test_identifiers_and_tags_are_case_insensitive():
@@ -151,3 +148,7 @@ def test_bytes_must_be_utf8():
         compile_script(b'keep;\n# \xff\n')
     assert caught.value.line == 2
     compile_script('# caf\u00e9\nkeep;'.encode())
+    with pytest.raises(SieveError, match="not valid UTF-8") as caught:
+        compile_script('keep;\n\n"\udcff";')
+    assert caught.value.line == 3
+    compile_script("\ufeffkeep;".encode())

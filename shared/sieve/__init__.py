@@ -25,11 +25,17 @@ def compile_script(text: str | bytes, limits: SieveLimits | None = None) -> Scri
         except UnicodeDecodeError as error:
             line = text[:error.start].count(b"\n") + 1
             raise SieveError("script is not valid UTF-8", line) from None
-    size = len(text.encode("utf-8", "surrogatepass"))
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise SieveError("script is not valid UTF-8", text[:error.start].count("\n") + 1) \
+            from None
+    size = len(encoded)
     if size > limits.max_script_size:
-        line = text.encode("utf-8", "surrogatepass")[:limits.max_script_size].count(b"\n") + 1
+        line = encoded[:limits.max_script_size].count(b"\n") + 1
         raise SieveError(f"script is {size} bytes, more than the limit of "
                          f"{limits.max_script_size}", line)
+    text = text.removeprefix("\ufeff")   # a byte order mark some editors write
     try:
         return Validator(registry(), limits).validate(parse(text, limits.max_nesting))
     except RecursionError:

@@ -27,7 +27,9 @@ Argument = Tag | StringList | Number
 
 
 @dataclass
-class Test:
+class Invocation:
+    """What commands and tests share: a name, arguments and nested tests."""
+
     name: str
     line: int
     arguments: list[Argument] = field(default_factory=list)
@@ -36,10 +38,10 @@ class Test:
 
 
 @dataclass
-class Command:
-    name: str
-    line: int
-    arguments: list[Argument] = field(default_factory=list)
-    tests: list[Test] = field(default_factory=list)
-    test_list: bool = False
+class Test(Invocation):
+    pass
+
+
+@dataclass
+class Command(Invocation):
     block: list[Command] | None = None
