@@ -226,6 +226,13 @@ def test_duplicate_targets_collapse():
     assert outcome.redirects == ["x@y.example"]
 
 
+def test_keep_and_fileinto_inbox_store_once():
+    """RFC 5228 §2.10.3."""
+    outcome = run('require ["fileinto", "imap4flags"]; fileinto :flags "a" "inbox"; '
+                  'keep :flags "b";')
+    assert outcome.keep is True and outcome.fileinto == [] and outcome.keep_flags == ("b", "a")
+
+
 def test_redirect_to_a_computed_bad_address_is_a_runtime_error():
     outcome = run('require "variables"; set "to" "nobody"; redirect "${to}";')
     assert outcome.keep is True and outcome.redirects == []

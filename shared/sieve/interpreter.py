@@ -163,12 +163,16 @@ class Runtime:
         self.vacation = vacation
 
     def outcome(self) -> Outcome:
+        """RFC 5228 §2.10.3: keep and fileinto "INBOX" together store the message once."""
         keep = self.explicit_keep is not None or self.implicit_keep
+        targets = dict(self.fileinto)
         if self.explicit_keep is not None:
-            keep_flags = self.explicit_keep
+            inbox = targets.pop("INBOX", None)
+            extra = inbox.flags if inbox is not None else ()
+            keep_flags = tuple(dict.fromkeys((*self.explicit_keep, *extra)))
         else:
             keep_flags = tuple(self.flags) if keep else ()
-        return Outcome(keep=keep, keep_flags=keep_flags, fileinto=list(self.fileinto.values()),
+        return Outcome(keep=keep, keep_flags=keep_flags, fileinto=list(targets.values()),
                        redirects=list(self.redirects), reject=self.reject, ereject=self.ereject,
                        vacation=self.vacation)
 
