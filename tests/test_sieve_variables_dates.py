@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.sieve import SieveError, compile_script
+from shared.sieve.comparators import ASCII_CASEMAP
+from shared.sieve.matching import glob_match
 from tests.sieve_support import NOW, SIMPLE, folders, message, run
 
 
@@ -276,3 +278,16 @@ def test_last_without_index_is_an_error():
         compile_script('require "index"; if header :last :is "a" "b" { keep; }')
     with pytest.raises(SieveError, match="counts from 1"):
         compile_script('require "index"; if header :index 0 :is "a" "b" { keep; }')
+
+
+@pytest.mark.parametrize("value,pattern,captures", [
+    ("abc", "abc", []), ("abc", "a*", ["bc"]), ("abc", "*", ["abc"]), ("", "*", [""]),
+    ("", "", []), ("a", "", None), ("abc", "a?c", ["b"]), ("ac", "a?c", None),
+    ("a.b.c", "*.*", ["a", "b.c"]), ("xaayaaz", "*aa*aa*", ["x", "y", "z"]),
+    ("coyote@ACME.Example.COM", "coyote@**.com", ["", "ACME.Example"]),
+    ("Hello", "hello", []), ("a*b", "a\\*b", []), ("axb", "a\\*b", None),
+    ("abcabc", "*bc", ["abca"]), ("ab", "*?*", ["", "a", "b"]),
+])
+def test_glob_captures(value, pattern, captures):
+    """RFC 5229 §3.2: stars as short as possible from the left, the last takes the rest."""
+    assert glob_match(value, pattern, ASCII_CASEMAP) == captures

@@ -53,7 +53,6 @@ class MatchType:
     name: str
     run: Callable[..., bool]
     substring: bool = False       # needs a comparator that supports substring operations
-    ordering: bool = False        # needs a comparator that orders values
 
 
 class Registry:

@@ -1,7 +1,7 @@
 """relational (RFC 5231): the :count and :value match types."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from shared.sieve.comparators import Comparator
 from shared.sieve.errors import SieveError
@@ -16,7 +16,7 @@ RELATIONS = {
 }
 
 
-def _relation(argument: object):
+def _relation(argument: object) -> Callable[[int], bool]:
     relation = RELATIONS.get(str(argument).lower())
     if relation is None:
         raise ValueError(f"unknown relational match \"{argument}\"")
@@ -52,8 +52,8 @@ def validate_relation(node: Node, validator: Validator) -> None:
 
 def register(registry: Registry) -> None:
     registry.capability("relational")
-    for match_type in (MatchType("value", match_value, ordering=True),
-                       MatchType("count", match_count, ordering=True)):
+    for match_type in (MatchType("value", match_value),
+                       MatchType("count", match_count)):
         registry.match_type(match_type)
         registry.group_tag(TagSpec(match_type.name, "string", "match-type", "relational"))
     registry.validators.append(validate_relation)
