@@ -45,11 +45,13 @@ def open_storage(cfg: Config) -> Any:
     """Storage with its blob store for the configured engines, schema brought up to date."""
     from server.blobs import open_blob_store
     from server.storage import Storage
+    from server.storage.items import KeywordLimits
     from server.storage.engine import database_url
 
     storage = Storage(database_url(cfg, cfg.data_dir))
     # The database blob backend shares the store's engine (and its pool).
     storage.blobs = open_blob_store(cfg, cfg.data_dir, storage.engine)
+    storage.keyword_limits = KeywordLimits(cfg.get_int("max_keywords_per_message"), cfg.get_int("max_keyword_length"))
     storage.migrate()
     return storage
 

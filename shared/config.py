@@ -85,6 +85,8 @@ OPTIONS: dict[str, Option] = {
         session_timeout=number("300"),
         max_soap_size=size("16M"),
         max_message_size=size("64M"),
+        max_keywords_per_message=number("100", minimum=1),
+        max_keyword_length=number("100", minimum=1),
         inline_source_limit=size("1M"),
         longpoll_max_timeout=number("300"),
         threads=number("8", minimum=1),

@@ -48,6 +48,8 @@ class Conflict(GroupwareError):
 # If-Match / If-None-Match condition did not hold.
 UID_CONFLICT = "uidConflict"
 PRECONDITION_FAILED = "preconditionFailed"
+# Reason of a BadRequest: the request ran into one of the server's configured limits.
+LIMIT = "limit"
 
 
 class Quota(GroupwareError):

@@ -309,6 +309,26 @@ def test_append_elsewhere_shows_as_exists_on_noop_and_expunge_as_expunge(env):
     raw.close()
 
 
+def test_keywords_beyond_the_limits_are_refused_and_nothing_grows(env):
+    env.fresh("Tagged", 2)
+    m = env.imap()
+    m.select("Tagged")
+    many = " ".join(f"$k{i}" for i in range(101))
+    typ, data = m.store("1:2", "+FLAGS", f"({many})")
+    assert typ == "NO" and data[0].startswith(b"[LIMIT]"), data
+    typ, data = m.store("1", "+FLAGS", "(" + "x" * 101 + ")")
+    assert typ == "NO" and data[0].startswith(b"[LIMIT]"), data
+    half = " ".join(f"$a{i}" for i in range(60))
+    assert m.store("1", "+FLAGS", f"({half})")[0] == "OK"
+    # Added to what the message has, the total counts.
+    typ, data = m.store("1", "+FLAGS", "(" + " ".join(f"$b{i}" for i in range(60)) + ")")
+    assert typ == "NO" and data[0].startswith(b"[LIMIT]"), data
+    flags = m.fetch("1", "(FLAGS)")[1][0]
+    assert flags.count(b"$a") == 60 and b"$b" not in flags
+    assert m.noop()[0] == "OK"
+    m.logout()
+
+
 def test_keywords_reach_the_mailbox_view(env):
     folder = env.fresh("Keywords", 3)
     uids = env.rt.call(folder.query, ["uid"], sort=[("uid", False)])[1]["uid"]

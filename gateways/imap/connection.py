@@ -44,8 +44,8 @@ from gateways.imap.grammar import ParseError, parse_command
 from gateways.imap.grammar import writer as w
 from gateways.imap.keywords import announce_in_use
 from gateways.imap.output import ResponseWriter
-from shared.errors import (BadRequest, Conflict, Forbidden, GroupwareError, NotFound, Quota, SessionInvalid,
-                           TooLarge, Unavailable)
+from shared.errors import (LIMIT, BadRequest, Conflict, Forbidden, GroupwareError, NotFound, Quota,
+                           SessionInvalid, TooLarge, Unavailable)
 
 log = logging.getLogger("gateways.imap")
 
@@ -76,9 +76,10 @@ def failure_reply(failure: Failure, name: str) -> Reply:
         if failure.check(fault):
             return reply
     if failure.check(BadRequest):
-        # The store refused what the client asked for (a name it cannot hold, say): the
-        # client's doing, which it can never retry with success, not our bug.
-        return Reply("NO", f"{failure.value.message[:200]}.", "CANNOT")
+        # The store refused what the client asked for (a name it cannot hold, more keywords
+        # than a message may carry): the client's doing, not our bug (RFC 5530 codes).
+        code = "LIMIT" if failure.value.reason == LIMIT else "CANNOT"
+        return Reply("NO", f"{failure.value.message[:200]}.", code)
     if failure.check(GroupwareError):
         log.warning("imap %s failed: %s", name, failure.getErrorMessage())
     else:

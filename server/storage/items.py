@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from shared.errors import PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
+from shared.errors import LIMIT, PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
 from shared.uidset import contains, has_star, parse_uidset, resolve
 
 from .base import StorageBase, chunks
@@ -30,8 +30,20 @@ _INSERT = insert(items)
 _MODES = ("add", "remove", "replace")
 
 
-def normalize_keywords(keywords: Iterable[str] | str | None) -> list[str]:
-    """Sorted unique keywords; BadRequest for empty or whitespace-holding names."""
+class KeywordLimits(NamedTuple):
+    """How many keywords a message may carry and how long one may be (`max_keywords_per_message`,
+    `max_keyword_length`): a client must not grow every listing of a folder without bound."""
+    per_message: int = 100
+    length: int = 100
+
+    def check_count(self, keywords: Iterable[str] | set[str]) -> None:
+        if len(keywords) > self.per_message:  # type: ignore[arg-type]
+            raise BadRequest(f"more than {self.per_message} keywords on a message", LIMIT)
+
+
+def normalize_keywords(keywords: Iterable[str] | str | None, limits: KeywordLimits = KeywordLimits()) -> list[str]:
+    """Sorted unique keywords; BadRequest for empty or whitespace-holding names, and for more
+    or longer ones than `limits` allow (reason LIMIT)."""
     if keywords is None:
         return []
     if isinstance(keywords, str):
@@ -39,8 +51,11 @@ def normalize_keywords(keywords: Iterable[str] | str | None) -> list[str]:
     out = set()
     for kw in keywords:
         if not isinstance(kw, str) or not kw or any(ch.isspace() for ch in kw) or kw.startswith("\\"):
-            raise BadRequest(f"bad keyword {kw!r}")
+            raise BadRequest(f"bad keyword {kw[:100]!r}")
+        if len(kw) > limits.length:
+            raise BadRequest(f"keyword longer than {limits.length} characters", LIMIT)
         out.add(kw)
+    limits.check_count(out)
     return sorted(out)
 
 
@@ -60,6 +75,8 @@ def _split_keywords(text: str | None) -> list[str]:
 
 class ItemsMixin(StorageBase):
     """Create, list, flag, copy, move and delete items."""
+
+    keyword_limits = KeywordLimits()
 
     # -- uid sets -------------------------------------------------------
     def _uid_condition(self, conn: Connection, folder_id: int, uidset: str) -> ColumnElement[bool]:
@@ -117,15 +134,14 @@ class ItemsMixin(StorageBase):
 
         return self._write(run)
 
-    @staticmethod
-    def _message_row(folder_id: int, m: "NewMessage") -> dict[str, Any]:
+    def _message_row(self, folder_id: int, m: "NewMessage") -> dict[str, Any]:
         row = dict(_EMPTY_ROW)
         if m.columns:
             for name in MAIL_COLUMNS:
                 if name in m.columns:
                     row[name] = m.columns[name]
         row.update(folder_id=folder_id, size=int(m.size), flags=int(m.flags) & 0x1F,
-                   keywords=" ".join(normalize_keywords(m.keywords)),
+                   keywords=" ".join(normalize_keywords(m.keywords, self.keyword_limits)),
                    internalDate=int(m.internal_date if m.internal_date is not None else time.time()),
                    recurring=0, itemClass="IPM.Note", blob_key=m.blob_key)
         return row
@@ -288,7 +304,7 @@ class ItemsMixin(StorageBase):
         if mode not in _MODES:
             raise BadRequest(f"unknown mode {mode!r}")
         bits = int(flags) & 0x1F
-        kws = set(normalize_keywords(keywords))
+        kws = set(normalize_keywords(keywords, self.keyword_limits))
 
         def run(conn: Connection) -> dict:
             folder = self._lock_folders(conn, [folder_id])[folder_id]
@@ -308,6 +324,8 @@ class ItemsMixin(StorageBase):
                     nf, nk = r.flags & ~bits, old_kws - kws
                 else:
                     nf, nk = bits, set(kws)
+                if nk != old_kws:
+                    self.keyword_limits.check_count(nk)
                 if nf != r.flags or nk != old_kws:
                     updates.setdefault((nf, " ".join(sorted(nk))), []).append(r.uid)
             if not updates:
@@ -406,4 +424,4 @@ class ItemsMixin(StorageBase):
 
 
 __all__ = ["ItemsMixin", "MAIL_COLUMNS", "CALENDAR_COLUMNS", "ITEM_COLUMNS", "INT_COLUMNS",
-           "normalize_keywords"]
+           "normalize_keywords", "KeywordLimits"]
