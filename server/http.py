@@ -26,6 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
+from server.delivery_right import peer_uid
 from server.sessions import Stream
 from server.soap.context import Services
 from server.soap.dispatch import dispatch
@@ -62,12 +63,15 @@ class StoreChannel(HTTPChannel):
     """HTTP/1.1 connection that enforces body limits before any body is read."""
 
     site: "StoreSite"
+    # The uid of a UNIX socket peer (None over TCP): what the delivery right rests on.
+    peer_uid: int | None = None
     _refused = False
     _discarded = 0
     _linger = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self.peer_uid = peer_uid(self.transport)
         # A blob chunk (CHUNK) in one send, not two of Twisted's 128 KB.
         self.transport.SEND_LIMIT = CHUNK
 
@@ -216,13 +220,14 @@ class SoapResource(Resource):
     def render_POST(self, request: Request) -> Any:
         services = self.site.services
         content = request.content
+        uid = request.channel.peer_uid if request.channel is not None else None
         if hasattr(content, "getvalue"):
             data = content.getvalue()
-            answer = dispatch(services, data, _peer(request))
+            answer = dispatch(services, data, _peer(request), uid)
         else:
             # Twisted spooled a large body to a temporary file: read it off the reactor.
             answer = services.run(_read_all, content).addCallback(
-                lambda data: dispatch(services, data, _peer(request)))
+                lambda data: dispatch(services, data, _peer(request), uid))
         # The client hung up (e.g. during a long poll): stop waiting for it.
         request.notifyFinish().addErrback(lambda _: answer.cancel())
         answer.addCallback(lambda result: _send(request, result[0], result[1]))

@@ -24,6 +24,7 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from server.delivery_right import DeliveryRight
 from server.http import StoreSite
 from server.notify import ChangeNotifier, LocalNotifier
 from server.sessions import SessionManager
@@ -104,9 +105,14 @@ class StoreServer:
                 max_message_size=cfg.get_size("max_message_size"),
                 inline_source_limit=cfg.get_size("inline_source_limit"),
                 disabled_features=frozenset(cfg.get_list("disabled_features")),
+                max_sieve_script_size=cfg.get_size("max_sieve_script_size"),
+                max_sieve_scripts=cfg.get_int("max_sieve_scripts"),
+                max_deliveries_per_message=cfg.get_int("max_deliveries_per_message"),
+                delivery_duplicate_window=cfg.get_int("delivery_duplicate_window"),
+                recipient_delimiter=cfg.get("recipient_delimiter"),
             )
             self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run,
-                                     public_store_id, spool_dir)
+                                     public_store_id, spool_dir, DeliveryRight.from_config(cfg))
             self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT)
             self._expiry = LoopingCall(sessions.expire)
             self._expiry.clock = reactor

@@ -40,6 +40,8 @@ class Session:
     busy: int = 0
     streams: dict[str, Stream] = field(default_factory=dict)
     uploads: dict[str, str] = field(default_factory=dict)  # upload id -> spooled file path
+    # A delivery session (logonDelivery) has no user: it may only deliver.
+    delivery: bool = False
 
     @property
     def user_id(self) -> int:
@@ -69,8 +71,8 @@ class SessionManager:
         return len(self._sessions)
 
     def create(self, user: dict[str, Any], protocol: str | None = None,
-               client_address: str | None = None) -> Session:
-        session = Session(new_token(), user, protocol, client_address, self._clock())
+               client_address: str | None = None, delivery: bool = False) -> Session:
+        session = Session(new_token(), user, protocol, client_address, self._clock(), delivery=delivery)
         self._sessions[session.id] = session
         return session
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import pwd
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -92,6 +93,13 @@ OPTIONS: dict[str, Option] = {
         threads=number("8", minimum=1),
         log_level=typed("log_level", "info"),
         log_file=text("-"),
+        delivery_uids=typed("uids"),
+        delivery_secret_file=typed("file"),
+        recipient_delimiter=text("+"),
+        delivery_duplicate_window=number("3600"),
+        max_deliveries_per_message=number("1000", minimum=1),
+        max_sieve_script_size=size("64K"),
+        max_sieve_scripts=number("32"),
     ),
     **_opts(
         "ldap.cfg",
@@ -343,6 +351,19 @@ class Config:
             return [int(item) for item in values]
         except ValueError:
             raise ConfigError(name, f"expected numbers, got {self.get(name)!r}") from None
+
+    def get_uids(self, name: str) -> list[int]:
+        """System accounts by name or number, as numeric uids."""
+        uids = []
+        for item in self.get_list(name, "uids"):
+            if item.isdigit():
+                uids.append(int(item))
+                continue
+            try:
+                uids.append(pwd.getpwnam(item).pw_uid)
+            except KeyError:
+                raise ConfigError(name, f"no such system user {item!r}") from None
+        return uids
 
     def get_file(self, name: str) -> str | None:
         """A file that must exist; None when the option is empty."""

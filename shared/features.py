@@ -10,5 +10,7 @@ from __future__ import annotations
 IMAP = "imap"
 POP3 = "pop3"
 CALDAV = "caldav"
+# ManageSieve: managing one's own Sieve scripts (delivery runs the active one regardless).
+SIEVE = "sieve"
 
-FEATURES: tuple[str, ...] = (IMAP, POP3, CALDAV)
+FEATURES: tuple[str, ...] = (IMAP, POP3, CALDAV, SIEVE)

@@ -83,6 +83,7 @@ BAD_VALUES = {
     "log_level": ("loud", "expected debug, info, warning, error or 0-6, got 'loud'"),
     "listen": ("143", "expected host:port, got '143'"),
     "store_address": ("tcp:host", "expected tcp:host:port, got 'tcp:host'"),
+    "uids": ("postfix-nonexistent", "no such system user 'postfix-nonexistent'"),
 }
 TYPED = sorted(name for name, option in OPTIONS.items() if option.kind != "text")
 PLUGIN_OF_FILE = {file: plugin for plugin, file in PLUGIN_FILES.items()}

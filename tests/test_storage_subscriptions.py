@@ -4,11 +4,9 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from harness import mariadb_url, throwaway_mariadb_database
+from old_schema import on_an_old_schema
 from sqlalchemy import text
 
-from server.blobs import FileBlobStore
-from server.storage import Storage
 from shared.errors import BadRequest, NotFound
 
 pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
@@ -90,43 +88,6 @@ def test_subscriptions_go_with_the_user(st):
     assert st.subscriptions(u["store_id"]) == []
 
 
-def _on_an_old_schema(st, tmp_path, revision: str, run) -> None:
-    """A database of the engine `st` runs on, at `revision`, with one user's private
-    store: `run(storage, connection, store_id)` fills it and returns the checks to
-    make once it is brought up to date."""
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    from server.storage.store import MIGRATIONS
-
-    def on(url):
-        old = Storage(url, FileBlobStore(str(tmp_path / "blobs"), fsync=False))
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-        with old.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-        try:
-            with old.engine.begin() as c:
-                c.execute(text("INSERT INTO users (name, password_hash, fullname, email, active, feature_imap, "
-                               "feature_pop3, feature_caldav, orphaned) VALUES ('old', '', '', '', 1, 1, 1, 1, 0)"))
-                uid = c.execute(text("SELECT id FROM users WHERE name = 'old'")).scalar()
-                c.execute(text("INSERT INTO stores (owner_id, kind) VALUES (:u, 'private')"), {"u": uid})
-                sid = c.execute(text("SELECT id FROM stores WHERE owner_id = :u"), {"u": uid}).scalar()
-                checks = run(old, c, sid)
-            old.migrate()
-            checks()
-        finally:
-            old.close()
-
-    if st.backend == "sqlite":
-        on("sqlite:///" + str(tmp_path / "old.db"))
-    else:
-        with throwaway_mariadb_database() as name:
-            on(mariadb_url(name))
-
-
 def test_migration_carries_subscribed_folders_over_by_imap_name(st, tmp_path):
     """0009 turns the per-folder flags of 0004 into names: the path joined with "/",
     the inbox as INBOX (subfolders too), mail folders under a calendar included,
@@ -156,7 +117,7 @@ def test_migration_carries_subscribed_folders_over_by_imap_name(st, tmp_path):
             assert "subscribed" not in columns
         return checks
 
-    _on_an_old_schema(st, tmp_path, "0008", run)
+    on_an_old_schema(st, tmp_path, "0008", run)
 
 
 def test_migration_keeps_the_lists_of_existing_stores_as_they_are(st, tmp_path):
@@ -173,4 +134,4 @@ def test_migration_keeps_the_lists_of_existing_stores_as_they_are(st, tmp_path):
             assert old.subscriptions(new, ["INBOX", "Sent"]) == ["INBOX", "Sent"]
         return checks
 
-    _on_an_old_schema(st, tmp_path, "0010", run)
+    on_an_old_schema(st, tmp_path, "0010", run)

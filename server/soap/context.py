@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from lxml import etree
 from twisted.internet.defer import Deferred
 
+from server.delivery_right import DeliveryRight
 from server.notify import ChangeNotifier
 from server.sessions import Session, SessionManager
 from server.users import UserBackend
@@ -29,6 +30,12 @@ class Limits:
     max_message_size: int
     inline_source_limit: int
     disabled_features: frozenset[str] = frozenset()
+    max_sieve_script_size: int = 64 * 1024
+    max_sieve_scripts: int = 32
+    max_deliveries_per_message: int = 1000
+    delivery_duplicate_window: int = 3600
+    # Characters that split user+detail@domain (Postfix's recipient_delimiter); empty: none.
+    recipient_delimiter: str = "+"
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Services:
     run: Callable[..., Deferred]
     public_store_id: int = 0
     spool_dir: str = ""
+    delivery_right: DeliveryRight = dc_field(default_factory=lambda: DeliveryRight(frozenset({0}), None))
 
 
 @dataclass
@@ -50,6 +58,7 @@ class Call:
     services: Services
     body: etree._Element
     peer: str
+    peer_uid: int | None = None
     _session: Session | None = dc_field(default=None, repr=False)
 
     @property
@@ -57,7 +66,21 @@ class Call:
         return self.services.storage
 
     def session(self) -> Session:
-        """The caller's session; held busy until the call ends so it cannot expire mid-call."""
+        """The caller's user session; held busy until the call ends so it cannot expire
+        mid-call. A delivery session is refused: it has no user."""
+        session = self.any_session()
+        if session.delivery:
+            raise Forbidden("a delivery session may only deliver")
+        return session
+
+    def delivery_session(self) -> Session:
+        """The caller's delivery session (logonDelivery); a user session is refused."""
+        session = self.any_session()
+        if not session.delivery:
+            raise Forbidden("delivery operations need the delivery right")
+        return session
+
+    def any_session(self) -> Session:
         if self._session is None:
             session = self.services.sessions.get(field(self.body, "sessionId"))
             session.busy += 1

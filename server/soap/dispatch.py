@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
-from server.soap import calendar, changes, folders, items, publishing, session, streams, subscriptions, tables
+from server.soap import (calendar, changes, delivery, folders, items, publishing, session, sieve, streams,
+                         subscriptions, tables)
 from server.soap.context import Call, Services
 from server.storage.engine import is_unavailable
 from shared.codec import body_of, envelope, fault, operation_of
@@ -53,18 +54,32 @@ OPERATIONS: dict[str, Handler] = {
     "listSubscriptions": subscriptions.list_subscriptions,
     "subscribe": subscriptions.subscribe,
     "unsubscribe": subscriptions.unsubscribe,
+    "listSieveScripts": sieve.list_sieve_scripts,
+    "getSieveScript": sieve.get_sieve_script,
+    "putSieveScript": sieve.put_sieve_script,
+    "setActiveSieveScript": sieve.set_active_sieve_script,
+    "deleteSieveScript": sieve.delete_sieve_script,
+    "renameSieveScript": sieve.rename_sieve_script,
+    "logonDelivery": delivery.logon_delivery,
+    "resolveRecipient": delivery.resolve_recipient,
+    "listDeliveryFolders": delivery.list_delivery_folders,
+    "getActiveSieveScript": delivery.get_active_sieve_script,
+    "deliverMessage": delivery.deliver_message,
+    "vacationResponse": delivery.vacation_response,
 }
 
 # Parsing a document this large would stall the reactor noticeably.
 PARSE_IN_THREAD = 64 * 1024
 
 
-def dispatch(services: Services, data: bytes, peer: str) -> "Deferred[tuple[int, bytes]]":
-    """Answer one SOAP request: (HTTP status, response document)."""
-    return ensureDeferred(_answer(services, data, peer))
+def dispatch(services: Services, data: bytes, peer: str, peer_uid: int | None = None
+             ) -> "Deferred[tuple[int, bytes]]":
+    """Answer one SOAP request: (HTTP status, response document). `peer_uid` is the uid
+    of a caller on the UNIX socket (None over TCP)."""
+    return ensureDeferred(_answer(services, data, peer, peer_uid))
 
 
-async def _answer(services: Services, data: bytes, peer: str) -> tuple[int, bytes]:
+async def _answer(services: Services, data: bytes, peer: str, peer_uid: int | None) -> tuple[int, bytes]:
     op = "?"
     try:
         body = await services.run(body_of, data) if len(data) > PARSE_IN_THREAD else body_of(data)
@@ -72,7 +87,7 @@ async def _answer(services: Services, data: bytes, peer: str) -> tuple[int, byte
         handler = OPERATIONS.get(op)
         if handler is None:
             raise BadRequest(f"unknown operation {op!r}")
-        call = Call(services, body, peer)
+        call = Call(services, body, peer, peer_uid)
         try:
             result = await handler(call)
         finally:

@@ -66,7 +66,7 @@ async def logon(call: Call) -> etree._Element:
 
 
 async def logoff(call: Call) -> etree._Element:
-    session = call.session()
+    session = call.any_session()
     call.release()
     call.services.sessions.remove(session.id)
     return response("logoff")

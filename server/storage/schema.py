@@ -36,6 +36,7 @@ users = Table(
     Column("feature_imap", Boolean, nullable=False, default=True),
     Column("feature_pop3", Boolean, nullable=False, default=True),
     Column("feature_caldav", Boolean, nullable=False, default=True),
+    Column("feature_sieve", Boolean, nullable=False, default=True),
     Column("external_id", String(255), nullable=True),
     # Gone from the directory (LDAP, unix): logins refused, store kept for an admin to delete.
     Column("orphaned", Boolean, nullable=False, default=False),
@@ -189,5 +190,40 @@ blobs = Table(
     Column("key", String(128), primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("data", Chunk, nullable=False),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
+# A user's Sieve scripts (RFC 5228), kept as text: the store does not parse them. At most
+# one per user is active. Names compare exactly (ManageSieve, RFC 5804 section 1.6).
+SieveName = String(128).with_variant(mysql.VARCHAR(128, charset="utf8mb4", collation="utf8mb4_bin"),
+                                     "mysql", "mariadb")
+SieveText = Text().with_variant(mysql.MEDIUMTEXT(charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
+sieve_scripts = Table(
+    "sieve_scripts", metadata,
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", SieveName, primary_key=True),
+    Column("script", SieveText, nullable=False),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("updated_at", BigInteger, nullable=False),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
+# When a vacation reply (RFC 5230) last went to a sender for one vacation action (its
+# handle); keyed by a digest of both, so any length of address or handle fits the key.
+vacation_replies = Table(
+    "vacation_replies", metadata,
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("sent_at", BigInteger, nullable=False),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
+# Message-IDs delivered to a user recently, for duplicate suppression (an MTA retrying
+# after a lost answer); keyed by a digest of the Message-ID.
+delivered_message_ids = Table(
+    "delivered_message_ids", metadata,
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("delivered_at", BigInteger, nullable=False),
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )

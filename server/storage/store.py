@@ -9,12 +9,14 @@ from alembic.config import Config
 
 from .calendar_batch import CalendarBatchMixin
 from .changes import ChangesMixin
+from .delivery import DeliveryMixin
 from .engine import unavailable_on_failure
 from .folder_properties import FolderPropertiesMixin
 from .folders import KEEP, FoldersMixin
 from .items import ItemsMixin
 from .occurrences import OccurrencesMixin
 from .publishing import PublishingMixin
+from .sieve import SieveScriptsMixin
 from .subscriptions import SubscriptionsMixin
 from .users import UsersMixin
 
@@ -22,7 +24,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
-              CalendarBatchMixin, FolderPropertiesMixin, SubscriptionsMixin):
+              CalendarBatchMixin, FolderPropertiesMixin, SubscriptionsMixin, SieveScriptsMixin, DeliveryMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.

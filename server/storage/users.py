@@ -9,7 +9,8 @@ from shared.errors import BadRequest, Conflict, NotFound
 from shared.features import FEATURES
 
 from .base import StorageBase
-from .schema import folders, permissions, stores, subscriptions, users
+from .schema import (delivered_message_ids, folders, permissions, sieve_scripts, stores, subscriptions, users,
+                     vacation_replies)
 
 # The folders of a new private store: (name, container_class, role).
 DEFAULT_FOLDERS = (
@@ -61,7 +62,7 @@ class UsersMixin(StorageBase):
                 uid = conn.execute(insert(users).values(
                     name=name, password_hash=password_hash or "", fullname=fullname or "",
                     email=email or "", active=True, feature_imap=True, feature_pop3=True,
-                    feature_caldav=True, external_id=external_id)).inserted_primary_key[0]
+                    feature_caldav=True, feature_sieve=True, external_id=external_id)).inserted_primary_key[0]
             except exc.IntegrityError as err:
                 raise Conflict(f"user {name} exists") from err
             sid = conn.execute(insert(stores).values(owner_id=uid, kind="private")).inserted_primary_key[0]
@@ -187,6 +188,8 @@ class UsersMixin(StorageBase):
                 conn.execute(delete(subscriptions).where(subscriptions.c.store_id == sid))
                 conn.execute(delete(stores).where(stores.c.id == sid))
             conn.execute(delete(permissions).where(permissions.c.user_id == uid))
+            for table in (sieve_scripts, vacation_replies, delivered_message_ids):
+                conn.execute(delete(table).where(table.c.user_id == uid))
             conn.execute(delete(users).where(users.c.id == uid))
             return keys
 

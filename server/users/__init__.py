@@ -28,6 +28,11 @@ class UserBackend(Protocol):
         """The user dict by login name, or None."""
         ...
 
+    def lookup_address(self, address: str) -> dict[str, Any] | None:
+        """The one user with this e-mail address (compared case-insensitively), or None
+        (also when several have it: mail is never guessed into a store)."""
+        ...
+
 
 # Plugin name -> module under server.users holding a `backend(config, storage)` factory.
 PLUGINS = {"db": "server.users.db", "ldap": "server.users.ldap", "unix": "server.users.unix"}

@@ -52,6 +52,14 @@ class DbUserBackend(UserBackend):
     def lookup(self, name: str) -> dict[str, Any] | None:
         return self._storage.get_user(name)
 
+    def lookup_address(self, address: str) -> dict[str, Any] | None:
+        found = self._storage.users_by_email(address)
+        if len(found) > 1:
+            log.warning("address %r belongs to several users (%s); not delivered", address,
+                        ", ".join(u["name"] for u in found))
+            return None
+        return found[0] if found else None
+
     def _maybe_rehash(self, user: dict[str, Any], stored: str, password: str) -> None:
         # Hashes made with older cost parameters are upgraded at the next logon.
         try:

@@ -228,6 +228,14 @@ class LdapUserBackend:
         entry = self.find(name)
         return self.local_user(entry) if entry is not None else None
 
+    def lookup_address(self, address: str) -> dict[str, Any] | None:
+        """The user whose mail attribute holds `address` (the attribute's own matching rule,
+        caseIgnoreIA5Match for `mail`, makes it case-insensitive); made local on first sight."""
+        if not self.settings.email_attr:
+            return None
+        entry = self._find_one(self.settings.email_attr, address)
+        return self.local_user(entry) if entry is not None else None
+
     def close(self) -> None:
         self._search_pool.close()
         self._auth_pool.close()
@@ -235,8 +243,12 @@ class LdapUserBackend:
     # -- the directory
     def find(self, name: str) -> DirectoryUser | None:
         """The one user entry whose login name is `name`, or None (also when ambiguous)."""
+        return self._find_one(self.settings.login_attr, name)
+
+    def _find_one(self, attribute: str, value: str) -> DirectoryUser | None:
+        """The one user entry whose `attribute` is `value`, or None (also when ambiguous)."""
         s = self.settings
-        flt = f"(&{s.user_filter}({s.login_attr}={escape_filter_value(name)}))"
+        flt = f"(&{s.user_filter}({attribute}={escape_filter_value(value)}))"
 
         def search(conn: Connection) -> list[DirectoryUser]:
             conn.search(s.base, flt, SUBTREE, attributes=s.user_attributes(), size_limit=2,
@@ -245,7 +257,7 @@ class LdapUserBackend:
 
         entries = self._search_pool.run(search)
         if len(entries) > 1:
-            log.warning("login name %r matches several directory entries; refused", name)
+            log.warning("%s %r matches several directory entries; refused", attribute, value)
             return None
         return entries[0] if entries else None
 

@@ -86,6 +86,14 @@ class UnixUserBackend:
         entry = self.find(name)
         return local_user(self._storage, entry) if entry is not None else None
 
+    def lookup_address(self, address: str) -> dict[str, Any] | None:
+        """login@default_domain; a login in other case is found when the account is lower-case."""
+        local, _, domain = address.rpartition("@")
+        if domain.lower() != self.domain.lower():
+            return None
+        entry = self.find(local) or (self.find(local.lower()) if local != local.lower() else None)
+        return local_user(self._storage, entry) if entry is not None else None
+
     # -- the accounts
     def find(self, name: str) -> DirectoryUser | None:
         try:

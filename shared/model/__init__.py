@@ -7,16 +7,19 @@ value objects. Every call returns a Deferred and fails with a
 its protocol's answers.
 
 One module per job: `adapter` (entry point), `session` (logon and re-logon),
-`user`, `store`, `folder` (the folder itself) with its mixins `tables` (listings
-and changes), `mail_items`, `calendar_items`, `publishing` (sharing) and `streams`;
+`sieve` (the user's Sieve scripts), `delivery` (the delivery session), `user`, `store`,
+`folder` (the folder itself) with its mixins `tables` (listings and changes),
+`mail_items`, `calendar_items`, `publishing` (sharing) and `streams`;
 `operations` is the seam they all call the store through.
 """
 from shared.items import CalendarItem, Message
 from shared.model.adapter import Adapter
+from shared.model.delivery import Delivery, DeliveryFolder, DeliveryResult, DeliverySession, Recipient
 from shared.model.folder import Folder
 from shared.model.session import Session
 from shared.model.store import Store
 from shared.model.user import UserInfo
 from shared.watcher import ChangeWatcher
 
-__all__ = ["Adapter", "Session", "Store", "Folder", "Message", "CalendarItem", "ChangeWatcher", "UserInfo"]
+__all__ = ["Adapter", "Session", "Store", "Folder", "Message", "CalendarItem", "ChangeWatcher", "UserInfo",
+           "DeliverySession", "Delivery", "DeliveryFolder", "DeliveryResult", "Recipient"]

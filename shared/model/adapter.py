@@ -6,6 +6,7 @@ from typing import Any
 from twisted.internet import defer
 
 from shared.client import StoreClient
+from shared.model.delivery import DeliverySession, call_logon_delivery
 from shared.model.publishing import read_published_calendar
 from shared.model.session import Session, call_logon
 
@@ -29,6 +30,13 @@ class Adapter:
         """Fires with a `Session`; fails with AuthFailed, Forbidden or Unavailable."""
         d = call_logon(self.client, user, password, protocol, client_address)
         d.addCallback(lambda resp: Session(self, resp, user, password, protocol, client_address))
+        return d
+
+    def delivery_logon(self, secret: str | None = None, client_address: str | None = None) -> defer.Deferred:
+        """Fires with a `DeliverySession`: granted on the store's UNIX socket to a trusted
+        uid, or anywhere with the delivery secret; Forbidden otherwise."""
+        d = call_logon_delivery(self.client, secret, client_address)
+        d.addCallback(lambda resp: DeliverySession(self, resp, secret, client_address))
         return d
 
     def read_published_calendar(self, token: str) -> defer.Deferred:

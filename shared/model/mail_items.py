@@ -36,7 +36,7 @@ class MailItems(FolderOperations):
         memory) in chunks first, so no XML document ever holds them.
         """
         extra = [("flags", flag_text(flags) or None), ("internalDate", internal_date)]
-        d = self._source_field(source)
+        d = source_field(self.session, source)
         d.addCallback(lambda source_field: self.call("createMessage", source_field, *extra))
         return d.addCallback(lambda r: (codec.int_field(r, "uid"), codec.int_field(r, "modseq")))
 
@@ -53,7 +53,7 @@ class MailItems(FolderOperations):
         batch: list[etree._Element] = []
         inline_bytes = 0
         for source in sources:
-            name, value = yield self._source_field(source)
+            name, value = yield source_field(self.session, source)
             el = codec.element("message")
             codec.add(el, name, value)
             if flags_field:
@@ -72,25 +72,6 @@ class MailItems(FolderOperations):
     def _create_batch(self, messages: list[etree._Element]) -> defer.Deferred:
         d = self.call("createMessages", ("message", messages))
         return d.addCallback(lambda r: [int(c.get("uid")) for c in r.iterchildren(codec.gw("created"))])
-
-    def _source_field(self, source: Any) -> defer.Deferred:
-        """("source", bytes) for a small message, ("uploadId", id) after uploading a big one.
-        `source` is bytes, a path, or a binary file read from its current position."""
-        if hasattr(source, "read"):
-            here = source.tell()
-            size = source.seek(0, os.SEEK_END) - here
-            source.seek(here)
-            if size <= self.session.adapter.inline_limit:
-                return defer.succeed(("source", source.read()))
-            return self.session.upload(source).addCallback(lambda upload_id: ("uploadId", upload_id))
-        size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.path.getsize(source)
-        if size <= self.session.adapter.inline_limit:
-            if not isinstance(source, (bytes, bytearray, memoryview)):
-                with open(source, "rb") as fp:
-                    source = fp.read()
-            return defer.succeed(("source", bytes(source)))
-        body = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
-        return self.session.upload(body).addCallback(lambda upload_id: ("uploadId", upload_id))
 
     def set_flags(self, uids: Iterable[int] | str, mode: str, flags: Iterable[str] | int,
                   unchanged_since: int | None = None) -> defer.Deferred:
@@ -137,3 +118,23 @@ class MailItems(FolderOperations):
             return defer.succeed([])
         return self.call("deleteItems", ("uids", format_uidset(uids))).addCallback(
             lambda r: uid_list(codec.field(r, "deleted")))
+
+
+def source_field(session: Any, source: Any) -> defer.Deferred:
+    """("source", bytes) for a small message, ("uploadId", id) after uploading a big one
+    through `session`. `source` is bytes, a path, or a binary file read from its current position."""
+    if hasattr(source, "read"):
+        here = source.tell()
+        size = source.seek(0, os.SEEK_END) - here
+        source.seek(here)
+        if size <= session.adapter.inline_limit:
+            return defer.succeed(("source", source.read()))
+        return session.upload(source).addCallback(lambda upload_id: ("uploadId", upload_id))
+    size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.path.getsize(source)
+    if size <= session.adapter.inline_limit:
+        if not isinstance(source, (bytes, bytearray, memoryview)):
+            with open(source, "rb") as fp:
+                source = fp.read()
+        return defer.succeed(("source", bytes(source)))
+    body = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    return session.upload(body).addCallback(lambda upload_id: ("uploadId", upload_id))

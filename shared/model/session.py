@@ -14,6 +14,7 @@ from shared import codec
 from shared.client import StoreClient
 from shared.errors import NotFound, SessionInvalid
 from shared.model.folder import Folder
+from shared.model.sieve import SieveScripts
 from shared.model.store import Store
 from shared.model.user import UserInfo
 
@@ -30,35 +31,27 @@ def call_logon(client: StoreClient, user: str, password: str, protocol: str | No
                                  ("protocol", protocol), ("clientAddress", client_address)])
 
 
-class Session:
-    """A logged-on user. Re-logs on once, transparently, when the server forgot the session
-    (e.g. after a restart), which is why the credentials stay in memory."""
+class StoreSession:
+    """What every kind of session at the store shares: calls carrying its id, and logging on
+    again once, transparently, when the server has forgotten it (e.g. after a restart)."""
 
-    def __init__(self, adapter: Adapter, resp: etree._Element, user: str, password: str,
-                 protocol: str | None, client_address: str | None) -> None:
+    def __init__(self, adapter: Adapter) -> None:
         self.adapter = adapter
         self.client = adapter.client
-        self._credentials = (user, password, protocol, client_address)
         self._relogon_waiters: list[defer.Deferred] | None = None
         self.closed = False
-        self._apply(resp)
+        self.id = ""
+
+    def _logon_again(self) -> defer.Deferred:
+        """The logon call that gives this session a new id; fires with the server's answer."""
+        raise NotImplementedError
 
     def _apply(self, resp: etree._Element) -> None:
-        self.id: str = codec.required(resp, "sessionId")
-        self.user = UserInfo.from_xml(resp.find(codec.gw("user")))
-        self.store_id: int = codec.int_field(resp, "storeId")  # type: ignore[assignment]
-        self.public_store_id: int | None = codec.int_field(resp, "publicStoreId")
+        """Take the id (and whatever else) from a logon answer."""
+        raise NotImplementedError
 
-    @property
-    def protocol(self) -> str | None:
-        return self._credentials[2]
-
-    def has_feature(self, name: str) -> bool:
-        """Whether the user may use `name` (imap, pop3, caldav) through this gateway."""
-        if name in self.adapter.disabled_features:
-            return False
-        # A server that reports no features at all has nothing switched off.
-        return self.user.features.get(name, not self.user.features)
+    def _forget_credentials(self) -> None:
+        """Drop what a re-logon would need, once logged off."""
 
     # -- calls
     def call(self, op: str, fields: Sequence[tuple[str, Any]] = (), long_poll: bool = False,
@@ -80,7 +73,7 @@ class Session:
         return d.addErrback(retry)
 
     def _relogon(self, stale_id: str) -> defer.Deferred:
-        """Log on again with the kept credentials; concurrent callers share one logon."""
+        """Log on again; concurrent callers share one logon."""
         if self.id != stale_id:
             return defer.succeed(None)  # another call already logged on again
         d: defer.Deferred = defer.Deferred()
@@ -88,7 +81,7 @@ class Session:
             self._relogon_waiters.append(d)
             return d
         self._relogon_waiters = [d]
-        log.info("store session of %s lost; logging on again", self._credentials[0])
+        log.info("store session of %s lost; logging on again", self)
 
         def done(result: Any) -> None:
             waiters, self._relogon_waiters = self._relogon_waiters or [], None
@@ -99,7 +92,7 @@ class Session:
             self._apply(result)
             for waiter in waiters:
                 waiter.callback(None)
-        call_logon(self.client, *self._credentials).addBoth(done)
+        self._logon_again().addBoth(done)
         return d
 
     def upload(self, source: Any) -> defer.Deferred:
@@ -113,6 +106,51 @@ class Session:
                 source.seek(start)
             return self._relogon(sid).addCallback(lambda _: self.client.upload(self.id, source))
         return self.client.upload(sid, source).addErrback(retry)
+
+    def logoff(self) -> defer.Deferred:
+        """End the session; errors are swallowed because there is nothing left to do about them."""
+        if self.closed:
+            return defer.succeed(None)
+        d = self.client.call("logoff", [("sessionId", self.id)])
+        self.closed = True
+        self._forget_credentials()
+        return d.addErrback(lambda f: log.debug("logoff failed: %s", f.getErrorMessage()))
+
+
+class Session(SieveScripts, StoreSession):
+    """A logged-on user. Re-logs on with the credentials it keeps in memory."""
+
+    def __init__(self, adapter: Adapter, resp: etree._Element, user: str, password: str,
+                 protocol: str | None, client_address: str | None) -> None:
+        super().__init__(adapter)
+        self._credentials = (user, password, protocol, client_address)
+        self._apply(resp)
+
+    def __str__(self) -> str:
+        return self._credentials[0]
+
+    def _logon_again(self) -> defer.Deferred:
+        return call_logon(self.client, *self._credentials)
+
+    def _forget_credentials(self) -> None:
+        self._credentials = ("", "", None, None)
+
+    def _apply(self, resp: etree._Element) -> None:
+        self.id: str = codec.required(resp, "sessionId")
+        self.user = UserInfo.from_xml(resp.find(codec.gw("user")))
+        self.store_id: int = codec.int_field(resp, "storeId")  # type: ignore[assignment]
+        self.public_store_id: int | None = codec.int_field(resp, "publicStoreId")
+
+    @property
+    def protocol(self) -> str | None:
+        return self._credentials[2]
+
+    def has_feature(self, name: str) -> bool:
+        """Whether the user may use `name` (imap, pop3, caldav, sieve) through this gateway."""
+        if name in self.adapter.disabled_features:
+            return False
+        # A server that reports no features at all has nothing switched off.
+        return self.user.features.get(name, not self.user.features)
 
     def whoami(self) -> defer.Deferred:
         """Fires with (UserInfo, store_id, public_store_id) as the server sees them."""
@@ -140,12 +178,3 @@ class Session:
         if self.public_store_id is None:
             raise NotFound("the server has no public store")
         return Store(self, self.public_store_id, public=True)
-
-    def logoff(self) -> defer.Deferred:
-        """End the session; errors are swallowed because there is nothing left to do about them."""
-        if self.closed:
-            return defer.succeed(None)
-        d = self.client.call("logoff", [("sessionId", self.id)])
-        self.closed = True
-        self._credentials = ("", "", None, None)
-        return d.addErrback(lambda f: log.debug("logoff failed: %s", f.getErrorMessage()))

@@ -1,0 +1,241 @@
+"""Mail delivery: recipients by address, the folders a delivery may target, one message
+stored for many recipients, duplicate suppression and vacation reply records.
+
+A delivery never loses a message for want of a folder: a target folder that is gone,
+a role no folder has, or a path that does not exist (and may not be created) all
+deliver to the recipient's inbox instead, as RFC 5228 section 4.1 has `fileinto`
+fall back to keeping the message.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, delete, exc, func, insert, select, update
+
+from shared.errors import BadRequest, Conflict, NotFound
+
+from .base import StorageBase, chunks
+from .folders import _check_name
+from .items import NewMessage
+from .schema import delivered_message_ids, folders, items, stores, users, vacation_replies
+
+# Vacation records are kept at least this long (RFC 5230 section 4.1 lets a site cap :days),
+# and longer for an action that asks for a longer period.
+VACATION_RECORD_SECONDS = 366 * 86400
+
+
+class DeliveryTarget(NamedTuple):
+    """Where one recipient's copy goes: a folder id, else a role, else a path of folder
+    names below the store root (created when `create`), else the inbox."""
+    user: str
+    folder_id: int | None = None
+    role: str | None = None
+    path: tuple[str, ...] = ()
+    create: bool = False
+    flags: int = 0
+    keywords: tuple[str, ...] = ()
+    message_id: str | None = None
+
+
+class DeliveryOutcome(NamedTuple):
+    status: str  # stored | duplicate | notFound
+    folder_id: int | None = None
+    uid: int | None = None
+
+
+def digest(*parts: str) -> str:
+    """A fixed-length key for texts of any length."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class _FolderRow(NamedTuple):
+    id: int
+    parent_id: int | None
+    name: str
+    role: str | None
+
+
+class _MailTree:
+    """The mail folders of one store as a delivery sees them, read once per call."""
+
+    def __init__(self, conn: Connection, store_id: int) -> None:
+        self.store_id = store_id
+        self.rows = {r.id: r for r in conn.execute(
+            select(folders.c.id, folders.c.parent_id, folders.c.name, folders.c.role)
+            .where(folders.c.store_id == store_id, folders.c.container_class == "mail")).all()}
+
+    def by_role(self, role: str) -> int | None:
+        return next((fid for fid, r in sorted(self.rows.items()) if r.role == role), None)
+
+    def child(self, parent_id: int | None, name: str) -> int | None:
+        return next((fid for fid, r in self.rows.items() if r.parent_id == parent_id and r.name == name), None)
+
+
+class DeliveryMixin(StorageBase):
+    """What the delivery operations of the SOAP service run."""
+
+    def users_by_email(self, address: str) -> list[dict]:
+        """The users whose e-mail address is `address`, compared case-insensitively."""
+        rows = self._read(lambda c: c.execute(
+            self._user_select().where(func.lower(users.c.email) == address.lower())).all())
+        return [self._user_dict(r) for r in rows]
+
+    def delivery_folders(self, store_id: int) -> list[dict]:
+        """The store's mail folders: {id, parent_id, name, role}, by id."""
+        rows = self._read(lambda c: c.execute(
+            select(folders.c.id, folders.c.parent_id, folders.c.name, folders.c.role)
+            .where(folders.c.store_id == store_id, folders.c.container_class == "mail")
+            .order_by(folders.c.id)).all())
+        return [{"id": r.id, "parent_id": r.parent_id, "name": r.name, "role": r.role} for r in rows]
+
+    def deliver(self, message: NewMessage, targets: Sequence[DeliveryTarget], duplicate_window: int,
+                now: int | None = None) -> tuple[list[DeliveryOutcome], dict[int, int]]:
+        """Store one message (one blob) for every target in one transaction.
+
+        Returns one outcome per target, in order, and {folder id: new modseq} of the
+        folders written. A target whose user got the same Message-ID within
+        `duplicate_window` seconds before this call (0: never) is a duplicate; targets of
+        one call for one user share their fate.
+        """
+        when = int(time.time()) if now is None else now
+
+        def run(conn: Connection) -> tuple[list[DeliveryOutcome], dict[int, int]]:
+            accounts = self._lock_recipients(conn, {t.user for t in targets})
+            duplicates: dict[tuple[int, str], bool] = {}
+            trees: dict[int, _MailTree] = {}
+            plan: list[DeliveryOutcome] = []
+            for target in targets:
+                account = accounts.get(target.user)
+                if account is None or account[1] is None:
+                    plan.append(DeliveryOutcome("notFound"))
+                    continue
+                user_id, store_id = account
+                if target.message_id and duplicate_window > 0:
+                    key = (user_id, digest(target.message_id))
+                    if key not in duplicates:
+                        duplicates[key] = self._seen_before(conn, user_id, key[1], duplicate_window, when)
+                    if duplicates[key]:
+                        plan.append(DeliveryOutcome("duplicate"))
+                        continue
+                tree = trees.get(store_id) or trees.setdefault(store_id, _MailTree(conn, store_id))
+                folder_id = self._target_folder(conn, tree, target)
+                plan.append(DeliveryOutcome("stored", folder_id) if folder_id is not None
+                            else DeliveryOutcome("notFound"))
+            return self._insert_deliveries(conn, message, targets, plan, when)
+
+        try:
+            return self._write(run)
+        except exc.IntegrityError:
+            # A concurrent delivery recorded the same Message-ID first: now it is a duplicate.
+            return self._write(run)
+
+    def vacation_due(self, user_id: int, sender: str, handle: str, seconds: int, now: int | None = None) -> bool:
+        """True when no vacation reply for `handle` went to `sender` in the last `seconds`
+        (RFC 5230 section 4.1), recording one sent now; else False."""
+        when = int(time.time()) if now is None else now
+        key = digest(handle, sender.lower())
+
+        def run(conn: Connection) -> bool:
+            if conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update()).first() is None:
+                raise NotFound(f"user {user_id} not found")
+            conn.execute(delete(vacation_replies).where(
+                vacation_replies.c.user_id == user_id,
+                vacation_replies.c.sent_at < when - max(VACATION_RECORD_SECONDS, seconds)))
+            where = (vacation_replies.c.user_id == user_id, vacation_replies.c.digest == key)
+            sent_at = conn.execute(select(vacation_replies.c.sent_at).where(*where)).scalar()
+            if sent_at is not None and seconds > 0 and sent_at > when - seconds:
+                return False
+            if sent_at is None:
+                conn.execute(insert(vacation_replies).values(user_id=user_id, digest=key, sent_at=when))
+            else:
+                conn.execute(update(vacation_replies).where(*where).values(sent_at=when))
+            return True
+
+        return self._write(run)
+
+    # -- helpers --------------------------------------------------------
+    def _lock_recipients(self, conn: Connection, names: set[str]) -> dict[str, tuple[int, int | None]]:
+        """name -> (user id, store id) of the named users, their rows locked in id order so
+        that concurrent deliveries to one user take turns and never deadlock."""
+        found: dict[str, tuple[int, int | None]] = {}
+        for part in chunks(sorted(names)):
+            rows = conn.execute(select(users.c.id, users.c.name, stores.c.id.label("store_id"))
+                                .select_from(users.outerjoin(stores, stores.c.owner_id == users.c.id))
+                                .where(users.c.name.in_(part)).order_by(users.c.id).with_for_update()).all()
+            # Names compare exactly, whatever the database collation says.
+            found.update((r.name, (r.id, r.store_id)) for r in rows if r.name in names)
+        return found
+
+    @staticmethod
+    def _seen_before(conn: Connection, user_id: int, key: str, window: int, now: int) -> bool:
+        """Whether the Message-ID digest was delivered to the user within the window; records it if not."""
+        conn.execute(delete(delivered_message_ids).where(delivered_message_ids.c.user_id == user_id,
+                                                         delivered_message_ids.c.delivered_at < now - window))
+        seen = conn.execute(select(delivered_message_ids.c.delivered_at).where(
+            delivered_message_ids.c.user_id == user_id, delivered_message_ids.c.digest == key)).first()
+        if seen is None:
+            conn.execute(insert(delivered_message_ids).values(user_id=user_id, digest=key, delivered_at=now))
+        return seen is not None
+
+    def _target_folder(self, conn: Connection, tree: _MailTree, target: DeliveryTarget) -> int | None:
+        if target.folder_id is not None and target.folder_id in tree.rows:
+            return target.folder_id
+        if target.role:
+            found = tree.by_role(target.role)
+            if found is not None:
+                return found
+        if target.path:
+            found = self._walk_path(conn, tree, target.path, target.create)
+            if found is not None:
+                return found
+        return tree.by_role("inbox")
+
+    def _walk_path(self, conn: Connection, tree: _MailTree, path: tuple[str, ...], create: bool) -> int | None:
+        """The mail folder at `path` below the root, created on the way when `create`;
+        None when it is not there (or cannot be made: a bad name, a folder of another kind)."""
+        parent: int | None = None
+        for name in path:
+            found = tree.child(parent, name)
+            if found is None:
+                if not create:
+                    return None
+                try:
+                    _check_name(name)
+                    self._lock_store(conn, tree.store_id)
+                    if self._sibling_exists(conn, tree.store_id, parent, name):
+                        raise Conflict(f"folder {name!r} exists")
+                except (BadRequest, Conflict):
+                    return None
+                found = self._insert_folder(conn, tree.store_id, parent, name, "mail", None)
+                tree.rows[found] = _FolderRow(found, parent, name, None)
+            parent = found
+        return parent
+
+    def _insert_deliveries(self, conn: Connection, message: NewMessage, targets: Sequence[DeliveryTarget],
+                           plan: list[DeliveryOutcome], now: int) -> tuple[list[DeliveryOutcome], dict[int, int]]:
+        by_folder: dict[int, list[int]] = {}
+        for index, outcome in enumerate(plan):
+            if outcome.status == "stored":
+                by_folder.setdefault(outcome.folder_id, []).append(index)
+        modseqs: dict[int, int] = {}
+        for folder_id in sorted(by_folder):
+            indexes = by_folder[folder_id]
+            first, modseq, _ = self._bump(conn, folder_id, len(indexes))
+            rows = []
+            for offset, index in enumerate(indexes):
+                target = targets[index]
+                row = self._message_row(folder_id, message._replace(
+                    internal_date=now, flags=target.flags, keywords=target.keywords))
+                row.update(uid=first + offset, modseq=modseq)
+                rows.append(row)
+                plan[index] = DeliveryOutcome("stored", folder_id, first + offset)
+            for part in chunks(rows):
+                conn.execute(insert(items), part)
+            modseqs[folder_id] = modseq
+        return plan, modseqs
+
+
+__all__ = ["DeliveryMixin", "DeliveryTarget", "DeliveryOutcome", "VACATION_RECORD_SECONDS"]
