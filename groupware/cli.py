@@ -11,7 +11,7 @@
     groupware user enable NAME
     groupware user delete NAME      remove the user and their store
     groupware user features NAME [--enable-feature F] [--disable-feature F]
-                                    show or switch protocols (F: imap, pop3, caldav)
+                                    show or switch protocols (F: imap, pop3, caldav, sieve)
     groupware user sync [--dry-run] create, update and orphan users from the directory
                                     (user_plugin ldap or unix); lists every change
     groupware calendar publish USER CALENDAR
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("name")
     # Kopano's kopano-admin spells these the same way.
     features.add_argument("--enable-feature", action="append", default=[], choices=FEATURES,
-                          metavar="FEATURE", help="switch a protocol on (imap, pop3, caldav)")
+                          metavar="FEATURE", help=f"switch a protocol on ({', '.join(FEATURES)})")
     features.add_argument("--disable-feature", action="append", default=[], choices=FEATURES,
                           metavar="FEATURE", help="switch a protocol off")
 

@@ -48,7 +48,7 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
     answer = alice.logon("alice", USERS["alice"], "imap")
     user = answer.find(codec.gw("user"))
     assert codec.field(user, "name") == "alice"
-    assert codec.field(user, "features") == "imap caldav"  # pop3 is off server-wide
+    assert codec.field(user, "features") == "imap caldav sieve"  # pop3 is off server-wide
     store_id = int(codec.field(answer, "storeId"))
     public_id = int(codec.field(answer, "publicStoreId"))
     assert store_id != public_id

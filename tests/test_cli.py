@@ -31,7 +31,7 @@ def test_user_lifecycle(tmp_path):
     groupware(tmp_path, "user", "add", "alice", "--password-stdin", "--fullname", "Alice A.",
               "--email", "alice@example.com", stdin="s3cret pass\n")
     listing = groupware(tmp_path, "user", "list").stdout
-    assert "alice\tactive\t+imap +pop3 +caldav\tAlice A.\talice@example.com" in listing
+    assert "alice\tactive\t+imap +pop3 +caldav +sieve\tAlice A.\talice@example.com" in listing
 
     storage = storage_of(tmp_path)
     try:

@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from shared.authguard import AuthGuard
 from shared.config import Config
-from shared.features import CALDAV, FEATURES, IMAP, POP3
+from shared.features import CALDAV, FEATURES, IMAP, POP3, SIEVE
 from shared.login import (ClientLogin, LoginRefused, LoginService, Outcome, is_loopback,
                           plaintext_login_allowed)
 
@@ -201,5 +201,5 @@ def test_the_feature_names_are_one_list_everywhere():
     from server.soap import session
     from server.storage import users
     from shared.model import user
-    assert FEATURES == (IMAP, POP3, CALDAV)
+    assert FEATURES == (IMAP, POP3, CALDAV, SIEVE)
     assert cli.FEATURES is session.FEATURES is users.FEATURES is user.FEATURES is FEATURES

@@ -59,7 +59,7 @@ def test_user_feature_switch(server):
     c = client(server, "tcp")
     with pytest.raises(Forbidden):
         c.logon("bob", USERS["bob"], "caldav")
-    assert codec.field(c.logon("bob", USERS["bob"], "imap").find(codec.gw("user")), "features") == "imap"
+    assert codec.field(c.logon("bob", USERS["bob"], "imap").find(codec.gw("user")), "features") == "imap sieve"
     c.http.close()
 
 

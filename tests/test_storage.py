@@ -79,7 +79,7 @@ def test_user_lifecycle(st):
     name = "alice" + secrets.token_hex(3)
     u = st.create_user(name, "h1", "Alice", "alice@example.com")
     assert u["name"] == name and u["password_hash"] == "h1" and u["active"] is True
-    assert u["features"] == {"imap": True, "pop3": True, "caldav": True}
+    assert u["features"] == {"imap": True, "pop3": True, "caldav": True, "sieve": True}
     assert st.store_owner(u["store_id"]) == u["id"]
     assert st.get_user(name) == u == st.get_user_by_id(u["id"])
     assert st.get_user("nobody-" + name) is None
@@ -90,7 +90,7 @@ def test_user_lifecycle(st):
     st.set_features(name, {"pop3": False})
     u2 = st.get_user(name)
     assert (u2["password_hash"], u2["active"], u2["features"]) == \
-        ("h2", False, {"imap": True, "pop3": False, "caldav": True})
+        ("h2", False, {"imap": True, "pop3": False, "caldav": True, "sieve": True})
     assert name in [x["name"] for x in st.list_users()]
     with pytest.raises(NotFound):
         st.set_active("nobody-" + name, True)
