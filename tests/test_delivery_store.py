@@ -21,7 +21,7 @@ from shared import codec
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Quota, TooLarge
 from shared.features import FEATURES, SIEVE
 from shared.model import Delivery, DeliveryFolder, DeliveryResult, Recipient
-from soap_client import SoapClient, inbox_of, schema
+from soap_client import SoapClient, schema
 
 pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
 

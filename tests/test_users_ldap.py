@@ -366,3 +366,21 @@ def test_sync_needs_a_directory(tmp_path):
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1
     assert "user_plugin db has no directory to sync" in result.stderr
+
+
+def test_delivery_finds_users_by_their_mail_attribute(slapd, storage):
+    from server.recipients import resolve_recipient
+    from shared.errors import NotFound, Unavailable
+
+    b = backend(storage, ldap_uri=slapd.uri)
+    user = b.lookup_address("ALICE@Example.org")  # mail matches case-insensitively
+    assert user["name"] == "alice" and storage.get_user("alice")["id"] == user["id"]  # made local on first sight
+    assert resolve_recipient(b, "alice+news@example.org", "+") == (user, "news")
+    assert b.lookup_address("alice@example.net") is None
+    assert b.lookup_address("*@example.org") is None  # escaped, not a wildcard
+    with pytest.raises(NotFound):
+        resolve_recipient(b, "nobody@example.org", "+")
+    b.close()
+    down = backend(storage, ldap_uri="ldap://127.0.0.1:1")
+    with pytest.raises(Unavailable):
+        down.lookup_address("alice@example.org")

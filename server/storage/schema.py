@@ -208,22 +208,21 @@ sieve_scripts = Table(
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
 
-# When a vacation reply (RFC 5230) last went to a sender for one vacation action (its
-# handle); keyed by a digest of both, so any length of address or handle fits the key.
-vacation_replies = Table(
-    "vacation_replies", metadata,
-    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("digest", String(64), primary_key=True),
-    Column("sent_at", BigInteger, nullable=False),
-    mysql_engine="InnoDB", mysql_charset="utf8mb4",
-)
 
+def _per_user_digests(name: str, time_column: str) -> Table:
+    """A table of per-user records keyed by a digest (SHA-256, hex) of texts of any length,
+    with the time each was last written."""
+    return Table(
+        name, metadata,
+        Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+        Column("digest", String(64), primary_key=True),
+        Column(time_column, BigInteger, nullable=False),
+        mysql_engine="InnoDB", mysql_charset="utf8mb4",
+    )
+
+
+# When a vacation reply (RFC 5230) last went to a sender for one vacation action (its handle).
+vacation_replies = _per_user_digests("vacation_replies", "sent_at")
 # Message-IDs delivered to a user recently, for duplicate suppression (an MTA retrying
-# after a lost answer); keyed by a digest of the Message-ID.
-delivered_message_ids = Table(
-    "delivered_message_ids", metadata,
-    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("digest", String(64), primary_key=True),
-    Column("delivered_at", BigInteger, nullable=False),
-    mysql_engine="InnoDB", mysql_charset="utf8mb4",
-)
+# after a lost answer).
+delivered_message_ids = _per_user_digests("delivered_message_ids", "delivered_at")
