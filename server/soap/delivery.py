@@ -8,22 +8,17 @@ are durable, so an LMTP server may then say 250 (RFC 2033 section 4.2).
 """
 from __future__ import annotations
 
-import io
 import logging
-import os
-import time
 from typing import Any
 
 from lxml import etree
 
-from server.mime import message_columns
 from server import recipients
 from server.soap.context import Call, response
-from server.soap.items import parse_flags
-from server.storage import NewMessage
+from server.soap.items import discard_file, incoming_message, parse_flags, store_blob
 from server.storage.delivery import DeliveryOutcome, DeliveryTarget
-from shared.codec import add, bool_field, bytes_field, element, field, gw, int_field, required, required_int, text
-from shared.errors import BadRequest, Forbidden, NotFound, Quota, TooLarge
+from shared.codec import add, bool_field, element, field, gw, int_field, required, required_int, text
+from shared.errors import BadRequest, Forbidden, NotFound, Quota
 
 log = logging.getLogger(__name__)
 
@@ -115,25 +110,13 @@ def _target(el: etree._Element) -> DeliveryTarget:
                           bool_field(el, "create"), flags, tuple(keywords), field(el, "messageId") or None)
 
 
-def _discard(path: str | None) -> None:
-    if path is not None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-
-
 async def deliver_message(call: Call) -> etree._Element:
     """One message for every <delivery>, one <result> per delivery in order."""
     session = call.delivery_session()
     body = call.body
     limits = call.services.limits
     sender = field(body, "sender", "") or ""
-    source = bytes_field(body, "source")
-    upload_id = field(body, "uploadId")
-    if (source is None) == (upload_id is None):
-        raise BadRequest("give exactly one of <source> and <uploadId>")
-    path = call.services.sessions.take_upload(session, upload_id) if upload_id else None
+    incoming = incoming_message(call, session, body)
     try:
         elements = list(body.iterchildren(gw("delivery")))
         if not elements:
@@ -142,34 +125,24 @@ async def deliver_message(call: Call) -> etree._Element:
             raise BadRequest(f"at most {limits.max_deliveries_per_message} deliveries per message")
         targets = [_target(el) for el in elements]
     except BaseException:
-        _discard(path)
+        discard_file(incoming.path)
         raise
 
-    def work() -> tuple[list[Any], dict[int, int]]:
+    def work() -> tuple[list[DeliveryOutcome], dict[int, int]]:
         st = call.storage
         try:
-            size = len(source) if source is not None else os.path.getsize(path)
-            if size > limits.max_message_size:
-                raise TooLarge(f"message exceeds {limits.max_message_size} bytes")
-            if source is not None:
-                columns = message_columns(io.BytesIO(source))
-                key = st.blobs.put_bytes(source)
-            else:
-                with open(path, "rb") as fp:
-                    columns = message_columns(fp)
-                key = st.blobs.put_file(path)
+            message = store_blob(st, incoming, limits.max_message_size)
         finally:
-            _discard(path)
-        message = NewMessage(key, size, int(time.time()), 0, (), columns)
+            discard_file(incoming.path)
         try:
             outcomes, modseqs = st.deliver(message, targets, limits.delivery_duplicate_window)
         except Quota:
             outcomes, modseqs = [DeliveryOutcome("quota") for _ in targets], {}
         except BaseException:
-            st.blobs.delete(key)
+            st.blobs.delete(message.blob_key)
             raise
         if not modseqs:
-            st.blobs.delete(key)
+            st.blobs.delete(message.blob_key)
         return outcomes, modseqs
 
     outcomes, modseqs = await call.run(work)

@@ -34,7 +34,7 @@ def parse_flags(text: str | None) -> tuple[int, list[str]]:
         raise BadRequest(str(exc)) from None
 
 
-def _discard(path: str | None) -> None:
+def discard_file(path: str | None) -> None:
     if path is None:
         return
     try:
@@ -48,7 +48,7 @@ MAX_MESSAGES_PER_CALL = 1000
 
 
 @dataclass
-class _Incoming:
+class IncomingMessage:
     """A message as the request gave it: inline bytes or a spooled upload this call now owns."""
     source: bytes | None
     path: str | None
@@ -57,7 +57,7 @@ class _Incoming:
     internal_date: int
 
 
-def _incoming(call: Call, session: Any, el: etree._Element) -> _Incoming:
+def incoming_message(call: Call, session: Any, el: etree._Element) -> IncomingMessage:
     source = bytes_field(el, "source")
     upload_id = field(el, "uploadId")
     if (source is None) == (upload_id is None):
@@ -65,10 +65,10 @@ def _incoming(call: Call, session: Any, el: etree._Element) -> _Incoming:
     flags, keywords = parse_flags(field(el, "flags"))
     internal_date = int_field(el, "internalDate", int(time.time()))
     path = call.services.sessions.take_upload(session, upload_id) if upload_id else None
-    return _Incoming(source, path, flags, keywords, internal_date)
+    return IncomingMessage(source, path, flags, keywords, internal_date)
 
 
-def _store_blob(st: Any, m: _Incoming, max_size: int) -> NewMessage:
+def store_blob(st: Any, m: IncomingMessage, max_size: int) -> NewMessage:
     """Write the message's blob and parse its listing columns (in the thread pool)."""
     size = len(m.source) if m.source is not None else os.path.getsize(m.path)
     if size > max_size:
@@ -86,13 +86,13 @@ def _store_blob(st: Any, m: _Incoming, max_size: int) -> NewMessage:
 async def _create(call: Call, folder_id: int, elements: list[etree._Element]) -> tuple[dict, list[int]]:
     """Store messages in one transaction; fires with the storage result and the sizes."""
     session = call.session()
-    incoming: list[_Incoming] = []
+    incoming: list[IncomingMessage] = []
     try:
         for el in elements:
-            incoming.append(_incoming(call, session, el))
+            incoming.append(incoming_message(call, session, el))
     except BaseException:
         for m in incoming:
-            _discard(m.path)
+            discard_file(m.path)
         raise
     max_size = call.services.limits.max_message_size
 
@@ -102,7 +102,7 @@ async def _create(call: Call, folder_id: int, elements: list[etree._Element]) ->
         try:
             require(st, session.user_id, folder_id, "write")
             for m in incoming:
-                stored.append(_store_blob(st, m, max_size))
+                stored.append(store_blob(st, m, max_size))
             return st.create_messages(folder_id, stored), [n.size for n in stored]
         except BaseException:
             for n in stored:
@@ -110,7 +110,7 @@ async def _create(call: Call, folder_id: int, elements: list[etree._Element]) ->
             raise
         finally:
             for m in incoming:
-                _discard(m.path)
+                discard_file(m.path)
 
     result, sizes = await call.run(work)
     call.services.notifier.changed(folder_id, result["modseq"])
