@@ -150,7 +150,7 @@ async def deliver_message(call: Call) -> etree._Element:
         call.services.notifier.changed(folder_id, modseq)
     out = response("deliverMessage")
     for target, outcome in zip(targets, outcomes):
-        log.info("delivery from <%s> to %s: %s%s", sender, target.user, outcome.status,
+        log.info("delivery from %r to %r: %s%s", sender, target.user, outcome.status,
                  f" (folder {outcome.folder_id}, uid {outcome.uid})" if outcome.uid is not None else "")
         result = element("result")
         add(result, "status", outcome.status)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, delete, exc, func, insert, select, update
 
-from shared.errors import BadRequest, Conflict, NotFound
+from shared.errors import BadRequest, NotFound
 
 from .base import StorageBase, chunks
 from .folders import _check_name
@@ -202,17 +202,29 @@ class DeliveryMixin(StorageBase):
             if found is None:
                 if not create:
                     return None
-                try:
-                    _check_name(name)
-                    self._lock_store(conn, tree.store_id)
-                    if self._sibling_exists(conn, tree.store_id, parent, name):
-                        raise Conflict(f"folder {name!r} exists")
-                except (BadRequest, Conflict):
+                found = self._create_on_path(conn, tree, parent, name)
+                if found is None:
                     return None
-                found = self._insert_folder(conn, tree.store_id, parent, name, "mail", None)
-                tree.rows[found] = _FolderRow(found, parent, name, None)
             parent = found
         return parent
+
+    def _create_on_path(self, conn: Connection, tree: _MailTree, parent: int | None, name: str) -> int | None:
+        """A mail folder `name` under `parent`, made unless a concurrent writer made it first."""
+        try:
+            _check_name(name)
+        except BadRequest:
+            return None
+        self._lock_store(conn, tree.store_id)
+        parent_cond = folders.c.parent_id.is_(None) if parent is None else folders.c.parent_id == parent
+        siblings = conn.execute(select(folders.c.id, folders.c.name, folders.c.container_class)
+                                .where(folders.c.store_id == tree.store_id, parent_cond)).all()
+        # Compared here: the database collation may be case- or accent-insensitive.
+        same = next((r for r in siblings if r.name == name), None)
+        if same is not None:
+            return same.id if same.container_class == "mail" else None
+        folder_id = self._insert_folder(conn, tree.store_id, parent, name, "mail", None)
+        tree.rows[folder_id] = _FolderRow(folder_id, parent, name, None)
+        return folder_id
 
     def _insert_deliveries(self, conn: Connection, message: NewMessage, targets: Sequence[DeliveryTarget],
                            plan: list[DeliveryOutcome], now: int) -> tuple[list[DeliveryOutcome], dict[int, int]]:
