@@ -13,6 +13,7 @@ import time
 
 import pytest
 from sqlalchemy import text
+from twisted.internet import defer
 
 from adapter_client import make_adapter
 from harness import USERS, StoreProcess
@@ -287,6 +288,22 @@ def test_a_duplicate_within_the_window_is_stored_once(reactor_thread, deliverer)
     after = reactor_thread.call(deliverer.deliver, source, "dave@example.net",
                                 [Delivery("bob", message_id="<dup@example.net>")])
     assert after[0].status == "stored"
+
+
+def blob_files(server) -> int:
+    return sum(len(files) for _, _, files in os.walk(os.path.join(server.data_dir, "attachments")))
+
+
+def test_concurrent_deliveries_of_one_message_id_store_it_once(server, reactor_thread, deliverer):
+    def race():
+        return defer.gatherResults([deliverer.deliver(message("race"), "dave@example.net",
+                                                      [Delivery("alice", message_id="<race@example.net>")])
+                                    for _ in range(4)])
+
+    before = blob_files(server)
+    statuses = sorted(results[0].status for results in reactor_thread.call(race))
+    assert statuses == ["duplicate", "duplicate", "duplicate", "stored"]
+    assert blob_files(server) == before + 1  # the duplicates' blobs are not kept
 
 
 def test_large_sources_go_through_the_upload_and_the_size_limit_holds(server, reactor_thread, deliverer):
