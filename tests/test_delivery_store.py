@@ -7,6 +7,7 @@ import base64
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -16,7 +17,7 @@ from sqlalchemy import text
 from twisted.internet import defer
 
 from adapter_client import make_adapter
-from harness import USERS, StoreProcess
+from harness import ROOT, USERS, StoreProcess, settings
 from old_schema import on_an_old_schema
 from shared import codec
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Quota, TooLarge
@@ -527,3 +528,14 @@ def test_addresses_of_the_db_backend(st):
         resolve_recipient(backend, f"same.{name}@example.org", "+")  # two users: never guessed
     with pytest.raises(NotFound):
         resolve_recipient(backend, f"{name}+x@example.org", "")  # no delimiter configured
+
+
+def test_an_empty_secret_file_stops_the_server_at_start(tmp_path):
+    empty = tmp_path / "empty.secret"
+    empty.write_text("\n")
+    done = subprocess.run([sys.executable, "-m", "server", "--data-dir", str(tmp_path / "var"),
+                           *settings({"server_socket": str(tmp_path / "s.sock"),
+                                      "delivery_secret_file": str(empty)})],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(f"python -m server: delivery_secret_file: {empty} is empty")
