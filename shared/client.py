@@ -35,7 +35,8 @@ DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
 IDEMPOTENT_OPS = frozenset({
     "logon", "logoff", "whoami", "listFolders", "queryRows", "getItem", "getChanges",
     "waitForChanges", "openStream", "setFlags", "deleteItems", "grantFolder", "getChangedItems",
-    "getItemsByName",
+    "getItemsByName", "logonDelivery", "resolveRecipient", "listDeliveryFolders", "getActiveSieveScript",
+    "listSieveScripts", "getSieveScript",
 })
 
 
