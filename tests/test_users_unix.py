@@ -145,21 +145,23 @@ def test_uid_range_and_exceptions(account, tmp_path):
         acc.remove()
 
 
-def test_delivery_finds_the_account_by_login_at_default_domain(account, tmp_path):
+def test_delivery_finds_the_account_by_login_at_default_domain(tmp_path):
     from server.recipients import resolve_recipient
     from server.storage.store import Storage
     from server.users.unix import UnixUserBackend
 
+    acc = Account()
     storage = Storage(f"sqlite:///{tmp_path}/store.db")
     storage.migrate()
     try:
         backend = UnixUserBackend(Config({"min_user_uid": str(MIN_UID), "max_user_uid": str(MAX_UID),
                                           "default_domain": "example.com"}, str(tmp_path)), storage)
-        user = backend.lookup_address(f"{account.name.upper()}@Example.COM")
-        assert user["name"] == account.name and user["email"] == f"{account.name}@example.com"
-        assert resolve_recipient(backend, f"{account.name}+later@example.com", "+") == (user, "later")
-        assert backend.lookup_address(f"{account.name}@example.org") is None
+        user = backend.lookup_address(f"{acc.name.upper()}@Example.COM")
+        assert user["name"] == acc.name and user["email"] == f"{acc.name}@example.com"
+        assert resolve_recipient(backend, f"{acc.name}+later@example.com", "+") == (user, "later")
+        assert backend.lookup_address(f"{acc.name}@example.org") is None
         assert backend.lookup_address("root@example.com") is None  # outside the uid range
         assert backend.lookup_address("no-such-account@example.com") is None
     finally:
         storage.close()
+        acc.remove()
