@@ -30,6 +30,7 @@ GATEWAYS: dict[str, str] = {
     "imap": "gateways.imap.service:make_service",
     "pop3": "gateways.pop3.service:make_service",
     "caldav": "gateways.caldav.service:make_service",
+    "sieve": "gateways.managesieve.service:make_service",
 }
 
 

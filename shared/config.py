@@ -168,6 +168,17 @@ OPTIONS: dict[str, Option] = {
         trusted_networks=typed("networks"),
     ),
     **_opts(
+        "managesieve.cfg",
+        managesieve_listen=typed("listen", "*:4190"),
+        managesieves_listen=typed("listen"),
+        managesieve_max_script_size=size("64k"),
+        managesieve_max_scripts=number("32", minimum=1),
+        managesieve_max_line_length=size("8k"),
+        managesieve_timeout=number("600"),
+        managesieve_login_timeout=number("60"),
+        managesieve_max_login_commands=number("20", minimum=1),
+    ),
+    **_opts(
         "ical.cfg",
         ical_listen=typed("listen", "*:8080"),
         icals_listen=typed("listen", "*:8443"),

@@ -301,6 +301,7 @@ class ServerProcess(OurProcess):
                                     "pop3_listen": "127.0.0.1:0", "pop3s_listen": "127.0.0.1:0",
                                     "ical_listen": "127.0.0.1:0", "icals_listen": "127.0.0.1:0",
                                     "imap_listen": "127.0.0.1:0", "imaps_listen": "127.0.0.1:0",
+                                    "managesieve_listen": "127.0.0.1:0",
                                     **(options or {})})
         self.demo = demo
         self.subcommand = command
