@@ -132,6 +132,9 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
             return _blobs(cfg, storage, args)
         if args.command == "calendar":
             return _calendar(cfg, storage, args)
+        if args.command in ("sieve", "vacation"):
+            from groupware import sieve_admin
+            return sieve_admin.run(cfg, storage, args)
         action = args.action
         if action == "sync":
             return _sync(cfg, storage, args.dry_run)

@@ -20,6 +20,12 @@
                                     revoke it
     groupware blobs gc [--min-age SECONDS] [--dry-run]
                                     remove blobs no item references (left by a crash)
+    groupware managesieve           only the ManageSieve gateway, against the store at server_socket
+    groupware sieve USER list|get NAME|put NAME FILE|activate NAME|deactivate|delete NAME
+                                    a user's Sieve scripts
+    groupware vacation USER --on --subject S --message M [--days N] [--from ADDR] [--replace]
+    groupware vacation USER --off | --show
+                                    an out-of-office reply, as a generated Sieve script
 """
 from __future__ import annotations
 
@@ -70,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run only the POP3 gateway, against the store server at server_socket")
     commands.add_parser("ical", parents=[common],
                         help="run only the CalDAV/iCal gateway, against the store server at server_socket")
+    commands.add_parser("managesieve", parents=[common],
+                        help="run only the ManageSieve gateway, against the store server at server_socket")
     user = commands.add_parser("user", parents=[common], help="administer users")
     actions = user.add_subparsers(dest="action", required=True)
     for name in ("add", "passwd"):
@@ -125,7 +133,51 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep blobs younger than this (default: 3600)")
     gc.add_argument("--dry-run", action="store_true",
                     help="only count what would be removed; change nothing")
+    _sieve_parsers(commands, common)
     return parser
+
+
+def _sieve_parsers(commands, common: argparse.ArgumentParser) -> None:
+    sieve = commands.add_parser("sieve", parents=[common], help="a user's Sieve scripts")
+    sieve.add_argument("name", metavar="USER")
+    sieve_actions = sieve.add_subparsers(dest="action", required=True)
+    sieve_actions.add_parser("list", parents=[common], help="the scripts, the active one marked")
+    sieve_actions.add_parser("get", parents=[common], help="print a script").add_argument("script", metavar="NAME")
+    put = sieve_actions.add_parser("put", parents=[common], help="store a script from FILE (- for stdin)")
+    put.add_argument("script", metavar="NAME")
+    put.add_argument("file", metavar="FILE")
+    sieve_actions.add_parser("activate", parents=[common], help="make a script the active one"
+                             ).add_argument("script", metavar="NAME")
+    sieve_actions.add_parser("deactivate", parents=[common], help="leave no script active")
+    sieve_actions.add_parser("delete", parents=[common], help="delete a script that is not active"
+                             ).add_argument("script", metavar="NAME")
+
+    vacation = commands.add_parser("vacation", parents=[common], help="a user's out-of-office reply",
+                                   description="Writes and activates a Sieve script named 'vacation' "
+                                               "that answers mail (RFC 5230), or deactivates it.")
+    vacation.add_argument("name", metavar="USER")
+    switch = vacation.add_mutually_exclusive_group(required=True)
+    switch.add_argument("--on", action="store_true", help="answer mail with --subject and --message")
+    switch.add_argument("--off", action="store_true", help="stop answering")
+    switch.add_argument("--show", action="store_true", help="say whether it is on, and print its script")
+    vacation.add_argument("--subject", default=None)
+    vacation.add_argument("--message", default=None)
+    vacation.add_argument("--days", type=_days, default=7,
+                          help="answer each sender at most once in this many days (default: 7)")
+    vacation.add_argument("--from", dest="from_address", default=None, metavar="ADDR",
+                          help="the reply's From address (default: the recipient's)")
+    vacation.add_argument("--replace", action="store_true",
+                          help="replace another active script instead of refusing")
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _seconds(text: str) -> int:
@@ -158,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ical":
             from groupware.serve import run_gateway
             return run_gateway(cfg, "caldav")
+        if args.command == "managesieve":
+            from groupware.serve import run_gateway
+            return run_gateway(cfg, "sieve")
         from groupware import admin
         return admin.run(cfg, args)
     except ConfigError as exc:
