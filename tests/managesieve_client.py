@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import re
 import socket
-import ssl
+
+from raw_clients import tls_context
 
 _LITERAL_END = re.compile(rb"\{(\d+)\}\r\n$")
 
@@ -69,15 +70,16 @@ class SieveClient:
         capabilities the server re-issues."""
         _, final = self.command("STARTTLS")
         assert final.startswith(b"OK"), final
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        self.file.close()
-        self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
-        self.file = self.sock.makefile("rb")
+        self.handshake()
         lines, final = self.response()
         assert final.startswith(b"OK"), final
         return self.capabilities(lines)
+
+    def handshake(self) -> None:
+        """TLS on this connection from now on."""
+        self.file.close()
+        self.sock = tls_context().wrap_socket(self.sock, server_hostname="localhost")
+        self.file = self.sock.makefile("rb")
 
     def authenticate(self, user: str, password: str) -> bytes:
         """AUTHENTICATE "PLAIN" with an initial response; the final line."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import ssl
 import time
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from certificates import self_signed_certificate
 from harness import ServerProcess, StoreProcess, non_loopback_address
 from managesieve_client import SieveClient
+from raw_clients import tls_context
 from waiting import wait_until
 
 PASSWORD = "sieve-secret"
@@ -118,23 +118,16 @@ def test_starttls_then_authenticate_from_another_host(server, outside):
 def test_commands_pipelined_before_starttls_completes_are_dropped(server, outside):
     with SieveClient(ports(server, "managesieve")[outside], host=outside) as c:
         c.send(b"STARTTLS\r\nLOGOUT\r\n")
-        c.sock.settimeout(20)
         assert c.response()[1].startswith(b"OK")
         # The LOGOUT came in plaintext before the handshake: it must not run over TLS.
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        c.file.close()
-        c.sock = context.wrap_socket(c.sock, server_hostname="localhost")
-        c.file = c.sock.makefile("rb")
+        c.handshake()
         assert c.response()[1].startswith(b"OK")
         assert c.command("NOOP")[1].startswith(b"OK")
 
 
 def test_implicit_tls_listener(server):
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     with socket.create_connection(("127.0.0.1", ports(server, "managesieves")["127.0.0.1"]), timeout=20) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        with tls_context().wrap_socket(raw, server_hostname="localhost") as tls:
             data = b""
             while b"\r\nOK" not in data and not data.startswith(b"OK"):
                 data += tls.recv(4096)
