@@ -5,7 +5,7 @@ from typing import Any
 
 from gateways.managesieve.commands import command
 from gateways.managesieve.responses import response, string
-from shared.sieve import EXTENSIONS
+from shared.sieve import capabilities as sieve_capabilities
 
 IMPLEMENTATION = "groupware"
 VERSION = "1.0"
@@ -20,7 +20,7 @@ def capabilities(conn: Any) -> list[tuple[str, str | None]]:
     caps: list[tuple[str, str | None]] = [
         ("IMPLEMENTATION", IMPLEMENTATION),
         ("SASL", "" if conn.authenticated else mechanisms),
-        ("SIEVE", " ".join(sorted(EXTENSIONS))),
+        ("SIEVE", " ".join(sieve_capabilities())),
         ("MAXREDIRECTS", str(factory.sieve_limits.max_redirects)),
     ]
     if factory.tls_options is not None and not conn.tls_active and not conn.authenticated:
