@@ -14,6 +14,7 @@ from typing import Any
 from shared.config import Config
 from shared.errors import NotFound
 from shared.sieve import SieveError, compile_script
+from shared.sieve.limits import limits_from_config
 
 VACATION_SCRIPT = "vacation"
 
@@ -46,7 +47,8 @@ class ScriptStore:
     def __init__(self, cfg: Config, storage: Any, user_id: int) -> None:
         self.storage = storage
         self.user_id = user_id
-        self.limits = dict(max_size=cfg.get_size("max_sieve_script_size"),
+        self.sieve_limits = limits_from_config(cfg)
+        self.limits = dict(max_size=self.sieve_limits.max_script_size,
                            max_scripts=cfg.get_int("max_sieve_scripts"))
 
     def scripts(self) -> list[tuple[str, bool]]:
@@ -90,7 +92,7 @@ def _sieve(scripts: ScriptStore, args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             return _fail(f"cannot read {args.file}: {exc}")
         try:
-            compile_script(text)
+            compile_script(text, scripts.sieve_limits)
         except SieveError as error:
             return _fail(f"{args.file}: {error}")
         scripts.put(args.script, text)
@@ -136,7 +138,7 @@ def _vacation(scripts: ScriptStore, args: argparse.Namespace) -> int:
                      "--replace deactivates it in favour of the vacation reply")
     text = vacation_script(args.subject, args.message, args.days, args.from_address)
     try:
-        compile_script(text)
+        compile_script(text, scripts.sieve_limits)
     except SieveError as error:
         return _fail(f"the vacation reply does not compile: {error}")
     scripts.put(VACATION_SCRIPT, text)

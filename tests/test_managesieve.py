@@ -42,7 +42,7 @@ def server(tmp_path_factory, outside):
     cert, key = self_signed_certificate(directory)
     options = {"managesieve_listen": f"127.0.0.1:0 {outside}:0", "managesieves_listen": "127.0.0.1:0",
                "ssl_certificate_file": cert, "ssl_private_key_file": key,
-               "managesieve_max_scripts": str(MAX_SCRIPTS), "managesieve_max_script_size": str(MAX_SCRIPT_SIZE),
+               "max_sieve_scripts": str(MAX_SCRIPTS), "max_sieve_script_size": str(MAX_SCRIPT_SIZE),
                "managesieve_max_line_length": "1024", "managesieve_max_login_commands": str(MAX_LOGIN_COMMANDS)}
     with ServerProcess(os.path.join(str(directory), "var"), options) as proc:
         yield proc

@@ -11,7 +11,7 @@ from gateways.managesieve.connection import ManageSieveConnection
 from shared.features import SIEVE
 from shared.gateway import ConnectionFactory, GatewayService
 from shared.login import LoginService
-from shared.sieve import SieveLimits
+from shared.sieve.limits import limits_from_config
 
 
 class ManageSieveFactory(ConnectionFactory):
@@ -20,13 +20,13 @@ class ManageSieveFactory(ConnectionFactory):
     def __init__(self, cfg: Any, login: LoginService, tls_options: Any, implicit_tls: bool = False) -> None:
         super().__init__(cfg, login, tls_options, implicit_tls)
         self.reactor = login.adapter.reactor
-        self.max_script_size = cfg.get_size("managesieve_max_script_size")
-        self.max_scripts = cfg.get_int("managesieve_max_scripts")
+        self.sieve_limits = limits_from_config(cfg)
+        self.max_script_size = self.sieve_limits.max_script_size
+        self.max_scripts = cfg.get_int("max_sieve_scripts")
         self.max_line = cfg.get_size("managesieve_max_line_length")
         self.timeout = cfg.get_int("managesieve_timeout")
         self.login_timeout = cfg.get_int("managesieve_login_timeout")
         self.max_login_commands = cfg.get_int("managesieve_max_login_commands")
-        self.sieve_limits = SieveLimits(max_script_size=self.max_script_size)
 
 
 class ManageSieveService(GatewayService):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,3 +15,14 @@ class SieveLimits:
     max_redirects: int = 4            # distinct redirect targets
     max_steps: int = 100_000          # commands, tests and comparisons evaluated
     max_variable_size: int = 4096     # characters kept in one variable (RFC 5229 §6)
+
+
+def limits_from_config(cfg: Any) -> SieveLimits:
+    """The limits the configuration sets (`max_sieve_script_size`, `sieve_max_*`), the same
+    for every place a script is checked or run."""
+    return SieveLimits(max_script_size=cfg.get_size("max_sieve_script_size"),
+                       max_nesting=cfg.get_int("sieve_max_nesting"),
+                       max_actions=cfg.get_int("sieve_max_actions"),
+                       max_redirects=cfg.get_int("sieve_max_redirects"),
+                       max_steps=cfg.get_int("sieve_max_steps"),
+                       max_variable_size=cfg.get_size("sieve_max_variable_size"))
