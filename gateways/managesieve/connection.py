@@ -8,11 +8,10 @@ the user's `shared` session. The connection enforces the limits: line and litera
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, protocol
+from twisted.internet import protocol
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
@@ -20,25 +19,27 @@ from gateways.managesieve import commands
 from gateways.managesieve.arguments import Arguments, BadArguments
 from gateways.managesieve.parsing import Atom, CommandReader, InputError, Line
 from gateways.managesieve.responses import QUOTA_MAXSIZE, response
+from shared.serialcommands import SerialCommands
 
 log = logging.getLogger("gateways.managesieve")
 
-MAX_QUEUED_LINES = 100  # pipelined commands held while one runs; beyond this we stop reading
 
 SaslStep = Callable[[Line], Any]
 
 
-class ManageSieveConnection(protocol.Protocol, TimeoutMixin):
+class ManageSieveConnection(SerialCommands, protocol.Protocol, TimeoutMixin):
     """`factory` is the `ManageSieveFactory`: login service, TLS options, limits."""
+
+    command_log = log
+    protocol_name = "managesieve"
+    max_queued = 100
 
     def __init__(self) -> None:
         self.session: Any = None  # the user's store session once authenticated
         self.tls_active = False
         self.peer_host = ""
         self.closed = False
-        self.busy = False
-        self.reading_paused = False
-        self.queue: deque[Line | InputError] = deque()
+        self.init_commands()
         self.sasl: SaslStep | None = None  # the next step of a running AUTHENTICATE
         self.commands_before_login = 0
         self.reader: CommandReader | None = None
@@ -125,40 +126,10 @@ class ManageSieveConnection(protocol.Protocol, TimeoutMixin):
         if self.closed:
             return
         self.resetTimeout()
-        self.queue.extend(self.reader.feed(data))  # type: ignore[union-attr]
-        if len(self.queue) > MAX_QUEUED_LINES and not self.reading_paused:
-            self.reading_paused = True
-            self.transport.pauseProducing()
-        self.run_queued()
+        self.take(self.reader.feed(data))  # type: ignore[union-attr]
 
-    def run_queued(self) -> None:
-        while self.queue and not self.busy and not self.closed:
-            self.run(self.queue.popleft())
-        if self.reading_paused and len(self.queue) < MAX_QUEUED_LINES // 2 and not self.closed:
-            self.reading_paused = False
-            self.transport.resumeProducing()
-
-    def run(self, item: Line | InputError) -> None:
-        try:
-            result = self.dispatch(item)
-        except Exception:  # noqa: BLE001  (a client must never crash the process)
-            log.exception("managesieve command failed")
-            self.no("Internal error.")
-            return
-        if isinstance(result, defer.Deferred):
-            self.busy = True
-            self.setTimeout(None)  # waiting for the store is not the client's idleness
-            result.addErrback(self.unexpected).addBoth(self.unblock)
-
-    def unexpected(self, failure: Failure) -> None:
-        log.error("managesieve command failed: %s", failure.getTraceback())
+    def internal_error(self) -> None:
         self.no("Internal error.")
-
-    def unblock(self, _: Any) -> None:
-        self.busy = False
-        if not self.closed:
-            self.setTimeout(self.idle_timeout())
-        self.run_queued()
 
     def dispatch(self, item: Line | InputError) -> Any:
         if self.sasl is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections import deque
 from typing import Any
 
 from twisted.internet import defer
@@ -22,6 +21,7 @@ from gateways.pop3.readahead import ReadAhead
 from gateways.pop3.wire import DotStuffer, DrainWaiter
 from shared.errors import GroupwareError, NotFound, Unavailable
 from shared.login import ClientLogin, LoginRefused, Outcome
+from shared.serialcommands import SerialCommands
 
 log = logging.getLogger("gateways.pop3")
 
@@ -32,7 +32,6 @@ BANNED = b"-ERR [AUTH] Too many failed logins from your address, try again later
 DISABLED = b"-ERR [AUTH] POP3 access is disabled for this account."
 REFUSALS = {Outcome.BAD_CREDENTIALS: AUTH_FAILED, Outcome.DISABLED: DISABLED, Outcome.UNAVAILABLE: TEMP_FAILURE}
 MAX_OVERLONG_LINES = 3
-MAX_QUEUED_LINES = 1000  # pipelined commands held while one runs; beyond this we stop reading
 
 # Commands allowed in each state (RFC 1939 §4-6, plus the extensions we announce).
 AUTHORIZATION_COMMANDS = frozenset({"CAPA", "USER", "PASS", "AUTH", "STLS", "UTF8", "QUIT", "NOOP"})
@@ -40,17 +39,18 @@ TRANSACTION_COMMANDS = frozenset({"CAPA", "STAT", "LIST", "UIDL", "RETR", "TOP",
                                   "QUIT"})
 
 
-class POP3Server(pop3.POP3):
+class POP3Server(SerialCommands, pop3.POP3):
     """One client connection. `factory` is the `POP3Factory` (login, options, locks)."""
+
+    command_log = log
+    protocol_name = "pop3"
 
     def __init__(self) -> None:
         self.state = "AUTHORIZATION"
         self.buffer = b""
         self.discarding = False  # inside an overlong line: drop up to its end
         self.overlong = 0
-        self.queue: deque[bytes] = deque()
-        self.busy = False
-        self.reading_paused = False
+        self.init_commands()
         self.tls_active = False
         self.sasl: Any = None  # continuation handler while an AUTH exchange runs
         self.user_name: str | None = None
@@ -142,41 +142,10 @@ class POP3Server(pop3.POP3):
 
     def lineReceived(self, line: bytes) -> None:
         self.resetTimeout()
-        if self.busy:
-            self.queue.append(line)
-            if len(self.queue) > MAX_QUEUED_LINES and not self.reading_paused:
-                self.reading_paused = True
-                self.transport.pauseProducing()
-            return
-        self.run(line)
+        self.take((line,))
 
-    def run(self, line: bytes) -> None:
-        try:
-            result = self.dispatch(line)
-        except Exception:  # noqa: BLE001  (a client must never crash the process)
-            log.exception("pop3 command failed")
-            self.err("Internal error.")
-            return
-        if isinstance(result, defer.Deferred):
-            self.busy = True
-            self.setTimeout(None)  # a long RETR to a slow client is not idleness
-            result.addErrback(self.unexpected).addBoth(self.unblock)
-
-    def unexpected(self, failure: Failure) -> None:
-        log.error("pop3 command failed: %s", failure.getTraceback())
+    def internal_error(self) -> None:
         self.err("Internal error.")
-
-    def unblock(self, _: Any) -> None:
-        self.busy = False
-        if self.closed:
-            return
-        # setTimeout(None) above also forgot the period: take it again.
-        self.setTimeout(self.idle_timeout())
-        while self.queue and not self.busy and not self.closed:
-            self.run(self.queue.popleft())
-        if self.reading_paused and len(self.queue) < MAX_QUEUED_LINES // 2:
-            self.reading_paused = False
-            self.transport.resumeProducing()
 
     def dispatch(self, line: bytes) -> Any:
         if self.sasl is not None:

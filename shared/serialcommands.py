@@ -1,0 +1,71 @@
+"""One command at a time on a line protocol's connection, the rest held in order.
+
+POP3 and ManageSieve answer each command before they take the next one: a command
+that waits for the store returns a Deferred, and what the client pipelined meanwhile
+waits in a queue. A client that pipelines more than `max_queued` commands has its
+reading paused until half of them ran, so it cannot pile up memory; waiting for the
+store does not count as the client's idleness.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+
+class SerialCommands:
+    """Mixin for a Twisted protocol with `TimeoutMixin`. The protocol provides `dispatch(item)`
+    (its answer, or a Deferred while it works), `internal_error()` (tells the client a command
+    failed on our side), `idle_timeout()`, `closed`, `command_log` (its logger) and
+    `protocol_name` (for the log line)."""
+
+    max_queued = 1000
+    command_log: logging.Logger
+    protocol_name: str
+
+    def init_commands(self) -> None:
+        self.queue: deque[Any] = deque()
+        self.busy = False
+        self.reading_paused = False
+
+    def take(self, items: Iterable[Any]) -> None:
+        """Queue what the client sent and run what may run now."""
+        self.queue.extend(items)
+        if len(self.queue) > self.max_queued and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+        self.run_queued()
+
+    def run_queued(self) -> None:
+        while self.queue and not self.busy and not self.closed:  # type: ignore[attr-defined]
+            self._run(self.queue.popleft())
+        if self.reading_paused and len(self.queue) < self.max_queued // 2 and not self.closed:  # type: ignore[attr-defined]
+            self.reading_paused = False
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def _run(self, item: Any) -> None:
+        try:
+            result = self.dispatch(item)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001  (a client must never crash the process)
+            self.command_log.exception("%s command failed", self.protocol_name)
+            self.internal_error()  # type: ignore[attr-defined]
+            return
+        if isinstance(result, defer.Deferred):
+            self.busy = True
+            self.setTimeout(None)  # type: ignore[attr-defined]  # waiting on us is not idleness
+            result.addErrback(self._failed).addBoth(self._unblock)
+
+    def _failed(self, failure: Failure) -> None:
+        self.command_log.error("%s command failed: %s", self.protocol_name, failure.getTraceback())
+        self.internal_error()  # type: ignore[attr-defined]
+
+    def _unblock(self, _: Any) -> None:
+        self.busy = False
+        if not self.closed:  # type: ignore[attr-defined]
+            # setTimeout(None) above also forgot the period: take it again.
+            self.setTimeout(self.idle_timeout())  # type: ignore[attr-defined]
+        self.run_queued()
