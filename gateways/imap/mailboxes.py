@@ -17,9 +17,9 @@ from typing import Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, capability, command
 from gateways.imap.grammar import writer as w
-from gateways.imap.tree import (ATTRIBUTE_ROLES, DELIMITER, MailboxTree, ancestors, forget, normalize,
-                                pattern_regex, sort_names)
+from gateways.imap.tree import ATTRIBUTE_ROLES, MailboxTree, forget, pattern_regex, sort_names
 from shared.errors import BadRequest, Conflict, TooLarge
+from shared.mailboxnames import DELIMITER, ancestors, normalize
 
 capability("NAMESPACE")
 capability("UNSELECT")

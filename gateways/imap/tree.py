@@ -1,9 +1,9 @@
 """The IMAP view of a store's folder tree: which folders are mailboxes and what they are called.
 
-Only mail folders are mailboxes. Names are the folder path joined with `/`; the
-folder with the `inbox` role is `INBOX` whatever it is called in the store, and
-its subfolders are `INBOX/...`. A folder of another kind (a calendar) that has
-mail folders below it shows as a `\\Noselect` name so the tree stays whole.
+Only mail folders are mailboxes, named by the rule of shared.mailboxnames (the
+folder path joined with `/`, the inbox folder as `INBOX`). A folder of another
+kind (a calendar) that has mail folders below it shows as a `\\Noselect` name so
+the tree stays whole.
 Special-use attributes (RFC 6154) come from the folders' roles. The store
 refuses `/` in folder names, so a name's levels are always the folder path.
 
@@ -18,17 +18,11 @@ from typing import Any
 
 from twisted.internet import defer
 
-DELIMITER = "/"
+from shared.mailboxnames import DELIMITER, mailbox_names, normalize
+
 ROLE_ATTRIBUTES = {"sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "junk": "\\Junk",
                    "archive": "\\Archive"}
 ATTRIBUTE_ROLES = {attribute.lower(): role for role, attribute in ROLE_ATTRIBUTES.items()}
-
-
-def normalize(name: str) -> str:
-    """`inbox/x` and `INBOX/x` name the same mailbox (RFC 3501 §5.1); other names are exact."""
-    if name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] == DELIMITER):
-        return "INBOX" + name[5:]
-    return name
 
 
 @dataclass
@@ -60,33 +54,9 @@ class MailboxTree:
     """Every mailbox of one store, by IMAP name, as read in one folder listing."""
 
     def __init__(self, folders: list[Any]) -> None:
-        by_id = {f.id: f for f in folders}
         self.by_name: dict[str, Mailbox] = {}
         self.by_folder: dict[int, str] = {}
-        names: dict[int, str | None] = {}
-
-        def name_of(folder: Any, depth: int = 0) -> str | None:
-            if folder.id in names:
-                return names[folder.id]
-            names[folder.id] = None  # a cycle would end here
-            if folder.container_class == "mail" and folder.role == "inbox":
-                name: str | None = "INBOX"
-            elif depth > 64:
-                name = None
-            else:
-                parent = by_id.get(folder.parent_id) if folder.parent_id is not None else None
-                prefix = name_of(parent, depth + 1) if parent is not None else ""
-                name = None if prefix is None or not folder.name else (
-                    f"{prefix}{DELIMITER}{folder.name}" if prefix else folder.name)
-            names[folder.id] = name
-            return name
-
-        mail = [f for f in folders if f.container_class == "mail"]
-        for folder in sorted(mail, key=lambda f: (f.role != "inbox", f.id)):
-            name = name_of(folder)
-            if name is None or normalize(name) in self.by_name:
-                continue  # the first folder of a name wins; later twins stay hidden
-            name = normalize(name)
+        for name, folder in mailbox_names(folders).items():
             self.by_name[name] = Mailbox(name, folder)
             self.by_folder[folder.id] = name
         for name in list(self.by_name):
@@ -148,12 +118,6 @@ class MailboxTree:
 def sort_names(names: Any) -> list[str]:
     """INBOX first, then the rest in order."""
     return sorted(names, key=lambda n: (n != "INBOX", n))
-
-
-def ancestors(name: str) -> list[str]:
-    """The levels above `name`: `a/b/c` -> `a`, `a/b`."""
-    parts = name.split(DELIMITER)
-    return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
 
 
 def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
