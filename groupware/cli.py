@@ -4,6 +4,9 @@
     groupware imap                  only the IMAP gateway, against the store at server_socket
     groupware pop3                  only the POP3 gateway, against the store at server_socket
     groupware ical                  only the CalDAV/iCal gateway, against the store at server_socket
+    groupware lmtp                  only the LMTP gateway, against the store at server_socket
+    groupware deliver [-f SENDER] -r RECIPIENT
+                                    deliver one message from standard input (Postfix mailbox_command)
     groupware user add NAME         create a user (password from a prompt or --password-stdin)
     groupware user passwd NAME      set a new password
     groupware user list             users with their protocol switches
@@ -78,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run only the CalDAV/iCal gateway, against the store server at server_socket")
     commands.add_parser("managesieve", parents=[common],
                         help="run only the ManageSieve gateway, against the store server at server_socket")
+    commands.add_parser("lmtp", parents=[common],
+                        help="run only the LMTP gateway, against the store server at server_socket")
+    deliver = commands.add_parser("deliver", parents=[common],
+                                  help="deliver one message from standard input, like dovecot-lda",
+                                  description="Deliver the message on standard input to RECIPIENT through "
+                                              "the same filters as LMTP. Exit codes (sysexits): 0 stored, "
+                                              "65 unreadable input, 67 no such user, 73 mailbox full or "
+                                              "message too large, 75 temporary failure, 77 rejected by "
+                                              "the recipient's Sieve script.")
+    deliver.add_argument("-r", "--recipient", required=True, help="the envelope recipient's address")
+    deliver.add_argument("-f", "--sender", default="", help="the envelope sender (default: <>)")
     user = commands.add_parser("user", parents=[common], help="administer users")
     actions = user.add_subparsers(dest="action", required=True)
     for name in ("add", "passwd"):
@@ -201,9 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from groupware.serve import serve
             return serve(cfg, demo=args.demo)
-        if args.command in ("imap", "pop3"):
+        if args.command in ("imap", "pop3", "lmtp"):
             from groupware.serve import run_gateway
             return run_gateway(cfg, args.command)
+        if args.command == "deliver":
+            from groupware.deliver import deliver
+            return deliver(cfg, args.recipient, args.sender)
         if args.command == "ical":
             from groupware.serve import run_gateway
             return run_gateway(cfg, "caldav")

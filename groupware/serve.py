@@ -31,6 +31,7 @@ GATEWAYS: dict[str, str] = {
     "pop3": "gateways.pop3.service:make_service",
     "caldav": "gateways.caldav.service:make_service",
     "sieve": "gateways.managesieve.service:make_service",
+    "lmtp": "gateways.lmtp.service:make_service",
 }
 
 

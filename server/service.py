@@ -10,12 +10,9 @@ the reactor thread only parses, dispatches and writes bytes.
 """
 from __future__ import annotations
 
-import errno
 import glob
 import logging
 import os
-import socket
-import stat
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -31,7 +28,7 @@ from server.sessions import SessionManager
 from server.soap.context import Limits, Services
 from server.users import load_user_backend
 from shared.config import Config, ConfigError
-from shared.endpoints import listen, port_address, unix_description
+from shared.endpoints import clear_stale_socket, listen, port_address, unix_description
 from shared.tls import config_server_options
 
 log = logging.getLogger(__name__)
@@ -137,7 +134,7 @@ class StoreServer:
                 raise ConfigError("server_socket", "the store server listens on a UNIX socket path here; "
                                   "TCP and TLS listeners are server_listen and server_listen_tls")
             socket_path = address.path
-            await self.run(self._clear_stale_socket, socket_path)
+            await self.run(clear_stale_socket, socket_path, "server_socket")
             mode = cfg.get_mode("server_pipe_mode")
             port = await listen(reactor, unix_description(socket_path, mode), self.site)
             # The endpoint applies the mode after bind; make sure of it for the umask's sake.
@@ -163,29 +160,6 @@ class StoreServer:
         if not (self.cfg.get_file("server_ssl_cert_file") and self.cfg.get_file("server_ssl_key_file")):
             raise ConfigError("server_listen_tls", "needs server_ssl_cert_file and server_ssl_key_file")
         return config_server_options(self.cfg, "server_ssl_cert_file", "server_ssl_key_file")
-
-    @staticmethod
-    def _clear_stale_socket(path: str) -> None:
-        """Remove a socket file left by a dead server; refuse to steal a live one."""
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        try:
-            mode = os.lstat(path).st_mode
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(mode):
-            raise ConfigError("server_socket", f"{path} exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError as err:
-            if err.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                raise
-            _unlink(path)
-            return
-        finally:
-            probe.close()
-        # Like a port in use: a start-up failure, not a bad value.
-        raise RuntimeError(f"another server is already listening on {path}")
 
     def stop(self) -> Deferred:
         if self._stopping is None:

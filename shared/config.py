@@ -191,6 +191,22 @@ OPTIONS: dict[str, Option] = {
         ical_threads=number("8", minimum=1),
         ical_retry_after=number("30"),
     ),
+    **_opts(
+        "lmtp.cfg",
+        lmtp_listen=typed("sockets", "%(data_dir)s/lmtp.sock"),
+        lmtp_socket_mode=typed("mode", "0666"),
+        lmtp_trusted_networks=typed("networks", "127.0.0.0/8 ::1"),
+        lmtp_hostname=text(""),
+        lmtp_max_message_size=size("64M"),
+        lmtp_max_line_length=size("64k"),
+        lmtp_max_recipients=number("100", minimum=1),
+        lmtp_timeout=seconds("300"),
+        spam_header_name=text("X-Spam-Flag"),
+        spam_header_value=text("YES"),
+        relay_host=text("localhost"),
+        relay_port=number("25", minimum=1),
+        relay_timeout=seconds("30"),
+    ),
 }
 
 # Options of a user plugin's own file are read only when that plugin is chosen.
@@ -423,6 +439,11 @@ class Config:
         """Listen addresses (`*:143 127.0.0.1:1143 [::1]:143`), see shared.endpoints."""
         from shared.endpoints import parse_listen
         return parse_listen(self._typed(name, "listen"), name)
+
+    def get_sockets(self, name: str) -> list[Any]:
+        """Listen addresses and UNIX socket paths (`/run/x.sock`, `unix:PATH`), see shared.endpoints."""
+        from shared.endpoints import parse_sockets
+        return parse_sockets(self._typed(name, "sockets"), name)
 
     def get_store_address(self, name: str) -> Any:
         """Where the store server is: a socket path, unix:, tcp: or tls:; None when empty."""

@@ -11,6 +11,10 @@ TLS is layered on by our own code (shared.tls) rather than through the `ssl:` an
 """
 from __future__ import annotations
 
+import errno
+import os
+import socket
+import stat
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -50,6 +54,49 @@ def parse_listen(value: str, option: str = "listen address") -> list[ListenAddre
     return [parse_address(item, option) for item in value.replace(",", " ").split()]
 
 
+def parse_sockets(value: str, option: str = "listen address") -> list[ListenAddress | str]:
+    """Listeners that may also be UNIX sockets: `/path/x.sock` or `unix:PATH` beside
+    `host:port` items, space- or comma-separated."""
+    out: list[ListenAddress | str] = []
+    for item in value.replace(",", " ").split():
+        if item.startswith("unix:"):
+            item = item[5:]
+            if not item:
+                raise ConfigError(option, "expected unix:PATH, got 'unix:'")
+            out.append(item)
+        elif item.startswith("/"):
+            out.append(item)
+        else:
+            out.append(parse_address(item, option))
+    return out
+
+
+def clear_stale_socket(path: str, option: str) -> None:
+    """Remove a socket file left by a dead process; refuse to steal a live one."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(option, f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError as err:
+        if err.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
+    finally:
+        probe.close()
+    # Like a port in use: a start-up failure, not a bad value.
+    raise RuntimeError(f"another server is already listening on {path}")
+
+
 def unix_description(path: str, mode: int) -> str:
     """The `serverFromString` description of a UNIX socket with file mode `mode`."""
     return f"unix:address={quoteStringArgument(path)}:mode={mode:o}:lockfile=0"
@@ -67,8 +114,12 @@ def listen(reactor: Any, description: str, factory: Any, tls_options: Any = None
 
 
 def port_address(port: IListeningPort) -> str:
-    """`host:port` of a listening TCP port, the real port also for port 0."""
+    """`host:port` of a listening TCP port, the real port also for port 0; a UNIX
+    socket's path."""
     address = port.getHost()
+    if not hasattr(address, "port"):
+        name = address.name
+        return name.decode() if isinstance(name, bytes) else str(name)
     return f"{address.host}:{address.port}"
 
 

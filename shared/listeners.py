@@ -5,11 +5,12 @@ the store server) takes them: `*:143 127.0.0.1:1143 [::1]:143`.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from twisted.internet import defer
 
-from shared.endpoints import listen, parse_listen, port_address
+from shared.endpoints import clear_stale_socket, listen, parse_listen, port_address, unix_description
 from shared.tls import config_server_options
 
 __all__ = ["Listeners", "gateway_tls"]
@@ -33,6 +34,17 @@ class Listeners:
 
     def tls(self, name: str, addresses: str, factory: Any, options: Any) -> None:
         self._listen(name, addresses, factory, options)
+
+    def unix(self, name: str, path: str, mode: int, factory: Any, option: str) -> None:
+        """A UNIX socket at `path` with file mode `mode`; a stale one of a dead process
+        is replaced, a live one is an error (`option` names the setting)."""
+        clear_stale_socket(path, option)
+        slot = len(self.ports)
+        self.ports.append((name, None))
+        d = listen(self.reactor, unix_description(path, mode), factory)
+        d.addCallback(self._opened, slot)
+        d.addCallback(lambda _: os.chmod(path, mode))  # the endpoint's mode is subject to the umask
+        self._opening.append(d)
 
     def _listen(self, name: str, addresses: str, factory: Any, options: Any) -> None:
         for address in parse_listen(addresses):

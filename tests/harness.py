@@ -302,6 +302,7 @@ class ServerProcess(OurProcess):
                                     "ical_listen": "127.0.0.1:0", "icals_listen": "127.0.0.1:0",
                                     "imap_listen": "127.0.0.1:0", "imaps_listen": "127.0.0.1:0",
                                     "managesieve_listen": "127.0.0.1:0",
+                                    "lmtp_listen": "127.0.0.1:0",
                                     **(options or {})})
         self.demo = demo
         self.subcommand = command

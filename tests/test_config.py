@@ -82,6 +82,7 @@ BAD_VALUES = {
     "urls": ("http://dc1", "expected ldap:// or ldaps://, got 'http://dc1'"),
     "log_level": ("loud", "expected debug, info, warning, error or 0-6, got 'loud'"),
     "listen": ("143", "expected host:port, got '143'"),
+    "sockets": ("unix:", "expected unix:PATH, got 'unix:'"),
     "store_address": ("tcp:host", "expected tcp:host:port, got 'tcp:host'"),
     "uids": ("postfix-nonexistent", "no such system user 'postfix-nonexistent'"),
 }

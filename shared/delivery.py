@@ -1,0 +1,386 @@
+"""The delivery pipeline: what happens to a message between an MTA and the store.
+
+Used by the LMTP gateway and `groupware deliver` alike:
+
+    deliverer = Deliverer(adapter, cfg, reactor)
+    recipient = await deliverer.resolve(address)        # NotFound / Unavailable
+    results = await deliverer.deliver(spool_path_or_bytes, sender, [recipient, ...])
+
+For each recipient the implicit keep goes to Junk when the message carries the
+spam header (`spam_header_name: spam_header_value`, Kopano dagent's options),
+else to the folder named by the address's `+detail` when the user has one, else
+to the Inbox. The recipient's active Sieve script (RFC 5228), compiled and
+cached for `SCRIPT_CACHE_SECONDS`, may then file, flag, discard, reject,
+redirect or answer with a vacation reply; a script that fails never loses the
+message (it is kept in the Inbox and the error logged). Then one
+`deliverMessage` stores the message for every recipient at once, so all share
+one blob, with `Return-Path` (and `Delivered-To` when there is exactly one
+recipient, as Dovecot does) on top. Redirects and vacation replies go out
+through `shared.relay` only after the store answered.
+"""
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from twisted.internet import defer, threads
+
+from shared.errors import NotFound, Quota, TooLarge, Unavailable
+from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
+from shared.relay import Relay, redirect_loops, redirected_copy
+
+log = logging.getLogger("shared.delivery")
+
+SCRIPT_CACHE_SECONDS = 5.0  # how long an active script is trusted before the store is asked again
+HEADER_READ_LIMIT = 256 * 1024  # the header block is read from at most this much of the message
+STATUS_RANK = {"stored": 0, "duplicate": 1, "quota": 2, "toolarge": 3, "unavailable": 4}
+
+__all__ = ["Deliverer", "RecipientResult", "NotFound", "Unavailable"]
+
+
+@dataclass(frozen=True)
+class RecipientResult:
+    """What became of the message for one recipient (seam 3 of the delivery design):
+    status is stored, duplicate, discarded, rejected, quota, unavailable or toolarge."""
+
+    address: str
+    status: str
+    text: str = ""
+
+
+@dataclass
+class _Plan:
+    """The deliveries one recipient's filters asked for, and what goes out afterwards."""
+
+    recipient: Any
+    deliveries: list[Any]
+    rejected: str | None = None
+    redirects: tuple[str, ...] = ()
+    vacation: Any = None
+
+
+class _ScriptCache:
+    """Active scripts by user, compiled, for a few seconds: a burst of mail to one user
+    asks the store and compiles once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, user: str) -> tuple[bool, Any]:
+        entry = self.entries.get(user)
+        if entry is None or entry[0] < time.monotonic():
+            self.entries.pop(user, None)
+            return False, None
+        return True, entry[1]
+
+    def put(self, user: str, compiled: Any) -> None:
+        if len(self.entries) > 10_000:
+            self.entries.clear()
+        self.entries[user] = (time.monotonic() + self.seconds, compiled)
+
+
+class Deliverer:
+    """Delivers messages into the store through a delivery session of `adapter`."""
+
+    def __init__(self, adapter: Any, cfg: Any, reactor: Any, relay: Relay | None = None) -> None:
+        self.adapter = adapter
+        self.cfg = cfg
+        self.reactor = reactor
+        self.relay = relay or Relay(cfg, reactor)
+        self.spam_header = cfg.get("spam_header_name").strip()
+        self.spam_value = cfg.get("spam_header_value").strip()
+        self.scripts = _ScriptCache(SCRIPT_CACHE_SECONDS)
+        self._session: Any = None
+
+    # -- the store
+    async def session(self) -> Any:
+        """The delivery session, logged on once and shared (it logs on again by itself when
+        it expires); after a failed logon the next message tries again."""
+        if self._session is None:
+            self._session = await self.adapter.delivery_logon(self._secret())
+        return self._session
+
+    def _secret(self) -> str | None:
+        """Over TCP the store wants the shared delivery secret; on its UNIX socket, the peer's uid."""
+        address = self.cfg.get_store_address("server_socket")
+        if address is None or not address.is_tcp:
+            return None
+        path = self.cfg.get("delivery_secret_file")
+        if not path:
+            return None
+        with open(path, encoding="utf-8") as fp:
+            return fp.read().strip()
+
+    async def resolve(self, address: str) -> Any:
+        """The store's `Recipient` for `address`; NotFound or Unavailable."""
+        session = await self.session()
+        return await session.resolve(address)
+
+    # -- one message
+    async def deliver(self, source: str | bytes, sender: str, recipients: Sequence[Any]) -> list[RecipientResult]:
+        """Deliver the message (a spool file's path or bytes) to `recipients`; one result
+        each, in order. Fails only when the store cannot be reached at all."""
+        session = await self.session()
+        header_block = await self._read(source, HEADER_READ_LIMIT)
+        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_block)
+        message_id = (headers.get("Message-ID") or "").strip() or None
+        spam = self._is_spam(headers)
+        scripts = [await self._script(session, r.user) for r in recipients]
+        message = await self._read(source) if any(s is not None for s in scripts) else None
+
+        plans = []
+        for recipient, script in zip(recipients, scripts):
+            folders = await session.folders(recipient.user) if (script is not None or recipient.detail) else []
+            plans.append(self._plan(recipient, script, folders, message, sender, spam, message_id))
+
+        traced = await self._traced(source, sender, recipients)
+        try:
+            wanted = [delivery for plan in plans for delivery in plan.deliveries]
+            if wanted:
+                outcomes = await self._store(session, traced, sender, wanted)
+            else:
+                outcomes = []
+            results = self._results(plans, outcomes)
+            traced_message = await self._read(traced) if any(p.redirects or p.vacation for p in plans) else b""
+        finally:
+            if traced != source and isinstance(traced, str):
+                _unlink(traced)
+        for plan, result in zip(plans, results):
+            log.info("delivery: from=<%s> to=<%s> user=%s status=%s", sender, plan.recipient.address,
+                     plan.recipient.user, result.status)
+            if result.status in ("stored", "discarded", "duplicate"):
+                await self._send_on(session, plan, sender, traced_message, message or b"", headers)
+        return results
+
+    async def _store(self, session: Any, source: Any, sender: str, deliveries: list[Any]) -> list[Any]:
+        try:
+            return list(await session.deliver(source, sender, deliveries))
+        except (Quota, TooLarge) as exc:
+            status = "quota" if isinstance(exc, Quota) else "toolarge"
+            return [_Failed(status)] * len(deliveries)
+
+    @staticmethod
+    def _results(plans: list[_Plan], outcomes: list[Any]) -> list[RecipientResult]:
+        results = []
+        position = 0
+        for plan in plans:
+            mine = outcomes[position:position + len(plan.deliveries)]
+            position += len(plan.deliveries)
+            address = plan.recipient.address
+            if plan.rejected is not None:
+                results.append(RecipientResult(address, "rejected", plan.rejected))
+            elif not mine:
+                results.append(RecipientResult(address, "discarded"))
+            else:
+                statuses = [o.status for o in mine]
+                if "stored" in statuses:
+                    status = "stored"
+                else:
+                    # notFound (the user went away since RCPT) is retried like an outage
+                    status = max(statuses, key=lambda s: STATUS_RANK.get(s, STATUS_RANK["unavailable"]))
+                    status = status if status in STATUS_RANK else "unavailable"
+                results.append(RecipientResult(address, status))
+        return results
+
+    # -- filters
+    def _is_spam(self, headers: Any) -> bool:
+        if not self.spam_header:
+            return False
+        values = [str(v).strip() for v in headers.get_all(self.spam_header, [])]
+        return any(v.lower().startswith(self.spam_value.lower()) for v in values) if self.spam_value \
+            else bool(values)
+
+    async def _script(self, session: Any, user: str) -> Any:
+        """The user's compiled active script, or None; a script that does not compile is
+        logged and treated as none, so the message is kept."""
+        cached, compiled = self.scripts.get(user)
+        if cached:
+            return compiled
+        text = await session.active_script(user)
+        compiled = None
+        if text:
+            try:
+                from shared.sieve import SieveError, compile_script
+            except ImportError:
+                log.error("delivery: user %s has a Sieve script but no Sieve engine is installed; kept", user)
+            else:
+                try:
+                    compiled = compile_script(text)
+                except SieveError as exc:
+                    log.error("delivery: Sieve script of %s does not compile: %s; message kept", user, exc)
+        self.scripts.put(user, compiled)
+        return compiled
+
+    def _plan(self, recipient: Any, script: Any, folders: list[Any], message: bytes | None, sender: str,
+              spam: bool, message_id: str | None) -> _Plan:
+        from shared.model.delivery import Delivery
+
+        names = mailbox_names(folders)
+        keep = self._keep_target(recipient, names, spam)
+
+        def delivery(target: dict[str, Any], flags: Sequence[str] = ()) -> Any:
+            return Delivery(recipient.user, flags=tuple(flags), message_id=message_id, **target)
+
+        if script is None:
+            return _Plan(recipient, [delivery(keep)])
+        from shared.sieve import Envelope, evaluate
+
+        envelope = Envelope(sender=sender, recipient=recipient.address, original_recipient=recipient.address)
+        outcome = evaluate(script, message or b"", envelope, mailbox_exists=lambda name: normalize(name) in names,
+                           now=datetime.now(timezone.utc))
+        for error in outcome.errors:
+            log.error("delivery: Sieve script of %s: %s; message kept", recipient.user, error)
+        if outcome.reject is not None:
+            return _Plan(recipient, [], rejected=outcome.reject)
+        deliveries = []
+        for filing in outcome.fileinto:
+            deliveries.append(delivery(self._mailbox_target(filing.mailbox, filing.create, names, folders),
+                                       filing.flags))
+        if outcome.keep:
+            deliveries.append(delivery(keep, outcome.keep_flags))
+        redirects = tuple(outcome.redirects)
+        if redirects and message is not None and redirect_loops(
+                email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(message),
+                recipient.address):
+            log.warning("delivery: redirect loop for %s; message kept instead", recipient.address)
+            redirects = ()
+            if not deliveries:
+                deliveries.append(delivery(keep))
+        return _Plan(recipient, deliveries, redirects=redirects, vacation=outcome.vacation)
+
+    @staticmethod
+    def _keep_target(recipient: Any, names: dict[str, Any], spam: bool) -> dict[str, Any]:
+        if spam:
+            return {"role": "junk"}
+        if recipient.detail:
+            folder = names.get(normalize(recipient.detail))
+            if folder is not None:
+                return {"folder_id": folder.id}
+        return {"role": "inbox"}
+
+    @staticmethod
+    def _mailbox_target(name: str, create: bool, names: dict[str, Any], folders: list[Any]) -> dict[str, Any]:
+        """A Sieve mailbox name (RFC 5228 §4.1, IMAP names) as a delivery target: the folder
+        when it exists; with `:create` (RFC 5490 §3.2) the store path to create; else the Inbox."""
+        name = normalize(name)
+        folder = names.get(name)
+        if folder is not None:
+            return {"folder_id": folder.id}
+        if not create or not name or name.startswith(DELIMITER) or "" in name.split(DELIMITER):
+            log.warning("delivery: no mailbox %r; message filed into the Inbox", name)
+            return {"role": "inbox"}
+        # The longest existing ancestor keeps its store path (the Inbox is not called INBOX there).
+        levels = name.split(DELIMITER)
+        store_paths = _store_paths(folders)
+        for depth in range(len(levels) - 1, 0, -1):
+            ancestor = names.get(DELIMITER.join(levels[:depth]))
+            if ancestor is not None:
+                return {"path": (*store_paths[ancestor.id], *levels[depth:]), "create": True}
+        return {"path": tuple(levels), "create": True}
+
+    # -- after the store answered
+    async def _send_on(self, session: Any, plan: _Plan, sender: str, traced: bytes, message: bytes,
+                       headers: Any) -> None:
+        recipient = plan.recipient
+        if (plan.redirects or plan.vacation) and not self.relay.enabled:
+            log.warning("delivery: no relay_host: redirect/vacation of %s not sent", recipient.user)
+            return
+        for target in plan.redirects:
+            try:
+                await self.relay.send(sender, [target], redirected_copy(traced, recipient.address))
+                log.info("delivery: redirected mail for %s to <%s>", recipient.address, target)
+            except Exception as exc:  # noqa: BLE001  (the message is stored; a relay problem is logged)
+                log.error("delivery: redirect of mail for %s to <%s> failed: %s", recipient.address, target, exc)
+        vacation = plan.vacation
+        if vacation is None or not sender:
+            return
+        from shared.sieve import Envelope
+        from shared.sieve.vacation import vacation_reply
+
+        envelope = Envelope(sender=sender, recipient=recipient.address, original_recipient=recipient.address)
+        reply = vacation_reply(vacation, message, envelope, _own_addresses(recipient))
+        if reply is None:
+            return
+        try:
+            if await session.vacation_due(recipient.user, sender, vacation.handle, vacation.seconds):
+                await self.relay.send("", [sender], reply)
+                log.info("delivery: vacation reply of %s sent to <%s>", recipient.user, sender)
+        except Exception as exc:  # noqa: BLE001
+            log.error("delivery: vacation reply of %s to <%s> failed: %s", recipient.user, sender, exc)
+
+    # -- the message's bytes
+    def _read(self, source: str | bytes, limit: int = -1) -> defer.Deferred:
+        """The message (or its first `limit` octets), read in a worker thread when spooled."""
+        if isinstance(source, bytes):
+            return defer.succeed(source if limit < 0 else source[:limit])
+
+        def read() -> bytes:
+            with open(source, "rb") as fp:
+                return fp.read(limit)
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), read)
+
+    def _traced(self, source: str | bytes, sender: str, recipients: Sequence[Any]) -> defer.Deferred:
+        """The message with Return-Path (RFC 5321 §4.4) and, for one recipient, Delivered-To
+        on top: bytes for bytes, a new spool file beside a spooled message."""
+        trace = f"Return-Path: <{sender}>\r\n"
+        if len(recipients) == 1:
+            trace += f"Delivered-To: {recipients[0].address}\r\n"
+        prefix = trace.encode("utf-8")
+        if isinstance(source, bytes):
+            return defer.succeed(prefix + source)
+
+        def write() -> str:
+            fd, path = tempfile.mkstemp(prefix="traced-", dir=os.path.dirname(source))
+            with os.fdopen(fd, "wb") as out, open(source, "rb") as original:
+                out.write(prefix)
+                shutil.copyfileobj(original, out, 1024 * 1024)
+            return path
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), write)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    status: str
+
+
+def _store_paths(folders: list[Any]) -> dict[int, tuple[str, ...]]:
+    """Each folder's chain of store names from the root (unlike its IMAP name, the
+    Inbox keeps its own name here)."""
+    by_id = {f.id: f for f in folders}
+    paths: dict[int, tuple[str, ...]] = {}
+    for folder_id in folder_paths(folders):
+        chain: list[str] = []
+        current = by_id.get(folder_id)
+        while current is not None and len(chain) <= len(by_id):
+            chain.append(current.name)
+            current = by_id.get(current.parent_id) if current.parent_id is not None else None
+        paths[folder_id] = tuple(reversed(chain))
+    return paths
+
+
+def _own_addresses(recipient: Any) -> tuple[str, ...]:
+    """The recipient's address and, with a +detail, the address without it."""
+    address = recipient.address
+    if recipient.detail:
+        local, _, domain = address.rpartition("@")
+        if local.endswith(recipient.detail) and len(local) > len(recipient.detail) + 1:
+            return address, f"{local[:-len(recipient.detail) - 1]}@{domain}"
+    return (address,)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+

@@ -1,0 +1,67 @@
+"""A message on its way into the store, spooled to a file as it arrives.
+
+Delivery never holds a whole message in memory: the LMTP gateway and
+`groupware deliver` write it here piece by piece, the delivery pipeline reads
+it back. The store keeps messages with CRLF line ends (IMAP serves them as
+they are, RFC 3501 §2.3.4), so a bare CR or LF becomes CRLF on the way in.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+BUFFER = 64 * 1024
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def crlf(text: bytes) -> bytes:
+    """`text` with every line end (CRLF, bare CR, bare LF) as CRLF."""
+    return _BARE_LINE_END.sub(b"\r\n", text)
+
+
+class Spool:
+    """A temporary file under `directory` (created 0700), written through a buffer.
+
+    Writing stops counting as content once `max_size` bytes are exceeded
+    (`too_large`): the rest is read by the caller and dropped, never stored."""
+
+    def __init__(self, directory: str, max_size: int = 0) -> None:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, self.path = tempfile.mkstemp(prefix="msg-", dir=directory)
+        self.file = os.fdopen(fd, "wb")
+        self.max_size = max_size
+        self.size = 0
+        self.too_large = False
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if self.too_large or not data:
+            return
+        if self.max_size and self.size + len(data) > self.max_size:
+            self.too_large = True
+            self._buffer.clear()
+            return
+        self.size += len(data)
+        self._buffer += data
+        if len(self._buffer) >= BUFFER:
+            self.file.write(self._buffer)
+            self._buffer.clear()
+
+    def close(self) -> str:
+        """Flush and close; the file's path."""
+        if not self.file.closed:
+            self.file.write(self._buffer)
+            self._buffer.clear()
+            self.file.close()
+        return self.path
+
+    def discard(self) -> None:
+        """Close and remove the file (idempotent)."""
+        self._buffer.clear()
+        if not self.file.closed:
+            self.file.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
