@@ -36,6 +36,8 @@ class _MessageReceiver:
         self.content = content
         self.complete = complete
 
+    needs_input = True
+
     def take(self, buffer: bytearray) -> bytes | None:
         rest = self.content.feed(bytes(buffer))
         buffer.clear()
@@ -49,6 +51,10 @@ class _OctetReceiver:
         self.remaining = remaining
         self.content = content
         self.complete = complete
+
+    @property
+    def needs_input(self) -> bool:
+        return self.remaining > 0
 
     def take(self, buffer: bytearray) -> bytes | None:
         piece = bytes(buffer[:self.remaining])
@@ -150,9 +156,9 @@ class LMTPServer(protocol.Protocol, TimeoutMixin):
     def _process(self) -> None:
         while not self.busy and not self.closing and not self.closed:
             if self.receiver is not None:
-                if not self.buffer:
-                    return
                 receiver = self.receiver
+                if not self.buffer and receiver.needs_input:
+                    return
                 rest = receiver.take(self.buffer)
                 if rest is None:
                     return

@@ -82,6 +82,8 @@ def deliver(conn: Any, transaction: Transaction) -> defer.Deferred:
     if spool.too_large:
         transaction.discard()
         return defer.succeed([Reply(552, "5.3.4", "Message too large")] * count)
+    if content.bad_content is None and spool.size == 0:
+        content.bad_content = "Message is empty"
     if content.bad_content is not None:
         transaction.discard()
         return defer.succeed([Reply(554, "5.6.0", content.bad_content)] * count)
