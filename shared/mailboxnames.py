@@ -3,8 +3,9 @@
 A mailbox name is the folder path joined with `/`; the mail folder with the
 `inbox` role is `INBOX` whatever the store calls it, and its subfolders are
 `INBOX/...` (RFC 3501 §5.1). `INBOX` compares case-insensitively, every other
-level exactly. A parent chain that loops or runs deeper than `MAX_DEPTH` names
-nothing, so a damaged tree can hide a folder but never hang a caller.
+level exactly. A parent chain that loops names nothing, and nothing deeper than
+`MAX_DEPTH` levels is named, so a damaged tree can hide a folder but never hang
+a caller.
 """
 from __future__ import annotations
 
@@ -38,29 +39,36 @@ def folder_paths(folders: Iterable[Any]) -> dict[int, str]:
 
     Folders are objects with `id`, `parent_id`, `name`, `role` and optionally
     `container_class`. Every folder of the tree is named so that a mail folder
-    below a calendar keeps its full path; callers keep the mail folders."""
+    below a calendar keeps its full path; callers keep the mail folders. Each
+    parent chain is walked once, without recursion."""
     by_id = {folder.id: folder for folder in folders}
-    names: dict[int, str | None] = {}
-
-    def name_of(folder: Any, depth: int) -> str | None:
-        if folder.id in names:
-            return names[folder.id]
-        names[folder.id] = None  # a cycle ends here
-        if is_mail(folder) and folder.role == "inbox":
-            name: str | None = "INBOX"
-        elif depth > MAX_DEPTH:
-            name = None
-        else:
-            parent = by_id.get(folder.parent_id) if folder.parent_id is not None else None
-            prefix = name_of(parent, depth + 1) if parent is not None else ""
-            name = None if prefix is None or not folder.name else (
-                f"{prefix}{DELIMITER}{folder.name}" if prefix else folder.name)
-        names[folder.id] = name
-        return name
-
+    resolved: dict[int, tuple[str, int] | None] = {}  # id -> (name, levels) or None
     for folder in by_id.values():
-        name_of(folder, 0)
-    return {folder_id: name for folder_id, name in names.items() if name is not None}
+        chain: list[Any] = []
+        seen: set[int] = set()
+        current = folder
+        while current is not None and current.id not in resolved:
+            if current.id in seen:  # a cycle: nothing on it or below it has a name
+                for member in chain:
+                    resolved[member.id] = None
+                chain = []
+                break
+            seen.add(current.id)
+            chain.append(current)
+            if is_mail(current) and current.role == "inbox":
+                current = None  # INBOX is a top level, wherever the store keeps it
+            else:
+                current = by_id.get(current.parent_id) if current.parent_id is not None else None
+        parent = resolved[current.id] if current is not None and current.id in resolved else ("", 0)
+        for member in reversed(chain):
+            if is_mail(member) and member.role == "inbox":
+                value: tuple[str, int] | None = ("INBOX", 1)
+            elif parent is None or not member.name or parent[1] >= MAX_DEPTH:
+                value = None
+            else:
+                value = (f"{parent[0]}{DELIMITER}{member.name}" if parent[0] else member.name, parent[1] + 1)
+            resolved[member.id] = parent = value
+    return {folder_id: value[0] for folder_id, value in resolved.items() if value is not None}
 
 
 def mailbox_names(folders: Iterable[Any]) -> dict[str, Any]:

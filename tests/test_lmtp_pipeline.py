@@ -1,0 +1,100 @@
+"""The delivery pipeline's decisions that need no store: folder targets from the IMAP
+naming rule, spam and +detail, per-recipient results, redirect loops."""
+import email
+from types import SimpleNamespace
+
+from shared.config import Config
+from shared.delivery import Deliverer, RecipientResult, _own_addresses, _Plan, _store_paths
+from shared.mailboxnames import folder_paths, mailbox_names
+from shared.relay import redirect_loops, redirected_copy
+
+
+def folder(id, parent_id, name, role=None, container_class="mail"):
+    return SimpleNamespace(id=id, parent_id=parent_id, name=name, role=role, container_class=container_class)
+
+
+FOLDERS = [folder(1, None, "Inbox", "inbox"), folder(2, 1, "Lists"), folder(3, None, "Junk", "junk"),
+           folder(4, None, "Projects"), folder(5, 4, "Alpha"), folder(6, None, "Calendar", None, "calendar"),
+           folder(7, 6, "Notes")]
+NAMES = mailbox_names(FOLDERS)
+
+
+def recipient(address="u@example.org", detail=None):
+    return SimpleNamespace(user="u", store_id=1, detail=detail, address=address)
+
+
+def deliverer(**options):
+    return Deliverer(adapter=None, cfg=Config(options), reactor=None)
+
+
+def test_names_follow_the_imap_rule():
+    assert sorted(NAMES) == ["Calendar/Notes", "INBOX", "INBOX/Lists", "Junk", "Projects", "Projects/Alpha"]
+    assert folder_paths(FOLDERS)[6] == "Calendar"  # named for the path below it, not a mailbox itself
+
+
+def test_cycles_and_deep_chains_name_nothing():
+    looped = [folder(1, 2, "a"), folder(2, 1, "b"), folder(3, None, "ok")]
+    assert mailbox_names(looped) == {"ok": looped[2]}
+    deep = [folder(i, i - 1 if i else None, f"f{i}") for i in range(80)]
+    assert len(mailbox_names(deep)) == 64
+    assert mailbox_names(deep) == mailbox_names(list(reversed(deep)))  # whatever the order
+
+
+def test_implicit_keep_goes_to_junk_for_spam_then_to_the_detail_folder_then_the_inbox():
+    keep = Deliverer._keep_target
+    assert keep(recipient(), NAMES, spam=True) == {"role": "junk"}
+    assert keep(recipient(detail="Projects"), NAMES, spam=False) == {"folder_id": 4}
+    assert keep(recipient(detail="inbox/Lists"), NAMES, spam=False) == {"folder_id": 2}
+    assert keep(recipient(detail="nosuch"), NAMES, spam=False) == {"role": "inbox"}
+    assert keep(recipient(), NAMES, spam=False) == {"role": "inbox"}
+
+
+def test_sieve_mailboxes_map_to_folders_or_paths_to_create():
+    """RFC 5228 §4.1 fileinto, RFC 5490 §3.2 :create."""
+    target = Deliverer._mailbox_target
+    assert target("Projects/Alpha", False, NAMES, FOLDERS) == {"folder_id": 5}
+    assert target("inbox", False, NAMES, FOLDERS) == {"folder_id": 1}
+    assert target("Nope", False, NAMES, FOLDERS) == {"role": "inbox"}
+    assert target("Projects/Beta/One", True, NAMES, FOLDERS) == {"path": ("Projects", "Beta", "One"), "create": True}
+    # The Inbox is "INBOX" to Sieve but keeps its store name in a path.
+    assert target("INBOX/New", True, NAMES, FOLDERS) == {"path": ("Inbox", "New"), "create": True}
+    assert target("Fresh", True, NAMES, FOLDERS) == {"path": ("Fresh",), "create": True}
+    assert target("a//b", True, NAMES, FOLDERS) == {"role": "inbox"}
+
+
+def test_store_paths_use_store_names():
+    assert _store_paths(FOLDERS)[2] == ("Inbox", "Lists")
+
+
+def test_spam_header():
+    headers = email.message_from_bytes(b"X-Spam-Flag: yes\r\nSubject: x\r\n\r\n")
+    assert deliverer()._is_spam(headers)
+    assert not deliverer()._is_spam(email.message_from_bytes(b"X-Spam-Flag: NO\r\n\r\n"))
+    assert not deliverer(spam_header_name="")._is_spam(headers)
+    status = email.message_from_bytes(b"X-Spam-Status: Yes, score=9\r\n\r\n")
+    assert deliverer(spam_header_name="X-Spam-Status", spam_header_value="Yes,")._is_spam(status)
+
+
+def test_results_per_recipient():
+    stored, dup, quota = (SimpleNamespace(status=s) for s in ("stored", "duplicate", "quota"))
+    plans = [_Plan(recipient("a@x"), [1, 2]), _Plan(recipient("b@x"), []), _Plan(recipient("c@x"), [1]),
+             _Plan(recipient("d@x"), [], rejected="no thanks"), _Plan(recipient("e@x"), [1])]
+    results = Deliverer._results(plans, [dup, stored, dup, SimpleNamespace(status="notFound")])
+    assert results == [RecipientResult("a@x", "stored"), RecipientResult("b@x", "discarded"),
+                       RecipientResult("c@x", "duplicate"), RecipientResult("d@x", "rejected", "no thanks"),
+                       RecipientResult("e@x", "unavailable")]
+    assert Deliverer._results([_Plan(recipient(), [1])], [quota])[0].status == "quota"
+
+
+def test_own_addresses_include_the_one_without_detail():
+    assert _own_addresses(recipient("u+news@example.org", "news")) == ("u+news@example.org", "u@example.org")
+    assert _own_addresses(recipient()) == ("u@example.org",)
+
+
+def test_redirect_loops_are_found_by_delivered_to():
+    message = redirected_copy(b"Subject: x\r\n\r\nbody\r\n", "u@example.org")
+    headers = email.message_from_bytes(message)
+    assert redirect_loops(headers, "U@example.org")
+    assert not redirect_loops(headers, "other@example.org")
+    many = b"".join(b"Delivered-To: hop%d@example.org\r\n" % i for i in range(31)) + b"\r\n"
+    assert redirect_loops(email.message_from_bytes(many), "new@example.org")
