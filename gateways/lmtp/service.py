@@ -1,8 +1,9 @@
 """The LMTP gateway as a service: its listeners, limits and the delivery pipeline.
 
 `make_service(cfg, reactor)` is what `groupware serve` (GATEWAYS) and
-`groupware lmtp` start. Delivery has no user logins: the pipeline logs on to
-the store with the delivery right (shared.delivery).
+`groupware lmtp` start. Nobody logs in over LMTP: the pipeline logs on to the
+store with the delivery right (shared.delivery), so the login service the base
+class offers goes unused.
 """
 from __future__ import annotations
 
@@ -10,60 +11,32 @@ import glob
 import os
 from typing import Any
 
-from twisted.internet import defer
-
 from gateways.lmtp.server import LMTPFactory
 from gateways.lmtp.session import Limits
 from shared.delivery import Deliverer
-from shared.listeners import Listeners
-from shared.model import Adapter
+from shared.gateway import GatewayService
+from shared.login import LoginService
 
 SPOOL_DIR = "spool"
 
 
-class LMTPService:
-    def __init__(self, cfg: Any, reactor: Any) -> None:
-        self.cfg = cfg
-        self.reactor = reactor
-        self.adapter: Adapter | None = None
-        self.listening = Listeners(reactor)
+class LMTPService(GatewayService):
+    protocol = "lmtp"
 
-    def start(self) -> defer.Deferred:
-        return defer.maybeDeferred(self._start)
-
-    def _start(self) -> defer.Deferred:
+    def listen(self, login: LoginService, tls: Any) -> None:
         cfg = self.cfg
         targets = cfg.get_sockets("lmtp_listen")
         mode = cfg.get_mode("lmtp_socket_mode")
         spool_dir = os.path.join(cfg.data_dir, SPOOL_DIR)
         clear_spool(spool_dir)
-        self.adapter = Adapter(cfg, self.reactor)
-        factory = LMTPFactory(Deliverer(self.adapter, cfg, self.reactor), Limits.from_config(cfg), spool_dir,
+        factory = LMTPFactory(Deliverer(login.adapter, cfg, self.reactor), Limits.from_config(cfg), spool_dir,
                               cfg.get_networks("lmtp_trusted_networks"), cfg.get("lmtp_hostname") or None)
-        try:
-            for target in targets:
-                if isinstance(target, str):
-                    self.listening.unix("lmtp", target, mode, factory, "lmtp_listen")
-                else:
-                    self.listening.tcp("lmtp", f"{target.host or '*'}:{target.port}", factory)
-        except Exception:
-            self.stop()
-            raise
-        return self.listening.opened().addErrback(self._not_started)
-
-    def _not_started(self, failure: Any) -> Any:
-        self.stop()
-        return failure
-
-    def listeners(self) -> list[str]:
-        return self.listening.lines()
-
-    def stop(self) -> defer.Deferred:
-        done = self.listening.stop()
-        if self.adapter is not None:
-            adapter, self.adapter = self.adapter, None
-            done.addBoth(lambda _: adapter.close())
-        return done
+        for target in targets:
+            if isinstance(target, str):
+                self.listening.unix("lmtp", target, mode, factory, "lmtp_listen")
+            else:
+                host = f"[{target.host}]" if ":" in target.host else target.host or "*"
+                self.listening.tcp("lmtp", f"{host}:{target.port}", factory)
 
 
 def clear_spool(spool_dir: str) -> None:

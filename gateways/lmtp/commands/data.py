@@ -100,23 +100,25 @@ def deliver(conn: Any, transaction: Transaction) -> defer.Deferred:
     return d
 
 
+# What each status of shared.delivery.RecipientResult is answered with (RFC 3463 codes).
+STATUS_REPLIES = {
+    "stored": (250, "2.0.0", "Saved"),
+    "duplicate": (250, "2.0.0", "Already delivered (duplicate)"),
+    "discarded": (250, "2.0.0", "Discarded by filter"),
+    "rejected": (550, "5.7.1", "Rejected by filter"),
+    "quota": (552, "5.2.2", "Mailbox is full"),
+    "toolarge": (552, "5.3.4", "Message too large"),
+    "unavailable": (451, "4.3.0", "Temporary failure, try again later"),
+}
+
+
 def recipient_reply(result: Any) -> Reply:
-    """The LMTP answer for one `shared.delivery.RecipientResult`."""
-    address = f"<{result.address}>"
-    status = result.status
-    if status == "stored":
-        return Reply(250, "2.0.0", f"{address} Saved")
-    if status == "duplicate":
-        return Reply(250, "2.0.0", f"{address} Already delivered (duplicate)")
-    if status == "discarded":
-        return Reply(250, "2.0.0", f"{address} Discarded by filter")
-    if status == "rejected":
-        return Reply(550, "5.7.1", f"{address} {_one_line(result.text) or 'Rejected by filter'}")
-    if status == "quota":
-        return Reply(552, "5.2.2", f"{address} Mailbox is full")
-    if status == "toolarge":
-        return Reply(552, "5.3.4", f"{address} Message too large")
-    return Reply(451, "4.3.0", f"{address} Temporary failure, try again later")
+    """The LMTP answer for one `shared.delivery.RecipientResult`; a Sieve reject's own
+    reason replaces the default text."""
+    code, status, text = STATUS_REPLIES.get(result.status, STATUS_REPLIES["unavailable"])
+    if result.status == "rejected" and _one_line(result.text):
+        text = _one_line(result.text)
+    return Reply(code, status, f"<{result.address}> {text}")
 
 
 def _one_line(text: str | None) -> str:
