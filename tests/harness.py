@@ -323,10 +323,11 @@ class ServerProcess(OurProcess):
         return self
 
     def port(self, listener: str) -> int:
-        """The port a listener got (e.g. "imap" for imap_listen=127.0.0.1:0), from the banner."""
+        """The port a listener got (e.g. "imap" for imap_listen=127.0.0.1:0), from the banner;
+        UNIX socket lines (`lmtp listening on /path`) are passed over."""
         prefix = f"{listener} listening on "
         for line in self.output:
-            if line.startswith(prefix):
+            if line.startswith(prefix) and not line.startswith(prefix + "/"):
                 return int(line.strip().rpartition(":")[2])
         raise KeyError(f"no {listener} listener in the server's banner")
 
