@@ -42,6 +42,7 @@ class LMTPService(GatewayService):
 def clear_spool(spool_dir: str) -> None:
     """Messages spooled by a previous run were never answered 250: the MTA still has them."""
     os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+    os.chmod(spool_dir, 0o700)  # messages are private, whatever made the directory
     for path in glob.glob(os.path.join(spool_dir, "*")):
         try:
             os.unlink(path)
