@@ -10,7 +10,7 @@ For each recipient the implicit keep goes to Junk when the message carries the
 spam header (`spam_header_name: spam_header_value`, Kopano dagent's options),
 else to the folder named by the address's `+detail` when the user has one, else
 to the Inbox. The recipient's active Sieve script (RFC 5228), compiled and
-cached for `SCRIPT_CACHE_SECONDS`, may then file, flag, discard, reject,
+cached for `sieve_script_cache_time` seconds, may then file, flag, discard, reject,
 redirect or answer with a vacation reply; a script that fails never loses the
 message (it is kept in the Inbox and the error logged). Then one
 `deliverMessage` stores the message for every recipient at once, so all share
@@ -40,7 +40,6 @@ from shared.relay import Relay, redirect_loops, redirected_copy
 
 log = logging.getLogger("shared.delivery")
 
-SCRIPT_CACHE_SECONDS = 5.0  # how long an active script is trusted before the store is asked again
 HEADER_READ_LIMIT = 256 * 1024  # the header block is read from at most this much of the message
 STATUS_RANK = {"stored": 0, "duplicate": 1, "quota": 2, "toolarge": 3, "unavailable": 4}
 
@@ -99,7 +98,7 @@ class Deliverer:
         self.relay = relay or Relay(cfg, reactor)
         self.spam_header = cfg.get("spam_header_name").strip()
         self.spam_value = cfg.get("spam_header_value").strip()
-        self.scripts = _ScriptCache(SCRIPT_CACHE_SECONDS)
+        self.scripts = _ScriptCache(cfg.get_seconds("sieve_script_cache_time"))
         self._session: Any = None
 
     # -- the store
