@@ -201,6 +201,7 @@ OPTIONS: dict[str, Option] = {
         lmtp_max_line_length=size("64k"),
         lmtp_max_recipients=number("100", minimum=1),
         lmtp_timeout=seconds("300"),
+        lmtp_max_connections=number("100", minimum=1),
         sieve_script_cache_time=seconds("5"),
         spam_header_name=text("X-Spam-Flag"),
         spam_header_value=text("YES"),

@@ -338,3 +338,14 @@ def test_tcp_clients_outside_the_trusted_networks_are_refused(tmp_path):
     assert stranger.transport.disconnecting
     local = Client(tmp_path, peer=IPv4Address("TCP", "127.0.0.1", 5000))
     assert local.greeting[0].startswith("220 ")
+
+
+def test_connections_over_the_limit_are_told_to_come_back(tmp_path):
+    first = Client(tmp_path, Limits(max_connections=1))
+    second = first.factory.buildProtocol(None)
+    transport = StringTransport(peerAddress=UNIXAddress(None))
+    second.makeConnection(transport)
+    assert transport.value().startswith(b"421 4.3.2 ")
+    second.connectionLost(None)
+    first.server.connectionLost(None)
+    assert first.factory.connections == 0

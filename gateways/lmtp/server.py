@@ -80,6 +80,7 @@ class LMTPServer(protocol.Protocol, TimeoutMixin):
         self.bad_commands = 0
         self.paused = False
         self.processing = False
+        self.counted = False  # this connection is in factory.connections
         self.peer = ""
         self.limits = Limits()
 
@@ -93,10 +94,20 @@ class LMTPServer(protocol.Protocol, TimeoutMixin):
             self.send(Reply(554, "5.7.1", f"{self.factory.hostname} Not a trusted client"))
             self.close()
             return
+        self.factory.connections += 1
+        self.counted = True
+        if self.factory.connections > self.limits.max_connections:
+            log.warning("lmtp: too many connections, refused %s", self.peer)
+            self.send(Reply(421, "4.3.2", f"{self.factory.hostname} Too many connections, try again later"))
+            self.close()
+            return
         self.setTimeout(self.limits.timeout or None)
         self.send(Reply(220, "", f"{self.factory.hostname} groupware LMTP ready"))
 
     def connectionLost(self, reason: Any = None) -> None:
+        if self.counted:
+            self.counted = False
+            self.factory.connections -= 1
         self.closed = True
         self.setTimeout(None)
         self.reset_transaction()  # a message not ended by "." or BDAT LAST is never stored
@@ -236,6 +247,7 @@ class LMTPFactory(protocol.ServerFactory):
         self.spool_dir = spool_dir
         self.trusted_networks = trusted_networks
         self.hostname = hostname or socket.getfqdn()
+        self.connections = 0
 
     def peer_trusted(self, peer: Any) -> bool:
         if not isinstance(peer, (IPv4Address, IPv6Address)):

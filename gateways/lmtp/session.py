@@ -14,13 +14,15 @@ class Limits:
     max_recipients: int = 100  # accepted RCPTs of one transaction
     timeout: float = 300  # seconds a connection may stay idle
     max_bad_commands: int = 20  # syntax and sequence errors before the connection is closed
+    max_connections: int = 100  # connections served at once
 
     @classmethod
     def from_config(cls, cfg: Any) -> "Limits":
         return cls(max_message_size=cfg.get_size("lmtp_max_message_size"),
                    max_line_length=cfg.get_size("lmtp_max_line_length"),
                    max_recipients=cfg.get_int("lmtp_max_recipients"),
-                   timeout=cfg.get_seconds("lmtp_timeout"))
+                   timeout=cfg.get_seconds("lmtp_timeout"),
+                   max_connections=cfg.get_int("lmtp_max_connections"))
 
 
 @dataclass
