@@ -62,8 +62,10 @@ class _Plan:
 
     recipient: Any
     deliveries: list[Any]
+    fallback: Any = None  # the implicit keep, when a redirect cannot leave
     rejected: str | None = None
     redirects: tuple[str, ...] = ()
+    redirected: bool = False  # sent before the store was asked
     vacation: Any = None
 
 
@@ -144,13 +146,15 @@ class Deliverer:
 
         traced = await self._traced(source, sender, recipients)
         try:
+            for plan in plans:
+                if plan.redirects and not plan.deliveries and plan.rejected is None:
+                    # Only forwarded: it must leave before we answer, or be kept (RFC 5228 §2.10.6).
+                    plan.redirected = await self._redirect(plan, sender, message or b"")
+                    if not plan.redirected:
+                        plan.deliveries = [plan.fallback]
             wanted = [delivery for plan in plans for delivery in plan.deliveries]
-            if wanted:
-                outcomes = await self._store(session, traced, sender, wanted)
-            else:
-                outcomes = []
+            outcomes = await self._store(session, traced, sender, wanted) if wanted else []
             results = self._results(plans, outcomes)
-            traced_message = await self._read(traced) if any(p.redirects or p.vacation for p in plans) else b""
         finally:
             if traced != source and isinstance(traced, str):
                 _unlink(traced)
@@ -158,7 +162,10 @@ class Deliverer:
             log.info("delivery: from=<%s> to=<%s> user=%s status=%s", sender, plan.recipient.address,
                      plan.recipient.user, result.status)
             if result.status in ("stored", "discarded", "duplicate"):
-                await self._send_on(session, plan, sender, traced_message, message or b"", headers)
+                if plan.redirects and not plan.redirected:
+                    await self._redirect(plan, sender, message or b"")
+                if plan.vacation is not None:
+                    await self._vacation(session, plan, sender, message or b"")
         return results
 
     async def _store(self, session: Any, source: Any, sender: str, deliveries: list[Any]) -> list[Any]:
@@ -179,7 +186,7 @@ class Deliverer:
             if plan.rejected is not None:
                 results.append(RecipientResult(address, "rejected", plan.rejected))
             elif not mine:
-                results.append(RecipientResult(address, "discarded"))
+                results.append(RecipientResult(address, "discarded", "Redirected" if plan.redirected else ""))
             else:
                 statuses = [o.status for o in mine]
                 if "stored" in statuses:
@@ -231,7 +238,7 @@ class Deliverer:
             return Delivery(recipient.user, flags=tuple(flags), message_id=message_id, **target)
 
         if script is None:
-            return _Plan(recipient, [delivery(keep)])
+            return _Plan(recipient, [delivery(keep)], fallback=delivery(keep))
         from shared.sieve import Envelope, evaluate
 
         envelope = Envelope(sender=sender, recipient=recipient.address, original_recipient=recipient.address)
@@ -255,7 +262,7 @@ class Deliverer:
             redirects = ()
             if not deliveries:
                 deliveries.append(delivery(keep))
-        return _Plan(recipient, deliveries, redirects=redirects, vacation=outcome.vacation)
+        return _Plan(recipient, deliveries, fallback=delivery(keep), redirects=redirects, vacation=outcome.vacation)
 
     @staticmethod
     def _keep_target(recipient: Any, names: dict[str, Any], spam: bool) -> dict[str, Any]:
@@ -287,21 +294,32 @@ class Deliverer:
                 return {"path": (*store_paths[ancestor.id], *levels[depth:]), "create": True}
         return {"path": tuple(levels), "create": True}
 
-    # -- after the store answered
-    async def _send_on(self, session: Any, plan: _Plan, sender: str, traced: bytes, message: bytes,
-                       headers: Any) -> None:
+    # -- what leaves through the relay
+    async def _redirect(self, plan: _Plan, sender: str, message: bytes) -> bool:
+        """Send the plan's redirects (RFC 5228 §4.2): the message as it came (no Return-Path,
+        RFC 5321 §4.4) with the original envelope sender; whether the relay took them all."""
         recipient = plan.recipient
-        if (plan.redirects or plan.vacation) and not self.relay.enabled:
-            log.warning("delivery: no relay_host: redirect/vacation of %s not sent", recipient.user)
-            return
+        if not self.relay.enabled:
+            log.warning("delivery: no relay_host: redirect of mail for %s not sent", recipient.address)
+            return False
+        sent = True
         for target in plan.redirects:
             try:
-                await self.relay.send(sender, [target], redirected_copy(traced, recipient.address))
+                await self.relay.send(sender, [target], redirected_copy(message, recipient.address))
                 log.info("delivery: redirected mail for %s to <%s>", recipient.address, target)
-            except Exception as exc:  # noqa: BLE001  (the message is stored; a relay problem is logged)
+            except Exception as exc:  # noqa: BLE001  (any relay problem: logged, the message kept)
                 log.error("delivery: redirect of mail for %s to <%s> failed: %s", recipient.address, target, exc)
-        vacation = plan.vacation
-        if vacation is None or not sender:
+                sent = False
+        return sent
+
+    async def _vacation(self, session: Any, plan: _Plan, sender: str, message: bytes) -> None:
+        """A vacation reply (RFC 5230) with the null sender, unless RFC 3834 or the
+        per-sender record (`vacationResponse`) says no."""
+        recipient, vacation = plan.recipient, plan.vacation
+        if not sender:
+            return
+        if not self.relay.enabled:
+            log.warning("delivery: no relay_host: vacation reply of %s not sent", recipient.user)
             return
         from shared.sieve import Envelope
         from shared.sieve.vacation import vacation_reply
@@ -314,7 +332,7 @@ class Deliverer:
             if await session.vacation_due(recipient.user, sender, vacation.handle, vacation.seconds):
                 await self.relay.send("", [sender], reply)
                 log.info("delivery: vacation reply of %s sent to <%s>", recipient.user, sender)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001  (the message is stored; a relay problem is logged)
             log.error("delivery: vacation reply of %s to <%s> failed: %s", recipient.user, sender, exc)
 
     # -- the message's bytes

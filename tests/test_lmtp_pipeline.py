@@ -98,3 +98,8 @@ def test_redirect_loops_are_found_by_delivered_to():
     assert not redirect_loops(headers, "other@example.org")
     many = b"".join(b"Delivered-To: hop%d@example.org\r\n" % i for i in range(31)) + b"\r\n"
     assert redirect_loops(email.message_from_bytes(many), "new@example.org")
+
+
+def test_a_message_only_forwarded_is_answered_as_redirected():
+    plan = _Plan(recipient("f@x"), [], redirects=("elsewhere@example.net",), redirected=True)
+    assert Deliverer._results([plan], []) == [RecipientResult("f@x", "discarded", "Redirected")]

@@ -113,10 +113,10 @@ STATUS_REPLIES = {
 
 
 def recipient_reply(result: Any) -> Reply:
-    """The LMTP answer for one `shared.delivery.RecipientResult`; a Sieve reject's own
-    reason replaces the default text."""
+    """The LMTP answer for one `shared.delivery.RecipientResult`; the result's own text
+    (a Sieve reject's reason, "Redirected") replaces the default one."""
     code, status, text = STATUS_REPLIES.get(result.status, STATUS_REPLIES["unavailable"])
-    if result.status == "rejected" and _one_line(result.text):
+    if result.status in ("rejected", "discarded") and _one_line(result.text):
         text = _one_line(result.text)
     return Reply(code, status, f"<{result.address}> {text}")
 
