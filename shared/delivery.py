@@ -37,6 +37,8 @@ from twisted.internet import defer, threads
 from shared.errors import NotFound, Quota, TooLarge, Unavailable
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 from shared.relay import Relay, redirect_loops, redirected_copy
+from shared.sieve import Envelope, SieveError, compile_script, evaluate
+from shared.sieve.vacation import vacation_reply
 
 log = logging.getLogger("shared.delivery")
 
@@ -216,14 +218,9 @@ class Deliverer:
         compiled = None
         if text:
             try:
-                from shared.sieve import SieveError, compile_script
-            except ImportError:
-                log.error("delivery: user %s has a Sieve script but no Sieve engine is installed; kept", user)
-            else:
-                try:
-                    compiled = compile_script(text)
-                except SieveError as exc:
-                    log.error("delivery: Sieve script of %s does not compile: %s; message kept", user, exc)
+                compiled = compile_script(text)
+            except SieveError as exc:
+                log.error("delivery: Sieve script of %s does not compile: %s; message kept", user, exc)
         self.scripts.put(user, compiled)
         return compiled
 
@@ -239,8 +236,6 @@ class Deliverer:
 
         if script is None:
             return _Plan(recipient, [delivery(keep)], fallback=delivery(keep))
-        from shared.sieve import Envelope, evaluate
-
         envelope = Envelope(sender=sender, recipient=recipient.address, original_recipient=recipient.address)
         outcome = evaluate(script, message or b"", envelope, mailbox_exists=lambda name: normalize(name) in names,
                            now=datetime.now(timezone.utc))
@@ -321,9 +316,6 @@ class Deliverer:
         if not self.relay.enabled:
             log.warning("delivery: no relay_host: vacation reply of %s not sent", recipient.user)
             return
-        from shared.sieve import Envelope
-        from shared.sieve.vacation import vacation_reply
-
         envelope = Envelope(sender=sender, recipient=recipient.address, original_recipient=recipient.address)
         reply = vacation_reply(vacation, message, envelope, _own_addresses(recipient))
         if reply is None:
