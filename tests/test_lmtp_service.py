@@ -97,3 +97,11 @@ def test_a_bad_listen_value_stops_the_command(tmp_path):
 
     result = run_command(["-m", "groupware.cli", "lmtp", "--set", "lmtp_listen=unix:"], tmp_path)
     assert (result.returncode, result.stderr) == (2, "groupware: lmtp_listen: expected unix:PATH, got 'unix:'\n")
+
+
+def test_serve_leaves_lmtp_out_when_disabled():
+    from groupware.serve import enabled_gateways
+    from shared.config import Config
+
+    assert "lmtp" in enabled_gateways(Config({}))
+    assert "lmtp" not in enabled_gateways(Config({"disabled_features": "lmtp"}))
