@@ -79,9 +79,11 @@ def deliver(cfg: Config, recipient: str, sender: str, stream: BinaryIO | None = 
     """Read the message, deliver it in a reactor of its own; the sysexits code."""
     from twisted.internet import task
 
-    from shared.logging import setup_from_config
+    from shared.logging import setup_logging
 
-    setup_from_config(cfg)
+    log_file = cfg.get("log_file")
+    # The MTA puts what a mailbox_command writes into bounces: on stderr only problems.
+    setup_logging(cfg.get("log_level") if log_file not in ("", "-") else "warning", log_file)
     stream = stream if stream is not None else sys.stdin.buffer
     spool = Spool(os.environ.get("TMPDIR") or tempfile.gettempdir(), cfg.get_size("lmtp_max_message_size"))
     try:

@@ -36,6 +36,7 @@ from twisted.internet import defer, threads
 
 from shared.errors import NotFound, Quota, TooLarge, Unavailable
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
+from shared.model.delivery import Delivery
 from shared.relay import Relay, redirect_loops, redirected_copy
 from shared.sieve import Envelope, SieveError, compile_script, evaluate
 from shared.sieve.vacation import vacation_reply
@@ -118,8 +119,8 @@ class Deliverer:
         address = self.cfg.get_store_address("server_socket")
         if address is None or not address.is_tcp:
             return None
-        path = self.cfg.get("delivery_secret_file")
-        if not path:
+        path = self.cfg.get_file("delivery_secret_file")
+        if path is None:
             return None
         with open(path, encoding="utf-8") as fp:
             return fp.read().strip()
@@ -226,8 +227,6 @@ class Deliverer:
 
     def _plan(self, recipient: Any, script: Any, folders: list[Any], message: bytes | None, sender: str,
               spam: bool, message_id: str | None) -> _Plan:
-        from shared.model.delivery import Delivery
-
         names = mailbox_names(folders)
         keep = self._keep_target(recipient, names, spam)
 
