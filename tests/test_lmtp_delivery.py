@@ -367,3 +367,22 @@ def test_a_redirect_that_would_loop_is_kept(server):
     assert deliver_over_lmtp(server, "user1@example.org", message) == ["250 2.0.0 <user1@example.org> Saved"]
     assert original in [without_trace(m) for m in messages(server, "user1")]
 
+
+
+def test_deliver_over_tcp_with_the_delivery_secret(tmp_path):
+    """Away from the store's socket only the secret of delivery_secret_file gives the right."""
+    secret = tmp_path / "delivery.secret"
+    secret.write_text("a-long-random-secret\n")
+    store = StoreProcess(str(tmp_path / "store"), {"delivery_secret_file": str(secret)},
+                         users={"alice": "alice-secret"})
+    with store:
+        agent = tmp_path / "agent"
+        agent.mkdir()
+        tcp = {"server_socket": f"tcp:127.0.0.1:{store.tcp_port}"}
+        message = unique("tcp")
+        refused = run_deliver(agent, message, "-r", "alice@example.org", options=tcp)
+        assert refused.returncode == 75, refused.stderr
+        done = run_deliver(agent, message, "-r", "alice@example.org",
+                           options={**tcp, "delivery_secret_file": str(secret)})
+        assert done.returncode == 0, done.stderr
+        assert imap_count_through_store(store, message) == 1
