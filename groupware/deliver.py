@@ -44,10 +44,13 @@ class BadInput(ValueError):
     """Standard input is not a message we can store."""
 
 
-def spool_input(stream: BinaryIO, spool: Spool, max_line: int) -> None:
+def spool_input(stream: BinaryIO, spool: Spool, max_line: int) -> bool:
     """Copy `stream` into `spool` with CRLF line ends; a leading mbox `From ` line
-    (which some MTAs add) is dropped, as dovecot-lda does."""
+    (which some MTAs add) is dropped, as dovecot-lda does. True when the message
+    starts with a Return-Path field: the MTA's local delivery (Postfix's local(8))
+    has put the trace fields on already, and they go on only once (RFC 5321 §4.4)."""
     first = True
+    traced = False
     carry = b""  # a CR at the end of a read: its LF may start the next one
     line_length = 0
     while True:
@@ -63,6 +66,7 @@ def spool_input(stream: BinaryIO, spool: Spool, max_line: int) -> None:
             if data.startswith(b"From "):
                 newline = data.find(b"\n")
                 data = data[newline + 1:] if newline >= 0 else b""
+            traced = data[:12].lower() == b"return-path:"
         if b"\x00" in data:
             raise BadInput("message contains NUL characters")
         for i, piece in enumerate(data.split(b"\n")):
@@ -73,6 +77,7 @@ def spool_input(stream: BinaryIO, spool: Spool, max_line: int) -> None:
     spool.write(crlf(carry))
     if spool.size == 0:
         raise BadInput("empty message")
+    return traced
 
 
 def deliver(cfg: Config, recipient: str, sender: str, stream: BinaryIO | None = None) -> int:
@@ -88,7 +93,7 @@ def deliver(cfg: Config, recipient: str, sender: str, stream: BinaryIO | None = 
     spool = Spool(os.environ.get("TMPDIR") or tempfile.gettempdir(), cfg.get_size("lmtp_max_message_size"))
     try:
         try:
-            spool_input(stream, spool, cfg.get_size("lmtp_max_line_length"))
+            traced = spool_input(stream, spool, cfg.get_size("lmtp_max_line_length"))
         except BadInput as exc:
             return _fail(EX_DATAERR, str(exc))
         except OSError as exc:
@@ -97,7 +102,7 @@ def deliver(cfg: Config, recipient: str, sender: str, stream: BinaryIO | None = 
             return _fail(EX_CANTCREAT, "message too large")
         path = spool.close()
         code: list[int] = []
-        task.react(lambda reactor: _run(reactor, cfg, path, recipient, sender, code), [])
+        task.react(lambda reactor: _run(reactor, cfg, path, recipient, sender, not traced, code), [])
     except SystemExit:
         pass
     finally:
@@ -105,7 +110,7 @@ def deliver(cfg: Config, recipient: str, sender: str, stream: BinaryIO | None = 
     return code[0] if code else EX_TEMPFAIL
 
 
-async def _deliver(reactor: Any, cfg: Config, path: str, address: str, sender: str) -> int:
+async def _deliver(reactor: Any, cfg: Config, path: str, address: str, sender: str, trace: bool) -> int:
     from shared.delivery import Deliverer
     from shared.model import Adapter
 
@@ -116,7 +121,7 @@ async def _deliver(reactor: Any, cfg: Config, path: str, address: str, sender: s
             recipient = await deliverer.resolve(address)
         except NotFound:
             return _fail(EX_NOUSER, f"<{address}>: no such user")
-        (result,) = await deliverer.deliver(path, sender, [recipient])
+        (result,) = await deliverer.deliver(path, sender, [recipient], trace_headers=trace)
         code = STATUS_EXITS.get(result.status, EX_TEMPFAIL)
         if code != EX_OK:
             return _fail(code, f"<{address}>: {result.text or result.status}")
@@ -125,10 +130,11 @@ async def _deliver(reactor: Any, cfg: Config, path: str, address: str, sender: s
         adapter.close()
 
 
-def _run(reactor: Any, cfg: Config, path: str, address: str, sender: str, code: list[int]) -> Any:
+def _run(reactor: Any, cfg: Config, path: str, address: str, sender: str, trace: bool,
+         code: list[int]) -> Any:
     from twisted.internet import defer
 
-    d = defer.ensureDeferred(_deliver(reactor, cfg, path, address, sender))
+    d = defer.ensureDeferred(_deliver(reactor, cfg, path, address, sender, trace))
 
     def failed(failure: Any) -> int:
         # An outage, a refused delivery right or a bug: the MTA keeps the message and retries.

@@ -131,9 +131,12 @@ class Deliverer:
         return await session.resolve(address)
 
     # -- one message
-    async def deliver(self, source: str | bytes, sender: str, recipients: Sequence[Any]) -> list[RecipientResult]:
+    async def deliver(self, source: str | bytes, sender: str, recipients: Sequence[Any],
+                      trace_headers: bool = True) -> list[RecipientResult]:
         """Deliver the message (a spool file's path or bytes) to `recipients`; one result
-        each, in order. Fails only when the store cannot be reached at all."""
+        each, in order. Fails only when the store cannot be reached at all. Without
+        `trace_headers` the message is stored as it is (an MTA's local delivery has
+        added Return-Path and Delivered-To already)."""
         session = await self.session()
         header_block = await self._read(source, HEADER_READ_LIMIT)
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_block)
@@ -147,7 +150,7 @@ class Deliverer:
             folders = await session.folders(recipient.user) if (script is not None or recipient.detail) else []
             plans.append(self._plan(recipient, script, folders, message, sender, spam, message_id))
 
-        traced = await self._traced(source, sender, recipients)
+        traced = await self._traced(source, sender, recipients) if trace_headers else source
         try:
             for plan in plans:
                 if plan.redirects and not plan.deliveries and plan.rejected is None:

@@ -46,6 +46,13 @@ def test_input_that_is_no_message(data, problem, tmp_path):
         spooled(data, tmp_path)
 
 
+def test_an_mta_s_trace_fields_are_noticed(tmp_path):
+    spool = Spool(str(tmp_path / "spool"))
+    assert spool_input(io.BytesIO(b"Return-Path: <s@example.net>\nDelivered-To: u@example.org\n\nx\n"), spool, 1000)
+    assert not spool_input(io.BytesIO(b"Subject: x\nReturn-Path: <s@example.net>\n\nx\n"), spool, 1000)
+    spool.discard()
+
+
 def test_a_line_at_the_limit_is_taken(tmp_path):
     assert spooled(b"y" * 1000 + b"\n", tmp_path, read_size=7) == b"y" * 1000 + b"\r\n"
 

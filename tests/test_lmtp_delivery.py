@@ -261,6 +261,14 @@ def test_deliver_stores_and_exits_0(server):
     assert stored[0].startswith(b"Return-Path: <sender@example.net>\r\nDelivered-To: user6@example.org\r\n")
 
 
+def test_deliver_behind_a_local_delivery_that_traced_the_message_adds_nothing(server):
+    """Postfix's local(8) puts Return-Path and Delivered-To on before it runs mailbox_command."""
+    message = b"Return-Path: <sender@example.net>\r\nDelivered-To: user6@example.org\r\n" + unique("traced")
+    result = deliver(server, message, "-f", "sender@example.net", "-r", "user6@example.org")
+    assert result.returncode == 0, result.stderr
+    assert message in messages(server, "user6")
+
+
 def test_deliver_of_a_message_too_large_for_the_store_is_ex_cantcreat(server):
     result = deliver(server, unique("big") + (b"z" * 998 + b"\n") * 300, "-r", "user6@example.org")
     assert result.returncode == 73, result.stderr
