@@ -39,6 +39,7 @@ from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normaliz
 from shared.model.delivery import Delivery
 from shared.relay import Relay, redirect_loops, redirected_copy
 from shared.sieve import Envelope, SieveError, compile_script, evaluate
+from shared.sieve.limits import limits_from_config
 from shared.sieve.vacation import vacation_reply
 
 log = logging.getLogger("shared.delivery")
@@ -104,6 +105,7 @@ class Deliverer:
         self.spam_header = cfg.get("spam_header_name").strip()
         self.spam_value = cfg.get("spam_header_value").strip()
         self.scripts = _ScriptCache(cfg.get_seconds("sieve_script_cache_time"))
+        self.sieve_limits = limits_from_config(cfg)
         self._session: Any = None
 
     # -- the store
@@ -222,7 +224,7 @@ class Deliverer:
         compiled = None
         if text:
             try:
-                compiled = compile_script(text)
+                compiled = compile_script(text, self.sieve_limits)
             except SieveError as exc:
                 log.error("delivery: Sieve script of %s does not compile: %s; message kept", user, exc)
         self.scripts.put(user, compiled)
@@ -240,7 +242,7 @@ class Deliverer:
             return _Plan(recipient, [delivery(keep)], fallback=delivery(keep))
         envelope = Envelope(sender=sender, recipient=recipient.address, original_recipient=recipient.address)
         outcome = evaluate(script, message or b"", envelope, mailbox_exists=lambda name: normalize(name) in names,
-                           now=datetime.now(timezone.utc))
+                           now=datetime.now(timezone.utc), limits=self.sieve_limits)
         for error in outcome.errors:
             log.error("delivery: Sieve script of %s: %s; message kept", recipient.user, error)
         if outcome.reject is not None:

@@ -103,3 +103,7 @@ def test_redirect_loops_are_found_by_delivered_to():
 def test_a_message_only_forwarded_is_answered_as_redirected():
     plan = _Plan(recipient("f@x"), [], redirects=("elsewhere@example.net",), redirected=True)
     assert Deliverer._results([plan], []) == [RecipientResult("f@x", "discarded", "Redirected")]
+
+
+def test_scripts_run_under_the_configured_sieve_limits():
+    assert deliverer(sieve_max_actions="3", sieve_max_redirects="1").sieve_limits.max_actions == 3
