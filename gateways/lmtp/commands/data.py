@@ -45,14 +45,9 @@ def bdat(conn: Any, argument: str) -> Any:
         conn.closing = True
         return problem.reply
     transaction = conn.transaction
-    refusal = None
     if transaction is None or not transaction.recipients:
-        refusal = Reply(503, "5.5.1", "No valid recipients")
-    elif transaction.data is not None and not transaction.chunking:
-        refusal = Reply(503, "5.5.1", "BDAT during DATA")
-    if refusal is not None:
-        conn.bad(refusal)
-        conn.expect_octets(size, None, lambda: refusal)
+        refusal = conn.bad(Reply(503, "5.5.1", "No valid recipients"))
+        conn.expect_octets(size, None, lambda: refusal)  # the chunk is read and dropped
         return None
     if not transaction.chunking:
         transaction.chunking = True
