@@ -87,6 +87,7 @@ OPTIONS: dict[str, Option] = {
         max_soap_size=size("16M"),
         max_message_size=size("64M"),
         max_keywords_per_message=number("100", minimum=1),
+        max_folder_depth=number("32", minimum=1),
         max_keyword_length=number("100", minimum=1),
         inline_source_limit=size("1M"),
         longpoll_max_timeout=number("300"),

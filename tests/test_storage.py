@@ -174,6 +174,24 @@ def test_folder_tree_operations(st, user):
     assert again["uidvalidity"] != a["uidvalidity"]
 
 
+def test_folders_nest_only_as_deep_as_the_limit(st, user):
+    store = user["store_id"]
+    parent = None
+    for level in range(1, st.max_folder_depth + 1):
+        parent = st.create_folder(store, parent, f"level {level}")["id"]
+    with pytest.raises(BadRequest) as refused:
+        st.create_folder(store, parent, "one too deep")
+    assert refused.value.reason == "limit"
+    # Moving a two-level subtree under the next to last level would pass the limit as well.
+    top = st.create_folder(store, None, "subtree")["id"]
+    st.create_folder(store, top, "below")
+    second_last = next(f["id"] for f in st.list_folders(store) if f["name"] == f"level {st.max_folder_depth - 1}")
+    with pytest.raises(BadRequest):
+        st.update_folder(top, parent_id=second_last)
+    third_last = next(f["id"] for f in st.list_folders(store) if f["name"] == f"level {st.max_folder_depth - 2}")
+    assert st.update_folder(top, parent_id=third_last)["parent_id"] == third_last
+
+
 def test_inbox_cannot_be_deleted(st, user, inbox):
     with pytest.raises(BadRequest):
         st.delete_folder(inbox)

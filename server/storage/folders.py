@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, literal, select, update
 
-from shared.errors import BadRequest, Conflict, NotFound
+from shared.errors import LIMIT, BadRequest, Conflict, NotFound
 
 from .base import StorageBase, chunks
 from .schema import folders, items, permissions, stores, tombstones, users
@@ -41,6 +41,10 @@ def _check_name(name: str) -> str:
 class FoldersMixin(StorageBase):
     """Folder tree operations and sharing."""
 
+    # Levels a folder may lie below the top (`max_folder_depth`): every listing walks the
+    # tree, so a client must not make it as deep as it likes.
+    max_folder_depth = 32
+
     # -- helpers --------------------------------------------------------
     def _insert_folder(self, conn: Connection, store_id: int, parent_id: int | None, name: str,
                        container_class: str, role: str | None) -> int:
@@ -65,6 +69,20 @@ class FoldersMixin(StorageBase):
     def _tree(conn: Connection, store_id: int) -> dict[int, int | None]:
         return {r.id: r.parent_id for r in conn.execute(
             select(folders.c.id, folders.c.parent_id).where(folders.c.store_id == store_id)).all()}
+
+    @staticmethod
+    def _depth(tree: dict[int, int | None], folder_id: int) -> int:
+        """1 for a top-level folder; a damaged tree with a cycle stops after every folder."""
+        depth, parent = 1, tree.get(folder_id)
+        while parent is not None and depth <= len(tree):
+            depth, parent = depth + 1, tree.get(parent)
+        return depth
+
+    def _check_depth(self, tree: dict[int, int | None], parent_id: int | None, height: int = 1) -> None:
+        """Refuse to put a subtree `height` levels high below `parent_id` past the limit."""
+        depth = (self._depth(tree, parent_id) if parent_id is not None else 0) + height
+        if depth > self.max_folder_depth:
+            raise BadRequest(f"folders nest at most {self.max_folder_depth} levels deep", LIMIT)
 
     @staticmethod
     def _descendants(tree: dict[int, int | None], root: int) -> list[int]:
@@ -124,6 +142,8 @@ class FoldersMixin(StorageBase):
                     raise BadRequest("parent folder is in another store")
             if self._sibling_exists(conn, store_id, parent_id, name):
                 raise Conflict(f"folder {name!r} exists")
+            if parent_id is not None:
+                self._check_depth(self._tree(conn, store_id), parent_id)
             return self._insert_folder(conn, store_id, parent_id, name, container_class, role)
 
         fid = self._write(run)
@@ -152,8 +172,11 @@ class FoldersMixin(StorageBase):
                         if target is None:
                             raise NotFound(f"folder {new_parent} not found")
                         raise BadRequest("cannot move a folder to another store")
-                    if new_parent in self._descendants(tree, folder_id):
+                    moved = self._descendants(tree, folder_id)
+                    if new_parent in moved:
                         raise BadRequest("cannot move a folder under itself")
+                    base = self._depth(tree, folder_id)
+                    self._check_depth(tree, new_parent, 1 + max(self._depth(tree, f) for f in moved) - base)
                 values["parent_id"] = new_parent
             if new_name != row.name:
                 values["name"] = new_name
