@@ -1,8 +1,8 @@
 """A private Dovecot on a free loopback port, with all its state under one directory.
 
-Dovecot is the peer our IMAP and POP3 gateways are measured and checked against
-(bench/imap.py, bench/pop3.py, tests/test_mime_dovecot.py): each starts one with
-the same user and messages as ours, and stops it afterwards.
+Dovecot is the peer our IMAP, POP3 and LMTP gateways are measured and checked against
+(bench/imap.py, bench/pop3.py, bench/lmtp.py, tests/test_mime_dovecot.py): each starts one
+with the same users and messages as ours, and stops it afterwards.
 """
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ userdb {{
   args = uid=nobody gid=nogroup home={base}/home/%u
 }}
 mail_location = maildir:~/Maildir
+"""
+
+LOGIN_SERVICE = """\
 service {protocol}-login {{
   inet_listener {protocol} {{
     address = 127.0.0.1
@@ -46,28 +49,50 @@ service {protocol}-login {{
 }}
 """
 
+# LMTP recipients are addresses: the user is the local part (lowercased), the domain dropped.
+LMTP_SERVICE = """\
+auth_username_format = %Ln
+recipient_delimiter = +
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
 
 def installed(protocol: str) -> bool:
     return bool(shutil.which("dovecot")) and os.path.exists(f"/usr/lib/dovecot/{protocol}")
 
 
 class PrivateDovecot:
-    """`protocol` is "imap" or "pop3"; `password` is a passwd-file scheme and value,
-    such as `{PLAIN}secret` or `{ARGON2ID}$argon2id$...`; `tuning` is appended to the
-    configuration (limits for benchmarks with many connections)."""
+    """`protocol` is "imap", "pop3" or "lmtp", or several of them ("lmtp imap"), each on its own
+    port (`ports`; `port` is the first one's); `password` is a passwd-file scheme and value,
+    such as `{PLAIN}secret` or `{ARGON2ID}$argon2id$...`; `more_users` ({name: password})
+    exist beside `user`, each with a Maildir; `tuning` is appended to the configuration
+    (limits for benchmarks with many connections)."""
 
-    def __init__(self, base: str, protocol: str, user: str, password: str, tuning: str = "") -> None:
+    def __init__(self, base: str, protocol: str, user: str, password: str, tuning: str = "",
+                 more_users: dict[str, str] | None = None) -> None:
         self.base, self.protocol, self.user, self.password = base, protocol, user, password
         self.tuning = tuning
-        self.port = free_port()
+        self.users = {user: password, **(more_users or {})}
+        self.ports = {name: free_port() for name in protocol.split()}
+        self.port = self.ports[protocol.split()[0]]
         self.conf = os.path.join(base, "dovecot.conf")
-        self.maildir = os.path.join(base, "home", user, "Maildir")
+        self.maildir = self.maildir_of(user)
+
+    def maildir_of(self, user: str) -> str:
+        return os.path.join(self.base, "home", user, "Maildir")
 
     @staticmethod
     def install(protocol: str) -> None:
-        """Debian's dovecot-core and dovecot-<protocol>d, when missing."""
-        ensure_packages({"dovecot-core": lambda: installed(protocol),
-                         f"dovecot-{protocol}d": lambda: installed(protocol)})
+        """Debian's dovecot-core and dovecot-<protocol>d for each protocol, when missing."""
+        wanted = {"dovecot-core": lambda: all(installed(name) for name in protocol.split())}
+        for name in protocol.split():
+            wanted[f"dovecot-{name}d"] = lambda name=name: installed(name)
+        ensure_packages(wanted)
 
     def folder(self, name: str, messages, seen=lambda i: False) -> None:
         """Put `messages` into a Maildir folder (INBOX or a subfolder) before start(), in order."""
@@ -81,7 +106,8 @@ class PrivateDovecot:
                 fp.write(data)
 
     def start(self) -> "PrivateDovecot":
-        os.makedirs(self.maildir, exist_ok=True)
+        for user in self.users:
+            os.makedirs(self.maildir_of(user), exist_ok=True)
         # Dovecot does not serve mail as root: the mail belongs to nobody.
         for parent, dirs, files in os.walk(os.path.join(self.base, "home")):
             for name in [parent, *(os.path.join(parent, f) for f in dirs + files)]:
@@ -94,12 +120,15 @@ class PrivateDovecot:
             if not mode & stat.S_ISVTX:
                 os.chmod(path, stat.S_IMODE(mode) | 0o755)
         with open(os.path.join(self.base, "passwd"), "w") as fp:
-            fp.write(f"{self.user}:{self.password}\n")
+            fp.writelines(f"{user}:{password}\n" for user, password in self.users.items())
+        services = "".join((LMTP_SERVICE if name == "lmtp" else LOGIN_SERVICE).format(protocol=name, port=port)
+                           for name, port in self.ports.items())
         with open(self.conf, "w") as fp:
-            fp.write(CONF.format(protocol=self.protocol, base=self.base, port=self.port) + self.tuning)
+            fp.write(CONF.format(protocol=self.protocol, base=self.base) + services + self.tuning)
         subprocess.run(["dovecot", "-c", self.conf], check=True)
         try:
-            wait_for_port(self.port)
+            for port in self.ports.values():
+                wait_for_port(port)
         except OSError:
             self.stop()
             raise
