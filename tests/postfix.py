@@ -243,3 +243,31 @@ class PrivatePostfix:
             return attempts if done >= {r.lower() for r in queued.recipients} else None
         return wait_until(settled, timeout, interval=0.1,
                           message=f"no {'/'.join(sorted(wanted))} for {queued}: {self.log()[-3000:]}")
+
+
+def python_for(account: str, base: str) -> str:
+    """A Python interpreter that system account `account` can run, with this project's packages.
+
+    local(8) runs `mailbox_command` as the recipient, so the project's interpreter must be
+    reachable by that account. Where it is not (a pyenv or venv under root's home), a thin venv
+    on the system's python3 of the same version is made under `base`, which imports the
+    project's site-packages.
+    """
+    import site
+    import sys
+    ours = os.path.join(sys.prefix, "bin", "python")
+    if subprocess.run(["runuser", "-u", account, "--", ours, "-c", "import groupware"],
+                      capture_output=True).returncode == 0:
+        return ours
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    assert os.access(system, os.X_OK), f"{account} cannot run {ours}, and there is no {system}"
+    thin = os.path.join(base, "python")
+    if not os.path.exists(thin):
+        subprocess.run([system, "-m", "venv", "--without-pip", thin], check=True, capture_output=True)
+        packages = subprocess.run([os.path.join(thin, "bin", "python"), "-c",
+                                   "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+        # A .pth line that starts with "import" runs: the project's site-packages with their own .pth files.
+        with open(os.path.join(packages, "project.pth"), "w") as fp:
+            fp.write(f"import site; site.addsitedir({site.getsitepackages()[0]!r})\n")
+    return os.path.join(thin, "bin", "python")
