@@ -2,7 +2,7 @@
 
 It stands for the rest of the world in delivery tests: vacation replies and redirects
 leave through a relay (our relay client or Postfix's `relayhost`) and end up here.
-A small server of our own (RFC 5321's minimal command set, no extensions) in a thread,
+A small server of our own (RFC 5321's minimal command set, and 8BITMIME) in a thread,
 so that a test reads what arrived without a reactor.
 """
 from __future__ import annotations
@@ -46,7 +46,11 @@ class _Session(socketserver.StreamRequestHandler):
                 return
             verb, _, argument = line.decode("utf-8", "replace").rstrip("\r\n").partition(" ")
             verb = verb.upper()
-            if verb in ("HELO", "EHLO"):
+            if verb == "EHLO":
+                # 8BITMIME (RFC 6152): mail reaches the sink as it was sent, not re-encoded by the relay.
+                self.reply("250-sink.test")
+                self.reply("250 8BITMIME")
+            elif verb == "HELO":
                 self.reply("250 sink.test")
             elif verb == "MAIL":
                 sender, recipients = _address(argument), []

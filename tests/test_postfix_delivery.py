@@ -1,0 +1,348 @@
+"""Mail delivery behind a real Postfix (tests/postfix.py), as a site runs it.
+
+The store server runs alone (so it can fail while the gateways stay up), with `groupware lmtp`
+and `groupware imap` in front of it. One Postfix hands local mail to the LMTP gateway's UNIX
+socket (`mailbox_transport = lmtp:unix:...`), a second one runs `groupware deliver` as
+`mailbox_command` for recipients with a system account, which gets the delivery right over
+the store's UNIX socket through `delivery_uids`. Mail for other domains, vacation replies
+among it (our relay hands them to Postfix), ends in an SMTP sink (tests/smtp_sink.py).
+"""
+from __future__ import annotations
+
+import email.utils
+import imaplib
+import importlib.util
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+
+import pytest
+
+from adapter_client import adapter_on
+from harness import CONFIG_DIR, USERS, ServerProcess, StoreProcess
+from postfix import DOMAIN, PrivatePostfix, python_for
+from smtp_sink import SmtpSink
+from test_users_unix import Account
+from waiting import scaled
+
+SENDER = "carol@remote.example"
+# What the MTA and the delivery agent may put before the message, which is otherwise stored as sent.
+TRACE_FIELDS = {b"return-path", b"delivered-to", b"x-original-to", b"received"}
+
+needs_delivery = pytest.mark.skipif(importlib.util.find_spec("gateways.lmtp") is None,
+                                    reason="the LMTP gateway and the store's delivery right are not in this tree yet")
+
+
+def make_message(subject: str, to: str, sender: str = SENDER) -> tuple[bytes, str]:
+    """A message as a client hands it to Postfix: 8-bit UTF-8, a line that starts with a dot,
+    a long line; with Date and Message-ID, so that Postfix adds nothing but its Received field."""
+    message_id = f"<{secrets.token_hex(8)}@remote.example>"
+    head = (f"From: Carol <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n"
+            f"Date: {email.utils.formatdate()}\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+    body = "Grüße, wie besprochen.\r\n.a line that starts with a dot\r\n" + "x" * 900 + "\r\n"
+    return head.encode() + body.encode(), message_id
+
+
+def trace_fields(stored: bytes, original: bytes) -> list[bytes]:
+    """The names of the fields put before `original` in `stored`; fails unless `stored` is
+    `original` byte for byte behind trace fields only."""
+    assert stored.endswith(original), stored[:2000]
+    prefix = stored[:len(stored) - len(original)]
+    fields = re.split(rb"\r\n(?![ \t])", prefix[:-2]) if prefix else []
+    assert prefix.endswith(b"\r\n") or not prefix, prefix
+    names = [field.split(b":", 1)[0].lower() for field in fields]
+    assert set(names) <= TRACE_FIELDS, prefix
+    return names
+
+
+# -- the servers --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def base():
+    """A directory Postfix's daemons and the recipients' accounts can enter (pytest's own are root's)."""
+    path = tempfile.mkdtemp(prefix="gw-postfix-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sink():
+    with SmtpSink() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def accounts():
+    """Two system accounts for `groupware deliver` as mailbox_command (local(8) runs it as them)."""
+    made = [Account(), Account()]
+    yield made
+    for account in made:
+        account.remove()
+
+
+@pytest.fixture(scope="module")
+def store(base, accounts):
+    """The store server alone: alice and bob, and a store user per system account."""
+    options = {"log_level": "info",
+               # Anyone on this host may connect; only the accounts' uids get the delivery right.
+               "server_pipe_mode": "0666", "delivery_uids": " ".join(a.name for a in accounts)}
+    users = {**USERS, **{a.name: a.password for a in accounts}}
+    proc = StoreProcess(os.path.join(base, "store"), options, users)
+    os.makedirs(proc.data_dir, mode=0o755)
+    with proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def postfix_to_lmtp(base, sink):
+    """Postfix handing local mail to the LMTP gateway (started by the `lmtp` fixture)."""
+    return PrivatePostfix.to_lmtp(os.path.join(base, "postfix-lmtp"), os.path.join(base, "lmtp", "lmtp.sock"),
+                                  sink.port)
+
+
+@pytest.fixture(scope="module")
+def lmtp(base, store, postfix_to_lmtp):
+    """`groupware lmtp` on a UNIX socket Postfix reaches; replies leave through that Postfix."""
+    options = {"server_socket": store.socket_path, "log_file": "-",
+               "lmtp_listen": os.path.join(base, "lmtp", "lmtp.sock"),
+               "relay_host": "127.0.0.1", "relay_port": str(postfix_to_lmtp.port)}
+    with ServerProcess(os.path.join(base, "lmtp"), options, command="lmtp") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def postfix(postfix_to_lmtp, lmtp):
+    with postfix_to_lmtp:
+        yield postfix_to_lmtp
+
+
+@pytest.fixture(scope="module")
+def imap_port(base, store) -> int:
+    options = {"server_socket": store.socket_path, "log_file": "-"}
+    with ServerProcess(os.path.join(base, "imap"), options, command="imap") as proc:
+        yield proc.port("imap")
+
+
+@pytest.fixture(scope="module")
+def postfix_to_deliver(base, sink, store, accounts):
+    """Postfix running `groupware deliver` as mailbox_command."""
+    python = python_for(accounts[0].name, base)
+    command = (f"{python} -m groupware.cli deliver --config-dir {CONFIG_DIR} --data-dir {store.data_dir} "
+               f"--set server_socket={store.socket_path} --set log_file=- -f \"$SENDER\" -r \"$RECIPIENT\"")
+    with PrivatePostfix.to_command(os.path.join(base, "postfix-deliver"), command, sink.port) as pf:
+        yield pf
+
+
+# -- reading the mailbox ------------------------------------------------------------------------
+
+def stored_messages(port: int, user: str, password: str, message_id: str, mailbox: str = "INBOX") -> list[bytes]:
+    """The sources of the messages in `mailbox` whose Message-ID is `message_id`, over IMAP."""
+    client = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        client.login(user, password)
+        client.select(mailbox, readonly=True)
+        _, found = client.uid("SEARCH", None, "HEADER", "Message-ID", message_id)
+        sources = []
+        for uid in found[0].split():
+            _, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            sources.append(data[0][1])
+        return sources
+    finally:
+        client.logout()
+
+
+class Idler:
+    """An IMAP client IDLEing on a user's INBOX (RFC 2177)."""
+
+    def __init__(self, port: int, user: str, password: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=scaled(30))
+        self.file = self.sock.makefile("rb")
+        self.file.readline()
+        for command in (f"a LOGIN {user} {password}", "b SELECT INBOX", "c IDLE"):
+            self.sock.sendall(command.encode() + b"\r\n")
+            tag = command[:1].encode()
+            while not (line := self.readline()).startswith((tag + b" OK", b"+")):
+                assert not line.startswith(tag + b" "), line
+
+    def readline(self) -> bytes:
+        line = self.file.readline()
+        if not line:
+            raise ConnectionError("the IMAP server closed the connection")
+        return line
+
+    def wait_for_exists(self) -> bytes:
+        while not (line := self.readline()).endswith(b"EXISTS\r\n"):
+            pass
+        return line
+
+    def close(self) -> None:
+        self.sock.sendall(b"DONE\r\n")
+        self.file.close()
+        self.sock.close()
+
+
+# -- the harness on its own -----------------------------------------------------------------------
+
+def test_mail_for_another_domain_reaches_the_sink_unchanged(base, sink):
+    """Postfix relays mail for other domains to the sink; only its Received field is added."""
+    with PrivatePostfix.to_lmtp(os.path.join(base, "postfix-relay"), os.path.join(base, "none.sock"),
+                                sink.port) as pf:
+        original, _ = make_message("relayed", "dave@elsewhere.example", sender="alice@example.org")
+        queued = pf.send("alice@example.org", ["dave@elsewhere.example"], original)
+        pf.wait_for_status(queued)
+        got, = sink.wait_for("dave@elsewhere.example")
+        assert got.sender == "alice@example.org"
+        assert trace_fields(got.data, original) == [b"received"]
+        pf.wait_until_drained()
+
+
+def test_unreachable_lmtp_socket_defers_and_keeps_the_mail(base, sink):
+    """A delivery agent that is not there is a temporary failure: the message waits in the queue."""
+    with PrivatePostfix.to_lmtp(os.path.join(base, "postfix-nolmtp"), os.path.join(base, "none.sock"),
+                                sink.port) as pf:
+        queued = pf.send(SENDER, ["alice@example.org"], make_message("waits", "alice@example.org")[0])
+        attempt, = pf.wait_for_status(queued, ("deferred", "sent", "bounced"))
+        assert attempt["status"] == "deferred" and attempt["dsn"].startswith("4."), attempt
+        assert [m["queue_id"] for m in pf.queue()] == [queued.queue_id]
+
+
+# -- LMTP behind Postfix --------------------------------------------------------------------------
+
+@needs_delivery
+def test_smtp_to_inbox_byte_for_byte_and_idle_sees_it(postfix, imap_port):
+    idler = Idler(imap_port, "alice", USERS["alice"])
+    try:
+        original, message_id = make_message("through lmtp", f"alice@{DOMAIN}")
+        queued = postfix.send(SENDER, [f"alice@{DOMAIN}"], original)
+        idler.wait_for_exists()
+    finally:
+        idler.close()
+    attempt, = postfix.wait_for_status(queued)
+    assert attempt["dsn"] == "2.0.0" and "lmtp" in attempt["text"], attempt
+    stored, = stored_messages(imap_port, "alice", USERS["alice"], message_id)
+    names = trace_fields(stored, original)
+    assert names[:2] == [b"return-path", b"delivered-to"] and names.count(b"return-path") == 1, names
+    assert stored.startswith(f"Return-Path: <{SENDER}>\r\nDelivered-To: alice@{DOMAIN}\r\n".encode())
+
+
+@needs_delivery
+def test_one_message_to_two_local_users_is_stored_for_each(postfix, imap_port):
+    original, message_id = make_message("to both", f"alice@{DOMAIN}, bob@{DOMAIN}")
+    queued = postfix.send(SENDER, [f"alice@{DOMAIN}", f"bob@{DOMAIN}"], original)
+    postfix.wait_for_status(queued)
+    for user in ("alice", "bob"):
+        stored, = stored_messages(imap_port, user, USERS[user], message_id)
+        trace_fields(stored, original)
+
+
+@needs_delivery
+def test_unknown_recipient_bounces_to_the_sender(postfix, sink):
+    """550 5.1.1 at RCPT: Postfix bounces at once (no retries) and the sender gets the report."""
+    queued = postfix.send(SENDER, [f"nobody@{DOMAIN}"], make_message("lost", f"nobody@{DOMAIN}")[0])
+    attempt, = postfix.wait_for_status(queued, ("bounced", "deferred", "sent"))
+    assert attempt["status"] == "bounced" and attempt["dsn"] == "5.1.1", attempt
+    report, = sink.wait_for(SENDER)
+    assert report.sender == "" and b"nobody@example.org" in report.data
+    postfix.wait_until_drained()
+
+
+@needs_delivery
+def test_vacation_reply_reaches_the_sink_once(postfix, store, sink, reactor_thread):
+    script = ('require ["vacation"];\r\n'
+              'vacation :days 7 :subject "Away" :addresses ["bob@example.org"] "Bob is away until Monday.";\r\n')
+    adapter = adapter_on(reactor_thread, store.socket_path, store.data_dir)
+    try:
+        session = reactor_thread.call(adapter.logon, "bob", USERS["bob"], "imap", "127.0.0.1")
+        reactor_thread.call(session.put_sieve_script, "away", script)
+        reactor_thread.call(session.activate_sieve_script, "away")
+    finally:
+        reactor_thread.call(adapter.close)
+    sender = "erin@remote.example"
+    for subject in ("first", "second"):
+        queued = postfix.send(sender, [f"bob@{DOMAIN}"], make_message(subject, f"bob@{DOMAIN}", sender)[0])
+        postfix.wait_for_status(queued)
+    # A later sender's reply leaves after any second reply to the first one would have.
+    later = "frank@remote.example"
+    postfix.wait_for_status(postfix.send(later, [f"bob@{DOMAIN}"], make_message("third", f"bob@{DOMAIN}", later)[0]))
+    sink.wait_for(later)
+    postfix.wait_until_drained()
+    reply, = sink.to(sender)
+    assert reply.sender == ""  # RFC 5230 section 5.4: replies go out with a null return path
+    assert b"Auto-Submitted: auto-replied" in reply.data and b"Subject: Away" in reply.data
+    assert b"Bob is away until Monday." in reply.data
+
+
+# -- groupware deliver as mailbox_command ---------------------------------------------------------
+
+@needs_delivery
+def test_groupware_deliver_as_mailbox_command(postfix_to_deliver, accounts, imap_port):
+    account = accounts[0]
+    idler = Idler(imap_port, account.name, account.password)
+    try:
+        original, message_id = make_message("through deliver", f"{account.name}@{DOMAIN}")
+        queued = postfix_to_deliver.send(SENDER, [f"{account.name}@{DOMAIN}"], original)
+        idler.wait_for_exists()
+    finally:
+        idler.close()
+    attempt, = postfix_to_deliver.wait_for_status(queued)
+    assert "delivered to command" in attempt["text"], attempt
+    stored, = stored_messages(imap_port, account.name, account.password, message_id)
+    names = trace_fields(stored, original)
+    assert names.count(b"return-path") == 1, names
+
+
+@needs_delivery
+def test_postfix_rejects_recipients_without_a_system_account(postfix_to_deliver):
+    """With mailbox_command, Postfix's recipient table (the system accounts) answers at RCPT."""
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", postfix_to_deliver.port, timeout=30) as smtp:
+        smtp.ehlo("client.example.net")
+        smtp.mail(SENDER)
+        code, reply = smtp.rcpt(f"nosuchaccount{secrets.token_hex(3)}@{DOMAIN}")
+    assert code == 550, reply
+
+
+@needs_delivery
+def test_deliver_is_refused_without_the_delivery_right(base, store, accounts):
+    """`groupware deliver` run by an account not in delivery_uids gets no delivery session:
+    it exits with EX_TEMPFAIL or EX_NOPERM, so an MTA keeps the message."""
+    outsider = Account()
+    try:
+        python = python_for(outsider.name, base)
+        result = subprocess.run(["runuser", "-u", outsider.name, "--", python, "-m", "groupware.cli", "deliver",
+                                 "--config-dir", CONFIG_DIR, "--data-dir", store.data_dir,
+                                 "--set", f"server_socket={store.socket_path}", "--set", "log_file=-",
+                                 "-f", SENDER, "-r", f"{accounts[1].name}@{DOMAIN}"],
+                                input=make_message("refused", accounts[1].name)[0], capture_output=True)
+    finally:
+        outsider.remove()
+    assert result.returncode in (75, 77), result
+
+
+# -- a store outage -------------------------------------------------------------------------------
+
+@needs_delivery
+def test_store_outage_defers_and_delivers_once_when_back(postfix, store, imap_port):
+    """A store that is down answers 4xx (never a bounce); once it is back and the queue is
+    flushed, the message is in the Inbox exactly once."""
+    original, message_id = make_message("during the outage", f"alice@{DOMAIN}")
+    store.stop()
+    try:
+        queued = postfix.send(SENDER, [f"alice@{DOMAIN}"], original)
+        attempt, = postfix.wait_for_status(queued, ("deferred", "sent", "bounced"))
+        assert attempt["status"] == "deferred" and attempt["dsn"].startswith("4."), attempt
+        assert re.search(r" said: 4\d\d 4\.", attempt["text"]), attempt  # the LMTP server's own 4xx
+        assert [m["queue_id"] for m in postfix.queue()] == [queued.queue_id]
+    finally:
+        store.start()
+    postfix.flush()
+    postfix.wait_until_drained()
+    assert [a["status"] for a in postfix.deliveries(queued.queue_id)] == ["deferred", "sent"]
+    stored, = stored_messages(imap_port, "alice", USERS["alice"], message_id)
+    trace_fields(stored, original)
