@@ -23,6 +23,8 @@ import tempfile
 import pytest
 
 from adapter_client import adapter_on
+from certificates import self_signed_certificate
+from debian import command, ensure_packages
 from harness import CONFIG_DIR, USERS, ServerProcess, StoreProcess
 from postfix import DOMAIN, PrivatePostfix, python_for
 from smtp_sink import SmtpSink
@@ -33,6 +35,9 @@ SENDER = "carol@remote.example"
 # What the MTA and the delivery agent may put before the message, which is otherwise stored as sent.
 TRACE_FIELDS = {b"return-path", b"delivered-to", b"x-original-to", b"received"}
 
+needs_managesieve = pytest.mark.skipif(importlib.util.find_spec("gateways.lmtp") is None
+                                       or importlib.util.find_spec("gateways.managesieve") is None,
+                                       reason="the LMTP and ManageSieve gateways are not in this tree yet")
 needs_delivery = pytest.mark.skipif(importlib.util.find_spec("gateways.lmtp") is None,
                                     reason="the LMTP gateway and the store's delivery right are not in this tree yet")
 
@@ -276,6 +281,52 @@ def test_vacation_reply_reaches_the_sink_once(postfix, store, sink, reactor_thre
     assert reply.sender == ""  # RFC 5230 section 5.4: replies go out with a null return path
     assert b"Auto-Submitted: auto-replied" in reply.data and b"Subject: Away" in reply.data
     assert b"Bob is away until Monday." in reply.data
+
+
+# -- Sieve through ManageSieve --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def managesieve_port(base, store) -> int:
+    directory = os.path.join(base, "managesieve")
+    os.makedirs(directory)
+    cert, key = self_signed_certificate(directory)
+    options = {"server_socket": store.socket_path, "log_file": "-", "managesieve_listen": "127.0.0.1:0",
+               "ssl_certificate_file": cert, "ssl_private_key_file": key}
+    with ServerProcess(directory, options, command="managesieve") as proc:
+        yield proc.port("managesieve"), cert
+
+
+def sieve_connect(managesieve_port, user: str, *action: str) -> str:
+    """Debian's sieve-connect against our ManageSieve, over STARTTLS with our certificate checked."""
+    port, certificate = managesieve_port
+    result = subprocess.run(["sieve-connect", "--server", "127.0.0.1", "--port", str(port), "--user", user,
+                             "--passwordfd", "0", "--noclearchan", "--tlscafile", certificate,
+                             "--tlshostname", "localhost", *action],
+                            input=USERS[user] + "\n", capture_output=True, text=True, timeout=scaled(60))
+    assert result.returncode == 0, result
+    return result.stdout
+
+
+@needs_managesieve
+def test_sieve_connect_uploads_a_script_and_delivery_follows_it(base, postfix, managesieve_port, imap_port):
+    ensure_packages({"sieve-connect": command("sieve-connect")})
+    script = os.path.join(base, "lists.sieve")
+    with open(script, "w") as fp:
+        fp.write('require ["fileinto", "mailbox"];\r\n'
+                 'if header :contains "subject" "[lists]" {\r\n  fileinto :create "Lists/Python";\r\n}\r\n')
+    sieve_connect(managesieve_port, "alice", "--upload", "--localsieve", script, "--remotesieve", "lists")
+    sieve_connect(managesieve_port, "alice", "--activate", "--remotesieve", "lists")
+    assert re.search(r"lists\s+<-\s+active", sieve_connect(managesieve_port, "alice", "--list"))
+    listed, listed_id = make_message("[lists] weekly summary", f"alice@{DOMAIN}")
+    other, other_id = make_message("lunch?", f"alice@{DOMAIN}")
+    for original in (listed, other):
+        postfix.wait_for_status(postfix.send(SENDER, [f"alice@{DOMAIN}"], original))
+    stored, = stored_messages(imap_port, "alice", USERS["alice"], listed_id, mailbox="Lists/Python")
+    trace_fields(stored, listed)
+    assert stored_messages(imap_port, "alice", USERS["alice"], listed_id) == []
+    stored, = stored_messages(imap_port, "alice", USERS["alice"], other_id)
+    trace_fields(stored, other)
+    sieve_connect(managesieve_port, "alice", "--deactivate")
 
 
 # -- groupware deliver as mailbox_command ---------------------------------------------------------
