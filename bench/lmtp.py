@@ -78,7 +78,7 @@ class LmtpClient:
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=300)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = bytearray()
+        self.replies = self.sock.makefile("rb")
         self.expect(220)
         self.sock.sendall(b"LHLO bench.example\r\n")
         self.expect(250)
@@ -87,14 +87,9 @@ class LmtpClient:
         """One reply, multi-line ones whole (RFC 5321 section 4.2.1)."""
         text = b""
         while True:
-            while b"\r\n" not in self.buf:
-                data = self.sock.recv(65536)
-                if not data:
-                    raise ConnectionError("the server closed the connection")
-                self.buf += data
-            end = self.buf.index(b"\r\n") + 2
-            line = bytes(self.buf[:end])
-            del self.buf[:end]
+            line = self.replies.readline()
+            if not line.endswith(b"\n"):
+                raise ConnectionError("the server closed the connection")
             text += line
             if line[3:4] != b"-":
                 return int(line[:3]), text
@@ -127,6 +122,7 @@ class LmtpClient:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.sendall(b"QUIT\r\n")
+            self.replies.close()
             self.sock.close()
 
 

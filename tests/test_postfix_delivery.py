@@ -192,6 +192,21 @@ class Idler:
         self.sock.close()
 
 
+def sent_while_idling(postfix: PrivatePostfix, imap_port: int, user: str, password: str) -> tuple[dict, bytes, bytes]:
+    """A message sent to `user` through `postfix` while an IMAP client IDLEs on their INBOX:
+    Postfix's logged delivery, the message sent and the message stored, once the client saw it."""
+    idler = Idler(imap_port, user, password)
+    try:
+        original, message_id = make_message("pushed", f"{user}@{DOMAIN}")
+        queued = postfix.send(SENDER, [f"{user}@{DOMAIN}"], original)
+        idler.wait_for_exists()
+    finally:
+        idler.close()
+    attempt, = postfix.wait_for_status(queued)
+    stored, = stored_messages(imap_port, user, password, message_id)
+    return attempt, original, stored
+
+
 # -- the harness on its own -----------------------------------------------------------------------
 
 def test_mail_for_another_domain_reaches_the_sink_unchanged(base, sink):
@@ -221,16 +236,8 @@ def test_unreachable_lmtp_socket_defers_and_keeps_the_mail(base, sink):
 
 @needs_delivery
 def test_smtp_to_inbox_byte_for_byte_and_idle_sees_it(postfix, imap_port):
-    idler = Idler(imap_port, "alice", USERS["alice"])
-    try:
-        original, message_id = make_message("through lmtp", f"alice@{DOMAIN}")
-        queued = postfix.send(SENDER, [f"alice@{DOMAIN}"], original)
-        idler.wait_for_exists()
-    finally:
-        idler.close()
-    attempt, = postfix.wait_for_status(queued)
+    attempt, original, stored = sent_while_idling(postfix, imap_port, "alice", USERS["alice"])
     assert attempt["dsn"] == "2.0.0" and "lmtp" in attempt["text"], attempt
-    stored, = stored_messages(imap_port, "alice", USERS["alice"], message_id)
     names = trace_fields(stored, original)
     assert names[:2] == [b"return-path", b"delivered-to"] and names.count(b"return-path") == 1, names
     assert stored.startswith(f"Return-Path: <{SENDER}>\r\nDelivered-To: alice@{DOMAIN}\r\n".encode())
@@ -334,16 +341,8 @@ def test_sieve_connect_uploads_a_script_and_delivery_follows_it(base, postfix, m
 @needs_delivery
 def test_groupware_deliver_as_mailbox_command(postfix_to_deliver, accounts, imap_port):
     account = accounts[0]
-    idler = Idler(imap_port, account.name, account.password)
-    try:
-        original, message_id = make_message("through deliver", f"{account.name}@{DOMAIN}")
-        queued = postfix_to_deliver.send(SENDER, [f"{account.name}@{DOMAIN}"], original)
-        idler.wait_for_exists()
-    finally:
-        idler.close()
-    attempt, = postfix_to_deliver.wait_for_status(queued)
+    attempt, original, stored = sent_while_idling(postfix_to_deliver, imap_port, account.name, account.password)
     assert "delivered to command" in attempt["text"], attempt
-    stored, = stored_messages(imap_port, account.name, account.password, message_id)
     names = trace_fields(stored, original)
     assert names.count(b"return-path") == 1, names
 
