@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import select
 import socket
@@ -49,17 +50,21 @@ USERS = [f"bench{i}" for i in range(10)]
 PASSWORD = "bench-password"
 SENDER = "sender@remote.example"
 SMALL_KB, LARGE_KB = 4, 200
+# Every message gets a Message-ID of its own: a repeated one is stored only once (duplicate suppression).
+_serial = itertools.count()
 
 
 # -- messages ------------------------------------------------------------------------------------
 
-def make_message(i: int, size_kb: int) -> bytes:
-    """A plain-text message of about `size_kb` KB; one line starts with a dot, so that
+def make_message(size_kb: int) -> bytes:
+    """A new plain-text message of about `size_kb` KB; one line starts with a dot, so that
     dot-stuffing is part of the work."""
+    i = next(_serial)
     head = (b"From: Sender <sender@remote.example>\r\nTo: bench0@example.org\r\n"
-            b"Subject: lmtp benchmark %d\r\nMessage-ID: <%d.%d@bench.example>\r\n"
-            b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n.a line that starts with a dot\r\n" % (i, i, size_kb))
-    line = b"%05d the quick brown fox jumps over the lazy dog, again and again and again.\r\n" % i
+            b"Subject: lmtp benchmark %d\r\nMessage-ID: <%d.%d.%d@bench.example>\r\n"
+            b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n.a line that starts with a dot\r\n"
+            % (i, os.getpid(), i, size_kb))
+    line = b"%05d the quick brown fox jumps over the lazy dog, again and again and again.\r\n" % (i % 100000)
     return head + line * (size_kb * 1024 // len(line))
 
 
@@ -131,9 +136,10 @@ def recipients_of(i: int, count: int) -> list[str]:
     return [f"{USERS[(i + k) % len(USERS)]}@{DOMAIN}" for k in range(count)]
 
 
-def throughput(port: int, sessions: int, recipients: int, data: bytes, count: int) -> float:
-    """Messages per second: `count` messages of `recipients` recipients each over `sessions`
-    parallel sessions, connected before the clock starts."""
+def throughput(port: int, sessions: int, recipients: int, size_kb: int, count: int) -> float:
+    """Messages per second: `count` new messages of `size_kb` KB and `recipients` recipients each
+    over `sessions` parallel sessions, made and connected before the clock starts."""
+    data = [data_section(make_message(size_kb)) for _ in range(count)]
     clients = [LmtpClient(port) for _ in range(sessions)]
     shares = [range(k, count, sessions) for k in range(sessions)]
     errors: list[BaseException] = []
@@ -143,7 +149,7 @@ def throughput(port: int, sessions: int, recipients: int, data: bytes, count: in
         go.wait()
         try:
             for i in share:
-                client.deliver(SENDER, recipients_of(i, recipients), data)
+                client.deliver(SENDER, recipients_of(i, recipients), data[i])
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
     threads = [threading.Thread(target=run, args=pair) for pair in zip(clients, shares)]
@@ -175,7 +181,7 @@ def exists_latency(lmtp_port: int, imap_port: int, samples: int) -> list[float]:
     latencies = []
     for i in range(samples):
         lmtp.start(SENDER, recipient)
-        lmtp.sock.sendall(data_section(make_message(i, SMALL_KB)))
+        lmtp.sock.sendall(data_section(make_message(SMALL_KB)))
         start = time.perf_counter()
         lmtp.finish(recipient)
         while True:
@@ -258,15 +264,14 @@ def main() -> None:
     rows: list[tuple[str, dict[str, float], str]] = []
     with ours_and_dovecot() as peers:
         for peer in peers:  # warm-up: connections, caches, Dovecot's indexes
-            throughput(peer.lmtp_port, 1, 1, data_section(make_message(0, SMALL_KB)), 10)
+            throughput(peer.lmtp_port, 1, 1, SMALL_KB, 10)
         for size_kb, count in ((SMALL_KB, args.messages), (LARGE_KB, args.large_messages)):
-            data = data_section(make_message(1, size_kb))
             for sessions in (1, 10):
                 for recipients in (1, 10):
                     label = f"{size_kb} KB, {sessions} session(s), {recipients} rcpt(s)"
                     print(f"measuring {label} ...", flush=True)
                     rows.append((label, taking_turns(peers, args.runs, lambda peer: throughput(
-                        peer.lmtp_port, sessions, recipients, data, max(count, sessions))), "msg/s"))
+                        peer.lmtp_port, sessions, recipients, size_kb, max(count, sessions))), "msg/s"))
         print("measuring end of DATA -> EXISTS ...", flush=True)
         latencies: dict[str, list[float]] = {peer.name: [] for peer in peers}
         for _ in range(args.runs):
