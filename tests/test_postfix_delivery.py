@@ -258,6 +258,49 @@ def test_one_message_to_two_local_users_is_stored_for_each(postfix, imap_port):
 
 
 @needs_delivery
+def test_detail_folder_and_case_of_the_local_part(postfix, imap_port):
+    """`alice+lists@` reaches alice's folder `lists` (RFC 5233) when it exists; local parts
+    compare case-insensitively; an unknown detail falls back to the Inbox."""
+    client = imaplib.IMAP4("127.0.0.1", imap_port)
+    try:
+        client.login("alice", USERS["alice"])
+        client.create("lists")
+    finally:
+        client.logout()
+    to_folder, folder_id = make_message("to the folder", f"Alice+lists@{DOMAIN}")
+    to_inbox, inbox_id = make_message("no such folder", f"alice+nothing@{DOMAIN}")
+    postfix.wait_for_status(postfix.send(SENDER, [f"Alice+lists@{DOMAIN}"], to_folder))
+    postfix.wait_for_status(postfix.send(SENDER, [f"alice+nothing@{DOMAIN}"], to_inbox))
+    stored, = stored_messages(imap_port, "alice", USERS["alice"], folder_id, mailbox="lists")
+    trace_fields(stored, to_folder)
+    stored, = stored_messages(imap_port, "alice", USERS["alice"], inbox_id)
+    trace_fields(stored, to_inbox)
+
+
+@needs_delivery
+def test_spam_verdict_files_into_junk(postfix, imap_port):
+    """A message the site's filter marked (spam_header_name/value) goes to Junk, not the Inbox."""
+    clean, _ = make_message("spam", f"bob@{DOMAIN}")
+    spam = b"X-Spam-Flag: YES\r\n" + clean
+    message_id = re.search(rb"Message-ID: (<[^>]+>)", spam).group(1).decode()
+    postfix.wait_for_status(postfix.send(SENDER, [f"bob@{DOMAIN}"], spam))
+    stored, = stored_messages(imap_port, "bob", USERS["bob"], message_id, mailbox="Junk")
+    trace_fields(stored, spam)
+    assert stored_messages(imap_port, "bob", USERS["bob"], message_id) == []
+
+
+@needs_delivery
+def test_large_message_byte_for_byte(postfix, imap_port):
+    """A 5 MB message (a base64 attachment, 76-character lines) is stored as Postfix passed it."""
+    original, message_id = make_message("large", f"alice@{DOMAIN}")
+    attachment = b"".join(b"%076d\r\n" % i for i in range(5 * 1024 * 1024 // 78))
+    original += b"\r\n" + attachment
+    postfix.wait_for_status(postfix.send(SENDER, [f"alice@{DOMAIN}"], original), timeout=120)
+    stored, = stored_messages(imap_port, "alice", USERS["alice"], message_id)
+    trace_fields(stored, original)
+
+
+@needs_delivery
 def test_unknown_recipient_bounces_to_the_sender(postfix, sink):
     """550 5.1.1 at RCPT: Postfix bounces at once (no retries) and the sender gets the report."""
     queued = postfix.send(SENDER, [f"nobody@{DOMAIN}"], make_message("lost", f"nobody@{DOMAIN}")[0])
@@ -382,6 +425,40 @@ def test_deliver_is_refused_without_the_delivery_right(base, store, accounts):
 
 # -- a store outage -------------------------------------------------------------------------------
 
+def wait_for_deferral(postfix: PrivatePostfix, original: bytes, to: str):
+    """`original` sent to `to` while the store is down: Postfix's logged temporary failure and
+    the queued message."""
+    queued = postfix.send(SENDER, [to], original)
+    attempt, = postfix.wait_for_status(queued, ("deferred", "sent", "bounced"))
+    assert attempt["status"] == "deferred" and attempt["dsn"].startswith("4."), attempt
+    assert [m["queue_id"] for m in postfix.queue()] == [queued.queue_id]
+    return attempt, queued
+
+
+def delivered_once_after_flush(postfix: PrivatePostfix, queued) -> None:
+    """Flush the queue (the store is back): the deferred message goes out once, and only once."""
+    postfix.flush()
+    postfix.wait_until_drained()
+    assert [a["status"] for a in postfix.deliveries(queued.queue_id)] == ["deferred", "sent"]
+
+
+@needs_delivery
+def test_deliver_during_a_store_outage_exits_tempfail_and_postfix_retries(postfix_to_deliver, store, accounts,
+                                                                         imap_port):
+    """`groupware deliver` exits with EX_TEMPFAIL (75) while the store is down: Postfix keeps the
+    message and delivers it once the store is back."""
+    account = accounts[1]
+    original, message_id = make_message("deliver during the outage", f"{account.name}@{DOMAIN}")
+    store.stop()
+    try:
+        attempt, queued = wait_for_deferral(postfix_to_deliver, original, f"{account.name}@{DOMAIN}")
+        assert "temporary failure" in attempt["text"], attempt
+    finally:
+        store.start()
+    delivered_once_after_flush(postfix_to_deliver, queued)
+    stored, = stored_messages(imap_port, account.name, account.password, message_id)
+    trace_fields(stored, original)
+
 @needs_delivery
 def test_store_outage_defers_and_delivers_once_when_back(postfix, store, imap_port):
     """A store that is down answers 4xx (never a bounce); once it is back and the queue is
@@ -389,15 +466,10 @@ def test_store_outage_defers_and_delivers_once_when_back(postfix, store, imap_po
     original, message_id = make_message("during the outage", f"alice@{DOMAIN}")
     store.stop()
     try:
-        queued = postfix.send(SENDER, [f"alice@{DOMAIN}"], original)
-        attempt, = postfix.wait_for_status(queued, ("deferred", "sent", "bounced"))
-        assert attempt["status"] == "deferred" and attempt["dsn"].startswith("4."), attempt
+        attempt, queued = wait_for_deferral(postfix, original, f"alice@{DOMAIN}")
         assert re.search(r" said: 4\d\d 4\.", attempt["text"]), attempt  # the LMTP server's own 4xx
-        assert [m["queue_id"] for m in postfix.queue()] == [queued.queue_id]
     finally:
         store.start()
-    postfix.flush()
-    postfix.wait_until_drained()
-    assert [a["status"] for a in postfix.deliveries(queued.queue_id)] == ["deferred", "sent"]
+    delivered_once_after_flush(postfix, queued)
     stored, = stored_messages(imap_port, "alice", USERS["alice"], message_id)
     trace_fields(stored, original)
