@@ -24,7 +24,7 @@ import pytest
 
 from adapter_client import adapter_on
 from certificates import self_signed_certificate
-from debian import command, ensure_packages
+from debian import command as has_command, ensure_packages
 from harness import CONFIG_DIR, USERS, ServerProcess, StoreProcess
 from postfix import DOMAIN, PrivatePostfix, python_for
 from smtp_sink import SmtpSink
@@ -173,9 +173,9 @@ class Idler:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=scaled(30))
         self.file = self.sock.makefile("rb")
         self.file.readline()
-        for command in (f"a LOGIN {user} {password}", "b SELECT INBOX", "c IDLE"):
-            self.sock.sendall(command.encode() + b"\r\n")
-            tag = command[:1].encode()
+        for request in (f"a LOGIN {user} {password}", "b SELECT INBOX", "c IDLE"):
+            self.sock.sendall(request.encode() + b"\r\n")
+            tag = request[:1].encode()
             while not (line := self.readline()).startswith((tag + b" OK", b"+")):
                 assert not line.startswith(tag + b" "), line
 
@@ -363,7 +363,7 @@ def sieve_connect(managesieve_port, user: str, *action: str) -> str:
 
 @needs_managesieve
 def test_sieve_connect_uploads_a_script_and_delivery_follows_it(base, postfix, managesieve_port, imap_port):
-    ensure_packages({"sieve-connect": command("sieve-connect")})
+    ensure_packages({"sieve-connect": has_command("sieve-connect")})
     script = os.path.join(base, "lists.sieve")
     with open(script, "w") as fp:
         fp.write('require ["fileinto", "mailbox"];\r\n'
