@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -213,6 +214,17 @@ def sent_while_idling(postfix: PrivatePostfix, imap_port: int, user: str, passwo
 
 # -- the harness on its own -----------------------------------------------------------------------
 
+def test_sink_records_each_envelope_and_message_as_sent(sink):
+    with smtplib.SMTP("127.0.0.1", sink.port, timeout=30) as smtp:
+        smtp.sendmail("", ["one@sink.example", "two@sink.example"], b"Subject: a\r\n\r\n.dot\r\n..two\r\n")
+        smtp.rset()
+        smtp.sendmail("x@sink.example", ["three@sink.example"], b"Subject: b\r\n\r\nbody\r\n")
+    first, = sink.to("TWO@sink.example")
+    assert (first.sender, first.recipients) == ("", ("one@sink.example", "two@sink.example"))
+    assert first.data == b"Subject: a\r\n\r\n.dot\r\n..two\r\n"
+    assert sink.to("three@sink.example")[0].data == b"Subject: b\r\n\r\nbody\r\n"
+
+
 def test_mail_for_another_domain_reaches_the_sink_unchanged(base, sink):
     """Postfix relays mail for other domains to the sink; only its Received field is added."""
     with PrivatePostfix.to_lmtp(os.path.join(base, "postfix-relay"), os.path.join(base, "none.sock"),
@@ -397,7 +409,6 @@ def test_groupware_deliver_as_mailbox_command(postfix_to_deliver, accounts, imap
 @needs_delivery
 def test_postfix_rejects_recipients_without_a_system_account(postfix_to_deliver):
     """With mailbox_command, Postfix's recipient table (the system accounts) answers at RCPT."""
-    import smtplib
     with smtplib.SMTP("127.0.0.1", postfix_to_deliver.port, timeout=30) as smtp:
         smtp.ehlo("client.example.net")
         smtp.mail(SENDER)
