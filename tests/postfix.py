@@ -245,20 +245,19 @@ class PrivatePostfix:
                           message=f"no {'/'.join(sorted(wanted))} for {queued}: {self.log()[-3000:]}")
 
 
-def python_for(account: str, base: str) -> str:
-    """A Python interpreter that system account `account` can run, with this project's packages.
+def groupware_for(account: str, base: str) -> list[str]:
+    """The `groupware` command as system account `account` can run it.
 
     local(8) runs `mailbox_command` as the recipient, so the project's interpreter must be
-    reachable by that account. Where it is not (a pyenv or venv under root's home), a thin venv
-    on the system's python3 of the same version is made under `base`, which imports the
-    project's site-packages.
+    reachable by that account: then it is the virtualenv's own `groupware`. Where it is not
+    (a pyenv or venv under root's home), a thin venv on the system's python3 of the same
+    version is made under `base`, which imports the project's site-packages.
     """
     import site
     import sys
-    ours = os.path.join(sys.prefix, "bin", "python")
-    if subprocess.run(["runuser", "-u", account, "--", ours, "-c", "import groupware"],
-                      capture_output=True).returncode == 0:
-        return ours
+    ours = os.path.join(sys.prefix, "bin", "groupware")
+    if subprocess.run(["runuser", "-u", account, "--", ours, "--help"], capture_output=True).returncode == 0:
+        return [ours]
     system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
     assert os.access(system, os.X_OK), f"{account} cannot run {ours}, and there is no {system}"
     thin = os.path.join(base, "python")
@@ -270,4 +269,4 @@ def python_for(account: str, base: str) -> str:
         # A .pth line that starts with "import" runs: the project's site-packages with their own .pth files.
         with open(os.path.join(packages, "project.pth"), "w") as fp:
             fp.write(f"import site; site.addsitedir({site.getsitepackages()[0]!r})\n")
-    return os.path.join(thin, "bin", "python")
+    return [os.path.join(thin, "bin", "python"), "-m", "groupware.cli"]
