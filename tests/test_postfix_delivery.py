@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import imaplib
-import importlib.util
 import os
 import re
 import secrets
@@ -40,12 +39,6 @@ SIEVE_USERS = {"vera": "vera-secret", "simon": "simon-secret"}
 PASSWORDS = {**USERS, **SIEVE_USERS}
 # What the MTA and the delivery agent may put before the message, which is otherwise stored as sent.
 TRACE_FIELDS = {b"return-path", b"delivered-to", b"x-original-to", b"received"}
-
-needs_managesieve = pytest.mark.skipif(importlib.util.find_spec("gateways.lmtp") is None
-                                       or importlib.util.find_spec("gateways.managesieve") is None,
-                                       reason="the LMTP and ManageSieve gateways are not in this tree yet")
-needs_delivery = pytest.mark.skipif(importlib.util.find_spec("gateways.lmtp") is None,
-                                    reason="the LMTP gateway and the store's delivery right are not in this tree yet")
 
 
 def make_message(subject: str, to: str, sender: str = SENDER) -> tuple[bytes, str]:
@@ -257,7 +250,6 @@ def test_unreachable_lmtp_socket_defers_and_keeps_the_mail(base, sink):
 
 # -- LMTP behind Postfix --------------------------------------------------------------------------
 
-@needs_delivery
 def test_smtp_to_inbox_byte_for_byte_and_idle_sees_it(postfix, imap_port):
     attempt, original, stored = sent_while_idling(postfix, imap_port, "alice", USERS["alice"])
     assert attempt["dsn"] == "2.0.0" and "lmtp" in attempt["text"], attempt
@@ -266,7 +258,6 @@ def test_smtp_to_inbox_byte_for_byte_and_idle_sees_it(postfix, imap_port):
     assert stored.startswith(f"Return-Path: <{SENDER}>\r\nDelivered-To: alice@{DOMAIN}\r\n".encode())
 
 
-@needs_delivery
 def test_one_message_to_two_local_users_is_stored_for_each(postfix, imap_port):
     original, message_id = make_message("to both", f"alice@{DOMAIN}, bob@{DOMAIN}")
     queued = postfix.send(SENDER, [f"alice@{DOMAIN}", f"bob@{DOMAIN}"], original)
@@ -276,7 +267,6 @@ def test_one_message_to_two_local_users_is_stored_for_each(postfix, imap_port):
         trace_fields(stored, original)
 
 
-@needs_delivery
 def test_detail_folder_and_case_of_the_local_part(postfix, imap_port):
     """`alice+lists@` reaches alice's folder `lists` (RFC 5233) when it exists; local parts
     compare case-insensitively; an unknown detail falls back to the Inbox."""
@@ -296,7 +286,6 @@ def test_detail_folder_and_case_of_the_local_part(postfix, imap_port):
     trace_fields(stored, to_inbox)
 
 
-@needs_delivery
 def test_spam_verdict_files_into_junk(postfix, imap_port):
     """A message the site's filter marked (spam_header_name/value) goes to Junk, not the Inbox."""
     clean, _ = make_message("spam", f"bob@{DOMAIN}")
@@ -308,7 +297,6 @@ def test_spam_verdict_files_into_junk(postfix, imap_port):
     assert stored_messages(imap_port, "bob", USERS["bob"], message_id) == []
 
 
-@needs_delivery
 def test_large_message_byte_for_byte(postfix, imap_port):
     """A 5 MB message (a base64 attachment, 76-character lines) is stored as Postfix passed it."""
     original, message_id = make_message("large", f"alice@{DOMAIN}")
@@ -319,7 +307,6 @@ def test_large_message_byte_for_byte(postfix, imap_port):
     trace_fields(stored, original)
 
 
-@needs_delivery
 def test_unknown_recipient_bounces_to_the_sender(postfix, sink):
     """550 5.1.1 at RCPT: Postfix bounces at once (no retries) and the sender gets the report."""
     queued = postfix.send(SENDER, [f"nobody@{DOMAIN}"], make_message("lost", f"nobody@{DOMAIN}")[0])
@@ -330,7 +317,6 @@ def test_unknown_recipient_bounces_to_the_sender(postfix, sink):
     postfix.wait_until_drained()
 
 
-@needs_delivery
 def test_vacation_reply_reaches_the_sink_once(postfix, store, sink, reactor_thread):
     script = ('require ["vacation"];\r\n'
               'vacation :days 7 :subject "Away" :addresses ["vera@example.org"] "Vera is away until Monday.";\r\n')
@@ -380,7 +366,6 @@ def sieve_connect(managesieve_port, user: str, *action: str) -> str:
     return result.stdout
 
 
-@needs_managesieve
 def test_sieve_connect_uploads_a_script_and_delivery_follows_it(base, postfix, managesieve_port, imap_port):
     ensure_packages({"sieve-connect": has_command("sieve-connect")})
     script = os.path.join(base, "lists.sieve")
@@ -404,7 +389,6 @@ def test_sieve_connect_uploads_a_script_and_delivery_follows_it(base, postfix, m
 
 # -- groupware deliver as mailbox_command ---------------------------------------------------------
 
-@needs_delivery
 def test_groupware_deliver_as_mailbox_command(postfix_to_deliver, accounts, imap_port):
     account = accounts[0]
     attempt, original, stored = sent_while_idling(postfix_to_deliver, imap_port, account.name, account.password)
@@ -413,7 +397,6 @@ def test_groupware_deliver_as_mailbox_command(postfix_to_deliver, accounts, imap
     assert names.count(b"return-path") == 1, names
 
 
-@needs_delivery
 def test_postfix_rejects_recipients_without_a_system_account(postfix_to_deliver):
     """With mailbox_command, Postfix's recipient table (the system accounts) answers at RCPT."""
     with smtplib.SMTP("127.0.0.1", postfix_to_deliver.port, timeout=30) as smtp:
@@ -423,7 +406,6 @@ def test_postfix_rejects_recipients_without_a_system_account(postfix_to_deliver)
     assert code == 550, reply
 
 
-@needs_delivery
 def test_deliver_is_refused_without_the_delivery_right(base, store, accounts):
     """`groupware deliver` run by an account not in delivery_uids gets no delivery session:
     it exits with EX_TEMPFAIL, so an MTA keeps the message."""
@@ -458,7 +440,6 @@ def delivered_once_after_flush(postfix: PrivatePostfix, queued) -> None:
     assert [a["status"] for a in postfix.deliveries(queued.queue_id)] == ["deferred", "sent"]
 
 
-@needs_delivery
 def test_deliver_during_a_store_outage_exits_tempfail_and_postfix_retries(postfix_to_deliver, store, accounts,
                                                                          imap_port):
     """`groupware deliver` exits with EX_TEMPFAIL (75) while the store is down: Postfix keeps the
@@ -475,7 +456,6 @@ def test_deliver_during_a_store_outage_exits_tempfail_and_postfix_retries(postfi
     stored, = stored_messages(imap_port, account.name, account.password, message_id)
     trace_fields(stored, original)
 
-@needs_delivery
 def test_store_outage_defers_and_delivers_once_when_back(postfix, store, imap_port):
     """A store that is down answers 4xx (never a bounce); once it is back and the queue is
     flushed, the message is in the Inbox exactly once."""
