@@ -1,5 +1,5 @@
-"""The fixtures test modules share: the reactor thread, databases, store servers and the
-gateway environments.
+"""The fixtures test modules share: the reactor thread, databases, a directory other system
+accounts may enter, store servers and the gateway environments.
 
 Two markers choose what a module (or a test) gets:
 - `database_engines("sqlite", "mariadb")`: tests that use a store (`env`, `st`, `database_options`)
@@ -9,7 +9,10 @@ Two markers choose what a module (or a test) gets:
 """
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
+import tempfile
 
 import pytest
 
@@ -94,6 +97,16 @@ def st(request: pytest.FixtureRequest, database_engine: str, tmp_path_factory):
 @pytest.fixture
 def user(st):
     return st.create_user("u" + secrets.token_hex(4), "hash", "Full Name", "a@example.com")
+
+
+@pytest.fixture(scope="module")
+def open_dir():
+    """A temporary directory other system accounts (Postfix's daemons, a delivery agent's uid)
+    may enter, which pytest's own under the root user's directory are not; removed afterwards."""
+    path = tempfile.mkdtemp(prefix="gw-open-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # -- the store server alone ---------------------------------------------------------------------

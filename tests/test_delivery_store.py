@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -43,20 +41,11 @@ def message(n: str, size: int = 0) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def socket_dir():
-    """A socket directory every account may enter, so that other uids can reach the socket."""
-    path = tempfile.mkdtemp(prefix="gw-delivery-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def server(database_options, socket_dir, tmp_path_factory):
+def server(database_options, open_dir, tmp_path_factory):
     data = tmp_path_factory.mktemp("delivery-store")
     secret_file = data / "delivery.secret"
     secret_file.write_text(SECRET + "\n")
-    options = {**database_options, "server_socket": os.path.join(socket_dir, "server.sock"),
+    options = {**database_options, "server_socket": os.path.join(open_dir, "server.sock"),
                "server_pipe_mode": "0666", "delivery_uids": "daemon",
                "delivery_secret_file": str(secret_file), "delivery_duplicate_window": str(WINDOW),
                "max_sieve_scripts": "3", "max_sieve_script_size": "1K", "max_message_size": "256K",

@@ -15,11 +15,9 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import smtplib
 import socket
 import subprocess
-import tempfile
 
 import pytest
 
@@ -67,15 +65,6 @@ def trace_fields(stored: bytes, original: bytes) -> list[bytes]:
 # -- the servers --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def base():
-    """A directory Postfix's daemons and the recipients' accounts can enter (pytest's own are root's)."""
-    path = tempfile.mkdtemp(prefix="gw-postfix-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def sink():
     with SmtpSink() as s:
         yield s
@@ -91,32 +80,32 @@ def accounts():
 
 
 @pytest.fixture(scope="module")
-def store(base, accounts):
+def store(open_dir, accounts):
     """The store server alone: alice, bob, the Sieve tests' users, and a store user per system account."""
     options = {"log_level": "info",
                # Anyone on this host may connect; only the accounts' uids get the delivery right.
                "server_pipe_mode": "0666", "delivery_uids": " ".join(a.name for a in accounts)}
     users = {**PASSWORDS, **{a.name: a.password for a in accounts}}
-    proc = StoreProcess(os.path.join(base, "store"), options, users)
+    proc = StoreProcess(os.path.join(open_dir, "store"), options, users)
     os.makedirs(proc.data_dir, mode=0o755)
     with proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def postfix_to_lmtp(base, sink):
+def postfix_to_lmtp(open_dir, sink):
     """Postfix handing local mail to the LMTP gateway (started by the `lmtp` fixture)."""
-    return PrivatePostfix.to_lmtp(os.path.join(base, "postfix-lmtp"), os.path.join(base, "lmtp", "lmtp.sock"),
+    return PrivatePostfix.to_lmtp(os.path.join(open_dir, "postfix-lmtp"), os.path.join(open_dir, "lmtp", "lmtp.sock"),
                                   sink.port)
 
 
 @pytest.fixture(scope="module")
-def lmtp(base, store, postfix_to_lmtp):
+def lmtp(open_dir, store, postfix_to_lmtp):
     """`groupware lmtp` on a UNIX socket Postfix reaches; replies leave through that Postfix."""
     options = {"server_socket": store.socket_path, "log_file": "-",
-               "lmtp_listen": os.path.join(base, "lmtp", "lmtp.sock"),
+               "lmtp_listen": os.path.join(open_dir, "lmtp", "lmtp.sock"),
                "relay_host": "127.0.0.1", "relay_port": str(postfix_to_lmtp.port)}
-    with ServerProcess(os.path.join(base, "lmtp"), options, command="lmtp") as proc:
+    with ServerProcess(os.path.join(open_dir, "lmtp"), options, command="lmtp") as proc:
         yield proc
 
 
@@ -127,19 +116,19 @@ def postfix(postfix_to_lmtp, lmtp):
 
 
 @pytest.fixture(scope="module")
-def imap_port(base, store) -> int:
+def imap_port(open_dir, store) -> int:
     options = {"server_socket": store.socket_path, "log_file": "-"}
-    with ServerProcess(os.path.join(base, "imap"), options, command="imap") as proc:
+    with ServerProcess(os.path.join(open_dir, "imap"), options, command="imap") as proc:
         yield proc.port("imap")
 
 
 @pytest.fixture(scope="module")
-def postfix_to_deliver(base, sink, store, accounts):
+def postfix_to_deliver(open_dir, sink, store, accounts):
     """Postfix running `groupware deliver` as mailbox_command."""
     # local(8) runs it through /bin/sh, which expands $SENDER and $RECIPIENT from its environment.
-    command = shlex.join([*groupware_for(accounts[0].name, base), *deliver_arguments(store)])
+    command = shlex.join([*groupware_for(accounts[0].name, open_dir), *deliver_arguments(store)])
     command += ' -f "$SENDER" -r "$RECIPIENT"'
-    with PrivatePostfix.to_command(os.path.join(base, "postfix-deliver"), command, sink.port) as pf:
+    with PrivatePostfix.to_command(os.path.join(open_dir, "postfix-deliver"), command, sink.port) as pf:
         yield pf
 
 
@@ -225,9 +214,9 @@ def test_sink_records_each_envelope_and_message_as_sent(sink):
     assert sink.to("three@sink.example")[0].data == b"Subject: b\r\n\r\nbody\r\n"
 
 
-def test_mail_for_another_domain_reaches_the_sink_unchanged(base, sink):
+def test_mail_for_another_domain_reaches_the_sink_unchanged(open_dir, sink):
     """Postfix relays mail for other domains to the sink; only its Received field is added."""
-    with PrivatePostfix.to_lmtp(os.path.join(base, "postfix-relay"), os.path.join(base, "none.sock"),
+    with PrivatePostfix.to_lmtp(os.path.join(open_dir, "postfix-relay"), os.path.join(open_dir, "none.sock"),
                                 sink.port) as pf:
         original, _ = make_message("relayed", "dave@elsewhere.example", sender="alice@example.org")
         queued = pf.send("alice@example.org", ["dave@elsewhere.example"], original)
@@ -238,9 +227,9 @@ def test_mail_for_another_domain_reaches_the_sink_unchanged(base, sink):
         pf.wait_until_drained()
 
 
-def test_unreachable_lmtp_socket_defers_and_keeps_the_mail(base, sink):
+def test_unreachable_lmtp_socket_defers_and_keeps_the_mail(open_dir, sink):
     """A delivery agent that is not there is a temporary failure: the message waits in the queue."""
-    with PrivatePostfix.to_lmtp(os.path.join(base, "postfix-nolmtp"), os.path.join(base, "none.sock"),
+    with PrivatePostfix.to_lmtp(os.path.join(open_dir, "postfix-nolmtp"), os.path.join(open_dir, "none.sock"),
                                 sink.port) as pf:
         queued = pf.send(SENDER, ["alice@example.org"], make_message("waits", "alice@example.org")[0])
         attempt, = pf.wait_for_status(queued, ("deferred", "sent", "bounced"))
@@ -345,8 +334,8 @@ def test_vacation_reply_reaches_the_sink_once(postfix, store, sink, reactor_thre
 # -- Sieve through ManageSieve --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def managesieve_port(base, store) -> int:
-    directory = os.path.join(base, "managesieve")
+def managesieve_port(open_dir, store) -> int:
+    directory = os.path.join(open_dir, "managesieve")
     os.makedirs(directory)
     cert, key = self_signed_certificate(directory)
     options = {"server_socket": store.socket_path, "log_file": "-", "managesieve_listen": "127.0.0.1:0",
@@ -366,9 +355,9 @@ def sieve_connect(managesieve_port, user: str, *action: str) -> str:
     return result.stdout
 
 
-def test_sieve_connect_uploads_a_script_and_delivery_follows_it(base, postfix, managesieve_port, imap_port):
+def test_sieve_connect_uploads_a_script_and_delivery_follows_it(open_dir, postfix, managesieve_port, imap_port):
     ensure_packages({"sieve-connect": has_command("sieve-connect")})
-    script = os.path.join(base, "lists.sieve")
+    script = os.path.join(open_dir, "lists.sieve")
     with open(script, "w") as fp:
         fp.write('require ["fileinto", "mailbox"];\r\n'
                  'if header :contains "subject" "[lists]" {\r\n  fileinto :create "Lists/Python";\r\n}\r\n')
@@ -406,12 +395,12 @@ def test_postfix_rejects_recipients_without_a_system_account(postfix_to_deliver)
     assert code == 550, reply
 
 
-def test_deliver_is_refused_without_the_delivery_right(base, store, accounts):
+def test_deliver_is_refused_without_the_delivery_right(open_dir, store, accounts):
     """`groupware deliver` run by an account not in delivery_uids gets no delivery session:
     it exits with EX_TEMPFAIL, so an MTA keeps the message."""
     outsider = Account()
     try:
-        groupware = groupware_for(outsider.name, base)
+        groupware = groupware_for(outsider.name, open_dir)
         result = subprocess.run(["runuser", "-u", outsider.name, "--", *groupware, *deliver_arguments(store),
                                  "-f", SENDER, "-r", f"{accounts[1].name}@{DOMAIN}"],
                                 input=make_message("refused", accounts[1].name)[0], capture_output=True)
