@@ -1,22 +1,7 @@
 """The admin CLI, run as a real subprocess on a throwaway data directory."""
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
-
-
-def groupware(data_dir, *args, stdin=None, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "groupware.cli", "--config-dir", os.path.join(ROOT, "conf"),
-         "--data-dir", str(data_dir), *args],
-        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"groupware {' '.join(args)} failed: {proc.stderr}")
-    return proc
+from harness import run_groupware as groupware
 
 
 def storage_of(data_dir):

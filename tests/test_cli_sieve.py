@@ -8,7 +8,7 @@ import pytest
 
 from groupware.sieve_admin import sieve_string, vacation_script
 from shared.sieve import Envelope, compile_script, evaluate
-from test_cli import groupware
+from harness import run_groupware as groupware
 
 SCRIPT = 'require ["fileinto"];\nif header :contains "subject" "x" { fileinto "X"; }\n'
 MESSAGE = b"From: carol@example.org\r\nTo: alice@example.org\r\nSubject: hello\r\n\r\nhi\r\n"

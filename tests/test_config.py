@@ -1,13 +1,11 @@
 """Every option has a default, is documented in its conf/ file, and is read back."""
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from groupware.cli import main as cli_main
-from harness import ROOT
+from harness import run_command
 from shared.config import OPTIONS, PLUGIN_FILES, Config, ConfigError, parse_config_text, parse_overrides
 
 CONF = os.path.join(os.path.dirname(__file__), os.pardir, "conf")
@@ -129,12 +127,6 @@ def test_groupware_reports_a_bad_value_and_exits_2(name, tmp_path, capsys):
 
 def test_options_of_a_plugin_not_chosen_are_not_checked(tmp_path):
     Config({"ldap_timeout": "soon", "min_user_uid": "x"}, str(tmp_path)).check()
-
-
-def run_command(argv, tmp_path, timeout=60):
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
-    return subprocess.run([sys.executable, *argv, "--config-dir", CONF, "--data-dir", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("command, name", [

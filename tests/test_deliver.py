@@ -1,15 +1,12 @@
 """`groupware deliver`: standard input into the store, and the sysexits codes an MTA acts on."""
 import io
 import os
-import subprocess
-import sys
 
 import pytest
 
 from groupware.deliver import EX_DATAERR, EX_TEMPFAIL, READ_SIZE, BadInput, spool_input
-from harness import CONFIG_DIR, ROOT
+from harness import run_deliver as deliver
 from shared.spool import Spool
-from waiting import scaled
 
 
 def spooled(data: bytes, tmp_path, max_line: int = 1000, read_size: int | None = None) -> bytes:
@@ -55,15 +52,6 @@ def test_an_mta_s_trace_fields_are_noticed(tmp_path):
 
 def test_a_line_at_the_limit_is_taken(tmp_path):
     assert spooled(b"y" * 1000 + b"\n", tmp_path, read_size=7) == b"y" * 1000 + b"\r\n"
-
-
-def deliver(data_dir, stdin: bytes, *args: str, options: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`groupware deliver ARGS` with `stdin`, spooling under `data_dir`."""
-    settings = [arg for name, value in (options or {}).items() for arg in ("--set", f"{name}={value}")]
-    env = {**os.environ, "TMPDIR": str(data_dir)}
-    return subprocess.run([sys.executable, "-m", "groupware.cli", "deliver", "--config-dir", CONFIG_DIR,
-                           "--data-dir", str(data_dir), *settings, *args],
-                          input=stdin, capture_output=True, cwd=ROOT, env=env, timeout=scaled(60))
 
 
 def test_unreadable_input_is_ex_dataerr(tmp_path):

@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from harness import ServerProcess, StoreProcess
+from harness import ServerProcess, StoreProcess, run_deliver
 from raw_clients import RawIMAP
-from test_deliver import deliver as run_deliver
 from waiting import scaled, wait_until
 
 USERS = [f"user{i}" for i in range(10)]

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from harness import ServerProcess
+from harness import ServerProcess, run_command
 from shared.config import ConfigError
 from shared.endpoints import ListenAddress, parse_sockets
 from waiting import scaled, wait_until
@@ -93,8 +93,6 @@ def test_untrusted_tcp_clients_are_refused(tmp_path):
 
 
 def test_a_bad_listen_value_stops_the_command(tmp_path):
-    from test_config import run_command
-
     result = run_command(["-m", "groupware.cli", "lmtp", "--set", "lmtp_listen=unix:"], tmp_path)
     assert (result.returncode, result.stderr) == (2, "groupware: lmtp_listen: expected unix:PATH, got 'unix:'\n")
 

@@ -27,7 +27,7 @@ from debian import command as has_command, ensure_packages
 from harness import CONFIG_DIR, USERS, ServerProcess, StoreProcess
 from postfix import DOMAIN, PrivatePostfix, groupware_for
 from smtp_sink import SmtpSink
-from test_users_unix import Account
+from unix_accounts import Account
 from waiting import scaled
 
 SENDER = "carol@remote.example"
