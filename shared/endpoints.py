@@ -184,3 +184,13 @@ def client_endpoint(reactor: Any, address: StoreAddress, ca_file: str | None = N
         from shared.tls import client_options  # only TLS users pay for pyOpenSSL
         endpoint = wrapClientTLS(client_options(address.host, address.ca_file or ca_file), endpoint)
     return endpoint
+
+
+def answer_at_once(transport: Any) -> None:
+    """Turn Nagle's algorithm off on a TCP transport: a small answer to a pipelined command
+    would otherwise wait about 40 ms for the peer's delayed ACK. Other transports (UNIX
+    sockets, TLS over memory) have nothing to turn off."""
+    try:
+        transport.setTcpNoDelay(True)
+    except (AttributeError, OSError, NotImplementedError):
+        pass

@@ -22,7 +22,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from shared.endpoints import client_endpoint, parse_store_address
+from shared.endpoints import answer_at_once, client_endpoint, parse_store_address
 from shared.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -206,10 +206,7 @@ class HTTPConnection(Protocol):
         # Streams of message sources arrive in MBs: 256 KB per read, not Twisted's 64 KB.
         self.transport.bufferSize = 1 << 18
         # Small requests must not wait for Nagle on TCP; UNIX sockets lack the option.
-        try:
-            self.transport.setTcpNoDelay(True)
-        except (AttributeError, OSError, NotImplementedError):
-            pass
+        answer_at_once(self.transport)
 
     # -- sending
     def send(self, head: bytes, body: bytes | None, sink: Any,

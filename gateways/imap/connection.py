@@ -44,6 +44,7 @@ from gateways.imap.grammar import ParseError, parse_command
 from gateways.imap.grammar import writer as w
 from gateways.imap.keywords import announce_in_use
 from gateways.imap.output import ResponseWriter
+from shared.endpoints import answer_at_once
 from shared.errors import (LIMIT, BadRequest, Conflict, Forbidden, GroupwareError, NotFound, Quota,
                            SessionInvalid, TooLarge, Unavailable)
 
@@ -124,10 +125,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.framer.spool_threshold = SPOOL_APPEND_OVER
         self.tls_active = factory.implicit_tls
         self.peer_host = getattr(self.transport.getPeer(), "host", "") or ""
-        try:
-            self.transport.setTcpNoDelay(True)  # Nagle costs ~40 ms per small answer
-        except Exception:  # noqa: BLE001  (not a TCP socket)
-            pass
+        answer_at_once(self.transport)
         self.writer = ResponseWriter(self.transport, on_resume=self._writable_again)
         self.setTimeout(factory.login_timeout)
         self.send(w.untagged("OK", "groupware IMAP4rev1 server ready",

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from gateways.lmtp import commands
 from gateways.lmtp.grammar import MAX_COMMAND_LINE, Reply, SyntaxProblem, parse_command
 from gateways.lmtp.session import Limits
+from shared.endpoints import answer_at_once
 
 log = logging.getLogger("gateways.lmtp")
 
@@ -86,6 +87,7 @@ class LMTPServer(protocol.Protocol, TimeoutMixin):
 
     # -- connection
     def connectionMade(self) -> None:
+        answer_at_once(self.transport)
         self.limits = self.factory.limits
         peer = self.transport.getPeer()
         self.peer = getattr(peer, "host", "") or "local"

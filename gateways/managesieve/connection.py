@@ -19,6 +19,7 @@ from gateways.managesieve import commands
 from gateways.managesieve.arguments import Arguments, BadArguments
 from gateways.managesieve.parsing import Atom, CommandReader, InputError, Line
 from gateways.managesieve.responses import QUOTA_MAXSIZE, response
+from shared.endpoints import answer_at_once
 from shared.serialcommands import SerialCommands
 
 log = logging.getLogger("gateways.managesieve")
@@ -50,10 +51,7 @@ class ManageSieveConnection(SerialCommands, protocol.Protocol, TimeoutMixin):
         self.tls_active = factory.implicit_tls
         self.peer_host = getattr(self.transport.getPeer(), "host", "") or ""
         self.reader = CommandReader(factory.max_line, factory.max_script_size)
-        try:
-            self.transport.setTcpNoDelay(True)
-        except Exception:  # noqa: BLE001  (not a TCP socket)
-            pass
+        answer_at_once(self.transport)
         self.setTimeout(self.idle_timeout())
         # RFC 5804 §1.7: the greeting is the capability list and OK.
         commands.capability.send_capabilities(self, "groupware ManageSieve ready.")

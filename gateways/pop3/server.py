@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from gateways.pop3.maildrop import Maildrop
 from gateways.pop3.readahead import ReadAhead
 from gateways.pop3.wire import DotStuffer, DrainWaiter
+from shared.endpoints import answer_at_once
 from shared.errors import GroupwareError, NotFound, Unavailable
 from shared.login import ClientLogin, LoginRefused, Outcome
 from shared.serialcommands import SerialCommands
@@ -67,10 +68,7 @@ class POP3Server(SerialCommands, pop3.POP3):
         self.tls_active = factory.implicit_tls
         peer = self.transport.getPeer()
         self.peer_host = getattr(peer, "host", "") or ""
-        try:
-            self.transport.setTcpNoDelay(True)  # Nagle costs ~40 ms per pipelined reply
-        except Exception:  # noqa: BLE001  (not a TCP socket)
-            pass
+        answer_at_once(self.transport)
         self.setTimeout(self.idle_timeout())
         self.send(b"+OK groupware POP3 server ready.")
 
