@@ -14,6 +14,7 @@ import pytest
 
 from harness import ServerProcess, StoreProcess, run_deliver
 from raw_clients import RawIMAP
+from smtp_sink import SmtpSink
 from waiting import scaled, wait_until
 
 USERS = [f"user{i}" for i in range(10)]
@@ -393,3 +394,48 @@ def test_deliver_over_tcp_with_the_delivery_secret(tmp_path):
                            options={**tcp, "delivery_secret_file": str(secret)})
         assert done.returncode == 0, done.stderr
         assert imap_count_through_store(store, message) == 1
+
+
+# -- Sieve redirects and vacation replies leave through the relay (relay_host) to an SMTP sink
+
+@pytest.fixture(scope="module")
+def sink():
+    with SmtpSink() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def relayed(tmp_path_factory, sink):
+    proc = ServerProcess(str(tmp_path_factory.mktemp("relay") / "var"),
+                         {"relay_host": "127.0.0.1", "relay_port": str(sink.port), "sieve_script_cache_time": "0"})
+    add_users(proc)
+    with proc.start():
+        yield proc
+
+
+def test_redirect_keeps_the_sender_and_marks_the_copy(relayed, sink):
+    activate_script(relayed, "user2", 'redirect "elsewhere@example.net";\n')
+    message = unique("redirect")
+    assert deliver_over_lmtp(relayed, "user2@example.org", message) == ["250 2.0.0 <user2@example.org> Redirected"]
+    (copy,) = sink.to("elsewhere@example.net")  # sent before the reply
+    assert copy.sender == "sender@example.net"
+    assert copy.data == b"Delivered-To: user2@example.org\r\n" + message
+    assert message not in [without_trace(m) for m in messages(relayed, "user2")]  # redirect cancels the keep
+
+
+def test_vacation_replies_once_with_the_null_sender(relayed, sink):
+    activate_script(relayed, "user3", 'require "vacation";\n'
+                                     'vacation :days 1 :subject "Away" "I am away until Monday.";\n')
+    def to_user3(label):
+        return unique(label).replace(b"To: user0@", b"To: user3@")  # RFC 5230 §4.5: addressed to them
+    for label in ("first", "second"):
+        assert deliver_over_lmtp(relayed, "user3@example.org", to_user3(label), sender="writer@example.net") == [
+            "250 2.0.0 <user3@example.org> Saved"]
+    (reply,) = sink.wait_for("writer@example.net")
+    assert reply.sender == ""
+    assert b"Auto-Submitted: auto-replied" in reply.data and b"I am away until Monday." in reply.data
+    # Mail from a list is never answered (RFC 3834 §2).
+    listed = b"List-Id: <team.example.net>\r\n" + to_user3("list")
+    deliver_over_lmtp(relayed, "user3@example.org", listed, sender="list@example.net")
+    deliver_over_lmtp(relayed, "user3@example.org", to_user3("after"), sender="writer@example.net")
+    assert sink.to("list@example.net") == [] and len(sink.to("writer@example.net")) == 1
