@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Connection, delete, exc, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exc, func, insert, select, tuple_, update
 
 from shared.errors import BadRequest, NotFound
 
@@ -25,6 +25,13 @@ from .schema import delivered_message_ids, folders, items, stores, users, vacati
 # Vacation records are kept at least this long (RFC 5230 section 4.1 lets a site cap :days),
 # and longer for an action that asks for a longer period.
 VACATION_RECORD_SECONDS = 366 * 86400
+# Message-ID records older than the duplicate window are removed at most this often.
+MESSAGE_ID_PURGE_SECONDS = 60
+
+_RENEW_MESSAGE_ID = (update(delivered_message_ids)
+                     .where(delivered_message_ids.c.user_id == bindparam("u"),
+                            delivered_message_ids.c.digest == bindparam("d"))
+                     .values(delivered_at=bindparam("t")))
 
 
 class DeliveryTarget(NamedTuple):
@@ -77,6 +84,8 @@ class _MailTree:
 class DeliveryMixin(StorageBase):
     """What the delivery operations of the SOAP service run."""
 
+    _next_message_id_purge = 0.0  # time.monotonic() of the next removal of expired Message-IDs
+
     def users_by_email(self, address: str) -> list[dict]:
         """The users whose e-mail address is `address`, compared case-insensitively."""
         rows = self._read(lambda c: c.execute(
@@ -104,26 +113,29 @@ class DeliveryMixin(StorageBase):
 
         def run(conn: Connection) -> tuple[list[DeliveryOutcome], dict[int, int]]:
             accounts = self._lock_recipients(conn, {t.user for t in targets})
-            duplicates: dict[tuple[int, str], bool] = {}
+            keys: dict[int, tuple[int, str]] = {}  # target index -> (user id, Message-ID digest)
+            if duplicate_window > 0:
+                for index, target in enumerate(targets):
+                    account = accounts.get(target.user)
+                    if target.message_id and account is not None:
+                        keys[index] = (account[0], digest(target.message_id))
+            delivered = self._delivered_at(conn, set(keys.values()))
             trees: dict[int, _MailTree] = {}
             plan: list[DeliveryOutcome] = []
-            for target in targets:
+            for index, target in enumerate(targets):
                 account = accounts.get(target.user)
                 if account is None or account[1] is None:
                     plan.append(DeliveryOutcome("notFound"))
                     continue
-                user_id, store_id = account
-                if target.message_id and duplicate_window > 0:
-                    key = (user_id, digest(target.message_id))
-                    if key not in duplicates:
-                        duplicates[key] = self._seen_before(conn, user_id, key[1], duplicate_window, when)
-                    if duplicates[key]:
-                        plan.append(DeliveryOutcome("duplicate"))
-                        continue
+                store_id = account[1]
+                if delivered.get(keys.get(index), -1) >= when - duplicate_window:
+                    plan.append(DeliveryOutcome("duplicate"))
+                    continue
                 tree = trees.get(store_id) or trees.setdefault(store_id, _MailTree(conn, store_id))
                 folder_id = self._target_folder(conn, tree, target)
                 plan.append(DeliveryOutcome("stored", folder_id) if folder_id is not None
                             else DeliveryOutcome("notFound"))
+            self._record_message_ids(conn, set(keys.values()), delivered, duplicate_window, when)
             return self._insert_deliveries(conn, message, targets, plan, when)
 
         try:
@@ -170,15 +182,30 @@ class DeliveryMixin(StorageBase):
         return found
 
     @staticmethod
-    def _seen_before(conn: Connection, user_id: int, key: str, window: int, now: int) -> bool:
-        """Whether the Message-ID digest was delivered to the user within the window; records it if not."""
-        conn.execute(delete(delivered_message_ids).where(delivered_message_ids.c.user_id == user_id,
-                                                         delivered_message_ids.c.delivered_at < now - window))
-        seen = conn.execute(select(delivered_message_ids.c.delivered_at).where(
-            delivered_message_ids.c.user_id == user_id, delivered_message_ids.c.digest == key)).first()
-        if seen is None:
-            conn.execute(insert(delivered_message_ids).values(user_id=user_id, digest=key, delivered_at=now))
-        return seen is not None
+    def _delivered_at(conn: Connection, keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        """When each (user id, Message-ID digest) was last delivered, for those on record:
+        one SELECT for all recipients of a message."""
+        found: dict[tuple[int, str], int] = {}
+        for part in chunks(sorted(keys)):
+            found.update(((r.user_id, r.digest), r.delivered_at) for r in conn.execute(
+                select(delivered_message_ids.c.user_id, delivered_message_ids.c.digest,
+                       delivered_message_ids.c.delivered_at)
+                .where(tuple_(delivered_message_ids.c.user_id, delivered_message_ids.c.digest).in_(part))))
+        return found
+
+    def _record_message_ids(self, conn: Connection, keys: set[tuple[int, str]], delivered: dict[tuple[int, str], int],
+                            window: int, now: int) -> None:
+        """Record the Message-IDs delivered now (those seen within the window keep their
+        time); records older than the window go at most once a minute, not per delivery."""
+        new = [{"user_id": u, "digest": d, "delivered_at": now} for u, d in sorted(keys) if (u, d) not in delivered]
+        expired = [{"u": u, "d": d, "t": now} for (u, d), at in sorted(delivered.items()) if at < now - window]
+        if new:
+            conn.execute(insert(delivered_message_ids), new)
+        if expired:
+            conn.execute(_RENEW_MESSAGE_ID, expired)
+        if keys and time.monotonic() >= self._next_message_id_purge:
+            self._next_message_id_purge = time.monotonic() + MESSAGE_ID_PURGE_SECONDS
+            conn.execute(delete(delivered_message_ids).where(delivered_message_ids.c.delivered_at < now - window))
 
     def _target_folder(self, conn: Connection, tree: _MailTree, target: DeliveryTarget) -> int | None:
         if target.folder_id is not None and target.folder_id in tree.rows:
