@@ -43,7 +43,14 @@ class MessageData:
         """Take the next bytes; once the end of data is seen, the bytes after it
         (pipelined commands) are returned and the message is complete."""
         start = 0
+        whole_lines = True
         while start < len(data):
+            if whole_lines and not self.partial_length and not self.last_cr and self.bad_content is None:
+                taken = self._whole_lines(data, start)
+                whole_lines = taken > start  # once a block needs the careful path, it goes that way
+                start = taken
+                if start >= len(data):
+                    return None
             end = data.find(b"\n", start)
             if end < 0:
                 self._extend(data[start:])
@@ -56,6 +63,29 @@ class MessageData:
                 self.done = True
                 return data[start:]
         return None
+
+    def _whole_lines(self, data: bytes, start: int) -> int:
+        """Take the complete lines from `start` at once when none of them needs a closer
+        look (every CR and LF paired as CRLF, no NUL, no overlong line, not the final
+        "."), as most mail is; returns where the line-by-line path goes on."""
+        if self.dot_stuffed and data.startswith(b".\r\n", start):
+            return start
+        stop = data.find(b"\r\n.\r\n", start) if self.dot_stuffed else -1
+        end = stop + 2 if stop >= 0 else data.rfind(b"\r\n", start) + 2
+        if end <= start + 1:
+            return start
+        block = data[start:end]
+        line_ends = block.count(b"\r\n")
+        if NUL in block or block.count(b"\r") != line_ends or block.count(b"\n") != line_ends:
+            return start
+        if len(block) > self.max_line and max(map(len, block.split(b"\r\n"))) > self.max_line:
+            return start
+        if self.dot_stuffed:
+            block = block.replace(b"\r\n.", b"\r\n")
+            if block.startswith(b"."):
+                block = block[1:]
+        self.sink(block)
+        return end
 
     def finish(self) -> None:
         """The end of a BDAT LAST chunk: a last line without CRLF is kept as it is."""
