@@ -204,6 +204,7 @@ OPTIONS: dict[str, Option] = {
         lmtp_timeout=seconds("300"),
         lmtp_max_connections=number("100", minimum=1),
         sieve_script_cache_time=seconds("5"),
+        recipient_cache_time=seconds("5"),
         spam_header_name=text("X-Spam-Flag"),
         spam_header_value=text("YES"),
         relay_host=text("localhost"),

@@ -73,25 +73,27 @@ class _Plan:
     vacation: Any = None
 
 
-class _ScriptCache:
-    """Active scripts by user, compiled, for a few seconds: a burst of mail to one user
-    asks the store and compiles once."""
+class _TimedCache:
+    """Answers of the store by key, for a few seconds: a burst of mail to one user asks the
+    store (and compiles a script) once."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.entries: dict[str, tuple[float, Any]] = {}
 
-    def get(self, user: str) -> tuple[bool, Any]:
-        entry = self.entries.get(user)
+    def get(self, key: str) -> tuple[bool, Any]:
+        entry = self.entries.get(key)
         if entry is None or entry[0] < time.monotonic():
-            self.entries.pop(user, None)
+            self.entries.pop(key, None)
             return False, None
         return True, entry[1]
 
-    def put(self, user: str, compiled: Any) -> None:
+    def put(self, key: str, value: Any) -> None:
+        if self.seconds <= 0:
+            return
         if len(self.entries) > 10_000:
             self.entries.clear()
-        self.entries[user] = (time.monotonic() + self.seconds, compiled)
+        self.entries[key] = (time.monotonic() + self.seconds, value)
 
 
 class Deliverer:
@@ -104,7 +106,8 @@ class Deliverer:
         self.relay = relay or Relay(cfg, reactor)
         self.spam_header = cfg.get("spam_header_name").strip()
         self.spam_value = cfg.get("spam_header_value").strip()
-        self.scripts = _ScriptCache(cfg.get_seconds("sieve_script_cache_time"))
+        self.scripts = _TimedCache(cfg.get_seconds("sieve_script_cache_time"))
+        self.recipients = _TimedCache(cfg.get_seconds("recipient_cache_time"))
         self.sieve_limits = limits_from_config(cfg)
         self._session: Any = None
 
@@ -128,9 +131,16 @@ class Deliverer:
             return fp.read().strip()
 
     async def resolve(self, address: str) -> Any:
-        """The store's `Recipient` for `address`; NotFound or Unavailable."""
+        """The store's `Recipient` for `address`; NotFound or Unavailable. Known addresses
+        are remembered for `recipient_cache_time` seconds (a user removed meanwhile is
+        answered 4xx at the end of the data, and the MTA's retry then gets 5xx)."""
+        cached, recipient = self.recipients.get(address)
+        if cached:
+            return recipient
         session = await self.session()
-        return await session.resolve(address)
+        recipient = await session.resolve(address)
+        self.recipients.put(address, recipient)
+        return recipient
 
     # -- one message
     async def deliver(self, source: str | bytes, sender: str, recipients: Sequence[Any],
@@ -140,7 +150,7 @@ class Deliverer:
         `trace_headers` the message is stored as it is (an MTA's local delivery has
         added Return-Path and Delivered-To already)."""
         session = await self.session()
-        header_block = await self._read(source, HEADER_READ_LIMIT)
+        header_block = _header_section(await self._read(source, HEADER_READ_LIMIT))
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_block)
         message_id = (headers.get("Message-ID") or "").strip() or None
         spam = self._is_spam(headers)
@@ -389,6 +399,15 @@ def _own_addresses(recipient: Any) -> tuple[str, ...]:
         if local.endswith(recipient.detail) and len(local) > len(recipient.detail) + 1:
             return address, f"{local[:-len(recipient.detail) - 1]}@{domain}"
     return (address,)
+
+
+def _header_section(start: bytes) -> bytes:
+    """The header section of a message's first octets, up to the empty line that ends it
+    (RFC 5322 section 2.1), so that the body is not parsed line by line for nothing."""
+    if start.startswith((b"\r\n", b"\n")):
+        return b""
+    ends = [i for i in (start.find(b"\n\n"), start.find(b"\n\r\n")) if i >= 0]
+    return start[:min(ends) + 1] if ends else start
 
 
 def _unlink(path: str) -> None:

@@ -4,7 +4,8 @@ import email
 from types import SimpleNamespace
 
 from shared.config import Config
-from shared.delivery import Deliverer, RecipientResult, _own_addresses, _Plan, _store_paths
+from shared.delivery import (Deliverer, RecipientResult, _header_section, _own_addresses, _Plan, _store_paths,
+                             _TimedCache)
 from shared.mailboxnames import folder_paths, mailbox_names
 from shared.relay import redirect_loops, redirected_copy
 
@@ -107,3 +108,25 @@ def test_a_message_only_forwarded_is_answered_as_redirected():
 
 def test_scripts_run_under_the_configured_sieve_limits():
     assert deliverer(sieve_max_actions="3", sieve_max_redirects="1").sieve_limits.max_actions == 3
+
+
+def test_store_answers_are_kept_for_the_configured_seconds():
+    assert deliverer().recipients.seconds == 5 and deliverer().scripts.seconds == 5
+    cache = deliverer(recipient_cache_time="3600").recipients
+    cache.put("u@example.org", recipient())
+    assert cache.get("u@example.org") == (True, recipient())
+    assert cache.get("other@example.org") == (False, None)
+    off = deliverer(recipient_cache_time="0").recipients
+    off.put("u@example.org", recipient())
+    assert off.get("u@example.org") == (False, None)
+    expired = _TimedCache(1)
+    expired.entries["u@example.org"] = (0.0, recipient())
+    assert expired.get("u@example.org") == (False, None) and not expired.entries
+
+
+def test_only_the_header_section_is_parsed():
+    """RFC 5322 section 2.1: the first empty line ends the header section."""
+    assert _header_section(b"A: 1\r\nB: 2\r\n\r\nbody\r\nC: 3\r\n") == b"A: 1\r\nB: 2\r\n"
+    assert _header_section(b"A: 1\nB: 2\n\nbody\n") == b"A: 1\nB: 2\n"
+    assert _header_section(b"\r\nbody") == b""
+    assert _header_section(b"A: 1\r\n folded\r\n") == b"A: 1\r\n folded\r\n"
