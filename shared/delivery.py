@@ -354,7 +354,8 @@ class Deliverer:
 
     def _traced(self, source: str | bytes, sender: str, recipients: Sequence[Any]) -> defer.Deferred:
         """The message with Return-Path (RFC 5321 §4.4) and, for one recipient, Delivered-To
-        on top: bytes for bytes, a new spool file beside a spooled message."""
+        on top: bytes for bytes and for a spooled message small enough to go inline, else a
+        new spool file beside it."""
         trace = f"Return-Path: <{sender}>\r\n"
         if len(recipients) == 1:
             trace += f"Delivered-To: {recipients[0].address}\r\n"
@@ -362,7 +363,11 @@ class Deliverer:
         if isinstance(source, bytes):
             return defer.succeed(prefix + source)
 
-        def write() -> str:
+        def write() -> str | bytes:
+            if os.path.getsize(source) <= self.adapter.inline_limit:
+                # It goes to the store inline anyway: no second spool file to write and read back.
+                with open(source, "rb") as original:
+                    return prefix + original.read()
             fd, path = tempfile.mkstemp(prefix="traced-", dir=os.path.dirname(source))
             with os.fdopen(fd, "wb") as out, open(source, "rb") as original:
                 out.write(prefix)
