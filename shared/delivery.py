@@ -150,6 +150,10 @@ class Deliverer:
         `trace_headers` the message is stored as it is (an MTA's local delivery has
         added Return-Path and Delivered-To already)."""
         session = await self.session()
+        if isinstance(source, str) and os.path.getsize(source) <= self.adapter.inline_limit:
+            # It goes to the store inline anyway: read once, then headers, filters and
+            # trace headers work on it in memory, without more trips to a worker thread.
+            source = await self._read(source)
         header_block = _header_section(await self._read(source, HEADER_READ_LIMIT))
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_block)
         message_id = (headers.get("Message-ID") or "").strip() or None
@@ -354,8 +358,7 @@ class Deliverer:
 
     def _traced(self, source: str | bytes, sender: str, recipients: Sequence[Any]) -> defer.Deferred:
         """The message with Return-Path (RFC 5321 §4.4) and, for one recipient, Delivered-To
-        on top: bytes for bytes and for a spooled message small enough to go inline, else a
-        new spool file beside it."""
+        on top: bytes for bytes, a new spool file beside a spooled message."""
         trace = f"Return-Path: <{sender}>\r\n"
         if len(recipients) == 1:
             trace += f"Delivered-To: {recipients[0].address}\r\n"
@@ -363,11 +366,7 @@ class Deliverer:
         if isinstance(source, bytes):
             return defer.succeed(prefix + source)
 
-        def write() -> str | bytes:
-            if os.path.getsize(source) <= self.adapter.inline_limit:
-                # It goes to the store inline anyway: no second spool file to write and read back.
-                with open(source, "rb") as original:
-                    return prefix + original.read()
+        def write() -> str:
             fd, path = tempfile.mkstemp(prefix="traced-", dir=os.path.dirname(source))
             with os.fdopen(fd, "wb") as out, open(source, "rb") as original:
                 out.write(prefix)
