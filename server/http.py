@@ -11,6 +11,7 @@ and cut off, and neither is ever held in memory.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -48,6 +49,9 @@ CHUNK = 256 * 1024
 # client gets to read our answer instead of a connection reset.
 LINGER_SECONDS = 5.0
 LINGER_BYTES = 256 * 1024 * 1024
+# SOAP bodies up to this size are held in memory (Twisted's own bound is 100 KB): one with
+# an inline message (inline_source_limit, in base64) would otherwise cost a temporary file.
+IN_MEMORY_BODY = 2 * 1024 * 1024
 WSDL_ADDRESS = b"http://localhost/soap"
 _HOST = re.compile(rb"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
@@ -153,7 +157,10 @@ class StoreRequest(Request):
 
     def gotLength(self, length: int | None) -> None:
         if self.spool_dir is None:
-            super().gotLength(length)
+            if length is not None and length <= IN_MEMORY_BODY:
+                self.content = io.BytesIO()
+            else:
+                super().gotLength(length)
             return
         fd, self.spool_path = tempfile.mkstemp(prefix="upload-", dir=self.spool_dir)
         self.content = os.fdopen(fd, "w+b")
