@@ -528,3 +528,27 @@ def test_an_empty_secret_file_stops_the_server_at_start(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().endswith(f"python -m server: delivery_secret_file: {empty} is empty")
+
+
+def test_message_ids_are_renewed_after_the_window_and_old_ones_removed(st, monkeypatch):
+    from server.storage import NewMessage, delivery
+    from server.storage.delivery import DeliveryTarget
+    monkeypatch.setattr(delivery, "MESSAGE_ID_PURGE_SECONDS", 0)
+    user = st.create_user("dups-" + os.urandom(3).hex(), "hash", "", "dups@example.org")
+
+    def deliver(message_id: str, now: int) -> str:
+        key = st.blobs.put_bytes(MESSAGE)
+        outcomes, _ = st.deliver(NewMessage(key, len(MESSAGE), None, 0, (), {}),
+                                 [DeliveryTarget(user["name"], message_id=message_id)], 60, now=now)
+        return outcomes[0].status
+
+    def recorded() -> int:
+        with st.engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM delivered_message_ids WHERE user_id = :u"),
+                                {"u": user["id"]}).scalar()
+
+    assert [deliver("<a@x>", 1000), deliver("<a@x>", 1060), deliver("<a@x>", 1061)] == \
+        ["stored", "duplicate", "stored"]
+    assert deliver("<a@x>", 1100) == "duplicate"  # the record was renewed at 1061
+    assert deliver("<b@x>", 1110) == "stored" and recorded() == 2
+    assert deliver("<c@x>", 1200) == "stored" and recorded() == 1  # a and b are past the window

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, exc, func, insert, select, tuple_, update
 
@@ -25,7 +25,7 @@ from .schema import delivered_message_ids, folders, items, stores, users, vacati
 # Vacation records are kept at least this long (RFC 5230 section 4.1 lets a site cap :days),
 # and longer for an action that asks for a longer period.
 VACATION_RECORD_SECONDS = 366 * 86400
-# Message-ID records older than the duplicate window are removed at most this often.
+# A user's Message-ID records older than the duplicate window are removed at most this often.
 MESSAGE_ID_PURGE_SECONDS = 60
 
 _RENEW_MESSAGE_ID = (update(delivered_message_ids)
@@ -84,7 +84,10 @@ class _MailTree:
 class DeliveryMixin(StorageBase):
     """What the delivery operations of the SOAP service run."""
 
-    _next_message_id_purge = 0.0  # time.monotonic() of the next removal of expired Message-IDs
+    def __init__(self, url: str, blobs: Any) -> None:
+        super().__init__(url, blobs)
+        # user id -> time.monotonic() after which the user's expired Message-IDs are removed again
+        self._message_id_purges: dict[int, float] = {}
 
     def users_by_email(self, address: str) -> list[dict]:
         """The users whose e-mail address is `address`, compared case-insensitively."""
@@ -196,16 +199,21 @@ class DeliveryMixin(StorageBase):
     def _record_message_ids(self, conn: Connection, keys: set[tuple[int, str]], delivered: dict[tuple[int, str], int],
                             window: int, now: int) -> None:
         """Record the Message-IDs delivered now (those seen within the window keep their
-        time); records older than the window go at most once a minute, not per delivery."""
+        time); a user's records older than the window go at most once a minute, not with
+        every delivery."""
         new = [{"user_id": u, "digest": d, "delivered_at": now} for u, d in sorted(keys) if (u, d) not in delivered]
         expired = [{"u": u, "d": d, "t": now} for (u, d), at in sorted(delivered.items()) if at < now - window]
         if new:
             conn.execute(insert(delivered_message_ids), new)
         if expired:
             conn.execute(_RENEW_MESSAGE_ID, expired)
-        if keys and time.monotonic() >= self._next_message_id_purge:
-            self._next_message_id_purge = time.monotonic() + MESSAGE_ID_PURGE_SECONDS
-            conn.execute(delete(delivered_message_ids).where(delivered_message_ids.c.delivered_at < now - window))
+        clock = time.monotonic()
+        due = sorted(u for u in {u for u, _ in keys} if self._message_id_purges.get(u, 0.0) <= clock)
+        for user_id in due:
+            self._message_id_purges[user_id] = clock + MESSAGE_ID_PURGE_SECONDS
+        if due:
+            conn.execute(delete(delivered_message_ids).where(delivered_message_ids.c.user_id.in_(due),
+                                                             delivered_message_ids.c.delivered_at < now - window))
 
     def _target_folder(self, conn: Connection, tree: _MailTree, target: DeliveryTarget) -> int | None:
         if target.folder_id is not None and target.folder_id in tree.rows:
