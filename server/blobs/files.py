@@ -36,15 +36,18 @@ def _subdirs(path: str) -> list[str]:
 
 
 
-def _private_directory(path: str) -> None:
+def _private_directory(path: str) -> bool:
     """`path` made if missing, readable by the store's user alone (other local users must
-    not read mail); `os.makedirs` gives its mode to the last level only, so one level a call."""
+    not read mail); `os.makedirs` gives its mode to the last level only, so one level a call.
+    True when it was made now."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
-        pass
+        return False
     except FileNotFoundError:
         os.makedirs(path, 0o700, exist_ok=True)
+    return True
+
 
 class FileBlobStore:
     """One file per blob. Keys are random hex, so nothing else ever writes the same path."""
@@ -75,8 +78,10 @@ class FileBlobStore:
         path = self._path(key)
         directory = os.path.dirname(path)
         if directory not in self._dirs:
-            _private_directory(os.path.dirname(directory))
-            _private_directory(directory)
+            # A new shard's name must be durable in its parent before a blob in it counts as stored.
+            for shard_dir in (os.path.dirname(directory), directory):
+                if _private_directory(shard_dir):
+                    self._sync_dir(os.path.dirname(shard_dir))
             self._dirs.add(directory)
         return key, path
 
