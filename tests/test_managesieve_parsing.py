@@ -89,6 +89,17 @@ def test_literal_over_the_limit_is_dropped_and_reading_goes_on():
     assert reader.literal is None and reader.tokens == []
 
 
+def test_one_command_holds_at_most_a_line_and_a_literal_however_many_literals_it_sends():
+    reader = CommandReader(64, 100)
+    command = b"CHECKSCRIPT" + b"".join(b" {100+}\r\n" + b"x" * 100 for _ in range(1000)) + b"\r\nNOOP\r\n"
+    items = []
+    for start in range(0, len(command), 4096):  # as it arrives over the network
+        items += reader.feed(command[start:start + 4096])
+        assert len(reader.tokens) <= 2  # nothing piles up while the rest is read and dropped
+    assert isinstance(items[0], InputError) and items[0].literal_too_large, items[0]
+    assert items[1] == Line(["NOOP"])
+
+
 def test_overlong_line_is_refused_whole_even_across_reads():
     reader = CommandReader(32, 100)
     items = reader.feed(b"NOOP " + b"a" * 100)

@@ -100,8 +100,9 @@ def _quoted(text: bytes, pos: int) -> tuple[bytes, int]:
 class CommandReader:
     """Splits the client's bytes into commands.
 
-    `max_line` bounds a line outside literals, `max_literal` one literal. A literal over
-    the limit is read and dropped, never held in memory.
+    `max_line` bounds a line outside literals, `max_literal` one literal, and one command
+    holds at most `max_line + max_literal` octets in all (no command needs more than a name
+    and one script). A literal over a limit is read and dropped, never held in memory.
     """
 
     def __init__(self, max_line: int, max_literal: int) -> None:
@@ -116,6 +117,7 @@ class CommandReader:
         self.problem: InputError | None = None  # the refused line's reason, read to its end
         self.literal_left = 0  # octets of the current literal still to come
         self.literal: bytearray | None = None  # None while a literal is dropped
+        self.command_size = 0  # octets the command being read holds so far
         self.overlong_tail = b""  # the end of a line too long to keep, for its literal mark
 
     def feed(self, data: bytes) -> list[Line | InputError]:
@@ -160,10 +162,15 @@ class CommandReader:
                 self.tokens.extend(tokenize(body))
             except SyntaxProblem as problem:
                 self.problem = InputError(str(problem))
+        self.command_size += len(body)
         if mark is not None:
             size = int(mark.group(1))
+            self.command_size += size
             if size > self.max_literal and self.problem is None:
                 self.problem = InputError(f"literal of {size} octets, more than {self.max_literal}",
+                                          literal_too_large=True)
+            elif self.command_size > self.max_line + self.max_literal and self.problem is None:
+                self.problem = InputError(f"command of more than {self.max_line + self.max_literal} octets",
                                           literal_too_large=True)
             self.literal_left = size
             self.literal = bytearray() if self.problem is None else None
@@ -187,7 +194,7 @@ class CommandReader:
 
     def _finish(self) -> Line | InputError | None:
         tokens, problem = self.tokens, self.problem
-        self.tokens, self.problem = [], None
+        self.tokens, self.problem, self.command_size = [], None, 0
         if problem is not None:
             return problem
         return Line(tokens) if tokens else None

@@ -2,6 +2,7 @@
 server has forgotten it."""
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ def call_logon(client: StoreClient, user: str, password: str, protocol: str | No
                                  ("protocol", protocol), ("clientAddress", client_address)])
 
 
-class StoreSession:
+class StoreSession(abc.ABC):
     """What every kind of session at the store shares: calls carrying its id, and logging on
     again once, transparently, when the server has forgotten it (e.g. after a restart)."""
 
@@ -42,13 +43,13 @@ class StoreSession:
         self.closed = False
         self.id = ""
 
+    @abc.abstractmethod
     def _logon_again(self) -> defer.Deferred:
         """The logon call that gives this session a new id; fires with the server's answer."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _apply(self, resp: etree._Element) -> None:
         """Take the id (and whatever else) from a logon answer."""
-        raise NotImplementedError
 
     def _forget_credentials(self) -> None:
         """Drop what a re-logon would need, once logged off."""
