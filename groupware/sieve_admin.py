@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from shared.config import Config
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.sieve import SieveError, compile_script
 from shared.sieve.limits import limits_from_config
 
@@ -104,9 +104,10 @@ def _sieve(scripts: ScriptStore, args: argparse.Namespace) -> int:
         scripts.activate(None)
         print(f"no script of {args.name} is active")
     elif action == "delete":
-        if scripts.active() == args.script:
+        try:
+            scripts.delete(args.script)  # the store refuses the active script
+        except Conflict:
             return _fail(f"script {args.script} is active; deactivate it first")
-        scripts.delete(args.script)
         print(f"deleted script {args.script} of {args.name}")
     return 0
 

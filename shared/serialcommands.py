@@ -40,6 +40,14 @@ class SerialCommands:
             self.transport.pauseProducing()  # type: ignore[attr-defined]
         self.run_queued()
 
+    def drop_queued(self) -> None:
+        """Forget what the client pipelined (STARTTLS: nothing sent before the handshake
+        may run as if it came over TLS), and read again if that was held back."""
+        self.queue.clear()
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
     def run_queued(self) -> None:
         while self.queue and not self.busy and not self.closed:  # type: ignore[attr-defined]
             self._run(self.queue.popleft())

@@ -115,7 +115,7 @@ class ManageSieveConnection(SerialCommands, protocol.Protocol, TimeoutMixin):
         """Switch to TLS now; what the client sent before the handshake is dropped, so it
         cannot run as if it came over TLS (the STARTTLS injection of CVE-2011-0411)."""
         self.reader.reset()  # type: ignore[union-attr]
-        self.queue.clear()
+        self.drop_queued()
         self.transport.startTLS(self.factory.tls_options)
         self.tls_active = True
 

@@ -196,7 +196,7 @@ class POP3Server(SerialCommands, pop3.POP3):
         # Anything pipelined after STLS arrived in plaintext before the handshake:
         # it must not run as if it came over TLS (CVE-2011-0411, CVE-2021-38084).
         self.buffer = b""
-        self.queue.clear()
+        self.drop_queued()
         self.ok("Begin TLS negotiation now.")
         self.transport.startTLS(self.factory.tls_options)
         self.tls_active = True
