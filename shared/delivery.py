@@ -110,13 +110,19 @@ class Deliverer:
         self.recipients = _TimedCache(cfg.get_seconds("recipient_cache_time"))
         self.sieve_limits = limits_from_config(cfg)
         self._session: Any = None
+        self._logon = defer.DeferredLock()  # messages arriving during the logon wait for it
 
     # -- the store
     async def session(self) -> Any:
         """The delivery session, logged on once and shared (it logs on again by itself when
         it expires); after a failed logon the next message tries again."""
         if self._session is None:
-            self._session = await self.adapter.delivery_logon(self._secret())
+            await self._logon.acquire()
+            try:
+                if self._session is None:
+                    self._session = await self.adapter.delivery_logon(self._secret())
+            finally:
+                self._logon.release()
         return self._session
 
     def _secret(self) -> str | None:
@@ -158,13 +164,15 @@ class Deliverer:
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_block)
         message_id = (headers.get("Message-ID") or "").strip() or None
         spam = self._is_spam(headers)
-        scripts = [await self._script(session, r.user) for r in recipients]
-        message = await self._read(source) if any(s is not None for s in scripts) else None
+        # Each user once, and their lookups at the store side by side rather than in turn.
+        users = list(dict.fromkeys(r.user for r in recipients))
+        script_of = dict(zip(users, await _all(self._script(session, user) for user in users)))
+        filtering = list(dict.fromkeys(r.user for r in recipients if script_of[r.user] is not None or r.detail))
+        folders_of = dict(zip(filtering, await _all(session.folders(user) for user in filtering)))
+        message = await self._read(source) if any(s is not None for s in script_of.values()) else None
 
-        plans = []
-        for recipient, script in zip(recipients, scripts):
-            folders = await session.folders(recipient.user) if (script is not None or recipient.detail) else []
-            plans.append(self._plan(recipient, script, folders, message, sender, spam, message_id))
+        plans = [self._plan(recipient, script_of[recipient.user], folders_of.get(recipient.user, []), message,
+                            headers, sender, spam, message_id) for recipient in recipients]
 
         traced = await self._traced(source, sender, recipients) if trace_headers else source
         try:
@@ -244,8 +252,8 @@ class Deliverer:
         self.scripts.put(user, compiled)
         return compiled
 
-    def _plan(self, recipient: Any, script: Any, folders: list[Any], message: bytes | None, sender: str,
-              spam: bool, message_id: str | None) -> _Plan:
+    def _plan(self, recipient: Any, script: Any, folders: list[Any], message: bytes | None, headers: Any,
+              sender: str, spam: bool, message_id: str | None) -> _Plan:
         names = mailbox_names(folders)
         keep = self._keep_target(recipient, names, spam)
 
@@ -268,9 +276,7 @@ class Deliverer:
         if outcome.keep:
             deliveries.append(delivery(keep, outcome.keep_flags))
         redirects = tuple(outcome.redirects)
-        if redirects and message is not None and redirect_loops(
-                email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(message),
-                recipient.address):
+        if redirects and redirect_loops(headers, recipient.address):
             log.warning("delivery: redirect loop for %s; message kept instead", recipient.address)
             redirects = ()
             if not deliveries:
@@ -315,15 +321,15 @@ class Deliverer:
         if not self.relay.enabled:
             log.warning("delivery: no relay_host: redirect of mail for %s not sent", recipient.address)
             return False
-        sent = True
-        for target in plan.redirects:
-            try:
-                await self.relay.send(sender, [target], redirected_copy(message, recipient.address))
-                log.info("delivery: redirected mail for %s to <%s>", recipient.address, target)
-            except Exception as exc:  # noqa: BLE001  (any relay problem: logged, the message kept)
-                log.error("delivery: redirect of mail for %s to <%s> failed: %s", recipient.address, target, exc)
-                sent = False
-        return sent
+        targets = ", ".join(f"<{target}>" for target in plan.redirects)
+        try:
+            # One relay transaction for every target (the relay refuses the lot if it refuses one).
+            await self.relay.send(sender, list(plan.redirects), redirected_copy(message, recipient.address))
+        except Exception as exc:  # noqa: BLE001  (any relay problem: logged, the message kept)
+            log.error("delivery: redirect of mail for %s to %s failed: %s", recipient.address, targets, exc)
+            return False
+        log.info("delivery: redirected mail for %s to %s", recipient.address, targets)
+        return True
 
     async def _vacation(self, session: Any, plan: _Plan, sender: str, message: bytes) -> None:
         """A vacation reply (RFC 5230) with the null sender, unless RFC 3834 or the
@@ -378,6 +384,16 @@ class Deliverer:
 @dataclass(frozen=True)
 class _Failed:
     status: str
+
+
+async def _all(calls: Any) -> list[Any]:
+    """The results of store calls (coroutines or Deferreds) run side by side, in order;
+    the first failure is raised as itself."""
+    try:
+        return await defer.gatherResults([defer.ensureDeferred(call) for call in calls], consumeErrors=True)
+    except defer.FirstError as error:
+        error.subFailure.raiseException()
+        raise  # unreachable: for the type checker
 
 
 def _store_paths(folders: list[Any]) -> dict[int, tuple[str, ...]]:
