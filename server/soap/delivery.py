@@ -17,14 +17,12 @@ from server import recipients
 from server.soap.context import Call, response
 from server.soap.items import discard_file, incoming_message, parse_flags, store_blob
 from server.storage.delivery import DeliveryOutcome, DeliveryTarget
+from server.storage.folders import ROLES
 from shared.codec import add, bool_field, element, field, gw, int_field, required, required_int, text
 from shared.errors import BadRequest, Forbidden, NotFound, Quota
 
 log = logging.getLogger(__name__)
 
-ROLES = frozenset({"inbox", "drafts", "sent", "trash", "junk", "archive"})
-# A path names at most this many nested folders.
-MAX_PATH_DEPTH = 32
 
 
 async def logon_delivery(call: Call) -> etree._Element:
@@ -98,13 +96,13 @@ async def get_active_sieve_script(call: Call) -> etree._Element:
     return out
 
 
-def _target(el: etree._Element) -> DeliveryTarget:
+def _target(el: etree._Element, max_depth: int) -> DeliveryTarget:
     role = field(el, "role") or None
     if role is not None and role not in ROLES:
         raise BadRequest(f"unknown role {role!r}")
     path = tuple(text(p) or "" for p in el.iterchildren(gw("path")))
-    if len(path) > MAX_PATH_DEPTH:
-        raise BadRequest(f"a path names at most {MAX_PATH_DEPTH} folders")
+    if len(path) > max_depth:  # no folder may lie deeper (max_folder_depth)
+        raise BadRequest(f"a path names at most {max_depth} folders")
     flags, keywords = parse_flags(field(el, "flags"))
     return DeliveryTarget(required(el, "user"), int_field(el, "folderId"), role, path,
                           bool_field(el, "create"), flags, tuple(keywords), field(el, "messageId") or None)
@@ -123,7 +121,7 @@ async def deliver_message(call: Call) -> etree._Element:
             raise BadRequest("no <delivery> given")
         if len(elements) > limits.max_deliveries_per_message:
             raise BadRequest(f"at most {limits.max_deliveries_per_message} deliveries per message")
-        targets = [_target(el) for el in elements]
+        targets = [_target(el, call.storage.max_folder_depth) for el in elements]
     except BaseException:
         discard_file(incoming.path)
         raise
