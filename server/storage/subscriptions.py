@@ -49,9 +49,11 @@ class SubscriptionsMixin(StorageBase):
             self._start(conn, store_id, wanted)
             return read(conn)
 
-        if wanted and not self._read(lambda c: self._started(c, store_id)):
-            return self._write(start_and_read)
-        return self._read(read)
+        if not wanted:
+            return self._read(read)
+        # One read in the common case: the list was started long ago.
+        started, names = self._read(lambda c: (self._started(c, store_id), read(c)))
+        return names if started else self._write(start_and_read)
 
     def subscribe(self, store_id: int, names: Iterable[str], defaults: Iterable[str] = ()) -> None:
         """Add names to the store's list (names already on it stay as they are)."""
