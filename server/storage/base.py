@@ -11,7 +11,7 @@ from shared.errors import NotFound
 from shared.flags import SEEN
 
 from .engine import make_engine, run_in_transaction
-from .schema import folders, items, meta
+from .schema import folders, items, meta, users
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -51,6 +51,13 @@ class StorageBase:
     # -- transactions ---------------------------------------------------
     def _read(self, fn: Callable[[Connection], T]) -> T:
         return run_in_transaction(self.engine, fn, write=False)
+
+    @staticmethod
+    def _lock_user(conn: Connection, user_id: int) -> None:
+        """Serialise one user's writers (their Sieve scripts, vacation records) on the user's
+        row; NotFound for an unknown user."""
+        if conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update()).first() is None:
+            raise NotFound(f"user {user_id} not found")
 
     def _write(self, fn: Callable[[Connection], T]) -> T:
         return run_in_transaction(self.engine, fn, write=True)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, exc, func, insert, select, tuple_, update
 
-from shared.errors import BadRequest, NotFound
+from shared.errors import BadRequest
 
 from .base import StorageBase, chunks
 from .folders import _check_name
@@ -154,8 +154,7 @@ class DeliveryMixin(StorageBase):
         key = digest(handle, sender.lower())
 
         def run(conn: Connection) -> bool:
-            if conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update()).first() is None:
-                raise NotFound(f"user {user_id} not found")
+            self._lock_user(conn, user_id)
             conn.execute(delete(vacation_replies).where(
                 vacation_replies.c.user_id == user_id,
                 vacation_replies.c.sent_at < when - max(VACATION_RECORD_SECONDS, seconds)))

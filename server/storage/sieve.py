@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from shared.errors import BadRequest, Conflict, NotFound, Quota, TooLarge
 
 from .base import StorageBase
-from .schema import sieve_scripts, users
+from .schema import sieve_scripts
 
 DEFAULT_MAX_SCRIPT_SIZE = 64 * 1024
 DEFAULT_MAX_SCRIPTS = 32
@@ -69,7 +69,7 @@ class SieveScriptsMixin(StorageBase):
             raise TooLarge(f"a script has at most {max_size} octets")
 
         def run(conn: Connection) -> None:
-            self._lock_user_scripts(conn, user_id)
+            self._lock_user(conn, user_id)
             now = int(time.time())
             where = (sieve_scripts.c.user_id == user_id, sieve_scripts.c.name == name)
             if conn.execute(select(sieve_scripts.c.name).where(*where)).first() is not None:
@@ -87,7 +87,7 @@ class SieveScriptsMixin(StorageBase):
     def activate_sieve_script(self, user_id: int, name: str | None) -> None:
         """Make `name` the active script; None (or empty) leaves none active."""
         def run(conn: Connection) -> None:
-            self._lock_user_scripts(conn, user_id)
+            self._lock_user(conn, user_id)
             if name and conn.execute(select(sieve_scripts.c.name).where(
                     sieve_scripts.c.user_id == user_id, sieve_scripts.c.name == name)).first() is None:
                 raise NotFound(f"no script {name!r}")
@@ -102,7 +102,7 @@ class SieveScriptsMixin(StorageBase):
     def delete_sieve_script(self, user_id: int, name: str) -> None:
         """Delete a script; the active one cannot be (Conflict, RFC 5804 section 2.10)."""
         def run(conn: Connection) -> None:
-            self._lock_user_scripts(conn, user_id)
+            self._lock_user(conn, user_id)
             where = (sieve_scripts.c.user_id == user_id, sieve_scripts.c.name == name)
             active = conn.execute(select(sieve_scripts.c.active).where(*where)).first()
             if active is None:
@@ -118,7 +118,7 @@ class SieveScriptsMixin(StorageBase):
         check_script_name(new_name)
 
         def run(conn: Connection) -> None:
-            self._lock_user_scripts(conn, user_id)
+            self._lock_user(conn, user_id)
             if conn.execute(select(sieve_scripts.c.name).where(
                     sieve_scripts.c.user_id == user_id, sieve_scripts.c.name == name)).first() is None:
                 raise NotFound(f"no script {name!r}")
@@ -132,12 +132,6 @@ class SieveScriptsMixin(StorageBase):
                          .values(name=new_name, updated_at=int(time.time())))
 
         self._write(run)
-
-    def _lock_user_scripts(self, conn: Connection, user_id: int) -> None:
-        """Serialise changes to one user's scripts (the count and the one active script);
-        NotFound for an unknown user."""
-        if conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update()).first() is None:
-            raise NotFound(f"user {user_id} not found")
 
 
 __all__ = ["SieveScriptsMixin", "check_script_name", "DEFAULT_MAX_SCRIPT_SIZE", "DEFAULT_MAX_SCRIPTS"]
