@@ -7,14 +7,13 @@ AUTH=PLAIN (RFC 3501 §6.2.3, §7.2.1).
 """
 from __future__ import annotations
 
-import binascii
-from base64 import b64decode
 from typing import Any
 
 from gateways.imap import dispatch
 from gateways.imap.dispatch import NOT_AUTHENTICATED, Bad, No, Reply, capability, command, unavailable
 from gateways.imap.grammar import writer as w
 from shared.login import ClientLogin, LoginRefused, Outcome
+from shared.sasl import decode_response, plain_credentials
 
 
 def auth_failed() -> No:
@@ -83,17 +82,15 @@ async def authenticate(conn: Any, cmd: Any) -> Reply:
         line = await conn.read_line()
         if line.strip() == b"*":
             raise Bad("Authentication cancelled")
-        try:
-            response = b64decode(line.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise Bad("Invalid base64 in the SASL response") from None
-    parts = response.split(b"\0")
-    if len(parts) != 3:
+        response = decode_response(line)
+        if response is None:
+            raise Bad("Invalid base64 in the SASL response")
+    credentials = plain_credentials(response)
+    if credentials is None:
         raise Bad("Invalid SASL PLAIN response")
-    authzid, authcid, password = (p.decode("utf-8", "replace") for p in parts)
-    if authzid and authzid != authcid:
-        raise auth_failed()  # no logging in as someone else
-    return await log_in(conn, authcid, password)
+    if credentials.for_someone_else:
+        raise auth_failed()
+    return await log_in(conn, credentials.user, credentials.password)
 
 
 async def log_in(conn: Any, user: str, password: str) -> Reply:

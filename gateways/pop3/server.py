@@ -8,7 +8,6 @@ Every store access goes through `shared/` (the adapter), never the store server.
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from typing import Any
 
@@ -22,6 +21,7 @@ from gateways.pop3.wire import DotStuffer, DrainWaiter
 from shared.endpoints import answer_at_once
 from shared.errors import GroupwareError, NotFound, Unavailable
 from shared.login import ClientLogin, LoginRefused, Outcome
+from shared.sasl import decode_response, plain_credentials
 from shared.serialcommands import SerialCommands
 
 log = logging.getLogger("gateways.pop3")
@@ -261,31 +261,21 @@ class POP3Server(SerialCommands, pop3.POP3):
             return self.auth_login_user(initial)
         return self.err("Unsupported authentication mechanism.")
 
-    @staticmethod
-    def sasl_decode(line: bytes) -> bytes | None:
-        if line.strip() == b"=":
-            return b""
-        try:
-            return base64.b64decode(line.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-
     def auth_plain(self, line: bytes) -> Any:
         if line.strip() == b"*":
             return self.err("Authentication cancelled.")
-        data = self.sasl_decode(line)
-        parts = data.split(b"\0") if data is not None else []
-        if len(parts) != 3:
+        data = decode_response(line)
+        credentials = plain_credentials(data) if data is not None else None
+        if credentials is None:
             return self.err("Invalid SASL PLAIN response.")
-        authzid, authcid, password = (p.decode("utf-8", "replace") for p in parts)
-        if authzid and authzid != authcid:
-            return self.send(AUTH_FAILED)  # no proxy logins
-        return self.login(authcid, password)
+        if credentials.for_someone_else:
+            return self.send(AUTH_FAILED)
+        return self.login(credentials.user, credentials.password)
 
     def auth_login_user(self, line: bytes) -> None:
         if line.strip() == b"*":
             return self.err("Authentication cancelled.")
-        data = self.sasl_decode(line)
+        data = decode_response(line)
         if data is None:
             return self.err("Invalid base64.")
         user = data.decode("utf-8", "replace")
@@ -295,7 +285,7 @@ class POP3Server(SerialCommands, pop3.POP3):
     def auth_login_password(self, user: str, line: bytes) -> Any:
         if line.strip() == b"*":
             return self.err("Authentication cancelled.")
-        data = self.sasl_decode(line)
+        data = decode_response(line)
         if data is None:
             return self.err("Invalid base64.")
         return self.login(user, data.decode("utf-8", "replace"))

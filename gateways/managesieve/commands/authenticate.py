@@ -7,7 +7,6 @@ answers with a string (quoted or a literal); `"*"` aborts.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from twisted.internet import defer
@@ -17,6 +16,7 @@ from gateways.managesieve.commands import command
 from gateways.managesieve.parsing import Line
 from gateways.managesieve.responses import AUTH_TOO_WEAK, ENCRYPT_NEEDED, TRYLATER, string
 from shared.login import ClientLogin, LoginRefused, Outcome
+from shared.sasl import decode_response, plain_credentials
 
 REFUSALS = {
     Outcome.BAD_CREDENTIALS: ("Authentication failed.", None),
@@ -63,34 +63,26 @@ def _response(conn: Any, line: Line, step: Any) -> Any:
     return step(conn, data)
 
 
-def _decode(data: bytes) -> bytes | None:
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
 def plain(conn: Any, data: bytes) -> Any:
     """RFC 4616: authzid NUL authcid NUL passwd; no logging in as somebody else."""
-    decoded = _decode(data)
-    parts = decoded.split(b"\0") if decoded is not None else []
-    if len(parts) != 3:
+    decoded = decode_response(data)
+    credentials = plain_credentials(decoded) if decoded is not None else None
+    if credentials is None:
         return conn.no("Invalid SASL PLAIN response.")
-    authzid, authcid, password = (part.decode("utf-8", "replace") for part in parts)
-    if authzid and authzid != authcid:
+    if credentials.for_someone_else:
         return conn.no(REFUSALS[Outcome.BAD_CREDENTIALS][0])
-    return log_in(conn, authcid, password)
+    return log_in(conn, credentials.user, credentials.password)
 
 
 def login_user(conn: Any, data: bytes) -> Any:
-    user = _decode(data)
+    user = decode_response(data)
     if user is None:
         return conn.no("Invalid base64.")
     return challenge(conn, b"Password:", lambda c, reply: login_password(c, user, reply))
 
 
 def login_password(conn: Any, user: bytes, data: bytes) -> Any:
-    password = _decode(data)
+    password = decode_response(data)
     if password is None:
         return conn.no("Invalid base64.")
     return log_in(conn, user.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
