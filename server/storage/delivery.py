@@ -96,12 +96,10 @@ class DeliveryMixin(StorageBase):
         return [self._user_dict(r) for r in rows]
 
     def delivery_folders(self, store_id: int) -> list[dict]:
-        """The store's mail folders: {id, parent_id, name, role}, by id."""
-        rows = self._read(lambda c: c.execute(
-            select(folders.c.id, folders.c.parent_id, folders.c.name, folders.c.role)
-            .where(folders.c.store_id == store_id, folders.c.container_class == "mail")
-            .order_by(folders.c.id)).all())
-        return [{"id": r.id, "parent_id": r.parent_id, "name": r.name, "role": r.role} for r in rows]
+        """The store's mail folders as a delivery sees them: {id, parent_id, name, role}, by id."""
+        tree = self._read(lambda c: _MailTree(c, store_id))
+        return [{"id": r.id, "parent_id": r.parent_id, "name": r.name, "role": r.role}
+                for _, r in sorted(tree.rows.items())]
 
     def deliver(self, message: NewMessage, targets: Sequence[DeliveryTarget], duplicate_window: int,
                 now: int | None = None) -> tuple[list[DeliveryOutcome], dict[int, int]]:
@@ -249,11 +247,7 @@ class DeliveryMixin(StorageBase):
         except BadRequest:
             return None
         self._lock_store(conn, tree.store_id)
-        parent_cond = folders.c.parent_id.is_(None) if parent is None else folders.c.parent_id == parent
-        siblings = conn.execute(select(folders.c.id, folders.c.name, folders.c.container_class)
-                                .where(folders.c.store_id == tree.store_id, parent_cond)).all()
-        # Compared here: the database collation may be case- or accent-insensitive.
-        same = next((r for r in siblings if r.name == name), None)
+        same = self._sibling(conn, tree.store_id, parent, name)
         if same is not None:
             return same.id if same.container_class == "mail" else None
         folder_id = self._insert_folder(conn, tree.store_id, parent, name, "mail", None)

@@ -58,12 +58,19 @@ class FoldersMixin(StorageBase):
         if conn.execute(select(stores.c.id).where(stores.c.id == store_id).with_for_update()).first() is None:
             raise NotFound(f"store {store_id} not found")
 
+    @staticmethod
+    def _sibling(conn: Connection, store_id: int, parent_id: int | None, name: str,
+                 exclude: int | None = None) -> Any:
+        """The folder named exactly `name` under `parent_id` (id, name, container_class), or None."""
+        parent_cond = folders.c.parent_id.is_(None) if parent_id is None else folders.c.parent_id == parent_id
+        q = select(folders.c.id, folders.c.name, folders.c.container_class).where(
+            folders.c.store_id == store_id, parent_cond)
+        # Compare in Python: the database collation may be case- or accent-insensitive.
+        return next((r for r in conn.execute(q).all() if r.name == name and r.id != exclude), None)
+
     def _sibling_exists(self, conn: Connection, store_id: int, parent_id: int | None, name: str,
                         exclude: int | None = None) -> bool:
-        parent_cond = folders.c.parent_id.is_(None) if parent_id is None else folders.c.parent_id == parent_id
-        q = select(folders.c.id, folders.c.name).where(folders.c.store_id == store_id, parent_cond)
-        # Compare in Python: the database collation may be case- or accent-insensitive.
-        return any(r.name == name and r.id != exclude for r in conn.execute(q).all())
+        return self._sibling(conn, store_id, parent_id, name, exclude) is not None
 
     @staticmethod
     def _tree(conn: Connection, store_id: int) -> dict[int, int | None]:
