@@ -309,7 +309,7 @@ def test_large_sources_go_through_the_upload_and_the_size_limit_holds(server, re
     assert reactor_thread.call(deliverer.deliver, path, "", [Delivery("carol")])[0].status == "stored"
 
 
-def test_bad_deliveries_get_bad_request(delivery):
+def test_bad_deliveries_get_bad_request(server, delivery):
     def deliver(*elements, source=MESSAGE):
         return delivery.call("deliverMessage", ("sender", "dave@example.net"), ("source", source),
                              ("delivery", list(elements)))
@@ -332,9 +332,12 @@ def test_bad_deliveries_get_bad_request(delivery):
     deep = target()
     for i in range(33):
         codec.add(deep, "path", f"level{i}")
-    with pytest.raises(BadRequest):
-        unchecked.call("deliverMessage", ("sessionId", delivery.session_id), ("sender", "x@y"),
-                       ("source", MESSAGE), ("delivery", [deep]))
+    codec.add(deep, "create", "true")
+    # Deeper than max_folder_depth (32): nothing is created, the message goes to the Inbox.
+    result = unchecked.call("deliverMessage", ("sessionId", delivery.session_id), ("sender", "x@y"),
+                            ("source", MESSAGE), ("delivery", [deep])).find(codec.gw("result"))
+    assert codec.field(result, "status") == "stored"
+    assert int(codec.field(result, "folderId")) == user_client(server, "alice").inbox_id()
     # The session is still good after each refusal.
     assert codec.field(deliver(target()).find(codec.gw("result")), "status") == "stored"
 

@@ -101,8 +101,11 @@ def _target(el: etree._Element, max_depth: int) -> DeliveryTarget:
     if role is not None and role not in ROLES:
         raise BadRequest(f"unknown role {role!r}")
     path = tuple(text(p) or "" for p in el.iterchildren(gw("path")))
-    if len(path) > max_depth:  # no folder may lie deeper (max_folder_depth)
-        raise BadRequest(f"a path names at most {max_depth} folders")
+    if len(path) > max_depth:
+        # No folder lies that deep or may be made there (max_folder_depth): the message
+        # goes where a missing folder sends it, the Inbox (RFC 5228 section 4.1).
+        log.warning("delivery: a path of %d folders is deeper than max_folder_depth; Inbox instead", len(path))
+        path = ()
     flags, keywords = parse_flags(field(el, "flags"))
     return DeliveryTarget(required(el, "user"), int_field(el, "folderId"), role, path,
                           bool_field(el, "create"), flags, tuple(keywords), field(el, "messageId") or None)
