@@ -100,9 +100,9 @@ def deliver(cfg: Config, recipient: str, sender: str, stream: BinaryIO | None = 
             return _fail(EX_DATAERR, f"cannot read the message: {exc}")
         if spool.too_large:
             return _fail(EX_CANTCREAT, "message too large")
-        path = spool.close()
+        message = spool.close()
         code: list[int] = []
-        task.react(lambda reactor: _run(reactor, cfg, path, recipient, sender, not traced, code), [])
+        task.react(lambda reactor: _run(reactor, cfg, message, recipient, sender, not traced, code), [])
     except SystemExit:
         pass
     finally:
@@ -110,7 +110,8 @@ def deliver(cfg: Config, recipient: str, sender: str, stream: BinaryIO | None = 
     return code[0] if code else EX_TEMPFAIL
 
 
-async def _deliver(reactor: Any, cfg: Config, path: str, address: str, sender: str, trace: bool) -> int:
+async def _deliver(reactor: Any, cfg: Config, message: str | bytes, address: str, sender: str,
+                   trace: bool) -> int:
     from shared.delivery import Deliverer
     from shared.model import Adapter
 
@@ -121,7 +122,7 @@ async def _deliver(reactor: Any, cfg: Config, path: str, address: str, sender: s
             recipient = await deliverer.resolve(address)
         except NotFound:
             return _fail(EX_NOUSER, f"<{address}>: no such user")
-        (result,) = await deliverer.deliver(path, sender, [recipient], trace_headers=trace)
+        (result,) = await deliverer.deliver(message, sender, [recipient], trace_headers=trace)
         code = STATUS_EXITS.get(result.status, EX_TEMPFAIL)
         if code != EX_OK:
             return _fail(code, f"<{address}>: {result.text or result.status}")
@@ -130,11 +131,11 @@ async def _deliver(reactor: Any, cfg: Config, path: str, address: str, sender: s
         adapter.close()
 
 
-def _run(reactor: Any, cfg: Config, path: str, address: str, sender: str, trace: bool,
+def _run(reactor: Any, cfg: Config, message: str | bytes, address: str, sender: str, trace: bool,
          code: list[int]) -> Any:
     from twisted.internet import defer
 
-    d = defer.ensureDeferred(_deliver(reactor, cfg, path, address, sender, trace))
+    d = defer.ensureDeferred(_deliver(reactor, cfg, message, address, sender, trace))
 
     def failed(failure: Any) -> int:
         # An outage, a refused delivery right or a bug: the MTA keeps the message and retries.

@@ -1,8 +1,10 @@
 """A message on its way into the store, spooled to a file as it arrives.
 
-Delivery never holds a whole message in memory: the LMTP gateway and
-`groupware deliver` write it here piece by piece, the delivery pipeline reads
-it back. The store keeps messages with CRLF line ends (IMAP serves them as
+Delivery never holds more than `BUFFER` octets of a message in memory: the LMTP
+gateway and `groupware deliver` write it here piece by piece, the delivery
+pipeline reads it back. A message that fits the buffer never touches the disk
+(most mail is a few KB, and a file round trip per message costs more than the
+store's own work for it). The store keeps messages with CRLF line ends (IMAP serves them as
 they are, RFC 3501 §2.3.4), so a bare CR or LF becomes CRLF on the way in.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from typing import Any
 
 BUFFER = 64 * 1024
 _BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -21,15 +24,16 @@ def crlf(text: bytes) -> bytes:
 
 
 class Spool:
-    """A temporary file under `directory` (created 0700), written through a buffer.
+    """A buffer that becomes a temporary file under `directory` (created 0700) once the
+    message outgrows it.
 
     Writing stops counting as content once `max_size` bytes are exceeded
     (`too_large`): the rest is read by the caller and dropped, never stored."""
 
     def __init__(self, directory: str, max_size: int = 0) -> None:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, self.path = tempfile.mkstemp(prefix="msg-", dir=directory)
-        self.file = os.fdopen(fd, "wb")
+        self.directory = directory
+        self.path: str | None = None
+        self.file: Any = None
         self.max_size = max_size
         self.size = 0
         self.too_large = False
@@ -45,20 +49,30 @@ class Spool:
         self.size += len(data)
         self._buffer += data
         if len(self._buffer) >= BUFFER:
+            if self.file is None:
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                fd, self.path = tempfile.mkstemp(prefix="msg-", dir=self.directory)
+                self.file = os.fdopen(fd, "wb")
             self.file.write(self._buffer)
             self._buffer.clear()
 
-    def close(self) -> str:
-        """Flush and close; the file's path."""
+    def close(self) -> str | bytes:
+        """The message: its bytes when it fitted the buffer, else its file's path (flushed
+        and closed)."""
+        if self.file is None:
+            return bytes(self._buffer)
         if not self.file.closed:
             self.file.write(self._buffer)
             self._buffer.clear()
             self.file.close()
+        assert self.path is not None
         return self.path
 
     def discard(self) -> None:
-        """Close and remove the file (idempotent)."""
+        """Drop the buffer, close and remove the file (idempotent)."""
         self._buffer.clear()
+        if self.file is None:
+            return
         if not self.file.closed:
             self.file.close()
         try:

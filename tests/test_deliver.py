@@ -16,7 +16,10 @@ def spooled(data: bytes, tmp_path, max_line: int = 1000, read_size: int | None =
         stream.read = lambda n=-1, read=stream.read: read(min(n, read_size))  # short reads
     try:
         spool_input(stream, spool, max_line)
-        with open(spool.close(), "rb") as fp:
+        message = spool.close()
+        if isinstance(message, bytes):
+            return message
+        with open(message, "rb") as fp:
             return fp.read()
     finally:
         spool.discard()

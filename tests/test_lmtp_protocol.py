@@ -18,6 +18,7 @@ from gateways.lmtp.server import LMTPFactory
 from gateways.lmtp.session import Limits
 from shared.delivery import RecipientResult
 from shared.errors import NotFound, Unavailable
+from shared.spool import BUFFER
 
 
 class Seam:
@@ -40,9 +41,11 @@ class Seam:
             return self.resolving.addCallback(lambda _: recipient)
         return recipient
 
-    def deliver(self, path, sender, recipients):
-        with open(path, "rb") as fp:
-            self.delivered.append((fp.read(), sender, [r.address for r in recipients]))
+    def deliver(self, message, sender, recipients):
+        if isinstance(message, str):  # a spooled message's file
+            with open(message, "rb") as fp:
+                message = fp.read()
+        self.delivered.append((message, sender, [r.address for r in recipients]))
         if self.outage:
             raise Unavailable("store went away")
         return [RecipientResult(r.address, self.outcomes.get(r.address, "stored")) for r in recipients]
@@ -121,6 +124,21 @@ def test_one_reply_per_recipient_after_data_in_rcpt_order(client):
     assert sender == "sender@example.net"
     assert addresses == ["alice@example.org", "full@example.org", "big@example.org", "busy@example.org",
                          "dup@example.org", "filter@example.org"]
+    assert client.spooled() == []
+
+
+def test_a_message_within_the_spool_buffer_never_touches_the_disk_and_a_bigger_one_does(client):
+    small = b"Subject: small\r\n\r\n" + b"s" * (BUFFER - 100) + b"\r\n"
+    big = b"Subject: big\r\n\r\n" + (b"b" * 998 + b"\r\n") * (2 * BUFFER // 1000)
+    seen = []
+    deliver = client.seam.deliver
+    client.seam.deliver = lambda message, *rest: (seen.append(type(message)), deliver(message, *rest))[1]
+    for message in (small, big):
+        client.start("alice@example.org")
+        client.send(b"DATA\r\n")
+        assert client.send(message + b".\r\n") == ["250 2.0.0 <alice@example.org> Saved"]
+    assert seen == [bytes, str]
+    assert [m for m, _, _ in client.seam.delivered] == [small, big]
     assert client.spooled() == []
 
 
@@ -244,8 +262,8 @@ def test_a_message_over_the_size_limit_is_read_to_its_end_and_refused(tmp_path):
 
 def test_a_missing_final_dot_stores_nothing(client):
     client.start("a@example.org")
-    client.send(b"DATA\r\nSubject: half\r\n\r\nthe client stops here")
-    assert client.spooled()  # spooled as it arrives
+    client.send(b"DATA\r\nSubject: half\r\n\r\n" + b"the client stops here\r\n" * 4000)
+    assert client.spooled()  # beyond the spool's buffer: written to a file as it arrives
     client.server.connectionLost(None)
     assert client.seam.delivered == [] and client.spooled() == []
 

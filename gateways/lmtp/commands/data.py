@@ -82,8 +82,8 @@ def deliver(conn: Any, transaction: Transaction) -> defer.Deferred:
     if content.bad_content is not None:
         transaction.discard()
         return defer.succeed([Reply(554, "5.6.0", content.bad_content)] * count)
-    path = spool.close()
-    d = defer.maybeDeferred(conn.factory.deliverer.deliver, path, transaction.sender, transaction.recipients)
+    message = spool.close()
+    d = defer.maybeDeferred(conn.factory.deliverer.deliver, message, transaction.sender, transaction.recipients)
     d.addCallback(lambda results: [recipient_reply(result) for result in results])
 
     def failed(failure: Any) -> list[Reply]:
