@@ -57,6 +57,17 @@ STATUS_FOR_ERROR: dict[type, int] = {Unavailable: 503, Forbidden: 403, NotFound:
 _ADDRESSBOOK_HOME = re.compile(rb"<(\w+):addressbook-home-set(?:\s*/>|>.*?</\1:addressbook-home-set>)", re.S)
 
 
+def publish_action(body: bytes) -> bool | None:
+    """What a POST to a calendar asks: True to publish it, False to unpublish it, None
+    when its body is neither `<CS:publish-calendar/>` nor `<CS:unpublish-calendar/>`."""
+    try:
+        root = etree.fromstring(body, etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False))
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    return PUBLISH_ACTIONS.get(root.tag)
+
+
 def _calendar_only(dav_header: str) -> str:
     return ", ".join(t.strip() for t in dav_header.split(",") if t.strip() != "addressbook")
 
@@ -327,11 +338,8 @@ class GatewayResource(resource.Resource):
     def _publish_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
         owner, segment = (s.decode("utf-8", "replace") for s in target)
         request.content.seek(0)
-        try:
-            root = etree.fromstring(request.content.read(), etree.XMLParser(
-                resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False))
-            publish = PUBLISH_ACTIONS[root.tag]
-        except (etree.XMLSyntaxError, KeyError, ValueError):
+        publish = publish_action(request.content.read())
+        if publish is None:
             self._finish(request, 400, "POST <CS:publish-calendar/> or <CS:unpublish-calendar/> "
                                        f"(xmlns:CS=\"{properties.CS}\") to a calendar\n")
             return

@@ -62,6 +62,14 @@ Handler = Callable[[Report, ET.Element], Awaitable["bytes | None"]]
 HANDLERS: dict[str, Handler] = {sync.ROOT: sync.answer, multiget.ROOT: multiget.answer}
 
 
+def report_root(body: bytes) -> ET.Element | None:
+    """The root element of a REPORT body, or None when it is not XML (Radicale answers)."""
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError:
+        return None
+
+
 def calendar_segment(request: Any, user: str) -> str | None:
     """The calendar URL segment of a request for `/caldav/<user>/<calendar>/`, or None."""
     parts = list(request.postpath)
@@ -99,11 +107,8 @@ class DirectAnswers:
         content.seek(0)
         if len(body) > MAX_BODY:
             return defer.succeed(False)
-        try:
-            root = ET.fromstring(body)
-        except ET.ParseError:
-            return defer.succeed(False)
-        handler = HANDLERS.get(root.tag)
+        root = report_root(body)
+        handler = HANDLERS.get(root.tag) if root is not None else None
         if handler is None:
             return defer.succeed(False)
         return defer.ensureDeferred(self._answer(request, handler, Report(self, session, user, segment), root))
