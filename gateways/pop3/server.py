@@ -38,6 +38,8 @@ MAX_OVERLONG_LINES = 3
 AUTHORIZATION_COMMANDS = frozenset({"CAPA", "USER", "PASS", "AUTH", "STLS", "UTF8", "QUIT", "NOOP"})
 TRANSACTION_COMMANDS = frozenset({"CAPA", "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE", "RSET", "NOOP",
                                   "QUIT"})
+# After QUIT: UPDATE (RFC 1939 §6) from TRANSACTION, CLOSING otherwise; nothing more runs.
+ENDED_STATES = frozenset({"UPDATE", "CLOSING"})
 
 
 class POP3Server(SerialCommands, pop3.POP3):
@@ -146,6 +148,8 @@ class POP3Server(SerialCommands, pop3.POP3):
         self.err("Internal error.")
 
     def dispatch(self, line: bytes) -> Any:
+        if self.state in ENDED_STATES:
+            return None  # after QUIT the connection closes: what the client pipelined is dropped
         if self.sasl is not None:
             handler, self.sasl = self.sasl, None
             return handler(line)
@@ -204,6 +208,7 @@ class POP3Server(SerialCommands, pop3.POP3):
 
     def cmd_QUIT(self, *args: bytes) -> Any:
         if self.state != "TRANSACTION" or self.maildrop is None:
+            self.state = "CLOSING"
             self.ok("Logging out.")
             self.transport.loseConnection()
             return None
