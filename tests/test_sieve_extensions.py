@@ -226,6 +226,15 @@ def test_body_content_types():
     assert folders(run(script, MULTIPART)) == ["secrets", "jukebox"]
 
 
+@pytest.mark.parametrize("charset", ["zlib", "base64", "rot13", "a\x00b", "x-unknown"])
+def test_body_text_in_a_charset_that_is_no_text_encoding(charset):
+    """A charset parameter naming a bytes codec, or holding a NUL, reads as UTF-8 text."""
+    raw = message("From: a@b.example", "MIME-Version: 1.0", f'Content-Type: text/plain; charset="{charset}"',
+                  body="Schedule attached.\r\n")
+    outcome = run('require "body"; if body :text :contains "schedule" { discard; }', raw)
+    assert outcome.errors == [] and outcome.keep is False
+
+
 # -- RFC 5231 relational and RFC 4790 i;ascii-numeric
 
 RELATIONAL = """require ["relational", "comparator-i;ascii-numeric", "fileinto"];

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import re
 
 from server.mime.headers import MISSING_DOMAIN, MISSING_MAILBOX, HeaderBlock, parse_addresses
 from server.mime.search import fold
+from shared.charsets import text_encoding
 
 # RFC 5322 atext; octets beyond ASCII count as atom characters too.
 _ATEXT = r"A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff"
@@ -93,10 +93,10 @@ def _decode_word(charset: str, encoding: str, text: str) -> str | None:
         else:
             data = re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
                           text.replace("_", " ").encode("latin-1", "replace"))
-        codecs.lookup(charset)
-    except (binascii.Error, LookupError, ValueError):
+    except (binascii.Error, ValueError):
         return None
-    return data.decode(charset, "replace")
+    encoding = text_encoding(charset)
+    return None if encoding is None else data.decode(encoding, "replace")
 
 
 def decoded(text: str) -> str:

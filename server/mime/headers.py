@@ -14,6 +14,8 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from urllib.parse import unquote_to_bytes
 
+from shared.charsets import text_encoding
+
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 header_parser = BytesHeaderParser(policy=compat32)
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:[ \t]*")
@@ -456,6 +458,6 @@ def decoded_parameter(params: dict[str, str], name: str) -> str | None:
     _, _, rest = rest.partition("'")
     raw = unquote_to_bytes(rest)
     try:
-        return raw.decode(charset or "us-ascii")
-    except (LookupError, UnicodeDecodeError):
+        return raw.decode(text_encoding(charset or "us-ascii") or "latin-1")
+    except UnicodeDecodeError:
         return raw.decode("latin-1")

@@ -23,6 +23,7 @@ from email.utils import collapse_rfc2231_value, parsedate_tz
 from typing import Any, BinaryIO
 
 from server.mime.decoders import LINE_CAP, Base64Decoder, QuotedPrintableDecoder
+from shared.charsets import text_encoding
 
 CHUNK = 64 * 1024
 HEADER_CAP = 256 * 1024
@@ -278,12 +279,10 @@ class _TextPart:
     def __init__(self, encoding: str, charset: str) -> None:
         self.transfer: Any = Base64Decoder() if encoding == "base64" else \
             QuotedPrintableDecoder() if encoding == "quoted-printable" else None
-        try:
-            factory = codecs.getincrementaldecoder(codecs.lookup(charset).name)
-        except (LookupError, TypeError):
-            factory = codecs.getincrementaldecoder("utf-8")
-        if charset.lower() in ("us-ascii", "ascii"):
-            factory = codecs.getincrementaldecoder("utf-8")  # 8-bit text labelled ASCII is common
+        encoding = text_encoding(charset)
+        if encoding in (None, "ascii"):
+            encoding = "utf-8"  # 8-bit text labelled ASCII is common
+        factory = codecs.getincrementaldecoder(encoding)
         self.text = factory(errors="replace")
 
     def feed(self, line: bytes) -> str:

@@ -13,6 +13,8 @@ import email.policy
 import email.utils
 from email.message import Message
 
+from shared.charsets import text_encoding
+
 _RAW_CHARSETS = ("utf-8", "latin-1")
 
 
@@ -113,8 +115,8 @@ def _decoded_payload(part: Message) -> str:
     if not isinstance(payload, bytes):
         text = part.get_payload()
         return text if isinstance(text, str) else ""
-    charset = part.get_content_charset() or "us-ascii"
-    for name in (charset, *_RAW_CHARSETS):
+    charset = text_encoding(part.get_content_charset() or "us-ascii")
+    for name in (charset, *_RAW_CHARSETS) if charset else _RAW_CHARSETS:
         try:
             return payload.decode(name, "replace").replace("\r\n", "\n")
         except LookupError:
