@@ -19,7 +19,6 @@ from xml.sax.saxutils import escape
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lxml import etree
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.web import resource, server
@@ -30,6 +29,7 @@ from gateways.caldav import properties
 from gateways.caldav import context, direct, feed_import, listing, radicale_glue, rights, storage
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
+from gateways.caldav.xmlbody import refused_xml, xml_root
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
                            GroupwareError, NotFound, SessionInvalid, TooLarge, Unavailable)
 from shared.login import LoginRefused, Outcome, plaintext_login_allowed
@@ -43,7 +43,6 @@ REALM = "Groupware CalDAV"
 CONTEXT_HEADER = b"x-groupware-context"
 # Methods whose body is XML; a DOCTYPE or ENTITY in it is refused before parsing.
 XML_METHODS = frozenset({b"PROPFIND", b"PROPPATCH", b"REPORT", b"MKCALENDAR", b"MKCOL"})
-XML_SNIFF = 64 * 1024
 NO_UID_CONFLICT = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:" '
                    b'xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict/></D:error>')
 PUBLISH_ACTIONS = {"{%s}publish-calendar" % properties.CS: True, "{%s}unpublish-calendar" % properties.CS: False}
@@ -60,12 +59,8 @@ _ADDRESSBOOK_HOME = re.compile(rb"<(\w+):addressbook-home-set(?:\s*/>|>.*?</\1:a
 def publish_action(body: bytes) -> bool | None:
     """What a POST to a calendar asks: True to publish it, False to unpublish it, None
     when its body is neither `<CS:publish-calendar/>` nor `<CS:unpublish-calendar/>`."""
-    try:
-        root = etree.fromstring(body, etree.XMLParser(
-            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False))
-    except (etree.XMLSyntaxError, ValueError):
-        return None
-    return PUBLISH_ACTIONS.get(root.tag)
+    root = xml_root(body)
+    return PUBLISH_ACTIONS.get(root.tag) if root is not None else None
 
 
 def _calendar_only(dav_header: str) -> str:
@@ -185,8 +180,9 @@ class GatewayResource(resource.Resource):
             request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], [b""]
         else:
             return self._plain(request, 404, "not found\n")
-        if request.method in XML_METHODS and self._hostile_xml(request):
-            return self._plain(request, 400, "DOCTYPE and entity declarations are not accepted\n")
+        refusal = self._refused_xml(request) if request.method in XML_METHODS else None
+        if refusal is not None:
+            return self._plain(request, 400, refusal + "\n")
         self._authenticate(request)
         return server.NOT_DONE_YET
 
@@ -230,12 +226,12 @@ class GatewayResource(resource.Resource):
         request.finish()
 
     @staticmethod
-    def _hostile_xml(request: server.Request) -> bool:
+    def _refused_xml(request: server.Request) -> str | None:
         content = request.content
         content.seek(0)
-        head = content.read(XML_SNIFF).upper()
+        body = content.read()
         content.seek(0)
-        return b"<!DOCTYPE" in head or b"<!ENTITY" in head
+        return refused_xml(body)
 
     def _plain(self, request: server.Request, code: int, text: str,
                headers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 
 from gateways.caldav import multiget, storage, sync
+from gateways.caldav.xmlbody import xml_root
 
 log = logging.getLogger("gateways.caldav")
 
@@ -62,14 +63,6 @@ Handler = Callable[[Report, ET.Element], Awaitable["bytes | None"]]
 HANDLERS: dict[str, Handler] = {sync.ROOT: sync.answer, multiget.ROOT: multiget.answer}
 
 
-def report_root(body: bytes) -> ET.Element | None:
-    """The root element of a REPORT body, or None when it is not XML (Radicale answers)."""
-    try:
-        return ET.fromstring(body)
-    except ET.ParseError:
-        return None
-
-
 def calendar_segment(request: Any, user: str) -> str | None:
     """The calendar URL segment of a request for `/caldav/<user>/<calendar>/`, or None."""
     parts = list(request.postpath)
@@ -107,7 +100,7 @@ class DirectAnswers:
         content.seek(0)
         if len(body) > MAX_BODY:
             return defer.succeed(False)
-        root = report_root(body)
+        root = xml_root(body)
         handler = HANDLERS.get(root.tag) if root is not None else None
         if handler is None:
             return defer.succeed(False)

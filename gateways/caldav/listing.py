@@ -13,9 +13,9 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
-from xml.etree import ElementTree as ET
 
 from gateways.caldav import context, storage
+from gateways.caldav.xmlbody import xml_root
 from gateways.caldav.radicale_glue import item_content_type
 
 GETETAG = "{DAV:}getetag"
@@ -39,11 +39,8 @@ def xml_text(value: str) -> str:
 
 def requested_props(body: bytes) -> list[str] | None:
     """The properties a PROPFIND body asks for, when each is one this module writes."""
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        return None
-    if root.tag != "{DAV:}propfind" or len(root) == 0 or root[0].tag != "{DAV:}prop":
+    root = xml_root(body)
+    if root is None or root.tag != "{DAV:}propfind" or len(root) == 0 or root[0].tag != "{DAV:}prop":
         return None
     props = [el.tag for el in root[0]]
     if not props or any(p not in LISTED_PROPS for p in props):
