@@ -326,6 +326,19 @@ def test_billion_laughs_is_refused_quickly(env):
     assert propfind(env, "/caldav/demo/", "<d:displayname/>").status_code == 207
 
 
+@pytest.mark.parametrize("body", [
+    ('<?xml version="1.0" encoding="utf-16"?>' + BILLION_LAUGHS.split("?>", 1)[1]).encode("utf-16"),
+    b'<?xml version="1.0"?>' + b"<!-- padding -->" * 5000 + BILLION_LAUGHS.split("?>", 1)[1].encode(),
+    b'<?xml version="1.0" encoding="utf-32"?><d:propfind xmlns:d="DAV:"><d:allprop/></d:propfind>',
+    b'<?xml version="1.0" encoding="zlib"?><d:propfind xmlns:d="DAV:"><d:allprop/></d:propfind>',
+], ids=["doctype-in-utf-16", "doctype-after-64-kib", "multi-byte-encoding", "bytes-codec-encoding"])
+def test_xml_bodies_a_parser_would_choke_on_are_refused(env, body):
+    for method, path in (("PROPFIND", "/caldav/demo/"), ("REPORT", "/caldav/demo/calendar/")):
+        r = env.request(method, path, body, Depth="1", Content_Type="application/xml")
+        assert r.status_code == 400, (method, r.status_code, r.text[:200])
+    assert propfind(env, "/caldav/demo/", "<d:displayname/>").status_code == 207
+
+
 @pytest.mark.parametrize("method, body", [
     ("PROPFIND", '<d:propfind xmlns:d="DAV:"><d:prop><getetag/><d:displayname/></d:prop></d:propfind>'),
     ("PROPPATCH", '<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><color>red</color></d:prop></d:set>'
