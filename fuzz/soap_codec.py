@@ -6,7 +6,8 @@ Input: an XML document. The server's path: `body_of`, `operation_of`, then every
 reader a handler may apply (text, integer, boolean and base64 fields, tables,
 restrictions, sort orders) on the request element and each of its children. The
 client's path: `response_body` for the operation the document names, which also
-turns a fault into its error.
+turns a fault into its error. Every text field is also read as a uid set
+(`shared.uidset`), as the store reads the sets gateways send.
 
 Finding: on the server's path an exception other than `BadRequest` (the store answers
 it with a `badRequest` fault; anything else is an `internal` fault and a logged
@@ -18,6 +19,7 @@ from lxml import etree
 
 from shared import codec
 from shared.errors import BadRequest, GroupwareError
+from shared.uidset import parse_uidset, resolve
 
 
 def check(data: bytes) -> None:
@@ -54,8 +56,16 @@ def _server_reads(request: etree._Element) -> str | None:
                     reader(child)
                 except BadRequest:
                     pass
+            _uid_set(child.text)
         codec.sort_from_xml(el)
     return op
+
+
+def _uid_set(text: str | None) -> None:
+    try:
+        resolve(parse_uidset(text or ""), 1000)
+    except BadRequest:
+        pass
 
 
 if __name__ == "__main__":

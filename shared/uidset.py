@@ -24,8 +24,10 @@ _MAX_UID = 2**63 - 1
 def _number(text: str) -> int | None:
     if text == "*":
         return None
-    if not text.isdigit():
-        raise BadRequest(f"bad uid {text!r}")
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit to str.isdigit, not to int()
+        raise BadRequest(f"bad uid {text[:40]!r}")
+    if len(text) > len(str(_MAX_UID)):
+        raise BadRequest(f"uid out of range: {text[:40]}...")
     value = int(text)
     if value <= 0 or value > _MAX_UID:
         raise BadRequest(f"uid out of range: {text}")

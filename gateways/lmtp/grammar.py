@@ -175,7 +175,7 @@ def parse_parameters(text: str) -> dict[str, str | None]:
 def parse_bdat(argument: str) -> tuple[int, bool]:
     """`BDAT size [LAST]` (RFC 3030 §2): the chunk size and whether it is the last."""
     parts = argument.split()
-    if not 1 <= len(parts) <= 2 or not parts[0].isdigit() or len(parts[0]) > 18:
+    if not 1 <= len(parts) <= 2 or not (parts[0].isascii() and parts[0].isdigit()) or len(parts[0]) > 18:
         raise SyntaxProblem(Reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
     if len(parts) == 2 and parts[1].upper() != "LAST":
         raise SyntaxProblem(Reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
