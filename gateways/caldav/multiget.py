@@ -42,7 +42,10 @@ def parse(root: ET.Element, href_prefix: str) -> tuple[list[str], list[str]] | N
         if child.tag == HREF:
             text = (child.text or "").strip()
             # Most clients send bare paths; only a full URL, a query or a fragment needs parsing.
-            path = unquote(urlparse(text).path if ":" in text or "?" in text or "#" in text else text)
+            try:
+                path = unquote(urlparse(text).path if ":" in text or "?" in text or "#" in text else text)
+            except ValueError:  # "http://[x": not a URL
+                return None
             name = path[len(href_prefix):] if path.startswith(href_prefix) else ""
             if not name or "/" in name or name in (".", ".."):
                 return None
