@@ -122,6 +122,8 @@ class Lexer:
         text = self.text
         while self.pos < len(text) and _is_digit(text[self.pos]):
             self.pos += 1
+        if self.pos - start > len(str(_MAX_NUMBER)):  # int() refuses 4,300 digits and more
+            raise SieveError(f"number {text[start:start + 20]}... is too large", self.line)
         value = int(text[start:self.pos])
         if self.pos < len(text) and text[self.pos].upper() in _QUANTIFIERS:
             value *= _QUANTIFIERS[text[self.pos].upper()]
