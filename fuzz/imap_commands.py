@@ -2,7 +2,8 @@
 
 Input: one option byte, then the stream. The option byte picks the session state
 (before or after login, which changes the literal limits), whether APPEND literals
-are spooled, and the size of the pieces the stream arrives in. Every piece goes to
+are spooled, the line limit (small, so overlong lines are met, or large) and the size
+of the pieces the stream arrives in. Every piece goes to
 `CommandFramer.feed`, every complete command from `next_event` to `parse_command`.
 
 Finding: any exception from the framer (it has no error type: refusals are events),
@@ -14,7 +15,7 @@ from __future__ import annotations
 from gateways.imap.framing import CommandFramer, CommandReady
 from gateways.imap.grammar import Command, ParseError, parse_command
 
-MAX_LINE = 2048
+MAX_LINES = (256, 8192)
 MAX_LITERAL = 8192
 
 
@@ -22,11 +23,12 @@ def check(data: bytes) -> None:
     if not data:
         return
     options, stream = data[0], data[1:]
-    framer = CommandFramer(max_line=MAX_LINE, max_literal=MAX_LITERAL)
+    max_line = MAX_LINES[options >> 7]
+    framer = CommandFramer(max_line=max_line, max_literal=MAX_LITERAL)
     framer.authenticated = bool(options & 1)
     if options & 2:
         framer.spool_threshold = 64
-    piece = (options >> 2) * 32 + 1
+    piece = ((options >> 2) & 0x1f) * 64 + 1
     for start in range(0, len(stream), piece):
         framer.feed(stream[start:start + piece])
         while (event := framer.next_event()) is not None:
@@ -35,7 +37,7 @@ def check(data: bytes) -> None:
                 for fp in event.spooled:
                     fp.close()
     # A client that stops mid-command leaves the rest buffered, never more than a line.
-    assert framer.buffered <= max(MAX_LINE, piece) + 2, framer.buffered
+    assert framer.buffered <= max(max_line, piece) + 2, framer.buffered
 
 
 def parse(raw: bytes) -> None:

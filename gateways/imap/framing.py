@@ -93,6 +93,13 @@ class Refused:
 
 Event = CommandReady | LineReady | LiteralWanted | Refused
 
+
+def _literal_size(marker: re.Match[bytes]) -> int:
+    """The octet count of a literal marker; more digits than any limit has reads as 2**63
+    (int() would refuse thousands of them), which every limit then refuses."""
+    digits = marker.group(2)
+    return int(digits) if len(digits) <= 18 else 1 << 63
+
 _LINE, _LITERAL, _SKIP_LINE, _SKIP_COMMAND = range(4)
 
 
@@ -206,7 +213,7 @@ class CommandFramer:
                 fp.seek(0)
             self._reset_command()
             return CommandReady(raw, spooled)
-        size = int(marker.group(2))
+        size = _literal_size(marker)
         synchronizing = not marker.group(3)
         limit = self._literal_limit()
         too_big = self._literal_size + size > limit
@@ -261,7 +268,7 @@ class CommandFramer:
     def _skip_rest(self, line: bytes) -> Refused | None:
         marker = LITERAL_MARKER.search(line)
         if marker is not None and marker.group(3):
-            size = int(marker.group(2))
+            size = _literal_size(marker)
             if size > max(self.max_literal, self.max_line):
                 self._state = _LINE
                 pending, self._pending = self._pending, None
