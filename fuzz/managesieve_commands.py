@@ -1,7 +1,7 @@
 """ManageSieve: the RFC 5804 input grammar (lines, quoted strings, literals) and the
 typed reading of a command's arguments.
 
-Input: one option byte (piece size), then client bytes. They reach
+Input: one option byte (piece size, line limit small or the default), then client bytes. They reach
 `CommandReader.feed` in pieces; of every `Line` the first token names the command and
 the argument reader takes the rest in the order a command does, chosen by the bytes of
 the command name (string, text, script name, number, optional string, end), as the
@@ -17,7 +17,7 @@ from __future__ import annotations
 from gateways.managesieve.arguments import Arguments, BadArguments
 from gateways.managesieve.parsing import Atom, CommandReader, InputError, Line
 
-MAX_LINE = 512
+MAX_LINES = (256, 8192)  # small, so overlong lines are met, and the default
 MAX_LITERAL = 1024
 READERS = ("string", "text", "script_name", "number", "optional_string", "end")
 
@@ -26,8 +26,9 @@ def check(data: bytes) -> None:
     if not data:
         return
     options, stream = data[0], data[1:]
-    reader = CommandReader(MAX_LINE, MAX_LITERAL)
-    piece = options * 8 + 1
+    max_line = MAX_LINES[options & 1]
+    reader = CommandReader(max_line, MAX_LITERAL)
+    piece = (options >> 1) * 16 + 1
     for start in range(0, len(stream), piece):
         for item in reader.feed(stream[start:start + piece]):
             if isinstance(item, InputError):
@@ -39,7 +40,7 @@ def check(data: bytes) -> None:
                 assert isinstance(token, Atom) or len(token) <= MAX_LITERAL, len(token)
             arguments(item)
     # What a client leaves unfinished is bounded by the line limit (literals are counted, not kept).
-    assert len(reader.buffer) <= MAX_LINE + piece, len(reader.buffer)
+    assert len(reader.buffer) <= max_line + piece, len(reader.buffer)
 
 
 def arguments(line: Line) -> None:

@@ -1,7 +1,7 @@
 """POP3: the command lines of a whole session, through the real protocol class.
 
-Input: one option byte (piece size, whether plaintext logins are allowed), then what
-the client sends. A `POP3Server` runs on an in-memory transport with a manual clock;
+Input: one option byte (piece size, line limit small or the default, whether plaintext
+logins are allowed), then what the client sends. A `POP3Server` runs on an in-memory transport with a manual clock;
 its login service and maildrop are small in-memory stand-ins (user "user", password
 "secret" logs in to three messages, one of them larger than the read-ahead budget and
 one full of leading dots; user "down" meets a store that is unavailable), so every
@@ -28,6 +28,7 @@ MESSAGES = [
     b"Subject: big\r\n\r\n" + b"0123456789abcdef\r\n" * 40,
 ]
 READ_AHEAD = 256
+MAX_LINES = (256, 8192)  # small, so overlong lines are met, and pop3_max_line's default
 
 
 class _Folder:
@@ -91,7 +92,7 @@ def check(data: bytes) -> None:
         return
     options, stream = data[0], data[1:]
     factory = SimpleNamespace(
-        implicit_tls=False, tls_options=None, login=_Login(), locks=set(), max_line=512,
+        implicit_tls=False, tls_options=None, login=_Login(), locks=set(), max_line=MAX_LINES[options >> 7],
         read_ahead=READ_AHEAD, timeout=600, login_timeout=60,
         plaintext_allowed=lambda tls_active, host: not options & 1)
     server = _Server()
@@ -100,7 +101,7 @@ def check(data: bytes) -> None:
     server.factory = factory
     transport = StringTransport(peerAddress=SimpleNamespace(host="192.0.2.1", port=1))
     server.makeConnection(transport)
-    piece = (options >> 1) * 16 + 1
+    piece = ((options >> 1) & 0x3f) * 16 + 1
     for start in range(0, len(stream), piece):
         server.dataReceived(stream[start:start + piece])
     server.connectionLost(None)

@@ -49,7 +49,7 @@ class Arguments:
     def number(self, what: str = "a number") -> int:
         token = self._next(what)
         if not isinstance(token, Atom) or not token.isdigit() or not token.isascii() \
-                or int(token) > MAX_NUMBER:
+                or len(token) > len(str(MAX_NUMBER)) or int(token) > MAX_NUMBER:
             raise BadArguments(f"{self.command} expects {what}.")
         return int(token)
 

@@ -394,7 +394,9 @@ class POP3Server(SerialCommands, pop3.POP3):
             return None
         if not args[1].isdigit():
             return self.err("Bad line count.")
-        return self.send_message(i, int(args[1]), "Top of message follows")
+        # More lines than any message has is the whole message (and int() refuses 4,300 digits).
+        lines = int(args[1]) if len(args[1]) <= 18 else 10 ** 18
+        return self.send_message(i, lines, "Top of message follows")
 
     @defer.inlineCallbacks
     def send_message(self, i: int, top: int | None, text: str) -> Any:
