@@ -14,7 +14,7 @@ import pytest
 from harness import ServerProcess, free_port
 from pop3_env import Env
 from raw_clients import read_until_quiet
-from waiting import wait_until, wait_until_quiet
+from waiting import scaled, wait_until, wait_until_quiet
 
 CAPA = [b"TOP", b"UIDL", b"USER", b"SASL PLAIN LOGIN", b"RESP-CODES", b"AUTH-RESP-CODE", b"PIPELINING",
         b"STLS", b"EXPIRE NEVER", b"UTF8", b"IMPLEMENTATION groupware"]
@@ -219,6 +219,22 @@ def test_dele_rset_quit_and_dropped_connection(env):
     p.dele(3)
     assert p.quit().startswith(b"+OK")
     assert env.uids() == [uids[1]]
+
+
+def test_commands_pipelined_after_quit_are_dropped(env):
+    uids = env.reset(b"Subject: 1\r\n\r\na\r\n", b"Subject: 2\r\n\r\nb\r\n")
+    with socket.create_connection(("127.0.0.1", env.port), timeout=scaled(10)) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        s.sendall(f"USER demo\r\nPASS {env.password}\r\nDELE 1\r\nQUIT\r\nRETR 2\r\nDELE 2\r\n".encode())
+        answers = f.read().split(b"\r\n")  # up to the close
+    assert [a[:3] for a in answers[:4]] == [b"+OK"] * 4 and answers[4:] == [b""], answers
+    assert env.uids() == uids[1:]
+    with socket.create_connection(("127.0.0.1", env.port), timeout=scaled(10)) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        s.sendall(f"QUIT\r\nUSER demo\r\nPASS {env.password}\r\n".encode())
+        assert f.read() == b"+OK Logging out.\r\n"  # no login on a closing connection
 
 
 def login_unless_in_use(env: Env) -> poplib.POP3 | None:
