@@ -50,6 +50,8 @@ def open_storage(cfg: Config) -> Any:
     # The database blob backend shares the store's engine (and its pool).
     storage.blobs = open_blob_store(cfg, cfg.data_dir, storage.engine)
     storage.max_folder_depth = cfg.get_int("max_folder_depth")
+    storage.max_folder_name_length = cfg.get_int("max_folder_name_length")
+    storage.max_folders = cfg.get_int("max_folders")
     storage.keyword_limits = KeywordLimits(cfg.get_int("max_keywords_per_message"), cfg.get_int("max_keyword_length"))
     storage.migrate()
     return storage

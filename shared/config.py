@@ -27,14 +27,15 @@ class Option:
     kind: str = "text"  # which typed getter reads it: Config.get_<kind>
     choices: tuple[str, ...] = ()  # allowed values of a choice, schemes of urls
     minimum: int = 0  # smallest number an int option accepts
+    maximum: int | None = None  # largest, where something outside the setting caps it
 
 
 def text(default: str) -> Option:
     return Option(default)
 
 
-def number(default: str, minimum: int = 0) -> Option:
-    return Option(default, kind="int", minimum=minimum)
+def number(default: str, minimum: int = 0, maximum: int | None = None) -> Option:
+    return Option(default, kind="int", minimum=minimum, maximum=maximum)
 
 
 def size(default: str) -> Option:
@@ -88,6 +89,8 @@ OPTIONS: dict[str, Option] = {
         max_message_size=size("64M"),
         max_keywords_per_message=number("100", minimum=1),
         max_folder_depth=number("32", minimum=1),
+        max_folder_name_length=number("255", minimum=1, maximum=255),
+        max_folders=number("10000", minimum=16),
         max_keyword_length=number("100", minimum=1),
         inline_source_limit=size("1M"),
         longpoll_max_timeout=number("300"),
@@ -150,10 +153,13 @@ OPTIONS: dict[str, Option] = {
         ssl_certificate_file=typed("file"),
         ssl_private_key_file=typed("file"),
         disable_plaintext_auth=flag("yes"),
+        max_connections_per_ip=number("100"),
+        mail_max_userip_connections=number("10"),
         imap_listen=typed("listen", "*:143"),
         imaps_listen=typed("listen", "*:993"),
         imap_max_line_length=size("64k"),
         imap_max_literal=size("64M"),
+        imap_max_fetch_sections=number("50", minimum=1),
         imap_timeout=number("1800"),
         imap_login_timeout=number("60"),
         imap_index_cache=size("64M"),
@@ -188,6 +194,10 @@ OPTIONS: dict[str, Option] = {
         icals_listen=typed("listen", "*:8443"),
         ical_plaintext_auth=flag("no"),
         ical_max_request_size=size("10M"),
+        ical_timeout=seconds("60"),
+        ical_max_xml_depth=number("32", minimum=4),
+        ical_max_xml_elements=number("10000", minimum=16),
+        ical_max_import_objects=number("20000"),
         ical_session_expiry=number("300"),
         ical_threads=number("8", minimum=1),
         ical_retry_after=number("30"),
@@ -330,6 +340,9 @@ class Config:
         minimum = OPTIONS[name].minimum
         if number < minimum:
             raise ConfigError(name, f"expected at least {minimum}, got {value!r}")
+        maximum = OPTIONS[name].maximum
+        if maximum is not None and number > maximum:
+            raise ConfigError(name, f"expected at most {maximum}, got {value!r}")
         return number
 
     def get_bool(self, name: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from twisted.internet import defer, protocol
 
 from shared.authguard import AuthGuard
+from shared.connlimits import ConnectionLimits
 from shared.listeners import Listeners, gateway_tls
 from shared.login import LoginService, plaintext_login_allowed
 from shared.model import Adapter
@@ -26,6 +27,9 @@ class ConnectionFactory(protocol.ServerFactory):
     options (None without a certificate), whether the port speaks TLS from the first byte,
     and whether passwords may come in the clear (`disable_plaintext_auth`)."""
 
+    # What a connection over `max_connections_per_ip` is told before it is closed.
+    refusal = b""
+
     def __init__(self, cfg: Any, login: LoginService, tls_options: Any, implicit_tls: bool = False) -> None:
         self.login = login
         self.tls_options = tls_options
@@ -35,9 +39,17 @@ class ConnectionFactory(protocol.ServerFactory):
     def plaintext_allowed(self, tls_active: bool, peer_host: str) -> bool:
         return plaintext_login_allowed(tls_active, self.plaintext_auth, peer_host)
 
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.login.limits is None:
+            return super().buildProtocol(addr)
+        return self.login.limits.connection(self, super().buildProtocol, addr, self.refusal, self.login.protocol)
+
 
 class GatewayService(abc.ABC):
     protocol: str  # the feature name its users log in under
+    # Whether a login holds a connection (IMAP, POP3, ManageSieve), so that logins per
+    # user and address are counted (shared.connlimits); HTTP logs in request by request.
+    counts_user_logins = True
 
     def __init__(self, cfg: Any, reactor: Any) -> None:
         self.cfg = cfg
@@ -51,7 +63,9 @@ class GatewayService(abc.ABC):
     def _start(self) -> defer.Deferred:
         tls = gateway_tls(self.cfg)
         self.adapter = Adapter(self.cfg, self.reactor)
-        login = LoginService(self.adapter, AuthGuard.for_process(self.cfg, self.reactor), self.protocol)
+        guard = AuthGuard.for_process(self.cfg, self.reactor)
+        limits = ConnectionLimits.from_config(self.cfg, guard.exempt, self.counts_user_logins)
+        login = LoginService(self.adapter, guard, self.protocol, limits=limits)
         try:
             self.listen(login, tls)
         except Exception:

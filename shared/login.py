@@ -9,6 +9,7 @@ A gateway hands `LoginService.login` what its client sent (`ClientLogin`: twiste
     DISABLED          NO [AUTHORIZATIONFAILED]    -ERR [AUTH] ...disabled 401, saying so
     UNAVAILABLE       NO [UNAVAILABLE]            -ERR [SYS/TEMP]         503 + Retry-After
     BANNED            BYE                         -ERR [AUTH], hang up    429 + Retry-After
+    TOO_MANY          NO [LIMIT]                  -ERR [IN-USE]           (not counted per user)
     GONE              nothing: the client went away while its login ran
 
 Behind `login`, in this order: the process's brute-force guard (`shared.authguard`:
@@ -38,6 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from shared.authguard import AuthGuard, Banned, is_loopback, log_safe
+from shared.connlimits import ConnectionLimits
 from shared.errors import AuthFailed, Forbidden
 from shared.model import Adapter, Session
 
@@ -61,6 +63,7 @@ class Outcome(enum.Enum):
     UNAVAILABLE = "unavailable"  # the store could not say: try again later
     BANNED = "banned"  # the guard refuses the address for `retry_after` more seconds
     GONE = "gone"  # the client went away while its login ran: nobody to answer
+    TOO_MANY = "too many connections"  # the user holds mail_max_userip_connections from this address
 
 
 class LoginRefused(Exception):
@@ -141,10 +144,12 @@ class LoginService:
     """The one login flow of a gateway's protocol; see the module docstring."""
 
     def __init__(self, adapter: Adapter, guard: AuthGuard, protocol: str,
-                 checkers: Iterable[ICredentialsChecker] = ()) -> None:
+                 checkers: Iterable[ICredentialsChecker] = (), limits: ConnectionLimits | None = None) -> None:
         self.adapter = adapter
         self.guard = guard
         self.protocol = protocol
+        # Connections per address and logins per user and address (None: not counted).
+        self.limits = limits
         self.portal = Portal(ProtocolRealm(protocol), [StoreChecker(adapter, protocol), *checkers])
 
     def login(self, credentials: ClientLogin,
@@ -182,5 +187,13 @@ class LoginService:
             session.logoff()
             raise LoginRefused(Outcome.GONE)
         self.guard.succeeded(address, user)
+        if self.limits is not None:
+            give_back = self.limits.user_login(session.user.name or user, address)
+            if give_back is None:
+                session.logoff()
+                log.warning("%s login refused, too many connections (mail_max_userip_connections=%d): "
+                            "user=%s rip=%s", protocol, self.limits.per_user_ip.limit, log_safe(user), address)
+                raise LoginRefused(Outcome.TOO_MANY)
+            session.on_logoff.append(give_back)
         log.info("%s login: user=%s rip=%s", protocol, log_safe(user), address)
         return session

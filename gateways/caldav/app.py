@@ -27,9 +27,10 @@ from twisted.web.wsgi import WSGIResource
 from gateways.caldav import auth as auth_plugin
 from gateways.caldav import properties
 from gateways.caldav import context, direct, feed_import, listing, radicale_glue, rights, storage
+from gateways.caldav import limits as request_limits
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
-from gateways.caldav.xmlbody import refused_xml, xml_root
+from gateways.caldav.xmlbody import xml_root
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
                            GroupwareError, NotFound, SessionInvalid, TooLarge, Unavailable)
 from shared.login import LoginRefused, Outcome, plaintext_login_allowed
@@ -41,7 +42,7 @@ ICAL_ROOT = "/ical"
 PUBLISHED_ROOT = "/ical/published/"
 REALM = "Groupware CalDAV"
 CONTEXT_HEADER = b"x-groupware-context"
-# Methods whose body is XML; a DOCTYPE or ENTITY in it is refused before parsing.
+# Methods whose body is XML, checked before parsing (gateways/caldav/limits.py).
 XML_METHODS = frozenset({b"PROPFIND", b"PROPPATCH", b"REPORT", b"MKCALENDAR", b"MKCOL"})
 NO_UID_CONFLICT = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:" '
                    b'xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict/></D:error>')
@@ -109,12 +110,25 @@ class LimitedRequest(server.Request):
 
 
 class CalDAVSite(server.Site):
+    """The HTTP(S) site: bodies bounded (LimitedRequest), idle connections closed after
+    `timeout` seconds, connections per address counted by `limits` (shared.connlimits)."""
+
     requestFactory = LimitedRequest
 
-    def __init__(self, root: resource.Resource, max_request_size: int) -> None:
-        super().__init__(root)
+    def __init__(self, root: resource.Resource, max_request_size: int, timeout: float = 60,
+                 limits: Any = None, retry_after: int = 30) -> None:
+        super().__init__(root, timeout=timeout or None)
         self.max_request_size = max_request_size
         self.displayTracebacks = False
+        self.limits = limits
+        self.refusal = (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {retry_after}\r\n"
+                        "Content-Type: text/plain\r\nContent-Length: 52\r\nConnection: close\r\n\r\n"
+                        "Too many connections from your address, try later.\r\n").encode("ascii")
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.limits is None:
+            return super().buildProtocol(addr)
+        return self.limits.connection(self, super().buildProtocol, addr, self.refusal, "caldav")
 
     def log(self, request: Any) -> None:
         """No access log of our own: Radicale already logs each request."""
@@ -126,8 +140,10 @@ class GatewayResource(resource.Resource):
     isLeaf = True
 
     def __init__(self, reactor: Any, threadpool: Any, adapter: Any, sessions: SessionCache,
-                 plaintext_auth: bool, retry_after: int, max_request_size: int) -> None:
+                 plaintext_auth: bool, retry_after: int, max_request_size: int,
+                 limits: request_limits.RequestLimits = request_limits.RequestLimits()) -> None:
         super().__init__()
+        self.limits = limits
         self.reactor = reactor
         self.threadpool = threadpool
         self.adapter = adapter
@@ -172,17 +188,22 @@ class GatewayResource(resource.Resource):
                 request.calendar_import = segments
             elif request.method == b"POST" and len(segments) == 2:
                 # publish-calendar / unpublish-calendar (calendarserver.org), answered here.
-                if self._hostile_xml(request):
-                    return self._plain(request, 400, "DOCTYPE and entity declarations are not accepted\n")
                 request.calendar_post = segments
         elif request.method in (b"PROPFIND", b"OPTIONS"):
             # Clients probe the server root (or any path) for current-user-principal.
             request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], [b""]
         else:
             return self._plain(request, 404, "not found\n")
-        refusal = self._refused_xml(request) if request.method in XML_METHODS else None
-        if refusal is not None:
-            return self._plain(request, 400, refusal + "\n")
+        try:
+            request_limits.check_depth(request.method, request.getHeader(b"depth"))
+            if request.method in XML_METHODS or getattr(request, "calendar_post", None) is not None:
+                self.limits.check_xml(request.content)
+        except request_limits.Refused as refused:
+            if refused.code == 403:
+                request.setResponseCode(403)
+                request.setHeader(b"content-type", b"application/xml; charset=utf-8")
+                return request_limits.FINITE_DEPTH
+            return self._plain(request, refused.code, refused.text)
         self._authenticate(request)
         return server.NOT_DONE_YET
 
@@ -224,14 +245,6 @@ class GatewayResource(resource.Resource):
         if request.method != b"HEAD":
             request.write(data)
         request.finish()
-
-    @staticmethod
-    def _refused_xml(request: server.Request) -> str | None:
-        content = request.content
-        content.seek(0)
-        body = content.read()
-        content.seek(0)
-        return refused_xml(body)
 
     def _plain(self, request: server.Request, code: int, text: str,
                headers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
@@ -396,7 +409,7 @@ class GatewayResource(resource.Resource):
             return deferToThreadPool(self.reactor, self.threadpool, fn, *args)
         d = defer.ensureDeferred(feed_import.import_calendar(
             session, segment, body, in_thread, if_match=(request.getHeader(b"if-match") or b"").decode("latin-1"),
-            if_none_match=request.getHeader(b"if-none-match") == b"*"))
+            if_none_match=request.getHeader(b"if-none-match") == b"*", max_objects=self.limits.import_objects))
 
         def done(result: feed_import.ImportResult) -> None:
             plan = result.plan

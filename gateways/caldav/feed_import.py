@@ -19,7 +19,7 @@ from twisted.internet import defer
 
 from gateways.caldav.feed import PRODID
 from gateways.caldav.storage import HOMES, segment_names
-from shared.errors import PRECONDITION_FAILED, BadRequest, Conflict, Forbidden
+from shared.errors import PRECONDITION_FAILED, BadRequest, Conflict, Forbidden, TooLarge
 
 OBJECT_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
 _NAME = re.compile(r"[A-Za-z0-9-]+")
@@ -259,16 +259,20 @@ class ImportResult:
 
 
 async def import_calendar(session: Any, segment: str, body: bytes, in_thread: Callable[..., Any],
-                          if_match: str = "", if_none_match: bool = False) -> ImportResult:
+                          if_match: str = "", if_none_match: bool = False,
+                          max_objects: int = 0) -> ImportResult:
     """Make the calendar `segment` of the session's user hold what `body` holds (on the
     reactor; parsing and comparing run through `in_thread`). `if_match` / `if_none_match`
     are the request's conditions on the calendar's ETag. Fails with the store's errors,
-    Conflict (preconditionFailed), or BadRequest for a body that is not one VCALENDAR."""
+    Conflict (preconditionFailed), BadRequest for a body that is not one VCALENDAR, or
+    TooLarge for one of more than `max_objects` objects (`ical_max_import_objects`; 0: any)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the calendar is not UTF-8") from None
     feed = await in_thread(parse_feed, text)
+    if max_objects and len(feed.objects) > max_objects:
+        raise TooLarge(f"a calendar PUT holds at most {max_objects} objects, this one {len(feed.objects)}")
     own, shared = await defer.gatherResults([session.store().folders(counts=False),
                                              session.shared_folders(counts=False)], consumeErrors=True)
     folder = segment_names(own, shared).get(segment)

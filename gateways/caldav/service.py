@@ -13,6 +13,7 @@ from twisted.internet import defer
 from twisted.python.threadpool import ThreadPool
 
 from gateways.caldav.app import CalDAVSite, GatewayResource
+from gateways.caldav.limits import RequestLimits
 from gateways.caldav.radicale_glue import radicale_logger
 from gateways.caldav.sessions import SessionCache
 from shared.features import CALDAV
@@ -34,6 +35,7 @@ def route_radicale_log() -> None:
 
 class CalDAVService(GatewayService):
     protocol = CALDAV
+    counts_user_logins = False
 
     def __init__(self, cfg: Any, reactor: Any) -> None:
         super().__init__(cfg, reactor)
@@ -48,8 +50,10 @@ class CalDAVService(GatewayService):
         self.threadpool.start()
         max_size = cfg.get_size("ical_max_request_size")
         root = GatewayResource(self.reactor, self.threadpool, login.adapter, self.sessions,
-                               cfg.get_bool("ical_plaintext_auth"), cfg.get_int("ical_retry_after"), max_size)
-        site = CalDAVSite(root, max_size)
+                               cfg.get_bool("ical_plaintext_auth"), cfg.get_int("ical_retry_after"), max_size,
+                               RequestLimits.from_config(cfg))
+        site = CalDAVSite(root, max_size, cfg.get_seconds("ical_timeout"), login.limits,
+                          cfg.get_int("ical_retry_after"))
         self.listen_plain_and_tls("ical", lambda implicit_tls: site, tls)
 
     def release(self) -> list[defer.Deferred]:

@@ -29,7 +29,12 @@ def not_allowed() -> No:
 
 
 # The answer to each way a login is refused (besides a ban and a closed connection).
-REFUSALS = {Outcome.BAD_CREDENTIALS: auth_failed, Outcome.DISABLED: not_allowed, Outcome.UNAVAILABLE: unavailable}
+def too_many() -> No:
+    return No("Maximum number of connections from user+IP exceeded (mail_max_userip_connections).", "LIMIT")
+
+
+REFUSALS = {Outcome.BAD_CREDENTIALS: auth_failed, Outcome.DISABLED: not_allowed, Outcome.UNAVAILABLE: unavailable,
+            Outcome.TOO_MANY: too_many}
 
 
 def _tls_offered(conn: Any) -> bool:

@@ -128,6 +128,11 @@ async def fetch(conn: Any, cmd: Any) -> Reply | None:
     box = conn.selected
     args = cmd.args
     attributes = list(args.attributes)
+    sections = sum(1 for a in attributes if a.section is not None)
+    if sections > conn.factory.max_fetch_sections:
+        # Each section of a message is one more copy of (part of) it in the answer.
+        return Reply("NO", f"Too many body sections in one FETCH (limit {conn.factory.max_fetch_sections}).",
+                     "LIMIT")
     names = {a.name for a in attributes}
     if cmd.uid and "UID" not in names:
         attributes.insert(0, UID_ATTRIBUTE)

@@ -22,6 +22,7 @@ log = logging.getLogger("gateways.imap")
 
 class IMAPFactory(ConnectionFactory):
     protocol = IMAPConnection
+    refusal = b"* BYE Too many connections from your address, try again later\r\n"
 
     def __init__(self, cfg: Any, login: LoginService, watches: FolderWatches, indexes: IndexCache | None,
                  tls_options: Any, implicit_tls: bool = False, recent: RecentClaims | None = None) -> None:
@@ -32,6 +33,7 @@ class IMAPFactory(ConnectionFactory):
         self.indexes = indexes
         self.max_line = cfg.get_size("imap_max_line_length")
         self.max_literal = cfg.get_size("imap_max_literal")
+        self.max_fetch_sections = cfg.get_int("imap_max_fetch_sections")
         self.timeout = cfg.get_int("imap_timeout")
         self.login_timeout = cfg.get_int("imap_login_timeout")
         self.ignore_command_idle = cfg.get_bool("imap_ignore_command_idle")

@@ -16,6 +16,7 @@ from shared.sieve.limits import limits_from_config
 
 class ManageSieveFactory(ConnectionFactory):
     protocol = ManageSieveConnection
+    refusal = b'BYE (TRYLATER) "Too many connections from your address, try again later."\r\n'
 
     def __init__(self, cfg: Any, login: LoginService, tls_options: Any, implicit_tls: bool = False) -> None:
         super().__init__(cfg, login, tls_options, implicit_tls)

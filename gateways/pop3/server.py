@@ -31,7 +31,10 @@ PLAINTEXT_REFUSED = b"-ERR [AUTH] Plaintext authentication disallowed on non-sec
 TEMP_FAILURE = b"-ERR [SYS/TEMP] Temporary failure, please try again later."
 BANNED = b"-ERR [AUTH] Too many failed logins from your address, try again later."
 DISABLED = b"-ERR [AUTH] POP3 access is disabled for this account."
-REFUSALS = {Outcome.BAD_CREDENTIALS: AUTH_FAILED, Outcome.DISABLED: DISABLED, Outcome.UNAVAILABLE: TEMP_FAILURE}
+TOO_MANY = b"-ERR [IN-USE] Maximum number of connections from user+IP exceeded."
+TOO_MANY_FROM_ADDRESS = b"-ERR [SYS/TEMP] Too many connections from your address, try again later.\r\n"
+REFUSALS = {Outcome.BAD_CREDENTIALS: AUTH_FAILED, Outcome.DISABLED: DISABLED, Outcome.UNAVAILABLE: TEMP_FAILURE,
+            Outcome.TOO_MANY: TOO_MANY}
 MAX_OVERLONG_LINES = 3
 
 # Commands allowed in each state (RFC 1939 §4-6, plus the extensions we announce).

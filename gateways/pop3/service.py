@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gateways.pop3.server import POP3Server
+from gateways.pop3.server import TOO_MANY_FROM_ADDRESS, POP3Server
 from shared.features import POP3
 from shared.gateway import ConnectionFactory, GatewayService
 from shared.login import LoginService
@@ -18,6 +18,7 @@ log = logging.getLogger("gateways.pop3")
 
 class POP3Factory(ConnectionFactory):
     protocol = POP3Server
+    refusal = TOO_MANY_FROM_ADDRESS
 
     def __init__(self, cfg: Any, login: LoginService, locks: set[str], tls_options: Any,
                  implicit_tls: bool = False) -> None:

@@ -18,7 +18,6 @@ from sqlalchemy import Connection, bindparam, delete, exc, func, insert, select,
 from shared.errors import BadRequest
 
 from .base import StorageBase, chunks
-from .folders import _check_name
 from .items import NewMessage
 from .schema import delivered_message_ids, folders, items, stores, users, vacation_replies
 
@@ -243,14 +242,17 @@ class DeliveryMixin(StorageBase):
     def _create_on_path(self, conn: Connection, tree: _MailTree, parent: int | None, name: str) -> int | None:
         """A mail folder `name` under `parent`, made unless a concurrent writer made it first."""
         try:
-            _check_name(name)
+            self._check_name(name)
         except BadRequest:
             return None
         self._lock_store(conn, tree.store_id)
         same = self._sibling(conn, tree.store_id, parent, name)
         if same is not None:
             return same.id if same.container_class == "mail" else None
-        folder_id = self._insert_folder(conn, tree.store_id, parent, name, "mail", None)
+        try:
+            folder_id = self._insert_folder(conn, tree.store_id, parent, name, "mail", None)
+        except BadRequest:  # the store holds max_folders already: the message goes to the inbox
+            return None
         tree.rows[folder_id] = _FolderRow(folder_id, parent, name, None)
         return folder_id
 

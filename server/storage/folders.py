@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, literal, select, update
+from sqlalchemy import Connection, delete, func, insert, literal, select, update
 
 from shared.errors import LIMIT, BadRequest, Conflict, NotFound
 
@@ -28,14 +28,8 @@ class _Keep:
 KEEP: Any = _Keep()
 
 
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequest("folder name is empty")
-    if "/" in name:
-        raise BadRequest("folder name contains '/'")
-    if len(name) > 255 or any(ord(ch) < 32 for ch in name):
-        raise BadRequest("bad folder name")
-    return name
+# The folders table's name column holds this many characters: no setting goes beyond it.
+FOLDER_NAME_COLUMN = 255
 
 
 class FoldersMixin(StorageBase):
@@ -44,10 +38,29 @@ class FoldersMixin(StorageBase):
     # Levels a folder may lie below the top (`max_folder_depth`): every listing walks the
     # tree, so a client must not make it as deep as it likes.
     max_folder_depth = 32
+    # Characters in one level's name (`max_folder_name_length`) and folders in one store
+    # (`max_folders`): every listing and LIST answer carries all of them.
+    max_folder_name_length = FOLDER_NAME_COLUMN
+    max_folders = 10000
 
     # -- helpers --------------------------------------------------------
+    def _check_name(self, name: str) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise BadRequest("folder name is empty")
+        if "/" in name:
+            raise BadRequest("folder name contains '/'")
+        if any(ord(ch) < 32 for ch in name):
+            raise BadRequest("bad folder name")
+        if len(name) > self.max_folder_name_length:
+            raise BadRequest(f"folder names have at most {self.max_folder_name_length} characters", LIMIT)
+        return name
+
     def _insert_folder(self, conn: Connection, store_id: int, parent_id: int | None, name: str,
                        container_class: str, role: str | None) -> int:
+        """A new folder row; the caller holds the store's lock (`_lock_store`), so the count holds."""
+        count = conn.execute(select(func.count()).select_from(folders).where(folders.c.store_id == store_id)).scalar()
+        if count >= self.max_folders:
+            raise BadRequest(f"a store holds at most {self.max_folders} folders", LIMIT)
         return conn.execute(insert(folders).values(
             store_id=store_id, parent_id=parent_id, name=name, container_class=container_class,
             role=role, uidvalidity=self._next_uidvalidity(conn), uidnext=1, highestmodseq=1,
@@ -133,7 +146,7 @@ class FoldersMixin(StorageBase):
     # -- writing --------------------------------------------------------
     def create_folder(self, store_id: int, parent_id: int | None, name: str,
                       container_class: str = "mail", role: str | None = None) -> dict:
-        _check_name(name)
+        self._check_name(name)
         if container_class not in CONTAINER_CLASSES:
             raise BadRequest(f"unknown container class {container_class!r}")
         if role not in ROLES:
@@ -161,7 +174,7 @@ class FoldersMixin(StorageBase):
                       description: str | None = None) -> dict:
         """Rename, move (parent_id=None: top level) or restyle a folder."""
         if name is not None:
-            _check_name(name)
+            self._check_name(name)
 
         def run(conn: Connection) -> None:
             row = conn.execute(select(folders).where(folders.c.id == folder_id)).first()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -42,6 +42,8 @@ class StoreSession(abc.ABC):
         self._relogon_waiters: list[defer.Deferred] | None = None
         self.closed = False
         self.id = ""
+        # Called once when the session is logged off (a connection count given back).
+        self.on_logoff: list[Callable[[], None]] = []
 
     @abc.abstractmethod
     def _logon_again(self) -> defer.Deferred:
@@ -115,6 +117,9 @@ class StoreSession(abc.ABC):
         d = self.client.call("logoff", [("sessionId", self.id)])
         self.closed = True
         self._forget_credentials()
+        callbacks, self.on_logoff = self.on_logoff, []
+        for callback in callbacks:
+            callback()
         return d.addErrback(lambda f: log.debug("logoff failed: %s", f.getErrorMessage()))
 
 

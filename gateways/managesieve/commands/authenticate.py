@@ -22,6 +22,7 @@ REFUSALS = {
     Outcome.BAD_CREDENTIALS: ("Authentication failed.", None),
     Outcome.DISABLED: ("ManageSieve access is disabled for this account.", None),
     Outcome.UNAVAILABLE: ("The store is unavailable, try again later.", TRYLATER),
+    Outcome.TOO_MANY: ("Maximum number of connections from user+IP exceeded.", TRYLATER),
 }
 
 
