@@ -162,7 +162,7 @@ class StoreServer:
     def _tls_options(self) -> Any:
         if not (self.cfg.get_file("server_ssl_cert_file") and self.cfg.get_file("server_ssl_key_file")):
             raise ConfigError("server_listen_tls", "needs server_ssl_cert_file and server_ssl_key_file")
-        return config_server_options(self.cfg, "server_ssl_cert_file", "server_ssl_key_file")
+        return config_server_options(self.cfg, "server_ssl_cert_file", "server_ssl_key_file", prefix="server_")
 
     def stop(self) -> Deferred:
         if self._stopping is None:

@@ -62,6 +62,9 @@ def _opts(file: str, **options: Option) -> dict[str, Option]:
     return {name: replace(option, file=file) for name, option in options.items()}
 
 
+# Dovecot's default ssl_cipher_list: no export, anonymous, static-RSA or other weak ciphers.
+DEFAULT_CIPHERS = ("ALL:!kRSA:!SRP:!kDHd:!DSS:!aNULL:!eNULL:!EXPORT:!DES:!3DES:!MD5:!PSK:!RC4:!ADH:!LOW@STRENGTH")
+
 OPTIONS: dict[str, Option] = {
     **_opts(
         "server.cfg",
@@ -71,6 +74,8 @@ OPTIONS: dict[str, Option] = {
         server_ssl_key_file=typed("file"),
         server_ssl_cert_file=typed("file"),
         server_pipe_mode=typed("mode", "0660"),
+        server_ssl_min_protocol=choice("TLSv1.2", "tlsv1.2", "tlsv1.3"),
+        server_ssl_ciphers=text(DEFAULT_CIPHERS),
         database_engine=choice("sqlite", "sqlite", "mysql", "mariadb"),
         database_path=text(""),
         mysql_host=text("127.0.0.1"),
@@ -152,6 +157,8 @@ OPTIONS: dict[str, Option] = {
         disabled_features=text(""),
         ssl_certificate_file=typed("file"),
         ssl_private_key_file=typed("file"),
+        ssl_min_protocol=choice("TLSv1.2", "tlsv1.2", "tlsv1.3"),
+        ssl_ciphers=text(DEFAULT_CIPHERS),
         disable_plaintext_auth=flag("yes"),
         max_connections_per_ip=number("100"),
         mail_max_userip_connections=number("10"),

@@ -1,10 +1,16 @@
 """TLS contexts from certificate, key and CA file paths, for every listener and client.
 
 One place decides the TLS floor and how certificate chains are loaded, so the
-store server, the IMAP/POP3/CalDAV listeners and the adapter agree.
+store server, the IMAP/POP3/CalDAV listeners and the adapter agree. A listener's
+floor (`ssl_min_protocol`, at least TLS 1.2) and TLS 1.2 cipher list (`ssl_ciphers`,
+OpenSSL syntax; TLS 1.3 suites are OpenSSL's own) come from the configuration, and
+its certificate and key are checked when the service starts: a missing, unreadable
+or broken file, a key that does not match, or a certificate past its end date stops
+the command with one line naming the option (exit code 2).
 """
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +22,7 @@ from shared.config import ConfigError
 
 # TLS 1.0/1.1 are deprecated (RFC 8996).
 MINIMUM_TLS = ssl.TLSVersion.TLSv1_2
+PROTOCOLS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
 
 
 def _read(path: str) -> bytes:
@@ -42,9 +49,11 @@ def load_certificates(path: str) -> list[ssl.Certificate]:
 
 
 def server_options(cert_file: str, key_file: str | None = None,
-                   ca_file: str | None = None) -> ssl.CertificateOptions:
+                   ca_file: str | None = None, minimum: Any = MINIMUM_TLS,
+                   ciphers: str | None = None) -> ssl.CertificateOptions:
     """Options for a TLS listener: leaf + chain from `cert_file`, key from `key_file`
-    (or from `cert_file` when the key is bundled). With `ca_file`, clients must
+    (or from `cert_file` when the key is bundled), TLS `minimum` or newer, the TLS 1.2
+    `ciphers` (OpenSSL syntax; None: Twisted's choice). With `ca_file`, clients must
     present a certificate signed by that CA."""
     certs = load_certificates(cert_file)
     key = _load_key(key_file or cert_file)
@@ -52,11 +61,13 @@ def server_options(cert_file: str, key_file: str | None = None,
     if ca_file:
         kwargs.update(verify=True, caCerts=[c.original for c in load_certificates(ca_file)],
                       requireCertificate=True)
+    if ciphers:
+        kwargs["acceptableCiphers"] = ssl.AcceptableCiphers.fromOpenSSLCipherString(ciphers)
     return ssl.CertificateOptions(
         privateKey=key.original,
         certificate=certs[0].original,
         extraCertChain=[c.original for c in certs[1:]],
-        raiseMinimumTo=MINIMUM_TLS,
+        raiseMinimumTo=minimum,
         **kwargs,
     )
 
@@ -68,32 +79,62 @@ def _load_key(path: str) -> ssl.KeyPair:
 def _from_option(option: str, path: str, load: Callable[[str], Any], what: str) -> Any:
     try:
         return load(path)
-    except (OSError, ValueError, crypto.Error, SSL.Error):
+    except OSError as exc:
+        raise ConfigError(option, f"cannot read {path!r}: {exc.strerror}") from None
+    except (ValueError, crypto.Error, SSL.Error):
         raise ConfigError(option, f"no usable PEM {what} in {path!r}") from None
 
 
-def config_server_options(cfg: Any, cert_option: str, key_option: str) -> ssl.CertificateOptions | None:
-    """`server_options` from two file options, or None when no certificate is set.
+def _check_dates(option: str, path: str, certificate: Any) -> None:
+    """A leaf certificate past its end date (or before its start) fails every handshake."""
+    cert = certificate.original.to_cryptography()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if cert.not_valid_after_utc < now:
+        raise ConfigError(option, f"the certificate in {path!r} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+    if cert.not_valid_before_utc > now:
+        raise ConfigError(option, f"the certificate in {path!r} is not valid before "
+                                  f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
 
-    The files are checked here, at start-up, so that a missing, broken or
-    mismatched certificate or key is reported with its option's name instead of
-    failing the first client's handshake.
+
+def config_server_options(cfg: Any, cert_option: str, key_option: str,
+                          prefix: str = "") -> ssl.CertificateOptions | None:
+    """`server_options` from two file options, or None when no certificate is set;
+    `<prefix>ssl_min_protocol` and `<prefix>ssl_ciphers` give the floor and cipher list.
+
+    The files are checked here, at start-up, so that a missing, unreadable, broken,
+    expired or mismatched certificate or key is reported with its option's name
+    instead of failing the first client's handshake.
     """
     cert_file = cfg.get_file(cert_option)
     key_file = cfg.get_file(key_option)
+    minimum = PROTOCOLS[cfg.get_choice(f"{prefix}ssl_min_protocol")]
+    ciphers = cfg.get(f"{prefix}ssl_ciphers").strip()
+    if ciphers:
+        _check_ciphers(f"{prefix}ssl_ciphers", ciphers)
     if cert_file is None:
         return None
     certs = _from_option(cert_option, cert_file, load_certificates, "certificate")
+    _check_dates(cert_option, cert_file, certs[0])
     key_option, key_path = (key_option, key_file) if key_file else (cert_option, cert_file)
     key = _from_option(key_option, key_path, _load_key, "private key")
     context = SSL.Context(SSL.TLS_METHOD)
     context.use_certificate(certs[0].original.to_cryptography())
-    context.use_privatekey(key.original.to_cryptography_key())
     try:
+        # OpenSSL compares the key with the certificate already when it takes the key.
+        context.use_privatekey(key.original.to_cryptography_key())
         context.check_privatekey()
     except SSL.Error:
         raise ConfigError(key_option, f"the key in {key_path!r} does not match the certificate") from None
-    return server_options(cert_file, key_file)
+    return server_options(cert_file, key_file, minimum=minimum, ciphers=ciphers or None)
+
+
+def _check_ciphers(option: str, ciphers: str) -> None:
+    """OpenSSL must know at least one TLS 1.2 cipher of the list."""
+    context = SSL.Context(SSL.TLS_METHOD)
+    try:
+        context.set_cipher_list(ciphers.encode("ascii"))
+    except (SSL.Error, UnicodeEncodeError):
+        raise ConfigError(option, f"no cipher OpenSSL knows in {ciphers!r}") from None
 
 
 def client_options(hostname: str, ca_file: str | None = None,

@@ -14,16 +14,18 @@ def _write(path: str, data: bytes) -> str:
     return path
 
 
-def _issue(directory: str, cert_name: str, key_name: str, issuer=None, is_ca: bool = False):
+def _issue(directory: str, cert_name: str, key_name: str, issuer=None, is_ca: bool = False,
+           expired: bool = False):
     """A certificate for localhost and 127.0.0.1 (and its key) written to `directory`; signed by
-    `issuer` ((certificate, key)), else self-signed; with `is_ca`, a CA instead. Returns (certificate, key, cert path, key path)."""
+    `issuer` ((certificate, key)), else self-signed; with `is_ca`, a CA instead; with `expired`,
+    one whose validity ended yesterday. Returns (certificate, key, cert path, key path)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3 if expired else 0)
     builder = x509.CertificateBuilder().public_key(key.public_key()).serial_number(x509.random_serial_number())
     builder = builder.not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
     if is_ca:
@@ -42,9 +44,10 @@ def _issue(directory: str, cert_name: str, key_name: str, issuer=None, is_ca: bo
     return cert, key, cert_path, key_path
 
 
-def self_signed_certificate(directory) -> tuple[str, str]:
-    """(cert.pem, key.pem) in `directory`: a self-signed certificate for localhost and 127.0.0.1."""
-    _, _, cert_path, key_path = _issue(str(directory), "cert.pem", "key.pem")
+def self_signed_certificate(directory, expired: bool = False, name: str = "") -> tuple[str, str]:
+    """(cert.pem, key.pem) in `directory`: a self-signed certificate for localhost and 127.0.0.1
+    (one that expired yesterday with `expired`); `name` goes before the file names."""
+    _, _, cert_path, key_path = _issue(str(directory), f"{name}cert.pem", f"{name}key.pem", expired=expired)
     return cert_path, key_path
 
 
