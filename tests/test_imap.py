@@ -270,7 +270,7 @@ def test_create_rename_delete_and_modified_utf7_names(env):
     assert m.create("Bad&Name")[0] == "NO"  # not modified UTF-7: well formed, but no name
     assert m.create("a//b")[1][0].startswith(b"[CANNOT]")
     assert m.create('"Star*"')[1][0].startswith(b"[CANNOT]")
-    assert m.create("x" * 10_000)[1][0].startswith(b"[CANNOT]")  # longer than a folder name may be
+    assert m.create("x" * 10_000)[1][0].startswith(b"[LIMIT]")  # longer than max_folder_name_length
     typ, data = m.create("/".join(f"d{i}" for i in range(40)))  # deeper than max_folder_depth
     assert typ == "NO" and data[0].startswith(b"[LIMIT]"), data
     assert m.noop()[0] == "OK"
