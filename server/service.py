@@ -28,7 +28,7 @@ from server.sessions import SessionManager
 from server.soap.context import Limits, Services
 from server.users import load_user_backend
 from shared.config import Config, ConfigError
-from shared.endpoints import clear_stale_socket, listen, port_address, unix_description
+from shared.endpoints import clear_stale_socket, listen, listen_unix, port_address
 from shared.tls import config_server_options
 
 log = logging.getLogger(__name__)
@@ -139,9 +139,7 @@ class StoreServer:
             socket_path = address.path
             await self.run(clear_stale_socket, socket_path, "server_socket")
             mode = cfg.get_mode("server_pipe_mode")
-            port = await listen(reactor, unix_description(socket_path, mode), self.site)
-            # The endpoint applies the mode after bind; make sure of it for the umask's sake.
-            os.chmod(socket_path, mode)
+            port = await listen_unix(reactor, socket_path, mode, self.site)
             self._listening(port, f"unix:{socket_path}")
         for tcp in cfg.get_listen("server_listen"):
             port = await listen(reactor, tcp.description(), self.site)

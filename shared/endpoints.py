@@ -113,6 +113,22 @@ def listen(reactor: Any, description: str, factory: Any, tls_options: Any = None
     return serverFromString(reactor, description).listen(factory)
 
 
+def listen_unix(reactor: Any, path: str, mode: int, factory: Any) -> defer.Deferred:
+    """Listen on a UNIX socket at `path` that never has more permissions than `mode`: it is
+    bound under a umask that leaves no other bits (chmod after bind would leave a moment in
+    which the umask's mode lets other local users connect), then set to `mode` exactly."""
+    previous = os.umask(0o777 & ~mode)
+    try:
+        d = listen(reactor, unix_description(path, mode), factory)
+    finally:
+        os.umask(previous)
+
+    def exact(port: Any) -> Any:
+        os.chmod(path, mode)  # bits the umask of the process had taken away
+        return port
+    return d.addCallback(exact)
+
+
 def port_address(port: IListeningPort) -> str:
     """`host:port` of a listening TCP port, the real port also for port 0; a UNIX
     socket's path."""

@@ -5,12 +5,11 @@ the store server) takes them: `*:143 127.0.0.1:1143 [::1]:143`.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.internet import defer
 
-from shared.endpoints import clear_stale_socket, listen, parse_listen, port_address, unix_description
+from shared.endpoints import clear_stale_socket, listen, listen_unix, parse_listen, port_address
 from shared.tls import config_server_options
 
 __all__ = ["Listeners", "gateway_tls"]
@@ -41,9 +40,8 @@ class Listeners:
         clear_stale_socket(path, option)
         slot = len(self.ports)
         self.ports.append((name, None))
-        d = listen(self.reactor, unix_description(path, mode), factory)
+        d = listen_unix(self.reactor, path, mode, factory)
         d.addCallback(self._opened, slot)
-        d.addCallback(lambda _: os.chmod(path, mode))  # the endpoint's mode is subject to the umask
         self._opening.append(d)
 
     def _listen(self, name: str, addresses: str, factory: Any, options: Any) -> None:
