@@ -284,6 +284,12 @@ def test_xml_declarations_anywhere_are_refused(server):
     assert status == 400 and b"DOCTYPE" in text
 
 
+def test_xml_encoding_expat_cannot_read(server):
+    body = b'<?xml version="1.0" encoding="utf-32"?><D:propfind xmlns:D="DAV:"/>'
+    status, text = http(server, "PROPFIND", "/caldav/demo/", body, Depth="0")
+    assert status == 400 and b"encoding" in text
+
+
 def test_propfind_depth_infinity(server):
     status, body = http(server, "PROPFIND", "/caldav/demo/", PROPFIND % b"<D:resourcetype/>", Depth="infinity")
     assert status == 403 and b"propfind-finite-depth" in body

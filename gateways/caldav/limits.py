@@ -71,6 +71,8 @@ class RequestLimits:
             parser.Parse(b"", True)
         except expat.ExpatError:
             pass  # not well-formed: Radicale says so
+        except (LookupError, ValueError):  # an encoding expat cannot decode (utf-32, zlib)
+            raise Refused(400, "the body's XML encoding is not supported\n") from None
         finally:
             body.seek(0)
 
