@@ -41,7 +41,7 @@ class FoldersMixin(StorageBase):
     # Characters in one level's name (`max_folder_name_length`) and folders in one store
     # (`max_folders`): every listing and LIST answer carries all of them.
     max_folder_name_length = FOLDER_NAME_COLUMN
-    max_folders = 10000
+    max_folders = 5000
 
     # -- helpers --------------------------------------------------------
     def _check_name(self, name: str) -> str:
