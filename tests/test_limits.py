@@ -3,6 +3,7 @@ protocol's own answer, and the connection (or the next one) is served as before.
 from __future__ import annotations
 
 import base64
+import smtplib
 import socket
 
 import pytest
@@ -124,6 +125,20 @@ def test_folders_per_store(server):
     # CalDAV's MKCALENDAR meets the same limit: a client error, never a server one.
     status, _ = http(server, "MKCALENDAR", "/caldav/demo/OneMore/")
     assert status == 400
+    # A delivery that would create a folder (Sieve fileinto :create) goes to the Inbox instead.
+    plain = base64.b64encode(f"\0demo\0{server.demo_password()}".encode()).decode()
+    script = b'require ["fileinto", "mailbox"];\r\nfileinto :create "Made/By/Sieve";\r\n'
+    with SieveClient(server.port("managesieve"), host=server.address) as sieve:
+        assert sieve.command(f'AUTHENTICATE "PLAIN" "{plain}"')[1].startswith(b"OK")
+        assert sieve.command(b'PUTSCRIPT "create" {%d+}\r\n' % len(script) + script)[1].startswith(b"OK")
+        assert sieve.command('SETACTIVE "create"')[1].startswith(b"OK")
+    with smtplib.LMTP("127.0.0.1", server.port("lmtp"), timeout=scaled(30)) as lmtp:
+        lmtp.sendmail("a@example.org", ["demo@localhost"],
+                      b"From: a@example.org\r\nSubject: no room\r\n\r\nfiled anyway\r\n")
+    assert raw.cmd("SELECT INBOX")[-1].split()[1] == b"OK"
+    found = raw.cmd("SEARCH SUBJECT \"no room\"")
+    assert found[0].startswith(b"* SEARCH ") and found[0].split()[2:], found
+    assert b"Made" not in b"".join(raw.cmd('LIST "" "*"'))
     assert raw.cmd("DELETE many0")[-1].split()[1] == b"OK"
     assert raw.cmd("CREATE again")[-1].split()[1] == b"OK"
     for name in ["again", *(f"many{i}" for i in range(1, made))]:
