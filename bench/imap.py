@@ -166,6 +166,10 @@ class Client:
             pass
 
 
+# The same for ours: the idle connections are one user's from one address.
+OUR_TUNING = {"mail_max_userip_connections": "5000"}
+
+
 # -- Dovecot ------------------------------------------------------------------------------------
 
 # Dovecot's defaults cap connections far below the idle-connection row.
@@ -400,7 +404,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.messages
     big_count = max(1, args.download_mb * 1024 // BIG_MESSAGE_KB)
-    with ours_beside_dovecot("imap", DOVECOT_TUNING) as peers:
+    with ours_beside_dovecot("imap", DOVECOT_TUNING, OUR_TUNING) as peers:
         server, dovecot, ours_port = peers.server, peers.dovecot, peers.port
         start = time.perf_counter()
         fill_ours(server, peers.data_dir, peers.options, n, big_count)

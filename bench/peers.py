@@ -30,13 +30,15 @@ class SideBySide:
 
 
 @contextlib.contextmanager
-def ours_beside_dovecot(protocol: str, dovecot_tuning: str = "") -> Iterator[SideBySide]:
-    """Our server started with its `protocol` gateway, and a Dovecot for the same protocol."""
+def ours_beside_dovecot(protocol: str, dovecot_tuning: str = "",
+                        our_tuning: dict[str, str] | None = None) -> Iterator[SideBySide]:
+    """Our server started with its `protocol` gateway (and the options `our_tuning`), and a
+    Dovecot for the same protocol."""
     PrivateDovecot.install(protocol)
     with tempfile.TemporaryDirectory(prefix=f"gw-bench-{protocol}-") as base:
         data_dir = os.path.join(base, "groupware")
         port = free_port()
-        options = {f"{protocol}_listen": f"127.0.0.1:{port}", "log_level": "warning"}
+        options = {f"{protocol}_listen": f"127.0.0.1:{port}", "log_level": "warning", **(our_tuning or {})}
         password_hash = create_bench_user(options, data_dir)
         dovecot = PrivateDovecot(os.path.join(base, "dovecot"), protocol, USER,
                                  "{ARGON2ID}" + password_hash, dovecot_tuning)
