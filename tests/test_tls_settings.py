@@ -13,7 +13,7 @@ import tempfile
 import pytest
 
 from certificates import self_signed_certificate
-from harness import CONFIG_DIR, ROOT, ServerProcess, run_command, run_groupware, settings
+from harness import CONFIG_DIR, ROOT, ServerProcess, StoreProcess, run_command, run_groupware, settings
 from waiting import scaled
 
 ONLY_CIPHER = "ECDHE-ECDSA-AES128-GCM-SHA256"  # the test certificates have EC keys
@@ -24,8 +24,10 @@ def certificate(tmp_path_factory):
     return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
-def handshake(port: int, maximum: ssl.TLSVersion, ciphers: str | None = None) -> tuple[str, str]:
-    """(protocol, cipher) a client capped at `maximum` gets from the POP3S listener."""
+def handshake(port: int, maximum: ssl.TLSVersion, ciphers: str | None = None,
+              greeting: bytes = b"+OK") -> tuple[str, str]:
+    """(protocol, cipher) a client capped at `maximum` gets from a TLS listener (POP3S unless
+    `greeting` is empty)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -34,7 +36,8 @@ def handshake(port: int, maximum: ssl.TLSVersion, ciphers: str | None = None) ->
         context.set_ciphers(ciphers)
     with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
         with context.wrap_socket(raw) as tls:
-            assert tls.recv(100).startswith(b"+OK")
+            if greeting:
+                assert tls.recv(100).startswith(greeting)
             return tls.version(), tls.cipher()[0]
 
 
@@ -59,6 +62,20 @@ def test_minimum_protocol_and_cipher_list(tmp_path, certificate):
         assert handshake(server.port("pop3s"), ssl.TLSVersion.TLSv1_2) == ("TLSv1.2", ONLY_CIPHER)
         with pytest.raises(ssl.SSLError):
             handshake(server.port("pop3s"), ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-GCM-SHA384")
+
+
+def test_store_tls_listener_settings(tmp_path, certificate):
+    cert, key = certificate
+    proc = StoreProcess(tmp_path / "data", {"server_listen_tls": "127.0.0.1:0", "server_ssl_cert_file": cert,
+                                            "server_ssl_key_file": key, "server_ssl_min_protocol": "TLSv1.3"})
+    with proc:
+        with pytest.raises(ssl.SSLError):
+            handshake(proc.ports[-1], ssl.TLSVersion.TLSv1_2, greeting=b"")
+        assert handshake(proc.ports[-1], ssl.TLSVersion.TLSv1_3, greeting=b"")[0] == "TLSv1.3"
+    proc = StoreProcess(tmp_path / "data", {"server_listen_tls": "127.0.0.1:0", "server_ssl_cert_file": cert,
+                                            "server_ssl_key_file": key, "server_ssl_ciphers": ONLY_CIPHER})
+    with proc:
+        assert handshake(proc.ports[-1], ssl.TLSVersion.TLSv1_2, greeting=b"") == ("TLSv1.2", ONLY_CIPHER)
 
 
 @pytest.fixture(scope="module")
