@@ -121,9 +121,10 @@ class CalDAVSite(server.Site):
         self.max_request_size = max_request_size
         self.displayTracebacks = False
         self.limits = limits
+        text = "too many connections from your address, try again later\n"
         self.refusal = (f"HTTP/1.1 503 Service Unavailable\r\nRetry-After: {retry_after}\r\n"
-                        "Content-Type: text/plain\r\nContent-Length: 52\r\nConnection: close\r\n\r\n"
-                        "Too many connections from your address, try later.\r\n").encode("ascii")
+                        f"Content-Type: text/plain\r\nContent-Length: {len(text)}\r\nConnection: close\r\n\r\n"
+                        f"{text}").encode("ascii")
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.limits is None:
