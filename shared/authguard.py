@@ -1,4 +1,5 @@
-"""One brute-force guard for every gateway (IMAP, POP3, CalDAV) in a process.
+"""One brute-force guard for every gateway (IMAP, POP3, CalDAV, ManageSieve) in a process,
+and for the store server's own logon.
 
 Failed logins are counted per remote IP and per login name. After failures an
 attempt is held back for a growing delay (`auth_failure_delay`, doubling per
@@ -6,15 +7,32 @@ failure up to `auth_max_delay`, like Dovecot's auth penalty); an IP with
 `auth_ban_threshold` failures is refused for `auth_ban_time` seconds. A login
 name is never banned, only slowed down: otherwise anyone could lock a real user
 out by guessing at their name. Failures are forgotten after
-`auth_failure_window` quiet seconds; a successful login clears the counts of
-its IP and its login name. Loopback (unless `auth_exempt_loopback = no`) and
-`trusted_networks` are neither slowed down nor banned, but their failures are
-still logged.
+`auth_failure_window` quiet seconds. Loopback (unless `auth_exempt_loopback =
+no`) and `trusted_networks` are neither slowed down nor banned, but their
+failures are still logged.
+
+Attempts in flight count before they reach the password check: an address and
+a login name each have one attempt checked at a time, the others wait their
+turn in a line of at most `auth_max_waiting` (the rest are refused at once, as
+banned for the moment). So a burst of a hundred logins sent at once is checked
+one after another, each after the delay its predecessors' failures earned,
+never in parallel before any delay applies.
+
+Each failure is booked to its (address, login name) pair. A successful login
+forgives only its own pair's failures: a user who mistyped and then got their
+password right starts afresh, while the failures the same address made for other
+names (and other addresses for the same name) stay counted, so a legitimate
+login cannot be used to reset a guessing run.
 
 The delay is a `reactor.callLater`, so it never ties up a thread, the reactor
 or another client. Memory is bounded: each table keeps at most
-`auth_guard_max_entries` entries, dropping the least recently failed ones, so a
-botnet with endless addresses and names cannot grow it without limit.
+`auth_guard_max_entries` entries, dropping the least recently failed ones, and
+each entry names at most `MAX_PAIRS` counterparts, so a botnet with endless
+addresses and names cannot grow it without limit.
+
+A ban may also be kept outside the process (`bans`, see `BanList`): the store
+server keeps the bans of its own logon in its database, so they survive a
+restart and hold for every store instance and every gateway host.
 
 Every failure is one log line on the `shared.authguard` logger, e.g.
 
@@ -27,12 +45,17 @@ filter in conf/fail2ban/ matches it.
 API (gateways do not call it themselves: `shared.login.LoginService` does, for each of them):
 
     guard = AuthGuard.for_process(cfg, reactor)   # one per process, shared by all gateways
-    d = guard.before_attempt(protocol, ip, login)  # Deferred: fires (None) after the delay
-                                                   # owed; errbacks with Banned(retry_after)
-    ... check the password through the adapter ...
-    guard.failed(protocol, ip, login)              # bad password / unknown user only,
+    attempt = await guard.before_attempt(protocol, ip, login)
+                                                   # fires (an Attempt) when it is this attempt's
+                                                   # turn and the delay owed has passed;
+                                                   # errbacks with Banned(retry_after)
+    try:
+        ... check the password through the adapter ...
+        guard.failed(protocol, ip, login)          # bad password / unknown user only,
                                                    # never for an outage (Unavailable)
-    guard.succeeded(ip, login)
+        guard.succeeded(ip, login)
+    finally:
+        attempt.done()                             # the next one waiting may go
     guard.ban_remaining(ip) -> float               # seconds left of a ban, 0.0 if none
                                                    # (a gateway may drop banned peers at connect)
 """
@@ -40,8 +63,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections import OrderedDict
-from typing import Any
+from collections import OrderedDict, deque
+from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.internet.task import deferLater
@@ -49,24 +72,75 @@ from twisted.internet.task import deferLater
 log = logging.getLogger("shared.authguard")
 
 MAX_LOGIN_KEY = 256  # longer names are counted by their first 256 characters
+# Counterparts (login names of an address, addresses of a login name) whose failures an
+# entry tells apart; failures beyond them are counted under OTHERS, which no success forgives.
+MAX_PAIRS = 32
+OTHERS = ""
 
 
 class Banned(Exception):
-    """The remote address is banned; `retry_after` is the seconds left of the ban."""
+    """The remote address is banned (or has too many attempts waiting); `retry_after`
+    is the seconds to wait."""
 
-    def __init__(self, ip: str, retry_after: float) -> None:
-        super().__init__(f"{ip} is banned for another {retry_after:.0f} s")
+    def __init__(self, ip: str, retry_after: float, why: str = "banned") -> None:
+        super().__init__(f"{ip} is {why} for another {retry_after:.0f} s")
         self.ip = ip
         self.retry_after = retry_after
 
 
+class BanList(Protocol):
+    """Where bans live besides the process's memory (the store server's database)."""
+
+    def banned_until(self, key: str) -> defer.Deferred:
+        """Fires with the wall-clock time a ban of `key` ends, 0.0 when there is none."""
+
+    def ban(self, key: str, until: float) -> None:
+        """Keep a ban of `key` until `until` (wall-clock seconds)."""
+
+
 class _Record:
-    __slots__ = ("failures", "last", "banned_until")
+    """Failures of one address (or login name), by counterpart."""
+
+    __slots__ = ("failures", "last", "banned_until", "pairs")
 
     def __init__(self) -> None:
         self.failures = 0
         self.last = 0.0
         self.banned_until = 0.0
+        self.pairs: dict[str, int] = {}
+
+    def count(self, other: str) -> None:
+        self.failures += 1
+        if other not in self.pairs and len(self.pairs) >= MAX_PAIRS:
+            other = OTHERS
+        self.pairs[other] = self.pairs.get(other, 0) + 1
+
+    def forgive(self, other: str) -> None:
+        """Drop the failures booked to `other` (never those under OTHERS)."""
+        if other != OTHERS:
+            self.failures -= self.pairs.pop(other, 0)
+
+
+class _Line:
+    """The attempt of one key being checked, and those waiting for their turn."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting: deque[defer.Deferred] = deque()
+
+
+class Attempt:
+    """The turn of one login attempt; `done()` hands it on to the next one waiting."""
+
+    def __init__(self, guard: "AuthGuard", turns: list[tuple[dict[str, _Line], str]]) -> None:
+        self._guard = guard
+        self._turns = turns
+
+    def done(self) -> None:
+        turns, self._turns = self._turns, []
+        for lines, key in reversed(turns):
+            self._guard._leave(lines, key)
 
 
 def log_safe(text: str, limit: int = MAX_LOGIN_KEY) -> str:
@@ -107,11 +181,11 @@ def is_loopback(host: str) -> bool:
 
 
 class AuthGuard:
-    """Failure counts, delays and bans for logins from every gateway of a process."""
+    """Failure counts, turns, delays and bans for logins from every gateway of a process."""
 
     _process_guard: "AuthGuard | None" = None
 
-    def __init__(self, cfg: Any, reactor: Any) -> None:
+    def __init__(self, cfg: Any, reactor: Any, bans: BanList | None = None) -> None:
         self.reactor = reactor
         self.base_delay = cfg.get_seconds("auth_failure_delay")
         self.max_delay = cfg.get_seconds("auth_max_delay")
@@ -119,10 +193,15 @@ class AuthGuard:
         self.ban_time = cfg.get_seconds("auth_ban_time")
         self.window = cfg.get_seconds("auth_failure_window")
         self.max_entries = max(1, cfg.get_int("auth_guard_max_entries"))
+        self.max_waiting = cfg.get_int("auth_max_waiting")
         self.exempt_loopback = cfg.get_bool("auth_exempt_loopback")
         self.trusted = cfg.get_networks("trusted_networks")
+        self.bans = bans
         self.by_ip: OrderedDict[str, _Record] = OrderedDict()
         self.by_login: OrderedDict[str, _Record] = OrderedDict()
+        # Keys with an attempt in flight; at most one entry per attempt, so bounded by them.
+        self.ip_lines: dict[str, _Line] = {}
+        self.login_lines: dict[str, _Line] = {}
 
     @classmethod
     def for_process(cls, cfg: Any, reactor: Any) -> "AuthGuard":
@@ -161,39 +240,98 @@ class AuthGuard:
             return 0.0
         return min(self.base_delay * 2 ** min(failures - 1, 32), self.max_delay)
 
-    # -- the three calls a login makes
+    # -- the calls a login makes
     def before_attempt(self, protocol: str, ip: str, login: str) -> defer.Deferred:
-        """A Deferred that fires once the attempt may be checked, or fails with `Banned`."""
-        remaining = 0.0 if self.exempt(ip) else self.ban_remaining(ip)
+        """A Deferred that fires with the attempt's `Attempt` once it may be checked, or
+        fails with `Banned`. The caller must call `done()` on the Attempt when its check is over."""
+        return defer.Deferred.fromCoroutine(self._admit(protocol, ip, login))
+
+    async def _admit(self, protocol: str, ip: str, login: str) -> Attempt:
+        if self.exempt(ip):
+            return Attempt(self, [])
+        await self._check_ban(protocol, ip, login)
+        attempt = Attempt(self, [])
+        try:
+            # Always the address's line first, then the name's: no two attempts wait for each other.
+            for lines, key in ((self.ip_lines, _canonical_ip(ip)), (self.login_lines, self._login_key(login))):
+                await self._enter(lines, key, protocol, ip, login)
+                attempt._turns.append((lines, key))
+            # Those ahead may have failed (and got the address banned) meanwhile.
+            await self._check_ban(protocol, ip, login)
+            delay = self.delay_for(ip, login)
+            if delay > 0:
+                await deferLater(self.reactor, delay, lambda: None)
+        except BaseException:
+            attempt.done()
+            raise
+        return attempt
+
+    async def _check_ban(self, protocol: str, ip: str, login: str) -> None:
+        remaining = self.ban_remaining(ip)
+        if remaining <= 0 and self.bans is not None:
+            until = await self.bans.banned_until(_canonical_ip(ip))
+            remaining = until - self.reactor.seconds()
+            if remaining > 0:
+                record = self._record(self.by_ip, _canonical_ip(ip), self.reactor.seconds())
+                record.banned_until = until
         if remaining > 0:
             log.debug("%s login refused, address banned: user=%s rip=%s", protocol, log_safe(login), ip)
-            return defer.fail(Banned(ip, remaining))
-        delay = self.delay_for(ip, login)
-        if delay <= 0:
-            return defer.succeed(None)
-        return deferLater(self.reactor, delay, lambda: None)
+            raise Banned(ip, remaining)
 
-    def failed(self, protocol: str, ip: str, login: str) -> None:
-        """Count a rejected password or unknown user (not an outage) and log it."""
-        log.warning("%s login failed: user=%s rip=%s", protocol, log_safe(login), ip)
+    def _enter(self, lines: dict[str, _Line], key: str, protocol: str, ip: str, login: str) -> defer.Deferred:
+        line = lines.get(key)
+        if line is None:
+            lines[key] = _Line()
+            return defer.succeed(None)
+        if len(line.waiting) >= self.max_waiting:
+            log.warning("%s login refused, too many attempts at once: user=%s rip=%s",
+                        protocol, log_safe(login), ip)
+            return defer.fail(Banned(ip, max(self.base_delay, 1.0), "busy"))
+        turn: defer.Deferred = defer.Deferred(lambda d: line.waiting.remove(d))
+        line.waiting.append(turn)
+        return turn
+
+    def _leave(self, lines: dict[str, _Line], key: str) -> None:
+        line = lines.get(key)
+        if line is None:
+            return
+        if line.waiting:
+            line.waiting.popleft().callback(None)  # the line stays taken, by the next one
+        else:
+            del lines[key]
+
+    def failed(self, protocol: str, ip: str, login: str, quiet: bool = False) -> None:
+        """Count a rejected password or unknown user (not an outage) and log it (unless
+        `quiet`: a caller that logged the failure already)."""
+        if not quiet:
+            log.warning("%s login failed: user=%s rip=%s", protocol, log_safe(login), ip)
         if self.exempt(ip):
             return
         now = self.reactor.seconds()
-        ip_record = self._count(self.by_ip, _canonical_ip(ip), now)
-        self._count(self.by_login, self._login_key(login), now)
+        ip_key, login_key = _canonical_ip(ip), self._login_key(login)
+        ip_record = self._record(self.by_ip, ip_key, now)
+        ip_record.count(login_key)
+        self._record(self.by_login, login_key, now).count(ip_key)
         if (self.ban_threshold > 0 and ip_record.failures >= self.ban_threshold
                 and ip_record.banned_until <= now):
             ip_record.banned_until = now + self.ban_time
+            if self.bans is not None:
+                self.bans.ban(ip_key, ip_record.banned_until)
             log.warning("%s address banned for %d s after %d failed logins: rip=%s",
                         protocol, self.ban_time, ip_record.failures, ip)
 
     def succeeded(self, ip: str, login: str) -> None:
-        """A good login: its IP (unless banned) and its login name start afresh."""
-        key = _canonical_ip(ip)
-        record = self.by_ip.get(key)
-        if record is not None and record.banned_until <= self.reactor.seconds():
-            del self.by_ip[key]
-        self.by_login.pop(self._login_key(login), None)
+        """A good login forgives the failures of its own address and name pair; the
+        address's failures for other names, and the name's from other addresses, stay."""
+        ip_key, login_key = _canonical_ip(ip), self._login_key(login)
+        now = self.reactor.seconds()
+        for table, key, other in ((self.by_ip, ip_key, login_key), (self.by_login, login_key, ip_key)):
+            record = table.get(key)
+            if record is None:
+                continue
+            record.forgive(other)
+            if record.failures <= 0 and record.banned_until <= now:
+                del table[key]
 
     # -- bookkeeping
     @staticmethod
@@ -211,7 +349,8 @@ class AuthGuard:
             return None
         return record
 
-    def _count(self, table: OrderedDict[str, _Record], key: str, now: float) -> _Record:
+    def _record(self, table: OrderedDict[str, _Record], key: str, now: float) -> _Record:
+        """The record for `key` (a new one if needed), marked as the most recent."""
         record = self._current(table, key)
         if record is None:
             record = table[key] = _Record()
@@ -219,6 +358,5 @@ class AuthGuard:
                 table.popitem(last=False)  # the least recently failed
         else:
             table.move_to_end(key)
-        record.failures += 1
         record.last = now
         return record

@@ -183,6 +183,7 @@ OPTIONS: dict[str, Option] = {
         auth_ban_time=seconds("3600"),
         auth_failure_window=seconds("3600"),
         auth_guard_max_entries=number("100000"),
+        auth_max_waiting=number("8"),
         auth_exempt_loopback=flag("yes"),
         trusted_networks=typed("networks"),
     ),

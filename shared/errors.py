@@ -50,6 +50,9 @@ UID_CONFLICT = "uidConflict"
 PRECONDITION_FAILED = "preconditionFailed"
 # Reason of a BadRequest: the request ran into one of the server's configured limits.
 LIMIT = "limit"
+# Reason of an AuthFailed: the caller's address is banned after too many failed logons;
+# the password was not checked.
+BANNED = "banned"
 
 
 class Quota(GroupwareError):

@@ -12,8 +12,8 @@ A gateway hands `LoginService.login` what its client sent (`ClientLogin`: twiste
     TOO_MANY          NO [LIMIT]                  -ERR [IN-USE]           (not counted per user)
     GONE              nothing: the client went away while its login ran
 
-Behind `login`, in this order: the process's brute-force guard (`shared.authguard`:
-the delay owed, a ban), the portal's checker (`StoreChecker`: the store checks the
+Behind `login`, in this order: the process's brute-force guard (`shared.authguard`: the
+attempt's turn, the delay owed, a ban), the portal's checker (`StoreChecker`: the store checks the
 password and opens the session in one call), its realm (`ProtocolRealm`: is the
 gateway's protocol switched on for this user and on this host), then one log line.
 Only a bad password or an unknown user counts as a failure at the guard, whose log
@@ -40,7 +40,7 @@ from zope.interface import Interface, implementer
 
 from shared.authguard import AuthGuard, Banned, is_loopback, log_safe
 from shared.connlimits import ConnectionLimits
-from shared.errors import AuthFailed, Forbidden
+from shared.errors import BANNED, AuthFailed, Forbidden
 from shared.model import Adapter, Session
 
 __all__ = ["ClientLogin", "IStoreSession", "LoginRefused", "LoginService", "Outcome", "ProtocolRealm",
@@ -93,23 +93,26 @@ class StoreChecker:
 
     The store checks the password and opens a session in one call, so the avatar id
     this checker hands the realm is that session. A store refusing the protocol for
-    the user (Forbidden) is `LoginDenied`, a bad password `UnauthorizedLogin`; any
-    other failure (an outage) passes through unchanged.
+    the user (Forbidden) is `LoginDenied`, a bad password `UnauthorizedLogin`, an
+    address the store has banned `Banned` (for `ban_retry` seconds, as far as the
+    gateway can tell); any other failure (an outage) passes through unchanged.
     """
 
     credentialInterfaces = (IUsernamePassword,)
 
-    def __init__(self, adapter: Adapter, protocol: str) -> None:
+    def __init__(self, adapter: Adapter, protocol: str, ban_retry: float = 0.0) -> None:
         self.adapter = adapter
         self.protocol = protocol
+        self.ban_retry = ban_retry
 
     def requestAvatarId(self, credentials: Any) -> defer.Deferred:
         address = getattr(credentials, "client_address", None)
         d = self.adapter.logon(credentials.username, credentials.password, self.protocol, address)
-        return d.addErrback(self._refused)
+        return d.addErrback(self._refused, address)
 
-    @staticmethod
-    def _refused(failure: Failure) -> Failure:
+    def _refused(self, failure: Failure, address: str | None) -> Failure:
+        if failure.check(AuthFailed) and failure.value.reason == BANNED:
+            raise Banned(address or "", self.ban_retry)
         if failure.check(AuthFailed):
             raise UnauthorizedLogin(failure.getErrorMessage())
         if failure.check(Forbidden):
@@ -150,7 +153,8 @@ class LoginService:
         self.protocol = protocol
         # Connections per address and logins per user and address (None: not counted).
         self.limits = limits
-        self.portal = Portal(ProtocolRealm(protocol), [StoreChecker(adapter, protocol), *checkers])
+        self.portal = Portal(ProtocolRealm(protocol),
+                             [StoreChecker(adapter, protocol, guard.ban_time), *checkers])
 
     def login(self, credentials: ClientLogin,
               connected: Callable[[], bool] = _always_connected) -> defer.Deferred:
@@ -164,14 +168,27 @@ class LoginService:
     async def _login(self, credentials: ClientLogin, connected: Callable[[], bool]) -> Session:
         protocol, user, address = self.protocol, credentials.username, credentials.client_address
         try:
-            # The delay owed for earlier failures comes before the password is checked.
-            await self.guard.before_attempt(protocol, address, user)
+            # This attempt's turn, and the delay owed for earlier failures, come before
+            # the password is checked.
+            attempt = await self.guard.before_attempt(protocol, address, user)
         except Banned as banned:
             raise LoginRefused(Outcome.BANNED, banned.retry_after) from None
+        try:
+            return await self._check(credentials, connected)
+        finally:
+            attempt.done()
+
+    async def _check(self, credentials: ClientLogin, connected: Callable[[], bool]) -> Session:
+        protocol, user, address = self.protocol, credentials.username, credentials.client_address
         if not connected():
             raise LoginRefused(Outcome.GONE)
         try:
             _, session, _ = await self.portal.login(credentials, None, IStoreSession)
+        except Banned as banned:
+            # The store keeps bans of its own (across restarts and gateway hosts).
+            log.warning("%s login refused, address banned at the store: user=%s rip=%s",
+                        protocol, log_safe(user), address)
+            raise LoginRefused(Outcome.BANNED, banned.retry_after) from None
         except UnauthorizedLogin:
             self.guard.failed(protocol, address, user)  # its log line is the failure's
             raise LoginRefused(Outcome.BAD_CREDENTIALS) from None

@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 
 from debian import command, ensure_packages
 from harness import ROOT, ServerProcess, free_port
-from shared.authguard import AuthGuard, Banned, log_safe
+from shared.authguard import MAX_PAIRS, Attempt, AuthGuard, Banned, log_safe
 from shared.config import Config
 from waiting import wait_until
 
@@ -34,9 +34,20 @@ def guard(clock: Clock, **options: str) -> AuthGuard:
 
 
 def outcome(d):
-    """('ok', None) / ('failed', exception) / ('pending', None) for a Deferred."""
+    """('ok', None) / ('failed', exception) / ('pending', None) for a Deferred of
+    `before_attempt`; an attempt that got its turn is done at once."""
     result = []
-    d.addCallbacks(lambda _: result.append(("ok", None)), lambda f: result.append(("failed", f.value)))
+
+    def ok(attempt):
+        if attempt is not None:  # None: asked before, and done then
+            attempt.done()
+        result.append(("ok", None))
+
+    def failed(failure):
+        result.append(("failed", failure.value))
+        return failure
+    d.addCallbacks(ok, failed)
+    d.addErrback(lambda f: None)  # keep the failure for the next look, quietly
     return result[0] if result else ("pending", None)
 
 
@@ -44,7 +55,7 @@ def fires_after(clock: Clock, g: AuthGuard, ip: str, login: str) -> float:
     """Seconds of fake time until before_attempt fires."""
     d = g.before_attempt("imap", ip, login)
     done = []
-    d.addCallback(done.append)
+    d.addCallback(lambda attempt: done.append(attempt.done()))
     waited = 0.0
     while not done:
         assert waited < 1000
@@ -56,7 +67,7 @@ def fires_after(clock: Clock, g: AuthGuard, ip: str, login: str) -> float:
 def test_delay_grows_per_ip_and_per_login_and_is_capped():
     clock = Clock()
     g = guard(clock)
-    assert outcome(g.before_attempt("pop3", "192.0.2.1", "alice")) == ("ok", None)
+    assert outcome(g.before_attempt("pop3", "192.0.2.1", "alice"))[0] == "ok"
     g.failed("pop3", "192.0.2.1", "alice")
     assert g.delay_for("192.0.2.1", "bob") == 2  # counted per IP
     assert g.delay_for("198.51.100.9", "ALICE") == 2  # and per login name, case-insensitively
@@ -112,6 +123,76 @@ def test_success_and_quiet_time_forget_failures():
     clock.advance(601)
     assert g.delay_for("192.0.2.2", "bob") == 0
     assert not g.by_ip and not g.by_login
+
+
+def test_a_success_forgives_only_its_own_name_from_its_own_address():
+    clock = Clock()
+    g = guard(clock, auth_ban_threshold="0")
+    for name in ("alice", "alice", "bob", "carol"):
+        g.failed("imap", "192.0.2.1", name)
+    g.failed("imap", "198.51.100.7", "alice")
+    g.succeeded("192.0.2.1", "alice")  # the attacker's own account, or alice's typos
+    assert g.by_ip["192.0.2.1"].failures == 2  # bob and carol still count for the address
+    assert g.delay_for("192.0.2.1", "dave") == 4
+    assert g.by_login["alice"].failures == 1  # and alice's failure from elsewhere for the name
+    assert g.delay_for("203.0.113.1", "alice") == 2
+    g.succeeded("192.0.2.1", "bob")
+    g.succeeded("192.0.2.1", "carol")
+    assert "192.0.2.1" not in g.by_ip
+
+
+def test_failures_beyond_the_named_pairs_are_never_forgiven():
+    clock = Clock()
+    g = guard(clock, auth_ban_threshold="0")
+    for i in range(MAX_PAIRS + 10):
+        g.failed("imap", "192.0.2.1", f"user{i}")
+    for i in range(MAX_PAIRS + 10):
+        g.succeeded("192.0.2.1", f"user{i}")
+    assert g.by_ip["192.0.2.1"].failures == 10
+
+
+def taken(g: AuthGuard, ip: str, login: str, started: list) -> None:
+    """Start an attempt; its Attempt (or failure) lands in `started` when it gets its turn."""
+    g.before_attempt("imap", ip, login).addCallbacks(started.append, lambda f: started.append(f.value))
+
+
+def test_attempts_in_flight_wait_their_turn_and_meet_the_delays_of_those_before():
+    clock = Clock()
+    g = guard(clock, auth_max_waiting="3", auth_ban_threshold="3")
+    started: list = []
+    for i in range(10):
+        taken(g, "192.0.2.1", f"name{i}", started)
+    # One is checked, three wait; the other six are refused at once without reaching the check.
+    assert len(started) == 7 and isinstance(started[0], Attempt)
+    assert all(isinstance(s, Banned) for s in started[1:])
+    g.failed("imap", "192.0.2.1", "name0")
+    started.pop(0).done()
+    assert len(started) == 6  # the next one has its turn, but waits out the delay owed
+    clock.advance(2)
+    assert isinstance(started[6], Attempt)
+    g.failed("imap", "192.0.2.1", "name1")
+    started.pop(6).done()
+    clock.advance(4)
+    g.failed("imap", "192.0.2.1", "name2")  # the third failure bans the address
+    started.pop(6).done()
+    assert isinstance(started[6], Banned) and started[6].retry_after == 60
+    assert not g.ip_lines and not g.login_lines
+    # Another address is not held up by any of this.
+    taken(g, "198.51.100.1", "other", started)
+    assert isinstance(started[-1], Attempt)
+
+
+def test_one_login_name_is_checked_one_attempt_at_a_time_from_any_address():
+    clock = Clock()
+    g = guard(clock)
+    started: list = []
+    taken(g, "192.0.2.1", "alice", started)
+    taken(g, "192.0.2.2", "Alice", started)
+    assert len(started) == 1
+    started[0].done()
+    assert len(started) == 2 and isinstance(started[1], Attempt)
+    started[1].done()
+    assert not g.ip_lines and not g.login_lines
 
 
 def test_loopback_and_trusted_networks_are_exempt_but_logged(caplog):

@@ -75,9 +75,9 @@ def test_bad_password_and_unknown_user_are_one_outcome_counted_by_the_guard(reac
     lines = [r.getMessage() for r in caplog.records if r.name == "shared.authguard"]
     assert lines == [f"pop3 login failed: user=alice rip={ATTACKER}",
                      f"pop3 login failed: user=nosuchuser rip={ATTACKER}"]
-    # A good login clears the name's count (and its address's, when not banned).
+    # A good login forgives its own name's failures from its address, not the address's others.
     reactor_thread.call(log_in(reactor_thread, service, "alice", address=ATTACKER).logoff)
-    assert failures(guard, ATTACKER) == 0
+    assert failures(guard, ATTACKER) == 1 and "alice" not in guard.by_login
 
 
 def test_feature_switched_off_for_the_user_is_disabled_not_a_bad_password(reactor_thread, adapter, caplog):
