@@ -27,7 +27,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
-from server.delivery_right import peer_uid
+from server.caller_rights import peer_uid
 from server.sessions import Stream
 from server.soap.context import Services
 from server.soap.dispatch import dispatch

@@ -21,12 +21,14 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from server.delivery_right import DeliveryRight
+from server.bans import StoredBans
+from server.caller_rights import CallerRight
 from server.http import StoreSite
 from server.notify import ChangeNotifier, LocalNotifier
 from server.sessions import SessionManager
 from server.soap.context import Limits, Services
 from server.users import load_user_backend
+from shared.authguard import AuthGuard
 from shared.config import Config, ConfigError
 from shared.endpoints import clear_stale_socket, listen, listen_unix, port_address
 from shared.tls import config_server_options
@@ -111,8 +113,10 @@ class StoreServer:
                 delivery_duplicate_window=cfg.get_int("delivery_duplicate_window"),
                 recipient_delimiter=cfg.get("recipient_delimiter"),
             )
+            logon_guard = AuthGuard(cfg, reactor, StoredBans(self.storage, self.run, reactor.seconds))
             self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run,
-                                     public_store_id, spool_dir, DeliveryRight.from_config(cfg))
+                                     public_store_id, spool_dir, CallerRight.delivery(cfg),
+                                     CallerRight.gateway(cfg), logon_guard)
             self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT)
             self._expiry = LoopingCall(sessions.expire)
             self._expiry.clock = reactor

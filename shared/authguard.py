@@ -171,9 +171,16 @@ def _canonical_ip(ip: str) -> str:
     return str(address)
 
 
+# What a caller on a UNIX socket of this host is called in place of an address.
+LOCAL = "local"
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` is an address of this machine (127.0.0.0/8, ::1, or either
-    written as IPv4-mapped IPv6); False for anything that is not an IP address."""
+    written as IPv4-mapped IPv6) or a caller on a UNIX socket (`LOCAL`); False for
+    anything else that is not an IP address."""
+    if host == LOCAL:
+        return True
     try:
         return ipaddress.ip_address(_canonical_ip(host)).is_loopback
     except ValueError:
@@ -249,7 +256,7 @@ class AuthGuard:
     async def _admit(self, protocol: str, ip: str, login: str) -> Attempt:
         if self.exempt(ip):
             return Attempt(self, [])
-        await self._check_ban(protocol, ip, login)
+        await self.check_ban(protocol, ip, login)
         attempt = Attempt(self, [])
         try:
             # Always the address's line first, then the name's: no two attempts wait for each other.
@@ -257,7 +264,7 @@ class AuthGuard:
                 await self._enter(lines, key, protocol, ip, login)
                 attempt._turns.append((lines, key))
             # Those ahead may have failed (and got the address banned) meanwhile.
-            await self._check_ban(protocol, ip, login)
+            await self.check_ban(protocol, ip, login)
             delay = self.delay_for(ip, login)
             if delay > 0:
                 await deferLater(self.reactor, delay, lambda: None)
@@ -266,7 +273,11 @@ class AuthGuard:
             raise
         return attempt
 
-    async def _check_ban(self, protocol: str, ip: str, login: str) -> None:
+    async def check_ban(self, protocol: str, ip: str, login: str) -> None:
+        """Raise `Banned` when `ip` is banned, here or in `bans`; no turn, no delay (for a
+        caller whose own guard already made the attempt wait)."""
+        if self.exempt(ip):
+            return
         remaining = self.ban_remaining(ip)
         if remaining <= 0 and self.bans is not None:
             until = await self.bans.banned_until(_canonical_ip(ip))

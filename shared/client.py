@@ -54,6 +54,7 @@ class StoreClient:
         ep, host, is_tcp = parse_endpoint(reactor, endpoint, ca_file)
         # On the store's own host (its UNIX socket), sources are read from the blob
         # files the store names (shared.localstream).
+        self.is_tcp = is_tcp
         self.blob_files = blob_files and not is_tcp
         self.host = host.encode("idna")
         self.max_response_size = max_response_size

@@ -104,6 +104,8 @@ OPTIONS: dict[str, Option] = {
         log_file=text("-"),
         delivery_uids=typed("uids"),
         delivery_secret_file=typed("file"),
+        gateway_uids=typed("uids"),
+        gateway_secret_file=typed("file"),
         recipient_delimiter=text("+"),
         delivery_duplicate_window=number("3600"),
         max_deliveries_per_message=number("1000", minimum=1),
@@ -428,6 +430,17 @@ class Config:
         if not os.path.isfile(value):
             raise ConfigError(name, f"no such file: {value!r}")
         return value
+
+    def get_secret(self, name: str) -> str | None:
+        """The content of a secret file option (stripped); None when the option is empty."""
+        path = self.get_file(name)
+        if path is None:
+            return None
+        with open(path, encoding="utf-8", errors="surrogateescape") as fp:
+            secret = fp.read().strip()
+        if not secret:
+            raise ConfigError(name, f"{path} is empty")
+        return secret
 
     def get_networks(self, name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """CIDR networks, space- or comma-separated; a bare address is a network of one."""

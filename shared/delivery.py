@@ -130,11 +130,7 @@ class Deliverer:
         address = self.cfg.get_store_address("server_socket")
         if address is None or not address.is_tcp:
             return None
-        path = self.cfg.get_file("delivery_secret_file")
-        if path is None:
-            return None
-        with open(path, encoding="utf-8") as fp:
-            return fp.read().strip()
+        return self.cfg.get_secret("delivery_secret_file")
 
     async def resolve(self, address: str) -> Any:
         """The store's `Recipient` for `address`; NotFound or Unavailable. Known addresses

@@ -40,9 +40,10 @@ class Response:
 class RawHTTP:
     """HTTP/1.1 over one keep-alive socket, written out by hand."""
 
-    def __init__(self, address: tuple[str, Any], timeout: float = 30) -> None:
+    def __init__(self, address: tuple[str, Any], timeout: float = 30, source: str | None = None) -> None:
         self.address = address
         self.timeout = timeout
+        self.source = source  # the local address a TCP connection comes from
         self.sock: socket.socket | None = None
         self.buffer = b""
 
@@ -52,6 +53,8 @@ class RawHTTP:
             family = socket.AF_UNIX if kind == "unix" else socket.AF_INET
             self.sock = socket.socket(family, socket.SOCK_STREAM)
             self.sock.settimeout(self.timeout)
+            if self.source is not None:
+                self.sock.bind((self.source, 0))
             self.sock.connect(where)
             if kind == "tls":
                 self.sock = tls_context().wrap_socket(self.sock)
@@ -211,3 +214,27 @@ def caldav_soap(server, user: str) -> SoapClient:
     c = SoapClient(server.connect("unix"), schema())
     c.logon(user, USERS[user], "caldav")
     return c
+
+
+def post_as(account: str, socket_path: str, request: bytes) -> bytes:
+    """POST a SOAP request to the store's UNIX socket from a process running as system
+    account `account` (the store knows its caller by the peer uid); the answer's body."""
+    import pwd
+    import subprocess
+    entry = pwd.getpwnam(account)
+    script = (
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+        "body = sys.stdin.buffer.read()\n"
+        "s.sendall(b'POST /soap HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: text/xml\\r\\nConnection: close\\r\\n'"
+        " + b'Content-Length: %d\\r\\n\\r\\n' % len(body) + body)\n"
+        "data = b''\n"
+        "while chunk := s.recv(65536): data += chunk\n"
+        "sys.stdout.buffer.write(data.partition(b'\\r\\n\\r\\n')[2])\n")
+
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+    return subprocess.run(["/usr/bin/python3", "-c", script, socket_path], input=request, capture_output=True,
+                          preexec_fn=drop, timeout=30, check=True).stdout

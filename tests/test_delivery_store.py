@@ -21,7 +21,7 @@ from shared import codec
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Quota, TooLarge
 from shared.features import FEATURES, SIEVE
 from shared.model import Delivery, DeliveryFolder, DeliveryResult, Recipient
-from soap_client import SoapClient, schema
+from soap_client import SoapClient, post_as, schema
 
 pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
 
@@ -92,26 +92,8 @@ def storage_of(server):
 
 def run_as(account: str, socket_path: str) -> str:
     """logonDelivery from a process running as `account`: the fault code, or "granted"."""
-    import pwd
-    entry = pwd.getpwnam(account)
     _, request = codec.request("logonDelivery")
-    script = (
-        "import socket, sys\n"
-        "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
-        "body = sys.stdin.buffer.read()\n"
-        "s.sendall(b'POST /soap HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: text/xml\\r\\nConnection: close\\r\\n'"
-        " + b'Content-Length: %d\\r\\n\\r\\n' % len(body) + body)\n"
-        "data = b''\n"
-        "while chunk := s.recv(65536): data += chunk\n"
-        "sys.stdout.buffer.write(data.partition(b'\\r\\n\\r\\n')[2])\n")
-
-    def drop() -> None:
-        os.setgroups([])
-        os.setgid(entry.pw_gid)
-        os.setuid(entry.pw_uid)
-
-    out = subprocess.run(["/usr/bin/python3", "-c", script, socket_path], input=request, capture_output=True,
-                         preexec_fn=drop, timeout=30, check=True).stdout
+    out = post_as(account, socket_path, request)
     try:
         codec.response_body(out, "logonDelivery")
     except Forbidden:

@@ -81,6 +81,19 @@ def test_a_burst_from_one_address_is_checked_one_at_a_time(imap):
     assert b"* BYE" in text and b"c OK" not in text
 
 
+def test_the_ban_survives_a_restart_in_the_store_database(imap):
+    """Run after the burst: the gateway forgets its bans when it stops, the store's database not."""
+    server, _, password = imap
+    server.stop()
+    server.start()
+    port = server.port("imap")
+    text, _ = login(port, "127.0.0.2", "demo", password)
+    assert b"* BYE Too many failed logins" in text and b"a OK" not in text
+    with open(server.options["log_file"], encoding="utf-8") as fp:
+        assert "imap login refused, address banned at the store: user=demo rip=127.0.0.2" in fp.read()
+    assert b"a OK" in login(port, "127.0.0.4", "demo", password)[0]
+
+
 def login(port: int, source: str, user: str, password: str) -> tuple[bytes, float]:
     client = connect(port, source)
     started = time.monotonic()
@@ -90,7 +103,8 @@ def login(port: int, source: str, user: str, password: str) -> tuple[bytes, floa
 
 
 def test_a_good_login_does_not_wipe_the_address_failures_for_other_names(imap):
-    _, port, password = imap
+    server, _, password = imap
+    port = server.port("imap")
     here = "127.0.0.3"
     for name in ("alice", "bob"):
         assert b"AUTHENTICATIONFAILED" in login(port, here, name, "guess")[0]

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from lxml import etree
 from twisted.internet.defer import Deferred
 
-from server.delivery_right import DeliveryRight
+from server.caller_rights import CallerRight
 from server.notify import ChangeNotifier
 from server.sessions import Session, SessionManager
 from server.users import UserBackend
@@ -49,7 +49,10 @@ class Services:
     run: Callable[..., Deferred]
     public_store_id: int = 0
     spool_dir: str = ""
-    delivery_right: DeliveryRight = dc_field(default_factory=lambda: DeliveryRight(frozenset({0}), None))
+    delivery_right: CallerRight = dc_field(default_factory=lambda: CallerRight(frozenset({0}), None))
+    gateway_right: CallerRight = dc_field(default_factory=lambda: CallerRight(frozenset({0}), None))
+    # The brute-force guard of logon (shared.authguard), its bans kept in the database.
+    logon_guard: Any = None
 
 
 @dataclass
@@ -64,6 +67,11 @@ class Call:
     @property
     def storage(self) -> Any:
         return self.services.storage
+
+    @property
+    def peer_host(self) -> str:
+        """The caller's address without its port; `local` on the UNIX socket."""
+        return self.peer.rpartition(":")[0] if ":" in self.peer else self.peer
 
     def session(self) -> Session:
         """The caller's user session; held busy until the call ends so it cannot expire

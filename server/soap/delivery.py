@@ -1,7 +1,7 @@
 """The delivery operations: logonDelivery, resolveRecipient, listDeliveryFolders,
 getActiveSieveScript, deliverMessage, vacationResponse.
 
-Only a delivery session (server.delivery_right decides who gets one) may call them,
+Only a delivery session (server.caller_rights decides who gets one) may call them,
 and it may call nothing else. `deliverMessage` stores one message for many recipients
 in one transaction, every copy sharing one blob, and answers only once blob and rows
 are durable, so an LMTP server may then say 250 (RFC 2033 section 4.2).

@@ -8,7 +8,8 @@ from lxml import etree
 
 from server.soap.context import Call, Services, response
 from shared.codec import add, element, field, required
-from shared.errors import AuthFailed, BadRequest, Forbidden
+from shared.authguard import Banned, log_safe
+from shared.errors import BANNED, AuthFailed, BadRequest, Forbidden
 from shared.features import FEATURES
 
 log = logging.getLogger(__name__)
@@ -33,29 +34,59 @@ def user_xml(services: Services, user: dict[str, Any]) -> etree._Element:
     return el
 
 
+def client_address(call: Call) -> tuple[str, bool]:
+    """Whom a logon is for: the `clientAddress` a gateway names for its client, or, from
+    any caller without the gateway right (server.caller_rights), the address seen on the
+    socket. The second value says whether it came from a gateway."""
+    named = field(call.body, "clientAddress") or None
+    if named is not None:
+        if call.services.gateway_right.granted(call.peer_uid, field(call.body, "gatewaySecret")):
+            return named, True
+        who = f"uid {call.peer_uid}" if call.peer_uid is not None else call.peer
+        log.warning("clientAddress %s from %s ignored: the caller has no gateway right",
+                    log_safe(named, 64), who)
+    return call.peer_host, False
+
+
 async def logon(call: Call) -> etree._Element:
+    """A user session for a name and password, checked behind the store's own brute-force
+    guard: a direct caller waits its turn and the delay owed, like a gateway's client; a
+    gateway (which made its client wait already) meets only the bans."""
     body = call.body
     name = required(body, "user")
     password = field(body, "password", "")
     protocol = field(body, "protocol") or None
-    client = field(body, "clientAddress") or None
     if protocol is not None and protocol not in PROTOCOLS:
         raise BadRequest(f"unknown protocol {protocol!r}")
-    where = f"{client} via {call.peer}" if client else call.peer
+    address, gateway = client_address(call)
+    where = f"{log_safe(address, 64)} via {call.peer}" if gateway else call.peer
     services = call.services
+    guard = services.logon_guard
+    kind = protocol or "soap"
+    try:
+        if gateway:
+            await guard.check_ban(kind, address, name)
+            attempt = None
+        else:
+            attempt = await guard.before_attempt(kind, address, name)
+    except Banned:
+        log.info("logon of user %r from %s refused: address banned", name, where)
+        raise AuthFailed("too many logon attempts from this address, try again later", BANNED) from None
     try:
         user = await call.run(services.users.authenticate, name, password)
     except AuthFailed:
-        # A gateway that names its client logs the failure itself, once, with protocol,
-        # user and address for fail2ban (shared.authguard); for a direct SOAP client
-        # this is the line fail2ban has.
-        log.log(logging.INFO if client else logging.WARNING,
-                "authentication failed for user %r from %s", name, where)
+        # The guard's line (a gateway wrote its own) is the one fail2ban reads.
+        guard.failed(kind, address, name, quiet=gateway)
+        log.info("authentication failed for user %r from %s", name, where)
         raise
+    finally:
+        if attempt is not None:
+            attempt.done()
+    guard.succeeded(address, name)
     if protocol in FEATURES and protocol not in enabled_features(services, user):
         log.info("user %r refused %s access from %s: feature disabled", name, protocol, where)
         raise Forbidden(f"{protocol} access is disabled for this user")
-    session = services.sessions.create(user, protocol, client)
+    session = services.sessions.create(user, protocol, address)
     log.info("user %r logged on (%s) from %s", name, protocol or "soap", where)
     out = response("logon")
     add(out, "sessionId", session.id)

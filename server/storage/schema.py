@@ -226,3 +226,13 @@ vacation_replies = _per_user_digests("vacation_replies", "sent_at")
 # Message-IDs delivered to a user recently, for duplicate suppression (an MTA retrying
 # after a lost answer).
 delivered_message_ids = _per_user_digests("delivered_message_ids", "delivered_at")
+
+
+# Addresses refused at logon after too many failed logons (the brute-force guard's bans),
+# kept here so that they hold across restarts and for every store instance.
+address_bans = Table(
+    "address_bans", metadata,
+    Column("address", String(255), primary_key=True),
+    Column("banned_until", BigInteger, nullable=False),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)

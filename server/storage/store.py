@@ -7,6 +7,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 
+from .address_bans import AddressBansMixin
 from .calendar_batch import CalendarBatchMixin
 from .changes import ChangesMixin
 from .delivery import DeliveryMixin
@@ -24,7 +25,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
-              CalendarBatchMixin, FolderPropertiesMixin, SubscriptionsMixin, SieveScriptsMixin, DeliveryMixin):
+              CalendarBatchMixin, FolderPropertiesMixin, SubscriptionsMixin, SieveScriptsMixin, DeliveryMixin,
+              AddressBansMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.

@@ -24,11 +24,14 @@ class Adapter:
         self.inline_limit = cfg.get_size("inline_source_limit")
         # Features an admin turned off for this gateway host regardless of the user.
         self.disabled_features = frozenset(cfg.get_list("disabled_features"))
+        # Over TCP the store believes the client addresses we name only with this secret;
+        # on its UNIX socket our uid is what counts.
+        self.gateway_secret = cfg.get_secret("gateway_secret_file") if self.client.is_tcp else None
 
     def logon(self, user: str, password: str, protocol: str | None = None,
               client_address: str | None = None) -> defer.Deferred:
         """Fires with a `Session`; fails with AuthFailed, Forbidden or Unavailable."""
-        d = call_logon(self.client, user, password, protocol, client_address)
+        d = call_logon(self.client, user, password, protocol, client_address, self.gateway_secret)
         d.addCallback(lambda resp: Session(self, resp, user, password, protocol, client_address))
         return d
 

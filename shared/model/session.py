@@ -26,10 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def call_logon(client: StoreClient, user: str, password: str, protocol: str | None,
-               client_address: str | None) -> defer.Deferred:
-    """The logon call; fires with the server's answer, from which a Session is made."""
-    return client.call("logon", [("user", user), ("password", password),
-                                 ("protocol", protocol), ("clientAddress", client_address)])
+               client_address: str | None, gateway_secret: str | None = None) -> defer.Deferred:
+    """The logon call; fires with the server's answer, from which a Session is made.
+    `gateway_secret` makes the store believe `client_address` over TCP."""
+    return client.call("logon", [("user", user), ("password", password), ("protocol", protocol),
+                                 ("clientAddress", client_address),
+                                 ("gatewaySecret", gateway_secret if client_address else None)])
 
 
 class StoreSession(abc.ABC):
@@ -136,7 +138,7 @@ class Session(SieveScripts, StoreSession):
         return self._credentials[0]
 
     def _logon_again(self) -> defer.Deferred:
-        return call_logon(self.client, *self._credentials)
+        return call_logon(self.client, *self._credentials, self.adapter.gateway_secret)
 
     def _forget_credentials(self) -> None:
         self._credentials = ("", "", None, None)

@@ -1,0 +1,128 @@
+"""The store server's own logon: its brute-force guard (per client address and per user,
+one logon checked at a time, delays, bans kept in the database across a restart), and
+whose word it takes for the client's address (gateways only), over its UNIX socket and TCP."""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from harness import USERS, StoreProcess
+from shared import codec
+from shared.errors import BANNED, AuthFailed
+from soap_client import RawHTTP, SoapClient, post_as, schema
+
+XSD = schema()
+SECRET = "gateway-secret-for-tests"
+DELAY, MAX_DELAY, THRESHOLD = 0.5, 1.0, 3
+
+
+@pytest.fixture(scope="module")
+def store(open_dir, tmp_path_factory):
+    data = tmp_path_factory.mktemp("logon-guard")
+    secret = data / "gateway.secret"
+    secret.write_text(SECRET + "\n")
+    options = {"server_socket": os.path.join(open_dir, "server.sock"), "server_pipe_mode": "0666",
+               "gateway_secret_file": str(secret), "auth_exempt_loopback": "no",
+               "auth_failure_delay": str(DELAY), "auth_max_delay": str(MAX_DELAY),
+               "auth_ban_threshold": str(THRESHOLD), "auth_ban_time": "600", "auth_max_waiting": "4"}
+    with StoreProcess(data, options) as proc:
+        yield proc
+
+
+def tcp_client(store: StoreProcess, source: str) -> SoapClient:
+    return SoapClient(RawHTTP(("tcp", ("127.0.0.1", store.tcp_port)), source=source), XSD)
+
+
+def logon(client: SoapClient, user: str, password: str, *fields: tuple[str, str]) -> str:
+    """"ok", "failed" or "banned", and the session id kept in the client."""
+    try:
+        answer = client.call("logon", ("user", user), ("password", password), ("protocol", "imap"), *fields)
+    except AuthFailed as err:
+        return "banned" if err.reason == BANNED else "failed"
+    client.session_id = codec.field(answer, "sessionId")
+    return "ok"
+
+
+def log_lines(store: StoreProcess, text: str) -> list[str]:
+    return [line for line in store.log().splitlines() if text in line]
+
+
+def test_a_direct_caller_meets_delays_then_a_ban_that_survives_a_restart(store):
+    here = "127.0.0.5"
+    took = []
+    for n in range(THRESHOLD):
+        client = tcp_client(store, here)
+        started = time.monotonic()
+        assert logon(client, "alice", f"guess{n}") == "failed"
+        took.append(time.monotonic() - started)
+        client.http.close()
+    # The first attempt is checked at once, each further one after the delay owed.
+    assert took[0] < DELAY and took[1] >= DELAY * 0.9 and took[2] >= MAX_DELAY * 0.9
+    # Banned: the right password is refused without being checked, over TCP and after a restart.
+    assert logon(tcp_client(store, here), "alice", USERS["alice"]) == "banned"
+    assert len(log_lines(store, "imap login failed: user=alice rip=127.0.0.5")) == THRESHOLD
+    store.stop()
+    store.start()
+    assert logon(tcp_client(store, here), "alice", USERS["alice"]) == "banned"
+    assert logon(tcp_client(store, "127.0.0.6"), "alice", USERS["alice"]) == "ok"
+
+
+def test_concurrent_logons_of_one_user_are_checked_one_at_a_time(store):
+    """Logons for one user name from many addresses at once: checked in turn, each after
+    the delay its predecessors' failures earned, and the waiting line is bounded."""
+    def attempt(n: int) -> tuple[str, float]:
+        client = tcp_client(store, f"127.0.1.{n + 1}")
+        try:
+            return logon(client, "bob", f"guess{n}"), time.monotonic()
+        finally:
+            client.http.close()
+    before = len(log_lines(store, "login failed: user=bob"))
+    started = time.monotonic()
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(attempt, range(12)))
+    checked = sorted(at - started for outcome, at in results if outcome == "failed")
+    # One checked and auth_max_waiting (4) waiting; the rest are refused at once, unchecked.
+    assert 2 <= len(checked) <= 5
+    assert sum(1 for outcome, _ in results if outcome == "banned") == 12 - len(checked)
+    assert len(log_lines(store, "login failed: user=bob")) - before == len(checked)
+    for n in range(1, len(checked)):
+        assert checked[n] - checked[n - 1] >= DELAY * 0.9, checked
+
+
+def test_only_a_gateway_names_the_client_address(store):
+    plain = tcp_client(store, "127.0.0.7")
+    assert logon(plain, "alice", USERS["alice"], ("clientAddress", "203.0.113.50")) == "ok"
+    assert log_lines(store, "clientAddress 203.0.113.50 from 127.0.0.7:")
+    assert log_lines(store, "user 'alice' logged on (imap) from 127.0.0.7:")
+    assert not log_lines(store, "from 203.0.113.50 via")
+    # With the gateway secret over TCP the address is believed.
+    gateway = tcp_client(store, "127.0.0.7")
+    assert logon(gateway, "alice", USERS["alice"], ("clientAddress", "203.0.113.51"),
+                 ("gatewaySecret", SECRET)) == "ok"
+    assert log_lines(store, "user 'alice' logged on (imap) from 203.0.113.51 via 127.0.0.7:")
+    wrong = tcp_client(store, "127.0.0.7")
+    assert logon(wrong, "alice", USERS["alice"], ("clientAddress", "203.0.113.52"),
+                 ("gatewaySecret", SECRET + "x")) == "ok"
+    assert not log_lines(store, "from 203.0.113.52 via")
+    # On the UNIX socket the peer uid decides: this test runs as root (a gateway), nobody is not.
+    local = SoapClient(store.connect("unix"), XSD)
+    assert logon(local, "alice", USERS["alice"], ("clientAddress", "203.0.113.53")) == "ok"
+    assert log_lines(store, "user 'alice' logged on (imap) from 203.0.113.53 via local")
+    _, request = codec.request("logon", [("user", "alice"), ("password", USERS["alice"]),
+                                         ("protocol", "imap"), ("clientAddress", "203.0.113.54")])
+    assert codec.field(codec.response_body(post_as("nobody", store.socket_path, request), "logon"), "sessionId")
+    assert log_lines(store, "clientAddress 203.0.113.54 from uid 65534 ignored")
+    assert not log_lines(store, "from 203.0.113.54 via")
+    # A gateway's failures are its client's: they count against that address, not the gateway's.
+    for n in range(THRESHOLD):
+        assert logon(SoapClient(store.connect("unix"), XSD), "carol", "guess",
+                     ("clientAddress", "198.51.100.20")) == "failed"
+    assert logon(SoapClient(store.connect("unix"), XSD), "alice", USERS["alice"],
+                 ("clientAddress", "198.51.100.20")) == "banned"
+    assert logon(SoapClient(store.connect("unix"), XSD), "alice", USERS["alice"],
+                 ("clientAddress", "198.51.100.21")) == "ok"
+    # ... and the gateway logged them for fail2ban itself: the store adds no such line.
+    assert not log_lines(store, "login failed: user=carol")
