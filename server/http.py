@@ -7,7 +7,10 @@
 
 Request bodies are limited before they are read: a declared Content-Length over
 the limit is answered 413 right after the headers, a chunked body is counted
-and cut off, and neither is ever held in memory.
+and cut off, and neither is ever held in memory. A request that does not name a
+live session in its `X-Session-Id` header before the body (a logon, or anyone's
+guess) gets the small limit `max_soap_size_before_logon`, so a stranger cannot make
+the server read, hold or parse a large document.
 """
 from __future__ import annotations
 
@@ -83,20 +86,28 @@ class StoreChannel(HTTPChannel):
         request = self.requests[-1]
         path = self._path.split(b"?", 1)[0]
         upload = path == UPLOAD_PATH and self._command == b"PUT"
-        limits = self.site.services.limits
-        request.body_limit = limits.max_message_size if upload else self.site.max_soap_size
+        services = self.site.services
+        # Nobody makes us read megabytes without a live session, named in X-Session-Id
+        # before the body: without one a request gets the small limit of a logon.
+        session = services.sessions.is_valid(_header(request, b"X-Session-Id"))
+        if upload:
+            request.body_limit = services.limits.max_message_size
+        elif session and path == SOAP_PATH:
+            request.body_limit = self.site.max_soap_size
+        else:
+            request.body_limit = min(self.site.max_soap_size, self.site.max_soap_size_before_logon)
+        request.without_session = not session
         if self.length is not None and self.length > request.body_limit:
-            self.refuse(413, TooLarge(f"request body exceeds {request.body_limit} bytes"))
+            self.refuse(413, request.too_large())
             return
         if upload:
             if self.length is None:
                 self.refuse(411, BadRequest("uploads need a Content-Length"))
                 return
-            # Nobody streams megabytes at us without a live session.
-            if not self.site.services.sessions.is_valid(_header(request, b"X-Session-Id")):
+            if not session:
                 self.refuse(403, SessionInvalid("unknown or expired session"))
                 return
-            request.spool_dir = self.site.services.spool_dir
+            request.spool_dir = services.spool_dir
         super().allHeadersReceived()
 
     def refuse(self, status: int, error: GroupwareError) -> None:
@@ -151,6 +162,7 @@ class StoreRequest(Request):
     """Counts body bytes (chunked bodies have no declared length) and spools uploads to a named file."""
 
     body_limit = 0
+    without_session = True  # no live session named in X-Session-Id
     spool_dir: str | None = None
     spool_path: str | None = None
     _received = 0
@@ -170,9 +182,13 @@ class StoreRequest(Request):
             return
         self._received += len(data)
         if self._received > self.body_limit:
-            self.channel.refuse(413, TooLarge(f"request body exceeds {self.body_limit} bytes"))
+            self.channel.refuse(413, self.too_large())
             return
         super().handleContentChunk(data)
+
+    def too_large(self) -> TooLarge:
+        note = " without a session (X-Session-Id)" if self.without_session else ""
+        return TooLarge(f"request body exceeds {self.body_limit} bytes{note}")
 
     def take_spool(self) -> str | None:
         """Hand the spooled body file over to the caller, who must remove it."""
@@ -456,13 +472,15 @@ class StoreSite(Site):
     requestFactory = StoreRequest
     noisy = False
 
-    def __init__(self, services: Services, max_soap_size: int, timeout: float = 300) -> None:
+    def __init__(self, services: Services, max_soap_size: int, timeout: float = 300,
+                 max_soap_size_before_logon: int = 64 * 1024) -> None:
         root = Resource()
         # SOAP is not a form post: never let twisted.web parse bodies into args
         # (it would also parse every Content-Type with the email package).
         super().__init__(root, timeout=timeout, parsePOSTFormSubmission=False)
         self.services = services
         self.max_soap_size = max_soap_size
+        self.max_soap_size_before_logon = max_soap_size_before_logon
         self.wsdl = resources.files("shared").joinpath("groupware.wsdl").read_bytes()
         root.putChild(b"soap", SoapResource(self))
         root.putChild(b"stream", StreamResource(self))

@@ -117,7 +117,8 @@ class StoreServer:
             self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run,
                                      public_store_id, spool_dir, CallerRight.delivery(cfg),
                                      CallerRight.gateway(cfg), logon_guard)
-            self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT)
+            self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT,
+                                  cfg.get_size("max_soap_size_before_logon"))
             self._expiry = LoopingCall(sessions.expire)
             self._expiry.clock = reactor
             self._expiry.start(max(1.0, min(60.0, sessions.timeout / 4)), now=False)

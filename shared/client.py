@@ -84,8 +84,8 @@ class StoreClient:
         """
         _, body = codec.request(op, fields)
         head = (b"POST /soap HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml; charset=utf-8\r\n"
-                b"SOAPAction: \"urn:groupware:store:1#%s\"\r\nContent-Length: %d\r\n\r\n"
-                % (self.host, op.encode("ascii"), len(body)))
+                b"SOAPAction: \"urn:groupware:store:1#%s\"\r\n%sContent-Length: %d\r\n\r\n"
+                % (self.host, op.encode("ascii"), _session_header(fields), len(body)))
         pool = self.poll_pool if long_poll else self.pool
         d = self._request(pool, head, body, lambda: BufferSink(self.max_response_size),
                           retry=op in IDEMPOTENT_OPS,
@@ -246,6 +246,17 @@ class StoreClient:
                 fp.close()
             return result
         return d.addCallback(done).addBoth(close)
+
+
+def _session_header(fields: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> bytes:
+    """The X-Session-Id header naming a call's session: without it the store takes no
+    more than a logon's worth of body (max_soap_size_before_logon), and a stream is
+    served only to the session that opened it."""
+    pairs = fields.items() if isinstance(fields, Mapping) else fields
+    session_id = next((value for name, value in pairs if name == "sessionId"), None)
+    if not isinstance(session_id, str) or not (session_id.isascii() and session_id.isalnum()):
+        return b""
+    return b"X-Session-Id: %s\r\n" % session_id.encode("ascii")
 
 
 class BadHref(GroupwareError):

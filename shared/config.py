@@ -91,6 +91,7 @@ OPTIONS: dict[str, Option] = {
         user_plugin_config=text(""),
         session_timeout=number("300"),
         max_soap_size=size("16M"),
+        max_soap_size_before_logon=size("64k"),
         max_message_size=size("64M"),
         max_keywords_per_message=number("100", minimum=1),
         max_folder_depth=number("32", minimum=1),

@@ -173,9 +173,10 @@ class SoapClient:
         self.seen.add(etree.QName(element).localname)
 
     def post(self, op: str, data: bytes) -> Response:
-        return self.http.request("POST", "/soap", data, {
-            "Content-Type": "text/xml; charset=utf-8",
-            "SOAPAction": f'"urn:groupware:store:1#{op}"'})
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"urn:groupware:store:1#{op}"'}
+        if self.session_id is not None:
+            headers["X-Session-Id"] = self.session_id
+        return self.http.request("POST", "/soap", data, headers)
 
     def call(self, op: str, *fields: tuple[str, Any]) -> etree._Element:
         if op != "logon" and self.session_id is not None:

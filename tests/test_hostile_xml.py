@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from shared import codec
-from harness import USERS, StoreProcess
+from harness import USERS, StoreProcess, rss_kb
 from soap_client import RawHTTP, SoapClient
 
 ENV = codec.SOAP_ENV
@@ -29,8 +29,11 @@ def session(server):
     soap.http.close()
 
 
-def post(http: RawHTTP, body: bytes):
-    return http.request("POST", "/soap", body, {"Content-Type": "text/xml; charset=utf-8"})
+def post(session: SoapClient, body: bytes):
+    """A hand-made body on the session's connection, naming the session before the body
+    (without it only max_soap_size_before_logon is read)."""
+    return session.http.request("POST", "/soap", body, {"Content-Type": "text/xml; charset=utf-8",
+                                                        "X-Session-Id": session.session_id})
 
 
 def fault_code(answer) -> str:
@@ -72,7 +75,7 @@ BILLION_LAUGHS = """<!DOCTYPE lolz [
 
 def test_billion_laughs(server, session):
     rss = psutil.Process(server.proc.pid).memory_info().rss
-    answer = post(session.http, envelope(whoami(session, "<gw:x>&lol9;</gw:x>"), BILLION_LAUGHS))
+    answer = post(session, envelope(whoami(session, "<gw:x>&lol9;</gw:x>"), BILLION_LAUGHS))
     assert answer.status == 500 and fault_code(answer) == "badRequest"
     assert psutil.Process(server.proc.pid).memory_info().rss - rss < 50 * MB
     still_serving(server, session)
@@ -80,7 +83,7 @@ def test_billion_laughs(server, session):
 
 def test_external_entity_file(server, session):
     prolog = '<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-    answer = post(session.http, envelope(
+    answer = post(session, envelope(
         "<gw:logon><gw:user>&xxe;</gw:user><gw:password>x</gw:password></gw:logon>", prolog))
     assert answer.status == 500 and fault_code(answer) == "badRequest"
     assert b"root:" not in answer.body
@@ -107,7 +110,7 @@ def test_external_entity_network(server, session):
     try:
         for prolog in (f'<!DOCTYPE x [<!ENTITY xxe SYSTEM "http://127.0.0.1:{port}/x">]>',
                        f'<!DOCTYPE x SYSTEM "http://127.0.0.1:{port}/dtd">'):
-            answer = post(session.http, envelope(whoami(session, "<gw:x>&xxe;</gw:x>"), prolog))
+            answer = post(session, envelope(whoami(session, "<gw:x>&xxe;</gw:x>"), prolog))
             assert answer.status == 500 and fault_code(answer) == "badRequest"
         watcher.join()
         assert not hits, "the server fetched an external entity"
@@ -117,7 +120,7 @@ def test_external_entity_network(server, session):
 
 
 def test_doctype_without_entities(server, session):
-    answer = post(session.http, envelope(whoami(session), "<!DOCTYPE soap:Envelope>"))
+    answer = post(session, envelope(whoami(session), "<!DOCTYPE soap:Envelope>"))
     assert answer.status == 500 and fault_code(answer) == "badRequest"
     still_serving(server, session)
 
@@ -146,6 +149,42 @@ def test_chunked_body_over_limit(server, session):
     still_serving(server, session)
 
 
+def test_unauthenticated_large_bodies_are_refused_before_they_are_read(server, session):
+    """Four 15 MB bodies at once from callers without a session (declared, chunked, a
+    made-up session id): each refused at its first bytes, the server's memory unmoved."""
+    before = rss_kb(server.pid())
+    heads = [{"Content-Length": str(15 * MB)}, {"Transfer-Encoding": "chunked"},
+             {"Content-Length": str(15 * MB), "X-Session-Id": "0" * 32}, {"Content-Length": str(15 * MB)}]
+    # A well-formed logon whose password is 15 MB: what would cost the most to read and parse.
+    document = envelope("<gw:logon><gw:user>alice</gw:user><gw:password>{}</gw:password></gw:logon>")
+    prefix, suffix = document.split(b"{}")
+    document = prefix + b"p" * (15 * MB - len(prefix) - len(suffix)) + suffix
+    pieces = [document[i:i + MB] for i in range(0, len(document), MB)]
+    answers = []
+
+    def send(head: dict[str, str]) -> None:
+        http = server.connect("unix")
+        http.send_head("POST", "/soap", {"Content-Type": "text/xml", **head})
+        chunked = "Transfer-Encoding" in head
+        http.send_body_until_answered((b"%x\r\n%s\r\n" % (len(p), p) if chunked else p) for p in pieces)
+        answers.append(http.read_response())
+        http.close()
+    workers = [threading.Thread(target=send, args=(head,)) for head in heads]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert [a.status for a in answers] == [413] * 4
+    assert all(fault_code(a) == "tooLarge" and b"without a session" in a.body for a in answers)
+    growth = rss_kb(server.pid()) - before
+    assert growth < 16 * 1024, f"the server grew by {growth} kB"
+    # A logon still fits under the limit, and a session's caller may send a large body.
+    still_serving(server, session)
+    big = envelope(whoami(session, "<gw:padding>" + "p" * (2 * MB) + "</gw:padding>"))
+    assert post(session, big).status in (200, 500)
+    assert server.connect("unix").request("POST", "/soap", big, {"Content-Type": "text/xml"}).status == 413
+
+
 def test_upload_limits(server, session):
     http = server.connect("tcp")
     assert http.request("PUT", "/upload", b"data", {"X-Session-Id": "nope"}).status == 403
@@ -168,17 +207,17 @@ def test_upload_limits(server, session):
     bytes(range(256)) * 64,
 ], ids=["malformed", "empty", "text", "bad-utf8-prolog", "bad-utf8", "binary"])
 def test_garbage(server, session, body):
-    answer = post(session.http, body)
+    answer = post(session, body)
     assert answer.status == 500 and fault_code(answer) == "badRequest"
     still_serving(server, session)
 
 
 def test_wrong_namespace(server, session):
     wrong = envelope(whoami(session)).replace(NS.encode(), b"urn:someone:else")
-    answer = post(session.http, wrong)
+    answer = post(session, wrong)
     assert answer.status == 500 and fault_code(answer) == "badRequest"
     not_soap = envelope(whoami(session)).replace(ENV.encode(), b"http://www.w3.org/2003/05/soap-envelope")
-    assert fault_code(post(session.http, not_soap)) == "badRequest"
+    assert fault_code(post(session, not_soap)) == "badRequest"
     still_serving(server, session)
 
 
@@ -189,7 +228,7 @@ def test_deeply_nested_restriction(server, session, depth):
     body = envelope(f"<gw:queryRows><gw:sessionId>{session.session_id}</gw:sessionId>"
                     f"<gw:folderId>{inbox}</gw:folderId><gw:columns>uid</gw:columns>"
                     f"<gw:restriction>{restriction}</gw:restriction></gw:queryRows>")
-    answer = post(session.http, body)
+    answer = post(session, body)
     assert answer.status == 500 and fault_code(answer) == "badRequest"
     still_serving(server, session)
 
