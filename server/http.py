@@ -2,7 +2,8 @@
 
     POST /soap           SOAP 1.1 document/literal (server.soap.dispatch)
     GET  /soap?wsdl      the contract, soap:address pointing back at this host
-    GET  /stream/<token> an item's raw bytes, Range-aware, streamed from the blob store
+    GET  /stream/<token> an item's raw bytes, Range-aware, streamed from the blob store,
+                         to the session that opened it (X-Session-Id)
     PUT  /upload         raw message bytes spooled to disk -> 201 + uploadId
 
 Request bodies are limited before they are read: a declared Content-Length over
@@ -416,7 +417,7 @@ class StreamResource(Resource):
         services = self.site.services
         token = request.postpath[0].decode("ascii", "replace") if len(request.postpath) == 1 else ""
         try:
-            stream = lookup_stream(services, token)
+            stream = lookup_stream(services, token, _header(request, b"X-Session-Id"))
         except NotFound as err:
             _send(request, 404, fault(err))
             return NOT_DONE_YET

@@ -1,11 +1,14 @@
 """Logged-on sessions of the store server, kept in memory.
 
 A session id is the only credential a gateway presents after logon, so it is
-128 random bits. Sessions die after `session_timeout` seconds without a call;
-whatever they own (stream tokens, spooled uploads) dies with them.
+128 random bits from `secrets`; so are stream tokens and upload ids, which are
+good only together with the id of the session that made them. Sessions die after
+`session_timeout` seconds without a call; whatever they own (stream tokens,
+spooled uploads) dies with them.
 """
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -130,13 +133,14 @@ class SessionManager:
         self._streams[token] = session.id
         return token
 
-    def stream(self, token: str) -> tuple[Session, Stream]:
-        """The stream behind a token; NotFound once its session is gone."""
-        session_id = self._streams.get(token)
-        if session_id is None:
+    def stream(self, token: str, session_id: str | None) -> tuple[Session, Stream]:
+        """The stream behind a token, for the session that opened it (`session_id`, which
+        the reader names); NotFound for anyone else, and once its session is gone."""
+        owner = self._streams.get(token)
+        if owner is None or not hmac.compare_digest(owner, session_id or ""):
             raise NotFound("unknown stream")
         try:
-            session = self.get(session_id)
+            session = self.get(owner)
         except SessionInvalid:
             raise NotFound("unknown stream") from None
         return session, session.streams[token]

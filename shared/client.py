@@ -163,9 +163,10 @@ class StoreClient:
         return outer
 
     # -- side channel
-    def stream(self, href: str, consumer_or_callback: IConsumer | Callable[[bytes], Any],
+    def stream(self, session_id: str, href: str, consumer_or_callback: IConsumer | Callable[[bytes], Any],
                start: int | None = None, end: int | None = None) -> defer.Deferred:
-        """Read a stream href, handing the body on in chunks as it arrives.
+        """Read a stream href that session `session_id` opened (the store serves it to
+        that session only), handing the body on in chunks as it arrives.
 
         `start`/`end` select bytes like a Python slice (`end` exclusive). Fires with
         the number of body bytes delivered; an IConsumer gets us as a push producer.
@@ -173,7 +174,7 @@ class StoreClient:
         a file fails) it is fetched from the store.
         """
         if not (self.blob_files and isinstance(href, StreamHref) and href.paths):
-            return self._fetch_stream(href, consumer_or_callback, start, end)
+            return self._fetch_stream(session_id, href, consumer_or_callback, start, end)
         local = LocalStream(self.reactor, href, consumer_or_callback, start, end)
 
         def hand_over(failure: Failure) -> defer.Deferred:
@@ -183,13 +184,13 @@ class StoreClient:
                 log.warning("cannot read the store's blob files (%s); reading sources through %s",
                             cause, self.address)
                 self.blob_files = False
-            rest = self._fetch_stream(href, consumer_or_callback, local.first + local.delivered, end)
+            rest = self._fetch_stream(session_id, href, consumer_or_callback, local.first + local.delivered, end)
             return rest.addCallback(lambda n: local.delivered + n)
         return defer.ensureDeferred(local.run()).addErrback(hand_over)
 
-    def _fetch_stream(self, href: str, consumer_or_callback: IConsumer | Callable[[bytes], Any],
+    def _fetch_stream(self, session_id: str, href: str, consumer_or_callback: IConsumer | Callable[[bytes], Any],
                       start: int | None = None, end: int | None = None) -> defer.Deferred:
-        """GET a stream href from the store."""
+        """GET a stream href from the store, as the session that opened it."""
         if not href.startswith("/stream/") or any(c in href for c in " \r\n"):
             return defer.fail(BadHref(f"not a stream href: {href!r}"))
         range_header = b""
@@ -199,7 +200,8 @@ class StoreClient:
                 return defer.succeed(0)
             last = b"" if end is None else b"%d" % (end - 1)
             range_header = b"Range: bytes=%d-%s\r\n" % (first, last)
-        head = b"GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (href.encode("ascii"), self.host, range_header)
+        head = b"GET %s HTTP/1.1\r\nHost: %s\r\n%s%s\r\n" % (
+            href.encode("ascii"), self.host, _session_header([("sessionId", session_id)]), range_header)
         d = self._request(self.pool, head, None, lambda: StreamSink(consumer_or_callback), retry=True)
 
         def done(sink: StreamSink) -> int:

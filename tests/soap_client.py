@@ -178,6 +178,11 @@ class SoapClient:
             headers["X-Session-Id"] = self.session_id
         return self.http.request("POST", "/soap", data, headers)
 
+    def get(self, href: str, headers: dict[str, str] | None = None) -> Response:
+        """GET a stream href as this client's session."""
+        session = {"X-Session-Id": self.session_id} if self.session_id is not None else {}
+        return self.http.request("GET", href, headers={**session, **(headers or {})})
+
     def call(self, op: str, *fields: tuple[str, Any]) -> etree._Element:
         if op != "logon" and self.session_id is not None:
             fields = (("sessionId", self.session_id),) + fields

@@ -141,15 +141,19 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
 
     stream = alice.call("openStream", ("folderId", projects_id), ("uid", int(moved.find(codec.gw("pair")).get("dst"))))
     href = codec.field(stream, "href")
-    got = alice.http.request("GET", href)
+    got = alice.get(href)
     assert got.status == 200 and got.body == MESSAGE.replace(b"Quarterly", b"Monthly")
-    part = alice.http.request("GET", href, headers={"Range": "bytes=6-10"})
+    part = alice.get(href, {"Range": "bytes=6-10"})
     assert part.status == 206 and part.body == got.body[6:11]
+    # The href is alice's session's: bob's session, or no session, gets nothing from it.
+    assert bob.get(href).status == 404
+    assert alice.http.request("GET", href).status == 404
+    assert alice.get(href).status == 200
     # Several sources back to back, cut apart by the sizes the response lists.
     many = alice.call("openStream", ("folderId", projects_id), ("uids", "1:*"))
     sizes = [int(n) for n in codec.field(many, "sizes").split()]
     assert len(codec.field(many, "uids").split()) == len(sizes) == 2
-    both = alice.http.request("GET", codec.field(many, "href"))
+    both = alice.get(codec.field(many, "href"))
     assert both.status == 200 and len(both.body) == sum(sizes) == int(codec.field(many, "size"))
     assert got.body in (both.body[:sizes[0]], both.body[sizes[0]:])
 
@@ -222,7 +226,7 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
     alice.call("logoff")
     with pytest.raises(SessionInvalid):
         alice.call("whoami")
-    assert alice.http.request("GET", href).status == 404  # stream tokens die with the session
+    assert alice.get(href).status == 404  # stream tokens die with the session
     for c in (alice, bob, other):
         c.http.close()
     return alice.seen | bob.seen | other.seen

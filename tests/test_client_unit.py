@@ -270,7 +270,7 @@ def test_stream_backpressure(reactor_thread, relay, client, direct, session, tmp
     href = stored_message(reactor_thread, direct, session, message_of_size(total), tmp_path)
     consumer = SlowConsumer()
     d_holder = {}
-    reactor_thread.call(lambda: d_holder.update(d=client.stream(href, consumer)))
+    reactor_thread.call(lambda: d_holder.update(d=client.stream(session, href, consumer)))
     wait_until(lambda: consumer.received, message="the stream never started")
     time.sleep(0.3)  # the consumer holds the stream paused: what comes meanwhile is the check
     # Paused: only what one read plus kernel buffers hold arrived, not the body.
@@ -286,14 +286,14 @@ def test_stream_range_and_callback(reactor_thread, relay, client, direct, sessio
     data = message_of_size(25600)
     href = stored_message(reactor_thread, direct, session, data, tmp_path)
     pieces: list[bytes] = []
-    n = reactor_thread.call(client.stream, href, pieces.append, 10, 20)
+    n = reactor_thread.call(client.stream, session, href, pieces.append, 10, 20)
     assert n == 10 and b"".join(pieces) == data[10:20]
     assert "Range: bytes=10-19" in relay.requests[0][0]
 
 
 def test_stream_stop_and_not_found(reactor_thread, direct, session, tmp_path):
     with pytest.raises(NotFound):
-        reactor_thread.call(direct.stream, "/stream/gone", lambda chunk: None)
+        reactor_thread.call(direct.stream, session, "/stream/gone", lambda chunk: None)
     href = stored_message(reactor_thread, direct, session, message_of_size(1024 * 1024), tmp_path)
 
     @implementer(IConsumer)
@@ -301,7 +301,7 @@ def test_stream_stop_and_not_found(reactor_thread, direct, session, tmp_path):
         def write(self, data):
             self.producer.stopProducing()
     with pytest.raises(StreamStopped):
-        reactor_thread.call(direct.stream, href, Quitter())
+        reactor_thread.call(direct.stream, session, href, Quitter())
 
 
 def test_upload_streams_file(reactor_thread, relay, client, direct, session, tmp_path):
@@ -365,7 +365,7 @@ def test_connection_reused_after_paused_stream_and_upload(reactor_thread, relay,
             self.received += len(data)
             if self.received == len(body):
                 self.producer.pauseProducing()  # and never resumes
-    assert reactor_thread.call(c.stream, href, PausesAtTheEnd()) == len(body)
+    assert reactor_thread.call(c.stream, session, href, PausesAtTheEnd()) == len(body)
     assert reactor_thread.call(c.call, "whoami", whoami(session)) is not None
     path = tmp_path / "m.eml"
     path.write_bytes(message_of_size(200000))

@@ -33,14 +33,30 @@ def test_idle_sessions_expire_with_their_tokens_and_uploads():
     clock.advance(59)
     assert sessions.get(session.id) is session  # use resets the idle clock
     clock.advance(59)
-    assert sessions.stream(token)[1].segments == [("key", 10)]
+    assert sessions.stream(token, session.id)[1].segments == [("key", 10)]
     clock.advance(61)
     assert sessions.expire() == 1
     with pytest.raises(SessionInvalid):
         sessions.get(session.id)
     with pytest.raises(NotFound):
-        sessions.stream(token)
+        sessions.stream(token, session.id)
     assert discarded == ["/tmp/upload-1"]
+
+
+def test_tokens_are_random_and_a_stream_serves_only_its_own_session():
+    clock, discarded = Clock(), []
+    sessions = manager(clock, discarded)
+    alice, bob = sessions.create(USER, "imap"), sessions.create(USER, "imap")
+    tokens = {sessions.add_stream(alice, Stream([("key", 10)])) for _ in range(200)}
+    ids = {sessions.create(USER).id for _ in range(200)}
+    for value in tokens | ids:
+        assert len(value) == 32 and int(value, 16) >= 0  # 128 bits, hex
+    assert len(tokens) == len(ids) == 200 and not tokens & ids
+    token = next(iter(tokens))
+    assert sessions.stream(token, alice.id)[0] is alice
+    for who in (bob.id, None, "", alice.id[:-1], token):
+        with pytest.raises(NotFound):
+            sessions.stream(token, who)
 
 
 def test_busy_session_outlives_the_idle_timeout():
@@ -62,9 +78,9 @@ def test_stream_tokens_per_session_are_capped_oldest_first():
     assert len(session.streams) == MAX_STREAMS_PER_SESSION
     for token in tokens[:10]:
         with pytest.raises(NotFound):
-            sessions.stream(token)
-    assert sessions.stream(tokens[10])[1].segments[0][0] == "key10"
-    assert sessions.stream(tokens[-1])[1].segments[0][0] == f"key{MAX_STREAMS_PER_SESSION + 9}"
+            sessions.stream(token, session.id)
+    assert sessions.stream(tokens[10], session.id)[1].segments[0][0] == "key10"
+    assert sessions.stream(tokens[-1], session.id)[1].segments[0][0] == f"key{MAX_STREAMS_PER_SESSION + 9}"
 
 
 def test_uploads_are_taken_once_and_capped():

@@ -83,7 +83,7 @@ def test_fifty_megabytes_through_the_side_channel(server):
     # Download by hand, in 64 KB reads, pausing early so a server that ignored
     # back-pressure would have to buffer the whole blob.
     rss = PeakRSS(pid)
-    http.send_head("GET", href, {})
+    http.send_head("GET", href, {"X-Session-Id": soap.session_id})
     status, headers = http.read_head()
     assert status == 200 and int(headers["content-length"]) == len(message)
     digest = hashlib.sha256()
@@ -106,13 +106,14 @@ def test_fifty_megabytes_through_the_side_channel(server):
 
     # Ranges come back exact, on the same keep-alive connection.
     for first, last in ((0, 99), (30_000_000, 30_000_099), (len(message) - 10, len(message) - 1)):
-        part = http.request("GET", href, headers={"Range": f"bytes={first}-{last}"})
+        part = http.request("GET", href, headers={"Range": f"bytes={first}-{last}", "X-Session-Id": soap.session_id})
         assert part.status == 206
         assert part.headers["content-range"] == f"bytes {first}-{last}/{len(message)}"
         assert part.body == message[first:last + 1]
-    suffix = http.request("GET", href, headers={"Range": "bytes=-5"})
+    suffix = http.request("GET", href, headers={"Range": "bytes=-5", "X-Session-Id": soap.session_id})
     assert suffix.status == 206 and suffix.body == message[-5:]
-    assert http.request("GET", href, headers={"Range": f"bytes={len(message)}-"}).status == 416
+    assert http.request("GET", href, headers={"Range": f"bytes={len(message)}-",
+                                              "X-Session-Id": soap.session_id}).status == 416
     assert http.request("GET", "/stream/" + "0" * 32).status == 404
     http.close()
     soap.http.close()

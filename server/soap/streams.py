@@ -69,6 +69,7 @@ def register_upload(services: Services, session_id: str, path: str) -> str:
     return services.sessions.add_upload(session, path)
 
 
-def lookup_stream(services: Services, token: str) -> Stream:
-    """The blob behind a stream token (NotFound for unknown or dead tokens)."""
-    return services.sessions.stream(token)[1]
+def lookup_stream(services: Services, token: str, session_id: str | None) -> Stream:
+    """The blob behind a stream token, for the session that opened it (NotFound for
+    unknown or dead tokens, and for any other session)."""
+    return services.sessions.stream(token, session_id)[1]

@@ -51,4 +51,4 @@ class FolderStreams(FolderOperations):
                end: int | None = None) -> defer.Deferred:
         """Read an opened source (or `[start:end]` of it) into an IConsumer or a callback;
         fires with the number of bytes delivered."""
-        return self.session.client.stream(href, consumer, start, end)
+        return self.session.client.stream(self.session.id, href, consumer, start, end)
