@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from adapter_client import adapter_on
 from harness import USERS, StoreProcess
 from shared import codec
 from shared.errors import BANNED, AuthFailed
@@ -126,3 +127,21 @@ def test_only_a_gateway_names_the_client_address(store):
                  ("clientAddress", "198.51.100.21")) == "ok"
     # ... and the gateway logged them for fail2ban itself: the store adds no such line.
     assert not log_lines(store, "login failed: user=carol")
+
+
+def test_a_gateway_on_another_host_presents_the_secret_over_tcp(store, reactor_thread, tmp_path):
+    """The adapter of a gateway reaching the store over TCP sends gateway_secret_file's
+    content with its logons, and the store takes its client's address."""
+    secret = tmp_path / "gateway.secret"
+    secret.write_text(SECRET)
+    endpoint = f"tcp:127.0.0.1:{store.tcp_port}"
+    for options, named in (({"gateway_secret_file": str(secret)}, True), ({}, False)):
+        adapter = adapter_on(reactor_thread, endpoint, str(tmp_path), **options)
+        try:
+            address = "203.0.113.60" if named else "203.0.113.61"
+            session = reactor_thread.call(adapter.logon, "bob", USERS["bob"], "imap", address)
+            reactor_thread.call(session.logoff)
+        finally:
+            reactor_thread.call(adapter.close)
+        assert bool(log_lines(store, f"user 'bob' logged on (imap) from {address} via 127.0.0.1:")) is named
+    assert log_lines(store, "clientAddress 203.0.113.61 from 127.0.0.1:")
