@@ -11,12 +11,15 @@ out by guessing at their name. Failures are forgotten after
 no`) and `trusted_networks` are neither slowed down nor banned, but their
 failures are still logged.
 
-Attempts in flight count before they reach the password check: an address and
-a login name each have one attempt checked at a time, the others wait their
-turn in a line of at most `auth_max_waiting` (the rest are refused at once, as
-banned for the moment). So a burst of a hundred logins sent at once is checked
-one after another, each after the delay its predecessors' failures earned,
-never in parallel before any delay applies.
+Attempts in flight count before they reach the password check. An address has
+one attempt checked at a time, the others wait their turn in a line of at most
+`auth_max_waiting` (the rest are refused at once, as banned for the moment): a
+burst of a hundred logins sent at once from one address is checked one after
+another, each after the delay its predecessors' failures earned, never in
+parallel before any delay applies. For a login name, the attempts in flight
+count like failures towards the delay of the next one: a burst at one name from
+many addresses is spread out by growing delays, but nobody is refused for a
+name, so strangers cannot lock its user out by keeping a line full.
 
 Each failure is booked to its (address, login name) pair. A successful login
 forgives only its own pair's failures: a user who mistyped and then got their
@@ -46,7 +49,7 @@ API (gateways do not call it themselves: `shared.login.LoginService` does, for e
 
     guard = AuthGuard.for_process(cfg, reactor)   # one per process, shared by all gateways
     attempt = await guard.before_attempt(protocol, ip, login)
-                                                   # fires (an Attempt) when it is this attempt's
+                                                   # fires (an Attempt) when it is its address's
                                                    # turn and the delay owed has passed;
                                                    # errbacks with Banned(retry_after)
     try:
@@ -122,7 +125,7 @@ class _Record:
 
 
 class _Line:
-    """The attempt of one key being checked, and those waiting for their turn."""
+    """The attempt of one address being checked, and those waiting for their turn."""
 
     __slots__ = ("waiting",)
 
@@ -131,16 +134,24 @@ class _Line:
 
 
 class Attempt:
-    """The turn of one login attempt; `done()` hands it on to the next one waiting."""
+    """One login attempt past the guard; `done()` hands its address's turn on to the
+    next one waiting and stops counting it in flight for its login name."""
 
-    def __init__(self, guard: "AuthGuard", turns: list[tuple[dict[str, _Line], str]]) -> None:
+    def __init__(self, guard: "AuthGuard") -> None:
         self._guard = guard
-        self._turns = turns
+        self.ip_key: str | None = None  # the address whose turn it holds
+        self.login_key: str | None = None  # the name it counts in flight for
 
     def done(self) -> None:
-        turns, self._turns = self._turns, []
-        for lines, key in reversed(turns):
-            self._guard._leave(lines, key)
+        guard = self._guard
+        if self.login_key is not None:
+            left = guard.in_flight.pop(self.login_key) - 1
+            if left:
+                guard.in_flight[self.login_key] = left
+            self.login_key = None
+        if self.ip_key is not None:
+            guard._leave(self.ip_key)
+            self.ip_key = None
 
 
 def log_safe(text: str, limit: int = MAX_LOGIN_KEY) -> str:
@@ -206,9 +217,10 @@ class AuthGuard:
         self.bans = bans
         self.by_ip: OrderedDict[str, _Record] = OrderedDict()
         self.by_login: OrderedDict[str, _Record] = OrderedDict()
-        # Keys with an attempt in flight; at most one entry per attempt, so bounded by them.
+        # Addresses with an attempt being checked, and login names with attempts in flight:
+        # at most one entry per attempt, so bounded by the connections.
         self.ip_lines: dict[str, _Line] = {}
-        self.login_lines: dict[str, _Line] = {}
+        self.in_flight: dict[str, int] = {}
 
     @classmethod
     def for_process(cls, cfg: Any, reactor: Any) -> "AuthGuard":
@@ -235,14 +247,15 @@ class AuthGuard:
         return max(0.0, record.banned_until - self.reactor.seconds())
 
     def delay_for(self, ip: str, login: str) -> float:
-        """Seconds the next attempt from `ip` for `login` is held back."""
+        """Seconds the next attempt from `ip` for `login` is held back: for the failures
+        of the address or of the name, the name's attempts in flight counted as failures."""
         if self.exempt(ip):
             return 0.0
-        failures = 0
-        for table, key in ((self.by_ip, _canonical_ip(ip)), (self.by_login, self._login_key(login))):
-            record = self._current(table, key)
-            if record is not None:
-                failures = max(failures, record.failures)
+        login_key = self._login_key(login)
+        by_ip = self._current(self.by_ip, _canonical_ip(ip))
+        by_login = self._current(self.by_login, login_key)
+        failures = max(by_ip.failures if by_ip is not None else 0,
+                       (by_login.failures if by_login is not None else 0) + self.in_flight.get(login_key, 0))
         if failures == 0 or self.base_delay == 0:
             return 0.0
         return min(self.base_delay * 2 ** min(failures - 1, 32), self.max_delay)
@@ -254,18 +267,19 @@ class AuthGuard:
         return defer.Deferred.fromCoroutine(self._admit(protocol, ip, login))
 
     async def _admit(self, protocol: str, ip: str, login: str) -> Attempt:
+        attempt = Attempt(self)
         if self.exempt(ip):
-            return Attempt(self, [])
+            return attempt
         await self.check_ban(protocol, ip, login)
-        attempt = Attempt(self, [])
         try:
-            # Always the address's line first, then the name's: no two attempts wait for each other.
-            for lines, key in ((self.ip_lines, _canonical_ip(ip)), (self.login_lines, self._login_key(login))):
-                await self._enter(lines, key, protocol, ip, login)
-                attempt._turns.append((lines, key))
+            ip_key = _canonical_ip(ip)
+            await self._enter(ip_key, protocol, ip, login)
+            attempt.ip_key = ip_key
             # Those ahead may have failed (and got the address banned) meanwhile.
             await self.check_ban(protocol, ip, login)
             delay = self.delay_for(ip, login)
+            attempt.login_key = login_key = self._login_key(login)
+            self.in_flight[login_key] = self.in_flight.get(login_key, 0) + 1
             if delay > 0:
                 await deferLater(self.reactor, delay, lambda: None)
         except BaseException:
@@ -289,10 +303,12 @@ class AuthGuard:
             log.debug("%s login refused, address banned: user=%s rip=%s", protocol, log_safe(login), ip)
             raise Banned(ip, remaining)
 
-    def _enter(self, lines: dict[str, _Line], key: str, protocol: str, ip: str, login: str) -> defer.Deferred:
-        line = lines.get(key)
+    def _enter(self, key: str, protocol: str, ip: str, login: str) -> defer.Deferred:
+        """Fires when it is the turn of an attempt from address `key`; Banned when too
+        many wait already."""
+        line = self.ip_lines.get(key)
         if line is None:
-            lines[key] = _Line()
+            self.ip_lines[key] = _Line()
             return defer.succeed(None)
         if len(line.waiting) >= self.max_waiting:
             log.warning("%s login refused, too many attempts at once: user=%s rip=%s",
@@ -302,14 +318,14 @@ class AuthGuard:
         line.waiting.append(turn)
         return turn
 
-    def _leave(self, lines: dict[str, _Line], key: str) -> None:
-        line = lines.get(key)
+    def _leave(self, key: str) -> None:
+        line = self.ip_lines.get(key)
         if line is None:
             return
         if line.waiting:
             line.waiting.popleft().callback(None)  # the line stays taken, by the next one
         else:
-            del lines[key]
+            del self.ip_lines[key]
 
     def failed(self, protocol: str, ip: str, login: str, quiet: bool = False) -> None:
         """Count a rejected password or unknown user (not an outage) and log it (unless

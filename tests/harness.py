@@ -155,6 +155,14 @@ def memory_kb(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} for process {pid}")
 
 
+def log_times(log: str, text: str) -> list[float]:
+    """When the lines of a log of ours that hold `text` were written, in seconds by the
+    process's own clock (free of how late a busy test thread read the answers)."""
+    from datetime import datetime
+    return [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            for line in log.splitlines() if text in line]
+
+
 def rss_kb(pid: int) -> int:
     """The resident memory of process `pid` now, in kB."""
     return memory_kb(pid, "VmRSS")

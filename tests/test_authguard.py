@@ -176,23 +176,32 @@ def test_attempts_in_flight_wait_their_turn_and_meet_the_delays_of_those_before(
     g.failed("imap", "192.0.2.1", "name2")  # the third failure bans the address
     started.pop(6).done()
     assert isinstance(started[6], Banned) and started[6].retry_after == 60
-    assert not g.ip_lines and not g.login_lines
+    assert not g.ip_lines and not g.in_flight
     # Another address is not held up by any of this.
     taken(g, "198.51.100.1", "other", started)
     assert isinstance(started[-1], Attempt)
 
 
-def test_one_login_name_is_checked_one_attempt_at_a_time_from_any_address():
+def test_attempts_in_flight_for_one_name_count_towards_its_delay_but_are_never_refused():
     clock = Clock()
-    g = guard(clock)
+    g = guard(clock, auth_max_waiting="1")
     started: list = []
-    taken(g, "192.0.2.1", "alice", started)
-    taken(g, "192.0.2.2", "Alice", started)
-    assert len(started) == 1
-    started[0].done()
-    assert len(started) == 2 and isinstance(started[1], Attempt)
-    started[1].done()
-    assert not g.ip_lines and not g.login_lines
+    for i in range(20):  # one name, from twenty addresses at once
+        taken(g, f"192.0.2.{i + 1}", "Alice" if i % 2 else "alice", started)
+    # The first goes at once; each further one waits as if those in flight had failed.
+    assert len(started) == 1 and g.in_flight == {"alice": 20}
+    clock.advance(2)
+    assert len(started) == 2
+    clock.advance(2)
+    assert len(started) == 3
+    clock.advance(15)
+    assert len(started) == 20 and all(isinstance(s, Attempt) for s in started)
+    for attempt in started:
+        attempt.done()
+    assert not g.in_flight and not g.ip_lines
+    # Nothing failed: the next attempt for the name goes at once.
+    taken(g, "198.51.100.1", "alice", started)
+    assert isinstance(started[-1], Attempt) and g.delay_for("198.51.100.2", "alice") == 2
 
 
 def test_loopback_and_trusted_networks_are_exempt_but_logged(caplog):
