@@ -36,6 +36,7 @@ from server.sessions import Stream
 from server.soap.context import Services
 from server.soap.dispatch import dispatch
 from server.soap.streams import lookup_stream, register_upload
+from shared.authguard import LOCAL
 from shared.codec import fault
 from shared.errors import BadRequest, GroupwareError, NotFound, SessionInvalid, TooLarge
 from shared.spans import SpanReader
@@ -64,7 +65,7 @@ _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 def _peer(request: Request) -> str:
     address = request.getClientAddress()
     host = getattr(address, "host", None)
-    return f"{host}:{address.port}" if host else "local"
+    return f"{host}:{address.port}" if host else LOCAL
 
 
 class StoreChannel(HTTPChannel):

@@ -17,6 +17,7 @@ from server.caller_rights import CallerRight
 from server.notify import ChangeNotifier
 from server.sessions import Session, SessionManager
 from server.users import UserBackend
+from shared.authguard import LOCAL
 from shared.codec import add, element, field
 from shared.errors import Forbidden, NotFound
 
@@ -70,8 +71,8 @@ class Call:
 
     @property
     def peer_host(self) -> str:
-        """The caller's address without its port; `local` on the UNIX socket."""
-        return self.peer.rpartition(":")[0] if ":" in self.peer else self.peer
+        """The caller's address without its port; `LOCAL` on the UNIX socket."""
+        return self.peer.rpartition(":")[0] if self.peer != LOCAL else self.peer
 
     def session(self) -> Session:
         """The caller's user session; held busy until the call ends so it cannot expire

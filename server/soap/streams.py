@@ -10,6 +10,7 @@ from lxml import etree
 
 from server.sessions import Stream
 from server.soap.context import Call, Services, require, response
+from shared.authguard import LOCAL
 from shared.codec import add, bool_field, field, required_int
 from shared.errors import SessionInvalid
 
@@ -29,7 +30,7 @@ async def open_stream(call: Call) -> etree._Element:
     uidset = field(call.body, "uids")
     # Only a caller on the UNIX socket can use a path; over TCP the bytes travel
     # through the href as always.
-    local = bool_field(call.body, "localPaths") and call.peer == "local"
+    local = bool_field(call.body, "localPaths") and call.peer == LOCAL
 
     def work() -> tuple[list[tuple[int, str, int]], list[str]]:
         require(call.storage, session.user_id, folder_id, "read")
