@@ -113,7 +113,9 @@ class StoreServer:
                 delivery_duplicate_window=cfg.get_int("delivery_duplicate_window"),
                 recipient_delimiter=cfg.get("recipient_delimiter"),
             )
-            logon_guard = AuthGuard(cfg, reactor, StoredBans(self.storage, self.run, reactor.seconds))
+            stored = cfg.get_choice("logon_bans") == "database"
+            logon_guard = AuthGuard(cfg, reactor, StoredBans(self.storage, self.run, reactor.seconds)
+                                    if stored else None)
             self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run,
                                      public_store_id, spool_dir, CallerRight.delivery(cfg),
                                      CallerRight.gateway(cfg), logon_guard)

@@ -107,6 +107,7 @@ OPTIONS: dict[str, Option] = {
         delivery_secret_file=typed("file"),
         gateway_uids=typed("uids"),
         gateway_secret_file=typed("file"),
+        logon_bans=choice("database", "database", "memory"),
         recipient_delimiter=text("+"),
         delivery_duplicate_window=number("3600"),
         max_deliveries_per_message=number("1000", minimum=1),

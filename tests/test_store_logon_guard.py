@@ -161,3 +161,14 @@ def test_a_gateway_on_another_host_presents_the_secret_over_tcp(store, reactor_t
             reactor_thread.call(adapter.close)
         assert bool(log_lines(store, f"user 'bob' logged on (imap) from {address} via 127.0.0.1:")) is named
     assert log_lines(store, "clientAddress 203.0.113.61 from 127.0.0.1:")
+
+
+def test_bans_kept_in_memory_are_forgotten_at_a_restart(tmp_path):
+    options = {"auth_exempt_loopback": "no", "auth_failure_delay": "0", "auth_ban_threshold": "1",
+               "auth_ban_time": "600", "logon_bans": "memory"}
+    with StoreProcess(tmp_path / "memory-bans", options) as proc:
+        assert logon(tcp_client(proc, "127.0.0.9"), "alice", "guess") == "failed"
+        assert logon(tcp_client(proc, "127.0.0.9"), "alice", USERS["alice"]) == "banned"
+        proc.stop()
+        proc.start()
+        assert logon(tcp_client(proc, "127.0.0.9"), "alice", USERS["alice"]) == "ok"
