@@ -23,6 +23,7 @@ from twisted.python.threadpool import ThreadPool
 
 from server.bans import StoredBans
 from server.caller_rights import CallerRight
+from server.fair_share import ThreadShare
 from server.http import StoreSite
 from server.notify import ChangeNotifier, LocalNotifier
 from server.sessions import SessionManager
@@ -55,6 +56,7 @@ def open_storage(cfg: Config) -> Any:
     storage.max_folder_name_length = cfg.get_int("max_folder_name_length")
     storage.max_folders = cfg.get_int("max_folders")
     storage.keyword_limits = KeywordLimits(cfg.get_int("max_keywords_per_message"), cfg.get_int("max_keyword_length"))
+    storage.max_search_scan_keys = cfg.get_int("max_search_scan_keys")
     storage.migrate()
     return storage
 
@@ -118,7 +120,9 @@ class StoreServer:
                                     if stored else None)
             self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run,
                                      public_store_id, spool_dir, CallerRight.delivery(cfg),
-                                     CallerRight.gateway(cfg), logon_guard)
+                                     CallerRight.gateway(cfg), logon_guard,
+                                     work_time_limit=cfg.get_int("worker_time_limit"),
+                                     thread_share=ThreadShare(cfg.get_int("max_user_threads")))
             self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT,
                                   cfg.get_size("max_soap_size_before_logon"))
             self._expiry = LoopingCall(sessions.expire)
@@ -175,6 +179,9 @@ class StoreServer:
         return self._stopping
 
     async def _stop(self) -> None:
+        if self.services is not None:
+            # Work in the threads stops at its next check instead of holding up the exit.
+            self.services.budgets.cancel_all()
         ports, self.listening_ports = self.listening_ports, []
         for port in ports:
             try:

@@ -110,6 +110,9 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.closed = False
         self.busy = False
         self.current: Any = None
+        # The running command's Deferred, cancelled when the client goes away so that the
+        # store stops working for nobody.
+        self._running: defer.Deferred | None = None
         # Temporary files holding the running command's APPEND literals (framing.py).
         self.spooled: tuple[Any, ...] = ()
         self.reading_paused = False
@@ -137,6 +140,9 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.setTimeout(None)
         if self.writer is not None:
             self.writer.close()
+        running, self._running = self._running, None
+        if running is not None:
+            running.cancel()
         self.release()
 
     def release(self) -> None:
@@ -289,6 +295,8 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.busy = True
         self.current = cmd
         d = defer.maybeDeferred(spec.handler, self, cmd)
+        if not d.called:
+            self._running = d
         d.addCallbacks(self._completed, self._failed, callbackArgs=(cmd, spec), errbackArgs=(cmd, spec))
         d.addErrback(lambda f: log.error("imap completion failed: %s", f.getTraceback()))
 
@@ -306,6 +314,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def _finish(self, cmd: Any, spec: dispatch.CommandSpec, reply: Reply | None) -> None:
         self.busy = False
         self.current = None
+        self._running = None
         self.release_spooled()
         self.stop_reading_lines()
         if self.closed or reply is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import datetime
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -23,6 +23,7 @@ from email.utils import collapse_rfc2231_value, parsedate_tz
 from typing import Any, BinaryIO
 
 from server.mime.decoders import LINE_CAP, Base64Decoder, QuotedPrintableDecoder
+from shared.budget import check as check_budget
 from shared.charsets import text_encoding
 
 CHUNK = 64 * 1024
@@ -109,8 +110,12 @@ def _content_type(msg: Message) -> tuple[str | None, dict[str, str]]:
 
 def header_matches(fp: BinaryIO, name: str, needle: str) -> bool:
     """Whether the header `name` holds `needle`; an empty needle asks only that it be there."""
+    return header_block_matches(read_header_block(fp), name, needle)
+
+
+def header_block_matches(block: bytes, name: str, needle: str) -> bool:
+    """`header_matches` on a header block already read (`read_header_block`)."""
     wanted, folded = name.lower(), fold(needle)
-    block = read_header_block(fp)
     if _surely_absent(block, folded):
         return False
     return any(field == wanted and folded in fold(value) for field, value in header_values(block))
@@ -130,49 +135,80 @@ def _header_text(block: bytes) -> str:
 
 def text_matches(fp: BinaryIO, needle: str, body_only: bool) -> bool:
     """BODY (`body_only`) or TEXT (header and body) holds `needle`."""
-    folded = fold(needle)
-    if not folded:
-        return True
-    if _raw_says_no(fp, folded, body_only):
-        return False
-    keep = len(folded) + 8  # case folding may change lengths a little
+    return bool(texts_found(fp, [needle], body_only))
+
+
+def texts_found(fp: BinaryIO, needles: Iterable[str], body_only: bool) -> set[str]:
+    """Which of `needles` BODY (`body_only`) or TEXT holds, from one walk of the source
+    however many there are. Checks the calling thread's work budget as it reads."""
+    found: set[str] = set()
+    pending: dict[str, str] = {}
+    for needle in needles:
+        folded = fold(needle)
+        if folded:
+            pending[needle] = folded
+        else:
+            found.add(needle)
+    if pending:
+        pending = _raw_possible(fp, pending, body_only)
+    if not pending:
+        return found
+
+    def look(joined: str) -> None:
+        for needle, folded in list(pending.items()):
+            if folded in joined:
+                found.add(needle)
+                del pending[needle]
+    keep = max(map(len, pending.values())) + 8  # case folding may change lengths a little
     text, size = [], 0
     for piece in body_text(fp, with_header=not body_only):
         if piece is None or size > CHUNK:  # a part ended, or enough to look at
+            check_budget()
             joined = fold("".join(text))
-            if folded in joined:
-                return True
+            look(joined)
+            if not pending:
+                return found
             text, size = ([] if piece is None else [joined[-keep:]]), 0
         if piece:
             text.append(piece)
             size += len(piece)
-    return folded in fold("".join(text))
+    look(fold("".join(text)))
+    return found
 
 
 # What could hide an ASCII needle from a look at the raw octets.
 _DISGUISES = (b"base64", b"quoted-printable", b"=?", b"utf-16", b"utf-32", b"utf-7")
 
 
-def _raw_says_no(fp: BinaryIO, folded: str, body_only: bool) -> bool:
-    """A cheap no: the ASCII needle is nowhere in the raw source and nothing in it is
-    encoded in a way that could hide it. Blanks in the needle could come from unfolding
-    a header, so they are allowed only for BODY of messages without attached messages.
-    Leaves `fp` at the start either way."""
-    blanks = any(ch.isspace() for ch in folded)
-    if not folded.isascii() or (blanks and not body_only) or not fp.seekable():
-        return False
-    needle = folded.encode("ascii")
+def _raw_possible(fp: BinaryIO, pending: dict[str, str], body_only: bool) -> dict[str, str]:
+    """The needles a look at the raw octets cannot rule out: a cheap no for an ASCII
+    needle that is nowhere in the raw source, when nothing in it is encoded in a way
+    that could hide it. Blanks in a needle could come from unfolding a header, so they
+    are allowed only for BODY of messages without attached messages. Leaves `fp` at the
+    start either way."""
+    def decidable(folded: str) -> bool:
+        return folded.isascii() and (body_only or not any(ch.isspace() for ch in folded))
+    raw = {needle: folded.encode("ascii") for needle, folded in pending.items() if decidable(folded)}
+    if not raw or not fp.seekable():
+        return pending
+    blanks = any(any(ch in b" \t\r\n" for ch in value) for value in raw.values())
     disguises = _DISGUISES + ((b"message/", b"digest") if blanks else ())
-    keep = max(len(needle), max(map(len, disguises))) - 1
+    keep = max(max(map(len, raw.values())), max(map(len, disguises))) - 1
     start = fp.tell()
     tail = b""
     try:
         for chunk in iter(lambda: fp.read(CHUNK), b""):
+            check_budget()
             text = tail + chunk.lower()
-            if needle in text or any(d in text for d in disguises):
-                return False
+            if any(d in text for d in disguises):
+                return pending
+            for needle, value in list(raw.items()):
+                if value in text:
+                    del raw[needle]  # there: only the decoded text can tell
+            if not raw:
+                return pending
             tail = text[-keep:]
-        return True
+        return {needle: folded for needle, folded in pending.items() if needle not in raw}
     finally:
         fp.seek(start)
 

@@ -14,10 +14,12 @@ from lxml import etree
 from twisted.internet.defer import Deferred
 
 from server.caller_rights import CallerRight
+from server.fair_share import ThreadShare
 from server.notify import ChangeNotifier
 from server.sessions import Session, SessionManager
 from server.users import UserBackend
 from shared.authguard import LOCAL
+from shared.budget import UNLIMITED, BudgetRegistry, WorkBudget, run_under
 from shared.codec import add, element, field
 from shared.errors import Forbidden, NotFound
 
@@ -54,6 +56,11 @@ class Services:
     gateway_right: CallerRight = dc_field(default_factory=lambda: CallerRight(frozenset({0}), None))
     # The brute-force guard of logon (shared.authguard), its bans kept in the database.
     logon_guard: Any = None
+    # Seconds of worker-thread work one call may take (0: no limit), the budgets of calls
+    # in progress, and each user's share of the worker threads (see server/fair_share.py).
+    work_time_limit: float = 0
+    budgets: BudgetRegistry = dc_field(default_factory=BudgetRegistry)
+    thread_share: ThreadShare = dc_field(default_factory=lambda: ThreadShare(0))
 
 
 @dataclass
@@ -63,6 +70,8 @@ class Call:
     body: etree._Element
     peer: str
     peer_uid: int | None = None
+    # What the call's thread work may spend; cancelled when its client goes away.
+    budget: WorkBudget = UNLIMITED
     _session: Session | None = dc_field(default=None, repr=False)
 
     @property
@@ -104,7 +113,12 @@ class Call:
             self._session = None
 
     def run(self, fn: Callable[..., T], *args: Any) -> "Deferred[T]":
-        return self.services.run(fn, *args)
+        """fn(*args) in the storage thread pool, under the call's budget and within its
+        user's share of the threads (calls without a user session have no share to keep)."""
+        session = self._session
+        user = session.user_id if session is not None and not session.delivery else None
+        services, budget = self.services, self.budget
+        return services.thread_share.run(user, lambda: services.run(run_under, budget, fn, *args))
 
 
 def require(storage: Any, user_id: int, folder_id: int, need: str) -> str:

@@ -16,8 +16,9 @@ from server.soap import (calendar, changes, delivery, folders, items, publishing
                          subscriptions, tables)
 from server.soap.context import Call, Services
 from server.storage.engine import is_unavailable
+from shared.budget import OutOfTime, WorkCancelled
 from shared.codec import body_of, envelope, fault, operation_of
-from shared.errors import BadRequest, GroupwareError, Internal, Unavailable
+from shared.errors import LIMIT, BadRequest, GroupwareError, Internal, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,24 @@ async def _answer(services: Services, data: bytes, peer: str, peer_uid: int | No
         handler = OPERATIONS.get(op)
         if handler is None:
             raise BadRequest(f"unknown operation {op!r}")
-        call = Call(services, body, peer, peer_uid)
+        budget = services.budgets.open(services.work_time_limit)
+        call = Call(services, body, peer, peer_uid, budget)
         try:
             result = await handler(call)
+        except CancelledError:
+            budget.cancel()  # the client hung up: its thread work stops at its next check
+            raise
         finally:
             call.release()
+            services.budgets.close(budget)
         return 200, result if isinstance(result, bytes) else envelope(result)
     except CancelledError:
         raise
+    except OutOfTime as err:
+        log.warning("%s from %s stopped: %s", op, peer, err)
+        return 500, fault(BadRequest(f"{err}; ask for less", LIMIT))
+    except WorkCancelled as err:
+        return 500, fault(Unavailable(f"the request was cancelled: {err}"))
     except GroupwareError as err:
         if isinstance(err, Internal):
             log.error("%s from %s failed: %s", op, peer, err.message)

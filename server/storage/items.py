@@ -12,7 +12,7 @@ from shared.errors import LIMIT, PRECONDITION_FAILED, UID_CONFLICT, BadRequest, 
 from shared.uidset import contains, has_star, parse_uidset, resolve
 
 from .base import StorageBase, chunks
-from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, needs_scan, superset
+from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, scan_nodes, superset
 from .scan import ScanEvaluator
 from .schema import folders, items, tombstones
 from .uidset import sql_condition, uid_in
@@ -77,6 +77,8 @@ class ItemsMixin(StorageBase):
     """Create, list, flag, copy, move and delete items."""
 
     keyword_limits = KeywordLimits()
+    # Restriction nodes one query may answer by reading messages (scan.py); more is refused.
+    max_search_scan_keys = 64
 
     # -- uid sets -------------------------------------------------------
     def _uid_condition(self, conn: Connection, folder_id: int, uidset: str) -> ColumnElement[bool]:
@@ -100,9 +102,13 @@ class ItemsMixin(StorageBase):
         def uids(uidset: str) -> ColumnElement[bool]:
             return self._uid_condition(conn, folder_id, uidset)
         scan = None
-        if needs_scan(restriction):
+        nodes = scan_nodes(restriction)
+        if nodes:
+            if len(nodes) > self.max_search_scan_keys:
+                raise BadRequest(f"a search may have {self.max_search_scan_keys} keys that read "
+                                 f"messages (header, body, text, sent date), not {len(nodes)}", LIMIT)
             # Header, body and Date searches look only at rows the rest lets through.
-            scan = ScanEvaluator(conn, self.blobs, and_(base, superset(restriction, uids)))
+            scan = ScanEvaluator(conn, self.blobs, and_(base, superset(restriction, uids)), nodes)
         return and_(base, compile_restriction(restriction, uids, scan=scan))
 
     # -- creating -------------------------------------------------------

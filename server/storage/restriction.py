@@ -196,6 +196,21 @@ def needs_scan(r: Any, depth: int = 0) -> bool:
     return kind in SCAN_KINDS
 
 
+def scan_nodes(r: Any, depth: int = 0) -> list[tuple[str, tuple[str, str]]]:
+    """The (kind, checked argument) of every node of a tree only a scan can answer, in
+    tree order, repeats included."""
+    if depth > MAX_DEPTH or not isinstance(r, dict) or len(r) != 1:
+        return []  # compile_restriction reports the error
+    (kind, arg), = r.items()
+    if kind in ("and", "or") and isinstance(arg, (list, tuple)):
+        return [node for x in arg for node in scan_nodes(x, depth + 1)]
+    if kind == "not":
+        return scan_nodes(arg, depth + 1)
+    if kind in SCAN_KINDS and needs_scan(r):
+        return [(kind, scan_argument(kind, arg))]
+    return []
+
+
 def superset(r: Any, uids: Callable[[str], ColumnElement[bool]], depth: int = 0,
              wider: bool = True) -> ColumnElement[bool]:
     """A SQL condition true for every row the tree matches (`wider`), or only for rows

@@ -1,0 +1,134 @@
+"""Bounds on the work one IMAP SEARCH may ask of the store: how many keys need a scan of
+the messages, and how long worker threads may read sources for it; a client that leaves
+stops its scan."""
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import pytest
+
+from waiting import cpu_ticks, scaled, wait_until, wait_until_quiet
+
+# Seconds of thread work a call may take here: long enough for every ordinary search on
+# a crowded machine, short enough for the test that runs into it.
+WORK_TIME_LIMIT = int(scaled(12))
+pytestmark = pytest.mark.gateway_env("imap", max_search_scan_keys="64", worker_time_limit=str(WORK_TIME_LIMIT))
+
+INBOX_SIZE = 300
+# The heavy folder: copies of one message whose text part is about 6 MB of base64 (the
+# copies share its blob), so that reading all of them takes a minute.
+HEAVY_COPIES = 64
+
+
+def message(i: int) -> bytes:
+    """A multipart message of about 10 KB: a quoted-printable text part and a base64 attachment."""
+    text = (f"Hello number {i},\r\n" + "the quick brown fox jumps over the lazy dog =\r\n" * 60
+            + f"marker-{i}\r\n").encode()
+    attachment = base64.encodebytes(bytes(range(256)) * 16).replace(b"\n", b"\r\n")
+    return (b"From: sender%d@example.com\r\nTo: demo@localhost\r\nSubject: message %d\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+            b"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            % (i, i) + text +
+            b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            + attachment + b"--b--\r\n")
+
+
+def heavy_message() -> bytes:
+    text = b"the quick brown fox jumps over the lazy dog " * 100000
+    return (b"From: big@example.com\r\nTo: demo@localhost\r\nSubject: heavy\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            + base64.encodebytes(text).replace(b"\n", b"\r\n"))
+
+
+@pytest.fixture(scope="module")
+def heavy(env):
+    folder = env.fresh("Heavy")
+    env.rt.call(folder.append, heavy_message())
+    r = env.raw(login=True)
+    r.cmd("SELECT Heavy")
+    copies = 1
+    while copies < HEAVY_COPIES:
+        assert b" OK " in r.cmd("COPY 1:* Heavy")[-1]
+        copies *= 2
+    r.cmd("NOOP")
+    r.close()
+    return "Heavy"
+
+
+@pytest.fixture(scope="module")
+def inbox(env):
+    folder = env.fresh("Big")
+    env.rt.call(folder.append_many, [message(i) for i in range(INBOX_SIZE)])
+    return "Big"
+
+
+def cpu_busy(pid: int, span: float = 0.3) -> bool:
+    """Whether process `pid` uses most of a core over `span` seconds."""
+    before = cpu_ticks(pid)
+    time.sleep(span)
+    return (cpu_ticks(pid) - before) / os.sysconf("SC_CLK_TCK") > span * 0.5
+
+
+def timed(r, command: str) -> tuple[list[bytes], float]:
+    started = time.monotonic()
+    lines = r.cmd(command)
+    return lines, time.monotonic() - started
+
+
+def test_ten_body_keys_are_answered_quickly(env, inbox):
+    r = env.raw(login=True)
+    r.cmd(f"SELECT {inbox}")
+    # Ten keys that all hold for messages 25 and 250 to 259 only.
+    words = ("quick", "brown", "fox", "jumps", "over", "lazy", "dog", "hello", "number")
+    keys = " ".join(f"BODY {word}" for word in words)
+    lines, took = timed(r, f"SEARCH BODY marker-25 {keys}")
+    assert lines[-1].startswith(b"r3 OK"), lines
+    assert lines[0].split() == [b"*", b"SEARCH", b"26", *(b"%d" % n for n in range(251, 261))]
+    assert took < scaled(5), took
+    r.close()
+
+
+
+def test_thousands_of_body_keys_are_refused_at_once(env, inbox):
+    """3,000 BODY keys on a 300-message folder: NO [LIMIT] before any message is read, and
+    the connection goes on."""
+    r = env.raw(login=True)
+    r.cmd(f"SELECT {inbox}")
+    keys = " ".join(f"BODY needle{i}" for i in range(3000))
+    lines, took = timed(r, f"SEARCH {keys}")
+    assert lines[-1].startswith(b"r3 NO [LIMIT]"), lines
+    assert took < scaled(5), took
+    assert r.cmd("SEARCH BODY marker-299")[0] == b"* SEARCH 300\r\n"
+    r.close()
+
+
+def test_a_search_longer_than_the_work_budget_gets_limit(env, heavy):
+    r = env.raw(login=True)
+    r.cmd(f"SELECT {heavy}")
+    r.sock.settimeout(scaled(60))
+    lines, took = timed(r, "SEARCH BODY nowhere-to-be-found")
+    assert lines[-1].startswith(b"r3 NO [LIMIT]"), lines
+    assert took < WORK_TIME_LIMIT + scaled(5), took
+    assert r.cmd("NOOP")[-1].startswith(b"r4 OK")
+    r.close()
+
+
+def test_a_client_that_leaves_stops_its_search(env, heavy):
+    """The store's worker stops reading sources soon after the client is gone, long before
+    the work budget would have stopped it."""
+    r = env.raw(login=True)
+    r.cmd(f"SELECT {heavy}")
+    r.send(b"r3 SEARCH TEXT nowhere-to-be-found\r\n")
+    pid = env.server.pid()
+    started = time.monotonic()
+    wait_until(lambda: cpu_busy(pid), timeout=5, message="the search did not start")
+    r.close()
+    wait_until_quiet(pid, quiet=0.5, timeout=WORK_TIME_LIMIT)
+    assert time.monotonic() - started < WORK_TIME_LIMIT * 0.75
+    # The server still answers searches.
+    r = env.raw(login=True)
+    r.cmd(f"SELECT {heavy}")
+    assert r.cmd("SEARCH SUBJECT heavy")[-1].startswith(b"r3 OK")
+    r.close()
