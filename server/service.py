@@ -23,7 +23,7 @@ from twisted.python.threadpool import ThreadPool
 
 from server.bans import StoredBans
 from server.caller_rights import CallerRight
-from server.fair_share import ThreadShare
+from shared.fair_share import FairShare
 from server.http import StoreSite
 from server.notify import ChangeNotifier, LocalNotifier
 from server.sessions import SessionManager
@@ -122,7 +122,7 @@ class StoreServer:
                                      public_store_id, spool_dir, CallerRight.delivery(cfg),
                                      CallerRight.gateway(cfg), logon_guard,
                                      work_time_limit=cfg.get_int("worker_time_limit"),
-                                     thread_share=ThreadShare(cfg.get_int("max_user_threads")))
+                                     thread_share=FairShare(cfg.get_int("max_user_threads")))
             self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT,
                                   cfg.get_size("max_soap_size_before_logon"))
             self._expiry = LoopingCall(sessions.expire)

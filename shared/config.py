@@ -160,6 +160,7 @@ OPTIONS: dict[str, Option] = {
     **_opts(
         "gateway.cfg",
         server_connections=number("8", minimum=1),
+        server_connections_per_user=number("4"),
         server_blob_files=flag("yes"),
         disabled_features=text(""),
         ssl_certificate_file=typed("file"),

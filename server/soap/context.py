@@ -14,7 +14,7 @@ from lxml import etree
 from twisted.internet.defer import Deferred
 
 from server.caller_rights import CallerRight
-from server.fair_share import ThreadShare
+from shared.fair_share import FairShare
 from server.notify import ChangeNotifier
 from server.sessions import Session, SessionManager
 from server.users import UserBackend
@@ -57,10 +57,10 @@ class Services:
     # The brute-force guard of logon (shared.authguard), its bans kept in the database.
     logon_guard: Any = None
     # Seconds of worker-thread work one call may take (0: no limit), the budgets of calls
-    # in progress, and each user's share of the worker threads (see server/fair_share.py).
+    # in progress, and each user's share of the worker threads (see shared/fair_share.py).
     work_time_limit: float = 0
     budgets: BudgetRegistry = dc_field(default_factory=BudgetRegistry)
-    thread_share: ThreadShare = dc_field(default_factory=lambda: ThreadShare(0))
+    thread_share: FairShare = dc_field(default_factory=lambda: FairShare(0))
 
 
 @dataclass

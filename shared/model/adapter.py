@@ -6,6 +6,7 @@ from typing import Any
 from twisted.internet import defer
 
 from shared.client import StoreClient
+from shared.fair_share import FairShare
 from shared.model.delivery import DeliverySession, call_logon_delivery
 from shared.model.publishing import read_published_calendar
 from shared.model.session import Session, call_logon
@@ -22,6 +23,9 @@ class Adapter:
         self.reactor = reactor
         self.client = client or StoreClient.from_config(reactor, cfg)
         self.inline_limit = cfg.get_size("inline_source_limit")
+        # How many of the store connections one user's calls may hold at once: a user whose
+        # calls run long (big searches) waits for their own, everybody else still gets through.
+        self.connection_share = FairShare(cfg.get_int("server_connections_per_user"), cancels_work=True)
         # Features an admin turned off for this gateway host regardless of the user.
         self.disabled_features = frozenset(cfg.get_list("disabled_features"))
         # Over TCP the store believes the client addresses we name only with this secret;

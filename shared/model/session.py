@@ -46,6 +46,8 @@ class StoreSession(abc.ABC):
         self.id = ""
         # Called once when the session is logged off (a connection count given back).
         self.on_logoff: list[Callable[[], None]] = []
+        # Whose share of the store connections this session's calls use (None: nobody's).
+        self.share_key: str | None = None
 
     @abc.abstractmethod
     def _logon_again(self) -> defer.Deferred:
@@ -65,7 +67,11 @@ class StoreSession(abc.ABC):
         if self.closed:
             return defer.fail(SessionInvalid("logged off"))
         sid = self.id
-        d = self.client.call(op, [("sessionId", sid), *fields], long_poll=long_poll, timeout=timeout)
+        if long_poll:  # long polls have connections of their own
+            d = self.client.call(op, [("sessionId", sid), *fields], long_poll=True, timeout=timeout)
+        else:
+            d = self.adapter.connection_share.run(self.share_key, lambda: self.client.call(
+                op, [("sessionId", sid), *fields], timeout=timeout))
 
         def retry(failure: Any) -> Any:
             failure.trap(SessionInvalid)
@@ -132,6 +138,7 @@ class Session(SieveScripts, StoreSession):
                  protocol: str | None, client_address: str | None) -> None:
         super().__init__(adapter)
         self._credentials = (user, password, protocol, client_address)
+        self.share_key = user
         self._apply(resp)
 
     def __str__(self) -> str:

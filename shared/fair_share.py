@@ -1,9 +1,10 @@
-"""A per-user share of the store's worker threads.
+"""Each user's share of a scarce resource: the store's worker threads, a gateway's
+connections to the store.
 
-Every SOAP call's thread work goes through `ThreadShare.run` with the caller's user
-id: at most `limit` jobs of one user hold worker threads at once, the rest wait in
-order on the reactor (holding no thread), so one user's expensive requests can
-never take every thread from the others. Lives on the reactor thread.
+Work goes through `FairShare.run` with its user's key: at most `limit` jobs of one
+key hold the resource at once, the rest wait in order on the reactor (holding
+nothing), so one user's expensive requests can never take all of it from the
+others. Lives on the reactor thread.
 """
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 
-class ThreadShare:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit  # 0: no limit
+class FairShare:
+    """`limit` jobs per key at once (0: no limit). With `cancels_work`, cancelling a running
+    job cancels the Deferred of its work (a store call: the connection is dropped); without,
+    the job answers CancelledError at once and keeps its slot until the work has ended (a
+    thread cannot be stopped from outside: its work budget stops it)."""
+
+    def __init__(self, limit: int, cancels_work: bool = False) -> None:
+        self.limit = limit
+        self.cancels_work = cancels_work
         self._running: dict[Hashable, int] = {}
         self._waiting: dict[Hashable, deque[Deferred]] = {}
 
@@ -28,8 +35,7 @@ class ThreadShare:
 
     def run(self, key: Hashable | None, start: Callable[[], Deferred]) -> Deferred:
         """start() now, or once one of the key's running jobs is done; fires with its result.
-        Cancelling a job that still waits takes it out of the queue; cancelling a running one
-        answers at once, but its slot is free only when its thread has really finished."""
+        Cancelling a job that still waits takes it out of the queue."""
         if key is None or self.limit <= 0:
             return start()
         if self._running.get(key, 0) < self.limit:
@@ -55,7 +61,7 @@ class ThreadShare:
         except BaseException:
             self._done(key)
             raise
-        answer: Deferred = Deferred()
+        answer: Deferred = Deferred((lambda _: work.cancel()) if self.cancels_work else None)
 
         def done(result: Any) -> None:
             self._done(key)
