@@ -35,6 +35,11 @@ class WorkCancelled(BudgetExhausted):
     """Nobody waits for the result any more: the client left or the process is stopping."""
 
 
+class TooMuchWork(BudgetExhausted):
+    """The request asks for more of something than a configured limit allows (e.g. more
+    recurrence instances than one expansion may produce)."""
+
+
 class WorkBudget:
     """A deadline (`seconds` from now; 0 or None: none) and a cancelled flag.
 
@@ -46,6 +51,9 @@ class WorkBudget:
         self.seconds = seconds or 0
         self.deadline = clock() + seconds if seconds else None
         self.cancelled: str | None = None
+        # Why the work was stopped, once it was: code that catches every exception on the
+        # way up (a WSGI application) can still tell what happened.
+        self.stopped: BudgetExhausted | None = None
 
     def cancel(self, why: str = "the client went away") -> None:
         if self.cancelled is None:
@@ -53,9 +61,15 @@ class WorkBudget:
 
     def check(self) -> None:
         if self.cancelled is not None:
-            raise WorkCancelled(self.cancelled)
+            self.stop(WorkCancelled(self.cancelled))
         if self.deadline is not None and self._clock() > self.deadline:
-            raise OutOfTime(f"the request took more than its {self.seconds:g} s of work")
+            self.stop(OutOfTime(f"the request took more than its {self.seconds:g} s of work"))
+
+    def stop(self, reason: BudgetExhausted) -> None:
+        """Raise `reason`, remembering it."""
+        if self is not UNLIMITED and self.stopped is None:
+            self.stopped = reason
+        raise reason
 
 
 UNLIMITED = WorkBudget()

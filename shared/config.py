@@ -216,6 +216,8 @@ OPTIONS: dict[str, Option] = {
         ical_max_import_objects=number("20000"),
         ical_session_expiry=number("300"),
         ical_threads=number("8", minimum=1),
+        ical_time_limit=number("60"),
+        ical_max_instances=number("100000"),
         ical_retry_after=number("30"),
     ),
     **_opts(

@@ -31,6 +31,7 @@ from gateways.caldav import limits as request_limits
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from gateways.caldav.xmlbody import xml_root
+from shared.budget import BudgetRegistry, WorkCancelled, working_under
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
                            GroupwareError, NotFound, SessionInvalid, TooLarge, Unavailable)
 from shared.login import LoginRefused, Outcome, plaintext_login_allowed
@@ -44,6 +45,10 @@ REALM = "Groupware CalDAV"
 CONTEXT_HEADER = b"x-groupware-context"
 # Methods whose body is XML, checked before parsing (gateways/caldav/limits.py).
 XML_METHODS = frozenset({b"PROPFIND", b"PROPPATCH", b"REPORT", b"MKCALENDAR", b"MKCOL"})
+# RFC 4791 §7.8 (calendar-query) and §7.10 (free-busy-query) postcondition, with RFC 4918's
+# 507: answering would take more than the server gives one request.
+TOO_MUCH_WORK = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:">'
+                 b'<D:number-of-matches-within-limits/></D:error>')
 NO_UID_CONFLICT = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:" '
                    b'xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict/></D:error>')
 PUBLISH_ACTIONS = {"{%s}publish-calendar" % properties.CS: True, "{%s}unpublish-calendar" % properties.CS: False}
@@ -142,7 +147,8 @@ class GatewayResource(resource.Resource):
 
     def __init__(self, reactor: Any, threadpool: Any, adapter: Any, sessions: SessionCache,
                  plaintext_auth: bool, retry_after: int, max_request_size: int,
-                 limits: request_limits.RequestLimits = request_limits.RequestLimits()) -> None:
+                 limits: request_limits.RequestLimits = request_limits.RequestLimits(),
+                 time_limit: float = 0, max_instances: int = 100000) -> None:
         super().__init__()
         self.limits = limits
         self.reactor = reactor
@@ -152,8 +158,11 @@ class GatewayResource(resource.Resource):
         self.plaintext_auth = plaintext_auth
         self.retry_after = retry_after
         self.contexts: dict[str, context.RequestContext] = {}
+        # Seconds of thread work a request may take, and the budgets of requests in progress.
+        self.time_limit = time_limit
+        self.budgets = BudgetRegistry()
         app = radicale_glue.make_application(storage.Storage, auth_plugin.Auth, rights.Rights,
-                                             max_request_size, REALM)
+                                             max_request_size, REALM, max_instances)
         self.radicale = app
         self.wsgi = WSGIResource(reactor, threadpool, self._wsgi_app)
         self.direct = direct.DirectAnswers(reactor, threadpool, CALDAV_ROOT)
@@ -317,11 +326,18 @@ class GatewayResource(resource.Resource):
         if request.finished or request._disconnected:
             return
         token = secrets.token_hex(16)
-        ctx = self.contexts[token] = context.RequestContext(self.reactor, session, user)
+        budget = self.budgets.open(self.time_limit)
+        ctx = self.contexts[token] = context.RequestContext(self.reactor, session, user, budget)
         ctx.base_url = self._base_url(request)
         request.requestHeaders.removeHeader(b"authorization")
         request.requestHeaders.setRawHeaders(CONTEXT_HEADER, [token.encode()])
-        request.notifyFinish().addBoth(lambda _: self.contexts.pop(token, None))
+
+        def finished(result: Any) -> None:
+            if result is not None:  # the connection was lost before the answer was out
+                budget.cancel()
+            self.budgets.close(budget)
+            self.contexts.pop(token, None)
+        request.notifyFinish().addBoth(finished)
         target = getattr(request, "calendar_import", None)
         if target is not None:
             self._import_calendar(request, user, session, target)
@@ -464,11 +480,14 @@ class GatewayResource(resource.Resource):
 
         context.bind(ctx)
         try:
-            body = listing.calendar_propfind(self.radicale, environ, ctx, capture)
-            if body is None:
-                body = self.radicale(environ, capture)
+            with working_under(ctx.budget):
+                body = listing.calendar_propfind(self.radicale, environ, ctx, capture)
+                if body is None:
+                    body = self.radicale(environ, capture)
         finally:
             context.bind(None)
+        if ctx.budget.stopped is not None:
+            return self._stopped(ctx, start_response)
         status, headers = captured
         headers = [(k, _calendar_only(v) if k.lower() == "dav" else v) for k, v in headers]
         if principal_propfind:
@@ -479,6 +498,18 @@ class GatewayResource(resource.Resource):
             status, headers, body = self._store_error(ctx.error, status, headers, body)
         start_response(status, headers)
         return body
+
+    def _stopped(self, ctx: context.RequestContext, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The answer to a request its work budget stopped (Radicale answered 400 or 500)."""
+        reason = ctx.budget.stopped
+        if isinstance(reason, WorkCancelled):
+            log.info("caldav: request of %s stopped: %s", ctx.user, reason)
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain; charset=utf-8"),
+                                                       ("Retry-After", str(self.retry_after))])
+            return [UNAVAILABLE_TEXT.encode()]
+        log.warning("caldav: request of %s stopped: %s", ctx.user, reason)
+        start_response("507 Insufficient Storage", [("Content-Type", "text/xml; charset=utf-8")])
+        return [TOO_MUCH_WORK]
 
     def _store_error(self, err: GroupwareError, status: str, headers: list, body: Any) -> tuple:
         """Radicale answers a plugin exception with 500 (or 400 for a ValueError); say what the

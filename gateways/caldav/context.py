@@ -6,24 +6,31 @@ and waits for it in the worker thread, so the reactor itself never blocks.
 """
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.threads import blockingCallFromThread
+from twisted.internet.defer import maybeDeferred
+from twisted.python.failure import Failure
 
+from shared.budget import UNLIMITED, WorkBudget
 from shared.errors import GroupwareError
 
 _local = threading.local()
+# Seconds between looks at the budget while a thread waits for the reactor.
+CANCEL_POLL = 0.2
 
 
 class RequestContext:
     """One authenticated request: who it is for and the store session serving it."""
 
-    def __init__(self, reactor: Any, session: Any, user: str) -> None:
+    def __init__(self, reactor: Any, session: Any, user: str, budget: WorkBudget = UNLIMITED) -> None:
         self.reactor = reactor
         self.session = session
         self.user = user
+        # What the request's thread work may spend; cancelled when its client goes away.
+        self.budget = budget
         # The first store error met while serving; the resource maps it to an HTTP status
         # because Radicale turns every plugin exception into a 500.
         self.error: GroupwareError | None = None
@@ -37,13 +44,25 @@ class RequestContext:
         self.delete_condition: str | None = None
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run `fn` (returning a Deferred or a value) on the reactor and wait for its result."""
-        try:
-            return blockingCallFromThread(self.reactor, fn, *args, **kwargs)
-        except GroupwareError as err:
-            if self.error is None:
-                self.error = err
-            raise
+        """Run `fn` (returning a Deferred or a value) on the reactor and wait for its result.
+
+        Like Twisted's blockingCallFromThread, but the wait ends (WorkCancelled) once the
+        request's budget is cancelled: a stopping gateway joins its threads, and a thread
+        waiting for a reactor that no longer answers would never end."""
+        self.budget.check()
+        results: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.reactor.callFromThread(lambda: maybeDeferred(fn, *args, **kwargs).addBoth(results.put))
+        while True:
+            try:
+                result = results.get(timeout=CANCEL_POLL)
+                break
+            except queue.Empty:
+                self.budget.check()
+        if isinstance(result, Failure):
+            if isinstance(result.value, GroupwareError) and self.error is None:
+                self.error = result.value
+            result.raiseException()
+        return result
 
 
 def current() -> RequestContext:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import radicale
+import vobject.icalendar
+from dateutil import rrule
 from radicale import config as radicale_config
 from radicale import pathutils, xmlutils
 from radicale.app import Application
@@ -21,6 +23,8 @@ from radicale.item import Item, filter as radicale_filter
 from radicale.log import logger as radicale_logger
 from radicale.rights import BaseRights
 from radicale.storage import BaseCollection, BaseStorage, ComponentExistsError, ComponentNotFoundError
+
+from shared.budget import TooMuchWork, current as current_budget
 
 # Radicale re-sanitizes the same few collection paths for every item of a listing
 # (inside asserts); the function is pure, so remembering its answers is safe.
@@ -36,6 +40,43 @@ def _pretty_xml_when_debugging(element: Any) -> str:
 
 
 xmlutils.pretty_xml = _pretty_xml_when_debugging
+
+# Recurrence instances one rule may produce in one pass (set by make_application).
+# Radicale walks a series from its first instance whatever the time range asked for,
+# and dateutil's between() builds its whole answer as a list (it ignores `count`): a
+# FREQ=SECONDLY rule would otherwise run for hours and fill memory.
+max_instances = 100000
+BUDGET_CHECK_EVERY = 256
+
+
+class _BoundedRuleSet(rrule.rruleset):
+    """An rruleset whose every walk checks the thread's work budget and stops with
+    TooMuchWork past `max_instances` (recorded on the budget, since Radicale turns
+    exceptions into its own answers)."""
+
+    def _iter(self) -> Any:
+        limit, budget = max_instances, current_budget()
+        for n, instance in enumerate(super()._iter(), 1):
+            if limit and n > limit:
+                budget.stop(TooMuchWork(f"a recurrence has more than {limit} instances to look at"))
+            if n % BUDGET_CHECK_EVERY == 0:
+                budget.check()
+            yield instance
+
+
+_getrruleset = vobject.icalendar.RecurringComponent.getrruleset
+
+
+def _bounded_getrruleset(self: Any, addRDate: bool = False) -> Any:  # noqa: N803 (vobject's name)
+    rules = _getrruleset(self, addRDate)
+    if rules is not None:
+        rules.__class__ = _BoundedRuleSet
+    return rules
+
+
+vobject.icalendar.RecurringComponent.getrruleset = _bounded_getrruleset
+vobject.icalendar.RecurringComponent.rruleset = property(
+    _bounded_getrruleset, vobject.icalendar.RecurringComponent.setrruleset)
 
 # The Radicale release the plugins are written against (setup.cfg pins it).
 RADICALE_VERSION = "3.9.0"
@@ -106,8 +147,14 @@ class _Application(Application):
 
 def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
                      rights: Callable[[Any], Any], max_content_length: int,
-                     realm: str) -> Application:
-    """A Radicale WSGI application that uses our plugins and nothing on disk."""
+                     realm: str, instances: int = 100000) -> Application:
+    """A Radicale WSGI application that uses our plugins and nothing on disk; a recurrence
+    may produce `instances` instances per request (0: no limit)."""
+    global max_instances
+    max_instances = instances
+    # Radicale's own counts (per free-busy series, per answer) give way to ours: one more,
+    # so that our limit, which counts every instance walked, is met first.
+    reporting = str(instances + 1) if instances else "0"
     configuration = radicale_config.load()
     configuration.update({
         # delay_on_error: no worker thread sleeps after a 5xx (e.g. during a store outage).
@@ -123,5 +170,6 @@ def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
         "sharing": {"type": "none"},
         "hook": {"type": "none"},
         "logging": {"mask_passwords": "True"},
+        "reporting": {"max_expand_occurrence": reporting, "max_freebusy_occurrence": reporting},
     }, "groupware", privileged=True)
     return _Application(configuration)

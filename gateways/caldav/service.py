@@ -7,6 +7,7 @@ one shared adapter.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from twisted.internet import defer
@@ -41,6 +42,7 @@ class CalDAVService(GatewayService):
         super().__init__(cfg, reactor)
         self.sessions: SessionCache | None = None
         self.threadpool: ThreadPool | None = None
+        self.resource: GatewayResource | None = None
 
     def listen(self, login: LoginService, tls: Any) -> None:
         cfg = self.cfg
@@ -51,20 +53,37 @@ class CalDAVService(GatewayService):
         max_size = cfg.get_size("ical_max_request_size")
         root = GatewayResource(self.reactor, self.threadpool, login.adapter, self.sessions,
                                cfg.get_bool("ical_plaintext_auth"), cfg.get_int("ical_retry_after"), max_size,
-                               RequestLimits.from_config(cfg))
+                               RequestLimits.from_config(cfg),
+                               cfg.get_int("ical_time_limit"), cfg.get_int("ical_max_instances"))
+        self.resource = root
         site = CalDAVSite(root, max_size, cfg.get_seconds("ical_timeout"), login.limits,
                           cfg.get_int("ical_retry_after"))
         self.listen_plain_and_tls("ical", lambda implicit_tls: site, tls)
 
     def release(self) -> list[defer.Deferred]:
         ds = []
+        if self.resource is not None:
+            # Requests in the threads stop at their next check instead of holding up the exit.
+            self.resource.budgets.cancel_all()
         if self.threadpool is not None:
-            self.threadpool.stop()
+            ds.append(_stop_off_the_reactor(self.reactor, self.threadpool))
             self.threadpool = None
         if self.sessions is not None:
             ds.append(self.sessions.close())
             self.sessions = None
         return ds
+
+
+def _stop_off_the_reactor(reactor: Any, pool: ThreadPool) -> defer.Deferred:
+    """Stop a thread pool from a thread of its own: joining its workers on the reactor would
+    deadlock with a worker that waits for the reactor (writing its answer, a store call)."""
+    done: defer.Deferred = defer.Deferred()
+
+    def stop() -> None:
+        pool.stop()
+        reactor.callFromThread(done.callback, None)
+    threading.Thread(target=stop, name="caldav-pool-stop", daemon=True).start()
+    return done
 
 
 def make_service(cfg: Any, reactor: Any) -> CalDAVService:

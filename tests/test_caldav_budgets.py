@@ -1,0 +1,131 @@
+"""Bounds on the work one CalDAV request may ask for: recurrence instances walked per series
+(calendar-query time ranges, expand, free-busy) and seconds of thread work, answered 507 with
+DAV:number-of-matches-within-limits (RFC 4791 §7.8, §7.10); a client that leaves stops its
+request's work."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from caldav_env import DAV, new_calendar
+from waiting import cpu_ticks, scaled, wait_until
+
+MAX_INSTANCES = 20000
+TIME_LIMIT = int(scaled(4))
+pytestmark = pytest.mark.gateway_env("caldav", ical_max_instances=str(MAX_INSTANCES),
+                                     ical_time_limit=str(TIME_LIMIT))
+
+QUICK = scaled(5)  # seconds within which a refused request must be answered
+
+
+def calendar(*events: str) -> str:
+    return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + "".join(events) + "END:VCALENDAR\r\n"
+
+
+def vevent(uid: str, rule: str, start: str = "20260101T000000Z", end: str = "20260101T000030Z") -> str:
+    return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\n"
+            f"SUMMARY:{uid}\r\nRRULE:{rule}\r\nEND:VEVENT\r\n")
+
+
+def calendar_query(start: str, end: str, expand: bool = False) -> str:
+    data = (f'<c:calendar-data><c:expand start="{start}" end="{end}"/></c:calendar-data>' if expand
+            else "<d:getetag/>")
+    return ('<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>'
+            f'{data}</d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
+            f'<c:time-range start="{start}" end="{end}"/></c:comp-filter></c:comp-filter></c:filter>'
+            '</c:calendar-query>')
+
+
+def free_busy(start: str, end: str) -> str:
+    return ('<c:free-busy-query xmlns:c="urn:ietf:params:xml:ns:caldav">'
+            f'<c:time-range start="{start}" end="{end}"/></c:free-busy-query>')
+
+
+def report(env, path: str, body: str):
+    started = time.monotonic()
+    r = env.request("REPORT", path, body, Depth="1", Content_Type="application/xml")
+    return r, time.monotonic() - started
+
+
+def assert_too_much_work(r, took: float) -> None:
+    assert r.status_code == 507, (r.status_code, r.text[:300])
+    assert ET.fromstring(r.content).find(DAV + "number-of-matches-within-limits") is not None, r.text
+    assert took < QUICK, took
+
+
+@pytest.fixture(scope="module")
+def rules(env):
+    path = new_calendar(env, "Rules")
+    for uid, rule in (("minutely", "FREQ=MINUTELY"), ("secondly", "FREQ=SECONDLY"), ("weekly", "FREQ=WEEKLY")):
+        r = env.request("PUT", f"{path}{uid}.ics", calendar(vevent(uid, rule)), Content_Type="text/calendar")
+        assert r.status_code == 201, r.text
+    return path
+
+
+def test_a_far_time_range_on_a_minutely_rule_is_refused_promptly(env, rules):
+    r, took = report(env, rules, calendar_query("20900101T000000Z", "20910101T000000Z"))
+    assert_too_much_work(r, took)
+    # An ordinary range is answered, the minutely series included.
+    r, _ = report(env, rules, calendar_query("20260101T010000Z", "20260101T020000Z"))
+    assert r.status_code == 207, r.text
+    assert "minutely.ics" in r.text and "secondly.ics" in r.text and "weekly.ics" not in r.text
+
+
+def test_an_expansion_of_a_secondly_rule_is_refused_promptly(env, rules):
+    r, took = report(env, rules, calendar_query("20260105T000000Z", "20260106T000000Z", expand=True))
+    assert_too_much_work(r, took)
+
+
+def test_a_long_free_busy_range_is_refused_promptly(env, rules):
+    r, took = report(env, rules, free_busy("20260101T000000Z", "21260101T000000Z"))
+    assert_too_much_work(r, took)
+    calm = new_calendar(env, "Calm")
+    env.request("PUT", f"{calm}weekly.ics", calendar(vevent("weekly", "FREQ=WEEKLY")), Content_Type="text/calendar")
+    r, _ = report(env, calm, free_busy("20260101T000000Z", "20260201T000000Z"))
+    assert r.status_code == 200 and r.text.count("FREEBUSY;FBTYPE=BUSY:") == 5, r.text
+
+
+# Ten minutes near the end of the Slow calendar's series: each is walked almost whole.
+SLOW_QUERY = calendar_query("20260113T000000Z", "20260113T001000Z")
+
+
+@pytest.fixture(scope="module")
+def slow(env):
+    """A calendar whose series are each just under the instance limit, so that a query over
+    all of them takes far longer than the time limit."""
+    path = new_calendar(env, "Slow")
+    rule = f"FREQ=MINUTELY;COUNT={MAX_INSTANCES - 1000}"
+    text = calendar(*(vevent(f"series-{i}", rule) for i in range(100)))
+    r = env.request("PUT", path, text, Content_Type="text/calendar")
+    assert r.status_code in (201, 204), r.text
+    return path
+
+
+def test_a_request_longer_than_its_time_limit_gets_507(env, slow):
+    r, took = report(env, slow, SLOW_QUERY)
+    assert r.status_code == 507, (r.status_code, r.text[:300])
+    assert took < TIME_LIMIT + QUICK, took
+
+
+def test_a_client_that_leaves_stops_its_request(env, slow):
+    pid = env.server.pid()
+    body = SLOW_QUERY.encode()
+    auth = __import__("base64").b64encode(f"demo:{env.password}".encode())
+    log_start = len(env.log())
+    before = cpu_ticks(pid)
+    sock = socket.create_connection(("127.0.0.1", env.port))
+    sock.sendall(b"REPORT %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\nDepth: 1\r\n"
+                 b"Content-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s"
+                 % (slow.encode(), auth, len(body), body))
+    wait_until(lambda: cpu_ticks(pid) - before > os.sysconf("SC_CLK_TCK"), timeout=10,
+               message="the request did not start")
+    sock.close()
+    left = time.monotonic()
+    line = "caldav: request of demo stopped: the client went away"
+    wait_until(lambda: line in env.log()[log_start:], timeout=TIME_LIMIT, message="the request went on")
+    assert time.monotonic() - left < TIME_LIMIT * 0.6
+    assert "request of demo stopped: the request took more" not in env.log()[log_start:]
