@@ -13,6 +13,8 @@ from typing import Any
 import recurring_ical_events
 from icalendar import Calendar
 
+from shared.budget import BudgetExhausted, check as check_budget
+
 # Occurrences are indexed from the series start up to this far past now, and at most
 # this many per object; queries reaching further fall back to expanding the object.
 HORIZON_SECONDS = 3 * 366 * 86400
@@ -20,6 +22,7 @@ MAX_OCCURRENCES = 3000
 COMPLETE = 2**62  # "indexed to the end of the series"
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 _SUBDAILY = {"SECONDLY", "MINUTELY", "HOURLY"}
+FIRST_WINDOW = timedelta(days=32)
 
 
 def _utc(value: Any) -> datetime | None:
@@ -60,8 +63,7 @@ def occurrence_index(text: str, kind: str = "VEVENT", series_end: int | None = N
         if any(str(freq).upper() in _SUBDAILY for comp in calendar.walk(kind)
                for rule in _rules(comp) for freq in rule.get("FREQ", [])):
             return [], None  # thousands of occurrences a day: not worth indexing
-        window_end = datetime.fromtimestamp(horizon, timezone.utc)
-        found = recurring_ical_events.of(calendar, components=[kind]).between(EARLIEST, window_end)
+        found = _first_occurrences(calendar, kind, datetime.fromtimestamp(horizon, timezone.utc))
         rows: list[tuple[int, int]] = []
         for occurrence in found:
             start = getattr(occurrence.get("DTSTART") or occurrence.get("DUE"), "dt", None)
@@ -74,8 +76,28 @@ def occurrence_index(text: str, kind: str = "VEVENT", series_end: int | None = N
         if len(rows) > MAX_OCCURRENCES:
             until, rows = rows[MAX_OCCURRENCES][0], rows[:MAX_OCCURRENCES]
         return rows, until
+    except BudgetExhausted:
+        raise
     except Exception:  # a rule the library cannot evaluate: leave the object to full expansion
         return [], None
+
+
+def _first_occurrences(calendar: Any, kind: str, horizon: datetime) -> list[Any]:
+    """The occurrences up to `horizon`, or (when there are more than MAX_OCCURRENCES) at
+    least the first MAX_OCCURRENCES + 1: expanded over windows from the series start that
+    grow fourfold, so that a series starting centuries ago is not expanded whole (and the
+    work budget is checked between windows)."""
+    starts = [_utc(getattr(comp.get("DTSTART") or comp.get("DUE"), "dt", None)) for comp in calendar.walk(kind)]
+    first = min((start for start in starts if start is not None), default=EARLIEST)
+    query = recurring_ical_events.of(calendar, components=[kind])
+    span = FIRST_WINDOW
+    while True:
+        check_budget()
+        window_end = min(horizon, first + span)
+        found = query.between(EARLIEST, window_end)
+        if len(found) > MAX_OCCURRENCES or window_end >= horizon:
+            return found
+        span *= 4
 
 
 def _rules(component: Any) -> list[Any]:

@@ -129,3 +129,16 @@ def test_a_client_that_leaves_stops_its_request(env, slow):
     wait_until(lambda: line in env.log()[log_start:], timeout=TIME_LIMIT, message="the request went on")
     assert time.monotonic() - left < TIME_LIMIT * 0.6
     assert "request of demo stopped: the request took more" not in env.log()[log_start:]
+
+
+def test_indexing_a_series_from_long_ago_expands_only_what_it_keeps():
+    """The store's occurrence index keeps a series' first MAX_OCCURRENCES occurrences; a daily
+    series from 1900 is not expanded over its 46,000 days to find them."""
+    from server.occurrences import MAX_OCCURRENCES, occurrence_index
+
+    text = calendar(vevent("old", "FREQ=DAILY", start="19000101T090000Z", end="19000101T100000Z"))
+    started = time.monotonic()
+    rows, until = occurrence_index(text)
+    assert time.monotonic() - started < scaled(8)
+    assert len(rows) == MAX_OCCURRENCES and rows[0] == (-2208956400, -2208952800)
+    assert until == rows[-1][0] + 86400  # the next occurrence's start: indexed up to there
