@@ -16,7 +16,7 @@ from twisted.internet import defer
 
 from shared import heap
 from shared.config import Config
-from shared.startup import StartOutcome
+from shared.startup import StartOutcome, exit_within
 
 log = logging.getLogger("groupware")
 
@@ -108,6 +108,7 @@ def run_gateway(cfg: Config, name: str) -> int:
         reactor.callWhenRunning(signal.signal, signum, on_signal)
     reactor.callWhenRunning(lambda: gateway.start().addCallbacks(running, failed))
     reactor.addSystemEventTrigger("before", "shutdown", gateway.stop)
+    exit_within(reactor, cfg.get_int("shutdown_timeout"), log)
     reactor.run()
     return outcome.result()
 
@@ -170,5 +171,6 @@ def serve(cfg: Config, demo: bool = False) -> int:
     # addCallback then addErrback: a gateway that fails to start must stop the process too.
     reactor.callWhenRunning(lambda: server.start(reactor).addCallback(started).addErrback(failed))
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    exit_within(reactor, cfg.get_int("shutdown_timeout"), log)
     reactor.run()
     return outcome.result()

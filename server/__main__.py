@@ -11,7 +11,7 @@ import sys
 
 from shared import heap
 from shared.config import Config, ConfigError, parse_overrides, report_config_error
-from shared.startup import StartOutcome
+from shared.startup import StartOutcome, exit_within
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +63,7 @@ def run(cfg: Config) -> int:
 
     reactor.callWhenRunning(lambda: server.start(reactor).addCallbacks(started, failed))
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
+    exit_within(reactor, cfg.get_int("shutdown_timeout"), logging.getLogger("server"))
     reactor.run()
     return outcome.result()
 

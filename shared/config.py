@@ -104,6 +104,7 @@ OPTIONS: dict[str, Option] = {
         max_user_threads=number("4"),
         worker_time_limit=number("60"),
         max_search_scan_keys=number("64"),
+        shutdown_timeout=number("20"),
         log_level=typed("log_level", "info"),
         log_file=text("-"),
         delivery_uids=typed("uids"),

@@ -1,4 +1,5 @@
-"""How a command's start-up in the reactor ends, for every command that runs one.
+"""How a command's start-up in the reactor ends, for every command that runs one, and a
+bound on how long its stop may take (`exit_within`).
 
 A bad option value found while starting is raised again once the reactor has
 stopped, so the command's entry point reports it as it reports one found before
@@ -8,6 +9,9 @@ in use, is logged as `could not start...` and ends the command with exit code 1.
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -35,3 +39,25 @@ class StartOutcome:
         if self.config_error is not None:
             raise self.config_error
         return self.exit_code
+
+
+def exit_within(reactor: Any, seconds: int, log: logging.Logger) -> None:
+    """Once the reactor starts to shut down, give the process `seconds` (0: forever) to
+    end. Work in threads stops at its next budget check (shared/budget.py); work that
+    cannot be told to (a database call waiting on a lock) must not keep a stopping
+    service alive past the service manager's patience, so then the process exits with
+    code 1. The database's transactions make that as safe as a crash."""
+    if seconds <= 0:
+        return
+
+    def expire() -> None:
+        log.error("still stopping after %d s (shutdown_timeout): work in progress did not end; exiting", seconds)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
+
+    def arm() -> None:
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
+    reactor.addSystemEventTrigger("before", "shutdown", arm)

@@ -4,15 +4,14 @@ DAV:number-of-matches-within-limits (RFC 4791 §7.8, §7.10); a client that leav
 request's work."""
 from __future__ import annotations
 
-import os
-import socket
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from caldav_env import DAV, new_calendar
-from waiting import cpu_ticks, scaled, wait_until
+from heavy_work import calendar_query, send_report, wait_for_cpu
+from waiting import scaled, wait_until
 
 MAX_INSTANCES = 20000
 TIME_LIMIT = int(scaled(4))
@@ -29,15 +28,6 @@ def calendar(*events: str) -> str:
 def vevent(uid: str, rule: str, start: str = "20260101T000000Z", end: str = "20260101T000030Z") -> str:
     return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\n"
             f"SUMMARY:{uid}\r\nRRULE:{rule}\r\nEND:VEVENT\r\n")
-
-
-def calendar_query(start: str, end: str, expand: bool = False) -> str:
-    data = (f'<c:calendar-data><c:expand start="{start}" end="{end}"/></c:calendar-data>' if expand
-            else "<d:getetag/>")
-    return ('<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>'
-            f'{data}</d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
-            f'<c:time-range start="{start}" end="{end}"/></c:comp-filter></c:comp-filter></c:filter>'
-            '</c:calendar-query>')
 
 
 def free_busy(start: str, end: str) -> str:
@@ -113,16 +103,9 @@ def test_a_request_longer_than_its_time_limit_gets_507(env, slow):
 
 def test_a_client_that_leaves_stops_its_request(env, slow):
     pid = env.server.pid()
-    body = SLOW_QUERY.encode()
-    auth = __import__("base64").b64encode(f"demo:{env.password}".encode())
     log_start = len(env.log())
-    before = cpu_ticks(pid)
-    sock = socket.create_connection(("127.0.0.1", env.port))
-    sock.sendall(b"REPORT %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\nDepth: 1\r\n"
-                 b"Content-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s"
-                 % (slow.encode(), auth, len(body), body))
-    wait_until(lambda: cpu_ticks(pid) - before > os.sysconf("SC_CLK_TCK"), timeout=10,
-               message="the request did not start")
+    sock = send_report(env.port, slow, "demo", env.password, SLOW_QUERY)
+    wait_for_cpu(pid)
     sock.close()
     left = time.monotonic()
     line = "caldav: request of demo stopped: the client went away"

@@ -4,12 +4,12 @@ stops its scan."""
 from __future__ import annotations
 
 import base64
-import os
 import time
 
 import pytest
 
-from waiting import cpu_ticks, scaled, wait_until, wait_until_quiet
+from heavy_work import NO_MATCH, fill_heavy_folder, start_heavy_search, wait_for_cpu
+from waiting import scaled, wait_until_quiet
 
 # Seconds of thread work a call may take here: long enough for every ordinary search on
 # a crowded machine, short enough for the test that runs into it.
@@ -17,8 +17,7 @@ WORK_TIME_LIMIT = int(scaled(12))
 pytestmark = pytest.mark.gateway_env("imap", max_search_scan_keys="64", worker_time_limit=str(WORK_TIME_LIMIT))
 
 INBOX_SIZE = 300
-# The heavy folder: copies of one message whose text part is about 6 MB of base64 (the
-# copies share its blob), so that reading all of them takes a minute.
+# Copies of heavy_work's message in the heavy folder: reading all of them takes a minute.
 HEAVY_COPIES = 64
 
 
@@ -35,24 +34,10 @@ def message(i: int) -> bytes:
             + attachment + b"--b--\r\n")
 
 
-def heavy_message() -> bytes:
-    text = b"the quick brown fox jumps over the lazy dog " * 100000
-    return (b"From: big@example.com\r\nTo: demo@localhost\r\nSubject: heavy\r\nMIME-Version: 1.0\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-            + base64.encodebytes(text).replace(b"\n", b"\r\n"))
-
-
 @pytest.fixture(scope="module")
 def heavy(env):
-    folder = env.fresh("Heavy")
-    env.rt.call(folder.append, heavy_message())
     r = env.raw(login=True)
-    r.cmd("SELECT Heavy")
-    copies = 1
-    while copies < HEAVY_COPIES:
-        assert b" OK " in r.cmd("COPY 1:* Heavy")[-1]
-        copies *= 2
-    r.cmd("NOOP")
+    fill_heavy_folder(r, "Heavy", HEAVY_COPIES)
     r.close()
     return "Heavy"
 
@@ -101,7 +86,7 @@ def test_a_search_longer_than_the_work_budget_gets_limit(env, heavy):
     r = env.raw(login=True)
     r.cmd(f"SELECT {heavy}")
     r.sock.settimeout(scaled(60))
-    lines, took = timed(r, "SEARCH BODY nowhere-to-be-found")
+    lines, took = timed(r, f"SEARCH BODY {NO_MATCH}")
     assert lines[-1].startswith(b"r3 NO [LIMIT]"), lines
     assert took < WORK_TIME_LIMIT + scaled(5), took
     assert r.cmd("NOOP")[-1].startswith(b"r4 OK")
@@ -115,12 +100,8 @@ def test_clients_that_leave_stop_their_searches(env, heavy):
     pid = env.server.pid()
     hogs = [env.raw(login=True) for _ in range(4)]  # the user's whole share of the threads
     for r in hogs:
-        r.cmd(f"SELECT {heavy}")
-    before = cpu_ticks(pid)
-    for r in hogs:
-        r.send(b"r3 SEARCH TEXT nowhere-to-be-found\r\n")
-    wait_until(lambda: cpu_ticks(pid) - before > os.sysconf("SC_CLK_TCK"), timeout=10,
-               message="the searches did not start")
+        start_heavy_search(r, heavy)
+    wait_for_cpu(pid)
     for r in hogs:
         r.close()
     started = time.monotonic()
@@ -138,13 +119,11 @@ def test_one_users_expensive_searches_leave_threads_for_others(env, heavy):
     env.server.cli("user", "add", "other", "--password-stdin", stdin="other-secret\n")
     hogs = [env.raw(login=True) for _ in range(10)]  # the store has 8 threads; one user may hold 4
     for r in hogs:
-        r.cmd(f"SELECT {heavy}")
-    before = cpu_ticks(env.server.pid())
+        r.cmd(f"SELECT {heavy}")  # before any search holds the user's share
     for r in hogs:
-        r.send(b"r3 SEARCH TEXT nowhere-to-be-found\r\n")
+        r.send(b"h1 SEARCH TEXT " + NO_MATCH.encode() + b"\r\n")
     try:
-        wait_until(lambda: cpu_ticks(env.server.pid()) - before > os.sysconf("SC_CLK_TCK"), timeout=10,
-                   message="the searches did not start")
+        wait_for_cpu(env.server.pid())
         other = env.raw()
         started = time.monotonic()
         assert other.cmd("LOGIN other other-secret")[-1].startswith(b"r1 OK")
