@@ -219,6 +219,8 @@ OPTIONS: dict[str, Option] = {
         ical_threads=number("8", minimum=1),
         ical_time_limit=number("60"),
         ical_max_instances=number("100000"),
+        ical_min_date_time=typed("utc_datetime", "19000101T000000Z"),
+        ical_max_date_time=typed("utc_datetime", "21000101T000000Z"),
         ical_retry_after=number("30"),
     ),
     **_opts(
@@ -247,6 +249,7 @@ PLUGIN_FILES = {"ldap": "ldap.cfg", "unix": "unix.cfg"}
 
 _LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgKMG]?)[bB]?\s*$")
+_UTC_DATETIME = re.compile(r"^\d{8}T\d{6}Z$")
 _TRUE = {"yes", "true", "on", "1"}
 _FALSE = {"no", "false", "off", "0", ""}
 
@@ -380,6 +383,13 @@ class Config:
             raise ConfigError(name, f"expected a size like 16M, got {value!r}")
         unit = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
         return int(match.group(1)) * unit
+
+    def get_utc_datetime(self, name: str) -> str:
+        """A UTC date-time in iCalendar's basic form (`19000101T000000Z`), upper case; empty: none."""
+        value = self._typed(name, "utc_datetime").strip().upper()
+        if value and not _UTC_DATETIME.match(value):
+            raise ConfigError(name, f"expected a UTC date-time like 19000101T000000Z, got {value!r}")
+        return value
 
     def get_seconds(self, name: str) -> float:
         """A duration in seconds, fractions allowed."""

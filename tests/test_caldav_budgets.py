@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from caldav_env import DAV, new_calendar
+from caldav_env import CAL, DAV, new_calendar
 from heavy_work import calendar_query, send_report, wait_for_cpu
 from waiting import scaled, wait_until
 
@@ -125,3 +125,29 @@ def test_indexing_a_series_from_long_ago_expands_only_what_it_keeps():
     assert time.monotonic() - started < scaled(8)
     assert len(rows) == MAX_OCCURRENCES and rows[0] == (-2208956400, -2208952800)
     assert until == rows[-1][0] + 86400  # the next occurrence's start: indexed up to there
+
+
+@pytest.mark.parametrize("body, precondition", [
+    (free_busy("18000101T000000Z", "20260201T000000Z"), "min-date-time"),
+    (calendar_query("20260101T000000Z", "29991231T000000Z"), "max-date-time"),
+    (calendar_query("20260101T000000Z", "20260102T000000Z", expand=True).replace(
+        '<c:expand start="20260101T000000Z" end="20260102T000000Z"/>',
+        '<c:expand start="20260101T000000Z" end="22000101T000000Z"/>'), "max-date-time"),
+])
+def test_dates_beyond_the_calendar_limits_are_refused(env, rules, body, precondition):
+    """RFC 4791 §7.8: a time-range (or expand) before CALDAV:min-date-time or after
+    CALDAV:max-date-time is refused with 403 and that precondition, before any work."""
+    r, took = report(env, rules, body)
+    assert r.status_code == 403, (r.status_code, r.text[:300])
+    assert ET.fromstring(r.content).find(f"{CAL}{precondition}") is not None, r.text
+    assert took < QUICK
+
+
+def test_calendars_show_their_date_limits(env, rules):
+    body = ('<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>'
+            '<c:min-date-time/><c:max-date-time/></d:prop></d:propfind>')
+    r = env.request("PROPFIND", rules, body, Depth="0", Content_Type="application/xml")
+    assert r.status_code == 207, r.text
+    root = ET.fromstring(r.content)
+    assert root.find(f".//{CAL}min-date-time").text == "19000101T000000Z"
+    assert root.find(f".//{CAL}max-date-time").text == "21000101T000000Z"

@@ -83,6 +83,7 @@ BAD_VALUES = {
     "sockets": ("unix:", "expected unix:PATH, got 'unix:'"),
     "store_address": ("tcp:host", "expected tcp:host:port, got 'tcp:host'"),
     "uids": ("postfix-nonexistent", "no such system user 'postfix-nonexistent'"),
+    "utc_datetime": ("2100-01-01", "expected a UTC date-time like 19000101T000000Z, got '2100-01-01'"),
 }
 TYPED = sorted(name for name, option in OPTIONS.items() if option.kind != "text")
 PLUGIN_OF_FILE = {file: plugin for plugin, file in PLUGIN_FILES.items()}

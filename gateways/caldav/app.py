@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import logging
 import re
 import secrets
@@ -28,6 +29,7 @@ from gateways.caldav import auth as auth_plugin
 from gateways.caldav import properties
 from gateways.caldav import context, direct, feed_import, listing, radicale_glue, rights, storage
 from gateways.caldav import limits as request_limits
+from gateways.caldav.date_limits import DateLimits, refusal
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from gateways.caldav.xmlbody import xml_root
@@ -148,7 +150,8 @@ class GatewayResource(resource.Resource):
     def __init__(self, reactor: Any, threadpool: Any, adapter: Any, sessions: SessionCache,
                  plaintext_auth: bool, retry_after: int, max_request_size: int,
                  limits: request_limits.RequestLimits = request_limits.RequestLimits(),
-                 time_limit: float = 0, max_instances: int = 100000) -> None:
+                 time_limit: float = 0, max_instances: int = 100000,
+                 date_limits: DateLimits | None = None) -> None:
         super().__init__()
         self.limits = limits
         self.reactor = reactor
@@ -161,6 +164,7 @@ class GatewayResource(resource.Resource):
         # Seconds of thread work a request may take, and the budgets of requests in progress.
         self.time_limit = time_limit
         self.budgets = BudgetRegistry()
+        self.date_limits = date_limits or DateLimits()
         app = radicale_glue.make_application(storage.Storage, auth_plugin.Auth, rights.Rights,
                                              max_request_size, REALM, max_instances)
         self.radicale = app
@@ -329,6 +333,7 @@ class GatewayResource(resource.Resource):
         budget = self.budgets.open(self.time_limit)
         ctx = self.contexts[token] = context.RequestContext(self.reactor, session, user, budget)
         ctx.base_url = self._base_url(request)
+        ctx.date_limits = self.date_limits
         request.requestHeaders.removeHeader(b"authorization")
         request.requestHeaders.setRawHeaders(CONTEXT_HEADER, [token.encode()])
 
@@ -467,6 +472,12 @@ class GatewayResource(resource.Resource):
             ctx.put_conditions = (environ.get("HTTP_IF_MATCH") or None, environ.get("HTTP_IF_NONE_MATCH") == "*")
         elif environ["REQUEST_METHOD"] == "DELETE" and environ["PATH_INFO"].strip("/").count("/") == 2:
             ctx.delete_condition = environ.get("HTTP_IF_MATCH") or None
+        elif environ["REQUEST_METHOD"] == "REPORT":
+            broken = self._date_limit_broken(environ)
+            if broken is not None:
+                log.info("caldav: REPORT of %s refused: a date beyond %s", ctx.user, broken)
+                start_response("403 Forbidden", [("Content-Type", "text/xml; charset=utf-8")])
+                return [refusal(broken)]
         # Principal answers are small; read them uncompressed to take CardDAV out of them.
         principal_propfind = (environ["REQUEST_METHOD"] == "PROPFIND"
                               and environ["PATH_INFO"].strip("/").count("/") == 0)
@@ -498,6 +509,17 @@ class GatewayResource(resource.Resource):
             status, headers, body = self._store_error(ctx.error, status, headers, body)
         start_response(status, headers)
         return body
+
+    def _date_limit_broken(self, environ: dict[str, Any]) -> str | None:
+        """The CalDAV date precondition a REPORT body breaks (RFC 4791 §7.8); the body is
+        put back for Radicale to read."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        return self.date_limits.violation(body)
 
     def _stopped(self, ctx: context.RequestContext, start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The answer to a request its work budget stopped (Radicale answered 400 or 500)."""

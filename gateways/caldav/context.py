@@ -14,6 +14,7 @@ from typing import Any
 from twisted.internet.defer import maybeDeferred
 from twisted.python.failure import Failure
 
+from gateways.caldav.date_limits import DateLimits
 from shared.budget import UNLIMITED, WorkBudget
 from shared.errors import GroupwareError
 
@@ -31,6 +32,8 @@ class RequestContext:
         self.user = user
         # What the request's thread work may spend; cancelled when its client goes away.
         self.budget = budget
+        # The dates its requests may reach, shown on every calendar.
+        self.date_limits = DateLimits()
         # The first store error met while serving; the resource maps it to an HTTP status
         # because Radicale turns every plugin exception into a 500.
         self.error: GroupwareError | None = None

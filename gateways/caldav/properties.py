@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateways.caldav import context
+from gateways.caldav.date_limits import MAX_PROPERTY, MIN_PROPERTY
 
 CS = "http://calendarserver.org/ns/"
 PUBLISH_URL = "CS:publish-url"
@@ -23,7 +24,7 @@ LIVE = frozenset({
     "D:resourcetype", "D:getlastmodified", "D:getcontenttype", "D:getcontentlength", "D:owner",
     "D:current-user-principal", "D:current-user-privilege-set", "D:supported-report-set",
     "C:calendar-home-set", "C:calendar-user-address-set", "C:supported-calendar-data",
-    "C:max-resource-size", "D:principal-URL", "D:principal-collection-set",
+    "C:max-resource-size", "D:principal-URL", "D:principal-collection-set", MIN_PROPERTY, MAX_PROPERTY,
 })
 
 
@@ -34,6 +35,7 @@ def publish_url(base_url: str, token: str) -> str:
 def collection_meta(ctx: context.RequestContext, folder: Any) -> dict[str, str]:
     """What a PROPFIND of the calendar shows besides its name, colour and description."""
     meta = dict(getattr(folder, "properties", None) or {})
+    meta.update(ctx.date_limits.properties())
     token = getattr(folder, "publish_token", None)
     if token and folder.rights in (None, "owner"):
         meta[PUBLISH_URL] = publish_url(getattr(ctx, "base_url", ""), token)

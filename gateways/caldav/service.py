@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.python.threadpool import ThreadPool
 
 from gateways.caldav.app import CalDAVSite, GatewayResource
+from gateways.caldav.date_limits import DateLimits
 from gateways.caldav.limits import RequestLimits
 from gateways.caldav.radicale_glue import radicale_logger
 from gateways.caldav.sessions import SessionCache
@@ -54,7 +55,9 @@ class CalDAVService(GatewayService):
         root = GatewayResource(self.reactor, self.threadpool, login.adapter, self.sessions,
                                cfg.get_bool("ical_plaintext_auth"), cfg.get_int("ical_retry_after"), max_size,
                                RequestLimits.from_config(cfg),
-                               cfg.get_int("ical_time_limit"), cfg.get_int("ical_max_instances"))
+                               cfg.get_int("ical_time_limit"), cfg.get_int("ical_max_instances"),
+                               DateLimits(cfg.get_utc_datetime("ical_min_date_time"),
+                                          cfg.get_utc_datetime("ical_max_date_time")))
         self.resource = root
         site = CalDAVSite(root, max_size, cfg.get_seconds("ical_timeout"), login.limits,
                           cfg.get_int("ical_retry_after"))
