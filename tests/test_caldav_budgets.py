@@ -71,7 +71,7 @@ def test_an_expansion_of_a_secondly_rule_is_refused_promptly(env, rules):
 
 
 def test_a_long_free_busy_range_is_refused_promptly(env, rules):
-    r, took = report(env, rules, free_busy("20260101T000000Z", "21260101T000000Z"))
+    r, took = report(env, rules, free_busy("20260101T000000Z", "20990101T000000Z"))
     assert_too_much_work(r, took)
     calm = new_calendar(env, "Calm")
     env.request("PUT", f"{calm}weekly.ics", calendar(vevent("weekly", "FREQ=WEEKLY")), Content_Type="text/calendar")
