@@ -13,20 +13,26 @@ from typing import Any
 from twisted.internet import defer, reactor
 from twisted.internet.threads import blockingCallFromThread
 
+from waiting import scaled
+
+# A bound against a hang, not an expected duration: setup calls that store thousands of
+# messages take minutes on a crowded machine.
+CALL_TIMEOUT = 180
 _thread: threading.Thread | None = None
 
 
 class ReactorThread:
     reactor = reactor
 
-    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30, **kwargs: Any) -> Any:
-        """Run `fn` on the reactor thread; wait for its (Deferred) result, at most `timeout` s."""
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
+        """Run `fn` on the reactor thread; wait for its (Deferred) result, at most `timeout`
+        seconds (scaled by TEST_TIMEOUT_SCALE)."""
         def run() -> defer.Deferred:
             d = defer.maybeDeferred(fn, *args, **kwargs)
-            return d.addTimeout(timeout, reactor)
+            return d.addTimeout(scaled(timeout), reactor)
         return blockingCallFromThread(reactor, run)
 
-    def coro(self, fn: Callable[..., Any], *args: Any, timeout: float = 30, **kwargs: Any) -> Any:
+    def coro(self, fn: Callable[..., Any], *args: Any, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
         """Run an `async def` on the reactor thread (awaiting Deferreds) and return its result."""
         return self.call(lambda: defer.Deferred.fromCoroutine(fn(*args, **kwargs)), timeout=timeout)
 
