@@ -152,9 +152,10 @@ def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
     may produce `instances` instances per request (0: no limit)."""
     global max_instances
     max_instances = instances
-    # Radicale's own counts (per free-busy series, per answer) give way to ours: one more,
-    # so that our limit, which counts every instance walked, is met first.
-    reporting = str(instances + 1) if instances else "0"
+    # Radicale's own count of a free-busy series' instances gives way to ours: one more, so
+    # that our limit, which counts every instance walked, is met first. (Its count of the
+    # events in one answer, max_expand_occurrence, stays: 10000, then 400.)
+    freebusy = str(instances + 1) if instances else "0"
     configuration = radicale_config.load()
     configuration.update({
         # delay_on_error: no worker thread sleeps after a 5xx (e.g. during a store outage).
@@ -170,6 +171,6 @@ def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
         "sharing": {"type": "none"},
         "hook": {"type": "none"},
         "logging": {"mask_passwords": "True"},
-        "reporting": {"max_expand_occurrence": reporting, "max_freebusy_occurrence": reporting},
+        "reporting": {"max_freebusy_occurrence": freebusy},
     }, "groupware", privileged=True)
     return _Application(configuration)
