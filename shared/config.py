@@ -217,6 +217,7 @@ OPTIONS: dict[str, Option] = {
         ical_max_import_objects=number("20000"),
         ical_session_expiry=number("300"),
         ical_threads=number("8", minimum=1),
+        ical_threads_per_user=number("4"),
         ical_time_limit=number("60"),
         ical_max_instances=number("100000"),
         ical_min_date_time=typed("utc_datetime", "19000101T000000Z"),

@@ -4,6 +4,7 @@ DAV:number-of-matches-within-limits (RFC 4791 §7.8, §7.10); a client that leav
 request's work."""
 from __future__ import annotations
 
+import select
 import time
 import xml.etree.ElementTree as ET
 
@@ -16,7 +17,7 @@ from waiting import scaled, wait_until
 MAX_INSTANCES = 20000
 TIME_LIMIT = int(scaled(6))
 pytestmark = pytest.mark.gateway_env("caldav", ical_max_instances=str(MAX_INSTANCES),
-                                     ical_time_limit=str(TIME_LIMIT))
+                                     ical_time_limit=str(TIME_LIMIT), users={"other": "other-secret"})
 
 QUICK = scaled(5)  # seconds within which a refused request must be answered
 
@@ -112,6 +113,21 @@ def test_a_client_that_leaves_stops_its_request(env, slow):
     wait_until(lambda: line in env.log()[log_start:], timeout=TIME_LIMIT, message="the request went on")
     assert time.monotonic() - left < TIME_LIMIT * 0.6
     assert "request of demo stopped: the request took more" not in env.log()[log_start:]
+
+
+def test_one_users_slow_requests_leave_threads_for_others(env, slow):
+    """As many slow REPORTs from one user as the gateway has threads (8): another user's
+    PROPFIND is answered while all of them are still at work (one user holds 4 threads)."""
+    hogs = [send_report(env.port, slow, "demo", env.password, SLOW_QUERY) for _ in range(8)]
+    try:
+        wait_for_cpu(env.server.pid(), 0.3)
+        r = env.request("PROPFIND", "/caldav/other/Calendar/", auth=("other", "other-secret"), Depth="0")
+        assert r.status_code == 207, r.text
+        answered, _, _ = select.select(hogs, [], [], 0)
+        assert not answered, "the other user's request waited for one of the slow ones to end"
+    finally:
+        for sock in hogs:
+            sock.close()
 
 
 def test_indexing_a_series_from_long_ago_expands_only_what_it_keeps():

@@ -34,6 +34,7 @@ from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from gateways.caldav.xmlbody import xml_root
 from shared.budget import BudgetRegistry, WorkCancelled, working_under
+from shared.fair_share import FairShare
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
                            GroupwareError, NotFound, SessionInvalid, TooLarge, Unavailable)
 from shared.login import LoginRefused, Outcome, plaintext_login_allowed
@@ -151,7 +152,7 @@ class GatewayResource(resource.Resource):
                  plaintext_auth: bool, retry_after: int, max_request_size: int,
                  limits: request_limits.RequestLimits = request_limits.RequestLimits(),
                  time_limit: float = 0, max_instances: int = 100000,
-                 date_limits: DateLimits | None = None) -> None:
+                 date_limits: DateLimits | None = None, threads_per_user: int = 0) -> None:
         super().__init__()
         self.limits = limits
         self.reactor = reactor
@@ -165,6 +166,7 @@ class GatewayResource(resource.Resource):
         self.time_limit = time_limit
         self.budgets = BudgetRegistry()
         self.date_limits = date_limits or DateLimits()
+        self.thread_share = FairShare(threads_per_user)
         app = radicale_glue.make_application(storage.Storage, auth_plugin.Auth, rights.Rights,
                                              max_request_size, REALM, max_instances)
         self.radicale = app
@@ -353,7 +355,18 @@ class GatewayResource(resource.Resource):
             return
         # Sync polls and multigets are answered without a worker thread where they can be.
         self.direct.answer(request, user, session).addCallback(
-            lambda answered: None if answered else self.wsgi.render(request)).addErrback(self._internal_error, request)
+            lambda answered: None if answered else self._in_thread(request, user)).addErrback(
+            self._internal_error, request)
+
+    def _in_thread(self, request: server.Request, user: str) -> None:
+        """Radicale answers in a worker thread, within the user's share of the threads: one
+        user's slow requests wait for each other, never for everybody's threads."""
+        def start() -> defer.Deferred:
+            self.wsgi.render(request)
+            return request.notifyFinish()  # the thread is busy until the answer is out
+        turn = self.thread_share.run(user, start)
+        turn.addErrback(lambda failure: None)  # a lost connection: nothing to answer
+        request.notifyFinish().addErrback(lambda _: turn.cancel())
 
     @staticmethod
     def _base_url(request: server.Request) -> str:
