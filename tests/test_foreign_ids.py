@@ -135,10 +135,13 @@ def test_soap_operations_on_foreign_ids(server, anna):
             continue
         with pytest.raises(DENIED):
             bert.call("queryRows", ("folderId", folder_id), ("columns", "uid"))
-    # Streams: A's href is A's session's; a guessed token is nothing.
-    for href in (f"/stream/{secrets.token_urlsafe(24)}", anna["href"].rsplit("/", 1)[0] + "/0"):
-        got = bert.http.request("GET", href)
-        assert got.status == 404 and SECRET not in got.body
+    # Streams: A's href is A's session's, even in B's hands; a guessed token is nothing.
+    for href in (anna["href"], f"/stream/{secrets.token_urlsafe(24)}", anna["href"].rsplit("/", 1)[0] + "/0"):
+        for headers in ({"X-Session-Id": bert.session_id}, {}):
+            got = bert.http.request("GET", href, headers=headers)
+            assert got.status in (403, 404) and SECRET not in got.body, (href, headers, got.status)
+    assert anna["client"].http.request("GET", anna["href"], headers={
+        "X-Session-Id": anna["client"].session_id}).body == MESSAGE
     bert.http.close()
     assert snapshot(anna) == before
 
