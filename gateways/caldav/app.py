@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
 import re
 import secrets
@@ -32,7 +31,7 @@ from gateways.caldav import limits as request_limits
 from gateways.caldav.date_limits import DateLimits, refusal
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
-from gateways.caldav.xmlbody import xml_root
+from gateways.caldav.xmlbody import request_body, xml_root
 from shared.budget import BudgetRegistry, WorkCancelled, working_under
 from shared.fair_share import FairShare
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
@@ -526,13 +525,8 @@ class GatewayResource(resource.Resource):
     def _date_limit_broken(self, environ: dict[str, Any]) -> str | None:
         """The CalDAV date precondition a REPORT body breaks (RFC 4791 §7.8); the body is
         put back for Radicale to read."""
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return None
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        return self.date_limits.violation(body)
+        body = request_body(environ)
+        return None if body is None else self.date_limits.violation(body)
 
     def _stopped(self, ctx: context.RequestContext, start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The answer to a request its work budget stopped (Radicale answered 400 or 500)."""

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gateways.caldav import context, storage
-from gateways.caldav.xmlbody import xml_root
+from gateways.caldav.xmlbody import request_body, xml_root
 from gateways.caldav.radicale_glue import item_content_type
 
 GETETAG = "{DAV:}getetag"
@@ -79,12 +79,7 @@ def calendar_propfind(app: Callable[..., Any], environ: dict[str, Any], ctx: con
     parts = environ.get("PATH_INFO", "").strip("/").split("/")
     if len(parts) != 2 or parts[0] != ctx.user:
         return None
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(body)
+    body = request_body(environ)
     props = requested_props(body) if body else None
     if props is None:
         return None

@@ -3,6 +3,8 @@ parses them with the same parser); what every body passes first is in `limits`.
 """
 from __future__ import annotations
 
+import io
+from typing import Any
 from xml.etree import ElementTree as ET
 
 
@@ -12,3 +14,15 @@ def xml_root(body: bytes) -> ET.Element | None:
         return ET.fromstring(body)
     except (ET.ParseError, LookupError, ValueError):
         return None
+
+
+def request_body(environ: dict[str, Any]) -> bytes | None:
+    """The WSGI request's body, read and put back for the next reader (Radicale); None
+    for a Content-Length that is no number."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
