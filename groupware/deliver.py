@@ -36,7 +36,8 @@ EX_CANTCREAT = 73
 EX_TEMPFAIL = 75
 EX_NOPERM = 77
 STATUS_EXITS = {"stored": EX_OK, "duplicate": EX_OK, "discarded": EX_OK, "quota": EX_CANTCREAT,
-                "toolarge": EX_CANTCREAT, "rejected": EX_NOPERM, "unavailable": EX_TEMPFAIL}
+                "toolarge": EX_CANTCREAT, "rejected": EX_NOPERM, "unavailable": EX_TEMPFAIL,
+                "storagefull": EX_TEMPFAIL}
 READ_SIZE = 64 * 1024
 
 

@@ -36,9 +36,10 @@ from server.sessions import Stream
 from server.soap.context import Services
 from server.soap.dispatch import dispatch
 from server.soap.streams import lookup_stream, register_upload
+from server.storage.engine import is_storage_full
 from shared.authguard import LOCAL
 from shared.codec import fault
-from shared.errors import BadRequest, GroupwareError, NotFound, SessionInvalid, TooLarge
+from shared.errors import BadRequest, GroupwareError, Internal, NotFound, SessionInvalid, StorageFull, TooLarge
 from shared.spans import SpanReader
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,17 @@ class StoreRequest(Request):
         if self._received > self.body_limit:
             self.channel.refuse(413, self.too_large())
             return
-        super().handleContentChunk(data)
+        try:
+            super().handleContentChunk(data)
+        except OSError as err:
+            # The spool's disk is full (or failing): the upload is refused and nothing of it kept.
+            self._discard_spool()
+            if is_storage_full(err):
+                log.error("upload from %s: the spool's disk is full: %s", _peer(self), err)
+                self.channel.refuse(507, StorageFull("the store's disk is full"))
+            else:
+                log.error("upload from %s: spooling failed: %s", _peer(self), err)
+                self.channel.refuse(500, Internal("internal server error"))
 
     def too_large(self) -> TooLarge:
         note = " without a session (X-Session-Id)" if self.without_session else ""
@@ -232,7 +243,7 @@ def _send(request: Request, status: int, body: bytes, content_type: bytes = XML)
 
 
 def _fault_status(error: GroupwareError) -> int:
-    return {"sessionInvalid": 403, "notFound": 404, "tooLarge": 413}.get(error.code, 500)
+    return {"sessionInvalid": 403, "notFound": 404, "tooLarge": 413, "storageFull": 507}.get(error.code, 500)
 
 
 class SoapResource(Resource):

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 
 from shared import codec
 from shared.errors import (
-    BadRequest, Forbidden, GroupwareError, Internal, NotFound, SessionInvalid, TooLarge, Unavailable,
+    BadRequest, Forbidden, GroupwareError, Internal, NotFound, SessionInvalid, StorageFull, TooLarge, Unavailable,
 )
 from shared.httpconn import (
     MAX_HEAD, BufferSink, ConnectionGone, ConnectionPool, HTTPConnection, ProtocolError, StaleConnection,
@@ -310,6 +310,8 @@ def _http_error(status: int, what: str) -> GroupwareError:
         return SessionInvalid(f"{what}: session refused") if status == 401 else Forbidden(f"{what}: forbidden")
     if status in (502, 503, 504):
         return Unavailable(f"{what}: store server unavailable ({status})")
+    if status == 507:
+        return StorageFull(f"{what}: the store's disk is full")
     if status == 400:
         return BadRequest(f"{what}: rejected by the store server")
     return Internal(f"{what}: unexpected HTTP status {status}")

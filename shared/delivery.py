@@ -34,7 +34,7 @@ from typing import Any
 
 from twisted.internet import defer, threads
 
-from shared.errors import NotFound, Quota, TooLarge, Unavailable
+from shared.errors import NotFound, Quota, StorageFull, TooLarge, Unavailable
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 from shared.model.delivery import Delivery
 from shared.relay import Relay, redirect_loops, redirected_copy
@@ -45,7 +45,7 @@ from shared.sieve.vacation import vacation_reply
 log = logging.getLogger("shared.delivery")
 
 HEADER_READ_LIMIT = 256 * 1024  # the header block is read from at most this much of the message
-STATUS_RANK = {"stored": 0, "duplicate": 1, "quota": 2, "toolarge": 3, "unavailable": 4}
+STATUS_RANK = {"stored": 0, "duplicate": 1, "quota": 2, "toolarge": 3, "storagefull": 4, "unavailable": 5}
 
 __all__ = ["Deliverer", "RecipientResult", "NotFound", "Unavailable"]
 
@@ -53,7 +53,8 @@ __all__ = ["Deliverer", "RecipientResult", "NotFound", "Unavailable"]
 @dataclass(frozen=True)
 class RecipientResult:
     """What became of the message for one recipient (seam 3 of the delivery design):
-    status is stored, duplicate, discarded, rejected, quota, unavailable or toolarge."""
+    status is stored, duplicate, discarded, rejected, quota, unavailable, toolarge or
+    storagefull (the store's disk is full: try again later)."""
 
     address: str
     status: str
@@ -197,8 +198,8 @@ class Deliverer:
     async def _store(self, session: Any, source: Any, sender: str, deliveries: list[Any]) -> list[Any]:
         try:
             return list(await session.deliver(source, sender, deliveries))
-        except (Quota, TooLarge) as exc:
-            status = "quota" if isinstance(exc, Quota) else "toolarge"
+        except (Quota, TooLarge, StorageFull) as exc:
+            status = {Quota: "quota", TooLarge: "toolarge", StorageFull: "storagefull"}[type(exc)]
             return [_Failed(status)] * len(deliveries)
 
     @staticmethod

@@ -74,6 +74,12 @@ class Unavailable(GroupwareError):
     code = "unavailable"
 
 
+class StorageFull(GroupwareError):
+    """The store's disk (blob directory, upload spool or database) has no room left: the
+    server's condition, not the user's quota, and over once an admin frees space."""
+    code = "storageFull"
+
+
 class Internal(GroupwareError):
     code = "internal"
 
@@ -81,7 +87,7 @@ class Internal(GroupwareError):
 ERRORS_BY_CODE: dict[str, type[GroupwareError]] = {
     cls.code: cls
     for cls in (AuthFailed, SessionInvalid, Forbidden, NotFound, Conflict, Quota,
-                TooLarge, BadRequest, Unavailable, Internal)
+                TooLarge, BadRequest, Unavailable, StorageFull, Internal)
 }
 
 

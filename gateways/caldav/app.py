@@ -35,7 +35,7 @@ from gateways.caldav.xmlbody import request_body, xml_root
 from shared.budget import BudgetRegistry, WorkCancelled, working_under
 from shared.fair_share import FairShare
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
-                           GroupwareError, NotFound, SessionInvalid, TooLarge, Unavailable)
+                           GroupwareError, NotFound, SessionInvalid, StorageFull, TooLarge, Unavailable)
 from shared.login import LoginRefused, Outcome, plaintext_login_allowed
 
 log = logging.getLogger("gateways.caldav")
@@ -56,8 +56,10 @@ NO_UID_CONFLICT = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="D
 PUBLISH_ACTIONS = {"{%s}publish-calendar" % properties.CS: True, "{%s}unpublish-calendar" % properties.CS: False}
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 UNAVAILABLE_TEXT = "the store is unavailable, try again later\n"
+# StorageFull: the store's disk is full, 507 Insufficient Storage (RFC 4918 section 11.5).
 STATUS_FOR_ERROR: dict[type, int] = {Unavailable: 503, Forbidden: 403, NotFound: 404, Conflict: 409,
-                                     TooLarge: 413, BadRequest: 400, AuthFailed: 401, SessionInvalid: 401}
+                                     TooLarge: 413, BadRequest: 400, AuthFailed: 401, SessionInvalid: 401,
+                                     StorageFull: 507}
 
 
 # CardDAV and scheduling are not offered: Radicale's answers are cut to calendars.
@@ -550,10 +552,11 @@ class GatewayResource(resource.Resource):
         if isinstance(err, Conflict) and err.reason == UID_CONFLICT:
             # Another writer (another thread or gateway process) stored the UID first.
             return "409 Conflict", [("Content-Type", "text/xml; charset=utf-8")], [NO_UID_CONFLICT]
-        if not (status.startswith("500") or code in (503, 403, 409, 413)) or status.startswith(str(code)):
+        if not (status.startswith("500") or code in (503, 403, 409, 413, 507)) or status.startswith(str(code)):
             return status, headers, body
         reason = {503: "Service Unavailable", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-                  413: "Payload Too Large", 401: "Unauthorized", 400: "Bad Request"}.get(code, "Internal Server Error")
+                  413: "Payload Too Large", 401: "Unauthorized", 400: "Bad Request",
+                  507: "Insufficient Storage"}.get(code, "Internal Server Error")
         new_headers = [("Content-Type", "text/plain; charset=utf-8")]
         if code == 503:
             new_headers.append(("Retry-After", str(self.retry_after)))

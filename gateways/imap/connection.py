@@ -46,7 +46,7 @@ from gateways.imap.keywords import announce_in_use
 from gateways.imap.output import ResponseWriter
 from shared.endpoints import answer_at_once
 from shared.errors import (LIMIT, BadRequest, Conflict, Forbidden, GroupwareError, NotFound, Quota,
-                           SessionInvalid, TooLarge, Unavailable)
+                           SessionInvalid, StorageFull, TooLarge, Unavailable)
 
 log = logging.getLogger("gateways.imap")
 
@@ -61,6 +61,8 @@ STORE_FAULT_REPLIES: tuple[tuple[type[Exception], Reply], ...] = (
     (NotFound, Reply("NO", "No such mailbox or message.", "NONEXISTENT")),
     (Forbidden, Reply("NO", "Permission denied.", "NOPERM")),
     (Quota, Reply("NO", "Quota exceeded.", "OVERQUOTA")),
+    # The store's disk is full: Dovecot's answer to ENOSPC (its "Not enough disk space").
+    (StorageFull, Reply("NO", "Not enough disk space.", "OVERQUOTA")),
     (TooLarge, Reply("NO", "Too large.", "TOOBIG")),
     (Conflict, Reply("NO", "Conflicting change, please try again.", "INUSE")),
 )

@@ -30,8 +30,8 @@ returns None (tagged `OK <NAME> completed`) or a `Reply` for another OK text or
 response code. Failures are raised: `No(text, code)` / `Bad(text, code)`. Store
 errors (`shared.errors`) that escape a handler are mapped once, by the protocol:
 Unavailable -> `NO [UNAVAILABLE]`, NotFound -> `NO [NONEXISTENT]`, Forbidden ->
-`NO [NOPERM]`, Quota -> `NO [OVERQUOTA]`, TooLarge -> `NO [TOOBIG]`, anything else
--> `NO [SERVERBUG]`. Before the tagged reply the protocol flushes the selected
+`NO [NOPERM]`, Quota and StorageFull (a full disk) -> `NO [OVERQUOTA]`, TooLarge ->
+`NO [TOOBIG]`, anything else -> `NO [SERVERBUG]`. Before the tagged reply the protocol flushes the selected
 mailbox's pending untagged updates (see `gateways.imap.selected`).
 
 `capability(name, when=None)` adds a capability to CAPABILITY and the greeting;

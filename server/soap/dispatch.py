@@ -3,7 +3,9 @@
 The table below is the whole list of operations; each family lives in its
 own module. Error mapping is uniform: a GroupwareError becomes a fault with
 its code, a lost database connection becomes `unavailable` (never a bad
-password), anything else is logged and answered `internal`.
+password), a full disk `storageFull` (nothing half-written stays behind: blob
+writes and transactions undo themselves), anything else is logged and answered
+`internal`.
 """
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from server.soap import (calendar, changes, delivery, folders, items, publishing, session, sieve, streams,
                          subscriptions, tables)
 from server.soap.context import Call, Services
-from server.storage.engine import is_unavailable
+from server.storage.engine import is_storage_full, is_unavailable
 from shared.budget import OutOfTime, WorkCancelled
 from shared.codec import body_of, envelope, fault, operation_of
-from shared.errors import LIMIT, BadRequest, GroupwareError, Internal, Unavailable
+from shared.errors import LIMIT, BadRequest, GroupwareError, Internal, StorageFull, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,9 @@ async def _answer(services: Services, data: bytes, peer: str, peer_uid: int | No
             log.error("%s from %s failed: %s", op, peer, err.message)
         return 500, fault(err)
     except Exception as err:
+        if is_storage_full(err):
+            log.error("%s from %s: the store's disk is full: %s", op, peer, err)
+            return 500, fault(StorageFull("the store's disk is full"))
         if is_unavailable(err):
             log.error("%s from %s: store database unavailable: %s", op, peer, err)
             return 500, fault(Unavailable("store database unavailable"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
@@ -14,12 +15,15 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 
 from shared.config import ConfigError
-from shared.errors import Unavailable
+from shared.errors import StorageFull, Unavailable
 
 T = TypeVar("T")
 
 # MySQL error numbers worth one more try: deadlock, lock wait timeout.
 _MYSQL_RETRY = {1213, 1205}
+# MySQL error numbers for a full disk: disk full, table is full; any error that names
+# errno 28 (ENOSPC) is one too.
+_MYSQL_FULL = {1021, 1114}
 _RETRIES = 8
 
 # SQLite allows one writer; writers of this process queue on a lock instead of
@@ -120,6 +124,27 @@ def _retryable(err: exc.DBAPIError) -> bool:
     return "database is locked" in str(orig)
 
 
+def is_storage_full(err: BaseException) -> bool:
+    """True for a failure because the disk is full: ENOSPC or EDQUOT anywhere in the chain of
+    causes, SQLite's SQLITE_FULL, or MySQL's disk-full errors."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(err, exc.DBAPIError):
+            orig = err.orig
+            args = getattr(orig, "args", ())
+            text = str(orig)
+            if getattr(orig, "sqlite_errorname", None) == "SQLITE_FULL" or "database or disk is full" in text \
+                    or "Errcode: 28" in text:
+                return True
+            if args and isinstance(args[0], int) and args[0] in _MYSQL_FULL:
+                return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 def is_unavailable(err: BaseException) -> bool:
     """True for errors that mean the database is unreachable rather than a bad statement."""
     if isinstance(err, (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError,
@@ -134,6 +159,8 @@ def unavailable_on_failure() -> Iterator[None]:
     try:
         yield
     except exc.SQLAlchemyError as err:
+        if is_storage_full(err):
+            raise StorageFull("the store's disk is full") from err
         if is_unavailable(err):
             raise Unavailable(f"store database unavailable: {err.__class__.__name__}") from err
         raise
@@ -155,6 +182,8 @@ def run_in_transaction(engine: Engine, fn: Callable[[Connection], T], write: boo
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 continue
+            if is_storage_full(err):
+                raise StorageFull("the store's disk is full") from err
             if is_unavailable(err):
                 raise Unavailable(f"store database unavailable: {err.orig}") from err
             raise

@@ -104,6 +104,7 @@ STATUS_REPLIES = {
     "quota": (552, "5.2.2", "Mailbox is full"),
     "toolarge": (552, "5.3.4", "Message too large"),
     "unavailable": (451, "4.3.0", "Temporary failure, try again later"),
+    "storagefull": (452, "4.3.1", "Insufficient system storage"),
 }
 
 
