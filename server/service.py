@@ -103,8 +103,11 @@ class StoreServer:
             users = await self.run(load_user_backend, cfg, self.storage)
             public_store_id = await self.run(self.storage.public_store_id)
             self.notifier = LocalNotifier(reactor, cfg.get_int("longpoll_max_timeout"))
+            storage = self.storage
             sessions = SessionManager(cfg.get_int("session_timeout"),
-                                      lambda path: self.run(_unlink, path), reactor.seconds)
+                                      lambda path: self.run(_unlink, path), reactor.seconds,
+                                      lambda keys: self.run(_delete_blobs, storage, keys),
+                                      cfg.get_int("max_calendar_import_objects"))
             limits = Limits(
                 max_message_size=cfg.get_size("max_message_size"),
                 inline_source_limit=cfg.get_size("inline_source_limit"),
@@ -205,3 +208,9 @@ class StoreServer:
         if self.pool.started:
             # Let queued work (upload removals, storage close) run before joining.
             self.pool.stop()
+
+
+def _delete_blobs(storage: Any, keys: list[str]) -> None:
+    """Blobs that no row references (staged objects of an import that never committed)."""
+    for key in keys:
+        storage.blobs.delete(key)

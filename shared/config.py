@@ -97,6 +97,7 @@ OPTIONS: dict[str, Option] = {
         max_folder_depth=number("32", minimum=1),
         max_folder_name_length=number("255", minimum=1, maximum=255),
         max_folders=number("5000", minimum=16),
+        max_calendar_import_objects=number("50000", minimum=1),
         max_keyword_length=number("100", minimum=1),
         inline_source_limit=size("1M"),
         longpoll_max_timeout=number("300"),

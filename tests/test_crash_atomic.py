@@ -26,7 +26,7 @@ from raw_clients import RawIMAP
 from waiting import scaled
 
 MESSAGES = 2500
-EVENTS = 3000
+EVENTS = 2200  # above the adapter's batch of 2000 objects: more than one call
 
 
 def message(i: int) -> bytes:
@@ -240,8 +240,7 @@ def test_sigkill_during_whole_calendar_put_is_all_or_nothing(tmp_path, options):
         assert calendar_versions(crashes) == {"old": EVENTS}
         # Killed as soon as the first new version is committed: a PUT stored in parts is cut
         # in two there; a PUT stored at once is complete by then.
-        for n in range(2):
-            version = f"new{n}"
+        for version in ("new",):
             body = calendar_feed(version)
 
             def send() -> socket.socket:

@@ -1,8 +1,9 @@
-"""saveCalendarItems: many calendar objects saved and deleted in one call and one transaction.
+"""saveCalendarItems: many calendar objects saved and deleted in one transaction.
 
 A whole-calendar import sends only what changed; each object is parsed for its
 query columns, its blob written (the blobs' fsyncs overlap), and the rows change
-together under one modseq.
+together under one modseq. An import too large for one call is staged over several
+(see `save_calendar_items`) and still stored in one transaction.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from server.icalcolumns import calendar_columns, etag_for
 from server.icalsimple import simple_columns
 from server.occurrences import occurrence_index
 from server.soap.context import Call, require, response
+from server.sessions import StagedImport
 from server.storage.calendar_batch import CalendarSave
-from shared.codec import add, element, field, gw, required_int, text
-from shared.errors import BadRequest, TooLarge
+from shared.codec import add, bool_field, element, field, gw, required_int, text
+from shared.errors import BadRequest, TooLarge, Unavailable
 
 # One call saves or deletes at most this many objects.
 MAX_CALENDAR_ITEMS_PER_CALL = 5000
@@ -48,9 +50,15 @@ def _discard(st: Any, writing: Future) -> None:
 
 
 async def save_calendar_items(call: Call) -> etree._Element:
+    """Save and delete calendar objects in one transaction. An import larger than one call
+    is staged: calls with <stage> parse the objects and write their blobs, parked under an
+    <importId> in the session; the call that names the import without <stage> stores the
+    staged objects and its own in one transaction, so a crash never leaves half of it."""
     session = call.session()
     body = call.body
     folder_id = required_int(body, "folderId")
+    import_id = field(body, "importId")
+    stage = bool_field(body, "stage")
     objects: list[tuple[str, str]] = []
     for el in body.iterchildren(gw("item")):
         name, ical = field(el, "name"), field(el, "icalendar")
@@ -65,9 +73,15 @@ async def save_calendar_items(call: Call) -> etree._Element:
             delete_if_match[delete_names[-1]] = el.get("ifMatch")
     if len(objects) + len(delete_names) > MAX_CALENDAR_ITEMS_PER_CALL:
         raise BadRequest(f"at most {MAX_CALENDAR_ITEMS_PER_CALL} objects per call")
+    sessions = call.services.sessions
+    if import_id is not None:
+        sessions.staged_import(session, import_id, folder_id)  # gone: Unavailable before any work
+    if stage:
+        sessions.check_staging(session, len(objects) + len(delete_names))
     max_size = call.services.limits.max_message_size
 
-    def work() -> dict[str, Any]:
+    def prepare() -> list[CalendarSave]:
+        """The objects parsed and their blobs written, for the caller to store or discard."""
         st = call.storage
         require(st, session.user_id, folder_id, "write")
         datas = [ical.encode("utf-8", "surrogateescape") for _, ical in objects]
@@ -84,13 +98,54 @@ async def save_calendar_items(call: Call) -> etree._Element:
                     _discard(st, writing)
                 raise
             keys = writing.result() if writing is not None else []
-        saves = [CalendarSave(name, key, len(data), cols)
-                 for (name, _), key, data, cols in zip(objects, keys, datas, columns)]
+        return [CalendarSave(name, key, len(data), cols)
+                for (name, _), key, data, cols in zip(objects, keys, datas, columns)]
+
+    def delete_blobs(keys: list[str]) -> None:
+        for key in keys:
+            call.storage.blobs.delete(key)
+
+    if stage:
         try:
-            return st.save_calendar_items(folder_id, saves, delete_names, delete_if_match)
+            saves = await call.run(prepare)
         except BaseException:
-            for key in keys:
-                st.blobs.delete(key)
+            # An object of the import is refused: the import is over, its blobs go.
+            dropped = sessions.take_import(session, import_id) if import_id is not None else None
+            if dropped is not None and dropped.saves:
+                await call.run(delete_blobs, dropped.blob_keys())
+            raise
+        try:
+            if import_id is None:
+                import_id, staged = sessions.new_import(session, folder_id)
+            else:
+                staged = sessions.staged_import(session, import_id, folder_id)
+        except Unavailable:  # committed or dropped meanwhile
+            await call.run(delete_blobs, [save.blob_key for save in saves])
+            raise
+        staged.saves.extend(saves)
+        staged.delete_names.extend(delete_names)
+        staged.delete_if_match.update(delete_if_match)
+        out = response("saveCalendarItems")
+        add(out, "deleted", "")
+        add(out, "importId", import_id)
+        return out
+
+    staged = sessions.take_import(session, import_id) if import_id is not None else None
+    if staged is None:
+        staged = StagedImport(folder_id)
+
+    def work() -> dict[str, Any]:
+        try:
+            saves = prepare()
+        except BaseException:
+            delete_blobs(staged.blob_keys())
+            raise
+        try:
+            return call.storage.save_calendar_items(
+                folder_id, staged.saves + saves, staged.delete_names + delete_names,
+                {**staged.delete_if_match, **delete_if_match})
+        except BaseException:
+            delete_blobs(staged.blob_keys() + [save.blob_key for save in saves])
             raise
 
     result = await call.run(work)

@@ -12,7 +12,7 @@ from shared import codec
 from shared.model.operations import truthy
 from shared.model.tables import FolderTables
 
-# save_calendar_items: the server takes at most 5000 objects per call.
+# save_calendar_items: the server takes at most 5000 objects per call (and stages larger imports).
 CALENDAR_BATCH_ITEMS = 2000
 CALENDAR_BATCH_BYTES = 4 * 1024 * 1024
 CALENDAR_BATCHES_IN_FLIGHT = 2
@@ -39,12 +39,15 @@ class CalendarItems(FolderTables):
     def save_calendar_items(self, objects: Sequence[tuple[str, str]],
                             delete_names: Sequence[str] = ()) -> Any:
         """Create or replace the calendar objects `(name, text)` and delete the objects named
-        in `delete_names`, with few round trips: batches of at most `CALENDAR_BATCH_ITEMS`
-        objects and about `CALENDAR_BATCH_BYTES` of text, each one transaction on the server
-        (deletions go first; a failed batch leaves other batches saved). Objects not named
-        keep their ETags. Fires with {highest_modseq, saved: {name: {uid, etag, created}},
-        deleted: [uid]}; fails with Conflict (reason uidConflict) when a UID would be held
-        by two objects."""
+        in `delete_names`, all in one transaction on the server: the folder changes at once or
+        not at all, even if the server dies half way. It goes in calls of at most
+        `CALENDAR_BATCH_ITEMS` objects and names and about `CALENDAR_BATCH_BYTES` of text; when
+        there is more than one, all but the last are staged (parsed and their blobs written,
+        `CALENDAR_BATCHES_IN_FLIGHT` at a time) and the last stores everything. Objects not
+        named keep their ETags. Fires with {highest_modseq, saved: {name: {uid, etag,
+        created}}, deleted: [uid]}; fails with Conflict (reason uidConflict) when a UID would
+        be held by two objects, Unavailable when the server lost the staged import (it
+        restarted): the caller sends it again."""
         objects, deletes = list(objects), list(delete_names)
         out: dict[str, Any] = {"highest_modseq": self.highest_modseq, "saved": {}, "deleted": []}
 
@@ -58,39 +61,40 @@ class CalendarItems(FolderTables):
                     "created": truthy(el.get("created"))}
             out["deleted"].extend(int(u) for u in (codec.field(r, "deleted") or "").split())
 
-        def item_fields(batch: list[tuple[str, str]]) -> list[tuple[str, Any]]:
-            fields: list[tuple[str, Any]] = []
+        def fields(part: tuple[list[tuple[str, str]], list[str]]) -> list[tuple[str, Any]]:
+            batch, names = part
+            out_fields: list[tuple[str, Any]] = []
             for name, text in batch:
                 el = codec.element("item")
                 codec.add(el, "name", name)
                 codec.add(el, "icalendar", text)
-                fields.append(("item", el))
-            return fields
+                out_fields.append(("item", el))
+            # The schema puts the items before the names to delete.
+            return out_fields + [("deleteName", n) for n in names]
 
-        batches: list[list[tuple[str, str]]] = []
+        # The names to delete first, then the objects, filling each call up.
+        parts: list[tuple[list[tuple[str, str]], list[str]]] = [
+            ([], deletes[i:i + CALENDAR_BATCH_ITEMS]) for i in range(0, len(deletes), CALENDAR_BATCH_ITEMS)]
         size = 0
         for obj in objects:
-            if not batches or len(batches[-1]) >= CALENDAR_BATCH_ITEMS or size >= CALENDAR_BATCH_BYTES:
-                batches.append([])
+            if not parts or len(parts[-1][0]) + len(parts[-1][1]) >= CALENDAR_BATCH_ITEMS \
+                    or size >= CALENDAR_BATCH_BYTES:
+                parts.append(([], []))
                 size = 0
-            batches[-1].append(obj)
+            parts[-1][0].append(obj)
             size += len(obj[1])
-        # Deletions go first (with the first objects), so a UID can move from a deleted
-        # object to a new one; the other batches then go CALENDAR_BATCHES_IN_FLIGHT at a
-        # time, so the server writes one batch's blobs while it stores another's rows.
-        first = batches.pop(0) if batches and len(deletes) + len(batches[0]) <= CALENDAR_BATCH_ITEMS else []
-        while deletes or first:
-            part, deletes = deletes[:CALENDAR_BATCH_ITEMS], deletes[CALENDAR_BATCH_ITEMS:]
-            fields = item_fields(first if not deletes else [])
-            first = first if deletes else []
-            # The schema puts the items before the names to delete.
-            merge((yield self.call("saveCalendarItems", *fields, *[("deleteName", n) for n in part])))
-        lanes = defer.DeferredSemaphore(CALENDAR_BATCHES_IN_FLIGHT)
-        results = yield defer.gatherResults(
-            [lanes.run(self.call, "saveCalendarItems", *item_fields(batch)) for batch in batches],
-            consumeErrors=True).addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
-        for r in results:
-            merge(r)
+        if not parts:
+            return out
+        import_id = None
+        if len(parts) > 1:
+            first = yield self.call("saveCalendarItems", ("stage", True), *fields(parts[0]))
+            import_id = codec.field(first, "importId")
+            lanes = defer.DeferredSemaphore(CALENDAR_BATCHES_IN_FLIGHT)
+            yield defer.gatherResults(
+                [lanes.run(self.call, "saveCalendarItems", ("importId", import_id), ("stage", True), *fields(part))
+                 for part in parts[1:-1]],
+                consumeErrors=True).addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
+        merge((yield self.call("saveCalendarItems", ("importId", import_id), *fields(parts[-1]))))
         if out["highest_modseq"] is not None:
             self.highest_modseq = out["highest_modseq"]
         return out
