@@ -79,6 +79,8 @@ class StoreServer:
         self.notifier: ChangeNotifier | None = None
         threads = cfg.get_int("threads")
         self.pool = ThreadPool(minthreads=1, maxthreads=threads, name="store-storage")
+        # The user backend waits on directories and hashes passwords: its own threads.
+        self.user_pool = ThreadPool(minthreads=0, maxthreads=cfg.get_int("user_threads"), name="store-users")
         self._reactor: Any = None
         self._expiry: LoopingCall | None = None
         self._stopping: Deferred | None = None
@@ -87,6 +89,10 @@ class StoreServer:
         """fn(*args) in the storage thread pool."""
         return deferToThreadPool(self._reactor, self.pool, fn, *args)
 
+    def run_users(self, fn: Callable[..., Any], *args: Any) -> Deferred:
+        """fn(*args) in the user backend's thread pool."""
+        return deferToThreadPool(self._reactor, self.user_pool, fn, *args)
+
     def start(self, reactor: Any) -> Deferred:
         self._reactor = reactor
         return ensureDeferred(self._start(reactor))
@@ -94,6 +100,7 @@ class StoreServer:
     async def _start(self, reactor: Any) -> None:
         cfg = self.cfg
         self.pool.start()
+        self.user_pool.start()
         # Whatever happens to stop(), worker threads must not keep the process alive.
         reactor.addSystemEventTrigger("after", "shutdown", self._stop_pool)
         try:
@@ -121,7 +128,7 @@ class StoreServer:
             stored = cfg.get_choice("logon_bans") == "database"
             logon_guard = AuthGuard(cfg, reactor, StoredBans(self.storage, self.run, reactor.seconds)
                                     if stored else None)
-            self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run,
+            self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run, self.run_users,
                                      public_store_id, spool_dir, CallerRight.delivery(cfg),
                                      CallerRight.gateway(cfg), logon_guard,
                                      work_time_limit=cfg.get_int("worker_time_limit"),
@@ -205,6 +212,8 @@ class StoreServer:
         self._stop_pool()
 
     def _stop_pool(self) -> None:
+        if self.user_pool.started:
+            self.user_pool.stop()
         if self.pool.started:
             # Let queued work (upload removals, storage close) run before joining.
             self.pool.stop()

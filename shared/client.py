@@ -30,6 +30,8 @@ log = logging.getLogger("shared.client")
 
 DEFAULT_MAX_RESPONSE = 256 * 1024 * 1024
 
+# Operations that run the store's user backend (password check, directory) before answering.
+LOGON_OPS = frozenset({"logon", "logonDelivery"})
 # Calls that change nothing (or change it the same way twice) may be resent
 # when a kept-alive connection turns out to have been closed by the server.
 IDEMPOTENT_OPS = frozenset({
@@ -48,7 +50,7 @@ class StoreClient:
     def __init__(self, reactor: Any, endpoint: str, connections: int = 8,
                  ca_file: str | None = None, max_response_size: int = DEFAULT_MAX_RESPONSE,
                  long_poll_connections: int = 1024, call_timeout: float | None = 300,
-                 blob_files: bool = True) -> None:
+                 blob_files: bool = True, logon_connections: int = 4) -> None:
         self.reactor = reactor
         self.address = endpoint
         ep, host, is_tcp = parse_endpoint(reactor, endpoint, ca_file)
@@ -63,30 +65,36 @@ class StoreClient:
         # Long polls sit on a connection for minutes; they get their own lane so
         # that many idle watchers never starve ordinary calls of connections.
         self.poll_pool = ConnectionPool(ep, long_poll_connections)
+        # Logons wait on the store's user backend (a directory that may hang): their own
+        # lane too, so a burst of them never holds up the calls of sessions already open.
+        self.logon_pool = ConnectionPool(ep, logon_connections)
 
     @classmethod
     def from_config(cls, reactor: Any, cfg: Any) -> "StoreClient":
         """A client for the `server_socket` endpoint with `server_connections` connections."""
         return cls(reactor, cfg.get("server_socket"), cfg.get_int("server_connections"),
-                   blob_files=cfg.get_bool("server_blob_files"))
+                   blob_files=cfg.get_bool("server_blob_files"),
+                   logon_connections=cfg.get_int("server_logon_connections"))
 
     def close(self) -> None:
         self.pool.close()
         self.poll_pool.close()
+        self.logon_pool.close()
 
     # -- SOAP
     def call(self, op: str, fields: Mapping[str, Any] | Sequence[tuple[str, Any]] = (),
              long_poll: bool = False, timeout: float | None = None) -> defer.Deferred:
         """Run one operation; fires with its `<op>Response` element or fails with a GroupwareError.
 
-        `long_poll` sends it on the separate long-poll connections. `timeout` (seconds)
+        `long_poll` sends it on the separate long-poll connections, a logon goes on the logon
+        connections. `timeout` (seconds)
         defaults to `call_timeout`; long polls should pass their own poll time plus a margin.
         """
         _, body = codec.request(op, fields)
         head = (b"POST /soap HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml; charset=utf-8\r\n"
                 b"SOAPAction: \"urn:groupware:store:1#%s\"\r\n%sContent-Length: %d\r\n\r\n"
                 % (self.host, op.encode("ascii"), _session_header(fields), len(body)))
-        pool = self.poll_pool if long_poll else self.pool
+        pool = self.poll_pool if long_poll else self.logon_pool if op in LOGON_OPS else self.pool
         d = self._request(pool, head, body, lambda: BufferSink(self.max_response_size),
                           retry=op in IDEMPOTENT_OPS,
                           timeout=self.call_timeout if timeout is None else timeout or None)

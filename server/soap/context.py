@@ -50,6 +50,8 @@ class Services:
     limits: Limits
     # run(fn, *args) -> Deferred: fn(*args) in the storage thread pool.
     run: Callable[..., Deferred]
+    # run_users(fn, *args) -> Deferred: fn(*args) in the user backend's own thread pool.
+    run_users: Callable[..., Deferred]
     public_store_id: int = 0
     spool_dir: str = ""
     delivery_right: CallerRight = dc_field(default_factory=lambda: CallerRight(frozenset({0}), None))
@@ -119,6 +121,11 @@ class Call:
         user = session.user_id if session is not None and not session.delivery else None
         services, budget = self.services, self.budget
         return services.thread_share.run(user, lambda: services.run(run_under, budget, fn, *args))
+
+    def run_users(self, fn: Callable[..., T], *args: Any) -> "Deferred[T]":
+        """fn(*args) under the call's budget in the user backend's own threads (a directory may
+        be slow to answer; the storage threads stay free for the users logged on)."""
+        return self.services.run_users(run_under, self.budget, fn, *args)
 
 
 def require(storage: Any, user_id: int, folder_id: int, need: str) -> str:

@@ -53,7 +53,7 @@ async def resolve_recipient(call: Call) -> etree._Element:
     call.delivery_session()
     address = required(call.body, "address")
     delimiter = call.services.limits.recipient_delimiter
-    user, detail = await call.run(recipients.resolve_recipient, call.services.users, address, delimiter)
+    user, detail = await call.run_users(recipients.resolve_recipient, call.services.users, address, delimiter)
     out = response("resolveRecipient")
     add(out, "user", user["name"])
     add(out, "storeId", user["store_id"])

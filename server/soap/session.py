@@ -73,7 +73,7 @@ async def logon(call: Call) -> etree._Element:
         log.info("logon of user %r from %s refused: address banned", name, where)
         raise AuthFailed("too many logon attempts from this address, try again later", BANNED) from None
     try:
-        user = await call.run(services.users.authenticate, name, password)
+        user = await call.run_users(services.users.authenticate, name, password)
     except AuthFailed:
         # The guard's line (a gateway wrote its own) is the one fail2ban reads.
         guard.failed(kind, address, name, quiet=gateway)
