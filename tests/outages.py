@@ -145,12 +145,16 @@ class LatencyProxy:
 
     Each chunk from the client waits `delay(chunk)` seconds (0 by default) before it goes on,
     and the chunks after it on that connection wait behind it, as on a slow link; the other
-    connections are not held up. `delay` may be replaced while the proxy runs.
+    connections are not held up. A chunk for which `cut(chunk)` is true goes on, and then the
+    client's side of that connection is closed before any answer comes back (a request that
+    reached the server, whose answer was lost). Both may be replaced while the proxy runs.
     """
 
     def __init__(self, target: tuple[str, int], delay: Callable[[bytes], float] = lambda chunk: 0.0) -> None:
         self.target = target
         self.delay = delay
+        self.cut: Callable[[bytes], bool] = lambda chunk: False
+        self.cuts = 0  # connections cut so far
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.delayed = 0  # chunks held back so far
@@ -198,6 +202,11 @@ class LatencyProxy:
                         self.delayed += 1
                         if self._closing.wait(wait):
                             break
+                    if self.cut(chunk):
+                        dst.sendall(chunk)
+                        self.cuts += 1
+                        src.shutdown(socket.SHUT_RDWR)
+                        break
                 dst.sendall(chunk)
         except OSError:
             pass

@@ -144,8 +144,8 @@ async def save_calendar_items(call: Call) -> etree._Element:
             return call.storage.save_calendar_items(
                 folder_id, staged.saves + saves, staged.delete_names + delete_names,
                 {**staged.delete_if_match, **delete_if_match})
-        except BaseException:
-            delete_blobs(staged.blob_keys() + [save.blob_key for save in saves])
+        except BaseException as err:
+            call.storage.discard_unstored(staged.blob_keys() + [save.blob_key for save in saves], err)
             raise
 
     result = await call.run(work)

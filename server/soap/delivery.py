@@ -139,8 +139,8 @@ async def deliver_message(call: Call) -> etree._Element:
             outcomes, modseqs = st.deliver(message, targets, limits.delivery_duplicate_window)
         except Quota:
             outcomes, modseqs = [DeliveryOutcome("quota") for _ in targets], {}
-        except BaseException:
-            st.blobs.delete(message.blob_key)
+        except BaseException as err:
+            st.discard_unstored([message.blob_key], err)
             raise
         if not modseqs:
             st.blobs.delete(message.blob_key)

@@ -104,9 +104,8 @@ async def _create(call: Call, folder_id: int, elements: list[etree._Element]) ->
             for m in incoming:
                 stored.append(store_blob(st, m, max_size))
             return st.create_messages(folder_id, stored), [n.size for n in stored]
-        except BaseException:
-            for n in stored:
-                st.blobs.delete(n.blob_key)
+        except BaseException as err:
+            st.discard_unstored([n.blob_key for n in stored], err)
             raise
         finally:
             for m in incoming:
@@ -168,8 +167,8 @@ async def save_calendar_item(call: Call) -> etree._Element:
         try:
             return st.save_calendar_item(folder_id, name, key, len(data), columns,
                                          if_match=if_match, if_none_match=if_none_match)
-        except BaseException:
-            st.blobs.delete(key)
+        except BaseException as err:
+            st.discard_unstored([key], err)
             raise
 
     result = await call.run(work)

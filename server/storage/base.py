@@ -7,10 +7,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, case, func, literal, select, update
 
-from shared.errors import NotFound
+from shared.errors import NotFound, Unavailable
 from shared.flags import SEEN
 
-from .engine import make_engine, run_in_transaction
+from .engine import is_unavailable, make_engine, run_in_transaction
 from .schema import folders, items, meta, users
 
 T = TypeVar("T")
@@ -155,6 +155,15 @@ class StorageBase:
             ).scalars().all()))
             missing.update(k for k in part if k not in found)
         return missing
+
+    def discard_unstored(self, keys: Iterable[str], error: BaseException) -> None:
+        """Delete the blobs of a write that failed with `error`, unless its outcome is unknown:
+        a database connection lost during the commit may have stored the rows that name them.
+        Those blobs stay; `groupware blobs gc` removes them later if no row names them."""
+        if isinstance(error, Unavailable) or is_unavailable(error):
+            return
+        for key in keys:
+            self.blobs.delete(key)
 
     def _release_blobs(self, keys: Iterable[str]) -> None:
         """Delete blobs no item references any more; call only after the commit.
