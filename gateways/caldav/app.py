@@ -546,6 +546,8 @@ class GatewayResource(resource.Resource):
         """Radicale answers a plugin exception with 500 (or 400 for a ValueError); say what the
         store said instead. An outage, a refusal or a conflict wins over Radicale's guess."""
         code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
+        if code in (503, 507, 500):
+            log.warning("caldav: store %s: %s", "unavailable" if code == 503 else "error", err.message)
         if isinstance(err, Conflict) and err.reason == PRECONDITION_FAILED:
             # The store's own If-Match / If-None-Match check, made as it wrote.
             return "412 Precondition Failed", [("Content-Type", "text/plain; charset=utf-8")], [b"precondition failed\n"]

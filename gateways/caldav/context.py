@@ -68,6 +68,11 @@ class RequestContext:
         return result
 
 
+def bound() -> RequestContext | None:
+    """The context of the request this thread serves, if any."""
+    return getattr(_local, "context", None)
+
+
 def current() -> RequestContext:
     ctx = getattr(_local, "context", None)
     if ctx is None:

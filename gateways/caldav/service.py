@@ -13,6 +13,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.python.threadpool import ThreadPool
 
+from gateways.caldav import context
 from gateways.caldav.app import CalDAVSite, GatewayResource
 from gateways.caldav.date_limits import DateLimits
 from gateways.caldav.limits import RequestLimits
@@ -25,14 +26,30 @@ from shared.login import LoginService
 log = logging.getLogger("gateways.caldav")
 
 
+class StoreErrorLines(logging.Filter):
+    """Radicale logs a store error (an outage, a full disk) it met as an exception with a
+    traceback on the root logger and a critical 500; the gateway answers it with the store's
+    status and logs it in one line of its own, so Radicale's lines about it are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = context.bound()
+        return record.levelno < logging.ERROR or ctx is None or ctx.error is None
+
+
+STORE_ERROR_LINES = StoreErrorLines()
+
+
 def route_radicale_log() -> None:
-    """Radicale logs to the "radicale" logger; ours decides where it goes. Its per-request
-    chatter is debug detail for us."""
+    """Radicale logs to the "radicale" logger (and tracebacks to the root logger); ours decides
+    where it goes. Its per-request chatter is debug detail for us."""
     radicale_logger.handlers.clear()
     radicale_logger.propagate = True
     radicale_logger.setLevel(logging.NOTSET)
     logging.getLogger("radicale").setLevel(logging.WARNING if log.getEffectiveLevel() > logging.DEBUG
                                            else logging.DEBUG)
+    for logger in (radicale_logger, logging.getLogger()):
+        if STORE_ERROR_LINES not in logger.filters:
+            logger.addFilter(STORE_ERROR_LINES)
 
 
 class CalDAVService(GatewayService):
