@@ -24,7 +24,7 @@ from harness import ServerProcess
 from outages import own_mariadb
 from waiting import scaled, wait_until
 
-OK, TEMP = "ok", "temp"
+OK, TEMP, BUSY = "ok", "temp", "busy"  # BUSY: the maildrop is another POP3 session's
 
 
 class Loop:
@@ -55,7 +55,7 @@ class Loop:
         return any(t >= since and k == kind for t, k, _ in self.outcomes)
 
     def unexpected(self) -> list:
-        return [(k, d) for _, k, d in self.outcomes if k not in (OK, TEMP)]
+        return [(k, d) for _, k, d in self.outcomes if k not in (OK, TEMP, BUSY)]
 
 
 def message(label: str) -> bytes:
@@ -123,6 +123,8 @@ class Clients:
                 client.uidl()
             except poplib.error_proto as exc:
                 text = exc.args[0].decode()
+                if text.startswith("-ERR [IN-USE]"):
+                    return BUSY, text
                 return (TEMP if text.startswith("-ERR [SYS/TEMP]") else "refused"), text
             return OK, None
         finally:
@@ -190,13 +192,24 @@ def test_database_outage_under_load_loses_nothing(database, tmp_path):
                "lmtp_listen": "127.0.0.1:0", "recipient_cache_time": "0"}
     with ServerProcess(str(tmp_path / "var"), options, demo=True) as server:
         clients = Clients(server)
+        kept: list[bytes] = []
         clients.start()
         try:
             clients.wait_all(OK, 0, "the clients do not work before the outage")
             for take_away in (database.stop, database.kill):
+                # A POP3 session that marked a message deleted before the database went.
+                pop = wait_until(lambda: pop3_session(server, clients.password), timeout=60,
+                                 message="the maildrop stayed locked")
+                marked = pop.uidl(1).split()[2]
+                pop.dele(1)
                 gone = time.monotonic()
                 take_away()
                 clients.wait_all(TEMP, gone, "a client saw no temporary failure while the database was away")
+                # Its QUIT cannot delete: -ERR (RFC 1939 section 6), and the message stays.
+                with pytest.raises(poplib.error_proto) as refused:
+                    pop.quit()
+                assert refused.value.args[0].startswith(b"-ERR [SYS/TEMP]"), refused.value.args
+                kept.append(marked)
                 back = time.monotonic()
                 database.start()
                 clients.wait_all(OK, back, "a client did not recover once the database was back")
@@ -209,6 +222,25 @@ def test_database_outage_under_load_loses_nothing(database, tmp_path):
         for loop in clients.loops:
             assert not loop.unexpected(), (loop.name, loop.unexpected()[:5])
         check_acknowledged(server, clients)
+        pop = wait_until(lambda: pop3_session(server, clients.password), timeout=60,
+                         message="the maildrop stayed locked")
+        still = {line.split()[1] for line in pop.uidl()[1]}
+        pop.quit()
+        assert set(kept) <= still, "a message whose deletion failed is gone"
+
+
+def pop3_session(server: ServerProcess, password: str) -> poplib.POP3 | None:
+    """A logged-in POP3 session of demo, or None while the load's own holds the maildrop."""
+    pop = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=scaled(60))
+    pop.user("demo")
+    try:
+        pop.pass_(password)
+    except poplib.error_proto as exc:
+        pop.quit()
+        if b"[IN-USE]" in exc.args[0]:
+            return None
+        raise
+    return pop
 
 
 def server_log(server: ServerProcess) -> str:
