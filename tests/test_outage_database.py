@@ -302,6 +302,7 @@ def test_connection_lost_during_commit_keeps_what_was_stored(database, tmp_path,
     from harness import StoreProcess
     from outages import LatencyProxy
     from shared.errors import Unavailable
+    from shared.model.delivery import Delivery
 
     rt = reactor_thread
     name = database.create_database()
@@ -313,8 +314,10 @@ def test_connection_lost_during_commit_keeps_what_was_stored(database, tmp_path,
                 session = rt.call(adapter.logon, "alice", "alice-secret", "imap", "127.0.0.1")
                 inbox = rt.call(lambda: session.store().inbox())
                 calendar = rt.call(lambda: session.store().create_folder("Cal", None, "calendar"))
-                source = message("in-doubt")
+                delivery = rt.call(adapter.delivery_logon)  # as root on the UNIX socket
+                source, delivered = message("in-doubt"), message("delivered")
                 for save in (lambda: inbox.append(source),
+                             lambda: delivery.deliver(delivered, "a@example.net", [Delivery("alice")]),
                              lambda: calendar.save_calendar_item("e.ics", event("in-doubt"))):
                     proxy.cut = commit_after(b"INSERT INTO items")
                     with pytest.raises(Unavailable):
@@ -322,9 +325,10 @@ def test_connection_lost_during_commit_keeps_what_was_stored(database, tmp_path,
                     assert proxy.cuts
                     proxy.cuts = 0
                 proxy.cut = lambda chunk: False
-                _, stored = rt.call(inbox.messages, ("uid", "size"))
-                assert len(stored) == 1, "the committed message is not there"
+                _, stored = rt.call(inbox.messages, ("uid", "size"), sort=[("uid", False)])
+                assert len(stored) == 2, "a committed message is not there"
                 assert rt.call(stored[0].source) == source
+                assert rt.call(stored[1].source).endswith(delivered)
                 _, events = rt.call(calendar.messages, ("uid", "name", "source"))
                 assert [e.name for e in events] == ["e.ics"]
                 assert "UID:in-doubt" in rt.call(events[0].ical)

@@ -23,7 +23,7 @@ from outages import elapsed
 from slapd_harness import READER_DN, READER_PW, SUFFIX, Slapd, ensure_slapd
 from waiting import scaled
 
-LDAP_TIMEOUT = 3
+LDAP_TIMEOUT = 5
 BURST = 18  # logins hanging at once, over three gateways: more than the store's 8 worker threads
 USERS = ("alice", "carol", "dave", "star")
 

@@ -2,7 +2,7 @@
 
 The IMAP gateway (`groupware imap`) reaches the store server through a TCP proxy that holds
 back every request carrying a marker for a few seconds, as a store busy with one user's huge
-search would. Alice runs such a search on more IMAP connections than the gateway keeps to the
+search would. Alice runs such a search on as many IMAP connections as the gateway keeps to the
 store; meanwhile Bob's SELECT, FETCH, APPEND and NOOP are answered at once, and Alice's
 searches all finish with their answers.
 """
@@ -16,9 +16,9 @@ from outages import LatencyProxy, elapsed
 from waiting import scaled, wait_until
 
 MARKER = b"slow-marker-7f3a"
-DELAY = 4.0
+DELAY = 6.0
 CONNECTIONS = 4   # server_connections of the gateway under test
-ALICE_SEARCHES = 6  # more than the gateway's connections to the store
+ALICE_SEARCHES = CONNECTIONS  # as many as the gateway has connections to the store
 
 
 def imap(port: int, user: str) -> imaplib.IMAP4:
