@@ -50,7 +50,8 @@ def test_one_users_slow_calls_do_not_hold_up_another(tmp_path):
             for thread in threads:
                 thread.start()
             # Alice's searches are at the store (held back by the proxy) ...
-            wait_until(lambda: proxy.delayed >= CONNECTIONS // 2, timeout=30, message="the searches never reached the store")
+            wait_until(lambda: proxy.delayed >= CONNECTIONS // 2, timeout=30,
+                       message="the searches never reached the store")
             # ... and Bob is served meanwhile.
             for name, command in (("SELECT", lambda: bob.select("INBOX")),
                                   ("FETCH", lambda: bob.fetch("1", "(BODY.PEEK[] FLAGS)")),
