@@ -1,19 +1,24 @@
 """Change notifications behind waitForChanges.
 
 Every write handler reports `changed(folder_id, modseq)` once its transaction
-has committed; long-polling callers waiting on that folder wake at once. The
-`ChangeNotifier` base is the seam for a notifier that also hears other server
-instances (a database change log or Redis pub/sub); `LocalNotifier` covers a
-single server process.
+has committed; long-polling callers waiting on that folder wake at once.
+`LocalNotifier` keeps the waiters of this process; `SharedNotifier` also tells
+every other store process on the same database through a relay, and wakes its
+own waiters on what the others tell: `server.notify_local` (UNIX datagrams
+between the processes of one host, no server needed) or `server.notify_redis`
+(Redis pub/sub, across hosts, when `redis_url` is set).
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Protocol
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from shared.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +99,102 @@ class LocalNotifier(ChangeNotifier):
                 waiters.discard(waiter)
                 if not waiters:
                     del self._by_folder[folder_id]
+
+
+class Relay(Protocol):
+    """Carries change batches between store processes; calls `heard(changes)` on the
+    reactor thread for every batch another process published."""
+
+    def start(self, heard: Callable[[Changes], None]) -> Deferred: ...
+
+    def publish(self, changes: Changes) -> None: ...
+
+    def stop(self) -> Deferred: ...
+
+
+def encode_changes(changes: Iterable[tuple[int, int]]) -> bytes:
+    """`folder:modseq` pairs separated by spaces, the wire form every relay carries."""
+    return " ".join(f"{fid}:{modseq}" for fid, modseq in changes).encode("ascii")
+
+
+def decode_changes(data: bytes) -> Changes:
+    """The pairs of `encode_changes`; malformed pairs are skipped (a peer is not a client,
+    but a stray datagram must not break the listener)."""
+    out: Changes = []
+    for pair in data.split():
+        fid, sep, modseq = pair.partition(b":")
+        if sep and fid.isdigit() and modseq.isdigit():
+            out.append((int(fid), int(modseq)))
+    return out
+
+
+class SharedNotifier(LocalNotifier):
+    """Local waiters, plus a relay to the other store processes on the same database.
+
+    Changes are published once per reactor turn, batched, after the local waiters
+    are woken; a batch heard from a peer wakes the local waiters only.
+    """
+
+    def __init__(self, clock: Any, max_timeout: float, relay: Relay) -> None:
+        super().__init__(clock, max_timeout)
+        self.relay = relay
+        self._pending: dict[int, int] = {}
+        self._flush: IDelayedCall | None = None
+
+    def start(self) -> Deferred:
+        return self.relay.start(self.heard)
+
+    def changed(self, folder_id: int, modseq: int) -> None:
+        super().changed(folder_id, modseq)
+        if modseq > self._pending.get(folder_id, 0):
+            self._pending[folder_id] = modseq
+        if self._flush is None:
+            self._flush = self._clock.callLater(0, self._publish)
+
+    def heard(self, changes: Changes) -> None:
+        for folder_id, modseq in changes:
+            LocalNotifier.changed(self, folder_id, modseq)
+
+    def _publish(self) -> None:
+        self._flush = None
+        pending, self._pending = self._pending, {}
+        if pending:
+            try:
+                self.relay.publish(sorted(pending.items()))
+            except Exception:
+                log.exception("could not publish changes to the other store processes")
+
+    def stop(self) -> None:
+        super().stop()
+        if self._flush is not None and self._flush.active():
+            self._flush.cancel()
+            self._publish()
+        self.relay.stop()
+
+
+def make_notifier(cfg: Config, reactor: Any) -> SharedNotifier:
+    """The notifier `cfg` asks for, not yet started: Redis pub/sub with `redis_url`,
+    otherwise UNIX datagrams between the processes of this host."""
+    max_timeout = cfg.get_int("longpoll_max_timeout")
+    redis = cfg.get_redis_url("redis_url")
+    if redis is not None:
+        from server.notify_redis import RedisRelay
+        relay: Relay = RedisRelay(reactor, redis, cfg.get("redis_channel_prefix") + "changes")
+    else:
+        from server.notify_local import DatagramRelay
+        relay = DatagramRelay(reactor, notify_socket_dir(cfg))
+    return SharedNotifier(reactor, max_timeout, relay)
+
+
+def notify_socket_dir(cfg: Config) -> str:
+    """Where the store processes of this host meet: `notify_socket_dir`, or beside an
+    SQLite database file (every process on that file finds it, whatever its data dir),
+    or in the data dir."""
+    configured = cfg.get("notify_socket_dir")
+    if configured:
+        return configured
+    if cfg.get_choice("database_engine") == "sqlite":
+        from server.storage.engine import sqlite_path
+        return sqlite_path(cfg, cfg.data_dir) + "-notify"
+    return os.path.join(cfg.data_dir, "notify")
+

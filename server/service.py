@@ -25,7 +25,7 @@ from server.bans import StoredBans
 from server.caller_rights import CallerRight
 from shared.fair_share import FairShare
 from server.http import StoreSite
-from server.notify import ChangeNotifier, LocalNotifier
+from server.notify import SharedNotifier, make_notifier
 from server.sessions import SessionManager
 from server.soap.context import Limits, Services
 from server.users import load_user_backend
@@ -76,7 +76,7 @@ class StoreServer:
         self.storage: Any = None
         self.services: Services | None = None
         self.site: StoreSite | None = None
-        self.notifier: ChangeNotifier | None = None
+        self.notifier: SharedNotifier | None = None
         threads = cfg.get_int("threads")
         self.pool = ThreadPool(minthreads=1, maxthreads=threads, name="store-storage")
         # The user backend waits on directories and hashes passwords: its own threads.
@@ -109,7 +109,8 @@ class StoreServer:
             self.storage = await self.run(open_storage, cfg)
             users = await self.run(load_user_backend, cfg, self.storage)
             public_store_id = await self.run(self.storage.public_store_id)
-            self.notifier = LocalNotifier(reactor, cfg.get_int("longpoll_max_timeout"))
+            self.notifier = make_notifier(cfg, reactor)
+            await self.notifier.start()
             storage = self.storage
             sessions = SessionManager(cfg.get_int("session_timeout"),
                                       lambda path: self.run(_unlink, path), reactor.seconds,

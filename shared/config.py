@@ -107,6 +107,9 @@ OPTIONS: dict[str, Option] = {
         max_search_scan_keys=number("64"),
         shutdown_timeout=number("20"),
         user_threads=number("4", minimum=1),
+        notify_socket_dir=text(""),
+        redis_url=typed("redis_url"),
+        redis_channel_prefix=text("groupware:"),
         log_level=typed("log_level", "info"),
         log_file=text("-"),
         delivery_uids=typed("uids"),
@@ -486,6 +489,14 @@ class Config:
                 wanted = " or ".join(f"{scheme}://" for scheme in schemes)
                 raise ConfigError(name, f"expected {wanted}, got {url!r}")
         return urls
+
+    def get_redis_url(self, name: str) -> Any:
+        """`redis://[[user]:password@]host[:port][/db]`, see server.notify_redis; None when empty."""
+        value = self._typed(name, "redis_url")
+        if not value:
+            return None
+        from shared.redisurl import parse_redis_url
+        return parse_redis_url(value, name)
 
     def get_log_level(self, name: str) -> int:
         """A logging level: a name (`info`) or a Kopano number (0-6)."""

@@ -84,6 +84,7 @@ BAD_VALUES = {
     "store_address": ("tcp:host", "expected tcp:host:port, got 'tcp:host'"),
     "uids": ("postfix-nonexistent", "no such system user 'postfix-nonexistent'"),
     "utc_datetime": ("2100-01-01", "expected a UTC date-time like 19000101T000000Z, got '2100-01-01'"),
+    "redis_url": ("redis://cache:port", "expected redis://host[:port][/db], got 'redis://cache:port'"),
 }
 TYPED = sorted(name for name, option in OPTIONS.items() if option.kind != "text")
 PLUGIN_OF_FILE = {file: plugin for plugin, file in PLUGIN_FILES.items()}

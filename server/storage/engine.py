@@ -36,12 +36,16 @@ class ConfigLike(Protocol):
     def get_int(self, name: str) -> int: ...
 
 
+def sqlite_path(cfg: ConfigLike, data_dir: str) -> str:
+    """The absolute path of the SQLite database file."""
+    return os.path.abspath(cfg.get("database_path") or os.path.join(data_dir, "store.db"))
+
+
 def database_url(cfg: ConfigLike, data_dir: str) -> str:
     """The SQLAlchemy URL for `database_engine` and the `mysql_*` / `database_path` options."""
     kind = cfg.get("database_engine").lower()
     if kind == "sqlite":
-        path = cfg.get("database_path") or os.path.join(data_dir, "store.db")
-        return "sqlite:///" + os.path.abspath(path)
+        return "sqlite:///" + sqlite_path(cfg, data_dir)
     if kind in ("mysql", "mariadb"):
         query = {"charset": "utf8mb4"}
         socket = cfg.get("mysql_socket")

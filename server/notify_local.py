@@ -1,0 +1,123 @@
+"""Change notifications between the store processes of one host, over UNIX datagrams.
+
+Every store process binds a datagram socket in one shared directory (by default
+beside the SQLite file, so every process on that database finds it) and sends
+each batch of changes to every other socket there. No server sits in between;
+a socket left by a process that died is removed by the first sender it refuses.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.protocol import DatagramProtocol
+
+from server.notify import Changes, decode_changes, encode_changes
+from shared.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".sock"
+# A batch is one datagram; the kernel queues this much for a listener that is busy.
+RECEIVE_BUFFER = 1 << 20
+# Folders per datagram (at most about 40 bytes each): a longer batch is cut into several.
+PAIRS_PER_DATAGRAM = 500
+# sockaddr_un's sun_path holds 108 bytes with its terminating NUL.
+MAX_SOCKET_PATH = 107
+
+
+class _Listener(DatagramProtocol):
+    def __init__(self, heard: Callable[[Changes], None]) -> None:
+        self.heard = heard
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        changes = decode_changes(data)
+        if changes:
+            self.heard(changes)
+
+
+class DatagramRelay:
+    def __init__(self, reactor: Any, directory: str) -> None:
+        self.reactor = reactor
+        self.directory = os.path.abspath(directory)
+        self.path = os.path.join(self.directory, f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}")
+        self._port: Any = None
+        self._sender: socket.socket | None = None
+        self._peers: list[str] = []
+        self._seen: float | None = None  # the directory's mtime when _peers was read
+        self._full_reported = False
+
+    def start(self, heard: Callable[[Changes], None]) -> Deferred:
+        if len(self.path.encode()) > MAX_SOCKET_PATH:
+            raise ConfigError("notify_socket_dir", f"{self.directory} is too long for a UNIX socket path")
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        self._port = self.reactor.listenUNIXDatagram(self.path, _Listener(heard), mode=0o600)
+        self._port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sender.setblocking(False)
+        return succeed(None)
+
+    def publish(self, changes: Changes) -> None:
+        if self._sender is None:
+            return
+        peers = self._current_peers()
+        if not peers:
+            return
+        for datagram in _datagrams(changes):
+            for peer in peers:
+                self._send(datagram, peer)
+
+    def _current_peers(self) -> list[str]:
+        """The other processes' sockets; the directory is listed again only when it changed."""
+        try:
+            mtime = os.stat(self.directory).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        if mtime != self._seen:
+            self._seen = mtime
+            self._peers = [os.path.join(self.directory, name) for name in os.listdir(self.directory)
+                           if name.endswith(SUFFIX) and os.path.join(self.directory, name) != self.path]
+        return self._peers
+
+    def _send(self, datagram: bytes, peer: str) -> None:
+        assert self._sender is not None
+        try:
+            self._sender.sendto(datagram, peer)
+        except (ConnectionRefusedError, FileNotFoundError):
+            # Its process is gone (killed before it could remove the socket).
+            try:
+                os.unlink(peer)
+            except FileNotFoundError:
+                pass
+            self._seen = None
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                raise
+            if not self._full_reported:
+                self._full_reported = True
+                log.warning("store process at %s is not reading its change notifications; "
+                            "its push waiters hear of some changes only at their timeout", peer)
+
+    def stop(self) -> Deferred:
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+        if self._port is not None:
+            port, self._port = self._port, None
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            return port.stopListening() or succeed(None)
+        return succeed(None)
+
+
+def _datagrams(changes: Changes) -> list[bytes]:
+    return [encode_changes(changes[start:start + PAIRS_PER_DATAGRAM])
+            for start in range(0, len(changes), PAIRS_PER_DATAGRAM)]
