@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="run the store server and every enabled gateway")
     serve.add_argument("--demo", action="store_true",
                        help="create a demo user on first run and print its login")
+    # How the supervisor starts its worker processes (store_workers, gateway_workers).
+    serve.add_argument("--worker", choices=("store", "gateways"), help=argparse.SUPPRESS)
 
     commands.add_parser("imap", parents=[common],
                         help="run only the IMAP gateway, against the store server at server_socket")
@@ -208,13 +210,20 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """The arguments that start a worker process of this `groupware serve` (its role added)."""
+    pairs = list(args.overrides) + list(getattr(args, "sub_overrides", []))
+    return ["serve", "--config-dir", args.config_dir, "--data-dir", args.data_dir,
+            *[arg for pair in pairs for arg in ("--set", pair)]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args)
         if args.command == "serve":
             from groupware.serve import serve
-            return serve(cfg, demo=args.demo)
+            return serve(cfg, demo=args.demo, worker=args.worker, worker_argv=worker_argv(args))
         if args.command in ("imap", "pop3", "lmtp"):
             from groupware.serve import run_gateway
             return run_gateway(cfg, args.command)

@@ -74,86 +74,28 @@ def make_gateway(name: str, cfg: Config, reactor):
     return getattr(module, factory_name)(cfg, reactor)
 
 
-def print_listeners(services) -> None:
+def listener_lines(services) -> list[str]:
     """One banner line per gateway listener, so an admin sees where to point clients."""
-    for gateway in services:
-        for line in getattr(gateway, "listeners", lambda: [])():
-            print(line, flush=True)
+    return [line for gateway in services for line in getattr(gateway, "listeners", lambda: [])()]
 
 
-def run_gateway(cfg: Config, name: str) -> int:
-    """One gateway alone, against the store server at `server_socket`."""
+def print_lines(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+def run_reactor(cfg: Config, start, stop, running, what: str = "could not start") -> int:
+    """The one way every long-running command runs: logging from the config, start()
+    (a Deferred) once the reactor runs, running() once it has fired, stop() (a Deferred)
+    before the reactor ends; SIGINT and SIGTERM stop it once. Its exit code; a bad
+    option found while starting is raised again as ConfigError (exit code 2)."""
     from twisted.internet import reactor
 
     from shared.logging import setup_from_config
 
     setup_from_config(cfg)
-    gateway = make_gateway(name, cfg, reactor)
     outcome = StartOutcome(log)
-
-    def running(_):
-        heap.settle()
-        print_listeners([gateway])
-        print(f"groupware {name} is running against {cfg.get('server_socket')}. Stop with Ctrl-C.",
-              flush=True)
-
-    def failed(failure):
-        outcome.failed(failure, f"could not start {name}")
-        reactor.stop()
-
-    def on_signal(signum: int, frame: object) -> None:
-        reactor.callFromThread(lambda: reactor.running and reactor.stop())
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        reactor.callWhenRunning(signal.signal, signum, on_signal)
-    reactor.callWhenRunning(lambda: gateway.start().addCallbacks(running, failed))
-    reactor.addSystemEventTrigger("before", "shutdown", gateway.stop)
-    exit_within(reactor, cfg.get_int("shutdown_timeout"), log)
-    reactor.run()
-    return outcome.result()
-
-
-def serve(cfg: Config, demo: bool = False) -> int:
-    from twisted.internet import reactor
-
-    from server.service import StoreServer
-    from shared.logging import setup_from_config
-
-    os.makedirs(cfg.data_dir, exist_ok=True)
-    setup_from_config(cfg)
-    login = ensure_demo_user(cfg) if demo else None
-
-    server = StoreServer(cfg)
-    services = []
-
-    def started(_):
-        starting = []
-        for name in enabled_gateways(cfg):
-            gateway = make_gateway(name, cfg, reactor)
-            services.append(gateway)
-            starting.append(gateway.start())
-        d = defer.gatherResults(starting, consumeErrors=True)
-        d.addCallback(lambda _: running())
-        return d
-
-    def running():
-        heap.settle()
-        log.info("store server listening on %s", cfg.get("server_socket"))
-        print_listeners(services)
-        if login:
-            print(f"Demo login: user {login[0]}, password {login[1]}", flush=True)
-        print(f"groupware is running; data in {cfg.data_dir}. Stop with Ctrl-C.", flush=True)
-
-    def failed(failure):
-        outcome.failed(failure, "could not start")
-        reactor.stop()
-
-    def shutdown():
-        for gateway in reversed(services):
-            gateway.stop()
-        return server.stop()
-
-    outcome = StartOutcome(log)
+    stopping: list[bool] = []
 
     def stop_once() -> None:
         if reactor.running and not stopping:
@@ -165,12 +107,122 @@ def serve(cfg: Config, demo: bool = False) -> int:
         # process group, so the same signal can arrive twice; stop only once.
         reactor.callFromThread(stop_once)
 
-    stopping: list[bool] = []
+    def failed(failure) -> None:
+        outcome.failed(failure, what)
+        stop_once()
+
+    def started(_: object) -> None:
+        heap.settle()
+        running()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         reactor.callWhenRunning(signal.signal, signum, on_signal)
-    # addCallback then addErrback: a gateway that fails to start must stop the process too.
-    reactor.callWhenRunning(lambda: server.start(reactor).addCallback(started).addErrback(failed))
-    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    # addCallback then addErrback: a failure in running() must stop the process too.
+    reactor.callWhenRunning(lambda: defer.maybeDeferred(start).addCallback(started).addErrback(failed))
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
     exit_within(reactor, cfg.get_int("shutdown_timeout"), log)
     reactor.run()
     return outcome.result()
+
+
+def run_gateway(cfg: Config, name: str) -> int:
+    """One gateway alone, against the store server at `server_socket`."""
+    from twisted.internet import reactor
+
+    gateway = make_gateway(name, cfg, reactor)
+
+    def running() -> None:
+        print_lines(listener_lines([gateway]))
+        print(f"groupware {name} is running against {cfg.get('server_socket')}. Stop with Ctrl-C.",
+              flush=True)
+
+    return run_reactor(cfg, gateway.start, gateway.stop, running, f"could not start {name}")
+
+
+def start_gateways(cfg: Config, reactor, services: list) -> defer.Deferred:
+    """Every enabled gateway, appended to `services` as it is made; fires once all listen."""
+    starting = []
+    for name in enabled_gateways(cfg):
+        gateway = make_gateway(name, cfg, reactor)
+        services.append(gateway)
+        starting.append(gateway.start())
+    return defer.gatherResults(starting, consumeErrors=True)
+
+
+def stop_gateways(services: list) -> defer.Deferred:
+    return defer.DeferredList([defer.maybeDeferred(gateway.stop) for gateway in reversed(services)])
+
+
+def worker_counts(cfg: Config) -> dict[str, int]:
+    """Processes per role for `groupware serve`: store_workers and gateway_workers,
+    0 meaning one per CPU core (no gateway workers when every gateway is disabled)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    counts = {"store": cfg.get_int("store_workers") or cores,
+              "gateways": cfg.get_int("gateway_workers") or cores}
+    if not enabled_gateways(cfg):
+        counts["gateways"] = 0
+    return counts
+
+
+def serve(cfg: Config, demo: bool = False, worker: str | None = None,
+          worker_argv: list[str] | None = None) -> int:
+    """`groupware serve`: in one process when store_workers and gateway_workers are both
+    1, else as a supervisor of worker processes (groupware.supervisor); `worker` is the
+    role of such a process."""
+    if worker is not None:
+        return run_worker(cfg, worker)
+    os.makedirs(cfg.data_dir, exist_ok=True)
+    counts = worker_counts(cfg)
+    if counts["store"] > 1 or counts["gateways"] > 1:
+        from groupware.supervisor import supervise
+        from shared.logging import setup_from_config
+
+        setup_from_config(cfg)
+        login = ensure_demo_user(cfg) if demo else None
+        return supervise(cfg, worker_argv or [], counts,
+                         lambda lines: announce(cfg, lines, login))
+    login = ensure_demo_user(cfg) if demo else None
+    from twisted.internet import reactor
+
+    from server.service import StoreServer
+
+    server = StoreServer(cfg)
+    services: list = []
+
+    def start() -> defer.Deferred:
+        return server.start(reactor).addCallback(lambda _: start_gateways(cfg, reactor, services))
+
+    def stop() -> defer.Deferred:
+        return stop_gateways(services).addCallback(lambda _: server.stop())
+
+    def running() -> None:
+        log.info("store server listening on %s", cfg.get("server_socket"))
+        announce(cfg, listener_lines(services), login)
+
+    return run_reactor(cfg, start, stop, running)
+
+
+def announce(cfg: Config, lines: list[str], login: tuple[str, str] | None) -> None:
+    """The banner of `groupware serve`, once every listener is up."""
+    print_lines(lines)
+    if login:
+        print(f"Demo login: user {login[0]}, password {login[1]}", flush=True)
+    print(f"groupware is running; data in {cfg.data_dir}. Stop with Ctrl-C.", flush=True)
+
+
+def run_worker(cfg: Config, role: str) -> int:
+    """One worker process of `groupware serve`: the store server ("store") or every
+    enabled gateway ("gateways"), on the supervisor's sockets; it tells the supervisor
+    when it is ready instead of printing a banner."""
+    from twisted.internet import reactor
+
+    from shared.socketshare import report_ready
+
+    if role == "store":
+        from server.service import StoreServer
+
+        server = StoreServer(cfg)
+        return run_reactor(cfg, lambda: server.start(reactor), server.stop, lambda: report_ready([]))
+    services: list = []
+    return run_reactor(cfg, lambda: start_gateways(cfg, reactor, services), lambda: stop_gateways(services),
+                       lambda: report_ready(listener_lines(services)))

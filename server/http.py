@@ -23,7 +23,7 @@ import tempfile
 from importlib import resources
 from typing import Any, BinaryIO
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, RESPONSES
@@ -428,18 +428,31 @@ class StreamResource(Resource):
     def render_GET(self, request: Request) -> Any:
         services = self.site.services
         token = request.postpath[0].decode("ascii", "replace") if len(request.postpath) == 1 else ""
-        try:
-            stream = lookup_stream(services, token, _header(request, b"X-Session-Id"))
-        except NotFound as err:
-            _send(request, 404, fault(err))
-            return NOT_DONE_YET
+        d = ensureDeferred(lookup_stream(services, token, _header(request, b"X-Session-Id")))
+        d.addCallback(self._send_stream, request)
+        d.addErrback(self._not_sent, request)
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _not_sent(failure: Failure, request: Request) -> None:
+        if failure.check(NotFound):
+            _send(request, 404, fault(failure.value))
+        elif failure.check(GroupwareError):
+            _send(request, _fault_status(failure.value), fault(failure.value))
+        else:
+            SoapResource._failed(failure, request)
+
+    def _send_stream(self, stream: Any, request: Request) -> None:
+        if request.finished or request.channel is None:
+            return
+        services = self.site.services
         size = stream.size
         try:
             wanted = parse_range(_header(request, b"Range"), size)
         except ValueError:
             request.setHeader(b"Content-Range", b"bytes */%d" % size)
             _send(request, 416, b"", b"text/plain")
-            return NOT_DONE_YET
+            return
         start, end = wanted if wanted is not None else (0, size - 1)
         length = end - start + 1 if size else 0
         if wanted is not None:
@@ -450,9 +463,8 @@ class StreamResource(Resource):
         request.setHeader(b"Content-Length", b"%d" % length)
         if request.method == b"HEAD" or length == 0:
             request.finish()
-            return NOT_DONE_YET
+            return
         BlobSender(request, services, stream, start, length).begin()
-        return NOT_DONE_YET
 
     render_HEAD = render_GET
 
@@ -469,12 +481,10 @@ class UploadResource(Resource):
         if path is None:
             _send(request, 400, fault(BadRequest("no body")))
             return NOT_DONE_YET
-        try:
-            upload_id = register_upload(self.site.services, _header(request, b"X-Session-Id") or "", path)
-        except GroupwareError as err:
-            _send(request, _fault_status(err), fault(err))
-            return NOT_DONE_YET
-        _send(request, 201, upload_id.encode("ascii"), b"text/plain; charset=us-ascii")
+        d = ensureDeferred(register_upload(self.site.services, _header(request, b"X-Session-Id") or "", path))
+        d.addCallback(lambda upload_id: _send(request, 201, upload_id.encode("ascii"),
+                                              b"text/plain; charset=us-ascii"))
+        d.addErrback(StreamResource._not_sent, request)
         return NOT_DONE_YET
 
 

@@ -102,43 +102,60 @@ class LocalNotifier(ChangeNotifier):
 
 
 class Relay(Protocol):
-    """Carries change batches between store processes; calls `heard(changes)` on the
-    reactor thread for every batch another process published."""
+    """Carries messages between store processes; calls `heard(message)` on the reactor
+    thread for every message another process published."""
 
-    def start(self, heard: Callable[[Changes], None]) -> Deferred: ...
+    def start(self, heard: Callable[[bytes], None]) -> Deferred: ...
 
-    def publish(self, changes: Changes) -> None: ...
+    def publish(self, message: bytes) -> None: ...
 
     def stop(self) -> Deferred: ...
 
 
-def encode_changes(changes: Iterable[tuple[int, int]]) -> bytes:
-    """`folder:modseq` pairs separated by spaces, the wire form every relay carries."""
-    return " ".join(f"{fid}:{modseq}" for fid, modseq in changes).encode("ascii")
+# Items per relayed message (a folder change is at most about 40 bytes): a datagram
+# or a Redis message stays small.
+ITEMS_PER_MESSAGE = 500
+ENDED = b"end="
 
 
-def decode_changes(data: bytes) -> Changes:
-    """The pairs of `encode_changes`; malformed pairs are skipped (a peer is not a client,
-    but a stray datagram must not break the listener)."""
-    out: Changes = []
-    for pair in data.split():
-        fid, sep, modseq = pair.partition(b":")
+def encode_messages(changes: Changes, ended: Iterable[str] = ()) -> list[bytes]:
+    """The wire form: space-separated items, `folder:modseq` for a change and
+    `end=<session id>` for a session that was logged off."""
+    items = [f"{fid}:{modseq}".encode("ascii") for fid, modseq in changes]
+    items += [ENDED + session_id.encode("ascii") for session_id in ended]
+    return [b" ".join(items[i:i + ITEMS_PER_MESSAGE]) for i in range(0, len(items), ITEMS_PER_MESSAGE)]
+
+
+def decode_message(data: bytes) -> tuple[Changes, list[str]]:
+    """The changes and ended sessions of one message; malformed items are skipped (a peer
+    is not a client, but a stray datagram must not break the listener)."""
+    changes: Changes = []
+    ended: list[str] = []
+    for item in data.split():
+        if item.startswith(ENDED):
+            ended.append(item[len(ENDED):].decode("ascii", "replace"))
+            continue
+        fid, sep, modseq = item.partition(b":")
         if sep and fid.isdigit() and modseq.isdigit():
-            out.append((int(fid), int(modseq)))
-    return out
+            changes.append((int(fid), int(modseq)))
+    return changes, ended
 
 
 class SharedNotifier(LocalNotifier):
     """Local waiters, plus a relay to the other store processes on the same database.
 
     Changes are published once per reactor turn, batched, after the local waiters
-    are woken; a batch heard from a peer wakes the local waiters only.
+    are woken; a batch heard from a peer wakes the local waiters only. Logoffs
+    travel the same way, so a session ended in one process is refused by all
+    (`session_ended` is called with each one heard).
     """
 
     def __init__(self, clock: Any, max_timeout: float, relay: Relay) -> None:
         super().__init__(clock, max_timeout)
         self.relay = relay
+        self.session_ended: Callable[[str], None] | None = None
         self._pending: dict[int, int] = {}
+        self._ended: list[str] = []
         self._flush: IDelayedCall | None = None
 
     def start(self) -> Deferred:
@@ -148,21 +165,34 @@ class SharedNotifier(LocalNotifier):
         super().changed(folder_id, modseq)
         if modseq > self._pending.get(folder_id, 0):
             self._pending[folder_id] = modseq
+        self._schedule()
+
+    def ended(self, session_id: str) -> None:
+        """A session was logged off here: tell the other processes."""
+        self._ended.append(session_id)
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._flush is None:
             self._flush = self._clock.callLater(0, self._publish)
 
-    def heard(self, changes: Changes) -> None:
+    def heard(self, message: bytes) -> None:
+        changes, ended = decode_message(message)
         for folder_id, modseq in changes:
             LocalNotifier.changed(self, folder_id, modseq)
+        if self.session_ended is not None:
+            for session_id in ended:
+                self.session_ended(session_id)
 
     def _publish(self) -> None:
         self._flush = None
         pending, self._pending = self._pending, {}
-        if pending:
-            try:
-                self.relay.publish(sorted(pending.items()))
-            except Exception:
-                log.exception("could not publish changes to the other store processes")
+        ended, self._ended = self._ended, []
+        try:
+            for message in encode_messages(sorted(pending.items()), ended):
+                self.relay.publish(message)
+        except Exception:
+            log.exception("could not publish changes to the other store processes")
 
     def stop(self) -> None:
         super().stop()

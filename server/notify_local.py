@@ -18,7 +18,6 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import DatagramProtocol
 
-from server.notify import Changes, decode_changes, encode_changes
 from shared.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -26,20 +25,16 @@ log = logging.getLogger(__name__)
 SUFFIX = ".sock"
 # A batch is one datagram; the kernel queues this much for a listener that is busy.
 RECEIVE_BUFFER = 1 << 20
-# Folders per datagram (at most about 40 bytes each): a longer batch is cut into several.
-PAIRS_PER_DATAGRAM = 500
 # sockaddr_un's sun_path holds 108 bytes with its terminating NUL.
 MAX_SOCKET_PATH = 107
 
 
 class _Listener(DatagramProtocol):
-    def __init__(self, heard: Callable[[Changes], None]) -> None:
+    def __init__(self, heard: Callable[[bytes], None]) -> None:
         self.heard = heard
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
-        changes = decode_changes(data)
-        if changes:
-            self.heard(changes)
+        self.heard(data)
 
 
 class DatagramRelay:
@@ -53,7 +48,7 @@ class DatagramRelay:
         self._seen: float | None = None  # the directory's mtime when _peers was read
         self._full_reported = False
 
-    def start(self, heard: Callable[[Changes], None]) -> Deferred:
+    def start(self, heard: Callable[[bytes], None]) -> Deferred:
         if len(self.path.encode()) > MAX_SOCKET_PATH:
             raise ConfigError("notify_socket_dir", f"{self.directory} is too long for a UNIX socket path")
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
@@ -63,15 +58,11 @@ class DatagramRelay:
         self._sender.setblocking(False)
         return succeed(None)
 
-    def publish(self, changes: Changes) -> None:
+    def publish(self, message: bytes) -> None:
         if self._sender is None:
             return
-        peers = self._current_peers()
-        if not peers:
-            return
-        for datagram in _datagrams(changes):
-            for peer in peers:
-                self._send(datagram, peer)
+        for peer in self._current_peers():
+            self._send(message, peer)
 
     def _current_peers(self) -> list[str]:
         """The other processes' sockets; the directory is listed again only when it changed."""
@@ -117,7 +108,3 @@ class DatagramRelay:
             return port.stopListening() or succeed(None)
         return succeed(None)
 
-
-def _datagrams(changes: Changes) -> list[bytes]:
-    return [encode_changes(changes[start:start + PAIRS_PER_DATAGRAM])
-            for start in range(0, len(changes), PAIRS_PER_DATAGRAM)]

@@ -19,7 +19,6 @@ import txredisapi
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
-from server.notify import Changes, decode_changes, encode_changes
 from shared.redisurl import RedisAddress
 
 log = logging.getLogger(__name__)
@@ -66,11 +65,11 @@ class RedisRelay:
         self.channel = channel
         # Our own batches come back on the channel; this marks them.
         self.origin = secrets.token_hex(8).encode("ascii")
-        self._heard: Callable[[Changes], None] | None = None
+        self._heard: Callable[[bytes], None] | None = None
         self._subscriber: _SubscriberFactory | None = None
         self._publisher: Any = None
 
-    def start(self, heard: Callable[[Changes], None]) -> Deferred:
+    def start(self, heard: Callable[[bytes], None]) -> Deferred:
         self._heard = heard
         address = self.address
         self._subscriber = _SubscriberFactory(address, self.channel, self._message)
@@ -97,17 +96,13 @@ class RedisRelay:
         if isinstance(message, str):
             message = message.encode("utf-8", "replace")
         origin, _, payload = bytes(message).partition(b" ")
-        if origin == self.origin or self._heard is None:
-            return
-        changes = decode_changes(payload)
-        if changes:
-            self._heard(changes)
+        if origin != self.origin and self._heard is not None:
+            self._heard(payload)
 
-    def publish(self, changes: Changes) -> None:
+    def publish(self, message: bytes) -> None:
         if self._publisher is None:
             return
-        message = self.origin + b" " + encode_changes(changes)
-        d = self._publisher.publish(self.channel, message.decode("ascii"))
+        d = self._publisher.publish(self.channel, (self.origin + b" " + message).decode("ascii"))
         d.addErrback(lambda failure: log.warning("could not publish changes on Redis: %s",
                                                  failure.getErrorMessage()))
 

@@ -26,12 +26,13 @@ from server.caller_rights import CallerRight
 from shared.fair_share import FairShare
 from server.http import StoreSite
 from server.notify import SharedNotifier, make_notifier
-from server.sessions import SessionManager
+from server.sessions import SessionManager, session_key
 from server.soap.context import Limits, Services
 from server.users import load_user_backend
 from shared.authguard import AuthGuard
 from shared.config import Config, ConfigError
-from shared.endpoints import clear_stale_socket, listen, listen_unix, port_address
+from shared.endpoints import listen, port_address
+from shared.socketshare import UnixListenAddress, worker_channel
 from shared.tls import config_server_options
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,15 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def prepare_spool(spool_dir: str, clear: bool = True) -> None:
+    """The upload spool directory; with `clear`, without the uploads a previous run
+    left (they belong to sessions that no longer exist)."""
+    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
+    if clear:
+        for path in glob.glob(os.path.join(spool_dir, "upload-*")):
+            _unlink(path)
 
 
 class StoreServer:
@@ -105,7 +115,9 @@ class StoreServer:
         reactor.addSystemEventTrigger("after", "shutdown", self._stop_pool)
         try:
             spool_dir = os.path.join(self.data_dir, SPOOL_DIR)
-            await self.run(self._prepare_spool, spool_dir)
+            # A worker of `groupware serve` shares the spool with the other store workers,
+            # whose uploads are live; its supervisor clears the spool before they start.
+            await self.run(prepare_spool, spool_dir, worker_channel() is None)
             self.storage = await self.run(open_storage, cfg)
             users = await self.run(load_user_backend, cfg, self.storage)
             public_store_id = await self.run(self.storage.public_store_id)
@@ -115,7 +127,10 @@ class StoreServer:
             sessions = SessionManager(cfg.get_int("session_timeout"),
                                       lambda path: self.run(_unlink, path), reactor.seconds,
                                       lambda keys: self.run(_delete_blobs, storage, keys),
-                                      cfg.get_int("max_calendar_import_objects"))
+                                      cfg.get_int("max_calendar_import_objects"), key=session_key())
+            # Logoffs reach the other store processes, which then refuse the session too.
+            sessions.on_end = self.notifier.ended
+            self.notifier.session_ended = lambda session_id: sessions.end(session_id, here=False)
             limits = Limits(
                 max_message_size=cfg.get_size("max_message_size"),
                 inline_source_limit=cfg.get_size("inline_source_limit"),
@@ -144,13 +159,6 @@ class StoreServer:
             await self.stop()
             raise
 
-    @staticmethod
-    def _prepare_spool(spool_dir: str) -> None:
-        os.makedirs(spool_dir, mode=0o700, exist_ok=True)
-        # Uploads left by a previous run belong to sessions that no longer exist.
-        for path in glob.glob(os.path.join(spool_dir, "upload-*")):
-            _unlink(path)
-
     async def _listen(self, reactor: Any) -> None:
         cfg = self.cfg
         address = cfg.get_store_address("server_socket")
@@ -159,18 +167,17 @@ class StoreServer:
                 raise ConfigError("server_socket", "the store server listens on a UNIX socket path here; "
                                   "TCP and TLS listeners are server_listen and server_listen_tls")
             socket_path = address.path
-            await self.run(clear_stale_socket, socket_path, "server_socket")
-            mode = cfg.get_mode("server_pipe_mode")
-            port = await listen_unix(reactor, socket_path, mode, self.site)
+            unix_address = UnixListenAddress(socket_path, cfg.get_mode("server_pipe_mode"), "server_socket")
+            port = await listen(reactor, unix_address, self.site)
             self._listening(port, f"unix:{socket_path}")
-        for tcp in cfg.get_listen("server_listen"):
-            port = await listen(reactor, tcp.description(), self.site)
+        for index, tcp in enumerate(cfg.get_listen("server_listen")):
+            port = await listen(reactor, tcp, self.site, name=f"server_listen {index}")
             self._listening(port, f"tcp:{port_address(port)}")
         tls_addresses = cfg.get_listen("server_listen_tls")
         if tls_addresses:
             options = self._tls_options()
-            for tls in tls_addresses:
-                port = await listen(reactor, tls.description(), self.site, options)
+            for index, tls in enumerate(tls_addresses):
+                port = await listen(reactor, tls, self.site, options, name=f"server_listen_tls {index}")
                 self._listening(port, f"tls:{port_address(port)}")
         if not self.listening_ports:
             raise ConfigError("server_socket", "no listener configured: set server_socket or server_listen")

@@ -1,14 +1,26 @@
 """Logged-on sessions of the store server, kept in memory.
 
-A session id is the only credential a gateway presents after logon, so it is
-128 random bits from `secrets`; so are stream tokens and upload ids, which are
-good only together with the id of the session that made them. Sessions die after
-`session_timeout` seconds without a call; whatever they own (stream tokens,
-spooled uploads) dies with them.
+A session id is the only credential a gateway presents after logon: 128 random
+bits from `secrets`, then what the session is (user id, protocol, client
+address, delivery right, when it began) signed with the session key. Stream
+tokens and upload ids are good only together with the id of the session that
+made them. Sessions die after `session_timeout` seconds without a call; whatever
+they own (stream tokens, spooled uploads) dies with them.
+
+Store processes that share the key (the store workers of `groupware serve`)
+accept each other's sessions: a process that meets a signed id it does not hold
+adopts it (`claim`, then `adopt` once the user is read again), as long as the id
+is younger than `session_timeout`, was made after this process started, and was
+not ended (`end`; logoffs are told to every process by the notifier's relay). An
+older one is refused, and the gateway logs on again transparently.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -17,6 +29,10 @@ from typing import Any
 
 from shared.errors import NotFound, Quota, SessionInvalid, TooLarge, Unavailable
 from shared.spans import Layout
+
+# The environment variable that gives the store processes of one `groupware serve`
+# their shared session key (hex); without it each process has a key of its own.
+SESSION_KEY_ENV = "GROUPWARE_SESSION_KEY"
 
 # A session may park a few uploads between PUT /upload and createMessage;
 # more than this is a client leaking them, and each one holds disk space.
@@ -73,8 +89,42 @@ class Session:
         return self.user["store_id"]
 
 
+def session_key() -> bytes | None:
+    """The session key shared with the other store processes, if there are any."""
+    value = os.environ.get(SESSION_KEY_ENV)
+    return bytes.fromhex(value) if value else None
+
+
 def new_token() -> str:
     return secrets.token_hex(16)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    """HMAC-SHA256 tags of the store's tokens under one key (truncated to 128 bits)."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def tag(self, text: str) -> str:
+        return _b64(hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).digest()[:16])
+
+    def sign(self, text: str) -> str:
+        return f"{text}.{self.tag(text)}"
+
+    def verify(self, token: str) -> str | None:
+        """The text of a token signed here, or None."""
+        text, _, tag = token.rpartition(".")
+        if not text or not hmac.compare_digest(tag, self.tag(text)):
+            return None
+        return text
 
 
 class SessionManager:
@@ -83,24 +133,88 @@ class SessionManager:
     def __init__(self, timeout: float, discard_file: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic,
                  discard_blobs: Callable[[list[str]], None] = lambda keys: None,
-                 max_staged_objects: int = 50000) -> None:
+                 max_staged_objects: int = 50000, key: bytes | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.timeout = timeout
         self.discard_file = discard_file
         # Blobs of staged calendar objects whose import never committed.
         self.discard_blobs = discard_blobs
         self.max_staged_objects = max_staged_objects
         self._clock = clock
+        self._wall = wall_clock
+        self.signer = Signer(key or secrets.token_bytes(32))
+        self.started = wall_clock()
         self._sessions: dict[str, Session] = {}
         self._streams: dict[str, str] = {}  # token -> session id
+        # Ids ended (logged off) here or elsewhere -> when; kept while they could be adopted.
+        self._ended: dict[str, float] = {}
+        # Told when a session is ended here, to tell the other processes.
+        self.on_end: Callable[[str], None] | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
 
     def create(self, user: dict[str, Any], protocol: str | None = None,
                client_address: str | None = None, delivery: bool = False) -> Session:
-        session = Session(new_token(), user, protocol, client_address, self._clock(), delivery=delivery)
+        facts = {"u": user.get("id"), "p": protocol, "c": client_address, "d": delivery,
+                 "t": round(self._wall(), 3)}
+        session_id = self.signer.sign(f"{new_token()}.{_b64(json.dumps(facts, separators=(',', ':')).encode())}")
+        session = Session(session_id, user, protocol, client_address, self._clock(), delivery=delivery)
         self._sessions[session.id] = session
         return session
+
+    def claim(self, session_id: str | None) -> dict[str, Any] | None:
+        """What a signed session id that this process does not hold says (u: user id or
+        None, p: protocol, c: client address, d: delivery), if it may be adopted here."""
+        if not session_id or session_id in self._sessions or session_id in self._ended:
+            return None
+        text = self.signer.verify(session_id)
+        if text is None:
+            return None
+        try:
+            facts = json.loads(_unb64(text.partition(".")[2]))
+            begun = float(facts["t"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return facts if self._fresh(begun) else None
+
+    def adopt(self, session_id: str, facts: dict[str, Any], user: dict[str, Any]) -> Session:
+        """Hold a session another process made (see `claim`)."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            session = Session(session_id, user, facts.get("p"), facts.get("c"), self._clock(),
+                              delivery=bool(facts.get("d")))
+            self._sessions[session_id] = session
+        return session
+
+    def end(self, session_id: str, here: bool = True) -> None:
+        """A session ended (logoff) here, or in another process (`here` false): never
+        valid again; one ended here is told to the others through `on_end`."""
+        self.remove(session_id)
+        self._ended[session_id] = self._clock()
+        if here and self.on_end is not None:
+            self.on_end(session_id)
+
+    def _fresh(self, begun: float) -> bool:
+        """Whether a token made at `begun` (wall clock) may still be taken up here."""
+        now = self._wall()
+        return self.started <= begun <= now + 1 and now - begun <= self.timeout
+
+    def signed(self, text: str) -> str:
+        """A token of `text`, stamped now, that every process with the key can read back
+        (`read_signed`) for `session_timeout` seconds."""
+        return self.signer.sign(f"{new_token()}.{int(self._wall() * 1000)}.{text}")
+
+    def read_signed(self, token: str) -> str | None:
+        """The text of a fresh token of `signed`, or None."""
+        text = self.signer.verify(token)
+        if text is None:
+            return None
+        _nonce, _, rest = text.partition(".")
+        stamp, _, text = rest.partition(".")
+        if not stamp.isdigit() or not self._fresh(int(stamp) / 1000):
+            return None
+        return text
 
     def get(self, session_id: str | None) -> Session:
         """The live session for an id, marked as used now."""
@@ -116,8 +230,11 @@ class SessionManager:
         session.last_used = self._clock()
 
     def is_valid(self, session_id: str | None) -> bool:
+        """A live session here, or one of another process that may be adopted."""
         session = self._sessions.get(session_id or "")
-        return session is not None and not self._expired(session)
+        if session is None:
+            return self.claim(session_id) is not None
+        return not self._expired(session)
 
     def remove(self, session_id: str) -> None:
         session = self._sessions.pop(session_id, None)
@@ -139,6 +256,9 @@ class SessionManager:
         stale = [s.id for s in self._sessions.values() if self._expired(s)]
         for session_id in stale:
             self.remove(session_id)
+        now = self._clock()
+        for session_id in [i for i, when in self._ended.items() if now - when > self.timeout]:
+            del self._ended[session_id]
         return len(stale)
 
     def clear(self) -> None:
@@ -150,19 +270,22 @@ class SessionManager:
 
     # -- streams --------------------------------------------------------------
 
-    def add_stream(self, session: Session, stream: Stream) -> str:
+    def add_stream(self, session: Session, stream: Stream, recipe: str) -> str:
+        """A token for `stream`; another process with the key rebuilds the stream from
+        `recipe` (see server.soap.streams)."""
         while len(session.streams) >= MAX_STREAMS_PER_SESSION:
             oldest = next(iter(session.streams))
             del session.streams[oldest]
             self._streams.pop(oldest, None)
-        token = new_token()
+        token = self.signed(recipe)
         session.streams[token] = stream
         self._streams[token] = session.id
         return token
 
     def stream(self, token: str, session_id: str | None) -> tuple[Session, Stream]:
-        """The stream behind a token, for the session that opened it (`session_id`, which
-        the reader names); NotFound for anyone else, and once its session is gone."""
+        """The stream behind a token made here, for the session that opened it
+        (`session_id`, which the reader names); NotFound for anyone else, and once its
+        session is gone."""
         owner = self._streams.get(token)
         if owner is None or not hmac.compare_digest(owner, session_id or ""):
             raise NotFound("unknown stream")
@@ -178,7 +301,9 @@ class SessionManager:
         if len(session.uploads) >= MAX_UPLOADS_PER_SESSION:
             self.discard_file(path)
             raise Quota("too many pending uploads in this session")
-        upload_id = new_token()
+        # Signed with the session's nonce and the file's path: a process that holds the
+        # same session finds the file in the spool directory they share.
+        upload_id = self.signed(f"{session.id.partition('.')[0]}.{_b64(path.encode())}")
         session.uploads[upload_id] = path
         return upload_id
 
@@ -186,8 +311,23 @@ class SessionManager:
         """Hand a spooled upload over to the caller, who then owns the file."""
         path = session.uploads.pop(upload_id, None)
         if path is None:
+            path = self._uploaded_elsewhere(session, upload_id)
+        if path is None:
             raise NotFound("unknown upload")
         return path
+
+    def _uploaded_elsewhere(self, session: Session, upload_id: str) -> str | None:
+        text = self.read_signed(upload_id)
+        if text is None:
+            return None
+        nonce, _, encoded = text.partition(".")
+        if nonce != session.id.partition(".")[0]:
+            return None
+        try:
+            path = _unb64(encoded).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return path if os.path.isfile(path) else None
 
     # -- staged calendar imports ----------------------------------------------
 

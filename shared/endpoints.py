@@ -11,20 +11,24 @@ TLS is layered on by our own code (shared.tls) rather than through the `ssl:` an
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
 import stat
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from twisted.internet import defer
+from twisted.internet import defer, tcp, unix
 from twisted.internet.endpoints import (
     HostnameEndpoint, clientFromString, quoteStringArgument, serverFromString, wrapClientTLS,
 )
 from twisted.internet.interfaces import IListeningPort, IStreamClientEndpoint
 
+
 from shared.config import ConfigError
+from shared.socketshare import UnixListenAddress, shared_socket, worker_channel
 
 # Seconds a connection to the store server may take to open.
 CONNECT_TIMEOUT = 10
@@ -102,31 +106,62 @@ def unix_description(path: str, mode: int) -> str:
     return f"unix:address={quoteStringArgument(path)}:mode={mode:o}:lockfile=0"
 
 
-def listen(reactor: Any, description: str, factory: Any, tls_options: Any = None) -> defer.Deferred:
-    """Listen on an endpoint description, under TLS with `tls_options`; fires with the
-    IListeningPort. TCP and UNIX endpoints bind at once, so the Deferred has already
-    fired (or failed with CannotListenError) when this returns."""
+def listen(reactor: Any, address: "ListenAddress | UnixListenAddress", factory: Any,
+           tls_options: Any = None, name: str = "") -> defer.Deferred:
+    """Listen on a TCP address or a UNIX socket (a stale one of a dead process is
+    replaced, a live one is an error), under TLS with `tls_options`; fires with the
+    IListeningPort. The port is bound at once, so the Deferred has already fired (or
+    failed with CannotListenError) when this returns.
+
+    In a worker process of `groupware serve` the socket comes from the supervisor
+    (shared.socketshare), so every worker accepts on the same one; `name` tells
+    listeners on the same address apart (two on port 0 are two sockets)."""
     if tls_options is not None:
         # What reactor.listenSSL does too: TLS in memory over a plain TCP port.
         from twisted.protocols.tls import TLSMemoryBIOFactory
         factory = TLSMemoryBIOFactory(tls_options, False, factory)
-    return serverFromString(reactor, description).listen(factory)
+    if worker_channel() is not None:
+        return defer.maybeDeferred(_adopt, reactor, address, factory, name)
+    if isinstance(address, UnixListenAddress):
+        clear_stale_socket(address.path, address.option)
+        with socket_mode(address.path, address.mode):
+            return serverFromString(reactor, unix_description(address.path, address.mode)).listen(factory)
+    return serverFromString(reactor, address.description()).listen(factory)
 
 
-def listen_unix(reactor: Any, path: str, mode: int, factory: Any) -> defer.Deferred:
-    """Listen on a UNIX socket at `path` that never has more permissions than `mode`: it is
-    bound under a umask that leaves no other bits (chmod after bind would leave a moment in
-    which the umask's mode lets other local users connect), then set to `mode` exactly."""
+@contextlib.contextmanager
+def socket_mode(path: str, mode: int) -> Iterator[None]:
+    """Bind a UNIX socket at `path` inside this block: it never has more permissions than
+    `mode`, being bound under a umask that leaves no other bits (chmod after bind would
+    leave a moment in which the umask's mode lets other local users connect), and has
+    `mode` exactly afterwards."""
     previous = os.umask(0o777 & ~mode)
     try:
-        d = listen(reactor, unix_description(path, mode), factory)
+        yield
     finally:
         os.umask(previous)
-
-    def exact(port: Any) -> Any:
+    if os.path.exists(path):
         os.chmod(path, mode)  # bits the umask of the process had taken away
-        return port
-    return d.addCallback(exact)
+
+
+class _SharedUnixPort(unix.Port):
+    """A UNIX listening socket adopted from the supervisor, which owns its file: a
+    worker that stops leaves it for the others and the next worker."""
+
+    def connectionLost(self, reason: Any) -> None:
+        tcp.Port.connectionLost(self, reason)
+
+
+def _adopt(reactor: Any, address: Any, factory: Any, name: str) -> IListeningPort:
+    fd, family = shared_socket(address, name)
+    try:
+        if family == socket.AF_UNIX:
+            port = _SharedUnixPort._fromListeningDescriptor(reactor, fd, factory)
+            port.startListening()
+            return port
+        return reactor.adoptStreamPort(fd, family, factory)
+    finally:
+        os.close(fd)  # the port holds a duplicate
 
 
 def port_address(port: IListeningPort) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 
 from twisted.internet import defer
 
-from shared.endpoints import clear_stale_socket, listen, listen_unix, parse_listen, port_address
+from shared.endpoints import listen, parse_listen, port_address
+from shared.socketshare import UnixListenAddress
 from shared.tls import config_server_options
 
 __all__ = ["Listeners", "gateway_tls"]
@@ -37,20 +38,19 @@ class Listeners:
     def unix(self, name: str, path: str, mode: int, factory: Any, option: str) -> None:
         """A UNIX socket at `path` with file mode `mode`; a stale one of a dead process
         is replaced, a live one is an error (`option` names the setting)."""
-        clear_stale_socket(path, option)
         slot = len(self.ports)
         self.ports.append((name, None))
-        d = listen_unix(self.reactor, path, mode, factory)
+        d = listen(self.reactor, UnixListenAddress(path, mode, option), factory, name=name)
         d.addCallback(self._opened, slot)
         self._opening.append(d)
 
     def _listen(self, name: str, addresses: str, factory: Any, options: Any) -> None:
-        for address in parse_listen(addresses):
+        for index, address in enumerate(parse_listen(addresses)):
             # A slot per address keeps the banner in config order, however the
             # endpoints fire.
             slot = len(self.ports)
             self.ports.append((name, None))
-            d = listen(self.reactor, address.description(), factory, options)
+            d = listen(self.reactor, address, factory, options, name=f"{name} {index}")
             d.addCallback(self._opened, slot)
             self._opening.append(d)
 

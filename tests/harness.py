@@ -342,6 +342,8 @@ class ServerProcess(OurProcess):
                                     "imap_listen": "127.0.0.1:0", "imaps_listen": "127.0.0.1:0",
                                     "managesieve_listen": "127.0.0.1:0",
                                     "lmtp_listen": "127.0.0.1:0",
+                                    # One process unless a test asks for workers.
+                                    "store_workers": "1", "gateway_workers": "1",
                                     **(options or {})})
         self.demo = demo
         self.subcommand = command

@@ -27,8 +27,8 @@ def test_idle_sessions_expire_with_their_tokens_and_uploads():
     clock, discarded = Clock(), []
     sessions = manager(clock, discarded)
     session = sessions.create(USER, "imap")
-    assert len(session.id) == 32
-    token = sessions.add_stream(session, Stream([("key", 10)]))
+    assert len(session.id.partition(".")[0]) == 32  # 128 random bits, then what is signed
+    token = sessions.add_stream(session, Stream([("key", 10)]), "recipe")
     sessions.add_upload(session, "/tmp/upload-1")
     clock.advance(59)
     assert sessions.get(session.id) is session  # use resets the idle clock
@@ -74,7 +74,7 @@ def test_stream_tokens_per_session_are_capped_oldest_first():
     clock, discarded = Clock(), []
     sessions = manager(clock, discarded)
     session = sessions.create(USER)
-    tokens = [sessions.add_stream(session, Stream([(f"key{n}", n)])) for n in range(MAX_STREAMS_PER_SESSION + 10)]
+    tokens = [sessions.add_stream(session, Stream([(f"key{n}", n)]), "recipe") for n in range(MAX_STREAMS_PER_SESSION + 10)]
     assert len(session.streams) == MAX_STREAMS_PER_SESSION
     for token in tokens[:10]:
         with pytest.raises(NotFound):
@@ -98,6 +98,61 @@ def test_uploads_are_taken_once_and_capped():
     assert discarded == ["/tmp/one-too-many"]
     sessions.remove(session.id)
     assert len(discarded) == 1 + MAX_UPLOADS_PER_SESSION
+
+
+def test_processes_sharing_the_key_adopt_each_others_sessions_until_ended_or_stale():
+    clock, wall, key = Clock(), Clock(), b"k" * 32
+    wall.advance(1_700_000_000)
+    here, there = (SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds) for _ in range(2))
+    stranger = SessionManager(60, [].append, clock.seconds, key=b"x" * 32, wall_clock=wall.seconds)
+    session = here.create(USER, "imap", "192.0.2.1")
+    assert stranger.claim(session.id) is None  # another key: not ours
+    assert here.claim(session.id) is None  # held already
+    facts = there.claim(session.id)
+    assert facts == {"u": 7, "p": "imap", "c": "192.0.2.1", "d": False, "t": 1_700_000_000}
+    adopted = there.adopt(session.id, facts, USER)
+    assert there.get(session.id) is adopted and adopted.protocol == "imap"
+    # A token with a changed byte is refused.
+    assert there.claim(session.id[:40] + ("A" if session.id[40] != "A" else "B") + session.id[41:]) is None
+    # Logged off in one process: the others hear of it and refuse it from then on.
+    ended: list[str] = []
+    here.on_end = ended.append
+    here.end(session.id)
+    assert ended == [session.id]
+    there.end(session.id, here=False)
+    with pytest.raises(SessionInvalid):
+        there.get(session.id)
+    assert there.claim(session.id) is None
+    # A session older than the timeout is not taken up by a process that never held it.
+    late = here.create(USER, "imap")
+    wall.advance(61)
+    assert there.claim(late.id) is None
+    # Nor one made before the process started (it cannot know whether it was ended).
+    restarted = SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds)
+    wall.advance(1)
+    assert restarted.claim(here.create(USER).id) is not None
+    early = here.create(USER)
+    assert SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds).claim(early.id) is not None
+    wall.advance(1)
+    assert SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds).claim(early.id) is None
+
+
+def test_uploads_and_streams_of_another_process_are_found_by_their_signed_ids(tmp_path):
+    clock, wall, key = Clock(), Clock(), b"k" * 32
+    wall.advance(1_700_000_000)
+    here, there = (SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds) for _ in range(2))
+    session = here.create(USER, "imap")
+    spooled = tmp_path / "upload-abc"
+    spooled.write_bytes(b"message")
+    upload = here.add_upload(session, str(spooled))
+    adopted = there.adopt(session.id, there.claim(session.id), USER)
+    assert there.take_upload(adopted, upload) == str(spooled)
+    other = there.adopt(*(lambda s: (s.id, there.claim(s.id)))(here.create(USER)), USER)
+    with pytest.raises(NotFound):  # bound to the session that uploaded it
+        there.take_upload(other, here.add_upload(session, str(spooled)))
+    token = here.add_stream(session, Stream([("key", 7)]), "7~12~1:3~7")
+    assert there.read_signed(token) == "7~12~1:3~7"
+    assert SessionManager(60, [].append, clock.seconds, key=b"x" * 32, wall_clock=wall.seconds).read_signed(token) is None
 
 
 def test_notifier_wakes_times_out_and_forgets_cancelled_waiters():

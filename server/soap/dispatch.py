@@ -19,7 +19,7 @@ from server.soap import (calendar, changes, delivery, folders, items, publishing
 from server.soap.context import Call, Services
 from server.storage.engine import is_storage_full, is_unavailable
 from shared.budget import OutOfTime, WorkCancelled
-from shared.codec import body_of, envelope, fault, operation_of
+from shared.codec import body_of, envelope, fault, field, operation_of
 from shared.errors import LIMIT, BadRequest, GroupwareError, Internal, StorageFull, Unavailable
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ async def _answer(services: Services, data: bytes, peer: str, peer_uid: int | No
         handler = OPERATIONS.get(op)
         if handler is None:
             raise BadRequest(f"unknown operation {op!r}")
+        await session.adopt(services, field(body, "sessionId"))
         budget = services.budgets.open(services.work_time_limit)
         call = Call(services, body, peer, peer_uid, budget)
         try:

@@ -99,7 +99,7 @@ async def logon(call: Call) -> etree._Element:
 async def logoff(call: Call) -> etree._Element:
     session = call.any_session()
     call.release()
-    call.services.sessions.remove(session.id)
+    call.services.sessions.end(session.id)
     return response("logoff")
 
 
@@ -110,3 +110,24 @@ async def whoami(call: Call) -> etree._Element:
     add(out, "storeId", session.store_id)
     add(out, "publicStoreId", call.services.public_store_id)
     return out
+
+
+async def adopt(services: Services, session_id: str | None) -> None:
+    """Before a call uses it, hold a session that another store process made (see
+    server.sessions), if its user may still use it; otherwise the call finds no
+    session and the gateway logs on again."""
+    facts = services.sessions.claim(session_id)
+    if facts is None or session_id is None:
+        return
+    user: dict[str, Any] | None = {}
+    if not facts.get("d"):
+        if not isinstance(facts.get("u"), int):
+            return
+        user = await services.run(services.storage.get_user_by_id, facts["u"])
+        if user is None or not user.get("active", True):
+            return
+        protocol = facts.get("p")
+        if protocol in FEATURES and protocol not in enabled_features(services, user):
+            return
+    services.sessions.adopt(session_id, facts, user)
+    log.debug("took up a session of %s made by another store process", (user or {}).get("name", "delivery"))

@@ -6,13 +6,17 @@ them back from a per-session token URL (openStream -> GET /stream/<token>).
 """
 from __future__ import annotations
 
+import hmac
+
 from lxml import etree
 
 from server.sessions import Stream
 from server.soap.context import Call, Services, require, response
+from server.soap.session import adopt
 from shared.authguard import LOCAL
 from shared.codec import add, bool_field, field, required_int
-from shared.errors import SessionInvalid
+from shared.errors import NotFound, SessionInvalid
+from shared.uidset import format_uidset
 
 
 # One openStream of a uid set covers at most this many items; a reader asks again
@@ -44,7 +48,9 @@ async def open_stream(call: Call) -> etree._Element:
         return found, [blob_path(key) for _, key, _ in found] if blob_path is not None else []
 
     found, paths = await call.run(work)
-    token = call.services.sessions.add_stream(session, Stream([(key, size) for _, key, size in found]))
+    stream = Stream([(key, size) for _, key, size in found])
+    recipe = f"{session.id.partition('.')[0]}~{folder_id}~{format_uidset([uid for uid, _, _ in found])}~{stream.size}"
+    token = call.services.sessions.add_stream(session, stream, recipe)
     out = response("openStream")
     add(out, "href", "/stream/" + token)
     add(out, "size", sum(size for _, _, size in found))
@@ -56,21 +62,51 @@ async def open_stream(call: Call) -> etree._Element:
     return out
 
 
-def register_upload(services: Services, session_id: str, path: str) -> str:
+async def register_upload(services: Services, session_id: str, path: str) -> str:
     """Park a spooled upload with its session; returns the uploadId for createMessage.
 
     The session then owns the file: it is removed at logoff or expiry if no
     createMessage consumed it.
     """
     try:
+        await adopt(services, session_id)
         session = services.sessions.get(session_id)
-    except SessionInvalid:
+    except BaseException:
         services.sessions.discard_file(path)
         raise
     return services.sessions.add_upload(session, path)
 
 
-def lookup_stream(services: Services, token: str, session_id: str | None) -> Stream:
-    """The blob behind a stream token, for the session that opened it (NotFound for
-    unknown or dead tokens, and for any other session)."""
-    return services.sessions.stream(token, session_id)[1]
+async def lookup_stream(services: Services, token: str, session_id: str | None) -> Stream:
+    """The blobs behind a stream token, for the session that opened it (NotFound for
+    unknown or dead tokens, and for any other session). A token that another store
+    process gave out is rebuilt from its recipe: the same items of the same folder,
+    read with the session's rights, or NotFound if they changed."""
+    try:
+        return services.sessions.stream(token, session_id)[1]
+    except NotFound:
+        recipe = services.sessions.read_signed(token)
+        if recipe is None or session_id is None:
+            raise
+    try:
+        nonce, folder_id, uidset, size = recipe.split("~")
+        folder, total = int(folder_id), int(size)
+    except ValueError:
+        raise NotFound("unknown stream") from None
+    if not hmac.compare_digest(nonce, session_id.partition(".")[0]):
+        raise NotFound("unknown stream")
+    await adopt(services, session_id)
+    try:
+        user_id = services.sessions.get(session_id).user_id
+    except SessionInvalid:
+        raise NotFound("unknown stream") from None
+
+    def work() -> list[tuple[int, str, int]]:
+        require(services.storage, user_id, folder, "read")
+        return services.storage.item_blobs(folder, uidset, MAX_ITEMS_PER_STREAM)
+
+    found = await services.run(work)
+    stream = Stream([(key, size) for _, key, size in found])
+    if format_uidset([uid for uid, _, _ in found]) != uidset or stream.size != total:
+        raise NotFound("the stream's items have changed")
+    return stream
