@@ -252,10 +252,18 @@ class OurProcess:
         return self.proc.pid
 
     def kill(self) -> None:
-        """SIGKILL: no cleanup, as in a crash."""
+        """SIGKILL to the process and its worker processes: no cleanup, as in a crash."""
         if self.alive():
+            import psutil
+            workers = psutil.Process(self.proc.pid).children()
             self.proc.send_signal(signal.SIGKILL)
+            for worker in workers:
+                try:
+                    worker.kill()
+                except psutil.NoSuchProcess:
+                    pass
             self.proc.wait(30)
+            psutil.wait_procs(workers, timeout=30)
 
     def stop(self) -> None:
         stop_process(self.proc)

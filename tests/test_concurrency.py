@@ -27,19 +27,22 @@ IN_FLIGHT = 6
 pytestmark = pytest.mark.database_engines("sqlite", "mariadb")
 
 
-@pytest.fixture(scope="module")
-def server(database_engine, database_options, tmp_path_factory):
+@pytest.fixture(scope="module", params=["1", "2"], ids=["one-store-process", "two-store-workers"])
+def server(request, database_engine, database_options, tmp_path_factory):
     from server.service import open_storage
     from server.users.db import hash_password
 
     data_dir = str(tmp_path_factory.mktemp("concurrency"))
-    options = {"log_level": "warning", **database_options}
+    # Two store workers: the adapter's connections land on both, so writers of two
+    # processes race on the same database (SQLite: WAL, busy waits, BEGIN IMMEDIATE).
+    options = {"log_level": "warning", "store_workers": request.param, **database_options}
     if database_engine == "mariadb":
         options["attachment_storage"] = "database"
     storage = open_storage(Config(options, data_dir))
     try:
         for name in ("alice", "bob"):
-            storage.create_user(name, hash_password(PASSWORD), name.title(), f"{name}@example.org")
+            if storage.get_user(name) is None:  # the MariaDB database serves both params
+                storage.create_user(name, hash_password(PASSWORD), name.title(), f"{name}@example.org")
     finally:
         storage.close()
     srv = ServerProcess(data_dir, options).start()

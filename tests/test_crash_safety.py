@@ -107,14 +107,19 @@ def read_folder(rt, inbox) -> dict[int, tuple[int, int, bytes]]:
     return rt.coro(sources, timeout=120)
 
 
-@pytest.mark.parametrize("backend", [sqlite_files, mariadb_blobs_in_db], ids=["sqlite-files", "mariadb-db"])
-def test_sigkill_during_saves_loses_nothing_acknowledged(reactor_thread, tmp_path, backend):
+# Two store workers on one SQLite file is the case where writers of several processes
+# race on the file itself; MariaDB serialises them in the server either way.
+@pytest.mark.parametrize("backend, store_workers", [(sqlite_files, "1"), (mariadb_blobs_in_db, "1"),
+                                                    (sqlite_files, "2")],
+                         ids=["sqlite-files", "mariadb-db", "sqlite-files-2-store-workers"])
+def test_sigkill_during_saves_loses_nothing_acknowledged(reactor_thread, tmp_path, backend, store_workers):
     rt = reactor_thread
     data_dir = str(tmp_path / "data")
     os.makedirs(data_dir)
     with backend(tmp_path) as options:
         create_user(data_dir, options)
-        opts = {**options, "log_level": "warning"}
+        # With two store workers, the writer's saves run in both at once and all die together.
+        opts = {**options, "log_level": "warning", "store_workers": store_workers}
         acked: dict[int, tuple[int, int]] = {}   # seq -> (uid, modseq), over every cycle
         uid_seq: dict[int, int] = {}             # every uid ever seen -> the seq it carried
         max_modseq_seen = 0
