@@ -17,6 +17,10 @@ and prints a table with the ratio ours/Dovecot for each row, marking rows that m
 targets (half of Dovecot's messages per second; EXISTS within 100 ms).
 
     python bench/lmtp.py [--messages 200] [--large-messages 40] [--runs 3] [--latency-samples 100]
+                         [--set NAME=VALUE ...]
+
+`--set` passes options to our server, e.g. `--set store_workers=0 --set gateway_workers=0`
+for one store and one gateway process per core (the default here is one process).
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ from harness import ServerProcess, wait_for_port  # noqa: E402
 
 from server.service import open_storage  # noqa: E402
 from server.users.db import hash_password  # noqa: E402
-from shared.config import Config  # noqa: E402
+from shared.config import Config, parse_overrides  # noqa: E402
 
 from imap import Client as ImapClient  # noqa: E402
 
@@ -226,12 +230,13 @@ def create_users(options: dict[str, str], data_dir: str) -> None:
 
 
 @contextlib.contextmanager
-def ours_and_dovecot() -> Iterator[list[Peer]]:
-    """Our `groupware serve` with LMTP and IMAP, and Dovecot with LMTP and IMAP, same users."""
+def ours_and_dovecot(settings: dict[str, str]) -> Iterator[list[Peer]]:
+    """Our `groupware serve` with LMTP and IMAP (and `settings`), and Dovecot with LMTP and
+    IMAP, same users."""
     PrivateDovecot.install("lmtp imap")
     with tempfile.TemporaryDirectory(prefix="gw-bench-lmtp-") as base:
         data_dir = os.path.join(base, "groupware")
-        options = {"lmtp_listen": "127.0.0.1:0", "imap_listen": "127.0.0.1:0", "log_level": "warning"}
+        options = {"lmtp_listen": "127.0.0.1:0", "imap_listen": "127.0.0.1:0", "log_level": "warning", **settings}
         create_users(options, data_dir)
         dovecot = PrivateDovecot(os.path.join(base, "dovecot"), "lmtp imap", USERS[0], "{PLAIN}" + PASSWORD,
                                  more_users={user: "{PLAIN}" + PASSWORD for user in USERS[1:]})
@@ -263,9 +268,11 @@ def main() -> None:
     parser.add_argument("--large-messages", type=int, default=40, help="messages per run of a 200 KB row")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency-samples", type=int, default=100)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="an option of our server (repeatable), e.g. store_workers=0")
     args = parser.parse_args()
     rows: list[tuple[str, dict[str, float], str]] = []
-    with ours_and_dovecot() as peers:
+    with ours_and_dovecot(parse_overrides(args.set)) as peers:
         for peer in peers:  # warm-up: connections, caches, Dovecot's indexes
             throughput(peer.lmtp_port, 1, 1, SMALL_KB, 10)
         for size_kb, count in ((SMALL_KB, args.messages), (LARGE_KB, args.large_messages)):

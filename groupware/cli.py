@@ -1,6 +1,7 @@
 """The `groupware` command: run the suite and administer users.
 
-    groupware serve                 store server plus every enabled gateway, one process
+    groupware serve                 store server plus every enabled gateway, as worker processes
+    groupware server                only the store server, in this process (like python -m server)
     groupware imap                  only the IMAP gateway, against the store at server_socket
     groupware pop3                  only the POP3 gateway, against the store at server_socket
     groupware ical                  only the CalDAV/iCal gateway, against the store at server_socket
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     # How the supervisor starts its worker processes (store_workers, gateway_workers).
     serve.add_argument("--worker", choices=("store", "gateways"), help=argparse.SUPPRESS)
 
+    commands.add_parser("server", parents=[common],
+                        help="run only the store server, in this process (like python -m server)")
     commands.add_parser("imap", parents=[common],
                         help="run only the IMAP gateway, against the store server at server_socket")
     commands.add_parser("pop3", parents=[common],
@@ -224,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from groupware.serve import serve
             return serve(cfg, demo=args.demo, worker=args.worker, worker_argv=worker_argv(args))
+        if args.command == "server":
+            from server.__main__ import run
+            return run(cfg)
         if args.command in ("imap", "pop3", "lmtp"):
             from groupware.serve import run_gateway
             return run_gateway(cfg, args.command)

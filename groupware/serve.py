@@ -9,14 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
 import stat
 
 from twisted.internet import defer
 
-from shared import heap
 from shared.config import Config
-from shared.startup import StartOutcome, exit_within
+from shared.startup import run_reactor
 
 log = logging.getLogger("groupware")
 
@@ -82,47 +80,6 @@ def listener_lines(services) -> list[str]:
 def print_lines(lines: list[str]) -> None:
     for line in lines:
         print(line, flush=True)
-
-
-def run_reactor(cfg: Config, start, stop, running, what: str = "could not start") -> int:
-    """The one way every long-running command runs: logging from the config, start()
-    (a Deferred) once the reactor runs, running() once it has fired, stop() (a Deferred)
-    before the reactor ends; SIGINT and SIGTERM stop it once. Its exit code; a bad
-    option found while starting is raised again as ConfigError (exit code 2)."""
-    from twisted.internet import reactor
-
-    from shared.logging import setup_from_config
-
-    setup_from_config(cfg)
-    outcome = StartOutcome(log)
-    stopping: list[bool] = []
-
-    def stop_once() -> None:
-        if reactor.running and not stopping:
-            stopping.append(True)
-            reactor.stop()
-
-    def on_signal(signum: int, frame: object) -> None:
-        # `make run` and a terminal both deliver Ctrl-C or SIGTERM to the whole
-        # process group, so the same signal can arrive twice; stop only once.
-        reactor.callFromThread(stop_once)
-
-    def failed(failure) -> None:
-        outcome.failed(failure, what)
-        stop_once()
-
-    def started(_: object) -> None:
-        heap.settle()
-        running()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        reactor.callWhenRunning(signal.signal, signum, on_signal)
-    # addCallback then addErrback: a failure in running() must stop the process too.
-    reactor.callWhenRunning(lambda: defer.maybeDeferred(start).addCallback(started).addErrback(failed))
-    reactor.addSystemEventTrigger("before", "shutdown", stop)
-    exit_within(reactor, cfg.get_int("shutdown_timeout"), log)
-    reactor.run()
-    return outcome.result()
 
 
 def run_gateway(cfg: Config, name: str) -> int:

@@ -9,9 +9,8 @@ import argparse
 import logging
 import sys
 
-from shared import heap
 from shared.config import Config, ConfigError, parse_overrides, report_config_error
-from shared.startup import StartOutcome, exit_within
+from shared.startup import run_reactor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,21 +30,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(cfg: Config) -> int:
     """The store server in this process's reactor until it stops; its exit code."""
-    logging.basicConfig(stream=sys.stderr, level=cfg.get_log_level("log_level"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
     from twisted.internet import reactor
-    from twisted.logger import STDLibLogObserver, globalLogBeginner
-
-    # Twisted's own reports (unhandled errors in Deferreds, ...) go to the same log.
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
     from server.service import StoreServer
 
     server = StoreServer(cfg)
-    outcome = StartOutcome(logging.getLogger("server"))
 
-    def started(_: object) -> None:
+    def running() -> None:
         for port in server.listening_ports:
             address = port.getHost()
             name = getattr(address, "name", None)
@@ -54,18 +45,9 @@ def run(cfg: Config) -> int:
             else:
                 where = f"tcp:{address.host}:{address.port}"
             print(f"listening {where}", flush=True)
-        heap.settle()
         print("ready", flush=True)
 
-    def failed(failure) -> None:
-        outcome.failed(failure)
-        reactor.stop()
-
-    reactor.callWhenRunning(lambda: server.start(reactor).addCallbacks(started, failed))
-    reactor.addSystemEventTrigger("before", "shutdown", server.stop)
-    exit_within(reactor, cfg.get_int("shutdown_timeout"), logging.getLogger("server"))
-    reactor.run()
-    return outcome.result()
+    return run_reactor(cfg, lambda: server.start(reactor), server.stop, running, log=logging.getLogger("server"))
 
 
 if __name__ == "__main__":

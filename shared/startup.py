@@ -1,21 +1,26 @@
-"""How a command's start-up in the reactor ends, for every command that runs one, and a
+"""How every long-running command runs its reactor, how its start-up ends, and a
 bound on how long its stop may take (`exit_within`).
 
-A bad option value found while starting is raised again once the reactor has
-stopped, so the command's entry point reports it as it reports one found before
-(`<prog>: <option>: <what is wrong>`, exit code 2); anything else, such as a port
-in use, is logged as `could not start...` and ends the command with exit code 1.
+`run_reactor` is the one start path of `groupware serve` (and its workers), the
+standalone gateways and `python -m server`. A bad option value found while starting
+is raised again once the reactor has stopped, so the command's entry point reports
+it as it reports one found before (`<prog>: <option>: <what is wrong>`, exit code 2);
+anything else, such as a port in use, is logged as `could not start...` and ends the
+command with exit code 1.
 """
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from shared import heap
 from shared.config import ConfigError
 
 
@@ -61,3 +66,45 @@ def exit_within(reactor: Any, seconds: int, log: logging.Logger) -> None:
         timer.daemon = True
         timer.start()
     reactor.addSystemEventTrigger("before", "shutdown", arm)
+
+
+def run_reactor(cfg: Any, start: Callable[[], Any], stop: Callable[[], Any], running: Callable[[], None],
+                what: str = "could not start", log: logging.Logger = logging.getLogger("groupware")) -> int:
+    """The one way every long-running command runs: logging from the config, start()
+    (a Deferred) once the reactor runs, running() once it has fired, stop() (a Deferred)
+    before the reactor ends; SIGINT and SIGTERM stop it once. Its exit code; a bad
+    option found while starting is raised again as ConfigError (exit code 2)."""
+    from twisted.internet import reactor
+
+    from shared.logging import setup_from_config
+
+    setup_from_config(cfg)
+    outcome = StartOutcome(log)
+    stopping: list[bool] = []
+
+    def stop_once() -> None:
+        if reactor.running and not stopping:
+            stopping.append(True)
+            reactor.stop()
+
+    def on_signal(signum: int, frame: object) -> None:
+        # `make run` and a terminal both deliver Ctrl-C or SIGTERM to the whole
+        # process group, so the same signal can arrive twice; stop only once.
+        reactor.callFromThread(stop_once)
+
+    def failed(failure) -> None:
+        outcome.failed(failure, what)
+        stop_once()
+
+    def started(_: object) -> None:
+        heap.settle()
+        running()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        reactor.callWhenRunning(signal.signal, signum, on_signal)
+    # addCallback then addErrback: a failure in running() must stop the process too.
+    reactor.callWhenRunning(lambda: defer.maybeDeferred(start).addCallback(started).addErrback(failed))
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    exit_within(reactor, cfg.get_int("shutdown_timeout"), log)
+    reactor.run()
+    return outcome.result()

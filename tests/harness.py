@@ -281,8 +281,9 @@ class StoreProcess(OurProcess):
 
     def __init__(self, data_dir: str, options: dict[str, str] | None = None,
                  users: dict[str, str] | None = None,
-                 features: dict[str, dict[str, bool]] | None = None) -> None:
+                 features: dict[str, dict[str, bool]] | None = None, command: str = "python -m server") -> None:
         data_dir = str(data_dir)
+        self.how = command  # or "groupware server", the same server through the groupware command
         super().__init__(data_dir, {"server_socket": os.path.join(data_dir, "server.sock"),
                                     "server_listen": "127.0.0.1:0", "log_level": "info", **(options or {})})
         self.users = USERS if users is None else users
@@ -312,7 +313,9 @@ class StoreProcess(OurProcess):
             storage.close()
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "server", "--data-dir", self.data_dir, *settings(self.options)]
+        start = ([sys.executable, "-m", "server"] if self.how == "python -m server"
+                 else [sys.executable, "-m", "groupware.cli", "server", "--config-dir", CONFIG_DIR])
+        return [*start, "--data-dir", self.data_dir, *settings(self.options)]
 
     def is_ready_line(self, line: str) -> bool:
         if line.startswith("listening tcp:"):

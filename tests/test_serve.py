@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import READY_TIMEOUT, ROOT, ServerProcess
+from harness import READY_TIMEOUT, ROOT, ServerProcess, StoreProcess
 from waiting import scaled
 from shared.config import Config
 from shared.errors import AuthFailed
@@ -212,3 +212,18 @@ def test_readme_makefile_and_ci_agree():
     assert ci.startswith("#!")
     ci_commands = [line.strip() for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert ci_commands[-1] == "exec make test", ci_commands
+
+
+def test_groupware_server_runs_the_store_alone_like_python_m_server(tmp_path):
+    store = StoreProcess(tmp_path / "var", command="groupware server").start()
+    try:
+        assert store.tcp_port and os.path.exists(store.socket_path)
+        http = store.connect("tcp")
+        answer = http.request("GET", "/soap?wsdl")
+        http.close()
+        assert answer.status == 200 and b"definitions" in answer.body
+        store.proc.send_signal(signal.SIGTERM)
+        assert store.proc.wait(scaled(30)) == 0
+        assert not os.path.exists(store.socket_path)
+    finally:
+        store.stop()
