@@ -1,6 +1,7 @@
 """Session expiry and the change notifier, driven by a fake clock; long-poll hang-up over the wire."""
 from __future__ import annotations
 
+import os
 import time
 
 import psutil
@@ -204,3 +205,34 @@ def test_hanging_up_during_a_long_poll_frees_the_server(server):
     assert time.monotonic() - started < 2
     assert "Traceback" not in server.log() and "Unhandled" not in server.log()
     soap.http.close()
+
+
+def test_datagram_relay_reaches_live_peers_and_removes_dead_ones(reactor_thread, tmp_path):
+    import socket as socketlib
+
+    from server.notify import decode_message, encode_messages
+    from server.notify_local import DatagramRelay
+
+    directory = tmp_path / "notify"
+    heard: list[bytes] = []
+    relay = DatagramRelay(reactor_thread.reactor, str(directory))
+    reactor_thread.call(relay.start, heard.append)
+    live = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
+    live.bind(str(directory / "1-live.sock"))
+    live.settimeout(5)
+    dead = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
+    dead.bind(str(directory / "2-dead.sock"))
+    dead.close()  # its file stays, as after a SIGKILL
+    try:
+        [message] = encode_messages([(5, 9), (6, 2)], ["sid.x.y"])
+        reactor_thread.call(relay.publish, message)
+        assert decode_message(live.recv(65536)) == ([(5, 9), (6, 2)], ["sid.x.y"])
+        assert not (directory / "2-dead.sock").exists()
+        # What a peer sends reaches the listener; a stray datagram is ignored item by item.
+        live.sendto(b"7:3 junk 8:x end=s2", relay.path)
+        wait_until(lambda: heard, timeout=5)
+        assert decode_message(heard[0]) == ([(7, 3)], ["s2"])
+    finally:
+        live.close()
+        reactor_thread.call(relay.stop)
+    assert not os.path.exists(relay.path)
