@@ -4,7 +4,6 @@ datagrams between the processes of one host or by Redis pub/sub (`redis_url`).""
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import time
 from collections.abc import Iterator
