@@ -173,8 +173,9 @@ def run_worker(cfg: Config, role: str) -> int:
     when it is ready instead of printing a banner."""
     from twisted.internet import reactor
 
-    from shared.socketshare import report_ready
+    from shared.socketshare import report_ready, worker_channel
 
+    worker_channel()  # before anything could start a program that would inherit it
     if role == "store":
         from server.service import StoreServer
 

@@ -82,7 +82,9 @@ class Supervisor:
 
     def spawn(self, worker: Worker) -> None:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {**os.environ, BROKER_ENV: str(child_end.fileno()), SESSION_KEY_ENV: self.session_key}
+        env = {**os.environ, BROKER_ENV: str(child_end.fileno())}
+        if worker.role == "store":
+            env[SESSION_KEY_ENV] = self.session_key
         try:
             worker.proc = subprocess.Popen(
                 [sys.executable, "-m", "groupware.cli", *self.argv, "--worker", worker.role],

@@ -90,8 +90,9 @@ class Session:
 
 
 def session_key() -> bytes | None:
-    """The session key shared with the other store processes, if there are any."""
-    value = os.environ.get(SESSION_KEY_ENV)
+    """The session key shared with the other store processes, if there are any; taken
+    out of the environment, so that no program the server runs learns it."""
+    value = os.environ.pop(SESSION_KEY_ENV, None)
     return bytes.fromhex(value) if value else None
 
 

@@ -118,9 +118,11 @@ def worker_channel() -> socket.socket | None:
     """The channel to the supervisor when this process is one of its workers."""
     global _channel
     if _channel is None:
-        fd = os.environ.get(BROKER_ENV)
+        # Taken out of the environment: a program this worker runs is no worker.
+        fd = os.environ.pop(BROKER_ENV, None)
         if not fd:
             return None
+        os.set_inheritable(int(fd), False)
         _channel = socket.socket(fileno=int(fd))
         _channel.setblocking(True)
     return _channel
