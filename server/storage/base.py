@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, case, func, literal, select, updat
 from shared.errors import NotFound, Unavailable
 from shared.flags import SEEN
 
-from .engine import is_unavailable, make_engine, run_in_transaction
+from .engine import dispose_engine, is_unavailable, make_engine, run_in_transaction
 from .schema import folders, items, meta, users
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ class StorageBase:
         self._update_returning = bool(self.engine.dialect.update_returning)
 
     def close(self) -> None:
-        self.engine.dispose()
+        dispose_engine(self.engine)
 
     # -- transactions ---------------------------------------------------
     def _read(self, fn: Callable[[Connection], T]) -> T:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import threading
 import time
@@ -26,9 +27,49 @@ _MYSQL_RETRY = {1213, 1205}
 _MYSQL_FULL = {1021, 1114}
 _RETRIES = 8
 
-# SQLite allows one writer; writers of this process queue on a lock instead of
-# polling SQLite's busy handler, which sleeps in steps of milliseconds.
-_SQLITE_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
+# SQLite allows one writer; writers queue on a lock instead of polling SQLite's
+# busy handler, which sleeps in steps of milliseconds and hands over late.
+_SQLITE_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, SqliteWriteLock]" = weakref.WeakKeyDictionary()
+
+
+class SqliteWriteLock:
+    """The writers' queue of one SQLite file: a thread lock for this process's writers,
+    then an flock on `<database>-writers` shared with every other process on the file
+    (the store workers of `groupware serve`, admin commands), which the kernel hands
+    to the next waiter at once and releases if its holder dies."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        if database and database != ":memory:":
+            self._fd = os.open(os.path.abspath(database) + "-writers", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def dispose_engine(engine: Engine) -> None:
+    """Close the engine's connections (and its SQLite writers' lock file)."""
+    engine.dispose()
+    lock = _SQLITE_WRITE_LOCKS.pop(engine, None)
+    if lock is not None:
+        lock.close()
 
 
 class ConfigLike(Protocol):
@@ -94,7 +135,7 @@ def _sqlite_engine(u) -> Engine:
         connect_args={"timeout": 60, "check_same_thread": False},
     )
 
-    _SQLITE_WRITE_LOCKS[engine] = threading.Lock()
+    _SQLITE_WRITE_LOCKS[engine] = SqliteWriteLock(u.database)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
