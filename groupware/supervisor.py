@@ -207,9 +207,12 @@ class Supervisor:
 def supervise(cfg: Config, argv: list[str], counts: dict[str, int],
               announce: Callable[[list[str]], None]) -> int:
     """Run `groupware serve` as worker processes until SIGTERM or SIGINT; the exit code."""
-    from server.service import SPOOL_DIR, prepare_spool
+    from server.service import SPOOL_DIR, open_storage, prepare_spool
 
-    # Before any store worker runs: afterwards, uploads in the spool may be any worker's.
+    # Before any store worker runs: the schema brought up to date once (workers that
+    # migrated side by side would race), and the spool cleared (afterwards, uploads in
+    # it may be any worker's).
+    open_storage(cfg).close()
     prepare_spool(os.path.join(cfg.data_dir, SPOOL_DIR))
     supervisor = Supervisor(cfg, argv, counts)
     previous = {signum: signal.signal(signum, supervisor._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}

@@ -48,11 +48,12 @@ def test_tokens_are_random_and_a_stream_serves_only_its_own_session():
     clock, discarded = Clock(), []
     sessions = manager(clock, discarded)
     alice, bob = sessions.create(USER, "imap"), sessions.create(USER, "imap")
-    tokens = {sessions.add_stream(alice, Stream([("key", 10)])) for _ in range(200)}
+    tokens = {sessions.add_stream(alice, Stream([("key", 10)]), "recipe") for _ in range(200)}
     ids = {sessions.create(USER).id for _ in range(200)}
-    for value in tokens | ids:
-        assert len(value) == 32 and int(value, 16) >= 0  # 128 bits, hex
-    assert len(tokens) == len(ids) == 200 and not tokens & ids
+    nonces = {value.partition(".")[0] for value in tokens | ids}
+    for nonce in nonces:
+        assert len(nonce) == 32 and int(nonce, 16) >= 0  # 128 random bits, hex, before what is signed
+    assert len(tokens) == len(ids) == 200 and len(nonces) == 400
     token = next(iter(tokens))
     assert sessions.stream(token, alice.id)[0] is alice
     for who in (bob.id, None, "", alice.id[:-1], token):
