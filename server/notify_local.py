@@ -18,7 +18,6 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import DatagramProtocol
 
-from shared.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,13 @@ class DatagramRelay:
     def __init__(self, reactor: Any, directory: str) -> None:
         self.reactor = reactor
         self.directory = os.path.abspath(directory)
-        self.path = os.path.join(self.directory, f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}")
+        self.name = f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+        self.path = os.path.join(self.directory, self.name)
+        # What bind and sendto name the directory by: its path, or, when that is too
+        # long for a socket address (108 bytes), the directory opened and named through
+        # /proc/self/fd.
+        self._base = self.directory
+        self._dir_fd: int | None = None
         self._port: Any = None
         self._sender: socket.socket | None = None
         self._peers: list[str] = []
@@ -49,10 +54,11 @@ class DatagramRelay:
         self._full_reported = False
 
     def start(self, heard: Callable[[bytes], None]) -> Deferred:
-        if len(self.path.encode()) > MAX_SOCKET_PATH:
-            raise ConfigError("notify_socket_dir", f"{self.directory} is too long for a UNIX socket path")
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        self._port = self.reactor.listenUNIXDatagram(self.path, _Listener(heard), mode=0o600)
+        if len(self.path.encode()) > MAX_SOCKET_PATH:
+            self._dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self._base = f"/proc/self/fd/{self._dir_fd}"
+        self._port = self.reactor.listenUNIXDatagram(self._address(self.name), _Listener(heard), mode=0o600)
         self._port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sender.setblocking(False)
@@ -72,18 +78,21 @@ class DatagramRelay:
             return []
         if mtime != self._seen:
             self._seen = mtime
-            self._peers = [os.path.join(self.directory, name) for name in os.listdir(self.directory)
-                           if name.endswith(SUFFIX) and os.path.join(self.directory, name) != self.path]
+            self._peers = [name for name in os.listdir(self.directory) if name.endswith(SUFFIX) and name != self.name]
         return self._peers
 
+    def _address(self, name: str) -> str:
+        return f"{self._base}/{name}"
+
     def _send(self, datagram: bytes, peer: str) -> None:
+        """One datagram to the socket named `peer` in the directory."""
         assert self._sender is not None
         try:
-            self._sender.sendto(datagram, peer)
+            self._sender.sendto(datagram, self._address(peer))
         except (ConnectionRefusedError, FileNotFoundError):
             # Its process is gone (killed before it could remove the socket).
             try:
-                os.unlink(peer)
+                os.unlink(os.path.join(self.directory, peer))
             except FileNotFoundError:
                 pass
             self._seen = None
@@ -105,6 +114,11 @@ class DatagramRelay:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
-            return port.stopListening() or succeed(None)
-        return succeed(None)
+            stopped = port.stopListening() or succeed(None)
+        else:
+            stopped = succeed(None)
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+        return stopped
 

@@ -237,3 +237,23 @@ def test_datagram_relay_reaches_live_peers_and_removes_dead_ones(reactor_thread,
         live.close()
         reactor_thread.call(relay.stop)
     assert not os.path.exists(relay.path)
+
+
+def test_datagram_relays_meet_in_a_directory_too_long_for_a_socket_address(reactor_thread, tmp_path):
+    from server.notify_local import MAX_SOCKET_PATH, DatagramRelay
+
+    directory = tmp_path / ("d" * 100) / "notify"
+    first, second = (DatagramRelay(reactor_thread.reactor, str(directory)) for _ in range(2))
+    assert len(first.path) > MAX_SOCKET_PATH
+    heard: list[bytes] = []
+    reactor_thread.call(first.start, heard.append)
+    reactor_thread.call(second.start, lambda message: None)
+    try:
+        reactor_thread.call(second.publish, b"3:4")
+        wait_until(lambda: heard, timeout=5)
+        assert heard == [b"3:4"]
+        assert sorted(os.listdir(directory)) == sorted([first.name, second.name])
+    finally:
+        reactor_thread.call(first.stop)
+        reactor_thread.call(second.stop)
+    assert os.listdir(directory) == []
