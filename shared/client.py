@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
@@ -258,13 +259,18 @@ class StoreClient:
         return d.addCallback(done).addBoth(close)
 
 
+# What a session id is made of (random hex, then base64url pieces joined by dots);
+# anything else never reaches a header line.
+_SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,1024}")
+
+
 def _session_header(fields: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> bytes:
     """The X-Session-Id header naming a call's session: without it the store takes no
     more than a logon's worth of body (max_soap_size_before_logon), and a stream is
     served only to the session that opened it."""
     pairs = fields.items() if isinstance(fields, Mapping) else fields
     session_id = next((value for name, value in pairs if name == "sessionId"), None)
-    if not isinstance(session_id, str) or not (session_id.isascii() and session_id.isalnum()):
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
         return b""
     return b"X-Session-Id: %s\r\n" % session_id.encode("ascii")
 

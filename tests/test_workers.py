@@ -32,7 +32,10 @@ def workers(server: ServerProcess, role: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    server = ServerProcess(str(tmp_path_factory.mktemp("workers") / "var"), WORKERS, demo=True).start()
+    # Sources come through stream tokens (not inline, not read from the blob files), so
+    # a token one store worker gave out is read through another one too.
+    options = {**WORKERS, "inline_source_limit": "1k", "server_blob_files": "no", "log_level": "debug"}
+    server = ServerProcess(str(tmp_path_factory.mktemp("workers") / "var"), options, demo=True).start()
     yield server
     server.stop()
 
@@ -81,6 +84,9 @@ def test_workers_share_the_listeners_and_each_others_sessions(served):
     for thread in threads:
         thread.join(scaled(120))
     assert not failures, failures
+    with open(os.path.join(served.data_dir, "server.log")) as fp:
+        log = fp.read()
+    assert "took up a session of demo made by another store process" in log
 
 
 def test_idle_hears_mail_appended_through_another_connection(served):
