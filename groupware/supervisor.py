@@ -34,8 +34,9 @@ ROLES = ("store", "gateways")
 STABLE_AFTER = 10.0
 FIRST_DELAY = 0.5
 MAX_DELAY = 30.0
-# Seconds workers get to finish after SIGTERM before they are killed.
-STOP_GRACE = 30.0
+# Seconds past shutdown_timeout (within which a worker ends itself) before a worker
+# that is still there is killed.
+STOP_MARGIN = 10.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -187,13 +188,15 @@ class Supervisor:
                 worker.proc.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + STOP_GRACE
+        # Each worker ends itself within shutdown_timeout (0: it waits as long as it takes).
+        grace = self.cfg.get_int("shutdown_timeout")
+        deadline = time.monotonic() + grace + STOP_MARGIN if grace else None
         for worker in running:
             try:
-                worker.proc.wait(max(0.0, deadline - time.monotonic()))
+                worker.proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.error("%s (pid %d) did not stop within %.0f s; killing it", worker.name,
-                          worker.proc.pid, STOP_GRACE)
+                log.error("%s (pid %d) did not stop within %d s (shutdown_timeout); killing it", worker.name,
+                          worker.proc.pid, grace)
                 worker.proc.kill()
                 worker.proc.wait()
         for worker in self.workers:
