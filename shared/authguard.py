@@ -186,6 +186,16 @@ def _canonical_ip(ip: str) -> str:
 LOCAL = "local"
 
 
+def in_networks(host: str, networks: Any) -> bool:
+    """Whether the IP address `host` (IPv4-mapped IPv6 counts as IPv4) lies in one of
+    `networks` (`Config.get_networks`); False for anything that is not an IP address."""
+    try:
+        address = ipaddress.ip_address(_canonical_ip(host))
+    except ValueError:
+        return False
+    return any(address.version == net.version and address in net for net in networks)
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` is an address of this machine (127.0.0.0/8, ::1, or either
     written as IPv4-mapped IPv6) or a caller on a UNIX socket (`LOCAL`); False for
@@ -234,11 +244,8 @@ class AuthGuard:
     def exempt(self, ip: str) -> bool:
         if self.exempt_loopback and is_loopback(ip):
             return True
-        try:
-            address = ipaddress.ip_address(_canonical_ip(ip))
-        except ValueError:
-            return False  # not an IP (a UNIX socket peer has none): counted like any other
-        return any(address.version == net.version and address in net for net in self.trusted)
+        # Not an IP (a UNIX socket peer has none): counted like any other.
+        return in_networks(ip, self.trusted)
 
     def ban_remaining(self, ip: str) -> float:
         record = self._current(self.by_ip, _canonical_ip(ip))

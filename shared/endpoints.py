@@ -17,7 +17,7 @@ import os
 import socket
 import stat
 from dataclasses import dataclass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from twisted.internet import defer, tcp, unix
@@ -107,11 +107,12 @@ def unix_description(path: str, mode: int) -> str:
 
 
 def listen(reactor: Any, address: "ListenAddress | UnixListenAddress", factory: Any,
-           tls_options: Any = None, name: str = "") -> defer.Deferred:
+           tls_options: Any = None, name: str = "", proxy: Callable[[Any], Any] | None = None) -> defer.Deferred:
     """Listen on a TCP address or a UNIX socket (a stale one of a dead process is
-    replaced, a live one is an error), under TLS with `tls_options`; fires with the
-    IListeningPort. The port is bound at once, so the Deferred has already fired (or
-    failed with CannotListenError) when this returns.
+    replaced, a live one is an error), under TLS with `tls_options`, and below TLS the
+    factory `proxy(factory)` gives when it is set (shared.proxyprotocol: a PROXY header
+    first); fires with the IListeningPort. The port is bound at once, so the Deferred
+    has already fired (or failed with CannotListenError) when this returns.
 
     In a worker process of `groupware serve` the socket comes from the supervisor
     (shared.socketshare), so every worker accepts on the same one; `name` tells
@@ -120,6 +121,9 @@ def listen(reactor: Any, address: "ListenAddress | UnixListenAddress", factory: 
         # What reactor.listenSSL does too: TLS in memory over a plain TCP port.
         from twisted.protocols.tls import TLSMemoryBIOFactory
         factory = TLSMemoryBIOFactory(tls_options, False, factory)
+    if proxy is not None:
+        # The header comes before the TLS handshake (haproxy's send-proxy in TCP mode).
+        factory = proxy(factory)
     if worker_channel() is not None:
         return defer.maybeDeferred(_adopt, reactor, address, factory, name)
     if isinstance(address, UnixListenAddress):

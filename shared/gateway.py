@@ -10,6 +10,7 @@ Connection-oriented gateways (IMAP, POP3) build their listeners' factories on
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,9 @@ from shared.connlimits import ConnectionLimits
 from shared.listeners import Listeners, gateway_tls
 from shared.login import LoginService, plaintext_login_allowed
 from shared.model import Adapter
+from shared.proxyprotocol import ProxyPolicy
+
+log = logging.getLogger("shared.gateway")
 
 
 class ConnectionFactory(protocol.ServerFactory):
@@ -84,10 +88,25 @@ class GatewayService(abc.ABC):
 
     def listen_plain_and_tls(self, name: str, factory_for: Callable[[bool], Any], tls: Any) -> None:
         """Plain ports from `<name>_listen` and, with a certificate, implicit-TLS ones from
-        `<name>s_listen`; `factory_for(implicit_tls)` gives each kind its factory."""
-        self.listening.tcp(name, self.cfg.get(f"{name}_listen"), factory_for(False))
-        if tls is not None:
-            self.listening.tls(f"{name}s", self.cfg.get(f"{name}s_listen"), factory_for(True), tls)
+        `<name>s_listen`; `factory_for(implicit_tls)` gives each kind its factory. The
+        same again behind a load balancer from `<name>_haproxy_listen` and
+        `<name>s_haproxy_listen`, whose connections start with a PROXY header
+        (shared.proxyprotocol), like Dovecot's `inet_listener imap_haproxy`."""
+        proxy = ProxyPolicy.from_config(self.cfg)
+        for secure in (False, True) if tls is not None else (False,):
+            kind = f"{name}s" if secure else name
+            plain = self.cfg.get(f"{kind}_listen")
+            behind_proxy = self.cfg.get(f"{kind}_haproxy_listen")
+            factory = factory_for(secure)
+            if secure:
+                self.listening.tls(kind, plain, factory, tls)
+                self.listening.tls(f"{kind}_haproxy", behind_proxy, factory, tls, proxy)
+            else:
+                self.listening.tcp(kind, plain, factory)
+                self.listening.tcp(f"{kind}_haproxy", behind_proxy, factory, proxy)
+            if behind_proxy.strip() and not proxy.trusted:
+                log.warning("%s_haproxy_listen is set but haproxy_trusted_networks is empty: "
+                            "every connection to it is refused", kind)
 
     def listeners(self) -> list[str]:
         return self.listening.lines()

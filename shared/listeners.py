@@ -5,11 +5,13 @@ the store server) takes them: `*:143 127.0.0.1:1143 [::1]:143`.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from twisted.internet import defer
 
 from shared.endpoints import listen, parse_listen, port_address
+from shared.proxyprotocol import ProxyHeaderFactory
 from shared.socketshare import UnixListenAddress
 from shared.tls import config_server_options
 
@@ -29,11 +31,14 @@ class Listeners:
         self.ports: list[tuple[str, Any]] = []
         self._opening: list[defer.Deferred] = []
 
-    def tcp(self, name: str, addresses: str, factory: Any) -> None:
-        self._listen(name, addresses, factory, None)
+    def tcp(self, name: str, addresses: str, factory: Any, proxy: Any = None) -> None:
+        """Plain ports; with `proxy` (a `shared.proxyprotocol.ProxyPolicy`) each
+        connection starts with a PROXY header."""
+        self._listen(name, addresses, factory, None, proxy)
 
-    def tls(self, name: str, addresses: str, factory: Any, options: Any) -> None:
-        self._listen(name, addresses, factory, options)
+    def tls(self, name: str, addresses: str, factory: Any, options: Any, proxy: Any = None) -> None:
+        """Implicit-TLS ports; with `proxy`, a PROXY header comes before the handshake."""
+        self._listen(name, addresses, factory, options, proxy)
 
     def unix(self, name: str, path: str, mode: int, factory: Any, option: str) -> None:
         """A UNIX socket at `path` with file mode `mode`; a stale one of a dead process
@@ -44,13 +49,14 @@ class Listeners:
         d.addCallback(self._opened, slot)
         self._opening.append(d)
 
-    def _listen(self, name: str, addresses: str, factory: Any, options: Any) -> None:
+    def _listen(self, name: str, addresses: str, factory: Any, options: Any, proxy: Any) -> None:
+        wrap = None if proxy is None else partial(ProxyHeaderFactory, policy=proxy, reactor=self.reactor, name=name)
         for index, address in enumerate(parse_listen(addresses)):
             # A slot per address keeps the banner in config order, however the
             # endpoints fire.
             slot = len(self.ports)
             self.ports.append((name, None))
-            d = listen(self.reactor, address, factory, options, name=f"{name} {index}")
+            d = listen(self.reactor, address, factory, options, name=f"{name} {index}", proxy=wrap)
             d.addCallback(self._opened, slot)
             self._opening.append(d)
 

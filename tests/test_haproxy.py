@@ -1,0 +1,317 @@
+"""The PROXY protocol (v1 and v2) on the *_haproxy_listen ports: the client's address from the
+header reaches the logs, the brute-force guard and the connection limits; peers outside
+haproxy_trusted_networks, missing, slow, malformed and oversized headers are refused; the
+header comes before TLS on implicit-TLS ports. Then Debian's haproxy in front of two gateway
+instances, with send-proxy, send-proxy-v2 and TLS passed through to imaps."""
+from __future__ import annotations
+
+import base64
+import imaplib
+import ipaddress
+import os
+import poplib
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+import requests
+
+from certificates import self_signed_certificate
+from debian import command, ensure_packages
+from harness import ServerProcess, free_port, non_loopback_address, stop_process, wait_for_port
+from raw_clients import RawIMAP, read_until_quiet, tls_context
+from waiting import scaled, wait_until
+
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+# Clients as a load balancer would name them: documentation addresses, never this host's;
+# each test has its own, so that the brute-force guard's counts stay apart.
+BAN_THRESHOLD = 3
+
+
+def v1(source: str, destination: str = "127.0.0.1", sport: int = 40000, dport: int = 143) -> bytes:
+    family = "TCP6" if ":" in source else "TCP4"
+    if family == "TCP6" and ":" not in destination:
+        destination = f"::ffff:{destination}"
+    return f"PROXY {family} {source} {destination} {sport} {dport}\r\n".encode("ascii")
+
+
+def v2(source: str | None, destination: str = "127.0.0.1", sport: int = 40000, dport: int = 143,
+       tlvs: bytes = b"") -> bytes:
+    """A v2 PROXY header for a TCP connection from `source`; with None, a LOCAL one (a health
+    check: the connection keeps its own addresses)."""
+    if source is None:
+        return V2_SIGNATURE + bytes([0x20, 0x00]) + struct.pack("!H", len(tlvs)) + tlvs
+    src, dst = ipaddress.ip_address(source), ipaddress.ip_address(destination)
+    if src.version == 6 and dst.version == 4:
+        dst = ipaddress.IPv6Address(f"::ffff:{dst}")
+    family = 0x21 if src.version == 6 else 0x11
+    body = src.packed + dst.packed + struct.pack("!HH", sport, dport) + tlvs
+    return V2_SIGNATURE + bytes([0x21, family]) + struct.pack("!H", len(body)) + body
+
+
+def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(scaled(20))
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def proxied(port: int, header: bytes, source: str = "127.0.0.1") -> socket.socket:
+    """A connection from `source` that has sent `header`."""
+    sock = connect(port, source)
+    sock.sendall(header)
+    return sock
+
+
+def closed_without_answer(sock: socket.socket) -> bool:
+    """Whether the peer hangs up without sending a byte (a reset counts as hanging up)."""
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    finally:
+        sock.close()
+
+
+def log_text(server: ServerProcess) -> str:
+    with open(server.options["log_file"], encoding="utf-8", errors="replace") as fp:
+        return fp.read()
+
+
+def wait_for_log(server: ServerProcess, text: str) -> None:
+    wait_until(lambda: text in log_text(server), message=f"{text!r} never logged")
+
+
+def tagged(f, tag: bytes) -> bytes:
+    """The line that answers `tag`, untagged lines before it passed over."""
+    while True:
+        line = f.readline()
+        if not line:
+            raise ConnectionError("closed before the tagged answer")
+        if line.startswith(tag + b" "):
+            return line
+
+
+def imap_login(sock: socket.socket, user: str, password: str, starttls: bool = False) -> tuple[bytes, bytes]:
+    """(greeting, tagged answer) of a LOGIN on a connection whose header is sent; with
+    `starttls`, after STARTTLS (TLS then runs above the PROXY layer)."""
+    f = sock.makefile("rb")
+    greeting = f.readline()
+    if starttls:
+        sock.sendall(b"s STARTTLS\r\n")
+        assert tagged(f, b"s").startswith(b"s OK")
+        f.close()
+        sock = tls_context().wrap_socket(sock, server_hostname="localhost")
+        f = sock.makefile("rb")
+    sock.sendall(f"a LOGIN {user} {password}\r\n".encode())
+    try:
+        return greeting, tagged(f, b"a")
+    finally:
+        f.close()
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """`groupware serve` with every gateway's PROXY listeners, trusting 127.0.0.1 only."""
+    directory = tmp_path_factory.mktemp("haproxy")
+    cert, key = self_signed_certificate(str(directory))
+    listeners = {f"{name}_haproxy_listen": "127.0.0.1:0"
+                 for name in ("imap", "imaps", "pop3", "pop3s", "ical", "icals", "managesieve", "managesieves")}
+    server = ServerProcess(str(directory / "var"), {
+        **listeners, "haproxy_trusted_networks": "127.0.0.1/32", "haproxy_timeout": "2",
+        "haproxy_max_header_size": "512",
+        "ssl_certificate_file": cert, "ssl_private_key_file": key,
+        "auth_failure_delay": "0.2", "auth_max_delay": "0.2", "auth_ban_threshold": str(BAN_THRESHOLD),
+        "auth_ban_time": "600", "max_connections_per_ip": "2"}, demo=True)
+    with server:
+        yield server
+
+
+def test_banner_names_the_proxy_listeners(gateway):
+    for name in ("imap", "imaps", "pop3", "pop3s", "ical", "icals", "managesieve"):
+        assert gateway.port(f"{name}_haproxy") != gateway.port(name)
+
+
+@pytest.mark.parametrize("header", [v1, v2], ids=["v1", "v2"])
+def test_the_header_names_the_client_in_logs(gateway, header):
+    port = gateway.port("imap_haproxy")
+    number = 1 if header is v1 else 2
+    for client in (f"198.51.100.{number}", f"2001:db8::{number}"):
+        user = f"nobody-{header.__name__}-{client.replace(':', '_')}"
+        greeting, answer = imap_login(proxied(port, header(client)), user, "wrong", starttls=True)
+        assert greeting.startswith(b"* OK") and b"AUTHENTICATIONFAILED" in answer
+        wait_for_log(gateway, f"imap login failed: user={user} rip={client}")
+    # Never the address of the TCP connection, which is loopback.
+    assert f"user=nobody-{header.__name__}" not in "".join(
+        line for line in log_text(gateway).splitlines(True) if "rip=127.0.0.1" in line)
+
+
+def test_header_in_pieces_and_with_the_first_command(gateway):
+    port = gateway.port("imap_haproxy")
+    password = gateway.demo_password()
+    # Byte by byte: a header may arrive in several segments.
+    sock = connect(port)
+    for byte in v2("192.0.2.55"):
+        sock.sendall(bytes([byte]))
+        time.sleep(0.002)
+    greeting, answer = imap_login(sock, "demo", password, starttls=True)
+    assert greeting.startswith(b"* OK") and answer.startswith(b"a OK")
+    # Header and the first command in one segment: the command is not lost.
+    sock = proxied(port, v1("192.0.2.56") + b"a1 CAPABILITY\r\n")
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    assert f.readline().startswith(b"* CAPABILITY")
+    assert f.readline().startswith(b"a1 OK")
+    sock.close()
+
+
+def test_plaintext_login_rule_sees_the_client(gateway):
+    """disable_plaintext_auth exempts loopback clients: one named in the header, not the
+    proxy's own connection."""
+    port = gateway.port("imap_haproxy")
+    password = gateway.demo_password()
+    assert imap_login(proxied(port, v1("127.0.0.9")), "demo", password)[1].startswith(b"a OK")
+    assert b"[PRIVACYREQUIRED]" in imap_login(proxied(port, v2("198.51.100.3")), "demo", password)[1]
+
+
+def test_a_local_header_keeps_the_connections_own_address(gateway):
+    """haproxy's health checks send LOCAL (v2) or UNKNOWN (v1): the proxy's address stays."""
+    port = gateway.port("pop3_haproxy")
+    for header in (v2(None), b"PROXY UNKNOWN\r\n"):
+        sock = proxied(port, header)
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        sock.sendall(b"USER nobody-local\r\nPASS wrong\r\n")
+        assert f.readline().startswith(b"+OK")
+        assert f.readline().startswith(b"-ERR")
+        sock.close()
+    wait_for_log(gateway, "pop3 login failed: user=nobody-local rip=127.0.0.1")
+
+
+def test_the_guard_counts_per_client_address(gateway):
+    """Failures through the proxy ban the client that failed, not the proxy and not other
+    clients behind it."""
+    port = gateway.port("pop3s_haproxy")
+    password = gateway.demo_password()
+
+    def pop3(client: str, user: str, secret: str) -> bytes:
+        sock = tls_context().wrap_socket(proxied(port, v2(client, dport=995)), server_hostname="localhost")
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        sock.sendall(f"USER {user}\r\nPASS {secret}\r\n".encode())
+        f.readline()
+        answer = f.readline()
+        sock.close()
+        return answer
+
+    for _ in range(BAN_THRESHOLD):
+        assert pop3("198.51.100.4", "mallory", "wrong").startswith(b"-ERR [AUTH] Authentication failed")
+    wait_for_log(gateway, f"address banned for 600 s after {BAN_THRESHOLD} failed logins: rip=198.51.100.4")
+    assert pop3("198.51.100.4", "demo", password) == b"-ERR [AUTH] Too many failed logins from your address, try again later.\r\n"
+    assert pop3("192.0.2.77", "demo", password).startswith(b"+OK")
+    # The proxy's own address (loopback) is not what was banned.
+    with imaplib.IMAP4("127.0.0.1", gateway.port("imap")) as m:
+        assert m.login("demo", password)[0] == "OK"
+
+
+def test_connection_limits_count_the_client(gateway):
+    """max_connections_per_ip=2 counts the address in the header (the proxy's own address,
+    loopback, is exempt and would count nothing)."""
+    port = gateway.port("imap_haproxy")
+    held = []
+    for _ in range(2):
+        sock = proxied(port, v1("203.0.113.9"))
+        assert sock.makefile("rb").readline().startswith(b"* OK")
+        held.append(sock)
+    third = proxied(port, v1("203.0.113.9"))
+    assert third.makefile("rb").readline().startswith(b"* BYE Too many connections from your address")
+    other = proxied(port, v1("203.0.113.10"))
+    assert other.makefile("rb").readline().startswith(b"* OK")
+    wait_for_log(gateway, "imap: too many connections from 203.0.113.9 (max_connections_per_ip=2), refused")
+    for sock in (*held, third, other):
+        sock.close()
+
+
+def test_implicit_tls_after_the_header(gateway):
+    port = gateway.port("imaps_haproxy")
+    sock = proxied(port, v2("2001:db8::5", dport=993))
+    greeting, answer = imap_login(tls_context().wrap_socket(sock, server_hostname="localhost"),
+                                  "nobody-imaps", "wrong")
+    assert greeting.startswith(b"* OK") and b"AUTHENTICATIONFAILED" in answer
+    wait_for_log(gateway, "imap login failed: user=nobody-imaps rip=2001:db8::5")
+
+
+def test_http_and_managesieve_see_the_client(gateway):
+    auth = base64.b64encode(b"nobody-http:wrong").decode()
+    sock = tls_context().wrap_socket(proxied(gateway.port("icals_haproxy"), v1("198.51.100.6", dport=8443)),
+                                     server_hostname="localhost")
+    sock.sendall((f"GET /caldav/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {auth}\r\n"
+                  "Connection: close\r\n\r\n").encode())
+    assert read_until_quiet(sock).startswith(b"HTTP/1.1 401")
+    sock.close()
+    wait_for_log(gateway, "login failed: user=nobody-http rip=198.51.100.6")
+    sock = tls_context().wrap_socket(proxied(gateway.port("managesieves_haproxy"), v2("198.51.100.7", dport=4190)),
+                                     server_hostname="localhost")
+    f = sock.makefile("rb")
+    while not (line := f.readline()).startswith(b"OK"):
+        assert line, "closed before its greeting"
+    plain = base64.b64encode(b"\0nobody-sieve\0wrong").decode()
+    sock.sendall(f'AUTHENTICATE "PLAIN" "{plain}"\r\n'.encode())
+    assert f.readline().startswith(b"NO")
+    sock.close()
+    wait_for_log(gateway, "login failed: user=nobody-sieve rip=198.51.100.7")
+
+
+def test_untrusted_peer_is_refused(gateway):
+    """127.0.0.2 is not in haproxy_trusted_networks: closed before a byte is read, logged;
+    the same for a host on the network (this machine's own non-loopback address)."""
+    sources = ["127.0.0.2", non_loopback_address()]
+    for source in sources:
+        for name in ("imap_haproxy", "imaps_haproxy", "ical_haproxy"):
+            sock = proxied(gateway.port(name), v1("198.51.100.8"), source)
+            assert closed_without_answer(sock)
+        wait_for_log(gateway, f"imap_haproxy: connection from {source} refused: not in haproxy_trusted_networks")
+    # The ordinary listener never reads a PROXY header: it is a command like any other.
+    sock = connect(gateway.port("imap"), "127.0.0.2")
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    sock.sendall(v1("198.51.100.8") + b"a1 LOGIN nobody-plain wrong\r\n")
+    assert f.readline().startswith(b"PROXY BAD")  # "PROXY" is taken as a command's tag
+    assert tagged(f, b"a1").startswith(b"a1 NO")
+    sock.close()
+    wait_for_log(gateway, "imap login failed: user=nobody-plain rip=127.0.0.2")
+
+
+@pytest.mark.parametrize("first, why", [
+    (b"a1 LOGIN demo x\r\n", "no PROXY header"),
+    (b"PROXY TCP4 not-an-ip 127.0.0.1 1 2\r\n", "malformed address"),
+    (b"PROXY TCP4 192.0.2.1 127.0.0.1 99999 143\r\n", "port out of range"),
+    (b"PROXY TCP4 192.0.2.1 127.0.0.1 x 143\r\n", "malformed PROXY header"),
+    (b"PROXY TCP4 " + b"1" * 120 + b"\r\n", "without CRLF in its first 107 bytes"),
+    (v2("198.51.100.9", tlvs=b"\x04" + struct.pack("!H", 600) + b"x" * 600), "over haproxy_max_header_size=512"),
+    (V2_SIGNATURE + b"\x31\x11\x00\x0c" + b"\x00" * 12, "unknown version 3"),
+    (V2_SIGNATURE + b"\x21\x11\x00\x04" + b"\x00" * 4, "malformed PROXY header"),
+], ids=["none", "v1-address", "v1-port-range", "v1-port", "v1-long", "v2-large", "v2-version", "v2-short"])
+def test_a_bad_header_closes_the_connection(gateway, first, why):
+    prefix = "imap_haproxy: connection from 127.0.0.1 refused: "
+
+    def refusals() -> list[str]:
+        return [line for line in log_text(gateway).splitlines() if prefix in line]
+    before = len(refusals())
+    sock = proxied(gateway.port("imap_haproxy"), first)
+    assert closed_without_answer(sock)
+    wait_until(lambda: len(refusals()) > before, message="the refusal was not logged")
+    assert why in refusals()[-1]
+    assert gateway.alive()
+
+
+def test_no_header_in_time_closes_the_connection(gateway):
+    sock = proxied(gateway.port("pop3_haproxy"), b"PROXY TCP4 ")  # and nothing more
+    started = time.monotonic()
+    assert closed_without_answer(sock)
+    assert time.monotonic() - started >= 1.5
+    wait_for_log(gateway, "pop3_haproxy: connection from 127.0.0.1 refused: no PROXY header within haproxy_timeout=2s")
