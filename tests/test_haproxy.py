@@ -315,3 +315,238 @@ def test_no_header_in_time_closes_the_connection(gateway):
     assert closed_without_answer(sock)
     assert time.monotonic() - started >= 1.5
     wait_for_log(gateway, "pop3_haproxy: connection from 127.0.0.1 refused: no PROXY header within haproxy_timeout=2s")
+
+
+# -- Debian's haproxy in front of two gateway instances ------------------------------------------
+
+HAPROXY = "/usr/sbin/haproxy"
+E2E_BAN_THRESHOLD = 8
+
+HAPROXY_CONFIG = """\
+global
+    maxconn 200
+    stats socket {stats} mode 600
+
+defaults
+    mode tcp
+    timeout connect 10s
+    timeout client 120s
+    timeout server 120s
+
+# IMAP with STARTTLS: the v1 header, health checks with it too.
+frontend imap
+    bind 127.0.0.1:{imap}
+    default_backend imap
+backend imap
+    balance roundrobin
+    server g1 127.0.0.1:{g1_imap} send-proxy check check-send-proxy inter 2s
+    server g2 127.0.0.1:{g2_imap} send-proxy check check-send-proxy inter 2s
+
+# IMAPS passed through: haproxy sees no TLS, the v2 header goes before the handshake.
+frontend imaps
+    bind 127.0.0.1:{imaps}
+    default_backend imaps
+backend imaps
+    balance roundrobin
+    server g1 127.0.0.1:{g1_imaps} send-proxy-v2 check check-send-proxy inter 2s
+    server g2 127.0.0.1:{g2_imaps} send-proxy-v2 check check-send-proxy inter 2s
+
+# POP3: g2 takes over only when g1 is down, so that one guard sees every attempt.
+frontend pop3
+    bind 127.0.0.1:{pop3}
+    default_backend pop3
+backend pop3
+    server g1 127.0.0.1:{g1_pop3} send-proxy-v2
+    server g2 127.0.0.1:{g2_pop3} send-proxy-v2 backup
+
+# CalDAV: haproxy speaks HTTP itself and opens its own connections to the gateways.
+frontend http
+    mode http
+    bind 127.0.0.1:{http}
+    default_backend caldav
+backend caldav
+    mode http
+    balance roundrobin
+    server g1 127.0.0.1:{g1_ical} send-proxy
+    server g2 127.0.0.1:{g2_ical} send-proxy-v2
+"""
+
+
+def servers_checked(stats_socket: str) -> bool:
+    """Whether haproxy (through its stats socket) has every checked server up."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(stats_socket)
+        sock.sendall(b"show stat\n")
+        table = read_until_quiet(sock).decode()
+    header, *rows = [line.split(",") for line in table.splitlines() if line]
+    status, check = header.index("status"), header.index("check_status")
+    servers = [row for row in rows if row[1] in ("g1", "g2")]
+    return bool(servers) and all(row[status] == "UP" for row in servers if row[check])
+
+
+class Balanced:
+    """haproxy on `ports` (imap, imaps, pop3, http) in front of `instances` (two lists of
+    processes, each instance's IMAP, POP3 and CalDAV gateways), clients coming from `source`."""
+
+    def __init__(self, ports: dict[str, int], instances: list[list[ServerProcess]], source: str,
+                 password: str) -> None:
+        self.ports, self.instances, self.source, self.password = ports, instances, source, password
+
+    def logs(self) -> list[str]:
+        """Each instance's log lines, all its processes together."""
+        return ["".join(log_text(process) for process in instance) for instance in self.instances]
+
+    def connection(self, frontend: str, source: str | None = None) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.ports[frontend]), timeout=scaled(30),
+                                        source_address=(source or self.source, 0))
+
+
+def _imap_via(balanced: Balanced, tls: bool) -> imaplib.IMAP4:
+    """An IMAP client of haproxy's imap (STARTTLS) or imaps frontend, from the test's source."""
+    class Client(imaplib.IMAP4_SSL if tls else imaplib.IMAP4):
+        def _create_socket(self, timeout):
+            sock = balanced.connection("imaps" if tls else "imap")
+            return self.ssl_context.wrap_socket(sock, server_hostname="localhost") if tls else sock
+
+    if tls:
+        m = Client("127.0.0.1", balanced.ports["imaps"], ssl_context=tls_context())
+    else:
+        m = Client("127.0.0.1", balanced.ports["imap"])
+        m.starttls(ssl_context=tls_context())
+    return m
+
+
+def _pop3_via(balanced: Balanced, source: str) -> poplib.POP3:
+    class Client(poplib.POP3):
+        def _create_socket(self, timeout):
+            return balanced.connection("pop3", source)
+    p = Client("127.0.0.1", balanced.ports["pop3"])
+    p.stls(tls_context())
+    return p
+
+
+@pytest.fixture(scope="module")
+def balanced(tmp_path_factory):
+    ensure_packages({"haproxy": lambda: os.path.exists(HAPROXY)})
+    directory = tmp_path_factory.mktemp("balanced")
+    cert, key = self_signed_certificate(str(directory))
+    common = {"imap_haproxy_listen": "127.0.0.1:0", "imaps_haproxy_listen": "127.0.0.1:0",
+              "pop3_haproxy_listen": "127.0.0.1:0", "ical_haproxy_listen": "127.0.0.1:0",
+              "haproxy_trusted_networks": "127.0.0.1",
+              "ssl_certificate_file": cert, "ssl_private_key_file": key,
+              # Loopback counts like any address: only the header tells clients and proxy apart.
+              "auth_exempt_loopback": "no", "auth_failure_delay": "0.1", "auth_max_delay": "0.3",
+              "auth_ban_threshold": str(E2E_BAN_THRESHOLD), "auth_ban_time": "600",
+              # Basic auth over plain HTTP, as behind a proxy that terminates TLS.
+              "ical_plaintext_auth": "yes"}
+    first = ServerProcess(str(directory / "g1"), {**common, "log_file": str(directory / "g1.log")}, demo=True)
+    processes: list[ServerProcess] = []
+    haproxy = None
+    try:
+        processes.append(first.start())
+        second = [ServerProcess(str(directory / f"g2-{kind}"),
+                                {**common, "server_socket": first.socket_path,
+                                 "log_file": str(directory / f"g2-{kind}.log")}, command=kind)
+                  for kind in ("imap", "pop3", "ical")]
+        for process in second:
+            processes.append(process.start())
+        ports = {name: free_port() for name in ("imap", "imaps", "pop3", "http")}
+        gateway_ports = {}
+        for label, instance in (("g1", [first]), ("g2", second)):
+            for listener in ("imap", "imaps", "pop3", "ical"):
+                process = next(p for p in instance if any(f"{listener}_haproxy listening" in line for line in p.output))
+                gateway_ports[f"{label}_{listener}"] = process.port(f"{listener}_haproxy")
+        config = directory / "haproxy.cfg"
+        stats = str(directory / "haproxy.sock")
+        config.write_text(HAPROXY_CONFIG.format(stats=stats, **ports, **gateway_ports))
+        subprocess.run([HAPROXY, "-c", "-f", str(config)], check=True, capture_output=True)
+        with open(directory / "haproxy.out", "wb") as out:
+            haproxy = subprocess.Popen([HAPROXY, "-db", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT)
+        for port in ports.values():
+            wait_for_port(port, alive=lambda: haproxy.poll() is None)
+        # Each server's first health check, so that connections go round both gateways.
+        wait_until(lambda: servers_checked(stats), timeout=60, message="haproxy never saw its servers up")
+        yield Balanced(ports, [[first], second], non_loopback_address(), first.demo_password())
+    finally:
+        stop_process(haproxy)
+        for process in reversed(processes):
+            process.stop()
+
+
+def test_haproxy_send_proxy_to_two_imap_gateways(balanced):
+    """Two connections through haproxy reach each gateway once; each logs the client's address,
+    not haproxy's; STARTTLS and a whole session work over the PROXY layer."""
+    for n in range(2):
+        m = _imap_via(balanced, tls=False)
+        with pytest.raises(imaplib.IMAP4.error):
+            m.login(f"e2e-imap-{n}", "wrong")
+        m.logout()
+    wanted = [f"imap login failed: user=e2e-imap-{n} rip={balanced.source}" for n in range(2)]
+    wait_until(lambda: all(any(line in log for log in balanced.logs()) for line in wanted))
+    assert all(sum(line in log for line in wanted) == 1 for log in balanced.logs()), "not one per instance"
+    m = _imap_via(balanced, tls=False)
+    assert m.login("demo", balanced.password)[0] == "OK"
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+    wait_until(lambda: any(f"imap login: user=demo rip={balanced.source}" in log for log in balanced.logs()))
+
+
+def test_haproxy_passes_tls_through_to_imaps(balanced):
+    for n in range(2):
+        m = _imap_via(balanced, tls=True)
+        with pytest.raises(imaplib.IMAP4.error):
+            m.login(f"e2e-imaps-{n}", "wrong")
+        m.logout()
+    wanted = [f"imap login failed: user=e2e-imaps-{n} rip={balanced.source}" for n in range(2)]
+    wait_until(lambda: all(any(line in log for log in balanced.logs()) for line in wanted))
+    assert all(sum(line in log for line in wanted) == 1 for log in balanced.logs()), "not one per instance"
+    m = _imap_via(balanced, tls=True)
+    assert m.login("demo", balanced.password)[0] == "OK"
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+
+
+def test_haproxy_in_http_mode_to_two_caldav_gateways(balanced):
+    import http.client
+    wrong = "Basic " + base64.b64encode(b"e2e-http:wrong").decode()
+    right = "Basic " + base64.b64encode(f"demo:{balanced.password}".encode()).decode()
+    statuses = []
+    for auth in (wrong, wrong, right):
+        conn = http.client.HTTPConnection("127.0.0.1", balanced.ports["http"], timeout=scaled(30),
+                                          source_address=(balanced.source, 0))
+        conn.request("PROPFIND", "/caldav/demo/", headers={"Authorization": auth, "Depth": "0"})
+        statuses.append(conn.getresponse().status)
+        conn.close()
+    assert statuses == [401, 401, 207]
+    line = f"login failed: user=e2e-http rip={balanced.source}"
+    wait_until(lambda: all(line in log for log in balanced.logs()), message="not logged by both instances")
+
+
+def test_the_guard_bans_the_client_behind_haproxy_not_haproxy(balanced):
+    """Failures from one client through haproxy ban that client; another client through the
+    same haproxy, from haproxy's own address even, still logs in."""
+    answers = []
+    for _ in range(E2E_BAN_THRESHOLD + 1):
+        p = _pop3_via(balanced, balanced.source)
+        p.user("mallory")
+        try:
+            p.pass_("wrong")
+        except poplib.error_proto as err:
+            answers.append(err.args[0])
+        if b"Too many failed logins" in answers[-1]:
+            p.close()  # a banned address is let go
+            break
+        p.quit()
+    assert answers[-1] == b"-ERR [AUTH] Too many failed logins from your address, try again later."
+    wait_until(lambda: f"failed logins: rip={balanced.source}" in balanced.logs()[0])
+    banned = _pop3_via(balanced, balanced.source)
+    banned.user("demo")
+    with pytest.raises(poplib.error_proto, match="Too many failed logins"):
+        banned.pass_(balanced.password)
+    banned.close()
+    bystander = _pop3_via(balanced, "127.0.0.1")
+    bystander.user("demo")
+    assert bystander.pass_(balanced.password).startswith(b"+OK")
+    bystander.quit()
+    assert "rip=127.0.0.1" not in "".join(line for line in balanced.logs()[0].splitlines(True)
+                                          if "login failed" in line or "banned" in line)
