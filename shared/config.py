@@ -246,6 +246,7 @@ OPTIONS: dict[str, Option] = {
     **_opts(
         "lmtp.cfg",
         lmtp_listen=typed("sockets", "%(data_dir)s/lmtp.sock"),
+        lmtp_haproxy_listen=typed("listen"),
         lmtp_socket_mode=typed("mode", "0666"),
         lmtp_trusted_networks=typed("networks", "127.0.0.0/8 ::1"),
         lmtp_hostname=text(""),

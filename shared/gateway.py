@@ -10,7 +10,6 @@ Connection-oriented gateways (IMAP, POP3) build their listeners' factories on
 from __future__ import annotations
 
 import abc
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +21,6 @@ from shared.listeners import Listeners, gateway_tls
 from shared.login import LoginService, plaintext_login_allowed
 from shared.model import Adapter
 from shared.proxyprotocol import ProxyPolicy
-
-log = logging.getLogger("shared.gateway")
 
 
 class ConnectionFactory(protocol.ServerFactory):
@@ -104,9 +101,6 @@ class GatewayService(abc.ABC):
             else:
                 self.listening.tcp(kind, plain, factory)
                 self.listening.tcp(f"{kind}_haproxy", behind_proxy, factory, proxy)
-            if behind_proxy.strip() and not proxy.trusted:
-                log.warning("%s_haproxy_listen is set but haproxy_trusted_networks is empty: "
-                            "every connection to it is refused", kind)
 
     def listeners(self) -> list[str]:
         return self.listening.lines()

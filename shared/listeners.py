@@ -5,6 +5,7 @@ the store server) takes them: `*:143 127.0.0.1:1143 [::1]:143`.
 """
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -16,6 +17,8 @@ from shared.socketshare import UnixListenAddress
 from shared.tls import config_server_options
 
 __all__ = ["Listeners", "gateway_tls"]
+
+log = logging.getLogger("shared.listeners")
 
 
 def gateway_tls(cfg: Any) -> Any:
@@ -50,6 +53,9 @@ class Listeners:
         self._opening.append(d)
 
     def _listen(self, name: str, addresses: str, factory: Any, options: Any, proxy: Any) -> None:
+        if proxy is not None and addresses.strip() and not proxy.trusted:
+            log.warning("%s_listen is set but haproxy_trusted_networks is empty: every connection "
+                        "to it is refused", name)
         wrap = None if proxy is None else partial(ProxyHeaderFactory, policy=proxy, reactor=self.reactor, name=name)
         for index, address in enumerate(parse_listen(addresses)):
             # A slot per address keeps the banner in config order, however the

@@ -550,3 +550,19 @@ def test_the_guard_bans_the_client_behind_haproxy_not_haproxy(balanced):
     bystander.quit()
     assert "rip=127.0.0.1" not in "".join(line for line in balanced.logs()[0].splitlines(True)
                                           if "login failed" in line or "banned" in line)
+
+
+def test_lmtp_checks_its_trusted_networks_against_the_client(tmp_path):
+    """lmtp_trusted_networks (loopback by default) judges the MTA the header names, not the
+    proxy: a header naming another host is refused with LMTP's own 554."""
+    server = ServerProcess(str(tmp_path / "var"), {"lmtp_haproxy_listen": "127.0.0.1:0",
+                                                  "haproxy_trusted_networks": "127.0.0.1"}, demo=True)
+    with server:
+        port = server.port("lmtp_haproxy")
+        sock = proxied(port, v1("127.0.0.5", dport=24))
+        assert sock.makefile("rb").readline().startswith(b"220 ")
+        sock.close()
+        sock = proxied(port, v2("198.51.100.30", dport=24))
+        assert sock.makefile("rb").readline().startswith(b"554 5.7.1")
+        sock.close()
+        wait_for_log(server, "lmtp: refused untrusted client 198.51.100.30")

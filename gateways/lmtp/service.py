@@ -16,6 +16,7 @@ from gateways.lmtp.session import Limits
 from shared.delivery import Deliverer
 from shared.gateway import GatewayService
 from shared.login import LoginService
+from shared.proxyprotocol import ProxyPolicy
 
 SPOOL_DIR = "spool"
 
@@ -37,6 +38,7 @@ class LMTPService(GatewayService):
             else:
                 host = f"[{target.host}]" if ":" in target.host else target.host or "*"
                 self.listening.tcp("lmtp", f"{host}:{target.port}", factory)
+        self.listening.tcp("lmtp_haproxy", cfg.get("lmtp_haproxy_listen"), factory, ProxyPolicy.from_config(cfg))
 
 
 def clear_spool(spool_dir: str) -> None:
