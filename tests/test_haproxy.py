@@ -6,9 +6,9 @@ instances, with send-proxy, send-proxy-v2 and TLS passed through to imaps."""
 from __future__ import annotations
 
 import base64
+import http.client
 import imaplib
 import ipaddress
-import os
 import poplib
 import socket
 import struct
@@ -16,12 +16,11 @@ import subprocess
 import time
 
 import pytest
-import requests
 
 from certificates import self_signed_certificate
-from debian import command, ensure_packages
+from debian import ensure_packages, path
 from harness import ServerProcess, free_port, non_loopback_address, stop_process, wait_for_port
-from raw_clients import RawIMAP, read_until_quiet, tls_context
+from raw_clients import read_until_quiet, tls_context
 from waiting import scaled, wait_until
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -427,7 +426,7 @@ def _pop3_via(balanced: Balanced, source: str) -> poplib.POP3:
 
 @pytest.fixture(scope="module")
 def balanced(tmp_path_factory):
-    ensure_packages({"haproxy": lambda: os.path.exists(HAPROXY)})
+    ensure_packages({"haproxy": path(HAPROXY)})
     directory = tmp_path_factory.mktemp("balanced")
     cert, key = self_signed_certificate(str(directory))
     common = {"imap_haproxy_listen": "127.0.0.1:0", "imaps_haproxy_listen": "127.0.0.1:0",
@@ -507,7 +506,6 @@ def test_haproxy_passes_tls_through_to_imaps(balanced):
 
 
 def test_haproxy_in_http_mode_to_two_caldav_gateways(balanced):
-    import http.client
     wrong = "Basic " + base64.b64encode(b"e2e-http:wrong").decode()
     right = "Basic " + base64.b64encode(f"demo:{balanced.password}".encode()).decode()
     statuses = []
