@@ -155,7 +155,8 @@ class ProxyHeaderReader(ProtocolWrapper):
 
     def connectionMade(self) -> None:
         self.factory.registerProtocol(self)
-        self.deadline = self.factory.reactor.callLater(self.factory.policy.timeout, self._too_slow)
+        if self.factory.policy.timeout:
+            self.deadline = self.factory.reactor.callLater(self.factory.policy.timeout, self._too_slow)
 
     def dataReceived(self, data: bytes) -> None:
         if self.wrappedProtocol is not None:
