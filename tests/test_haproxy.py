@@ -565,3 +565,23 @@ def test_lmtp_checks_its_trusted_networks_against_the_client(tmp_path):
         assert sock.makefile("rb").readline().startswith(b"554 5.7.1")
         sock.close()
         wait_for_log(server, "lmtp: refused untrusted client 198.51.100.30")
+
+
+def test_gateway_workers_share_the_proxy_listeners(tmp_path):
+    """With gateway_workers = 2 every worker accepts on the supervisor's haproxy sockets, each
+    reading the header itself."""
+    server = ServerProcess(str(tmp_path / "var"), {"imap_haproxy_listen": "127.0.0.1:0",
+                                                  "imaps_haproxy_listen": "127.0.0.1:0",
+                                                  "haproxy_trusted_networks": "127.0.0.1",
+                                                  "gateway_workers": "2",
+                                                  "auth_failure_delay": "0", "auth_max_delay": "0"}, demo=True)
+    with server:
+        port = server.port("imap_haproxy")
+        for n in range(8):
+            greeting, answer = imap_login(proxied(port, (v1, v2)[n % 2](f"127.0.1.{n}")), f"worker-{n}", "wrong")
+            assert greeting.startswith(b"* OK") and b"AUTHENTICATIONFAILED" in answer
+        for n in range(8):
+            wait_for_log(server, f"imap login failed: user=worker-{n} rip=127.0.1.{n}")
+        sock = proxied(port, b"a1 LOGIN demo x\r\n")
+        assert closed_without_answer(sock)
+        wait_for_log(server, "imap_haproxy: connection from 127.0.0.1 refused: no PROXY header")
