@@ -92,14 +92,14 @@ class GatewayService(abc.ABC):
         proxy = ProxyPolicy.from_config(self.cfg)
         for secure in (False, True) if tls is not None else (False,):
             kind = f"{name}s" if secure else name
-            plain = self.cfg.get(f"{kind}_listen")
+            direct = self.cfg.get(f"{kind}_listen")
             behind_proxy = self.cfg.get(f"{kind}_haproxy_listen")
             factory = factory_for(secure)
             if secure:
-                self.listening.tls(kind, plain, factory, tls)
+                self.listening.tls(kind, direct, factory, tls)
                 self.listening.tls(f"{kind}_haproxy", behind_proxy, factory, tls, proxy)
             else:
-                self.listening.tcp(kind, plain, factory)
+                self.listening.tcp(kind, direct, factory)
                 self.listening.tcp(f"{kind}_haproxy", behind_proxy, factory, proxy)
 
     def listeners(self) -> list[str]:
