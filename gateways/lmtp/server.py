@@ -8,7 +8,6 @@ connection to message data until the message ends. The command modules in
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from twisted.python.failure import Failure
 from gateways.lmtp import commands
 from gateways.lmtp.grammar import MAX_COMMAND_LINE, Reply, SyntaxProblem, parse_command
 from gateways.lmtp.session import Limits
+from shared.authguard import in_networks
 from shared.endpoints import answer_at_once
 
 log = logging.getLogger("gateways.lmtp")
@@ -254,10 +254,4 @@ class LMTPFactory(protocol.ServerFactory):
     def peer_trusted(self, peer: Any) -> bool:
         if not isinstance(peer, (IPv4Address, IPv6Address)):
             return True
-        try:
-            address = ipaddress.ip_address(peer.host.split("%")[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.trusted_networks)
+        return in_networks(peer.host, self.trusted_networks)
