@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from fuzz.driver import pieces
 from gateways.lmtp.content import MessageData
 from gateways.lmtp.grammar import (Command, SyntaxProblem, parse_bdat, parse_command, parse_mail_from,
                                    parse_rcpt_to)
@@ -57,10 +58,11 @@ def decode(stream: bytes, piece: int, dot_stuffed: bool) -> tuple[bytes, str | N
     out: list[bytes] = []
     decoder = MessageData(out.append, MAX_LINE, dot_stuffed)
     rest = b""
-    for start in range(0, len(stream), piece):
-        after = decoder.feed(stream[start:start + piece])
+    reads = pieces(stream, piece)
+    for n, chunk in enumerate(reads):
+        after = decoder.feed(chunk)
         if after is not None:
-            rest = after + stream[start + piece:]
+            rest = after + b"".join(reads[n + 1:])
             break
     if not decoder.done and not dot_stuffed:
         decoder.finish()  # BDAT LAST

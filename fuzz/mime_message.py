@@ -21,6 +21,7 @@ import io
 import json
 import re
 
+from fuzz.driver import pieces
 from server.mime import message_columns
 from server.mime.decoders import Base64Decoder, QuotedPrintableDecoder
 from server.mime.headers import (HeaderBlock, content_type, decode_words, decoded_parameter, disposition,
@@ -44,8 +45,8 @@ def check(data: bytes) -> None:
 
 def structure(message: bytes, piece: int) -> None:
     parser = _Parser()
-    for start in range(0, len(message), piece):
-        parser.feed(message[start:start + piece])
+    for chunk in pieces(message, piece):
+        parser.feed(chunk)
     parser.close()
     strict = _columns(parser)
     columns = message_columns(io.BytesIO(message))
@@ -71,7 +72,7 @@ def headers(message: bytes) -> None:
 
 def decoders(message: bytes, piece: int) -> None:
     b64 = Base64Decoder()
-    out = b"".join(b64.feed(message[start:start + piece]) for start in range(0, len(message), piece))
+    out = b"".join(b64.feed(chunk) for chunk in pieces(message, piece))
     tail = b64.close()
     try:
         expected = base64.b64decode(_NOT_BASE64.sub(b"", message) + b"==", validate=False)
@@ -79,7 +80,7 @@ def decoders(message: bytes, piece: int) -> None:
         expected = None
     assert (None if tail is None else out + tail) == expected, "base64 decoder differs from b64decode"
     qp = QuotedPrintableDecoder()
-    out = b"".join(qp.feed(message[start:start + piece]) for start in range(0, len(message), piece))
+    out = b"".join(qp.feed(chunk) for chunk in pieces(message, piece))
     assert out + qp.close() == binascii.a2b_qp(message), "quoted-printable decoder differs from a2b_qp"
 
 

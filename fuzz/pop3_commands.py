@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.internet.testing import StringTransport
 
+from fuzz.driver import pieces
 from gateways.pop3.server import POP3Server
 from shared.login import LoginRefused, Outcome
 
@@ -102,8 +103,8 @@ def check(data: bytes) -> None:
     transport = StringTransport(peerAddress=SimpleNamespace(host="192.0.2.1", port=1))
     server.makeConnection(transport)
     piece = ((options >> 1) & 0x3f) * 16 + 1
-    for start in range(0, len(stream), piece):
-        server.dataReceived(stream[start:start + piece])
+    for chunk in pieces(stream, piece):
+        server.dataReceived(chunk)
     server.connectionLost(None)
 
 
