@@ -19,6 +19,11 @@ _DATE = re.compile(r"(\d{4})(\d{2})(\d{2})\Z")
 # Make the object recurring, zoned or otherwise more than this reader knows.
 _HARD = frozenset({"RRULE", "RDATE", "EXRULE", "EXDATE", "RECURRENCE-ID", "DURATION"})
 _DAY = 86400
+# Inside a VALARM the full parser reads every value and refuses the object when one does
+# not parse, so only lines that cannot fail are read here: text, and a TRIGGER that is a
+# plain duration or a UTC time.
+_ALARM_TEXT = frozenset({"ACTION", "DESCRIPTION", "SUMMARY", "UID"})
+_DURATION = re.compile(r"[+-]?P(?:\d+W|(?:\d+D)?(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+S)?)?)\Z")
 
 
 def _epoch(params: str, value: str) -> tuple[int, bool] | None:
@@ -50,6 +55,19 @@ def _epoch(params: str, value: str) -> tuple[int, bool] | None:
             return None
         return timegm((y, mo, d, 0, 0, 0)), True
     return None
+
+
+def _alarm_line_reads(name: str, params: str, value: str) -> bool:
+    """Whether the full parser surely reads this VALARM line (see _ALARM_TEXT)."""
+    if name in _ALARM_TEXT or name.startswith("X-"):
+        return True
+    if name != "TRIGGER":
+        return False
+    kind = re.search(r";VALUE=([^;:]*)", params, re.I)
+    if kind is None or kind.group(1).upper() == "DURATION":
+        return bool(_DURATION.match(value)) and value not in ("P", "+P", "-P")
+    return kind.group(1).upper() == "DATE-TIME" and value.isascii() and value.endswith("Z") \
+        and _UTC.match(value) is not None
 
 
 def simple_columns(text: str, etag: str) -> dict[str, Any] | None:
@@ -87,6 +105,8 @@ def simple_columns(text: str, etag: str) -> dict[str, Any] | None:
                 return None
             continue
         if not stack:
+            return None
+        if len(stack) == 3 and not _alarm_line_reads(name, params, value):
             return None
         if len(stack) == 2:
             if name in _HARD or name in props and name in ("UID", "DTSTART", "DTEND", "DUE", "SUMMARY"):
