@@ -65,7 +65,7 @@ def _alarm_line_reads(name: str, params: str, value: str) -> bool:
         return False
     kind = re.search(r";VALUE=([^;:]*)", params, re.I)
     if kind is None or kind.group(1).upper() == "DURATION":
-        return bool(_DURATION.match(value)) and value not in ("P", "+P", "-P")
+        return value.isascii() and bool(_DURATION.match(value)) and value not in ("P", "+P", "-P")
     return kind.group(1).upper() == "DATE-TIME" and value.isascii() and value.endswith("Z") \
         and _UTC.match(value) is not None
 
