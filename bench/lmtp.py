@@ -218,12 +218,13 @@ class Peer:
     imap_port: int
 
 
-def create_users(options: dict[str, str], data_dir: str) -> None:
-    """The benchmark users in a fresh store, each with an address in DOMAIN."""
+def create_users(options: dict[str, str], data_dir: str, users: Sequence[str] = USERS) -> None:
+    """`users` (the benchmark users) in a fresh store, each with an address in DOMAIN and
+    the password PASSWORD (hashed once for all of them)."""
     storage = open_storage(Config(options, data_dir))
     try:
         password_hash = hash_password(PASSWORD)
-        for user in USERS:
+        for user in users:
             storage.create_user(user, password_hash, fullname=user, email=f"{user}@{DOMAIN}")
     finally:
         storage.close()
