@@ -56,6 +56,7 @@ def open_storage(cfg: Config) -> Any:
     storage.max_folder_depth = cfg.get_int("max_folder_depth")
     storage.max_folder_name_length = cfg.get_int("max_folder_name_length")
     storage.max_folders = cfg.get_int("max_folders")
+    storage.folder_owner_cache = cfg.get_int("folder_owner_cache")
     storage.keyword_limits = KeywordLimits(cfg.get_int("max_keywords_per_message"), cfg.get_int("max_keyword_length"))
     storage.max_search_scan_keys = cfg.get_int("max_search_scan_keys")
     storage.migrate()

@@ -35,6 +35,7 @@ from typing import Any
 from twisted.internet import defer, threads
 
 from shared.errors import NotFound, Quota, StorageFull, TooLarge, Unavailable
+from shared.lru import SizedLRU
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 from shared.model.delivery import Delivery
 from shared.relay import Relay, redirect_loops, redirected_copy
@@ -45,6 +46,12 @@ from shared.sieve.vacation import vacation_reply
 log = logging.getLogger("shared.delivery")
 
 HEADER_READ_LIMIT = 256 * 1024  # the header block is read from at most this much of the message
+# What the caches count for an entry (measured with tracemalloc): its key and timestamp,
+# a resolved recipient, a compiled script per character of its text (a script of many
+# short rules; long strings cost less).
+CACHE_ENTRY_OVERHEAD = 200
+RECIPIENT_SIZE = 500
+COMPILED_SCRIPT_FACTOR = 40
 STATUS_RANK = {"stored": 0, "duplicate": 1, "quota": 2, "toolarge": 3, "storagefull": 4, "unavailable": 5}
 
 __all__ = ["Deliverer", "RecipientResult", "NotFound", "Unavailable"]
@@ -76,25 +83,25 @@ class _Plan:
 
 class _TimedCache:
     """Answers of the store by key, for a few seconds: a burst of mail to one user asks the
-    store (and compiles a script) once."""
+    store (and compiles a script) once. At most `max_bytes` of them, as `put` counts them;
+    the least recently used go first."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, max_bytes: int) -> None:
         self.seconds = seconds
-        self.entries: dict[str, tuple[float, Any]] = {}
+        self.entries = SizedLRU(max_bytes)
 
     def get(self, key: str) -> tuple[bool, Any]:
         entry = self.entries.get(key)
         if entry is None or entry[0] < time.monotonic():
-            self.entries.pop(key, None)
+            self.entries.pop(key)
             return False, None
         return True, entry[1]
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: Any, size: int) -> None:
+        """Keep `value`, counted as `size` bytes besides its key."""
         if self.seconds <= 0:
             return
-        if len(self.entries) > 10_000:
-            self.entries.clear()
-        self.entries[key] = (time.monotonic() + self.seconds, value)
+        self.entries.put(key, (time.monotonic() + self.seconds, value), CACHE_ENTRY_OVERHEAD + len(key) + size)
 
 
 class Deliverer:
@@ -107,8 +114,8 @@ class Deliverer:
         self.relay = relay or Relay(cfg, reactor)
         self.spam_header = cfg.get("spam_header_name").strip()
         self.spam_value = cfg.get("spam_header_value").strip()
-        self.scripts = _TimedCache(cfg.get_seconds("sieve_script_cache_time"))
-        self.recipients = _TimedCache(cfg.get_seconds("recipient_cache_time"))
+        self.scripts = _TimedCache(cfg.get_seconds("sieve_script_cache_time"), cfg.get_size("sieve_script_cache_size"))
+        self.recipients = _TimedCache(cfg.get_seconds("recipient_cache_time"), cfg.get_size("recipient_cache_size"))
         self.sieve_limits = limits_from_config(cfg)
         self._session: Any = None
         self._logon = defer.DeferredLock()  # messages arriving during the logon wait for it
@@ -142,7 +149,7 @@ class Deliverer:
             return recipient
         session = await self.session()
         recipient = await session.resolve(address)
-        self.recipients.put(address, recipient)
+        self.recipients.put(address, recipient, RECIPIENT_SIZE)
         return recipient
 
     # -- one message
@@ -246,7 +253,7 @@ class Deliverer:
                 compiled = compile_script(text, self.sieve_limits)
             except SieveError as exc:
                 log.error("delivery: Sieve script of %s does not compile: %s; message kept", user, exc)
-        self.scripts.put(user, compiled)
+        self.scripts.put(user, compiled, COMPILED_SCRIPT_FACTOR * len(text or ""))
         return compiled
 
     def _plan(self, recipient: Any, script: Any, folders: list[Any], message: bytes | None, headers: Any,

@@ -130,6 +130,10 @@ def test_sanitize_path_is_remembered_and_still_sanitizes():
     assert glue.sanitize_path("/a/./b/../c") == "/a/c"
     assert glue.sanitize_path("/../../etc/passwd") == "/etc/passwd"
     assert glue.sanitize_path("/a/b/") == "/a/b/"
+    remembered = glue._remembered_sanitize_path.cache_info().currsize
+    long = "/a" * 600
+    assert glue.sanitize_path(long + "/../b") == "/a" * 599 + "/b"
+    assert glue._remembered_sanitize_path.cache_info().currsize == remembered  # too long to keep
 
 
 def test_request_pretty_printing_only_when_debugging():

@@ -397,6 +397,8 @@ def test_listing_cache_stays_within_its_bytes():
     assert cache.get((1, 7, 1)) is None and cache.get((1, 7, 199))["RFC822.SIZE"] == 5
     cache.put((1, 7, 500), {"ENVELOPE": b"y" * 20_000})  # bigger than the whole cache: not kept
     assert cache.get((1, 7, 500)) is None and cache.bytes <= 10_000
+    cache.resize(1_000)  # imap_listing_cache, applied when the gateway starts
+    assert 0 < cache.bytes <= 1_000 and cache.get((1, 7, 199)) is not None
 
 
 def test_fetch_of_a_message_expunged_elsewhere(env):

@@ -320,6 +320,15 @@ def test_flag_lists_round_trip_and_are_cached():
     assert w.permanent_flags_code(["\\Seen", "\\*"]) == b"PERMANENTFLAGS (\\Seen \\*)"
 
 
+def test_long_flag_lists_are_rendered_but_not_remembered():
+    """Keywords are the client's to choose: 100 of 100 characters must not stay in the memo."""
+    keywords = tuple(f"$k{i:03d}" + "x" * 95 for i in range(100))
+    rendered = w.flag_list(keywords)
+    assert rendered == b"(" + " ".join(keywords).encode() + b")"
+    assert keywords not in w._flag_lists
+    assert all(len(value) <= w._FLAG_CACHE_LONGEST for value in w._flag_lists.values())
+
+
 def test_date_times_round_trip():
     zones = [datetime.timezone.utc, datetime.timezone(datetime.timedelta(hours=5, minutes=30)),
              datetime.timezone(-datetime.timedelta(hours=8))]

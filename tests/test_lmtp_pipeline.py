@@ -4,8 +4,8 @@ import email
 from types import SimpleNamespace
 
 from shared.config import Config
-from shared.delivery import (Deliverer, RecipientResult, _header_section, _own_addresses, _Plan, _store_paths,
-                             _TimedCache)
+from shared.delivery import (COMPILED_SCRIPT_FACTOR, RECIPIENT_SIZE, Deliverer, RecipientResult, _header_section,
+                             _own_addresses, _Plan, _store_paths, _TimedCache)
 from shared.mailboxnames import folder_paths, mailbox_names
 from shared.relay import redirect_loops, redirected_copy
 
@@ -113,15 +113,30 @@ def test_scripts_run_under_the_configured_sieve_limits():
 def test_store_answers_are_kept_for_the_configured_seconds():
     assert deliverer().recipients.seconds == 5 and deliverer().scripts.seconds == 5
     cache = deliverer(recipient_cache_time="3600").recipients
-    cache.put("u@example.org", recipient())
+    cache.put("u@example.org", recipient(), RECIPIENT_SIZE)
     assert cache.get("u@example.org") == (True, recipient())
     assert cache.get("other@example.org") == (False, None)
     off = deliverer(recipient_cache_time="0").recipients
-    off.put("u@example.org", recipient())
+    off.put("u@example.org", recipient(), RECIPIENT_SIZE)
     assert off.get("u@example.org") == (False, None)
-    expired = _TimedCache(1)
-    expired.entries["u@example.org"] = (0.0, recipient())
-    assert expired.get("u@example.org") == (False, None) and not expired.entries
+    expired = _TimedCache(1, 1 << 20)
+    expired.entries.put("u@example.org", (0.0, recipient()), 100)
+    assert expired.get("u@example.org") == (False, None) and not len(expired.entries)
+
+
+def test_store_answers_are_kept_within_the_configured_memory():
+    assert deliverer().recipients.entries.max_bytes == 4 << 20
+    assert deliverer().scripts.entries.max_bytes == 16 << 20
+    cache = deliverer(recipient_cache_time="3600", recipient_cache_size="4k").recipients
+    addresses = [f"user{i}@example.org" for i in range(20)]
+    for address in addresses:
+        cache.put(address, recipient(), RECIPIENT_SIZE)
+    assert cache.entries.bytes <= 4096
+    assert cache.get(addresses[-1]) == (True, recipient())
+    assert cache.get(addresses[0]) == (False, None)  # the least recently used went first
+    scripts = deliverer(sieve_script_cache_size="64k").scripts
+    scripts.put("alice", "compiled", COMPILED_SCRIPT_FACTOR * 4096)  # more than the whole budget
+    assert scripts.get("alice") == (False, None)
 
 
 def test_only_the_header_section_is_parsed():

@@ -164,6 +164,20 @@ def test_a_client_gone_meanwhile_gets_no_session(reactor_thread, adapter):
     assert len(sessions) == 1 and sessions[0].closed
 
 
+def test_kept_caldav_sessions_are_bounded(reactor_thread, adapter):
+    """`ical_session_cache`: beyond it the session that would expire first is logged off,
+    even when none has expired yet."""
+    from gateways.caldav.sessions import SessionCache
+
+    cache = SessionCache(LoginService(adapter, make_guard(reactor_thread), CALDAV), expiry=300, max_entries=1)
+    alice = reactor_thread.call(cache.logon, "alice", PASSWORD, "127.0.0.1")
+    assert cache.cached("alice", PASSWORD) is alice
+    bob = reactor_thread.call(cache.logon, "bob", PASSWORD, "127.0.0.1")
+    assert alice.closed and not bob.closed
+    assert cache.cached("alice", PASSWORD) is None and cache.cached("bob", PASSWORD) is bob
+    reactor_thread.call(cache.close)
+
+
 def test_a_new_way_in_registers_a_checker_not_a_login_flow(reactor_thread, adapter):
     """A checker for another kind of credentials; the guard, realm and outcomes stay the service's."""
     @implementer(ICredentialsChecker)

@@ -27,8 +27,21 @@ from radicale.storage import BaseCollection, BaseStorage, ComponentExistsError, 
 from shared.budget import TooMuchWork, current as current_budget
 
 # Radicale re-sanitizes the same few collection paths for every item of a listing
-# (inside asserts); the function is pure, so remembering its answers is safe.
-pathutils.sanitize_path = functools.lru_cache(maxsize=4096)(pathutils.sanitize_path)
+# (inside asserts); the function is pure, so remembering its answers is safe. Only
+# paths of up to SANITIZED_PATH_LONGEST characters are remembered: a request line may
+# be much longer, and 4096 of those would hold a lot of memory.
+SANITIZED_PATH_LONGEST = 512
+_sanitize_path = pathutils.sanitize_path
+_remembered_sanitize_path = functools.lru_cache(maxsize=4096)(_sanitize_path)
+
+
+def _sanitize_path_remembered(path: str) -> str:
+    if len(path) > SANITIZED_PATH_LONGEST:
+        return _sanitize_path(path)
+    return _remembered_sanitize_path(path)
+
+
+pathutils.sanitize_path = _sanitize_path_remembered
 
 # Radicale pretty-prints every request body only to pick flags for its access log line;
 # for a large REPORT that costs more than the answer. Done only when debugging.

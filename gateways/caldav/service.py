@@ -65,7 +65,7 @@ class CalDAVService(GatewayService):
     def listen(self, login: LoginService, tls: Any) -> None:
         cfg = self.cfg
         route_radicale_log()
-        self.sessions = SessionCache(login, cfg.get_int("ical_session_expiry"))
+        self.sessions = SessionCache(login, cfg.get_int("ical_session_expiry"), cfg.get_int("ical_session_cache"))
         self.threadpool = ThreadPool(1, cfg.get_int("ical_threads"), name="caldav")
         self.threadpool.start()
         max_size = cfg.get_size("ical_max_request_size")

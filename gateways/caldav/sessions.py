@@ -30,13 +30,14 @@ class _Entry:
 
 class SessionCache:
     """HTTP clients send the password with every request; the store sees one logon per
-    user until `expiry` seconds pass or another password is given."""
+    user until `expiry` seconds pass or another password is given. At most `max_entries`
+    users' sessions are kept (`ical_session_cache`): beyond, the expired ones are logged
+    off, then those that would expire first."""
 
-    MAX_ENTRIES = 10_000
-
-    def __init__(self, login: LoginService, expiry: float) -> None:
+    def __init__(self, login: LoginService, expiry: float, max_entries: int = 10_000) -> None:
         self.login = login
         self.expiry = expiry
+        self.max_entries = max_entries
         self._salt = os.urandom(16)
         self._entries: dict[str, _Entry] = {}
         self._pending: dict[tuple[str, bytes], list[defer.Deferred]] = {}
@@ -82,10 +83,13 @@ class SessionCache:
         old = self._entries.pop(user, None)
         if old is not None and old.session is not session:
             old.session.logoff()
-        if len(self._entries) >= self.MAX_ENTRIES:
+        if len(self._entries) >= self.max_entries:
             now = time.monotonic()
             for name in [n for n, e in self._entries.items() if e.expires <= now]:
                 self._entries.pop(name).session.logoff()
+            # Entries are added with one expiry each, so the dict's order is expiry order.
+            while len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries))).session.logoff()
         self._entries[user] = _Entry(digest, session, time.monotonic() + self.expiry)
 
     def forget(self, user: str) -> None:

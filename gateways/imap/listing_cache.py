@@ -4,14 +4,15 @@ INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE and BODY never change for a
 (folder, UIDVALIDITY, UID), so once rendered they can be answered again without
 asking the store or parsing its JSON: a client paging through a mailbox asks
 for the same envelopes over and over (Dovecot keeps them in its cache file for
-the same reason). The cache is one per gateway process, bounded in bytes, and
-drops what was used least recently.
+the same reason). The cache is one per gateway process, bounded in bytes
+(`imap_listing_cache`, set when the gateway starts), and drops what was used
+least recently.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from gateways.imap.lru import SizedLRU
+from shared.lru import SizedLRU
 
 LISTING_CACHE_BYTES = 32 * 1024 * 1024
 ENTRY_OVERHEAD = 200  # a dict and its key, roughly

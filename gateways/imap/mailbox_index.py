@@ -22,7 +22,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from gateways.imap.lru import SizedLRU
+from shared.lru import SizedLRU
 from shared.flags import split_flags
 
 NO_KEYWORDS: tuple[str, ...] = ()

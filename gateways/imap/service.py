@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gateways.imap import dispatch
+from gateways.imap import dispatch, listing_cache
 from gateways.imap.connection import IMAPConnection
 from gateways.imap.mailbox_index import IndexCache
 from gateways.imap.push import FolderWatches
@@ -48,7 +48,8 @@ class IMAPService(GatewayService):
         watches = FolderWatches()
         cache_bytes = cfg.get_size("imap_index_cache")
         indexes = IndexCache(cache_bytes) if cache_bytes else None
-        recent = RecentClaims()
+        recent = RecentClaims(cfg.get_int("imap_recent_folders"))
+        listing_cache.CACHE.resize(cfg.get_size("imap_listing_cache"))
         self.listen_plain_and_tls("imap", lambda implicit_tls: IMAPFactory(
             cfg, login, watches, indexes, tls, implicit_tls, recent), tls)
 

@@ -15,8 +15,6 @@ CONTAINER_CLASSES = ("mail", "calendar", "tasks", "contacts", "notes")
 ROLES = (None, "inbox", "drafts", "sent", "trash", "junk", "archive")
 RIGHTS = ("read", "write", "owner")
 
-_OWNER_CACHE_SIZE = 100_000
-
 
 class _Keep:
     """Marks "argument not given" where None is a meaningful value (top level)."""
@@ -42,6 +40,9 @@ class FoldersMixin(StorageBase):
     # (`max_folders`): every listing and LIST answer carries all of them.
     max_folder_name_length = FOLDER_NAME_COLUMN
     max_folders = 5000
+    # Folders whose store and owner are remembered (`folder_owner_cache`, about 150 bytes
+    # each); when that many are, they are all forgotten and remembered again as asked.
+    folder_owner_cache = 100_000
 
     # -- helpers --------------------------------------------------------
     def _check_name(self, name: str) -> str:
@@ -281,7 +282,7 @@ class FoldersMixin(StorageBase):
                                .where(folders.c.id == folder_id)).first()
             if row is None:
                 raise NotFound(f"folder {folder_id} not found")
-            if len(self._folder_owners) >= _OWNER_CACHE_SIZE:
+            if len(self._folder_owners) >= self.folder_owner_cache:
                 self._folder_owners.clear()
             self._folder_owners[folder_id] = (row.store_id, row.owner_id)
             if row.owner_id is not None and row.owner_id == user_id:

@@ -107,19 +107,24 @@ def mailbox(name: str) -> bytes:
 _FLAG_BYTES = {name: name.encode("ascii") for name in (
     "\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent", "\\*")}
 _flag_lists: dict[tuple[str, ...], bytes] = {}
+# Combinations remembered, and the longest rendering that is: keywords are the client's
+# to choose, so the memo holds about 4096 x 2 x 256 bytes at most.
 _FLAG_CACHE_LIMIT = 4096
+_FLAG_CACHE_LONGEST = 256
 
 
 def flag_list(flags: Iterable[str]) -> bytes:
-    """`(flag flag ...)`; the rendering of each distinct combination is cached."""
+    """`(flag flag ...)`; the rendering of each distinct short combination is cached."""
     key = flags if isinstance(flags, tuple) else tuple(flags)
     cached = _flag_lists.get(key)
     if cached is not None:
         return cached
     rendered = b"(" + b" ".join(
         _FLAG_BYTES.get(f) or f.encode("utf-8", "surrogateescape") for f in key) + b")"
+    if len(rendered) > _FLAG_CACHE_LONGEST:
+        return rendered
     if len(_flag_lists) >= _FLAG_CACHE_LIMIT:
-        _flag_lists.clear()  # keywords are unbounded; keep the cache so too
+        _flag_lists.clear()
     _flag_lists[key] = rendered
     return rendered
 

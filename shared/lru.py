@@ -1,7 +1,8 @@
 """A mapping bounded by the total size of its values; the least recently used go first.
 
-The IMAP gateway's process-wide caches (rendered listing items, mailbox indexes)
-keep what clients ask for again, within a fixed memory budget.
+The processes' caches (the IMAP gateway's rendered listing items and mailbox indexes,
+delivery's Sieve scripts and recipients) keep what clients ask for again within a
+memory budget that an option sets (README, "Caches").
 """
 from __future__ import annotations
 
@@ -37,6 +38,26 @@ class SizedLRU:
             return
         self._entries[key] = (value, size)
         self.bytes += size
+        self._shrink()
+
+    def pop(self, key: Hashable) -> Any:
+        """Forget `key`; its value, or None."""
+        found = self._entries.pop(key, None)
+        if found is None:
+            return None
+        self.bytes -= found[1]
+        return found[0]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    def resize(self, max_bytes: int) -> None:
+        """A new budget, dropping the least recently used until what is kept fits."""
+        self.max_bytes = max_bytes
+        self._shrink()
+
+    def _shrink(self) -> None:
         while self.bytes > self.max_bytes:
             _, (_, dropped) = self._entries.popitem(last=False)
             self.bytes -= dropped
