@@ -106,7 +106,7 @@ class Soak:
     pending_pushes: dict[tuple[int, str], float] = field(default_factory=dict)  # (serial, user) -> sent at
     push_latencies: list[float] = field(default_factory=list)
     serials: int = 0
-    idled: set[str] = field(default_factory=set)  # the users an idler watches
+    idled: set[str] = field(default_factory=set)  # the users whose idler has started
 
     def running(self, client) -> bool:
         return not self.stopping and (self.delivering or not isinstance(client, Lmtp))
@@ -325,16 +325,25 @@ class Idler:
 
     async def session(self) -> None:
         imap = Imap(self.soak, self.who)
+        # From now on every delivery to the user must reach this idler: what arrives before
+        # the SELECT is found by the first fetch, what arrives later is pushed.
+        self.soak.idled.add(self.user)
         try:
             await imap.open(self.user)
-            last_uid = (await imap.select("INBOX"))["uidnext"] - 1
-            known, pushed_at = imap.exists, 0.0
+            await imap.select("INBOX")
+            last_uid, known, pushed_at = 0, -1, 0.0
             while not self.soak.stopping:
-                if imap.exists != known:  # pushed, or told in another command's answer
-                    last_uid = await self.fetch_new(imap, last_uid, pushed_at or time.monotonic())
-                    if imap.exists > IDLE_KEEP + 10:
-                        await self.expunge_old(imap)
+                # `known` is taken before each fetch is sent: a message told of (pushed, or in
+                # any answer) while it runs makes the count differ again, and is fetched next.
+                while imap.exists != known:
                     known = imap.exists
+                    if known:
+                        last_uid = await self.fetch_new(imap, last_uid, pushed_at or time.monotonic())
+                    pushed_at = 0.0
+                if imap.exists > IDLE_KEEP + 10:
+                    await self.expunge_old(imap)
+                    known = -1  # whatever came during the expunge is fetched next
+                    continue
                 pushed_at = await self.idle(imap, random.uniform(20, 40))
         finally:
             await imap.close()
@@ -960,7 +969,6 @@ async def soak_load(server: ServerProcess, database: str, args, counts: dict[str
     clients += [CalDav(soak, idlers[k % len(idlers)], f"soak{k}") for k in range(counts.get("caldav", 0))]
     clients += [Pop3(soak, user) for user in pop3_users]
     clients += [Lmtp(soak, k, idlers, pop3_users) for k in range(counts.get("lmtp", 0))]
-    soak.idled = {client.user for client in clients if isinstance(client, Idler)}
     random.shuffle(clients)
     tasks = []
     ramp = min(30.0, args.seconds / 10)  # logins spread out, as after a restart
