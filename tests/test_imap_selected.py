@@ -57,6 +57,19 @@ def test_an_empty_mailbox_matches_nothing():
     assert box.first_unseen() is None and box.take_updates() == []
 
 
+def test_expunged_messages_leave_the_listing_cache():
+    """Their UIDs never come back: their rendered items would only crowd out live ones."""
+    from gateways.imap.listing_cache import CACHE
+    box = box_of([3, 5, 9])
+    for uid in (3, 5, 9):
+        CACHE.put((1, 7, uid), {"ENVELOPE": b"(...)"})
+    box.mark_expunged([3, 9])
+    assert box.take_updates() == [b"* 3 EXPUNGE\r\n", b"* 1 EXPUNGE\r\n"]
+    assert CACHE.get((1, 7, 3)) is None and CACHE.get((1, 7, 9)) is None
+    assert CACHE.get((1, 7, 5)) == {"ENVELOPE": b"(...)"}
+    CACHE.forget(1, 7, [5])
+
+
 def test_flags_cache():
     box = box_of([1, 2], bits=SEEN, keywords="$Junk")
     assert box.flags(0) == ("\\Seen", "$Junk") and box.flag_bits(1) == SEEN and box.keywords(1) == ("$Junk",)

@@ -10,6 +10,7 @@ least recently.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from shared.lru import SizedLRU
@@ -29,6 +30,12 @@ class ListingCache(SizedLRU):
     def put(self, key: tuple[int, int, int], items: dict[str, Any]) -> None:  # type: ignore[override]
         """Remember `items` (rendered item bytes, and the size as an int) for `key`."""
         super().put(key, items, ENTRY_OVERHEAD + sum(len(v) for v in items.values() if isinstance(v, bytes)))
+
+    def forget(self, folder_id: int, uid_validity: int, uids: Iterable[int]) -> None:
+        """Expunged messages: their UIDs are never used again, so their items would only
+        wait for the least recently used end while the live ones are pushed out."""
+        for uid in uids:
+            self.pop((folder_id, uid_validity, uid))
 
 
 CACHE = ListingCache()

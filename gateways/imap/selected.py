@@ -56,6 +56,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from gateways.imap import listing_cache
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import SequenceSet
 from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, split_flag_names
@@ -383,6 +384,7 @@ class SelectedMailbox:
         self._pending_expunge = set()
         indexes = sorted((i for i in (bisect.bisect_left(self.uids, u) for u in gone)
                           if i < len(self.uids) and self.uids[i] in gone), reverse=True)
+        listing_cache.CACHE.forget(self.folder.id, self.uid_validity, (self.uids[i] for i in indexes))
         if "QRESYNC" in self.enabled:
             out = [w.vanished(runs(sorted(self.uids[i] for i in indexes)))] if indexes else []
         else:
