@@ -22,8 +22,9 @@ with, and the client's own CPU share is printed to show it is not the bottleneck
 Any unexpected answer is an error (a NO or BAD, an -ERR, an HTTP error status, a reply
 that says something else than what was stored, a push that does not come within
 `--push-deadline` seconds), and so is every ERROR or traceback in the server's log.
-Every 10 s it samples the serve process: resident memory, open file descriptors,
-threads and SQLite database handles (descriptors open on store.db), and prints them;
+Every 10 s it samples the serve process and its workers together: resident memory,
+open file descriptors, threads and SQLite database handles (descriptors open on
+store.db), and prints them;
 at the end a table at start, 1, 5 and 10 minutes, the errors, and the least-squares
 slope of each resource after the warm-up (`--warmup`, default 120 s). It exits with 1
 when there was an error or a resource grows faster than its `--max-*-slope` threshold.
@@ -56,6 +57,7 @@ from harness import ServerProcess  # noqa: E402
 from server.service import open_storage  # noqa: E402
 from shared.config import Config  # noqa: E402
 
+from imap import descendants  # noqa: E402
 from lmtp import DOMAIN, PASSWORD, create_users, data_section  # noqa: E402
 
 SAMPLE_EVERY = 10  # seconds between two samples of the server's resources
@@ -878,18 +880,24 @@ class CalDav:
 # -- the server's resources ------------------------------------------------------------------------
 
 def cpu_seconds(pid: int | str) -> float:
+    """CPU time of `pid` ("self": this process)."""
     with open(f"/proc/{pid}/stat") as fp:
         fields = fp.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree(pid: int) -> list[int]:
+    """`groupware serve` and its worker processes."""
+    return [pid, *descendants(pid)]
+
+
 def descriptor_kinds(pid: int, data_dir: str) -> collections.Counter:
-    """The open descriptors of `pid` by kind: sockets, pipes, and files by their name in
-    the data directory (blob files as `attachments/...`)."""
+    """The open descriptors of `pid` and its workers by kind: sockets, pipes, and files by
+    their name in the data directory (blob files as `attachments/...`)."""
     kinds: collections.Counter = collections.Counter()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
+    for proc, fd in ((proc, fd) for proc in tree(pid) for fd in os.listdir(f"/proc/{proc}/fd")):
         try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            target = os.readlink(f"/proc/{proc}/fd/{fd}")
         except OSError:
             continue
         if target.startswith(data_dir + "/"):
@@ -900,30 +908,43 @@ def descriptor_kinds(pid: int, data_dir: str) -> collections.Counter:
 
 
 def resources(pid: int, database: str) -> tuple[float, int, int, int]:
-    """(resident MB, open descriptors, threads, descriptors on the SQLite file) of `pid`."""
-    rss = threads = 0
-    with open(f"/proc/{pid}/status") as fp:
-        for line in fp:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                threads = int(line.split()[1])
-    fds = db = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        fds += 1
+    """(resident MB, open descriptors, threads, descriptors on the SQLite file) of `pid`
+    and its workers together."""
+    rss = threads = fds = db = 0
+    for proc in tree(pid):
         try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == database:
-                db += 1
-        except OSError:
-            pass
+            with open(f"/proc/{proc}/status") as fp:
+                for line in fp:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Threads:"):
+                        threads += int(line.split()[1])
+            for fd in os.listdir(f"/proc/{proc}/fd"):
+                fds += 1
+                try:
+                    if os.readlink(f"/proc/{proc}/fd/{fd}") == database:
+                        db += 1
+                except OSError:
+                    pass
+        except FileNotFoundError:
+            pass  # a worker that just ended
     return rss / 1024, fds, threads, db
 
 
 async def sampler(soak: Soak, pid: int, database: str, samples: list[Sample]) -> None:
-    last = (time.monotonic(), cpu_seconds(pid), cpu_seconds("self"))
+    def server_cpu_seconds() -> float:
+        total = 0.0
+        for proc in tree(pid):
+            try:
+                total += cpu_seconds(proc)
+            except FileNotFoundError:
+                pass
+        return total
+
+    last = (time.monotonic(), server_cpu_seconds(), cpu_seconds("self"))
     while True:
-        now, server_cpu, client_cpu = time.monotonic(), cpu_seconds(pid), cpu_seconds("self")
-        span = max(now - last[0], 1e-6)
+        now, server_cpu, client_cpu = time.monotonic(), server_cpu_seconds(), cpu_seconds("self")
+        span = now - last[0] if now - last[0] > 1 else float("inf")  # the first sample: no share yet
         sample = Sample(now - soak.started, *resources(pid, database), sum(soak.ops.values()), len(soak.errors),
                         (server_cpu - last[1]) / span, (client_cpu - last[2]) / span)
         last = (now, server_cpu, client_cpu)
@@ -1107,7 +1128,8 @@ def main() -> int:
         server.start()
         try:
             database = os.path.join(data_dir, "store.db")
-            print(f"groupware serve pid {server.pid()}, {args.clients} clients for {args.seconds} s", flush=True)
+            print(f"groupware serve pid {server.pid()} with {len(tree(server.pid())) - 1} workers, "
+                  f"{args.clients} clients for {args.seconds} s", flush=True)
             soak, samples = asyncio.run(soak_load(server, database, args, counts, idlers, pop3_users))
         finally:
             server.stop()
