@@ -167,3 +167,16 @@ def env(request: pytest.FixtureRequest, reactor_thread, database_options, tmp_pa
         raise pytest.UsageError(f"no gateway environment {kind!r}")
     with running as e:
         yield e
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory):
+    """A private slapd (tests/slapd_harness.py) with the OpenLDAP and AD-style trees loaded."""
+    from slapd_harness import Slapd, ensure_slapd
+    ensure_slapd()
+    server = Slapd(str(tmp_path_factory.mktemp("slapd"))).start()
+    try:
+        server.load()
+        yield server
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 
@@ -191,6 +192,8 @@ class Slapd:
         return self
 
     def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a test may have left it stopped (SIGSTOP)
         stop_process(self.proc, grace=20)
         self.proc = None
 

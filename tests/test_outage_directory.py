@@ -20,25 +20,12 @@ import requests
 
 from harness import ServerProcess
 from outages import elapsed
-from slapd_harness import READER_DN, READER_PW, SUFFIX, Slapd, ensure_slapd
+from slapd_harness import READER_DN, READER_PW, SUFFIX
 from waiting import scaled
 
 LDAP_TIMEOUT = 5
 BURST = 18  # logins hanging at once, over three gateways: more than the store's 8 worker threads
 USERS = ("alice", "carol", "dave", "star")
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory):
-    ensure_slapd()
-    server = Slapd(str(tmp_path_factory.mktemp("slapd"))).start()
-    try:
-        server.load()
-        yield server
-    finally:
-        if server.proc is not None:
-            server.proc.send_signal(signal.SIGCONT)
-        server.stop()
 
 
 @pytest.fixture(scope="module")

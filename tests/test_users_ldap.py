@@ -16,21 +16,10 @@ from raw_clients import pop3_auth_plain
 from shared.config import OPTIONS, Config, parse_config_text
 from shared.errors import AuthFailed, Unavailable
 from shared.model import Adapter
-from slapd_harness import AD_READER_DN, AD_SUFFIX, READER_DN, READER_PW, SUFFIX, Slapd, ensure_slapd
+from slapd_harness import AD_READER_DN, AD_SUFFIX, READER_DN, READER_PW, SUFFIX, Slapd
 
 PEOPLE = f"ou=people,{SUFFIX}"
 MESSAGE = b"From: x@example.org\r\nSubject: kept\r\n\r\nstill here\r\n"
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory):
-    ensure_slapd()
-    server = Slapd(str(tmp_path_factory.mktemp("slapd"))).start()
-    try:
-        server.load()
-        yield server
-    finally:
-        server.stop()
 
 
 def openldap_options(slapd: Slapd, dead_port: int) -> dict[str, str]:
