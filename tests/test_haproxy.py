@@ -473,37 +473,25 @@ def balanced(tmp_path_factory):
             process.stop()
 
 
-def test_haproxy_send_proxy_to_two_imap_gateways(balanced):
+@pytest.mark.parametrize("tls", [False, True], ids=["send-proxy-starttls", "send-proxy-v2-imaps-passthrough"])
+def test_haproxy_in_front_of_two_imap_gateways(balanced, tls):
     """Two connections through haproxy reach each gateway once; each logs the client's address,
-    not haproxy's; STARTTLS and a whole session work over the PROXY layer."""
+    not haproxy's; a whole session works over the PROXY layer, with STARTTLS on the plain port
+    and with TLS passed through to the implicit-TLS port."""
+    kind = "imaps" if tls else "imap"
     for n in range(2):
-        m = _imap_via(balanced, tls=False)
+        m = _imap_via(balanced, tls=tls)
         with pytest.raises(imaplib.IMAP4.error):
-            m.login(f"e2e-imap-{n}", "wrong")
+            m.login(f"e2e-{kind}-{n}", "wrong")
         m.logout()
-    wanted = [f"imap login failed: user=e2e-imap-{n} rip={balanced.source}" for n in range(2)]
+    wanted = [f"imap login failed: user=e2e-{kind}-{n} rip={balanced.source}" for n in range(2)]
     wait_until(lambda: all(any(line in log for log in balanced.logs()) for line in wanted))
     assert all(sum(line in log for line in wanted) == 1 for log in balanced.logs()), "not one per instance"
-    m = _imap_via(balanced, tls=False)
+    m = _imap_via(balanced, tls=tls)
     assert m.login("demo", balanced.password)[0] == "OK"
     assert m.select("INBOX")[0] == "OK"
     m.logout()
     wait_until(lambda: any(f"imap login: user=demo rip={balanced.source}" in log for log in balanced.logs()))
-
-
-def test_haproxy_passes_tls_through_to_imaps(balanced):
-    for n in range(2):
-        m = _imap_via(balanced, tls=True)
-        with pytest.raises(imaplib.IMAP4.error):
-            m.login(f"e2e-imaps-{n}", "wrong")
-        m.logout()
-    wanted = [f"imap login failed: user=e2e-imaps-{n} rip={balanced.source}" for n in range(2)]
-    wait_until(lambda: all(any(line in log for log in balanced.logs()) for line in wanted))
-    assert all(sum(line in log for line in wanted) == 1 for log in balanced.logs()), "not one per instance"
-    m = _imap_via(balanced, tls=True)
-    assert m.login("demo", balanced.password)[0] == "OK"
-    assert m.select("INBOX")[0] == "OK"
-    m.logout()
 
 
 def test_haproxy_in_http_mode_to_two_caldav_gateways(balanced):
