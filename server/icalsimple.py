@@ -82,6 +82,7 @@ def simple_columns(text: str, etag: str) -> dict[str, Any] | None:
         return None
     stack: list[str] = []
     kind = None
+    calendars = 0
     props: dict[str, tuple[str, str]] = {}
     for line in lines:
         m = _LINE.match(line)
@@ -90,6 +91,10 @@ def simple_columns(text: str, etag: str) -> dict[str, Any] | None:
         name, params, value = m.group(1).upper(), m.group(2), m.group(3)
         if name == "BEGIN":
             comp = value.strip().upper()
+            if not stack:
+                calendars += 1
+                if calendars > 1:
+                    return None  # a second VCALENDAR in one text: the full parser refuses it
             if len(stack) == 1:
                 if comp not in _CLASSES or kind is not None:
                     return None  # a time zone, a second component, a journal: the full parser
