@@ -315,16 +315,23 @@ def literal_after(resp: bytes, marker: bytes) -> bytes:
     return resp[found.end():found.end() + int(found.group(1))]
 
 
-class Idler:
+class SoakClient:
+    """One simulated client: `who` names it in errors; `start_over` forgets what a session
+    that broke off half-way left unfinished (nothing, for clients whose sessions start afresh)."""
+
+    who = ""
+
+    def start_over(self) -> None:
+        return None
+
+
+class Idler(SoakClient):
     """One user's phone: SELECT INBOX, IDLE, and each push fetched and checked."""
 
     def __init__(self, soak: Soak, user: str) -> None:
         self.soak = soak
         self.user = user
         self.who = f"idle {user}"
-
-    def start_over(self) -> None:
-        pass  # each session selects the inbox afresh
 
     async def session(self) -> None:
         imap = Imap(self.soak, self.who)
@@ -405,7 +412,7 @@ class Idler:
 SIEVE_USERS: set[str] = set()
 
 
-class CommandLoop:
+class CommandLoop(SoakClient):
     """A desktop client working in a folder of its own, which it knows exactly: every answer
     is compared with what it stored there."""
 
@@ -546,16 +553,13 @@ class CommandLoop:
 
 # -- POP3 ------------------------------------------------------------------------------------------
 
-class Pop3:
+class Pop3(SoakClient):
     """A POP3 user downloading now and then, leaving the newest messages on the server."""
 
     def __init__(self, soak: Soak, user: str) -> None:
         self.soak = soak
         self.user = user
         self.who = f"pop3 {user}"
-
-    def start_over(self) -> None:
-        pass  # each session reads the maildrop afresh
 
     async def line(self, reader: asyncio.StreamReader, what: str) -> bytes:
         line = await reader.readuntil(b"\r\n")
@@ -610,7 +614,7 @@ class Pop3:
 
 # -- LMTP ------------------------------------------------------------------------------------------
 
-class Lmtp:
+class Lmtp(SoakClient):
     """An MTA's connection delivering to the idlers' and POP3 users' inboxes."""
 
     def __init__(self, soak: Soak, number: int, idlers: list[str], pop3_users: list[str]) -> None:
@@ -744,7 +748,7 @@ def dav_responses(body: bytes) -> dict[str, ET.Element]:
     return {r.findtext(DAV + "href", "").rstrip("/").rsplit("/", 1)[-1]: r for r in root.findall(DAV + "response")}
 
 
-class CalDav:
+class CalDav(SoakClient):
     """A calendar app syncing a calendar of its own, which it knows exactly."""
 
     def __init__(self, soak: Soak, user: str, calendar: str) -> None:
