@@ -18,6 +18,9 @@ _UTC = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z?\Z")
 _DATE = re.compile(r"(\d{4})(\d{2})(\d{2})\Z")
 # Make the object recurring, zoned or otherwise more than this reader knows.
 _HARD = frozenset({"RRULE", "RDATE", "EXRULE", "EXDATE", "RECURRENCE-ID", "DURATION"})
+# Calendar-level properties whose values the full parser takes as plain text; any other
+# (a DTEND or RDATE beside the components, a VALUE parameter) it types and may refuse.
+_CALENDAR_TEXT = frozenset({"VERSION", "PRODID", "CALSCALE", "METHOD"})
 _DAY = 86400
 # Inside a VALARM the full parser reads every value and refuses the object when one does
 # not parse, so only lines that cannot fail are read here: text, and a TRIGGER that is a
@@ -110,6 +113,8 @@ def simple_columns(text: str, etag: str) -> dict[str, Any] | None:
                 return None
             continue
         if not stack:
+            return None
+        if len(stack) == 1 and (params or not (name in _CALENDAR_TEXT or name.startswith("X-"))):
             return None
         if len(stack) == 3 and not _alarm_line_reads(name, params, value):
             return None
