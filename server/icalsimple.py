@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from calendar import timegm
+from datetime import datetime
 from typing import Any
 
 _CLASSES = {"VEVENT": "IPM.Appointment", "VTODO": "IPM.Task"}
@@ -29,6 +30,15 @@ _ALARM_TEXT = frozenset({"ACTION", "DESCRIPTION", "SUMMARY", "UID"})
 _DURATION = re.compile(r"[+-]?P(?:\d+W|(?:\d+D)?(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+S)?)?)\Z")
 
 
+def _is_date(*fields: int) -> bool:
+    """Whether the fields make a real date (and time): the full parser builds a datetime."""
+    try:
+        datetime(*fields)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
 def _epoch(params: str, value: str) -> tuple[int, bool] | None:
     """(epoch seconds, is a date) of a DATE or DATE-TIME value without TZID; None if unsure."""
     kind = None
@@ -43,18 +53,15 @@ def _epoch(params: str, value: str) -> tuple[int, bool] | None:
         if m is None:
             return None
         y, mo, d, h, mi, s = (int(g) for g in m.groups())
-        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 60):
+        if not _is_date(y, mo, d, h, mi, s):
             return None
-        try:
-            return timegm((y, mo, d, h, mi, s)), False
-        except (ValueError, OverflowError):
-            return None
+        return timegm((y, mo, d, h, mi, s)), False
     if kind == "DATE":
         m = _DATE.match(value)
         if m is None:
             return None
         y, mo, d = (int(g) for g in m.groups())
-        if not (1 <= mo <= 12 and 1 <= d <= 31):
+        if not _is_date(y, mo, d):
             return None
         return timegm((y, mo, d, 0, 0, 0)), True
     return None
@@ -69,8 +76,9 @@ def _alarm_line_reads(name: str, params: str, value: str) -> bool:
     kind = re.search(r";VALUE=([^;:]*)", params, re.I)
     if kind is None or kind.group(1).upper() == "DURATION":
         return value.isascii() and bool(_DURATION.match(value)) and value not in ("P", "+P", "-P")
-    return kind.group(1).upper() == "DATE-TIME" and value.isascii() and value.endswith("Z") \
-        and _UTC.match(value) is not None
+    time = _UTC.match(value) if value.isascii() and value.endswith("Z") else None
+    return kind.group(1).upper() == "DATE-TIME" and time is not None \
+        and _is_date(*(int(g) for g in time.groups()))
 
 
 def simple_columns(text: str, etag: str) -> dict[str, Any] | None:
