@@ -7,8 +7,9 @@ tokens and upload ids are good only together with the id of the session that
 made them. Sessions die after `session_timeout` seconds without a call; whatever
 they own (stream tokens, spooled uploads) dies with them.
 
-Store processes that share the key (the store workers of `groupware serve`)
-accept each other's sessions: a process that meets a signed id it does not hold
+Store processes that share the key (the store workers of `groupware serve`, or
+store instances on one database with the same `session_key_file`) accept each
+other's sessions: a process that meets a signed id it does not hold
 adopts it (`claim`, then `adopt` once the user is read again), as long as the id
 is younger than `session_timeout`, was made after this process started, and was
 not ended (`end`; logoffs are told to every process by the notifier's relay). An
@@ -89,10 +90,23 @@ class Session:
         return self.user["store_id"]
 
 
-def session_key() -> bytes | None:
-    """The session key shared with the other store processes, if there are any; taken
-    out of the environment, so that no program the server runs learns it."""
+# Shortest text accepted in session_key_file.
+MIN_KEY_FILE_LENGTH = 32
+
+
+def session_key(cfg: Any = None) -> bytes | None:
+    """The session key shared with the other store processes, if there are any: made
+    from `session_key_file` (the same on every store instance that serves the same
+    gateways), else taken out of the environment (the store workers of one `groupware
+    serve`), so that no program the server runs learns it."""
     value = os.environ.pop(SESSION_KEY_ENV, None)
+    secret = cfg.get_secret("session_key_file") if cfg is not None else None
+    if secret is not None:
+        if len(secret) < MIN_KEY_FILE_LENGTH:
+            from shared.config import ConfigError
+            raise ConfigError("session_key_file", f"the key is shorter than {MIN_KEY_FILE_LENGTH} characters "
+                              "(make one with: openssl rand -hex 32)")
+        return hashlib.sha256(b"groupware session key\0" + secret.encode("utf-8", "surrogateescape")).digest()
     return bytes.fromhex(value) if value else None
 
 

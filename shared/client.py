@@ -22,8 +22,8 @@ from shared.errors import (
     BadRequest, Forbidden, GroupwareError, Internal, NotFound, SessionInvalid, StorageFull, TooLarge, Unavailable,
 )
 from shared.httpconn import (
-    MAX_HEAD, BufferSink, ConnectionGone, ConnectionPool, HTTPConnection, ProtocolError, StaleConnection,
-    StreamSink, StreamStopped, parse_endpoint,
+    MAX_HEAD, BufferSink, ConnectFailed, ConnectionGone, ConnectionPool, HTTPConnection, ProtocolError,
+    StaleConnection, StreamSink, StreamStopped, parse_endpoint,
 )
 from shared.localstream import FileTrouble, LocalStream, StreamHref
 
@@ -43,25 +43,24 @@ IDEMPOTENT_OPS = frozenset({
 })
 
 
-# -- the public client ---------------------------------------------------------------
+# Seconds a store endpoint that could not be reached is left alone before calls try it
+# again (server_failover_retry); the wait doubles while it stays down, up to this.
+MAX_RETRY_WAIT = 60.0
 
-class StoreClient:
-    """SOAP calls, streams and uploads to one store server over pooled connections."""
 
-    def __init__(self, reactor: Any, endpoint: str, connections: int = 8,
-                 ca_file: str | None = None, max_response_size: int = DEFAULT_MAX_RESPONSE,
-                 long_poll_connections: int = 1024, call_timeout: float | None = 300,
-                 blob_files: bool = True, logon_connections: int = 4) -> None:
-        self.reactor = reactor
-        self.address = endpoint
-        ep, host, is_tcp = parse_endpoint(reactor, endpoint, ca_file)
-        # On the store's own host (its UNIX socket), sources are read from the blob
-        # files the store names (shared.localstream).
+# -- the store servers -----------------------------------------------------------------
+
+class StoreEndpoint:
+    """One store server the client may call, with its connection lanes and whether it
+    answered lately: after a failed connect it is passed over for a back-off that
+    doubles while it stays down, then tried again."""
+
+    def __init__(self, reactor: Any, address: str, connections: int, long_poll_connections: int,
+                 logon_connections: int, ca_file: str | None = None) -> None:
+        self.address = address
+        ep, host, is_tcp = parse_endpoint(reactor, address, ca_file)
         self.is_tcp = is_tcp
-        self.blob_files = blob_files and not is_tcp
         self.host = host.encode("idna")
-        self.max_response_size = max_response_size
-        self.call_timeout = call_timeout
         self.pool = ConnectionPool(ep, connections)
         # Long polls sit on a connection for minutes; they get their own lane so
         # that many idle watchers never starve ordinary calls of connections.
@@ -69,18 +68,78 @@ class StoreClient:
         # Logons wait on the store's user backend (a directory that may hang): their own
         # lane too, so a burst of them never holds up the calls of sessions already open.
         self.logon_pool = ConnectionPool(ep, logon_connections)
+        self.failures = 0
+        self.retry_at = 0.0
 
-    @classmethod
-    def from_config(cls, reactor: Any, cfg: Any) -> "StoreClient":
-        """A client for the `server_socket` endpoint with `server_connections` connections."""
-        return cls(reactor, cfg.get("server_socket"), cfg.get_int("server_connections"),
-                   blob_files=cfg.get_bool("server_blob_files"),
-                   logon_connections=cfg.get_int("server_logon_connections"))
+    def lane(self, kind: str) -> ConnectionPool:
+        return {"poll": self.poll_pool, "logon": self.logon_pool}.get(kind, self.pool)
+
+    def unreachable(self, now: float, retry_wait: float) -> None:
+        self.failures += 1
+        self.retry_at = now + min(MAX_RETRY_WAIT, retry_wait * 2 ** min(self.failures - 1, 16))
+
+    def reachable(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
 
     def close(self) -> None:
         self.pool.close()
         self.poll_pool.close()
         self.logon_pool.close()
+
+
+# -- the public client ---------------------------------------------------------------
+
+class StoreClient:
+    """SOAP calls, streams and uploads to the store over pooled connections.
+
+    With several store endpoints (instances on one database) a call goes to the first
+    one that is up; a call that cannot connect goes on to the next, and an endpoint
+    that could not be reached is tried again after a back-off. A call whose connection
+    is lost after it was sent may have taken effect: only calls that change nothing
+    (or change it the same way twice) are sent again, the others fail with
+    Unavailable, which the gateways answer with their protocol's temporary error.
+    """
+
+    def __init__(self, reactor: Any, endpoint: str | Sequence[str], connections: int = 8,
+                 ca_file: str | None = None, max_response_size: int = DEFAULT_MAX_RESPONSE,
+                 long_poll_connections: int = 1024, call_timeout: float | None = 300,
+                 blob_files: bool = True, logon_connections: int = 4, retry_wait: float = 5.0) -> None:
+        self.reactor = reactor
+        addresses = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+        if not addresses:
+            raise ValueError("no store endpoint")
+        self.endpoints = [StoreEndpoint(reactor, address, connections, long_poll_connections,
+                                        logon_connections, ca_file) for address in addresses]
+        self.address = " ".join(addresses)
+        self.retry_wait = retry_wait
+        self.is_tcp = any(e.is_tcp for e in self.endpoints)
+        # On the store's own host (its UNIX socket), sources are read from the blob
+        # files the store names (shared.localstream).
+        self.blob_files = blob_files and not self.is_tcp
+        self.max_response_size = max_response_size
+        self.call_timeout = call_timeout
+
+    @classmethod
+    def from_config(cls, reactor: Any, cfg: Any) -> "StoreClient":
+        """A client for the `server_sockets` endpoints (or `server_socket` alone) with
+        `server_connections` connections to each."""
+        return cls(reactor, store_endpoints(cfg), cfg.get_int("server_connections"),
+                   blob_files=cfg.get_bool("server_blob_files"),
+                   logon_connections=cfg.get_int("server_logon_connections"),
+                   retry_wait=cfg.get_seconds("server_failover_retry"))
+
+    def close(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.close()
+
+    def _candidates(self) -> list[StoreEndpoint]:
+        """The endpoints in the order a call tries them: those up in their configured
+        order, then those in back-off, the soonest due first."""
+        now = self.reactor.seconds()
+        up = [e for e in self.endpoints if e.retry_at <= now]
+        down = sorted((e for e in self.endpoints if e.retry_at > now), key=lambda e: e.retry_at)
+        return up + down
 
     # -- SOAP
     def call(self, op: str, fields: Mapping[str, Any] | Sequence[tuple[str, Any]] = (),
@@ -92,26 +151,30 @@ class StoreClient:
         defaults to `call_timeout`; long polls should pass their own poll time plus a margin.
         """
         _, body = codec.request(op, fields)
-        head = (b"POST /soap HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml; charset=utf-8\r\n"
+        rest = (b"\r\nContent-Type: text/xml; charset=utf-8\r\n"
                 b"SOAPAction: \"urn:groupware:store:1#%s\"\r\n%sContent-Length: %d\r\n\r\n"
-                % (self.host, op.encode("ascii"), _session_header(fields), len(body)))
-        pool = self.poll_pool if long_poll else self.logon_pool if op in LOGON_OPS else self.pool
-        d = self._request(pool, head, body, lambda: BufferSink(self.max_response_size),
+                % (op.encode("ascii"), _session_header(fields), len(body)))
+        lane = "poll" if long_poll else "logon" if op in LOGON_OPS else "calls"
+        d = self._request(lane, lambda host: b"POST /soap HTTP/1.1\r\nHost: " + host + rest, body,
+                          lambda: BufferSink(self.max_response_size),
                           retry=op in IDEMPOTENT_OPS,
                           timeout=self.call_timeout if timeout is None else timeout or None)
         d.addCallback(_soap_result, op)
         return d
 
-    def _request(self, pool: ConnectionPool, head: bytes, body: bytes | None,
+    def _request(self, lane: str, head_for: Callable[[bytes], bytes], body: bytes | None,
                  make_sink: Callable[[], Any], retry: bool,
                  body_file: tuple[IO[bytes], int] | None = None,
                  timeout: float | None = None) -> defer.Deferred:
-        """Send one request, resending once on a stale connection when `retry` allows.
+        """Send one request (its head made by `head_for(host)`) on connections of `lane`.
 
+        An endpoint that cannot be connected to hands the request on to the next one.
+        A request whose connection is lost once sent is resent (once, wherever an
+        endpoint is up) only when `retry` allows and nothing of its answer was passed on.
         With `timeout`, a server that accepts but never answers yields Unavailable
         instead of hanging the gateway client behind us.
         """
-        state: dict[str, Any] = {"conn": None, "attempt": None, "expired": None, "timer": None}
+        state: dict[str, Any] = {"conn": None, "attempt": None, "expired": None, "timer": None, "sink": None}
 
         def cancel(_: defer.Deferred) -> None:
             conn = state["conn"]
@@ -122,25 +185,46 @@ class StoreClient:
 
         outer: defer.Deferred = defer.Deferred(cancel)
 
-        def attempt(tries_left: int) -> None:
-            d = pool.acquire()
+        def attempt(resends_left: int) -> None:
+            connect(self._candidates(), resends_left)
+
+        def connect(candidates: list[StoreEndpoint], resends_left: int) -> None:
+            endpoint, rest = candidates[0], candidates[1:]
+            d = endpoint.lane(lane).acquire()
             state["attempt"] = d
 
             def got(conn: HTTPConnection) -> defer.Deferred:
+                endpoint.reachable()
                 state["conn"] = conn
                 state["attempt"] = None
+                head = head_for(endpoint.host)
                 conn.head_request = head.startswith(b"HEAD ")
-                return conn.send(head, body, make_sink(), body_file)
+                sink = state["sink"] = make_sink()
+                return conn.send(head, body, sink, body_file)
 
             def failed(reason: Failure) -> Any:
                 state["conn"] = None
+                state["attempt"] = None
                 if outer.called:
                     return None
                 if state["expired"] is not None:
                     outer.errback(state["expired"])
                     return None
-                if reason.check(StaleConnection) and tries_left:
-                    attempt(tries_left - 1)
+                if reason.check(ConnectFailed):
+                    # Nothing was sent: any request may go to the next endpoint.
+                    if len(self.endpoints) > 1:
+                        endpoint.unreachable(self.reactor.seconds(), self.retry_wait)
+                        if rest:
+                            log.warning("store server %s unreachable (%s); trying %s", endpoint.address,
+                                        reason.getErrorMessage(), rest[0].address)
+                    if rest:
+                        connect(rest, resends_left)
+                        return None
+                elif reason.check(ConnectionGone) and resends_left and not _passed_on(state["sink"]):
+                    if not reason.check(StaleConnection):
+                        log.warning("store server %s lost a request in flight; sending it again",
+                                    endpoint.address)
+                    attempt(resends_left - 1)
                     return None
                 outer.errback(_translate(reason))
                 return None
@@ -209,9 +293,9 @@ class StoreClient:
                 return defer.succeed(0)
             last = b"" if end is None else b"%d" % (end - 1)
             range_header = b"Range: bytes=%d-%s\r\n" % (first, last)
-        head = b"GET %s HTTP/1.1\r\nHost: %s\r\n%s%s\r\n" % (
-            href.encode("ascii"), self.host, _session_header([("sessionId", session_id)]), range_header)
-        d = self._request(self.pool, head, None, lambda: StreamSink(consumer_or_callback), retry=True)
+        rest = b"\r\n%s%s\r\n" % (_session_header([("sessionId", session_id)]), range_header)
+        d = self._request("calls", lambda host: b"GET %s HTTP/1.1\r\nHost: %s%s" % (href.encode("ascii"), host, rest),
+                          None, lambda: StreamSink(consumer_or_callback), retry=True)
 
         def done(sink: StreamSink) -> int:
             if sink.status in (200, 206):
@@ -238,10 +322,11 @@ class StoreClient:
             raise
         if any(c in session_id for c in "\r\n"):
             raise ValueError("bad session id")
-        head = (b"PUT /upload HTTP/1.1\r\nHost: %s\r\nX-Session-Id: %s\r\n"
+        rest = (b"\r\nX-Session-Id: %s\r\n"
                 b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
-                % (self.host, session_id.encode("ascii"), length))
-        d = self._request(self.pool, head, None, lambda: BufferSink(MAX_HEAD), retry=False,
+                % (session_id.encode("ascii"), length))
+        d = self._request("calls", lambda host: b"PUT /upload HTTP/1.1\r\nHost: " + host + rest, None,
+                          lambda: BufferSink(MAX_HEAD), retry=False,
                           body_file=(fp, length))
 
         def done(sink: BufferSink) -> str:
@@ -257,6 +342,19 @@ class StoreClient:
                 fp.close()
             return result
         return d.addCallback(done).addBoth(close)
+
+
+def store_endpoints(cfg: Any) -> list[str]:
+    """The store endpoints a gateway calls: `server_sockets` (space-separated, tried in
+    that order), or `server_socket` alone when that is empty."""
+    cfg.get_store_addresses("server_sockets")  # a bad item is a config error
+    return cfg.get_list("server_sockets", "store_addresses") or [cfg.get("server_socket")]
+
+
+def _passed_on(sink: Any) -> bool:
+    """Whether part of an answer went on to its consumer already (a stream), so that
+    sending the request again would hand the consumer bytes twice."""
+    return isinstance(sink, StreamSink) and sink.received > 0
 
 
 # What a session id is made of (random hex, then base64url pieces joined by dots);

@@ -112,6 +112,8 @@ OPTIONS: dict[str, Option] = {
         notify_socket_dir=text(""),
         redis_url=typed("redis_url"),
         redis_channel_prefix=text("groupware:"),
+        redis_key_prefix=text("groupware:"),
+        session_key_file=typed("file"),
         log_level=typed("log_level", "info"),
         log_file=text("-"),
         delivery_uids=typed("uids"),
@@ -167,6 +169,8 @@ OPTIONS: dict[str, Option] = {
     ),
     **_opts(
         "gateway.cfg",
+        server_sockets=typed("store_addresses"),
+        server_failover_retry=seconds("5"),
         server_connections=number("8", minimum=1),
         server_connections_per_user=number("4"),
         server_logon_connections=number("4", minimum=1),
@@ -542,6 +546,11 @@ class Config:
         from shared.endpoints import parse_store_address
         value = self._typed(name, "store_address")
         return parse_store_address(value, name) if value else None
+
+    def get_store_addresses(self, name: str) -> list[Any]:
+        """Several store server addresses, space-separated (see get_store_address)."""
+        from shared.endpoints import parse_store_address
+        return [parse_store_address(value, name) for value in self.get_list(name, "store_addresses")]
 
     def get_list(self, name: str, kind: str | None = None) -> list[str]:
         value = self._typed(name, kind) if kind else self.get(name)

@@ -135,8 +135,7 @@ class Deliverer:
 
     def _secret(self) -> str | None:
         """Over TCP the store wants the shared delivery secret; on its UNIX socket, the peer's uid."""
-        address = self.cfg.get_store_address("server_socket")
-        if address is None or not address.is_tcp:
+        if not self.adapter.client.is_tcp:
             return None
         return self.cfg.get_secret("delivery_secret_file")
 

@@ -413,6 +413,10 @@ class ConnectionGone(Exception):
         super().__init__(f"connection to the store server lost: {getattr(reason, 'value', reason)}")
 
 
+class ConnectFailed(Unavailable):
+    """No connection could be opened: nothing was sent, so the request may go elsewhere."""
+
+
 class StaleConnection(ConnectionGone):
     """The server closed a reused connection before answering: safe to resend idempotent calls."""
 
@@ -480,7 +484,7 @@ class ConnectionPool:
             self._wake()
             if reason.check(defer.CancelledError):
                 return reason
-            return Failure(Unavailable(f"cannot connect to the store server: {reason.getErrorMessage()}"))
+            return Failure(ConnectFailed(f"cannot connect to the store server: {reason.getErrorMessage()}"))
 
         return self.endpoint.connect(self.factory).addCallbacks(connected, failed)
 

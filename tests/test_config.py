@@ -82,6 +82,7 @@ BAD_VALUES = {
     "listen": ("143", "expected host:port, got '143'"),
     "sockets": ("unix:", "expected unix:PATH, got 'unix:'"),
     "store_address": ("tcp:host", "expected tcp:host:port, got 'tcp:host'"),
+    "store_addresses": ("/run/a.sock tls:host", "expected tls:host:port, got 'tls:host'"),
     "uids": ("postfix-nonexistent", "no such system user 'postfix-nonexistent'"),
     "utc_datetime": ("2100-01-01", "expected a UTC date-time like 19000101T000000Z, got '2100-01-01'"),
     "redis_url": ("redis://cache:port", "expected redis://host[:port][/db], got 'redis://cache:port'"),
