@@ -13,6 +13,7 @@ import stat
 
 from twisted.internet import defer
 
+from shared.client import store_endpoints
 from shared.config import Config
 from shared.startup import run_reactor
 
@@ -90,7 +91,7 @@ def run_gateway(cfg: Config, name: str) -> int:
 
     def running() -> None:
         print_lines(listener_lines([gateway]))
-        print(f"groupware {name} is running against {cfg.get('server_socket')}. Stop with Ctrl-C.",
+        print(f"groupware {name} is running against {' '.join(store_endpoints(cfg))}. Stop with Ctrl-C.",
               flush=True)
 
     return run_reactor(cfg, gateway.start, gateway.stop, running, f"could not start {name}")

@@ -224,6 +224,8 @@ class StoreClient:
                     if not reason.check(StaleConnection):
                         log.warning("store server %s lost a request in flight; sending it again",
                                     endpoint.address)
+                    # Its other idle connections may be gone too: the resend connects afresh.
+                    endpoint.lane(lane).drop_idle()
                     attempt(resends_left - 1)
                     return None
                 outer.errback(_translate(reason))

@@ -511,6 +511,16 @@ class ConnectionPool:
             waiter = self.waiters.popleft()
             self._connect().chainDeferred(waiter)
 
+    def drop_idle(self) -> None:
+        """Close the idle connections: their server lost a request in flight, so they are
+        likely dead too, and the next request should find out by connecting afresh."""
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.lost = True
+            if conn.transport is not None:
+                conn.transport.loseConnection()
+        self._wake()
+
     def close(self) -> None:
         self.closed = True
         for waiter in list(self.waiters):

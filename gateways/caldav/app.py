@@ -506,7 +506,14 @@ class GatewayResource(resource.Resource):
         context.bind(ctx)
         try:
             with working_under(ctx.budget):
-                body = listing.calendar_propfind(self.radicale, environ, ctx, capture)
+                try:
+                    body = listing.calendar_propfind(self.radicale, environ, ctx, capture)
+                except GroupwareError:
+                    if ctx.error is None:
+                        raise
+                    # The store's error (in ctx.error) is answered below, as Radicale's would be.
+                    capture("500 Internal Server Error", [("Content-Type", "text/plain; charset=utf-8")])
+                    body = [b"internal server error\n"]
                 if body is None:
                     body = self.radicale(environ, capture)
         finally:
