@@ -75,10 +75,15 @@ class StoreEndpoint:
         return {"poll": self.poll_pool, "logon": self.logon_pool}.get(kind, self.pool)
 
     def unreachable(self, now: float, retry_wait: float) -> None:
+        if self.retry_at > now:
+            return  # another call found it down already
         self.failures += 1
         self.retry_at = now + min(MAX_RETRY_WAIT, retry_wait * 2 ** min(self.failures - 1, 16))
+        log.warning("store server %s unreachable; trying it again in %.0f s", self.address, self.retry_at - now)
 
     def reachable(self) -> None:
+        if self.failures:
+            log.warning("store server %s is reachable again", self.address)
         self.failures = 0
         self.retry_at = 0.0
 
@@ -214,9 +219,6 @@ class StoreClient:
                     # Nothing was sent: any request may go to the next endpoint.
                     if len(self.endpoints) > 1:
                         endpoint.unreachable(self.reactor.seconds(), self.retry_wait)
-                        if rest:
-                            log.warning("store server %s unreachable (%s); trying %s", endpoint.address,
-                                        reason.getErrorMessage(), rest[0].address)
                     if rest:
                         connect(rest, resends_left)
                         return None

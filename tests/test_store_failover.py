@@ -230,3 +230,35 @@ def test_killing_a_store_instance_under_load_loses_nothing_acknowledged(tmp_path
         missing = {uid for uid in load.acknowledged["events"]
                    if http.get(base + uid + ".ics", timeout=scaled(60)).status_code != 200}
         assert not missing, f"PUTs acknowledged with 201 but lost: {sorted(missing)}"
+
+
+def store_connections(store) -> int:
+    """Connections the store server has accepted on its UNIX socket."""
+    import psutil
+    return sum(1 for conn in psutil.Process(store.pid()).net_connections(kind="unix")
+               if conn.laddr == store.socket_path) - 1  # the listening socket
+
+
+def test_a_failed_instance_is_used_again_after_its_back_off(tmp_path):
+    with store_cluster(tmp_path, gateways=("imap",), gateway_options={"server_failover_retry": "0.5"}) as cluster:
+        first, second = cluster.stores
+        raw = RawIMAP(cluster.port("imap"))
+        raw.sock.settimeout(scaled(60))
+        assert raw.cmd(f"LOGIN alice {USERS['alice']}")[-1].startswith(b"r1 OK")
+        assert raw.cmd("SELECT INBOX")[-1].startswith(b"r2 OK")
+        assert store_connections(first) > 0 and store_connections(second) == 0
+        first.kill()
+        # Nothing was in flight: the next commands go to the second instance without an error,
+        # on the same session.
+        assert raw.cmd("STATUS INBOX (MESSAGES)")[-1].startswith(b"r3 OK")
+        assert store_connections(second) > 0
+        first.start()
+
+        def back_on_first() -> bool:
+            assert raw.cmd("NOOP")[-1].split(b" ")[1] == b"OK"
+            return store_connections(first) > 0
+        wait_until(back_on_first, timeout=30, interval=0.2)
+        # (The restarted instance takes up no session older than itself, as it cannot know
+        # which of them were logged off meanwhile: the gateway logged on again by itself.)
+        assert raw.cmd("SELECT INBOX")[-1].split(b" ")[1] == b"OK"
+        raw.cmd("LOGOUT")
