@@ -144,7 +144,7 @@ class StoreServer:
             )
             stored = cfg.get_choice("logon_bans") == "database"
             logon_guard = AuthGuard(cfg, reactor, StoredBans(self.storage, self.run, reactor.seconds)
-                                    if stored else None)
+                                    if stored else None, scope="store")
             self.services = Services(self.storage, users, sessions, self.notifier, limits, self.run, self.run_users,
                                      public_store_id, spool_dir, CallerRight.delivery(cfg),
                                      CallerRight.gateway(cfg), logon_guard,

@@ -37,6 +37,12 @@ A ban may also be kept outside the process (`bans`, see `BanList`): the store
 server keeps the bans of its own logon in its database, so they survive a
 restart and hold for every store instance and every gateway host.
 
+With `redis_url`, failure counts and bans are kept in Redis as well
+(shared.guardcounts), per scope (the gateways' guard, the store's logon guard):
+every process and host then sees every failure, for delays and bans alike.
+Turns and attempts in flight stay per process. A Redis that does not answer
+leaves each process with its own counts, as without Redis.
+
 Every failure is one log line on the `shared.authguard` logger, e.g.
 
     2026-11-23 03:43:59,123 WARNING shared.authguard: pop3 login failed: user=demo rip=192.0.2.7
@@ -71,6 +77,7 @@ from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 log = logging.getLogger("shared.authguard")
 
@@ -213,7 +220,7 @@ class AuthGuard:
 
     _process_guard: "AuthGuard | None" = None
 
-    def __init__(self, cfg: Any, reactor: Any, bans: BanList | None = None) -> None:
+    def __init__(self, cfg: Any, reactor: Any, bans: BanList | None = None, scope: str = "gateway") -> None:
         self.reactor = reactor
         self.base_delay = cfg.get_seconds("auth_failure_delay")
         self.max_delay = cfg.get_seconds("auth_max_delay")
@@ -231,6 +238,14 @@ class AuthGuard:
         # at most one entry per attempt, so bounded by the connections.
         self.ip_lines: dict[str, _Line] = {}
         self.in_flight: dict[str, int] = {}
+        # With redis_url, the counts and bans of every process and host of this scope.
+        self.shared: Any = None
+        redis = cfg.get_redis_url("redis_url")
+        if redis is not None:
+            from shared.guardcounts import RedisFailureCounts
+            self.shared = RedisFailureCounts(reactor, redis, cfg.get("redis_key_prefix"), scope, self.window,
+                                             self.ban_threshold, self.ban_time, MAX_PAIRS)
+        self._shared_trouble_logged = float("-inf")
 
     @classmethod
     def for_process(cls, cfg: Any, reactor: Any) -> "AuthGuard":
@@ -253,16 +268,21 @@ class AuthGuard:
             return 0.0
         return max(0.0, record.banned_until - self.reactor.seconds())
 
-    def delay_for(self, ip: str, login: str) -> float:
+    def delay_for(self, ip: str, login: str, shared: Any = None) -> float:
         """Seconds the next attempt from `ip` for `login` is held back: for the failures
-        of the address or of the name, the name's attempts in flight counted as failures."""
+        of the address or of the name, the name's attempts in flight counted as failures;
+        `shared` (SharedCounts) adds the counts of every process (which hold ours too)."""
         if self.exempt(ip):
             return 0.0
         login_key = self._login_key(login)
         by_ip = self._current(self.by_ip, _canonical_ip(ip))
         by_login = self._current(self.by_login, login_key)
-        failures = max(by_ip.failures if by_ip is not None else 0,
-                       (by_login.failures if by_login is not None else 0) + self.in_flight.get(login_key, 0))
+        ip_failures = by_ip.failures if by_ip is not None else 0
+        login_failures = by_login.failures if by_login is not None else 0
+        if shared is not None:
+            ip_failures = max(ip_failures, shared.ip_failures)
+            login_failures = max(login_failures, shared.login_failures)
+        failures = max(ip_failures, login_failures + self.in_flight.get(login_key, 0))
         if failures == 0 or self.base_delay == 0:
             return 0.0
         return min(self.base_delay * 2 ** min(failures - 1, 32), self.max_delay)
@@ -282,9 +302,13 @@ class AuthGuard:
             ip_key = _canonical_ip(ip)
             await self._enter(ip_key, protocol, ip, login)
             attempt.ip_key = ip_key
-            # Those ahead may have failed (and got the address banned) meanwhile.
-            await self.check_ban(protocol, ip, login)
-            delay = self.delay_for(ip, login)
+            # Those ahead (here or in other processes) may have failed, and got the
+            # address banned, meanwhile.
+            shared = await self._shared_counts(ip_key, self._login_key(login))
+            if shared is not None and shared.banned_until > self.reactor.seconds():
+                self._record(self.by_ip, ip_key, self.reactor.seconds()).banned_until = shared.banned_until
+            await self.check_ban(protocol, ip, login, shared=False)
+            delay = self.delay_for(ip, login, shared)
             attempt.login_key = login_key = self._login_key(login)
             self.in_flight[login_key] = self.in_flight.get(login_key, 0) + 1
             if delay > 0:
@@ -294,11 +318,15 @@ class AuthGuard:
             raise
         return attempt
 
-    async def check_ban(self, protocol: str, ip: str, login: str) -> None:
-        """Raise `Banned` when `ip` is banned, here or in `bans`; no turn, no delay (for a
-        caller whose own guard already made the attempt wait)."""
+    async def check_ban(self, protocol: str, ip: str, login: str, shared: bool = True) -> None:
+        """Raise `Banned` when `ip` is banned, here, in `bans` or (with `shared`) in Redis;
+        no turn, no delay (for a caller whose own guard already made the attempt wait)."""
         if self.exempt(ip):
             return
+        if shared and self.shared is not None and self.ban_remaining(ip) <= 0:
+            counts = await self._shared_counts(_canonical_ip(ip), self._login_key(login))
+            if counts is not None and counts.banned_until > self.reactor.seconds():
+                self._record(self.by_ip, _canonical_ip(ip), self.reactor.seconds()).banned_until = counts.banned_until
         remaining = self.ban_remaining(ip)
         if remaining <= 0 and self.bans is not None:
             until = await self.bans.banned_until(_canonical_ip(ip))
@@ -346,19 +374,61 @@ class AuthGuard:
         ip_record = self._record(self.by_ip, ip_key, now)
         ip_record.count(login_key)
         self._record(self.by_login, login_key, now).count(ip_key)
+        if self.shared is None:
+            self._ban_locally(protocol, ip, ip_key, ip_record, now)
+            return
+        # Every process's failures decide the ban; without Redis, this process's do.
+        d = self.shared.failed(ip_key, login_key, now)
+
+        def counted(result: Any) -> None:
+            if result.banned_until > ip_record.banned_until:
+                ip_record.banned_until = result.banned_until
+            if result.banned_now:
+                self._banned(protocol, ip, ip_key, ip_record.banned_until, result.ip_failures)
+
+        def trouble(failure: Any) -> None:
+            self._shared_trouble(failure)
+            self._ban_locally(protocol, ip, ip_key, ip_record, self.reactor.seconds())
+        d.addCallbacks(counted, trouble)
+
+    def _ban_locally(self, protocol: str, ip: str, ip_key: str, ip_record: _Record, now: float) -> None:
         if (self.ban_threshold > 0 and ip_record.failures >= self.ban_threshold
                 and ip_record.banned_until <= now):
             ip_record.banned_until = now + self.ban_time
-            if self.bans is not None:
-                self.bans.ban(ip_key, ip_record.banned_until)
-            log.warning("%s address banned for %d s after %d failed logins: rip=%s",
-                        protocol, self.ban_time, ip_record.failures, ip)
+            self._banned(protocol, ip, ip_key, ip_record.banned_until, ip_record.failures)
+
+    def _banned(self, protocol: str, ip: str, ip_key: str, until: float, failures: int) -> None:
+        if self.bans is not None:
+            self.bans.ban(ip_key, until)
+        log.warning("%s address banned for %d s after %d failed logins: rip=%s",
+                    protocol, self.ban_time, failures, ip)
+
+    async def _shared_counts(self, ip_key: str, login_key: str) -> Any:
+        """The SharedCounts of every process from Redis; None without Redis or when it
+        does not answer (the counts of this process then stand alone)."""
+        if self.shared is None:
+            return None
+        try:
+            return await self.shared.read(ip_key, login_key)
+        except Exception:
+            self._shared_trouble(Failure())
+            return None
+
+    def _shared_trouble(self, failure: Any) -> None:
+        """Log a Redis failure, once a minute at most."""
+        now = self.reactor.seconds()
+        if now - self._shared_trouble_logged >= 60:
+            self._shared_trouble_logged = now
+            log.warning("brute-force guard: Redis (redis_url) did not answer, counting in this process "
+                        "alone: %s", failure.getErrorMessage() or failure.type.__name__)
 
     def succeeded(self, ip: str, login: str) -> None:
         """A good login forgives the failures of its own address and name pair; the
         address's failures for other names, and the name's from other addresses, stay."""
         ip_key, login_key = _canonical_ip(ip), self._login_key(login)
         now = self.reactor.seconds()
+        if self.shared is not None:
+            self.shared.succeeded(ip_key, login_key).addErrback(self._shared_trouble)
         for table, key, other in ((self.by_ip, ip_key, login_key), (self.by_login, login_key, ip_key)):
             record = table.get(key)
             if record is None:
