@@ -79,7 +79,7 @@ class StoreEndpoint:
             return  # another call found it down already
         self.failures += 1
         self.retry_at = now + min(MAX_RETRY_WAIT, retry_wait * 2 ** min(self.failures - 1, 16))
-        log.warning("store server %s unreachable; trying it again in %.0f s", self.address, self.retry_at - now)
+        log.warning("store server %s unreachable; trying it again in %.1f s", self.address, self.retry_at - now)
 
     def reachable(self) -> None:
         if self.failures:

@@ -536,3 +536,64 @@ def test_chunked_response_over_cap(reactor_thread, server):
     with pytest.raises(Unavailable, match="over"):
         reactor_thread.call(c.call, "whoami", WHOAMI)
     reactor_thread.call(c.close)
+
+
+# -- several store endpoints ---------------------------------------------------------------------
+
+def answer_op(conn, head: str, body: bytes) -> None:
+    """An empty `<op>Response` to whatever operation the request names."""
+    op = head.split('#', 1)[1].split('"', 1)[0]
+    conn.transport.write(response(codec.envelope(codec.element(op + "Response"))))
+
+
+@pytest.fixture
+def two_servers(reactor_thread: ReactorThread, tmp_path):
+    servers = [reactor_thread.call(FakeServer, reactor_thread.reactor, os.path.join(str(tmp_path), f"{n}.sock"))
+               for n in ("a", "b")]
+    for srv in servers:
+        script(srv, answer_op)
+    yield servers
+    for srv in servers:
+        if srv.port.connected:
+            reactor_thread.call(srv.port.stopListening)
+
+
+def test_a_call_that_cannot_connect_goes_to_the_next_endpoint(reactor_thread, two_servers):
+    a, b = two_servers
+    c = reactor_thread.call(StoreClient, reactor_thread.reactor, [a.path, b.path], 4, retry_wait=0.3)
+    assert reactor_thread.call(c.call, "whoami", WHOAMI) is not None
+    assert (len(a.factory.requests), len(b.factory.requests)) == (1, 0)
+    reactor_thread.call(a.port.stopListening)
+    reactor_thread.call(lambda: [conn.transport.loseConnection() for conn in c.endpoints[0].pool.idle])
+    # Any call, changing things or not, goes on to b when a cannot be reached: nothing was sent.
+    assert reactor_thread.call(c.call, "createMessage", WHOAMI) is not None
+    assert reactor_thread.call(c.call, "whoami", WHOAMI) is not None
+    assert len(b.factory.requests) == 2
+    # a is back; after its back-off the calls go to it again.
+    a.port = reactor_thread.call(reactor_thread.reactor.listenUNIX, a.path, a.factory)
+    wait_until(lambda: reactor_thread.call(c.call, "whoami", WHOAMI) is not None and len(a.factory.requests) > 1,
+               timeout=10, interval=0.1)
+    reactor_thread.call(c.close)
+
+
+@pytest.mark.parametrize("op, goes_elsewhere", [("queryRows", True), ("createMessage", False)])
+def test_a_call_lost_in_flight_goes_elsewhere_only_when_idempotent(reactor_thread, two_servers, op, goes_elsewhere):
+    a, b = two_servers
+
+    def die(conn, head, body):
+        # The instance dies with the request in hand: its port and connections go.
+        a.port.stopListening()
+        conn.transport.abortConnection()
+    script(a, die)
+    c = reactor_thread.call(StoreClient, reactor_thread.reactor, [a.path, b.path], 4)
+    if goes_elsewhere:
+        assert reactor_thread.call(c.call, op, WHOAMI) is not None
+        assert len(b.factory.requests) == 1
+    else:
+        with pytest.raises(Unavailable):
+            reactor_thread.call(c.call, op, WHOAMI)
+        assert len(b.factory.requests) == 0
+        # The next call finds a down and goes to b at once.
+        assert reactor_thread.call(c.call, op, WHOAMI) is not None
+    assert len(a.factory.requests) == 1
+    reactor_thread.call(c.close)

@@ -10,7 +10,10 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 
 from server.notify import LocalNotifier
-from server.sessions import MAX_STREAMS_PER_SESSION, MAX_UPLOADS_PER_SESSION, SessionManager, Stream
+from server.sessions import (
+    MAX_STREAMS_PER_SESSION, MAX_UPLOADS_PER_SESSION, SESSION_KEY_ENV, SessionManager, Stream, session_key,
+)
+from shared.config import Config, ConfigError
 from shared import codec
 from shared.errors import NotFound, Quota, SessionInvalid
 from harness import USERS
@@ -137,6 +140,25 @@ def test_processes_sharing_the_key_adopt_each_others_sessions_until_ended_or_sta
     assert SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds).claim(early.id) is not None
     wall.advance(1)
     assert SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds).claim(early.id) is None
+
+
+def test_instances_with_one_session_key_file_take_up_each_others_sessions(tmp_path, monkeypatch):
+    key_file = tmp_path / "session.key"
+    key_file.write_text("0123456789abcdef" * 4 + "\n")
+    cfg = Config({"session_key_file": str(key_file)}, str(tmp_path))
+    monkeypatch.setenv(SESSION_KEY_ENV, "aa" * 32)
+    key = session_key(cfg)
+    # The file wins over the key `groupware serve` hands its workers, which never stays behind.
+    assert key == session_key(cfg) and key != bytes.fromhex("aa" * 32) and SESSION_KEY_ENV not in os.environ
+    clock, wall = Clock(), Clock()
+    one, other = (SessionManager(60, [].append, clock.seconds, key=session_key(cfg), wall_clock=wall.seconds)
+                  for _ in range(2))
+    wall.advance(1)
+    assert other.claim(one.create(USER, "imap").id) is not None
+    key_file.write_text("too short\n")
+    with pytest.raises(ConfigError, match="session_key_file: the key is shorter than 32 characters"):
+        session_key(cfg)
+    assert session_key(Config({}, str(tmp_path))) is None
 
 
 def test_uploads_and_streams_of_another_process_are_found_by_their_signed_ids(tmp_path):

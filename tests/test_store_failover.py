@@ -218,6 +218,9 @@ def test_killing_a_store_instance_under_load_loses_nothing_acknowledged(tmp_path
             load.finish()
         assert not load.errors, load.errors
         print(f"answers ok {load.ok}, temporary errors {load.temporary}")
+        # The instances share the session key: the sessions went on where they were taken up.
+        for name, gateway in cluster.gateways.items():
+            assert "logging on again" not in gateway.log(), name
 
         port = cluster.port("imap")
         missing = load.acknowledged["alice-mail"] - set(subjects(port, "alice"))
