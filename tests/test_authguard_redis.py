@@ -1,6 +1,7 @@
 """The brute-force guard across processes: with `redis_url`, two IMAP gateway processes
 count one address's failures together (delays and the ban), and a ban made through one
-holds at the other; without Redis each process counts its own."""
+holds at the other; without Redis each process counts its own. Two store instances on one
+database count the failures of their own logon together the same way."""
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import USERS, ServerProcess, StoreProcess
+from harness import USERS, ServerProcess, StoreProcess, throwaway_mariadb_database
 from raw_clients import RawIMAP
+from shared import codec
+from shared.errors import BANNED, AuthFailed
+from soap_client import RawHTTP, SoapClient
+from store_cluster import cluster_options
 from waiting import scaled
 
 REDIS = ("127.0.0.1", "6379")
@@ -97,3 +102,31 @@ def test_two_gateway_processes_share_failure_counts_and_bans(tmp_path, shared):
             assert f"{prefix}guard:gateway:ip:127.0.0.1" in keys, keys
             ttl = int(redis_cli("TTL", f"{prefix}guard:gateway:ban:127.0.0.1"))
             assert 590 <= ttl <= 600
+
+
+def soap_logon(store: StoreProcess, source: str, password: str) -> str:
+    """"ok", "failed" or "banned": a logon of alice over TCP from the loopback address `source`."""
+    client = SoapClient(RawHTTP(("tcp", ("127.0.0.1", store.tcp_port)), source=source))
+    try:
+        client.call("logon", ("user", "alice"), ("password", password), ("protocol", "imap"))
+    except AuthFailed as err:
+        return "banned" if err.reason == BANNED else "failed"
+    finally:
+        client.http.close()
+    return "ok"
+
+
+def test_two_store_instances_share_the_failures_of_their_logon(tmp_path):
+    with key_prefix() as prefix, throwaway_mariadb_database() as name, contextlib.ExitStack() as stack:
+        # Bans in memory only: what the instances share here is Redis alone.
+        options = {**cluster_options(tmp_path, name), "redis_url": f"redis://{REDIS[0]}:{REDIS[1]}/0",
+                   "redis_key_prefix": prefix, "logon_bans": "memory", "auth_exempt_loopback": "no",
+                   "auth_ban_threshold": str(THRESHOLD), "auth_ban_time": "600",
+                   "auth_failure_delay": "0.1", "auth_max_delay": "0.2"}
+        stores = [stack.enter_context(StoreProcess(tmp_path / f"store{i}", dict(options))) for i in range(2)]
+        for n in range(THRESHOLD):
+            assert soap_logon(stores[n % 2], "127.0.0.9", f"guess{n}") == "failed"
+        for store in stores:
+            assert soap_logon(store, "127.0.0.9", USERS["alice"]) == "banned"
+            assert soap_logon(store, "127.0.0.10", USERS["alice"]) == "ok"
+        assert int(redis_cli("TTL", f"{prefix}guard:store:ban:127.0.0.9")) > 590
