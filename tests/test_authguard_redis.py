@@ -14,7 +14,6 @@ import pytest
 
 from harness import USERS, ServerProcess, StoreProcess, throwaway_mariadb_database
 from raw_clients import RawIMAP
-from shared import codec
 from shared.errors import BANNED, AuthFailed
 from soap_client import RawHTTP, SoapClient
 from store_cluster import cluster_options

@@ -8,7 +8,6 @@ from __future__ import annotations
 import poplib
 import re
 import smtplib
-import socket
 import threading
 import time
 from collections.abc import Callable
