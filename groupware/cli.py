@@ -22,6 +22,8 @@
                                     print a secret read-only iCal URL of the calendar
     groupware calendar unpublish USER CALENDAR
                                     revoke it
+    groupware dns [--domain DOMAIN]  the SRV and TXT records (RFC 6186, RFC 6764) that let clients
+                                    find this server by an address alone
     groupware blobs gc [--min-age SECONDS] [--dry-run]
                                     remove blobs no item references (left by a crash)
     groupware managesieve           only the ManageSieve gateway, against the store at server_socket
@@ -135,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub = calendar_actions.add_parser(name, parents=[common], help=text)
         sub.add_argument("name", metavar="USER")
         sub.add_argument("calendar", metavar="CALENDAR", help="the calendar folder's name, e.g. Calendar")
+    dns = commands.add_parser(
+        "dns", parents=[common], help="print the DNS records clients look up (RFC 6186, RFC 6764)",
+        description="Print, in zone-file syntax, the SRV records of RFC 6186 (IMAP, POP3, submission) "
+                    "and RFC 6764 (CalDAV, with its TXT path record) for public_hostname and the "
+                    "configured ports. A service not offered gets the target '.' (not available).")
+    dns.add_argument("--domain", action="append", default=[], metavar="DOMAIN",
+                     help="a mail domain to print them for (default: mail_domains, else the domain of "
+                          "public_hostname); may be repeated")
     blob = commands.add_parser("blobs", parents=[common], help="maintain the blob store")
     blob_actions = blob.add_subparsers(dest="action", required=True)
     gc = blob_actions.add_parser(
@@ -236,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "deliver":
             from groupware.deliver import deliver
             return deliver(cfg, args.recipient, args.sender)
+        if args.command == "dns":
+            from gateways.web import dns
+            from gateways.web.settings import ClientSettings
+            print("\n".join(dns.records(ClientSettings.from_config(cfg), tuple(args.domain))))
+            return 0
         if args.command == "ical":
             from groupware.serve import run_gateway
             return run_gateway(cfg, "caldav")

@@ -14,3 +14,7 @@ CALDAV = "caldav"
 SIEVE = "sieve"
 
 FEATURES: tuple[str, ...] = (IMAP, POP3, CALDAV, SIEVE)
+
+# The onboarding web page: every user may log in to it (not switched per user), so that
+# anyone can find out how to set up their devices.
+WEB = "web"

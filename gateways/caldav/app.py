@@ -153,8 +153,10 @@ class GatewayResource(resource.Resource):
                  plaintext_auth: bool, retry_after: int, max_request_size: int,
                  limits: request_limits.RequestLimits = request_limits.RequestLimits(),
                  time_limit: float = 0, max_instances: int = 100000,
-                 date_limits: DateLimits | None = None, threads_per_user: int = 0) -> None:
+                 date_limits: DateLimits | None = None, threads_per_user: int = 0, web: Any = None) -> None:
         super().__init__()
+        # The onboarding page and autoconfiguration (gateways.web.resource.WebPages), or None.
+        self.web = web
         self.limits = limits
         self.reactor = reactor
         self.threadpool = threadpool
@@ -179,6 +181,8 @@ class GatewayResource(resource.Resource):
         path = request.path.decode("latin-1")
         if b"\x00" in request.path or "%00" in path:
             return self._plain(request, 400, "bad path\n")
+        if self.web is not None and self.web.handles(request):
+            return self.web.render(request)
         if path.rstrip("/") == "/.well-known/caldav":
             request.setResponseCode(301)
             request.setHeader(b"location", (CALDAV_ROOT + "/").encode())

@@ -19,7 +19,8 @@ from gateways.caldav.date_limits import DateLimits
 from gateways.caldav.limits import RequestLimits
 from gateways.caldav.radicale_glue import radicale_logger
 from gateways.caldav.sessions import SessionCache
-from shared.features import CALDAV
+from shared.config import ConfigError
+from shared.features import CALDAV, WEB
 from shared.gateway import GatewayService
 from shared.login import LoginService
 
@@ -61,6 +62,7 @@ class CalDAVService(GatewayService):
         self.sessions: SessionCache | None = None
         self.threadpool: ThreadPool | None = None
         self.resource: GatewayResource | None = None
+        self.web: Any = None
 
     def listen(self, login: LoginService, tls: Any) -> None:
         cfg = self.cfg
@@ -75,14 +77,44 @@ class CalDAVService(GatewayService):
                                cfg.get_int("ical_time_limit"), cfg.get_int("ical_max_instances"),
                                DateLimits(cfg.get_utc_datetime("ical_min_date_time"),
                                           cfg.get_utc_datetime("ical_max_date_time")),
-                               cfg.get_int("ical_threads_per_user"))
+                               cfg.get_int("ical_threads_per_user"), self._web_pages(login))
         self.resource = root
         site = CalDAVSite(root, max_size, cfg.get_seconds("ical_timeout"), login.limits,
                           cfg.get_int("ical_retry_after"))
         self.listen_plain_and_tls("ical", lambda implicit_tls: site, tls)
 
+    def _web_pages(self, login: LoginService) -> Any:
+        """The onboarding page and autoconfiguration on the same listeners (`web_onboarding`)."""
+        cfg = self.cfg
+        if not cfg.get_bool("web_onboarding"):
+            return None
+        from gateways.caldav.limits import RequestLimits as XmlLimits
+        from gateways.web.mobileconfig import ProfileSigner
+        from gateways.web.resource import WebPages
+        from gateways.web.settings import ClientSettings
+        signer = None
+        if cfg.get_bool("web_sign_profile"):
+            if not (cfg.get("ssl_certificate_file") and cfg.get("ssl_private_key_file")):
+                raise ConfigError("web_sign_profile", "signing needs ssl_certificate_file and ssl_private_key_file")
+            signer = ProfileSigner(cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file"))
+        sessions = self.sessions
+
+        def password_changed(user: str) -> None:
+            # CalDAV keeps a session per user and password: the old password stops there too.
+            if sessions is not None:
+                sessions.forget(user)
+        self.web = WebPages(self.reactor, LoginService(login.adapter, login.guard, WEB), ClientSettings.from_config(cfg),
+                            cfg.get_bool("ical_plaintext_auth"), cfg.get_seconds("web_session_expiry"),
+                            cfg.get_seconds("web_download_expiry"), cfg.get_choice("user_plugin") == "db",
+                            XmlLimits.from_config(cfg), cfg.get_int("ical_retry_after"),
+                            cfg.get("web_organization"), signer, password_changed)
+        return self.web
+
     def release(self) -> list[defer.Deferred]:
         ds = []
+        if self.web is not None:
+            ds.extend(self.web.close())
+            self.web = None
         if self.resource is not None:
             # Requests in the threads stop at their next check instead of holding up the exit.
             self.resource.budgets.cancel_all()

@@ -30,6 +30,7 @@ OPERATIONS: dict[str, Handler] = {
     "logon": session.logon,
     "logoff": session.logoff,
     "whoami": session.whoami,
+    "changePassword": session.change_password,
     "listFolders": folders.list_folders,
     "createFolder": folders.create_folder,
     "updateFolder": folders.update_folder,

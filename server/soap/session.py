@@ -1,4 +1,4 @@
-"""logon, logoff, whoami."""
+"""logon, logoff, whoami, changePassword."""
 from __future__ import annotations
 
 import logging
@@ -10,13 +10,15 @@ from server.soap.context import Call, Services, response
 from shared.codec import add, element, field, required
 from shared.authguard import Banned, log_safe
 from shared.errors import BANNED, AuthFailed, BadRequest, Forbidden
-from shared.features import FEATURES
+from shared.features import FEATURES, WEB
 
 log = logging.getLogger(__name__)
 
-# Protocols a gateway may name at logon; the first three can be switched off
-# per user and server-wide (`disabled_features`).
-PROTOCOLS = frozenset(FEATURES + ("admin",))
+# Protocols a gateway may name at logon; the FEATURES can be switched off per user and
+# server-wide (`disabled_features`), the others (the web page) are open to every user.
+PROTOCOLS = frozenset(FEATURES + ("admin", WEB))
+# The longest password a user may set (argon2 takes any length; this bounds the work).
+MAX_PASSWORD_LENGTH = 1024
 
 
 def enabled_features(services: Services, user: dict[str, Any]) -> list[str]:
@@ -131,3 +133,26 @@ async def adopt(services: Services, session_id: str | None) -> None:
             return
     services.sessions.adopt(session_id, facts, user)
     log.debug("took up a session of %s made by another store process", (user or {}).get("name", "delivery"))
+
+
+async def change_password(call: Call) -> etree._Element:
+    """The logged-on user sets a new password after giving the old one. Only the db user
+    backend keeps passwords; with a directory (ldap, unix) this is forbidden. A wrong old
+    password is authFailed (the gateway counts it at its brute-force guard)."""
+    session = call.session()
+    old = field(call.body, "oldPassword", "") or ""
+    new = field(call.body, "newPassword", "") or ""
+    if not new or len(new) > MAX_PASSWORD_LENGTH or "\x00" in new:
+        raise BadRequest(f"a new password has 1 to {MAX_PASSWORD_LENGTH} characters")
+    users = call.services.users
+    if not hasattr(users, "set_password"):
+        raise Forbidden("passwords are kept in the directory; change yours there")
+    name = session.user["name"]
+    try:
+        await call.run_users(users.authenticate, name, old)
+    except AuthFailed:
+        log.info("password change of user %r refused: wrong old password", name)
+        raise
+    await call.run_users(users.set_password, name, new)
+    log.info("user %r changed their password", name)
+    return response("changePassword")

@@ -49,6 +49,10 @@ class DbUserBackend(UserBackend):
         self._maybe_rehash(user, stored, password)
         return user
 
+    def set_password(self, name: str, password: str) -> None:
+        """A new password for `name`: the same hash and column as `groupware user passwd`."""
+        self._storage.set_password_hash(name, self._hasher.hash(password))
+
     def lookup(self, name: str) -> dict[str, Any] | None:
         return self._storage.get_user(name)
 

@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 from shared import codec
 from shared.client import StoreClient
 from shared.errors import NotFound, SessionInvalid
+from shared.features import FEATURES
 from shared.model.folder import Folder
 from shared.model.sieve import SieveScripts
 from shared.model.store import Store
@@ -164,6 +165,8 @@ class Session(SieveScripts, StoreSession):
         """Whether the user may use `name` (imap, pop3, caldav, sieve) through this gateway."""
         if name in self.adapter.disabled_features:
             return False
+        if name not in FEATURES:  # not switched per user (the web page)
+            return True
         # A server that reports no features at all has nothing switched off.
         return self.user.features.get(name, not self.user.features)
 
@@ -172,6 +175,15 @@ class Session(SieveScripts, StoreSession):
         return self.call("whoami").addCallback(
             lambda r: (UserInfo.from_xml(r.find(codec.gw("user"))), codec.int_field(r, "storeId"),
                        codec.int_field(r, "publicStoreId")))
+
+    def change_password(self, old: str, new: str) -> defer.Deferred:
+        """Set a new password for this user (the db user backend only). Fails with AuthFailed
+        for a wrong `old`, Forbidden where a directory keeps the passwords, BadRequest for an
+        unacceptable `new`. Later re-logons of this session use the new password."""
+        def changed(_: Any) -> None:
+            user, _old, protocol, address = self._credentials
+            self._credentials = (user, new, protocol, address)
+        return self.call("changePassword", [("oldPassword", old), ("newPassword", new)]).addCallback(changed)
 
     def store(self) -> Store:
         return Store(self, self.store_id)
