@@ -92,8 +92,9 @@ def _server_rows(t: Texts, endpoint: Endpoint, user: str) -> list[tuple[str, str
             (t("security"), t("sec_" + endpoint.security)), (t("username"), user)]
 
 
-def _section(ident: str, title: str, content: str) -> str:
-    return f'<details id="{ident}"><summary><h2>{escape(title)}</h2></summary>{content}</details>'
+def _section(ident: str, title: str, content: str, opened: str | None = None) -> str:
+    is_open = " open" if ident == opened else ""
+    return f'<details id="{ident}"{is_open}><summary><h2>{escape(title)}</h2></summary>{content}</details>'
 
 
 def qr_image(url: str) -> str:
@@ -109,7 +110,9 @@ def qr_image(url: str) -> str:
 
 def onboarding_page(t: Texts, settings: ClientSettings, user: str, address: str, csrf: str,
                     download_url: str, download_minutes: int, calendars: list[CalendarRow],
-                    password_change: bool, notice: str | None = None, problem: str | None = None) -> bytes:
+                    password_change: bool, notice: str | None = None, problem: str | None = None,
+                    opened: str | None = None) -> bytes:
+    """The settings page; `opened` names the section to show open (where a form was used)."""
     caldav = settings.caldav_url(user)
     sections = []
     sections.append(_section("thunderbird", t("thunderbird"),
@@ -138,9 +141,9 @@ def onboarding_page(t: Texts, settings: ClientSettings, user: str, address: str,
     if settings.http is not None:
         outlook += f"<p>{escape(t('outlook_calendar'))}</p>" + _rows(t, [(t("caldav_url"), caldav)])
     sections.append(_section("outlook", t("outlook"), outlook))
-    sections.append(_section("calendars", t("calendars"), _calendars(t, csrf, caldav, calendars)))
+    sections.append(_section("calendars", t("calendars"), _calendars(t, csrf, caldav, calendars), opened))
     if password_change:
-        sections.append(_section("password", t("password_title"), _password_form(t, csrf)))
+        sections.append(_section("password", t("password_title"), _password_form(t, csrf), opened))
     body = (f"{_message(notice, problem)}<p>{escape(t('hello', address=address, host=settings.hostname))}</p>"
             f"<p>{escape(t('settings_intro'))}</p>" + "".join(sections))
     logout = (f'<form method="post" action="/logout" class="inline">{_hidden(csrf)}'

@@ -129,7 +129,7 @@ class WebPages:
         if session is None:
             return self._login_form(request, t)
         flash, session.flash = session.flash, None
-        self._respond(request, self._page(request, t, session, *(flash or (None, None))))
+        self._respond(request, self._page(request, t, session, *(flash or (None, None, None))))
         return server.NOT_DONE_YET
 
     # -- answers
@@ -235,8 +235,8 @@ class WebPages:
         return self._redirect(request)
 
     # -- the page
-    async def _page(self, request: server.Request, t: Texts, session: WebSession,
-                    notice: str | None = None, problem: str | None = None) -> tuple[int, bytes]:
+    async def _page(self, request: server.Request, t: Texts, session: WebSession, notice: str | None = None,
+                    problem: str | None = None, opened: str | None = None) -> tuple[int, bytes]:
         rows = []
         try:
             folders = await session.store.store().folders(counts=False)
@@ -250,11 +250,11 @@ class WebPages:
         token = self.sessions.new_download(session)
         download = f"{self.settings.base_url}/profile/{token}" if self.settings.base_url else ""
         return 200, onboarding_page(t, self.settings, session.user, session.address, session.csrf, download,
-                                    self.download_minutes, rows, self.password_change, notice, problem)
+                                    self.download_minutes, rows, self.password_change, notice, problem, opened)
 
-    def _after(self, request: server.Request, session: WebSession, notice: str | None = None,
+    def _after(self, request: server.Request, session: WebSession, section: str, notice: str | None = None,
                problem: str | None = None) -> None:
-        session.flash = (notice, problem)
+        session.flash = (notice, problem, section)
         if not (request.finished or request._disconnected):
             request.write(self._redirect(request))
             request.finish()
@@ -300,18 +300,18 @@ class WebPages:
             folders = await session.store.store().folders(counts=False)
             folder = caldav_storage.segment_names(folders).get(segment)
             if folder is None:
-                self._after(request, session, problem=t("error"))
+                self._after(request, session, "calendars", problem=t("error"))
                 return
             name = folder.display_name or folder.name
             if action == "publish":
                 await folder.publish()
                 log.info("web: %s published calendar %s", log_safe(session.user), log_safe(segment))
-                self._after(request, session, notice=t("published", name=name))
+                self._after(request, session, "calendars", notice=t("published", name=name))
             else:
                 await folder.unpublish()
                 log.info("web: %s unpublished calendar %s", log_safe(session.user), log_safe(segment))
-                self._after(request, session, notice=t("revoked", name=name))
-        self._store_work(request, session, t, change())
+                self._after(request, session, "calendars", notice=t("revoked", name=name))
+        self._store_work(request, session, t, change(), "calendars")
         return server.NOT_DONE_YET
 
     # -- the password
@@ -320,11 +320,11 @@ class WebPages:
         if session is None:
             return self._login_form(request, t, problem=t("expired"), code=403)
         if not self.password_change:
-            self._after(request, session, problem=t("password_directory"))
+            self._after(request, session, "password", problem=t("password_directory"))
             return server.NOT_DONE_YET
         old, new = form.get("old", ""), form.get("new", "")
         if new != form.get("again", ""):
-            self._after(request, session, problem=t("password_mismatch"))
+            self._after(request, session, "password", problem=t("password_mismatch"))
             return server.NOT_DONE_YET
         address = request.getClientAddress().host
 
@@ -334,35 +334,35 @@ class WebPages:
                 # A wrong old password counts at the guard, like a failed login.
                 attempt = await guard.before_attempt(self.login.protocol, address, session.user)
             except Exception:  # noqa: BLE001  (banned: the guard said why in its log)
-                self._after(request, session, problem=t("banned"))
+                self._after(request, session, "password", problem=t("banned"))
                 return
             try:
                 await session.store.change_password(old, new)
             except AuthFailed:
                 guard.failed(self.login.protocol, address, session.user)
-                self._after(request, session, problem=t("password_wrong"))
+                self._after(request, session, "password", problem=t("password_wrong"))
                 return
             except Forbidden:
-                self._after(request, session, problem=t("password_directory"))
+                self._after(request, session, "password", problem=t("password_directory"))
                 return
             except BadRequest:
-                self._after(request, session, problem=t("password_refused"))
+                self._after(request, session, "password", problem=t("password_refused"))
                 return
             finally:
                 attempt.done()
             log.info("web: %s changed their password rip=%s", log_safe(session.user), address)
             self.password_changed(session.user)
-            self._after(request, session, notice=t("password_changed"))
-        self._store_work(request, session, t, change())
+            self._after(request, session, "password", notice=t("password_changed"))
+        self._store_work(request, session, t, change(), "password")
         return server.NOT_DONE_YET
 
-    def _store_work(self, request: server.Request, session: WebSession, t: Texts, work: Any) -> None:
+    def _store_work(self, request: server.Request, session: WebSession, t: Texts, work: Any, section: str) -> None:
         def failed(failure: Any) -> None:
             if failure.check(Unavailable):
-                self._after(request, session, problem=t("unavailable"))
+                self._after(request, session, section, problem=t("unavailable"))
             elif failure.check(GroupwareError):
                 log.info("web: %s: %s", log_safe(session.user), failure.getErrorMessage())
-                self._after(request, session, problem=t("error"))
+                self._after(request, session, section, problem=t("error"))
             else:
                 self._internal_error(failure, request)
         defer.ensureDeferred(work).addErrback(failed)

@@ -33,8 +33,8 @@ class WebSession:
     store: Any  # shared.model.Session
     expires: float
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    # What the page says once after a form's redirect: (notice, problem).
-    flash: tuple[str | None, str | None] | None = None
+    # What the page says once after a form's redirect: (notice, problem, section to open).
+    flash: tuple[str | None, str | None, str | None] | None = None
 
 
 @dataclass(frozen=True)
