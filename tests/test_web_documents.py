@@ -176,3 +176,45 @@ def test_dns_records_follow_rfc_6186_and_6764():
 ])
 def test_language_by_accept_language(header, language):
     assert negotiate(header) == language
+
+
+# -- web sessions and one-time links (on a Clock) ------------------------------------------------
+
+class StoreSessionStandIn:
+    """What WebSessions uses of a store session: whether it is closed, and logging it off."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def logoff(self) -> None:
+        self.closed = True
+
+
+def test_web_sessions_expire_and_are_logged_off():
+    from twisted.internet.task import Clock
+    from gateways.web.sessions import WebSessions, same_secret
+    clock = Clock()
+    sessions = WebSessions(clock.seconds, expiry=1800, download_expiry=300)
+    store = StoreSessionStandIn()
+    session = sessions.open("jane", "jane@example.com", "Jane", store)
+    assert sessions.get(session.id) is session and sessions.get("forged") is None
+    assert same_secret(session.csrf, session.csrf) and not same_secret("", session.csrf)
+    clock.advance(1799)
+    assert sessions.get(session.id) is session
+    clock.advance(2)
+    sessions.sweep()
+    assert store.closed and sessions.get(session.id) is None
+
+
+def test_one_time_links_work_once_and_briefly():
+    from twisted.internet.task import Clock
+    from gateways.web.sessions import WebSessions
+    clock = Clock()
+    sessions = WebSessions(clock.seconds, expiry=1800, download_expiry=300)
+    session = sessions.open("jane", "jane@example.com", "Jane", StoreSessionStandIn())
+    token = sessions.new_download(session)
+    assert sessions.take_download(token).user == "jane"
+    assert sessions.take_download(token) is None
+    late = sessions.new_download(session)
+    clock.advance(301)
+    assert sessions.take_download(late) is None

@@ -13,7 +13,7 @@ from lxml import etree
 import web_env
 from certificates import make_ca_and_server_cert
 from gateways.web import autodiscover
-from harness import run_groupware
+from harness import free_port, non_loopback_address, run_groupware
 from web_env import WebUser, field
 
 @pytest.fixture(scope="module")
@@ -171,8 +171,18 @@ def test_groupware_dns_prints_the_configured_ports(web):
 
 def test_over_tls_the_cookie_is_secure(tmp_path):
     ca, cert, key = make_ca_and_server_cert(tmp_path)
-    with web_env.running(tmp_path, {"ssl_certificate_file": cert, "ssl_private_key_file": key,
-                                    "web_sign_profile": "yes"}) as env:
+    address, outside_port = non_loopback_address(), free_port()
+    options = web_env.web_options()
+    options.update(ssl_certificate_file=cert, ssl_private_key_file=key, web_sign_profile="yes",
+                   ical_listen=f"{options['ical_listen']} {address}:{outside_port}")
+    with web_env.running(tmp_path, options) as env:
+        # From another host, plain HTTP leads to the HTTPS page and takes no password.
+        outside = f"http://{address}:{outside_port}"
+        r = requests.get(outside + "/", headers={"Host": "evil.example"}, allow_redirects=False, timeout=10)
+        assert r.status_code == 301
+        assert r.headers["location"] == f"https://127.0.0.1:{options['icals_listen'].rpartition(':')[2]}/"
+        r = requests.post(outside + "/login", data={"user": "demo", "password": env.password}, timeout=10)
+        assert r.status_code == 403 and "https" in r.text
         port = env.server.options["icals_listen"].rpartition(":")[2]
         browser = WebUser(f"https://127.0.0.1:{port}", verify=ca)
         r = browser.get("/")

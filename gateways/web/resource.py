@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.web import server
 
 from gateways.caldav import storage as caldav_storage
@@ -51,6 +52,7 @@ DOWNLOAD = re.compile(r"^/profile/([A-Za-z0-9_-]{16,64})$")
 # A form of the page is a few hundred bytes; a larger body is no form of ours.
 MAX_FORM = 64 * 1024
 MAX_FIELD = 4096
+SWEEP_INTERVAL = 60
 SECURITY_HEADERS = (
     (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                                  b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
@@ -85,6 +87,10 @@ class WebPages:
         self.organization = organization
         self.signer = signer
         self.password_changed = password_changed
+        # Expired logins are logged off at the store even when nobody opens the page again.
+        self._sweeper = task.LoopingCall(self.sessions.sweep)
+        self._sweeper.clock = reactor
+        self._sweeper.start(SWEEP_INTERVAL, now=False)
 
     # -- routing
     def handles(self, request: server.Request) -> bool:
@@ -168,7 +174,6 @@ class WebPages:
     # -- logging in and out
     def _login_form(self, request: server.Request, t: Texts, user: str = "", problem: str | None = None,
                     code: int = 200) -> bytes:
-        import secrets
         token = secrets.token_urlsafe(24)
         self._set_cookie(request, LOGIN_COOKIE, token, None)
         return self._html(request, code, login_page(t, token, user, problem))
@@ -400,6 +405,8 @@ class WebPages:
             request.finish()
 
     def close(self) -> list[Any]:
+        if self._sweeper.running:
+            self._sweeper.stop()
         return self.sessions.close_all()
 
 

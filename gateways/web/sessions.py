@@ -55,7 +55,7 @@ class WebSessions:
 
     # -- sessions
     def open(self, user: str, address: str, full_name: str, store: Any) -> WebSession:
-        self._sweep()
+        self.sweep()
         while len(self._sessions) >= MAX_SESSIONS:
             self._end(next(iter(self._sessions)))
         session = WebSession(secrets.token_urlsafe(32), user, address, full_name, store,
@@ -86,16 +86,17 @@ class WebSessions:
         session = self._sessions.pop(session_id, None)
         return session.store.logoff() if session is not None else None
 
-    def _sweep(self) -> None:
+    def sweep(self) -> None:
+        """Log off the expired sessions and forget the expired downloads."""
         now = self.clock()
         for session_id in [i for i, s in self._sessions.items() if s.expires <= now]:
             self._end(session_id)
+        for token in [t for t, d in self._downloads.items() if d.expires <= now]:
+            del self._downloads[token]
 
     # -- one-time downloads
     def new_download(self, session: WebSession) -> str:
         now = self.clock()
-        for token in [t for t, d in self._downloads.items() if d.expires <= now]:
-            del self._downloads[token]
         while len(self._downloads) >= MAX_DOWNLOADS:
             del self._downloads[next(iter(self._downloads))]
         token = secrets.token_urlsafe(24)
