@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import imaplib
 import poplib
+import re
 import smtplib
 
 import pytest
@@ -20,6 +21,7 @@ USER = "leaky"
 PASSWORD = "Pw-7f3a-SECRETPASS"
 WRONG = "Pw-9c1e-WRONGGUESS"
 MARKER = "BODYMARKER-51d2e8"
+NEW_PASSWORD = "Pw-2b7d-NEWSECRET"
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +114,28 @@ def lmtp_delivery(port: int) -> None:
         lmtp.sendmail("a@example.org", [f"{USER}@example.org"], message(2))
 
 
+def web_session(port: int) -> list[str]:
+    """Log in to the onboarding page wrongly and rightly, publish a calendar feed, and change
+    the password (first with a wrong old one); the secrets it saw: the feed's token, the CSRF
+    token and the session cookie."""
+    from web_env import WebUser, field
+    browser = WebUser(f"http://127.0.0.1:{port}")
+    assert "not right" in browser.login(USER, WRONG).text
+    assert 'id="thunderbird"' in browser.login(USER, PASSWORD).text
+    page = browser.submit("/publish", calendar="Calendar", action="publish").text
+    token = re.search(r"/ical/published/([A-Za-z0-9_-]+)", page).group(1)
+    assert "not right" in browser.submit("/password", old=WRONG, new=NEW_PASSWORD, again=NEW_PASSWORD).text
+    assert "was changed" in browser.submit("/password", old=PASSWORD, new=NEW_PASSWORD, again=NEW_PASSWORD).text
+    return [token, field(browser.page, "csrf"), browser.http.cookies["groupware_session"]]
+
+
 def test_no_password_or_body_in_the_log(server):
     imap_session(server.port("imap"))
     pop3_session(server.port("pop3"))
     caldav_session(server.port("ical"))
     managesieve_session(server.port("managesieve"))
     lmtp_delivery(server.port("lmtp"))
+    web_secrets = web_session(server.port("ical"))
     # A store logon straight over SOAP with a wrong password, as a gateway on another host would.
     soap = SoapClient(RawHTTP(("unix", server.socket_path)))
     with pytest.raises(GroupwareError):
@@ -131,6 +149,6 @@ def test_no_password_or_body_in_the_log(server):
     assert any("login failed: user=leaky" in line for line in lines)  # failures are logged...
     secrets = [PASSWORD, WRONG, MARKER, plain(USER, PASSWORD), plain(USER, WRONG),
                base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
-               base64.b64encode(f"{USER}:{WRONG}".encode()).decode()]
+               base64.b64encode(f"{USER}:{WRONG}".encode()).decode(), NEW_PASSWORD, *web_secrets]
     leaks = [line for line in lines if any(secret in line for secret in secrets)]
     assert not leaks, leaks[:5]

@@ -250,8 +250,9 @@ class WebPages:
                 rows.append(CalendarRow(segment, folder.display_name or folder.name,
                                         self.settings.caldav_url(session.user) + quote(segment, safe="") + "/",
                                         publish_url(self.settings.base_url, token) if token else None))
-        except Unavailable:
-            problem = problem or t("unavailable")
+        except GroupwareError as err:  # the page still shows the settings, and says what failed
+            log.info("web: calendars of %s not listed: %s", log_safe(session.user), err.message)
+            problem = problem or t("unavailable" if isinstance(err, Unavailable) else "error")
         token = self.sessions.new_download(session)
         download = f"{self.settings.base_url}/profile/{token}" if self.settings.base_url else ""
         return 200, onboarding_page(t, self.settings, session.user, session.address, session.csrf, download,
