@@ -164,6 +164,17 @@ def dav() -> Iterable[bytes]:
     yield b'<CS:unpublish-calendar xmlns:CS="http://calendarserver.org/ns/"/>'
 
 
+def client_setup() -> Iterable[bytes]:
+    request = ('<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/'
+               'autodiscover/outlook/requestschema/2006"><Request><EMailAddress>jane@example.com</EMailAddress>'
+               '<AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/'
+               'responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>')
+    yield request.encode()
+    yield request.replace("outlook/responseschema", "mobilesync/responseschema").encode()
+    yield b"jane@example.com"
+    yield b"de-DE,de;q=0.9,en;q=0.8,*;q=0.1"
+
+
 def sieve() -> Iterable[bytes]:
     return sieve_scripts()
 
@@ -172,6 +183,7 @@ HARNESSES: dict[str, Callable[[], Iterable[bytes]]] = {
     "imap_commands": imap, "pop3_commands": pop3, "lmtp_session": lmtp,
     "managesieve_commands": managesieve, "mime_message": mime,
     "icalendar_columns": calendars, "soap_codec": soap, "dav_bodies": dav, "sieve_scripts": sieve,
+    "client_setup": client_setup,
 }
 
 

@@ -99,6 +99,9 @@ def test_thunderbird_autoconfig_ignores_the_host_header(web):
         assert "evil" not in r.text
         imap = doc.find(".//incomingServer[@type='imap']")
         assert imap.findtext("port") == web.server.options["imap_listen"].rpartition(":")[2]
+    # An address that is no address names no domain of its own.
+    r = requests.get(web.url("/mail/config-v1.1.xml?emailaddress=a%40b%00%0a<c>"), timeout=10)
+    assert r.status_code == 200 and [d.text for d in etree.fromstring(r.content).iter("domain")] == ["example.org"]
 
 
 def test_outlook_autodiscover_over_http(web):

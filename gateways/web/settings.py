@@ -7,6 +7,7 @@ an attacker chooses), and the ports and their TLS come from the listeners' optio
 """
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 SSL = "SSL"
 STARTTLS = "STARTTLS"
 PLAIN = "plain"
+# A domain name's labels: letters (IDNs too), digits and hyphens.
+_DOMAIN = re.compile(r"^(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)*[^\W_](?:[\w-]{0,61}[^\W_])?\Z")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,10 @@ class ClientSettings:
         if self.domains:
             return self.domains
         _, at, domain = address.rpartition("@")
-        return (domain.lower(),) if at and domain else (self.hostname,)
+        # Only a name that looks like a domain is repeated back (the address comes from anyone).
+        if at and len(domain) <= 253 and _DOMAIN.match(domain):
+            return (domain.lower(),)
+        return (self.hostname,)
 
 
 def _endpoint(cfg: Any, host: str, name: str, tls: bool) -> Endpoint | None:
