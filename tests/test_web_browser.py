@@ -45,6 +45,16 @@ def first_paint_ms(driver) -> float:
     return wait_until(paint, 10, message="a paint entry")
 
 
+def main_text(driver) -> str:
+    """The page's main text, or "" while a form's answer is still replacing the page."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    try:
+        return driver.find_element(By.TAG_NAME, "main").text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
+
+
 def open_section(driver, ident: str):
     from selenium.webdriver.common.by import By
     details = driver.find_element(By.ID, ident)
@@ -59,7 +69,8 @@ def log_in(driver, web, user: str, password: str) -> None:
     from selenium.webdriver.common.keys import Keys
     driver.get(web.url("/"))
     name = driver.find_element(By.ID, "user")
-    assert driver.switch_to.active_element == name  # the form starts where typing goes
+    # The form starts where typing goes (autofocus is applied once the page has loaded).
+    wait_until(lambda: driver.switch_to.active_element == name, 10, message="focus on the user name")
     name.send_keys(user)
     name.send_keys(Keys.TAB)
     driver.switch_to.active_element.send_keys(password, Keys.ENTER)
@@ -136,14 +147,15 @@ def test_the_whole_page_in_chromium(web, chromium):
     # Publish the calendar's feed, read it, revoke it.
     open_section(driver, "calendars")
     driver.find_element(By.ID, "publish-0").click()
-    feed = wait_until(lambda: driver.find_elements(By.ID, "feed-0"), 30, message="the feed link")[0]
+    wait_until(lambda: "is published" in main_text(driver), 30, message="the feed published")
+    feed = driver.find_element(By.ID, "feed-0")
     url = feed.get_attribute("href")
     # After the form the page comes back with the section open where it was used.
     assert driver.find_element(By.ID, "calendars").get_attribute("open") is not None
     screenshot(driver, "09-published")
     assert requests.get(url, timeout=10).text.startswith("BEGIN:VCALENDAR")
     driver.find_element(By.ID, "revoke-0").click()
-    wait_until(lambda: "revoked" in driver.find_element(By.TAG_NAME, "main").text, 30)
+    wait_until(lambda: "revoked" in main_text(driver), 30, message="the feed revoked")
     assert not driver.find_elements(By.ID, "feed-0")
     assert requests.get(url, timeout=10).status_code == 404
 
@@ -153,7 +165,7 @@ def test_the_whole_page_in_chromium(web, chromium):
     driver.find_element(By.ID, "new").send_keys("mia-new-secret")
     driver.find_element(By.ID, "again").send_keys("mia-new-secret")
     driver.find_element(By.ID, "change-password").click()
-    wait_until(lambda: "was changed" in driver.find_element(By.TAG_NAME, "main").text, 30)
+    wait_until(lambda: "was changed" in main_text(driver), 30, message="the password changed")
     screenshot(driver, "10-password-changed")
     driver.find_element(By.CSS_SELECTOR, "header button").click()
     wait_until(lambda: driver.find_elements(By.ID, "user"), 30)
