@@ -97,6 +97,11 @@ class CalDAVService(GatewayService):
             if not (cfg.get("ssl_certificate_file") and cfg.get("ssl_private_key_file")):
                 raise ConfigError("web_sign_profile", "signing needs ssl_certificate_file and ssl_private_key_file")
             signer = ProfileSigner(cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file"))
+        if cfg.get_int("gateway_workers") != 1:
+            # Logins to the page and its one-time links are kept in the process that made them.
+            log.warning("web_onboarding: with gateway_workers = %s a browser may reach another gateway "
+                        "process than the one it logged in to, and be asked to log in again",
+                        cfg.get("gateway_workers"))
         sessions = self.sessions
 
         def password_changed(user: str) -> None:
