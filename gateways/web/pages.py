@@ -158,15 +158,18 @@ def _calendars(t: Texts, csrf: str, caldav: str, calendars: list[CalendarRow]) -
     for index, row in enumerate(calendars):
         feed = (f'<a href="{escape(row.feed_url)}" id="feed-{index}">{escape(row.feed_url)}</a>'
                 if row.feed_url else escape(t("not_published")))
-        out += (f"<h3>{escape(row.name)}</h3><table>"
+        # The buttons of every calendar read alike; each names its calendar to screen readers.
+        out += (f'<h3 id="calendar-{index}">{escape(row.name)}</h3><table>'
                 f'<tr><th scope="row">{escape(t("address"))}</th><td><code>{escape(row.url)}</code></td></tr>'
                 f'<tr><th scope="row">{escape(t("feed"))}</th><td>{feed}</td></tr></table>'
                 f'<form method="post" action="/publish" class="inline">{_hidden(csrf)}'
                 f'<input type="hidden" name="calendar" value="{escape(row.segment)}">'
-                f'<button type="submit" name="action" value="publish" id="publish-{index}">'
+                f'<button type="submit" name="action" value="publish" id="publish-{index}" '
+                f'aria-describedby="calendar-{index}">'
                 f'{escape(t("republish" if row.feed_url else "publish"))}</button>')
         if row.feed_url:
-            out += (f'<button type="submit" name="action" value="revoke" class="secondary" id="revoke-{index}">'
+            out += (f'<button type="submit" name="action" value="revoke" class="secondary" id="revoke-{index}" '
+                    f'aria-describedby="calendar-{index}">'
                     f'{escape(t("revoke"))}</button>')
         out += "</form>"
     return out
