@@ -177,7 +177,9 @@ def test_over_tls_the_cookie_is_secure(tmp_path):
     address, outside_port = non_loopback_address(), free_port()
     options = web_env.web_options()
     options.update(ssl_certificate_file=cert, ssl_private_key_file=key, web_sign_profile="yes",
-                   ical_listen=f"{options['ical_listen']} {address}:{outside_port}")
+                   ical_listen=f"{options['ical_listen']} {address}:{outside_port}",
+                   # The guard counts loopback too here, and bans after three failures.
+                   auth_exempt_loopback="no", auth_ban_threshold="3", auth_failure_delay="0")
     with web_env.running(tmp_path, options) as env:
         # From another host, plain HTTP leads to the HTTPS page and takes no password.
         outside = f"http://{address}:{outside_port}"
@@ -201,3 +203,12 @@ def test_over_tls_the_cookie_is_secure(tmp_path):
         doc = etree.fromstring(requests.get(f"https://127.0.0.1:{port}/mail/config-v1.1.xml", verify=ca,
                                             timeout=10).content)
         assert doc.find(".//incomingServer[@type='imap']/socketType").text == "SSL"
+        # The page's failed logins meet the guard every gateway shares: banned for CalDAV too.
+        intruder = WebUser(f"https://127.0.0.1:{port}", verify=ca)
+        for _ in range(3):
+            assert "not right" in intruder.login("demo", "guess").text
+        r = intruder.login("demo", env.password)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0 and "Too many failed logins" in r.text
+        caldav = requests.request("PROPFIND", f"https://127.0.0.1:{port}/caldav/demo/", auth=("demo", env.password),
+                                  verify=ca, timeout=10)
+        assert caldav.status_code == 429
