@@ -8,7 +8,6 @@ from __future__ import annotations
 import glob
 import os
 import plistlib
-import time
 
 import pytest
 import requests
