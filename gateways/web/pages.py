@@ -7,7 +7,6 @@ every field has a label, and the colours keep a contrast ratio above 7:1 (WCAG A
 from __future__ import annotations
 
 import base64
-import io
 from dataclasses import dataclass
 from html import escape
 
@@ -36,6 +35,10 @@ button.secondary{background:#444}
 .qr img{width:14rem;height:14rem;image-rendering:pixelated;background:#fff}
 form.inline{display:inline}
 """
+
+
+# QR mask pattern 2 (vertical stripes): valid for every code, chosen once instead of per code.
+QR_MASK = 2
 
 
 @dataclass
@@ -98,14 +101,30 @@ def _section(ident: str, title: str, content: str, opened: str | None = None) ->
 
 
 def qr_image(url: str) -> str:
-    """An <img> of a QR code of `url`, as an SVG data URI (no extra request, no script)."""
+    """An <img> source of a QR code of `url`: an SVG data URI (no extra request, no script).
+
+    The mask pattern is fixed: choosing the best of the eight (the library's default) costs
+    more than the rest of the page, and any mask reads back (the code names its own)."""
     import qrcode
-    import qrcode.image.svg
-    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathFillImage, border=4,
-                        error_correction=qrcode.constants.ERROR_CORRECT_M)
-    data = io.BytesIO()
-    image.save(data)
-    return "data:image/svg+xml;base64," + base64.b64encode(data.getvalue()).decode("ascii")
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, mask_pattern=QR_MASK)
+    code.add_data(url)
+    code.make(fit=True)
+    matrix = code.get_matrix()
+    size = len(matrix)
+    runs = []
+    for y, row in enumerate(matrix):
+        x = 0
+        while x < size:
+            if row[x]:
+                start = x
+                while x < size and row[x]:
+                    x += 1
+                runs.append(f"M{start} {y}h{x - start}v1h-{x - start}z")
+            else:
+                x += 1
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" shape-rendering="crispEdges">'
+           f'<rect width="{size}" height="{size}" fill="#fff"/><path fill="#000" d="{"".join(runs)}"/></svg>')
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("ascii")).decode("ascii")
 
 
 def onboarding_page(t: Texts, settings: ClientSettings, user: str, address: str, csrf: str,
