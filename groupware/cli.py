@@ -32,6 +32,12 @@
     groupware vacation USER --on --subject S --message M [--days N] [--from ADDR] [--replace]
     groupware vacation USER --off | --show
                                     an out-of-office reply, as a generated Sieve script
+    groupware import USER --from imap[s]://user@host | maildir:PATH | mbox:PATH [FILE.ics|FILE.vcf...]
+                                    copy mail (resumable, nothing twice), calendars and contacts in
+    groupware export USER --to maildir:PATH | mbox:DIR
+                                    write mail, calendars (.ics) and contacts (.vcf) out
+    groupware backup DEST           online copy of the SQLite database and blob files
+    groupware restore SRC [--force] put a backup in place (server stopped)
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from groupware.moving import commands as moving
 from shared.config import Config, ConfigError, parse_overrides, report_config_error
 from shared.features import FEATURES
 
@@ -163,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true",
                     help="only count what would be removed; change nothing")
     _sieve_parsers(commands, common)
+    moving.add_parsers(commands, common)
     return parser
 
 
@@ -257,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "managesieve":
             from groupware.serve import run_gateway
             return run_gateway(cfg, "sieve")
+        if args.command in moving.COMMANDS:
+            return moving.run(cfg, args)
         from groupware import admin
         return admin.run(cfg, args)
     except ConfigError as exc:

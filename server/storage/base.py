@@ -156,6 +156,11 @@ class StorageBase:
             missing.update(k for k in part if k not in found)
         return missing
 
+    def referenced_blob_keys(self) -> set[str]:
+        """Every blob key an item references (what a backup of the blob files must hold)."""
+        return set(self._read(lambda c: c.execute(
+            select(items.c.blob_key).where(items.c.blob_key.is_not(None)).distinct()).scalars().all()))
+
     def discard_unstored(self, keys: Iterable[str], error: BaseException) -> None:
         """Delete the blobs of a write that failed with `error`, unless its outcome is unknown:
         a database connection lost during the commit may have stored the rows that name them.
