@@ -158,7 +158,8 @@ class MaildirWriter:
             os.makedirs(os.path.join(self.directory, sub), exist_ok=True)
         self.uidvalidity = uidvalidity
         self.keywords = {name: letter for letter, name in _maildir_keywords(self.directory).items()}
-        self.present = {entry.split(":2,")[0] for entry in os.listdir(os.path.join(self.directory, "cur"))}
+        self.present = {entry.split(":2,")[0].split(",S=")[0]
+                        for entry in os.listdir(os.path.join(self.directory, "cur"))}
         self.host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
 
     def _letter(self, keyword: str) -> str | None:
