@@ -360,3 +360,35 @@ def test_backup_while_serving_and_restore(tmp_path):
         imap.logout()
     finally:
         server.stop()
+
+
+def test_import_over_starttls_and_imaps(tmp_path, password_file):
+    from certificates import make_ca_and_server_cert
+    from harness import free_port
+
+    peer = make_peer()
+    os.makedirs(peer.base, exist_ok=True)
+    ca, cert, key = make_ca_and_server_cert(peer.base)
+    imaps_port = free_port()
+    peer.tuning = (f"ssl = required\nssl_cert = <{cert}\nssl_key = <{key}\n"
+                   f"service imap-login {{\n  inet_listener imaps {{\n    address = 127.0.0.1\n"
+                   f"    port = {imaps_port}\n  }}\n}}\n")
+    peer.folder("INBOX", [sample_message("INBOX", i) for i in range(5)])
+    peer.start()
+    try:
+        data = tmp_path / "data"
+        add_user(data, "alice")
+        untrusted = groupware(data, "import", "alice", "--from", f"imap://{PEER_USER}@127.0.0.1:{peer.port}",
+                              "--password-file", str(password_file), check=False)
+        assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        starttls = groupware(data, "import", "alice", "--from", f"imap://{PEER_USER}@127.0.0.1:{peer.port}",
+                             "--password-file", str(password_file), "--cafile", ca)
+        assert "5 messages copied" in starttls.stdout
+        add_user(data, "bob")
+        implicit = groupware(data, "import", "bob", "--from", f"imaps://{PEER_USER}@127.0.0.1:{imaps_port}",
+                             "--password-file", str(password_file), "--cafile", ca)
+        assert "5 messages copied" in implicit.stdout
+        assert mailbox(data, "alice") == mailbox(data, "bob")
+    finally:
+        peer.stop()
+        shutil.rmtree(os.path.dirname(peer.base), ignore_errors=True)
