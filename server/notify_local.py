@@ -122,3 +122,33 @@ class DatagramRelay:
             self._dir_fd = None
         return stopped
 
+
+
+def publish_once(directory: str, message: bytes) -> int:
+    """Send `message` to every store process listening in `directory`, from a process that
+    does not listen itself (an admin command that changed folders, so that IDLE clients
+    hear of it at once); the number of processes reached."""
+    try:
+        names = [name for name in os.listdir(directory) if name.endswith(SUFFIX)]
+    except FileNotFoundError:
+        return 0
+    if not names:
+        return 0
+    base, dir_fd = directory, None
+    if len(os.path.join(os.path.abspath(directory), names[0]).encode()) > MAX_SOCKET_PATH:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        base = f"/proc/self/fd/{dir_fd}"
+    reached = 0
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.setblocking(False)
+            for name in names:
+                try:
+                    sender.sendto(message, f"{base}/{name}")
+                    reached += 1
+                except OSError:
+                    pass  # gone, or not reading: it hears of the change at its next poll
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    return reached

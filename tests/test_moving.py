@@ -274,16 +274,17 @@ def test_calendars_and_contacts(tmp_path):
         storage.close()
 
     groupware(data, "export", "alice", "--to", f"maildir:{tmp_path / 'out'}", "--pim-to", str(tmp_path / "pim"))
-    calendar = (tmp_path / "pim" / "Calendar.ics").read_text()
+    calendar = (tmp_path / "pim" / "Calendar.ics").read_bytes().decode()
     assert calendar.count("BEGIN:VEVENT") == 2 and calendar.count("BEGIN:VTIMEZONE") == 1
     assert "RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR" in calendar
-    assert (tmp_path / "pim" / "Contacts.vcf").read_text() == VCF
+    assert (tmp_path / "pim" / "Contacts.vcf").read_bytes().decode() == VCF
     # The exported files import into another user as they were.
     add_user(data, "bob")
     groupware(data, "import", "bob", str(tmp_path / "pim" / "Calendar.ics"), str(tmp_path / "pim" / "Contacts.vcf"))
     groupware(data, "export", "bob", "--to", f"maildir:{tmp_path / 'out-bob'}", "--pim-to", str(tmp_path / "pim-bob"))
-    assert (tmp_path / "pim-bob" / "Contacts.vcf").read_text() == VCF
-    assert sorted((tmp_path / "pim-bob" / "Calendar.ics").read_text().split("\r\n")) == sorted(calendar.split("\r\n"))
+    assert (tmp_path / "pim-bob" / "Contacts.vcf").read_bytes().decode() == VCF
+    assert sorted((tmp_path / "pim-bob" / "Calendar.ics").read_bytes().decode().split("\r\n")) == \
+        sorted(calendar.split("\r\n"))
 
 
 def test_backup_while_serving_and_restore(tmp_path):
@@ -392,3 +393,32 @@ def test_import_over_starttls_and_imaps(tmp_path, password_file):
     finally:
         peer.stop()
         shutil.rmtree(os.path.dirname(peer.base), ignore_errors=True)
+
+
+def test_import_reaches_idle_clients_of_a_running_server(tmp_path):
+    from raw_clients import RawIMAP
+
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"".join(b"From MAILER-DAEMON Mon Jan  1 10:00:00 2024\n"
+                              + sample_message("INBOX", i).replace(b"\nFrom ", b"\n>From ") + b"\n"
+                              for i in range(3)))
+    data = tmp_path / "data"
+    server = ServerProcess(str(data)).start()
+    try:
+        server.cli("user", "add", "alice", "--password-stdin", stdin="pw\n")
+        client = RawIMAP(server.port("imap"))
+        client.sock.settimeout(scaled(20))
+        client.cmd(b"LOGIN alice pw")
+        assert any(b"0 EXISTS" in line for line in client.cmd(b"SELECT INBOX"))
+        client.send(b"c IDLE\r\n")
+        assert client.readline().startswith(b"+")
+        assert "3 messages copied" in server.cli("import", "alice", "--from", f"mbox:{mbox}")
+        # Told at once by the import, not at the end of an IDLE poll.
+        started = time.monotonic()
+        line = client.readline()
+        assert line == b"* 3 EXISTS\r\n" and time.monotonic() - started < scaled(5)
+        client.send(b"DONE\r\n")
+        client.until(b"c")
+        client.close()
+    finally:
+        server.stop()

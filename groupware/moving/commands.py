@@ -87,6 +87,7 @@ def _split_location(text: str, kinds: tuple[str, ...]) -> tuple[str, str]:
 
 
 def _import(cfg: Config, storage: Any, user: dict, args: argparse.Namespace) -> int:
+    from .announce import ChangeAnnouncer
     from .imapsource import ImapSource, ImapURL, SourceError
     from .mailimport import ImportState, import_files, import_imap
     from .mailstore import MailStore
@@ -94,11 +95,12 @@ def _import(cfg: Config, storage: Any, user: dict, args: argparse.Namespace) -> 
 
     if not args.source and not args.files:
         return _fail("nothing to import: give --from SOURCE and/or .ics/.vcf files")
+    changed = ChangeAnnouncer(cfg).changed
     for path in args.files:
         if not path.lower().endswith((".ics", ".vcf")):
             return _fail(f"{path}: only .ics and .vcf files are imported this way (mail: --from)")
     if args.source:
-        store = MailStore(storage, user, cfg.get_size("max_message_size"))
+        store = MailStore(storage, user, cfg.get_size("max_message_size"), changed)
         if args.source.startswith(("imap://", "imaps://")):
             try:
                 url = ImapURL.parse(args.source)
@@ -124,9 +126,9 @@ def _import(cfg: Config, storage: Any, user: dict, args: argparse.Namespace) -> 
     for path in args.files:
         try:
             if path.lower().endswith(".ics"):
-                saved, unchanged = import_ics(storage, user["store_id"], path, args.calendar)
+                saved, unchanged = import_ics(storage, user["store_id"], path, args.calendar, changed)
             else:
-                saved, unchanged = import_vcf(storage, user["store_id"], path)
+                saved, unchanged = import_vcf(storage, user["store_id"], path, changed)
         except OSError as exc:
             return _fail(f"{path}: {exc.strerror}")
         print(f"{path}: {saved} objects saved, {unchanged} unchanged")

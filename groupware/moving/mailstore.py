@@ -8,7 +8,7 @@ run again, or resumed after an interruption, copies nothing twice.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -58,8 +58,10 @@ class Incoming:
 class MailStore:
     """The mail folders of one user's private store."""
 
-    def __init__(self, storage: Any, user: dict, max_message_size: int) -> None:
+    def __init__(self, storage: Any, user: dict, max_message_size: int,
+                 changed: Callable[[int, int], None] = lambda folder_id, modseq: None) -> None:
         self.storage = storage
+        self.changed = changed
         self.store_id = user["store_id"]
         self.max_message_size = max_message_size
         self.refresh()
@@ -144,10 +146,11 @@ class MailStore:
                 bits, keywords = split_flags(f for f in m.flags if f.lower() != "\\recent")
                 stored.append(NewMessage(key, len(m.data), m.internal_date, bits, tuple(keywords),
                                          message_columns(io.BytesIO(m.data))))
-            self.storage.create_messages(folder_id, stored)
+            result = self.storage.create_messages(folder_id, stored)
         except BaseException as error:
             self.storage.discard_unstored(keys, error)
             raise
+        self.changed(folder_id, result["modseq"])
 
 
 class Batcher:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gateways.caldav.feed_import import content_key, object_name, parse_feed
@@ -28,6 +28,7 @@ from .progress import Progress
 
 CONTACT_CLASS = "IPM.Contact"
 SAVE_BATCH = 500
+Changed = Callable[[int, int], None]  # told (folder id, modseq) after each commit
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._+=-]{1,200}$")
 
 
@@ -61,19 +62,24 @@ def _read_blob(storage: Any, key: str) -> str:
         return fp.read().decode("utf-8", "replace")
 
 
-def _save(storage: Any, folder_id: int, objects: list[tuple[str, str, dict]]) -> None:
+def _unheard(folder_id: int, modseq: int) -> None:
+    pass
+
+
+def _save(storage: Any, folder_id: int, objects: list[tuple[str, str, dict]], changed: Changed) -> None:
     datas = [text.encode("utf-8", "surrogateescape") for _, text, _ in objects]
     keys = storage.blobs.put_many(datas)
     try:
-        storage.save_calendar_items(folder_id, [CalendarSave(name, key, len(data), columns)
-                                                for (name, _, columns), key, data in zip(objects, keys, datas)])
+        result = storage.save_calendar_items(folder_id, [CalendarSave(name, key, len(data), columns)
+                                                         for (name, _, columns), key, data in zip(objects, keys, datas)])
     except BaseException as error:
         storage.discard_unstored(keys, error)
         raise
+    changed(folder_id, result["modseq"])
 
 
 def _merge(storage: Any, folder_id: int, objects: Iterator[tuple[str, str, dict]], progress: Progress,
-           suffix: str) -> tuple[int, int]:
+           suffix: str, changed: Changed) -> tuple[int, int]:
     """Save (uid, text, columns) objects into the folder unless unchanged: (saved, unchanged)."""
     existing = _existing(storage, folder_id)
     taken = {name for name, _ in existing.values()}
@@ -94,12 +100,12 @@ def _merge(storage: Any, folder_id: int, objects: Iterator[tuple[str, str, dict]
             existing[uid] = (name, "")
         pending.append((name, text, columns))
         if len(pending) >= SAVE_BATCH:
-            _save(storage, folder_id, pending)
+            _save(storage, folder_id, pending, changed)
             saved += len(pending)
             progress.update(len(pending))
             pending = []
     if pending:
-        _save(storage, folder_id, pending)
+        _save(storage, folder_id, pending, changed)
         saved += len(pending)
         progress.update(len(pending))
     return saved, unchanged
@@ -110,7 +116,8 @@ def _read_text(path: str) -> str:
         return fp.read().decode("utf-8", "replace")
 
 
-def import_ics(storage: Any, store_id: int, path: str, calendar: str | None) -> tuple[int, int]:
+def import_ics(storage: Any, store_id: int, path: str, calendar: str | None,
+               changed: Changed = _unheard) -> tuple[int, int]:
     feed = parse_feed(_read_text(path))
     kinds = {obj.component for obj in feed.objects.values()}
     tasks_only = kinds == {"VTODO"}
@@ -123,7 +130,7 @@ def import_ics(storage: Any, store_id: int, path: str, calendar: str | None) -> 
             yield uid, text, calendar_object_columns(text)
 
     with Progress(f"{os.path.basename(path)}", len(feed.objects), unit="obj") as progress:
-        return _merge(storage, folder_id, objects(), progress, ".ics")
+        return _merge(storage, folder_id, objects(), progress, ".ics", changed)
 
 
 # -- vCard ---------------------------------------------------------------------
@@ -169,7 +176,7 @@ def contact_columns(card: str) -> tuple[str, dict]:
                  "etag": etag_for(card), "recurring": 0}
 
 
-def import_vcf(storage: Any, store_id: int, path: str) -> tuple[int, int]:
+def import_vcf(storage: Any, store_id: int, path: str, changed: Changed = _unheard) -> tuple[int, int]:
     cards = split_vcards(_read_text(path))
     folder_id = _folder(storage, store_id, "Contacts", "contacts")
 
@@ -182,7 +189,7 @@ def import_vcf(storage: Any, store_id: int, path: str) -> tuple[int, int]:
                 yield uid, card, columns
 
     with Progress(os.path.basename(path), len(cards), unit="card") as progress:
-        return _merge(storage, folder_id, objects(), progress, ".vcf")
+        return _merge(storage, folder_id, objects(), progress, ".vcf", changed)
 
 
 # -- export --------------------------------------------------------------------
