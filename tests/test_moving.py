@@ -422,3 +422,42 @@ def test_import_reaches_idle_clients_of_a_running_server(tmp_path):
         client.close()
     finally:
         server.stop()
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    import pty
+
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"".join(b"From MAILER-DAEMON Mon Jan  1 10:00:00 2024\n"
+                              + sample_message("INBOX", i).replace(b"\nFrom ", b"\n>From ") + b"\n"
+                              for i in range(20)))
+    data = tmp_path / "data"
+    add_user(data, "alice")
+    groupware(data, "import", "alice", "--from", f"mbox:{mbox}")
+    leader, follower = pty.openpty()
+    screen = bytearray()
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                return
+            if not chunk:
+                return
+            screen.extend(chunk)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "groupware.cli", "export", "alice", "--to",
+                               f"maildir:{tmp_path / 'out'}", "--config-dir", CONFIG_DIR, "--data-dir", str(data)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=follower, timeout=scaled(120))
+    finally:
+        os.close(follower)
+        reader.join(scaled(10))
+        os.close(leader)
+    assert proc.returncode == 0
+    # tqdm's bar: percentage, the bar, count of total and rate, redrawn with carriage returns.
+    assert b"100%|" in screen and b"20/20" in screen and b"msg/s" in screen
+    assert b"export to maildir" in screen and b", done" not in screen  # not the plain line

@@ -23,7 +23,7 @@ def export_mail(store: MailStore, kind: str, path: str, folders: Iterable[str] |
     total = sum(store.storage.query_items(row["id"], [], limit=0)[0] for _, row in chosen)
     written = present = 0
     os.makedirs(path, exist_ok=True)
-    with Progress(f"export {kind}:{path}", total) as progress:
+    with Progress(f"export to {kind}", total) as progress:
         for name, row in chosen:
             if kind == "maildir":
                 writer = MaildirWriter(path, name, store.uidvalidity(row["id"]))

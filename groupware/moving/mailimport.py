@@ -129,7 +129,7 @@ def import_files(store: MailStore, kind: str, path: str, folders: Iterable[str] 
     local: list[LocalFolder] = maildir_folders(path) if kind == "maildir" else mbox_folders(path)
     wanted = set(folders) if folders else None
     reader = read_maildir if kind == "maildir" else read_mbox
-    with Progress(f"import {kind}:{path}", None) as progress:
+    with Progress(f"import from {kind}", None) as progress:
         for folder in local:
             if wanted is not None and folder.name not in wanted:
                 continue

@@ -7,11 +7,19 @@ where it is in one line every `LINE_INTERVAL` seconds and when it ends.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TextIO
 
 LINE_INTERVAL = 5.0
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 class Progress:
@@ -28,8 +36,10 @@ class Progress:
         self._bar = None
         if bar:
             from tqdm import tqdm
+            # A terminal that gives no size (a fresh pseudo-terminal) would get no bar at all.
+            sized = _columns(self.stream) > 0
             self._bar = tqdm(total=total, desc=label, unit=unit, file=self.stream, leave=True,
-                             dynamic_ncols=True)
+                             dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24)
 
     def update(self, count: int = 1) -> None:
         self.done += count
