@@ -8,7 +8,8 @@ them in two passes: every file there is before the snapshot (the bulk, while wri
 go on), then the files that rows of the snapshot name and the first pass missed.
 Files no row of the snapshot names are not kept. A file named by the snapshot that is
 gone by the second pass belonged to a message stored and deleted while the backup
-ran; the backup says so and fails, and running it again gives a complete one.
+ran; the backup says so and fails, and running it again gives a complete one. An
+interrupted backup (no manifest yet) is carried on by the same command.
 
 MariaDB or MySQL is backed up with its own tools (README, "Backup and restore").
 """
@@ -51,12 +52,23 @@ def _blob_path(root: str, key: str) -> str:
 
 
 def _copy(src: str, dst: str) -> bool:
-    """Copy one blob file; False when it is gone."""
-    os.makedirs(os.path.dirname(dst), mode=0o700, exist_ok=True)
+    """Copy one blob file; False when it is gone. A copy already there from an interrupted
+    run is kept when its size matches (blob files never change once written)."""
     try:
-        shutil.copyfile(src, dst)
+        size = os.stat(src).st_size
     except FileNotFoundError:
         return False
+    try:
+        if os.stat(dst).st_size == size:
+            return True
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(dst), mode=0o700, exist_ok=True)
+    try:
+        shutil.copyfile(src, dst + ".partial")
+    except FileNotFoundError:
+        return False
+    os.replace(dst + ".partial", dst)
     return True
 
 
@@ -83,6 +95,7 @@ def backup(cfg: Config, dest: str) -> dict[str, Any]:
         raise BackupError(f"no database at {database}")
     if os.path.exists(os.path.join(dest, MANIFEST)) or os.path.exists(os.path.join(dest, DATABASE)):
         raise BackupError(f"{dest} holds a backup already; give a new directory")
+    # A DEST without its manifest is an interrupted backup: carried on, its files reused.
     os.makedirs(dest, mode=0o700, exist_ok=True)
     partial = os.path.join(dest, DATABASE + ".partial")
     store = open_blob_store(cfg, cfg.data_dir)
@@ -175,6 +188,8 @@ def restore(cfg: Config, src: str, force: bool = False) -> dict[str, Any]:
         with Progress("restore blobs", manifest.get("blob_files"), unit="file") as progress:
             for parent, _dirs, names in os.walk(source_root):
                 for name in names:
+                    if "." in name:
+                        continue  # a copy an interrupted backup left unfinished
                     target = _blob_path(store.root, name)
                     if not os.path.exists(target):
                         _copy(os.path.join(parent, name), target)
