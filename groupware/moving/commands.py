@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import imaplib
 import os
 import sys
 from typing import Any
@@ -114,6 +115,8 @@ def _import(cfg: Config, storage: Any, user: dict, args: argparse.Namespace) -> 
                 tally = import_imap(store, source, ImportState(cfg.data_dir, args.name, str(url)), args.folder)
             except SourceError as exc:
                 return _fail(str(exc))
+            except (imaplib.IMAP4.error, OSError) as exc:  # the connection broke: resume later
+                return _fail(f"{url}: {exc}; what was copied is kept, the same command resumes")
             finally:
                 source.close()
         else:
