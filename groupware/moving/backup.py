@@ -77,10 +77,9 @@ def _snapshot(source: str, target: str, progress_label: str) -> None:
     src = sqlite3.connect(source, timeout=60)
     dst = sqlite3.connect(target)
     try:
-        pages = src.execute("PRAGMA page_count").fetchone()[0]
-        with Progress(progress_label, pages, unit="page") as progress:
+        with Progress(progress_label, None, unit="page") as progress:
             def step(status: int, remaining: int, total: int) -> None:
-                progress.total = total
+                progress.set_total(total)
                 progress.update(max(0, total - remaining - progress.done))
             src.backup(dst, pages=PAGES_PER_STEP, progress=step)
     finally:

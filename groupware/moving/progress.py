@@ -41,6 +41,14 @@ class Progress:
             self._bar = tqdm(total=total, desc=label, unit=unit, file=self.stream, leave=True,
                              dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24)
 
+    def set_total(self, total: int) -> None:
+        """The total, once it is known (SQLite tells it with the first step of a backup)."""
+        if total != self.total:
+            self.total = total
+            if self._bar is not None:
+                self._bar.total = total
+                self._bar.refresh()
+
     def update(self, count: int = 1) -> None:
         self.done += count
         if self._bar is not None:
