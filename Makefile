@@ -24,8 +24,12 @@ $(VENV)/.installed-fuzz: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[fuzz]'
 	touch $@ $(VENV)/.installed
 
+# Every listener on loopback, on ports a user without root may bind.
+RUN_LISTEN ?= --set imap_listen=127.0.0.1:1143 --set pop3_listen=127.0.0.1:1110 \
+	--set ical_listen=127.0.0.1:8080 --set managesieve_listen=127.0.0.1:4190
+
 run: $(VENV)/.installed
-	$(BIN)/groupware serve --demo --config-dir $(CONFIG_DIR) --data-dir $(DATA_DIR) --set pop3_listen=127.0.0.1:1110 --set imap_listen=127.0.0.1:1143
+	$(BIN)/groupware serve --demo --config-dir $(CONFIG_DIR) --data-dir $(DATA_DIR) $(RUN_LISTEN)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

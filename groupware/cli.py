@@ -106,22 +106,29 @@ def build_parser() -> argparse.ArgumentParser:
                                               "the recipient's Sieve script.")
     deliver.add_argument("-r", "--recipient", required=True, help="the envelope recipient's address")
     deliver.add_argument("-f", "--sender", default="", help="the envelope sender (default: <>)")
-    user = commands.add_parser("user", parents=[common], help="administer users")
-    actions = user.add_subparsers(dest="action", required=True)
-    for name in ("add", "passwd"):
-        sub = actions.add_parser(name, parents=[common])
-        sub.add_argument("name")
+    user = commands.add_parser("user", parents=[common], help="administer users",
+                               description="Users of the configured backend and their stores.")
+    actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (("add", "create a user and their store (password asked twice, or --password-stdin)"),
+                       ("passwd", "set a user's new password (asked twice, or --password-stdin)")):
+        sub = actions.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + ".")
+        sub.add_argument("name", metavar="NAME", help="the login name")
         sub.add_argument("--password-stdin", action="store_true",
                          help="read the password from the first line of standard input")
         if name == "add":
-            sub.add_argument("--fullname", default="")
-            sub.add_argument("--email", default="")
-    actions.add_parser("list", parents=[common])
-    for name in ("disable", "enable", "delete"):
-        actions.add_parser(name, parents=[common]).add_argument("name")
+            sub.add_argument("--fullname", default="", help="the display name (default: none)")
+            sub.add_argument("--email", default="", help="the address mail is delivered to (default: none)")
+    actions.add_parser("list", parents=[common], help="list users: name, state, protocols, full name, address",
+                       description="One line per user, tab-separated: name, state (active, disabled, "
+                                   "orphaned), protocol switches, full name, address.")
+    for name, text in (("disable", "refuse the user's logins; their store is kept"),
+                       ("enable", "allow the user's logins again"),
+                       ("delete", "remove the user and their store, with all their mail and calendars")):
+        actions.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + "."
+                           ).add_argument("name", metavar="NAME", help="the login name")
     features = actions.add_parser("features", parents=[common],
                                   help="show or switch a user's protocols")
-    features.add_argument("name")
+    features.add_argument("name", metavar="NAME", help="the login name")
     # Kopano's kopano-admin spells these the same way.
     features.add_argument("--enable-feature", action="append", default=[], choices=FEATURES,
                           metavar="FEATURE", help=f"switch a protocol on ({', '.join(FEATURES)})")
@@ -142,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("publish", "print a new secret read-only URL of a user's calendar (an older one stops)"),
                        ("unpublish", "revoke the secret URL of a user's calendar")):
         sub = calendar_actions.add_parser(name, parents=[common], help=text)
-        sub.add_argument("name", metavar="USER")
+        sub.add_argument("name", metavar="USER", help="the calendar's owner")
         sub.add_argument("calendar", metavar="CALENDAR", help="the calendar folder's name, e.g. Calendar")
     dns = commands.add_parser(
         "dns", parents=[common], help="print the DNS records clients look up (RFC 6186, RFC 6764)",
@@ -176,29 +183,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _sieve_parsers(commands, common: argparse.ArgumentParser) -> None:
     sieve = commands.add_parser("sieve", parents=[common], help="a user's Sieve scripts")
-    sieve.add_argument("name", metavar="USER")
+    sieve.add_argument("name", metavar="USER", help="whose scripts")
     sieve_actions = sieve.add_subparsers(dest="action", required=True)
     sieve_actions.add_parser("list", parents=[common], help="the scripts, the active one marked")
-    sieve_actions.add_parser("get", parents=[common], help="print a script").add_argument("script", metavar="NAME")
+    sieve_actions.add_parser("get", parents=[common], help="print a script"
+                             ).add_argument("script", metavar="NAME", help="the script's name")
     put = sieve_actions.add_parser("put", parents=[common], help="store a script from FILE (- for stdin)")
-    put.add_argument("script", metavar="NAME")
-    put.add_argument("file", metavar="FILE")
+    put.add_argument("script", metavar="NAME", help="the script's name (replaced when it exists)")
+    put.add_argument("file", metavar="FILE", help="the Sieve script (RFC 5228), - for standard input")
     sieve_actions.add_parser("activate", parents=[common], help="make a script the active one"
-                             ).add_argument("script", metavar="NAME")
+                             ).add_argument("script", metavar="NAME", help="the script's name")
     sieve_actions.add_parser("deactivate", parents=[common], help="leave no script active")
     sieve_actions.add_parser("delete", parents=[common], help="delete a script that is not active"
-                             ).add_argument("script", metavar="NAME")
+                             ).add_argument("script", metavar="NAME", help="the script's name")
 
     vacation = commands.add_parser("vacation", parents=[common], help="a user's out-of-office reply",
                                    description="Writes and activates a Sieve script named 'vacation' "
                                                "that answers mail (RFC 5230), or deactivates it.")
-    vacation.add_argument("name", metavar="USER")
+    vacation.add_argument("name", metavar="USER", help="whose reply")
     switch = vacation.add_mutually_exclusive_group(required=True)
     switch.add_argument("--on", action="store_true", help="answer mail with --subject and --message")
     switch.add_argument("--off", action="store_true", help="stop answering")
     switch.add_argument("--show", action="store_true", help="say whether it is on, and print its script")
-    vacation.add_argument("--subject", default=None)
-    vacation.add_argument("--message", default=None)
+    vacation.add_argument("--subject", default=None, help="the reply's subject (with --on)")
+    vacation.add_argument("--message", default=None, help="the reply's text (with --on)")
     vacation.add_argument("--days", type=_days, default=7,
                           help="answer each sender at most once in this many days (default: 7)")
     vacation.add_argument("--from", dest="from_address", default=None, metavar="ADDR",

@@ -154,18 +154,18 @@ def serve(cfg: Config, demo: bool = False, worker: str | None = None,
         return stop_gateways(services).addCallback(lambda _: server.stop())
 
     def running() -> None:
-        log.info("store server listening on %s", cfg.get("server_socket"))
-        announce(cfg, listener_lines(services), login)
+        announce(cfg, [f"store listening on {cfg.get('server_socket')}", *listener_lines(services)], login)
 
     return run_reactor(cfg, start, stop, running)
 
 
 def announce(cfg: Config, lines: list[str], login: tuple[str, str] | None) -> None:
-    """The banner of `groupware serve`, once every listener is up."""
+    """The banner of `groupware serve`, once every listener is up; the demo login comes
+    last, where someone who just typed `make run` looks."""
     print_lines(lines)
+    print(f"groupware is running; data in {cfg.data_dir}. Stop with Ctrl-C.", flush=True)
     if login:
         print(f"Demo login: user {login[0]}, password {login[1]}", flush=True)
-    print(f"groupware is running; data in {cfg.data_dir}. Stop with Ctrl-C.", flush=True)
 
 
 def run_worker(cfg: Config, role: str) -> int:

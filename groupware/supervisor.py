@@ -97,7 +97,7 @@ class Supervisor:
         worker.started = time.monotonic()
         worker.restart_at = None
         self.selector.register(parent_end, selectors.EVENT_READ, worker)
-        log.info("started %s (pid %d)", worker.name, worker.proc.pid)
+        log.debug("started %s (pid %d)", worker.name, worker.proc.pid)
 
     def _close_channel(self, worker: Worker) -> None:
         if worker.channel is not None:
@@ -131,7 +131,7 @@ class Supervisor:
             if message is not None and message.get("op") == "ready":
                 worker.ready = True
                 worker.lines = list(message.get("lines", []))
-                log.info("%s is ready", worker.name)
+                log.debug("%s is ready", worker.name)
 
     def _exited(self) -> list[Worker]:
         gone = []
@@ -223,9 +223,10 @@ def supervise(cfg: Config, argv: list[str], counts: dict[str, int],
         code = supervisor.start()
         if code == 0 and not supervisor.stopping:
             gateways = next((w for w in supervisor.workers if w.role == "gateways"), None)
-            announce(gateways.lines if gateways is not None else [])
-            log.info("groupware running as %s", ", ".join(
-                f"{counts[role]} {role} process{'es' if counts[role] != 1 else ''}" for role in ROLES if counts.get(role)))
+            processes = ", ".join(f"{counts[role]} {role.rstrip('s')} process{'es' if counts[role] != 1 else ''}"
+                                  for role in ROLES if counts.get(role))
+            announce([f"store listening on {cfg.get('server_socket')} ({processes})",
+                      *(gateways.lines if gateways is not None else [])])
             supervisor.run()
         return code
     finally:

@@ -185,7 +185,7 @@ class StoreServer:
 
     def _listening(self, port: IListeningPort, what: str) -> None:
         self.listening_ports.append(port)
-        log.info("store server listening on %s", what)
+        log.debug("store server listening on %s", what)
 
     def _tls_options(self) -> Any:
         if not (self.cfg.get_file("server_ssl_cert_file") and self.cfg.get_file("server_ssl_key_file")):

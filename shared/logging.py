@@ -43,6 +43,10 @@ class TwistedToLogging:
 
     def __call__(self, event: dict[str, Any]) -> None:
         level = _TWISTED_TO_PY.get(event.get("log_level"), logging.INFO)
+        if level == logging.INFO:
+            # Twisted's informational events are its own chatter (a factory starting,
+            # a port closed): worth reading only when debugging.
+            level = logging.DEBUG
         logger = logging.getLogger("twisted." + (event.get("log_namespace") or "log"))
         if not logger.isEnabledFor(level):
             return
@@ -92,6 +96,8 @@ def setup_logging(level: str = "info", log_file: str = "-", bridge_twisted: bool
     handler.setFormatter(OneLineFormatter(FORMAT))
     root.addHandler(handler)
     root.setLevel(parse_level(level))
+    # Alembic announces its context at INFO on every start; only a debug log wants it.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     if bridge_twisted and not _bridged:
         _bridged = True
         predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)

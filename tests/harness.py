@@ -367,7 +367,10 @@ class ServerProcess(OurProcess):
                 "--data-dir", self.data_dir, *settings(self.options), *(["--demo"] if self.demo else [])]
 
     def is_ready_line(self, line: str) -> bool:
-        # The banner ("groupware is running", "groupware imap is running") comes after every listener is up.
+        # The banner ("groupware is running", "groupware imap is running") comes after every listener
+        # is up; with --demo the demo login is its last line.
+        if self.demo and self.subcommand == "serve":
+            return line.startswith("Demo login:")
         return " is running" in line
 
     def start(self, timeout: float = READY_TIMEOUT) -> "ServerProcess":

@@ -67,3 +67,32 @@ def test_cli_errors(tmp_path):
     assert "+imap -pop3 +caldav" not in groupware(tmp_path, "user", "list").stdout
     badset = groupware(tmp_path, "--set", "oops", "user", "list", check=False)
     assert badset.returncode == 2 and "name=value" in badset.stderr
+
+
+def _parsers(parser, path=()):
+    """Every (sub)command parser with its path, and the help its parent gives it."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield (*path, name), helps.get(name), sub
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_subcommand_and_argument_has_help_text(tmp_path):
+    from groupware.cli import build_parser
+
+    missing = []
+    for path, text, parser in _parsers(build_parser()):
+        if not text:
+            missing.append(" ".join(path))
+        missing += [f"{' '.join(path)} {action.dest}" for action in parser._actions
+                    if action.help is None and not action.choices]
+    assert missing == []
+    # What an admin sees: one line of help per user action.
+    shown = groupware(tmp_path, "user", "--help").stdout
+    for action in ("add", "passwd", "list", "disable", "enable", "delete", "features", "sync"):
+        line = next(line for line in shown.splitlines() if line.strip().startswith(action + " "))
+        assert len(line.split()) > 2, line

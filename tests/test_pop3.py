@@ -217,7 +217,10 @@ def test_dele_rset_quit_and_dropped_connection(env):
     assert env.uids() == uids
     p.dele(1)
     p.dele(3)
-    assert p.quit().startswith(b"+OK")
+    assert p.quit() == b"+OK Logging out, 2 messages deleted (1 message left)."
+    assert env.uids() == [uids[1]]
+    # Nothing marked: QUIT names no deletion (RFC 1939 §6 "signing off (1 message left)").
+    assert env.pop().quit() == b"+OK Logging out (1 message left)."
     assert env.uids() == [uids[1]]
 
 

@@ -137,7 +137,9 @@ def test_socket_goes_where_asked_and_two_instances_run_side_by_side(reactor_thre
 
 
 def test_make_run_command_starts_the_demo(tmp_path):
-    """The command `make run` executes, with only the data dir changed, really runs."""
+    """The command `make run` executes, with only the data dir changed (and its ports made
+    free ones), really runs: every listener on loopback, nothing but the banner at the
+    default log level, and the demo login its last line."""
     data_dir = str(tmp_path / "var")
     # Under `make test` the outer make's variables would make this one chatty.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
@@ -147,9 +149,13 @@ def test_make_run_command_starts_the_demo(tmp_path):
     argv = shlex.split(command)
     assert argv[0].endswith("groupware") and argv[1:3] == ["serve", "--demo"], command
     assert argv[argv.index("--data-dir") + 1] == data_dir
+    # Every TCP listener whose default is all interfaces is moved to loopback.
+    sets = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "--set")
+    assert sorted(sets) == ["ical_listen", "imap_listen", "managesieve_listen", "pop3_listen"], sets
+    assert all(value.startswith("127.0.0.1:") for value in sets.values()), sets
+    free = [arg for name in sets for arg in ("--set", f"{name}=127.0.0.1:0")]
     with open(os.path.join(str(tmp_path), "stderr"), "w") as err:
-        proc = subprocess.Popen(argv + ["--set", "log_level=warning"], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=err, text=True)
+        proc = subprocess.Popen(argv + free, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         lines = []
         deadline = time.monotonic() + scaled(READY_TIMEOUT)
@@ -158,11 +164,17 @@ def test_make_run_command_starts_the_demo(tmp_path):
             if not line:
                 break
             lines.append(line)
-            if "groupware is running" in line:
+            if line.startswith("Demo login:"):
                 break
         assert any("groupware is running" in line for line in lines), lines
         user, password = demo_login(lines)
-        assert user == "demo"
+        assert user == "demo" and DEMO_LINE.match(lines[-1].rstrip("\n"))
+        listening = [line.split(" listening on ")[1].strip() for line in lines if " listening on " in line]
+        assert all(where.startswith(("127.0.0.1:", "/")) for where in listening), lines
+        assert len(listening) >= 5, lines
+        # Quiet start at the default log level: no INFO lines, no warnings.
+        with open(os.path.join(str(tmp_path), "stderr")) as fp:
+            assert fp.read() == ""
         # The default socket is the data dir's server.sock, as the README says.
         assert os.path.exists(os.path.join(data_dir, "server.sock"))
         proc.send_signal(signal.SIGINT)  # Ctrl-C

@@ -217,8 +217,17 @@ class POP3Server(SerialCommands, pop3.POP3):
             return None
         self.state = "UPDATE"
 
+        marked = len(self.maildrop.deleted)
+        left = len(self.maildrop.uids) - marked
+
         def done(_: Any) -> None:
-            self.ok("Logging out, messages deleted.")
+            # RFC 1939 §6 words it "signing off (2 messages left)"; deletions are
+            # named only when some were marked.
+            remaining = "maildrop empty" if left == 0 else f"{left} message{'s' if left != 1 else ''} left"
+            if marked:
+                self.ok(f"Logging out, {marked} message{'s' if marked != 1 else ''} deleted ({remaining}).")
+            else:
+                self.ok(f"Logging out ({remaining}).")
 
         def failed(failure: Failure) -> None:
             log.warning("pop3 deleting for %s failed: %s", self.user_name, failure.getErrorMessage())
