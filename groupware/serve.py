@@ -129,6 +129,9 @@ def serve(cfg: Config, demo: bool = False, worker: str | None = None,
     role of such a process."""
     if worker is not None:
         return run_worker(cfg, worker)
+    from shared.privileges import assume
+
+    assume(cfg)  # run_as_user: the data dir and everything in it are that account's
     os.makedirs(cfg.data_dir, exist_ok=True)
     counts = worker_counts(cfg)
     if counts["store"] > 1 or counts["gateways"] > 1:

@@ -3,8 +3,10 @@
 It starts `store_workers` store server processes, then `gateway_workers` processes
 that each run every enabled gateway, hands them the listening sockets they ask
 for (shared.socketshare), prints the banner once all are ready, restarts a worker
-that dies (waiting longer after each quick death, up to a limit) and, on SIGTERM
-or SIGINT, stops them all and waits for them. Store workers share one session key
+that dies (waiting longer after each quick death, up to a limit), passes SIGHUP on
+to every worker (each reloads, shared.reload) and, on SIGTERM or SIGINT, stops them
+all and waits for them: the gateway workers first, so that their commands in flight
+still reach the store, then the store workers. Store workers share one session key
 (passed in their environment), so a gateway's request may land on any of them.
 """
 from __future__ import annotations
@@ -74,6 +76,7 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.session_key = secrets.token_hex(32)
         self.stopping = False
+        self.hangup = False
         self._wakeup_r, self._wakeup_w = os.pipe()
         os.set_blocking(self._wakeup_r, False)
         os.set_blocking(self._wakeup_w, False)
@@ -106,7 +109,10 @@ class Supervisor:
             worker.channel = None
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self.stopping = True
+        if signum == signal.SIGHUP:
+            self.hangup = True
+        else:
+            self.stopping = True
         try:
             os.write(self._wakeup_w, b"s")
         except BlockingIOError:
@@ -160,9 +166,24 @@ class Supervisor:
                     return code if code and code > 0 else 1
         return 0
 
+    def reload(self) -> None:
+        """SIGHUP: reopen this process's log, and have every worker reload."""
+        from shared.reload import reload
+
+        self.hangup = False
+        reload(self.cfg)
+        for worker in self.workers:
+            if worker.proc is not None and worker.proc.poll() is None:
+                try:
+                    worker.proc.send_signal(signal.SIGHUP)
+                except ProcessLookupError:
+                    pass
+
     def run(self) -> None:
         """Keep every worker running until a stop signal."""
         while not self.stopping:
+            if self.hangup:
+                self.reload()
             now = time.monotonic()
             for worker in self._exited():
                 if self.stopping:
@@ -182,15 +203,25 @@ class Supervisor:
             self._poll(min(timeout, 1.0))
 
     def stop(self) -> None:
-        running = [w for w in self.workers if w.proc is not None and w.proc.poll() is None]
+        # Each worker ends itself within shutdown_timeout (0: it waits as long as it takes).
+        grace = self.cfg.get_int("shutdown_timeout")
+        deadline = time.monotonic() + grace + STOP_MARGIN if grace else None
+        for role in reversed(ROLES):
+            self._stop_role(role, grace, deadline)
+        for worker in self.workers:
+            self._close_channel(worker)
+        self.broker.close()
+        self.selector.close()
+        os.close(self._wakeup_r)
+        os.close(self._wakeup_w)
+
+    def _stop_role(self, role: str, grace: int, deadline: float | None) -> None:
+        running = [w for w in self.workers if w.role == role and w.proc is not None and w.proc.poll() is None]
         for worker in running:
             try:
                 worker.proc.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        # Each worker ends itself within shutdown_timeout (0: it waits as long as it takes).
-        grace = self.cfg.get_int("shutdown_timeout")
-        deadline = time.monotonic() + grace + STOP_MARGIN if grace else None
         for worker in running:
             try:
                 worker.proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -199,12 +230,6 @@ class Supervisor:
                           worker.proc.pid, grace)
                 worker.proc.kill()
                 worker.proc.wait()
-        for worker in self.workers:
-            self._close_channel(worker)
-        self.broker.close()
-        self.selector.close()
-        os.close(self._wakeup_r)
-        os.close(self._wakeup_w)
 
 
 def supervise(cfg: Config, argv: list[str], counts: dict[str, int],
@@ -218,10 +243,14 @@ def supervise(cfg: Config, argv: list[str], counts: dict[str, int],
     open_storage(cfg).close()
     prepare_spool(os.path.join(cfg.data_dir, SPOOL_DIR))
     supervisor = Supervisor(cfg, argv, counts)
-    previous = {signum: signal.signal(signum, supervisor._on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, supervisor._on_signal)
+                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         code = supervisor.start()
         if code == 0 and not supervisor.stopping:
+            # Every socket is bound (the broker keeps them for restarted workers).
+            from shared.privileges import drop
+            drop(cfg)
             gateways = next((w for w in supervisor.workers if w.role == "gateways"), None)
             processes = ", ".join(f"{counts[role]} {role.rstrip('s')} process{'es' if counts[role] != 1 else ''}"
                                   for role in ROLES if counts.get(role))

@@ -33,7 +33,7 @@ from shared.authguard import AuthGuard
 from shared.config import Config, ConfigError
 from shared.endpoints import listen, port_address
 from shared.socketshare import UnixListenAddress, worker_channel
-from shared.tls import config_server_options
+from shared.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class StoreServer:
     def _tls_options(self) -> Any:
         if not (self.cfg.get_file("server_ssl_cert_file") and self.cfg.get_file("server_ssl_key_file")):
             raise ConfigError("server_listen_tls", "needs server_ssl_cert_file and server_ssl_key_file")
-        return config_server_options(self.cfg, "server_ssl_cert_file", "server_ssl_key_file", prefix="server_")
+        return ReloadableTLS.from_config(self.cfg, "server_ssl_cert_file", "server_ssl_key_file", prefix="server_")
 
     def stop(self) -> Deferred:
         if self._stopping is None:

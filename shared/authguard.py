@@ -222,15 +222,7 @@ class AuthGuard:
 
     def __init__(self, cfg: Any, reactor: Any, bans: BanList | None = None, scope: str = "gateway") -> None:
         self.reactor = reactor
-        self.base_delay = cfg.get_seconds("auth_failure_delay")
-        self.max_delay = cfg.get_seconds("auth_max_delay")
-        self.ban_threshold = cfg.get_int("auth_ban_threshold")  # 0: never ban
-        self.ban_time = cfg.get_seconds("auth_ban_time")
-        self.window = cfg.get_seconds("auth_failure_window")
-        self.max_entries = max(1, cfg.get_int("auth_guard_max_entries"))
-        self.max_waiting = cfg.get_int("auth_max_waiting")
-        self.exempt_loopback = cfg.get_bool("auth_exempt_loopback")
-        self.trusted = cfg.get_networks("trusted_networks")
+        self.configure(cfg)
         self.bans = bans
         self.by_ip: OrderedDict[str, _Record] = OrderedDict()
         self.by_login: OrderedDict[str, _Record] = OrderedDict()
@@ -247,12 +239,26 @@ class AuthGuard:
                                              self.ban_threshold, self.ban_time, MAX_PAIRS)
         self._shared_trouble_logged = float("-inf")
 
+    def configure(self, cfg: Any) -> None:
+        """The delays, bans and exemptions from `cfg` (at start and on reload); counts are kept."""
+        self.base_delay = cfg.get_seconds("auth_failure_delay")
+        self.max_delay = cfg.get_seconds("auth_max_delay")
+        self.ban_threshold = cfg.get_int("auth_ban_threshold")  # 0: never ban
+        self.ban_time = cfg.get_seconds("auth_ban_time")
+        self.window = cfg.get_seconds("auth_failure_window")
+        self.max_entries = max(1, cfg.get_int("auth_guard_max_entries"))
+        self.max_waiting = cfg.get_int("auth_max_waiting")
+        self.exempt_loopback = cfg.get_bool("auth_exempt_loopback")
+        self.trusted = cfg.get_networks("trusted_networks")
+
     @classmethod
     def for_process(cls, cfg: Any, reactor: Any) -> "AuthGuard":
         """The guard every gateway of this process shares (created on first call)."""
         guard = cls._process_guard
         if guard is None or guard.reactor is not reactor:
             guard = cls._process_guard = cls(cfg, reactor)
+            from shared.reload import on_reload
+            on_reload(guard.configure)
         return guard
 
     # -- queries

@@ -107,6 +107,10 @@ OPTIONS: dict[str, Option] = {
         worker_time_limit=number("60"),
         max_search_scan_keys=number("64"),
         shutdown_timeout=number("20"),
+        shutdown_grace=number("5"),
+        run_as_user=text(""),
+        run_as_group=text(""),
+        metrics_listen=typed("listen"),
         user_threads=number("4", minimum=1),
         store_workers=number("1"),
         notify_socket_dir=text(""),
@@ -116,6 +120,10 @@ OPTIONS: dict[str, Option] = {
         session_key_file=typed("file"),
         log_level=typed("log_level", "info"),
         log_file=text("-"),
+        log_method=choice("file", "file", "syslog"),
+        log_format=choice("text", "text", "json"),
+        log_syslog_facility=choice("mail", "mail", "daemon", "user", "local0", "local1", "local2", "local3",
+                                   "local4", "local5", "local6", "local7"),
         delivery_uids=typed("uids"),
         delivery_secret_file=typed("file"),
         gateway_uids=typed("uids"),
@@ -350,6 +358,7 @@ class Config:
 
     def __init__(self, values: Mapping[str, str] | None = None, data_dir: str = "var") -> None:
         self.data_dir = os.path.abspath(data_dir)
+        self.source: tuple[str | None, str, dict[str, str]] | None = None
         self._values = {name: opt.default for name, opt in OPTIONS.items()}
         for name, value in (values or {}).items():
             if name not in OPTIONS:
@@ -374,7 +383,29 @@ class Config:
                 raise ConfigError("user_plugin_config", f"no such file: {path!r}")
             values.update(_read_config_file(path))
         values.update(overrides or {})
-        return cls(values, data_dir)
+        cfg = cls(values, data_dir)
+        cfg.source = (config_dir, data_dir, dict(overrides or {}))
+        return cfg
+
+    def reread(self) -> "Config":
+        """The configuration read again from the files (and overrides) it came from
+        (SIGHUP); a Config made from values alone reads as itself."""
+        if self.source is None:
+            return self
+        fresh = Config.load(*self.source)
+        fresh.check()
+        return fresh
+
+    def adopt(self, fresh: "Config", names: Iterable[str]) -> list[str]:
+        """Take `names`' values from `fresh` in place, so code that reads this Config
+        when it works sees them; the names whose value changed."""
+        changed = [name for name in names if self._values[name] != fresh._values[name]]
+        for name in changed:
+            self._values[name] = fresh._values[name]
+        return changed
+
+    def differences(self, fresh: "Config") -> list[str]:
+        return [name for name in self._values if self._values[name] != fresh._values.get(name)]
 
     def check(self) -> None:
         """Parse every typed option that applies, so a bad value stops a command at

@@ -130,7 +130,9 @@ def listen(reactor: Any, address: "ListenAddress | UnixListenAddress", factory: 
         clear_stale_socket(address.path, address.option)
         with socket_mode(address.path, address.mode):
             return serverFromString(reactor, unix_description(address.path, address.mode)).listen(factory)
-    return serverFromString(reactor, address.description()).listen(factory)
+    from shared.privileges import privileged
+    with privileged():  # a port below 1024 under run_as_user
+        return serverFromString(reactor, address.description()).listen(factory)
 
 
 @contextlib.contextmanager

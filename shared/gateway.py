@@ -13,7 +13,7 @@ import abc
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, task
 
 from shared.authguard import AuthGuard
 from shared.connlimits import ConnectionLimits
@@ -46,6 +46,46 @@ class ConnectionFactory(protocol.ServerFactory):
         return self.login.limits.connection(self, super().buildProtocol, addr, self.refusal, self.login.protocol)
 
 
+def track_connections(factory: Any, live: set) -> None:
+    """Keep every protocol `factory` builds in `live` until its connection is lost, so
+    that a stopping service can tell them (see `GatewayService.drain`)."""
+    if getattr(factory, "_tracked", None) is live:
+        return
+    build = factory.buildProtocol
+
+    def tracked(addr: Any) -> Any:
+        proto = build(addr)
+        if proto is not None:
+            live.add(proto)
+            lost = proto.connectionLost
+
+            def connection_lost(*args: Any, **kwargs: Any) -> Any:
+                live.discard(proto)
+                return lost(*args, **kwargs)
+            proto.connectionLost = connection_lost
+        return proto
+    factory.buildProtocol = tracked
+    factory._tracked = live
+
+
+def _waits_for(proto: Any) -> bool:
+    """Whether a stopping service waits for this connection: line protocols that can
+    say goodbye (`shutdown()`), and HTTP channels (their requests in flight)."""
+    return hasattr(proto, "shutdown") or hasattr(proto, "requests")
+
+
+def _ask_to_end(proto: Any) -> None:
+    shutdown = getattr(proto, "shutdown", None)
+    if shutdown is not None:
+        shutdown()
+        return
+    if hasattr(proto, "requests"):
+        # HTTP: no keep-alive after the response in flight; an idle channel closes now.
+        proto.persistent = False
+        if not proto.requests and proto.transport is not None:
+            proto.transport.loseConnection()
+
+
 class GatewayService(abc.ABC):
     protocol: str  # the feature name its users log in under
     # Whether a login holds a connection (IMAP, POP3, ManageSieve), so that logins per
@@ -57,6 +97,7 @@ class GatewayService(abc.ABC):
         self.reactor = reactor
         self.adapter: Adapter | None = None
         self.listening = Listeners(reactor)
+        self.connections: set = set()
 
     def start(self) -> defer.Deferred:
         return defer.maybeDeferred(self._start)
@@ -95,6 +136,7 @@ class GatewayService(abc.ABC):
             direct = self.cfg.get(f"{kind}_listen")
             behind_proxy = self.cfg.get(f"{kind}_haproxy_listen")
             factory = factory_for(secure)
+            track_connections(factory, self.connections)
             if secure:
                 self.listening.tls(kind, direct, factory, tls)
                 self.listening.tls(f"{kind}_haproxy", behind_proxy, factory, tls, proxy)
@@ -110,8 +152,35 @@ class GatewayService(abc.ABC):
         adapter closes once these have fired, so logoffs still reach the store."""
         return []
 
+    def drain(self, grace: float) -> defer.Deferred:
+        """Ask every connection to end (IMAP and ManageSieve say BYE, a command in flight
+        answers first, HTTP finishes its request); fires once they are gone or after
+        `grace` seconds, when what is left is cut off by the stop."""
+        for proto in list(self.connections):
+            _ask_to_end(proto)
+        deadline = self.reactor.seconds() + grace
+        done = defer.Deferred()
+
+        def check() -> None:
+            waiting = [proto for proto in self.connections if _waits_for(proto)]
+            for proto in waiting:
+                if hasattr(proto, "requests") and not proto.requests and proto.transport is not None:
+                    proto.transport.loseConnection()
+            if not waiting or self.reactor.seconds() >= deadline:
+                poll.stop()
+                done.callback(len(waiting))
+        poll = task.LoopingCall(check)
+        poll.clock = self.reactor
+        poll.start(0.05, now=True)
+        return done
+
     def stop(self) -> defer.Deferred:
-        done = defer.DeferredList([self.listening.stop(), *self.release()])
+        """Stop accepting, let connections end within `shutdown_grace`, then let go."""
+        stopped = self.listening.stop()
+        if self.connections:
+            grace = float(self.cfg.get_int("shutdown_grace"))
+            stopped = defer.DeferredList([stopped, self.drain(grace)])
+        done = stopped.addBoth(lambda _: defer.DeferredList(self.release()))
         if self.adapter is not None:
             adapter, self.adapter = self.adapter, None
             done.addBoth(lambda _: adapter.close())

@@ -14,7 +14,7 @@ from twisted.internet import defer
 from shared.endpoints import listen, parse_listen, port_address
 from shared.proxyprotocol import ProxyHeaderFactory
 from shared.socketshare import UnixListenAddress
-from shared.tls import config_server_options
+from shared.tls import ReloadableTLS
 
 __all__ = ["Listeners", "gateway_tls"]
 
@@ -22,8 +22,9 @@ log = logging.getLogger("shared.listeners")
 
 
 def gateway_tls(cfg: Any) -> Any:
-    """The gateways' TLS options from ssl_certificate_file/ssl_private_key_file, or None."""
-    return config_server_options(cfg, "ssl_certificate_file", "ssl_private_key_file")
+    """The gateways' TLS options from ssl_certificate_file/ssl_private_key_file, or None;
+    a reload (SIGHUP) reads the files again."""
+    return ReloadableTLS.from_config(cfg, "ssl_certificate_file", "ssl_private_key_file")
 
 
 class Listeners:

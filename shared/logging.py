@@ -6,7 +6,10 @@ library emitted it.
 """
 from __future__ import annotations
 
+import datetime
+import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -35,6 +38,35 @@ class OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         return text.replace("\r", "").replace("\n", " | ")
+
+
+class JSONLineFormatter(logging.Formatter):
+    """One JSON object per line (`log_format = json`): time (UTC, ISO 8601), level,
+    logger, message, process, and the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class SyslogFormatter(logging.Formatter):
+    """Syslog adds the time itself; the ident and pid come first (RFC 3164 TAG)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"groupware[{record.process}]: {self.inner.format(record)}"
 
 
 @implementer(ILogObserver)
@@ -74,11 +106,21 @@ def parse_level(name: str) -> int:
 _bridged = False
 
 
-def setup_logging(level: str = "info", log_file: str = "-", bridge_twisted: bool = True) -> logging.Handler:
-    """Send log records at `level` to stderr (`-`) or `log_file`, one line each.
+def _syslog_handler(facility: str) -> logging.Handler:
+    from logging.handlers import SysLogHandler
+
+    address: Any = "/dev/log" if os.path.exists("/dev/log") else ("localhost", 514)
+    return SysLogHandler(address=address, facility=SysLogHandler.facility_names[facility])
+
+
+def setup_logging(level: str = "info", log_file: str = "-", bridge_twisted: bool = True,
+                  method: str = "file", line_format: str = "text", facility: str = "mail") -> logging.Handler:
+    """Send log records at `level` to stderr (`-`), `log_file` or syslog (`method`),
+    one line each, as text or JSON (`line_format`).
 
     Replaces any handler an earlier call installed, so re-reading the config
-    (SIGHUP) just calls this again. Returns the installed handler.
+    (SIGHUP) just calls this again: a rotated log file is opened anew. Returns the
+    installed handler.
     """
     global _bridged
     root = logging.getLogger()
@@ -86,14 +128,18 @@ def setup_logging(level: str = "info", log_file: str = "-", bridge_twisted: bool
         root.removeHandler(old)
         old.close()
     handler: logging.Handler
-    if log_file in ("", "-"):
+    formatter: logging.Formatter = JSONLineFormatter() if line_format == "json" else OneLineFormatter(FORMAT)
+    if method == "syslog":
+        handler = _syslog_handler(facility)
+        formatter = SyslogFormatter(formatter)
+    elif log_file in ("", "-"):
         handler = logging.StreamHandler(sys.stderr)
     else:
         # WatchedFileHandler reopens after logrotate moves the file.
         from logging.handlers import WatchedFileHandler
         handler = WatchedFileHandler(log_file, encoding="utf-8")
     handler._groupware = True  # type: ignore[attr-defined]
-    handler.setFormatter(OneLineFormatter(FORMAT))
+    handler.setFormatter(formatter)
     root.addHandler(handler)
     root.setLevel(parse_level(level))
     # Alembic announces its context at INFO on every start; only a debug log wants it.
@@ -109,5 +155,7 @@ def setup_logging(level: str = "info", log_file: str = "-", bridge_twisted: bool
 
 
 def setup_from_config(cfg: Any) -> logging.Handler:
-    """`setup_logging` with `log_level` and `log_file` from a `shared.config.Config`."""
-    return setup_logging(cfg.get("log_level"), cfg.get("log_file"))
+    """`setup_logging` with `log_level`, `log_file`, `log_method`, `log_format` and
+    `log_syslog_facility` from a `shared.config.Config`."""
+    return setup_logging(cfg.get("log_level"), cfg.get("log_file"), method=cfg.get_choice("log_method"),
+                         line_format=cfg.get_choice("log_format"), facility=cfg.get_choice("log_syslog_facility"))

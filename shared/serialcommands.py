@@ -31,6 +31,17 @@ class SerialCommands:
         self.queue: deque[Any] = deque()
         self.busy = False
         self.reading_paused = False
+        self.shutting_down = False
+
+    def shutdown(self) -> None:
+        """The service is stopping: once the running command has answered (at once when
+        none runs), say goodbye (`say_goodbye()`, the protocol's own words) and hang up;
+        what the client pipelined after it does not run."""
+        if self.shutting_down or self.closed:  # type: ignore[attr-defined]
+            return
+        self.shutting_down = True
+        if not self.busy:
+            self.say_goodbye()  # type: ignore[attr-defined]
 
     def take(self, items: Iterable[Any]) -> None:
         """Queue what the client sent and run what may run now."""
@@ -49,6 +60,10 @@ class SerialCommands:
             self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def run_queued(self) -> None:
+        if self.shutting_down:
+            if not self.busy and not self.closed:  # type: ignore[attr-defined]
+                self.say_goodbye()  # type: ignore[attr-defined]
+            return
         while self.queue and not self.busy and not self.closed:  # type: ignore[attr-defined]
             self._run(self.queue.popleft())
         if self.reading_paused and len(self.queue) < self.max_queued // 2 and not self.closed:  # type: ignore[attr-defined]

@@ -56,7 +56,9 @@ def bind(spec: dict[str, Any]) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host or "0.0.0.0", spec["port"]))
+            from shared.privileges import privileged
+            with privileged():  # a port below 1024 under run_as_user
+                sock.bind((host or "0.0.0.0", spec["port"]))
         except BaseException:
             sock.close()
             raise

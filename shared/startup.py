@@ -46,23 +46,25 @@ class StartOutcome:
         return self.exit_code
 
 
-def exit_within(reactor: Any, seconds: int, log: logging.Logger) -> None:
-    """Once the reactor starts to shut down, give the process `seconds` (0: forever) to
-    end. Work in threads stops at its next budget check (shared/budget.py); work that
+def exit_within(reactor: Any, seconds: int | Callable[[], int], log: logging.Logger) -> None:
+    """Once the reactor starts to shut down, give the process `seconds` (0: forever; a
+    callable is asked then, so a reload may have changed it) to end. Work in threads stops at its next budget check (shared/budget.py); work that
     cannot be told to (a database call waiting on a lock) must not keep a stopping
     service alive past the service manager's patience, so then the process exits with
     code 1. The database's transactions make that as safe as a crash."""
-    if seconds <= 0:
-        return
+    limit = seconds if callable(seconds) else (lambda: seconds)
 
-    def expire() -> None:
-        log.error("still stopping after %d s (shutdown_timeout): work in progress did not end; exiting", seconds)
+    def expire(after: int) -> None:
+        log.error("still stopping after %d s (shutdown_timeout): work in progress did not end; exiting", after)
         for handler in logging.getLogger().handlers:
             handler.flush()
         os._exit(1)
 
     def arm() -> None:
-        timer = threading.Timer(seconds, expire)
+        after = limit()
+        if after <= 0:
+            return
+        timer = threading.Timer(after, expire, (after,))
         timer.daemon = True
         timer.start()
     reactor.addSystemEventTrigger("before", "shutdown", arm)
@@ -72,12 +74,17 @@ def run_reactor(cfg: Any, start: Callable[[], Any], stop: Callable[[], Any], run
                 what: str = "could not start", log: logging.Logger = logging.getLogger("groupware")) -> int:
     """The one way every long-running command runs: logging from the config, start()
     (a Deferred) once the reactor runs, running() once it has fired, stop() (a Deferred)
-    before the reactor ends; SIGINT and SIGTERM stop it once. Its exit code; a bad
-    option found while starting is raised again as ConfigError (exit code 2)."""
+    before the reactor ends; SIGINT and SIGTERM stop it once, SIGHUP reloads
+    (shared.reload). With run_as_user it works as that account from the start and
+    gives up root once it listens (shared.privileges). Its exit code; a bad option
+    found while starting is raised again as ConfigError (exit code 2)."""
     from twisted.internet import reactor
 
+    from shared import privileges
     from shared.logging import setup_from_config
+    from shared.reload import reload
 
+    privileges.assume(cfg)
     setup_from_config(cfg)
     outcome = StartOutcome(log)
     stopping: list[bool] = []
@@ -97,14 +104,19 @@ def run_reactor(cfg: Any, start: Callable[[], Any], stop: Callable[[], Any], run
         stop_once()
 
     def started(_: object) -> None:
+        privileges.drop(cfg)
         heap.settle()
         running()
 
+    def on_hangup(signum: int, frame: object) -> None:
+        reactor.callFromThread(lambda: None if stopping else reload(cfg))
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         reactor.callWhenRunning(signal.signal, signum, on_signal)
+    reactor.callWhenRunning(signal.signal, signal.SIGHUP, on_hangup)
     # addCallback then addErrback: a failure in running() must stop the process too.
     reactor.callWhenRunning(lambda: defer.maybeDeferred(start).addCallback(started).addErrback(failed))
     reactor.addSystemEventTrigger("before", "shutdown", stop)
-    exit_within(reactor, cfg.get_int("shutdown_timeout"), log)
+    exit_within(reactor, lambda: cfg.get_int("shutdown_timeout"), log)
     reactor.run()
     return outcome.result()

@@ -17,6 +17,8 @@ from typing import Any
 from OpenSSL import SSL, crypto
 from OpenSSL.crypto import FILETYPE_PEM
 from twisted.internet import ssl
+from twisted.internet.interfaces import IOpenSSLContextFactory
+from zope.interface import implementer
 
 from shared.config import ConfigError
 
@@ -126,6 +128,43 @@ def config_server_options(cfg: Any, cert_option: str, key_option: str,
     except SSL.Error:
         raise ConfigError(key_option, f"the key in {key_path!r} does not match the certificate") from None
     return server_options(cert_file, key_file, minimum=minimum, ciphers=ciphers or None)
+
+
+@implementer(IOpenSSLContextFactory)
+class ReloadableTLS:
+    """A listener's TLS options that a reload (SIGHUP) replaces: every handshake takes
+    the current context (Twisted asks for it per connection and per STARTTLS), so a
+    renewed certificate serves the next client while connections already up keep
+    theirs."""
+
+    def __init__(self, cert_option: str, key_option: str, prefix: str, options: ssl.CertificateOptions) -> None:
+        self.cert_option = cert_option
+        self.key_option = key_option
+        self.prefix = prefix
+        self.options = options
+
+    @classmethod
+    def from_config(cls, cfg: Any, cert_option: str, key_option: str, prefix: str = "") -> "ReloadableTLS | None":
+        """As `config_server_options`, None without a certificate; reloads with the process."""
+        options = config_server_options(cfg, cert_option, key_option, prefix)
+        if options is None:
+            return None
+        tls = cls(cert_option, key_option, prefix, options)
+        from shared.reload import on_reload
+        on_reload(tls.reload, tls.build)
+        return tls
+
+    def build(self, cfg: Any) -> ssl.CertificateOptions:
+        options = config_server_options(cfg, self.cert_option, self.key_option, self.prefix)
+        if options is None:
+            raise ConfigError(self.cert_option, "empty: TLS listeners are running; a restart stops them")
+        return options
+
+    def reload(self, cfg: Any) -> None:
+        self.options = self.build(cfg)
+
+    def getContext(self) -> Any:
+        return self.options.getContext()
 
 
 def _check_ciphers(option: str, ciphers: str) -> None:

@@ -358,12 +358,13 @@ class ServerProcess(OurProcess):
                                     **(options or {})})
         self.demo = demo
         self.subcommand = command
+        self.config_dir = CONFIG_DIR  # a test that edits the files (SIGHUP) gives its copy
         if command != "serve":
             # A gateway alone often logs to stderr (log_file=-): to a file, so no pipe fills up.
             self.stderr_name = f"{command}.err"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "groupware.cli", self.subcommand, "--config-dir", CONFIG_DIR,
+        return [sys.executable, "-m", "groupware.cli", self.subcommand, "--config-dir", self.config_dir,
                 "--data-dir", self.data_dir, *settings(self.options), *(["--demo"] if self.demo else [])]
 
     def is_ready_line(self, line: str) -> bool:

@@ -18,7 +18,7 @@ from soap_client import SoapClient
 from waiting import scaled, wait_until
 
 # Budgets far beyond the test: only the stop may end the work.
-LONG = {"worker_time_limit": "600", "ical_time_limit": "600", "ical_max_instances": "0"}
+LONG = {"worker_time_limit": "600", "ical_time_limit": "600", "ical_max_instances": "0", "shutdown_grace": "1"}
 COPIES = 16
 
 

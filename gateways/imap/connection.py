@@ -122,6 +122,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self._closing = False
         self._line_sink: Callable[[bytes], Any] | None = None
         self._after_reply: list[Callable[[], Any]] = []
+        self._shutdown_pending = False
 
     # -- connection
     def connectionMade(self) -> None:
@@ -160,6 +161,23 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
 
     def timeoutConnection(self) -> None:
         self.send(b"* BYE Autologout; idle for too long\r\n")
+        self.close()
+
+    def shutdown(self) -> None:
+        """The service is stopping (RFC 3501 §7.1.5 BYE): an IDLE or a connection between
+        commands is told BYE and let go at once; a running command first finishes and
+        sends its tagged answer, then BYE follows and nothing pipelined runs."""
+        if self.closed or self._closing:
+            return
+        idling = self._line_sink is not None and self.current is not None and self.current.name == "IDLE"
+        if idling or not (self.busy or self.framer.mid_command):
+            self.say_goodbye()
+            return
+        # A command running, or arriving (an APPEND's literal): BYE after its answer.
+        self._shutdown_pending = True
+
+    def say_goodbye(self) -> None:
+        self.send(w.untagged("BYE", "Server shutting down"))
         self.close()
 
     def close(self) -> None:
@@ -327,6 +345,9 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         hooks, self._after_reply = self._after_reply, []
         for hook in hooks:
             hook()
+        if self._shutdown_pending:
+            self.say_goodbye()
+            return
         if self._closing:
             self.close()
             return

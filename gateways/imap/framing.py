@@ -135,6 +135,11 @@ class CommandFramer:
         """Bytes received but not yet cut into events (what a paused protocol holds)."""
         return len(self._buf) - self._pos
 
+    @property
+    def mid_command(self) -> bool:
+        """Part of a command has arrived (a line announcing a literal, some of the literal)."""
+        return self._first_line is not None
+
     def discard_buffered(self) -> None:
         """Forget everything received and not yet handed out (STARTTLS: plaintext
         pipelined before the handshake must never run as if it came over TLS)."""

@@ -66,6 +66,9 @@ class ManageSieveConnection(SerialCommands, protocol.Protocol, TimeoutMixin):
             session, self.session = self.session, None
             session.logoff()
 
+    def say_goodbye(self) -> None:
+        self.bye("Server shutting down.", "TRYLATER")  # RFC 5804 §1.3: come back later
+
     def timeoutConnection(self) -> None:
         self.send(response("BYE", None, "Disconnected for inactivity."))
         self.transport.loseConnection()

@@ -92,6 +92,12 @@ class POP3Server(SerialCommands, pop3.POP3):
             session.logoff()
         self.maildrop = None
 
+    def say_goodbye(self) -> None:
+        # No UPDATE state: what was marked stays (RFC 1939 §6); Dovecot says the same.
+        self.err("[SYS/TEMP] Server shutting down.")
+        self.closed = True
+        self.transport.loseConnection()
+
     def idle_timeout(self) -> int:
         """Seconds of silence allowed: short before login, so idle strangers hold no connection."""
         return self.factory.timeout if self.session is not None else self.factory.login_timeout
