@@ -15,6 +15,7 @@ from twisted.internet import defer
 
 from shared.client import store_endpoints
 from shared.config import Config
+from shared.metrics import start_all, with_metrics
 from shared.startup import run_reactor
 
 log = logging.getLogger("groupware")
@@ -88,13 +89,18 @@ def run_gateway(cfg: Config, name: str) -> int:
     from twisted.internet import reactor
 
     gateway = make_gateway(name, cfg, reactor)
+    services = [gateway]
+
+    def start() -> defer.Deferred:
+        with_metrics(cfg, reactor, services, lambda: gateway.adapter.client.health())
+        return gateway.start().addCallback(lambda _: start_all(services[1:]))
 
     def running() -> None:
-        print_lines(listener_lines([gateway]))
+        print_lines(listener_lines(services))
         print(f"groupware {name} is running against {' '.join(store_endpoints(cfg))}. Stop with Ctrl-C.",
               flush=True)
 
-    return run_reactor(cfg, gateway.start, gateway.stop, running, f"could not start {name}")
+    return run_reactor(cfg, start, lambda: stop_gateways(services), running, f"could not start {name}")
 
 
 def start_gateways(cfg: Config, reactor, services: list) -> defer.Deferred:
@@ -138,6 +144,10 @@ def serve(cfg: Config, demo: bool = False, worker: str | None = None,
         from groupware.supervisor import supervise
         from shared.logging import setup_from_config
 
+        if cfg.get("metrics_listen").strip():
+            # Before anything here records a value: every process writes to files there.
+            from shared.metrics import prepare_multiprocess
+            prepare_multiprocess(cfg.data_dir)
         setup_from_config(cfg)
         login = ensure_demo_user(cfg) if demo else None
         return supervise(cfg, worker_argv or [], counts,
@@ -150,8 +160,18 @@ def serve(cfg: Config, demo: bool = False, worker: str | None = None,
     server = StoreServer(cfg)
     services: list = []
 
+    def ready() -> defer.Deferred:
+        # Through a gateway's own client when there is one: the path clients depend on.
+        gateway = next((s for s in services if getattr(s, "adapter", None) is not None), None)
+        return gateway.adapter.client.health() if gateway is not None else server.ready()
+
     def start() -> defer.Deferred:
-        return server.start(reactor).addCallback(lambda _: start_gateways(cfg, reactor, services))
+        def more(_: object) -> defer.Deferred:
+            extra: list = []
+            with_metrics(cfg, reactor, extra, ready)
+            services.extend(extra)
+            return start_all(extra)
+        return server.start(reactor).addCallback(lambda _: start_gateways(cfg, reactor, services)).addCallback(more)
 
     def stop() -> defer.Deferred:
         return stop_gateways(services).addCallback(lambda _: server.stop())
@@ -184,7 +204,19 @@ def run_worker(cfg: Config, role: str) -> int:
         from server.service import StoreServer
 
         server = StoreServer(cfg)
-        return run_reactor(cfg, lambda: server.start(reactor), server.stop, lambda: report_ready([]))
+        extra: list = []
+        if not enabled_gateways(cfg):  # no gateway workers: the store workers serve the metrics
+            with_metrics(cfg, reactor, extra, server.ready)
+        return run_reactor(cfg, lambda: server.start(reactor).addCallback(lambda _: start_all(extra)),
+                           lambda: stop_gateways(extra).addCallback(lambda _: server.stop()),
+                           lambda: report_ready(listener_lines(extra)))
     services: list = []
-    return run_reactor(cfg, lambda: start_gateways(cfg, reactor, services), lambda: stop_gateways(services),
-                       lambda: report_ready(listener_lines(services)))
+
+    def start() -> defer.Deferred:
+        def more(_: object) -> defer.Deferred:
+            extra: list = []
+            with_metrics(cfg, reactor, extra, lambda: services[0].adapter.client.health())
+            services.extend(extra)
+            return start_all(extra)
+        return start_gateways(cfg, reactor, services).addCallback(more)
+    return run_reactor(cfg, start, lambda: stop_gateways(services), lambda: report_ready(listener_lines(services)))

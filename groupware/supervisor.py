@@ -193,6 +193,8 @@ class Supervisor:
                 delay = 0.0 if worker.quick_deaths == 0 else min(MAX_DELAY, FIRST_DELAY * 2 ** (worker.quick_deaths - 1))
                 log.error("%s (pid %d) died with %s after %.1f s; restarting it in %.1f s", worker.name,
                           worker.proc.pid, worker.proc.returncode, lived, delay)
+                from shared.metrics import process_gone
+                process_gone(worker.proc.pid)
                 worker.proc = None
                 worker.restart_at = now + delay
             pending = [w.restart_at for w in self.workers if w.restart_at is not None]

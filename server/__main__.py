@@ -33,8 +33,17 @@ def run(cfg: Config) -> int:
     from twisted.internet import reactor
 
     from server.service import StoreServer
+    from shared.metrics import start_all, stop_all, with_metrics
 
     server = StoreServer(cfg)
+    extra: list = []
+
+    def start():
+        with_metrics(cfg, reactor, extra, server.ready)
+        return server.start(reactor).addCallback(lambda _: start_all(extra))
+
+    def stop():
+        return stop_all(extra).addCallback(lambda _: server.stop())
 
     def running() -> None:
         for port in server.listening_ports:
@@ -45,9 +54,12 @@ def run(cfg: Config) -> int:
             else:
                 where = f"tcp:{address.host}:{address.port}"
             print(f"listening {where}", flush=True)
+        for service in extra:
+            for line in service.listeners():
+                print(line, flush=True)
         print("ready", flush=True)
 
-    return run_reactor(cfg, lambda: server.start(reactor), server.stop, running, log=logging.getLogger("server"))
+    return run_reactor(cfg, start, stop, running, log=logging.getLogger("server"))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import logging
 import os
 from typing import Any, Callable
 
+from twisted.internet import defer
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
@@ -94,6 +95,7 @@ class StoreServer:
         self.user_pool = ThreadPool(minthreads=0, maxthreads=cfg.get_int("user_threads"), name="store-users")
         self._reactor: Any = None
         self._expiry: LoopingCall | None = None
+        self._pool_gauge: LoopingCall | None = None
         self._stopping: Deferred | None = None
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Deferred:
@@ -155,6 +157,9 @@ class StoreServer:
             self._expiry = LoopingCall(sessions.expire)
             self._expiry.clock = reactor
             self._expiry.start(max(1.0, min(60.0, sessions.timeout / 4)), now=False)
+            self._pool_gauge = LoopingCall(self._measure_pool)
+            self._pool_gauge.clock = reactor
+            self._pool_gauge.start(5.0, now=True)
             await self._listen(reactor)
         except BaseException:
             await self.stop()
@@ -192,6 +197,18 @@ class StoreServer:
             raise ConfigError("server_listen_tls", "needs server_ssl_cert_file and server_ssl_key_file")
         return ReloadableTLS.from_config(self.cfg, "server_ssl_cert_file", "server_ssl_key_file", prefix="server_")
 
+    def _measure_pool(self) -> None:
+        from shared.metrics import DB_POOL
+        if self.storage is not None:
+            for state, count in self.storage.pool_use().items():
+                DB_POOL.labels(state).set(count)
+
+    def ready(self) -> Deferred:
+        """Fires when the database answers (metrics_listen's /readyz)."""
+        if self.storage is None:
+            return defer.fail(RuntimeError("the store server is not started"))
+        return self.run(self.storage.ping)
+
     def stop(self) -> Deferred:
         if self._stopping is None:
             self._stopping = ensureDeferred(self._stop())
@@ -209,6 +226,8 @@ class StoreServer:
                 log.exception("could not close listener %s", port)
         if self._expiry is not None and self._expiry.running:
             self._expiry.stop()
+        if self._pool_gauge is not None and self._pool_gauge.running:
+            self._pool_gauge.stop()
         if self.notifier is not None:
             self.notifier.stop()
         if self.services is not None:

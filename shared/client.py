@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IConsumer
 from twisted.python.failure import Failure
 
 from shared import codec
+from shared.metrics import STORE_CALLS, timed
 from shared.errors import (
     BadRequest, Forbidden, GroupwareError, Internal, NotFound, SessionInvalid, StorageFull, TooLarge, Unavailable,
 )
@@ -165,7 +166,20 @@ class StoreClient:
                           retry=op in IDEMPOTENT_OPS,
                           timeout=self.call_timeout if timeout is None else timeout or None)
         d.addCallback(_soap_result, op)
+        if not long_poll:  # a long poll's time is the waiting, not the store's work
+            timed(d, lambda seconds, ok: STORE_CALLS.labels(op, "ok" if ok else "error").observe(seconds))
         return d
+
+    def health(self) -> defer.Deferred:
+        """Fires when the store server answers its health check (its database answers);
+        fails with Unavailable and the reason otherwise."""
+        d = self._request("calls", lambda host: b"GET /health HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", None,
+                          lambda: BufferSink(4096), retry=True, timeout=self.call_timeout)
+
+        def checked(sink: BufferSink) -> None:
+            if sink.status != 200:
+                raise Unavailable(sink.body().decode("utf-8", "replace").strip() or f"HTTP {sink.status}")
+        return d.addCallback(checked)
 
     def _request(self, lane: str, head_for: Callable[[bytes], bytes], body: bytes | None,
                  make_sink: Callable[[], Any], retry: bool,

@@ -36,6 +36,7 @@ from twisted.internet import defer, threads
 
 from shared.errors import NotFound, Quota, StorageFull, TooLarge, Unavailable
 from shared.lru import SizedLRU
+from shared.metrics import DELIVERIES
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 from shared.model.delivery import Delivery
 from shared.relay import Relay, redirect_loops, redirected_copy
@@ -194,6 +195,7 @@ class Deliverer:
         for plan, result in zip(plans, results):
             log.info("delivery: from=<%s> to=<%s> user=%s status=%s", sender, plan.recipient.address,
                      plan.recipient.user, result.status)
+            DELIVERIES.labels(result.status).inc()
             if result.status in ("stored", "discarded", "duplicate"):
                 if plan.redirects and not plan.redirected:
                     await self._redirect(plan, sender, message or b"")

@@ -19,6 +19,7 @@ from shared.authguard import AuthGuard
 from shared.connlimits import ConnectionLimits
 from shared.listeners import Listeners, gateway_tls
 from shared.login import LoginService, plaintext_login_allowed
+from shared.metrics import CONNECTIONS, CONNECTIONS_OPEN
 from shared.model import Adapter
 from shared.proxyprotocol import ProxyPolicy
 
@@ -46,21 +47,27 @@ class ConnectionFactory(protocol.ServerFactory):
         return self.login.limits.connection(self, super().buildProtocol, addr, self.refusal, self.login.protocol)
 
 
-def track_connections(factory: Any, live: set) -> None:
+def track_connections(factory: Any, live: set, name: str) -> None:
     """Keep every protocol `factory` builds in `live` until its connection is lost, so
-    that a stopping service can tell them (see `GatewayService.drain`)."""
+    that a stopping service can tell them (see `GatewayService.drain`), and count them
+    under the protocol `name` (shared.metrics)."""
     if getattr(factory, "_tracked", None) is live:
         return
     build = factory.buildProtocol
+    accepted, open_now = CONNECTIONS.labels(name), CONNECTIONS_OPEN.labels(name)
 
     def tracked(addr: Any) -> Any:
         proto = build(addr)
         if proto is not None:
             live.add(proto)
+            accepted.inc()
+            open_now.inc()
             lost = proto.connectionLost
 
             def connection_lost(*args: Any, **kwargs: Any) -> Any:
-                live.discard(proto)
+                if proto in live:
+                    live.discard(proto)
+                    open_now.dec()
                 return lost(*args, **kwargs)
             proto.connectionLost = connection_lost
         return proto
@@ -136,7 +143,7 @@ class GatewayService(abc.ABC):
             direct = self.cfg.get(f"{kind}_listen")
             behind_proxy = self.cfg.get(f"{kind}_haproxy_listen")
             factory = factory_for(secure)
-            track_connections(factory, self.connections)
+            track_connections(factory, self.connections, self.protocol)
             if secure:
                 self.listening.tls(kind, direct, factory, tls)
                 self.listening.tls(f"{kind}_haproxy", behind_proxy, factory, tls, proxy)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 import sys
 from typing import Any
 
@@ -106,15 +105,19 @@ def parse_level(name: str) -> int:
 _bridged = False
 
 
-def _syslog_handler(facility: str) -> logging.Handler:
+def _syslog_handler(address: str, facility: str) -> logging.Handler:
     from logging.handlers import SysLogHandler
 
-    address: Any = "/dev/log" if os.path.exists("/dev/log") else ("localhost", 514)
-    return SysLogHandler(address=address, facility=SysLogHandler.facility_names[facility])
+    target: Any = address
+    if not address.startswith("/"):
+        host, _, port = address.rpartition(":")
+        target = (host.strip("[]") or "localhost", int(port or 514))
+    return SysLogHandler(address=target, facility=SysLogHandler.facility_names[facility])
 
 
 def setup_logging(level: str = "info", log_file: str = "-", bridge_twisted: bool = True,
-                  method: str = "file", line_format: str = "text", facility: str = "mail") -> logging.Handler:
+                  method: str = "file", line_format: str = "text", facility: str = "mail",
+                  syslog_address: str = "/dev/log") -> logging.Handler:
     """Send log records at `level` to stderr (`-`), `log_file` or syslog (`method`),
     one line each, as text or JSON (`line_format`).
 
@@ -130,7 +133,7 @@ def setup_logging(level: str = "info", log_file: str = "-", bridge_twisted: bool
     handler: logging.Handler
     formatter: logging.Formatter = JSONLineFormatter() if line_format == "json" else OneLineFormatter(FORMAT)
     if method == "syslog":
-        handler = _syslog_handler(facility)
+        handler = _syslog_handler(syslog_address, facility)
         formatter = SyslogFormatter(formatter)
     elif log_file in ("", "-"):
         handler = logging.StreamHandler(sys.stderr)
@@ -158,4 +161,5 @@ def setup_from_config(cfg: Any) -> logging.Handler:
     """`setup_logging` with `log_level`, `log_file`, `log_method`, `log_format` and
     `log_syslog_facility` from a `shared.config.Config`."""
     return setup_logging(cfg.get("log_level"), cfg.get("log_file"), method=cfg.get_choice("log_method"),
-                         line_format=cfg.get_choice("log_format"), facility=cfg.get_choice("log_syslog_facility"))
+                         line_format=cfg.get_choice("log_format"), facility=cfg.get_choice("log_syslog_facility"),
+                         syslog_address=cfg.get("log_syslog_address"))

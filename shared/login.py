@@ -41,6 +41,7 @@ from zope.interface import Interface, implementer
 from shared.authguard import AuthGuard, Banned, is_loopback, log_safe
 from shared.connlimits import ConnectionLimits
 from shared.errors import BANNED, AuthFailed, Forbidden
+from shared.metrics import LOGINS
 from shared.model import Adapter, Session
 
 __all__ = ["ClientLogin", "IStoreSession", "LoginRefused", "LoginService", "Outcome", "ProtocolRealm",
@@ -163,7 +164,17 @@ class LoginService:
         `connected()` says whether the client is still there; once it is not, the login
         stops (after the guard's delay) or logs off the session it got.
         """
-        return defer.Deferred.fromCoroutine(self._login(credentials, connected))
+        d = defer.Deferred.fromCoroutine(self._login(credentials, connected))
+        return d.addBoth(self._counted)
+
+    def _counted(self, result: Any) -> Any:
+        """Logins by outcome (shared.metrics): success, or the refusal's outcome."""
+        if isinstance(result, Failure):
+            outcome = result.value.outcome.name.lower() if result.check(LoginRefused) else "error"
+        else:
+            outcome = "success"
+        LOGINS.labels(self.protocol, outcome).inc()
+        return result
 
     async def _login(self, credentials: ClientLogin, connected: Callable[[], bool]) -> Session:
         protocol, user, address = self.protocol, credentials.username, credentials.client_address

@@ -19,7 +19,7 @@ from shared.config import OPTIONS, ConfigError
 log = logging.getLogger("groupware.reload")
 
 LIVE_OPTIONS = frozenset({
-    "log_level", "log_file", "log_method", "log_format", "log_syslog_facility",
+    "log_level", "log_file", "log_method", "log_format", "log_syslog_facility", "log_syslog_address",
     "ssl_certificate_file", "ssl_private_key_file", "ssl_min_protocol", "ssl_ciphers",
     "server_ssl_cert_file", "server_ssl_key_file", "server_ssl_min_protocol", "server_ssl_ciphers",
     "auth_failure_delay", "auth_max_delay", "auth_ban_threshold", "auth_ban_time", "auth_failure_window",

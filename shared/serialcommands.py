@@ -9,12 +9,15 @@ store does not count as the client's idleness.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
+
+from shared.metrics import observe_command
 
 
 class SerialCommands:
@@ -71,6 +74,8 @@ class SerialCommands:
             self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def _run(self, item: Any) -> None:
+        started = time.monotonic()
+        name = self.command_name(item)
         try:
             result = self.dispatch(item)  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001  (a client must never crash the process)
@@ -78,9 +83,25 @@ class SerialCommands:
             self.internal_error()  # type: ignore[attr-defined]
             return
         if isinstance(result, defer.Deferred):
+            result.addBoth(self._measured, name, started)
+        else:
+            observe_command(self.protocol_name, name, started)
+        if isinstance(result, defer.Deferred):
             self.busy = True
             self.setTimeout(None)  # type: ignore[attr-defined]  # waiting on us is not idleness
             result.addErrback(self._failed).addBoth(self._unblock)
+
+    def _measured(self, result: Any, name: str, started: float) -> Any:
+        observe_command(self.protocol_name, name, started)
+        return result
+
+    def command_name(self, item: Any) -> str:
+        """The command's name for the metrics (its first word); unknown ones count as other."""
+        if isinstance(item, bytes):
+            return item.split(b" ", 1)[0][:20].decode("ascii", "replace")
+        tokens = getattr(item, "tokens", None)
+        first = tokens[0] if tokens else ""
+        return str(getattr(first, "name", first) if not isinstance(first, bytes) else "other")[:20]
 
     def _failed(self, failure: Failure) -> None:
         self.command_log.error("%s command failed: %s", self.protocol_name, failure.getTraceback())

@@ -23,6 +23,7 @@ from shared.config import ConfigError
 from shared.features import CALDAV, WEB
 from shared.gateway import GatewayService
 from shared.login import LoginService
+from shared.metrics import measured_requests
 
 log = logging.getLogger("gateways.caldav")
 
@@ -81,6 +82,7 @@ class CalDAVService(GatewayService):
         self.resource = root
         site = CalDAVSite(root, max_size, cfg.get_seconds("ical_timeout"), login.limits,
                           cfg.get_int("ical_retry_after"))
+        site.requestFactory = measured_requests(site.requestFactory, "caldav")
         self.listen_plain_and_tls("ical", lambda implicit_tls: site, tls)
 
     def _web_pages(self, login: LoginService) -> Any:

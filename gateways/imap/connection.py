@@ -28,6 +28,7 @@ Attributes command modules use:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,7 @@ from gateways.imap.grammar import writer as w
 from gateways.imap.keywords import announce_in_use
 from gateways.imap.output import ResponseWriter
 from shared.endpoints import answer_at_once
+from shared.metrics import observe_command
 from shared.errors import (LIMIT, BadRequest, Conflict, Forbidden, GroupwareError, NotFound, Quota,
                            SessionInvalid, StorageFull, TooLarge, Unavailable)
 
@@ -123,6 +125,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self._line_sink: Callable[[bytes], Any] | None = None
         self._after_reply: list[Callable[[], Any]] = []
         self._shutdown_pending = False
+        self.command_started = 0.0
 
     # -- connection
     def connectionMade(self) -> None:
@@ -314,6 +317,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
             return self.tagged(cmd.tag, Reply("BAD", f"{cmd.name} is not allowed in the {self.state} state"))
         self.busy = True
         self.current = cmd
+        self.command_started = time.monotonic()
         d = defer.maybeDeferred(spec.handler, self, cmd)
         if not d.called:
             self._running = d
@@ -332,6 +336,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self._finish(cmd, spec, failure_reply(failure, cmd.name))
 
     def _finish(self, cmd: Any, spec: dispatch.CommandSpec, reply: Reply | None) -> None:
+        observe_command("imap", cmd.name, self.command_started)
         self.busy = False
         self.current = None
         self._running = None

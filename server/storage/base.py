@@ -48,6 +48,22 @@ class StorageBase:
     def close(self) -> None:
         dispose_engine(self.engine)
 
+    def ping(self) -> None:
+        """One round trip to the database (readiness checks); raises when it cannot answer."""
+        from sqlalchemy import text
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def pool_use(self) -> dict[str, int]:
+        """Connections of the engine's pool: in use, idle, and its size."""
+        pool = self.engine.pool
+        counts = {}
+        for state, method in (("in_use", "checkedout"), ("idle", "checkedin"), ("size", "size")):
+            value = getattr(pool, method, None)
+            if callable(value):
+                counts[state] = int(value())
+        return counts
+
     # -- transactions ---------------------------------------------------
     def _read(self, fn: Callable[[Connection], T]) -> T:
         return run_in_transaction(self.engine, fn, write=False)
