@@ -12,8 +12,15 @@ import getpass
 import os
 import sys
 
+from groupware.output import Output
 from shared.config import Config, ConfigError
 from shared.errors import GroupwareError
+
+
+def _user_summary(user: dict) -> dict:
+    state = "orphaned" if user.get("orphaned") else "active" if user["active"] else "disabled"
+    return {"name": user["name"], "state": state, "features": dict(user["features"]),
+            "fullname": user["fullname"], "email": user["email"]}
 
 
 def _features_text(features: dict[str, bool]) -> str:
@@ -45,7 +52,7 @@ def feature_changes(args: argparse.Namespace) -> dict[str, bool]:
     return changes
 
 
-def _blobs(cfg: Config, storage, args: argparse.Namespace) -> int:
+def _blobs(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
     from server.blobs import FileBlobStore
     from server.blobs.gc import STATE_FILE, collect_garbage
 
@@ -55,8 +62,7 @@ def _blobs(cfg: Config, storage, args: argparse.Namespace) -> int:
         state = os.path.join(cfg.data_dir, STATE_FILE)
     result = collect_garbage(storage, storage.blobs, args.min_age, dry_run=args.dry_run,
                              state_path=state)
-    print(result.line(args.dry_run))
-    return 0
+    return out.result({"dry_run": args.dry_run, **result._asdict()}, result.line(args.dry_run))
 
 
 def _sync(cfg: Config, storage, dry_run: bool) -> int:
@@ -85,24 +91,22 @@ def _sync(cfg: Config, storage, dry_run: bool) -> int:
             close()
 
 
-def _calendar(cfg: Config, storage, args: argparse.Namespace) -> int:
+def _calendar(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
     """Publish a calendar at a secret URL, or revoke it."""
     user = storage.get_user(args.name)
     if user is None:
-        print(f"groupware: no user {args.name!r}", file=sys.stderr)
-        return 1
+        return out.error("notFound", f"no user {args.name!r}")
     folder = next((f for f in storage.list_folders(user["store_id"]) if f["name"] == args.calendar
                    and f["container_class"] in ("calendar", "tasks")), None)
     if folder is None:
-        print(f"groupware: {args.name} has no calendar {args.calendar!r}", file=sys.stderr)
-        return 1
+        return out.error("notFound", f"{args.name} has no calendar {args.calendar!r}")
     if args.action == "unpublish":
         done = storage.unpublish_folder(folder["id"])
-        print(f"{args.name}/{args.calendar} " + ("is no longer published" if done else "was not published"))
-        return 0
+        return out.result({"user": args.name, "calendar": args.calendar, "was_published": done},
+                          f"{args.name}/{args.calendar} " + ("is no longer published" if done else "was not published"))
     token = storage.publish_folder(folder["id"])
-    print(f"{_ical_base_url(cfg)}/ical/published/{token}")
-    return 0
+    url = f"{_ical_base_url(cfg)}/ical/published/{token}"
+    return out.result({"user": args.name, "calendar": args.calendar, "url": url}, url)
 
 
 def _ical_base_url(cfg: Config) -> str:
@@ -126,12 +130,19 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     from server.service import open_storage
     from server.users.db import hash_password
 
+    out = Output(getattr(args, "json", False))
+    if args.command == "status":
+        from groupware import status
+        return status.run(cfg, out)
     storage = open_storage(cfg)
     try:
+        if args.command == "folder":
+            from groupware import folder_admin
+            return folder_admin.run(storage, args, out)
         if args.command == "blobs":
-            return _blobs(cfg, storage, args)
+            return _blobs(cfg, storage, args, out)
         if args.command == "calendar":
-            return _calendar(cfg, storage, args)
+            return _calendar(cfg, storage, args, out)
         if args.command in ("sieve", "vacation"):
             from groupware import sieve_admin
             return sieve_admin.run(cfg, storage, args)
@@ -139,37 +150,34 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         if action == "sync":
             return _sync(cfg, storage, args.dry_run)
         if action == "list":
-            for user in storage.list_users():
-                state = "orphaned" if user.get("orphaned") else "active" if user["active"] else "disabled"
-                print(f"{user['name']}\t{state}\t{_features_text(user['features'])}\t"
-                      f"{user['fullname']}\t{user['email']}")
-            return 0
+            users = [_user_summary(user) for user in storage.list_users()]
+            return out.result({"users": users}, [
+                f"{u['name']}\t{u['state']}\t{_features_text(u['features'])}\t{u['fullname']}\t{u['email']}"
+                for u in users])
         if action != "add" and storage.get_user(args.name) is None:
-            print(f"groupware: no user {args.name!r}", file=sys.stderr)
-            return 1
+            return out.error("notFound", f"no user {args.name!r}")
         if action == "add":
             storage.create_user(args.name, hash_password(read_password(args)),
                                 fullname=args.fullname, email=args.email)
-            print(f"created user {args.name}")
+            text = f"created user {args.name}"
         elif action == "passwd":
             storage.set_password_hash(args.name, hash_password(read_password(args)))
-            print(f"password of {args.name} changed")
+            text = f"password of {args.name} changed"
         elif action in ("disable", "enable"):
             storage.set_active(args.name, action == "enable")
-            print(f"user {args.name} {action}d")
+            text = f"user {args.name} {action}d"
         elif action == "delete":
             storage.delete_user(args.name)
-            print(f"deleted user {args.name} and their store")
-        elif action == "features":
+            return out.result({"deleted": args.name}, f"deleted user {args.name} and their store")
+        else:  # features
             changes = feature_changes(args)
             if changes:
                 features = dict(storage.get_user(args.name)["features"])
                 features.update(changes)
                 storage.set_features(args.name, features)
-            print(f"{args.name}\t{_features_text(storage.get_user(args.name)['features'])}")
-        return 0
+            text = f"{args.name}\t{_features_text(storage.get_user(args.name)['features'])}"
+        return out.result({"user": _user_summary(storage.get_user(args.name))}, text)
     except GroupwareError as exc:
-        print(f"groupware: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+        return out.error(exc.code, f"{exc.code}: {exc.message}")
     finally:
         storage.close()

@@ -24,6 +24,10 @@
                                     revoke it
     groupware dns [--domain DOMAIN]  the SRV and TXT records (RFC 6186, RFC 6764) that let clients
                                     find this server by an address alone
+    groupware status                what runs on the data dir, sessions per protocol, store and
+                                    database health, versions (exit 1 when unhealthy)
+    groupware folder USER list|create PATH|rename PATH NEWPATH|delete PATH
+                                    a user's folders
     groupware blobs gc [--min-age SECONDS] [--dry-run]
                                     remove blobs no item references (left by a crash)
     groupware managesieve           only the ManageSieve gateway, against the store at server_socket
@@ -72,8 +76,16 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _json_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print one JSON document (errors too) instead of lines, for scripts")
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(suppress=True)
+    admin = [common, _json_option()]
     parser = argparse.ArgumentParser(prog="groupware", description=__doc__.split("\n\n")[0],
                                      parents=[_common_options(suppress=False)])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -111,22 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
     actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (("add", "create a user and their store (password asked twice, or --password-stdin)"),
                        ("passwd", "set a user's new password (asked twice, or --password-stdin)")):
-        sub = actions.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + ".")
+        sub = actions.add_parser(name, parents=admin, help=text, description=text[0].upper() + text[1:] + ".")
         sub.add_argument("name", metavar="NAME", help="the login name")
         sub.add_argument("--password-stdin", action="store_true",
                          help="read the password from the first line of standard input")
         if name == "add":
             sub.add_argument("--fullname", default="", help="the display name (default: none)")
             sub.add_argument("--email", default="", help="the address mail is delivered to (default: none)")
-    actions.add_parser("list", parents=[common], help="list users: name, state, protocols, full name, address",
+    actions.add_parser("list", parents=admin, help="list users: name, state, protocols, full name, address",
                        description="One line per user, tab-separated: name, state (active, disabled, "
                                    "orphaned), protocol switches, full name, address.")
     for name, text in (("disable", "refuse the user's logins; their store is kept"),
                        ("enable", "allow the user's logins again"),
                        ("delete", "remove the user and their store, with all their mail and calendars")):
-        actions.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + "."
+        actions.add_parser(name, parents=admin, help=text, description=text[0].upper() + text[1:] + "."
                            ).add_argument("name", metavar="NAME", help="the login name")
-    features = actions.add_parser("features", parents=[common],
+    features = actions.add_parser("features", parents=admin,
                                   help="show or switch a user's protocols")
     features.add_argument("name", metavar="NAME", help="the login name")
     # Kopano's kopano-admin spells these the same way.
@@ -148,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_actions = calendar.add_subparsers(dest="action", required=True)
     for name, text in (("publish", "print a new secret read-only URL of a user's calendar (an older one stops)"),
                        ("unpublish", "revoke the secret URL of a user's calendar")):
-        sub = calendar_actions.add_parser(name, parents=[common], help=text)
+        sub = calendar_actions.add_parser(name, parents=admin, help=text)
         sub.add_argument("name", metavar="USER", help="the calendar's owner")
         sub.add_argument("calendar", metavar="CALENDAR", help="the calendar folder's name, e.g. Calendar")
     dns = commands.add_parser(
@@ -162,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     blob = commands.add_parser("blobs", parents=[common], help="maintain the blob store")
     blob_actions = blob.add_subparsers(dest="action", required=True)
     gc = blob_actions.add_parser(
-        "gc", parents=[common], help="remove blobs no item references",
+        "gc", parents=admin, help="remove blobs no item references",
         description="Remove blobs of the configured store that no item references, such as "
                     "those left when the server dies between writing a blob and committing "
                     "its item, and unfinished .tmp- files. A save writes its blob before its "
@@ -176,6 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep blobs younger than this (default: 3600)")
     gc.add_argument("--dry-run", action="store_true",
                     help="only count what would be removed; change nothing")
+    commands.add_parser("status", parents=admin, help="what runs, sessions per protocol, store and database health",
+                        description="The serving processes on this data directory with their listeners, "
+                                    "the sessions (store) and connections (gateways) they hold per protocol, "
+                                    "whether the store answers on server_socket and the database answers, and "
+                                    "the versions. Exit code 0 when the store and the database answer, 1 when not.")
+    folder = commands.add_parser("folder", parents=[common], help="a user's folders",
+                                 description="List, create, rename (or move) and delete a user's folders, named "
+                                             "by path with / between levels (Archive/2024), as IMAP shows them.")
+    folder.add_argument("name", metavar="USER", help="whose folders")
+    folder_actions = folder.add_subparsers(dest="action", required=True, metavar="ACTION")
+    folder_actions.add_parser("list", parents=admin, help="every folder: path, class, role, messages, unseen, bytes")
+    create = folder_actions.add_parser("create", parents=admin, help="create a folder (and missing folders above it)")
+    create.add_argument("path", metavar="PATH", help="the new folder's path, e.g. Projects/2025")
+    create.add_argument("--class", dest="folder_class", default="mail",
+                        choices=("mail", "calendar", "tasks", "contacts", "notes"),
+                        help="what it holds (default: mail)")
+    rename = folder_actions.add_parser("rename", parents=admin, help="rename a folder, or move it under another")
+    rename.add_argument("path", metavar="PATH", help="the folder's path now")
+    rename.add_argument("new_path", metavar="NEWPATH", help="its new path (its parent must exist)")
+    delete = folder_actions.add_parser("delete", parents=admin,
+                                       help="delete a folder with its subfolders and everything in them")
+    delete.add_argument("path", metavar="PATH", help="the folder's path (not the Inbox)")
     _sieve_parsers(commands, common)
     moving.add_parsers(commands, common)
     return parser

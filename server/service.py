@@ -157,6 +157,9 @@ class StoreServer:
             self._expiry = LoopingCall(sessions.expire)
             self._expiry.clock = reactor
             self._expiry.start(max(1.0, min(60.0, sessions.timeout / 4)), now=False)
+            from shared import runstate
+            runstate.provide(lambda: {"parts": ["store"], "listeners": self.listener_lines(),
+                                      "sessions": sessions.by_protocol()})
             self._pool_gauge = LoopingCall(self._measure_pool)
             self._pool_gauge.clock = reactor
             self._pool_gauge.start(5.0, now=True)
@@ -196,6 +199,16 @@ class StoreServer:
         if not (self.cfg.get_file("server_ssl_cert_file") and self.cfg.get_file("server_ssl_key_file")):
             raise ConfigError("server_listen_tls", "needs server_ssl_cert_file and server_ssl_key_file")
         return ReloadableTLS.from_config(self.cfg, "server_ssl_cert_file", "server_ssl_key_file", prefix="server_")
+
+    def listener_lines(self) -> list[str]:
+        lines = []
+        for port in self.listening_ports:
+            address = port.getHost()
+            name = getattr(address, "name", None)
+            where = (name.decode() if isinstance(name, bytes) else name) if name is not None \
+                else f"{address.host}:{address.port}"
+            lines.append(f"store listening on {where}")
+        return lines
 
     def _measure_pool(self) -> None:
         from shared.metrics import DB_POOL

@@ -169,6 +169,14 @@ class SessionManager:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def by_protocol(self) -> dict[str, int]:
+        """Sessions held here per protocol (delivery and admin sessions as `other`)."""
+        counts: dict[str, int] = {}
+        for session in self._sessions.values():
+            name = session.protocol or "other"
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def create(self, user: dict[str, Any], protocol: str | None = None,
                client_address: str | None = None, delivery: bool = False) -> Session:
         facts = {"u": user.get("id"), "p": protocol, "c": client_address, "d": delivery,

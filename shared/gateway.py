@@ -110,6 +110,10 @@ class GatewayService(abc.ABC):
         return defer.maybeDeferred(self._start)
 
     def _start(self) -> defer.Deferred:
+        from shared import runstate
+
+        runstate.provide(lambda: {"parts": [self.protocol], "listeners": self.listeners(),
+                                  "connections": {self.protocol: len(self.connections)}})
         tls = gateway_tls(self.cfg)
         self.adapter = Adapter(self.cfg, self.reactor)
         guard = AuthGuard.for_process(self.cfg, self.reactor)

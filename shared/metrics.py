@@ -228,6 +228,8 @@ class MetricsService:
         addresses = loopback_default(self.cfg.get("metrics_listen"))
         parse_listen(addresses, "metrics_listen")  # a bad value: ConfigError, exit code 2
         self.listening.tcp("metrics", addresses, self.site)
+        from shared import runstate
+        runstate.provide(lambda: {"listeners": self.listeners()})
         return self.listening.opened()
 
     def listeners(self) -> list[str]:

@@ -83,6 +83,7 @@ def run_reactor(cfg: Any, start: Callable[[], Any], stop: Callable[[], Any], run
     from shared import privileges
     from shared.logging import setup_from_config
     from shared.reload import reload
+    from shared.runstate import RunStateWriter
 
     privileges.assume(cfg)
     setup_from_config(cfg)
@@ -103,9 +104,12 @@ def run_reactor(cfg: Any, start: Callable[[], Any], stop: Callable[[], Any], run
         outcome.failed(failure, what)
         stop_once()
 
+    writer = RunStateWriter(cfg.data_dir)
+
     def started(_: object) -> None:
         privileges.drop(cfg)
         heap.settle()
+        writer.start(reactor)
         running()
 
     def on_hangup(signum: int, frame: object) -> None:
@@ -116,6 +120,7 @@ def run_reactor(cfg: Any, start: Callable[[], Any], stop: Callable[[], Any], run
     reactor.callWhenRunning(signal.signal, signal.SIGHUP, on_hangup)
     # addCallback then addErrback: a failure in running() must stop the process too.
     reactor.callWhenRunning(lambda: defer.maybeDeferred(start).addCallback(started).addErrback(failed))
+    reactor.addSystemEventTrigger("before", "shutdown", writer.stop)
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     exit_within(reactor, lambda: cfg.get_int("shutdown_timeout"), log)
     reactor.run()

@@ -54,6 +54,17 @@ class StorageBase:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
+    def database_version(self) -> str:
+        """The database engine and its version, e.g. `sqlite 3.40.1`, `mariadb 10.11.6-MariaDB`."""
+        from sqlalchemy import text
+        name = self.engine.dialect.name
+        query = "SELECT sqlite_version()" if name == "sqlite" else "SELECT VERSION()"
+        with self.engine.connect() as conn:
+            version = conn.execute(text(query)).scalar()
+        if name == "mysql" and "mariadb" in str(version).lower():
+            name = "mariadb"
+        return f"{name} {version}"
+
     def pool_use(self) -> dict[str, int]:
         """Connections of the engine's pool: in use, idle, and its size."""
         pool = self.engine.pool

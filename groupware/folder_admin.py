@@ -1,0 +1,99 @@
+"""`groupware folder list|create|rename|delete USER ...`: a user's folders by path
+(`Archive/2024`, `/` between levels, as IMAP shows them), on the configured database.
+As the other admin commands, it works whether or not the server runs; clients see the
+change at their next look (IMAP LIST, a CalDAV PROPFIND)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from groupware.output import Output
+from shared.errors import GroupwareError
+from shared.mailboxnames import DELIMITER
+
+
+def paths(folders: list[dict]) -> dict[int, str]:
+    by_id = {f["id"]: f for f in folders}
+
+    def path(folder: dict) -> str:
+        parts = [folder["name"]]
+        while folder["parent_id"] is not None and folder["parent_id"] in by_id:
+            folder = by_id[folder["parent_id"]]
+            parts.append(folder["name"])
+        return DELIMITER.join(reversed(parts))
+    return {f["id"]: path(f) for f in folders}
+
+
+def _summary(folder: dict, path: str) -> dict[str, Any]:
+    return {"path": path, "id": folder["id"], "class": folder["container_class"], "role": folder["role"],
+            "messages": folder.get("count", 0), "unseen": folder.get("unseen", 0), "size": folder.get("size", 0)}
+
+
+def _find(storage: Any, store_id: int, path: str) -> dict | None:
+    folders = storage.list_folders(store_id, counts=False)
+    named = paths(folders)
+    return next((f for f in folders if named[f["id"]] == path.strip(DELIMITER)), None)
+
+
+def run(storage: Any, args: argparse.Namespace, out: Output) -> int:
+    user = storage.get_user(args.name)
+    if user is None:
+        return out.error("notFound", f"no user {args.name!r}")
+    store_id = user["store_id"]
+    try:
+        if args.action == "list":
+            folders = storage.list_folders(store_id)
+            named = paths(folders)
+            rows = sorted((_summary(f, named[f["id"]]) for f in folders), key=lambda r: r["path"].lower())
+            return out.result({"user": args.name, "folders": rows},
+                              [f"{r['path']}\t{r['class']}\t{r['role'] or '-'}\t{r['messages']} messages\t"
+                               f"{r['unseen']} unseen\t{r['size']} bytes" for r in rows])
+        if args.action == "create":
+            return _create(storage, store_id, args, out)
+        folder = _find(storage, store_id, args.path)
+        if folder is None:
+            return out.error("notFound", f"{args.name} has no folder {args.path!r}")
+        if args.action == "delete":
+            storage.delete_folder(folder["id"])
+            return out.result({"user": args.name, "deleted": args.path.strip(DELIMITER)},
+                              f"deleted {args.name}'s folder {args.path.strip(DELIMITER)} with its subfolders")
+        # rename: a new name and, when the new path has another parent, a move there.
+        parent_path, _, name = args.new_path.strip(DELIMITER).rpartition(DELIMITER)
+        parent = None
+        if parent_path:
+            parent = _find(storage, store_id, parent_path)
+            if parent is None:
+                return out.error("notFound", f"{args.name} has no folder {parent_path!r}")
+        renamed = storage.update_folder(folder["id"], name=name, parent_id=parent["id"] if parent else None)
+        new = args.new_path.strip(DELIMITER)
+        return out.result({"user": args.name, "renamed": args.path.strip(DELIMITER), "folder": _summary(renamed, new)},
+                          f"renamed {args.name}'s folder {args.path.strip(DELIMITER)} to {new}")
+    except GroupwareError as exc:
+        return out.error(exc.code, exc.message)
+
+
+def _create(storage: Any, store_id: int, args: argparse.Namespace, out: Output) -> int:
+    """The folder and any missing folder above it (RFC 3501 §6.3.3 asks IMAP the same)."""
+    parts = [p for p in args.path.split(DELIMITER) if p]
+    if not parts:
+        return out.error("badRequest", "a folder path is needed", 2)
+    folders = storage.list_folders(store_id, counts=False)
+    named_ids = paths(folders)
+    named = {named_ids[f["id"]]: f for f in folders}
+    parent_id, made = None, []
+    for depth in range(1, len(parts) + 1):
+        path = DELIMITER.join(parts[:depth])
+        existing = named.get(path)
+        last = depth == len(parts)
+        if existing is not None and not last:
+            parent_id = existing["id"]
+            continue
+        if existing is not None:
+            return out.error("conflict", f"{args.name} already has a folder {path!r}")
+        folder = storage.create_folder(store_id, parent_id, parts[depth - 1],
+                                       container_class=args.folder_class if last else "mail")
+        made.append(path)
+        parent_id = folder["id"]
+    created = storage.get_folder(parent_id)
+    return out.result({"user": args.name, "created": made, "folder": _summary(created, DELIMITER.join(parts))},
+                      [f"created {args.name}'s folder {path}" for path in made])
