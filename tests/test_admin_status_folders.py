@@ -31,9 +31,10 @@ def test_status_shows_listeners_sessions_health_and_versions(tmp_path, workers):
             clients.append(client)
 
         def three_sessions():
+            # Each process rewrites its state every few seconds, each on its own beat.
             done = admin(server, "status", "--json")
             state = json.loads(done.stdout)
-            return state if state["sessions"].get("imap") == 3 else None
+            return state if state["sessions"].get("imap") == 3 and state["connections"].get("imap") == 3 else None
         state = wait_until(three_sessions, timeout=30, message="status did not count three IMAP sessions")
         assert state["healthy"] is True and state["store"]["ok"] and state["database"]["ok"]
         assert state["database"]["detail"].startswith("sqlite 3.")

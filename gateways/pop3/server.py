@@ -93,6 +93,8 @@ class POP3Server(SerialCommands, pop3.POP3):
         self.maildrop = None
 
     def say_goodbye(self) -> None:
+        if self.state in ("UPDATE", "CLOSING"):
+            return  # QUIT already answered and closes the connection
         # No UPDATE state: what was marked stays (RFC 1939 §6); Dovecot says the same.
         self.err("[SYS/TEMP] Server shutting down.")
         self.closed = True
