@@ -25,7 +25,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                     "(keywords too) and internal dates; .ics files into a calendar and .vcf files "
                     "into Contacts. Nothing is copied twice, so the same command resumes an "
                     "interrupted import and a second run copies nothing.")
-    imp.add_argument("name", metavar="USER")
+    imp.add_argument("name", metavar="USER", help="whose store the mail goes into")
     imp.add_argument("files", nargs="*", metavar="FILE", help=".ics and .vcf files to import")
     imp.add_argument("--from", dest="source", metavar="SOURCE",
                      help="imap://user@host[:port] (STARTTLS), imaps://user@host[:port], "
@@ -44,7 +44,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         "export", parents=[common], help="write a user's mail, calendars and contacts to files",
         description="Write USER's mail to a Maildir (flags, keywords and internal dates kept) or "
                     "to mbox files, and the calendars and contacts as .ics and .vcf files.")
-    exp.add_argument("name", metavar="USER")
+    exp.add_argument("name", metavar="USER", help="whose store is written out")
     exp.add_argument("--to", dest="target", required=True, metavar="TARGET",
                      help="maildir:PATH or mbox:DIRECTORY (one NAME.mbox per folder)")
     exp.add_argument("--pim-to", metavar="DIRECTORY",
@@ -56,12 +56,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         "backup", parents=[common], help="copy the embedded database and blobs, while serving",
         description="A consistent copy of the SQLite database (online backup) and the blob files "
                     "into the new directory DEST, while the server keeps serving.")
-    bak.add_argument("dest", metavar="DEST")
+    bak.add_argument("dest", metavar="DEST", help="the directory the backup is written to")
     res = commands.add_parser(
         "restore", parents=[common], help="put a backup in place (server stopped)",
         description="Put the backup in SRC in place of the configured database and blob files. "
                     "Stop the server first.")
-    res.add_argument("src", metavar="SRC")
+    res.add_argument("src", metavar="SRC", help="the directory of a backup made by groupware backup")
     res.add_argument("--force", action="store_true",
                      help="replace an existing database (kept as NAME.before-restore)")
 
