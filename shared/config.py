@@ -112,6 +112,7 @@ OPTIONS: dict[str, Option] = {
         run_as_group=text(""),
         metrics_listen=text(""),
         user_threads=number("4", minimum=1),
+        password_hash_threads=number("0"),
         store_workers=number("1"),
         notify_socket_dir=text(""),
         redis_url=typed("redis_url"),

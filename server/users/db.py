@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import threading
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -26,10 +28,26 @@ def hash_password(password: str) -> str:
     return HASHER.hash(password)
 
 
+def password_hash_slots(config: Config) -> int:
+    """Password hashes one store process checks at once (`password_hash_threads`; 0: half
+    the host's cores shared among the store processes of `groupware serve`, at least one).
+
+    A check takes a core for tens of milliseconds: a burst of logons checked on every core
+    at once starves the commands of the users already logged in, which then wait behind
+    it, while the logons themselves get through no faster."""
+    slots = config.get_int("password_hash_threads")
+    if slots:
+        return slots
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    processes = config.get_int("store_workers") or cores
+    return max(1, cores // 2 // processes)
+
+
 class DbUserBackend(UserBackend):
-    def __init__(self, storage: Any, hasher: PasswordHasher = HASHER) -> None:
+    def __init__(self, storage: Any, hasher: PasswordHasher = HASHER, hash_slots: int = 1) -> None:
         self._storage = storage
         self._hasher = hasher
+        self._hashing = threading.BoundedSemaphore(hash_slots)
         # Unknown users are checked against this so that a logon costs the
         # same whether or not the name exists (no user enumeration by timing).
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
@@ -38,7 +56,8 @@ class DbUserBackend(UserBackend):
         user = self._storage.get_user(name)
         stored = (user or {}).get("password_hash") or self._dummy_hash
         try:
-            self._hasher.verify(stored, password)
+            with self._hashing:
+                self._hasher.verify(stored, password)
             valid = user is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             valid = False
@@ -68,10 +87,12 @@ class DbUserBackend(UserBackend):
         # Hashes made with older cost parameters are upgraded at the next logon.
         try:
             if self._hasher.check_needs_rehash(stored):
-                self._storage.set_password_hash(user["name"], self._hasher.hash(password))
+                with self._hashing:
+                    new = self._hasher.hash(password)
+                self._storage.set_password_hash(user["name"], new)
         except Exception:  # the logon itself succeeded; an upgrade can wait
             log.warning("could not upgrade the password hash of %s", user["name"], exc_info=True)
 
 
 def backend(config: Config, storage: Any) -> DbUserBackend:
-    return DbUserBackend(storage)
+    return DbUserBackend(storage, hash_slots=password_hash_slots(config))
