@@ -8,7 +8,8 @@ from types import SimpleNamespace
 from gateways.imap.grammar.sequence import SequenceSet
 from gateways.imap.selected import SelectedMailbox
 from shared.flags import DELETED, SEEN
-from shared.items import ItemChange, Message
+from shared.items import Changes, ItemChange, Message
+from twisted.internet import defer
 
 
 def folder(uid_next: int = 1, modseq: int = 10) -> SimpleNamespace:
@@ -73,10 +74,10 @@ def test_expunged_messages_leave_the_listing_cache():
 def test_flags_cache():
     box = box_of([1, 2], bits=SEEN, keywords="$Junk")
     assert box.flags(0) == ("\\Seen", "$Junk") and box.flag_bits(1) == SEEN and box.keywords(1) == ("$Junk",)
-    box.update(2, ["\\Deleted"], modseq=20)
-    assert box.flags(1) == ("\\Deleted",) and box.modseq(1) == 20 and box.highest_modseq == 20
+    box.update(2, ["\\Deleted"], modseq=11)
+    assert box.flags(1) == ("\\Deleted",) and box.modseq(1) == 11 and box.highest_modseq == 11
     assert box.take_updates() == []  # the session's own change is not echoed
-    box.update(1, ["\\Flagged"], modseq=21, report=True)
+    box.update(1, ["\\Flagged"], modseq=12, report=True)
     assert box.take_updates() == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n"]
 
 
@@ -146,3 +147,23 @@ def test_a_hundred_thousand_messages_stay_cheap():
     expunged = time.perf_counter() - start
     assert len(lines) == 50_000 and box.exists == 50_000
     assert built < 1.0 and lookups < 0.1 and expunged < 1.0, (built, lookups, expunged)
+
+
+def test_a_push_of_the_sessions_own_write_asks_the_store_nothing():
+    """The store tells the watchers as a write commits, often before the writer has its
+    answer: that push waits for the answer, and asks for the changes only if another
+    session's write came in between (every write takes the folder's next modseq)."""
+    asked = []
+    box = box_of([1, 2])
+    box.folder.changes = lambda since: asked.append(since) or defer.succeed(
+        Changes(13, False, [ItemChange(2, 12, ["\\Deleted", "\\Flagged"])], []))
+    with box.writing():
+        box._pushed(1, 11)
+        box.update(2, ["\\Deleted"], modseq=11)
+    assert asked == [] and box.highest_modseq == 11 and box.take_updates() == []
+    with box.writing():
+        box._pushed(1, 13)
+        box.update(1, ["\\Seen"], modseq=13)  # modseq 12 was another session's write
+        assert box.highest_modseq == 11
+    assert asked == [11] and box.highest_modseq == 13
+    assert box.take_updates() == [b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Deleted))\r\n"]

@@ -10,6 +10,7 @@ the limit are refused before the client sends them (synchronizing) or skipped
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
@@ -34,30 +35,32 @@ async def append(conn: Any, cmd: Any) -> Reply:
             raise No(f"Message too large (limit {conn.factory.max_literal} octets).", "TOOBIG")
         when = int(args.internal_date.timestamp()) if args.internal_date is not None else None
         start = None if isinstance(source, bytes) else source.tell()
-        folder = await _target(conn, args.mailbox)
-        try:
-            uid, _ = await folder.append(source, args.flags, when)
-        except NotFound:
-            # The cached tree was out of date (the folder was deleted or replaced
-            # elsewhere): ask the store once more before telling the client.
-            forget(conn)
-            again = await _target(conn, args.mailbox)
-            if again.id == folder.id:
-                raise No("Mailbox does not exist.", "TRYCREATE") from None
-            folder = again
-            if start is not None:
-                source.seek(start)
-            uid, _ = await folder.append(source, args.flags, when)
-        except Exception:
-            forget(conn)
-            raise
+        box = conn.selected
+        # The store's push of this very message waits for the refresh below.
+        with box.writing() if box is not None else contextlib.nullcontext():
+            folder = await _target(conn, args.mailbox)
+            try:
+                uid, _ = await folder.append(source, args.flags, when)
+            except NotFound:
+                # The cached tree was out of date (the folder was deleted or replaced
+                # elsewhere): ask the store once more before telling the client.
+                forget(conn)
+                again = await _target(conn, args.mailbox)
+                if again.id == folder.id:
+                    raise No("Mailbox does not exist.", "TRYCREATE") from None
+                folder = again
+                if start is not None:
+                    source.seek(start)
+                uid, _ = await folder.append(source, args.flags, when)
+            except Exception:
+                forget(conn)
+                raise
+            conn.factory.recent.arrived(folder.id, folder.uid_validity, uid)
+            if box is not None and conn.selected is box and box.folder.id == folder.id:
+                await box.refresh()  # EXISTS before the tagged OK (RFC 3501 §6.3.11)
     finally:
         for fp in spooled:
             fp.close()
-    conn.factory.recent.arrived(folder.id, folder.uid_validity, uid)
-    box = conn.selected
-    if box is not None and box.folder.id == folder.id:
-        await box.refresh()  # EXISTS before the tagged OK (RFC 3501 §6.3.11)
     return Reply("OK", "APPEND completed", w.appenduid_code(folder.uid_validity, uid).decode("ascii"))
 
 

@@ -327,9 +327,10 @@ class Fetcher:
         unseen = [box.uids[i] for i in indexes if not box.flag_bits(i) & SEEN]
         if not unseen:
             return
-        result = await box.folder.set_flags(unseen, "add", ["\\Seen"])
-        for change in result.changed:
-            box.update(change.uid, change.flags, change.modseq)
+        with box.writing():
+            result = await box.folder.set_flags(unseen, "add", ["\\Seen"])
+            for change in result.changed:
+                box.update(change.uid, change.flags, change.modseq)
         self.seen_now = set(unseen)
 
     # -- one message

@@ -33,6 +33,8 @@ Changing (after the session's own store calls):
     box.mark_expunged(uids)           messages the session itself deleted or moved away;
                                       their EXPUNGE (or VANISHED) goes out with the next
                                       `take_updates(expunge=True)`
+    box.wrote(modseq)                 the modseq a write of the session took
+    with box.writing(): ...           around such a write: pushes wait for its answer
 
 Updates from elsewhere (other sessions, delivered mail) come from the store's
 long-poll (`push.FolderWatches`, one `shared.watcher.ChangeWatcher` per folder
@@ -48,6 +50,7 @@ whenever new updates are queued.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +96,9 @@ class SelectedMailbox:
         self._pending_flags: set[int] = set()
         self._refreshing: defer.Deferred | None = None
         self._again: list[defer.Deferred] | None = None
+        # The session's own writes under way (`writing`), and the highest modseq pushed meanwhile.
+        self._writes = 0
+        self._held_push = 0
         self.closed = False
         self.recent = RecentRanges()
         self._claims: RecentClaims | None = None
@@ -247,8 +253,29 @@ class SelectedMailbox:
                 self._pending_flags.add(uid)
         elif uid in self._pending_new:
             self._pending_new[uid] = (modseq or self._pending_new[uid][0], bits, keywords)
-        if modseq is not None and modseq > self.highest_modseq:
+        if modseq is not None:
+            self.wrote(modseq)
+
+    def wrote(self, modseq: int) -> None:
+        """The session's own write took `modseq`. Every write takes the folder's next modseq,
+        so when it is the one after ours nothing else happened in between and the mailbox
+        is as new as the write; otherwise another session's change is still to be read."""
+        if modseq == self.highest_modseq + 1:
             self.highest_modseq = modseq
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around the session's own write to this folder: a push that arrives before its answer
+        (the store tells the watchers as it commits) waits for it, and asks the store for the
+        changes only if they are more than the write's own."""
+        self._writes += 1
+        try:
+            yield
+        finally:
+            self._writes -= 1
+            if not self._writes and self._held_push:
+                held, self._held_push = self._held_push, 0
+                self._pushed(self.folder.id, held)
 
     def mark_expunged(self, uids: Iterable[int]) -> None:
         for uid in uids:
@@ -258,6 +285,9 @@ class SelectedMailbox:
 
     # -- changes from elsewhere
     def _pushed(self, folder_id: int, modseq: int) -> None:
+        if self._writes:
+            self._held_push = max(self._held_push, modseq)
+            return
         if modseq > self.highest_modseq and not self.closed:
             self.refresh().addErrback(lambda f: log.info("imap refresh of folder %s failed: %s",
                                                          self.folder.id, f.getErrorMessage()))

@@ -41,7 +41,8 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
         if not dispatch.advertised(conn, "CONDSTORE"):
             raise Bad("CONDSTORE is not supported")
         conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables it
-    tree = await MailboxTree.load(conn.store)
+    # Kept as the connection's tree: APPEND, COPY and MOVE find their target in it.
+    tree = conn.mailbox_tree = await MailboxTree.load(conn.store)
     mailbox = tree.get(args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
@@ -106,7 +107,10 @@ async def expunge(conn: Any, cmd: Any) -> None:
         raise No("Mailbox is read-only.", "READ-ONLY")
     ranges = box.index_ranges(cmd.args.uids, uid=True) if cmd.uid else None
     uids = _deleted_uids(box, ranges)
-    gone = await box.folder.delete_items(uids)
+    with box.writing():
+        gone, modseq = await box.folder.delete_items(uids, with_modseq=True)
+        if gone:
+            box.wrote(modseq)
     if conn.selected is box:
         # What another session expunged first is gone as well: the client hears
         # of every message it asked to remove before the tagged OK.

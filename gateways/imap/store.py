@@ -35,15 +35,16 @@ async def store(conn: Any, cmd: Any) -> Reply | None:
     ranges = box.index_ranges(args.sequence, cmd.uid)
     if not ranges:
         return None
-    result = await box.folder.set_flags(box.store_uids(ranges), MODES[args.mode], flags,
-                                        args.unchangedsince)
+    with box.writing():
+        result = await box.folder.set_flags(box.store_uids(ranges), MODES[args.mode], flags,
+                                            args.unchangedsince)
+        changed = set()
+        for change in result.changed:
+            box.update(change.uid, change.flags, change.modseq)
+            changed.add(change.uid)
     if conn.selected is not box:
         return None
     announce(conn, (name for change in result.changed for name in change.flags))
-    changed = set()
-    for change in result.changed:
-        box.update(change.uid, change.flags, change.modseq)
-        changed.add(change.uid)
     failed = set(result.failed)
     condstore = "CONDSTORE" in conn.enabled
     if not args.silent or (condstore and changed):

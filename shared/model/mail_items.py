@@ -111,13 +111,17 @@ class MailItems(FolderOperations):
         return self.call(op, ("uids", format_uidset(uids)),
                          ("targetFolderId", folder_id(target))).addCallback(decode)
 
-    def delete_items(self, uids: Iterable[int] | str) -> defer.Deferred:
-        """Delete (expunge) items; fires with the sorted uids that went."""
+    def delete_items(self, uids: Iterable[int] | str, with_modseq: bool = False) -> defer.Deferred:
+        """Delete (expunge) items; fires with the sorted uids that went, or with_modseq, with
+        (those uids, the folder's modseq after the call: the one the deletion took if any went)."""
         uids = frozen_uids(uids)
         if no_uids(uids):
-            return defer.succeed([])
-        return self.call("deleteItems", ("uids", format_uidset(uids))).addCallback(
-            lambda r: uid_list(codec.field(r, "deleted")))
+            return defer.succeed(([], None) if with_modseq else [])
+
+        def decode(r: etree._Element) -> Any:
+            gone = uid_list(codec.field(r, "deleted"))
+            return (gone, codec.int_field(r, "highestModseq")) if with_modseq else gone
+        return self.call("deleteItems", ("uids", format_uidset(uids))).addCallback(decode)
 
 
 def source_field(session: Any, source: Any) -> defer.Deferred:
