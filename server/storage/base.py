@@ -25,6 +25,8 @@ _BUMP = (update(folders).where(folders.c.id == bindparam("fid"))
          .values(uidnext=folders.c.uidnext + bindparam("n"), highestmodseq=folders.c.highestmodseq + 1))
 _BUMP_RETURNING = _BUMP.returning(folders.c.uidnext, folders.c.highestmodseq, folders.c.uidvalidity)
 _COUNTERS = select(folders.c.uidnext, folders.c.highestmodseq, folders.c.uidvalidity).where(folders.c.id == bindparam("fid"))
+_LOCK_FOLDER = select(folders).where(folders.c.id == bindparam("fid")).with_for_update()
+_REFERENCED_KEYS = select(items.c.blob_key).where(items.c.blob_key.in_(bindparam("keys", expanding=True))).distinct()
 
 
 def chunks(values: list, size: int = 500) -> Iterable[list]:
@@ -96,9 +98,12 @@ class StorageBase:
         On SQLite BEGIN IMMEDIATE already serialises writers and FOR UPDATE is not emitted.
         """
         ids = sorted(set(folder_ids))
-        rows = conn.execute(
-            select(folders).where(folders.c.id.in_(ids)).order_by(folders.c.id).with_for_update()
-        ).all()
+        if len(ids) == 1:  # most writes: a statement built once
+            rows = conn.execute(_LOCK_FOLDER, {"fid": ids[0]}).all()
+        else:
+            rows = conn.execute(
+                select(folders).where(folders.c.id.in_(ids)).order_by(folders.c.id).with_for_update()
+            ).all()
         found = {r.id: r for r in rows}
         for fid in ids:
             if fid not in found:
@@ -206,13 +211,24 @@ class StorageBase:
         if not pending or self.blobs is None:
             return
         for part in chunks(pending):
-            still = set(self._read(lambda c: c.execute(
-                select(items.c.blob_key).where(items.c.blob_key.in_(part)).distinct()
-            ).scalars().all()))
-            for key in part:
-                if key in still:
-                    continue
-                try:
-                    self.blobs.delete(key)
-                except Exception:  # a leaked blob is harmless; a failed delete must not undo the commit
-                    log.exception("could not delete blob %s", key)
+            self._delete_blobs(self._read(lambda c: self._unreferenced(c, part)))
+
+    @staticmethod
+    def _unreferenced(conn: Connection, keys: Iterable[str]) -> list[str]:
+        """Of these blob keys, those no item row references (as `conn` sees the rows)."""
+        pending = sorted(set(k for k in keys if k))
+        gone: list[str] = []
+        for part in chunks(pending):
+            still = set(conn.execute(_REFERENCED_KEYS, {"keys": part}).scalars().all())
+            gone += [key for key in part if key not in still]
+        return gone
+
+    def _delete_blobs(self, keys: Iterable[str]) -> None:
+        """Delete these blobs, whose rows are gone for good (after the commit)."""
+        if self.blobs is None:
+            return
+        for key in keys:
+            try:
+                self.blobs.delete(key)
+            except Exception:  # a leaked blob is harmless; a failed delete must not undo the commit
+                log.exception("could not delete blob %s", key)

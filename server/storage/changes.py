@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from shared.errors import NotFound
 
@@ -12,6 +12,15 @@ from .restriction import column
 from .schema import folders, items, tombstones
 
 CHANGE_COLUMNS = ("uid", "modseq", "flags", "keywords")
+# Built once: every selected IMAP mailbox asks after every change it hears of.
+_CHANGE_STATE = select(folders.c.highestmodseq, folders.c.tombstone_floor).where(folders.c.id == bindparam("fid"))
+_CHANGED_ROWS = (select(*[items.c[c] for c in CHANGE_COLUMNS])
+                 .where(items.c.folder_id == bindparam("fid"), items.c.modseq > bindparam("since"))
+                 .order_by(items.c.uid))
+_GONE_ROWS = (select(tombstones.c.uid, tombstones.c.name)
+              .where(tombstones.c.folder_id == bindparam("fid"), tombstones.c.modseq > bindparam("since"))
+              .order_by(tombstones.c.uid))
+_HIGHEST_MODSEQS = select(folders.c.id, folders.c.highestmodseq).where(folders.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class ChangesMixin(StorageBase):
@@ -22,20 +31,16 @@ class ChangesMixin(StorageBase):
         since = int(since)
 
         def run(conn: Connection) -> dict:
-            folder = conn.execute(select(folders.c.highestmodseq, folders.c.tombstone_floor)
-                                  .where(folders.c.id == folder_id)).first()
+            params = {"fid": folder_id, "since": since}
+            folder = conn.execute(_CHANGE_STATE, params).first()
             if folder is None:
                 raise NotFound(f"folder {folder_id} not found")
-            rows = conn.execute(select(*[items.c[c] for c in CHANGE_COLUMNS])
-                                .where(items.c.folder_id == folder_id, items.c.modseq > since)
-                                .order_by(items.c.uid)).all()
+            rows = conn.execute(_CHANGED_ROWS, params).all()
             changed = {c: [] for c in CHANGE_COLUMNS}
             if rows:
                 for c, values in zip(CHANGE_COLUMNS, zip(*rows)):
                     changed[c] = list(values)
-            gone = conn.execute(select(tombstones.c.uid, tombstones.c.name)
-                                .where(tombstones.c.folder_id == folder_id, tombstones.c.modseq > since)
-                                .order_by(tombstones.c.uid)).all()
+            gone = conn.execute(_GONE_ROWS, params).all()
             return {"highestmodseq": folder.highestmodseq, "changed": changed, "deleted": [g.uid for g in gone],
                     "deleted_names": {g.uid: g.name for g in gone if g.name is not None},
                     "expired": since < folder.tombstone_floor}
@@ -77,8 +82,7 @@ class ChangesMixin(StorageBase):
         def run(conn: Connection) -> dict[int, int]:
             out: dict[int, int] = {}
             for part in chunks(ids):
-                out.update(conn.execute(select(folders.c.id, folders.c.highestmodseq)
-                                        .where(folders.c.id.in_(part))).all())
+                out.update(conn.execute(_HIGHEST_MODSEQS, {"ids": part}).all())
             return out
 
         return self._read(run) if ids else {}

@@ -5,7 +5,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from shared.errors import LIMIT, PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
@@ -27,6 +27,20 @@ ITEM_COLUMNS = COLUMNS | {"blob_key"}
 _COPY_COLUMNS = [c.name for c in items.columns if c.name not in ("folder_id", "uid", "modseq")]
 _EMPTY_ROW: dict[str, Any] = {c.name: None for c in items.columns}
 _INSERT = insert(items)
+# The statements of IMAP STORE and EXPUNGE, built once: every client runs them, and
+# building and keying a statement costs more than SQLite takes to run it. A uid set of
+# one range ("lo".."hi", the common case) reads its rows with the first two.
+_IN_FOLDER = items.c.folder_id == bindparam("fid")
+_IN_SPAN = items.c.uid.between(bindparam("lo"), bindparam("hi"))
+_IN_UIDS = items.c.uid.in_(bindparam("uids", expanding=True))
+_FLAG_ROWS_IN_SPAN = (select(items.c.uid, items.c.modseq, items.c.flags, items.c.keywords)
+                      .where(_IN_FOLDER, _IN_SPAN).order_by(items.c.uid))
+_BLOB_ROWS_IN_SPAN = select(items.c.uid, items.c.blob_key).where(_IN_FOLDER, _IN_SPAN).order_by(items.c.uid)
+_SET_FLAGS = update(items).where(_IN_FOLDER, _IN_UIDS).values(
+    flags=bindparam("new_flags"), keywords=bindparam("new_keywords"), modseq=bindparam("new_modseq"))
+_NAMED_ROWS = select(items.c.uid, items.c.name).where(_IN_FOLDER, _IN_UIDS, items.c.name.is_not(None))
+_DELETE_ROWS = delete(items).where(_IN_FOLDER, _IN_UIDS)
+_INSERT_TOMBSTONES = insert(tombstones)
 _MODES = ("add", "remove", "replace")
 
 
@@ -81,6 +95,15 @@ class ItemsMixin(StorageBase):
     max_search_scan_keys = 64
 
     # -- uid sets -------------------------------------------------------
+    @staticmethod
+    def _span(uidset: str) -> dict[str, int] | None:
+        """{"lo", "hi"} of a uid set that is one range without "*", else None."""
+        ranges = parse_uidset(uidset)
+        if has_star(ranges):
+            return None
+        merged = resolve(ranges, 0)
+        return {"lo": merged[0][0], "hi": merged[0][1]} if len(merged) == 1 else None
+
     def _uid_condition(self, conn: Connection, folder_id: int, uidset: str) -> ColumnElement[bool]:
         ranges = parse_uidset(uidset)
         max_uid = 0
@@ -314,9 +337,13 @@ class ItemsMixin(StorageBase):
 
         def run(conn: Connection) -> dict:
             folder = self._lock_folders(conn, [folder_id])[folder_id]
-            cond = self._uid_condition(conn, folder_id, uids)
-            rows = conn.execute(select(items.c.uid, items.c.modseq, items.c.flags, items.c.keywords)
-                                .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
+            span = self._span(uids)
+            if span is not None:
+                rows = conn.execute(_FLAG_ROWS_IN_SPAN, {"fid": folder_id, **span}).all()
+            else:
+                cond = self._uid_condition(conn, folder_id, uids)
+                rows = conn.execute(select(items.c.uid, items.c.modseq, items.c.flags, items.c.keywords)
+                                    .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
             failed: list[int] = []
             updates: dict[tuple[int, str], list[int]] = {}
             for r in rows:
@@ -341,8 +368,8 @@ class ItemsMixin(StorageBase):
             # Rows sharing the new value are updated together: few statements for big sets.
             for (nf, nk), group in updates.items():
                 for part in chunks(group, 1000):
-                    conn.execute(update(items).where(items.c.folder_id == folder_id, uid_in(items.c.uid, part))
-                                 .values(flags=nf, keywords=nk, modseq=modseq))
+                    conn.execute(_SET_FLAGS, {"fid": folder_id, "uids": part, "new_flags": nf,
+                                              "new_keywords": nk, "new_modseq": modseq})
                 changed.extend((u, modseq, nf, _split_keywords(nk)) for u in group)
             changed.sort()
             return {"modseq": modseq, "changed": changed, "failed": failed}
@@ -404,10 +431,9 @@ class ItemsMixin(StorageBase):
         _, modseq, _ = self._bump(conn, folder_id)
         now = int(time.time())
         for part in chunks(uid_list):
-            names = dict(conn.execute(select(items.c.uid, items.c.name).where(
-                items.c.folder_id == folder_id, uid_in(items.c.uid, part), items.c.name.is_not(None))).all())
-            conn.execute(delete(items).where(items.c.folder_id == folder_id, uid_in(items.c.uid, part)))
-            conn.execute(insert(tombstones), [{"folder_id": folder_id, "uid": u, "modseq": modseq,
+            names = dict(conn.execute(_NAMED_ROWS, {"fid": folder_id, "uids": part}).all())
+            conn.execute(_DELETE_ROWS, {"fid": folder_id, "uids": part})
+            conn.execute(_INSERT_TOMBSTONES, [{"folder_id": folder_id, "uid": u, "modseq": modseq,
                                                "deleted_at": now, "name": names.get(u)} for u in part])
         return modseq
 
@@ -415,17 +441,23 @@ class ItemsMixin(StorageBase):
         """Delete items -> {deleted: [uid], modseq}; blobs go once no row references them."""
         def run(conn: Connection) -> tuple[dict, list[str]]:
             folder = self._lock_folders(conn, [folder_id])[folder_id]
-            cond = self._uid_condition(conn, folder_id, uids)
-            rows = conn.execute(select(items.c.uid, items.c.blob_key)
-                                .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
+            span = self._span(uids)
+            if span is not None:
+                rows = conn.execute(_BLOB_ROWS_IN_SPAN, {"fid": folder_id, **span}).all()
+            else:
+                cond = self._uid_condition(conn, folder_id, uids)
+                rows = conn.execute(select(items.c.uid, items.c.blob_key)
+                                    .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
             if not rows:
                 return {"deleted": [], "modseq": folder.highestmodseq}, []
             deleted = [r.uid for r in rows]
             modseq = self._remove_rows(conn, folder_id, deleted)
-            return {"deleted": deleted, "modseq": modseq}, [r.blob_key for r in rows]
+            # Which blobs no row names any more, asked in the same transaction (the folder
+            # is locked: no copy can read these rows meanwhile, and they are gone after it).
+            return {"deleted": deleted, "modseq": modseq}, self._unreferenced(conn, [r.blob_key for r in rows])
 
-        result, keys = self._write(run)
-        self._release_blobs(keys)
+        result, unreferenced = self._write(run)
+        self._delete_blobs(unreferenced)
         return result
 
 
