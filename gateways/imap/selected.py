@@ -258,8 +258,8 @@ class SelectedMailbox:
 
     def wrote(self, modseq: int) -> None:
         """The session's own write took `modseq`. Every write takes the folder's next modseq,
-        so when it is the one after ours nothing else happened in between and the mailbox
-        is as new as the write; otherwise another session's change is still to be read."""
+        so when it follows the mailbox's highest nothing else happened in between and the
+        mailbox is as new as the write; otherwise another session's change is still to be read."""
         if modseq == self.highest_modseq + 1:
             self.highest_modseq = modseq
 

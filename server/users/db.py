@@ -33,8 +33,8 @@ def password_hash_slots(config: Config) -> int:
     the host's cores shared among the store processes of `groupware serve`, at least one).
 
     A check takes a core for tens of milliseconds: a burst of logons checked on every core
-    at once starves the commands of the users already logged in, which then wait behind
-    it, while the logons themselves get through no faster."""
+    at once starves the commands of the users already logged in; logons wait their turn
+    instead."""
     slots = config.get_int("password_hash_threads")
     if slots:
         return slots
