@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gateways.web.sessions import WEB_KEY_ENV
 from server.sessions import SESSION_KEY_ENV
 from shared.config import Config
 from shared.socketshare import BROKER_ENV, SocketBroker
@@ -75,6 +76,8 @@ class Supervisor:
         self.broker = SocketBroker()
         self.selector = selectors.DefaultSelector()
         self.session_key = secrets.token_hex(32)
+        # The web page's logins and one-time links are sealed with this key in every gateway worker.
+        self.web_key = secrets.token_hex(32)
         self.stopping = False
         self.hangup = False
         self._wakeup_r, self._wakeup_w = os.pipe()
@@ -89,6 +92,8 @@ class Supervisor:
         env = {**os.environ, BROKER_ENV: str(child_end.fileno())}
         if worker.role == "store":
             env[SESSION_KEY_ENV] = self.session_key
+        else:
+            env[WEB_KEY_ENV] = self.web_key
         try:
             worker.proc = subprocess.Popen(
                 [sys.executable, "-m", "groupware.cli", *self.argv, "--worker", worker.role],

@@ -130,7 +130,8 @@ class StoreServer:
             sessions = SessionManager(cfg.get_int("session_timeout"),
                                       lambda path: self.run(_unlink, path), reactor.seconds,
                                       lambda keys: self.run(_delete_blobs, storage, keys),
-                                      cfg.get_int("max_calendar_import_objects"), key=session_key(cfg))
+                                      cfg.get_int("max_calendar_import_objects"), key=session_key(cfg),
+                                      max_lifetime=cfg.get_seconds("session_max_lifetime"))
             # Logoffs reach the other store processes, which then refuse the session too.
             sessions.on_end = self.notifier.ended
             self.notifier.session_ended = lambda session_id: sessions.end(session_id, here=False)

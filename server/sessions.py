@@ -80,6 +80,9 @@ class Session:
     imports: dict[str, StagedImport] = field(default_factory=dict)  # import id -> staged objects
     # A delivery session (logonDelivery) has no user: it may only deliver.
     delivery: bool = False
+    # A session asked for with a lifetime (logon's `lifetime`, the web page's) lives until
+    # this wall-clock time however idle it is, in every process; None: `session_timeout` idle.
+    ends_at: float | None = None
 
     @property
     def user_id(self) -> int:
@@ -149,8 +152,10 @@ class SessionManager:
                  clock: Callable[[], float] = time.monotonic,
                  discard_blobs: Callable[[list[str]], None] = lambda keys: None,
                  max_staged_objects: int = 50000, key: bytes | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, max_lifetime: float = 86400) -> None:
         self.timeout = timeout
+        # The longest lifetime a logon may ask for (`session_max_lifetime`).
+        self.max_lifetime = max_lifetime
         self.discard_file = discard_file
         # Blobs of staged calendar objects whose import never committed.
         self.discard_blobs = discard_blobs
@@ -161,7 +166,7 @@ class SessionManager:
         self.started = wall_clock()
         self._sessions: dict[str, Session] = {}
         self._streams: dict[str, str] = {}  # token -> session id
-        # Ids ended (logged off) here or elsewhere -> when; kept while they could be adopted.
+        # Ids ended (logged off) here or elsewhere -> until when they could still be adopted.
         self._ended: dict[str, float] = {}
         # Told when a session is ended here, to tell the other processes.
         self.on_end: Callable[[str], None] | None = None
@@ -178,11 +183,18 @@ class SessionManager:
         return counts
 
     def create(self, user: dict[str, Any], protocol: str | None = None,
-               client_address: str | None = None, delivery: bool = False) -> Session:
-        facts = {"u": user.get("id"), "p": protocol, "c": client_address, "d": delivery,
-                 "t": round(self._wall(), 3)}
+               client_address: str | None = None, delivery: bool = False,
+               lifetime: float | None = None) -> Session:
+        """A new session; with a `lifetime` (seconds, at most `max_lifetime`) it lives that
+        long from now whether used or not, and any process with the key takes it up meanwhile."""
+        begun = round(self._wall(), 3)
+        facts: dict[str, Any] = {"u": user.get("id"), "p": protocol, "c": client_address, "d": delivery,
+                                 "t": begun}
+        if lifetime is not None:
+            facts["l"] = lifetime = max(1, min(int(lifetime), int(self.max_lifetime)))
         session_id = self.signer.sign(f"{new_token()}.{_b64(json.dumps(facts, separators=(',', ':')).encode())}")
-        session = Session(session_id, user, protocol, client_address, self._clock(), delivery=delivery)
+        session = Session(session_id, user, protocol, client_address, self._clock(), delivery=delivery,
+                          ends_at=None if lifetime is None else begun + lifetime)
         self._sessions[session.id] = session
         return session
 
@@ -197,31 +209,39 @@ class SessionManager:
         try:
             facts = json.loads(_unb64(text.partition(".")[2]))
             begun = float(facts["t"])
+            lifetime = float(facts["l"]) if facts.get("l") is not None else None
         except (ValueError, KeyError, TypeError):
             return None
-        return facts if self._fresh(begun) else None
+        return facts if self._fresh(begun, lifetime) else None
 
     def adopt(self, session_id: str, facts: dict[str, Any], user: dict[str, Any]) -> Session:
         """Hold a session another process made (see `claim`)."""
         session = self._sessions.get(session_id)
         if session is None:
+            lifetime = facts.get("l")
             session = Session(session_id, user, facts.get("p"), facts.get("c"), self._clock(),
-                              delivery=bool(facts.get("d")))
+                              delivery=bool(facts.get("d")),
+                              ends_at=None if lifetime is None else float(facts["t"]) + float(lifetime))
             self._sessions[session_id] = session
         return session
 
     def end(self, session_id: str, here: bool = True) -> None:
         """A session ended (logoff) here, or in another process (`here` false): never
         valid again; one ended here is told to the others through `on_end`."""
+        session = self._sessions.get(session_id)
+        # Kept while another process could still take the id up.
+        keep = self.timeout if session is not None and session.ends_at is None else max(self.timeout,
+                                                                                       self.max_lifetime)
         self.remove(session_id)
-        self._ended[session_id] = self._clock()
+        self._ended[session_id] = self._clock() + keep
         if here and self.on_end is not None:
             self.on_end(session_id)
 
-    def _fresh(self, begun: float) -> bool:
-        """Whether a token made at `begun` (wall clock) may still be taken up here."""
+    def _fresh(self, begun: float, lifetime: float | None = None) -> bool:
+        """Whether a token made at `begun` (wall clock) may still be taken up here: for
+        `session_timeout` seconds, or for the `lifetime` the session was made with."""
         now = self._wall()
-        return self.started <= begun <= now + 1 and now - begun <= self.timeout
+        return self.started <= begun <= now + 1 and now - begun <= (self.timeout if lifetime is None else lifetime)
 
     def signed(self, text: str) -> str:
         """A token of `text`, stamped now, that every process with the key can read back
@@ -280,7 +300,7 @@ class SessionManager:
         for session_id in stale:
             self.remove(session_id)
         now = self._clock()
-        for session_id in [i for i, when in self._ended.items() if now - when > self.timeout]:
+        for session_id in [i for i, until in self._ended.items() if now > until]:
             del self._ended[session_id]
         return len(stale)
 
@@ -289,7 +309,11 @@ class SessionManager:
             self.remove(session_id)
 
     def _expired(self, session: Session) -> bool:
-        return session.busy == 0 and self._clock() - session.last_used > self.timeout
+        if session.busy:
+            return False
+        if session.ends_at is not None:
+            return self._wall() > session.ends_at
+        return self._clock() - session.last_used > self.timeout
 
     # -- streams --------------------------------------------------------------
 

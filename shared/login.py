@@ -101,14 +101,17 @@ class StoreChecker:
 
     credentialInterfaces = (IUsernamePassword,)
 
-    def __init__(self, adapter: Adapter, protocol: str, ban_retry: float = 0.0) -> None:
+    def __init__(self, adapter: Adapter, protocol: str, ban_retry: float = 0.0,
+                 lifetime: int | None = None) -> None:
         self.adapter = adapter
         self.protocol = protocol
         self.ban_retry = ban_retry
+        self.lifetime = lifetime
 
     def requestAvatarId(self, credentials: Any) -> defer.Deferred:
         address = getattr(credentials, "client_address", None)
-        d = self.adapter.logon(credentials.username, credentials.password, self.protocol, address)
+        d = self.adapter.logon(credentials.username, credentials.password, self.protocol, address,
+                               self.lifetime)
         return d.addErrback(self._refused, address)
 
     def _refused(self, failure: Failure, address: str | None) -> Failure:
@@ -148,14 +151,15 @@ class LoginService:
     """The one login flow of a gateway's protocol; see the module docstring."""
 
     def __init__(self, adapter: Adapter, guard: AuthGuard, protocol: str,
-                 checkers: Iterable[ICredentialsChecker] = (), limits: ConnectionLimits | None = None) -> None:
+                 checkers: Iterable[ICredentialsChecker] = (), limits: ConnectionLimits | None = None,
+                 session_lifetime: int | None = None) -> None:
         self.adapter = adapter
         self.guard = guard
         self.protocol = protocol
         # Connections per address and logins per user and address (None: not counted).
         self.limits = limits
         self.portal = Portal(ProtocolRealm(protocol),
-                             [StoreChecker(adapter, protocol, guard.ban_time), *checkers])
+                             [StoreChecker(adapter, protocol, guard.ban_time, session_lifetime), *checkers])
 
     def login(self, credentials: ClientLogin,
               connected: Callable[[], bool] = _always_connected) -> defer.Deferred:

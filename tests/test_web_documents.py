@@ -180,41 +180,42 @@ def test_language_by_accept_language(header, language):
 
 # -- web sessions and one-time links (on a Clock) ------------------------------------------------
 
-class StoreSessionStandIn:
-    """What WebSessions uses of a store session: whether it is closed, and logging it off."""
 
-    def __init__(self) -> None:
-        self.closed = False
-
-    def logoff(self) -> None:
-        self.closed = True
-
-
-def test_web_sessions_expire_and_are_logged_off():
+def test_web_login_cookies_are_sealed_and_expire():
     from twisted.internet.task import Clock
-    from gateways.web.sessions import WebSessions, same_secret
+    from gateways.web.sessions import WebKey, WebTokens, same_secret
     clock = Clock()
-    sessions = WebSessions(clock.seconds, expiry=1800, download_expiry=300)
-    store = StoreSessionStandIn()
-    session = sessions.open("jane", "jane@example.com", "Jane", store)
-    assert sessions.get(session.id) is session and sessions.get("forged") is None
-    assert same_secret(session.csrf, session.csrf) and not same_secret("", session.csrf)
+    clock.advance(1_700_000_000)
+    key = WebKey(b"k" * 32)
+    tokens = WebTokens(key, clock.seconds, expiry=1800, download_expiry=300)
+    cookie = tokens.session_cookie("store-session-id")
+    assert "store-session-id" not in cookie
+    # Another process with the same key reads it; one with another key, or a changed cookie, does not.
+    other = WebTokens(WebKey(b"k" * 32), clock.seconds, expiry=1800, download_expiry=300)
+    assert other.session_id(cookie) == "store-session-id"
+    assert WebTokens(WebKey(b"x" * 32), clock.seconds, 1800, 300).session_id(cookie) is None
+    flipped = cookie[:-2] + ("A" if cookie[-2] != "A" else "B") + cookie[-1]
+    assert tokens.session_id(flipped) is None and tokens.session_id("forged") is None
+    # A download link never opens as a login cookie.
+    assert tokens.session_id(tokens.new_download("store-session-id")) is None
+    csrf = key.csrf("store-session-id")
+    assert csrf == WebKey(b"k" * 32).csrf("store-session-id") != key.csrf("another-session")
+    assert same_secret(csrf, csrf) and not same_secret("", csrf)
     clock.advance(1799)
-    assert sessions.get(session.id) is session
+    assert tokens.session_id(cookie) == "store-session-id"
     clock.advance(2)
-    sessions.sweep()
-    assert store.closed and sessions.get(session.id) is None
+    assert tokens.session_id(cookie) is None
 
 
-def test_one_time_links_work_once_and_briefly():
+def test_one_time_links_name_their_login_and_expire():
     from twisted.internet.task import Clock
-    from gateways.web.sessions import WebSessions
+    from gateways.web.sessions import WebKey, WebTokens
     clock = Clock()
-    sessions = WebSessions(clock.seconds, expiry=1800, download_expiry=300)
-    session = sessions.open("jane", "jane@example.com", "Jane", StoreSessionStandIn())
-    token = sessions.new_download(session)
-    assert sessions.take_download(token).user == "jane"
-    assert sessions.take_download(token) is None
-    late = sessions.new_download(session)
+    clock.advance(1_700_000_000)
+    tokens = WebTokens(WebKey(b"k" * 32), clock.seconds, expiry=1800, download_expiry=300)
+    first, second = tokens.new_download("sid"), tokens.new_download("sid")
+    one, two = tokens.download(first), tokens.download(second)
+    assert one.session_id == two.session_id == "sid" and one.name != two.name
+    assert tokens.download(tokens.session_cookie("sid")) is None
     clock.advance(301)
-    assert sessions.take_download(late) is None
+    assert tokens.download(first) is None

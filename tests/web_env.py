@@ -3,10 +3,13 @@ chosen before it starts (the page tells clients the configured ports, so they mu
 and a requests-based browser stand-in that logs in and submits the page's forms."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import html
 import os
 import re
+import subprocess
+import tempfile
 from collections.abc import Iterator
 
 import requests
@@ -76,3 +79,23 @@ class WebUser:
     def submit(self, path: str, **data: str) -> requests.Response:
         """A form of the logged-in page, with its CSRF token."""
         return self.post(path, {"csrf": field(self.page, "csrf"), **data})
+
+
+def qr_link(page: str, scale: int = 6) -> str:
+    """The text of the page's QR code, read back by zbarimg from the code's own drawing
+    (its SVG, redrawn as a greyscale image with the quiet zone the SVG carries)."""
+    match = re.search(r'<img id="qr" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', page)
+    assert match, "no QR code in the page"
+    svg = base64.b64decode(match.group(1)).decode("ascii")
+    size = int(re.search(r'viewBox="0 0 (\d+) \d+"', svg).group(1))
+    dark = [[False] * size for _ in range(size)]
+    for x, y, width in re.findall(r"M(\d+) (\d+)h(\d+)v1h-\d+z", svg):
+        for column in range(int(x), int(x) + int(width)):
+            dark[int(y)][column] = True
+    rows = b"".join(bytes(0 if cell else 255 for cell in row for _ in range(scale)) * scale for row in dark)
+    with tempfile.NamedTemporaryFile(suffix=".pgm") as image:
+        image.write(b"P5 %d %d 255\n" % (size * scale, size * scale) + rows)
+        image.flush()
+        out = subprocess.run(["zbarimg", "--raw", "-q", image.name], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"zbarimg read no code: {out.stderr}"
+    return out.stdout.strip()

@@ -93,25 +93,25 @@ class CalDAVService(GatewayService):
         from gateways.caldav.limits import RequestLimits as XmlLimits
         from gateways.web.mobileconfig import ProfileSigner
         from gateways.web.resource import WebPages
+        from gateways.web.sessions import WebKey
         from gateways.web.settings import ClientSettings
         signer = None
         if cfg.get_bool("web_sign_profile"):
             if not (cfg.get("ssl_certificate_file") and cfg.get("ssl_private_key_file")):
                 raise ConfigError("web_sign_profile", "signing needs ssl_certificate_file and ssl_private_key_file")
             signer = ProfileSigner(cfg.get("ssl_certificate_file"), cfg.get("ssl_private_key_file"))
-        if cfg.get_int("gateway_workers") != 1:
-            # Logins to the page and its one-time links are kept in the process that made them.
-            log.warning("web_onboarding: with gateway_workers = %s a browser may reach another gateway "
-                        "process than the one it logged in to, and be asked to log in again",
-                        cfg.get("gateway_workers"))
         sessions = self.sessions
 
         def password_changed(user: str) -> None:
             # CalDAV keeps a session per user and password: the old password stops there too.
             if sessions is not None:
                 sessions.forget(user)
-        self.web = WebPages(self.reactor, LoginService(login.adapter, login.guard, WEB), ClientSettings.from_config(cfg),
-                            cfg.get_bool("ical_plaintext_auth"), cfg.get_seconds("web_session_expiry"),
+        # A login of the page is a store session that lives web_session_expiry seconds in every
+        # store process, so that any gateway process can take it up from its sealed cookie.
+        expiry = cfg.get_seconds("web_session_expiry")
+        web_login = LoginService(login.adapter, login.guard, WEB, session_lifetime=max(1, int(expiry)))
+        self.web = WebPages(self.reactor, web_login, WebKey.from_config(cfg), ClientSettings.from_config(cfg),
+                            cfg.get_bool("ical_plaintext_auth"), expiry,
                             cfg.get_seconds("web_download_expiry"), cfg.get_choice("user_plugin") == "db",
                             XmlLimits.from_config(cfg), cfg.get_int("ical_retry_after"),
                             cfg.get("web_organization"), signer, password_changed)

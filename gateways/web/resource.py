@@ -15,7 +15,8 @@ people in through the same login service and brute-force guard as every gateway.
     POST /autodiscover/autodiscover.xml          Outlook's Autodiscover (POX)
 
 Secrets travel in POST bodies and cookies only; the single URL holding one (the QR code's
-download) works once and expires within minutes.
+download) works once and expires within minutes. No process keeps a login or a link for
+itself (see gateways.web.sessions): any gateway process or host with the web key answers.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.web import server
 
 from gateways.caldav import storage as caldav_storage
@@ -35,24 +36,25 @@ from gateways.caldav.properties import publish_url
 from gateways.web import autoconfig, autodiscover, mobileconfig
 from gateways.web.i18n import Texts, negotiate
 from gateways.web.pages import CalendarRow, login_page, onboarding_page, page
-from gateways.web.sessions import WebSession, WebSessions, same_secret
+from gateways.web.sessions import WebKey, WebSession, WebTokens, same_secret
 from gateways.web.settings import ClientSettings
 from shared.authguard import log_safe
-from shared.errors import AuthFailed, BadRequest, Forbidden, GroupwareError, Unavailable
+from shared.errors import AuthFailed, BadRequest, Forbidden, GroupwareError, SessionInvalid, Unavailable
+from shared.features import WEB
 from shared.login import ClientLogin, LoginRefused, LoginService, Outcome, plaintext_login_allowed
 
 log = logging.getLogger("gateways.web")
 
 SESSION_COOKIE = b"groupware_session"
 LOGIN_COOKIE = b"groupware_login"
+FLASH_COOKIE = b"groupware_notice"
 AUTOCONFIG_PATHS = frozenset({"/.well-known/autoconfig/mail/config-v1.1.xml", "/mail/config-v1.1.xml"})
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.xml"  # Outlook capitalises it; compared case-blind
 POST_PATHS = frozenset({"/login", "/logout", "/profile", "/publish", "/password"})
-DOWNLOAD = re.compile(r"^/profile/([A-Za-z0-9_-]{16,64})$")
+DOWNLOAD = re.compile(r"^/profile/([A-Za-z0-9_-]{16,1024})$")
 # A form of the page is a few hundred bytes; a larger body is no form of ours.
 MAX_FORM = 64 * 1024
 MAX_FIELD = 4096
-SWEEP_INTERVAL = 60
 SECURITY_HEADERS = (
     (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                                  b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
@@ -70,7 +72,7 @@ class BadForm(Exception):
 class WebPages:
     """The onboarding page and autoconfiguration documents of one HTTP gateway."""
 
-    def __init__(self, reactor: Any, login: LoginService, settings: ClientSettings, plaintext_auth: bool,
+    def __init__(self, reactor: Any, login: LoginService, key: WebKey, settings: ClientSettings, plaintext_auth: bool,
                  session_expiry: float, download_expiry: float, password_change: bool,
                  xml_limits: RequestLimits, retry_after: int, organization: str = "",
                  signer: mobileconfig.ProfileSigner | None = None,
@@ -79,7 +81,7 @@ class WebPages:
         self.login = login
         self.settings = settings
         self.plaintext_auth = plaintext_auth
-        self.sessions = WebSessions(reactor.seconds, session_expiry, download_expiry)
+        self.tokens = WebTokens(key, reactor.seconds, session_expiry, download_expiry)
         self.download_minutes = max(1, int(download_expiry // 60))
         self.password_change = password_change
         self.xml_limits = xml_limits
@@ -87,10 +89,6 @@ class WebPages:
         self.organization = organization
         self.signer = signer
         self.password_changed = password_changed
-        # Expired logins are logged off at the store even when nobody opens the page again.
-        self._sweeper = task.LoopingCall(self.sessions.sweep)
-        self._sweeper.clock = reactor
-        self._sweeper.start(SWEEP_INTERVAL, now=False)
 
     # -- routing
     def handles(self, request: server.Request) -> bool:
@@ -128,14 +126,63 @@ class WebPages:
                 form = _form(request)
             except BadForm:
                 return self._html(request, 400, page(t, t("login_title"), f'<p class="problem">{t("expired")}</p>'))
-            handler = {"/login": self._post_login, "/logout": self._post_logout, "/profile": self._post_profile,
+            if path == "/login":
+                return self._post_login(request, t, form)
+            handler = {"/logout": self._post_logout, "/profile": self._post_profile,
                        "/publish": self._post_publish, "/password": self._post_password}[path]
-            return handler(request, t, form)
-        session = self.sessions.get(_cookie(request, SESSION_COOKIE))
-        if session is None:
-            return self._login_form(request, t)
-        flash, session.flash = session.flash, None
-        self._respond(request, self._page(request, t, session, *(flash or (None, None, None))))
+            self._with_session(request, t, form, handler)
+            return server.NOT_DONE_YET
+        self._with_session(request, t, None, self._get_page)
+        return server.NOT_DONE_YET
+
+    # -- the login of a request
+    async def _session(self, request: server.Request) -> WebSession | None:
+        """The login the request's cookie names, as the store sees it now: None when there is
+        none, it expired or was logged off (in any process). Unavailable passes through."""
+        session_id = self.tokens.session_id(_cookie(request, SESSION_COOKIE))
+        if session_id is None:
+            return None
+        try:
+            store = await self.login.adapter.resume(session_id, WEB, request.getClientAddress().host)
+        except SessionInvalid:
+            return None
+        info = store.user
+        return WebSession(info.name, self._address(info.name, info.email), info.full_name, store,
+                          self.tokens.key.csrf(session_id))
+
+    def _with_session(self, request: server.Request, t: Texts, form: dict[str, str] | None, handler: Any) -> None:
+        """Run `handler(request, t, form, session)` for the request's login; without one (or,
+        for a form, without its CSRF token) the login form answers."""
+        async def work() -> None:
+            try:
+                session = await self._session(request)
+            except Unavailable:
+                request.setHeader(b"retry-after", str(self.retry_after).encode())
+                self._finish(request, self._login_form(request, t, problem=t("unavailable"), code=503))
+                return
+            if session is None or (form is not None and not same_secret(form.get("csrf"), session.csrf)):
+                if _cookie(request, SESSION_COOKIE):
+                    self._set_cookie(request, SESSION_COOKIE, "", 0)
+                if form is None:
+                    self._finish(request, self._login_form(request, t))
+                else:
+                    self._finish(request, self._login_form(request, t, problem=t("expired"), code=403))
+                return
+            result = handler(request, t, session) if form is None else handler(request, t, form, session)
+            if result is not server.NOT_DONE_YET:
+                self._finish(request, result)
+        defer.ensureDeferred(work()).addErrback(self._internal_error, request)
+
+    def _finish(self, request: server.Request, body: bytes) -> None:
+        if not (request.finished or request._disconnected):
+            request.write(body)
+            request.finish()
+
+    def _get_page(self, request: server.Request, t: Texts, session: WebSession) -> Any:
+        flash = self.tokens.read_flash(_cookie(request, FLASH_COOKIE))
+        if _cookie(request, FLASH_COOKIE):
+            self._set_cookie(request, FLASH_COOKIE, "", 0)
+        self._respond(request, self._page(request, t, session, *flash))
         return server.NOT_DONE_YET
 
     # -- answers
@@ -192,10 +239,7 @@ class WebPages:
             if request.finished or request._disconnected:
                 store.logoff()
                 return
-            info = store.user
-            name = info.name or user
-            session = self.sessions.open(name, self._address(name, info.email), info.full_name, store)
-            self._set_cookie(request, SESSION_COOKIE, session.id, int(self.sessions.expiry))
+            self._set_cookie(request, SESSION_COOKIE, self.tokens.session_cookie(store.id), int(self.tokens.expiry))
             self._set_cookie(request, LOGIN_COOKIE, "", 0)
             request.write(self._redirect(request))
             request.finish()
@@ -225,19 +269,15 @@ class WebPages:
             return user
         return f"{user}@{self.settings.domains[0]}"
 
-    def _session_for(self, request: server.Request, form: dict[str, str]) -> WebSession | None:
-        session = self.sessions.get(_cookie(request, SESSION_COOKIE))
-        if session is None or not same_secret(form.get("csrf"), session.csrf):
-            return None
-        return session
-
-    def _post_logout(self, request: server.Request, t: Texts, form: dict[str, str]) -> Any:
-        session = self._session_for(request, form)
-        if session is not None:
-            self.sessions.close(session.id)
+    def _post_logout(self, request: server.Request, t: Texts, form: dict[str, str], session: WebSession) -> Any:
+        # Logged off at the store, the session is refused by every store process, so the
+        # cookie is dead whichever gateway process it reaches.
+        def done(_: Any) -> None:
             log.info("web logout: user=%s", log_safe(session.user))
-        self._set_cookie(request, SESSION_COOKIE, "", 0)
-        return self._redirect(request)
+            self._set_cookie(request, SESSION_COOKIE, "", 0)
+            self._finish(request, self._redirect(request))
+        session.store.logoff().addCallback(done).addErrback(self._internal_error, request)
+        return server.NOT_DONE_YET
 
     # -- the page
     async def _page(self, request: server.Request, t: Texts, session: WebSession, notice: str | None = None,
@@ -253,15 +293,15 @@ class WebPages:
         except GroupwareError as err:  # the page still shows the settings, and says what failed
             log.info("web: calendars of %s not listed: %s", log_safe(session.user), err.message)
             problem = problem or t("unavailable" if isinstance(err, Unavailable) else "error")
-        token = self.sessions.new_download(session)
+        token = self.tokens.new_download(session.store.id)
         download = f"{self.settings.base_url}/profile/{token}" if self.settings.base_url else ""
         return 200, onboarding_page(t, self.settings, session.user, session.address, session.csrf, download,
                                     self.download_minutes, rows, self.password_change, notice, problem, opened)
 
     def _after(self, request: server.Request, session: WebSession, section: str, notice: str | None = None,
                problem: str | None = None) -> None:
-        session.flash = (notice, problem, section)
         if not (request.finished or request._disconnected):
+            self._set_cookie(request, FLASH_COOKIE, self.tokens.flash(notice, problem, section), 60)
             request.write(self._redirect(request))
             request.finish()
 
@@ -277,27 +317,45 @@ class WebPages:
         request.setHeader(b"content-length", str(len(data)).encode())
         return data if request.method != b"HEAD" else b""
 
-    def _post_profile(self, request: server.Request, t: Texts, form: dict[str, str]) -> Any:
-        session = self._session_for(request, form)
-        if session is None:
-            return self._login_form(request, t, problem=t("expired"), code=403)
+    def _post_profile(self, request: server.Request, t: Texts, form: dict[str, str], session: WebSession) -> Any:
         return self._send_profile(request, self._profile_bytes(session.user, session.address, session.full_name))
 
-    def _download(self, request: server.Request, token: str) -> bytes:
-        download = self.sessions.take_download(token)
-        if download is None:
-            request.setResponseCode(404)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"this link has been used or has expired; open the page again for a new one\n"
-        log.info("web: profile of %s downloaded by its one-time link from %s", log_safe(download.user),
-                 request.getClientAddress().host)
-        return self._send_profile(request, self._profile_bytes(download.user, download.address, download.full_name))
+    def _download(self, request: server.Request, token: str) -> Any:
+        """The profile of a one-time link: the first request for it wins, in whichever gateway
+        process or host (the store records its name); any later one, or a link whose login
+        has ended, gets 404."""
+        address = request.getClientAddress().host
+
+        async def work() -> None:
+            download = self.tokens.download(token)
+            store = None
+            try:
+                if download is not None:
+                    store = await self.login.adapter.resume(download.session_id, WEB, address)
+                    if not await store.use_once(download.name, download.expires):
+                        store = None
+            except SessionInvalid:
+                store = None
+            except Unavailable:
+                request.setResponseCode(503)
+                request.setHeader(b"retry-after", str(self.retry_after).encode())
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                self._finish(request, b"the server is busy; try again in a moment\n")
+                return
+            if store is None:
+                request.setResponseCode(404)
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                self._finish(request, b"this link has been used or has expired; open the page again for a new one\n")
+                return
+            info = store.user
+            log.info("web: profile of %s downloaded by its one-time link from %s", log_safe(info.name), address)
+            self._finish(request, self._send_profile(
+                request, self._profile_bytes(info.name, self._address(info.name, info.email), info.full_name)))
+        defer.ensureDeferred(work()).addErrback(self._internal_error, request)
+        return server.NOT_DONE_YET
 
     # -- publishing calendars
-    def _post_publish(self, request: server.Request, t: Texts, form: dict[str, str]) -> Any:
-        session = self._session_for(request, form)
-        if session is None:
-            return self._login_form(request, t, problem=t("expired"), code=403)
+    def _post_publish(self, request: server.Request, t: Texts, form: dict[str, str], session: WebSession) -> Any:
         segment, action = form.get("calendar", ""), form.get("action", "")
         if action not in ("publish", "revoke"):
             return self._html(request, 400, page(t, t("title"), f'<p class="problem">{t("error")}</p>'))
@@ -321,10 +379,7 @@ class WebPages:
         return server.NOT_DONE_YET
 
     # -- the password
-    def _post_password(self, request: server.Request, t: Texts, form: dict[str, str]) -> Any:
-        session = self._session_for(request, form)
-        if session is None:
-            return self._login_form(request, t, problem=t("expired"), code=403)
+    def _post_password(self, request: server.Request, t: Texts, form: dict[str, str], session: WebSession) -> Any:
         if not self.password_change:
             self._after(request, session, "password", problem=t("password_directory"))
             return server.NOT_DONE_YET
@@ -406,9 +461,9 @@ class WebPages:
             request.finish()
 
     def close(self) -> list[Any]:
-        if self._sweeper.running:
-            self._sweeper.stop()
-        return self.sessions.close_all()
+        """Nothing to end here: logins live at the store, and go on in the other processes
+        (and after a restart of this one) until they expire or are logged out."""
+        return []
 
 
 def _header(request: server.Request, name: bytes) -> str | None:

@@ -31,6 +31,7 @@ OPERATIONS: dict[str, Handler] = {
     "logoff": session.logoff,
     "whoami": session.whoami,
     "changePassword": session.change_password,
+    "useOnce": session.use_once,
     "listFolders": folders.list_folders,
     "createFolder": folders.create_folder,
     "updateFolder": folders.update_folder,

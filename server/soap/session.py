@@ -1,7 +1,8 @@
-"""logon, logoff, whoami, changePassword."""
+"""logon, logoff, whoami, changePassword, useOnce."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from lxml import etree
@@ -60,6 +61,13 @@ async def logon(call: Call) -> etree._Element:
     protocol = field(body, "protocol") or None
     if protocol is not None and protocol not in PROTOCOLS:
         raise BadRequest(f"unknown protocol {protocol!r}")
+    lifetime_text = field(body, "lifetime") or None
+    try:
+        lifetime = int(lifetime_text) if lifetime_text is not None else None
+    except ValueError:
+        raise BadRequest("lifetime is a number of seconds") from None
+    if lifetime is not None and lifetime < 1:
+        raise BadRequest("lifetime is a number of seconds")
     address, gateway = client_address(call)
     where = f"{log_safe(address, 64)} via {call.peer}" if gateway else call.peer
     services = call.services
@@ -88,7 +96,7 @@ async def logon(call: Call) -> etree._Element:
     if protocol in FEATURES and protocol not in enabled_features(services, user):
         log.info("user %r refused %s access from %s: feature disabled", name, protocol, where)
         raise Forbidden(f"{protocol} access is disabled for this user")
-    session = services.sessions.create(user, protocol, address)
+    session = services.sessions.create(user, protocol, address, lifetime=lifetime)
     log.info("user %r logged on (%s) from %s", name, protocol or "soap", where)
     out = response("logon")
     add(out, "sessionId", session.id)
@@ -156,3 +164,29 @@ async def change_password(call: Call) -> etree._Element:
     await call.run_users(users.set_password, name, new)
     log.info("user %r changed their password", name)
     return response("changePassword")
+
+
+# A one-time name is a token a gateway made (a URL-safe nonce); longer is no name of ours.
+MAX_ONCE_NAME = 64
+
+
+async def use_once(call: Call) -> etree._Element:
+    """Mark a one-time name (a gateway's single-use link) as used, for every store process and
+    instance on this database: `used` is true only for the first call with that name. The
+    name is kept until `expires` (wall-clock seconds, at most `session_max_lifetime` ahead),
+    after which the gateway refuses the link by itself."""
+    call.session()
+    name = required(call.body, "name")
+    if not name or len(name) > MAX_ONCE_NAME or not name.isascii() or not name.isprintable():
+        raise BadRequest(f"a one-time name has 1 to {MAX_ONCE_NAME} printable ASCII characters")
+    try:
+        expires = int(required(call.body, "expires"))
+    except ValueError:
+        raise BadRequest("expires is a number of seconds") from None
+    services = call.services
+    now = time.time()
+    expires = min(expires, int(now + services.sessions.max_lifetime))
+    first = await services.run(services.storage.use_once, name, expires, now)
+    out = response("useOnce")
+    add(out, "used", bool(first))
+    return out

@@ -236,3 +236,13 @@ address_bans = Table(
     Column("banned_until", BigInteger, nullable=False),
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
+
+
+# One-time names that have been used (a gateway's single-use links), until they expire:
+# the primary key makes the first use win in every store process and instance.
+used_once = Table(
+    "used_once", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("expires", BigInteger, nullable=False, index=True),
+    mysql_engine="InnoDB", mysql_charset="ascii",
+)

@@ -19,6 +19,7 @@ from .occurrences import OccurrencesMixin
 from .publishing import PublishingMixin
 from .sieve import SieveScriptsMixin
 from .subscriptions import SubscriptionsMixin
+from .used_once import UsedOnceMixin
 from .users import UsersMixin
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -26,7 +27,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
               CalendarBatchMixin, FolderPropertiesMixin, SubscriptionsMixin, SieveScriptsMixin, DeliveryMixin,
-              AddressBansMixin):
+              AddressBansMixin, UsedOnceMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.

@@ -5,11 +5,12 @@ from typing import Any
 
 from twisted.internet import defer
 
+from shared import codec
 from shared.client import StoreClient
 from shared.fair_share import FairShare
 from shared.model.delivery import DeliverySession, call_logon_delivery
 from shared.model.publishing import read_published_calendar
-from shared.model.session import Session, call_logon
+from shared.model.session import ResumedSession, Session, call_logon
 
 
 class Adapter:
@@ -33,10 +34,25 @@ class Adapter:
         self.gateway_secret = cfg.get_secret("gateway_secret_file") if self.client.is_tcp else None
 
     def logon(self, user: str, password: str, protocol: str | None = None,
-              client_address: str | None = None) -> defer.Deferred:
-        """Fires with a `Session`; fails with AuthFailed, Forbidden or Unavailable."""
-        d = call_logon(self.client, user, password, protocol, client_address, self.gateway_secret)
-        d.addCallback(lambda resp: Session(self, resp, user, password, protocol, client_address))
+              client_address: str | None = None, lifetime: int | None = None) -> defer.Deferred:
+        """Fires with a `Session`; fails with AuthFailed, Forbidden or Unavailable. With a
+        `lifetime` the session lives that many seconds at the store, and no longer: it does
+        not log on again by itself then (another process may hold it, see `resume`)."""
+        d = call_logon(self.client, user, password, protocol, client_address, self.gateway_secret, lifetime)
+        if lifetime is None:
+            d.addCallback(lambda resp: Session(self, resp, user, password, protocol, client_address))
+        else:
+            d.addCallback(lambda resp: ResumedSession(self, codec.required(resp, "sessionId"), resp,
+                                                      protocol, client_address))
+        return d
+
+    def resume(self, session_id: str, protocol: str | None = None,
+               client_address: str | None = None) -> defer.Deferred:
+        """Fires with the live session `session_id` (made by any gateway process with a
+        `lifetime`), as the store sees its user now; fails with SessionInvalid once it has
+        ended, Unavailable when the store cannot be reached."""
+        d = self.client.call("whoami", [("sessionId", session_id)])
+        d.addCallback(lambda resp: ResumedSession(self, session_id, resp, protocol, client_address))
         return d
 
     def delivery_logon(self, secret: str | None = None, client_address: str | None = None) -> defer.Deferred:

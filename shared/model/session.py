@@ -27,12 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def call_logon(client: StoreClient, user: str, password: str, protocol: str | None,
-               client_address: str | None, gateway_secret: str | None = None) -> defer.Deferred:
+               client_address: str | None, gateway_secret: str | None = None,
+               lifetime: int | None = None) -> defer.Deferred:
     """The logon call; fires with the server's answer, from which a Session is made.
-    `gateway_secret` makes the store believe `client_address` over TCP."""
+    `gateway_secret` makes the store believe `client_address` over TCP; with a `lifetime`
+    the session lives that many seconds however idle (and no longer)."""
     return client.call("logon", [("user", user), ("password", password), ("protocol", protocol),
                                  ("clientAddress", client_address),
-                                 ("gatewaySecret", gateway_secret if client_address else None)])
+                                 ("gatewaySecret", gateway_secret if client_address else None),
+                                 ("lifetime", lifetime)])
 
 
 class StoreSession(abc.ABC):
@@ -176,6 +179,12 @@ class Session(SieveScripts, StoreSession):
             lambda r: (UserInfo.from_xml(r.find(codec.gw("user"))), codec.int_field(r, "storeId"),
                        codec.int_field(r, "publicStoreId")))
 
+    def use_once(self, name: str, expires: float) -> defer.Deferred:
+        """Fires with True the first time any gateway process or host asks about the one-time
+        name `name` (a single-use link), False ever after; the store keeps it until `expires`."""
+        return self.call("useOnce", [("name", name), ("expires", int(expires) + 1)]).addCallback(
+            lambda r: codec.bool_field(r, "used"))
+
     def change_password(self, old: str, new: str) -> defer.Deferred:
         """Set a new password for this user (the db user backend only). Fails with AuthFailed
         for a wrong `old`, Forbidden where a directory keeps the passwords, BadRequest for an
@@ -205,3 +214,27 @@ class Session(SieveScripts, StoreSession):
         if self.public_store_id is None:
             raise NotFound("the server has no public store")
         return Store(self, self.public_store_id, public=True)
+
+
+class ResumedSession(Session):
+    """A session that another gateway process (or host) logged on, taken up by its id (the web
+    page's signed cookie carries it). It knows no password: once the store has forgotten or
+    ended it, every call fails with SessionInvalid and the person logs in again."""
+
+    def __init__(self, adapter: Adapter, session_id: str, resp: etree._Element, protocol: str | None,
+                 client_address: str | None) -> None:
+        self._resumed_id = session_id
+        super().__init__(adapter, resp, "", "", protocol, client_address)
+        self.share_key = self.user.name
+
+    def __str__(self) -> str:
+        return self.user.name
+
+    def _apply(self, resp: etree._Element) -> None:
+        self.id = self._resumed_id
+        self.user = UserInfo.from_xml(resp.find(codec.gw("user")))
+        self.store_id = codec.int_field(resp, "storeId")  # type: ignore[assignment]
+        self.public_store_id = codec.int_field(resp, "publicStoreId")
+
+    def _logon_again(self) -> defer.Deferred:
+        return defer.fail(SessionInvalid("the session has ended"))
