@@ -142,6 +142,39 @@ def test_processes_sharing_the_key_adopt_each_others_sessions_until_ended_or_sta
     assert SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds).claim(early.id) is None
 
 
+def test_a_session_with_a_lifetime_lives_that_long_in_every_process_until_ended():
+    clock, wall, key = Clock(), Clock(), b"k" * 32
+    wall.advance(1_700_000_000)
+    here, there, third = (SessionManager(60, [].append, clock.seconds, key=key, wall_clock=wall.seconds,
+                                         max_lifetime=3600) for _ in range(3))
+    session = here.create(USER, "web", "192.0.2.1", lifetime=1800)
+    capped = here.create(USER, "web", lifetime=10**9)
+    # Idle far beyond session_timeout, it still lives, and a process that never held it takes it up.
+    clock.advance(1000)
+    wall.advance(1000)
+    assert here.get(session.id) is session
+    facts = there.claim(session.id)
+    assert facts is not None and facts["l"] == 1800 and there.claim(capped.id)["l"] == 3600
+    there.adopt(session.id, facts, USER)
+    here.expire()
+    there.expire()
+    assert there.get(session.id).ends_at == 1_700_000_000 + 1800
+    # Until its lifetime is over, everywhere.
+    clock.advance(801)
+    wall.advance(801)
+    with pytest.raises(SessionInvalid):
+        here.get(session.id)
+    assert there.expire() == 1 and third.claim(session.id) is None
+    # One logged off is refused by the others for as long as it could have lived.
+    other = here.create(USER, "web", lifetime=1800)
+    here.end(other.id)
+    third.end(other.id, here=False)
+    clock.advance(1000)
+    wall.advance(1000)
+    third.expire()
+    assert third.claim(other.id) is None
+
+
 def test_instances_with_one_session_key_file_take_up_each_others_sessions(tmp_path, monkeypatch):
     key_file = tmp_path / "session.key"
     key_file.write_text("0123456789abcdef" * 4 + "\n")

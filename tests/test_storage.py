@@ -648,3 +648,30 @@ def test_create_messages_in_one_transaction(st, inbox):
     with pytest.raises(BadRequest):
         st.create_messages(inbox, [NewMessage("k" + "0" * 16, 1), NewMessage("k" + "1" * 16, 1, keywords=("a b",))])
     assert st.get_folder(inbox)["count"] == 4
+
+
+def test_a_one_time_name_is_used_once_by_any_of_many_writers(st):
+    now = time.time()
+    name = "n" + secrets.token_hex(8)
+    assert st.use_once(name, now + 300, now) is True
+    assert st.use_once(name, now + 300, now) is False
+    # Racing writers (threads here, store processes in production): exactly one wins.
+    racing = "r" + secrets.token_hex(8)
+    results: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def use() -> None:
+        barrier.wait()
+        results.append(st.use_once(racing, now + 300, now))
+    threads = [threading.Thread(target=use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 5 + [True]
+    # Expired names are forgotten by the next use (their links are refused for their age).
+    old = "o" + secrets.token_hex(8)
+    assert st.use_once(old, now - 10, now - 20) is True
+    assert st.use_once("x" + secrets.token_hex(8), now + 300, now) is True
+    with st.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM used_once WHERE name = :n"), {"n": old}).scalar() == 0

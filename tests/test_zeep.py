@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 import zeep
@@ -61,3 +62,17 @@ def test_zeep_round_trip(server):
         client.service.getItem(sessionId=sid, folderId=inbox.id, uid=999999)
     assert b"<gw:code>notFound</gw:code>" in etree.tostring(fault.value.detail)
     client.service.logoff(sessionId=sid)
+
+
+def test_zeep_logon_with_a_lifetime_and_one_time_names(server):
+    client = zeep.Client(f"http://127.0.0.1:{server.tcp_port}/soap?wsdl")
+    sid = client.service.logon(user="alice", password=USERS["alice"], protocol="web", lifetime=600).sessionId
+    name = base64.urlsafe_b64encode(os.urandom(12)).decode()
+    assert client.service.useOnce(sessionId=sid, name=name, expires=2_000_000_000) is True
+    assert client.service.useOnce(sessionId=sid, name=name, expires=2_000_000_000) is False
+    with pytest.raises(zeep.exceptions.Fault) as fault:
+        client.service.useOnce(sessionId=sid, name="x" * 65, expires=2_000_000_000)
+    assert b"<gw:code>badRequest</gw:code>" in etree.tostring(fault.value.detail)
+    client.service.logoff(sessionId=sid)
+    with pytest.raises(zeep.exceptions.Fault):
+        client.service.useOnce(sessionId=sid, name=name + "2", expires=2_000_000_000)
