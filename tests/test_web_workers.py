@@ -4,13 +4,16 @@ connection for every request (`Connection: close`), so the kernel spreads its re
 both processes, and every step is repeated enough that both take part."""
 from __future__ import annotations
 
+import contextlib
 import plistlib
 import re
+import secrets
 
 import pytest
 import requests
 
 import web_env
+from harness import USERS, ServerProcess, StoreProcess
 from web_env import WebUser, field, qr_link
 
 # Requests per step: with two processes taking new connections at random, the chance that
@@ -116,3 +119,40 @@ def test_logout_ends_the_login_in_every_process(web):
     r = requests.post(web.url("/profile"), data={"csrf": csrf}, cookies=stolen, timeout=30, headers={"Connection": "close"}, allow_redirects=False)
     assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
     assert requests.get(link, timeout=30, headers={"Connection": "close"}).status_code == 404
+
+
+def test_gateway_hosts_with_one_web_key_file_share_logins_and_links(tmp_path):
+    """Two gateway hosts (here: two `groupware ical` processes of their own) in front of one
+    store, with the same web_key_file; a third with another key knows none of their logins."""
+    (tmp_path / "web.key").write_text(secrets.token_hex(32) + "\n")
+    (tmp_path / "other.key").write_text(secrets.token_hex(32) + "\n")
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(StoreProcess(tmp_path / "store", {"session_max_lifetime": "3600"}))
+        hosts = []
+        for name, key in (("a", "web.key"), ("b", "web.key"), ("c", "other.key")):
+            options = {**web_env.web_options(), "server_socket": store.socket_path, "log_file": "-",
+                       "web_key_file": str(tmp_path / key)}
+            hosts.append(stack.enter_context(ServerProcess(str(tmp_path / f"gateway-{name}"), options,
+                                                           command="ical")))
+        a, b, c = (f"http://127.0.0.1:{host.port('ical')}" for host in hosts)
+        browser = WebUser(a)
+        browser.http.headers["Connection"] = "close"
+        assert 'id="thunderbird"' in browser.login("alice", USERS["alice"]).text
+        link = qr_link(browser.page)
+        csrf = field(browser.page, "csrf")
+        # The same browser goes on at host b, forms and all.
+        browser.base = b
+        page = browser.get("/").text
+        assert 'id="thunderbird"' in page and field(page, "csrf") == csrf
+        assert "is published" in browser.submit("/publish", calendar="Calendar", action="publish").text
+        # Host c, with another key, sees no login in the cookie.
+        cookies = dict(browser.http.cookies)
+        assert '<input type="password" id="password"' in requests.get(c + "/", cookies=cookies, timeout=30).text
+        # The link made at a works once, at b; then nowhere.
+        assert link.startswith(a + "/profile/")
+        assert requests.get(b + link[len(a):], timeout=30).status_code == 200
+        assert requests.get(link, timeout=30).status_code == 404
+        # A logout at b ends the login at a too.
+        browser.submit("/logout")
+        r = requests.get(a + "/", cookies=cookies, timeout=30)
+        assert '<input type="password" id="password"' in r.text and 'id="thunderbird"' not in r.text
