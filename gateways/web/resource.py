@@ -328,14 +328,14 @@ class WebPages:
 
         async def work() -> None:
             download = self.tokens.download(token)
-            store = None
+            store, why = None, "unknown or expired"
             try:
                 if download is not None:
                     store = await self.login.adapter.resume(download.session_id, WEB, address)
                     if not await store.use_once(download.name, download.expires):
-                        store = None
+                        store, why = None, "used before"
             except SessionInvalid:
-                store = None
+                store, why = None, "its login has ended"
             except Unavailable:
                 request.setResponseCode(503)
                 request.setHeader(b"retry-after", str(self.retry_after).encode())
@@ -343,6 +343,7 @@ class WebPages:
                 self._finish(request, b"the server is busy; try again in a moment\n")
                 return
             if store is None:
+                log.info("web: one-time profile link refused (%s) from %s", why, address)
                 request.setResponseCode(404)
                 request.setHeader(b"content-type", b"text/plain; charset=utf-8")
                 self._finish(request, b"this link has been used or has expired; open the page again for a new one\n")
