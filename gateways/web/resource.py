@@ -161,8 +161,8 @@ class WebPages:
                 self._finish(request, self._login_form(request, t, problem=t("unavailable"), code=503))
                 return
             if session is None or (form is not None and not same_secret(form.get("csrf"), session.csrf)):
-                if _cookie(request, SESSION_COOKIE):
-                    self._set_cookie(request, SESSION_COOKIE, "", 0)
+                if session is None and _cookie(request, SESSION_COOKIE):
+                    self._set_cookie(request, SESSION_COOKIE, "", 0)  # a dead login's cookie goes
                 if form is None:
                     self._finish(request, self._login_form(request, t))
                 else:
