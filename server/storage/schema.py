@@ -243,6 +243,8 @@ address_bans = Table(
 used_once = Table(
     "used_once", metadata,
     Column("name", String(64), primary_key=True),
+    # Which call recorded it: a transaction retried after its commit went through still wins.
+    Column("claim", String(32), nullable=False),
     Column("expires", BigInteger, nullable=False, index=True),
     mysql_engine="InnoDB", mysql_charset="ascii",
 )

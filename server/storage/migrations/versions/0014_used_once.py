@@ -17,6 +17,7 @@ def upgrade() -> None:
     op.create_table(
         "used_once",
         sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("claim", sa.String(32), nullable=False),
         sa.Column("expires", sa.BigInteger, nullable=False, index=True),
         mysql_engine="InnoDB", mysql_charset="ascii",
     )
