@@ -11,9 +11,10 @@ Store processes that share the key (the store workers of `groupware serve`, or
 store instances on one database with the same `session_key_file`) accept each
 other's sessions: a process that meets a signed id it does not hold
 adopts it (`claim`, then `adopt` once the user is read again), as long as the id
-is younger than `session_timeout`, was made after this process started, and was
-not ended (`end`; logoffs are told to every process by the notifier's relay). An
-older one is refused, and the gateway logs on again transparently.
+is younger than `session_timeout` (or than the lifetime it was made with, see
+`create`), was made after this process started, and was not ended (`end`; logoffs are
+told to every process by the notifier's relay). An older one is refused, and the
+gateway logs on again transparently.
 """
 from __future__ import annotations
 
