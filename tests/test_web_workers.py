@@ -116,7 +116,8 @@ def test_logout_ends_the_login_in_every_process(web):
         r = requests.get(web.url("/"), cookies=stolen, timeout=30, headers={"Connection": "close"})
         assert r.status_code == 200 and '<input type="password" id="password"' in r.text
         assert 'id="thunderbird"' not in r.text
-    r = requests.post(web.url("/profile"), data={"csrf": csrf}, cookies=stolen, timeout=30, headers={"Connection": "close"}, allow_redirects=False)
+    r = requests.post(web.url("/profile"), data={"csrf": csrf}, cookies=stolen, timeout=30,
+                      headers={"Connection": "close"}, allow_redirects=False)
     assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
     assert requests.get(link, timeout=30, headers={"Connection": "close"}).status_code == 404
 
