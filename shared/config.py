@@ -112,6 +112,7 @@ OPTIONS: dict[str, Option] = {
         run_as_user=text(""),
         run_as_group=text(""),
         metrics_listen=text(""),
+        memory_trim_interval=number("30"),
         user_threads=number("4", minimum=1),
         password_hash_threads=number("0"),
         store_workers=number("1"),

@@ -110,6 +110,7 @@ def run_reactor(cfg: Any, start: Callable[[], Any], stop: Callable[[], Any], run
         privileges.drop(cfg)
         heap.settle()
         writer.start(reactor)
+        heap.keep_trimmed(reactor, cfg.get_int("memory_trim_interval"))
         running()
 
     def on_hangup(signum: int, frame: object) -> None:
