@@ -108,6 +108,12 @@ def run_reactor(cfg: Any, start: Callable[[], Any], stop: Callable[[], Any], run
 
     def started(_: object) -> None:
         privileges.drop(cfg)
+        # The reactor's pool (file reads and writes off the reactor thread) starts its
+        # threads when work comes and never ends them, so its size only grows, with each
+        # rare moment that finds all of them busy, until its maximum: start them all now,
+        # so that a serving process has the threads it will have from its start.
+        pool = reactor.getThreadPool()
+        pool.adjustPoolsize(minthreads=pool.max)
         heap.settle()
         writer.start(reactor)
         heap.keep_trimmed(reactor, cfg.get_int("memory_trim_interval"))

@@ -27,6 +27,14 @@ _MYSQL_RETRY = {1213, 1205}
 _MYSQL_FULL = {1021, 1114}
 _RETRIES = 8
 
+# Prepared statements each SQLite connection keeps (Python's default is 128). A statement
+# is cached by its text, and uid lists are rendered into the text (server/storage/uidset.py),
+# so the cache keeps filling with statements used once; each holds SQLite memory by the
+# size of its IN list (128 variants of one 300-uid IN: 5 MB), outside Python's heap, in
+# every one of up to 30 connections, growing for as long as new lists come. Under the
+# mixed load of bench/soak.py the store ran about 70 statement shapes, most of them rarely.
+SQLITE_CACHED_STATEMENTS = 64
+
 # SQLite allows one writer; writers queue on a lock instead of polling SQLite's
 # busy handler, which sleeps in steps of milliseconds and hands over late.
 _SQLITE_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, SqliteWriteLock]" = weakref.WeakKeyDictionary()
@@ -132,7 +140,8 @@ def _sqlite_engine(u) -> Engine:
             pass  # there already, or not to be made here: opening it says what is wrong
     engine = create_engine(
         u, pool_size=10, max_overflow=20, pool_timeout=60,
-        connect_args={"timeout": 60, "check_same_thread": False},
+        connect_args={"timeout": 60, "check_same_thread": False,
+                      "cached_statements": SQLITE_CACHED_STATEMENTS},
     )
 
     _SQLITE_WRITE_LOCKS[engine] = SqliteWriteLock(u.database)
