@@ -20,12 +20,12 @@ A `MALLOC_MMAP_THRESHOLD_` in the environment (glibc's own tunable) is left alon
 Smaller blocks come from the arenas (one per thread that allocates, up to eight per
 core), and glibc gives an arena's memory back on free only from its top: a freed block
 below one still in use stays resident, however long it stays free. Under a steady mixed
-load of 200 clients (bench/soak.py) the blocks in use stayed level, but the free space
-between them grew from 5 to 16 MB in six minutes with the churn of messages, listings
-and statements passing through the worker threads. `keep_trimmed` has `malloc_trim`
-give the whole free pages inside the arenas back every `memory_trim_interval` seconds
-(about a millisecond for a heap of some tens of MB), so what stays resident is closer
-to what is in use.
+load of 200 clients (bench/soak.py) the blocks in use, SQLite's apart, stayed level, but
+the free space between them grew from 5 to 16 MB in six minutes with the churn of
+messages, listings and statements passing through the worker threads. `keep_trimmed`
+has `malloc_trim` give the whole free pages inside the arenas back every
+`memory_trim_interval` seconds (about a millisecond for a heap of some tens of MB), so
+what stays resident is closer to what is in use.
 """
 from __future__ import annotations
 
