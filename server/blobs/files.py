@@ -1,9 +1,14 @@
-"""Blobs as files under attachment_path, sharded ab/cd/<key>, written atomically."""
+"""Blobs as files under attachment_path, sharded ab/cd/<key>.
+
+A blob counts as stored once its data and its directory entry are fsynced; only then
+may an item name its key, so a file that a crash left short is never read (it is an
+orphan, and `blobs gc` removes it)."""
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
@@ -58,6 +63,12 @@ class FileBlobStore:
         _private_directory(self.root)
         # Shard directories known to exist: saves a failing mkdir per blob.
         self._dirs: set[str] = set()
+        # Single blobs go to one shard directory a thousand at a time, so that a new
+        # directory (made and fsynced into its parent) comes once per thousand blobs,
+        # not with nearly every one while the store is young.
+        self._shard_lock = threading.Lock()
+        self._shard = ""
+        self._shard_left = 0
 
     def _path(self, key: str) -> str:
         if not _valid_key(key):
@@ -85,20 +96,29 @@ class FileBlobStore:
             self._dirs.add(directory)
         return key, path
 
-    def _commit(self, tmp: str, path: str) -> None:
-        # Rename is atomic within one directory; the directory fsync makes the name durable.
-        os.replace(tmp, path)
-        self._sync_dir(os.path.dirname(path))
+    def _next_shard(self) -> str:
+        with self._shard_lock:
+            if self._shard_left <= 0:
+                self._shard = secrets.token_hex(2)
+                self._shard_left = _BLOBS_PER_SHARD
+            self._shard_left -= 1
+            return self._shard
 
     def put_bytes(self, data: bytes) -> str:
-        key, path = self._target()
-        # The key is 128 random bits, so its temp name is unique without mkstemp's retries.
-        tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + key)
+        """A new blob, durable when this returns: its data and its name fsynced.
+
+        It is written under its final name at once, without a temporary name and a
+        rename: no item names the key before this returns, so nobody reads the file
+        early, and one left half-written by a crash is an orphan that `blobs gc`
+        removes. Without the rename the file's fsync also carries its directory entry
+        on journaling file systems, and the directory's fsync then finds little to do.
+        """
+        key, path = self._target(self._next_shard())
         try:
-            self._write_new(tmp, data)
-            self._commit(tmp, path)
+            self._write_new(path, data)
+            self._sync_dir(os.path.dirname(path))
         except BaseException:
-            _unlink(tmp)
+            _unlink(path)
             raise
         return key
 
@@ -146,28 +166,28 @@ class FileBlobStore:
         return [key for key, _, _ in written]
 
     def put_file(self, path: str) -> str:
-        """Take over a finished temp file: renamed in when on the same filesystem, else copied."""
-        key, target = self._target()
-        tmp = os.path.join(os.path.dirname(target), TMP_PREFIX + key)
+        """Take over a finished temp file: renamed in when on the same filesystem, else copied;
+        durable when this returns. Like put_bytes, it takes its final name at once."""
+        key, target = self._target(self._next_shard())
         try:
             try:
-                os.rename(path, tmp)
+                os.rename(path, target)
             except OSError:
-                with open(path, "rb") as src, open(tmp, "wb") as dst:
+                with open(path, "rb") as src, open(target, "xb") as dst:
                     shutil.copyfileobj(src, dst, _CHUNK)
                 _unlink(path)
             else:
                 # The mtime is the blob's age for `blobs gc`: when it was stored, not spooled.
                 try:
-                    os.utime(tmp)
+                    os.utime(target)
                 except OSError:
                     pass
             if self.fsync:
-                with open(tmp, "rb+") as f:
+                with open(target, "rb+") as f:
                     os.fsync(f.fileno())
-            self._commit(tmp, target)
+            self._sync_dir(os.path.dirname(target))
         except BaseException:
-            _unlink(tmp)
+            _unlink(target)
             raise
         return key
 
