@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, exc, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, exc, func, insert, select, update
 
-from shared.errors import BadRequest
+from shared.errors import BadRequest, NotFound
 
 from .base import StorageBase, chunks
 from .items import NewMessage
@@ -27,6 +27,24 @@ VACATION_RECORD_SECONDS = 366 * 86400
 # A user's Message-ID records older than the duplicate window are removed at most this often.
 MESSAGE_ID_PURGE_SECONDS = 60
 
+# The statements of every delivery, built once: building one costs more than running it.
+_RECIPIENTS = (select(users.c.id, users.c.name, stores.c.id.label("store_id"))
+               .select_from(users.outerjoin(stores, stores.c.owner_id == users.c.id))
+               .where(users.c.name.in_(bindparam("names", expanding=True))).order_by(users.c.id).with_for_update())
+# A superset of the (user, digest) pairs asked for (any asked user with any asked digest),
+# sorted out in Python: portable, and both columns are the primary key.
+_DELIVERED_AT = (select(delivered_message_ids.c.user_id, delivered_message_ids.c.digest,
+                        delivered_message_ids.c.delivered_at)
+                 .where(delivered_message_ids.c.user_id.in_(bindparam("users", expanding=True)),
+                        delivered_message_ids.c.digest.in_(bindparam("digests", expanding=True))))
+_MAIL_FOLDERS = (select(folders.c.id, folders.c.store_id, folders.c.parent_id, folders.c.name, folders.c.role)
+                 .where(folders.c.store_id.in_(bindparam("stores", expanding=True)),
+                        folders.c.container_class == "mail"))
+# Several folders' counters at once, each taking `n` uids and one modseq (where the
+# database has UPDATE ... RETURNING).
+_BUMP_MANY = (update(folders).where(folders.c.id.in_(bindparam("fids", expanding=True)))
+              .values(uidnext=folders.c.uidnext + bindparam("n"), highestmodseq=folders.c.highestmodseq + 1)
+              .returning(folders.c.id, folders.c.uidnext, folders.c.highestmodseq))
 _RENEW_MESSAGE_ID = (update(delivered_message_ids)
                      .where(delivered_message_ids.c.user_id == bindparam("u"),
                             delivered_message_ids.c.digest == bindparam("d"))
@@ -67,11 +85,18 @@ class _FolderRow(NamedTuple):
 class _MailTree:
     """The mail folders of one store as a delivery sees them, read once per call."""
 
-    def __init__(self, conn: Connection, store_id: int) -> None:
+    def __init__(self, store_id: int, rows: Any = ()) -> None:
         self.store_id = store_id
-        self.rows = {r.id: r for r in conn.execute(
-            select(folders.c.id, folders.c.parent_id, folders.c.name, folders.c.role)
-            .where(folders.c.store_id == store_id, folders.c.container_class == "mail")).all()}
+        self.rows = {r.id: _FolderRow(r.id, r.parent_id, r.name, r.role) for r in rows}
+
+    @classmethod
+    def read(cls, conn: Connection, store_ids: set[int]) -> dict[int, "_MailTree"]:
+        """The trees of `store_ids`, in one SELECT."""
+        trees = {store_id: cls(store_id) for store_id in store_ids}
+        for part in chunks(sorted(store_ids)):
+            for r in conn.execute(_MAIL_FOLDERS, {"stores": part}):
+                trees[r.store_id].rows[r.id] = _FolderRow(r.id, r.parent_id, r.name, r.role)
+        return trees
 
     def by_role(self, role: str) -> int | None:
         return next((fid for fid, r in sorted(self.rows.items()) if r.role == role), None)
@@ -96,7 +121,7 @@ class DeliveryMixin(StorageBase):
 
     def delivery_folders(self, store_id: int) -> list[dict]:
         """The store's mail folders as a delivery sees them: {id, parent_id, name, role}, by id."""
-        tree = self._read(lambda c: _MailTree(c, store_id))
+        tree = self._read(lambda c: _MailTree.read(c, {store_id})[store_id])
         return [{"id": r.id, "parent_id": r.parent_id, "name": r.name, "role": r.role}
                 for _, r in sorted(tree.rows.items())]
 
@@ -120,7 +145,7 @@ class DeliveryMixin(StorageBase):
                     if target.message_id and account is not None:
                         keys[index] = (account[0], digest(target.message_id))
             delivered = self._delivered_at(conn, set(keys.values()))
-            trees: dict[int, _MailTree] = {}
+            trees = _MailTree.read(conn, {a[1] for a in accounts.values() if a[1] is not None})
             plan: list[DeliveryOutcome] = []
             for index, target in enumerate(targets):
                 account = accounts.get(target.user)
@@ -131,7 +156,7 @@ class DeliveryMixin(StorageBase):
                 if delivered.get(keys.get(index), -1) >= when - duplicate_window:
                     plan.append(DeliveryOutcome("duplicate"))
                     continue
-                tree = trees.get(store_id) or trees.setdefault(store_id, _MailTree(conn, store_id))
+                tree = trees[store_id]
                 folder_id = self._target_folder(conn, tree, target)
                 plan.append(DeliveryOutcome("stored", folder_id) if folder_id is not None
                             else DeliveryOutcome("notFound"))
@@ -173,9 +198,7 @@ class DeliveryMixin(StorageBase):
         that concurrent deliveries to one user take turns and never deadlock."""
         found: dict[str, tuple[int, int | None]] = {}
         for part in chunks(sorted(names)):
-            rows = conn.execute(select(users.c.id, users.c.name, stores.c.id.label("store_id"))
-                                .select_from(users.outerjoin(stores, stores.c.owner_id == users.c.id))
-                                .where(users.c.name.in_(part)).order_by(users.c.id).with_for_update()).all()
+            rows = conn.execute(_RECIPIENTS, {"names": part}).all()
             # Names compare exactly, whatever the database collation says.
             found.update((r.name, (r.id, r.store_id)) for r in rows if r.name in names)
         return found
@@ -186,10 +209,11 @@ class DeliveryMixin(StorageBase):
         one SELECT for all recipients of a message."""
         found: dict[tuple[int, str], int] = {}
         for part in chunks(sorted(keys)):
-            found.update(((r.user_id, r.digest), r.delivered_at) for r in conn.execute(
-                select(delivered_message_ids.c.user_id, delivered_message_ids.c.digest,
-                       delivered_message_ids.c.delivered_at)
-                .where(tuple_(delivered_message_ids.c.user_id, delivered_message_ids.c.digest).in_(part))))
+            user_ids = sorted({u for u, _ in part})
+            digests = sorted({d for _, d in part})
+            found.update(((r.user_id, r.digest), r.delivered_at)
+                         for r in conn.execute(_DELIVERED_AT, {"users": user_ids, "digests": digests})
+                         if (r.user_id, r.digest) in keys)
         return found
 
     def _record_message_ids(self, conn: Connection, keys: set[tuple[int, str]], delivered: dict[tuple[int, str], int],
@@ -256,17 +280,39 @@ class DeliveryMixin(StorageBase):
         tree.rows[folder_id] = _FolderRow(folder_id, parent, name, None)
         return folder_id
 
+    def _bump_folders(self, conn: Connection, counts: dict[int, int]) -> dict[int, tuple[int, int]]:
+        """{folder id: (first new uid, new modseq)} for `counts` new uids in each folder:
+        one UPDATE for all folders taking the same number where RETURNING is there."""
+        found: dict[int, tuple[int, int]] = {}
+        if self._update_returning:
+            by_count: dict[int, list[int]] = {}
+            for folder_id, count in counts.items():
+                by_count.setdefault(count, []).append(folder_id)
+            for count, folder_ids in sorted(by_count.items()):
+                for part in chunks(sorted(folder_ids)):
+                    for r in conn.execute(_BUMP_MANY, {"fids": part, "n": count}):
+                        found[r.id] = (r.uidnext - count, r.highestmodseq)
+        else:
+            for folder_id in sorted(counts):
+                first, modseq, _ = self._bump(conn, folder_id, counts[folder_id])
+                found[folder_id] = (first, modseq)
+        missing = set(counts) - set(found)
+        if missing:
+            raise NotFound(f"folder {min(missing)} not found")
+        return found
+
     def _insert_deliveries(self, conn: Connection, message: NewMessage, targets: Sequence[DeliveryTarget],
                            plan: list[DeliveryOutcome], now: int) -> tuple[list[DeliveryOutcome], dict[int, int]]:
         by_folder: dict[int, list[int]] = {}
         for index, outcome in enumerate(plan):
             if outcome.status == "stored":
                 by_folder.setdefault(outcome.folder_id, []).append(index)
+        counters = self._bump_folders(conn, {folder_id: len(indexes) for folder_id, indexes in by_folder.items()})
         modseqs: dict[int, int] = {}
+        rows = []
         for folder_id in sorted(by_folder):
             indexes = by_folder[folder_id]
-            first, modseq, _ = self._bump(conn, folder_id, len(indexes))
-            rows = []
+            first, modseq = counters[folder_id]
             for offset, index in enumerate(indexes):
                 target = targets[index]
                 row = self._message_row(folder_id, message._replace(
@@ -274,9 +320,9 @@ class DeliveryMixin(StorageBase):
                 row.update(uid=first + offset, modseq=modseq)
                 rows.append(row)
                 plan[index] = DeliveryOutcome("stored", folder_id, first + offset)
-            for part in chunks(rows):
-                conn.execute(insert(items), part)
             modseqs[folder_id] = modseq
+        for part in chunks(rows):
+            conn.execute(insert(items), part)
         return plan, modseqs
 
 
