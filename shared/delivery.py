@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import io
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -178,7 +177,7 @@ class Deliverer:
         plans = [self._plan(recipient, script_of[recipient.user], folders_of.get(recipient.user, []), message,
                             headers, sender, spam, message_id) for recipient in recipients]
 
-        traced = await self._traced(source, sender, recipients) if trace_headers else source
+        traced = self._traced(source, sender, recipients) if trace_headers else source
         try:
             for plan in plans:
                 if plan.redirects and not plan.deliveries and plan.rejected is None:
@@ -190,8 +189,8 @@ class Deliverer:
             outcomes = await self._store(session, traced, sender, wanted) if wanted else []
             results = self._results(plans, outcomes)
         finally:
-            if traced != source and isinstance(traced, str):
-                _unlink(traced)
+            if isinstance(traced, PrefixedFile):
+                traced.close()
         for plan, result in zip(plans, results):
             log.info("delivery: from=<%s> to=<%s> user=%s status=%s", sender, plan.recipient.address,
                      plan.recipient.user, result.status)
@@ -367,23 +366,70 @@ class Deliverer:
                 return fp.read(limit)
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), read)
 
-    def _traced(self, source: str | bytes, sender: str, recipients: Sequence[Any]) -> defer.Deferred:
+    def _traced(self, source: str | bytes, sender: str, recipients: Sequence[Any]) -> Any:
         """The message with Return-Path (RFC 5321 §4.4) and, for one recipient, Delivered-To
-        on top: bytes for bytes, a new spool file beside a spooled message."""
+        on top: bytes for bytes, or a spooled message read behind those lines as one
+        stream (a big message is not copied to add two lines)."""
         trace = f"Return-Path: <{sender}>\r\n"
         if len(recipients) == 1:
             trace += f"Delivered-To: {recipients[0].address}\r\n"
         prefix = trace.encode("utf-8")
         if isinstance(source, bytes):
-            return defer.succeed(prefix + source)
+            return prefix + source
+        return PrefixedFile(prefix, open(source, "rb"))
 
-        def write() -> str:
-            fd, path = tempfile.mkstemp(prefix="traced-", dir=os.path.dirname(source))
-            with os.fdopen(fd, "wb") as out, open(source, "rb") as original:
-                out.write(prefix)
-                shutil.copyfileobj(original, out, 1024 * 1024)
-            return path
-        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), write)
+
+class PrefixedFile(io.RawIOBase):
+    """`prefix` followed by the binary file `body`, read and sought as one file (what an
+    upload needs: read, tell, seek to a position or to the end); closing it closes `body`."""
+
+    def __init__(self, prefix: bytes, body: Any) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.body = body
+        self.body_start = body.tell()
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self.position
+        elif whence == os.SEEK_END:
+            offset += len(self.prefix) + self.body.seek(0, os.SEEK_END) - self.body_start
+        elif whence != os.SEEK_SET:
+            raise ValueError(f"bad whence {whence}")
+        if offset < 0:
+            raise ValueError("negative seek position")
+        self.position = offset
+        self.body.seek(self.body_start + max(0, offset - len(self.prefix)))
+        return offset
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        if self.position < len(self.prefix):
+            piece = self.prefix[self.position:self.position + len(view)]
+            view[:len(piece)] = piece
+            done = len(piece)
+            self.position += done
+        if done < len(view):
+            got = self.body.readinto(view[done:]) or 0
+            done += got
+            self.position += got
+        return done
+
+    def close(self) -> None:
+        if not self.closed:
+            self.body.close()
+        super().close()
 
 
 @dataclass(frozen=True)
@@ -431,13 +477,7 @@ def _header_section(start: bytes) -> bytes:
     (RFC 5322 section 2.1), so that the body is not parsed line by line for nothing."""
     if start.startswith((b"\r\n", b"\n")):
         return b""
-    ends = [i for i in (start.find(b"\n\n"), start.find(b"\n\r\n")) if i >= 0]
+    end = start.find(b"\n\r\n")  # the usual CRLF mail first: then a bare-LF end is looked for only before it
+    bare = start.find(b"\n\n", 0, end if end >= 0 else len(start))
+    ends = [i for i in (bare, end) if i >= 0]
     return start[:min(ends) + 1] if ends else start
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-

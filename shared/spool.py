@@ -1,10 +1,12 @@
 """A message on its way into the store, spooled to a file as it arrives.
 
-Delivery never holds more than `BUFFER` octets of a message in memory: the LMTP
-gateway and `groupware deliver` write it here piece by piece, the delivery
-pipeline reads it back. A message that fits the buffer never touches the disk
-(most mail is a few KB, and a file round trip per message costs more than the
-store's own work for it). The store keeps messages with CRLF line ends (IMAP serves them as
+Delivery never holds more than a bounded number of octets of a message in memory
+(`BUFFER`, or what the caller allows): the LMTP gateway and `groupware deliver`
+write it here piece by piece, the delivery pipeline reads it back. A message
+that fits the buffer never touches the disk (most mail is a few KB, and a file
+round trip per message costs more than the store's own work for it). The LMTP
+gateway lets the buffer grow to the size the store takes inline, since a
+message of that size is held whole to be sent anyway. The store keeps messages with CRLF line ends (IMAP serves them as
 they are, RFC 3501 §2.3.4), so a bare CR or LF becomes CRLF on the way in.
 """
 from __future__ import annotations
@@ -30,8 +32,9 @@ class Spool:
     Writing stops counting as content once `max_size` bytes are exceeded
     (`too_large`): the rest is read by the caller and dropped, never stored."""
 
-    def __init__(self, directory: str, max_size: int = 0) -> None:
+    def __init__(self, directory: str, max_size: int = 0, memory: int = BUFFER) -> None:
         self.directory = directory
+        self.memory = memory  # octets held in memory before the message goes to a file
         self.path: str | None = None
         self.file: Any = None
         self.max_size = max_size
@@ -48,7 +51,7 @@ class Spool:
             return
         self.size += len(data)
         self._buffer += data
-        if len(self._buffer) >= BUFFER:
+        if len(self._buffer) >= (self.memory if self.file is None else BUFFER):
             if self.file is None:
                 os.makedirs(self.directory, mode=0o700, exist_ok=True)
                 fd, self.path = tempfile.mkstemp(prefix="msg-", dir=self.directory)

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from gateways.lmtp.service import SPOOL_DIR
 from harness import ServerProcess, StoreProcess, run_deliver
 from raw_clients import RawIMAP
 from smtp_sink import SmtpSink
@@ -77,9 +78,11 @@ def add_users(server: ServerProcess) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("lmtp")
-    # The store takes less than the gateway, so that the store's own refusal is seen too.
+    # The store takes less than the gateway, so that the store's own refusal is seen too;
+    # messages over 64k go to the store as uploads rather than inline.
     proc = ServerProcess(str(directory / "var"), {"relay_host": "", "sieve_script_cache_time": "0",
-                                                  "max_message_size": "256k", "lmtp_max_message_size": "1M"})
+                                                  "max_message_size": "256k", "lmtp_max_message_size": "1M",
+                                                  "inline_source_limit": "64k"})
     os.makedirs(proc.data_dir, exist_ok=True)
     add_users(proc)
     with proc.start():
@@ -157,6 +160,16 @@ def test_one_recipient_byte_for_byte_with_trace_headers(server):
     stored = [m for m in messages(server, "user0") if without_trace(m) == message]
     assert len(stored) == 1
     assert stored[0].startswith(b"Return-Path: <sender@example.net>\r\nDelivered-To: user0@example.org\r\n")
+
+
+def test_a_spooled_message_is_uploaded_byte_for_byte_behind_its_trace_headers(server):
+    message = unique("spooled") + (b"z" * 998 + b"\r\n") * 150  # about 150 KB: spooled and uploaded
+    assert deliver_over_lmtp(server, "user1@example.org", message) == ["250 2.0.0 <user1@example.org> Saved"]
+    stored = [m for m in messages(server, "user1") if without_trace(m) == message]
+    assert len(stored) == 1
+    assert stored[0] == b"Return-Path: <sender@example.net>\r\nDelivered-To: user1@example.org\r\n" + message
+    # Nothing left in the spool: neither the message nor a copy of it.
+    assert os.listdir(os.path.join(server.data_dir, SPOOL_DIR)) == []
 
 
 def test_ten_recipients_one_transaction(server):

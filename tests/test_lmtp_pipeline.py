@@ -1,10 +1,13 @@
 """The delivery pipeline's decisions that need no store: folder targets from the IMAP
 naming rule, spam and +detail, per-recipient results, redirect loops."""
 import email
+import io
+import os
 from types import SimpleNamespace
 
 from shared.config import Config
-from shared.delivery import (COMPILED_SCRIPT_FACTOR, RECIPIENT_SIZE, Deliverer, RecipientResult, _header_section,
+from shared.delivery import (COMPILED_SCRIPT_FACTOR, RECIPIENT_SIZE, Deliverer, PrefixedFile, RecipientResult,
+                             _header_section,
                              _own_addresses, _Plan, _store_paths, _TimedCache)
 from shared.mailboxnames import folder_paths, mailbox_names
 from shared.relay import redirect_loops, redirected_copy
@@ -145,3 +148,31 @@ def test_only_the_header_section_is_parsed():
     assert _header_section(b"A: 1\nB: 2\n\nbody\n") == b"A: 1\nB: 2\n"
     assert _header_section(b"\r\nbody") == b""
     assert _header_section(b"A: 1\r\n folded\r\n") == b"A: 1\r\n folded\r\n"
+    assert _header_section(b"A: 1\n\nbody\r\n\r\nmore") == b"A: 1\n"  # whichever end comes first
+    assert _header_section(b"A: 1\r\n\r\nbody\n\nmore") == b"A: 1\r\n"
+
+
+def test_trace_headers_are_read_before_a_spooled_message_without_a_copy(tmp_path):
+    spooled = tmp_path / "msg"
+    body = b"Subject: x\r\n\r\n" + bytes(range(256)) * 400
+    spooled.write_bytes(body)
+    traced = deliverer()._traced(str(spooled), "s@example.net", [recipient("u@example.org")])
+    prefix = b"Return-Path: <s@example.net>\r\nDelivered-To: u@example.org\r\n"
+    whole = prefix + body
+    assert isinstance(traced, PrefixedFile)
+    # What an upload does: its length from the end, then reads in pieces from where it was.
+    assert traced.seek(0, os.SEEK_END) == len(whole) and traced.seek(0) == 0
+    pieces = [traced.read(n) for n in (5, 60, 7, 4096)]
+    assert traced.tell() == sum(map(len, pieces))
+    assert b"".join(pieces) + traced.read() == whole and traced.read(10) == b""
+    for position in (0, 3, len(prefix), len(prefix) + 10, len(whole)):  # a retry seeks back
+        traced.seek(position)
+        assert traced.read() == whole[position:]
+    assert io.BufferedReader(traced).read() == b""  # at the end; buffered readers work too
+    traced.close()
+    assert traced.closed
+
+
+def test_trace_headers_on_bytes_and_for_several_recipients():
+    traced = deliverer()._traced(b"body", "", [recipient("a@example.org"), recipient("b@example.org")])
+    assert traced == b"Return-Path: <>\r\nbody"

@@ -23,6 +23,7 @@ from gateways.lmtp.grammar import MAX_COMMAND_LINE, Reply, SyntaxProblem, parse_
 from gateways.lmtp.session import Limits
 from shared.authguard import in_networks
 from shared.endpoints import answer_at_once
+from shared.spool import BUFFER
 
 log = logging.getLogger("gateways.lmtp")
 
@@ -243,10 +244,11 @@ class LMTPFactory(protocol.ServerFactory):
     protocol = LMTPServer
 
     def __init__(self, deliverer: Any, limits: Limits, spool_dir: str,
-                 trusted_networks: list[Any], hostname: str | None = None) -> None:
+                 trusted_networks: list[Any], hostname: str | None = None, spool_memory: int = BUFFER) -> None:
         self.deliverer = deliverer
         self.limits = limits
         self.spool_dir = spool_dir
+        self.spool_memory = spool_memory  # octets of a message held in memory before it is spooled
         self.trusted_networks = trusted_networks
         self.hostname = hostname or socket.getfqdn()
         self.connections = 0

@@ -17,6 +17,7 @@ from shared.delivery import Deliverer
 from shared.gateway import GatewayService
 from shared.login import LoginService
 from shared.proxyprotocol import ProxyPolicy
+from shared.spool import BUFFER
 
 SPOOL_DIR = "spool"
 
@@ -30,8 +31,11 @@ class LMTPService(GatewayService):
         mode = cfg.get_mode("lmtp_socket_mode")
         spool_dir = os.path.join(cfg.data_dir, SPOOL_DIR)
         clear_spool(spool_dir)
+        # A message the store takes inline is held whole to be sent: it may as well be
+        # received in memory, without a spool file written and read back.
         factory = LMTPFactory(Deliverer(login.adapter, cfg, self.reactor), Limits.from_config(cfg), spool_dir,
-                              cfg.get_networks("lmtp_trusted_networks"), cfg.get("lmtp_hostname") or None)
+                              cfg.get_networks("lmtp_trusted_networks"), cfg.get("lmtp_hostname") or None,
+                              spool_memory=max(BUFFER, login.adapter.inline_limit))
         for target in targets:
             if isinstance(target, str):
                 self.listening.unix("lmtp", target, mode, factory, "lmtp_listen")

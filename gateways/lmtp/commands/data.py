@@ -64,7 +64,7 @@ def bdat(conn: Any, argument: str) -> Any:
 
 
 def _start_message(conn: Any, transaction: Transaction, dot_stuffed: bool) -> None:
-    spool = Spool(conn.factory.spool_dir, conn.limits.max_message_size)
+    spool = Spool(conn.factory.spool_dir, conn.limits.max_message_size, conn.factory.spool_memory)
     transaction.spool = spool
     transaction.data = MessageData(spool.write, conn.limits.max_line_length, dot_stuffed)
 
