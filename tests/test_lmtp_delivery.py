@@ -79,10 +79,10 @@ def add_users(server: ServerProcess) -> None:
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("lmtp")
     # The store takes less than the gateway, so that the store's own refusal is seen too;
-    # messages over 64k go to the store as uploads rather than inline.
+    # messages over 128k are spooled to files (and all over 64k go to the store as uploads).
     proc = ServerProcess(str(directory / "var"), {"relay_host": "", "sieve_script_cache_time": "0",
                                                   "max_message_size": "256k", "lmtp_max_message_size": "1M",
-                                                  "inline_source_limit": "64k"})
+                                                  "inline_source_limit": "128k"})
     os.makedirs(proc.data_dir, exist_ok=True)
     add_users(proc)
     with proc.start():
@@ -162,8 +162,9 @@ def test_one_recipient_byte_for_byte_with_trace_headers(server):
     assert stored[0].startswith(b"Return-Path: <sender@example.net>\r\nDelivered-To: user0@example.org\r\n")
 
 
-def test_a_spooled_message_is_uploaded_byte_for_byte_behind_its_trace_headers(server):
-    message = unique("spooled") + (b"z" * 998 + b"\r\n") * 150  # about 150 KB: spooled and uploaded
+@pytest.mark.parametrize("lines", [80, 200])  # about 80 KB held in memory, 200 KB spooled to a file
+def test_a_big_message_is_uploaded_byte_for_byte_behind_its_trace_headers(server, lines):
+    message = unique(f"big-{lines}") + (b"z" * 998 + b"\r\n") * lines
     assert deliver_over_lmtp(server, "user1@example.org", message) == ["250 2.0.0 <user1@example.org> Saved"]
     stored = [m for m in messages(server, "user1") if without_trace(m) == message]
     assert len(stored) == 1
