@@ -5,9 +5,10 @@ Delivery never holds more than a bounded number of octets of a message in memory
 write it here piece by piece, the delivery pipeline reads it back. A message
 that fits the buffer never touches the disk (most mail is a few KB, and a file
 round trip per message costs more than the store's own work for it). The LMTP
-gateway lets the buffer grow to the size the store takes inline, since a
-message of that size is held whole to be sent anyway. The store keeps messages with CRLF line ends (IMAP serves them as
-they are, RFC 3501 §2.3.4), so a bare CR or LF becomes CRLF on the way in.
+gateway lets the buffer grow to `inline_source_limit`, as delivery reads a
+message of that size into memory whole anyway. The store keeps messages with
+CRLF line ends (IMAP serves them as they are, RFC 3501 §2.3.4), so a bare CR or
+LF becomes CRLF on the way in.
 """
 from __future__ import annotations
 

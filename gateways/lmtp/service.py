@@ -31,8 +31,8 @@ class LMTPService(GatewayService):
         mode = cfg.get_mode("lmtp_socket_mode")
         spool_dir = os.path.join(cfg.data_dir, SPOOL_DIR)
         clear_spool(spool_dir)
-        # A message the store takes inline is held whole to be sent: it may as well be
-        # received in memory, without a spool file written and read back.
+        # Delivery reads a message up to inline_source_limit into memory whole anyway: it
+        # may as well be received there, without a spool file written and read back.
         factory = LMTPFactory(Deliverer(login.adapter, cfg, self.reactor), Limits.from_config(cfg), spool_dir,
                               cfg.get_networks("lmtp_trusted_networks"), cfg.get("lmtp_hostname") or None,
                               spool_memory=max(BUFFER, login.adapter.inline_limit))
