@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import time
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -126,11 +127,8 @@ class StoreServer:
             public_store_id = await self.run(self.storage.public_store_id)
             self.notifier = make_notifier(cfg, reactor)
             await self.notifier.start()
-            storage = self.storage
             sessions = SessionManager(cfg.get_int("session_timeout"),
-                                      lambda path: self.run(_unlink, path), reactor.seconds,
-                                      lambda keys: self.run(_delete_blobs, storage, keys),
-                                      cfg.get_int("max_calendar_import_objects"), key=session_key(cfg),
+                                      lambda path: self.run(_unlink, path), reactor.seconds, key=session_key(cfg),
                                       max_lifetime=cfg.get_seconds("session_max_lifetime"))
             # Logoffs reach the other store processes, which then refuse the session too.
             sessions.on_end = self.notifier.ended
@@ -144,6 +142,7 @@ class StoreServer:
                 max_deliveries_per_message=cfg.get_int("max_deliveries_per_message"),
                 delivery_duplicate_window=cfg.get_int("delivery_duplicate_window"),
                 recipient_delimiter=cfg.get("recipient_delimiter"),
+                max_calendar_import_objects=cfg.get_int("max_calendar_import_objects"),
             )
             stored = cfg.get_choice("logon_bans") == "database"
             logon_guard = AuthGuard(cfg, reactor, StoredBans(self.storage, self.run, reactor.seconds)
@@ -155,7 +154,7 @@ class StoreServer:
                                      thread_share=FairShare(cfg.get_int("max_user_threads")))
             self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT,
                                   cfg.get_size("max_soap_size_before_logon"))
-            self._expiry = LoopingCall(sessions.expire)
+            self._expiry = LoopingCall(self._expire, sessions)
             self._expiry.clock = reactor
             self._expiry.start(max(1.0, min(60.0, sessions.timeout / 4)), now=False)
             from shared import runstate
@@ -168,6 +167,18 @@ class StoreServer:
         except BaseException:
             await self.stop()
             raise
+
+    def _expire(self, sessions: SessionManager) -> Deferred:
+        """Idle sessions of this process go; so do the calendar imports nobody staged to
+        for `session_timeout` seconds, whichever process or instance staged them."""
+        sessions.expire()
+        before = int(time.time() - sessions.timeout)
+        d = self.run(self.storage.drop_stale_calendar_imports, before)
+        d.addCallback(lambda dropped: dropped and log.info("dropped %d staged calendar objects of abandoned imports",
+                                                            dropped))
+        d.addErrback(lambda failure: log.error("could not drop abandoned calendar imports: %s",
+                                               failure.getErrorMessage()))
+        return d
 
     async def _listen(self, reactor: Any) -> None:
         cfg = self.cfg
@@ -260,8 +271,3 @@ class StoreServer:
             # Let queued work (upload removals, storage close) run before joining.
             self.pool.stop()
 
-
-def _delete_blobs(storage: Any, keys: list[str]) -> None:
-    """Blobs that no row references (staged objects of an import that never committed)."""
-    for key in keys:
-        storage.blobs.delete(key)

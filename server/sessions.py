@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import NotFound, Quota, SessionInvalid, TooLarge, Unavailable
+from shared.errors import NotFound, Quota, SessionInvalid
 from shared.spans import Layout
 
 # The environment variable that gives the store processes of one `groupware serve`
@@ -50,23 +50,6 @@ class Stream(Layout):
 
 
 @dataclass
-class StagedImport:
-    """Calendar objects a session parks over several saveCalendarItems calls so that the last
-    call stores them all in one transaction: their blobs are written, their rows are not."""
-    folder_id: int
-    saves: list[Any] = field(default_factory=list)  # server.storage.calendar_batch.CalendarSave
-    delete_names: list[str] = field(default_factory=list)
-    delete_if_match: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def count(self) -> int:
-        return len(self.saves) + len(self.delete_names)
-
-    def blob_keys(self) -> list[str]:
-        return [save.blob_key for save in self.saves]
-
-
-@dataclass
 class Session:
     id: str
     user: dict[str, Any]
@@ -78,7 +61,6 @@ class Session:
     busy: int = 0
     streams: dict[str, Stream] = field(default_factory=dict)
     uploads: dict[str, str] = field(default_factory=dict)  # upload id -> spooled file path
-    imports: dict[str, StagedImport] = field(default_factory=dict)  # import id -> staged objects
     # A delivery session (logonDelivery) has no user: it may only deliver.
     delivery: bool = False
     # A session asked for with a lifetime (logon's `lifetime`, the web page's) lives until
@@ -150,17 +132,12 @@ class SessionManager:
     """The session table. Lives on the reactor thread; not thread-safe on purpose."""
 
     def __init__(self, timeout: float, discard_file: Callable[[str], None],
-                 clock: Callable[[], float] = time.monotonic,
-                 discard_blobs: Callable[[list[str]], None] = lambda keys: None,
-                 max_staged_objects: int = 50000, key: bytes | None = None,
+                 clock: Callable[[], float] = time.monotonic, key: bytes | None = None,
                  wall_clock: Callable[[], float] = time.time, max_lifetime: float = 86400) -> None:
         self.timeout = timeout
         # The longest lifetime a logon may ask for (`session_max_lifetime`).
         self.max_lifetime = max_lifetime
         self.discard_file = discard_file
-        # Blobs of staged calendar objects whose import never committed.
-        self.discard_blobs = discard_blobs
-        self.max_staged_objects = max_staged_objects
         self._clock = clock
         self._wall = wall_clock
         self.signer = Signer(key or secrets.token_bytes(32))
@@ -288,12 +265,8 @@ class SessionManager:
             self._streams.pop(token, None)
         for path in session.uploads.values():
             self.discard_file(path)
-        for staged in session.imports.values():
-            if staged.saves:
-                self.discard_blobs(staged.blob_keys())
         session.streams.clear()
         session.uploads.clear()
-        session.imports.clear()
 
     def expire(self) -> int:
         """Drop idle sessions; returns how many went."""
@@ -376,31 +349,3 @@ class SessionManager:
         except (ValueError, UnicodeDecodeError):
             return None
         return path if os.path.isfile(path) else None
-
-    # -- staged calendar imports ----------------------------------------------
-
-    def new_import(self, session: Session, folder_id: int) -> tuple[str, StagedImport]:
-        import_id = new_token()
-        staged = session.imports[import_id] = StagedImport(folder_id)
-        return import_id, staged
-
-    def staged_import(self, session: Session, import_id: str, folder_id: int) -> StagedImport:
-        """The session's import `import_id` into `folder_id`. Unavailable when there is none:
-        the store restarted or the session ended under it (or it was committed or dropped),
-        and the client should send the import again."""
-        staged = session.imports.get(import_id)
-        if staged is None or staged.folder_id != folder_id:
-            raise Unavailable("the calendar import is gone (the store restarted or the session ended); "
-                              "send it again")
-        return staged
-
-    def check_staging(self, session: Session, more: int) -> None:
-        """TooLarge when `more` objects would take the session's staged objects (over all its
-        imports) past `max_calendar_import_objects`."""
-        staged = sum(s.count for s in session.imports.values())
-        if staged + more > self.max_staged_objects:
-            raise TooLarge(f"a calendar import holds at most {self.max_staged_objects} objects")
-
-    def take_import(self, session: Session, import_id: str) -> StagedImport | None:
-        """The import, handed over to the caller (who then owns its blobs)."""
-        return session.imports.pop(import_id, None)

@@ -7,6 +7,8 @@ together under one modseq. An import too large for one call is staged over sever
 """
 from __future__ import annotations
 
+import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -16,10 +18,12 @@ from server.icalcolumns import calendar_columns, etag_for
 from server.icalsimple import simple_columns
 from server.occurrences import occurrence_index
 from server.soap.context import Call, require, response
-from server.sessions import StagedImport
 from server.storage.calendar_batch import CalendarSave
+from server.storage.calendar_imports import ImportGone
 from shared.codec import add, bool_field, element, field, gw, required_int, text
-from shared.errors import BadRequest, TooLarge, Unavailable
+from shared.errors import BadRequest, TooLarge
+
+log = logging.getLogger(__name__)
 
 # One call saves or deletes at most this many objects.
 MAX_CALENDAR_ITEMS_PER_CALL = 5000
@@ -39,6 +43,11 @@ def _columns(name: str, ical: str) -> dict[str, Any]:
     return columns
 
 
+def _discard_keys(st: Any, keys: list[str]) -> None:
+    for key in keys:
+        st.blobs.delete(key)
+
+
 def _discard(st: Any, writing: Future) -> None:
     """Delete the blobs of a write that is no longer wanted, once it is done."""
     try:
@@ -51,9 +60,11 @@ def _discard(st: Any, writing: Future) -> None:
 
 async def save_calendar_items(call: Call) -> etree._Element:
     """Save and delete calendar objects in one transaction. An import larger than one call
-    is staged: calls with <stage> parse the objects and write their blobs, parked under an
-    <importId> in the session; the call that names the import without <stage> stores the
-    staged objects and its own in one transaction, so a crash never leaves half of it."""
+    is staged: calls with <stage> parse the objects and write their blobs, parked in the
+    database under an <importId> (server.storage.calendar_imports), so that any store
+    process or instance may take the next call; the call that names the import without
+    <stage> stores the staged objects and its own in one transaction, so a crash never
+    leaves half of it."""
     session = call.session()
     body = call.body
     folder_id = required_int(body, "folderId")
@@ -73,17 +84,15 @@ async def save_calendar_items(call: Call) -> etree._Element:
             delete_if_match[delete_names[-1]] = el.get("ifMatch")
     if len(objects) + len(delete_names) > MAX_CALENDAR_ITEMS_PER_CALL:
         raise BadRequest(f"at most {MAX_CALENDAR_ITEMS_PER_CALL} objects per call")
-    sessions = call.services.sessions
-    if import_id is not None:
-        sessions.staged_import(session, import_id, folder_id)  # gone: Unavailable before any work
-    if stage:
-        sessions.check_staging(session, len(objects) + len(delete_names))
-    max_size = call.services.limits.max_message_size
+    limits = call.services.limits
+    max_size, max_staged = limits.max_message_size, limits.max_calendar_import_objects
+    user_id = session.user_id
+    nonce = session.id.partition(".")[0]
+    count = len(objects) + len(delete_names)
 
     def prepare() -> list[CalendarSave]:
         """The objects parsed and their blobs written, for the caller to store or discard."""
         st = call.storage
-        require(st, session.user_id, folder_id, "write")
         datas = [ical.encode("utf-8", "surrogateescape") for _, ical in objects]
         for (name, _), data in zip(objects, datas):
             if len(data) > max_size:
@@ -101,54 +110,73 @@ async def save_calendar_items(call: Call) -> etree._Element:
         return [CalendarSave(name, key, len(data), cols)
                 for (name, _), key, data, cols in zip(objects, keys, datas, columns)]
 
-    def delete_blobs(keys: list[str]) -> None:
-        for key in keys:
-            call.storage.blobs.delete(key)
-
-    if stage:
+    def end_import(err: BaseException) -> None:
+        """An object of the import was refused, or its commit failed: the import is over
+        and its staged blobs go (those of a commit that may have happened stay)."""
+        if import_id is None or isinstance(err, ImportGone) or not isinstance(err, Exception):
+            return
         try:
-            saves = await call.run(prepare)
-        except BaseException:
-            # An object of the import is refused: the import is over, its blobs go.
-            dropped = sessions.take_import(session, import_id) if import_id is not None else None
-            if dropped is not None and dropped.saves:
-                await call.run(delete_blobs, dropped.blob_keys())
-            raise
-        try:
-            if import_id is None:
-                import_id, staged = sessions.new_import(session, folder_id)
-            else:
-                staged = sessions.staged_import(session, import_id, folder_id)
-        except Unavailable:  # committed or dropped meanwhile
-            await call.run(delete_blobs, [save.blob_key for save in saves])
-            raise
-        staged.saves.extend(saves)
-        staged.delete_names.extend(delete_names)
-        staged.delete_if_match.update(delete_if_match)
-        out = response("saveCalendarItems")
-        add(out, "deleted", "")
-        add(out, "importId", import_id)
-        return out
+            call.storage.drop_calendar_import(import_id)
+        except Exception:
+            log.exception("could not drop calendar import %s; the sweep of stale imports will", import_id)
 
-    staged = sessions.take_import(session, import_id) if import_id is not None else None
-    if staged is None:
-        staged = StagedImport(folder_id)
+    def check() -> None:
+        """Before any work: no right, an import that is gone, or staging past the bound is
+        refused at once, and leaves the import as it is."""
+        st = call.storage
+        require(st, user_id, folder_id, "write")
+        if import_id is not None and not st.calendar_import_exists(import_id, user_id, folder_id):
+            raise ImportGone()
+        if stage and st.staged_calendar_objects(user_id) + count > max_staged:
+            raise TooLarge(f"a calendar import holds at most {max_staged} objects")
 
-    def work() -> dict[str, Any]:
+    def stage_work() -> str:
+        check()
         try:
             saves = prepare()
-        except BaseException:
-            delete_blobs(staged.blob_keys())
+        except BaseException as err:
+            end_import(err)
+            raise
+        keys = [save.blob_key for save in saves]
+        try:
+            return call.storage.stage_calendar_objects(
+                user_id, folder_id, import_id, nonce, saves, delete_names, delete_if_match, max_staged,
+                int(time.time()))
+        except (ImportGone, TooLarge):
+            # Gone or full meanwhile (another call of the import, in any process): nothing parked.
+            _discard_keys(call.storage, keys)
+            raise
+        except BaseException as err:
+            call.storage.discard_unstored(keys, err)
+            raise
+
+    def commit_work() -> dict[str, Any]:
+        check()
+        try:
+            saves = prepare()
+        except BaseException as err:
+            end_import(err)
             raise
         try:
             return call.storage.save_calendar_items(
-                folder_id, staged.saves + saves, staged.delete_names + delete_names,
-                {**staged.delete_if_match, **delete_if_match})
+                folder_id, saves, delete_names, delete_if_match,
+                staged=(import_id, user_id) if import_id is not None else None)
         except BaseException as err:
-            call.storage.discard_unstored(staged.blob_keys() + [save.blob_key for save in saves], err)
+            if isinstance(err, ImportGone):
+                _discard_keys(call.storage, [save.blob_key for save in saves])
+            else:
+                call.storage.discard_unstored([save.blob_key for save in saves], err)
+                end_import(err)
             raise
 
-    result = await call.run(work)
+    if stage:
+        staged_id = await call.run(stage_work)
+        out = response("saveCalendarItems")
+        add(out, "deleted", "")
+        add(out, "importId", staged_id)
+        return out
+
+    result = await call.run(commit_work)
     if result["saved"] or result["deleted"]:
         call.services.notifier.changed(folder_id, result["modseq"])
     out = response("saveCalendarItems")

@@ -39,6 +39,8 @@ class Limits:
     delivery_duplicate_window: int = 3600
     # Characters that split user+detail@domain (Postfix's recipient_delimiter); empty: none.
     recipient_delimiter: str = "+"
+    # Calendar objects one user may have staged over their imports (server.storage.calendar_imports).
+    max_calendar_import_objects: int = 50000
 
 
 @dataclass

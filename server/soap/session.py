@@ -107,9 +107,13 @@ async def logon(call: Call) -> etree._Element:
 
 
 async def logoff(call: Call) -> etree._Element:
+    """End the session in every store process; calendar imports it staged to last go too
+    (they are kept in the database, whichever process staged them)."""
     session = call.any_session()
     call.release()
     call.services.sessions.end(session.id)
+    if not session.delivery:
+        await call.run(call.storage.drop_calendar_imports_of_session, session.id.partition(".")[0])
     return response("logoff")
 
 

@@ -11,7 +11,7 @@ from shared.errors import NotFound, Unavailable
 from shared.flags import SEEN
 
 from .engine import dispose_engine, is_unavailable, make_engine, run_in_transaction
-from .schema import folders, items, meta, users
+from .schema import calendar_import_objects, folders, items, meta, users
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -178,12 +178,17 @@ class StorageBase:
 
     # -- blobs ----------------------------------------------------------
     def unreferenced_blob_keys(self, keys: Iterable[str]) -> set[str]:
-        """The keys no item references, checked 1000 keys to a SELECT."""
+        """The keys no item and no staged calendar object references, checked 1000 keys to a SELECT."""
         pending = sorted(set(k for k in keys if k))
         missing: set[str] = set()
         for part in chunks(pending, 1000):
             found = set(self._read(lambda c: c.execute(
                 select(items.c.blob_key).where(items.c.blob_key.in_(part)).distinct()
+            ).scalars().all()))
+            # A calendar import's staged objects name their blobs before any item does.
+            found.update(self._read(lambda c: c.execute(
+                select(calendar_import_objects.c.blob_key)
+                .where(calendar_import_objects.c.blob_key.in_([k for k in part if k not in found])).distinct()
             ).scalars().all()))
             missing.update(k for k in part if k not in found)
         return missing

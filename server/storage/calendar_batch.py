@@ -56,7 +56,8 @@ def _check(saves: Sequence[CalendarSave], delete_names: Sequence[str], condition
 class CalendarBatchMixin(StorageBase):
     def save_calendar_items(self, folder_id: int, saves: Sequence[CalendarSave],
                             delete_names: Sequence[str] = (),
-                            delete_if_match: Mapping[str, str] | None = None) -> dict:
+                            delete_if_match: Mapping[str, str] | None = None,
+                            staged: tuple[str, int] | None = None) -> dict:
         """Create or replace (by name) and delete (by name) calendar objects in one transaction.
 
         Every change gets the same new modseq; objects not named keep theirs and their ETags.
@@ -66,14 +67,26 @@ class CalendarBatchMixin(StorageBase):
         condition for them, which must hold (DELETE with If-Match) or nothing is changed:
         Conflict (reason preconditionFailed). Returns {modseq, saved: [{name, uid, etag,
         created}] in the order given, deleted: [uid]}.
+
+        With `staged` (import id, user id), the objects staged under that import
+        (server.storage.calendar_imports) come first, taken out of staging in the same
+        transaction: ImportGone when it is not there, and on any failure it stays staged.
         """
-        conditions = dict(delete_if_match or {})
-        saves = list(saves)
-        delete_names = list(dict.fromkeys(delete_names))
-        _check(saves, delete_names, conditions)
-        values = [_values(s.columns) for s in saves]
+        own_saves, own_deletes, own_conditions = list(saves), list(delete_names), dict(delete_if_match or {})
+        if staged is None:
+            _check(own_saves, list(dict.fromkeys(own_deletes)), own_conditions)
 
         def run(conn: Connection) -> tuple[dict, list[str]]:
+            saves, delete_names, conditions = own_saves, own_deletes, own_conditions
+            if staged is not None:
+                parked = self._take_staged(conn, staged[0], staged[1], folder_id)
+                saves = parked.saves + saves
+                delete_names = parked.delete_names + delete_names
+                conditions = {**parked.delete_if_match, **conditions}
+            delete_names = list(dict.fromkeys(delete_names))
+            if staged is not None:
+                _check(saves, delete_names, conditions)
+            values = [_values(s.columns) for s in saves]
             folder = self._lock_folders(conn, [folder_id])[folder_id]
             if not saves and not delete_names:
                 return {"modseq": folder.highestmodseq, "saved": [], "deleted": []}, []

@@ -248,3 +248,38 @@ used_once = Table(
     Column("expires", BigInteger, nullable=False, index=True),
     mysql_engine="InnoDB", mysql_charset="ascii",
 )
+
+# Whole-calendar imports larger than one call, staged until the call that stores them all:
+# one row per import (whose user, into which folder, which session last staged to it,
+# when) and one per staged object, its blob written already. Kept here, not in a
+# process's memory, so that each call of an import may reach any store process or
+# instance on the database. No foreign keys: rows of a user or folder that went are
+# dropped with their blobs by the sweep of stale imports.
+ImportText = Text().with_variant(mysql.LONGTEXT(charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
+calendar_imports = Table(
+    "calendar_imports", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Id, nullable=False),
+    Column("folder_id", Id, nullable=False),
+    Column("session", String(64), nullable=False),
+    Column("objects", Integer, nullable=False),
+    Column("touched", BigInteger, nullable=False),
+    Index("ix_calendar_imports_user", "user_id"),
+    Index("ix_calendar_imports_session", "session"),
+    Index("ix_calendar_imports_touched", "touched"),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+calendar_import_objects = Table(
+    "calendar_import_objects", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("import_id", String(32), nullable=False),
+    Column("name", ImportText, nullable=False),
+    # NULL: the object named is deleted by the import; else the blob of the object saved.
+    Column("blob_key", String(128), nullable=True),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("columns", ImportText, nullable=True),  # the parsed query columns, JSON
+    Column("if_match", ImportText, nullable=True),  # a deletion's condition
+    Index("ix_calendar_import_objects_import", "import_id"),
+    Index("ix_calendar_import_objects_blob", "blob_key"),
+    **_mysql,
+)

@@ -9,6 +9,7 @@ from alembic.config import Config
 
 from .address_bans import AddressBansMixin
 from .calendar_batch import CalendarBatchMixin
+from .calendar_imports import CalendarImportsMixin
 from .changes import ChangesMixin
 from .delivery import DeliveryMixin
 from .engine import unavailable_on_failure
@@ -26,8 +27,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
-              CalendarBatchMixin, FolderPropertiesMixin, SubscriptionsMixin, SieveScriptsMixin, DeliveryMixin,
-              AddressBansMixin, UsedOnceMixin):
+              CalendarBatchMixin, CalendarImportsMixin, FolderPropertiesMixin, SubscriptionsMixin, SieveScriptsMixin,
+              DeliveryMixin, AddressBansMixin, UsedOnceMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.
