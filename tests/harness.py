@@ -335,6 +335,25 @@ class StoreProcess(OurProcess):
         return RawHTTP(("tcp", ("127.0.0.1", self.tcp_port)))
 
 
+def store_workers(data_dir: str, options: dict[str, str] | None = None, count: int = 2) -> list[StoreProcess]:
+    """`count` store servers on one data directory and database that share a session key,
+    each on a UNIX socket and a loopback port of its own: what the store workers of
+    `groupware serve` are, except that a test chooses which one each call reaches.
+    Not started."""
+    from server.sessions import SESSION_KEY_ENV
+
+    key = secrets.token_hex(32)
+    processes = []
+    for index in range(count):
+        process = StoreProcess(data_dir, {"server_socket": os.path.join(str(data_dir), f"server-{index}.sock"),
+                                          **(options or {})})
+        process.environment[SESSION_KEY_ENV] = key
+        process.stderr_name = f"server-{index}.err"
+        process.name = f"store worker {index}"
+        processes.append(process)
+    return processes
+
+
 class ServerProcess(OurProcess):
     """`groupware serve`: the store and every gateway, listening on loopback ports of its choice
     (see `port()`); with `demo`, the demo user and its password in `demo-password`. With another

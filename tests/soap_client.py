@@ -208,6 +208,43 @@ class SoapClient:
         return inbox_of(self.call("listFolders"))
 
 
+class HoppingClient(SoapClient):
+    """A SoapClient over several store processes of one store (harness.store_workers): each
+    request goes to the next process in turn, on a new connection, so that no two
+    consecutive calls of a session reach the same process. `last` is the index of the
+    process the latest request went to; `goes_to(i)` sends the next one to process i."""
+
+    def __init__(self, processes: list, xsd: etree.XMLSchema | None = None) -> None:
+        self.https = [process.connect("unix") for process in processes]
+        self.last = len(self.https) - 1
+        super().__init__(self.https[0], xsd)
+
+    def goes_to(self, index: int) -> None:
+        self.last = (index - 1) % len(self.https)
+
+    def _next(self) -> RawHTTP:
+        self.http.close()
+        self.last = (self.last + 1) % len(self.https)
+        self.http = self.https[self.last]
+        return self.http
+
+    def post(self, op: str, data: bytes) -> Response:
+        self._next()
+        return super().post(op, data)
+
+    def get(self, href: str, headers: dict[str, str] | None = None) -> Response:
+        self._next()
+        return super().get(href, headers)
+
+    def put(self, path: str, body: bytes) -> Response:
+        self._next()
+        return self.http.request("PUT", path, body, {"X-Session-Id": self.session_id or ""})
+
+    def close(self) -> None:
+        for http in self.https:
+            http.close()
+
+
 def inbox_of(list_folders_answer: etree._Element) -> int:
     """The id of the inbox in a listFolders answer."""
     return next(int(codec.field(f, "id")) for f in list_folders_answer.iterchildren(codec.gw("folder"))
