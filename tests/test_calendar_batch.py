@@ -2,6 +2,8 @@
 storage API (SQLite and MariaDB) and through the adapter against a real store server."""
 from __future__ import annotations
 
+import calendar as calendar_module
+import os
 import time
 
 import pytest
@@ -153,3 +155,58 @@ def test_adapter_deletes_one_object_with_its_condition(reactor_thread, adapter):
         await cal.delete()
 
     reactor_thread.coro(scenario)
+
+
+def test_staged_imports_are_kept_in_the_database_and_swept_by_age(st, user):
+    """Staging parks rows (and names blobs) in the database; the commit takes them out in
+    its transaction, a failed commit leaves them, and the sweep drops what nobody touched."""
+    from server.storage.calendar_imports import ImportGone
+    from shared.errors import TooLarge
+
+    fid = st.create_folder(user["store_id"], None, "staged", "calendar")["id"]
+    st.save_calendar_items(fid, [save(st, "old.ics", ical("old"))])
+    etag = st.query_items(fid, ["etag"], None, [("uid", False)])[1]["etag"][0]
+    weekly = "RRULE:FREQ=WEEKLY;COUNT=4\r\n"
+    parked = [save(st, "a.ics", ical("a", rrule=weekly)), save(st, "b.ics", ical("b"))]
+    import_id = st.stage_calendar_objects(user["id"], fid, None, "s1", parked, ["old.ics"], {"old.ics": etag}, 10, 1000)
+    keys = [s.blob_key for s in parked]
+    assert st.staged_calendar_objects(user["id"]) == 3
+    assert st.calendar_import_exists(import_id, user["id"], fid)
+    assert not st.calendar_import_exists(import_id, user["id"] + 1, fid)
+    assert st.unreferenced_blob_keys(keys) == set()  # `groupware blobs gc` leaves them alone
+    with pytest.raises(TooLarge):
+        st.stage_calendar_objects(user["id"], fid, import_id, "s1", [], [f"{i}.ics" for i in range(8)], {}, 10, 1001)
+    with pytest.raises(ImportGone):
+        st.stage_calendar_objects(user["id"], fid, "0" * 32, "s1", [], ["x.ics"], {}, 10, 1001)
+    # A failed commit changes nothing and leaves the import staged.
+    clash = save(st, "c.ics", ical("a"))
+    with pytest.raises(Conflict):
+        st.save_calendar_items(fid, [clash], staged=(import_id, user["id"]))
+    st.blobs.delete(clash.blob_key)
+    assert st.staged_calendar_objects(user["id"]) == 3
+    done = st.save_calendar_items(fid, [save(st, "c.ics", ical("c"))], staged=(import_id, user["id"]))
+    assert [s["name"] for s in done["saved"]] == ["a.ics", "b.ics", "c.ics"] and len(done["deleted"]) == 1
+    assert st.staged_calendar_objects(user["id"]) == 0
+    with pytest.raises(ImportGone):
+        st.save_calendar_items(fid, [], staged=(import_id, user["id"]))
+    # The recurring object's occurrences came through staging: four of them are indexed.
+    week = 7 * 86400
+    start = calendar_module.timegm((2026, 12, 1, 10, 0, 0))
+    _, table = st.query_items(fid, ["name"], {"occurs": (start + 3 * week, start + 3 * week + 60)}, [("uid", False)])
+    assert table["name"] == ["a.ics"]
+
+    # Abandoned: the sweep drops imports last touched before its cut-off, with their blobs.
+    gone = [save(st, "d.ics", ical("d"))]
+    st.stage_calendar_objects(user["id"], fid, None, "s2", gone, [], {}, 10, 2000)
+    kept = [save(st, "e.ics", ical("e"))]
+    st.stage_calendar_objects(user["id"], fid, None, "s3", kept, [], {}, 10, 3000)
+    assert st.drop_stale_calendar_imports(1000) == 0
+    assert st.drop_stale_calendar_imports(2500) == 1
+    assert st.unreferenced_blob_keys([gone[0].blob_key, kept[0].blob_key]) == {gone[0].blob_key}
+    assert not os.path.exists(st.blobs.path(gone[0].blob_key))
+    assert os.path.exists(st.blobs.path(kept[0].blob_key))
+    # A logoff drops what its session staged to last.
+    assert st.drop_calendar_imports_of_session("s2") == 0
+    assert st.drop_calendar_imports_of_session("s3") == 1
+    assert not os.path.exists(st.blobs.path(kept[0].blob_key))
+    assert st.staged_calendar_objects(user["id"]) == 0

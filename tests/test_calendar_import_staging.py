@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from harness import USERS
+from harness import USERS, StoreProcess
 from shared import codec
 from shared.errors import BadRequest, TooLarge, Unavailable
 from soap_client import SoapClient, schema
@@ -108,3 +108,23 @@ def test_staging_is_bounded_and_cleaned_up(server):
     assert len(blob_files(server) - before) == 2
     alice.call("logoff")
     wait_until(lambda: blob_files(server) == before, timeout=30, message="staged blobs left after logoff")
+
+
+def test_an_abandoned_import_is_dropped_after_session_timeout(tmp_path):
+    """Nobody staged to it for `session_timeout` seconds: the store drops it and its blobs,
+    though the session that staged it stays in use."""
+    options = {"session_timeout": "3", "attachment_files_fsync": "no"}
+    with StoreProcess(str(tmp_path / "store"), options) as server:
+        alice = SoapClient(server.connect("unix"), XSD)
+        alice.logon("alice", USERS["alice"], "caldav")
+        fid = calendar(alice, "Abandoned")
+        before = blob_files(server)
+        import_id = codec.field(alice.call("saveCalendarItems", ("folderId", fid), ("stage", True), items("a", "b")),
+                                "importId")
+        assert len(blob_files(server) - before) == 2
+        wait_until(lambda: blob_files(server) == before, timeout=30, message="abandoned import not dropped")
+        assert "dropped 2 staged calendar objects of abandoned imports" in server.log()
+        alice.logon("alice", USERS["alice"], "caldav")
+        with pytest.raises(Unavailable):
+            alice.call("saveCalendarItems", ("folderId", fid), ("importId", import_id), items("c"))
+        alice.http.close()
