@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true",
                        help="create a demo user on first run and print its login")
     # How the supervisor starts its worker processes (store_workers, gateway_workers).
-    serve.add_argument("--worker", choices=("store", "gateways"), help=argparse.SUPPRESS)
+    serve.add_argument("--worker", choices=("prepare", "store", "gateways"), help=argparse.SUPPRESS)
 
     commands.add_parser("server", parents=[common],
                         help="run only the store server, in this process (like python -m server)")

@@ -133,12 +133,14 @@ def serve(cfg: Config, demo: bool = False, worker: str | None = None,
     """`groupware serve`: in one process when store_workers and gateway_workers are both
     1, else as a supervisor of worker processes (groupware.supervisor); `worker` is the
     role of such a process."""
-    if worker is not None:
+    if worker not in (None, "prepare"):
         return run_worker(cfg, worker)
     from shared.privileges import assume
 
     assume(cfg)  # run_as_user: the data dir and everything in it are that account's
     os.makedirs(cfg.data_dir, exist_ok=True)
+    if worker == "prepare":
+        return prepare_workers(cfg, demo)
     counts = worker_counts(cfg)
     if counts["store"] > 1 or counts["gateways"] > 1:
         from groupware.supervisor import supervise
@@ -149,9 +151,8 @@ def serve(cfg: Config, demo: bool = False, worker: str | None = None,
             from shared.metrics import prepare_multiprocess
             prepare_multiprocess(cfg.data_dir)
         setup_from_config(cfg)
-        login = ensure_demo_user(cfg) if demo else None
-        return supervise(cfg, worker_argv or [], counts,
-                         lambda lines: announce(cfg, lines, login))
+        return supervise(cfg, worker_argv or [], counts, demo,
+                         lambda lines, login: announce(cfg, lines, login))
     login = ensure_demo_user(cfg) if demo else None
     from twisted.internet import reactor
 
@@ -189,6 +190,25 @@ def announce(cfg: Config, lines: list[str], login: tuple[str, str] | None) -> No
     print(f"groupware is running; data in {cfg.data_dir}. Stop with Ctrl-C.", flush=True)
     if login:
         print(f"Demo login: user {login[0]}, password {login[1]}", flush=True)
+
+
+def prepare_workers(cfg: Config, demo: bool) -> int:
+    """What the supervisor has done before any worker starts, in a process of its own (so
+    that the supervisor never holds the storage code's memory): the schema brought up to
+    date once (workers that migrated side by side would race), the spool cleared
+    (afterwards, uploads in it may be any worker's) and, with `demo`, the demo user made;
+    its login, if one is to be shown, is the one line printed."""
+    import json
+
+    from server.service import SPOOL_DIR, open_storage, prepare_spool
+    from shared.logging import setup_from_config
+
+    setup_from_config(cfg)
+    open_storage(cfg).close()
+    prepare_spool(os.path.join(cfg.data_dir, SPOOL_DIR))
+    login = ensure_demo_user(cfg) if demo else None
+    print(json.dumps(list(login) if login else None), flush=True)
+    return 0
 
 
 def run_worker(cfg: Config, role: str) -> int:

@@ -1,6 +1,8 @@
 """The parent of `groupware serve`'s worker processes.
 
-It starts `store_workers` store server processes, then `gateway_workers` processes
+It has a short-lived process bring the schema up to date, clear the spool and make
+the demo user (so that the parent never holds the storage code's memory), then
+starts `store_workers` store server processes, then `gateway_workers` processes
 that each run every enabled gateway, hands them the listening sockets they ask
 for (shared.socketshare), prints the banner once all are ready, restarts a worker
 that dies (waiting longer after each quick death, up to a limit), passes SIGHUP on
@@ -12,6 +14,7 @@ still reach the store, then the store workers. Store workers share one session k
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import secrets
@@ -239,16 +242,24 @@ class Supervisor:
                 worker.proc.wait()
 
 
-def supervise(cfg: Config, argv: list[str], counts: dict[str, int],
-              announce: Callable[[list[str]], None]) -> int:
-    """Run `groupware serve` as worker processes until SIGTERM or SIGINT; the exit code."""
-    from server.service import SPOOL_DIR, open_storage, prepare_spool
+def prepare(argv: list[str], demo: bool) -> tuple[int, tuple[str, str] | None]:
+    """Run `groupware.serve.prepare_workers` in a process of its own: its exit code, and the
+    demo login to show."""
+    done = subprocess.run([sys.executable, "-m", "groupware.cli", *argv, "--worker", "prepare",
+                           *(["--demo"] if demo else [])], stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        return done.returncode, None
+    lines = done.stdout.strip().splitlines()
+    login = json.loads(lines[-1]) if lines else None
+    return 0, (login[0], login[1]) if login else None
 
-    # Before any store worker runs: the schema brought up to date once (workers that
-    # migrated side by side would race), and the spool cleared (afterwards, uploads in
-    # it may be any worker's).
-    open_storage(cfg).close()
-    prepare_spool(os.path.join(cfg.data_dir, SPOOL_DIR))
+
+def supervise(cfg: Config, argv: list[str], counts: dict[str, int], demo: bool,
+              announce: Callable[[list[str], tuple[str, str] | None], None]) -> int:
+    """Run `groupware serve` as worker processes until SIGTERM or SIGINT; the exit code."""
+    code, login = prepare(argv, demo)
+    if code != 0:
+        return code
     supervisor = Supervisor(cfg, argv, counts)
     previous = {signum: signal.signal(signum, supervisor._on_signal)
                 for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -262,7 +273,7 @@ def supervise(cfg: Config, argv: list[str], counts: dict[str, int],
             processes = ", ".join(f"{counts[role]} {role.rstrip('s')} process{'es' if counts[role] != 1 else ''}"
                                   for role in ROLES if counts.get(role))
             announce([f"store listening on {cfg.get('server_socket')} ({processes})",
-                      *(gateways.lines if gateways is not None else [])])
+                      *(gateways.lines if gateways is not None else [])], login)
             supervisor.run()
         return code
     finally:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import psutil
 import pytest
 
 from harness import READY_TIMEOUT, ROOT, ServerProcess, StoreProcess
@@ -177,6 +178,12 @@ def test_make_run_command_starts_the_demo(tmp_path):
             assert fp.read() == ""
         # The default socket is the data dir's server.sock, as the README says.
         assert os.path.exists(os.path.join(data_dir, "server.sock"))
+        # By default one store and one gateway process per core (one process on one core).
+        cores = len(os.sched_getaffinity(0))
+        roles = [child.cmdline()[-1] for child in psutil.Process(proc.pid).children()
+                 if "--worker" in child.cmdline()]
+        expected = [] if cores == 1 else ["gateways"] * cores + ["store"] * cores
+        assert sorted(roles) == expected, roles
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(30) == 0
     finally:
