@@ -45,12 +45,17 @@ def mariadb_engine(tmp_path):
         yield mysql_options(name)
 
 
-@pytest.fixture(params=[sqlite_engine, mariadb_engine], ids=["sqlite", "mariadb"])
+# With two store and two gateway processes, the calls of one operation (the staged calls of
+# a whole-calendar PUT among them) reach both store processes, and the kill takes all of them.
+@pytest.fixture(params=[(sqlite_engine, "1"), (mariadb_engine, "1"), (sqlite_engine, "2")],
+                ids=["sqlite", "mariadb", "sqlite-2-workers"])
 def options(request, tmp_path):
-    with request.param(tmp_path) as engine_options:
+    engine, workers = request.param
+    with engine(tmp_path) as engine_options:
         # SIGKILL leaves the page cache to the kernel, so fsyncs add nothing here but minutes on
         # a busy disk; what is tested is where the transactions begin and end.
-        yield {**engine_options, "log_level": "warning", "attachment_files_fsync": "no"}
+        yield {**engine_options, "log_level": "warning", "attachment_files_fsync": "no",
+               "store_workers": workers, "gateway_workers": workers}
 
 
 class Crashes:

@@ -1,4 +1,6 @@
-"""One store long-poll per folder, shared by every connection that has it selected."""
+"""One store long-poll per folder, shared by every connection that has it selected; with two
+store and two gateway processes, so that a change made through one store process reaches a
+poll parked in the other, and connections of either gateway process hear of it."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +9,7 @@ from gateways.imap.push import FolderWatches
 from imap_env import MESSAGE
 from waiting import wait_until
 
-pytestmark = pytest.mark.gateway_env("imap", tls=True)
+pytestmark = pytest.mark.gateway_env("imap", tls=True, store_workers="2", gateway_workers="2")
 
 
 def test_listeners_share_one_poll_that_moves_when_its_session_leaves(env):
