@@ -146,8 +146,8 @@ class SharedNotifier(LocalNotifier):
 
     Changes are published once per reactor turn, batched, after the local waiters
     are woken; a batch heard from a peer wakes the local waiters only. Logoffs
-    travel the same way, so a session ended in one process is refused by all
-    (`session_ended` is called with each one heard).
+    travel the same way, each at once, so a session ended in one process is refused
+    by all (`session_ended` is called with each one heard).
     """
 
     def __init__(self, clock: Any, max_timeout: float, relay: Relay) -> None:
@@ -155,7 +155,6 @@ class SharedNotifier(LocalNotifier):
         self.relay = relay
         self.session_ended: Callable[[str], None] | None = None
         self._pending: dict[int, int] = {}
-        self._ended: list[str] = []
         self._flush: IDelayedCall | None = None
 
     def start(self) -> Deferred:
@@ -168,9 +167,14 @@ class SharedNotifier(LocalNotifier):
         self._schedule()
 
     def ended(self, session_id: str) -> None:
-        """A session was logged off here: tell the other processes."""
-        self._ended.append(session_id)
-        self._schedule()
+        """A session was logged off here: tell the other processes at once, before the
+        logoff is answered, so that they have heard of it by the time the caller could
+        use the session again."""
+        try:
+            for message in encode_messages([], [session_id]):
+                self.relay.publish(message)
+        except Exception:
+            log.exception("could not tell the other store processes of a logoff")
 
     def _schedule(self) -> None:
         if self._flush is None:
@@ -187,9 +191,8 @@ class SharedNotifier(LocalNotifier):
     def _publish(self) -> None:
         self._flush = None
         pending, self._pending = self._pending, {}
-        ended, self._ended = self._ended, []
         try:
-            for message in encode_messages(sorted(pending.items()), ended):
+            for message in encode_messages(sorted(pending.items())):
                 self.relay.publish(message)
         except Exception:
             log.exception("could not publish changes to the other store processes")
