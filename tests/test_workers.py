@@ -8,6 +8,7 @@ import threading
 
 import psutil
 import pytest
+import requests
 
 from harness import ServerProcess
 from raw_clients import RawIMAP
@@ -132,3 +133,24 @@ def test_sigterm_stops_every_worker_and_removes_the_sockets(tmp_path):
     assert not os.path.exists(server.socket_path)
     assert not os.path.exists(os.path.join(server.data_dir, "lmtp.sock"))
     server.stop()
+
+
+def test_a_calendar_put_larger_than_one_store_call_is_stored_whole(served):
+    """The CalDAV gateway stages such a PUT over several store calls, which the store
+    workers share between them; the last stores all of it."""
+    events = 2100  # above the 2000 objects of one call
+    feed = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + "".join(
+        f"BEGIN:VEVENT\r\nUID:w{i}@example.org\r\nDTSTAMP:20260101T000000Z\r\n"
+        f"DTSTART:20261201T{i % 24:02d}0000Z\r\nDURATION:PT30M\r\nSUMMARY:{i}\r\nEND:VEVENT\r\n"
+        for i in range(events)) + "END:VCALENDAR\r\n"
+    url = f"http://127.0.0.1:{served.port('ical')}/ical/demo/Workers"
+    auth = ("demo", served.demo_password())
+    for n in range(2):  # created, then every object replaced
+        body = feed.replace("\r\nSUMMARY:", f"\r\nSUMMARY:v{n}-")
+        r = requests.put(url, data=body.encode(), auth=auth, headers={"Content-Type": "text/calendar"},
+                         timeout=scaled(300))
+        assert r.status_code in (201, 204), (r.status_code, r.text)
+        got = requests.get(url, auth=auth, timeout=scaled(120))
+        assert got.status_code == 200
+        assert got.text.count("BEGIN:VEVENT") == events
+        assert got.text.count(f"SUMMARY:v{n}-") == events
