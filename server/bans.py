@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ class StoredBans:
         self.storage = storage
         self.run = run
         self.clock = clock
+        self._writing: set[Deferred] = set()
 
     def banned_until(self, key: str) -> Deferred:
         return self.run(self.storage.address_banned_until, key)
@@ -26,3 +27,11 @@ class StoredBans:
         d = self.run(self.storage.ban_address, key, until, self.clock())
         # The ban holds in memory regardless; only its surviving a restart is lost.
         d.addErrback(lambda failure: log.error("could not keep the ban of %s: %s", key, failure.getErrorMessage()))
+        self._writing.add(d)
+        d.addBoth(lambda result: self._writing.discard(d))
+
+    def kept(self) -> Deferred:
+        """Fires once every ban being written now is in the database (or failed to be): a
+        failed logon that made a ban is answered after that, so that the caller's next
+        attempt, whichever store process or instance it reaches, is refused."""
+        return DeferredList(list(self._writing))

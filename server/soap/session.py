@@ -7,6 +7,7 @@ from typing import Any
 
 from lxml import etree
 
+from server.bans import StoredBans
 from server.soap.context import Call, Services, response
 from shared.codec import add, element, field, required
 from shared.authguard import Banned, log_safe
@@ -88,6 +89,8 @@ async def logon(call: Call) -> etree._Element:
         # The guard's line (a gateway wrote its own) is the one fail2ban reads.
         guard.failed(kind, address, name, quiet=gateway)
         log.info("authentication failed for user %r from %s", name, where)
+        if isinstance(guard.bans, StoredBans):
+            await guard.bans.kept()
         raise
     finally:
         if attempt is not None:
