@@ -122,8 +122,9 @@ def test_an_abandoned_import_is_dropped_after_session_timeout(tmp_path):
         import_id = codec.field(alice.call("saveCalendarItems", ("folderId", fid), ("stage", True), items("a", "b")),
                                 "importId")
         assert len(blob_files(server) - before) == 2
-        wait_until(lambda: blob_files(server) == before, timeout=30, message="abandoned import not dropped")
-        assert "dropped 2 staged calendar objects of abandoned imports" in server.log()
+        wait_until(lambda: blob_files(server) == before
+                   and "dropped 2 staged calendar objects of abandoned imports" in server.log(),
+                   timeout=30, message="abandoned import not dropped")
         alice.logon("alice", USERS["alice"], "caldav")
         with pytest.raises(Unavailable):
             alice.call("saveCalendarItems", ("folderId", fid), ("importId", import_id), items("c"))
