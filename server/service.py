@@ -222,11 +222,18 @@ class StoreServer:
             lines.append(f"store listening on {where}")
         return lines
 
-    def _measure_pool(self) -> None:
+    def _measure_pool(self) -> Deferred | None:
+        """The pool gauge, read in the storage threads like every storage call."""
         from shared.metrics import DB_POOL
-        if self.storage is not None:
-            for state, count in self.storage.pool_use().items():
+        if self.storage is None:
+            return None
+
+        def gauge(counts: dict[str, int]) -> None:
+            for state, count in counts.items():
                 DB_POOL.labels(state).set(count)
+
+        # A failed reading (the pool stopping) must not end the looping call.
+        return self.run(self.storage.pool_use).addCallbacks(gauge, lambda failure: None)
 
     def ready(self) -> Deferred:
         """Fires when the database answers (metrics_listen's /readyz)."""
