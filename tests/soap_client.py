@@ -9,6 +9,7 @@ import functools
 import os
 import select
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
@@ -281,3 +282,14 @@ def post_as(account: str, socket_path: str, request: bytes) -> bytes:
         os.setuid(entry.pw_uid)
     return subprocess.run(["/usr/bin/python3", "-c", script, socket_path], input=request, capture_output=True,
                           preexec_fn=drop, timeout=30, check=True).stdout
+
+
+def calendar_items(event: Callable[[str], str], *uids: str) -> tuple[str, list]:
+    """The `item` elements of a saveCalendarItems call: `<uid>.ics` holding event(uid) for each uid."""
+    out = []
+    for uid in uids:
+        el = codec.element("item")
+        codec.add(el, "name", f"{uid}.ics")
+        codec.add(el, "icalendar", event(uid))
+        out.append(el)
+    return "item", out

@@ -14,7 +14,7 @@ import pytest
 from harness import USERS, StoreProcess
 from shared import codec
 from shared.errors import BadRequest, TooLarge, Unavailable
-from soap_client import SoapClient, schema
+from soap_client import SoapClient, calendar_items, schema
 from waiting import wait_until
 
 XSD = schema()
@@ -33,13 +33,7 @@ def event(uid: str) -> str:
 
 
 def items(*uids: str) -> tuple[str, list]:
-    out = []
-    for uid in uids:
-        el = codec.element("item")
-        codec.add(el, "name", f"{uid}.ics")
-        codec.add(el, "icalendar", event(uid))
-        out.append(el)
-    return "item", out
+    return calendar_items(event, *uids)
 
 
 def blob_files(server) -> set[str]:

@@ -19,7 +19,7 @@ from harness import USERS, mysql_options, store_workers, throwaway_mariadb_datab
 from server.service import open_storage
 from shared import codec
 from shared.errors import AuthFailed, BANNED, BadRequest, NotFound, SessionInvalid, TooLarge, Unavailable
-from soap_client import HoppingClient, RawHTTP, SoapClient, schema
+from soap_client import HoppingClient, RawHTTP, SoapClient, calendar_items, schema
 from waiting import scaled, wait_until
 
 XSD = schema()
@@ -55,13 +55,7 @@ def event(uid: str) -> str:
 
 
 def items(*uids: str) -> tuple[str, list]:
-    out = []
-    for uid in uids:
-        el = codec.element("item")
-        codec.add(el, "name", f"{uid}.ics")
-        codec.add(el, "icalendar", event(uid))
-        out.append(el)
-    return "item", out
+    return calendar_items(event, *uids)
 
 
 def blob_files(data_dir: str) -> set[str]:

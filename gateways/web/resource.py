@@ -199,14 +199,7 @@ class WebPages:
             request.write(self._html(request, code, body))
             request.finish()
 
-        def failed(failure: Any) -> None:
-            log.error("web: %s", failure.getTraceback())
-            if not (request.finished or request._disconnected):
-                request.setResponseCode(500)
-                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-                request.write(b"internal error\n")
-                request.finish()
-        defer.ensureDeferred(work).addCallbacks(send, failed)
+        defer.ensureDeferred(work).addCallbacks(send, self._internal_error, errbackArgs=(request,))
 
     def _redirect(self, request: server.Request) -> bytes:
         """Post/Redirect/Get: the page is fetched again, a reload does not repeat the POST."""
