@@ -14,12 +14,18 @@ import time
 
 import pytest
 
+from dovecot import PrivateDovecot
 from harness import CONFIG_DIR, ROOT, ServerProcess, run_groupware as groupware
 from mail_moving import (PEER_PASSWORD, PEER_USER, append_samples, mailbox, open_store, sample_date,
                          make_peer, sample_message)
 from waiting import scaled
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/usr/sbin/dovecot"), reason="needs dovecot-imapd")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dovecot_installed():
+    """Debian's dovecot-imapd for the live source, installed when missing."""
+    PrivateDovecot.install("imap")
 
 
 @pytest.fixture

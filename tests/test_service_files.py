@@ -14,13 +14,27 @@ import sys
 
 import pytest
 
+from debian import ensure_packages
 from harness import CONFIG_DIR, ServerProcess
 from waiting import scaled, wait_until
 
 UNITS = os.path.join(CONFIG_DIR, "systemd")
 GROUPWARE = os.path.join(sys.prefix, "bin", "groupware")
-needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                           reason="systemd-analyze is part of Debian's systemd package")
+
+
+@pytest.fixture(scope="module")
+def systemd_analyze():
+    """Debian's systemd package for systemd-analyze, installed when missing."""
+    ensure_packages({"systemd": lambda: shutil.which("systemd-analyze") is not None})
+
+
+needs_systemd_analyze = pytest.mark.usefixtures("systemd_analyze")
+
+
+@pytest.fixture(scope="module")
+def logrotate():
+    """Debian's logrotate, installed when missing."""
+    ensure_packages({"logrotate": lambda: shutil.which("logrotate") is not None})
 
 
 def installed_units(directory) -> dict[str, str]:
@@ -96,7 +110,7 @@ def test_the_units_command_and_environment_start_the_suite(tmp_path):
         proc.stdout.close()
 
 
-@pytest.mark.skipif(shutil.which("logrotate") is None, reason="logrotate is Debian's logrotate package")
+@pytest.mark.usefixtures("logrotate")
 def test_logrotate_snippet_rotates_a_live_log(tmp_path):
     server = ServerProcess(str(tmp_path / "var"), {"log_level": "debug"}, demo=True)
     with server:
