@@ -40,6 +40,7 @@ from server.storage.engine import is_storage_full
 from shared.authguard import LOCAL
 from shared.codec import fault
 from shared.errors import BadRequest, GroupwareError, Internal, NotFound, SessionInvalid, StorageFull, TooLarge
+from shared.metrics import ReadinessResource
 from shared.spans import SpanReader
 
 log = logging.getLogger(__name__)
@@ -488,36 +489,6 @@ class UploadResource(Resource):
         return NOT_DONE_YET
 
 
-class HealthResource(Resource):
-    """GET /health: 200 when the database answers a query, 503 with the reason when not
-    (what the readiness checks of `metrics_listen` ask, here and from the gateways)."""
-
-    isLeaf = True
-
-    def __init__(self, site: "StoreSite") -> None:
-        super().__init__()
-        self.site = site
-
-    def render_GET(self, request: Request) -> Any:
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        request.setHeader(b"Cache-Control", b"no-store")
-
-        def ok(_: Any) -> None:
-            request.write(b"ok\n")
-            request.finish()
-
-        def failed(failure: Failure) -> None:
-            request.setResponseCode(503)
-            request.write(b"database unavailable\n")
-            request.finish()
-            log.warning("health check: database unavailable: %s", failure.getErrorMessage())
-        done: list = []
-        request.notifyFinish().addBoth(done.append)
-        self.site.services.run(self.site.services.storage.ping).addCallbacks(ok, failed).addErrback(
-            lambda f: None if done else log.error("health check failed: %s", f.getTraceback()))
-        return NOT_DONE_YET
-
-
 class StoreSite(Site):
     """The resource tree plus what the channel needs to police request bodies."""
 
@@ -538,7 +509,8 @@ class StoreSite(Site):
         root.putChild(b"soap", SoapResource(self))
         root.putChild(b"stream", StreamResource(self))
         root.putChild(b"upload", UploadResource(self))
-        root.putChild(b"health", HealthResource(self))
+        # What the gateways' readiness checks and the adapter's failover ask: does the database answer?
+        root.putChild(b"health", ReadinessResource(lambda: services.run(services.storage.ping)))
 
     def log(self, request: Request) -> None:
         log.debug("%s %s %s -> %s", _peer(request), request.method.decode("ascii", "replace"),

@@ -170,7 +170,10 @@ class _Live(resource.Resource):
         return b"ok\n"
 
 
-class _Ready(resource.Resource):
+class ReadinessResource(resource.Resource):
+    """GET: 200 once `check()` fires, 503 with the reason when it fails: the store's
+    `/health` and every process's `/readyz` answer this way."""
+
     isLeaf = True
 
     def __init__(self, check: Callable[[], defer.Deferred]) -> None:
@@ -186,10 +189,12 @@ class _Ready(resource.Resource):
             request.finish()
 
         def not_ready(failure: Any) -> None:
+            reason = failure.getErrorMessage()
+            log.warning("readiness check failed: %s", reason)
             request.setResponseCode(503)
-            request.write(f"not ready: {failure.getErrorMessage()}\n".encode("utf-8", "replace"))
+            request.write(f"not ready: {reason}\n".encode("utf-8", "replace"))
             request.finish()
-        finished = []
+        finished: list = []
         request.notifyFinish().addBoth(finished.append)
         d = defer.maybeDeferred(self.check)
         d.addCallbacks(ready, not_ready).addErrback(lambda f: None if finished else log.error("%s", f))
@@ -215,7 +220,7 @@ class MetricsService:
         root = resource.Resource()
         root.putChild(b"metrics", _Metrics())
         root.putChild(b"healthz", _Live())
-        root.putChild(b"readyz", _Ready(ready))
+        root.putChild(b"readyz", ReadinessResource(ready))
         self.site = _Site(root, timeout=60)
 
     @staticmethod
