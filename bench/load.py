@@ -4,7 +4,9 @@ Starts two real `groupware serve` (one with a single process, store and gateways
 store_workers=1 gateway_workers=1; one with a store and a gateway process per core:
 store_workers=0 gateway_workers=0; more options for both from --set) and a private
 Dovecot (Debian's dovecot-imapd, installed when missing), all with the same ten users
-and the very same argon2id hash for each, none caching credentials. Each client loops,
+and the very same argon2id hash for each, and the same credentials cache (--auth-cache:
+our `auth_cache_size`, Dovecot's `auth_cache_size`, both with a one-hour ttl; 0: no cache
+on either). Each client loops,
 on its user's INBOX (clients of one user share it):
 
     LOGIN, SELECT INBOX, APPEND (UIDPLUS), FETCH 1:* (FLAGS), UID FETCH <new> BODY.PEEK[],
@@ -18,7 +20,7 @@ delay across two store instances on one database (an IDLE client on a gateway of
 hears of APPENDs through a gateway of the other), p50 and p99.
 
     python bench/load.py [--clients 10 50] [--seconds 20] [--runs 3] [--pushes 100]
-                         [--set NAME=VALUE ...]
+                         [--auth-cache 10M] [--set NAME=VALUE ...]
 """
 from __future__ import annotations
 
@@ -190,7 +192,7 @@ def measure(port: int, pid: int, clients: int, seconds: float) -> Result:
 
 
 @contextlib.contextmanager
-def servers(settings: dict[str, str]) -> Iterator[dict[str, tuple[int, Callable[[], int]]]]:
+def servers(settings: dict[str, str], auth_cache: str) -> Iterator[dict[str, tuple[int, Callable[[], int]]]]:
     """{name: (IMAP port, pid of its top process)} of our two set-ups and Dovecot."""
     PrivateDovecot.install("imap")
     hashed = hash_password(PASSWORD)
@@ -199,7 +201,8 @@ def servers(settings: dict[str, str]) -> Iterator[dict[str, tuple[int, Callable[
         for name, workers in SETUPS.items():
             data_dir = os.path.join(base, name.replace(" ", "-").replace(",", ""))
             options = {"imap_listen": "127.0.0.1:0", "log_level": "warning",
-                       "store_workers": workers, "gateway_workers": workers, **settings}
+                       "store_workers": workers, "gateway_workers": workers,
+                       "auth_cache_size": auth_cache, "auth_cache_ttl": "3600", **settings}
             storage = open_storage(Config(options, data_dir))
             try:
                 for user in USERS:
@@ -209,7 +212,7 @@ def servers(settings: dict[str, str]) -> Iterator[dict[str, tuple[int, Callable[
             server = stack.enter_context(ServerProcess(data_dir, options))
             found[name] = (server.port("imap"), server.pid)
         dovecot = PrivateDovecot(os.path.join(base, "dovecot"), "imap", USERS[0], "{ARGON2ID}" + hashed,
-                                 tuning=DOVECOT_TUNING,
+                                 tuning=DOVECOT_TUNING + f"auth_cache_size = {auth_cache}\nauth_cache_ttl = 1 hour\n",
                                  more_users={user: "{ARGON2ID}" + hashed for user in USERS[1:]})
         dovecot.start()
         stack.callback(dovecot.stop)
@@ -296,12 +299,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pushes", type=int, default=100, help="APPENDs timed across instances (0: none)")
+    parser.add_argument("--auth-cache", default="10M",
+                        help="credentials cache of both servers, e.g. 10M (0: none)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="an option of our servers (repeatable), e.g. user_threads=2")
     args = parser.parse_args()
     settings = parse_overrides(args.set)
     results: dict[int, list[dict[str, Result]]] = defaultdict(list)
-    with servers(settings) as found:
+    with servers(settings, args.auth_cache) as found:
         for name, (port, _) in found.items():  # warm-up: stores, indexes, login processes
             load(port, 2, 2)
         for run in range(args.runs):

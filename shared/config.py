@@ -115,6 +115,8 @@ OPTIONS: dict[str, Option] = {
         memory_trim_interval=number("30"),
         user_threads=number("4", minimum=1),
         password_hash_threads=number("0"),
+        auth_cache_size=size("0"),
+        auth_cache_ttl=seconds("3600"),
         store_workers=number("0"),
         notify_socket_dir=text(""),
         redis_url=typed("redis_url"),

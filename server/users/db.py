@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from server.users import UserBackend
+from server.users.verified import VerifiedCredentials
 from shared.config import Config
 from shared.errors import AuthFailed
 
@@ -44,9 +45,11 @@ def password_hash_slots(config: Config) -> int:
 
 
 class DbUserBackend(UserBackend):
-    def __init__(self, storage: Any, hasher: PasswordHasher = HASHER, hash_slots: int = 1) -> None:
+    def __init__(self, storage: Any, hasher: PasswordHasher = HASHER, hash_slots: int = 1,
+                 verified: VerifiedCredentials | None = None) -> None:
         self._storage = storage
         self._hasher = hasher
+        self._verified = verified or VerifiedCredentials(0, 0)
         self._hashing = threading.BoundedSemaphore(hash_slots)
         # Unknown users are checked against this so that a logon costs the
         # same whether or not the name exists (no user enumeration by timing).
@@ -55,6 +58,8 @@ class DbUserBackend(UserBackend):
     def authenticate(self, name: str, password: str) -> dict[str, Any]:
         user = self._storage.get_user(name)
         stored = (user or {}).get("password_hash") or self._dummy_hash
+        if user is not None and user.get("active", True) and self._verified.holds(name, stored, password):
+            return user
         try:
             with self._hashing:
                 self._hasher.verify(stored, password)
@@ -66,6 +71,7 @@ class DbUserBackend(UserBackend):
         if not valid or not user.get("active", True):
             raise AuthFailed("authentication failed")
         self._maybe_rehash(user, stored, password)
+        self._verified.add(name, stored, password)
         return user
 
     def set_password(self, name: str, password: str) -> None:
@@ -95,4 +101,6 @@ class DbUserBackend(UserBackend):
 
 
 def backend(config: Config, storage: Any) -> DbUserBackend:
-    return DbUserBackend(storage, hash_slots=password_hash_slots(config))
+    return DbUserBackend(storage, hash_slots=password_hash_slots(config),
+                         verified=VerifiedCredentials(config.get_size("auth_cache_size"),
+                                                      config.get_seconds("auth_cache_ttl")))
