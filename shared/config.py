@@ -267,6 +267,7 @@ OPTIONS: dict[str, Option] = {
         ical_max_xml_depth=number("32", minimum=4),
         ical_max_xml_elements=number("10000", minimum=16),
         ical_max_import_objects=number("20000"),
+        ical_max_vcard_size=size("4M"),
         ical_session_expiry=number("300"),
         ical_session_cache=number("10000", minimum=1),
         ical_threads=number("8", minimum=1),

@@ -269,9 +269,9 @@ def test_calendars_and_contacts(tmp_path):
     storage = open_store(data)
     try:
         rows = {r["name"]: r for r in storage.list_folders(storage.get_user("alice")["store_id"])}
-        _, contacts = storage.query_items(rows["Contacts"]["id"], ["name", "icalUid", "itemClass", "summary"])
+        _, contacts = storage.query_items(rows["Contacts"]["id"], ["name", "icalUid", "itemClass", "fn"])
         assert contacts["itemClass"] == ["IPM.Contact"] * 2
-        assert contacts["summary"] == ["Anna Müller", "Bernd Without UID"]
+        assert contacts["fn"] == ["Anna Müller", "Bernd Without UID"]
         assert contacts["name"][0] == "card-1@example.org.vcf"
         _, events = storage.query_items(rows["Calendar"]["id"], ["icalUid", "summary", "recurring"])
         assert sorted(zip(events["icalUid"], events["summary"], events["recurring"])) == \

@@ -4,8 +4,8 @@ The resource does what must not cost a thread or must happen before a body is
 read: size limits (413 before reading), Basic authentication through the login
 service (`shared.login`, whose delay after failures is a reactor timer) and the
 session cache on top of it, hostile-XML refusal, URL
-mapping (`/caldav/...`, `/ical/<user>/<calendar>`, `/.well-known/caldav`, principal
-discovery on any other path). Then it hands the request to Radicale in a WSGI
+mapping (`/caldav/...`, `/carddav/...`, `/ical/<user>/<calendar>`, `/.well-known/caldav`
+and `/.well-known/carddav`, principal discovery on any other path). Then it hands the request to Radicale in a WSGI
 thread, and maps store errors Radicale could not express (503, 403, 409) back.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
 
+from gateways.caldav import addressbooks
 from gateways.caldav import auth as auth_plugin
 from gateways.caldav import properties
 from gateways.caldav import context, direct, feed_import, listing, radicale_glue, rights, storage
@@ -41,6 +42,8 @@ from shared.login import LoginRefused, Outcome, plaintext_login_allowed
 log = logging.getLogger("gateways.caldav")
 
 CALDAV_ROOT = "/caldav"
+# The same home under the URL Kopano's kDAV gave address books (answers name this root).
+CARDDAV_ROOT = "/carddav"
 ICAL_ROOT = "/ical"
 PUBLISHED_ROOT = "/ical/published/"
 REALM = "Groupware CalDAV"
@@ -62,19 +65,12 @@ STATUS_FOR_ERROR: dict[type, int] = {Unavailable: 503, Forbidden: 403, NotFound:
                                      StorageFull: 507}
 
 
-# CardDAV and scheduling are not offered: Radicale's answers are cut to calendars.
-_ADDRESSBOOK_HOME = re.compile(rb"<(\w+):addressbook-home-set(?:\s*/>|>.*?</\1:addressbook-home-set>)", re.S)
-
 
 def publish_action(body: bytes) -> bool | None:
     """What a POST to a calendar asks: True to publish it, False to unpublish it, None
     when its body is neither `<CS:publish-calendar/>` nor `<CS:unpublish-calendar/>`."""
     root = xml_root(body)
     return PUBLISH_ACTIONS.get(root.tag) if root is not None else None
-
-
-def _calendar_only(dav_header: str) -> str:
-    return ", ".join(t.strip() for t in dav_header.split(",") if t.strip() != "addressbook")
 
 
 class LimitedRequest(server.Request):
@@ -183,9 +179,10 @@ class GatewayResource(resource.Resource):
             return self._plain(request, 400, "bad path\n")
         if self.web is not None and self.web.handles(request):
             return self.web.render(request)
-        if path.rstrip("/") == "/.well-known/caldav":
+        well_known = {"/.well-known/caldav": CALDAV_ROOT, "/.well-known/carddav": CARDDAV_ROOT}.get(path.rstrip("/"))
+        if well_known is not None:
             request.setResponseCode(301)
-            request.setHeader(b"location", (CALDAV_ROOT + "/").encode())
+            request.setHeader(b"location", (well_known + "/").encode())
             return b""
         if path.startswith("/.well-known/"):
             return self._plain(request, 404, "not found\n")
@@ -197,14 +194,15 @@ class GatewayResource(resource.Resource):
             rest = [p for p in request.postpath[1:] if p]
             if len(rest) != 2:
                 return self._plain(request, 404, "expected /ical/<user>/<calendar>\n")
-            if request.method == b"PUT":
+            if request.method == b"PUT" and not addressbooks.is_vcard_upload(request.getHeader(b"content-type")):
                 request.calendar_import = rest
             # The whole calendar is the collection; Radicale serves and replaces it.
             request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], rest + [b""]
-        elif path == CALDAV_ROOT or path.startswith(CALDAV_ROOT + "/"):
-            request.prepath, request.postpath = [CALDAV_ROOT[1:].encode()], request.postpath[1:]
+        elif any(path == root or path.startswith(root + "/") for root in (CALDAV_ROOT, CARDDAV_ROOT)):
+            request.prepath, request.postpath = request.postpath[:1], request.postpath[1:]
             segments = [p for p in request.postpath if p]
-            if request.method == b"PUT" and len(segments) == 2 and not path.endswith(".ics"):
+            if (request.method == b"PUT" and len(segments) == 2 and not path.endswith((".ics", ".vcf"))
+                    and not addressbooks.is_vcard_upload(request.getHeader(b"content-type"))):
                 # A whole calendar: updated by difference, as at /ical/.
                 request.calendar_import = segments
             elif request.method == b"POST" and len(segments) == 2:
@@ -486,6 +484,17 @@ class GatewayResource(resource.Resource):
         for key in ("PATH_INFO", "SCRIPT_NAME"):
             environ[key] = environ.get(key, "").encode("latin-1").decode("utf-8", "replace")
         environ[auth_plugin.USER_KEY] = ctx.user
+        vcard_put = False
+        if environ["REQUEST_METHOD"] == "PUT":
+            body = request_body(environ) or b""
+            vcard_put = addressbooks.is_vcard_put(body, environ.get("CONTENT_TYPE"))
+            refused = addressbooks.check_upload(body, environ.get("CONTENT_TYPE", ""), self.limits)
+            if refused is not None:
+                start_response(refused[0], [("Content-Type", "text/xml; charset=utf-8")])
+                return [refused[1]]
+            if vcard_put:
+                ctx.put_texts = addressbooks.sent_texts(body)
+                addressbooks.lighten_request(environ, body)
         if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].strip("/").count("/") == 2:
             ctx.put_conditions = (environ.get("HTTP_IF_MATCH") or None, environ.get("HTTP_IF_NONE_MATCH") == "*")
         elif environ["REQUEST_METHOD"] == "DELETE" and environ["PATH_INFO"].strip("/").count("/") == 2:
@@ -496,11 +505,6 @@ class GatewayResource(resource.Resource):
                 log.info("caldav: REPORT of %s refused: a date beyond %s", ctx.user, broken)
                 start_response("403 Forbidden", [("Content-Type", "text/xml; charset=utf-8")])
                 return [refusal(broken)]
-        # Principal answers are small; read them uncompressed to take CardDAV out of them.
-        principal_propfind = (environ["REQUEST_METHOD"] == "PROPFIND"
-                              and environ["PATH_INFO"].strip("/").count("/") == 0)
-        if principal_propfind:
-            environ.pop("HTTP_ACCEPT_ENCODING", None)
         captured: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
@@ -525,13 +529,12 @@ class GatewayResource(resource.Resource):
         if ctx.budget.stopped is not None:
             return self._stopped(ctx, start_response)
         status, headers = captured
-        headers = [(k, _calendar_only(v) if k.lower() == "dav" else v) for k, v in headers]
-        if principal_propfind:
-            data = _ADDRESSBOOK_HOME.sub(b"", b"".join(body))
-            headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in headers]
-            body = [data]
         if ctx.error is not None and status[:3] in ("500", "400", "403", "404", "409"):
             status, headers, body = self._store_error(ctx.error, status, headers, body)
+        if environ["REQUEST_METHOD"] == "PUT":
+            refused = addressbooks.refused_put(ctx, environ["PATH_INFO"], vcard_put, status)
+            if refused is not None:
+                status, headers, body = refused[0], [("Content-Type", "text/xml; charset=utf-8")], [refused[1]]
         start_response(status, headers)
         return body
 

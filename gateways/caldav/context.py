@@ -43,6 +43,9 @@ class RequestContext:
         # An item PUT's If-Match and If-None-Match: *, which the store checks again as it
         # writes, as it checks the UID (None: not an item PUT).
         self.put_conditions: tuple[str | None, bool] | None = None
+        # The vCards of a PUT to an address book as the client sent them, by UID: they are
+        # stored as sent, not as Radicale writes them again.
+        self.put_texts: dict[str, str] = {}
         # An item DELETE's If-Match, checked by the store as it deletes.
         self.delete_condition: str | None = None
 

@@ -34,12 +34,13 @@ class Report:
     """What a handler needs: where the calendar is, the session's folder for it, and a
     way to write a large answer off the reactor."""
 
-    def __init__(self, answers: "DirectAnswers", session: Any, user: str, segment: str) -> None:
+    def __init__(self, answers: "DirectAnswers", session: Any, user: str, segment: str,
+                 script_name: str) -> None:
         self.answers = answers
         self.session = session
         self.user = user
         self.segment = segment
-        self.href_prefix = f"{answers.script_name}/{user}/{segment}/"
+        self.href_prefix = f"{script_name}/{user}/{segment}/"
 
     async def folder(self, folder_id: int | None = None) -> Any:
         """The folder at the request's URL, from the session's home as last listed (listed
@@ -104,7 +105,11 @@ class DirectAnswers:
         handler = HANDLERS.get(root.tag) if root is not None else None
         if handler is None:
             return defer.succeed(False)
-        return defer.ensureDeferred(self._answer(request, handler, Report(self, session, user, segment), root))
+        # The root the client used (/caldav or /carddav) prefixes the hrefs of the answer.
+        script_name = "/" + b"/".join(request.prepath).decode("utf-8", "replace") if request.prepath \
+            else self.script_name
+        report = Report(self, session, user, segment, script_name)
+        return defer.ensureDeferred(self._answer(request, handler, report, root))
 
     async def _answer(self, request: Any, handler: Handler, report: Report, root: ET.Element) -> bool:
         try:

@@ -8,7 +8,8 @@
   PROPPATCH. Malformed XML is left to Radicale, which answers it 400.
 - PROPFIND with `Depth: infinity` is refused with 403 `DAV:propfind-finite-depth`
   (RFC 4918 §9.1): a client walks the tree one level at a time instead.
-- A whole-calendar PUT holds at most `ical_max_import_objects` objects (413).
+- A whole-calendar PUT holds at most `ical_max_import_objects` objects (413); so does a
+  whole-address-book PUT, whose every vCard has at most `ical_max_vcard_size` bytes (413).
 """
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ class RequestLimits:
     xml_depth: int = 32
     xml_elements: int = 10000
     import_objects: int = 20000
+    vcard_size: int = 4 * 1024 * 1024
 
     @classmethod
     def from_config(cls, cfg: Any) -> "RequestLimits":
         return cls(cfg.get_int("ical_max_xml_depth"), cfg.get_int("ical_max_xml_elements"),
-                   cfg.get_int("ical_max_import_objects"))
+                   cfg.get_int("ical_max_import_objects"), cfg.get_size("ical_max_vcard_size"))
 
     def check_xml(self, body: IO[bytes]) -> None:
         """Raises Refused for a body over the limits or with a DTD; rewinds `body`."""

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gateways.caldav import context, storage
+from gateways.caldav.addressbooks import CONTACT_ITEM_CLASS
 from gateways.caldav.xmlbody import request_body, xml_root
 from gateways.caldav.radicale_glue import item_content_type
 
@@ -52,6 +53,7 @@ def item_responses(href_prefix: str, rows: Iterable[tuple[str, str | None, str |
                    props: list[str], prefix: str = "") -> bytes:
     """<response> elements for (name, etag, itemClass) rows, DAV: elements written with `prefix`."""
     content_types = {cls: xml_text(item_content_type(comp)) for cls, comp in storage.COMPONENTS.items()}
+    content_types[CONTACT_ITEM_CLASS] = xml_text(item_content_type("", "VCARD"))
     default_type = xml_text(item_content_type("VEVENT"))
     out = []
     for name, etag, item_class in rows:

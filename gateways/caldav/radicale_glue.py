@@ -98,7 +98,7 @@ TIMESTAMP_MAX: int = radicale_filter.TIMESTAMP_MAX
 
 __all__ = ["Application", "BaseAuth", "BaseCollection", "BaseRights", "BaseStorage",
            "ComponentExistsError", "ComponentNotFoundError", "Item", "TIMESTAMP_MAX", "make_item",
-           "TIMESTAMP_MIN", "item_content_type", "make_application", "make_clark", "radicale_logger",
+           "TIMESTAMP_MIN", "item_content_type", "make_application", "make_clark", "radicale_logger", "read_vcard",
            "sanitize_path", "simplify_prefilters", "strip_path", "version"]
 
 
@@ -111,23 +111,30 @@ def strip_path(path: str) -> str:
 
 
 def make_item(cls: type, collection: Any, href: str, text: str | None, etag: str, uid: str | None,
-              component_name: str, time_range: tuple[int, int] | None, last_modified: str) -> Any:
+              component_name: str, time_range: tuple[int, int] | None, last_modified: str,
+              name: str = "VCALENDAR") -> Any:
     """An Item (or subclass) with every cached field set, without Item.__init__'s path
     checks, which cost more than the rest of a listing; `text` None leaves the text to
-    the subclass to load."""
+    the subclass to load. `name` is VCARD for a contact (its component name is "")."""
     item = cls.__new__(cls)
     item.__dict__.update(_collection_path=collection.path, collection=collection, href=href,
                          last_modified=last_modified, _text=text, _vobject_item=None, _etag=etag,
-                         _uid=uid, _name="VCALENDAR", _component_name=component_name,
+                         _uid=uid, _name=name, _component_name=component_name,
                          _time_range=time_range)
     return item
 
 
-def item_content_type(component_name: str) -> str:
-    """getcontenttype of a calendar object holding `component_name`, as Radicale writes it."""
+def item_content_type(component_name: str, name: str = "VCALENDAR") -> str:
+    """getcontenttype of a calendar object holding `component_name` (or of a contact: name
+    VCARD, component ""), as Radicale writes it."""
     stand_in = Item.__new__(Item)
-    stand_in.__dict__.update(_name="VCALENDAR", _component_name=component_name)
+    stand_in.__dict__.update(_name=name, _component_name=component_name)
     return xmlutils.get_content_type(stand_in, "utf-8")
+
+
+def read_vcard(text: str) -> Any:
+    """The vobject component of one vCard, as Radicale's Item parses its text."""
+    return vobject.readOne(text)
 
 
 def sanitize_path(path: str) -> str:

@@ -28,6 +28,8 @@ from gateways.caldav.radicale_glue import (TIMESTAMP_MAX, TIMESTAMP_MIN, BaseCol
                                            strip_path)
 
 CALENDAR_CLASSES = ("calendar", "tasks")
+# Folders of the home: calendars, task lists and address books (gateways/caldav/addressbooks.py).
+HOME_CLASSES = CALENDAR_CLASSES + ("contacts",)
 COMPONENTS = {"IPM.Appointment": "VEVENT", "IPM.Task": "VTODO"}
 ITEM_CLASSES = {v: k for k, v in COMPONENTS.items()}
 ITEM_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "dtstart", "dtend", "recurring",
@@ -63,9 +65,9 @@ def check_sync_token(parsed: tuple[int, int, int], changes: Any) -> None:
 
 
 def segment_names(folders: Iterable[Any], shared: Iterable[Any] = ()) -> dict[str, Any]:
-    """URL segment -> calendar or task folder; names shared by several folders, and folders
-    other users granted, get `~<id>`."""
-    calendars = [f for f in folders if f.container_class in CALENDAR_CLASSES]
+    """URL segment -> calendar, task or contacts folder; names shared by several folders, and
+    folders other users granted, get `~<id>`."""
+    calendars = [f for f in folders if f.container_class in HOME_CLASSES]
     counts: dict[str, int] = {}
     for f in calendars:
         counts[f.name] = counts.get(f.name, 0) + 1
@@ -74,7 +76,7 @@ def segment_names(folders: Iterable[Any], shared: Iterable[Any] = ()) -> dict[st
         base = f.name.replace("/", "_")
         out[base if counts[f.name] == 1 else f"{base}~{f.id}"] = f
     for f in shared:
-        if f.container_class in CALENDAR_CLASSES:
+        if f.container_class in HOME_CLASSES:
             out[f"{f.name.replace('/', '_')}~{f.id}"] = f
     return out
 
@@ -132,7 +134,7 @@ def calendars_of(ctx: context.RequestContext) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _http_date(epoch: int | None) -> str:
+def http_date(epoch: int | None) -> str:
     return formatdate(epoch if epoch is not None else time.time(), usegmt=True)
 
 
@@ -191,7 +193,7 @@ class PrincipalCollection(BaseCollection):
 
     @property
     def last_modified(self) -> str:
-        return _http_date(None)
+        return http_date(None)
 
 
 class RootCollection(PrincipalCollection):
@@ -199,8 +201,19 @@ class RootCollection(PrincipalCollection):
         self._path = ""
 
 
+def collection_for(ctx: context.RequestContext, user: str, segment: str, folder: Any) -> "FolderCollection":
+    """The collection of a folder of the home: an address book for a contacts folder."""
+    if folder.container_class == "contacts":
+        from gateways.caldav.addressbooks import AddressBookCollection  # it builds on this module
+        return AddressBookCollection(ctx, user, segment, folder)
+    return FolderCollection(ctx, user, segment, folder)
+
+
 class FolderCollection(BaseCollection):
     """One calendar or task folder."""
+
+    # The name a whole-collection PUT gives an object that comes without one.
+    item_suffix = ".ics"
 
     def __init__(self, ctx: context.RequestContext, user: str, segment: str, folder: Any) -> None:
         self.ctx = ctx
@@ -244,7 +257,7 @@ class FolderCollection(BaseCollection):
 
     @property
     def last_modified(self) -> str:
-        return _http_date(None)
+        return http_date(None)
 
     def serialize(self, vcf_to_ics: bool = False, ShareActions: Any = None) -> str:  # noqa: N803
         """The whole calendar as one VCALENDAR (the iCal feed)."""
@@ -268,7 +281,7 @@ class FolderCollection(BaseCollection):
             time_range = None
         item: Any = make_item(Item if text is not None else StoreItem, self, row.name, text, row.etag,
                               row.get("icalUid"), COMPONENTS.get(row.get("itemClass"), "VEVENT"), time_range,
-                              _http_date(row.get("internalDate")))
+                              http_date(row.get("internalDate")))
         if text is None:
             item._loader = lambda: self.ctx.call(row.ical)
         item.recurring = bool(row.get("recurring"))
@@ -337,8 +350,12 @@ class FolderCollection(BaseCollection):
         rows = self.ctx.call(self.folder.items_by_name, [href], ["uid"])
         return rows[0].uid if rows else None
 
+    def text_of(self, item: Item) -> str:
+        """The text to store for an item Radicale parsed from a PUT."""
+        return item.serialize()
+
     def upload(self, href: str, item: Item) -> tuple[Item, Item | None]:
-        text = item.serialize()
+        text = self.text_of(item)
         # The store checks the PUT's conditions again in the transaction that writes.
         if_match, if_none_match = self.ctx.put_conditions or (None, False)
         result = self.ctx.call(self.folder.save_calendar_item, href, text, if_match=if_match,
@@ -347,7 +364,7 @@ class FolderCollection(BaseCollection):
         start, end = item.time_range
         new = Item(collection=self, href=href, text=text, etag=result["etag"], uid=item.uid,
                    name="VCALENDAR", component_name=item.component_name, time_range=(start, end),
-                   last_modified=_http_date(None))
+                   last_modified=http_date(None))
         return new, None
 
     def delete(self, href: str | None = None) -> None:
@@ -426,12 +443,12 @@ class Storage(BaseStorage):
             yield PrincipalCollection(ctx.user)
             if depth != "0":
                 for segment, folder in self._calendars(ctx).items():
-                    yield FolderCollection(ctx, ctx.user, segment, folder)
+                    yield collection_for(ctx, ctx.user, segment, folder)
             return
         folder = self._calendars(ctx).get(parts[1])
         if folder is None:
             return
-        collection = FolderCollection(ctx, ctx.user, parts[1], folder)
+        collection = collection_for(ctx, ctx.user, parts[1], folder)
         if len(parts) == 3:
             _, item = next(iter(collection.get_multi([parts[2]])))
             if item is not None:
@@ -451,15 +468,20 @@ class Storage(BaseStorage):
         if len(parts) == 1:
             return PrincipalCollection(ctx.user), {}, []
         props = dict(props or {})
-        if props.get("tag") not in (None, "VCALENDAR"):
-            raise ValueError("only calendars can be created")
+        if props.get("tag") not in (None, "VCALENDAR", "VADDRESSBOOK"):
+            raise ValueError("only calendars and address books can be created")
         folder = self._calendars(ctx).get(parts[1])
         if folder is None:
             components = props.get("C:supported-calendar-component-set", "VEVENT")
-            kind = "tasks" if components.split(",") == ["VTODO"] else "calendar"
+            if props.get("tag") == "VADDRESSBOOK":
+                kind = "contacts"
+            else:
+                kind = "tasks" if components.split(",") == ["VTODO"] else "calendar"
             folder = ctx.call(ctx.session.store().create_folder, parts[1], None, kind)
             ctx.folders = None
-        collection = FolderCollection(ctx, ctx.user, parts[1], folder)
+        elif (folder.container_class == "contacts") != (props.get("tag") == "VADDRESSBOOK") and "tag" in props:
+            raise ValueError("a calendar and an address book cannot replace each other")
+        collection = collection_for(ctx, ctx.user, parts[1], folder)
         if props:
             collection.set_meta(props)
         replaced: dict[str, Item] = {}
@@ -479,11 +501,11 @@ class Storage(BaseStorage):
             old = existing.get(item.uid)
             if old is not None:
                 keep.add(item.uid)
-                if _content(old.serialize()) != _content(item.serialize()):
+                if _content(old.serialize()) != _content(collection.text_of(item)):
                     collection.upload(old.href, item)
                     replaced[old.href] = old
                 continue
-            href = item.href or f"{item.uid}.ics"
+            href = item.href or f"{item.uid}{collection.item_suffix}"
             collection.upload(href, item)
             new_hrefs.append(href)
         gone = [old for uid, old in existing.items() if uid not in keep]

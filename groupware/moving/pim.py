@@ -7,7 +7,8 @@ to the Tasks folder unless a calendar is named.
 
 A .vcf file holds vCards (RFC 6350); each becomes one object of the Contacts folder,
 kept as its vCard text under the resource name `<UID>.vcf`, with the UID and the
-formatted name (FN) as its columns and item class IPM.Contact. A card without a UID
+formatted name (FN), e-mail addresses and telephone numbers as its columns
+(`server.vcardcolumns`, as CardDAV stores them) and item class IPM.Contact. A card without a UID
 is named by a digest of its text, so importing the same file again adds nothing.
 """
 from __future__ import annotations
@@ -22,11 +23,11 @@ from gateways.caldav.feed_import import content_key, object_name, parse_feed
 from server.icalcolumns import calendar_columns, etag_for
 from server.icalsimple import simple_columns
 from server.occurrences import occurrence_index
+from server.vcardcolumns import contact_columns as vcard_columns
 from server.storage.calendar_batch import CalendarSave
 
 from .progress import Progress
 
-CONTACT_CLASS = "IPM.Contact"
 SAVE_BATCH = 500
 Changed = Callable[[int, int], None]  # told (folder id, modseq) after each commit
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._+=-]{1,200}$")
@@ -155,25 +156,9 @@ def split_vcards(text: str) -> list[str]:
     return cards
 
 
-def _vcard_property(card: str, wanted: str) -> str | None:
-    lines: list[str] = []
-    for raw in card.split("\r\n"):
-        if raw[:1] in (" ", "\t") and lines:
-            lines[-1] += raw[1:]
-        else:
-            lines.append(raw)
-    for line in lines:
-        name, _, value = line.partition(":")
-        name = name.split(";", 1)[0].split(".")[-1].upper()  # item1.EMAIL -> EMAIL
-        if name == wanted:
-            return value.replace("\\,", ",").replace("\\;", ";").replace("\\n", "\n").replace("\\\\", "\\")
-    return None
-
-
 def contact_columns(card: str) -> tuple[str, dict]:
-    uid = _vcard_property(card, "UID") or "sha1-" + hashlib.sha1(card.encode("utf-8")).hexdigest()
-    return uid, {"icalUid": uid, "itemClass": CONTACT_CLASS, "summary": _vcard_property(card, "FN"),
-                 "etag": etag_for(card), "recurring": 0}
+    columns = vcard_columns(card, fallback_uid="sha1-" + hashlib.sha1(card.encode("utf-8")).hexdigest())
+    return columns["icalUid"], columns
 
 
 def import_vcf(storage: Any, store_id: int, path: str, changed: Changed = _unheard) -> tuple[int, int]:

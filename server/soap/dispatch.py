@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
-from server.soap import (calendar, changes, delivery, folders, items, publishing, session, sieve, streams,
+from server.soap import (calendar, changes, contacts, delivery, folders, items, publishing, session, sieve, streams,
                          subscriptions, tables)
 from server.soap.context import Call, Services
 from server.storage.engine import is_storage_full, is_unavailable
@@ -46,6 +46,7 @@ OPERATIONS: dict[str, Handler] = {
     "createMessages": items.create_messages,
     "saveCalendarItem": items.save_calendar_item,
     "saveCalendarItems": calendar.save_calendar_items,
+    "saveContact": contacts.save_contact,
     "setFlags": items.set_flags,
     "copyItems": items.copy_items,
     "moveItems": items.move_items,

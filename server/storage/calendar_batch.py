@@ -10,7 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 from shared.errors import PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict
 
 from .base import StorageBase, chunks
-from .items import CALENDAR_COLUMNS
+from .items import CALENDAR_COLUMNS, CONTACT_COLUMNS
 from .schema import items, occurrences
 
 _EMPTY_ROW: dict[str, Any] = {c.name: None for c in items.columns}
@@ -25,7 +25,7 @@ class CalendarSave(NamedTuple):
 
 
 def _values(columns: dict) -> dict[str, Any]:
-    values = {c: columns.get(c) for c in CALENDAR_COLUMNS}
+    values = {c: columns.get(c) for c in CALENDAR_COLUMNS + CONTACT_COLUMNS}
     values["itemClass"] = values["itemClass"] or "IPM.Appointment"
     values["recurring"] = int(bool(values["recurring"]))
     return values
@@ -132,8 +132,8 @@ class CalendarBatchMixin(StorageBase):
                 else:
                     uid, created = old.uid, False
                     conn.execute(update(items).where(items.c.folder_id == folder_id, items.c.uid == uid)
-                                 .values(modseq=modseq, blob_key=save.blob_key, size=int(save.size),
-                                         internalDate=now, **vals))
+                                 .values({"modseq": modseq, "blob_key": save.blob_key, "size": int(save.size),
+                                          "internalDate": now, **vals}))
                     if old.blob_key != save.blob_key:
                         released.append(old.blob_key)
                     index_uids.append(uid)

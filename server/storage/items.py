@@ -22,6 +22,8 @@ MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date",
                 "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses")
 CALENDAR_COLUMNS = ("icalUid", "itemClass", "summary", "dtstart", "dtend", "recurring", "etag",
                     "occurrencesUntil")
+# A contact (vCard) is saved like a calendar object, with these columns besides.
+CONTACT_COLUMNS = ("fn", "email", "tel")
 ITEM_COLUMNS = COLUMNS | {"blob_key"}
 # What a copy carries over: everything but the key and modseq.
 _COPY_COLUMNS = [c.name for c in items.columns if c.name not in ("folder_id", "uid", "modseq")]
@@ -177,10 +179,11 @@ class ItemsMixin(StorageBase):
 
     def save_calendar_item(self, folder_id: int, name: str, blob_key: str, size: int, columns: dict,
                            if_match: str | None = None, if_none_match: bool = False) -> dict:
-        """Create or replace (same name, same uid) an iCalendar object -> {uid, modseq, etag, created}."""
+        """Create or replace (same name, same uid) an iCalendar object or a vCard -> {uid, modseq,
+        etag, created}."""
         if not name or "/" in name or len(name) > 512:
             raise BadRequest("bad resource name")
-        values = {c: columns.get(c) for c in CALENDAR_COLUMNS}
+        values = {c: columns.get(c) for c in CALENDAR_COLUMNS + CONTACT_COLUMNS}
         values["itemClass"] = values["itemClass"] or "IPM.Appointment"
         values["recurring"] = int(bool(values["recurring"]))
         occurrence_rows = list(columns.get("occurrences") or ())
@@ -207,8 +210,8 @@ class ItemsMixin(StorageBase):
             if old is not None:
                 _, modseq, _ = self._bump(conn, folder_id)
                 conn.execute(update(items).where(items.c.folder_id == folder_id, items.c.uid == old.uid)
-                             .values(modseq=modseq, blob_key=blob_key, size=int(size), internalDate=now,
-                                     **values))
+                             .values({"modseq": modseq, "blob_key": blob_key, "size": int(size),
+                                      "internalDate": now, **values}))
                 released = old.blob_key if old.blob_key != blob_key else None
                 self._replace_occurrences(conn, folder_id, old.uid, occurrence_rows)
                 return {"uid": old.uid, "modseq": modseq, "etag": values["etag"], "created": False}, released

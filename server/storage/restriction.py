@@ -18,7 +18,8 @@ from .schema import items
 INT_COLUMNS = frozenset({"uid", "modseq", "size", "flags", "internalDate", "dtstart", "dtend", "recurring",
                          "occurrencesUntil"})
 STR_COLUMNS = frozenset({"itemClass", "keywords", "subject", "from", "to", "cc", "messageId", "inReplyTo",
-                         "date", "envelope", "bodystructure", "icalUid", "name", "etag", "summary"})
+                         "date", "envelope", "bodystructure", "icalUid", "name", "etag", "summary",
+                         "fn", "email", "tel"})
 COLUMNS = INT_COLUMNS | STR_COLUMNS
 _OPS = {
     "eq": lambda c, v: c.is_(None) if v is None else c == v,

@@ -135,6 +135,11 @@ items = Table(
     Column("name", String(512), nullable=True),
     Column("etag", String(128), nullable=True),
     Column("summary", Text, nullable=True),
+    # Contacts (vCards): the formatted name, and the e-mail addresses and telephone
+    # numbers one per line, for address book queries (server/vcardcolumns.py).
+    Column("fn", Text, nullable=True),
+    Column("email", Text, nullable=True),
+    Column("tel", Text, nullable=True),
     # Recurring calendar objects: the occurrence index lists every occurrence starting
     # before this epoch second (NULL: not indexed, expand the object instead).
     Column("occurrencesUntil", BigInteger, nullable=True),

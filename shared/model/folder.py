@@ -11,6 +11,7 @@ from twisted.internet import defer
 from shared import codec
 from shared.errors import BadRequest
 from shared.model.calendar_items import CalendarItems
+from shared.model.contacts import Contacts
 from shared.model.mail_items import MailItems
 from shared.model.operations import folder_id
 from shared.model.publishing import FolderSharing
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 _KEEP: Any = object()  # "leave the parent as it is" for Folder.rename
 
 
-class Folder(MailItems, CalendarItems, FolderTables, FolderSharing, FolderStreams):
+class Folder(MailItems, CalendarItems, Contacts, FolderTables, FolderSharing, FolderStreams):
     """A folder as last read from the server; methods act on the server, not on these attributes."""
 
     def __init__(self, store: Store, el: etree._Element | None) -> None:
