@@ -129,7 +129,7 @@ def test_apple_profile_reads_back_with_plistlib():
     data = mobileconfig.render(settings(), "jane", "jane@example.com", "Jane Doe", "Example")
     profile = plistlib.loads(data)
     assert profile["PayloadType"] == "Configuration" and profile["PayloadOrganization"] == "Example"
-    mail, caldav = profile["PayloadContent"]
+    mail, caldav, carddav = profile["PayloadContent"]
     assert mail["PayloadType"] == "com.apple.mail.managed"
     assert (mail["IncomingMailServerHostName"], mail["IncomingMailServerPortNumber"],
             mail["IncomingMailServerUseSSL"], mail["IncomingMailServerUsername"]) == ("mail.example.com", 993, True, "jane")
@@ -137,6 +137,9 @@ def test_apple_profile_reads_back_with_plistlib():
     assert caldav["PayloadType"] == "com.apple.caldav.account"
     assert (caldav["CalDAVHostName"], caldav["CalDAVPort"], caldav["CalDAVUseSSL"]) == ("mail.example.com", 443, True)
     assert caldav["CalDAVPrincipalURL"] == "https://mail.example.com/caldav/jane/"
+    assert carddav["PayloadType"] == "com.apple.carddav.account"
+    assert (carddav["CardDAVHostName"], carddav["CardDAVPort"], carddav["CardDAVPrincipalURL"]) == \
+        ("mail.example.com", 443, "https://mail.example.com/carddav/jane/")
     assert not any("Password" in key and key != "OutgoingPasswordSameAsIncomingPassword"
                    for payload in profile["PayloadContent"] for key in payload)
     # A newer profile replaces the installed one: same identifiers and UUIDs.
@@ -166,6 +169,8 @@ def test_dns_records_follow_rfc_6186_and_6764():
     assert records["_submissions._tcp.example.com."][3] == "465"
     assert records["_caldavs._tcp.example.com."][3] == "443"
     assert '_caldavs._tcp.example.com. 3600 IN TXT "path=/caldav/"' in lines
+    assert records["_carddavs._tcp.example.com."][3] == "443"
+    assert '_carddavs._tcp.example.com. 3600 IN TXT "path=/carddav/"' in lines
 
 
 # -- the page's language -------------------------------------------------------------------------

@@ -398,7 +398,7 @@ class GatewayResource(resource.Resource):
             own, shared = await defer.gatherResults([session.store().folders(counts=False),
                                                      session.shared_folders(counts=False)], consumeErrors=True)
             folder = storage.segment_names(own, shared).get(segment)
-            if folder is None:
+            if folder is None or folder.container_class not in storage.CALENDAR_CLASSES:
                 raise NotFound("no such calendar")
             storage.HOMES.forget(session)  # its listing holds the old secret
             if not publish:

@@ -18,7 +18,7 @@ from typing import Any
 from twisted.internet import defer
 
 from gateways.caldav.feed import PRODID
-from gateways.caldav.storage import HOMES, segment_names
+from gateways.caldav.storage import CALENDAR_CLASSES, HOMES, segment_names
 from shared.errors import PRECONDITION_FAILED, BadRequest, Conflict, Forbidden, TooLarge
 
 OBJECT_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
@@ -277,6 +277,8 @@ async def import_calendar(session: Any, segment: str, body: bytes, in_thread: Ca
                                              session.shared_folders(counts=False)], consumeErrors=True)
     folder = segment_names(own, shared).get(segment)
     created = folder is None
+    if folder is not None and folder.container_class not in CALENDAR_CLASSES:
+        raise BadRequest("an address book takes vCards (text/vcard), not a calendar")
     if (if_match and (created or if_match not in ("*", _etag(folder)))) or (if_none_match and not created):
         raise Conflict("the calendar's ETag does not match", PRECONDITION_FAILED)
     if created:

@@ -26,12 +26,13 @@ def records(settings: ClientSettings, domains: tuple[str, ...] = ()) -> list[str
     lines: list[str] = []
     for domain in domains or mail_domains(settings):
         domain = domain.rstrip(".")
-        lines.append(f"; {domain}: mail (RFC 6186, RFC 8314) and calendars (RFC 6764)")
+        lines.append(f"; {domain}: mail (RFC 6186, RFC 8314), calendars and contacts (RFC 6764)")
         for service, endpoint in _services(settings):
             lines.append(_srv(service, domain, endpoint))
         for service, endpoint in _services(settings):
-            if service.startswith("caldav") and endpoint is not None:
-                lines.append(f'_{service}._tcp.{domain}. {TTL} IN TXT "path=/caldav/"')
+            if service.startswith(("caldav", "carddav")) and endpoint is not None:
+                root = "/carddav/" if service.startswith("carddav") else "/caldav/"
+                lines.append(f'_{service}._tcp.{domain}. {TTL} IN TXT "path={root}"')
     return lines
 
 
@@ -40,8 +41,11 @@ def _services(settings: ClientSettings) -> list[tuple[str, Endpoint | None]]:
     smtp = settings.smtp
     offered["submission"] = smtp if smtp is not None and not smtp.ssl else None
     offered["submissions"] = smtp if smtp is not None and smtp.ssl else None
+    # Contacts are served where calendars are.
+    offered["carddav"], offered["carddavs"] = offered.get("caldav"), offered.get("caldavs")
     return [(name, offered.get(name)) for name in
-            ("imap", "imaps", "pop3", "pop3s", "submission", "submissions", "caldav", "caldavs")]
+            ("imap", "imaps", "pop3", "pop3s", "submission", "submissions", "caldav", "caldavs", "carddav",
+             "carddavs")]
 
 
 def _srv(service: str, domain: str, endpoint: Endpoint | None) -> str:

@@ -49,6 +49,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "port": "Port",
         "security": "Security",
         "caldav_url": "CalDAV URL",
+        "carddav_url": "CardDAV URL",
+        "contacts": "Contacts",
+        "contacts_intro": "Address book apps (DAVx5, iPhone and Mac Contacts, Thunderbird) use this "
+                          "address with your user name and password; DAVx5 and the iPhone also find it "
+                          "from the server name alone.",
         "base_url": "Base URL",
         "sec_SSL": "SSL/TLS",
         "sec_STARTTLS": "STARTTLS",
@@ -129,6 +134,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "port": "Port",
         "security": "Sicherheit",
         "caldav_url": "CalDAV-URL",
+        "carddav_url": "CardDAV-URL",
+        "contacts": "Kontakte",
+        "contacts_intro": "Adressbuch-Apps (DAVx5, Kontakte auf iPhone und Mac, Thunderbird) verwenden "
+                          "diese Adresse mit Ihrem Benutzernamen und Passwort; DAVx5 und das iPhone finden "
+                          "sie auch allein über den Servernamen.",
         "base_url": "Basis-URL",
         "sec_SSL": "SSL/TLS",
         "sec_STARTTLS": "STARTTLS",

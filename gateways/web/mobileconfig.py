@@ -1,6 +1,6 @@
 """The Apple configuration profile (.mobileconfig) for iPhone, iPad and Mac: one mail
-account (IMAP, SMTP submission) and one CalDAV account, per Apple's Configuration Profile
-Reference (`com.apple.mail.managed`, `com.apple.caldav.account`).
+account (IMAP, SMTP submission), one CalDAV and one CardDAV account, per Apple's Configuration
+Profile Reference (`com.apple.mail.managed`, `com.apple.caldav.account`, `com.apple.carddav.account`).
 
 The profile carries no password: the device asks for it when the profile is installed.
 It may be signed (`web_sign_profile`) with the server's certificate and key, as a CMS
@@ -66,11 +66,20 @@ def profile(settings: ClientSettings, login: str, address: str, full_name: str =
             "CalDAVUseSSL": settings.http.ssl, "CalDAVUsername": login,
             "CalDAVPrincipalURL": settings.caldav_url(login),
         })
+        payloads.append({
+            "PayloadType": "com.apple.carddav.account", "PayloadVersion": 1,
+            "PayloadIdentifier": f"{ident}.carddav", "PayloadUUID": uid("carddav"),
+            "PayloadDisplayName": f"Contacts ({address})",
+            "CardDAVAccountDescription": address,
+            "CardDAVHostName": settings.http.host, "CardDAVPort": settings.http.port,
+            "CardDAVUseSSL": settings.http.ssl, "CardDAVUsername": login,
+            "CardDAVPrincipalURL": settings.carddav_url(login),
+        })
     body = {
         "PayloadType": "Configuration", "PayloadVersion": 1,
         "PayloadIdentifier": ident, "PayloadUUID": uid("profile"),
         "PayloadDisplayName": f"{organization or settings.hostname}: {address}",
-        "PayloadDescription": f"Mail and calendar of {address} on {settings.hostname}",
+        "PayloadDescription": f"Mail, calendar and contacts of {address} on {settings.hostname}",
         "PayloadContent": payloads,
     }
     if organization:

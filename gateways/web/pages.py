@@ -159,6 +159,9 @@ def onboarding_page(t: Texts, settings: ClientSettings, user: str, address: str,
     outlook = f"<p>{escape(t('outlook_steps'))}</p>{mail_rows}"
     if settings.http is not None:
         outlook += f"<p>{escape(t('outlook_calendar'))}</p>" + _rows(t, [(t("caldav_url"), caldav)])
+        sections.append(_section("contacts", t("contacts"), f"<p>{escape(t('contacts_intro'))}</p>"
+                                 + _rows(t, [(t("carddav_url"), settings.carddav_url(user)),
+                                             (t("username"), user)])))
     sections.append(_section("outlook", t("outlook"), outlook))
     sections.append(_section("calendars", t("calendars"), _calendars(t, csrf, caldav, calendars), opened))
     if password_change:

@@ -279,6 +279,8 @@ class WebPages:
         try:
             folders = await session.store.store().folders(counts=False)
             for segment, folder in sorted(caldav_storage.segment_names(folders).items()):
+                if folder.container_class not in caldav_storage.CALENDAR_CLASSES:
+                    continue  # address books have no feed to publish
                 token = folder.publish_token
                 rows.append(CalendarRow(segment, folder.display_name or folder.name,
                                         self.settings.caldav_url(session.user) + quote(segment, safe="") + "/",
@@ -357,7 +359,7 @@ class WebPages:
         async def change() -> None:
             folders = await session.store.store().folders(counts=False)
             folder = caldav_storage.segment_names(folders).get(segment)
-            if folder is None:
+            if folder is None or folder.container_class not in caldav_storage.CALENDAR_CLASSES:
                 self._after(request, session, "calendars", problem=t("error"))
                 return
             name = folder.display_name or folder.name

@@ -79,6 +79,11 @@ class ClientSettings:
         from urllib.parse import quote
         return f"{self.base_url}/caldav/" + (quote(user, safe="") + "/" if user else "")
 
+    def carddav_url(self, user: str = "") -> str:
+        """The CardDAV URL a client is given: the user's address book home, or the root."""
+        from urllib.parse import quote
+        return f"{self.base_url}/carddav/" + (quote(user, safe="") + "/" if user else "")
+
     def username(self, address: str, login: str = "") -> str:
         """The user name a client should send for `address` (the login name when known)."""
         if login:
