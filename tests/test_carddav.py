@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import os
+import xml.etree.ElementTree as ET
+from urllib.parse import quote
 
 import pytest
 
+from gateways.caldav import multiget
 from caldav_env import DAV, hrefs, sync_collection, xml
+from test_caldav_multiget import sorted_answer
 
 pytestmark = pytest.mark.gateway_env("caldav")
 
@@ -234,3 +238,22 @@ def test_whole_address_book_put_counts_its_cards(env):
     cards = "".join(vcard(f"m{i}") for i in range(20001))
     r = put(env, book, cards)
     assert r.status_code == 413 and xml(r).find(f"{CARD}max-resource-size") is not None
+
+
+def test_addressbook_multiget_answered_on_the_reactor_is_radicales_answer(env):
+    book = new_book(env, "Fetched")
+    names = ["a.vcf", "b c&d.vcf", "ü.vcf"]
+    for i, name in enumerate(names):
+        assert put(env, book + name, vcard(f"fetched-{i}", fn="<x & y>")).status_code == 201
+    hrefs_xml = "".join(f"<d:href>{quote(book + n)}</d:href>" for n in names + ["absent.vcf", "a.vcf"])
+    for props in ("<d:getetag/><cr:address-data/>", "<d:getcontenttype/><d:getetag/>", "<cr:address-data/>"):
+        body = ('<cr:addressbook-multiget xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:carddav">'
+                f"<d:prop>{props}</d:prop>{hrefs_xml}</cr:addressbook-multiget>")
+        # An address-data with a content type is left to Radicale.
+        typed = body.replace("<cr:address-data/>", '<cr:address-data content-type="text/vcard"/>')
+        assert multiget.parse(ET.fromstring(body), book, multiget.ADDRESS_BOOK) is not None
+        fast = env.request("REPORT", book, body, Depth="1", Content_Type="application/xml")
+        slow = env.request("REPORT", book, typed, Depth="1", Content_Type="application/xml")
+        assert fast.status_code == slow.status_code == 207
+        assert sorted_answer(fast.content) == sorted_answer(slow.content)
+        assert len(ET.fromstring(fast.content)) == 4

@@ -61,7 +61,8 @@ class Report:
 
 
 Handler = Callable[[Report, ET.Element], Awaitable["bytes | None"]]
-HANDLERS: dict[str, Handler] = {sync.ROOT: sync.answer, multiget.ROOT: multiget.answer}
+HANDLERS: dict[str, Handler] = {sync.ROOT: sync.answer, multiget.ROOT: multiget.answer,
+                                multiget.ADDRESS_BOOK.root: multiget.answer_address_book}
 
 
 def calendar_segment(request: Any, user: str) -> str | None:

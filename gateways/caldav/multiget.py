@@ -1,6 +1,7 @@
-"""calendar-multiget REPORT (RFC 4791 7.9) of one calendar, answered on the reactor (see
-`direct`): one getItemsByName call, which finds the objects through the (folder, name)
-index and brings their texts along.
+"""calendar-multiget REPORT (RFC 4791 7.9) of one calendar, and addressbook-multiget
+(RFC 6352 8.7) of one address book, answered on the reactor (see `direct`): one
+getItemsByName call, which finds the objects through the (folder, name) index and brings
+their texts along.
 
 Left to Radicale: properties other than ETag, content type and plain calendar-data
 (a calendar-data that asks for parts, expansion or a recurrence limit), hrefs that are
@@ -9,7 +10,7 @@ over Radicale's occurrence limit.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, unquote, urlparse
 from xml.etree import ElementTree as ET
 
@@ -24,7 +25,22 @@ ROOT = "{%s}calendar-multiget" % CALDAV
 CALENDAR_DATA = "{%s}calendar-data" % CALDAV
 HREF = "{DAV:}href"
 PROP = "{DAV:}prop"
-ANSWERED_PROPS = frozenset({listing.GETETAG, listing.GETCONTENTTYPE, CALENDAR_DATA})
+CARDDAV = "urn:ietf:params:xml:ns:carddav"
+
+
+class Kind(NamedTuple):
+    """A multiget REPORT: its root element, the property holding an object's text (written
+    with `prefix`), and the folder classes it is answered for."""
+    root: str
+    data: str
+    namespace: str
+    prefix: str
+    folder_classes: tuple[str, ...]
+
+
+CALENDAR = Kind(ROOT, CALENDAR_DATA, CALDAV, "C", storage.CALENDAR_CLASSES)
+ADDRESS_BOOK = Kind("{%s}addressbook-multiget" % CARDDAV, "{%s}address-data" % CARDDAV, CARDDAV, "CR",
+                    ("contacts",))
 # Radicale's [reporting] max_expand_occurrence: more events than this in one answer is a 400.
 MAX_EVENTS = 10000
 COLUMNS = ("name", "etag", "source")
@@ -32,9 +48,9 @@ HEAD = b"<?xml version='1.0' encoding='utf-8'?>\n"
 MISSING = "<response><href>%s</href><status>HTTP/1.1 404 Not Found</status></response>"
 
 
-def parse(root: ET.Element, href_prefix: str) -> tuple[list[str], list[str]] | None:
+def parse(root: ET.Element, href_prefix: str, kind: Kind = CALENDAR) -> tuple[list[str], list[str]] | None:
     """(object names, properties) of a multiget answered here, else None."""
-    if root.tag != ROOT:
+    if root.tag != kind.root:
         return None
     props: list[str] | None = None
     names: list[str] = []
@@ -56,18 +72,18 @@ def parse(root: ET.Element, href_prefix: str) -> tuple[list[str], list[str]] | N
                 return None
         else:
             return None
-    if not props or not names or any(p not in ANSWERED_PROPS for p in props):
+    if not props or not names or any(p not in (listing.GETETAG, listing.GETCONTENTTYPE, kind.data) for p in props):
         return None
     return list(dict.fromkeys(names)), props
 
 
-async def answer(report: "Report", root: ET.Element) -> bytes | None:
-    wanted = parse(root, report.href_prefix)
+async def answer(report: "Report", root: ET.Element, kind: Kind = CALENDAR) -> bytes | None:
+    wanted = parse(root, report.href_prefix, kind)
     if wanted is None or len(wanted[0]) > storage.NAME_BATCH:
         return None
     names, props = wanted
     folder = await report.folder()
-    if folder is None:
+    if folder is None or folder.container_class not in kind.folder_classes:
         return None
     columns = COLUMNS + ("itemClass",) if listing.GETCONTENTTYPE in props else COLUMNS
     rows = await folder.items_by_name(names, columns)
@@ -77,18 +93,25 @@ async def answer(report: "Report", root: ET.Element) -> bytes | None:
     if CALENDAR_DATA in props and sum(t.upper().count("BEGIN:VEVENT") for t in texts) > MAX_EVENTS:
         return None
     found = [(row.name, row.etag, row.get("itemClass"), text) for row, text in zip(rows, texts)]
-    return await report.write(len(found), write_answer, report.href_prefix, names, found, props)
+    return await report.write(len(found), write_answer, report.href_prefix, names, found, props, kind)
+
+
+async def answer_address_book(report: "Report", root: ET.Element) -> bytes | None:
+    return await answer(report, root, ADDRESS_BOOK)
 
 
 def write_answer(href_prefix: str, names: list[str], found: list[tuple[str, str, Any, str]],
-                 props: list[str]) -> bytes:
+                 props: list[str], kind: Kind = CALENDAR) -> bytes:
     """The multistatus Radicale writes: 404s for the names not found first, then the
     objects (here in the order asked)."""
     by_name = {row[0]: row for row in found}
     types = {cls: listing.xml_text(item_content_type(comp)) for cls, comp in storage.COMPONENTS.items()}
+    types["IPM.Contact"] = listing.xml_text(item_content_type("", "VCARD"))
     default_type = listing.xml_text(item_content_type("VEVENT"))
-    with_data = CALENDAR_DATA in props and bool(found)
-    out = [HEAD.decode(), '<multistatus xmlns="DAV:"', f' xmlns:C="{CALDAV}">' if with_data else ">"]
+    with_data = kind.data in props and bool(found)
+    data = kind.prefix + ":" + kind.data.rpartition("}")[2]
+    out = [HEAD.decode(), '<multistatus xmlns="DAV:"',
+           f' xmlns:{kind.prefix}="{kind.namespace}">' if with_data else ">"]
     out.extend(MISSING % quote(href_prefix + name) for name in names if name not in by_name)
     for name in names:
         row = by_name.get(name)
@@ -102,7 +125,7 @@ def write_answer(href_prefix: str, names: list[str], found: list[tuple[str, str,
             elif prop == listing.GETCONTENTTYPE:
                 out.append(f"<getcontenttype>{types.get(item_class, default_type)}</getcontenttype>")
             else:
-                out.append(f"<C:calendar-data>{listing.xml_text(text)}</C:calendar-data>")
+                out.append(f"<{data}>{listing.xml_text(text)}</{data}>")
         out.append("</prop><status>HTTP/1.1 200 OK</status></propstat></response>")
     out.append("</multistatus>")
     return "".join(out).encode("utf-8")
