@@ -346,10 +346,6 @@ class FolderCollection(BaseCollection):
         total, _ = self.ctx.call(self.folder.query, ["uid"], {"cmp": ["icalUid", "eq", uid]}, (), 0, 1)
         return total > 0
 
-    def _uid_of(self, href: str) -> int | None:
-        rows = self.ctx.call(self.folder.items_by_name, [href], ["uid"])
-        return rows[0].uid if rows else None
-
     def text_of(self, item: Item) -> str:
         """The text to store for an item Radicale parsed from a PUT."""
         return item.serialize()
@@ -491,27 +487,30 @@ class Storage(BaseStorage):
         return collection, replaced, new_hrefs
 
     def _replace_items(self, collection: FolderCollection, items: list[Item]) -> tuple[dict, list]:
-        """A whole-calendar PUT by difference: unchanged objects keep their names and ETags,
-        changed ones are rewritten in place, missing ones are deleted."""
+        """A whole-collection PUT by difference, in one store transaction: unchanged objects
+        keep their names and ETags, changed ones are rewritten in place, missing ones are
+        deleted."""
         existing = {item.uid: item for item in collection.get_all()}
         replaced: dict[str, Item] = {}
         new_hrefs: list[str] = []
+        saves: list[tuple[str, str]] = []
         keep = set()
         for item in items:
             old = existing.get(item.uid)
+            text = collection.text_of(item)
             if old is not None:
                 keep.add(item.uid)
-                if _content(old.serialize()) != _content(collection.text_of(item)):
-                    collection.upload(old.href, item)
+                if _content(old.serialize()) != _content(text):
+                    saves.append((old.href, text))
                     replaced[old.href] = old
                 continue
             href = item.href or f"{item.uid}{collection.item_suffix}"
-            collection.upload(href, item)
+            saves.append((href, text))
             new_hrefs.append(href)
-        gone = [old for uid, old in existing.items() if uid not in keep]
-        if gone:
-            uids = [u for u in (collection._uid_of(o.href) for o in gone) if u is not None]
-            collection.ctx.call(collection.folder.delete_items, uids)
+        gone = [old.href for uid, old in existing.items() if uid not in keep]
+        if saves or gone:
+            result = collection.ctx.call(collection.folder.save_calendar_items, saves, gone)
+            collection.folder.highest_modseq = result["highest_modseq"]
         return replaced, new_hrefs
 
     def move(self, item: Item, to_collection: Any, to_href: str) -> None:

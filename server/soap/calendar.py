@@ -1,4 +1,4 @@
-"""saveCalendarItems: many calendar objects saved and deleted in one transaction.
+"""saveCalendarItems: many calendar objects (or vCards) saved and deleted in one transaction.
 
 A whole-calendar import sends only what changed; each object is parsed for its
 query columns, its blob written (the blobs' fsyncs overlap), and the rows change
@@ -17,6 +17,7 @@ from lxml import etree
 from server.icalcolumns import calendar_columns, etag_for
 from server.icalsimple import simple_columns
 from server.occurrences import occurrence_index
+from server.vcardcolumns import contact_columns
 from server.soap.context import Call, require, response
 from server.storage.calendar_batch import CalendarSave
 from server.storage.calendar_imports import ImportGone
@@ -30,6 +31,11 @@ MAX_CALENDAR_ITEMS_PER_CALL = 5000
 
 
 def _columns(name: str, ical: str) -> dict[str, Any]:
+    if ical.lstrip()[:11].upper() == "BEGIN:VCARD":  # a contact of a whole address book
+        try:
+            return contact_columns(ical)
+        except BadRequest as err:
+            raise BadRequest(f"{name}: {err.message}") from None
     simple = simple_columns(ical, etag_for(ical))
     if simple is not None:
         return simple
