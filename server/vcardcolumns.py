@@ -33,7 +33,8 @@ def _value(raw: str) -> str:
 
 
 def contact_columns(text: str, fallback_uid: str | None = None) -> dict:
-    """The columns of one vCard: icalUid, fn, email and tel (values one per line), etag and
+    """The columns of one vCard: icalUid, fn, email and tel (values one per line: a card
+    may have several formatted names, in several languages), etag and
     itemClass. BadRequest for anything else than one vCard 3.0 or 4.0 with a UID; with a
     `fallback_uid` (an import of a .vcf file), a card of any version and without a UID is
     taken too, under that UID."""
@@ -73,6 +74,7 @@ def contact_columns(text: str, fallback_uid: str | None = None) -> dict:
         raise BadRequest("UID too long")
     emails = [_value(v).strip() for v in props.get("EMAIL", [])][:MAX_VALUES]
     tels = [_value(v).strip() for v in props.get("TEL", [])][:MAX_VALUES]
-    return {"icalUid": uid, "fn": _value(fns[0]) if fns else None,
+    names = [_value(v).strip() for v in fns][:MAX_VALUES]
+    return {"icalUid": uid, "fn": "\n".join(v for v in names if v) or None,
             "email": "\n".join(v for v in emails if v) or None, "tel": "\n".join(v for v in tels if v) or None,
             "etag": etag_for(text), "itemClass": CONTACT_CLASS}

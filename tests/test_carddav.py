@@ -166,6 +166,34 @@ def test_addressbook_query_and_multiget(env):
         vcard("q1", fn="Bernd Beispiel", email="bernd@example.com").replace("\r\n", "\n")
 
 
+
+@pytest.mark.parametrize("prop, match_type, text, expected", [
+    ("FN", "contains", "MÜLLER", ["p0"]),          # not ASCII: every card goes to Radicale's test
+    ("FN", "contains", "muster", ["p2"]),          # narrowed by the store's column, case folded
+    ("EMAIL", "equals", "BERND@example.com", ["p1"]),
+    ("EMAIL", "starts-with", "carla", ["p2"]),
+    ("TEL", "contains", "30 99", ["p1"]),
+    ("UID", "equals", "p0", ["p0"]),
+    ("NICKNAME", "contains", "x", []),
+])
+def test_addressbook_query_finds_what_radicale_would(env, prop, match_type, text, expected):
+    book = "/caldav/demo/People/"
+    if env.request("GET", book + "p2.vcf").status_code != 200:
+        new_book(env, "People")
+        for i, (fn, email, tel) in enumerate([("Anna Müller", "anna@example.org", "+49 30 1234"),
+                                              ("Bernd Beispiel", "bernd@example.com", "+49 30 9999"),
+                                              ("Carla Muster", "carla@example.org", "+1 555 0100")]):
+            card = vcard(f"p{i}", fn=fn, email=email).replace("+49 30 1234", tel)
+            assert put(env, f"{book}p{i}.vcf", card).status_code == 201
+    body = ('<cr:addressbook-query xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:carddav">'
+            f'<d:prop><d:getetag/></d:prop><cr:filter><cr:prop-filter name="{prop}">'
+            f'<cr:text-match collation="i;unicode-casemap" match-type="{match_type}">{text}</cr:text-match>'
+            "</cr:prop-filter></cr:filter></cr:addressbook-query>")
+    r = env.request("REPORT", book, body, Depth="1", Content_Type="application/xml")
+    assert r.status_code == 207, r.text
+    assert sorted(hrefs(r)) == [f"{book}{name}.vcf" for name in expected]
+
+
 def test_sync_collection_reports_changes_and_deletions(env):
     book = new_book(env, "Sync")
     put(env, book + "a.vcf", vcard("a"))
@@ -257,3 +285,19 @@ def test_addressbook_multiget_answered_on_the_reactor_is_radicales_answer(env):
         assert fast.status_code == slow.status_code == 207
         assert sorted_answer(fast.content) == sorted_answer(slow.content)
         assert len(ET.fromstring(fast.content)) == 4
+
+
+def test_the_common_addressbook_query_is_narrowed_by_the_store():
+    from gateways.caldav.addressbooks import prefilter
+
+    def query(inner: str) -> list[ET.Element]:
+        root = ET.fromstring('<cr:addressbook-query xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:carddav">'
+                             f"<cr:filter>{inner}</cr:filter></cr:addressbook-query>")
+        return root.findall("{urn:ietf:params:xml:ns:carddav}filter")
+    match = '<cr:prop-filter name="email"><cr:text-match>ann</cr:text-match></cr:prop-filter>'
+    assert prefilter(query(match)) == {"or": [{"contains": ["email", "ann"]}, {"cmp": ["email", "eq", None]}]}
+    for inner in (match + match, '<cr:prop-filter name="NOTE"><cr:text-match>a</cr:text-match></cr:prop-filter>',
+                  '<cr:prop-filter name="FN"><cr:text-match negate-condition="yes">a</cr:text-match></cr:prop-filter>',
+                  '<cr:prop-filter name="FN"><cr:text-match collation="i;octet">a</cr:text-match></cr:prop-filter>',
+                  '<cr:prop-filter name="FN"><cr:is-not-defined/></cr:prop-filter>', ""):
+        assert prefilter(query(inner)) is None, inner
