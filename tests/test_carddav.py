@@ -13,6 +13,7 @@ import pytest
 from gateways.caldav import multiget
 from caldav_env import DAV, hrefs, sync_collection, xml
 from test_caldav_multiget import sorted_answer
+from test_vcardcolumns import RFC2426_EXAMPLE, RFC6350_EXAMPLE
 
 pytestmark = pytest.mark.gateway_env("caldav")
 
@@ -87,6 +88,13 @@ def test_vcard_comes_back_byte_for_byte(env, version):
     assert got.headers["ETag"] == r.headers["ETag"]
     # And through the kDAV URL.
     assert env.request("GET", f"/carddav/demo/Contacts/bytes-{version}.vcf").content == text.encode("utf-8")
+
+
+@pytest.mark.parametrize("example", [RFC6350_EXAMPLE, RFC2426_EXAMPLE], ids=["rfc6350", "rfc2426"])
+def test_rfc_examples_come_back_byte_for_byte(env, example):
+    path = BOOK + f"example-{len(example)}.vcf"
+    assert put(env, path, example).status_code in (201, 204)
+    assert env.request("GET", path).content == example.encode()
 
 
 def test_photo_is_kept_whole(env):

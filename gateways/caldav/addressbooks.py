@@ -41,6 +41,7 @@ LIGHT_VALUE = 4096
 _BINARY_LINE = re.compile(r"^((?:[A-Za-z0-9-]+\.)?(?:PHOTO|LOGO|SOUND|KEY)(?:;[^:\r\n]*)?:)[^\r\n]{%d,}"
                           % LIGHT_VALUE, re.I | re.M)
 _FOLD = re.compile(r"\r?\n[ \t]")
+_ESCAPED = re.compile(r"\\(.)")
 
 
 def vcard_blocks(text: str) -> list[str]:
@@ -50,9 +51,10 @@ def vcard_blocks(text: str) -> list[str]:
 
 def uid_of(block: str) -> str | None:
     """The UID of one vCard's text, unfolded, or None."""
-    for line in re.sub(r"\r?\n[ \t]", "", block).splitlines():
+    for line in _FOLD.sub("", block).splitlines():
         if _UID_LINE.match(line):
-            return line.split(":", 1)[1].strip() if ":" in line else None
+            # Unescaped as vobject gives it to Radicale (RFC 6350 §3.4).
+            return _ESCAPED.sub(lambda m: "\n" if m.group(1) in "nN" else m.group(1), line.split(":", 1)[1].strip())
     return None
 
 
