@@ -118,7 +118,7 @@ class AddressBookCollection(storage.FolderCollection):
         meta = {"tag": TAG, "D:displayname": f.display_name or f.name}
         if f.description:
             meta[DESCRIPTION] = f.description
-        meta.update(properties.collection_meta(self.ctx, f))
+        meta.update(getattr(f, "properties", None) or {})  # dead properties; no calendar's date limits
         return meta if key is None else meta.get(key)
 
     def set_meta(self, props: Mapping[str, str]) -> None:
@@ -145,7 +145,7 @@ class AddressBookCollection(storage.FolderCollection):
 
     def _query(self, restriction: Any = None, with_text: bool = True,
                columns: Iterable[str] = CONTACT_COLUMNS) -> list[Item]:
-        return super()._query(restriction, with_text, [c for c in columns if c in CONTACT_COLUMNS])
+        return super()._query(restriction, with_text, columns)
 
     def list_items(self) -> list[Item]:
         return self._query(None, with_text=False)

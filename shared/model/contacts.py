@@ -7,8 +7,6 @@ from shared import codec
 from shared.model.operations import truthy
 from shared.model.tables import FolderTables
 
-CONTACT_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "fn", "email", "tel", "itemClass", "size")
-
 
 class Contacts(FolderTables):
     """vCards, kept by the store as they are given."""
