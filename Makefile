@@ -44,7 +44,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= -1
 FUZZ_DIR ?= .fuzz
 FUZZ_HARNESSES ?= imap_commands pop3_commands lmtp_session managesieve_commands mime_message \
-	icalendar_columns soap_codec dav_bodies sieve_scripts client_setup
+	icalendar_columns soap_codec dav_bodies sieve_scripts client_setup vcard_columns
 FUZZ_MAX_LEN ?= 4096
 FUZZ_OPTIONS ?= -timeout=10 -rss_limit_mb=1024 -max_len=$(FUZZ_MAX_LEN) -print_final_stats=1
 

@@ -42,6 +42,17 @@ def calendars() -> list[bytes]:
     return [p.read_bytes() for p in sorted(tests.rglob("*.ics"))]
 
 
+def vcards() -> list[bytes]:
+    """The vCards of our tests (the RFC 6350 and RFC 2426 examples among them), alone and
+    as one .vcf."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_vcardcolumns import RFC2426_EXAMPLE, RFC6350_EXAMPLE
+    cards = [RFC6350_EXAMPLE, RFC2426_EXAMPLE,
+             "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:photo\r\nFN:Photo\r\nPHOTO;ENCODING=b;TYPE=JPEG:"
+             + "QUJD" * 1100 + "\r\nEND:VCARD\r\n"]
+    return [c.encode("utf-8") for c in cards] + ["".join(cards).encode("utf-8")]
+
+
 def sieve_scripts() -> list[bytes]:
     """String constants of the Sieve tests that compile: the RFC examples and our cases."""
     from shared.sieve import SieveError, compile_script
@@ -183,7 +194,7 @@ HARNESSES: dict[str, Callable[[], Iterable[bytes]]] = {
     "imap_commands": imap, "pop3_commands": pop3, "lmtp_session": lmtp,
     "managesieve_commands": managesieve, "mime_message": mime,
     "icalendar_columns": calendars, "soap_codec": soap, "dav_bodies": dav, "sieve_scripts": sieve,
-    "client_setup": client_setup,
+    "client_setup": client_setup, "vcard_columns": vcards,
 }
 
 
