@@ -3,10 +3,11 @@
 The resource does what must not cost a thread or must happen before a body is
 read: size limits (413 before reading), Basic authentication through the login
 service (`shared.login`, whose delay after failures is a reactor timer) and the
-session cache on top of it, hostile-XML refusal, URL
-mapping (`/caldav/...`, `/carddav/...`, `/ical/<user>/<calendar>`, `/.well-known/caldav`
-and `/.well-known/carddav`, principal discovery on any other path). Then it hands the request to Radicale in a WSGI
-thread, and maps store errors Radicale could not express (503, 403, 409) back.
+session cache on top of it, hostile-XML refusal, URL mapping (`/caldav/...`,
+`/carddav/...`, `/ical/<user>/<calendar>`, `/.well-known/caldav` and
+`/.well-known/carddav`, principal discovery on any other path). Then it hands the
+request to Radicale in a WSGI thread, and maps store errors Radicale could not express
+(503, 403, 409) back.
 """
 from __future__ import annotations
 
@@ -63,7 +64,6 @@ UNAVAILABLE_TEXT = "the store is unavailable, try again later\n"
 STATUS_FOR_ERROR: dict[type, int] = {Unavailable: 503, Forbidden: 403, NotFound: 404, Conflict: 409,
                                      TooLarge: 413, BadRequest: 400, AuthFailed: 401, SessionInvalid: 401,
                                      StorageFull: 507}
-
 
 
 def publish_action(body: bytes) -> bool | None:
