@@ -78,8 +78,9 @@ def main() -> None:
     server = radicale = None
     try:
         port = free_port()
-        server = ServerProcess(os.path.join(base, "ours"), {"ical_listen": f"127.0.0.1:{port}",
-                                                            "log_level": "warning"}, demo=True).start()
+        # The loading PUT parses every card in one request: more than the default minute on a busy machine.
+        server = ServerProcess(os.path.join(base, "ours"), {"ical_listen": f"127.0.0.1:{port}", "log_level": "warning",
+                                                            "ical_time_limit": "900"}, demo=True).start()
         password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
         os.makedirs(os.path.join(base, "radicale"))
         radicale = Radicale(os.path.join(base, "radicale")).start()

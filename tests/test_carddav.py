@@ -15,7 +15,7 @@ from caldav_env import DAV, hrefs, sync_collection, xml
 from test_caldav_multiget import sorted_answer
 from test_vcardcolumns import RFC2426_EXAMPLE, RFC6350_EXAMPLE
 
-pytestmark = pytest.mark.gateway_env("caldav")
+pytestmark = [pytest.mark.gateway_env("caldav"), pytest.mark.database_engines("sqlite", "mariadb")]
 
 CARD = "{urn:ietf:params:xml:ns:carddav}"
 BOOK = "/caldav/demo/Contacts/"
