@@ -1,6 +1,6 @@
 """Real CardDAV clients against the gateway on loopback: vdirsyncer syncing both ways with a
-local vdir that khard reads and writes, and the discovery sequences of iOS and DAVx5 replayed
-as raw HTTP."""
+local vdir that khard reads and writes, the `caldav` library's DAVClient, and the discovery
+sequences of iOS and DAVx5 replayed as raw HTTP."""
 from __future__ import annotations
 
 import os
@@ -134,3 +134,28 @@ def test_davx5_discovery_from_the_caldav_root(env):
     r = env.request("PROPFIND", principal, body, Depth="0", Content_Type="application/xml")
     assert xml(r).find(f".//{CARD}addressbook-home-set/{DAV}href").text == principal
     assert xml(r).find(".//{urn:ietf:params:xml:ns:caldav}calendar-home-set/{DAV:}href").text == principal
+
+
+def test_caldav_library_davclient_with_vcards(env):
+    """The `caldav` library has no address book objects; its DAVClient's WebDAV calls are
+    what it offers for vCards (MKCOL, PUT, PROPFIND, REPORT, DELETE)."""
+    import caldav
+    with caldav.DAVClient(url=env.base + "/carddav/", username="demo", password=env.password,
+                          require_tls=False) as client:
+        book = env.base + "/carddav/demo/Library/"
+        client.delete(book)
+        mkcol = ('<d:mkcol xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:carddav"><d:set><d:prop><d:resourcetype>'
+                 "<d:collection/><cr:addressbook/></d:resourcetype></d:prop></d:set></d:mkcol>")
+        assert client.mkcol(book, mkcol).status == 201
+        card = vcard("lib-1", fn="Libby Rary")
+        assert client.put(book + "lib-1.vcf", card, {"Content-Type": "text/vcard"}).status == 201
+        listing = client.propfind(book, '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>',
+                                  depth=1)
+        assert listing.status == 207 and "/carddav/demo/Library/lib-1.vcf" in listing.raw
+        report = client.report(book, '<cr:addressbook-multiget xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:'
+                                     'carddav"><d:prop><cr:address-data/></d:prop>'
+                                     "<d:href>/carddav/demo/Library/lib-1.vcf</d:href></cr:addressbook-multiget>",
+                               depth=1)
+        assert report.status == 207 and "FN:Libby Rary" in report.raw
+        assert client.delete(book + "lib-1.vcf").status in (200, 204)
+        assert client.delete(book).status in (200, 204)
