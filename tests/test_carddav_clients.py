@@ -24,7 +24,8 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
 def test_vdirsyncer_two_way_sync_and_khard(env, tmp_path):
     ensure_packages({name: command(name) for name in ("vdirsyncer", "khard")})
     book = new_book(env, "Friends")
-    assert put(env, book + "server-1.vcf", vcard("server-1", fn="Sam Server", email="sam@example.org")).status_code == 201
+    first = put(env, book + "server-1.vcf", vcard("server-1", fn="Sam Server", email="sam@example.org"))
+    assert first.status_code == 201
     vdir, status, config = tmp_path / "contacts", tmp_path / "status", tmp_path / "vdirsyncer.conf"
     config.write_text(textwrap.dedent(f"""\
         [general]

@@ -135,7 +135,7 @@ class AddressBookCollection(storage.FolderCollection):
 
     def _item(self, row: Any, text: str | None) -> Item:
         item: Any = make_item(ContactItem if text is not None else StoredContact, self, row.name, text, row.etag,
-                              row.get("icalUid"), "", None, storage.http_date(row.get("internalDate")),
+                              row.get("icalUid"), "", None, storage._http_date(row.get("internalDate")),
                               name="VCARD")
         if text is None:
             item._loader = lambda: self.ctx.call(row.ical)
@@ -162,7 +162,7 @@ class AddressBookCollection(storage.FolderCollection):
         result = self.ctx.call(self.folder.save_contact, href, text, if_match=if_match,
                                if_none_match=if_none_match)
         self.folder.highest_modseq = result["modseq"]
-        new = make_item(ContactItem, self, href, text, result["etag"], item.uid, "", None, storage.http_date(None),
+        new = make_item(ContactItem, self, href, text, result["etag"], item.uid, "", None, storage._http_date(None),
                         name="VCARD")
         return new, None
 

@@ -134,7 +134,7 @@ def calendars_of(ctx: context.RequestContext) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4096)
-def http_date(epoch: int | None) -> str:
+def _http_date(epoch: int | None) -> str:
     return formatdate(epoch if epoch is not None else time.time(), usegmt=True)
 
 
@@ -193,7 +193,7 @@ class PrincipalCollection(BaseCollection):
 
     @property
     def last_modified(self) -> str:
-        return http_date(None)
+        return _http_date(None)
 
 
 class RootCollection(PrincipalCollection):
@@ -257,7 +257,7 @@ class FolderCollection(BaseCollection):
 
     @property
     def last_modified(self) -> str:
-        return http_date(None)
+        return _http_date(None)
 
     def serialize(self, vcf_to_ics: bool = False, ShareActions: Any = None) -> str:  # noqa: N803
         """The whole calendar as one VCALENDAR (the iCal feed)."""
@@ -281,7 +281,7 @@ class FolderCollection(BaseCollection):
             time_range = None
         item: Any = make_item(Item if text is not None else StoreItem, self, row.name, text, row.etag,
                               row.get("icalUid"), COMPONENTS.get(row.get("itemClass"), "VEVENT"), time_range,
-                              http_date(row.get("internalDate")))
+                              _http_date(row.get("internalDate")))
         if text is None:
             item._loader = lambda: self.ctx.call(row.ical)
         item.recurring = bool(row.get("recurring"))
@@ -360,7 +360,7 @@ class FolderCollection(BaseCollection):
         start, end = item.time_range
         new = Item(collection=self, href=href, text=text, etag=result["etag"], uid=item.uid,
                    name="VCALENDAR", component_name=item.component_name, time_range=(start, end),
-                   last_modified=http_date(None))
+                   last_modified=_http_date(None))
         return new, None
 
     def delete(self, href: str | None = None) -> None:
