@@ -37,7 +37,7 @@ def contact_columns(text: str, fallback_uid: str | None = None) -> dict:
     may have several formatted names, in several languages), etag and
     itemClass. BadRequest for anything else than one vCard 3.0 or 4.0 with a UID; with a
     `fallback_uid` (an import of a .vcf file), a card of any version and without a UID is
-    taken too, under that UID."""
+    taken too, under that UID, and lines that are not content lines are passed over."""
     if "\x00" in text:
         raise BadRequest("NUL in vCard")
     lines = _unfold(text)
@@ -48,6 +48,8 @@ def contact_columns(text: str, fallback_uid: str | None = None) -> dict:
     for line in lines:
         match = _LINE.match(line)
         if match is None:
+            if fallback_uid is not None:
+                continue  # an import reads what it can
             raise BadRequest(f"bad vCard line: {line[:80]!r}")
         name, value = match.group(1).upper(), match.group(3)
         if name == "BEGIN":

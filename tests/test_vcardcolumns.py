@@ -70,5 +70,6 @@ def test_what_is_not_one_vcard_is_bad_request(text):
 
 
 def test_an_import_takes_a_card_without_uid_under_the_given_one():
-    columns = contact_columns("BEGIN:VCARD\r\nVERSION:2.1\r\nFN:Old\r\nEND:VCARD\r\n", fallback_uid="sha1-x")
+    columns = contact_columns("BEGIN:VCARD\r\nVERSION:2.1\r\nFN:Old\r\nbroken folding\r\nEND:VCARD\r\n",
+                              fallback_uid="sha1-x")
     assert (columns["icalUid"], columns["fn"]) == ("sha1-x", "Old")
