@@ -52,12 +52,48 @@ def feature_changes(args: argparse.Namespace) -> dict[str, bool]:
     return changes
 
 
+def _genkey(args: argparse.Namespace, out: Output) -> int:
+    from server.blobs.encrypted import write_key_file
+
+    try:
+        key = write_key_file(args.file)
+    except FileExistsError:
+        return out.error("conflict", f"{args.file} exists; a key file is never overwritten")
+    return out.result({"file": args.file, "key_id": key.id.hex()},
+                      f"new master key {key.id.hex()} in {args.file} (mode 0600); keep a copy in a safe place")
+
+
+def _rekey(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
+    from groupware.moving.progress import Progress
+    from server.blobs import EncryptedBlobStore
+    from server.blobs.encrypted import parse_key_file
+    from server.blobs.rekey import rekey
+
+    store = storage.blobs
+    if not isinstance(store, EncryptedBlobStore):
+        return out.error("badRequest", "attachment_encryption_key_file is not set: blobs are not encrypted")
+    path = args.new_key_file or cfg.get("attachment_encryption_key_file")
+    target = parse_key_file(path, "--new-key-file")
+    if target.id not in store.keyring.by_id:
+        # The server could not read what we rewrap under a key it lacks.
+        return out.error("badRequest", f"{path} is neither attachment_encryption_key_file nor among "
+                                       "attachment_encryption_old_key_files; configure it (and reload "
+                                       "the server) first")
+    with Progress("blobs rekey", None, unit="blob") as progress:
+        result = rekey(store, target, progress.update)
+    code = out.result({"key_id": target.id.hex(), **result._asdict()}, result.line())
+    return code if not result.damaged else 1
+
+
 def _blobs(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
-    from server.blobs import FileBlobStore
+    from server.blobs import FileBlobStore, backend_of
     from server.blobs.gc import STATE_FILE, collect_garbage
 
+    if args.action == "rekey":
+        return _rekey(cfg, storage, args, out)
+
     state = None
-    if not isinstance(storage.blobs, FileBlobStore):
+    if not isinstance(backend_of(storage.blobs), FileBlobStore):
         os.makedirs(cfg.data_dir, exist_ok=True)
         state = os.path.join(cfg.data_dir, STATE_FILE)
     result = collect_garbage(storage, storage.blobs, args.min_age, dry_run=args.dry_run,
@@ -134,6 +170,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     if args.command == "status":
         from groupware import status
         return status.run(cfg, out)
+    if args.command == "blobs" and args.action == "genkey":
+        return _genkey(args, out)
     storage = open_storage(cfg)
     try:
         if args.command == "folder":

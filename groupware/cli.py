@@ -30,6 +30,9 @@
                                     a user's folders
     groupware blobs gc [--min-age SECONDS] [--dry-run]
                                     remove blobs no item references (left by a crash)
+    groupware blobs genkey FILE     write a new random master key for attachment_encryption_key_file
+    groupware blobs rekey [--new-key-file FILE]
+                                    rewrap every blob's data key under that master key (resumable)
     groupware managesieve           only the ManageSieve gateway, against the store at server_socket
     groupware sieve USER list|get NAME|put NAME FILE|activate NAME|deactivate|delete NAME
                                     a user's Sieve scripts
@@ -188,6 +191,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep blobs younger than this (default: 3600)")
     gc.add_argument("--dry-run", action="store_true",
                     help="only count what would be removed; change nothing")
+    genkey = blob_actions.add_parser(
+        "genkey", parents=admin, help="write a new master key for blob encryption",
+        description="Write 32 random bytes (base64) to a new file readable by its owner alone, "
+                    "for attachment_encryption_key_file. An existing file is never overwritten.")
+    genkey.add_argument("file", metavar="FILE", help="the key file to create")
+    rekey = blob_actions.add_parser(
+        "rekey", parents=admin, help="rewrap every blob's data key under a new master key",
+        description="Rewrap the data key of every encrypted blob under the master key in "
+                    "--new-key-file (default: attachment_encryption_key_file), without rewriting "
+                    "the data. That key must already be configured (as the key file, or among "
+                    "attachment_encryption_old_key_files) so the running server reads what is "
+                    "rewrapped; the old key must stay configured until a run ends with every "
+                    "blob rewrapped. Stopped, it resumes where it was: blobs already under the "
+                    "new key are skipped.")
+    rekey.add_argument("--new-key-file", metavar="FILE", default="",
+                       help="the master key to rewrap under (default: attachment_encryption_key_file)")
     commands.add_parser("status", parents=admin, help="what runs, sessions per protocol, store and database health",
                         description="The serving processes on this data directory with their listeners, "
                                     "the sessions (store) and connections (gateways) they hold per protocol, "

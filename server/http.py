@@ -39,7 +39,7 @@ from server.soap.streams import lookup_stream, register_upload
 from server.storage.engine import is_storage_full
 from shared.authguard import LOCAL
 from shared.codec import fault
-from shared.errors import BadRequest, GroupwareError, Internal, NotFound, SessionInvalid, StorageFull, TooLarge
+from shared.errors import BadRequest, BlobDamaged, GroupwareError, Internal, NotFound, SessionInvalid, StorageFull, TooLarge
 from shared.metrics import ReadinessResource
 from shared.spans import SpanReader
 
@@ -393,6 +393,13 @@ class BlobSender:
         log.error("streaming blobs failed: %s", failure.getErrorMessage())
         self.done = True
         self._close()
+        if self.request.channel is not None and not self.request.startedWriting \
+                and failure.check(BlobDamaged):
+            # Nothing sent yet: the damaged blob is answered as the store's error.
+            self.request.unregisterProducer()
+            self.request.responseHeaders.removeHeader(b"Content-Range")
+            _send(self.request, _fault_status(failure.value), fault(failure.value))
+            return
         # Headers (with Content-Length) are already out: only cutting the
         # connection tells the client the body is incomplete.
         if self.request.channel is not None:

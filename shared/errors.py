@@ -84,6 +84,12 @@ class Internal(GroupwareError):
     code = "internal"
 
 
+class BlobDamaged(Internal):
+    """A stored blob failed its integrity check (altered, truncated, swapped, or sealed
+    with a key the store lacks): the server's fault, answered like any internal error,
+    never with the damaged bytes."""
+
+
 ERRORS_BY_CODE: dict[str, type[GroupwareError]] = {
     cls.code: cls
     for cls in (AuthFailed, SessionInvalid, Forbidden, NotFound, Conflict, Quota,

@@ -1,4 +1,4 @@
-"""Blob stores: files and database (SQLite and MariaDB)."""
+"""Blob stores: files and database (SQLite and MariaDB), in the clear and encrypted."""
 from __future__ import annotations
 
 import io
@@ -7,8 +7,9 @@ import os
 import pytest
 from harness import mariadb_url, mysql_options
 
-from server.blobs import DatabaseBlobStore, FileBlobStore, open_blob_store
+from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, open_blob_store
 from server.blobs.database import CHUNK
+from server.blobs.encrypted import Keyring, MasterKey
 from server.storage import Storage
 from shared.config import Config
 from shared.errors import NotFound
@@ -18,19 +19,24 @@ def Cfg(**values: str) -> Config:
     return Config(values)
 
 
-@pytest.fixture(scope="module", params=["files", "sqlite", "mariadb"])
+@pytest.fixture(scope="module", params=["files", "sqlite", "mariadb", "files-encrypted",
+                                        "sqlite-encrypted", "mariadb-encrypted"])
 def store(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("blobs-" + request.param)
-    if request.param == "files":
-        yield FileBlobStore(str(tmp / "att"), fsync=True)
+    kind, _, encrypted = request.param.partition("-")
+
+    def wrapped(backend):
+        return EncryptedBlobStore(backend, Keyring(MasterKey(os.urandom(32)))) if encrypted else backend
+    if kind == "files":
+        yield wrapped(FileBlobStore(str(tmp / "att"), fsync=True))
         return
-    if request.param == "sqlite":
+    if kind == "sqlite":
         url = "sqlite:///" + str(tmp / "store.db")
     else:
         url = mariadb_url(request.getfixturevalue("mariadb_database"))
     st = Storage(url, None)
     st.migrate()
-    yield DatabaseBlobStore(st.engine)
+    yield wrapped(DatabaseBlobStore(st.engine))
     st.close()
 
 

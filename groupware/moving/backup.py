@@ -23,7 +23,7 @@ import sqlite3
 import time
 from typing import Any
 
-from server.blobs import FileBlobStore, open_blob_store
+from server.blobs import FileBlobStore, backend_of, open_blob_store
 from server.storage import Storage
 from server.storage.engine import sqlite_path
 from shared.config import Config
@@ -97,7 +97,8 @@ def backup(cfg: Config, dest: str) -> dict[str, Any]:
     # A DEST without its manifest is an interrupted backup: carried on, its files reused.
     os.makedirs(dest, mode=0o700, exist_ok=True)
     partial = os.path.join(dest, DATABASE + ".partial")
-    store = open_blob_store(cfg, cfg.data_dir)
+    # Blob files are copied as stored: sealed ones stay sealed in the backup.
+    store = backend_of(open_blob_store(cfg, cfg.data_dir))
     files = isinstance(store, FileBlobStore)
     copied: set[str] = set()
     blob_root = os.path.join(dest, BLOBS)
@@ -167,7 +168,7 @@ def restore(cfg: Config, src: str, force: bool = False) -> dict[str, Any]:
     if _server_running(cfg):
         raise BackupError("the store server is running on server_socket; stop it before a restore")
     database = sqlite_path(cfg, cfg.data_dir)
-    store = open_blob_store(cfg, cfg.data_dir)
+    store = backend_of(open_blob_store(cfg, cfg.data_dir))
     if manifest.get("blobs") and not isinstance(store, FileBlobStore):
         raise BackupError("the backup holds blob files but attachment_storage is not files")
     if os.path.exists(database):

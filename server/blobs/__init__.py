@@ -8,6 +8,7 @@ from typing import Any, BinaryIO, Protocol
 from shared.config import ConfigError
 
 from .database import DatabaseBlobStore
+from .encrypted import EncryptedBlobStore, Keyring
 from .files import FileBlobStore
 
 
@@ -26,17 +27,34 @@ def instrument_blobs(store: Any, backend: str) -> Any:
 
 
 def open_blob_store(cfg: Any, data_dir: str, engine: Any = None) -> BlobStore:
-    """The configured blob store; the database kind shares the store database."""
+    """The configured blob store, encrypted when `attachment_encryption_key_file` is set;
+    the database kind shares the store database."""
+    keyring = Keyring.from_config(cfg)
+    store = open_backend(cfg, data_dir, engine)
+    kind = "database" if isinstance(store, DatabaseBlobStore) else "files"
+    if keyring is not None:
+        store = EncryptedBlobStore(store, keyring)
+    return instrument_blobs(store, kind)
+
+
+def open_backend(cfg: Any, data_dir: str, engine: Any = None) -> Any:
+    """Where the configured blob store keeps its bytes (sealed ones, with encryption)."""
     kind = cfg.get_choice("attachment_storage")
     if kind == "files":
         path = cfg.get("attachment_path") or os.path.join(data_dir, "attachments")
-        return instrument_blobs(FileBlobStore(path, fsync=cfg.get_bool("attachment_files_fsync")), "files")
+        return FileBlobStore(path, fsync=cfg.get_bool("attachment_files_fsync"))
     if kind in ("database", "db"):
         if engine is None:
             from server.storage.engine import database_url, make_engine
             engine = make_engine(database_url(cfg, data_dir))
-        return instrument_blobs(DatabaseBlobStore(engine), "database")
+        return DatabaseBlobStore(engine)
     raise ConfigError("attachment_storage", f"expected files or database, got {kind!r}")
 
 
-__all__ = ["BlobStore", "FileBlobStore", "DatabaseBlobStore", "open_blob_store"]
+def backend_of(store: Any) -> Any:
+    """The store that holds the bytes: `store` itself, or what an encrypted store wraps."""
+    return getattr(store, "backend", store)
+
+
+__all__ = ["BlobStore", "FileBlobStore", "DatabaseBlobStore", "EncryptedBlobStore", "open_blob_store",
+           "backend_of"]

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from shared.errors import NotFound
 
@@ -23,8 +23,12 @@ class DatabaseBlobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _store(self, chunks: Iterator[bytes]) -> str:
-        key = secrets.token_hex(16)
+    def new_key(self) -> str:
+        """A fresh blob name, for a caller that must know it before it writes."""
+        return secrets.token_hex(16)
+
+    def _store(self, chunks: Iterator[bytes], key: str | None = None) -> str:
+        key = key or self.new_key()
 
         def run(conn) -> None:
             seq = 0
@@ -38,13 +42,13 @@ class DatabaseBlobStore:
         run_in_transaction(self.engine, run, write=True)
         return key
 
-    def put_bytes(self, data: bytes) -> str:
+    def put_bytes(self, data: bytes, key: str | None = None) -> str:
         view = memoryview(data)
-        return self._store(bytes(view[i:i + CHUNK]) for i in range(0, len(view), CHUNK))
+        return self._store((bytes(view[i:i + CHUNK]) for i in range(0, len(view), CHUNK)), key)
 
-    def put_many(self, datas: Sequence[bytes]) -> list[str]:
+    def put_many(self, datas: Sequence[bytes], keys: Sequence[str] | None = None) -> list[str]:
         """Several blobs in one transaction."""
-        keys = [secrets.token_hex(16) for _ in datas]
+        keys = list(keys) if keys else [self.new_key() for _ in datas]
 
         def run(conn) -> None:
             rows = []
@@ -58,13 +62,13 @@ class DatabaseBlobStore:
         run_in_transaction(self.engine, run, write=True)
         return keys
 
-    def put_file(self, path: str) -> str:
+    def put_file(self, path: str, key: str | None = None) -> str:
         def read() -> Iterator[bytes]:
             with open(path, "rb") as f:
                 while data := f.read(CHUNK):
                     yield data
 
-        key = self._store(read())
+        key = self._store(read(), key)
         try:
             os.unlink(path)  # ingested: the caller's temp file is ours to drop
         except OSError:
@@ -86,6 +90,18 @@ class DatabaseBlobStore:
             raise NotFound(f"blob {key} not found")
         # Every chunk but the last is full.
         return last * CHUNK + len(self._chunk(key, last))
+
+    def replace_head(self, key: str, old: bytes, new: bytes) -> None:
+        """Overwrite the blob's first bytes `old` with `new` (as long), in its first
+        chunk row; NotFound when the blob is gone or no longer starts with `old`."""
+        def run(conn) -> None:
+            first = conn.execute(select(blobs.c.data).where(blobs.c.key == key, blobs.c.seq == 0)).scalar()
+            if first is None or bytes(first[:len(old)]) != old:
+                raise NotFound(f"blob {key} not found or changed meanwhile")
+            conn.execute(update(blobs).where(blobs.c.key == key, blobs.c.seq == 0)
+                         .values(data=new + bytes(first[len(old):])))
+
+        run_in_transaction(self.engine, run, write=True)
 
     def open(self, key: str) -> BinaryIO:
         return io.BufferedReader(_ChunkReader(self, key, self.size(key)), buffer_size=CHUNK)

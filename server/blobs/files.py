@@ -84,8 +84,17 @@ class FileBlobStore:
         finally:
             os.close(fd)
 
-    def _target(self, shard: str = "") -> tuple[str, str]:
-        key = shard + secrets.token_hex(16 - len(shard) // 2)
+    def new_key(self) -> str:
+        """A fresh blob name, for a caller that must know it before it writes (a sealed
+        blob names its key in its seal); it shares a shard directory like put_bytes'."""
+        return self._new_key(self._next_shard())
+
+    @staticmethod
+    def _new_key(shard: str) -> str:
+        return shard + secrets.token_hex(16 - len(shard) // 2)
+
+    def _target(self, shard: str = "", key: str | None = None) -> tuple[str, str]:
+        key = key or self._new_key(shard)
         path = self._path(key)
         directory = os.path.dirname(path)
         if directory not in self._dirs:
@@ -104,8 +113,8 @@ class FileBlobStore:
             self._shard_left -= 1
             return self._shard
 
-    def put_bytes(self, data: bytes) -> str:
-        """A new blob, durable when this returns: its data and its name fsynced.
+    def put_bytes(self, data: bytes, key: str | None = None) -> str:
+        """A new blob (named `key`, from new_key, when given), durable when this returns: its data and its name fsynced.
 
         It is written under its final name at once, without a temporary name and a
         rename: no item names the key before this returns, so nobody reads the file
@@ -113,7 +122,7 @@ class FileBlobStore:
         removes. Without the rename the file's fsync also carries its directory entry
         on journaling file systems, and the directory's fsync then finds little to do.
         """
-        key, path = self._target(self._next_shard())
+        key, path = self._target(self._next_shard(), key)
         try:
             self._write_new(path, data)
             self._sync_dir(os.path.dirname(path))
@@ -134,7 +143,7 @@ class FileBlobStore:
         finally:
             os.close(fd)
 
-    def put_many(self, datas: Sequence[bytes]) -> list[str]:
+    def put_many(self, datas: Sequence[bytes], keys: Sequence[str] | None = None) -> list[str]:
         """Several blobs, durable when this returns, as put_bytes would leave them. They are
         written and fsynced by several threads at once, and share a shard directory per
         thousand, so a calendar import does not wait for each file in turn."""
@@ -143,7 +152,7 @@ class FileBlobStore:
         for i in range(len(datas)):
             if i % _BLOBS_PER_SHARD == 0:
                 shard = secrets.token_hex(2)
-            key, path = self._target(shard)
+            key, path = self._target(shard, keys[i] if keys else None)
             written.append((key, path, os.path.join(os.path.dirname(path), TMP_PREFIX + key)))
 
         def write(job: tuple[str, bytes]) -> None:
@@ -165,10 +174,10 @@ class FileBlobStore:
             raise
         return [key for key, _, _ in written]
 
-    def put_file(self, path: str) -> str:
+    def put_file(self, path: str, key: str | None = None) -> str:
         """Take over a finished temp file: renamed in when on the same filesystem, else copied;
         durable when this returns. Like put_bytes, it takes its final name at once."""
-        key, target = self._target(self._next_shard())
+        key, target = self._target(self._next_shard(), key)
         try:
             try:
                 os.rename(path, target)
@@ -200,6 +209,22 @@ class FileBlobStore:
             return open(self._path(key), "rb")
         except FileNotFoundError:
             raise NotFound(f"blob {key} not found") from None
+
+    def replace_head(self, key: str, old: bytes, new: bytes) -> None:
+        """Overwrite the blob's first bytes `old` with `new` (as long), in place and
+        durably; NotFound when the blob is gone or no longer starts with `old`."""
+        try:
+            fd = os.open(self._path(key), os.O_RDWR)
+        except FileNotFoundError:
+            raise NotFound(f"blob {key} not found") from None
+        try:
+            if os.pread(fd, len(old), 0) != old:
+                raise NotFound(f"blob {key} changed meanwhile")
+            os.pwrite(fd, new, 0)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def size(self, key: str) -> int:
         try:
