@@ -8,6 +8,7 @@ import contextlib
 import glob
 import imaplib
 import os
+import poplib
 import re
 import sqlite3
 
@@ -193,3 +194,34 @@ def test_a_damaged_blob_is_answered_with_no(suite, damage):
     m.logout()
     with open(suite.options["log_file"], encoding="utf-8", errors="replace") as fp:
         assert f"blob damaged: blob {keys[0]}" in fp.read()
+
+
+def test_a_damaged_blob_is_pop3s_err_and_http_500(suite):
+    body = b"From: a@example.com\r\nSubject: pop3 damage\r\n\r\n" + b"text\r\n" * 100
+    m = imap(suite)
+    assert m.append("INBOX", None, None, body)[0] == "OK"
+    m.logout()
+    key = (blob_key_of(suite, "Inbox") or blob_key_of(suite, "INBOX"))[-1]
+    sealed = read_blob(suite, key)
+    write_blob(suite, key, sealed[:-1] + bytes([sealed[-1] ^ 1]))
+    pop = poplib.POP3("127.0.0.1", suite.port("pop3"), timeout=60)
+    pop.user("demo")
+    pop.pass_(suite.demo_password())
+    with pytest.raises(poplib.error_proto, match="-ERR"):
+        pop.retr(pop.stat()[0])
+    assert pop.noop().startswith(b"+OK")
+    pop.quit()
+
+    http = requests.Session()
+    http.auth = ("demo", suite.demo_password())
+    url = f"http://127.0.0.1:{suite.port('ical')}/caldav/demo/Calendar/damaged.ics"
+    event = (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:damaged-1\r\n"
+             b"DTSTAMP:20260101T000000Z\r\nDTSTART:20261201T100000Z\r\nSUMMARY:board meeting\r\n"
+             b"END:VEVENT\r\nEND:VCALENDAR\r\n")
+    assert http.put(url, data=event, headers={"Content-Type": "text/calendar"}, timeout=60).status_code == 201
+    with contextlib.closing(sqlite3.connect(os.path.join(suite.data_dir, "store.db"))) as db:
+        key, = db.execute("SELECT blob_key FROM items WHERE name = 'damaged.ics'").fetchone()
+    sealed = read_blob(suite, key)
+    write_blob(suite, key, sealed[:100] + bytes([sealed[100] ^ 1]) + sealed[101:])
+    r = http.get(url, timeout=60)
+    assert r.status_code >= 500 and b"board meeting" not in r.content
