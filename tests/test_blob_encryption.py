@@ -10,7 +10,7 @@ import pytest
 from harness import run_groupware
 
 from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, backend_of, open_blob_store
-from server.blobs.encrypted import CHUNK, HEADER, TAG, Keyring, MasterKey, parse_key_file, plain_size, sealed_size
+from server.blobs.encrypted import CHUNK, HEADER, SEAL_IN_MEMORY, TAG, Keyring, MasterKey, parse_key_file, plain_size, sealed_size
 from server.blobs.rekey import rekey
 from server.storage import Storage
 from shared.config import Config, ConfigError
@@ -130,7 +130,7 @@ def test_another_master_key_reads_nothing(backend):
 def test_put_file_seals_the_upload_and_removes_it(backend, tmp_path):
     store = EncryptedBlobStore(backend, keyring())
     upload = tmp_path / "upload.tmp"
-    for size in (0, CHUNK, 2 * CHUNK + 7):
+    for size in (0, CHUNK, 2 * CHUNK + 7, SEAL_IN_MEMORY + 1):
         data = os.urandom(size)
         upload.write_bytes(data)
         key = store.put_file(str(upload))

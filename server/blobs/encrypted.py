@@ -28,7 +28,7 @@ import logging
 import os
 import stat
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -52,6 +52,8 @@ _WRAPPED = KEY_BYTES + TAG
 _PREFIX = 7
 HEADER = len(MAGIC) + 1 + _KEY_ID + _WRAP_NONCE + _WRAPPED + _PREFIX
 _SEALED_CHUNK = CHUNK + TAG
+# put_file seals files up to this size in memory: one file written, none renamed.
+SEAL_IN_MEMORY = 1 << 20
 
 
 def _derive(master: bytes, purpose: bytes, length: int = KEY_BYTES) -> bytes:
@@ -234,12 +236,18 @@ class _OpenedKey:
 
 
 class _DecryptingReader(io.RawIOBase):
-    """Seekable plaintext view of a sealed blob; a read decrypts only the chunks it covers.
+    """Seekable plaintext view of a sealed blob; a read decrypts only the chunks it covers
+    (the last one stays decrypted for the next small read). A damaged chunk is logged
+    and raised as BlobDamaged.
 
     Has no fileno(), so readers never take its sealed bytes for the plaintext."""
 
     def __init__(self, sealed: BinaryIO, opened: _OpenedKey, size: int) -> None:
         self._sealed = sealed
+        try:
+            self._fd: int | None = sealed.fileno()
+        except (AttributeError, OSError):
+            self._fd = None
         self._opened = opened
         self._size = size
         self._chunks = max(1, -(-size // CHUNK))
@@ -268,25 +276,49 @@ class _DecryptingReader(io.RawIOBase):
             return self._cached[1]
         last = index == self._chunks - 1
         want = (self._size - index * CHUNK if last else CHUNK) + TAG
-        self._sealed.seek(HEADER + index * _SEALED_CHUNK)
-        sealed = _read_exactly(self._sealed, want)
+        where = HEADER + index * _SEALED_CHUNK
+        if self._fd is not None:
+            sealed = os.pread(self._fd, want, where)
+        else:
+            self._sealed.seek(where)
+            sealed = _read_exactly(self._sealed, want)
         if len(sealed) != want:
             raise BlobDamaged(f"blob {self._opened.name}: chunk {index} is cut short")
         data = self._opened.open_chunk(index, last, sealed)
         self._cached = (index, data)
         return data
 
+    def _pieces(self, count: int) -> list[Any]:
+        """Up to `count` bytes from the position on, as slices of decrypted chunks."""
+        pieces: list[Any] = []
+        try:
+            while count > 0 and self._pos < self._size:
+                index, inner = divmod(self._pos, CHUNK)
+                data = self._chunk(index)
+                take = min(count, len(data) - inner)
+                pieces.append(data if inner == 0 and take == len(data) else memoryview(data)[inner:inner + take])
+                self._pos += take
+                count -= take
+        except BlobDamaged as exc:
+            log.error("blob damaged: %s", exc.message)
+            raise
+        return pieces
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = max(0, self._size - self._pos)
+        pieces = self._pieces(size)
+        return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else b"".join(pieces)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
     def readinto(self, buf: Any) -> int:
-        if self._pos >= self._size:
-            return 0
         view = memoryview(buf).cast("B")
         done = 0
-        while done < len(view) and self._pos < self._size:
-            index, inner = divmod(self._pos, CHUNK)
-            data = self._chunk(index)[inner:inner + len(view) - done]
-            view[done:done + len(data)] = data
-            done += len(data)
-            self._pos += len(data)
+        for piece in self._pieces(len(view)):
+            view[done:done + len(piece)] = piece
+            done += len(piece)
         return done
 
     def close(self) -> None:
@@ -328,8 +360,13 @@ class EncryptedBlobStore:
         return self.backend.put_many(sealed, keys=keys)
 
     def put_file(self, path: str) -> str:
-        """Seal a finished temp file into a new one beside it, chunk by chunk, and
-        hand that to the backend; the plaintext file is removed."""
+        """Seal a finished temp file and hand it to the backend: a small one in memory,
+        a big one into a new file beside it, chunk by chunk. The plaintext file is removed."""
+        if os.path.getsize(path) <= SEAL_IN_MEMORY:
+            with open(path, "rb") as src:
+                key = self.put_bytes(src.read())
+            _unlink(path)
+            return key
         key = self.backend.new_key()
         sealed_path = path + ".sealed"
         try:
@@ -376,7 +413,7 @@ class EncryptedBlobStore:
         except BaseException:
             sealed.close()
             raise
-        return _LoggedReader(_DecryptingReader(sealed, opened, size))
+        return _DecryptingReader(sealed, opened, size)  # type: ignore[return-value]
 
     def size(self, key: str) -> int:
         size = plain_size(self.backend.size(key))
@@ -411,30 +448,6 @@ class EncryptedBlobStore:
             raise BlobDamaged(f"blob {key}: its data key does not unwrap") from None
         self.backend.replace_head(key, header.raw, _Header.build(target, data_key, header.prefix, key))
         return True
-
-
-class _LoggedReader(io.BufferedReader):
-    """Buffered plaintext reads that log a damaged blob once, where it is found."""
-
-    def __init__(self, raw: _DecryptingReader) -> None:
-        super().__init__(raw, buffer_size=CHUNK)
-
-    def read(self, size: int | None = -1) -> bytes:
-        return self._logged(super().read, size)
-
-    def read1(self, size: int = -1) -> bytes:
-        return self._logged(super().read1, size)
-
-    def readinto(self, buf: Any) -> int:
-        return self._logged(super().readinto, buf)
-
-    @staticmethod
-    def _logged(method: Callable[..., Any], arg: Any) -> Any:
-        try:
-            return method(arg)
-        except BlobDamaged as exc:
-            log.error("blob damaged: %s", exc.message)
-            raise
 
 
 def _unlink(path: str) -> None:
