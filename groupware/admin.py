@@ -53,7 +53,7 @@ def feature_changes(args: argparse.Namespace) -> dict[str, bool]:
 
 
 def _genkey(args: argparse.Namespace, out: Output) -> int:
-    from server.blobs.encrypted import write_key_file
+    from shared.sealed import write_key_file
 
     try:
         key = write_key_file(args.file)
@@ -66,7 +66,7 @@ def _genkey(args: argparse.Namespace, out: Output) -> int:
 def _rekey(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
     from groupware.moving.progress import Progress
     from server.blobs import EncryptedBlobStore
-    from server.blobs.encrypted import parse_key_file
+    from shared.sealed import parse_key_file
     from server.blobs.rekey import rekey
 
     store = storage.blobs

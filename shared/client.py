@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IConsumer
 from twisted.python.failure import Failure
 
 from shared import codec
+from shared.config import ConfigError
 from shared.metrics import STORE_CALLS, timed
 from shared.errors import (
     BadRequest, Forbidden, GroupwareError, Internal, NotFound, SessionInvalid, StorageFull, TooLarge, Unavailable,
@@ -110,7 +111,8 @@ class StoreClient:
     def __init__(self, reactor: Any, endpoint: str | Sequence[str], connections: int = 8,
                  ca_file: str | None = None, max_response_size: int = DEFAULT_MAX_RESPONSE,
                  long_poll_connections: int = 1024, call_timeout: float | None = 300,
-                 blob_files: bool = True, logon_connections: int = 4, retry_wait: float = 5.0) -> None:
+                 blob_files: bool = True, logon_connections: int = 4, retry_wait: float = 5.0,
+                 blob_keyring: Any = None) -> None:
         self.reactor = reactor
         addresses = [endpoint] if isinstance(endpoint, str) else list(endpoint)
         if not addresses:
@@ -123,6 +125,9 @@ class StoreClient:
         # On the store's own host (its UNIX socket), sources are read from the blob
         # files the store names (shared.localstream).
         self.blob_files = blob_files and not self.is_tcp
+        # The master keys of encrypted blobs, when this process may read them: it then
+        # opens the sealed blob files itself (shared.sealed).
+        self.blob_keyring = blob_keyring
         self.max_response_size = max_response_size
         self.call_timeout = call_timeout
 
@@ -133,7 +138,8 @@ class StoreClient:
         return cls(reactor, store_endpoints(cfg), cfg.get_int("server_connections"),
                    blob_files=cfg.get_bool("server_blob_files"),
                    logon_connections=cfg.get_int("server_logon_connections"),
-                   retry_wait=cfg.get_seconds("server_failover_retry"))
+                   retry_wait=cfg.get_seconds("server_failover_retry"),
+                   blob_keyring=_blob_keyring(cfg) if cfg.get_bool("server_blob_files") else None)
 
     def close(self) -> None:
         for endpoint in self.endpoints:
@@ -286,7 +292,7 @@ class StoreClient:
         """
         if not (self.blob_files and isinstance(href, StreamHref) and href.paths):
             return self._fetch_stream(session_id, href, consumer_or_callback, start, end)
-        local = LocalStream(self.reactor, href, consumer_or_callback, start, end)
+        local = LocalStream(self.reactor, href, consumer_or_callback, start, end, self.blob_keyring)
 
         def hand_over(failure: Failure) -> defer.Deferred:
             failure.trap(FileTrouble)
@@ -429,6 +435,17 @@ def _upload_error(sink: BufferSink) -> GroupwareError:
         except GroupwareError:
             pass
     return _http_error(sink.status, "upload")
+
+
+def _blob_keyring(cfg: Any) -> Any:
+    """The blob master keys, if this process may read them; without them sources of
+    encrypted blobs come through the store's socket."""
+    from shared.sealed import Keyring
+    try:
+        return Keyring.from_config(cfg)
+    except ConfigError as exc:
+        log.info("reading message sources through the store: %s", exc)
+        return None
 
 
 def _http_error(status: int, what: str) -> GroupwareError:

@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
+from shared.errors import BlobDamaged
 from shared.httpconn import StreamStopped
 from shared.pacing import PauseGate
 from shared.spans import Layout, SpanReader
@@ -57,18 +58,26 @@ def _open_file(path: str) -> Any:
     return open(path, "rb")
 
 
+def _file_opener(keyring: Any) -> Callable[[str], Any]:
+    """Opens the store's blob files: sealed ones (encrypted blobs) with `keyring`."""
+    if keyring is None:
+        return _open_file
+    from shared.sealed import open_sealed_file
+    return lambda path: open_sealed_file(path, keyring)
+
+
 @implementer(IPushProducer)
 class LocalStream:
     """Delivers `[start:end]` of a StreamHref's files to an IConsumer or a callback,
     paced like a stream from the socket (a callback returning a Deferred is waited for)."""
 
     def __init__(self, reactor: Any, href: StreamHref, target: IConsumer | Callable[[bytes], Any],
-                 start: int | None, end: int | None) -> None:
+                 start: int | None, end: int | None, keyring: Any = None) -> None:
         self.reactor = reactor
         layout = href.layout()
         first = min(max(0, start or 0), layout.size)
         last = layout.size if end is None else min(max(end, first), layout.size)
-        self.reader = SpanReader(_open_file, layout, first, last - first)
+        self.reader = SpanReader(_file_opener(keyring), layout, first, last - first)
         self.first = first
         self.delivered = 0
         self.consumer = target if IConsumer.providedBy(target) else None
@@ -90,7 +99,8 @@ class LocalStream:
                     if not pieces:
                         pieces = [await deferToThreadPool(self.reactor, self.reactor.getThreadPool(),
                                                           reader.read, CHUNK)]
-                except (OSError, EOFError) as exc:
+                except (OSError, EOFError, BlobDamaged) as exc:
+                    # A damaged blob too: the store answers it, and logs it, as its error.
                     raise FileTrouble(str(exc)) from exc
                 for k, data in enumerate(pieces):
                     if k:

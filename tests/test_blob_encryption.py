@@ -10,7 +10,9 @@ import pytest
 from harness import run_groupware
 
 from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, backend_of, open_blob_store
-from server.blobs.encrypted import CHUNK, HEADER, SEAL_IN_MEMORY, TAG, Keyring, MasterKey, parse_key_file, plain_size, sealed_size
+from server.blobs.encrypted import SEAL_IN_MEMORY
+from shared.sealed import (CHUNK, HEADER, TAG, Keyring, MasterKey, open_sealed_file, parse_key_file, plain_size,
+                           sealed_size)
 from server.blobs.rekey import rekey
 from server.storage import Storage
 from shared.config import Config, ConfigError
@@ -220,3 +222,25 @@ def test_genkey_and_rekey_commands(tmp_path):
     assert "rewrapped=5" in done.stdout
     rotated = open_blob_store(Config({"attachment_encryption_key_file": new}), data_dir)
     assert [read_all(rotated, key) for key in keys] == [b"message %d" % i for i in range(5)]
+
+
+def test_sealed_files_are_named_only_to_readers_that_open_them(tmp_path):
+    from server.soap.streams import _local_path
+    files = FileBlobStore(str(tmp_path / "att"), fsync=False)
+    keys = keyring()
+    store = EncryptedBlobStore(files, keys)
+    assert _local_path(files, False) == files.path and _local_path(files, True) == files.path
+    assert _local_path(store, False) is None
+    name = store.put_bytes(DATA)
+    path = _local_path(store, True)(name)
+    with open_sealed_file(path, keys) as fp:
+        fp.seek(CHUNK + 3)
+        assert fp.read(10) == DATA[CHUNK + 3:CHUNK + 13]
+        assert fp.read() == DATA[CHUNK + 13:]
+    with pytest.raises(BlobDamaged):
+        open_sealed_file(path, keyring())
+    # A sealed file moved under another blob's name does not open.
+    other = store.put_bytes(b"other")
+    os.replace(path, files.path(other))
+    with pytest.raises(BlobDamaged):
+        open_sealed_file(files.path(other), keys)

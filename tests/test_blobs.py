@@ -9,7 +9,7 @@ from harness import mariadb_url, mysql_options
 
 from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, open_blob_store
 from server.blobs.database import CHUNK
-from server.blobs.encrypted import Keyring, MasterKey
+from shared.sealed import Keyring, MasterKey
 from server.storage import Storage
 from shared.config import Config
 from shared.errors import NotFound

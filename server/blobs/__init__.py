@@ -8,7 +8,9 @@ from typing import Any, BinaryIO, Protocol
 from shared.config import ConfigError
 
 from .database import DatabaseBlobStore
-from .encrypted import EncryptedBlobStore, Keyring
+from shared.sealed import Keyring
+
+from .encrypted import EncryptedBlobStore
 from .files import FileBlobStore
 
 

@@ -14,7 +14,9 @@ from typing import Any, NamedTuple
 
 from shared.errors import BlobDamaged, NotFound
 
-from .encrypted import EncryptedBlobStore, MasterKey
+from shared.sealed import MasterKey
+
+from .encrypted import EncryptedBlobStore
 
 log = logging.getLogger("groupware.blobs")
 

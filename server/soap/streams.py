@@ -7,6 +7,8 @@ them back from a per-session token URL (openStream -> GET /stream/<token>).
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from typing import Any
 
 from lxml import etree
 
@@ -28,7 +30,8 @@ async def open_stream(call: Call) -> etree._Element:
     """A token for one item's source (`uid`), or for the sources of a uid set
     (`uids`) back to back; then the response names the uids it covers and each
     one's size, so the reader can cut the stream apart. With `localPaths`, a
-    caller on this host also learns the blob files, to read them itself."""
+    caller on this host also learns the blob files, to read them itself (encrypted
+    ones only with `sealedPaths`)."""
     session = call.session()
     folder_id = required_int(call.body, "folderId")
     uidset = field(call.body, "uids")
@@ -44,7 +47,7 @@ async def open_stream(call: Call) -> etree._Element:
             found = [(uid, item["blob_key"], item["size"])]
         else:
             found = call.storage.item_blobs(folder_id, uidset, MAX_ITEMS_PER_STREAM)
-        blob_path = getattr(call.storage.blobs, "path", None) if local else None
+        blob_path = _local_path(call.storage.blobs, bool_field(call.body, "sealedPaths")) if local else None
         return found, [blob_path(key) for _, key, _ in found] if blob_path is not None else []
 
     found, paths = await call.run(work)
@@ -60,6 +63,15 @@ async def open_stream(call: Call) -> etree._Element:
     for path in paths:
         add(out, "path", path)
     return out
+
+
+def _local_path(blobs: Any, opens_sealed: bool) -> Callable[[str], str] | None:
+    """How to name a blob's file to a caller on this host: sealed files only to a
+    caller that opens them, files in the clear to anyone; None when blobs are no files."""
+    sealed_path = getattr(blobs, "sealed_path", None)
+    if sealed_path is not None:
+        return sealed_path if opens_sealed else None
+    return getattr(blobs, "path", None)
 
 
 async def register_upload(services: Services, session_id: str, path: str) -> str:

@@ -36,7 +36,10 @@ class FolderStreams(FolderOperations):
                          *self._local_paths()).addCallback(decode)
 
     def _local_paths(self) -> tuple[tuple[str, bool], ...]:
-        return (("localPaths", True),) if self.session.client.blob_files else ()
+        client = self.session.client
+        if not client.blob_files:
+            return ()
+        return (("localPaths", True), ("sealedPaths", True)) if client.blob_keyring else (("localPaths", True),)
 
     @staticmethod
     def _href(r: etree._Element, sizes: list[int]) -> str:
