@@ -225,3 +225,27 @@ def test_a_damaged_blob_is_pop3s_err_and_http_500(suite):
     write_blob(suite, key, sealed[:100] + bytes([sealed[100] ^ 1]) + sealed[101:])
     r = http.get(url, timeout=60)
     assert r.status_code >= 500 and b"board meeting" not in r.content
+
+
+def test_damage_inside_a_big_message_cuts_the_connection(suite):
+    """A message too big to read first is streamed: damage found once its literal is
+    under way can only end the connection, never be followed by other bytes."""
+    body = b"From: a@example.com\r\nSubject: big one\r\n\r\n" + b"0123456789abcdef" * (3 << 16)
+    m = imap(suite)
+    m.create("Big")
+    assert m.append("Big", None, None, body)[0] == "OK"
+    key, = blob_key_of(suite, "Big")
+    sealed = bytearray(read_blob(suite, key))
+    sealed[len(sealed) // 2] ^= 1
+    write_blob(suite, key, bytes(sealed))
+    m.select("Big", readonly=True)
+    m.sock.settimeout(30)  # a gateway that waited instead of closing would fail the test
+    with pytest.raises((imaplib.IMAP4.abort, ConnectionError, EOFError)):
+        typ, data = m.uid("FETCH", "1", "(BODY.PEEK[])")
+        # A NO before any byte of the literal is as good; a partial literal is not.
+        assert typ == "NO", typ
+        raise imaplib.IMAP4.abort("answered NO")
+    with contextlib.suppress(Exception):
+        m.shutdown()
+    with imap(suite) as again:  # the gateway itself carries on
+        assert again.noop()[0] == "OK"

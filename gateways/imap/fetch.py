@@ -472,6 +472,7 @@ class Streamed:
         self.encoding, self.binary, self.skip = encoding, binary, skip
 
     async def send(self, conn: Any) -> None:
+        href = await self.message.href()
         conn.send(w.literal_header(self.size, self.binary))
         decoder = Decoder(self.encoding) if self.encoding else None
         left = self.size
@@ -494,8 +495,14 @@ class Streamed:
             if writer.paused:
                 return writer.writable()
             return None
-        href = await self.message.href()
-        await self.message.folder.stream(href, sink, self.start, self.end)
+        try:
+            await self.message.folder.stream(href, sink, self.start, self.end)
+        except Exception as exc:
+            # The literal is under way (a damaged source, a store gone meanwhile): only
+            # ending the connection keeps the client from taking what follows for it.
+            log.error("imap fetch: source of uid %s failed inside its literal: %s", self.message.uid, exc)
+            conn.close()
+            raise ConnectionError("source failed inside its literal") from exc
         if decoder is not None:
             put(decoder.close())
         if left:
