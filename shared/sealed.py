@@ -84,16 +84,16 @@ class MasterKey:
 def parse_key_file(path: str, option: str) -> MasterKey:
     """The master key in `path`: 32 raw bytes, or them as hex or base64 text.
 
-    A key file that other users can read is refused: the key is the whole protection."""
+    A key file that every user can read is refused: the key is the whole protection."""
     try:
         st = os.stat(path)
         with open(path, "rb") as fp:
             content = fp.read(4096)
     except OSError as exc:
         raise ConfigError(option, f"cannot read {path}: {exc.strerror}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if st.st_mode & stat.S_IRWXO:
         raise ConfigError(option, f"{path} is readable by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
-                                  "chmod 600 it")
+                                  "chmod 600 it (or 640, for a group of the store's user)")
     secret = content if len(content) == KEY_BYTES else _decode_text_key(content.strip())
     if secret is None:
         raise ConfigError(option, f"{path} holds no {KEY_BYTES}-byte key (raw, hex or base64); "

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from harness import run_groupware
+from harness import mariadb_url, run_groupware
 
 from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, backend_of, open_blob_store
 from server.blobs.encrypted import SEAL_IN_MEMORY
@@ -23,12 +23,15 @@ def keyring(*others: MasterKey) -> Keyring:
     return Keyring(MasterKey(os.urandom(32)), others)
 
 
-@pytest.fixture(params=["files", "sqlite"])
+@pytest.fixture(params=["files", "sqlite", "mariadb"])
 def backend(request, tmp_path):
     if request.param == "files":
         yield FileBlobStore(str(tmp_path / "att"), fsync=False)
         return
-    st = Storage("sqlite:///" + str(tmp_path / "store.db"), None)
+    url = "sqlite:///" + str(tmp_path / "store.db")
+    if request.param == "mariadb":
+        url = mariadb_url(request.getfixturevalue("mariadb_database"))
+    st = Storage(url, None)
     st.migrate()
     yield DatabaseBlobStore(st.engine)
     st.close()
@@ -194,7 +197,7 @@ def test_open_blob_store_encrypts_when_a_key_file_is_set(tmp_path):
     assert not hasattr(store, "path")  # no same-host reads of sealed files
     key = store.put_bytes(b"Subject: hello")
     assert b"hello" not in open(backend_of(store).path(key), "rb").read()
-    os.chmod(key_file, 0o640)
+    os.chmod(key_file, 0o604)
     with pytest.raises(ConfigError, match="attachment_encryption_key_file"):
         open_blob_store(Config({"attachment_encryption_key_file": key_file}), str(tmp_path))
 
