@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+from sqlalchemy import delete
 from harness import mariadb_url, run_groupware
 
 from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, backend_of, open_blob_store
@@ -15,6 +16,7 @@ from shared.sealed import (CHUNK, HEADER, TAG, Keyring, MasterKey, open_sealed_f
                            sealed_size)
 from server.blobs.rekey import rekey
 from server.storage import Storage
+from server.storage.schema import blobs
 from shared.config import Config, ConfigError
 from shared.errors import BlobDamaged
 
@@ -33,6 +35,8 @@ def backend(request, tmp_path):
         url = mariadb_url(request.getfixturevalue("mariadb_database"))
     st = Storage(url, None)
     st.migrate()
+    with st.engine.begin() as conn:  # the module's MariaDB database: each test starts empty
+        conn.execute(delete(blobs))
     yield DatabaseBlobStore(st.engine)
     st.close()
 
