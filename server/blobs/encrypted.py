@@ -83,9 +83,11 @@ class EncryptedBlobStore:
         return stored
 
     def open(self, key: str) -> BinaryIO:
-        size = self.size(key)
         sealed = self.backend.open(key)
         try:
+            # The opened blob knows its length: no second look-up (a query, for rows).
+            size = self._plain_size(sealed.seek(0, os.SEEK_END), key)
+            sealed.seek(0)
             header = read_header(sealed, key)
             try:
                 opened = OpenedKey(self.keyring, header, key)
@@ -103,11 +105,17 @@ class EncryptedBlobStore:
         return DecryptingReader(sealed, opened, size)  # type: ignore[return-value]
 
     def size(self, key: str) -> int:
-        size = plain_size(self.backend.size(key))
+        try:
+            return self._plain_size(self.backend.size(key), key)
+        except BlobDamaged as exc:
+            log.error("blob damaged: %s", exc.message)
+            raise
+
+    @staticmethod
+    def _plain_size(sealed: int, key: str) -> int:
+        size = plain_size(sealed)
         if size is None:
-            error = BlobDamaged(f"blob {key}: its length fits no encrypted blob (truncated?)")
-            log.error("blob damaged: %s", error.message)
-            raise error
+            raise BlobDamaged(f"blob {key}: its length fits no encrypted blob (truncated?)")
         return size
 
     def delete(self, key: str) -> None:
