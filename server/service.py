@@ -30,6 +30,7 @@ from server.http import StoreSite
 from server.notify import SharedNotifier, make_notifier
 from server.sessions import SessionManager, session_key
 from server.soap.context import Limits, Services
+from server.soap.delivery import delivery_group_commit
 from server.users import load_user_backend
 from shared.authguard import AuthGuard
 from shared.config import Config, ConfigError
@@ -152,6 +153,7 @@ class StoreServer:
                                      CallerRight.gateway(cfg), logon_guard,
                                      work_time_limit=cfg.get_int("worker_time_limit"),
                                      thread_share=FairShare(cfg.get_int("max_user_threads")))
+            self.services.deliveries = delivery_group_commit(self.services)
             self.site = StoreSite(self.services, cfg.get_size("max_soap_size"), HTTP_IDLE_TIMEOUT,
                                   cfg.get_size("max_soap_size_before_logon"))
             self._expiry = LoopingCall(self._expire, sessions)

@@ -12,9 +12,10 @@ else to the folder named by the address's `+detail` when the user has one, else
 to the Inbox. The recipient's active Sieve script (RFC 5228), compiled and
 cached for `sieve_script_cache_time` seconds, may then file, flag, discard, reject,
 redirect or answer with a vacation reply; a script that fails never loses the
-message (it is kept in the Inbox and the error logged). Then one
-`deliverMessage` stores the message for every recipient at once, so all share
-one blob, with `Return-Path` (and `Delivered-To` when there is exactly one
+message (it is kept in the Inbox and the error logged). Then the store keeps the
+message for every recipient at once, so all share one blob (messages that are ready
+while the store is busy with others go to it together, in one `deliverMessages`
+call and one commit), with `Return-Path` (and `Delivered-To` when there is exactly one
 recipient, as Dovecot does) on top. Redirects and vacation replies go out
 through `shared.relay` only after the store answered.
 """
@@ -37,7 +38,8 @@ from shared.errors import NotFound, Quota, StorageFull, TooLarge, Unavailable
 from shared.lru import SizedLRU
 from shared.metrics import DELIVERIES
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
-from shared.model.delivery import Delivery
+from shared.group_commit import GroupCommit
+from shared.model.delivery import UPLOAD_ABOVE, Delivery
 from shared.relay import Relay, redirect_loops, redirected_copy
 from shared.sieve import Envelope, SieveError, compile_script, evaluate
 from shared.sieve.limits import limits_from_config
@@ -117,6 +119,13 @@ class Deliverer:
         self.scripts = _TimedCache(cfg.get_seconds("sieve_script_cache_time"), cfg.get_size("sieve_script_cache_size"))
         self.recipients = _TimedCache(cfg.get_seconds("recipient_cache_time"), cfg.get_size("recipient_cache_size"))
         self.sieve_limits = limits_from_config(cfg)
+        # Messages whose filters are done while the store stores others wait, and go to the
+        # store together in one call (one commit): as many deliveries as one call may carry,
+        # and inline sources of at most inline_source_limit octets in all.
+        self.batches: GroupCommit[tuple[Any, str, list[Any]]] = GroupCommit(
+            lambda batch: defer.ensureDeferred(self._store_batch(batch)),
+            [(cfg.get_int("max_deliveries_per_message"), lambda message: len(message[2])),
+             (cfg.get_size("inline_source_limit"), lambda message: _inline_size(message[0]))])
         self._session: Any = None
         self._logon = defer.DeferredLock()  # messages arriving during the logon wait for it
 
@@ -186,7 +195,7 @@ class Deliverer:
                     if not plan.redirected:
                         plan.deliveries = [plan.fallback]
             wanted = [delivery for plan in plans for delivery in plan.deliveries]
-            outcomes = await self._store(session, traced, sender, wanted) if wanted else []
+            outcomes = await self._store(traced, sender, wanted) if wanted else []
             results = self._results(plans, outcomes)
         finally:
             if isinstance(traced, PrefixedFile):
@@ -202,9 +211,13 @@ class Deliverer:
                     await self._vacation(session, plan, sender, message or b"")
         return results
 
-    async def _store(self, session: Any, source: Any, sender: str, deliveries: list[Any]) -> list[Any]:
+    async def _store_batch(self, batch: list[tuple[Any, str, list[Any]]]) -> list[Any]:
+        session = await self.session()
+        return list(await session.deliver_many(batch))
+
+    async def _store(self, source: Any, sender: str, deliveries: list[Any]) -> list[Any]:
         try:
-            return list(await session.deliver(source, sender, deliveries))
+            return list(await self.batches.add((source, sender, deliveries)))
         except (Quota, TooLarge, StorageFull) as exc:
             status = {Quota: "quota", TooLarge: "toolarge", StorageFull: "storagefull"}[type(exc)]
             return [_Failed(status)] * len(deliveries)
@@ -445,6 +458,13 @@ async def _all(calls: Any) -> list[Any]:
     except defer.FirstError as error:
         error.subFailure.raiseException()
         raise  # unreachable: for the type checker
+
+
+def _inline_size(source: Any) -> int:
+    """Octets of a source that goes to the store inside the call (see DeliverySession.deliver_many)."""
+    if isinstance(source, (bytes, bytearray, memoryview)) and len(source) <= UPLOAD_ABOVE:
+        return len(source)
+    return 0
 
 
 def _store_paths(folders: list[Any]) -> dict[int, tuple[str, ...]]:

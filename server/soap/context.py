@@ -65,6 +65,8 @@ class Services:
     work_time_limit: float = 0
     budgets: BudgetRegistry = dc_field(default_factory=BudgetRegistry)
     thread_share: FairShare = dc_field(default_factory=lambda: FairShare(0))
+    # deliverMessage's rows, committed in groups (shared.group_commit); made with the services.
+    deliveries: Any = None
 
 
 @dataclass

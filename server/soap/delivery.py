@@ -1,10 +1,12 @@
 """The delivery operations: logonDelivery, resolveRecipient, listDeliveryFolders,
-getActiveSieveScript, deliverMessage, vacationResponse.
+getActiveSieveScript, deliverMessage, deliverMessages, vacationResponse.
 
 Only a delivery session (server.caller_rights decides who gets one) may call them,
 and it may call nothing else. `deliverMessage` stores one message for many recipients
 in one transaction, every copy sharing one blob, and answers only once blob and rows
-are durable, so an LMTP server may then say 250 (RFC 2033 section 4.2).
+are durable, so an LMTP server may then say 250 (RFC 2033 section 4.2). Deliveries
+that arrive together (`deliverMessages`, or calls side by side) share that transaction:
+the store commits them in groups (shared.group_commit).
 """
 from __future__ import annotations
 
@@ -12,12 +14,17 @@ import logging
 from typing import Any
 
 from lxml import etree
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 
 from server import recipients
-from server.soap.context import Call, response
+from shared.group_commit import GroupCommit
+from server.soap.context import Call, Services, response
+from server.soap.faults import as_groupware_error
 from server.soap.items import discard_file, incoming_message, parse_flags, store_blob
 from server.storage.delivery import DeliveryOutcome, DeliveryTarget
+from server.storage.items import NewMessage
 from server.storage.folders import ROLES
+from shared.budget import run_under
 from shared.codec import add, bool_field, element, field, gw, int_field, required, required_int, text
 from shared.errors import BadRequest, Forbidden, NotFound, Quota
 
@@ -114,53 +121,138 @@ def _target(el: etree._Element, max_depth: int) -> DeliveryTarget:
 async def deliver_message(call: Call) -> etree._Element:
     """One message for every <delivery>, one <result> per delivery in order."""
     session = call.delivery_session()
-    body = call.body
     limits = call.services.limits
-    sender = field(body, "sender", "") or ""
-    incoming = incoming_message(call, session, body)
+    sender, incoming, targets = _message(call, session, call.body, limits.max_deliveries_per_message)
+    out = response("deliverMessage")
+    _add_results(out, await _deliver(call, sender, incoming, targets))
+    return out
+
+
+async def deliver_messages(call: Call) -> etree._Element:
+    """Several messages, each with its deliveries (at most max_deliveries_per_message in
+    all): one <message> answer each, in order, with its <result>s or the <error> that
+    stopped that message alone. The messages go into the store's next commit together."""
+    session = call.delivery_session()
+    limits = call.services.limits
+    parsed: list[tuple[str, Any, list[DeliveryTarget]]] = []
     try:
-        elements = list(body.iterchildren(gw("delivery")))
+        left = limits.max_deliveries_per_message
+        for el in call.body.iterchildren(gw("message")):
+            parsed.append(_message(call, session, el, left))
+            left -= len(parsed[-1][2])
+        if not parsed:
+            raise BadRequest("no <message> given")
+    except BaseException:
+        for _, incoming, _ in parsed:
+            discard_file(incoming.path)
+        raise
+    answers = await DeferredList([ensureDeferred(_deliver(call, *message)) for message in parsed],
+                                 consumeErrors=True)
+    out = response("deliverMessages")
+    for ok, answer in answers:
+        el = element("message")
+        if ok:
+            _add_results(el, answer)
+        else:
+            error = as_groupware_error(answer.value, "deliverMessages", call.peer)
+            fault_el = element("error")
+            add(fault_el, "code", error.code)
+            add(fault_el, "message", error.message)
+            if error.reason:
+                add(fault_el, "reason", error.reason)
+            el.append(fault_el)
+        out.append(el)
+    return out
+
+
+def _message(call: Call, session: Any, el: etree._Element, max_deliveries: int
+             ) -> tuple[str, Any, list[DeliveryTarget]]:
+    """The sender, source and targets of one message element; BadRequest beyond `max_deliveries`."""
+    sender = field(el, "sender", "") or ""
+    incoming = incoming_message(call, session, el)
+    try:
+        elements = list(el.iterchildren(gw("delivery")))
         if not elements:
             raise BadRequest("no <delivery> given")
-        if len(elements) > limits.max_deliveries_per_message:
-            raise BadRequest(f"at most {limits.max_deliveries_per_message} deliveries per message")
-        targets = [_target(el, call.storage.max_folder_depth) for el in elements]
+        if len(elements) > max_deliveries:
+            raise BadRequest(f"at most {call.services.limits.max_deliveries_per_message} deliveries per call")
+        return sender, incoming, [_target(d, call.storage.max_folder_depth) for d in elements]
     except BaseException:
         discard_file(incoming.path)
         raise
 
-    def work() -> tuple[list[DeliveryOutcome], dict[int, int]]:
-        st = call.storage
+
+async def _deliver(call: Call, sender: str, incoming: Any, targets: list[DeliveryTarget]) -> list[DeliveryOutcome]:
+    """Store the message for its targets; the outcomes once blob and rows are durable."""
+    limits = call.services.limits
+
+    def store() -> NewMessage:
         try:
-            message = store_blob(st, incoming, limits.max_message_size)
+            return store_blob(call.storage, incoming, limits.max_message_size)
         finally:
             discard_file(incoming.path)
-        try:
-            outcomes, modseqs = st.deliver(message, targets, limits.delivery_duplicate_window)
-        except Quota:
-            outcomes, modseqs = [DeliveryOutcome("quota") for _ in targets], {}
-        except BaseException as err:
-            st.discard_unstored([message.blob_key], err)
-            raise
-        if not modseqs:
-            st.blobs.delete(message.blob_key)
-        return outcomes, modseqs
 
-    outcomes, modseqs = await call.run(work)
+    # The blob is durable first (blobs of concurrent deliveries are written side by side),
+    # then its rows go in with the other deliveries waiting for the next commit.
+    message = await call.run(store)
+    try:
+        outcomes, modseqs = await call.services.deliveries.add((message, targets))
+    except Quota:
+        outcomes, modseqs = [DeliveryOutcome("quota") for _ in targets], {}
+    except BaseException as err:
+        await call.run(call.storage.discard_unstored, [message.blob_key], err)
+        raise
+    if not modseqs:
+        await call.run(call.storage.blobs.delete, message.blob_key)
     for folder_id, modseq in modseqs.items():
         call.services.notifier.changed(folder_id, modseq)
-    out = response("deliverMessage")
     for target, outcome in zip(targets, outcomes):
         log.info("delivery from %r to %r: %s%s", sender, target.user, outcome.status,
                  f" (folder {outcome.folder_id}, uid {outcome.uid})" if outcome.uid is not None else "")
+    return outcomes
+
+
+def _add_results(parent: etree._Element, outcomes: list[DeliveryOutcome]) -> None:
+    for outcome in outcomes:
         result = element("result")
         add(result, "status", outcome.status)
         if outcome.folder_id is not None:
             add(result, "folderId", outcome.folder_id)
         if outcome.uid is not None:
             add(result, "uid", outcome.uid)
-        out.append(result)
-    return out
+        parent.append(result)
+
+
+def delivery_group_commit(services: Services) -> GroupCommit[tuple[NewMessage, list[DeliveryTarget]]]:
+    """The store's deliveries committed in groups (shared.group_commit), each group in one
+    transaction of at most max_deliveries_per_message copies, under a work budget of its own."""
+    limits = services.limits
+
+    def commit(batch: list[tuple[NewMessage, list[DeliveryTarget]]]) -> Deferred:
+        budget = services.budgets.open(services.work_time_limit)
+        d = services.run(run_under, budget, _commit_deliveries, services.storage, batch,
+                         limits.delivery_duplicate_window)
+        return d.addBoth(lambda result: (services.budgets.close(budget), result)[1])
+
+    return GroupCommit(commit, [(limits.max_deliveries_per_message, lambda item: len(item[1]))])
+
+
+def _commit_deliveries(storage: Any, batch: list[tuple[NewMessage, list[DeliveryTarget]]],
+                       duplicate_window: int) -> list[Any]:
+    """The batch in one transaction; when that fails, each message in one of its own, so
+    that what went wrong with one message is answered for that message alone."""
+    try:
+        return storage.deliver_many(batch, duplicate_window)
+    except Exception:
+        if len(batch) == 1:
+            raise
+    results: list[Any] = []
+    for one in batch:
+        try:
+            results.append(storage.deliver_many([one], duplicate_window)[0])
+        except Exception as err:  # noqa: BLE001 - the error is this message's answer
+            results.append(err)
+    return results
 
 
 async def vacation_response(call: Call) -> etree._Element:

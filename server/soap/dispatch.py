@@ -9,7 +9,6 @@ writes and transactions undo themselves), anything else is logged and answered
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
@@ -17,12 +16,10 @@ from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from server.soap import (calendar, changes, contacts, delivery, folders, items, publishing, session, sieve, streams,
                          subscriptions, tables)
 from server.soap.context import Call, Services
-from server.storage.engine import is_storage_full, is_unavailable
-from shared.budget import OutOfTime, WorkCancelled
+from server.soap.faults import as_groupware_error
 from shared.codec import body_of, envelope, fault, field, operation_of
-from shared.errors import LIMIT, BadRequest, GroupwareError, Internal, StorageFull, Unavailable
+from shared.errors import BadRequest
 
-log = logging.getLogger(__name__)
 
 Handler = Callable[[Call], Awaitable["etree._Element | bytes"]]
 
@@ -71,6 +68,7 @@ OPERATIONS: dict[str, Handler] = {
     "listDeliveryFolders": delivery.list_delivery_folders,
     "getActiveSieveScript": delivery.get_active_sieve_script,
     "deliverMessage": delivery.deliver_message,
+    "deliverMessages": delivery.deliver_messages,
     "vacationResponse": delivery.vacation_response,
 }
 
@@ -107,21 +105,5 @@ async def _answer(services: Services, data: bytes, peer: str, peer_uid: int | No
         return 200, result if isinstance(result, bytes) else envelope(result)
     except CancelledError:
         raise
-    except OutOfTime as err:
-        log.warning("%s from %s stopped: %s", op, peer, err)
-        return 500, fault(BadRequest(f"{err}; ask for less", LIMIT))
-    except WorkCancelled as err:
-        return 500, fault(Unavailable(f"the request was cancelled: {err}"))
-    except GroupwareError as err:
-        if isinstance(err, Internal):
-            log.error("%s from %s failed: %s", op, peer, err.message)
-        return 500, fault(err)
     except Exception as err:
-        if is_storage_full(err):
-            log.error("%s from %s: the store's disk is full: %s", op, peer, err)
-            return 500, fault(StorageFull("the store's disk is full"))
-        if is_unavailable(err):
-            log.error("%s from %s: store database unavailable: %s", op, peer, err)
-            return 500, fault(Unavailable("store database unavailable"))
-        log.exception("%s from %s failed unexpectedly", op, peer)
-        return 500, fault(Internal("internal server error"))
+        return 500, fault(as_groupware_error(err, op, peer))

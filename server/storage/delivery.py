@@ -134,34 +134,49 @@ class DeliveryMixin(StorageBase):
         `duplicate_window` seconds before this call (0: never) is a duplicate; targets of
         one call for one user share their fate.
         """
+        return self.deliver_many([(message, targets)], duplicate_window, now)[0]
+
+    def deliver_many(self, batch: Sequence[tuple[NewMessage, Sequence[DeliveryTarget]]], duplicate_window: int,
+                     now: int | None = None) -> list[tuple[list[DeliveryOutcome], dict[int, int]]]:
+        """Several messages, each as `deliver` stores it, in one transaction (one commit, one
+        lock of the recipients, one counter update per folder): what `deliver` answers for
+        each, in order. Messages of one batch are taken in order: a later one with a
+        Message-ID an earlier one delivered to the same user is a duplicate."""
         when = int(time.time()) if now is None else now
 
-        def run(conn: Connection) -> tuple[list[DeliveryOutcome], dict[int, int]]:
-            accounts = self._lock_recipients(conn, {t.user for t in targets})
-            keys: dict[int, tuple[int, str]] = {}  # target index -> (user id, Message-ID digest)
+        def run(conn: Connection) -> list[tuple[list[DeliveryOutcome], dict[int, int]]]:
+            accounts = self._lock_recipients(conn, {t.user for _, targets in batch for t in targets})
+            # (message index, target index) -> (user id, Message-ID digest)
+            keys: dict[tuple[int, int], tuple[int, str]] = {}
             if duplicate_window > 0:
+                for m, (_, targets) in enumerate(batch):
+                    for index, target in enumerate(targets):
+                        account = accounts.get(target.user)
+                        if target.message_id and account is not None:
+                            keys[m, index] = (account[0], digest(target.message_id))
+            recorded = self._delivered_at(conn, set(keys.values()))
+            delivered = dict(recorded)  # and what this batch delivers, message by message
+            trees = _MailTree.read(conn, {a[1] for a in accounts.values() if a[1] is not None})
+            plans: list[list[DeliveryOutcome]] = []
+            for m, (_, targets) in enumerate(batch):
+                plan: list[DeliveryOutcome] = []
                 for index, target in enumerate(targets):
                     account = accounts.get(target.user)
-                    if target.message_id and account is not None:
-                        keys[index] = (account[0], digest(target.message_id))
-            delivered = self._delivered_at(conn, set(keys.values()))
-            trees = _MailTree.read(conn, {a[1] for a in accounts.values() if a[1] is not None})
-            plan: list[DeliveryOutcome] = []
-            for index, target in enumerate(targets):
-                account = accounts.get(target.user)
-                if account is None or account[1] is None:
-                    plan.append(DeliveryOutcome("notFound"))
-                    continue
-                store_id = account[1]
-                if delivered.get(keys.get(index), -1) >= when - duplicate_window:
-                    plan.append(DeliveryOutcome("duplicate"))
-                    continue
-                tree = trees[store_id]
-                folder_id = self._target_folder(conn, tree, target)
-                plan.append(DeliveryOutcome("stored", folder_id) if folder_id is not None
-                            else DeliveryOutcome("notFound"))
-            self._record_message_ids(conn, set(keys.values()), delivered, duplicate_window, when)
-            return self._insert_deliveries(conn, message, targets, plan, when)
+                    if account is None or account[1] is None:
+                        plan.append(DeliveryOutcome("notFound"))
+                        continue
+                    if delivered.get(keys.get((m, index)), -1) >= when - duplicate_window:
+                        plan.append(DeliveryOutcome("duplicate"))
+                        continue
+                    folder_id = self._target_folder(conn, trees[account[1]], target)
+                    plan.append(DeliveryOutcome("stored", folder_id) if folder_id is not None
+                                else DeliveryOutcome("notFound"))
+                delivered.update((keys[m, index], when) for index, outcome in enumerate(plan)
+                                 if outcome.status == "stored" and (m, index) in keys)
+                plans.append(plan)
+            self._record_message_ids(conn, set(keys.values()), recorded, duplicate_window, when)
+            return self._insert_deliveries(conn, [message for message, _ in batch],
+                                           [targets for _, targets in batch], plans, when)
 
         try:
             return self._write(run)
@@ -301,29 +316,33 @@ class DeliveryMixin(StorageBase):
             raise NotFound(f"folder {min(missing)} not found")
         return found
 
-    def _insert_deliveries(self, conn: Connection, message: NewMessage, targets: Sequence[DeliveryTarget],
-                           plan: list[DeliveryOutcome], now: int) -> tuple[list[DeliveryOutcome], dict[int, int]]:
-        by_folder: dict[int, list[int]] = {}
-        for index, outcome in enumerate(plan):
-            if outcome.status == "stored":
-                by_folder.setdefault(outcome.folder_id, []).append(index)
-        counters = self._bump_folders(conn, {folder_id: len(indexes) for folder_id, indexes in by_folder.items()})
-        modseqs: dict[int, int] = {}
+    def _insert_deliveries(self, conn: Connection, messages: Sequence[NewMessage],
+                           targets: Sequence[Sequence[DeliveryTarget]], plans: list[list[DeliveryOutcome]],
+                           now: int) -> list[tuple[list[DeliveryOutcome], dict[int, int]]]:
+        """The rows of every stored outcome of `plans` (one per message), the copies of all
+        messages in a folder taking its counters in one step; per message, its outcomes
+        with their uids and {folder id: new modseq} of the folders it went to."""
+        by_folder: dict[int, list[tuple[int, int]]] = {}
+        for m, plan in enumerate(plans):
+            for index, outcome in enumerate(plan):
+                if outcome.status == "stored":
+                    by_folder.setdefault(outcome.folder_id, []).append((m, index))
+        counters = self._bump_folders(conn, {folder_id: len(places) for folder_id, places in by_folder.items()})
+        modseqs: list[dict[int, int]] = [{} for _ in plans]
         rows = []
         for folder_id in sorted(by_folder):
-            indexes = by_folder[folder_id]
             first, modseq = counters[folder_id]
-            for offset, index in enumerate(indexes):
-                target = targets[index]
-                row = self._message_row(folder_id, message._replace(
+            for offset, (m, index) in enumerate(by_folder[folder_id]):
+                target = targets[m][index]
+                row = self._message_row(folder_id, messages[m]._replace(
                     internal_date=now, flags=target.flags, keywords=target.keywords))
                 row.update(uid=first + offset, modseq=modseq)
                 rows.append(row)
-                plan[index] = DeliveryOutcome("stored", folder_id, first + offset)
-            modseqs[folder_id] = modseq
+                plans[m][index] = DeliveryOutcome("stored", folder_id, first + offset)
+                modseqs[m][folder_id] = modseq
         for part in chunks(rows):
             conn.execute(insert(items), part)
-        return plan, modseqs
+        return list(zip(plans, modseqs))
 
 
 __all__ = ["DeliveryMixin", "DeliveryTarget", "DeliveryOutcome", "VACATION_RECORD_SECONDS"]

@@ -22,6 +22,7 @@ from lxml import etree
 from twisted.internet import defer
 
 from shared import codec
+from shared.errors import error_for_code
 from shared.model.mail_items import source_field
 from shared.model.operations import flag_text, truthy
 from shared.model.session import StoreSession
@@ -151,19 +152,43 @@ class DeliverySession(StoreSession):
         """Store one message (bytes, a path or a binary file) for every delivery, all copies
         sharing one blob; fires with one DeliveryResult per delivery, in order, once the
         store has made them durable. TooLarge for a message over the store's limit."""
-        def send(field: tuple[str, Any]) -> defer.Deferred:
-            return self.call("deliverMessage", [("sender", sender), field,
-                                                ("delivery", [d.to_xml() for d in deliveries])])
+        def first(answers: list[Any]) -> list[DeliveryResult]:
+            if isinstance(answers[0], Exception):
+                raise answers[0]
+            return answers[0]
+        return self.deliver_many([(source, sender, deliveries)]).addCallback(first)
 
-        def decode(r: etree._Element) -> list[DeliveryResult]:
-            return [DeliveryResult(codec.required(el, "status"), codec.int_field(el, "folderId"),
-                                   codec.int_field(el, "uid"))
-                    for el in r.iterchildren(codec.gw("result"))]
-        if isinstance(source, (bytes, bytearray, memoryview)) and len(source) > UPLOAD_ABOVE:
-            field = self.upload(io.BytesIO(source)).addCallback(lambda upload_id: ("uploadId", upload_id))
-        else:
-            field = source_field(self, source)
-        return field.addCallback(send).addCallback(decode)
+    def deliver_many(self, messages: Sequence[tuple[Any, str, Sequence[Delivery]]]) -> defer.Deferred:
+        """Several messages, each (source, sender, deliveries) as `deliver` takes them, in one
+        call that the store commits together; fires with one answer per message, in order:
+        its [DeliveryResult], or the GroupwareError that stopped that message alone."""
+        def fields(source: Any) -> defer.Deferred:
+            if isinstance(source, (bytes, bytearray, memoryview)) and len(source) > UPLOAD_ABOVE:
+                return self.upload(io.BytesIO(source)).addCallback(lambda upload_id: ("uploadId", upload_id))
+            return source_field(self, source)
+
+        def send(sources: list[tuple[str, Any]]) -> defer.Deferred:
+            return self.call("deliverMessages", [
+                ("message", [_message_xml(sender, field, deliveries)
+                             for field, (_, sender, deliveries) in zip(sources, messages)])])
+
+        def decode(r: etree._Element) -> list[Any]:
+            answers: list[Any] = []
+            for el in r.iterchildren(codec.gw("message")):
+                error = el.find(codec.gw("error"))
+                if error is not None:
+                    answers.append(error_for_code(codec.field(error, "code") or "internal",
+                                                  codec.field(error, "message") or "", codec.field(error, "reason")))
+                else:
+                    answers.append([DeliveryResult(codec.required(res, "status"), codec.int_field(res, "folderId"),
+                                                   codec.int_field(res, "uid"))
+                                    for res in el.iterchildren(codec.gw("result"))])
+            return answers
+        # Uploads of big sources side by side; the first that fails fails the call.
+        sources = defer.gatherResults([fields(source) for source, _, _ in messages], consumeErrors=True)
+        sources.addErrback(lambda failure: failure.value.subFailure
+                           if isinstance(failure.value, defer.FirstError) else failure)
+        return sources.addCallback(send).addCallback(decode)
 
     def vacation_due(self, user: str, sender: str, handle: str, seconds: int) -> defer.Deferred:
         """Fires with True when a vacation reply (RFC 5230) to `sender` for `handle` is due, and
@@ -171,6 +196,15 @@ class DeliverySession(StoreSession):
         return self.call("vacationResponse", [("user", user), ("sender", sender), ("handle", handle),
                                               ("seconds", int(seconds))]).addCallback(
             lambda r: truthy(codec.field(r, "due")))
+
+
+def _message_xml(sender: str, source: tuple[str, Any], deliveries: Sequence[Delivery]) -> etree._Element:
+    el = codec.element("message")
+    codec.add(el, "sender", sender)
+    codec.add(el, *source)
+    for delivery in deliveries:
+        el.append(delivery.to_xml())
+    return el
 
 
 def call_logon_delivery(client: Any, secret: str | None, client_address: str | None = None) -> defer.Deferred:
