@@ -69,6 +69,9 @@ class FileBlobStore:
         self._shard_lock = threading.Lock()
         self._shard = ""
         self._shard_left = 0
+        # put_many's writers, kept between calls: starting threads for every call of a
+        # busy store (grouped deliveries) cost it more than the writing.
+        self._writers = ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="blob-writer")
 
     def _path(self, key: str) -> str:
         if not _valid_key(key):
@@ -158,15 +161,12 @@ class FileBlobStore:
         def write(job: tuple[str, bytes]) -> None:
             self._write_new(*job)
         try:
-            if written:
-                with ThreadPoolExecutor(min(_SYNC_THREADS, len(written))) as pool:
-                    list(pool.map(write, [(tmp, data) for (_, _, tmp), data in zip(written, datas)]))
+            list(self._writers.map(write, [(tmp, data) for (_, _, tmp), data in zip(written, datas)]))
             for _, path, tmp in written:
                 os.replace(tmp, path)
             if self.fsync and written:
                 directories = sorted({os.path.dirname(path) for _, path, _ in written})
-                with ThreadPoolExecutor(min(_SYNC_THREADS, len(directories))) as pool:
-                    list(pool.map(_fsync_path, directories))
+                list(self._writers.map(_fsync_path, directories))
         except BaseException:
             for _, path, tmp in written:
                 _unlink(tmp)

@@ -14,13 +14,13 @@ import logging
 from typing import Any
 
 from lxml import etree
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, fail
 
 from server import recipients
 from shared.group_commit import GroupCommit
 from server.soap.context import Call, Services, response
 from server.soap.faults import as_groupware_error
-from server.soap.items import discard_file, incoming_message, parse_flags, store_blob
+from server.soap.items import IncomingMessage, discard_file, incoming_message, parse_flags, store_blobs
 from server.storage.delivery import DeliveryOutcome, DeliveryTarget
 from server.storage.items import NewMessage
 from server.storage.folders import ROLES
@@ -122,9 +122,12 @@ async def deliver_message(call: Call) -> etree._Element:
     """One message for every <delivery>, one <result> per delivery in order."""
     session = call.delivery_session()
     limits = call.services.limits
-    sender, incoming, targets = _message(call, session, call.body, limits.max_deliveries_per_message)
+    message = _message(call, session, call.body, limits.max_deliveries_per_message)
+    [answer] = await _deliver(call, [message])
+    if isinstance(answer, BaseException):
+        raise answer
     out = response("deliverMessage")
-    _add_results(out, await _deliver(call, sender, incoming, targets))
+    _add_results(out, answer)
     return out
 
 
@@ -134,7 +137,7 @@ async def deliver_messages(call: Call) -> etree._Element:
     stopped that message alone. The messages go into the store's next commit together."""
     session = call.delivery_session()
     limits = call.services.limits
-    parsed: list[tuple[str, Any, list[DeliveryTarget]]] = []
+    parsed: list[tuple[str, IncomingMessage, list[DeliveryTarget]]] = []
     try:
         left = limits.max_deliveries_per_message
         for el in call.body.iterchildren(gw("message")):
@@ -146,27 +149,25 @@ async def deliver_messages(call: Call) -> etree._Element:
         for _, incoming, _ in parsed:
             discard_file(incoming.path)
         raise
-    answers = await DeferredList([ensureDeferred(_deliver(call, *message)) for message in parsed],
-                                 consumeErrors=True)
     out = response("deliverMessages")
-    for ok, answer in answers:
+    for answer in await _deliver(call, parsed):
         el = element("message")
-        if ok:
-            _add_results(el, answer)
-        else:
-            error = as_groupware_error(answer.value, "deliverMessages", call.peer)
+        if isinstance(answer, BaseException):
+            error = as_groupware_error(answer, "deliverMessages", call.peer)
             fault_el = element("error")
             add(fault_el, "code", error.code)
             add(fault_el, "message", error.message)
             if error.reason:
                 add(fault_el, "reason", error.reason)
             el.append(fault_el)
+        else:
+            _add_results(el, answer)
         out.append(el)
     return out
 
 
 def _message(call: Call, session: Any, el: etree._Element, max_deliveries: int
-             ) -> tuple[str, Any, list[DeliveryTarget]]:
+             ) -> tuple[str, IncomingMessage, list[DeliveryTarget]]:
     """The sender, source and targets of one message element; BadRequest beyond `max_deliveries`."""
     sender = field(el, "sender", "") or ""
     incoming = incoming_message(call, session, el)
@@ -182,34 +183,47 @@ def _message(call: Call, session: Any, el: etree._Element, max_deliveries: int
         raise
 
 
-async def _deliver(call: Call, sender: str, incoming: Any, targets: list[DeliveryTarget]) -> list[DeliveryOutcome]:
-    """Store the message for its targets; the outcomes once blob and rows are durable."""
-    limits = call.services.limits
+async def _deliver(call: Call, messages: list[tuple[str, IncomingMessage, list[DeliveryTarget]]]
+                   ) -> list[list[DeliveryOutcome] | BaseException]:
+    """Store each message for its targets: per message its outcomes once blob and rows are
+    durable, or what went wrong with it."""
+    services = call.services
 
-    def store() -> NewMessage:
+    def store() -> list[NewMessage | Exception]:
         try:
-            return store_blob(call.storage, incoming, limits.max_message_size)
+            return store_blobs(call.storage, [incoming for _, incoming, _ in messages],
+                               services.limits.max_message_size)
         finally:
-            discard_file(incoming.path)
+            for _, incoming, _ in messages:
+                discard_file(incoming.path)
 
-    # The blob is durable first (blobs of concurrent deliveries are written side by side),
-    # then its rows go in with the other deliveries waiting for the next commit.
-    message = await call.run(store)
-    try:
-        outcomes, modseqs = await call.services.deliveries.add((message, targets))
-    except Quota:
-        outcomes, modseqs = [DeliveryOutcome("quota") for _ in targets], {}
-    except BaseException as err:
-        await call.run(call.storage.discard_unstored, [message.blob_key], err)
-        raise
-    if not modseqs:
-        await call.run(call.storage.blobs.delete, message.blob_key)
-    for folder_id, modseq in modseqs.items():
-        call.services.notifier.changed(folder_id, modseq)
-    for target, outcome in zip(targets, outcomes):
-        log.info("delivery from %r to %r: %s%s", sender, target.user, outcome.status,
-                 f" (folder {outcome.folder_id}, uid {outcome.uid})" if outcome.uid is not None else "")
-    return outcomes
+    # The blobs are durable first, then the rows go in with the other deliveries waiting
+    # for the store's next commit.
+    blobs = await call.run(store)
+    commits = [services.deliveries.add((blob, targets)) if isinstance(blob, NewMessage) else fail(blob)
+               for blob, (_, _, targets) in zip(blobs, messages)]
+    answers: list[list[DeliveryOutcome] | BaseException] = []
+    for (ok, result), blob, (sender, _, targets) in zip(await DeferredList(commits, consumeErrors=True),
+                                                          blobs, messages):
+        if not ok:
+            error = result.value
+            if isinstance(error, Quota):
+                ok, result = True, ([DeliveryOutcome("quota") for _ in targets], {})
+            else:
+                if isinstance(blob, NewMessage):
+                    await call.run(call.storage.discard_unstored, [blob.blob_key], error)
+                answers.append(error)
+                continue
+        outcomes, modseqs = result
+        if not modseqs:
+            await call.run(call.storage.blobs.delete, blob.blob_key)
+        for folder_id, modseq in modseqs.items():
+            services.notifier.changed(folder_id, modseq)
+        for target, outcome in zip(targets, outcomes):
+            log.info("delivery from %r to %r: %s%s", sender, target.user, outcome.status,
+                     f" (folder {outcome.folder_id}, uid {outcome.uid})" if outcome.uid is not None else "")
+        answers.append(outcomes)
+    return answers
 
 
 def _add_results(parent: etree._Element, outcomes: list[DeliveryOutcome]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,9 @@ def discard_file(path: str | None) -> None:
 
 # One createMessages call stores at most this many messages (MULTIAPPEND, imports).
 MAX_MESSAGES_PER_CALL = 1000
+# store_blobs: uploads renamed in and fsynced at once (the file system commits them together),
+# by threads kept between calls.
+_UPLOAD_WRITERS = ThreadPoolExecutor(16, thread_name_prefix="upload-writer")
 
 
 @dataclass
@@ -81,6 +85,48 @@ def store_blob(st: Any, m: IncomingMessage, max_size: int) -> NewMessage:
             columns = message_columns(fp)
         key = st.blobs.put_file(m.path)
     return NewMessage(key, size, m.internal_date, m.flags, tuple(m.keywords), columns)
+
+
+def store_blobs(st: Any, incoming: list[IncomingMessage], max_size: int) -> list[NewMessage | Exception]:
+    """store_blob for several messages (in the thread pool), written and fsynced side by side
+    rather than one after another: inline sources in one put_many, uploads each in a thread
+    of its own. Per message its NewMessage or what went wrong with it. The caller still owns
+    (and discards) the upload files."""
+    def one(m: IncomingMessage) -> NewMessage | Exception:
+        try:
+            return store_blob(st, m, max_size)
+        except Exception as err:  # noqa: BLE001 - this message's answer
+            return err
+
+    if len(incoming) == 1:
+        return [one(incoming[0])]
+    results: list[NewMessage | Exception] = [TooLarge("not stored")] * len(incoming)
+    columns: dict[int, dict] = {}  # inline message -> its listing columns
+    for i, m in enumerate(incoming):
+        if m.source is None:
+            continue
+        try:
+            if len(m.source) > max_size:
+                raise TooLarge(f"message exceeds {max_size} bytes")
+            columns[i] = message_columns(io.BytesIO(m.source))
+        except Exception as err:  # noqa: BLE001 - this message's answer
+            results[i] = err
+    uploads = [i for i, m in enumerate(incoming) if m.source is None]
+    # The uploads are renamed into the blob store and fsynced while the inline ones are written.
+    pending = [(i, _UPLOAD_WRITERS.submit(one, incoming[i])) for i in uploads]
+    if columns:
+        inline = sorted(columns)
+        try:
+            keys: list[Any] = st.blobs.put_many([incoming[i].source for i in inline])
+        except Exception as err:  # noqa: BLE001 - the answer of every message of the write
+            keys = [err] * len(inline)
+        for i, key in zip(inline, keys):
+            m = incoming[i]
+            results[i] = key if isinstance(key, Exception) else NewMessage(
+                key, len(m.source), m.internal_date, m.flags, tuple(m.keywords), columns[i])
+    for i, future in pending:
+        results[i] = future.result()
+    return results
 
 
 async def _create(call: Call, folder_id: int, elements: list[etree._Element]) -> tuple[dict, list[int]]:
