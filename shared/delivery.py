@@ -180,7 +180,7 @@ class Deliverer:
         users = list(dict.fromkeys(r.user for r in recipients))
         script_of = dict(zip(users, await _all(self._script(session, user) for user in users)))
         filtering = list(dict.fromkeys(r.user for r in recipients if script_of[r.user] is not None or r.detail))
-        folders_of = dict(zip(filtering, await _all(session.folders(user) for user in filtering)))
+        folders_of = dict(zip(filtering, await session.folders_of(filtering))) if filtering else {}
         message = await self._read(source) if any(s is not None for s in script_of.values()) else None
 
         plans = [self._plan(recipient, script_of[recipient.user], folders_of.get(recipient.user, []), message,

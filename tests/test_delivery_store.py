@@ -172,6 +172,10 @@ def test_folders_and_active_script_of_a_recipient(server, reactor_thread, delive
     assert "Calendar" not in by_name and "Contacts" not in by_name  # mail folders only
     with pytest.raises(NotFound):
         reactor_thread.call(deliverer.folders, "nobody")
+    both = reactor_thread.call(deliverer.folders_of, ["alice", "bob"])  # one call for a message's users
+    assert both[0] == folders and [f.role for f in both[1] if f.role] == [f.role for f in folders if f.role]
+    with pytest.raises(NotFound):
+        reactor_thread.call(deliverer.folders_of, ["bob", "nobody"])
     assert reactor_thread.call(deliverer.active_script, "bob") is None
     bob = user_client(server, "bob")
     bob.call("putSieveScript", ("name", "main"), ("script", 'require "fileinto";\r\nkeep;\r\n'))
@@ -537,3 +541,46 @@ def test_message_ids_are_renewed_after_the_window_and_old_ones_removed(st, monke
     assert deliver("<a@x>", 1100) == "duplicate"  # the record was renewed at 1061
     assert deliver("<b@x>", 1110) == "stored" and recorded() == 2
     assert deliver("<c@x>", 1200) == "stored" and recorded() == 1  # a and b are past the window
+
+
+def test_a_batch_of_messages_is_one_commit_in_order(st):
+    from server.storage import NewMessage
+    from server.storage.delivery import DeliveryTarget
+    user = st.create_user("batch-" + os.urandom(3).hex(), "hash", "", "batch@example.org")
+
+    def new(message_id: str) -> tuple:
+        key = st.blobs.put_bytes(MESSAGE)
+        return NewMessage(key, len(MESSAGE), None, 0, (), {}), [DeliveryTarget(user["name"], message_id=message_id)]
+
+    answers = st.deliver_many([new("<1@x>"), new("<2@x>"), new("<1@x>"), new("<3@x>")], 3600)
+    statuses = [[o.status for o in outcomes] for outcomes, _ in answers]
+    # A later message of the batch with a Message-ID an earlier one delivered is a duplicate.
+    assert statuses == [["stored"], ["stored"], ["duplicate"], ["stored"]]
+    uids = [outcomes[0].uid for outcomes, _ in answers if outcomes[0].uid is not None]
+    assert uids == sorted(uids) and uids[-1] - uids[0] == 2  # the folder's uids taken in one step
+    modseqs = {modseq for _, written in answers for modseq in written.values()}
+    assert len(modseqs) == 1  # one commit: one new modseq for the folder
+
+
+def test_deliver_messages_answers_each_message_for_itself(server, delivery):
+    def one(source: bytes, *users: str):
+        el = codec.element("message")
+        codec.add(el, "sender", "dave@example.net")
+        codec.add(el, "source", source)
+        for user in users:
+            target = codec.element("delivery")
+            codec.add(target, "user", user)
+            el.append(target)
+        return el
+
+    answer = delivery.call("deliverMessages", ("message", [
+        one(message("batch-a"), "alice", "bob"), one(message("too-big", 300 * 1024), "alice"),
+        one(message("batch-b"), "nobody-here")]))
+    first, big, unknown = answer.iterchildren(codec.gw("message"))
+    assert [codec.field(r, "status") for r in first.iterchildren(codec.gw("result"))] == ["stored", "stored"]
+    assert codec.field(big.find(codec.gw("error")), "code") == "tooLarge"  # max_message_size = 256K
+    assert [codec.field(r, "status") for r in unknown.iterchildren(codec.gw("result"))] == ["notFound"]
+    assert int(codec.field(first.find(codec.gw("result")), "folderId")) == user_client(server, "alice").inbox_id()
+    with pytest.raises(BadRequest):  # max_deliveries_per_message = 20, for the call as a whole
+        delivery.call("deliverMessages", ("message", [one(message(f"many-{i}"), *["alice"] * 10)
+                                                      for i in range(3)]))

@@ -2,7 +2,7 @@
 
     session = await adapter.delivery_logon()            # or delivery_logon(secret) over TCP/TLS
     recipient = await session.resolve("Alice+lists@example.org")
-    folders = await session.folders(recipient.user)
+    folders = await session.folders(recipient.user)          # or folders_of([user, ...])
     script = await session.active_script(recipient.user)
     results = await session.deliver(source, "sender@example.net",
                                     [Delivery(recipient.user, path=("lists",), create=True)])
@@ -136,11 +136,16 @@ class DeliverySession(StoreSession):
 
     def folders(self, user: str) -> defer.Deferred:
         """Fires with the user's mail folders as [DeliveryFolder]."""
-        def decode(r: etree._Element) -> list[DeliveryFolder]:
-            return [DeliveryFolder(codec.int_field(el, "id"), codec.int_field(el, "parentId"),  # type: ignore[arg-type]
-                                   codec.field(el, "name", "") or "", codec.field(el, "role"))
-                    for el in r.iterchildren(codec.gw("folder"))]
-        return self.call("listDeliveryFolders", [("user", user)]).addCallback(decode)
+        return self.folders_of([user]).addCallback(lambda listings: listings[0])
+
+    def folders_of(self, users: Sequence[str]) -> defer.Deferred:
+        """Fires with the mail folders of each user, in order, as [[DeliveryFolder]]: one call."""
+        def decode(r: etree._Element) -> list[list[DeliveryFolder]]:
+            return [[DeliveryFolder(codec.int_field(el, "id"), codec.int_field(el, "parentId"),  # type: ignore[arg-type]
+                                    codec.field(el, "name", "") or "", codec.field(el, "role"))
+                     for el in listing.iterchildren(codec.gw("folder"))]
+                    for listing in r.iterchildren(codec.gw("folders"))]
+        return self.call("listDeliveryFolders", [("user", list(users))]).addCallback(decode)
 
     def active_script(self, user: str) -> defer.Deferred:
         """Fires with the text of the user's active Sieve script, or None."""
