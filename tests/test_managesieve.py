@@ -299,7 +299,9 @@ def store(tmp_path_factory):
 def alone(store, tmp_path_factory):
     options = {"server_socket": store.socket_path, "managesieve_listen": "127.0.0.1:0",
                "auth_exempt_loopback": "no", "auth_failure_delay": "0", "auth_ban_threshold": "3",
-               "auth_ban_time": "2", "managesieve_login_timeout": "2"}
+               "auth_ban_time": "2", "managesieve_login_timeout": "2",
+               # Not what the store says (its defaults): HAVESPACE must answer by the store's.
+               "max_sieve_scripts": "1", "max_sieve_script_size": "100"}
     with ServerProcess(str(tmp_path_factory.mktemp("alone")), options, command="managesieve") as proc:
         yield proc
 
@@ -318,6 +320,16 @@ def test_store_outage_is_trylater_never_a_bad_password(store, alone):
         finally:
             store.start()
         assert wait_until(lambda: c.command("LISTSCRIPTS")[0] == [b'"kept"\r\n'], timeout=30)
+
+
+def test_havespace_answers_by_the_limits_of_the_store(alone):
+    with SieveClient(alone.port("managesieve")) as c:
+        assert c.authenticate("alice", PASSWORD).startswith(b"OK")
+        assert c.command('HAVESPACE "big" 5000')[1].startswith(b"OK")  # the store takes 64K
+        for name in ("one", "two"):
+            assert c.command(f'PUTSCRIPT "{name}" "keep;"')[1].startswith(b"OK")
+        assert c.command('HAVESPACE "three" 10')[1].startswith(b"OK")  # the store takes 32 scripts
+        assert c.command('HAVESPACE "huge" 70000')[1].startswith(b"NO (QUOTA/MAXSIZE)")
 
 
 def test_the_guard_bans_an_address_after_failures(alone):

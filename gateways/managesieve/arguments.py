@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from gateways.managesieve.parsing import Atom, Token
+from shared.sieve.names import script_name_problem
 
 MAX_NUMBER = 2**32 - 1  # RFC 5804 §4: number = 1*DIGIT, "0" to "4294967295"
-MAX_NAME_LENGTH = 128
 
 
 class BadArguments(ValueError):
@@ -40,10 +40,9 @@ class Arguments:
         name = self.text("a script name")
         if not name and allow_empty:
             return name
-        if not 1 <= len(name) <= MAX_NAME_LENGTH:
-            raise BadArguments(f"A script name has 1 to {MAX_NAME_LENGTH} characters.")
-        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in name):
-            raise BadArguments("A script name holds no control characters.")
+        problem = script_name_problem(name)
+        if problem is not None:
+            raise BadArguments(problem[0].upper() + problem[1:] + ".")
         return name
 
     def number(self, what: str = "a number") -> int:

@@ -23,7 +23,6 @@ class ManageSieveFactory(ConnectionFactory):
         self.reactor = login.adapter.reactor
         self.sieve_limits = limits_from_config(cfg)
         self.max_script_size = self.sieve_limits.max_script_size
-        self.max_scripts = cfg.get_int("max_sieve_scripts")
         self.max_line = cfg.get_size("managesieve_max_line_length")
         self.timeout = cfg.get_int("managesieve_timeout")
         self.login_timeout = cfg.get_int("managesieve_login_timeout")

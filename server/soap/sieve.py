@@ -11,6 +11,7 @@ from shared.codec import add, element, field, required
 
 
 async def list_sieve_scripts(call: Call) -> etree._Element:
+    """The user's scripts, and the limits a new one must fit in (ManageSieve's HAVESPACE)."""
     session = call.session()
     scripts = await call.run(call.storage.sieve_scripts, session.user_id)
     out = response("listSieveScripts")
@@ -19,6 +20,8 @@ async def list_sieve_scripts(call: Call) -> etree._Element:
         add(script, "name", name)
         add(script, "active", active)
         out.append(script)
+    add(out, "maxScripts", call.services.limits.max_sieve_scripts)
+    add(out, "maxScriptSize", call.services.limits.max_sieve_script_size)
     return out
 
 

@@ -11,23 +11,20 @@ import time
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from shared.errors import BadRequest, Conflict, NotFound, Quota, TooLarge
+from shared.sieve.names import script_name_problem
 
 from .base import StorageBase
 from .schema import sieve_scripts
 
 DEFAULT_MAX_SCRIPT_SIZE = 64 * 1024
 DEFAULT_MAX_SCRIPTS = 32
-MAX_NAME_LENGTH = 128
 
 
 def check_script_name(name: str) -> str:
     """The name if ManageSieve allows it (RFC 5804 section 1.6), else BadRequest."""
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LENGTH:
-        raise BadRequest(f"a script name has 1 to {MAX_NAME_LENGTH} characters")
-    for ch in name:
-        code = ord(ch)
-        if code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029) or 0xD800 <= code <= 0xDFFF:
-            raise BadRequest("a script name holds no control characters")
+    problem = script_name_problem(name) if isinstance(name, str) else "a script name is text"
+    if problem is not None:
+        raise BadRequest(problem)
     return name
 
 

@@ -7,12 +7,21 @@ allow); checking the Sieve itself is the caller's job.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from lxml import etree
 from twisted.internet import defer
 
 from shared import codec
 from shared.model.operations import truthy
+
+
+@dataclass(frozen=True)
+class SieveSpace:
+    """The user's script names and the store's limits on scripts (HAVESPACE, RFC 5804 section 2.5)."""
+    names: frozenset[str]
+    max_scripts: int
+    max_script_size: int
 
 
 class SieveScripts:
@@ -26,6 +35,14 @@ class SieveScripts:
         def decode(r: etree._Element) -> list[tuple[str, bool]]:
             return [(codec.field(el, "name", "") or "", truthy(codec.field(el, "active")))
                     for el in r.iterchildren(codec.gw("script"))]
+        return self.call("listSieveScripts").addCallback(decode)
+
+    def sieve_space(self) -> defer.Deferred:
+        """Fires with the `SieveSpace` of the user: what a new script must fit in, as the store
+        (which enforces it) is configured."""
+        def decode(r: etree._Element) -> SieveSpace:
+            return SieveSpace(frozenset(codec.field(el, "name", "") or "" for el in r.iterchildren(codec.gw("script"))),
+                              codec.int_field(r, "maxScripts"), codec.int_field(r, "maxScriptSize"))  # type: ignore[arg-type]
         return self.call("listSieveScripts").addCallback(decode)
 
     def sieve_script(self, name: str) -> defer.Deferred:

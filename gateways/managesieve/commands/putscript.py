@@ -14,6 +14,7 @@ from gateways.managesieve.arguments import Arguments, BadArguments
 from gateways.managesieve.commands import command
 from gateways.managesieve.responses import QUOTA_MAXSCRIPTS, QUOTA_MAXSIZE
 from gateways.managesieve.storeerrors import answer_failure
+from shared.model.sieve import SieveSpace
 from shared.sieve import SieveError, compile_script
 
 
@@ -59,19 +60,17 @@ def checkscript(conn: Any, args: Arguments) -> defer.Deferred:
 
 @command("HAVESPACE", authenticated=True)
 def havespace(conn: Any, args: Arguments) -> defer.Deferred | None:
-    """Whether a script of `size` octets under `name` would fit now."""
+    """Whether a script of `size` octets under `name` would fit now, by the limits of the
+    store, which enforces them at PUTSCRIPT."""
     name = args.script_name()
     size = args.number("a script size")
     args.end()
-    factory = conn.factory
-    if size > factory.max_script_size:
-        conn.no(f"A script has at most {factory.max_script_size} octets.", QUOTA_MAXSIZE)
-        return None
 
-    def counted(scripts: list[tuple[str, bool]]) -> None:
-        names = {script_name for script_name, _ in scripts}
-        if name not in names and len(names) >= factory.max_scripts:
-            conn.no(f"At most {factory.max_scripts} scripts.", QUOTA_MAXSCRIPTS)
+    def measured(space: SieveSpace) -> None:
+        if size > space.max_script_size:
+            conn.no(f"A script has at most {space.max_script_size} octets.", QUOTA_MAXSIZE)
+        elif name not in space.names and len(space.names) >= space.max_scripts:
+            conn.no(f"At most {space.max_scripts} scripts.", QUOTA_MAXSCRIPTS)
         else:
             conn.ok("Putscript would succeed.")
-    return conn.session.sieve_scripts().addCallbacks(counted, lambda f: answer_failure(conn, f))
+    return conn.session.sieve_space().addCallbacks(measured, lambda f: answer_failure(conn, f))
