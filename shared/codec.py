@@ -163,19 +163,32 @@ def fault(error: GroupwareError) -> bytes:
     fault_el = etree.Element(_E + "Fault", nsmap=NSMAP)
     etree.SubElement(fault_el, "faultcode").text = "soap:" + error.fault_side
     etree.SubElement(fault_el, "faultstring").text = _xml_safe(error.message)
-    detail = etree.SubElement(fault_el, "detail")
-    err = etree.SubElement(detail, _G + "error")
+    etree.SubElement(fault_el, "detail").append(error_element(error))
+    return envelope(fault_el)
+
+
+def error_element(error: GroupwareError) -> etree._Element:
+    """`<gw:error>` with the error's code, message and reason: a fault's detail, or the
+    answer for one part of a call that answers each part for itself (deliverMessages)."""
+    err = etree.Element(_G + "error")
     etree.SubElement(err, _G + "code").text = error.code
     etree.SubElement(err, _G + "message").text = _xml_safe(error.message)
     if error.reason:
         etree.SubElement(err, _G + "reason").text = error.reason
-    return envelope(fault_el)
+    return err
+
+
+def error_of(error_el: etree._Element, default_message: str = "") -> GroupwareError:
+    """The exception a `<gw:error>` names."""
+    return error_for_code(error_el.findtext(_G + "code") or "internal",
+                          error_el.findtext(_G + "message") or default_message, error_el.findtext(_G + "reason"))
 
 
 def fault_error(fault_el: etree._Element) -> GroupwareError:
-    code = fault_el.findtext(f"detail/{_G}error/{_G}code") or "internal"
-    message = fault_el.findtext(f"detail/{_G}error/{_G}message") or fault_el.findtext("faultstring") or ""
-    return error_for_code(code, message, fault_el.findtext(f"detail/{_G}error/{_G}reason"))
+    error_el = fault_el.find(f"detail/{_G}error")
+    if error_el is None:
+        return error_for_code("internal", fault_el.findtext("faultstring") or "")
+    return error_of(error_el, fault_el.findtext("faultstring") or "")
 
 
 def _xml_safe(text: str) -> str:

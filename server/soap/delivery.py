@@ -25,7 +25,7 @@ from server.storage.delivery import DeliveryOutcome, DeliveryTarget
 from server.storage.items import NewMessage
 from server.storage.folders import ROLES
 from shared.budget import run_under
-from shared.codec import add, bool_field, element, field, gw, int_field, required, required_int, text
+from shared.codec import add, bool_field, element, error_element, field, gw, int_field, required, required_int, text
 from shared.errors import BadRequest, Forbidden, NotFound, Quota
 
 log = logging.getLogger(__name__)
@@ -163,13 +163,7 @@ async def deliver_messages(call: Call) -> etree._Element:
     for answer in await _deliver(call, parsed):
         el = element("message")
         if isinstance(answer, BaseException):
-            error = as_groupware_error(answer, "deliverMessages", call.peer)
-            fault_el = element("error")
-            add(fault_el, "code", error.code)
-            add(fault_el, "message", error.message)
-            if error.reason:
-                add(fault_el, "reason", error.reason)
-            el.append(fault_el)
+            el.append(error_element(as_groupware_error(answer, "deliverMessages", call.peer)))
         else:
             _add_results(el, answer)
         out.append(el)

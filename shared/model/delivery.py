@@ -22,7 +22,6 @@ from lxml import etree
 from twisted.internet import defer
 
 from shared import codec
-from shared.errors import error_for_code
 from shared.model.mail_items import source_field
 from shared.model.operations import flag_text, truthy
 from shared.model.session import StoreSession
@@ -182,8 +181,7 @@ class DeliverySession(StoreSession):
             for el in r.iterchildren(codec.gw("message")):
                 error = el.find(codec.gw("error"))
                 if error is not None:
-                    answers.append(error_for_code(codec.field(error, "code") or "internal",
-                                                  codec.field(error, "message") or "", codec.field(error, "reason")))
+                    answers.append(codec.error_of(error))
                 else:
                     answers.append([DeliveryResult(codec.required(res, "status"), codec.int_field(res, "folderId"),
                                                    codec.int_field(res, "uid"))
