@@ -1,11 +1,11 @@
 """SOAP request -> operation handler -> response or fault.
 
 The table below is the whole list of operations; each family lives in its
-own module. Error mapping is uniform: a GroupwareError becomes a fault with
-its code, a lost database connection becomes `unavailable` (never a bad
-password), a full disk `storageFull` (nothing half-written stays behind: blob
-writes and transactions undo themselves), anything else is logged and answered
-`internal`.
+own module. Error mapping is uniform (server.soap.faults): a GroupwareError
+becomes a fault with its code, a lost database connection becomes `unavailable`
+(never a bad password), a full disk `storageFull` (nothing half-written stays
+behind: blob writes and transactions undo themselves), anything else is logged
+and answered `internal`.
 """
 from __future__ import annotations
 
