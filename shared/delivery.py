@@ -39,7 +39,7 @@ from shared.lru import SizedLRU
 from shared.metrics import DELIVERIES
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 from shared.group_commit import GroupCommit
-from shared.model.delivery import UPLOAD_ABOVE, Delivery
+from shared.model.delivery import Delivery, StagedSource
 from shared.relay import Relay, redirect_loops, redirected_copy
 from shared.sieve import Envelope, SieveError, compile_script, evaluate
 from shared.sieve.limits import limits_from_config
@@ -122,10 +122,10 @@ class Deliverer:
         # Messages whose filters are done while the store stores others wait, and go to the
         # store together in one call (one commit): as many deliveries as one call may carry,
         # and inline sources of at most inline_source_limit octets in all.
-        self.batches: GroupCommit[tuple[Any, str, list[Any]]] = GroupCommit(
+        self.batches: GroupCommit[tuple[StagedSource, str, list[Any]]] = GroupCommit(
             lambda batch: defer.ensureDeferred(self._store_batch(batch)),
             [(cfg.get_int("max_deliveries_per_message"), lambda message: len(message[2])),
-             (cfg.get_size("inline_source_limit"), lambda message: _inline_size(message[0]))])
+             (cfg.get_size("inline_source_limit"), lambda message: message[0].inline_size)])
         self._session: Any = None
         self._logon = defer.DeferredLock()  # messages arriving during the logon wait for it
 
@@ -217,7 +217,9 @@ class Deliverer:
 
     async def _store(self, source: Any, sender: str, deliveries: list[Any]) -> list[Any]:
         try:
-            return list(await self.batches.add((source, sender, deliveries)))
+            # A big message is uploaded before it waits for its call: while others are committed.
+            staged = await (await self.session()).stage(source)
+            return list(await self.batches.add((staged, sender, deliveries)))
         except (Quota, TooLarge, StorageFull) as exc:
             status = {Quota: "quota", TooLarge: "toolarge", StorageFull: "storagefull"}[type(exc)]
             return [_Failed(status)] * len(deliveries)
@@ -458,13 +460,6 @@ async def _all(calls: Any) -> list[Any]:
     except defer.FirstError as error:
         error.subFailure.raiseException()
         raise  # unreachable: for the type checker
-
-
-def _inline_size(source: Any) -> int:
-    """Octets of a source that goes to the store inside the call (see DeliverySession.deliver_many)."""
-    if isinstance(source, (bytes, bytearray, memoryview)) and len(source) <= UPLOAD_ABOVE:
-        return len(source)
-    return 0
 
 
 def _store_paths(folders: list[Any]) -> dict[int, tuple[str, ...]]:

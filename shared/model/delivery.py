@@ -96,6 +96,16 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class StagedSource:
+    """A message as a delivery call carries it: ("source", bytes) inline, or ("uploadId", id)."""
+    field: tuple[str, Any]
+
+    @property
+    def inline_size(self) -> int:
+        return len(self.field[1]) if self.field[0] == "source" else 0
+
+
+@dataclass(frozen=True)
 class DeliveryResult:
     """status: stored, duplicate, quota, notFound or unavailable; folder and uid when stored."""
     status: str
@@ -162,14 +172,23 @@ class DeliverySession(StoreSession):
             return answers[0]
         return self.deliver_many([(source, sender, deliveries)]).addCallback(first)
 
+    def stage(self, source: bytes | str | os.PathLike | IO[bytes]) -> defer.Deferred:
+        """Fires with the `StagedSource` of a message for `deliver_many`: a big one uploaded
+        now (so that its upload need not wait for the call it goes in), a small one as it is."""
+        if isinstance(source, (bytes, bytearray, memoryview)) and len(source) > UPLOAD_ABOVE:
+            field = self.upload(io.BytesIO(source)).addCallback(lambda upload_id: ("uploadId", upload_id))
+        else:
+            field = source_field(self, source)
+        return field.addCallback(StagedSource)
+
     def deliver_many(self, messages: Sequence[tuple[Any, str, Sequence[Delivery]]]) -> defer.Deferred:
-        """Several messages, each (source, sender, deliveries) as `deliver` takes them, in one
-        call that the store commits together; fires with one answer per message, in order:
-        its [DeliveryResult], or the GroupwareError that stopped that message alone."""
+        """Several messages, each (source, sender, deliveries) as `deliver` takes them (or with
+        a `StagedSource`), in one call that the store commits together; fires with one answer
+        per message, in order: its [DeliveryResult], or the GroupwareError that stopped that
+        message alone."""
         def fields(source: Any) -> defer.Deferred:
-            if isinstance(source, (bytes, bytearray, memoryview)) and len(source) > UPLOAD_ABOVE:
-                return self.upload(io.BytesIO(source)).addCallback(lambda upload_id: ("uploadId", upload_id))
-            return source_field(self, source)
+            staged = defer.succeed(source) if isinstance(source, StagedSource) else self.stage(source)
+            return staged.addCallback(lambda staged_source: staged_source.field)
 
         def send(sources: list[tuple[str, Any]]) -> defer.Deferred:
             return self.call("deliverMessages", [
