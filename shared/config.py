@@ -206,6 +206,8 @@ OPTIONS: dict[str, Option] = {
         imaps_haproxy_listen=typed("listen"),
         imap_max_line_length=size("64k"),
         imap_max_literal=size("64M"),
+        imap_max_append_messages=number("100", minimum=1, maximum=1000),
+        imap_max_append_total=size("256M"),
         imap_max_fetch_sections=number("50", minimum=1),
         imap_timeout=number("1800"),
         imap_login_timeout=number("60"),

@@ -7,8 +7,8 @@ operation came before the answer). MOVE and COPY: the target holds all the messa
 with new uids above everything the folder had handed out, and the source all or none (MOVE)
 or all (COPY); EXPUNGE: all flagged messages gone or all there. Every message left reads back
 byte for byte (its blob is there). PUT of a whole calendar (the iCal feed): every object in
-its old version or every one in its new version. MULTIAPPEND (RFC 3502) is not offered by the
-IMAP gateway, so there is no multi-message APPEND to interrupt.
+its old version or every one in its new version. MULTIAPPEND (RFC 3502): the folder holds every
+message of the APPEND or none, each byte for byte.
 """
 from __future__ import annotations
 
@@ -204,6 +204,40 @@ def test_sigkill_during_bulk_mail_change_is_all_or_nothing(reactor_thread, tmp_p
             else:
                 assert (src == {}) == bool(dst) and (src == src_before or not src), \
                     f"MOVE left {len(src)} in the source and {len(dst)} in the target"
+    finally:
+        crashes.stop()
+    assert in_flight, "every kill came after the answer: nothing was interrupted"
+
+
+APPENDED = 1000  # one MULTIAPPEND, the most the store takes in one call
+
+
+def test_sigkill_during_multiappend_is_all_or_nothing(tmp_path, options):
+    crashes = Crashes(str(tmp_path / "var"), {**options, "imap_max_append_messages": str(APPENDED)})
+    sources = [message(i) * 20 for i in range(APPENDED)]
+    command = b"x APPEND Appended" + b"".join(b" {%d+}\r\n" % len(m) + m for m in sources) + b"\r\n"
+    in_flight = 0
+    try:
+        for delay in DELAYS:
+            client = crashes.imap()
+            client.delete("Appended")
+            assert client.create("Appended")[0] == "OK"
+            client.logout()
+
+            def send() -> socket.socket:
+                raw = RawIMAP(crashes.server.port("imap"))
+                assert raw.cmd(f"LOGIN demo {crashes.password}")[-1].startswith(b"r1 OK")
+                raw.file.close()
+                raw.send(command)
+                return raw.sock
+            started = time.monotonic()
+            in_flight += crashes.kill_during(send, lambda: time.monotonic() - started >= delay)
+
+            client = crashes.imap()
+            stored = folder_state(client, "Appended")
+            client.logout()
+            assert sorted(stored.values()) in ([], sorted(sources)), \
+                f"MULTIAPPEND left {len(stored)} of {APPENDED}"
     finally:
         crashes.stop()
     assert in_flight, "every kill came after the answer: nothing was interrupted"

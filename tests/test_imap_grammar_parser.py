@@ -188,18 +188,44 @@ def test_status():
 
 def test_append_forms_keep_the_literal_without_copying():
     raw = b'a APPEND Sent (\\seen $Forwarded) " 5-Jan-2024 10:00:00 +0130" {12}\r\nhello\r\nworld'
-    a = args(raw)
-    assert a.mailbox == "Sent" and a.flags == ("\\Seen", "$Forwarded") and not a.binary
+    command = args(raw)
+    assert command.mailbox == "Sent" and len(command.messages) == 1
+    a = command.messages[0]
+    assert a.flags == ("\\Seen", "$Forwarded") and not a.binary
     assert a.internal_date == datetime.datetime(
         2024, 1, 5, 10, tzinfo=datetime.timezone(datetime.timedelta(hours=1, minutes=30)))
     assert isinstance(a.message, memoryview) and a.message.obj is raw
     assert bytes(a.message) == b"hello\r\nworld"
-    assert args(b"a APPEND x {3+}\r\nabc") == c.Append("x", (), None, memoryview(b"abc"))
-    assert args(b"a APPEND x () {0}\r\n").message.nbytes == 0
-    b = args(b'a APPEND x "15-Mar-2023 23:59:59 -0800" ~{4}\r\na\x00\xffb')
+    assert args(b"a APPEND x {3+}\r\nabc") == c.Append("x", (c.AppendMessage((), None, memoryview(b"abc")),))
+    assert args(b"a APPEND x () {0}\r\n").messages[0].message.nbytes == 0
+    b = args(b'a APPEND x "15-Mar-2023 23:59:59 -0800" ~{4}\r\na\x00\xffb').messages[0]
     assert b.binary and bytes(b.message) == b"a\x00\xffb"
     assert b.internal_date.utcoffset() == datetime.timedelta(hours=-8)
-    assert args(b'a APPEND x "1-Jan-2020 00:00:00 +0000" {1}\r\nx').internal_date.day == 1
+    assert args(b'a APPEND x "1-Jan-2020 00:00:00 +0000" {1}\r\nx').messages[0].internal_date.day == 1
+
+
+def test_multiappend_rfc3502_example():
+    """RFC 3502 §6.3.11: two messages, the first with a date and no flags, the second with flags."""
+    first = (b"Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\nFrom: Fred Foobar <foobar@Blurdybloop.example.COM>\r\n"
+             b"Subject: afternoon meeting\r\nTo: mooch@owatagu.siam.edu\r\n"
+             b"Message-Id: <B27397-0100000@Blurdybloop.example.com>\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: TEXT/PLAIN; CHARSET=US-ASCII\r\n\r\nHello Joe, do you think we can meet at 3:30 tomorrow?\r\n")
+    second = (b"Date: Mon, 7 Feb 1994 22:43:04 -0800 (PST)\r\nFrom: Joe Mooch <mooch@OWaTaGu.siam.EDU>\r\n"
+              b"Subject: Re: afternoon meeting\r\nTo: foobar@blurdybloop.example.com\r\n"
+              b"Message-Id: <a0434793874930@OWaTaGu.siam.EDU>\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: TEXT/PLAIN; CHARSET=US-ASCII\r\n\r\n3:30 is fine with me.\r\n")
+    raw = (b'A003 APPEND saved-messages (\\Seen) {%d}\r\n' % len(first) + first
+           + b' (\\Seen) {%d}\r\n' % len(second) + second)
+    command = args(raw)
+    assert command.mailbox == "saved-messages"
+    assert [bytes(m.message) for m in command.messages] == [first, second]
+    assert [m.flags for m in command.messages] == [("\\Seen",), ("\\Seen",)]
+    mixed = args(b'a APPEND x {1}\r\na "1-Jan-2020 00:00:00 +0000" ~{1}\r\nb (\\Draft) {1+}\r\nc').messages
+    assert [(bytes(m.message), m.flags, m.binary, m.internal_date is not None) for m in mixed] == [
+        (b"a", (), False, False), (b"b", (), True, True), (b"c", ("\\Draft",), False, False)]
+    for bad in (b"a APPEND x {1}\r\na ", b"a APPEND x {1}\r\na (\\Seen)", b"a APPEND x {1}\r\na  {1}\r\nb"):
+        with pytest.raises(ParseError):
+            parse_command(bad)
 
 
 def test_append_errors():

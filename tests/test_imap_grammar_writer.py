@@ -337,7 +337,7 @@ def test_date_times_round_trip():
         rendered = w.date_time(dt)
         assert len(rendered) == 28
         cmd = parse_command(b"t APPEND x " + rendered + b" {1}\r\nx")
-        assert cmd.args.internal_date == dt
+        assert cmd.args.messages[0].internal_date == dt
     assert w.date_time(0) == b'" 1-Jan-1970 00:00:00 +0000"'
     assert w.date_time(datetime.datetime(2024, 12, 31, 23, 59, 59)) == \
         b'"31-Dec-2024 23:59:59 +0000"'
@@ -394,7 +394,8 @@ def test_status_responses():
     assert w.tagged("a1", "NO", "too big", "TOOBIG") == b"a1 NO [TOOBIG] too big\r\n"
     assert w.tagged("a", "OK", "x", w.copyuid_code(7, [4, 5, 6, 9], [20, 21, 22, 19])) == \
         b"a OK [COPYUID 7 4:6,9 20:22,19] x\r\n"
-    assert w.appenduid_code(38505, 3955) == b"APPENDUID 38505 3955"
+    assert w.appenduid_code(38505, [3955]) == b"APPENDUID 38505 3955"
+    assert w.appenduid_code(38505, [3955, 3956, 3957]) == b"APPENDUID 38505 3955:3957"
     assert w.untagged("OK", "still here", "UIDNEXT 5") == b"* OK [UIDNEXT 5] still here\r\n"
     assert w.untagged("BYE", "") == b"* BYE  \r\n"
     assert w.continuation() == b"+ \r\n"

@@ -1,67 +1,96 @@
-"""APPEND (RFC 3501 §6.3.11) with APPENDUID (UIDPLUS, RFC 4315 §3), APPENDLIMIT (RFC 7889)
-and LITERAL+ (RFC 7888).
+"""APPEND (RFC 3501 §6.3.11) with MULTIAPPEND (RFC 3502), APPENDUID (UIDPLUS, RFC 4315 §3),
+APPENDLIMIT (RFC 7889) and LITERAL+ (RFC 7888).
 
-The message never sits whole in the gateway: the framer writes APPEND literals
-over `connection.SPOOL_APPEND_OVER` octets to a temporary file as they arrive
-(`framing.CommandFramer.spool_threshold`), and `Folder.append` uploads that file
-to the store's upload channel in chunks (small ones travel inline). Literals over
-the limit are refused before the client sends them (synchronizing) or skipped
-(LITERAL+), both as `NO [TOOBIG]`, by the framer.
+All messages of one APPEND go to the store in one call that stores them in one
+transaction: all of them or none (RFC 3502 §6.3.11), whatever fails on the way (a
+message over the store's size limit, a full disk, the store process killed).
+
+The messages never sit whole in the gateway: the framer writes APPEND literals
+over `connection.SPOOL_APPEND_OVER` octets to temporary files as they arrive
+(`framing.CommandFramer.spool_threshold`; their literals in the command become
+empty), and `Folder.append_all` uploads those to the store's upload channel in
+chunks (small ones travel inline). Literals over the limit are refused before the
+client sends them (synchronizing) or skipped (LITERAL+), both as `NO [TOOBIG]`, by
+the framer.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import IO, Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
+from gateways.imap.grammar.commands import AppendMessage
 from gateways.imap.tree import forget, resolve
 from shared.errors import NotFound
 
 capability("UIDPLUS")
+capability("MULTIAPPEND")
 capability("APPENDLIMIT", lambda conn: f"APPENDLIMIT={conn.factory.max_literal}")
+
+# (source, flags, internal date as a Unix time) as `Folder.append_all` takes them.
+Outgoing = tuple[bytes | IO[bytes], tuple[str, ...], int | None]
 
 
 @command("APPEND", AUTHENTICATED_OR_SELECTED)
 async def append(conn: Any, cmd: Any) -> Reply:
-    args = cmd.args
     spooled, conn.spooled = conn.spooled, ()
     try:
-        source: Any = spooled[0] if spooled else bytes(args.message)
-        size = _size(source)
-        if size == 0:
-            raise No("Cannot store an empty message.")
-        if size > conn.factory.max_literal:
-            raise No(f"Message too large (limit {conn.factory.max_literal} octets).", "TOOBIG")
-        when = int(args.internal_date.timestamp()) if args.internal_date is not None else None
-        start = None if isinstance(source, bytes) else source.tell()
-        box = conn.selected
-        # The store's push of this very message waits for the refresh below.
-        with box.writing() if box is not None else contextlib.nullcontext():
-            folder = await _target(conn, args.mailbox)
-            try:
-                uid, _ = await folder.append(source, args.flags, when)
-            except NotFound:
-                # The cached tree was out of date (the folder was deleted or replaced
-                # elsewhere): ask the store once more before telling the client.
-                forget(conn)
-                again = await _target(conn, args.mailbox)
-                if again.id == folder.id:
-                    raise No("Mailbox does not exist.", "TRYCREATE") from None
-                folder = again
-                if start is not None:
-                    source.seek(start)
-                uid, _ = await folder.append(source, args.flags, when)
-            except Exception:
-                forget(conn)
-                raise
-            conn.factory.recent.arrived(folder.id, folder.uid_validity, uid)
-            if box is not None and conn.selected is box and box.folder.id == folder.id:
-                await box.refresh()  # EXISTS before the tagged OK (RFC 3501 §6.3.11)
+        validity, uids = await store_messages(conn, cmd.args.mailbox, cmd.args.messages, spooled)
     finally:
         for fp in spooled:
             fp.close()
-    return Reply("OK", "APPEND completed", w.appenduid_code(folder.uid_validity, uid).decode("ascii"))
+    return Reply("OK", "APPEND completed", w.appenduid_code(validity, uids).decode("ascii"))
+
+
+async def store_messages(conn: Any, mailbox: str, messages: tuple[AppendMessage, ...],
+                         spooled: tuple[IO[bytes], ...]) -> tuple[int, list[int]]:
+    """Store the messages of an APPEND (or REPLACE) into `mailbox`, all or none; the
+    (uid validity, uids) they got. The selected mailbox hears of them before this returns."""
+    outgoing = _outgoing(conn, messages, spooled)
+    box = conn.selected
+    # The store's push of these very messages waits for the refresh below.
+    with box.writing() if box is not None else contextlib.nullcontext():
+        folder = await _target(conn, mailbox)
+        try:
+            validity, uids = await folder.append_all(outgoing)
+        except NotFound:
+            # The cached tree was out of date (the folder was deleted or replaced
+            # elsewhere): ask the store once more before telling the client.
+            forget(conn)
+            again = await _target(conn, mailbox)
+            if again.id == folder.id:
+                raise No("Mailbox does not exist.", "TRYCREATE") from None
+            folder = again
+            for fp in spooled:
+                fp.seek(0)
+            validity, uids = await folder.append_all(outgoing)
+        except Exception:
+            forget(conn)
+            raise
+        conn.factory.recent.arrived(folder.id, validity, uids[0])
+        if box is not None and conn.selected is box and box.folder.id == folder.id:
+            await box.refresh()  # EXISTS before the tagged OK (RFC 3501 §6.3.11)
+    return validity, uids
+
+
+def _outgoing(conn: Any, messages: tuple[AppendMessage, ...], spooled: tuple[IO[bytes], ...]) -> list[Outgoing]:
+    """Each message with its source: its literal, or the next spooled file where the
+    framer left the literal empty. Everything is checked before anything is stored."""
+    limit = conn.factory.max_append_messages
+    if len(messages) > limit:
+        raise No(f"At most {limit} messages in one APPEND.", "LIMIT")
+    if sum(1 for m in messages if not m.message.nbytes) != len(spooled):
+        raise No("Cannot store an empty message.")
+    files = iter(spooled)
+    out: list[Outgoing] = []
+    for m in messages:
+        source: bytes | IO[bytes] = bytes(m.message) if m.message.nbytes else next(files)
+        if _size(source) > conn.factory.max_literal:
+            raise No(f"Message too large (limit {conn.factory.max_literal} octets).", "TOOBIG")
+        when = int(m.internal_date.timestamp()) if m.internal_date is not None else None
+        out.append((source, m.flags, when))
+    return out
 
 
 async def _target(conn: Any, name: str) -> Any:
@@ -71,7 +100,7 @@ async def _target(conn: Any, name: str) -> Any:
     return mailbox.folder
 
 
-def _size(source: Any) -> int:
+def _size(source: bytes | IO[bytes]) -> int:
     if isinstance(source, bytes):
         return len(source)
     here = source.tell()

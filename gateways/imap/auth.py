@@ -1,5 +1,6 @@
 """Getting in: STARTTLS, LOGIN, AUTHENTICATE PLAIN with SASL-IR (RFC 3501 §6.2, RFC 4616,
-RFC 4959), and the one `log_in` every way in goes through (to `shared.login`).
+RFC 4959), and the one `log_in` every way in goes through (to `shared.login`); getting out
+without hanging up: UNAUTHENTICATE (RFC 8437).
 
 Before TLS, and unless `disable_plaintext_auth = no` or the client is on loopback,
 LOGIN and AUTHENTICATE are refused and LOGINDISABLED is advertised instead of
@@ -10,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateways.imap import dispatch
-from gateways.imap.dispatch import NOT_AUTHENTICATED, Bad, No, Reply, capability, command, unavailable
+from gateways.imap.dispatch import (AUTHENTICATED_OR_SELECTED, NOT_AUTHENTICATED, Bad, No, Reply, capability,
+                                    command, unavailable)
 from gateways.imap.grammar import writer as w
 from shared.login import ClientLogin, LoginRefused, Outcome
 from shared.sasl import decode_response, plain_credentials
@@ -49,6 +51,7 @@ capability("STARTTLS", _tls_offered)
 capability("LOGINDISABLED", lambda conn: conn.state == NOT_AUTHENTICATED and not conn.plaintext_allowed())
 capability("AUTH=PLAIN", _plaintext_ok)
 capability("SASL-IR", _plaintext_ok)
+capability("UNAUTHENTICATE")
 
 
 @command("STARTTLS", NOT_AUTHENTICATED)
@@ -96,6 +99,12 @@ async def authenticate(conn: Any, cmd: Any) -> Reply:
     if credentials.for_someone_else:
         raise auth_failed()
     return await log_in(conn, credentials.user, credentials.password)
+
+
+@command("UNAUTHENTICATE", AUTHENTICATED_OR_SELECTED)
+def unauthenticate(conn: Any, cmd: Any) -> None:
+    """RFC 8437 §3: the store session ends; the connection (and its TLS) stays for another login."""
+    conn.unauthenticated()
 
 
 async def log_in(conn: Any, user: str, password: str) -> Reply:

@@ -23,7 +23,7 @@ Attributes command modules use:
 - `after_reply(hook)` runs `hook()` right after the running command's tagged reply
   (STARTTLS starts the handshake there); `run(raw)` runs one more framed command.
 - `select(box)` / `deselect()` enter and leave the selected state; `logged_in()` and
-  `logout()` the other state changes; `plaintext_allowed()` says whether LOGIN may run.
+  `logout()` and `unauthenticated()` the other state changes; `plaintext_allowed()` says whether LOGIN may run.
 """
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     # -- connection
     def connectionMade(self) -> None:
         factory = self.factory
-        self.framer = CommandFramer(factory.max_line, factory.max_literal)
+        self.framer = CommandFramer(factory.max_line, factory.max_literal, factory.max_append_total)
         self.framer.spool_threshold = SPOOL_APPEND_OVER
         self.tls_active = factory.implicit_tls
         self.peer_host = getattr(self.transport.getPeer(), "host", "") or ""
@@ -371,6 +371,17 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.state = AUTHENTICATED
         self.framer.authenticated = True
         self.setTimeout(self.factory.timeout)
+
+    def unauthenticated(self) -> None:
+        """Back to the not authenticated state (UNAUTHENTICATE, RFC 8437): the session, the
+        selected mailbox and everything ENABLE turned on are gone, as after a reconnect."""
+        self.release()
+        self.state = NOT_AUTHENTICATED
+        self.user_name = None
+        self.enabled = set()
+        self.announced_flags = None
+        self.framer.authenticated = False
+        self.setTimeout(self.factory.login_timeout)
 
     def select(self, mailbox: Any) -> None:
         """Enter the selected state with a `selected.SelectedMailbox`."""

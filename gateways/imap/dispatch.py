@@ -72,6 +72,7 @@ COMMAND_MODULES = (
     "gateways.imap.search",
     "gateways.imap.append",
     "gateways.imap.copymove",
+    "gateways.imap.replace",
 )
 
 

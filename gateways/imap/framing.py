@@ -12,8 +12,9 @@ Limits, answered without dropping the connection:
 
 - a line (or all lines of one command) longer than `max_line`: `BAD [TOOBIG]`,
   the rest of the line is skipped;
-- a literal over the limit (`max_literal` for APPEND, `max_line` for any other
-  command, `UNAUTHENTICATED_LITERAL` before login): a synchronizing one is
+- a literal over the limit (`max_literal` for each APPEND message, whose
+  literals together stay within `max_append_total`; `max_line` for all literals
+  of any other command, `UNAUTHENTICATED_LITERAL` before login): a synchronizing one is
   refused before the client sends it (`NO [TOOBIG]` for APPEND as RFC 7889 asks,
   `BAD [TOOBIG]` otherwise); a non-synchronizing one is read and thrown away,
   then refused with `BAD [TOOBIG]`;
@@ -28,7 +29,7 @@ In line mode (`line_mode = True`) each line comes back as a `LineReady`, for
 AUTHENTICATE's continuation responses and IDLE's `DONE`.
 
 APPEND messages need not be held in memory: with `spool_threshold` set, an
-APPEND literal larger than it is written, as it arrives, to a temporary file
+APPEND (or REPLACE, RFC 8508) literal larger than it is written, as it arrives, to a temporary file
 (kept in memory up to `SPOOL_IN_MEMORY` octets), its marker in the command
 becomes an empty literal (`{0}`), and the files come with the command in
 `CommandReady.spooled`, in order. An over-limit non-synchronizing APPEND
@@ -106,9 +107,12 @@ _LINE, _LITERAL, _SKIP_LINE, _SKIP_COMMAND = range(4)
 class CommandFramer:
     """Incremental framer; `feed` bytes, then call `next_event` until it returns None."""
 
-    def __init__(self, max_line: int = 65536, max_literal: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_line: int = 65536, max_literal: int = 64 * 1024 * 1024,
+                 max_append_total: int | None = None) -> None:
         self.max_line = max_line
         self.max_literal = max_literal
+        # All messages of one MULTIAPPEND (RFC 3502) together.
+        self.max_append_total = max(max_literal, max_append_total or max_literal)
         self.authenticated = False
         self.line_mode = False
         self.abuse = 0
@@ -222,6 +226,9 @@ class CommandFramer:
         synchronizing = not marker.group(3)
         limit = self._literal_limit()
         too_big = self._literal_size + size > limit
+        if self.authenticated and self._is_append():
+            # APPENDLIMIT (RFC 7889) is per message; the command as a whole has its own bound.
+            too_big = size > limit or self._literal_size + size > self.max_append_total
         if not synchronizing and not self.authenticated and size > NONSYNC_LIMIT_UNAUTHENTICATED:
             too_big = True
         if too_big:
@@ -319,8 +326,11 @@ class CommandFramer:
         return self.max_literal if self._is_append() else self.max_line
 
     def _is_append(self) -> bool:
-        words = (self._first_line or b"").split(b" ", 2)
-        return len(words) > 1 and words[1].upper() == b"APPEND"
+        """APPEND, REPLACE or UID REPLACE (RFC 8508): commands whose literals are messages."""
+        words = [word.upper() for word in (self._first_line or b"").split(b" ", 3)[:3]]
+        if len(words) > 2 and words[1] == b"UID":
+            return words[2] == b"REPLACE"
+        return len(words) > 1 and words[1] in (b"APPEND", b"REPLACE")
 
     @staticmethod
     def _tag(line: bytes | bytearray | None) -> str | None:

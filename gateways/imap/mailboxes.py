@@ -27,6 +27,7 @@ capability("CHILDREN")
 capability("SPECIAL-USE")
 capability("LIST-EXTENDED")
 capability("LIST-STATUS")
+capability("STATUS=SIZE")  # RFC 8438: the sum of the messages' RFC822.SIZE
 
 
 def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int]]:

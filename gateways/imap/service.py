@@ -33,6 +33,8 @@ class IMAPFactory(ConnectionFactory):
         self.indexes = indexes
         self.max_line = cfg.get_size("imap_max_line_length")
         self.max_literal = cfg.get_size("imap_max_literal")
+        self.max_append_messages = cfg.get_int("imap_max_append_messages")
+        self.max_append_total = cfg.get_size("imap_max_append_total")
         self.max_fetch_sections = cfg.get_int("imap_max_fetch_sections")
         self.timeout = cfg.get_int("imap_timeout")
         self.login_timeout = cfg.get_int("imap_login_timeout")

@@ -69,6 +69,31 @@ class MailItems(FolderOperations):
             uids.extend((yield self._create_batch(batch)))
         return uids
 
+    @defer.inlineCallbacks
+    def append_all(self, messages: Sequence[tuple[bytes | str | os.PathLike | IO[bytes], Iterable[str], int | None]]
+                   ) -> Any:
+        """Store (source, flags, internal date) messages all at once or none: one call, one
+        transaction on the server. Fires with (uid validity, [uids in the order given]).
+
+        Sources travel inline while the request stays under `APPEND_BATCH_BYTES`; the
+        rest are uploaded first (a failure later leaves those uploads to the session)."""
+        batch: list[etree._Element] = []
+        inline_bytes = 0
+        for source, flags, internal_date in messages:
+            name, value = yield _source_within(self.session, source, APPEND_BATCH_BYTES - inline_bytes)
+            el = codec.element("message")
+            codec.add(el, name, value)
+            flags_field = flag_text(flags)
+            if flags_field:
+                codec.add(el, "flags", flags_field)
+            if internal_date is not None:
+                codec.add(el, "internalDate", internal_date)
+            batch.append(el)
+            inline_bytes += len(value) if name == "source" else 0
+        r = yield self.call("createMessages", ("message", batch))
+        return (codec.int_field(r, "uidValidity"),
+                [int(c.get("uid")) for c in r.iterchildren(codec.gw("created"))])
+
     def _create_batch(self, messages: list[etree._Element]) -> defer.Deferred:
         d = self.call("createMessages", ("message", messages))
         return d.addCallback(lambda r: [int(c.get("uid")) for c in r.iterchildren(codec.gw("created"))])
@@ -127,15 +152,21 @@ class MailItems(FolderOperations):
 def source_field(session: Any, source: Any) -> defer.Deferred:
     """("source", bytes) for a small message, ("uploadId", id) after uploading a big one
     through `session`. `source` is bytes, a path, or a binary file read from its current position."""
+    return _source_within(session, source, session.adapter.inline_limit)
+
+
+def _source_within(session: Any, source: Any, inline_room: int) -> defer.Deferred:
+    """`source_field` with at most `inline_room` octets inline."""
+    inline_room = min(inline_room, session.adapter.inline_limit)
     if hasattr(source, "read"):
         here = source.tell()
         size = source.seek(0, os.SEEK_END) - here
         source.seek(here)
-        if size <= session.adapter.inline_limit:
+        if size <= inline_room:
             return defer.succeed(("source", source.read()))
         return session.upload(source).addCallback(lambda upload_id: ("uploadId", upload_id))
     size = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.path.getsize(source)
-    if size <= session.adapter.inline_limit:
+    if size <= inline_room:
         if not isinstance(source, (bytes, bytearray, memoryview)):
             with open(source, "rb") as fp:
                 source = fp.read()

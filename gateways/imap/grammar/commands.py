@@ -26,7 +26,8 @@ from gateways.imap.grammar.sequence import SequenceSet
 
 @dataclass(frozen=True)
 class NoArguments:
-    """CAPABILITY, NOOP, LOGOUT, STARTTLS, NAMESPACE, CHECK, CLOSE, UNSELECT and IDLE.
+    """CAPABILITY, NOOP, LOGOUT, STARTTLS, NAMESPACE, CHECK, CLOSE, UNSELECT, IDLE and
+    UNAUTHENTICATE.
     (DONE, which ends IDLE, is read by the protocol; EXPUNGE has `Expunge`.)"""
 
 
@@ -161,18 +162,24 @@ class Status:
 
 
 @dataclass(frozen=True)
-class Append:
-    """APPEND mailbox [(flags)] [date-time] literal (RFC 3501 §6.3.11; LITERAL+ RFC 7888;
-    `~{N}` literal8 of BINARY RFC 3516 §4.4).
+class AppendMessage:
+    """One message of an APPEND: `[(flags)] [date-time] literal`.
 
     `message` is a memoryview into the raw command (no copy); `binary` is True for a
     `~{N}` literal. `internal_date` is None when the client sent none.
     """
-    mailbox: str
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None
     message: memoryview
     binary: bool = False
+
+
+@dataclass(frozen=True)
+class Append:
+    """APPEND mailbox message... (RFC 3501 §6.3.11; MULTIAPPEND RFC 3502: several messages,
+    stored all or none; LITERAL+ RFC 7888; `~{N}` literal8 of BINARY RFC 3516 §4.4)."""
+    mailbox: str
+    messages: tuple[AppendMessage, ...]
 
 
 # --- selected: searching -----------------------------------------------------------
@@ -366,13 +373,23 @@ class CopyMove:
 
 
 @dataclass(frozen=True)
+class Replace:
+    """REPLACE / UID REPLACE number mailbox message (RFC 8508): `number` is a sequence
+    number, or a UID with the UID prefix; `message` is one APPEND message."""
+    number: int
+    mailbox: str
+    message: AppendMessage
+
+
+@dataclass(frozen=True)
 class Expunge:
     """EXPUNGE, and UID EXPUNGE uid-set (UIDPLUS RFC 4315 §2.1): `uids` is None without UID."""
     uids: SequenceSet | None = None
 
 
 Arguments = Union[NoArguments, Authenticate, Login, Enable, Id, Select, Create, MailboxName,
-                  Rename, List, Lsub, Status, Append, Search, Fetch, Store, CopyMove, Expunge]
+                  Rename, List, Lsub, Status, Append, Search, Fetch, Store, CopyMove, Replace,
+                  Expunge]
 
 
 @dataclass(frozen=True)

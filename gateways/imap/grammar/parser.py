@@ -259,6 +259,14 @@ def _status(r: Reader, uid: bool) -> c.Status:
 def _append(r: Reader, uid: bool) -> c.Append:
     r.sp()
     mailbox = r.mailbox()
+    messages = [_append_message(r)]
+    while r.peek() == 0x20:  # MULTIAPPEND (RFC 3502 §6.3.11)
+        messages.append(_append_message(r))
+    return c.Append(mailbox, tuple(messages))
+
+
+def _append_message(r: Reader) -> c.AppendMessage:
+    """SP [flag-list SP] [date-time SP] literal"""
     r.sp()
     flags: tuple[str, ...] = ()
     date = None
@@ -271,7 +279,7 @@ def _append(r: Reader, uid: bool) -> c.Append:
     if r.peek() not in (0x7B, 0x7E):
         raise r.fail("APPEND needs the message as a literal")
     message, binary = r.literal_view(binary_ok=True)
-    return c.Append(mailbox, flags, date, message, binary)
+    return c.AppendMessage(flags, date, message, binary)
 
 
 def _expunge(r: Reader, uid: bool) -> c.Expunge:
@@ -279,6 +287,16 @@ def _expunge(r: Reader, uid: bool) -> c.Expunge:
         return c.Expunge()
     r.sp()
     return c.Expunge(r.sequence_set())
+
+
+def _replace(r: Reader, uid: bool) -> c.Replace:
+    """REPLACE SP seq-number SP mailbox append-message (RFC 8508 §6); seq-number is a UID
+    after the UID prefix."""
+    r.sp()
+    number = r.nz_number(what="a message number")
+    r.sp()
+    mailbox = r.mailbox()
+    return c.Replace(number, mailbox, _append_message(r))
 
 
 def _copy_move(r: Reader, uid: bool) -> c.CopyMove:
@@ -581,8 +599,9 @@ COMMANDS: dict[bytes, _Parser] = {
     b"RENAME": _rename, b"LIST": _list, b"LSUB": _lsub, b"STATUS": _status,
     b"APPEND": _append, b"EXPUNGE": _expunge, b"SEARCH": _search, b"FETCH": _fetch,
     b"STORE": _store, b"COPY": _copy_move, b"MOVE": _copy_move,
+    b"UNAUTHENTICATE": _no_args, b"REPLACE": _replace,
 }
-UID_COMMANDS = frozenset({b"COPY", b"MOVE", b"FETCH", b"STORE", b"SEARCH", b"EXPUNGE"})
+UID_COMMANDS = frozenset({b"COPY", b"MOVE", b"FETCH", b"STORE", b"SEARCH", b"EXPUNGE", b"REPLACE"})
 
 
 def parse_command(raw: bytes) -> c.Command:

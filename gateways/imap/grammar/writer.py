@@ -442,8 +442,9 @@ def copyuid_code(uidvalidity: int, source: Iterable[int], destination: Iterable[
                                   format_numbers(destination, keep_order=True))
 
 
-def appenduid_code(uidvalidity: int, uid: int) -> bytes:
-    return b"APPENDUID %d %d" % (uidvalidity, uid)
+def appenduid_code(uidvalidity: int, uids: Iterable[int]) -> bytes:
+    """`APPENDUID v uid-set` (RFC 4315 §3; several uids after a MULTIAPPEND, in order)."""
+    return b"APPENDUID %d %s" % (uidvalidity, format_numbers(uids, keep_order=True))
 
 
 def id_response(fields: Iterable[tuple[str, str | None]] | None) -> bytes:
