@@ -73,6 +73,7 @@ COMMAND_MODULES = (
     "gateways.imap.append",
     "gateways.imap.copymove",
     "gateways.imap.replace",
+    "gateways.imap.objectid",
 )
 
 

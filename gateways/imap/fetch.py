@@ -3,7 +3,9 @@
 Where each item comes from:
 
 - UID, FLAGS, MODSEQ: the selected mailbox's own map (no store call at all);
-- INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY: listing columns, one
+  THREADID (RFC 8474) is NIL, the store keeps no threads (objectid.py);
+- INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY, EMAILID (RFC 8474),
+  SAVEDATE (RFC 8514): listing columns, one
   `Folder.query` for the whole set (in windows of `QUERY_WINDOW` messages, so a
   100,000-message `FETCH 1:* ALL` is a handful of calls, never one per message),
   rendered once and kept in the process's `listing_cache` (they never change for
@@ -20,6 +22,13 @@ Where each item comes from:
 
 A non-PEEK body fetch sets \\Seen (one bulk store call) in a read-write mailbox
 and reports FLAGS with the message.
+
+BINARY[...] (RFC 3516) undoes the part's transfer encoding (`sections.Decoder`) and
+answers with a literal8 (`~{n}`) when the result holds NUL octets; an encoding it
+cannot undo is `NO [UNKNOWN-CTE]`. A literal of the other body items never carries
+NUL (RFC 3501 §4.3, CHAR8): content stored with NUL octets (an APPEND of a literal8)
+reads there with each NUL as 0x80, as Dovecot shows it, octet counts unchanged;
+BINARY[] reads it as stored.
 """
 from __future__ import annotations
 
@@ -29,11 +38,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
+from gateways.imap.dispatch import SELECTED, Bad, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute, Section
 from gateways.imap.keywords import announce
 from gateways.imap.listing_cache import CACHE
+from gateways.imap.objectid import legacy_email_id
 from gateways.imap.sections import (Decoder, Located, PartMap, UnknownEncoding, filter_header, from_structure,
                                     locate)
 from gateways.imap.sections import decode as decode_transfer
@@ -50,12 +60,15 @@ LINES_PER_WRITE = 1024  # short FETCH lines gathered before they count towards F
 HEADER_PROBE = 128 * 1024  # first bytes read to find the header of a big message
 PARTIAL_SOURCE = 64 * 1024  # above this, a partial or header fetch reads by range
 
+capability("BINARY")
+
 UID_ATTRIBUTE = FetchAttribute("UID")
 MODSEQ_ATTRIBUTE = FetchAttribute("MODSEQ")
 FLAGS_ATTRIBUTE = FetchAttribute("FLAGS")
-CACHED = frozenset({"UID", "FLAGS", "MODSEQ"})
+CACHED = frozenset({"UID", "FLAGS", "MODSEQ", "THREADID"})
 COLUMNS = {"INTERNALDATE": "internalDate", "RFC822.SIZE": "size", "ENVELOPE": "envelope",
            "BODYSTRUCTURE": "bodystructure", "BODY": "bodystructure",
+           "EMAILID": "emailId", "SAVEDATE": "savedDate",
            # not an item: the structure's JSON, whose "offsets" place every part in the source
            "STRUCTURE": "bodystructure"}
 BODY_ITEMS = frozenset({"BODY[]", "BINARY[]", "BINARY.SIZE", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
@@ -287,6 +300,8 @@ class Fetcher:
             return b"UID %d" % self.box.uids[i]
         if name == "FLAGS":
             return b"FLAGS " + self._flags(i)
+        if name == "THREADID":
+            return b"THREADID NIL"
         return b"MODSEQ (%d)" % self.box.modseq(i)
 
     # -- store calls
@@ -317,7 +332,10 @@ class Fetcher:
             key = (folder_id, validity, uid)
             entry = dict(CACHE.get(key) or {})
             for name in wanted:
-                entry[name] = _render(name, values[COLUMNS[name]][k])
+                value = values[COLUMNS[name]][k]
+                if name == "EMAILID" and not value:
+                    value = legacy_email_id(folder_id, uid)
+                entry[name] = _render(name, value)
             CACHE.put(key, entry)
             rows[uid] = entry
         return rows
@@ -400,6 +418,10 @@ def _render(name: str, value: Any) -> Any:
         return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else b""
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + w.date_time(value or 0)
+    if name == "SAVEDATE":
+        return b"SAVEDATE " + (w.date_time(value) if value is not None else w.NIL)
+    if name == "EMAILID":
+        return b"EMAILID (" + value.encode("ascii") + b")"
     if name == "ENVELOPE":
         return b"ENVELOPE " + w.envelope(_json(value))
     if name == "BODYSTRUCTURE":
@@ -433,7 +455,7 @@ def _small_value(attribute: FetchAttribute, source: list[Piece],
     name = attribute.name
     whole_message = section == WHOLE and name == "BODY[]" or name == "RFC822"
     if whole_message and attribute.partial is None:
-        return [b"{%d}\r\n" % sum(map(len, source)), *source]
+        return [b"{%d}\r\n" % sum(map(len, source)), *map(without_nul, source)]
     whole = b"".join(source)
     if whole_message:
         data = _partial(whole, attribute.partial)
@@ -457,7 +479,15 @@ def _small_value(attribute: FetchAttribute, source: list[Piece],
     data = _partial(data, attribute.partial)
     if name == "BINARY[]":
         return [w.literal_header(len(data), b"\x00" in data), data]
-    return [w.literal(data)]
+    return [w.literal(without_nul(data))]
+
+
+def without_nul(data: Piece) -> Piece:
+    """What a literal (not a literal8) may carry of `data`: NUL becomes 0x80. Memoryview
+    pieces of a source hold no NUL (`sources.SourceStream._feed`)."""
+    if type(data) is bytes and b"\x00" in data:
+        return data.replace(b"\x00", b"\x80")
+    return data
 
 
 # -- big messages: ranged reads, streamed --------------------------------------------
@@ -486,6 +516,8 @@ class Streamed:
                 data, skip = data[cut:], skip - cut
             if len(data) > left:
                 data = data[:left]
+            if not self.binary:
+                data = without_nul(data)
             if data:
                 left -= len(data)
                 conn.send(data)
@@ -580,7 +612,7 @@ class BigMessage:
             data = _partial(data, attribute.partial)
             if name == "BINARY[]":
                 return w.literal_header(len(data), b"\x00" in data) + data
-            return w.literal(data)
+            return w.literal(without_nul(data))
         if not decoding:
             length = end - start
             if name == "BINARY.SIZE":

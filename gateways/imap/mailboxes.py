@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, capability, command
+from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
+from gateways.imap.objectid import mailbox_id, mailbox_id_code
 from gateways.imap.tree import ATTRIBUTE_ROLES, MailboxTree, forget, pattern_regex, sort_names
 from shared.errors import BadRequest, Conflict, TooLarge
 from shared.mailboxnames import DELIMITER, ancestors, normalize
@@ -30,7 +31,7 @@ capability("LIST-STATUS")
 capability("STATUS=SIZE")  # RFC 8438: the sum of the messages' RFC822.SIZE
 
 
-def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int]]:
+def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int | bytes]]:
     """STATUS items from the folder's listing counters (no message is read)."""
     values = {
         "MESSAGES": folder.count, "UIDNEXT": folder.uid_next,
@@ -38,6 +39,7 @@ def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[
         "UIDVALIDITY": folder.uid_validity, "UNSEEN": folder.unseen,
         "HIGHESTMODSEQ": folder.highest_modseq, "SIZE": folder.size,
         "APPENDLIMIT": conn.factory.max_literal,
+        "MAILBOXID": b"(" + mailbox_id(folder).encode("ascii") + b")",
     }
     return [(item, values[item]) for item in items if item in values]
 
@@ -183,7 +185,7 @@ async def _parent_for(conn: Any, tree: MailboxTree, parts: list[str]) -> Any:
 
 
 @command("CREATE", AUTHENTICATED_OR_SELECTED)
-async def create(conn: Any, cmd: Any) -> None:
+async def create(conn: Any, cmd: Any) -> Reply:
     # A trailing delimiter only says that names will be created below (RFC 3501 §6.3.3).
     name = normalize(cmd.args.mailbox).rstrip(DELIMITER)
     if not name:
@@ -201,9 +203,10 @@ async def create(conn: Any, cmd: Any) -> None:
         raise No("Mailbox already exists.", "ALREADYEXISTS")
     parent = await _parent_for(conn, tree, parts)
     try:
-        await conn.store.create_folder(parts[-1], parent=parent, role=role)
+        folder = await conn.store.create_folder(parts[-1], parent=parent, role=role)
     except Conflict:
         raise No("Mailbox already exists.", "ALREADYEXISTS") from None
+    return Reply("OK", "CREATE completed", mailbox_id_code(folder))
 
 
 @command("DELETE", AUTHENTICATED_OR_SELECTED)

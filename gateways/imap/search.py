@@ -169,9 +169,10 @@ class Restriction:
         if key.field == "SENT":
             return {"sent": (_RELATIONS[key.relation], key.date.isoformat())}
         start = _midnight(key.date)
+        column = "savedDate" if key.field == "SAVED" else "internalDate"
         if key.relation == "BEFORE":
-            return {"cmp": ("internalDate", "lt", start)}
+            return {"cmp": (column, "lt", start)}
         if key.relation == "SINCE":
-            return {"cmp": ("internalDate", "ge", start)}
-        return {"and": [{"cmp": ("internalDate", "ge", start)},
-                        {"cmp": ("internalDate", "lt", start + DAY)}]}
+            return {"cmp": (column, "ge", start)}
+        return {"and": [{"cmp": (column, "ge", start)},
+                        {"cmp": (column, "lt", start + DAY)}]}

@@ -293,6 +293,9 @@ class UnknownEncoding(ValueError):
 
 
 _B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+# RFC 2045 §6.7 (3): white space at the end of a quoted-printable line was added in
+# transport and is deleted when decoding (also after a soft line break's "=").
+_QP_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n|$)")
 
 
 class Decoder:
@@ -319,7 +322,7 @@ class Decoder:
         data = self._rest + data
         cut = data.rfind(b"\n") + 1
         self._rest = data[cut:]
-        return binascii.a2b_qp(data[:cut])
+        return binascii.a2b_qp(_QP_TRAILING_SPACE.sub(b"", data[:cut]))
 
     def close(self) -> bytes:
         rest, self._rest = self._rest, b""
@@ -330,7 +333,7 @@ class Decoder:
                 rest += b"=" * (4 - len(rest) % 4)
             return _b64(rest)
         if self.kind == "QUOTED-PRINTABLE":
-            return binascii.a2b_qp(rest)
+            return binascii.a2b_qp(_QP_TRAILING_SPACE.sub(b"", rest))
         return rest
 
 

@@ -8,6 +8,7 @@ from gateways.imap import dispatch
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.keywords import remember as remember_flags
+from gateways.imap.objectid import mailbox_id_code
 from gateways.imap.qresync import resynchronize
 from gateways.imap.selected import SelectedMailbox
 from gateways.imap.tree import MailboxTree
@@ -69,6 +70,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     conn.send(w.untagged("OK", "UIDs valid", f"UIDVALIDITY {box.uid_validity}"))
     conn.send(w.untagged("OK", "Predicted next UID", f"UIDNEXT {box.uid_next}"))
     conn.send(w.untagged("OK", "Highest", f"HIGHESTMODSEQ {box.highest_modseq}"))
+    conn.send(w.untagged("OK", "Ok", mailbox_id_code(folder)))
     if args.qresync is not None:
         await resynchronize(conn, box, args.qresync)
     name = cmd.name

@@ -173,9 +173,12 @@ class SourceStream:
         self._wake()
 
     def _feed(self, chunk: bytes) -> None:
-        """Cut a chunk of the stream into the sources it belongs to (slices, not copies)."""
+        """Cut a chunk of the stream into the sources it belongs to: slices, not copies,
+        except of a chunk holding NUL octets, whose pieces are bytes. So a memoryview
+        piece holds no NUL, which `fetch.without_nul` need not look for."""
         pos, n = 0, len(chunk)
         view: memoryview | None = None
+        slices_as_bytes = b"\x00" in chunk
         while pos < n:
             if not self.queue:
                 raise StreamShort("stream longer than its announced sources")
@@ -185,7 +188,7 @@ class SourceStream:
             else:
                 if view is None:
                     view = memoryview(chunk)
-                self.parts.append(view[pos:pos + take])
+                self.parts.append(chunk[pos:pos + take] if slices_as_bytes else view[pos:pos + take])
             pos += take
             self.left -= take
             if not self.left:

@@ -1,6 +1,7 @@
 """Items: mail messages and calendar/task objects, one per-folder UID space."""
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -55,6 +56,12 @@ class KeywordLimits(NamedTuple):
     def check_count(self, keywords: Iterable[str] | set[str]) -> None:
         if len(keywords) > self.per_message:  # type: ignore[arg-type]
             raise BadRequest(f"more than {self.per_message} keywords on a message", LIMIT)
+
+
+def new_email_id() -> str:
+    """A fresh EMAILID (RFC 8474 objectid: letters, digits, "-" and "_"), unguessable so
+    that it says nothing about other messages."""
+    return "M" + secrets.token_hex(12)
 
 
 def normalize_keywords(keywords: Iterable[str] | str | None, limits: KeywordLimits = KeywordLimits()) -> list[str]:
@@ -174,7 +181,8 @@ class ItemsMixin(StorageBase):
         row.update(folder_id=folder_id, size=int(m.size), flags=int(m.flags) & 0x1F,
                    keywords=" ".join(normalize_keywords(m.keywords, self.keyword_limits)),
                    internalDate=int(m.internal_date if m.internal_date is not None else time.time()),
-                   recurring=0, itemClass="IPM.Note", blob_key=m.blob_key)
+                   recurring=0, itemClass="IPM.Note", blob_key=m.blob_key,
+                   savedDate=int(time.time()), emailId=new_email_id())
         return row
 
     def save_calendar_item(self, folder_id: int, name: str, blob_key: str, size: int, columns: dict,
@@ -387,12 +395,13 @@ class ItemsMixin(StorageBase):
 
     def _insert_copies(self, conn: Connection, rows: list[Any], target_id: int) -> tuple[list, int]:
         first, modseq, _ = self._bump(conn, target_id, len(rows))
+        now = int(time.time())
         pairs, batch = [], []
         for i, r in enumerate(rows):
             m = r._mapping
             new = {c: m[c] for c in _COPY_COLUMNS}
             # The copy's occurrences are not indexed; queries expand it instead.
-            new.update(folder_id=target_id, uid=first + i, modseq=modseq, occurrencesUntil=None)
+            new.update(folder_id=target_id, uid=first + i, modseq=modseq, occurrencesUntil=None, savedDate=now)
             batch.append(new)
             pairs.append((r.uid, first + i))
         for part in chunks(batch):

@@ -16,10 +16,10 @@ from .occurrences import occurs_condition
 from .schema import items
 
 INT_COLUMNS = frozenset({"uid", "modseq", "size", "flags", "internalDate", "dtstart", "dtend", "recurring",
-                         "occurrencesUntil"})
+                         "occurrencesUntil", "savedDate"})
 STR_COLUMNS = frozenset({"itemClass", "keywords", "subject", "from", "to", "cc", "messageId", "inReplyTo",
                          "date", "envelope", "bodystructure", "icalUid", "name", "etag", "summary",
-                         "fn", "email", "tel"})
+                         "fn", "email", "tel", "emailId"})
 COLUMNS = INT_COLUMNS | STR_COLUMNS
 _OPS = {
     "eq": lambda c, v: c.is_(None) if v is None else c == v,

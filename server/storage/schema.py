@@ -144,6 +144,12 @@ items = Table(
     # before this epoch second (NULL: not indexed, expand the object instead).
     Column("occurrencesUntil", BigInteger, nullable=True),
     Column("blob_key", String(128), nullable=False),
+    # IMAP SAVEDATE (RFC 8514): when the item was stored into this folder (a copy or move
+    # is a new save); the internal date for items stored before it was kept.
+    Column("savedDate", BigInteger, nullable=True),
+    # IMAP EMAILID (RFC 8474): made once when a message is stored, kept by copies and
+    # moves (so it survives MOVE); "L<folder>-<uid>" for items stored before it was kept.
+    Column("emailId", String(32), nullable=True),
     Index("ix_items_folder_modseq", "folder_id", "modseq"),
     # Covers the per-folder listing of uid, modseq and flags (IMAP SELECT, POP3 login):
     # read from the index alone, not row by row from the wide table.

@@ -150,13 +150,13 @@ class Lsub:
 
 
 STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
-                          "HIGHESTMODSEQ", "SIZE", "APPENDLIMIT"})
+                          "HIGHESTMODSEQ", "SIZE", "APPENDLIMIT", "MAILBOXID"})
 
 
 @dataclass(frozen=True)
 class Status:
     """STATUS mailbox (item ...) (RFC 3501 §6.3.10; HIGHESTMODSEQ RFC 7162, SIZE RFC 8438,
-    APPENDLIMIT RFC 7889). Items upper case, in the order sent, no duplicates."""
+    APPENDLIMIT RFC 7889, MAILBOXID RFC 8474). Items upper case, in the order sent, no duplicates."""
     mailbox: str
     items: tuple[str, ...]
 
@@ -225,9 +225,10 @@ class SearchSequence:
 
 @dataclass(frozen=True)
 class SearchDate:
-    """BEFORE/ON/SINCE (internal date) and SENTBEFORE/SENTON/SENTSINCE (Date: header).
+    """BEFORE/ON/SINCE (internal date), SENTBEFORE/SENTON/SENTSINCE (Date: header) and
+    SAVEDBEFORE/SAVEDON/SAVEDSINCE (save date, RFC 8514).
 
-    `field` is "INTERNAL" or "SENT"; `relation` is "BEFORE", "ON" or "SINCE".
+    `field` is "INTERNAL", "SENT" or "SAVED"; `relation` is "BEFORE", "ON" or "SINCE".
     """
     field: str
     relation: str
@@ -328,7 +329,7 @@ class FetchAttribute:
     `name` is one of UID, FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE,
     BODY (no section: the non-extensible structure), BODY[...] as name "BODY[]",
     RFC822, RFC822.HEADER, RFC822.TEXT, BINARY[...] as "BINARY[]", BINARY.SIZE,
-    MODSEQ. `section` is set for "BODY[]", "BINARY[]" and "BINARY.SIZE"; `peek` for
+    MODSEQ, EMAILID, THREADID (RFC 8474), SAVEDATE (RFC 8514). `section` is set for "BODY[]", "BINARY[]" and "BINARY.SIZE"; `peek` for
     BODY.PEEK/BINARY.PEEK; `partial` is (origin, length) for `<origin.length>`.
     The writer's `fetch_label` renders how the answer names the item.
     """

@@ -349,6 +349,8 @@ _HEADER_KEYS = {b"BCC": "Bcc", b"CC": "Cc", b"FROM": "From", b"SUBJECT": "Subjec
 _DATE_KEYS = {
     b"BEFORE": ("INTERNAL", "BEFORE"), b"ON": ("INTERNAL", "ON"), b"SINCE": ("INTERNAL", "SINCE"),
     b"SENTBEFORE": ("SENT", "BEFORE"), b"SENTON": ("SENT", "ON"), b"SENTSINCE": ("SENT", "SINCE"),
+    # SAVEDATE (RFC 8514 §4.3)
+    b"SAVEDBEFORE": ("SAVED", "BEFORE"), b"SAVEDON": ("SAVED", "ON"), b"SAVEDSINCE": ("SAVED", "SINCE"),
 }
 _VALUED_KEYS = frozenset(_HEADER_KEYS) | frozenset(_DATE_KEYS) | {
     b"NOT", b"OR", b"KEYWORD", b"UNKEYWORD", b"LARGER", b"SMALLER", b"BODY", b"TEXT", b"HEADER",
@@ -384,6 +386,8 @@ class _SearchProgram:
             return _SEARCH_ALL
         if name == b"NEW":
             return _SEARCH_NEW
+        if name == b"SAVEDATESUPPORTED":  # every mailbox keeps save dates (RFC 8514 §4.3)
+            return _SEARCH_ALL
         if name not in _VALUED_KEYS:
             raise r.fail(f"unknown search key {name[:40].decode()}")
         r.sp()
@@ -430,7 +434,7 @@ class _SearchProgram:
 
 _SIMPLE_ATTRIBUTES = {name: c.FetchAttribute(name) for name in (
     "UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY",
-    "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ")}
+    "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ", "EMAILID", "THREADID", "SAVEDATE")}
 _MACROS = {
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),

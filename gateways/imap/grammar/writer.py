@@ -399,9 +399,9 @@ def list_response(attributes: Iterable[str], delimiter: str | None, name: str,
             + b") " + delim + b" " + mailbox(name) + extended + CRLF)
 
 
-def status_response(name: str, items: Iterable[tuple[str, int]]) -> bytes:
-    """`* STATUS name (MESSAGES 3 UIDNEXT 7)`."""
-    body = b" ".join(k.encode("ascii") + b" %d" % v for k, v in items)
+def status_response(name: str, items: Iterable[tuple[str, int | bytes]]) -> bytes:
+    """`* STATUS name (MESSAGES 3 UIDNEXT 7)`; a bytes value goes as it is (`MAILBOXID (F1)`)."""
+    body = b" ".join(k.encode("ascii") + (b" %d" % v if isinstance(v, int) else b" " + v) for k, v in items)
     return b"* STATUS " + mailbox(name) + b" (" + body + b")" + CRLF
 
 
