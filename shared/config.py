@@ -208,6 +208,7 @@ OPTIONS: dict[str, Option] = {
         imap_max_literal=size("64M"),
         imap_max_append_messages=number("100", minimum=1, maximum=1000),
         imap_max_append_total=size("256M"),
+        imap_compress_level=number("6", minimum=1, maximum=9),
         imap_max_fetch_sections=number("50", minimum=1),
         imap_timeout=number("1800"),
         imap_login_timeout=number("60"),

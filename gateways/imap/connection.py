@@ -119,6 +119,8 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self._running: defer.Deferred | None = None
         # Temporary files holding the running command's APPEND literals (framing.py).
         self.spooled: tuple[Any, ...] = ()
+        # The client's input once COMPRESS=DEFLATE is on (compress.py).
+        self.inflater: Any = None
         self.reading_paused = False
         self._pumping = False
         self._closing = False
@@ -228,8 +230,20 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.inflater is not None:
+            self.inflater.receive(data)
+            self._flow_control()
+            return
+        self.feed_plain(data)
+
+    def feed_plain(self, data: bytes) -> None:
+        """The client's octets as the framer reads them (inflated, after COMPRESS)."""
         self.framer.feed(data)
         self.pump()
+
+    def framer_has_room(self) -> bool:
+        """Whether more of the client's input may be read into the framer now."""
+        return not self.writer.paused and self.framer.buffered <= READ_AHEAD
 
     def pump(self) -> None:
         """Hand out framed events while nothing holds them back."""
@@ -247,7 +261,11 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self._flow_control()
 
     def _flow_control(self) -> None:
-        hold = not self.closed and (self.writer.paused or self.framer.buffered > READ_AHEAD)
+        inflater = self.inflater
+        if inflater is not None and inflater.holding and self.framer_has_room():
+            inflater.run()
+        hold = not self.closed and (self.writer.paused or self.framer.buffered > READ_AHEAD
+                                    or (inflater is not None and inflater.holding))
         if hold and not self.reading_paused:
             self.reading_paused = True
             self.transport.pauseProducing()

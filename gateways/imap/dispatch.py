@@ -74,6 +74,7 @@ COMMAND_MODULES = (
     "gateways.imap.copymove",
     "gateways.imap.replace",
     "gateways.imap.objectid",
+    "gateways.imap.compress",
 )
 
 

@@ -35,6 +35,7 @@ class IMAPFactory(ConnectionFactory):
         self.max_literal = cfg.get_size("imap_max_literal")
         self.max_append_messages = cfg.get_int("imap_max_append_messages")
         self.max_append_total = cfg.get_size("imap_max_append_total")
+        self.compress_level = cfg.get_int("imap_compress_level")
         self.max_fetch_sections = cfg.get_int("imap_max_fetch_sections")
         self.timeout = cfg.get_int("imap_timeout")
         self.login_timeout = cfg.get_int("imap_login_timeout")

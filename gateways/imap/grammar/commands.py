@@ -48,6 +48,12 @@ class Authenticate:
 
 
 @dataclass(frozen=True)
+class Compress:
+    """COMPRESS mechanism (RFC 4978); the mechanism upper case."""
+    mechanism: str
+
+
+@dataclass(frozen=True)
 class Login:
     """LOGIN userid password (RFC 3501 §6.2.3). Both astrings, decoded as UTF-8."""
     userid: str
@@ -388,7 +394,7 @@ class Expunge:
     uids: SequenceSet | None = None
 
 
-Arguments = Union[NoArguments, Authenticate, Login, Enable, Id, Select, Create, MailboxName,
+Arguments = Union[NoArguments, Authenticate, Compress, Login, Enable, Id, Select, Create, MailboxName,
                   Rename, List, Lsub, Status, Append, Search, Fetch, Store, CopyMove, Replace,
                   Expunge]
 

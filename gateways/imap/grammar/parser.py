@@ -289,6 +289,11 @@ def _expunge(r: Reader, uid: bool) -> c.Expunge:
     return c.Expunge(r.sequence_set())
 
 
+def _compress(r: Reader, uid: bool) -> c.Compress:
+    r.sp()
+    return c.Compress(r.atom("a compression mechanism").upper().decode("ascii"))
+
+
 def _replace(r: Reader, uid: bool) -> c.Replace:
     """REPLACE SP seq-number SP mailbox append-message (RFC 8508 §6); seq-number is a UID
     after the UID prefix."""
@@ -603,7 +608,7 @@ COMMANDS: dict[bytes, _Parser] = {
     b"RENAME": _rename, b"LIST": _list, b"LSUB": _lsub, b"STATUS": _status,
     b"APPEND": _append, b"EXPUNGE": _expunge, b"SEARCH": _search, b"FETCH": _fetch,
     b"STORE": _store, b"COPY": _copy_move, b"MOVE": _copy_move,
-    b"UNAUTHENTICATE": _no_args, b"REPLACE": _replace,
+    b"UNAUTHENTICATE": _no_args, b"REPLACE": _replace, b"COMPRESS": _compress,
 }
 UID_COMMANDS = frozenset({b"COPY", b"MOVE", b"FETCH", b"STORE", b"SEARCH", b"EXPUNGE", b"REPLACE"})
 
