@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import os
 import re
 import socket
 import time
@@ -212,6 +213,10 @@ def test_sigkill_during_bulk_mail_change_is_all_or_nothing(reactor_thread, tmp_p
 APPENDED = 1000  # one MULTIAPPEND, the most the store takes in one call
 
 
+def blob_files(data_dir: str) -> int:
+    return sum(len(files) for _, _, files in os.walk(os.path.join(data_dir, "attachments")))
+
+
 def test_sigkill_during_multiappend_is_all_or_nothing(tmp_path, options):
     crashes = Crashes(str(tmp_path / "var"), {**options, "imap_max_append_messages": str(APPENDED)})
     sources = [message(i) * 20 for i in range(APPENDED)]
@@ -231,11 +236,19 @@ def test_sigkill_during_multiappend_is_all_or_nothing(tmp_path, options):
                 raw.send(command)
                 return raw.sock
             started = time.monotonic()
-            in_flight += crashes.kill_during(send, lambda: time.monotonic() - started >= delay)
+            blobs = blob_files(crashes.data_dir)
+            if delay == DELAYS[0]:
+                # Killed once the store has written the first message of the APPEND: in the
+                # middle of storing them.
+                in_flight += crashes.kill_during(send, lambda: blob_files(crashes.data_dir) > blobs)
+            else:
+                in_flight += crashes.kill_during(send, lambda: time.monotonic() - started >= delay)
 
             client = crashes.imap()
             stored = folder_state(client, "Appended")
             client.logout()
+            print(f"MULTIAPPEND killed ({'first blob written' if delay == DELAYS[0] else f'{delay} s'}): "
+                  f"{len(stored)} of {APPENDED} stored")
             assert sorted(stored.values()) in ([], sorted(sources)), \
                 f"MULTIAPPEND left {len(stored)} of {APPENDED}"
     finally:
