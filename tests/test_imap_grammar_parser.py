@@ -433,3 +433,14 @@ def test_number_ranges():
     assert "range" in error(b"a FETCH 4294967296 UID").text
     assert "range" in error(b"a FETCH 1:" + b"9" * 5000 + b" UID").text
     assert "range" in error(b"a SEARCH LARGER " + b"1" * 100).text
+
+
+def test_preview_and_its_lazy_modifier():
+    """RFC 8970 §4: PREVIEW [SP "(" "LAZY" ")"], also before FETCH modifiers."""
+    assert args(b"a FETCH 1 (PREVIEW (LAZY))").attributes == (c.FetchAttribute("PREVIEW", lazy=True),)
+    assert args(b"a FETCH 1 (FLAGS preview (lazy) UID)").attributes == (
+        c.FetchAttribute("FLAGS"), c.FetchAttribute("PREVIEW", lazy=True), c.FetchAttribute("UID"))
+    plain = args(b"a FETCH 1 PREVIEW (CHANGEDSINCE 5)")
+    assert plain.attributes == (c.FetchAttribute("PREVIEW"),) and plain.changedsince == 5
+    with pytest.raises(ParseError):
+        parse_command(b"a FETCH 1 (PREVIEW (EAGER))")

@@ -1,6 +1,6 @@
-"""OBJECTID (RFC 8474: MAILBOXID, EMAILID, THREADID) and SAVEDATE (RFC 8514) against a real
-`groupware serve`, following the RFCs' examples; and the migration that gives stored
-messages a save date and an EMAILID."""
+"""OBJECTID (RFC 8474: MAILBOXID, EMAILID, THREADID), SAVEDATE (RFC 8514) and PREVIEW
+(RFC 8970) against a real `groupware serve`, following the RFCs' examples; and the migration
+that gives stored messages a save date and an EMAILID."""
 from __future__ import annotations
 
 import datetime
@@ -106,6 +106,43 @@ def test_savedate_rfc8514(env):
     copied_at = datetime.datetime.strptime(copied.decode().strip(), "%d-%b-%Y %H:%M:%S %z").timestamp()
     assert copied_at > saved_at
     raw.close()
+
+
+def test_preview_rfc8970(env):
+    env.fresh("Previews")
+    raw = env.raw(login=True)
+    assert b"PREVIEW" in raw.cmd("CAPABILITY")[0].split()
+    messages = [
+        b"Subject: plain\r\n\r\nHello Joe,\r\n\r\n  do you think we can meet at 3:30 tomorrow?\r\n",
+        (b"Subject: html\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+         b"--b\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+         b"<html><head><style>p {color: red}</style></head><body><p>Gr=C3=BC=C3=9Fe &amp; <b>bye</b></p></body></html>\r\n"
+         b"--b--\r\n"),
+        b"Subject: long\r\n\r\n" + b"word " * 500 + b"\r\n",
+        b"Subject: picture\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n",
+    ]
+    for message in messages:
+        append_one(raw, b"Previews", message)
+    raw.cmd("SELECT Previews")
+    lines = raw.cmd("FETCH 1:4 (PREVIEW)")
+    assert lines[0] == b'* 1 FETCH (PREVIEW "Hello Joe, do you think we can meet at 3:30 tomorrow?")\r\n'
+    # 8-bit text travels as a literal.
+    text = b"".join(lines)
+    assert b"* 2 FETCH (PREVIEW {13}\r\nGr\xc3\xbc\xc3\x9fe & bye)" in text, text
+    long_preview = re.search(rb'\* 3 FETCH \(PREVIEW "([^"]*)"\)', text).group(1)
+    assert long_preview == (b"word " * 40).strip()
+    assert b'* 4 FETCH (PREVIEW "")' in text  # no text to show
+    assert lines[-1].split()[1] == b"OK"
+    # LAZY: the same, as the preview is always at hand; with other items and UID FETCH.
+    assert raw.cmd("FETCH 1 (PREVIEW (LAZY))")[0] == lines[0]
+    assert raw.cmd("UID FETCH 1 (FLAGS PREVIEW (LAZY) UID)")[0].startswith(b'* 1 FETCH (FLAGS (')
+    assert raw.cmd("FETCH 1 PREVIEW")[0] == lines[0]
+    raw.close()
+
+
+def append_one(raw, mailbox: bytes, message: bytes) -> None:
+    raw.send(b"a APPEND %s {%d+}\r\n" % (mailbox, len(message)) + message + b"\r\n")
+    assert raw.until(b"a")[-1].startswith(b"a OK")
 
 
 def test_migration_0020_gives_stored_messages_a_save_date_and_an_emailid(st, tmp_path):

@@ -5,7 +5,8 @@ Where each item comes from:
 - UID, FLAGS, MODSEQ: the selected mailbox's own map (no store call at all);
   THREADID (RFC 8474) is NIL, the store keeps no threads (objectid.py);
 - INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE, BODY, EMAILID (RFC 8474),
-  SAVEDATE (RFC 8514): listing columns, one
+  SAVEDATE (RFC 8514), PREVIEW (RFC 8970, made when the message was stored; NIL for
+  messages stored before previews were kept): listing columns, one
   `Folder.query` for the whole set (in windows of `QUERY_WINDOW` messages, so a
   100,000-message `FETCH 1:* ALL` is a handful of calls, never one per message),
   rendered once and kept in the process's `listing_cache` (they never change for
@@ -61,6 +62,7 @@ HEADER_PROBE = 128 * 1024  # first bytes read to find the header of a big messag
 PARTIAL_SOURCE = 64 * 1024  # above this, a partial or header fetch reads by range
 
 capability("BINARY")
+capability("PREVIEW")
 
 UID_ATTRIBUTE = FetchAttribute("UID")
 MODSEQ_ATTRIBUTE = FetchAttribute("MODSEQ")
@@ -68,7 +70,7 @@ FLAGS_ATTRIBUTE = FetchAttribute("FLAGS")
 CACHED = frozenset({"UID", "FLAGS", "MODSEQ", "THREADID"})
 COLUMNS = {"INTERNALDATE": "internalDate", "RFC822.SIZE": "size", "ENVELOPE": "envelope",
            "BODYSTRUCTURE": "bodystructure", "BODY": "bodystructure",
-           "EMAILID": "emailId", "SAVEDATE": "savedDate",
+           "EMAILID": "emailId", "SAVEDATE": "savedDate", "PREVIEW": "preview",
            # not an item: the structure's JSON, whose "offsets" place every part in the source
            "STRUCTURE": "bodystructure"}
 BODY_ITEMS = frozenset({"BODY[]", "BINARY[]", "BINARY.SIZE", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
@@ -422,6 +424,8 @@ def _render(name: str, value: Any) -> Any:
         return b"SAVEDATE " + (w.date_time(value) if value is not None else w.NIL)
     if name == "EMAILID":
         return b"EMAILID (" + value.encode("ascii") + b")"
+    if name == "PREVIEW":
+        return b"PREVIEW " + w.nstring(value)
     if name == "ENVELOPE":
         return b"ENVELOPE " + w.envelope(_json(value))
     if name == "BODYSTRUCTURE":

@@ -17,6 +17,7 @@ from lxml import etree
 from server.icalcolumns import calendar_columns
 from server.occurrences import occurrence_index
 from server.mime import message_columns
+from server.mime.preview import preview
 from server.storage import NewMessage
 from server.soap.context import Call, require, response
 from shared.uidset import format_uidset
@@ -72,17 +73,30 @@ def incoming_message(call: Call, session: Any, el: etree._Element) -> IncomingMe
     return IncomingMessage(source, path, flags, keywords, internal_date)
 
 
+def stored_preview(fp: Any) -> str | None:
+    """The PREVIEW column of a message just parsed from `fp`; None when it cannot be made
+    (the message is stored all the same)."""
+    try:
+        fp.seek(0)
+        return preview(fp)
+    except Exception:  # noqa: BLE001  (whatever a hostile message triggers)
+        return None
+
+
 def store_blob(st: Any, m: IncomingMessage, max_size: int) -> NewMessage:
     """Write the message's blob and parse its listing columns (in the thread pool)."""
     size = len(m.source) if m.source is not None else os.path.getsize(m.path)
     if size > max_size:
         raise TooLarge(f"message exceeds {max_size} bytes")
     if m.source is not None:
-        columns = message_columns(io.BytesIO(m.source))
+        fp: Any = io.BytesIO(m.source)
+        columns = message_columns(fp)
+        columns["preview"] = stored_preview(fp)
         key = st.blobs.put_bytes(m.source)
     else:
         with open(m.path, "rb") as fp:
             columns = message_columns(fp)
+            columns["preview"] = stored_preview(fp)
         key = st.blobs.put_file(m.path)
     return NewMessage(key, size, m.internal_date, m.flags, tuple(m.keywords), columns)
 

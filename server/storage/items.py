@@ -20,7 +20,7 @@ from .uidset import sql_condition, uid_in
 
 # Columns a caller may set from the parsed message.
 MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "envelope", "bodystructure",
-                "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses")
+                "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses", "preview")
 CALENDAR_COLUMNS = ("icalUid", "itemClass", "summary", "dtstart", "dtend", "recurring", "etag",
                     "occurrencesUntil")
 # A contact (vCard) is saved like a calendar object, with these columns besides.

@@ -19,7 +19,7 @@ INT_COLUMNS = frozenset({"uid", "modseq", "size", "flags", "internalDate", "dtst
                          "occurrencesUntil", "savedDate"})
 STR_COLUMNS = frozenset({"itemClass", "keywords", "subject", "from", "to", "cc", "messageId", "inReplyTo",
                          "date", "envelope", "bodystructure", "icalUid", "name", "etag", "summary",
-                         "fn", "email", "tel", "emailId"})
+                         "fn", "email", "tel", "emailId", "preview"})
 COLUMNS = INT_COLUMNS | STR_COLUMNS
 _OPS = {
     "eq": lambda c, v: c.is_(None) if v is None else c == v,

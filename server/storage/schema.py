@@ -150,6 +150,9 @@ items = Table(
     # IMAP EMAILID (RFC 8474): made once when a message is stored, kept by copies and
     # moves (so it survives MOVE); "L<folder>-<uid>" for items stored before it was kept.
     Column("emailId", String(32), nullable=True),
+    # IMAP PREVIEW (RFC 8970): server/mime/preview.py, made when a message is stored
+    # (NULL for messages stored before it was kept).
+    Column("preview", Text, nullable=True),
     Index("ix_items_folder_modseq", "folder_id", "modseq"),
     # Covers the per-folder listing of uid, modseq and flags (IMAP SELECT, POP3 login):
     # read from the index alone, not row by row from the wide table.

@@ -335,7 +335,8 @@ class FetchAttribute:
     `name` is one of UID, FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE,
     BODY (no section: the non-extensible structure), BODY[...] as name "BODY[]",
     RFC822, RFC822.HEADER, RFC822.TEXT, BINARY[...] as "BINARY[]", BINARY.SIZE,
-    MODSEQ, EMAILID, THREADID (RFC 8474), SAVEDATE (RFC 8514). `section` is set for "BODY[]", "BINARY[]" and "BINARY.SIZE"; `peek` for
+    MODSEQ, EMAILID, THREADID (RFC 8474), SAVEDATE (RFC 8514), PREVIEW (RFC 8970; `lazy`
+    for PREVIEW (LAZY)). `section` is set for "BODY[]", "BINARY[]" and "BINARY.SIZE"; `peek` for
     BODY.PEEK/BINARY.PEEK; `partial` is (origin, length) for `<origin.length>`.
     The writer's `fetch_label` renders how the answer names the item.
     """
@@ -343,6 +344,7 @@ class FetchAttribute:
     section: Section | None = None
     partial: tuple[int, int] | None = None
     peek: bool = False
+    lazy: bool = False
 
 
 @dataclass(frozen=True)

@@ -439,7 +439,7 @@ class _SearchProgram:
 
 _SIMPLE_ATTRIBUTES = {name: c.FetchAttribute(name) for name in (
     "UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY",
-    "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ", "EMAILID", "THREADID", "SAVEDATE")}
+    "RFC822", "RFC822.HEADER", "RFC822.TEXT", "MODSEQ", "EMAILID", "THREADID", "SAVEDATE", "PREVIEW")}
 _MACROS = {
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
@@ -482,12 +482,18 @@ def _fetch(r: Reader, uid: bool) -> c.Fetch:
     return c.Fetch(sequence, unique(attributes), changedsince, vanished)
 
 
+_LAZY = b" (LAZY)"
+
+
 def _fetch_attribute(r: Reader) -> c.FetchAttribute:
     name = r.match(_FETCH_NAME, "a fetch attribute").upper().decode("ascii")
     if r.peek() != 0x5B:  # "["
         attribute = _SIMPLE_ATTRIBUTES.get(name)
         if attribute is None:
             raise r.fail(f"unknown fetch attribute {name[:40]}")
+        if name == "PREVIEW" and r.data[r.pos:r.pos + len(_LAZY)].upper() == _LAZY:  # RFC 8970 §4
+            r.pos += len(_LAZY)
+            return c.FetchAttribute("PREVIEW", lazy=True)
         return attribute
     if name in ("BODY", "BODY.PEEK"):
         section = _section(r)
