@@ -36,9 +36,12 @@ from shared.spans import Layout
 # their shared session key (hex); without it each process has a key of its own.
 SESSION_KEY_ENV = "GROUPWARE_SESSION_KEY"
 
-# A session may park a few uploads between PUT /upload and createMessage;
-# more than this is a client leaking them, and each one holds disk space.
-MAX_UPLOADS_PER_SESSION = 16
+# A session parks uploads between PUT /upload and the createMessage(s) call that stores
+# them; an IMAP MULTIAPPEND parks every big message of the APPEND before the one call
+# that stores them all (at most MAX_MESSAGES_PER_CALL). More uploads, or more octets,
+# than these is a client leaking them, and each one holds disk space.
+MAX_UPLOADS_PER_SESSION = 1000
+MAX_UPLOAD_BYTES_PER_SESSION = 1 << 30
 # Stream tokens are used right after openStream; a session that reads its
 # whole mailbox must not pile up one token per message, so the oldest go.
 MAX_STREAMS_PER_SESSION = 256
@@ -322,6 +325,9 @@ class SessionManager:
         if len(session.uploads) >= MAX_UPLOADS_PER_SESSION:
             self.discard_file(path)
             raise Quota("too many pending uploads in this session")
+        if sum(map(_file_size, session.uploads.values()), _file_size(path)) > MAX_UPLOAD_BYTES_PER_SESSION:
+            self.discard_file(path)
+            raise Quota("too many octets in pending uploads of this session")
         # Signed with the session's nonce and the file's path: a process that holds the
         # same session finds the file in the spool directory they share.
         upload_id = self.signed(f"{session.id.partition('.')[0]}.{_b64(path.encode())}")
@@ -349,3 +355,10 @@ class SessionManager:
         except (ValueError, UnicodeDecodeError):
             return None
         return path if os.path.isfile(path) else None
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -216,3 +216,20 @@ def test_append_follows_folders_changed_by_another_session(env):
         assert typ == "NO" and b"TRYCREATE" in data[0], data
     finally:
         imap.logout()
+
+
+def test_multiappend_past_what_fits_inline_stores_all_at_once(env):
+    """A MULTIAPPEND (RFC 3502) of more than travels inside one store call: the rest is
+    uploaded first (more uploads than a session parks for anything else), then one call
+    stores them all."""
+    folder = env.fresh("Uploaded")
+    line = b"the quick brown fox jumps over the lazy dog %06d\r\n"
+    messages = [b"Subject: %d\r\n\r\n" % i + b"".join(line % (i * 10_000 + n) for n in range(3000))
+                for i in range(60)]
+    raw = env.raw(login=True)
+    raw.send(b"a APPEND Uploaded" + b"".join(b" {%d+}\r\n" % len(m) + m for m in messages) + b"\r\n")
+    line_ = raw.until(b"a")[-1]
+    assert line_.startswith(b"a OK [APPENDUID"), line_
+    _, table = env.rt.call(folder.query, ["uid"])
+    assert [source_of(env, folder, uid) for uid in table["uid"]] == messages
+    raw.close()

@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 
 from server.notify import LocalNotifier
 from server.sessions import (
-    MAX_STREAMS_PER_SESSION, MAX_UPLOADS_PER_SESSION, SESSION_KEY_ENV, SessionManager, Stream, session_key,
+    MAX_STREAMS_PER_SESSION, MAX_UPLOAD_BYTES_PER_SESSION, MAX_UPLOADS_PER_SESSION, SESSION_KEY_ENV, SessionManager, Stream, session_key,
 )
 from shared.config import Config, ConfigError
 from shared import codec
@@ -103,6 +103,23 @@ def test_uploads_are_taken_once_and_capped():
     assert discarded == ["/tmp/one-too-many"]
     sessions.remove(session.id)
     assert len(discarded) == 1 + MAX_UPLOADS_PER_SESSION
+
+
+def test_parked_upload_octets_are_capped(tmp_path):
+    sessions = manager(Clock(), discarded := [])
+    session = sessions.create(USER)
+    big = tmp_path / "big"
+    with open(big, "wb") as fp:
+        fp.truncate(MAX_UPLOAD_BYTES_PER_SESSION - 10)  # sparse: no disk used
+    small = tmp_path / "small"
+    small.write_bytes(b"x" * 10)
+    sessions.add_upload(session, str(big))
+    sessions.add_upload(session, str(small))
+    more = tmp_path / "more"
+    more.write_bytes(b"y")
+    with pytest.raises(Quota):
+        sessions.add_upload(session, str(more))
+    assert discarded == [str(more)]
 
 
 def test_processes_sharing_the_key_adopt_each_others_sessions_until_ended_or_stale():
