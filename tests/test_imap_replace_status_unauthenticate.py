@@ -65,6 +65,16 @@ def test_replace_in_the_same_mailbox_rfc8508_example(env):
     lines = raw.until(b"B004")
     assert lines[-1].startswith(b"B004 OK") and b"* 4 EXPUNGE\r\n" in lines, lines
     assert newer in sources(env, folder).values() and new not in sources(env, folder).values()
+    # A draft with a big attachment: its literal is spooled as APPEND's are, and over
+    # the line limit that bounds other commands' literals.
+    biggest = draft(b"attached:\r\n" + b"0123456789abcdef" * 20_000)
+    uid = max(sources(env, folder))
+    raw.send(b"C005 UID REPLACE %d Drafts (\\Draft) {%d}\r\n" % (uid, len(biggest)))
+    assert raw.readline().startswith(b"+ ")
+    raw.send(biggest + b"\r\n")
+    assert raw.until(b"C005")[-1].startswith(b"C005 OK")
+    stored = sources(env, folder)
+    assert biggest in stored.values() and newer not in stored.values() and len(stored) == 4
     raw.close()
 
 
