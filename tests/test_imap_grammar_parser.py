@@ -444,3 +444,21 @@ def test_preview_and_its_lazy_modifier():
     assert plain.attributes == (c.FetchAttribute("PREVIEW"),) and plain.changedsince == 5
     with pytest.raises(ParseError):
         parse_command(b"a FETCH 1 (PREVIEW (EAGER))")
+
+
+def test_utf8_accept_names_and_append():
+    """RFC 6855: once UTF8=ACCEPT is enabled, mailbox names are UTF-8 and APPEND takes
+    UTF8 (literal8); before, names are modified UTF-7 and UTF8 is no APPEND data."""
+    name = "Grüße".encode()
+    assert parse_command(b'a SELECT "' + name + b'"', utf8=True).args.mailbox == "Grüße"
+    assert parse_command(b"a SELECT Gr&APwA3w-e").args.mailbox == "Grüße"
+    assert parse_command(b"a SELECT Gr&APwA3w-e", utf8=True).args.mailbox == "Gr&APwA3w-e"
+    assert parse_command(b'a LIST "" "Gr' + "ü".encode() + b'*"', utf8=True).args.patterns == ("Grü*",)
+    message = parse_command(b"a APPEND x (\\Seen) UTF8 (~{3}\r\nab\xc3)", utf8=True).args.messages[0]
+    assert bytes(message.message) == b"ab\xc3" and message.flags == ("\\Seen",)
+    with pytest.raises(ParseError):
+        parse_command(b"a APPEND x UTF8 (~{3}\r\nabc)")
+    with pytest.raises(ParseError):
+        parse_command(b"a APPEND x UTF8 ({3}\r\nabc)", utf8=True)
+    with pytest.raises(ParseError):
+        parse_command(b'a SELECT "\xff\xfe"', utf8=True)

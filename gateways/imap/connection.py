@@ -315,7 +315,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     # -- commands
     def run(self, raw: bytes) -> None:
         try:
-            cmd = parse_command(raw)
+            cmd = parse_command(raw, utf8=self.utf8)
         except ParseError as exc:
             code = f"[{exc.code}] " if exc.code else ""
             # An unknown SEARCH charset is a NO, not a BAD (RFC 3501 §6.4.4).
@@ -420,6 +420,11 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.state = LOGOUT
         self._closing = True
         self.release()
+
+    @property
+    def utf8(self) -> bool:
+        """Whether mailbox names travel as UTF-8: UTF8=ACCEPT is enabled (utf8.py)."""
+        return "UTF8=ACCEPT" in self.enabled
 
     def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command ran (RFC 7162 §3.1). The first one in the

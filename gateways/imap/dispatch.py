@@ -75,6 +75,7 @@ COMMAND_MODULES = (
     "gateways.imap.replace",
     "gateways.imap.objectid",
     "gateways.imap.compress",
+    "gateways.imap.utf8",
 )
 
 

@@ -12,7 +12,7 @@ from gateways.imap.grammar import writer as w
 log = logging.getLogger("gateways.imap")
 
 # What ENABLE can switch on, once the modules that implement it advertise it.
-ENABLEABLE = ("CONDSTORE", "QRESYNC")
+ENABLEABLE = ("CONDSTORE", "QRESYNC", "UTF8=ACCEPT")
 SERVER_ID = (("name", "groupware"), ("vendor", "groupware"), ("support-url", None))
 
 capability("IMAP4rev1")

@@ -54,7 +54,7 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
     args = cmd.args
     if args.patterns == ("",) and not args.extended:
         # The hierarchy delimiter and the root (RFC 3501 §6.3.8).
-        conn.send(w.list_response(["\\Noselect"], DELIMITER, ""))
+        conn.send(w.list_response(["\\Noselect"], DELIMITER, "", utf8=conn.utf8))
         return
     counts = bool(args.status_items)
     if "SUBSCRIBED" in args.selection:
@@ -76,9 +76,10 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
         if special_only and not mailbox.special_use:
             continue
         conn.send(w.list_response(mailbox.attributes(subscribed=mailbox.name in subscribed), DELIMITER,
-                                  mailbox.name))
+                                  mailbox.name, utf8=conn.utf8))
         if args.status_items and mailbox.selectable:
-            conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, args.status_items)))
+            conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, args.status_items),
+                                        conn.utf8))
         await conn.writer.writable()
 
 
@@ -111,9 +112,10 @@ async def _list_subscribed(conn: Any, args: Any, tree: MailboxTree, subscribed: 
             if mailbox is None and children:
                 attributes.append("\\HasChildren" if tree.descendants(name) else "\\HasNoChildren")
             extended = b' ("CHILDINFO" ("SUBSCRIBED"))'
-        conn.send(w.list_response(attributes, DELIMITER, name, extended=extended))
+        conn.send(w.list_response(attributes, DELIMITER, name, extended=extended, utf8=conn.utf8))
         if args.status_items and mailbox is not None and mailbox.selectable:
-            conn.send(w.status_response(name, status_values(conn, mailbox.folder, args.status_items)))
+            conn.send(w.status_response(name, status_values(conn, mailbox.folder, args.status_items),
+                                        conn.utf8))
         await conn.writer.writable()
 
 
@@ -147,7 +149,7 @@ async def lsub(conn: Any, cmd: Any) -> None:
             attributes = [a for a in mailbox.attributes() if not a.startswith("\\Has")] if mailbox else []
         else:
             attributes = ["\\Noselect"]
-        conn.send(w.list_response(attributes, DELIMITER, name, kind="LSUB"))
+        conn.send(w.list_response(attributes, DELIMITER, name, kind="LSUB", utf8=conn.utf8))
         await conn.writer.writable()
 
 
@@ -157,7 +159,8 @@ async def status(conn: Any, cmd: Any) -> None:
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
-    conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, cmd.args.items)))
+    conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, cmd.args.items),
+                                conn.utf8))
 
 
 def _levels(name: str) -> list[str]:

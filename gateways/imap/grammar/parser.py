@@ -276,6 +276,14 @@ def _append_message(r: Reader) -> c.AppendMessage:
     if r.peek() == 0x22:
         date = r.date_time()
         r.sp()
+    if r.utf8 and r.maybe_word(b"UTF8"):  # RFC 6855 §4: UTF8 SP "(" literal8 ")"
+        r.sp()
+        r.expect(b"(")
+        if r.peek() != 0x7E:
+            raise r.fail("UTF8 needs a literal8")
+        message, binary = r.literal_view(binary_ok=True)
+        r.expect(b")")
+        return c.AppendMessage(flags, date, message, binary)
     if r.peek() not in (0x7B, 0x7E):
         raise r.fail("APPEND needs the message as a literal")
     message, binary = r.literal_view(binary_ok=True)
@@ -619,10 +627,12 @@ COMMANDS: dict[bytes, _Parser] = {
 UID_COMMANDS = frozenset({b"COPY", b"MOVE", b"FETCH", b"STORE", b"SEARCH", b"EXPUNGE", b"REPLACE"})
 
 
-def parse_command(raw: bytes) -> c.Command:
-    """Parse one complete command (literals inline, no final CRLF) into a Command."""
+def parse_command(raw: bytes, utf8: bool = False) -> c.Command:
+    """Parse one complete command (literals inline, no final CRLF) into a Command;
+    `utf8` once the client enabled UTF8=ACCEPT (RFC 6855): mailbox names are UTF-8
+    and APPEND takes `UTF8 (~{n})`."""
     data = raw if isinstance(raw, bytes) else bytes(raw)
-    r = Reader(data)
+    r = Reader(data, utf8)
     try:
         m = TAG.match(data)
         if m is None:

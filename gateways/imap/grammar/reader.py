@@ -42,12 +42,22 @@ SYSTEM_FLAGS = {f.upper(): f for f in
                 ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")}
 
 
+def _utf8_name(raw: bytes) -> str:
+    """A mailbox name under UTF8=ACCEPT (RFC 6855 §3): UTF-8 as sent."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MUTF7Error("mailbox name is not UTF-8") from None
+
+
 class Reader:
     """A cursor over one command; every failure raises ParseError carrying the tag."""
 
-    __slots__ = ("data", "pos", "tag", "view")
+    __slots__ = ("data", "pos", "tag", "view", "utf8")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, utf8: bool = False) -> None:
+        # UTF8=ACCEPT (RFC 6855) is on: mailbox names are UTF-8, not modified UTF-7.
+        self.utf8 = utf8
         self.data = data
         self.pos = 0
         self.tag: str | None = None
@@ -206,7 +216,7 @@ class Reader:
 
     def mailbox_name(self, raw: bytes) -> str:
         try:
-            name = mutf7_decode(raw)
+            name = _utf8_name(raw) if self.utf8 else mutf7_decode(raw)
         except MUTF7Error as e:
             # An astring is a valid mailbox argument; it just names no mailbox (NO, not BAD).
             raise ParseError(str(e), self.tag, status="NO") from None
@@ -219,7 +229,7 @@ class Reader:
         ch = self.peek()
         raw = self.string() if ch in (0x22, 0x7B) else self.match(_LIST_MAILBOX, "a mailbox pattern")
         try:
-            return mutf7_decode(raw)
+            return _utf8_name(raw) if self.utf8 else mutf7_decode(raw)
         except MUTF7Error:
             # A pattern that is not modified UTF-7 matches no mailbox: LIST answers
             # nothing, as Dovecot does. No name holds NUL, so this matches none.

@@ -99,9 +99,10 @@ def text(value: str) -> bytes:
 
 # --- mailboxes and flags -------------------------------------------------------------
 
-def mailbox(name: str) -> bytes:
-    """A mailbox name as sent: modified UTF-7, then atom or quoted (RFC 3501 §5.1)."""
-    return astring(mutf7_encode(name))
+def mailbox(name: str, utf8: bool = False) -> bytes:
+    """A mailbox name as sent: modified UTF-7, then atom or quoted (RFC 3501 §5.1); with
+    `utf8` (UTF8=ACCEPT enabled, RFC 6855 §3) UTF-8 as it is."""
+    return astring(name if utf8 else mutf7_encode(name))
 
 
 _FLAG_BYTES = {name: name.encode("ascii") for name in (
@@ -391,18 +392,18 @@ def enabled(names: Iterable[str]) -> bytes:
 
 
 def list_response(attributes: Iterable[str], delimiter: str | None, name: str,
-                  kind: str = "LIST", extended: bytes = b"") -> bytes:
+                  kind: str = "LIST", extended: bytes = b"", utf8: bool = False) -> bytes:
     """`* LIST (\\HasNoChildren) "/" name` (or LSUB); `extended` is appended verbatim,
-    e.g. b' ("CHILDINFO" ("SUBSCRIBED"))' of RFC 5258."""
+    e.g. b' ("CHILDINFO" ("SUBSCRIBED"))' of RFC 5258; `utf8`: see `mailbox`."""
     delim = NIL if delimiter is None else quoted(delimiter)
     return (b"* " + kind.encode("ascii") + b" (" + " ".join(attributes).encode("ascii")
-            + b") " + delim + b" " + mailbox(name) + extended + CRLF)
+            + b") " + delim + b" " + mailbox(name, utf8) + extended + CRLF)
 
 
-def status_response(name: str, items: Iterable[tuple[str, int | bytes]]) -> bytes:
+def status_response(name: str, items: Iterable[tuple[str, int | bytes]], utf8: bool = False) -> bytes:
     """`* STATUS name (MESSAGES 3 UIDNEXT 7)`; a bytes value goes as it is (`MAILBOXID (F1)`)."""
     body = b" ".join(k.encode("ascii") + (b" %d" % v if isinstance(v, int) else b" " + v) for k, v in items)
-    return b"* STATUS " + mailbox(name) + b" (" + body + b")" + CRLF
+    return b"* STATUS " + mailbox(name, utf8) + b" (" + body + b")" + CRLF
 
 
 def search_response(numbers: Iterable[int], modseq: int | None = None) -> bytes:
