@@ -5,13 +5,13 @@ Items stored before carry their internal date as save date and an EMAILID made o
 their folder and uid ("L<folder>-<uid>"), which copies and moves keep from now on.
 
 Revision ID: 0020
-Revises: 0015
+Revises: 0017
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
