@@ -149,7 +149,8 @@ class GatewayResource(resource.Resource):
                  plaintext_auth: bool, retry_after: int, max_request_size: int,
                  limits: request_limits.RequestLimits = request_limits.RequestLimits(),
                  time_limit: float = 0, max_instances: int = 100000,
-                 date_limits: DateLimits | None = None, threads_per_user: int = 0, web: Any = None) -> None:
+                 date_limits: DateLimits | None = None, threads_per_user: int = 0, web: Any = None,
+                 max_query_instances: int = 10000) -> None:
         super().__init__()
         # The onboarding page and autoconfiguration (gateways.web.resource.WebPages), or None.
         self.web = web
@@ -163,6 +164,8 @@ class GatewayResource(resource.Resource):
         self.contexts: dict[str, context.RequestContext] = {}
         # Seconds of thread work a request may take, and the budgets of requests in progress.
         self.time_limit = time_limit
+        # Recurrence instances one answer may hold (RequestContext.count_instances).
+        self.max_query_instances = max_query_instances
         self.budgets = BudgetRegistry()
         self.date_limits = date_limits or DateLimits()
         self.thread_share = FairShare(threads_per_user)
@@ -339,6 +342,7 @@ class GatewayResource(resource.Resource):
         ctx = self.contexts[token] = context.RequestContext(self.reactor, session, user, budget)
         ctx.base_url = self._base_url(request)
         ctx.date_limits = self.date_limits
+        ctx.max_instances = self.max_query_instances
         request.requestHeaders.removeHeader(b"authorization")
         request.requestHeaders.setRawHeaders(CONTEXT_HEADER, [token.encode()])
 

@@ -15,7 +15,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.python.failure import Failure
 
 from gateways.caldav.date_limits import DateLimits
-from shared.budget import UNLIMITED, WorkBudget
+from shared.budget import UNLIMITED, TooMuchWork, WorkBudget
 from shared.errors import GroupwareError
 
 _local = threading.local()
@@ -48,6 +48,17 @@ class RequestContext:
         self.put_texts: dict[str, str] = {}
         # An item DELETE's If-Match, checked by the store as it deletes.
         self.delete_condition: str | None = None
+        # Recurrence instances the answer holds so far (expanded, or busy periods), and how
+        # many one request may hold (ical_max_query_instances, 0: no limit).
+        self.instances = 0
+        self.max_instances = 0
+
+    def count_instances(self, n: int) -> None:
+        """Count `n` more instances in the answer; past the limit the request is stopped
+        (RFC 4791 §7.8: DAV:number-of-matches-within-limits)."""
+        self.instances += n
+        if self.max_instances and self.instances > self.max_instances:
+            self.budget.stop(TooMuchWork(f"the answer would hold more than {self.max_instances} instances"))
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn` (returning a Deferred or a value) on the reactor and wait for its result.

@@ -7,24 +7,26 @@ each upgrade.
 """
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import radicale
-import vobject.icalendar
 from dateutil import rrule
 from radicale import config as radicale_config
 from radicale import pathutils, xmlutils
 from radicale.app import Application
+from radicale.app import report as radicale_report
 from radicale.auth import BaseAuth
 from radicale.item import Item, filter as radicale_filter
 from radicale.log import logger as radicale_logger
 from radicale.rights import BaseRights
 from radicale.storage import BaseCollection, BaseStorage, ComponentExistsError, ComponentNotFoundError
 
-from shared.budget import TooMuchWork, current as current_budget
+from gateways.caldav import recurrence
+from shared.budget import UNLIMITED, TooMuchWork, current as current_budget
 
 # Radicale re-sanitizes the same few collection paths for every item of a listing
 # (inside asserts); the function is pure, so remembering its answers is safe. Only
@@ -54,42 +56,79 @@ def _pretty_xml_when_debugging(element: Any) -> str:
 
 xmlutils.pretty_xml = _pretty_xml_when_debugging
 
-# Recurrence instances one rule may produce in one pass (set by make_application).
-# Radicale walks a series from its first instance whatever the time range asked for,
-# and dateutil's between() builds its whole answer as a list (it ignores `count`): a
-# FREQ=SECONDLY rule would otherwise run for hours and fill memory.
+# Recurrence instances one rule may produce in one walk (set by make_application).
+# dateutil walks a rule from its first instance whatever the time range asked for, and
+# its between() builds its whole answer as a list (it ignores `count`): a FREQ=SECONDLY
+# rule would otherwise run for hours and fill memory. Every walk (Radicale's, vobject's,
+# python-recurring-ical-events') goes through rrule._iter, so the bound is put there; it
+# applies to work under a request's budget only.
 max_instances = 100000
 BUDGET_CHECK_EVERY = 256
+_rrule_iter = rrule.rrule._iter
 
 
-class _BoundedRuleSet(rrule.rruleset):
-    """An rruleset whose every walk checks the thread's work budget and stops with
-    TooMuchWork past `max_instances` (recorded on the budget, since Radicale turns
-    exceptions into its own answers)."""
-
-    def _iter(self) -> Any:
-        limit, budget = max_instances, current_budget()
-        for n, instance in enumerate(super()._iter(), 1):
-            if limit and n > limit:
-                budget.stop(TooMuchWork(f"a recurrence has more than {limit} instances to look at"))
-            if n % BUDGET_CHECK_EVERY == 0:
-                budget.check()
-            yield instance
-
-
-_getrruleset = vobject.icalendar.RecurringComponent.getrruleset
-
-
-def _bounded_getrruleset(self: Any, addRDate: bool = False) -> Any:  # noqa: N803 (vobject's name)
-    rules = _getrruleset(self, addRDate)
-    if rules is not None:
-        rules.__class__ = _BoundedRuleSet
-    return rules
+def _bounded_rrule_iter(self: Any) -> Any:
+    """dateutil's walk of one rule, checking the thread's work budget and stopping with
+    TooMuchWork past `max_instances` (recorded on the budget, since Radicale and the
+    recurrence library turn exceptions into their own answers)."""
+    budget = current_budget()
+    if budget is UNLIMITED:
+        yield from _rrule_iter(self)
+        return
+    limit = max_instances
+    for n, instance in enumerate(_rrule_iter(self), 1):
+        if limit and n > limit:
+            budget.stop(TooMuchWork(f"a recurrence has more than {limit} instances to look at"))
+        if n % BUDGET_CHECK_EVERY == 0:
+            budget.check()
+        yield instance
 
 
-vobject.icalendar.RecurringComponent.getrruleset = _bounded_getrruleset
-vobject.icalendar.RecurringComponent.rruleset = property(
-    _bounded_getrruleset, vobject.icalendar.RecurringComponent.setrruleset)
+rrule.rrule._iter = _bounded_rrule_iter
+
+
+def _utc(value: datetime.datetime) -> datetime.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=datetime.timezone.utc)
+
+
+# Expansion, time ranges of recurring objects and free-busy: ours (gateways/caldav/recurrence.py)
+# instead of Radicale's, which walks a parsed object that the properties of one answer share
+# and change, drops instances moved in from elsewhere and refuses overrides without a master.
+def _expand(element: Any, item: Any, start: datetime.datetime, end: datetime.datetime,
+            time_range_start: datetime.datetime | None = None, time_range_end: datetime.datetime | None = None,
+            max_occurrence: int = 0) -> tuple[Any, int]:
+    text, count = recurrence.expanded_text(item.serialize(), item.component_name, _utc(start), _utc(end),
+                                           time_range_start and _utc(time_range_start),
+                                           time_range_end and _utc(time_range_end))
+    element.text = text
+    return element, count
+
+
+_time_range_match = radicale_filter.time_range_match
+
+
+def _time_range_match(vobject_item: Any, filter_: Any, child_name: str, trigger: Any) -> bool:
+    if trigger is not None or child_name not in recurrence.KINDS:
+        return _time_range_match(vobject_item, filter_, child_name, trigger)
+    calendar = recurrence.parse(vobject_item.serialize())
+    if not recurrence.is_recurring(calendar, child_name):
+        return _time_range_match(vobject_item, filter_, child_name, trigger)  # RFC 4791 §9.9's table
+    if not filter_.get("start") and not filter_.get("end"):
+        return False
+    start, end = radicale_filter.parse_time_range(filter_)
+    return recurrence.occurs(calendar, child_name, start, end)
+
+
+def _freebusy_periods(item: Any, range_start: datetime.datetime, range_end: datetime.datetime,
+                      max_occurrence: int) -> list[tuple[datetime.datetime, datetime.datetime, str]]:
+    if item.component_name != "VEVENT":
+        return []
+    return recurrence.busy_periods(item.serialize(), _utc(range_start), _utc(range_end))
+
+
+radicale_report._expand = _expand
+radicale_report.freebusy_periods = _freebusy_periods
+radicale_filter.time_range_match = _time_range_match
 
 # The Radicale release the plugins are written against (setup.cfg pins it).
 RADICALE_VERSION = "3.9.0"
@@ -172,10 +211,6 @@ def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
     may produce `instances` instances per request (0: no limit)."""
     global max_instances
     max_instances = instances
-    # Radicale's own count of a free-busy series' instances gives way to ours: one more, so
-    # that our limit, which counts every instance walked, is met first. (Its count of the
-    # events in one answer, max_expand_occurrence, stays: 10000, then 400.)
-    freebusy = str(instances + 1) if instances else "0"
     configuration = radicale_config.load()
     configuration.update({
         # delay_on_error: no worker thread sleeps after a 5xx (e.g. during a store outage).
@@ -191,6 +226,8 @@ def make_application(storage: Callable[[Any], Any], auth: Callable[[Any], Any],
         "sharing": {"type": "none"},
         "hook": {"type": "none"},
         "logging": {"mask_passwords": "True"},
-        "reporting": {"max_freebusy_occurrence": freebusy},
+        # Radicale's counts of instances (a 400 past them, counting every event of a plain
+        # answer too) give way to ours: RequestContext.count_instances and the rule walks.
+        "reporting": {"max_freebusy_occurrence": "0", "max_expand_occurrence": "0"},
     }, "groupware", privileged=True)
     return _Application(configuration)

@@ -78,7 +78,8 @@ class CalDAVService(GatewayService):
                                cfg.get_int("ical_time_limit"), cfg.get_int("ical_max_instances"),
                                DateLimits(cfg.get_utc_datetime("ical_min_date_time"),
                                           cfg.get_utc_datetime("ical_max_date_time")),
-                               cfg.get_int("ical_threads_per_user"), self._web_pages(login))
+                               cfg.get_int("ical_threads_per_user"), self._web_pages(login),
+                               max_query_instances=cfg.get_int("ical_max_query_instances"))
         self.resource = root
         site = CalDAVSite(root, max_size, cfg.get_seconds("ical_timeout"), login.limits,
                           cfg.get_int("ical_retry_after"))

