@@ -346,11 +346,16 @@ class GatewayResource(resource.Resource):
         request.requestHeaders.removeHeader(b"authorization")
         request.requestHeaders.setRawHeaders(CONTEXT_HEADER, [token.encode()])
 
+        # The session stays logged on until this request's answer is out, whatever the
+        # cache does with it meanwhile (expiry, another password, eviction).
+        self.sessions.hold(session)
+
         def finished(result: Any) -> None:
             if result is not None:  # the connection was lost before the answer was out
                 budget.cancel()
             self.budgets.close(budget)
             self.contexts.pop(token, None)
+            self.sessions.release(session)
         request.notifyFinish().addBoth(finished)
         target = getattr(request, "calendar_import", None)
         if target is not None:

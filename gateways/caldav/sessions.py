@@ -3,6 +3,11 @@
 The cache sits on top of the gateway's login service (`shared.login`): a request whose
 credentials match a kept session skips it; concurrent requests with the same new
 credentials share one login, with one pass through the guard.
+
+A request holds the session it was given until its answer is out (`hold`, `release`): a
+session the cache drops (expired, replaced by another password, evicted, forgotten) is
+logged off only once no request holds it, so clients syncing on several connections never
+see a request fail because another one logged on again.
 """
 from __future__ import annotations
 
@@ -41,6 +46,10 @@ class SessionCache:
         self._salt = os.urandom(16)
         self._entries: dict[str, _Entry] = {}
         self._pending: dict[tuple[str, bytes], list[defer.Deferred]] = {}
+        # Requests in progress per session (by id), and sessions dropped from the cache that
+        # are logged off when the last of their requests ends.
+        self._holds: dict[int, int] = {}
+        self._dropped: dict[int, Any] = {}
 
     def _digest(self, password: str) -> bytes:
         return hashlib.sha256(self._salt + password.encode("utf-8", "surrogateescape")).digest()
@@ -79,24 +88,49 @@ class SessionCache:
         self.login.login(ClientLogin(user, password, address)).addBoth(done)
         return d
 
+    def hold(self, session: Any) -> None:
+        """A request starts using `session`: it is not logged off before `release`."""
+        self._holds[id(session)] = self._holds.get(id(session), 0) + 1
+
+    def release(self, session: Any) -> None:
+        key = id(session)
+        left = self._holds.get(key, 0) - 1
+        if left > 0:
+            self._holds[key] = left
+            return
+        self._holds.pop(key, None)
+        dropped = self._dropped.pop(key, None)
+        if dropped is not None:
+            dropped.logoff()
+
+    def _drop(self, session: Any) -> None:
+        """Log `session` off now, or when the last request holding it ends."""
+        if self._holds.get(id(session)):
+            self._dropped[id(session)] = session
+        else:
+            session.logoff()
+
     def _remember(self, user: str, digest: bytes, session: Any) -> None:
         old = self._entries.pop(user, None)
         if old is not None and old.session is not session:
-            old.session.logoff()
+            self._drop(old.session)
         if len(self._entries) >= self.max_entries:
             now = time.monotonic()
             for name in [n for n, e in self._entries.items() if e.expires <= now]:
-                self._entries.pop(name).session.logoff()
+                self._drop(self._entries.pop(name).session)
             # Entries are added with one expiry each, so the dict's order is expiry order.
             while len(self._entries) >= self.max_entries:
-                self._entries.pop(next(iter(self._entries))).session.logoff()
+                self._drop(self._entries.pop(next(iter(self._entries))).session)
         self._entries[user] = _Entry(digest, session, time.monotonic() + self.expiry)
 
     def forget(self, user: str) -> None:
         entry = self._entries.pop(user, None)
         if entry is not None:
-            entry.session.logoff()
+            self._drop(entry.session)
 
     def close(self) -> defer.Deferred:
+        """Log every session off (the gateway is stopping: its requests have been cancelled)."""
         entries, self._entries = self._entries, {}
-        return defer.DeferredList([e.session.logoff() for e in entries.values()])
+        dropped, self._dropped = self._dropped, {}
+        sessions = [e.session for e in entries.values()] + list(dropped.values())
+        return defer.DeferredList([session.logoff() for session in sessions])
