@@ -23,6 +23,7 @@ UTC = timezone.utc
 LIBRARY_CALENDARS = Path(recurring_ical_events.__file__).parent / "test" / "calendars"
 ICALENDAR_CALENDARS = Path(icalendar.__file__).parent / "tests" / "calendars"
 FAR = datetime(2032, 3, 1, tzinfo=UTC)  # beyond the index horizon (3 years from now)
+OBJECTS_PER_FILE = 40  # a few files hold hundreds of events; their first ones are enough
 
 
 def utc_text(value) -> str:
@@ -125,13 +126,16 @@ def test_expansion_and_time_ranges_agree_with_the_library(env, path):
         pytest.skip("no events with a start")  # e.g. a calendar of to-dos or alarms only
     cal = new_calendar(env, "x-" + re.sub(r"[^a-z0-9]+", "-", path.stem.lower())[:40])
     stored: dict[str, str] = {}
-    for n, (uid, text) in enumerate(objects.items()):
+    refused = []
+    for n, (uid, text) in enumerate(list(objects.items())[:OBJECTS_PER_FILE]):
         r = env.request("PUT", f"{cal}{n}.ics", text, Content_Type="text/calendar")
         assert r.status_code < 500, (uid, r.status_code, r.text[:300])
         if r.status_code in (201, 204):
             stored[f"{n}.ics"] = text
+        else:
+            refused.append((r.status_code, r.text[:200]))
     if not stored:
-        pytest.skip("the server refused every object as invalid")
+        pytest.skip(f"the server refused every object as invalid: {refused[:2]}")
     for start, end in windows(list(stored.values())):
         expected = set()
         matching = set()

@@ -20,6 +20,7 @@ from radicale import pathutils, xmlutils
 from radicale.app import Application
 from radicale.app import report as radicale_report
 from radicale.auth import BaseAuth
+import radicale.item as radicale_item
 from radicale.item import Item, filter as radicale_filter
 from radicale.log import logger as radicale_logger
 from radicale.rights import BaseRights
@@ -104,15 +105,15 @@ def _expand(element: Any, item: Any, start: datetime.datetime, end: datetime.dat
     return element, count
 
 
-_time_range_match = radicale_filter.time_range_match
+_radicale_time_range_match = radicale_filter.time_range_match
 
 
 def _time_range_match(vobject_item: Any, filter_: Any, child_name: str, trigger: Any) -> bool:
     if trigger is not None or child_name not in recurrence.KINDS:
-        return _time_range_match(vobject_item, filter_, child_name, trigger)
+        return _radicale_time_range_match(vobject_item, filter_, child_name, trigger)
     calendar = recurrence.parse(vobject_item.serialize())
     if not recurrence.is_recurring(calendar, child_name):
-        return _time_range_match(vobject_item, filter_, child_name, trigger)  # RFC 4791 §9.9's table
+        return _radicale_time_range_match(vobject_item, filter_, child_name, trigger)  # RFC 4791 §9.9's table
     if not filter_.get("start") and not filter_.get("end"):
         return False
     start, end = radicale_filter.parse_time_range(filter_)
@@ -126,6 +127,20 @@ def _freebusy_periods(item: Any, range_start: datetime.datetime, range_end: date
     return recurrence.busy_periods(item.serialize(), _utc(range_start), _utc(range_end))
 
 
+_radicale_find_time_range = radicale_item.find_time_range
+
+
+def _find_time_range(vobject_item: Any, tag: str) -> tuple[int, int]:
+    """Radicale's time range of an object, which it computes when a PUT is prepared; one it
+    cannot compute (overrides without their master, DATE and DATE-TIME mixed in a series)
+    is taken as unbounded. Nothing we answer reads it: the store computes its own columns."""
+    try:
+        return _radicale_find_time_range(vobject_item, tag)
+    except (ValueError, TypeError, AttributeError, OverflowError):
+        return TIMESTAMP_MIN, TIMESTAMP_MAX
+
+
+radicale_item.find_time_range = _find_time_range
 radicale_report._expand = _expand
 radicale_report.freebusy_periods = _freebusy_periods
 radicale_filter.time_range_match = _time_range_match
