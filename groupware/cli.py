@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = folder_actions.add_parser("create", parents=admin, help="create a folder (and missing folders above it)")
     create.add_argument("path", metavar="PATH", help="the new folder's path, e.g. Projects/2025")
     create.add_argument("--class", dest="folder_class", default="mail",
-                        choices=("mail", "calendar", "tasks", "contacts", "notes"),
+                        choices=("mail", "calendar", "tasks", "journal", "contacts", "notes"),
                         help="what it holds (default: mail)")
     rename = folder_actions.add_parser("rename", parents=admin, help="rename a folder, or move it under another")
     rename.add_argument("path", metavar="PATH", help="the folder's path now")

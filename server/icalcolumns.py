@@ -1,4 +1,4 @@
-"""Query columns of an iCalendar object (one VEVENT or VTODO series)."""
+"""Query columns of an iCalendar object (one VEVENT, VTODO or VJOURNAL series)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +11,14 @@ from icalendar import Calendar
 
 from shared.errors import BadRequest
 
-_CLASSES = {"VEVENT": "IPM.Appointment", "VTODO": "IPM.Task"}
+# Item classes by component, as Kopano names them (a journal entry is an IPM.Activity).
+_CLASSES = {"VEVENT": "IPM.Appointment", "VTODO": "IPM.Task", "VJOURNAL": "IPM.Activity"}
+_COMPONENTS = {v: k for k, v in _CLASSES.items()}
+
+
+def component_of(item_class: str) -> str:
+    """The iCalendar component an item class holds."""
+    return _COMPONENTS.get(item_class, "VEVENT")
 # Expanding a rule further than this is not worth it: the series is then
 # treated as open-ended, which only makes range queries include it more often.
 MAX_EXPAND = 20000
@@ -97,7 +104,7 @@ def _last_occurrence(comp: Any, start: Any) -> datetime | None:
 def calendar_columns(text: str) -> dict:
     """icalUid, itemClass, summary, dtstart, dtend (None: open-ended), recurring, etag.
 
-    BadRequest unless `text` is one VCALENDAR holding VEVENTs or VTODOs that share one UID.
+    BadRequest unless `text` is one VCALENDAR holding VEVENTs, VTODOs or VJOURNALs that share one UID.
     """
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("empty calendar object")
@@ -110,7 +117,7 @@ def calendar_columns(text: str) -> dict:
         raise BadRequest("not a single VCALENDAR")
     comps = [c for c in cal.subcomponents if c.name in _CLASSES]
     if not comps:
-        raise BadRequest("no VEVENT or VTODO")
+        raise BadRequest("no VEVENT, VTODO or VJOURNAL")
     uids = {str(c.get("UID")) for c in comps if c.get("UID") is not None}
     if len(uids) != 1 or any(c.get("UID") is None for c in comps):
         raise BadRequest("a calendar object needs exactly one UID")

@@ -245,7 +245,7 @@ def plan_import(feed: Feed, existing: Iterable[tuple[str, str | None, str | None
 def folder_kind(feed: Feed) -> str:
     """The container class of a calendar created by the PUT."""
     kinds = {obj.component for obj in feed.objects.values()}
-    return "tasks" if kinds == {"VTODO"} else "calendar"
+    return {"VTODO": "tasks", "VJOURNAL": "journal"}.get(kinds.pop(), "calendar") if len(kinds) == 1 else "calendar"
 
 
 

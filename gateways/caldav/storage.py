@@ -27,10 +27,13 @@ from gateways.caldav.radicale_glue import (TIMESTAMP_MAX, TIMESTAMP_MIN, BaseCol
                                            ComponentNotFoundError, Item, make_item, simplify_prefilters,
                                            strip_path)
 
-CALENDAR_CLASSES = ("calendar", "tasks")
-# Folders of the home: calendars, task lists and address books (gateways/caldav/addressbooks.py).
+CALENDAR_CLASSES = ("calendar", "tasks", "journal")
+# Folders of the home: calendars, task lists, journals and address books (gateways/caldav/addressbooks.py).
 HOME_CLASSES = CALENDAR_CLASSES + ("contacts",)
-COMPONENTS = {"IPM.Appointment": "VEVENT", "IPM.Task": "VTODO"}
+COMPONENTS = {"IPM.Appointment": "VEVENT", "IPM.Task": "VTODO", "IPM.Activity": "VJOURNAL"}
+# The component a folder of each class holds, and the class a new collection gets.
+FOLDER_COMPONENTS = {"calendar": "VEVENT", "tasks": "VTODO", "journal": "VJOURNAL"}
+FOLDER_CLASSES = {v: k for k, v in FOLDER_COMPONENTS.items()}
 ITEM_CLASSES = {v: k for k, v in COMPONENTS.items()}
 ITEM_COLUMNS = ("uid", "modseq", "name", "etag", "icalUid", "dtstart", "dtend", "recurring",
                 "itemClass", "size", "internalDate", "occurrencesUntil")
@@ -229,7 +232,7 @@ class FolderCollection(BaseCollection):
     # -- properties
     @property
     def component(self) -> str:
-        return "VTODO" if self.folder.container_class == "tasks" else "VEVENT"
+        return FOLDER_COMPONENTS.get(self.folder.container_class, "VEVENT")
 
     def get_meta(self, key: str | None = None) -> Any:
         f = self.folder
@@ -325,13 +328,16 @@ class FolderCollection(BaseCollection):
         # Events always have a start; a to-do without dates matches every range (RFC 4791
         # 9.9), so to-do ranges are left to Radicale. Recurring events are matched by the
         # store's occurrence index where it reaches.
-        if tag == "VEVENT" and (start > TIMESTAMP_MIN or end < TIMESTAMP_MAX):
+        ranged = start > TIMESTAMP_MIN or end < TIMESTAMP_MAX
+        if tag == "VEVENT" and ranged:
             terms.append({"occurs": [max(start, -2**62), min(end, 2**62)]})
         restriction = {"and": terms} if terms else None
         out = []
         for item in self._query(restriction):
             istart, iend = item.time_range
-            if item.recurring:
+            if ranged and tag != "VEVENT":
+                exact = False  # the store did not look at the range: Radicale does (RFC 4791 §9.9)
+            elif item.recurring:
                 # Found through the index, which covers the whole range: it does occur there.
                 until = item.occurrences_until
                 exact = simple and tag == "VEVENT" and until is not None and end <= until
@@ -472,7 +478,7 @@ class Storage(BaseStorage):
             if props.get("tag") == "VADDRESSBOOK":
                 kind = "contacts"
             else:
-                kind = "tasks" if components.split(",") == ["VTODO"] else "calendar"
+                kind = FOLDER_CLASSES.get(components, "calendar")
             folder = ctx.call(ctx.session.store().create_folder, parts[1], None, kind)
             ctx.folders = None
         elif (folder.container_class == "contacts") != (props.get("tag") == "VADDRESSBOOK") and "tag" in props:

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from server.icalcolumns import calendar_columns, etag_for
+from server.icalcolumns import calendar_columns, component_of, etag_for
 from server.icalsimple import simple_columns
 from server.occurrences import occurrence_index
 from server.vcardcolumns import contact_columns
@@ -44,7 +44,7 @@ def _columns(name: str, ical: str) -> dict[str, Any]:
     except BadRequest as err:
         raise BadRequest(f"{name}: {err.message}") from None
     if columns["recurring"]:
-        kind = "VTODO" if columns["itemClass"] == "IPM.Task" else "VEVENT"
+        kind = component_of(columns["itemClass"])
         columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
     return columns
 

@@ -11,7 +11,7 @@ from shared.codec import add, bool_field, field, gw, int_field, required, requir
 from shared.errors import BadRequest, Forbidden, NotFound
 
 GRANTABLE = frozenset({"none", "read", "write", "owner"})
-PROPERTY_CLASSES = frozenset({"calendar", "tasks"})
+PROPERTY_CLASSES = frozenset({"calendar", "tasks", "journal"})
 
 
 def _require_store_owner(storage: Any, user_id: int, store_id: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from server.icalcolumns import calendar_columns
+from server.icalcolumns import calendar_columns, component_of
 from server.occurrences import occurrence_index
 from server.mime import message_columns
 from server.mime.preview import preview
@@ -221,7 +221,7 @@ async def save_calendar_item(call: Call) -> etree._Element:
             raise TooLarge(f"calendar object exceeds {max_size} bytes")
         columns = calendar_columns(ical)
         if columns["recurring"]:
-            kind = "VTODO" if columns["itemClass"] == "IPM.Task" else "VEVENT"
+            kind = component_of(columns["itemClass"])
             columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
         key = st.blobs.put_bytes(data)
         try:

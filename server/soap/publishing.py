@@ -13,7 +13,7 @@ from server.soap.tables import _with_sources, read_consistently
 from shared.codec import add, bool_field, envelope, required, required_int, table_to_xml
 from shared.errors import BadRequest, NotFound
 
-CALENDAR_CLASSES = ("calendar", "tasks")
+CALENDAR_CLASSES = ("calendar", "tasks", "journal")
 
 PUBLISHED_COLUMNS = ["uid", "name", "etag", "source"]
 

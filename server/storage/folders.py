@@ -11,7 +11,7 @@ from shared.errors import LIMIT, BadRequest, Conflict, NotFound
 from .base import StorageBase, chunks
 from .schema import folders, items, permissions, stores, tombstones, users
 
-CONTAINER_CLASSES = ("mail", "calendar", "tasks", "contacts", "notes")
+CONTAINER_CLASSES = ("mail", "calendar", "tasks", "journal", "contacts", "notes")
 ROLES = (None, "inbox", "drafts", "sent", "trash", "junk", "archive")
 RIGHTS = ("read", "write", "owner")
 

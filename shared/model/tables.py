@@ -62,8 +62,8 @@ class FolderTables(FolderOperations):
             lambda result: result[1])
 
     def _item(self, row: dict[str, Any]) -> Message:
-        if self.container_class in ("calendar", "tasks", "contacts") or (row.get("itemClass") or "").startswith(
-                ("IPM.Appointment", "IPM.Task", "IPM.Contact")):
+        if self.container_class in ("calendar", "tasks", "journal", "contacts") or (
+                row.get("itemClass") or "").startswith(("IPM.Appointment", "IPM.Task", "IPM.Activity", "IPM.Contact")):
             return CalendarItem(self, row)  # type: ignore[arg-type]
         return Message(self, row)  # type: ignore[arg-type]
 
