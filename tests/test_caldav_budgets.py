@@ -1,5 +1,6 @@
 """Bounds on the work one CalDAV request may ask for: recurrence instances walked per series
-(calendar-query time ranges, expand, free-busy) and seconds of thread work, answered 507 with
+(calendar-query time ranges, expand, free-busy), instances one answer holds, and seconds of
+thread work, answered 507 with
 DAV:number-of-matches-within-limits (RFC 4791 §7.8, §7.10); a client that leaves stops its
 request's work."""
 from __future__ import annotations
@@ -11,12 +12,15 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from caldav_env import CAL, DAV, new_calendar
+from harness import rss_kb
 from heavy_work import calendar_query, send_report, wait_for_cpu
 from waiting import scaled, wait_until
 
 MAX_INSTANCES = 20000
+MAX_QUERY_INSTANCES = 1000
 TIME_LIMIT = int(scaled(6))
 pytestmark = pytest.mark.gateway_env("caldav", ical_max_instances=str(MAX_INSTANCES),
+                                     ical_max_query_instances=str(MAX_QUERY_INSTANCES),
                                      ical_time_limit=str(TIME_LIMIT), users={"other": "other-secret"})
 
 QUICK = scaled(5)  # seconds within which a refused request must be answered
@@ -68,6 +72,32 @@ def test_a_far_time_range_on_a_minutely_rule_is_refused_promptly(env, rules):
 
 def test_an_expansion_of_a_secondly_rule_is_refused_promptly(env, rules):
     r, took = report(env, rules, calendar_query("20260105T000000Z", "20260106T000000Z", expand=True))
+    assert_too_much_work(r, took)
+
+
+def test_ten_years_of_a_secondly_rule_expanded_are_refused_promptly_without_memory_growth(env, rules):
+    before = rss_kb(env.server.pid())
+    for _ in range(3):
+        r, took = report(env, rules, calendar_query("20260101T000000Z", "20360101T000000Z", expand=True))
+        assert_too_much_work(r, took)
+    assert rss_kb(env.server.pid()) - before < 150_000, "the refused expansions grew the server"
+
+
+def test_an_answer_with_more_instances_than_allowed_is_refused(env):
+    """Two daily series: a month of both is answered, four years of both (2922 instances,
+    each within the walk limit) is more than one answer may hold."""
+    path = new_calendar(env, "Daily")
+    for uid in ("daily-a", "daily-b"):
+        r = env.request("PUT", f"{path}{uid}.ics", calendar(vevent(uid, "FREQ=DAILY")), Content_Type="text/calendar")
+        assert r.status_code == 201, r.text
+    r, _ = report(env, path, calendar_query("20270101T000000Z", "20270201T000000Z", expand=True))
+    assert r.status_code == 207 and r.text.count("BEGIN:VEVENT") == 62, r.text[:300]
+    r, took = report(env, path, calendar_query("20260101T000000Z", "20300101T000000Z", expand=True))
+    assert_too_much_work(r, took)
+    # Matching alone holds no instance: the same range without expand is answered.
+    r, _ = report(env, path, calendar_query("20260101T000000Z", "20300101T000000Z"))
+    assert r.status_code == 207 and r.text.count("daily-") == 2, r.text[:300]
+    r, took = report(env, path, free_busy("20260101T000000Z", "20300101T000000Z"))
     assert_too_much_work(r, took)
 
 

@@ -26,8 +26,8 @@ from radicale.log import logger as radicale_logger
 from radicale.rights import BaseRights
 from radicale.storage import BaseCollection, BaseStorage, ComponentExistsError, ComponentNotFoundError
 
-from gateways.caldav import recurrence
-from shared.budget import UNLIMITED, TooMuchWork, current as current_budget
+from gateways.caldav import context, recurrence
+from shared.budget import TooMuchWork
 
 # Radicale re-sanitizes the same few collection paths for every item of a listing
 # (inside asserts); the function is pure, so remembering its answers is safe. Only
@@ -62,7 +62,8 @@ xmlutils.pretty_xml = _pretty_xml_when_debugging
 # its between() builds its whole answer as a list (it ignores `count`): a FREQ=SECONDLY
 # rule would otherwise run for hours and fill memory. Every walk (Radicale's, vobject's,
 # python-recurring-ical-events') goes through rrule._iter, so the bound is put there; it
-# applies to work under a request's budget only.
+# applies to the threads serving CalDAV requests only (a store in the same process walks
+# rules under its own bounds).
 max_instances = 100000
 BUDGET_CHECK_EVERY = 256
 _rrule_iter = rrule.rrule._iter
@@ -72,11 +73,11 @@ def _bounded_rrule_iter(self: Any) -> Any:
     """dateutil's walk of one rule, checking the thread's work budget and stopping with
     TooMuchWork past `max_instances` (recorded on the budget, since Radicale and the
     recurrence library turn exceptions into their own answers)."""
-    budget = current_budget()
-    if budget is UNLIMITED:
+    ctx = context.bound()
+    if ctx is None:
         yield from _rrule_iter(self)
         return
-    limit = max_instances
+    limit, budget = max_instances, ctx.budget
     for n, instance in enumerate(_rrule_iter(self), 1):
         if limit and n > limit:
             budget.stop(TooMuchWork(f"a recurrence has more than {limit} instances to look at"))

@@ -46,20 +46,30 @@ def _clamp(value: datetime) -> datetime:
     return min(max(value, EARLIEST), LATEST)
 
 
-def instances(calendar: Any, kind: str, start: datetime, end: datetime) -> list[Any]:
-    """The `kind` instances of an object overlapping [start, end), as components, in start
-    order. A series the library cannot evaluate contributes none (one broken object never
-    breaks the answer for a whole calendar)."""
+def _occurrences(calendar: Any, kind: str, start: datetime, end: datetime, answered: bool = True) -> list[Any]:
+    """The library's occurrences (light: a start, an end and the component they come from)
+    of `kind` overlapping [start, end); those that go into the answer (`answered`) are
+    counted against the request's limit before any is turned into a component. A series
+    the library cannot evaluate contributes none (one broken object never breaks the answer
+    for a whole calendar)."""
     query = recurring_ical_events.of(calendar, components=[kind], skip_bad_series=True)
-    found = query.between(_clamp(start), _clamp(end))
+    # between() would copy a component for every occurrence before we could count them.
+    found = query._occurrences_between(_clamp(start), _clamp(end))
     ctx = context.bound()
-    if ctx is not None:
+    if ctx is not None and answered:
         ctx.count_instances(len(found))
+    return found
+
+
+def instances(calendar: Any, kind: str, start: datetime, end: datetime) -> list[Any]:
+    """The `kind` instances of an object overlapping [start, end), as components, in start order."""
+    found = [o.as_component(False) for o in _occurrences(calendar, kind, start, end)]
     return sorted(found, key=lambda c: _sort_key(_start_of(c)))
 
 
 def occurs(calendar: Any, kind: str, start: datetime, end: datetime) -> bool:
-    return bool(instances(calendar, kind, start, end))
+    """Whether the object has an instance overlapping [start, end) (a filter: nothing answered)."""
+    return bool(_occurrences(calendar, kind, start, end, answered=False))
 
 
 def _start_of(component: Any) -> Any:
