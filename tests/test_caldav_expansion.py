@@ -148,3 +148,37 @@ def test_expansion_and_time_ranges_agree_with_the_library(env, path):
         assert served == expected, (start, end, sorted(served ^ expected)[:10])
         names = {h.text.rsplit("/", 1)[1] for h in report(env, cal, start, end, expand=False).iter(DAV + "href")}
         assert names == matching, (start, end, sorted(names ^ matching))
+
+
+def test_limit_recurrence_set_keeps_the_master_and_the_overrides_in_range(env):
+    """RFC 4791 §9.6.6: the master, and of the overrides only those whose instance overlaps the
+    range or whose original time lies in it (an instance moved out of it is still named)."""
+    cal = new_calendar(env, "limited")
+    zone = "BEGIN:VTIMEZONE\r\nTZID:UTC+1\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:+0100\r\n" \
+           "TZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+
+    def component(lines: str) -> str:
+        return f"BEGIN:VEVENT\r\nUID:limited\r\nDTSTAMP:20260101T000000Z\r\n{lines}END:VEVENT\r\n"
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + zone
+            + component("DTSTART;TZID=UTC+1:20260105T100000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\nSUMMARY:weekly\r\n")
+            + component("RECURRENCE-ID;TZID=UTC+1:20260112T100000\r\nDTSTART;TZID=UTC+1:20260112T150000\r\n"
+                        "DURATION:PT1H\r\nSUMMARY:in range\r\n")
+            + component("RECURRENCE-ID;TZID=UTC+1:20260302T100000\r\nDTSTART;TZID=UTC+1:20260114T100000\r\n"
+                        "DURATION:PT1H\r\nSUMMARY:moved into range\r\n")
+            + component("RECURRENCE-ID;TZID=UTC+1:20260119T100000\r\nDTSTART;TZID=UTC+1:20260302T100000\r\n"
+                        "DURATION:PT1H\r\nSUMMARY:moved out of range\r\n")
+            + component("RECURRENCE-ID;TZID=UTC+1:20260209T100000\r\nDTSTART;TZID=UTC+1:20260209T110000\r\n"
+                        "DURATION:PT1H\r\nSUMMARY:elsewhere\r\n")
+            + "END:VCALENDAR\r\n")
+    assert env.request("PUT", f"{cal}limited.ics", text, Content_Type="text/calendar").status_code == 201
+    body = ('<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><c:calendar-data>'
+            '<c:limit-recurrence-set start="20260110T000000Z" end="20260125T000000Z"/></c:calendar-data></d:prop>'
+            '<c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT">'
+            '<c:time-range start="20260110T000000Z" end="20260125T000000Z"/></c:comp-filter></c:comp-filter>'
+            '</c:filter></c:calendar-query>')
+    r = env.request("REPORT", cal, body, Depth="1", Content_Type="application/xml")
+    assert r.status_code == 207, r.text
+    data = ET.fromstring(r.content).find(f".//{CAL}calendar-data").text
+    summaries = sorted(str(c["SUMMARY"]) for c in icalendar.Calendar.from_ical(data).walk("VEVENT"))
+    assert summaries == ["in range", "moved into range", "moved out of range", "weekly"], summaries
+    assert "VTIMEZONE" in data and "RRULE:FREQ=WEEKLY" in data

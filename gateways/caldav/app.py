@@ -28,7 +28,7 @@ from twisted.web.wsgi import WSGIResource
 from gateways.caldav import addressbooks
 from gateways.caldav import auth as auth_plugin
 from gateways.caldav import properties
-from gateways.caldav import context, direct, feed_import, listing, radicale_glue, rights, storage
+from gateways.caldav import context, direct, feed_import, listing, radicale_glue, recurrence, rights, storage
 from gateways.caldav import limits as request_limits
 from gateways.caldav.date_limits import DateLimits, refusal
 from gateways.caldav.feed import feed_etag, feed_text
@@ -509,11 +509,14 @@ class GatewayResource(resource.Resource):
         elif environ["REQUEST_METHOD"] == "DELETE" and environ["PATH_INFO"].strip("/").count("/") == 2:
             ctx.delete_condition = environ.get("HTTP_IF_MATCH") or None
         elif environ["REQUEST_METHOD"] == "REPORT":
-            broken = self._date_limit_broken(environ)
+            # The body is put back for Radicale to read.
+            body = request_body(environ)
+            broken = None if body is None else self.date_limits.violation(body)
             if broken is not None:
                 log.info("caldav: REPORT of %s refused: a date beyond %s", ctx.user, broken)
                 start_response("403 Forbidden", [("Content-Type", "text/xml; charset=utf-8")])
                 return [refusal(broken)]
+            ctx.limit_recurrence_set = None if body is None else recurrence.limit_range(body)
         captured: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
@@ -546,12 +549,6 @@ class GatewayResource(resource.Resource):
                 status, headers, body = refused[0], [("Content-Type", "text/xml; charset=utf-8")], [refused[1]]
         start_response(status, headers)
         return body
-
-    def _date_limit_broken(self, environ: dict[str, Any]) -> str | None:
-        """The CalDAV date precondition a REPORT body breaks (RFC 4791 §7.8); the body is
-        put back for Radicale to read."""
-        body = request_body(environ)
-        return None if body is None else self.date_limits.violation(body)
 
     def _stopped(self, ctx: context.RequestContext, start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The answer to a request its work budget stopped (Radicale answered 400 or 500)."""

@@ -52,6 +52,8 @@ class RequestContext:
         # many one request may hold (ical_max_query_instances, 0: no limit).
         self.instances = 0
         self.max_instances = 0
+        # A REPORT's CALDAV:limit-recurrence-set range (start, end), if it asks for one.
+        self.limit_recurrence_set: tuple[Any, Any] | None = None
 
     def count_instances(self, n: int) -> None:
         """Count `n` more instances in the answer; past the limit the request is stopped

@@ -141,7 +141,24 @@ def _find_time_range(vobject_item: Any, tag: str) -> tuple[int, int]:
         return TIMESTAMP_MIN, TIMESTAMP_MAX
 
 
+_radicale_xml_item_response = radicale_report.xml_item_response
+
+
+def _xml_item_response(*args: Any, **kwargs: Any) -> Any:
+    """Radicale's <response> for one item of a REPORT, its calendar-data cut to the overrides
+    a CALDAV:limit-recurrence-set asks for (Radicale ignores the element)."""
+    ctx = context.bound()
+    limits = ctx.limit_recurrence_set if ctx is not None else None
+    if limits is not None:
+        for prop in kwargs.get("found_props", ()):
+            if prop.tag == _CALENDAR_DATA and prop.text:
+                prop.text = recurrence.limited_text(prop.text, *limits)
+    return _radicale_xml_item_response(*args, **kwargs)
+
+
+_CALENDAR_DATA = xmlutils.make_clark("C:calendar-data")
 radicale_item.find_time_range = _find_time_range
+radicale_report.xml_item_response = _xml_item_response
 radicale_report._expand = _expand
 radicale_report.freebusy_periods = _freebusy_periods
 radicale_filter.time_range_match = _time_range_match

@@ -21,8 +21,10 @@ import recurring_ical_events
 from icalendar import Calendar
 
 from gateways.caldav import context
+from gateways.caldav.xmlbody import xml_root
 
 UTC = timezone.utc
+CALDAV = "urn:ietf:params:xml:ns:caldav"
 RECURRENCE_PROPERTIES = ("RRULE", "RDATE", "EXDATE", "EXRULE")
 KINDS = ("VEVENT", "VTODO", "VJOURNAL")
 # Every datetime an answer may name lies between these (Radicale's DATETIME_MIN/MAX are
@@ -147,3 +149,47 @@ def busy_periods(text: str, start: datetime, end: datetime) -> list[tuple[dateti
         if first < last:
             periods.append((first, last, fbtype))
     return periods
+
+
+def limit_range(body: bytes) -> tuple[datetime, datetime] | None:
+    """The range of a REPORT body's CALDAV:limit-recurrence-set, if it has one."""
+    root = xml_root(body) if body else None
+    element = root.find(f".//{{{CALDAV}}}limit-recurrence-set") if root is not None else None
+    if element is None:
+        return None
+    try:
+        return (_utc_attribute(element.get("start"), EARLIEST), _utc_attribute(element.get("end"), LATEST))
+    except ValueError:
+        return None  # malformed: answered unlimited, as a server without the feature would
+
+
+def _utc_attribute(value: str | None, default: datetime) -> datetime:
+    return datetime.strptime(value.upper(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if value else default
+
+
+def limited_text(text: str, start: datetime, end: datetime) -> str:
+    """The object with only the overrides that concern [start, end): those whose instance
+    overlaps it, or whose original time lies in it, and those for this and future instances;
+    the master and everything else kept (RFC 4791 §9.6.6)."""
+    calendar = parse(text)
+    kept = []
+    dropped = False
+    for component in calendar.subcomponents:
+        recurrence_id = component.get("RECURRENCE-ID") if component.name in KINDS else None
+        if recurrence_id is None or str(recurrence_id.params.get("RANGE", "")).upper() == "THISANDFUTURE":
+            kept.append(component)
+            continue
+        original = _sort_key(recurrence_id.dt)
+        first = _sort_key(_start_of(component)) if _start_of(component) is not None else original
+        end_prop = component.get("DTEND") or component.get("DUE")
+        duration = getattr(component.get("DURATION"), "dt", None)
+        last = (_sort_key(end_prop.dt) if end_prop is not None
+                else first + duration if isinstance(duration, timedelta) else first)
+        if start <= original < end or (first < end and (last > start or first >= start)):
+            kept.append(component)
+        else:
+            dropped = True
+    if not dropped:
+        return text
+    calendar.subcomponents[:] = kept
+    return calendar.to_ical().decode("utf-8")
