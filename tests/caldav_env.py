@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import requests
 
 from harness import ROOT, ServerProcess
+from waiting import scaled
 
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -52,7 +53,7 @@ class CalDAVEnv:
         if isinstance(body, str):
             body = body.encode("utf-8")
         kwargs = {"auth": auth} if auth is not None else {}
-        return self.http.request(method, self.url(path), data=body, headers=hdrs, timeout=30, **kwargs)
+        return self.http.request(method, self.url(path), data=body, headers=hdrs, timeout=scaled(30), **kwargs)
 
     def grant(self, owner: str, password: str, folder: str, grantee: str, rights: str) -> None:
         """`owner` shares `folder` with `grantee` through the adapter, as a sharing dialog would."""
