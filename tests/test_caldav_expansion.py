@@ -136,7 +136,13 @@ def test_expansion_and_time_ranges_agree_with_the_library(env, path):
             refused.append((r.status_code, r.text[:200]))
     if not stored:
         pytest.skip(f"the server refused every object as invalid: {refused[:2]}")
-    for start, end in windows(list(stored.values())):
+    agree_with_the_library(env, cal, stored, windows(list(stored.values())))
+
+
+def agree_with_the_library(env, cal: str, stored: dict[str, str], ranges: list[tuple[datetime, datetime]]) -> None:
+    """Expanded instances and matching resources of `cal` (holding `stored`, name -> text)
+    are the library's, for each range."""
+    for start, end in ranges:
         expected = set()
         matching = set()
         for name, text in stored.items():
@@ -148,6 +154,37 @@ def test_expansion_and_time_ranges_agree_with_the_library(env, path):
         assert served == expected, (start, end, sorted(served ^ expected)[:10])
         names = {h.text.rsplit("/", 1)[1] for h in report(env, cal, start, end, expand=False).iter(DAV + "href")}
         assert names == matching, (start, end, sorted(names ^ matching))
+
+
+SERIES = {
+    "weekly.ics": "DTSTART;TZID=Europe/Berlin:20200106T090000\r\nDTEND;TZID=Europe/Berlin:20200106T100000\r\n"
+                  "RRULE:FREQ=WEEKLY\r\n",
+    "birthday.ics": "DTSTART;VALUE=DATE:19970315\r\nRRULE:FREQ=YEARLY\r\n",
+    "thousand.ics": "DTSTART:20260101T090000Z\r\nDURATION:PT1H\r\nRRULE:FREQ=DAILY;COUNT=1000\r\n"
+                    "EXDATE:20270101T090000Z\r\nRDATE:20300101T120000Z\r\n",
+    "floating.ics": "DTSTART:20250301T080000\r\nDTEND:20250301T083000\r\nRRULE:FREQ=MONTHLY;BYDAY=1SA\r\n",
+}
+BERLIN = ("BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\n"
+          "DTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\nBEGIN:STANDARD\r\n"
+          "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nDTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;"
+          "BYDAY=-1SU\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+
+
+def test_series_running_past_the_index_horizon_expand_in_one_calendar(env):
+    """An open-ended weekly meeting, a birthday since 1997 and a COUNT=1000 series with EXDATE
+    and RDATE in one calendar: expanded (with ETags, as Thunderbird asks) now, past the
+    occurrence index's three years, and decades ahead, as the library expands them."""
+    cal = new_calendar(env, "horizon")
+    stored = {}
+    for name, lines in SERIES.items():
+        text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + BERLIN + "BEGIN:VEVENT\r\n"
+                f"UID:{name}\r\nDTSTAMP:20260101T000000Z\r\n{lines}SUMMARY:{name}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+        assert env.request("PUT", cal + name, text, Content_Type="text/calendar").status_code == 201
+        stored[name] = text
+    ranges = [(datetime(y, m, 1, tzinfo=UTC), datetime(y + (m + 1) // 13, (m % 12) + 1, 1, tzinfo=UTC))
+              for y, m in ((2026, 3), (2026, 10), (2028, 9), (2029, 12), (2031, 3), (2045, 10), (2099, 11))]
+    ranges.append((datetime(2029, 6, 1, tzinfo=UTC), datetime(2031, 6, 1, tzinfo=UTC)))
+    agree_with_the_library(env, cal, stored, ranges)
 
 
 def test_limit_recurrence_set_keeps_the_master_and_the_overrides_in_range(env):
