@@ -99,6 +99,13 @@ def test_an_answer_with_more_instances_than_allowed_is_refused(env):
     assert r.status_code == 207 and r.text.count("daily-") == 2, r.text[:300]
     r, took = report(env, path, free_busy("20260101T000000Z", "20300101T000000Z"))
     assert_too_much_work(r, took)
+    # The free-busy view of the calendar (a GET) holds the same bound.
+    view = f"{path}?view=freebusy&start=20270101T000000Z&end=20270201T000000Z"
+    r = env.request("GET", view)
+    assert r.status_code == 200 and r.text.count("FREEBUSY") >= 31, r.text[:300]
+    started = time.monotonic()
+    r = env.request("GET", view.replace("20270201", "20300101"))
+    assert_too_much_work(r, time.monotonic() - started)
 
 
 def test_a_long_free_busy_range_is_refused_promptly(env, rules):
