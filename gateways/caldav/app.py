@@ -516,7 +516,8 @@ class GatewayResource(resource.Resource):
                 log.info("caldav: REPORT of %s refused: a date beyond %s", ctx.user, broken)
                 start_response("403 Forbidden", [("Content-Type", "text/xml; charset=utf-8")])
                 return [refusal(broken)]
-            ctx.limit_recurrence_set = None if body is None else recurrence.limit_range(body)
+            if body is not None:
+                ctx.expand, ctx.limit_recurrence_set = recurrence.requested_ranges(body)
         captured: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:

@@ -52,7 +52,9 @@ class RequestContext:
         # many one request may hold (ical_max_query_instances, 0: no limit).
         self.instances = 0
         self.max_instances = 0
-        # A REPORT's CALDAV:limit-recurrence-set range (start, end), if it asks for one.
+        # A REPORT's CALDAV:expand and CALDAV:limit-recurrence-set ranges (start, end), if
+        # it asks for them.
+        self.expand: tuple[Any, Any] | None = None
         self.limit_recurrence_set: tuple[Any, Any] | None = None
 
     def count_instances(self, n: int) -> None:

@@ -151,16 +151,21 @@ def busy_periods(text: str, start: datetime, end: datetime) -> list[tuple[dateti
     return periods
 
 
-def limit_range(body: bytes) -> tuple[datetime, datetime] | None:
-    """The range of a REPORT body's CALDAV:limit-recurrence-set, if it has one."""
+def requested_ranges(body: bytes) -> tuple[tuple[datetime, datetime] | None, tuple[datetime, datetime] | None]:
+    """The ranges of a REPORT body's CALDAV:expand and CALDAV:limit-recurrence-set, each
+    None when absent (or malformed: then Radicale judges the body)."""
     root = xml_root(body) if body else None
-    element = root.find(f".//{{{CALDAV}}}limit-recurrence-set") if root is not None else None
+    return _range_of(root, "expand"), _range_of(root, "limit-recurrence-set")
+
+
+def _range_of(root: Any, name: str) -> tuple[datetime, datetime] | None:
+    element = root.find(f".//{{{CALDAV}}}{name}") if root is not None else None
     if element is None:
         return None
     try:
         return (_utc_attribute(element.get("start"), EARLIEST), _utc_attribute(element.get("end"), LATEST))
     except ValueError:
-        return None  # malformed: answered unlimited, as a server without the feature would
+        return None
 
 
 def _utc_attribute(value: str | None, default: datetime) -> datetime:

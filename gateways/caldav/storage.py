@@ -320,6 +320,11 @@ class FolderCollection(BaseCollection):
         """The store narrows by component and time range; recurring series are handed on
         for Radicale to expand."""
         tag, start, end, simple = simplify_prefilters(filters, "VCALENDAR")
+        if tag == "VEVENT" and self.ctx.expand is not None and start == TIMESTAMP_MIN and end == TIMESTAMP_MAX:
+            # Radicale takes the time range out of an expanding query and expands every event;
+            # only those with an instance in the expand range can be in the answer.
+            first, last = self.ctx.expand
+            start, end = int(first.timestamp()), int(last.timestamp())
         terms: list[Any] = []
         if tag is not None:
             if tag not in ITEM_CLASSES:
