@@ -87,11 +87,21 @@ def test_task():
     assert (undated["dtstart"], undated["dtend"]) == (None, None)
 
 
+def test_journal():
+    entry = ("BEGIN:VJOURNAL\r\nUID:j1\r\nDTSTAMP:20240101T000000Z\r\nSUMMARY:Minutes\r\n"
+             "DTSTART;VALUE=DATE:20240110\r\nEND:VJOURNAL\r\n")
+    c = calendar_columns(vcal(entry))
+    assert (c["itemClass"], c["summary"], c["dtstart"], c["dtend"]) == \
+        ("IPM.Activity", "Minutes", ts(2024, 1, 10), ts(2024, 1, 11))
+    undated = calendar_columns(vcal(entry.replace("DTSTART;VALUE=DATE:20240110\r\n", "")))
+    assert (undated["dtstart"], undated["dtend"]) == (None, None)
+
+
 @pytest.mark.parametrize("text", [
     "", "hello", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
     vcal(event(uid="a"), event(uid="b")),
     vcal(event().replace("UID:e1\r\n", "")),
-    vcal("BEGIN:VJOURNAL\r\nUID:j\r\nDTSTAMP:20240101T000000Z\r\nEND:VJOURNAL\r\n"),
+    vcal(event(), "BEGIN:VJOURNAL\r\nUID:e1\r\nDTSTAMP:20240101T000000Z\r\nEND:VJOURNAL\r\n"),
     vcal(event()) + vcal(event()),
     vcal(event(props="DTSTART:notadate\r\n")),
     event(),
