@@ -147,3 +147,38 @@ def test_request_pretty_printing_only_when_debugging():
         assert "getetag" in xmlutils.pretty_xml(el)
     finally:
         glue.radicale_logger.setLevel(level)
+
+
+def test_the_functions_we_replace_are_still_called_by_name():
+    """Expansion, time ranges of recurring objects, free-busy periods, a PUT's time range and
+    each REPORT response are ours: Radicale must still reach them as module globals, with the
+    arguments our replacements take."""
+    assert "_expand(" in inspect.getsource(glue.radicale_report.xml_report)
+    assert "xml_item_response(" in inspect.getsource(glue.radicale_report.xml_report)
+    assert "freebusy_periods(" in inspect.getsource(glue.radicale_report.freebusy_collection_text)
+    assert "time_range_match(" in inspect.getsource(glue.radicale_filter.comp_match)
+    assert "find_time_range(" in inspect.getsource(glue.Item)
+    assert glue.radicale_report._expand is glue._expand
+    assert glue.radicale_report.freebusy_periods is glue._freebusy_periods
+    assert glue.radicale_report.xml_item_response is glue._xml_item_response
+    assert glue.radicale_filter.time_range_match is glue._time_range_match
+    assert glue.radicale_item.find_time_range is glue._find_time_range
+    assert list(inspect.signature(glue._radicale_time_range_match).parameters) == [
+        "vobject_item", "filter_", "child_name", "trigger"]
+    assert list(inspect.signature(glue._radicale_find_time_range).parameters) == ["vobject_item", "tag"]
+    assert "found_props" in inspect.signature(glue._radicale_xml_item_response).parameters
+
+
+def test_the_recurrence_library_seam():
+    """The occurrences of a query are counted before they become components."""
+    import recurring_ical_events
+    from datetime import datetime, timezone
+
+    from gateways.caldav import recurrence
+    assert callable(recurring_ical_events.CalendarQuery._occurrences_between)
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTAMP:20260101T000000Z\r\n"
+            "DTSTART;TZID=Europe/Berlin:20260105T090000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n")
+    expanded, count = recurrence.expanded_text(text, "VEVENT", datetime(2026, 1, 1, tzinfo=timezone.utc),
+                                               datetime(2026, 1, 20, tzinfo=timezone.utc))
+    assert count == 3 and "DTSTART:20260112T080000Z" in expanded and "RRULE" not in expanded
