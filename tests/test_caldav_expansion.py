@@ -197,7 +197,8 @@ def test_limit_recurrence_set_keeps_the_master_and_the_overrides_in_range(env):
     def component(lines: str) -> str:
         return f"BEGIN:VEVENT\r\nUID:limited\r\nDTSTAMP:20260101T000000Z\r\n{lines}END:VEVENT\r\n"
     text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + zone
-            + component("DTSTART;TZID=UTC+1:20260105T100000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\nSUMMARY:weekly\r\n")
+            + component("DTSTART;TZID=UTC+1:20260105T100000\r\nDURATION:PT1H\r\nRRULE:FREQ=WEEKLY\r\n"
+                        "SUMMARY:weekly\r\n")
             + component("RECURRENCE-ID;TZID=UTC+1:20260112T100000\r\nDTSTART;TZID=UTC+1:20260112T150000\r\n"
                         "DURATION:PT1H\r\nSUMMARY:in range\r\n")
             + component("RECURRENCE-ID;TZID=UTC+1:20260302T100000\r\nDTSTART;TZID=UTC+1:20260114T100000\r\n"
