@@ -185,6 +185,36 @@ def test_series_running_past_the_index_horizon_expand_in_one_calendar(env):
               for y, m in ((2026, 3), (2026, 10), (2028, 9), (2029, 12), (2031, 3), (2045, 10), (2099, 11))]
     ranges.append((datetime(2029, 6, 1, tzinfo=UTC), datetime(2031, 6, 1, tzinfo=UTC)))
     agree_with_the_library(env, cal, stored, ranges)
+    for start, end in ranges:
+        body = ('<c:free-busy-query xmlns:c="urn:ietf:params:xml:ns:caldav">'
+                f'<c:time-range start="{utc_text(start)}" end="{utc_text(end)}"/></c:free-busy-query>')
+        r = env.request("REPORT", cal, body, Depth="1", Content_Type="application/xml")
+        assert r.status_code == 200, r.text[:300]
+        served = set()
+        for component in icalendar.Calendar.from_ical(r.text).walk("VFREEBUSY"):
+            periods = component.get("FREEBUSY", [])
+            for period in periods if isinstance(periods, list) else [periods]:
+                first, last = period.dt
+                served.add((when(first), when(first) + last if isinstance(last, timedelta) else when(last)))
+        assert served == library_busy(stored.values(), start, end), (start, end)
+
+
+def library_busy(texts, start: datetime, end: datetime) -> set[tuple[datetime, datetime]]:
+    """The library's instances in [start, end) as merged busy periods, cut to the range."""
+    spans = []
+    for text in texts:
+        for c in recurring_ical_events.of(icalendar.Calendar.from_ical(text)).between(start, end):
+            first, last = when(c["DTSTART"].dt), when(c["DTEND"].dt)
+            first, last = max(first, start), min(last, end)
+            if first < last:
+                spans.append((first, last))
+    merged: list[tuple[datetime, datetime]] = []
+    for first, last in sorted(spans):
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
+        else:
+            merged.append((first, last))
+    return set(merged)
 
 
 def test_limit_recurrence_set_keeps_the_master_and_the_overrides_in_range(env):
