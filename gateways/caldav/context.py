@@ -55,6 +55,8 @@ class RequestContext:
         # A REPORT's CALDAV:expand and CALDAV:limit-recurrence-set ranges (start, end), if
         # it asks for them.
         self.expand: tuple[Any, Any] | None = None
+        # The last object expanded, and its expansion: asked again for the next property.
+        self.expanded: tuple[Any, Any] = (None, None)
         self.limit_recurrence_set: tuple[Any, Any] | None = None
 
     def count_instances(self, n: int) -> None:

@@ -99,9 +99,17 @@ def _utc(value: datetime.datetime) -> datetime.datetime:
 def _expand(element: Any, item: Any, start: datetime.datetime, end: datetime.datetime,
             time_range_start: datetime.datetime | None = None, time_range_end: datetime.datetime | None = None,
             max_occurrence: int = 0) -> tuple[Any, int]:
-    text, count = recurrence.expanded_text(item.serialize(), item.component_name, _utc(start), _utc(end),
-                                           time_range_start and _utc(time_range_start),
-                                           time_range_end and _utc(time_range_end))
+    args = (item.component_name, _utc(start), _utc(end), time_range_start and _utc(time_range_start),
+            time_range_end and _utc(time_range_end))
+    # Radicale expands once per property asked for (calendar-data, getetag): once is enough.
+    ctx = context.bound()
+    key = (item.href, item.etag, args)
+    if ctx is not None and ctx.expanded[0] == key:
+        text, count = ctx.expanded[1]
+    else:
+        text, count = recurrence.expanded_text(item.serialize(), *args)
+        if ctx is not None:
+            ctx.expanded = (key, (text, count))
     element.text = text
     return element, count
 

@@ -113,7 +113,8 @@ def expanded_text(text: str, kind: str, start: datetime, end: datetime,
     when it has none there, or (with a time-range filter) none in the filter's range, which
     decides whether the resource matches at all (RFC 4791 §9.6.5 with §9.9)."""
     calendar = parse(text)
-    if filter_start is not None and filter_end is not None and not occurs(calendar, kind, filter_start, filter_end):
+    if (filter_start is not None and filter_end is not None and (filter_start, filter_end) != (start, end)
+            and not occurs(calendar, kind, filter_start, filter_end)):
         return "", 0
     found = instances(calendar, kind, start, end)
     if not found:
