@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import radicale
+import vobject
 from dateutil import rrule
 from radicale import config as radicale_config
 from radicale import pathutils, xmlutils
