@@ -23,6 +23,7 @@ from adapter_client import make_adapter, start_store_server
 from certificates import self_signed_certificate
 from harness import StoreProcess, mariadb_url, mysql_options, throwaway_mariadb_database
 from reactor_thread import ReactorThread, start_reactor_thread
+from s3_server import S3Server
 
 ENGINES = ("sqlite", "mariadb")
 
@@ -107,6 +108,22 @@ def open_dir():
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# -- object storage -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto's server, tests/s3_server.py) on a loopback port for the whole run.
+    A test that stops it starts its own S3Server instead."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3_options(s3_server: S3Server) -> dict[str, str]:
+    """Store server options that put blobs in a fresh bucket of `s3_server`."""
+    return s3_server.options(s3_server.new_bucket())
 
 
 # -- the store server alone ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Blob stores: files and database (SQLite and MariaDB), in the clear and encrypted."""
+"""Blob stores: files, database (SQLite and MariaDB), in the clear and encrypted, and S3
+(a real S3 API on loopback)."""
 from __future__ import annotations
 
 import io
@@ -7,19 +8,24 @@ import os
 import pytest
 from harness import mariadb_url, mysql_options
 
-from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, open_blob_store
+from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, MovingBlobStore, open_blob_store
 from server.blobs.database import CHUNK
+from server.blobs.s3 import HEAD_WINDOW, S3BlobStore
 from shared.sealed import Keyring, MasterKey
 from server.storage import Storage
 from shared.config import Config
-from shared.errors import NotFound
+from shared.errors import NotFound, Unavailable
 
 
 def Cfg(**values: str) -> Config:
     return Config(values)
 
 
-@pytest.fixture(scope="module", params=["files", "sqlite", "mariadb", "files-encrypted",
+def s3_store(s3_server, **options: str) -> S3BlobStore:
+    return open_blob_store(Cfg(**s3_server.options(s3_server.new_bucket(), **options)), "/nonexistent")
+
+
+@pytest.fixture(scope="module", params=["files", "sqlite", "mariadb", "s3", "files-encrypted",
                                         "sqlite-encrypted", "mariadb-encrypted"])
 def store(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("blobs-" + request.param)
@@ -29,6 +35,10 @@ def store(request, tmp_path_factory):
         return EncryptedBlobStore(backend, Keyring(MasterKey(os.urandom(32)))) if encrypted else backend
     if kind == "files":
         yield wrapped(FileBlobStore(str(tmp / "att"), fsync=True))
+        return
+    if kind == "s3":
+        # Parts of the smallest size S3 allows, so that a few megabytes make a multipart upload.
+        yield s3_store(request.getfixturevalue("s3_server"), attachment_s3_part_size="5M")
         return
     if kind == "sqlite":
         url = "sqlite:///" + str(tmp / "store.db")
@@ -108,6 +118,84 @@ def test_keys_are_unique(store):
     assert len(keys) == 20
 
 
+def test_put_many_and_put_keyed(store):
+    datas = [os.urandom(n) for n in (0, 10, CHUNK + 3)]
+    keys = store.put_many(datas)
+    assert len(set(keys)) == 3
+    for key, data in zip(keys, datas):
+        assert store.open(key).read() == data
+    if not hasattr(store, "put_keyed"):
+        return  # copies from another store go to plain stores only
+    # A copy from another store keeps its key; a second copy replaces the first whole.
+    key = "0123456789abcdef0123456789abcdef"
+    store.put_keyed(key, io.BytesIO(b"first attempt, longer than the second"))
+    big = os.urandom(6 * CHUNK + 1)
+    store.put_keyed(key, io.BytesIO(big))
+    assert store.size(key) == len(big)
+    assert store.open(key).read() == big
+    store.put_keyed(key, io.BytesIO(b"second"))
+    assert store.open(key).read() == b"second"
+    store.delete(key)
+
+
+def test_scan_lists_every_blob(store):
+    key = store.put_bytes(b"listed")
+    found = {entry[0]: entry for entry in store.scan()}
+    assert key in found and not found[key][3]
+
+
+def test_s3_big_blobs_go_up_in_parts_and_reads_are_ranged(s3_server, tmp_path):
+    store = s3_store(s3_server, attachment_s3_part_size="5M")
+    sent: list[tuple[str, dict]] = []
+
+    def record(params, model, **_):
+        sent.append((model.name, dict(params.get("headers", {}))))
+    store.client.meta.events.register("before-call.s3", record)
+    data = os.urandom(12 * CHUNK + 7)
+    path = tmp_path / "upload.tmp"
+    path.write_bytes(data)
+    key = store.put_file(str(path))
+    assert [name for name, _ in sent] == ["CreateMultipartUpload", "UploadPart", "UploadPart", "UploadPart",
+                                         "CompleteMultipartUpload"]
+    assert not path.exists()
+    sent.clear()
+    with store.open(key) as f:
+        f.seek(7 * CHUNK)
+        assert f.read(100) == data[7 * CHUNK:7 * CHUNK + 100]
+    ranges = [headers.get("Range") for name, headers in sent if name == "GetObject"]
+    assert ranges == [f"bytes=0-{HEAD_WINDOW - 1}", f"bytes={7 * CHUNK}-{7 * CHUNK + HEAD_WINDOW - 1}"]
+    # Nothing else of the object was fetched.
+    assert all(name == "GetObject" for name, _ in sent)
+
+
+def test_s3_unreachable_or_refusing_is_unavailable(s3_server):
+    from s3_server import S3Server
+
+    gone = S3Server()  # a port nobody listens on
+    store = open_blob_store(Cfg(**gone.options("any", attachment_s3_attempts="2")), "/nonexistent")
+    for call in (lambda: store.put_bytes(b"x"), lambda: store.open("00" * 16), lambda: store.size("00" * 16)):
+        with pytest.raises(Unavailable):
+            call()
+    missing_bucket = open_blob_store(Cfg(**s3_server.options("no-such-bucket")), "/nonexistent")
+    with pytest.raises(Unavailable):
+        missing_bucket.put_bytes(b"x")
+
+
+def test_moving_store_reads_what_has_not_moved_yet(tmp_path, s3_server):
+    old = FileBlobStore(str(tmp_path / "att"), fsync=False)
+    key = old.put_bytes(b"still in the files")
+    options = s3_server.options(s3_server.new_bucket(), attachment_storage_previous="files",
+                                attachment_path=str(tmp_path / "att"))
+    store = open_blob_store(Cfg(**options), str(tmp_path))
+    assert isinstance(store, MovingBlobStore)
+    assert store.open(key).read() == b"still in the files" and store.size(key) == 18
+    new = store.put_bytes(b"new")
+    assert isinstance(store.current, S3BlobStore) and store.current.open(new).read() == b"new"
+    store.delete(key)
+    with pytest.raises(NotFound):
+        old.size(key)
+
+
 def test_files_layout_and_no_leftovers(tmp_path):
     fs = FileBlobStore(str(tmp_path / "att"), fsync=False)
     key = fs.put_bytes(b"hello")
@@ -159,3 +247,5 @@ def test_open_blob_store_from_config(tmp_path, mariadb_database):
     assert own.size(own.put_bytes(b"12345")) == 5
     with pytest.raises(ValueError):
         open_blob_store(Cfg(attachment_storage="s4"), str(tmp_path))
+    with pytest.raises(ValueError, match="attachment_s3_bucketname"):
+        open_blob_store(Cfg(attachment_storage="s3"), str(tmp_path))

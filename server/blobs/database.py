@@ -1,4 +1,4 @@
-"""Blobs as 1 MB chunk rows in the store database (the `blobs` table)."""
+"""Blobs as 1 MB chunk rows in the store database (the `blobs` table, server/storage/blob_rows.py)."""
 from __future__ import annotations
 
 import io
@@ -7,14 +7,23 @@ import secrets
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine
 
 from shared.errors import NotFound
 
-from server.storage.engine import run_in_transaction
-from server.storage.schema import blobs
+from server.storage.blob_rows import BlobRows
 
 CHUNK = 1 << 20
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    return (bytes(view[i:i + CHUNK]) for i in range(0, len(view), CHUNK))
+
+
+def _read_chunks(fp: BinaryIO) -> Iterator[bytes]:
+    while data := fp.read(CHUNK):
+        yield data
 
 
 class DatabaseBlobStore:
@@ -22,110 +31,75 @@ class DatabaseBlobStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.rows = BlobRows(engine)
 
     def new_key(self) -> str:
         """A fresh blob name, for a caller that must know it before it writes."""
         return secrets.token_hex(16)
 
-    def _store(self, chunks: Iterator[bytes], key: str | None = None) -> str:
-        key = key or self.new_key()
-
-        def run(conn) -> None:
-            seq = 0
-            for data in chunks:
-                conn.execute(insert(blobs).values(key=key, seq=seq, data=data))
-                seq += 1
-            if seq == 0:
-                conn.execute(insert(blobs).values(key=key, seq=0, data=b""))
-
-        # One transaction: a half-written blob is never visible.
-        run_in_transaction(self.engine, run, write=True)
-        return key
-
     def put_bytes(self, data: bytes, key: str | None = None) -> str:
-        view = memoryview(data)
-        return self._store((bytes(view[i:i + CHUNK]) for i in range(0, len(view), CHUNK)), key)
+        key = key or self.new_key()
+        self.rows.insert_chunks(key, _pieces(data))
+        return key
 
     def put_many(self, datas: Sequence[bytes], keys: Sequence[str] | None = None) -> list[str]:
         """Several blobs in one transaction."""
         keys = list(keys) if keys else [self.new_key() for _ in datas]
-
-        def run(conn) -> None:
-            rows = []
-            for key, data in zip(keys, datas):
-                view = memoryview(data)
-                rows.extend({"key": key, "seq": seq, "data": bytes(view[i:i + CHUNK])}
-                            for seq, i in enumerate(range(0, max(len(view), 1), CHUNK)))
-            for i in range(0, len(rows), 200):
-                conn.execute(insert(blobs), rows[i:i + 200])
-
-        run_in_transaction(self.engine, run, write=True)
+        rows = []
+        for key, data in zip(keys, datas):
+            view = memoryview(data)
+            rows.extend({"key": key, "seq": seq, "data": bytes(view[i:i + CHUNK])}
+                        for seq, i in enumerate(range(0, max(len(view), 1), CHUNK)))
+        self.rows.insert_rows(rows)
         return keys
 
     def put_file(self, path: str, key: str | None = None) -> str:
-        def read() -> Iterator[bytes]:
-            with open(path, "rb") as f:
-                while data := f.read(CHUNK):
-                    yield data
-
-        key = self._store(read(), key)
+        key = key or self.new_key()
+        with open(path, "rb") as f:
+            self.rows.insert_chunks(key, _read_chunks(f))
         try:
             os.unlink(path)  # ingested: the caller's temp file is ours to drop
         except OSError:
             pass
         return key
 
+    def put_keyed(self, key: str, source: BinaryIO) -> None:
+        """The bytes of `source` under `key` (a blob copied from another store), streamed
+        in, replacing a copy left by an earlier attempt."""
+        self.rows.insert_chunks(key, _read_chunks(source), replace=True)
+
     def _chunk(self, key: str, seq: int) -> bytes:
-        data = run_in_transaction(self.engine, lambda c: c.execute(
-            select(blobs.c.data).where(blobs.c.key == key, blobs.c.seq == seq)).scalar(), write=False)
+        data = self.rows.chunk(key, seq)
         if data is None:
             # Every chunk below the size exists while the blob does: it was released meanwhile.
             raise NotFound(f"blob {key} not found")
-        return bytes(data)
+        return data
 
     def size(self, key: str) -> int:
-        count, last = run_in_transaction(self.engine, lambda c: c.execute(
-            select(func.count(), func.max(blobs.c.seq)).where(blobs.c.key == key)).one(), write=False)
-        if not count:
+        last = self.rows.last_chunk(key)
+        if last is None:
             raise NotFound(f"blob {key} not found")
         # Every chunk but the last is full.
-        return last * CHUNK + len(self._chunk(key, last))
+        return last[0] * CHUNK + len(last[1])
 
     def replace_head(self, key: str, old: bytes, new: bytes) -> None:
         """Overwrite the blob's first bytes `old` with `new` (as long), in its first
         chunk row; NotFound when the blob is gone or no longer starts with `old`."""
-        def run(conn) -> None:
-            first = conn.execute(select(blobs.c.data).where(blobs.c.key == key, blobs.c.seq == 0)).scalar()
-            if first is None or bytes(first[:len(old)]) != old:
-                raise NotFound(f"blob {key} not found or changed meanwhile")
-            conn.execute(update(blobs).where(blobs.c.key == key, blobs.c.seq == 0)
-                         .values(data=new + bytes(first[len(old):])))
-
-        run_in_transaction(self.engine, run, write=True)
+        if not self.rows.replace_head(key, old, new):
+            raise NotFound(f"blob {key} not found or changed meanwhile")
 
     def open(self, key: str) -> BinaryIO:
         return io.BufferedReader(_ChunkReader(self, key, self.size(key)), buffer_size=CHUNK)
 
     def delete(self, key: str) -> None:
-        run_in_transaction(self.engine, lambda c: c.execute(delete(blobs).where(blobs.c.key == key)),
-                           write=True)
+        self.rows.delete(key)
 
     def scan(self, batch: int = 1000) -> Iterator[tuple[str, float | None, int | None, bool]]:
         """(key, None, None, False) for every stored blob, in key order.
 
-        Rows keep no write time, so the mtime is None; the size is left to size().
-        Pages by key on the primary key index, so blobs deleted meanwhile do no harm.
-        """
-        last = ""
-        while True:
-            keys = run_in_transaction(self.engine, lambda c: c.execute(
-                select(blobs.c.key).where(blobs.c.key > last).distinct()
-                .order_by(blobs.c.key).limit(batch)).scalars().all(), write=False)
-            for key in keys:
-                yield key, None, None, False
-            if len(keys) < batch:
-                return
-            last = keys[-1]
+        Rows keep no write time, so the mtime is None; the size is left to size()."""
+        for key in self.rows.keys(batch):
+            yield key, None, None, False
 
 
 class _ChunkReader(io.RawIOBase):

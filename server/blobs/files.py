@@ -200,6 +200,29 @@ class FileBlobStore:
             raise
         return key
 
+    def put_keyed(self, key: str, source: BinaryIO) -> None:
+        """The bytes of `source` under `key` (a blob copied from another store), durable
+        when this returns. Written under a temporary name and renamed, so a reader never
+        sees it half-written and a copy left by an earlier attempt is replaced whole."""
+        path = self._path(key)
+        directory = os.path.dirname(path)
+        for shard_dir in (os.path.dirname(directory), directory):
+            if _private_directory(shard_dir):
+                self._sync_dir(os.path.dirname(shard_dir))
+        tmp = os.path.join(directory, TMP_PREFIX + key)
+        try:
+            with open(tmp, "wb") as dst:
+                os.chmod(tmp, 0o600)
+                shutil.copyfileobj(source, dst, _CHUNK)
+                dst.flush()
+                if self.fsync:
+                    os.fsync(dst.fileno())
+            os.replace(tmp, path)
+            self._sync_dir(directory)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
     def path(self, key: str) -> str:
         """Where the blob's file is, for a reader on this host (see openStream's localPaths)."""
         return self._path(key)

@@ -1,0 +1,309 @@
+"""Blobs as objects in an S3 bucket (any S3-compatible provider), through boto3.
+
+A blob counts as stored once S3 has answered its PUT (or the completion of its
+multipart upload) with success: S3 answers only when the object is durable, so
+an item names the key only after that. Big blobs go up in parts of
+`part_size`, one part in memory at a time. Reads are ranged GETs: `open()`
+fetches the head of the object, and reading further, or after a seek, fetches
+the next window from where the reader is.
+
+Every failure to reach S3 (refused, timed out, 5xx after botocore's retries with
+backoff, a bucket it refuses) is `Unavailable`: the gateways answer "try again
+later" and nothing is acknowledged.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from shared.errors import NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+# open() fetches this much of an object at once: most messages come whole in one GET.
+HEAD_WINDOW = 256 * 1024
+# Reading on past what was fetched asks for twice as much each time, up to this.
+MAX_WINDOW = 8 * 1024 * 1024
+# put_many: uploads in flight at once.
+_PUT_THREADS = 8
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    hostname: str = ""  # empty: the provider's endpoint for the region (AWS)
+    protocol: str = "https"
+    prefix: str = ""  # names of the objects start with this ("attachment_s3_uripath")
+    uristyle: str = "auto"  # path, virtual or auto (botocore's addressing_style)
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    region: str = ""
+    attempts: int = 3  # tries of each request, with backoff between them
+    timeout: float = 30.0  # connect and read timeout of each request
+    part_size: int = 8 * 1024 * 1024  # multipart chunk; blobs up to this go in one PUT
+    connections: int = 32
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return f"{self.protocol}://{self.hostname}" if self.hostname else None
+
+
+def make_client(settings: S3Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=settings.region or None,
+        # botocore's standard mode: exponential backoff with jitter, on throttling,
+        # 5xx answers and connection errors.
+        retries={"total_max_attempts": settings.attempts, "mode": "standard"},
+        connect_timeout=settings.timeout, read_timeout=settings.timeout,
+        max_pool_connections=settings.connections,
+        s3={"addressing_style": settings.uristyle},
+        # Checksums only where the provider asks for them: several S3-compatible
+        # providers reject the newer default checksum headers.
+        request_checksum_calculation="when_required", response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=settings.endpoint_url,
+        aws_access_key_id=settings.access_key_id or None,
+        aws_secret_access_key=settings.secret_access_key or None, config=config)
+
+
+def _is_missing(err: Exception) -> bool:
+    from botocore.exceptions import ClientError
+    if not isinstance(err, ClientError):
+        return False
+    code = str(err.response.get("Error", {}).get("Code", ""))
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("NoSuchKey", "404", "NotFound") or status == 404 and code != "NoSuchBucket"
+
+
+def _unavailable(err: Exception, what: str) -> Unavailable:
+    log.error("S3 %s failed: %s", what, err)
+    return Unavailable(f"blob store unavailable: S3 {what} failed")
+
+
+class S3BlobStore:
+    """One object per blob, named by a random hex key under the configured prefix."""
+
+    def __init__(self, settings: S3Settings, client: Any = None) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.prefix = settings.prefix
+        self.part_size = max(settings.part_size, 5 * 1024 * 1024)  # S3's smallest part but the last
+        self.client = client if client is not None else make_client(settings)
+        from botocore.exceptions import BotoCoreError, ClientError
+        self._errors = (BotoCoreError, ClientError)
+
+    def _name(self, key: str) -> str:
+        return self.prefix + key
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        """One S3 request: a missing object is NotFound, every other failure Unavailable."""
+        try:
+            return fn(Bucket=self.bucket, **kwargs)
+        except self._errors as err:
+            if _is_missing(err):
+                raise NotFound(f"blob {kwargs.get('Key', '')} not found") from None
+            raise _unavailable(err, what) from err
+
+    # -- writing
+
+    def put_bytes(self, data: bytes) -> str:
+        key = secrets.token_hex(16)
+        self._upload(key, io.BytesIO(data), len(data))
+        return key
+
+    def put_many(self, datas: Sequence[bytes]) -> list[str]:
+        """Several blobs, uploaded side by side; all stored when this returns, none if it
+        raises (those that made it are deleted again)."""
+        if not datas:
+            return []
+        keys = [secrets.token_hex(16) for _ in datas]
+
+        def put(job: tuple[str, bytes]) -> None:
+            self._upload(job[0], io.BytesIO(job[1]), len(job[1]))
+        with ThreadPoolExecutor(min(_PUT_THREADS, len(datas))) as pool:
+            results = [pool.submit(put, job) for job in zip(keys, datas)]
+        failed = next((r.exception() for r in results if r.exception() is not None), None)
+        if failed is not None:
+            for key, result in zip(keys, results):
+                if result.exception() is None:
+                    self._delete_quietly(key)
+            raise failed
+        return keys
+
+    def put_file(self, path: str) -> str:
+        """Upload a finished temp file, streamed from disk; it is removed once stored."""
+        key = secrets.token_hex(16)
+        with open(path, "rb") as f:
+            self._upload(key, f, os.fstat(f.fileno()).st_size)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return key
+
+    def put_keyed(self, key: str, source: BinaryIO) -> None:
+        """The bytes of `source` under `key` (a blob copied from another store)."""
+        self._upload(key, source, None)
+
+    def _upload(self, key: str, source: BinaryIO, size: int | None) -> None:
+        """One PUT for a small blob, else a multipart upload read part by part from
+        `source`; returns once S3 has the whole object."""
+        first = source.read(self.part_size) if size is None or size > self.part_size else None
+        if first is not None and len(first) < self.part_size:
+            source = io.BytesIO(first)  # all of it fitted in one part after all
+            size, first = len(first), None
+        if first is None:
+            self._call("PUT", self.client.put_object, Key=self._name(key), Body=source,
+                       ContentLength=size)
+            return
+        upload = self._call("upload start", self.client.create_multipart_upload,
+                            Key=self._name(key))["UploadId"]
+        try:
+            parts = []
+            data: bytes | None = first
+            while data:
+                number = len(parts) + 1
+                answer = self._call("upload part", self.client.upload_part, Key=self._name(key),
+                                    UploadId=upload, PartNumber=number, Body=data)
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                data = source.read(self.part_size)
+            self._call("upload completion", self.client.complete_multipart_upload,
+                       Key=self._name(key), UploadId=upload, MultipartUpload={"Parts": parts})
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._name(key), UploadId=upload)
+            except self._errors as err:  # `blobs gc` aborts it later
+                log.warning("could not abort the S3 upload of blob %s: %s", key, err)
+            raise
+
+    # -- reading
+
+    def _get(self, key: str, start: int, length: int) -> tuple[bytes, int]:
+        """Bytes `start` to `start + length` of the object and its whole size."""
+        from botocore.exceptions import ClientError
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._name(key),
+                                            Range=f"bytes={start}-{start + length - 1}")
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "InvalidRange":
+                # Asked from past the end: an empty object, or a read at its end.
+                return b"", self.size(key)
+            if _is_missing(err):
+                raise NotFound(f"blob {key} not found") from None
+            raise _unavailable(err, "GET") from err
+        except self._errors as err:
+            raise _unavailable(err, "GET") from err
+        try:
+            data = answer["Body"].read()
+        except self._errors as err:
+            raise _unavailable(err, "GET") from err
+        finally:
+            answer["Body"].close()
+        content_range = answer.get("ContentRange") or ""
+        total = content_range.rpartition("/")[2]
+        size = int(total) if total.isdigit() else start + len(data)
+        return data, size
+
+    def open(self, key: str) -> BinaryIO:
+        data, size = self._get(key, 0, HEAD_WINDOW)
+        return io.BufferedReader(_RangeReader(self, key, size, data), buffer_size=64 * 1024)
+
+    def size(self, key: str) -> int:
+        return int(self._call("HEAD", self.client.head_object, Key=self._name(key))["ContentLength"])
+
+    # -- removing and listing
+
+    def delete(self, key: str) -> None:
+        self._call("DELETE", self.client.delete_object, Key=self._name(key))
+
+    def _delete_quietly(self, key: str) -> None:
+        try:
+            self.delete(key)
+        except Exception:  # noqa: BLE001  (an orphan `blobs gc` removes later)
+            log.warning("could not delete blob %s from S3", key)
+
+    def scan(self) -> Iterator[tuple[str, float | None, int, bool]]:
+        """(key, write time, size, False) of every object under the prefix, then
+        (key, start time, 0, True) of every multipart upload a crash left unfinished."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        try:
+            for page in pages:
+                for entry in page.get("Contents", ()):
+                    yield (entry["Key"][len(self.prefix):], entry["LastModified"].timestamp(),
+                           int(entry["Size"]), False)
+            uploads = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self.prefix)
+            for page in uploads:
+                for upload in page.get("Uploads", ()):
+                    yield upload["Key"][len(self.prefix):], upload["Initiated"].timestamp(), 0, True
+        except self._errors as err:
+            raise _unavailable(err, "listing") from err
+
+    def delete_temp(self, key: str) -> None:
+        """Abort the unfinished multipart uploads of `key`."""
+        answer = self._call("upload listing", self.client.list_multipart_uploads, Prefix=self._name(key))
+        for upload in answer.get("Uploads", ()):
+            if upload["Key"] == self._name(key):
+                self._call("upload abort", self.client.abort_multipart_upload, Key=upload["Key"],
+                           UploadId=upload["UploadId"])
+
+
+class _RangeReader(io.RawIOBase):
+    """Seekable raw stream over one object: holds one fetched window, and fetches the
+    next one with a ranged GET when a read leaves it."""
+
+    def __init__(self, store: S3BlobStore, key: str, size: int, head: bytes) -> None:
+        self._store = store
+        self._key = key
+        self._size = size
+        self._pos = 0
+        self._window_start = 0
+        self._window = head
+        self._next_length = HEAD_WINDOW
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        pos = base + offset
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def readinto(self, buf: Any) -> int:
+        if self._pos >= self._size:
+            return 0
+        inner = self._pos - self._window_start
+        if not 0 <= inner < len(self._window):
+            # Reading on from the window grows the next one; a jump starts small again.
+            sequential = self._pos == self._window_start + len(self._window)
+            self._next_length = min(MAX_WINDOW, self._next_length * 2) if sequential else HEAD_WINDOW
+            length = min(max(self._next_length, len(buf)), self._size - self._pos)
+            self._window, _ = self._store._get(self._key, self._pos, length)
+            self._window_start, inner = self._pos, 0
+            if not self._window:
+                # The object is shorter than when it was opened: it was released meanwhile.
+                raise NotFound(f"blob {self._key} not found")
+        data = self._window[inner:inner + len(buf)]
+        n = len(data)
+        buf[:n] = data
+        self._pos += n
+        return n
