@@ -86,19 +86,43 @@ def _rekey(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
 
 
 def _blobs(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
-    from server.blobs import FileBlobStore, backend_of
+    from server.blobs import DatabaseBlobStore, MovingBlobStore, backend_of
     from server.blobs.gc import STATE_FILE, collect_garbage
 
     if args.action == "rekey":
         return _rekey(cfg, storage, args, out)
-
+    if args.action == "migrate":
+        return _migrate_blobs(cfg, storage, args, out)
     state = None
-    if not isinstance(backend_of(storage.blobs), FileBlobStore):
+    blobs = storage.blobs.current if isinstance(storage.blobs, MovingBlobStore) else storage.blobs
+    # Only database blobs have no write time of their own.
+    if isinstance(backend_of(blobs), DatabaseBlobStore):
         os.makedirs(cfg.data_dir, exist_ok=True)
         state = os.path.join(cfg.data_dir, STATE_FILE)
     result = collect_garbage(storage, storage.blobs, args.min_age, dry_run=args.dry_run,
                              state_path=state)
     return out.result({"dry_run": args.dry_run, **result._asdict()}, result.line(args.dry_run))
+
+
+def _migrate_blobs(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
+    from groupware.moving.progress import Progress
+    from server.blobs import open_store_of_kind, store_kind
+    from server.blobs.migrate import migrate_blobs
+
+    source_kind = store_kind(args.source or cfg.get_choice("attachment_storage_previous")
+                             or cfg.get_choice("attachment_storage"))
+    target_kind = store_kind(args.target)
+    if source_kind == target_kind:
+        return out.error("badRequest", f"the blobs are in {source_kind} already: nothing to copy")
+    source = open_store_of_kind(cfg, source_kind, cfg.data_dir, storage.engine)
+    target = open_store_of_kind(cfg, target_kind, cfg.data_dir, storage.engine)
+    result = migrate_blobs(source, target, lambda label, total: Progress(label, total, unit="blob"),
+                           threads=max(1, args.threads), verify=not args.no_verify)
+    summary = {"from": source_kind, "to": target_kind, **{k: v for k, v in vars(result).items()}}
+    out.result(summary, f"{source_kind} -> {target_kind}: {result.line()}")
+    for key in result.mismatched:
+        print(f"groupware: blob {key} differs in {target_kind}", file=sys.stderr)
+    return 1 if result.mismatched else 0
 
 
 def _sync(cfg: Config, storage, dry_run: bool) -> int:

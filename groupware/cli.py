@@ -33,6 +33,9 @@
     groupware blobs genkey FILE     write a new random master key for attachment_encryption_key_file
     groupware blobs rekey [--new-key-file FILE]
                                     rewrap every blob's data key under that master key (resumable)
+    groupware blobs migrate --to files|database|s3 [--from KIND] [--threads N] [--no-verify]
+                                    copy every blob to another kind of store while serving
+                                    (resumable), then verify sizes and hashes
     groupware managesieve           only the ManageSieve gateway, against the store at server_socket
     groupware sieve USER list|get NAME|put NAME FILE|activate NAME|deactivate|delete NAME
                                     a user's Sieve scripts
@@ -207,6 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "new key are skipped.")
     rekey.add_argument("--new-key-file", metavar="FILE", default="",
                        help="the master key to rewrap under (default: attachment_encryption_key_file)")
+    migrate = blob_actions.add_parser(
+        "migrate", parents=admin, help="copy every blob to another kind of blob store",
+        description="Copy every blob of one kind of store (--from; default attachment_storage_previous "
+                    "when set, else attachment_storage) into another (--to), each configured by its "
+                    "attachment_* options, under the same keys, while the server serves; then compare "
+                    "every copy's size and SHA-256 with its source. Blobs already in the target are "
+                    "skipped, so a run that was stopped is resumed by running it again. Blobs that "
+                    "arrive meanwhile are copied in further rounds. Exit code 1 when a copy differs. "
+                    "Moving for good: see the README (attachment_storage_previous).")
+    migrate.add_argument("--to", required=True, choices=("files", "database", "s3"), dest="target",
+                         help="the kind of store to copy into")
+    migrate.add_argument("--from", choices=("files", "database", "s3"), dest="source",
+                         help="the kind of store to copy from")
+    migrate.add_argument("--threads", type=int, default=4, metavar="N",
+                         help="blobs copied at once (default: 4)")
+    migrate.add_argument("--no-verify", action="store_true", help="skip reading the copies back")
     commands.add_parser("status", parents=admin, help="what runs, sessions per protocol, store and database health",
                         description="The serving processes on this data directory with their listeners, "
                                     "the sessions (store) and connections (gateways) they hold per protocol, "
