@@ -244,7 +244,8 @@ def _send(request: Request, status: int, body: bytes, content_type: bytes = XML)
 
 
 def _fault_status(error: GroupwareError) -> int:
-    return {"sessionInvalid": 403, "notFound": 404, "tooLarge": 413, "storageFull": 507}.get(error.code, 500)
+    return {"sessionInvalid": 403, "notFound": 404, "tooLarge": 413, "unavailable": 503,
+            "storageFull": 507}.get(error.code, 500)
 
 
 class SoapResource(Resource):
@@ -344,9 +345,12 @@ class BlobSender:
         self.done = False
         self.ahead: bytes | None = None
 
-    def begin(self) -> None:
+    def begin(self, first: bytes = b"") -> None:
+        """Send `first` (read before the answer started), then the rest."""
         self.request.registerProducer(self, True)
         self.request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        if first:
+            self.request.write(first)
         self._next()
 
     def _next(self) -> None:
@@ -463,16 +467,36 @@ class StreamResource(Resource):
             return
         start, end = wanted if wanted is not None else (0, size - 1)
         length = end - start + 1 if size else 0
-        if wanted is not None:
+        content_range = b"bytes %d-%d/%d" % (start, end, size) if wanted is not None else None
+        if request.method == b"HEAD" or length == 0:
+            self._answer(request, length, content_range)
+            request.finish()
+            return
+        sender = BlobSender(request, services, stream, start, length)
+
+        def send(first: bytes) -> None:
+            if request.finished or request.channel is None:
+                sender.stopProducing()
+                return
+            self._answer(request, length, content_range)
+            sender.begin(first)
+
+        def not_sent(failure: Failure) -> None:
+            sender.stopProducing()
+            self._not_sent(failure, request)
+        # The first chunk is read before the answer starts: a blob store that cannot be
+        # reached (S3 down) is then told as a fault the adapter maps to Unavailable,
+        # not as a cut connection.
+        services.run(sender.reader.read, CHUNK).addCallbacks(send, not_sent)
+
+    @staticmethod
+    def _answer(request: Request, length: int, content_range: bytes | None) -> None:
+        if content_range is not None:
             request.setResponseCode(206)
-            request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
+            request.setHeader(b"Content-Range", content_range)
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"Accept-Ranges", b"bytes")
         request.setHeader(b"Content-Length", b"%d" % length)
-        if request.method == b"HEAD" or length == 0:
-            request.finish()
-            return
-        BlobSender(request, services, stream, start, length).begin()
 
     render_HEAD = render_GET
 

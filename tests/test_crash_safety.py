@@ -30,14 +30,19 @@ SEQ_STRIDE = 100_000  # cycle n writes seqs n*STRIDE+1...; a probe message per c
 
 
 @contextlib.contextmanager
-def sqlite_files(tmp_path):
+def sqlite_files(tmp_path, s3_server):
     yield {"attachment_storage": "files"}
 
 
 @contextlib.contextmanager
-def mariadb_blobs_in_db(tmp_path):
+def mariadb_blobs_in_db(tmp_path, s3_server):
     with throwaway_mariadb_database("gw_crash") as name:
         yield {**mysql_options(name), "attachment_storage": "database"}
+
+
+@contextlib.contextmanager
+def sqlite_s3(tmp_path, s3_server):
+    yield s3_server.options(s3_server.new_bucket())
 
 
 def create_user(data_dir: str, options: dict[str, str]) -> None:
@@ -110,13 +115,14 @@ def read_folder(rt, inbox) -> dict[int, tuple[int, int, bytes]]:
 # Two store workers on one SQLite file is the case where writers of several processes
 # race on the file itself; MariaDB serialises them in the server either way.
 @pytest.mark.parametrize("backend, store_workers", [(sqlite_files, "1"), (mariadb_blobs_in_db, "1"),
-                                                    (sqlite_files, "2")],
-                         ids=["sqlite-files", "mariadb-db", "sqlite-files-2-store-workers"])
-def test_sigkill_during_saves_loses_nothing_acknowledged(reactor_thread, tmp_path, backend, store_workers):
+                                                    (sqlite_files, "2"), (sqlite_s3, "1")],
+                         ids=["sqlite-files", "mariadb-db", "sqlite-files-2-store-workers", "sqlite-s3"])
+def test_sigkill_during_saves_loses_nothing_acknowledged(reactor_thread, tmp_path, backend, store_workers,
+                                                         s3_server):
     rt = reactor_thread
     data_dir = str(tmp_path / "data")
     os.makedirs(data_dir)
-    with backend(tmp_path) as options:
+    with backend(tmp_path, s3_server) as options:
         create_user(data_dir, options)
         # With two store workers, the writer's saves run in both at once and all die together.
         opts = {**options, "log_level": "warning", "store_workers": store_workers}
