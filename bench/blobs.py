@@ -1,7 +1,8 @@
 """Blob store benchmark: what encryption at rest costs IMAP, each store beside the other.
 
 Starts one `groupware serve` per blob store (files; files read through the store's
-socket, as encrypted blobs always are; files with `attachment_encryption_key_file`), fills each with the same folder of about
+socket, as encrypted blobs always are; files with `attachment_encryption_key_file`; s3, in a `moto_server`, moto's standalone S3
+server, in a process of its own on a loopback port, the bucket made through the S3 API), fills each with the same folder of about
 `--download-mb` MB, and measures on each, as medians of `--runs` runs taking turns:
 
   * APPEND of 1,000 messages, one after the other;
@@ -9,7 +10,7 @@ socket, as encrypted blobs always are; files with `attachment_encryption_key_fil
 
 then prints a table with the ratio of each store to the first (files).
 
-    python bench/blobs.py [--download-mb 200] [--runs 3] [--stores files,files-socket,files-encrypted]
+    python bench/blobs.py [--download-mb 200] [--runs 3] [--stores files,files-socket,files-encrypted,s3]
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import base64
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +28,8 @@ from collections.abc import Iterator
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests"), os.path.dirname(__file__)]
 
-from harness import ServerProcess, free_port, wait_for_port  # noqa: E402
+from harness import ServerProcess, free_port, stop_process, wait_for_port  # noqa: E402
+from s3_server import ACCESS_KEY, REGION, SECRET_KEY  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 
 from shared.config import Config  # noqa: E402
@@ -51,11 +54,40 @@ def store_options(name: str, base: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
+def moto_server() -> Iterator[dict[str, str]]:
+    """moto's S3 server in its own process; the store options for a fresh bucket in it."""
+    import boto3
+
+    port = free_port()
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"),
+                             "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=120)
+        boto3.session.Session().client(
+            "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name=REGION, aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY).create_bucket(Bucket="groupware-bench")
+        yield {"attachment_s3_hostname": f"127.0.0.1:{port}", "attachment_s3_protocol": "http",
+               "attachment_s3_uristyle": "path", "attachment_s3_region": REGION,
+               "attachment_s3_accesskeyid": ACCESS_KEY, "attachment_s3_secretaccesskey": SECRET_KEY,
+               "attachment_s3_bucketname": "groupware-bench"}
+    finally:
+        stop_process(proc)
+
+
+@contextlib.contextmanager
 def serving(name: str, base: str) -> Iterator[tuple[ServerProcess, str, dict[str, str]]]:
     """A server on the blob store `name`, with the benchmark user."""
+    with contextlib.ExitStack() as stack:
+        s3 = stack.enter_context(moto_server()) if name.startswith("s3") else {}
+        yield stack.enter_context(_serving(name, base, s3))
+
+
+@contextlib.contextmanager
+def _serving(name: str, base: str, s3: dict[str, str]) -> Iterator[tuple[ServerProcess, str, dict[str, str]]]:
     data_dir = os.path.join(base, "groupware")
     port = free_port()
-    options = {"imap_listen": f"127.0.0.1:{port}", "log_level": "warning", **store_options(name, base)}
+    options = {"imap_listen": f"127.0.0.1:{port}", "log_level": "warning", **store_options(name, base), **s3}
     create_bench_user(options, data_dir)
     server = ServerProcess(data_dir, options).start()
     try:

@@ -32,10 +32,12 @@ class MovingBlobStore:
         self.current.put_keyed(key, source)
 
     def open(self, key: str) -> BinaryIO:
+        # Asked first: a store may tell a missing blob only at the first read.
         try:
-            return self.current.open(key)
+            self.current.size(key)
         except NotFound:
             return self.previous.open(key)
+        return self.current.open(key)
 
     def size(self, key: str) -> int:
         try:

@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -101,6 +101,7 @@ class S3BlobStore:
         self.client = client if client is not None else make_client(settings)
         from botocore.exceptions import BotoCoreError, ClientError
         self._errors = (BotoCoreError, ClientError)
+        self._fetcher = ThreadPoolExecutor(max(4, settings.connections // 2), thread_name_prefix="s3-read")
 
     def _name(self, key: str) -> str:
         return self.prefix + key
@@ -215,8 +216,11 @@ class S3BlobStore:
         return data, size
 
     def open(self, key: str) -> BinaryIO:
-        data, size = self._get(key, 0, HEAD_WINDOW)
-        return io.BufferedReader(_RangeReader(self, key, size, data), buffer_size=64 * 1024)
+        """A reader whose first window is already being fetched: a reader that opens
+        several blobs ahead (a whole-folder download) has their GETs in flight at once.
+        A missing blob is NotFound at the first read."""
+        head = self._fetcher.submit(self._get, key, 0, HEAD_WINDOW)
+        return io.BufferedReader(_RangeReader(self, key, head), buffer_size=64 * 1024)
 
     def size(self, key: str) -> int:
         return int(self._call("HEAD", self.client.head_object, Key=self._name(key))["ContentLength"])
@@ -262,14 +266,26 @@ class _RangeReader(io.RawIOBase):
     """Seekable raw stream over one object: holds one fetched window, and fetches the
     next one with a ranged GET when a read leaves it."""
 
-    def __init__(self, store: S3BlobStore, key: str, size: int, head: bytes) -> None:
+    def __init__(self, store: S3BlobStore, key: str, head: Future) -> None:
         self._store = store
         self._key = key
-        self._size = size
+        self._head: Future | None = head
+        self._size = 0
         self._pos = 0
         self._window_start = 0
-        self._window = head
+        self._window = b""
         self._next_length = HEAD_WINDOW
+
+    def _arrived(self) -> None:
+        """The first window and the object's size, once its GET has answered."""
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._window, self._size = head.result()
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._head.cancel()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -281,6 +297,8 @@ class _RangeReader(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            self._arrived()
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         pos = base + offset
         if pos < 0:
@@ -289,6 +307,7 @@ class _RangeReader(io.RawIOBase):
         return pos
 
     def readinto(self, buf: Any) -> int:
+        self._arrived()
         if self._pos >= self._size:
             return 0
         inner = self._pos - self._window_start
