@@ -117,17 +117,21 @@ class S3BlobStore:
 
     # -- writing
 
-    def put_bytes(self, data: bytes) -> str:
-        key = secrets.token_hex(16)
+    def new_key(self) -> str:
+        """A fresh blob name, for a caller that must know it before it writes."""
+        return secrets.token_hex(16)
+
+    def put_bytes(self, data: bytes, key: str | None = None) -> str:
+        key = key or self.new_key()
         self._upload(key, io.BytesIO(data), len(data))
         return key
 
-    def put_many(self, datas: Sequence[bytes]) -> list[str]:
+    def put_many(self, datas: Sequence[bytes], keys: Sequence[str] | None = None) -> list[str]:
         """Several blobs, uploaded side by side; all stored when this returns, none if it
         raises (those that made it are deleted again)."""
         if not datas:
             return []
-        keys = [secrets.token_hex(16) for _ in datas]
+        keys = list(keys) if keys else [self.new_key() for _ in datas]
 
         def put(job: tuple[str, bytes]) -> None:
             self._upload(job[0], io.BytesIO(job[1]), len(job[1]))
@@ -141,9 +145,9 @@ class S3BlobStore:
             raise failed
         return keys
 
-    def put_file(self, path: str) -> str:
+    def put_file(self, path: str, key: str | None = None) -> str:
         """Upload a finished temp file, streamed from disk; it is removed once stored."""
-        key = secrets.token_hex(16)
+        key = key or self.new_key()
         with open(path, "rb") as f:
             self._upload(key, f, os.fstat(f.fileno()).st_size)
         try:
