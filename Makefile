@@ -31,8 +31,13 @@ RUN_LISTEN ?= --set imap_listen=127.0.0.1:1143 --set pop3_listen=127.0.0.1:1110 
 run: $(VENV)/.installed
 	$(BIN)/groupware serve --demo --config-dir $(CONFIG_DIR) --data-dir $(DATA_DIR) $(RUN_LISTEN)
 
+# Test modules run side by side in TEST_WORKERS processes (pytest-xdist): most tests wait on
+# servers and clients rather than on a core. A module stays in one process, so its
+# module-scoped servers start once.
+TEST_WORKERS ?= 4
+
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/store.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="binding a port below 
 
 
 def free_privileged_port() -> int:
-    for port in range(1023, 600, -1):
+    # In random order: test processes running side by side would otherwise all try the same one.
+    for port in random.sample(range(601, 1024), 1024 - 601):
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
