@@ -33,11 +33,11 @@ run: $(VENV)/.installed
 
 # Test modules run side by side in TEST_WORKERS processes (pytest-xdist): most tests wait on
 # servers and clients rather than on a core. A module stays in one process, so its
-# module-scoped servers start once.
+# module-scoped servers start once; the longest modules go first (tests/conftest.py).
 TEST_WORKERS ?= 4
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/store.py

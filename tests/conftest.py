@@ -26,6 +26,11 @@ from reactor_thread import ReactorThread, start_reactor_thread
 from s3_server import S3Server
 
 ENGINES = ("sqlite", "mariadb")
+# The modules that take longest, measured; when modules run side by side (`make test`), they
+# are handed out first, since one begun last would still run long after the others are done.
+LONGEST_MODULES = (
+    "test_crash_safety.py",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +48,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         engines = marker.args if marker else ENGINES[:1]
         assert set(engines) <= set(ENGINES), engines
         metafunc.parametrize("database_engine", engines, scope="module", indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a worker of pytest-xdist (`make test`), the modules in the order they are handed out:
+    LONGEST_MODULES first, then the others by their number of tests, most first (as pytest-xdist
+    orders them on its own, which `--no-loadscope-reorder` leaves to this hook). A module's
+    own tests keep their order."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.path.name, []).append(item)
+
+    def turn(name: str) -> tuple[int, int]:
+        if name in LONGEST_MODULES:
+            return 0, LONGEST_MODULES.index(name)
+        return 1, -len(modules[name])
+    items[:] = [item for name in sorted(modules, key=turn) for item in modules[name]]
 
 
 # -- the reactor ------------------------------------------------------------------------------
