@@ -373,9 +373,13 @@ backend caldav
 
 
 def servers_checked(stats_socket: str) -> bool:
-    """Whether haproxy (through its stats socket) has every checked server up."""
+    """Whether haproxy (through its stats socket) has every checked server up; not yet while
+    the socket is not there (haproxy may bind its ports before it)."""
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(stats_socket)
+        try:
+            sock.connect(stats_socket)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
         sock.sendall(b"show stat\n")
         table = read_until_quiet(sock).decode()
     header, *rows = [line.split(",") for line in table.splitlines() if line]

@@ -29,11 +29,12 @@ NOT_STORE_BOUND = pytest.mark.database_engines("sqlite")
 
 
 def raw(env: Env, payload: bytes, wait: float = 1.0) -> bytes:
-    """Send `payload` after the greeting; return everything answered within `wait` seconds."""
+    """Send `payload` after the greeting; return everything answered: up to the close when it
+    ends with QUIT (however slow the logins in it are), else until `wait` seconds of quiet."""
     with socket.create_connection(("127.0.0.1", env.port), timeout=5) as s:
         s.recv(1000)
         s.sendall(payload)
-        s.settimeout(wait)
+        s.settimeout(scaled(60) if payload.endswith(b"QUIT\r\n") else wait)
         return read_until_quiet(s)
 
 
