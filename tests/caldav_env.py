@@ -14,6 +14,10 @@ import requests
 from harness import ROOT, ServerProcess
 from waiting import scaled
 
+# Seconds a request may wait for its answer: a bound for a hang, not the expected time (a big
+# PUT of a test's setup takes long on a crowded machine).
+REQUEST_TIMEOUT = 120
+
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
 
@@ -53,7 +57,8 @@ class CalDAVEnv:
         if isinstance(body, str):
             body = body.encode("utf-8")
         kwargs = {"auth": auth} if auth is not None else {}
-        return self.http.request(method, self.url(path), data=body, headers=hdrs, timeout=scaled(30), **kwargs)
+        return self.http.request(method, self.url(path), data=body, headers=hdrs,
+                                 timeout=scaled(REQUEST_TIMEOUT), **kwargs)
 
     def grant(self, owner: str, password: str, folder: str, grantee: str, rights: str) -> None:
         """`owner` shares `folder` with `grantee` through the adapter, as a sharing dialog would."""
