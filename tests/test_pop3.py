@@ -272,7 +272,8 @@ def test_bad_input_keeps_the_connection_healthy(env):
     env.reset(CRLF_MSG)
     login = b"USER demo\r\nPASS " + env.password.encode() + b"\r\n"
     out = raw(env, b"STAT\r\nRETR 1\r\nFOO\r\n\x00\xff\xfe junk\r\n\r\n" + login
-              + b"USER x\r\nRETR 9\r\nRETR x\r\nDELE 0\r\nTOP 1 x\r\nLIST 99999999999999999999\r\nSTAT\r\n")
+              + b"USER x\r\nRETR 9\r\nRETR x\r\nDELE 0\r\nTOP 1 x\r\nLIST 99999999999999999999\r\nSTAT\r\n"
+              + b"QUIT\r\n")  # every answer, however slow the login
     lines = out.split(b"\r\n")
     assert [line[:4] for line in lines[:5]] == [b"-ERR"] * 5, lines
     assert lines[5] == b"+OK" and lines[6].startswith(b"+OK Logged in")
