@@ -28,7 +28,7 @@ NSMAP = {"soap": SOAP_ENV, "gw": NS}
 # Columns whose values are integers travel as one space-separated text node.
 INT_COLUMNS = frozenset({
     "uid", "modseq", "size", "flags", "internalDate", "dtstart", "dtend", "recurring", "occurrencesUntil",
-    "savedDate",
+    "savedDate", "sentDate", "subjectReply",
 })
 NULL_INT = "-"
 # From this many rows on, an int column without nulls travels packed: base64 of

@@ -76,6 +76,7 @@ COMMAND_MODULES = (
     "gateways.imap.objectid",
     "gateways.imap.compress",
     "gateways.imap.utf8",
+    "gateways.imap.sort_thread",
 )
 
 

@@ -92,15 +92,30 @@ def _answer(conn: Any, cmd: Any, numbers: list[int], modseqs: list[int] | None) 
     if returns is None:
         conn.send(w.search_response(numbers, modseq_result))
         return
-    conn.send(w.esearch_response(cmd.tag, cmd.uid, _esearch_results(returns, numbers, modseq_result)))
+    results = _esearch_results(returns, numbers, modseq_result, cmd.args.partial)
+    conn.send(w.esearch_response(cmd.tag, cmd.uid, results))
 
 
-def _esearch_results(returns: tuple[str, ...], numbers: list[int], modseq: int | None) -> list[tuple[str, Any]]:
-    """RFC 4731 §3.1: MIN, MAX and ALL only when something matched; COUNT always."""
+def partial_window(numbers: list[int], partial: tuple[int, int]) -> list[int]:
+    """The results a PARTIAL range picks (RFC 9394 §3.1): 1:100 the first hundred,
+    -1:-100 the last hundred, in the order of `numbers`."""
+    first, last = partial
+    if first > 0:
+        return numbers[first - 1:last]
+    end = len(numbers) + first + 1
+    return numbers[max(0, len(numbers) + last):max(0, end)]
+
+
+def _esearch_results(returns: tuple[str, ...], numbers: list[int], modseq: int | None,
+                     partial: tuple[int, int] | None = None) -> list[tuple[str, Any]]:
+    """RFC 4731 §3.1: MIN, MAX and ALL only when something matched; COUNT and PARTIAL always."""
     out: list[tuple[str, Any]] = []
     for name in returns:
         if name == "COUNT":
             out.append(("COUNT", len(numbers)))
+        elif name == "PARTIAL" and partial is not None:
+            picked = partial_window(numbers, partial)
+            out.append(("PARTIAL", (partial, merge((n, n) for n in picked))))
         elif not numbers:
             continue
         elif name == "MIN":

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 from server.mime.address_search import ADDRESS_COLUMNS, field_text
 from server.mime.decoders import LINE_CAP, Base64Decoder, QuotedPrintableDecoder
 from server.mime.headers import HeaderBlock, content_type, decode_words, decoded_parameter, disposition, envelope
+from server.mime.sort_keys import sort_columns
 
 HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 # Hostile nesting or part counts are cut off rather than followed.
@@ -437,6 +438,7 @@ def _columns(parser: _Parser) -> dict:
         "internalDate": internal,
         "envelope": json.dumps(env, ensure_ascii=False, separators=(",", ":")),
         "bodystructure": json.dumps(_node(parser.root), ensure_ascii=False, separators=(",", ":")),
+        **sort_columns(env, block.last(b"references")),
     }
 
 
@@ -472,4 +474,5 @@ def message_columns(fp: BinaryIO) -> dict:
     return {**{column: None for column in ADDRESS_COLUMNS},
             "subject": None, "from": None, "to": None, "cc": None, "messageId": None,
             "inReplyTo": None, "date": None, "internalDate": None,
-            "envelope": json.dumps(empty), "bodystructure": json.dumps(_plain_node(size, lines))}
+            "envelope": json.dumps(empty), "bodystructure": json.dumps(_plain_node(size, lines)),
+            **sort_columns(empty, None)}

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from server.mime.sort_keys import SORT_COLUMNS
 from shared.errors import LIMIT, PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
 from shared.uidset import contains, has_star, parse_uidset, resolve
 
@@ -20,7 +21,7 @@ from .uidset import sql_condition, uid_in
 
 # Columns a caller may set from the parsed message.
 MAIL_COLUMNS = ("subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "envelope", "bodystructure",
-                "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses", "preview")
+                "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses", "preview") + SORT_COLUMNS
 CALENDAR_COLUMNS = ("icalUid", "itemClass", "summary", "dtstart", "dtend", "recurring", "etag",
                     "occurrencesUntil")
 # A contact (vCard) is saved like a calendar object, with these columns besides.
@@ -183,6 +184,8 @@ class ItemsMixin(StorageBase):
                    internalDate=int(m.internal_date if m.internal_date is not None else time.time()),
                    recurring=0, itemClass="IPM.Note", blob_key=m.blob_key,
                    savedDate=int(time.time()), emailId=new_email_id())
+        if row["sentDate"] is None:
+            row["sentDate"] = row["internalDate"]  # RFC 5256 §2.2
         return row
 
     def save_calendar_item(self, folder_id: int, name: str, blob_key: str, size: int, columns: dict,

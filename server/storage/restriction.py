@@ -16,10 +16,12 @@ from .occurrences import occurs_condition
 from .schema import items
 
 INT_COLUMNS = frozenset({"uid", "modseq", "size", "flags", "internalDate", "dtstart", "dtend", "recurring",
-                         "occurrencesUntil", "savedDate"})
+                         "occurrencesUntil", "savedDate", "sentDate", "subjectReply"})
 STR_COLUMNS = frozenset({"itemClass", "keywords", "subject", "from", "to", "cc", "messageId", "inReplyTo",
                          "date", "envelope", "bodystructure", "icalUid", "name", "etag", "summary",
-                         "fn", "email", "tel", "emailId", "preview"})
+                         "fn", "email", "tel", "emailId", "preview",
+                         "sortSubject", "sortFrom", "sortTo", "sortCc", "displayFrom", "displayTo",
+                         "threadMessageId", "threadParents"})
 COLUMNS = INT_COLUMNS | STR_COLUMNS
 _OPS = {
     "eq": lambda c, v: c.is_(None) if v is None else c == v,

@@ -16,6 +16,10 @@ Chunk = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 # Compared octet by octet on MariaDB, so that LIKE is no looser than the search.
 AddressText = Text().with_variant(mysql.MEDIUMTEXT(charset="utf8mb4", collation="utf8mb4_bin"),
                                   "mysql", "mariadb")
+# Sort keys (server/mime/sort_keys.py) hold the i;unicode-casemap form already: compared
+# octet by octet on every engine, and short enough to index.
+SortKey = String(255).with_variant(mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"),
+                                   "mysql", "mariadb")
 _mysql = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "sqlite_autoincrement": True}
 
 meta = Table(
@@ -131,6 +135,19 @@ items = Table(
     Column("toAddresses", AddressText, nullable=True),
     Column("ccAddresses", AddressText, nullable=True),
     Column("bccAddresses", AddressText, nullable=True),
+    # IMAP SORT and THREAD (server/mime/sort_keys.py); filled in by migration 0016 for
+    # messages stored before, whose threadParents then come from In-Reply-To alone.
+    Column("sortSubject", SortKey, nullable=True),
+    Column("subjectReply", Integer, nullable=True),
+    Column("sortFrom", SortKey, nullable=True),
+    Column("sortTo", SortKey, nullable=True),
+    Column("sortCc", SortKey, nullable=True),
+    Column("displayFrom", SortKey, nullable=True),
+    Column("displayTo", SortKey, nullable=True),
+    # The Date field in UTC epoch seconds, or the internal date when it has none (RFC 5256 §2.2).
+    Column("sentDate", BigInteger, nullable=True),
+    Column("threadMessageId", String(255), nullable=True),
+    Column("threadParents", Text, nullable=True),
     Column("icalUid", String(512), nullable=True),
     Column("name", String(512), nullable=True),
     Column("etag", String(128), nullable=True),
@@ -158,6 +175,11 @@ items = Table(
     # read from the index alone, not row by row from the wide table.
     Index("ix_items_folder_listing", "folder_id", "uid", "modseq", "flags"),
     Index("ix_items_folder_name", "folder_id", "name"),
+    # The common SORT keys, each with the uid that breaks its ties: read in order, no sort.
+    Index("ix_items_folder_sent", "folder_id", "sentDate", "uid"),
+    Index("ix_items_folder_arrival", "folder_id", "internalDate", "uid"),
+    Index("ix_items_folder_subject", "folder_id", "sortSubject", "uid"),
+    Index("ix_items_folder_from", "folder_id", "sortFrom", "uid"),
     Index("ix_items_folder_icaluid", "folder_id", "icalUid"),
     Index("ix_items_blob_key", "blob_key"),
     mysql_engine="InnoDB", mysql_charset="utf8mb4",

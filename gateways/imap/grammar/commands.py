@@ -296,7 +296,7 @@ def leaf_keys(key: SearchKey) -> Iterator[SearchKey]:
             yield node
 
 
-ESEARCH_RETURNS = frozenset({"MIN", "MAX", "ALL", "COUNT"})
+ESEARCH_RETURNS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL"})
 
 
 @dataclass(frozen=True)
@@ -306,11 +306,13 @@ class Search:
     `charset` is the upper-case name sent, or None; strings in `criteria` are already
     decoded with it. `returns` is None for a plain SEARCH (answer `* SEARCH`), else the
     upper-case return options in the order sent; RETURN () is ("ALL",) as RFC 4731 §3.1
-    says. `criteria` is a SearchAnd of the top-level keys.
+    says. `criteria` is a SearchAnd of the top-level keys. `partial` is the range of
+    RETURN (PARTIAL ...) (Reader.partial_range), which is then among `returns`.
     """
     criteria: SearchKey
     charset: str | None = None
     returns: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
 
 
 # --- selected: fetching ------------------------------------------------------------

@@ -323,21 +323,40 @@ def _copy_move(r: Reader, uid: bool) -> c.CopyMove:
 
 def _search(r: Reader, uid: bool) -> c.Search:
     r.sp()
-    returns = None
+    returns, partial = None, None
     if r.maybe_word(b"RETURN"):
         r.sp()
-
-        def option() -> str:
-            name = r.atom("a return option").upper().decode("ascii")
-            if name not in c.ESEARCH_RETURNS:
-                raise r.fail(f"unknown SEARCH return option {name}")
-            return name
-
-        returns = unique(r.paren_list(option)) or ("ALL",)
+        returns, partial = return_options(r)
         r.sp()
+    charset, keys = search_criteria(r, charset_required=False)
+    return c.Search(keys, charset, returns, partial)
+
+
+def return_options(r: Reader) -> tuple[tuple[str, ...], tuple[int, int] | None]:
+    """"(" [option *(SP option)] ")" of ESEARCH (RFC 4731) and ESORT (RFC 5267), with
+    PARTIAL's range; RETURN () is ("ALL",)."""
+    partial = None
+
+    def option() -> str:
+        nonlocal partial
+        name = r.atom("a return option").upper().decode("ascii")
+        if name not in c.ESEARCH_RETURNS:
+            raise r.fail(f"unknown return option {name}")
+        if name == "PARTIAL":
+            r.sp()
+            partial = r.partial_range()
+        return name
+
+    return unique(r.paren_list(option)) or ("ALL",), partial
+
+
+def search_criteria(r: Reader, charset_required: bool) -> tuple[str | None, c.SearchAnd]:
+    """[CHARSET name SP] search-key *(SP search-key) (SORT and THREAD require the charset,
+    bare: RFC 5256 §4) -> (upper-case charset or None, the keys)."""
     charset = None
-    if r.maybe_word(b"CHARSET"):
-        r.sp()
+    if charset_required or r.maybe_word(b"CHARSET"):
+        if not charset_required:
+            r.sp()
         charset = r.text(r.astring("a charset name"), "US-ASCII").upper()
         if charset not in SEARCH_CHARSETS:
             raise r.fail(f"unsupported charset {charset}", _CHARSET_CODE)
@@ -347,7 +366,7 @@ def _search(r: Reader, uid: bool) -> c.Search:
     while not r.at_end():
         r.sp()
         keys.append(program.key(0))
-    return c.Search(c.SearchAnd(tuple(keys)), charset, returns)
+    return charset, c.SearchAnd(tuple(keys))
 
 
 _FLAG_KEYS = {

@@ -127,6 +127,18 @@ class Reader:
             raise self.fail(f"{what} must not be 0")
         return value
 
+    def partial_range(self) -> tuple[int, int]:
+        """partial-range of RFC 9394 §4 (RFC 5267 §4.4 has the first form only): "5:10" is
+        (5, 10), "-1:-100" is (-1, -100), the last 100 results; either order of the two ends."""
+        negative = self.maybe(b"-")
+        first = self.nz_number(MAX_NUMBER, "a partial range")
+        self.expect(b":")
+        if negative:
+            self.expect(b"-")
+        second = self.nz_number(MAX_NUMBER, "a partial range")
+        low, high = min(first, second), max(first, second)
+        return (-low, -high) if negative else (low, high)
+
     def modseq(self, zero: bool = False) -> int:
         """mod-sequence-value (non-zero) or, with `zero`, mod-sequence-valzer."""
         if zero:

@@ -418,7 +418,8 @@ def esearch_response(tag: str, uid: bool, results: Iterable[tuple[str, Any]]) ->
     """`* ESEARCH (TAG "a1") UID MIN 2 COUNT 5 ALL 1:3,7` (RFC 4731 §3.1).
 
     `results` pairs a return option with its value: ints for MIN, MAX, COUNT and
-    MODSEQ; resolved (low, high) ranges for ALL.
+    MODSEQ; resolved (low, high) ranges for ALL; (partial range, resolved ranges)
+    for PARTIAL (RFC 9394 §3.1: `PARTIAL (1:100 3:7,9)`, NIL for none).
     """
     out = [b"* ESEARCH (TAG " + quoted(tag) + b")"]
     if uid:
@@ -426,6 +427,9 @@ def esearch_response(tag: str, uid: bool, results: Iterable[tuple[str, Any]]) ->
     for name, value in results:
         if name == "ALL":
             out.append(b"ALL " + format_ranges(value))
+        elif name == "PARTIAL":
+            (first, last), ranges = value
+            out.append(b"PARTIAL (%d:%d %s)" % (first, last, format_ranges(ranges) if ranges else b"NIL"))
         else:
             out.append(name.encode("ascii") + b" %d" % value)
     return b" ".join(out) + CRLF

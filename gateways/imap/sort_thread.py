@@ -1,0 +1,129 @@
+"""SORT and UID SORT (RFC 5256 §3), ESORT (RFC 5267 §3), SORT=DISPLAY (RFC 5957),
+THREAD and UID THREAD with ORDEREDSUBJECT and REFERENCES (RFC 5256 §3).
+
+The search program becomes the same store restriction SEARCH uses (search.py); the
+sort is the store's ORDER BY on columns made when each message was stored
+(server/mime/sort_keys.py: base subject, first address's mailbox or display name
+in the i;unicode-casemap form, sent date), ties in uid order, which is sequence
+order. THREAD reads the thread columns of the matching messages in one query and
+builds the threads here (thread_tree.py); no message is read for either.
+
+As with SEARCH, only messages the session has been told about are answered.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import threads
+
+from gateways.imap.dispatch import SELECTED, capability, command
+from gateways.imap.grammar import commands as c
+from gateways.imap.grammar import sort_thread as g
+from gateways.imap.search import _FALSE, _TRUE, Restriction, partial_window
+from gateways.imap.thread_tree import ThreadMessage, ordered_subject, references
+
+capability("SORT")
+capability("SORT=DISPLAY")
+capability("ESORT")
+capability("THREAD=ORDEREDSUBJECT")
+capability("THREAD=REFERENCES")
+
+# Sort key -> store column (server/storage/schema.py).
+SORT_COLUMNS = {
+    "ARRIVAL": "internalDate", "CC": "sortCc", "DATE": "sentDate", "FROM": "sortFrom", "SIZE": "size",
+    "SUBJECT": "sortSubject", "TO": "sortTo", "DISPLAYFROM": "displayFrom", "DISPLAYTO": "displayTo",
+}
+THREAD_COLUMNS = ["uid", "sentDate", "sortSubject", "subjectReply", "threadMessageId", "threadParents"]
+
+
+async def _matching(conn: Any, search: c.Search, columns: list[str],
+                    sort: list[tuple[str, bool]]) -> tuple[Any, dict[str, list[Any]]] | None:
+    """(box, table) of the messages the program matches, in `sort` order then uid order,
+    with `columns`; None when the mailbox was closed meanwhile."""
+    box = conn.selected
+    restriction = Restriction(box).of(search.criteria)
+    if restriction == _FALSE or not box.exists:
+        return box, {name: [] for name in columns}
+    last = {"cmp": ("uid", "le", box.uids[-1])}
+    bounded = last if restriction == _TRUE else {"and": [last, restriction]}
+    _, table = await box.folder.query(columns, bounded, sort=sort)
+    if conn.selected is not box:
+        return None
+    return box, table
+
+
+def _uses_modseq(search: c.Search) -> bool:
+    return any(isinstance(k, c.SearchModseq) for k in c.leaf_keys(search.criteria))
+
+
+@command("SORT", SELECTED, uid=True, expunge_after=False)
+async def sort(conn: Any, cmd: Any) -> None:
+    args: g.Sort = cmd.args
+    search = args.search
+    uses_modseq = _uses_modseq(search)
+    if uses_modseq:
+        conn.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
+    order = [(SORT_COLUMNS[k.key], k.reverse) for k in args.criteria]
+    columns = ["uid", "modseq"] if uses_modseq else ["uid"]
+    found = await _matching(conn, search, columns, order)
+    if found is None:
+        return
+    box, table = found
+    numbers: list[int] = []
+    modseq = 0
+    for i, uid in enumerate(table["uid"]):
+        msn = box.msn(uid)
+        if msn is None:
+            continue  # announced later, or already expunged here
+        numbers.append(uid if cmd.uid else msn)
+        if uses_modseq:
+            modseq = max(modseq, table["modseq"][i] or 0)
+    if search.returns is None:
+        conn.send(g.sort_response(numbers, modseq if uses_modseq and numbers else None))
+        return
+    conn.send(g.esort_response(cmd.tag, cmd.uid, _esort_results(search, numbers,
+                                                                modseq if uses_modseq and numbers else None)))
+
+
+def _esort_results(search: c.Search, numbers: list[int], modseq: int | None) -> list[tuple[str, Any]]:
+    """RFC 5267 §3.1: MIN and MAX are the first and last in sort order, ALL keeps that order."""
+    out: list[tuple[str, Any]] = []
+    for name in search.returns or ():
+        if name == "COUNT":
+            out.append(("COUNT", len(numbers)))
+        elif name == "PARTIAL" and search.partial is not None:
+            out.append(("PARTIAL", (search.partial, partial_window(numbers, search.partial))))
+        elif not numbers:
+            continue
+        elif name == "MIN":
+            out.append(("MIN", numbers[0]))
+        elif name == "MAX":
+            out.append(("MAX", numbers[-1]))
+        elif name == "ALL":
+            out.append(("ALL", numbers))
+    if modseq is not None:
+        out.append(("MODSEQ", modseq))
+    return out
+
+
+@command("THREAD", SELECTED, uid=True, expunge_after=False)
+async def thread(conn: Any, cmd: Any) -> None:
+    args: g.Thread = cmd.args
+    if _uses_modseq(args.search):
+        conn.enable_condstore()
+    found = await _matching(conn, args.search, THREAD_COLUMNS, [("uid", False)])
+    if found is None:
+        return
+    box, table = found
+    messages: list[ThreadMessage] = []
+    for uid, sent, subject, reply, message_id, parents in zip(*(table[name] for name in THREAD_COLUMNS)):
+        msn = box.msn(uid)
+        if msn is None:
+            continue
+        messages.append(ThreadMessage(uid if cmd.uid else msn, sent or 0, subject or "", bool(reply),
+                                      message_id, tuple(parents.split()) if parents else ()))
+    build = references if args.algorithm == "REFERENCES" else ordered_subject
+    # A big mailbox takes a while to thread: not on the reactor thread.
+    answer = await threads.deferToThread(lambda: g.thread_response(build(messages)))
+    if conn.selected is box:
+        conn.send(answer)
