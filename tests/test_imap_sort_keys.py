@@ -54,8 +54,8 @@ def test_sort_columns_from_an_envelope():
     cols = sort_columns(env, None)
     assert cols["sortSubject"] == casemap("ärger") and cols["subjectReply"] == 1
     assert cols["sortFrom"] == "JUERGEN" and cols["displayFrom"] == casemap("Jürgen")
-    assert cols["sortTo"] == "AL" and cols["displayTo"] == "AL"    # the group's name is no address
-    assert cols["sortCc"] == "" and cols["displayTo"] == "AL"
+    assert cols["sortTo"] == "TEAM" and cols["displayTo"] == "TEAM"  # a group: its name, as Dovecot takes it
+    assert cols["sortCc"] == ""
     assert cols["sentDate"] == 1704178800
     assert cols["threadMessageId"] == "id-1@x" and cols["threadParents"] == "p@x"  # In-Reply-To: the first
     assert sort_columns(env, "<a@x>\r\n <b@x>")["threadParents"] == "a@x b@x"

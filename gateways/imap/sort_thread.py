@@ -33,6 +33,7 @@ SORT_COLUMNS = {
     "ARRIVAL": "internalDate", "CC": "sortCc", "DATE": "sentDate", "FROM": "sortFrom", "SIZE": "size",
     "SUBJECT": "sortSubject", "TO": "sortTo", "DISPLAYFROM": "displayFrom", "DISPLAYTO": "displayTo",
 }
+_RESULT_ORDER = ("MIN", "MAX", "ALL", "PARTIAL", "COUNT")
 THREAD_COLUMNS = ["uid", "sentDate", "sortSubject", "subjectReply", "threadMessageId", "threadParents"]
 
 
@@ -86,9 +87,11 @@ async def sort(conn: Any, cmd: Any) -> None:
 
 
 def _esort_results(search: c.Search, numbers: list[int], modseq: int | None) -> list[tuple[str, Any]]:
-    """RFC 5267 §3.1: MIN and MAX are the first and last in sort order, ALL keeps that order."""
+    """RFC 5267 §3.1: MIN and MAX are the first and last in sort order, ALL keeps that order.
+    Written in Dovecot's order, whatever the request's (RFC 4731 §3.1 gives none)."""
     out: list[tuple[str, Any]] = []
-    for name in search.returns or ():
+    asked = set(search.returns or ())
+    for name in [n for n in _RESULT_ORDER if n in asked]:
         if name == "COUNT":
             out.append(("COUNT", len(numbers)))
         elif name == "PARTIAL" and search.partial is not None:

@@ -12,7 +12,7 @@ import unicodedata
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from server.mime.headers import decode_words
+from server.mime.headers import MISSING_DOMAIN, MISSING_MAILBOX, decode_words
 
 # Sort keys are indexed: longer ones are cut (the order past that many characters is by uid).
 KEY_LENGTH = 255
@@ -76,32 +76,32 @@ def _key(text: str | None) -> str:
     return casemap(text or "")[:KEY_LENGTH]
 
 
-def _first_address(addresses: list | None) -> list | None:
-    """The first real address of an ENVELOPE address list (group markers skipped)."""
-    for name, _adl, mailbox, host in addresses or ():
-        if host is not None or (mailbox is not None and name is not None):
-            return [name, _adl, mailbox, host]
-        if mailbox is None and name is not None:  # a display name with no address
-            return [name, _adl, mailbox, host]
-    return None
+def _first_address(addresses: list | None) -> list:
+    """The first entry of an ENVELOPE address list, a group's start included, with the
+    missing parts Dovecot fills in: [name, adl, mailbox, host], all None for an empty list."""
+    if not addresses:
+        return [None, None, None, None]
+    name, adl, mailbox, host = addresses[0]
+    if mailbox is None and host is None:      # "Name <>", or a name alone
+        return [name, adl, MISSING_MAILBOX, MISSING_DOMAIN]
+    group = any(all(v is None for v in later) for later in addresses[1:])
+    if host is None and not group:            # a local part alone
+        return [name, adl, mailbox, MISSING_DOMAIN]
+    return [name, adl, mailbox, host]
 
 
 def _mailbox_key(addresses: list | None) -> str:
     """RFC 5256 §3: the addr-mailbox (local part) of the first address."""
-    first = _first_address(addresses)
-    return _key(first[2] if first else None)
+    return _key(_first_address(addresses)[2])
 
 
 def _display_key(addresses: list | None) -> str:
     """RFC 5957 §4: the first address's display name, else its addr-spec."""
-    first = _first_address(addresses)
-    if first is None:
-        return ""
-    name = decode_words(first[0])
+    name, _adl, mailbox, host = _first_address(addresses)
+    name = decode_words(name)
     if name and name.strip():
         return _key(name.strip())
-    mailbox, host = first[2] or "", first[3]
-    return _key(f"{mailbox}@{host}" if host else mailbox)
+    return _key(f"{mailbox or ''}@{host}" if host else mailbox)
 
 
 def message_ids(text: str | None) -> list[str]:

@@ -117,7 +117,8 @@ def header_sql(name: str, needle: str) -> ColumnElement[bool] | None:
         return None
     if not needle:
         return items.c[col].is_not(None)
-    return func.lower(items.c[col]).contains(needle.lower(), autoescape=True)
+    # False, not NULL, where the header is missing: NOT SUBJECT x must match such messages.
+    return and_(items.c[col].is_not(None), func.lower(items.c[col]).contains(needle.lower(), autoescape=True))
 
 
 def address_text_sql(name: str, needle: str) -> ColumnElement[bool] | None:
