@@ -24,18 +24,11 @@ depends_on = None
 
 SortKey = sa.String(255).with_variant(mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"),
                                       "mysql", "mariadb")
-COLUMNS = [
-    sa.Column("sortSubject", SortKey, nullable=True),
-    sa.Column("subjectReply", sa.Integer, nullable=True),
-    sa.Column("sortFrom", SortKey, nullable=True),
-    sa.Column("sortTo", SortKey, nullable=True),
-    sa.Column("sortCc", SortKey, nullable=True),
-    sa.Column("displayFrom", SortKey, nullable=True),
-    sa.Column("displayTo", SortKey, nullable=True),
-    sa.Column("sentDate", sa.BigInteger, nullable=True),
-    sa.Column("threadMessageId", sa.String(255), nullable=True),
-    sa.Column("threadParents", sa.Text, nullable=True),
-]
+COLUMNS = {
+    "sortSubject": SortKey, "subjectReply": sa.Integer(), "sortFrom": SortKey, "sortTo": SortKey,
+    "sortCc": SortKey, "displayFrom": SortKey, "displayTo": SortKey, "sentDate": sa.BigInteger(),
+    "threadMessageId": sa.String(255), "threadParents": sa.Text(),
+}
 INDEXES = {
     "ix_items_folder_sent": ["folder_id", "sentDate", "uid"],
     "ix_items_folder_arrival": ["folder_id", "internalDate", "uid"],
@@ -48,10 +41,10 @@ BATCH = 1000
 def _backfill() -> None:
     conn = op.get_bind()
     items = sa.table("items", sa.column("folder_id"), sa.column("uid"), sa.column("internalDate"),
-                     sa.column("envelope"), *(sa.column(c.name) for c in COLUMNS))
+                     sa.column("envelope"), *(sa.column(name) for name in COLUMNS))
     update = (sa.update(items)
               .where(items.c.folder_id == sa.bindparam("f"), items.c.uid == sa.bindparam("u"))
-              .values({c.name: sa.bindparam("v_" + c.name) for c in COLUMNS}))
+              .values({name: sa.bindparam("v_" + name) for name in COLUMNS}))
     after = (-1, -1)
     while True:
         rows = conn.execute(
@@ -76,8 +69,8 @@ def _backfill() -> None:
 
 
 def upgrade() -> None:
-    for col in COLUMNS:
-        op.add_column("items", col.copy())
+    for name, kind in COLUMNS.items():
+        op.add_column("items", sa.Column(name, kind, nullable=True))
     for name, columns in INDEXES.items():
         op.create_index(name, "items", columns)
     _backfill()
@@ -86,6 +79,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in INDEXES:
         op.drop_index(name, "items")
-    with op.batch_alter_table("items") as batch:
-        for col in COLUMNS:
-            batch.drop_column(col.name)
+    for name in COLUMNS:
+        op.drop_column("items", name)
