@@ -10,6 +10,9 @@ against each, as medians of several runs:
   * LOGIN + SELECT of a folder of `--messages` messages (default 100,000);
   * `UID FETCH 1:* (UID FLAGS)`, `UID SEARCH UNSEEN` and
     `FETCH 1:100 (ENVELOPE BODYSTRUCTURE)` on it;
+  * `UID SORT` by DATE, SUBJECT and FROM, `UID THREAD REFERENCES`, `UID SEARCH` with a
+    HEADER key and `SEARCH RETURN (PARTIAL 1:100)` on it (its messages come from 997
+    senders, in 5,000 threads of replies with References, with dates spread over a year);
   * `FETCH 1:* BODY.PEEK[]` of a folder of about `--download-mb` MB, in bytes/s
     (ours and Dovecot taking turns run by run);
   * APPEND of 1,000 messages, one after the other;
@@ -55,6 +58,24 @@ PUSH_SAMPLES = 20
 
 def message(i: int) -> bytes:
     return SMALL % (i, i, i)
+
+
+TOPICS = 5000
+SENDERS = 997
+YEAR = 365 * 86400
+
+
+def listed_message(i: int) -> bytes:
+    """A message of the big folder: topic i % TOPICS, replying to the topic's previous one."""
+    topic, sender = i % TOPICS, i * 31 % SENDERS
+    date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(1704067200 + i * 2654435761 % YEAR))
+    head = (f"From: Sender {sender} <user{sender}@example.org>\r\nTo: Bob <bob@example.com>\r\n"
+            f"Subject: {'Re: ' if i >= TOPICS else ''}topic {topic}\r\nMessage-ID: <{i}@bench.example>\r\n"
+            f"Date: {date}\r\n")
+    if i >= TOPICS:
+        chain = " ".join(f"<{j}@bench.example>" for j in range(i % TOPICS, i, TOPICS)[-3:])
+        head += f"References: {chain}\r\n"
+    return (head + f"\r\nHello Bob,\r\nthis is message {i}.\r\n").encode()
 
 
 def big_message(i: int) -> bytes:
@@ -232,8 +253,8 @@ def fill(reactor, cfg: Config, count: int, big_count: int):
     session = yield adapter.logon(USER, PASSWORD)
     store = session.store()
     inbox = yield store.inbox()
-    seen = [message(i) for i in range(count) if i % UNSEEN_EVERY]
-    unseen = [message(i) for i in range(count) if not i % UNSEEN_EVERY]
+    seen = [listed_message(i) for i in range(count) if i % UNSEEN_EVERY]
+    unseen = [listed_message(i) for i in range(count) if not i % UNSEEN_EVERY]
     for start in range(0, len(seen), 10000):
         yield inbox.append_many(seen[start:start + 10000], ["\\Seen"])
     for start in range(0, len(unseen), 10000):
@@ -351,6 +372,14 @@ def median_of(runs: int, fn, *args) -> float:
     return statistics.median(fn(*args) for _ in range(runs))
 
 
+SORT_ROWS = (("sort_date", b"UID SORT (DATE) UTF-8 ALL"),
+             ("sort_subject", b"UID SORT (SUBJECT) UTF-8 ALL"),
+             ("sort_from", b"UID SORT (FROM) UTF-8 ALL"),
+             ("thread_references", b"UID THREAD REFERENCES UTF-8 ALL"),
+             ("search_header", b'UID SEARCH HEADER Subject "topic 1234"'),
+             ("search_partial", b"SEARCH RETURN (PARTIAL 1:100) UNSEEN"))
+
+
 def measure(port: int, args, count: int, pids) -> dict[str, float]:
     out: dict[str, float] = {}
     login_select(port)  # warm-up: Dovecot builds its index, caches fill
@@ -360,7 +389,8 @@ def measure(port: int, args, count: int, pids) -> dict[str, float]:
     client.cmd(b"SELECT INBOX")
     for name, command in (("uid_fetch_flags", b"UID FETCH 1:* (UID FLAGS)"),
                           ("uid_search_unseen", b"UID SEARCH UNSEEN"),
-                          ("envelope_100", b"FETCH 1:100 (ENVELOPE BODYSTRUCTURE)")):
+                          ("envelope_100", b"FETCH 1:100 (ENVELOPE BODYSTRUCTURE)"),
+                          *SORT_ROWS):
         try:
             timed(client, command)
             out[name] = statistics.median(timed(client, command)[0] for _ in range(args.runs))
@@ -410,8 +440,8 @@ def main() -> None:
         fill_ours(server, peers.data_dir, peers.options, n, big_count)
         print(f"stored {n:,} + {big_count:,} messages through the adapter in "
               f"{time.perf_counter() - start:.1f} s", flush=True)
-        seen = [message(i) for i in range(n) if i % UNSEEN_EVERY]
-        unseen = [message(i) for i in range(n) if not i % UNSEEN_EVERY]
+        seen = [listed_message(i) for i in range(n) if i % UNSEEN_EVERY]
+        unseen = [listed_message(i) for i in range(n) if not i % UNSEEN_EVERY]
         dovecot.folder("INBOX", seen + unseen, lambda i: i < len(seen))
         dovecot.folder("big", (big_message(i) for i in range(big_count)), lambda i: True)
         dovecot.folder("push", [message(i) for i in range(10)], lambda i: False)
@@ -435,6 +465,7 @@ def report(results: dict, args, n: int, big_count: int) -> None:
         ("UID FETCH 1:* (UID FLAGS)", "uid_fetch_flags", "ms", 1000),
         ("UID SEARCH UNSEEN", "uid_search_unseen", "ms", 1000),
         ("FETCH 1:100 (ENVELOPE BODYSTRUCTURE)", "envelope_100", "ms", 1000),
+        *((command.decode(), key, "ms", 1000) for key, command in SORT_ROWS),
         (f"FETCH 1:* BODY.PEEK[] ({big_count:,} x {BIG_MESSAGE_KB} KB)", "download", "MB/s", 1 / 1e6),
         (f"APPEND x {APPENDS}", "append", "s", 1),
         ("IDLE push: APPEND sent -> EXISTS", "push", "ms", 1000),
