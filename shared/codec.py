@@ -279,6 +279,11 @@ def table_to_xml(columns: Mapping[str, Sequence[Any]], rows: int) -> etree._Elem
                 col.set("type", "int")
                 col.text = " ".join([NULL_INT if v is None else str(int(v)) for v in values])
         else:
+            lines = _join_lines(values) if len(values) >= PACKED_MIN_ROWS else None
+            if lines is not None:
+                col.set("type", "lines")
+                col.text = lines
+                continue
             col.set("type", "str")
             for value in values:
                 if value is None:
@@ -286,6 +291,20 @@ def table_to_xml(columns: Mapping[str, Sequence[Any]], rows: int) -> etree._Elem
                 else:
                     add(col, "v", value)
     return table
+
+
+def _join_lines(values: Sequence[Any]) -> str | None:
+    """The values as one text of lines, or None when one is null or holds a line end or
+    a character XML cannot carry: an element per value costs far more for long columns."""
+    if None in values:
+        return None
+    try:
+        joined = "\n".join(values)
+    except TypeError:
+        return None
+    if "\r" in joined or _NOT_XML.search(joined) or joined.count("\n") != len(values) - 1:
+        return None
+    return joined
 
 
 def table_from_xml(table: etree._Element | None) -> tuple[int, dict[str, list[Any]]]:
@@ -302,6 +321,8 @@ def table_from_xml(table: etree._Element | None) -> tuple[int, dict[str, list[An
         kind = col.get("type")
         if kind == "i64":
             values = _unpack_ints(name, col.text or "")
+        elif kind == "lines":
+            values = (col.text or "").split("\n")
         elif kind == "int":
             tokens = (col.text or "").split()
             try:

@@ -21,8 +21,23 @@ def test_long_int_columns_travel_packed_and_come_back_equal():
     n = 5000
     columns = {"uid": list(range(1, n + 1)), "modseq": [2**63 - 1, -7] * (n // 2),
                "flags": [i % 32 for i in range(n)], "subject": ["s%d" % i for i in range(n)]}
-    assert col_types(columns, n) == {"uid": "i64", "modseq": "i64", "flags": "i64", "subject": "str"}
+    assert col_types(columns, n) == {"uid": "i64", "modseq": "i64", "flags": "i64", "subject": "lines"}
     assert round_trip(columns, n) == (n, columns)
+
+
+@pytest.mark.parametrize("values, kind", [
+    (["s%d" % i for i in range(100)], "lines"),
+    (["", " lead", "trail ", "", "ünï €"] * 20, "lines"),   # empty values and blanks survive
+    (["a\nb"] + ["x"] * 99, "str"),                           # a line end inside a value
+    (["a\rb"] + ["x"] * 99, "str"),                           # XML reads CR as LF
+    (["a\x01b"] + ["x"] * 99, "str"),                         # not XML: base64 in a <v>
+    ([None] + ["x"] * 99, "str"),
+    (["x"] * 63, "str"),                                       # short columns stay one <v> per row
+])
+def test_long_string_columns_travel_as_lines_when_they_can(values, kind):
+    columns = {"subject": values}
+    assert col_types(columns, len(values)) == {"subject": kind}
+    assert round_trip(columns, len(values)) == (len(values), columns)
 
 
 def test_short_columns_and_columns_with_nulls_stay_readable_text():

@@ -106,6 +106,6 @@ def test_migration_0016_fills_in_the_keys_of_stored_messages(st, tmp_path):
             _, table = old.query_items(folder, columns, None, [("uid", False)])
             assert [table[c][0] for c in columns] == [casemap("Äpfel"), 1, "ZOE", "TEAM", casemap("Zoë"),
                                                       1704178800, "own@x", "parent@x"]
-            assert [table[c][1] for c in columns] == ["", 0, "", "", "", 5002, None, None]
+            assert [table[c][1] for c in columns] == ["", 0, "", "", "", 5002, "", ""]
         return checks
     on_an_old_schema(st, tmp_path, "0015", run)

@@ -24,7 +24,7 @@ class ThreadMessage(NamedTuple):
     parents: tuple[str, ...]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Node:
     message: ThreadMessage | None = None
     children: list["Node"] = field(default_factory=list)
@@ -97,7 +97,8 @@ def references(messages: list[ThreadMessage]) -> list[Node]:
         previous: Node | None = None
         for ref in m.parents:
             node = container(ref)
-            if previous is not None and node.parent is None and not _reaches(previous, node):
+            if previous is not None and node.parent is None and node is not previous and (
+                    not node.children or not _reaches(previous, node)):  # a leaf is no one's ancestor
                 _link(previous, node)
             previous = node
         # (1)(B): the message's own container; a missing or repeated Message-ID gets a fresh one.

@@ -124,7 +124,8 @@ def sort_columns(env: dict[str, Any], references: str | None) -> dict[str, Any]:
     server/mime/headers.envelope gives them) and its References field.
 
     "sentDate" is None when the Date field is unreadable: the store puts the
-    internal date there. "threadParents" are the ancestors, oldest first: the
+    internal date there. "threadMessageId" is "" without one. "threadParents" are the
+    ancestors' ids, oldest first, space-separated ("" for none): the
     References, or without them the first In-Reply-To msg-id (RFC 5256 §3, REFERENCES (1)(A)).
     """
     base, reply = base_subject(decode_words(env.get("subject")))
@@ -139,6 +140,6 @@ def sort_columns(env: dict[str, Any], references: str | None) -> dict[str, Any]:
         "displayFrom": _display_key(env.get("from")),
         "displayTo": _display_key(env.get("to")),
         "sentDate": sent_date(env.get("date")),
-        "threadMessageId": own[0] if own else None,
-        "threadParents": " ".join(parents[-MAX_REFERENCES:]) or None,
+        "threadMessageId": own[0] if own else "",
+        "threadParents": " ".join(parents[-MAX_REFERENCES:]),
     }

@@ -126,33 +126,28 @@ def esort_response(tag: str, uid: bool, results: Iterable[tuple[str, object]]) -
 
 def thread_response(roots: Iterable[Node]) -> bytes:
     """`* THREAD (2)(3 6 (4 23)(44 7 96))` (RFC 5256 §4) from gateways.imap.thread_tree nodes."""
-    out = bytearray(b"* THREAD")
-    for i, root in enumerate(roots):
-        if i == 0:
-            out += b" "
+    out: list[str] = ["* THREAD "]
+    for root in roots:
         _thread_list(root, out)
-    return bytes(out) + CRLF
+    return "".join(out).rstrip(" ").encode("ascii") + CRLF
 
 
-def _thread_list(root: Node, out: bytearray) -> None:
+def _thread_list(root: Node, out: list[str]) -> None:
     """One "(...)": a chain of single children as numbers, then each of several children
     as a nested list. Iterative: a chain can be thousands deep."""
     stack: list[Node | None] = [root]
     while stack:
         node = stack.pop()
         if node is None:
-            out += b")"
+            out.append(")")
             continue
-        out += b"("
-        stack.append(None)
-        numbers: list[bytes] = []
+        numbers: list[str] = []
         while True:
             if node.message is not None:
-                numbers.append(b"%d" % node.message.number)
+                numbers.append(str(node.message.number))
             if len(node.children) != 1:
                 break
             node = node.children[0]
-        out += b" ".join(numbers)
-        if node.children and numbers:
-            out += b" "
+        out.append("(" + " ".join(numbers) + (" " if node.children and numbers else ""))
+        stack.append(None)
         stack.extend(reversed(node.children))
