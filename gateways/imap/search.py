@@ -37,8 +37,8 @@ from shared.uidset import merge
 
 capability("ESEARCH")
 
-_TRUE: dict[str, Any] = {"and": []}
-_FALSE: dict[str, Any] = {"or": []}
+MATCH_ALL: dict[str, Any] = {"and": []}
+MATCH_NONE: dict[str, Any] = {"or": []}
 _RELATIONS = {"BEFORE": "before", "ON": "on", "SINCE": "since"}
 DAY = 86400
 
@@ -58,7 +58,7 @@ async def search(conn: Any, cmd: Any) -> None:
         return
     restriction = Restriction(box).of(args.criteria)
     columns = ["uid", "modseq"] if uses_modseq else ["uid"]
-    if restriction == _FALSE or not box.exists:
+    if restriction == MATCH_NONE or not box.exists:
         table: dict[str, list[int]] = {"uid": [], "modseq": []}
     else:
         bounded = {"and": [{"cmp": ("uid", "le", box.uids[-1])}, restriction]}
@@ -142,31 +142,31 @@ class Restriction:
     def of(self, key: Any) -> dict[str, Any]:
         if isinstance(key, c.SearchAnd):
             parts = [self.of(k) for k in key.keys]
-            if _FALSE in parts:
-                return _FALSE
-            parts = [p for p in parts if p != _TRUE]
+            if MATCH_NONE in parts:
+                return MATCH_NONE
+            parts = [p for p in parts if p != MATCH_ALL]
             return parts[0] if len(parts) == 1 else {"and": parts}
         if isinstance(key, c.SearchOr):
             left, right = self.of(key.left), self.of(key.right)
-            if _TRUE in (left, right):
-                return _TRUE
-            return right if left == _FALSE else left if right == _FALSE else {"or": [left, right]}
+            if MATCH_ALL in (left, right):
+                return MATCH_ALL
+            return right if left == MATCH_NONE else left if right == MATCH_NONE else {"or": [left, right]}
         if isinstance(key, c.SearchNot):
             inner = self.of(key.key)
-            return _FALSE if inner == _TRUE else _TRUE if inner == _FALSE else {"not": inner}
+            return MATCH_NONE if inner == MATCH_ALL else MATCH_ALL if inner == MATCH_NONE else {"not": inner}
         if isinstance(key, c.SearchAll):
-            return _TRUE
+            return MATCH_ALL
         if isinstance(key, c.SearchFlag):
             if key.flag == "\\Recent":  # the session's own claims (recent.py)
                 ranges = self.box.recent.index_ranges(self.box.uids)
                 if not ranges:
-                    return _FALSE if key.present else _TRUE
+                    return MATCH_NONE if key.present else MATCH_ALL
                 recent = {"uids": self.box.store_uids(ranges)}
                 return recent if key.present else {"not": recent}
             return {"flag": (key.flag, key.present)}
         if isinstance(key, c.SearchSequence):
             ranges = self.box.index_ranges(key.sequence, uid=key.uid)
-            return {"uids": self.box.store_uids(ranges)} if ranges else _FALSE
+            return {"uids": self.box.store_uids(ranges)} if ranges else MATCH_NONE
         if isinstance(key, c.SearchSize):
             return {"cmp": ("size", "gt" if key.relation == "LARGER" else "lt", key.size)}
         if isinstance(key, c.SearchDate):

@@ -19,7 +19,7 @@ from twisted.internet import threads
 from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import sort_thread as g
-from gateways.imap.search import _FALSE, _TRUE, Restriction, partial_window
+from gateways.imap.search import MATCH_ALL, MATCH_NONE, Restriction, partial_window
 from gateways.imap.thread_tree import ThreadMessage, ordered_subject, references
 
 capability("SORT")
@@ -43,10 +43,10 @@ async def _matching(conn: Any, search: c.Search, columns: list[str],
     with `columns`; None when the mailbox was closed meanwhile."""
     box = conn.selected
     restriction = Restriction(box).of(search.criteria)
-    if restriction == _FALSE or not box.exists:
+    if restriction == MATCH_NONE or not box.exists:
         return box, {name: [] for name in columns}
     last = {"cmp": ("uid", "le", box.uids[-1])}
-    bounded = last if restriction == _TRUE else {"and": [last, restriction]}
+    bounded = last if restriction == MATCH_ALL else {"and": [last, restriction]}
     _, table = await box.folder.query(columns, bounded, sort=sort)
     if conn.selected is not box:
         return None
