@@ -96,7 +96,7 @@ def references(messages: list[ThreadMessage]) -> list[Node]:
         # and the child has no parent yet.
         previous: Node | None = None
         for ref in m.parents:
-            node = container(ref)
+            node = by_id.get(ref) or container(ref)
             if previous is not None and node.parent is None and node is not previous and (
                     not node.children or not _reaches(previous, node)):  # a leaf is no one's ancestor
                 _link(previous, node)
@@ -113,7 +113,7 @@ def references(messages: list[ThreadMessage]) -> list[Node]:
         if previous is not None and not _reaches(previous, own):
             _link(previous, own)
     roots = [n for n in containers if n.parent is None]
-    roots = _prune(roots)                          # (3)
+    roots = _prune(roots)                                     # (3)
     for root in roots:
         _sort_tree(root)                                      # (4)
     roots.sort(key=Node.sort_key)
