@@ -145,7 +145,7 @@ def append_one(raw, mailbox: bytes, message: bytes) -> None:
     assert raw.until(b"a")[-1].startswith(b"a OK")
 
 
-def test_migration_0020_gives_stored_messages_a_save_date_and_an_emailid(st, tmp_path):
+def test_migration_0018_gives_stored_messages_a_save_date_and_an_emailid(st, tmp_path):
     def run(old, conn, store_id):
         conn.execute(text("INSERT INTO folders (store_id, name, container_class, uidvalidity, uidnext, "
                           "highestmodseq, tombstone_floor) VALUES (:s, 'Old', 'mail', 1, 3, 1, 0)"), {"s": store_id})

@@ -3,13 +3,13 @@ in columns of their own, for address book queries; the UID goes where a calendar
 object's does (icalUid). NULL for every item stored before, none of which is a contact.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

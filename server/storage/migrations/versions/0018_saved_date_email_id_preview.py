@@ -4,13 +4,13 @@ preview (IMAP PREVIEW, RFC 8970).
 Items stored before carry their internal date as save date and an EMAILID made of
 their folder and uid ("L<folder>-<uid>"), which copies and moves keep from now on.
 
-Revision ID: 0020
+Revision ID: 0018
 Revises: 0017
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
+revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
