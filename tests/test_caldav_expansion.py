@@ -109,9 +109,11 @@ def served_instances(root: ET.Element) -> set[tuple[str, str]]:
 
 
 def calendar_files() -> list[Path]:
+    """The reference calendars that hold events with a start (others hold only to-dos,
+    alarms or time zones, or are files icalendar itself cannot read)."""
     files = sorted(LIBRARY_CALENDARS.glob("*.ics"))
     files += [p for p in sorted(ICALENDAR_CALENDARS.glob("*.ics")) if b"RRULE" in p.read_bytes()]
-    return files
+    return [p for p in files if b"BEGIN:VEVENT" in p.read_bytes() and resources(p)]
 
 
 def test_the_reference_calendars_are_there():
@@ -122,8 +124,6 @@ def test_the_reference_calendars_are_there():
 @pytest.mark.parametrize("path", calendar_files(), ids=lambda p: p.parent.parent.name[:4] + ":" + p.stem)
 def test_expansion_and_time_ranges_agree_with_the_library(env, path):
     objects = resources(path)
-    if not objects:
-        pytest.skip("no events with a start")  # e.g. a calendar of to-dos or alarms only
     cal = new_calendar(env, "x-" + re.sub(r"[^a-z0-9]+", "-", path.stem.lower())[:40])
     stored: dict[str, str] = {}
     refused = []
@@ -135,7 +135,10 @@ def test_expansion_and_time_ranges_agree_with_the_library(env, path):
         else:
             refused.append((r.status_code, r.text[:200]))
     if not stored:
-        pytest.skip(f"the server refused every object as invalid: {refused[:2]}")
+        # Objects the server refuses (rules it cannot read, RSCALE, periods in RDATE) get a
+        # client error with its reason, never a 5xx: there is nothing to compare then.
+        assert all(400 <= status < 500 for status, _ in refused), refused
+        return
     agree_with_the_library(env, cal, stored, windows(list(stored.values())))
 
 
