@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import delete
 from harness import mariadb_url, run_groupware
 
-from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, backend_of, open_blob_store
+from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, backend_of, open_backend, open_blob_store
 from server.blobs.encrypted import SEAL_IN_MEMORY
 from shared.sealed import (CHUNK, HEADER, TAG, Keyring, MasterKey, open_sealed_file, parse_key_file, plain_size,
                            sealed_size)
@@ -18,17 +18,21 @@ from server.blobs.rekey import rekey
 from server.storage import Storage
 from server.storage.schema import blobs
 from shared.config import Config, ConfigError
-from shared.errors import BlobDamaged
+from shared.errors import BlobDamaged, NotFound
 
 
 def keyring(*others: MasterKey) -> Keyring:
     return Keyring(MasterKey(os.urandom(32)), others)
 
 
-@pytest.fixture(params=["files", "sqlite", "mariadb"])
+@pytest.fixture(params=["files", "sqlite", "mariadb", "s3"])
 def backend(request, tmp_path):
     if request.param == "files":
         yield FileBlobStore(str(tmp_path / "att"), fsync=False)
+        return
+    if request.param == "s3":
+        s3_server = request.getfixturevalue("s3_server")
+        yield s3_backend(s3_server)
         return
     url = "sqlite:///" + str(tmp_path / "store.db")
     if request.param == "mariadb":
@@ -39,6 +43,11 @@ def backend(request, tmp_path):
         conn.execute(delete(blobs))
     yield DatabaseBlobStore(st.engine)
     st.close()
+
+
+def s3_backend(s3_server, **options: str):
+    """An S3 store on a bucket of its own (each test starts empty)."""
+    return open_backend(Config(s3_server.options(s3_server.new_bucket(), **options)), "/nonexistent")
 
 
 def raw(backend, key: str) -> bytes:
@@ -168,6 +177,26 @@ def test_rekey_rewraps_headers_only_and_resumes(backend):
         assert raw(backend, key)[HEADER:] == chunks_before[key]  # the data was not rewritten
         with pytest.raises(BlobDamaged):
             read_all(before, key)
+
+
+def test_rekey_of_a_big_s3_object_copies_its_data_inside_s3(s3_server):
+    """An object bigger than a part is rewritten as a multipart upload whose parts
+    past the first S3 copies itself: only the first part goes up from here."""
+    backend = s3_backend(s3_server, attachment_s3_part_size="5M")
+    old, new = MasterKey(os.urandom(32)), MasterKey(os.urandom(32))
+    data = os.urandom(2 * backend.part_size + 12345)
+    key = EncryptedBlobStore(backend, Keyring(old)).put_bytes(data)
+    sealed_before = raw(backend, key)
+    sent: list[str] = []
+    backend.client.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
+    assert EncryptedBlobStore(backend, Keyring(new, [old])).rewrap(key, new)
+    # The header read, then the first part read and rewritten.
+    assert sent == ["GetObject", "GetObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "UploadPartCopy",
+                    "CompleteMultipartUpload"]
+    assert raw(backend, key)[HEADER:] == sealed_before[HEADER:]
+    assert read_all(EncryptedBlobStore(backend, Keyring(new)), key) == data
+    with pytest.raises(NotFound):  # a head that is no longer there is not replaced
+        backend.replace_head(key, sealed_before[:HEADER], sealed_before[:HEADER])
 
 
 def write_key(path, content: bytes, mode: int = 0o600) -> str:

@@ -76,11 +76,16 @@ def make_client(settings: S3Settings) -> Any:
         aws_secret_access_key=settings.secret_access_key or None, config=config)
 
 
+def _error_code(err: Exception) -> str:
+    response = getattr(err, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
 def _is_missing(err: Exception) -> bool:
     from botocore.exceptions import ClientError
     if not isinstance(err, ClientError):
         return False
-    code = str(err.response.get("Error", {}).get("Code", ""))
+    code = _error_code(err)
     status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code in ("NoSuchKey", "404", "NotFound") or status == 404 and code != "NoSuchBucket"
 
@@ -225,6 +230,60 @@ class S3BlobStore:
         A missing blob is NotFound at the first read."""
         head = self._fetcher.submit(self._get, key, 0, HEAD_WINDOW)
         return io.BufferedReader(_RangeReader(self, key, head), buffer_size=64 * 1024)
+
+    def replace_head(self, key: str, old: bytes, new: bytes) -> None:
+        """Rewrite the object with its first bytes `old` replaced by `new` (as long);
+        NotFound when it is gone or no longer starts with `old`. S3 objects cannot be
+        changed in place: a small one is written again whole, a big one as a multipart
+        upload whose first part carries the new head and whose other parts S3 copies
+        from the old object itself, so its data never comes through here. The copies
+        are conditional on the object read (its ETag)."""
+        if len(new) != len(old):
+            raise ValueError("replace_head: the new head must be as long as the old one")
+        first = self._call("GET", self.client.get_object, Key=self._name(key),
+                           Range=f"bytes=0-{self.part_size - 1}")
+        try:
+            head = first["Body"].read()
+        except self._errors as err:
+            raise _unavailable(err, "GET") from err
+        finally:
+            first["Body"].close()
+        if not head.startswith(old):
+            raise NotFound(f"blob {key} changed meanwhile")
+        head = new + head[len(new):]
+        total = first.get("ContentRange", "").rpartition("/")[2]
+        size = int(total) if total.isdigit() else len(head)
+        if size <= self.part_size:
+            self._call("PUT", self.client.put_object, Key=self._name(key), Body=head, ContentLength=len(head))
+            return
+        etag = first["ETag"]
+        name = self._name(key)
+        upload = self._call("upload start", self.client.create_multipart_upload, Key=name)["UploadId"]
+        try:
+            answer = self._call("upload part", self.client.upload_part, Key=name, UploadId=upload,
+                                PartNumber=1, Body=head)
+            parts = [{"PartNumber": 1, "ETag": answer["ETag"]}]
+            for start in range(self.part_size, size, self.part_size):
+                number = len(parts) + 1
+                end = min(start + self.part_size, size) - 1
+                try:
+                    copied = self.client.upload_part_copy(
+                        Bucket=self.bucket, Key=name, UploadId=upload, PartNumber=number,
+                        CopySource={"Bucket": self.bucket, "Key": name},
+                        CopySourceRange=f"bytes={start}-{end}", CopySourceIfMatch=etag)
+                except self._errors as err:
+                    if _is_missing(err) or _error_code(err) == "PreconditionFailed":
+                        raise NotFound(f"blob {key} changed meanwhile") from None
+                    raise _unavailable(err, "part copy") from err
+                parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+            self._call("upload completion", self.client.complete_multipart_upload, Key=name,
+                       UploadId=upload, MultipartUpload={"Parts": parts})
+        except BaseException:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload)
+            except self._errors as err:  # `blobs gc` aborts it later
+                log.warning("could not abort the S3 upload of blob %s: %s", key, err)
+            raise
 
     def size(self, key: str) -> int:
         return int(self._call("HEAD", self.client.head_object, Key=self._name(key))["ContentLength"])
