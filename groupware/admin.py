@@ -106,20 +106,37 @@ def _blobs(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
 
 def _migrate_blobs(cfg: Config, storage, args: argparse.Namespace, out: Output) -> int:
     from groupware.moving.progress import Progress
-    from server.blobs import open_store_of_kind, store_kind
+    from server.blobs import EncryptedBlobStore, open_store_of_kind, store_kind
     from server.blobs.migrate import migrate_blobs
+    from shared.sealed import Keyring
 
     source_kind = store_kind(args.source or cfg.get_choice("attachment_storage_previous")
                              or cfg.get_choice("attachment_storage"))
     target_kind = store_kind(args.target)
     if source_kind == target_kind:
         return out.error("badRequest", f"the blobs are in {source_kind} already: nothing to copy")
+    keyring = Keyring.from_config(cfg)
+    # Either side is encrypted as configured unless told otherwise.
+    from_encrypted = keyring is not None if args.from_encryption is None else args.from_encryption == "on"
+    to_encrypted = keyring is not None if args.to_encryption is None else args.to_encryption == "on"
+    if keyring is None and (from_encrypted or to_encrypted):
+        return out.error("badRequest", "encrypted blobs need attachment_encryption_key_file")
     source = open_store_of_kind(cfg, source_kind, cfg.data_dir, storage.engine)
     target = open_store_of_kind(cfg, target_kind, cfg.data_dir, storage.engine)
+    # Encrypted on both sides, the sealed bytes are copied as they are (a seal names its
+    # key, which stays); otherwise the encrypted side seals or opens them.
+    if from_encrypted != to_encrypted:
+        if from_encrypted:
+            source = EncryptedBlobStore(source, keyring)
+        else:
+            target = EncryptedBlobStore(target, keyring)
     result = migrate_blobs(source, target, lambda label, total: Progress(label, total, unit="blob"),
                            threads=max(1, args.threads), verify=not args.no_verify)
-    summary = {"from": source_kind, "to": target_kind, **{k: v for k, v in vars(result).items()}}
-    out.result(summary, f"{source_kind} -> {target_kind}: {result.line()}")
+    summary = {"from": source_kind, "to": target_kind, "from_encrypted": from_encrypted,
+               "to_encrypted": to_encrypted, **{k: v for k, v in vars(result).items()}}
+    sealing = {True: " (encrypted)", False: ""}
+    out.result(summary, f"{source_kind}{sealing[from_encrypted]} -> {target_kind}{sealing[to_encrypted]}: "
+                        f"{result.line()}")
     for key in result.mismatched:
         print(f"groupware: blob {key} differs in {target_kind}", file=sys.stderr)
     return 1 if result.mismatched else 0

@@ -33,7 +33,8 @@
     groupware blobs genkey FILE     write a new random master key for attachment_encryption_key_file
     groupware blobs rekey [--new-key-file FILE]
                                     rewrap every blob's data key under that master key (resumable)
-    groupware blobs migrate --to files|database|s3 [--from KIND] [--threads N] [--no-verify]
+    groupware blobs migrate --to files|database|s3 [--from KIND] [--from-encryption on|off]
+                            [--to-encryption on|off] [--threads N] [--no-verify]
                                     copy every blob to another kind of store while serving
                                     (resumable), then verify sizes and hashes
     groupware managesieve           only the ManageSieve gateway, against the store at server_socket
@@ -223,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the kind of store to copy into")
     migrate.add_argument("--from", choices=("files", "database", "s3"), dest="source",
                          help="the kind of store to copy from")
+    migrate.add_argument("--from-encryption", choices=("on", "off"),
+                         help="whether the source holds encrypted blobs (default: on when "
+                              "attachment_encryption_key_file is set)")
+    migrate.add_argument("--to-encryption", choices=("on", "off"),
+                         help="encrypt the copies with attachment_encryption_key_file, or store them "
+                              "in the clear (default: on when attachment_encryption_key_file is set)")
     migrate.add_argument("--threads", type=int, default=4, metavar="N",
                          help="blobs copied at once (default: 4)")
     migrate.add_argument("--no-verify", action="store_true", help="skip reading the copies back")

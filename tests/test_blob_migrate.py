@@ -10,10 +10,11 @@ import threading
 import pytest
 
 from harness import ServerProcess, run_groupware
-from server.blobs import DatabaseBlobStore, FileBlobStore, open_store_of_kind
+from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, open_store_of_kind
 from server.blobs.migrate import migrate_blobs
 from server.storage import Storage
 from shared.config import Config
+from shared.sealed import Keyring
 from test_crash_safety import SEQ_STRIDE, create_user, open_inbox, read_folder
 from crash_writer import message_source
 
@@ -75,6 +76,35 @@ def test_a_second_run_resumes_and_verification_finds_a_bad_copy(tmp_path, s3_ser
     source.delete(released)
     result = migrate_blobs(source, target)
     assert (result.copied, result.skipped, result.mismatched) == (0, 5, [first[0]])
+
+
+def test_plain_files_into_encrypted_s3_and_back(tmp_path, s3_server):
+    """Encryption is switched on or off by the move itself: each side is encrypted as
+    told, the copies are verified by their plain bytes, and a second run skips them."""
+    data_dir = str(tmp_path / "var")
+    key_file = str(tmp_path / "blobs.key")
+    assert run_groupware(data_dir, "blobs", "genkey", key_file).returncode == 0
+    options = s3_server.options(s3_server.new_bucket(), attachment_s3_part_size="5M",
+                                attachment_path=str(tmp_path / "att"), attachment_encryption_key_file=key_file)
+    files = FileBlobStore(str(tmp_path / "att"), fsync=False)
+    datas = [b"", b"Subject: in the clear\r\n\r\nbody\r\n", os.urandom((1 << 20) + 1), os.urandom(11 << 20)]
+    expected = {files.put_bytes(data): data for data in datas}
+
+    def migrate(*argv: str) -> str:
+        return run_groupware(data_dir, "blobs", "migrate", *argv, options=options, timeout=600).stdout
+    into = migrate("--from", "files", "--to", "s3", "--from-encryption", "off")
+    assert "files -> s3 (encrypted): copied=4" in into and "mismatched=0" in into
+    s3 = open_store_of_kind(Config(options), "s3", data_dir)
+    for key, data in expected.items():
+        sealed = s3.open(key).read()
+        assert len(sealed) > len(data) and (not data or data[:32] not in sealed)
+    assert contents(EncryptedBlobStore(s3, Keyring.from_config(Config(options))), expected) == expected
+    again = migrate("--from", "files", "--to", "s3", "--from-encryption", "off")
+    assert "copied=0 copied_bytes=0 skipped=4" in again
+    shutil.rmtree(tmp_path / "att")
+    back = migrate("--from", "s3", "--to", "files", "--to-encryption", "off")
+    assert "s3 (encrypted) -> files: copied=4" in back and "mismatched=0" in back
+    assert contents(FileBlobStore(str(tmp_path / "att")), expected) == expected
 
 
 class Appender:
@@ -160,6 +190,7 @@ def test_online_move_from_files_to_s3(reactor_thread, tmp_path, s3_server):
 
 @pytest.mark.parametrize("argv, message", [
     (["--to", "files"], "the blobs are in files already"),
+    (["--to", "s3", "--to-encryption", "on"], "need attachment_encryption_key_file"),
 ])
 def test_migrate_refuses_a_move_to_the_same_store(tmp_path, argv, message):
     result = run_groupware(str(tmp_path), "blobs", "migrate", *argv, check=False)

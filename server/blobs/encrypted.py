@@ -66,21 +66,31 @@ class EncryptedBlobStore:
         try:
             with open(path, "rb") as src, open(sealed_path, "xb") as dst:
                 os.fchmod(dst.fileno(), 0o600)
-                sealer = Sealer(self.keyring.current, key)
-                dst.write(sealer.header)
-                data = read_exactly(src, CHUNK)
-                while True:
-                    following = read_exactly(src, CHUNK) if len(data) == CHUNK else b""
-                    dst.write(sealer.chunk(data, not following))
-                    if not following:
-                        break
-                    data = following
+                for piece in self._sealed_pieces(key, src):
+                    dst.write(piece)
             stored = self.backend.put_file(sealed_path, key=key)
         except BaseException:
             _unlink(sealed_path)
             raise
         _unlink(path)
         return stored
+
+    def put_keyed(self, key: str, source: BinaryIO) -> None:
+        """The plain bytes of `source` sealed under `key` (a blob copied from a store in
+        the clear), streamed: one chunk in memory at a time."""
+        self.backend.put_keyed(key, _PiecesReader(self._sealed_pieces(key, source)))
+
+    def _sealed_pieces(self, key: str, src: BinaryIO) -> Iterator[bytes]:
+        """The header, then each sealed chunk of what `src` holds."""
+        sealer = Sealer(self.keyring.current, key)
+        yield sealer.header
+        data = read_exactly(src, CHUNK)
+        while True:
+            following = read_exactly(src, CHUNK) if len(data) == CHUNK else b""
+            yield sealer.chunk(data, not following)
+            if not following:
+                return
+            data = following
 
     def open(self, key: str) -> BinaryIO:
         sealed = self.backend.open(key)
@@ -122,7 +132,10 @@ class EncryptedBlobStore:
         self.backend.delete(key)
 
     def scan(self, *args: Any, **kwargs: Any) -> Iterator[tuple[str, float | None, int | None, bool]]:
-        return self.backend.scan(*args, **kwargs)
+        """The backend's listing with the plain sizes, as size() tells them (None for a
+        length no sealed blob has: size() reports the damage)."""
+        for key, mtime, size, temp in self.backend.scan(*args, **kwargs):
+            yield key, mtime, plain_size(size) if size is not None and not temp else size, temp
 
     def delete_temp(self, key: str) -> None:
         self.backend.delete_temp(key)
@@ -150,3 +163,22 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+class _PiecesReader:
+    """read(n) over an iterator of byte strings (for a backend's put_keyed)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._buffer = bytearray()
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buffer) < n:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._buffer += piece
+        size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
