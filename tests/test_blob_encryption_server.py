@@ -1,6 +1,6 @@
 """Encrypted blobs in a running suite: real messages and events stored over IMAP and
-CalDAV come back intact, the blob files and blob rows hold none of their text, and a
-damaged blob is answered with IMAP's NO, never with its bytes."""
+CalDAV come back intact, the blob files, blob rows and bucket objects hold none of their
+text, and a damaged blob is answered with IMAP's NO, never with its bytes."""
 from __future__ import annotations
 
 import base64
@@ -11,6 +11,7 @@ import os
 import poplib
 import re
 import sqlite3
+from typing import Any
 
 import icalendar
 import pytest
@@ -19,14 +20,16 @@ from debian import email_corpus
 from harness import ServerProcess
 
 
-@pytest.fixture(scope="module", params=["files", "database"])
+@pytest.fixture(scope="module", params=["files", "database", "s3"])
 def suite(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp("encrypted-" + request.param)
     key_file = directory / "blobs.key"
     key_file.write_bytes(base64.b64encode(os.urandom(32)) + b"\n")
     os.chmod(key_file, 0o600)
-    server = ServerProcess(str(directory / "var"), {"attachment_storage": request.param,
-                                                    "attachment_encryption_key_file": str(key_file)}, demo=True)
+    options = {"attachment_storage": request.param, "attachment_encryption_key_file": str(key_file)}
+    if request.param == "s3":
+        options.update(request.getfixturevalue("s3_options"))
+    server = ServerProcess(str(directory / "var"), options, demo=True)
     server.start()
     try:
         yield server
@@ -85,8 +88,25 @@ def calendars() -> list[bytes]:
     return found[:40]
 
 
+def bucket(server: ServerProcess) -> tuple[Any, str]:
+    """A boto3 client of the server's S3 bucket, and the bucket's name."""
+    import boto3
+    o = server.options
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=f"{o['attachment_s3_protocol']}://{o['attachment_s3_hostname']}",
+        region_name=o["attachment_s3_region"], aws_access_key_id=o["attachment_s3_accesskeyid"],
+        aws_secret_access_key=o["attachment_s3_secretaccesskey"])
+    return client, o["attachment_s3_bucketname"]
+
+
 def at_rest(server: ServerProcess) -> list[bytes]:
-    """Every stored blob as the disk holds it: blob files, and the rows of the blobs table."""
+    """Every stored blob as the disk holds it: blob files, the rows of the blobs table,
+    and the objects of the S3 bucket."""
+    if server.options["attachment_storage"] == "s3":
+        client, name = bucket(server)
+        keys = [entry["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=name)
+                for entry in page.get("Contents", ())]
+        return [client.get_object(Bucket=name, Key=key)["Body"].read() for key in keys]
     stored = []
     for parent, _dirs, names in os.walk(os.path.join(server.data_dir, "attachments")):
         for name in names:
@@ -144,6 +164,9 @@ def blob_key_of(server: ServerProcess, folder: str) -> list[str]:
 
 
 def read_blob(server: ServerProcess, key: str) -> bytes:
+    if server.options["attachment_storage"] == "s3":
+        client, name = bucket(server)
+        return client.get_object(Bucket=name, Key=key)["Body"].read()
     if server.options["attachment_storage"] == "files":
         with open(os.path.join(server.data_dir, "attachments", key[:2], key[2:4], key), "rb") as fp:
             return fp.read()
@@ -153,6 +176,10 @@ def read_blob(server: ServerProcess, key: str) -> bytes:
 
 def write_blob(server: ServerProcess, key: str, data: bytes) -> None:
     """Replace a blob's stored bytes behind the server's back, as whoever holds the disk could."""
+    if server.options["attachment_storage"] == "s3":
+        client, name = bucket(server)
+        client.put_object(Bucket=name, Key=key, Body=data)
+        return
     if server.options["attachment_storage"] == "files":
         with open(os.path.join(server.data_dir, "attachments", key[:2], key[2:4], key), "wb") as fp:
             fp.write(data)
