@@ -12,6 +12,7 @@ from sqlalchemy import event, insert, text
 from server.storage import KEEP, Storage
 from server.storage.engine import database_url
 from server.storage.schema import items
+from waiting import scaled
 from shared.config import Config
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.flags import ANSWERED, DELETED, FLAGGED, SEEN
@@ -623,7 +624,10 @@ def test_create_message_rate(st, user, inbox):
         st.create_message(inbox, "k%d" % i, 100, 0, 0, (), {"subject": "s", "from": "f"})
     rate = n / (time.perf_counter() - t0)
     print(f"\n[{st.backend}] create_message: {rate:.0f}/s")
-    assert rate > (1000 if st.backend == "sqlite" else 100)
+    # A floor far below a quiet machine's rate (SQLite about 2,500/s, MariaDB about 400/s)
+    # that a cost per row gone wrong still breaks, also with the other test processes
+    # busy beside this one.
+    assert rate > (300 if st.backend == "sqlite" else 40) / scaled(1)
 
 
 def test_create_messages_in_one_transaction(st, inbox):
