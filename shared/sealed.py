@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
 import os
 import stat
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.config import ConfigError
 from shared.errors import BlobDamaged
+from shared.seekable import SeekableReader
 
 log = logging.getLogger("groupware.blobs")
 
@@ -235,7 +235,7 @@ class OpenedKey:
                               "(altered, truncated, reordered or swapped)") from None
 
 
-class DecryptingReader(io.RawIOBase):
+class DecryptingReader(SeekableReader):
     """Seekable plaintext view of a sealed blob; a read decrypts only the chunks it covers
     (the last one stays decrypted for the next small read). A damaged chunk is logged
     and raised as BlobDamaged.
@@ -253,23 +253,6 @@ class DecryptingReader(io.RawIOBase):
         self._chunks = max(1, -(-size // CHUNK))
         self._pos = 0
         self._cached: tuple[int, bytes] | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        pos = base + offset
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
 
     def _chunk(self, index: int) -> bytes:
         if self._cached is not None and self._cached[0] == index:

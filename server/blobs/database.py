@@ -9,9 +9,9 @@ from typing import BinaryIO
 
 from sqlalchemy import Engine
 
-from shared.errors import NotFound
-
 from server.storage.blob_rows import BlobRows
+from shared.errors import NotFound
+from shared.seekable import SeekableReader
 
 CHUNK = 1 << 20
 
@@ -102,7 +102,7 @@ class DatabaseBlobStore:
             yield key, None, None, False
 
 
-class _ChunkReader(io.RawIOBase):
+class _ChunkReader(SeekableReader):
     """Seekable raw stream over the chunk rows of one blob."""
 
     def __init__(self, store: DatabaseBlobStore, key: str, size: int) -> None:
@@ -111,23 +111,6 @@ class _ChunkReader(io.RawIOBase):
         self._size = size
         self._pos = 0
         self._cached: tuple[int, bytes] | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        pos = base + offset
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
 
     def readinto(self, buf) -> int:
         if self._pos >= self._size:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from shared.errors import NotFound, Unavailable
+from shared.seekable import SeekableReader
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +340,7 @@ class S3BlobStore:
                            UploadId=upload["UploadId"])
 
 
-class _RangeReader(io.RawIOBase):
+class _RangeReader(SeekableReader):
     """Seekable raw stream over one object: holds one fetched window, and fetches the
     next one with a ranged GET when a read leaves it."""
 
@@ -364,24 +365,10 @@ class _RangeReader(io.RawIOBase):
             self._head.cancel()
         super().close()
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_END:
-            self._arrived()
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        pos = base + offset
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
+            self._arrived()  # the size comes with the first window
+        return super().seek(offset, whence)
 
     def readinto(self, buf: Any) -> int:
         self._arrived()
