@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -204,11 +205,24 @@ async def create_messages(call: Call) -> etree._Element:
 
 
 async def save_calendar_item(call: Call) -> etree._Element:
+    def columns_of(ical: str) -> dict[str, Any]:
+        columns = calendar_columns(ical)
+        if columns["recurring"]:
+            kind = component_of(columns["itemClass"])
+            columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
+        return columns
+    return await save_text_item(call, "saveCalendarItem", "icalendar", "calendar object", columns_of)
+
+
+async def save_text_item(call: Call, op: str, text_field: str, what: str,
+                         columns_of: Callable[[str], dict[str, Any]]) -> etree._Element:
+    """One text object (a calendar object, a vCard) created or replaced by resource name:
+    kept whole in the blob store as sent, its query columns beside it in the items table."""
     session = call.session()
     body = call.body
     folder_id = required_int(body, "folderId")
     name = required(body, "name")
-    ical = required(body, "icalendar")
+    source = required(body, text_field)
     if_match = field(body, "ifMatch") or None
     if_none_match = bool_field(body, "ifNoneMatch")
     max_size = call.services.limits.max_message_size
@@ -216,13 +230,10 @@ async def save_calendar_item(call: Call) -> etree._Element:
     def work() -> dict[str, Any]:
         st = call.storage
         require(st, session.user_id, folder_id, "write")
-        data = ical.encode("utf-8", "surrogateescape")
+        data = source.encode("utf-8", "surrogateescape")
         if len(data) > max_size:
-            raise TooLarge(f"calendar object exceeds {max_size} bytes")
-        columns = calendar_columns(ical)
-        if columns["recurring"]:
-            kind = component_of(columns["itemClass"])
-            columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
+            raise TooLarge(f"{what} exceeds {max_size} bytes")
+        columns = columns_of(source)
         key = st.blobs.put_bytes(data)
         try:
             return st.save_calendar_item(folder_id, name, key, len(data), columns,
@@ -233,7 +244,7 @@ async def save_calendar_item(call: Call) -> etree._Element:
 
     result = await call.run(work)
     call.services.notifier.changed(folder_id, result["modseq"])
-    out = response("saveCalendarItem")
+    out = response(op)
     add(out, "uid", result["uid"])
     add(out, "modseq", result["modseq"])
     add(out, "etag", result["etag"])
