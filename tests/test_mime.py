@@ -23,7 +23,10 @@ from server.mime.headers import HeaderBlock, content_type, disposition, envelope
 from server.mime.structure import HEADER_CAP, MAX_DEPTH, MAX_PARTS
 
 KEYS = {"subject", "from", "to", "cc", "messageId", "inReplyTo", "date", "internalDate", "envelope",
-        "bodystructure", "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses"}
+        "bodystructure", "fromAddresses", "toAddresses", "ccAddresses", "bccAddresses",
+        # SORT and THREAD keys (their values: tests/test_imap_sort_keys.py)
+        "sortSubject", "subjectReply", "sortFrom", "sortTo", "sortCc", "displayFrom", "displayTo",
+        "sentDate", "threadMessageId", "threadParents"}
 
 
 @pytest.fixture(scope="session")
