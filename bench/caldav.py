@@ -23,6 +23,7 @@ average before and after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 
 import requests
 
@@ -153,6 +155,60 @@ def timed(fn, *args, **kwargs) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+@contextlib.contextmanager
+def ours_and_radicale(prefix: str, our_collection: str, our_feed: str,
+                      options: dict[str, str] | None = None) -> Iterator[tuple[Target, Target, dict[str, int]]]:
+    """Our `groupware serve` (the demo user, `options`) and a stock Radicale, each as a Target
+    on a collection `bench/` of the user (ours at `our_collection` with its whole-collection
+    URL `our_feed`), with the pids `settle` watches; both stopped and removed afterwards."""
+    base = tempfile.mkdtemp(prefix=prefix)
+    server = radicale = None
+    try:
+        port = free_port()
+        server = ServerProcess(os.path.join(base, "ours"), {"ical_listen": f"127.0.0.1:{port}",
+                                                            "log_level": "warning", **(options or {})},
+                               demo=True).start()
+        password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
+        os.makedirs(os.path.join(base, "radicale"))
+        radicale = Radicale(os.path.join(base, "radicale")).start()
+        ours = Target("ours", f"http://127.0.0.1:{port}", (USER, password), our_collection, our_feed)
+        theirs = Target("radicale", f"http://127.0.0.1:{radicale.port}", (USER, "x"), f"/{USER}/bench/",
+                        f"/{USER}/bench/")
+        yield ours, theirs, {"ours": server.pid(), "radicale": radicale.proc.pid}
+    finally:
+        if radicale is not None:
+            radicale.stop()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def taking_turns(targets: tuple[Target, ...], pids: dict[str, int], runs: int,
+                 measure: Callable[[Target, int, dict[str, list[float]]], None],
+                 times: dict[str, dict[str, list[float]]]) -> None:
+    """`runs` runs of `measure` against each target, adding to `times[target name]`. The
+    targets take turns run by run, so that a change in the machine's load reaches both; each
+    run starts when neither server is busy any more."""
+    for run in range(runs):
+        for t in targets:
+            for pid in pids.values():
+                settle(pid)
+            measure(t, run, times.setdefault(t.name, {}))
+
+
+def print_table(title: str, times: dict[str, dict[str, list[float]]],
+                load_before: tuple[float, float, float]) -> None:
+    """The median of each row in ms for both servers and the ratio ours/Radicale, with the
+    load average before the runs and now."""
+    load = " / ".join(f"{a:.2f} {b:.2f} {c:.2f}" for a, b, c in (load_before, os.getloadavg()))
+    print(f"\n{title}, median of the runs (ms); ratio = ours / Radicale; "
+          f"load average (1, 5, 15 min) before / after: {load}")
+    print(f"{'':26} {'ours':>10} {'Radicale':>10} {'ratio':>7}")
+    for row in times["ours"]:
+        a, b = statistics.median(times["ours"][row]), statistics.median(times["radicale"][row])
+        print(f"{row:26} {a:10.1f} {b:10.1f} {a / b:7.2f}")
+
+
 def measure_run(t: Target, run: int, names: list[str], out: dict[str, list[float]],
                 week_only: bool = False) -> None:
     """One run of every row against one target, adding the times to `out`."""
@@ -193,19 +249,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     load_before = os.getloadavg()
-    base = tempfile.mkdtemp(prefix="bench-caldav-")
-    server = radicale = None
-    try:
-        port = free_port()
-        server = ServerProcess(os.path.join(base, "ours"), {"ical_listen": f"127.0.0.1:{port}",
-                                                            "log_level": "warning"}, demo=True).start()
-        password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
-        os.makedirs(os.path.join(base, "radicale"))
-        radicale = Radicale(os.path.join(base, "radicale")).start()
-        ours = Target("ours", f"http://127.0.0.1:{port}", (USER, password), f"/caldav/{USER}/bench/",
-                      f"/ical/{USER}/bench")
-        theirs = Target("radicale", f"http://127.0.0.1:{radicale.port}", (USER, "x"), f"/{USER}/bench/",
-                        f"/{USER}/bench/")
+    with ours_and_radicale("bench-caldav-", f"/caldav/{USER}/bench/", f"/ical/{USER}/bench") as (ours, theirs, pids):
         # Events spread over about two years, one every ~1.75 hours.
         start = 1.77e9
         uids = [f"ev-{i:06d}" for i in range(args.events)]
@@ -224,34 +268,15 @@ def main() -> None:
                       Depth="1", Content_Type="application/xml")
             names[t.name] = sorted(re.findall(r"/bench/([^/<]+\.ics)<", r.text))
             assert len(names[t.name]) == args.events, (t.name, len(names[t.name]))
-        # The two take turns run by run, so that a change in the machine's load reaches both;
-        # each run starts when neither server is busy any more.
-        times: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
-        pids = {"ours": server.pid(), "radicale": radicale.proc.pid}
+        times: dict[str, dict[str, list[float]]] = {}
         for week_only in (False, True):
             if week_only:
                 for t in targets:
                     for uid, text in weekly:
                         t.req("PUT", t.cal + uid + ".ics", text, Content_Type="text/calendar")
-            for run in range(args.runs):
-                for t in targets:
-                    for pid in pids.values():
-                        settle(pid)
-                    measure_run(t, run, names[t.name], times[t.name], week_only)
-        results = {name: {row: statistics.median(v) for row, v in rows.items()} for name, rows in times.items()}
-        load = " / ".join(f"{a:.2f} {b:.2f} {c:.2f}" for a, b, c in (load_before, os.getloadavg()))
-        print(f"\n{args.events} events, median of {args.runs} runs (ms); ratio = ours / Radicale; "
-              f"load average (1, 5, 15 min) before / after: {load}")
-        print(f"{'':26} {'ours':>10} {'Radicale':>10} {'ratio':>7}")
-        for row in results["ours"]:
-            a, b = results["ours"][row], results["radicale"][row]
-            print(f"{row:26} {a:10.1f} {b:10.1f} {a / b:7.2f}")
-    finally:
-        if radicale:
-            radicale.stop()
-        if server:
-            server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+            taking_turns(targets, pids, args.runs, lambda t, run, out: measure_run(
+                t, run, names[t.name], out, week_only), times)
+        print_table(f"{args.events} events", times, load_before)
 
 
 if __name__ == "__main__":

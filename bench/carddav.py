@@ -35,7 +35,9 @@ from harness import ServerProcess, free_port  # noqa: E402
 _spec = importlib.util.spec_from_file_location("bench_caldav", os.path.join(os.path.dirname(__file__), "caldav.py"))
 bench_caldav = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_caldav)
-Radicale, Target, settle, timed = bench_caldav.Radicale, bench_caldav.Target, bench_caldav.settle, bench_caldav.timed
+Target, timed = bench_caldav.Target, bench_caldav.timed
+ours_and_radicale, taking_turns, print_table = (bench_caldav.ours_and_radicale, bench_caldav.taking_turns,
+                                             bench_caldav.print_table)
 
 USER = "demo"
 PROPFIND = '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
@@ -74,20 +76,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     load_before = os.getloadavg()
-    base = tempfile.mkdtemp(prefix="bench-carddav-")
-    server = radicale = None
-    try:
-        port = free_port()
-        # The loading PUT parses every card in one request: more than the default minute on a busy machine.
-        server = ServerProcess(os.path.join(base, "ours"), {"ical_listen": f"127.0.0.1:{port}", "log_level": "warning",
-                                                            "ical_time_limit": "900"}, demo=True).start()
-        password = open(os.path.join(server.data_dir, "demo-password")).read().strip()
-        os.makedirs(os.path.join(base, "radicale"))
-        radicale = Radicale(os.path.join(base, "radicale")).start()
-        ours = Target("ours", f"http://127.0.0.1:{port}", (USER, password), f"/carddav/{USER}/bench/",
-                      f"/carddav/{USER}/bench/")
-        theirs = Target("radicale", f"http://127.0.0.1:{radicale.port}", (USER, "x"), f"/{USER}/bench/",
-                        f"/{USER}/bench/")
+    book = f"/carddav/{USER}/bench/"
+    # The loading PUT parses every card in one request: more than the default minute on a busy machine.
+    with ours_and_radicale("bench-carddav-", book, book, {"ical_time_limit": "900"}) as (ours, theirs, pids):
         whole = "".join(contact(f"card-{i:06d}", i) for i in range(args.contacts))
         targets = (ours, theirs)
         names: dict[str, list[str]] = {}
@@ -99,25 +90,9 @@ def main() -> None:
             r = t.req("PROPFIND", t.cal, PROPFIND, Depth="1", Content_Type="application/xml")
             names[t.name] = sorted(re.findall(r"/bench/([^/<]+\.vcf)<", r.text))
             assert len(names[t.name]) == args.contacts, (t.name, len(names[t.name]))
-        times: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
-        pids = {"ours": server.pid(), "radicale": radicale.proc.pid}
-        for run in range(args.runs):
-            for t in targets:
-                for pid in pids.values():
-                    settle(pid)
-                measure_run(t, run, names[t.name], times[t.name])
-        print(f"\n{'CardDAV, ' + str(args.contacts) + ' contacts':<28}{'ours ms':>10}{'radicale ms':>13}{'ratio':>8}")
-        for row in times["ours"]:
-            ours_ms = statistics.median(times["ours"][row])
-            theirs_ms = statistics.median(times["radicale"][row])
-            print(f"{row:<28}{ours_ms:>10.1f}{theirs_ms:>13.1f}{ours_ms / theirs_ms:>8.2f}")
-        print(f"\nload average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
-    finally:
-        if radicale is not None:
-            radicale.stop()
-        if server is not None:
-            server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        times: dict[str, dict[str, list[float]]] = {}
+        taking_turns(targets, pids, args.runs, lambda t, run, out: measure_run(t, run, names[t.name], out), times)
+        print_table(f"CardDAV, {args.contacts} contacts", times, load_before)
 
 
 if __name__ == "__main__":
