@@ -51,6 +51,7 @@ def open_storage(cfg: Config) -> Any:
     from server.blobs import open_blob_store
     from server.storage import Storage
     from server.storage.items import KeywordLimits
+    from server.storage.quota import QuotaLimits
     from server.storage.engine import database_url
 
     storage = Storage(database_url(cfg, cfg.data_dir))
@@ -62,6 +63,8 @@ def open_storage(cfg: Config) -> Any:
     storage.folder_owner_cache = cfg.get_int("folder_owner_cache")
     storage.keyword_limits = KeywordLimits(cfg.get_int("max_keywords_per_message"), cfg.get_int("max_keyword_length"))
     storage.max_search_scan_keys = cfg.get_int("max_search_scan_keys")
+    storage.quota_defaults = QuotaLimits(cfg.get_size("quota_warn"), cfg.get_size("quota_soft"),
+                                         cfg.get_size("quota_hard"), cfg.get_int("quota_messages"))
     storage.migrate()
     return storage
 

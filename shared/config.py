@@ -159,6 +159,10 @@ OPTIONS: dict[str, Option] = {
         sieve_max_redirects=number("4"),
         sieve_max_steps=number("100000", minimum=1),
         sieve_max_variable_size=size("4k"),
+        quota_warn=size("0"),
+        quota_soft=size("0"),
+        quota_hard=size("0"),
+        quota_messages=number("0"),
     ),
     **_opts(
         "ldap.cfg",
@@ -186,6 +190,10 @@ OPTIONS: dict[str, Option] = {
         ldap_user_memberof_attribute=text(""),
         ldap_login_group=text(""),
         ldap_page_size=number("500", minimum=1),
+        ldap_quota_warn_attribute=text(""),
+        ldap_quota_soft_attribute=text(""),
+        ldap_quota_hard_attribute=text(""),
+        ldap_quota_multiplier=number("1048576", minimum=1),
     ),
     **_opts(
         "unix.cfg",

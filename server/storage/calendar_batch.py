@@ -94,7 +94,7 @@ class CalendarBatchMixin(StorageBase):
             existing = {}
             for part in chunks(touched):
                 existing.update((r.name, r) for r in conn.execute(
-                    select(items.c.uid, items.c.name, items.c.blob_key, items.c.etag)
+                    select(items.c.uid, items.c.name, items.c.blob_key, items.c.etag, items.c.size)
                     .where(items.c.folder_id == folder_id, items.c.name.in_(part))).all())
             for name, etag in conditions.items():
                 old = existing.get(name)
@@ -111,8 +111,14 @@ class CalendarBatchMixin(StorageBase):
                         raise Conflict(f"another item ({r.name}) has UID {r.icalUid}", UID_CONFLICT)
             released = [r.blob_key for r in gone]
             deleted = [r.uid for r in gone]
-            removed_modseq = self._remove_rows(conn, folder_id, deleted) if deleted else folder.highestmodseq
+            # The whole call is counted (and checked) once: a call that frees as much as it
+            # adds goes through over quota.
+            added_bytes = -sum(int(r.size) for r in gone)
+            added_items = -len(gone)
+            removed_modseq = (self._remove_rows(conn, folder_id, deleted, charge=False) if deleted
+                              else folder.highestmodseq)
             if not saves:
+                self._charge(conn, folder_id, added_bytes, added_items)
                 return {"modseq": removed_modseq, "saved": [], "deleted": deleted}, released
             new = [i for i, s in enumerate(saves) if s.name not in existing]
             first, modseq, _ = self._bump(conn, folder_id, len(new))
@@ -129,8 +135,10 @@ class CalendarBatchMixin(StorageBase):
                     row.update(vals, folder_id=folder_id, uid=uid, modseq=modseq, size=int(save.size), flags=0,
                                keywords="", internalDate=now, name=save.name, blob_key=save.blob_key)
                     rows.append(row)
+                    added_items += 1
                 else:
                     uid, created = old.uid, False
+                    added_bytes -= int(old.size)
                     conn.execute(update(items).where(items.c.folder_id == folder_id, items.c.uid == uid)
                                  .values({"modseq": modseq, "blob_key": save.blob_key, "size": int(save.size),
                                           "internalDate": now, **vals}))
@@ -140,8 +148,10 @@ class CalendarBatchMixin(StorageBase):
                 for start, end in dict(save.columns.get("occurrences") or ()).items():
                     index_rows.append({"folder_id": folder_id, "uid": uid, "start": start, "end": end})
                 out[i] = {"name": save.name, "uid": uid, "etag": vals["etag"], "created": created}
+                added_bytes += int(save.size)
             for part in chunks(rows):
                 conn.execute(insert(items), part)
+            self._charge(conn, folder_id, added_bytes, added_items)
             for part in chunks(index_uids):
                 conn.execute(occurrences.delete().where(occurrences.c.folder_id == folder_id,
                                                         occurrences.c.uid.in_(part)))

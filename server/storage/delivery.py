@@ -19,6 +19,7 @@ from shared.errors import BadRequest, NotFound
 
 from .base import StorageBase, chunks
 from .items import NewMessage
+from .quota import DELIVERY
 from .schema import delivered_message_ids, folders, items, stores, users, vacation_replies
 
 # Vacation records are kept at least this long (RFC 5230 section 4.1 lets a site cap :days),
@@ -158,6 +159,10 @@ class DeliveryMixin(StorageBase):
             recorded = self._delivered_at(conn, set(keys.values()))
             delivered = dict(recorded)  # and what this batch delivers, message by message
             trees = _MailTree.read(conn, {a[1] for a in accounts.values() if a[1] is not None})
+            # Each store's usage as this batch grows it, checked copy by copy: an over-quota
+            # recipient gets "quota", the others of the same message their copy.
+            start = self._delivery_room(conn, trees)
+            usage = dict(start)
             plans: list[list[DeliveryOutcome]] = []
             for m, (_, targets) in enumerate(batch):
                 plan: list[DeliveryOutcome] = []
@@ -170,14 +175,31 @@ class DeliveryMixin(StorageBase):
                         plan.append(DeliveryOutcome("duplicate"))
                         continue
                     folder_id = self._target_folder(conn, trees[account[1]], target)
-                    plan.append(DeliveryOutcome("stored", folder_id) if folder_id is not None
-                                else DeliveryOutcome("notFound"))
+                    if folder_id is None:
+                        plan.append(DeliveryOutcome("notFound"))
+                        continue
+                    size = int(batch[m][0].size)
+                    grown = usage[account[1]]
+                    grown = grown._replace(used_bytes=grown.used_bytes + size, used_items=grown.used_items + 1)
+                    if grown.refusal(DELIVERY, size, 1):
+                        plan.append(DeliveryOutcome("quota"))
+                        continue
+                    usage[account[1]] = grown
+                    plan.append(DeliveryOutcome("stored", folder_id))
                 delivered.update((keys[m, index], when) for index, outcome in enumerate(plan)
                                  if outcome.status == "stored" and (m, index) in keys)
                 plans.append(plan)
-            self._record_message_ids(conn, set(keys.values()), recorded, duplicate_window, when)
-            return self._insert_deliveries(conn, [message for message, _ in batch],
-                                           [targets for _, targets in batch], plans, when)
+            # A copy refused for quota was not delivered: the MTA's retry must not be a duplicate.
+            self._record_message_ids(conn, {key for (m, index), key in keys.items()
+                                            if plans[m][index].status != "quota"},
+                                     recorded, duplicate_window, when)
+            results = self._insert_deliveries(conn, [message for message, _ in batch],
+                                              [targets for _, targets in batch], plans, when)
+            for store_id, grown in usage.items():
+                # Checked above already, copy by copy.
+                self._charge_store(conn, store_id, grown.used_bytes - start[store_id].used_bytes,
+                                   grown.used_items - start[store_id].used_items, level=None)
+            return results
 
         try:
             return self._write(run)

@@ -118,13 +118,19 @@ class FoldersMixin(StorageBase):
         return out
 
     def _delete_folder_rows(self, conn: Connection, folder_ids: list[int]) -> list[str]:
-        """Delete folders with their items and tombstones; returns blob keys to release."""
+        """Delete folders (all of one store) with their items and tombstones, their items
+        leaving the store's usage; returns blob keys to release."""
         keys: list[str] = []
+        if folder_ids:
+            store_id = self._store_of(conn, folder_ids[0])
         for fid in folder_ids:
             self._folder_owners.pop(fid, None)
         for part in chunks(list(folder_ids)):
             keys.extend(conn.execute(select(items.c.blob_key).where(items.c.folder_id.in_(part))
                                      .distinct()).scalars().all())
+            freed, removed = conn.execute(select(func.coalesce(func.sum(items.c.size), 0), func.count())
+                                          .where(items.c.folder_id.in_(part))).one()
+            self._charge_store(conn, store_id, -int(freed), -int(removed))
             conn.execute(delete(items).where(items.c.folder_id.in_(part)))
             conn.execute(delete(tombstones).where(tombstones.c.folder_id.in_(part)))
             conn.execute(delete(permissions).where(permissions.c.folder_id.in_(part)))
@@ -237,6 +243,9 @@ class FoldersMixin(StorageBase):
             _, modseq, _ = self._bump(conn, folder_id)
             keys = conn.execute(select(items.c.blob_key).where(items.c.folder_id == folder_id)
                                 .distinct()).scalars().all()
+            freed, removed = conn.execute(select(func.coalesce(func.sum(items.c.size), 0), func.count())
+                                          .where(items.c.folder_id == folder_id)).one()
+            self._charge(conn, folder_id, -int(freed), -int(removed))
             conn.execute(insert(tombstones).from_select(
                 ["folder_id", "uid", "modseq", "deleted_at"],
                 select(items.c.folder_id, items.c.uid, literal(modseq), literal(int(time.time())))

@@ -42,7 +42,7 @@ _FLAG_ROWS_IN_SPAN = (select(items.c.uid, items.c.modseq, items.c.flags, items.c
 _BLOB_ROWS_IN_SPAN = select(items.c.uid, items.c.blob_key).where(_IN_FOLDER, _IN_SPAN).order_by(items.c.uid)
 _SET_FLAGS = update(items).where(_IN_FOLDER, _IN_UIDS).values(
     flags=bindparam("new_flags"), keywords=bindparam("new_keywords"), modseq=bindparam("new_modseq"))
-_NAMED_ROWS = select(items.c.uid, items.c.name).where(_IN_FOLDER, _IN_UIDS, items.c.name.is_not(None))
+_REMOVED_ROWS = select(items.c.uid, items.c.name, items.c.size).where(_IN_FOLDER, _IN_UIDS)
 _DELETE_ROWS = delete(items).where(_IN_FOLDER, _IN_UIDS)
 _INSERT_TOMBSTONES = insert(tombstones)
 _MODES = ("add", "remove", "replace")
@@ -152,11 +152,12 @@ class ItemsMixin(StorageBase):
                                                              tuple(keywords), columns)])
         return {"uid": result["uids"][0], "modseq": result["modseq"], "uidvalidity": result["uidvalidity"]}
 
-    def create_messages(self, folder_id: int, messages: Sequence["NewMessage"]) -> dict:
+    def create_messages(self, folder_id: int, messages: Sequence["NewMessage"], level: str | None = "soft") -> dict:
         """Add several messages in one transaction under one new modseq.
 
         Returns {uids (in the order given), modseq, uidvalidity}. The uids are
-        consecutive: the folder counter is taken once for all of them.
+        consecutive: the folder counter is taken once for all of them. Counted in the
+        store's usage and checked against its quota `level` (server/storage/quota.py).
         """
         if not messages:
             raise BadRequest("no messages to create")
@@ -169,6 +170,7 @@ class ItemsMixin(StorageBase):
                 row["modseq"] = modseq
             for part in chunks(rows):
                 conn.execute(_INSERT, part)
+            self._charge(conn, folder_id, sum(row["size"] for row in rows), len(rows), level)
             return {"uids": [row["uid"] for row in rows], "modseq": modseq, "uidvalidity": uidvalidity}
 
         return self._write(run)
@@ -204,7 +206,7 @@ class ItemsMixin(StorageBase):
 
         def run(conn: Connection) -> tuple[dict, str | None]:
             self._lock_folders(conn, [folder_id])
-            old = conn.execute(select(items.c.uid, items.c.etag, items.c.blob_key)
+            old = conn.execute(select(items.c.uid, items.c.etag, items.c.blob_key, items.c.size)
                                .where(items.c.folder_id == folder_id, items.c.name == name)).first()
             if if_match is not None:
                 if old is None or (if_match != "*" and old.etag != if_match):
@@ -225,6 +227,7 @@ class ItemsMixin(StorageBase):
                                       "internalDate": now, **values}))
                 released = old.blob_key if old.blob_key != blob_key else None
                 self._replace_occurrences(conn, folder_id, old.uid, occurrence_rows)
+                self._charge(conn, folder_id, int(size) - int(old.size), 0)
                 return {"uid": old.uid, "modseq": modseq, "etag": values["etag"], "created": False}, released
             uid, modseq, _ = self._bump(conn, folder_id, 1)
             row = dict(_EMPTY_ROW)
@@ -232,6 +235,7 @@ class ItemsMixin(StorageBase):
                        keywords="", internalDate=now, name=name, blob_key=blob_key)
             conn.execute(_INSERT, row)
             self._replace_occurrences(conn, folder_id, uid, occurrence_rows)
+            self._charge(conn, folder_id, int(size), 1)
             return {"uid": uid, "modseq": modseq, "etag": values["etag"], "created": True}, None
 
         result, released = self._write(run)
@@ -396,7 +400,10 @@ class ItemsMixin(StorageBase):
         return conn.execute(select(items.c.uid, *[items.c[c] for c in _COPY_COLUMNS])
                             .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
 
-    def _insert_copies(self, conn: Connection, rows: list[Any], target_id: int) -> tuple[list, int]:
+    def _insert_copies(self, conn: Connection, rows: list[Any], target_id: int, charge: bool = True
+                       ) -> tuple[list, int]:
+        """Insert copies of `rows` into the target folder, counted in its store's usage and
+        checked against its quota unless not `charge` (a move within one store)."""
         first, modseq, _ = self._bump(conn, target_id, len(rows))
         now = int(time.time())
         pairs, batch = [], []
@@ -409,6 +416,8 @@ class ItemsMixin(StorageBase):
             pairs.append((r.uid, first + i))
         for part in chunks(batch):
             conn.execute(_INSERT, part)
+        if charge:
+            self._charge(conn, target_id, sum(int(r.size) for r in rows), len(rows))
         return pairs, modseq
 
     def copy_items(self, folder_id: int, uids: str, target_folder_id: int) -> dict:
@@ -435,21 +444,30 @@ class ItemsMixin(StorageBase):
             if not rows:
                 return {"pairs": [], "modseq": locked[target_folder_id].highestmodseq,
                         "source_modseq": locked[folder_id].highestmodseq}
-            pairs, modseq = self._insert_copies(conn, rows, target_folder_id)
-            source_modseq = self._remove_rows(conn, folder_id, [r.uid for r in rows])
+            # Within one store a move changes no usage: it goes through even over quota.
+            charge = self._store_of(conn, folder_id) != self._store_of(conn, target_folder_id)
+            source_modseq = self._remove_rows(conn, folder_id, [r.uid for r in rows], charge)
+            pairs, modseq = self._insert_copies(conn, rows, target_folder_id, charge)
             return {"pairs": pairs, "modseq": modseq, "source_modseq": source_modseq}
 
         return self._write(run)
 
-    def _remove_rows(self, conn: Connection, folder_id: int, uid_list: list[int]) -> int:
-        """Delete rows and leave tombstones, under one new modseq; returns it."""
+    def _remove_rows(self, conn: Connection, folder_id: int, uid_list: list[int], charge: bool = True) -> int:
+        """Delete rows and leave tombstones, under one new modseq; returns it. What they
+        took leaves the store's usage, unless not `charge` (the caller counts it)."""
         _, modseq, _ = self._bump(conn, folder_id)
         now = int(time.time())
+        freed = removed = 0
         for part in chunks(uid_list):
-            names = dict(conn.execute(_NAMED_ROWS, {"fid": folder_id, "uids": part}).all())
+            rows = conn.execute(_REMOVED_ROWS, {"fid": folder_id, "uids": part}).all()
+            names = {r.uid: r.name for r in rows}
+            freed += sum(int(r.size) for r in rows)
+            removed += len(rows)
             conn.execute(_DELETE_ROWS, {"fid": folder_id, "uids": part})
             conn.execute(_INSERT_TOMBSTONES, [{"folder_id": folder_id, "uid": u, "modseq": modseq,
                                                "deleted_at": now, "name": names.get(u)} for u in part])
+        if charge:
+            self._charge(conn, folder_id, -freed, -removed)
         return modseq
 
     def delete_items(self, folder_id: int, uids: str) -> dict:

@@ -1,7 +1,7 @@
 """Table definitions (SQLAlchemy Core). Migrations in migrations/ create the same shape."""
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, ForeignKeyConstraint, Index, Integer,
+from sqlalchemy import (BigInteger, false, Boolean, Column, ForeignKey, ForeignKeyConstraint, Index, Integer,
                         LargeBinary,
                         MetaData, String, Table, Text)
 from sqlalchemy.dialects import mysql
@@ -44,6 +44,13 @@ users = Table(
     Column("external_id", String(255), nullable=True),
     # Gone from the directory (LDAP, unix): logins refused, store kept for an admin to delete.
     Column("orphaned", Boolean, nullable=False, default=False),
+    # Storage quota levels in bytes, and the item count limit, for this user (server/storage/quota.py):
+    # NULL takes the server's quota_* option, 0 is no limit. Set by `groupware quota set` or
+    # from the directory's attributes (ldap_quota_*_attribute).
+    Column("quota_warn", BigInteger, nullable=True),
+    Column("quota_soft", BigInteger, nullable=True),
+    Column("quota_hard", BigInteger, nullable=True),
+    Column("quota_messages", BigInteger, nullable=True),
     Index("ux_users_external_id", "external_id", unique=True),
     **_mysql,
 )
@@ -57,6 +64,12 @@ stores = Table(
     # False until a gateway first reads or writes the subscription list with the
     # names it starts with (migration 0011 marks the stores before it as started).
     Column("subscriptions_started", Boolean, nullable=False, default=False),
+    # What the store's items take (the sum of their sizes) and how many there are: counters
+    # every write changes in its own transaction, so that quota checks never sum rows.
+    Column("used_bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("used_items", BigInteger, nullable=False, default=0, server_default="0"),
+    # A quota warning went to the owner since usage last rose above quota_warn.
+    Column("quota_warned", Boolean, nullable=False, default=False, server_default=false()),
     **_mysql,
 )
 

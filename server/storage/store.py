@@ -18,6 +18,7 @@ from .folders import KEEP, FoldersMixin
 from .items import ItemsMixin
 from .occurrences import OccurrencesMixin
 from .publishing import PublishingMixin
+from .quota import QuotaMixin
 from .sieve import SieveScriptsMixin
 from .subscriptions import SubscriptionsMixin
 from .used_once import UsedOnceMixin
@@ -28,7 +29,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
               CalendarBatchMixin, CalendarImportsMixin, FolderPropertiesMixin, SubscriptionsMixin, SieveScriptsMixin,
-              DeliveryMixin, AddressBansMixin, UsedOnceMixin):
+              DeliveryMixin, AddressBansMixin, UsedOnceMixin, QuotaMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.
 
     Thread-safe: every call runs its own short transaction on a pooled connection.
