@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
-from server.soap import (calendar, changes, contacts, delivery, folders, items, publishing, session, sieve, streams,
-                         subscriptions, tables)
+from server.soap import (calendar, changes, contacts, delivery, folders, items, publishing, quota, session, sieve,
+                         streams, subscriptions, tables)
 from server.soap.context import Call, Services
 from server.soap.faults import as_groupware_error
 from shared.codec import body_of, envelope, fault, field, operation_of
@@ -57,6 +57,7 @@ OPERATIONS: dict[str, Handler] = {
     "listSubscriptions": subscriptions.list_subscriptions,
     "subscribe": subscriptions.subscribe,
     "unsubscribe": subscriptions.unsubscribe,
+    "getQuota": quota.get_quota,
     "listSieveScripts": sieve.list_sieve_scripts,
     "getSieveScript": sieve.get_sieve_script,
     "putSieveScript": sieve.put_sieve_script,

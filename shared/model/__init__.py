@@ -7,7 +7,7 @@ value objects. Every call returns a Deferred and fails with a
 its protocol's answers.
 
 One module per job: `adapter` (entry point), `session` (logon and re-logon),
-`sieve` (the user's Sieve scripts), `delivery` (the delivery session), `user`, `store`,
+`sieve` (the user's Sieve scripts), `quota` (the user's storage quota), `delivery` (the delivery session), `user`, `store`,
 `folder` (the folder itself) with its mixins `tables` (listings and changes),
 `mail_items`, `calendar_items`, `publishing` (sharing) and `streams`;
 `operations` is the seam they all call the store through.

@@ -123,6 +123,19 @@ class MailboxName:
 
 
 @dataclass(frozen=True)
+class QuotaRoot:
+    """GETQUOTA quota-root (RFC 9208 §4.2)."""
+    root: str
+
+
+@dataclass(frozen=True)
+class SetQuota:
+    """SETQUOTA quota-root (resource limit ...) (RFC 9208 §4.1.4): resource names upper case."""
+    root: str
+    limits: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Rename:
     """RENAME existing-mailbox new-mailbox (RFC 3501 §6.3.5)."""
     source: str

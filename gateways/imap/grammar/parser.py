@@ -173,6 +173,24 @@ def _mailbox_only(r: Reader, uid: bool) -> c.MailboxName:
     return c.MailboxName(r.mailbox())
 
 
+def _quota_root(r: Reader, uid: bool) -> c.QuotaRoot:
+    r.sp()
+    return c.QuotaRoot(r.text(r.astring("a quota root")))
+
+
+def _setquota(r: Reader, uid: bool) -> c.SetQuota:
+    r.sp()
+    root = r.text(r.astring("a quota root"))
+    r.sp()
+
+    def resource() -> tuple[str, int]:
+        name = r.atom("a resource name").decode("ascii").upper()
+        r.sp()
+        return name, r.number(what="a resource limit")
+
+    return c.SetQuota(root, tuple(r.paren_list(resource)))
+
+
 def _rename(r: Reader, uid: bool) -> c.Rename:
     r.sp()
     source = r.mailbox()
@@ -642,6 +660,7 @@ COMMANDS: dict[bytes, _Parser] = {
     b"APPEND": _append, b"EXPUNGE": _expunge, b"SEARCH": _search, b"FETCH": _fetch,
     b"STORE": _store, b"COPY": _copy_move, b"MOVE": _copy_move,
     b"UNAUTHENTICATE": _no_args, b"REPLACE": _replace, b"COMPRESS": _compress,
+    b"GETQUOTAROOT": _mailbox_only, b"GETQUOTA": _quota_root, b"SETQUOTA": _setquota,
 }
 UID_COMMANDS = frozenset({b"COPY", b"MOVE", b"FETCH", b"STORE", b"SEARCH", b"EXPUNGE", b"REPLACE"})
 

@@ -27,10 +27,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("stores") as batch:
-        batch.drop_column("quota_warned")
-        batch.drop_column("used_items")
-        batch.drop_column("used_bytes")
-    with op.batch_alter_table("users") as batch:
-        for name in reversed(_USER_LIMITS):
-            batch.drop_column(name)
+    # Plain DROP COLUMN (SQLite 3.35+): a batch copy would drop the users table, and with
+    # it, through ON DELETE CASCADE, every store.
+    for name in ("quota_warned", "used_items", "used_bytes"):
+        op.execute(f"ALTER TABLE stores DROP COLUMN {name}")
+    for name in reversed(_USER_LIMITS):
+        op.execute(f"ALTER TABLE users DROP COLUMN {name}")
