@@ -218,6 +218,9 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         if args.command == "folder":
             from groupware import folder_admin
             return folder_admin.run(storage, args, out)
+        if args.command == "quota":
+            from groupware import quota_admin
+            return quota_admin.run(storage, args, out)
         if args.command == "blobs":
             return _blobs(cfg, storage, args, out)
         if args.command == "calendar":

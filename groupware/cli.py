@@ -57,6 +57,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from groupware import quota_admin
 from groupware.moving import commands as moving
 from shared.config import Config, ConfigError, parse_overrides, report_config_error
 from shared.features import FEATURES
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        help="delete a folder with its subfolders and everything in them")
     delete.add_argument("path", metavar="PATH", help="the folder's path (not the Inbox)")
     _sieve_parsers(commands, common)
+    quota_admin.add_parsers(commands, admin)
     moving.add_parsers(commands, common)
     return parser
 

@@ -20,6 +20,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def parse_size(value: str) -> int:
+    """A byte count such as `16M`, `512k` or `1048576`; ValueError for anything else."""
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"expected a size like 16M, got {value!r}")
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+
+
 @dataclass(frozen=True)
 class Option:
     default: str
@@ -485,11 +493,10 @@ class Config:
     def get_size(self, name: str) -> int:
         """A byte count such as `16M`, `512k` or `1048576`."""
         value = self._typed(name, "size")
-        match = _SIZE.match(value)
-        if not match:
-            raise ConfigError(name, f"expected a size like 16M, got {value!r}")
-        unit = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
-        return int(match.group(1)) * unit
+        try:
+            return parse_size(value)
+        except ValueError:
+            raise ConfigError(name, f"expected a size like 16M, got {value!r}") from None
 
     def get_utc_datetime(self, name: str) -> str:
         """A UTC date-time in iCalendar's basic form (`19000101T000000Z`), upper case; empty: none."""

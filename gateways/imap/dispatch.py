@@ -77,6 +77,7 @@ COMMAND_MODULES = (
     "gateways.imap.compress",
     "gateways.imap.utf8",
     "gateways.imap.sort_thread",
+    "gateways.imap.quota",
 )
 
 

@@ -413,7 +413,7 @@ class Expunge:
 
 Arguments = Union[NoArguments, Authenticate, Compress, Login, Enable, Id, Select, Create, MailboxName,
                   Rename, List, Lsub, Status, Append, Search, Fetch, Store, CopyMove, Replace,
-                  Expunge]
+                  Expunge, QuotaRoot, SetQuota]
 
 
 @dataclass(frozen=True)

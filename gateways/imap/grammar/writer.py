@@ -472,3 +472,15 @@ def namespace_response(personal: Iterable[tuple[str, str | None]] | None,
             b"(" + string(mutf7_encode(prefix)) + b" " + (NIL if d is None else quoted(d)) + b")"
             for prefix, d in entries) + b")"
     return b"* NAMESPACE " + group(personal) + b" " + group(other) + b" " + group(shared) + CRLF
+
+
+def quotaroot_response(mailbox_name: str, roots: Iterable[str], utf8: bool = False) -> bytes:
+    """`* QUOTAROOT INBOX ""` (RFC 9208 §5.2)."""
+    return b"* QUOTAROOT " + b" ".join([mailbox(mailbox_name, utf8)] + [astring(r) for r in roots]) + CRLF
+
+
+def quota_response(root: str, resources: Iterable[tuple[str, int, int]]) -> bytes:
+    """`* QUOTA "" (STORAGE 10 512 MESSAGE 3 1000)`: name, usage, limit (RFC 9208 §5.1)."""
+    body = b" ".join(name.encode("ascii") + b" " + number(used) + b" " + number(limit)
+                     for name, used, limit in resources)
+    return b"* QUOTA " + astring(root) + b" (" + body + b")" + CRLF

@@ -1,0 +1,59 @@
+"""IMAP QUOTA (RFC 9208): GETQUOTAROOT, GETQUOTA, and SETQUOTA refused.
+
+A user's whole store is one quota root, named "" as Dovecot names its default root;
+its resources are STORAGE (the items' sizes in units of 1024 octets, RFC 9208 §5.1)
+against the level the user's own writes stop at (quota_soft, else quota_hard), and
+MESSAGE (items) against quota_messages. A resource without a limit is not reported,
+and a store with no limit has no quota root. The store keeps and enforces the quota
+(APPEND, COPY and MOVE over it fail with NO [OVERQUOTA], mapped once by the protocol);
+limits are set by the administrator (`groupware quota set`), so SETQUOTA says NO.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, capability, command
+from gateways.imap.grammar import writer as w
+from gateways.imap.tree import MailboxTree
+from shared.model.quota import QuotaInfo
+
+capability("QUOTA")
+capability("QUOTA=RES-STORAGE")
+capability("QUOTA=RES-MESSAGE")
+
+ROOT = ""
+
+
+def resources(quota: QuotaInfo) -> list[tuple[str, int, int]]:
+    """(name, usage, limit) of each resource that has a limit."""
+    out = []
+    if quota.limit_bytes:
+        out.append(("STORAGE", -(-quota.used_bytes // 1024), quota.limit_bytes // 1024))
+    if quota.max_items:
+        out.append(("MESSAGE", quota.used_items, quota.max_items))
+    return out
+
+
+@command("GETQUOTAROOT", AUTHENTICATED_OR_SELECTED)
+async def getquotaroot(conn: Any, cmd: Any) -> None:
+    tree = await MailboxTree.load(conn.store, counts=False)
+    mailbox = tree.get(cmd.args.mailbox)
+    if mailbox is None or not mailbox.selectable:
+        raise No("Mailbox does not exist.", "NONEXISTENT")
+    found = resources(await conn.session.quota())
+    conn.send(w.quotaroot_response(mailbox.name, [ROOT] if found else [], conn.utf8))
+    if found:
+        conn.send(w.quota_response(ROOT, found))
+
+
+@command("GETQUOTA", AUTHENTICATED_OR_SELECTED)
+async def getquota(conn: Any, cmd: Any) -> None:
+    found = resources(await conn.session.quota())
+    if cmd.args.root != ROOT or not found:
+        raise No("No such quota root.", "NONEXISTENT")
+    conn.send(w.quota_response(ROOT, found))
+
+
+@command("SETQUOTA", AUTHENTICATED_OR_SELECTED)
+def setquota(conn: Any, cmd: Any) -> None:
+    raise No("Quotas are set by the administrator.", "NOPERM")
