@@ -119,7 +119,9 @@ class AddressBookCollection(storage.FolderCollection):
         if f.description:
             meta[DESCRIPTION] = f.description
         meta.update(getattr(f, "properties", None) or {})  # dead properties; no calendar's date limits
-        return meta if key is None else meta.get(key)
+        if key is None:
+            return meta
+        return meta[key] if key in meta else properties.quota_property(self.ctx, key)
 
     def set_meta(self, props: Mapping[str, str]) -> None:
         self.ctx.call(self.folder.rename, display_name=props.get("D:displayname") or "",

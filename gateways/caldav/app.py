@@ -37,7 +37,7 @@ from gateways.caldav.xmlbody import request_body, xml_root
 from shared.budget import BudgetRegistry, WorkCancelled, working_under
 from shared.fair_share import FairShare
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
-                           GroupwareError, NotFound, SessionInvalid, StorageFull, TooLarge, Unavailable)
+                           GroupwareError, NotFound, Quota, SessionInvalid, StorageFull, TooLarge, Unavailable)
 from shared.login import LoginRefused, Outcome, plaintext_login_allowed
 
 log = logging.getLogger("gateways.caldav")
@@ -55,6 +55,9 @@ XML_METHODS = frozenset({b"PROPFIND", b"PROPPATCH", b"REPORT", b"MKCALENDAR", b"
 # 507: answering would take more than the server gives one request.
 TOO_MUCH_WORK = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:">'
                  b'<D:number-of-matches-within-limits/></D:error>')
+# RFC 4331 section 6: the write would exceed the user's quota (the store's quota fault).
+QUOTA_NOT_EXCEEDED = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:">'
+                      b'<D:quota-not-exceeded/></D:error>')
 NO_UID_CONFLICT = (b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:" '
                    b'xmlns:C="urn:ietf:params:xml:ns:caldav"><C:no-uid-conflict/></D:error>')
 PUBLISH_ACTIONS = {"{%s}publish-calendar" % properties.CS: True, "{%s}unpublish-calendar" % properties.CS: False}
@@ -572,6 +575,8 @@ class GatewayResource(resource.Resource):
         if isinstance(err, Conflict) and err.reason == PRECONDITION_FAILED:
             # The store's own If-Match / If-None-Match check, made as it wrote.
             return "412 Precondition Failed", [("Content-Type", "text/plain; charset=utf-8")], [b"precondition failed\n"]
+        if isinstance(err, Quota):
+            return "507 Insufficient Storage", [("Content-Type", "text/xml; charset=utf-8")], [QUOTA_NOT_EXCEEDED]
         if isinstance(err, Conflict) and err.reason == UID_CONFLICT:
             # Another writer (another thread or gateway process) stored the UID first.
             return "409 Conflict", [("Content-Type", "text/xml; charset=utf-8")], [NO_UID_CONFLICT]

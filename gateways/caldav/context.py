@@ -43,6 +43,9 @@ class RequestContext:
         # An item PUT's If-Match and If-None-Match: *, which the store checks again as it
         # writes, as it checks the UID (None: not an item PUT).
         self.put_conditions: tuple[str | None, bool] | None = None
+        # The user's storage quota (shared.model.quota.QuotaInfo), asked once per request
+        # that shows a quota property.
+        self.quota: Any = None
         # The vCards of a PUT to an address book as the client sent them, by UID: they are
         # stored as sent, not as Radicale writes them again.
         self.put_texts: dict[str, str] = {}

@@ -25,7 +25,10 @@ LIVE = frozenset({
     "D:current-user-principal", "D:current-user-privilege-set", "D:supported-report-set",
     "C:calendar-home-set", "C:calendar-user-address-set", "C:supported-calendar-data",
     "C:max-resource-size", "D:principal-URL", "D:principal-collection-set", MIN_PROPERTY, MAX_PROPERTY,
+    "D:quota-available-bytes", "D:quota-used-bytes",
 })
+QUOTA_USED = "D:quota-used-bytes"
+QUOTA_AVAILABLE = "D:quota-available-bytes"
 
 
 def publish_url(base_url: str, token: str) -> str:
@@ -40,6 +43,22 @@ def collection_meta(ctx: context.RequestContext, folder: Any) -> dict[str, str]:
     if token and folder.rights in (None, "owner"):
         meta[PUBLISH_URL] = publish_url(getattr(ctx, "base_url", ""), token)
     return meta
+
+
+def quota_property(ctx: context.RequestContext, key: str | None) -> str | None:
+    """DAV:quota-used-bytes and DAV:quota-available-bytes (RFC 4331) of the home and of each
+    collection, which all count against the user's one store quota: what the store holds,
+    and what the user may still write before the store refuses (absent with no limit).
+    Asked of the store once per request, and only when a client names them (RFC 4331
+    section 3: not in allprop)."""
+    if key not in (QUOTA_USED, QUOTA_AVAILABLE):
+        return None
+    quota = ctx.quota
+    if quota is None:
+        quota = ctx.quota = ctx.call(ctx.session.quota)
+    if key == QUOTA_USED:
+        return str(quota.used_bytes)
+    return str(max(0, quota.limit_bytes - quota.used_bytes)) if quota.limit_bytes else None
 
 
 def dead(props: Mapping[str, str]) -> dict[str, str]:

@@ -177,7 +177,7 @@ class PrincipalCollection(BaseCollection):
         return '"principal"'
 
     def get_meta(self, key: str | None = None) -> Any:
-        return {} if key is None else None
+        return {} if key is None else properties.quota_property(context.current(), key)
 
     def set_meta(self, props: Mapping[str, str]) -> None:
         pass
@@ -243,7 +243,9 @@ class FolderCollection(BaseCollection):
         if f.description:
             meta["C:calendar-description"] = f.description
         meta.update(properties.collection_meta(self.ctx, f))
-        return meta if key is None else meta.get(key)
+        if key is None:
+            return meta
+        return meta[key] if key in meta else properties.quota_property(self.ctx, key)
 
     def set_meta(self, props: Mapping[str, str]) -> None:
         """Display name, colour and description live in the store's columns, other
