@@ -49,6 +49,15 @@ _USAGE = (select(stores.c.id, stores.c.owner_id, stores.c.used_bytes, stores.c.u
                  users.c.name, users.c.quota_warn, users.c.quota_soft, users.c.quota_hard, users.c.quota_messages)
           .select_from(stores.outerjoin(users, users.c.id == stores.c.owner_id)))
 _USAGE_OF_STORE = _USAGE.where(stores.c.id == bindparam("sid"))
+
+def _owner_column(name: str) -> Any:
+    return select(users.c[name]).where(users.c.id == stores.c.owner_id).scalar_subquery().label(name)
+
+
+# Where the database has UPDATE ... RETURNING (SQLite), one statement counts and reads back.
+_ADD_USAGE_RETURNING = _ADD_USAGE.returning(
+    stores.c.id, stores.c.owner_id, stores.c.used_bytes, stores.c.used_items, stores.c.quota_warned,
+    *[_owner_column(n) for n in ("name", "quota_warn", "quota_soft", "quota_hard", "quota_messages")])
 _SET_WARNED = update(stores).where(stores.c.id == bindparam("sid")).values(quota_warned=bindparam("warned"))
 _STORE_OF_FOLDER = (select(folders.c.store_id, stores.c.owner_id)
                     .select_from(folders.join(stores, stores.c.id == folders.c.store_id))
@@ -153,8 +162,9 @@ class QuotaMixin(StorageBase):
             limits = QuotaLimits()
         else:
             d = self.quota_defaults
-            limits = QuotaLimits(*(d[i] if own is None else int(own) for i, own in enumerate(
-                (row.quota_warn, row.quota_soft, row.quota_hard, row.quota_messages))))
+            warn, soft, hard, messages = row.quota_warn, row.quota_soft, row.quota_hard, row.quota_messages
+            limits = QuotaLimits(d.warn if warn is None else warn, d.soft if soft is None else soft,
+                                 d.hard if hard is None else hard, d.messages if messages is None else messages)
         return QuotaUsage(int(row.id), row.name, int(row.used_bytes), int(row.used_items), limits,
                           bool(row.quota_warned))
 
@@ -168,8 +178,13 @@ class QuotaMixin(StorageBase):
                       level: str | None = USER) -> None:
         if not added_bytes and not added_items:
             return
-        conn.execute(_ADD_USAGE, {"sid": store_id, "b": int(added_bytes), "n": int(added_items)})
-        usage = self._usage_of(conn.execute(_USAGE_OF_STORE, {"sid": store_id}).one())
+        params = {"sid": store_id, "b": int(added_bytes), "n": int(added_items)}
+        if self._update_returning:
+            row = conn.execute(_ADD_USAGE_RETURNING, params).one()
+        else:
+            conn.execute(_ADD_USAGE, params)
+            row = conn.execute(_USAGE_OF_STORE, {"sid": store_id}).one()
+        usage = self._usage_of(row)
         if level is not None:
             why = usage.refusal(level, added_bytes, added_items)
             if why:
