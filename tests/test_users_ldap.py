@@ -373,3 +373,29 @@ def test_delivery_finds_users_by_their_mail_attribute(slapd, storage):
     down = backend(storage, ldap_uri="ldap://127.0.0.1:1")
     with pytest.raises(Unavailable):
         down.lookup_address("alice@example.org")
+
+
+def test_quota_levels_come_from_directory_attributes(slapd, storage):
+    """ldap_quota_*_attribute name the attributes holding a user's own levels, read at logon
+    and by sync, in units of ldap_quota_multiplier (Kopano's MB by default)."""
+    dn = f"uid=nomail,{PEOPLE}"
+    slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: 5\n-\n"
+                             "add: roomNumber\nroomNumber: 12\n")
+    try:
+        b = backend(storage, ldap_uri=slapd.uri, ldap_quota_soft_attribute="employeeNumber",
+                    ldap_quota_hard_attribute="roomNumber")
+        storage.quota_defaults = storage.quota_defaults._replace(warn=1024, hard=99)
+        user = b.authenticate("nomail", "nomail-pw")
+        limits = storage.store_usage(user["store_id"]).limits
+        # From the directory: soft and hard; warn (no attribute configured) stays the server's.
+        assert (limits.warn, limits.soft, limits.hard) == (1024, 5 * 1024 * 1024, 12 * 1024 * 1024)
+        # A value gone from the entry hands the level back to the server; sync sees the change.
+        slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\ndelete: roomNumber\n")
+        from server.users.directory import apply_sync, plan_sync
+        changes = plan_sync(b, storage)
+        assert [c.action for c in changes if c.name == "nomail"] == ["update"]
+        apply_sync(changes, storage)
+        assert storage.store_usage(user["store_id"]).limits.hard == 99
+        b.close()
+    finally:
+        slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\ndelete: employeeNumber\n")

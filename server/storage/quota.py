@@ -39,6 +39,8 @@ from .schema import folders, stores, users
 
 log = logging.getLogger(__name__)
 
+# A user's own limits (NULL: the server's), in QuotaLimits order.
+QUOTA_COLUMNS = ("quota_warn", "quota_soft", "quota_hard", "quota_messages")
 # Which level a write is checked against (None: not checked, e.g. the warning message).
 USER = "soft"
 DELIVERY = "hard"
@@ -57,7 +59,7 @@ def _owner_column(name: str) -> Any:
 # Where the database has UPDATE ... RETURNING (SQLite), one statement counts and reads back.
 _ADD_USAGE_RETURNING = _ADD_USAGE.returning(
     stores.c.id, stores.c.owner_id, stores.c.used_bytes, stores.c.used_items, stores.c.quota_warned,
-    *[_owner_column(n) for n in ("name", "quota_warn", "quota_soft", "quota_hard", "quota_messages")])
+    *[_owner_column(n) for n in ("name", *QUOTA_COLUMNS)])
 _SET_WARNED = update(stores).where(stores.c.id == bindparam("sid")).values(quota_warned=bindparam("warned"))
 _STORE_OF_FOLDER = (select(folders.c.store_id, stores.c.owner_id)
                     .select_from(folders.join(stores, stores.c.id == folders.c.store_id))
@@ -224,8 +226,8 @@ class QuotaMixin(StorageBase):
 
     def user_quota(self, name: str) -> dict[str, int | None]:
         """A user's own limits as stored (None: the server's)."""
-        row = self._read(lambda c: c.execute(select(users.c.quota_warn, users.c.quota_soft, users.c.quota_hard,
-                                                    users.c.quota_messages).where(users.c.name == name)).first())
+        row = self._read(lambda c: c.execute(select(*[users.c[n] for n in QUOTA_COLUMNS])
+                                             .where(users.c.name == name)).first())
         if row is None:
             raise NotFound(f"user {name!r} not found")
         return dict(row._mapping)
@@ -233,7 +235,7 @@ class QuotaMixin(StorageBase):
     def set_user_quota(self, name: str, **limits: int | None) -> None:
         """Set some of a user's limits (quota_warn, quota_soft, quota_hard, quota_messages):
         bytes or items, 0 for none, None for the server's."""
-        unknown = set(limits) - {"quota_warn", "quota_soft", "quota_hard", "quota_messages"}
+        unknown = set(limits) - set(QUOTA_COLUMNS)
         if unknown:
             raise ValueError(f"unknown quota limits {sorted(unknown)}")
         if any(v is not None and int(v) < 0 for v in limits.values()):
@@ -273,4 +275,4 @@ class QuotaMixin(StorageBase):
             log.exception("could not put the quota warning into store %s", store_id)
 
 
-__all__ = ["QuotaMixin", "QuotaLimits", "QuotaUsage", "USER", "DELIVERY"]
+__all__ = ["QUOTA_COLUMNS", "QuotaMixin", "QuotaLimits", "QuotaUsage", "USER", "DELIVERY"]

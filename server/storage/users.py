@@ -9,6 +9,7 @@ from shared.errors import BadRequest, Conflict, NotFound
 from shared.features import FEATURES
 
 from .base import StorageBase
+from .quota import QUOTA_COLUMNS
 from .schema import (delivered_message_ids, folders, permissions, sieve_scripts, stores, subscriptions, users,
                      vacation_replies)
 
@@ -47,6 +48,7 @@ class UsersMixin(StorageBase):
             "fullname": r.fullname, "email": r.email, "active": bool(r.active),
             "features": {f: bool(getattr(r, "feature_" + f)) for f in FEATURES},
             "store_id": r.store_id, "external_id": r.external_id, "orphaned": bool(r.orphaned),
+            "quota": {level: getattr(r, level) for level in QUOTA_COLUMNS},
         }
 
     def create_user(self, name: str, password_hash: str, fullname: str = "", email: str = "",
@@ -123,7 +125,8 @@ class UsersMixin(StorageBase):
         self._update_user(name, orphaned=bool(orphaned))
 
     def adopt_directory_user(self, external_id: str, name: str, fullname: str = "", email: str = "",
-                             features: dict[str, bool] | None = None) -> tuple[dict, str]:
+                             features: dict[str, bool] | None = None,
+                             quota: dict[str, int | None] | None = None) -> tuple[dict, str]:
         """Make the row of a directory identity match the directory, in one transaction.
 
         The row is found by `external_id` (the directory's unique attribute), so a
@@ -131,7 +134,8 @@ class UsersMixin(StorageBase):
         a row of that name without an identity (made by `groupware user add`) is
         taken over; a row of that name owned by another identity is renamed
         aside and orphaned, never handed to the newcomer. `features` None leaves
-        the switches alone. Returns (user, action) with action one of created,
+        the switches alone, as `quota` None leaves the user's quota levels ({quota_warn:
+        bytes or None, ...}, the levels the directory names). Returns (user, action) with action one of created,
         adopted, renamed, updated, unchanged.
         """
         if not name or len(name) > 255:
@@ -140,6 +144,7 @@ class UsersMixin(StorageBase):
         for feature, on in (features or {}).items():
             if feature in FEATURES:
                 values["feature_" + feature] = bool(on)
+        values.update((level, limit) for level, limit in (quota or {}).items() if level in QUOTA_COLUMNS)
 
         def run(conn: Connection) -> tuple[int, str]:
             row = conn.execute(select(users).where(users.c.external_id == external_id)).first()

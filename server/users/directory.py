@@ -24,6 +24,9 @@ class DirectoryUser:
     features: dict[str, bool] | None = None  # None: the directory does not say
     dn: str = ""
     member_of: tuple[str, ...] = field(default=())
+    # The user's own quota levels the directory names ({quota_warn: bytes or None (the
+    # attribute is absent: the server's level)}); None: the directory says nothing.
+    quota: dict[str, int | None] | None = None
 
 
 class DirectoryBackend(Protocol):
@@ -37,6 +40,8 @@ def same_as_local(user: dict[str, Any], entry: DirectoryUser) -> bool:
     if (user["name"], user.get("fullname") or "", user.get("email") or "") != (entry.name, entry.fullname,
                                                                                entry.email):
         return False
+    if entry.quota is not None and any(user["quota"].get(level) != limit for level, limit in entry.quota.items()):
+        return False
     return entry.features is None or all(user["features"].get(f) == on for f, on in entry.features.items())
 
 
@@ -49,7 +54,7 @@ def local_user(storage: Any, entry: DirectoryUser) -> dict[str, Any]:
     if user is not None and not user.get("orphaned") and same_as_local(user, entry):
         return user
     user, action = storage.adopt_directory_user(entry.external_id, entry.name, entry.fullname, entry.email,
-                                                entry.features)
+                                                entry.features, entry.quota)
     if action != "unchanged":
         log.info("directory user %r: local user %s", entry.name, action)
     return user

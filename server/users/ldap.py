@@ -79,6 +79,12 @@ class LdapSettings:
         self.members_attr = cfg.get("ldap_groupmembers_attribute")
         self.members_are_dns = cfg.get_choice("ldap_groupmembers_attribute_type") == "dn"
         self.memberof_attr = cfg.get("ldap_user_memberof_attribute")
+        # users column -> the attribute holding it (Kopano's ldap_*quota_attribute), values in
+        # units of ldap_quota_multiplier bytes.
+        self.quota_attrs = {column: cfg.get(f"ldap_{column}_attribute") for column in ("quota_warn", "quota_soft",
+                                                                                      "quota_hard")}
+        self.quota_attrs = {column: attr for column, attr in self.quota_attrs.items() if attr}
+        self.quota_multiplier = cfg.get_int("ldap_quota_multiplier")
         self.login_group = cfg.get("ldap_login_group")
         self.page_size = cfg.get_int("ldap_page_size")
         for option in ("ldap_loginname_attribute", "ldap_user_unique_attribute"):
@@ -87,7 +93,7 @@ class LdapSettings:
 
     def user_attributes(self) -> list[str]:
         names = [self.login_attr, self.email_attr, self.fullname_attr, self.unique_attr,
-                 self.enabled_attr, self.disabled_attr, self.memberof_attr]
+                 self.enabled_attr, self.disabled_attr, self.memberof_attr, *self.quota_attrs.values()]
         return [n for n in dict.fromkeys(names) if n]
 
 
@@ -379,6 +385,7 @@ class LdapUserBackend:
                 fullname=_text(attrs.get(s.fullname_attr.lower())) if s.fullname_attr else "",
                 email=_text(attrs.get(s.email_attr.lower())) if s.email_attr else "",
                 features=self._features(attrs),
+                quota=self._quota(attrs, item.get("dn")),
                 member_of=tuple(v.decode("utf-8", "replace")
                                 for v in attrs.get(s.memberof_attr.lower(), [])) if s.memberof_attr else (),
             ))
@@ -395,6 +402,22 @@ class LdapUserBackend:
         disabled = {v.decode("utf-8", "replace").strip().lower()
                     for v in attrs.get(s.disabled_attr.lower(), [])} if s.disabled_attr else set()
         return {f: (not enabled or f in enabled) and f not in disabled for f in FEATURES}
+
+
+    def _quota(self, attrs: dict[str, list[bytes]], dn: str | None) -> dict[str, int | None] | None:
+        """The levels the configured quota attributes give, in bytes; an absent or unreadable
+        value hands the level to the server's option. None when no attribute is configured."""
+        s = self.settings
+        if not s.quota_attrs:
+            return None
+        out: dict[str, int | None] = {}
+        for column, attr in s.quota_attrs.items():
+            text = _text(attrs.get(attr.lower())).strip()
+            if text and not text.isdigit():
+                log.warning("directory entry %s: %s is not a whole number (%r); the server's %s applies",
+                            dn, attr, text[:40], column)
+            out[column] = int(text) * s.quota_multiplier if text.isdigit() else None
+        return out
 
 
 def _lower_keys(attrs: Any) -> dict[str, list[bytes]]:
