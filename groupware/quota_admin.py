@@ -41,11 +41,11 @@ def add_parsers(commands: Any, admin: list[argparse.ArgumentParser]) -> None:
                     "user's usage.")
     actions = quota.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", parents=admin, help="a user's usage, levels, and where each level comes from")
-    show.add_argument("name", metavar="USER")
+    show.add_argument("name", metavar="USER", help="whose quota")
     put = actions.add_parser("set", parents=admin, help="set a user's own levels (the others stay)",
                              description="Sizes take k, M or G (500M); 0 is no limit; default hands "
                                          "the level back to the server's quota_* option.")
-    put.add_argument("name", metavar="USER")
+    put.add_argument("name", metavar="USER", help="whose levels")
     put.add_argument("--warn", type=limit, default=argparse.SUPPRESS, metavar="SIZE",
                      help="above it, one warning message into the inbox per crossing")
     put.add_argument("--soft", type=limit, default=argparse.SUPPRESS, metavar="SIZE",
