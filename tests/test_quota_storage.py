@@ -228,3 +228,21 @@ def test_migration_fills_in_the_counters(st, quota_user):
         command.downgrade(cfg, "0018")
         command.upgrade(cfg, "head")
     assert counted(st, user["store_id"]) == real_usage(st, user["store_id"]) == (1000, 2)
+
+
+def test_moves_into_another_store_and_delivery_batches_are_checked(st, quota_user, limits):
+    user, named = quota_user
+    full = st.create_user("f" + secrets.token_hex(4), "hash")
+    full_inbox = next(f["id"] for f in st.list_folders(full["store_id"]) if f["role"] == "inbox")
+    st.set_user_quota(full["name"], quota_soft=1500, quota_hard=2500)
+    st.create_messages(named["inbox"], [message(st, 1000), message(st, 1000)])
+    st.move_items(named["inbox"], "1", full_inbox)
+    with pytest.raises(Quota):  # a move adds to the other store: checked there
+        st.move_items(named["inbox"], "2", full_inbox)
+    assert counted(st, user["store_id"]) == real_usage(st, user["store_id"]) == (1000, 1)
+    assert counted(st, full["store_id"]) == real_usage(st, full["store_id"]) == (1000, 1)
+    # A group commit of several messages: each copy is checked as the batch grows the store.
+    answers = st.deliver_many([(message(st, 1000), [DeliveryTarget(full["name"])]),
+                               (message(st, 1000), [DeliveryTarget(full["name"])])], 0)
+    assert [[o.status for o in outcomes] for outcomes, _ in answers] == [["stored"], ["quota"]]
+    assert counted(st, full["store_id"]) == real_usage(st, full["store_id"]) == (2000, 2)
