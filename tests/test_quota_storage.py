@@ -7,7 +7,9 @@ import random
 import secrets
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+
+from old_schema import on_an_old_schema
 
 from server.icalcolumns import calendar_columns
 from server.storage import NewMessage
@@ -212,22 +214,25 @@ def test_report_lists_every_user(st, quota_user, limits):
     assert st.store_usage(user["store_id"]).level() == "warn"
 
 
-def test_migration_fills_in_the_counters(st, quota_user):
-    user, named = quota_user
-    st.create_messages(named["inbox"], [message(st, 700), message(st, 300)])
-    with st.engine.begin() as conn:  # as the store was before migration 0020 counted
-        conn.execute(stores.update().where(stores.c.id == user["store_id"]).values(used_bytes=0, used_items=0))
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
+def test_migration_0020_fills_in_the_counters(st, tmp_path):
+    def run(old, conn, store_id):
+        for name in ("Old", "Older"):
+            conn.execute(text("INSERT INTO folders (store_id, name, container_class, uidvalidity, uidnext, "
+                              "highestmodseq, tombstone_floor) VALUES (:s, :n, 'mail', 1, 3, 1, 0)"),
+                         {"s": store_id, "n": name})
+        folder_ids = conn.execute(text("SELECT id FROM folders WHERE store_id = :s"), {"s": store_id}).scalars().all()
+        for folder_id in folder_ids:
+            for uid, size in ((1, 700), (2, 300)):
+                conn.execute(text("INSERT INTO items (folder_id, uid, modseq, size, flags, keywords, internalDate, "
+                                  "recurring, itemClass, blob_key) VALUES (:f, :u, 1, :z, 0, '', 0, 0, 'IPM.Note', "
+                                  "'00000000deadbeef')"), {"f": folder_id, "u": uid, "z": size})
 
-    from server.storage.store import MIGRATIONS
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with st.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0018")
-        command.upgrade(cfg, "head")
-    assert counted(st, user["store_id"]) == real_usage(st, user["store_id"]) == (1000, 2)
+        def checks():
+            assert counted(old, store_id) == real_usage(old, store_id) == (2000, 4)
+            assert old.store_usage(store_id).limits == QuotaLimits()  # the users' levels: the server's
+        return checks
+
+    on_an_old_schema(st, tmp_path, "0018", run)
 
 
 def test_moves_into_another_store_and_delivery_batches_are_checked(st, quota_user, limits):
