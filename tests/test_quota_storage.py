@@ -251,3 +251,17 @@ def test_moves_into_another_store_and_delivery_batches_are_checked(st, quota_use
                                (message(st, 1000), [DeliveryTarget(full["name"])])], 0)
     assert [[o.status for o in outcomes] for outcomes, _ in answers] == [["stored"], ["quota"]]
     assert counted(st, full["store_id"]) == real_usage(st, full["store_id"]) == (2000, 2)
+
+
+def test_server_options_are_the_default_levels(tmp_path):
+    from server.service import open_storage
+    from shared.config import Config
+
+    storage = open_storage(Config({"quota_warn": "900M", "quota_soft": "1G", "quota_hard": "1200M",
+                                   "quota_messages": "5000"}, str(tmp_path)))
+    try:
+        assert storage.quota_defaults == QuotaLimits(900 << 20, 1 << 30, 1200 << 20, 5000)
+        user = storage.create_user("levels", "hash")
+        assert storage.store_usage(user["store_id"]).limits == storage.quota_defaults
+    finally:
+        storage.close()
