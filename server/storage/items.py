@@ -14,6 +14,7 @@ from shared.errors import LIMIT, PRECONDITION_FAILED, UID_CONFLICT, BadRequest, 
 from shared.uidset import contains, has_star, parse_uidset, resolve
 
 from .base import StorageBase, chunks
+from .quota import USER
 from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, scan_nodes, superset
 from .scan import ScanEvaluator
 from .schema import folders, items, tombstones
@@ -152,7 +153,7 @@ class ItemsMixin(StorageBase):
                                                              tuple(keywords), columns)])
         return {"uid": result["uids"][0], "modseq": result["modseq"], "uidvalidity": result["uidvalidity"]}
 
-    def create_messages(self, folder_id: int, messages: Sequence["NewMessage"], level: str | None = "soft") -> dict:
+    def create_messages(self, folder_id: int, messages: Sequence["NewMessage"], level: str | None = USER) -> dict:
         """Add several messages in one transaction under one new modseq.
 
         Returns {uids (in the order given), modseq, uidvalidity}. The uids are
