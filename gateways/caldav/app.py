@@ -569,14 +569,15 @@ class GatewayResource(resource.Resource):
     def _store_error(self, err: GroupwareError, status: str, headers: list, body: Any) -> tuple:
         """Radicale answers a plugin exception with 500 (or 400 for a ValueError); say what the
         store said instead. An outage, a refusal or a conflict wins over Radicale's guess."""
+        if isinstance(err, Quota):
+            # The user's quota, not the server's trouble (RFC 4331 section 6).
+            return "507 Insufficient Storage", [("Content-Type", "text/xml; charset=utf-8")], [QUOTA_NOT_EXCEEDED]
         code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
         if code in (503, 507, 500):
             log.warning("caldav: store %s: %s", "unavailable" if code == 503 else "error", err.message)
         if isinstance(err, Conflict) and err.reason == PRECONDITION_FAILED:
             # The store's own If-Match / If-None-Match check, made as it wrote.
             return "412 Precondition Failed", [("Content-Type", "text/plain; charset=utf-8")], [b"precondition failed\n"]
-        if isinstance(err, Quota):
-            return "507 Insufficient Storage", [("Content-Type", "text/xml; charset=utf-8")], [QUOTA_NOT_EXCEEDED]
         if isinstance(err, Conflict) and err.reason == UID_CONFLICT:
             # Another writer (another thread or gateway process) stored the UID first.
             return "409 Conflict", [("Content-Type", "text/xml; charset=utf-8")], [NO_UID_CONFLICT]
