@@ -86,7 +86,11 @@ def test_append_copy_move_over_quota_and_expunge(empty):
     # Over quota (the level lowered under the usage), expunging still works and frees the space.
     set_quota(env, "--soft", "1k")
     m.select("Other")
+    assert m.status("Other", "(DELETED DELETED-STORAGE MESSAGES)")[1] == [
+        b'Other (DELETED 0 DELETED-STORAGE 0 MESSAGES 1)']
     m.store("1", "+FLAGS", "\\Deleted")
+    # What expunging would free, in units of 1024 octets (RFC 9208 §4.2.2).
+    assert m.status("Other", "(DELETED DELETED-STORAGE)")[1] == [b'Other (DELETED 1 DELETED-STORAGE 6)']
     assert m.expunge()[0] == "OK"
     assert usage(env).used_bytes == 0
     m.delete("Other")

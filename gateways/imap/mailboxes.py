@@ -18,6 +18,7 @@ from typing import Any
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.objectid import mailbox_id, mailbox_id_code
+from gateways.imap.quota import deleted_values
 from gateways.imap.tree import ATTRIBUTE_ROLES, MailboxTree, forget, pattern_regex, sort_names
 from shared.errors import BadRequest, Conflict, TooLarge
 from shared.mailboxnames import DELIMITER, ancestors, normalize
@@ -31,9 +32,10 @@ capability("LIST-STATUS")
 capability("STATUS=SIZE")  # RFC 8438: the sum of the messages' RFC822.SIZE
 
 
-def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int | bytes]]:
-    """STATUS items from the folder's listing counters (no message is read)."""
-    values = {
+async def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int | bytes]]:
+    """STATUS items from the folder's listing counters (no message is read); DELETED and
+    DELETED-STORAGE (RFC 9208) from the folder's \\Deleted messages, asked only for them."""
+    values: dict[str, int | bytes] = {
         "MESSAGES": folder.count, "UIDNEXT": folder.uid_next,
         "RECENT": conn.factory.recent.unclaimed(folder.id, folder.uid_validity, folder.count, folder.uid_next),
         "UIDVALIDITY": folder.uid_validity, "UNSEEN": folder.unseen,
@@ -41,6 +43,8 @@ def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[
         "APPENDLIMIT": conn.factory.max_literal,
         "MAILBOXID": b"(" + mailbox_id(folder).encode("ascii") + b")",
     }
+    if "DELETED" in items or "DELETED-STORAGE" in items:
+        values.update(await deleted_values(folder))
     return [(item, values[item]) for item in items if item in values]
 
 
@@ -78,7 +82,7 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
         conn.send(w.list_response(mailbox.attributes(subscribed=mailbox.name in subscribed), DELIMITER,
                                   mailbox.name, utf8=conn.utf8))
         if args.status_items and mailbox.selectable:
-            conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, args.status_items),
+            conn.send(w.status_response(mailbox.name, await status_values(conn, mailbox.folder, args.status_items),
                                         conn.utf8))
         await conn.writer.writable()
 
@@ -114,7 +118,7 @@ async def _list_subscribed(conn: Any, args: Any, tree: MailboxTree, subscribed: 
             extended = b' ("CHILDINFO" ("SUBSCRIBED"))'
         conn.send(w.list_response(attributes, DELIMITER, name, extended=extended, utf8=conn.utf8))
         if args.status_items and mailbox is not None and mailbox.selectable:
-            conn.send(w.status_response(name, status_values(conn, mailbox.folder, args.status_items),
+            conn.send(w.status_response(name, await status_values(conn, mailbox.folder, args.status_items),
                                         conn.utf8))
         await conn.writer.writable()
 
@@ -159,7 +163,7 @@ async def status(conn: Any, cmd: Any) -> None:
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
-    conn.send(w.status_response(mailbox.name, status_values(conn, mailbox.folder, cmd.args.items),
+    conn.send(w.status_response(mailbox.name, await status_values(conn, mailbox.folder, cmd.args.items),
                                 conn.utf8))
 
 

@@ -1,4 +1,5 @@
-"""IMAP QUOTA (RFC 9208): GETQUOTAROOT, GETQUOTA, and SETQUOTA refused.
+"""IMAP QUOTA (RFC 9208): GETQUOTAROOT, GETQUOTA, SETQUOTA refused, and the STATUS items
+DELETED and DELETED-STORAGE (§4.2.1-2) that its MESSAGE and STORAGE resources bring.
 
 A user's whole store is one quota root, named "" as Dovecot names its default root;
 its resources are STORAGE (the items' sizes in units of 1024 octets, RFC 9208 §5.1)
@@ -32,6 +33,13 @@ def resources(quota: QuotaInfo) -> list[tuple[str, int, int]]:
     if quota.max_items:
         out.append(("MESSAGE", quota.used_items, quota.max_items))
     return out
+
+
+async def deleted_values(folder: Any) -> dict[str, int]:
+    """STATUS DELETED (messages flagged \\Deleted) and DELETED-STORAGE (what expunging them
+    would free, in units of 1024 octets, as STORAGE counts) of a folder, in one query."""
+    total, table = await folder.query(["size"], {"flag": ("\\Deleted", True)})
+    return {"DELETED": total, "DELETED-STORAGE": -(-sum(table.get("size") or ()) // 1024)}
 
 
 @command("GETQUOTAROOT", AUTHENTICATED_OR_SELECTED)

@@ -169,7 +169,7 @@ class Lsub:
 
 
 STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
-                          "HIGHESTMODSEQ", "SIZE", "APPENDLIMIT", "MAILBOXID"})
+                          "HIGHESTMODSEQ", "SIZE", "APPENDLIMIT", "MAILBOXID", "DELETED", "DELETED-STORAGE"})
 
 
 @dataclass(frozen=True)
