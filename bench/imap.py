@@ -15,6 +15,8 @@ against each, as medians of several runs:
     senders, in 5,000 threads of replies with References, with dates spread over a year);
   * `FETCH 1:* BODY.PEEK[]` of a folder of about `--download-mb` MB, in bytes/s
     (ours and Dovecot taking turns run by run);
+  * the same download with and without COMPRESS=DEFLATE (RFC 4978): octets on the wire
+    and time, on a folder of `--compress-mb` MB of text mail;
   * APPEND of 1,000 messages, one after the other;
   * IDLE push latency: APPEND in one session until EXISTS arrives in another, and
     the part of it after the APPEND's tagged OK (what the push itself adds);
@@ -36,6 +38,7 @@ import statistics
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
@@ -187,6 +190,74 @@ class Client:
             pass
 
 
+class DeflatedSocket:
+    """The socket side of COMPRESS=DEFLATE for `Client`: raw deflate both ways, and a count
+    of the octets that really crossed the wire (`wire_received`)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflater = zlib.decompressobj(-15)
+        self.pending = bytearray()
+        self.wire_received = 0
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH))
+
+    def _fill(self) -> None:
+        while not self.pending:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise ConnectionError("closed")
+            self.wire_received += len(data)
+            self.pending += self.inflater.decompress(data)
+
+    def recv(self, size: int) -> bytes:
+        self._fill()
+        out = bytes(self.pending[:size])
+        del self.pending[:size]
+        return out
+
+    def recv_into(self, buf: memoryview, size: int, flags: int = 0) -> int:
+        got = 0
+        while got < size:
+            self._fill()
+            take = min(size - got, len(self.pending))
+            buf[got:got + take] = self.pending[:take]
+            del self.pending[:take]
+            got += take
+            if not flags & socket.MSG_WAITALL:
+                break
+        return got
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class CountedSocket:
+    """A plain socket that counts the octets it received, as DeflatedSocket does."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.wire_received = 0
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        data = self.sock.recv(size)
+        self.wire_received += len(data)
+        return data
+
+    def recv_into(self, buf: memoryview, size: int, flags: int = 0) -> int:
+        got = self.sock.recv_into(buf, size, flags)
+        self.wire_received += got
+        return got
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 # The same for ours: the idle connections are one user's from one address.
 OUR_TUNING = {"mail_max_userip_connections": "5000"}
 
@@ -197,8 +268,10 @@ OUR_TUNING = {"mail_max_userip_connections": "5000"}
 DOVECOT_TUNING = """\
 default_client_limit = 5000
 default_process_limit = 5000
+mail_plugins = $mail_plugins zlib
 protocol imap {
   mail_max_userip_connections = 5000
+  mail_plugins = $mail_plugins imap_zlib
 }
 service imap {
   process_limit = 5000
@@ -248,7 +321,7 @@ def pss_mb(pids: list[int]) -> float:
 # -- our server ---------------------------------------------------------------------------------
 
 @defer.inlineCallbacks
-def fill(reactor, cfg: Config, count: int, big_count: int):
+def fill(reactor, cfg: Config, count: int, big_count: int, text_count: int):
     adapter = Adapter(cfg, reactor)
     session = yield adapter.logon(USER, PASSWORD)
     store = session.store()
@@ -262,6 +335,9 @@ def fill(reactor, cfg: Config, count: int, big_count: int):
     big = yield store.create_folder("big")
     for start in range(0, big_count, 100):
         yield big.append_many([big_message(i) for i in range(start, min(start + 100, big_count))], ["\\Seen"])
+    text = yield store.create_folder("text")
+    for start in range(0, text_count, 500):
+        yield text.append_many([text_message(i) for i in range(start, min(start + 500, text_count))], ["\\Seen"])
     push = yield store.create_folder("push")
     yield push.append_many([message(i) for i in range(10)])
     yield store.create_folder("appended")
@@ -269,10 +345,11 @@ def fill(reactor, cfg: Config, count: int, big_count: int):
     adapter.close()
 
 
-def fill_ours(server: ServerProcess, data_dir: str, options: dict, count: int, big_count: int) -> None:
+def fill_ours(server: ServerProcess, data_dir: str, options: dict, count: int, big_count: int,
+              text_count: int) -> None:
     cfg = Config({**options, "server_socket": server.socket_path}, data_dir)
     try:
-        task.react(lambda reactor: fill(reactor, cfg, count, big_count))
+        task.react(lambda reactor: fill(reactor, cfg, count, big_count, text_count))
     except SystemExit as done:
         if done.code:
             raise
@@ -425,10 +502,62 @@ def downloads(ports: dict[str, int], runs: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
+def wire_downloads(ports: dict[str, int], runs: int) -> dict[str, dict[str, float]]:
+    """`FETCH 1:* BODY.PEEK[]` of the text folder with and without COMPRESS=DEFLATE: median
+    time and the octets received on the wire, per server and mode, taking turns run by run."""
+    clients = {}
+    for name, port in ports.items():
+        for mode in ("plain", "deflate"):
+            client = Client(port)
+            client.login()
+            if mode == "deflate":
+                client.cmd(b"COMPRESS DEFLATE")
+                if client.buf:
+                    raise RuntimeError("data after COMPRESS's OK")
+                client.sock = DeflatedSocket(client.sock)
+            else:
+                client.sock = CountedSocket(client.sock)
+            client.cmd(b"EXAMINE text")
+            timed(client, b"FETCH 1:* BODY.PEEK[]")  # warm-up
+            clients[name, mode] = client
+    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in clients}
+    octets: dict[tuple[str, str], list[int]] = {key: [] for key in clients}
+    for _ in range(runs):
+        for key, client in clients.items():
+            before = client.sock.wire_received
+            elapsed, _ = timed(client, b"FETCH 1:* BODY.PEEK[]")
+            seconds[key].append(elapsed)
+            octets[key].append(client.sock.wire_received - before)
+    for client in clients.values():
+        client.close()
+    out: dict[str, dict[str, float]] = {name: {} for name in ports}
+    for (name, mode), values in seconds.items():
+        out[name][f"wire_{mode}_time"] = statistics.median(values)
+        out[name][f"wire_{mode}_bytes"] = statistics.median(octets[name, mode])
+    return out
+
+
+def text_message(i: int) -> bytes:
+    """Ordinary text mail for the COMPRESS rows: prose that varies from message to message."""
+    rng = i * 2654435761 % 1000003
+    words = ("meeting", "report", "budget", "review", "schedule", "project", "customer", "update",
+             "invoice", "quarter", "team", "release", "draft", "notes", "agenda", "question")
+    lines = []
+    for n in range(60):
+        rng = (rng * 1103515245 + 12345) % 2147483648
+        picked = [words[(rng >> (k * 4)) % len(words)] for k in range(10)]
+        lines.append(f"Line {n} about the {picked[0]}: {' '.join(picked[1:])}, number {rng % 99991}.")
+    head = (f"From: Sender {i % 97} <user{i % 97}@example.org>\r\nTo: Bob <bob@example.com>\r\n"
+            f"Subject: {words[i % len(words)]} {i}\r\nMessage-ID: <t{i}@bench.example>\r\n"
+            f"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n")
+    return (head + "\r\n".join(lines) + "\r\n").encode()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--download-mb", type=int, default=200)
+    parser.add_argument("--compress-mb", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--idle-connections", type=int, default=1000)
     args = parser.parse_args()
@@ -437,13 +566,15 @@ def main() -> None:
     with ours_beside_dovecot("imap", DOVECOT_TUNING, OUR_TUNING) as peers:
         server, dovecot, ours_port = peers.server, peers.dovecot, peers.port
         start = time.perf_counter()
-        fill_ours(server, peers.data_dir, peers.options, n, big_count)
-        print(f"stored {n:,} + {big_count:,} messages through the adapter in "
+        text_count = max(1, args.compress_mb * 1024 * 1024 // len(text_message(0)))
+        fill_ours(server, peers.data_dir, peers.options, n, big_count, text_count)
+        print(f"stored {n:,} + {big_count:,} + {text_count:,} messages through the adapter in "
               f"{time.perf_counter() - start:.1f} s", flush=True)
         seen = [listed_message(i) for i in range(n) if i % UNSEEN_EVERY]
         unseen = [listed_message(i) for i in range(n) if not i % UNSEEN_EVERY]
         dovecot.folder("INBOX", seen + unseen, lambda i: i < len(seen))
         dovecot.folder("big", (big_message(i) for i in range(big_count)), lambda i: True)
+        dovecot.folder("text", (text_message(i) for i in range(text_count)), lambda i: True)
         dovecot.folder("push", [message(i) for i in range(10)], lambda i: False)
         dovecot.folder("appended", [])
         dovecot.start()
@@ -455,10 +586,13 @@ def main() -> None:
         print("measuring downloads, taking turns ...", flush=True)
         for name, rate in downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
             results[name]["download"] = rate
-    report(results, args, n, big_count)
+        print("measuring downloads with and without COMPRESS, taking turns ...", flush=True)
+        for name, rows in wire_downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
+            results[name].update(rows)
+    report(results, args, n, big_count, text_count)
 
 
-def report(results: dict, args, n: int, big_count: int) -> None:
+def report(results: dict, args, n: int, big_count: int, text_count: int) -> None:
     ours, theirs = results["ours"], results["dovecot"]
     rows = [
         (f"LOGIN + SELECT ({n:,} messages)", "login_select", "ms", 1000),
@@ -467,6 +601,10 @@ def report(results: dict, args, n: int, big_count: int) -> None:
         ("FETCH 1:100 (ENVELOPE BODYSTRUCTURE)", "envelope_100", "ms", 1000),
         *((command.decode(), key, "ms", 1000) for key, command in SORT_ROWS),
         (f"FETCH 1:* BODY.PEEK[] ({big_count:,} x {BIG_MESSAGE_KB} KB)", "download", "MB/s", 1 / 1e6),
+        (f"FETCH 1:* BODY.PEEK[] ({text_count:,} text), wire", "wire_plain_bytes", "MB", 1 / 1e6),
+        ("  the same with COMPRESS=DEFLATE, wire", "wire_deflate_bytes", "MB", 1 / 1e6),
+        ("  time without COMPRESS", "wire_plain_time", "ms", 1000),
+        ("  time with COMPRESS=DEFLATE", "wire_deflate_time", "ms", 1000),
         (f"APPEND x {APPENDS}", "append", "s", 1),
         ("IDLE push: APPEND sent -> EXISTS", "push", "ms", 1000),
         ("IDLE push: APPEND's OK -> EXISTS", "push_after_ok", "ms", 1000),
@@ -479,6 +617,11 @@ def report(results: dict, args, n: int, big_count: int) -> None:
         a, b = ours[key] * scale, theirs[key] * scale
         ratio = f"{a / b:>12.2f}x" if b else f"{'-':>13}"
         print(f"{label:45} {a:>9.1f} {unit:<2} {b:>9.1f} {unit:<2} {ratio}")
+    for name, rows in (("ours", ours), ("Dovecot", theirs)):
+        if rows.get("wire_plain_bytes"):
+            print(f"COMPRESS=DEFLATE on text mail, {name}: {rows['wire_deflate_bytes'] / rows['wire_plain_bytes']:.0%}"
+                  " of the plain octets on the wire (target for ours: at most 50%)")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     label = f"PSS with {args.idle_connections:,} idle connections"
     a, b = ours["idle_after"], theirs["idle_after"]
     print(f"{label:45} {a:>9.0f} MB {b:>9.0f} MB {a / b:>12.2f}x   "

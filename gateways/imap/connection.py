@@ -20,6 +20,7 @@ Attributes command modules use:
   while a command runs (IDLE waiting for DONE).
 - `flush_updates(expunge)` writes the selected mailbox's pending untagged updates
   at once (IDLE pushes them this way).
+- `notify`: the `notify.Notifications` of a NOTIFY SET, else None.
 - `after_reply(hook)` runs `hook()` right after the running command's tagged reply
   (STARTTLS starts the handshake there); `run(raw)` runs one more framed command.
 - `select(box)` / `deselect()` enter and leave the selected state; `logged_in()` and
@@ -108,6 +109,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         # The last folder tree read for APPEND/COPY/MOVE targets (tree.resolve).
         self.mailbox_tree: Any = None
         self.enabled: set[str] = set()
+        self.notify: Any = None
         # (mailbox, flags) the FLAGS response of SELECT listed (keywords.py).
         self.announced_flags: Any = None
         self.client_id: dict[str, str | None] | None = None
@@ -154,7 +156,10 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.release()
 
     def release(self) -> None:
-        """Drop the selected mailbox and the store session."""
+        """Drop NOTIFY, the selected mailbox and the store session."""
+        if self.notify is not None:
+            notify, self.notify = self.notify, None
+            notify.stop()
         if self.selected is not None:
             selected, self.selected = self.selected, None
             selected.close()
@@ -216,11 +221,15 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def flush_updates(self, expunge: bool = True) -> None:
         """Write what changed in the selected mailbox since it was last told."""
         if self.selected is not None and not self.closed:
+            uids = self.selected.uids
+            top = uids[-1] if uids else 0
             lines = self.selected.take_updates(expunge=expunge)
             if any(b" FETCH " in line for line in lines):
                 announce_in_use(self)  # a FLAGS list with keywords new to the client
             for line in lines:
                 self.send(line)
+            if self.notify is not None:
+                self.notify.announced(top)
 
     def _writable_again(self) -> None:
         self.resetTimeout()  # the client is reading: not idle
@@ -345,6 +354,12 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def _completed(self, result: Any, cmd: Any, spec: dispatch.CommandSpec) -> None:
         name = ("UID " if cmd.uid else "") + cmd.name
         reply = result if isinstance(result, Reply) else Reply("OK", f"{name} completed")
+        if reply.status == "OK" and not self.closed:
+            for hook in dispatch.AFTER_COMMAND.get(cmd.name, ()):
+                try:
+                    hook(self, cmd)
+                except Exception:  # noqa: BLE001  (the command itself succeeded)
+                    log.exception("imap after-%s hook failed", cmd.name)
         self._finish(cmd, spec, reply)
 
     def _failed(self, failure: Failure, cmd: Any, spec: dispatch.CommandSpec) -> None:
@@ -406,6 +421,8 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.deselect()
         self.selected = mailbox
         self.state = SELECTED
+        if self.notify is not None:
+            self.notify.follow(mailbox)
 
     def deselect(self) -> None:
         """Back to the authenticated state; what was pending for the old mailbox is dropped."""

@@ -40,6 +40,10 @@ TLS); a str from `when` is advertised in place of `name` (`APPENDLIMIT=1000`).
 Register a capability in the module that makes it work, so nothing is
 advertised that is not there.
 
+`after_command(name, hook)` has `hook(conn, cmd)` called after each command `name`
+that completed with OK, before the next one runs (NOTIFY tells other sessions of a
+CREATE or SUBSCRIBE this way, without the command knowing).
+
 The modules in `COMMAND_MODULES` are imported by `load()` when the gateway starts;
 a new command family adds its module name there.
 """
@@ -78,6 +82,7 @@ COMMAND_MODULES = (
     "gateways.imap.utf8",
     "gateways.imap.sort_thread",
     "gateways.imap.quota",
+    "gateways.imap.notify",
 )
 
 
@@ -129,6 +134,7 @@ class CommandSpec:
 
 
 COMMANDS: dict[str, CommandSpec] = {}
+AFTER_COMMAND: dict[str, list[Handler]] = {}
 CAPABILITIES: list[tuple[str, Callable[["IMAPConnection"], bool] | None]] = []
 
 
@@ -141,6 +147,11 @@ def command(name: str, states: frozenset[str] | str, uid: bool = False,
         COMMANDS[name.upper()] = CommandSpec(name.upper(), handler, allowed, uid, expunge_after)
         return handler
     return register
+
+
+def after_command(name: str, hook: Handler) -> None:
+    """Call `hook(conn, cmd)` whenever the command `name` completes with OK."""
+    AFTER_COMMAND.setdefault(name.upper(), []).append(hook)
 
 
 def capability(name: str, when: Callable[["IMAPConnection"], bool] | None = None) -> None:

@@ -53,6 +53,7 @@ async def idle(conn: Any, cmd: Any) -> Reply | None:
         done.callback(None)
 
     conn.send(b"+ idling\r\n")
+    previous = box.on_change if box is not None else None  # NOTIFY's, when set
     if box is not None:
         changed()  # what arrived before IDLE began
         box.on_change = changed
@@ -61,4 +62,4 @@ async def idle(conn: Any, cmd: Any) -> Reply | None:
         return await done
     finally:
         if box is not None and box.on_change is changed:
-            box.on_change = None
+            box.on_change = previous

@@ -40,6 +40,7 @@ class IMAPFactory(ConnectionFactory):
         self.timeout = cfg.get_int("imap_timeout")
         self.login_timeout = cfg.get_int("imap_login_timeout")
         self.ignore_command_idle = cfg.get_bool("imap_ignore_command_idle")
+        self.notify_max_mailboxes = cfg.get_int("imap_notify_max_mailboxes")
 
 
 class IMAPService(GatewayService):
