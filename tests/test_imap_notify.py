@@ -55,7 +55,7 @@ def test_selected_mailbox_changes_arrive_outside_idle(env):
     other.cmd("STORE 1 +FLAGS.SILENT (\\Flagged)")
     assert watcher.readline() == b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n"
     other.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
-    assert watcher.readline() == b"* 1 FETCH (UID 1 FLAGS (\\Deleted \\Flagged))\r\n"
+    assert watcher.readline() == b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Deleted))\r\n"
     other.cmd("EXPUNGE")
     assert watcher.readline() == b"* 1 EXPUNGE\r\n"
     # The connection is in step: a command right after is answered as ever.
@@ -91,7 +91,7 @@ def test_other_mailboxes_are_told_as_status(env):
     assert reply[0].endswith(b" UNSEEN 1)\r\n")
     assert reply[-1].startswith(b"r3 OK")
     append(other, "nother", 2)
-    assert watcher.readline() == b"* STATUS nother (MESSAGES 2 UIDNEXT 3)\r\n"
+    assert watcher.readline() == b"* STATUS nother (MESSAGES 2 UIDNEXT 3 UNSEEN 2)\r\n"
     other.cmd("SELECT nother")
     other.cmd("STORE 1:2 +FLAGS.SILENT (\\Seen)")
     assert watcher.readline() == b"* STATUS nother (UNSEEN 0)\r\n"
