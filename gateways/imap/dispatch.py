@@ -83,6 +83,7 @@ COMMAND_MODULES = (
     "gateways.imap.sort_thread",
     "gateways.imap.quota",
     "gateways.imap.notify",
+    "gateways.imap.rev2",
 )
 
 

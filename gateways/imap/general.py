@@ -11,8 +11,10 @@ from gateways.imap.grammar import writer as w
 
 log = logging.getLogger("gateways.imap")
 
-# What ENABLE can switch on, once the modules that implement it advertise it.
-ENABLEABLE = ("CONDSTORE", "QRESYNC", "UTF8=ACCEPT")
+# What ENABLE can switch on, once the modules that implement it advertise it, by the
+# upper-case name ENABLE reads and `enabled` keeps, with the capability's spelling.
+ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "UTF8=ACCEPT": "UTF8=ACCEPT",
+              "IMAP4REV2": "IMAP4rev2"}
 SERVER_ID = (("name", "groupware"), ("vendor", "groupware"), ("support-url", None))
 
 capability("IMAP4rev1")
@@ -58,8 +60,8 @@ def id_command(conn: Any, cmd: Any) -> None:
 def enable(conn: Any, cmd: Any) -> None:
     turned_on = []
     for name in cmd.args.capabilities:
-        if name in ENABLEABLE and dispatch.advertised(conn, name) and name not in conn.enabled:
-            turned_on.append(name)
+        if name in ENABLEABLE and dispatch.advertised(conn, ENABLEABLE[name]) and name not in conn.enabled:
+            turned_on.append(ENABLEABLE[name])
             conn.enabled.add(name)
     if "QRESYNC" in conn.enabled and "CONDSTORE" not in conn.enabled:
         conn.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE

@@ -29,7 +29,7 @@ import calendar
 import datetime
 from typing import Any
 
-from gateways.imap import search_view
+from gateways.imap import rev2, search_view
 from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import writer as w
@@ -89,9 +89,11 @@ def _answer(conn: Any, cmd: Any, numbers: list[int], modseqs: list[int] | None) 
             # messages actually returned.
             picked = ([modseqs[0]] if "MIN" in returns else []) + ([modseqs[-1]] if "MAX" in returns else [])
             modseq_result = max(picked)
-    if returns is None:
+    if returns is None and not rev2.enabled(conn.enabled):
         conn.send(w.search_response(numbers, modseq_result))
         return
+    if returns is None:
+        returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers SEARCH with ESEARCH
     results = _esearch_results(returns, numbers, modseq_result, cmd.args.partial)
     conn.send(w.esearch_response(cmd.tag, cmd.uid, results))
 

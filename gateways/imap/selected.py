@@ -64,6 +64,7 @@ from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import SequenceSet
 from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, split_flag_names
 from gateways.imap.recent import RecentClaims, RecentRanges
+from gateways.imap import rev2
 from shared.flags import flag_names, split_flags
 from shared.items import ItemChange
 from shared.uidset import format_ranges, runs
@@ -163,7 +164,7 @@ class SelectedMailbox:
 
     def flags(self, index: int) -> tuple[str, ...]:
         names = flag_names(self._bits[index], self._keywords[index])
-        if self.uids[index] in self.recent:
+        if self.uids[index] in self.recent and not rev2.enabled(self.enabled):
             names.insert(sum(1 for n in names if n.startswith("\\")), "\\Recent")
         return tuple(names)
 
@@ -397,7 +398,8 @@ class SelectedMailbox:
                 top = self.uids[-1] + 1
                 first = self._claims.claim(self.folder.id, self.uid_validity, top, take=not self.readonly)
                 self.recent.add(max(first, first_new), top)
-                out.append(w.recent(self.recent.count(self.uids)))
+                if not rev2.enabled(self.enabled):
+                    out.append(w.recent(self.recent.count(self.uids)))
         if self._pending_flags:
             condstore = "CONDSTORE" in self.enabled
             for msn in sorted(m for m in map(self.msn, self._pending_flags) if m is not None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateways.imap import dispatch
+from gateways.imap import dispatch, rev2
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.keywords import remember as remember_flags
@@ -13,6 +13,7 @@ from gateways.imap.qresync import resynchronize
 from gateways.imap.selected import SelectedMailbox
 from gateways.imap.tree import MailboxTree
 from shared.flags import DELETED
+from shared.mailboxnames import DELIMITER
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 # Keywords mail clients set; offered in FLAGS even before a message carries them.
@@ -34,7 +35,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     if conn.selected is not None:
         # A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         conn.deselect()
-        if "QRESYNC" in conn.enabled:
+        if "QRESYNC" in conn.enabled or rev2.enabled(conn.enabled):
             conn.send(w.untagged("OK", "Previous mailbox closed", "CLOSED"))
     if args.qresync is not None and "QRESYNC" not in conn.enabled:
         raise Bad("QRESYNC must be enabled first")
@@ -63,10 +64,14 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     permanent = () if readonly else flags + ("\\*",)
     conn.send(w.untagged("OK", "Flags permitted", w.permanent_flags_code(permanent)))
     conn.send(w.exists(box.exists))
-    conn.send(w.recent(box.recent.count(box.uids)))
-    unseen = box.first_unseen()
-    if unseen is not None:
-        conn.send(w.untagged("OK", f"Message {unseen} is first unseen", f"UNSEEN {unseen}"))
+    if rev2.enabled(conn.enabled):
+        # RFC 9051 §6.3.2: the mailbox's LIST, and neither RECENT nor UNSEEN.
+        conn.send(w.list_response(mailbox.attributes(), DELIMITER, mailbox.name, utf8=conn.utf8))
+    else:
+        conn.send(w.recent(box.recent.count(box.uids)))
+        unseen = box.first_unseen()
+        if unseen is not None:
+            conn.send(w.untagged("OK", f"Message {unseen} is first unseen", f"UNSEEN {unseen}"))
     conn.send(w.untagged("OK", "UIDs valid", f"UIDVALIDITY {box.uid_validity}"))
     conn.send(w.untagged("OK", "Predicted next UID", f"UIDNEXT {box.uid_next}"))
     conn.send(w.untagged("OK", "Highest", f"HIGHESTMODSEQ {box.highest_modseq}"))
