@@ -228,8 +228,8 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
                 announce_in_use(self)  # a FLAGS list with keywords new to the client
             for line in lines:
                 self.send(line)
-            if self.notify is not None:
-                self.notify.announced(top)
+            for hook in dispatch.AFTER_UPDATES:
+                hook(self, top)
 
     def _writable_again(self) -> None:
         self.resetTimeout()  # the client is reading: not idle

@@ -42,7 +42,10 @@ advertised that is not there.
 
 `after_command(name, hook)` has `hook(conn, cmd)` called after each command `name`
 that completed with OK, before the next one runs (NOTIFY tells other sessions of a
-CREATE or SUBSCRIBE this way, without the command knowing).
+CREATE or SUBSCRIBE this way, without the command knowing). `after_updates(hook)` has
+`hook(conn, top_uid)` called whenever the selected mailbox's updates were written
+(`top_uid` the highest uid the client knew before them): NOTIFY's MessageNew fetches
+and the updates of kept searches (CONTEXT=SEARCH) start there.
 
 The modules in `COMMAND_MODULES` are imported by `load()` when the gateway starts;
 a new command family adds its module name there.
@@ -83,7 +86,7 @@ COMMAND_MODULES = (
     "gateways.imap.sort_thread",
     "gateways.imap.quota",
     "gateways.imap.notify",
-    "gateways.imap.rev2",
+    "gateways.imap.search_context",
 )
 
 
@@ -136,6 +139,7 @@ class CommandSpec:
 
 COMMANDS: dict[str, CommandSpec] = {}
 AFTER_COMMAND: dict[str, list[Handler]] = {}
+AFTER_UPDATES: list[Callable[["IMAPConnection", int], Any]] = []
 CAPABILITIES: list[tuple[str, Callable[["IMAPConnection"], bool] | None]] = []
 
 
@@ -153,6 +157,11 @@ def command(name: str, states: frozenset[str] | str, uid: bool = False,
 def after_command(name: str, hook: Handler) -> None:
     """Call `hook(conn, cmd)` whenever the command `name` completes with OK."""
     AFTER_COMMAND.setdefault(name.upper(), []).append(hook)
+
+
+def after_updates(hook: Callable[["IMAPConnection", int], Any]) -> None:
+    """Call `hook(conn, top_uid)` after the selected mailbox's updates are written."""
+    AFTER_UPDATES.append(hook)
 
 
 def capability(name: str, when: Callable[["IMAPConnection"], bool] | None = None) -> None:

@@ -18,6 +18,7 @@ ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "UTF8=ACCEPT": "UT
 SERVER_ID = (("name", "groupware"), ("vendor", "groupware"), ("support-url", None))
 
 capability("IMAP4rev1")
+capability("IMAP4rev2")  # once ENABLEd (rev2.py)
 # LITERAL- before login (at most 4096 octets per non-synchronizing literal), LITERAL+ after.
 capability("LITERAL-", lambda conn: conn.state == NOT_AUTHENTICATED)
 capability("LITERAL+", lambda conn: conn.state != NOT_AUTHENTICATED)

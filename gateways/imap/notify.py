@@ -349,6 +349,7 @@ def _name(cmd: Any) -> str:
     return normalize(cmd.args.mailbox).rstrip(DELIMITER)
 
 
+dispatch.after_updates(lambda conn, top_uid: conn.notify is not None and conn.notify.announced(top_uid))
 dispatch.after_command("CREATE", _told("MAILBOXNAME", _name, lambda cmd: w.list_response([], DELIMITER, _name(cmd))))
 dispatch.after_command("DELETE", _told("MAILBOXNAME", _name,
                                        lambda cmd: w.list_response(["\\NonExistent"], DELIMITER, _name(cmd))))

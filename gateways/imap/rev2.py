@@ -21,11 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateways.imap.dispatch import capability
-
-IMAP4REV2 = "IMAP4REV2"  # as the connection's `enabled` holds it
-
-capability("IMAP4rev2")
+IMAP4REV2 = "IMAP4REV2"  # as the connection's `enabled` holds it (advertised by general.py)
 
 
 def enabled(names: Any) -> bool:

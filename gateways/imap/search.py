@@ -29,7 +29,7 @@ import calendar
 import datetime
 from typing import Any
 
-from gateways.imap import rev2, search_view
+from gateways.imap import rev2, search_context, search_view
 from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import writer as w
@@ -45,36 +45,56 @@ DAY = 86400
 
 @command("SEARCH", SELECTED, uid=True, expunge_after=False)
 async def search(conn: Any, cmd: Any) -> None:
-    box = conn.selected
     args: c.Search = cmd.args
-    uses_modseq = any(isinstance(k, c.SearchModseq) for k in c.leaf_keys(args.criteria))
-    if uses_modseq:
+    if uses_modseq(args):
         conn.enable_condstore()  # RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE-enabling command
+    updating = search_context.wanted(conn, cmd)
+    found = await matching(conn, args, cmd.uid)
+    if found is not None:
+        _answer(conn, cmd, *found)
+        if updating:
+            search_context.keep(conn, cmd, found[0], lambda: _uids(matching(conn, args, True)),
+                                lambda numbers: w.esearch_response(
+                                    cmd.tag, True, _esearch_results(args.returns, numbers, None, args.partial)))
+
+
+async def _uids(found: Any) -> list[int] | None:
+    result = await found
+    return None if result is None else result[0]
+
+
+def uses_modseq(args: c.Search) -> bool:
+    return any(isinstance(k, c.SearchModseq) for k in c.leaf_keys(args.criteria))
+
+
+async def matching(conn: Any, args: c.Search, uid: bool) -> tuple[list[int], list[int] | None] | None:
+    """(uids or sequence numbers, in order, of the messages the program matches; their
+    modseqs when it uses MODSEQ), None when the mailbox was closed meanwhile."""
+    box = conn.selected
+    with_modseq = uses_modseq(args)
     if search_view.answerable(args.criteria):
         indexes = search_view.matching_indexes(box, args.criteria)
-        numbers = [box.uids[i] for i in indexes] if cmd.uid else [i + 1 for i in indexes]
-        modseqs = [box.modseq(i) for i in indexes] if uses_modseq else None
-        _answer(conn, cmd, numbers, modseqs)
-        return
+        numbers = [box.uids[i] for i in indexes] if uid else [i + 1 for i in indexes]
+        return numbers, ([box.modseq(i) for i in indexes] if with_modseq else None)
     restriction = Restriction(box).of(args.criteria)
-    columns = ["uid", "modseq"] if uses_modseq else ["uid"]
+    columns = ["uid", "modseq"] if with_modseq else ["uid"]
     if restriction == MATCH_NONE or not box.exists:
         table: dict[str, list[int]] = {"uid": [], "modseq": []}
     else:
         bounded = {"and": [{"cmp": ("uid", "le", box.uids[-1])}, restriction]}
         _, table = await box.folder.query(columns, bounded, sort=[("uid", False)])
     if conn.selected is not box:
-        return
+        return None
     numbers: list[int] = []
     found: list[int] = []
     modseqs = table.get("modseq") or [0] * len(table["uid"])
-    for uid, modseq in zip(table["uid"], modseqs):
-        msn = box.msn(uid)
+    for message_uid, modseq in zip(table["uid"], modseqs):
+        msn = box.msn(message_uid)
         if msn is None:
             continue  # announced later, or already expunged here
-        numbers.append(uid if cmd.uid else msn)
+        numbers.append(message_uid if uid else msn)
         found.append(modseq or 0)
-    _answer(conn, cmd, numbers, found if uses_modseq else None)
+    return numbers, (found if with_modseq else None)
 
 
 def _answer(conn: Any, cmd: Any, numbers: list[int], modseqs: list[int] | None) -> None:

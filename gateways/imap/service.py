@@ -41,6 +41,7 @@ class IMAPFactory(ConnectionFactory):
         self.login_timeout = cfg.get_int("imap_login_timeout")
         self.ignore_command_idle = cfg.get_bool("imap_ignore_command_idle")
         self.notify_max_mailboxes = cfg.get_int("imap_notify_max_mailboxes")
+        self.max_search_contexts = cfg.get_int("imap_max_search_contexts")
 
 
 class IMAPService(GatewayService):

@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.internet import threads
 
+from gateways.imap import search_context
 from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import sort_thread as g
@@ -59,31 +60,49 @@ def _uses_modseq(search: c.Search) -> bool:
 
 @command("SORT", SELECTED, uid=True, expunge_after=False)
 async def sort(conn: Any, cmd: Any) -> None:
-    args: g.Sort = cmd.args
+    search = cmd.args.search
+    if _uses_modseq(search):
+        conn.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
+    updating = search_context.wanted(conn, cmd)
+    found = await sorted_numbers(conn, cmd.args, cmd.uid)
+    if found is None:
+        return
+    numbers, modseq = found
+    if search.returns is None:
+        conn.send(g.sort_response(numbers, modseq))
+        return
+    conn.send(g.esort_response(cmd.tag, cmd.uid, _esort_results(search, numbers, modseq)))
+    if updating:
+        search_context.keep(conn, cmd, numbers, lambda: _uids(sorted_numbers(conn, cmd.args, True)),
+                            lambda numbers: g.esort_response(cmd.tag, True, _esort_results(search, numbers, None)))
+
+
+async def _uids(found: Any) -> list[int] | None:
+    result = await found
+    return None if result is None else result[0]
+
+
+async def sorted_numbers(conn: Any, args: g.Sort, uid: bool) -> tuple[list[int], int | None] | None:
+    """(uids or sequence numbers in sort order, the highest modseq among them when the
+    program uses MODSEQ), None when the mailbox was closed meanwhile."""
     search = args.search
     uses_modseq = _uses_modseq(search)
-    if uses_modseq:
-        conn.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     order = [(SORT_COLUMNS[k.key], k.reverse) for k in args.criteria]
     columns = ["uid", "modseq"] if uses_modseq else ["uid"]
     found = await _matching(conn, search, columns, order)
     if found is None:
-        return
+        return None
     box, table = found
     numbers: list[int] = []
     modseq = 0
-    for i, uid in enumerate(table["uid"]):
-        msn = box.msn(uid)
+    for i, message_uid in enumerate(table["uid"]):
+        msn = box.msn(message_uid)
         if msn is None:
             continue  # announced later, or already expunged here
-        numbers.append(uid if cmd.uid else msn)
+        numbers.append(message_uid if uid else msn)
         if uses_modseq:
             modseq = max(modseq, table["modseq"][i] or 0)
-    if search.returns is None:
-        conn.send(g.sort_response(numbers, modseq if uses_modseq and numbers else None))
-        return
-    conn.send(g.esort_response(cmd.tag, cmd.uid, _esort_results(search, numbers,
-                                                                modseq if uses_modseq and numbers else None)))
+    return numbers, (modseq if uses_modseq and numbers else None)
 
 
 def _esort_results(search: c.Search, numbers: list[int], modseq: int | None) -> list[tuple[str, Any]]:

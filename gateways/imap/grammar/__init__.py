@@ -9,5 +9,6 @@ from gateways.imap.grammar.parser import parse_command
 from gateways.imap.grammar.sequence import SequenceSet
 from gateways.imap.grammar import sort_thread  # noqa: F401  (adds SORT and THREAD to the parser)
 from gateways.imap.grammar import notify  # noqa: F401  (adds NOTIFY to the parser)
+from gateways.imap.grammar import context  # noqa: F401  (adds CANCELUPDATE to the parser)
 
 __all__ = ["Command", "ParseError", "SequenceSet", "parse_command"]

@@ -309,7 +309,8 @@ def leaf_keys(key: SearchKey) -> Iterator[SearchKey]:
             yield node
 
 
-ESEARCH_RETURNS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL"})
+# UPDATE and CONTEXT are RFC 5267's (CONTEXT=SEARCH, CONTEXT=SORT).
+ESEARCH_RETURNS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL", "UPDATE", "CONTEXT"})
 
 
 @dataclass(frozen=True)
