@@ -2,10 +2,9 @@
 search kept up to date while another session changes the mailbox."""
 from __future__ import annotations
 
-import select
-
 import pytest
 
+from imap_lines import quiet, said
 from waiting import scaled
 
 pytestmark = pytest.mark.gateway_env("imap", imap_max_search_contexts="2")
@@ -19,10 +18,6 @@ def session(env):
     return raw
 
 
-def quiet(raw, seconds: float = 0.4) -> bool:
-    return not select.select([raw.sock], [], [], seconds)[0]
-
-
 def append(raw, mailbox: str, n: int, flags: str = "") -> None:
     data = MESSAGE % (n, n)
     reply = raw.cmd(b"APPEND %s (%s) {%d+}\r\n%s" % (mailbox.encode(), flags.encode(), len(data), data))
@@ -31,10 +26,7 @@ def append(raw, mailbox: str, n: int, flags: str = "") -> None:
 
 def noop(raw) -> list[bytes]:
     """NOOP's answer and the updates that follow it."""
-    lines = raw.cmd("NOOP")
-    while not quiet(raw, 0.3):
-        lines.append(raw.readline())
-    return lines
+    return raw.cmd("NOOP") + said(raw)
 
 
 def test_advertised(env):
@@ -77,10 +69,12 @@ def test_search_update_adds_and_removes(env):
 
 
 def test_sort_update_says_where(env):
-    env.fresh("ctxsort", 3)
+    env.fresh("ctxsort", 0)
     watcher, other = session(env), session(env)
+    for n in (1, 2, 3):
+        append(other, "ctxsort", n)  # subjects "context 1" to "context 3"
     watcher.cmd("SELECT ctxsort")
-    assert watcher.cmd("UID SORT RETURN (ALL UPDATE) (REVERSE ARRIVAL) UTF-8 ALL")[0] == \
+    assert watcher.cmd("UID SORT RETURN (ALL UPDATE) (REVERSE SUBJECT) UTF-8 ALL")[0] == \
         b'* ESEARCH (TAG "r3") UID ALL 3,2,1\r\n'
     append(other, "ctxsort", 4)
     lines = noop(watcher)

@@ -2,10 +2,9 @@
 other told without asking (no IDLE, no NOOP)."""
 from __future__ import annotations
 
-import select
-
 import pytest
 
+from imap_lines import quiet, said
 from waiting import scaled
 
 pytestmark = pytest.mark.gateway_env("imap", imap_notify_max_mailboxes="4")
@@ -17,11 +16,6 @@ def session(env):
     raw = env.raw(login=True)
     raw.sock.settimeout(scaled(10))
     return raw
-
-
-def quiet(raw, seconds: float = 0.4) -> bool:
-    """Nothing is said within `seconds` (nothing was expected)."""
-    return not select.select([raw.sock], [], [], seconds)[0]
 
 
 def append(raw, mailbox: str, n: int) -> None:

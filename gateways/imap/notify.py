@@ -79,7 +79,7 @@ def when_free(conn: Any, work: Callable[[], Any]) -> None:
             conn.busy = False
             if not conn.closed:
                 conn.pump()
-    d.addErrback(lambda f: log.info("imap notification failed: %s", f.getErrorMessage()))
+    d.addErrback(lambda f: log.warning("imap notification failed: %s", f.getErrorMessage()))
     d.addBoth(done)
 
 
