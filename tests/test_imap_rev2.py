@@ -59,3 +59,22 @@ def test_select_fetch_and_search_after_enable(env):
     lines = raw.cmd("EXAMINE rev2other")
     assert lines[0].startswith(b"* OK [CLOSED]"), lines
     raw.close()
+
+
+def test_status_deleted_and_haschildren(env):
+    env.fresh("rev2status", 3)
+    raw = session(env)
+    raw.cmd("SELECT rev2status")
+    raw.cmd("STORE 1,3 +FLAGS.SILENT (\\Deleted)")
+    assert raw.cmd("STATUS rev2status (MESSAGES DELETED)")[0] == b"* STATUS rev2status (MESSAGES 3 DELETED 2)\r\n"
+    lines = raw.cmd('LIST "" rev2status RETURN (STATUS (DELETED))')
+    assert b"* STATUS rev2status (DELETED 2)\r\n" in lines, lines
+    raw.cmd("DELETE rev2parent/kid")
+    raw.cmd("DELETE rev2parent")
+    raw.cmd("CREATE rev2parent/kid")
+    assert b"[ALREADYEXISTS]" in raw.cmd("DELETE rev2parent")[-1]
+    raw.cmd("ENABLE IMAP4rev2")
+    assert b"NO [HASCHILDREN]" in raw.cmd("DELETE rev2parent")[-1]
+    raw.cmd("DELETE rev2parent/kid")
+    raw.cmd("DELETE rev2parent")
+    raw.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateways.imap import rev2
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.objectid import mailbox_id, mailbox_id_code
@@ -232,7 +233,9 @@ async def delete(conn: Any, cmd: Any) -> None:
         # folder is always a selectable container, and deleting it would take its
         # subfolders along. So refuse, in Dovecot's words and code for layouts that
         # cannot keep such a name either.
-        raise No("Mailbox has children, delete them first.", "ALREADYEXISTS")
+        # IMAP4rev2 has a code of its own for it (RFC 9051 §7.1).
+        raise No("Mailbox has children, delete them first.",
+                 "HASCHILDREN" if rev2.enabled(conn.enabled) else "ALREADYEXISTS")
     if conn.selected is not None and conn.selected.folder.id == mailbox.folder.id:
         conn.deselect()
     await mailbox.folder.delete()

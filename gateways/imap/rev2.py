@@ -10,7 +10,10 @@ Appendix E that concern what the server says apply:
   with its attributes (§6.3.2), and `* OK [CLOSED]` when they replace a selected
   mailbox (§6.3.2, §7.1) (selecting.py);
 - SEARCH answers with ESEARCH (E.2, §6.4.4): `* ESEARCH (TAG "t") [UID] ALL set`,
-  as if `RETURN (ALL)` had been given (search.py).
+  as if `RETURN (ALL)` had been given (search.py);
+- DELETE of a mailbox with children is `NO [HASCHILDREN]` (§7.1) (mailboxes.py).
+
+STATUS DELETED (§6.3.11) is answered on every connection (mailboxes.py).
 
 What RFC 9051 folds in from extensions the gateway already has is unchanged by
 ENABLE: ENABLE, IDLE, NAMESPACE, UNSELECT, UIDPLUS, ESEARCH, SASL-IR, LIST-EXTENDED,
