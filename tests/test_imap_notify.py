@@ -166,7 +166,13 @@ def test_refused(env, command, answer):
     raw = session(env)
     for n in range(5):
         raw.cmd(f"CREATE nlimit{n}")
+    assert raw.cmd("NOTIFY SET (mailboxes nlimit0 (MessageNew MessageExpunge))")[-1].startswith(b"r%d OK" % raw.n)
     reply = raw.cmd(command)[-1]
     assert reply.startswith(b"r%d " % raw.n + answer), reply
+    # What was set before stays in force.
+    other = session(env)
+    append(other, "nlimit0", 1)
+    assert raw.readline().startswith(b"* STATUS nlimit0 (MESSAGES ")
+    other.close()
     assert raw.cmd("NOOP")[-1].startswith(b"r%d OK" % raw.n)  # the connection stays healthy
     raw.close()

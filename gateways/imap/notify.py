@@ -309,14 +309,15 @@ def _check(groups: Iterable[grammar.EventGroup]) -> None:
 
 @command("NOTIFY", AUTHENTICATED_OR_SELECTED)
 async def notify(conn: Any, cmd: Any) -> None:
+    """A SET replaces what was set before, once it is known to work: one that fails
+    leaves the earlier one in place."""
     args = cmd.args
-    if args.groups is not None:
-        _check(args.groups)
-    if conn.notify is not None:
-        conn.notify.stop()
-        conn.notify = None
     if args.groups is None:
+        if conn.notify is not None:
+            conn.notify.stop()
+            conn.notify = None
         return
+    _check(args.groups)
     notifications = Notifications(conn, args.groups)
     try:
         tree = await notifications.resolve()
@@ -326,6 +327,8 @@ async def notify(conn: Any, cmd: Any) -> None:
     if conn.closed:
         notifications.stop()
         return
+    if conn.notify is not None:
+        conn.notify.stop()
     conn.notify = notifications
     notifications.start()
     if args.status:
