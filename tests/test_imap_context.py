@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imap_lines import quiet, said
+from imap_lines import said
 from waiting import scaled
 
 pytestmark = pytest.mark.gateway_env("imap", imap_max_search_contexts="2")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imap_lines import quiet, said
+from imap_lines import quiet
 from waiting import scaled
 
 pytestmark = pytest.mark.gateway_env("imap", imap_notify_max_mailboxes="4")

@@ -18,10 +18,9 @@ beyond that the search is answered without updates and `* NO [NOUPDATE "t"]` say
 """
 from __future__ import annotations
 
-import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import reactor
@@ -32,8 +31,6 @@ from gateways.imap.grammar import context as grammar
 from gateways.imap.grammar.writer import quoted
 from gateways.imap.notify import when_free
 from shared.uidset import runs
-
-log = logging.getLogger("gateways.imap")
 
 capability("CONTEXT=SEARCH")
 capability("CONTEXT=SORT")
@@ -50,7 +47,7 @@ class SearchContext:
     rerun: Rerun
     render: Callable[[list[int]], bytes]
     stamp: tuple[int, int, int] = (0, 0, 0)
-    running: bool = field(default=False)
+    running: bool = False  # a look is under way
 
     def changes(self, numbers: list[int]) -> list[bytes]:
         """What to tell of the move from `self.numbers` to `numbers`."""
