@@ -143,6 +143,17 @@ def test_mailbox_names_and_subscriptions_of_another_session(env):
     other.cmd("CREATE nelsewhere")  # outside the subtree
     assert quiet(watcher)
     other.cmd("DELETE nelsewhere")
+    # A group with NONE ends the search for a mailbox's events; earlier groups still count.
+    assert watcher.cmd("NOTIFY SET (mailboxes nfam/quiet NONE) (subtree nfam (MailboxName)) "
+                       "(mailboxes nfam/quiet2 (MailboxName))")[-1].startswith(b"r%d OK" % watcher.n)
+    other.cmd("CREATE nfam/quiet")
+    other.cmd("CREATE nfam/loud")
+    assert watcher.readline() == b'* LIST () "/" nfam/loud\r\n'
+    other.cmd("DELETE nfam/quiet")
+    other.cmd("DELETE nfam/loud")
+    assert watcher.readline() == b'* LIST (\\NonExistent) "/" nfam/loud\r\n'
+    assert watcher.cmd("NOTIFY SET (subtree nfam (MailboxName SubscriptionChange))")[-1].startswith(
+        b"r%d OK" % watcher.n)
     # The session's own changes are not told back to it.
     watcher.cmd("CREATE nfam/mine")
     assert quiet(watcher)
@@ -159,6 +170,7 @@ def test_mailbox_names_and_subscriptions_of_another_session(env):
     ("NOTIFY SET (inboxes (MessageNew (FLAGS) MessageExpunge))", b"BAD"),
     ("NOTIFY SET (selected (MessageNew MessageExpunge)) (selected-delayed (MessageNew MessageExpunge))", b"BAD"),
     ("NOTIFY SET (everything (MessageNew MessageExpunge))", b"BAD"),
+    ("NOTIFY SET (selected (MessageNew MessageExpunge MailboxName))", b"BAD"),
     ("NOTIFY SET", b"BAD"),
     ("NOTIFY SET (personal (MessageNew MessageExpunge))", b"NO [LIMIT]"),
 ])

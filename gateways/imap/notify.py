@@ -12,7 +12,8 @@ happen, outside IDLE too.
   change is told as `* STATUS` with what moved (§5.2-5.4): MESSAGES and UIDNEXT for
   MessageNew, MESSAGES for MessageExpunge, UNSEEN for FlagChange, and HIGHESTMODSEQ
   once CONDSTORE is on. `NOTIFY SET STATUS` sends each one's STATUS first.
-  The first event group whose filter covers a mailbox decides its events.
+  An event of a mailbox is told when, going through the event groups in order, a
+  group that covers the mailbox names it before one that covers it with NONE (§6).
 - MailboxName and SubscriptionChange (§5.5, §5.6): CREATE, DELETE, RENAME, SUBSCRIBE
   and UNSUBSCRIBE of one session are told to the user's other NOTIFY sessions of this
   gateway process as `* LIST`; the store keeps no log of mailbox names to hear of them
@@ -103,11 +104,14 @@ class Notifications:
 
     # -- which mailboxes
     def events_for(self, name: str) -> frozenset[str]:
-        """The events of the first group whose filter covers `name` (not selected)."""
+        """The events told for the mailbox `name` (as a mailbox other than the selected one)."""
+        told: set[str] = set()
         for group in self.groups:
             if self._covers(group, name):
-                return frozenset(group.events)
-        return frozenset()
+                if not group.events:
+                    break  # NONE: what later groups name is not told for it
+                told.update(group.events)
+        return frozenset(told)
 
     def _covers(self, group: grammar.EventGroup, name: str) -> bool:
         if group.filter == "PERSONAL":
@@ -305,6 +309,8 @@ def _check(groups: Iterable[grammar.EventGroup]) -> None:
             raise Bad("MessageNew and MessageExpunge go together, and FlagChange needs both.")
         if group.fetch and group.filter not in SELECTED_FILTERS:
             raise Bad("MessageNew fetch attributes are for the selected mailbox only.")
+        if group.filter in SELECTED_FILTERS and events - MESSAGE_EVENTS:
+            raise Bad("Only message events go with selected and selected-delayed.")
 
 
 @command("NOTIFY", AUTHENTICATED_OR_SELECTED)
