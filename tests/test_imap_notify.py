@@ -188,3 +188,23 @@ def test_refused(env, command, answer):
     other.close()
     assert raw.cmd("NOOP")[-1].startswith(b"r%d OK" % raw.n)  # the connection stays healthy
     raw.close()
+
+
+def test_notify_goes_on_after_idle(env):
+    env.fresh("nidle", 1)
+    watcher, other = session(env), session(env)
+    watcher.cmd("SELECT nidle")
+    watcher.cmd("NOTIFY SET (selected (MessageNew MessageExpunge))")
+    watcher.send(b"i IDLE\r\n")
+    assert watcher.readline() == b"+ idling\r\n"
+    append(other, "nidle", 2)
+    assert watcher.readline() == b"* 2 EXISTS\r\n"
+    watcher.send(b"DONE\r\n")
+    lines = [watcher.readline()]
+    if lines[0].endswith(b" RECENT\r\n"):
+        lines.append(watcher.readline())
+    assert lines[-1] == b"i OK IDLE completed\r\n"
+    append(other, "nidle", 3)  # after IDLE: still told without asking
+    assert watcher.readline() == b"* 3 EXISTS\r\n"
+    other.close()
+    watcher.close()
