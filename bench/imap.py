@@ -26,7 +26,8 @@ against each, as medians of several runs:
 and prints a table with the ratio ours/Dovecot for each row. Our number is the
 whole `groupware serve` process: the store server runs in it too.
 
-    python bench/imap.py [--messages 100000] [--download-mb 200] [--runs 5] [--idle-connections 1000]
+    python bench/imap.py [--messages 100000] [--download-mb 200] [--compress-mb 20] [--runs 5]
+                         [--idle-connections 1000]
 """
 from __future__ import annotations
 
