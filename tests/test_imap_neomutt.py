@@ -134,6 +134,13 @@ def test_neomutt_reads_threads_and_moves_messages(env, neomutt):
     assert "->" not in rows[plans[0]] and "->" in rows[plans[1]] and "->" in rows[plans[2]], screen
     assert "->" in rows[lunch[1]], screen
 
+    # Read the last reply of the Plans thread: the pager shows its body, then back to the index.
+    neomutt.keys("/", "Re: Re: Plans", "Enter")
+    neomutt.keys("Enter")
+    neomutt.shows("Message 6.")
+    neomutt.keys("i")
+    neomutt.shows("A message alone")
+
     # Move the single message: go to it, save it to the archive, sync the folder.
     neomutt.keys("/", "A message alone", "Enter")
     neomutt.keys("s")
