@@ -78,3 +78,23 @@ def test_status_deleted_and_haschildren(env):
     raw.cmd("DELETE rev2parent/kid")
     raw.cmd("DELETE rev2parent")
     raw.close()
+
+
+def test_mailbox_names_are_utf8(env):
+    name = "Büro/Grüße".encode()
+    raw = session(env)
+    raw.cmd("DELETE B&APw-ro/Gr&APwA3w-e")
+    raw.cmd("DELETE B&APw-ro")
+    # Before ENABLE, modified UTF-7 (RFC 3501 §5.1.3).
+    assert raw.cmd("CREATE B&APw-ro/Gr&APwA3w-e")[-1].split()[1] == b"OK"
+    assert raw.cmd('LIST "" B&APw-ro/*')[0] == b'* LIST (\\HasNoChildren) "/" B&APw-ro/Gr&APwA3w-e\r\n'
+    raw.cmd("ENABLE IMAP4rev2")
+    # (8-bit names go as literals, as after ENABLE UTF8=ACCEPT.)
+    listed = b"".join(raw.cmd(b'LIST "" "B' + "ü".encode() + b'ro/*"'))
+    assert listed.startswith(b'* LIST (\\HasNoChildren) "/" {%d}\r\n' % len(name) + name + b"\r\n"), listed
+    selected = b"".join(raw.cmd(b'SELECT "' + name + b'"'))
+    assert b'* LIST (\\HasNoChildren) "/" {%d}\r\n' % len(name) + name + b"\r\n" in selected, selected
+    raw.cmd("CLOSE")
+    raw.cmd(b'DELETE "' + name + b'"')
+    raw.cmd(b'DELETE "' + "Büro".encode() + b'"')
+    raw.close()

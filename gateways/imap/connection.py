@@ -440,8 +440,9 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
 
     @property
     def utf8(self) -> bool:
-        """Whether mailbox names travel as UTF-8: UTF8=ACCEPT is enabled (utf8.py)."""
-        return "UTF8=ACCEPT" in self.enabled
+        """Whether mailbox names travel as UTF-8: UTF8=ACCEPT (utf8.py) or IMAP4rev2
+        (RFC 9051 §5.1: its mailbox names are UTF-8, rev2.py) is enabled."""
+        return "UTF8=ACCEPT" in self.enabled or "IMAP4REV2" in self.enabled
 
     def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command ran (RFC 7162 §3.1). The first one in the

@@ -11,7 +11,9 @@ Appendix E that concern what the server says apply:
   mailbox (§6.3.2, §7.1) (selecting.py);
 - SEARCH answers with ESEARCH (E.2, §6.4.4): `* ESEARCH (TAG "t") [UID] ALL set`,
   as if `RETURN (ALL)` had been given (search.py);
-- DELETE of a mailbox with children is `NO [HASCHILDREN]` (§7.1) (mailboxes.py).
+- DELETE of a mailbox with children is `NO [HASCHILDREN]` (§7.1) (mailboxes.py);
+- mailbox names travel as UTF-8 both ways, not modified UTF-7 (§5.1, E.1), as after
+  `ENABLE UTF8=ACCEPT` (`IMAPConnection.utf8`).
 
 STATUS DELETED (§6.3.11) is answered on every connection (mailboxes.py).
 
