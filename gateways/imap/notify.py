@@ -342,15 +342,24 @@ async def notify(conn: Any, cmd: Any) -> None:
             conn.send(line)
 
 
-def _told(event: str, name_of: Callable[[Any], str], line_of: Callable[[Any], bytes]) -> Callable[[Any, Any], None]:
+def _told(event: str, name_of: Callable[[Any], str], attributes: list[str],
+          old_name_of: Callable[[Any], str] | None = None) -> Callable[[Any, Any], None]:
+    """The after-command hook that tells the user's other NOTIFY sessions of `event`:
+    `* LIST (attributes) "/" name`, with RENAME's OLDNAME (RFC 5465 §5.4)."""
     def hook(conn: Any, cmd: Any) -> None:
         peers = SESSIONS.get(conn.user_name)
         if not peers:
             return
-        name, line = name_of(cmd), line_of(cmd)
+        name = name_of(cmd)
         for peer in list(peers):
-            if peer.conn is not conn and not peer.conn.closed:
-                peer.mailbox_event(event, name, line)
+            if peer.conn is conn or peer.conn.closed:
+                continue
+            utf8 = peer.conn.utf8
+            extended = b""
+            if old_name_of is not None:
+                extended = b' ("OLDNAME" (' + w.mailbox(old_name_of(cmd), utf8) + b"))"
+            peer.mailbox_event(event, name, w.list_response(attributes, DELIMITER, name, extended=extended,
+                                                            utf8=utf8))
     return hook
 
 
@@ -359,14 +368,9 @@ def _name(cmd: Any) -> str:
 
 
 dispatch.after_updates(lambda conn, top_uid: conn.notify is not None and conn.notify.announced(top_uid))
-dispatch.after_command("CREATE", _told("MAILBOXNAME", _name, lambda cmd: w.list_response([], DELIMITER, _name(cmd))))
-dispatch.after_command("DELETE", _told("MAILBOXNAME", _name,
-                                       lambda cmd: w.list_response(["\\NonExistent"], DELIMITER, _name(cmd))))
-dispatch.after_command("RENAME", _told(
-    "MAILBOXNAME", lambda cmd: normalize(cmd.args.destination).rstrip(DELIMITER),
-    lambda cmd: w.list_response([], DELIMITER, normalize(cmd.args.destination).rstrip(DELIMITER),
-                                extended=b' ("OLDNAME" (' + w.mailbox(normalize(cmd.args.source)) + b"))")))
-dispatch.after_command("SUBSCRIBE", _told("SUBSCRIPTIONCHANGE", _name,
-                                          lambda cmd: w.list_response(["\\Subscribed"], DELIMITER, _name(cmd))))
-dispatch.after_command("UNSUBSCRIBE", _told("SUBSCRIPTIONCHANGE", _name,
-                                            lambda cmd: w.list_response([], DELIMITER, _name(cmd))))
+dispatch.after_command("CREATE", _told("MAILBOXNAME", _name, []))
+dispatch.after_command("DELETE", _told("MAILBOXNAME", _name, ["\\NonExistent"]))
+dispatch.after_command("RENAME", _told("MAILBOXNAME", lambda cmd: normalize(cmd.args.destination).rstrip(DELIMITER),
+                                       [], lambda cmd: normalize(cmd.args.source)))
+dispatch.after_command("SUBSCRIBE", _told("SUBSCRIPTIONCHANGE", _name, ["\\Subscribed"]))
+dispatch.after_command("UNSUBSCRIBE", _told("SUBSCRIPTIONCHANGE", _name, []))
