@@ -36,6 +36,7 @@ from gateways.imap.grammar import writer as w
 from shared.uidset import merge
 
 capability("ESEARCH")
+capability("SEARCHRES")
 
 MATCH_ALL: dict[str, Any] = {"and": []}
 MATCH_NONE: dict[str, Any] = {"or": []}
@@ -49,13 +50,37 @@ async def search(conn: Any, cmd: Any) -> None:
     if uses_modseq(args):
         conn.enable_condstore()  # RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE-enabling command
     updating = search_context.wanted(conn, cmd)
-    found = await matching(conn, args, cmd.uid)
-    if found is not None:
+    box = conn.selected
+    saving = args.returns is not None and "SAVE" in args.returns
+    try:
+        found = await matching(conn, args, cmd.uid)
+    except BaseException:
+        if saving:
+            box.saved_uids = []  # RFC 5182 §2.1: what a failed search leaves
+        raise
+    if found is not None and saving:
+        box.saved_uids = saved_result(args.returns, found[0] if cmd.uid else [box.uid(n) for n in found[0]])
+    if found is not None and not only_saved(args.returns):
         _answer(conn, cmd, *found)
         if updating:
             search_context.keep(conn, cmd, found[0], lambda: _uids(matching(conn, args, True)),
                                 lambda numbers: w.esearch_response(
                                     cmd.tag, True, _esearch_results(args.returns, numbers, None, args.partial)))
+
+
+def saved_result(returns: tuple[str, ...], uids: list[int]) -> list[int]:
+    """What `RETURN (SAVE ...)` keeps for `$` (RFC 5182 §2.4) of a result's uids in its
+    order: all of them, or only the MIN and/or MAX (first and last in that order) when
+    those are all that is asked for besides SAVE."""
+    asked = set(returns)
+    if uids and asked & {"MIN", "MAX"} and not asked & {"ALL", "COUNT", "PARTIAL"}:
+        return sorted(set(([uids[0]] if "MIN" in asked else []) + ([uids[-1]] if "MAX" in asked else [])))
+    return sorted(uids)
+
+
+def only_saved(returns: tuple[str, ...] | None) -> bool:
+    """`RETURN (SAVE)` asks for no answer, only for `$` (RFC 5182 §2.4)."""
+    return returns is not None and "SAVE" in returns and set(returns) <= {"SAVE", "UPDATE", "CONTEXT"}
 
 
 async def _uids(found: Any) -> list[int] | None:

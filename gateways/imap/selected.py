@@ -13,7 +13,8 @@ Reading (msn = message sequence number, 1-based; index = msn - 1):
     box.uids                          array('Q') of the uids, ascending
     box.index_ranges(seqset, uid)     [(first, last)] 0-based inclusive index ranges the
                                       `SequenceSet` names, sorted; `uid` says whether it
-                                      is a UID set (numbers not present are skipped)
+                                      is a UID set (numbers not present are skipped);
+                                      `$` names `box.saved_uids` (RFC 5182)
     box.msn_beyond(seqset)            True when a sequence set (not UID) names a number
                                       above `exists` (the command should fail with BAD)
     box.iter_indexes(ranges)          every index in such ranges
@@ -61,7 +62,7 @@ from twisted.python.failure import Failure
 
 from gateways.imap import listing_cache
 from gateways.imap.grammar import writer as w
-from gateways.imap.grammar.sequence import SequenceSet
+from gateways.imap.grammar.sequence import SavedResult, SequenceSet
 from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, split_flag_names
 from gateways.imap.recent import RecentClaims, RecentRanges
 from gateways.imap import rev2
@@ -103,6 +104,8 @@ class SelectedMailbox:
         self.closed = False
         self.recent = RecentRanges()
         self._claims: RecentClaims | None = None
+        # What `SEARCH RETURN (SAVE)` kept for `$` (RFC 5182): uids, ascending.
+        self.saved_uids: list[int] = []
 
     @classmethod
     async def open(cls, folder: Any, readonly: bool, enabled: set[str] | None = None,
@@ -213,11 +216,21 @@ class SelectedMailbox:
 
     # -- sequence sets
     def msn_beyond(self, seqset: SequenceSet) -> bool:
+        if isinstance(seqset, SavedResult):
+            return False  # `$` names what is here, or nothing
         if not self.exists:
             return True  # an empty mailbox has no sequence numbers, not even "*" (Dovecot: BAD)
         return any(hi > self.exists for _, hi in seqset.resolve(self.exists))
 
     def index_ranges(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+        if isinstance(seqset, SavedResult):
+            # RFC 5182 §2.1: the kept uids, less those expunged since, however `$` is used.
+            indexes = []
+            for saved in self.saved_uids:
+                i = bisect.bisect_left(self.uids, saved)
+                if i < len(self.uids) and self.uids[i] == saved:
+                    indexes.append(i)
+            return runs(indexes)
         if not uid:
             return [(lo - 1, hi - 1) for lo, hi in seqset.clipped(self.exists)]
         if not self.uids:

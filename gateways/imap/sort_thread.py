@@ -20,7 +20,7 @@ from gateways.imap import search_context
 from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import sort_thread as g
-from gateways.imap.search import MATCH_ALL, MATCH_NONE, Restriction, partial_window
+from gateways.imap.search import MATCH_ALL, MATCH_NONE, Restriction, only_saved, partial_window, saved_result
 from gateways.imap.thread_tree import ThreadMessage, ordered_subject, references
 
 capability("SORT")
@@ -64,10 +64,21 @@ async def sort(conn: Any, cmd: Any) -> None:
     if _uses_modseq(search):
         conn.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     updating = search_context.wanted(conn, cmd)
-    found = await sorted_numbers(conn, cmd.args, cmd.uid)
+    box = conn.selected
+    saving = search.returns is not None and "SAVE" in search.returns
+    try:
+        found = await sorted_numbers(conn, cmd.args, cmd.uid)
+    except BaseException:
+        if saving:
+            box.saved_uids = []  # RFC 5182 §2.1: what a failed search leaves
+        raise
     if found is None:
         return
     numbers, modseq = found
+    if saving:
+        box.saved_uids = saved_result(search.returns, numbers if cmd.uid else [box.uid(n) for n in numbers])
+        if only_saved(search.returns):
+            return
     if search.returns is None:
         conn.send(g.sort_response(numbers, modseq))
         return

@@ -309,8 +309,8 @@ def leaf_keys(key: SearchKey) -> Iterator[SearchKey]:
             yield node
 
 
-# UPDATE and CONTEXT are RFC 5267's (CONTEXT=SEARCH, CONTEXT=SORT).
-ESEARCH_RETURNS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL", "UPDATE", "CONTEXT"})
+# UPDATE and CONTEXT are RFC 5267's (CONTEXT=SEARCH, CONTEXT=SORT), SAVE RFC 5182's (SEARCHRES).
+ESEARCH_RETURNS = frozenset({"MIN", "MAX", "ALL", "COUNT", "PARTIAL", "UPDATE", "CONTEXT", "SAVE"})
 
 
 @dataclass(frozen=True)

@@ -427,7 +427,7 @@ class _SearchProgram:
         if ch == 0x28:  # "("
             keys = r.paren_list(lambda: self.key(depth + 1), empty_ok=False)
             return keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
-        if ch == 0x2A or 0x30 <= ch <= 0x39:  # "*" or a digit
+        if ch == 0x2A or ch == 0x24 or 0x30 <= ch <= 0x39:  # "*", "$" (RFC 5182) or a digit
             return c.SearchSequence(r.sequence_set())
         name = r.atom("a search key").upper()
         if name in _FLAG_KEYS:

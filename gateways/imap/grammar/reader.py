@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from gateways.imap.grammar.errors import ParseError
 from gateways.imap.grammar.mutf7 import MUTF7Error, decode as mutf7_decode
-from gateways.imap.grammar.sequence import SequenceSet
+from gateways.imap.grammar.sequence import SAVED_RESULT, SequenceSet
 
 MAX_NUMBER = 2**32 - 1      # number, nz-number (RFC 3501 §9)
 MAX_MODSEQ = 2**63 - 1      # mod-sequence-value (RFC 7162 §7)
@@ -277,6 +277,8 @@ class Reader:
         return unique(self.paren_list(self.flag))
 
     def sequence_set(self) -> SequenceSet:
+        if self.maybe(b"$"):
+            return SAVED_RESULT  # RFC 5182: seq-set =/ "$"
         ranges = []
         while True:
             lo = self.seq_number()

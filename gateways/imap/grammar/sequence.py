@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from shared import uidset
 from shared.uidset import UidSet, merge, runs
 
-__all__ = ["SequenceSet", "format_ranges", "format_numbers"]
+__all__ = ["SequenceSet", "SavedResult", "SAVED_RESULT", "format_ranges", "format_numbers"]
 
 
 class SequenceSet(UidSet):
@@ -53,6 +53,23 @@ class SequenceSet(UidSet):
 
     def __repr__(self) -> str:
         return f"SequenceSet({str(self)!r})"
+
+
+class SavedResult(SequenceSet):
+    """`$` (RFC 5182 SEARCHRES): the messages the last `SEARCH RETURN (SAVE)` kept. The
+    selected mailbox resolves it (`SelectedMailbox.index_ranges`); read as numbers it
+    names none."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__([(0, 0)])
+
+    def __str__(self) -> str:
+        return "$"
+
+
+SAVED_RESULT = SavedResult()
 
 
 def format_ranges(ranges: Iterable[tuple[int, int]]) -> bytes:
