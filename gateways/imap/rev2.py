@@ -15,10 +15,11 @@ Appendix E that concern what the server says apply:
 - mailbox names travel as UTF-8 both ways, not modified UTF-7 (§5.1, E.1), as after
   `ENABLE UTF8=ACCEPT` (`IMAPConnection.utf8`).
 
-STATUS DELETED (§6.3.11) is answered on every connection (mailboxes.py).
+STATUS DELETED (§6.3.11) and SEARCHRES (RFC 5182, folded into RFC 9051: `RETURN (SAVE)`
+and `$`, search.py) work on every connection.
 
 What RFC 9051 folds in from extensions the gateway already has is unchanged by
-ENABLE: ENABLE, IDLE, NAMESPACE, UNSELECT, UIDPLUS, ESEARCH, SASL-IR, LIST-EXTENDED,
+ENABLE: ENABLE, IDLE, NAMESPACE, UNSELECT, UIDPLUS, ESEARCH, SEARCHRES, SASL-IR, LIST-EXTENDED,
 LIST-STATUS, MOVE, LITERAL-, BINARY, SPECIAL-USE, STATUS=SIZE, `\\NonExistent` and the
 CHILDREN attributes in LIST, and the RFC 5530 response codes.
 """
