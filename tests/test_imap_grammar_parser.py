@@ -314,7 +314,8 @@ def test_search_charset_and_esearch_return():
     r = args(b"a SEARCH RETURN (MIN max COUNT ALL) CHARSET UTF-8 UNSEEN")
     assert r.returns == ("MIN", "MAX", "COUNT", "ALL") and r.charset == "UTF-8"
     assert args(b"a SEARCH RETURN () ALL").returns == ("ALL",)
-    assert "return option" in error(b"a SEARCH RETURN (SAVE) ALL").text
+    assert "return option" in error(b"a SEARCH RETURN (RELEVANCY) ALL").text
+    assert args(b"a SEARCH RETURN (SAVE) $").returns == ("SAVE",)  # SEARCHRES (RFC 5182)
     cmd = parse(b"a UID SEARCH RETURN (COUNT) 1:*")
     assert cmd.uid and cmd.args.returns == ("COUNT",)
 
