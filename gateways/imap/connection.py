@@ -38,7 +38,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from gateways.imap import dispatch
+from gateways.imap import dispatch, rev2
 from gateways.imap.dispatch import (AUTHENTICATED, LOGOUT, NOT_AUTHENTICATED, SELECTED, CommandFailed,
                                     Reply, unavailable)
 from gateways.imap.framing import CommandFramer, CommandReady, LineReady, LiteralWanted, Refused
@@ -442,7 +442,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
     def utf8(self) -> bool:
         """Whether mailbox names travel as UTF-8: UTF8=ACCEPT (utf8.py) or IMAP4rev2
         (RFC 9051 §5.1: its mailbox names are UTF-8, rev2.py) is enabled."""
-        return "UTF8=ACCEPT" in self.enabled or "IMAP4REV2" in self.enabled
+        return "UTF8=ACCEPT" in self.enabled or rev2.enabled(self.enabled)
 
     def enable_condstore(self) -> None:
         """A CONDSTORE-enabling command ran (RFC 7162 §3.1). The first one in the
