@@ -232,7 +232,7 @@ class Notifications:
                     if entry is None or name is None:
                         continue
                     folder = tree.by_name[name].folder
-                    line = self.status_change(name, entry[1], entry[2], folder)
+                    line = await self.status_change(name, entry[1], entry[2], folder)
                     self.watched[folder_id] = (name, entry[1], _counters(folder))
                     if line:
                         lines.append(line)
@@ -241,7 +241,8 @@ class Notifications:
         finally:
             self._reporting = False
 
-    def status_change(self, name: str, events: frozenset[str], before: tuple[int, ...], folder: Any) -> bytes:
+    async def status_change(self, name: str, events: frozenset[str], before: tuple[int, ...],
+                            folder: Any) -> bytes:
         """The STATUS that tells what of `events` happened since `before` (b"" if none)."""
         count, uid_next, unseen, modseq, validity = _counters(folder)
         items: list[str] = []
@@ -258,9 +259,9 @@ class Notifications:
             items.append("HIGHESTMODSEQ")
         if not items:
             return b""
-        return w.status_response(name, status_values(self.conn, folder, tuple(items)), self.conn.utf8)
+        return w.status_response(name, await status_values(self.conn, folder, tuple(items)), self.conn.utf8)
 
-    def initial_status(self, tree: MailboxTree) -> list[bytes]:
+    async def initial_status(self, tree: MailboxTree) -> list[bytes]:
         """`NOTIFY SET STATUS`: where each watched mailbox stands now (§3)."""
         selected = self.conn.selected
         items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
@@ -271,7 +272,8 @@ class Notifications:
             if selected is not None and selected.folder.id == folder_id:
                 continue
             folder = tree.by_name[name].folder
-            out.append(w.status_response(name, status_values(self.conn, folder, tuple(items)), self.conn.utf8))
+            out.append(w.status_response(name, await status_values(self.conn, folder, tuple(items)),
+                                         self.conn.utf8))
         return out
 
     # -- mailbox names and subscriptions
@@ -338,7 +340,7 @@ async def notify(conn: Any, cmd: Any) -> None:
     conn.notify = notifications
     notifications.start()
     if args.status:
-        for line in notifications.initial_status(tree):
+        for line in await notifications.initial_status(tree):
             conn.send(line)
 
 

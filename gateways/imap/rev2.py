@@ -15,8 +15,8 @@ Appendix E that concern what the server says apply:
 - mailbox names travel as UTF-8 both ways, not modified UTF-7 (§5.1, E.1), as after
   `ENABLE UTF8=ACCEPT` (`IMAPConnection.utf8`).
 
-STATUS DELETED (§6.3.11) and SEARCHRES (RFC 5182, folded into RFC 9051: `RETURN (SAVE)`
-and `$`, search.py) work on every connection.
+STATUS DELETED (§6.3.11, mailboxes.py) and SEARCHRES (RFC 5182, folded into RFC 9051:
+`RETURN (SAVE)` and `$`, search.py) work on every connection.
 
 What RFC 9051 folds in from extensions the gateway already has is unchanged by
 ENABLE: ENABLE, IDLE, NAMESPACE, UNSELECT, UIDPLUS, ESEARCH, SEARCHRES, SASL-IR, LIST-EXTENDED,
