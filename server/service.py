@@ -147,6 +147,8 @@ class StoreServer:
                 delivery_duplicate_window=cfg.get_int("delivery_duplicate_window"),
                 recipient_delimiter=cfg.get("recipient_delimiter"),
                 max_calendar_import_objects=cfg.get_int("max_calendar_import_objects"),
+                max_schedule_recipients=cfg.get_int("max_schedule_recipients"),
+                max_freebusy_items=cfg.get_int("max_freebusy_items"),
             )
             stored = cfg.get_choice("logon_bans") == "database"
             logon_guard = AuthGuard(cfg, reactor, StoredBans(self.storage, self.run, reactor.seconds)

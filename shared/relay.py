@@ -45,11 +45,12 @@ def redirected_copy(message: bytes, recipient: str) -> bytes:
 class Relay:
     """Sends whole messages to the configured relay; `enabled` is false without `relay_host`."""
 
-    def __init__(self, cfg: Any, reactor: Any) -> None:
+    def __init__(self, cfg: Any, reactor: Any, prefix: str = "relay") -> None:
+        """Reads `<prefix>_host`, `<prefix>_port` and `<prefix>_timeout` (iMIP has its own: imip_smtp)."""
         self.reactor = reactor
-        self.host = cfg.get("relay_host")
-        self.port = cfg.get_int("relay_port")
-        self.timeout = cfg.get_seconds("relay_timeout")
+        self.host = cfg.get(f"{prefix}_host")
+        self.port = cfg.get_int(f"{prefix}_port")
+        self.timeout = cfg.get_seconds(f"{prefix}_timeout")
 
     @property
     def enabled(self) -> bool:

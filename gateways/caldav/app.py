@@ -30,11 +30,13 @@ from gateways.caldav import auth as auth_plugin
 from gateways.caldav import properties
 from gateways.caldav import context, direct, feed_import, listing, radicale_glue, recurrence, rights, storage
 from gateways.caldav import limits as request_limits
+from gateways.caldav.scheduling import collections as scheduling_collections
+from gateways.caldav.scheduling import outbox as scheduling_outbox
 from gateways.caldav.date_limits import DateLimits, refusal
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from gateways.caldav.xmlbody import request_body, xml_root
-from shared.budget import BudgetRegistry, WorkCancelled, working_under
+from shared.budget import BudgetExhausted, BudgetRegistry, WorkCancelled, working_under
 from shared.fair_share import FairShare
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
                            GroupwareError, NotFound, Quota, SessionInvalid, StorageFull, TooLarge, Unavailable)
@@ -153,7 +155,7 @@ class GatewayResource(resource.Resource):
                  limits: request_limits.RequestLimits = request_limits.RequestLimits(),
                  time_limit: float = 0, max_instances: int = 100000,
                  date_limits: DateLimits | None = None, threads_per_user: int = 0, web: Any = None,
-                 max_query_instances: int = 10000) -> None:
+                 max_query_instances: int = 10000, scheduler: Any = None) -> None:
         super().__init__()
         # The onboarding page and autoconfiguration (gateways.web.resource.WebPages), or None.
         self.web = web
@@ -170,6 +172,8 @@ class GatewayResource(resource.Resource):
         # Recurrence instances one answer may hold (RequestContext.count_instances).
         self.max_query_instances = max_query_instances
         self.budgets = BudgetRegistry()
+        # Implicit scheduling and the outbox (gateways/caldav/scheduling/), or None: off.
+        self.scheduler = scheduler
         self.date_limits = date_limits or DateLimits()
         self.thread_share = FairShare(threads_per_user)
         app = radicale_glue.make_application(storage.Storage, auth_plugin.Auth, rights.Rights,
@@ -211,6 +215,9 @@ class GatewayResource(resource.Resource):
                     and not addressbooks.is_vcard_upload(request.getHeader(b"content-type"))):
                 # A whole calendar: updated by difference, as at /ical/.
                 request.calendar_import = segments
+            elif request.method == b"POST" and len(segments) == 2 and segments[1] == scheduling_collections.OUTBOX.encode():
+                # A free-busy request (RFC 6638 section 6.2), answered here.
+                request.schedule_post = segments
             elif request.method == b"POST" and len(segments) == 2:
                 # publish-calendar / unpublish-calendar (calendarserver.org), answered here.
                 request.calendar_post = segments
@@ -346,6 +353,7 @@ class GatewayResource(resource.Resource):
         ctx.base_url = self._base_url(request)
         ctx.date_limits = self.date_limits
         ctx.max_instances = self.max_query_instances
+        ctx.scheduler = self.scheduler
         request.requestHeaders.removeHeader(b"authorization")
         request.requestHeaders.setRawHeaders(CONTEXT_HEADER, [token.encode()])
 
@@ -367,6 +375,10 @@ class GatewayResource(resource.Resource):
         target = getattr(request, "calendar_post", None)
         if target is not None:
             self._publish_calendar(request, user, session, target)
+            return
+        target = getattr(request, "schedule_post", None)
+        if target is not None:
+            self._schedule_post(request, user, ctx, target)
             return
         # Sync polls and multigets are answered without a worker thread where they can be.
         self.direct.answer(request, user, session).addCallback(
@@ -445,6 +457,52 @@ class GatewayResource(resource.Resource):
             else:
                 self._internal_error(failure, request)
         defer.ensureDeferred(change()).addCallbacks(done, failed).addErrback(self._internal_error, request)
+
+    # -- POST to the schedule outbox: a free-busy request
+    def _schedule_post(self, request: server.Request, user: str, ctx: context.RequestContext,
+                       target: list[bytes]) -> None:
+        if target[0].decode("utf-8", "replace") != user or self.scheduler is None:
+            self._finish(request, 404, "not found\n")
+            return
+        content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        if content_type != b"text/calendar":
+            self._finish(request, 415, "POST a text/calendar free-busy request to the outbox\n")
+            return
+        request.content.seek(0)
+        body = request.content.read()
+
+        def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+            return deferToThreadPool(self.reactor, self.threadpool, fn, *args)
+
+        async def answer() -> bytes:
+            info, _, _ = await ctx.session.whoami()
+            own = frozenset({info.email.strip().lower()} if info.email.strip() else ())
+            return await scheduling_outbox.free_busy(ctx, body, own, self.scheduler.max_attendees, in_thread)
+
+        def done(data: bytes) -> None:
+            if request.finished or request._disconnected:
+                return
+            request.setResponseCode(200)
+            request.setHeader(b"content-type", b"application/xml; charset=utf-8")
+            request.write(data)
+            request.finish()
+
+        def failed(failure: Any) -> None:
+            err = failure.value
+            if isinstance(err, scheduling_outbox.OutboxRefused):
+                log.info("caldav: free-busy request of %s refused: %s", user, err)
+                self._finish(request, err.status, scheduling_outbox.error_body(err.condition).decode(),
+                             [(b"content-type", b"application/xml; charset=utf-8")])
+            elif isinstance(err, BudgetExhausted):
+                self._finish(request, 507, TOO_MUCH_WORK.decode(), [(b"content-type", b"text/xml; charset=utf-8")])
+            elif isinstance(err, Unavailable):
+                self._unavailable(request)
+            elif isinstance(err, GroupwareError):
+                code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
+                self._finish(request, code, err.message + "\n")
+            else:
+                self._internal_error(failure, request)
+        defer.ensureDeferred(answer()).addCallbacks(done, failed).addErrback(self._internal_error, request)
 
     # -- PUT of a whole calendar (the iCal feed, or a collection)
     def _import_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:

@@ -61,6 +61,8 @@ class RequestContext:
         # The last object expanded, and its expansion: asked again for the next property.
         self.expanded: tuple[Any, Any] = (None, None)
         self.limit_recurrence_set: tuple[Any, Any] | None = None
+        # Implicit scheduling of PUT and DELETE (gateways/caldav/scheduling/implicit.py), or None.
+        self.scheduler: Any = None
 
     def count_instances(self, n: int) -> None:
         """Count `n` more instances in the answer; past the limit the request is stopped

@@ -19,6 +19,7 @@ from dateutil import rrule
 from radicale import config as radicale_config
 from radicale import pathutils, xmlutils
 from radicale.app import Application
+from radicale.app import propfind as radicale_propfind
 from radicale.app import report as radicale_report
 from radicale.auth import BaseAuth
 import radicale.item as radicale_item
@@ -165,6 +166,20 @@ def _xml_item_response(*args: Any, **kwargs: Any) -> Any:
     return _radicale_xml_item_response(*args, **kwargs)
 
 
+_radicale_propfind_response = radicale_propfind.xml_propfind_response
+# Functions (response element, item or collection, base prefix) that add what our
+# collections have beyond Radicale's properties (gateways/caldav/scheduling/collections.py).
+PROPFIND_AMENDERS: list[Callable[[Any, Any, str], None]] = []
+
+
+def _xml_propfind_response(app: Any, base_prefix: str, path: str, item: Any, *args: Any, **kwargs: Any) -> Any:
+    response = _radicale_propfind_response(app, base_prefix, path, item, *args, **kwargs)
+    for amend in PROPFIND_AMENDERS:
+        amend(response, item, base_prefix)
+    return response
+
+
+radicale_propfind.xml_propfind_response = _xml_propfind_response
 _CALENDAR_DATA = xmlutils.make_clark("C:calendar-data")
 radicale_item.find_time_range = _find_time_range
 radicale_report.xml_item_response = _xml_item_response

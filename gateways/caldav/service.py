@@ -15,6 +15,8 @@ from twisted.python.threadpool import ThreadPool
 
 from gateways.caldav import context
 from gateways.caldav.app import CalDAVSite, GatewayResource
+from gateways.caldav.scheduling.imip import ImipSender
+from gateways.caldav.scheduling.implicit import Scheduler
 from gateways.caldav.date_limits import DateLimits
 from gateways.caldav.limits import RequestLimits
 from gateways.caldav.radicale_glue import radicale_logger
@@ -79,12 +81,20 @@ class CalDAVService(GatewayService):
                                DateLimits(cfg.get_utc_datetime("ical_min_date_time"),
                                           cfg.get_utc_datetime("ical_max_date_time")),
                                cfg.get_int("ical_threads_per_user"), self._web_pages(login),
-                               max_query_instances=cfg.get_int("ical_max_query_instances"))
+                               max_query_instances=cfg.get_int("ical_max_query_instances"),
+                               scheduler=self._scheduler())
         self.resource = root
         site = CalDAVSite(root, max_size, cfg.get_seconds("ical_timeout"), login.limits,
                           cfg.get_int("ical_retry_after"))
         site.requestFactory = measured_requests(site.requestFactory, "caldav")
         self.listen_plain_and_tls("ical", lambda implicit_tls: site, tls)
+
+    def _scheduler(self) -> Scheduler | None:
+        """Implicit scheduling and the outbox (`ical_scheduling`), with iMIP when `imip_smtp_host` is set."""
+        cfg = self.cfg
+        if not cfg.get_bool("ical_scheduling"):
+            return None
+        return Scheduler(self.reactor, cfg.get_int("ical_max_schedule_attendees"), ImipSender(cfg, self.reactor))
 
     def _web_pages(self, login: LoginService) -> Any:
         """The onboarding page and autoconfiguration on the same listeners (`web_onboarding`)."""

@@ -365,6 +365,8 @@ class FolderCollection(BaseCollection):
 
     def upload(self, href: str, item: Item) -> tuple[Item, Item | None]:
         text = self.text_of(item)
+        if self.ctx.scheduler is not None:
+            text = self.ctx.scheduler.before_put(self.ctx, self, href, text)
         # The store checks the PUT's conditions again in the transaction that writes.
         if_match, if_none_match = self.ctx.put_conditions or (None, False)
         result = self.ctx.call(self.folder.save_calendar_item, href, text, if_match=if_match,
@@ -382,6 +384,8 @@ class FolderCollection(BaseCollection):
             self.ctx.folders = None
             HOMES.forget(self.ctx.session)
             return
+        if self.ctx.scheduler is not None:
+            self.ctx.scheduler.before_delete(self.ctx, self, href)
         # One store call, which checks a DELETE's If-Match as it deletes.
         if not self.ctx.call(self.folder.delete_calendar_item, href, if_match=self.ctx.delete_condition):
             raise ComponentNotFoundError(href)
@@ -456,8 +460,12 @@ class Storage(BaseStorage):
             return
         folder = self._calendars(ctx).get(parts[1])
         if folder is None:
-            return
-        collection = collection_for(ctx, ctx.user, parts[1], folder)
+            from gateways.caldav.scheduling.collections import special_collection  # it builds on this module
+            collection = special_collection(ctx, ctx.user, parts[1])
+            if collection is None:
+                return
+        else:
+            collection = collection_for(ctx, ctx.user, parts[1], folder)
         if len(parts) == 3:
             _, item = next(iter(collection.get_multi([parts[2]])))
             if item is not None:

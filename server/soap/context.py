@@ -41,6 +41,9 @@ class Limits:
     recipient_delimiter: str = "+"
     # Calendar objects one user may have staged over their imports (server.storage.calendar_imports).
     max_calendar_import_objects: int = 50000
+    # Recipients of one scheduling message, and events one free-busy answer may read (server.soap.scheduling).
+    max_schedule_recipients: int = 100
+    max_freebusy_items: int = 10000
 
 
 @dataclass

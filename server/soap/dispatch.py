@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
-from server.soap import (calendar, changes, contacts, delivery, folders, items, publishing, quota, session, sieve,
-                         streams, subscriptions, tables)
+from server.soap import (calendar, changes, contacts, delivery, folders, items, publishing, quota, scheduling, session,
+                         sieve, streams, subscriptions, tables)
 from server.soap.context import Call, Services
 from server.soap.faults import as_groupware_error
 from shared.codec import body_of, envelope, fault, field, operation_of
@@ -71,6 +71,8 @@ OPERATIONS: dict[str, Handler] = {
     "deliverMessage": delivery.deliver_message,
     "deliverMessages": delivery.deliver_messages,
     "vacationResponse": delivery.vacation_response,
+    "scheduleMessage": scheduling.schedule_message,
+    "freeBusyItems": scheduling.free_busy_items,
 }
 
 # Parsing a document this large would stall the reactor noticeably.

@@ -204,14 +204,33 @@ async def create_messages(call: Call) -> etree._Element:
     return out
 
 
+def calendar_object_columns(ical: str) -> dict[str, Any]:
+    """The query columns of one calendar object, with its occurrence index when it recurs."""
+    columns = calendar_columns(ical)
+    if columns["recurring"]:
+        kind = component_of(columns["itemClass"])
+        columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
+    return columns
+
+
 async def save_calendar_item(call: Call) -> etree._Element:
-    def columns_of(ical: str) -> dict[str, Any]:
-        columns = calendar_columns(ical)
-        if columns["recurring"]:
-            kind = component_of(columns["itemClass"])
-            columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
-        return columns
-    return await save_text_item(call, "saveCalendarItem", "icalendar", "calendar object", columns_of)
+    return await save_text_item(call, "saveCalendarItem", "icalendar", "calendar object", calendar_object_columns)
+
+
+def store_text_object(st: Any, folder_id: int, name: str, source: str, columns: dict[str, Any], max_size: int,
+                      what: str = "calendar object", if_match: str | None = None,
+                      if_none_match: bool = False) -> dict[str, Any]:
+    """Keep one text object (in a storage thread): its blob, then its row by resource name."""
+    data = source.encode("utf-8", "surrogateescape")
+    if len(data) > max_size:
+        raise TooLarge(f"{what} exceeds {max_size} bytes")
+    key = st.blobs.put_bytes(data)
+    try:
+        return st.save_calendar_item(folder_id, name, key, len(data), columns,
+                                     if_match=if_match, if_none_match=if_none_match)
+    except BaseException as err:
+        st.discard_unstored([key], err)
+        raise
 
 
 async def save_text_item(call: Call, op: str, text_field: str, what: str,
@@ -230,17 +249,10 @@ async def save_text_item(call: Call, op: str, text_field: str, what: str,
     def work() -> dict[str, Any]:
         st = call.storage
         require(st, session.user_id, folder_id, "write")
-        data = source.encode("utf-8", "surrogateescape")
-        if len(data) > max_size:
+        if len(source.encode("utf-8", "surrogateescape")) > max_size:
             raise TooLarge(f"{what} exceeds {max_size} bytes")
-        columns = columns_of(source)
-        key = st.blobs.put_bytes(data)
-        try:
-            return st.save_calendar_item(folder_id, name, key, len(data), columns,
-                                         if_match=if_match, if_none_match=if_none_match)
-        except BaseException as err:
-            st.discard_unstored([key], err)
-            raise
+        return store_text_object(st, folder_id, name, source, columns_of(source), max_size, what,
+                                 if_match, if_none_match)
 
     result = await call.run(work)
     call.services.notifier.changed(folder_id, result["modseq"])

@@ -11,7 +11,8 @@ from shared.errors import LIMIT, BadRequest, Conflict, NotFound
 from .base import StorageBase, chunks
 from .schema import folders, items, permissions, stores, tombstones, users
 
-CONTAINER_CLASSES = ("mail", "calendar", "tasks", "journal", "contacts", "notes")
+# schedule-inbox: a user's scheduling messages (RFC 6638), shown by CalDAV only as the schedule inbox.
+CONTAINER_CLASSES = ("mail", "calendar", "tasks", "journal", "contacts", "notes", "schedule-inbox")
 ROLES = (None, "inbox", "drafts", "sent", "trash", "junk", "archive")
 RIGHTS = ("read", "write", "owner")
 

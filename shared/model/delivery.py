@@ -24,6 +24,7 @@ from twisted.internet import defer
 from shared import codec
 from shared.model.mail_items import source_field
 from shared.model.operations import flag_text, truthy
+from shared.model.scheduling import Scheduling
 from shared.model.session import StoreSession
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class DeliveryResult:
     uid: int | None = None
 
 
-class DeliverySession(StoreSession):
+class DeliverySession(Scheduling, StoreSession):
     """A session with the delivery right (`Adapter.delivery_logon`)."""
 
     def __init__(self, adapter: Adapter, resp: etree._Element, secret: str | None,

@@ -17,6 +17,7 @@ from shared.errors import NotFound, SessionInvalid
 from shared.features import FEATURES
 from shared.model.folder import Folder
 from shared.model.quota import QuotaCalls
+from shared.model.scheduling import Scheduling
 from shared.model.sieve import SieveScripts
 from shared.model.store import Store
 from shared.model.user import UserInfo
@@ -136,7 +137,7 @@ class StoreSession(abc.ABC):
         return d.addErrback(lambda f: log.debug("logoff failed: %s", f.getErrorMessage()))
 
 
-class Session(SieveScripts, QuotaCalls, StoreSession):
+class Session(SieveScripts, QuotaCalls, Scheduling, StoreSession):
     """A logged-on user. Re-logs on with the credentials it keeps in memory."""
 
     def __init__(self, adapter: Adapter, resp: etree._Element, user: str, password: str,
