@@ -27,6 +27,8 @@ class Rights(BaseRights):
             return "RW"
         if len(parts) != 2:
             return ""
+        if parts[1] == "schedule-outbox":
+            return "r"  # only POSTed to (gateways/caldav/scheduling/outbox.py)
         folder = calendars_of(context.current()).get(parts[1])
         if folder is None or folder.rights in (None, "owner", "write"):
             return "rw"  # absent ones are created or answered 404 by the storage

@@ -132,8 +132,9 @@ def _deliver(call: Call, user: dict[str, Any], sender: str, kind: str, ical_uid:
     folders = _folders(st, user["store_id"])
     changed: dict[int, int] = {}
     inbox = _inbox(st, user["store_id"], folders)
-    kept = store_text_object(st, inbox, f"{uuid.uuid4().hex}.ics", message, calendar_object_columns(message),
-                             max_size)
+    # Messages about one object share its UID: in the inbox the UID is not a key.
+    columns = {**calendar_object_columns(message), "icalUid": None}
+    kept = store_text_object(st, inbox, f"{uuid.uuid4().hex}.ics", message, columns, max_size)
     changed[inbox] = kept["modseq"]
     calendars = [f["id"] for f in folders if f["container_class"] in ("calendar", "tasks")]
     found: tuple[int, int] | None = None

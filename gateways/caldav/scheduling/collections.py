@@ -56,8 +56,17 @@ class OutboxCollection(PrincipalCollection):
     def etag(self) -> str:
         return '"outbox"'
 
+    def get_meta(self, key: str | None = None) -> Any:
+        # A leaf collection for Radicale (read right "r"); its resourcetype is amended below.
+        meta = {"tag": "VCALENDAR", "D:displayname": "Scheduling Outbox",
+                "C:supported-calendar-component-set": "VEVENT,VTODO"}
+        return meta if key is None else meta.get(key)
+
     def list_items(self) -> list[Any]:
         return []
+
+    def sync(self, old_token: str = "") -> tuple[str, list[str]]:
+        return "http://groupware.invalid/ns/sync/outbox", []
 
 
 def inbox_folder(ctx: context.RequestContext) -> Any:
