@@ -128,8 +128,11 @@ def amend_propfind(response: ET.Element, item: Any, base_prefix: str) -> None:
     found, missing = _propstats(response)
     if principal:
         for prop in found.iter(ADDRESS_SET) if found is not None else ():
-            for address in sorted(own_addresses(ctx)):
-                ET.SubElement(prop, HREF).text = f"mailto:{address}"
+            # First, and marked preferred (as iCloud does): clients take it as the user's address.
+            for n, address in enumerate(sorted(own_addresses(ctx))):
+                href = ET.Element(HREF, {"preferred": "1"})
+                href.text = f"mailto:{address}"
+                prop.insert(n, href)
     if inbox or outbox:
         for prop in found.iter(RESOURCETYPE) if found is not None else ():
             for child in list(prop):
