@@ -345,6 +345,8 @@ OPTIONS: dict[str, Option] = {
         relay_host=text("localhost"),
         relay_port=number("25", minimum=1),
         relay_timeout=seconds("30"),
+        lmtp_apply_imip=flag("no"),
+        lmtp_imip_max_size=size("1M"),
     ),
 }
 

@@ -39,6 +39,7 @@ from shared.lru import SizedLRU
 from shared.metrics import DELIVERIES
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 from shared.group_commit import GroupCommit
+from shared.imip_incoming import itip_of, may_carry_itip
 from shared.model.delivery import Delivery, StagedSource
 from shared.relay import Relay, redirect_loops, redirected_copy
 from shared.sieve import Envelope, SieveError, compile_script, evaluate
@@ -119,6 +120,9 @@ class Deliverer:
         self.scripts = _TimedCache(cfg.get_seconds("sieve_script_cache_time"), cfg.get_size("sieve_script_cache_size"))
         self.recipients = _TimedCache(cfg.get_seconds("recipient_cache_time"), cfg.get_size("recipient_cache_size"))
         self.sieve_limits = limits_from_config(cfg)
+        # Incoming iMIP applied to the recipients' calendars (shared.imip_incoming), opt-in.
+        self.apply_imip = cfg.get_bool("lmtp_apply_imip")
+        self.imip_max_size = cfg.get_size("lmtp_imip_max_size")
         # Messages whose filters are done while the store stores others wait, and go to the
         # store together in one call (one commit): as many deliveries as one call may carry,
         # and inline sources of at most inline_source_limit octets in all.
@@ -209,7 +213,27 @@ class Deliverer:
                     await self._redirect(plan, sender, message or b"")
                 if plan.vacation is not None:
                     await self._vacation(session, plan, sender, message or b"")
+        stored = [plan.recipient.address for plan, result in zip(plans, results) if result.status == "stored"]
+        if self.apply_imip and stored and may_carry_itip(headers):
+            await self._apply_imip(session, message if message is not None else source, stored)
         return results
+
+    async def _apply_imip(self, session: Any, source: str | bytes, addresses: list[str]) -> None:
+        """Apply the iTIP object the message carries (RFC 6047) to the recipients' calendars;
+        a problem is logged, the message is delivered anyway."""
+        size = len(source) if isinstance(source, bytes) else os.path.getsize(source)
+        if size > self.imip_max_size:
+            log.info("delivery: a calendar message of %d octets is over lmtp_imip_max_size: not applied", size)
+            return
+        try:
+            data = await self._read(source)
+            text = await threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), itip_of, data)
+            if text is None:
+                return
+            for result in await session.schedule_message(text, addresses):
+                log.info("delivery: iMIP applied for %s: %s", result.address, result.status)
+        except Exception as exc:  # noqa: BLE001 - the message itself is stored
+            log.error("delivery: iMIP message for %s not applied: %s", ", ".join(addresses), exc)
 
     async def _store_batch(self, batch: list[tuple[Any, str, list[Any]]]) -> list[Any]:
         session = await self.session()

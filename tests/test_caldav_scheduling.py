@@ -4,7 +4,10 @@ library's scheduling calls against a running server, with an SMTP sink as the re
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
+import email.utils
+import smtplib
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import unquote
@@ -35,7 +38,7 @@ def sink():
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, sink):
     options = {"imip_smtp_host": "127.0.0.1", "imip_smtp_port": str(sink.port), "imip_retry_delay": "1",
-               "ical_max_schedule_attendees": "5"}
+               "ical_max_schedule_attendees": "5", "lmtp_apply_imip": "yes"}
     with running(tmp_path_factory.mktemp("scheduling"), options) as e:
         for name, password in PASSWORDS.items():
             e.server.cli("user", "add", name, "--email", address(name), "--password-stdin", stdin=password + "\n")
@@ -310,6 +313,60 @@ def test_external_attendee_gets_an_imip_request(env, sink):
     assert str(itip["METHOD"]) == "REQUEST"
     assert str(itip.walk("VEVENT")[0]["UID"]) == uid
     assert "SCHEDULE-STATUS" not in part.get_content()
+
+
+def imip_mail(sender: str, recipient: str, itip_text: str) -> bytes:
+    """An iMIP message as an outside calendar (RFC 6047 section 2.4) sends one."""
+    message = email.message.EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = "Invitation"
+    message["Message-ID"] = email.utils.make_msgid(domain="elsewhere.test")
+    message.set_content("You are invited.\n")
+    method = "REPLY" if "METHOD:REPLY" in itip_text else "CANCEL" if "METHOD:CANCEL" in itip_text else "REQUEST"
+    message.add_alternative(itip_text.encode(), maintype="text", subtype="calendar",
+                            params={"method": method, "charset": "UTF-8"})
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def deliver(env, sender: str, recipient: str, message: bytes) -> None:
+    with smtplib.LMTP("127.0.0.1", env.server.port("lmtp"), timeout=scaled(60)) as lmtp:
+        assert lmtp.sendmail(sender, [recipient], message) == {}
+
+
+def with_method(text: str, method: str) -> str:
+    return text.replace("VERSION:2.0\r\n", f"VERSION:2.0\r\nMETHOD:{method}\r\n", 1)
+
+
+def test_incoming_imip_request_reply_and_cancel_are_applied(env):
+    # An outside organizer invites Bob by mail: the invitation lands in his calendar.
+    uid = f"mail-{uuid.uuid4()}"
+    request = with_method(invitation(uid, EXTERNAL, {address("bob"): INVITED}, summary="Outside"), "REQUEST")
+    deliver(env, EXTERNAL, address("bob"), imip_mail(EXTERNAL, address("bob"), request))
+    copy = event_of(copy_with_uid(env, "bob", uid))
+    assert str(copy["SUMMARY"]) == "Outside"
+    assert inbox_methods(env, "bob", uid) == ["REQUEST"]
+    # The organizer cancels by mail.
+    cancel = with_method(invitation(uid, EXTERNAL, {address("bob"): INVITED}, extra="STATUS:CANCELLED"), "CANCEL")
+    deliver(env, EXTERNAL, address("bob"), imip_mail(EXTERNAL, address("bob"), cancel))
+    assert str(event_of(copy_with_uid(env, "bob", uid))["STATUS"]) == "CANCELLED"
+
+    # Alice invited the outsider; their reply by mail updates her event.
+    uid = f"mail-{uuid.uuid4()}"
+    path = f"/caldav/alice/Calendar/{uid}.ics"
+    assert put(env, "alice", path, invitation(uid, address("alice"), {EXTERNAL: INVITED})).status_code == 201
+    reply = with_method(invitation(uid, address("alice"), {EXTERNAL: "PARTSTAT=TENTATIVE"}), "REPLY")
+    reply = reply.replace(f"ATTENDEE;RSVP=TRUE;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:{address('alice')}\r\n", "")
+    deliver(env, EXTERNAL, address("alice"), imip_mail(EXTERNAL, address("alice"), reply))
+    assert attendee(event_of(get_text(env, "alice", path)), EXTERNAL).params["PARTSTAT"] == "TENTATIVE"
+
+
+def test_incoming_imip_from_someone_else_than_the_organizer_is_not_applied(env):
+    uid = f"mail-{uuid.uuid4()}"
+    request = with_method(invitation(uid, EXTERNAL, {address("carol"): INVITED}), "REQUEST")
+    deliver(env, "forger@elsewhere.test", address("carol"), imip_mail("forger@elsewhere.test", address("carol"), request))
+    assert inbox_methods(env, "carol", uid) == []
+    assert not [t for t in collection_texts(env, "carol", "/caldav/carol/Calendar/") if uid in t]
 
 
 def _calendar_part(data: bytes) -> bytes:
