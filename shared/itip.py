@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import hashlib
+
 import icalendar
 
 from shared.errors import BadRequest
@@ -234,3 +236,35 @@ def copy_organizer_matches(copy_text: str, sender: str) -> bool:
     """Whether a stored copy belongs to the event `sender` organizes (a REQUEST or
     CANCEL may only change the organizer's own event)."""
     return organizer(parse(copy_text)) == address(sender)
+
+
+# What an attendee may change in their own copy, and what the organizer's copy takes from
+# replies: none of it changes the Schedule-Tag (RFC 6638 section 3.2.10).
+_ATTENDEE_OWN_PARAMS = ("PARTSTAT", "RSVP", "SCHEDULE-STATUS", "SCHEDULE-FORCE-SEND")
+_ATTENDEE_OWN_PROPS = ("DTSTAMP", "LAST-MODIFIED", "TRANSP", "X-MOZ-LASTACK", "X-MOZ-GENERATION",
+                       "X-MOZ-SNOOZE-TIME", "X-MOZ-SEND-INVITATIONS", "X-MOZ-SEND-INVITATIONS-UNDISCLOSED")
+
+
+def schedule_tag(text: str) -> str | None:
+    """The Schedule-Tag of a scheduling object resource (RFC 6638 section 3.2.10), or None
+    for an object without ORGANIZER. It is a digest of what the organizer decides: it stays
+    the same when an attendee changes their participation, alarms or transparency, or when
+    a reply updates the organizer's copy, and changes with anything else."""
+    try:
+        cal = parse(text)
+    except BadRequest:
+        return None
+    if organizer(cal) is None:
+        return None
+    digest = hashlib.sha256()
+    for comp in components(cal):
+        comp.subcomponents = [s for s in comp.subcomponents if s.name != "VALARM"]
+        for name in _ATTENDEE_OWN_PROPS:
+            comp.pop(name, None)
+        for name in [n for n in comp if n.startswith("X-MOZ-")]:
+            comp.pop(name, None)
+        for prop in _as_list(comp.get("ATTENDEE")) + _as_list(comp.get("ORGANIZER")):
+            for param in _ATTENDEE_OWN_PARAMS:
+                prop.params.pop(param, None)
+        digest.update(comp.to_ical(sorted=True))
+    return f'"{digest.hexdigest()[:32]}"'

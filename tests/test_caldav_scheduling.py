@@ -413,3 +413,36 @@ def test_caldav_library_scheduling_calls(env):
         busy = principal.freebusy_request(datetime(2027, 4, 10, tzinfo=timezone.utc),
                                           datetime(2027, 4, 11, tzinfo=timezone.utc), [f"mailto:{address('bob')}"])
         assert busy
+
+
+# -- Schedule-Tag (RFC 6638 section 3.2.10) and If-Schedule-Tag-Match (section 8.3)
+
+def test_schedule_tag_survives_replies_and_guards_the_attendees_copy(env):
+    uid = f"tag-{uuid.uuid4()}"
+    path = f"/caldav/alice/Calendar/{uid}.ics"
+    r = put(env, "alice", path, invitation(uid, address("alice"), {address("bob"): INVITED}))
+    assert r.status_code == 201 and r.headers.get("schedule-tag")
+    bob_path = f"/caldav/bob/Calendar/{uid}.ics"
+    got = env.request("GET", bob_path, auth=auth("bob"))
+    tag = got.headers["schedule-tag"]
+    listed = propfind(env, bob_path, "<c:schedule-tag/><d:getetag/>", auth=auth("bob"))
+    assert xml(listed).findtext(f".//{CAL}schedule-tag") == tag
+
+    # Bob's answer does not change the tag of his copy or of Alice's.
+    organizer_tag = env.request("GET", path, auth=auth("alice")).headers["schedule-tag"]
+    cal = icalendar.Calendar.from_ical(got.text)
+    attendee(cal.walk("VEVENT")[0], address("bob")).params["PARTSTAT"] = "TENTATIVE"
+    answered = put(env, "bob", bob_path, cal.to_ical().decode(), If_Schedule_Tag_Match=tag)
+    assert answered.status_code == 204, answered.text
+    assert answered.headers["schedule-tag"] == tag
+    assert env.request("GET", path, auth=auth("alice")).headers["schedule-tag"] == organizer_tag
+    assert attendee(event_of(get_text(env, "alice", path)), address("bob")).params["PARTSTAT"] == "TENTATIVE"
+
+    # The organizer moves the event: Bob's client, still holding the old tag, is refused.
+    moved = invitation(uid, address("alice"), {address("bob"): INVITED}, start="20270316T090000Z",
+                       end="20270316T100000Z")
+    assert put(env, "alice", path, moved).status_code == 204
+    refused = put(env, "bob", bob_path, cal.to_ical().decode(), If_Schedule_Tag_Match=tag)
+    assert refused.status_code == 412
+    assert env.request("GET", bob_path, auth=auth("bob")).headers["schedule-tag"] != tag
+    assert "20270316T090000Z" in get_text(env, "bob", bob_path)

@@ -32,6 +32,7 @@ from gateways.caldav import context, direct, feed_import, listing, radicale_glue
 from gateways.caldav import limits as request_limits
 from gateways.caldav.scheduling import collections as scheduling_collections
 from gateways.caldav.scheduling import outbox as scheduling_outbox
+from gateways.caldav.scheduling import tags as scheduling_tags
 from gateways.caldav.date_limits import DateLimits, refusal
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
@@ -565,6 +566,7 @@ class GatewayResource(resource.Resource):
             if vcard_put:
                 ctx.put_texts = addressbooks.sent_texts(body)
                 addressbooks.lighten_request(environ, body)
+        ctx.schedule_tag_match = environ.get("HTTP_IF_SCHEDULE_TAG_MATCH")
         if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].strip("/").count("/") == 2:
             ctx.put_conditions = (environ.get("HTTP_IF_MATCH") or None, environ.get("HTTP_IF_NONE_MATCH") == "*")
         elif environ["REQUEST_METHOD"] == "DELETE" and environ["PATH_INFO"].strip("/").count("/") == 2:
@@ -609,6 +611,9 @@ class GatewayResource(resource.Resource):
             refused = addressbooks.refused_put(ctx, environ["PATH_INFO"], vcard_put, status)
             if refused is not None:
                 status, headers, body = refused[0], [("Content-Type", "text/xml; charset=utf-8")], [refused[1]]
+        if (self.scheduler is not None and environ["REQUEST_METHOD"] in ("GET", "PUT")
+                and environ["PATH_INFO"].strip("/").count("/") == 2):  # one object, not a whole calendar
+            headers = headers + scheduling_tags.tag_headers(ctx, environ["REQUEST_METHOD"], status, headers, body)
         start_response(status, headers)
         return body
 

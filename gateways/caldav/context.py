@@ -63,6 +63,10 @@ class RequestContext:
         self.limit_recurrence_set: tuple[Any, Any] | None = None
         # Implicit scheduling of PUT and DELETE (gateways/caldav/scheduling/implicit.py), or None.
         self.scheduler: Any = None
+        # A PUT's or DELETE's If-Schedule-Tag-Match (RFC 6638 section 8.3), and the Schedule-Tag
+        # of what a PUT stored (its answer's header), when it is a scheduling object.
+        self.schedule_tag_match: str | None = None
+        self.schedule_tag: str | None = None
 
     def count_instances(self, n: int) -> None:
         """Count `n` more instances in the answer; past the limit the request is stopped

@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 from gateways.caldav import context
 from gateways.caldav.scheduling.identity import own_addresses
-from gateways.caldav.radicale_glue import PROPFIND_AMENDERS
+from gateways.caldav.radicale_glue import PROPFIND_AMENDERS, Item
+from gateways.caldav.scheduling import tags
 from gateways.caldav.storage import FolderCollection, PrincipalCollection, calendars_of
 from shared.errors import Conflict
 
@@ -116,9 +117,16 @@ def _values(ctx: context.RequestContext, user: str, base_prefix: str, principal:
 
 def amend_propfind(response: ET.Element, item: Any, base_prefix: str) -> None:
     """Add the scheduling properties Radicale does not know to its <response> for `item`
-    (moved from its 404 propstat to the 200 one), and the inbox's and outbox's resource types."""
+    (moved from its 404 propstat to the 200 one): the principal's, the inbox's and outbox's
+    resource types, and an object's CALDAV:schedule-tag."""
     ctx = context.bound()
     if ctx is None:
+        return
+    if isinstance(item, Item):
+        found, missing = _propstats(response)
+        prop = tags.amend_item(response, item, missing, found)
+        if prop is not None:
+            _move(response, found, missing, [prop])
         return
     principal = type(item) is PrincipalCollection and item.path == ctx.user
     inbox = isinstance(item, InboxCollection)
@@ -142,6 +150,7 @@ def amend_propfind(response: ET.Element, item: Any, base_prefix: str) -> None:
     if missing is None:
         return
     values = _values(ctx, ctx.user, base_prefix, principal)
+    filled = []
     for prop in [p for p in missing if p.tag in values]:
         missing.remove(prop)
         value = values[prop.tag]
@@ -150,11 +159,20 @@ def amend_propfind(response: ET.Element, item: Any, base_prefix: str) -> None:
                 ET.SubElement(prop, HREF).text = href
         else:
             prop.text = value
-        if found is None:
-            found = _new_propstat(response)
-        found.append(prop)
-    if len(missing) == 0:
-        for propstat in response.iter(f"{{{DAV}}}propstat"):
+        filled.append(prop)
+    _move(response, found, missing, filled)
+
+
+def _move(response: ET.Element, found: Any, missing: Any, props: list[ET.Element]) -> None:
+    """Put `props` (taken out of the 404 <prop> `missing`) into the 200 <prop> `found`,
+    made when absent; an emptied 404 propstat goes."""
+    if not props:
+        return
+    if found is None:
+        found = _new_propstat(response)
+    found.extend(props)
+    if missing is not None and len(missing) == 0:
+        for propstat in list(response.iter(f"{{{DAV}}}propstat")):
             if propstat.find(f"{{{DAV}}}prop") is missing:
                 response.remove(propstat)
                 break

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateways.caldav import context
+from gateways.caldav.scheduling import tags
 from gateways.caldav.scheduling.identity import own_addresses
 from shared import itip
 from shared.errors import BadRequest, GroupwareError
@@ -39,6 +40,14 @@ class Scheduler:
     # -- the two hooks the storage calls
     def before_put(self, ctx: context.RequestContext, collection: Any, href: str, text: str) -> str:
         """The text to store for a PUT of `text` at `href`, after sending what it means."""
+        if ctx.schedule_tag_match is not None:
+            current = self._existing(ctx, collection, href)
+            tags.check_match(ctx, current or None)
+        stored = self._scheduled_put(ctx, collection, href, text)
+        ctx.schedule_tag = itip.schedule_tag(stored) if "ORGANIZER" in stored.upper() else None
+        return stored
+
+    def _scheduled_put(self, ctx: context.RequestContext, collection: Any, href: str, text: str) -> str:
         if not self._schedules(collection, text):
             return text
         try:
@@ -59,6 +68,8 @@ class Scheduler:
         return text
 
     def before_delete(self, ctx: context.RequestContext, collection: Any, href: str) -> None:
+        if ctx.schedule_tag_match is not None:
+            tags.check_match(ctx, self._existing(ctx, collection, href) or None)
         if collection.folder.container_class not in SCHEDULED_CLASSES:
             return
         old_text = self._existing(ctx, collection, href)
