@@ -167,10 +167,29 @@ def _deliver(call: Call, user: dict[str, Any], sender: str, kind: str, ical_uid:
     return changed
 
 
+# What free-busy may learn of another user's event (RFC 5545 section 3.6.4): its times.
+BUSY_PROPERTIES = frozenset({"UID", "DTSTAMP", "DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE",
+                             "RECURRENCE-ID", "STATUS", "TRANSP"})
+
+
+def times_only(text: str) -> str:
+    """An event's text with nothing but what its busy time is computed from (no summary,
+    place, attendees or alarms): the caller may not read the other user's calendar."""
+    cal = itip.parse(text)
+    for comp in cal.subcomponents:
+        if comp.name != "VEVENT":
+            continue
+        for name in [n for n in comp if n not in BUSY_PROPERTIES]:
+            comp.pop(name)
+        comp.subcomponents = []
+    cal.subcomponents = [c for c in cal.subcomponents if c.name in ("VEVENT", "VTIMEZONE")]
+    return itip.serialize(cal)
+
+
 async def free_busy_items(call: Call) -> etree._Element:
     """Per <recipient>: its status, and the texts of its events that occur in
-    [<start>, <end>) (epoch seconds), at most max_freebusy_items in all."""
-    call.any_session()
+    [<start>, <end>) (epoch seconds), at most max_freebusy_items in all, reduced to their times."""
+    call.session()
     start, end = required_int(call.body, "start"), required_int(call.body, "end")
     if end <= start:
         raise BadRequest("<end> must be after <start>")
@@ -209,5 +228,9 @@ def _busy_texts(call: Call, store_id: int, start: int, end: int, limit: int) -> 
             if len(texts) >= limit:
                 raise BadRequest(f"more than {limit} events to answer a free-busy request")
             with closing(st.blobs.open(key)) as fp:
-                texts.append(fp.read().decode("utf-8", "surrogateescape"))
+                text = fp.read().decode("utf-8", "surrogateescape")
+            try:
+                texts.append(times_only(text))
+            except BadRequest:
+                continue  # stored unparsable: it has no busy time to show
     return texts
