@@ -7,7 +7,10 @@ import email
 import email.message
 import email.policy
 import email.utils
+import json
 import smtplib
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import unquote
@@ -16,6 +19,7 @@ import caldav
 import icalendar
 import pytest
 
+from harness import ROOT
 from caldav_env import CAL, DAV, REQUEST_TIMEOUT, hrefs, propfind, running, xml
 from smtp_sink import SmtpSink
 from waiting import scaled
@@ -446,3 +450,52 @@ def test_schedule_tag_survives_replies_and_guards_the_attendees_copy(env):
     assert refused.status_code == 412
     assert env.request("GET", bob_path, auth=auth("bob")).headers["schedule-tag"] != tag
     assert "20270316T090000Z" in get_text(env, "bob", bob_path)
+
+
+# -- the store's side of the contract, through the adapter
+
+CONTRACT = """
+import json, sys
+from twisted.internet import defer, task
+from shared.config import Config
+from shared.errors import Forbidden
+from shared.model import Adapter
+
+async def main(reactor, socket_path, user, password, forged, recipient, start, end):
+    adapter = Adapter(Config({"server_socket": socket_path}), reactor)
+    session = await adapter.logon(user, password)
+    out = {}
+    try:
+        await session.schedule_message(forged, [recipient])
+        out["forged"] = "sent"
+    except Forbidden:
+        out["forged"] = "forbidden"
+    results = await session.free_busy_items(int(start), int(end), [recipient])
+    out["items"] = [list(r.items) for r in results]
+    await session.logoff()
+    adapter.close()
+    print(json.dumps(out))
+
+task.react(lambda reactor, *a: defer.Deferred.fromCoroutine(main(reactor, *a)), sys.argv[1:])
+"""
+
+
+def test_store_sends_only_as_the_caller_and_free_busy_shows_only_times(env):
+    uid = f"private-{uuid.uuid4()}"
+    r = put(env, "carol", f"/caldav/carol/Calendar/{uid}.ics",
+            invitation(uid, address("carol"), {}, summary="Secret interview", start="20270402T090000Z",
+                       end="20270402T100000Z", extra="LOCATION:Room 7\r\nDESCRIPTION:confidential"))
+    assert r.status_code == 201
+    forged = with_method(invitation(f"forged-{uuid.uuid4()}", address("bob"), {address("carol"): INVITED}), "REQUEST")
+    done = subprocess.run([sys.executable, "-c", CONTRACT, env.server.socket_path, "alice", PASSWORDS["alice"],
+                           forged, address("carol"), str(int(datetime(2027, 4, 1, tzinfo=timezone.utc).timestamp())),
+                           str(int(datetime(2027, 4, 8, tzinfo=timezone.utc).timestamp()))], cwd=ROOT, check=True, timeout=120, capture_output=True,
+                          text=True)
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["forged"] == "forbidden"
+    [items] = answer["items"]
+    mine = [text for text in items if uid in text]
+    assert len(mine) == 1
+    assert "DTSTART:20270402T090000Z" in mine[0]
+    for private in ("Secret interview", "Room 7", "confidential", "ORGANIZER"):
+        assert private not in mine[0]
