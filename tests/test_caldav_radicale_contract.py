@@ -182,3 +182,15 @@ def test_the_recurrence_library_seam():
     expanded, count = recurrence.expanded_text(text, "VEVENT", datetime(2026, 1, 1, tzinfo=timezone.utc),
                                                datetime(2026, 1, 20, tzinfo=timezone.utc))
     assert count == 3 and "DTSTART:20260112T080000Z" in expanded and "RRULE" not in expanded
+
+
+def test_scheduling_hooks_reach_radicale():
+    """Scheduling amends Radicale's PROPFIND responses and its DAV header (RFC 6638)."""
+    from radicale import httputils
+    from radicale.app import propfind
+
+    assert propfind.xml_propfind_response is glue._xml_propfind_response
+    glue.advertise("calendar-auto-schedule")
+    glue.advertise("calendar-auto-schedule")
+    classes = [c.strip() for c in httputils.DAV_HEADERS.split(",")]
+    assert classes.count("calendar-auto-schedule") == 1 and "calendar-access" in classes

@@ -132,6 +132,12 @@ def test_principal_shows_inbox_outbox_addresses_and_default_calendar(env):
     assert not [ps for ps in root.iter(DAV + "propstat") if " 404 " in ps.findtext(DAV + "status")]
 
 
+def test_options_advertise_calendar_auto_schedule(env):
+    r = env.request("OPTIONS", "/caldav/alice/", auth=auth("alice"))
+    assert r.status_code == 200
+    assert "calendar-auto-schedule" in [c.strip() for c in r.headers["dav"].split(",")]
+
+
 def test_inbox_and_outbox_have_their_resource_types_and_stay_out_of_the_home(env):
     for box in ("schedule-inbox", "schedule-outbox"):
         r = propfind(env, f"/caldav/bob/{box}/", "<d:resourcetype/>", auth=auth("bob"))
@@ -414,9 +420,21 @@ def test_caldav_library_scheduling_calls(env):
         replies = [item for item in principal.schedule_inbox().get_items() if uid in item.data]
         assert [item.is_invite_reply() for item in replies] == [True]
 
+        # accept_invite() on the inbox item, as the library does on a server it knows nothing of.
+        uid2 = f"lib-{uuid.uuid4()}"
+        calendar.save_with_invites(ical.replace(uid, uid2), [f"mailto:{address('bob')}"])
+        [invite] = [item for item in bob_principal.schedule_inbox().get_items() if uid2 in item.data]
+        invite.accept_invite(calendar=bob_principal.calendar(cal_url=env.url("/caldav/bob/Calendar/")))
+        assert attendee(calendar.event_by_uid(uid2).icalendar_component,
+                        address("bob")).params["PARTSTAT"] == "ACCEPTED"
+
         busy = principal.freebusy_request(datetime(2027, 4, 10, tzinfo=timezone.utc),
                                           datetime(2027, 4, 11, tzinfo=timezone.utc), [f"mailto:{address('bob')}"])
-        assert busy
+        assert busy["errors"] == {}
+        reply = busy[f"mailto:{address('bob')}"].data
+        lines = reply.replace("\r\n", "\n").replace("\n ", "").splitlines()
+        assert [line.partition(":")[2] for line in lines if line.startswith("FREEBUSY;FBTYPE=BUSY")] == [
+            "20270410T100000Z/20270410T110000Z"]
 
 
 # -- Schedule-Tag (RFC 6638 section 3.2.10) and If-Schedule-Tag-Match (section 8.3)

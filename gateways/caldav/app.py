@@ -175,6 +175,8 @@ class GatewayResource(resource.Resource):
         self.budgets = BudgetRegistry()
         # Implicit scheduling and the outbox (gateways/caldav/scheduling/), or None: off.
         self.scheduler = scheduler
+        if scheduler is not None:
+            radicale_glue.advertise("calendar-auto-schedule")  # RFC 6638 section 5.1
         self.date_limits = date_limits or DateLimits()
         self.thread_share = FairShare(threads_per_user)
         app = radicale_glue.make_application(storage.Storage, auth_plugin.Auth, rights.Rights,

@@ -17,7 +17,7 @@ import radicale
 import vobject
 from dateutil import rrule
 from radicale import config as radicale_config
-from radicale import pathutils, xmlutils
+from radicale import httputils, pathutils, xmlutils
 from radicale.app import Application
 from radicale.app import propfind as radicale_propfind
 from radicale.app import report as radicale_report
@@ -196,6 +196,14 @@ __all__ = ["Application", "BaseAuth", "BaseCollection", "BaseRights", "BaseStora
            "ComponentExistsError", "ComponentNotFoundError", "Item", "TIMESTAMP_MAX", "make_item",
            "TIMESTAMP_MIN", "item_content_type", "make_application", "make_clark", "radicale_logger", "read_vcard",
            "sanitize_path", "simplify_prefilters", "strip_path", "version"]
+
+
+def advertise(compliance_class: str) -> None:
+    """Add a compliance class to the DAV header Radicale answers OPTIONS (and PROPFIND) with,
+    e.g. RFC 6638's `calendar-auto-schedule`, which tells clients the server schedules."""
+    classes = [c.strip() for c in httputils.DAV_HEADERS.split(",")]
+    if compliance_class not in classes:
+        httputils.DAV_HEADERS = ", ".join(classes + [compliance_class])
 
 
 def version() -> str:
