@@ -40,8 +40,8 @@ def sink():
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, sink):
-    options = {"imip_smtp_host": "127.0.0.1", "imip_smtp_port": str(sink.port), "imip_retry_delay": "1",
+def env(tmp_path_factory, sink, database_options):
+    options = {**database_options, "imip_smtp_host": "127.0.0.1", "imip_smtp_port": str(sink.port), "imip_retry_delay": "1",
                "ical_max_schedule_attendees": "5", "lmtp_apply_imip": "yes"}
     with running(tmp_path_factory.mktemp("scheduling"), options) as e:
         for name, password in PASSWORDS.items():
@@ -150,6 +150,7 @@ def test_inbox_and_outbox_have_their_resource_types_and_stay_out_of_the_home(env
 
 # -- implicit scheduling, Thunderbird-shaped requests
 
+@pytest.mark.database_engines("sqlite", "mariadb")
 def test_invitation_reply_and_cancellation_between_three_users(env, sink):
     uid = f"tb-{uuid.uuid4()}"
     path = f"/caldav/alice/Calendar/{uid}.ics"
@@ -265,6 +266,7 @@ def freebusy_request(organizer: str, attendees: list[str], start: str, end: str)
     return "\r\n".join(lines)
 
 
+@pytest.mark.database_engines("sqlite", "mariadb")
 def test_freebusy_of_local_users_through_the_outbox(env):
     busy_uid = f"busy-{uuid.uuid4()}"
     r = put(env, "carol", f"/caldav/carol/Calendar/{busy_uid}.ics",
