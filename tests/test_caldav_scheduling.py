@@ -146,6 +146,10 @@ def test_inbox_and_outbox_have_their_resource_types_and_stay_out_of_the_home(env
         assert CAL + box in types and DAV + "collection" in types and CAL + "calendar" not in types
     listed = hrefs(propfind(env, "/caldav/bob/", "<d:resourcetype/>", depth="1", auth=auth("bob")))
     assert not [h for h in listed if "schedule-" in h]
+    # Only scheduling puts messages into the inbox.
+    uid = f"own-{uuid.uuid4()}"
+    refused = put(env, "bob", f"/caldav/bob/schedule-inbox/{uid}.ics", invitation(uid, address("bob"), {}))
+    assert refused.status_code == 403
 
 
 # -- implicit scheduling, Thunderbird-shaped requests

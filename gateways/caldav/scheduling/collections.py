@@ -19,7 +19,7 @@ from gateways.caldav.scheduling.identity import own_addresses
 from gateways.caldav.radicale_glue import PROPFIND_AMENDERS, Item
 from gateways.caldav.scheduling import tags
 from gateways.caldav.storage import FolderCollection, PrincipalCollection, calendars_of
-from shared.errors import Conflict
+from shared.errors import Conflict, Forbidden
 
 INBOX = "schedule-inbox"
 OUTBOX = "schedule-outbox"
@@ -45,6 +45,11 @@ class InboxCollection(FolderCollection):
 
     def set_meta(self, props: Mapping[str, str]) -> None:
         raise ValueError("the schedule inbox has no properties to set")
+
+    def upload(self, href: str, item: Any) -> Any:
+        """Only scheduling puts messages here (RFC 6638 section 2.2): a client's PUT is 403."""
+        self.ctx.error = Forbidden("the schedule inbox takes no objects from clients")
+        raise self.ctx.error
 
 
 class OutboxCollection(PrincipalCollection):

@@ -86,7 +86,7 @@ class Scheduler:
                 self._send(ctx, organizer, itip.message(old_text, "CANCEL"), self._attendees(old, own))
             return
         me = self._me(old, own)
-        if me is not None and organizer and itip.organizer_agent(old) == "SERVER":
+        if me is not None and organizer and itip.organizer_agent(old) == "SERVER" and not itip.is_cancelled(old):
             self._send(ctx, me, itip.message(old_text, "REPLY", [me], partstat="DECLINED"), [organizer])
 
     # -- organizer and attendee
