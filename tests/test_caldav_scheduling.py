@@ -12,6 +12,7 @@ import smtplib
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from urllib.parse import unquote
 
@@ -523,3 +524,21 @@ def test_store_sends_only_as_the_caller_and_free_busy_shows_only_times(env):
     assert "DTSTART:20270402T090000Z" in mine[0]
     for private in ("Secret interview", "Room 7", "confidential", "ORGANIZER"):
         assert private not in mine[0]
+
+
+def test_replies_arriving_together_all_reach_the_organizers_copy(env):
+    def accept(user: str, uid: str) -> int:
+        path = f"/caldav/{user}/Calendar/{uid}.ics"
+        cal = icalendar.Calendar.from_ical(get_text(env, user, path))
+        attendee(cal.walk("VEVENT")[0], address(user)).params["PARTSTAT"] = "ACCEPTED"
+        return put(env, user, path, cal.to_ical().decode()).status_code
+
+    for _ in range(3):
+        uid = f"together-{uuid.uuid4()}"
+        path = f"/caldav/alice/Calendar/{uid}.ics"
+        text = invitation(uid, address("alice"), {address("bob"): INVITED, address("carol"): INVITED})
+        assert put(env, "alice", path, text).status_code == 201
+        with ThreadPoolExecutor(2) as pool:
+            assert sorted(pool.map(accept, ["bob", "carol"], [uid, uid])) == [204, 204]
+        mine = event_of(get_text(env, "alice", path))
+        assert [attendee(mine, address(u)).params["PARTSTAT"] for u in ("bob", "carol")] == ["ACCEPTED", "ACCEPTED"]

@@ -28,7 +28,7 @@ from server.soap.context import Call, response
 from server.soap.items import calendar_object_columns, store_text_object
 from shared import itip
 from shared.codec import add, element, gw, required, required_int, text
-from shared.errors import BadRequest, Forbidden, NotFound
+from shared.errors import PRECONDITION_FAILED, BadRequest, Conflict, Forbidden, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ INBOX_CLASS = "schedule-inbox"
 INBOX_NAME = "Scheduling Inbox"
 DEFAULT_CALENDAR_NAME = "Calendar"
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,200}$")
+# Times an update of a stored copy is tried when another writer changed it in between.
+UPDATE_ATTEMPTS = 5
 
 
 def copy_name(ical_uid: str) -> str:
@@ -117,10 +119,11 @@ def _inbox(st: Any, store_id: int, folders: list[dict[str, Any]]) -> int:
     return st.create_folder(store_id, None, INBOX_NAME, INBOX_CLASS)["id"]
 
 
-def _read_text(st: Any, folder_id: int, item_uid: int) -> tuple[str, str]:
-    row = st.get_item(folder_id, item_uid, ["name"])
+def _read_text(st: Any, folder_id: int, item_uid: int) -> tuple[str, str, str]:
+    """(resource name, ETag, text) of a stored object."""
+    row = st.get_item(folder_id, item_uid, ["name", "etag"])
     with closing(st.blobs.open(row["blob_key"])) as fp:
-        return row["name"], fp.read().decode("utf-8", "surrogateescape")
+        return row["name"], row["etag"], fp.read().decode("utf-8", "surrogateescape")
 
 
 def _deliver(call: Call, user: dict[str, Any], sender: str, kind: str, ical_uid: str,
@@ -153,17 +156,27 @@ def _deliver(call: Call, user: dict[str, Any], sender: str, kind: str, ical_uid:
         changed[target] = saved["modseq"]
         return changed
     folder_id, item_uid = found
-    name, current = _read_text(st, folder_id, item_uid)
     # A REQUEST or CANCEL changes only the sender's own event; a REPLY only one the
     # recipient organizes.
     owner = sender if kind != "REPLY" else user.get("email") or ""
-    if not itip.copy_organizer_matches(current, owner):
-        log.warning("scheduling: %s for %s ignored: the stored copy has another organizer", kind, ical_uid)
-        return changed
-    updated = itip.apply(current, message)
-    if updated is not None:
-        saved = store_text_object(st, folder_id, name, updated, calendar_object_columns(updated), max_size)
+    for attempt in range(UPDATE_ATTEMPTS):
+        name, etag, current = _read_text(st, folder_id, item_uid)
+        if not itip.copy_organizer_matches(current, owner):
+            log.warning("scheduling: %s for %s ignored: the stored copy has another organizer", kind, ical_uid)
+            return changed
+        updated = itip.apply(current, message)
+        if updated is None:
+            return changed
+        try:
+            # Written only over what was read: replies of several attendees at once all count.
+            saved = store_text_object(st, folder_id, name, updated, calendar_object_columns(updated), max_size,
+                                      if_match=etag)
+        except Conflict as err:
+            if err.reason != PRECONDITION_FAILED or attempt == UPDATE_ATTEMPTS - 1:
+                raise
+            continue
         changed[folder_id] = saved["modseq"]
+        return changed
     return changed
 
 
