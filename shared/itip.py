@@ -103,6 +103,16 @@ def attendees(cal: icalendar.Calendar, server_scheduled_only: bool = False) -> l
     return list(seen)
 
 
+def attendee_params(cal: icalendar.Calendar, name: str) -> dict[str, str]:
+    """The value of parameter `name` on each attendee that has it (the first seen)."""
+    out: dict[str, str] = {}
+    for comp in components(cal):
+        for prop in _as_list(comp.get("ATTENDEE")):
+            if name in prop.params:
+                out.setdefault(address(prop), str(prop.params[name]))
+    return out
+
+
 def partstats(cal: icalendar.Calendar, who: str) -> dict[str, str]:
     """PARTSTAT of attendee `who` per component (keyed by RECURRENCE-ID, "" for the master)."""
     out = {}

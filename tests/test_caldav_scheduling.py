@@ -542,3 +542,21 @@ def test_replies_arriving_together_all_reach_the_organizers_copy(env):
             assert sorted(pool.map(accept, ["bob", "carol"], [uid, uid])) == [204, 204]
         mine = event_of(get_text(env, "alice", path))
         assert [attendee(mine, address(u)).params["PARTSTAT"] for u in ("bob", "carol")] == ["ACCEPTED", "ACCEPTED"]
+
+
+def test_storing_the_same_event_again_sends_nothing_new(env):
+    uid = f"again-{uuid.uuid4()}"
+    path = f"/caldav/alice/Calendar/{uid}.ics"
+    text = invitation(uid, address("alice"), {address("bob"): INVITED})
+    assert put(env, "alice", path, text).status_code == 201
+    # Thunderbird stores the object again, e.g. after dismissing an alarm: no new invitation.
+    stored = get_text(env, "alice", path)
+    assert put(env, "alice", path, stored.replace("SEQUENCE:0", "SEQUENCE:0\r\nX-MOZ-LASTACK:20270301T090000Z")
+               ).status_code == 204
+    assert inbox_methods(env, "bob", uid) == ["REQUEST"]
+    assert attendee(event_of(get_text(env, "alice", path)), address("bob")).params["SCHEDULE-STATUS"] == "1.2"
+    # A real change (another room) is sent.
+    assert put(env, "alice", path, invitation(uid, address("alice"), {address("bob"): INVITED},
+                                              extra="LOCATION:Room 2")).status_code == 204
+    assert inbox_methods(env, "bob", uid) == ["REQUEST", "REQUEST"]
+    assert str(event_of(copy_with_uid(env, "bob", uid))["LOCATION"]) == "Room 2"

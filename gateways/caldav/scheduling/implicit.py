@@ -95,9 +95,19 @@ class Scheduler:
         attendees = self._attendees(cal, own)
         statuses: dict[str, str] = {}
         cancelled = itip.is_cancelled(cal)
-        if attendees and not (cancelled and old is not None and itip.is_cancelled(old)):
-            statuses = self._send(ctx, organizer, itip.message(text, "CANCEL" if cancelled else "REQUEST"),
-                                  attendees)
+        targets = attendees
+        if old is not None and old_text and itip.schedule_tag(old_text) == itip.schedule_tag(text):
+            # Nothing the organizer decides changed (a client storing the object again, an
+            # alarm): only new attendees and those marked SCHEDULE-FORCE-SEND hear of it, the
+            # others keep the status they had (RFC 6638 section 3.2.1).
+            before = set(self._attendees(old, own))
+            forced = itip.attendee_params(cal, "SCHEDULE-FORCE-SEND")
+            targets = [a for a in attendees if a not in before or a in forced]
+            kept = itip.attendee_params(old, "SCHEDULE-STATUS")
+            statuses = {a: kept[a] for a in attendees if a not in targets and a in kept}
+        if targets and not (cancelled and old is not None and itip.is_cancelled(old)):
+            statuses.update(self._send(ctx, organizer, itip.message(text, "CANCEL" if cancelled else "REQUEST"),
+                                       targets))
         if old is not None and old_text:
             removed = [a for a in self._attendees(old, own) if a not in set(attendees)]
             if removed:
