@@ -44,7 +44,7 @@ class Scheduler:
             current = self._existing(ctx, collection, href)
             tags.check_match(ctx, current or None)
         stored = self._scheduled_put(ctx, collection, href, text)
-        ctx.schedule_tag = itip.schedule_tag(stored) if "ORGANIZER" in stored.upper() else None
+        ctx.schedule_tag = tags.tag_of(stored) if "ORGANIZER" in stored.upper() else None
         return stored
 
     def _scheduled_put(self, ctx: context.RequestContext, collection: Any, href: str, text: str) -> str:
@@ -96,7 +96,7 @@ class Scheduler:
         statuses: dict[str, str] = {}
         cancelled = itip.is_cancelled(cal)
         targets = attendees
-        if old is not None and old_text and itip.schedule_tag(old_text) == itip.schedule_tag(text):
+        if old is not None and old_text and tags.tag_of(old_text) == tags.tag_of(text):
             # Nothing the organizer decides changed (a client storing the object again, an
             # alarm): only new attendees and those marked SCHEDULE-FORCE-SEND hear of it, the
             # others keep the status they had (RFC 6638 section 3.2.1).

@@ -6,13 +6,35 @@ so the store keeps nothing for it."""
 from __future__ import annotations
 
 import gzip
+import hashlib
+import threading
 from typing import Any
 
 from gateways.caldav import context
 from shared import itip
+from shared.lru import SizedLRU
 from shared.errors import PRECONDITION_FAILED, Conflict
 
 SCHEDULE_TAG = "{urn:ietf:params:xml:ns:caldav}schedule-tag"
+# Tags of texts seen lately, by a digest of the text: a GET after a PUT, or a client's
+# polling, parses an object once. About 150 bytes an entry.
+TAG_CACHE_BYTES = 1024 * 1024
+_tags = SizedLRU(TAG_CACHE_BYTES)
+_tags_lock = threading.Lock()
+
+
+def tag_of(text: str | bytes) -> str | None:
+    """The Schedule-Tag of an object's text (shared.itip.schedule_tag), remembered."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    key = hashlib.blake2b(data, digest_size=16).digest()
+    with _tags_lock:
+        found = _tags.get(key)
+    if found is not None:
+        return found or None
+    tag = itip.schedule_tag(data.decode("utf-8", "replace"))
+    with _tags_lock:
+        _tags.put(key, tag or "", 150)
+    return tag
 
 
 def check_match(ctx: context.RequestContext, current_text: str | None) -> None:
@@ -21,7 +43,7 @@ def check_match(ctx: context.RequestContext, current_text: str | None) -> None:
     wanted = ctx.schedule_tag_match
     if wanted is None:
         return
-    tag = itip.schedule_tag(current_text) if current_text else None
+    tag = tag_of(current_text) if current_text else None
     if tag is None or wanted.strip() != tag:
         ctx.error = Conflict("If-Schedule-Tag-Match failed", PRECONDITION_FAILED)
         raise ctx.error
@@ -41,7 +63,7 @@ def tag_headers(ctx: context.RequestContext, method: str, status: str, headers: 
         data = gzip.decompress(data)  # Radicale compressed it for the client
     if not data.lstrip().startswith(b"BEGIN:VCALENDAR") or b"ORGANIZER" not in data.upper():
         return []
-    tag = itip.schedule_tag(data.decode("utf-8", "replace"))
+    tag = tag_of(data)
     return [("Schedule-Tag", tag)] if tag else []
 
 
@@ -51,7 +73,7 @@ def amend_item(response: Any, item: Any, missing: Any, found_prop: Any) -> Any:
     wanted = [p for p in missing if p.tag == SCHEDULE_TAG] if missing is not None else []
     if not wanted:
         return None
-    tag = itip.schedule_tag(item.serialize())
+    tag = tag_of(item.serialize())
     if tag is None:
         return None
     prop = wanted[0]
