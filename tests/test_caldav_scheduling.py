@@ -560,3 +560,30 @@ def test_storing_the_same_event_again_sends_nothing_new(env):
                                               extra="LOCATION:Room 2")).status_code == 204
     assert inbox_methods(env, "bob", uid) == ["REQUEST", "REQUEST"]
     assert str(event_of(copy_with_uid(env, "bob", uid))["LOCATION"]) == "Room 2"
+
+
+def test_inbox_is_read_by_query_and_sync_and_emptied_by_delete(env):
+    """What Thunderbird does with the inbox: list it, read its messages, delete them."""
+    uid = f"inbox-{uuid.uuid4()}"
+    assert put(env, "alice", f"/caldav/alice/Calendar/{uid}.ics",
+               invitation(uid, address("alice"), {address("carol"): INVITED})).status_code == 201
+    inbox = "/caldav/carol/schedule-inbox/"
+    query = ('<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/>'
+             '<c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"><c:comp-filter name="VEVENT"/>'
+             '</c:comp-filter></c:filter></c:calendar-query>')
+    r = env.request("REPORT", inbox, query, auth=auth("carol"), Depth="1", Content_Type="application/xml")
+    assert r.status_code == 207, r.text
+    found = [el for el in xml(r).iter(CAL + "calendar-data") if el.text and uid in el.text]
+    assert len(found) == 1 and "METHOD:REQUEST" in found[0].text
+    sync = ('<d:sync-collection xmlns:d="DAV:"><d:sync-token/><d:sync-level>1</d:sync-level>'
+            '<d:prop><d:getetag/></d:prop></d:sync-collection>')
+    r = env.request("REPORT", inbox, sync, auth=auth("carol"), Content_Type="application/xml")
+    assert r.status_code == 207, r.text
+    token = xml(r).findtext(DAV + "sync-token")
+    mine = [unquote(h) for h in hrefs(r) if h.endswith(".ics") and uid in get_text(env, "carol", unquote(h))]
+    assert len(mine) == 1
+    assert env.request("DELETE", mine[0], auth=auth("carol")).status_code in (200, 204)
+    assert inbox_methods(env, "carol", uid) == []
+    r = env.request("REPORT", inbox, sync.replace("<d:sync-token/>", f"<d:sync-token>{token}</d:sync-token>"),
+                    auth=auth("carol"), Content_Type="application/xml")
+    assert r.status_code == 207 and mine[0] in [unquote(h) for h in hrefs(r)]
