@@ -310,6 +310,10 @@ def test_outbox_refuses_a_request_in_someone_elses_name(env):
     r = env.request("POST", "/caldav/alice/schedule-outbox/", "not a calendar", auth=auth("alice"),
                     Content_Type="text/calendar")
     assert r.status_code == 400
+    # The dates a REPORT may name bound a free-busy request too (ical_max_date_time).
+    body = freebusy_request(address("alice"), [address("carol")], "20270401T000000Z", "21500101T000000Z")
+    r = env.request("POST", "/caldav/alice/schedule-outbox/", body, auth=auth("alice"), Content_Type="text/calendar")
+    assert r.status_code == 403 and xml(r).find(CAL + "max-date-time") is not None
 
 
 # -- iMIP (RFC 6047) to attendees outside the store

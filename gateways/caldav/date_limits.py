@@ -45,6 +45,10 @@ class DateLimits:
         return self._first_violation(v for el in root.iter() if el.tag in _DATED
                                      for v in (el.get("start"), el.get("end")))
 
+    def violation_of(self, *values: str) -> str | None:
+        """The precondition UTC date-times (`YYYYMMDDTHHMMSSZ`) outside the limits break, if any."""
+        return self._first_violation(values)
+
     def _first_violation(self, values: Iterable[str | None]) -> str | None:
         for value in values:
             if not value or not _UTC.match(value.upper()):

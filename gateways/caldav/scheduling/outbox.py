@@ -134,6 +134,9 @@ async def free_busy(ctx: Any, body: bytes, own: frozenset[str], max_attendees: i
     """The schedule-response to a free-busy request POSTed by the user of `ctx` (a
     RequestContext: its budget and instance limit bound the work, BudgetExhausted past them)."""
     start, end, organizer, attendees, request = await in_thread(parse_request, body, own, max_attendees)
+    broken = ctx.date_limits.violation_of(start.strftime("%Y%m%dT%H%M%SZ"), end.strftime("%Y%m%dT%H%M%SZ"))
+    if broken is not None:
+        raise OutboxRefused(403, broken, f"the request reaches beyond {broken}")
     results = await ctx.session.free_busy_items(int(start.timestamp()), int(end.timestamp()), attendees)
 
     def answer() -> bytes:
