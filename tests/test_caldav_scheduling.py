@@ -591,3 +591,15 @@ def test_inbox_is_read_by_query_and_sync_and_emptied_by_delete(env):
     r = env.request("REPORT", inbox, sync.replace("<d:sync-token/>", f"<d:sync-token>{token}</d:sync-token>"),
                     auth=auth("carol"), Content_Type="application/xml")
     assert r.status_code == 207 and mine[0] in [unquote(h) for h in hrefs(r)]
+
+
+def test_moving_an_event_to_another_calendar_cancels_nobody(env):
+    r = env.request("MKCALENDAR", "/caldav/alice/Projects/", auth=auth("alice"))
+    assert r.status_code == 201, r.text
+    uid = f"move-{uuid.uuid4()}"
+    path = f"/caldav/alice/Calendar/{uid}.ics"
+    assert put(env, "alice", path, invitation(uid, address("alice"), {address("bob"): INVITED})).status_code == 201
+    r = env.request("MOVE", path, auth=auth("alice"), Destination=env.url(f"/caldav/alice/Projects/{uid}.ics"))
+    assert r.status_code in (201, 204), r.text
+    assert inbox_methods(env, "bob", uid) == ["REQUEST"]
+    assert "STATUS" not in event_of(copy_with_uid(env, "bob", uid))

@@ -536,9 +536,15 @@ class Storage(BaseStorage):
 
     def move(self, item: Item, to_collection: Any, to_href: str) -> None:
         source = item.collection
-        to_collection.upload(to_href, item)
-        if source is not to_collection or item.href != to_href:
-            source.delete(item.href)
+        ctx = context.current()
+        # The same event in another place: nobody is invited or cancelled (RFC 6638 section 3.2.1).
+        scheduler, ctx.scheduler = ctx.scheduler, None
+        try:
+            to_collection.upload(to_href, item)
+            if source is not to_collection or item.href != to_href:
+                source.delete(item.href)
+        finally:
+            ctx.scheduler = scheduler
 
     @contextlib.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
