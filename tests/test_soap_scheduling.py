@@ -67,3 +67,20 @@ def test_a_delivery_session_applies_incoming_imip(server):
     assert results(sent) == {"alice@example.org": "1.2"}
     with pytest.raises(Forbidden):  # free-busy is a user's question
         delivery.call("freeBusyItems", ("start", 0), ("end", 1), ("recipient", ["alice@example.org"]))
+
+
+def test_an_assigned_task_lands_in_the_task_list(server):
+    alice, bob = SoapClient(server.connect("unix"), XSD), SoapClient(server.connect("unix"), XSD)
+    alice.logon("alice", USERS["alice"], "caldav")
+    bob.logon("bob", USERS["bob"], "caldav")
+    task = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:REQUEST\r\nBEGIN:VTODO\r\n"
+            "UID:todo-1\r\nDTSTAMP:20270301T090000Z\r\nSUMMARY:Write the report\r\n"
+            "ORGANIZER:mailto:alice@example.org\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:bob@example.org\r\n"
+            "END:VTODO\r\nEND:VCALENDAR\r\n")
+    assert results(alice.call("scheduleMessage", ("message", task), ("recipient", ["bob@example.org"]))) == {
+        "bob@example.org": "1.2"}
+    folders = {codec.field(f, "containerClass"): int(codec.field(f, "id"))
+               for f in bob.call("listFolders").iterchildren(codec.gw("folder"))}
+    _, table = codec.table_from_xml(bob.call("queryRows", ("folderId", folders["tasks"]),
+                                             ("columns", "uid icalUid")).find(codec.gw("table")))
+    assert table["icalUid"] == ["todo-1"]

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 INBOX_CLASS = "schedule-inbox"
 INBOX_NAME = "Scheduling Inbox"
 DEFAULT_CALENDAR_NAME = "Calendar"
+DEFAULT_TASKS_NAME = "Tasks"
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,200}$")
 # Times an update of a stored copy is tried when another writer changed it in between.
 UPDATE_ATTEMPTS = 5
@@ -79,6 +80,7 @@ async def schedule_message(call: Call) -> etree._Element:
     if not ical_uid:
         raise BadRequest("the message has no UID")
     sender = _check_originator(session, cal, kind)
+    component = itip.components(cal)[0].name
     addresses = _recipients(call)
     users = call.services.users
     delimiter = call.services.limits.recipient_delimiter
@@ -92,7 +94,7 @@ async def schedule_message(call: Call) -> etree._Element:
             user = None
         if user is not None and user.get("store_id") is not None:
             try:
-                modseqs = await call.run(_deliver, call, user, sender, kind, ical_uid, message)
+                modseqs = await call.run(_deliver, call, user, sender, kind, ical_uid, component, message)
                 changed.update(modseqs)
                 status = itip.DELIVERED
             except Exception as err:  # noqa: BLE001 - the failure is this recipient's answer
@@ -126,7 +128,7 @@ def _read_text(st: Any, folder_id: int, item_uid: int) -> tuple[str, str, str]:
         return row["name"], row["etag"], fp.read().decode("utf-8", "surrogateescape")
 
 
-def _deliver(call: Call, user: dict[str, Any], sender: str, kind: str, ical_uid: str,
+def _deliver(call: Call, user: dict[str, Any], sender: str, kind: str, ical_uid: str, component: str,
              message: str) -> dict[int, int]:
     """Keep the message in the user's schedule inbox and apply it to their copy (in a
     storage thread); the folders changed, with their new modseq."""
@@ -149,8 +151,11 @@ def _deliver(call: Call, user: dict[str, Any], sender: str, kind: str, ical_uid:
     if found is None:
         if kind != "REQUEST":
             return changed  # nothing to update: the message waits in the inbox
-        target = calendars[0] if calendars else st.create_folder(user["store_id"], None, DEFAULT_CALENDAR_NAME,
-                                                                  "calendar")["id"]
+        # A task goes to the first task list, an event to the first calendar (made if none).
+        wanted = "tasks" if component == "VTODO" else "calendar"
+        targets = [f["id"] for f in folders if f["container_class"] == wanted]
+        target = targets[0] if targets else st.create_folder(
+            user["store_id"], None, DEFAULT_TASKS_NAME if wanted == "tasks" else DEFAULT_CALENDAR_NAME, wanted)["id"]
         copy = itip.as_copy(message)
         saved = store_text_object(st, target, copy_name(ical_uid), copy, calendar_object_columns(copy), max_size)
         changed[target] = saved["modseq"]
