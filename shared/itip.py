@@ -182,12 +182,12 @@ def apply(copy_text: str | None, itip_text: str) -> str | None:
     """The recipient's stored copy after the iTIP message, or None when it changes nothing.
 
     REQUEST replaces the copy (the organizer's version is the truth, RFC 5546 section
-    3.2.2); REPLY sets the replying attendee's PARTSTAT on the matching instances of the
+    3.2.2), keeping the recipient's own alarms; REPLY sets the replying attendee's PARTSTAT on the matching instances of the
     organizer's copy; CANCEL marks the copy's matching instances cancelled."""
     itip = parse(itip_text)
     kind = method(itip)
     if kind == "REQUEST":
-        return as_copy(itip_text)
+        return _keep_alarms(as_copy(itip_text), copy_text)
     if copy_text is None:
         return None
     copy = parse(copy_text)
@@ -198,6 +198,20 @@ def apply(copy_text: str | None, itip_text: str) -> str | None:
     else:
         raise BadRequest(f"unsupported iTIP method {kind!r}")
     return serialize(copy) if changed else None
+
+
+def _keep_alarms(new_text: str, copy_text: str | None) -> str:
+    """`new_text` with the VALARMs the recipient had on each instance of their copy."""
+    if copy_text is None:
+        return new_text
+    alarms = {_instance(c): [s for s in c.subcomponents if s.name == "VALARM"] for c in components(parse(copy_text))}
+    if not any(alarms.values()):
+        return new_text
+    new = parse(new_text)
+    for comp in components(new):
+        if not any(s.name == "VALARM" for s in comp.subcomponents):
+            comp.subcomponents.extend(alarms.get(_instance(comp), []))
+    return serialize(new)
 
 
 def _apply_reply(copy: icalendar.Calendar, itip: icalendar.Calendar) -> bool:

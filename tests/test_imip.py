@@ -111,3 +111,13 @@ def test_retries_are_bounded_and_reach_a_relay_that_comes_back():
         assert received.sender == "ann@example.test"
     finally:
         sink.stop()
+
+
+def test_an_updated_invitation_keeps_the_recipients_alarms():
+    copy = itip.as_copy(itip.message(EVENT, "REQUEST")).replace(
+        "END:VEVENT", "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT30M\r\nDESCRIPTION:mine\r\nEND:VALARM\r\nEND:VEVENT", 1)
+    update = itip.message(EVENT.replace("SUMMARY:Team\r\n", "SUMMARY:Team meeting\r\n"), "REQUEST")
+    updated = itip.parse(itip.apply(copy, update))
+    master = next(c for c in updated.walk("VEVENT") if c.get("RECURRENCE-ID") is None)
+    assert str(master["SUMMARY"]) == "Team meeting"
+    assert [str(a["TRIGGER"].to_ical(), "ascii") for a in master.walk("VALARM")] == ["-PT30M"]
