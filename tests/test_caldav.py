@@ -57,11 +57,11 @@ def test_calendar_home_lists_calendar_and_tasks_with_their_components(env):
     assert not any("Inbox" in h for h in components)
 
 
-def test_carddav_is_advertised_and_scheduling_is_not(env):
+def test_carddav_and_scheduling_are_advertised(env):
     r = env.request("OPTIONS", "/caldav/demo/Calendar/")
     dav = [t.strip() for t in r.headers["DAV"].split(",")]
     assert "calendar-access" in dav and "addressbook" in dav
-    assert not any("schedule" in t for t in dav)
+    assert "calendar-auto-schedule" in dav  # RFC 6638 section 5.1 (ical_scheduling)
     r = env.request("PROPFIND", "/caldav/demo/", Depth="0", Accept_Encoding="gzip")
     assert r.status_code == 207 and "addressbook-home-set" in r.text
     assert "calendar-home-set" in r.text
