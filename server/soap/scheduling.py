@@ -72,7 +72,7 @@ def _check_originator(session: Any, cal: Any, kind: str) -> str:
 async def schedule_message(call: Call) -> etree._Element:
     session = call.any_session()
     message = required(call.body, "message")
-    cal = itip.parse(message)
+    cal = await call.run(itip.parse, message)  # a large object would hold the reactor
     kind = itip.method(cal)
     if kind not in itip.METHODS:
         raise BadRequest(f"METHOD must be one of {', '.join(itip.METHODS)}")
