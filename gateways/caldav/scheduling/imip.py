@@ -14,7 +14,7 @@ import logging
 from email.message import EmailMessage
 from typing import Any
 
-from twisted.internet import defer, task
+from twisted.internet import defer, task, threads
 
 from shared import itip
 from shared.relay import Relay
@@ -74,7 +74,8 @@ class ImipSender:
 
     async def _send(self, originator: str, recipient: str, itip_text: str) -> bool:
         try:
-            data = imip_message(originator, recipient, itip_text, self.sender)
+            data = await threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), imip_message,
+                                                   originator, recipient, itip_text, self.sender)
         except Exception as exc:  # noqa: BLE001 - a message we cannot build is logged, not raised
             log.error("imip: message to %s not built: %s", recipient, exc)
             return False
