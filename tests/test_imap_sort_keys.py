@@ -7,7 +7,8 @@ import pytest
 
 from gateways.imap.grammar import ParseError, parse_command
 from gateways.imap.grammar import sort_thread as g
-from gateways.imap.thread_tree import ThreadMessage, ordered_subject, references
+from gateways.imap import thread_tree
+from gateways.imap.thread_tree import ThreadColumns
 from server.mime.sort_keys import base_subject, casemap, sort_columns
 
 
@@ -64,7 +65,15 @@ def test_sort_columns_from_an_envelope():
 
 
 def _m(number, message_id, parents=(), subject="s", sent=None, reply=False):
-    return ThreadMessage(number, sent if sent is not None else number, subject, reply, message_id, tuple(parents))
+    return (number, sent if sent is not None else number, subject, reply, message_id or "", " ".join(parents))
+
+
+def references(messages):
+    return thread_tree.references(ThreadColumns(*map(list, zip(*messages))))
+
+
+def ordered_subject(messages):
+    return thread_tree.ordered_subject(ThreadColumns(*map(list, zip(*messages))))
 
 
 def test_references_rfc_5256_example():

@@ -15,7 +15,7 @@ from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import parser
 from gateways.imap.grammar.reader import Reader
 from gateways.imap.grammar.writer import CRLF, quoted
-from gateways.imap.thread_tree import Node
+from gateways.imap.thread_tree import Forest
 
 SORT_KEYS = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
 THREAD_ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
@@ -124,30 +124,33 @@ def esort_response(tag: str, uid: bool, results: Iterable[tuple[str, object]]) -
     return b" ".join(out) + CRLF
 
 
-def thread_response(roots: Iterable[Node]) -> bytes:
-    """`* THREAD (2)(3 6 (4 23)(44 7 96))` (RFC 5256 §4) from gateways.imap.thread_tree nodes."""
+def thread_response(forest: Forest) -> bytes:
+    """`* THREAD (2)(3 6 (4 23)(44 7 96))` (RFC 5256 §4) from a gateways.imap.thread_tree forest."""
     out: list[str] = ["* THREAD "]
-    for root in roots:
-        _thread_list(root, out)
+    children = forest.children
+    labels = [str(n) if n else "" for n in forest.numbers]
+    for root in forest.roots:
+        _thread_list(root, children, labels, out)
     return "".join(out).rstrip(" ").encode("ascii") + CRLF
 
 
-def _thread_list(root: Node, out: list[str]) -> None:
+def _thread_list(root: int, children: list[list[int]], labels: list[str], out: list[str]) -> None:
     """One "(...)": a chain of single children as numbers, then each of several children
-    as a nested list. Iterative: a chain can be thousands deep."""
-    stack: list[Node | None] = [root]
+    as a nested list ("" labels a dummy). Iterative: a chain can be thousands deep."""
+    stack = [root]
     while stack:
         node = stack.pop()
-        if node is None:
+        if node < 0:
             out.append(")")
             continue
         numbers: list[str] = []
         while True:
-            if node.message is not None:
-                numbers.append(str(node.message.number))
-            if len(node.children) != 1:
+            if labels[node]:
+                numbers.append(labels[node])
+            kids = children[node]
+            if len(kids) != 1:
                 break
-            node = node.children[0]
-        out.append("(" + " ".join(numbers) + (" " if node.children and numbers else ""))
-        stack.append(None)
-        stack.extend(reversed(node.children))
+            node = kids[0]
+        out.append("(" + " ".join(numbers) + (" " if kids and numbers else ""))
+        stack.append(-1)
+        stack.extend(reversed(kids))
