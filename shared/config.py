@@ -240,6 +240,8 @@ OPTIONS: dict[str, Option] = {
         imap_max_append_total=size("256M"),
         imap_compress_level=number("6", minimum=1, maximum=9),
         imap_max_fetch_sections=number("50", minimum=1),
+        imap_max_sort_criteria=number("16", minimum=1),
+        imap_max_sort_messages=number("500000", minimum=1),
         imap_timeout=number("1800"),
         imap_login_timeout=number("60"),
         imap_index_cache=size("64M"),

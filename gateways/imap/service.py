@@ -37,6 +37,8 @@ class IMAPFactory(ConnectionFactory):
         self.max_append_total = cfg.get_size("imap_max_append_total")
         self.compress_level = cfg.get_int("imap_compress_level")
         self.max_fetch_sections = cfg.get_int("imap_max_fetch_sections")
+        self.max_sort_criteria = cfg.get_int("imap_max_sort_criteria")
+        self.max_sort_messages = cfg.get_int("imap_max_sort_messages")
         self.timeout = cfg.get_int("imap_timeout")
         self.login_timeout = cfg.get_int("imap_login_timeout")
         self.ignore_command_idle = cfg.get_bool("imap_ignore_command_idle")

@@ -19,7 +19,6 @@ from gateways.imap.thread_tree import Forest
 
 SORT_KEYS = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
 THREAD_ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
-MAX_SORT_CRITERIA = 16
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,6 @@ def _sort(r: Reader, uid: bool) -> Sort:
         return SortCriterion(name, reverse)
 
     criteria = tuple(r.paren_list(criterion, empty_ok=False))
-    if len(criteria) > MAX_SORT_CRITERIA:
-        raise r.fail(f"more than {MAX_SORT_CRITERIA} sort criteria")
     r.sp()
     charset, keys = parser.search_criteria(r, charset_required=True)
     return Sort(criteria, c.Search(keys, charset, returns, partial))
