@@ -27,7 +27,10 @@ and prints a table with the ratio ours/Dovecot for each row. Our number is the
 whole `groupware serve` process: the store server runs in it too.
 
     python bench/imap.py [--messages 100000] [--download-mb 200] [--compress-mb 20] [--runs 5]
-                         [--idle-connections 1000]
+                         [--idle-connections 1000] [--folder-only]
+
+`--folder-only` measures only the rows on the big folder (SELECT to SEARCH RETURN
+(PARTIAL)), skipping the download, COMPRESS, APPEND, IDLE push and idle connection rows.
 """
 from __future__ import annotations
 
@@ -475,6 +478,8 @@ def measure(port: int, args, count: int, pids) -> dict[str, float]:
         except RuntimeError as exc:
             print(f"  {name}: {exc}")
     client.close()
+    if args.folder_only:
+        return out
     try:
         out["append"] = median_of(max(1, args.runs // 2), appends, port, 0)
     except RuntimeError as exc:
@@ -561,6 +566,8 @@ def main() -> None:
     parser.add_argument("--compress-mb", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--idle-connections", type=int, default=1000)
+    parser.add_argument("--folder-only", action="store_true",
+                        help="only the rows on the big folder: no download, COMPRESS, APPEND, push or idle rows")
     args = parser.parse_args()
     n = args.messages
     big_count = max(1, args.download_mb * 1024 // BIG_MESSAGE_KB)
@@ -584,12 +591,13 @@ def main() -> None:
                                  ("dovecot", dovecot.port, lambda: [dovecot.master_pid(), *descendants(dovecot.master_pid())])):
             print(f"measuring {name} ...", flush=True)
             results[name] = measure(port, args, n, pids)
-        print("measuring downloads, taking turns ...", flush=True)
-        for name, rate in downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
-            results[name]["download"] = rate
-        print("measuring downloads with and without COMPRESS, taking turns ...", flush=True)
-        for name, rows in wire_downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
-            results[name].update(rows)
+        if not args.folder_only:
+            print("measuring downloads, taking turns ...", flush=True)
+            for name, rate in downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
+                results[name]["download"] = rate
+            print("measuring downloads with and without COMPRESS, taking turns ...", flush=True)
+            for name, rows in wire_downloads({"ours": ours_port, "dovecot": dovecot.port}, args.runs).items():
+                results[name].update(rows)
     report(results, args, n, big_count, text_count)
 
 
@@ -623,6 +631,8 @@ def report(results: dict, args, n: int, big_count: int, text_count: int) -> None
             print(f"COMPRESS=DEFLATE on text mail, {name}: {rows['wire_deflate_bytes'] / rows['wire_plain_bytes']:.0%}"
                   " of the plain octets on the wire (target for ours: at most 50%)")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.folder_only:
+        return
     label = f"PSS with {args.idle_connections:,} idle connections"
     a, b = ours["idle_after"], theirs["idle_after"]
     print(f"{label:45} {a:>9.0f} MB {b:>9.0f} MB {a / b:>12.2f}x   "
