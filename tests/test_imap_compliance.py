@@ -13,6 +13,11 @@ def untagged(lines: list[bytes]) -> list[bytes]:
     return [line for line in lines if line.startswith(b"* ")]
 
 
+def answer(lines: list[bytes]) -> bytes:
+    """The tagged reply without its tag."""
+    return lines[-1].split(b" ", 1)[1]
+
+
 # -- mailbox names ------------------------------------------------------------------------
 
 def test_a_name_that_is_not_modified_utf7_gets_no_and_lists_nothing(env):
@@ -51,21 +56,50 @@ def test_lsub_percent_answers_unsubscribed_parents_of_subscribed_children_as_nos
     raw.close()
 
 
-def test_delete_of_a_mailbox_with_children_is_refused_and_keeps_everything(env):
-    """RFC 3501 §6.3.4 lets a server keep such a name as \\Noselect; a store folder
-    cannot be that, so the answer is Dovecot's for layouts that cannot either:
-    NO [ALREADYEXISTS], nothing deleted. Without children it goes."""
-    env.fresh("delparent", 2)
+def test_delete_of_a_mailbox_with_children_leaves_a_noselect_name(env):
+    """RFC 3501 §6.3.4's examples: DELETE of a mailbox with inferiors removes its
+    messages and leaves the name \\Noselect; DELETE of a \\Noselect name with
+    inferiors is refused; once they are gone, it can be deleted."""
+    env.fresh("foo", 2)
     raw = env.raw(login=True)
-    assert raw.cmd("CREATE delparent/child")[-1].startswith(b"r2 OK")
-    reply = raw.cmd("DELETE delparent")[-1]
-    assert reply.startswith(b"r3 NO [ALREADYEXISTS] ")
-    assert untagged(raw.cmd("STATUS delparent (MESSAGES)")) == [b"* STATUS delparent (MESSAGES 2)\r\n"]
-    assert untagged(raw.cmd('LIST "" delparent*')) == [
-        b'* LIST (\\HasChildren) "/" delparent\r\n', b'* LIST (\\HasNoChildren) "/" delparent/child\r\n']
-    assert raw.cmd("DELETE delparent/child")[-1].startswith(b"r6 OK")
-    assert raw.cmd("DELETE delparent")[-1].startswith(b"r7 OK")
-    assert untagged(raw.cmd('LIST "" delparent*')) == []
+    for name in ("blurdybloop", "foo/bar"):
+        assert answer(raw.cmd(f"CREATE {name}")).startswith(b"OK")
+    assert untagged(raw.cmd('LIST "" blurdybloop')) == [b'* LIST (\\HasNoChildren) "/" blurdybloop\r\n']
+    assert answer(raw.cmd("DELETE blurdybloop")).startswith(b"OK")
+    assert answer(raw.cmd("DELETE foo")).startswith(b"OK")
+    assert untagged(raw.cmd('LIST "" foo*')) == [
+        b'* LIST (\\Noselect \\HasChildren) "/" foo\r\n', b'* LIST (\\HasNoChildren) "/" foo/bar\r\n']
+    assert answer(raw.cmd("SELECT foo")).startswith(b"NO [NONEXISTENT]")
+    assert answer(raw.cmd("STATUS foo (MESSAGES)")).startswith(b"NO [NONEXISTENT]")
+    assert answer(raw.cmd("APPEND foo {3+}\r\nx\r\n")).startswith(b"NO")
+    assert answer(raw.cmd("DELETE foo")).startswith(b"NO [ALREADYEXISTS] ")
+    assert answer(raw.cmd("DELETE foo/bar")).startswith(b"OK")
+    assert untagged(raw.cmd('LIST "" foo*')) == [b'* LIST (\\Noselect \\HasNoChildren) "/" foo\r\n']
+    assert answer(raw.cmd("DELETE foo")).startswith(b"OK")
+    assert untagged(raw.cmd('LIST "" foo*')) == [] and untagged(raw.cmd('LIST "" blurdybloop')) == []
+    assert answer(raw.cmd("NOOP")).startswith(b"OK")
+    raw.close()
+
+
+def test_create_makes_a_noselect_name_a_mailbox_again(env):
+    """The \\Noselect name a DELETE left: its messages are gone, CREATE gives an empty
+    mailbox of that name, its inferiors untouched; a selected mailbox DELETE makes
+    \\Noselect is closed first. LSUB answers it \\Noselect while it is one."""
+    env.fresh("revive", 3)
+    raw = env.raw(login=True)
+    assert answer(raw.cmd("CREATE revive/child")).startswith(b"OK")
+    raw.cmd("APPEND revive/child {3+}\r\nx\r\n")
+    raw.cmd("SUBSCRIBE revive/child")
+    raw.cmd("UNSUBSCRIBE revive")
+    raw.cmd("SELECT revive")
+    assert answer(raw.cmd("DELETE revive")).startswith(b"OK")
+    assert untagged(raw.cmd('LSUB "" revive%')) == [b'* LSUB (\\Noselect) "/" revive\r\n']
+    assert answer(raw.cmd("FETCH 1 FLAGS")).startswith(b"BAD")  # the mailbox was closed
+    assert answer(raw.cmd("CREATE revive")).startswith(b"OK")
+    assert untagged(raw.cmd("STATUS revive (MESSAGES)")) == [b"* STATUS revive (MESSAGES 0)\r\n"]
+    assert untagged(raw.cmd("STATUS revive/child (MESSAGES)")) == [b"* STATUS revive/child (MESSAGES 1)\r\n"]
+    assert untagged(raw.cmd('LIST "" revive')) == [b'* LIST (\\HasChildren) "/" revive\r\n']
+    assert answer(raw.cmd("SELECT revive")).startswith(b"OK")
     raw.close()
 
 

@@ -20,7 +20,7 @@ from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capabil
 from gateways.imap.grammar import writer as w
 from gateways.imap.objectid import mailbox_id, mailbox_id_code
 from gateways.imap.quota import deleted_values
-from gateways.imap.tree import ATTRIBUTE_ROLES, MailboxTree, forget, pattern_regex, sort_names
+from gateways.imap.tree import ATTRIBUTE_ROLES, PLACEHOLDER, MailboxTree, forget, pattern_regex, sort_names
 from shared.errors import BadRequest, Conflict, TooLarge
 from shared.mailboxnames import DELIMITER, ancestors, normalize
 
@@ -184,9 +184,9 @@ async def _parent_for(conn: Any, tree: MailboxTree, parts: list[str]) -> Any:
         prefix = DELIMITER.join(parts[:depth])
         mailbox = tree.get(prefix)
         if mailbox is not None:
-            if not mailbox.selectable:
+            parent = mailbox.folder or mailbox.placeholder
+            if parent is None:
                 raise No(f"{prefix} is not a mail folder.", "CANNOT")
-            parent = mailbox.folder
             continue
         parent = await conn.store.create_folder(parts[depth - 1], parent=parent)
     return parent
@@ -207,7 +207,11 @@ async def create(conn: Any, cmd: Any) -> Reply:
     parts = _levels(name)
     forget(conn)
     tree = await MailboxTree.load(conn.store)
-    if tree.get(name) is not None:
+    existing = tree.get(name)
+    if existing is not None and existing.placeholder is not None:
+        # The \\Noselect name a DELETE left becomes a mailbox again (RFC 3501 §6.3.4).
+        return Reply("OK", "CREATE completed", mailbox_id_code(await existing.placeholder.change_class("mail")))
+    if existing is not None:
         raise No("Mailbox already exists.", "ALREADYEXISTS")
     parent = await _parent_for(conn, tree, parts)
     try:
@@ -226,19 +230,22 @@ async def delete(conn: Any, cmd: Any) -> None:
     folders = await conn.store.folders(counts=False)
     tree = MailboxTree(folders)
     mailbox = tree.get(name)
-    if mailbox is None or not mailbox.selectable:
+    folder = (mailbox.folder or mailbox.placeholder) if mailbox is not None else None
+    if folder is None:
         raise No("Mailbox does not exist.", "NONEXISTENT")
-    if any(f.parent_id == mailbox.folder.id for f in folders):
-        # RFC 3501 §6.3.4 would empty it and keep the name as \\Noselect, but a store
-        # folder is always a selectable container, and deleting it would take its
-        # subfolders along. So refuse, in Dovecot's words and code for layouts that
-        # cannot keep such a name either.
-        # IMAP4rev2 has a code of its own for it (RFC 9051 §7.1).
+    has_children = any(f.parent_id == folder.id for f in folders)
+    if mailbox.placeholder is not None and has_children:
+        # RFC 3501 §6.3.4: a \\Noselect name with inferiors cannot go (Dovecot's words and
+        # code); IMAP4rev2 has a code of its own for it (RFC 9051 §6.3.4, §7.1).
         raise No("Mailbox has children, delete them first.",
                  "HASCHILDREN" if rev2.enabled(conn.enabled) else "ALREADYEXISTS")
-    if conn.selected is not None and conn.selected.folder.id == mailbox.folder.id:
+    if conn.selected is not None and conn.selected.folder.id == folder.id:
         conn.deselect()
-    await mailbox.folder.delete()
+    if has_children:
+        # RFC 3501 §6.3.4: its messages go, the name stays as \\Noselect above its inferiors.
+        await folder.change_class(PLACEHOLDER)
+        return
+    await folder.delete()
 
 
 @command("RENAME", AUTHENTICATED_OR_SELECTED)

@@ -3,7 +3,8 @@
 Only mail folders are mailboxes, named by the rule of shared.mailboxnames (the
 folder path joined with `/`, the inbox folder as `INBOX`). A folder of another
 kind (a calendar) that has mail folders below it shows as a `\\Noselect` name so
-the tree stays whole.
+the tree stays whole. So does a placeholder folder, which a DELETE of a mailbox
+with children leaves (RFC 3501 §6.3.4), with or without children.
 Special-use attributes (RFC 6154) come from the folders' roles. The store
 refuses `/` in folder names, so a name's levels are always the folder path.
 
@@ -18,18 +19,20 @@ from typing import Any
 
 from twisted.internet import defer
 
-from shared.mailboxnames import DELIMITER, mailbox_names, normalize
+from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 
 ROLE_ATTRIBUTES = {"sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "junk": "\\Junk",
                    "archive": "\\Archive"}
 ATTRIBUTE_ROLES = {attribute.lower(): role for role, attribute in ROLE_ATTRIBUTES.items()}
+PLACEHOLDER = "placeholder"  # the container class of a \\Noselect name the store keeps
 
 
 @dataclass
 class Mailbox:
     name: str
-    folder: Any  # shared.model.Folder, or None for a \Noselect placeholder
+    folder: Any  # shared.model.Folder, or None for a \Noselect name
     has_children: bool = False
+    placeholder: Any = None  # the store's placeholder folder holding a \Noselect name
 
     @property
     def selectable(self) -> bool:
@@ -59,6 +62,11 @@ class MailboxTree:
         for name, folder in mailbox_names(folders).items():
             self.by_name[name] = Mailbox(name, folder)
             self.by_folder[folder.id] = name
+        paths = folder_paths(folders)
+        for folder in folders:
+            name = normalize(paths.get(folder.id) or "")
+            if name and getattr(folder, "container_class", None) == PLACEHOLDER:
+                self.by_name.setdefault(name, Mailbox(name, None, placeholder=folder))
         for name in list(self.by_name):
             parts = name.split(DELIMITER)
             for i in range(1, len(parts)):

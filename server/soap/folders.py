@@ -113,7 +113,7 @@ async def update_folder(call: Call) -> etree._Element:
     folder_id = required_int(body, "folderId")
     changes: dict[str, Any] = {}
     for tag, key in (("name", "name"), ("displayName", "display_name"),
-                     ("color", "color"), ("description", "description")):
+                     ("color", "color"), ("description", "description"), ("containerClass", "container_class")):
         value = field(body, tag)
         if value is not None:
             changes[key] = value

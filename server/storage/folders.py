@@ -12,7 +12,12 @@ from .base import StorageBase, chunks
 from .schema import folders, items, permissions, stores, tombstones, users
 
 # schedule-inbox: a user's scheduling messages (RFC 6638), shown by CalDAV only as the schedule inbox.
-CONTAINER_CLASSES = ("mail", "calendar", "tasks", "journal", "contacts", "notes", "schedule-inbox")
+# "placeholder": a mail folder deleted while it had subfolders, kept (empty) as the
+# name above them (IMAP's \Noselect, RFC 3501 §6.3.4) until it is deleted or made
+# a mail folder again.
+CONTAINER_CLASSES = ("mail", "calendar", "tasks", "journal", "contacts", "notes", "schedule-inbox", "placeholder")
+# The container class changes updateFolder may make: (from, to).
+CLASS_CHANGES = frozenset({("mail", "placeholder"), ("placeholder", "mail")})
 ROLES = (None, "inbox", "drafts", "sent", "trash", "junk", "archive")
 RIGHTS = ("read", "write", "owner")
 
@@ -179,10 +184,13 @@ class FoldersMixin(StorageBase):
 
     def update_folder(self, folder_id: int, name: str | None = None, parent_id: Any = KEEP,
                       display_name: str | None = None, color: str | None = None,
-                      description: str | None = None) -> dict:
-        """Rename, move (parent_id=None: top level) or restyle a folder."""
+                      description: str | None = None, container_class: str | None = None) -> dict:
+        """Rename, move (parent_id=None: top level) or restyle a folder; or turn a mail
+        folder into a placeholder, deleting its items in the same transaction, or a
+        placeholder into an (empty) mail folder."""
         if name is not None:
             self._check_name(name)
+        released: list[str] = []
 
         def run(conn: Connection) -> None:
             row = conn.execute(select(folders).where(folders.c.id == folder_id)).first()
@@ -213,10 +221,17 @@ class FoldersMixin(StorageBase):
             for key, val in (("display_name", display_name), ("color", color), ("description", description)):
                 if val is not None:
                     values[key] = val
+            if container_class is not None and container_class != row.container_class:
+                if (row.container_class, container_class) not in CLASS_CHANGES or row.role == "inbox":
+                    raise BadRequest(f"a {row.container_class} folder cannot become {container_class}")
+                values["container_class"] = container_class
+                if container_class == "placeholder":
+                    released[:] = self._delete_all_items(conn, folder_id)[1]
             if values:
                 conn.execute(update(folders).where(folders.c.id == folder_id).values(**values))
 
         self._write(run)
+        self._release_blobs(released)
         return self.get_folder(folder_id)
 
     def delete_folder(self, folder_id: int) -> None:
@@ -237,26 +252,28 @@ class FoldersMixin(StorageBase):
 
     def empty_folder(self, folder_id: int) -> int:
         """Delete every item of the folder (leaving tombstones); returns the new highestmodseq."""
-        def run(conn: Connection) -> tuple[int, list[str]]:
-            folder = self._lock_folders(conn, [folder_id])[folder_id]
-            if conn.execute(select(items.c.uid).where(items.c.folder_id == folder_id).limit(1)).first() is None:
-                return folder.highestmodseq, []
-            _, modseq, _ = self._bump(conn, folder_id)
-            keys = conn.execute(select(items.c.blob_key).where(items.c.folder_id == folder_id)
-                                .distinct()).scalars().all()
-            freed, removed = conn.execute(select(func.coalesce(func.sum(items.c.size), 0), func.count())
-                                          .where(items.c.folder_id == folder_id)).one()
-            self._charge(conn, folder_id, -int(freed), -int(removed))
-            conn.execute(insert(tombstones).from_select(
-                ["folder_id", "uid", "modseq", "deleted_at"],
-                select(items.c.folder_id, items.c.uid, literal(modseq), literal(int(time.time())))
-                .where(items.c.folder_id == folder_id)))
-            conn.execute(delete(items).where(items.c.folder_id == folder_id))
-            return modseq, list(keys)
-
-        modseq, keys = self._write(run)
+        modseq, keys = self._write(lambda conn: self._delete_all_items(conn, folder_id))
         self._release_blobs(keys)
         return modseq
+
+    def _delete_all_items(self, conn: Connection, folder_id: int) -> tuple[int, list[str]]:
+        """(new highest modseq, blob keys to release once committed) of deleting every
+        item of the folder, leaving tombstones."""
+        folder = self._lock_folders(conn, [folder_id])[folder_id]
+        if conn.execute(select(items.c.uid).where(items.c.folder_id == folder_id).limit(1)).first() is None:
+            return folder.highestmodseq, []
+        _, modseq, _ = self._bump(conn, folder_id)
+        keys = conn.execute(select(items.c.blob_key).where(items.c.folder_id == folder_id)
+                            .distinct()).scalars().all()
+        freed, removed = conn.execute(select(func.coalesce(func.sum(items.c.size), 0), func.count())
+                                      .where(items.c.folder_id == folder_id)).one()
+        self._charge(conn, folder_id, -int(freed), -int(removed))
+        conn.execute(insert(tombstones).from_select(
+            ["folder_id", "uid", "modseq", "deleted_at"],
+            select(items.c.folder_id, items.c.uid, literal(modseq), literal(int(time.time())))
+            .where(items.c.folder_id == folder_id)))
+        conn.execute(delete(items).where(items.c.folder_id == folder_id))
+        return modseq, list(keys)
 
     # -- permissions ----------------------------------------------------
     def grant(self, folder_id: int, user_id: int, rights: str) -> None:

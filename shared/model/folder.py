@@ -82,6 +82,11 @@ class Folder(MailItems, CalendarItems, Contacts, FolderTables, FolderSharing, Fo
         fields += [("displayName", display_name), ("color", color), ("description", description)]
         return self.call("updateFolder", *fields).addCallback(self._reread)
 
+    def change_class(self, container_class: str) -> defer.Deferred:
+        """Turn a mail folder into a placeholder, deleting its items, or a placeholder
+        into an empty mail folder (the only changes the store makes); fires with self."""
+        return self.call("updateFolder", ("containerClass", container_class)).addCallback(self._reread)
+
     def delete(self, uids: Iterable[int] | str | None = None) -> defer.Deferred:
         """Without uids: delete this folder and everything in it. With uids: delete
         (expunge) those items, firing with the sorted uids that went."""
