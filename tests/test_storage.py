@@ -418,6 +418,27 @@ def test_empty_folder(st, user, inbox):
     assert st.empty_folder(inbox) == modseq  # nothing to do, nothing bumped
 
 
+def test_a_mail_folder_becomes_a_placeholder_and_back(st, user, inbox):
+    """mail -> placeholder deletes the items (tombstones, blobs released) in the same
+    write; placeholder -> mail gives an empty mail folder. No other class changes."""
+    sid = user["store_id"]
+    folder = st.create_folder(sid, None, "Parent")
+    add(st, folder["id"], 2)
+    keys = [st.get_item(folder["id"], u, ["uid"])["blob_key"] for u in (1, 2)]
+    before = st.get_folder(folder["id"])["highestmodseq"]
+    held = st.update_folder(folder["id"], container_class="placeholder")
+    assert (held["container_class"], held["count"]) == ("placeholder", 0)
+    assert st.get_changes(folder["id"], before)["deleted"] == [1, 2]
+    for key in keys:
+        with pytest.raises(NotFound):
+            st.blobs.size(key)
+    assert st.update_folder(folder["id"], container_class="mail")["container_class"] == "mail"
+    calendar = st.create_folder(sid, None, "Cal", "calendar")
+    for folder_id, target in ((calendar["id"], "placeholder"), (folder["id"], "calendar"), (inbox, "placeholder")):
+        with pytest.raises(BadRequest):
+            st.update_folder(folder_id, container_class=target)
+
+
 # -- calendar items -----------------------------------------------------------
 
 def cal_cols(uid="ev1", start=1000, end=2000, etag='"e1"', summary="Meeting"):
