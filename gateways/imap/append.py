@@ -1,5 +1,5 @@
 """APPEND (RFC 3501 §6.3.11) with MULTIAPPEND (RFC 3502), APPENDUID (UIDPLUS, RFC 4315 §3),
-APPENDLIMIT (RFC 7889) and LITERAL+ (RFC 7888).
+APPENDLIMIT (RFC 7889), LITERAL+ (RFC 7888) and CATENATE (RFC 4469, catenate.py).
 
 All messages of one APPEND go to the store in one call that stores them in one
 transaction: all of them or none (RFC 3502 §6.3.11), whatever fails on the way (a
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import IO, Any
 
+from gateways.imap import catenate
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import AppendMessage
@@ -47,7 +48,17 @@ async def store_messages(conn: Any, mailbox: str, messages: tuple[AppendMessage,
                          spooled: tuple[IO[bytes], ...]) -> tuple[int, list[int]]:
     """Store the messages of an APPEND (or REPLACE) into `mailbox`, all or none; the
     (uid validity, uids) they got. The selected mailbox hears of them before this returns."""
-    outgoing = _outgoing(conn, messages, spooled)
+    made: list[IO[bytes]] = []
+    try:
+        outgoing = await _outgoing(conn, messages, spooled, made)
+        return await _store(conn, mailbox, outgoing, spooled + tuple(made))
+    finally:
+        for fp in made:
+            fp.close()
+
+
+async def _store(conn: Any, mailbox: str, outgoing: list[Outgoing],
+                 files: tuple[IO[bytes], ...]) -> tuple[int, list[int]]:
     box = conn.selected
     # The store's push of these very messages waits for the refresh below.
     with box.writing() if box is not None else contextlib.nullcontext():
@@ -62,7 +73,7 @@ async def store_messages(conn: Any, mailbox: str, messages: tuple[AppendMessage,
             if again.id == folder.id:
                 raise No("Mailbox does not exist.", "TRYCREATE") from None
             folder = again
-            for fp in spooled:
+            for fp in files:
                 fp.seek(0)
             validity, uids = await folder.append_all(outgoing)
         except Exception:
@@ -74,20 +85,36 @@ async def store_messages(conn: Any, mailbox: str, messages: tuple[AppendMessage,
     return validity, uids
 
 
-def _outgoing(conn: Any, messages: tuple[AppendMessage, ...], spooled: tuple[IO[bytes], ...]) -> list[Outgoing]:
+async def _outgoing(conn: Any, messages: tuple[AppendMessage, ...], spooled: tuple[IO[bytes], ...],
+                    made: list[IO[bytes]]) -> list[Outgoing]:
     """Each message with its source: its literal, or the next spooled file where the
-    framer left the literal empty. Everything is checked before anything is stored."""
+    framer left the literal empty; a CATENATE message made into a file put in `made`
+    (catenate.py). Everything is checked and made before anything is stored."""
     limit = conn.factory.max_append_messages
     if len(messages) > limit:
         raise No(f"At most {limit} messages in one APPEND.", "LIMIT")
-    if sum(1 for m in messages if not m.message.nbytes) != len(spooled):
+    literals = [view for m in messages
+                for view in ([p.text for p in m.catenate if p.text is not None] if m.catenate else [m.message])]
+    if sum(1 for view in literals if not view.nbytes) != len(spooled):
         raise No("Cannot store an empty message.")
     files = iter(spooled)
+    sources = iter([bytes(view) if view.nbytes else next(files) for view in literals])
+    budget = catenate.Budget(conn.factory.max_append_total)
     out: list[Outgoing] = []
+    total = 0
     for m in messages:
-        source: bytes | IO[bytes] = bytes(m.message) if m.message.nbytes else next(files)
-        if _size(source) > conn.factory.max_literal:
+        source: bytes | IO[bytes]
+        if m.catenate:
+            source = await catenate.assemble(conn, m.catenate, sources, budget)
+            made.append(source)
+        else:
+            source = next(sources)
+        size = _size(source)
+        total += size
+        if size > conn.factory.max_literal:
             raise No(f"Message too large (limit {conn.factory.max_literal} octets).", "TOOBIG")
+        if total > conn.factory.max_append_total:
+            raise No(f"Messages too large together (limit {conn.factory.max_append_total} octets).", "TOOBIG")
         when = int(m.internal_date.timestamp()) if m.internal_date is not None else None
         out.append((source, m.flags, when))
     return out

@@ -181,16 +181,26 @@ class Status:
 
 
 @dataclass(frozen=True)
-class AppendMessage:
-    """One message of an APPEND: `[(flags)] [date-time] literal`.
+class CatenatePart:
+    """One part of CATENATE (RFC 4469 §5): `TEXT literal` (`text`, a memoryview into
+    the raw command) or `URL astring` (`url`, as sent)."""
+    text: memoryview | None = None
+    url: str | None = None
 
-    `message` is a memoryview into the raw command (no copy); `binary` is True for a
-    `~{N}` literal. `internal_date` is None when the client sent none.
+
+@dataclass(frozen=True)
+class AppendMessage:
+    """One message of an APPEND: `[(flags)] [date-time] literal`, or with CATENATE
+    (RFC 4469) `[(flags)] [date-time] CATENATE (part...)`.
+
+    `message` is a memoryview into the raw command (no copy), empty with `catenate`;
+    `binary` is True for a `~{N}` literal. `internal_date` is None when the client sent none.
     """
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None
     message: memoryview
     binary: bool = False
+    catenate: tuple[CatenatePart, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -302,10 +302,27 @@ def _append_message(r: Reader) -> c.AppendMessage:
         message, binary = r.literal_view(binary_ok=True)
         r.expect(b")")
         return c.AppendMessage(flags, date, message, binary)
+    if r.maybe_word(b"CATENATE"):
+        r.sp()
+        return c.AppendMessage(flags, date, memoryview(b""), catenate=tuple(r.paren_list(
+            lambda: _catenate_part(r), empty_ok=False)))
     if r.peek() not in (0x7B, 0x7E):
         raise r.fail("APPEND needs the message as a literal")
     message, binary = r.literal_view(binary_ok=True)
     return c.AppendMessage(flags, date, message, binary)
+
+
+def _catenate_part(r: Reader) -> c.CatenatePart:
+    """cat-part = "TEXT" SP literal / "URL" SP astring (RFC 4469 §5)."""
+    if r.maybe_word(b"TEXT"):
+        r.sp()
+        if r.peek() != 0x7B:
+            raise r.fail("TEXT needs a literal")
+        return c.CatenatePart(text=r.literal_view()[0])
+    if r.maybe_word(b"URL"):
+        r.sp()
+        return c.CatenatePart(url=r.text(r.astring("a URL"), "UTF-8"))
+    raise r.fail("a CATENATE part is TEXT or URL")
 
 
 def _expunge(r: Reader, uid: bool) -> c.Expunge:
@@ -541,7 +558,7 @@ def _fetch_attribute(r: Reader) -> c.FetchAttribute:
             return c.FetchAttribute("PREVIEW", lazy=True)
         return attribute
     if name in ("BODY", "BODY.PEEK"):
-        section = _section(r)
+        section = section_spec(r)
         return c.FetchAttribute("BODY[]", section, _partial(r), name == "BODY.PEEK")
     if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
         r.expect(b"[")
@@ -566,7 +583,8 @@ def _at(r: Reader, pos: int) -> int:
     return r.data[pos] if pos < len(r.data) else -1
 
 
-def _section(r: Reader) -> c.Section:
+def section_spec(r: Reader) -> c.Section:
+    """"[" [section-spec] "]" of FETCH (RFC 3501 §9); also the SECTION of an IMAP URL."""
     r.expect(b"[")
     part: tuple[int, ...] = ()
     text = None
