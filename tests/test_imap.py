@@ -261,6 +261,8 @@ def test_create_rename_delete_and_modified_utf7_names(env):
     assert m.create(f'"{wire}"')[1][0].startswith(b"[ALREADYEXISTS]")
     assert m.rename(f'"{wire}"', '"Entw&APw-rfe/Done"')[0] == "OK"
     assert m.list('""', '"Entw&APw-rfe/*"')[1] == [b'(\\HasNoChildren) "/" Entw&APw-rfe/Done']
+    assert m.delete("Entw&APw-rfe")[0] == "OK"  # its inferiors stay, under a \\Noselect name
+    assert m.list('""', '"Entw&APw-rfe"')[1] == [b'(\\Noselect \\HasChildren) "/" Entw&APw-rfe']
     typ, data = m.delete("Entw&APw-rfe")
     assert typ == "NO" and data[0].startswith(b"[ALREADYEXISTS]")
     assert m.delete("Entw&APw-rfe/Done")[0] == "OK"
