@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-MAX_LITERAL = 8192
+MAX_LITERAL = 200_000
 pytestmark = pytest.mark.gateway_env("imap", imap_max_literal=str(MAX_LITERAL))
 
 HEADER = (b"From: Alice <alice@example.org>\r\nTo: Bob <bob@example.org>\r\nSubject: draft\r\n"
@@ -19,6 +19,8 @@ ATTACHMENT = (b"Content-Type: application/octet-stream\r\nContent-Transfer-Encod
               b"AAECAwQFBgcICQ==\r\n")
 DRAFT = (HEADER + b"--b1\r\n" + PART_MIME + PART_BODY + b"\r\n--b1\r\n" + ATTACHMENT + b"\r\n--b1--\r\n")
 FORWARDED = b"From: carol@example.org\r\nSubject: forwarded\r\n\r\nCarol's words.\r\n"
+# Over the 64 KB a literal or a made message is kept in memory for: spooled to disk.
+BIG = b"Subject: big\r\n\r\n" + b"0123456789abcdef" * 4500 + b"\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,7 @@ def drafts(env):
     folder = env.fresh("CatDrafts")
     env.rt.call(folder.append, DRAFT)
     env.rt.call(folder.append, FORWARDED)
+    env.rt.call(folder.append, BIG)
     return env.rt.call(folder.refresh).uid_validity
 
 
@@ -109,18 +112,24 @@ def test_bad_urls_get_badurl_and_store_nothing(env, drafts, url):
 
 
 def test_a_made_message_over_the_append_limit_gets_toobig(env, drafts):
-    """DRAFT as many times as make more than imap_max_literal: NO [TOOBIG], nothing
-    stored; once fewer, it is stored."""
-    url = b' URL "/CatDrafts/;UID=1"'
-    times = MAX_LITERAL // len(DRAFT) + 1
+    """BIG three times is over imap_max_literal: NO [TOOBIG], nothing stored. Twice,
+    between big TEXT literals (written to disk as they arrive), it is stored."""
+    assert 2 * len(BIG) + 2 * 1000 < MAX_LITERAL < 3 * len(BIG)
+    url = b' URL "/CatDrafts/;UID=3"'
     before = count(env)
     raw = env.raw(login=True)
-    lines = raw.cmd(b"APPEND CatDrafts CATENATE (" + url.strip() + url * (times - 1) + b")")
+    lines = raw.cmd(b"APPEND CatDrafts CATENATE (" + url.strip() + url * 2 + b")")
     assert answer(lines).startswith(b"NO [TOOBIG]"), lines
     assert count(env) == before
-    within = raw.cmd(b"APPEND CatDrafts CATENATE (" + url.strip() + url * (times - 2) + b")")
+    text = b"X-Filler: " + b"y" * 70_000 + b"\r\n"
+    lines = raw.cmd(b"APPEND CatDrafts CATENATE (TEXT " + literal(text) + url + b" TEXT " + literal(b"\r\n--\r\n")
+                    + url + b")")
+    assert answer(lines).startswith(b"NO [TOOBIG]"), lines  # 70 KB more: over the limit again
+    within = raw.cmd(b"APPEND CatDrafts (\\Seen) CATENATE (TEXT " + literal(b"X-Big: 1\r\n" + b"z" * 66_000 + b"\r\n")
+                     + url + b")")
     assert answer(within).startswith(b"OK"), within
-    assert stored(env, appended_uid(within)) == DRAFT * (times - 1)
+    assert stored(env, appended_uid(within)) == b"X-Big: 1\r\n" + b"z" * 66_000 + b"\r\n" + BIG
+    assert count(env) == before + 1
     raw.close()
 
 
