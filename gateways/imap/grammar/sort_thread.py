@@ -125,7 +125,7 @@ def thread_response(forest: Forest) -> bytes:
     """`* THREAD (2)(3 6 (4 23)(44 7 96))` (RFC 5256 §4) from a gateways.imap.thread_tree forest."""
     out: list[str] = ["* THREAD "]
     children = forest.children
-    labels = [str(n) if n else "" for n in forest.numbers]
+    labels = list(map(str, forest.numbers))  # "0" for a dummy
     for root in forest.roots:
         _thread_list(root, children, labels, out)
     return "".join(out).rstrip(" ").encode("ascii") + CRLF
@@ -133,7 +133,7 @@ def thread_response(forest: Forest) -> bytes:
 
 def _thread_list(root: int, children: list[list[int]], labels: list[str], out: list[str]) -> None:
     """One "(...)": a chain of single children as numbers, then each of several children
-    as a nested list ("" labels a dummy). Iterative: a chain can be thousands deep."""
+    as a nested list ("0" labels a dummy). Iterative: a chain can be thousands deep."""
     stack = [root]
     while stack:
         node = stack.pop()
@@ -142,7 +142,7 @@ def _thread_list(root: int, children: list[list[int]], labels: list[str], out: l
             continue
         numbers: list[str] = []
         while True:
-            if labels[node]:
+            if labels[node] != "0":
                 numbers.append(labels[node])
             kids = children[node]
             if len(kids) != 1:
