@@ -8,7 +8,10 @@ in the i;unicode-casemap form, sent date), ties in uid order, which is sequence
 order. THREAD reads the thread columns of the matching messages in one query and
 builds the threads here (thread_tree.py); no message is read for either.
 
-As with SEARCH, only messages the session has been told about are answered.
+As with SEARCH, only messages the session has been told about are answered. A
+SORT names at most imap_max_sort_criteria keys, and a SORT or THREAD orders at most
+imap_max_sort_messages messages (NO [LIMIT] beyond); the store's part of the work is
+under its worker time budget, as a search's is.
 """
 from __future__ import annotations
 
