@@ -65,7 +65,7 @@ async def search(conn: Any, cmd: Any) -> None:
         if updating:
             search_context.keep(conn, cmd, found[0], lambda: _uids(matching(conn, args, True)),
                                 lambda numbers: w.esearch_response(
-                                    cmd.tag, True, _esearch_results(args.returns, numbers, None, args.partial)))
+                                    cmd.tag, True, esearch_results(args.returns, numbers, None, args.partial)))
 
 
 def saved_result(returns: tuple[str, ...], uids: list[int]) -> list[int]:
@@ -139,7 +139,7 @@ def _answer(conn: Any, cmd: Any, numbers: list[int], modseqs: list[int] | None) 
         return
     if returns is None:
         returns = ("ALL",)  # RFC 9051 §6.4.4: IMAP4rev2 answers SEARCH with ESEARCH
-    results = _esearch_results(returns, numbers, modseq_result, cmd.args.partial)
+    results = esearch_results(returns, numbers, modseq_result, cmd.args.partial)
     conn.send(w.esearch_response(cmd.tag, cmd.uid, results))
 
 
@@ -153,16 +153,20 @@ def partial_window(numbers: list[int], partial: tuple[int, int]) -> list[int]:
     return numbers[max(0, len(numbers) + last):max(0, end)]
 
 
-def _esearch_results(returns: tuple[str, ...], numbers: list[int], modseq: int | None,
-                     partial: tuple[int, int] | None = None) -> list[tuple[str, Any]]:
-    """RFC 4731 §3.1: MIN, MAX and ALL only when something matched; COUNT and PARTIAL always."""
+def esearch_results(returns: tuple[str, ...], numbers: list[int], modseq: int | None,
+                    partial: tuple[int, int] | None = None, *, in_order: bool = False) -> list[tuple[str, Any]]:
+    """The RETURN items of ESEARCH (RFC 4731 §3.1) and ESORT (RFC 5267 §3.1), in the
+    order of `returns`: MIN, MAX and ALL only when something matched; COUNT and PARTIAL
+    always. MIN and MAX are the first and last of `numbers`. ALL and PARTIAL are merged
+    ranges for SEARCH, or with `in_order` (SORT) the numbers as they are, keeping the
+    sort order."""
     out: list[tuple[str, Any]] = []
     for name in returns:
         if name == "COUNT":
             out.append(("COUNT", len(numbers)))
         elif name == "PARTIAL" and partial is not None:
             picked = partial_window(numbers, partial)
-            out.append(("PARTIAL", (partial, merge((n, n) for n in picked))))
+            out.append(("PARTIAL", (partial, picked if in_order else merge((n, n) for n in picked))))
         elif not numbers:
             continue
         elif name == "MIN":
@@ -170,7 +174,7 @@ def _esearch_results(returns: tuple[str, ...], numbers: list[int], modseq: int |
         elif name == "MAX":
             out.append(("MAX", numbers[-1]))
         elif name == "ALL":
-            out.append(("ALL", merge((n, n) for n in numbers)))
+            out.append(("ALL", numbers if in_order else merge((n, n) for n in numbers)))
     if modseq is not None:
         out.append(("MODSEQ", modseq))
     return out

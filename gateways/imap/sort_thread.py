@@ -20,11 +20,11 @@ from typing import Any
 from twisted.internet import threads
 
 from gateways.imap import search_context
-from gateways.imap.dispatch import SELECTED, capability, command
+from gateways.imap.dispatch import SELECTED, No, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import sort_thread as g
-from gateways.imap.search import MATCH_ALL, MATCH_NONE, Restriction, only_saved, partial_window, saved_result
-from gateways.imap.thread_tree import ThreadMessage, ordered_subject, references
+from gateways.imap.search import MATCH_ALL, MATCH_NONE, Restriction, esearch_results, only_saved, saved_result
+from gateways.imap.thread_tree import ThreadColumns, ordered_subject, references
 
 capability("SORT")
 capability("SORT=DISPLAY")
@@ -37,6 +37,7 @@ SORT_COLUMNS = {
     "ARRIVAL": "internalDate", "CC": "sortCc", "DATE": "sentDate", "FROM": "sortFrom", "SIZE": "size",
     "SUBJECT": "sortSubject", "TO": "sortTo", "DISPLAYFROM": "displayFrom", "DISPLAYTO": "displayTo",
 }
+# ESORT's items in Dovecot's order, whatever the request's (RFC 5267 §3.1 gives none).
 _RESULT_ORDER = ("MIN", "MAX", "ALL", "PARTIAL", "COUNT")
 THREAD_COLUMNS = ["uid", "sentDate", "sortSubject", "subjectReply", "threadMessageId", "threadParents"]
 
@@ -44,16 +45,20 @@ THREAD_COLUMNS = ["uid", "sentDate", "sortSubject", "subjectReply", "threadMessa
 async def _matching(conn: Any, search: c.Search, columns: list[str],
                     sort: list[tuple[str, bool]]) -> tuple[Any, dict[str, list[Any]]] | None:
     """(box, table) of the messages the program matches, in `sort` order then uid order,
-    with `columns`; None when the mailbox was closed meanwhile."""
+    with `columns`; None when the mailbox was closed meanwhile. NO [LIMIT] when more
+    than imap_max_sort_messages match: the store sends one row more than that at most."""
     box = conn.selected
     restriction = Restriction(box).of(search.criteria)
     if restriction == MATCH_NONE or not box.exists:
         return box, {name: [] for name in columns}
     last = {"cmp": ("uid", "le", box.uids[-1])}
     bounded = last if restriction == MATCH_ALL else {"and": [last, restriction]}
-    _, table = await box.folder.query(columns, bounded, sort=sort)
+    most = conn.factory.max_sort_messages
+    _, table = await box.folder.query(columns, bounded, sort=sort, limit=most + 1)
     if conn.selected is not box:
         return None
+    if len(table["uid"]) > most:
+        raise No(f"Too many messages to sort or thread (limit {most}).", "LIMIT")
     return box, table
 
 
@@ -99,6 +104,8 @@ async def _uids(found: Any) -> list[int] | None:
 async def sorted_numbers(conn: Any, args: g.Sort, uid: bool) -> tuple[list[int], int | None] | None:
     """(uids or sequence numbers in sort order, the highest modseq among them when the
     program uses MODSEQ), None when the mailbox was closed meanwhile."""
+    if len(args.criteria) > conn.factory.max_sort_criteria:
+        raise No(f"Too many sort criteria (limit {conn.factory.max_sort_criteria}).", "LIMIT")
     search = args.search
     uses_modseq = _uses_modseq(search)
     order = [(SORT_COLUMNS[k.key], k.reverse) for k in args.criteria]
@@ -120,26 +127,8 @@ async def sorted_numbers(conn: Any, args: g.Sort, uid: bool) -> tuple[list[int],
 
 
 def _esort_results(search: c.Search, numbers: list[int], modseq: int | None) -> list[tuple[str, Any]]:
-    """RFC 5267 §3.1: MIN and MAX are the first and last in sort order, ALL keeps that order.
-    Written in Dovecot's order, whatever the request's (RFC 4731 §3.1 gives none)."""
-    out: list[tuple[str, Any]] = []
-    asked = set(search.returns or ())
-    for name in [n for n in _RESULT_ORDER if n in asked]:
-        if name == "COUNT":
-            out.append(("COUNT", len(numbers)))
-        elif name == "PARTIAL" and search.partial is not None:
-            out.append(("PARTIAL", (search.partial, partial_window(numbers, search.partial))))
-        elif not numbers:
-            continue
-        elif name == "MIN":
-            out.append(("MIN", numbers[0]))
-        elif name == "MAX":
-            out.append(("MAX", numbers[-1]))
-        elif name == "ALL":
-            out.append(("ALL", numbers))
-    if modseq is not None:
-        out.append(("MODSEQ", modseq))
-    return out
+    returns = tuple(n for n in _RESULT_ORDER if n in (search.returns or ()))
+    return esearch_results(returns, numbers, modseq, search.partial, in_order=True)
 
 
 @command("THREAD", SELECTED, uid=True, expunge_after=False)
@@ -151,15 +140,29 @@ async def thread(conn: Any, cmd: Any) -> None:
     if found is None:
         return
     box, table = found
-    messages: list[ThreadMessage] = []
-    for uid, sent, subject, reply, message_id, parents in zip(*(table[name] for name in THREAD_COLUMNS)):
-        msn = box.msn(uid)
-        if msn is None:
-            continue
-        messages.append(ThreadMessage(uid if cmd.uid else msn, sent or 0, subject or "", bool(reply),
-                                      message_id, tuple(parents.split()) if parents else ()))
     build = references if args.algorithm == "REFERENCES" else ordered_subject
+    columns = _thread_columns(box, table, cmd.uid)
     # A big mailbox takes a while to thread: not on the reactor thread.
-    answer = await threads.deferToThread(lambda: g.thread_response(build(messages)))
+    answer = await threads.deferToThread(lambda: g.thread_response(build(columns)))
     if conn.selected is box:
         conn.send(answer)
+
+
+def _thread_columns(box: Any, table: dict[str, list[Any]], uid: bool) -> ThreadColumns:
+    """The table's messages the session knows of, numbered as the answer needs."""
+    uids = table["uid"]
+    if len(uids) == box.exists and uids == list(box.uids):  # the whole mailbox, as the session knows it
+        msns: list[int | None] = list(range(1, len(uids) + 1))
+        kept = range(len(uids))
+    else:
+        msns = [box.msn(u) for u in uids]
+        kept = [i for i, msn in enumerate(msns) if msn is not None]  # type: ignore[assignment]
+    numbers = uids if uid else msns
+
+    def column(name: str, empty: Any) -> list[Any]:
+        values = table[name]
+        if len(kept) == len(values) and None not in values:
+            return values
+        return [values[i] or empty for i in kept]
+    return ThreadColumns([numbers[i] for i in kept], column("sentDate", 0), column("sortSubject", ""),
+                         column("subjectReply", False), column("threadMessageId", ""), column("threadParents", ""))
