@@ -72,6 +72,7 @@ def test_status_deleted_and_haschildren(env):
     raw.cmd("DELETE rev2parent/kid")
     raw.cmd("DELETE rev2parent")
     raw.cmd("CREATE rev2parent/kid")
+    assert raw.cmd("DELETE rev2parent")[-1].split()[1] == b"OK"  # now \\Noselect above its inferiors
     assert b"[ALREADYEXISTS]" in raw.cmd("DELETE rev2parent")[-1]
     raw.cmd("ENABLE IMAP4rev2")
     assert b"NO [HASCHILDREN]" in raw.cmd("DELETE rev2parent")[-1]
