@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import logging
 import os
 import stat
@@ -54,6 +55,7 @@ _WRAPPED = KEY_BYTES + TAG
 _PREFIX = 7
 HEADER = len(MAGIC) + 1 + _KEY_ID + _WRAP_NONCE + _WRAPPED + _PREFIX
 _SEALED_CHUNK = CHUNK + TAG
+_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 
 
 def _derive(master: bytes, purpose: bytes, length: int = KEY_BYTES) -> bytes:
@@ -227,20 +229,25 @@ class OpenedKey:
         self.prefix = header.prefix
         self.name = name
 
-    def open_chunk(self, index: int, last: bool, sealed: bytes) -> bytes:
+    def open_chunk_into(self, index: int, last: bool, sealed: Any, out: memoryview) -> None:
+        """Decrypt one sealed chunk into `out`, which is exactly as long as its plaintext."""
         try:
-            return self.aead.decrypt(_nonce(self.prefix, index, last), sealed, _chunk_aad(self.name, index, last))
+            self.aead.decrypt_into(_nonce(self.prefix, index, last), sealed, _chunk_aad(self.name, index, last), out)
         except InvalidTag:
             raise BlobDamaged(f"blob {self.name}: chunk {index} fails authentication "
                               "(altered, truncated, reordered or swapped)") from None
 
 
 class DecryptingReader(SeekableReader):
-    """Seekable plaintext view of a sealed blob; a read decrypts only the chunks it covers
-    (the last one stays decrypted for the next small read). A damaged chunk is logged
-    and raised as BlobDamaged.
+    """Seekable plaintext view of a sealed blob; a read decrypts only the chunks it covers,
+    all of them from one read of the sealed bytes into one buffer (the last one stays
+    decrypted for the next small read). A damaged chunk is logged and raised as
+    BlobDamaged.
 
-    Has no fileno(), so readers never take its sealed bytes for the plaintext."""
+    Has no fileno(), so readers never take its sealed bytes for the plaintext; `pread`
+    reads at an offset, and, from a sealed file, can take only what the page cache holds.
+
+    Not thread-safe: one read at a time."""
 
     def __init__(self, sealed: BinaryIO, opened: OpenedKey, size: int) -> None:
         self._sealed = sealed
@@ -252,62 +259,111 @@ class DecryptingReader(SeekableReader):
         self._size = size
         self._chunks = max(1, -(-size // CHUNK))
         self._pos = 0
-        self._cached: tuple[int, bytes] | None = None
+        self._cached: tuple[int, memoryview] | None = None  # (index, plaintext) of a chunk read last
 
-    def _chunk(self, index: int) -> bytes:
-        if self._cached is not None and self._cached[0] == index:
-            return self._cached[1]
-        last = index == self._chunks - 1
-        want = (self._size - index * CHUNK if last else CHUNK) + TAG
-        where = HEADER + index * _SEALED_CHUNK
-        if self._fd is not None:
-            sealed = os.pread(self._fd, want, where)
-        else:
-            self._sealed.seek(where)
-            sealed = read_exactly(self._sealed, want)
-        if len(sealed) != want:
-            raise BlobDamaged(f"blob {self._opened.name}: chunk {index} is cut short")
-        data = self._opened.open_chunk(index, last, sealed)
-        self._cached = (index, data)
-        return data
-
-    def _pieces(self, count: int) -> list[Any]:
-        """Up to `count` bytes from the position on, as slices of decrypted chunks."""
-        pieces: list[Any] = []
+    def pread(self, count: int, offset: int, blocking: bool = True) -> bytes:
+        """Up to `count` plain bytes from `offset` (fewer only at the end). Not `blocking`:
+        what the page cache holds of the sealed file, maybe b"", never waiting on the disk
+        (a sealed blob that is no file gives b"": read it blocking)."""
+        count = max(0, min(count, self._size - offset))
+        if not count:
+            return b""
+        index, inner = divmod(offset, CHUNK)
+        last = (offset + count - 1) // CHUNK
+        cached = self._cached
+        head = cached[1][inner:inner + count] if cached is not None and cached[0] == index else None
+        if head is not None and (len(head) == count or index == last):
+            return bytes(head)
         try:
-            while count > 0 and self._pos < self._size:
-                index, inner = divmod(self._pos, CHUNK)
-                data = self._chunk(index)
-                take = min(count, len(data) - inner)
-                pieces.append(data if inner == 0 and take == len(data) else memoryview(data)[inner:inner + take])
-                self._pos += take
-                count -= take
+            if head is None:
+                return bytes(self._decrypt(index, last, blocking)[inner:inner + count])
+            return b"".join((head, self._decrypt(index + 1, last, blocking)[:count - len(head)]))
         except BlobDamaged as exc:
             log.error("blob damaged: %s", exc.message)
             raise
-        return pieces
+
+    def _decrypt(self, first: int, last: int, blocking: bool) -> memoryview:
+        """Chunks `first` to `last`, decrypted into one buffer (when not `blocking`, only
+        those the page cache holds in full: maybe none)."""
+        start = HEADER + first * _SEALED_CHUNK
+        final = last == self._chunks - 1
+        want = (last - first) * _SEALED_CHUNK + (self._size - last * CHUNK if final else CHUNK) + TAG
+        sealed = memoryview(bytearray(want))
+        if self._fd is not None:
+            got = _pread_into(self._fd, sealed, start, blocking)
+        elif not blocking:
+            return memoryview(b"")
+        else:
+            self._sealed.seek(start)
+            got = _read_into(self._sealed, sealed)
+        if got < want:
+            if blocking:
+                raise BlobDamaged(f"blob {self._opened.name}: chunk {first + got // _SEALED_CHUNK} is cut short")
+            # A read from the cache that stopped short: the whole chunks it has.
+            last, final = first + got // _SEALED_CHUNK - 1, False
+            if last < first:
+                return memoryview(b"")
+        plain = memoryview(bytearray((last - first) * CHUNK + (self._size - last * CHUNK if final else CHUNK)))
+        for index in range(first, last + 1):
+            at = (index - first) * CHUNK
+            end = min(at + CHUNK, len(plain))
+            at_sealed = (index - first) * _SEALED_CHUNK
+            self._opened.open_chunk_into(index, index == self._chunks - 1,
+                                         sealed[at_sealed:at_sealed + end - at + TAG], plain[at:end])
+        self._cached = (last, plain[(last - first) * CHUNK:])
+        return plain
+
+    def readinto(self, buf: Any) -> int:
+        data = self.pread(len(memoryview(buf)), self._pos)
+        memoryview(buf).cast("B")[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             size = max(0, self._size - self._pos)
-        pieces = self._pieces(size)
-        return pieces[0] if len(pieces) == 1 and isinstance(pieces[0], bytes) else b"".join(pieces)
+        data = self.pread(size, self._pos)
+        self._pos += len(data)
+        return data
 
     def readall(self) -> bytes:
         return self.read(-1)
-
-    def readinto(self, buf: Any) -> int:
-        view = memoryview(buf).cast("B")
-        done = 0
-        for piece in self._pieces(len(view)):
-            view[done:done + len(piece)] = piece
-            done += len(piece)
-        return done
 
     def close(self) -> None:
         if not self.closed:
             self._sealed.close()
         super().close()
+
+
+def _pread_into(fd: int, buf: memoryview, offset: int, blocking: bool) -> int:
+    """Bytes read into `buf` from `offset` of `fd`; not `blocking`: only what the page
+    cache holds (0 when it holds nothing there, or the file system cannot tell)."""
+    if not blocking and not _NOWAIT:
+        return 0
+    done = 0
+    while done < len(buf):
+        try:
+            got = os.preadv(fd, [buf[done:]], offset + done, 0 if blocking else _NOWAIT)
+        except OSError as exc:
+            if not blocking and exc.errno in (errno.EAGAIN, errno.EOPNOTSUPP, errno.EINVAL):
+                break
+            raise
+        if not got:
+            break
+        done += got
+        if not blocking:
+            break
+    return done
+
+
+def _read_into(fp: BinaryIO, buf: memoryview) -> int:
+    done = 0
+    while done < len(buf):
+        got = fp.readinto(buf[done:])  # type: ignore[attr-defined]
+        if not got:
+            break
+        done += got
+    return done
 
 
 def read_exactly(fp: BinaryIO, count: int) -> bytes:
@@ -323,7 +379,7 @@ def read_exactly(fp: BinaryIO, count: int) -> bytes:
 
 def open_sealed_file(path: str, keyring: Keyring) -> DecryptingReader:
     """The plaintext of the sealed blob file `path` (named by its blob key)."""
-    fp = open(path, "rb")
+    fp = open(path, "rb", buffering=0)  # read at offsets: no buffer of its own
     try:
         name = os.path.basename(path)
         size = plain_size(os.fstat(fp.fileno()).st_size)

@@ -11,8 +11,9 @@ costs one pool call per few MB, not one per message.
 only from blobs already open as files, with `RWF_NOWAIT`, which takes what the
 page cache holds and refuses the rest. Most downloads are served from the cache,
 and a hop to the pool and back costs more than copying the bytes; whatever the
-cache lacks is left to `read`. Blobs that are not files (database blobs) are
-always read in the pool.
+cache lacks is left to `read`. Sealed blob files (encrypted at rest) are read so
+too, through their reader's `pread`, which decrypts what the cache held. Blobs
+that are not files (database blobs, S3 objects) are always read in the pool.
 """
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ class SpanReader:
         self.remaining = length
         self.open: dict[int, BinaryIO] = {}  # segment index -> its opened blob
         self.fds: dict[int, int] = {}  # segment index -> OS file descriptor, for files
+        # segment index -> pread(count, offset, blocking) of a reader that reads at offsets
+        self.preads: dict[int, Callable[[int, int, bool], bytes]] = {}
         self.cache_reads = _NOWAIT is not None
         self._buffer: memoryview | None = None  # cached reads land here, then are copied out
 
@@ -97,11 +100,13 @@ class SpanReader:
                 fd = _fileno(fp)
                 if fd is not None:
                     self.fds[j] = fd
+                elif hasattr(fp, "pread"):
+                    self.preads[j] = fp.pread
             ahead += size - (self.offset if j == self.index else 0)
             j += 1
 
     def close(self) -> None:
-        files, self.open, self.fds = self.open, {}, {}
+        files, self.open, self.fds, self.preads = self.open, {}, {}, {}
         for fp in files.values():
             fp.close()
 
@@ -118,7 +123,7 @@ class SpanReader:
         if not self.cache_reads:
             return parts
         want = min(want, self.remaining)
-        while want > 0 and self.index in self.fds:
+        while want > 0 and (self.index in self.fds or self.index in self.preads):
             data = self._read_here(want, blocking=False)
             if not data:
                 break
@@ -138,6 +143,10 @@ class SpanReader:
             data = self._pread(self.fds[self.index], count, blocking)
             if not data and not blocking:
                 return b""
+        elif self.index in self.preads:
+            data = self.preads[self.index](count, self.offset, blocking)
+            if not data and not blocking:
+                return b""
         else:
             fp = self.open[self.index]
             if self.offset and fp.tell() != self.offset:
@@ -149,6 +158,7 @@ class SpanReader:
         if self.offset >= size:
             fp = self.open.pop(self.index, None)
             self.fds.pop(self.index, None)
+            self.preads.pop(self.index, None)
             if fp is not None:
                 fp.close()
             self.index += 1
