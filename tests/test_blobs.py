@@ -158,20 +158,41 @@ def test_s3_big_blobs_go_up_in_parts_and_reads_are_ranged(s3_server, tmp_path):
                                          "CompleteMultipartUpload"]
     assert not path.exists()
     sent.clear()
-    # Reads go through presigned URLs, outside boto3's calls: their requests are listed here.
-    request = store._http.request
+    # Reads are signed GETs outside boto3's calls: their requests are listed here.
+    request = store._reads.urlopen
 
     def recorded(method, url, headers=None, **kwargs):
         sent.append((method, dict(headers or {})))
         return request(method, url, headers=headers, **kwargs)
-    store._http.request = recorded
+    store._reads.urlopen = recorded
     with store.open(key) as f:
         f.seek(7 * CHUNK)
         assert f.read(100) == data[7 * CHUNK:7 * CHUNK + 100]
-    ranges = [headers.get("Range") for name, headers in sent if name == "GET"]
+    ranges = [headers.get("range") for name, headers in sent if name == "GET"]
     assert ranges == [f"bytes=0-{HEAD_WINDOW - 1}", f"bytes={7 * CHUNK}-{7 * CHUNK + HEAD_WINDOW - 1}"]
     # Nothing else of the object was fetched.
     assert all(name == "GET" for name, _ in sent)
+
+
+@pytest.mark.parametrize("options", [{}, {"attachment_s3_uripath": "mail box+1/"},
+                                     {"attachment_s3_uristyle": "virtual", "attachment_s3_region": "eu-central-1"}])
+def test_s3_reads_are_signed_as_botocore_signs(s3_server, options):
+    """A read's signature, made outside boto3, is the one botocore makes for the same GET."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    store = s3_store(s3_server, **options)
+    signer = store._signer
+    name = store._name("0f" * 16)
+    headers = signer.headers(name, "bytes=0-99")
+    request = AWSRequest(method="GET", url=signer.base.rstrip("/") + signer.target(name)[len(signer.path) - 1:],
+                         headers={k: v for k, v in headers.items() if k != "Authorization"})
+    request.context["timestamp"] = headers["x-amz-date"]
+    botocore_signer = S3SigV4Auth(store.client._request_signer._credentials, "s3", signer.region)
+    canonical = botocore_signer.canonical_request(request)
+    expected = botocore_signer.signature(botocore_signer.string_to_sign(request, canonical), request)
+    assert headers["Authorization"].endswith("Signature=" + expected)
+    assert f"/{signer.region}/s3/aws4_request" in headers["Authorization"]
 
 
 def test_s3_unreachable_or_refusing_is_unavailable(s3_server):
