@@ -5,20 +5,25 @@ import os
 
 import pytest
 
-from server.blobs import DatabaseBlobStore, FileBlobStore
+from server.blobs import DatabaseBlobStore, EncryptedBlobStore, FileBlobStore, backend_of
 from shared import spans as span
+from shared.sealed import CHUNK, Keyring, MasterKey
 from shared.spans import Layout, SpanReader
 from server.storage import Storage
 
 
-@pytest.fixture(params=["files", "sqlite"])
+@pytest.fixture(params=["files", "sqlite", "files-encrypted", "sqlite-encrypted"])
 def blobs(request, tmp_path):
-    if request.param == "files":
-        yield FileBlobStore(str(tmp_path / "att"), fsync=True)
+    kind, _, encrypted = request.param.partition("-")
+
+    def wrapped(backend):
+        return EncryptedBlobStore(backend, Keyring(MasterKey(os.urandom(32)))) if encrypted else backend
+    if kind == "files":
+        yield wrapped(FileBlobStore(str(tmp_path / "att"), fsync=True))
         return
     st = Storage("sqlite:///" + str(tmp_path / "store.db"), None)
     st.migrate()
-    yield DatabaseBlobStore(st.engine)
+    yield wrapped(DatabaseBlobStore(st.engine))
     st.close()
 
 
@@ -59,9 +64,13 @@ def test_cached_reads_only_come_from_open_files(blobs):
     first = reader.read(1000)
     assert first == datas[0][:1000]
     rest = reader.read_cached(1 << 20)
-    if isinstance(blobs, FileBlobStore):
-        # Both blobs were opened ahead and their pages are cached (just written).
+    if isinstance(backend_of(blobs), FileBlobStore):
+        # Both blobs were opened ahead and their pages are cached (just written); sealed
+        # files are decrypted from what the cache holds.
         assert rest == datas[0][1000:] + datas[1]
+    elif isinstance(blobs, EncryptedBlobStore):
+        # Nothing read from the database: only what the first read decrypted already.
+        assert rest == datas[0][1000:]
     else:
         assert rest == b""  # database blobs are never read on the reactor
     reader.close()
@@ -78,6 +87,23 @@ def test_a_cold_page_cache_sends_the_read_to_the_pool(tmp_path):
     assert reader.read_cached(100_000) == b"", "a read that would wait on the disk was made"
     assert reader.read(100_000) == datas[0][1000:101_000]  # the pool reads it (and caches it)
     assert reader.read_cached(100_000) == datas[0][101_000:201_000]
+    reader.close()
+
+
+def test_a_cold_page_cache_sends_a_sealed_read_to_the_pool(tmp_path):
+    files = FileBlobStore(str(tmp_path / "att"), fsync=True)
+    blobs = EncryptedBlobStore(files, Keyring(MasterKey(os.urandom(32))))
+    datas, segments = laid_out(blobs, [300_000])
+    reader = SpanReader(blobs.open, Layout(segments), 0, 300_000)
+    assert reader.read(1000) == datas[0][:1000]
+    with open(files.path(segments[0][0]), "rb") as fp:
+        os.posix_fadvise(fp.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    # The rest of the chunk the first read decrypted, and nothing from the disk.
+    assert reader.read_cached(100_000) == datas[0][1000:CHUNK]
+    assert reader.read_cached(100_000) == b"", "a read that would wait on the disk was made"
+    assert reader.read(100_000) == datas[0][CHUNK:CHUNK + 100_000]  # the pool reads it (and caches it)
+    more = reader.read_cached(100_000)
+    assert more and more == datas[0][CHUNK + 100_000:CHUNK + 100_000 + len(more)]
     reader.close()
 
 
