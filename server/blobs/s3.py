@@ -16,11 +16,16 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import http.client
 import io
 import logging
 import os
+import random
 import re
 import secrets
+import ssl
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -151,13 +156,79 @@ def credentials(settings: S3Settings) -> Any:
                                  aws_secret_access_key=settings.secret_access_key or None).get_credentials()
 
 
-def _connection_pool(settings: S3Settings) -> Any:
-    """Connections for reads, with the retries and timeouts of the boto3 client."""
-    import urllib3
-    retries = urllib3.Retry(total=max(0, settings.attempts - 1), backoff_factor=0.2,
-                            status_forcelist=(500, 502, 503, 504), allowed_methods=("GET",), raise_on_status=False)
-    return urllib3.PoolManager(maxsize=settings.connections, retries=retries,
-                               timeout=urllib3.Timeout(connect=settings.timeout, read=settings.timeout))
+class ReadConnections:
+    """Keep-alive connections (stdlib http.client) to the objects' host, for signed GETs,
+    with the attempts, backoff and timeouts of the boto3 client. A GET through urllib3
+    costs two to three times the CPU of one through http.client (measured: 0.56 against
+    0.23 ms for 100 KB), and reads of many small messages are bound by that CPU."""
+
+    # Answers worth another attempt, as botocore's standard retry mode has them.
+    RETRY_STATUSES = frozenset((500, 502, 503, 504))
+
+    def __init__(self, base_url: str, settings: S3Settings) -> None:
+        url = urllib.parse.urlsplit(base_url)
+        self._https = url.scheme == "https"
+        self._host, self._port = url.hostname or "", url.port
+        self._timeout = settings.timeout
+        self._attempts = max(1, settings.attempts)
+        self._tls = ssl.create_default_context() if self._https else None
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._keep = settings.connections
+
+    def get(self, target: str, headers: dict[str, str]) -> tuple[int, http.client.HTTPResponse, bytes]:
+        """(status, response, body) of a GET of `target`; OSError or HTTPException when
+        every attempt failed to get an answer."""
+        for attempt in range(self._attempts):
+            if attempt:
+                time.sleep(0.2 * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
+            try:
+                status, answer, body = self._once(target, headers)
+            except (OSError, http.client.HTTPException):
+                if attempt == self._attempts - 1:
+                    raise
+                continue
+            if status not in self.RETRY_STATUSES or attempt == self._attempts - 1:
+                return status, answer, body
+        raise AssertionError("unreachable")
+
+    def _once(self, target: str, headers: dict[str, str]) -> tuple[int, http.client.HTTPResponse, bytes]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        reused = conn is not None
+        if conn is None:
+            conn = self._connect()
+        try:
+            try:
+                conn.request("GET", target, headers=headers)
+                answer = conn.getresponse()
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
+                if not reused:
+                    raise
+                # The server closed the idle connection meanwhile: once more on a new one.
+                conn.close()
+                conn = self._connect()
+                conn.request("GET", target, headers=headers)
+                answer = conn.getresponse()
+            body = answer.read()
+        except BaseException:
+            conn.close()
+            raise
+        if answer.will_close:
+            conn.close()
+        else:
+            with self._lock:
+                if len(self._idle) < self._keep:
+                    self._idle.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()
+        return answer.status, answer, body
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._tls)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
 
 
 def _error_code(err: Exception) -> str:
@@ -190,9 +261,8 @@ class S3BlobStore:
         self.client = client if client is not None else make_client(settings)
         from botocore.exceptions import BotoCoreError, ClientError
         self._errors = (BotoCoreError, ClientError)
-        self._http = _connection_pool(settings)
         self._signer = GetSigner(self.client, credentials(settings), self.bucket)
-        self._reads = self._http.connection_from_url(self._signer.base)
+        self._reads = ReadConnections(self._signer.base, settings)
         self._fetcher = ThreadPoolExecutor(max(4, settings.connections // 2), thread_name_prefix="s3-read")
 
     def _name(self, key: str) -> str:
@@ -288,27 +358,24 @@ class S3BlobStore:
     def _get(self, key: str, start: int, length: int) -> tuple[bytes, int]:
         """Bytes `start` to `start + length` of the object and its whole size.
 
-        Signed here (GetSigner) and sent through a plain connection pool: a GET through
-        boto3 costs about 2.5 ms of CPU."""
-        import urllib3
+        Signed here (GetSigner) and sent on a connection of our own (ReadConnections):
+        a GET through boto3 costs about 2.5 ms of CPU."""
         name = self._name(key)
         try:
-            answer = self._reads.urlopen(
-                "GET", self._signer.target(name), headers=self._signer.headers(name, f"bytes={start}-{start + length - 1}"),
-                decode_content=False)
-        except urllib3.exceptions.HTTPError as err:
+            status, answer, data = self._reads.get(
+                self._signer.target(name), self._signer.headers(name, f"bytes={start}-{start + length - 1}"))
+        except (OSError, http.client.HTTPException) as err:
             raise _unavailable(err, "GET") from err
-        if answer.status == 416:
+        if status == 416:
             # Asked from past the end: an empty object, or a read at its end.
             return b"", self.size(key)
-        if answer.status not in (200, 206):
-            code = re.search(rb"<Code>([^<]*)</Code>", answer.data)
-            if answer.status == 404 and (code is None or code.group(1) != b"NoSuchBucket"):
+        if status not in (200, 206):
+            code = re.search(rb"<Code>([^<]*)</Code>", data)
+            if status == 404 and (code is None or code.group(1) != b"NoSuchBucket"):
                 raise NotFound(f"blob {key} not found")
-            err = RuntimeError(f"HTTP {answer.status} {code.group(1).decode() if code else ''}")
+            err = RuntimeError(f"HTTP {status} {code.group(1).decode() if code else ''}")
             raise _unavailable(err, "GET") from err
-        data = answer.data
-        total = (answer.headers.get("Content-Range") or "").rpartition("/")[2]
+        total = (answer.getheader("Content-Range") or "").rpartition("/")[2]
         size = int(total) if total.isdigit() else start + len(data)
         return data, size
 
@@ -458,7 +525,7 @@ class _RangeReader(SeekableReader):
             if not self._window:
                 # The object is shorter than when it was opened: it was released meanwhile.
                 raise NotFound(f"blob {self._key} not found")
-        data = self._window[inner:inner + len(buf)]
+        data = memoryview(self._window)[inner:inner + len(buf)]  # copied once, into buf
         n = len(data)
         buf[:n] = data
         self._pos += n
