@@ -190,7 +190,7 @@ def test_rekey_of_a_big_s3_object_copies_its_data_inside_s3(s3_server):
     sent: list[str] = []
     backend.client.meta.events.register("before-call.s3", lambda model, **_: sent.append(model.name))
     assert EncryptedBlobStore(backend, Keyring(new, [old])).rewrap(key, new)
-    # The header is read through a presigned URL; then the first part is read and rewritten.
+    # The header is read by a GET signed outside boto3; then the first part is read and rewritten.
     assert sent == ["GetObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy", "UploadPartCopy",
                     "CompleteMultipartUpload"]
     assert raw(backend, key)[HEADER:] == sealed_before[HEADER:]
