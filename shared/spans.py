@@ -80,6 +80,9 @@ class SpanReader:
         """Up to `want` bytes (fewer only at the end), opening blobs ahead; may block."""
         want = min(want, self.remaining)
         parts = []
+        # Topped up at every call, so that blobs whose opening takes a while (an S3
+        # object's first GET) are always on their way before the read reaches them.
+        self._open_ahead()
         while want > 0 and self.index < len(self.segments):
             if self.index not in self.open:
                 self._open_ahead()
@@ -91,9 +94,11 @@ class SpanReader:
         return data
 
     def _open_ahead(self) -> None:
+        """Open the next blobs, up to OPEN_AHEAD_* from the position, never past the range."""
         ahead, j = 0, self.index
+        limit = min(OPEN_AHEAD_BYTES, self.remaining)
         while j < len(self.segments) and len(self.open) < OPEN_AHEAD_FILES and \
-                (ahead < OPEN_AHEAD_BYTES or j == self.index):
+                (ahead < limit or j == self.index):
             key, size = self.segments[j]
             if j not in self.open and size > 0:
                 fp = self.open[j] = self.open_blob(key)

@@ -121,6 +121,20 @@ def test_blobs_are_opened_a_bounded_way_ahead(tmp_path):
     assert reader.open == {}
 
 
+def test_blobs_are_opened_ahead_only_within_the_range(tmp_path):
+    blobs = FileBlobStore(str(tmp_path / "att"), fsync=False)
+    datas, segments = laid_out(blobs, [100] * 200)
+    opened: list[str] = []
+
+    def open_blob(key):
+        opened.append(key)
+        return blobs.open(key)
+    reader = SpanReader(open_blob, Layout(segments), 250, 500)  # blobs 2 to 7
+    assert reader.read(1000) == b"".join(datas)[250:750]
+    assert opened == [key for key, _ in segments[2:8]]
+    reader.close()
+
+
 def test_a_blob_shorter_than_recorded_is_an_error(tmp_path):
     blobs = FileBlobStore(str(tmp_path / "att"), fsync=False)
     datas, segments = laid_out(blobs, [1000, 1000])
