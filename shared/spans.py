@@ -11,9 +11,10 @@ costs one pool call per few MB, not one per message.
 only from blobs already open as files, with `RWF_NOWAIT`, which takes what the
 page cache holds and refuses the rest. Most downloads are served from the cache,
 and a hop to the pool and back costs more than copying the bytes; whatever the
-cache lacks is left to `read`. Sealed blob files (encrypted at rest) are read so
-too, through their reader's `pread`, which decrypts what the cache held. Blobs
-that are not files (database blobs, S3 objects) are always read in the pool.
+cache lacks is left to `read`. Blobs whose readers have a `pread` are read so
+too: sealed blob files (encrypted at rest) decrypt what the cache held, and S3
+objects give what their GETs (sent when `read` opened them ahead) have brought.
+Database blobs are always read in the pool.
 """
 from __future__ import annotations
 

@@ -195,6 +195,20 @@ def test_s3_reads_are_signed_as_botocore_signs(s3_server, options):
     assert f"/{signer.region}/s3/aws4_request" in headers["Authorization"]
 
 
+def test_s3_stream_reads_take_arrived_objects_without_waiting(s3_server):
+    from shared.spans import Layout, SpanReader
+    store = s3_store(s3_server)
+    datas = [os.urandom(n) for n in (10_000, 20_000)]
+    segments = list(zip(store.put_many(datas), (10_000, 20_000)))
+    whole = b"".join(datas)
+    reader = SpanReader(store.open, Layout(segments), 0, len(whole))
+    assert reader.read_cached(1000) == b""  # nothing opened yet
+    assert reader.read(1000) == whole[:1000]  # opened both: the second one's GET is on its way
+    assert reader.open[1].pread(5, 0) == datas[1][:5]  # waits for it
+    assert reader.read_cached(1 << 20) == whole[1000:]
+    reader.close()
+
+
 def test_s3_unreachable_or_refusing_is_unavailable(s3_server):
     from s3_server import S3Server
 

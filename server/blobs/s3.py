@@ -384,7 +384,7 @@ class S3BlobStore:
         several blobs ahead (a whole-folder download) has their GETs in flight at once.
         A missing blob is NotFound at the first read."""
         head = self._fetcher.submit(self._get, key, 0, HEAD_WINDOW)
-        return io.BufferedReader(_RangeReader(self, key, head), buffer_size=64 * 1024)
+        return _ObjectReader(_RangeReader(self, key, head), buffer_size=64 * 1024)
 
     def replace_head(self, key: str, old: bytes, new: bytes) -> None:
         """Rewrite the object with its first bytes `old` replaced by `new` (as long);
@@ -514,19 +514,49 @@ class _RangeReader(SeekableReader):
         self._arrived()
         if self._pos >= self._size:
             return 0
-        inner = self._pos - self._window_start
-        if not 0 <= inner < len(self._window):
-            # Reading on from the window grows the next one; a jump starts small again.
-            sequential = self._pos == self._window_start + len(self._window)
-            self._next_length = min(MAX_WINDOW, self._next_length * 2) if sequential else HEAD_WINDOW
-            length = min(max(self._next_length, len(buf)), self._size - self._pos)
-            self._window, _ = self._store._get(self._key, self._pos, length)
-            self._window_start, inner = self._pos, 0
-            if not self._window:
-                # The object is shorter than when it was opened: it was released meanwhile.
-                raise NotFound(f"blob {self._key} not found")
-        data = memoryview(self._window)[inner:inner + len(buf)]  # copied once, into buf
+        data = self._window_at(self._pos, len(buf))  # copied once, into buf
         n = len(data)
         buf[:n] = data
         self._pos += n
         return n
+
+    def pread(self, count: int, offset: int, blocking: bool = True) -> bytes:
+        """Up to `count` bytes from `offset`. Not `blocking`: only from what has arrived
+        (b"" while the first GET is on its way, or for bytes past the window), so that a
+        stream of many small objects is sent from the reactor as their GETs come in."""
+        if not blocking and (self._head is not None and not self._head.done()):
+            return b""
+        self._arrived()
+        count = min(count, self._size - offset)
+        if count <= 0:
+            return b""
+        inner = offset - self._window_start
+        if not blocking and not 0 <= inner < len(self._window):
+            return b""
+        if inner == 0 and count == len(self._window):
+            return self._window
+        return bytes(self._window_at(offset, count))
+
+    def _window_at(self, offset: int, want: int) -> memoryview:
+        """Up to `want` bytes from `offset` (inside the object), fetching the window there
+        when the one held does not cover it."""
+        inner = offset - self._window_start
+        if not 0 <= inner < len(self._window):
+            # Reading on from the window grows the next one; a jump starts small again.
+            sequential = offset == self._window_start + len(self._window)
+            self._next_length = min(MAX_WINDOW, self._next_length * 2) if sequential else HEAD_WINDOW
+            length = min(max(self._next_length, want), self._size - offset)
+            self._window, _ = self._store._get(self._key, offset, length)
+            self._window_start, inner = offset, 0
+            if not self._window:
+                # The object is shorter than when it was opened: it was released meanwhile.
+                raise NotFound(f"blob {self._key} not found")
+        return memoryview(self._window)[inner:inner + want]
+
+
+class _ObjectReader(io.BufferedReader):
+    """An object's reader: buffered for reads from its position, and `pread` at offsets
+    (shared.spans reads streams of objects so, from the reactor as their GETs arrive)."""
+
+    def pread(self, count: int, offset: int, blocking: bool = True) -> bytes:
+        return self.raw.pread(count, offset, blocking)
