@@ -186,7 +186,7 @@ def test_s3_reads_are_signed_as_botocore_signs(s3_server, options):
     name = store._name("0f" * 16)
     headers = signer.headers(name, "bytes=0-99")
     request = AWSRequest(method="GET", url=signer.base.rstrip("/") + signer.target(name)[len(signer.path) - 1:],
-                         headers={k: v for k, v in headers.items() if k != "Authorization"})
+                         headers={k: v for k, v in headers.items() if k not in ("Authorization", "host")})
     request.context["timestamp"] = headers["x-amz-date"]
     botocore_signer = S3SigV4Auth(store.client._request_signer._credentials, "s3", signer.region)
     canonical = botocore_signer.canonical_request(request)

@@ -114,7 +114,8 @@ class GetSigner:
         return self.path + urllib.parse.quote(name, safe="/~")
 
     def headers(self, name: str, byte_range: str | None = None) -> dict[str, str]:
-        """The headers that sign a GET of object `name` (with a `Range` when given)."""
+        """The headers of a signed GET of object `name` (with a `Range` when given),
+        `host` among them as signed (http.client then sends no Host of its own)."""
         creds = self._credentials.get_frozen_credentials()
         now = datetime.datetime.now(datetime.timezone.utc)
         stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
@@ -131,7 +132,6 @@ class GetSigner:
         scope = f"{day}/{self.region}/s3/aws4_request"
         to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.new(self._signing_key(day, creds.secret_key), to_sign.encode(), hashlib.sha256).hexdigest()
-        del headers["host"]  # the HTTP client sends it
         headers["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
                                     f"SignedHeaders={signed}, Signature={signature}")
         return headers
