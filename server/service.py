@@ -61,6 +61,7 @@ def open_storage(cfg: Config) -> Any:
     storage.max_folder_name_length = cfg.get_int("max_folder_name_length")
     storage.max_folders = cfg.get_int("max_folders")
     storage.folder_owner_cache = cfg.get_int("folder_owner_cache")
+    storage.group_cache_ttl = cfg.get_seconds("group_cache_ttl")
     storage.keyword_limits = KeywordLimits(cfg.get_int("max_keywords_per_message"), cfg.get_int("max_keyword_length"))
     storage.max_search_scan_keys = cfg.get_int("max_search_scan_keys")
     storage.quota_defaults = QuotaLimits(cfg.get_size("quota_warn"), cfg.get_size("quota_soft"),
@@ -128,6 +129,8 @@ class StoreServer:
             await self.run(prepare_spool, spool_dir, worker_channel() is None)
             self.storage = await self.run(open_storage, cfg)
             users = await self.run(load_user_backend, cfg, self.storage)
+            # Folder ACLs may name a directory's groups (LDAP/AD, system groups).
+            self.storage.directory_groups = getattr(users, "groups_of_login", None)
             public_store_id = await self.run(self.storage.public_store_id)
             self.notifier = make_notifier(cfg, reactor)
             await self.notifier.start()

@@ -39,9 +39,9 @@ LOGON_OPS = frozenset({"logon", "logonDelivery"})
 # when a kept-alive connection turns out to have been closed by the server.
 IDEMPOTENT_OPS = frozenset({
     "logon", "logoff", "whoami", "listFolders", "queryRows", "getItem", "getChanges",
-    "waitForChanges", "openStream", "setFlags", "deleteItems", "grantFolder", "getChangedItems",
+    "waitForChanges", "openStream", "setFlags", "deleteItems", "setAcl", "deleteAcl", "getChangedItems",
     "getItemsByName", "logonDelivery", "resolveRecipient", "listDeliveryFolders", "getActiveSieveScript",
-    "listSieveScripts", "getSieveScript",
+    "listSieveScripts", "getSieveScript", "getAcl", "myRights", "listRights",
 })
 
 

@@ -61,7 +61,7 @@ class CalDAVEnv:
                                  timeout=scaled(REQUEST_TIMEOUT), **kwargs)
 
     def grant(self, owner: str, password: str, folder: str, grantee: str, rights: str) -> None:
-        """`owner` shares `folder` with `grantee` through the adapter, as a sharing dialog would."""
+        """`owner` shares `folder` with `grantee` (RFC 4314 letters) through the adapter, as a sharing dialog would."""
         subprocess.run([sys.executable, "-c", GRANT, self.server.socket_path, owner, password, folder, grantee, rights],
                        cwd=ROOT, check=True, timeout=60)
 
@@ -131,7 +131,7 @@ async def main(reactor, socket_path, user, password, folder_name, grantee, right
     session = await adapter.logon(user, password)
     for folder in await session.store().folders():
         if folder.name == folder_name:
-            await folder.grant(grantee, rights)
+            await folder.set_acl(grantee, rights)
     await session.logoff()
     adapter.close()
 

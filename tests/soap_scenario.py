@@ -22,7 +22,7 @@ EVENT = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r
          "UID:standup-{tag}@example.org\r\nDTSTAMP:20260301T090000Z\r\nDTSTART:20260302T090000Z\r\n"
          "DTEND:20260302T091500Z\r\nSUMMARY:Stand-up\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
 ALL_OPS = {"logon", "logoff", "whoami", "listFolders", "createFolder", "updateFolder", "deleteFolder",
-           "emptyFolder", "grantFolder", "queryRows", "getItem", "createMessage", "createMessages",
+           "emptyFolder", "setAcl", "getAcl", "deleteAcl", "myRights", "listRights", "queryRows", "getItem", "createMessage", "createMessages",
            "saveCalendarItem",
            "setFlags", "copyItems", "moveItems", "deleteItems", "getChanges", "waitForChanges",
            "openStream", "listSubscriptions", "subscribe", "unsubscribe"}
@@ -61,7 +61,7 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
 
     projects = alice.call("createFolder", ("name", f"Projects {tag}")).find(codec.gw("folder"))
     projects_id = int(codec.field(projects, "id"))
-    assert codec.field(projects, "rights") == "owner"
+    assert codec.field(projects, "rights") == "lrswipkxtea"
     child = alice.call("createFolder", ("parentId", projects_id), ("name", "Child"))
     child_id = int(codec.field(child.find(codec.gw("folder")), "id"))
     moved = alice.call("updateFolder", ("folderId", child_id), ("name", f"Top {tag}"),
@@ -185,13 +185,23 @@ def exercise_every_operation(server: StoreProcess, transport: str, tag: str) -> 
     bob.logon("bob", USERS["bob"])
     with pytest.raises(NotFound):
         bob.call("queryRows", ("folderId", projects_id), ("columns", "uid"))
-    alice.call("grantFolder", ("folderId", projects_id), ("grantee", "bob"), ("rights", "read"))
+    alice.call("setAcl", ("folderId", projects_id), ("identifier", "bob"), ("rights", "lrs"))
     shared = folder_ids(bob.call("listFolders", ("storeId", store_id)))
     assert f"Projects {tag}" in shared and "Inbox" not in shared
     assert codec.field(bob.call("queryRows", ("folderId", projects_id), ("columns", "uid")), "total") == "3"
     with pytest.raises(Forbidden):
         bob.call("createMessage", ("folderId", projects_id), ("source", MESSAGE))
-    alice.call("grantFolder", ("folderId", projects_id), ("grantee", "bob"), ("rights", "none"))
+    def acl(c) -> dict[str, str]:
+        return {codec.field(e, "identifier"): codec.field(e, "rights") or ""
+                for e in c.call("getAcl", ("folderId", projects_id)).iterchildren(codec.gw("entry"))}
+    assert acl(alice) == {"alice": "lrswipkxtea", "bob": "lrs"}
+    assert acl(bob) == {"bob": "lrs"}  # without the right a, only one's own
+    assert codec.field(bob.call("myRights", ("folderId", projects_id)), "rights") == "lrs"
+    listed = alice.call("listRights", ("folderId", projects_id), ("identifier", "bob"))
+    assert not codec.field(listed, "required") and "a" in [codec.text(e) for e in listed.iterchildren(codec.gw("optional"))]
+    with pytest.raises(Forbidden):
+        bob.call("setAcl", ("folderId", projects_id), ("identifier", "bob"), ("rights", "+i"))
+    alice.call("deleteAcl", ("folderId", projects_id), ("identifier", "bob"))
     with pytest.raises(NotFound):
         bob.call("getChanges", ("folderId", projects_id), ("sinceModseq", 0))
 

@@ -106,7 +106,7 @@ def test_granted_calendars_appear_in_the_home_with_their_rights(env):
     bob.auth = ("bob", "bob-secret")
     bob.request("MKCALENDAR", env.url("/caldav/bob/Team/"))
     assert bob.put(env.url("/caldav/bob/Team/t1.ics"), data=event("team-1"), timeout=10).status_code in (201, 204)
-    env.grant("bob", "bob-secret", "Team", "demo", "read")
+    env.grant("bob", "bob-secret", "Team", "demo", "lrs")
     r = propfind(env, "/caldav/demo/", "<d:displayname/><d:resourcetype/>", depth="1")
     shared = [h for h in hrefs(r) if h.startswith("/caldav/demo/Team~")]
     assert len(shared) == 1, hrefs(r)
@@ -114,7 +114,7 @@ def test_granted_calendars_appear_in_the_home_with_their_rights(env):
     assert "UID:team-1" in env.request("GET", cal + "t1.ics").text
     assert env.request("PUT", cal + "mine.ics", event("demo-in-team")).status_code == 403
     assert env.request("DELETE", cal + "t1.ics").status_code == 403
-    env.grant("bob", "bob-secret", "Team", "demo", "write")
+    env.grant("bob", "bob-secret", "Team", "demo", "lrswipkxte")
     assert env.request("PUT", cal + "mine.ics", event("demo-in-team")).status_code == 201
     assert "UID:demo-in-team" in bob.get(env.url("/caldav/bob/Team/mine.ics"), timeout=10).text
     # bob's other calendars stay invisible to demo.

@@ -130,7 +130,7 @@ def test_a_read_only_share_cannot_be_replaced(env):
 
     bob = ("bob", "bob-secret")
     requests.request("MKCALENDAR", env.url("/caldav/bob/ReadOnlyImport/"), auth=bob, timeout=10)
-    env.grant("bob", "bob-secret", "ReadOnlyImport", "demo", "read")
+    env.grant("bob", "bob-secret", "ReadOnlyImport", "demo", "lrs")
     home = xml(propfind(env, "/caldav/demo/", "<d:displayname/>", depth="1"))
     shared = next(h.text for h in home.iter(DAV + "href") if h.text.startswith("/caldav/demo/ReadOnlyImport~"))
     segment = shared.rstrip("/").rsplit("/", 1)[1]

@@ -86,7 +86,7 @@ def test_the_owner_publishes_and_unpublishes_through_the_gateway(env):
 def test_only_the_owner_may_publish_even_with_a_write_share(env):
     bob = ("bob", "bob-secret")
     requests.request("MKCALENDAR", env.url("/caldav/bob/Shared-pub/"), auth=bob, timeout=10)
-    env.grant("bob", "bob-secret", "Shared-pub", "demo", "write")
+    env.grant("bob", "bob-secret", "Shared-pub", "demo", "lrswipkxte")
     home = xml(propfind(env, "/caldav/demo/", "<d:displayname/>", depth="1"))
     shared = next(h.text for h in home.iter("{DAV:}href") if h.text.startswith("/caldav/demo/Shared-pub~"))
     assert env.request("PUT", shared + "w.ics", event("writable")).status_code == 201

@@ -95,8 +95,8 @@ def test_rights_letters():
     from gateways.caldav import context
     r = rights.Rights.__new__(rights.Rights)
     ctx = context.RequestContext(None, None, "demo")
-    ctx.folders = {"Calendar": SimpleNamespace(rights="owner"), "Team~7": SimpleNamespace(rights="read"),
-                   "Desk~8": SimpleNamespace(rights="write")}
+    ctx.folders = {"Calendar": SimpleNamespace(rights="lrswipkxtea"), "Team~7": SimpleNamespace(rights="lrs"),
+                   "Desk~8": SimpleNamespace(rights="lrswipkxte")}
     context.bind(ctx)
     try:
         assert r.authorization("demo", set(), "/demo/Team~7/") == "r"

@@ -94,11 +94,11 @@ def test_three_writers_lose_nothing_and_modseqs_stay_unique(reactor_thread, logo
 
     async def scenario():
         folder_a = await fresh_folder(alice1, "Busy")
-        await folder_a.grant("bob", "write")
+        await folder_a.set_acl("bob", "lrswipkxte")
         folder_b = await alice2.store().folder(folder_a.id)
         # Bob reaches it through Alice's store, where only what was granted is listed.
         folder_c = await Store(bob, alice1.store_id).folder(folder_a.id)
-        assert folder_c.rights == "write"
+        assert folder_c.rights == "lrswipkxte"
 
         seed_sem = defer.DeferredSemaphore(8)
         seeded = await defer.gatherResults([defer.Deferred.fromCoroutine(

@@ -40,7 +40,7 @@ def test_adapter_keeps_properties_and_only_the_owner_changes_them(reactor_thread
         assert listed.properties == {ORDER: "2", "{urn:x}ctl": "a\x01b"}
         await listed.rename(display_name="Renamed")
         assert listed.properties[ORDER] == "2"
-        await cal.grant("bob", "write")
+        await cal.set_acl("bob", "lrswipkxte")
         shared = next(f for f in await bob.shared_folders() if f.id == cal.id)
         assert shared.properties[ORDER] == "2"
         with pytest.raises(Forbidden):
@@ -61,7 +61,7 @@ def test_only_the_owner_publishes_and_sees_the_secret(reactor_thread, adapter):
         listed = next(f for f in await alice.store().folders() if f.id == cal.id)
         assert listed.publish_token == token
         assert (await adapter.read_published_calendar(token))["items"] == []
-        await cal.grant("bob", "write")
+        await cal.set_acl("bob", "lrswipkxte")
         shared = next(f for f in await bob.shared_folders() if f.id == cal.id)
         assert shared.publish_token is None
         with pytest.raises(Forbidden):

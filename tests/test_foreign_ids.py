@@ -116,7 +116,7 @@ def test_soap_operations_on_foreign_ids(server, anna):
         ("updateFolder", ("folderId", own_inbox), ("parentId", private)),
         ("setFolderProperties", ("folderId", calendar), ("property", [prop])),
         ("publishCalendar", ("folderId", calendar), ("publish", True)),
-        ("grantFolder", ("folderId", private), ("grantee", B), ("rights", "owner")),
+        ("setAcl", ("folderId", private), ("identifier", B), ("rights", "lrswipkxtea")),
         ("emptyFolder", ("folderId", private)),
         ("deleteFolder", ("folderId", private)),
     ]

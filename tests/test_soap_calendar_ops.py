@@ -57,7 +57,7 @@ def test_calendar_operations_match_the_contract(server):
     assert codec.field(listed, "publishToken") == token
     assert len(list(listed.iterchildren(codec.gw("property")))) == 2
 
-    alice.call("grantFolder", ("folderId", fid), ("grantee", "bob"), ("rights", "write"))
+    alice.call("setAcl", ("folderId", fid), ("identifier", "bob"), ("rights", "lrswipkxte"))
     with pytest.raises(Forbidden):
         bob.call("publishCalendar", ("folderId", fid), ("publish", False))
     with pytest.raises(Forbidden):

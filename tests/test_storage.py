@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event, insert, text
 
 from server.storage import KEEP, Storage
+from server.storage.acl import Grantee
 from server.storage.engine import database_url
 from server.storage.schema import items
 from waiting import scaled
@@ -488,7 +489,7 @@ def test_save_calendar_item(st, user):
     assert ch["changed"]["uid"] == [1, 2]
 
 
-# -- permissions --------------------------------------------------------------
+# -- permissions (more in test_acl.py) -----------------------------------------
 
 def test_permissions(st, user):
     other = st.create_user("o" + secrets.token_hex(4), "h")
@@ -496,36 +497,37 @@ def test_permissions(st, user):
     cal = folder_by_name(st, sid, "Calendar")["id"]
     sub = st.create_folder(sid, cal, "Team", "calendar")["id"]
     inbox = folder_by_name(st, sid, "Inbox")["id"]
-    assert st.folder_rights(user["id"], inbox) == "owner"
-    assert st.folder_rights(other["id"], cal) is None
-    st.grant(cal, other["id"], "read")
-    assert st.folder_rights(other["id"], cal) == "read"
-    assert st.folder_rights(other["id"], sub) == "read"  # inherited
-    st.grant(sub, other["id"], "write")
-    assert st.folder_rights(other["id"], sub) == "write"  # nearest grant wins
-    st.grant(cal, other["id"], "owner")
-    assert st.folder_rights(other["id"], cal) == "owner"
+    them = Grantee(user_id=other["id"])
+    assert st.folder_rights(user["id"], inbox) == "lrswipkxtea"
+    assert st.folder_rights(other["id"], cal) == ""
+    st.set_acl(cal, them, "lrs")
+    assert st.folder_rights(other["id"], cal) == "lrs"
+    assert st.folder_rights(other["id"], sub) == "lrs"  # inherited
+    st.set_acl(sub, them, "lrswi")
+    assert st.folder_rights(other["id"], sub) == "lrswi"  # nearest entry wins
+    st.set_acl(cal, them, "lrswipkxtea")
+    assert st.folder_rights(other["id"], cal) == "lrswipkxtea"
     shared = {f["id"]: f["rights"] for f in st.shared_folders(other["id"])}
-    assert shared == {cal: "owner", sub: "write"}
+    assert shared == {cal: "lrswipkxtea", sub: "lrswi"}
     assert st.shared_folders(user["id"]) == []
-    st.revoke(cal, other["id"])
-    assert st.folder_rights(other["id"], cal) is None
-    assert st.folder_rights(other["id"], sub) == "write"
+    assert st.delete_acl(cal, them)
+    assert st.folder_rights(other["id"], cal) == ""
+    assert st.folder_rights(other["id"], sub) == "lrswi"
     with pytest.raises(BadRequest):
-        st.grant(cal, other["id"], "admin")
+        st.set_acl(cal, them, "lrz")
     with pytest.raises(NotFound):
-        st.grant(cal, 10**9, "read")
+        st.set_acl(cal, Grantee(user_id=10**9), "lrs")
     with pytest.raises(NotFound):
         st.folder_rights(other["id"], 10**9)
     st.delete_user(other["name"])
-    assert st.folder_rights(user["id"], sub) == "owner"
+    assert st.folder_rights(user["id"], sub) == "lrswipkxtea"
 
 
 def test_public_store_folders(st, user):
     pub = st.public_store_id()
     f = st.create_folder(pub, None, "Company " + secrets.token_hex(2), "calendar")
-    assert st.folder_rights(user["id"], f["id"]) is None
-    st.grant(f["id"], user["id"], "read")
+    assert st.folder_rights(user["id"], f["id"]) == ""
+    st.set_acl(f["id"], Grantee(user_id=user["id"]), "lrs")
     assert [x["id"] for x in st.shared_folders(user["id"])] == [f["id"]]
     st.delete_folder(f["id"])
 

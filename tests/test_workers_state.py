@@ -255,12 +255,12 @@ def test_rights_follow_a_folder_deleted_or_a_grant_taken_back_elsewhere(pair):
     alice, bob = hopping(pair, protocol="imap"), hopping(pair, "bob", "imap")
     folder = alice.call("createFolder", ("name", "Shared across")).find(codec.gw("folder"))
     fid = int(codec.field(folder, "id"))
-    alice.call("grantFolder", ("folderId", fid), ("grantee", "bob"), ("rights", "read"))
+    alice.call("setAcl", ("folderId", fid), ("identifier", "bob"), ("rights", "lrs"))
     for _ in range(2):  # both processes have answered bob (and alice) for it
         assert codec.field(bob.call("queryRows", ("folderId", fid), ("columns", "uid")), "total") == "0"
         alice.call("queryRows", ("folderId", fid), ("columns", "uid"))
     alice.goes_to(0)
-    alice.call("grantFolder", ("folderId", fid), ("grantee", "bob"), ("rights", "none"))
+    alice.call("deleteAcl", ("folderId", fid), ("identifier", "bob"))
     for _ in range(2):
         with pytest.raises(NotFound):
             bob.call("queryRows", ("folderId", fid), ("columns", "uid"))

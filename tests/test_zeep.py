@@ -39,7 +39,7 @@ def test_zeep_round_trip(server):
 
     folders = client.service.listFolders(sessionId=sid)
     inbox = next(f for f in folders if f.role == "inbox")
-    assert text(inbox.name) == "Inbox" and inbox.rights == "owner"
+    assert text(inbox.name) == "Inbox" and inbox.rights == "lrswipkxtea"
 
     created = client.service.createMessage(sessionId=sid, folderId=inbox.id, source=MESSAGE,
                                            flags="\\Seen", internalDate=1700000000)

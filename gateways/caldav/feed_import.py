@@ -19,6 +19,7 @@ from twisted.internet import defer
 
 from gateways.caldav.feed import PRODID
 from gateways.caldav.storage import CALENDAR_CLASSES, HOMES, segment_names
+from shared import rights as R
 from shared.errors import PRECONDITION_FAILED, BadRequest, Conflict, Forbidden, TooLarge
 
 OBJECT_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL")
@@ -284,7 +285,7 @@ async def import_calendar(session: Any, segment: str, body: bytes, in_thread: Ca
     if created:
         folder = await session.store().create_folder(segment, None, folder_kind(feed))
         HOMES.forget(session)
-    elif folder.rights == "read":
+    elif not R.has(folder.rights, R.INSERT + R.DELETE + R.EXPUNGE):
         raise Forbidden("the calendar is shared read-only")
     _, rows = await folder.messages(["uid", "name", "icalUid", "size", "source"], None, [("uid", False)])
     existing = []
@@ -303,7 +304,7 @@ async def import_calendar(session: Any, segment: str, body: bytes, in_thread: Ca
         restyle["display_name"] = feed.display_name
     if feed.description and feed.description != folder.description:
         restyle["description"] = feed.description
-    if restyle and folder.rights in (None, "owner"):
+    if restyle and R.has(folder.rights, R.DELETE_FOLDER):
         await folder.rename(**restyle)
         HOMES.forget(session)
     return ImportResult(created, _etag(folder), plan)

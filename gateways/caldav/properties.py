@@ -13,6 +13,7 @@ from typing import Any
 
 from gateways.caldav import context
 from gateways.caldav.date_limits import MAX_PROPERTY, MIN_PROPERTY
+from shared import rights as R
 
 CS = "http://calendarserver.org/ns/"
 PUBLISH_URL = "CS:publish-url"
@@ -40,7 +41,7 @@ def collection_meta(ctx: context.RequestContext, folder: Any) -> dict[str, str]:
     meta = dict(getattr(folder, "properties", None) or {})
     meta.update(ctx.date_limits.properties())
     token = getattr(folder, "publish_token", None)
-    if token and folder.rights in (None, "owner"):
+    if token and R.has(folder.rights, R.ADMIN):
         meta[PUBLISH_URL] = publish_url(getattr(ctx, "base_url", ""), token)
     return meta
 

@@ -1,5 +1,6 @@
 """Radicale rights plugin: a user reads and writes the calendars in their own home, and
-the calendars others granted them as far as the grant goes.
+the calendars others granted them as far as the grant goes: reading with the right r,
+writing with r and i (shared/rights.py).
 
 The store checks folder permissions again on every call, so this plugin only
 keeps Radicale from offering what the store would refuse.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from gateways.caldav import context
 from gateways.caldav.radicale_glue import BaseRights
 from gateways.caldav.storage import calendars_of
+from shared import rights as R
 
 
 class Rights(BaseRights):
@@ -30,6 +32,6 @@ class Rights(BaseRights):
         if parts[1] == "schedule-outbox":
             return "r"  # only POSTed to (gateways/caldav/scheduling/outbox.py)
         folder = calendars_of(context.current()).get(parts[1])
-        if folder is None or folder.rights in (None, "owner", "write"):
+        if folder is None or R.has(folder.rights, R.READ + R.INSERT):
             return "rw"  # absent ones are created or answered 404 by the storage
-        return "r" if folder.rights == "read" else ""
+        return "r" if R.has(folder.rights, R.READ) else ""

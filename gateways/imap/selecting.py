@@ -13,6 +13,7 @@ from gateways.imap.qresync import resynchronize
 from gateways.imap.selected import SelectedMailbox
 from gateways.imap.tree import MailboxTree
 from shared.flags import DELETED
+from shared import rights as R
 from shared.mailboxnames import DELIMITER
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -49,7 +50,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
     folder = mailbox.folder
-    readonly = readonly or folder.rights == "read"
+    readonly = readonly or R.read_only(folder.rights)
     box = await SelectedMailbox.open(folder, readonly, conn.enabled, conn.factory.watches,
                                      conn.factory.indexes)
     if conn.closed:

@@ -18,6 +18,7 @@ from server.icalcolumns import calendar_columns, component_of, etag_for
 from server.icalsimple import simple_columns
 from server.occurrences import occurrence_index
 from server.vcardcolumns import contact_columns
+from shared import rights as R
 from server.soap.context import Call, require, response
 from server.storage.calendar_batch import CalendarSave
 from server.storage.calendar_imports import ImportGone
@@ -130,7 +131,7 @@ async def save_calendar_items(call: Call) -> etree._Element:
         """Before any work: no right, an import that is gone, or staging past the bound is
         refused at once, and leaves the import as it is."""
         st = call.storage
-        require(st, user_id, folder_id, "write")
+        require(st, user_id, folder_id, R.INSERT)
         if import_id is not None and not st.calendar_import_exists(import_id, user_id, folder_id):
             raise ImportGone()
         if stage and st.staged_calendar_objects(user_id) + count > max_staged:

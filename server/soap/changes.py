@@ -6,6 +6,7 @@ from typing import Any
 from lxml import etree
 from twisted.internet.defer import CancelledError
 
+from shared import rights as R
 from server.soap.context import Call, require, response
 from shared.uidset import format_uidset
 from server.soap.tables import Columns, read_consistently
@@ -22,7 +23,7 @@ async def get_changes(call: Call) -> bytes:
     since = required_int(call.body, "sinceModseq")
 
     def work() -> bytes:
-        require(call.storage, session.user_id, folder_id, "read")
+        require(call.storage, session.user_id, folder_id, R.READ)
         result = call.storage.get_changes(folder_id, since)
         changed = result["changed"]
         return _change_answer("getChanges", result, changed, len(changed.get("uid", ())))
@@ -40,7 +41,7 @@ async def get_changed_items(call: Call) -> bytes:
 
     def work() -> bytes:
         st = call.storage
-        require(st, session.user_id, folder_id, "read")
+        require(st, session.user_id, folder_id, R.READ)
 
         def read() -> tuple[dict[str, Any], dict]:
             result = st.changed_items(folder_id, since, columns.stored)
@@ -104,7 +105,7 @@ async def wait_for_changes(call: Call) -> etree._Element:
 
     def current() -> dict[int, int]:
         for folder_id in watches:
-            require(call.storage, session.user_id, folder_id, "read")
+            require(call.storage, session.user_id, folder_id, R.READ)
         return call.storage.highest_modseqs(list(watches))
 
     try:

@@ -21,12 +21,10 @@ from server.users import UserBackend
 from shared.authguard import LOCAL
 from shared.budget import UNLIMITED, BudgetRegistry, WorkBudget, run_under
 from shared.codec import add, element, field
+from shared import rights as R
 from shared.errors import Forbidden, NotFound
 
 T = TypeVar("T")
-
-RIGHTS_RANK = {"read": 1, "write": 2, "owner": 3}
-
 
 @dataclass
 class Limits:
@@ -136,16 +134,18 @@ class Call:
 
 
 def require(storage: Any, user_id: int, folder_id: int, need: str) -> str:
-    """The caller's rights on a folder, or the error for too little.
+    """The caller's rights on a folder (RFC 4314 letters, shared/rights.py), or the error
+    for lacking any letter of `need`.
 
     No rights at all reads as "not found", so folder ids of other users'
     stores cannot be probed.
     """
     have = storage.folder_rights(user_id, folder_id)
-    if have is None:
+    if not have:
         raise NotFound(f"folder {folder_id} not found")
-    if RIGHTS_RANK[have] < RIGHTS_RANK[need]:
-        raise Forbidden(f"{need} access to folder {folder_id} is not granted")
+    if not R.has(have, need):
+        missing = "".join(ch for ch in need if ch not in have)
+        raise Forbidden(f"the right {missing!r} on folder {folder_id} is not granted")
     return have
 
 
@@ -174,8 +174,8 @@ def folder_xml(folder: dict[str, Any], rights: str,
         if folder.get(key) is not None:
             add(el, name, folder[key])
     add(el, "rights", rights)
-    # The secret of a published calendar is the owner's to see.
-    if rights == "owner" and folder.get("publish_token"):
+    # The secret of a published calendar is for those who administer the calendar.
+    if R.ADMIN in rights and folder.get("publish_token"):
         add(el, "publishToken", folder["publish_token"])
     for name, value in sorted((properties or {}).items()):
         add(el, "property", value).set("name", name)

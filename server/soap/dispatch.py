@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 
-from server.soap import (calendar, changes, contacts, delivery, folders, items, publishing, quota, scheduling, session,
-                         sieve, streams, subscriptions, tables)
+from server.soap import (acl, calendar, changes, contacts, delivery, folders, items, publishing, quota, scheduling,
+                         session, sieve, streams, subscriptions, tables)
 from server.soap.context import Call, Services
 from server.soap.faults import as_groupware_error
 from shared.codec import body_of, envelope, fault, field, operation_of
@@ -34,7 +34,11 @@ OPERATIONS: dict[str, Handler] = {
     "updateFolder": folders.update_folder,
     "deleteFolder": folders.delete_folder,
     "emptyFolder": folders.empty_folder,
-    "grantFolder": folders.grant_folder,
+    "getAcl": acl.get_acl,
+    "setAcl": acl.set_acl,
+    "deleteAcl": acl.delete_acl,
+    "myRights": acl.my_rights,
+    "listRights": acl.list_rights,
     "setFolderProperties": folders.set_folder_properties,
     "queryRows": tables.query_rows,
     "getItem": tables.get_item,

@@ -1,5 +1,5 @@
-"""listFolders, createFolder, updateFolder, deleteFolder, emptyFolder, grantFolder,
-setFolderProperties."""
+"""listFolders, createFolder, updateFolder, deleteFolder, emptyFolder, setFolderProperties.
+(Folder ACLs: acl.py.)"""
 from __future__ import annotations
 
 from typing import Any
@@ -7,10 +7,10 @@ from typing import Any
 from lxml import etree
 
 from server.soap.context import Call, folder_xml, require, response
+from shared import rights as R
 from shared.codec import add, bool_field, field, gw, int_field, required, required_int, text
 from shared.errors import BadRequest, Forbidden, NotFound
 
-GRANTABLE = frozenset({"none", "read", "write", "owner"})
 PROPERTY_CLASSES = frozenset({"calendar", "tasks", "journal"})
 
 
@@ -32,14 +32,10 @@ async def list_folders(call: Call) -> etree._Element:
             return [(f, f["rights"]) for f in st.shared_folders(session.user_id, counts)]
         folders = st.list_folders(store_id, counts)
         if store_id == session.store_id:
-            return [(f, "owner") for f in folders]
-        # Someone else's (or the public) store: only what was granted shows.
-        visible = []
-        for folder in folders:
-            rights = st.folder_rights(session.user_id, folder["id"])
-            if rights is not None:
-                visible.append((folder, rights))
-        return visible
+            return [(f, R.ALL) for f in folders]
+        # Someone else's (or the public) store: only what the caller may look up shows.
+        rights = st.rights_in_store(session.user_id, store_id)
+        return [(f, rights[f["id"]]) for f in folders if R.LOOKUP in rights.get(f["id"], "")]
 
     def with_properties() -> list[tuple[dict, str, dict[str, str] | None]]:
         listed = work()
@@ -67,7 +63,7 @@ async def set_folder_properties(call: Call) -> etree._Element:
 
     def work() -> tuple[dict, str, dict[str, str]]:
         st = call.storage
-        rights = require(st, session.user_id, folder_id, "owner")
+        rights = require(st, session.user_id, folder_id, R.ADMIN)
         st.set_folder_properties(folder_id, props)
         return st.get_folder(folder_id), rights, st.folder_properties([folder_id]).get(folder_id, {})
 
@@ -90,7 +86,7 @@ async def create_folder(call: Call) -> etree._Element:
         st = call.storage
         target_store = store_id
         if parent_id is not None:
-            require(st, session.user_id, parent_id, "write")
+            require(st, session.user_id, parent_id, R.CREATE)
             parent_store = st.get_folder(parent_id)["store_id"]
             if target_store is not None and target_store != parent_store:
                 raise BadRequest("parent folder is in another store")
@@ -99,7 +95,7 @@ async def create_folder(call: Call) -> etree._Element:
             target_store = session.store_id if target_store is None else target_store
             _require_store_owner(st, session.user_id, target_store)
         folder = st.create_folder(target_store, parent_id, name, container_class, role)
-        return folder, st.folder_rights(session.user_id, folder["id"]) or "owner"
+        return folder, st.folder_rights(session.user_id, folder["id"])
 
     folder, rights = await call.run(work)
     out = response("createFolder")
@@ -127,14 +123,14 @@ async def update_folder(call: Call) -> etree._Element:
 
     def work() -> tuple[dict, str, dict[str, str] | None]:
         st = call.storage
-        rights = require(st, session.user_id, folder_id, "owner")
+        rights = require(st, session.user_id, folder_id, R.DELETE_FOLDER)
         if moving:
             store_id = st.get_folder(folder_id)["store_id"]
             new_parent = changes["parent_id"]
             if new_parent is None:
                 _require_store_owner(st, session.user_id, store_id)
             else:
-                require(st, session.user_id, new_parent, "write")
+                require(st, session.user_id, new_parent, R.CREATE)
                 if st.get_folder(new_parent)["store_id"] != store_id:
                     raise BadRequest("folders cannot move between stores")
         return st.update_folder(folder_id, **changes), rights, st.folder_properties([folder_id]).get(folder_id)
@@ -150,7 +146,7 @@ async def delete_folder(call: Call) -> etree._Element:
     folder_id = required_int(call.body, "folderId")
 
     def work() -> None:
-        require(call.storage, session.user_id, folder_id, "owner")
+        require(call.storage, session.user_id, folder_id, R.DELETE_FOLDER)
         call.storage.delete_folder(folder_id)
 
     await call.run(work)
@@ -162,7 +158,7 @@ async def empty_folder(call: Call) -> etree._Element:
     folder_id = required_int(call.body, "folderId")
 
     def work() -> int:
-        require(call.storage, session.user_id, folder_id, "write")
+        require(call.storage, session.user_id, folder_id, R.DELETE + R.EXPUNGE)
         return call.storage.empty_folder(folder_id)
 
     modseq = await call.run(work)
@@ -170,27 +166,3 @@ async def empty_folder(call: Call) -> etree._Element:
     out = response("emptyFolder")
     add(out, "highestModseq", modseq)
     return out
-
-
-async def grant_folder(call: Call) -> etree._Element:
-    session = call.session()
-    body = call.body
-    folder_id = required_int(body, "folderId")
-    grantee = required(body, "grantee")
-    rights = required(body, "rights")
-    if rights not in GRANTABLE:
-        raise BadRequest(f"rights must be one of {', '.join(sorted(GRANTABLE))}")
-
-    def work() -> None:
-        st = call.storage
-        require(st, session.user_id, folder_id, "owner")
-        user = call.services.users.lookup(grantee)
-        if user is None:
-            raise NotFound(f"no user {grantee!r}")
-        if rights == "none":
-            st.revoke(folder_id, user["id"])
-        else:
-            st.grant(folder_id, user["id"], rights)
-
-    await call.run(work)
-    return response("grantFolder")

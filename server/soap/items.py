@@ -20,14 +20,23 @@ from server.occurrences import occurrence_index
 from server.mime import message_columns
 from server.mime.preview import preview
 from server.storage import NewMessage
+from shared import rights as R
 from server.soap.context import Call, require, response
 from shared.uidset import format_uidset
 from shared.codec import add, bool_field, bytes_field, element, field, gw, int_field, required, \
     required_int, table_to_xml
 from shared.errors import BadRequest, TooLarge
-from shared.flags import split_flags
+from shared.flags import flag_names, split_flags
 
 FLAG_MODES = frozenset({"add", "remove", "replace"})
+
+
+def flag_rights(mode: str, flags: int, keywords: list[str]) -> str:
+    """The letters a flag change needs (RFC 4314 §4): s for \\Seen, t for \\Deleted, w for the
+    others; replacing may clear any flag, so it needs all three."""
+    if mode == "replace":
+        return R.SEEN + R.WRITE + R.DELETE
+    return R.for_flags(flag_names(flags, keywords))
 
 
 def parse_flags(text: str | None) -> tuple[int, list[str]]:
@@ -161,7 +170,7 @@ async def _create(call: Call, folder_id: int, elements: list[etree._Element]) ->
         st = call.storage
         stored: list[NewMessage] = []
         try:
-            require(st, session.user_id, folder_id, "write")
+            require(st, session.user_id, folder_id, R.INSERT)
             for m in incoming:
                 stored.append(store_blob(st, m, max_size))
             return st.create_messages(folder_id, stored), [n.size for n in stored]
@@ -248,7 +257,7 @@ async def save_text_item(call: Call, op: str, text_field: str, what: str,
 
     def work() -> dict[str, Any]:
         st = call.storage
-        require(st, session.user_id, folder_id, "write")
+        require(st, session.user_id, folder_id, R.INSERT)
         if len(source.encode("utf-8", "surrogateescape")) > max_size:
             raise TooLarge(f"{what} exceeds {max_size} bytes")
         return store_text_object(st, folder_id, name, source, columns_of(source), max_size, what,
@@ -287,7 +296,7 @@ async def set_flags(call: Call) -> etree._Element:
     unchanged_since = int_field(body, "unchangedSince")
 
     def work() -> dict[str, Any]:
-        require(call.storage, session.user_id, folder_id, "write")
+        require(call.storage, session.user_id, folder_id, flag_rights(mode, flags, keywords))
         return call.storage.set_flags(folder_id, uids, mode, flags, keywords, unchanged_since)
 
     result = await call.run(work)
@@ -310,8 +319,8 @@ async def _transfer(call: Call, op: str) -> etree._Element:
 
     def work() -> tuple[dict[str, Any], int]:
         st = call.storage
-        require(st, session.user_id, folder_id, "write" if moving else "read")
-        require(st, session.user_id, target_id, "write")
+        require(st, session.user_id, folder_id, R.READ + R.MOVE_OUT if moving else R.READ)
+        require(st, session.user_id, target_id, R.INSERT)
         if moving:
             result = st.move_items(folder_id, uids, target_id)
         else:
@@ -345,7 +354,7 @@ async def delete_items(call: Call) -> etree._Element:
     uids = required(call.body, "uids")
 
     def work() -> dict[str, Any]:
-        require(call.storage, session.user_id, folder_id, "write")
+        require(call.storage, session.user_id, folder_id, R.DELETE + R.EXPUNGE)
         return call.storage.delete_items(folder_id, uids)
 
     result = await call.run(work)

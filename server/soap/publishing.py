@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from shared import rights as R
 from server.soap.context import Call, folder_xml, require, response
 from server.soap.tables import _with_sources, read_consistently
 from shared.codec import add, bool_field, envelope, required, required_int, table_to_xml
@@ -34,7 +35,7 @@ async def read_published_calendar(call: Call) -> bytes:
             return _with_sources(st, table, PUBLISHED_COLUMNS, inline_limit)
         table = read_consistently(read)
         out = response("readPublishedCalendar")
-        out.append(folder_xml(folder, "read"))
+        out.append(folder_xml(folder, R.READ_ONLY))
         out.append(table_to_xml(table, len(table["uid"])))
         return envelope(out)
 
@@ -49,7 +50,7 @@ async def publish_calendar(call: Call) -> etree._Element:
 
     def work() -> str | None:
         st = call.storage
-        require(st, session.user_id, folder_id, "owner")
+        require(st, session.user_id, folder_id, R.ADMIN)
         if st.get_folder(folder_id)["container_class"] not in CALENDAR_CLASSES:
             raise BadRequest("only calendars and task lists are published")
         if publish:

@@ -13,6 +13,7 @@ from typing import Any
 from lxml import etree
 
 from server.sessions import Stream
+from shared import rights as R
 from server.soap.context import Call, Services, require, response
 from server.soap.session import adopt
 from shared.authguard import LOCAL
@@ -40,7 +41,7 @@ async def open_stream(call: Call) -> etree._Element:
     local = bool_field(call.body, "localPaths") and call.peer == LOCAL
 
     def work() -> tuple[list[tuple[int, str, int]], list[str]]:
-        require(call.storage, session.user_id, folder_id, "read")
+        require(call.storage, session.user_id, folder_id, R.READ)
         if uidset is None:
             uid = required_int(call.body, "uid")
             item = call.storage.get_item(folder_id, uid, ["size"])
@@ -114,7 +115,7 @@ async def lookup_stream(services: Services, token: str, session_id: str | None) 
         raise NotFound("unknown stream") from None
 
     def work() -> list[tuple[int, str, int]]:
-        require(services.storage, user_id, folder, "read")
+        require(services.storage, user_id, folder, R.READ)
         return services.storage.item_blobs(folder, uidset, MAX_ITEMS_PER_STREAM)
 
     found = await services.run(work)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import closing
 from typing import Any, TypeVar
 
+from shared import rights as R
 from server.soap.context import Call, require, response
 from shared.codec import add, envelope, field, gw, int_field, required, required_int, \
     restriction_from_xml, sort_from_xml, table_to_xml
@@ -125,7 +126,7 @@ async def _answer_table(call: Call, session: Any, op: str, folder_id: int,
     answer, all in the thread pool: a large table never touches the reactor thread."""
     def work() -> bytes:
         st = call.storage
-        require(st, session.user_id, folder_id, "read")
+        require(st, session.user_id, folder_id, R.READ)
         table, fields = read_consistently(lambda: read(st))
         out = response(op)
         for name, value in fields:

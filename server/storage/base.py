@@ -44,6 +44,8 @@ class StorageBase:
         # folder id -> (store id, owner user id). A folder never changes store,
         # so the entry stays true until the folder is deleted.
         self._folder_owners: dict[int, tuple[int, int | None]] = {}
+        # user id -> (monotonic time it is good until, their groups): see groups.py.
+        self._groups_by_user: dict[int, tuple[float, frozenset[str]]] = {}
         # SQLite can hand the counters back from the UPDATE; MariaDB cannot.
         self._update_returning = bool(self.engine.dialect.update_returning)
 

@@ -1,4 +1,4 @@
-"""Folders: the tree, its counters, and per-user permissions."""
+"""Folders: the tree and its counters (their rights: acl.py)."""
 from __future__ import annotations
 
 import time
@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete, func, insert, literal, select, update
 from shared.errors import LIMIT, BadRequest, Conflict, NotFound
 
 from .base import StorageBase, chunks
-from .schema import folders, items, permissions, stores, tombstones, users
+from .schema import folder_acl, folders, items, stores, tombstones
 
 # schedule-inbox: a user's scheduling messages (RFC 6638), shown by CalDAV only as the schedule inbox.
 # "placeholder": a mail folder deleted while it had subfolders, kept (empty) as the
@@ -19,7 +19,6 @@ CONTAINER_CLASSES = ("mail", "calendar", "tasks", "journal", "contacts", "notes"
 # The container class changes updateFolder may make: (from, to).
 CLASS_CHANGES = frozenset({("mail", "placeholder"), ("placeholder", "mail")})
 ROLES = (None, "inbox", "drafts", "sent", "trash", "junk", "archive")
-RIGHTS = ("read", "write", "owner")
 
 
 class _Keep:
@@ -37,7 +36,7 @@ FOLDER_NAME_COLUMN = 255
 
 
 class FoldersMixin(StorageBase):
-    """Folder tree operations and sharing."""
+    """Folder tree operations."""
 
     # Levels a folder may lie below the top (`max_folder_depth`): every listing walks the
     # tree, so a client must not make it as deep as it likes.
@@ -139,7 +138,7 @@ class FoldersMixin(StorageBase):
             self._charge_store(conn, store_id, -int(freed), -int(removed))
             conn.execute(delete(items).where(items.c.folder_id.in_(part)))
             conn.execute(delete(tombstones).where(tombstones.c.folder_id.in_(part)))
-            conn.execute(delete(permissions).where(permissions.c.folder_id.in_(part)))
+            conn.execute(delete(folder_acl).where(folder_acl.c.folder_id.in_(part)))
             # Detach first: one DELETE then needs no cascade order (MySQL caps cascade depth).
             conn.execute(update(folders).where(folders.c.id.in_(part)).values(parent_id=None))
         for part in chunks(list(folder_ids)):
@@ -275,96 +274,5 @@ class FoldersMixin(StorageBase):
         conn.execute(delete(items).where(items.c.folder_id == folder_id))
         return modseq, list(keys)
 
-    # -- permissions ----------------------------------------------------
-    def grant(self, folder_id: int, user_id: int, rights: str) -> None:
-        """Give a user read/write/owner on a folder and its subfolders (replaces an earlier grant)."""
-        if rights not in RIGHTS:
-            raise BadRequest(f"unknown rights {rights!r}")
 
-        def run(conn: Connection) -> None:
-            self._lock_folders(conn, [folder_id])
-            if conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is None:
-                raise NotFound(f"user {user_id} not found")
-            conn.execute(delete(permissions).where(permissions.c.folder_id == folder_id,
-                                                   permissions.c.user_id == user_id))
-            conn.execute(insert(permissions).values(folder_id=folder_id, user_id=user_id, rights=rights))
-
-        self._write(run)
-
-    def revoke(self, folder_id: int, user_id: int) -> None:
-        self._write(lambda c: c.execute(delete(permissions).where(
-            permissions.c.folder_id == folder_id, permissions.c.user_id == user_id)))
-
-    def folder_rights(self, user_id: int, folder_id: int) -> str | None:
-        """The user's rights on a folder: store owner -> "owner"; else the nearest grant up the tree."""
-        # The owner check runs on every call a gateway makes; answer it from
-        # memory when the folder's store is known.
-        known = self._folder_owners.get(folder_id)
-        if known is not None and known[1] is not None and known[1] == user_id:
-            return "owner"
-
-        def run(conn: Connection) -> str | None:
-            row = conn.execute(select(folders.c.store_id, stores.c.owner_id)
-                               .select_from(folders.join(stores, stores.c.id == folders.c.store_id))
-                               .where(folders.c.id == folder_id)).first()
-            if row is None:
-                raise NotFound(f"folder {folder_id} not found")
-            if len(self._folder_owners) >= self.folder_owner_cache:
-                self._folder_owners.clear()
-            self._folder_owners[folder_id] = (row.store_id, row.owner_id)
-            if row.owner_id is not None and row.owner_id == user_id:
-                return "owner"
-            grants = dict(conn.execute(
-                select(permissions.c.folder_id, permissions.c.rights)
-                .select_from(permissions.join(folders, folders.c.id == permissions.c.folder_id))
-                .where(permissions.c.user_id == user_id, folders.c.store_id == row.store_id)).all())
-            if not grants:
-                return None
-            tree = self._tree(conn, row.store_id)
-            fid: int | None = folder_id
-            seen: set[int] = set()
-            while fid is not None and fid not in seen:
-                if fid in grants:
-                    return grants[fid]
-                seen.add(fid)
-                fid = tree.get(fid)
-            return None
-
-        return self._read(run)
-
-    def shared_folders(self, user_id: int, counts: bool = True) -> list[dict]:
-        """Folders of other stores granted to the user, with subfolders; each dict has "rights"."""
-        def run(conn: Connection) -> list[dict]:
-            granted = conn.execute(
-                select(permissions.c.folder_id, permissions.c.rights, folders.c.store_id)
-                .select_from(permissions.join(folders, folders.c.id == permissions.c.folder_id)
-                             .join(stores, stores.c.id == folders.c.store_id))
-                .where(permissions.c.user_id == user_id,
-                       (stores.c.owner_id != user_id) | stores.c.owner_id.is_(None))).all()
-            rights: dict[int, str] = {}
-            by_store: dict[int, dict[int, str]] = {}
-            for g in granted:
-                by_store.setdefault(g.store_id, {})[g.folder_id] = g.rights
-            for store_id, grants in by_store.items():
-                tree = self._tree(conn, store_id)
-                for fid in tree:
-                    cur: int | None = fid
-                    seen: set[int] = set()
-                    while cur is not None and cur not in seen:
-                        if cur in grants:
-                            rights[fid] = grants[cur]
-                            break
-                        seen.add(cur)
-                        cur = tree.get(cur)
-            out: list[dict] = []
-            ids = sorted(rights)
-            for part in chunks(ids):
-                out.extend(self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part), counts))
-            for f in out:
-                f["rights"] = rights[f["id"]]
-            return out
-
-        return self._read(run)
-
-
-__all__ = ["FoldersMixin", "KEEP", "CONTAINER_CLASSES", "ROLES", "RIGHTS"]
+__all__ = ["FoldersMixin", "KEEP", "CONTAINER_CLASSES", "ROLES"]

@@ -223,12 +223,35 @@ tombstones = Table(
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
 
-permissions = Table(
-    "permissions", metadata,
-    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True),
+# Folder ACLs (RFC 4314 rights letters, shared/rights.py). One entry names a user
+# (user_id), a group (group_name, lower case) or, with both NULL, anyone authenticated.
+# An entry with empty rights is kept: it overrides what the folder would inherit.
+folder_acl = Table(
+    "folder_acl", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("group_name", String(255), nullable=True),
+    Column("rights", String(16), nullable=False),
+    Index("ix_folder_acl_folder", "folder_id"),
+    Index("ix_folder_acl_user", "user_id"),
+    Index("ix_folder_acl_group", "group_name"),
+    **_mysql,
+)
+
+# Groups of the db user backend (directories keep their own; see server/groups.py).
+groups = Table(
+    "groups", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    **_mysql,
+)
+
+group_members = Table(
+    "group_members", metadata,
+    Column("group_id", Id, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    Column("rights", String(8), nullable=False),
-    Index("ix_permissions_user", "user_id"),
+    Index("ix_group_members_user", "user_id"),
     mysql_engine="InnoDB", mysql_charset="utf8mb4",
 )
 

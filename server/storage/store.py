@@ -7,6 +7,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 
+from .acl import AclMixin
 from .address_bans import AddressBansMixin
 from .calendar_batch import CalendarBatchMixin
 from .calendar_imports import CalendarImportsMixin
@@ -27,7 +28,7 @@ from .users import UsersMixin
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class Storage(UsersMixin, FoldersMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
+class Storage(UsersMixin, FoldersMixin, AclMixin, ItemsMixin, ChangesMixin, OccurrencesMixin, PublishingMixin,
               CalendarBatchMixin, CalendarImportsMixin, FolderPropertiesMixin, SubscriptionsMixin, SieveScriptsMixin,
               DeliveryMixin, AddressBansMixin, UsedOnceMixin, QuotaMixin):
     """Users, stores, folders, items and changes over SQLite or MySQL/MariaDB.

@@ -10,8 +10,8 @@ from shared.features import FEATURES
 
 from .base import StorageBase
 from .quota import QUOTA_COLUMNS
-from .schema import (delivered_message_ids, folders, permissions, sieve_scripts, stores, subscriptions, users,
-                     vacation_replies)
+from .schema import (delivered_message_ids, folder_acl, folders, group_members, sieve_scripts, stores, subscriptions,
+                     users, vacation_replies)
 
 # The folders of a new private store: (name, container_class, role).
 DEFAULT_FOLDERS = (
@@ -192,7 +192,8 @@ class UsersMixin(StorageBase):
                 keys.extend(self._delete_folder_rows(conn, fids))
                 conn.execute(delete(subscriptions).where(subscriptions.c.store_id == sid))
                 conn.execute(delete(stores).where(stores.c.id == sid))
-            conn.execute(delete(permissions).where(permissions.c.user_id == uid))
+            conn.execute(delete(folder_acl).where(folder_acl.c.user_id == uid))
+            conn.execute(delete(group_members).where(group_members.c.user_id == uid))
             for table in (sieve_scripts, vacation_replies, delivered_message_ids):
                 conn.execute(delete(table).where(table.c.user_id == uid))
             conn.execute(delete(users).where(users.c.id == uid))

@@ -325,6 +325,31 @@ class LdapUserBackend:
     def local_user(self, entry: DirectoryUser) -> dict[str, Any]:
         return local_user(self._storage, entry)
 
+    def groups_of_login(self, name: str) -> list[str]:
+        """The groups of one user (for folder ACLs): one search for the user's groups, not
+        the whole directory's; none for a name the directory does not know."""
+        entry = self.find(name)
+        if entry is None:
+            return []
+        s = self.settings
+        if s.memberof_attr:
+            return self.groups_of(entry)
+        member = entry.dn if s.members_are_dns else entry.name
+        flt = f"(&{s.group_filter}({s.members_attr}={escape_filter_value(member)}))"
+
+        def search(conn: Connection) -> list[str]:
+            found: list[str] = []
+            for _ in self._pages(conn, flt, [s.groupname_attr]):
+                self._check(conn)
+                for item in conn.response or []:
+                    if item.get("type") == "searchResEntry":
+                        name = _text(_lower_keys(item.get("raw_attributes") or {}).get(s.groupname_attr.lower()))
+                        if name:
+                            found.append(name)
+            return found
+
+        return self._search_pool.run(search)
+
     # -- helpers
     def _check_password(self, dn: str, password: str) -> None:
         def bind(conn: Connection) -> bool:

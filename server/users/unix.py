@@ -125,6 +125,11 @@ class UnixUserBackend:
                 continue
         return names
 
+    def groups_of_login(self, name: str) -> list[str]:
+        """The system groups of one account (for folder ACLs)."""
+        entry = self.find(name)
+        return [] if entry is None else self.groups_of(entry)
+
     def _is_user(self, account: pwd.struct_passwd) -> bool:
         uid = account.pw_uid
         return self.min_uid <= uid <= self.max_uid and uid not in self.except_uids

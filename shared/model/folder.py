@@ -50,8 +50,10 @@ class Folder(MailItems, CalendarItems, Contacts, FolderTables, FolderSharing, Fo
         self.display_name: str | None = codec.field(el, "displayName")
         self.color: str | None = codec.field(el, "color")
         self.description: str | None = codec.field(el, "description")
-        self.rights: str | None = codec.field(el, "rights")
-        # Only the owner is told the secret of a published calendar.
+        # The caller's rights here, RFC 4314 letters (shared/rights.py): "lrswipkxtea" in
+        # their own store.
+        self.rights: str = codec.field(el, "rights", "") or ""
+        # Only those with the right `a` are told the secret of a published calendar.
         self.publish_token: str | None = codec.field(el, "publishToken")
         self.properties: dict[str, str] = {p.get("name"): codec.text(p) or ""
                                            for p in el.iterchildren(codec.gw("property"))}
