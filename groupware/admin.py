@@ -221,6 +221,9 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         if args.command == "quota":
             from groupware import quota_admin
             return quota_admin.run(storage, args, out)
+        if args.command in ("share", "public", "group"):
+            from groupware import share_admin
+            return share_admin.run(storage, args, out)
         if args.command == "blobs":
             return _blobs(cfg, storage, args, out)
         if args.command == "calendar":

@@ -28,6 +28,14 @@
                                     database health, versions (exit 1 when unhealthy)
     groupware folder USER list|create PATH|rename PATH NEWPATH|delete PATH
                                     a user's folders
+    groupware share USER FOLDER list|grant GRANTEE RIGHTS|revoke GRANTEE
+    groupware share --public FOLDER list|grant GRANTEE RIGHTS|revoke GRANTEE
+                                    folder rights (RFC 4314 letters) for a login, '$group' or anyone
+    groupware share --user LOGIN    the folders of other stores a user sees, with their rights
+    groupware public list|create FOLDER|rename FOLDER NEWFOLDER|delete FOLDER
+                                    the public store's folders
+    groupware group list|add NAME|del NAME|members NAME [--add LOGIN] [--remove LOGIN]
+                                    groups kept in the store, for folder rights
     groupware blobs gc [--min-age SECONDS] [--dry-run]
                                     remove blobs no item references (left by a crash)
     groupware blobs genkey FILE     write a new random master key for attachment_encryption_key_file
@@ -57,7 +65,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from groupware import quota_admin
+from groupware import quota_admin, share_admin
 from groupware.moving import commands as moving
 from shared.config import Config, ConfigError, parse_overrides, report_config_error
 from shared.features import FEATURES
@@ -256,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete = folder_actions.add_parser("delete", parents=admin,
                                        help="delete a folder with its subfolders and everything in them")
     delete.add_argument("path", metavar="PATH", help="the folder's path (not the Inbox)")
+    share_admin.add_parsers(commands, common, admin)
     _sieve_parsers(commands, common)
     quota_admin.add_parsers(commands, admin)
     moving.add_parsers(commands, common)

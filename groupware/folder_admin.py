@@ -29,7 +29,7 @@ def _summary(folder: dict, path: str) -> dict[str, Any]:
             "messages": folder.get("count", 0), "unseen": folder.get("unseen", 0), "size": folder.get("size", 0)}
 
 
-def _find(storage: Any, store_id: int, path: str) -> dict | None:
+def find(storage: Any, store_id: int, path: str) -> dict | None:
     folders = storage.list_folders(store_id, counts=False)
     named = paths(folders)
     return next((f for f in folders if named[f["id"]] == path.strip(DELIMITER)), None)
@@ -39,40 +39,52 @@ def run(storage: Any, args: argparse.Namespace, out: Output) -> int:
     user = storage.get_user(args.name)
     if user is None:
         return out.error("notFound", f"no user {args.name!r}")
-    store_id = user["store_id"]
+    return run_on_store(storage, user["store_id"], StoreLabel({"user": args.name}, f"{args.name}'s", args.name),
+                        args, out)
+
+
+class StoreLabel:
+    """How output names a store: its JSON keys, its possessive, and its name in "has no"."""
+
+    def __init__(self, keys: dict[str, Any], possessive: str, name: str) -> None:
+        self.keys, self.possessive, self.name = keys, possessive, name
+
+
+def run_on_store(storage: Any, store_id: int, label: StoreLabel, args: argparse.Namespace, out: Output) -> int:
+    """list, create, rename or delete (args.action) in one store: a user's or the public one."""
     try:
         if args.action == "list":
             folders = storage.list_folders(store_id)
             named = paths(folders)
             rows = sorted((_summary(f, named[f["id"]]) for f in folders), key=lambda r: r["path"].lower())
-            return out.result({"user": args.name, "folders": rows},
+            return out.result({**label.keys, "folders": rows},
                               [f"{r['path']}\t{r['class']}\t{r['role'] or '-'}\t{r['messages']} messages\t"
                                f"{r['unseen']} unseen\t{r['size']} bytes" for r in rows])
         if args.action == "create":
-            return _create(storage, store_id, args, out)
-        folder = _find(storage, store_id, args.path)
+            return _create(storage, store_id, label, args, out)
+        folder = find(storage, store_id, args.path)
         if folder is None:
-            return out.error("notFound", f"{args.name} has no folder {args.path!r}")
+            return out.error("notFound", f"{label.name} has no folder {args.path!r}")
         if args.action == "delete":
             storage.delete_folder(folder["id"])
-            return out.result({"user": args.name, "deleted": args.path.strip(DELIMITER)},
-                              f"deleted {args.name}'s folder {args.path.strip(DELIMITER)} with its subfolders")
+            return out.result({**label.keys, "deleted": args.path.strip(DELIMITER)},
+                              f"deleted {label.possessive} folder {args.path.strip(DELIMITER)} with its subfolders")
         # rename: a new name and, when the new path has another parent, a move there.
         parent_path, _, name = args.new_path.strip(DELIMITER).rpartition(DELIMITER)
         parent = None
         if parent_path:
-            parent = _find(storage, store_id, parent_path)
+            parent = find(storage, store_id, parent_path)
             if parent is None:
-                return out.error("notFound", f"{args.name} has no folder {parent_path!r}")
+                return out.error("notFound", f"{label.name} has no folder {parent_path!r}")
         renamed = storage.update_folder(folder["id"], name=name, parent_id=parent["id"] if parent else None)
         new = args.new_path.strip(DELIMITER)
-        return out.result({"user": args.name, "renamed": args.path.strip(DELIMITER), "folder": _summary(renamed, new)},
-                          f"renamed {args.name}'s folder {args.path.strip(DELIMITER)} to {new}")
+        return out.result({**label.keys, "renamed": args.path.strip(DELIMITER), "folder": _summary(renamed, new)},
+                          f"renamed {label.possessive} folder {args.path.strip(DELIMITER)} to {new}")
     except GroupwareError as exc:
         return out.error(exc.code, exc.message)
 
 
-def _create(storage: Any, store_id: int, args: argparse.Namespace, out: Output) -> int:
+def _create(storage: Any, store_id: int, label: StoreLabel, args: argparse.Namespace, out: Output) -> int:
     """The folder and any missing folder above it (RFC 3501 §6.3.3 asks IMAP the same)."""
     parts = [p for p in args.path.split(DELIMITER) if p]
     if not parts:
@@ -89,11 +101,11 @@ def _create(storage: Any, store_id: int, args: argparse.Namespace, out: Output) 
             parent_id = existing["id"]
             continue
         if existing is not None:
-            return out.error("conflict", f"{args.name} already has a folder {path!r}")
+            return out.error("conflict", f"{label.name} already has a folder {path!r}")
         folder = storage.create_folder(store_id, parent_id, parts[depth - 1],
                                        container_class=args.folder_class if last else "mail")
         made.append(path)
         parent_id = folder["id"]
     created = storage.get_folder(parent_id)
-    return out.result({"user": args.name, "created": made, "folder": _summary(created, DELIMITER.join(parts))},
-                      [f"created {args.name}'s folder {path}" for path in made])
+    return out.result({**label.keys, "created": made, "folder": _summary(created, DELIMITER.join(parts))},
+                      [f"created {label.possessive} folder {path}" for path in made])

@@ -7,38 +7,16 @@ rights (RFC 4314 §3.6 lets a client learn those with MYRIGHTS anyway).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from lxml import etree
 
 from server.soap.context import Call, require, response
-from server.storage.acl import ANYONE, Grantee
+from server.storage.acl import Grantee, grantee_of, identifier_of
 from shared import rights as R
 from shared.codec import add, field, required, required_int
-from shared.errors import BadRequest, NotFound
 
 
-def grantee_of(call: Call, identifier: str) -> Grantee:
-    """The grantee an RFC 4314 identifier names; NotFound for an unknown user."""
-    if identifier == R.ANYONE:
-        return ANYONE
-    if identifier.startswith(R.GROUP_MARK):
-        return Grantee.of_group(identifier[len(R.GROUP_MARK):])
-    if not identifier or identifier.startswith("-"):
-        # RFC 4314 negative rights ("-fred") are not kept.
-        raise BadRequest(f"identifier {identifier!r} is not supported")
-    user = call.services.users.lookup(identifier)
-    if user is None:
-        raise NotFound(f"no user {identifier!r}")
-    return Grantee(user_id=user["id"])
-
-
-def identifier_of(entry: dict[str, Any]) -> str:
-    if entry["group"] is not None:
-        return R.group_identifier(entry["group"])
-    if entry["user_id"] is None:
-        return R.ANYONE
-    return entry["user"]
+def _grantee(call: Call, identifier: str) -> Grantee:
+    return grantee_of(identifier, call.services.users.lookup)
 
 
 def _entry(out: etree._Element, identifier: str, rights: str, inherited: bool = False) -> None:
@@ -75,7 +53,7 @@ async def set_acl(call: Call) -> etree._Element:
     def work() -> str:
         st = call.storage
         require(st, session.user_id, folder_id, R.ADMIN)
-        return st.set_acl(folder_id, grantee_of(call, identifier), change)
+        return st.set_acl(folder_id, _grantee(call, identifier), change)
 
     letters = await call.run(work)
     out = response("setAcl")
@@ -91,7 +69,7 @@ async def delete_acl(call: Call) -> etree._Element:
     def work() -> bool:
         st = call.storage
         require(st, session.user_id, folder_id, R.ADMIN)
-        return st.delete_acl(folder_id, grantee_of(call, identifier))
+        return st.delete_acl(folder_id, _grantee(call, identifier))
 
     existed = await call.run(work)
     out = response("deleteAcl")
@@ -118,7 +96,7 @@ async def list_rights(call: Call) -> etree._Element:
     def work() -> tuple[str, list[str]]:
         st = call.storage
         require(st, session.user_id, folder_id, R.ADMIN)
-        grantee = grantee_of(call, identifier)
+        grantee = _grantee(call, identifier)
         owner = st.store_owner(st.get_folder(folder_id)["store_id"])
         if grantee.user_id is not None and grantee.user_id == owner:
             return R.ALL, []

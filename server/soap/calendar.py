@@ -131,7 +131,7 @@ async def save_calendar_items(call: Call) -> etree._Element:
         """Before any work: no right, an import that is gone, or staging past the bound is
         refused at once, and leaves the import as it is."""
         st = call.storage
-        require(st, user_id, folder_id, R.INSERT)
+        require(st, user_id, folder_id, R.INSERT + (R.DELETE + R.EXPUNGE if delete_names else ""))
         if import_id is not None and not st.calendar_import_exists(import_id, user_id, folder_id):
             raise ImportGone()
         if stage and st.staged_calendar_objects(user_id) + count > max_staged:

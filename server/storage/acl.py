@@ -15,7 +15,7 @@ NotFound, so folder ids cannot be probed).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,29 @@ class Grantee:
 
 
 ANYONE = Grantee()
+
+
+def grantee_of(identifier: str, find_user: Callable[[str], dict | None]) -> Grantee:
+    """The grantee an RFC 4314 identifier names ("anyone", "$group", a login looked up with
+    `find_user`); NotFound for an unknown login, BadRequest for negative rights ("-fred"),
+    which are not kept."""
+    if identifier == R.ANYONE:
+        return ANYONE
+    if identifier.startswith(R.GROUP_MARK):
+        return Grantee.of_group(identifier[len(R.GROUP_MARK):])
+    if not identifier or identifier.startswith("-"):
+        raise BadRequest(f"identifier {identifier!r} is not supported")
+    user = find_user(identifier)
+    if user is None:
+        raise NotFound(f"no user {identifier!r}")
+    return Grantee(user_id=user["id"])
+
+
+def identifier_of(entry: dict[str, Any]) -> str:
+    """The RFC 4314 identifier of a `get_acl` entry."""
+    if entry["group"] is not None:
+        return R.group_identifier(entry["group"])
+    return R.ANYONE if entry["user_id"] is None else entry["user"]
 
 
 def _applying(user_id: int, groups: Iterable[str]) -> Any:
@@ -273,4 +296,4 @@ class AclMixin(GroupsMixin):
         return effective(folder_id, self._tree(conn, store_id), entries)  # type: ignore[attr-defined]
 
 
-__all__ = ["ANYONE", "AclMixin", "Grantee", "effective"]
+__all__ = ["ANYONE", "AclMixin", "Grantee", "effective", "grantee_of", "identifier_of"]
