@@ -33,7 +33,7 @@ LONGEST_MODULES = (
     "test_imap.py", "test_crash_safety.py", "test_admin_status_folders.py", "test_pop3.py", "test_users_ldap.py",
     "test_managesieve.py", "test_web_workers.py", "test_concurrency.py", "test_storage.py",
     "test_store_failover.py", "test_blob_migrate.py", "test_blob_encryption_server.py", "test_imap_quota.py",
-    "test_caldav_quota.py", "test_caldav_scheduling.py",
+    "test_caldav_quota.py", "test_caldav_scheduling.py", "test_acl_server.py", "test_acl.py",
 )
 
 
