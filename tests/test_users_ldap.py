@@ -399,3 +399,25 @@ def test_quota_levels_come_from_directory_attributes(slapd, storage):
         b.close()
     finally:
         slapd.ldapmodify(SUFFIX, f"dn: {dn}\nchangetype: modify\ndelete: employeeNumber\n")
+
+
+def test_directory_groups_give_folder_rights(slapd, storage):
+    """A folder ACL may name a directory group ("$mail-users"): its members get the rights,
+    whether the directory lists members on the group or groups on the user (AD's memberOf)."""
+    from server.storage.acl import Grantee
+
+    b = backend(storage, ldap_uri=slapd.uri)
+    assert b.groups_of_login("alice") == ["mail-users"]
+    assert b.groups_of_login("dave") == [] and b.groups_of_login("nobody") == []
+    alice, dave = b.lookup("alice"), b.lookup("dave")
+    owner = storage.create_user("owner", "h")
+    storage.directory_groups = b.groups_of_login
+    folder = storage.create_folder(owner["store_id"], None, "Team")["id"]
+    storage.set_acl(folder, Grantee.of_group("Mail-Users"), "lrs")
+    assert storage.folder_rights(alice["id"], folder) == "lrs"
+    assert storage.folder_rights(dave["id"], folder) == ""
+    assert [f["id"] for f in storage.shared_folders(alice["id"])] == [folder]
+    b.close()
+    ad = backend(storage, **ad_options(slapd))
+    assert ad.groups_of_login("jdoe") == ["Mail Users"] and ad.groups_of_login("outsider") == []
+    ad.close()
