@@ -265,3 +265,16 @@ def test_migration_0019_turns_grants_into_acl_entries(st, tmp_path):
         return checks
 
     on_an_old_schema(st, tmp_path, "0018", run)
+
+
+def test_shared_folders_with_ancestors_names_the_parents_without_rights(st, user):
+    viewer = new_user(st)
+    top = folder(st, user["store_id"], "Parent")
+    mid = folder(st, user["store_id"], "Mid", top)
+    low = folder(st, user["store_id"], "Low", mid)
+    sibling = folder(st, user["store_id"], "Sibling", top)
+    st.set_acl(low, Grantee(user_id=viewer["id"]), "lr")
+    assert {f["id"]: f["rights"] for f in st.shared_folders(viewer["id"])} == {low: "lr"}
+    with_parents = {f["id"]: (f["rights"], f["name"]) for f in st.shared_folders(viewer["id"], ancestors=True)}
+    assert set(with_parents) == {top, mid, low} and sibling not in with_parents
+    assert with_parents[top][0] == with_parents[mid][0] == "" and with_parents[low][0] == "lr"

@@ -25,11 +25,12 @@ async def list_folders(call: Call) -> etree._Element:
     store_id = int_field(call.body, "storeId", session.store_id)
     shared = bool_field(call.body, "shared")
     counts = bool_field(call.body, "counts", True)
+    ancestors = bool_field(call.body, "ancestors")
 
     def work() -> list[tuple[dict, str]]:
         st = call.storage
         if shared:
-            return [(f, f["rights"]) for f in st.shared_folders(session.user_id, counts)]
+            return [(f, f["rights"]) for f in st.shared_folders(session.user_id, counts, ancestors)]
         folders = st.list_folders(store_id, counts)
         if store_id == session.store_id:
             return [(f, R.ALL) for f in folders]

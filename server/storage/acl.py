@@ -160,9 +160,11 @@ class AclMixin(GroupsMixin):
 
         return self._read(run)
 
-    def shared_folders(self, user_id: int, counts: bool = True) -> list[dict]:
+    def shared_folders(self, user_id: int, counts: bool = True, ancestors: bool = False) -> list[dict]:
         """The folders of other users' stores and of the public store that the user may see
         (`l`) through entries for them, their groups or anyone; each dict has "rights".
+        With `ancestors`, also the folders above those that the user may not see, with
+        rights "" (their names make the paths; Dovecot shows them as \\NoSelect too).
 
         A constant number of queries however many stores and folders there are."""
         groups = self.groups_of_user(user_id)
@@ -188,6 +190,12 @@ class AclMixin(GroupsMixin):
                 letters = effective(fid, tree, entries)
                 if R.LOOKUP in letters:
                     visible[fid] = letters
+            if ancestors:
+                for fid in list(visible):
+                    parent = tree.get(fid)
+                    while parent is not None and parent not in visible:
+                        visible[parent] = R.NONE
+                        parent = tree.get(parent)
             out: list[dict] = []
             for part in chunks(sorted(visible)):
                 out.extend(self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part), counts))

@@ -199,9 +199,12 @@ class Session(SieveScripts, QuotaCalls, Scheduling, StoreSession):
     def store(self) -> Store:
         return Store(self, self.store_id)
 
-    def shared_folders(self, counts: bool = True) -> defer.Deferred:
-        """Fires with the folders of other users' (and the public) stores granted to this
-        user, each with its `rights` and its own store (`counts` as for Store.folders)."""
+    def shared_folders(self, counts: bool = True, ancestors: bool = False) -> defer.Deferred:
+        """Fires with the folders of other users' (and the public) stores this user may see
+        (the right l through entries for them, their groups or anyone), each with its
+        `rights` (RFC 4314 letters) and its own store (`counts` as for Store.folders).
+        With `ancestors`, also the folders above those that the user may not see, with
+        `rights` "", so that a gateway can show their paths (IMAP \\NoSelect parents)."""
         def decode(r: etree._Element) -> list[Folder]:
             out = []
             for el in r.iterchildren(codec.gw("folder")):
@@ -210,7 +213,7 @@ class Session(SieveScripts, QuotaCalls, Scheduling, StoreSession):
                 out.append(Folder(store, el))
             return out
         return self.call("listFolders", [("shared", True)] + ([] if counts else [("counts", False)])
-                         ).addCallback(decode)
+                         + ([("ancestors", True)] if ancestors else [])).addCallback(decode)
 
     def public_store(self) -> Store:
         if self.public_store_id is None:
