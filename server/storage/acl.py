@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, literal, or_, select, update
 
 from shared import rights as R
 from shared.errors import BadRequest, NotFound
@@ -88,6 +88,20 @@ def _applying(user_id: int, groups: Iterable[str]) -> Any:
     return or_(*conds)
 
 
+def _ancestors(conn: Connection, folder_id: int) -> dict[int, int | None]:
+    """The folder and those above it (id -> parent id), in one recursive query; a damaged
+    tree with a cycle stops at the depth limit."""
+    up = (select(folders.c.id, folders.c.parent_id, literal(1).label("depth"))
+          .where(folders.c.id == folder_id).cte("up", recursive=True))
+    up = up.union_all(select(folders.c.id, folders.c.parent_id, (up.c.depth + 1).label("depth"))
+                      .join(up, folders.c.id == up.c.parent_id).where(up.c.depth < _MAX_WALK))
+    return dict(conn.execute(select(up.c.id, up.c.parent_id)).all())
+
+
+# Folders one walk up the tree visits at most (the folder depth limit is far below it).
+_MAX_WALK = 1000
+
+
 def effective(folder_id: int, parent_of: Mapping[int, int | None], entries: Mapping[int, list[str]]) -> str:
     """The union of the entries on the nearest folder up from `folder_id` that has any
     (`entries`: folder id -> the rights of the entries applying to one user there)."""
@@ -152,6 +166,8 @@ class AclMixin(GroupsMixin):
                 return {}
             if wanted is not None and all(fid in entries for fid in wanted):
                 tree: dict[int, int | None] = {}  # no walking needed
+            elif wanted is not None and len(wanted) == 1:
+                tree = _ancestors(conn, wanted[0])
             else:
                 tree = self._tree(conn, store_id)  # type: ignore[attr-defined]
             ids = wanted if wanted is not None else list(tree)
@@ -217,7 +233,7 @@ class AclMixin(GroupsMixin):
                                .where(folders.c.id == folder_id)).first()
             if row is None:
                 raise NotFound(f"folder {folder_id} not found")
-            tree = self._tree(conn, row.store_id)  # type: ignore[attr-defined]
+            tree = _ancestors(conn, folder_id)
             chain: list[int] = []
             fid: int | None = folder_id
             while fid is not None and fid not in chain:
@@ -301,7 +317,7 @@ class AclMixin(GroupsMixin):
             entries.setdefault(fid, []).append(letters)
         if not entries:
             return R.NONE
-        return effective(folder_id, self._tree(conn, store_id), entries)  # type: ignore[attr-defined]
+        return effective(folder_id, _ancestors(conn, folder_id), entries)
 
 
 __all__ = ["ANYONE", "AclMixin", "Grantee", "effective", "grantee_of", "identifier_of"]
