@@ -280,3 +280,11 @@ def test_shared_folders_with_ancestors_names_the_parents_without_rights(st, user
                     if f["id"] in ours}
     assert set(with_parents) == {top, mid, low}
     assert with_parents[top][0] == with_parents[mid][0] == "" and with_parents[low][0] == "lr"
+
+
+def test_rights_of_every_folder_at_once_agree_with_one_by_one():
+    from server.storage.acl import effective_all
+
+    tree = {1: None, 2: 1, 3: 2, 4: 3, 5: 1, 6: 5, 7: 8, 8: 7}  # 7 and 8: a damaged cycle
+    entries = {1: ["lr"], 3: ["", "s"], 6: ["lrswi"]}
+    assert effective_all(tree, entries) == {fid: effective(fid, tree, entries) for fid in tree}
