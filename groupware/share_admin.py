@@ -8,7 +8,8 @@ store's folders, and the groups of the store, on the configured database.
     group list | add NAME | del NAME | members NAME [--add LOGIN] [--remove LOGIN]
 
 GRANTEE is a login, "$group" or "anyone"; RIGHTS are RFC 4314 letters (lrswipkxtea),
-"+letters" or "-letters" to change an entry, or read (lrs), write (lrswipkxte), all.
+"+letters" or "-letters" to change an entry (after "--": `grant bob -- -w`), or read
+(lrs), write (lrswipkxte), all.
 As the other admin commands, these work whether or not the server runs; a running server
 sees a new ACL at once and a new group membership within group_cache_ttl seconds.
 """
@@ -32,7 +33,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, admin: list[argp
         description="List, grant or revoke the rights (RFC 4314 letters lrswipkxtea) a user, a group "
                     "('$name', quoted in the shell) or anyone authenticated ('anyone') has on a folder "
                     "and the folders below it that have no entry of their own. RIGHTS: letters; "
-                    "+letters or -letters to change an entry; or read (lrs), write (lrswipkxte), all. "
+                    "+letters or -letters to change an entry (put -- before a - form: grant bob -- -w); "
+                    "or read (lrs), write (lrswipkxte), all. "
                     "With --user, list what a user sees of other users' and the public store.",
         usage="groupware share USER FOLDER {list,grant GRANTEE RIGHTS,revoke GRANTEE}\n"
               "       groupware share --public FOLDER {list,grant GRANTEE RIGHTS,revoke GRANTEE}\n"
