@@ -1,15 +1,16 @@
 """`groupware share`, `groupware public` and `groupware group`: folder ACLs, the public
 store's folders, and the groups of the store, on the configured database.
 
-    share USER FOLDER list | grant GRANTEE RIGHTS | revoke GRANTEE
-    share --public FOLDER list | grant GRANTEE RIGHTS | revoke GRANTEE
+    share USER FOLDER list | grant GRANTEE RIGHTS | revoke GRANTEE [LETTERS]
+    share --public FOLDER list | grant GRANTEE RIGHTS | revoke GRANTEE [LETTERS]
     share --user LOGIN                   what LOGIN sees of other stores, with their rights
     public list | create FOLDER | rename FOLDER NEWFOLDER | delete FOLDER
     group list | add NAME | del NAME | members NAME [--add LOGIN] [--remove LOGIN]
 
 GRANTEE is a login, "$group" or "anyone"; RIGHTS are RFC 4314 letters (lrswipkxtea),
-"+letters" or "-letters" to change an entry (after "--": `grant bob -- -w`), or read
-(lrs), write (lrswipkxte), all.
+"+letters" to add to an entry, or read (lrs), write (lrswipkxte), all. `revoke GRANTEE`
+removes the entry (what the folder inherits applies again), `revoke GRANTEE LETTERS` only
+those letters (RFC 4314's "-letters").
 As the other admin commands, these work whether or not the server runs; a running server
 sees a new ACL at once and a new group membership within group_cache_ttl seconds.
 """
@@ -33,11 +34,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, admin: list[argp
         description="List, grant or revoke the rights (RFC 4314 letters lrswipkxtea) a user, a group "
                     "('$name', quoted in the shell) or anyone authenticated ('anyone') has on a folder "
                     "and the folders below it that have no entry of their own. RIGHTS: letters; "
-                    "+letters or -letters to change an entry (put -- before a - form: grant bob -- -w); "
-                    "or read (lrs), write (lrswipkxte), all. "
+                    "+letters to add to an entry; or read (lrs), write (lrswipkxte), all. revoke GRANTEE "
+                    "removes the entry, so that what the folder inherits applies again; revoke GRANTEE "
+                    "LETTERS takes only those letters away. "
                     "With --user, list what a user sees of other users' and the public store.",
-        usage="groupware share USER FOLDER {list,grant GRANTEE RIGHTS,revoke GRANTEE}\n"
-              "       groupware share --public FOLDER {list,grant GRANTEE RIGHTS,revoke GRANTEE}\n"
+        usage="groupware share USER FOLDER {list,grant GRANTEE RIGHTS,revoke GRANTEE [LETTERS]}\n"
+              "       groupware share --public FOLDER {list,grant GRANTEE RIGHTS,revoke GRANTEE [LETTERS]}\n"
               "       groupware share --user LOGIN")
     share.add_argument("--public", action="store_true", help="FOLDER is a folder of the public store")
     share.add_argument("--user", dest="visible_to", metavar="LOGIN",
@@ -120,11 +122,12 @@ def _share(storage: Any, args: argparse.Namespace, out: Output) -> int:
                                            "or --user LOGIN", USAGE)
         owner = words.pop(0)
     if len(words) < 2 or words[1] not in SHARE_ACTIONS:
-        return out.error("badRequest", "FOLDER then list, grant GRANTEE RIGHTS or revoke GRANTEE", USAGE)
+        return out.error("badRequest", "FOLDER then list, grant GRANTEE RIGHTS or revoke GRANTEE [LETTERS]",
+                         USAGE)
     path, action, rest = words[0], words[1], words[2:]
-    if len(rest) != {"list": 0, "grant": 2, "revoke": 1}[action]:
-        return out.error("badRequest", f"{action} takes {'GRANTEE RIGHTS' if action == 'grant' else 'GRANTEE'}"
-                         if action != "list" else "list takes no further arguments", USAGE)
+    if len(rest) not in {"list": (0,), "grant": (2,), "revoke": (1, 2)}[action]:
+        return out.error("badRequest", {"list": "list takes no further arguments", "grant": "grant takes GRANTEE RIGHTS",
+                                        "revoke": "revoke takes GRANTEE [LETTERS]"}[action], USAGE)
     if owner is None:
         store_id, where = storage.public_store_id(), {"public": True}
     else:
@@ -136,8 +139,9 @@ def _share(storage: Any, args: argparse.Namespace, out: Output) -> int:
     if folder is None:
         return out.error("notFound", f"{owner or 'the public store'} has no folder {path!r}")
     path = path.strip("/")
-    if action == "grant":
-        letters = storage.set_acl(folder["id"], _grantee(storage, rest[0]), rights_argument(rest[1]))
+    if action == "grant" or len(rest) == 2:
+        change = rights_argument(rest[1]) if action == "grant" else "-" + rest[1].lstrip("-")
+        letters = storage.set_acl(folder["id"], _grantee(storage, rest[0]), change)
         return out.result({**where, "folder": path, "grantee": rest[0], "rights": letters},
                           f"{rest[0]} has {letters or 'no rights'} on {path}")
     if action == "revoke":

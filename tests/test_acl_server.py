@@ -180,7 +180,7 @@ def test_cli_share_public_and_group_end_to_end(server, anna, bert):
     assert json.loads(admin(server, "group", "list", "--json").stdout)["groups"][group] == [B]
     admin(server, "share", A, name, "grant", "$" + group, "lrswi")
     assert codec.field(bert.call("myRights", ("folderId", folder)), "rights") == "lrswi"
-    changed = admin(server, "share", A, name, "grant", "$" + group, "--json", "--", "-w")
+    changed = admin(server, "share", A, name, "revoke", "$" + group, "w", "--json")  # RFC 4314's -w
     assert json.loads(changed.stdout)["rights"] == "lrsi"
     admin(server, "group", "members", group, "--remove", B)
     with pytest.raises(NotFound):

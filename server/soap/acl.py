@@ -15,10 +15,6 @@ from shared import rights as R
 from shared.codec import add, field, required, required_int
 
 
-def _grantee(call: Call, identifier: str) -> Grantee:
-    return grantee_of(identifier, call.services.users.lookup)
-
-
 def _entry(out: etree._Element, identifier: str, rights: str, inherited: bool = False) -> None:
     el = add(out, "entry")
     add(el, "identifier", identifier)
@@ -44,16 +40,26 @@ async def get_acl(call: Call) -> etree._Element:
     return out
 
 
+async def _checked_grantee(call: Call, folder_id: int, identifier: str) -> Grantee:
+    """The grantee an identifier names, once the caller is known to administer the folder
+    (so that nobody else learns which logins exist). A directory is asked in the user
+    backend's threads."""
+    session = call.session()
+    await call.run(require, call.storage, session.user_id, folder_id, R.ADMIN)
+    return await call.run_users(grantee_of, identifier, call.services.users.lookup)
+
+
 async def set_acl(call: Call) -> etree._Element:
     session = call.session()
     folder_id = required_int(call.body, "folderId")
     identifier = required(call.body, "identifier")
     change = field(call.body, "rights") or ""
+    grantee = await _checked_grantee(call, folder_id, identifier)
 
     def work() -> str:
         st = call.storage
         require(st, session.user_id, folder_id, R.ADMIN)
-        return st.set_acl(folder_id, _grantee(call, identifier), change)
+        return st.set_acl(folder_id, grantee, change)
 
     letters = await call.run(work)
     out = response("setAcl")
@@ -64,12 +70,12 @@ async def set_acl(call: Call) -> etree._Element:
 async def delete_acl(call: Call) -> etree._Element:
     session = call.session()
     folder_id = required_int(call.body, "folderId")
-    identifier = required(call.body, "identifier")
+    grantee = await _checked_grantee(call, folder_id, required(call.body, "identifier"))
 
     def work() -> bool:
         st = call.storage
         require(st, session.user_id, folder_id, R.ADMIN)
-        return st.delete_acl(folder_id, _grantee(call, identifier))
+        return st.delete_acl(folder_id, grantee)
 
     existed = await call.run(work)
     out = response("deleteAcl")
@@ -89,14 +95,11 @@ async def my_rights(call: Call) -> etree._Element:
 async def list_rights(call: Call) -> etree._Element:
     """RFC 4314 §3.7 LISTRIGHTS: the rights the identifier always has on the folder, and the
     ones that can be granted to it, each letter on its own (none depends on another here)."""
-    session = call.session()
     folder_id = required_int(call.body, "folderId")
-    identifier = required(call.body, "identifier")
+    grantee = await _checked_grantee(call, folder_id, required(call.body, "identifier"))
 
     def work() -> tuple[str, list[str]]:
         st = call.storage
-        require(st, session.user_id, folder_id, R.ADMIN)
-        grantee = _grantee(call, identifier)
         owner = st.store_owner(st.get_folder(folder_id)["store_id"])
         if grantee.user_id is not None and grantee.user_id == owner:
             return R.ALL, []
