@@ -175,6 +175,8 @@ def test_shared_folders_lists_what_user_group_and_anyone_entries_show(st, user):
         assert shared[by_user] == "lrs" and shared[by_user_child] == "lrs"
         assert shared[by_group] == "lrswi" and shared[public] == "lr"
         assert no_lookup not in shared
+        owners = {f["id"]: f["owner"] for f in st.shared_folders(viewer["id"])}
+        assert owners[by_user] == user["name"] and owners[public] is None
         assert st.folder_rights(viewer["id"], no_lookup) == "r"
         # The owner's own folders are never "shared" with them.
         assert public in {f["id"] for f in st.shared_folders(user["id"])}

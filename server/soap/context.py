@@ -174,6 +174,8 @@ def folder_xml(folder: dict[str, Any], rights: str,
         if folder.get(key) is not None:
             add(el, name, folder[key])
     add(el, "rights", rights)
+    if folder.get("owner"):
+        add(el, "owner", folder["owner"])
     # The secret of a published calendar is for those who administer the calendar.
     if R.ADMIN in rights and folder.get("publish_token"):
         add(el, "publishToken", folder["publish_token"])

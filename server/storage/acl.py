@@ -102,6 +102,17 @@ def _ancestors(conn: Connection, folder_id: int) -> dict[int, int | None]:
 _MAX_WALK = 1000
 
 
+def _hidden_ancestors(visible: Mapping[int, str], parent_of: Mapping[int, int | None]) -> set[int]:
+    """The folders above visible ones that are not visible themselves."""
+    out: set[int] = set()
+    for fid in visible:
+        parent = parent_of.get(fid)
+        while parent is not None and parent not in visible and parent not in out:
+            out.add(parent)
+            parent = parent_of.get(parent)
+    return out
+
+
 def effective(folder_id: int, parent_of: Mapping[int, int | None], entries: Mapping[int, list[str]]) -> str:
     """The union of the entries on the nearest folder up from `folder_id` that has any
     (`entries`: folder id -> the rights of the entries applying to one user there)."""
@@ -202,9 +213,11 @@ class AclMixin(GroupsMixin):
 
     def shared_folders(self, user_id: int, counts: bool = True, ancestors: bool = False) -> list[dict]:
         """The folders of other users' stores and of the public store that the user may see
-        (`l`) through entries for them, their groups or anyone; each dict has "rights".
-        With `ancestors`, also the folders above those that the user may not see, with
-        rights "" (their names make the paths; Dovecot shows them as \\NoSelect too).
+        (`l`) through entries for them, their groups or anyone; each dict has "rights" and
+        "owner" (the login of the store's owner, None in the public store). With
+        `ancestors`, also the folders above those that the user may not see, with rights ""
+        and no counts: their names make the paths of the visible ones (IMAP shows them as
+        \\Noselect levels, RFC 4314 §4).
 
         A constant number of queries however many stores and folders there are."""
         groups = self.groups_of_user(user_id)
@@ -227,17 +240,21 @@ class AclMixin(GroupsMixin):
                                          .where(folders.c.store_id.in_(part))).all())
             every = effective_all(tree, entries)
             visible = {fid: letters for fid, letters in every.items() if R.LOOKUP in letters}
-            if ancestors:
-                for fid in list(visible):
-                    parent = tree.get(fid)
-                    while parent is not None and parent not in visible:
-                        visible[parent] = R.NONE
-                        parent = tree.get(parent)
             out: list[dict] = []
             for part in chunks(sorted(visible)):
                 out.extend(self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part), counts))
             for f in out:
                 f["rights"] = visible[f["id"]]
+            if ancestors:
+                hidden = sorted(_hidden_ancestors(visible, tree))
+                for part in chunks(hidden):
+                    rows = self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part), False)
+                    out.extend(dict(f, rights=R.NONE) for f in rows)
+            owners = dict(conn.execute(select(stores.c.id, users.c.name)
+                                       .select_from(stores.join(users, users.c.id == stores.c.owner_id))
+                                       .where(stores.c.id.in_(sorted({f["store_id"] for f in out})))).all())
+            for f in out:
+                f["owner"] = owners.get(f["store_id"])
             return out
 
         return self._read(run)

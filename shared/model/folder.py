@@ -53,6 +53,9 @@ class Folder(MailItems, CalendarItems, Contacts, FolderTables, FolderSharing, Fo
         # The caller's rights here, RFC 4314 letters (shared/rights.py): "lrswipkxtea" in
         # their own store.
         self.rights: str = codec.field(el, "rights", "") or ""
+        # The login whose store holds the folder, in a listing of shared folders (None for
+        # the public store, and in a listing of one's own store).
+        self.owner: str | None = codec.field(el, "owner")
         # Only those with the right `a` are told the secret of a published calendar.
         self.publish_token: str | None = codec.field(el, "publishToken")
         self.properties: dict[str, str] = {p.get("name"): codec.text(p) or ""

@@ -200,11 +200,10 @@ class Session(SieveScripts, QuotaCalls, Scheduling, StoreSession):
         return Store(self, self.store_id)
 
     def shared_folders(self, counts: bool = True, ancestors: bool = False) -> defer.Deferred:
-        """Fires with the folders of other users' (and the public) stores this user may see
-        (the right l through entries for them, their groups or anyone), each with its
-        `rights` (RFC 4314 letters) and its own store (`counts` as for Store.folders).
-        With `ancestors`, also the folders above those that the user may not see, with
-        `rights` "", so that a gateway can show their paths (IMAP \\NoSelect parents)."""
+        """Fires with the folders of other users' (and the public) stores granted to this
+        user, each with its `rights`, its store's `owner` (a login; None in the public
+        store) and its own store (`counts` as for Store.folders). With `ancestors`, also
+        the folders above them that the user may not see, with rights "" (for their names)."""
         def decode(r: etree._Element) -> list[Folder]:
             out = []
             for el in r.iterchildren(codec.gw("folder")):
