@@ -160,14 +160,11 @@ def _visible(storage: Any, login: str, out: Output) -> int:
     if user is None:
         return out.error("notFound", f"no user {login!r}")
     shared = storage.shared_folders(user["id"], counts=False)
-    public_id = storage.public_store_id()
-    owners = {u["store_id"]: u["name"] for u in storage.list_users()}
     rows = []
     for store_id in sorted({f["store_id"] for f in shared}):
         named = paths(storage.list_folders(store_id, counts=False))
-        owner = "(public)" if store_id == public_id else owners.get(store_id, f"store {store_id}")
-        rows.extend({"owner": owner, "path": named[f["id"]], "rights": f["rights"], "class": f["container_class"]}
-                    for f in shared if f["store_id"] == store_id)
+        rows.extend({"owner": f["owner"] or "(public)", "path": named[f["id"]], "rights": f["rights"],
+                     "class": f["container_class"]} for f in shared if f["store_id"] == store_id)
     rows.sort(key=lambda r: (r["owner"], r["path"].lower()))
     return out.result({"user": login, "folders": rows},
                       [f"{r['owner']}\t{r['path']}\t{r['rights']}\t{r['class']}" for r in rows])
