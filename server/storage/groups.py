@@ -20,6 +20,8 @@ from .schema import group_members, groups, users
 log = logging.getLogger(__name__)
 
 GROUP_NAME_COLUMN = 255
+# Users whose groups are remembered at most; then all are forgotten and asked again.
+GROUP_CACHE_USERS = 100_000
 
 
 def group_key(name: str) -> str:
@@ -128,7 +130,7 @@ class GroupsMixin(StorageBase):
                 if known is not None:
                     found.update(known[1])
         result = frozenset(found)
-        if len(cache) >= 100_000:
+        if len(cache) >= GROUP_CACHE_USERS:
             cache.clear()
         cache[user_id] = (now + self.group_cache_ttl, result)
         return result
