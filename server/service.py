@@ -62,6 +62,7 @@ def open_storage(cfg: Config) -> Any:
     storage.max_folders = cfg.get_int("max_folders")
     storage.folder_owner_cache = cfg.get_int("folder_owner_cache")
     storage.group_cache_ttl = cfg.get_seconds("group_cache_ttl")
+    storage.max_acl_entries = cfg.get_int("max_acl_entries")
     storage.keyword_limits = KeywordLimits(cfg.get_int("max_keywords_per_message"), cfg.get_int("max_keyword_length"))
     storage.max_search_scan_keys = cfg.get_int("max_search_scan_keys")
     storage.quota_defaults = QuotaLimits(cfg.get_size("quota_warn"), cfg.get_size("quota_soft"),

@@ -125,6 +125,7 @@ OPTIONS: dict[str, Option] = {
         max_freebusy_items=number("10000", minimum=1),
         folder_owner_cache=number("100000", minimum=1),
         group_cache_ttl=seconds("60"),
+        max_acl_entries=number("100", minimum=1),
         max_keyword_length=number("100", minimum=1),
         inline_source_limit=size("1M"),
         longpoll_max_timeout=number("300"),

@@ -290,3 +290,17 @@ def test_rights_of_every_folder_at_once_agree_with_one_by_one():
     tree = {1: None, 2: 1, 3: 2, 4: 3, 5: 1, 6: 5, 7: 8, 8: 7}  # 7 and 8: a damaged cycle
     entries = {1: ["lr"], 3: ["", "s"], 6: ["lrswi"]}
     assert effective_all(tree, entries) == {fid: effective(fid, tree, entries) for fid in tree}
+
+
+def test_entries_per_folder_are_bounded(st, user):
+    top = folder(st, user["store_id"], "Crowded")
+    limit, st.max_acl_entries = st.max_acl_entries, 3
+    try:
+        for n in range(3):
+            st.set_acl(top, Grantee.of_group(f"g{n}"), "lr")
+        st.set_acl(top, Grantee.of_group("g0"), "lrs")  # changing one is not adding one
+        with pytest.raises(BadRequest) as caught:
+            st.set_acl(top, ANYONE, "l")
+        assert caught.value.reason == "limit"
+    finally:
+        st.max_acl_entries = limit

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, literal, or_, select, update
 
 from shared import rights as R
-from shared.errors import BadRequest, NotFound
+from shared.errors import LIMIT, BadRequest, NotFound
 
 from .base import chunks
 from .groups import GroupsMixin, group_key
@@ -153,6 +153,10 @@ def effective_all(parent_of: Mapping[int, int | None], entries: Mapping[int, lis
 
 class AclMixin(GroupsMixin):
     """ACL entries of folders and the rights users have through them."""
+
+    # Entries one folder may hold (`max_acl_entries`): each listing of shared folders and
+    # each getAcl reads them, and a client with the right a may add any number of names.
+    max_acl_entries = 100
 
     # -- rights ---------------------------------------------------------------
     def folder_rights(self, user_id: int, folder_id: int) -> str:
@@ -329,6 +333,10 @@ class AclMixin(GroupsMixin):
                 if len(own) > 1:
                     conn.execute(delete(folder_acl).where(folder_acl.c.id.in_(own[1:])))
             else:
+                held = conn.execute(select(func.count()).select_from(folder_acl)
+                                    .where(folder_acl.c.folder_id == folder_id)).scalar()
+                if held >= self.max_acl_entries:
+                    raise BadRequest(f"a folder holds at most {self.max_acl_entries} ACL entries", LIMIT)
                 conn.execute(insert(folder_acl).values(folder_id=folder_id, user_id=grantee.user_id,
                                                        group_name=grantee.group, rights=letters))
             return letters
