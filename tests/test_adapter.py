@@ -86,6 +86,37 @@ def test_folders_list_create_rename_delete(reactor_thread, adapter):
     reactor_thread.coro(scenario)
 
 
+def test_folder_acl_through_the_adapter(reactor_thread, adapter):
+    alice, bob = logon(reactor_thread, adapter, "alice"), logon(reactor_thread, adapter, "bob")
+
+    async def scenario():
+        team = await fresh_folder(alice, "Team acl")
+        sub = await alice.store().create_folder("Sub", parent=team)
+        assert team.rights == "lrswipkxtea"
+        assert await team.set_acl("bob", "lrs") == "lrs"
+        assert await team.set_acl("bob", "+wi") == "lrswi"
+        assert await team.set_acl("$nobody-here", "l") == "l"  # a group nobody is in yet
+        entries = await team.acl()
+        assert [(e.identifier, e.rights, e.inherited) for e in entries] == [
+            ("alice", "lrswipkxtea", False), ("bob", "lrswi", False), ("$nobody-here", "l", False)]
+        assert ("bob", "lrswi", True) in [(e.identifier, e.rights, e.inherited) for e in await sub.acl()]
+        assert await team.list_rights("alice") == ("lrswipkxtea", [])
+        assert (await team.list_rights("bob"))[0] == ""
+        shared = {f.id: f for f in await bob.shared_folders(counts=False)}
+        assert shared[team.id].rights == "lrswi" and shared[team.id].owner == "alice"
+        assert shared[sub.id].rights == "lrswi"
+        seen_by_bob = shared[team.id]
+        assert [(e.identifier, e.rights) for e in await seen_by_bob.acl()] == [("bob", "lrswi")]
+        with pytest.raises(Forbidden):
+            await seen_by_bob.set_acl("bob", "+a")
+        assert await team.delete_acl("bob") is True
+        with pytest.raises(NotFound):
+            await seen_by_bob.my_rights()
+        await team.delete()
+
+    reactor_thread.coro(scenario)
+
+
 def test_subscriptions_are_names_of_the_own_store(reactor_thread, adapter):
     session = logon(reactor_thread, adapter)
 
