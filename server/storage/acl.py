@@ -39,10 +39,6 @@ class Grantee:
     def of_group(cls, name: str) -> "Grantee":
         return cls(group=group_key(name))
 
-    @property
-    def anyone(self) -> bool:
-        return self.user_id is None and self.group is None
-
     def where(self) -> Any:
         """The SQL condition for this grantee's entries."""
         if self.user_id is not None:
