@@ -137,3 +137,29 @@ def test_delivery_finds_the_account_by_login_at_default_domain(tmp_path):
     finally:
         storage.close()
         acc.remove()
+
+
+def test_system_groups_give_folder_rights(account, tmp_path):
+    import grp
+    import pwd
+
+    from server.storage.acl import Grantee
+    from server.storage.store import Storage
+    from server.users.unix import UnixUserBackend
+
+    storage = Storage(f"sqlite:///{tmp_path}/store.db")
+    storage.migrate()
+    try:
+        backend = UnixUserBackend(Config({"min_user_uid": str(MIN_UID), "max_user_uid": str(MAX_UID)},
+                                         str(tmp_path)), storage)
+        primary = grp.getgrgid(pwd.getpwnam(account.name).pw_gid).gr_name
+        assert primary in backend.groups_of_login(account.name)
+        assert backend.groups_of_login("root") == []  # outside the uid range
+        user = backend.lookup(account.name)
+        owner = storage.create_user("owner", "h")
+        storage.directory_groups = backend.groups_of_login
+        folder = storage.create_folder(owner["store_id"], None, "Team")["id"]
+        storage.set_acl(folder, Grantee.of_group(primary), "lr")
+        assert storage.folder_rights(user["id"], folder) == "lr"
+    finally:
+        storage.close()
