@@ -5,13 +5,14 @@ The old per-user grants become ACL entries: read -> "lrs", write -> "lrswipkxte"
 owner -> "lrswipkxtea". The old permissions table goes.
 
 Revision ID: 0019
-Revises: 0018
+Revises: 0020
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0018"
+# After 0020 (storage quotas), which reached databases first: one line of revisions.
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
