@@ -139,7 +139,7 @@ def test_delivery_finds_the_account_by_login_at_default_domain(tmp_path):
         acc.remove()
 
 
-def test_system_groups_give_folder_rights(account, tmp_path):
+def test_system_groups_give_folder_rights(tmp_path):
     import grp
     import pwd
 
@@ -147,6 +147,7 @@ def test_system_groups_give_folder_rights(account, tmp_path):
     from server.storage.store import Storage
     from server.users.unix import UnixUserBackend
 
+    account = Account()  # the module's own is renamed and removed by the tests above
     storage = Storage(f"sqlite:///{tmp_path}/store.db")
     storage.migrate()
     try:
@@ -163,3 +164,4 @@ def test_system_groups_give_folder_rights(account, tmp_path):
         assert storage.folder_rights(user["id"], folder) == "lr"
     finally:
         storage.close()
+        account.remove()
