@@ -104,7 +104,7 @@ def _href(base_prefix: str, *segments: str) -> str:
 
 def _default_calendar(ctx: context.RequestContext) -> str | None:
     return next((segment for segment, folder in calendars_of(ctx).items()
-                 if folder.container_class == "calendar" and folder.rights in (None, "owner")), None)
+                 if folder.container_class == "calendar" and folder.store_id == folder.session.store_id), None)
 
 
 def _values(ctx: context.RequestContext, user: str, base_prefix: str, principal: bool) -> dict[str, Any]:
