@@ -315,6 +315,7 @@ OPTIONS: dict[str, Option] = {
         ical_threads_per_user=number("4"),
         ical_time_limit=number("60"),
         ical_max_instances=number("100000"),
+        ical_max_object_instances=number("100000"),
         ical_max_query_instances=number("10000"),
         ical_min_date_time=typed("utc_datetime", "19000101T000000Z"),
         ical_max_date_time=typed("utc_datetime", "21000101T000000Z"),

@@ -34,6 +34,7 @@ from gateways.caldav.scheduling import collections as scheduling_collections
 from gateways.caldav.scheduling import outbox as scheduling_outbox
 from gateways.caldav.scheduling import tags as scheduling_tags
 from gateways.caldav.date_limits import DateLimits, refusal
+from gateways.caldav.series_limit import PRECONDITION as MAX_INSTANCES, SeriesLimit
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from gateways.caldav.xmlbody import request_body, xml_root
@@ -156,7 +157,8 @@ class GatewayResource(resource.Resource):
                  limits: request_limits.RequestLimits = request_limits.RequestLimits(),
                  time_limit: float = 0, max_instances: int = 100000,
                  date_limits: DateLimits | None = None, threads_per_user: int = 0, web: Any = None,
-                 max_query_instances: int = 10000, scheduler: Any = None) -> None:
+                 max_query_instances: int = 10000, scheduler: Any = None,
+                 series_limit: SeriesLimit | None = None) -> None:
         super().__init__()
         # The onboarding page and autoconfiguration (gateways.web.resource.WebPages), or None.
         self.web = web
@@ -178,6 +180,8 @@ class GatewayResource(resource.Resource):
         if scheduler is not None:
             radicale_glue.advertise("calendar-auto-schedule")  # RFC 6638 section 5.1
         self.date_limits = date_limits or DateLimits()
+        # CALDAV:max-instances, checked on each object PUT.
+        self.series_limit = series_limit or SeriesLimit()
         self.thread_share = FairShare(threads_per_user)
         app = radicale_glue.make_application(storage.Storage, auth_plugin.Auth, rights.Rights,
                                              max_request_size, REALM, max_instances)
@@ -355,6 +359,7 @@ class GatewayResource(resource.Resource):
         ctx = self.contexts[token] = context.RequestContext(self.reactor, session, user, budget)
         ctx.base_url = self._base_url(request)
         ctx.date_limits = self.date_limits
+        ctx.series_limit = self.series_limit
         ctx.max_instances = self.max_query_instances
         ctx.scheduler = self.scheduler
         request.requestHeaders.removeHeader(b"authorization")
@@ -568,6 +573,13 @@ class GatewayResource(resource.Resource):
             if vcard_put:
                 ctx.put_texts = addressbooks.sent_texts(body)
                 addressbooks.lighten_request(environ, body)
+            if not vcard_put and self.series_limit.exceeded_by(body.decode("utf-8", "replace")):
+                # Counted before the engine parses it: its own walk of the rule would stop at the
+                # same limit with 507, and the client should learn why (RFC 4791 §5.3.2.1).
+                log.info("caldav: PUT of %s refused: more than %d recurrence instances", ctx.user,
+                         self.series_limit.max_instances)
+                start_response("403 Forbidden", [("Content-Type", "text/xml; charset=utf-8")])
+                return [refusal(MAX_INSTANCES)]
         ctx.schedule_tag_match = environ.get("HTTP_IF_SCHEDULE_TAG_MATCH")
         if environ["REQUEST_METHOD"] == "PUT" and environ["PATH_INFO"].strip("/").count("/") == 2:
             ctx.put_conditions = (environ.get("HTTP_IF_MATCH") or None, environ.get("HTTP_IF_NONE_MATCH") == "*")
@@ -582,7 +594,7 @@ class GatewayResource(resource.Resource):
                 start_response("403 Forbidden", [("Content-Type", "text/xml; charset=utf-8")])
                 return [refusal(broken)]
             if body is not None:
-                ctx.expand, ctx.limit_recurrence_set = recurrence.requested_ranges(body)
+                ctx.expand, ctx.limit_recurrence_set, ctx.limit_freebusy_set = recurrence.requested_ranges(body)
         captured: list[Any] = []
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:

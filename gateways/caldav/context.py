@@ -15,6 +15,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.python.failure import Failure
 
 from gateways.caldav.date_limits import DateLimits
+from gateways.caldav.series_limit import SeriesLimit
 from shared.budget import UNLIMITED, TooMuchWork, WorkBudget
 from shared.errors import GroupwareError
 
@@ -34,6 +35,8 @@ class RequestContext:
         self.budget = budget
         # The dates its requests may reach, shown on every calendar.
         self.date_limits = DateLimits()
+        # The recurrence instances one stored object may generate (CALDAV:max-instances).
+        self.series_limit = SeriesLimit()
         # The first store error met while serving; the resource maps it to an HTTP status
         # because Radicale turns every plugin exception into a 500.
         self.error: GroupwareError | None = None
@@ -67,6 +70,8 @@ class RequestContext:
         # of what a PUT stored (its answer's header), when it is a scheduling object.
         self.schedule_tag_match: str | None = None
         self.schedule_tag: str | None = None
+        # A REPORT's CALDAV:limit-freebusy-set range (start, end), if it asks for one.
+        self.limit_freebusy_set: tuple[Any, Any] | None = None
 
     def count_instances(self, n: int) -> None:
         """Count `n` more instances in the answer; past the limit the request is stopped

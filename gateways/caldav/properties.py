@@ -13,6 +13,7 @@ from typing import Any
 
 from gateways.caldav import context
 from gateways.caldav.date_limits import MAX_PROPERTY, MIN_PROPERTY
+from gateways.caldav.series_limit import PROPERTY as MAX_INSTANCES
 from shared import rights as R
 
 CS = "http://calendarserver.org/ns/"
@@ -26,7 +27,7 @@ LIVE = frozenset({
     "D:current-user-principal", "D:current-user-privilege-set", "D:supported-report-set",
     "C:calendar-home-set", "C:calendar-user-address-set", "C:supported-calendar-data",
     "C:max-resource-size", "D:principal-URL", "D:principal-collection-set", MIN_PROPERTY, MAX_PROPERTY,
-    "D:quota-available-bytes", "D:quota-used-bytes",
+    "D:quota-available-bytes", "D:quota-used-bytes", MAX_INSTANCES,
 })
 QUOTA_USED = "D:quota-used-bytes"
 QUOTA_AVAILABLE = "D:quota-available-bytes"
@@ -40,6 +41,7 @@ def collection_meta(ctx: context.RequestContext, folder: Any) -> dict[str, str]:
     """What a PROPFIND of the calendar shows besides its name, colour and description."""
     meta = dict(getattr(folder, "properties", None) or {})
     meta.update(ctx.date_limits.properties())
+    meta.update(ctx.series_limit.properties())
     token = getattr(folder, "publish_token", None)
     if token and R.has(folder.rights, R.ADMIN):
         meta[PUBLISH_URL] = publish_url(getattr(ctx, "base_url", ""), token)

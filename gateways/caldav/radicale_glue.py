@@ -156,13 +156,18 @@ _radicale_xml_item_response = radicale_report.xml_item_response
 
 def _xml_item_response(*args: Any, **kwargs: Any) -> Any:
     """Radicale's <response> for one item of a REPORT, its calendar-data cut to the overrides
-    a CALDAV:limit-recurrence-set asks for (Radicale ignores the element)."""
+    a CALDAV:limit-recurrence-set asks for and the free-busy periods a CALDAV:limit-freebusy-set
+    asks for (Radicale ignores both elements)."""
     ctx = context.bound()
-    limits = ctx.limit_recurrence_set if ctx is not None else None
-    if limits is not None:
+    recurrences = ctx.limit_recurrence_set if ctx is not None else None
+    freebusy = ctx.limit_freebusy_set if ctx is not None else None
+    if recurrences is not None or freebusy is not None:
         for prop in kwargs.get("found_props", ()):
             if prop.tag == _CALENDAR_DATA and prop.text:
-                prop.text = recurrence.limited_text(prop.text, *limits)
+                if recurrences is not None:
+                    prop.text = recurrence.limited_text(prop.text, *recurrences)
+                if freebusy is not None:
+                    prop.text = recurrence.limited_freebusy_text(prop.text, *freebusy)
     return _radicale_xml_item_response(*args, **kwargs)
 
 

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import recurring_ical_events
-from icalendar import Calendar
+from icalendar import Calendar, vPeriod
 
 from gateways.caldav import context
 from gateways.caldav.xmlbody import xml_root
@@ -152,11 +152,16 @@ def busy_periods(text: str, start: datetime, end: datetime) -> list[tuple[dateti
     return periods
 
 
-def requested_ranges(body: bytes) -> tuple[tuple[datetime, datetime] | None, tuple[datetime, datetime] | None]:
-    """The ranges of a REPORT body's CALDAV:expand and CALDAV:limit-recurrence-set, each
-    None when absent (or malformed: then Radicale judges the body)."""
+Range = tuple[datetime, datetime]
+
+
+def requested_ranges(body: bytes) -> tuple[Range | None, Range | None, Range | None]:
+    """The ranges of a REPORT body's CALDAV:expand, CALDAV:limit-recurrence-set and
+    CALDAV:limit-freebusy-set, each None when absent (or malformed: then Radicale judges
+    the body)."""
     root = xml_root(body) if body else None
-    return _range_of(root, "expand"), _range_of(root, "limit-recurrence-set")
+    return (_range_of(root, "expand"), _range_of(root, "limit-recurrence-set"),
+            _range_of(root, "limit-freebusy-set"))
 
 
 def _range_of(root: Any, name: str) -> tuple[datetime, datetime] | None:
@@ -199,3 +204,47 @@ def limited_text(text: str, start: datetime, end: datetime) -> str:
         return text
     calendar.subcomponents[:] = kept
     return calendar.to_ical().decode("utf-8")
+
+
+def limited_freebusy_text(text: str, start: datetime, end: datetime) -> str:
+    """The object with only the FREEBUSY periods of its VFREEBUSY components that overlap
+    [start, end) (RFC 4791 §9.6.7); a FREEBUSY property left without periods is dropped.
+    Every other line is kept as it was."""
+    if "VFREEBUSY" not in text.upper():
+        return text
+    out: list[str] = []
+    inside = False
+    changed = False
+    for line in _unfolded(text):
+        upper = line.upper()
+        if upper.startswith("BEGIN:VFREEBUSY"):
+            inside = True
+        elif upper.startswith("END:VFREEBUSY"):
+            inside = False
+        elif inside and (upper.startswith("FREEBUSY:") or upper.startswith("FREEBUSY;")):
+            name, _, values = line.partition(":")
+            kept = [v for v in values.split(",") if _period_overlaps(v, start, end)]
+            changed = changed or len(kept) != len(values.split(","))
+            if not kept:
+                continue
+            line = f"{name}:{','.join(kept)}"
+        out.append(line)
+    return "\r\n".join(out) + "\r\n" if changed else text
+
+
+def _unfolded(text: str) -> list[str]:
+    text = text.replace("\r\n", "\n").replace("\n ", "").replace("\n\t", "")
+    return [line for line in text.split("\n") if line]
+
+
+def _period_overlaps(value: str, start: datetime, end: datetime) -> bool:
+    """Whether a FREEBUSY period (UTC start with an end or a duration) overlaps [start, end);
+    one that does not parse is kept (the range says what to leave out, not what to mend)."""
+    try:
+        period = vPeriod.from_ical(value.strip())
+    except ValueError:
+        return True
+    first, last = period
+    first = _sort_key(first)
+    last = first + last if isinstance(last, timedelta) else _sort_key(last)
+    return first < end and last > start

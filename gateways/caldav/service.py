@@ -18,6 +18,7 @@ from gateways.caldav.app import CalDAVSite, GatewayResource
 from gateways.caldav.scheduling.imip import ImipSender
 from gateways.caldav.scheduling.implicit import Scheduler
 from gateways.caldav.date_limits import DateLimits
+from gateways.caldav.series_limit import SeriesLimit
 from gateways.caldav.limits import RequestLimits
 from gateways.caldav.radicale_glue import radicale_logger
 from gateways.caldav.sessions import SessionCache
@@ -82,7 +83,9 @@ class CalDAVService(GatewayService):
                                           cfg.get_utc_datetime("ical_max_date_time")),
                                cfg.get_int("ical_threads_per_user"), self._web_pages(login),
                                max_query_instances=cfg.get_int("ical_max_query_instances"),
-                               scheduler=self._scheduler())
+                               scheduler=self._scheduler(),
+                               series_limit=SeriesLimit.from_config(cfg.get_int("ical_max_object_instances"),
+                                                                    cfg.get_utc_datetime("ical_max_date_time")))
         self.resource = root
         site = CalDAVSite(root, max_size, cfg.get_seconds("ical_timeout"), login.limits,
                           cfg.get_int("ical_retry_after"))

@@ -13,7 +13,9 @@ from .schema import items, occurrences
 def occurs_condition(start: int, end: int) -> ColumnElement[bool]:
     """Items with an occurrence overlapping [start, end): single objects by their own range,
     indexed series by their occurrences, other series by the whole series' range."""
-    in_range = and_(items.c.dtstart < end, or_(items.c.dtend.is_(None), items.c.dtend > start))
+    # RFC 4791 §9.9: an object without length (DTSTART = DTEND) overlaps a range it starts in.
+    in_range = and_(items.c.dtstart < end,
+                    or_(items.c.dtend.is_(None), items.c.dtend > start, items.c.dtstart >= start))
     occ = occurrences.c
     indexed_hit = exists().where(occ.folder_id == items.c.folder_id, occ.uid == items.c.uid,
                                  occ.start < end, or_(occ.end > start, occ.start >= start))

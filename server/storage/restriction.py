@@ -307,7 +307,9 @@ def compile_restriction(r: Any, uids: Callable[[str], ColumnElement[bool]], dept
         return func.lower(items.c[name]).contains(str(text).lower(), autoescape=True)
     if kind == "range":
         start, end = (_int(v) for v in _pair(arg, 2, "range"))
-        return and_(items.c.dtstart < end, or_(items.c.dtend.is_(None), items.c.dtend > start))
+        # As occurs: an object without length starting in the range is in it (RFC 4791 §9.9).
+        return and_(items.c.dtstart < end,
+                    or_(items.c.dtend.is_(None), items.c.dtend > start, items.c.dtstart >= start))
     if kind == "occurs":
         # Like range, but recurring series are matched by their indexed occurrences.
         start, end = (_int(v) for v in _pair(arg, 2, "occurs"))
