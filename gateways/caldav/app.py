@@ -573,7 +573,12 @@ class GatewayResource(resource.Resource):
             if vcard_put:
                 ctx.put_texts = addressbooks.sent_texts(body)
                 addressbooks.lighten_request(environ, body)
-            if not vcard_put and self.series_limit.exceeded_by(body.decode("utf-8", "replace")):
+            try:
+                too_many = not vcard_put and self.series_limit.exceeded_by(body.decode("utf-8", "replace"),
+                                                                           ctx.budget.check)
+            except BudgetExhausted:
+                return self._stopped(ctx, start_response)
+            if too_many:
                 # Counted before the engine parses it: its own walk of the rule would stop at the
                 # same limit with 507, and the client should learn why (RFC 4791 §5.3.2.1).
                 log.info("caldav: PUT of %s refused: more than %d recurrence instances", ctx.user,
