@@ -28,7 +28,8 @@ from twisted.web.wsgi import WSGIResource
 from gateways.caldav import addressbooks
 from gateways.caldav import auth as auth_plugin
 from gateways.caldav import properties
-from gateways.caldav import context, direct, feed_import, listing, radicale_glue, recurrence, rights, storage
+from gateways.caldav import (context, direct, feed_import, listing, radicale_glue, recurrence, rights, sharing,
+                             storage)
 from gateways.caldav import limits as request_limits
 from gateways.caldav.scheduling import collections as scheduling_collections
 from gateways.caldav.scheduling import outbox as scheduling_outbox
@@ -382,7 +383,7 @@ class GatewayResource(resource.Resource):
             return
         target = getattr(request, "calendar_post", None)
         if target is not None:
-            self._publish_calendar(request, user, session, target)
+            self._post_calendar(request, user, session, target)
             return
         target = getattr(request, "schedule_post", None)
         if target is not None:
@@ -414,24 +415,92 @@ class GatewayResource(resource.Resource):
         return f"{scheme}://{host}"
 
     # -- POST to a calendar: the owner publishes it at a secret read-only URL, or revokes it
-    def _publish_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
-        owner, segment = (s.decode("utf-8", "replace") for s in target)
+    def _post_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
         request.content.seek(0)
-        publish = publish_action(request.content.read())
+        body = request.content.read()
+        root = xml_root(body)
+        if root is not None and root.tag == sharing.SHARE:
+            self._share_calendar(request, user, session, target, root)
+            return
+        publish = publish_action(body)
         if publish is None:
-            self._finish(request, 400, "POST <CS:publish-calendar/> or <CS:unpublish-calendar/> "
+            self._finish(request, 400, "POST <CS:share>, <CS:publish-calendar/> or <CS:unpublish-calendar/> "
                                        f"(xmlns:CS=\"{properties.CS}\") to a calendar\n")
             return
+        self._publish_calendar(request, user, session, target, publish)
+
+    async def _calendar_of(self, session: Any, segment: str) -> Any:
+        """The calendar at `segment` of the session's home, NotFound when there is none."""
+        own, shared = await defer.gatherResults([session.store().folders(counts=False),
+                                                 session.shared_folders(counts=False)], consumeErrors=True)
+        folder = storage.segment_names(own, shared).get(segment)
+        if folder is None or folder.container_class not in storage.CALENDAR_CLASSES:
+            raise NotFound("no such calendar")
+        return folder
+
+    def _post_failed(self, request: server.Request, failure: Any, forbidden: str) -> None:
+        err = failure.value
+        if isinstance(err, defer.FirstError):
+            err = err.subFailure.value
+        if isinstance(err, Unavailable):
+            self._unavailable(request)
+        elif isinstance(err, GroupwareError):
+            code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
+            self._finish(request, code, forbidden if code == 403 else err.message + "\n")
+        else:
+            self._internal_error(failure, request)
+
+    # -- POST of CS:share: the owner shares a calendar with other users (gateways/caldav/sharing.py)
+    def _share_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes],
+                        root: Any) -> None:
+        owner, segment = (s.decode("utf-8", "replace") for s in target)
+        if owner != user:
+            self._finish(request, 404, "not found\n")
+            return
+        try:
+            changes = sharing.requested_changes(root)
+        except ValueError as err:
+            self._finish(request, 400, f"{err}\n")
+            return
+
+        async def change() -> None:
+            folder = await self._calendar_of(session, segment)
+            for item in changes:
+                names = sharing.sharee_names(item.href, (CALDAV_ROOT, CARDDAV_ROOT), session.user.email)
+                if not names:
+                    raise BadRequest(f"{item.href} names no user of this server")
+                for n, name in enumerate(names, 1):
+                    try:
+                        if item.rights is None:
+                            await folder.delete_acl(name)
+                        else:
+                            await folder.set_acl(name, item.rights)
+                        log.info("caldav: %s shared calendar %s with %s: %s", user, segment, name,
+                                 item.rights or "removed")
+                        break
+                    except NotFound:
+                        if n == len(names):
+                            raise BadRequest(f"{item.href} names no user of this server") from None
+            storage.HOMES.forget(session)
+
+        def done(_: Any) -> None:
+            self._finish(request, 200, "")
+
+        defer.ensureDeferred(change()).addCallbacks(
+            done, lambda failure: self._post_failed(request, failure, "only the owner shares a calendar\n")
+        ).addErrback(self._internal_error, request)
+
+    # -- POST of CS:publish-calendar / CS:unpublish-calendar: the owner publishes it at a secret
+    # read-only URL, or revokes it
+    def _publish_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes],
+                          publish: bool) -> None:
+        owner, segment = (s.decode("utf-8", "replace") for s in target)
         if owner != user:
             self._finish(request, 404, "not found\n")
             return
 
         async def change() -> str | None:
-            own, shared = await defer.gatherResults([session.store().folders(counts=False),
-                                                     session.shared_folders(counts=False)], consumeErrors=True)
-            folder = storage.segment_names(own, shared).get(segment)
-            if folder is None or folder.container_class not in storage.CALENDAR_CLASSES:
-                raise NotFound("no such calendar")
+            folder = await self._calendar_of(session, segment)
             storage.HOMES.forget(session)  # its listing holds the old secret
             if not publish:
                 await folder.unpublish()
@@ -453,17 +522,7 @@ class GatewayResource(resource.Resource):
             request.finish()
 
         def failed(failure: Any) -> None:
-            err = failure.value
-            if isinstance(err, defer.FirstError):
-                err = err.subFailure.value
-            if isinstance(err, Unavailable):
-                self._unavailable(request)
-            elif isinstance(err, GroupwareError):
-                code = next((c for cls, c in STATUS_FOR_ERROR.items() if isinstance(err, cls)), 500)
-                self._finish(request, code, "only the owner publishes a calendar\n" if code == 403
-                             else err.message + "\n")
-            else:
-                self._internal_error(failure, request)
+            self._post_failed(request, failure, "only the owner publishes a calendar\n")
         defer.ensureDeferred(change()).addCallbacks(done, failed).addErrback(self._internal_error, request)
 
     # -- POST to the schedule outbox: a free-busy request

@@ -28,7 +28,7 @@ from radicale.log import logger as radicale_logger
 from radicale.rights import BaseRights
 from radicale.storage import BaseCollection, BaseStorage, ComponentExistsError, ComponentNotFoundError
 
-from gateways.caldav import context, recurrence
+from gateways.caldav import access, context, recurrence
 from shared.budget import TooMuchWork
 
 # Radicale re-sanitizes the same few collection paths for every item of a listing
@@ -186,6 +186,24 @@ def _xml_propfind_response(app: Any, base_prefix: str, path: str, item: Any, *ar
 
 radicale_propfind.xml_propfind_response = _xml_propfind_response
 _CALENDAR_DATA = xmlutils.make_clark("C:calendar-data")
+_radicale_propfind_response = radicale_propfind.xml_propfind_response
+
+
+def _xml_propfind_response(self: Any, base_prefix: str, path: str, item: Any, props: Any,
+                           *args: Any, **kwargs: Any) -> Any:
+    """Radicale's <response> for one resource of a PROPFIND, with the access properties
+    answered from the caller's folder rights (gateways/caldav/access.py)."""
+    asked = [p for p in props if p in access.OWN]
+    if asked:
+        props = [p for p in props if p not in access.OWN]
+    response = _radicale_propfind_response(self, base_prefix, path, item, props, *args, **kwargs)
+    ctx = context.bound()
+    if ctx is not None:
+        access.complete(ctx, response, item, asked, base_prefix)
+    return response
+
+
+radicale_propfind.xml_propfind_response = _xml_propfind_response
 radicale_item.find_time_range = _find_time_range
 radicale_report.xml_item_response = _xml_item_response
 radicale_report._expand = _expand

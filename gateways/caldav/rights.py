@@ -23,7 +23,9 @@ class Rights(BaseRights):
         if not parts:
             return "R"
         if parts[0] != user:
-            return ""
+            # Nothing of another user's home is served (storage.discover finds nothing there):
+            # reading it answers 404 as for a path that does not exist, whether or not it does.
+            return "r"
         # "RW": the home (create and delete calendars in it); "rw": a calendar's items.
         if len(parts) == 1:
             return "RW"

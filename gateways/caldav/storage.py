@@ -229,6 +229,13 @@ class FolderCollection(BaseCollection):
     def path(self) -> str:
         return self._path
 
+    @property
+    def owner(self) -> str:
+        """Whose calendar it is (DAV:owner): the store's owner, none for the public store."""
+        if getattr(self.folder.store, "public", False):
+            return ""
+        return self.folder.owner or self._path.split("/", 1)[0]
+
     # -- properties
     @property
     def component(self) -> str:
