@@ -111,7 +111,8 @@ def check_letters(r):
     assert r.authorization("demo", set(), "/") == "R"
     assert r.authorization("demo", set(), "/demo/") == "RW"
     assert r.authorization("demo", set(), "/demo/Calendar/") == "rw"
-    assert r.authorization("demo", set(), "/bob/Calendar/") == ""
+    # Another user's home: readable, to find nothing there (404, as for what does not exist).
+    assert r.authorization("demo", set(), "/bob/Calendar/") == "r"
     assert r.authorization("", set(), "/demo/") == ""
 
 
@@ -194,3 +195,16 @@ def test_scheduling_hooks_reach_radicale():
     glue.advertise("calendar-auto-schedule")
     classes = [c.strip() for c in httputils.DAV_HEADERS.split(",")]
     assert classes.count("calendar-auto-schedule") == 1 and "calendar-access" in classes
+
+
+def test_the_propfind_response_we_finish_and_the_dav_header():
+    """PROPFIND answers pass through our access properties (radicale_glue wraps Radicale's
+    per-resource response builder, called by name from its module), and the DAV header
+    names the sharing extension."""
+    from radicale import httputils
+    from radicale.app import propfind
+    assert propfind.xml_propfind_response.__module__ == glue.__name__
+    params = list(inspect.signature(glue._radicale_propfind_response).parameters)
+    assert params[:5] == ["self", "base_prefix", "path", "item", "props"]
+    assert "xml_propfind_response(" in inspect.getsource(propfind.xml_propfind)
+    assert "calendarserver-sharing" in [c.strip() for c in httputils.DAV_HEADERS.split(",")]

@@ -64,6 +64,7 @@ def team(env):
 
 
 def test_the_owner_sees_sharing_modes_and_the_invite(env, team):
+    assert "calendarserver-sharing" in as_user(env, BOB, "OPTIONS", team).headers["DAV"]
     body = "<CS:allowed-sharing-modes xmlns:CS=\"http://calendarserver.org/ns/\"/><CS:invite xmlns:CS=\"http://calendarserver.org/ns/\"/>"
     root = xml(propfind(env, team, body, auth=BOB))
     modes = root.find(f".//{CS}allowed-sharing-modes")

@@ -172,27 +172,17 @@ def _xml_item_response(*args: Any, **kwargs: Any) -> Any:
 
 
 _radicale_propfind_response = radicale_propfind.xml_propfind_response
+_CALENDAR_DATA = xmlutils.make_clark("C:calendar-data")
 # Functions (response element, item or collection, base prefix) that add what our
 # collections have beyond Radicale's properties (gateways/caldav/scheduling/collections.py).
 PROPFIND_AMENDERS: list[Callable[[Any, Any, str], None]] = []
 
 
-def _xml_propfind_response(app: Any, base_prefix: str, path: str, item: Any, *args: Any, **kwargs: Any) -> Any:
-    response = _radicale_propfind_response(app, base_prefix, path, item, *args, **kwargs)
-    for amend in PROPFIND_AMENDERS:
-        amend(response, item, base_prefix)
-    return response
-
-
-radicale_propfind.xml_propfind_response = _xml_propfind_response
-_CALENDAR_DATA = xmlutils.make_clark("C:calendar-data")
-_radicale_propfind_response = radicale_propfind.xml_propfind_response
-
-
 def _xml_propfind_response(self: Any, base_prefix: str, path: str, item: Any, props: Any,
                            *args: Any, **kwargs: Any) -> Any:
     """Radicale's <response> for one resource of a PROPFIND, with the access properties
-    answered from the caller's folder rights (gateways/caldav/access.py)."""
+    answered from the caller's folder rights (gateways/caldav/access.py), then amended by
+    PROPFIND_AMENDERS."""
     asked = [p for p in props if p in access.OWN]
     if asked:
         props = [p for p in props if p not in access.OWN]
@@ -200,6 +190,8 @@ def _xml_propfind_response(self: Any, base_prefix: str, path: str, item: Any, pr
     ctx = context.bound()
     if ctx is not None:
         access.complete(ctx, response, item, asked, base_prefix)
+    for amend in PROPFIND_AMENDERS:
+        amend(response, item, base_prefix)
     return response
 
 
@@ -227,6 +219,10 @@ def advertise(compliance_class: str) -> None:
     classes = [c.strip() for c in httputils.DAV_HEADERS.split(",")]
     if compliance_class not in classes:
         httputils.DAV_HEADERS = ", ".join(classes + [compliance_class])
+
+
+# Apple's clients offer sharing where the DAV header names the CalendarServer extension.
+advertise("calendarserver-sharing")
 
 
 def version() -> str:
