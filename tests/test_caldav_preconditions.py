@@ -98,6 +98,16 @@ def test_a_series_in_its_own_time_zone_is_counted_too(env):
     assert put(env, f"{path}all-day.ics", calendar(vevent("all-day", all_day))).status_code == 201
 
 
+def test_a_whole_calendar_put_is_held_to_the_same_limit(env):
+    weekly = vevent("weekly", "DTSTART:20260101T090000Z\r\nDTEND:20260101T100000Z\r\nRRULE:FREQ=WEEKLY\r\n")
+    yearly = vevent("yearly", "DTSTART:20260101T090000Z\r\nDTEND:20260101T100000Z\r\nRRULE:FREQ=YEARLY\r\n")
+    r = put(env, "/ical/demo/Whole", calendar(yearly, weekly))
+    assert r.status_code == 403, r.text
+    assert ET.fromstring(r.content).find(f"{CAL}max-instances") is not None, r.text
+    assert env.request("GET", "/ical/demo/Whole").status_code == 404
+    assert put(env, "/ical/demo/Whole", calendar(yearly)).status_code == 201
+
+
 # -- limit-freebusy-set (RFC 4791 §9.6.7)
 
 FREEBUSY = ("BEGIN:VFREEBUSY\r\nUID:fb-1\r\nDTSTAMP:20260101T000000Z\r\n"

@@ -39,7 +39,7 @@ from gateways.caldav.series_limit import PRECONDITION as MAX_INSTANCES, SeriesLi
 from gateways.caldav.feed import feed_etag, feed_text
 from gateways.caldav.sessions import SessionCache
 from gateways.caldav.xmlbody import request_body, xml_root
-from shared.budget import BudgetExhausted, BudgetRegistry, WorkCancelled, working_under
+from shared.budget import BudgetExhausted, BudgetRegistry, WorkBudget, WorkCancelled, run_under, working_under
 from shared.fair_share import FairShare
 from shared.errors import (PRECONDITION_FAILED, UID_CONFLICT, AuthFailed, BadRequest, Conflict, Forbidden,
                            GroupwareError, NotFound, Quota, SessionInvalid, StorageFull, TooLarge, Unavailable)
@@ -303,6 +303,14 @@ class GatewayResource(resource.Resource):
             request.write(body)
         request.finish()
 
+    def _finish_xml(self, request: server.Request, code: int, body: bytes) -> None:
+        if request.finished or request._disconnected:
+            return
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"application/xml; charset=utf-8")
+        request.write(body)
+        request.finish()
+
     def _unavailable(self, request: server.Request) -> None:
         """503 with Retry-After: the store could not answer, the client should come back."""
         self._finish(request, 503, UNAVAILABLE_TEXT, [(b"retry-after", str(self.retry_after).encode())])
@@ -379,7 +387,7 @@ class GatewayResource(resource.Resource):
         request.notifyFinish().addBoth(finished)
         target = getattr(request, "calendar_import", None)
         if target is not None:
-            self._import_calendar(request, user, session, target)
+            self._import_calendar(request, user, session, target, budget)
             return
         target = getattr(request, "calendar_post", None)
         if target is not None:
@@ -572,7 +580,8 @@ class GatewayResource(resource.Resource):
         defer.ensureDeferred(answer()).addCallbacks(done, failed).addErrback(self._internal_error, request)
 
     # -- PUT of a whole calendar (the iCal feed, or a collection)
-    def _import_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
+    def _import_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes],
+                         budget: WorkBudget) -> None:
         owner, segment = (s.decode("utf-8", "replace") for s in target)
         if owner != user:
             self._finish(request, 404, "not found\n")
@@ -584,7 +593,8 @@ class GatewayResource(resource.Resource):
             return deferToThreadPool(self.reactor, self.threadpool, fn, *args)
         d = defer.ensureDeferred(feed_import.import_calendar(
             session, segment, body, in_thread, if_match=(request.getHeader(b"if-match") or b"").decode("latin-1"),
-            if_none_match=request.getHeader(b"if-none-match") == b"*", max_objects=self.limits.import_objects))
+            if_none_match=request.getHeader(b"if-none-match") == b"*", max_objects=self.limits.import_objects,
+            series_limit=lambda text: run_under(budget, self.series_limit.exceeded_by, text, budget.check)))
 
         def done(result: feed_import.ImportResult) -> None:
             plan = result.plan
@@ -594,6 +604,17 @@ class GatewayResource(resource.Resource):
 
         def failed(failure: Any) -> None:
             err = failure.value
+            if isinstance(err, feed_import.TooManyInstances):
+                log.info("caldav: calendar PUT %s/%s refused: %s", user, segment, err)
+                self._finish_xml(request, 403, refusal(MAX_INSTANCES))
+                return
+            if isinstance(err, WorkCancelled):
+                self._unavailable(request)
+                return
+            if isinstance(err, BudgetExhausted):
+                log.warning("caldav: calendar PUT %s/%s stopped: %s", user, segment, err)
+                self._finish_xml(request, 507, TOO_MUCH_WORK)
+                return
             if not isinstance(err, GroupwareError):
                 self._internal_error(failure, request)
                 return

@@ -28,6 +28,11 @@ _TZID_PARAM = re.compile(r';TZID=("[^"]*"|[^;:]*)', re.I)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._+=-]{1,200}$")
 
 
+class TooManyInstances(ValueError):
+    """An object of the calendar generates more recurrence instances than one may
+    (RFC 4791 CALDAV:max-instances; gateways/caldav/series_limit.py)."""
+
+
 @dataclass
 class FeedObject:
     uid: str
@@ -261,12 +266,15 @@ class ImportResult:
 
 async def import_calendar(session: Any, segment: str, body: bytes, in_thread: Callable[..., Any],
                           if_match: str = "", if_none_match: bool = False,
-                          max_objects: int = 0) -> ImportResult:
+                          max_objects: int = 0,
+                          series_limit: Callable[[str], bool] | None = None) -> ImportResult:
     """Make the calendar `segment` of the session's user hold what `body` holds (on the
     reactor; parsing and comparing run through `in_thread`). `if_match` / `if_none_match`
     are the request's conditions on the calendar's ETag. Fails with the store's errors,
     Conflict (preconditionFailed), BadRequest for a body that is not one VCALENDAR, or
-    TooLarge for one of more than `max_objects` objects (`ical_max_import_objects`; 0: any)."""
+    TooLarge for one of more than `max_objects` objects (`ical_max_import_objects`; 0: any),
+    TooManyInstances for an object `series_limit` (run through `in_thread`) says generates
+    more recurrence instances than allowed (CALDAV:max-instances)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -274,6 +282,11 @@ async def import_calendar(session: Any, segment: str, body: bytes, in_thread: Ca
     feed = await in_thread(parse_feed, text)
     if max_objects and len(feed.objects) > max_objects:
         raise TooLarge(f"a calendar PUT holds at most {max_objects} objects, this one {len(feed.objects)}")
+    if series_limit is not None:
+        for obj in feed.objects.values():
+            if any("RRULE" in block.upper() for block in obj.blocks) and \
+                    await in_thread(series_limit, feed.object_text(obj)):
+                raise TooManyInstances(f"the series {obj.uid!r} has more recurrence instances than allowed")
     own, shared = await defer.gatherResults([session.store().folders(counts=False),
                                              session.shared_folders(counts=False)], consumeErrors=True)
     folder = segment_names(own, shared).get(segment)
