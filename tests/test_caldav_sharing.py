@@ -82,6 +82,7 @@ def test_the_owner_sees_sharing_modes_and_the_invite(env, team):
     assert principals[0] == "/caldav/bob/" and set(principals) == {"/caldav/bob/", "/caldav/carol/", "/caldav/demo/"}
 
 
+@pytest.mark.database_engines("sqlite", "mariadb")
 def test_sharees_see_the_calendar_in_their_home_with_their_access(env, team):
     carol = shared_href(env, CAROL, "carol", "Team")
     mine = shared_href(env, None, "demo", "Team")
