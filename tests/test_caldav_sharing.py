@@ -117,6 +117,24 @@ def test_a_read_only_sharee_is_refused_writes(env, team):
     assert as_user(env, BOB, "GET", "/caldav/bob/Team/kickoff.ics").status_code == 200
 
 
+def test_a_read_write_sharee_may_not_rename_delete_or_reshare_the_calendar(env, team):
+    carol = shared_href(env, CAROL, "carol", "Team")
+    body = ('<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:displayname>Mine now</d:displayname>'
+            '</d:prop></d:set></d:propertyupdate>')
+    r = as_user(env, CAROL, "PROPPATCH", carol, body, Content_Type="application/xml")
+    assert r.status_code == 403 or "403" in r.text, r.text
+    assert as_user(env, CAROL, "DELETE", carol).status_code == 403
+    r = as_user(env, CAROL, "POST", carol, share_body(("/caldav/dave/", "read")), Content_Type="application/xml")
+    assert r.status_code == 403
+    assert shared_href(env, DAVE, "dave", "Team") is None
+    root = xml(propfind(env, team, "<d:displayname/>", auth=BOB))
+    assert root.find(f".//{DAV}displayname").text == "Team"
+    # Deleting an object is allowed: that is what read-write gives.
+    assert as_user(env, CAROL, "PUT", carol + "temp.ics", event("temp")).status_code == 201
+    assert as_user(env, CAROL, "DELETE", carol + "temp.ics").status_code in (200, 204)
+    assert as_user(env, BOB, "GET", "/caldav/bob/Team/temp.ics").status_code == 404
+
+
 def test_without_rights_nothing_shows(env, team):
     assert shared_href(env, DAVE, "dave", "Team") is None
     for path in ("/caldav/bob/Team/", "/caldav/bob/Team/kickoff.ics", "/caldav/bob/Nothing/"):
