@@ -230,3 +230,45 @@ def test_vdirsyncer_syncs_a_shared_calendar(env, team, tmp_path):
     (local / "laptop.ics").write_text(event("laptop", summary="from carol's laptop"))
     run("sync")
     assert "UID:laptop" in as_user(env, BOB, "GET", "/ical/bob/Team").text
+
+
+# -- the parts, without a server ------------------------------------------------------------
+
+def test_sharee_hrefs_name_logins():
+    from gateways.caldav.sharing import sharee_names
+    roots = ("/caldav", "/carddav")
+    assert sharee_names("/caldav/bob/", roots) == ["bob"]
+    assert sharee_names("https://mail.example.org:8443/carddav/bob/", roots) == ["bob"]
+    assert sharee_names("mailto:bob", roots) == ["bob"]
+    # An address names its local part only within the owner's own domain.
+    assert sharee_names("mailto:bob@example.org", roots, "alice@example.org") == ["bob@example.org", "bob"]
+    assert sharee_names("mailto:bob@elsewhere.net", roots, "alice@example.org") == ["bob@elsewhere.net"]
+    assert sharee_names("/caldav/bob/Calendar/", roots) == []
+    assert sharee_names("/elsewhere/bob/", roots) == []
+
+
+def test_share_bodies_are_read_strictly():
+    from gateways.caldav.sharing import READ_ONLY, READ_WRITE, Change, requested_changes
+    root = ET.fromstring(share_body(("/caldav/a/", "read"), ("/caldav/b/", "read-write"), ("/caldav/c/", None)))
+    assert requested_changes(root) == [Change("/caldav/a/", READ_ONLY), Change("/caldav/b/", READ_WRITE),
+                                       Change("/caldav/c/", None)]
+    for bad in (share_body(), share_body(("", "read")),
+                share_body(("/caldav/a/", "read")).replace("<CS:read/>", "")):
+        with pytest.raises(ValueError):
+            requested_changes(ET.fromstring(bad))
+
+
+def test_privileges_follow_the_letters_the_store_checks():
+    from gateways.caldav.privileges import privileges
+    from shared import rights as R
+
+    def names(letters: str) -> set[str]:
+        return {name for _, name in privileges(letters)}
+    assert names(R.ALL) >= {"all", "write", "read", "write-content", "write-properties", "bind", "unbind",
+                            "read-acl", "write-acl", "read-free-busy", "read-current-user-privilege-set"}
+    assert names("lrs") == {"read", "read-free-busy", "read-current-user-privilege-set"}
+    assert names("lrswite") == {"read", "read-free-busy", "read-current-user-privilege-set", "write-content",
+                                "bind", "unbind"}
+    assert names("lrte") == {"read", "read-free-busy", "read-current-user-privilege-set", "unbind"}
+    assert names("l") == {"read-current-user-privilege-set"}
+    assert names("") == set()
