@@ -422,7 +422,7 @@ class GatewayResource(resource.Resource):
             host = f"{address.host}:{address.port}" if ":" not in address.host else f"[{address.host}]:{address.port}"
         return f"{scheme}://{host}"
 
-    # -- POST to a calendar: the owner publishes it at a secret read-only URL, or revokes it
+    # -- POST to a calendar: sharing it, or publishing it at a secret read-only URL
     def _post_calendar(self, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
         request.content.seek(0)
         body = request.content.read()
@@ -473,22 +473,9 @@ class GatewayResource(resource.Resource):
 
         async def change() -> None:
             folder = await self._calendar_of(session, segment)
-            for item in changes:
-                names = sharing.sharee_names(item.href, (CALDAV_ROOT, CARDDAV_ROOT), session.user.email)
-                if not names:
-                    raise BadRequest(f"{item.href} names no user of this server")
-                for n, name in enumerate(names, 1):
-                    try:
-                        if item.rights is None:
-                            await folder.delete_acl(name)
-                        else:
-                            await folder.set_acl(name, item.rights)
-                        log.info("caldav: %s shared calendar %s with %s: %s", user, segment, name,
-                                 item.rights or "removed")
-                        break
-                    except NotFound:
-                        if n == len(names):
-                            raise BadRequest(f"{item.href} names no user of this server") from None
+            made = await sharing.apply(folder, changes, (CALDAV_ROOT, CARDDAV_ROOT), session.user.email)
+            for name, letters in made:
+                log.info("caldav: %s shared calendar %s with %s: %s", user, segment, name, letters or "removed")
             storage.HOMES.forget(session)
 
         def done(_: Any) -> None:

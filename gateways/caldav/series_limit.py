@@ -1,12 +1,14 @@
 """CALDAV:max-instances (RFC 4791 §5.2.8, §5.3.2.1): the most recurrence instances one
-calendar object may generate, shown on every calendar and checked on each object PUT.
+calendar object may generate, shown on every calendar and checked on each PUT of an object
+or of a whole calendar.
 
 The value is `ical_max_object_instances`, by default the instances a request may walk one
 series through (`ical_max_instances`): an object generating more could never be filtered,
 expanded or looked at for free-busy, so it is refused when stored (403 with the
-precondition) rather than failing every later REPORT. An open-ended series is counted up to the latest date a request may name
-(`ical_max_date_time`), the server's horizon; a weekly meeting with no end is about 4000
-instances to 2100, a rule every second or minute with no end is far beyond any limit.
+precondition) rather than failing every later REPORT. An open-ended series is counted up to
+the latest date a request may name (`ical_max_date_time`), the server's horizon: a weekly
+meeting with no end is about 4000 instances to 2100, a rule every second or minute with no
+end is far beyond any limit.
 """
 from __future__ import annotations
 

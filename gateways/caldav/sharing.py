@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 from xml.etree import ElementTree as ET
 
 from shared import rights as R
+from shared.errors import BadRequest, NotFound
 
 CS = "http://calendarserver.org/ns/"
 DAV = "DAV:"
@@ -76,6 +77,31 @@ def sharee_names(href: str, roots: Iterable[str], owner_address: str = "") -> li
             parts = [p for p in path[len(root) + 1:].split("/") if p]
             return parts[:1] if len(parts) == 1 else []
     return []
+
+
+async def apply(folder: Any, changes: Iterable[Change], roots: Iterable[str],
+                owner_address: str = "") -> list[tuple[str, str | None]]:
+    """Make each change on the folder's ACL, in order; fires with (login, rights or None)
+    of each. BadRequest for an href that names no user (the changes before it are made)."""
+    roots = tuple(roots)
+    done = []
+    for change in changes:
+        names = sharee_names(change.href, roots, owner_address)
+        for n, name in enumerate(names, 1):
+            try:
+                if change.rights is None:
+                    await folder.delete_acl(name)
+                else:
+                    await folder.set_acl(name, change.rights)
+            except NotFound:
+                if n < len(names):
+                    continue
+            else:
+                done.append((name, change.rights))
+                break
+        else:
+            raise BadRequest(f"{change.href} names no user of this server")
+    return done
 
 
 def access_of(letters: str) -> str:
