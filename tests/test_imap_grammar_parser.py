@@ -184,6 +184,21 @@ def test_status():
     assert error(b"a STATUS x MESSAGES").tag == "a"
 
 
+def test_acl_commands_rfc4314():
+    assert args(b"a GETACL inbox") == c.AclTarget("INBOX")
+    assert args(b"a MYRIGHTS \"Other Users/alice/INBOX\"") == c.AclTarget("Other Users/alice/INBOX")
+    assert args(b"a DELETEACL Team anyone") == c.AclTarget("Team", "anyone")
+    assert args(b"a LISTRIGHTS Team {3}\r\nbob") == c.AclTarget("Team", "bob")
+    assert args(b"a SETACL Team bob lrs") == c.SetAcl("Team", "bob", "replace", "lrs")
+    assert args(b"a SETACL Team $sales +wi") == c.SetAcl("Team", "$sales", "add", "wi")
+    assert args(b'a SETACL Team bob "-x"') == c.SetAcl("Team", "bob", "remove", "x")
+    assert args(b'a SETACL Team bob ""') == c.SetAcl("Team", "bob", "replace", "")
+    assert "empty identifier" in error(b'a DELETEACL Team ""').text
+    assert error(b"a SETACL Team bob").tag == "a"
+    assert error(b"a GETACL").tag == "a"
+    assert args(b'a LIST "" * RETURN (MYRIGHTS CHILDREN)').returns == frozenset({"MYRIGHTS", "CHILDREN"})
+
+
 # --- APPEND ----------------------------------------------------------------------------
 
 def test_append_forms_keep_the_literal_without_copying():

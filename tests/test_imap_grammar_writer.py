@@ -431,6 +431,11 @@ def test_list_status_search_responses():
     assert w.namespace_response([("", "/")]) == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
     assert w.namespace_response([("", "/")], None, [("Öffentlich/", "/")]) == \
         b'* NAMESPACE (("" "/")) NIL (("&ANY-ffentlich/" "/"))\r\n'
+    assert w.acl_response("Team", [("bob", "lrs"), ("$sales", ""), ("a b", "l")]) == \
+        b'* ACL Team bob lrs $sales "" "a b" l\r\n'
+    assert w.listrights_response("Team", "bob", "", ["l", "r", "c"]) == b'* LISTRIGHTS Team bob "" l r c\r\n'
+    assert w.myrights_response("Other Users/alice/INBOX", "lrs") == \
+        b'* MYRIGHTS "Other Users/alice/INBOX" lrs\r\n'
 
 
 # --- speed -------------------------------------------------------------------------

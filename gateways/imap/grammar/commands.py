@@ -148,7 +148,7 @@ class List:
 
     `selection` holds selection options, upper case: SUBSCRIBED, REMOTE,
     RECURSIVEMATCH, SPECIAL-USE. `returns` holds return options other than STATUS,
-    upper case: SUBSCRIBED, CHILDREN, SPECIAL-USE. `status_items` is the item list of
+    upper case: SUBSCRIBED, CHILDREN, SPECIAL-USE, MYRIGHTS (RFC 8440). `status_items` is the item list of
     RETURN (STATUS (...)), or None when STATUS was not asked. `extended` is True when
     the client used any extended syntax (selection options, RETURN, or a parenthesised
     pattern list), which changes some answers (RFC 5258 §3).
@@ -166,6 +166,26 @@ class Lsub:
     """LSUB reference pattern (RFC 3501 §6.3.9)."""
     reference: str
     pattern: str
+
+
+@dataclass(frozen=True)
+class AclTarget:
+    """GETACL mailbox, MYRIGHTS mailbox (`identifier` None), DELETEACL mailbox identifier and
+    LISTRIGHTS mailbox identifier (RFC 4314 §3). The identifier is an astring decoded as
+    UTF-8 and kept as sent (`anyone`, a login, `$group`)."""
+    mailbox: str
+    identifier: str | None = None
+
+
+@dataclass(frozen=True)
+class SetAcl:
+    """SETACL mailbox identifier mod-rights (RFC 4314 §3.1). `mode` is "replace", "add"
+    (a leading `+`) or "remove" (a leading `-`); `rights` the letters after it, as sent
+    (which letters mean something is the command's business, not the grammar's)."""
+    mailbox: str
+    identifier: str
+    mode: str
+    rights: str
 
 
 STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
@@ -424,7 +444,7 @@ class Expunge:
 
 Arguments = Union[NoArguments, Authenticate, Compress, Login, Enable, Id, Select, Create, MailboxName,
                   Rename, List, Lsub, Status, Append, Search, Fetch, Store, CopyMove, Replace,
-                  Expunge, QuotaRoot, SetQuota]
+                  Expunge, QuotaRoot, SetQuota, AclTarget, SetAcl]
 
 
 @dataclass(frozen=True)

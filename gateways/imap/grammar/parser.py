@@ -199,7 +199,7 @@ def _rename(r: Reader, uid: bool) -> c.Rename:
 
 
 _LIST_SELECTION = {b"SUBSCRIBED", b"REMOTE", b"RECURSIVEMATCH", b"SPECIAL-USE"}
-_LIST_RETURNS = {b"SUBSCRIBED", b"CHILDREN", b"SPECIAL-USE"}
+_LIST_RETURNS = {b"SUBSCRIBED", b"CHILDREN", b"SPECIAL-USE", b"MYRIGHTS"}
 
 
 def _list(r: Reader, uid: bool) -> c.List:
@@ -256,6 +256,37 @@ def _lsub(r: Reader, uid: bool) -> c.Lsub:
     reference = r.mailbox_name(r.astring("a reference name"))
     r.sp()
     return c.Lsub(reference, r.list_mailbox())
+
+
+def _acl_mailbox(r: Reader, uid: bool) -> c.AclTarget:
+    r.sp()
+    return c.AclTarget(r.mailbox())
+
+
+def _acl_identifier(r: Reader) -> str:
+    identifier = r.text(r.astring("an identifier"))
+    if not identifier:
+        raise r.fail("empty identifier")
+    return identifier
+
+
+def _acl_mailbox_identifier(r: Reader, uid: bool) -> c.AclTarget:
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    return c.AclTarget(mailbox, _acl_identifier(r))
+
+
+def _setacl(r: Reader, uid: bool) -> c.SetAcl:
+    """RFC 4314 §3.1: mod-rights is an astring, `+` or `-` in front adding or removing."""
+    r.sp()
+    mailbox = r.mailbox()
+    r.sp()
+    identifier = _acl_identifier(r)
+    r.sp()
+    rights = r.text(r.astring("rights"))
+    mode = {"+": "add", "-": "remove"}.get(rights[:1], "replace")
+    return c.SetAcl(mailbox, identifier, mode, rights[1:] if mode != "replace" else rights)
 
 
 def _status_items(r: Reader) -> tuple[str, ...]:
@@ -679,6 +710,8 @@ COMMANDS: dict[bytes, _Parser] = {
     b"STORE": _store, b"COPY": _copy_move, b"MOVE": _copy_move,
     b"UNAUTHENTICATE": _no_args, b"REPLACE": _replace, b"COMPRESS": _compress,
     b"GETQUOTAROOT": _mailbox_only, b"GETQUOTA": _quota_root, b"SETQUOTA": _setquota,
+    b"GETACL": _acl_mailbox, b"MYRIGHTS": _acl_mailbox, b"DELETEACL": _acl_mailbox_identifier,
+    b"LISTRIGHTS": _acl_mailbox_identifier, b"SETACL": _setacl,
 }
 UID_COMMANDS = frozenset({b"COPY", b"MOVE", b"FETCH", b"STORE", b"SEARCH", b"EXPUNGE", b"REPLACE"})
 

@@ -406,6 +406,25 @@ def status_response(name: str, items: Iterable[tuple[str, int | bytes]], utf8: b
     return b"* STATUS " + mailbox(name, utf8) + b" (" + body + b")" + CRLF
 
 
+def acl_response(name: str, entries: Iterable[tuple[str, str]], utf8: bool = False) -> bytes:
+    """`* ACL name identifier rights ...` (RFC 4314 §3.6); empty rights as `""`."""
+    body = b"".join(b" " + astring(identifier) + b" " + astring(rights) for identifier, rights in entries)
+    return b"* ACL " + mailbox(name, utf8) + body + CRLF
+
+
+def listrights_response(name: str, identifier: str, required: str, optional: Iterable[str],
+                        utf8: bool = False) -> bytes:
+    """`* LISTRIGHTS name identifier required optional...` (RFC 4314 §3.7)."""
+    rest = b"".join(b" " + astring(group) for group in optional)
+    return (b"* LISTRIGHTS " + mailbox(name, utf8) + b" " + astring(identifier) + b" "
+            + astring(required) + rest + CRLF)
+
+
+def myrights_response(name: str, rights: str, utf8: bool = False) -> bytes:
+    """`* MYRIGHTS name rights` (RFC 4314 §3.8)."""
+    return b"* MYRIGHTS " + mailbox(name, utf8) + b" " + astring(rights) + CRLF
+
+
 def search_response(numbers: Iterable[int], modseq: int | None = None) -> bytes:
     """`* SEARCH 1 2 3` with the optional `(MODSEQ n)` of RFC 7162 §3.1.5."""
     out = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
