@@ -24,7 +24,8 @@ async def get_changes(call: Call) -> bytes:
 
     def work() -> bytes:
         require(call.storage, session.user_id, folder_id, R.READ)
-        result = call.storage.get_changes(folder_id, since)
+        result = call.storage.get_changes(folder_id, since,
+                                          reader=call.storage.seen_reader(session.user_id, folder_id))
         changed = result["changed"]
         return _change_answer("getChanges", result, changed, len(changed.get("uid", ())))
 
@@ -44,7 +45,8 @@ async def get_changed_items(call: Call) -> bytes:
         require(st, session.user_id, folder_id, R.READ)
 
         def read() -> tuple[dict[str, Any], dict]:
-            result = st.changed_items(folder_id, since, columns.stored)
+            result = st.changed_items(folder_id, since, columns.stored,
+                                      reader=st.seen_reader(session.user_id, folder_id))
             return result, columns.answer(st, result["changed"])
         result, table = read_consistently(read)
         return _change_answer("getChangedItems", result, table, len(table[columns.requested[0]]),

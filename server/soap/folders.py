@@ -40,6 +40,9 @@ async def list_folders(call: Call) -> etree._Element:
 
     def with_properties() -> list[tuple[dict, str, dict[str, str] | None]]:
         listed = work()
+        if counts and (shared or store_id != session.store_id):
+            # Another store's folders: their unseen count is this reader's.
+            call.storage.count_private_unseen(session.user_id, [f for f, _ in listed])
         # Only calendars keep properties; a mail folder listing does not look for any.
         props = call.storage.folder_properties(f["id"] for f, _ in listed
                                                if f["container_class"] in PROPERTY_CLASSES)

@@ -297,7 +297,8 @@ async def set_flags(call: Call) -> etree._Element:
 
     def work() -> dict[str, Any]:
         require(call.storage, session.user_id, folder_id, flag_rights(mode, flags, keywords))
-        return call.storage.set_flags(folder_id, uids, mode, flags, keywords, unchanged_since)
+        return call.storage.set_flags(folder_id, uids, mode, flags, keywords, unchanged_since,
+                                      reader=call.storage.seen_reader(session.user_id, folder_id))
 
     result = await call.run(work)
     if result["changed"]:

@@ -84,7 +84,8 @@ async def query_rows(call: Call) -> bytes:
         raise BadRequest("offset and limit must not be negative")
 
     def read(st: Any) -> tuple[dict, list[tuple[str, Any]]]:
-        total, table = st.query_items(folder_id, columns.stored, restriction, sort, offset, limit)
+        total, table = st.query_items(folder_id, columns.stored, restriction, sort, offset, limit,
+                                      reader=st.seen_reader(session.user_id, folder_id))
         return columns.answer(st, table), [("total", total)]
 
     return await _answer_table(call, session, "queryRows", folder_id, read)
@@ -98,7 +99,7 @@ async def get_item(call: Call) -> bytes:
     columns = Columns(call, default=DEFAULT_ITEM_COLUMNS)
 
     def read(st: Any) -> tuple[dict, list[tuple[str, Any]]]:
-        item = st.get_item(folder_id, uid, columns.stored)
+        item = st.get_item(folder_id, uid, columns.stored, reader=st.seen_reader(session.user_id, folder_id))
         return columns.answer(st, {name: [value] for name, value in item.items()}, refuse_large=True), []
 
     return await _answer_table(call, session, "getItem", folder_id, read)

@@ -7,7 +7,8 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from shared.errors import NotFound
 
-from .base import StorageBase, chunks
+from .base import chunks
+from .private_seen import PrivateSeenMixin
 from .restriction import column
 from .schema import folders, items, tombstones
 
@@ -23,11 +24,12 @@ _GONE_ROWS = (select(tombstones.c.uid, tombstones.c.name)
 _HIGHEST_MODSEQS = select(folders.c.id, folders.c.highestmodseq).where(folders.c.id.in_(bindparam("ids", expanding=True)))
 
 
-class ChangesMixin(StorageBase):
+class ChangesMixin(PrivateSeenMixin):
     """What changed in a folder since a modseq (CONDSTORE/QRESYNC, sync-collection)."""
 
-    def get_changes(self, folder_id: int, since: int) -> dict:
-        """Rows with modseq > since, uids deleted since, and whether `since` is too old to answer."""
+    def get_changes(self, folder_id: int, since: int, reader: int | None = None) -> dict:
+        """Rows with modseq > since, uids deleted since, and whether `since` is too old to answer;
+        flags with `reader`'s \\Seen when given (private_seen.py)."""
         since = int(since)
 
         def run(conn: Connection) -> dict:
@@ -40,6 +42,7 @@ class ChangesMixin(StorageBase):
             if rows:
                 for c, values in zip(CHANGE_COLUMNS, zip(*rows)):
                     changed[c] = list(values)
+                self._overlay_seen(conn, reader, folder_id, changed["uid"], changed["flags"])
             gone = conn.execute(_GONE_ROWS, params).all()
             return {"highestmodseq": folder.highestmodseq, "changed": changed, "deleted": [g.uid for g in gone],
                     "deleted_names": {g.uid: g.name for g in gone if g.name is not None},
@@ -47,7 +50,7 @@ class ChangesMixin(StorageBase):
 
         return self._read(run)
 
-    def changed_items(self, folder_id: int, since: int, columns: Iterable[str]) -> dict:
+    def changed_items(self, folder_id: int, since: int, columns: Iterable[str], reader: int | None = None) -> dict:
         """One read for a sync answer: the folder's counters, `columns` (and "blob_key" if
         asked) of the items changed after `since` in uid order, and the items deleted after
         it. Both come from (folder, modseq) indexes, so the cost follows the number of
@@ -66,6 +69,8 @@ class ChangesMixin(StorageBase):
                                        .where(items.c.folder_id == folder_id, items.c.modseq > since)).all(),
                           key=lambda row: row[0])
             changed = {n: [row[i] for row in rows] for i, n in enumerate(names, 1)}
+            if "flags" in changed:
+                self._overlay_seen(conn, reader, folder_id, [row[0] for row in rows], changed["flags"])
             gone = conn.execute(select(tombstones.c.uid, tombstones.c.name)
                                 .where(tombstones.c.folder_id == folder_id, tombstones.c.modseq > since)
                                 .order_by(tombstones.c.uid)).all()

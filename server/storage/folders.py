@@ -8,7 +8,8 @@ from sqlalchemy import Connection, delete, func, insert, literal, select, update
 
 from shared.errors import LIMIT, BadRequest, Conflict, NotFound
 
-from .base import StorageBase, chunks
+from .base import chunks
+from .private_seen import PrivateSeenMixin
 from .schema import folder_acl, folders, items, stores, tombstones
 
 # schedule-inbox: a user's scheduling messages (RFC 6638), shown by CalDAV only as the schedule inbox.
@@ -35,7 +36,7 @@ KEEP: Any = _Keep()
 FOLDER_NAME_COLUMN = 255
 
 
-class FoldersMixin(StorageBase):
+class FoldersMixin(PrivateSeenMixin):
     """Folder tree operations."""
 
     # Levels a folder may lie below the top (`max_folder_depth`): every listing walks the
@@ -138,6 +139,7 @@ class FoldersMixin(StorageBase):
             self._charge_store(conn, store_id, -int(freed), -int(removed))
             conn.execute(delete(items).where(items.c.folder_id.in_(part)))
             conn.execute(delete(tombstones).where(tombstones.c.folder_id.in_(part)))
+            self._drop_seen(conn, part)
             conn.execute(delete(folder_acl).where(folder_acl.c.folder_id.in_(part)))
             # Detach first: one DELETE then needs no cascade order (MySQL caps cascade depth).
             conn.execute(update(folders).where(folders.c.id.in_(part)).values(parent_id=None))
@@ -272,6 +274,7 @@ class FoldersMixin(StorageBase):
             select(items.c.folder_id, items.c.uid, literal(modseq), literal(int(time.time())))
             .where(items.c.folder_id == folder_id)))
         conn.execute(delete(items).where(items.c.folder_id == folder_id))
+        self._drop_seen(conn, [folder_id])
         return modseq, list(keys)
 
 

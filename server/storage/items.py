@@ -10,10 +10,12 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.mime.sort_keys import SORT_COLUMNS
+from shared.flags import SEEN
 from shared.errors import LIMIT, PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
 from shared.uidset import contains, has_star, parse_uidset, resolve
 
 from .base import StorageBase, chunks
+from .private_seen import PrivateSeenMixin
 from .quota import USER
 from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, scan_nodes, superset
 from .scan import ScanEvaluator
@@ -98,7 +100,7 @@ def _split_keywords(text: str | None) -> list[str]:
     return text.split() if text else []
 
 
-class ItemsMixin(StorageBase):
+class ItemsMixin(PrivateSeenMixin):
     """Create, list, flag, copy, move and delete items."""
 
     keyword_limits = KeywordLimits()
@@ -246,10 +248,14 @@ class ItemsMixin(StorageBase):
 
     # -- reading --------------------------------------------------------
     def query_items(self, folder_id: int, columns: list[str], restriction: dict | None = None,
-                    sort: Iterable[tuple[str, bool]] = (), offset: int = 0, limit: int | None = None
-                    ) -> tuple[int, dict[str, list]]:
-        """A window of rows as {column: [values]} plus the total number of matching rows."""
+                    sort: Iterable[tuple[str, bool]] = (), offset: int = 0, limit: int | None = None,
+                    reader: int | None = None) -> tuple[int, dict[str, list]]:
+        """A window of rows as {column: [values]} plus the total number of matching rows;
+        "flags" with the \\Seen of `reader` (see private_seen.py) when given."""
         names = list(columns)
+        overlay = reader is not None and "flags" in names
+        if overlay and "uid" not in names:
+            names.append("uid")
         cols = [column(n, frozenset({"blob_key"})) for n in names]
         order = []
         for item in sort or ():
@@ -285,7 +291,9 @@ class ItemsMixin(StorageBase):
             if rows:
                 for n, values in zip(names, zip(*rows)):
                     data[n] = list(values)
-            return int(total), data
+            if overlay:
+                self._overlay_seen(conn, reader, folder_id, data["uid"], data["flags"])
+            return int(total), {n: data[n] for n in columns}
 
         return self._read(run)
 
@@ -311,15 +319,24 @@ class ItemsMixin(StorageBase):
         if conn.execute(select(folders.c.id).where(folders.c.id == folder_id)).first() is None:
             raise NotFound(f"folder {folder_id} not found")
 
-    def get_item(self, folder_id: int, uid: int, columns: Iterable[str] | None = None) -> dict:
-        """One item's columns plus "blob_key"; NotFound if absent."""
+    def get_item(self, folder_id: int, uid: int, columns: Iterable[str] | None = None,
+                 reader: int | None = None) -> dict:
+        """One item's columns plus "blob_key"; NotFound if absent. "flags" as `reader` sees them."""
         names = [n for n in (columns or sorted(COLUMNS)) if n != "blob_key"]
         cols = [column(n) for n in names] + [items.c.blob_key]
-        row = self._read(lambda c: c.execute(
-            select(*cols).where(items.c.folder_id == folder_id, items.c.uid == int(uid))).first())
-        if row is None:
-            raise NotFound(f"item {uid} not found in folder {folder_id}")
-        return dict(zip(names + ["blob_key"], row))
+
+        def run(conn: Connection) -> dict:
+            row = conn.execute(select(*cols).where(items.c.folder_id == folder_id, items.c.uid == int(uid))).first()
+            if row is None:
+                raise NotFound(f"item {uid} not found in folder {folder_id}")
+            item = dict(zip(names + ["blob_key"], row))
+            if "flags" in item:
+                flags = [item["flags"]]
+                self._overlay_seen(conn, reader, folder_id, [int(uid)], flags)
+                item["flags"] = flags[0]
+            return item
+
+        return self._read(run)
 
     def item_blobs(self, folder_id: int, uids: str, limit: int) -> list[tuple[int, str, int]]:
         """(uid, blob_key, size) of up to `limit` items of a uid set, in uid order; uids
@@ -343,16 +360,22 @@ class ItemsMixin(StorageBase):
 
     # -- flags ----------------------------------------------------------
     def set_flags(self, folder_id: int, uids: str, mode: str, flags: int, keywords: Iterable[str] = (),
-                  unchanged_since: int | None = None) -> dict:
+                  unchanged_since: int | None = None, reader: int | None = None) -> dict:
         """Add/remove/replace flags and keywords on a uid set, with one modseq for the whole call.
 
         Only rows whose value changes get the new modseq; with `unchanged_since`,
         rows modified later are reported in "failed" and left alone (RFC 7162).
+        With `reader`, \\Seen is that reader's own (private_seen.py): it goes to
+        their set, the rows keep the owner's, and "changed" tells the flags as the
+        reader sees them.
         """
         if mode not in _MODES:
             raise BadRequest(f"unknown mode {mode!r}")
         bits = int(flags) & 0x1F
         kws = set(normalize_keywords(keywords, self.keyword_limits))
+        seen_given = reader is not None and bool(bits & SEEN)
+        if reader is not None:
+            bits &= ~SEEN
 
         def run(conn: Connection) -> dict:
             folder = self._lock_folders(conn, [folder_id])[folder_id]
@@ -365,22 +388,30 @@ class ItemsMixin(StorageBase):
                                     .where(items.c.folder_id == folder_id, cond).order_by(items.c.uid)).all()
             failed: list[int] = []
             updates: dict[tuple[int, str], list[int]] = {}
+            kept: list[Any] = []
             for r in rows:
                 if unchanged_since is not None and r.modseq > unchanged_since:
                     failed.append(r.uid)
                     continue
+                kept.append(r)
                 old_kws = set(_split_keywords(r.keywords))
                 if mode == "add":
                     nf, nk = r.flags | bits, old_kws | kws
                 elif mode == "remove":
                     nf, nk = r.flags & ~bits, old_kws - kws
                 else:
-                    nf, nk = bits, set(kws)
+                    # A reader's replace leaves the owner's \Seen as it is.
+                    nf, nk = bits | (r.flags & SEEN if reader is not None else 0), set(kws)
                 if nk != old_kws:
                     self.keyword_limits.check_count(nk)
                 if nf != r.flags or nk != old_kws:
                     updates.setdefault((nf, " ".join(sorted(nk))), []).append(r.uid)
-            if not updates:
+            seen_only: list[int] = []
+            if reader is not None:
+                added, removed = self._change_seen(conn, reader, folder_id, kept, mode, seen_given)
+                updated = {u for group in updates.values() for u in group}
+                seen_only = sorted({*added, *removed} - updated)
+            if not updates and not seen_only:
                 return {"modseq": folder.highestmodseq, "changed": [], "failed": failed}
             _, modseq, _ = self._bump(conn, folder_id)
             changed = []
@@ -390,6 +421,14 @@ class ItemsMixin(StorageBase):
                     conn.execute(_SET_FLAGS, {"fid": folder_id, "uids": part, "new_flags": nf,
                                               "new_keywords": nk, "new_modseq": modseq})
                 changed.extend((u, modseq, nf, _split_keywords(nk)) for u in group)
+            if reader is not None:
+                self._touch_rows(conn, folder_id, seen_only, modseq)
+                by_uid = {r.uid: r for r in kept}
+                changed.extend((u, modseq, by_uid[u].flags, _split_keywords(by_uid[u].keywords)) for u in seen_only)
+                changed.sort()
+                bits_seen = [c[2] for c in changed]
+                self._overlay_seen(conn, reader, folder_id, [c[0] for c in changed], bits_seen)
+                changed = [(c[0], c[1], nf, c[3]) for c, nf in zip(changed, bits_seen)]
             changed.sort()
             return {"modseq": modseq, "changed": changed, "failed": failed}
 
@@ -457,6 +496,7 @@ class ItemsMixin(StorageBase):
         """Delete rows and leave tombstones, under one new modseq; returns it. What they
         took leaves the store's usage, unless not `charge` (the caller counts it)."""
         _, modseq, _ = self._bump(conn, folder_id)
+        self._forget_seen(conn, folder_id, uid_list)
         now = int(time.time())
         freed = removed = 0
         for part in chunks(uid_list):

@@ -111,6 +111,17 @@ folder_properties = Table(
 # engine; 700 characters keep the key within InnoDB's 3072 bytes.
 SubscriptionName = String(700).with_variant(mysql.VARCHAR(700, charset="utf8mb4", collation="utf8mb4_bin"),
                                             "mysql", "mariadb")
+# \Seen of a reader who does not own the folder's store, as a uid set ("1:40,42"),
+# one row per reader and folder (server/storage/private_seen.py).
+private_seen = Table(
+    "private_seen", metadata,
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("folder_id", Id, ForeignKey("folders.id", ondelete="CASCADE"), primary_key=True),
+    Column("uids", Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=False),
+    Index("ix_private_seen_folder", "folder_id"),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4",
+)
+
 subscriptions = Table(
     "subscriptions", metadata,
     Column("store_id", Id, ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True),
