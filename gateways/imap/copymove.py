@@ -13,6 +13,7 @@ from typing import Any
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.tree import forget, resolve
+from shared import rights
 
 capability("MOVE")
 
@@ -34,6 +35,8 @@ async def _transfer(conn: Any, cmd: Any, move: bool) -> Reply | None:
         raise Bad("Invalid message sequence number")
     if move and box.readonly:
         raise No("Mailbox is read-only.", "READ-ONLY")
+    if move and not box.may(rights.MOVE_OUT):
+        raise No("Permission denied.", "NOPERM")
     target = await resolve(conn, args.mailbox)
     if target is None or not target.selectable:
         raise No("Mailbox does not exist.", "TRYCREATE")

@@ -87,6 +87,7 @@ COMMAND_MODULES = (
     "gateways.imap.quota",
     "gateways.imap.notify",
     "gateways.imap.search_context",
+    "gateways.imap.acl",
 )
 
 

@@ -22,7 +22,7 @@ Where each item comes from:
   reads only that much, also of messages above `PARTIAL_SOURCE`.
 
 A non-PEEK body fetch sets \\Seen (one bulk store call) in a read-write mailbox
-and reports FLAGS with the message.
+where the user holds `s` (RFC 4314), and reports FLAGS with the message.
 
 BINARY[...] (RFC 3516) undoes the part's transfer encoding (`sections.Decoder`) and
 answers with a literal8 (`~{n}`) when the result holds NUL octets; an encoding it
@@ -49,6 +49,7 @@ from gateways.imap.sections import (Decoder, Located, PartMap, UnknownEncoding, 
                                     locate)
 from gateways.imap.sections import decode as decode_transfer
 from gateways.imap.sources import Piece, SourceStream
+from shared import rights
 from shared.flags import SEEN
 from shared.uidset import contains, format_ranges, runs
 
@@ -214,7 +215,8 @@ class Fetcher:
         self.listing = {a.name for a in attributes if a.name in COLUMNS} | (
             {"RFC822.SIZE"} if self.bodies else set()) | (
             {"STRUCTURE"} if any(_section_of(a) != WHOLE for a in self.bodies) else set())
-        self.sets_seen = not box.readonly and any(_sets_seen(a) for a in self.bodies)
+        # Without `s` a body fetch reads without marking (RFC 4314 §4).
+        self.sets_seen = box.may(rights.SEEN) and any(_sets_seen(a) for a in self.bodies)
         # Messages above this size are read by range, not whole: any size for items
         # that need only a part of a message (a partial, the header), else SMALL_SOURCE.
         self.whole_limit = PARTIAL_SOURCE if self.bodies and all(map(_needs_little, self.bodies)) \

@@ -13,6 +13,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateways.imap.grammar import writer as w
+from shared import rights
+
+
+def permanent_flags(box: Any, listed: Iterable[str]) -> tuple[str, ...]:
+    """PERMANENTFLAGS: the flags this session may set here, keywords only with `w`
+    (RFC 4314 §4: \\Seen needs `s`, \\Deleted `t`, the others `w`); none read-only."""
+    out = tuple(flag for flag in listed if box.may(rights.for_flags([flag])))
+    return out + ("\\*",) if box.may(rights.WRITE) else out
 
 
 def remember(conn: Any, box: Any, flags: Iterable[str]) -> None:
@@ -33,7 +41,7 @@ def announce(conn: Any, keywords: Iterable[str]) -> None:
         return
     listed.extend(new)
     conn.send(w.flags(listed))
-    permanent = () if box.readonly else tuple(listed) + ("\\*",)
+    permanent = permanent_flags(box, listed)
     conn.send(w.untagged("OK", "Flags permitted", w.permanent_flags_code(permanent)))
 
 

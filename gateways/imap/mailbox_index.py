@@ -127,7 +127,9 @@ async def full_listing(folder: Any) -> tuple[list, list, list, list]:
 
 
 class IndexCache:
-    """MailboxIndex per (folder id, UIDVALIDITY), bounded in bytes, least recently used dropped."""
+    """MailboxIndex per (folder id, UIDVALIDITY, view), bounded in bytes, least recently used
+    dropped. The view is the reader's login on another user's (or the public) store, where
+    \\Seen is the reader's own, and None on one's own store."""
 
     def __init__(self, max_bytes: int) -> None:
         self._entries = SizedLRU(max_bytes)
@@ -145,7 +147,8 @@ class IndexCache:
 
     async def load(self, folder: Any) -> MailboxIndex:
         """A private copy of the folder's index, at least as new as `folder.highest_modseq`."""
-        key = (folder.id, folder.uid_validity)
+        own = folder.store.id == folder.session.store_id
+        key = (folder.id, folder.uid_validity, None if own else folder.session.user.name)
         cached = self._entries.get(key)
         for _ in range(3):
             if cached is None or cached.modseq >= folder.highest_modseq:

@@ -17,10 +17,13 @@ from typing import Any
 
 from gateways.imap import rev2
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
+from gateways.imap.acl import answered
 from gateways.imap.grammar import writer as w
 from gateways.imap.objectid import mailbox_id, mailbox_id_code
 from gateways.imap.quota import deleted_values
-from gateways.imap.tree import ATTRIBUTE_ROLES, PLACEHOLDER, MailboxTree, forget, pattern_regex, sort_names
+from gateways.imap.tree import (ATTRIBUTE_ROLES, OTHER_USERS, PLACEHOLDER, PUBLIC_FOLDERS, MailboxTree,
+                                 forget, pattern_regex, sort_names)
+from shared import rights
 from shared.errors import BadRequest, Conflict, TooLarge
 from shared.mailboxnames import DELIMITER, ancestors, normalize
 
@@ -31,6 +34,7 @@ capability("SPECIAL-USE")
 capability("LIST-EXTENDED")
 capability("LIST-STATUS")
 capability("STATUS=SIZE")  # RFC 8438: the sum of the messages' RFC822.SIZE
+capability("LIST-MYRIGHTS")  # RFC 8440: RETURN (MYRIGHTS), rights as MYRIGHTS answers them
 
 
 async def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int | bytes]]:
@@ -51,7 +55,10 @@ async def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[
 
 @command("NAMESPACE", AUTHENTICATED_OR_SELECTED)
 def namespace(conn: Any, cmd: Any) -> None:
-    conn.send(w.namespace_response([("", DELIMITER)]))
+    """RFC 2342: one's own mailboxes, other users' (`Other Users/<login>/...`) and the
+    public store's (`Public Folders/...`), see `tree`."""
+    conn.send(w.namespace_response([("", DELIMITER)], [(OTHER_USERS + DELIMITER, DELIMITER)],
+                                   [(PUBLIC_FOLDERS + DELIMITER, DELIMITER)]))
 
 
 @command("LIST", AUTHENTICATED_OR_SELECTED)
@@ -85,6 +92,8 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
         if args.status_items and mailbox.selectable:
             conn.send(w.status_response(mailbox.name, await status_values(conn, mailbox.folder, args.status_items),
                                         conn.utf8))
+        if "MYRIGHTS" in args.returns and mailbox.selectable:
+            conn.send(w.myrights_response(mailbox.name, answered(mailbox.folder.rights), conn.utf8))
         await conn.writer.writable()
 
 
@@ -121,6 +130,8 @@ async def _list_subscribed(conn: Any, args: Any, tree: MailboxTree, subscribed: 
         if args.status_items and mailbox is not None and mailbox.selectable:
             conn.send(w.status_response(name, await status_values(conn, mailbox.folder, args.status_items),
                                         conn.utf8))
+        if "MYRIGHTS" in args.returns and mailbox is not None and mailbox.selectable:
+            conn.send(w.myrights_response(name, answered(mailbox.folder.rights), conn.utf8))
         await conn.writer.writable()
 
 
@@ -164,6 +175,8 @@ async def status(conn: Any, cmd: Any) -> None:
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
+    if mailbox.folder.rights is not None and not rights.has(mailbox.folder.rights, rights.READ):
+        raise No("Permission denied.", "NOPERM")  # RFC 4314 §4: STATUS needs `r`
     conn.send(w.status_response(mailbox.name, await status_values(conn, mailbox.folder, cmd.args.items),
                                 conn.utf8))
 
@@ -186,10 +199,24 @@ async def _parent_for(conn: Any, tree: MailboxTree, parts: list[str]) -> Any:
         if mailbox is not None:
             parent = mailbox.folder or mailbox.placeholder
             if parent is None:
+                if tree.in_shared_namespace(prefix):
+                    # The top of another user's or the public store: its owner's (or an admin's).
+                    raise No("Permission denied.", "NOPERM")
                 raise No(f"{prefix} is not a mail folder.", "CANNOT")
             continue
-        parent = await conn.store.create_folder(parts[depth - 1], parent=parent)
+        parent = await _create_folder(conn, tree, prefix, parts[depth - 1], parent)
     return parent
+
+
+async def _create_folder(conn: Any, tree: MailboxTree, name: str, level: str, parent: Any,
+                         role: str | None = None) -> Any:
+    """Create `level` below `parent`, in the parent's store (a colleague's or the
+    public one, which asks for `k` there) or at the top of one's own."""
+    if parent is None:
+        if tree.in_shared_namespace(name):
+            raise No("Mailbox does not exist.", "NONEXISTENT")
+        return await conn.store.create_folder(level, role=role)
+    return await parent.store.create_folder(level, parent=parent, role=role)
 
 
 @command("CREATE", AUTHENTICATED_OR_SELECTED)
@@ -215,7 +242,7 @@ async def create(conn: Any, cmd: Any) -> Reply:
         raise No("Mailbox already exists.", "ALREADYEXISTS")
     parent = await _parent_for(conn, tree, parts)
     try:
-        folder = await conn.store.create_folder(parts[-1], parent=parent, role=role)
+        folder = await _create_folder(conn, tree, name, parts[-1], parent, role)
     except Conflict:
         raise No("Mailbox already exists.", "ALREADYEXISTS") from None
     return Reply("OK", "CREATE completed", mailbox_id_code(folder))
@@ -227,13 +254,12 @@ async def delete(conn: Any, cmd: Any) -> None:
     if name == "INBOX":
         raise No("INBOX cannot be deleted.", "CANNOT")
     forget(conn)
-    folders = await conn.store.folders(counts=False)
-    tree = MailboxTree(folders)
+    tree = await MailboxTree.load(conn.store)
     mailbox = tree.get(name)
     folder = (mailbox.folder or mailbox.placeholder) if mailbox is not None else None
     if folder is None:
         raise No("Mailbox does not exist.", "NONEXISTENT")
-    has_children = any(f.parent_id == folder.id for f in folders)
+    has_children = tree.has_subfolders(folder)
     if mailbox.placeholder is not None and has_children:
         # RFC 3501 §6.3.4: a \\Noselect name with inferiors cannot go (Dovecot's words and
         # code); IMAP4rev2 has a code of its own for it (RFC 9051 §6.3.4, §7.1).
@@ -265,7 +291,7 @@ async def rename(conn: Any, cmd: Any) -> None:
     parent = await _parent_for(conn, tree, parts)
     if source == "INBOX":
         # RFC 3501 §6.3.5: the messages move to the new name; INBOX stays, empty.
-        target = await conn.store.create_folder(parts[-1], parent=parent)
+        target = await _create_folder(conn, tree, destination, parts[-1], parent)
         await mailbox.folder.move("1:*", target)
         return
     try:

@@ -66,6 +66,7 @@ from gateways.imap.grammar.sequence import SavedResult, SequenceSet
 from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, split_flag_names
 from gateways.imap.recent import RecentClaims, RecentRanges
 from gateways.imap import rev2
+from shared import rights
 from shared.flags import flag_names, split_flags
 from shared.items import ItemChange
 from shared.uidset import format_ranges, runs
@@ -106,6 +107,11 @@ class SelectedMailbox:
         self._claims: RecentClaims | None = None
         # What `SEARCH RETURN (SAVE)` kept for `$` (RFC 5182): uids, ascending.
         self.saved_uids: list[int] = []
+
+    def may(self, needed: str) -> bool:
+        """Whether this session may change what the rights letters `needed` guard
+        here (RFC 4314 §4): never in a read-only mailbox; one's own folders allow all."""
+        return not self.readonly and (self.folder.rights is None or rights.has(self.folder.rights, needed))
 
     @classmethod
     async def open(cls, folder: Any, readonly: bool, enabled: set[str] | None = None,

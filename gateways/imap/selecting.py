@@ -7,7 +7,7 @@ from typing import Any
 from gateways.imap import dispatch, rev2
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, SELECTED, Bad, No, Reply, command
 from gateways.imap.grammar import writer as w
-from gateways.imap.keywords import remember as remember_flags
+from gateways.imap.keywords import permanent_flags, remember as remember_flags
 from gateways.imap.objectid import mailbox_id_code
 from gateways.imap.qresync import resynchronize
 from gateways.imap.selected import SelectedMailbox
@@ -50,6 +50,9 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
     folder = mailbox.folder
+    if not R.has(folder.rights, R.READ):
+        raise No("Permission denied.", "NOPERM")
+    # RFC 4314 §4: without a right to change anything, SELECT opens read-only.
     readonly = readonly or R.read_only(folder.rights)
     box = await SelectedMailbox.open(folder, readonly, conn.enabled, conn.factory.watches,
                                      conn.factory.indexes)
@@ -62,7 +65,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
     flags = SYSTEM_FLAGS + COMMON_KEYWORDS + tuple(keywords)
     conn.send(w.flags(flags))
     remember_flags(conn, box, flags)
-    permanent = () if readonly else flags + ("\\*",)
+    permanent = permanent_flags(box, flags)
     conn.send(w.untagged("OK", "Flags permitted", w.permanent_flags_code(permanent)))
     conn.send(w.exists(box.exists))
     if rev2.enabled(conn.enabled):
@@ -92,8 +95,9 @@ def _deleted_uids(box: SelectedMailbox, ranges: list[tuple[int, int]] | None = N
 async def close(conn: Any, cmd: Any) -> None:
     box = conn.selected
     conn.deselect()
-    if not box.readonly:
-        # Expunged silently: the client has left the mailbox (RFC 3501 §6.4.2).
+    if box.may(R.EXPUNGE):
+        # Expunged silently: the client has left the mailbox (RFC 3501 §6.4.2);
+        # without `e` nothing is (RFC 4314 §4), and that is no error either.
         await box.folder.delete_items(_deleted_uids(box))
 
 
@@ -113,6 +117,8 @@ async def expunge(conn: Any, cmd: Any) -> None:
     box = conn.selected
     if box.readonly:
         raise No("Mailbox is read-only.", "READ-ONLY")
+    if not box.may(R.EXPUNGE):
+        raise No("Permission denied.", "NOPERM")
     ranges = box.index_ranges(cmd.args.uids, uid=True) if cmd.uid else None
     uids = _deleted_uids(box, ranges)
     with box.writing():

@@ -17,8 +17,11 @@ from gateways.imap.fetch import Output
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import format_numbers
 from gateways.imap.keywords import announce
+from shared import rights
 
 MODES = {"+": "add", "-": "remove", "": "replace"}
+# What a replacing STORE may clear, each behind its own right.
+SETTABLE = ("\\Seen", "\\Deleted", "\\Flagged")
 
 
 @command("STORE", SELECTED, uid=True, expunge_after=False)
@@ -32,6 +35,10 @@ async def store(conn: Any, cmd: Any) -> Reply | None:
     if box.readonly:
         raise No("Mailbox is read-only.", "READ-ONLY")
     flags = [f for f in args.flags if f != "\\Recent"]  # \Recent is the server's alone
+    # RFC 4314 §4: \Seen needs `s`, \Deleted `t`, any other flag `w`; a replacing
+    # STORE may clear any of them.
+    if not box.may(rights.for_flags(flags if args.mode else [*flags, *SETTABLE])):
+        raise No("Permission denied.", "NOPERM")
     ranges = box.index_ranges(args.sequence, cmd.uid)
     if not ranges:
         return None

@@ -8,6 +8,15 @@ with children leaves (RFC 3501 §6.3.4), with or without children.
 Special-use attributes (RFC 6154) come from the folders' roles. The store
 refuses `/` in folder names, so a name's levels are always the folder path.
 
+Folders of other stores that the user may see (the store's shared listing: each
+folder with the user's rights letters, RFC 4314) are named in two more namespaces
+(RFC 2342): another user's folders as `Other Users/<login>/<path>`, the public
+store's as `Public Folders/<path>`, `<path>` named by the same rule as one's own
+(so a colleague's inbox is `Other Users/alice/INBOX`). A level the user may not
+see (no `l`) that has visible folders below it shows as `\\Noselect`, as do the
+namespace roots, as RFC 4314 §4 allows. A folder with no right at all is not in
+the tree, so it answers exactly as a missing one.
+
 The store keeps subscriptions as names it does not interpret; this module gives
 the names a new store's list starts with (`default_subscriptions`).
 """
@@ -20,6 +29,9 @@ from typing import Any
 from twisted.internet import defer
 
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
+
+OTHER_USERS = "Other Users"
+PUBLIC_FOLDERS = "Public Folders"
 
 ROLE_ATTRIBUTES = {"sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "junk": "\\Junk",
                    "archive": "\\Archive"}
@@ -56,17 +68,14 @@ class Mailbox:
 class MailboxTree:
     """Every mailbox of one store, by IMAP name, as read in one folder listing."""
 
-    def __init__(self, folders: list[Any]) -> None:
+    def __init__(self, folders: list[Any], shared: list[Any] = ()) -> None:  # type: ignore[assignment]
         self.by_name: dict[str, Mailbox] = {}
         self.by_folder: dict[int, str] = {}
-        for name, folder in mailbox_names(folders).items():
-            self.by_name[name] = Mailbox(name, folder)
-            self.by_folder[folder.id] = name
-        paths = folder_paths(folders)
-        for folder in folders:
-            name = normalize(paths.get(folder.id) or "")
-            if name and getattr(folder, "container_class", None) == PLACEHOLDER:
-                self.by_name.setdefault(name, Mailbox(name, None, placeholder=folder))
+        # Folders (of any store, any class) that have a folder below them.
+        self.parents = {f.parent_id for f in folders} | {f.parent_id for f in shared}
+        self._add("", folders)
+        for prefix, group in shared_namespaces(shared):
+            self._add(prefix, group)
         for name in list(self.by_name):
             parts = name.split(DELIMITER)
             for i in range(1, len(parts)):
@@ -76,11 +85,30 @@ class MailboxTree:
                     entry = self.by_name[parent] = Mailbox(parent, None)
                 entry.has_children = True
 
+    def _add(self, prefix: str, folders: list[Any]) -> None:
+        """Name `folders` (one store's) below `prefix`; a name taken already stays
+        with the first (one's own folders come first)."""
+        for name, folder in mailbox_names(folders).items():
+            name = prefix + name
+            if prefix and not may_see(folder):
+                continue  # named only for the path of what lies below it
+            if name not in self.by_name:
+                self.by_name[name] = Mailbox(name, folder)
+                self.by_folder[folder.id] = name
+        paths = folder_paths(folders)
+        for folder in folders:
+            name = normalize(paths.get(folder.id) or "")
+            if name and getattr(folder, "container_class", None) == PLACEHOLDER:
+                self.by_name.setdefault(prefix + name, Mailbox(prefix + name, None, placeholder=folder))
+
     @classmethod
     def load(cls, store: Any, counts: bool = False) -> defer.Deferred:
-        """The tree as the store has it now. Folders' count, unseen and size read 0
-        unless `counts` (counting is a pass over every folder's messages)."""
-        return store.folders(counts=counts).addCallback(cls)
+        """The tree as the store has it now, one's own folders and those shared with
+        the user, read side by side. Folders' count, unseen and size read 0 unless
+        `counts` (counting is a pass over every folder's messages)."""
+        return defer.gatherResults([store.folders(counts=counts), store.session.shared_folders(counts=counts)],
+                                   consumeErrors=True).addCallbacks(
+            lambda lists: cls(*lists), lambda f: f.value.subFailure)
 
     @classmethod
     async def load_with_subscriptions(cls, store: Any, counts: bool = False) -> "tuple[MailboxTree, set[str]]":
@@ -92,6 +120,14 @@ class MailboxTree:
         if not names:
             names = await store.subscriptions(tree.default_subscriptions())
         return tree, {normalize(name) for name in names}
+
+    def has_subfolders(self, folder: Any) -> bool:
+        return folder.id in self.parents
+
+    def in_shared_namespace(self, name: str) -> bool:
+        """Whether `name` lies in the other users' or the public namespace."""
+        top = normalize(name).split(DELIMITER, 1)[0]
+        return top in (OTHER_USERS, PUBLIC_FOLDERS)
 
     def default_subscriptions(self) -> list[str]:
         """What a new store's list starts with: INBOX and the special-use mailboxes, so
@@ -121,6 +157,30 @@ class MailboxTree:
         """Mailboxes whose names match `reference` + `pattern` (`*` anything, `%` within a level)."""
         regex = pattern_regex(reference, pattern)
         return [m for m in self.sorted() if regex.match(m.name)]
+
+
+def may_see(folder: Any) -> bool:
+    """RFC 4314 `l`: the folder is listed (one's own folders carry every right)."""
+    return folder.rights is None or "l" in folder.rights
+
+
+def shared_namespaces(folders: list[Any]) -> list[tuple[str, list[Any]]]:
+    """The shared folders grouped by store, each with the prefix its names take:
+    `Public Folders/` or `Other Users/<owner's login>/`, by login."""
+    stores: dict[int, list[Any]] = {}
+    for folder in folders:
+        stores.setdefault(folder.store.id, []).append(folder)
+    out = []
+    for group in stores.values():
+        first = group[0]
+        if first.store.public:
+            prefix = PUBLIC_FOLDERS + DELIMITER
+        elif first.owner:
+            prefix = OTHER_USERS + DELIMITER + first.owner + DELIMITER
+        else:
+            continue  # a store nobody owns that is not the public one: no name to give it
+        out.append((prefix, group))
+    return sorted(out, key=lambda entry: entry[0])
 
 
 def sort_names(names: Any) -> list[str]:
