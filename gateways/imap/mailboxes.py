@@ -197,11 +197,11 @@ async def _parent_for(conn: Any, tree: MailboxTree, parts: list[str]) -> Any:
         prefix = DELIMITER.join(parts[:depth])
         mailbox = tree.get(prefix)
         if mailbox is not None:
-            parent = mailbox.folder or mailbox.placeholder
-            if parent is None:
-                if tree.in_shared_namespace(prefix):
-                    # The top of another user's or the public store: its owner's (or an admin's).
-                    raise No("Permission denied.", "NOPERM")
+            if mailbox.folder is not None or mailbox.placeholder is not None:
+                parent = mailbox.folder or mailbox.placeholder
+            elif tree.in_shared_namespace(prefix):
+                parent = None  # a namespace root, or a level the user may not see
+            else:
                 raise No(f"{prefix} is not a mail folder.", "CANNOT")
             continue
         parent = await _create_folder(conn, tree, prefix, parts[depth - 1], parent)
@@ -214,7 +214,9 @@ async def _create_folder(conn: Any, tree: MailboxTree, name: str, level: str, pa
     public one, which asks for `k` there) or at the top of one's own."""
     if parent is None:
         if tree.in_shared_namespace(name):
-            raise No("Mailbox does not exist.", "NONEXISTENT")
+            # Below another user's (or the public) store's top, or a level not to be seen:
+            # the owner's (an admin's) to create.
+            raise No("Permission denied.", "NOPERM")
         return await conn.store.create_folder(level, role=role)
     return await parent.store.create_folder(level, parent=parent, role=role)
 
