@@ -27,9 +27,9 @@ capability("RIGHTS=texk")
 OBSOLETE = {virtual: letters.normalize(virtual) for virtual in "cd"}
 
 
-def answered(rights: str | None) -> str:
+def answered(rights: str) -> str:
     """Rights as IMAP answers them: in the store's order, with `c` and `d` added."""
-    out = letters.normalize(rights if rights is not None else letters.ALL)
+    out = letters.normalize(rights)
     return out + "".join(virtual for virtual, real in OBSOLETE.items() if set(out) & set(real))
 
 

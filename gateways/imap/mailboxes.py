@@ -175,7 +175,7 @@ async def status(conn: Any, cmd: Any) -> None:
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
-    if mailbox.folder.rights is not None and not rights.has(mailbox.folder.rights, rights.READ):
+    if not rights.has(mailbox.folder.rights, rights.READ):
         raise No("Permission denied.", "NOPERM")  # RFC 4314 §4: STATUS needs `r`
     conn.send(w.status_response(mailbox.name, await status_values(conn, mailbox.folder, cmd.args.items),
                                 conn.utf8))

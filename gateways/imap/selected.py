@@ -110,8 +110,8 @@ class SelectedMailbox:
 
     def may(self, needed: str) -> bool:
         """Whether this session may change what the rights letters `needed` guard
-        here (RFC 4314 §4): never in a read-only mailbox; one's own folders allow all."""
-        return not self.readonly and (self.folder.rights is None or rights.has(self.folder.rights, needed))
+        here (RFC 4314 §4): never in a read-only mailbox."""
+        return not self.readonly and rights.has(self.folder.rights, needed)
 
     @classmethod
     async def open(cls, folder: Any, readonly: bool, enabled: set[str] | None = None,

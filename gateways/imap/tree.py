@@ -28,6 +28,7 @@ from typing import Any
 
 from twisted.internet import defer
 
+from shared import rights
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 
 OTHER_USERS = "Other Users"
@@ -106,7 +107,7 @@ class MailboxTree:
         """The tree as the store has it now, one's own folders and those shared with
         the user, read side by side. Folders' count, unseen and size read 0 unless
         `counts` (counting is a pass over every folder's messages)."""
-        return defer.gatherResults([store.folders(counts=counts), store.session.shared_folders(counts=counts)],
+        return defer.gatherResults([store.folders(counts=counts), store.session.shared_folders(counts=counts, ancestors=True)],
                                    consumeErrors=True).addCallbacks(
             lambda lists: cls(*lists), lambda f: f.value.subFailure)
 
@@ -160,8 +161,8 @@ class MailboxTree:
 
 
 def may_see(folder: Any) -> bool:
-    """RFC 4314 `l`: the folder is listed (one's own folders carry every right)."""
-    return folder.rights is None or "l" in folder.rights
+    """RFC 4314 `l`: the folder is listed."""
+    return rights.has(folder.rights, rights.LOOKUP)
 
 
 def shared_namespaces(folders: list[Any]) -> list[tuple[str, list[Any]]]:
