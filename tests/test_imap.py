@@ -112,7 +112,8 @@ def test_id_enable_namespace(env):
     raw = env.raw(login=True)
     lines = raw.cmd('ID ("name" "pytest" "version" "1")')
     assert lines[0].startswith(b'* ID ("name" "groupware"') and lines[-1].startswith(b"r2 OK")
-    assert raw.cmd("NAMESPACE")[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+    assert raw.cmd("NAMESPACE")[0] == \
+        b'* NAMESPACE (("" "/")) (("Other Users/" "/")) (("Public Folders/" "/"))\r\n'
     # Nothing is enabled that is not advertised.
     lines = raw.cmd("ENABLE FOO")
     assert lines[0] == b"* ENABLED\r\n" and lines[-1].startswith(b"r4 OK")
