@@ -1,14 +1,18 @@
 """IMAP sharing against a real `groupware serve`: ACL commands (RFC 4314), LIST-MYRIGHTS
 (RFC 8440), the other users' and public namespaces (RFC 2342), every right enforced,
-nothing told to a user without rights, per-user \\Seen and IDLE on a colleague's folder."""
+nothing told to a user without rights, per-user \\Seen and IDLE on a colleague's folder,
+imaplib and mbsync (isync) reading a colleague's folder."""
 from __future__ import annotations
 
 import imaplib
+import pathlib
 import re
 import select
+import subprocess
 
 import pytest
 
+from debian import command, ensure_packages
 from raw_clients import RawIMAP
 
 pytestmark = pytest.mark.gateway_env("imap")
@@ -259,3 +263,63 @@ def test_imaplib_reads_a_colleagues_folder(env, users):
     typ, data = m.myrights('"Other Users/demo/TeamLib"')
     assert typ == "OK" and data == [b'"Other Users/demo/TeamLib" lr']
     m.logout()
+
+
+def test_mbsync_syncs_a_colleagues_folder(env, users, tmp_path):
+    """isync pulls demo's shared folder through the other users' namespace into bob's
+    Maildir, and pushes bob's \\Seen back: bob's own, the owner's stays unread."""
+    ensure_packages({"isync": command("mbsync")})
+    folder = shared_folder(env, "TeamSync", 3, {"bob": "lrs"})
+    root = tmp_path / "mail"
+    root.mkdir()
+    config = tmp_path / "mbsyncrc"
+    config.write_text(f"""\
+IMAPAccount gw
+Host 127.0.0.1
+Port {env.port}
+User bob
+Pass "{USERS['bob']}"
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore far
+Account gw
+
+MaildirStore near
+Path {root}/
+Inbox {root}/INBOX
+SubFolders Verbatim
+
+Channel team
+Far :far:
+Near :near:
+Patterns "Other Users/demo/TeamSync"
+Create Near
+Sync All
+SyncState *
+""")
+
+    def sync() -> None:
+        proc = subprocess.run(["mbsync", "-c", str(config), "-a"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=180)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def local() -> list[pathlib.Path]:
+        box = root / "Other Users" / "demo" / "TeamSync"
+        return sorted([*(box / "cur").iterdir(), *(box / "new").iterdir()])
+
+    sync()
+    assert len(local()) == 3
+    env.rt.call(folder.append, b"Subject: later\r\n\r\nnew\r\n")
+    sync()
+    assert len(local()) == 4
+    first = local()[0]
+    first.rename(first.parent.parent / "cur" / (first.name.split(":2,")[0] + ":2,S"))  # read in bob's client
+    sync()
+    bob = login(env, "bob")
+    assert untagged(bob.cmd('STATUS "Other Users/demo/TeamSync" (UNSEEN)'), b"STATUS")[0].endswith(
+        b"(UNSEEN 3)\r\n")
+    bob.close()
+    demo = env.raw(login=True)
+    assert untagged(demo.cmd("STATUS TeamSync (UNSEEN)"), b"STATUS") == [b"* STATUS TeamSync (UNSEEN 4)\r\n"]
+    demo.close()
