@@ -74,11 +74,11 @@ def fill_ours(options: dict, data_dir: str, password_hash: str, args) -> None:
             user = storage.create_user(colleague(n), password_hash)
             for f in range(args.folders):
                 folder = storage.create_folder(user["store_id"], None, f"Project {f}")
-                storage.set_acl(folder["id"], Grantee.of_user(reader), "lr")
+                storage.set_acl(folder["id"], Grantee(user_id=reader), "lr")
             if n == 0:
                 archive = storage.create_folder(user["store_id"], None, ARCHIVE)
                 fill_big_folder(storage, archive["id"], args.messages)
-                storage.set_acl(archive["id"], Grantee.of_user(reader), "lrs")
+                storage.set_acl(archive["id"], Grantee(user_id=reader), "lrs")
     finally:
         storage.close()
 
