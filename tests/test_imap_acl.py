@@ -323,3 +323,34 @@ SyncState *
     demo = env.raw(login=True)
     assert untagged(demo.cmd("STATUS TeamSync (UNSEEN)"), b"STATUS") == [b"* STATUS TeamSync (UNSEEN 4)\r\n"]
     demo.close()
+
+
+def test_public_folders_show_to_those_granted(env, users):
+    """A public folder made and granted with the admin CLI shows under `Public Folders/`
+    to those granted (`anyone`: carol, and bob with `i` of his own), with each reader's
+    own \\Seen; once `anyone` is revoked, carol sees no trace of it."""
+    env.server.cli("public", "create", "Office/Notices")
+    env.server.cli("share", "--public", "Office/Notices", "grant", "anyone", "lrs")
+    env.server.cli("share", "--public", "Office/Notices", "grant", "bob", "lrsi")
+    bob = login(env, "bob")
+    names = listed(bob, "Public Folders/*")
+    assert "Public Folders/Office/Notices" in names
+    assert b"\\Noselect" in names["Public Folders/Office"]  # no `l` on the level above
+    assert tagged(bob.cmd('APPEND "Public Folders/Office/Notices" {5}\r\nhello')).startswith(b"OK")
+    lines = bob.cmd('SELECT "Public Folders/Office/Notices"')
+    assert b"* 1 EXISTS\r\n" in lines and tagged(lines).startswith(b"OK [READ-WRITE]")
+    bob.cmd("FETCH 1 BODY[]")
+    assert untagged(bob.cmd('STATUS "Public Folders/Office/Notices" (UNSEEN)'), b"STATUS")[0].endswith(
+        b"(UNSEEN 0)\r\n")
+    carol = login(env, "carol")
+    assert untagged(carol.cmd('STATUS "Public Folders/Office/Notices" (UNSEEN)'), b"STATUS")[0].endswith(
+        b"(UNSEEN 1)\r\n")  # bob's reading is his own
+    assert b"[NOPERM]" in tagged(carol.cmd('APPEND "Public Folders/Office/Notices" {5}\r\nhello'))
+    env.server.cli("share", "--public", "Office/Notices", "revoke", "anyone")
+    assert not any(name.startswith("Public Folders") for name in listed(carol))
+    assert tagged(carol.cmd('SELECT "Public Folders/Office/Notices"')) == \
+        b"NO [NONEXISTENT] Mailbox does not exist.\r\n"
+    # Creating at the top of the public store is for admins (the CLI).
+    assert b"[NOPERM]" in tagged(bob.cmd('CREATE "Public Folders/Mine"'))
+    for raw in (bob, carol):
+        raw.close()
