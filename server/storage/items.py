@@ -14,7 +14,7 @@ from shared.flags import SEEN
 from shared.errors import LIMIT, PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
 from shared.uidset import contains, has_star, parse_uidset, resolve
 
-from .base import StorageBase, chunks
+from .base import chunks
 from .private_seen import PrivateSeenMixin
 from .quota import USER
 from .restriction import COLUMNS, INT_COLUMNS, column, compile_restriction, scan_nodes, superset
