@@ -2,14 +2,14 @@
 
 Both servers hold the same data: the benchmark user and `--colleagues` colleagues
 (default 50), each sharing `--folders` folders (default 10) with the benchmark user
-(rights `lr`), and the first colleague's folder `Archive` of `--messages` messages
+(rights `lr`), and the first colleague's folder `Records` of `--messages` messages
 (default 100,000) shared with `lrs`. Ours grants through the store's ACLs; Dovecot
 gets the same rights in `dovecot-acl` files (its `acl` plugin, vfile backend) and
 shows them in a shared namespace `Other Users/<user>/` with private \\Seen
 (`INDEXPVT`), as ours does. Measured as medians of `--runs` runs after a warm-up:
 
   * `LIST "" *` of the benchmark user (its own folders and every shared one);
-  * `SELECT "Other Users/colleague00/Archive"` (and a CLOSE between runs).
+  * `SELECT "Other Users/colleague00/Records"` (and a CLOSE between runs).
 
     python bench/sharing.py [--colleagues 50] [--folders 10] [--messages 100000] [--runs 5]
 """
@@ -32,7 +32,7 @@ from imap import Client  # noqa: E402
 from peers import ours_beside_dovecot  # noqa: E402
 from store import SMALL, USER, fill_big_folder  # noqa: E402
 
-ARCHIVE = "Archive"
+ARCHIVE = "Records"
 # Dovecot: ACLs from dovecot-acl files, other users' mailboxes under "Other Users/<user>/"
 # with the reader's own \Seen, and the dictionary that tells whose mailboxes to list.
 DOVECOT_SHARING = """\
