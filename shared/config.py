@@ -252,6 +252,7 @@ OPTIONS: dict[str, Option] = {
         imap_ignore_command_idle=flag("yes"),
         imap_notify_max_mailboxes=number("1000", minimum=1, maximum=10000),
         imap_max_search_contexts=number("10", minimum=0),
+        imap_shared_cache=seconds("30"),
         pop3_listen=typed("listen", "*:110"),
         pop3s_listen=typed("listen", "*:995"),
         pop3_haproxy_listen=typed("listen"),

@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+import imap_env
 from debian import command, ensure_packages
 from raw_clients import RawIMAP
 
@@ -101,6 +102,11 @@ def test_setacl_as_owner_shows_the_folder_to_the_colleague(env, users):
         [b'* STATUS "Other Users/demo/Team" (MESSAGES 2)\r\n']
 
     assert tagged(demo.cmd("DELETEACL Team bob")).startswith(b"OK")
+    # bob's open connection may list it a while longer (imap_shared_cache), but the
+    # store refuses it at once; a new connection does not list it.
+    assert b"[NONEXISTENT]" in tagged(bob.cmd('SELECT "Other Users/demo/Team"'))
+    bob.close()
+    bob = login(env, "bob")
     assert "Other Users/demo/Team" not in listed(bob)
     bob.close()
     demo.close()
@@ -347,6 +353,10 @@ def test_public_folders_show_to_those_granted(env, users):
         b"(UNSEEN 1)\r\n")  # bob's reading is his own
     assert b"[NOPERM]" in tagged(carol.cmd('APPEND "Public Folders/Office/Notices" {5}\r\nhello'))
     env.server.cli("share", "--public", "Office/Notices", "revoke", "anyone")
+    assert tagged(carol.cmd('SELECT "Public Folders/Office/Notices"')) == \
+        b"NO [NONEXISTENT] Mailbox does not exist.\r\n"  # at once, on the open connection
+    carol.close()
+    carol = login(env, "carol")
     assert not any(name.startswith("Public Folders") for name in listed(carol))
     assert tagged(carol.cmd('SELECT "Public Folders/Office/Notices"')) == \
         b"NO [NONEXISTENT] Mailbox does not exist.\r\n"
@@ -354,3 +364,23 @@ def test_public_folders_show_to_those_granted(env, users):
     assert b"[NOPERM]" in tagged(bob.cmd('CREATE "Public Folders/Mine"'))
     for raw in (bob, carol):
         raw.close()
+
+
+def test_shared_cache_keeps_a_listing_for_list_only(env, users, tmp_path):
+    """imap_shared_cache: the default keeps an open connection's LIST of shared folders
+    for a while (as Dovecot's acl_cache_secs); with 0 a revocation lists at once."""
+    folder = shared_folder(env, "TeamCache", 1, {"bob": "lr"})
+    gateway, port = imap_env.standalone(env, tmp_path, "imap_shared_cache=0")
+    try:
+        cached, uncached = login(env, "bob"), RawIMAP(port)
+        assert uncached.cmd(f"LOGIN bob {USERS['bob']}")[-1].startswith(b"r1 OK")
+        for raw in (cached, uncached):
+            assert "Other Users/demo/TeamCache" in listed(raw)
+        env.rt.call(folder.delete_acl, "bob")
+        assert "Other Users/demo/TeamCache" in listed(cached)
+        assert "Other Users/demo/TeamCache" not in listed(uncached)
+        for raw in (cached, uncached):
+            assert b"[NONEXISTENT]" in tagged(raw.cmd('STATUS "Other Users/demo/TeamCache" (MESSAGES)'))
+            raw.close()
+    finally:
+        imap_env.stop(gateway)

@@ -108,6 +108,8 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self.selected: Any = None
         # The last folder tree read for APPEND/COPY/MOVE targets (tree.resolve).
         self.mailbox_tree: Any = None
+        # (when, folders) of the last listing of shared folders (tree.shared_folders).
+        self.shared_listing: Any = None
         self.enabled: set[str] = set()
         self.notify: Any = None
         # (mailbox, flags) the FLAGS response of SELECT listed (keywords.py).
@@ -167,6 +169,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
             session, self.session = self.session, None
             self.store = None
             self.mailbox_tree = None
+            self.shared_listing = None
             session.logoff()
 
     def timeoutConnection(self) -> None:

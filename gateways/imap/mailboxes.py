@@ -70,13 +70,13 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
         return
     counts = bool(args.status_items)
     if "SUBSCRIBED" in args.selection:
-        tree, subscribed = await MailboxTree.load_with_subscriptions(conn.store, counts)
+        tree, subscribed = await MailboxTree.load_with_subscriptions(conn, counts)
         await _list_subscribed(conn, args, tree, subscribed)
         return
     if "SUBSCRIBED" in args.returns:
-        tree, subscribed = await MailboxTree.load_with_subscriptions(conn.store, counts)
+        tree, subscribed = await MailboxTree.load_with_subscriptions(conn, counts)
     else:
-        tree, subscribed = await MailboxTree.load(conn.store, counts), set()
+        tree, subscribed = await MailboxTree.load(conn, counts, fresh=False), set()
     special_only = "SPECIAL-USE" in args.selection
     listed: dict[str, Any] = {}
     for pattern in args.patterns:
@@ -152,7 +152,7 @@ async def lsub(conn: Any, cmd: Any) -> None:
     RFC 3501 §6.3.9: when "%" stops at a level that is not subscribed but has
     subscribed names below it, that level is answered too, with \\Noselect (here
     meaning "not subscribed itself")."""
-    tree, subscribed = await MailboxTree.load_with_subscriptions(conn.store)
+    tree, subscribed = await MailboxTree.load_with_subscriptions(conn)
     regex = pattern_regex(cmd.args.reference, cmd.args.pattern)
     candidates = set(subscribed)
     if "%" in cmd.args.pattern:
@@ -171,7 +171,7 @@ async def lsub(conn: Any, cmd: Any) -> None:
 
 @command("STATUS", AUTHENTICATED_OR_SELECTED)
 async def status(conn: Any, cmd: Any) -> None:
-    tree = await MailboxTree.load(conn.store, counts=True)
+    tree = await MailboxTree.load(conn, counts=True)
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
@@ -235,7 +235,7 @@ async def create(conn: Any, cmd: Any) -> Reply:
         role = roles[0]
     parts = _levels(name)
     forget(conn)
-    tree = await MailboxTree.load(conn.store)
+    tree = await MailboxTree.load(conn)
     existing = tree.get(name)
     if existing is not None and existing.placeholder is not None:
         # The \\Noselect name a DELETE left becomes a mailbox again (RFC 3501 §6.3.4).
@@ -256,7 +256,7 @@ async def delete(conn: Any, cmd: Any) -> None:
     if name == "INBOX":
         raise No("INBOX cannot be deleted.", "CANNOT")
     forget(conn)
-    tree = await MailboxTree.load(conn.store)
+    tree = await MailboxTree.load(conn)
     mailbox = tree.get(name)
     folder = (mailbox.folder or mailbox.placeholder) if mailbox is not None else None
     if folder is None:
@@ -281,7 +281,7 @@ async def rename(conn: Any, cmd: Any) -> None:
     source = normalize(cmd.args.source)
     destination = normalize(cmd.args.destination).rstrip(DELIMITER)
     forget(conn)
-    tree = await MailboxTree.load(conn.store)
+    tree = await MailboxTree.load(conn)
     mailbox = tree.get(source)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
@@ -307,7 +307,7 @@ async def subscribe(conn: Any, cmd: Any) -> None:
     """RFC 3501 §6.3.6 lets a server check that the name exists; Dovecot does, and so
     do we (a \\Noselect level of the tree counts). The name stays subscribed after."""
     name = normalize(cmd.args.mailbox)
-    tree = await MailboxTree.load(conn.store)
+    tree = await MailboxTree.load(conn)
     if tree.get(name) is None:
         raise No("Mailbox does not exist.", "NONEXISTENT")
     await _change_subscriptions(conn.store.subscribe, name, tree)
@@ -319,7 +319,7 @@ async def unsubscribe(conn: Any, cmd: Any) -> None:
     name = normalize(cmd.args.mailbox)
     if not name:
         raise No("Mailbox name missing.", "CANNOT")
-    await _change_subscriptions(conn.store.unsubscribe, name, await MailboxTree.load(conn.store))
+    await _change_subscriptions(conn.store.unsubscribe, name, await MailboxTree.load(conn))
 
 
 async def _change_subscriptions(change: Any, name: str, tree: MailboxTree) -> None:

@@ -45,7 +45,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
             raise Bad("CONDSTORE is not supported")
         conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables it
     # Kept as the connection's tree: APPEND, COPY and MOVE find their target in it.
-    tree = conn.mailbox_tree = await MailboxTree.load(conn.store)
+    tree = conn.mailbox_tree = await MailboxTree.load(conn)
     mailbox = tree.get(args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")

@@ -44,6 +44,7 @@ class IMAPFactory(ConnectionFactory):
         self.ignore_command_idle = cfg.get_bool("imap_ignore_command_idle")
         self.notify_max_mailboxes = cfg.get_int("imap_notify_max_mailboxes")
         self.max_search_contexts = cfg.get_int("imap_max_search_contexts")
+        self.shared_cache = cfg.get_seconds("imap_shared_cache")
 
 
 class IMAPService(GatewayService):

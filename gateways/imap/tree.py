@@ -23,6 +23,7 @@ the names a new store's list starts with (`default_subscriptions`).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,20 +104,25 @@ class MailboxTree:
                 self.by_name.setdefault(prefix + name, Mailbox(prefix + name, None, placeholder=folder))
 
     @classmethod
-    def load(cls, store: Any, counts: bool = False) -> defer.Deferred:
-        """The tree as the store has it now, one's own folders and those shared with
-        the user, read side by side. Folders' count, unseen and size read 0 unless
-        `counts` (counting is a pass over every folder's messages)."""
-        return defer.gatherResults([store.folders(counts=counts), store.session.shared_folders(counts=counts, ancestors=True)],
+    def load(cls, conn: Any, counts: bool = False, fresh: bool = True) -> defer.Deferred:
+        """The tree of the connection's user: their own folders as the store has them now
+        and those shared with them, read side by side; without `fresh`, the shared ones
+        may be the connection's listing of a few seconds ago (`shared_folders`, for LIST).
+        Folders' count, unseen and size read 0 unless `counts` (counting is a pass over
+        every folder's messages)."""
+        return defer.gatherResults([conn.store.folders(counts=counts),
+                                    defer.ensureDeferred(shared_folders(conn, counts, fresh))],
                                    consumeErrors=True).addCallbacks(
             lambda lists: cls(*lists), lambda f: f.value.subFailure)
 
     @classmethod
-    async def load_with_subscriptions(cls, store: Any, counts: bool = False) -> "tuple[MailboxTree, set[str]]":
-        """The tree and the subscribed names (RFC 3501 §6.3.6: names, which may name
-        no mailbox now), read side by side. An empty list may be one never started:
-        asking again with the defaults starts it (the store gives them only then)."""
-        tree, names = await defer.gatherResults([cls.load(store, counts), store.subscriptions()],
+    async def load_with_subscriptions(cls, conn: Any, counts: bool = False) -> "tuple[MailboxTree, set[str]]":
+        """The tree (as `load` without `fresh`) and the subscribed names (RFC 3501
+        §6.3.6: names, which may name no mailbox now), read side by side. An empty list
+        may be one never started: asking again with the defaults starts it (the store
+        gives them only then)."""
+        store = conn.store
+        tree, names = await defer.gatherResults([cls.load(conn, counts, fresh=False), store.subscriptions()],
                                                 consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         if not names:
             names = await store.subscriptions(tree.default_subscriptions())
@@ -158,6 +164,23 @@ class MailboxTree:
         """Mailboxes whose names match `reference` + `pattern` (`*` anything, `%` within a level)."""
         regex = pattern_regex(reference, pattern)
         return [m for m in self.sorted() if regex.match(m.name)]
+
+
+async def shared_folders(conn: Any, counts: bool, fresh: bool = True) -> list[Any]:
+    """The folders of other stores the connection's user may see, with the levels
+    above them (for their names). For LIST and LSUB (not `fresh`), the listing the
+    connection read last serves `imap_shared_cache` seconds, as Dovecot keeps its
+    ACLs (`acl_cache_secs`): a grant made meanwhile lists at most that much later.
+    Everything else (SELECT, STATUS, MYRIGHTS, ...) reads it fresh, so a revoked
+    right is refused at once and a selected folder's counters are current. The
+    connection's own CREATE, DELETE, RENAME, SETACL and DELETEACL drop it (`forget`)."""
+    cached = conn.shared_listing
+    now = time.monotonic()
+    if not fresh and not counts and cached is not None and now - cached[0] < conn.factory.shared_cache:
+        return cached[1]
+    folders = await conn.session.shared_folders(counts=counts, ancestors=True)
+    conn.shared_listing = (now, folders)
+    return folders
 
 
 def may_see(folder: Any) -> bool:
@@ -215,11 +238,13 @@ async def resolve(conn: Any, name: str) -> Mailbox | None:
     tree = conn.mailbox_tree
     mailbox = tree.get(name) if tree is not None else None
     if mailbox is None:
-        tree = conn.mailbox_tree = await MailboxTree.load(conn.store)
+        tree = conn.mailbox_tree = await MailboxTree.load(conn)
         mailbox = tree.get(name)
     return mailbox
 
 
 def forget(conn: Any) -> None:
-    """Drop the connection's cached tree; the next `resolve` reads it again."""
+    """Drop the connection's cached tree and shared listing; the next `resolve` or
+    `load` reads them again."""
     conn.mailbox_tree = None
+    conn.shared_listing = None
