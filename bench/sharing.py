@@ -11,7 +11,11 @@ shows them in a shared namespace `Other Users/<user>/` with private \\Seen
   * `LIST "" *` of the benchmark user (its own folders and every shared one);
   * `SELECT "Other Users/colleague00/Records"` (and a CLOSE between runs).
 
-    python bench/sharing.py [--colleagues 50] [--folders 10] [--messages 100000] [--runs 5]
+Repeated LISTs on one connection are answered from its shared listing of the last
+`imap_shared_cache` seconds, as Dovecot answers them from its ACL cache
+(`acl_cache_secs`); `--shared-cache 0` measures a LIST that asks the store every time.
+
+    python bench/sharing.py [--colleagues 50] [--folders 10] [--messages 100000] [--runs 5] [--shared-cache 0]
 """
 from __future__ import annotations
 
@@ -153,8 +157,11 @@ def main() -> None:
     parser.add_argument("--folders", type=int, default=10)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--shared-cache", help="our imap_shared_cache (seconds a connection's LIST keeps "
+                                               "its shared listing; 0 asks the store for every LIST)")
     args = parser.parse_args()
-    with ours_beside_dovecot("imap") as peers:
+    tuning = {} if args.shared_cache is None else {"imap_shared_cache": args.shared_cache}
+    with ours_beside_dovecot("imap", our_tuning=tuning) as peers:
         dovecot = peers.dovecot
         dovecot.tuning += DOVECOT_SHARING.format(base=dovecot.base)
         password_hash = dovecot.password.removeprefix("{ARGON2ID}")
