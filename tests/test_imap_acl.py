@@ -214,7 +214,7 @@ def test_each_right_is_enforced(env, users, letter, granted):
 
 
 def test_seen_is_per_user_on_a_shared_folder(env, users):
-    shared_folder(env, "TeamSeen", 3, {"bob": "lrsw", "carol": "lrsw"})
+    shared_folder(env, "TeamSeen", 3, {"bob": "lrswi", "carol": "lrsw"})
     name = '"Other Users/demo/TeamSeen"'
     bob = login(env, "bob")
     bob.cmd(f"SELECT {name}")
@@ -237,6 +237,10 @@ def test_seen_is_per_user_on_a_shared_folder(env, users):
     assert b"* 3 FETCH (FLAGS ())" in b"".join(bob.cmd("FETCH 3 FLAGS"))
     bob.cmd("STORE 1 -FLAGS (\\Seen)")
     assert untagged(bob.cmd(f"STATUS {name} (UNSEEN)"), b"STATUS")[0].endswith(b"(UNSEEN 2)\r\n")
+    # What bob stores as read is read for him alone.
+    assert tagged(bob.cmd(f"APPEND {name} (\\Seen) {{5}}\r\nhello")).startswith(b"OK")
+    assert untagged(bob.cmd(f"STATUS {name} (UNSEEN)"), b"STATUS")[0].endswith(b"(UNSEEN 2)\r\n")
+    assert untagged(carol.cmd(f"STATUS {name} (UNSEEN)"), b"STATUS")[0].endswith(b"(UNSEEN 4)\r\n")
     for raw in (bob, demo, carol):
         raw.close()
 

@@ -6,6 +6,7 @@ import secrets
 
 import pytest
 
+from server.storage import NewMessage
 from server.storage.private_seen import subtract
 from shared.flags import FLAGGED, SEEN
 
@@ -84,6 +85,15 @@ def test_expunged_messages_leave_the_readers_sets(st, team):
     assert unseen_of(st, folder, bob) == 0
     st.create_message(folder, "k9", 10, 0)
     assert flags_of(st, folder, bob) == [0]
+
+
+def test_a_reader_storing_a_read_message_keeps_it_read_for_themselves(st, team):
+    alice, bob, folder = team
+    uids = st.create_messages(folder, [NewMessage("n1", 10, flags=SEEN | FLAGGED), NewMessage("n2", 10)],
+                              reader=bob)["uids"]
+    assert flags_of(st, folder, bob)[-2:] == [SEEN | FLAGGED, 0]
+    assert flags_of(st, folder, None)[-2:] == [FLAGGED, 0]
+    assert uids == [6, 7] and unseen_of(st, folder, bob) == 6
 
 
 def test_subtract_keeps_ranges():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,9 +69,10 @@ class Mailbox:
 
 
 class MailboxTree:
-    """Every mailbox of one store, by IMAP name, as read in one folder listing."""
+    """Every mailbox of one user by IMAP name: their own store's and those of other
+    stores shared with them, as read in one folder listing of each."""
 
-    def __init__(self, folders: list[Any], shared: list[Any] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, folders: Sequence[Any], shared: Sequence[Any] = ()) -> None:
         self.by_name: dict[str, Mailbox] = {}
         self.by_folder: dict[int, str] = {}
         # Folders (of any store, any class) that have a folder below them.
@@ -87,7 +89,7 @@ class MailboxTree:
                     entry = self.by_name[parent] = Mailbox(parent, None)
                 entry.has_children = True
 
-    def _add(self, prefix: str, folders: list[Any]) -> None:
+    def _add(self, prefix: str, folders: Sequence[Any]) -> None:
         """Name `folders` (one store's) below `prefix`; a name taken already stays
         with the first (one's own folders come first)."""
         for name, folder in mailbox_names(folders).items():
@@ -188,7 +190,7 @@ def may_see(folder: Any) -> bool:
     return rights.has(folder.rights, rights.LOOKUP)
 
 
-def shared_namespaces(folders: list[Any]) -> list[tuple[str, list[Any]]]:
+def shared_namespaces(folders: Sequence[Any]) -> list[tuple[str, list[Any]]]:
     """The shared folders grouped by store, each with the prefix its names take:
     `Public Folders/` or `Other Users/<owner's login>/`, by login."""
     stores: dict[int, list[Any]] = {}

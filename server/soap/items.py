@@ -173,7 +173,8 @@ async def _create(call: Call, folder_id: int, elements: list[etree._Element]) ->
             require(st, session.user_id, folder_id, R.INSERT)
             for m in incoming:
                 stored.append(store_blob(st, m, max_size))
-            return st.create_messages(folder_id, stored), [n.size for n in stored]
+            return (st.create_messages(folder_id, stored, reader=st.seen_reader(session.user_id, folder_id)),
+                    [n.size for n in stored])
         except BaseException as err:
             st.discard_unstored([n.blob_key for n in stored], err)
             raise

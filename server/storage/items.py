@@ -100,6 +100,11 @@ def _split_keywords(text: str | None) -> list[str]:
     return text.split() if text else []
 
 
+class _Uid(NamedTuple):
+    """A row as `_change_seen` reads it."""
+    uid: int
+
+
 class ItemsMixin(PrivateSeenMixin):
     """Create, list, flag, copy, move and delete items."""
 
@@ -155,16 +160,22 @@ class ItemsMixin(PrivateSeenMixin):
                                                              tuple(keywords), columns)])
         return {"uid": result["uids"][0], "modseq": result["modseq"], "uidvalidity": result["uidvalidity"]}
 
-    def create_messages(self, folder_id: int, messages: Sequence["NewMessage"], level: str | None = USER) -> dict:
+    def create_messages(self, folder_id: int, messages: Sequence["NewMessage"], level: str | None = USER,
+                        reader: int | None = None) -> dict:
         """Add several messages in one transaction under one new modseq.
 
         Returns {uids (in the order given), modseq, uidvalidity}. The uids are
         consecutive: the folder counter is taken once for all of them. Counted in the
         store's usage and checked against its quota `level` (server/storage/quota.py).
+        With `reader`, a message stored with \\Seen is seen by that reader alone
+        (private_seen.py).
         """
         if not messages:
             raise BadRequest("no messages to create")
         rows = [self._message_row(folder_id, m) for m in messages]
+        seen = [row["flags"] & SEEN for row in rows] if reader is not None else []
+        for row, bit in zip(rows, seen):
+            row["flags"] &= ~bit
 
         def run(conn: Connection) -> dict:
             first, modseq, uidvalidity = self._bump(conn, folder_id, len(rows))
@@ -174,6 +185,9 @@ class ItemsMixin(PrivateSeenMixin):
             for part in chunks(rows):
                 conn.execute(_INSERT, part)
             self._charge(conn, folder_id, sum(row["size"] for row in rows), len(rows), level)
+            mine = [_Uid(row["uid"]) for row, bit in zip(rows, seen) if bit]
+            if mine:
+                self._change_seen(conn, reader, folder_id, mine, "add", True)  # type: ignore[arg-type]
             return {"uids": [row["uid"] for row in rows], "modseq": modseq, "uidvalidity": uidvalidity}
 
         return self._write(run)
