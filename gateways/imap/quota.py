@@ -44,10 +44,14 @@ async def deleted_values(folder: Any) -> dict[str, int]:
 
 @command("GETQUOTAROOT", AUTHENTICATED_OR_SELECTED)
 async def getquotaroot(conn: Any, cmd: Any) -> None:
-    tree = await MailboxTree.load(conn.store, counts=False)
+    tree = await MailboxTree.load(conn, counts=False)
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "NONEXISTENT")
+    if mailbox.folder.store.id != conn.session.store_id:
+        # Another user's or the public store: not under this user's quota root.
+        conn.send(w.quotaroot_response(mailbox.name, [], conn.utf8))
+        return
     found = resources(await conn.session.quota())
     conn.send(w.quotaroot_response(mailbox.name, [ROOT] if found else [], conn.utf8))
     if found:
