@@ -100,6 +100,9 @@ def test_setacl_as_owner_shows_the_folder_to_the_colleague(env, users):
     assert b"* 2 EXISTS\r\n" in lines and tagged(lines).startswith(b"OK [READ-WRITE]")
     assert untagged(bob.cmd('STATUS "Other Users/demo/Team" (MESSAGES)'), b"STATUS") == \
         [b'* STATUS "Other Users/demo/Team" (MESSAGES 2)\r\n']
+    # A colleague's folder is under no quota root of bob's (RFC 9208).
+    assert untagged(bob.cmd('GETQUOTAROOT "Other Users/demo/Team"'), b"QUOTAROOT") == \
+        [b'* QUOTAROOT "Other Users/demo/Team"\r\n']
 
     assert tagged(demo.cmd("DELETEACL Team bob")).startswith(b"OK")
     # bob's open connection may list it a while longer (imap_shared_cache), but the
