@@ -136,7 +136,7 @@ class Notifications:
 
     async def resolve(self) -> MailboxTree:
         """Read the tree (and subscriptions) and watch what the groups cover now."""
-        tree, self.subscribed = await MailboxTree.load_with_subscriptions(self.conn.store, counts=True)
+        tree, self.subscribed = await MailboxTree.load_with_subscriptions(self.conn, counts=True)
         watched = self.watch_list(tree)
         limit = self.conn.factory.notify_max_mailboxes
         if len(watched) > limit:
@@ -224,7 +224,7 @@ class Notifications:
         try:
             while self._pending and not self.conn.closed:
                 folder_ids, self._pending = self._pending, set()
-                tree = await MailboxTree.load(self.conn.store, counts=True)
+                tree = await MailboxTree.load(self.conn, counts=True)
                 lines = []
                 for folder_id in sorted(folder_ids):
                     entry = self.watched.get(folder_id)
