@@ -182,7 +182,14 @@ class Deliverer:
         spam = self._is_spam(headers)
         # Each user once, and their lookups at the store side by side rather than in turn.
         users = list(dict.fromkeys(r.user for r in recipients))
-        script_of = dict(zip(users, await _all(self._script(session, user) for user in users)))
+        script_of = {}
+        for user in users:
+            cached, compiled = self.scripts.get(user)
+            if cached:
+                script_of[user] = compiled
+        missing = [user for user in users if user not in script_of]
+        if missing:  # only users whose script is not cached cost a store call
+            script_of.update(zip(missing, await _all(self._script(session, user) for user in missing)))
         filtering = list(dict.fromkeys(r.user for r in recipients if script_of[r.user] is not None or r.detail))
         folders_of = dict(zip(filtering, await session.folders_of(filtering))) if filtering else {}
         message = await self._read(source) if any(s is not None for s in script_of.values()) else None
@@ -281,10 +288,8 @@ class Deliverer:
 
     async def _script(self, session: Any, user: str) -> Any:
         """The user's compiled active script, or None; a script that does not compile is
-        logged and treated as none, so the message is kept."""
-        cached, compiled = self.scripts.get(user)
-        if cached:
-            return compiled
+        logged and treated as none, so the message is kept. Not cached: `deliver` asks the
+        cache first."""
         text = await session.active_script(user)
         compiled = None
         if text:

@@ -33,6 +33,11 @@ class GroupCommit(Generic[Item]):
         self.waiting: list[tuple[Item, Deferred]] = []
         self.committing = False
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is being committed or waiting: an item added now is committed at once, alone."""
+        return not self.committing and not self.waiting
+
     def add(self, item: Item) -> Deferred:
         """Fires with the item's result once the group it went in is committed."""
         done: Deferred = Deferred()

@@ -38,14 +38,15 @@ def results_of(deferreds: list[defer.Deferred]) -> list:
 def test_work_alone_goes_at_once_and_waiting_work_goes_together():
     commit = Committer()
     group = GroupCommit(commit, [(10, lambda item: 1)])
+    assert group.idle
     first = results_of([group.add("a")])
-    assert commit.groups == [["a"]]  # nothing was being committed: no waiting
+    assert commit.groups == [["a"]] and not group.idle  # nothing was being committed: no waiting
     later = results_of([group.add("b"), group.add("c")])
     assert commit.groups == [["a"]]  # they wait for the commit in progress
     commit.answer()
-    assert first == ["A"] and commit.groups == [["a"], ["b", "c"]]
+    assert first == ["A"] and commit.groups == [["a"], ["b", "c"]] and not group.idle
     commit.answer()
-    assert later == ["B", "C"]
+    assert later == ["B", "C"] and group.idle
 
 
 def test_a_group_keeps_within_its_bounds_but_takes_an_oversized_item_alone():

@@ -192,35 +192,32 @@ async def _deliver(call: Call, messages: list[tuple[str, IncomingMessage, list[D
     """Store each message for its targets: per message its outcomes once blob and rows are
     durable, or what went wrong with it."""
     services = call.services
-
-    def store() -> list[NewMessage | Exception]:
-        try:
-            return store_blobs(call.storage, [incoming for _, incoming, _ in messages],
-                               services.limits.max_message_size)
-        finally:
-            for _, incoming, _ in messages:
-                discard_file(incoming.path)
-
-    # The blobs are durable first, then the rows go in with the other deliveries waiting
-    # for the store's next commit.
-    blobs = await call.run(store)
-    commits = [services.deliveries.add((blob, targets)) if isinstance(blob, NewMessage) else fail(blob)
-               for blob, (_, _, targets) in zip(blobs, messages)]
+    try:
+        if services.deliveries.idle:
+            # Nothing is being committed: blobs and rows are written in one trip to the
+            # thread pool, the blobs durable before the rows go in.
+            pending: list[IncomingMessage | NewMessage | Exception] = [m for _, m, _ in messages]
+        else:
+            # The blobs are made durable while the running group commits; then the rows
+            # go in with the next group.
+            pending = await call.run(store_blobs, call.storage, [m for _, m, _ in messages],
+                                     services.limits.max_message_size)
+        commits = [fail(blob) if isinstance(blob, Exception) else services.deliveries.add((blob, targets))
+                   for blob, (_, _, targets) in zip(pending, messages)]
+        committed = await DeferredList(commits, consumeErrors=True)
+    finally:
+        for _, incoming, _ in messages:
+            discard_file(incoming.path)
     answers: list[list[DeliveryOutcome] | BaseException] = []
-    for (ok, result), blob, (sender, _, targets) in zip(await DeferredList(commits, consumeErrors=True),
-                                                          blobs, messages):
+    for (ok, result), blob, (sender, _, targets) in zip(committed, pending, messages):
         if not ok:
-            error = result.value
-            if isinstance(error, Quota):
-                ok, result = True, ([DeliveryOutcome("quota") for _ in targets], {})
-            else:
-                if isinstance(blob, NewMessage):
-                    await call.run(call.storage.discard_unstored, [blob.blob_key], error)
-                answers.append(error)
-                continue
+            # The whole group failed before its work began (its budget ran out): only a
+            # blob written beforehand is there to remove.
+            if isinstance(blob, NewMessage):
+                await call.run(call.storage.discard_unstored, [blob.blob_key], result.value)
+            answers.append(result.value)
+            continue
         outcomes, modseqs = result
-        if not modseqs:
-            await call.run(call.storage.blobs.delete, blob.blob_key)
         for folder_id, modseq in modseqs.items():
             services.notifier.changed(folder_id, modseq)
         for target, outcome in zip(targets, outcomes):
@@ -241,29 +238,63 @@ def _add_results(parent: etree._Element, outcomes: list[DeliveryOutcome]) -> Non
         parent.append(result)
 
 
-def delivery_group_commit(services: Services) -> GroupCommit[tuple[NewMessage, list[DeliveryTarget]]]:
+# What the group commit takes: a message's blob, or (when nothing else was being
+# committed) its source still to write, and its targets.
+PendingDelivery = tuple[IncomingMessage | NewMessage, list[DeliveryTarget]]
+
+
+def delivery_group_commit(services: Services) -> GroupCommit[PendingDelivery]:
     """The store's deliveries committed in groups (shared.group_commit), each group in one
     transaction of at most max_deliveries_per_message copies, under a work budget of its own."""
     limits = services.limits
 
-    def commit(batch: list[tuple[NewMessage, list[DeliveryTarget]]]) -> Deferred:
+    def commit(batch: list[PendingDelivery]) -> Deferred:
         budget = services.budgets.open(services.work_time_limit)
         d = services.run(run_under, budget, _commit_deliveries, services.storage, batch,
-                         limits.delivery_duplicate_window)
+                         limits.delivery_duplicate_window, limits.max_message_size)
         return d.addBoth(lambda result: (services.budgets.close(budget), result)[1])
 
     return GroupCommit(commit, [(limits.max_deliveries_per_message, lambda item: len(item[1]))])
 
 
-def _commit_deliveries(storage: Any, batch: list[tuple[NewMessage, list[DeliveryTarget]]],
-                       duplicate_window: int) -> list[Any]:
-    """The batch in one transaction; when that fails, each message in one of its own, so
-    that what went wrong with one message is answered for that message alone."""
+def _commit_deliveries(storage: Any, batch: list[PendingDelivery], duplicate_window: int,
+                       max_size: int) -> list[Any]:
+    """The batch in one transaction (sources not yet written first made durable blobs); when
+    that fails, each message in one of its own, so that what went wrong with one message is
+    answered for that message alone. Per message (outcomes, {folder id: modseq}) or its error;
+    the blob of a message that stored no copy is removed."""
+    blobs: list[NewMessage | Exception] = [m for m, _ in batch]  # type: ignore[misc]
+    unwritten = [i for i, (m, _) in enumerate(batch) if isinstance(m, IncomingMessage)]
+    if unwritten:
+        for i, blob in zip(unwritten, store_blobs(storage, [batch[i][0] for i in unwritten], max_size)):
+            blobs[i] = blob
+    ready = [(blob, targets) for blob, (_, targets) in zip(blobs, batch) if isinstance(blob, NewMessage)]
+    stored = iter(_insert_rows(storage, ready, duplicate_window))
+    results: list[Any] = []
+    for blob, (_, targets) in zip(blobs, batch):
+        if not isinstance(blob, NewMessage):
+            results.append(blob)
+            continue
+        result = next(stored)
+        if isinstance(result, Quota):
+            result = ([DeliveryOutcome("quota") for _ in targets], {})
+        if isinstance(result, BaseException):
+            storage.discard_unstored([blob.blob_key], result)
+        elif not result[1]:
+            storage.blobs.delete(blob.blob_key)
+        results.append(result)
+    return results
+
+
+def _insert_rows(storage: Any, batch: list[tuple[NewMessage, list[DeliveryTarget]]],
+                 duplicate_window: int) -> list[Any]:
+    if not batch:
+        return []
     try:
         return storage.deliver_many(batch, duplicate_window)
-    except Exception:
+    except Exception as err:  # noqa: BLE001 - a lone message's answer, or retried alone below
         if len(batch) == 1:
-            raise
+            return [err]
     results: list[Any] = []
     for one in batch:
         try:
