@@ -573,9 +573,11 @@ def test_deliver_messages_answers_each_message_for_itself(server, delivery):
             el.append(target)
         return el
 
+    before = blob_files(server)
     answer = delivery.call("deliverMessages", ("message", [
         one(message("batch-a"), "alice", "bob"), one(message("too-big", 300 * 1024), "alice"),
         one(message("batch-b"), "nobody-here")]))
+    assert blob_files(server) == before + 1  # no blob kept for a message stored nowhere
     first, big, unknown = answer.iterchildren(codec.gw("message"))
     assert [codec.field(r, "status") for r in first.iterchildren(codec.gw("result"))] == ["stored", "stored"]
     assert codec.field(big.find(codec.gw("error")), "code") == "tooLarge"  # max_message_size = 256K
