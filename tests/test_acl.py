@@ -244,7 +244,7 @@ def test_deleting_a_user_or_folder_takes_their_entries(st, user):
         st.get_acl(top)
 
 
-def test_migration_0019_turns_grants_into_acl_entries(st, tmp_path):
+def test_migration_0020_turns_grants_into_acl_entries(st, tmp_path):
     def run(old, conn, store_id):
         ids = {}
         for name in ("R", "W", "O"):

@@ -214,7 +214,7 @@ def test_report_lists_every_user(st, quota_user, limits):
     assert st.store_usage(user["store_id"]).level() == "warn"
 
 
-def test_migration_0020_fills_in_the_counters(st, tmp_path):
+def test_migration_0019_fills_in_the_counters(st, tmp_path):
     def run(old, conn, store_id):
         for name in ("Old", "Older"):
             conn.execute(text("INSERT INTO folders (store_id, name, container_class, uidvalidity, uidnext, "

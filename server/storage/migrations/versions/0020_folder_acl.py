@@ -4,15 +4,14 @@ user backend.
 The old per-user grants become ACL entries: read -> "lrs", write -> "lrswipkxte",
 owner -> "lrswipkxtea". The old permissions table goes.
 
-Revision ID: 0019
-Revises: 0020
+Revision ID: 0020
+Revises: 0019
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-# After 0020 (storage quotas), which reached databases first: one line of revisions.
-down_revision = "0020"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
