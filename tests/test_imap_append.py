@@ -233,3 +233,26 @@ def test_multiappend_past_what_fits_inline_stores_all_at_once(env):
     _, table = env.rt.call(folder.query, ["uid"])
     assert [source_of(env, folder, uid) for uid in table["uid"]] == messages
     raw.close()
+
+
+def test_fetch_after_append_answers_the_stored_sizes_and_bytes(env):
+    """The gateway remembers the sizes of what it appended: a FETCH of those messages reads
+    their sources at once, and sizes and bytes are the store's, for an inline literal and
+    for one spooled to a file on the way in."""
+    folder = env.fresh("ReadBack")
+    spooled = b"Subject: big\r\n\r\n" + b"x" * 100 + b"\r\n" * 40_000
+    messages = [SMALL, spooled]
+    raw = env.raw(login=True)
+    raw.cmd("SELECT ReadBack")
+    raw.send(b"a APPEND ReadBack" + b"".join(b" {%d+}\r\n" % len(m) + m for m in messages) + b"\r\n")
+    line = raw.until(b"a")[-1]
+    assert line.startswith(b"a OK [APPENDUID"), line
+    first, last = re.search(rb"APPENDUID \d+ (\d+):(\d+)", line).groups()
+    uids = [int(first), int(last)]
+    for uid, message in zip(uids, messages):
+        stored = env.rt.call(folder.message, uid, ["size"])
+        assert stored.size == len(message)
+        answer = b"".join(raw.cmd(f"UID FETCH {uid} (RFC822.SIZE BODY.PEEK[])"))
+        assert b"RFC822.SIZE %d " % len(message) in answer
+        assert b"BODY[] {%d}\r\n" % len(message) + message + b")\r\n" in answer
+    raw.close()

@@ -22,6 +22,7 @@ from gateways.imap import catenate
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import AppendMessage
+from gateways.imap.listing_cache import CACHE
 from gateways.imap.tree import forget, resolve
 from shared.errors import NotFound
 
@@ -59,6 +60,7 @@ async def store_messages(conn: Any, mailbox: str, messages: tuple[AppendMessage,
 
 async def _store(conn: Any, mailbox: str, outgoing: list[Outgoing],
                  files: tuple[IO[bytes], ...]) -> tuple[int, list[int]]:
+    sizes = [_size(source) for source, _, _ in outgoing]  # before the upload reads the files
     box = conn.selected
     # The store's push of these very messages waits for the refresh below.
     with box.writing() if box is not None else contextlib.nullcontext():
@@ -80,6 +82,7 @@ async def _store(conn: Any, mailbox: str, outgoing: list[Outgoing],
             forget(conn)
             raise
         conn.factory.recent.arrived(folder.id, validity, uids[0])
+        CACHE.learn_sizes(folder.id, validity, dict(zip(uids, sizes)))
         if box is not None and conn.selected is box and box.folder.id == folder.id:
             await box.refresh()  # EXISTS before the tagged OK (RFC 3501 §6.3.11)
     return validity, uids

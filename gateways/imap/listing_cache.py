@@ -31,6 +31,14 @@ class ListingCache(SizedLRU):
         """Remember `items` (rendered item bytes, and the size as an int) for `key`."""
         super().put(key, items, ENTRY_OVERHEAD + sum(len(v) for v in items.values() if isinstance(v, bytes)))
 
+    def learn_sizes(self, folder_id: int, uid_validity: int, sizes: dict[int, int]) -> None:
+        """RFC822.SIZE of messages this gateway just stored: the store keeps a message's
+        octets as they were sent, so a FETCH of a message appended here (a client reading
+        back what it filed) reads its source without first asking for its size."""
+        for uid, size in sizes.items():
+            key = (folder_id, uid_validity, uid)
+            self.put(key, {**(self.get(key) or {}), "RFC822.SIZE": size})
+
     def forget(self, folder_id: int, uid_validity: int, uids: Iterable[int]) -> None:
         """Expunged messages: their UIDs are never used again, so their items would only
         wait for the least recently used end while the live ones are pushed out."""
