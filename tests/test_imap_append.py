@@ -11,6 +11,7 @@ import time
 import pytest
 
 from debian import email_corpus
+from shared.flags import flag_names
 from harness import peak_rss_kb
 from imap_env import Env
 from waiting import wait_until
@@ -256,3 +257,33 @@ def test_fetch_after_append_answers_the_stored_sizes_and_bytes(env):
         assert b"RFC822.SIZE %d " % len(message) in answer
         assert b"BODY[] {%d}\r\n" % len(message) + message + b")\r\n" in answer
     raw.close()
+
+
+def test_append_to_the_selected_mailbox_shows_what_the_store_holds(env):
+    """The session's own APPEND is queued from the store's answer when nothing came in
+    between; interleaved with another session's APPENDs, and with keywords, the mailbox
+    still shows exactly the store's uids, flags and modseqs."""
+    folder = env.fresh("OwnAppends", 1)
+    mine, other = env.raw(login=True), env.raw(login=True)
+    mine.cmd("ENABLE CONDSTORE")
+    assert b"* 1 EXISTS\r\n" in mine.cmd("SELECT OwnAppends")
+    for n, flags in enumerate([b"(\\Seen)", b"(\\Flagged $Label)", b"()", b"(\\Draft \\Deleted)"]):
+        if n % 2:
+            other.send(b"o%d APPEND OwnAppends {%d+}\r\n" % (n, len(SMALL)) + SMALL + b"\r\n")
+            assert other.until(b"o%d" % n)[-1].startswith(b"o%d OK" % n)
+        mine.send(b"a%d APPEND OwnAppends %s {%d+}\r\n" % (n, flags, len(SMALL)) + SMALL + b"\r\n")
+        assert mine.until(b"a%d" % n)[-1].startswith(b"a%d OK [APPENDUID" % n)
+    shown = {}
+    for line in mine.cmd("FETCH 1:* (UID FLAGS MODSEQ)"):
+        match = re.match(rb"\* \d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\) MODSEQ \((\d+)\)\)", line)
+        if match:
+            flags = {f for f in match.group(2).decode().split() if f != "\\Recent"}
+            shown[int(match.group(1))] = (flags, int(match.group(3)))
+    _, table = env.rt.call(folder.query, ["uid", "flags", "keywords", "modseq"])
+    stored = {}
+    for k, uid in enumerate(table["uid"]):
+        names = set(flag_names(table["flags"][k] or 0)) | set((table["keywords"][k] or "").split())
+        stored[uid] = (names, table["modseq"][k])
+    assert len(stored) == 7 and shown == stored
+    mine.close()
+    other.close()

@@ -66,7 +66,7 @@ async def _store(conn: Any, mailbox: str, outgoing: list[Outgoing],
     with box.writing() if box is not None else contextlib.nullcontext():
         folder = await _target(conn, mailbox)
         try:
-            validity, uids = await folder.append_all(outgoing)
+            validity, uids, modseq = await folder.append_all(outgoing)
         except NotFound:
             # The cached tree was out of date (the folder was deleted or replaced
             # elsewhere): ask the store once more before telling the client.
@@ -77,13 +77,14 @@ async def _store(conn: Any, mailbox: str, outgoing: list[Outgoing],
             folder = again
             for fp in files:
                 fp.seek(0)
-            validity, uids = await folder.append_all(outgoing)
+            validity, uids, modseq = await folder.append_all(outgoing)
         except Exception:
             forget(conn)
             raise
         conn.factory.recent.arrived(folder.id, validity, uids[0])
         CACHE.learn_sizes(folder.id, validity, dict(zip(uids, sizes)))
-        if box is not None and conn.selected is box and box.folder.id == folder.id:
+        if box is not None and conn.selected is box and box.folder.id == folder.id \
+                and not box.appended(uids, [flags for _, flags, _ in outgoing], modseq):
             await box.refresh()  # EXISTS before the tagged OK (RFC 3501 §6.3.11)
     return validity, uids
 

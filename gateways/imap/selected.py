@@ -63,7 +63,7 @@ from twisted.python.failure import Failure
 from gateways.imap import listing_cache
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import SavedResult, SequenceSet
-from gateways.imap.mailbox_index import IndexCache, MailboxIndex, full_listing, split_flag_names
+from gateways.imap.mailbox_index import NO_KEYWORDS, IndexCache, MailboxIndex, full_listing, split_flag_names
 from gateways.imap.recent import RecentClaims, RecentRanges
 from gateways.imap import rev2
 from shared import rights
@@ -282,6 +282,21 @@ class SelectedMailbox:
         mailbox is as new as the write; otherwise another session's change is still to be read."""
         if modseq == self.highest_modseq + 1:
             self.highest_modseq = modseq
+
+    def appended(self, uids: list[int], flags: list[Iterable[str]], modseq: int) -> bool:
+        """The session's own APPEND of new messages `uids` (with `flags`) to this mailbox took
+        `modseq`: when that follows the mailbox's highest, nothing else happened in between
+        and they are queued as the store would report them. False when the store has to be
+        asked (another change came first, or keywords, which the store may cap)."""
+        split = [split_flag_names(names) for names in flags]
+        if modseq != self.highest_modseq + 1 or any(keywords for _, keywords in split) \
+                or (self.uids and uids[0] <= self.uids[-1]):
+            return False
+        for uid, (bits, _) in zip(uids, split):
+            self._pending_new[uid] = (modseq, bits & 0xFF, NO_KEYWORDS)
+            self._uid_next = max(self._uid_next, uid + 1)
+        self.highest_modseq = modseq
+        return True
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:

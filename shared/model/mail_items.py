@@ -73,7 +73,8 @@ class MailItems(FolderOperations):
     def append_all(self, messages: Sequence[tuple[bytes | str | os.PathLike | IO[bytes], Iterable[str], int | None]]
                    ) -> Any:
         """Store (source, flags, internal date) messages all at once or none: one call, one
-        transaction on the server. Fires with (uid validity, [uids in the order given]).
+        transaction on the server. Fires with (uid validity, [uids in the order given], the
+        modseq they were stored under).
 
         Sources travel inline while the request stays under `APPEND_BATCH_BYTES`; the
         rest are uploaded first (a failure later leaves those uploads to the session)."""
@@ -92,7 +93,8 @@ class MailItems(FolderOperations):
             inline_bytes += len(value) if name == "source" else 0
         r = yield self.call("createMessages", ("message", batch))
         return (codec.int_field(r, "uidValidity"),
-                [int(c.get("uid")) for c in r.iterchildren(codec.gw("created"))])
+                [int(c.get("uid")) for c in r.iterchildren(codec.gw("created"))],
+                codec.int_field(r, "highestModseq"))
 
     def _create_batch(self, messages: list[etree._Element]) -> defer.Deferred:
         d = self.call("createMessages", ("message", messages))
