@@ -4,7 +4,9 @@ INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE and BODY never change for a
 (folder, UIDVALIDITY, UID), so once rendered they can be answered again without
 asking the store or parsing its JSON: a client paging through a mailbox asks
 for the same envelopes over and over (Dovecot keeps them in its cache file for
-the same reason). The cache is one per gateway process, bounded in bytes
+the same reason). An APPEND through this process fills in the sizes of what it
+stored, so reading back a message just filed needs only the store call that opens
+its source. The cache is one per gateway process, bounded in bytes
 (`imap_listing_cache`, set when the gateway starts), and drops what was used
 least recently.
 """
