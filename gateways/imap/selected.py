@@ -67,7 +67,7 @@ from gateways.imap.mailbox_index import NO_KEYWORDS, IndexCache, MailboxIndex, f
 from gateways.imap.recent import RecentClaims, RecentRanges
 from gateways.imap import rev2
 from shared import rights
-from shared.flags import flag_names, split_flags
+from shared.flags import SEEN, flag_names, split_flags
 from shared.items import ItemChange
 from shared.uidset import format_ranges, runs
 from gateways.imap.push import FolderWatches
@@ -287,9 +287,10 @@ class SelectedMailbox:
         """The session's own APPEND of new messages `uids` (with `flags`) to this mailbox took
         `modseq`: when that follows the mailbox's highest, nothing else happened in between
         and they are queued as the store would report them. False when the store has to be
-        asked (another change came first, or keywords, which the store may cap)."""
+        asked (another change came first; keywords, which the store may cap; \\Seen, which on
+        another user's folder the store may keep per reader)."""
         split = [split_flag_names(names) for names in flags]
-        if modseq != self.highest_modseq + 1 or any(keywords for _, keywords in split) \
+        if modseq != self.highest_modseq + 1 or any(keywords or bits & SEEN for bits, keywords in split) \
                 or (self.uids and uids[0] <= self.uids[-1]):
             return False
         for uid, (bits, _) in zip(uids, split):
