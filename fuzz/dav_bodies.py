@@ -19,7 +19,7 @@ import io
 from xml.etree import ElementTree as ET
 
 from gateways.caldav import listing, multiget, sync
-from gateways.caldav.app import publish_action
+from gateways.caldav.calendar_post import publish_action
 from gateways.caldav.limits import Refused, RequestLimits
 from gateways.caldav.xmlbody import xml_root
 

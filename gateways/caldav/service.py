@@ -14,7 +14,8 @@ from twisted.internet import defer
 from twisted.python.threadpool import ThreadPool
 
 from gateways.caldav import context
-from gateways.caldav.app import CalDAVSite, GatewayResource
+from gateways.caldav.app import GatewayResource
+from gateways.caldav.site import CalDAVSite
 from gateways.caldav.scheduling.imip import ImipSender
 from gateways.caldav.scheduling.implicit import Scheduler
 from gateways.caldav.date_limits import DateLimits
