@@ -152,3 +152,18 @@ def send_error(request: Any, failure: Any, retry_after: int, forbidden: str | No
         log.info("caldav: %s %s refused: %s", request.method.decode("latin-1"), request.path.decode("latin-1"),
                  failure.value)
     send(request, answer)
+
+
+def own_calendar(request: Any, user: str, target: list[bytes]) -> str | None:
+    """The calendar segment of `target` (owner, segment) when `user` is its owner; else the
+    request is answered 404 and None returned."""
+    owner, segment = (s.decode("utf-8", "replace") for s in target)
+    if owner != user:
+        finish(request, 404, "not found\n")
+        return None
+    return segment
+
+
+def whole_body(request: Any) -> bytes:
+    request.content.seek(0)
+    return request.content.read()

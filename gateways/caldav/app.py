@@ -25,6 +25,7 @@ import secrets
 from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.threads import deferToThreadPool
 from twisted.web import resource, server
 from twisted.web.wsgi import WSGIResource
 
@@ -239,10 +240,10 @@ class GatewayResource(resource.Resource):
             return
         # Sync polls and multigets are answered without a worker thread where they can be.
         self.direct.answer(request, user, session).addCallback(
-            lambda answered: None if answered else self._in_thread(request, user)).addErrback(
+            lambda answered: None if answered else self._to_radicale(request, user)).addErrback(
             answers.internal_error, request)
 
-    def _in_thread(self, request: server.Request, user: str) -> None:
+    def _to_radicale(self, request: server.Request, user: str) -> None:
         """Radicale answers in a worker thread, within the user's share of the threads: one
         user's slow requests wait for each other, never for everybody's threads."""
         def start() -> defer.Deferred:
@@ -251,6 +252,10 @@ class GatewayResource(resource.Resource):
         turn = self.thread_share.run(user, start)
         turn.addErrback(lambda failure: None)  # a lost connection: nothing to answer
         request.notifyFinish().addErrback(lambda _: turn.cancel())
+
+    def in_thread(self, fn: Any, *args: Any) -> defer.Deferred:
+        """`fn(*args)` in a worker thread of the gateway's pool."""
+        return deferToThreadPool(self.reactor, self.threadpool, fn, *args)
 
     @staticmethod
     def base_url(request: server.Request) -> str:

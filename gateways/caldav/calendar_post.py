@@ -27,12 +27,10 @@ def publish_action(body: bytes) -> bool | None:
 
 
 def answer(gateway: Any, request: server.Request, user: str, session: Any, target: list[bytes]) -> None:
-    owner, segment = (s.decode("utf-8", "replace") for s in target)
-    if owner != user:
-        answers.finish(request, 404, "not found\n")
+    segment = answers.own_calendar(request, user, target)
+    if segment is None:
         return
-    request.content.seek(0)
-    body = request.content.read()
+    body = answers.whole_body(request)
     root = xml_root(body)
     if root is not None and root.tag == sharing.SHARE:
         try:

@@ -3,11 +3,9 @@ calendar is updated by difference (`feed_import`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThreadPool
 from twisted.web import server
 
 from gateways.caldav import answers, feed_import
@@ -18,17 +16,13 @@ log = logging.getLogger("gateways.caldav")
 
 def answer(gateway: Any, request: server.Request, user: str, session: Any, target: list[bytes],
            budget: WorkBudget) -> None:
-    owner, segment = (s.decode("utf-8", "replace") for s in target)
-    if owner != user:
-        answers.finish(request, 404, "not found\n")
+    segment = answers.own_calendar(request, user, target)
+    if segment is None:
         return
-    request.content.seek(0)
-    body = request.content.read()
-
-    def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-        return deferToThreadPool(gateway.reactor, gateway.threadpool, fn, *args)
+    body = answers.whole_body(request)
     d = defer.ensureDeferred(feed_import.import_calendar(
-        session, segment, body, in_thread, if_match=(request.getHeader(b"if-match") or b"").decode("latin-1"),
+        session, segment, body, gateway.in_thread,
+        if_match=(request.getHeader(b"if-match") or b"").decode("latin-1"),
         if_none_match=request.getHeader(b"if-none-match") == b"*", max_objects=gateway.limits.import_objects,
         series_limit=lambda text: run_under(budget, gateway.series_limit.exceeded_by, text, budget.check)))
 

@@ -2,11 +2,9 @@
 by `scheduling.outbox`."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThreadPool
 from twisted.web import server
 
 from gateways.caldav import answers, context
@@ -22,16 +20,12 @@ def answer(gateway: Any, request: server.Request, user: str, ctx: context.Reques
     if content_type != b"text/calendar":
         answers.finish(request, 415, "POST a text/calendar free-busy request to the outbox\n")
         return
-    request.content.seek(0)
-    body = request.content.read()
-
-    def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-        return deferToThreadPool(gateway.reactor, gateway.threadpool, fn, *args)
+    body = answers.whole_body(request)
 
     async def free_busy() -> answers.Answer:
         info, _, _ = await ctx.session.whoami()
         own = frozenset({info.email.strip().lower()} if info.email.strip() else ())
-        data = await outbox.free_busy(ctx, body, own, gateway.scheduler.max_attendees, in_thread)
+        data = await outbox.free_busy(ctx, body, own, gateway.scheduler.max_attendees, gateway.in_thread)
         return answers.Answer(200, answers.XML, data)
     defer.ensureDeferred(free_busy()).addCallbacks(
         lambda result: answers.send(request, result),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.threads import deferToThreadPool
 from twisted.web import server
 
 from gateways.caldav import answers
@@ -25,8 +24,7 @@ def render(gateway: Any, request: server.Request, token: str) -> Any:
             return None
         name = calendar["display_name"] or calendar["name"]
         texts = [text for _, _, text in calendar["items"]]
-        built = deferToThreadPool(gateway.reactor, gateway.threadpool, feed_text, name, calendar["description"],
-                                  texts)
+        built = gateway.in_thread(feed_text, name, calendar["description"], texts)
         return built.addCallback(lambda text: send_feed(request, text))
     d.addCallback(answer).addErrback(lambda failure: answers.send_error(request, failure, gateway.retry_after))
     return server.NOT_DONE_YET
