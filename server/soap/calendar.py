@@ -14,12 +14,9 @@ from typing import Any
 
 from lxml import etree
 
-from server.icalcolumns import calendar_columns, component_of, etag_for
-from server.icalsimple import simple_columns
-from server.occurrences import occurrence_index
-from server.vcardcolumns import contact_columns
 from shared import rights as R
 from server.soap.context import Call, require, response
+from server.soap.items import calendar_object_columns
 from server.storage.calendar_batch import CalendarSave
 from server.storage.calendar_imports import ImportGone
 from shared.codec import add, bool_field, element, field, gw, required_int, text
@@ -29,25 +26,6 @@ log = logging.getLogger(__name__)
 
 # One call saves or deletes at most this many objects.
 MAX_CALENDAR_ITEMS_PER_CALL = 5000
-
-
-def _columns(name: str, ical: str) -> dict[str, Any]:
-    if ical.lstrip()[:11].upper() == "BEGIN:VCARD":  # a contact of a whole address book
-        try:
-            return contact_columns(ical)
-        except BadRequest as err:
-            raise BadRequest(f"{name}: {err.message}") from None
-    simple = simple_columns(ical, etag_for(ical))
-    if simple is not None:
-        return simple
-    try:
-        columns = calendar_columns(ical)
-    except BadRequest as err:
-        raise BadRequest(f"{name}: {err.message}") from None
-    if columns["recurring"]:
-        kind = component_of(columns["itemClass"])
-        columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])
-    return columns
 
 
 def _discard_keys(st: Any, keys: list[str]) -> None:
@@ -108,7 +86,7 @@ async def save_calendar_items(call: Call) -> etree._Element:
         with ThreadPoolExecutor(1) as pool:
             writing = pool.submit(st.blobs.put_many, datas) if datas else None
             try:
-                columns = [_columns(name, ical) for name, ical in objects]
+                columns = [calendar_object_columns(ical, name) for name, ical in objects]
             except BaseException:
                 if writing is not None:
                     _discard(st, writing)

@@ -15,8 +15,10 @@ from typing import Any
 
 from lxml import etree
 
-from server.icalcolumns import calendar_columns, component_of
+from server.icalcolumns import calendar_columns, component_of, etag_for
+from server.icalsimple import simple_columns
 from server.occurrences import occurrence_index
+from server.vcardcolumns import contact_columns
 from server.mime import message_columns
 from server.mime.preview import preview
 from server.storage import NewMessage
@@ -214,9 +216,20 @@ async def create_messages(call: Call) -> etree._Element:
     return out
 
 
-def calendar_object_columns(ical: str) -> dict[str, Any]:
-    """The query columns of one calendar object, with its occurrence index when it recurs."""
-    columns = calendar_columns(ical)
+def calendar_object_columns(ical: str, name: str | None = None) -> dict[str, Any]:
+    """The query columns of one calendar object (or a vCard in a whole address book), with
+    its occurrence index when it recurs; errors name the object when `name` is given."""
+    try:
+        if ical.lstrip()[:11].upper() == "BEGIN:VCARD":
+            return contact_columns(ical)
+        simple = simple_columns(ical, etag_for(ical))
+        if simple is not None:
+            return simple
+        columns = calendar_columns(ical)
+    except BadRequest as err:
+        if name is None:
+            raise
+        raise BadRequest(f"{name}: {err.message}") from None
     if columns["recurring"]:
         kind = component_of(columns["itemClass"])
         columns["occurrences"], columns["occurrencesUntil"] = occurrence_index(ical, kind, columns["dtend"])

@@ -57,7 +57,9 @@ class CalendarBatchMixin(StorageBase):
     def save_calendar_items(self, folder_id: int, saves: Sequence[CalendarSave],
                             delete_names: Sequence[str] = (),
                             delete_if_match: Mapping[str, str] | None = None,
-                            staged: tuple[str, int] | None = None) -> dict:
+                            staged: tuple[str, int] | None = None,
+                            save_if_match: Mapping[str, str] | None = None,
+                            save_if_none_match: Sequence[str] = ()) -> dict:
         """Create or replace (by name) and delete (by name) calendar objects in one transaction.
 
         Every change gets the same new modseq; objects not named keep theirs and their ETags.
@@ -68,11 +70,18 @@ class CalendarBatchMixin(StorageBase):
         Conflict (reason preconditionFailed). Returns {modseq, saved: [{name, uid, etag,
         created}] in the order given, deleted: [uid]}.
 
+        A save's own condition (PUT with If-Match or If-None-Match) is in `save_if_match`
+        (name -> ETag or "*": the object must be there and match) or `save_if_none_match`
+        (names that must not be there yet): Conflict (reason preconditionFailed) otherwise.
+
         With `staged` (import id, user id), the objects staged under that import
         (server.storage.calendar_imports) come first, taken out of staging in the same
         transaction: ImportGone when it is not there, and on any failure it stays staged.
         """
         own_saves, own_deletes, own_conditions = list(saves), list(delete_names), dict(delete_if_match or {})
+        save_conditions, must_be_new = dict(save_if_match or {}), set(save_if_none_match)
+        if not set(save_conditions).union(must_be_new).issubset(s.name for s in own_saves):
+            raise BadRequest("a condition for an object not saved")
         if staged is None:
             _check(own_saves, list(dict.fromkeys(own_deletes)), own_conditions)
 
@@ -96,10 +105,12 @@ class CalendarBatchMixin(StorageBase):
                 existing.update((r.name, r) for r in conn.execute(
                     select(items.c.uid, items.c.name, items.c.blob_key, items.c.etag, items.c.size)
                     .where(items.c.folder_id == folder_id, items.c.name.in_(part))).all())
-            for name, etag in conditions.items():
+            for name, etag in {**conditions, **save_conditions}.items():
                 old = existing.get(name)
                 if old is None or (etag != "*" and old.etag != etag):
-                    raise Conflict(f"{name} does not match {etag}", PRECONDITION_FAILED)
+                    raise Conflict(f"precondition: {name} does not match {etag}", PRECONDITION_FAILED)
+            if any(name in existing for name in must_be_new):
+                raise Conflict("precondition: the object exists", PRECONDITION_FAILED)
             gone = [existing[n] for n in delete_names if n in existing]
             # A UID may stay with another object only if that object is replaced or deleted here.
             touched_names = set(touched)
@@ -163,6 +174,16 @@ class CalendarBatchMixin(StorageBase):
         result["deleted"] = sorted(result["deleted"])
         self._release_blobs(released)
         return result
+
+    def save_calendar_item(self, folder_id: int, name: str, blob_key: str, size: int, columns: dict,
+                           if_match: str | None = None, if_none_match: bool = False) -> dict:
+        """Create or replace (same name, same uid) an iCalendar object or a vCard -> {uid, modseq,
+        etag, created}: a batch of one, so one object and many are checked and kept alike."""
+        result = self.save_calendar_items(folder_id, [CalendarSave(name, blob_key, size, columns)],
+                                          save_if_match={name: if_match} if if_match is not None else None,
+                                          save_if_none_match=[name] if if_none_match else ())
+        saved = result["saved"][0]
+        return {"uid": saved["uid"], "modseq": result["modseq"], "etag": saved["etag"], "created": saved["created"]}
 
 
 __all__ = ["CalendarBatchMixin", "CalendarSave"]

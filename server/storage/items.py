@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.mime.sort_keys import SORT_COLUMNS
 from shared.flags import SEEN
-from shared.errors import LIMIT, PRECONDITION_FAILED, UID_CONFLICT, BadRequest, Conflict, NotFound
+from shared.errors import LIMIT, BadRequest, NotFound
 from shared.uidset import contains, has_star, parse_uidset, resolve
 
 from .base import chunks
@@ -206,59 +206,6 @@ class ItemsMixin(PrivateSeenMixin):
         if row["sentDate"] is None:
             row["sentDate"] = row["internalDate"]  # RFC 5256 §2.2
         return row
-
-    def save_calendar_item(self, folder_id: int, name: str, blob_key: str, size: int, columns: dict,
-                           if_match: str | None = None, if_none_match: bool = False) -> dict:
-        """Create or replace (same name, same uid) an iCalendar object or a vCard -> {uid, modseq,
-        etag, created}."""
-        if not name or "/" in name or len(name) > 512:
-            raise BadRequest("bad resource name")
-        values = {c: columns.get(c) for c in CALENDAR_COLUMNS + CONTACT_COLUMNS}
-        values["itemClass"] = values["itemClass"] or "IPM.Appointment"
-        values["recurring"] = int(bool(values["recurring"]))
-        occurrence_rows = list(columns.get("occurrences") or ())
-        ical_uid = values["icalUid"]
-        if ical_uid is not None and len(ical_uid) > 512:
-            raise BadRequest("UID too long")
-
-        def run(conn: Connection) -> tuple[dict, str | None]:
-            self._lock_folders(conn, [folder_id])
-            old = conn.execute(select(items.c.uid, items.c.etag, items.c.blob_key, items.c.size)
-                               .where(items.c.folder_id == folder_id, items.c.name == name)).first()
-            if if_match is not None:
-                if old is None or (if_match != "*" and old.etag != if_match):
-                    raise Conflict("precondition", PRECONDITION_FAILED)
-            if if_none_match and old is not None:
-                raise Conflict("exists", PRECONDITION_FAILED)
-            if ical_uid is not None:
-                q = select(items.c.uid).where(items.c.folder_id == folder_id, items.c.icalUid == ical_uid)
-                if old is not None:
-                    q = q.where(items.c.uid != old.uid)
-                if conn.execute(q.limit(1)).first() is not None:
-                    raise Conflict(f"another item has UID {ical_uid}", UID_CONFLICT)
-            now = int(time.time())
-            if old is not None:
-                _, modseq, _ = self._bump(conn, folder_id)
-                conn.execute(update(items).where(items.c.folder_id == folder_id, items.c.uid == old.uid)
-                             .values({"modseq": modseq, "blob_key": blob_key, "size": int(size),
-                                      "internalDate": now, **values}))
-                released = old.blob_key if old.blob_key != blob_key else None
-                self._replace_occurrences(conn, folder_id, old.uid, occurrence_rows)
-                self._charge(conn, folder_id, int(size) - int(old.size), 0)
-                return {"uid": old.uid, "modseq": modseq, "etag": values["etag"], "created": False}, released
-            uid, modseq, _ = self._bump(conn, folder_id, 1)
-            row = dict(_EMPTY_ROW)
-            row.update(values, folder_id=folder_id, uid=uid, modseq=modseq, size=int(size), flags=0,
-                       keywords="", internalDate=now, name=name, blob_key=blob_key)
-            conn.execute(_INSERT, row)
-            self._replace_occurrences(conn, folder_id, uid, occurrence_rows)
-            self._charge(conn, folder_id, int(size), 1)
-            return {"uid": uid, "modseq": modseq, "etag": values["etag"], "created": True}, None
-
-        result, released = self._write(run)
-        if released:
-            self._release_blobs([released])
-        return result
 
     # -- reading --------------------------------------------------------
     def query_items(self, folder_id: int, columns: list[str], restriction: dict | None = None,

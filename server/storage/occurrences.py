@@ -1,12 +1,10 @@
 """The occurrence index of recurring calendar objects."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlalchemy import Connection, and_, delete, exists, insert, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from .base import StorageBase, chunks
+from .base import StorageBase
 from .schema import items, occurrences
 
 
@@ -24,13 +22,6 @@ def occurs_condition(start: int, end: int) -> ColumnElement[bool]:
 
 
 class OccurrencesMixin(StorageBase):
-    def _replace_occurrences(self, conn: Connection, folder_id: int, uid: int,
-                             rows: Sequence[tuple[int, int]]) -> None:
-        conn.execute(delete(occurrences).where(occurrences.c.folder_id == folder_id, occurrences.c.uid == uid))
-        values = [{"folder_id": folder_id, "uid": uid, "start": s, "end": e} for s, e in dict(rows).items()]
-        for part in chunks(values):
-            conn.execute(insert(occurrences), part)
-
     def occurrences_of(self, folder_id: int, uid: int) -> list[tuple[int, int]]:
         return self._read(lambda c: [tuple(r) for r in c.execute(
             select(occurrences.c.start, occurrences.c.end).where(
