@@ -2,7 +2,7 @@
 PROPPATCH (Apple's calendar-order, calendar-timezone, ...), kept in the store, and the
 secret read-only URL the owner published the calendar at (calendarserver.org's
 `publish-url`), which the owner sets with a POST of `publish-calendar` /
-`unpublish-calendar` (see app.py).
+`unpublish-calendar` (see calendar_post.py).
 
 Names are Radicale's: `PREFIX:name` for the namespaces it knows, `{namespace}name` for others.
 """

@@ -15,7 +15,7 @@ from gateways.caldav.scheduling import tags as scheduling_tags
 from gateways.caldav.series_limit import PRECONDITION as MAX_INSTANCES
 from gateways.caldav.xmlbody import request_body
 from shared.budget import BudgetExhausted, WorkCancelled, working_under
-from shared.errors import Conflict, GroupwareError, Quota
+from shared.errors import PRECONDITION_FAILED, UID_CONFLICT, Conflict, GroupwareError, Quota
 
 log = logging.getLogger("gateways.caldav")
 
@@ -121,7 +121,8 @@ def store_error(gateway: Any, err: GroupwareError, status: str, headers: list, b
     code = found.code
     if code in (503, 507, 500):
         log.warning("caldav: store %s: %s", "unavailable" if code == 503 else "error", err.message)
-    overrides = isinstance(err, Quota) or (isinstance(err, Conflict) and code in (409, 412))
+    overrides = isinstance(err, Quota) or (isinstance(err, Conflict) and err.reason in (PRECONDITION_FAILED,
+                                                                                     UID_CONFLICT))
     if not overrides and (not (status.startswith("500") or code in (503, 403, 409, 413, 507))
                           or status.startswith(str(code))):
         return status, headers, body
