@@ -102,7 +102,6 @@ def _unescape(value: str) -> str:
 def parse_feed(text: str) -> Feed:
     """One VCALENDAR cut into objects by UID; BadRequest for anything else."""
     feed = Feed({}, {})
-    depth = 0  # 0: outside, 1: in VCALENDAR, 2+: in a component
     outer_done = False
     stack: list[str] = []
     block: list[str] = []

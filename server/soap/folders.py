@@ -9,7 +9,7 @@ from lxml import etree
 from server.soap.context import Call, folder_xml, require, response
 from shared import rights as R
 from shared.codec import add, bool_field, field, gw, int_field, required, required_int, text
-from shared.errors import BadRequest, Forbidden, NotFound
+from shared.errors import BadRequest, Forbidden
 
 PROPERTY_CLASSES = frozenset({"calendar", "tasks", "journal"})
 
