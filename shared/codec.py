@@ -263,14 +263,16 @@ def bytes_field(parent: etree._Element, name: str) -> bytes | None:
 
 # -- tables ------------------------------------------------------------------
 
-def table_to_xml(columns: Mapping[str, Sequence[Any]], rows: int) -> etree._Element:
-    """Encode a columnar table; int columns become one space-separated text node."""
+def table_to_xml(columns: Mapping[str, Sequence[Any]], rows: int,
+                 int_columns: frozenset[str] = INT_COLUMNS) -> etree._Element:
+    """Encode a columnar table; int columns (those named in `int_columns`) become one
+    text node, space-separated or packed."""
     table = etree.Element(_G + "table", nsmap={"gw": NS})
     table.set("rows", str(rows))
     for name, values in columns.items():
         col = etree.SubElement(table, _G + "col")
         col.set("name", name)
-        if name in INT_COLUMNS:
+        if name in int_columns:
             packed = _pack_ints(values) if len(values) >= PACKED_MIN_ROWS else None
             if packed is not None:
                 col.set("type", "i64")

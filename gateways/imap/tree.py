@@ -180,7 +180,7 @@ async def shared_folders(conn: Any, counts: bool, fresh: bool = True) -> list[An
     now = time.monotonic()
     if not fresh and not counts and cached is not None and now - cached[0] < conn.factory.shared_cache:
         return cached[1]
-    folders = await conn.session.shared_folders(counts=counts, ancestors=True)
+    folders = await conn.session.shared_folders(counts=counts, ancestors=True, properties=False)
     conn.shared_listing = (now, folders)
     return folders
 

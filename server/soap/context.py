@@ -20,7 +20,7 @@ from server.sessions import Session, SessionManager
 from server.users import UserBackend
 from shared.authguard import LOCAL
 from shared.budget import UNLIMITED, BudgetRegistry, WorkBudget, run_under
-from shared.codec import add, element, field
+from shared.codec import add, element, field, table_to_xml
 from shared import rights as R
 from shared.errors import Forbidden, NotFound
 
@@ -182,3 +182,32 @@ def folder_xml(folder: dict[str, Any], rights: str,
     for name, value in sorted((properties or {}).items()):
         add(el, "property", value).set("name", name)
     return el
+
+
+# The columns of a folder listing's table form (listFolders `table`), by the contract's
+# names: one column per Folder field but properties, which it leaves out.
+FOLDER_COLUMNS = (("id", "id"), ("parentId", "parent_id"), ("storeId", "store_id"), ("name", "name"),
+                  ("containerClass", "container_class"), ("role", "role"), ("uidValidity", "uidvalidity"),
+                  ("uidNext", "uidnext"), ("highestModseq", "highestmodseq"), ("count", "count"),
+                  ("unseen", "unseen"), ("size", "size"), ("displayName", "display_name"),
+                  ("color", "color"), ("description", "description"), ("owner", "owner"))
+FOLDER_INT_COLUMNS = frozenset({"id", "parentId", "storeId", "uidValidity", "uidNext", "highestModseq",
+                                "count", "unseen", "size"})
+_ZERO_IF_NULL = frozenset({"count", "unseen", "size"})
+
+
+def folders_table(listed: list[tuple[dict[str, Any], str]]) -> etree._Element:
+    """Many folders with the caller's rights as one table: a column of each field instead
+    of an element per field of each folder (500 folders encode and decode in a few ms)."""
+    columns: dict[str, list[Any]] = {}
+    for name, key in FOLDER_COLUMNS:
+        values = [f.get(key) for f, _ in listed]
+        if name in _ZERO_IF_NULL:
+            values = [v or 0 for v in values]
+        elif name == "role":
+            values = [v or None for v in values]
+        columns[name] = values
+    columns["rights"] = [rights for _, rights in listed]
+    # The secret of a published calendar is for those who administer the calendar.
+    columns["publishToken"] = [f.get("publish_token") if R.ADMIN in rights else None for f, rights in listed]
+    return table_to_xml(columns, len(listed), FOLDER_INT_COLUMNS)

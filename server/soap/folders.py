@@ -6,7 +6,7 @@ from typing import Any
 
 from lxml import etree
 
-from server.soap.context import Call, folder_xml, require, response
+from server.soap.context import Call, folder_xml, folders_table, require, response
 from shared import rights as R
 from shared.codec import add, bool_field, field, gw, int_field, required, required_int, text
 from shared.errors import BadRequest, Forbidden
@@ -26,6 +26,7 @@ async def list_folders(call: Call) -> etree._Element:
     shared = bool_field(call.body, "shared")
     counts = bool_field(call.body, "counts", True)
     ancestors = bool_field(call.body, "ancestors")
+    as_table = bool_field(call.body, "table")
 
     def work() -> list[tuple[dict, str]]:
         st = call.storage
@@ -43,13 +44,19 @@ async def list_folders(call: Call) -> etree._Element:
         if counts and (shared or store_id != session.store_id):
             # Another store's folders: their unseen count is this reader's.
             call.storage.count_private_unseen(session.user_id, [f for f, _ in listed])
+        if as_table:
+            return [(f, rights, None) for f, rights in listed]  # the table form has no properties
         # Only calendars keep properties; a mail folder listing does not look for any.
         props = call.storage.folder_properties(f["id"] for f, _ in listed
                                                if f["container_class"] in PROPERTY_CLASSES)
         return [(f, rights, props.get(f["id"])) for f, rights in listed]
 
+    listed = await call.run(with_properties)
     out = response("listFolders")
-    for folder, rights, props in await call.run(with_properties):
+    if as_table:
+        out.append(folders_table([(folder, rights) for folder, rights, _ in listed]))
+        return out
+    for folder, rights, props in listed:
         out.append(folder_xml(folder, rights, props))
     return out
 

@@ -61,6 +61,33 @@ class Folder(MailItems, CalendarItems, Contacts, FolderTables, FolderSharing, Fo
         self.properties: dict[str, str] = {p.get("name"): codec.text(p) or ""
                                            for p in el.iterchildren(codec.gw("property"))}
 
+    @classmethod
+    def from_row(cls, store: Store, row: Mapping[str, Any]) -> Folder:
+        """A folder from a row of listFolders' table form (which has no properties)."""
+        folder = cls.__new__(cls)
+        folder.store = store
+        folder.session = store.session
+        folder.id = row["id"]
+        folder.parent_id = row["parentId"]
+        folder.store_id = row["storeId"]
+        folder.name = row["name"] or ""
+        folder.container_class = row["containerClass"] or "mail"
+        folder.role = row["role"] or None
+        folder.uid_validity = row["uidValidity"] or 0
+        folder.uid_next = row["uidNext"] or 1
+        folder.highest_modseq = row["highestModseq"] or 0
+        folder.count = row["count"] or 0
+        folder.unseen = row["unseen"] or 0
+        folder.size = row["size"] or 0
+        folder.display_name = row["displayName"]
+        folder.color = row["color"]
+        folder.description = row["description"]
+        folder.rights = row["rights"] or ""
+        folder.owner = row["owner"]
+        folder.publish_token = row["publishToken"]
+        folder.properties = {}
+        return folder
+
     def _reread(self, r: etree._Element) -> Folder:
         """Read the folder an update answered with into self; returns self."""
         self._read(r.find(codec.gw("folder")))

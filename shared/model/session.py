@@ -199,20 +199,32 @@ class Session(SieveScripts, QuotaCalls, Scheduling, StoreSession):
     def store(self) -> Store:
         return Store(self, self.store_id)
 
-    def shared_folders(self, counts: bool = True, ancestors: bool = False) -> defer.Deferred:
+    def shared_folders(self, counts: bool = True, ancestors: bool = False,
+                       properties: bool = True) -> defer.Deferred:
         """Fires with the folders of other users' (and the public) stores granted to this
         user, each with its `rights`, its store's `owner` (a login; None in the public
         store) and its own store (`counts` as for Store.folders). With `ancestors`, also
-        the folders above them that the user may not see, with rights "" (for their names)."""
+        the folders above them that the user may not see, with rights "" (for their names).
+        Without `properties` (which only calendars keep) the store answers with one table,
+        far cheaper to encode and decode for hundreds of folders."""
+        stores: dict[int, Store] = {}
+
+        def store_of(store_id: int) -> Store:
+            store = stores.get(store_id)
+            if store is None:
+                store = stores[store_id] = Store(self, store_id, public=store_id == self.public_store_id)
+            return store
+
         def decode(r: etree._Element) -> list[Folder]:
-            out = []
-            for el in r.iterchildren(codec.gw("folder")):
-                store_id = codec.int_field(el, "storeId")
-                store = Store(self, store_id, public=store_id == self.public_store_id)  # type: ignore[arg-type]
-                out.append(Folder(store, el))
-            return out
+            table = r.find(codec.gw("table"))
+            if table is not None:
+                rows, columns = codec.table_from_xml(table)
+                return [Folder.from_row(store_of(row["storeId"]), row) for row in codec.rows_of(columns, rows)]
+            return [Folder(store_of(codec.int_field(el, "storeId")), el)  # type: ignore[arg-type]
+                    for el in r.iterchildren(codec.gw("folder"))]
         return self.call("listFolders", [("shared", True)] + ([] if counts else [("counts", False)])
-                         + ([("ancestors", True)] if ancestors else [])).addCallback(decode)
+                         + ([("ancestors", True)] if ancestors else [])
+                         + ([] if properties else [("table", True)])).addCallback(decode)
 
     def public_store(self) -> Store:
         if self.public_store_id is None:
