@@ -37,9 +37,13 @@ def test_zeep_round_trip(server):
     sid = logon.sessionId
     assert text(logon.user.name) == "alice"
 
-    folders = client.service.listFolders(sessionId=sid)
+    folders = client.service.listFolders(sessionId=sid).folder
     inbox = next(f for f in folders if f.role == "inbox")
     assert text(inbox.name) == "Inbox" and inbox.rights == "lrswipkxtea"
+    # The table form: one column per field, a value per folder.
+    table = client.service.listFolders(sessionId=sid, table=True).table
+    assert int(table.rows) == len(folders)
+    assert {"id", "name", "rights", "owner"} <= {col.name for col in table.col}
 
     created = client.service.createMessage(sessionId=sid, folderId=inbox.id, source=MESSAGE,
                                            flags="\\Seen", internalDate=1700000000)
