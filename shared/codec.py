@@ -284,6 +284,9 @@ def table_to_xml(columns: Mapping[str, Sequence[Any]], rows: int,
             lines = _join_lines(values) if len(values) >= PACKED_MIN_ROWS else None
             if lines is not None:
                 col.set("type", "lines")
+                nulls = [str(i) for i, v in enumerate(values) if v is None]
+                if nulls:
+                    col.set("nulls", " ".join(nulls))
                 col.text = lines
                 continue
             col.set("type", "str")
@@ -296,10 +299,11 @@ def table_to_xml(columns: Mapping[str, Sequence[Any]], rows: int,
 
 
 def _join_lines(values: Sequence[Any]) -> str | None:
-    """The values as one text of lines, or None when one is null or holds a line end or
-    a character XML cannot carry: an element per value costs far more for long columns."""
+    """The values as one text of lines (a null as an empty line, named in the column's
+    `nulls`), or None when one holds a line end or a character XML cannot carry: an
+    element per value costs far more for long columns."""
     if None in values:
-        return None
+        values = ["" if v is None else v for v in values]
     try:
         joined = "\n".join(values)
     except TypeError:
@@ -325,6 +329,9 @@ def table_from_xml(table: etree._Element | None) -> tuple[int, dict[str, list[An
             values = _unpack_ints(name, col.text or "")
         elif kind == "lines":
             values = (col.text or "").split("\n")
+            nulls = col.get("nulls")
+            if nulls:
+                _set_nulls(name, values, nulls)
         elif kind == "int":
             tokens = (col.text or "").split()
             try:
@@ -337,6 +344,15 @@ def table_from_xml(table: etree._Element | None) -> tuple[int, dict[str, list[An
             raise BadRequest(f"column {name} has {len(values)} values for {rows} rows")
         columns[name] = values
     return rows, columns
+
+
+def _set_nulls(name: str, values: list[Any], nulls: str) -> None:
+    """Put None at the rows a lines column names in `nulls`."""
+    for token in nulls.split():
+        index = int(token) if token.isdigit() else -1
+        if not 0 <= index < len(values):
+            raise BadRequest(f"column {name} names a null row it does not have")
+        values[index] = None
 
 
 def _pack_ints(values: Sequence[Any]) -> str | None:

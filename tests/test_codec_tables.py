@@ -31,7 +31,9 @@ def test_long_int_columns_travel_packed_and_come_back_equal():
     (["a\nb"] + ["x"] * 99, "str"),                           # a line end inside a value
     (["a\rb"] + ["x"] * 99, "str"),                           # XML reads CR as LF
     (["a\x01b"] + ["x"] * 99, "str"),                         # not XML: base64 in a <v>
-    ([None] + ["x"] * 99, "str"),
+    ([None] + ["x"] * 99, "lines"),                           # nulls named in the column's `nulls`
+    ([None, "", "y"] * 40, "lines"),                           # a null is not an empty string
+    ([None] * 100, "lines"),
     (["x"] * 63, "str"),                                       # short columns stay one <v> per row
 ])
 def test_long_string_columns_travel_as_lines_when_they_can(values, kind):
@@ -47,6 +49,14 @@ def test_short_columns_and_columns_with_nulls_stay_readable_text():
     assert col_types(nulls, 200) == {"dtstart": "int"} and round_trip(nulls, 200) == (200, nulls)
     huge = {"size": [2**64] * 100}  # beyond int64: the text form carries it
     assert col_types(huge, 100) == {"size": "int"} and round_trip(huge, 100) == (100, huge)
+
+
+@pytest.mark.parametrize("nulls", ["2", "x", "-1", "١"])
+def test_hostile_null_rows_are_bad_requests(nulls):
+    table = etree.fromstring(f'<gw:table xmlns:gw="{codec.NS}" rows="2">'
+                             f'<gw:col name="role" type="lines" nulls="{nulls}">a\nb</gw:col></gw:table>')
+    with pytest.raises(BadRequest):
+        codec.table_from_xml(table)
 
 
 @pytest.mark.parametrize("body, rows", [

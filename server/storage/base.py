@@ -166,7 +166,7 @@ class StorageBase:
 
     @staticmethod
     def _folder_dict(r: Any) -> dict:
-        d = {c: getattr(r, c) for c in FOLDER_COLUMNS}
+        d = dict(r._mapping)
         d["count"] = int(r.count or 0)
         d["unseen"] = int(r.unseen or 0)
         d["size"] = int(r.size or 0)
