@@ -349,7 +349,7 @@ def table_from_xml(table: etree._Element | None) -> tuple[int, dict[str, list[An
 def _set_nulls(name: str, values: list[Any], nulls: str) -> None:
     """Put None at the rows a lines column names in `nulls`."""
     for token in nulls.split():
-        index = int(token) if token.isdigit() else -1
+        index = int(token) if token.isascii() and token.isdigit() else -1
         if not 0 <= index < len(values):
             raise BadRequest(f"column {name} names a null row it does not have")
         values[index] = None
