@@ -152,24 +152,24 @@ class StorageBase:
     def _folder_rows(self, conn: Connection, where: Any, item_filter: Any, counts: bool = True) -> list[dict]:
         if not counts:
             # count/unseen/size read as 0: no pass over the folders' items.
-            rows = conn.execute(select(*[folders.c[c] for c in FOLDER_COLUMNS], literal(0).label("count"),
-                                       literal(0).label("unseen"), literal(0).label("size"))
-                                .where(where).order_by(folders.c.id)).all()
-            return [self._folder_dict(r) for r in rows]
-        stats = self._stats_subquery(item_filter)
-        rows = conn.execute(
-            select(*[folders.c[c] for c in FOLDER_COLUMNS], stats.c.count, stats.c.unseen, stats.c.size)
-            .select_from(folders.outerjoin(stats, stats.c.fid == folders.c.id))
-            .where(where).order_by(folders.c.id)
-        ).all()
-        return [self._folder_dict(r) for r in rows]
+            result = conn.execute(select(*[folders.c[c] for c in FOLDER_COLUMNS], literal(0).label("count"),
+                                         literal(0).label("unseen"), literal(0).label("size"))
+                                  .where(where).order_by(folders.c.id))
+        else:
+            stats = self._stats_subquery(item_filter)
+            result = conn.execute(
+                select(*[folders.c[c] for c in FOLDER_COLUMNS], stats.c.count, stats.c.unseen, stats.c.size)
+                .select_from(folders.outerjoin(stats, stats.c.fid == folders.c.id))
+                .where(where).order_by(folders.c.id))
+        # The keys once for all rows: a row's own mapping costs more than the row.
+        keys = list(result.keys())
+        return [self._folder_dict(dict(zip(keys, r))) for r in result.all()]
 
     @staticmethod
-    def _folder_dict(r: Any) -> dict:
-        d = dict(r._mapping)
-        d["count"] = int(r.count or 0)
-        d["unseen"] = int(r.unseen or 0)
-        d["size"] = int(r.size or 0)
+    def _folder_dict(d: dict) -> dict:
+        d["count"] = int(d["count"] or 0)
+        d["unseen"] = int(d["unseen"] or 0)
+        d["size"] = int(d["size"] or 0)
         return d
 
     def _get_folder(self, conn: Connection, folder_id: int) -> dict:
