@@ -234,22 +234,24 @@ class AclMixin(GroupsMixin):
             for r in rows:
                 entries.setdefault(r.folder_id, []).append(r.rights)
                 store_ids.add(r.store_id)
-            tree: dict[int, int | None] = {}
+            # Every folder of those stores in one read (without counts, which only the
+            # visible ones get): the tree for inheritance, and the rows to answer with.
+            rows: dict[int, dict] = {}
             for part in chunks(sorted(store_ids)):
-                tree.update(conn.execute(select(folders.c.id, folders.c.parent_id)
-                                         .where(folders.c.store_id.in_(part))).all())
+                rows.update((f["id"], f) for f in self._folder_rows(conn, folders.c.store_id.in_(part), None, False))
+            tree = {fid: f["parent_id"] for fid, f in rows.items()}
             every = effective_all(tree, entries)
             visible = {fid: letters for fid, letters in every.items() if R.LOOKUP in letters}
             out: list[dict] = []
-            for part in chunks(sorted(visible)):
-                out.extend(self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part), counts))
+            if counts:
+                for part in chunks(sorted(visible)):
+                    out.extend(self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part)))
+            else:
+                out.extend(rows[fid] for fid in sorted(visible))
             for f in out:
                 f["rights"] = visible[f["id"]]
             if ancestors:
-                hidden = sorted(_hidden_ancestors(visible, tree))
-                for part in chunks(hidden):
-                    rows = self._folder_rows(conn, folders.c.id.in_(part), items.c.folder_id.in_(part), False)
-                    out.extend(dict(f, rights=R.NONE) for f in rows)
+                out.extend(dict(rows[fid], rights=R.NONE) for fid in sorted(_hidden_ancestors(visible, tree)))
             owners = dict(conn.execute(select(stores.c.id, users.c.name)
                                        .select_from(stores.join(users, users.c.id == stores.c.owner_id))
                                        .where(stores.c.id.in_(sorted({f["store_id"] for f in out})))).all())
