@@ -63,28 +63,29 @@ class Folder(MailItems, CalendarItems, Contacts, FolderTables, FolderSharing, Fo
 
     @classmethod
     def from_row(cls, store: Store, row: Mapping[str, Any]) -> Folder:
-        """A folder from a row of listFolders' table form (which has no properties)."""
+        """A folder from a row of listFolders' table form (which has no properties, and
+        leaves out a field that no folder has)."""
         folder = cls.__new__(cls)
         folder.store = store
         folder.session = store.session
         folder.id = row["id"]
-        folder.parent_id = row["parentId"]
-        folder.store_id = row["storeId"]
-        folder.name = row["name"] or ""
-        folder.container_class = row["containerClass"] or "mail"
-        folder.role = row["role"] or None
-        folder.uid_validity = row["uidValidity"] or 0
-        folder.uid_next = row["uidNext"] or 1
-        folder.highest_modseq = row["highestModseq"] or 0
-        folder.count = row["count"] or 0
-        folder.unseen = row["unseen"] or 0
-        folder.size = row["size"] or 0
-        folder.display_name = row["displayName"]
-        folder.color = row["color"]
-        folder.description = row["description"]
-        folder.rights = row["rights"] or ""
-        folder.owner = row["owner"]
-        folder.publish_token = row["publishToken"]
+        folder.parent_id = row.get("parentId")
+        folder.store_id = row.get("storeId")
+        folder.name = row.get("name") or ""
+        folder.container_class = row.get("containerClass") or "mail"
+        folder.role = row.get("role") or None
+        folder.uid_validity = row.get("uidValidity") or 0
+        folder.uid_next = row.get("uidNext") or 1
+        folder.highest_modseq = row.get("highestModseq") or 0
+        folder.count = row.get("count") or 0
+        folder.unseen = row.get("unseen") or 0
+        folder.size = row.get("size") or 0
+        folder.display_name = row.get("displayName")
+        folder.color = row.get("color")
+        folder.description = row.get("description")
+        folder.rights = row.get("rights") or ""
+        folder.owner = row.get("owner")
+        folder.publish_token = row.get("publishToken")
         folder.properties = {}
         return folder
 
