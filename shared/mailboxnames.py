@@ -71,11 +71,13 @@ def folder_paths(folders: Iterable[Any]) -> dict[int, str]:
     return {folder_id: value[0] for folder_id, value in resolved.items() if value is not None}
 
 
-def mailbox_names(folders: Iterable[Any]) -> dict[str, Any]:
+def mailbox_names(folders: Iterable[Any], paths: dict[int, str] | None = None) -> dict[str, Any]:
     """Mail folders by normalized IMAP name. Inbox first, then by id: the first
-    folder of a name wins and later twins stay hidden."""
+    folder of a name wins and later twins stay hidden. `paths`: the folders'
+    `folder_paths`, when the caller has them already."""
     folders = list(folders)
-    paths = folder_paths(folders)
+    if paths is None:
+        paths = folder_paths(folders)
     out: dict[str, Any] = {}
     for folder in sorted((f for f in folders if is_mail(f)), key=lambda f: (f.role != "inbox", f.id)):
         name = paths.get(folder.id)

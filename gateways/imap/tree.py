@@ -92,14 +92,14 @@ class MailboxTree:
     def _add(self, prefix: str, folders: Sequence[Any]) -> None:
         """Name `folders` (one store's) below `prefix`; a name taken already stays
         with the first (one's own folders come first)."""
-        for name, folder in mailbox_names(folders).items():
+        paths = folder_paths(folders)
+        for name, folder in mailbox_names(folders, paths).items():
             name = prefix + name
             if prefix and not may_see(folder):
                 continue  # named only for the path of what lies below it
             if name not in self.by_name:
                 self.by_name[name] = Mailbox(name, folder)
                 self.by_folder[folder.id] = name
-        paths = folder_paths(folders)
         for folder in folders:
             name = normalize(paths.get(folder.id) or "")
             if name and getattr(folder, "container_class", None) == PLACEHOLDER:
