@@ -65,7 +65,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from groupware import quota_admin, share_admin
+from groupware import folder_admin, quota_admin, share_admin
 from groupware.moving import commands as moving
 from shared.config import Config, ConfigError, parse_overrides, report_config_error
 from shared.features import FEATURES
@@ -252,18 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "by path with / between levels (Archive/2024), as IMAP shows them.")
     folder.add_argument("name", metavar="USER", help="whose folders")
     folder_actions = folder.add_subparsers(dest="action", required=True, metavar="ACTION")
-    folder_actions.add_parser("list", parents=admin, help="every folder: path, class, role, messages, unseen, bytes")
-    create = folder_actions.add_parser("create", parents=admin, help="create a folder (and missing folders above it)")
-    create.add_argument("path", metavar="PATH", help="the new folder's path, e.g. Projects/2025")
-    create.add_argument("--class", dest="folder_class", default="mail",
-                        choices=("mail", "calendar", "tasks", "journal", "contacts", "notes"),
-                        help="what it holds (default: mail)")
-    rename = folder_actions.add_parser("rename", parents=admin, help="rename a folder, or move it under another")
-    rename.add_argument("path", metavar="PATH", help="the folder's path now")
-    rename.add_argument("new_path", metavar="NEWPATH", help="its new path (its parent must exist)")
-    delete = folder_actions.add_parser("delete", parents=admin,
-                                       help="delete a folder with its subfolders and everything in them")
-    delete.add_argument("path", metavar="PATH", help="the folder's path (not the Inbox)")
+    folder_admin.add_action_parsers(folder_actions, admin, "a",
+                                    "every folder: path, class, role, messages, unseen, bytes")
     share_admin.add_parsers(commands, common, admin)
     _sieve_parsers(commands, common)
     quota_admin.add_parsers(commands, admin)

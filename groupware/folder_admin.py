@@ -12,6 +12,24 @@ from shared.errors import GroupwareError
 from shared.mailboxnames import DELIMITER
 
 
+def add_action_parsers(actions: Any, admin: list[argparse.ArgumentParser], whose: str, list_help: str) -> None:
+    """The list, create, rename and delete actions on folders named by path (`whose`: "a" for
+    a user's folders, "a public" for the public store's), as `groupware folder` and
+    `groupware public` take them."""
+    actions.add_parser("list", parents=admin, help=list_help)
+    create = actions.add_parser("create", parents=admin, help=f"create {whose} folder (and missing ones above it)")
+    create.add_argument("path", metavar="FOLDER", help="the new folder's path, e.g. Projects/2025")
+    create.add_argument("--class", dest="folder_class", default="mail",
+                        choices=("mail", "calendar", "tasks", "journal", "contacts", "notes"),
+                        help="what it holds (default: mail)")
+    rename = actions.add_parser("rename", parents=admin, help=f"rename {whose} folder, or move it under another")
+    rename.add_argument("path", metavar="FOLDER", help="the folder's path now")
+    rename.add_argument("new_path", metavar="NEWFOLDER", help="its new path (its parent must exist)")
+    delete = actions.add_parser("delete", parents=admin,
+                                help=f"delete {whose} folder with its subfolders and everything in them")
+    delete.add_argument("path", metavar="FOLDER", help="the folder's path (not a user's Inbox)")
+
+
 def paths(folders: list[dict]) -> dict[int, str]:
     by_id = {f["id"]: f for f in folders}
 

@@ -52,17 +52,8 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser, admin: list[argp
                                              "Nobody sees them until 'groupware share --public' grants "
                                              "rights.")
     actions = public.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", parents=admin, help="every public folder: path, class, messages, unseen, bytes")
-    create = actions.add_parser("create", parents=admin, help="create a public folder (and missing ones above it)")
-    create.add_argument("path", metavar="FOLDER", help="the new folder's path, e.g. Company/Calendar")
-    create.add_argument("--class", dest="folder_class", default="mail",
-                        choices=("mail", "calendar", "tasks", "journal", "contacts", "notes"),
-                        help="what it holds (default: mail)")
-    rename = actions.add_parser("rename", parents=admin, help="rename a public folder, or move it under another")
-    rename.add_argument("path", metavar="FOLDER", help="the folder's path now")
-    rename.add_argument("new_path", metavar="NEWFOLDER", help="its new path (its parent must exist)")
-    actions.add_parser("delete", parents=admin, help="delete a public folder with everything below it"
-                       ).add_argument("path", metavar="FOLDER", help="the folder's path")
+    folder_admin.add_action_parsers(actions, admin, "a public",
+                                    "every public folder: path, class, messages, unseen, bytes")
 
     group = commands.add_parser("group", parents=[common], help="groups kept in the store, for folder rights",
                                 description="Groups of the store (any user_plugin); a directory's own "
