@@ -17,10 +17,10 @@ from typing import Any
 
 from gateways.imap import rev2
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
-from gateways.imap.acl import answered
+from gateways.imap.commands.acl import answered
 from gateways.imap.grammar import writer as w
 from gateways.imap.objectid import mailbox_id, mailbox_id_code
-from gateways.imap.quota import deleted_values
+from gateways.imap.commands.quota import deleted_values
 from gateways.imap.tree import (ATTRIBUTE_ROLES, OTHER_USERS, PLACEHOLDER, PUBLIC_FOLDERS, MailboxTree,
                                  forget, pattern_regex, sort_names)
 from shared import rights

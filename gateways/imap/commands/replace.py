@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateways.imap.append import store_messages
+from gateways.imap.commands.append import store_messages
 from gateways.imap.dispatch import SELECTED, Bad, No, capability, command
 from gateways.imap.grammar import writer as w
 

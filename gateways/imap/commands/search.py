@@ -29,7 +29,8 @@ import calendar
 import datetime
 from typing import Any
 
-from gateways.imap import rev2, search_context, search_view
+from gateways.imap import rev2, search_view
+from gateways.imap.commands import search_context
 from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import writer as w

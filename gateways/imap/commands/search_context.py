@@ -29,7 +29,7 @@ from gateways.imap import dispatch
 from gateways.imap.dispatch import SELECTED, Bad, capability, command
 from gateways.imap.grammar import context as grammar
 from gateways.imap.grammar.writer import quoted
-from gateways.imap.notify import when_free
+from gateways.imap.commands.notify import when_free
 from shared.uidset import runs
 
 capability("CONTEXT=SEARCH")
