@@ -12,13 +12,16 @@ looking at or changing the list of a visible mailbox without `a` answers
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, Bad, No, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.tree import MailboxTree, forget
 from shared import rights as letters
 from shared.errors import BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 capability("ACL")
 capability("RIGHTS=texk")
@@ -41,7 +44,7 @@ def requested(rights: str) -> str:
         raise Bad(f"Invalid ACL right in {rights!r}.") from None
 
 
-async def _visible(conn: Any, name: str) -> Any:
+async def _visible(conn: IMAPConnection, name: str) -> Any:
     """The selectable mailbox `name` that the user may see, read from the store now."""
     tree = conn.mailbox_tree = await MailboxTree.load(conn)
     mailbox = tree.get(name)
@@ -50,7 +53,7 @@ async def _visible(conn: Any, name: str) -> Any:
     return mailbox
 
 
-async def _administered(conn: Any, name: str) -> Any:
+async def _administered(conn: IMAPConnection, name: str) -> Any:
     mailbox = await _visible(conn, name)
     if "a" not in (mailbox.folder.rights or ""):
         raise No("You lack administrator privileges on this mailbox.", "NOPERM")
@@ -58,13 +61,13 @@ async def _administered(conn: Any, name: str) -> Any:
 
 
 @command("MYRIGHTS", AUTHENTICATED_OR_SELECTED)
-async def myrights(conn: Any, cmd: Any) -> None:
+async def myrights(conn: IMAPConnection, cmd: Any) -> None:
     mailbox = await _visible(conn, cmd.args.mailbox)
     conn.send(w.myrights_response(cmd.args.mailbox, answered(mailbox.folder.rights or ""), conn.utf8))
 
 
 @command("GETACL", AUTHENTICATED_OR_SELECTED)
-async def getacl(conn: Any, cmd: Any) -> None:
+async def getacl(conn: IMAPConnection, cmd: Any) -> None:
     mailbox = await _administered(conn, cmd.args.mailbox)
     entries = await mailbox.folder.acl()
     conn.send(w.acl_response(cmd.args.mailbox, [(e.identifier, answered(e.rights)) for e in entries],
@@ -72,7 +75,7 @@ async def getacl(conn: Any, cmd: Any) -> None:
 
 
 @command("LISTRIGHTS", AUTHENTICATED_OR_SELECTED)
-async def listrights(conn: Any, cmd: Any) -> None:
+async def listrights(conn: IMAPConnection, cmd: Any) -> None:
     """RFC 4314 §3.7: the rights always granted to the identifier, then each right
     that may be granted apart. The store owner always has every right."""
     mailbox = await _administered(conn, cmd.args.mailbox)
@@ -83,7 +86,7 @@ async def listrights(conn: Any, cmd: Any) -> None:
 
 
 @command("SETACL", AUTHENTICATED_OR_SELECTED)
-async def setacl(conn: Any, cmd: Any) -> None:
+async def setacl(conn: IMAPConnection, cmd: Any) -> None:
     """An empty rights string leaves an entry that grants nothing, so that nothing is
     inherited from above either (DELETEACL removes the entry)."""
     args = cmd.args
@@ -98,7 +101,7 @@ async def setacl(conn: Any, cmd: Any) -> None:
 
 
 @command("DELETEACL", AUTHENTICATED_OR_SELECTED)
-async def deleteacl(conn: Any, cmd: Any) -> None:
+async def deleteacl(conn: IMAPConnection, cmd: Any) -> None:
     mailbox = await _administered(conn, cmd.args.mailbox)
     try:
         await mailbox.folder.delete_acl(cmd.args.identifier)

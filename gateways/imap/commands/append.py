@@ -16,7 +16,7 @@ the framer.
 from __future__ import annotations
 
 import contextlib
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from gateways.imap import catenate
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
@@ -25,6 +25,9 @@ from gateways.imap.grammar.commands import AppendMessage
 from gateways.imap.listing_cache import CACHE
 from gateways.imap.tree import forget, resolve
 from shared.errors import NotFound
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 capability("UIDPLUS")
 capability("MULTIAPPEND")
@@ -35,7 +38,7 @@ Outgoing = tuple[bytes | IO[bytes], tuple[str, ...], int | None]
 
 
 @command("APPEND", AUTHENTICATED_OR_SELECTED)
-async def append(conn: Any, cmd: Any) -> Reply:
+async def append(conn: IMAPConnection, cmd: Any) -> Reply:
     spooled, conn.spooled = conn.spooled, ()
     try:
         validity, uids = await store_messages(conn, cmd.args.mailbox, cmd.args.messages, spooled)
@@ -45,7 +48,7 @@ async def append(conn: Any, cmd: Any) -> Reply:
     return Reply("OK", "APPEND completed", w.appenduid_code(validity, uids).decode("ascii"))
 
 
-async def store_messages(conn: Any, mailbox: str, messages: tuple[AppendMessage, ...],
+async def store_messages(conn: IMAPConnection, mailbox: str, messages: tuple[AppendMessage, ...],
                          spooled: tuple[IO[bytes], ...]) -> tuple[int, list[int]]:
     """Store the messages of an APPEND (or REPLACE) into `mailbox`, all or none; the
     (uid validity, uids) they got. The selected mailbox hears of them before this returns."""
@@ -58,7 +61,7 @@ async def store_messages(conn: Any, mailbox: str, messages: tuple[AppendMessage,
             fp.close()
 
 
-async def _store(conn: Any, mailbox: str, outgoing: list[Outgoing],
+async def _store(conn: IMAPConnection, mailbox: str, outgoing: list[Outgoing],
                  files: tuple[IO[bytes], ...]) -> tuple[int, list[int]]:
     sizes = [_size(source) for source, _, _ in outgoing]  # before the upload reads the files
     box = conn.selected
@@ -89,7 +92,7 @@ async def _store(conn: Any, mailbox: str, outgoing: list[Outgoing],
     return validity, uids
 
 
-async def _outgoing(conn: Any, messages: tuple[AppendMessage, ...], spooled: tuple[IO[bytes], ...],
+async def _outgoing(conn: IMAPConnection, messages: tuple[AppendMessage, ...], spooled: tuple[IO[bytes], ...],
                     made: list[IO[bytes]]) -> list[Outgoing]:
     """Each message with its source: its literal, or the next spooled file where the
     framer left the literal empty; a CATENATE message made into a file put in `made`
@@ -124,7 +127,7 @@ async def _outgoing(conn: Any, messages: tuple[AppendMessage, ...], spooled: tup
     return out
 
 
-async def _target(conn: Any, name: str) -> Any:
+async def _target(conn: IMAPConnection, name: str) -> Any:
     mailbox = await resolve(conn, name)
     if mailbox is None or not mailbox.selectable:
         raise No("Mailbox does not exist.", "TRYCREATE")

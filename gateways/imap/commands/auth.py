@@ -8,7 +8,7 @@ AUTH=PLAIN (RFC 3501 §6.2.3, §7.2.1).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap import dispatch
 from gateways.imap.dispatch import (AUTHENTICATED_OR_SELECTED, NOT_AUTHENTICATED, Bad, No, Reply, capability,
@@ -16,6 +16,9 @@ from gateways.imap.dispatch import (AUTHENTICATED_OR_SELECTED, NOT_AUTHENTICATED
 from gateways.imap.grammar import writer as w
 from shared.login import ClientLogin, LoginRefused, Outcome
 from shared.sasl import decode_response, plain_credentials
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 
 def auth_failed() -> No:
@@ -39,11 +42,11 @@ REFUSALS = {Outcome.BAD_CREDENTIALS: auth_failed, Outcome.DISABLED: not_allowed,
             Outcome.TOO_MANY: too_many}
 
 
-def _tls_offered(conn: Any) -> bool:
+def _tls_offered(conn: IMAPConnection) -> bool:
     return conn.state == NOT_AUTHENTICATED and conn.factory.tls_options is not None and not conn.tls_active
 
 
-def _plaintext_ok(conn: Any) -> bool:
+def _plaintext_ok(conn: IMAPConnection) -> bool:
     return conn.state == NOT_AUTHENTICATED and conn.plaintext_allowed()
 
 
@@ -55,7 +58,7 @@ capability("UNAUTHENTICATE")
 
 
 @command("STARTTLS", NOT_AUTHENTICATED)
-def starttls(conn: Any, cmd: Any) -> Reply:
+def starttls(conn: IMAPConnection, cmd: Any) -> Reply:
     if conn.factory.tls_options is None:
         raise Bad("TLS is not configured")
     if conn.tls_active:
@@ -72,14 +75,14 @@ def starttls(conn: Any, cmd: Any) -> Reply:
 
 
 @command("LOGIN", NOT_AUTHENTICATED)
-async def login(conn: Any, cmd: Any) -> Reply:
+async def login(conn: IMAPConnection, cmd: Any) -> Reply:
     if not conn.plaintext_allowed():
         raise plaintext_refused()
     return await log_in(conn, cmd.args.userid, cmd.args.password)
 
 
 @command("AUTHENTICATE", NOT_AUTHENTICATED)
-async def authenticate(conn: Any, cmd: Any) -> Reply:
+async def authenticate(conn: IMAPConnection, cmd: Any) -> Reply:
     if cmd.args.mechanism != "PLAIN":
         raise No("Unsupported authentication mechanism.", "CANNOT")
     if not conn.plaintext_allowed():
@@ -102,12 +105,12 @@ async def authenticate(conn: Any, cmd: Any) -> Reply:
 
 
 @command("UNAUTHENTICATE", AUTHENTICATED_OR_SELECTED)
-def unauthenticate(conn: Any, cmd: Any) -> None:
+def unauthenticate(conn: IMAPConnection, cmd: Any) -> None:
     """RFC 8437 §3: the store session ends; the connection (and its TLS) stays for another login."""
     conn.unauthenticated()
 
 
-async def log_in(conn: Any, user: str, password: str) -> Reply:
+async def log_in(conn: IMAPConnection, user: str, password: str) -> Reply:
     """Log in through the gateway's login service and switch the connection to the
     authenticated state.
 
@@ -123,7 +126,7 @@ async def log_in(conn: Any, user: str, password: str) -> Reply:
     return Reply("OK", "Logged in", w.capability_code(dispatch.capabilities(conn)).decode("ascii"))
 
 
-def refusal(conn: Any, outcome: Outcome) -> No:
+def refusal(conn: IMAPConnection, outcome: Outcome) -> No:
     """The tagged NO for a refused login; a banned address is also told BYE and let go."""
     if outcome is Outcome.BANNED:
         conn.send(w.untagged("BYE", "Too many failed logins from your address, try again later"))

@@ -14,9 +14,12 @@ small compressed input that inflates to gigabytes never sits in memory.
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, NOT_AUTHENTICATED, Bad, No, Reply, capability, command
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 INFLATE_CHUNK = 64 * 1024
 
@@ -24,7 +27,7 @@ capability("COMPRESS=DEFLATE", lambda conn: conn.state != NOT_AUTHENTICATED and 
 
 
 @command("COMPRESS", AUTHENTICATED_OR_SELECTED)
-def compress(conn: Any, cmd: Any) -> Reply:
+def compress(conn: IMAPConnection, cmd: Any) -> Reply:
     if conn.inflater is not None:
         raise No("Compression is already active.", "COMPRESSIONACTIVE")
     if cmd.args.mechanism != "DEFLATE":
@@ -64,7 +67,7 @@ class DeflatingTransport:
 class Inflater:
     """The client's compressed octets, inflated into the framer as it takes them."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: IMAPConnection) -> None:
         self.conn = conn
         self._inflate = zlib.decompressobj(-15)
         self._pending = b""

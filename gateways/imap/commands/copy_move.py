@@ -8,27 +8,30 @@ A target that does not exist gets `NO [TRYCREATE]`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.tree import forget, resolve
 from shared import rights
 
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
+
 capability("MOVE")
 
 
 @command("COPY", SELECTED, uid=True)
-async def copy(conn: Any, cmd: Any) -> Reply | None:
+async def copy(conn: IMAPConnection, cmd: Any) -> Reply | None:
     return await _transfer(conn, cmd, move=False)
 
 
 @command("MOVE", SELECTED, uid=True)
-async def move(conn: Any, cmd: Any) -> Reply | None:
+async def move(conn: IMAPConnection, cmd: Any) -> Reply | None:
     return await _transfer(conn, cmd, move=True)
 
 
-async def _transfer(conn: Any, cmd: Any, move: bool) -> Reply | None:
+async def _transfer(conn: IMAPConnection, cmd: Any, move: bool) -> Reply | None:
     box = conn.selected
     args = cmd.args
     if not cmd.uid and box.msn_beyond(args.sequence):

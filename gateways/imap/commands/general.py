@@ -3,11 +3,14 @@ ENABLE (RFC 5161); and the capabilities that hold whatever the connection does."
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap import dispatch
 from gateways.imap.dispatch import ANY, AUTHENTICATED_OR_SELECTED, NOT_AUTHENTICATED, SELECTED, capability, command
 from gateways.imap.grammar import writer as w
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 log = logging.getLogger("gateways.imap")
 
@@ -27,12 +30,12 @@ capability("ENABLE")
 
 
 @command("CAPABILITY", ANY)
-def capability_command(conn: Any, cmd: Any) -> None:
+def capability_command(conn: IMAPConnection, cmd: Any) -> None:
     conn.send(w.capability(dispatch.capabilities(conn)))
 
 
 @command("NOOP", ANY)
-async def noop(conn: Any, cmd: Any) -> None:
+async def noop(conn: IMAPConnection, cmd: Any) -> None:
     # Also the client's way to ask for news: look at the store now rather than
     # wait for the push, so what another session just did shows at once.
     if conn.state == SELECTED and conn.selected is not None:
@@ -40,13 +43,13 @@ async def noop(conn: Any, cmd: Any) -> None:
 
 
 @command("LOGOUT", ANY)
-def logout(conn: Any, cmd: Any) -> None:
+def logout(conn: IMAPConnection, cmd: Any) -> None:
     conn.send(w.untagged("BYE", "Logging out"))
     conn.logout()
 
 
 @command("ID", ANY)
-def id_command(conn: Any, cmd: Any) -> None:
+def id_command(conn: IMAPConnection, cmd: Any) -> None:
     fields = cmd.args.fields
     if fields is not None:
         # Kept for the log (which client is this?), bounded: the grammar limits the count.
@@ -58,7 +61,7 @@ def id_command(conn: Any, cmd: Any) -> None:
 
 
 @command("ENABLE", AUTHENTICATED_OR_SELECTED)
-def enable(conn: Any, cmd: Any) -> None:
+def enable(conn: IMAPConnection, cmd: Any) -> None:
     turned_on = []
     for name in cmd.args.capabilities:
         if name in ENABLEABLE and dispatch.advertised(conn, ENABLEABLE[name]) and name not in conn.enabled:

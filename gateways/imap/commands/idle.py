@@ -16,18 +16,21 @@ serves the client better.)
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, Reply, capability, command
 from gateways.imap.framing import LITERAL_MARKER
 
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
+
 capability("IDLE")
 
 
 @command("IDLE", AUTHENTICATED_OR_SELECTED)
-async def idle(conn: Any, cmd: Any) -> Reply | None:
+async def idle(conn: IMAPConnection, cmd: Any) -> Reply | None:
     done: defer.Deferred = defer.Deferred()
     run_commands = conn.factory.ignore_command_idle
     box = conn.selected

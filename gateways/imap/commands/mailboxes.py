@@ -13,7 +13,7 @@ that exists now. A subscribed name with no mailbox lists as \\NonExistent (RFC 5
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap import rev2
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
@@ -27,6 +27,9 @@ from shared import rights
 from shared.errors import BadRequest, Conflict, TooLarge
 from shared.mailboxnames import DELIMITER, ancestors, normalize
 
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
+
 capability("NAMESPACE")
 capability("UNSELECT")
 capability("CHILDREN")
@@ -37,7 +40,7 @@ capability("STATUS=SIZE")  # RFC 8438: the sum of the messages' RFC822.SIZE
 capability("LIST-MYRIGHTS")  # RFC 8440: RETURN (MYRIGHTS), rights as MYRIGHTS answers them
 
 
-async def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int | bytes]]:
+async def status_values(conn: IMAPConnection, folder: Any, items: tuple[str, ...]) -> list[tuple[str, int | bytes]]:
     """STATUS items from the folder's listing counters (no message is read); DELETED and
     DELETED-STORAGE (RFC 9208) from the folder's \\Deleted messages, asked only for them."""
     values: dict[str, int | bytes] = {
@@ -54,7 +57,7 @@ async def status_values(conn: Any, folder: Any, items: tuple[str, ...]) -> list[
 
 
 @command("NAMESPACE", AUTHENTICATED_OR_SELECTED)
-def namespace(conn: Any, cmd: Any) -> None:
+def namespace(conn: IMAPConnection, cmd: Any) -> None:
     """RFC 2342: one's own mailboxes, other users' (`Other Users/<login>/...`) and the
     public store's (`Public Folders/...`), see `tree`."""
     conn.send(w.namespace_response([("", DELIMITER)], [(OTHER_USERS + DELIMITER, DELIMITER)],
@@ -62,7 +65,7 @@ def namespace(conn: Any, cmd: Any) -> None:
 
 
 @command("LIST", AUTHENTICATED_OR_SELECTED)
-async def list_mailboxes(conn: Any, cmd: Any) -> None:
+async def list_mailboxes(conn: IMAPConnection, cmd: Any) -> None:
     args = cmd.args
     if args.patterns == ("",) and not args.extended:
         # The hierarchy delimiter and the root (RFC 3501 §6.3.8).
@@ -97,7 +100,7 @@ async def list_mailboxes(conn: Any, cmd: Any) -> None:
         await conn.writer.writable()
 
 
-async def _list_subscribed(conn: Any, args: Any, tree: MailboxTree, subscribed: set[str]) -> None:
+async def _list_subscribed(conn: IMAPConnection, args: Any, tree: MailboxTree, subscribed: set[str]) -> None:
     """LIST (SUBSCRIBED [RECURSIVEMATCH]) (RFC 5258 §3): the subscribed names matching
     the patterns, those naming no mailbox as \\NonExistent; with RECURSIVEMATCH also
     the unsubscribed levels above subscribed names, marked CHILDINFO ("SUBSCRIBED")."""
@@ -147,7 +150,7 @@ def _levels_above_unlisted(subscribed: set[str], regexes: list[Any]) -> set[str]
 
 
 @command("LSUB", AUTHENTICATED_OR_SELECTED)
-async def lsub(conn: Any, cmd: Any) -> None:
+async def lsub(conn: IMAPConnection, cmd: Any) -> None:
     """Subscribed names matching the pattern, whether or not they name a mailbox now.
     RFC 3501 §6.3.9: when "%" stops at a level that is not subscribed but has
     subscribed names below it, that level is answered too, with \\Noselect (here
@@ -170,7 +173,7 @@ async def lsub(conn: Any, cmd: Any) -> None:
 
 
 @command("STATUS", AUTHENTICATED_OR_SELECTED)
-async def status(conn: Any, cmd: Any) -> None:
+async def status(conn: IMAPConnection, cmd: Any) -> None:
     tree = await MailboxTree.load(conn, counts=True)
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
@@ -190,7 +193,7 @@ def _levels(name: str) -> list[str]:
     return parts
 
 
-async def _parent_for(conn: Any, tree: MailboxTree, parts: list[str]) -> Any:
+async def _parent_for(conn: IMAPConnection, tree: MailboxTree, parts: list[str]) -> Any:
     """The folder that will hold `parts[-1]`, creating missing levels above it."""
     parent = None
     for depth in range(1, len(parts)):
@@ -208,7 +211,7 @@ async def _parent_for(conn: Any, tree: MailboxTree, parts: list[str]) -> Any:
     return parent
 
 
-async def _create_folder(conn: Any, tree: MailboxTree, name: str, level: str, parent: Any,
+async def _create_folder(conn: IMAPConnection, tree: MailboxTree, name: str, level: str, parent: Any,
                          role: str | None = None) -> Any:
     """Create `level` below `parent`, in the parent's store (a colleague's or the
     public one, which asks for `k` there) or at the top of one's own."""
@@ -222,7 +225,7 @@ async def _create_folder(conn: Any, tree: MailboxTree, name: str, level: str, pa
 
 
 @command("CREATE", AUTHENTICATED_OR_SELECTED)
-async def create(conn: Any, cmd: Any) -> Reply:
+async def create(conn: IMAPConnection, cmd: Any) -> Reply:
     # A trailing delimiter only says that names will be created below (RFC 3501 §6.3.3).
     name = normalize(cmd.args.mailbox).rstrip(DELIMITER)
     if not name:
@@ -251,7 +254,7 @@ async def create(conn: Any, cmd: Any) -> Reply:
 
 
 @command("DELETE", AUTHENTICATED_OR_SELECTED)
-async def delete(conn: Any, cmd: Any) -> None:
+async def delete(conn: IMAPConnection, cmd: Any) -> None:
     name = normalize(cmd.args.mailbox)
     if name == "INBOX":
         raise No("INBOX cannot be deleted.", "CANNOT")
@@ -277,7 +280,7 @@ async def delete(conn: Any, cmd: Any) -> None:
 
 
 @command("RENAME", AUTHENTICATED_OR_SELECTED)
-async def rename(conn: Any, cmd: Any) -> None:
+async def rename(conn: IMAPConnection, cmd: Any) -> None:
     source = normalize(cmd.args.source)
     destination = normalize(cmd.args.destination).rstrip(DELIMITER)
     forget(conn)
@@ -303,7 +306,7 @@ async def rename(conn: Any, cmd: Any) -> None:
 
 
 @command("SUBSCRIBE", AUTHENTICATED_OR_SELECTED)
-async def subscribe(conn: Any, cmd: Any) -> None:
+async def subscribe(conn: IMAPConnection, cmd: Any) -> None:
     """RFC 3501 §6.3.6 lets a server check that the name exists; Dovecot does, and so
     do we (a \\Noselect level of the tree counts). The name stays subscribed after."""
     name = normalize(cmd.args.mailbox)
@@ -314,7 +317,7 @@ async def subscribe(conn: Any, cmd: Any) -> None:
 
 
 @command("UNSUBSCRIBE", AUTHENTICATED_OR_SELECTED)
-async def unsubscribe(conn: Any, cmd: Any) -> None:
+async def unsubscribe(conn: IMAPConnection, cmd: Any) -> None:
     """Any name can go, a mailbox or not; one that was not subscribed is no error (as in Dovecot)."""
     name = normalize(cmd.args.mailbox)
     if not name:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, reactor
 
@@ -44,6 +44,9 @@ from gateways.imap.tree import MailboxTree
 from shared.mailboxnames import DELIMITER, normalize
 from shared.watcher import ChangeWatcher
 
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
+
 log = logging.getLogger("gateways.imap")
 
 capability("NOTIFY")
@@ -57,11 +60,11 @@ SELECTED_FILTERS = frozenset({"SELECTED", "SELECTED-DELAYED"})
 SESSIONS: dict[str, set["Notifications"]] = {}
 
 
-def _idling(conn: Any) -> bool:
+def _idling(conn: IMAPConnection) -> bool:
     return conn.current is not None and conn.current.name == "IDLE"
 
 
-def when_free(conn: Any, work: Callable[[], Any]) -> None:
+def when_free(conn: IMAPConnection, work: Callable[[], Any]) -> None:
     """Run `work` (which writes untagged responses) where no answer of a command can be
     cut: now between commands or during IDLE, else right after the running command's
     tagged reply. An async `work` holds back the next command until it is done."""
@@ -87,7 +90,7 @@ def when_free(conn: Any, work: Callable[[], Any]) -> None:
 class Notifications:
     """One connection's NOTIFY SET: which mailboxes, which events, and the watch on them."""
 
-    def __init__(self, conn: Any, groups: tuple[grammar.EventGroup, ...]) -> None:
+    def __init__(self, conn: IMAPConnection, groups: tuple[grammar.EventGroup, ...]) -> None:
         self.conn = conn
         self.groups = [g for g in groups if g.filter not in SELECTED_FILTERS]
         chosen = next((g for g in groups if g.filter in SELECTED_FILTERS), None)
@@ -316,7 +319,7 @@ def _check(groups: Iterable[grammar.EventGroup]) -> None:
 
 
 @command("NOTIFY", AUTHENTICATED_OR_SELECTED)
-async def notify(conn: Any, cmd: Any) -> None:
+async def notify(conn: IMAPConnection, cmd: Any) -> None:
     """A SET replaces what was set before, once it is known to work: one that fails
     leaves the earlier one in place."""
     args = cmd.args
@@ -348,7 +351,7 @@ def _told(event: str, name_of: Callable[[Any], str], attributes: list[str],
           old_name_of: Callable[[Any], str] | None = None) -> Callable[[Any, Any], None]:
     """The after-command hook that tells the user's other NOTIFY sessions of `event`:
     `* LIST (attributes) "/" name`, with RENAME's OLDNAME (RFC 5465 §5.4)."""
-    def hook(conn: Any, cmd: Any) -> None:
+    def hook(conn: IMAPConnection, cmd: Any) -> None:
         peers = SESSIONS.get(conn.user_name)
         if not peers:
             return

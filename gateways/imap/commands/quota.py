@@ -11,12 +11,15 @@ limits are set by the administrator (`groupware quota set`), so SETQUOTA says NO
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.tree import MailboxTree
 from shared.model.quota import QuotaInfo
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 capability("QUOTA")
 capability("QUOTA=RES-STORAGE")
@@ -43,7 +46,7 @@ async def deleted_values(folder: Any) -> dict[str, int]:
 
 
 @command("GETQUOTAROOT", AUTHENTICATED_OR_SELECTED)
-async def getquotaroot(conn: Any, cmd: Any) -> None:
+async def getquotaroot(conn: IMAPConnection, cmd: Any) -> None:
     tree = await MailboxTree.load(conn, counts=False)
     mailbox = tree.get(cmd.args.mailbox)
     if mailbox is None or not mailbox.selectable:
@@ -59,7 +62,7 @@ async def getquotaroot(conn: Any, cmd: Any) -> None:
 
 
 @command("GETQUOTA", AUTHENTICATED_OR_SELECTED)
-async def getquota(conn: Any, cmd: Any) -> None:
+async def getquota(conn: IMAPConnection, cmd: Any) -> None:
     found = resources(await conn.session.quota())
     if cmd.args.root != ROOT or not found:
         raise No("No such quota root.", "NONEXISTENT")
@@ -67,5 +70,5 @@ async def getquota(conn: Any, cmd: Any) -> None:
 
 
 @command("SETQUOTA", AUTHENTICATED_OR_SELECTED)
-def setquota(conn: Any, cmd: Any) -> None:
+def setquota(conn: IMAPConnection, cmd: Any) -> None:
     raise No("Quotas are set by the administrator.", "NOPERM")

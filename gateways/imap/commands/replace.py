@@ -8,17 +8,20 @@ failed REPLACE leaves the old message where it was (RFC 8508 §3.3). The client 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap.commands.append import store_messages
 from gateways.imap.dispatch import SELECTED, Bad, No, capability, command
 from gateways.imap.grammar import writer as w
 
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
+
 capability("REPLACE")
 
 
 @command("REPLACE", SELECTED, uid=True)
-async def replace(conn: Any, cmd: Any) -> None:
+async def replace(conn: IMAPConnection, cmd: Any) -> None:
     spooled, conn.spooled = conn.spooled, ()
     try:
         box = conn.selected

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap import rev2, search_view
 from gateways.imap.commands import search_context
@@ -35,6 +35,9 @@ from gateways.imap.dispatch import SELECTED, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import writer as w
 from shared.uidset import merge
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 capability("ESEARCH")
 capability("SEARCHRES")
@@ -46,7 +49,7 @@ DAY = 86400
 
 
 @command("SEARCH", SELECTED, uid=True, expunge_after=False)
-async def search(conn: Any, cmd: Any) -> None:
+async def search(conn: IMAPConnection, cmd: Any) -> None:
     args: c.Search = cmd.args
     if uses_modseq(args):
         conn.enable_condstore()  # RFC 7162 §3.1: SEARCH MODSEQ is a CONDSTORE-enabling command
@@ -93,7 +96,7 @@ def uses_modseq(args: c.Search) -> bool:
     return any(isinstance(k, c.SearchModseq) for k in c.leaf_keys(args.criteria))
 
 
-async def matching(conn: Any, args: c.Search, uid: bool) -> tuple[list[int], list[int] | None] | None:
+async def matching(conn: IMAPConnection, args: c.Search, uid: bool) -> tuple[list[int], list[int] | None] | None:
     """(uids or sequence numbers, in order, of the messages the program matches; their
     modseqs when it uses MODSEQ), None when the mailbox was closed meanwhile."""
     box = conn.selected
@@ -123,7 +126,7 @@ async def matching(conn: Any, args: c.Search, uid: bool) -> tuple[list[int], lis
     return numbers, (found if with_modseq else None)
 
 
-def _answer(conn: Any, cmd: Any, numbers: list[int], modseqs: list[int] | None) -> None:
+def _answer(conn: IMAPConnection, cmd: Any, numbers: list[int], modseqs: list[int] | None) -> None:
     """`modseqs` (those of `numbers`, in order) when the search used MODSEQ."""
     returns = cmd.args.returns
     modseq_result = None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import reactor
 
@@ -31,6 +31,9 @@ from gateways.imap.grammar import context as grammar
 from gateways.imap.grammar.writer import quoted
 from gateways.imap.commands.notify import when_free
 from shared.uidset import runs
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 capability("CONTEXT=SEARCH")
 capability("CONTEXT=SORT")
@@ -86,7 +89,7 @@ def _stamp(box: Any) -> tuple[int, int, int]:
     return (box.highest_modseq, box.exists, box.uids[-1] if box.uids else 0)
 
 
-def wanted(conn: Any, cmd: Any) -> bool:
+def wanted(conn: IMAPConnection, cmd: Any) -> bool:
     """Whether the SEARCH or SORT asks for updates (BAD where it may not)."""
     search = getattr(cmd.args, "search", cmd.args)
     if not search.returns or "UPDATE" not in search.returns:
@@ -96,7 +99,7 @@ def wanted(conn: Any, cmd: Any) -> bool:
     return True
 
 
-def keep(conn: Any, cmd: Any, numbers: list[int], rerun: Rerun, render: Callable[[list[int]], bytes]) -> None:
+def keep(conn: IMAPConnection, cmd: Any, numbers: list[int], rerun: Rerun, render: Callable[[list[int]], bytes]) -> None:
     """Keep the answered result of `cmd` up to date from now on."""
     box = conn.selected
     if box is None:
@@ -113,7 +116,7 @@ def keep(conn: Any, cmd: Any, numbers: list[int], rerun: Rerun, render: Callable
                                       _stamp(box))
 
 
-def _updates_written(conn: Any, top_uid: int) -> None:
+def _updates_written(conn: IMAPConnection, top_uid: int) -> None:
     box = conn.selected
     contexts = CONTEXTS.get(box)
     if not contexts:
@@ -125,7 +128,7 @@ def _updates_written(conn: Any, top_uid: int) -> None:
             reactor.callLater(0, when_free, conn, lambda context=context: _refresh(conn, box, context))
 
 
-async def _refresh(conn: Any, box: Any, context: SearchContext) -> None:
+async def _refresh(conn: IMAPConnection, box: Any, context: SearchContext) -> None:
     try:
         while conn.selected is box and CONTEXTS.get(box, {}).get(context.tag) is context \
                 and context.stamp != _stamp(box):
@@ -144,7 +147,7 @@ dispatch.after_updates(_updates_written)
 
 
 @command("CANCELUPDATE", SELECTED)
-def cancel_update(conn: Any, cmd: Any) -> None:
+def cancel_update(conn: IMAPConnection, cmd: Any) -> None:
     contexts = CONTEXTS.get(conn.selected, {})
     unknown = [tag for tag in cmd.args.tags if tag not in contexts]
     if unknown:

@@ -10,7 +10,7 @@ UNCHANGEDSINCE test are left alone and named in `[MODIFIED set]`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
 from gateways.imap.fetch import Output
@@ -19,13 +19,16 @@ from gateways.imap.grammar.sequence import format_numbers
 from gateways.imap.keywords import announce
 from shared import rights
 
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
+
 MODES = {"+": "add", "-": "remove", "": "replace"}
 # What a replacing STORE may clear, each behind its own right.
 SETTABLE = ("\\Seen", "\\Deleted", "\\Flagged")
 
 
 @command("STORE", SELECTED, uid=True, expunge_after=False)
-async def store(conn: Any, cmd: Any) -> Reply | None:
+async def store(conn: IMAPConnection, cmd: Any) -> Reply | None:
     box = conn.selected
     args = cmd.args
     if args.unchangedsince is not None:
