@@ -30,6 +30,7 @@ from typing import Any
 
 from twisted.internet import defer
 
+from gateways.imap.dispatch import No
 from shared import rights
 from shared.mailboxnames import DELIMITER, folder_paths, mailbox_names, normalize
 
@@ -147,6 +148,14 @@ class MailboxTree:
 
     def get(self, name: str) -> Mailbox | None:
         return self.by_name.get(normalize(name))
+
+    def selectable(self, name: str) -> Mailbox:
+        """The mailbox `name` if it can be selected; else the command fails as for a
+        missing one (`NO [NONEXISTENT]`), a `\\Noselect` level included."""
+        mailbox = self.get(name)
+        if mailbox is None or not mailbox.selectable:
+            raise No("Mailbox does not exist.", "NONEXISTENT")
+        return mailbox
 
     def folder(self, name: str) -> Any:
         entry = self.get(name)

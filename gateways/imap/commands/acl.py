@@ -47,10 +47,7 @@ def requested(rights: str) -> str:
 async def _visible(conn: IMAPConnection, name: str) -> Any:
     """The selectable mailbox `name` that the user may see, read from the store now."""
     tree = conn.mailbox_tree = await MailboxTree.load(conn)
-    mailbox = tree.get(name)
-    if mailbox is None or not mailbox.selectable:
-        raise No("Mailbox does not exist.", "NONEXISTENT")
-    return mailbox
+    return tree.selectable(name)
 
 
 async def _administered(conn: IMAPConnection, name: str) -> Any:

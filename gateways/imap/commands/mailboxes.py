@@ -174,10 +174,7 @@ async def lsub(conn: IMAPConnection, cmd: Any) -> None:
 
 @command("STATUS", AUTHENTICATED_OR_SELECTED)
 async def status(conn: IMAPConnection, cmd: Any) -> None:
-    tree = await MailboxTree.load(conn, counts=True)
-    mailbox = tree.get(cmd.args.mailbox)
-    if mailbox is None or not mailbox.selectable:
-        raise No("Mailbox does not exist.", "NONEXISTENT")
+    mailbox = (await MailboxTree.load(conn, counts=True)).selectable(cmd.args.mailbox)
     if not rights.has(mailbox.folder.rights, rights.READ):
         raise No("Permission denied.", "NOPERM")  # RFC 4314 §4: STATUS needs `r`
     conn.send(w.status_response(mailbox.name, await status_values(conn, mailbox.folder, cmd.args.items),
@@ -285,9 +282,7 @@ async def rename(conn: IMAPConnection, cmd: Any) -> None:
     destination = normalize(cmd.args.destination).rstrip(DELIMITER)
     forget(conn)
     tree = await MailboxTree.load(conn)
-    mailbox = tree.get(source)
-    if mailbox is None or not mailbox.selectable:
-        raise No("Mailbox does not exist.", "NONEXISTENT")
+    mailbox = tree.selectable(source)
     if tree.get(destination) is not None:
         raise No("Mailbox already exists.", "ALREADYEXISTS")
     if destination == "INBOX" or destination.startswith(source + DELIMITER):

@@ -47,10 +47,7 @@ async def deleted_values(folder: Any) -> dict[str, int]:
 
 @command("GETQUOTAROOT", AUTHENTICATED_OR_SELECTED)
 async def getquotaroot(conn: IMAPConnection, cmd: Any) -> None:
-    tree = await MailboxTree.load(conn, counts=False)
-    mailbox = tree.get(cmd.args.mailbox)
-    if mailbox is None or not mailbox.selectable:
-        raise No("Mailbox does not exist.", "NONEXISTENT")
+    mailbox = (await MailboxTree.load(conn, counts=False)).selectable(cmd.args.mailbox)
     if mailbox.folder.store.id != conn.session.store_id:
         # Another user's or the public store: not under this user's quota root.
         conn.send(w.quotaroot_response(mailbox.name, [], conn.utf8))
