@@ -70,6 +70,7 @@ AUTHENTICATED_OR_SELECTED = frozenset({AUTHENTICATED, SELECTED})
 COMMAND_MODULES = (
     "gateways.imap.commands.general",
     "gateways.imap.commands.auth",
+    "gateways.imap.commands.list_status",
     "gateways.imap.commands.mailboxes",
     "gateways.imap.selecting",
     "gateways.imap.fetch",

@@ -1,6 +1,6 @@
 """Access control lists (RFC 4314): SETACL, DELETEACL, GETACL, LISTRIGHTS and MYRIGHTS,
 the RIGHTS=texk capability, and the MYRIGHTS return option of LIST (RFC 8440, answered
-in `mailboxes`).
+in `list_status`).
 
 The store keeps the lists and decides every right; this module only speaks them.
 Rights are the letters of `shared.rights`, which also reads RFC 4314 §2.1.1's

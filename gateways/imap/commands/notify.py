@@ -39,7 +39,7 @@ from gateways.imap.fetch import Fetcher
 from gateways.imap.grammar import notify as grammar  # noqa: F401  (adds NOTIFY to the parser)
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute
-from gateways.imap.commands.mailboxes import status_values
+from gateways.imap.commands.list_status import status_values
 from gateways.imap.tree import MailboxTree
 from shared.mailboxnames import DELIMITER, normalize
 from shared.watcher import ChangeWatcher
