@@ -123,7 +123,7 @@ class IMAPConnection(protocol.Protocol, TimeoutMixin):
         self._running: defer.Deferred | None = None
         # Temporary files holding the running command's APPEND literals (framing.py).
         self.spooled: tuple[Any, ...] = ()
-        # The client's input once COMPRESS=DEFLATE is on (compress.py).
+        # The client's input once COMPRESS=DEFLATE is on (commands/compress.py).
         self.inflater: Any = None
         self.reading_paused = False
         self._pumping = False

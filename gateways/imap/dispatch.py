@@ -1,6 +1,8 @@
 """Which module answers which IMAP command, and which capabilities are advertised.
 
-Every command family lives in a module of its own and registers itself on import:
+Every command or command family lives in a module of its own under
+`gateways/imap/commands/` (`fetch`, `store`, `search`, `list_status`, ...) and
+registers itself on import:
 
     from gateways.imap.dispatch import SELECTED, command, capability, No
 
@@ -22,7 +24,9 @@ upper-case command `name` (as `Command.name`, without the UID prefix):
   SEARCH; their UID forms may have them, so for those commands pass
   `expunge_after=False` and the protocol allows expunges when `cmd.uid` is set.
 
-The handler gets the connection (`gateways.imap.connection.IMAPConnection`) and the
+The handler gets the connection (`gateways.imap.connection.IMAPConnection`, imported
+under `TYPE_CHECKING` so that the command modules and the connection do not import
+each other) and the
 parsed `gateways.imap.grammar.Command`. It may be a plain function or `async def`
 (awaiting Deferreds). It writes untagged data with `conn.untagged(...)` /
 `conn.send(...)`, pacing long output with `await conn.writer.writable()`, and
@@ -48,7 +52,9 @@ CREATE or SUBSCRIBE this way, without the command knowing). `after_updates(hook)
 and the updates of kept searches (CONTEXT=SEARCH) start there.
 
 The modules in `COMMAND_MODULES` are imported by `load()` when the gateway starts;
-a new command family adds its module name there.
+a new command family adds its module name there. Helpers that several families use
+(the selected-mailbox view `selected`, `tree`, `output`, `framing`) stay in
+`gateways.imap`; the command grammar is `gateways.imap.grammar`.
 """
 from __future__ import annotations
 

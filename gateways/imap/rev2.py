@@ -10,13 +10,13 @@ Appendix E that concern what the server says apply:
   with its attributes (§6.3.2), and `* OK [CLOSED]` when they replace a selected
   mailbox (§6.3.2, §7.1) (selecting.py);
 - SEARCH answers with ESEARCH (E.2, §6.4.4): `* ESEARCH (TAG "t") [UID] ALL set`,
-  as if `RETURN (ALL)` had been given (search.py);
-- DELETE of a mailbox with children is `NO [HASCHILDREN]` (§7.1) (mailboxes.py);
+  as if `RETURN (ALL)` had been given (commands/search.py);
+- DELETE of a mailbox with children is `NO [HASCHILDREN]` (§7.1) (commands/mailboxes.py);
 - mailbox names travel as UTF-8 both ways, not modified UTF-7 (§5.1, E.1), as after
   `ENABLE UTF8=ACCEPT` (`IMAPConnection.utf8`).
 
-STATUS DELETED (§6.3.11, mailboxes.py) and SEARCHRES (RFC 5182, folded into RFC 9051:
-`RETURN (SAVE)` and `$`, search.py) work on every connection.
+STATUS DELETED (§6.3.11, commands/list_status.py) and SEARCHRES (RFC 5182, folded into RFC 9051:
+`RETURN (SAVE)` and `$`, commands/search.py) work on every connection.
 
 What RFC 9051 folds in from extensions the gateway already has is unchanged by
 ENABLE: ENABLE, IDLE, NAMESPACE, UNSELECT, UIDPLUS, ESEARCH, SEARCHRES, SASL-IR, LIST-EXTENDED,
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-IMAP4REV2 = "IMAP4REV2"  # as the connection's `enabled` holds it (advertised by general.py)
+IMAP4REV2 = "IMAP4REV2"  # as the connection's `enabled` holds it (advertised by commands/general.py)
 
 
 def enabled(names: Any) -> bool:

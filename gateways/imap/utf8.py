@@ -1,4 +1,4 @@
-"""UTF8=ACCEPT (RFC 6855), switched on with ENABLE (general.py).
+"""UTF8=ACCEPT (RFC 6855), switched on with ENABLE (commands/general.py).
 
 Once on (`IMAPConnection.utf8`), mailbox names travel as UTF-8 both ways instead of
 modified UTF-7 (the grammar reads them so when `parse_command` is told, and LIST, LSUB

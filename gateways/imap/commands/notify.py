@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer, reactor
 
 from gateways.imap import dispatch
+from gateways.imap.commands.list_status import status_values
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, Bad, No, capability, command
 from gateways.imap.fetch import Fetcher
 from gateways.imap.grammar import notify as grammar  # noqa: F401  (adds NOTIFY to the parser)
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute
-from gateways.imap.commands.list_status import status_values
 from gateways.imap.tree import MailboxTree
 from shared.mailboxnames import DELIMITER, normalize
 from shared.watcher import ChangeWatcher

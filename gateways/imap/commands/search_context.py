@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import reactor
 
 from gateways.imap import dispatch
+from gateways.imap.commands.notify import when_free
 from gateways.imap.dispatch import SELECTED, Bad, capability, command
 from gateways.imap.grammar import context as grammar
 from gateways.imap.grammar.writer import quoted
-from gateways.imap.commands.notify import when_free
 from shared.uidset import runs
 
 if TYPE_CHECKING:
