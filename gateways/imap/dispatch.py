@@ -39,7 +39,7 @@ Unavailable -> `NO [UNAVAILABLE]`, NotFound -> `NO [NONEXISTENT]`, Forbidden ->
 mailbox's pending untagged updates (see `gateways.imap.selected`).
 
 `capability(name, when=None)` adds a capability to CAPABILITY and the greeting;
-`when(conn) -> bool` decides per connection and moment (e.g. STARTTLS only before
+`when(conn) -> bool | str` decides per connection and moment (e.g. STARTTLS only before
 TLS); a str from `when` is advertised in place of `name` (`APPENDLIMIT=1000`).
 Register a capability in the module that makes it work, so nothing is
 advertised that is not there.
@@ -148,7 +148,7 @@ class CommandSpec:
 COMMANDS: dict[str, CommandSpec] = {}
 AFTER_COMMAND: dict[str, list[Handler]] = {}
 AFTER_UPDATES: list[Callable[["IMAPConnection", int], Any]] = []
-CAPABILITIES: list[tuple[str, Callable[["IMAPConnection"], bool] | None]] = []
+CAPABILITIES: list[tuple[str, Callable[["IMAPConnection"], bool | str] | None]] = []
 
 
 def command(name: str, states: frozenset[str] | str, uid: bool = False,
@@ -172,7 +172,7 @@ def after_updates(hook: Callable[["IMAPConnection", int], Any]) -> None:
     AFTER_UPDATES.append(hook)
 
 
-def capability(name: str, when: Callable[["IMAPConnection"], bool] | None = None) -> None:
+def capability(name: str, when: Callable[["IMAPConnection"], bool | str] | None = None) -> None:
     """Advertise `name`, always or when `when(conn)` is true; registering again replaces."""
     for i, (existing, _) in enumerate(CAPABILITIES):
         if existing == name:
