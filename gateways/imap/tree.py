@@ -254,6 +254,16 @@ async def resolve(conn: Any, name: str) -> Mailbox | None:
     return mailbox
 
 
+async def target_folder(conn: Any, name: str) -> Any:
+    """The folder APPEND, COPY or MOVE puts messages into (through `resolve`); when
+    `name` is no selectable mailbox, `NO [TRYCREATE]` (RFC 3501 §6.3.11, §6.4.7), so
+    that the client may create it and try again."""
+    mailbox = await resolve(conn, name)
+    if mailbox is None or not mailbox.selectable:
+        raise No("Mailbox does not exist.", "TRYCREATE")
+    return mailbox.folder
+
+
 def forget(conn: Any) -> None:
     """Drop the connection's cached tree and shared listing; the next `resolve` or
     `load` reads them again."""

@@ -23,7 +23,7 @@ from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capabil
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import AppendMessage
 from gateways.imap.listing_cache import CACHE
-from gateways.imap.tree import forget, resolve
+from gateways.imap.tree import forget, target_folder
 from shared.errors import NotFound
 
 if TYPE_CHECKING:
@@ -67,14 +67,14 @@ async def _store(conn: IMAPConnection, mailbox: str, outgoing: list[Outgoing],
     box = conn.selected
     # The store's push of these very messages waits for the refresh below.
     with box.writing() if box is not None else contextlib.nullcontext():
-        folder = await _target(conn, mailbox)
+        folder = await target_folder(conn, mailbox)
         try:
             validity, uids, modseq = await folder.append_all(outgoing)
         except NotFound:
             # The cached tree was out of date (the folder was deleted or replaced
             # elsewhere): ask the store once more before telling the client.
             forget(conn)
-            again = await _target(conn, mailbox)
+            again = await target_folder(conn, mailbox)
             if again.id == folder.id:
                 raise No("Mailbox does not exist.", "TRYCREATE") from None
             folder = again
@@ -125,13 +125,6 @@ async def _outgoing(conn: IMAPConnection, messages: tuple[AppendMessage, ...], s
         when = int(m.internal_date.timestamp()) if m.internal_date is not None else None
         out.append((source, m.flags, when))
     return out
-
-
-async def _target(conn: IMAPConnection, name: str) -> Any:
-    mailbox = await resolve(conn, name)
-    if mailbox is None or not mailbox.selectable:
-        raise No("Mailbox does not exist.", "TRYCREATE")
-    return mailbox.folder
 
 
 def _size(source: bytes | IO[bytes]) -> int:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
-from gateways.imap.tree import forget, resolve
+from gateways.imap.tree import forget, target_folder
 from shared import rights
 
 if TYPE_CHECKING:
@@ -40,14 +40,11 @@ async def _transfer(conn: IMAPConnection, cmd: Any, move: bool) -> Reply | None:
         raise No("Mailbox is read-only.", "READ-ONLY")
     if move and not box.may(rights.MOVE_OUT):
         raise No("Permission denied.", "NOPERM")
-    target = await resolve(conn, args.mailbox)
-    if target is None or not target.selectable:
-        raise No("Mailbox does not exist.", "TRYCREATE")
+    folder = await target_folder(conn, args.mailbox)
     ranges = box.index_ranges(args.sequence, cmd.uid)
     if not ranges:
         return None  # nothing named (RFC 4315 §3: no COPYUID without messages)
     uids = box.store_uids(ranges)
-    folder = target.folder
     same = folder.id == box.folder.id
     try:
         if move and not same:
