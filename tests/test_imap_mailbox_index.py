@@ -55,7 +55,8 @@ class FakeFolder(SimpleNamespace):
 
     def __init__(self, uids, modseq):
         super().__init__(id=4, uid_validity=9, highest_modseq=modseq, listings=0, change_calls=[],
-                         uids=list(uids), expired=False, pending=[])
+                         uids=list(uids), expired=False, pending=[],
+                         store=SimpleNamespace(id=1), session=SimpleNamespace(store_id=1))  # the user's own
 
     def query(self, columns, restriction=None, sort=()):
         if "keywords" in columns:
