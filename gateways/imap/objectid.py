@@ -1,5 +1,5 @@
 """OBJECTID (RFC 8474): MAILBOXID in SELECT, CREATE and STATUS; EMAILID and THREADID
-in FETCH (fetch.py); and SAVEDATE (RFC 8514), the time a message was stored into its
+in FETCH (commands/fetch.py); and SAVEDATE (RFC 8514), the time a message was stored into its
 mailbox, in FETCH.
 
 MAILBOXID is the folder's store id with its UIDVALIDITY: it stays through RENAME, and

@@ -2,7 +2,7 @@
 
 Every message has a modseq and every folder a highest modseq, so there is never
 a NOMODSEQ mailbox. What each command does with them lives with the command
-(FETCH MODSEQ and CHANGEDSINCE in fetch.py, STORE UNCHANGEDSINCE in commands/store.py,
+(FETCH MODSEQ and CHANGEDSINCE in commands/fetch.py, STORE UNCHANGEDSINCE in commands/store.py,
 HIGHESTMODSEQ in SELECT and STATUS); this module advertises both extensions and
 answers the QRESYNC parameter of SELECT/EXAMINE (§3.2.5): the UIDs expunged since
 the client's modseq as `* VANISHED (EARLIER)`, then a FETCH of UID, FLAGS and
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateways.imap.commands.fetch import Output, absent_ranges
 from gateways.imap.dispatch import capability
-from gateways.imap.fetch import Output, absent_ranges
 from gateways.imap.grammar import writer as w
 from shared.uidset import contains, runs
 

@@ -5,10 +5,10 @@ enables it, every answer is RFC 3501's. Once enabled, the differences of RFC 905
 Appendix E that concern what the server says apply:
 
 - no `\\Recent` (RFC 9051 E.7): no `* n RECENT` after SELECT, EXAMINE or new mail, and
-  no `\\Recent` in FLAGS of messages (selected.py, selecting.py);
+  no `\\Recent` in FLAGS of messages (selected.py, commands/select.py);
 - SELECT and EXAMINE send no `[UNSEEN n]` code (E.7) and do send the mailbox's `* LIST`
   with its attributes (§6.3.2), and `* OK [CLOSED]` when they replace a selected
-  mailbox (§6.3.2, §7.1) (selecting.py);
+  mailbox (§6.3.2, §7.1) (commands/select.py);
 - SEARCH answers with ESEARCH (E.2, §6.4.4): `* ESEARCH (TAG "t") [UID] ALL set`,
   as if `RETURN (ALL)` had been given (commands/search.py);
 - DELETE of a mailbox with children is `NO [HASCHILDREN]` (§7.1) (commands/mailboxes.py);

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import IO, TYPE_CHECKING, Any
 
-from gateways.imap import catenate
+from gateways.imap.commands import catenate
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import AppendMessage

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer, reactor
 
 from gateways.imap import dispatch
+from gateways.imap.commands.fetch import Fetcher
 from gateways.imap.commands.list_status import status_values
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, Bad, No, capability, command
-from gateways.imap.fetch import Fetcher
 from gateways.imap.grammar import notify as grammar  # noqa: F401  (adds NOTIFY to the parser)
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.commands import FetchAttribute

@@ -20,10 +20,10 @@ from typing import Any
 from twisted.internet import threads
 
 from gateways.imap.commands import search_context
+from gateways.imap.commands.search import MATCH_ALL, MATCH_NONE, Restriction, esearch_results, only_saved, saved_result
 from gateways.imap.dispatch import SELECTED, No, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import sort_thread as g
-from gateways.imap.commands.search import MATCH_ALL, MATCH_NONE, Restriction, esearch_results, only_saved, saved_result
 from gateways.imap.thread_tree import ThreadColumns, ordered_subject, references
 
 capability("SORT")

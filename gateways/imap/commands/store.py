@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gateways.imap.commands.fetch import Output
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, command
-from gateways.imap.fetch import Output
 from gateways.imap.grammar import writer as w
 from gateways.imap.grammar.sequence import format_numbers
 from gateways.imap.keywords import announce
