@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from gateways.imap.dispatch import No, capability
 from gateways.imap.grammar import imapurl
@@ -23,6 +23,9 @@ from gateways.imap.grammar.mutf7 import decode as mutf7_decode
 from gateways.imap.sections import PartMap, filter_header, locate
 from gateways.imap.tree import resolve
 from shared.errors import NotFound
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 capability("CATENATE")
 
@@ -42,7 +45,7 @@ class Budget:
             raise No("The URLs of this APPEND name too much.", "TOOBIG")
 
 
-async def assemble(conn: Any, parts: tuple[CatenatePart, ...], texts: Iterator[bytes | IO[bytes]],
+async def assemble(conn: IMAPConnection, parts: tuple[CatenatePart, ...], texts: Iterator[bytes | IO[bytes]],
                    budget: Budget) -> IO[bytes]:
     """The message `parts` make, in a file positioned at its start. `texts` gives the
     TEXT parts' octets in order (bytes, or a spooled file)."""
@@ -73,7 +76,7 @@ def _bad_url(url: str, why: str) -> No:
     return No(f"Bad URL: {why}.", f"BADURL {shown}")
 
 
-async def _url_octets(conn: Any, url: str, budget: Budget) -> bytes:
+async def _url_octets(conn: IMAPConnection, url: str, budget: Budget) -> bytes:
     """The octets `url` names (RFC 5092), in one of the user's own mailboxes."""
     try:
         named = imapurl.parse(url)
@@ -104,7 +107,7 @@ async def _url_octets(conn: Any, url: str, budget: Budget) -> bytes:
     return data
 
 
-async def _folder(conn: Any, mailbox: str | None) -> Any:
+async def _folder(conn: IMAPConnection, mailbox: str | None) -> Any:
     """The folder a URL's mailbox names; None for the selected one when none is selected."""
     if mailbox is None:
         return conn.selected.folder if conn.selected is not None else None

@@ -37,7 +37,7 @@ import bisect
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap.dispatch import SELECTED, Bad, No, Reply, capability, command
 from gateways.imap.grammar import writer as w
@@ -52,6 +52,9 @@ from gateways.imap.sources import Piece, SourceStream
 from shared import rights
 from shared.flags import SEEN
 from shared.uidset import contains, format_ranges, runs
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 log = logging.getLogger("gateways.imap")
 
@@ -114,7 +117,7 @@ def _section_of(attribute: FetchAttribute) -> Section:
 class Output:
     """Response bytes gathered into large writes, paced by the client's reading."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: IMAPConnection) -> None:
         self.conn = conn
         self.parts: list[bytes] = []
         self.size = 0
@@ -140,7 +143,7 @@ class Output:
 
 
 @command("FETCH", SELECTED, uid=True, expunge_after=False)
-async def fetch(conn: Any, cmd: Any) -> Reply | None:
+async def fetch(conn: IMAPConnection, cmd: Any) -> Reply | None:
     box = conn.selected
     args = cmd.args
     attributes = list(args.attributes)
@@ -174,7 +177,7 @@ async def fetch(conn: Any, cmd: Any) -> Reply | None:
     return None
 
 
-async def _vanished_earlier(conn: Any, box: Any, sequence: Any, since: int) -> None:
+async def _vanished_earlier(conn: IMAPConnection, box: Any, sequence: Any, since: int) -> None:
     """`* VANISHED (EARLIER)` for UIDs of the set expunged since `since` (RFC 7162 §3.2.6)."""
     changes = await box.folder.changes(since)
     top = max(box.uid_next - 1, box.uids[-1] if box.uids else 0)
@@ -206,7 +209,7 @@ def absent_ranges(ranges: list[tuple[int, int]], uids: Any) -> list[tuple[int, i
 class Fetcher:
     """One FETCH: what to read, then every message's response in order."""
 
-    def __init__(self, conn: Any, box: Any, attributes: list[FetchAttribute]) -> None:
+    def __init__(self, conn: IMAPConnection, box: Any, attributes: list[FetchAttribute]) -> None:
         self.conn = conn
         self.box = box
         self.attributes = attributes
@@ -507,7 +510,7 @@ class Streamed:
         self.message, self.start, self.end, self.size = message, start, end, size
         self.encoding, self.binary, self.skip = encoding, binary, skip
 
-    async def send(self, conn: Any) -> None:
+    async def send(self, conn: IMAPConnection) -> None:
         href = await self.message.href()
         conn.send(w.literal_header(self.size, self.binary))
         decoder = Decoder(self.encoding) if self.encoding else None

@@ -2,7 +2,7 @@
 CLOSE, UNSELECT (RFC 3691), CHECK, EXPUNGE and UID EXPUNGE (RFC 4315 §2.1)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateways.imap import dispatch, rev2
 from gateways.imap.dispatch import AUTHENTICATED_OR_SELECTED, SELECTED, Bad, No, Reply, command
@@ -16,22 +16,25 @@ from shared.flags import DELETED
 from shared import rights as R
 from shared.mailboxnames import DELIMITER
 
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
+
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 # Keywords mail clients set; offered in FLAGS even before a message carries them.
 COMMON_KEYWORDS = ("$Forwarded", "$Junk", "$NotJunk", "$MDNSent")
 
 
 @command("SELECT", AUTHENTICATED_OR_SELECTED)
-async def select(conn: Any, cmd: Any) -> Reply:
+async def select(conn: IMAPConnection, cmd: Any) -> Reply:
     return await _open(conn, cmd, readonly=False)
 
 
 @command("EXAMINE", AUTHENTICATED_OR_SELECTED)
-async def examine(conn: Any, cmd: Any) -> Reply:
+async def examine(conn: IMAPConnection, cmd: Any) -> Reply:
     return await _open(conn, cmd, readonly=True)
 
 
-async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
+async def _open(conn: IMAPConnection, cmd: Any, readonly: bool) -> Reply:
     args = cmd.args
     if conn.selected is not None:
         # A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
@@ -46,9 +49,7 @@ async def _open(conn: Any, cmd: Any, readonly: bool) -> Reply:
         conn.enabled.add("CONDSTORE")  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables it
     # Kept as the connection's tree: APPEND, COPY and MOVE find their target in it.
     tree = conn.mailbox_tree = await MailboxTree.load(conn)
-    mailbox = tree.get(args.mailbox)
-    if mailbox is None or not mailbox.selectable:
-        raise No("Mailbox does not exist.", "NONEXISTENT")
+    mailbox = tree.selectable(args.mailbox)
     folder = mailbox.folder
     if not R.has(folder.rights, R.READ):
         raise No("Permission denied.", "NOPERM")
@@ -92,7 +93,7 @@ def _deleted_uids(box: SelectedMailbox, ranges: list[tuple[int, int]] | None = N
 
 
 @command("CLOSE", SELECTED)
-async def close(conn: Any, cmd: Any) -> None:
+async def close(conn: IMAPConnection, cmd: Any) -> None:
     box = conn.selected
     conn.deselect()
     if box.may(R.EXPUNGE):
@@ -102,18 +103,18 @@ async def close(conn: Any, cmd: Any) -> None:
 
 
 @command("UNSELECT", SELECTED)
-def unselect(conn: Any, cmd: Any) -> None:
+def unselect(conn: IMAPConnection, cmd: Any) -> None:
     conn.deselect()
 
 
 @command("CHECK", SELECTED)
-async def check(conn: Any, cmd: Any) -> None:
+async def check(conn: IMAPConnection, cmd: Any) -> None:
     # Everything is on disk already; CHECK is another way to ask for news.
     await conn.selected.refresh()
 
 
 @command("EXPUNGE", SELECTED, uid=True)
-async def expunge(conn: Any, cmd: Any) -> None:
+async def expunge(conn: IMAPConnection, cmd: Any) -> None:
     box = conn.selected
     if box.readonly:
         raise No("Mailbox is read-only.", "READ-ONLY")

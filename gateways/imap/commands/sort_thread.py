@@ -15,7 +15,7 @@ under its worker time budget, as a search's is.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import threads
 
@@ -25,6 +25,9 @@ from gateways.imap.dispatch import SELECTED, No, capability, command
 from gateways.imap.grammar import commands as c
 from gateways.imap.grammar import sort_thread as g
 from gateways.imap.thread_tree import ThreadColumns, ordered_subject, references
+
+if TYPE_CHECKING:
+    from gateways.imap.connection import IMAPConnection
 
 capability("SORT")
 capability("SORT=DISPLAY")
@@ -42,7 +45,7 @@ _RESULT_ORDER = ("MIN", "MAX", "ALL", "PARTIAL", "COUNT")
 THREAD_COLUMNS = ["uid", "sentDate", "sortSubject", "subjectReply", "threadMessageId", "threadParents"]
 
 
-async def _matching(conn: Any, search: c.Search, columns: list[str],
+async def _matching(conn: IMAPConnection, search: c.Search, columns: list[str],
                     sort: list[tuple[str, bool]]) -> tuple[Any, dict[str, list[Any]]] | None:
     """(box, table) of the messages the program matches, in `sort` order then uid order,
     with `columns`; None when the mailbox was closed meanwhile. NO [LIMIT] when more
@@ -67,7 +70,7 @@ def _uses_modseq(search: c.Search) -> bool:
 
 
 @command("SORT", SELECTED, uid=True, expunge_after=False)
-async def sort(conn: Any, cmd: Any) -> None:
+async def sort(conn: IMAPConnection, cmd: Any) -> None:
     search = cmd.args.search
     if _uses_modseq(search):
         conn.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
@@ -101,7 +104,7 @@ async def _uids(found: Any) -> list[int] | None:
     return None if result is None else result[0]
 
 
-async def sorted_numbers(conn: Any, args: g.Sort, uid: bool) -> tuple[list[int], int | None] | None:
+async def sorted_numbers(conn: IMAPConnection, args: g.Sort, uid: bool) -> tuple[list[int], int | None] | None:
     """(uids or sequence numbers in sort order, the highest modseq among them when the
     program uses MODSEQ), None when the mailbox was closed meanwhile."""
     if len(args.criteria) > conn.factory.max_sort_criteria:
@@ -132,7 +135,7 @@ def _esort_results(search: c.Search, numbers: list[int], modseq: int | None) -> 
 
 
 @command("THREAD", SELECTED, uid=True, expunge_after=False)
-async def thread(conn: Any, cmd: Any) -> None:
+async def thread(conn: IMAPConnection, cmd: Any) -> None:
     args: g.Thread = cmd.args
     if _uses_modseq(args.search):
         conn.enable_condstore()
