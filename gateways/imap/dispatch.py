@@ -79,6 +79,7 @@ COMMAND_MODULES = (
     "gateways.imap.commands.list_status",
     "gateways.imap.commands.mailboxes",
     "gateways.imap.commands.select",
+    "gateways.imap.commands.expunge",
     "gateways.imap.commands.fetch",
     "gateways.imap.commands.store",
     "gateways.imap.commands.idle",

@@ -1,5 +1,5 @@
 """Entering and leaving a mailbox: SELECT, EXAMINE (RFC 3501 §6.3.1-2, RFC 7162 §3.1.8),
-CLOSE, UNSELECT (RFC 3691), CHECK, EXPUNGE and UID EXPUNGE (RFC 4315 §2.1)."""
+UNSELECT (RFC 3691) and CHECK; CLOSE, which expunges as it leaves, is in `expunge`."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -12,7 +12,6 @@ from gateways.imap.objectid import mailbox_id_code
 from gateways.imap.qresync import resynchronize
 from gateways.imap.selected import SelectedMailbox
 from gateways.imap.tree import MailboxTree
-from shared.flags import DELETED
 from shared import rights as R
 from shared.mailboxnames import DELIMITER
 
@@ -87,21 +86,6 @@ async def _open(conn: IMAPConnection, cmd: Any, readonly: bool) -> Reply:
     return Reply("OK", f"{name} completed", "READ-ONLY" if readonly else "READ-WRITE")
 
 
-def _deleted_uids(box: SelectedMailbox, ranges: list[tuple[int, int]] | None = None) -> list[int]:
-    indexes = box.iter_indexes(ranges) if ranges is not None else range(box.exists)
-    return [box.uids[i] for i in indexes if box.flag_bits(i) & DELETED]
-
-
-@command("CLOSE", SELECTED)
-async def close(conn: IMAPConnection, cmd: Any) -> None:
-    box = conn.selected
-    conn.deselect()
-    if box.may(R.EXPUNGE):
-        # Expunged silently: the client has left the mailbox (RFC 3501 §6.4.2);
-        # without `e` nothing is (RFC 4314 §4), and that is no error either.
-        await box.folder.delete_items(_deleted_uids(box))
-
-
 @command("UNSELECT", SELECTED)
 def unselect(conn: IMAPConnection, cmd: Any) -> None:
     conn.deselect()
@@ -111,22 +95,3 @@ def unselect(conn: IMAPConnection, cmd: Any) -> None:
 async def check(conn: IMAPConnection, cmd: Any) -> None:
     # Everything is on disk already; CHECK is another way to ask for news.
     await conn.selected.refresh()
-
-
-@command("EXPUNGE", SELECTED, uid=True)
-async def expunge(conn: IMAPConnection, cmd: Any) -> None:
-    box = conn.selected
-    if box.readonly:
-        raise No("Mailbox is read-only.", "READ-ONLY")
-    if not box.may(R.EXPUNGE):
-        raise No("Permission denied.", "NOPERM")
-    ranges = box.index_ranges(cmd.args.uids, uid=True) if cmd.uid else None
-    uids = _deleted_uids(box, ranges)
-    with box.writing():
-        gone, modseq = await box.folder.delete_items(uids, with_modseq=True)
-        if gone:
-            box.wrote(modseq)
-    if conn.selected is box:
-        # What another session expunged first is gone as well: the client hears
-        # of every message it asked to remove before the tagged OK.
-        box.mark_expunged([*gone, *uids])
