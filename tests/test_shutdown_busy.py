@@ -19,7 +19,8 @@ from waiting import scaled, wait_until
 
 # Budgets far beyond the test: only the stop may end the work, once the commands in
 # flight have had their second of grace (shutdown_grace).
-LONG = {"worker_time_limit": "600", "ical_time_limit": "600", "ical_max_instances": "0", "shutdown_grace": "1"}
+LONG = {"worker_time_limit": "600", "ical_time_limit": "600", "ical_max_instances": "0",
+        "ical_max_object_instances": "0", "shutdown_grace": "1"}
 COPIES = 16
 
 
