@@ -106,7 +106,8 @@ def test_a_serving_process_gives_back_the_free_pages_between_blocks_in_use(tmp_p
     mixed load of 200 clients that free space grew `groupware serve` by about 2 MB a
     minute. Every `memory_trim_interval` seconds a serving process gives it back."""
     untrimmed_kb, freed_kb = resident_after_fragmenting(0, 3, str(tmp_path))
-    assert untrimmed_kb > freed_kb / 3, \
+    # glibc gives some of it back on its own (the top of the heap); most stays.
+    assert untrimmed_kb > freed_kb / 5, \
         f"only {untrimmed_kb} of {freed_kb} kB freed stayed resident without trimming: the test shows nothing"
     trimmed_kb, _ = resident_after_fragmenting(1, 3, str(tmp_path))
     assert trimmed_kb < untrimmed_kb / 3, \

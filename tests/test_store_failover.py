@@ -94,8 +94,11 @@ def imap_loop(load: Load, port: int) -> Callable[[str], None]:
             source = message(subject)
             if load.answer(name, *_imap(raw.cmd(b'APPEND INBOX {%d+}\r\n%s' % (len(source), source)))):
                 load.ack("alice-mail", subject)
-            for command in ("SELECT INBOX", "FETCH 1 (FLAGS RFC822.SIZE)", "STATUS INBOX (MESSAGES UIDNEXT)",
-                            "NOOP"):
+            selected = load.answer(name, *_imap(raw.cmd("SELECT INBOX")))
+            # A SELECT that failed (NO [UNAVAILABLE] while the instance dies) leaves no mailbox
+            # selected (RFC 3501 §6.3.1): a FETCH would rightly be BAD, so a client skips it.
+            commands = ("FETCH 1 (FLAGS RFC822.SIZE)",) if selected else ()
+            for command in (*commands, "STATUS INBOX (MESSAGES UIDNEXT)", "NOOP"):
                 load.answer(name, *_imap(raw.cmd(command)))
         raw.cmd("LOGOUT")
         raw.close()
