@@ -252,6 +252,13 @@ def inbox_of(list_folders_answer: etree._Element) -> int:
                 if codec.field(f, "role") == "inbox")
 
 
+def logged_on(server, user: str, password: str) -> SoapClient:
+    """`user` logged on with `password` to `server` (a harness.ServerProcess) over its UNIX socket."""
+    client = SoapClient(RawHTTP(("unix", server.socket_path)))
+    client.logon(user, password)
+    return client
+
+
 def caldav_soap(server, user: str) -> SoapClient:
     """`user` (one of harness.USERS) logged on to `server` (a harness.StoreProcess) as the CalDAV
     gateway logs on, over its UNIX socket, every message checked against the XSD."""

@@ -12,7 +12,7 @@ from harness import ServerProcess, run_groupware
 from shared import codec
 from shared import rights as R
 from shared.errors import Forbidden, NotFound
-from soap_client import RawHTTP, SoapClient
+from soap_client import SoapClient, logged_on
 
 A, A_PASSWORD = "anna", "anna-secret-1"
 B, B_PASSWORD = "bert", "bert-secret-2"
@@ -29,22 +29,16 @@ def server(tmp_path_factory):
     proc.stop()
 
 
-def soap(server, user: str, password: str) -> SoapClient:
-    client = SoapClient(RawHTTP(("unix", server.socket_path)))
-    client.logon(user, password)
-    return client
-
-
 @pytest.fixture(scope="module")
 def anna(server):
-    client = soap(server, A, A_PASSWORD)
+    client = logged_on(server, A, A_PASSWORD)
     yield client
     client.http.close()
 
 
 @pytest.fixture(scope="module")
 def bert(server):
-    client = soap(server, B, B_PASSWORD)
+    client = logged_on(server, B, B_PASSWORD)
     yield client
     client.http.close()
 

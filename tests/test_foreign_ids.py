@@ -13,7 +13,7 @@ import requests
 from harness import ServerProcess
 from shared import codec
 from shared.errors import Forbidden, NotFound
-from soap_client import RawHTTP, SoapClient
+from soap_client import SoapClient, logged_on
 
 A, A_PASSWORD = "anna", "anna-secret-1"
 B, B_PASSWORD = "bert", "bert-secret-2"
@@ -35,12 +35,6 @@ def server(tmp_path_factory):
     proc.stop()
 
 
-def soap(server, user: str, password: str) -> SoapClient:
-    client = SoapClient(RawHTTP(("unix", server.socket_path)))
-    client.logon(user, password)
-    return client
-
-
 def folders(client: SoapClient, *fields) -> dict[str, dict]:
     answer = client.call("listFolders", *fields)
     return {codec.field(f, "name"): {"id": int(codec.field(f, "id")), "count": codec.field(f, "count")}
@@ -50,7 +44,7 @@ def folders(client: SoapClient, *fields) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def anna(server):
     """A's store: a private mail folder with a message, a calendar object, a stream href."""
-    client = soap(server, A, A_PASSWORD)
+    client = logged_on(server, A, A_PASSWORD)
     store_id = int(codec.field(client.call("whoami"), "storeId"))
     private = int(codec.field(client.call("createFolder", ("name", "Private")).find(codec.gw("folder")), "id"))
     uid = int(codec.field(client.call("createMessage", ("folderId", private), ("source", MESSAGE)), "uid"))
@@ -79,7 +73,7 @@ def etree_text(element) -> bytes:
 
 def test_soap_operations_on_foreign_ids(server, anna):
     before = snapshot(anna)
-    bert = soap(server, B, B_PASSWORD)
+    bert = logged_on(server, B, B_PASSWORD)
     own = folders(bert)
     own_inbox = own["Inbox"]["id"]
     own_uid = int(codec.field(bert.call("createMessage", ("folderId", own_inbox), ("source", OWN_MESSAGE)), "uid"))
